@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'keyclient',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/apps/keyclient',
+};

@@ -1,0 +1,36 @@
+const nxPreset = require('@nx/jest/preset').default;
+
+// ESM-only packages (jose, pkijs, openid-client, ...) are compiled to CommonJS for jest by swc.
+const esmPackages = [
+  'jose',
+  'pkijs',
+  'asn1js',
+  'pvtsutils',
+  'pvutils',
+  'bytestreamjs',
+  'openid-client',
+  'oauth4webapi',
+  '@noble',
+  '@peculiar',
+  'oidc-provider',
+];
+
+module.exports = {
+  ...nxPreset,
+  testEnvironment: 'node',
+  transform: {
+    '^.+\\.(ts|js|mjs|cjs)$': [
+      '@swc/jest',
+      {
+        jsc: {
+          parser: { syntax: 'typescript', decorators: true },
+          transform: { legacyDecorator: true, decoratorMetadata: true },
+          target: 'es2022',
+        },
+        module: { type: 'commonjs' },
+      },
+    ],
+  },
+  transformIgnorePatterns: [`node_modules/(?!(${esmPackages.join('|')})/)`],
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
+};

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'authz',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/libs/authz',
+};

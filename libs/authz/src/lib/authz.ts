@@ -1,0 +1,3 @@
+export function authz(): string {
+  return 'authz';
+}

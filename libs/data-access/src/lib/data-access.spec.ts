@@ -1,0 +1,7 @@
+import { dataAccess } from './data-access';
+
+describe('dataAccess', () => {
+  it('should work', () => {
+    expect(dataAccess()).toEqual('data-access');
+  })
+})

@@ -1,0 +1,3 @@
+export function dataAccess(): string {
+  return 'data-access';
+}

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'entra-token',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/libs/entra-token',
+};

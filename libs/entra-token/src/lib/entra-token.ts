@@ -1,0 +1,3 @@
+export function entraToken(): string {
+  return 'entra-token';
+}

@@ -1,0 +1,7 @@
+import { errors } from './errors';
+
+describe('errors', () => {
+  it('should work', () => {
+    expect(errors()).toEqual('errors');
+  })
+})

@@ -1,0 +1,1 @@
+export * from './lib/pkcs11-signer';

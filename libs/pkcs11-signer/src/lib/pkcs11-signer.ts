@@ -1,0 +1,3 @@
+export function pkcs11Signer(): string {
+  return 'pkcs11-signer';
+}

@@ -1,0 +1,7 @@
+import { pki } from './pki';
+
+describe('pki', () => {
+  it('should work', () => {
+    expect(pki()).toEqual('pki');
+  })
+})

@@ -1,0 +1,3 @@
+export function pki(): string {
+  return 'pki';
+}

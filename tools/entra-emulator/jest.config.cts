@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'entra-emulator',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/tools/entra-emulator',
+};
