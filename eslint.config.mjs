@@ -31,6 +31,7 @@ export default [
                         { sourceTag: "scope:shared", onlyDependOnLibsWithTags: ["scope:shared"] },
                         { sourceTag: "scope:server", onlyDependOnLibsWithTags: ["scope:server", "scope:shared"] },
                         { sourceTag: "scope:tool", onlyDependOnLibsWithTags: ["scope:tool", "scope:shared"] },
+                        { sourceTag: "type:tool", onlyDependOnLibsWithTags: ["type:tool", "type:lib"] },
                         { sourceTag: "scope:test", onlyDependOnLibsWithTags: ["scope:test", "scope:server", "scope:shared", "scope:tool"] },
                         // Domain libraries never reach the HSM driver or the database directly;
                         // only apps (composition roots) wire them in.

@@ -1,1 +1,1 @@
-export * from './lib/errors';
+export * from './lib/keyserver-error';

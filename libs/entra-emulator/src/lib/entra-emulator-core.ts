@@ -1,0 +1,3 @@
+export function entraEmulatorCore(): string {
+  return 'entra-emulator-core';
+}

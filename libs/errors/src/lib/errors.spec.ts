@@ -1,7 +1,0 @@
-import { errors } from './errors';
-
-describe('errors', () => {
-  it('should work', () => {
-    expect(errors()).toEqual('errors');
-  })
-})

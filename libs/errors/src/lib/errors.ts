@@ -1,3 +1,0 @@
-export function errors(): string {
-  return 'errors';
-}
