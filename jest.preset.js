@@ -1,3 +1,4 @@
+const path = require('node:path');
 const nxPreset = require('@nx/jest/preset').default;
 
 // ESM-only packages (jose, pkijs, openid-client, ...) are compiled to CommonJS for jest by swc.
@@ -33,4 +34,5 @@ module.exports = {
   },
   transformIgnorePatterns: [`node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
+  reporters: ['default', path.join(__dirname, 'tools/jest/summary-reporter.cjs')],
 };

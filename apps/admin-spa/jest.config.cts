@@ -1,6 +1,7 @@
 module.exports = {
   displayName: 'admin-spa',
   preset: '../../jest.preset.js',
+  testEnvironment: 'jsdom',
   setupFilesAfterEnv: ['<rootDir>/src/test-setup.ts'],
   coverageDirectory: '../../coverage/apps/admin-spa',
   transform: {

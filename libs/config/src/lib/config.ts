@@ -1,3 +1,100 @@
-export function config(): string {
-  return 'config';
+import { z } from 'zod';
+
+/**
+ * Raised when the environment does not satisfy an app's schema. `message` is one line that
+ * names the variable and never contains a secret's value.
+ */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly reason: string,
+  ) {
+    super(`configuration error: ${variable}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** True for localhost, ::1 and the whole 127.0.0.0/8 range. */
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** An absolute URL that must be https, except on loopback hosts where http is allowed. */
+export const secureUrl = () =>
+  z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute URL' });
+      return;
+    }
+    if (url.protocol === 'https:') return;
+    if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return;
+    ctx.addIssue({ code: 'custom', message: 'must use https (plain http is allowed only for loopback hosts)' });
+  });
+
+/** A GUID as Entra writes tenant and application ids. */
+export const guid = () =>
+  z
+    .string()
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a GUID')
+    .transform((s) => s.toLowerCase());
+
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+export const postgresUrl = () =>
+  z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgresql:// URL');
+
+export const csv = () =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
+
+/**
+ * Validates `env` against `schema`. The first problem becomes a ConfigError naming its variable.
+ * Values are never echoed, so secrets cannot leak through the error line.
+ */
+export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const variable = issue.path.length ? issue.path.map(String).join('.') : '(environment)';
+  const reason = issue.code === 'invalid_type' && env[variable] === undefined ? 'is required but not set' : issue.message;
+  throw new ConfigError(variable, reason);
+}
+
+const SECRET_NAME = /(SECRET|PASSWORD|PIN|TOKEN|KEY)$/i;
+
+/** A copy of a config object fit for logs: secret-looking keys masked, credentials stripped from URLs. */
+export function maskSecrets(config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (SECRET_NAME.test(k) && !/_(FILE|URL|URI|ID|LABEL)$/i.test(k)) out[k] = v === undefined ? undefined : '***';
+    else if (typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(v)) out[k] = v.replace(/\/\/[^/@]*@/, '//***@');
+    else out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Runs `main`, turning a ConfigError (or any boot failure) into one clear line on stderr and a
+ * non-zero exit code instead of a stack trace.
+ */
+export async function runOrExit(appName: string, main: () => Promise<unknown>): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    const line = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    process.stderr.write(`${appName}: ${line}\n`);
+    process.exit(err instanceof ConfigError ? 78 : 1);
+  }
 }

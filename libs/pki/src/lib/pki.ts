@@ -1,3 +1,0 @@
-export function pki(): string {
-  return 'pki';
-}
