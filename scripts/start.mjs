@@ -5,7 +5,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { demoFacts, platformEnv, root } from './platform.mjs';
+import platform from './platform.cjs';
+const { demoFacts, platformEnv, root } = platform;
 
 const env = platformEnv();
 const logDir = join(root, '.keyserver', 'logs');

@@ -15,7 +15,7 @@ module.exports = {
       compiler: 'tsc',
       main: './src/main.ts',
       tsConfig: './tsconfig.app.json',
-      assets: ["./src/assets"],
+      assets: ["./src/assets", { input: "../../libs/data-access/prisma/migrations", glob: "**/*", output: "migrations" }],
       optimization: false,
       outputHashing: 'none',
       generatePackageJson: true,

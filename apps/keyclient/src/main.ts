@@ -1,19 +1,10 @@
-/**
- * This is not a production server yet!
- * This is only a minimal backend to get started.
- */
+import { runOrExit } from '@keyserver/config';
+import { createKeyclientApp } from './app/create-keyclient-app';
+import { loadKeyclientConfig } from './config/keyclient-config';
 
-import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app/app.module';
-
-async function bootstrap() {
-  const app = await NestFactory.create(AppModule);
-  const globalPrefix = 'api';
-  app.setGlobalPrefix(globalPrefix);
-  const port = process.env.PORT || 3000;
-  await app.listen(port);
-  Logger.log(`🚀 Application is running on: http://localhost:${port}/${globalPrefix}`);
-}
-
-bootstrap();
+void runOrExit('keyclient', async () => {
+  const config = loadKeyclientConfig(process.env);
+  const { app, context } = await createKeyclientApp(config);
+  await app.listen(config.port);
+  context.log.info({ event: 'listening', port: config.port, publicUrl: config.publicOrigin }, 'keyclient listening');
+});

@@ -1,19 +1,135 @@
-/**
- * This is not a production server yet!
- * This is only a minimal backend to get started.
- */
-
-import { Logger } from '@nestjs/common';
+import 'reflect-metadata';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Logger } from 'pino';
+import { runOrExit } from '@keyserver/config';
+import { createDb, migrateDatabase } from '@keyserver/data-access';
+import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
+import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
+import type { HsmSigner } from '@keyserver/pki';
 import { AppModule } from './app/app.module';
+import { buildOpenApi, OPENAPI_DOCUMENT } from './app/openapi';
+import type { ApiDeps } from './app/tokens';
+import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-config';
+import { createLogger, httpLogger, PinoNestLogger } from './common/logging';
+import { seedDemoTenant } from './seed/seed-demo';
 
-async function bootstrap() {
-  const app = await NestFactory.create(AppModule);
-  const globalPrefix = 'api';
-  app.setGlobalPrefix(globalPrefix);
-  const port = process.env.PORT || 3000;
-  await app.listen(port);
-  Logger.log(`🚀 Application is running on: http://localhost:${port}/${globalPrefix}`);
+/** A boot step failure as one line naming what failed. */
+class BootError extends Error {}
+
+async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    const reason = [e.code, e.message?.split('\n')[0]].filter(Boolean).join(': ');
+    throw new BootError(`${what}: ${reason || String(err)}`);
+  }
 }
 
-bootstrap();
+function migrationsDir(): string | undefined {
+  const bundled = join(__dirname, 'migrations');
+  return existsSync(bundled) ? bundled : undefined;
+}
+
+async function buildDeps(config: ApiConfig, logger: Logger): Promise<ApiDeps> {
+  const metadata = await step(`cannot use OPENID_CONNECT_METADATA_DOCUMENT ${config.metadataUrl}`, () =>
+    loadEntraMetadata(config.metadataUrl, { tenantId: config.tenantId, allowInsecureLoopback: true }),
+  );
+  const validator = createEntraTokenValidator({
+    tenantId: config.tenantId,
+    applicationId: config.applicationId,
+    metadata,
+    appRoles: config.appRoles,
+    keyclientClientId: config.keyclientClientId,
+    provisioningClientIds: config.provisioningClientIds,
+  });
+  // Warm the key cache; when the JWKS is down the validator fails closed per request and retries later.
+  await validator.refreshKeys().catch((err: Error) => logger.warn({ err: err.message }, 'JWKS not reachable at boot'));
+  await step('cannot migrate the database at DATABASE_URL', () =>
+    migrateDatabase(config.databaseUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
+  );
+  const db = createDb(config.databaseUrl, { poolSize: config.databasePoolSize });
+  const signer = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
+    createPkcs11Signer(config.pkcs11),
+  );
+  return { config, logger, db, signer, validator };
+}
+
+async function createApp(deps: ApiDeps): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(deps), {
+    bodyParser: false,
+    logger: new PinoNestLogger(deps.logger),
+  });
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(httpLogger(deps.logger));
+  app.enableShutdownHooks();
+  await app.init();
+  app.get<{ current: object | null }>(OPENAPI_DOCUMENT).current = buildOpenApi(app);
+  return app;
+}
+
+async function serve(config: ApiConfig, logger: Logger) {
+  logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
+  const deps = await buildDeps(config, logger);
+  const app = await createApp(deps);
+  await app.listen(config.port, config.host);
+  logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
+  const shutdown = async () => {
+    await app.close();
+    await deps.signer.close();
+    await deps.db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+async function seedDemo(config: ApiConfig, logger: Logger) {
+  const deps = await buildDeps(config, logger);
+  try {
+    await seedDemoTenant({ db: deps.db, signer: deps.signer, logger, publicUrl: config.publicUrl });
+  } finally {
+    await deps.signer.close();
+    await deps.db.close();
+  }
+}
+
+/** Writes the OpenAPI document without touching the database, the HSM or the provider. */
+async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
+  const offline = (): never => {
+    throw new Error('not available while generating the OpenAPI document');
+  };
+  const signer: HsmSigner = { generateKey: offline, getKey: offline, sign: offline, health: offline, close: async () => undefined };
+  const deps = { config, logger, db: createDb(config.databaseUrl), signer, validator: { authenticate: offline } } as unknown as ApiDeps;
+  const app = await createApp(deps);
+  writeFileSync(file, JSON.stringify(app.get<{ current: object }>(OPENAPI_DOCUMENT).current, null, 2) + '\n');
+  await app.close();
+}
+
+void runOrExit('keyserver-api', async () => {
+  const config = loadApiConfig(process.env);
+  const logger = createLogger(config.logLevel);
+  const [command = 'serve', arg] = process.argv.slice(2);
+  switch (command) {
+    case 'serve':
+      return serve(config, logger);
+    case 'seed-demo':
+      await seedDemo(config, logger);
+      process.exit(0);
+      return;
+    case 'migrate':
+      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
+      process.exit(0);
+      return;
+    case 'openapi':
+      await writeOpenApi(config, logger, arg ?? 'docs/openapi.json');
+      process.exit(0);
+      return;
+    default:
+      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate or openapi [file])`);
+  }
+});

@@ -1,1 +1,12 @@
-export * from './lib/authz';
+export * from './lib/permissions';
+export * from './lib/authz-error';
+export * from './lib/subject';
+export * from './lib/decorators';
+export * from './lib/public-routes';
+export * from './lib/tokens';
+export * from './lib/auth-events';
+export { AuthGuard, authorizationHeaders, queryHasToken } from './lib/auth.guard';
+export { RouteAuthorizationAudit, auditRoutes } from './lib/route-audit';
+export type { AuthzOptions, DiscoveredRoute } from './lib/route-audit';
+export * from './lib/problem.filter';
+export * from './lib/authz.module';

@@ -1,1 +1,14 @@
-export * from './lib/data-access';
+export * from './lib/errors';
+export * from './lib/types';
+export { createDb, type Db, type Isolation } from './lib/db';
+export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';
+export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';
+export { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from './lib/audit-hash';
+export * from './lib/repositories/subject.repository';
+export * from './lib/repositories/key.repository';
+export * from './lib/repositories/operation.repository';
+export * from './lib/repositories/sign-order.repository';
+export * from './lib/repositories/certificate.repository';
+export * from './lib/repositories/admin-session.repository';
+export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
+export { createRepositories, type Repositories } from './lib/repositories';

@@ -1,1 +1,2 @@
+export * from './lib/hsm-error';
 export * from './lib/pkcs11-signer';

@@ -1,1 +1,2 @@
-export * from './lib/testing';
+export * from './lib/platform';
+export * from './lib/test-database';

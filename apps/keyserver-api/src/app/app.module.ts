@@ -1,10 +1,52 @@
-import { Module } from '@nestjs/common';
-import { AppController } from './app.controller';
-import { AppService } from './app.service';
+import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { AuthzModule } from '@keyserver/authz';
+import { JsonBodyMiddleware } from '../common/body-limits';
+import { AuditAuthEventSink, DbSubjectResolver } from '../auth/subject-resolver';
+import { HealthController } from '../health/health.controller';
+import { KeysController } from '../keys/keys.controller';
+import { KeysService } from '../keys/keys.service';
+import { OperationsController } from '../operations/operations.controller';
+import { OperationsService } from '../operations/operations.service';
+import { SignOrdersController } from '../signorders/sign-orders.controller';
+import { SignOrderService } from '../signorders/sign-order.service';
+import { OpenApiController } from './openapi.controller';
+import { OPENAPI_DOCUMENT } from './openapi';
+import { PUBLIC_ROUTES } from './public-routes';
+import { DEPS, type ApiDeps } from './tokens';
 
-@Module({
-  imports: [],
-  controllers: [AppController],
-  providers: [AppService],
-})
-export class AppModule {}
+@Module({})
+class DepsModule {
+  static register(deps: ApiDeps): DynamicModule {
+    return {
+      module: DepsModule,
+      global: true,
+      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }],
+      exports: [DEPS, OPENAPI_DOCUMENT],
+    };
+  }
+}
+
+/** The composition root: dependencies are built in main.ts (config, DB, HSM, token validator) and injected here. */
+@Module({})
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer) {
+    consumer.apply(JsonBodyMiddleware).forRoutes('*');
+  }
+
+  static register(deps: ApiDeps): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        DepsModule.register(deps),
+        AuthzModule.forRoot({
+          publicRoutes: PUBLIC_ROUTES,
+          validator: { useValue: deps.validator },
+          subjectResolver: { useClass: DbSubjectResolver },
+          eventSink: { useClass: AuditAuthEventSink },
+        }),
+      ],
+      controllers: [HealthController, OpenApiController, KeysController, SignOrdersController, OperationsController],
+      providers: [KeysService, SignOrderService, OperationsService],
+    };
+  }
+}

@@ -1,0 +1,148 @@
+import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { CALLBACK_PATH } from '../config/keyclient-config';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { clearCookie, readCookie, setCookie } from '../http/cookies';
+import { LOGIN_TRANSACTION_TTL_MS, LoginFailure, type LoginFailureReason } from '../oidc/oidc.service';
+import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
+import { loginErrorPage } from './pages';
+
+/** Fixed, provider-independent texts: nothing from the query string is ever put in the page. */
+const FAILURE_TEXT: Record<LoginFailureReason, string> = {
+  missing_transaction: 'This sign-in link is not valid in this browser any more. Please start again.',
+  expired_transaction: 'The sign-in took too long. Please start again.',
+  state_mismatch: 'The sign-in response did not match the request. Please start again.',
+  provider_error: 'The identity provider did not complete the sign-in.',
+  token_exchange_failed: 'The sign-in could not be completed with the identity provider.',
+  id_token_invalid: 'The identity provider returned an identity that could not be verified.',
+  provider_unavailable: 'The identity provider could not be reached. Please try again later.',
+};
+
+function rawQuery(req: Request): string {
+  const q = req.url.indexOf('?');
+  return q < 0 ? '' : req.url.slice(q + 1);
+}
+
+@Controller()
+export class AuthController {
+  constructor(@Inject(KEYCLIENT_CONTEXT) private readonly ctx: KeyclientContext) {}
+
+  /** Starts the code flow: sets the sealed transaction cookie and redirects to the provider. */
+  @Get('login')
+  async login(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const returnTo = new URLSearchParams(rawQuery(req)).get('returnTo');
+    // Starting a new login ends the current session of this browser (the Strict cookie is only sent same-site).
+    await this.ctx.sessions.destroyByCookie(readCookie(req, this.ctx.cookies.session));
+    clearCookie(res, this.ctx.config, this.ctx.cookies.session, 'strict');
+    let started: { authorizationUrl: string; transactionCookie: string };
+    try {
+      started = await this.ctx.oidc.startLogin(returnTo);
+    } catch (cause) {
+      this.ctx.log.error({ event: 'login_start_failed', requestId: req.requestId, err: String(cause) }, 'discovery failed');
+      throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable);
+    }
+    setCookie(res, this.ctx.config, this.ctx.cookies.transaction, started.transactionCookie, {
+      sameSite: 'lax',
+      maxAgeMs: LOGIN_TRANSACTION_TTL_MS,
+    });
+    res.setHeader('cache-control', 'no-store');
+    res.redirect(302, started.authorizationUrl);
+  }
+
+  /** The redirect URI. The transaction cookie is cleared whatever the outcome (used once). */
+  @Get(CALLBACK_PATH.slice(1))
+  async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const { cookies, config, oidc, sessions, log } = this.ctx;
+    const txCookie = readCookie(req, cookies.transaction);
+    clearCookie(res, config, cookies.transaction, 'lax');
+    res.setHeader('cache-control', 'no-store');
+    try {
+      const result = await oidc.completeLogin(rawQuery(req), txCookie);
+      // Anti-fixation: whatever session id the browser had is destroyed and a new one is minted.
+      await sessions.destroyByCookie(readCookie(req, cookies.session));
+      const { cookieValue } = await sessions.create(result.identity, result.tokens);
+      setCookie(res, config, cookies.session, cookieValue, { sameSite: 'strict' });
+      log.info({ event: 'login', requestId: req.requestId, tid: result.identity.tid, oid: result.identity.oid }, 'signed in');
+      res.redirect(302, result.returnTo);
+    } catch (err) {
+      const reason: LoginFailureReason = err instanceof LoginFailure ? err.reason : 'provider_unavailable';
+      log.warn({ event: 'login_failed', requestId: req.requestId, reason }, 'sign-in refused');
+      res.status(400).type('html').send(loginErrorPage(FAILURE_TEXT[reason], reason));
+    }
+  }
+
+  /**
+   * Ends the session and sends the browser through the provider's end_session endpoint:
+   * 303 for a navigation, or `{ redirectTo }` when the SPA asks for JSON (fetch cannot follow it).
+   */
+  @Post('logout')
+  async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const { cookies, config, sessions, oidc, log } = this.ctx;
+    const session = await sessions.resolve(readCookie(req, cookies.session));
+    if (session) await sessions.destroy(session);
+    clearCookie(res, config, cookies.session, 'strict');
+    if (session) log.info({ event: 'logout', requestId: req.requestId, oid: session.identity.oid }, 'signed out');
+    const redirectTo = await oidc.endSessionUrl();
+    res.setHeader('cache-control', 'no-store');
+    if ((req.headers.accept ?? '').includes('application/json')) {
+      res.status(200).json({ redirectTo });
+    } else {
+      res.redirect(303, redirectTo);
+    }
+  }
+
+  /** Who is signed in: display name, tid/oid and roles; never a token. */
+  @Get('me')
+  async me(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const { cookies, sessions, proxy } = this.ctx;
+    const session = await sessions.resolve(readCookie(req, cookies.session));
+    if (!session) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
+    const base = {
+      displayName: session.identity.displayName,
+      username: session.identity.username,
+      tid: session.identity.tid,
+      oid: session.identity.oid,
+    };
+    const accessToken = await sessions.accessToken(session);
+    let roles: string[] = idTokenRoles(sessions.tokens(session).idToken);
+    let source: 'api' | 'id_token' = 'id_token';
+    let api: Record<string, unknown> | undefined;
+    try {
+      const upstream = await proxy.fetchJson('/api/v1/me', accessToken, req.requestId ?? '');
+      if (upstream.status === 200 && (upstream.headers['content-type'] ?? '').includes('json')) {
+        const body = JSON.parse(upstream.body.toString('utf8')) as Record<string, unknown>;
+        if (Array.isArray(body['roles'])) roles = body['roles'].filter((r): r is string => typeof r === 'string');
+        api = pickSafe(body);
+        source = 'api';
+      }
+    } catch {
+      // The API is optional for /me: fall back to the ID-token facts.
+    }
+    res.setHeader('cache-control', 'no-store');
+    res.status(200).json({ ...base, roles, source, ...(api ? { api } : {}) });
+  }
+}
+
+/** The `roles` claim of our own stored (already verified) ID token. */
+function idTokenRoles(idToken: string): string[] {
+  try {
+    const payload = JSON.parse(Buffer.from(idToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      roles?: unknown;
+    };
+    return Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Keeps scalar and string-array fields of the API's /me answer, dropping anything token-like. */
+function pickSafe(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (/token|secret|authorization/i.test(k)) continue;
+    if (typeof v === 'string' && /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./.test(v)) continue;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,21 @@
+import type { BffSessionRepository } from '@keyserver/data-access';
+import type { Logger } from 'pino';
+import type { KeyclientConfig } from '../config/keyclient-config';
+import type { CookieNames } from '../http/cookies';
+import type { OidcService } from '../oidc/oidc.service';
+import type { ProxyService } from '../proxy/proxy.service';
+import type { SessionService } from '../session/session.service';
+
+/** Injection token of the {@link KeyclientContext}. */
+export const KEYCLIENT_CONTEXT = Symbol('KEYCLIENT_CONTEXT');
+
+/** Everything the controllers need, built once by createKeyclientApp. */
+export interface KeyclientContext {
+  config: KeyclientConfig;
+  log: Logger;
+  cookies: CookieNames;
+  oidc: OidcService;
+  sessions: SessionService;
+  repo: BffSessionRepository;
+  proxy: ProxyService;
+}

@@ -1,0 +1,120 @@
+import 'reflect-metadata';
+import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { BffSessionRepository, createDb, type Db } from '@keyserver/data-access';
+import type { DestinationStream, Logger } from 'pino';
+import pinoHttp from 'pino-http';
+import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
+import { cookieNames } from '../http/cookies';
+import {
+  csrfMiddleware,
+  methodGuardMiddleware,
+  pathGuardMiddleware,
+  requestIdMiddleware,
+  securityHeadersMiddleware,
+} from '../http/middleware';
+import { createLogger } from '../logging/logger';
+import { OidcService } from '../oidc/oidc.service';
+import { ProxyService } from '../proxy/proxy.service';
+import { SessionService } from '../session/session.service';
+import { AuthController } from './auth.controller';
+import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
+import { HealthController } from './health.controller';
+import { ProblemFilter } from './problem.filter';
+import { ProxyController } from './proxy.controller';
+import { SpaController } from './spa.controller';
+
+export interface KeyclientAppOptions {
+  /** Where JSON logs go (default stdout); tests pass a sink to inspect them. */
+  logDestination?: DestinationStream;
+  /** Clock for sessions and login transactions (ms since epoch). */
+  now?: () => number;
+}
+
+/** A created (not yet listening) keyclient with the handles tests and main.ts need. */
+export interface KeyclientApp {
+  app: INestApplication;
+  context: KeyclientContext;
+  /** Closes the HTTP server, the upstream agent and the database pool. */
+  close(): Promise<void>;
+}
+
+@Module({})
+class KeyclientModule {
+  static forContext(context: KeyclientContext): DynamicModule {
+    return {
+      module: KeyclientModule,
+      // Order matters: the SPA catch-all must come last.
+      controllers: [HealthController, AuthController, ProxyController, SpaController],
+      providers: [{ provide: KEYCLIENT_CONTEXT, useValue: context }],
+    };
+  }
+}
+
+/**
+ * Builds the keyclient (BFF) Nest application from a validated config. Used by main.ts and by the
+ * tests, which run it in-process over real HTTP. Call `app.listen()` afterwards.
+ */
+export async function createKeyclientApp(config: KeyclientConfig, options: KeyclientAppOptions = {}): Promise<KeyclientApp> {
+  const log: Logger = createLogger(config, options.logDestination);
+  const db: Db = createDb(config.databaseUrl);
+  const repo = new BffSessionRepository(db);
+  const oidc = new OidcService(config, options.now);
+  const context: KeyclientContext = {
+    config,
+    log,
+    cookies: cookieNames(config),
+    oidc,
+    repo,
+    sessions: new SessionService(config, repo, oidc, log, options.now),
+    proxy: new ProxyService(config, log),
+  };
+
+  // The provider may be down at boot; discovery is retried on first use and /readyz reports it.
+  let formActionOrigins: string[] = [new URL(config.metadataDocumentUrl).origin];
+  await oidc.providerOrigins().then(
+    (origins) => {
+      formActionOrigins = [...new Set([...formActionOrigins, ...origins])];
+    },
+    (err: unknown) => log.warn({ event: 'discovery_failed', err: err instanceof Error ? err.message : String(err) }, 'provider discovery failed; will retry'),
+  );
+
+  const app = await NestFactory.create<NestExpressApplication>(KeyclientModule.forContext(context), {
+    bodyParser: false, // the proxy streams request bodies untouched
+    logger: false,
+  });
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestIdMiddleware);
+  app.use(
+    pinoHttp({
+      logger: log,
+      genReqId: (req) => req.requestId ?? '',
+      // Paths only: query strings carry authorization codes and state.
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    }),
+  );
+  app.use(securityHeadersMiddleware(() => formActionOrigins));
+  app.use(methodGuardMiddleware);
+  app.use(pathGuardMiddleware);
+  app.use(csrfMiddleware(config));
+  app.useGlobalFilters(new ProblemFilter(log));
+  app.enableShutdownHooks();
+
+  log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');
+
+  return {
+    app,
+    context,
+    close: async () => {
+      await app.close();
+      context.proxy.close();
+      await db.close();
+    },
+  };
+}

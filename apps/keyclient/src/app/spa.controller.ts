@@ -1,0 +1,60 @@
+import { existsSync, statSync } from 'node:fs';
+import { extname, join, resolve, sep } from 'node:path';
+import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { checkRawPath } from '../proxy/proxy-routes';
+import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
+import { spaMissingPage } from './pages';
+
+/** Paths owned by the keyclient itself; never answered with the SPA. */
+const RESERVED = /^\/(api|login|logout|me|healthz|readyz)(\/|$)/;
+
+@Controller()
+export class SpaController {
+  private readonly root: string;
+
+  constructor(@Inject(KEYCLIENT_CONTEXT) private readonly ctx: KeyclientContext) {
+    this.root = resolve(ctx.config.spaDistDir);
+  }
+
+  /** Static files of the built admin SPA, with index.html for client-side routes. */
+  @Get(['/', '*path'])
+  serve(@Req() req: Request, @Res() res: Response): void {
+    const path = checkRawPath(req.url);
+    if (path === null) throw new KeyclientError(KeyclientErrorCode.PathRejected);
+    if (RESERVED.test(path)) throw new KeyclientError(KeyclientErrorCode.NotFound);
+    const index = join(this.root, 'index.html');
+    if (!existsSync(index)) {
+      res.status(503).setHeader('cache-control', 'no-store');
+      res.type('html').send(spaMissingPage());
+      return;
+    }
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw new KeyclientError(KeyclientErrorCode.PathRejected);
+    }
+    const file = resolve(this.root, `.${decoded}`);
+    if (file !== this.root && !file.startsWith(this.root + sep)) throw new KeyclientError(KeyclientErrorCode.PathRejected);
+    if (file !== this.root && isFile(file)) {
+      // Angular emits content-hashed bundle names; index.html itself must never be cached.
+      const immutable = /\.[0-9a-f]{8,}\.|-[A-Z0-9]{8}\./i.test(file);
+      res.setHeader('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+      res.sendFile(file, { dotfiles: 'deny' });
+      return;
+    }
+    if (extname(decoded) !== '') throw new KeyclientError(KeyclientErrorCode.NotFound);
+    res.setHeader('cache-control', 'no-cache');
+    res.sendFile(index);
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

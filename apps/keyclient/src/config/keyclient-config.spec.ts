@@ -1,0 +1,88 @@
+import { ConfigError } from '@keyserver/config';
+import { describeKeyclientConfig, loadKeyclientConfig } from './keyclient-config';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+
+const VALID: Record<string, string> = {
+  TENANT_ID: '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01',
+  APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
+  CLIENT_SECRET: 'super-secret-value',
+  OPENID_CONNECT_METADATA_DOCUMENT:
+    'https://login.microsoftonline.com/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration',
+  REDIRECT_URI: 'https://keyclient.example.com/login/oauth2/code/keyserver-client',
+  KEYSERVER_API_URL: 'http://127.0.0.1:3000',
+  DATABASE_URL: 'postgresql://app:pw@127.0.0.1:5432/keyserver',
+  SESSION_ENCRYPTION_KEY: KEY,
+  KEYCLIENT_PUBLIC_URL: 'https://keyclient.example.com',
+};
+
+function variableOf(env: Record<string, string | undefined>): string {
+  try {
+    loadKeyclientConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.variable;
+    throw err;
+  }
+  return '(accepted)';
+}
+
+describe(loadKeyclientConfig.name, () => {
+  it('ok applies the documented defaults', () => {
+    const c = loadKeyclientConfig(VALID);
+    expect(c.port).toBe(8080);
+    expect(c.cookieSecure).toBe(true);
+    expect(c.spaDistDir).toBe('dist/apps/admin-spa/browser');
+    expect(c.sessionEncryptionKey.length).toBe(32);
+    expect(c.publicOrigin).toBe('https://keyclient.example.com');
+    expect(c.sessionIdleMs).toBe(30 * 60_000);
+    expect(c.sessionAbsoluteMs).toBe(12 * 3_600_000);
+  });
+
+  it('ok accepts plain http for loopback hosts', () => {
+    const c = loadKeyclientConfig({
+      ...VALID,
+      OPENID_CONNECT_METADATA_DOCUMENT: 'http://127.0.0.1:4011/t/v2.0/.well-known/openid-configuration',
+      REDIRECT_URI: 'http://localhost:8080/login/oauth2/code/keyserver-client',
+      KEYCLIENT_PUBLIC_URL: 'http://localhost:8080',
+    });
+    expect(c.publicOrigin).toBe('http://localhost:8080');
+  });
+
+  const failures: Array<[string, Record<string, string | undefined>, string]> = [
+    ['fail missing TENANT_ID', { TENANT_ID: undefined }, 'TENANT_ID'],
+    ['fail APPLICATION_ID not a GUID', { APPLICATION_ID: 'keyclient' }, 'APPLICATION_ID'],
+    ['fail empty CLIENT_SECRET', { CLIENT_SECRET: '' }, 'CLIENT_SECRET'],
+    ['fail http metadata on a public host', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://login.example.com/x' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail redirect URI with another path', { REDIRECT_URI: 'https://keyclient.example.com/callback' }, 'REDIRECT_URI'],
+    ['fail redirect URI on another origin', { REDIRECT_URI: 'https://evil.example.com/login/oauth2/code/keyserver-client' }, 'REDIRECT_URI'],
+    ['fail KEYSERVER_API_URL not a URL', { KEYSERVER_API_URL: 'api:3000' }, 'KEYSERVER_API_URL'],
+    ['fail DATABASE_URL not postgres', { DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    ['fail KEYCLIENT_PORT out of range', { KEYCLIENT_PORT: '70000' }, 'KEYCLIENT_PORT'],
+    ['fail encryption key of 16 bytes', { SESSION_ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') }, 'SESSION_ENCRYPTION_KEY'],
+    ['fail encryption key not base64', { SESSION_ENCRYPTION_KEY: '%%%%' }, 'SESSION_ENCRYPTION_KEY'],
+    ['fail negative idle minutes', { SESSION_IDLE_MINUTES: '-1' }, 'SESSION_IDLE_MINUTES'],
+    ['fail absolute hours not a number', { SESSION_ABSOLUTE_HOURS: 'ten' }, 'SESSION_ABSOLUTE_HOURS'],
+    ['fail public URL with a path', { KEYCLIENT_PUBLIC_URL: 'https://keyclient.example.com/app' }, 'KEYCLIENT_PUBLIC_URL'],
+    ['fail COOKIE_SECURE not boolean', { COOKIE_SECURE: 'yes' }, 'COOKIE_SECURE'],
+  ];
+  it.each(failures)('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+
+  it('never puts a secret value into the error line', () => {
+    try {
+      loadKeyclientConfig({ ...VALID, SESSION_ENCRYPTION_KEY: 'c2hvcnQtc2VjcmV0LWtleQ==' });
+      throw new Error('accepted');
+    } catch (err) {
+      expect((err as Error).message).not.toContain('c2hvcnQtc2VjcmV0LWtleQ');
+      expect((err as Error).message.split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('masks secrets in the loggable description', () => {
+    const text = JSON.stringify(describeKeyclientConfig(loadKeyclientConfig(VALID)));
+    expect(text).not.toContain('super-secret-value');
+    expect(text).not.toContain(':pw@');
+    expect(text).not.toContain(KEY);
+  });
+});

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+
+/** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
+export const CALLBACK_PATH = '/login/oauth2/code/keyserver-client';
+
+const positiveNumber = () => z.coerce.number().positive().finite();
+
+const booleanFlag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'));
+
+const encryptionKey = () =>
+  z.string().transform((value, ctx) => {
+    const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : Buffer.alloc(0);
+    if (bytes.length !== 32) {
+      ctx.addIssue({ code: 'custom', message: 'must be 32 bytes encoded as base64' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** The keyclient's public origin: no path, query or fragment, so it can be compared with Origin headers. */
+const publicUrl = () =>
+  secureUrl().transform((value, ctx) => {
+    const url = new URL(value);
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+      ctx.addIssue({ code: 'custom', message: 'must be an origin without path, query or fragment' });
+      return z.NEVER;
+    }
+    return url.origin;
+  });
+
+const redirectUri = () =>
+  secureUrl().superRefine((value, ctx) => {
+    const url = new URL(value);
+    if (url.pathname !== CALLBACK_PATH || url.search || url.hash) {
+      ctx.addIssue({ code: 'custom', message: `path must be ${CALLBACK_PATH} with no query or fragment` });
+    }
+  });
+
+const upstreamUrl = () =>
+  z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL' });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL' });
+    } else if (url.username || url.password || url.search || url.hash) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain credentials, query or fragment' });
+    }
+  });
+
+const keyclientEnvSchema = z
+  .object({
+    TENANT_ID: guid(),
+    APPLICATION_ID: guid(),
+    CLIENT_SECRET: z.string().min(1, 'must not be empty'),
+    OPENID_CONNECT_METADATA_DOCUMENT: secureUrl(),
+    REDIRECT_URI: redirectUri(),
+    KEYSERVER_API_URL: upstreamUrl(),
+    DATABASE_URL: postgresUrl(),
+    KEYCLIENT_PORT: port(8080),
+    SESSION_ENCRYPTION_KEY: encryptionKey(),
+    SESSION_IDLE_MINUTES: positiveNumber().default(30),
+    SESSION_ABSOLUTE_HOURS: positiveNumber().default(12),
+    KEYCLIENT_PUBLIC_URL: publicUrl(),
+    SPA_DIST_DIR: z.string().min(1).default('dist/apps/admin-spa/browser'),
+    COOKIE_SECURE: booleanFlag(true),
+    TOKEN_REFRESH_SKEW_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+    PROXY_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+    PROXY_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (new URL(env.REDIRECT_URI).origin !== env.KEYCLIENT_PUBLIC_URL) {
+      ctx.addIssue({ code: 'custom', path: ['REDIRECT_URI'], message: 'must be on the KEYCLIENT_PUBLIC_URL origin' });
+    }
+  });
+
+/** Validated keyclient configuration. */
+export interface KeyclientConfig {
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  metadataDocumentUrl: string;
+  redirectUri: string;
+  keyserverApiUrl: string;
+  databaseUrl: string;
+  port: number;
+  sessionEncryptionKey: Buffer;
+  sessionIdleMs: number;
+  sessionAbsoluteMs: number;
+  publicOrigin: string;
+  spaDistDir: string;
+  cookieSecure: boolean;
+  refreshSkewMs: number;
+  proxyMaxBodyBytes: number;
+  proxyTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
+export function loadKeyclientConfig(env: Record<string, string | undefined>): KeyclientConfig {
+  const e = loadConfig(keyclientEnvSchema, env);
+  return {
+    tenantId: e.TENANT_ID,
+    clientId: e.APPLICATION_ID,
+    clientSecret: e.CLIENT_SECRET,
+    metadataDocumentUrl: e.OPENID_CONNECT_METADATA_DOCUMENT,
+    redirectUri: e.REDIRECT_URI,
+    keyserverApiUrl: e.KEYSERVER_API_URL,
+    databaseUrl: e.DATABASE_URL,
+    port: e.KEYCLIENT_PORT,
+    sessionEncryptionKey: e.SESSION_ENCRYPTION_KEY,
+    sessionIdleMs: Math.round(e.SESSION_IDLE_MINUTES * 60_000),
+    sessionAbsoluteMs: Math.round(e.SESSION_ABSOLUTE_HOURS * 3_600_000),
+    publicOrigin: e.KEYCLIENT_PUBLIC_URL,
+    spaDistDir: e.SPA_DIST_DIR,
+    cookieSecure: e.COOKIE_SECURE,
+    refreshSkewMs: e.TOKEN_REFRESH_SKEW_SECONDS * 1000,
+    proxyMaxBodyBytes: e.PROXY_MAX_BODY_BYTES,
+    proxyTimeoutMs: e.PROXY_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** The configuration as it may appear in logs: secrets masked, DB credentials stripped. */
+export function describeKeyclientConfig(config: KeyclientConfig): Record<string, unknown> {
+  return maskSecrets({
+    TENANT_ID: config.tenantId,
+    APPLICATION_ID: config.clientId,
+    CLIENT_SECRET: config.clientSecret,
+    OPENID_CONNECT_METADATA_DOCUMENT: config.metadataDocumentUrl,
+    REDIRECT_URI: config.redirectUri,
+    KEYSERVER_API_URL: config.keyserverApiUrl,
+    DATABASE_URL: config.databaseUrl,
+    KEYCLIENT_PORT: config.port,
+    SESSION_ENCRYPTION_KEY: config.sessionEncryptionKey,
+    SESSION_IDLE_MINUTES: config.sessionIdleMs / 60_000,
+    SESSION_ABSOLUTE_HOURS: config.sessionAbsoluteMs / 3_600_000,
+    KEYCLIENT_PUBLIC_URL: config.publicOrigin,
+    SPA_DIST_DIR: config.spaDistDir,
+    COOKIE_SECURE: config.cookieSecure,
+  });
+}
+
+/** True when the URL's host is a loopback address, where plain http is tolerated. */
+export function isLoopbackUrl(url: string): boolean {
+  return isLoopbackHost(new URL(url).hostname);
+}

@@ -1,0 +1,64 @@
+import { KeyserverError } from '@keyserver/errors';
+
+export enum KeyclientErrorCode {
+  Unauthenticated = 'unauthenticated',
+  SessionRefreshFailed = 'session_refresh_failed',
+  CsrfRejected = 'csrf_rejected',
+  PathRejected = 'path_rejected',
+  ProxyRouteForbidden = 'proxy_route_forbidden',
+  PayloadTooLarge = 'payload_too_large',
+  UpstreamUnavailable = 'upstream_unavailable',
+  UpstreamTimeout = 'upstream_timeout',
+  ProviderUnavailable = 'provider_unavailable',
+  LoginFailed = 'login_failed',
+  NotReady = 'not_ready',
+  NotFound = 'not_found',
+  MethodNotAllowed = 'method_not_allowed',
+  InternalError = 'internal_error',
+}
+
+const STATUS: Record<KeyclientErrorCode, number> = {
+  [KeyclientErrorCode.Unauthenticated]: 401,
+  [KeyclientErrorCode.SessionRefreshFailed]: 401,
+  [KeyclientErrorCode.CsrfRejected]: 403,
+  [KeyclientErrorCode.PathRejected]: 400,
+  [KeyclientErrorCode.ProxyRouteForbidden]: 403,
+  [KeyclientErrorCode.PayloadTooLarge]: 413,
+  [KeyclientErrorCode.UpstreamUnavailable]: 502,
+  [KeyclientErrorCode.UpstreamTimeout]: 504,
+  [KeyclientErrorCode.ProviderUnavailable]: 503,
+  [KeyclientErrorCode.LoginFailed]: 400,
+  [KeyclientErrorCode.NotReady]: 503,
+  [KeyclientErrorCode.NotFound]: 404,
+  [KeyclientErrorCode.MethodNotAllowed]: 405,
+  [KeyclientErrorCode.InternalError]: 500,
+};
+
+const TITLE: Record<KeyclientErrorCode, string> = {
+  [KeyclientErrorCode.Unauthenticated]: 'Not signed in',
+  [KeyclientErrorCode.SessionRefreshFailed]: 'Session ended',
+  [KeyclientErrorCode.CsrfRejected]: 'Cross-site request refused',
+  [KeyclientErrorCode.PathRejected]: 'Malformed path',
+  [KeyclientErrorCode.ProxyRouteForbidden]: 'Route not available through the keyclient',
+  [KeyclientErrorCode.PayloadTooLarge]: 'Request body too large',
+  [KeyclientErrorCode.UpstreamUnavailable]: 'Keyserver API unavailable',
+  [KeyclientErrorCode.UpstreamTimeout]: 'Keyserver API timed out',
+  [KeyclientErrorCode.ProviderUnavailable]: 'Identity provider unavailable',
+  [KeyclientErrorCode.LoginFailed]: 'Sign-in failed',
+  [KeyclientErrorCode.NotReady]: 'Not ready',
+  [KeyclientErrorCode.NotFound]: 'Not found',
+  [KeyclientErrorCode.MethodNotAllowed]: 'Method not allowed',
+  [KeyclientErrorCode.InternalError]: 'Internal error',
+};
+
+/** Every error the keyclient answers with; rendered as RFC 9457 problem+json. */
+export class KeyclientError extends KeyserverError<KeyclientErrorCode> {
+  readonly status: number;
+  readonly title: string;
+
+  constructor(code: KeyclientErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(code, detail, options);
+    this.status = STATUS[code];
+    this.title = TITLE[code];
+  }
+}

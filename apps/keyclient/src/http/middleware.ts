@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { KeyclientConfig } from '../config/keyclient-config';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { checkRawPath } from '../proxy/proxy-routes';
+import { sendProblem } from './problem';
+
+declare module 'http' {
+  interface IncomingMessage {
+    /** Set by the request-id middleware; propagated to the API as x-request-id. */
+    requestId?: string;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/** Reuses a well-formed incoming x-request-id, otherwise mints one; echoes it on the response. */
+export function requestIdMiddleware(req: Request, res: Response, next: NextFunction): void {
+  const incoming = req.headers['x-request-id'];
+  req.requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('x-request-id', req.requestId);
+  next();
+}
+
+/** Strict CSP and friends on every response. `formActionOrigins` are the provider's origins. */
+export function securityHeadersMiddleware(formActionOrigins: () => string[]) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    const formAction = ["'self'", ...formActionOrigins()].join(' ');
+    res.setHeader(
+      'content-security-policy',
+      [
+        "default-src 'self'",
+        "script-src 'self'",
+        // Angular injects component styles at runtime; scripts stay strictly 'self'.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'none'",
+        `form-action ${formAction}`,
+      ].join('; '),
+    );
+    res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('referrer-policy', 'no-referrer');
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('cross-origin-opener-policy', 'same-origin');
+    res.setHeader('cross-origin-resource-policy', 'same-origin');
+    res.setHeader('permissions-policy', 'camera=(), microphone=(), geolocation=()');
+    res.removeHeader('x-powered-by');
+    next();
+  };
+}
+
+/** Refuses traversal and encoding tricks on every path before any routing happens. */
+export function pathGuardMiddleware(req: Request, res: Response, next: NextFunction): void {
+  if (checkRawPath(req.url) === null) {
+    sendProblem(res, new KeyclientError(KeyclientErrorCode.PathRejected), req.requestId);
+    return;
+  }
+  next();
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * CSRF defence for state-changing requests: the static `X-Keyserver-CSRF: 1` header (a cross-site
+ * form cannot set it and a cross-site fetch would need a CORS preflight we never grant) AND a
+ * same-origin Origin, or when Origin is absent `Sec-Fetch-Site: same-origin`.
+ */
+export function csrfMiddleware(config: KeyclientConfig) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (!UNSAFE.has(req.method)) {
+      next();
+      return;
+    }
+    const header = req.headers['x-keyserver-csrf'] === '1';
+    const origin = req.headers['origin'];
+    const sameOrigin =
+      typeof origin === 'string' ? origin === config.publicOrigin : req.headers['sec-fetch-site'] === 'same-origin';
+    if (!header || !sameOrigin) {
+      sendProblem(res, new KeyclientError(KeyclientErrorCode.CsrfRejected), req.requestId);
+      return;
+    }
+    next();
+  };
+}
+
+/** Methods other than the ones the keyclient uses are refused before routing (TRACE, CONNECT, ...). */
+export function methodGuardMiddleware(req: Request, res: Response, next: NextFunction): void {
+  if (!['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method)) {
+    sendProblem(res, new KeyclientError(KeyclientErrorCode.MethodNotAllowed), req.requestId);
+    return;
+  }
+  next();
+}

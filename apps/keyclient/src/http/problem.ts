@@ -1,0 +1,17 @@
+import type { Response } from 'express';
+import { PROBLEM_CONTENT_TYPE, problemFor } from '@keyserver/errors';
+import { KeyclientError } from '../errors/keyclient-error';
+
+/** Writes an RFC 9457 problem+json answer for a KeyclientError. */
+export function sendProblem(res: Response, err: KeyclientError, requestId: string | undefined): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = problemFor(err.status, err.code, err.title, undefined, requestId ? { requestId } : undefined);
+  res.status(err.status);
+  res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
+  res.setHeader('cache-control', 'no-store');
+  if (err.status === 413) res.setHeader('connection', 'close');
+  res.end(JSON.stringify(body));
+}

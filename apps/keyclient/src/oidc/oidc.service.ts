@@ -1,0 +1,299 @@
+import * as client from 'openid-client';
+import type { KeyclientConfig } from '../config/keyclient-config';
+import { isLoopbackUrl } from '../config/keyclient-config';
+import { SealedBox } from '../crypto/sealed-box';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { safeReturnPath } from './return-path';
+
+/** How long a started login may take before its transaction cookie is refused. */
+export const LOGIN_TRANSACTION_TTL_MS = 10 * 60_000;
+const TX_AAD = 'login-transaction';
+const PROVIDER_TIMEOUT_S = 10;
+
+/** What the short-lived transaction cookie carries between /login and the callback. */
+export interface LoginTransaction {
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  returnTo: string;
+  createdAt: number;
+}
+
+/** Tokens from the token endpoint; only ever held server-side (encrypted at rest). */
+export interface TokenSet {
+  accessToken: string;
+  refreshToken?: string;
+  idToken: string;
+  accessTokenExpiresAt: number;
+}
+
+/** The facts of a verified ID token the keyclient keeps in clear. */
+export interface LoginIdentity {
+  tid: string;
+  oid: string;
+  displayName: string | null;
+  username: string | null;
+}
+
+export interface LoginResult {
+  tokens: TokenSet;
+  identity: LoginIdentity;
+  returnTo: string;
+}
+
+/** Why a callback was refused; the page shows a fixed text per reason, never provider input. */
+export type LoginFailureReason =
+  | 'missing_transaction'
+  | 'expired_transaction'
+  | 'state_mismatch'
+  | 'provider_error'
+  | 'token_exchange_failed'
+  | 'id_token_invalid'
+  | 'provider_unavailable';
+
+export class LoginFailure extends KeyclientError {
+  constructor(
+    readonly reason: LoginFailureReason,
+    options?: { cause?: unknown },
+  ) {
+    super(KeyclientErrorCode.LoginFailed, reason, options);
+  }
+}
+
+/** Refresh was refused by the provider (the session must end), as opposed to a transport failure. */
+export class RefreshRejected extends Error {}
+
+/** OpenID Connect relying party for Entra ID: code flow + PKCE S256 + state + nonce, confidential client. */
+export class OidcService {
+  private configuration?: Promise<client.Configuration>;
+  private readonly txBox: SealedBox;
+  private readonly insecureAllowed: boolean;
+
+  constructor(
+    private readonly config: KeyclientConfig,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.txBox = new SealedBox(config.sessionEncryptionKey, 'login-transaction');
+    this.insecureAllowed = isLoopbackUrl(config.metadataDocumentUrl);
+  }
+
+  get scope(): string {
+    return `openid profile email offline_access api://${this.config.clientId}/keyserver`;
+  }
+
+  /**
+   * Discovers the provider from the issuer named in the metadata document, so openid-client keeps
+   * validating that the discovered issuer equals it. Memoised; a failure is retried on next use.
+   */
+  getConfiguration(): Promise<client.Configuration> {
+    if (!this.configuration) {
+      this.configuration = this.discover().catch((err) => {
+        this.configuration = undefined;
+        throw err;
+      });
+    }
+    return this.configuration;
+  }
+
+  /** Fetches the configured metadata document; used by discovery and readiness. */
+  async fetchMetadataDocument(): Promise<{ issuer: string }> {
+    const res = await fetch(this.config.metadataDocumentUrl, {
+      headers: { accept: 'application/json' },
+      redirect: 'error',
+      signal: AbortSignal.timeout(PROVIDER_TIMEOUT_S * 1000),
+    });
+    if (!res.ok) throw new Error(`metadata document answered ${res.status}`);
+    const doc = (await res.json()) as { issuer?: unknown };
+    if (typeof doc.issuer !== 'string') throw new Error('metadata document has no issuer');
+    return { issuer: doc.issuer };
+  }
+
+  private async discover(): Promise<client.Configuration> {
+    const { issuer } = await this.fetchMetadataDocument();
+    const issuerUrl = new URL(issuer);
+    if (issuerUrl.protocol !== 'https:' && !(this.insecureAllowed && isLoopbackUrl(issuer))) {
+      throw new Error('issuer must use https');
+    }
+    const configuration = await client.discovery(
+      issuerUrl,
+      this.config.clientId,
+      { redirect_uris: [this.config.redirectUri], response_types: ['code'] },
+      client.ClientSecretPost(this.config.clientSecret),
+      { execute: this.insecureAllowed ? [client.allowInsecureRequests] : [], timeout: PROVIDER_TIMEOUT_S },
+    );
+    return configuration;
+  }
+
+  /** Origins the browser is sent to (authorize and logout), for the CSP form-action list. */
+  async providerOrigins(): Promise<string[]> {
+    const meta = (await this.getConfiguration()).serverMetadata();
+    const origins = new Set<string>();
+    for (const url of [meta.authorization_endpoint, meta.end_session_endpoint]) {
+      if (url) origins.add(new URL(url).origin);
+    }
+    return [...origins];
+  }
+
+  /** Builds the authorization URL and the sealed transaction cookie value for a new login. */
+  async startLogin(returnTo: unknown): Promise<{ authorizationUrl: string; transactionCookie: string }> {
+    const configuration = await this.getConfiguration();
+    const tx: LoginTransaction = {
+      state: client.randomState(),
+      nonce: client.randomNonce(),
+      codeVerifier: client.randomPKCECodeVerifier(),
+      returnTo: safeReturnPath(returnTo),
+      createdAt: this.now(),
+    };
+    const url = client.buildAuthorizationUrl(configuration, {
+      redirect_uri: this.config.redirectUri,
+      response_type: 'code',
+      response_mode: 'query',
+      scope: this.scope,
+      state: tx.state,
+      nonce: tx.nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(tx.codeVerifier),
+      code_challenge_method: 'S256',
+    });
+    return { authorizationUrl: url.href, transactionCookie: this.sealTransaction(tx) };
+  }
+
+  sealTransaction(tx: LoginTransaction): string {
+    return this.txBox.sealJson(tx, TX_AAD).toString('base64url');
+  }
+
+  /** The transaction inside a cookie value, or null if it was not sealed by this keyclient's key. */
+  openTransaction(cookieValue: string | undefined): LoginTransaction | null {
+    if (!cookieValue || !/^[A-Za-z0-9_-]{1,4096}$/.test(cookieValue)) return null;
+    const tx = this.txBox.openJson<LoginTransaction>(Buffer.from(cookieValue, 'base64url'), TX_AAD);
+    if (
+      !tx ||
+      typeof tx.state !== 'string' ||
+      typeof tx.nonce !== 'string' ||
+      typeof tx.codeVerifier !== 'string' ||
+      typeof tx.createdAt !== 'number'
+    ) {
+      return null;
+    }
+    return { ...tx, returnTo: safeReturnPath(tx.returnTo) };
+  }
+
+  /**
+   * Validates the authorization response against the transaction (state), redeems the code with
+   * the PKCE verifier and checks the ID token (iss, aud, exp, nonce by openid-client; tid and oid here).
+   */
+  async completeLogin(rawQuery: string, transactionCookie: string | undefined): Promise<LoginResult> {
+    const tx = this.openTransaction(transactionCookie);
+    if (!tx) throw new LoginFailure('missing_transaction');
+    if (this.now() - tx.createdAt > LOGIN_TRANSACTION_TTL_MS || tx.createdAt > this.now() + 60_000) {
+      throw new LoginFailure('expired_transaction');
+    }
+    const params = new URLSearchParams(rawQuery);
+    if (params.getAll('state').length !== 1 || params.get('state') !== tx.state) {
+      throw new LoginFailure('state_mismatch');
+    }
+    if (params.has('error')) throw new LoginFailure('provider_error');
+
+    let configuration: client.Configuration;
+    try {
+      configuration = await this.getConfiguration();
+    } catch (cause) {
+      throw new LoginFailure('provider_unavailable', { cause });
+    }
+    // Rebuild the current URL from the configured redirect URI, never from the Host header.
+    const currentUrl = new URL(this.config.redirectUri);
+    currentUrl.search = params.toString();
+    let response: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    try {
+      response = await client.authorizationCodeGrant(configuration, currentUrl, {
+        pkceCodeVerifier: tx.codeVerifier,
+        expectedState: tx.state,
+        expectedNonce: tx.nonce,
+        idTokenExpected: true,
+      });
+    } catch (cause) {
+      if (cause instanceof client.ResponseBodyError || cause instanceof client.AuthorizationResponseError) {
+        throw new LoginFailure('token_exchange_failed', { cause });
+      }
+      if (cause instanceof client.ClientError) throw new LoginFailure('id_token_invalid', { cause });
+      throw new LoginFailure('provider_unavailable', { cause });
+    }
+    const claims = response.claims();
+    if (!claims || !response.id_token) throw new LoginFailure('id_token_invalid');
+    if (claims['tid'] !== this.config.tenantId || typeof claims['oid'] !== 'string' || !claims['oid']) {
+      throw new LoginFailure('id_token_invalid');
+    }
+    return {
+      tokens: this.toTokenSet(response, undefined, undefined),
+      identity: {
+        tid: claims['tid'] as string,
+        oid: claims['oid'] as string,
+        displayName: typeof claims['name'] === 'string' ? claims['name'] : null,
+        username: typeof claims['preferred_username'] === 'string' ? claims['preferred_username'] : null,
+      },
+      returnTo: tx.returnTo,
+    };
+  }
+
+  /**
+   * Redeems a refresh token. Throws RefreshRejected when the provider refuses it (the session must
+   * end) and KeyclientError(provider_unavailable) when the provider cannot be reached.
+   */
+  async refresh(previous: TokenSet): Promise<TokenSet> {
+    if (!previous.refreshToken) throw new RefreshRejected('no refresh token');
+    let configuration: client.Configuration;
+    try {
+      configuration = await this.getConfiguration();
+    } catch (cause) {
+      throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable, undefined, { cause });
+    }
+    try {
+      const response = await client.refreshTokenGrant(configuration, previous.refreshToken, {
+        scope: this.scope,
+      });
+      return this.toTokenSet(response, previous.refreshToken, previous.idToken);
+    } catch (cause) {
+      if (
+        cause instanceof client.ResponseBodyError ||
+        cause instanceof client.ClientError ||
+        cause instanceof client.WWWAuthenticateChallengeError
+      ) {
+        throw new RefreshRejected('refresh refused', { cause });
+      }
+      throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable, undefined, { cause });
+    }
+  }
+
+  /**
+   * Where to send the browser after the local session is gone; `/` if the provider has no logout.
+   * No id_token_hint: the ID token would travel through the browser, which the BFF never allows.
+   */
+  async endSessionUrl(): Promise<string> {
+    const postLogout = `${this.config.publicOrigin}/`;
+    try {
+      const configuration = await this.getConfiguration();
+      if (!configuration.serverMetadata().end_session_endpoint) return postLogout;
+      return client.buildEndSessionUrl(configuration, {
+        client_id: this.config.clientId,
+        post_logout_redirect_uri: postLogout,
+      }).href;
+    } catch {
+      return postLogout;
+    }
+  }
+
+  private toTokenSet(
+    response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+    fallbackRefresh: string | undefined,
+    fallbackId: string | undefined,
+  ): TokenSet {
+    const expiresIn = response.expiresIn() ?? 300;
+    const idToken = response.id_token ?? fallbackId;
+    if (!idToken) throw new LoginFailure('id_token_invalid');
+    return {
+      accessToken: response.access_token,
+      refreshToken: response.refresh_token ?? fallbackRefresh,
+      idToken,
+      accessTokenExpiresAt: this.now() + expiresIn * 1000,
+    };
+  }
+}

@@ -1,0 +1,31 @@
+/** First path segments of the admin SPA's client routes that a login may return to. */
+export const RETURN_PATH_PREFIXES: readonly string[] = [
+  '/keys',
+  '/operations',
+  '/approvals',
+  '/subjects',
+  '/roles',
+  '/audit',
+  '/certificates',
+  '/admin-sessions',
+  '/profile',
+];
+
+const SAFE_CHARS = /^\/[A-Za-z0-9\-._~/?=&%+]*$/;
+const MAX_LENGTH = 512;
+
+/**
+ * The post-login return path if it is a plain relative path into an allow-listed SPA route, else `/`.
+ * Refuses scheme-relative (`//evil`), backslash (`/\evil`), absolute (`https://evil`), `javascript:`,
+ * dot segments and encoded separators.
+ */
+export function safeReturnPath(candidate: unknown): string {
+  if (typeof candidate !== 'string' || candidate.length === 0 || candidate.length > MAX_LENGTH) return '/';
+  if (!SAFE_CHARS.test(candidate)) return '/';
+  if (candidate.startsWith('//') || /%(2f|5c|2e|00|25)/i.test(candidate)) return '/';
+  const [pathname] = candidate.split('?', 1);
+  if (pathname.includes('//') || pathname.split('/').some((s) => s === '.' || s === '..')) return '/';
+  if (pathname === '/') return candidate;
+  const allowed = RETURN_PATH_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`));
+  return allowed ? candidate : '/';
+}

@@ -1,0 +1,47 @@
+import { checkRawPath, isProxyAllowed } from './proxy-routes';
+
+describe(checkRawPath.name, () => {
+  const cases: Array<[string, string, string | null]> = [
+    ['ok plain path', '/api/v1/keys/abc', '/api/v1/keys/abc'],
+    ['ok query kept apart', '/api/v1/audit?from=2026-01-01&page=2', '/api/v1/audit'],
+    ['fail dot-dot segment', '/api/../admin', null],
+    ['fail single dot segment', '/api/./v1/keys', null],
+    ['fail encoded dot-dot slash', '/api/v1/keys/%2e%2e%2fsignorders', null],
+    ['fail encoded dots upper case', '/api/%2E%2E/signorders', null],
+    ['fail double-encoded slash', '/api/v1/keys/a%252fb', null],
+    ['fail encoded slash', '/api/v1/keys/a%2fb', null],
+    ['fail backslash', '/api/v1\\keys', null],
+    ['fail encoded backslash', '/api/v1%5ckeys', null],
+    ['fail matrix parameter', '/api/v1/keys;jsessionid=1', null],
+    ['fail encoded semicolon', '/api/v1/keys%3bx', null],
+    ['fail empty segment', '/api//v1/keys', null],
+    ['fail NUL', '/api/v1/keys%00', null],
+    ['fail broken escape', '/api/v1/keys/%zz', null],
+    ['fail absolute-form target', 'http://evil/api/v1/keys', null],
+  ];
+  it.each(cases)('%s', (_name, input, expected) => {
+    expect(checkRawPath(input)).toBe(expected);
+  });
+});
+
+describe(isProxyAllowed.name, () => {
+  const cases: Array<[string, string, string, boolean]> = [
+    ['ok list keys (legacy)', 'GET', '/api/keys', true],
+    ['ok read a key', 'GET', '/api/v1/keys/key-1', true],
+    ['ok approve an operation', 'POST', '/api/v1/operations/op_1/approvals', true],
+    ['ok reject an operation', 'POST', '/api/v1/operations/op_1/rejection', true],
+    ['ok revoke a certificate', 'POST', '/api/v1/certificates/c1/revocation', true],
+    ['ok read audit', 'GET', '/api/v1/audit', true],
+    ['fail issue a certificate', 'POST', '/api/v1/certificates', false],
+    ['fail sign order (legacy)', 'POST', '/api/signorders', false],
+    ['fail sign order v1', 'POST', '/api/v1/signorders', false],
+    ['fail firmware signing', 'POST', '/api/v1/firmware/signatures', false],
+    ['fail wrong method on allowed path', 'DELETE', '/api/v1/keys/key-1', false],
+    ['fail extra segment', 'GET', '/api/v1/keys/key-1/private', false],
+    ['fail id segment of dots', 'GET', '/api/v1/keys/..', false],
+    ['fail unknown route', 'GET', '/api/v1/hsm/slots', false],
+  ];
+  it.each(cases)('%s', (_name, method, path, expected) => {
+    expect(isProxyAllowed(method, path)).toBe(expected);
+  });
+});

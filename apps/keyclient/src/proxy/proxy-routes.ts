@@ -1,0 +1,74 @@
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * The only Keyserver API routes the admin SPA may reach through the keyclient: administration and
+ * approval. Signing orders, firmware and certificate issuance are deliberately absent (the BFF flow
+ * must never be able to sign or issue; see the integration guide). `:id` matches one safe segment.
+ */
+export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
+  ['GET', '/api/keys'],
+  ['GET', '/api/v1/keys'],
+  ['GET', '/api/v1/keys/:id'],
+  ['GET', '/api/v1/me'],
+  ['GET', '/api/v1/operations'],
+  ['POST', '/api/v1/operations'],
+  ['GET', '/api/v1/operations/:id'],
+  ['POST', '/api/v1/operations/:id/approvals'],
+  ['POST', '/api/v1/operations/:id/rejection'],
+  ['POST', '/api/v1/operations/:id/cancellation'],
+  ['GET', '/api/v1/admin-sessions'],
+  ['POST', '/api/v1/admin-sessions'],
+  ['GET', '/api/v1/admin-sessions/:id'],
+  ['DELETE', '/api/v1/admin-sessions/:id'],
+  ['GET', '/api/v1/subjects'],
+  ['POST', '/api/v1/subjects'],
+  ['GET', '/api/v1/subjects/:id'],
+  ['PATCH', '/api/v1/subjects/:id'],
+  ['PUT', '/api/v1/subjects/:id'],
+  ['DELETE', '/api/v1/subjects/:id'],
+  ['GET', '/api/v1/subjects/:id/roles'],
+  ['PUT', '/api/v1/subjects/:id/roles'],
+  ['GET', '/api/v1/roles'],
+  ['POST', '/api/v1/roles'],
+  ['GET', '/api/v1/roles/:id'],
+  ['PATCH', '/api/v1/roles/:id'],
+  ['PUT', '/api/v1/roles/:id'],
+  ['DELETE', '/api/v1/roles/:id'],
+  ['GET', '/api/v1/audit'],
+  ['GET', '/api/v1/audit/:id'],
+  ['GET', '/api/v1/certificates'],
+  ['GET', '/api/v1/certificates/:id'],
+  ['POST', '/api/v1/certificates/:id/revocation'],
+];
+
+const ID_SEGMENT = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}$/;
+
+/** True if `method path` is on the allow-list. `path` must already have passed {@link checkRawPath}. */
+export function isProxyAllowed(method: string, path: string): boolean {
+  const segments = path.split('/');
+  return PROXY_ROUTES.some(([m, pattern]) => {
+    if (m !== method) return false;
+    const parts = pattern.split('/');
+    if (parts.length !== segments.length) return false;
+    return parts.every((p, i) => (p === ':id' ? ID_SEGMENT.test(segments[i]) : p === segments[i]));
+  });
+}
+
+/**
+ * Refuses request targets that could mean something else to a server further down: dot segments,
+ * encoded dots, slashes, backslashes or percent signs, double encoding, backslashes, `;` path
+ * parameters, empty segments, control and non-ASCII characters. Returns the path or null.
+ */
+export function checkRawPath(rawUrl: string): string | null {
+  const q = rawUrl.indexOf('?');
+  const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  if (!path.startsWith('/') || path.length > 2048) return null;
+  if (!/^[A-Za-z0-9\-._~/%!$&'()*+,=:@]*$/.test(path)) return null; // no \ ; control, space or non-ASCII
+  if (/%(2e|2f|5c|25|00|3b)/i.test(path)) return null;
+  if (/%(?![0-9A-Fa-f]{2})/.test(path)) return null;
+  if (path.length > 1 && path.includes('//')) return null;
+  if (path.split('/').some((s) => s === '.' || s === '..')) return null;
+  const query = q < 0 ? '' : rawUrl.slice(q + 1);
+  if (/[\u0000-\u001f\u007f\s\\]/.test(query)) return null;
+  return path;
+}

@@ -1,0 +1,172 @@
+import http from 'node:http';
+import https from 'node:https';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { KeyclientConfig } from '../config/keyclient-config';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+
+/** Request headers passed to the API; everything else (Authorization, Cookie, Forwarded, X-Forwarded-*, hop-by-hop) is dropped. */
+const FORWARDED_REQUEST_HEADERS = [
+  'accept',
+  'accept-language',
+  'content-type',
+  'content-length',
+  'if-match',
+  'if-none-match',
+  'idempotency-key',
+];
+
+/** Response headers passed back to the browser; Set-Cookie and hop-by-hop headers never are. */
+const FORWARDED_RESPONSE_HEADERS = [
+  'content-type',
+  'content-length',
+  'content-language',
+  'etag',
+  'last-modified',
+  'location',
+  'retry-after',
+  'link',
+  'x-total-count',
+];
+
+class ByteLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) done(new KeyclientError(KeyclientErrorCode.PayloadTooLarge));
+    else done(null, chunk);
+  }
+}
+
+export interface UpstreamResult {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Streams allow-listed requests to the Keyserver API with the session's bearer token. */
+export class ProxyService {
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly config: KeyclientConfig,
+    private readonly log: Logger,
+  ) {
+    this.base = new URL(config.keyserverApiUrl);
+    this.agent =
+      this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  }
+
+  private target(pathAndQuery: string): URL {
+    const basePath = this.base.pathname.replace(/\/$/, '');
+    return new URL(`${this.base.origin}${basePath}${pathAndQuery}`);
+  }
+
+  private send(target: URL, method: string, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+    const lib = target.protocol === 'https:' ? https : http;
+    return lib.request(target, { method, headers, agent: this.agent, timeout: this.config.proxyTimeoutMs });
+  }
+
+  /** Pipes the incoming request to the API and the API's answer back; errors become problem+json. */
+  forward(req: Request, res: Response, pathAndQuery: string, accessToken: string, requestId: string): Promise<void> {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.config.proxyMaxBodyBytes) {
+      return Promise.reject(new KeyclientError(KeyclientErrorCode.PayloadTooLarge));
+    }
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    headers['authorization'] = `Bearer ${accessToken}`;
+    headers['x-request-id'] = requestId;
+    const hasBody = declared !== undefined || req.headers['transfer-encoding'] !== undefined;
+
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: KeyclientError) => {
+        if (settled) return;
+        settled = true;
+        upstream.destroy();
+        reject(err);
+      };
+      const upstream = this.send(this.target(pathAndQuery), req.method, headers);
+      upstream.on('timeout', () => fail(new KeyclientError(KeyclientErrorCode.UpstreamTimeout)));
+      upstream.on('error', (err) => {
+        if (!settled) this.log.warn({ event: 'upstream_error', err: err.message }, 'keyserver API request failed');
+        fail(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable));
+      });
+      upstream.on('response', (up) => {
+        if (settled) {
+          up.resume();
+          return;
+        }
+        settled = true;
+        res.status(up.statusCode ?? 502);
+        for (const name of FORWARDED_RESPONSE_HEADERS) {
+          const value = up.headers[name];
+          if (typeof value === 'string') res.setHeader(name, value);
+        }
+        res.setHeader('cache-control', 'no-store');
+        up.pipe(res);
+        up.on('end', () => resolve());
+        up.on('error', () => {
+          res.destroy();
+          resolve();
+        });
+      });
+
+      if (!hasBody) {
+        upstream.end();
+        return;
+      }
+      const limit = new ByteLimit(this.config.proxyMaxBodyBytes);
+      limit.on('error', (err) =>
+        fail(err instanceof KeyclientError ? err : new KeyclientError(KeyclientErrorCode.UpstreamUnavailable)),
+      );
+      req.on('error', () => fail(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable)));
+      req.pipe(limit).pipe(upstream);
+    });
+  }
+
+  /** A small buffered GET (used by /me for GET /api/v1/me). */
+  fetchJson(path: string, accessToken: string, requestId: string): Promise<UpstreamResult> {
+    return new Promise((resolve, reject) => {
+      const upstream = this.send(this.target(path), 'GET', {
+        accept: 'application/json',
+        authorization: `Bearer ${accessToken}`,
+        'x-request-id': requestId,
+      });
+      upstream.on('timeout', () => {
+        upstream.destroy();
+        reject(new KeyclientError(KeyclientErrorCode.UpstreamTimeout));
+      });
+      upstream.on('error', () => reject(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable)));
+      upstream.on('response', (up) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        up.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > 1024 * 1024) upstream.destroy();
+          else chunks.push(c);
+        });
+        up.on('end', () => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(up.headers)) if (typeof v === 'string') headers[k] = v;
+          resolve({ status: up.statusCode ?? 502, headers, body: Buffer.concat(chunks) });
+        });
+        up.on('error', () => reject(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable)));
+      });
+      upstream.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,117 @@
+import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
+import type { TokenSet } from '../src/oidc/oidc.service';
+import { sessionIdFromCookie } from '../src/session/session.service';
+import type { Browser, SeenResponse } from './browser';
+import { Harness } from './harness';
+import { expectNoSecretsLeaked } from './leak-scan';
+
+jest.setTimeout(60_000);
+
+// Access tokens live 30 s and the keyclient refreshes 60 s before expiry: every proxied call refreshes.
+const h = new Harness();
+
+beforeAll(async () => {
+  await h.start({ accessTokenTtlSeconds: 30 });
+});
+
+afterAll(async () => {
+  await h.stop();
+});
+
+function problemCode(res: SeenResponse): string {
+  expect(res.headers['content-type']).toContain('application/problem+json');
+  return (JSON.parse(res.body) as { code: string }).code;
+}
+
+async function storedTokens(cookie: string): Promise<TokenSet> {
+  const id = sessionIdFromCookie(cookie);
+  const row = await h.db.prisma.bffSession.findUniqueOrThrow({ where: { id } });
+  const tokens = h.tokenBox().openJson<TokenSet>(Buffer.from(row.tokenCiphertext), id)!;
+  for (const t of [tokens.accessToken, tokens.refreshToken, tokens.idToken]) if (t) h.tokens.add(t);
+  return tokens;
+}
+
+async function signedIn(): Promise<{ browser: Browser; cookie: string }> {
+  const browser = h.browser();
+  await h.login(browser);
+  return { browser, cookie: browser.cookie(h.kcHost, h.sessionCookieName)!.value };
+}
+
+function lastBearer(): string {
+  return String(h.upstream.received[h.upstream.received.length - 1].headers.authorization).replace(/^Bearer /, '');
+}
+
+describe('keyclient token refresh', () => {
+  it('refreshes an access token that is about to expire and stores the new one encrypted', async () => {
+    const { browser, cookie } = await signedIn();
+    const before = await storedTokens(cookie);
+    const res = await h.spa(browser, 'GET', '/api/v1/keys');
+    expect(res.status).toBe(200);
+    const used = lastBearer();
+    expect(used).not.toBe(before.accessToken);
+    const after = await storedTokens(cookie);
+    expect(after.accessToken).toBe(used);
+    expect(after.accessTokenExpiresAt).toBeGreaterThan(before.accessTokenExpiresAt - 1);
+    const row = await h.db.prisma.bffSession.findUniqueOrThrow({ where: { id: sessionIdFromCookie(cookie) } });
+    expect(row.accessTokenExpiresAt.getTime()).toBe(after.accessTokenExpiresAt);
+  });
+
+  it('refreshes once for concurrent requests of one session (single flight)', async () => {
+    const { browser, cookie } = await signedIn();
+    const before = await storedTokens(cookie);
+    const start = h.upstream.received.length;
+    const results = await Promise.all(Array.from({ length: 6 }, () => h.spa(browser, 'GET', '/api/v1/operations')));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const bearers = new Set(h.upstream.received.slice(start).map((r) => String(r.headers.authorization)));
+    expect(bearers.size).toBe(1);
+    const [only] = [...bearers];
+    expect(only).not.toBe(`Bearer ${before.accessToken}`);
+    expect(only).toBe(`Bearer ${(await storedTokens(cookie)).accessToken}`);
+  });
+
+  it('shares sessions between two keyclient replicas, refreshing without losing the session', async () => {
+    const { browser, cookie } = await signedIn();
+    let replica: KeyclientApp | undefined;
+    try {
+      replica = await createKeyclientApp(h.config, { logDestination: { write: (l: string) => h.logs.push(l) > 0 } });
+      await replica.app.listen(0, '127.0.0.1');
+      const other = `http://localhost:${(replica.app.getHttpServer().address() as { port: number }).port}`;
+      const start = h.upstream.received.length;
+      const both = await Promise.all([
+        h.spa(browser, 'GET', '/api/v1/keys'),
+        browser.request(`${other}/api/v1/keys`, { initiator: other }),
+        h.spa(browser, 'GET', '/api/v1/keys'),
+        browser.request(`${other}/api/v1/keys`, { initiator: other }),
+      ]);
+      expect(both.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(h.upstream.received.length).toBe(start + 4);
+      const me = await browser.request(`${other}/me`, { initiator: other });
+      expect(me.status).toBe(200);
+      await storedTokens(cookie);
+    } finally {
+      await replica?.close();
+    }
+  });
+
+  it('ends the session with 401 problem+json when the provider refuses the refresh', async () => {
+    const { browser, cookie } = await signedIn();
+    const id = sessionIdFromCookie(cookie);
+    const tokens = await storedTokens(cookie);
+    const broken = h.tokenBox().sealJson({ ...tokens, refreshToken: 'revoked-or-unknown-refresh-token' }, id);
+    await h.db.prisma.bffSession.update({ where: { id }, data: { tokenCiphertext: new Uint8Array(broken) } });
+    const start = h.upstream.received.length;
+    const res = await h.spa(browser, 'GET', '/api/v1/keys');
+    expect(res.status).toBe(401);
+    expect(problemCode(res)).toBe('session_refresh_failed');
+    expect(h.upstream.received.length).toBe(start);
+    expect(await h.db.prisma.bffSession.count({ where: { id } })).toBe(0);
+    expect((await h.spa(browser, 'GET', '/me')).status).toBe(401);
+  });
+
+  it('never sent a token in any response or log line', async () => {
+    await h.harvestTokens();
+    const { secrets, responses } = expectNoSecretsLeaked(h);
+    expect(secrets).toBeGreaterThanOrEqual(10);
+    expect(responses).toBeGreaterThan(10);
+  });
+});

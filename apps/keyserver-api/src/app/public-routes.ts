@@ -1,0 +1,8 @@
+import { definePublicRoutes } from '@keyserver/authz';
+
+/** Every route reachable without a token. The boot fails if this list and the @Public() marks disagree. */
+export const PUBLIC_ROUTES = definePublicRoutes([
+  { method: 'GET', path: '/healthz', reason: 'liveness probe: says nothing but "ok"' },
+  { method: 'GET', path: '/readyz', reason: 'readiness probe: dependency status words only' },
+  { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document is public by design' },
+] as const);

@@ -1,0 +1,86 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Permission, type AuthEventSink, type AuthFailureEvent, type AuthRequestInfo, type Nature as AuthzNature, type ResolvedSubject, type SubjectResolver } from '@keyserver/authz';
+import { AuditRepository, SubjectRepository, type KeyPermission } from '@keyserver/data-access';
+import type { Principal } from '@keyserver/entra-token';
+import { DEPS, type ApiDeps } from '../app/tokens';
+
+/** Per-key grants in the database -> the route permission each one makes usable. */
+export const KEY_GRANT_PERMISSION: Record<KeyPermission, Permission> = {
+  ORDER: Permission.OperationsCreate,
+  SIGN: Permission.SignOrdersCreate,
+  ISSUE: Permission.CertificatesIssue,
+  APPROVE: Permission.OperationsApprove,
+};
+
+/** Maps a token's (tid, oid) to the registered subject; unknown principals are recorded for admins and audited. */
+@Injectable()
+export class DbSubjectResolver implements SubjectResolver {
+  private readonly subjects: SubjectRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) deps: ApiDeps) {
+    this.subjects = new SubjectRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null> {
+    const s = await this.subjects.findByTidOid(principal.tid, principal.oid);
+    if (!s) {
+      await this.subjects.recordUnknownPrincipal({
+        tid: principal.tid,
+        oid: principal.oid,
+        kind: principal.kind === 'app' ? 'CLIENT' : 'USER',
+        displayName: principal.displayName ?? null,
+        username: principal.username ?? null,
+        azp: principal.azp,
+      });
+      await this.audit.append({
+        action: 'auth.unknown_subject',
+        outcome: 'DENIED',
+        errorCode: 'unknown_subject',
+        actorTid: principal.tid,
+        actorOid: principal.oid,
+        actorName: principal.displayName ?? null,
+        actorClient: principal.azp,
+        details: { method: request.method, path: request.path, kind: principal.kind },
+      });
+      return null;
+    }
+    return {
+      subjectId: s.id,
+      kind: s.kind === 'CLIENT' ? 'client' : 'user',
+      enabled: s.enabled,
+      natures: s.natures.map((n) => n.toLowerCase() as AuthzNature),
+      keyPermissions: Object.entries(s.keyPermissions).map(([keyid, perms]) => ({ keyid, permissions: perms.map((p) => KEY_GRANT_PERMISSION[p]) })),
+      displayName: s.displayName,
+    };
+  }
+}
+
+/** Writes every refused request (401/403 from the guard) to the audit log. */
+@Injectable()
+export class AuditAuthEventSink implements AuthEventSink {
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async authFailed(e: AuthFailureEvent): Promise<void> {
+    if (e.code === 'unknown_subject') return; // already audited by the resolver with more detail
+    try {
+      await this.audit.append({
+        action: e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden',
+        outcome: 'DENIED',
+        errorCode: e.code,
+        actorTid: e.principal?.tid ?? null,
+        actorOid: e.principal?.oid ?? null,
+        actorClient: e.principal?.azp ?? null,
+        actorSubjectId: e.subjectId ?? null,
+        details: { method: e.method, path: e.path, status: e.status },
+      });
+    } catch (err) {
+      this.deps.logger.error({ err }, 'could not audit a refused request');
+    }
+  }
+}

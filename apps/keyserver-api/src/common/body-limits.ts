@@ -1,0 +1,30 @@
+import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { ApiError, ApiErrorCode } from './api-error';
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+/**
+ * Body handling as Nest middleware, so its errors reach the problem+json filter: a request with a body
+ * must say application/json (415), is capped at MAX_BODY_BYTES (413) and must be strict JSON (400).
+ */
+@Injectable()
+export class JsonBodyMiddleware implements NestMiddleware {
+  private readonly parse: ReturnType<typeof express.json>;
+
+  constructor(@Inject(DEPS) deps: ApiDeps) {
+    this.parse = express.json({ limit: deps.config.maxBodyBytes, strict: true, type: () => true });
+  }
+
+  use(req: Request, res: Response, next: NextFunction) {
+    if (!BODY_METHODS.has(req.method)) return next();
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (!hasBody) return next();
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json' && !type.endsWith('+json')) {
+      return next(new ApiError(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
+    }
+    this.parse(req, res, next);
+  }
+}

@@ -1,0 +1,23 @@
+import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import { getAuthContext } from '@keyserver/authz';
+import { z } from 'zod';
+import { ApiError, ApiErrorCode } from './api-error';
+import { toActor, type Actor } from './actor';
+
+/** Controller parameter: the authenticated, registered caller as an {@link Actor}. */
+export const Caller = createParamDecorator((_d: unknown, ctx: ExecutionContext): Actor => {
+  const auth = getAuthContext(ctx.switchToHttp().getRequest<object>());
+  if (!auth) throw new ApiError(ApiErrorCode.ServiceUnavailable, 'route has no authenticated caller');
+  return toActor(auth);
+});
+
+/** Controller parameter: the request id (pino-http's, echoed in x-request-id). */
+export const RequestId = createParamDecorator((_d: unknown, ctx: ExecutionContext): string => {
+  const req = ctx.switchToHttp().getRequest<{ id?: string }>();
+  return String(req.id ?? '');
+});
+
+/** JSON Schema (2020-12) of a contract schema, for the OpenAPI document. */
+export function jsonSchema(schema: z.ZodType): Record<string, unknown> {
+  return z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+}

@@ -1,0 +1,69 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+
+const schema = z
+  .object({
+    TENANT_ID: guid(),
+    APPLICATION_ID: guid(),
+    OPENID_CONNECT_METADATA_DOCUMENT: secureUrl(),
+    APP_ROLE: z.string().min(1).optional(),
+    APP_ROLES: csv(),
+    KEYCLIENT_CLIENT_ID: guid().optional(),
+    PROVISIONING_CLIENT_IDS: csv(),
+    DATABASE_URL: postgresUrl(),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    PKCS11_MODULE: z.string().min(1),
+    PKCS11_TOKEN_LABEL: z.string().min(1).max(32),
+    PKCS11_PIN: z.string().min(4).optional(),
+    PKCS11_PIN_FILE: z.string().min(1).optional(),
+    PKCS11_POOL_SIZE: z.coerce.number().int().min(1).max(64).default(4),
+    KEYSERVER_API_HOST: z.string().default('127.0.0.1'),
+    KEYSERVER_API_PORT: port(3000),
+    KEYSERVER_PUBLIC_URL: secureUrl().optional(),
+    ADMIN_SESSION_APPROVALS: z.coerce.number().int().min(1).max(10).default(2),
+    ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
+    MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(64 * 1024),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strip();
+
+export type ApiConfig = ReturnType<typeof loadApiConfig>;
+
+/** Reads and validates the API's environment once at boot; any problem is one ConfigError line. */
+export function loadApiConfig(env: Record<string, string | undefined>) {
+  const raw = loadConfig(schema, env);
+  if (!existsSync(raw.PKCS11_MODULE)) throw new ConfigError('PKCS11_MODULE', `no such file: ${raw.PKCS11_MODULE}`);
+  let pin = raw.PKCS11_PIN;
+  if (!pin) {
+    if (!raw.PKCS11_PIN_FILE) throw new ConfigError('PKCS11_PIN', 'is required (or set PKCS11_PIN_FILE)');
+    if (!existsSync(raw.PKCS11_PIN_FILE)) throw new ConfigError('PKCS11_PIN_FILE', `no such file: ${raw.PKCS11_PIN_FILE}`);
+    pin = readFileSync(raw.PKCS11_PIN_FILE, 'utf8').trim();
+    if (pin.length < 4) throw new ConfigError('PKCS11_PIN_FILE', 'the file does not hold a PIN of at least 4 characters');
+  }
+  const appRoles = [...new Set([...(raw.APP_ROLE ? [raw.APP_ROLE] : []), ...raw.APP_ROLES])];
+  const provisioningClientIds = raw.PROVISIONING_CLIENT_IDS.length ? raw.PROVISIONING_CLIENT_IDS.map((s) => s.toLowerCase()) : [raw.APPLICATION_ID];
+  return {
+    tenantId: raw.TENANT_ID,
+    applicationId: raw.APPLICATION_ID,
+    metadataUrl: raw.OPENID_CONNECT_METADATA_DOCUMENT,
+    appRoles,
+    keyclientClientId: raw.KEYCLIENT_CLIENT_ID ?? raw.APPLICATION_ID,
+    provisioningClientIds,
+    databaseUrl: raw.DATABASE_URL,
+    databasePoolSize: raw.DATABASE_POOL_SIZE,
+    pkcs11: { module: raw.PKCS11_MODULE, tokenLabel: raw.PKCS11_TOKEN_LABEL, pin, poolSize: raw.PKCS11_POOL_SIZE },
+    host: raw.KEYSERVER_API_HOST,
+    port: raw.KEYSERVER_API_PORT,
+    publicUrl: raw.KEYSERVER_PUBLIC_URL ?? `http://${raw.KEYSERVER_API_HOST}:${raw.KEYSERVER_API_PORT}`,
+    adminSessionApprovals: raw.ADMIN_SESSION_APPROVALS,
+    adminSessionMinutes: raw.ADMIN_SESSION_MINUTES,
+    maxBodyBytes: raw.MAX_BODY_BYTES,
+    logLevel: raw.LOG_LEVEL,
+  };
+}
+
+/** The config as it may appear in logs. */
+export function describeConfig(c: ApiConfig): Record<string, unknown> {
+  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@') };
+}

@@ -1,0 +1,47 @@
+import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Public } from '@keyserver/authz';
+import { DEPS, type ApiDeps } from '../app/tokens';
+
+type Check = 'ok' | string;
+
+/** Liveness and readiness: readiness checks the database, the HSM and the OpenID metadata document. */
+@ApiExcludeController()
+@Controller()
+export class HealthController {
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {}
+
+  @Public()
+  @Get('healthz')
+  @HttpCode(200)
+  healthz() {
+    return { status: 'ok' };
+  }
+
+  @Public()
+  @Get('readyz')
+  async readyz(@Res({ passthrough: true }) res: Response) {
+    const [database, hsm, metadata] = await Promise.all([
+      this.check(() => this.deps.db.prisma.$queryRaw`SELECT 1`),
+      this.check(() => this.deps.signer.health()),
+      this.check(async () => {
+        const r = await fetch(this.deps.config.metadataUrl, { signal: AbortSignal.timeout(2000) });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      }),
+    ]);
+    const ready = database === 'ok' && hsm === 'ok' && metadata === 'ok';
+    res.status(ready ? 200 : 503);
+    if (!ready) res.setHeader('Retry-After', '5');
+    return { status: ready ? 'ready' : 'not_ready', checks: { database, hsm, metadata } };
+  }
+
+  private async check(fn: () => Promise<unknown>): Promise<Check> {
+    try {
+      await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 3000))]);
+      return 'ok';
+    } catch {
+      return 'unavailable';
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import { Controller, Get, Param } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { KeyDetail, LegacyKeyList } from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, jsonSchema } from '../common/request';
+import { KeysService } from './keys.service';
+
+@ApiTags('keys')
+@Controller()
+export class KeysController {
+  constructor(private readonly service: KeysService) {}
+
+  @RequirePermission(Permission.KeysRead)
+  @ApiOperation({ summary: 'Keys the caller may use (legacy shape read by existing clients)' })
+  @ApiOkResponse({ schema: jsonSchema(LegacyKeyList) })
+  @Get('api/keys')
+  list(@Caller() actor: Actor) {
+    return this.service.listUsable(actor);
+  }
+
+  @RequirePermission(Permission.KeysRead)
+  @ApiOperation({ summary: 'One key with its certificate chain' })
+  @ApiOkResponse({ schema: jsonSchema(KeyDetail) })
+  @Get('api/v1/keys/:keyid')
+  detail(@Caller() actor: Actor, @Param('keyid') keyid: string) {
+    return this.service.detail(actor, keyid);
+  }
+}

@@ -1,0 +1,51 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import type { KeyDetail, LegacyKey } from '@keyserver/api-contract';
+import { KeyRepository, type Key } from '@keyserver/data-access';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import type { Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { keyInfo } from './key-algorithms';
+
+@Injectable()
+export class KeysService {
+  private readonly keys: KeyRepository;
+
+  constructor(@Inject(DEPS) deps: ApiDeps) {
+    this.keys = new KeyRepository(deps.db);
+  }
+
+  /** The keys this caller may use (any per-key permission), in the legacy shape clients read. */
+  async listUsable(actor: Actor): Promise<z.infer<typeof LegacyKey>[]> {
+    const all = await this.keys.list({ state: 'ACTIVE' });
+    return all
+      .filter((k) => this.mayUse(actor, k))
+      .map((k) => ({ keyid: k.keyid, keyinfo: keyInfo(k), certificate: k.certificatePem }));
+  }
+
+  async detail(actor: Actor, keyid: string): Promise<z.infer<typeof KeyDetail>> {
+    const key = await this.keys.findByKeyid(keyid);
+    if (!key || !this.mayUse(actor, key)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
+    const chain: string[] = [];
+    for (let k: Key | null = key; k; k = k.parentKeyid ? await this.keys.findByKeyid(k.parentKeyid) : null) chain.push(k.certificatePem);
+    return {
+      keyid: key.keyid,
+      type: key.type,
+      algorithm: key.algorithm,
+      hash: key.hash,
+      requiredApprovers: key.requiredApprovers,
+      state: key.state,
+      product: key.product,
+      certificate: key.certificatePem,
+      chain,
+      notBefore: key.notBefore.toISOString(),
+      notAfter: key.notAfter.toISOString(),
+    };
+  }
+
+  // Administrators and auditors see every key; others only keys they hold a permission on.
+  private mayUse(actor: Actor, key: Key): boolean {
+    if (actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR')) return true;
+    return (actor.keyPermissions.get(key.keyid)?.size ?? 0) > 0;
+  }
+}

@@ -1,0 +1,107 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
+import { AuditRepository, KeyRepository, SignOrderRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { decodeDigestInfo, signDigest } from '@keyserver/pki';
+import { KeyserverError } from '@keyserver/errors';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import type { Actor } from '../common/actor';
+import { actorAudit } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { toHashName } from '../keys/key-algorithms';
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Decodes sign-order input data; undefined when the text is not valid in its format. */
+export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array | undefined {
+  if (format === 'hex') return /^(?:[0-9a-fA-F]{2})+$/.test(data) ? new Uint8Array(Buffer.from(data, 'hex')) : undefined;
+  const ok = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(data) && data.length > 0;
+  return ok ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+}
+
+/**
+ * POST /api/signorders as explicit stages:
+ * decode -> authorize (per-key SIGN) -> check the key -> reserve a usage, sign in the HSM, persist and audit
+ * (one transaction) -> respond. A refusal at any stage is audited and consumes nothing.
+ */
+@Injectable()
+export class SignOrderService {
+  private readonly keys: KeyRepository;
+  private readonly orders: SignOrderRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+    this.keys = new KeyRepository(deps.db);
+    this.orders = new SignOrderRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async create(actor: Actor, dto: SignOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
+    const base: AuditInput = { ...actorAudit(actor), action: 'signorder.create', outcome: 'SUCCESS', keyid: dto.keyid, operationId: dto.operationid, requestId };
+    try {
+      if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) throw new ApiError(ApiErrorCode.IdempotencyKeyInvalid, 'Idempotency-Key must be 1-128 characters [A-Za-z0-9._:-]');
+      const input = this.decode(dto);
+      this.authorize(actor, dto.keyid);
+      const key = await this.usableKey(dto.keyid);
+      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+      const inputHex = Buffer.from(input).toString('hex');
+      const recorded = await this.orders.recordWithUsage(
+        {
+          operationId: dto.operationid,
+          keyid: dto.keyid,
+          subjectId: actor.subjectId,
+          description: dto.description,
+          inputdata: inputHex,
+          inputformat: dto.inputformat,
+          inputpadding: dto.inputpadding,
+          signatureformat: dto.signatureformat,
+          digest: this.digestOf(dto.inputpadding, input),
+          idempotencyKey: idempotencyKey ?? null,
+          requestId,
+          audit: { ...base, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
+        },
+        async () => {
+          const sig = await signDigest(this.deps.signer, hsmKey, {
+            input,
+            inputPadding: dto.inputpadding,
+            signatureFormat: dto.signatureformat,
+            hash: toHashName(key.hash),
+          });
+          return Buffer.from(sig).toString('hex');
+        },
+      );
+      return { keyid: dto.keyid, inputdata: dto.inputdata, signatureformat: dto.signatureformat, result: recorded.signOrder.result };
+    } catch (err) {
+      await this.audit.append({
+        ...base,
+        outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
+        errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
+      });
+      throw err;
+    }
+  }
+
+  private decode(dto: SignOrderRequest): Uint8Array {
+    const bytes = decodeInput(dto.inputdata, dto.inputformat);
+    if (!bytes) throw new ApiError(ApiErrorCode.InvalidInputEncoding, `inputdata is not valid ${dto.inputformat}`);
+    return bytes;
+  }
+
+  private authorize(actor: Actor, keyid: string): void {
+    if (!actor.keyPermissions.get(keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`);
+  }
+
+  private async usableKey(keyid: string): Promise<Key> {
+    const key = await this.keys.findByKeyid(keyid);
+    if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
+    // Raw signatures only with firmware keys: a raw signature by a CA or ROOT key could forge certificates.
+    if (key.type !== 'FW') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; sign orders use FW keys`);
+    if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
+    return key;
+  }
+
+  /** Operations list the digests that may be signed; for a DigestInfo that is the digest inside it. */
+  private digestOf(padding: SignOrderRequest['inputpadding'], input: Uint8Array): string {
+    const digest = padding === 'digestinfo' ? decodeDigestInfo(input).digest : input;
+    return Buffer.from(digest).toString('hex');
+  }
+}

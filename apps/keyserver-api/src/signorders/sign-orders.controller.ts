@@ -1,0 +1,30 @@
+import { Body, Controller, Headers, HttpCode, Post } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, jsonSchema, RequestId } from '../common/request';
+import { ZodBody } from '../common/zod-body';
+import { SignOrderService } from './sign-order.service';
+
+@ApiTags('sign orders')
+@Controller()
+export class SignOrdersController {
+  constructor(private readonly service: SignOrderService) {}
+
+  @RequirePermission(Permission.SignOrdersCreate)
+  @ApiOperation({ summary: 'Sign a digest with an FW key under an operation (uses one usage)' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retry with the same key returns the same result without using another usage' })
+  @ApiBody({ schema: jsonSchema(SignOrderRequest) })
+  @ApiCreatedResponse({ schema: jsonSchema(SignOrderResponse) })
+  @Post('api/signorders')
+  @HttpCode(201)
+  create(
+    @Caller() actor: Actor,
+    @Body(new ZodBody(SignOrderRequest)) dto: SignOrderRequest,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
+  ) {
+    return this.service.create(actor, dto, idempotencyKey, requestId);
+  }
+}

@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
+
+/** ECDSA r||s (IEEE P1363) -> DER SEQUENCE { INTEGER r, INTEGER s }, so openssl can verify it. */
+function p1363ToDer(sig: Buffer): Buffer {
+  const half = sig.length / 2;
+  const int = (b: Buffer) => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    let v = b.subarray(i);
+    if (v[0] & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
+    return Buffer.concat([Buffer.from([0x02, v.length]), v]);
+  };
+  const body = Buffer.concat([int(sig.subarray(0, half)), int(sig.subarray(half))]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+}
+
+describe('walking skeleton', () => {
+  let p: RunningPlatform;
+  let token: string;
+  let work: string;
+  const ci = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
+
+  beforeAll(async () => {
+    p = await startPlatform();
+    work = mkdtempSync(join(tmpdir(), 'ks-skeleton-'));
+    if (!ci?.clientSecret) throw new Error('demo-ci client missing from config/demo-tenant.json');
+    token = await clientCredentialsToken(p.facts, ci.clientId, ci.clientSecret);
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${p.env.urls.api}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+
+  it('lists the keys a CI client may use with their PEM certificates', async () => {
+    const r = await api('/api/keys');
+    expect(r.status).toBe(200);
+    const keys = (await r.json()) as { keyid: string; keyinfo: string; certificate: string }[];
+    const ids = keys.map((k) => k.keyid);
+    expect(ids).toEqual(expect.arrayContaining(['demo-fw-dev', 'demo-ca-dev', 'demo-fw-prod']));
+    expect(ids).not.toContain('demo-root');
+    for (const k of keys) {
+      const cert = new X509Certificate(k.certificate);
+      expect(cert.subject).toContain('Demo');
+    }
+  });
+
+  it('refuses a request without a token with 401 invalid_token', async () => {
+    const r = await fetch(`${p.env.urls.api}/api/keys`);
+    expect(r.status).toBe(401);
+    expect(r.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    expect(r.headers.get('content-type')).toContain('application/problem+json');
+    expect(((await r.json()) as { code: string }).code).toBe('invalid_token');
+  });
+
+  it.each([
+    ['none', 'p1363'],
+    ['none', 'asn1'],
+  ] as const)('signs a SHA-256 digest with the development FW key (%s, %s) and openssl verifies it', async (inputpadding, signatureformat) => {
+    const now = Date.now();
+    const op = await api('/api/v1/operations', {
+      method: 'POST',
+      body: JSON.stringify({
+        description: 'walking skeleton build 42',
+        validFrom: new Date(now - 60_000).toISOString(),
+        validTo: new Date(now + 3_600_000).toISOString(),
+        keys: [{ keyid: 'demo-fw-dev', usages: 1 }],
+      }),
+    });
+    expect(op.status).toBe(201);
+    const { id: operationid } = (await op.json()) as { id: string };
+
+    const firmware = Buffer.from(`firmware image ${signatureformat}`);
+    const digest = createHash('sha256').update(firmware).digest();
+    const r = await api('/api/signorders', {
+      method: 'POST',
+      body: JSON.stringify({
+        operationid,
+        keyid: 'demo-fw-dev',
+        inputdata: digest.toString('hex'),
+        inputformat: 'hex',
+        inputpadding,
+        signatureformat,
+        description: 'sign firmware 1.0.0',
+      }),
+    });
+    expect(r.status).toBe(201);
+    const body = (await r.json()) as { keyid: string; inputdata: string; signatureformat: string; result: string };
+    expect(body).toMatchObject({ keyid: 'demo-fw-dev', inputdata: digest.toString('hex'), signatureformat });
+    expect(body.result).toMatch(/^[0-9a-f]+$/);
+
+    const keys = (await (await api('/api/keys')).json()) as { keyid: string; certificate: string }[];
+    const certPem = keys.find((k) => k.keyid === 'demo-fw-dev')?.certificate ?? '';
+    const sig = Buffer.from(body.result, 'hex');
+    writeFileSync(join(work, 'cert.pem'), certPem);
+    writeFileSync(join(work, 'fw.bin'), firmware);
+    writeFileSync(join(work, 'sig.der'), signatureformat === 'p1363' ? p1363ToDer(sig) : sig);
+    execFileSync('openssl', ['x509', '-in', join(work, 'cert.pem'), '-pubkey', '-noout', '-out', join(work, 'pub.pem')]);
+    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', join(work, 'pub.pem'), '-signature', join(work, 'sig.der'), join(work, 'fw.bin')]);
+    expect(out.toString()).toContain('Verified OK');
+
+    // The single usage is spent: the same order again is refused and nothing is signed.
+    const again = await api('/api/signorders', {
+      method: 'POST',
+      body: JSON.stringify({ operationid, keyid: 'demo-fw-dev', inputdata: digest.toString('hex'), inputformat: 'hex', inputpadding, signatureformat, description: 'sign firmware again' }),
+    });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { code: string }).code).toBe('usage_exhausted');
+  });
+});

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/**
+ * The Keyserver REST contract: one zod schema per request and response body. The API validates with
+ * these (strict: unknown fields are refused), the OpenAPI document is generated from them, and the
+ * SPA and the CLI import the same types.
+ */
+
+const hex = /^(?:[0-9a-fA-F]{2})+$/;
+
+export const Uuid = z.uuid();
+
+export const KeyType = z.enum(['ROOT', 'CA', 'FW']);
+export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
+export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
+export const KeyState = z.enum(['ACTIVE', 'REVOKED']);
+export const InputFormat = z.enum(['hex', 'base64']);
+export const InputPadding = z.enum(['none', 'digestinfo', 'pss']);
+export const SignatureFormat = z.enum(['asn1', 'p1363']);
+export const KeyUsage = z.enum(['sign', 'issue']);
+export const OperationState = z.enum(['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXPIRED', 'REJECTED', 'CANCELLED']);
+
+/** `GET /api/keys`: the shape existing Keyserver clients (the PKCS#11 module) read. */
+export const LegacyKey = z.object({
+  keyid: z.string(),
+  keyinfo: z.string().describe('Human-readable summary: type, algorithm, hash'),
+  certificate: z.string().describe('X.509 certificate in PEM'),
+});
+export const LegacyKeyList = z.array(LegacyKey);
+
+export const KeyDetail = z.object({
+  keyid: z.string(),
+  type: KeyType,
+  algorithm: KeyAlgorithm,
+  hash: HashAlgorithm,
+  requiredApprovers: z.number().int().min(0),
+  state: KeyState,
+  product: z.string().nullable(),
+  certificate: z.string(),
+  chain: z.array(z.string()).describe('PEM certificates from this key up to the ROOT, this key first'),
+  notBefore: z.string(),
+  notAfter: z.string(),
+});
+
+export const SignOrderRequest = z.strictObject({
+  operationid: Uuid,
+  keyid: z.string().min(1).max(128),
+  inputdata: z.string().min(2).max(2048),
+  inputformat: InputFormat,
+  inputpadding: InputPadding,
+  signatureformat: SignatureFormat,
+  description: z.string().trim().min(8).max(1000),
+});
+export type SignOrderRequest = z.infer<typeof SignOrderRequest>;
+
+export const SignOrderResponse = z.object({
+  keyid: z.string(),
+  inputdata: z.string(),
+  signatureformat: SignatureFormat,
+  result: z.string().describe('The signature, hex'),
+});
+export type SignOrderResponse = z.infer<typeof SignOrderResponse>;
+
+export const CreateOperationRequest = z
+  .strictObject({
+    description: z.string().trim().min(8).max(1000),
+    validFrom: z.iso.datetime({ offset: true }),
+    validTo: z.iso.datetime({ offset: true }),
+    keys: z
+      .array(z.strictObject({ keyid: z.string().min(1).max(128), usages: z.number().int().min(1).max(1_000_000) }))
+      .min(1)
+      .max(32),
+    digests: z.array(z.string().regex(hex).max(128)).max(10_000).optional(),
+  })
+  .refine((o) => Date.parse(o.validTo) > Date.parse(o.validFrom), { message: 'validTo must be after validFrom', path: ['validTo'] })
+  .refine((o) => new Set(o.keys.map((k) => k.keyid)).size === o.keys.length, { message: 'a key appears twice', path: ['keys'] });
+export type CreateOperationRequest = z.infer<typeof CreateOperationRequest>;
+
+export const OperationKeyView = z.object({
+  keyid: z.string(),
+  usagesAllowed: z.number().int(),
+  usagesUsed: z.number().int(),
+  requiredApprovers: z.number().int(),
+  approvals: z.number().int(),
+});
+
+export const OperationView = z.object({
+  id: Uuid,
+  description: z.string(),
+  state: OperationState,
+  orderer: z.object({ subjectId: Uuid, displayName: z.string() }),
+  validFrom: z.string(),
+  validTo: z.string(),
+  digests: z.array(z.string()),
+  keys: z.array(OperationKeyView),
+  createdAt: z.string(),
+});
+export type OperationView = z.infer<typeof OperationView>;
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  code: z.string(),
+  detail: z.string().optional(),
+  requestId: z.string().optional(),
+});

@@ -1,0 +1,88 @@
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { EntraTokenValidator, Principal } from '@keyserver/entra-token';
+import { KeyserverError } from '@keyserver/errors';
+import type { IncomingMessage } from 'node:http';
+import { AuthzError } from './authz-error';
+import { AuthEventSink } from './auth-events';
+import { AUTH_CONTEXT_KEY, PUBLIC_ROUTE_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
+import { isPermission, Permission } from './permissions';
+import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver } from './subject';
+import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR } from './tokens';
+
+type HttpRequest = IncomingMessage & { ip?: string; originalUrl?: string };
+
+/** Every `Authorization` header line (Node keeps only the first in `headers`). */
+export function authorizationHeaders(req: IncomingMessage): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i].toLowerCase() === 'authorization') out.push(req.rawHeaders[i + 1]);
+  }
+  return out;
+}
+
+/** True when the query string carries an `access_token` (RFC 6750 §2.3: refused, it leaks into logs). */
+export function queryHasToken(url: string | undefined): boolean {
+  const q = (url ?? '').indexOf('?');
+  if (q < 0) return false;
+  return new URLSearchParams(url?.slice(q + 1)).has('access_token');
+}
+
+/**
+ * Global guard, deny by default: `@Public()` routes pass; `@RequirePermission(p)` routes need a valid
+ * Entra token, a known enabled subject and `p`; anything else is refused.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  private readonly logger = new Logger(AuthGuard.name);
+
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(ENTRA_TOKEN_VALIDATOR) private readonly validator: EntraTokenValidator,
+    @Inject(SUBJECT_RESOLVER) private readonly resolver: SubjectResolver,
+    @Optional() @Inject(AUTH_EVENT_SINK) private readonly events?: AuthEventSink,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') throw new AuthzError('route_not_authorized');
+    const targets = [context.getHandler(), context.getClass()];
+    const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ROUTE_KEY, targets) === true;
+    const permission = this.reflector.getAllAndOverride<unknown>(REQUIRED_PERMISSION_KEY, targets);
+    const req = context.switchToHttp().getRequest<HttpRequest>();
+    if (isPublic && permission === undefined) return true;
+    const info: AuthRequestInfo = { method: req.method ?? '', path: (req.originalUrl ?? req.url ?? '').split('?')[0], ip: req.ip };
+    let principal: Principal | undefined;
+    let subject: ResolvedSubject | null | undefined;
+    try {
+      if (isPublic || !isPermission(permission)) {
+        throw new AuthzError('route_not_authorized', 'route has no valid authorization decorator');
+      }
+      principal = await this.validator.authenticate(authorizationHeaders(req), { queryHasToken: queryHasToken(req.url) });
+      subject = await this.resolver.resolve(principal, info);
+      const auth = authorize(principal, subject, permission as Permission);
+      (req as unknown as Record<string, unknown>)[AUTH_CONTEXT_KEY] = auth;
+      return true;
+    } catch (e) {
+      if (e instanceof KeyserverError) this.report(e, info, principal, subject ?? undefined);
+      throw e;
+    }
+  }
+
+  private report(e: KeyserverError, info: AuthRequestInfo, principal?: Principal, subject?: ResolvedSubject): void {
+    const event = {
+      status: e.status,
+      code: e.code,
+      ...info,
+      ...(principal
+        ? { principal: { tid: principal.tid, oid: principal.oid, azp: principal.azp, kind: principal.kind, channel: principal.channel, tokenId: principal.tokenId } }
+        : {}),
+      ...(subject ? { subjectId: subject.subjectId } : {}),
+    };
+    this.logger.warn(`${info.method} ${info.path} refused: ${e.status} ${e.code}`);
+    try {
+      void Promise.resolve(this.events?.authFailed(event)).catch((err: unknown) => this.logger.error(`auth event sink failed: ${String(err)}`));
+    } catch (err) {
+      this.logger.error(`auth event sink failed: ${String(err)}`);
+    }
+  }
+}

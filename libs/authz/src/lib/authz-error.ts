@@ -1,0 +1,34 @@
+import { KeyserverError } from '@keyserver/errors';
+
+export type AuthzErrorCode =
+  | 'unknown_subject'
+  | 'subject_disabled'
+  | 'subject_kind_mismatch'
+  | 'app_principal_forbidden'
+  | 'bff_token_not_allowed'
+  | 'permission_denied'
+  | 'key_permission_denied'
+  | 'route_not_authorized'
+  | 'route_authorization_misconfigured';
+
+const STATUS: Record<AuthzErrorCode, number> = {
+  unknown_subject: 403,
+  subject_disabled: 403,
+  subject_kind_mismatch: 403,
+  app_principal_forbidden: 403,
+  bff_token_not_allowed: 403,
+  permission_denied: 403,
+  key_permission_denied: 403,
+  route_not_authorized: 403,
+  // Boot-time only: a route without a (valid) authorization decorator.
+  route_authorization_misconfigured: 500,
+};
+
+/** An authenticated caller that may not do what it asked (403), or a boot-time route misconfiguration. */
+export class AuthzError extends KeyserverError<AuthzErrorCode> {
+  readonly status: number;
+  constructor(code: AuthzErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(code, detail, options);
+    this.status = STATUS[code];
+  }
+}

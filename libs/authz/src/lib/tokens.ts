@@ -1,0 +1,6 @@
+/** Injection token for the `EntraTokenValidator` (from @keyserver/entra-token). */
+export const ENTRA_TOKEN_VALIDATOR = Symbol('KEYSERVER_ENTRA_TOKEN_VALIDATOR');
+/** Injection token for the optional {@link AuthEventSink}. */
+export const AUTH_EVENT_SINK = Symbol('KEYSERVER_AUTH_EVENT_SINK');
+/** Injection token for {@link AuthzOptions}. */
+export const AUTHZ_OPTIONS = Symbol('KEYSERVER_AUTHZ_OPTIONS');

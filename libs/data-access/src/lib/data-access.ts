@@ -1,3 +1,0 @@
-export function dataAccess(): string {
-  return 'data-access';
-}

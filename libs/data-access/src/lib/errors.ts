@@ -1,0 +1,49 @@
+import { KeyserverError } from '@keyserver/errors';
+
+/** Error codes of the data layer, part of the API contract. */
+export const DataAccessErrorCode = {
+  not_found: 'not_found',
+  conflict: 'conflict',
+  invalid_input: 'invalid_input',
+  operation_not_usable: 'operation_not_usable',
+  usage_exhausted: 'usage_exhausted',
+  digest_not_allowed: 'digest_not_allowed',
+  outside_window: 'outside_window',
+  key_not_in_operation: 'key_not_in_operation',
+  key_revoked: 'key_revoked',
+  already_approved: 'already_approved',
+  invalid_state: 'invalid_state',
+  session_not_active: 'session_not_active',
+  migration_failed: 'migration_failed',
+  migration_checksum_mismatch: 'migration_checksum_mismatch',
+  database_unavailable: 'database_unavailable',
+} as const;
+export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
+
+/** HTTP status of each code, defined once. */
+export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
+  not_found: 404,
+  conflict: 409,
+  invalid_input: 400,
+  operation_not_usable: 409,
+  usage_exhausted: 409,
+  digest_not_allowed: 403,
+  outside_window: 403,
+  key_not_in_operation: 403,
+  key_revoked: 409,
+  already_approved: 409,
+  invalid_state: 409,
+  session_not_active: 409,
+  migration_failed: 500,
+  migration_checksum_mismatch: 500,
+  database_unavailable: 503,
+};
+
+/** Error raised by repositories and the migrator. */
+export class DataAccessError extends KeyserverError<DataAccessErrorCode> {
+  readonly status: number;
+  constructor(code: DataAccessErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(code, detail, options);
+    this.status = DATA_ACCESS_ERROR_STATUS[code];
+  }
+}

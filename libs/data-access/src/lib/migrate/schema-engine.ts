@@ -1,0 +1,138 @@
+// Dev/test-only access to Prisma's WASM schema engine (@prisma/schema-engine-wasm, a devDependency),
+// driven through the pg driver adapter so no native engine download is needed. Not exported from
+// src/index.ts: production code never loads it.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { bindSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+
+/** Prisma 7.10.0's engine commit; the wasm package must be built from the same one. */
+export const SCHEMA_ENGINE_WASM_VERSION = '7.10.0-4.0edf323efd1d98336f3f0a68684b56f689b900d3';
+
+interface DiffTargetEmpty {
+  tag: 'empty';
+}
+interface DiffTargetSchema {
+  tag: 'schemaDatamodel';
+  files: { path: string; content: string }[];
+}
+// "the database the adapter is connected to" (the engine no longer accepts URLs here)
+interface DiffTargetDatasource {
+  tag: 'schemaDatasource';
+  files: { path: string; content: string }[];
+  configDir: string;
+}
+type DiffTarget = DiffTargetEmpty | DiffTargetSchema | DiffTargetDatasource;
+
+interface WasmSchemaEngine {
+  diff(params: {
+    from: DiffTarget;
+    to: DiffTarget;
+    script: boolean;
+    exitCode: boolean | null;
+    filters: { externalTables: string[]; externalEnums: string[] };
+  }): Promise<{ exitCode: number; stdout: string | null }>;
+  free(): void;
+}
+
+interface WasmBindings {
+  __wbg_set_wasm(exports: WebAssembly.Exports): void;
+  SchemaEngine: {
+    new: (
+      options: { datamodels: [string, string][] | undefined },
+      debug: (line: string) => void,
+      adapter: object,
+    ) => Promise<WasmSchemaEngine>;
+  };
+}
+
+let bindings: WasmBindings | undefined;
+
+// The package is built for bundlers (`import * as wasm from "./x.wasm"`), so instantiate it by hand.
+function loadBindings(): WasmBindings {
+  if (bindings) return bindings;
+  const bgModule = '@prisma/schema-engine-wasm/schema_engine_bg';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const bg = require(bgModule) as WasmBindings & Record<string, unknown>;
+  const wasmFile = join(dirname(require.resolve(bgModule)), 'schema_engine_bg.wasm');
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(wasmFile)), {
+    './schema_engine_bg.js': bg as unknown as WebAssembly.ModuleImports,
+  });
+  bg.__wbg_set_wasm(instance.exports);
+  (instance.exports['__wbindgen_start'] as () => void)();
+  bindings = bg;
+  return bg;
+}
+
+type PerformIO = (query: unknown) => Promise<{ fields: { dataTypeID: number }[] }>;
+const PG_CHAR_OID = 18;
+const PG_TEXT_OID = 25;
+const patched = Symbol.for('keyserver.pgCharAsText');
+
+// The engine's catalog introspection selects PostgreSQL's internal "char" columns (relkind, contype, ...),
+// which @prisma/adapter-pg 7.10 rejects as an unsupported type; the value is a one-letter string, so
+// reporting the column as text is exact. Only this dev/test helper installs the patch.
+function reportCharAsText(adapter: object): void {
+  let proto: object | null = adapter;
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, 'performIO')) proto = Object.getPrototypeOf(proto);
+  const owner = proto as (Record<string | symbol, unknown> & { performIO: PerformIO }) | null;
+  if (!owner || owner[patched]) return;
+  const original = owner.performIO;
+  owner.performIO = async function (this: unknown, query: unknown) {
+    const result = await original.call(this, query);
+    for (const f of result.fields ?? []) if (f.dataTypeID === PG_CHAR_OID) f.dataTypeID = PG_TEXT_OID;
+    return result;
+  };
+  owner[patched] = true;
+}
+
+function engineAdapter(url: string): object {
+  const base = new PrismaPg({ connectionString: url });
+  const wrap = async <T extends object>(p: Promise<T>): Promise<T> => {
+    const adapter = await p;
+    reportCharAsText(adapter);
+    return adapter;
+  };
+  return bindSqlAdapterFactory({
+    provider: base.provider,
+    adapterName: base.adapterName,
+    connect: () => wrap(base.connect()),
+    connectToShadowDb: () => wrap(base.connectToShadowDb()),
+  });
+}
+
+const noFilters = { externalTables: [], externalEnums: [] };
+
+/**
+ * Returns the SQL that turns the database at `databaseUrl` (or an empty database when null) into the
+ * state described by the Prisma schema file. An up-to-date database yields an empty script
+ * (only comments), see {@link isEmptyMigrationScript}.
+ */
+export async function diffDatabaseToSchema(databaseUrl: string | null, schemaPath: string): Promise<string> {
+  const content = readFileSync(schemaPath, 'utf8');
+  const url = databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const adapter = engineAdapter(url);
+  const engine = await loadBindings().SchemaEngine.new({ datamodels: [[schemaPath, content]] }, () => undefined, adapter);
+  try {
+    const result = await engine.diff({
+      from: databaseUrl
+        ? { tag: 'schemaDatasource', files: [{ path: schemaPath, content }], configDir: dirname(schemaPath) }
+        : { tag: 'empty' },
+      to: { tag: 'schemaDatamodel', files: [{ path: schemaPath, content }] },
+      script: true,
+      exitCode: null,
+      filters: noFilters,
+    });
+    return result.stdout ?? '';
+  } finally {
+    engine.free();
+  }
+}
+
+/** True when a diff script contains no SQL statement. */
+export function isEmptyMigrationScript(script: string): boolean {
+  return script
+    .split('\n')
+    .map((l) => l.trim())
+    .every((l) => l === '' || l.startsWith('--'));
+}

@@ -1,0 +1,150 @@
+import type { Prisma } from '../../generated/prisma/client';
+import { mapPrismaError, type Db, type Tx } from '../db';
+import { DataAccessError } from '../errors';
+import type { AdminSession, AuditInput } from '../types';
+import { appendAuditTx } from './audit.repository';
+
+export interface OpenAdminSessionInput {
+  description: string;
+  creatorId: string;
+  /** Administrator approvals needed before the session is ACTIVE (0 = active at once). */
+  requiredApprovals: number;
+  expiresAt: Date;
+}
+
+/** Result of {@link AdminSessionRepository.authorize}. */
+export interface AuthorizeResult {
+  session: AdminSession;
+  /** True only for the approval that moved the session PENDING -> ACTIVE. */
+  activated: boolean;
+}
+
+const include = { approvals: { select: { adminId: true } } } satisfies Prisma.AdminSessionInclude;
+type Row = Prisma.AdminSessionGetPayload<{ include: typeof include }>;
+
+const toSession = (s: Row): AdminSession => ({
+  id: s.id,
+  description: s.description,
+  creatorId: s.creatorId,
+  state: s.state,
+  requiredApprovals: s.requiredApprovals,
+  approverIds: s.approvals.map((a) => a.adminId).sort(),
+  expiresAt: s.expiresAt,
+  createdAt: s.createdAt,
+  activatedAt: s.activatedAt,
+  closedAt: s.closedAt,
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function lockSession(tx: Tx, id: string): Promise<Row> {
+  if (!UUID.test(id)) throw new DataAccessError('not_found', 'admin session not found');
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "admin_session" WHERE "id" = ${id}::uuid FOR UPDATE`;
+  if (rows.length === 0) throw new DataAccessError('not_found', 'admin session not found');
+  return tx.adminSession.findUniqueOrThrow({ where: { id }, include });
+}
+
+/** Multi-administrator sessions that unlock administrative changes (M-of-N). */
+export class AdminSessionRepository {
+  constructor(private readonly db: Db) {}
+
+  async open(input: OpenAdminSessionInput, audit?: AuditInput): Promise<AdminSession> {
+    if (!Number.isInteger(input.requiredApprovals) || input.requiredApprovals < 0) {
+      throw new DataAccessError('invalid_input', 'requiredApprovals must be an integer >= 0');
+    }
+    try {
+      return await this.db.transaction(async (tx) => {
+        const now = new Date();
+        const active = input.requiredApprovals === 0;
+        const s = await tx.adminSession.create({
+          data: {
+            description: input.description,
+            creatorId: input.creatorId,
+            requiredApprovals: input.requiredApprovals,
+            expiresAt: input.expiresAt,
+            state: active ? 'ACTIVE' : 'PENDING',
+            activatedAt: active ? now : null,
+          },
+          include,
+        });
+        if (audit) await appendAuditTx(tx, { ...audit, adminSessionId: s.id });
+        return toSession(s);
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'admin session');
+    }
+  }
+
+  async get(id: string): Promise<AdminSession> {
+    if (!UUID.test(id)) throw new DataAccessError('not_found', 'admin session not found');
+    const s = await this.db.prisma.adminSession.findUnique({ where: { id }, include });
+    if (!s) throw new DataAccessError('not_found', 'admin session not found');
+    return toSession(s);
+  }
+
+  /**
+   * Adds `adminId`'s authorization under a row lock: each admin counts once (`already_approved`
+   * otherwise) and exactly one call activates the session. An expired session is marked EXPIRED
+   * and refused with `session_not_active`.
+   */
+  async authorize(sessionId: string, adminId: string, audit?: AuditInput, now = new Date()): Promise<AuthorizeResult> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const s = await lockSession(tx, sessionId);
+        if (s.state === 'PENDING' && s.expiresAt <= now) {
+          await tx.adminSession.update({ where: { id: sessionId }, data: { state: 'EXPIRED', closedAt: now } });
+        }
+        if (s.state !== 'PENDING' || s.expiresAt <= now) {
+          throw new DataAccessError('session_not_active', `admin session is ${s.expiresAt <= now ? 'EXPIRED' : s.state}`);
+        }
+        if (s.approvals.some((a) => a.adminId === adminId)) {
+          throw new DataAccessError('already_approved', 'this administrator already authorized the session');
+        }
+        await tx.adminSessionApproval.create({ data: { sessionId, adminId } });
+        const activated = s.approvals.length + 1 >= s.requiredApprovals;
+        if (activated) await tx.adminSession.update({ where: { id: sessionId }, data: { state: 'ACTIVE', activatedAt: now } });
+        if (audit) await appendAuditTx(tx, { ...audit, adminSessionId: sessionId });
+        return { session: toSession(await tx.adminSession.findUniqueOrThrow({ where: { id: sessionId }, include })), activated };
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'admin session approval');
+    }
+  }
+
+  /** The session if it is ACTIVE and not past its expiry, else null. */
+  async getActive(id: string, now = new Date()): Promise<AdminSession | null> {
+    if (!UUID.test(id)) return null;
+    const s = await this.db.prisma.adminSession.findFirst({ where: { id, state: 'ACTIVE', expiresAt: { gt: now } }, include });
+    return s ? toSession(s) : null;
+  }
+
+  /** All ACTIVE, unexpired sessions. */
+  async listActive(now = new Date()): Promise<AdminSession[]> {
+    const rows = await this.db.prisma.adminSession.findMany({
+      where: { state: 'ACTIVE', expiresAt: { gt: now } },
+      include,
+      orderBy: { createdAt: 'desc' },
+    });
+    return rows.map(toSession);
+  }
+
+  /** PENDING or ACTIVE -> CLOSED. */
+  async close(id: string, audit?: AuditInput, now = new Date()): Promise<AdminSession> {
+    return this.db.transaction(async (tx) => {
+      const s = await lockSession(tx, id);
+      if (s.state !== 'PENDING' && s.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `admin session is ${s.state}`);
+      const updated = await tx.adminSession.update({ where: { id }, data: { state: 'CLOSED', closedAt: now }, include });
+      if (audit) await appendAuditTx(tx, { ...audit, adminSessionId: id });
+      return toSession(updated);
+    });
+  }
+
+  /** Marks every PENDING/ACTIVE session past its expiry EXPIRED; returns how many. */
+  async expire(now = new Date()): Promise<number> {
+    const r = await this.db.prisma.adminSession.updateMany({
+      where: { state: { in: ['PENDING', 'ACTIVE'] }, expiresAt: { lte: now } },
+      data: { state: 'EXPIRED', closedAt: now },
+    });
+    return r.count;
+  }
+}

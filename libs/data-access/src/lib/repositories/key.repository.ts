@@ -1,0 +1,133 @@
+import type { Key as KeyRow, Prisma } from '../../generated/prisma/client';
+import { mapPrismaError, type Db } from '../db';
+import { DataAccessError } from '../errors';
+import type { HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
+
+export interface CreateKeyInput {
+  keyid: string;
+  type: KeyType;
+  algorithm: KeyAlgorithm;
+  hash: HashAlgorithm;
+  requiredApprovers?: number;
+  /** CKA_ID as lower-case hex. */
+  hsmKeyId: string;
+  /** keyid of the issuing key (omit for a self-signed root). */
+  parentKeyid?: string | null;
+  certificatePem: string;
+  certificateSerial: string;
+  notBefore: Date;
+  notAfter: Date;
+  product?: string | null;
+  profile?: Record<string, unknown>;
+}
+
+type KeyWithParent = KeyRow & { parent: { keyid: string } | null };
+
+export const toKey = (k: KeyWithParent): Key => ({
+  id: k.id,
+  keyid: k.keyid,
+  type: k.type,
+  algorithm: k.algorithm,
+  hash: k.hash,
+  requiredApprovers: k.requiredApprovers,
+  state: k.state,
+  hsmKeyId: k.hsmKeyId,
+  parentKeyid: k.parent?.keyid ?? null,
+  certificatePem: k.certificatePem,
+  certificateSerial: k.certificateSerial,
+  notBefore: k.notBefore,
+  notAfter: k.notAfter,
+  product: k.product,
+  profile: k.profile,
+  crlNumber: k.crlNumber,
+  revokedAt: k.revokedAt,
+  revocationReason: k.revocationReason,
+  createdAt: k.createdAt,
+});
+
+const withParent = { parent: { select: { keyid: true } } } as const;
+
+function assertApprovers(n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new DataAccessError('invalid_input', 'requiredApprovers must be an integer >= 0');
+}
+
+/** HSM-backed keys (roots, CAs, firmware signing keys) and their certificates. */
+export class KeyRepository {
+  constructor(private readonly db: Db) {}
+
+  async list(filter: { type?: KeyType; state?: KeyState } = {}): Promise<Key[]> {
+    const rows = await this.db.prisma.key.findMany({ where: filter, include: withParent, orderBy: { keyid: 'asc' } });
+    return rows.map(toKey);
+  }
+
+  async getByKeyid(keyid: string): Promise<Key> {
+    const k = await this.db.prisma.key.findUnique({ where: { keyid }, include: withParent });
+    if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
+    return toKey(k);
+  }
+
+  async findByKeyid(keyid: string): Promise<Key | null> {
+    const k = await this.db.prisma.key.findUnique({ where: { keyid }, include: withParent });
+    return k ? toKey(k) : null;
+  }
+
+  async create(input: CreateKeyInput): Promise<Key> {
+    assertApprovers(input.requiredApprovers ?? 0);
+    try {
+      let parentId: string | null = null;
+      if (input.parentKeyid) parentId = (await this.getByKeyid(input.parentKeyid)).id;
+      const k = await this.db.prisma.key.create({
+        data: {
+          keyid: input.keyid,
+          type: input.type,
+          algorithm: input.algorithm,
+          hash: input.hash,
+          requiredApprovers: input.requiredApprovers ?? 0,
+          hsmKeyId: input.hsmKeyId.toLowerCase(),
+          parentId,
+          certificatePem: input.certificatePem,
+          certificateSerial: input.certificateSerial,
+          notBefore: input.notBefore,
+          notAfter: input.notAfter,
+          product: input.product ?? null,
+          profile: (input.profile ?? {}) as Prisma.InputJsonObject,
+        },
+        include: withParent,
+      });
+      return toKey(k);
+    } catch (err) {
+      return mapPrismaError(err, `key ${input.keyid}`);
+    }
+  }
+
+  /** Marks a key revoked; revoking twice is `invalid_state`. */
+  async revoke(keyid: string, reason: string, at = new Date()): Promise<Key> {
+    const n = await this.db.prisma.key.updateMany({
+      where: { keyid, state: 'ACTIVE' },
+      data: { state: 'REVOKED', revokedAt: at, revocationReason: reason },
+    });
+    if (n.count === 0) {
+      await this.getByKeyid(keyid);
+      throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+    }
+    return this.getByKeyid(keyid);
+  }
+
+  async setRequiredApprovers(keyid: string, requiredApprovers: number): Promise<Key> {
+    assertApprovers(requiredApprovers);
+    try {
+      const k = await this.db.prisma.key.update({ where: { keyid }, data: { requiredApprovers }, include: withParent });
+      return toKey(k);
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /** Atomically increments and returns the key's CRL number (first CRL gets 1). */
+  async nextCrlNumber(keyid: string): Promise<bigint> {
+    const rows = await this.db.prisma.$queryRaw<{ crlNumber: bigint }[]>`
+      UPDATE "key" SET "crlNumber" = "crlNumber" + 1 WHERE "keyid" = ${keyid} RETURNING "crlNumber"`;
+    if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
+    return BigInt(rows[0].crlNumber);
+  }
+}

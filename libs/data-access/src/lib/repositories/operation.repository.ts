@@ -1,0 +1,217 @@
+import type { Prisma } from '../../generated/prisma/client';
+import { mapPrismaError, type Db, type Tx } from '../db';
+import { DataAccessError } from '../errors';
+import type { AuditInput, Operation, OperationState, Page } from '../types';
+import { appendAuditTx, clampLimit } from './audit.repository';
+
+export interface CreateOperationInput {
+  description: string;
+  ordererId: string;
+  validFrom: Date;
+  validTo: Date;
+  /** Allowed digests (hex, any case); empty allows any input. */
+  digests?: string[];
+  keys: { keyid: string; usagesAllowed: number }[];
+}
+
+export interface OperationFilter {
+  state?: OperationState;
+  keyid?: string;
+  ordererId?: string;
+  /** Operations still REQUESTED where this subject can add a missing approval. */
+  awaitingApprovalBy?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+/** Result of {@link OperationRepository.addApproval}. */
+export interface ApprovalResult {
+  operation: Operation;
+  /** True only for the one approval that moved the operation REQUESTED -> APPROVED. */
+  transitioned: boolean;
+}
+
+const operationInclude = {
+  keys: { include: { key: { select: { keyid: true } } }, orderBy: { id: 'asc' } },
+  approvals: { select: { keyId: true, approverId: true } },
+} satisfies Prisma.OperationInclude;
+
+type OperationRow = Prisma.OperationGetPayload<{ include: typeof operationInclude }>;
+
+export function toOperation(o: OperationRow): Operation {
+  return {
+    id: o.id,
+    description: o.description,
+    state: o.state,
+    ordererId: o.ordererId,
+    validFrom: o.validFrom,
+    validTo: o.validTo,
+    digests: o.digests,
+    rejectionReason: o.rejectionReason,
+    createdAt: o.createdAt,
+    updatedAt: o.updatedAt,
+    keys: o.keys.map((k) => ({
+      keyid: k.key.keyid,
+      usagesAllowed: k.usagesAllowed,
+      usagesUsed: k.usagesUsed,
+      requiredApprovers: k.requiredApprovers,
+      approverIds: o.approvals.filter((a) => a.keyId === k.keyId).map((a) => a.approverId).sort(),
+    })),
+  };
+}
+
+const HEX = /^[0-9a-fA-F]+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Locks the operation row for the rest of the transaction. */
+export async function lockOperation(tx: Tx, id: string): Promise<void> {
+  if (!UUID.test(id)) throw new DataAccessError('not_found', 'operation not found');
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "operation" WHERE "id" = ${id}::uuid FOR UPDATE`;
+  if (rows.length === 0) throw new DataAccessError('not_found', 'operation not found');
+}
+
+/** Signing/issuing operations, their keys with usage budgets, and approvals. */
+export class OperationRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Creates a REQUESTED operation; each key's requiredApprovers is snapshotted from the key. */
+  async create(input: CreateOperationInput, audit?: AuditInput): Promise<Operation> {
+    if (input.keys.length === 0) throw new DataAccessError('invalid_input', 'an operation needs at least one key');
+    if (!(input.validFrom < input.validTo)) throw new DataAccessError('invalid_input', 'validFrom must be before validTo');
+    const digests = (input.digests ?? []).map((d) => d.toLowerCase());
+    if (digests.some((d) => !HEX.test(d))) throw new DataAccessError('invalid_input', 'digests must be hex');
+    const keyids = input.keys.map((k) => k.keyid);
+    if (new Set(keyids).size !== keyids.length) throw new DataAccessError('invalid_input', 'duplicate key in operation');
+    if (input.keys.some((k) => !Number.isInteger(k.usagesAllowed) || k.usagesAllowed < 1)) {
+      throw new DataAccessError('invalid_input', 'usagesAllowed must be a positive integer');
+    }
+    try {
+      return await this.db.transaction(async (tx) => {
+        const keys = await tx.key.findMany({ where: { keyid: { in: keyids } } });
+        for (const k of input.keys) {
+          const key = keys.find((x) => x.keyid === k.keyid);
+          if (!key) throw new DataAccessError('not_found', `key ${k.keyid} not found`);
+          if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is revoked`);
+        }
+        const op = await tx.operation.create({
+          data: {
+            description: input.description,
+            ordererId: input.ordererId,
+            validFrom: input.validFrom,
+            validTo: input.validTo,
+            digests,
+            keys: {
+              create: input.keys.map((k) => {
+                const key = keys.find((x) => x.keyid === k.keyid);
+                return { keyId: key?.id ?? '', usagesAllowed: k.usagesAllowed, requiredApprovers: key?.requiredApprovers ?? 0 };
+              }),
+            },
+          },
+          include: operationInclude,
+        });
+        if (audit) await appendAuditTx(tx, { ...audit, operationId: op.id });
+        return toOperation(op);
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'operation');
+    }
+  }
+
+  async get(id: string): Promise<Operation> {
+    if (!UUID.test(id)) throw new DataAccessError('not_found', 'operation not found');
+    const op = await this.db.prisma.operation.findUnique({ where: { id }, include: operationInclude });
+    if (!op) throw new DataAccessError('not_found', 'operation not found');
+    return toOperation(op);
+  }
+
+  /** Lists operations newest first; the cursor is the last item's id. */
+  async list(filter: OperationFilter = {}): Promise<Page<Operation>> {
+    const limit = clampLimit(filter.limit);
+    const where: Prisma.OperationWhereInput = { state: filter.state, ordererId: filter.ordererId };
+    if (filter.keyid) where.keys = { some: { key: { keyid: filter.keyid } } };
+    if (filter.awaitingApprovalBy) {
+      const approver = filter.awaitingApprovalBy;
+      where.state = 'REQUESTED';
+      // Prisma cannot compare two columns, so pre-select ids with SQL.
+      const ids = await this.db.prisma.$queryRaw<{ id: string }[]>`
+        SELECT DISTINCT ok."operationId" AS id FROM "operation_key" ok
+        WHERE ok."requiredApprovers" > (SELECT count(*) FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId")
+          AND NOT EXISTS (SELECT 1 FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId" AND a."approverId" = ${approver}::uuid)`;
+      where.id = { in: ids.map((r) => r.id) };
+    }
+    if (filter.cursor !== undefined && !UUID.test(filter.cursor)) throw new DataAccessError('invalid_input', 'bad cursor');
+    const rows = await this.db.prisma.operation.findMany({
+      where,
+      include: operationInclude,
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: limit + 1,
+      ...(filter.cursor ? { cursor: { id: filter.cursor }, skip: 1 } : {}),
+    });
+    const items = rows.slice(0, limit).map(toOperation);
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
+  }
+
+  /**
+   * Records `approverId`'s approval of `keyid` for the operation. The operation row is locked
+   * (SELECT ... FOR UPDATE) so concurrent approvals see each other and exactly one of them performs
+   * the REQUESTED -> APPROVED transition. A repeated approval is `already_approved` and is not counted.
+   */
+  async addApproval(operationId: string, keyid: string, approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        await lockOperation(tx, operationId);
+        const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
+        if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
+        const opKey = op.keys.find((k) => k.key.keyid === keyid);
+        if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
+        if (op.approvals.some((a) => a.keyId === opKey.keyId && a.approverId === approverId)) {
+          throw new DataAccessError('already_approved', 'this approver already approved this key');
+        }
+        await tx.approval.create({ data: { operationId, keyId: opKey.keyId, approverId } });
+        const approvals = [...op.approvals, { keyId: opKey.keyId, approverId }];
+        const complete = op.keys.every((k) => approvals.filter((a) => a.keyId === k.keyId).length >= k.requiredApprovers);
+        if (complete) await tx.operation.update({ where: { id: operationId }, data: { state: 'APPROVED' } });
+        if (audit) await appendAuditTx(tx, { ...audit, operationId, keyid });
+        const after = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
+        return { operation: toOperation(after), transitioned: complete };
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'approval');
+    }
+  }
+
+  /** REQUESTED -> REJECTED. */
+  reject(operationId: string, reason: string, audit?: AuditInput): Promise<Operation> {
+    return this.transition(operationId, ['REQUESTED'], { state: 'REJECTED', rejectionReason: reason }, audit);
+  }
+
+  /** REQUESTED or APPROVED -> CANCELLED. */
+  cancel(operationId: string, audit?: AuditInput): Promise<Operation> {
+    return this.transition(operationId, ['REQUESTED', 'APPROVED'], { state: 'CANCELLED' }, audit);
+  }
+
+  /** Marks REQUESTED/APPROVED operations whose window ended as EXPIRED; returns how many. */
+  async expireDue(now = new Date()): Promise<number> {
+    const r = await this.db.prisma.operation.updateMany({
+      where: { state: { in: ['REQUESTED', 'APPROVED'] }, validTo: { lte: now } },
+      data: { state: 'EXPIRED' },
+    });
+    return r.count;
+  }
+
+  private async transition(
+    id: string,
+    from: OperationState[],
+    data: Prisma.OperationUpdateInput,
+    audit?: AuditInput,
+  ): Promise<Operation> {
+    return this.db.transaction(async (tx) => {
+      await lockOperation(tx, id);
+      const op = await tx.operation.findUniqueOrThrow({ where: { id } });
+      if (!from.includes(op.state)) throw new DataAccessError('invalid_state', `operation is ${op.state}`);
+      const updated = await tx.operation.update({ where: { id }, data, include: operationInclude });
+      if (audit) await appendAuditTx(tx, { ...audit, operationId: id });
+      return toOperation(updated);
+    });
+  }
+}

@@ -1,0 +1,204 @@
+import type { Role as RoleRow, Subject as SubjectRow, UnknownPrincipal as UnknownRow } from '../../generated/prisma/client';
+import { mapPrismaError, type Db } from '../db';
+import { DataAccessError } from '../errors';
+import type { KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
+
+export interface CreateSubjectInput {
+  kind: SubjectKind;
+  tid: string;
+  oid: string;
+  displayName: string;
+  username?: string | null;
+  enabled?: boolean;
+  /** Role names to assign; each must exist. */
+  roles?: string[];
+}
+
+export interface UpdateSubjectInput {
+  displayName?: string;
+  username?: string | null;
+  enabled?: boolean;
+  /** Replaces the role set when given. */
+  roles?: string[];
+}
+
+export interface UnknownPrincipalInput {
+  tid: string;
+  oid: string;
+  kind: SubjectKind;
+  displayName?: string | null;
+  username?: string | null;
+  azp?: string | null;
+}
+
+const toSubject = (s: SubjectRow): Subject => ({
+  id: s.id,
+  kind: s.kind,
+  tid: s.tid,
+  oid: s.oid,
+  displayName: s.displayName,
+  username: s.username,
+  enabled: s.enabled,
+  createdAt: s.createdAt,
+  updatedAt: s.updatedAt,
+});
+
+const toRole = (r: RoleRow): Role => ({ id: r.id, name: r.name, description: r.description, natures: r.natures });
+
+const toUnknown = (u: UnknownRow): UnknownPrincipal => ({
+  tid: u.tid,
+  oid: u.oid,
+  kind: u.kind,
+  displayName: u.displayName,
+  username: u.username,
+  azp: u.azp,
+  firstSeenAt: u.firstSeenAt,
+  lastSeenAt: u.lastSeenAt,
+  attempts: u.attempts,
+});
+
+/** Subjects (users and client apps), their roles, and principals that are not registered yet. */
+export class SubjectRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Finds a subject by tenant + object id, with natures and per-key permissions flattened over its roles. */
+  async findByTidOid(tid: string, oid: string): Promise<SubjectWithAccess | null> {
+    const s = await this.db.prisma.subject.findUnique({
+      where: { tid_oid: { tid, oid } },
+      include: { roles: { include: { role: { include: { keyPermissions: { include: { key: { select: { keyid: true } } } } } } } } },
+    });
+    if (!s) return null;
+    const natures = new Set<Nature>();
+    const perKey = new Map<string, Set<KeyPermission>>();
+    for (const { role } of s.roles) {
+      role.natures.forEach((n) => natures.add(n));
+      for (const p of role.keyPermissions) {
+        const set = perKey.get(p.key.keyid) ?? new Set<KeyPermission>();
+        p.permissions.forEach((x) => set.add(x));
+        perKey.set(p.key.keyid, set);
+      }
+    }
+    return {
+      ...toSubject(s),
+      roles: s.roles.map((r) => r.role.name).sort(),
+      natures: [...natures].sort(),
+      keyPermissions: Object.fromEntries([...perKey].map(([k, v]) => [k, [...v].sort()])),
+    };
+  }
+
+  async getById(id: string): Promise<Subject> {
+    const s = await this.db.prisma.subject.findUnique({ where: { id } });
+    if (!s) throw new DataAccessError('not_found', 'subject not found');
+    return toSubject(s);
+  }
+
+  async list(): Promise<Subject[]> {
+    return (await this.db.prisma.subject.findMany({ orderBy: [{ displayName: 'asc' }, { id: 'asc' }] })).map(toSubject);
+  }
+
+  async create(input: CreateSubjectInput): Promise<Subject> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const s = await tx.subject.create({
+          data: {
+            kind: input.kind,
+            tid: input.tid,
+            oid: input.oid,
+            displayName: input.displayName,
+            username: input.username ?? null,
+            enabled: input.enabled ?? true,
+          },
+        });
+        if (input.roles?.length) await this.assignRoles(tx, s.id, input.roles);
+        return toSubject(s);
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'subject');
+    }
+  }
+
+  async update(id: string, input: UpdateSubjectInput): Promise<Subject> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const s = await tx.subject.update({
+          where: { id },
+          data: { displayName: input.displayName, username: input.username, enabled: input.enabled },
+        });
+        if (input.roles) {
+          await tx.subjectRole.deleteMany({ where: { subjectId: id } });
+          await this.assignRoles(tx, id, input.roles);
+        }
+        return toSubject(s);
+      });
+    } catch (err) {
+      return mapPrismaError(err, 'subject');
+    }
+  }
+
+  disable(id: string): Promise<Subject> {
+    return this.update(id, { enabled: false });
+  }
+
+  /** Creates or updates a role (by unique name). */
+  async upsertRole(name: string, natures: Nature[], description = ''): Promise<Role> {
+    const r = await this.db.prisma.role.upsert({
+      where: { name },
+      create: { name, natures, description },
+      update: { natures, description },
+    });
+    return toRole(r);
+  }
+
+  async listRoles(): Promise<Role[]> {
+    return (await this.db.prisma.role.findMany({ orderBy: { name: 'asc' } })).map(toRole);
+  }
+
+  /** Sets the permissions a role has on one key (an empty list removes them). */
+  async setRoleKeyPermissions(roleName: string, keyid: string, permissions: KeyPermission[]): Promise<void> {
+    const role = await this.db.prisma.role.findUnique({ where: { name: roleName } });
+    const key = await this.db.prisma.key.findUnique({ where: { keyid } });
+    if (!role || !key) throw new DataAccessError('not_found', !role ? 'role not found' : 'key not found');
+    const where = { roleId_keyId: { roleId: role.id, keyId: key.id } };
+    if (permissions.length === 0) {
+      await this.db.prisma.roleKeyPermission.deleteMany({ where: { roleId: role.id, keyId: key.id } });
+      return;
+    }
+    const perms = [...new Set(permissions)];
+    await this.db.prisma.roleKeyPermission.upsert({
+      where,
+      create: { roleId: role.id, keyId: key.id, permissions: perms },
+      update: { permissions: perms },
+    });
+  }
+
+  /** Records (or counts again) a caller with a valid token who is not a registered subject. */
+  async recordUnknownPrincipal(input: UnknownPrincipalInput): Promise<UnknownPrincipal> {
+    const seen = {
+      kind: input.kind,
+      displayName: input.displayName ?? null,
+      username: input.username ?? null,
+      azp: input.azp ?? null,
+    };
+    const u = await this.db.prisma.unknownPrincipal.upsert({
+      where: { tid_oid: { tid: input.tid, oid: input.oid } },
+      create: { tid: input.tid, oid: input.oid, ...seen },
+      update: { ...seen, lastSeenAt: new Date(), attempts: { increment: 1 } },
+    });
+    return toUnknown(u);
+  }
+
+  async listUnknownPrincipals(): Promise<UnknownPrincipal[]> {
+    return (await this.db.prisma.unknownPrincipal.findMany({ orderBy: { lastSeenAt: 'desc' } })).map(toUnknown);
+  }
+
+  private async assignRoles(
+    tx: Parameters<Parameters<Db['transaction']>[0]>[0],
+    subjectId: string,
+    names: string[],
+  ): Promise<void> {
+    const roles = await tx.role.findMany({ where: { name: { in: names } } });
+    const missing = names.filter((n) => !roles.some((r) => r.name === n));
+    if (missing.length) throw new DataAccessError('not_found', `unknown roles: ${missing.join(', ')}`);
+    await tx.subjectRole.createMany({ data: roles.map((r) => ({ subjectId, roleId: r.id })), skipDuplicates: true });
+  }
+}

@@ -1,0 +1,195 @@
+// Plain domain types returned by the repositories (no Prisma types leak out).
+
+export const SUBJECT_KINDS = ['USER', 'CLIENT'] as const;
+export type SubjectKind = (typeof SUBJECT_KINDS)[number];
+export const NATURES = ['ADMINISTRATOR', 'APPROVER', 'ORDERER', 'SIGNER', 'PROVISIONER', 'AUDITOR'] as const;
+export type Nature = (typeof NATURES)[number];
+export const KEY_PERMISSIONS = ['ORDER', 'SIGN', 'ISSUE', 'APPROVE'] as const;
+export type KeyPermission = (typeof KEY_PERMISSIONS)[number];
+export const KEY_TYPES = ['ROOT', 'CA', 'FW'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+export const KEY_ALGORITHMS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519'] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+export const HASH_ALGORITHMS = ['SHA256', 'SHA384', 'SHA512'] as const;
+export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
+export type KeyState = 'ACTIVE' | 'REVOKED';
+export const OPERATION_STATES = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXPIRED', 'REJECTED', 'CANCELLED'] as const;
+export type OperationState = (typeof OPERATION_STATES)[number];
+export type AuditOutcome = 'SUCCESS' | 'DENIED' | 'FAILED';
+export type AdminSessionState = 'PENDING' | 'ACTIVE' | 'CLOSED' | 'EXPIRED';
+
+export interface Subject {
+  id: string;
+  kind: SubjectKind;
+  tid: string;
+  oid: string;
+  displayName: string;
+  username: string | null;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A subject with its roles flattened: the union of natures and, per keyid, of key permissions. */
+export interface SubjectWithAccess extends Subject {
+  roles: string[];
+  natures: Nature[];
+  keyPermissions: Record<string, KeyPermission[]>;
+}
+
+export interface Role {
+  id: string;
+  name: string;
+  description: string;
+  natures: Nature[];
+}
+
+export interface UnknownPrincipal {
+  tid: string;
+  oid: string;
+  kind: SubjectKind;
+  displayName: string | null;
+  username: string | null;
+  azp: string | null;
+  firstSeenAt: Date;
+  lastSeenAt: Date;
+  attempts: number;
+}
+
+export interface Key {
+  id: string;
+  keyid: string;
+  type: KeyType;
+  algorithm: KeyAlgorithm;
+  hash: HashAlgorithm;
+  requiredApprovers: number;
+  state: KeyState;
+  hsmKeyId: string;
+  /** keyid of the issuing key, null for a root. */
+  parentKeyid: string | null;
+  certificatePem: string;
+  certificateSerial: string;
+  notBefore: Date;
+  notAfter: Date;
+  product: string | null;
+  profile: unknown;
+  crlNumber: bigint;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+  createdAt: Date;
+}
+
+export interface OperationKey {
+  keyid: string;
+  usagesAllowed: number;
+  usagesUsed: number;
+  requiredApprovers: number;
+  /** Subject ids that approved this key for the operation. */
+  approverIds: string[];
+}
+
+export interface Operation {
+  id: string;
+  description: string;
+  state: OperationState;
+  ordererId: string;
+  validFrom: Date;
+  validTo: Date;
+  digests: string[];
+  rejectionReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  keys: OperationKey[];
+}
+
+export interface SignOrder {
+  id: string;
+  operationId: string;
+  keyid: string;
+  subjectId: string;
+  description: string;
+  inputdata: string;
+  inputformat: string;
+  inputpadding: string;
+  signatureformat: string;
+  result: string;
+  idempotencyKey: string | null;
+  requestId: string | null;
+  createdAt: Date;
+}
+
+export interface Certificate {
+  id: string;
+  issuerKeyid: string;
+  serialHex: string;
+  subjectDn: string;
+  sans: string[];
+  notBefore: Date;
+  notAfter: Date;
+  pem: string;
+  operationId: string | null;
+  requesterId: string | null;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+  createdAt: Date;
+}
+
+export interface AdminSession {
+  id: string;
+  description: string;
+  creatorId: string;
+  state: AdminSessionState;
+  requiredApprovals: number;
+  approverIds: string[];
+  expiresAt: Date;
+  createdAt: Date;
+  activatedAt: Date | null;
+  closedAt: Date | null;
+}
+
+/** What a caller supplies to append an audit event. */
+export interface AuditInput {
+  action: string;
+  outcome: AuditOutcome;
+  errorCode?: string | null;
+  actorTid?: string | null;
+  actorOid?: string | null;
+  actorName?: string | null;
+  actorClient?: string | null;
+  actorSubjectId?: string | null;
+  keyid?: string | null;
+  operationId?: string | null;
+  adminSessionId?: string | null;
+  digest?: string | null;
+  requestId?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditEvent {
+  /** Position in the chain (a bigint as decimal string, JSON friendly). */
+  seq: string;
+  id: string;
+  at: Date;
+  action: string;
+  outcome: AuditOutcome;
+  errorCode: string | null;
+  actorTid: string | null;
+  actorOid: string | null;
+  actorName: string | null;
+  actorClient: string | null;
+  actorSubjectId: string | null;
+  keyid: string | null;
+  operationId: string | null;
+  adminSessionId: string | null;
+  digest: string | null;
+  requestId: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** One page of a cursor-paginated list; pass `nextCursor` back to get the next page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}

@@ -1,7 +1,0 @@
-import { entraEmulatorCore } from './entra-emulator-core';
-
-describe('entraEmulatorCore', () => {
-  it('should work', () => {
-    expect(entraEmulatorCore()).toEqual('entra-emulator-core');
-  })
-})

@@ -1,3 +1,0 @@
-export function entraEmulatorCore(): string {
-  return 'entra-emulator-core';
-}

@@ -1,7 +1,0 @@
-import { entraToken } from './entra-token';
-
-describe('entraToken', () => {
-  it('should work', () => {
-    expect(entraToken()).toEqual('entra-token');
-  })
-})

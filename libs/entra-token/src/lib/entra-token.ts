@@ -1,3 +1,0 @@
-export function entraToken(): string {
-  return 'entra-token';
-}

@@ -1,0 +1,226 @@
+import { createEntraTokenValidator, EntraTokenValidator, EntraTokenValidatorConfig } from './validator';
+import { loadEntraMetadata, EntraMetadata } from './metadata';
+import { TokenError, TokenErrorCode } from './errors';
+import { startTestIssuer, TestIssuer, TestSignOptions } from './testing/test-issuer';
+
+const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
+const APP = '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60';
+const PROV = '9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d';
+const CI = 'c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f';
+const USER_OID = 'a0000001-0000-4000-8000-000000000001';
+const CI_OID = '3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7';
+const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
+const S0 = T0 / 1000;
+
+describe(createEntraTokenValidator.name, () => {
+  let issuer: TestIssuer;
+  let metadata: EntraMetadata;
+  let clock = T0;
+  const now = (): number => clock;
+
+  function validator(extra: Partial<EntraTokenValidatorConfig> = {}): EntraTokenValidator {
+    return createEntraTokenValidator({
+      tenantId: TENANT,
+      applicationId: APP,
+      metadata,
+      appRoles: ['Keyserver.CI'],
+      provisioningClientIds: [PROV],
+      clockToleranceSec: 60,
+      jwksCooldownMs: 5 * 60_000,
+      jwksCacheMaxAgeMs: 60 * 60_000,
+      now,
+      ...extra,
+    });
+  }
+  const base = (): Record<string, unknown> => ({
+    iss: issuer.issuer,
+    aud: APP,
+    tid: TENANT,
+    ver: '2.0',
+    iat: S0 - 10,
+    nbf: S0 - 10,
+    exp: S0 + 3600,
+    uti: 'uti-1',
+  });
+  const userClaims = (o: Record<string, unknown> = {}): Record<string, unknown> => ({
+    ...base(),
+    scp: 'keyserver',
+    oid: USER_OID,
+    sub: 'pairwise-sub-ada',
+    azp: APP,
+    azpacr: '1',
+    name: 'Ada Admin',
+    preferred_username: 'ada.admin@demo.test',
+    ...o,
+  });
+  const appClaims = (o: Record<string, unknown> = {}): Record<string, unknown> => ({
+    ...base(),
+    roles: ['Keyserver.CI'],
+    oid: CI_OID,
+    sub: CI_OID,
+    azp: CI,
+    azpacr: '1',
+    idtyp: 'app',
+    ...o,
+  });
+  const bearer = (claims: Record<string, unknown>, opts?: TestSignOptions): string => `Bearer ${issuer.sign(claims, opts)}`;
+
+  async function codeOf(p: Promise<unknown>): Promise<TokenErrorCode | 'accepted'> {
+    try {
+      await p;
+      return 'accepted';
+    } catch (e) {
+      if (e instanceof TokenError) {
+        expect(e.status).toBe(401);
+        return e.code;
+      }
+      throw e;
+    }
+  }
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer({ tenantId: TENANT });
+    metadata = await loadEntraMetadata(issuer.metadataUrl, { tenantId: TENANT, allowInsecureLoopback: true });
+  });
+  afterAll(() => issuer.close());
+  beforeEach(() => {
+    clock = T0;
+    issuer.setJwksAvailable(true);
+  });
+
+  it('accepts a keyclient user token as channel bff with (tid, oid) identity', async () => {
+    const p = await validator().authenticate(bearer(userClaims()));
+    expect(p).toMatchObject({ kind: 'user', channel: 'bff', tid: TENANT, oid: USER_OID, azp: APP, scopes: ['keyserver'], tokenId: 'uti-1', expiresAt: S0 + 3600, displayName: 'Ada Admin' });
+  });
+
+  it('accepts a public-client user token as channel provisioning', async () => {
+    const p = await validator().authenticate(bearer(userClaims({ azp: PROV, azpacr: '0', scp: 'openid keyserver profile' })));
+    expect(p).toMatchObject({ kind: 'user', channel: 'provisioning', azp: PROV, scopes: ['openid', 'keyserver', 'profile'] });
+  });
+
+  it('treats azp = APPLICATION_ID with azpacr 0 as provisioning when the app is a listed public client', async () => {
+    const v = validator({ provisioningClientIds: [PROV, APP] });
+    expect((await v.authenticate(bearer(userClaims({ azpacr: '0' })))).channel).toBe('provisioning');
+    expect(await codeOf(validator().authenticate(bearer(userClaims({ azpacr: '0' }))))).toBe('client_not_allowed');
+  });
+
+  it('accepts an app token with the APP_ROLE (idtyp app, or oid = sub)', async () => {
+    const v = validator();
+    expect(await v.authenticate(bearer(appClaims()))).toMatchObject({ kind: 'app', channel: 'app', oid: CI_OID, roles: ['Keyserver.CI'] });
+    expect((await v.authenticate(bearer(appClaims({ idtyp: undefined })))).kind).toBe('app');
+  });
+
+  it('honours a custom keyclient client id for the bff channel', async () => {
+    const kc = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    const v = validator({ keyclientClientId: kc });
+    expect((await v.authenticate(bearer(userClaims({ azp: kc, azpacr: '2' })))).channel).toBe('bff');
+    expect(await codeOf(v.authenticate(bearer(userClaims())))).toBe('client_not_allowed');
+  });
+
+  const table: Array<[string, () => Promise<unknown>, TokenErrorCode]> = [
+    ['fail missing header', () => validator().authenticate(undefined), 'missing_token'],
+    ['fail two headers', () => validator().authenticate([bearer(userClaims()), bearer(userClaims())]), 'multiple_authorization_headers'],
+    ['fail Basic scheme', () => validator().authenticate('Basic dXNlcjpwYXNz'), 'invalid_scheme'],
+    ['fail double space', () => validator().authenticate(`Bearer  ${issuer.sign(userClaims())}`), 'invalid_scheme'],
+    ['fail query token', () => validator().authenticate(bearer(userClaims()), { queryHasToken: true }), 'token_in_query'],
+    ['fail oversize', () => validator().authenticate(`Bearer ${'a'.repeat(13 * 1024)}`), 'token_too_large'],
+    ['fail two segments', () => validator().authenticate('Bearer abc.def'), 'malformed_token'],
+    ['fail JWE', () => validator().authenticate('Bearer a.b.c.d.e'), 'encrypted_token_not_supported'],
+    ['fail alg none', () => validator().authenticate(`Bearer ${issuer.sign(userClaims(), { alg: 'none' })}`), 'malformed_token'],
+    ['fail HS256 with the public key', () => validator().authenticate(bearer(userClaims(), { alg: 'HS256' })), 'alg_not_allowed'],
+    ['fail PS256', () => validator().authenticate(bearer(userClaims(), { alg: 'PS256' })), 'alg_not_allowed'],
+    ['fail typ at+jwt', () => validator().authenticate(bearer(userClaims(), { header: { typ: 'at+jwt' } })), 'invalid_token_type'],
+    ['fail crit', () => validator().authenticate(bearer(userClaims(), { header: { crit: ['exp'] } })), 'unsupported_crit'],
+    ['fail header nonce', () => validator().authenticate(bearer(userClaims(), { header: { nonce: 'abc' } })), 'foreign_token'],
+    ['fail kid traversal', () => validator().authenticate(bearer(userClaims(), { header: { kid: '../../etc/passwd' } })), 'invalid_kid'],
+    ['fail missing kid', () => validator().authenticate(bearer(userClaims(), { header: { kid: undefined } })), 'invalid_kid'],
+    ['fail bad signature', () => validator().authenticate(bearer(userClaims(), { key: { ...issuer.newUnpublishedKey(), kid: issuer.keys[0].kid } })), 'invalid_signature'],
+    ['fail expired beyond tolerance', () => validator().authenticate(bearer(userClaims({ exp: S0 - 61 }))), 'token_expired'],
+    ['fail nbf beyond tolerance', () => validator().authenticate(bearer(userClaims({ nbf: S0 + 61 }))), 'token_not_yet_valid'],
+    ['fail iat in the future', () => validator().authenticate(bearer(userClaims({ iat: S0 + 120, nbf: S0 }))), 'invalid_iat'],
+    ['fail iat string', () => validator().authenticate(bearer(userClaims({ iat: String(S0) }))), 'invalid_iat'],
+    ['fail exp string', () => validator().authenticate(bearer(userClaims({ exp: String(S0 + 3600) }))), 'invalid_claims'],
+    ['fail missing nbf', () => validator().authenticate(bearer(userClaims({ nbf: undefined }))), 'invalid_claims'],
+    ['fail lifetime over 28 h', () => validator().authenticate(bearer(userClaims({ exp: S0 + 29 * 3600 }))), 'token_lifetime_too_long'],
+    ['fail v1 issuer', () => validator().authenticate(bearer(userClaims({ iss: `https://sts.windows.net/${TENANT}/` }))), 'invalid_issuer'],
+    ['fail aud array', () => validator().authenticate(bearer(userClaims({ aud: [APP, 'evil'] }))), 'invalid_audience'],
+    ['fail ver 1.0', () => validator().authenticate(bearer(userClaims({ ver: '1.0' }))), 'invalid_version'],
+    ['fail tid mismatch', () => validator().authenticate(bearer(userClaims({ tid: '00000000-0000-4000-8000-000000000000' }))), 'invalid_tenant'],
+    ['fail ID token (nonce claim)', () => validator().authenticate(bearer(userClaims({ nonce: 'n-0S6_WzA2Mj' }))), 'id_token_not_accepted'],
+    ['fail scp keyserver2', () => validator().authenticate(bearer(userClaims({ scp: 'keyserver2' }))), 'missing_scope'],
+    ['fail scp array', () => validator().authenticate(bearer(userClaims({ scp: ['keyserver'] }))), 'missing_scope'],
+    ['fail user token with idtyp app', () => validator().authenticate(bearer(userClaims({ idtyp: 'app' }))), 'token_kind_mismatch'],
+    ['fail user token with oid = sub', () => validator().authenticate(bearer(userClaims({ sub: USER_OID }))), 'token_kind_mismatch'],
+    ['fail keyclient as public client', () => validator().authenticate(bearer(userClaims({ azpacr: '0' }))), 'client_not_allowed'],
+    ['fail provisioning client with a secret', () => validator().authenticate(bearer(userClaims({ azp: PROV, azpacr: '1' }))), 'client_not_allowed'],
+    ['fail app token without role', () => validator().authenticate(bearer(appClaims({ roles: [] }))), 'missing_role'],
+    ['fail roles not an array', () => validator().authenticate(bearer(appClaims({ roles: 'Keyserver.CI' }))), 'invalid_claims'],
+    ['fail user token with app role but no scp', () => validator().authenticate(bearer(userClaims({ scp: undefined, roles: ['Keyserver.CI'] }))), 'token_kind_mismatch'],
+    ['fail app token from the keyclient itself', () => validator().authenticate(bearer(appClaims({ azp: APP }))), 'client_not_allowed'],
+    ['fail oid not a GUID', () => validator().authenticate(bearer(userClaims({ oid: "1' OR '1'='1" }))), 'invalid_claims'],
+  ];
+  it.each(table)('%s', async (_name, run, code) => {
+    expect(await codeOf(run())).toBe(code);
+  });
+
+  it('accepts exp and nbf just inside the 60 s tolerance', async () => {
+    const v = validator();
+    expect((await v.authenticate(bearer(userClaims({ exp: S0 - 59 })))).oid).toBe(USER_OID);
+    expect((await v.authenticate(bearer(userClaims({ nbf: S0 + 59 })))).oid).toBe(USER_OID);
+  });
+
+  it('rejects clockToleranceSec above 60', () => {
+    expect(() => validator({ clockToleranceSec: 61 })).toThrow(RangeError);
+  });
+
+  describe('JWKS cache', () => {
+    it('fetches once, then refetches an unknown kid at most once per cooldown', async () => {
+      const v = validator();
+      const before = issuer.jwksRequests;
+      await v.authenticate(bearer(userClaims()));
+      await v.authenticate(bearer(userClaims()));
+      expect(issuer.jwksRequests - before).toBe(1);
+      const unknown = { header: { kid: 'unknownKid123' } };
+      expect(await codeOf(v.authenticate(bearer(userClaims(), unknown)))).toBe('unknown_key');
+      expect(await codeOf(v.authenticate(bearer(userClaims(), unknown)))).toBe('unknown_key');
+      expect(issuer.jwksRequests - before).toBe(1);
+      clock += 5 * 60_000;
+      expect(await codeOf(v.authenticate(bearer(userClaims({ exp: clock / 1000 + 600 }), unknown)))).toBe('unknown_key');
+      expect(issuer.jwksRequests - before).toBe(2);
+    });
+
+    it('keeps last-known-good keys when the JWKS endpoint fails after the cache expired', async () => {
+      const v = validator();
+      await v.authenticate(bearer(userClaims()));
+      issuer.setJwksAvailable(false);
+      clock += 2 * 60 * 60_000;
+      const s = clock / 1000;
+      const p = await v.authenticate(bearer(userClaims({ iat: s, nbf: s, exp: s + 600 })));
+      expect(p.oid).toBe(USER_OID);
+      expect(v.keyStats().failures).toBe(1);
+    });
+
+    it('fails closed when the endpoint is down and no key was ever fetched', async () => {
+      issuer.setJwksAvailable(false);
+      const v = validator();
+      expect(await codeOf(v.authenticate(bearer(userClaims())))).toBe('keys_unavailable');
+      await expect(v.refreshKeys()).rejects.toMatchObject({ code: 'jwks_unreachable' });
+    });
+
+    it('picks up a rotated key after the cooldown and then refuses the old one', async () => {
+      const v = validator();
+      const oldKey = issuer.keys[0];
+      await v.authenticate(bearer(userClaims()));
+      const fresh = issuer.rotateKeys();
+      try {
+        clock += 5 * 60_000;
+        const s = clock / 1000;
+        const claims = userClaims({ iat: s, nbf: s, exp: s + 600 });
+        expect((await v.authenticate(bearer(claims, { key: fresh }))).oid).toBe(USER_OID);
+        expect(await codeOf(v.authenticate(bearer(claims, { key: oldKey })))).toBe('unknown_key');
+      } finally {
+        issuer.keys.splice(0, 1, oldKey);
+      }
+    });
+  });
+});

@@ -1,0 +1,232 @@
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, JWTPayload, ProtectedHeaderParameters } from 'jose';
+import { TokenError } from './errors';
+import { FetchLike } from './http-fetch';
+import { JwksKeyStore, JwksKeyStoreStats, KID_PATTERN } from './jwks-key-store';
+import { EntraMetadata, GUID } from './metadata';
+import { Principal } from './principal';
+
+/** Configuration of {@link createEntraTokenValidator}. */
+export interface EntraTokenValidatorConfig {
+  /** TENANT_ID. */
+  tenantId: string;
+  /** APPLICATION_ID: the only accepted `aud`. */
+  applicationId: string;
+  /** From {@link loadEntraMetadata}. */
+  metadata: EntraMetadata;
+  /** APP_ROLE plus any other application roles that make an app token acceptable. */
+  appRoles: string[];
+  /** The keyclient's confidential client id (BFF channel); defaults to applicationId. */
+  keyclientClientId?: string;
+  /** Public clients allowed to present user tokens (PKCE, provisioning channel). */
+  provisioningClientIds?: string[];
+  /** Clock skew tolerance for exp/nbf/iat, at most 60 s (default 30). */
+  clockToleranceSec?: number;
+  /** Minimum delay between two JWKS fetches (default 5 min). */
+  jwksCooldownMs?: number;
+  /** Age after which the JWKS is refreshed on next use (default 1 h). */
+  jwksCacheMaxAgeMs?: number;
+  /** Cap on the token size (default 12 KiB: below Node's 16 KiB total header limit, so the cap is what answers). */
+  maxTokenBytes?: number;
+  /** Longest accepted exp - iat (default 28 h, the longest CAE lifetime). */
+  maxTokenLifetimeSec?: number;
+  /** Clock in ms (frozen in tests). */
+  now?: () => number;
+  fetch?: FetchLike;
+}
+
+export interface AuthenticateOptions {
+  /** The request also carried `access_token` in its query string (refused: RFC 6750 §2.3 leaks). */
+  queryHasToken?: boolean;
+}
+
+/** Validates Entra v2 access tokens presented to the Keyserver API. */
+export interface EntraTokenValidator {
+  /**
+   * Validates the raw `Authorization` header value(s) and returns the caller.
+   * @throws TokenError (401) for every refusal
+   */
+  authenticate(authorization: string | string[] | undefined, options?: AuthenticateOptions): Promise<Principal>;
+  /** Validates a bare compact JWS. @throws TokenError */
+  validateToken(token: string): Promise<Principal>;
+  /** Fetches the JWKS now (call at boot to warm the cache). @throws EntraMetadataError */
+  refreshKeys(): Promise<void>;
+  keyStats(): JwksKeyStoreStats;
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+const BEARER = /^Bearer ([^\s]+)$/i;
+
+type Claims = JWTPayload & Record<string, unknown>;
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * Builds the Keyserver's access-token validator (Entra ID v2, RS256, single tenant).
+ * See docs/auth.md for every check and why.
+ */
+export function createEntraTokenValidator(cfg: EntraTokenValidatorConfig): EntraTokenValidator {
+  const now = cfg.now ?? (() => Date.now());
+  const tolerance = cfg.clockToleranceSec ?? 30;
+  if (!(tolerance >= 0 && tolerance <= 60)) throw new RangeError('clockToleranceSec must be between 0 and 60');
+  if (!GUID.test(cfg.tenantId)) throw new RangeError('tenantId must be a GUID');
+  if (!GUID.test(cfg.applicationId)) throw new RangeError('applicationId must be a GUID');
+  if (cfg.appRoles.some((r) => typeof r !== 'string' || r.length === 0)) throw new RangeError('appRoles must be non-empty strings');
+  const keyclientClientId = cfg.keyclientClientId ?? cfg.applicationId;
+  const provisioning = new Set(cfg.provisioningClientIds ?? []);
+  const appRoles = new Set(cfg.appRoles);
+  const maxTokenBytes = cfg.maxTokenBytes ?? 12 * 1024;
+  const maxLifetime = cfg.maxTokenLifetimeSec ?? 28 * 3600;
+  const issuer = cfg.metadata.issuer;
+  const keys = new JwksKeyStore({
+    jwksUri: cfg.metadata.jwksUri,
+    issuer,
+    tenantId: cfg.tenantId,
+    allowInsecureLoopback: cfg.metadata.allowInsecureLoopback,
+    cooldownMs: cfg.jwksCooldownMs ?? 5 * 60_000,
+    cacheMaxAgeMs: cfg.jwksCacheMaxAgeMs ?? 60 * 60_000,
+    now,
+    fetch: cfg.fetch,
+  });
+
+  function parseHeader(token: string): ProtectedHeaderParameters & Record<string, unknown> {
+    if (token.length > maxTokenBytes) throw new TokenError('token_too_large');
+    const parts = token.split('.');
+    if (parts.length === 5) throw new TokenError('encrypted_token_not_supported');
+    if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) throw new TokenError('malformed_token');
+    let header: ProtectedHeaderParameters & Record<string, unknown>;
+    try {
+      header = decodeProtectedHeader(token) as ProtectedHeaderParameters & Record<string, unknown>;
+    } catch {
+      throw new TokenError('malformed_token', 'header is not a JSON object');
+    }
+    if (header.alg !== 'RS256') throw new TokenError('alg_not_allowed');
+    if (header.typ !== 'JWT') throw new TokenError('invalid_token_type');
+    // We implement no JWS extension, so any critical one is unknown (RFC 7515 §4.1.11).
+    if (header.crit !== undefined) throw new TokenError('unsupported_crit');
+    // Microsoft Graph tokens carry a header nonce; they are not for us and do not verify as-is.
+    if (header['nonce'] !== undefined) throw new TokenError('foreign_token');
+    if (typeof header.kid !== 'string' || !KID_PATTERN.test(header.kid)) throw new TokenError('invalid_kid');
+    // jku/x5u/jwk/x5c are ignored: keys only ever come from the configured jwks_uri.
+    return header;
+  }
+
+  function mapJoseError(e: unknown): TokenError {
+    if (e instanceof TokenError) return e;
+    if (e instanceof joseErrors.JWTExpired) return new TokenError('token_expired', undefined, { cause: e });
+    if (e instanceof joseErrors.JWTClaimValidationFailed) {
+      const byClaim: Record<string, ConstructorParameters<typeof TokenError>[0]> = {
+        iss: 'invalid_issuer',
+        aud: 'invalid_audience',
+        nbf: 'token_not_yet_valid',
+        iat: 'invalid_iat',
+        exp: 'token_expired',
+      };
+      // A missing or non-numeric claim is malformed rather than expired/early.
+      if (e.reason !== 'check_failed') return new TokenError(e.claim === 'iat' ? 'invalid_iat' : 'invalid_claims', undefined, { cause: e });
+      return new TokenError(byClaim[e.claim] ?? 'invalid_claims', undefined, { cause: e });
+    }
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('invalid_signature', undefined, { cause: e });
+    if (e instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('alg_not_allowed', undefined, { cause: e });
+    return new TokenError('malformed_token', undefined, { cause: e });
+  }
+
+  async function validateToken(token: string): Promise<Principal> {
+    const header = parseHeader(token);
+    const key = await keys.getKey(header.kid as string);
+    let claims: Claims;
+    try {
+      const res = await jwtVerify(token, key, {
+        algorithms: ['RS256'],
+        issuer,
+        audience: cfg.applicationId,
+        clockTolerance: tolerance,
+        currentDate: new Date(now()),
+        requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat'],
+      });
+      claims = res.payload as Claims;
+    } catch (e) {
+      throw mapJoseError(e);
+    }
+    return classify(claims);
+  }
+
+  function classify(c: Claims): Principal {
+    // jose accepts an aud array that contains ours; Entra v2 aud is always one string.
+    if (typeof c.aud !== 'string' || c.aud !== cfg.applicationId) throw new TokenError('invalid_audience');
+    if (c['ver'] !== '2.0') throw new TokenError('invalid_version');
+    if (c['tid'] !== cfg.tenantId) throw new TokenError('invalid_tenant');
+    const nowSec = now() / 1000;
+    const { exp, iat } = c as { exp: number; iat: number };
+    if (typeof iat !== 'number' || !Number.isFinite(iat) || iat > nowSec + tolerance) throw new TokenError('invalid_iat');
+    if (exp - iat > maxLifetime) throw new TokenError('token_lifetime_too_long');
+    // Only ID tokens carry a nonce claim: an ID token is never an access token.
+    if (c['nonce'] !== undefined) throw new TokenError('id_token_not_accepted');
+    const oid = str(c['oid']);
+    const sub = str(c.sub);
+    const azp = str(c['azp']);
+    if (!oid || !GUID.test(oid) || !sub || sub.length > 256 || !azp || !GUID.test(azp)) throw new TokenError('invalid_claims');
+    const azpacr = c['azpacr'];
+    if (azpacr !== undefined && typeof azpacr !== 'string') throw new TokenError('invalid_claims');
+    const rolesClaim = c['roles'];
+    if (rolesClaim !== undefined && !(Array.isArray(rolesClaim) && rolesClaim.every((r) => typeof r === 'string'))) {
+      throw new TokenError('invalid_claims', 'roles must be an array of strings');
+    }
+    const roles = (rolesClaim as string[] | undefined) ?? [];
+    const idtyp = c['idtyp'];
+    const base = {
+      tid: cfg.tenantId,
+      oid,
+      sub,
+      azp,
+      ...(azpacr !== undefined ? { azpacr } : {}),
+      roles,
+      displayName: str(c['name']),
+      username: str(c['preferred_username']),
+      tokenId: str(c['uti']) ?? str(c.jti),
+      expiresAt: exp,
+    };
+
+    if (c['scp'] !== undefined) {
+      const scp = c['scp'];
+      if (typeof scp !== 'string') throw new TokenError('missing_scope', 'scp must be a string');
+      const scopes = scp.split(' ').filter((s) => s.length > 0);
+      if (!scopes.includes('keyserver')) throw new TokenError('missing_scope');
+      if (idtyp !== undefined && idtyp !== 'user') throw new TokenError('token_kind_mismatch');
+      if (oid === sub) throw new TokenError('token_kind_mismatch', 'user tokens have a pairwise sub');
+      let channel: 'bff' | 'provisioning';
+      if (azp === keyclientClientId && (azpacr === '1' || azpacr === '2')) channel = 'bff';
+      else if (provisioning.has(azp) && azpacr === '0') channel = 'provisioning';
+      else throw new TokenError('client_not_allowed');
+      return { kind: 'user', channel, scopes, ...base };
+    }
+
+    if (!roles.some((r) => appRoles.has(r))) throw new TokenError('missing_role');
+    if (!(idtyp === 'app' || (idtyp === undefined && oid === sub))) throw new TokenError('token_kind_mismatch');
+    // The keyclient's own secret must never become a signing identity.
+    if (azp === keyclientClientId || azp === cfg.applicationId) throw new TokenError('client_not_allowed');
+    return { kind: 'app', channel: 'app', scopes: [], ...base };
+  }
+
+  async function authenticate(authorization: string | string[] | undefined, options: AuthenticateOptions = {}): Promise<Principal> {
+    if (options.queryHasToken) throw new TokenError('token_in_query');
+    let value: string | undefined;
+    if (Array.isArray(authorization)) {
+      if (authorization.length > 1) throw new TokenError('multiple_authorization_headers');
+      value = authorization[0];
+    } else value = authorization;
+    if (value === undefined || value.trim() === '') throw new TokenError('missing_token');
+    if (value.length > maxTokenBytes + 7) throw new TokenError('token_too_large');
+    const m = BEARER.exec(value);
+    if (!m) throw new TokenError('invalid_scheme');
+    return validateToken(m[1]);
+  }
+
+  return {
+    authenticate,
+    validateToken,
+    refreshKeys: () => keys.refresh(),
+    keyStats: () => keys.stats(),
+  };
+}

@@ -1,0 +1,258 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { HsmKeyInfo, HsmSigner } from './hsm-signer';
+import { OID, bytesEqual, certDer, hex, keyIdentifier, parseStrictDer, randomSerial, toAb, toPem } from './der';
+import { PkiError } from './pki-error';
+import { ensurePkijsEngine, signData, signatureAlgorithm } from './sign';
+
+/** Subject of a certificate the Keyserver creates; attributes are emitted in C, O, OU, CN, serialNumber order. */
+export interface NameSpec {
+  commonName: string;
+  organization?: string;
+  organizationalUnit?: string;
+  country?: string;
+  serialNumber?: string;
+}
+
+export interface ValiditySpec {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** An issuing key with its certificate (PEM or DER). */
+export interface IssuerRef {
+  key: HsmKeyInfo;
+  certificate: string | Uint8Array;
+}
+
+export interface IssuedCertificate {
+  certificatePem: string;
+  certificateDer: Uint8Array;
+  /** Serial number, lower-case hex of the DER INTEGER content. */
+  serialHex: string;
+}
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Builds a DN from a {@link NameSpec}; refuses empty, oversize or control-character values (`invalid_name`). */
+export function buildName(spec: NameSpec): pkijs.RelativeDistinguishedNames {
+  const rdns: pkijs.AttributeTypeAndValue[] = [];
+  const add = (type: string, value: string | undefined, max: number, printable = false) => {
+    if (value === undefined) return;
+    if (value.length === 0 || value.length > max || CONTROL.test(value)) {
+      throw new PkiError('invalid_name', `bad value for ${type}`);
+    }
+    if (printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(value)) throw new PkiError('invalid_name', `${type} must be printable`);
+    rdns.push(
+      new pkijs.AttributeTypeAndValue({
+        type,
+        value: printable ? new asn1js.PrintableString({ value }) : new asn1js.Utf8String({ value }),
+      }),
+    );
+  };
+  if (spec.country !== undefined && !/^[A-Z]{2}$/.test(spec.country)) throw new PkiError('invalid_name', 'country must be 2 letters');
+  add(OID.country, spec.country, 2, true);
+  add(OID.organization, spec.organization, 64);
+  add(OID.organizationalUnit, spec.organizationalUnit, 64);
+  if (!spec.commonName) throw new PkiError('invalid_name', 'commonName is required');
+  add(OID.commonName, spec.commonName, 64);
+  add(OID.serialNumber, spec.serialNumber, 64, true);
+  return new pkijs.RelativeDistinguishedNames({ typesAndValues: rdns });
+}
+
+/** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5); whole seconds only. */
+export function x509Time(d: Date): pkijs.Time {
+  const value = new Date(Math.floor(d.getTime() / 1000) * 1000);
+  return new pkijs.Time({ type: value.getUTCFullYear() >= 2050 ? 1 : 0, value });
+}
+
+/** KeyUsage bits as a DER named-bit BIT STRING (trailing zero bits dropped). */
+export function keyUsageExtension(bits: ('digitalSignature' | 'keyAgreement' | 'keyCertSign' | 'cRLSign')[]): pkijs.Extension {
+  const pos = { digitalSignature: 0, keyAgreement: 4, keyCertSign: 5, cRLSign: 6 };
+  let v = 0;
+  let last = 0;
+  for (const b of bits) {
+    v |= 0x80 >> pos[b];
+    last = Math.max(last, pos[b]);
+  }
+  return ext(OID.keyUsage, true, new asn1js.BitString({ valueHex: new Uint8Array([v]).buffer, unusedBits: 7 - last }));
+}
+
+export function basicConstraintsExtension(ca: boolean, pathLen?: number): pkijs.Extension {
+  const value: asn1js.AsnType[] = [];
+  if (ca) value.push(new asn1js.Boolean({ value: true }));
+  if (ca && pathLen !== undefined) value.push(new asn1js.Integer({ value: pathLen }));
+  return ext(OID.basicConstraints, true, new asn1js.Sequence({ value }));
+}
+
+export function extKeyUsageExtension(oids: string[]): pkijs.Extension {
+  return ext(OID.extKeyUsage, false, new asn1js.Sequence({ value: oids.map((value) => new asn1js.ObjectIdentifier({ value })) }));
+}
+
+export function skiExtension(spki: Uint8Array): pkijs.Extension {
+  return ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: toAb(keyIdentifier(spki)) }));
+}
+
+export function akiExtension(issuerSpki: Uint8Array): pkijs.Extension {
+  return ext(
+    OID.authorityKeyIdentifier,
+    false,
+    new asn1js.Sequence({
+      value: [new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, valueHex: toAb(keyIdentifier(issuerSpki)) })],
+    }),
+  );
+}
+
+export function crlDistributionPointExtension(url: string): pkijs.Extension {
+  if (!/^https?:\/\/[\x21-\x7e]+$/.test(url)) throw new PkiError('invalid_name', 'CRL distribution point must be an http(s) URL');
+  const dp = new pkijs.CRLDistributionPoints({
+    distributionPoints: [new pkijs.DistributionPoint({ distributionPoint: [new pkijs.GeneralName({ type: 6, value: url })] })],
+  });
+  return ext(OID.crlDistributionPoints, false, dp.toSchema());
+}
+
+export function ext(extnID: string, critical: boolean, value: asn1js.AsnType): pkijs.Extension {
+  return new pkijs.Extension({ extnID, critical, extnValue: value.toBER(false) });
+}
+
+/** Parsed view of an issuer certificate plus the checks every issuance needs. */
+export interface ParsedIssuer {
+  cert: pkijs.Certificate;
+  der: Uint8Array;
+  spki: Uint8Array;
+  pathLen?: number;
+}
+
+export function parseIssuer(issuer: IssuerRef): ParsedIssuer {
+  const der = certDer(issuer.certificate);
+  let cert: pkijs.Certificate;
+  try {
+    cert = pkijs.Certificate.fromBER(toAb(der));
+  } catch (e) {
+    throw new PkiError('invalid_certificate', 'issuer certificate does not parse', { cause: e });
+  }
+  const spki = new Uint8Array(cert.subjectPublicKeyInfo.toSchema().toBER(false));
+  if (!bytesEqual(spki, issuer.key.spki)) throw new PkiError('invalid_certificate', 'issuer certificate is not for the issuer key');
+  const bcExt = cert.extensions?.find((e) => e.extnID === OID.basicConstraints);
+  const bc = bcExt?.parsedValue as pkijs.BasicConstraints | undefined;
+  const kuExt = cert.extensions?.find((e) => e.extnID === OID.keyUsage);
+  const ku = kuExt ? new Uint8Array((kuExt.parsedValue as asn1js.BitString).valueBlock.valueHexView) : undefined;
+  if (!bc?.cA || !ku || !(ku[0] & 0x04)) throw new PkiError('issuer_not_ca');
+  const pathLen = bc.pathLenConstraint === undefined ? undefined : Number(bc.pathLenConstraint);
+  return { cert, der, spki, pathLen };
+}
+
+export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {
+  if (!(v.notBefore instanceof Date) || !(v.notAfter instanceof Date) || isNaN(+v.notBefore) || isNaN(+v.notAfter) || v.notAfter <= v.notBefore) {
+    throw new PkiError('invalid_validity');
+  }
+  if (issuer) {
+    const nb = issuer.cert.notBefore.value;
+    const na = issuer.cert.notAfter.value;
+    if (Math.floor(+v.notBefore / 1000) < Math.floor(+nb / 1000) || Math.floor(+v.notAfter / 1000) > Math.floor(+na / 1000)) {
+      throw new PkiError('validity_exceeds_issuer');
+    }
+  }
+}
+
+/** Assembles a v3 certificate, signs its TBS bytes in the HSM and returns it as DER/PEM. */
+export async function signCertificate(
+  signer: HsmSigner,
+  issuerKey: HsmKeyInfo,
+  parts: {
+    issuerName: pkijs.RelativeDistinguishedNames;
+    subject: pkijs.RelativeDistinguishedNames;
+    spki: Uint8Array;
+    validity: ValiditySpec;
+    extensions: pkijs.Extension[];
+  },
+): Promise<IssuedCertificate> {
+  ensurePkijsEngine();
+  const serial = randomSerial();
+  const cert = new pkijs.Certificate();
+  cert.version = 2;
+  cert.serialNumber = new asn1js.Integer({ valueHex: toAb(serial) });
+  cert.signature = signatureAlgorithm(issuerKey);
+  cert.signatureAlgorithm = signatureAlgorithm(issuerKey);
+  cert.issuer = parts.issuerName;
+  cert.subject = parts.subject;
+  cert.notBefore = x509Time(parts.validity.notBefore);
+  cert.notAfter = x509Time(parts.validity.notAfter);
+  cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(toAb(parts.spki));
+  cert.extensions = parts.extensions;
+  cert.tbsView = new Uint8Array(cert.encodeTBS().toBER(false));
+  const sig = await signData(signer, issuerKey, cert.tbsView);
+  cert.signatureValue = new asn1js.BitString({ valueHex: toAb(sig) });
+  const der = new Uint8Array(cert.toSchema().toBER(false));
+  if (!parseStrictDer(der)) throw new Error('internal: certificate is not DER');
+  return { certificateDer: der, certificatePem: toPem('CERTIFICATE', der), serialHex: hex(serial) };
+}
+
+/** Self-signed root: CA:true (critical), keyCertSign+cRLSign (critical), SKI. */
+export async function createRootCertificate(
+  signer: HsmSigner,
+  key: HsmKeyInfo,
+  opts: { subject: NameSpec } & ValiditySpec,
+): Promise<IssuedCertificate> {
+  checkValidity(opts);
+  const name = buildName(opts.subject);
+  return signCertificate(signer, key, {
+    issuerName: name,
+    subject: name,
+    spki: key.spki,
+    validity: opts,
+    extensions: [basicConstraintsExtension(true), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(key.spki)],
+  });
+}
+
+/** Intermediate CA certified by a root: CA:true pathLen 0, keyCertSign+cRLSign, SKI, AKI, optional CRL DP. */
+export async function createCaCertificate(
+  signer: HsmSigner,
+  issuer: IssuerRef,
+  subjectKey: HsmKeyInfo,
+  opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+): Promise<IssuedCertificate> {
+  const parsed = parseIssuer(issuer);
+  if (parsed.pathLen !== undefined && parsed.pathLen < 1) throw new PkiError('issuer_not_ca', 'issuer path length does not allow a sub-CA');
+  checkValidity(opts, parsed);
+  const extensions = [
+    basicConstraintsExtension(true, 0),
+    keyUsageExtension(['keyCertSign', 'cRLSign']),
+    skiExtension(subjectKey.spki),
+    akiExtension(parsed.spki),
+  ];
+  if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
+  return signCertificate(signer, issuer.key, {
+    issuerName: parsed.cert.subject,
+    subject: buildName(opts.subject),
+    spki: subjectKey.spki,
+    validity: opts,
+    extensions,
+  });
+}
+
+/** Firmware-signing end entity: CA:false, digitalSignature, EKU codeSigning only, SKI, AKI, optional CRL DP. */
+export async function createFirmwareSigningCertificate(
+  signer: HsmSigner,
+  issuer: IssuerRef,
+  subjectKey: HsmKeyInfo,
+  opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+): Promise<IssuedCertificate> {
+  const parsed = parseIssuer(issuer);
+  checkValidity(opts, parsed);
+  const extensions = [
+    basicConstraintsExtension(false),
+    keyUsageExtension(['digitalSignature']),
+    extKeyUsageExtension([OID.codeSigning]),
+    skiExtension(subjectKey.spki),
+    akiExtension(parsed.spki),
+  ];
+  if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
+  return signCertificate(signer, issuer.key, {
+    issuerName: parsed.cert.subject,
+    subject: buildName(opts.subject),
+    spki: subjectKey.spki,
+    validity: opts,
+    extensions,
+  });
+}

@@ -1,0 +1,121 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { HashName, HsmKeyInfo, HsmSigner, defaultHashFor } from './hsm-signer';
+import { HASHES, OID, bytesEqual, certDer, toAb } from './der';
+import { PkiError } from './pki-error';
+import { x509Time } from './certificates';
+import { ensurePkijsEngine, signData, signatureAlgorithm } from './sign';
+
+export interface CmsSignatureOptions {
+  /** Digest of the detached content, computed server-side (see {@link digestStream}). */
+  digest: Uint8Array;
+  /** Digest algorithm; defaults to the key's hash (SHA-512 for Ed25519 as RFC 8419 requires). */
+  hash?: HashName;
+  signingTime?: Date;
+}
+
+/** Hashes a stream of any size in constant memory. */
+export async function digestStream(stream: Readable | AsyncIterable<Uint8Array | string>, hash: HashName = 'SHA-256'): Promise<Uint8Array> {
+  if (!HASHES[hash]) throw new PkiError('hash_not_supported');
+  const h = createHash(HASHES[hash].node);
+  for await (const chunk of stream) h.update(chunk);
+  return new Uint8Array(h.digest());
+}
+
+function attr(type: string, value: asn1js.AsnType): pkijs.Attribute {
+  return new pkijs.Attribute({ type, values: [value] });
+}
+
+/** DER SET OF sorts its elements by their encodings. */
+function sortForSetOf(attrs: pkijs.Attribute[]): pkijs.Attribute[] {
+  const enc = attrs.map((a) => ({ a, der: Buffer.from(a.toSchema().toBER(false)) }));
+  enc.sort((x, y) => Buffer.compare(x.der, y.der));
+  return enc.map((e) => e.a);
+}
+
+/**
+ * Detached CMS SignedData (RFC 5652) over a content digest, signed in the HSM. Signed attributes:
+ * content-type, message-digest, signing-time, ESS signing-certificate-v2 (RFC 5035) and
+ * CMS algorithm protection (RFC 6211). `chain[0]` is the signer's certificate; all of `chain` is embedded.
+ * Returns the ContentInfo DER.
+ */
+export async function createCmsSignature(
+  signer: HsmSigner,
+  key: HsmKeyInfo,
+  chain: (string | Uint8Array)[],
+  opts: CmsSignatureOptions,
+): Promise<Uint8Array> {
+  ensurePkijsEngine();
+  const hash = opts.hash ?? defaultHashFor(key.algorithm);
+  if (!HASHES[hash]) throw new PkiError('hash_not_supported');
+  if (!(opts.digest instanceof Uint8Array) || opts.digest.length !== HASHES[hash].length) throw new PkiError('digest_length_mismatch');
+  if (chain.length === 0) throw new PkiError('invalid_certificate', 'the signer certificate is required');
+  const certs = chain.map((c) => {
+    try {
+      return pkijs.Certificate.fromBER(toAb(certDer(c)));
+    } catch (e) {
+      throw e instanceof PkiError ? e : new PkiError('invalid_certificate', undefined, { cause: e });
+    }
+  });
+  const signerCert = certs[0];
+  const signerDer = certDer(chain[0]);
+  if (!bytesEqual(new Uint8Array(signerCert.subjectPublicKeyInfo.toSchema().toBER(false)), key.spki)) {
+    throw new PkiError('invalid_certificate', 'signer certificate is not for this key');
+  }
+  const digestAlg = new pkijs.AlgorithmIdentifier({ algorithmId: HASHES[hash].oid });
+  const sigAlg = signatureAlgorithm(key, hash);
+
+  const essCertId = new asn1js.Sequence({
+    value: [
+      // hashAlgorithm omitted: DEFAULT id-sha256
+      new asn1js.OctetString({ valueHex: toAb(new Uint8Array(createHash('sha256').update(signerDer).digest())) }),
+      new asn1js.Sequence({
+        value: [
+          new asn1js.Sequence({
+            value: [new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 4 }, value: [signerCert.issuer.toSchema()] })],
+          }),
+          signerCert.serialNumber,
+        ],
+      }),
+    ],
+  });
+  const algProtection = new asn1js.Sequence({
+    value: [
+      digestAlg.toSchema(),
+      new asn1js.Constructed({
+        idBlock: { tagClass: 3, tagNumber: 1 },
+        value: (sigAlg.toSchema() as asn1js.Sequence).valueBlock.value,
+      }),
+    ],
+  });
+  const attrs = sortForSetOf([
+    attr(OID.contentType, new asn1js.ObjectIdentifier({ value: OID.data })),
+    attr(OID.signingTime, x509Time(opts.signingTime ?? new Date()).toSchema()),
+    attr(OID.messageDigest, new asn1js.OctetString({ valueHex: toAb(opts.digest) })),
+    attr(OID.signingCertificateV2, new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [essCertId] })] })),
+    attr(OID.cmsAlgorithmProtection, algProtection),
+  ]);
+  // The signature covers the attributes encoded as an explicit SET OF (0x31), not the [0] IMPLICIT tag.
+  const toBeSigned = new Uint8Array(new asn1js.Set({ value: attrs.map((a) => a.toSchema()) }).toBER(false));
+  const signature = await signData(signer, key, toBeSigned, hash);
+
+  const signerInfo = new pkijs.SignerInfo({
+    version: 1,
+    sid: new pkijs.IssuerAndSerialNumber({ issuer: signerCert.issuer, serialNumber: signerCert.serialNumber }),
+    digestAlgorithm: digestAlg,
+    signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: attrs }),
+    signatureAlgorithm: sigAlg,
+    signature: new asn1js.OctetString({ valueHex: toAb(signature) }),
+  });
+  const signedData = new pkijs.SignedData({
+    version: 1,
+    digestAlgorithms: [digestAlg],
+    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: OID.data }),
+    certificates: certs,
+    signerInfos: [signerInfo],
+  });
+  const contentInfo = new pkijs.ContentInfo({ contentType: OID.signedData, content: signedData.toSchema(true) });
+  return new Uint8Array(contentInfo.toSchema().toBER(false));
+}

@@ -1,0 +1,265 @@
+import * as asn1js from 'asn1js';
+import { createHash, randomBytes } from 'node:crypto';
+import { HashName, KeyAlgorithm } from './hsm-signer';
+import { PkiError } from './pki-error';
+
+export const OID = {
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  rsassaPss: '1.2.840.113549.1.1.10',
+  mgf1: '1.2.840.113549.1.1.8',
+  sha256WithRSA: '1.2.840.113549.1.1.11',
+  sha384WithRSA: '1.2.840.113549.1.1.12',
+  sha512WithRSA: '1.2.840.113549.1.1.13',
+  sha1WithRSA: '1.2.840.113549.1.1.5',
+  md5WithRSA: '1.2.840.113549.1.1.4',
+  ecPublicKey: '1.2.840.10045.2.1',
+  ecdsaSha1: '1.2.840.10045.4.1',
+  ecdsaSha256: '1.2.840.10045.4.3.2',
+  ecdsaSha384: '1.2.840.10045.4.3.3',
+  ecdsaSha512: '1.2.840.10045.4.3.4',
+  ed25519: '1.3.101.112',
+  p256: '1.2.840.10045.3.1.7',
+  p384: '1.3.132.0.34',
+  p521: '1.3.132.0.35',
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extKeyUsage: '2.5.29.37',
+  subjectKeyIdentifier: '2.5.29.14',
+  authorityKeyIdentifier: '2.5.29.35',
+  subjectAltName: '2.5.29.17',
+  crlDistributionPoints: '2.5.29.31',
+  crlNumber: '2.5.29.20',
+  crlReason: '2.5.29.21',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+  codeSigning: '1.3.6.1.5.5.7.3.3',
+  extensionRequest: '1.2.840.113549.1.9.14',
+  contentType: '1.2.840.113549.1.9.3',
+  messageDigest: '1.2.840.113549.1.9.4',
+  signingTime: '1.2.840.113549.1.9.5',
+  signingCertificateV2: '1.2.840.113549.1.9.16.2.47',
+  cmsAlgorithmProtection: '1.2.840.113549.1.9.52',
+  data: '1.2.840.113549.1.7.1',
+  signedData: '1.2.840.113549.1.7.2',
+  commonName: '2.5.4.3',
+  serialNumber: '2.5.4.5',
+  country: '2.5.4.6',
+  locality: '2.5.4.7',
+  state: '2.5.4.8',
+  organization: '2.5.4.10',
+  organizationalUnit: '2.5.4.11',
+} as const;
+
+interface HashInfo {
+  oid: string;
+  node: string;
+  length: number;
+}
+
+export const HASHES: Record<HashName, HashInfo> = {
+  'SHA-256': { oid: OID.sha256, node: 'sha256', length: 32 },
+  'SHA-384': { oid: OID.sha384, node: 'sha384', length: 48 },
+  'SHA-512': { oid: OID.sha512, node: 'sha512', length: 64 },
+};
+
+export function hashByOid(oid: string): HashName | undefined {
+  return (Object.keys(HASHES) as HashName[]).find((h) => HASHES[h].oid === oid);
+}
+
+export function digest(hash: HashName, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash(HASHES[hash].node).update(data).digest());
+}
+
+export function toAb(u: Uint8Array): ArrayBuffer {
+  return u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+}
+
+/** Parses exactly one DER element; trailing bytes or BER-only encodings are refused. */
+export function parseStrictDer(der: Uint8Array): asn1js.AsnType | null {
+  const parsed = asn1js.fromBER(toAb(der));
+  if (parsed.offset === -1 || parsed.offset !== der.length) return null;
+  const re = new Uint8Array(parsed.result.toBER(false));
+  return bytesEqual(re, der) ? parsed.result : null;
+}
+
+/** DigestInfo ::= SEQUENCE { AlgorithmIdentifier { hash OID, NULL }, OCTET STRING digest }. */
+export function encodeDigestInfo(hash: HashName, d: Uint8Array): Uint8Array {
+  return new Uint8Array(
+    new asn1js.Sequence({
+      value: [
+        new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: HASHES[hash].oid }), new asn1js.Null()] }),
+        new asn1js.OctetString({ valueHex: toAb(d) }),
+      ],
+    }).toBER(false),
+  );
+}
+
+/** Parses a DigestInfo strictly (DER, NULL or absent parameters, known hash, right digest length). */
+export function decodeDigestInfo(der: Uint8Array): { hash: HashName; digest: Uint8Array } {
+  const node = parseStrictDer(der);
+  if (!(node instanceof asn1js.Sequence) || node.valueBlock.value.length !== 2) {
+    throw new PkiError('malformed_digestinfo');
+  }
+  const [alg, oct] = node.valueBlock.value;
+  if (!(alg instanceof asn1js.Sequence) || !(oct instanceof asn1js.OctetString) || oct.idBlock.isConstructed) {
+    throw new PkiError('malformed_digestinfo');
+  }
+  const [oid, params, ...rest] = alg.valueBlock.value;
+  if (!(oid instanceof asn1js.ObjectIdentifier) || rest.length > 0 || (params && !(params instanceof asn1js.Null))) {
+    throw new PkiError('malformed_digestinfo');
+  }
+  const hash = hashByOid(oid.valueBlock.toString());
+  if (!hash) throw new PkiError('malformed_digestinfo', 'unknown or unsupported digest algorithm');
+  const d = new Uint8Array(oct.valueBlock.valueHexView);
+  if (d.length !== HASHES[hash].length) throw new PkiError('malformed_digestinfo', 'digest length does not match its algorithm');
+  return { hash, digest: d };
+}
+
+/** Converts an ECDSA signature r||s (P1363) to DER `SEQUENCE { INTEGER r, INTEGER s }`. */
+export function p1363ToDer(sig: Uint8Array): Uint8Array {
+  const half = sig.length / 2;
+  const int = (b: Uint8Array) => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    let v = b.subarray(i);
+    if (v[0] & 0x80) v = Uint8Array.from([0, ...v]);
+    return new asn1js.Integer({ valueHex: toAb(v) });
+  };
+  return new Uint8Array(
+    new asn1js.Sequence({ value: [int(sig.subarray(0, half)), int(sig.subarray(half))] }).toBER(false),
+  );
+}
+
+/** Converts a DER ECDSA signature to r||s, each left-padded to `size` bytes. */
+export function derToP1363(der: Uint8Array, size: number): Uint8Array {
+  const node = parseStrictDer(der);
+  if (!(node instanceof asn1js.Sequence) || node.valueBlock.value.length !== 2) throw new Error('bad ECDSA signature');
+  const out = new Uint8Array(size * 2);
+  node.valueBlock.value.forEach((n, i) => {
+    if (!(n instanceof asn1js.Integer)) throw new Error('bad ECDSA signature');
+    let v = new Uint8Array(n.valueBlock.valueHexView);
+    while (v.length > size && v[0] === 0) v = v.subarray(1);
+    if (v.length > size) throw new Error('bad ECDSA signature');
+    out.set(v, i * size + size - v.length);
+  });
+  return out;
+}
+
+export const CURVES: Record<string, { oid: string; size: number; alg: KeyAlgorithm }> = {
+  'EC-P256': { oid: OID.p256, size: 32, alg: 'EC-P256' },
+  'EC-P384': { oid: OID.p384, size: 48, alg: 'EC-P384' },
+  'EC-P521': { oid: OID.p521, size: 66, alg: 'EC-P521' },
+};
+
+/** Byte length of one ECDSA coordinate for an EC key algorithm. */
+export function curveSize(alg: KeyAlgorithm): number {
+  const c = CURVES[alg];
+  if (!c) throw new Error(`${alg} is not an EC algorithm`);
+  return c.size;
+}
+
+/** Builds an RSA SubjectPublicKeyInfo from CKA_MODULUS and CKA_PUBLIC_EXPONENT. */
+export function rsaSpki(modulus: Uint8Array, exponent: Uint8Array): Uint8Array {
+  const uint = (b: Uint8Array) => {
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    const v = b.subarray(i);
+    return new asn1js.Integer({ valueHex: toAb(v[0] & 0x80 ? Uint8Array.from([0, ...v]) : v) });
+  };
+  const rsaKey = new asn1js.Sequence({ value: [uint(modulus), uint(exponent)] }).toBER(false);
+  return new Uint8Array(
+    new asn1js.Sequence({
+      value: [
+        new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: OID.rsaEncryption }), new asn1js.Null()] }),
+        new asn1js.BitString({ valueHex: rsaKey }),
+      ],
+    }).toBER(false),
+  );
+}
+
+/** Builds an EC / Ed25519 SubjectPublicKeyInfo from CKA_EC_PARAMS (named curve OID) and CKA_EC_POINT. */
+export function ecSpki(alg: KeyAlgorithm, ecPoint: Uint8Array): Uint8Array {
+  // PKCS#11 wraps the point in an OCTET STRING; some tokens return it raw.
+  let point = ecPoint;
+  const wrapped = asn1js.fromBER(toAb(ecPoint));
+  if (wrapped.offset === ecPoint.length && wrapped.result instanceof asn1js.OctetString) {
+    point = new Uint8Array(wrapped.result.valueBlock.valueHexView);
+  }
+  const algId =
+    alg === 'Ed25519'
+      ? new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: OID.ed25519 })] })
+      : new asn1js.Sequence({
+          value: [
+            new asn1js.ObjectIdentifier({ value: OID.ecPublicKey }),
+            new asn1js.ObjectIdentifier({ value: CURVES[alg].oid }),
+          ],
+        });
+  return new Uint8Array(
+    new asn1js.Sequence({ value: [algId, new asn1js.BitString({ valueHex: toAb(point) })] }).toBER(false),
+  );
+}
+
+/** DER of the named-curve OID a PKCS#11 token expects in CKA_EC_PARAMS. */
+export function ecParamsFor(alg: KeyAlgorithm): Uint8Array {
+  const oid = alg === 'Ed25519' ? OID.ed25519 : CURVES[alg].oid;
+  return new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
+}
+
+/** 128-bit CSPRNG serial: positive (top bit cleared) and never zero; returned as DER INTEGER content. */
+export function randomSerial(): Uint8Array {
+  for (;;) {
+    const b = new Uint8Array(randomBytes(16));
+    b[0] &= 0x7f;
+    if (b.some((x) => x !== 0)) {
+      let i = 0;
+      while (i < b.length - 1 && b[i] === 0 && !(b[i + 1] & 0x80)) i++;
+      return b.subarray(i);
+    }
+  }
+}
+
+/** Key identifier (RFC 5280 method 1): SHA-1 of the subjectPublicKey BIT STRING contents. */
+export function keyIdentifier(spki: Uint8Array): Uint8Array {
+  const node = parseStrictDer(spki);
+  if (!(node instanceof asn1js.Sequence)) throw new Error('bad SPKI');
+  const bits = node.valueBlock.value[1];
+  if (!(bits instanceof asn1js.BitString)) throw new Error('bad SPKI');
+  return new Uint8Array(createHash('sha1').update(new Uint8Array(bits.valueBlock.valueHexView)).digest());
+}
+
+export function toPem(label: string, der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+/** All PEM blocks in a text, in order. */
+export function pemBlocks(text: string): { label: string; body: string; start: number; end: number }[] {
+  return [...text.matchAll(PEM_RE)].map((m) => ({
+    label: m[1],
+    body: m[2],
+    start: m.index ?? 0,
+    end: (m.index ?? 0) + m[0].length,
+  }));
+}
+
+/** Decodes one certificate from PEM or DER. */
+export function certDer(input: string | Uint8Array): Uint8Array {
+  if (typeof input !== 'string') return input;
+  const block = pemBlocks(input).find((b) => b.label === 'CERTIFICATE');
+  if (!block) throw new PkiError('invalid_certificate', 'no CERTIFICATE PEM block');
+  return new Uint8Array(Buffer.from(block.body.replace(/\s+/g, ''), 'base64'));
+}
+
+export function hex(u: Uint8Array): string {
+  return Buffer.from(u).toString('hex');
+}

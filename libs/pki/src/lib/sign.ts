@@ -1,0 +1,87 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { webcrypto } from 'node:crypto';
+import { HashName, HsmKeyInfo, HsmSigner, defaultHashFor, isEc, isRsa } from './hsm-signer';
+import { HASHES, OID, curveSize, decodeDigestInfo, derToP1363, digest, encodeDigestInfo, p1363ToDer } from './der';
+import { PkiError } from './pki-error';
+
+let engineSet = false;
+/** pkijs verifies with Node's webcrypto; signing never goes through pkijs engines (the HSM signs TBS bytes). */
+export function ensurePkijsEngine(): void {
+  if (engineSet) return;
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));
+  engineSet = true;
+}
+
+/** Input of {@link signDigest}, mirroring an API sign order. */
+export interface SignDigestRequest {
+  /** A bare digest (`none`, `pss`) or a DER DigestInfo (`digestinfo`). */
+  input: Uint8Array;
+  /** `digestinfo`: RSA PKCS#1 v1.5 over the given DigestInfo; `none`: PKCS#1 v1.5 (RSA) or ECDSA over a bare digest; `pss`: RSA-PSS over a bare digest. */
+  inputPadding: 'digestinfo' | 'none' | 'pss';
+  /** ECDSA output encoding; RSA signatures are the same in both. Default `asn1`. */
+  signatureFormat?: 'asn1' | 'p1363';
+  /** Hash the key signs with; defaults to {@link defaultHashFor} the key's algorithm. */
+  hash?: HashName;
+}
+
+/**
+ * Signs a client-supplied digest in the HSM after checking it fits the key:
+ * the digest length must match the hash, a DigestInfo must be DER naming that hash.
+ * Ed25519 keys sign messages, not digests, and are refused (`padding_not_supported_for_key`).
+ */
+export async function signDigest(signer: HsmSigner, key: HsmKeyInfo, req: SignDigestRequest): Promise<Uint8Array> {
+  const hash = req.hash ?? defaultHashFor(key.algorithm);
+  if (!HASHES[hash]) throw new PkiError('hash_not_supported');
+  const format = req.signatureFormat ?? 'asn1';
+  if (isRsa(key.algorithm)) {
+    if (req.inputPadding === 'digestinfo') {
+      const di = decodeDigestInfo(req.input);
+      if (di.hash !== hash) throw new PkiError('digestinfo_hash_mismatch', `key signs with ${hash}, DigestInfo names ${di.hash}`);
+      return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(di.hash, di.digest));
+    }
+    checkDigestLength(hash, req.input);
+    if (req.inputPadding === 'pss') return signer.sign(key.hsmKeyId, { kind: 'rsa-pss', hash }, req.input);
+    return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, req.input));
+  }
+  if (isEc(key.algorithm)) {
+    if (req.inputPadding !== 'none') throw new PkiError('padding_not_supported_for_key', `${req.inputPadding} with ${key.algorithm}`);
+    checkDigestLength(hash, req.input);
+    const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input);
+    return format === 'p1363' ? raw : p1363ToDer(raw);
+  }
+  throw new PkiError('padding_not_supported_for_key', `${key.algorithm} signs messages, not digests`);
+}
+
+function checkDigestLength(hash: HashName, d: Uint8Array): void {
+  if (d.length !== HASHES[hash].length) {
+    throw new PkiError('digest_length_mismatch', `${hash} digests are ${HASHES[hash].length} bytes, got ${d.length}`);
+  }
+}
+
+/** The X.509/CMS signature algorithm an issuer key produces. */
+export function signatureAlgorithm(key: HsmKeyInfo, hash = defaultHashFor(key.algorithm)): pkijs.AlgorithmIdentifier {
+  if (key.algorithm === 'Ed25519') return new pkijs.AlgorithmIdentifier({ algorithmId: OID.ed25519 });
+  if (isRsa(key.algorithm)) {
+    const oid = { 'SHA-256': OID.sha256WithRSA, 'SHA-384': OID.sha384WithRSA, 'SHA-512': OID.sha512WithRSA }[hash];
+    return new pkijs.AlgorithmIdentifier({ algorithmId: oid, algorithmParams: new asn1js.Null() });
+  }
+  const oid = { 'SHA-256': OID.ecdsaSha256, 'SHA-384': OID.ecdsaSha384, 'SHA-512': OID.ecdsaSha512 }[hash];
+  return new pkijs.AlgorithmIdentifier({ algorithmId: oid });
+}
+
+/** Signs `data` (TBS bytes, signed attributes) in the HSM the way {@link signatureAlgorithm} says; ECDSA as DER. */
+export async function signData(
+  signer: HsmSigner,
+  key: HsmKeyInfo,
+  data: Uint8Array,
+  hash = defaultHashFor(key.algorithm),
+): Promise<Uint8Array> {
+  if (key.algorithm === 'Ed25519') return signer.sign(key.hsmKeyId, { kind: 'eddsa' }, data);
+  const d = digest(hash, data);
+  if (isRsa(key.algorithm)) return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, d));
+  const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, d);
+  // Validate the token's output size before wrapping it.
+  derToP1363(p1363ToDer(raw), curveSize(key.algorithm));
+  return p1363ToDer(raw);
+}

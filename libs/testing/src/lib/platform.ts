@@ -1,0 +1,216 @@
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { parse as parseYaml } from 'yaml';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const platform = require('../../../../scripts/platform.cjs') as {
+  root: string;
+  demoTenant: DemoTenant;
+  platformEnv(o: Record<string, unknown>): PlatformEnv;
+  demoFacts(env: PlatformEnv): DemoFacts;
+};
+
+export interface DemoTenant {
+  tenant: { id: string; name: string };
+  keyserverApp: { clientId: string; clientSecret: string; applicationIdUri: string; scope: string; appRoles: string[] };
+  provisioningApp: { clientId: string; redirectUris: string[] };
+  ciClients: { name: string; clientId: string; clientSecret?: string; servicePrincipalOid: string; appRoles: string[] }[];
+  users: { username: string; password: string; name: string; oid: string; natures: string[] }[];
+}
+
+export interface PlatformEnv {
+  urls: { emulator: string; api: string; keyclient: string };
+  emulator: Record<string, string>;
+  api: Record<string, string>;
+  keyclient: Record<string, string>;
+}
+
+export interface DemoFacts {
+  urls: PlatformEnv['urls'];
+  tenantId: string;
+  applicationId: string;
+  scope: string;
+  defaultScope: string;
+  metadataUrl: string;
+  tokenEndpoint: string;
+  provisioningClientId: string;
+  ciClients: { name: string; clientId: string; clientSecret?: string }[];
+  users: { username: string; password: string; name: string; natures: string[] }[];
+}
+
+export const repoRoot: string = platform.root;
+export const demoTenant: DemoTenant = platform.demoTenant;
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForOk(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (r.ok) return;
+      last = `HTTP ${r.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms (${last})`);
+}
+
+/** A started child process whose output is kept for failure messages. */
+export interface Service {
+  name: string;
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The start command of each docker-compose service: the tests run exactly what the images run. */
+export function composeCommand(service: string): string[] {
+  const doc = parseYaml(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { command?: string[] }> };
+  const cmd = doc.services[service]?.command;
+  if (!cmd || cmd.length === 0) throw new Error(`docker-compose.yml: service ${service} has no command`);
+  return cmd;
+}
+
+/** Starts a long-running process; `argv[0]` is the program (`node` means this Node binary). */
+export function startService(name: string, argv: string[], env: Record<string, string>): Service {
+  const [program, ...args] = argv;
+  const child = spawn(program === 'node' ? process.execPath : program, args, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    name,
+    child,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs a command to completion (one-shot start steps like the keyserver-init service). */
+export function runStep(argv: string[], env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  const [program, ...args] = argv;
+  const r = spawnSync(program === 'node' ? process.execPath : program, args, { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+export async function createDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  return {
+    url: `postgresql://postgres@127.0.0.1:5432/${name}`,
+    async drop() {
+      const c = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface RunningPlatform {
+  env: PlatformEnv;
+  facts: DemoFacts;
+  hsmDir: string;
+  databaseUrl: string;
+  emulator: Service;
+  api: Service;
+  keyclient?: Service;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the whole platform the way the container images do (same commands), on free ports, with a
+ * fresh database and a fresh SoftHSM token: emulator, seed, API and optionally the keyclient.
+ */
+export async function startPlatform(opts: { keyclient?: boolean; extraApiEnv?: Record<string, string> } = {}): Promise<RunningPlatform> {
+  const [emulatorPort, apiPort, keyclientPort] = [await freePort(), await freePort(), await freePort()];
+  const hsmDir = mkdtempSync(join(tmpdir(), 'ks-e2e-hsm-'));
+  const db = await createDatabase('ks_e2e');
+  const env = platform.platformEnv({
+    emulatorPort,
+    apiPort,
+    keyclientPort,
+    databaseUrl: db.url,
+    hsmDir,
+    sessionKey: randomBytes(32).toString('base64'),
+  });
+  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...opts.extraApiEnv };
+  const started: Service[] = [];
+  const stop = async () => {
+    for (const s of started.reverse()) await s.stop();
+    rmSync(hsmDir, { recursive: true, force: true });
+    await db.drop();
+  };
+  try {
+    const emulator = startService('entra-emulator', composeCommand('entra-emulator'), env.emulator);
+    started.push(emulator);
+    await waitForOk(env.api['OPENID_CONNECT_METADATA_DOCUMENT']).catch((e) => {
+      throw new Error(`${e.message}\n${emulator.output()}`);
+    });
+
+    // Token, migrations and demo seed: the compose file's one-shot init service.
+    const init = runStep(composeCommand('keyserver-init'), apiEnv);
+    if (init.status !== 0) throw new Error(`keyserver-init failed (${init.status}): ${init.stderr}${init.stdout}`);
+
+    const api = startService('keyserver-api', composeCommand('keyserver-api'), apiEnv);
+    started.push(api);
+    await waitForOk(`${env.urls.api}/readyz`).catch((e) => {
+      throw new Error(`${e.message}\n${api.output()}`);
+    });
+
+    let keyclient: Service | undefined;
+    if (opts.keyclient) {
+      keyclient = startService('keyclient', composeCommand('keyclient'), { ...env.keyclient, LOG_LEVEL: 'warn' });
+      started.push(keyclient);
+      await waitForOk(`http://127.0.0.1:${keyclientPort}/readyz`).catch((e) => {
+        throw new Error(`${e.message}\n${keyclient?.output()}`);
+      });
+    }
+    return { env, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** A client-credentials token from the emulator's token endpoint, over real HTTP. */
+export async function clientCredentialsToken(facts: DemoFacts, clientId: string, clientSecret: string, scope = facts.defaultScope): Promise<string> {
+  const r = await fetch(facts.tokenEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, scope }),
+  });
+  const body = (await r.json()) as { access_token?: string; error?: string };
+  if (!r.ok || !body.access_token) throw new Error(`token request failed: ${r.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
