@@ -60,8 +60,11 @@ describe('keyclient token refresh', () => {
     const { browser, cookie } = await signedIn();
     const before = await storedTokens(cookie);
     const start = h.upstream.received.length;
+    const refreshes = jest.spyOn(h.keyclient.context.oidc, 'refresh');
     const results = await Promise.all(Array.from({ length: 6 }, () => h.spa(browser, 'GET', '/api/v1/operations')));
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(refreshes).toHaveBeenCalledTimes(1);
+    refreshes.mockRestore();
     const bearers = new Set(h.upstream.received.slice(start).map((r) => String(r.headers.authorization)));
     expect(bearers.size).toBe(1);
     const [only] = [...bearers];

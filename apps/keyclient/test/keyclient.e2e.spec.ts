@@ -545,4 +545,10 @@ describe('keyclient secrecy of tokens', () => {
     expect(secrets).toBeGreaterThanOrEqual(20);
     expect(responses).toBeGreaterThan(100);
   });
+
+  it('the scan itself catches a token in a header', () => {
+    const [token] = [...h.tokens];
+    const leak: SeenResponse = { method: 'GET', url: `${h.kc}/leak`, status: 200, headers: { 'x-debug': token.slice(-30) }, body: '' };
+    expect(() => expectNoSecretsLeaked(Object.assign(Object.create(h) as Harness, { seen: [...h.seen, leak] }))).toThrow(/leaked/);
+  });
 });

@@ -707,6 +707,8 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
     res.status(404).json({ error: 'not_found' });
   });
   // Malformed bodies and anything unexpected: a clear 400 rather than Express' HTML 500 page.
+  // Express recognises an error handler by its four parameters.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   web.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
     const code = status && status >= 400 && status < 500 ? status : 400;

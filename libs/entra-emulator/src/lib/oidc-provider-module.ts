@@ -82,7 +82,7 @@ let cached: OidcProviderModule | undefined;
 export function loadOidcProvider(): OidcProviderModule {
   if (!cached) {
     installWarningFilter();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load so the warning filter is in place first
+    // Loaded lazily so the warning filter is in place before the module prints its runtime check.
     cached = require('oidc-provider') as OidcProviderModule;
   }
   return cached;

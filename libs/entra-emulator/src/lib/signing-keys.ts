@@ -58,7 +58,7 @@ export class SigningKeyRing {
 
   static async create(mod: OidcProviderModule): Promise<SigningKeyRing> {
     const materials = await Promise.all(Array.from({ length: SLOT_COUNT }, () => newKeyMaterial()));
-    let ring: SigningKeyRing | undefined;
+    const holder: { ring?: SigningKeyRing } = {};
     class RingSlot extends mod.ExternalSigningKey {
       constructor(public material: KeyMaterial) {
         super();
@@ -71,7 +71,7 @@ export class SigningKeyRing {
       }
       override get alg(): string | undefined {
         // While oidc-provider registers the keys every slot must name its alg.
-        return !ring?.initialized || ring.isCurrent(this) ? 'RS256' : undefined;
+        return !holder.ring?.initialized || holder.ring.isCurrent(this) ? 'RS256' : undefined;
       }
       override set alg(_value: string | undefined) {
         // Only the current key advertises an alg.
@@ -92,8 +92,8 @@ export class SigningKeyRing {
         return cryptoSign('sha256', data, this.material.privateKey);
       }
     }
-    ring = new SigningKeyRing(materials.map((m) => new RingSlot(m) as unknown as Slot));
-    return ring;
+    holder.ring = new SigningKeyRing(materials.map((m) => new RingSlot(m) as unknown as Slot));
+    return holder.ring;
   }
 
   /** Called once oidc-provider has registered the slots; from then on only the current key has an alg. */

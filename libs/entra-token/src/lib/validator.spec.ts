@@ -110,6 +110,12 @@ describe(createEntraTokenValidator.name, () => {
     expect((await v.authenticate(bearer(appClaims({ idtyp: undefined })))).kind).toBe('app');
   });
 
+  it('accepts GUIDs configured in upper case', async () => {
+    const v = validator({ tenantId: TENANT.toUpperCase(), applicationId: APP.toUpperCase(), provisioningClientIds: [PROV.toUpperCase()] });
+    expect((await v.authenticate(bearer(userClaims()))).channel).toBe('bff');
+    expect((await v.authenticate(bearer(userClaims({ azp: PROV, azpacr: '0' })))).channel).toBe('provisioning');
+  });
+
   it('honours a custom keyclient client id for the bff channel', async () => {
     const kc = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
     const v = validator({ keyclientClientId: kc });

@@ -66,7 +66,15 @@ function str(v: unknown): string | undefined {
  * Builds the Keyserver's access-token validator (Entra ID v2, RS256, single tenant).
  * See docs/auth.md for every check and why.
  */
-export function createEntraTokenValidator(cfg: EntraTokenValidatorConfig): EntraTokenValidator {
+export function createEntraTokenValidator(config: EntraTokenValidatorConfig): EntraTokenValidator {
+  // Entra writes GUIDs in lower case; configuration copied from the portal may not be.
+  const cfg = {
+    ...config,
+    tenantId: config.tenantId.toLowerCase(),
+    applicationId: config.applicationId.toLowerCase(),
+    keyclientClientId: config.keyclientClientId?.toLowerCase(),
+    provisioningClientIds: config.provisioningClientIds?.map((id) => id.toLowerCase()),
+  };
   const now = cfg.now ?? (() => Date.now());
   const tolerance = cfg.clockToleranceSec ?? 30;
   if (!(tolerance >= 0 && tolerance <= 60)) throw new RangeError('clockToleranceSec must be between 0 and 60');

@@ -1,0 +1,96 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { composeCommand, freePort, repoRoot, runStep, startService, waitForOk, type Service } from '@keyserver/testing';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { platformEnv } = require('../../../scripts/platform.cjs') as { platformEnv(o: Record<string, unknown>): { api: Record<string, string>; emulator: Record<string, string> } };
+
+/** Runs the API's image command with `env` and returns its exit code and stderr lines. */
+function bootApi(env: Record<string, string | undefined>) {
+  const [program, ...args] = composeCommand('keyserver-api');
+  const clean: Record<string, string> = { PATH: process.env['PATH'] ?? '' };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
+  const r = spawnSync(program === 'node' ? process.execPath : program, args, { cwd: repoRoot, env: clean, encoding: 'utf8', timeout: 60_000 });
+  const lines = r.stderr.split('\n').filter((l) => l.trim() && !/ExperimentalWarning|--trace-warnings|Unsupported runtime/.test(l));
+  return { status: r.status, lines, stdout: r.stdout };
+}
+
+describe('keyserver-api boot', () => {
+  let hsmDir: string;
+  let emulator: Service;
+  let base: Record<string, string>;
+  let v1: Server;
+  let v1Url: string;
+
+  beforeAll(async () => {
+    hsmDir = mkdtempSync(join(tmpdir(), 'ks-boot-hsm-'));
+    const env = platformEnv({ emulatorPort: await freePort(), apiPort: await freePort(), hsmDir, sessionKey: 'x' });
+    base = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/postgres' };
+    const init = runStep(['bash', 'scripts/softhsm-init.sh'], base);
+    expect(init.status).toBe(0);
+    emulator = startService('entra-emulator', composeCommand('entra-emulator'), env.emulator);
+    await waitForOk(base['OPENID_CONNECT_METADATA_DOCUMENT']);
+    // A provider that serves a v1.0-style document (sts.windows.net issuer) at a v2.0-looking path.
+    const port = await freePort();
+    v1 = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ issuer: `https://sts.windows.net/${base['TENANT_ID']}/`, jwks_uri: `http://127.0.0.1:${port}/keys` }));
+    }).listen(port, '127.0.0.1');
+    v1Url = `http://127.0.0.1:${port}/${base['TENANT_ID']}/v2.0/.well-known/openid-configuration`;
+  });
+
+  afterAll(async () => {
+    await emulator?.stop();
+    v1?.close();
+    rmSync(hsmDir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['fail missing TENANT_ID', { TENANT_ID: undefined }, 'TENANT_ID'],
+    ['fail TENANT_ID not a GUID', { TENANT_ID: 'common' }, 'TENANT_ID'],
+    ['fail APPLICATION_ID missing', { APPLICATION_ID: undefined }, 'APPLICATION_ID'],
+    ['fail metadata over plain http to a remote host', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://login.example.com/t/v2.0/.well-known/openid-configuration' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail DATABASE_URL not postgres', { DATABASE_URL: 'mysql://x@y/z' }, 'DATABASE_URL'],
+    ['fail PKCS11_MODULE missing file', { PKCS11_MODULE: '/nonexistent/libsofthsm2.so' }, 'PKCS11_MODULE'],
+    ['fail no PIN at all', { PKCS11_PIN_FILE: undefined, PKCS11_PIN: undefined }, 'PKCS11_PIN'],
+    ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
+  ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {
+    const r = bootApi({ ...base, ...change });
+    expect(r.status).not.toBe(0);
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toContain(variable);
+    expect(r.lines[0]).not.toMatch(/\n|    at /);
+  });
+
+  it.each([
+    ['fail metadata document that is not v2.0', () => ({ OPENID_CONNECT_METADATA_DOCUMENT: v1Url }), 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail unreachable provider', () => ({ OPENID_CONNECT_METADATA_DOCUMENT: 'http://127.0.0.1:1/t/v2.0/.well-known/openid-configuration' }), 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail unreachable database', () => ({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/keyserver' }), 'DATABASE_URL'],
+    ['fail wrong token label', () => ({ PKCS11_TOKEN_LABEL: 'no-such-token' }), 'PKCS#11'],
+    ['fail wrong PIN', () => ({ PKCS11_PIN_FILE: undefined, PKCS11_PIN: '000000' }), 'PKCS#11'],
+  ])('%s: exits non-zero with one clear line', (_name, change, mention) => {
+    const r = bootApi({ ...base, ...change() });
+    expect(r.status).not.toBe(0);
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toContain(mention);
+  });
+
+  it('never prints the PIN or the client secret', () => {
+    const r = bootApi({ ...base, PKCS11_PIN_FILE: undefined, PKCS11_PIN: 'secret-pin-123456', DATABASE_URL: 'postgresql://postgres:db-password@127.0.0.1:1/x' });
+    const all = r.lines.join('\n') + r.stdout;
+    expect(all).not.toContain('secret-pin-123456');
+    expect(all).not.toContain('db-password');
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it('is a valid Compose file', () => {
+    const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+    const [cmd, args] = v2.status === 0 ? ['docker', ['compose', 'config', '-q']] : ['docker-compose', ['config', '-q']];
+    const r = spawnSync(cmd, args, { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
