@@ -74,6 +74,9 @@ export class Harness {
   config!: KeyclientConfig;
   db!: Db;
   kc = '';
+  /** Added to the keyclient's clock (not the emulator's), to make tokens look close to expiry. */
+  clockOffsetMs = 0;
+  readonly now = (): number => Date.now() + this.clockOffsetMs;
   private dropDb?: () => Promise<void>;
   private dbUrl = '';
 
@@ -124,7 +127,7 @@ export class Harness {
         done();
       },
     });
-    this.keyclient = await createKeyclientApp(this.config, { logDestination: sink });
+    this.keyclient = await createKeyclientApp(this.config, { logDestination: sink, now: this.now });
     await this.keyclient.app.listen(port, '127.0.0.1');
   }
 

@@ -7,12 +7,22 @@ import { expectNoSecretsLeaked } from './leak-scan';
 
 jest.setTimeout(60_000);
 
-// Access tokens live 30 s and the keyclient refreshes 60 s before expiry: every proxied call refreshes.
+// The emulator issues access tokens for 120 s; the keyclient refreshes 60 s before expiry. Tests move
+// only the keyclient's clock forward (70 s) to bring a session's token into the refresh window.
+const TTL_S = 120;
 const h = new Harness();
 
 beforeAll(async () => {
-  await h.start({ accessTokenTtlSeconds: 30 });
+  await h.start({ accessTokenTtlSeconds: TTL_S });
 });
+
+afterEach(() => {
+  h.clockOffsetMs = 0;
+});
+
+function advanceIntoRefreshWindow(): void {
+  h.clockOffsetMs += 70_000;
+}
 
 afterAll(async () => {
   await h.stop();
@@ -45,10 +55,17 @@ describe('keyclient token refresh', () => {
   it('refreshes an access token that is about to expire and stores the new one encrypted', async () => {
     const { browser, cookie } = await signedIn();
     const before = await storedTokens(cookie);
+    expect(before.accessTokenExpiresAt - h.now()).toBeLessThanOrEqual(TTL_S * 1000);
+    expect((await h.spa(browser, 'GET', '/api/v1/keys')).status).toBe(200);
+    expect(lastBearer()).toBe(before.accessToken);
+    advanceIntoRefreshWindow();
     const res = await h.spa(browser, 'GET', '/api/v1/keys');
     expect(res.status).toBe(200);
     const used = lastBearer();
     expect(used).not.toBe(before.accessToken);
+    // The new token is fresh again: the next call does not refresh.
+    await h.spa(browser, 'GET', '/api/v1/keys');
+    expect(lastBearer()).toBe(used);
     const after = await storedTokens(cookie);
     expect(after.accessToken).toBe(used);
     expect(after.accessTokenExpiresAt).toBeGreaterThan(before.accessTokenExpiresAt - 1);
@@ -59,6 +76,7 @@ describe('keyclient token refresh', () => {
   it('refreshes once for concurrent requests of one session (single flight)', async () => {
     const { browser, cookie } = await signedIn();
     const before = await storedTokens(cookie);
+    advanceIntoRefreshWindow();
     const start = h.upstream.received.length;
     const refreshes = jest.spyOn(h.keyclient.context.oidc, 'refresh');
     const results = await Promise.all(Array.from({ length: 6 }, () => h.spa(browser, 'GET', '/api/v1/operations')));
@@ -76,9 +94,11 @@ describe('keyclient token refresh', () => {
     const { browser, cookie } = await signedIn();
     let replica: KeyclientApp | undefined;
     try {
-      replica = await createKeyclientApp(h.config, { logDestination: { write: (l: string) => h.logs.push(l) > 0 } });
+      replica = await createKeyclientApp(h.config, { now: h.now, logDestination: { write: (l: string) => h.logs.push(l) > 0 } });
       await replica.app.listen(0, '127.0.0.1');
       const other = `http://localhost:${(replica.app.getHttpServer().address() as { port: number }).port}`;
+      const before = await storedTokens(cookie);
+      advanceIntoRefreshWindow();
       const start = h.upstream.received.length;
       const both = await Promise.all([
         h.spa(browser, 'GET', '/api/v1/keys'),
@@ -90,7 +110,13 @@ describe('keyclient token refresh', () => {
       expect(h.upstream.received.length).toBe(start + 4);
       const me = await browser.request(`${other}/me`, { initiator: other });
       expect(me.status).toBe(200);
-      await storedTokens(cookie);
+      const after = await storedTokens(cookie);
+      expect(after.accessToken).not.toBe(before.accessToken);
+      // Every request after the race carries the one stored token, whichever replica serves it.
+      await h.spa(browser, 'GET', '/api/v1/keys');
+      expect(lastBearer()).toBe(after.accessToken);
+      await browser.request(`${other}/api/v1/keys`, { initiator: other });
+      expect(lastBearer()).toBe(after.accessToken);
     } finally {
       await replica?.close();
     }
@@ -102,6 +128,7 @@ describe('keyclient token refresh', () => {
     const tokens = await storedTokens(cookie);
     const broken = h.tokenBox().sealJson({ ...tokens, refreshToken: 'revoked-or-unknown-refresh-token' }, id);
     await h.db.prisma.bffSession.update({ where: { id }, data: { tokenCiphertext: new Uint8Array(broken) } });
+    advanceIntoRefreshWindow();
     const start = h.upstream.received.length;
     const res = await h.spa(browser, 'GET', '/api/v1/keys');
     expect(res.status).toBe(401);

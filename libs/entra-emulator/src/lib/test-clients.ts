@@ -181,9 +181,28 @@ export async function authorizeWithPassword(emu: EmulatorEndpoints, opts: Passwo
   if (opts.nonce !== undefined) q.set('nonce', opts.nonce);
   for (const [k, v] of Object.entries(opts.extraParams ?? {})) q.set(k, v);
 
+  return signInAt(emu, { authorizationUrl: url.href, username: opts.username, password: opts.password, cookieJar: opts.cookieJar });
+}
+
+/** Options of {@link signInAt}. */
+export interface SignInAtOptions {
+  /** A complete authorization URL, e.g. from openid-client's buildAuthorizationUrl or a BFF's login redirect. */
+  authorizationUrl: string;
+  username: string;
+  password: string;
+  cookieJar?: CookieJar;
+}
+
+/**
+ * Follows an authorization URL through the sign-in form (plain HTTP, cookie jar) until the
+ * emulator redirects to the client's redirect_uri; same errors as {@link authorizeWithPassword}.
+ */
+export async function signInAt(emu: EmulatorEndpoints, opts: SignInAtOptions): Promise<AuthorizationResult> {
+  const redirectUri = new URL(opts.authorizationUrl).searchParams.get('redirect_uri');
+  if (!redirectUri) fail(EntraEmulatorErrorCode.AuthorizationFailed, 'the authorization URL has no redirect_uri');
   const jar = opts.cookieJar ?? new CookieJar();
-  const redirectTarget = new URL(opts.redirectUri);
-  let next: { url: string; init?: RequestInit } = { url: url.href };
+  const redirectTarget = new URL(redirectUri);
+  let next: { url: string; init?: RequestInit } = { url: opts.authorizationUrl };
   let submitted = false;
   for (let hop = 0; hop < 15; hop++) {
     const res = await fetch(next.url, {

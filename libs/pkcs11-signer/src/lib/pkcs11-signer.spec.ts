@@ -89,7 +89,8 @@ describe(Pkcs11Signer.name, () => {
         fn();
         return 0;
       } catch (e) {
-        return (e as pkcs11js.Pkcs11Error).code ?? String(e);
+        // Some pkcs11js calls throw a plain Error whose message carries 'CKR_NAME:code'.
+        return (e as pkcs11js.Pkcs11Error).code ?? Number(/CKR_\w+:(\d+)/.exec(String(e))?.[1]);
       }
     };
     expect(code(() => p11.C_GetAttributeValue(session, rsa, [{ type: pkcs11js.CKA_PRIVATE_EXPONENT }]))).toBe(pkcs11js.CKR_ATTRIBUTE_SENSITIVE);

@@ -56,7 +56,10 @@ interface Session {
 }
 
 function ckr(e: unknown): number | undefined {
-  return e instanceof pkcs11js.Pkcs11Error ? e.code : undefined;
+  if (e instanceof pkcs11js.Pkcs11Error) return e.code;
+  // A few pkcs11js paths throw a plain Error whose message is 'CKR_NAME:code'.
+  const m = e instanceof Error ? /^CKR_\w+:(\d+)/.exec(e.message) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 const HSM_KEY_ID = /^(?:[0-9a-f]{2}){1,64}$/;

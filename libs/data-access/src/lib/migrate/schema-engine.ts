@@ -49,8 +49,17 @@ interface WasmBindings {
 let bindings: WasmBindings | undefined;
 
 // The package is built for bundlers (`import * as wasm from "./x.wasm"`), so instantiate it by hand.
+// The wasm panic hook reports into this global (Prisma's CLI installs the same); we rethrow its message.
+const panics = {
+  message: '',
+  set_message(m: string): void {
+    panics.message = `RuntimeError: ${m}`;
+  },
+};
+
 function loadBindings(): WasmBindings {
   if (bindings) return bindings;
+  (globalThis as Record<string, unknown>)['PRISMA_WASM_PANIC_REGISTRY'] = panics;
   const bgModule = '@prisma/schema-engine-wasm/schema_engine_bg';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const bg = require(bgModule) as WasmBindings & Record<string, unknown>;
@@ -124,6 +133,9 @@ export async function diffDatabaseToSchema(databaseUrl: string | null, schemaPat
       filters: noFilters,
     });
     return result.stdout ?? '';
+  } catch (err) {
+    if (panics.message) throw new Error(`schema engine panicked: ${panics.message}`, { cause: err });
+    throw err;
   } finally {
     engine.free();
   }
