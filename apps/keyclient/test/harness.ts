@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { createDb, migrateDatabase, type Db } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the emulator is the identity provider under test
 import { startEmulator, type RunningEmulator } from '@keyserver/entra-emulator';
 import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
 import { CALLBACK_PATH, loadKeyclientConfig, type KeyclientConfig } from '../src/config/keyclient-config';
@@ -34,7 +35,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `ks_bff_test_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: ADMIN_URL });
   await admin.connect();

@@ -15,6 +15,7 @@ import type { ApiDeps } from './app/tokens';
 import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-config';
 import { createLogger, httpLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
+import { auditVerifyCommand } from './audit/audit-verify';
 
 /** A boot step failure as one line naming what failed. */
 class BootError extends Error {}
@@ -111,6 +112,8 @@ async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
 }
 
 void runOrExit('keyserver-api', async () => {
+  // Offline: verifies an audit export without config, database or HSM.
+  if (process.argv[2] === 'audit-verify') process.exit(auditVerifyCommand(process.argv[3]));
   const config = loadApiConfig(process.env);
   const logger = createLogger(config.logLevel);
   const [command = 'serve', arg] = process.argv.slice(2);
@@ -125,11 +128,14 @@ void runOrExit('keyserver-api', async () => {
       await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
       process.exit(0);
       return;
+    case 'audit-verify':
+      process.exit(auditVerifyCommand(arg));
+      return;
     case 'openapi':
       await writeOpenApi(config, logger, arg ?? 'docs/openapi.json');
       process.exit(0);
       return;
     default:
-      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate or openapi [file])`);
+      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate, openapi [file] or audit-verify FILE)`);
   }
 });

@@ -3,9 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { composeCommand, freePort, repoRoot, runStep, startService, waitForOk, type Service } from '@keyserver/testing';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { platformEnv } = require('../../../scripts/platform.cjs') as { platformEnv(o: Record<string, unknown>): { api: Record<string, string>; emulator: Record<string, string> } };
+import { composeCommand, freePort, platformEnv, repoRoot, runStep, startService, waitForOk, type Service } from '@keyserver/testing';
 
 /** Runs the API's image command with `env` and returns its exit code and stderr lines. */
 function bootApi(env: Record<string, string | undefined>) {
@@ -61,7 +59,7 @@ describe('keyserver-api boot', () => {
     expect(r.status).not.toBe(0);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(variable);
-    expect(r.lines[0]).not.toMatch(/\n|    at /);
+    expect(r.lines[0]).not.toMatch(/\n| {4}at /);
   });
 
   it.each([

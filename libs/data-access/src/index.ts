@@ -12,3 +12,4 @@ export * from './lib/repositories/certificate.repository';
 export * from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
+export * from './lib/repositories/certificate-issuance.repository';

@@ -25,6 +25,8 @@ import { ProblemFilter } from './problem.filter';
 import { ProxyController } from './proxy.controller';
 import { SpaController } from './spa.controller';
 
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
 export interface KeyclientAppOptions {
   /** Where JSON logs go (default stdout); tests pass a sink to inspect them. */
   logDestination?: DestinationStream;
@@ -108,10 +110,20 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
 
   log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');
 
+  // Expired rows are never served (queries check the deadlines); this only keeps the table small.
+  const sweeper = setInterval(() => {
+    repo.deleteExpired(new Date(options.now?.() ?? Date.now())).then(
+      (n) => n > 0 && log.debug({ event: 'sessions_swept', count: n }, 'expired sessions deleted'),
+      () => undefined,
+    );
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
+
   return {
     app,
     context,
     close: async () => {
+      clearInterval(sweeper);
       await app.close();
       context.proxy.close();
       await db.close();

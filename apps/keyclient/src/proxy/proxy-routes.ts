@@ -69,6 +69,6 @@ export function checkRawPath(rawUrl: string): string | null {
   if (path.length > 1 && path.includes('//')) return null;
   if (path.split('/').some((s) => s === '.' || s === '..')) return null;
   const query = q < 0 ? '' : rawUrl.slice(q + 1);
-  if (/[\u0000-\u001f\u007f\s\\]/.test(query)) return null;
+  if (/[\s\\]/.test(query) || [...query].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return null;
   return path;
 }

@@ -101,7 +101,7 @@ export class SessionService {
   async accessToken(session: ActiveSession): Promise<string> {
     const tokens = this.tokens(session);
     if (tokens.accessTokenExpiresAt - this.now() > this.config.refreshSkewMs) return tokens.accessToken;
-    let pending: Promise<string> | undefined;
+    let pending = this.inflight.get(session.id);
     if (!pending) {
       pending = this.refresh(session, tokens).finally(() => this.inflight.delete(session.id));
       this.inflight.set(session.id, pending);

@@ -9,7 +9,24 @@ import { OperationsController } from '../operations/operations.controller';
 import { OperationsService } from '../operations/operations.service';
 import { SignOrdersController } from '../signorders/sign-orders.controller';
 import { SignOrderService } from '../signorders/sign-order.service';
+import { CertificatesController } from '../certificates/certificates.controller';
+import { CertificatesService } from '../certificates/certificates.service';
+import { CrlController } from '../crl/crl.controller';
+import { CrlService } from '../crl/crl.service';
+import { FirmwareController } from '../firmware/firmware.controller';
+import { FirmwareService } from '../firmware/firmware.service';
 import { OpenApiController } from './openapi.controller';
+import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
+import { AdminSessionsController } from '../admin-sessions/admin-sessions.controller';
+import { AdminSessionsService } from '../admin-sessions/admin-sessions.service';
+import { SubjectsController } from '../subjects/subjects.controller';
+import { SubjectsService } from '../subjects/subjects.service';
+import { KeyAdminController } from '../key-admin/key-admin.controller';
+import { KeyAdminService } from '../key-admin/key-admin.service';
+import { AuditController } from '../audit/audit.controller';
+import { AuditService } from '../audit/audit.service';
+import { MeController } from '../me/me.controller';
+import { MeService } from '../me/me.service';
 import { OPENAPI_DOCUMENT } from './openapi';
 import { PUBLIC_ROUTES } from './public-routes';
 import { DEPS, type ApiDeps } from './tokens';
@@ -45,8 +62,24 @@ export class AppModule implements NestModule {
           eventSink: { useClass: AuditAuthEventSink },
         }),
       ],
-      controllers: [HealthController, OpenApiController, KeysController, SignOrdersController, OperationsController],
-      providers: [KeysService, SignOrderService, OperationsService],
+      controllers: [
+        HealthController,
+        OpenApiController,
+        KeysController,
+        SignOrdersController,
+        OperationsController,
+        CertificatesController,
+        CrlController,
+        FirmwareController,
+        AdminSessionsController,
+        SubjectsController,
+        KeyAdminController,
+        AuditController,
+        MeController,
+      ],
+      providers: [KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
+        AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
+      ],
     };
   }
 }

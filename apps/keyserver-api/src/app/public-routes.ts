@@ -5,4 +5,5 @@ export const PUBLIC_ROUTES = definePublicRoutes([
   { method: 'GET', path: '/healthz', reason: 'liveness probe: says nothing but "ok"' },
   { method: 'GET', path: '/readyz', reason: 'readiness probe: dependency status words only' },
   { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document is public by design' },
+  { method: 'GET', path: '/api/v1/crl/:keyid', reason: 'CRLs are fetched anonymously by relying parties via the certificates\' CRL distribution point' },
 ] as const);

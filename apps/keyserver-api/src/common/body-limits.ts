@@ -4,6 +4,8 @@ import { DEPS, type ApiDeps } from '../app/tokens';
 import { ApiError, ApiErrorCode } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
+const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures']);
 
 /**
  * Body handling as Nest middleware, so its errors reach the problem+json filter: a request with a body
@@ -19,6 +21,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
 
   use(req: Request, res: Response, next: NextFunction) {
     if (!BODY_METHODS.has(req.method)) return next();
+    if (STREAMED_BODY_ROUTES.has(req.path)) return next();
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();

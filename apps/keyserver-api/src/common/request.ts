@@ -19,5 +19,6 @@ export const RequestId = createParamDecorator((_d: unknown, ctx: ExecutionContex
 
 /** JSON Schema (2020-12) of a contract schema, for the OpenAPI document. */
 export function jsonSchema(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  return rest; // OpenAPI 3.1 schema objects are already JSON Schema 2020-12
 }

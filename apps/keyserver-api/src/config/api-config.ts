@@ -24,6 +24,7 @@ const schema = z
     ADMIN_SESSION_APPROVALS: z.coerce.number().int().min(1).max(10).default(2),
     ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(64 * 1024),
+    FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strip();
@@ -59,6 +60,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     adminSessionApprovals: raw.ADMIN_SESSION_APPROVALS,
     adminSessionMinutes: raw.ADMIN_SESSION_MINUTES,
     maxBodyBytes: raw.MAX_BODY_BYTES,
+    firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     logLevel: raw.LOG_LEVEL,
   };
 }

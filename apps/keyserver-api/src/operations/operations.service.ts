@@ -1,10 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { CreateOperationRequest, OperationView } from '@keyserver/api-contract';
-import { AuditRepository, OperationRepository, SubjectRepository, type AuditInput, type Operation } from '@keyserver/data-access';
+import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
+import { AuditRepository, DataAccessError, OperationRepository, SubjectRepository, type AuditInput, type Operation } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
+import { OperationError, OperationErrorCode } from './operation-error';
+import { visiblePage } from './paging';
+
+const PAGE_SCAN = 100;
 
 @Injectable()
 export class OperationsService {
@@ -44,25 +48,160 @@ export class OperationsService {
   }
 
   async get(actor: Actor, id: string): Promise<OperationView> {
-    const op = await this.operations.get(id).catch(() => {
-      throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
-    });
-    // Orderers see their own operations; approvers the ones on keys they approve; admins and auditors all.
-    const visible =
-      op.ordererId === actor.subjectId ||
-      actor.natures.has('ADMINISTRATOR') ||
-      actor.natures.has('AUDITOR') ||
-      op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'));
-    if (!visible) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
+    const op = await this.visibleOperation(actor, id);
     const orderer = await this.subjects.getById(op.ordererId);
     return this.view(op, orderer.displayName);
   }
 
-  private view(op: Operation, ordererName: string): OperationView {
+  /** Newest first; filters combine; callers only ever see operations they may see (see {@link canSee}). */
+  async list(actor: Actor, q: OperationListQuery): Promise<OperationPage> {
+    const limit = q.limit ?? 50;
+    const filter = {
+      state: q.state,
+      keyid: q.key,
+      ordererId: q.mine === 'true' ? actor.subjectId : undefined,
+      awaitingApprovalBy: q.awaiting === 'me' ? actor.subjectId : undefined,
+    };
+    // EXPIRED is derived from the window until a sweep stores it, so that filter reads REQUESTED/APPROVED too.
+    const stored = filter.state === 'EXPIRED' || filter.awaitingApprovalBy ? undefined : filter.state;
+    const now = new Date();
+    const page = await visiblePage(
+      (cursor) => this.operations.list({ ...filter, state: filter.awaitingApprovalBy ? undefined : stored, cursor, limit: PAGE_SCAN }),
+      (op) =>
+        this.canSee(actor, op) &&
+        (q.state === undefined || effectiveState(op, now) === q.state) &&
+        (q.awaiting !== 'me' || (effectiveState(op, now) === 'REQUESTED' && this.approvableKeys(actor, op).length > 0)),
+      q.cursor,
+      limit,
+    );
+    const names = new Map<string, string>();
+    for (const op of page.items) {
+      if (!names.has(op.ordererId)) names.set(op.ordererId, (await this.subjects.getById(op.ordererId)).displayName);
+    }
+    return { items: page.items.map((op) => this.view(op, names.get(op.ordererId) ?? '', now)), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * An approver approves every key of the operation he holds APPROVE on that still lacks his approval.
+   * Refused: the orderer himself (same tid+oid, whatever client he uses), non-approvers, a second approval,
+   * and operations no longer REQUESTED or past their window.
+   */
+  async approve(actor: Actor, id: string, requestId: string): Promise<OperationView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.approve', outcome: 'SUCCESS', operationId: id, requestId };
+    try {
+      const op = await this.visibleOperation(actor, id);
+      audit.operationId = op.id;
+      const orderer = await this.subjects.getById(op.ordererId);
+      if (orderer.tid === actor.tid && orderer.oid === actor.oid) {
+        throw new OperationError(OperationErrorCode.SelfApprovalForbidden, 'the orderer cannot approve his own operation');
+      }
+      this.assertOpen(op);
+      const keys = this.approvableKeys(actor, op);
+      if (keys.length === 0) throw new OperationError(OperationErrorCode.NotAnApprover, 'no key of this operation needs your approval');
+      const pending = keys.filter((k) => !k.approverIds.includes(actor.subjectId));
+      if (pending.length === 0) throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+      let current = op;
+      for (const k of pending) {
+        try {
+          const r = await this.operations.addApproval(op.id, k.keyid, actor.subjectId, { ...audit, keyid: k.keyid, details: {} });
+          current = r.operation;
+        } catch (err) {
+          // A concurrent request of the same approver got there first: counted once.
+          if (err instanceof DataAccessError && err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+          throw err;
+        }
+      }
+      return this.view(current, orderer.displayName);
+    } catch (err) {
+      await this.refused(audit, err);
+      throw err;
+    }
+  }
+
+  /** An approver of one of its keys vetoes a REQUESTED operation. */
+  async reject(actor: Actor, id: string, dto: RejectOperationRequest, requestId: string): Promise<OperationView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.reject', outcome: 'SUCCESS', operationId: id, requestId, details: { reason: dto.reason } };
+    try {
+      const op = await this.visibleOperation(actor, id);
+      audit.operationId = op.id;
+      if (!op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))) {
+        throw new OperationError(OperationErrorCode.NotAnApprover, 'only an approver of its keys can reject an operation');
+      }
+      this.assertOpen(op);
+      const rejected = await this.operations.reject(op.id, dto.reason, audit);
+      return this.view(rejected, (await this.subjects.getById(op.ordererId)).displayName);
+    } catch (err) {
+      await this.refused(audit, err);
+      throw err;
+    }
+  }
+
+  /** The orderer or an administrator withdraws a REQUESTED or APPROVED operation. */
+  async cancel(actor: Actor, id: string, requestId: string): Promise<OperationView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.cancel', outcome: 'SUCCESS', operationId: id, requestId };
+    try {
+      const op = await this.visibleOperation(actor, id);
+      audit.operationId = op.id;
+      const orderer = await this.subjects.getById(op.ordererId);
+      const isOrderer = orderer.tid === actor.tid && orderer.oid === actor.oid;
+      if (!isOrderer && !actor.natures.has('ADMINISTRATOR')) {
+        throw new OperationError(OperationErrorCode.CancellationNotAllowed, 'only the orderer or an administrator can cancel');
+      }
+      this.assertOpen(op);
+      const cancelled = await this.operations.cancel(op.id, audit);
+      return this.view(cancelled, orderer.displayName);
+    } catch (err) {
+      await this.refused(audit, err);
+      throw err;
+    }
+  }
+
+  /** Unknown, malformed and invisible ids are all the same 404, so ids of others' operations leak nothing. */
+  private async visibleOperation(actor: Actor, id: string): Promise<Operation> {
+    const op = await this.operations.get(id).catch((err: unknown) => {
+      if (err instanceof DataAccessError && err.code === 'not_found') throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
+      throw err;
+    });
+    if (!this.canSee(actor, op)) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
+    return op;
+  }
+
+  /** Orderers see their own operations; approvers the ones on keys they approve; admins and auditors all. */
+  private canSee(actor: Actor, op: Operation): boolean {
+    return (
+      op.ordererId === actor.subjectId ||
+      actor.natures.has('ADMINISTRATOR') ||
+      actor.natures.has('AUDITOR') ||
+      op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))
+    );
+  }
+
+  /** Keys of the operation that need approvals and on which the caller holds APPROVE. */
+  private approvableKeys(actor: Actor, op: Operation) {
+    return op.keys.filter((k) => k.requiredApprovers > 0 && actor.keyPermissions.get(k.keyid)?.has('APPROVE'));
+  }
+
+  private assertOpen(op: Operation): void {
+    const state = effectiveState(op, new Date());
+    if (state === 'EXPIRED') throw new OperationError(OperationErrorCode.OperationExpired, 'the operation window has passed');
+    if (state !== 'REQUESTED' && state !== 'APPROVED') throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${state}`);
+  }
+
+  private async refused(audit: AuditInput, err: unknown): Promise<void> {
+    await this.audit.append({
+      ...audit,
+      operationId: audit.operationId && UUID.test(audit.operationId) ? audit.operationId : null,
+      details: { ...audit.details, ...(audit.operationId && !UUID.test(audit.operationId) ? { requestedId: audit.operationId.slice(0, 64) } : {}) },
+      outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
+      errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
+    });
+  }
+
+  private view(op: Operation, ordererName: string, now = new Date()): OperationView {
     return {
       id: op.id,
       description: op.description,
-      state: op.state,
+      state: effectiveState(op, now),
       orderer: { subjectId: op.ordererId, displayName: ordererName },
       validFrom: op.validFrom.toISOString(),
       validTo: op.validTo.toISOString(),
@@ -77,4 +216,11 @@ export class OperationsService {
       createdAt: op.createdAt.toISOString(),
     };
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An open operation whose window has passed is EXPIRED, whether or not a sweep stored that yet. */
+export function effectiveState(op: Pick<Operation, 'state' | 'validTo'>, now: Date): Operation['state'] {
+  return (op.state === 'REQUESTED' || op.state === 'APPROVED') && op.validTo <= now ? 'EXPIRED' : op.state;
 }

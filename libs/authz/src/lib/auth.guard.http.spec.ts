@@ -329,6 +329,7 @@ describe(AuthGuard.name, () => {
     ['fail iat in the future', () => get(bearer(bff({ iat: S0 + 3600, nbf: S0 }))), 'invalid_iat'],
     ['fail payload not a JSON object', () => get(bearer({}, { rawPayload: '[1,2,3]' })), 'malformed_token'],
     ['fail ID token presented as access token', () => get(bearer({ ...bff({ scp: undefined, nonce: 'n-0S6', roles: ['Keyserver.CI'] }) })), 'id_token_not_accepted'],
+    ['fail ID token without nonce (no scp, no azp)', () => get(bearer(bff({ scp: undefined, azp: undefined, azpacr: undefined, roles: ['Keyserver.CI'] }))), 'invalid_claims'],
     ['fail scp keyserver2', () => get(bearer(bff({ scp: 'keyserver2' }))), 'missing_scope'],
     ['fail scp Keyserver (case)', () => get(bearer(bff({ scp: 'Keyserver' }))), 'missing_scope'],
     ['fail scp openid keyserver-admin', () => get(bearer(bff({ scp: 'openid keyserver-admin' }))), 'missing_scope'],

@@ -1,4 +1,4 @@
-import type { Db } from './db';
+import { mapPrismaError, type Db } from './db';
 
 /** One server-side keyclient (BFF) session as plain data. Tokens stay encrypted in `tokenCiphertext`. */
 export interface BffSessionRecord {
@@ -55,16 +55,20 @@ function toRecord(row: BffSessionRow): BffSessionRecord {
 export class BffSessionRepository {
   constructor(private readonly db: Db) {}
 
-  /** Inserts a new session; fails if the id already exists. */
+  /** Inserts a new session; DataAccessError `conflict` if the id already exists. */
   async create(session: NewBffSession): Promise<BffSessionRecord> {
-    const row = await this.db.prisma.bffSession.create({
-      data: {
-        ...session,
-        tokenCiphertext: new Uint8Array(session.tokenCiphertext),
-        lastSeenAt: session.lastSeenAt ?? session.createdAt,
-      },
-    });
-    return toRecord(row);
+    try {
+      const row = await this.db.prisma.bffSession.create({
+        data: {
+          ...session,
+          tokenCiphertext: new Uint8Array(session.tokenCiphertext),
+          lastSeenAt: session.lastSeenAt ?? session.createdAt,
+        },
+      });
+      return toRecord(row);
+    } catch (err) {
+      mapPrismaError(err, 'bff session');
+    }
   }
 
   /** The session if it exists and neither its idle nor its absolute deadline has passed at `now`. */

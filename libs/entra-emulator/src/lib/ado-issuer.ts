@@ -1,5 +1,6 @@
 import { createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, decodeJwt, jwtVerify, SignJWT, errors as joseErrors, type JWK } from 'jose';
+import { EntraEmulatorError, EntraEmulatorErrorCode } from './emulator-error';
 import type { ResolvedTenant, TenantCiClient } from './tenant';
 
 /** Audience Entra requires in federated-credential assertions. */
@@ -88,7 +89,9 @@ export class AdoIssuer {
   async mint(options: MintAdoTokenOptions = {}): Promise<string> {
     const iat = options.issuedAt ?? Math.floor(this.clock() / 1000);
     const subject = options.subject ?? this.subjectFor(options.serviceConnectionId ?? this.tenant.adoIssuer.serviceConnectionId);
-    if (!subject) throw new Error('no subject configured for the service connection');
+    if (!subject) {
+      throw new EntraEmulatorError(EntraEmulatorErrorCode.UnknownServiceConnection, 'no subject is configured for that service connection');
+    }
     return new SignJWT({ sc_id: options.serviceConnectionId ?? this.tenant.adoIssuer.serviceConnectionId })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: this.kid })
       .setJti(randomUUID())

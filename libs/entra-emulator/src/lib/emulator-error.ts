@@ -4,7 +4,6 @@ import { KeyserverError } from '@keyserver/errors';
 export enum EntraEmulatorErrorCode {
   TenantFileUnreadable = 'tenant_file_unreadable',
   TenantFileInvalid = 'tenant_file_invalid',
-  UnknownClient = 'unknown_client',
   UnknownServiceConnection = 'unknown_service_connection',
   AuthorizationFailed = 'authorization_failed',
   InvalidCredentials = 'invalid_credentials',
@@ -15,7 +14,6 @@ export enum EntraEmulatorErrorCode {
 const STATUS: Record<EntraEmulatorErrorCode, number> = {
   [EntraEmulatorErrorCode.TenantFileUnreadable]: 400,
   [EntraEmulatorErrorCode.TenantFileInvalid]: 400,
-  [EntraEmulatorErrorCode.UnknownClient]: 400,
   [EntraEmulatorErrorCode.UnknownServiceConnection]: 404,
   [EntraEmulatorErrorCode.AuthorizationFailed]: 400,
   [EntraEmulatorErrorCode.InvalidCredentials]: 401,

@@ -246,6 +246,13 @@ describe(startEmulator.name, () => {
       expect((await verifyWithJwks(emu, token, t.keyserverApp.clientId)).payload['azpacr']).toBe('2');
     });
 
+    it('refuses to mint a token for an unknown service connection', async () => {
+      await expectEmulatorError(
+        emu.mintAdoToken({ serviceConnectionId: '00000000-0000-4000-8000-000000000000' }),
+        EntraEmulatorErrorCode.UnknownServiceConnection,
+      );
+    });
+
     it.each([
       ['fail without a bearer System.AccessToken', {}, `f0e1d2c3-b4a5-4968-8778-695a4b3c2d1e`, 401],
       ['fail for an unknown service connection', { authorization: 'Bearer x' }, '00000000-0000-4000-8000-000000000000', 404],
@@ -472,7 +479,9 @@ describe(startEmulator.name, () => {
     }
 
     it('is a plain HTML form with labelled username and password inputs and no script', async () => {
-      const { html } = await openLoginPage();
+      const { url, cookie, html } = await openLoginPage();
+      const again = await fetch(url, { headers: { cookie } });
+      expect(again.headers.get('content-security-policy')).toContain("default-src 'none'");
       expect(html).toContain('<label for="username">');
       expect(html).toContain('<input id="username" name="username"');
       expect(html).toContain('<label for="password">');

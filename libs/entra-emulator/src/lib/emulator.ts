@@ -123,7 +123,19 @@ function oauthError(res: Response, status: number, error: string, aadsts: string
 }
 
 function html(res: Response, status: number, body: string): void {
-  res.status(status).type('html').set('Cache-Control', 'no-store').send(body);
+  res
+    .status(status)
+    .type('html')
+    .set({
+      'Cache-Control': 'no-store',
+      // No script at all; inline styles only. form-action is left open because Chrome applies it
+      // to the redirect chain that ends at the client's redirect_uri.
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    })
+    .send(body);
 }
 
 function loopbackWithoutPort(uri: string): string | undefined {

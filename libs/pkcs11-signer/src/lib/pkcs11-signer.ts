@@ -132,7 +132,10 @@ export class Pkcs11Signer implements HsmSigner {
     }
     this.idle = sessions;
     this.busy.set(this.gen, 0);
-    for (const s of this.idle.splice(0, this.waiters.length)) this.waiters.shift()?.resolve(s);
+    for (const s of this.idle.splice(0, this.waiters.length)) {
+      this.busy.set(this.gen, (this.busy.get(this.gen) ?? 0) + 1);
+      this.waiters.shift()?.resolve(s);
+    }
   }
 
   private safe(fn: () => void): void {
@@ -143,26 +146,40 @@ export class Pkcs11Signer implements HsmSigner {
     }
   }
 
+  /** Takes a session of the current generation; a session counts as busy from the moment it is handed out. */
   private async acquire(): Promise<Session> {
-    if (this.closed) throw new HsmError('signer_closed');
-    if (this.reinitializing) await this.reinitializing;
-    if (this.broken) await this.reinit(this.gen);
-    const s = this.idle.pop() ?? (await new Promise<Session>((resolve, reject) => this.waiters.push({ resolve, reject })));
-    if (this.closed) throw new HsmError('signer_closed');
-    this.busy.set(s.gen, (this.busy.get(s.gen) ?? 0) + 1);
-    return s;
+    for (;;) {
+      if (this.closed) throw new HsmError('signer_closed');
+      if (this.reinitializing) await this.reinitializing;
+      if (this.broken) await this.reinit(this.gen);
+      let s = this.idle.pop();
+      if (s) this.busy.set(s.gen, (this.busy.get(s.gen) ?? 0) + 1);
+      else s = await new Promise<Session>((resolve, reject) => this.waiters.push({ resolve, reject }));
+      if (this.closed) {
+        this.release(s);
+        throw new HsmError('signer_closed');
+      }
+      if (s.gen === this.gen) return s;
+      // Handed over just before a re-initialisation: its handle may now name someone else's session.
+      this.release(s);
+    }
   }
 
   private release(s: Session): void {
+    if (s.gen === this.gen && !this.closed) {
+      const w = this.waiters.shift();
+      if (w) {
+        w.resolve(s);
+        return;
+      }
+    }
     const left = (this.busy.get(s.gen) ?? 1) - 1;
     this.busy.set(s.gen, left);
-    if (s.gen !== this.gen) {
-      if (left === 0) this.drained.splice(0).forEach((r) => r());
-      return;
+    if (s.gen === this.gen) {
+      if (!this.closed) this.idle.push(s);
+    } else if (left === 0) {
+      this.drained.splice(0).forEach((r) => r());
     }
-    const w = this.waiters.shift();
-    if (w) w.resolve(s);
-    else this.idle.push(s);
   }
 
   /** Single-flight: finalize, initialize, login, rebuild the pool. Waits for old-generation calls to return first. */

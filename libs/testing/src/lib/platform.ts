@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { parse as parseYaml } from 'yaml';
 
+// The environment builder is shared with `npm start` (plain CommonJS there, so no build step).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const platform = require('../../../../scripts/platform.cjs') as {
+const platform = require(join(__dirname, '..', '..', '..', '..', 'scripts', 'platform.cjs')) as {
   root: string;
   demoTenant: DemoTenant;
   platformEnv(o: Record<string, unknown>): PlatformEnv;
@@ -44,6 +45,8 @@ export interface DemoFacts {
 }
 
 export const repoRoot: string = platform.root;
+/** The environment of each process of one platform instance (see scripts/platform.cjs). */
+export const platformEnv = (o: Record<string, unknown>): PlatformEnv => platform.platformEnv(o);
 export const demoTenant: DemoTenant = platform.demoTenant;
 
 /** A TCP port that was free a moment ago. */

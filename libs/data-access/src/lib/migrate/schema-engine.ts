@@ -73,23 +73,40 @@ function loadBindings(): WasmBindings {
   return bg;
 }
 
-type PerformIO = (query: unknown) => Promise<{ fields: { dataTypeID: number }[] }>;
+type PerformIO = (query: unknown) => Promise<{ fields: { dataTypeID: number }[]; rows: unknown[] }>;
+type QueryRaw = (query: unknown) => Promise<{ columnTypes: number[]; rows: unknown[] }>;
 const PG_CHAR_OID = 18;
 const PG_TEXT_OID = 25;
-const patched = Symbol.for('keyserver.pgCharAsText');
+/** ColumnTypeEnum.Character of @prisma/driver-adapter-utils. */
+const COLUMN_TYPE_CHARACTER = 6;
+const patched = Symbol.for('keyserver.pgCharAsCharacter');
+const charColumns = new WeakMap<unknown[], number[]>();
 
 // The engine's catalog introspection selects PostgreSQL's internal "char" columns (relkind, contype, ...),
-// which @prisma/adapter-pg 7.10 rejects as an unsupported type; the value is a one-letter string, so
-// reporting the column as text is exact. Only this dev/test helper installs the patch.
-function reportCharAsText(adapter: object): void {
+// which @prisma/adapter-pg 7.10 rejects as an unsupported type while the describer expects a
+// Character value. Report such columns as Character. Only this dev/test helper installs the patch.
+function reportCharAsCharacter(adapter: object): void {
   let proto: object | null = adapter;
   while (proto && !Object.prototype.hasOwnProperty.call(proto, 'performIO')) proto = Object.getPrototypeOf(proto);
-  const owner = proto as (Record<string | symbol, unknown> & { performIO: PerformIO }) | null;
+  const owner = proto as (Record<string | symbol, unknown> & { performIO: PerformIO; queryRaw: QueryRaw }) | null;
   if (!owner || owner[patched]) return;
-  const original = owner.performIO;
+  const performIO = owner.performIO;
+  const queryRaw = owner.queryRaw;
   owner.performIO = async function (this: unknown, query: unknown) {
-    const result = await original.call(this, query);
-    for (const f of result.fields ?? []) if (f.dataTypeID === PG_CHAR_OID) f.dataTypeID = PG_TEXT_OID;
+    const result = await performIO.call(this, query);
+    const idx: number[] = [];
+    (result.fields ?? []).forEach((f, i) => {
+      if (f.dataTypeID === PG_CHAR_OID) {
+        f.dataTypeID = PG_TEXT_OID;
+        idx.push(i);
+      }
+    });
+    if (idx.length) charColumns.set(result.rows, idx);
+    return result;
+  };
+  owner.queryRaw = async function (this: unknown, query: unknown) {
+    const result = await queryRaw.call(this, query);
+    for (const i of charColumns.get(result.rows) ?? []) result.columnTypes[i] = COLUMN_TYPE_CHARACTER;
     return result;
   };
   owner[patched] = true;
@@ -99,7 +116,7 @@ function engineAdapter(url: string): object {
   const base = new PrismaPg({ connectionString: url });
   const wrap = async <T extends object>(p: Promise<T>): Promise<T> => {
     const adapter = await p;
-    reportCharAsText(adapter);
+    reportCharAsCharacter(adapter);
     return adapter;
   };
   return bindSqlAdapterFactory({

@@ -128,6 +128,16 @@ export class AdminSessionRepository {
     return rows.map(toSession);
   }
 
+  /** All PENDING or ACTIVE sessions not past their expiry, newest first. */
+  async listOpen(now = new Date()): Promise<AdminSession[]> {
+    const rows = await this.db.prisma.adminSession.findMany({
+      where: { state: { in: ['PENDING', 'ACTIVE'] }, expiresAt: { gt: now } },
+      include,
+      orderBy: { createdAt: 'desc' },
+    });
+    return rows.map(toSession);
+  }
+
   /** PENDING or ACTIVE -> CLOSED. */
   async close(id: string, audit?: AuditInput, now = new Date()): Promise<AdminSession> {
     return this.db.transaction(async (tx) => {

@@ -13,6 +13,8 @@ export interface AuditFilter {
   operationId?: string;
   actorOid?: string;
   requestId?: string;
+  adminSessionId?: string;
+  actorSubjectId?: string;
   from?: Date;
   to?: Date;
   /** nextCursor of the previous page. */
@@ -110,6 +112,8 @@ export class AuditRepository {
         operationId: filter.operationId,
         actorOid: filter.actorOid,
         requestId: filter.requestId,
+        adminSessionId: filter.adminSessionId,
+        actorSubjectId: filter.actorSubjectId,
         at: filter.from || filter.to ? { gte: filter.from, lt: filter.to } : undefined,
         seq: before !== undefined ? { lt: before } : undefined,
       },

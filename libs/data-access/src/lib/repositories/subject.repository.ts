@@ -171,6 +171,14 @@ export class SubjectRepository {
     });
   }
 
+  /** Every per-key grant of every role, by role name and keyid. */
+  async listRoleKeyPermissions(): Promise<{ role: string; keyid: string; permissions: KeyPermission[] }[]> {
+    const rows = await this.db.prisma.roleKeyPermission.findMany({ include: { role: { select: { name: true } }, key: { select: { keyid: true } } } });
+    return rows
+      .map((r) => ({ role: r.role.name, keyid: r.key.keyid, permissions: [...r.permissions].sort() }))
+      .sort((a, b) => a.role.localeCompare(b.role) || a.keyid.localeCompare(b.keyid));
+  }
+
   /** Records (or counts again) a caller with a valid token who is not a registered subject. */
   async recordUnknownPrincipal(input: UnknownPrincipalInput): Promise<UnknownPrincipal> {
     const seen = {

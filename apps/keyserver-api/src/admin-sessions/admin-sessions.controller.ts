@@ -1,0 +1,57 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { AdminSessionList, AdminSessionView, CreateAdminSessionRequest } from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, jsonSchema, RequestId } from '../common/request';
+import { AdminSessionsService } from './admin-sessions.service';
+
+@ApiTags('admin sessions')
+@Controller('api/v1/admin-sessions')
+export class AdminSessionsController {
+  constructor(private readonly service: AdminSessionsService) {}
+
+  @RequirePermission(Permission.AdminSessionsManage)
+  @ApiOperation({ summary: 'Open an administrative session (PENDING; the creator counts as one authorization)' })
+  @ApiBody({ schema: jsonSchema(CreateAdminSessionRequest) })
+  @ApiCreatedResponse({ schema: jsonSchema(AdminSessionView) })
+  @Post()
+  @HttpCode(201)
+  create(@Caller() actor: Actor, @Body() body: unknown, @RequestId() requestId: string) {
+    return this.service.create(actor, body, requestId);
+  }
+
+  @RequirePermission(Permission.AdminSessionsManage)
+  @ApiOperation({ summary: 'Open (PENDING or ACTIVE) administrative sessions' })
+  @ApiOkResponse({ schema: jsonSchema(AdminSessionList) })
+  @Get()
+  list() {
+    return this.service.list();
+  }
+
+  @RequirePermission(Permission.AdminSessionsManage)
+  @ApiOperation({ summary: 'One administrative session' })
+  @ApiOkResponse({ schema: jsonSchema(AdminSessionView) })
+  @Get(':id')
+  get(@Param('id') id: string) {
+    return this.service.get(id);
+  }
+
+  @RequirePermission(Permission.AdminSessionsManage)
+  @ApiOperation({ summary: 'Authorize a session as another administrator (ACTIVE once ADMIN_SESSION_APPROVALS distinct administrators did)' })
+  @ApiOkResponse({ schema: jsonSchema(AdminSessionView) })
+  @Post(':id/authorizations')
+  @HttpCode(200)
+  authorize(@Caller() actor: Actor, @Param('id') id: string, @Body() body: unknown, @RequestId() requestId: string) {
+    return this.service.authorize(actor, id, body, requestId);
+  }
+
+  @RequirePermission(Permission.AdminSessionsManage)
+  @ApiOperation({ summary: 'Close a PENDING or ACTIVE session' })
+  @ApiOkResponse({ schema: jsonSchema(AdminSessionView) })
+  @Post(':id/closure')
+  @HttpCode(200)
+  close(@Caller() actor: Actor, @Param('id') id: string, @Body() body: unknown, @RequestId() requestId: string) {
+    return this.service.close(actor, id, body, requestId);
+  }
+}

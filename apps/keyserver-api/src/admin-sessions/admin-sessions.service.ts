@@ -1,0 +1,128 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionView } from '@keyserver/api-contract';
+import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession, type AuditInput } from '@keyserver/data-access';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
+import { errorCodeOf, isUuid, outcomeOf, validateBody } from './admin-request';
+
+/** Authorizing and closing take no body; anything sent is refused. */
+const NoBody = z.strictObject({});
+
+/** Administrative sessions: opened by one administrator, ACTIVE once ADMIN_SESSION_APPROVALS distinct administrators authorized. */
+@Injectable()
+export class AdminSessionsService {
+  private readonly sessions: AdminSessionRepository;
+  private readonly subjects: SubjectRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+    this.sessions = new AdminSessionRepository(deps.db);
+    this.subjects = new SubjectRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async create(actor: Actor, body: unknown, requestId: string): Promise<AdminSessionView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.create', outcome: 'SUCCESS', requestId };
+    try {
+      const dto = validateBody(CreateAdminSessionRequest, body);
+      const { adminSessionApprovals, adminSessionMinutes } = this.deps.config;
+      const s = await this.sessions.open(
+        {
+          description: dto.description,
+          creatorId: actor.subjectId,
+          // The creator is the first of the ADMIN_SESSION_APPROVALS administrators.
+          requiredApprovals: adminSessionApprovals - 1,
+          expiresAt: new Date(Date.now() + adminSessionMinutes * 60_000),
+        },
+        { ...audit, details: { description: dto.description, authorizationsRequired: adminSessionApprovals } },
+      );
+      return this.view(s);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async authorize(actor: Actor, id: string, body: unknown, requestId: string): Promise<AdminSessionView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.authorize', outcome: 'SUCCESS', requestId, adminSessionId: isUuid(id) ? id : null };
+    try {
+      validateBody(NoBody, body);
+      await this.sessions.expire();
+      const existing = await this.find(id);
+      // The creator already counts as one authorization.
+      if (existing.creatorId === actor.subjectId) throw new AdminSessionError(AdminSessionErrorCode.AlreadyAuthorized, 'the creator already counts as one authorization');
+      const r = await this.sessions.authorize(id, actor.subjectId, audit).catch((err: unknown) => {
+        throw this.translate(err);
+      });
+      if (r.activated) {
+        await this.audit.append({ ...audit, action: 'admin_session.activated', details: { authorizedBy: [r.session.creatorId, ...r.session.approverIds] } });
+      }
+      return this.view(r.session);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async close(actor: Actor, id: string, body: unknown, requestId: string): Promise<AdminSessionView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.close', outcome: 'SUCCESS', requestId, adminSessionId: isUuid(id) ? id : null };
+    try {
+      validateBody(NoBody, body);
+      await this.sessions.expire();
+      await this.find(id);
+      const s = await this.sessions.close(id, audit).catch((err: unknown) => {
+        throw this.translate(err);
+      });
+      return this.view(s);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  /** Open (PENDING or ACTIVE) sessions, newest first. */
+  async list(): Promise<AdminSessionList> {
+    await this.sessions.expire();
+    const items = await this.sessions.listOpen();
+    return { items: await Promise.all(items.map((s) => this.view(s))) };
+  }
+
+  async get(id: string): Promise<AdminSessionView> {
+    await this.sessions.expire();
+    return this.view(await this.find(id));
+  }
+
+  private async find(id: string): Promise<AdminSession> {
+    if (!isUuid(id)) throw new AdminSessionError(AdminSessionErrorCode.InvalidId, 'an administrative session id is a UUID');
+    return this.sessions.get(id).catch((err: unknown) => {
+      throw this.translate(err);
+    });
+  }
+
+  private translate(err: unknown): unknown {
+    if (!(err instanceof DataAccessError)) return err;
+    if (err.code === 'not_found') return new AdminSessionError(AdminSessionErrorCode.AdminSessionNotFound, 'no such administrative session');
+    if (err.code === 'already_approved') return new AdminSessionError(AdminSessionErrorCode.AlreadyAuthorized, 'this administrator already authorized the session');
+    if (err.code === 'session_not_active' || err.code === 'invalid_state') return new AdminSessionError(AdminSessionErrorCode.AdminSessionNotActive, err.detail);
+    return err;
+  }
+
+  private async view(s: AdminSession): Promise<AdminSessionView> {
+    const ref = async (subjectId: string) => ({ subjectId, displayName: (await this.subjects.getById(subjectId).catch(() => null))?.displayName ?? subjectId });
+    const expired = (s.state === 'PENDING' || s.state === 'ACTIVE') && s.expiresAt <= new Date();
+    return {
+      id: s.id,
+      description: s.description,
+      state: expired ? 'EXPIRED' : s.state,
+      creator: await ref(s.creatorId),
+      authorizationsRequired: s.requiredApprovals + 1,
+      authorizedBy: await Promise.all([s.creatorId, ...s.approverIds.filter((a) => a !== s.creatorId)].map(ref)),
+      expiresAt: s.expiresAt.toISOString(),
+      createdAt: s.createdAt.toISOString(),
+      activatedAt: s.activatedAt?.toISOString() ?? null,
+      closedAt: s.closedAt?.toISOString() ?? null,
+    };
+  }
+}

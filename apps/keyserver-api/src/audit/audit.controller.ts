@@ -1,0 +1,38 @@
+import { Controller, Get, Header, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { AuditPage, AuditVerification } from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, jsonSchema, RequestId } from '../common/request';
+import { AuditService } from './audit.service';
+
+@ApiTags('audit')
+@Controller('api/v1/audit')
+export class AuditController {
+  constructor(private readonly service: AuditService) {}
+
+  @RequirePermission(Permission.AuditRead)
+  @ApiOperation({ summary: 'Audit entries newest first; filters action, outcome, actor (oid), keyid, operationId, adminSessionId, from, to; cursor pagination' })
+  @ApiOkResponse({ schema: jsonSchema(AuditPage) })
+  @Get()
+  list(@Caller() actor: Actor, @Query() query: unknown, @RequestId() requestId: string) {
+    return this.service.list(actor, query, requestId);
+  }
+
+  @RequirePermission(Permission.AuditRead)
+  @ApiOperation({ summary: 'Recompute the hash chain; names the first entry that does not verify' })
+  @ApiOkResponse({ schema: jsonSchema(AuditVerification) })
+  @Get('verify')
+  verify(@Caller() actor: Actor, @RequestId() requestId: string) {
+    return this.service.verify(actor, requestId);
+  }
+
+  @RequirePermission(Permission.AuditRead)
+  @ApiOperation({ summary: 'The whole audit log oldest first as JSON lines (verify offline: keyserver-api audit-verify FILE)' })
+  @ApiProduces('application/x-ndjson')
+  @Header('content-type', 'application/x-ndjson; charset=utf-8')
+  @Get('export')
+  export(@Caller() actor: Actor, @RequestId() requestId: string) {
+    return this.service.export(actor, requestId);
+  }
+}

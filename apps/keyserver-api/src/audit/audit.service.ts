@@ -1,0 +1,64 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification } from '@keyserver/api-contract';
+import { AuditRepository, type AuditEvent, type AuditInput } from '@keyserver/data-access';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+
+const EXPORT_PAGE = 500;
+
+export const auditView = (e: AuditEvent): AuditEventView => ({ ...e, at: e.at.toISOString() });
+
+/** Reading, verifying and exporting the hash-chained audit log (auditors and administrators). */
+@Injectable()
+export class AuditService {
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) deps: ApiDeps) {
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async list(actor: Actor, query: unknown, requestId: string): Promise<AuditPage> {
+    let q: AuditQuery;
+    try {
+      q = validateBody(AuditQuery, query);
+    } catch (err) {
+      await this.audit.append({ ...actorAudit(actor), action: 'audit.query', outcome: outcomeOf(err), errorCode: errorCodeOf(err), requestId });
+      throw err;
+    }
+    const page = await this.audit.list({
+      action: q.action,
+      outcome: q.outcome,
+      actorOid: q.actor,
+      keyid: q.keyid,
+      operationId: q.operationId,
+      adminSessionId: q.adminSessionId,
+      from: q.from ? new Date(q.from) : undefined,
+      to: q.to ? new Date(q.to) : undefined,
+      cursor: q.cursor,
+      limit: q.limit,
+    });
+    return { items: page.items.map(auditView), nextCursor: page.nextCursor };
+  }
+
+  async verify(actor: Actor, requestId: string): Promise<AuditVerification> {
+    const r = await this.audit.verifyChain();
+    await this.audit.append({ ...actorAudit(actor), action: 'audit.verify', outcome: 'SUCCESS', requestId, details: { ...r } });
+    return r.firstBadSeq ? { ok: r.ok, checked: r.checked, firstBadSeq: r.firstBadSeq } : { ok: r.ok, checked: r.checked };
+  }
+
+  /** The whole chain oldest first, one JSON entry per line (verifiable offline with `audit-verify`). */
+  async export(actor: Actor, requestId: string): Promise<string> {
+    const base: AuditInput = { ...actorAudit(actor), action: 'audit.export', outcome: 'SUCCESS', requestId };
+    const pages: AuditEvent[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.audit.list({ cursor, limit: EXPORT_PAGE });
+      pages.push(page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    const events = pages.flat().reverse();
+    await this.audit.append({ ...base, details: { entries: events.length, lastSeq: events.at(-1)?.seq ?? null } });
+    return events.map((e) => JSON.stringify(auditView(e))).join('\n') + (events.length ? '\n' : '');
+  }
+}

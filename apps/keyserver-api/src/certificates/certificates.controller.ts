@@ -1,0 +1,54 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import {
+  CertificateListQuery,
+  CertificatePage,
+  CertificateView,
+  IssueCertificateRequest,
+  IssueCertificateResponse,
+  RevokeCertificateRequest,
+} from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, jsonSchema, RequestId } from '../common/request';
+import { ZodBody } from '../common/zod-body';
+import { CertificatesService } from './certificates.service';
+
+@ApiTags('certificates')
+@Controller('api/v1/certificates')
+export class CertificatesController {
+  constructor(private readonly service: CertificatesService) {}
+
+  @RequirePermission(Permission.CertificatesIssue)
+  @ApiOperation({ summary: 'Issue a device certificate from a CSR with a CA key under an operation (uses one usage)' })
+  @ApiBody({ schema: jsonSchema(IssueCertificateRequest) })
+  @ApiCreatedResponse({ schema: jsonSchema(IssueCertificateResponse) })
+  @Post()
+  @HttpCode(201)
+  issue(@Caller() actor: Actor, @Body(new ZodBody(IssueCertificateRequest)) dto: IssueCertificateRequest, @RequestId() requestId: string) {
+    return this.service.issue(actor, dto, requestId);
+  }
+
+  @RequirePermission(Permission.OperationsRead)
+  @ApiOperation({ summary: 'Search issued certificates by serial, subject and issuer (cursor pagination)' })
+  @ApiQuery({ name: 'serial', required: false })
+  @ApiQuery({ name: 'subject', required: false })
+  @ApiQuery({ name: 'issuer', required: false })
+  @ApiQuery({ name: 'cursor', required: false })
+  @ApiQuery({ name: 'limit', required: false })
+  @ApiOkResponse({ schema: jsonSchema(CertificatePage) })
+  @Get()
+  list(@Caller() actor: Actor, @Query(new ZodBody(CertificateListQuery)) q: CertificateListQuery) {
+    return this.service.list(actor, q);
+  }
+
+  @RequirePermission(Permission.OperationsRead)
+  @ApiOperation({ summary: 'Revoke a certificate (an administrator or an issuer of its CA); the CRL lists it' })
+  @ApiBody({ schema: jsonSchema(RevokeCertificateRequest) })
+  @ApiOkResponse({ schema: jsonSchema(CertificateView) })
+  @Post(':id/revocation')
+  @HttpCode(200)
+  revoke(@Caller() actor: Actor, @Param('id') id: string, @Body(new ZodBody(RevokeCertificateRequest)) dto: RevokeCertificateRequest, @RequestId() requestId: string) {
+    return this.service.revoke(actor, id, dto, requestId);
+  }
+}

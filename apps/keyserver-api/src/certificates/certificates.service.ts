@@ -1,0 +1,167 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type {
+  CertificateListQuery,
+  CertificatePage,
+  CertificateView,
+  IssueCertificateRequest,
+  IssueCertificateResponse,
+  RevokeCertificateRequest,
+} from '@keyserver/api-contract';
+import {
+  AuditRepository,
+  CertificateIssuanceRepository,
+  CertificateRepository,
+  DataAccessError,
+  KeyRepository,
+  type AuditInput,
+  type Certificate,
+  type Key,
+} from '@keyserver/data-access';
+import { KeyserverError } from '@keyserver/errors';
+import { checkCsrPolicy, issueDeviceCertificate, parseCsr, verifyCsrPossession, type DeviceCertificateProfile, type SanType } from '@keyserver/pki';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { visiblePage } from '../operations/paging';
+import { CertificateError, CertificateErrorCode } from './certificate-error';
+import { issuerChain, usableKey } from './key-chain';
+
+const DEFAULT_VALIDITY_DAYS = 365;
+const SAN_TYPES: readonly SanType[] = ['dns', 'uri', 'email', 'ip'];
+
+/** The CA's device profile from its key row (`profile` JSON), with the CRL distribution point of this server. */
+export function deviceProfile(key: Key, publicUrl: string): DeviceCertificateProfile {
+  const p = (key.profile ?? {}) as { validityDays?: unknown; keyAgreement?: unknown; allowedSanTypes?: unknown };
+  const sans = Array.isArray(p.allowedSanTypes) ? p.allowedSanTypes.filter((t): t is SanType => SAN_TYPES.includes(t as SanType)) : undefined;
+  const days = typeof p.validityDays === 'number' ? p.validityDays : DEFAULT_VALIDITY_DAYS;
+  // Never past the CA's own notAfter: the profile is cut to what the issuer can cover.
+  const maxDays = Math.floor((key.notAfter.getTime() - Date.now()) / 86_400_000);
+  return {
+    validityDays: Math.max(1, Math.min(days, maxDays)),
+    keyAgreementForEc: p.keyAgreement === true,
+    allowedSanTypes: sans,
+    crlDistributionPointUrl: `${publicUrl.replace(/\/+$/, '')}/api/v1/crl/${encodeURIComponent(key.keyid)}`,
+  };
+}
+
+/**
+ * POST /api/v1/certificates as stages: authorize (ISSUE on the CA key) -> check the key -> parse, verify PoP and
+ * policy of the CSR (refused before any usage is touched) -> reserve one usage, sign in the HSM, store and audit
+ * (one transaction) -> respond.
+ */
+@Injectable()
+export class CertificatesService {
+  private readonly keys: KeyRepository;
+  private readonly certificates: CertificateRepository;
+  private readonly issuance: CertificateIssuanceRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+    this.keys = new KeyRepository(deps.db);
+    this.certificates = new CertificateRepository(deps.db);
+    this.issuance = new CertificateIssuanceRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
+    const base: AuditInput = { ...actorAudit(actor), action: 'certificate.issue', outcome: 'SUCCESS', keyid: dto.keyid, operationId: dto.operationid, requestId };
+    try {
+      if (!actor.keyPermissions.get(dto.keyid)?.has('ISSUE')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`);
+      const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
+      const profile = deviceProfile(key, this.deps.config.publicUrl);
+      const verified = verifyCsrPossession(parseCsr(dto.csr));
+      checkCsrPolicy(verified, profile);
+      const digest = createHash('sha256').update(verified.der).digest('hex');
+      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+      const chain = await issuerChain(this.keys, key);
+      let chainPems: string[] = [];
+      const { certificate } = await this.issuance.issueWithUsage(
+        { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...base, details: { csrSha256: digest } } },
+        async () => {
+          const issued = await issueDeviceCertificate(this.deps.signer, { key: hsmKey, certificate: key.certificatePem, chain }, dto.csr, profile);
+          chainPems = issued.chainPems;
+          const x = new X509Certificate(issued.certificatePem);
+          return {
+            serialHex: issued.serialHex,
+            subjectDn: x.subject.split('\n').join(', '),
+            sans: x.subjectAltName ? x.subjectAltName.split(', ') : [],
+            notBefore: new Date(x.validFrom),
+            notAfter: new Date(x.validTo),
+            pem: issued.certificatePem,
+          };
+        },
+      );
+      return { id: certificate.id, certificate: certificate.pem, chain: chainPems, serial: certificate.serialHex };
+    } catch (err) {
+      await this.refused(base, err);
+      throw err;
+    }
+  }
+
+  /** Search by serial, subject substring and issuer; non-administrators see certificates of CA keys they hold a grant on. */
+  async list(actor: Actor, q: CertificateListQuery): Promise<CertificatePage> {
+    const page = await visiblePage(
+      (cursor) =>
+        this.certificates.list({ serialHex: q.serial?.toLowerCase().replace(/^0x/, ''), subjectContains: q.subject, issuerKeyid: q.issuer, cursor, limit: 100 }),
+      (c) => this.canSee(actor, c),
+      q.cursor,
+      q.limit ?? 50,
+    );
+    return { items: page.items.map(view), nextCursor: page.nextCursor };
+  }
+
+  /** Revokes once (then the issuer's CRL lists it): an administrator or a holder of ISSUE on the issuing key. */
+  async revoke(actor: Actor, id: string, dto: RevokeCertificateRequest, requestId: string): Promise<CertificateView> {
+    const base: AuditInput = { ...actorAudit(actor), action: 'certificate.revoke', outcome: 'SUCCESS', requestId, details: { reason: dto.reason } };
+    try {
+      const cert = await this.issuance.getById(id).catch((err: unknown) => {
+        if (err instanceof DataAccessError && err.code === 'not_found') throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
+        throw err;
+      });
+      if (!this.canSee(actor, cert)) throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
+      base.keyid = cert.issuerKeyid;
+      base.details = { ...base.details, certificateId: cert.id, serialHex: cert.serialHex };
+      if (!actor.natures.has('ADMINISTRATOR') && !actor.keyPermissions.get(cert.issuerKeyid)?.has('ISSUE')) {
+        throw new CertificateError(CertificateErrorCode.RevocationNotAllowed, 'only an administrator or an issuer of this CA can revoke');
+      }
+      const revoked = await this.certificates.revoke(cert.issuerKeyid, cert.serialHex, dto.reason, new Date(), base);
+      return view(revoked);
+    } catch (err) {
+      await this.refused(base, err);
+      throw err;
+    }
+  }
+
+  private canSee(actor: Actor, c: Certificate): boolean {
+    return actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR') || (actor.keyPermissions.get(c.issuerKeyid)?.size ?? 0) > 0;
+  }
+
+  private async refused(audit: AuditInput, err: unknown): Promise<void> {
+    await this.audit.append({
+      ...audit,
+      operationId: audit.operationId && UUID.test(audit.operationId) ? audit.operationId : null,
+      outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
+      errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
+    });
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function view(c: Certificate): CertificateView {
+  return {
+    id: c.id,
+    issuer: c.issuerKeyid,
+    serial: c.serialHex,
+    subject: c.subjectDn,
+    sans: c.sans,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    certificate: c.pem,
+    operationId: c.operationId,
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revocationReason: c.revocationReason,
+    createdAt: c.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,29 @@
+import { Controller, HttpCode, Post, Query, Req, StreamableFile } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { FirmwareSignatureQuery } from '@keyserver/api-contract';
+import { Permission, RequirePermission } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Caller, RequestId } from '../common/request';
+import { ZodBody } from '../common/zod-body';
+import { FirmwareService } from './firmware.service';
+
+@ApiTags('sign orders')
+@Controller('api/v1/firmware')
+export class FirmwareController {
+  constructor(private readonly service: FirmwareService) {}
+
+  @RequirePermission(Permission.SignOrdersCreate)
+  @ApiOperation({ summary: 'Sign a streamed firmware image with an FW key under an operation: detached CMS SignedData (uses one usage)' })
+  @ApiConsumes('application/octet-stream')
+  @ApiQuery({ name: 'operationid', required: true })
+  @ApiQuery({ name: 'keyid', required: true })
+  @ApiQuery({ name: 'description', required: true })
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @ApiCreatedResponse({ description: 'CMS SignedData, DER', content: { 'application/pkcs7-signature': { schema: { type: 'string', format: 'binary' } } } })
+  @Post('signatures')
+  @HttpCode(201)
+  async sign(@Caller() actor: Actor, @Query(new ZodBody(FirmwareSignatureQuery)) q: FirmwareSignatureQuery, @Req() req: Request, @RequestId() requestId: string) {
+    return new StreamableFile(await this.service.sign(actor, q, req, requestId), { type: 'application/pkcs7-signature' });
+  }
+}

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
+import { AuditRepository, KeyRepository, SignOrderRepository, type AuditInput } from '@keyserver/data-access';
+import { KeyserverError } from '@keyserver/errors';
+import { createCmsSignature, HASHES } from '@keyserver/pki';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { issuerChain, usableKey } from '../certificates/key-chain';
+import { toHashName } from '../keys/key-algorithms';
+
+/** The request itself: its headers, and the body as a stream that is never buffered. */
+export type StreamedRequest = Readable & { headers: Record<string, string | string[] | undefined> };
+
+/**
+ * POST /api/v1/firmware/signatures as stages: content type -> authorize (SIGN on an FW key) -> check the key ->
+ * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, persist
+ * and audit (one transaction, the digest checked against the operation) -> the CMS SignedData DER.
+ */
+@Injectable()
+export class FirmwareService {
+  private readonly keys: KeyRepository;
+  private readonly orders: SignOrderRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+    this.keys = new KeyRepository(deps.db);
+    this.orders = new SignOrderRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async sign(actor: Actor, q: FirmwareSignatureQuery, req: StreamedRequest, requestId: string): Promise<Buffer> {
+    const base: AuditInput = { ...actorAudit(actor), action: 'firmware.sign', outcome: 'SUCCESS', keyid: q.keyid, operationId: q.operationid, requestId };
+    try {
+      const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== 'application/octet-stream') throw new ApiError(ApiErrorCode.UnsupportedMediaType, 'the firmware image must be sent as application/octet-stream');
+      const cap = this.deps.config.firmwareMaxBytes;
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
+      if (!actor.keyPermissions.get(q.keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`);
+      const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
+      const hash = toHashName(key.hash);
+      const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
+      if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
+      const digestHex = Buffer.from(digest).toString('hex');
+      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+      const chain = [key.certificatePem, ...(await issuerChain(this.keys, key))];
+      const recorded = await this.orders.recordWithUsage(
+        {
+          operationId: q.operationid,
+          keyid: q.keyid,
+          subjectId: actor.subjectId,
+          description: q.description,
+          inputdata: digestHex,
+          inputformat: 'hex',
+          inputpadding: 'cms',
+          signatureformat: 'cms',
+          digest: digestHex,
+          requestId,
+          audit: { ...base, details: { bytes, hash } },
+        },
+        async () => Buffer.from(await createCmsSignature(this.deps.signer, hsmKey, chain, { digest, hash })).toString('hex'),
+      );
+      return Buffer.from(recorded.signOrder.result, 'hex');
+    } catch (err) {
+      // Drain what is left of a refused body (without keeping it) so the client reads the answer.
+      if (!req.readableEnded) req.resume();
+      await this.audit.append({
+        ...base,
+        outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
+        errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
+      });
+      throw err;
+    }
+  }
+}
+
+/**
+ * Hashes a stream chunk by chunk in constant memory. More than `cap` bytes is a 413 at once; the stream is
+ * left flowing (not destroyed, which would kill the socket before the answer is written).
+ */
+export function hashStream(stream: Readable, nodeHash: string, cap: number): Promise<{ digest: Uint8Array; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash(nodeHash);
+    let bytes = 0;
+    let failed = false;
+    const onData = (chunk: Buffer) => {
+      if (failed) return;
+      bytes += chunk.length;
+      if (bytes > cap) {
+        failed = true;
+        reject(new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`));
+        return;
+      }
+      h.update(chunk);
+    };
+    stream.on('data', onData);
+    stream.once('end', () => {
+      if (!failed) resolve({ digest: new Uint8Array(h.digest()), bytes });
+    });
+    stream.once('error', (err) => {
+      if (!failed) {
+        failed = true;
+        reject(new ApiError(ApiErrorCode.ValidationFailed, `the upload failed: ${err.message}`));
+      }
+    });
+  });
+}

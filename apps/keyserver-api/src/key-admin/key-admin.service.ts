@@ -1,0 +1,144 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import { CreateKeyRequest, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
+import { AuditRepository, DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
+import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
+import { KeysService } from '../keys/keys.service';
+import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+
+/**
+ * Key administration inside an ACTIVE admin session. Creating a key uses the ROOT (it certifies the new
+ * key), which is why it needs the session: gate -> validate -> pick the ROOT and check the validity
+ * -> generate in the HSM -> certify with the ROOT -> store -> audit.
+ */
+@Injectable()
+export class KeyAdminService {
+  private readonly keys: KeyRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly gate: AdminSessionGate,
+    private readonly keyViews: KeysService,
+  ) {
+    this.keys = new KeyRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'key.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(CreateKeyRequest, body);
+      audit.keyid = dto.keyid;
+      if (await this.keys.findByKeyid(dto.keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
+      const root = await this.root();
+      // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
+      const notBefore = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000 - 60_000, root.notBefore.getTime() + 1000));
+      const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);
+      if (notAfter > root.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive the ROOT (until ${root.notAfter.toISOString()})`);
+
+      const hsmKey = await this.deps.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
+      const rootKey = await this.deps.signer.getKey(root.hsmKeyId);
+      const issuer = { key: rootKey, certificate: root.certificatePem };
+      const opts = {
+        subject: { commonName: dto.commonName, organization: dto.organization, country: dto.country },
+        notBefore,
+        notAfter,
+        crlDistributionPointUrl: `${this.deps.config.publicUrl}/api/v1/crl/${root.keyid}`,
+      };
+      const cert: IssuedCertificate =
+        dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
+      const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
+      const key = await this.keys
+        .create({
+          keyid: dto.keyid,
+          type: dto.type,
+          algorithm: dto.algorithm,
+          hash,
+          requiredApprovers: dto.requiredApprovers,
+          hsmKeyId: hsmKey.hsmKeyId,
+          parentKeyid: root.keyid,
+          certificatePem: cert.certificatePem,
+          certificateSerial: cert.serialHex,
+          notBefore,
+          notAfter,
+          product: dto.product ?? null,
+          profile: dto.type === 'CA' ? { keyAgreement: false, allowedSanTypes: ['dns', 'uri', 'otherName'] } : {},
+        })
+        .catch((err: unknown) => {
+          throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
+        });
+      await this.audit.append({
+        ...audit,
+        adminSessionId: session.id,
+        details: {
+          type: key.type,
+          algorithm: key.algorithm,
+          hash,
+          requiredApprovers: key.requiredApprovers,
+          issuer: root.keyid,
+          serial: key.certificateSerial,
+          notBefore: key.notBefore.toISOString(),
+          notAfter: key.notAfter.toISOString(),
+          product: key.product,
+        },
+      });
+      return this.keyViews.detail(actor, key.keyid);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async update(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'key.update', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(UpdateKeyRequest, body);
+      const before = await this.find(keyid);
+      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers);
+      await this.audit.append({ ...audit, adminSessionId: session.id, details: { requiredApprovers: { before: before.requiredApprovers, after: dto.requiredApprovers } } });
+      return this.keyViews.detail(actor, keyid);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async revoke(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'key.revoke', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(RevokeKeyRequest, body);
+      const key = await this.find(keyid);
+      if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
+      if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
+      await this.keys.revoke(keyid, dto.reason).catch((err: unknown) => {
+        throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
+      });
+      await this.audit.append({ ...audit, adminSessionId: session.id, details: { reason: dto.reason } });
+      return this.keyViews.detail(actor, keyid);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  private async find(keyid: string): Promise<Key> {
+    const key = keyid.length <= 128 ? await this.keys.findByKeyid(keyid) : null;
+    if (!key) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
+    return key;
+  }
+
+  private async root(): Promise<Key> {
+    const roots = await this.keys.list({ type: 'ROOT', state: 'ACTIVE' });
+    if (roots.length !== 1) throw new KeyAdminError(KeyAdminErrorCode.RootNotAvailable, `expected one active ROOT, found ${roots.length}`);
+    return roots[0];
+  }
+}

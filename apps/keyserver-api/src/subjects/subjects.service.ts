@@ -1,0 +1,194 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  CreateRoleRequest,
+  CreateSubjectRequest,
+  UpdateRoleRequest,
+  UpdateSubjectRequest,
+  type RoleList,
+  type RoleView,
+  type SubjectList,
+  type SubjectView,
+  type UnknownPrincipalList,
+} from '@keyserver/api-contract';
+import { AuditRepository, DataAccessError, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { errorCodeOf, isUuid, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
+import { SubjectAdminError, SubjectAdminErrorCode } from './subject-admin-error';
+
+/** Natures an app principal can never use: a CLIENT subject may not get a role carrying them. */
+const HUMAN_ONLY: ReadonlySet<Nature> = new Set<Nature>(['ADMINISTRATOR', 'APPROVER']);
+
+/**
+ * Subjects, roles and unknown principals. Every change: gate (ACTIVE admin session) -> validate ->
+ * check references -> write -> audit with the session id; refusals are audited too.
+ */
+@Injectable()
+export class SubjectsService {
+  private readonly subjects: SubjectRepository;
+  private readonly keys: KeyRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(
+    @Inject(DEPS) deps: ApiDeps,
+    private readonly gate: AdminSessionGate,
+  ) {
+    this.subjects = new SubjectRepository(deps.db);
+    this.keys = new KeyRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async list(): Promise<SubjectList> {
+    const all = await this.subjects.list();
+    return { items: await Promise.all(all.map((s) => this.view(s))) };
+  }
+
+  async get(id: string): Promise<SubjectView> {
+    return this.view(await this.find(id));
+  }
+
+  async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<SubjectView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'subject.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(CreateSubjectRequest, body);
+      await this.checkRoles(dto.roles, dto.kind);
+      if (await this.subjects.findByTidOid(dto.tid, dto.oid)) throw new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists');
+      const s = await this.subjects.create({ ...dto, username: dto.username ?? null }).catch((err: unknown) => {
+        throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists') : err;
+      });
+      await this.audit.append({ ...audit, adminSessionId: session.id, details: { subjectId: s.id, kind: s.kind, tid: s.tid, oid: s.oid, displayName: s.displayName, roles: dto.roles } });
+      return this.view(s);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async update(actor: Actor, sessionId: string | undefined, id: string, body: unknown, requestId: string): Promise<SubjectView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'subject.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(UpdateSubjectRequest, body);
+      const before = await this.find(id);
+      if (dto.roles) await this.checkRoles(dto.roles, before.kind);
+      const s = await this.subjects.update(id, dto);
+      const action = dto.enabled === false ? 'subject.disable' : dto.enabled === true ? 'subject.enable' : 'subject.update';
+      await this.audit.append({ ...audit, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
+      return this.view(s);
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { subjectId: isUuid(id) ? id : null } });
+      throw err;
+    }
+  }
+
+  async listRoles(): Promise<RoleList> {
+    const [roles, grants] = await Promise.all([this.subjects.listRoles(), this.subjects.listRoleKeyPermissions()]);
+    return {
+      items: roles.map((r) => ({
+        name: r.name,
+        description: r.description,
+        natures: [...r.natures].sort(),
+        keys: grants.filter((g) => g.role === r.name).map((g) => ({ keyid: g.keyid, permissions: g.permissions })),
+      })),
+    };
+  }
+
+  async createRole(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<RoleView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'role.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(CreateRoleRequest, body);
+      if ((await this.subjects.listRoles()).some((r) => r.name === dto.name)) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`);
+      await this.checkKeys(dto.keys.map((k) => k.keyid));
+      await this.subjects.upsertRole(dto.name, dto.natures, dto.description);
+      for (const k of dto.keys) await this.subjects.setRoleKeyPermissions(dto.name, k.keyid, k.permissions);
+      const role = await this.role(dto.name);
+      await this.audit.append({ ...audit, adminSessionId: session.id, details: { role } });
+      return role;
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+
+  async updateRole(actor: Actor, sessionId: string | undefined, name: string, body: unknown, requestId: string): Promise<RoleView> {
+    const audit: AuditInput = { ...actorAudit(actor), action: 'role.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(UpdateRoleRequest, body);
+      const before = await this.role(name);
+      if (dto.keys) await this.checkKeys(dto.keys.map((k) => k.keyid));
+      await this.subjects.upsertRole(name, dto.natures ?? before.natures, dto.description ?? before.description);
+      if (dto.keys) {
+        const keep = new Set(dto.keys.map((k) => k.keyid));
+        for (const old of before.keys) if (!keep.has(old.keyid)) await this.subjects.setRoleKeyPermissions(name, old.keyid, []);
+        for (const k of dto.keys) await this.subjects.setRoleKeyPermissions(name, k.keyid, k.permissions);
+      }
+      const after = await this.role(name);
+      await this.audit.append({ ...audit, adminSessionId: session.id, details: { before, after } });
+      return after;
+    } catch (err) {
+      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { role: name.slice(0, 64) } });
+      throw err;
+    }
+  }
+
+  /** Principals with a valid token that tried to come in without being registered (and still are not). */
+  async listUnknown(): Promise<UnknownPrincipalList> {
+    const unknown = await this.subjects.listUnknownPrincipals();
+    const registered = await Promise.all(unknown.map((u) => this.subjects.findByTidOid(u.tid, u.oid)));
+    return {
+      items: unknown
+        .filter((_u, i) => !registered[i])
+        .map((u) => ({ ...u, firstSeenAt: u.firstSeenAt.toISOString(), lastSeenAt: u.lastSeenAt.toISOString() })),
+    };
+  }
+
+  private async find(id: string): Promise<Subject> {
+    if (!isUuid(id)) throw new SubjectAdminError(SubjectAdminErrorCode.InvalidId, 'a subject id is a UUID');
+    return this.subjects.getById(id).catch(() => {
+      throw new SubjectAdminError(SubjectAdminErrorCode.SubjectNotFound, 'no such subject');
+    });
+  }
+
+  private async role(name: string): Promise<RoleView> {
+    const r = (await this.listRoles()).items.find((x) => x.name === name);
+    if (!r) throw new SubjectAdminError(SubjectAdminErrorCode.RoleNotFound, 'no such role');
+    return r;
+  }
+
+  private async checkRoles(names: string[], kind: 'USER' | 'CLIENT'): Promise<void> {
+    const roles = await this.subjects.listRoles();
+    for (const n of names) {
+      const r = roles.find((x) => x.name === n);
+      if (!r) throw new SubjectAdminError(SubjectAdminErrorCode.RoleNotFound, `no role ${n}`);
+      if (kind === 'CLIENT' && r.natures.some((x) => HUMAN_ONLY.has(x))) {
+        throw new SubjectAdminError(SubjectAdminErrorCode.HumanOnlyNature, `role ${n} carries a nature only people may hold`);
+      }
+    }
+  }
+
+  private async checkKeys(keyids: string[]): Promise<void> {
+    for (const k of keyids) if (!(await this.keys.findByKeyid(k))) throw new SubjectAdminError(SubjectAdminErrorCode.KeyNotFound, `no key ${k}`);
+  }
+
+  private async view(s: Subject): Promise<SubjectView> {
+    const access = await this.subjects.findByTidOid(s.tid, s.oid);
+    return {
+      id: s.id,
+      kind: s.kind,
+      tid: s.tid,
+      oid: s.oid,
+      displayName: s.displayName,
+      username: s.username,
+      enabled: s.enabled,
+      roles: access?.roles ?? [],
+      natures: access?.natures ?? [],
+      keyPermissions: access?.keyPermissions ?? {},
+      createdAt: s.createdAt.toISOString(),
+      updatedAt: s.updatedAt.toISOString(),
+    };
+  }
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+export const AdminSessionState = z.enum(['PENDING', 'ACTIVE', 'CLOSED', 'EXPIRED']);
+
+/** `POST /api/v1/admin-sessions`: what the session is for (shown to the administrators who authorize it). */
+export const CreateAdminSessionRequest = z.strictObject({
+  description: z.string().trim().min(8).max(500),
+});
+export type CreateAdminSessionRequest = z.infer<typeof CreateAdminSessionRequest>;
+
+export const SubjectRef = z.object({ subjectId: z.string(), displayName: z.string() });
+
+export const AdminSessionView = z.object({
+  id: z.uuid(),
+  description: z.string(),
+  state: AdminSessionState,
+  creator: SubjectRef,
+  /** Distinct administrators needed (the creator counts as one). */
+  authorizationsRequired: z.number().int(),
+  /** The administrators who authorized so far, the creator first. */
+  authorizedBy: z.array(SubjectRef),
+  expiresAt: z.string(),
+  createdAt: z.string(),
+  activatedAt: z.string().nullable(),
+  closedAt: z.string().nullable(),
+});
+export type AdminSessionView = z.infer<typeof AdminSessionView>;
+
+export const AdminSessionList = z.object({ items: z.array(AdminSessionView) });
+export type AdminSessionList = z.infer<typeof AdminSessionList>;

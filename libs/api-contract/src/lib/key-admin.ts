@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { HashAlgorithm, KeyAlgorithm } from './contract';
+
+// Certificate name attributes: no control characters (the DN is built from them).
+const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
+
+/** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT. */
+export const CreateKeyRequest = z.strictObject({
+  keyid: z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]'),
+  type: z.enum(['CA', 'FW']),
+  algorithm: KeyAlgorithm,
+  hash: HashAlgorithm.optional(),
+  requiredApprovers: z.number().int().min(0).max(10),
+  validityDays: z.number().int().min(1).max(36_500),
+  product: z.string().trim().min(1).max(128).optional(),
+  commonName: NameText,
+  organization: NameText.optional(),
+  country: z.string().regex(/^[A-Z]{2}$/).optional(),
+});
+export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
+
+/** `PATCH /api/v1/keys/{keyid}`. */
+export const UpdateKeyRequest = z.strictObject({ requiredApprovers: z.number().int().min(0).max(10) });
+export type UpdateKeyRequest = z.infer<typeof UpdateKeyRequest>;
+
+export const KeyRevocationReason = z.enum(['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn']);
+
+/** `POST /api/v1/keys/{keyid}/revocation`. */
+export const RevokeKeyRequest = z.strictObject({ reason: KeyRevocationReason });
+export type RevokeKeyRequest = z.infer<typeof RevokeKeyRequest>;

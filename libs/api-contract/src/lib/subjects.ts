@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+export const SubjectKind = z.enum(['USER', 'CLIENT']);
+export const NatureName = z.enum(['ADMINISTRATOR', 'APPROVER', 'ORDERER', 'SIGNER', 'PROVISIONER', 'AUDITOR']);
+export const KeyGrant = z.enum(['ORDER', 'SIGN', 'ISSUE', 'APPROVE']);
+export const RoleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'role names are 1-64 characters [A-Za-z0-9._-]');
+const KeyId = z.string().min(1).max(128);
+const DisplayName = z.string().trim().min(1).max(200);
+const Username = z.string().trim().min(1).max(256).nullable();
+
+/** `POST /api/v1/subjects`: registers a principal (often one from the unknown-principals list). */
+export const CreateSubjectRequest = z.strictObject({
+  kind: SubjectKind,
+  tid: z.guid(),
+  oid: z.guid(),
+  displayName: DisplayName,
+  username: Username.optional(),
+  roles: z.array(RoleName).max(32).default([]),
+});
+export type CreateSubjectRequest = z.infer<typeof CreateSubjectRequest>;
+
+/** `PATCH /api/v1/subjects/{id}`: `roles` replaces the role set; `enabled: false` disables the subject. */
+export const UpdateSubjectRequest = z
+  .strictObject({
+    displayName: DisplayName.optional(),
+    username: Username.optional(),
+    enabled: z.boolean().optional(),
+    roles: z.array(RoleName).max(32).optional(),
+  })
+  .refine((o) => Object.keys(o).length > 0, { message: 'nothing to change' });
+export type UpdateSubjectRequest = z.infer<typeof UpdateSubjectRequest>;
+
+export const SubjectView = z.object({
+  id: z.uuid(),
+  kind: SubjectKind,
+  tid: z.string(),
+  oid: z.string(),
+  displayName: z.string(),
+  username: z.string().nullable(),
+  enabled: z.boolean(),
+  roles: z.array(z.string()),
+  natures: z.array(NatureName),
+  keyPermissions: z.record(z.string(), z.array(KeyGrant)),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type SubjectView = z.infer<typeof SubjectView>;
+export const SubjectList = z.object({ items: z.array(SubjectView) });
+export type SubjectList = z.infer<typeof SubjectList>;
+
+export const RoleKeyGrant = z.strictObject({ keyid: KeyId, permissions: z.array(KeyGrant).min(1).max(4) });
+
+const uniqueKeys = (keys: { keyid: string }[] | undefined) => !keys || new Set(keys.map((k) => k.keyid)).size === keys.length;
+
+/** `POST /api/v1/roles`. */
+export const CreateRoleRequest = z
+  .strictObject({
+    name: RoleName,
+    description: z.string().trim().max(500).default(''),
+    natures: z.array(NatureName).max(6),
+    keys: z.array(RoleKeyGrant).max(256).default([]),
+  })
+  .refine((o) => uniqueKeys(o.keys), { message: 'a key appears twice', path: ['keys'] });
+export type CreateRoleRequest = z.infer<typeof CreateRoleRequest>;
+
+/** `PATCH /api/v1/roles/{name}`: `keys` replaces every per-key grant of the role. */
+export const UpdateRoleRequest = z
+  .strictObject({
+    description: z.string().trim().max(500).optional(),
+    natures: z.array(NatureName).max(6).optional(),
+    keys: z.array(RoleKeyGrant).max(256).optional(),
+  })
+  .refine((o) => Object.keys(o).length > 0, { message: 'nothing to change' })
+  .refine((o) => uniqueKeys(o.keys), { message: 'a key appears twice', path: ['keys'] });
+export type UpdateRoleRequest = z.infer<typeof UpdateRoleRequest>;
+
+export const RoleView = z.object({
+  name: z.string(),
+  description: z.string(),
+  natures: z.array(NatureName),
+  keys: z.array(z.object({ keyid: z.string(), permissions: z.array(KeyGrant) })),
+});
+export type RoleView = z.infer<typeof RoleView>;
+export const RoleList = z.object({ items: z.array(RoleView) });
+export type RoleList = z.infer<typeof RoleList>;
+
+export const UnknownPrincipalView = z.object({
+  tid: z.string(),
+  oid: z.string(),
+  kind: SubjectKind,
+  displayName: z.string().nullable(),
+  username: z.string().nullable(),
+  azp: z.string().nullable(),
+  firstSeenAt: z.string(),
+  lastSeenAt: z.string(),
+  attempts: z.number().int(),
+});
+export type UnknownPrincipalView = z.infer<typeof UnknownPrincipalView>;
+export const UnknownPrincipalList = z.object({ items: z.array(UnknownPrincipalView) });
+export type UnknownPrincipalList = z.infer<typeof UnknownPrincipalList>;

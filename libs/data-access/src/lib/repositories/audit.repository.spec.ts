@@ -1,0 +1,98 @@
+import { Client } from 'pg';
+import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
+import { outcome, repositories } from '../../spec/fixtures';
+import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from '../audit-hash';
+import { createDb, type Db } from '../db';
+import { migrateDatabase } from '../migrate/migrator';
+import type { Repositories } from '.';
+import { AuditRepository } from './audit.repository';
+
+describe(AuditRepository.name, () => {
+  let tmp: TempDatabase;
+  let dbA: Db;
+  let dbB: Db;
+  let a: Repositories;
+  let b: Repositories;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('audit');
+    await migrateDatabase(tmp.url);
+    dbA = createDb(tmp.url, { poolSize: 4 });
+    dbB = createDb(tmp.url, { poolSize: 4 });
+    a = repositories(dbA);
+    b = repositories(dbB);
+  });
+  afterAll(async () => {
+    await dbA?.close();
+    await dbB?.close();
+    await tmp?.drop();
+  });
+
+  it('canonicalizes JSON independently of key order', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: null, y: 'x' }], c: undefined } })).toBe('{"a":{"d":[1,{"y":"x","z":null}]},"b":1}');
+  });
+
+  it('keeps one chain when two processes append concurrently', async () => {
+    const first = await a.audit.append({ action: 'first', outcome: 'SUCCESS' });
+    expect(first.prevHash).toBe(AUDIT_GENESIS_HASH);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).audit.append({ action: 'concurrent', outcome: i % 3 ? 'SUCCESS' : 'DENIED', details: { i, nested: { z: 1, a: [i] } } }),
+      ),
+    );
+    const rows = await sql<{ seq: string; prevHash: string; hash: string }>(tmp.url, 'SELECT seq::text, "prevHash", hash FROM audit_event ORDER BY seq');
+    for (let i = 1; i < rows.length; i++) expect(rows[i].prevHash).toBe(rows[i - 1].hash);
+    expect(await a.audit.verifyChain(7)).toEqual({ ok: true, checked: rows.length });
+  });
+
+  it('stores the hash over the canonical content so it can be recomputed', async () => {
+    const e = await a.audit.append({ action: 'key.create', outcome: 'SUCCESS', keyid: 'k1', details: { when: new Date(0), n: 1 } });
+    expect(e.details).toEqual({ when: '1970-01-01T00:00:00.000Z', n: 1 });
+    expect(auditEventHash(e)).toBe(e.hash);
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE of audit rows, even for a superuser', async () => {
+    await a.audit.append({ action: 'x', outcome: 'SUCCESS' });
+    await expect(sql(tmp.url, `UPDATE audit_event SET action = 'forged'`)).rejects.toThrow(/append-only/);
+    await expect(sql(tmp.url, 'DELETE FROM audit_event')).rejects.toThrow(/append-only/);
+    await expect(sql(tmp.url, 'TRUNCATE audit_event')).rejects.toThrow(/append-only/);
+    const grants = await sql<{ privilege_type: string }>(
+      tmp.url,
+      `SELECT privilege_type FROM information_schema.role_table_grants WHERE table_name = 'audit_event' AND grantee IN ('PUBLIC', 'keyserver_app')`,
+    );
+    expect(grants.map((g) => g.privilege_type).sort()).toEqual(['INSERT', 'REFERENCES', 'SELECT', 'TRIGGER'].filter((p) => grants.some((g) => g.privilege_type === p)));
+    expect(grants.map((g) => g.privilege_type)).not.toEqual(expect.arrayContaining(['UPDATE']));
+    expect(grants.map((g) => g.privilege_type)).not.toEqual(expect.arrayContaining(['DELETE']));
+  });
+
+  it('names the first tampered row when a superuser bypasses the trigger', async () => {
+    for (let i = 0; i < 3; i++) await a.audit.append({ action: `tamper-${i}`, outcome: 'SUCCESS' });
+    const target = await sql<{ seq: string }>(tmp.url, `SELECT seq::text FROM audit_event WHERE action = 'tamper-1'`);
+    const c = new Client({ connectionString: tmp.url });
+    await c.connect();
+    try {
+      await c.query(`SET session_replication_role = replica`);
+      await c.query(`UPDATE audit_event SET outcome = 'DENIED' WHERE action = 'tamper-1'`);
+    } finally {
+      await c.end();
+    }
+    const v = await a.audit.verifyChain();
+    expect(v).toMatchObject({ ok: false, firstBadSeq: target[0].seq });
+  });
+
+  it('lists with filters and a seq cursor, newest first', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await a.audit.append({ action: 'page', outcome: 'SUCCESS', operationId: null, requestId: `p${i}` })).id);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await a.audit.list({ action: 'page', limit: 2, cursor });
+      seen.push(...page.items.map((e) => e.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    expect((await a.audit.list({ requestId: 'p3' })).items.map((e) => e.id)).toEqual([ids[3]]);
+    expect(await outcome(a.audit.list({ cursor: 'abc' }))).toBe('invalid_input');
+    expect(await outcome(a.audit.list({ limit: 0 }))).toBe('invalid_input');
+  });
+});

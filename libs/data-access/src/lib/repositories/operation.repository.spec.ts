@@ -1,0 +1,151 @@
+import { createEmptyDatabase, type TempDatabase } from '../../spec/temp-database';
+import { outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { createDb, type Db } from '../db';
+import { migrateDatabase } from '../migrate/migrator';
+import type { Repositories } from '.';
+import { OperationRepository } from './operation.repository';
+
+describe(OperationRepository.name, () => {
+  let tmp: TempDatabase;
+  let dbA: Db;
+  let dbB: Db;
+  let a: Repositories;
+  let b: Repositories;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('op');
+    await migrateDatabase(tmp.url);
+    dbA = createDb(tmp.url, { poolSize: 4 });
+    dbB = createDb(tmp.url, { poolSize: 4 });
+    a = repositories(dbA);
+    b = repositories(dbB);
+  });
+  afterAll(async () => {
+    await dbA?.close();
+    await dbB?.close();
+    await tmp?.drop();
+  });
+
+  async function operationNeeding(approvers: number) {
+    const orderer = await seedSubject(a);
+    const key = await seedKey(a, { requiredApprovers: approvers });
+    const op = await a.operations.create({ description: 'd', ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 5 }] });
+    return { orderer, key, op };
+  }
+
+  it('snapshots requiredApprovers and normalizes digests on create', async () => {
+    const orderer = await seedSubject(a);
+    const key = await seedKey(a, { requiredApprovers: 2 });
+    const op = await a.operations.create({
+      description: 'd',
+      ordererId: orderer.id,
+      ...window(),
+      digests: ['ABCD'],
+      keys: [{ keyid: key.keyid, usagesAllowed: 3 }],
+    });
+    await a.keys.setRequiredApprovers(key.keyid, 5);
+    expect(await a.operations.get(op.id)).toMatchObject({
+      state: 'REQUESTED',
+      digests: ['abcd'],
+      keys: [{ keyid: key.keyid, usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approverIds: [] }],
+    });
+  });
+
+  it.each([
+    ['fail invalid_input without keys', { keys: [] }, 'invalid_input'],
+    ['fail invalid_input with an empty window', { validTo: new Date(0) }, 'invalid_input'],
+    ['fail invalid_input with non-hex digests', { digests: ['xyz'] }, 'invalid_input'],
+    ['fail invalid_input with zero usages', { usages: 0 }, 'invalid_input'],
+    ['fail not_found for an unknown key', { keyid: 'missing' }, 'not_found'],
+  ] as const)('%s', async (_n, o, expected) => {
+    const orderer = await seedSubject(a);
+    const key = await seedKey(a);
+    const input = {
+      description: 'd',
+      ordererId: orderer.id,
+      ...window(),
+      keys: [{ keyid: 'keyid' in o ? o.keyid : key.keyid, usagesAllowed: 'usages' in o ? o.usages : 1 }],
+      ...('keys' in o ? { keys: [] } : {}),
+      ...('validTo' in o ? { validTo: o.validTo } : {}),
+      ...('digests' in o ? { digests: [...o.digests] } : {}),
+    };
+    expect(await outcome(a.operations.create(input))).toBe(expected);
+  });
+
+  it('lets exactly one of many concurrent approvals perform the REQUESTED -> APPROVED transition', async () => {
+    const { key, op } = await operationNeeding(2);
+    const approvers = await Promise.all([1, 2, 3, 4, 5, 6].map(() => seedSubject(a)));
+    const results = await Promise.all(
+      approvers.map((ap, i) =>
+        (i % 2 ? a : b).operations.addApproval(op.id, key.keyid, ap.id).then(
+          (r) => (r.transitioned ? 'transitioned' : 'counted'),
+          (e: { code: string }) => e.code,
+        ),
+      ),
+    );
+    expect(results.filter((r) => r === 'transitioned')).toHaveLength(1);
+    expect(results.filter((r) => r === 'counted')).toHaveLength(1);
+    expect(results.filter((r) => r === 'invalid_state')).toHaveLength(4);
+    const after = await a.operations.get(op.id);
+    expect(after.state).toBe('APPROVED');
+    expect(after.keys[0].approverIds).toHaveLength(2);
+  });
+
+  it('counts the same approver once even when the approval races with itself', async () => {
+    const { key, op } = await operationNeeding(2);
+    const approver = await seedSubject(a);
+    const results = await Promise.all([a, b, a, b].map((r) => outcome(r.operations.addApproval(op.id, key.keyid, approver.id))));
+    expect(results.sort()).toEqual(['already_approved', 'already_approved', 'already_approved', 'ok']);
+    const after = await a.operations.get(op.id);
+    expect(after).toMatchObject({ state: 'REQUESTED', keys: [{ approverIds: [approver.id] }] });
+  });
+
+  it('refuses approvals for a key outside the operation and of unknown operations', async () => {
+    const { op } = await operationNeeding(1);
+    const other = await seedKey(a);
+    const approver = await seedSubject(a);
+    expect(await outcome(a.operations.addApproval(op.id, other.keyid, approver.id))).toBe('key_not_in_operation');
+    expect(await outcome(a.operations.addApproval('00000000-0000-0000-0000-000000000000', other.keyid, approver.id))).toBe('not_found');
+    expect(await outcome(a.operations.get('not-a-uuid'))).toBe('not_found');
+  });
+
+  it('rejects and cancels only from the allowed states', async () => {
+    const r = await operationNeeding(1);
+    const rejected = await a.operations.reject(r.op.id, 'wrong build', { action: 'operation.reject', outcome: 'SUCCESS' });
+    expect(rejected).toMatchObject({ state: 'REJECTED', rejectionReason: 'wrong build' });
+    expect(await outcome(a.operations.cancel(r.op.id))).toBe('invalid_state');
+    const c = await operationNeeding(0);
+    expect((await a.operations.cancel(c.op.id)).state).toBe('CANCELLED');
+    expect(await outcome(a.operations.reject(c.op.id, 'x'))).toBe('invalid_state');
+  });
+
+  it('lists with filters and cursor pagination, including what awaits a given approver', async () => {
+    const orderer = await seedSubject(a, 'lister');
+    const key = await seedKey(a, { requiredApprovers: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await a.operations.create({ description: `op${i}`, ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 1 }] })).id);
+    }
+    const approver = await seedSubject(a);
+    await a.operations.addApproval(ids[0], key.keyid, approver.id);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await a.operations.list({ ordererId: orderer.id, limit: 2, cursor });
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((o) => o.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    expect((await a.operations.list({ keyid: key.keyid, state: 'APPROVED' })).items.map((o) => o.id)).toEqual([ids[0]]);
+    const awaiting = await a.operations.list({ awaitingApprovalBy: approver.id, keyid: key.keyid });
+    expect(awaiting.items.map((o) => o.id).sort()).toEqual(ids.slice(1).sort());
+    expect(await outcome(a.operations.list({ cursor: 'nope' }))).toBe('invalid_input');
+  });
+
+  it('expires operations whose window has ended', async () => {
+    const { op } = await operationNeeding(1);
+    expect(await a.operations.expireDue(new Date(Date.now() + 7_200_000))).toBeGreaterThanOrEqual(1);
+    expect((await a.operations.get(op.id)).state).toBe('EXPIRED');
+  });
+});

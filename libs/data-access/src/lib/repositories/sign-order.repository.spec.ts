@@ -1,0 +1,149 @@
+import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
+import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { createDb, type Db } from '../db';
+import { migrateDatabase } from '../migrate/migrator';
+import type { Repositories } from '.';
+import { SignOrderRepository, type SignRequest } from './sign-order.repository';
+
+describe(SignOrderRepository.name, () => {
+  let tmp: TempDatabase;
+  let dbA: Db;
+  let dbB: Db;
+  let a: Repositories;
+  let b: Repositories;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('sign');
+    await migrateDatabase(tmp.url);
+    // Two handles = two independent pools, like two API replicas.
+    dbA = createDb(tmp.url, { poolSize: 5 });
+    dbB = createDb(tmp.url, { poolSize: 5 });
+    a = repositories(dbA);
+    b = repositories(dbB);
+  });
+  afterAll(async () => {
+    await dbA?.close();
+    await dbB?.close();
+    await tmp?.drop();
+  });
+
+  async function setup(opts: { usages?: number; approvers?: number; digests?: string[]; keys?: number } = {}) {
+    const orderer = await seedSubject(a);
+    const keys = [];
+    for (let i = 0; i < (opts.keys ?? 1); i++) keys.push(await seedKey(a, { requiredApprovers: opts.approvers ?? 0 }));
+    const op = await a.operations.create({
+      description: 'release 1.2.3',
+      ordererId: orderer.id,
+      ...window(),
+      digests: opts.digests,
+      keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: opts.usages ?? 3 })),
+    });
+    return { orderer, key: keys[0], keys, op };
+  }
+
+  const request = (operationId: string, keyid: string, subjectId: string, extra: Partial<SignRequest> = {}): SignRequest => ({
+    operationId,
+    keyid,
+    subjectId,
+    description: 'fw image',
+    inputdata: 'ab'.repeat(32),
+    inputformat: 'digest',
+    inputpadding: 'none',
+    signatureformat: 'der',
+    digest: 'ab'.repeat(32),
+    audit: { action: 'sign', outcome: 'SUCCESS', actorOid: 'o', details: { test: true } },
+    ...extra,
+  });
+
+  it('consumes exactly 25 usages out of 100 concurrent requests from two pools', async () => {
+    const { orderer, key, op } = await setup({ usages: 25 });
+    let signed = 0;
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        outcome(
+          (i % 2 ? a : b).signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `r${i}` }), async () => {
+            signed++;
+            await new Promise((r) => setTimeout(r, 2));
+            return hex(64);
+          }),
+        ),
+      ),
+    );
+    expect(results.filter((r) => r === 'ok')).toHaveLength(25);
+    expect(results.filter((r) => r !== 'ok').every((r) => r === 'usage_exhausted')).toBe(true);
+    expect(signed).toBe(25);
+    const after = await a.operations.get(op.id);
+    expect(after.keys[0].usagesUsed).toBe(25);
+    expect(after.state).toBe('EXHAUSTED');
+    expect(await a.signOrders.listByOperation(op.id)).toHaveLength(25);
+    const audit = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM audit_event WHERE "operationId" = $1 AND action = 'sign'`, [op.id]);
+    expect(audit[0].n).toBe('25');
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
+  it('consumes no usage and stores nothing when signing fails', async () => {
+    const { orderer, key, op } = await setup({ usages: 1 });
+    const hsmDown = new Error('CKR_DEVICE_ERROR');
+    await expect(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), () => Promise.reject(hsmDown))).rejects.toBe(hsmDown);
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+    expect(await a.signOrders.listByOperation(op.id)).toEqual([]);
+    const ok = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'cafe');
+    expect(ok.signOrder.result).toBe('cafe');
+    expect(ok.usagesLeft).toBe(0);
+  });
+
+  it('replays an idempotent request without signing or consuming a usage', async () => {
+    const { orderer, key, op } = await setup({ usages: 2 });
+    const req = request(op.id, key.keyid, orderer.id, { idempotencyKey: 'build-77' });
+    const first = await a.signOrders.recordWithUsage(req, async () => 'beef');
+    const again = await b.signOrders.recordWithUsage(req, () => Promise.reject(new Error('must not sign')));
+    expect(again).toMatchObject({ replayed: true, usagesLeft: 1 });
+    expect(again.signOrder).toEqual(first.signOrder);
+    expect(await a.signOrders.findByIdempotencyKey(orderer.id, 'build-77')).toEqual(first.signOrder);
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+    expect(await outcome(a.signOrders.recordWithUsage({ ...req, inputdata: 'cd'.repeat(32) }, async () => 'x'))).toBe('conflict');
+  });
+
+  it.each([
+    ['fail digest_not_allowed', { digests: ['AA'.repeat(32)] }, {}, 'digest_not_allowed'],
+    ['fail outside_window (before)', {}, { now: new Date(Date.now() - 3_600_000) }, 'outside_window'],
+    ['fail outside_window (after)', {}, { now: new Date(Date.now() + 7_200_000) }, 'outside_window'],
+    ['fail operation_not_usable while approvals are missing', { approvers: 1 }, {}, 'operation_not_usable'],
+    ['fail key_not_in_operation', {}, { keyid: 'no-such-key' }, 'key_not_in_operation'],
+    ['ok allowed digest (case-insensitive)', { digests: ['AB'.repeat(32)] }, {}, 'ok'],
+    ['ok REQUESTED operation when no key needs approvers', {}, {}, 'ok'],
+  ] as const)('%s', async (_name, setupOpts, extra, expected) => {
+    const { orderer, key, op } = await setup(setupOpts);
+    const req = { ...request(op.id, key.keyid, orderer.id), ...extra };
+    expect(await outcome(a.signOrders.recordWithUsage(req, async () => 'aa'))).toBe(expected);
+  });
+
+  it('refuses a cancelled operation and a revoked key', async () => {
+    const s1 = await setup();
+    await a.operations.cancel(s1.op.id);
+    expect(await outcome(a.signOrders.recordWithUsage(request(s1.op.id, s1.key.keyid, s1.orderer.id), async () => 'aa'))).toBe(
+      'operation_not_usable',
+    );
+    const s2 = await setup();
+    await a.keys.revoke(s2.key.keyid, 'keyCompromise');
+    expect(await outcome(a.signOrders.recordWithUsage(request(s2.op.id, s2.key.keyid, s2.orderer.id), async () => 'aa'))).toBe('key_revoked');
+  });
+
+  it('marks the operation EXHAUSTED only when every key is used up', async () => {
+    const { orderer, keys, op } = await setup({ usages: 1, keys: 2 });
+    await a.signOrders.recordWithUsage(request(op.id, keys[0].keyid, orderer.id), async () => 'aa');
+    expect((await a.operations.get(op.id)).state).toBe('REQUESTED');
+    expect(await outcome(a.signOrders.recordWithUsage(request(op.id, keys[0].keyid, orderer.id), async () => 'aa'))).toBe('usage_exhausted');
+    await a.signOrders.recordWithUsage(request(op.id, keys[1].keyid, orderer.id), async () => 'aa');
+    expect((await a.operations.get(op.id)).state).toBe('EXHAUSTED');
+  });
+
+  it('uses an APPROVED operation and records the audit event in the same transaction', async () => {
+    const { orderer, key, op } = await setup({ approvers: 1 });
+    const approver = await seedSubject(a);
+    await a.operations.addApproval(op.id, key.keyid, approver.id);
+    const r = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-1' }), async () => 'aa');
+    expect(r.audit).toMatchObject({ action: 'sign', operationId: op.id, keyid: key.keyid, requestId: 'req-1', digest: 'ab'.repeat(32) });
+    expect(r.audit?.details).toEqual({ test: true, signOrderId: r.signOrder.id });
+  });
+});

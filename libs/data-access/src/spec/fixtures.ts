@@ -1,0 +1,50 @@
+// Test-only seed helpers (excluded from the library build).
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../lib/db';
+import { createRepositories, type Repositories } from '../lib/repositories';
+import type { Key, Subject } from '../lib/types';
+
+export const hex = (n: number): string => randomBytes(n).toString('hex');
+
+export async function seedSubject(repos: Repositories, name = `user-${hex(3)}`): Promise<Subject> {
+  return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test` });
+}
+
+export async function seedKey(repos: Repositories, opts: { keyid?: string; requiredApprovers?: number } = {}): Promise<Key> {
+  const now = Date.now();
+  return repos.keys.create({
+    keyid: opts.keyid ?? `fw-${hex(4)}`,
+    type: 'FW',
+    algorithm: 'EC_P256',
+    hash: 'SHA256',
+    requiredApprovers: opts.requiredApprovers ?? 0,
+    hsmKeyId: hex(8),
+    certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+    certificateSerial: hex(8),
+    notBefore: new Date(now - 86_400_000),
+    notAfter: new Date(now + 365 * 86_400_000),
+    product: 'demo',
+    profile: {},
+  });
+}
+
+export function repositories(db: Db): Repositories {
+  return createRepositories(db);
+}
+
+export const window = (): { validFrom: Date; validTo: Date } => ({
+  validFrom: new Date(Date.now() - 60_000),
+  validTo: new Date(Date.now() + 3_600_000),
+});
+
+/** Resolves to the DataAccessError code a promise rejects with (or 'ok'). */
+export async function outcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    throw err;
+  }
+}
