@@ -113,7 +113,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   // Expired rows are never served (queries check the deadlines); this only keeps the table small.
   const sweeper = setInterval(() => {
     repo.deleteExpired(new Date(options.now?.() ?? Date.now())).then(
-      (n) => n > 0 && log.debug({ event: 'sessions_swept', count: n }, 'expired sessions deleted'),
+      (n: number) => n > 0 && log.debug({ event: 'sessions_swept', count: n }, 'expired sessions deleted'),
       () => undefined,
     );
   }, SWEEP_INTERVAL_MS);

@@ -162,7 +162,7 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
 
   function classify(c: Claims): Principal {
     // jose accepts an aud array that contains ours; Entra v2 aud is always one string.
-    if (false) throw new TokenError('invalid_audience');
+    if (typeof c.aud !== 'string' || c.aud !== cfg.applicationId) throw new TokenError('invalid_audience');
     if (c['ver'] !== '2.0') throw new TokenError('invalid_version');
     if (c['tid'] !== cfg.tenantId) throw new TokenError('invalid_tenant');
     const nowSec = now() / 1000;

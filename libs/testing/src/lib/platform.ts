@@ -148,6 +148,8 @@ export interface RunningPlatform {
   emulator: Service;
   api: Service;
   keyclient?: Service;
+  /** Every API process on the shared database and token (`replicas`), the first one being `api`. */
+  apiReplicas: { url: string; service: Service }[];
   stop(): Promise<void>;
 }
 
@@ -155,7 +157,9 @@ export interface RunningPlatform {
  * Starts the whole platform the way the container images do (same commands), on free ports, with a
  * fresh database and a fresh SoftHSM token: emulator, seed, API and optionally the keyclient.
  */
-export async function startPlatform(opts: { keyclient?: boolean; extraApiEnv?: Record<string, string> } = {}): Promise<RunningPlatform> {
+export async function startPlatform(
+  opts: { keyclient?: boolean; extraApiEnv?: Record<string, string>; /** API processes on the same DB and HSM token (default 1). */ replicas?: number } = {},
+): Promise<RunningPlatform> {
   const [emulatorPort, apiPort, keyclientPort] = [await freePort(), await freePort(), await freePort()];
   const hsmDir = mkdtempSync(join(tmpdir(), 'ks-e2e-hsm-'));
   const db = await createDatabase('ks_e2e');
@@ -190,6 +194,17 @@ export async function startPlatform(opts: { keyclient?: boolean; extraApiEnv?: R
     await waitForOk(`${env.urls.api}/readyz`).catch((e) => {
       throw new Error(`${e.message}\n${api.output()}`);
     });
+    const apiReplicas = [{ url: env.urls.api, service: api }];
+    for (let i = 1; i < (opts.replicas ?? 1); i++) {
+      const port = await freePort();
+      const url = `http://${apiEnv['KEYSERVER_API_HOST'] ?? '127.0.0.1'}:${port}`;
+      const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port) });
+      started.push(replica);
+      await waitForOk(`${url}/readyz`).catch((e) => {
+        throw new Error(`${e.message}\n${replica.output()}`);
+      });
+      apiReplicas.push({ url, service: replica });
+    }
 
     let keyclient: Service | undefined;
     if (opts.keyclient) {
@@ -199,7 +214,7 @@ export async function startPlatform(opts: { keyclient?: boolean; extraApiEnv?: R
         throw new Error(`${e.message}\n${keyclient?.output()}`);
       });
     }
-    return { env, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, stop };
+    return { env, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, apiReplicas, stop };
   } catch (err) {
     await stop();
     throw err;

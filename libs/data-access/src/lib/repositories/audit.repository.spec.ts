@@ -40,8 +40,8 @@ describe(AuditRepository.name, () => {
         (i % 2 ? a : b).audit.append({ action: 'concurrent', outcome: i % 3 ? 'SUCCESS' : 'DENIED', details: { i, nested: { z: 1, a: [i] } } }),
       ),
     );
-    const rows = await sql<{ seq: string; prevHash: string; hash: string }>(tmp.url, 'SELECT seq::text, "prevHash", hash FROM audit_event ORDER BY seq');
-    for (let i = 1; i < rows.length; i++) expect(rows[i].prevHash).toBe(rows[i - 1].hash);
+    const rows = await sql<{ s: string; prevHash: string; hash: string }>(tmp.url, 'SELECT seq::text AS s, "prevHash", hash FROM audit_event ORDER BY seq');
+    expect(rows.filter((r, i) => i > 0 && r.prevHash !== rows[i - 1].hash)).toEqual([]);
     expect(await a.audit.verifyChain(7)).toEqual({ ok: true, checked: rows.length });
   });
 
@@ -60,9 +60,9 @@ describe(AuditRepository.name, () => {
       tmp.url,
       `SELECT privilege_type FROM information_schema.role_table_grants WHERE table_name = 'audit_event' AND grantee IN ('PUBLIC', 'keyserver_app')`,
     );
-    expect(grants.map((g) => g.privilege_type).sort()).toEqual(['INSERT', 'REFERENCES', 'SELECT', 'TRIGGER'].filter((p) => grants.some((g) => g.privilege_type === p)));
-    expect(grants.map((g) => g.privilege_type)).not.toEqual(expect.arrayContaining(['UPDATE']));
-    expect(grants.map((g) => g.privilege_type)).not.toEqual(expect.arrayContaining(['DELETE']));
+    const privileges = new Set(grants.map((g) => g.privilege_type));
+    expect(privileges.has('INSERT')).toBe(true);
+    expect(['UPDATE', 'DELETE', 'TRUNCATE'].filter((p) => privileges.has(p))).toEqual([]);
   });
 
   it('names the first tampered row when a superuser bypasses the trigger', async () => {

@@ -1,0 +1,267 @@
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import {
+  HsmKeyInfo,
+  IssuedCertificate,
+  KeyAlgorithm,
+  PkiError,
+  createCaCertificate,
+  createCmsSignature,
+  createCrl,
+  createFirmwareSigningCertificate,
+  createRootCertificate,
+  digestStream,
+} from '@keyserver/pki';
+import { createTempToken } from '../testing/temp-token';
+import { Scratch, run } from '../testing/tools';
+import { Pkcs11Signer, createPkcs11Signer } from './pkcs11-signer';
+
+const DAY = 86_400_000;
+
+describe('key hierarchy, CMS and CRL signed in the HSM', () => {
+  let signer: Pkcs11Signer;
+  const scratch = new Scratch();
+  const now = new Date();
+  const rootValidity = { notBefore: new Date(+now - DAY), notAfter: new Date(+now + 20 * 365 * DAY) };
+
+  interface Hierarchy {
+    rootKey: HsmKeyInfo;
+    caKey: HsmKeyInfo;
+    fwKey: HsmKeyInfo;
+    root: IssuedCertificate;
+    ca: IssuedCertificate;
+    fw: IssuedCertificate;
+    files: { root: string; ca: string; fw: string };
+  }
+  const hierarchies = new Map<string, Hierarchy>();
+
+  async function buildHierarchy(name: string, algs: [KeyAlgorithm, KeyAlgorithm, KeyAlgorithm]): Promise<Hierarchy> {
+    const [rootKey, caKey, fwKey] = await Promise.all(algs.map((algorithm, i) => signer.generateKey({ algorithm, label: `${name}-${i}` })));
+    const root = await createRootCertificate(signer, rootKey, { subject: { commonName: `${name} Root`, organization: 'Keyserver Test', country: 'DE' }, ...rootValidity });
+    const ca = await createCaCertificate(signer, { key: rootKey, certificate: root.certificatePem }, caKey, {
+      subject: { commonName: `${name} Issuing CA`, organization: 'Keyserver Test' },
+      notBefore: now,
+      notAfter: new Date(+now + 10 * 365 * DAY),
+      crlDistributionPointUrl: 'http://crl.keyserver.test/ca.crl',
+    });
+    const fw = await createFirmwareSigningCertificate(signer, { key: caKey, certificate: ca.certificateDer }, fwKey, {
+      subject: { commonName: `${name} Firmware Signing`, organization: 'Keyserver Test' },
+      notBefore: now,
+      notAfter: new Date(+now + 2 * 365 * DAY),
+    });
+    const files = {
+      root: scratch.write(`${name}-root.pem`, root.certificatePem),
+      ca: scratch.write(`${name}-ca.pem`, ca.certificatePem),
+      fw: scratch.write(`${name}-fw.pem`, fw.certificatePem),
+    };
+    return { rootKey, caKey, fwKey, root, ca, fw, files };
+  }
+
+  beforeAll(async () => {
+    const token = createTempToken('pki');
+    signer = await createPkcs11Signer({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 4 });
+    hierarchies.set('ec-rsa', await buildHierarchy('ec-rsa', ['EC-P384', 'RSA-3072', 'EC-P256']));
+    hierarchies.set('rsa-ec', await buildHierarchy('rsa-ec', ['RSA-4096', 'EC-P521', 'RSA-2048']));
+    hierarchies.set('ed25519', await buildHierarchy('ed25519', ['Ed25519', 'Ed25519', 'Ed25519']));
+  });
+  afterAll(async () => {
+    await signer.close();
+    scratch.remove();
+  });
+
+  const names = ['ec-rsa', 'rsa-ec', 'ed25519'];
+  const h = (name: string) => hierarchies.get(name) as Hierarchy;
+
+  it.each(names)('ok %s chain passes openssl verify -x509_strict', (name) => {
+    const { files } = h(name);
+    const r = run('openssl', ['verify', '-x509_strict', '-CAfile', files.root, '-untrusted', files.ca, files.fw]);
+    expect(r.stdout.trim()).toBe(`${files.fw}: OK`);
+    expect(run('openssl', ['verify', '-x509_strict', '-CAfile', files.root, files.ca]).stdout.trim()).toBe(`${files.ca}: OK`);
+    // The FW certificate alone does not chain to the root without the CA.
+    expect(run('openssl', ['verify', '-x509_strict', '-CAfile', files.root, files.fw]).status).not.toBe(0);
+  });
+
+  it.each(names)('ok %s chain passes certtool --verify-chain', (name) => {
+    const { root, ca, fw } = h(name);
+    const chain = scratch.write(`${name}-chain.pem`, fw.certificatePem + ca.certificatePem + root.certificatePem);
+    const r = run('certtool', ['--verify-chain', '--infile', chain]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Chain verification output: Verified/);
+  });
+
+  it('puts the profile extensions on root, CA and firmware certificates', () => {
+    const { files, root, ca, fw } = h('ec-rsa');
+    const text = (f: string) => run('openssl', ['x509', '-noout', '-text', '-in', f]).stdout;
+    const rootText = text(files.root);
+    expect(rootText).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE\n/);
+    expect(rootText).toMatch(/X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign\n/);
+    expect(rootText).toMatch(/X509v3 Subject Key Identifier/);
+    expect(rootText).not.toMatch(/Extended Key Usage/);
+    const caText = text(files.ca);
+    expect(caText).toMatch(/CA:TRUE, pathlen:0/);
+    expect(caText).toMatch(/X509v3 Authority Key Identifier/);
+    expect(caText).toMatch(/URI:http:\/\/crl.keyserver.test\/ca.crl/);
+    const fwText = text(files.fw);
+    expect(fwText).toMatch(/CA:FALSE/);
+    expect(fwText).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
+    expect(fwText).toMatch(/X509v3 Extended Key Usage:\s+Code Signing\n/);
+    const x = new X509Certificate(fw.certificatePem);
+    expect(x.ca).toBe(false);
+    expect(x.keyUsage).toEqual(['1.3.6.1.5.5.7.3.3']);
+    expect(x.verify(new X509Certificate(ca.certificatePem).publicKey)).toBe(true);
+    expect(new X509Certificate(ca.certificatePem).checkIssued(new X509Certificate(root.certificatePem))).toBe(true);
+  });
+
+  it('uses positive 128-bit random serials', () => {
+    for (const { root, ca, fw } of hierarchies.values()) {
+      for (const c of [root, ca, fw]) {
+        const serial = new X509Certificate(c.certificatePem).serialNumber;
+        expect(BigInt(`0x${serial}`)).toBeGreaterThan(0n);
+        expect(BigInt(`0x${serial}`) < 1n << 127n).toBe(true);
+        expect(BigInt(`0x${c.serialHex}`)).toBe(BigInt(`0x${serial}`));
+      }
+    }
+  });
+
+  it.each([
+    ['fail notAfter beyond the issuer', { notBefore: now, notAfter: new Date(+now + 30 * 365 * DAY) }, 'validity_exceeds_issuer'],
+    ['fail notBefore before the issuer', { notBefore: new Date(+now - 2 * DAY), notAfter: new Date(+now + DAY) }, 'validity_exceeds_issuer'],
+    ['fail notAfter before notBefore', { notBefore: now, notAfter: new Date(+now - DAY) }, 'invalid_validity'],
+  ] as const)('%s', async (_n, validity, code) => {
+    const { rootKey, root, caKey } = h('ec-rsa');
+    const spy = jest.spyOn(signer, 'sign');
+    const err = await createCaCertificate(signer, { key: rootKey, certificate: root.certificatePem }, caKey, { subject: { commonName: 'x' }, ...validity }).catch((e) => e);
+    expect(err).toBeInstanceOf(PkiError);
+    expect(err.code).toBe(code);
+    expect(spy).not.toHaveBeenCalled();
+    spy.mockRestore();
+  });
+
+  it('refuses to issue from a firmware (non-CA) certificate', async () => {
+    const { fwKey, fw, caKey } = h('ec-rsa');
+    await expect(
+      createFirmwareSigningCertificate(signer, { key: fwKey, certificate: fw.certificatePem }, caKey, { subject: { commonName: 'x' }, notBefore: now, notAfter: new Date(+now + DAY) }),
+    ).rejects.toMatchObject({ code: 'issuer_not_ca' });
+  });
+
+  it('refuses a sub-CA under a CA whose path length is 0', async () => {
+    const { caKey, ca, fwKey } = h('ec-rsa');
+    await expect(
+      createCaCertificate(signer, { key: caKey, certificate: ca.certificatePem }, fwKey, { subject: { commonName: 'x' }, notBefore: now, notAfter: new Date(+now + DAY) }),
+    ).rejects.toMatchObject({ code: 'issuer_not_ca' });
+  });
+
+  it('refuses an issuer certificate that is not for the issuer key', async () => {
+    const { caKey, root, fwKey } = h('ec-rsa');
+    await expect(
+      createCaCertificate(signer, { key: caKey, certificate: root.certificatePem }, fwKey, { subject: { commonName: 'x' }, notBefore: now, notAfter: new Date(+now + DAY) }),
+    ).rejects.toMatchObject({ code: 'invalid_certificate' });
+  });
+
+  it.each([
+    ['fail control character in the common name', { commonName: 'bad\u0007name' }],
+    ['fail common name over 64 characters', { commonName: 'x'.repeat(65) }],
+    ['fail three-letter country', { commonName: 'x', country: 'DEU' }],
+  ])('%s', async (_n, subject) => {
+    const { rootKey } = h('ec-rsa');
+    await expect(createRootCertificate(signer, rootKey, { subject, ...rootValidity })).rejects.toMatchObject({ code: 'invalid_name' });
+  });
+
+  describe('CMS', () => {
+    it.each(names)('ok %s detached CMS over a streamed 8 MiB file verifies with openssl cms, a tampered file does not', async (name) => {
+      const { fwKey, fw, ca, files } = h(name);
+      const content = scratch.write(`${name}-fw.bin`, randomBytes(8 * 1024 * 1024));
+      const hash = fwKey.algorithm === 'Ed25519' ? 'SHA-512' : fwKey.algorithm === 'EC-P521' ? 'SHA-512' : 'SHA-256';
+      const digest = await digestStream(createReadStream(content, { highWaterMark: 64 * 1024 }), hash);
+      const cms = await createCmsSignature(signer, fwKey, [fw.certificatePem, ca.certificatePem], { digest, hash });
+      const sig = scratch.write(`${name}-fw.p7s`, cms);
+      const verify = (file: string) =>
+        run('openssl', ['cms', '-verify', '-binary', '-content', file, '-inform', 'DER', '-in', sig, '-CAfile', files.root, '-purpose', 'any', '-out', '/dev/null']);
+      const ok = verify(content);
+      require('fs').copyFileSync(sig, '/tmp/pkismoke/'+name+'.p7s'); require('fs').copyFileSync(content, '/tmp/pkismoke/'+name+'.bin'); require('fs').copyFileSync(files.root, '/tmp/pkismoke/'+name+'-root.pem');
+      expect(ok.stderr).toContain('CMS Verification successful');
+      expect(ok.status).toBe(0);
+      const tampered = scratch.write(`${name}-tampered.bin`, Buffer.concat([Buffer.from([1]), randomBytes(100)]));
+      const bad = verify(tampered);
+      expect(bad.status).not.toBe(0);
+      expect(bad.stderr).toMatch(/Verification failure/);
+      const printed = run('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', sig]).stdout;
+      for (const attr of ['contentType', 'signingTime', 'messageDigest', 'id-smime-aa-signingCertificateV2', 'id-aa-CMSAlgorithmProtection']) {
+        expect(printed).toContain(attr);
+      }
+      expect(printed).toMatch(/eContent: <ABSENT>/);
+    });
+
+    it('refuses a digest of the wrong length and a certificate of another key', async () => {
+      const { fwKey, fw, ca } = h('ec-rsa');
+      await expect(createCmsSignature(signer, fwKey, [fw.certificatePem], { digest: new Uint8Array(20) })).rejects.toMatchObject({ code: 'digest_length_mismatch' });
+      await expect(createCmsSignature(signer, fwKey, [ca.certificatePem], { digest: new Uint8Array(32) })).rejects.toMatchObject({ code: 'invalid_certificate' });
+    });
+
+    it('hashes a stream in constant memory', async () => {
+      const chunk = Buffer.alloc(1024 * 1024, 7);
+      let n = 0;
+      const stream = new Readable({
+        read() {
+          this.push(n++ < 256 ? chunk : null);
+        },
+      });
+      const expected = createHash('sha256');
+      for (let i = 0; i < 256; i++) expected.update(chunk);
+      const before = process.memoryUsage().rss;
+      const d = await digestStream(stream, 'SHA-256');
+      expect(Buffer.from(d).toString('hex')).toBe(expected.digest('hex'));
+      expect(process.memoryUsage().rss - before).toBeLessThan(128 * 1024 * 1024);
+    });
+  });
+
+  describe('CRL', () => {
+    it.each(names)('ok %s CRL verifies with openssl crl -verify and revokes the firmware certificate', async (name) => {
+      const { caKey, ca, fw, files } = h(name);
+      const other = '7f' + randomBytes(15).toString('hex');
+      const crl = await createCrl(
+        signer,
+        caKey,
+        ca.certificatePem,
+        [
+          { serialHex: fw.serialHex, revocationDate: now, reason: 'keyCompromise' },
+          { serialHex: other, revocationDate: now },
+        ],
+        42n,
+        now,
+        new Date(+now + 7 * DAY),
+      );
+      const crlFile = scratch.write(`${name}.crl.pem`, crl.crlPem);
+      const caBundle = scratch.write(`${name}-bundle.pem`, ca.certificatePem + h(name).root.certificatePem);
+      const r = run('openssl', ['crl', '-in', crlFile, '-CAfile', caBundle, '-verify', '-noout']);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/verify OK/);
+      const text = run('openssl', ['crl', '-in', crlFile, '-noout', '-text']).stdout;
+      expect(text).toContain(`Serial Number: ${fw.serialHex.toUpperCase()}`);
+      expect(text).toContain(`Serial Number: ${other.toUpperCase()}`);
+      expect(text).toMatch(/X509v3 CRL Number:\s+42/);
+      expect(text).toMatch(/Key Compromise/);
+      const revoked = run('openssl', ['verify', '-crl_check', '-CRLfile', crlFile, '-CAfile', files.root, '-untrusted', files.ca, files.fw]);
+      expect(revoked.status).not.toBe(0);
+      expect(revoked.stdout + revoked.stderr).toMatch(/certificate revoked/);
+    });
+
+    it('ok an empty CRL verifies', async () => {
+      const { caKey, ca, root } = h('ec-rsa');
+      const crl = await createCrl(signer, caKey, ca.certificateDer, [], 1, now, new Date(+now + DAY));
+      const r = run('openssl', ['crl', '-in', scratch.write('empty.crl', crl.crlPem), '-CAfile', scratch.write('b.pem', ca.certificatePem + root.certificatePem), '-verify', '-noout']);
+      expect(r.stderr).toMatch(/verify OK/);
+    });
+
+    it.each([
+      ['fail negative serial', [{ serialHex: 'ff01', revocationDate: now }], 'invalid_crl_input'],
+      ['fail zero serial', [{ serialHex: '00', revocationDate: now }], 'invalid_crl_input'],
+      ['fail serial over 20 bytes', [{ serialHex: '01'.repeat(21), revocationDate: now }], 'invalid_crl_input'],
+      ['fail duplicate serial', [{ serialHex: '01', revocationDate: now }, { serialHex: '01', revocationDate: now }], 'invalid_crl_input'],
+    ] as const)('%s', async (_n, revoked, code) => {
+      const { caKey, ca } = h('ec-rsa');
+      await expect(createCrl(signer, caKey, ca.certificatePem, [...revoked], 2, now, new Date(+now + DAY))).rejects.toMatchObject({ code });
+    });
+  });
+});
