@@ -1,4 +1,3 @@
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const preset = require('../../jest.preset.js');
 
 module.exports = {

@@ -59,6 +59,12 @@ function need(v: Values, name: string): string {
   return x;
 }
 
+/** A repeatable option used once (sign takes one --key). */
+function single(x: string[] | undefined, name: string): string {
+  if (!x || x.length !== 1 || !x[0]) throw new CliError(`exactly one --${name} is required`, Exit.Usage);
+  return x[0];
+}
+
 async function hashFile(path: string, algorithm: string): Promise<Buffer> {
   if (!existsSync(path)) throw new CliError(`no such file: ${path}`, Exit.Usage);
   const h = createHash(algorithm);
@@ -148,11 +154,14 @@ async function run(argv: string[]): Promise<unknown> {
     const hash = (v.hash ?? 'sha256').toLowerCase();
     if (!DIGEST_INFO_PREFIX[hash]) throw new CliError('--hash must be sha256, sha384 or sha512', Exit.Usage);
     const padding = v.padding ?? 'none';
-    const digest = v.file ? await hashFile(v.file, hash) : Buffer.from(need(v, 'digest').replace(/^0x/, ''), 'hex');
+    const hexDigest = v.digest?.[0];
+    if (!v.file && !hexDigest) throw new CliError('--file or --digest is required', Exit.Usage);
+    if (hexDigest && !/^(0x)?([0-9a-fA-F]{2})+$/.test(hexDigest)) throw new CliError('--digest must be hex', Exit.Usage);
+    const digest = v.file ? await hashFile(v.file, hash) : Buffer.from((hexDigest ?? '').replace(/^0x/, ''), 'hex');
     const input = padding === 'digestinfo' ? Buffer.concat([Buffer.from(DIGEST_INFO_PREFIX[hash], 'hex'), digest]) : digest;
     const order = await api<{ result: string }>(c, 'POST', '/api/signorders', {
       operationid: need(v, 'operation'),
-      keyid: need(v, 'key'),
+      keyid: single(v.key, 'key'),
       inputdata: input.toString('hex'),
       inputformat: 'hex',
       inputpadding: padding,

@@ -1,13 +1,67 @@
-import { Component } from '@angular/core';
-import { RouterModule } from '@angular/router';
-import { NxWelcome } from './nx-welcome';
+import { ChangeDetectionStrategy, Component, computed, effect, inject } from '@angular/core';
+import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { MatButtonModule } from '@angular/material/button';
+import { MatListModule } from '@angular/material/list';
+import { MatSidenavModule } from '@angular/material/sidenav';
+import { MatToolbarModule } from '@angular/material/toolbar';
+import { AdminSessionsService } from './core/admin-sessions.service';
+import { AuthService } from './core/auth.service';
+import { NAV_ITEMS } from './core/permissions';
+import { SessionBannerComponent } from './shared/session-banner.component';
 
+/** The shell: skip link, toolbar (user, sign out), permission-filtered navigation, session banner. */
 @Component({
-  imports: [NxWelcome, RouterModule],
   selector: 'app-root',
-  templateUrl: './app.html',
-  styleUrl: './app.css',
+  imports: [RouterOutlet, RouterLink, RouterLinkActive, MatToolbarModule, MatButtonModule, MatSidenavModule, MatListModule, SessionBannerComponent],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <a class="skip-link" href="#main">Skip to content</a>
+    <mat-toolbar class="app-toolbar" role="banner">
+      <a class="brand" routerLink="/">Keyserver administration</a>
+      <span class="spacer"></span>
+      @if (auth.me(); as me) {
+        <span class="user" aria-label="Signed in as">{{ me.displayName }}</span>
+        <button mat-stroked-button type="button" class="on-dark" (click)="signOut()">Sign out</button>
+      }
+    </mat-toolbar>
+    <app-session-banner />
+    @if (auth.me()) {
+      <mat-sidenav-container class="layout">
+        <mat-sidenav mode="side" opened class="nav" [disableClose]="true">
+          <nav aria-label="Main">
+            <mat-nav-list>
+              @for (item of nav(); track item.path) {
+                <a mat-list-item [routerLink]="item.path" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}</a>
+              }
+            </mat-nav-list>
+          </nav>
+        </mat-sidenav>
+        <mat-sidenav-content>
+          <main id="main" class="content" tabindex="-1"><router-outlet /></main>
+        </mat-sidenav-content>
+      </mat-sidenav-container>
+    } @else {
+      <main id="main" class="content" tabindex="-1"><router-outlet /></main>
+    }
+  `,
 })
 export class App {
-  protected title = 'admin-spa';
+  protected readonly auth = inject(AuthService);
+  private readonly adminSessions = inject(AdminSessionsService);
+  protected readonly nav = computed(() => {
+    const perms = this.auth.me()?.permissions ?? [];
+    return NAV_ITEMS.filter((i) => i.anyOf.some((p) => perms.includes(p)));
+  });
+
+  constructor() {
+    void this.auth.ensureLoaded();
+    // The banner needs the sessions as soon as the user is known.
+    effect(() => {
+      if (this.auth.me()) void this.adminSessions.refresh();
+    });
+  }
+
+  protected signOut(): void {
+    void this.auth.logout();
+  }
 }

@@ -98,6 +98,8 @@ describe('key hierarchy, CMS and CRL signed in the HSM', () => {
     expect(rootText).toMatch(/X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign\n/);
     expect(rootText).toMatch(/X509v3 Subject Key Identifier/);
     expect(rootText).not.toMatch(/Extended Key Usage/);
+    // One attribute per RDN: no multi-valued '+' RDNs.
+    expect(run('openssl', ['x509', '-noout', '-subject', '-in', files.root]).stdout.trim()).toBe('subject=C = DE, O = Keyserver Test, CN = ec-rsa Root');
     const caText = text(files.ca);
     expect(caText).toMatch(/CA:TRUE, pathlen:0/);
     expect(caText).toMatch(/X509v3 Authority Key Identifier/);
@@ -132,10 +134,11 @@ describe('key hierarchy, CMS and CRL signed in the HSM', () => {
     const { rootKey, root, caKey } = h('ec-rsa');
     const spy = jest.spyOn(signer, 'sign');
     const err = await createCaCertificate(signer, { key: rootKey, certificate: root.certificatePem }, caKey, { subject: { commonName: 'x' }, ...validity }).catch((e) => e);
+    const calls = spy.mock.calls.length;
+    spy.mockRestore();
+    expect(calls).toBe(0);
     expect(err).toBeInstanceOf(PkiError);
     expect(err.code).toBe(code);
-    expect(spy).not.toHaveBeenCalled();
-    spy.mockRestore();
   });
 
   it('refuses to issue from a firmware (non-CA) certificate', async () => {
@@ -176,18 +179,21 @@ describe('key hierarchy, CMS and CRL signed in the HSM', () => {
       const digest = await digestStream(createReadStream(content, { highWaterMark: 64 * 1024 }), hash);
       const cms = await createCmsSignature(signer, fwKey, [fw.certificatePem, ca.certificatePem], { digest, hash });
       const sig = scratch.write(`${name}-fw.p7s`, cms);
-      const verify = (file: string) =>
-        run('openssl', ['cms', '-verify', '-binary', '-content', file, '-inform', 'DER', '-in', sig, '-CAfile', files.root, '-purpose', 'any', '-out', '/dev/null']);
+      // OpenSSL 3.0 cannot verify Ed25519 CMS (no EdDSA support in its CMS code); GnuTLS can.
+      const verify =
+        fwKey.algorithm === 'Ed25519'
+          ? (file: string) => run('certtool', ['--p7-verify', '--inder', '--infile', sig, '--load-data', file, '--load-ca-certificate', files.root])
+          : (file: string) =>
+              run('openssl', ['cms', '-verify', '-binary', '-content', file, '-inform', 'DER', '-in', sig, '-CAfile', files.root, '-purpose', 'any', '-out', '/dev/null']);
       const ok = verify(content);
-      require('fs').copyFileSync(sig, '/tmp/pkismoke/'+name+'.p7s'); require('fs').copyFileSync(content, '/tmp/pkismoke/'+name+'.bin'); require('fs').copyFileSync(files.root, '/tmp/pkismoke/'+name+'-root.pem');
-      expect(ok.stderr).toContain('CMS Verification successful');
       expect(ok.status).toBe(0);
+      expect(ok.stdout + ok.stderr).toMatch(fwKey.algorithm === 'Ed25519' ? /Signature status: ok/ : /CMS Verification successful/);
       const tampered = scratch.write(`${name}-tampered.bin`, Buffer.concat([Buffer.from([1]), randomBytes(100)]));
       const bad = verify(tampered);
       expect(bad.status).not.toBe(0);
-      expect(bad.stderr).toMatch(/Verification failure/);
+      expect(bad.stdout + bad.stderr).toMatch(/Verification failure|Signature status: verification failed|Public key signature verification has failed/);
       const printed = run('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', sig]).stdout;
-      for (const attr of ['contentType', 'signingTime', 'messageDigest', 'id-smime-aa-signingCertificateV2', 'id-aa-CMSAlgorithmProtection']) {
+      for (const attr of ['contentType', 'signingTime', 'messageDigest', 'id-smime-aa-signingCertificateV2', '1.2.840.113549.1.9.52']) {
         expect(printed).toContain(attr);
       }
       expect(printed).toMatch(/eContent: <ABSENT>/);

@@ -38,7 +38,7 @@ describe(Pkcs11Signer.name, () => {
     const pub = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' });
     if (algorithm.startsWith('RSA-')) expect(pub.asymmetricKeyDetails?.modulusLength).toBe(Number(algorithm.slice(4)));
     if (algorithm === 'Ed25519') expect(pub.asymmetricKeyType).toBe('ed25519');
-    if (algorithm.startsWith('EC-')) expect(pub.asymmetricKeyDetails?.namedCurve).toBe({ 'EC-P256': 'prime256v1', 'EC-P384': 'secp384r1', 'EC-P521': 'secp521r1' }[algorithm]);
+    if (algorithm.startsWith('EC-')) expect(pub.asymmetricKeyDetails?.namedCurve).toBe(({ 'EC-P256': 'prime256v1', 'EC-P384': 'secp384r1', 'EC-P521': 'secp521r1' } as Record<string, string>)[algorithm]);
   });
 
   it('stores private keys as sensitive, never extractable and sign-only (pkcs11-tool)', () => {

@@ -57,7 +57,13 @@ export function buildName(spec: NameSpec): pkijs.RelativeDistinguishedNames {
   if (!spec.commonName) throw new PkiError('invalid_name', 'commonName is required');
   add(OID.commonName, spec.commonName, 64);
   add(OID.serialNumber, spec.serialNumber, 64, true);
-  return new pkijs.RelativeDistinguishedNames({ typesAndValues: rdns });
+  return nameOf(rdns);
+}
+
+/** A Name with one attribute per RDN (pkijs would put them all in a single multi-valued RDN). */
+export function nameOf(atvs: pkijs.AttributeTypeAndValue[]): pkijs.RelativeDistinguishedNames {
+  const der = new asn1js.Sequence({ value: atvs.map((a) => new asn1js.Set({ value: [a.toSchema()] })) }).toBER(false);
+  return pkijs.RelativeDistinguishedNames.fromBER(der);
 }
 
 /** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5); whole seconds only. */

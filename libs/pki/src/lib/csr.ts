@@ -2,7 +2,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { KeyObject, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { HsmSigner } from './hsm-signer';
-import { OID, bytesEqual, pemBlocks, toAb, toPem } from './der';
+import { OID, bytesEqual, hasOnlyDerForms, pemBlocks, toAb, toPem } from './der';
 import { PkiError } from './pki-error';
 import {
   IssuerRef,
@@ -14,6 +14,7 @@ import {
   ext,
   extKeyUsageExtension,
   keyUsageExtension,
+  nameOf,
   parseIssuer,
   signCertificate,
   skiExtension,
@@ -119,7 +120,7 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const parsed = asn1js.fromBER(toAb(der));
   if (parsed.offset === -1 || parsed.result.error) throw new PkiError('csr_malformed');
   if (parsed.offset !== der.length) throw new PkiError('csr_trailing_data');
-  if (!bytesEqual(new Uint8Array(parsed.result.toBER(false)), der)) throw new PkiError('csr_not_der');
+  if (!hasOnlyDerForms(parsed.result) || !bytesEqual(new Uint8Array(parsed.result.toBER(false)), der)) throw new PkiError('csr_not_der');
   let csr: pkijs.CertificationRequest;
   try {
     csr = new pkijs.CertificationRequest({ schema: parsed.result });
@@ -283,7 +284,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
       }
     }
   }
-  return { spki: v.spki, keyType: v.keyType, subject: new pkijs.RelativeDistinguishedNames({ typesAndValues: rdns }), sans };
+  return { spki: v.spki, keyType: v.keyType, subject: nameOf(rdns), sans };
 }
 
 /** Stage 4: the profile decides validity and every extension of the device certificate. */

@@ -81,10 +81,33 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 }
 
+/**
+ * True when no node uses a BER-only form asn1js would reproduce on re-encoding:
+ * indefinite lengths, or constructed strings (BIT/OCTET/character strings must be primitive in DER).
+ */
+export function hasOnlyDerForms(node: asn1js.AsnType): boolean {
+  const n = node as asn1js.BaseBlock & { valueBlock: { value?: unknown } };
+  if (n.lenBlock?.isIndefiniteForm) return false;
+  if (n.lenBlock?.longFormUsed && n.lenBlock.length < 128) return false;
+  if (n.lenBlock?.warnings.length || n.idBlock?.warnings.length) return false;
+  if (node instanceof asn1js.Integer || node instanceof asn1js.Enumerated) {
+    const v = node.valueBlock.valueHexView;
+    if (v.length > 1 && ((v[0] === 0 && !(v[1] & 0x80)) || (v[0] === 0xff && v[1] & 0x80))) return false;
+  }
+  if (node instanceof asn1js.Boolean) {
+    const v = node.valueBlock.valueHexView;
+    if (v.length !== 1 || (v[0] !== 0 && v[0] !== 0xff)) return false;
+  }
+  if (n.idBlock?.isConstructed && n.idBlock.tagClass === 1 && n.idBlock.tagNumber !== 16 && n.idBlock.tagNumber !== 17) return false;
+  const children = n.valueBlock?.value;
+  return Array.isArray(children) ? children.every((c) => hasOnlyDerForms(c as asn1js.AsnType)) : true;
+}
+
 /** Parses exactly one DER element; trailing bytes or BER-only encodings are refused. */
 export function parseStrictDer(der: Uint8Array): asn1js.AsnType | null {
   const parsed = asn1js.fromBER(toAb(der));
-  if (parsed.offset === -1 || parsed.offset !== der.length) return null;
+  if (parsed.offset === -1 || parsed.offset !== der.length || parsed.result.error) return null;
+  if (!hasOnlyDerForms(parsed.result)) return null;
   const re = new Uint8Array(parsed.result.toBER(false));
   return bytesEqual(re, der) ? parsed.result : null;
 }

@@ -197,7 +197,7 @@ export async function startPlatform(
     const apiReplicas = [{ url: env.urls.api, service: api }];
     for (let i = 1; i < (opts.replicas ?? 1); i++) {
       const port = await freePort();
-      const url = `http://${apiEnv['KEYSERVER_API_HOST'] ?? '127.0.0.1'}:${port}`;
+      const url = `http://${new URL(env.urls.api).hostname}:${port}`;
       const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port) });
       started.push(replica);
       await waitForOk(`${url}/readyz`).catch((e) => {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { bindSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+import { bindMigrationAwareSqlAdapterFactory, type SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 
 /** Prisma 7.10.0's engine commit; the wasm package must be built from the same one. */
 export const SCHEMA_ENGINE_WASM_VERSION = '7.10.0-4.0edf323efd1d98336f3f0a68684b56f689b900d3';
@@ -61,7 +61,6 @@ function loadBindings(): WasmBindings {
   if (bindings) return bindings;
   (globalThis as Record<string, unknown>)['PRISMA_WASM_PANIC_REGISTRY'] = panics;
   const bgModule = '@prisma/schema-engine-wasm/schema_engine_bg';
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const bg = require(bgModule) as WasmBindings & Record<string, unknown>;
   const wasmFile = join(dirname(require.resolve(bgModule)), 'schema_engine_bg.wasm');
   const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(wasmFile)), {
@@ -119,12 +118,13 @@ function engineAdapter(url: string): object {
     reportCharAsCharacter(adapter);
     return adapter;
   };
-  return bindSqlAdapterFactory({
+  const factory: SqlMigrationAwareDriverAdapterFactory = {
     provider: base.provider,
     adapterName: base.adapterName,
     connect: () => wrap(base.connect()),
     connectToShadowDb: () => wrap(base.connectToShadowDb()),
-  });
+  };
+  return bindMigrationAwareSqlAdapterFactory(factory);
 }
 
 const noFilters = { externalTables: [], externalEnums: [] };

@@ -88,11 +88,14 @@ export class AdminSessionRepository {
    * and refused with `session_not_active`.
    */
   async authorize(sessionId: string, adminId: string, audit?: AuditInput, now = new Date()): Promise<AuthorizeResult> {
+    let result: AuthorizeResult | 'expired';
     try {
-      return await this.db.transaction(async (tx) => {
+      result = await this.db.transaction(async (tx): Promise<AuthorizeResult | 'expired'> => {
         const s = await lockSession(tx, sessionId);
         if (s.state === 'PENDING' && s.expiresAt <= now) {
+          // Commit the EXPIRED state, then refuse outside the transaction.
           await tx.adminSession.update({ where: { id: sessionId }, data: { state: 'EXPIRED', closedAt: now } });
+          return 'expired';
         }
         if (s.state !== 'PENDING' || s.expiresAt <= now) {
           throw new DataAccessError('session_not_active', `admin session is ${s.expiresAt <= now ? 'EXPIRED' : s.state}`);
@@ -109,6 +112,8 @@ export class AdminSessionRepository {
     } catch (err) {
       return mapPrismaError(err, 'admin session approval');
     }
+    if (result === 'expired') throw new DataAccessError('session_not_active', 'admin session is EXPIRED');
+    return result;
   }
 
   /** The session if it is ACTIVE and not past its expiry, else null. */

@@ -113,7 +113,7 @@ describe(SignOrderRepository.name, () => {
     ['ok allowed digest (case-insensitive)', { digests: ['AB'.repeat(32)] }, {}, 'ok'],
     ['ok REQUESTED operation when no key needs approvers', {}, {}, 'ok'],
   ] as const)('%s', async (_name, setupOpts, extra, expected) => {
-    const { orderer, key, op } = await setup(setupOpts);
+    const { orderer, key, op } = await setup(setupOpts as { digests?: string[]; approvers?: number });
     const req = { ...request(op.id, key.keyid, orderer.id), ...extra };
     expect(await outcome(a.signOrders.recordWithUsage(req, async () => 'aa'))).toBe(expected);
   });

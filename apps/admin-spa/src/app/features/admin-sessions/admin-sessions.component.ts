@@ -1,0 +1,142 @@
+import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
+import { DatePipe } from '@angular/common';
+import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { firstValueFrom, type Observable } from 'rxjs';
+import { MatButtonModule } from '@angular/material/button';
+import { MatFormFieldModule } from '@angular/material/form-field';
+import { MatInputModule } from '@angular/material/input';
+import { MatSnackBar } from '@angular/material/snack-bar';
+import { AdminSessionsService, isUsableBy } from '../../core/admin-sessions.service';
+import type { AdminSessionView } from '../../core/api-types';
+import { AuthService } from '../../core/auth.service';
+import { toProblem, type Problem } from '../../core/problem';
+import { ListStateComponent } from '../../shared/list-state.component';
+import { ProblemMessageComponent } from '../../shared/problem-message.component';
+
+/** `/admin-sessions`: open a session (four eyes), authorize others' sessions, close. */
+@Component({
+  selector: 'app-admin-sessions',
+  imports: [DatePipe, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <div class="page-header">
+      <h1>Administrative sessions</h1>
+      <button mat-stroked-button type="button" (click)="sessions.refresh()">Refresh</button>
+    </div>
+    <p class="muted">Changes to subjects, roles and keys are only accepted inside an ACTIVE session that another administrator authorized.</p>
+    <form class="filters" (ngSubmit)="open()" aria-label="Open an administrative session">
+      <mat-form-field appearance="outline" class="grow">
+        <mat-label>What is the session for?</mat-label>
+        <input matInput [formControl]="description" required />
+        <mat-hint>Shown to the administrator who authorizes it (8 to 500 characters).</mat-hint>
+        @if (description.hasError('required')) {
+          <mat-error>A description is required.</mat-error>
+        } @else if (description.hasError('minlength')) {
+          <mat-error>At least 8 characters.</mat-error>
+        } @else if (description.hasError('maxlength')) {
+          <mat-error>At most 500 characters.</mat-error>
+        }
+      </mat-form-field>
+      <button mat-flat-button type="submit" [disabled]="busy()">Open session</button>
+    </form>
+    <app-problem-message [problem]="problem()" />
+    @if (sessions.sessions().length) {
+      <table class="simple-table">
+        <caption class="visually-hidden">Administrative sessions</caption>
+        <thead>
+          <tr>
+            <th scope="col">Description</th><th scope="col">State</th><th scope="col">Opened by</th><th scope="col">Authorized by</th><th scope="col">Expires</th>
+            <th scope="col"><span class="visually-hidden">Actions</span></th>
+          </tr>
+        </thead>
+        <tbody>
+          @for (s of sessions.sessions(); track s.id) {
+            <tr [class.current]="s.id === sessions.active()?.id">
+              <td>{{ s.description }}</td>
+              <td><span class="state" [attr.data-state]="s.state">{{ s.state }}</span></td>
+              <td>{{ s.creator.displayName }}</td>
+              <td>{{ names(s) }} ({{ s.authorizedBy.length }}/{{ s.authorizationsRequired }})</td>
+              <td>{{ s.expiresAt | date: 'short' }}</td>
+              <td class="row-actions">
+                @if (canAuthorize(s)) {
+                  <button mat-flat-button type="button" [disabled]="busy()" (click)="authorize(s)" [attr.aria-label]="'Authorize ' + s.description">Authorize</button>
+                }
+                @if (s.state === 'PENDING' || s.state === 'ACTIVE') {
+                  <button mat-stroked-button type="button" [disabled]="busy()" (click)="close(s)" [attr.aria-label]="'Close ' + s.description">Close</button>
+                }
+                @if (isUsable(s)) {
+                  <span class="badge">You act in this session</span>
+                }
+              </td>
+            </tr>
+          }
+        </tbody>
+      </table>
+    }
+    <app-list-state
+      [loading]="sessions.loading()"
+      [loaded]="true"
+      [problem]="sessions.problem()"
+      [count]="sessions.sessions().length"
+      emptyText="No administrative session yet."
+      (retry)="sessions.refresh()"
+    />
+  `,
+})
+export class AdminSessionsComponent {
+  protected readonly sessions = inject(AdminSessionsService);
+  private readonly auth = inject(AuthService);
+  private readonly snack = inject(MatSnackBar);
+  protected readonly description = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.minLength(8), Validators.maxLength(500)] });
+  protected readonly busy = signal(false);
+  protected readonly problem = signal<Problem | null>(null);
+  private readonly myId = computed(() => this.auth.me()?.subjectId ?? null);
+
+  constructor() {
+    void this.sessions.refresh();
+  }
+
+  protected names(s: AdminSessionView): string {
+    return s.authorizedBy.map((a) => a.displayName).join(', ');
+  }
+
+  protected isUsable(s: AdminSessionView): boolean {
+    return isUsableBy(s, this.myId());
+  }
+
+  protected canAuthorize(s: AdminSessionView): boolean {
+    const me = this.myId();
+    return s.state === 'PENDING' && !!me && !s.authorizedBy.some((a) => a.subjectId === me) && s.creator.subjectId !== me;
+  }
+
+  protected async open(): Promise<void> {
+    this.description.setValue(this.description.value.trim());
+    this.description.markAsTouched();
+    if (this.description.invalid) return;
+    if (await this.run(() => this.sessions.open(this.description.value), 'Session opened: another administrator must authorize it.')) this.description.reset();
+  }
+
+  protected authorize(s: AdminSessionView): Promise<boolean> {
+    return this.run(() => this.sessions.authorize(s.id), 'Session authorized.');
+  }
+
+  protected close(s: AdminSessionView): Promise<boolean> {
+    return this.run(() => this.sessions.close(s.id), 'Session closed.');
+  }
+
+  private async run(call: () => Observable<AdminSessionView>, done: string): Promise<boolean> {
+    this.busy.set(true);
+    this.problem.set(null);
+    try {
+      await firstValueFrom(call());
+      this.snack.open(done, undefined, { duration: 4000 });
+      await this.sessions.refresh();
+      return true;
+    } catch (err) {
+      this.problem.set(toProblem(err));
+      return false;
+    } finally {
+      this.busy.set(false);
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
+import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { MatButtonModule } from '@angular/material/button';
+import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
+import { MatFormFieldModule } from '@angular/material/form-field';
+import { MatInputModule } from '@angular/material/input';
+
+/** Asks for the reason of a rejection (3..1000 characters, as the API requires); closes with it. */
+@Component({
+  selector: 'app-reject-dialog',
+  imports: [ReactiveFormsModule, MatButtonModule, MatDialogModule, MatFormFieldModule, MatInputModule],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <h2 mat-dialog-title>Reject operation</h2>
+    <form (ngSubmit)="submit()">
+      <mat-dialog-content>
+        <p>{{ data.description }}</p>
+        <mat-form-field appearance="outline" class="full-width">
+          <mat-label>Reason</mat-label>
+          <textarea matInput [formControl]="reason" rows="3" required cdkFocusInitial></textarea>
+          <mat-hint>Shown to the orderer and kept in the audit log.</mat-hint>
+          @if (reason.hasError('required')) {
+            <mat-error>A reason is required.</mat-error>
+          } @else if (reason.hasError('minlength')) {
+            <mat-error>At least 3 characters.</mat-error>
+          } @else if (reason.hasError('maxlength')) {
+            <mat-error>At most 1000 characters.</mat-error>
+          }
+        </mat-form-field>
+      </mat-dialog-content>
+      <mat-dialog-actions align="end">
+        <button mat-button type="button" mat-dialog-close>Cancel</button>
+        <button mat-flat-button type="submit" class="danger">Reject</button>
+      </mat-dialog-actions>
+    </form>
+  `,
+})
+export class RejectDialogComponent {
+  protected readonly data = inject<{ description: string }>(MAT_DIALOG_DATA);
+  private readonly ref = inject(MatDialogRef<RejectDialogComponent, string>);
+  protected readonly reason = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.minLength(3), Validators.maxLength(1000)] });
+
+  protected submit(): void {
+    const v = this.reason.value.trim();
+    this.reason.setValue(v);
+    this.reason.markAsTouched();
+    if (this.reason.invalid) return;
+    this.ref.close(v);
+  }
+}

@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditRepository, createDb, SubjectRepository, type Db } from '@keyserver/data-access';
+import { demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
+
+interface Op {
+  id: string;
+  state: string;
+  keys: { keyid: string; approvals: number; requiredApprovers: number; usagesUsed: number }[];
+}
+interface Page {
+  items: Op[];
+  nextCursor: string | null;
+}
+
+describe('operations approval workflow', () => {
+  let p: RunningPlatform;
+  let db: Db;
+  let work: string;
+  const t: Record<'otto' | 'ann' | 'arno' | 'ada' | 'aude' | 'ci', string> = { otto: '', ann: '', arno: '', ada: '', aude: '', ci: '' };
+  const api = <T = Op>(who: keyof typeof t, method: string, path: string, body?: unknown) => call<T>(p.env.urls.api, t[who], method, path, body);
+  const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+  const create = async (who: keyof typeof t, keyid: string, usages = 1, extra: Record<string, unknown> = {}): Promise<Op> => {
+    const r = await api(who, 'POST', '/api/v1/operations', operationBody(keyid, usages, extra));
+    expect(r.status).toBe(201);
+    return r.body;
+  };
+
+  beforeAll(async () => {
+    p = await startPlatform();
+    db = createDb(p.databaseUrl, { poolSize: 2 });
+    work = mkdtempSync(join(tmpdir(), 'ks-ops-'));
+    t.otto = await userToken(p, 'otto.orderer@demo.test');
+    t.ann = await userToken(p, 'ann.approver@demo.test');
+    t.arno = await userToken(p, 'arno.approver@demo.test');
+    t.ada = await userToken(p, 'ada.admin@demo.test');
+    t.aude = await userToken(p, 'aude.auditor@demo.test');
+    t.ci = await ciToken(p);
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('needs two approvals on demo-fw-prod before the CI client can sign, and counts each approver once', async () => {
+    const op = await create('otto', 'demo-fw-prod', 2);
+    expect(op.state).toBe('REQUESTED');
+    expect(op.keys[0]).toMatchObject({ keyid: 'demo-fw-prod', requiredApprovers: 2, approvals: 0 });
+
+    const early = await api('ci', 'POST', '/api/signorders', signOrderBody(op.id, 'demo-fw-prod', digest('early')));
+    expect(early.status).toBe(409);
+    expect(early.body).toMatchObject({ code: 'operation_not_usable' });
+
+    const waiting = await api<Page>('ann', 'GET', '/api/v1/operations?awaiting=me');
+    expect(waiting.status).toBe(200);
+    expect(waiting.body.items.map((o) => o.id)).toContain(op.id);
+
+    const first = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ state: 'REQUESTED', keys: [{ approvals: 1 }] });
+
+    const twice = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(twice.status).toBe(409);
+    expect(twice.body).toMatchObject({ code: 'already_approved' });
+    expect((await api('ann', 'GET', `/api/v1/operations/${op.id}`)).body.keys[0].approvals).toBe(1);
+    expect((await api<Page>('ann', 'GET', '/api/v1/operations?awaiting=me')).body.items.map((o) => o.id)).not.toContain(op.id);
+    expect((await api<Page>('arno', 'GET', '/api/v1/operations?awaiting=me')).body.items.map((o) => o.id)).toContain(op.id);
+
+    const app = await api('ci', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(app.status).toBe(403);
+    expect(app.body).toMatchObject({ code: 'app_principal_forbidden' });
+
+    const orderer = await api('otto', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(orderer.status).toBe(403);
+    expect(typeof (orderer.body as unknown as { code: string }).code).toBe('string');
+
+    const second = await api('arno', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(second.status).toBe(201);
+    expect(second.body).toMatchObject({ state: 'APPROVED', keys: [{ approvals: 2 }] });
+
+    const fw = 'production firmware 2.0.0';
+    const signed = await api<{ result: string }>('ci', 'POST', '/api/signorders', signOrderBody(op.id, 'demo-fw-prod', digest(fw)));
+    expect(signed.status).toBe(201);
+    const keys = (await call<{ keyid: string; certificate: string }[]>(p.env.urls.api, t.ci, 'GET', '/api/keys')).body;
+    writeFileSync(join(work, 'prod.pem'), keys.find((k) => k.keyid === 'demo-fw-prod')?.certificate ?? '');
+    writeFileSync(join(work, 'fw.bin'), fw);
+    writeFileSync(join(work, 'sig.bin'), Buffer.from(signed.body.result, 'hex'));
+    run('openssl', ['x509', '-in', join(work, 'prod.pem'), '-pubkey', '-noout', '-out', join(work, 'pub.pem')]);
+    expect(run('openssl', ['dgst', '-sha256', '-verify', join(work, 'pub.pem'), '-signature', join(work, 'sig.bin'), join(work, 'fw.bin')])).toContain('Verified OK');
+
+    const late = await api('arno', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'already_approved' });
+    const after = await api('ann', 'GET', `/api/v1/operations/${op.id}`);
+    expect(after.body).toMatchObject({ state: 'APPROVED', keys: [{ approvals: 2, usagesUsed: 1 }] });
+  });
+
+  it('refuses the orderer approving his own operation whichever client he comes through', async () => {
+    // Ann becomes an orderer too, so only the own-operation rule can stop her.
+    const subjects = new SubjectRepository(db);
+    const ann = demoTenant.users.find((u) => u.username === 'ann.approver@demo.test');
+    const row = await subjects.findByTidOid(demoTenant.tenant.id, ann?.oid ?? '');
+    if (!row) throw new Error('Ann is not seeded');
+    await subjects.update(row.id, { roles: ['demo-approvers', 'demo-orderers'] });
+    try {
+      const op = await create('ann', 'demo-fw-prod', 1);
+      const viaProvisioning = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`);
+      expect(viaProvisioning.status).toBe(403);
+      expect(viaProvisioning.body).toMatchObject({ code: 'self_approval_forbidden' });
+      const bff = await userToken(p, 'ann.approver@demo.test', 'keyclient');
+      const viaKeyclient = await call<Op>(p.env.urls.api, bff, 'POST', `/api/v1/operations/${op.id}/approvals`);
+      expect(viaKeyclient.status).toBe(403);
+      expect(viaKeyclient.body).toMatchObject({ code: 'self_approval_forbidden' });
+      const after = await api('ann', 'GET', `/api/v1/operations/${op.id}`);
+      expect(after.body).toMatchObject({ state: 'REQUESTED', keys: [{ approvals: 0 }] });
+      const events = await new AuditRepository(db).list({ limit: 50 });
+      const denied = events.items.filter((e) => e.action === 'operation.approve' && e.operationId === op.id);
+      expect(denied.map((e) => [e.outcome, e.errorCode])).toEqual([
+        ['DENIED', 'self_approval_forbidden'],
+        ['DENIED', 'self_approval_forbidden'],
+      ]);
+    } finally {
+      await subjects.update(row.id, { roles: ['demo-approvers'] });
+    }
+  });
+
+  it('lets an approver reject a requested operation, after which nothing can use or approve it', async () => {
+    const op = await create('otto', 'demo-fw-prod', 1);
+    const byOrderer = await api('otto', 'POST', `/api/v1/operations/${op.id}/rejection`, { reason: 'changed my mind' });
+    expect(byOrderer.status).toBe(403);
+    const extra = await api('ann', 'POST', `/api/v1/operations/${op.id}/rejection`, { reason: 'not this build', severity: 'high' });
+    expect(extra.status).toBe(400);
+    expect(extra.body).toMatchObject({ code: 'validation_failed' });
+    const rejected = await api('ann', 'POST', `/api/v1/operations/${op.id}/rejection`, { reason: 'not this build' });
+    expect(rejected.status).toBe(200);
+    expect(rejected.body.state).toBe('REJECTED');
+    const approve = await api('arno', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(approve.status).toBe(409);
+    expect(approve.body).toMatchObject({ code: 'operation_closed' });
+    const again = await api('arno', 'POST', `/api/v1/operations/${op.id}/rejection`, { reason: 'me too' });
+    expect(again.status).toBe(409);
+    const sign = await api('ci', 'POST', '/api/signorders', signOrderBody(op.id, 'demo-fw-prod', digest('rejected')));
+    expect(sign.status).toBe(409);
+    expect(sign.body).toMatchObject({ code: 'operation_not_usable' });
+  });
+
+  it('lets the orderer or an administrator cancel, and nobody else', async () => {
+    const mine = await create('otto', 'demo-fw-prod', 1);
+    const byApprover = await api('ann', 'POST', `/api/v1/operations/${mine.id}/cancellation`);
+    expect(byApprover.status).toBe(403);
+    expect(byApprover.body).toMatchObject({ code: 'cancellation_not_allowed' });
+    const cancelled = await api('otto', 'POST', `/api/v1/operations/${mine.id}/cancellation`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.state).toBe('CANCELLED');
+    const twice = await api('otto', 'POST', `/api/v1/operations/${mine.id}/cancellation`);
+    expect(twice.status).toBe(409);
+    expect(twice.body).toMatchObject({ code: 'operation_closed' });
+    const approve = await api('ann', 'POST', `/api/v1/operations/${mine.id}/approvals`);
+    expect(approve.status).toBe(409);
+
+    const other = await create('otto', 'demo-fw-prod', 1);
+    const byAdmin = await api('ada', 'POST', `/api/v1/operations/${other.id}/cancellation`);
+    expect(byAdmin.status).toBe(200);
+    expect(byAdmin.body.state).toBe('CANCELLED');
+  });
+
+  it('reports an operation whose window has passed as EXPIRED and refuses approving it with 409', async () => {
+    const now = Date.now();
+    const op = await create('otto', 'demo-fw-prod', 1, { validFrom: new Date(now - 7_200_000).toISOString(), validTo: new Date(now - 3_600_000).toISOString() });
+    expect(op.state).toBe('EXPIRED');
+    expect((await api('ann', 'GET', `/api/v1/operations/${op.id}`)).body.state).toBe('EXPIRED');
+    const approve = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`);
+    expect(approve.status).toBe(409);
+    expect(approve.body).toMatchObject({ code: 'operation_expired' });
+    const reject = await api('ann', 'POST', `/api/v1/operations/${op.id}/rejection`, { reason: 'too late anyway' });
+    expect(reject.status).toBe(409);
+    const expired = await api<Page>('ann', 'GET', '/api/v1/operations?state=EXPIRED');
+    expect(expired.body.items.map((o) => o.id)).toContain(op.id);
+    expect(expired.body.items.every((o) => o.state === 'EXPIRED')).toBe(true);
+    const requested = await api<Page>('ann', 'GET', '/api/v1/operations?state=REQUESTED');
+    expect(requested.body.items.map((o) => o.id)).not.toContain(op.id);
+  });
+
+  it('lists with filters and cursor pagination, showing callers only what they may see', async () => {
+    const ciOp = (await api('ci', 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1))).body;
+    const ottoOps = [await create('otto', 'demo-ca-prod', 1), await create('otto', 'demo-ca-prod', 1), await create('otto', 'demo-ca-prod', 1)];
+
+    const mine = await api<Page>('otto', 'GET', '/api/v1/operations?mine=true&limit=500');
+    expect(mine.status).toBe(200);
+    expect(mine.body.items.map((o) => o.id)).toEqual(expect.arrayContaining(ottoOps.map((o) => o.id)));
+    expect(mine.body.items.map((o) => o.id)).not.toContain(ciOp.id);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: { status: number; body: Page } = await api<Page>('otto', 'GET', `/api/v1/operations?key=demo-ca-prod&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(r.status).toBe(200);
+      expect(r.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...r.body.items.map((o) => o.id));
+      cursor = r.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([...ottoOps].reverse().map((o) => o.id));
+
+    const auditor = await api<Page>('aude', 'GET', '/api/v1/operations?limit=500');
+    expect(auditor.body.items.map((o) => o.id)).toEqual(expect.arrayContaining([ciOp.id, ...ottoOps.map((o) => o.id)]));
+    // Otto neither ordered nor approves the CI client's operation: it does not exist for him.
+    const foreign = await api('otto', 'GET', `/api/v1/operations/${ciOp.id}`);
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).toMatchObject({ code: 'operation_not_found' });
+  });
+
+  it.each([
+    ['fail limit 0', '?limit=0'],
+    ['fail limit not a number', '?limit=ten'],
+    ['fail cursor not a uuid', '?cursor=abc'],
+    ['fail unknown state', '?state=DONE'],
+    ['fail unknown filter', '?colour=red'],
+    ['fail awaiting someone else', '?awaiting=ann'],
+  ])('%s: refuses the list query with 400 validation_failed', async (_name, query) => {
+    const r = await api('ann', 'GET', `/api/v1/operations${query}`);
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'validation_failed' });
+  });
+
+  it.each([
+    ['GET', ''],
+    ['POST', '/approvals'],
+    ['POST', '/rejection'],
+    ['POST', '/cancellation'],
+  ])('answers %s on a non-UUID or unknown operation id%s with 404 operation_not_found', async (method, suffix) => {
+    const who = suffix === '/cancellation' ? 'otto' : 'ann';
+    const body = suffix === '/rejection' ? { reason: 'no such thing' } : undefined;
+    for (const id of ['not-a-uuid', "1'%20OR%20'1'='1", '00000000-0000-4000-8000-000000000000']) {
+      const r = await api(who, method, `/api/v1/operations/${id}${suffix}`, body);
+      expect(r.status).toBe(404);
+      expect(r.body).toMatchObject({ code: 'operation_not_found' });
+    }
+  });
+});

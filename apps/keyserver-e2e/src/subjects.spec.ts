@@ -1,0 +1,168 @@
+import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { activeSession, apiAs, auditOf, bffUserToken, sql, userOid, type Api } from './admin-helpers';
+
+interface Problem {
+  code: string;
+}
+interface SubjectView {
+  id: string;
+  kind: string;
+  displayName: string;
+  enabled: boolean;
+  roles: string[];
+  natures: string[];
+  keyPermissions: Record<string, string[]>;
+}
+interface RoleView {
+  name: string;
+  natures: string[];
+  keys: { keyid: string; permissions: string[] }[];
+}
+interface MeView {
+  subjectId: string;
+  kind: string;
+  displayName: string;
+  tid: string;
+  oid: string;
+  channel: string;
+  natures: string[];
+  keyPermissions: Record<string, string[]>;
+  permissions: string[];
+}
+
+describe('subjects, roles and /me', () => {
+  let p: RunningPlatform;
+  let ada: Api;
+  let alan: Api;
+  let aude: Api;
+  let nora: Api;
+  let noraToken: string;
+  let ci: Api;
+  let ciToken: string;
+  let session: string;
+  const tid = demoTenant.tenant.id;
+
+  beforeAll(async () => {
+    p = await startPlatform();
+    ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+    aude = apiAs(p, await bffUserToken(p, 'aude.auditor@demo.test'));
+    noraToken = await bffUserToken(p, 'nora.nobody@demo.test');
+    nora = apiAs(p, noraToken);
+    const demoCi = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
+    if (!demoCi?.clientSecret) throw new Error('demo-ci missing');
+    ciToken = await clientCredentialsToken(p.facts, demoCi.clientId, demoCi.clientSecret);
+    ci = apiAs(p, ciToken);
+    session = await activeSession(ada, alan, 'subjects and roles e2e');
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('tells an administrator who they are without echoing a token', async () => {
+    const r = await ada<MeView>('GET', '/api/v1/me');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ kind: 'USER', displayName: 'Ada Admin', tid, oid: userOid('ada.admin@demo.test'), channel: 'bff', natures: ['ADMINISTRATOR'] });
+    expect(r.body.permissions).toEqual(expect.arrayContaining(['admin-sessions:manage', 'subjects:admin', 'keys:admin', 'audit:read', 'self:read']));
+    expect(r.text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+  });
+
+  it('shows an app principal its key grants but no human-only permission', async () => {
+    const r = await ci<MeView>('GET', '/api/v1/me');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ kind: 'CLIENT', channel: 'app', displayName: 'demo-ci' });
+    expect(r.body.keyPermissions['demo-fw-dev']).toEqual(['ISSUE', 'ORDER', 'SIGN']);
+    expect(r.body.permissions).not.toContain('admin-sessions:manage');
+    expect(r.text).not.toContain(ciToken);
+  });
+
+  it('registers an unknown principal with a new role; a disabled subject is refused on its next request', async () => {
+    // Nora has a valid Entra token but no subject: refused and listed for the administrators.
+    const unknown = await nora<Problem>('GET', '/api/v1/me');
+    expect([unknown.status, unknown.body.code]).toEqual([403, 'unknown_subject']);
+    const listed = await aude<{ items: { oid: string; kind: string; displayName: string }[] }>('GET', '/api/v1/unknown-principals');
+    expect(listed.status).toBe(200);
+    const entry = listed.body.items.find((u) => u.oid === userOid('nora.nobody@demo.test'));
+    expect(entry).toMatchObject({ kind: 'USER', displayName: 'Nora Nobody' });
+
+    const role = await ada<RoleView>('POST', '/api/v1/roles', {
+      session,
+      body: { name: 'e2e-dev-orderers', description: 'order on the dev FW key', natures: ['ORDERER'], keys: [{ keyid: 'demo-fw-dev', permissions: ['ORDER'] }] },
+    });
+    expect(role.status).toBe(201);
+    expect(role.body).toMatchObject({ name: 'e2e-dev-orderers', natures: ['ORDERER'], keys: [{ keyid: 'demo-fw-dev', permissions: ['ORDER'] }] });
+
+    const created = await ada<SubjectView>('POST', '/api/v1/subjects', {
+      session,
+      body: { kind: 'USER', tid, oid: userOid('nora.nobody@demo.test'), displayName: 'Nora Nobody', username: 'nora.nobody@demo.test', roles: ['e2e-dev-orderers'] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ enabled: true, roles: ['e2e-dev-orderers'], natures: ['ORDERER'], keyPermissions: { 'demo-fw-dev': ['ORDER'] } });
+
+    // The same token now works, with the new rights.
+    const me = await nora<MeView>('GET', '/api/v1/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ subjectId: created.body.id, natures: ['ORDERER'], keyPermissions: { 'demo-fw-dev': ['ORDER'] } });
+    const gone = await ada<{ items: { oid: string }[] }>('GET', '/api/v1/unknown-principals');
+    expect(gone.body.items.map((u) => u.oid)).not.toContain(userOid('nora.nobody@demo.test'));
+
+    const changed = await alan<RoleView>('PATCH', '/api/v1/roles/e2e-dev-orderers', { session, body: { keys: [{ keyid: 'demo-ca-dev', permissions: ['ORDER', 'ISSUE'] }] } });
+    expect(changed.status).toBe(200);
+    expect(changed.body.keys).toEqual([{ keyid: 'demo-ca-dev', permissions: ['ISSUE', 'ORDER'] }]);
+    expect((await nora<MeView>('GET', '/api/v1/me')).body.keyPermissions).toEqual({ 'demo-ca-dev': ['ISSUE', 'ORDER'] });
+
+    const disabled = await ada<SubjectView>('PATCH', `/api/v1/subjects/${created.body.id}`, { session, body: { enabled: false } });
+    expect([disabled.status, disabled.body.enabled]).toEqual([200, false]);
+    for (const path of ['/api/v1/me', '/api/keys']) {
+      const refused = await nora<Problem>('GET', path);
+      expect([path, refused.status, refused.body.code]).toEqual([path, 403, 'subject_disabled']);
+    }
+
+    const entries = await auditOf(aude, `adminSessionId=${session}&outcome=SUCCESS`);
+    expect(entries.map((e) => e.action)).toEqual(expect.arrayContaining(['role.create', 'subject.create', 'role.update', 'subject.disable']));
+    expect(entries.find((e) => e.action === 'subject.disable')?.details).toMatchObject({ subjectId: created.body.id, changes: { enabled: false } });
+  });
+
+  it('lists subjects and roles for auditors but refuses their changes', async () => {
+    const subjects = await aude<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
+    expect(subjects.status).toBe(200);
+    expect(subjects.body.items.find((s) => s.displayName === 'Ada Admin')).toMatchObject({ kind: 'USER', roles: ['demo-administrators'], natures: ['ADMINISTRATOR'] });
+    const roles = await aude<{ items: RoleView[] }>('GET', '/api/v1/roles');
+    expect(roles.body.items.find((r) => r.name === 'demo-ci')?.keys).toEqual(
+      expect.arrayContaining([{ keyid: 'demo-fw-prod', permissions: ['SIGN'] }]),
+    );
+    const change = await aude<Problem>('POST', '/api/v1/roles', { session, body: { name: 'aude-role', natures: ['AUDITOR'] } });
+    expect([change.status, change.body.code]).toEqual([403, 'permission_denied']);
+  });
+
+  describe('bad input', () => {
+    const norole = demoTenant.ciClients.find((c) => c.name === 'demo-norole');
+    const user = (over: Record<string, unknown> = {}) => ({ kind: 'USER', tid, oid: '0b2f7a9e-1111-4222-8333-444455556666', displayName: 'Someone New', roles: [], ...over });
+    it.each([
+      ['fail extra field on a subject', 'POST', '/api/v1/subjects', user({ superuser: true }), 400, 'validation_failed', 'subject.create'],
+      ['fail oid that is not a GUID', 'POST', '/api/v1/subjects', user({ oid: 'nora' }), 400, 'validation_failed', 'subject.create'],
+      ['fail oversize display name', 'POST', '/api/v1/subjects', user({ displayName: 'n'.repeat(201) }), 400, 'validation_failed', 'subject.create'],
+      ['fail unknown role', 'POST', '/api/v1/subjects', user({ roles: ['no-such-role'] }), 404, 'role_not_found', 'subject.create'],
+      ['fail existing subject', 'POST', '/api/v1/subjects', user({ oid: userOid('ada.admin@demo.test') }), 409, 'subject_exists', 'subject.create'],
+      ['fail client with an administrator role', 'POST', '/api/v1/subjects', { kind: 'CLIENT', tid, oid: norole?.servicePrincipalOid, displayName: 'no role', roles: ['demo-administrators'] }, 400, 'human_only_nature', 'subject.create'],
+      ['fail malformed subject id', 'PATCH', '/api/v1/subjects/not-a-uuid', { displayName: 'x' }, 400, 'invalid_id', 'subject.update'],
+      ['fail unknown subject id', 'PATCH', '/api/v1/subjects/0b2f7a9e-1111-4222-8333-444455556666', { displayName: 'x' }, 404, 'subject_not_found', 'subject.update'],
+      ['fail empty change', 'PATCH', '/api/v1/subjects/0b2f7a9e-1111-4222-8333-444455556666', {}, 400, 'validation_failed', 'subject.update'],
+      ['fail existing role', 'POST', '/api/v1/roles', { name: 'demo-ci', natures: [] }, 409, 'role_exists', 'role.create'],
+      ['fail bad role name', 'POST', '/api/v1/roles', { name: '../admin', natures: [] }, 400, 'validation_failed', 'role.create'],
+      ['fail unknown nature', 'POST', '/api/v1/roles', { name: 'e2e-root', natures: ['ROOT'] }, 400, 'validation_failed', 'role.create'],
+      ['fail unknown key in a role', 'POST', '/api/v1/roles', { name: 'e2e-nokey', natures: [], keys: [{ keyid: 'nope', permissions: ['SIGN'] }] }, 404, 'key_not_found', 'role.create'],
+      ['fail unknown permission in a role', 'POST', '/api/v1/roles', { name: 'e2e-badperm', natures: [], keys: [{ keyid: 'demo-fw-dev', permissions: ['OWN'] }] }, 400, 'validation_failed', 'role.create'],
+      ['fail unknown role change', 'PATCH', '/api/v1/roles/no-such-role', { natures: [] }, 404, 'role_not_found', 'role.update'],
+    ] as const)('%s', async (_name, method, path, body, status, code, action) => {
+      const counts = async () => (await sql<{ s: string; r: string }>(p, 'SELECT (SELECT count(*) FROM "subject")::text AS s, (SELECT count(*) FROM "role")::text AS r'))[0];
+      const before = await counts();
+      const r = await ada<Problem>(method, path, { body, session });
+      expect([r.status, r.body.code]).toEqual([status, code]);
+      expect(await counts()).toEqual(before);
+      const [last] = await auditOf(ada, `action=${action}&outcome=DENIED&limit=1`);
+      expect(last).toMatchObject({ errorCode: code, adminSessionId: session });
+    });
+  });
+});
