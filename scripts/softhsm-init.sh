@@ -24,6 +24,7 @@ mkdir -p "$TOKENS"
 chmod 700 "$HSM_DIR" "$TOKENS"
 
 if [ ! -f "$CONF" ]; then
+  # Written once; a second run leaves it untouched.
   cat >"$CONF" <<CONF
 directories.tokendir = $TOKENS
 objectstore.backend = file
@@ -33,22 +34,27 @@ CONF
 fi
 export SOFTHSM2_CONF="$CONF"
 
-# A PIN from the environment wins; otherwise one is generated once and kept in a 0600 file.
+# PINs: taken from the environment the first time, otherwise generated once; kept in 0600 files.
+# The files are never rewritten: the token's PINs do not change by re-running this script.
 secret_file() {
-  local file="$1" from_env="$2"
-  if [ -n "$from_env" ]; then
-    if [ ! -f "$file" ] || [ "$(cat "$file")" != "$from_env" ]; then
+  local file="$1" from_env="$2" name="$3"
+  if [ ! -f "$file" ]; then
+    if [ -n "$from_env" ]; then
       printf '%s' "$from_env" >"$file"
+    else
+      printf '%s' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$file"
     fi
-  elif [ ! -f "$file" ]; then
-    printf '%s' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$file"
+  elif [ -n "$from_env" ] && [ "$(cat "$file")" != "$from_env" ]; then
+    echo "warning: \$$name differs from $file; the token keeps the PIN in the file" >&2
   fi
   chmod 600 "$file"
 }
-secret_file "$HSM_DIR/pin" "${PKCS11_PIN:-}"
-secret_file "$HSM_DIR/so-pin" "${PKCS11_SO_PIN:-}"
+secret_file "$HSM_DIR/pin" "${PKCS11_PIN:-}" PKCS11_PIN
+secret_file "$HSM_DIR/so-pin" "${PKCS11_SO_PIN:-}" PKCS11_SO_PIN
 
-if softhsm2-util --show-slots 2>/dev/null | grep -Eq "^[[:space:]]*Label:[[:space:]]+$LABEL[[:space:]]*$"; then
+# Look for the label in the token files rather than asking SoftHSM, which would touch its state files.
+padded_label="$(printf '%-32s' "$LABEL")"
+if grep -qaF -- "$padded_label" "$TOKENS"/*/token.object 2>/dev/null; then
   echo "# token '$LABEL' already initialised in $TOKENS" >&2
 else
   softhsm2-util --init-token --free --label "$LABEL" \

@@ -56,15 +56,15 @@ describe('keyclient token refresh', () => {
     const { browser, cookie } = await signedIn();
     const before = await storedTokens(cookie);
     expect(before.accessTokenExpiresAt - h.now()).toBeLessThanOrEqual(TTL_S * 1000);
-    expect((await h.spa(browser, 'GET', '/api/v1/keys')).status).toBe(200);
+    expect((await h.spa(browser, 'GET', '/api/keys')).status).toBe(200);
     expect(lastBearer()).toBe(before.accessToken);
     advanceIntoRefreshWindow();
-    const res = await h.spa(browser, 'GET', '/api/v1/keys');
+    const res = await h.spa(browser, 'GET', '/api/keys');
     expect(res.status).toBe(200);
     const used = lastBearer();
     expect(used).not.toBe(before.accessToken);
     // The new token is fresh again: the next call does not refresh.
-    await h.spa(browser, 'GET', '/api/v1/keys');
+    await h.spa(browser, 'GET', '/api/keys');
     expect(lastBearer()).toBe(used);
     const after = await storedTokens(cookie);
     expect(after.accessToken).toBe(used);
@@ -101,10 +101,10 @@ describe('keyclient token refresh', () => {
       advanceIntoRefreshWindow();
       const start = h.upstream.received.length;
       const both = await Promise.all([
-        h.spa(browser, 'GET', '/api/v1/keys'),
-        browser.request(`${other}/api/v1/keys`, { initiator: other }),
-        h.spa(browser, 'GET', '/api/v1/keys'),
-        browser.request(`${other}/api/v1/keys`, { initiator: other }),
+        h.spa(browser, 'GET', '/api/keys'),
+        browser.request(`${other}/api/keys`, { initiator: other }),
+        h.spa(browser, 'GET', '/api/keys'),
+        browser.request(`${other}/api/keys`, { initiator: other }),
       ]);
       expect(both.map((r) => r.status)).toEqual([200, 200, 200, 200]);
       expect(h.upstream.received.length).toBe(start + 4);
@@ -113,9 +113,9 @@ describe('keyclient token refresh', () => {
       const after = await storedTokens(cookie);
       expect(after.accessToken).not.toBe(before.accessToken);
       // Every request after the race carries the one stored token, whichever replica serves it.
-      await h.spa(browser, 'GET', '/api/v1/keys');
+      await h.spa(browser, 'GET', '/api/keys');
       expect(lastBearer()).toBe(after.accessToken);
-      await browser.request(`${other}/api/v1/keys`, { initiator: other });
+      await browser.request(`${other}/api/keys`, { initiator: other });
       expect(lastBearer()).toBe(after.accessToken);
     } finally {
       await replica?.close();
@@ -130,7 +130,7 @@ describe('keyclient token refresh', () => {
     await h.db.prisma.bffSession.update({ where: { id }, data: { tokenCiphertext: new Uint8Array(broken) } });
     advanceIntoRefreshWindow();
     const start = h.upstream.received.length;
-    const res = await h.spa(browser, 'GET', '/api/v1/keys');
+    const res = await h.spa(browser, 'GET', '/api/keys');
     expect(res.status).toBe(401);
     expect(problemCode(res)).toBe('session_refresh_failed');
     expect(h.upstream.received.length).toBe(start);

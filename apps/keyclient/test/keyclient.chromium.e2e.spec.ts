@@ -34,7 +34,7 @@ describe('keyclient in Chromium', () => {
       // Redirect and aborted responses have no body; do not wait for one forever.
       const body = Promise.race([
         r.body().catch(() => Buffer.alloc(0)),
-        new Promise<Buffer>((ok) => setTimeout(() => ok(Buffer.alloc(0)), 2000).unref()),
+        new Promise<Buffer>((ok) => setTimeout(() => ok(Buffer.alloc(0)), 500).unref()),
       ]);
       captured.push(
         Promise.all([r.allHeaders().catch(() => r.headers()), body]).then(([headers, body]) => {

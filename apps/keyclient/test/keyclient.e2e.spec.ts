@@ -101,12 +101,22 @@ describe('keyclient sign-in', () => {
     expect(body).toMatchObject({ displayName: ann.name, username: ann.username, oid: ann.oid, tid: DEMO_TENANT.tenant.id, source: 'id_token' });
     expect(Object.keys(body).some((k) => /token/i.test(k))).toBe(false);
 
-    h.upstream.me = { oid: ann.oid, roles: ['approver'], natures: ['approver'], accessToken: 'must-not-pass' };
+    h.upstream.me = {
+      subjectId: 'subj-ann',
+      oid: ann.oid,
+      natures: ['approver'],
+      permissions: ['operations:approve'],
+      keyPermissions: { 'fw-key-1': ['APPROVE'] },
+      accessToken: 'must-not-pass',
+      debug: { idToken: 'must-not-pass-either', echo: 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig' },
+    };
     try {
       const viaApi = JSON.parse((await h.spa(browser, 'GET', '/me')).body) as Record<string, unknown>;
       expect(viaApi['source']).toBe('api');
       expect(viaApi['roles']).toEqual(['approver']);
+      expect(viaApi['api']).toMatchObject({ subjectId: 'subj-ann', permissions: ['operations:approve'], keyPermissions: { 'fw-key-1': ['APPROVE'] } });
       expect(JSON.stringify(viaApi)).not.toContain('must-not-pass');
+      expect(JSON.stringify(viaApi)).not.toContain('eyJhbGciOiJSUzI1NiJ9');
     } finally {
       h.upstream.me = null;
     }
@@ -115,7 +125,7 @@ describe('keyclient sign-in', () => {
   it('refuses /me and the proxy without a session (401 problem+json)', async () => {
     const browser = h.browser();
     expect(problemCode(await h.spa(browser, 'GET', '/me'))).toBe('unauthenticated');
-    const api = await h.spa(browser, 'GET', '/api/v1/keys');
+    const api = await h.spa(browser, 'GET', '/api/keys');
     expect(api.status).toBe(401);
     expect(problemCode(api)).toBe('unauthenticated');
   });
@@ -291,7 +301,7 @@ describe('keyclient sessions', () => {
       where: { id: sessionIdFromCookie(cookie) },
       data: { absoluteExpiresAt: new Date(Date.now() - 1000) },
     });
-    expect((await h.spa(browser, 'GET', '/api/v1/keys')).status).toBe(401);
+    expect((await h.spa(browser, 'GET', '/api/keys')).status).toBe(401);
   });
 
   it('logs out: destroys the session and redirects through the provider end_session endpoint', async () => {
@@ -437,7 +447,7 @@ describe('keyclient API proxy', () => {
   it.each([
     ['fail sign order (legacy)', 'POST', '/api/signorders'],
     ['fail sign order v1', 'POST', '/api/v1/signorders'],
-    ['fail firmware signing', 'POST', '/api/v1/firmware/sign'],
+    ['fail firmware signing', 'POST', '/api/v1/firmware/signatures'],
     ['fail certificate issuance', 'POST', '/api/v1/certificates'],
     ['fail not allow-listed method', 'DELETE', '/api/v1/keys/fw-key-1'],
     ['fail unknown route', 'GET', '/api/v1/hsm/slots'],
@@ -473,7 +483,7 @@ describe('keyclient API proxy', () => {
     await app.app.listen(0, '127.0.0.1');
     try {
       const port = (app.app.getHttpServer().address() as { port: number }).port;
-      const res = await browser.request(`http://localhost:${port}/api/v1/keys`);
+      const res = await browser.request(`http://localhost:${port}/api/keys`);
       expect(res.status).toBe(502);
       expect(problemCode(res)).toBe('upstream_unavailable');
     } finally {

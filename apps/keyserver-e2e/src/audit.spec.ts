@@ -105,7 +105,8 @@ describe('audit log', () => {
 
     // Tamper with one row as the superuser, past the append-only trigger.
     const victim = JSON.parse(lines[3]) as AuditRow;
-    await sql(p, `BEGIN; SET LOCAL session_replication_role = replica; UPDATE "audit_event" SET "outcome" = 'SUCCESS', "errorCode" = NULL WHERE "seq" = ${BigInt(victim.seq)}; COMMIT;`);
+    await sql(p, `BEGIN; SET LOCAL session_replication_role = replica; UPDATE "audit_event" SET "action" = 'audit.forged' WHERE "seq" = ${BigInt(victim.seq)}; COMMIT;`);
+    expect(await sql(p, 'SELECT "action" FROM "audit_event" WHERE "seq" = $1', [victim.seq])).toEqual([{ action: 'audit.forged' }]);
 
     const bad = await aude<Verification>('GET', '/api/v1/audit/verify');
     expect(bad.body).toMatchObject({ ok: false, firstBadSeq: victim.seq, checked: 3 });

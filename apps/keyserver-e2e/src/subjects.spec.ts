@@ -124,6 +124,20 @@ describe('subjects, roles and /me', () => {
     expect(entries.find((e) => e.action === 'subject.disable')?.details).toMatchObject({ subjectId: created.body.id, changes: { enabled: false } });
   });
 
+  it('refuses a third administrator who took no part in the session with admin_session_not_participant', async () => {
+    const subjects = await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
+    const otto = subjects.body.items.find((s) => s.displayName === 'Otto Orderer');
+    if (!otto) throw new Error('Otto missing');
+    const promoted = await ada<SubjectView>('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { roles: [...otto.roles, 'demo-administrators'] } });
+    expect(promoted.body.natures).toContain('ADMINISTRATOR');
+    const ottoApi = apiAs(p, await bffUserToken(p, 'otto.orderer@demo.test'));
+    const r = await ottoApi<Problem>('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { displayName: 'Otto the Admin' } });
+    expect([r.status, r.body.code]).toEqual([403, 'admin_session_not_participant']);
+    // Authorizing an ACTIVE session does not make him a participant either.
+    const late = await ottoApi<Problem>('POST', `/api/v1/admin-sessions/${session}/authorizations`);
+    expect([late.status, late.body.code]).toEqual([409, 'admin_session_not_active']);
+  });
+
   it('lists subjects and roles for auditors but refuses their changes', async () => {
     const subjects = await aude<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
     expect(subjects.status).toBe(200);

@@ -13,3 +13,4 @@ export * from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
 export * from './lib/repositories/certificate-issuance.repository';
+export * from './lib/bff-session.repository';

@@ -55,6 +55,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const e = err as { code?: string; message?: string };
-  console.error(`entra-emulator failed to start: ${e.code ?? ''} ${e.message ?? String(err)}`.trim());
+  console.error(`entra-emulator failed to start: ${e.message ?? String(err)}`);
   process.exit(1);
 });

@@ -1,11 +1,10 @@
 import { Route } from '@angular/router';
 import { permissionGuard, signedInGuard } from './core/guards';
 import { Perm } from './core/permissions';
-import { LandingComponent } from './features/landing/landing.component';
 
 /** Every screen is lazy: the first load only carries the shell and the landing page. */
 export const appRoutes: Route[] = [
-  { path: '', pathMatch: 'full', component: LandingComponent, title: 'Sign in · Keyserver' },
+  { path: '', pathMatch: 'full', loadComponent: () => import('./features/landing/landing.component').then((m) => m.LandingComponent), title: 'Sign in · Keyserver' },
   {
     path: 'approvals',
     canActivate: [permissionGuard(Perm.OperationsApprove)],

@@ -1,20 +1,57 @@
+import { provideHttpClient } from '@angular/common/http';
+import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
+import { provideRouter } from '@angular/router';
 import { App } from './app';
-import { NxWelcome } from './nx-welcome';
+import { BrowserNavigation } from './core/browser-navigation';
+import { ME, keyclientMe } from './core/test-helpers';
 
-describe('App', () => {
-  beforeEach(async () => {
-    await TestBed.configureTestingModule({
-      imports: [App, NxWelcome],
-    }).compileComponents();
+describe(App.name, () => {
+  let ctrl: HttpTestingController;
+
+  beforeEach(() => {
+    TestBed.configureTestingModule({
+      providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([]), { provide: BrowserNavigation, useValue: { assign: jest.fn(), currentPath: () => '/' } }],
+    });
+    ctrl = TestBed.inject(HttpTestingController);
   });
 
-  it('should render title', async () => {
-    const fixture = TestBed.createComponent(App);
-    await fixture.whenStable();
-    const compiled = fixture.nativeElement as HTMLElement;
-    expect(compiled.querySelector('h1')?.textContent).toContain(
-      'Welcome admin-spa'
-    );
+  afterEach(() => ctrl.verify());
+
+  async function render(permissions: string[]) {
+    const f = TestBed.createComponent(App);
+    ctrl.expectOne('/me').flush(keyclientMe({ ...ME, permissions }));
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    return f.nativeElement as HTMLElement;
+  }
+  const navLabels = (el: HTMLElement) => [...el.querySelectorAll('nav[aria-label="Main"] a')].map((a) => a.textContent?.trim());
+
+  it('shows an approver only what approvers may use', async () => {
+    const el = await render(['self:read', 'keys:read', 'operations:read', 'operations:approve']);
+    expect(navLabels(el)).toEqual(['My approvals', 'Operations', 'Keys', 'Device certificates']);
+    expect(el.textContent).toContain('Ada Approver');
+  });
+
+  it('shows an auditor only the audit log', async () => {
+    const el = await render(['self:read', 'audit:read']);
+    expect(navLabels(el)).toEqual(['Audit log']);
+  });
+
+  it('shows an administrator the sessions, subjects and audit screens and loads the sessions for the banner', async () => {
+    const f = TestBed.createComponent(App);
+    ctrl.expectOne('/me').flush(keyclientMe({ ...ME, permissions: ['keys:read', 'operations:read', 'subjects:read', 'subjects:admin', 'roles:read', 'roles:admin', 'audit:read', 'admin-sessions:manage'] }));
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: [] });
+    expect(navLabels(f.nativeElement)).toEqual(['Operations', 'Keys', 'Device certificates', 'Admin sessions', 'Subjects and roles', 'Audit log']);
+  });
+
+  it('shows no navigation to a signed-out visitor', async () => {
+    const f = TestBed.createComponent(App);
+    ctrl.expectOne('/me').flush({ code: 'unauthenticated' }, { status: 401, statusText: 'Unauthorized' });
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    expect((f.nativeElement as HTMLElement).querySelector('nav')).toBeNull();
   });
 });

@@ -1,8 +1,6 @@
 import { ChangeDetectionStrategy, Component, computed, effect, inject } from '@angular/core';
 import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
 import { MatButtonModule } from '@angular/material/button';
-import { MatListModule } from '@angular/material/list';
-import { MatSidenavModule } from '@angular/material/sidenav';
 import { MatToolbarModule } from '@angular/material/toolbar';
 import { AdminSessionsService } from './core/admin-sessions.service';
 import { AuthService } from './core/auth.service';
@@ -12,10 +10,10 @@ import { SessionBannerComponent } from './shared/session-banner.component';
 /** The shell: skip link, toolbar (user, sign out), permission-filtered navigation, session banner. */
 @Component({
   selector: 'app-root',
-  imports: [RouterOutlet, RouterLink, RouterLinkActive, MatToolbarModule, MatButtonModule, MatSidenavModule, MatListModule, SessionBannerComponent],
+  imports: [RouterOutlet, RouterLink, RouterLinkActive, MatToolbarModule, MatButtonModule, SessionBannerComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
-    <a class="skip-link" href="#main">Skip to content</a>
+    <button type="button" class="skip-link" (click)="skipToMain()">Skip to content</button>
     <mat-toolbar class="app-toolbar" role="banner">
       <a class="brand" routerLink="/">Keyserver administration</a>
       <span class="spacer"></span>
@@ -26,20 +24,18 @@ import { SessionBannerComponent } from './shared/session-banner.component';
     </mat-toolbar>
     <app-session-banner />
     @if (auth.me()) {
-      <mat-sidenav-container class="layout">
-        <mat-sidenav mode="side" opened class="nav" [disableClose]="true">
-          <nav aria-label="Main">
-            <mat-nav-list>
-              @for (item of nav(); track item.path) {
-                <a mat-list-item [routerLink]="item.path" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}</a>
-              }
-            </mat-nav-list>
-          </nav>
-        </mat-sidenav>
-        <mat-sidenav-content>
-          <main id="main" class="content" tabindex="-1"><router-outlet /></main>
-        </mat-sidenav-content>
-      </mat-sidenav-container>
+      <div class="layout">
+        <nav class="nav" aria-label="Main">
+          <ul>
+            @for (item of nav(); track item.path) {
+              <li>
+                <a [routerLink]="item.path" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}</a>
+              </li>
+            }
+          </ul>
+        </nav>
+        <main id="main" class="content" tabindex="-1"><router-outlet /></main>
+      </div>
     } @else {
       <main id="main" class="content" tabindex="-1"><router-outlet /></main>
     }
@@ -59,6 +55,11 @@ export class App {
     effect(() => {
       if (this.auth.me()) void this.adminSessions.refresh();
     });
+  }
+
+  /** A button, not `href="#main"`: with `<base href="/">` a fragment link would leave the page. */
+  protected skipToMain(): void {
+    document.getElementById('main')?.focus();
   }
 
   protected signOut(): void {

@@ -111,7 +111,9 @@ export class AuthController {
       const upstream = await proxy.fetchJson('/api/v1/me', accessToken, req.requestId ?? '');
       if (upstream.status === 200 && (upstream.headers['content-type'] ?? '').includes('json')) {
         const body = JSON.parse(upstream.body.toString('utf8')) as Record<string, unknown>;
-        if (Array.isArray(body['roles'])) roles = body['roles'].filter((r): r is string => typeof r === 'string');
+        // The API speaks of natures (MeView); an API that returns roles is honoured too.
+        const fromApi = Array.isArray(body['roles']) ? body['roles'] : body['natures'];
+        if (Array.isArray(fromApi)) roles = fromApi.filter((r): r is string => typeof r === 'string');
         api = pickSafe(body);
         source = 'api';
       }
@@ -135,14 +137,22 @@ function idTokenRoles(idToken: string): string[] {
   }
 }
 
-/** Keeps scalar and string-array fields of the API's /me answer, dropping anything token-like. */
+/** The API's /me answer minus anything token-like (keys naming tokens or secrets, JWT-shaped strings). */
 function pickSafe(body: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    if (/token|secret|authorization/i.test(k)) continue;
-    if (typeof v === 'string' && /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./.test(v)) continue;
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v;
+  return scrub(body, 0) as Record<string, unknown>;
+}
+
+function scrub(value: unknown, depth: number): unknown {
+  if (depth > 6) return null;
+  if (typeof value === 'string') return /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./.test(value) ? null : value;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  if (typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (!/token|secret|authorization|password/i.test(k)) out[k] = scrub(v, depth + 1);
+    }
+    return out;
   }
-  return out;
+  return null;
 }

@@ -1,14 +1,12 @@
 /** First path segments of the admin SPA's client routes that a login may return to. */
 export const RETURN_PATH_PREFIXES: readonly string[] = [
-  '/keys',
-  '/operations',
   '/approvals',
-  '/subjects',
-  '/roles',
-  '/audit',
+  '/operations',
+  '/keys',
   '/certificates',
   '/admin-sessions',
-  '/profile',
+  '/subjects',
+  '/audit',
 ];
 
 const SAFE_CHARS = /^\/[A-Za-z0-9\-._~/?=&%+]*$/;

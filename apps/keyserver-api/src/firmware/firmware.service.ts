@@ -12,7 +12,11 @@ import { issuerChain, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
-export type StreamedRequest = Readable & { headers: Record<string, string | string[] | undefined> };
+export type StreamedRequest = Readable & {
+  headers: Record<string, string | string[] | undefined>;
+  /** Express links the response; used to close a connection whose body was not read to the end. */
+  res?: { headersSent: boolean; setHeader(name: string, value: string): unknown };
+};
 
 /**
  * POST /api/v1/firmware/signatures as stages: content type -> authorize (SIGN on an FW key) -> check the key ->
@@ -65,8 +69,11 @@ export class FirmwareService {
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
     } catch (err) {
-      // Drain what is left of a refused body (without keeping it) so the client reads the answer.
-      if (!req.readableEnded) req.resume();
+      if (!req.readableEnded) {
+        // The rest of a refused body is discarded, and the connection is not reused for another request.
+        if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
+        req.resume();
+      }
       await this.audit.append({
         ...base,
         outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HashAlgorithm, KeyAlgorithm } from './contract';
 
 // Certificate name attributes: no control characters (the DN is built from them).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
 /** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT. */

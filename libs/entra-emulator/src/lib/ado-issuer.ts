@@ -1,4 +1,5 @@
-import { createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPair, randomUUID, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { calculateJwkThumbprint, decodeJwt, jwtVerify, SignJWT, errors as joseErrors, type JWK } from 'jose';
 import { EntraEmulatorError, EntraEmulatorErrorCode } from './emulator-error';
 import type { ResolvedTenant, TenantCiClient } from './tenant';
@@ -28,11 +29,19 @@ export type AssertionCheck =
   | { ok: true; credentialSubject: string }
   | { ok: false; aadsts: string; description: string };
 
-function rsaKey(): { privateKey: KeyObject; publicJwk: JWK } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+interface RsaKey {
+  privateKey: KeyObject;
+  publicJwk: JWK;
+}
+
+async function rsaKey(): Promise<RsaKey> {
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' }) as JWK;
   return { privateKey, publicJwk: { kty: 'RSA', n: jwk.n, e: jwk.e } };
 }
+
+// The never-published key only exists to forge signatures in tests; one per process is enough.
+let unpublishedKey: Promise<RsaKey> | undefined;
 
 /**
  * An Azure DevOps-style OIDC issuer (the legacy `sc://org/project/connection` subject format):
@@ -41,8 +50,8 @@ function rsaKey(): { privateKey: KeyObject; publicJwk: JWK } {
  */
 export class AdoIssuer {
   readonly issuer: string;
-  private readonly key = rsaKey();
-  private readonly foreignKey = rsaKey();
+  private key!: RsaKey;
+  private foreignKey!: RsaKey;
   private kid = '';
 
   constructor(
@@ -54,6 +63,8 @@ export class AdoIssuer {
   }
 
   async init(): Promise<void> {
+    unpublishedKey ??= rsaKey();
+    [this.key, this.foreignKey] = await Promise.all([rsaKey(), unpublishedKey]);
     this.kid = await calculateJwkThumbprint(this.key.publicJwk, 'sha256');
   }
 

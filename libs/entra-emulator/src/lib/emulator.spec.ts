@@ -16,6 +16,8 @@ import {
 } from './test-clients';
 
 const TENANT_FILE = resolve(__dirname, '../../../../config/demo-tenant.json');
+// RSA key generation and real HTTP are slow when the shared 2-core machine is busy.
+jest.setTimeout(60_000);
 /** Frozen clock: every JWT the emulator issues carries these times. */
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
 const NOW_S = NOW / 1000;

@@ -4,6 +4,8 @@ import { startEmulator, type RunningEmulator } from './emulator';
 import { signInAt } from './test-clients';
 
 const TENANT_FILE = resolve(__dirname, '../../../../config/demo-tenant.json');
+// RSA key generation and real HTTP are slow when the shared 2-core machine is busy.
+jest.setTimeout(60_000);
 
 // The keyclient BFF and the CLI use openid-client; this proves the emulator satisfies a strict
 // third-party OIDC client (discovery, PKCE, state, nonce, iss response parameter, ID token checks).

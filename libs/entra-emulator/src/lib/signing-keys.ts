@@ -32,6 +32,8 @@ export interface RotateOptions {
   dropPrevious?: boolean;
 }
 
+let placeholders: Promise<KeyMaterial[]> | undefined;
+
 /** Slots registered in oidc-provider's keystore; their key material is swapped on rotation. */
 const SLOT_COUNT = 3;
 
@@ -57,7 +59,10 @@ export class SigningKeyRing {
   }
 
   static async create(mod: OidcProviderModule): Promise<SigningKeyRing> {
-    const materials = await Promise.all(Array.from({ length: SLOT_COUNT }, () => newKeyMaterial()));
+    // Spare slots start with never-published placeholder keys shared by the process (key generation
+    // is slow on a loaded machine); rotation always puts freshly generated material into a slot.
+    placeholders ??= Promise.all(Array.from({ length: SLOT_COUNT - 1 }, () => newKeyMaterial()));
+    const materials = [await newKeyMaterial(), ...(await placeholders)];
     const holder: { ring?: SigningKeyRing } = {};
     class RingSlot extends mod.ExternalSigningKey {
       constructor(public material: KeyMaterial) {

@@ -69,6 +69,12 @@ describe('der helpers', () => {
     expect(parseStrictDer(new Uint8Array([0x30, 0x80, 0x02, 0x01, 0x05, 0, 0]))).toBeNull();
     expect(parseStrictDer(new Uint8Array([0x30, 0x81, 0x03, 0x02, 0x01, 0x05]))).toBeNull();
     expect(parseStrictDer(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05, 0x00]))).toBeNull();
+    // INTEGER 5 with a redundant leading zero, BOOLEAN TRUE as 0x01.
+    expect(parseStrictDer(new Uint8Array([0x30, 0x04, 0x02, 0x02, 0x00, 0x05]))).toBeNull();
+    expect(parseStrictDer(new Uint8Array([0x30, 0x03, 0x01, 0x01, 0x01]))).toBeNull();
+    expect(parseStrictDer(new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]))).not.toBeNull();
+    // Constructed OCTET STRING is BER only.
+    expect(parseStrictDer(new Uint8Array([0x30, 0x05, 0x24, 0x03, 0x04, 0x01, 0x05]))).toBeNull();
   });
 
   it('writes PEM that splits at 64 columns without a blank line and reads it back', () => {

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
 import { DataAccessError } from '../errors';
 import { defaultMigrationsDir, migrateDatabase, readMigrations } from './migrator';
-import { diffDatabaseToSchema, isEmptyMigrationScript } from './schema-engine';
+import { diffDatabaseToSchema, isEmptyMigrationScript, writeNextMigration } from './schema-engine';
 
 const MIGRATIONS = defaultMigrationsDir();
 const SCHEMA = resolve(__dirname, '../../../prisma/schema.prisma');
@@ -132,5 +132,21 @@ describe(migrateDatabase.name, () => {
     await migrateDatabase(db.url);
     await sql(db.url, `INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES (gen_random_uuid(), 'x', '99990101000000_cli_failed')`);
     expect(await codeOf(migrateDatabase(db.url))).toBe('migration_failed');
+  });
+
+  it('db:diff writes the next migration for a schema change, and applying it removes the drift', async () => {
+    const dir = migrationsCopy(ALL.length);
+    dirs.push(dir);
+    const schemaCopy = join(dir, 'schema.prisma');
+    const original = readFileSync(SCHEMA, 'utf8');
+    writeFileSync(schemaCopy, original.replace('  product           String?', '  product           String?\n  vendorNote        String?'));
+    const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+    const file = await writeNextMigration({ adminUrl, schemaPath: schemaCopy, migrationsDir: dir, name: 'vendor_note', now: new Date('2099-01-01T00:00:00Z') });
+    expect(file).toBe(join(dir, '20990101000000_vendor_note', 'migration.sql'));
+    expect(readFileSync(file as string, 'utf8')).toContain('ADD COLUMN     "vendorNote" TEXT');
+    const db = await fresh('diffcmd');
+    expect((await migrateDatabase(db.url, undefined, { migrationsDir: dir })).applied).toContain('20990101000000_vendor_note');
+    expect(isEmptyMigrationScript(await diffDatabaseToSchema(db.url, schemaCopy))).toBe(true);
+    expect(await writeNextMigration({ adminUrl, schemaPath: schemaCopy, migrationsDir: dir, name: 'nothing' })).toBeNull();
   });
 });

@@ -1,10 +1,13 @@
 // Dev/test-only access to Prisma's WASM schema engine (@prisma/schema-engine-wasm, a devDependency),
 // driven through the pg driver adapter so no native engine download is needed. Not exported from
 // src/index.ts: production code never loads it.
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { Client } from 'pg';
 import { bindMigrationAwareSqlAdapterFactory, type SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import { migrateDatabase } from './migrator';
 
 /** Prisma 7.10.0's engine commit; the wasm package must be built from the same one. */
 export const SCHEMA_ENGINE_WASM_VERSION = '7.10.0-4.0edf323efd1d98336f3f0a68684b56f689b900d3';
@@ -164,4 +167,50 @@ export function isEmptyMigrationScript(script: string): boolean {
     .split('\n')
     .map((l) => l.trim())
     .every((l) => l === '' || l.startsWith('--'));
+}
+
+/** UTC timestamp prefix of a migration directory name (yyyymmddHHMMSS), as Prisma names them. */
+export function migrationTimestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+/**
+ * The `db:diff` workflow: creates a scratch database next to `adminUrl`, applies the migrations of
+ * `migrationsDir`, diffs it against `schemaPath` and, when they differ, writes
+ * `<migrationsDir>/<timestamp>_<name>/migration.sql`. Returns the written path or null. The scratch
+ * database is always dropped.
+ */
+export async function writeNextMigration(opts: {
+  adminUrl: string;
+  schemaPath: string;
+  migrationsDir: string;
+  name: string;
+  now?: Date;
+}): Promise<string | null> {
+  if (!/^[a-z0-9_]+$/.test(opts.name)) throw new Error('migration name: lower-case letters, digits and underscores only');
+  const dbName = `ks_da_diff_${randomBytes(5).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const c = new Client({ connectionString: opts.adminUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${dbName}"`);
+  try {
+    const url = new URL(opts.adminUrl);
+    url.pathname = `/${dbName}`;
+    await migrateDatabase(url.toString(), undefined, { migrationsDir: opts.migrationsDir });
+    const script = await diffDatabaseToSchema(url.toString(), opts.schemaPath);
+    if (isEmptyMigrationScript(script)) return null;
+    const dir = join(opts.migrationsDir, `${migrationTimestamp(opts.now)}_${opts.name}`);
+    mkdirSync(dir);
+    const file = join(dir, 'migration.sql');
+    writeFileSync(file, script);
+    return file;
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  }
 }

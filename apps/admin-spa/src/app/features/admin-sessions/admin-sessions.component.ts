@@ -1,6 +1,6 @@
 import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
 import { DatePipe } from '@angular/common';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
 import { MatFormFieldModule } from '@angular/material/form-field';
@@ -24,10 +24,10 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
       <button mat-stroked-button type="button" (click)="sessions.refresh()">Refresh</button>
     </div>
     <p class="muted">Changes to subjects, roles and keys are only accepted inside an ACTIVE session that another administrator authorized.</p>
-    <form class="filters" (ngSubmit)="open()" aria-label="Open an administrative session">
+    <form class="filters" [formGroup]="openForm" (ngSubmit)="open()" aria-label="Open an administrative session">
       <mat-form-field appearance="outline" class="grow">
         <mat-label>What is the session for?</mat-label>
-        <input matInput [formControl]="description" required />
+        <input matInput formControlName="description" required />
         <mat-hint>Shown to the administrator who authorizes it (8 to 500 characters).</mat-hint>
         @if (description.hasError('required')) {
           <mat-error>A description is required.</mat-error>
@@ -88,6 +88,7 @@ export class AdminSessionsComponent {
   private readonly auth = inject(AuthService);
   private readonly snack = inject(MatSnackBar);
   protected readonly description = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.minLength(8), Validators.maxLength(500)] });
+  protected readonly openForm = new FormGroup({ description: this.description });
   protected readonly busy = signal(false);
   protected readonly problem = signal<Problem | null>(null);
   private readonly myId = computed(() => this.auth.me()?.subjectId ?? null);

@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
 import { MatFormFieldModule } from '@angular/material/form-field';
@@ -12,12 +12,12 @@ import { MatInputModule } from '@angular/material/input';
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <h2 mat-dialog-title>Reject operation</h2>
-    <form (ngSubmit)="submit()">
+    <form [formGroup]="form" (ngSubmit)="submit()">
       <mat-dialog-content>
         <p>{{ data.description }}</p>
         <mat-form-field appearance="outline" class="full-width">
           <mat-label>Reason</mat-label>
-          <textarea matInput [formControl]="reason" rows="3" required cdkFocusInitial></textarea>
+          <textarea matInput formControlName="reason" rows="3" required cdkFocusInitial></textarea>
           <mat-hint>Shown to the orderer and kept in the audit log.</mat-hint>
           @if (reason.hasError('required')) {
             <mat-error>A reason is required.</mat-error>
@@ -39,6 +39,7 @@ export class RejectDialogComponent {
   protected readonly data = inject<{ description: string }>(MAT_DIALOG_DATA);
   private readonly ref = inject(MatDialogRef<RejectDialogComponent, string>);
   protected readonly reason = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.minLength(3), Validators.maxLength(1000)] });
+  protected readonly form = new FormGroup({ reason: this.reason });
 
   protected submit(): void {
     const v = this.reason.value.trim();

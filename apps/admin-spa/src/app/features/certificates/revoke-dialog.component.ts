@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
 import { MatFormFieldModule } from '@angular/material/form-field';
@@ -13,12 +13,12 @@ import { REVOCATION_REASONS, type RevocationReasonName } from '../../core/api-ty
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <h2 mat-dialog-title>Revoke certificate</h2>
-    <form (ngSubmit)="submit()">
+    <form [formGroup]="form" (ngSubmit)="submit()">
       <mat-dialog-content>
         <p>Serial <code>{{ data.serial }}</code>, {{ data.subject }}. Revocation cannot be undone.</p>
         <mat-form-field appearance="outline" class="full-width">
           <mat-label>Reason</mat-label>
-          <mat-select [formControl]="reason" required>
+          <mat-select formControlName="reason" required>
             @for (r of reasons; track r) {
               <mat-option [value]="r">{{ r }}</mat-option>
             }
@@ -37,6 +37,7 @@ export class RevokeDialogComponent {
   private readonly ref = inject(MatDialogRef<RevokeDialogComponent, RevocationReasonName>);
   protected readonly reasons = REVOCATION_REASONS;
   protected readonly reason = new FormControl<RevocationReasonName>('unspecified', { nonNullable: true, validators: [Validators.required] });
+  protected readonly form = new FormGroup({ reason: this.reason });
 
   protected submit(): void {
     if (this.reason.valid) this.ref.close(this.reason.value);

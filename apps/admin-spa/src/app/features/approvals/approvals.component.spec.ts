@@ -1,0 +1,126 @@
+import { provideHttpClient, withInterceptors } from '@angular/common/http';
+import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { TestBed, type ComponentFixture } from '@angular/core/testing';
+import { provideRouter } from '@angular/router';
+import { MatDialog } from '@angular/material/dialog';
+import { of } from 'rxjs';
+import { csrfInterceptor } from '../../core/csrf.interceptor';
+import { PROBLEM_MESSAGES } from '../../core/problem-messages';
+import { operation } from '../../core/test-helpers';
+import { ApprovalsComponent } from './approvals.component';
+import { RejectDialogComponent } from './reject-dialog.component';
+
+describe(ApprovalsComponent.name, () => {
+  let ctrl: HttpTestingController;
+  let dialogResult: string | undefined;
+  let opened: unknown[];
+
+  beforeEach(() => {
+    opened = [];
+    dialogResult = undefined;
+    TestBed.configureTestingModule({
+      providers: [
+        provideHttpClient(withInterceptors([csrfInterceptor])),
+        provideHttpClientTesting(),
+        provideRouter([]),
+        // The reject dialog itself is tested in RejectDialogComponent's spec.
+        { provide: MatDialog, useValue: { open: (c: unknown) => (opened.push(c), { afterClosed: () => of(dialogResult) }) } },
+      ],
+    });
+    ctrl = TestBed.inject(HttpTestingController);
+  });
+
+  afterEach(() => ctrl.verify());
+
+  async function render(items = [operation()], nextCursor: string | null = null): Promise<ComponentFixture<ApprovalsComponent>> {
+    const fixture = TestBed.createComponent(ApprovalsComponent);
+    const req = ctrl.expectOne((r) => r.url === '/api/v1/operations' && r.params.get('awaiting') === 'me' && !r.params.has('cursor'));
+    req.flush({ items, nextCursor });
+    await fixture.whenStable();
+    return fixture;
+  }
+
+  const text = (f: ComponentFixture<unknown>) => (f.nativeElement as HTMLElement).textContent ?? '';
+  const button = (f: ComponentFixture<unknown>, label: string, scope: ParentNode = f.nativeElement as HTMLElement) =>
+    [...scope.querySelectorAll('button, a')].find((b) => b.textContent?.trim() === label) as HTMLButtonElement | undefined;
+
+  it('lists what an approver decides on: orderer, description, keys, usages, window and digests', async () => {
+    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0 }] })]);
+    const t = text(f);
+    expect(t).toContain('Sign bootloader 7.1');
+    expect(t).toContain('Otto Orderer');
+    expect(t).toContain('fw-boot');
+    expect(t).toContain('1 / 5');
+    expect(t).toContain('0 / 2');
+    expect(t).toContain('1 declared digest');
+    expect(t).toMatch(/Nov 29, 2026/);
+  });
+
+  it('shows the empty state when nothing waits for me', async () => {
+    const f = await render([]);
+    expect((f.nativeElement as HTMLElement).querySelector('.empty')?.textContent).toContain('No operation is waiting for your approval.');
+  });
+
+  it('loads the next page with the cursor on "Load more"', async () => {
+    const f = await render([operation()], 'next-1');
+    button(f, 'Load more')?.click();
+    ctrl.expectOne((r) => r.url === '/api/v1/operations' && r.params.get('cursor') === 'next-1').flush({ items: [operation({ id: '88888888-8888-4888-8888-888888888888', description: 'Second page op' })], nextCursor: null });
+    await f.whenStable();
+    expect(text(f)).toContain('Second page op');
+    expect(button(f, 'Load more')).toBeUndefined();
+  });
+
+  it('approves with a CSRF-protected POST and removes the operation from the list', async () => {
+    const f = await render();
+    button(f, 'Approve')?.click();
+    const req = ctrl.expectOne({ method: 'POST', url: `/api/v1/operations/${operation().id}/approvals` });
+    expect(req.request.headers.get('X-Keyserver-CSRF')).toBe('1');
+    req.flush(operation({ state: 'APPROVED' }));
+    await f.whenStable();
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    expect(text(f)).not.toContain(operation().description);
+  });
+
+  it('rejects with the reason given in the dialog', async () => {
+    dialogResult = 'The digest is not the release build';
+    const f = await render();
+    button(f, 'Reject')?.click();
+    await f.whenStable();
+    expect(opened).toEqual([RejectDialogComponent]);
+    const req = ctrl.expectOne({ method: 'POST', url: `/api/v1/operations/${operation().id}/rejection` });
+    expect(req.request.body).toEqual({ reason: 'The digest is not the release build' });
+    req.flush(operation({ state: 'REJECTED' }));
+  });
+
+  it('sends nothing when the reject dialog is cancelled', async () => {
+    const f = await render();
+    button(f, 'Reject')?.click();
+    await f.whenStable();
+    ctrl.expectNone((r) => r.method === 'POST');
+  });
+
+  it('shows the refusal in plain words', async () => {
+    const f = await render();
+    button(f, 'Approve')?.click();
+    ctrl
+      .expectOne({ method: 'POST', url: `/api/v1/operations/${operation().id}/approvals` })
+      .flush({ type: 'about:blank', title: 'Forbidden', status: 403, code: 'self_approval_forbidden' }, { status: 403, statusText: 'Forbidden' });
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    const alert = (f.nativeElement as HTMLElement).querySelector('[role="alert"]');
+    expect(alert?.getAttribute('data-code')).toBe('self_approval_forbidden');
+    expect(alert?.textContent).toContain(PROBLEM_MESSAGES['self_approval_forbidden']);
+    expect(text(f)).toContain(operation().description);
+  });
+
+  it('shows a load failure with a retry', async () => {
+    const fixture = TestBed.createComponent(ApprovalsComponent);
+    ctrl.expectOne((r) => r.url === '/api/v1/operations').flush({ type: 'about:blank', title: 'Bad gateway', status: 502, code: 'upstream_unavailable' }, { status: 502, statusText: 'Bad Gateway' });
+    await new Promise((r) => setTimeout(r));
+    await fixture.whenStable();
+    expect(text(fixture)).toContain(PROBLEM_MESSAGES['upstream_unavailable']);
+    button(fixture, 'Try again')?.click();
+    ctrl.expectOne((r) => r.url === '/api/v1/operations').flush({ items: [], nextCursor: null });
+  });
+});

@@ -1,0 +1,66 @@
+import { provideHttpClient } from '@angular/common/http';
+import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { TestBed } from '@angular/core/testing';
+import { provideRouter } from '@angular/router';
+import { AdminSessionsService } from '../../core/admin-sessions.service';
+import type { SubjectView } from '../../core/api-types';
+import { AuthService } from '../../core/auth.service';
+import { ME, adminSession, keyclientMe } from '../../core/test-helpers';
+import { SubjectsComponent } from './subjects.component';
+
+const SUBJECT: SubjectView = {
+  id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  kind: 'USER',
+  tid: ME.tid,
+  oid: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
+  displayName: 'Sam Signer',
+  username: 'sam@contoso.example',
+  enabled: true,
+  roles: ['signers'],
+  natures: ['SIGNER'],
+  keyPermissions: {},
+  createdAt: '2026-11-01T00:00:00Z',
+  updatedAt: '2026-11-01T00:00:00Z',
+};
+
+describe(SubjectsComponent.name, () => {
+  let ctrl: HttpTestingController;
+
+  beforeEach(async () => {
+    TestBed.configureTestingModule({ providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([])] });
+    ctrl = TestBed.inject(HttpTestingController);
+    const loaded = TestBed.inject(AuthService).ensureLoaded();
+    ctrl.expectOne('/me').flush(keyclientMe({ ...ME, permissions: ['subjects:read', 'subjects:admin', 'roles:read', 'roles:admin', 'admin-sessions:manage'] }));
+    await loaded;
+  });
+
+  afterEach(() => ctrl.verify());
+
+  async function render(sessions: unknown[]) {
+    const refreshed = TestBed.inject(AdminSessionsService).refresh();
+    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: sessions });
+    await refreshed;
+    const f = TestBed.createComponent(SubjectsComponent);
+    ctrl.expectOne('/api/v1/subjects').flush({ items: [SUBJECT] });
+    ctrl.expectOne('/api/v1/roles').flush({ items: [{ name: 'signers', description: '', natures: ['SIGNER'], keys: [] }] });
+    ctrl.expectOne('/api/v1/unknown-principals').flush({ items: [] });
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    return f.nativeElement as HTMLElement;
+  }
+  const editButton = (el: HTMLElement) => el.querySelector('button[aria-label="Edit Sam Signer"]') as HTMLButtonElement;
+
+  it('disables changes with a hint when no administrative session is active', async () => {
+    const el = await render([adminSession({ state: 'PENDING' })]);
+    expect(el.textContent).toContain('Sam Signer');
+    expect(editButton(el).disabled).toBe(true);
+    expect(editButton(el).getAttribute('aria-describedby')).toBe('edit-hint');
+    expect(el.querySelector('#edit-hint')?.textContent).toContain('open an administrative session');
+  });
+
+  it('enables changes inside an active session I take part in', async () => {
+    const el = await render([adminSession()]);
+    expect(editButton(el).disabled).toBe(false);
+    expect(el.querySelector('#edit-hint')).toBeNull();
+  });
+});

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { AUDIT_GENESIS_HASH, auditEventHash, type AuditEvent } from '@keyserver/data-access';
+import { verifyAuditExport } from './audit-verify';
+
+/** A valid exported chain of `n` entries, as GET /api/v1/audit/export writes it. */
+function chain(n: number): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  let prev = AUDIT_GENESIS_HASH;
+  for (let i = 1; i <= n; i++) {
+    const e: Omit<AuditEvent, 'hash'> = {
+      seq: String(i),
+      id: randomUUID(),
+      at: new Date(Date.UTC(2026, 10, 29, 1, 0, i)),
+      action: 'subject.update',
+      outcome: 'SUCCESS',
+      errorCode: null,
+      actorTid: 't',
+      actorOid: 'o',
+      actorName: 'Ada',
+      actorClient: 'c',
+      actorSubjectId: null,
+      keyid: null,
+      operationId: null,
+      adminSessionId: null,
+      digest: null,
+      requestId: `r${i}`,
+      details: { n: i, nested: { b: 1, a: [1, 2] } },
+      prevHash: prev,
+    };
+    const hash = auditEventHash(e);
+    out.push({ ...e, at: e.at.toISOString(), hash });
+    prev = hash;
+  }
+  return out;
+}
+
+const jsonl = (rows: Record<string, unknown>[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+
+describe(verifyAuditExport.name, () => {
+  it('verifies every entry of an intact export', () => {
+    expect(verifyAuditExport(jsonl(chain(4)))).toEqual({ ok: true, checked: 4 });
+  });
+
+  it('accepts an empty export', () => {
+    expect(verifyAuditExport('')).toEqual({ ok: true, checked: 0 });
+  });
+
+  it.each([
+    ['fail edited content', (rows: Record<string, unknown>[]) => (rows[2]['action'] = 'key.create'), '3', 2],
+    ['fail edited details', (rows: Record<string, unknown>[]) => (rows[1]['details'] = { n: 99 }), '2', 1],
+    ['fail edited time', (rows: Record<string, unknown>[]) => (rows[0]['at'] = '2026-11-29T01:00:59.000Z'), '1', 0],
+    ['fail removed entry', (rows: Record<string, unknown>[]) => rows.splice(1, 1), '3', 1],
+    ['fail reordered entries', (rows: Record<string, unknown>[]) => rows.reverse(), '4', 0],
+    ['fail recomputed hash without relinking', (rows: Record<string, unknown>[]) => {
+      rows[1]['action'] = 'key.create';
+      rows[1]['hash'] = auditEventHash({ ...(rows[1] as unknown as AuditEvent), at: new Date(String(rows[1]['at'])) });
+    }, '3', 2],
+  ])('%s names the first bad seq', (_name, tamper, seq, checked) => {
+    const rows = chain(4);
+    tamper(rows);
+    expect(verifyAuditExport(jsonl(rows))).toMatchObject({ ok: false, firstBadSeq: seq, checked });
+  });
+
+  it('names the line of something that is not JSON', () => {
+    const text = jsonl(chain(2)) + '{not json\n';
+    expect(verifyAuditExport(text)).toMatchObject({ ok: false, firstBadSeq: 'line 3', checked: 2 });
+  });
+
+  it('refuses an entry without its hash fields', () => {
+    const rows = chain(2);
+    delete rows[1]['prevHash'];
+    expect(verifyAuditExport(jsonl(rows))).toMatchObject({ ok: false, firstBadSeq: '2', reason: 'not an audit entry' });
+  });
+});
