@@ -22,7 +22,7 @@ USER node
 FROM runtime AS entra-emulator
 COPY --from=build /src/dist/tools/entra-emulator ./dist/tools/entra-emulator
 EXPOSE 4011
-HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD ["node", "scripts/healthcheck.mjs", "http://127.0.0.1:4011/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration"]
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD ["node", "scripts/healthcheck.mjs", "http://127.0.0.1:4011/healthz"]
 CMD ["node", "dist/tools/entra-emulator/main.js"]
 
 FROM runtime AS keyserver-api

@@ -187,7 +187,6 @@ describe('firmware signatures (streamed CMS)', () => {
         })(),
       );
       const r = await upload(p.env.urls.api, ci, query(operationid), body, { 'transfer-encoding': 'chunked' });
-      expect(r.body.toString()).toBe('');
       expect(r.status).toBe(413);
       expect(JSON.parse(r.body.toString()).code).toBe('payload_too_large');
     });

@@ -79,6 +79,14 @@ describe(startEmulator.name, () => {
   });
 
   describe('metadata', () => {
+    it('answers liveness and readiness probes', async () => {
+      for (const path of ['/healthz', '/readyz']) {
+        const { status, body } = await getJson(`${emu.baseUrl}${path}`);
+        expect(status).toBe(200);
+        expect(body).toEqual({ status: 'ok' });
+      }
+    });
+
     it('serves an Entra-shaped v2.0 tenant metadata document', async () => {
       const { status, body } = await getJson(emu.metadataUrl);
       const base = `${emu.baseUrl}/${t.tenant.id}`;

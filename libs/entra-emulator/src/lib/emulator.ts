@@ -466,6 +466,11 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
   web.disable('x-powered-by');
   const tidPath = `/${tid}`;
 
+  // Liveness and readiness for containers and scripts (the same answer: the emulator has no dependencies).
+  web.get(['/healthz', '/readyz'], (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
   web.get(`${tidPath}/v2.0/.well-known/openid-configuration`, (_req, res) => {
     res.json(metadata);
   });

@@ -11,7 +11,6 @@ import {
   curveSize,
   ecParamsFor,
   ecSpki,
-  hex,
   isEc,
   isRsa,
   rsaSpki,
@@ -433,11 +432,6 @@ export class Pkcs11Signer implements HsmSigner {
     this.waiters.splice(0).forEach((w) => w.reject(new HsmError('signer_closed')));
     this.safe(() => this.p11.C_Finalize());
     this.safe(() => this.p11.close());
-  }
-
-  /** Key id helper for callers that hold a raw CKA_ID. */
-  static keyIdOf(ckaId: Uint8Array): string {
-    return hex(ckaId);
   }
 }
 
