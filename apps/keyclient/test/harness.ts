@@ -134,8 +134,15 @@ export class Harness {
 
   private makeSpaDir(): string {
     const dir = mkdtempSync(join(tmpdir(), 'kc-spa-'));
-    writeFileSync(join(dir, 'index.html'), '<!doctype html><html><head><script src="main-ABCDEFGH.js"></script></head><body><app-root></app-root></body></html>');
-    writeFileSync(join(dir, 'main-ABCDEFGH.js'), 'console.log("spa");');
+    // Shaped like the Angular build: a nonce placeholder for ngCspNonce, one nonce'd and one bare inline style.
+    writeFileSync(
+      join(dir, 'index.html'),
+      '<!doctype html><html><head><style nonce="KEYSERVER_CSP_NONCE">body{color:rgb(1, 2, 3)}</style>' +
+        '<style>body{background-color:rgb(9, 9, 9)}</style></head>' +
+        '<body><app-root ngCspNonce="KEYSERVER_CSP_NONCE"></app-root><script src="main-ABCDEFGH.js" type="module"></script>' +
+        '<script>document.body.dataset.inline = "ran";</script></body></html>',
+    );
+    writeFileSync(join(dir, 'main-ABCDEFGH.js'), 'document.body.dataset.spa = "ran";');
     mkdirSync(join(dir, 'assets'));
     writeFileSync(join(dir, 'assets', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
     return dir;

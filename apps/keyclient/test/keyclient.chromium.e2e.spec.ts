@@ -47,6 +47,15 @@ describe('keyclient in Chromium', () => {
     await page.fill('#password', 'demo-password');
     await Promise.all([page.waitForURL(`${h.kc}/keys`), page.click('button[type=submit]')]);
 
+    // The CSP as a browser enforces it: the nonce'd style and the bundle apply, inline script and bare style do not.
+    await page.waitForFunction(() => document.body.dataset['spa'] === 'ran');
+    const applied = await page.evaluate(() => ({
+      color: getComputedStyle(document.body).color,
+      background: getComputedStyle(document.body).backgroundColor,
+      inline: document.body.dataset['inline'] ?? null,
+    }));
+    expect(applied).toEqual({ color: 'rgb(1, 2, 3)', background: 'rgba(0, 0, 0, 0)', inline: null });
+
     const cookies = await context.cookies(h.kc);
     const session = cookies.find((c) => c.name === '__Host-keyclient-session');
     expect(session).toMatchObject({ secure: true, httpOnly: true, sameSite: 'Strict', path: '/' });

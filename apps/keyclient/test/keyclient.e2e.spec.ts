@@ -497,7 +497,7 @@ describe('keyclient SPA hosting and health', () => {
     const browser = h.browser();
     const index = await browser.request(`${h.kc}/`);
     expect(index.status).toBe(200);
-    expect(index.body).toContain('<app-root>');
+    expect(index.body).toContain('<app-root ');
     const csp = String(index.headers['content-security-policy']);
     for (const d of ["default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'self'", "frame-ancestors 'none'"]) {
       expect(csp).toContain(d);
@@ -509,9 +509,17 @@ describe('keyclient SPA hosting and health', () => {
     expect(index.headers['referrer-policy']).toBe('no-referrer');
     expect(index.headers['x-powered-by']).toBeUndefined();
 
+    // A fresh nonce per response, in the page and in style-src; never 'unsafe-inline'.
+    const nonce = /ngCspNonce="([A-Za-z0-9+/=]{24})"/.exec(index.body)?.[1];
+    expect(nonce).toBeDefined();
+    expect(index.body).not.toContain('KEYSERVER_CSP_NONCE');
+    expect(csp).toContain(`style-src 'self' 'nonce-${nonce}'`);
+    expect(csp).not.toContain('unsafe-inline');
+    expect(index.headers['cache-control']).toBe('no-store');
     const route = await browser.request(`${h.kc}/operations/42`);
     expect(route.status).toBe(200);
-    expect(route.body).toBe(index.body);
+    expect(route.body).toContain('<app-root');
+    expect(route.body).not.toContain(nonce);
     const js = await browser.request(`${h.kc}/main-ABCDEFGH.js`);
     expect(js.status).toBe(200);
     expect(js.headers['content-type']).toContain('javascript');

@@ -143,7 +143,7 @@ describe('firmware signatures (streamed CMS)', () => {
   });
 
   it('hashes a 256 MiB image as it streams, without holding it in memory', async () => {
-    const digest = await makeImage(f('big.bin'), 256 * MiB);
+    await makeImage(f('big.bin'), 256 * MiB);
     const operationid = await newOp('demo-fw-dev', 1);
     const pid = p.api.child.pid ?? 0;
     const before = peakRssKb(pid);
@@ -152,9 +152,7 @@ describe('firmware signatures (streamed CMS)', () => {
     const grewMiB = (peakRssKb(pid) - before) / 1024;
     expect(grewMiB).toBeLessThan(96);
     writeFileSync(f('big.p7s'), r.body);
-    const printed = run('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', f('big.p7s')]);
-    expect(printed).toContain('messageDigest');
-    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    // openssl recomputes the digest of the 256 MiB file and compares it with the signed messageDigest.
     run('openssl', ['cms', '-verify', '-binary', '-content', f('big.bin'), '-inform', 'DER', '-in', f('big.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-out', '/dev/null']);
   });
 

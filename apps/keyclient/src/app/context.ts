@@ -18,4 +18,6 @@ export interface KeyclientContext {
   sessions: SessionService;
   repo: BffSessionRepository;
   proxy: ProxyService;
+  /** The current CSP, optionally with a style nonce (index.html). */
+  csp: (styleNonce?: string) => string;
 }

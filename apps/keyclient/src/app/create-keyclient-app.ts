@@ -8,6 +8,7 @@ import pinoHttp from 'pino-http';
 import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
 import { cookieNames } from '../http/cookies';
 import {
+  contentSecurityPolicy,
   csrfMiddleware,
   methodGuardMiddleware,
   pathGuardMiddleware,
@@ -71,6 +72,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
     repo,
     sessions: new SessionService(config, repo, oidc, log, options.now),
     proxy: new ProxyService(config, log),
+    csp: (styleNonce?: string) => contentSecurityPolicy(formActionOrigins, styleNonce),
   };
 
   // The provider may be down at boot; discovery is retried on first use and /readyz reports it.

@@ -1,4 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
@@ -7,12 +8,16 @@ import { checkRawPath } from '../proxy/proxy-routes';
 import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
 import { spaMissingPage } from './pages';
 
+/** Placeholder in the SPA's index.html (`<app-root ngCspNonce="...">`) replaced per response. */
+const NONCE_PLACEHOLDER = /KEYSERVER_CSP_NONCE/g;
+
 /** Paths owned by the keyclient itself; never answered with the SPA. */
 const RESERVED = /^\/(api|login|logout|me|healthz|readyz)(\/|$)/;
 
 @Controller()
 export class SpaController {
   private readonly root: string;
+  private indexCache?: { mtimeMs: number; html: string };
 
   constructor(@Inject(KEYCLIENT_CONTEXT) private readonly ctx: KeyclientContext) {
     this.root = resolve(ctx.config.spaDistDir);
@@ -38,6 +43,10 @@ export class SpaController {
     }
     const file = resolve(this.root, `.${decoded}`);
     if (file !== this.root && !file.startsWith(this.root + sep)) throw new KeyclientError(KeyclientErrorCode.PathRejected);
+    if (file === index) {
+      this.sendIndex(res, index);
+      return;
+    }
     if (file !== this.root && isFile(file)) {
       // Angular emits content-hashed bundle names; index.html itself must never be cached.
       const immutable = /\.[0-9a-f]{8,}\.|-[A-Z0-9]{8}\./i.test(file);
@@ -46,8 +55,19 @@ export class SpaController {
       return;
     }
     if (extname(decoded) !== '') throw new KeyclientError(KeyclientErrorCode.NotFound);
-    res.setHeader('cache-control', 'no-cache');
-    res.sendFile(index);
+    this.sendIndex(res, index);
+  }
+
+  /** index.html with a fresh CSP nonce for Angular's inline styles; never cached. */
+  private sendIndex(res: Response, index: string): void {
+    const mtimeMs = statSync(index).mtimeMs;
+    if (!this.indexCache || this.indexCache.mtimeMs !== mtimeMs) {
+      this.indexCache = { mtimeMs, html: readFileSync(index, 'utf8') };
+    }
+    const nonce = randomBytes(16).toString('base64');
+    res.setHeader('content-security-policy', this.ctx.csp(nonce));
+    res.setHeader('cache-control', 'no-store');
+    res.type('html').send(this.indexCache.html.replace(NONCE_PLACEHOLDER, nonce));
   }
 }
 

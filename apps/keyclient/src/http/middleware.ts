@@ -22,26 +22,29 @@ export function requestIdMiddleware(req: Request, res: Response, next: NextFunct
   next();
 }
 
+/**
+ * The Content-Security-Policy. Scripts only from 'self'; inline styles only with the per-response
+ * nonce that the SPA's index.html receives (Angular's ngCspNonce), never 'unsafe-inline'.
+ */
+export function contentSecurityPolicy(formActionOrigins: string[], styleNonce?: string): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    styleNonce ? `style-src 'self' 'nonce-${styleNonce}'` : "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "frame-ancestors 'none'",
+    `form-action ${["'self'", ...formActionOrigins].join(' ')}`,
+  ].join('; ');
+}
+
 /** Strict CSP and friends on every response. `formActionOrigins` are the provider's origins. */
 export function securityHeadersMiddleware(formActionOrigins: () => string[]) {
   return (_req: Request, res: Response, next: NextFunction): void => {
-    const formAction = ["'self'", ...formActionOrigins()].join(' ');
-    res.setHeader(
-      'content-security-policy',
-      [
-        "default-src 'self'",
-        "script-src 'self'",
-        // Angular injects component styles at runtime; scripts stay strictly 'self'.
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'none'",
-        `form-action ${formAction}`,
-      ].join('; '),
-    );
+    res.setHeader('content-security-policy', contentSecurityPolicy(formActionOrigins()));
     res.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains');
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('referrer-policy', 'no-referrer');

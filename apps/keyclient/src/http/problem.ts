@@ -8,7 +8,8 @@ export function sendProblem(res: Response, err: KeyclientError, requestId: strin
     res.destroy();
     return;
   }
-  const body = problemFor(err.status, err.code, err.title, undefined, requestId ? { requestId } : undefined);
+  // Details are set only by keyclient code (reason codes, probe results), never from request or provider input.
+  const body = problemFor(err.status, err.code, err.title, err.detail, requestId ? { requestId } : undefined);
   res.status(err.status);
   res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
   res.setHeader('cache-control', 'no-store');

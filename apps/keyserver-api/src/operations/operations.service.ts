@@ -106,8 +106,16 @@ export class OperationsService {
           const r = await this.operations.addApproval(op.id, k.keyid, actor.subjectId, { ...audit, keyid: k.keyid, details: {} });
           current = r.operation;
         } catch (err) {
-          // A concurrent request of the same approver got there first: counted once.
-          if (err instanceof DataAccessError && err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+          if (!(err instanceof DataAccessError)) throw err;
+          // A concurrent request of the same approver got there first: counted once, answered alike.
+          if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+          if (err.code === 'invalid_state') {
+            const now = await this.operations.get(op.id);
+            if (now.keys.some((x) => x.keyid === k.keyid && x.approverIds.includes(actor.subjectId))) {
+              throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+            }
+            throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
+          }
           throw err;
         }
       }
