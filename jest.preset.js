@@ -19,6 +19,8 @@ const esmPackages = [
 module.exports = {
   ...nxPreset,
   testEnvironment: 'node',
+  // Suites start real servers, databases and tokens; on a busy 2-core machine hooks need more than 5 s.
+  testTimeout: 30_000,
   transform: {
     '^.+\\.(ts|js|mjs|cjs)$': [
       '@swc/jest',

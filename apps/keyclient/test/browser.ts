@@ -135,7 +135,7 @@ export class Browser {
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     const cookie = this.cookieHeader(url, sameSite, method, options.navigation ?? false);
     if (cookie && headers['cookie'] === undefined) headers['cookie'] = cookie;
-    if (options.body !== undefined && headers['content-length'] === undefined) {
+    if (options.body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] !== 'chunked') {
       headers['content-length'] = String(Buffer.byteLength(options.body));
     }
     return new Promise((resolve, reject) => {

@@ -444,6 +444,17 @@ describe('keyclient API proxy', () => {
     expect(h.upstream.received.length).toBe(before);
   });
 
+  it('stops a chunked body (no Content-Length) at the size cap with 413', async () => {
+    const before = h.upstream.received.length;
+    const res = await h.spa(browser, 'POST', '/api/v1/operations', JSON.stringify({ pad: 'y'.repeat(6000) }), {
+      'transfer-encoding': 'chunked',
+    });
+    expect(res.status).toBe(413);
+    expect(problemCode(res)).toBe('payload_too_large');
+    // The upstream request was aborted mid-body: the API never saw a complete request.
+    expect(h.upstream.received.slice(before).some((r) => r.body.length > 4096)).toBe(false);
+  });
+
   it.each([
     ['fail sign order (legacy)', 'POST', '/api/signorders'],
     ['fail sign order v1', 'POST', '/api/v1/signorders'],

@@ -37,9 +37,6 @@ describe('concurrency across two API processes on one database', () => {
     expect(statuses.filter((s) => s === 201)).toHaveLength(USAGES);
     expect(statuses.filter((s) => s === 409)).toHaveLength(ORDERS - USAGES);
     expect(new Set(answers.filter((a) => a.status === 409).map((a) => a.body.code))).toEqual(new Set(['usage_exhausted']));
-    // Both processes signed some of them.
-    const winners = answers.map((a, i) => (a.status === 201 ? i % 2 : -1)).filter((x) => x >= 0);
-    expect(new Set(winners).size).toBeGreaterThanOrEqual(1);
 
     const after = await call<{ state: string; keys: { usagesUsed: number }[] }>(urls[1], ci, 'GET', `/api/v1/operations/${op.body.id}`);
     expect(after.body).toMatchObject({ state: 'EXHAUSTED', keys: [{ usagesUsed: USAGES }] });

@@ -214,6 +214,70 @@ describe('operations approval workflow', () => {
     expect(foreign.body).toMatchObject({ code: 'operation_not_found' });
   });
 
+  describe('bad input writes nothing but the audit entry', () => {
+    let opId = '';
+    const good = () => signOrderBody(opId, 'demo-fw-dev', digest('bad input'));
+    beforeAll(async () => {
+      opId = (await api('ci', 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 3))).body.id;
+    });
+    afterEach(async () => {
+      expect((await api('ci', 'GET', `/api/v1/operations/${opId}`)).body.keys[0].usagesUsed).toBe(0);
+    });
+
+    it.each([
+      ['fail unknown field', 400, 'validation_failed', () => ({ ...good(), priority: 'high' })],
+      ['fail bad hex', 400, 'invalid_input_encoding', () => ({ ...good(), inputdata: 'zz'.repeat(32) })],
+      ['fail odd-length hex', 400, 'invalid_input_encoding', () => ({ ...good(), inputdata: 'abc' })],
+      ['fail bad base64', 400, 'invalid_input_encoding', () => ({ ...good(), inputformat: 'base64', inputdata: '!!!notbase64!!!' })],
+      ['fail digest too short for the key', 400, 'digest_length_mismatch', () => ({ ...good(), inputdata: 'ab'.repeat(20) })],
+      ['fail digest too long for the key', 400, 'digest_length_mismatch', () => ({ ...good(), inputdata: 'ab'.repeat(48) })],
+      ['fail non-uuid operation', 400, 'validation_failed', () => ({ ...good(), operationid: '42' })],
+    ])('%s: refuses the sign order with %i %s', async (_n, status, code, body) => {
+      const r = await api('ci', 'POST', '/api/signorders', body());
+      expect(r.status).toBe(status);
+      expect(r.body).toMatchObject({ code });
+    });
+
+    it.each([
+      ['fail __proto__ key', (b: string) => b.replace(/^\{/, '{"__proto__":{"polluted":true},')],
+      ['fail nested constructor key', (b: string) => b.replace(/^\{/, '{"x":{"constructor":{"prototype":{"polluted":true}}},')],
+    ])('%s: refuses prototype-pollution keys with 400 validation_failed', async (_n, edit) => {
+      const r = await api('ci', 'POST', '/api/signorders', edit(JSON.stringify(good())));
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ code: 'validation_failed' });
+      expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    });
+
+    it('refuses a JSON body above MAX_BODY_BYTES with 413 payload_too_large', async () => {
+      const r = await api('ci', 'POST', '/api/signorders', { ...good(), description: 'x'.repeat(200_000) });
+      expect(r.status).toBe(413);
+      expect(r.body).toMatchObject({ code: 'payload_too_large' });
+    });
+
+    it('refuses a non-JSON body with 415 unsupported_media_type', async () => {
+      const r = await call(p.env.urls.api, t.ci, 'POST', '/api/signorders', 'operationid=1', { 'content-type': 'application/x-www-form-urlencoded' });
+      expect(r.status).toBe(415);
+      expect(r.body).toMatchObject({ code: 'unsupported_media_type' });
+    });
+
+    it('refuses a body on an approval or a cancellation with 400 validation_failed and changes nothing', async () => {
+      const op = await create('otto', 'demo-fw-prod', 1);
+      const approve = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`, { approve: 'all' });
+      expect(approve.status).toBe(400);
+      expect(approve.body).toMatchObject({ code: 'validation_failed' });
+      const cancel = await api('otto', 'POST', `/api/v1/operations/${op.id}/cancellation`, { force: true });
+      expect(cancel.status).toBe(400);
+      expect(cancel.body).toMatchObject({ code: 'validation_failed' });
+      expect((await api('ann', 'GET', `/api/v1/operations/${op.id}`)).body).toMatchObject({ state: 'REQUESTED', keys: [{ approvals: 0 }] });
+    });
+
+    it('audits the refused sign orders (decoding and digest checks) as DENIED with their codes', async () => {
+      const denied = await new AuditRepository(db).list({ action: 'signorder.create', operationId: opId, limit: 100 });
+      expect(denied.items.every((e) => e.outcome === 'DENIED')).toBe(true);
+      expect(new Set(denied.items.map((e) => e.errorCode))).toEqual(new Set(['invalid_input_encoding', 'digest_length_mismatch']));
+    });
+  });
+
   it.each([
     ['fail limit 0', '?limit=0'],
     ['fail limit not a number', '?limit=ten'],

@@ -55,3 +55,35 @@ describe(App.name, () => {
     expect((f.nativeElement as HTMLElement).querySelector('nav')).toBeNull();
   });
 });
+
+describe(`${App.name} session end`, () => {
+  it('sends the user to the sign-in page with the current path when an API call answers 401', async () => {
+    const { Router } = await import('@angular/router');
+    const { Component } = await import('@angular/core');
+    const { HttpClient } = await import('@angular/common/http');
+    const { sessionExpiryInterceptor } = await import('./core/session-expiry.interceptor');
+    const { withInterceptors } = await import('@angular/common/http');
+    @Component({ selector: 'app-stub', template: 'stub' })
+    class StubComponent {}
+    TestBed.configureTestingModule({
+      providers: [
+        provideHttpClient(withInterceptors([sessionExpiryInterceptor])),
+        provideHttpClientTesting(),
+        provideRouter([{ path: '', component: StubComponent }, { path: 'audit', component: StubComponent }]),
+        { provide: BrowserNavigation, useValue: { assign: jest.fn(), currentPath: () => '/' } },
+      ],
+    });
+    const ctrl = TestBed.inject(HttpTestingController);
+    const router = TestBed.inject(Router);
+    const f = TestBed.createComponent(App);
+    ctrl.expectOne('/me').flush(keyclientMe({ ...ME, permissions: ['audit:read'] }));
+    await router.navigateByUrl('/audit');
+    await f.whenStable();
+    TestBed.inject(HttpClient).get('/api/v1/audit').subscribe({ error: () => undefined });
+    ctrl.expectOne('/api/v1/audit').flush({ code: 'session_refresh_failed' }, { status: 401, statusText: 'Unauthorized' });
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    expect(router.url).toBe('/?returnTo=%2Faudit');
+    ctrl.verify();
+  });
+});

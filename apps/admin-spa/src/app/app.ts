@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, computed, effect, inject } from '@angular/core';
-import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
 import { MatButtonModule } from '@angular/material/button';
 import { MatToolbarModule } from '@angular/material/toolbar';
 import { AdminSessionsService } from './core/admin-sessions.service';
@@ -44,6 +44,7 @@ import { SessionBannerComponent } from './shared/session-banner.component';
 export class App {
   protected readonly auth = inject(AuthService);
   private readonly adminSessions = inject(AdminSessionsService);
+  private readonly router = inject(Router);
   protected readonly nav = computed(() => {
     const perms = this.auth.me()?.permissions ?? [];
     return NAV_ITEMS.filter((i) => i.anyOf.some((p) => perms.includes(p)));
@@ -54,6 +55,12 @@ export class App {
     // The banner needs the sessions as soon as the user is known.
     effect(() => {
       if (this.auth.me()) void this.adminSessions.refresh();
+    });
+    // The session ended (401 from the keyclient): back to the sign-in page, remembering where we were.
+    effect(() => {
+      if (this.auth.status() !== 'anonymous') return;
+      const url = this.router.url;
+      if (url !== '/' && !url.startsWith('/?')) void this.router.navigate(['/'], { queryParams: { returnTo: url } });
     });
   }
 

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
+import { CreateOperationRequest, EmptyRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
@@ -49,7 +49,7 @@ export class OperationsController {
   @ApiCreatedResponse({ schema: jsonSchema(OperationView) })
   @Post(':id/approvals')
   @HttpCode(201)
-  approve(@Caller() actor: Actor, @Param('id') id: string, @RequestId() requestId: string) {
+  approve(@Caller() actor: Actor, @Param('id') id: string, @Body(new ZodBody(EmptyRequest)) _none: EmptyRequest, @RequestId() requestId: string) {
     return this.service.approve(actor, id, requestId);
   }
 
@@ -68,7 +68,7 @@ export class OperationsController {
   @ApiOkResponse({ schema: jsonSchema(OperationView) })
   @Post(':id/cancellation')
   @HttpCode(200)
-  cancel(@Caller() actor: Actor, @Param('id') id: string, @RequestId() requestId: string) {
+  cancel(@Caller() actor: Actor, @Param('id') id: string, @Body(new ZodBody(EmptyRequest)) _none: EmptyRequest, @RequestId() requestId: string) {
     return this.service.cancel(actor, id, requestId);
   }
 }

@@ -30,3 +30,7 @@ export const RejectOperationRequest = z.strictObject({
   reason: z.string().trim().min(3).max(1000),
 });
 export type RejectOperationRequest = z.infer<typeof RejectOperationRequest>;
+
+/** Body of the approval and cancellation routes: none, or an empty object. */
+export const EmptyRequest = z.strictObject({}).optional();
+export type EmptyRequest = z.infer<typeof EmptyRequest>;

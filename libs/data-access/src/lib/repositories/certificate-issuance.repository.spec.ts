@@ -1,0 +1,119 @@
+import { createEmptyDatabase, type TempDatabase } from '../../spec/temp-database';
+import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { createDb, type Db } from '../db';
+import { migrateDatabase } from '../migrate/migrator';
+import type { Repositories } from '.';
+import { AuditRepository } from './audit.repository';
+import { CertificateIssuanceRepository, type IssuedCertificateRecord } from './certificate-issuance.repository';
+
+describe(CertificateIssuanceRepository.name, () => {
+  let tmp: TempDatabase;
+  let dbA: Db;
+  let dbB: Db;
+  let a: Repositories;
+  let issuanceA: CertificateIssuanceRepository;
+  let issuanceB: CertificateIssuanceRepository;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('issue');
+    await migrateDatabase(tmp.url);
+    // Two pools on one database, like two API replicas.
+    dbA = createDb(tmp.url, { poolSize: 5 });
+    dbB = createDb(tmp.url, { poolSize: 5 });
+    a = repositories(dbA);
+    issuanceA = new CertificateIssuanceRepository(dbA);
+    issuanceB = new CertificateIssuanceRepository(dbB);
+  });
+  afterAll(async () => {
+    await dbA?.close();
+    await dbB?.close();
+    await tmp?.drop();
+  });
+
+  async function setup(opts: { usages?: number; approvers?: number; digests?: string[]; validTo?: Date } = {}) {
+    const requester = await seedSubject(a);
+    const ca = await seedKey(a, { requiredApprovers: opts.approvers ?? 0 });
+    const op = await a.operations.create({
+      description: 'device batch 7',
+      ordererId: requester.id,
+      ...window(),
+      ...(opts.validTo ? { validFrom: new Date(opts.validTo.getTime() - 3_600_000), validTo: opts.validTo } : {}),
+      digests: opts.digests,
+      keys: [{ keyid: ca.keyid, usagesAllowed: opts.usages ?? 2 }],
+    });
+    return { requester, ca, op };
+  }
+
+  const record = (): IssuedCertificateRecord => ({
+    serialHex: hex(16),
+    subjectDn: 'CN=device-1, O=Demo',
+    sans: ['DNS:device-1.demo.test'],
+    notBefore: new Date(),
+    notAfter: new Date(Date.now() + 86_400_000),
+    pem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+  });
+
+  const request = (s: Awaited<ReturnType<typeof setup>>, digest: string | null = null) => ({
+    operationId: s.op.id,
+    issuerKeyid: s.ca.keyid,
+    requesterId: s.requester.id,
+    digest,
+    audit: { action: 'certificate.issue', outcome: 'SUCCESS' as const },
+  });
+
+  it('stores the certificate, consumes one usage and audits it in one transaction', async () => {
+    const s = await setup({ usages: 2 });
+    const { certificate, audit } = await issuanceA.issueWithUsage(request(s), async () => record());
+    expect(certificate).toMatchObject({ issuerKeyid: s.ca.keyid, operationId: s.op.id, requesterId: s.requester.id });
+    expect(audit.details).toMatchObject({ certificateId: certificate.id, serialHex: certificate.serialHex });
+    const op = await a.operations.get(s.op.id);
+    expect(op).toMatchObject({ state: 'REQUESTED', keys: [{ usagesUsed: 1 }] });
+    expect(await issuanceA.getById(certificate.id)).toEqual(certificate);
+  });
+
+  it('consumes nothing and stores nothing when the issuing callback throws', async () => {
+    const s = await setup();
+    const refused = issuanceA.issueWithUsage(request(s), async () => {
+      throw new Error('HSM down');
+    });
+    await expect(refused).rejects.toThrow('HSM down');
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(0);
+    expect((await a.certificates.list({ operationId: s.op.id })).items).toEqual([]);
+  });
+
+  it.each([
+    ['fail operation still needs approvals', { approvers: 1 }, null, 'operation_not_usable'],
+    ['fail digest not allowed', { digests: ['aa'.repeat(32)] }, 'bb'.repeat(32), 'digest_not_allowed'],
+    ['fail digest missing where the operation lists digests', { digests: ['aa'.repeat(32)] }, null, 'digest_not_allowed'],
+    ['fail window passed', { validTo: new Date(Date.now() - 60_000) }, null, 'outside_window'],
+    ['ok allowed digest', { digests: ['aa'.repeat(32)] }, 'AA'.repeat(32), 'ok'],
+  ] as const)('%s', async (_n, opts, digest, code) => {
+    const s = await setup(opts);
+    let called = false;
+    const r = await outcome(
+      issuanceA.issueWithUsage(request(s, digest), async () => {
+        called = true;
+        return record();
+      }),
+    );
+    expect(r).toBe(code);
+    expect(called).toBe(code === 'ok');
+  });
+
+  it('answers a malformed or unknown id with not_found', async () => {
+    expect(await outcome(issuanceA.getById('nope'))).toBe('not_found');
+    expect(await outcome(issuanceA.getById('00000000-0000-4000-8000-000000000000'))).toBe('not_found');
+  });
+
+  it('issues exactly N certificates when 3N requests race from two pools', async () => {
+    const s = await setup({ usages: 4 });
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => outcome((i % 2 ? issuanceA : issuanceB).issueWithUsage(request(s), async () => record()))),
+    );
+    expect(results.filter((r) => r === 'ok')).toHaveLength(4);
+    expect(results.filter((r) => r === 'usage_exhausted')).toHaveLength(8);
+    expect(await a.operations.get(s.op.id)).toMatchObject({ state: 'EXHAUSTED', keys: [{ usagesUsed: 4 }] });
+    expect((await a.certificates.list({ operationId: s.op.id })).items).toHaveLength(4);
+    expect(await new AuditRepository(dbA).verifyChain()).toMatchObject({ ok: true });
+  });
+});
