@@ -1,10 +1,15 @@
-import { provideHttpClient } from '@angular/common/http';
+import { Component } from '@angular/core';
+import { HttpClient, provideHttpClient, withInterceptors } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
-import { provideRouter } from '@angular/router';
+import { Router, provideRouter } from '@angular/router';
 import { App } from './app';
 import { BrowserNavigation } from './core/browser-navigation';
-import { ME, keyclientMe } from './core/test-helpers';
+import { sessionExpiryInterceptor } from './core/session-expiry.interceptor';
+import { ME, keyclientMe } from '../testing/fixtures';
+
+@Component({ selector: 'app-stub', template: 'stub' })
+class StubComponent {}
 
 describe(App.name, () => {
   let ctrl: HttpTestingController;
@@ -58,13 +63,6 @@ describe(App.name, () => {
 
 describe(`${App.name} session end`, () => {
   it('sends the user to the sign-in page with the current path when an API call answers 401', async () => {
-    const { Router } = await import('@angular/router');
-    const { Component } = await import('@angular/core');
-    const { HttpClient } = await import('@angular/common/http');
-    const { sessionExpiryInterceptor } = await import('./core/session-expiry.interceptor');
-    const { withInterceptors } = await import('@angular/common/http');
-    @Component({ selector: 'app-stub', template: 'stub' })
-    class StubComponent {}
     TestBed.configureTestingModule({
       providers: [
         provideHttpClient(withInterceptors([sessionExpiryInterceptor])),

@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 import { ADMIN_SESSION_HEADER, AdminSessionsService, adminSessionInterceptor, isUsableBy } from './admin-sessions.service';
 import { AuthService } from './auth.service';
 import { csrfInterceptor } from './csrf.interceptor';
-import { ME, adminSession, keyclientMe } from './test-helpers';
+import { ME, adminSession, keyclientMe } from '../../testing/fixtures';
 
 describe(AdminSessionsService.name, () => {
   let svc: AdminSessionsService;

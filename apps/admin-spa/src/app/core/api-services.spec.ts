@@ -7,7 +7,7 @@ import { CertificatesService } from './certificates.service';
 import { KeysService } from './keys.service';
 import { OperationsService } from './operations.service';
 import { SubjectsService } from './subjects.service';
-import { operation } from './test-helpers';
+import { operation } from '../../testing/fixtures';
 
 describe('API services', () => {
   let ctrl: HttpTestingController;

@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 import { AuthService, normalizeMe } from './auth.service';
 import { BrowserNavigation } from './browser-navigation';
 import { csrfInterceptor } from './csrf.interceptor';
-import { ME, keyclientMe } from './test-helpers';
+import { ME, keyclientMe } from '../../testing/fixtures';
 
 describe(AuthService.name, () => {
   let auth: AuthService;

@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 import { provideRouter } from '@angular/router';
 import { AdminSessionsService } from '../core/admin-sessions.service';
 import { AuthService } from '../core/auth.service';
-import { ME, adminSession, keyclientMe } from '../core/test-helpers';
+import { ME, adminSession, keyclientMe } from '../../testing/fixtures';
 import { SessionBannerComponent } from './session-banner.component';
 
 describe(SessionBannerComponent.name, () => {

@@ -6,7 +6,7 @@ import { MatDialog } from '@angular/material/dialog';
 import { of } from 'rxjs';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { PROBLEM_MESSAGES } from '../../core/problem-messages';
-import { operation } from '../../core/test-helpers';
+import { operation } from '../../../testing/fixtures';
 import { ApprovalsComponent } from './approvals.component';
 import { RejectDialogComponent } from './reject-dialog.component';
 

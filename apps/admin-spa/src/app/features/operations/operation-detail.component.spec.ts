@@ -2,7 +2,7 @@ import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
 import { provideRouter } from '@angular/router';
-import { operation } from '../../core/test-helpers';
+import { operation } from '../../../testing/fixtures';
 import { OPERATION_POLL_MS, OperationDetailComponent } from './operation-detail.component';
 
 describe(OperationDetailComponent.name, () => {

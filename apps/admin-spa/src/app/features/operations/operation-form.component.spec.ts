@@ -2,7 +2,7 @@ import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed, type ComponentFixture } from '@angular/core/testing';
 import { Router, provideRouter } from '@angular/router';
-import { operation } from '../../core/test-helpers';
+import { operation } from '../../../testing/fixtures';
 import { OperationFormComponent } from './operation-form.component';
 import { keyRow, operationForm, toRequest } from './operation-form';
 

@@ -5,7 +5,7 @@ import { provideRouter } from '@angular/router';
 import { AdminSessionsService } from '../../core/admin-sessions.service';
 import type { SubjectView } from '../../core/api-types';
 import { AuthService } from '../../core/auth.service';
-import { ME, adminSession, keyclientMe } from '../../core/test-helpers';
+import { ME, adminSession, keyclientMe } from '../../../testing/fixtures';
 import { SubjectsComponent } from './subjects.component';
 
 const SUBJECT: SubjectView = {

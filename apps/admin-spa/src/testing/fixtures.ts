@@ -1,5 +1,5 @@
-import type { AdminSessionView, OperationView } from './api-types';
-import type { Me } from './auth.service';
+import type { AdminSessionView, OperationView } from '../app/core/api-types';
+import type { Me } from '../app/core/auth.service';
 
 export const ME: Me = {
   displayName: 'Ada Approver',
