@@ -2,7 +2,7 @@
 // `npm start`: the whole platform on embedded defaults on this machine.
 // Entra emulator :4011, keyserver-api :3000, keyclient (+ admin SPA) :8080, a seeded demo tenant.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import platform from './platform.cjs';
@@ -162,4 +162,3 @@ ${facts.users.map((u) => `  ${u.username.padEnd(26)} ${u.name} (${u.natures.join
 CI client: ${facts.ciClients[0].clientId} / ${facts.ciClients[0].clientSecret}  scope ${facts.defaultScope}
 Demo facts for scripts and the CLI: .keyserver/demo.json   Logs: .keyserver/logs/
 Press Ctrl+C to stop.`);
-if (existsSync('/.dockerenv')) console.log('(running inside a container)');

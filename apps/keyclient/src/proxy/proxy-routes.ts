@@ -9,6 +9,10 @@ export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
   ['GET', '/api/v1/me'],
   ['GET', '/api/keys'],
   ['GET', '/api/v1/keys/:id'],
+  // Key administration happens inside an administrative session (four eyes), never signing with them.
+  ['POST', '/api/v1/keys'],
+  ['PATCH', '/api/v1/keys/:id'],
+  ['POST', '/api/v1/keys/:id/revocation'],
   ['GET', '/api/v1/operations'],
   ['POST', '/api/v1/operations'],
   ['GET', '/api/v1/operations/:id'],

@@ -15,6 +15,8 @@ const FORWARDED_REQUEST_HEADERS = [
   'if-match',
   'if-none-match',
   'idempotency-key',
+  // Names the administrative session a change is made in (four-eyes); the API checks it.
+  'x-admin-session',
 ];
 
 /** Response headers passed back to the browser; Set-Cookie and hop-by-hop headers never are. */

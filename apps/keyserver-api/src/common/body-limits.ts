@@ -21,7 +21,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
 
   use(req: Request, res: Response, next: NextFunction) {
     if (!BODY_METHODS.has(req.method)) return next();
-    if (STREAMED_BODY_ROUTES.has(req.originalUrl.split('?')[0])) return next();
+    if (STREAMED_BODY_ROUTES.has(req.originalUrl.split('?')[0].replace(/\/+$/, ''))) return next();
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();

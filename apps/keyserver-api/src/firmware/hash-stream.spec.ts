@@ -19,7 +19,11 @@ describe(hashStream.name, () => {
   });
 
   it('turns a failing upload into validation_failed', async () => {
-    const stream = new Readable({ read() {} });
+    const stream = new Readable({
+      read() {
+        // nothing to produce: the test destroys the stream
+      },
+    });
     const p = hashStream(stream, 'sha256', 100);
     stream.destroy(new Error('aborted'));
     await expect(p).rejects.toMatchObject({ code: 'validation_failed' });

@@ -30,7 +30,7 @@ describe(CertificateIssuanceRepository.name, () => {
     await tmp?.drop();
   });
 
-  async function setup(opts: { usages?: number; approvers?: number; digests?: string[]; validTo?: Date } = {}) {
+  async function setup(opts: { usages?: number; approvers?: number; digests?: readonly string[]; validTo?: Date } = {}) {
     const requester = await seedSubject(a);
     const ca = await seedKey(a, { requiredApprovers: opts.approvers ?? 0 });
     const op = await a.operations.create({
@@ -38,7 +38,7 @@ describe(CertificateIssuanceRepository.name, () => {
       ordererId: requester.id,
       ...window(),
       ...(opts.validTo ? { validFrom: new Date(opts.validTo.getTime() - 3_600_000), validTo: opts.validTo } : {}),
-      digests: opts.digests,
+      digests: opts.digests ? [...opts.digests] : undefined,
       keys: [{ keyid: ca.keyid, usagesAllowed: opts.usages ?? 2 }],
     });
     return { requester, ca, op };
