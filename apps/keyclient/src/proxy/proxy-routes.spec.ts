@@ -37,8 +37,6 @@ describe(isProxyAllowed.name, () => {
     ['ok revoke a key', 'POST', '/api/v1/keys/demo-fw-prod/revocation', true],
     ['ok close an admin session', 'POST', '/api/v1/admin-sessions/as-1/closure', true],
     ['ok patch a role', 'PATCH', '/api/v1/roles/fw-approvers', true],
-    ['fail key generation', 'POST', '/api/v1/keys', false],
-    ['fail key revocation', 'POST', '/api/v1/keys/k1/revocation', false],
     ['fail API docs', 'GET', '/api/docs', false],
     ['fail issue a certificate', 'POST', '/api/v1/certificates', false],
     ['fail sign order (legacy)', 'POST', '/api/signorders', false],
