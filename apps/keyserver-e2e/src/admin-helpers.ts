@@ -12,7 +12,8 @@ export async function bffUserToken(p: RunningPlatform, username: string): Promis
   const user = demoTenant.users.find((u) => u.username === username);
   if (!user) throw new Error(`no demo user ${username}`);
   const app = demoTenant.keyserverApp;
-  const redirectUri = (demoTenant.keyserverApp as { redirectUris?: string[] }).redirectUris?.[0] ?? 'http://localhost:8080/login/oauth2/code/keyserver-client';
+  // The keyclient registration's redirect URI in this platform instance (its test port).
+  const redirectUri = p.env.keyclient['REDIRECT_URI'];
   const emu = {
     baseUrl: p.env.urls.emulator,
     tokenEndpoint: p.facts.tokenEndpoint,

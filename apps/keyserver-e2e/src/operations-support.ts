@@ -24,7 +24,7 @@ export async function userToken(p: RunningPlatform, username: string, via: 'prov
       ? { clientId: demoTenant.provisioningApp.clientId, redirectUri: demoTenant.provisioningApp.redirectUris[0], clientSecret: undefined }
       : {
           clientId: demoTenant.keyserverApp.clientId,
-          redirectUri: (demoTenant.keyserverApp as { redirectUris?: string[] }).redirectUris?.[0] ?? '',
+          redirectUri: p.env.keyclient['REDIRECT_URI'],
           clientSecret: demoTenant.keyserverApp.clientSecret,
         };
   const pkce = pkcePair();

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +172,14 @@ export async function startPlatform(
     sessionKey: randomBytes(32).toString('base64'),
   });
   const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...opts.extraApiEnv };
+  // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
+  // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).
+  const tenantFile = join(hsmDir, 'demo-tenant.json');
+  const tenant = JSON.parse(JSON.stringify(platform.demoTenant)) as DemoTenant & { keyserverApp: { redirectUris: string[]; postLogoutRedirectUris: string[] } };
+  tenant.keyserverApp.redirectUris = [env.keyclient['REDIRECT_URI']];
+  tenant.keyserverApp.postLogoutRedirectUris = [`${env.urls.keyclient}/`];
+  writeFileSync(tenantFile, JSON.stringify(tenant));
+  env.emulator['EMULATOR_TENANT_FILE'] = tenantFile;
   const started: Service[] = [];
   const stop = async () => {
     for (const s of started.reverse()) await s.stop();

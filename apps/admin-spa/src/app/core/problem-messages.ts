@@ -25,6 +25,21 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   forbidden: 'You do not have the permission to do this.',
   service_unavailable: 'The Keyserver is temporarily unavailable. Try again in a moment.',
   idempotency_key_invalid: 'The request could not be repeated safely.',
+  // authorization (who you are to the Keyserver)
+  unknown_subject: 'Your account is signed in but not registered in the Keyserver. Ask an administrator to register it.',
+  subject_disabled: 'Your Keyserver account is disabled. Ask an administrator.',
+  subject_kind_mismatch: 'This account type cannot be used here.',
+  app_principal_forbidden: 'Applications cannot use this function.',
+  bff_token_not_allowed: 'This action is not available from the administration console.',
+  permission_denied: 'You do not have the permission to do this.',
+  key_permission_denied: 'You do not have the permission to use this key for this.',
+  route_not_authorized: 'You do not have the permission to do this.',
+  // token (the keyclient refreshes tokens; these usually mean signing in again)
+  missing_token: 'Your session has ended. Please sign in again.',
+  token_expired: 'Your session has expired. Please sign in again.',
+  invalid_signature: 'Your sign-in could not be verified. Please sign in again.',
+  keys_unavailable: 'The Keyserver cannot check sign-ins right now. Try again in a moment.',
+  jwks_unreachable: 'The Keyserver cannot reach Microsoft Entra ID right now. Try again in a moment.',
   // keys
   key_not_found: 'This key does not exist.',
   key_not_permitted: 'You are not allowed to use this key.',
