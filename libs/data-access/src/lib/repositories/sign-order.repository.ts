@@ -3,6 +3,7 @@ import { mapPrismaError, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, SignOrder } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { consumeUsageTx, reserveUsageTx } from './usage';
 import { lockOperation } from './operation.repository';
 
 export interface SignRequest {
@@ -53,14 +54,6 @@ const toSignOrder = (s: SignOrderWithKey): SignOrder => ({
   createdAt: s.createdAt,
 });
 
-interface LockedUsage {
-  opKeyId: string;
-  keyId: string;
-  usagesAllowed: number;
-  usagesUsed: number;
-  keyState: string;
-}
-
 /** Sign orders and the usage accounting that makes each operation usage count exactly once. */
 export class SignOrderRepository {
   constructor(private readonly db: Db) {}
@@ -94,33 +87,12 @@ export class SignOrderRepository {
           return { signOrder: toSignOrder(prior), replayed: true, usagesLeft: ok.usagesAllowed - ok.usagesUsed, audit: null };
         }
       }
-      const op = await tx.operation.findUniqueOrThrow({ where: { id: req.operationId }, include: { keys: true } });
-      const rows = await tx.$queryRaw<LockedUsage[]>`
-        SELECT ok."id" AS "opKeyId", ok."keyId", ok."usagesAllowed", ok."usagesUsed", k."state"::text AS "keyState"
-        FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId"
-        WHERE ok."operationId" = ${req.operationId}::uuid AND k."keyid" = ${req.keyid}
-        FOR UPDATE OF ok`;
-      const usage = rows[0];
-      if (!usage) throw new DataAccessError('key_not_in_operation', `key ${req.keyid} is not part of the operation`);
-      if (usage.keyState !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${req.keyid} is revoked`);
-      const openWithoutApproval = op.state === 'REQUESTED' && op.keys.every((k) => k.requiredApprovers === 0);
-      if (op.state === 'EXHAUSTED') throw new DataAccessError('usage_exhausted', 'operation is exhausted');
-      if (op.state !== 'APPROVED' && !openWithoutApproval) {
-        throw new DataAccessError('operation_not_usable', `operation is ${op.state}`);
-      }
-      const now = req.now ?? new Date();
-      if (now < op.validFrom || now >= op.validTo) throw new DataAccessError('outside_window', 'operation is not valid now');
-      if (usage.usagesUsed >= usage.usagesAllowed) throw new DataAccessError('usage_exhausted', 'no usages left for this key');
-      if (op.digests.length > 0 && !op.digests.includes(digest)) {
-        throw new DataAccessError('digest_not_allowed', 'digest is not allowed by the operation');
-      }
+      const usage = await reserveUsageTx(tx, { operationId: req.operationId, keyid: req.keyid, digest, now: req.now });
 
       // The row lock stays held while the HSM signs; a throw here rolls the whole transaction back.
       const result = await sign();
 
-      await tx.operationKey.update({ where: { id: usage.opKeyId }, data: { usagesUsed: { increment: 1 } } });
-      const allUsed = op.keys.every((k) => (k.id === usage.opKeyId ? usage.usagesUsed + 1 : k.usagesUsed) >= k.usagesAllowed);
-      if (allUsed) await tx.operation.update({ where: { id: op.id }, data: { state: 'EXHAUSTED' } });
+      await consumeUsageTx(tx, usage);
       const order = await tx.signOrder.create({
         data: {
           operationId: req.operationId,
