@@ -77,6 +77,14 @@ describe('der helpers', () => {
     expect(parseStrictDer(new Uint8Array([0x30, 0x05, 0x24, 0x03, 0x04, 0x01, 0x05]))).toBeNull();
   });
 
+  it('accepts opaque OCTET and BIT STRING contents that merely look like non-DER BER', () => {
+    // A key identifier or signature may start with bytes that parse as BOOLEAN 0x05 or a long-form length:
+    // those bytes are data, not structure, and the certificate around them is still DER.
+    expect(parseStrictDer(new Uint8Array([0x30, 0x05, 0x04, 0x03, 0x01, 0x01, 0x05]))).not.toBeNull();
+    expect(parseStrictDer(new Uint8Array([0x30, 0x07, 0x04, 0x05, 0x04, 0x81, 0x02, 0xaa, 0xbb]))).not.toBeNull();
+    expect(parseStrictDer(new Uint8Array([0x30, 0x06, 0x03, 0x04, 0x00, 0x01, 0x01, 0x05]))).not.toBeNull();
+  });
+
   it('writes PEM that splits at 64 columns without a blank line and reads it back', () => {
     const der = new Uint8Array(48).fill(1);
     const text = toPem('CERTIFICATE', der);

@@ -99,6 +99,9 @@ export function hasOnlyDerForms(node: asn1js.AsnType): boolean {
     if (v.length !== 1 || (v[0] !== 0 && v[0] !== 0xff)) return false;
   }
   if (n.idBlock?.isConstructed && n.idBlock.tagClass === 1 && n.idBlock.tagNumber !== 16 && n.idBlock.tagNumber !== 17) return false;
+  // asn1js also parses the contents of primitive OCTET/BIT STRINGs when they happen to look like BER
+  // (a hash or a key identifier sometimes does); those bytes are opaque, so only constructed nodes recurse.
+  if (!n.idBlock?.isConstructed) return true;
   const children = n.valueBlock?.value;
   return Array.isArray(children) ? children.every((c) => hasOnlyDerForms(c as asn1js.AsnType)) : true;
 }
