@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
@@ -198,6 +198,16 @@ describe('administrative sessions (four-eyes)', () => {
     expect([again.status, again.body.code]).toEqual([409, 'key_already_revoked']);
     const root = await ada<Problem>('POST', '/api/v1/keys/demo-root/revocation', { body: { reason: 'keyCompromise' }, session: id });
     expect([root.status, root.body.code]).toEqual([409, 'root_not_revocable']);
+
+    // The ROOT's public CRL, signed in the HSM, now lists the revoked key's certificate.
+    const crl = await fetch(`${p.env.urls.api}/api/v1/crl/demo-root`);
+    expect(crl.status).toBe(200);
+    writeFileSync(join(work, 'root.crl'), Buffer.from(await crl.arrayBuffer()));
+    const text = execFileSync('openssl', ['crl', '-inform', 'DER', '-in', join(work, 'root.crl'), '-CAfile', join(work, 'root.pem'), '-verify', '-noout', '-text'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
+    const serial = new X509Certificate(readFileSync(join(work, 'e2e-fw-1.pem'))).serialNumber;
+    expect(text.replace(/\s+/g, '').toUpperCase()).toContain(`SERIALNUMBER:${serial.toUpperCase()}`);
   });
 
   describe('bad input', () => {

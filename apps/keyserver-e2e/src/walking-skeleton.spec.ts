@@ -56,6 +56,63 @@ describe('walking skeleton', () => {
     }
   });
 
+  it('returns the same signature for a retried Idempotency-Key without using another usage', async () => {
+    const now = Date.now();
+    const op = await api('/api/v1/operations', {
+      method: 'POST',
+      body: JSON.stringify({
+        description: 'idempotent retries',
+        validFrom: new Date(now - 60_000).toISOString(),
+        validTo: new Date(now + 3_600_000).toISOString(),
+        keys: [{ keyid: 'demo-fw-dev', usages: 2 }],
+      }),
+    });
+    const { id: operationid } = (await op.json()) as { id: string };
+    const order = (digest: string, key: string) =>
+      api('/api/signorders', {
+        method: 'POST',
+        headers: { 'idempotency-key': key },
+        body: JSON.stringify({ operationid, keyid: 'demo-fw-dev', inputdata: digest, inputformat: 'hex', inputpadding: 'none', signatureformat: 'asn1', description: 'retry-safe order' }),
+      });
+    const digest = createHash('sha256').update('retry me').digest('hex');
+    const first = await order(digest, 'build-77-attempt');
+    const retry = await order(digest, 'build-77-attempt');
+    expect([first.status, retry.status]).toEqual([201, 201]);
+    expect(((await retry.json()) as { result: string }).result).toBe(((await first.json()) as { result: string }).result);
+    const view = (await (await api(`/api/v1/operations/${operationid}`)).json()) as { keys: { usagesUsed: number }[] };
+    expect(view.keys[0].usagesUsed).toBe(1);
+    // The same key with another request is a conflict, not a silent replay.
+    const other = await order(createHash('sha256').update('something else').digest('hex'), 'build-77-attempt');
+    expect(other.status).toBe(409);
+  });
+
+  it('accepts an Azure DevOps workload-identity token exchanged at the emulator (client_assertion)', async () => {
+    const wif = demoTenant.ciClients.find((c) => c.name === 'demo-ado-wif');
+    const ado = `${p.env.urls.emulator}/_ado/demo-org`;
+    const oidc = await fetch(`${ado}/oidctoken?serviceConnectionId=f0e1d2c3-b4a5-4968-8778-695a4b3c2d1e`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer pipeline-system-access-token' },
+    });
+    expect(oidc.status).toBe(200);
+    const { oidcToken } = (await oidc.json()) as { oidcToken: string };
+    const exchanged = await fetch(p.facts.tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: wif?.clientId ?? '',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: oidcToken,
+        scope: p.facts.defaultScope,
+      }),
+    });
+    expect(exchanged.status).toBe(200);
+    const { access_token } = (await exchanged.json()) as { access_token: string };
+    const keys = await fetch(`${p.env.urls.api}/api/keys`, { headers: { authorization: `Bearer ${access_token}` } });
+    expect(keys.status).toBe(200);
+    expect(((await keys.json()) as { keyid: string }[]).map((k) => k.keyid)).toContain('demo-fw-dev');
+  });
+
   it('refuses a request without a token with 401 invalid_token', async () => {
     const r = await fetch(`${p.env.urls.api}/api/keys`);
     expect(r.status).toBe(401);

@@ -23,7 +23,11 @@ export class CrlService {
   async get(keyid: string): Promise<Buffer> {
     const key = await this.keys.findByKeyid(keyid);
     if (!key || key.type === 'FW') throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
-    const revoked = await this.certificates.listRevoked(keyid);
+    // Revoked device certificates this key issued, and revoked keys (CA or FW) it certified.
+    const revokedKeys = (await this.keys.list({ state: 'REVOKED' }))
+      .filter((k) => k.parentKeyid === keyid && k.revokedAt)
+      .map((k) => ({ serialHex: k.certificateSerial, revokedAt: k.revokedAt as Date, revocationReason: k.revocationReason }));
+    const revoked = [...(await this.certificates.listRevoked(keyid)), ...revokedKeys];
     const fingerprint = revoked.map((r) => `${r.serialHex}@${r.revokedAt.getTime()}:${r.revocationReason ?? ''}`).join(',');
     const hit = this.cache.get(keyid);
     if (hit && hit.fingerprint === fingerprint && Date.now() - hit.at < REUSE_MS) return hit.der;

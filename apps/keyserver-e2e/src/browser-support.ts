@@ -1,0 +1,119 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { demoTenant, type RunningPlatform } from '@keyserver/testing';
+
+// Helpers of browser.spec.ts: Debian's Chromium driven by playwright-core against the real platform.
+
+/** Long enough for a busy 2-core machine: lazy Angular chunks, the emulator round trip, the API. */
+export const UI_TIMEOUT = 30_000;
+
+/** Where the screenshots go (git-ignored `/test-artifacts` at the repository root). */
+export const SCREENSHOT_DIR = resolve(__dirname, '../../../test-artifacts/screenshots');
+
+const JWT = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+/;
+const PASSWORD_OF = new Map(demoTenant.users.map((u) => [u.username, u.password]));
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+}
+
+export interface UserSession {
+  context: BrowserContext;
+  page: Page;
+  /** Console messages of keyclient pages that report a Content Security Policy violation. */
+  cspViolations: string[];
+}
+
+/** A fresh browser context (own cookies) for one user, 1280x800. */
+export async function newSession(browser: Browser, p: RunningPlatform): Promise<UserSession> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+  context.setDefaultTimeout(UI_TIMEOUT);
+  context.setDefaultNavigationTimeout(UI_TIMEOUT);
+  const page = await context.newPage();
+  const cspViolations: string[] = [];
+  const origin = new URL(p.env.urls.keyclient).origin;
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text()) && page.url().startsWith(origin)) cspViolations.push(m.text());
+  });
+  return { context, page, cspViolations };
+}
+
+/**
+ * Signs `username` in the way a person does: the landing page's button, the emulator's sign-in form
+ * (found by its labels), back to the console with the user's name in the toolbar.
+ */
+export async function signIn(s: UserSession, p: RunningPlatform, username: string, shots?: { prefix: string }): Promise<void> {
+  const password = PASSWORD_OF.get(username);
+  if (!password) throw new Error(`no demo user ${username}`);
+  const { page } = s;
+  await page.goto(`${p.env.urls.keyclient}/`);
+  const button = page.getByRole('button', { name: 'Sign in with Microsoft Entra ID' });
+  await button.waitFor();
+  if (shots) await screenshot(page, `${shots.prefix}-landing`);
+  await button.click();
+  const emulatorOrigin = new URL(p.env.urls.emulator).origin;
+  await page.waitForURL((u) => u.origin === emulatorOrigin);
+  await page.getByLabel('Email, phone, or Skype').fill(username);
+  await page.getByLabel('Password').fill(password);
+  if (shots) await screenshot(page, `${shots.prefix}-emulator-sign-in`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const keyclientOrigin = new URL(p.env.urls.keyclient).origin;
+  await page.waitForURL((u) => u.origin === keyclientOrigin);
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+/** Saves a 1280x800 screenshot of the viewport under test-artifacts/screenshots/<name>.png. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`) });
+}
+
+/**
+ * Runs axe-core on the page and returns the serious and critical violations. The source is evaluated
+ * through the DevTools protocol rather than a `<script>` tag so the keyclient's CSP (script-src 'self')
+ * stays in force for the page.
+ */
+export async function seriousAxeViolations(page: Page): Promise<{ screen: string; id: string; help: string; targets: string[] }[]> {
+  await page.evaluate(AXE_SOURCE);
+  // A string, not a function: the test compiler must not rewrite code that runs in the page.
+  const violations = (await page.evaluate(
+    `axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => JSON.stringify(n.target)) })))`,
+  )) as { id: string; impact: string | null; help: string; targets: string[] }[];
+  const screen = new URL(page.url()).pathname;
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => ({ screen, id: v.id, help: v.help, targets: v.targets }));
+}
+
+/** What the page's own script can read of its credentials: web storage, `document.cookie`, the DOM. */
+export async function readableSecrets(page: Page): Promise<{ localStorage: number; sessionStorage: number; documentCookie: string; jwtInDom: boolean }> {
+  const fromPage = await page.evaluate(() => ({ localStorage: localStorage.length, sessionStorage: sessionStorage.length, documentCookie: document.cookie }));
+  return { ...fromPage, jwtInDom: JWT.test(await page.content()) };
+}
+
+export { JWT };
+
+/** Polls `read` until `ok` holds of its value (or the timeout passes), then returns the last value. */
+export async function waitUntil<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = UI_TIMEOUT): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let v = await read();
+  while (!ok(v) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 250));
+    v = await read();
+  }
+  return v;
+}

@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { launchChromium, newSession, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
+import { call, ciToken, run, signOrderBody } from './operations-support';
+
+type AxeFinding = Awaited<ReturnType<typeof seriousAxeViolations>>[number];
+
+describe('admin console in Chromium', () => {
+  let p: RunningPlatform;
+  let browser: Browser;
+  let work: string;
+  const sessions: UserSession[] = [];
+  const axeFindings: AxeFinding[] = [];
+
+  beforeAll(async () => {
+    p = await startPlatform({ keyclient: true });
+    browser = await launchChromium();
+    work = mkdtempSync(join(tmpdir(), 'ks-browser-'));
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const s of sessions) await s.context.close().catch(() => undefined);
+    await browser?.close();
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 60_000);
+
+  async function session(): Promise<UserSession> {
+    const s = await newSession(browser, p);
+    sessions.push(s);
+    return s;
+  }
+
+  /** Screenshot and axe check of the screen the page shows now. */
+  async function capture(page: Page, name: string): Promise<void> {
+    await screenshot(page, name);
+    axeFindings.push(...(await seriousAxeViolations(page)));
+  }
+
+  /** Nothing the page's script can read holds a credential; the session cookie exists but is HttpOnly. */
+  async function expectNoReadableToken(s: UserSession): Promise<void> {
+    expect(await readableSecrets(s.page)).toEqual({ localStorage: 0, sessionStorage: 0, documentCookie: '', jwtInDom: false });
+    const cookies = await s.context.cookies(p.env.urls.keyclient);
+    expect(cookies.map((c) => c.name)).toContain('__Host-keyclient-session');
+    for (const c of cookies) expect(c).toMatchObject({ httpOnly: true, secure: true });
+  }
+
+  /** `fetch` from inside the page, with the page's cookies: what a script injected into the console could do. */
+  function pageFetch(page: Page, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<number> {
+    return page.evaluate(`fetch(${JSON.stringify(path)}, ${JSON.stringify(init)}).then((r) => r.status)`) as Promise<number>;
+  }
+
+  async function nav(page: Page, label: string, heading: string): Promise<void> {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
+  }
+
+  it('carries an operation from the create screen through two approvals in the console to a CI signature and the audit log', async () => {
+    const description = `Browser e2e firmware 3.1.${Date.now()}`;
+
+    // Otto orders two usages of the production firmware key.
+    const otto = await session();
+    await signIn(otto, p, 'otto.orderer@demo.test', { prefix: '01' });
+    await expectNoReadableToken(otto);
+    await nav(otto.page, 'New operation', 'New operation');
+    const form = otto.page.getByRole('form', { name: 'New operation' });
+    await form.getByLabel('Description').fill(description);
+    await form.getByLabel('Key id 1').fill('demo-fw-prod');
+    await otto.page.keyboard.press('Escape');
+    await form.getByLabel('Usages for key 1').fill('2');
+    await capture(otto.page, '02-new-operation');
+    await form.getByRole('button', { name: 'Create operation' }).click();
+    await otto.page.waitForURL(/\/operations\/[0-9a-f-]{36}$/);
+    const operationId = new URL(otto.page.url()).pathname.split('/').pop() ?? '';
+    await otto.page.getByRole('heading', { level: 1, name: description }).waitFor();
+    const state = otto.page.locator('.state');
+    expect(await state.textContent()).toContain('REQUESTED');
+    // An orderer cannot approve: the console offers no approval action to him.
+    expect(await otto.page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+    await capture(otto.page, '03-operation-requested');
+    await expectNoReadableToken(otto);
+    // A browser session never signs, even when its own page script asks.
+    const signFromPage = await pageFetch(otto.page, '/api/signorders', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-keyserver-csrf': '1' },
+      body: JSON.stringify(signOrderBody(operationId, 'demo-fw-prod', '00'.repeat(32))),
+    });
+    expect(signFromPage).toBe(403);
+
+    // Ann and Arno each approve it from "My approvals", in their own browser contexts.
+    for (const [i, username] of (['ann.approver@demo.test', 'arno.approver@demo.test'] as const).entries()) {
+      const approver = await session();
+      await signIn(approver, p, username, i === 0 ? { prefix: '04' } : undefined);
+      await expectNoReadableToken(approver);
+      const me = approver.page;
+      if (new URL(me.url()).pathname !== '/approvals') await nav(me, 'My approvals', 'My approvals');
+      await me.getByRole('heading', { level: 1, name: 'My approvals' }).waitFor();
+      const card = me.locator(`[aria-labelledby="op-${operationId}"]`);
+      await card.getByRole('heading', { name: description }).waitFor();
+      expect(await card.textContent()).toContain('Otto Orderer');
+      if (i === 0) await capture(me, '05-my-approvals');
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await me.getByText(`Approved: ${description}`).waitFor();
+      await card.waitFor({ state: 'detached' });
+      await expectNoReadableToken(approver);
+    }
+
+    // Otto's open detail page re-reads the operation and shows it approved.
+    await otto.page.locator('.state[data-state="APPROVED"]').waitFor();
+    await capture(otto.page, '06-operation-approved');
+
+    // The CI client signs a SHA-256 digest under the operation, straight against the API.
+    const ci = await ciToken(p);
+    const firmware = `production firmware ${description}`;
+    const digest = createHash('sha256').update(firmware).digest('hex');
+    const signed = await call<{ result: string; keyid: string }>(p.env.urls.api, ci, 'POST', '/api/signorders', signOrderBody(operationId, 'demo-fw-prod', digest));
+    expect(signed.status).toBe(201);
+    expect(signed.body.keyid).toBe('demo-fw-prod');
+    const keys = await call<{ keyid: string; certificate: string }[]>(p.env.urls.api, ci, 'GET', '/api/keys');
+    expect(keys.status).toBe(200);
+    writeFileSync(join(work, 'prod.pem'), keys.body.find((k) => k.keyid === 'demo-fw-prod')?.certificate ?? '');
+    writeFileSync(join(work, 'fw.bin'), firmware);
+    writeFileSync(join(work, 'sig.bin'), Buffer.from(signed.body.result, 'hex'));
+    run('openssl', ['x509', '-in', join(work, 'prod.pem'), '-pubkey', '-noout', '-out', join(work, 'pub.pem')]);
+    expect(run('openssl', ['dgst', '-sha256', '-verify', join(work, 'pub.pem'), '-signature', join(work, 'sig.bin'), join(work, 'fw.bin')])).toContain('Verified OK');
+    // A different firmware does not verify against that signature.
+    writeFileSync(join(work, 'other.bin'), `${firmware} tampered`);
+    expect(() => run('openssl', ['dgst', '-sha256', '-verify', join(work, 'pub.pem'), '-signature', join(work, 'sig.bin'), join(work, 'other.bin')])).toThrow(/Verification failure/);
+
+    // Otto's page counts the used usage.
+    await otto.page.getByRole('cell', { name: '1 / 2' }).waitFor();
+
+    // Aude reads the whole story of the operation in the audit log.
+    const aude = await session();
+    await signIn(aude, p, 'aude.auditor@demo.test');
+    await expectNoReadableToken(aude);
+    if (new URL(aude.page.url()).pathname !== '/audit') await nav(aude.page, 'Audit log', 'Audit log');
+    await aude.page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await aude.page.getByRole('status').filter({ hasText: 'Intact:' }).waitFor();
+    const filters = aude.page.getByRole('form', { name: 'Filter the audit log' });
+    await filters.getByLabel('Operation id').fill(operationId);
+    await filters.getByRole('button', { name: 'Search' }).click();
+    const table = aude.page.getByRole('table', { name: 'Audit entries, newest first' });
+    const readRows = () =>
+      table
+        .locator('tbody tr')
+        .evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll(':scope > td')).map((td) => (td.textContent ?? '').trim())));
+    const rows = await waitUntil(readRows, (r) => r.length === 4 && r.every((cells) => cells[5]?.includes(operationId)));
+    // Newest first: action, outcome, actor.
+    expect(rows.map((r) => [r[2], r[3]])).toEqual([
+      ['signorder.create', 'SUCCESS'],
+      ['operation.approve', 'SUCCESS'],
+      ['operation.approve', 'SUCCESS'],
+      ['operation.create', 'SUCCESS'],
+    ]);
+    expect(rows[0][5]).toContain('demo-fw-prod');
+    expect(rows.slice(1, 3).map((r) => r[4]).sort()).toEqual(['Ann Approver', 'Arno Approver']);
+    expect(rows[3][4]).toBe('Otto Orderer');
+    await capture(aude.page, '07-audit-operation');
+
+    for (const s of sessions) expect(s.cspViolations).toEqual([]);
+  });
+
+  it('shows a user the Keyserver does not know no administration action, and the API refuses her page', async () => {
+    const nora = await session();
+    await signIn(nora, p, 'nora.nobody@demo.test');
+    await expectNoReadableToken(nora);
+    await nora.page.getByText('your account has no administration rights').waitFor();
+    expect(await nora.page.getByRole('navigation', { name: 'Main' }).getByRole('link').count()).toBe(0);
+    expect(await nora.page.getByRole('button', { name: /Approve|Reject|Create operation/ }).count()).toBe(0);
+    await capture(nora.page, '08-no-rights');
+
+    // Typing an address does not help: the console sends her to "Not allowed".
+    await nora.page.goto(`${p.env.urls.keyclient}/audit`);
+    await nora.page.waitForURL(/\/forbidden$/);
+    await nora.page.getByRole('heading', { level: 1, name: 'Not allowed' }).waitFor();
+    await capture(nora.page, '09-forbidden');
+
+    // Her own page script, with her session cookie, is refused by the API.
+    expect(await pageFetch(nora.page, '/api/v1/audit')).toBe(403);
+    expect(await pageFetch(nora.page, '/api/keys')).toBe(403);
+    const create = await pageFetch(nora.page, '/api/v1/operations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-keyserver-csrf': '1' },
+      body: JSON.stringify({ description: 'nora tries', validFrom: new Date().toISOString(), validTo: new Date(Date.now() + 3_600_000).toISOString(), keys: [{ keyid: 'demo-fw-dev', usages: 1 }] }),
+    });
+    expect(create).toBe(403);
+    expect(nora.cspViolations).toEqual([]);
+  });
+
+  it('lets an administrator walk every main screen without a readable token', async () => {
+    const ada = await session();
+    await signIn(ada, p, 'ada.admin@demo.test');
+    await expectNoReadableToken(ada);
+    const screens: [label: string, heading: string, shot: string][] = [
+      ['Operations', 'Operations', '10-operations'],
+      ['Keys', 'Keys', '11-keys'],
+      ['Device certificates', 'Device certificates', '12-certificates'],
+      ['Admin sessions', 'Administrative sessions', '13-admin-sessions'],
+      ['Subjects and roles', 'Subjects and roles', '14-subjects'],
+      ['Audit log', 'Audit log', '15-audit'],
+    ];
+    for (const [label, heading, shot] of screens) {
+      await nav(ada.page, label, heading);
+      // Let the screen's first read settle before the picture and the checks.
+      await ada.page.waitForLoadState('networkidle');
+      await capture(ada.page, shot);
+      await expectNoReadableToken(ada);
+    }
+    expect(await ada.page.getByRole('row').filter({ hasText: 'demo-fw-prod' }).count()).toBeGreaterThan(0);
+    expect(ada.cspViolations).toEqual([]);
+  });
+
+  it('finds no serious or critical accessibility violation on the screens above', () => {
+    // Runs last: the screens were checked with axe-core while the tests above walked them.
+    expect(axeFindings).toEqual([]);
+  });
+});
