@@ -138,6 +138,11 @@ Raw PKCS#11 rate of the platform's own SoftHSM token and keys (C, \`p11speed\`, 
 | 1 | ${f1(r.replicas.one.perSecond)} | ${f1(r.replicas.one.p50ms)} | ${f1(r.replicas.one.p99ms)} | ${r.replicas.one.errors} |
 | 2 | ${f1(r.replicas.two.perSecond)} | ${f1(r.replicas.two.p50ms)} | ${f1(r.replicas.two.p99ms)} | ${r.replicas.two.errors} |
 
+Diagnostic, same load (P-256, concurrency 32, one replica) spread over 8 operations instead of one:
+${f1(r.spread.perSecond)} orders/s, p50 ${f1(r.spread.p50ms)} ms, p99 ${f1(r.spread.p99ms)} ms (one operation: ${f1(r.replicas.one.perSecond)} orders/s).
+Every sign order holds its operation's row lock (and, at the end, the global audit-append lock) from the usage
+reservation through the HSM call to the commit, so orders on one operation run one at a time.
+
 Two replicas / one: ${f2(ratios.replicas)}. On a ${machine.cpus}-core machine that also runs the client and
 PostgreSQL, a second replica adds no CPU, so this shows the cost of coordination on one database (row locks on the
 usage counter, the audit chain), not horizontal scaling.

@@ -56,22 +56,23 @@ export async function newSession(browser: Browser, p: RunningPlatform): Promise<
 
 /**
  * Signs `username` in the way a person does: the landing page's button, the emulator's sign-in form
- * (found by its labels), back to the console with the user's name in the toolbar.
+ * (found by its labels), back to the console with the user's name in the toolbar. `onScreen` is called on the
+ * landing page and on the sign-in form (screenshots, checks).
  */
-export async function signIn(s: UserSession, p: RunningPlatform, username: string, shots?: { prefix: string }): Promise<void> {
+export async function signIn(s: UserSession, p: RunningPlatform, username: string, onScreen?: (name: string) => Promise<void>): Promise<void> {
   const password = PASSWORD_OF.get(username);
   if (!password) throw new Error(`no demo user ${username}`);
   const { page } = s;
   await page.goto(`${p.env.urls.keyclient}/`);
   const button = page.getByRole('button', { name: 'Sign in with Microsoft Entra ID' });
   await button.waitFor();
-  if (shots) await screenshot(page, `${shots.prefix}-landing`);
+  if (onScreen) await onScreen('landing');
   await button.click();
   const emulatorOrigin = new URL(p.env.urls.emulator).origin;
   await page.waitForURL((u) => u.origin === emulatorOrigin);
   await page.getByLabel('Email, phone, or Skype').fill(username);
   await page.getByLabel('Password').fill(password);
-  if (shots) await screenshot(page, `${shots.prefix}-emulator-sign-in`);
+  if (onScreen) await onScreen('emulator-sign-in');
   await page.getByRole('button', { name: 'Sign in' }).click();
   const keyclientOrigin = new URL(p.env.urls.keyclient).origin;
   await page.waitForURL((u) => u.origin === keyclientOrigin);
