@@ -81,6 +81,11 @@ describe('walking skeleton', () => {
     expect(((await retry.json()) as { result: string }).result).toBe(((await first.json()) as { result: string }).result);
     const view = (await (await api(`/api/v1/operations/${operationid}`)).json()) as { keys: { usagesUsed: number }[] };
     expect(view.keys[0].usagesUsed).toBe(1);
+    const detail = (await (await api('/api/v1/keys/demo-fw-dev')).json()) as { type: string; chain: string[]; usage: { signOrders: number; lastUsedAt: string | null } };
+    expect(detail.type).toBe('FW');
+    expect(detail.chain).toHaveLength(2);
+    expect(detail.usage.signOrders).toBeGreaterThanOrEqual(1);
+    expect(detail.usage.lastUsedAt).not.toBeNull();
     // The same key with another request is a conflict, not a silent replay.
     const other = await order(createHash('sha256').update('something else').digest('hex'), 'build-77-attempt');
     expect(other.status).toBe(409);

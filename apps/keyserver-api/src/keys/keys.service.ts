@@ -28,6 +28,7 @@ export class KeysService {
     if (!key || !this.mayUse(actor, key)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
     const chain: string[] = [];
     for (let k: Key | null = key; k; k = k.parentKeyid ? await this.keys.findByKeyid(k.parentKeyid) : null) chain.push(k.certificatePem);
+    const usage = await this.keys.usage(key.keyid);
     return {
       keyid: key.keyid,
       type: key.type,
@@ -40,6 +41,7 @@ export class KeysService {
       chain,
       notBefore: key.notBefore.toISOString(),
       notAfter: key.notAfter.toISOString(),
+      usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null },
     };
   }
 

@@ -40,6 +40,11 @@ export const KeyDetail = z.object({
   chain: z.array(z.string()).describe('PEM certificates from this key up to the ROOT, this key first'),
   notBefore: z.string(),
   notAfter: z.string(),
+  usage: z.object({
+    signOrders: z.number().int().describe('Sign orders and firmware signatures made with this key'),
+    certificatesIssued: z.number().int().describe('Certificates this key issued'),
+    lastUsedAt: z.string().nullable(),
+  }),
 });
 
 export const SignOrderRequest = z.strictObject({

@@ -123,6 +123,20 @@ export class KeyRepository {
     }
   }
 
+  /** How much a key has been used: sign orders (raw and firmware) made and certificates issued with it. */
+  async usage(keyid: string): Promise<{ signOrders: number; certificatesIssued: number; lastUsedAt: Date | null }> {
+    const key = await this.db.prisma.key.findUnique({ where: { keyid }, select: { id: true } });
+    if (!key) throw new DataAccessError('not_found', `key ${keyid} not found`);
+    const [signOrders, certificatesIssued, lastOrder, lastCert] = await Promise.all([
+      this.db.prisma.signOrder.count({ where: { keyId: key.id } }),
+      this.db.prisma.certificate.count({ where: { issuerKeyId: key.id } }),
+      this.db.prisma.signOrder.findFirst({ where: { keyId: key.id }, orderBy: { createdAt: 'desc' }, select: { createdAt: true } }),
+      this.db.prisma.certificate.findFirst({ where: { issuerKeyId: key.id }, orderBy: { createdAt: 'desc' }, select: { createdAt: true } }),
+    ]);
+    const last = [lastOrder?.createdAt, lastCert?.createdAt].filter((d): d is Date => !!d).sort((a, b) => b.getTime() - a.getTime())[0];
+    return { signOrders, certificatesIssued, lastUsedAt: last ?? null };
+  }
+
   /** Atomically increments and returns the key's CRL number (first CRL gets 1). */
   async nextCrlNumber(keyid: string): Promise<bigint> {
     const rows = await this.db.prisma.$queryRaw<{ crlNumber: bigint }[]>`
