@@ -81,13 +81,16 @@ writeFileSync(OUT_JSON, JSON.stringify(result, null, 2) + '\n');
 const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
 const f2 = (n) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const verdict = (v, target, below = false) => ((below ? v < target : v >= target) ? 'met' : '**not met**');
-const rows = r.signOrders.map((c) => `| ${c.alg} | ${c.concurrency} | ${f1(c.perSecond)} | ${f1(c.p50ms)} | ${f1(c.p99ms)} | ${c.requests} | ${c.errors} |`);
+const rows = r.signOrders.map(
+  (c) => `| ${c.alg} | ${c.concurrency} | ${f1(c.perSecond)} | ${f1(c.p50ms)} | ${f1(c.p99ms)} | ${c.requests} | ${c.errors} | ${f2(c.apiCpuMsPerRequest)} | ${f1(c.dbTransactionsPerRequest)} |`,
+);
 const md = `# Benchmarks
 
 End-to-end throughput of the Keyserver, each number next to a yardstick measured **in the same run** on the same
 machine. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options: \`--seconds N\` per cell (default 4),
 \`--firmware-mib N\` (default 256; \`--firmware-mib 1024\` for the full 1 GiB image), \`--out FILE\` for the JSON
-(default \`docs/benchmarks.json\`). The script rewrites this file and the JSON on every run.
+(default \`docs/benchmarks.json\`). The script rewrites this file down to the marker line (the findings below it
+are kept) and the JSON on every run.
 
 How it runs: \`scripts/bench.mjs\` bundles \`scripts/bench/run.ts\` with esbuild (offline, tsconfig paths of
 \`apps/keyserver-e2e/tsconfig.json\`), builds the C baseline \`scripts/bench/p11speed.c\` with gcc, and starts the
@@ -110,8 +113,8 @@ ${machine.cpus} cores, so HTTP numbers are lower bounds of what a dedicated API 
 
 ### Sign orders (POST /api/signorders, one API process)
 
-| key | concurrency | orders/s | p50 ms | p99 ms | orders | errors |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| key | concurrency | orders/s | p50 ms | p99 ms | orders | errors | API CPU ms/order | DB transactions/order |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
 Raw PKCS#11 rate of the platform's own SoftHSM token and keys (C, \`p11speed\`, C_SignInit+C_Sign, one session per thread):
@@ -153,9 +156,22 @@ usage counter, the audit chain), not horizontal scaling.
   hash-chained audit event in one transaction. Only 201 answers count; errors are listed.
 - The raw rate is the ceiling: the same token and key objects, from C, no HTTP, no database. The ratio uses the
   best HTTP concurrency against the better of the two raw rates (1 thread, one thread per core).
+- API CPU ms/order: user+system time of the API process (/proc/<pid>/stat) over the cell divided by the 201s;
+  DB transactions/order: the change of xact_commit+xact_rollback of the platform's database (pg_stat_database).
+  At 2 cores, 1000 / (CPU ms per order) is roughly the most one API process can do if it had a core to itself.
+  Device certificates: API CPU ${f2(r.certificates.apiCpuMsPerRequest)} ms and ${f1(r.certificates.dbTransactionsPerRequest)} DB transactions per certificate.
 - Firmware: a pseudo-random image written to a temp file, \`sha256sum\` of that file (warm page cache), then one
   streamed POST /api/v1/firmware/signatures; RSS is sampled from /proc/<pid>/status every 20 ms.
 - Raw JSON of this run: \`${OUT_JSON.slice(root.length + 1)}\`.
 `;
-writeFileSync(OUT_MD, md);
+// Hand-written analysis below the marker survives re-runs.
+const MARKER = '<!-- end of generated part: text below this line is kept by npm run bench -->';
+let kept = `${MARKER}\n`;
+try {
+  const old = readFileSync(OUT_MD, 'utf8');
+  if (old.includes(MARKER)) kept = old.slice(old.indexOf(MARKER));
+} catch {
+  // first run: no file yet
+}
+writeFileSync(OUT_MD, `${md}\n${kept}`);
 console.log(`wrote ${OUT_MD} and ${OUT_JSON} (${totalSeconds.toFixed(0)} s)`);

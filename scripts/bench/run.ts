@@ -29,6 +29,10 @@ export interface Cell {
   perSecond: number;
   p50ms: number;
   p99ms: number;
+  /** CPU time (user+system) of the API process(es) per successful request. */
+  apiCpuMsPerRequest?: number;
+  /** PostgreSQL transactions (xact_commit + xact_rollback of the database) per successful request. */
+  dbTransactionsPerRequest?: number;
 }
 
 export interface BenchResult {
@@ -120,6 +124,24 @@ async function makeImage(file: string, size: number): Promise<void> {
   );
 }
 
+/** utime+stime of a process in ms (from /proc/<pid>/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+}
+
+async function dbTransactions(url: string): Promise<number> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ n: string }>('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()');
+    return Number(r.rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
 const DIGEST_INFO_SHA256 = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
 export async function runBench(o: BenchOptions, log: (m: string) => void): Promise<BenchResult> {
@@ -165,6 +187,21 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
         );
       });
     const pre = { 'P-256': bodies('P-256'), 'RSA-3072': bodies('RSA-3072') };
+    const pids = p.apiReplicas.map((r) => r.service.child.pid as number);
+    const dbUrl = p.databaseUrl;
+    /** Runs a cell and adds the API CPU and the database transactions per successful request. */
+    const measured = async (run: () => Promise<Cell>): Promise<Cell> => {
+      const cpu0 = pids.reduce((a, pid) => a + cpuMs(pid), 0);
+      // pg_stat_database is updated when backends report (at most every 0.5-1 s): settle before and after.
+      await new Promise((r) => setTimeout(r, 1100));
+      const tx0 = await dbTransactions(dbUrl);
+      const cell = await run();
+      const cpu1 = pids.reduce((a, pid) => a + cpuMs(pid), 0);
+      await new Promise((r) => setTimeout(r, 1100));
+      const tx1 = await dbTransactions(dbUrl);
+      // The two stats queries themselves are transactions too.
+      return { ...cell, apiCpuMsPerRequest: (cpu1 - cpu0) / cell.requests, dbTransactionsPerRequest: (tx1 - tx0 - 1) / cell.requests };
+    };
     const agentFor = (c: number) => {
       const a = new Agent({ keepAlive: true, maxSockets: c });
       agents.push(a);
@@ -178,8 +215,10 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     const signOrders: Cell[] = [];
     for (const alg of ['P-256', 'RSA-3072'] as const) {
       for (const c of [1, 8, 32]) {
-        const cell = await load({ alg, concurrency: c, replicas: 1 }, o.seconds, (i) => ({ base: urls[0], path: '/api/signorders', body: pre[alg][i % 256] }), ci, [agentFor(c)]);
-        log(`sign orders ${alg} c=${c}: ${cell.perSecond.toFixed(1)}/s p50 ${cell.p50ms.toFixed(1)} ms p99 ${cell.p99ms.toFixed(1)} ms errors ${cell.errors}`);
+        const cell = await measured(() => load({ alg, concurrency: c, replicas: 1 }, o.seconds, (i) => ({ base: urls[0], path: '/api/signorders', body: pre[alg][i % 256] }), ci, [agentFor(c)]));
+        log(
+          `sign orders ${alg} c=${c}: ${cell.perSecond.toFixed(1)}/s p50 ${cell.p50ms.toFixed(1)} ms p99 ${cell.p99ms.toFixed(1)} ms errors ${cell.errors}; API CPU ${cell.apiCpuMsPerRequest?.toFixed(2)} ms/order, ${cell.dbTransactionsPerRequest?.toFixed(2)} DB transactions/order`,
+        );
         signOrders.push(cell);
       }
     }
@@ -227,8 +266,10 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       });
       return Buffer.from(JSON.stringify({ operationid: caOp, keyid: 'demo-ca-dev', csr: pem }));
     });
-    const certificates = await load({ alg: 'P-256', concurrency: 8, replicas: 1 }, o.seconds, (i) => ({ base: urls[0], path: '/api/v1/certificates', body: csrs[i % csrs.length] }), ci, [agentFor(8)]);
-    log(`certificates c=8: ${certificates.perSecond.toFixed(1)}/s errors ${certificates.errors}`);
+    const certificates = await measured(() =>
+      load({ alg: 'P-256', concurrency: 8, replicas: 1 }, o.seconds, (i) => ({ base: urls[0], path: '/api/v1/certificates', body: csrs[i % csrs.length] }), ci, [agentFor(8)]),
+    );
+    log(`certificates c=8: ${certificates.perSecond.toFixed(1)}/s errors ${certificates.errors}; API CPU ${certificates.apiCpuMsPerRequest?.toFixed(2)} ms/certificate`);
 
     // Firmware: one streamed image, its CMS, the API's memory meanwhile; sha256sum of the same file as the yardstick.
     const image = join(work, 'fw.bin');

@@ -25,72 +25,131 @@ export class CliError extends Error {
   }
 }
 
+/** How ksctl gets its token: a ready one, client credentials (secret or workload-identity assertion), or a PKCE login. */
+export type LoginMethod = 'token' | 'secret' | 'wif' | 'pkce';
+
 export interface Connection {
   apiUrl: string;
+  method: LoginMethod;
   tokenEndpoint?: string;
   scope?: string;
   clientId?: string;
   clientSecret?: string;
   token?: string;
   cacheDir?: string;
+  /** Workload identity federation: where the pipeline's OIDC token comes from. */
+  wif?: { tokenFile?: string; requestUri?: string; systemAccessToken?: string; serviceConnectionId?: string };
 }
 
-interface CachedToken {
+export interface CachedToken {
   accessToken: string;
   expiresAt: number;
+  refreshToken?: string;
 }
 
-function cacheFile(c: Connection): string {
+/** The 0600 token cache file of one (token endpoint, client, scope). */
+export function cacheFile(c: Connection): string {
   const id = createHash('sha256').update(`${c.tokenEndpoint}|${c.clientId}|${c.scope}`).digest('hex').slice(0, 32);
   return join(c.cacheDir ?? join(homedir(), '.cache', 'ksctl'), `token-${id}.json`);
 }
 
-/** A client-credentials token, from a 0600 cache file per (token endpoint, client, scope) while it lasts. */
-export async function accessToken(c: Connection): Promise<string> {
-  if (c.token) return c.token;
-  if (!c.tokenEndpoint || !c.clientId || !c.clientSecret || !c.scope) {
-    throw new CliError('no credentials: set KEYSERVER_TOKEN, or KEYSERVER_TOKEN_ENDPOINT, KEYSERVER_CLIENT_ID, KEYSERVER_CLIENT_SECRET and KEYSERVER_SCOPE', Exit.Usage);
-  }
+export function writeCache(c: Connection, t: CachedToken): void {
   const file = cacheFile(c);
-  if (existsSync(file)) {
-    const cached = JSON.parse(readFileSync(file, 'utf8')) as CachedToken;
-    if (cached.expiresAt - 60_000 > Date.now()) return cached.accessToken;
-  }
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, JSON.stringify(t), { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+function readCache(c: Connection): CachedToken | undefined {
+  const file = cacheFile(c);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CachedToken) : undefined;
+}
+
+/** POSTs to the token endpoint; an OAuth error answer becomes an authentication CliError. */
+export async function tokenRequest(c: Connection, params: Record<string, string>): Promise<CachedToken> {
+  if (!c.tokenEndpoint) throw new CliError('no token endpoint: set KEYSERVER_TOKEN_ENDPOINT or use --demo', Exit.Usage);
   let r: Response;
   try {
-    r = await fetch(c.tokenEndpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: c.scope }),
-    });
+    r = await fetch(c.tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
   } catch (err) {
     throw new CliError(`token endpoint unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
-  const body = (await r.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string };
+  const body = (await r.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number; error?: string };
   if (!r.ok || !body.access_token) throw new CliError(`token request refused (${body.error ?? r.status})`, Exit.Auth, body.error, r.status);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, JSON.stringify({ accessToken: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 300) * 1000 }), { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return body.access_token;
+  return { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: Date.now() + (body.expires_in ?? 300) * 1000 };
+}
+
+/** The pipeline's OIDC token: a file (AZURE_FEDERATED_TOKEN_FILE) or Azure DevOps' SYSTEM_OIDCREQUESTURI. */
+async function federatedAssertion(c: Connection): Promise<string> {
+  const w = c.wif ?? {};
+  if (w.tokenFile) {
+    if (!existsSync(w.tokenFile)) throw new CliError(`federated token file not found: ${w.tokenFile}`, Exit.Usage);
+    return readFileSync(w.tokenFile, 'utf8').trim();
+  }
+  if (!w.requestUri || !w.systemAccessToken || !w.serviceConnectionId) {
+    throw new CliError('workload identity needs SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection id, or a federated token file', Exit.Usage);
+  }
+  const url = new URL(w.requestUri);
+  url.searchParams.set('api-version', '7.1');
+  url.searchParams.set('serviceConnectionId', w.serviceConnectionId);
+  let r: Response;
+  try {
+    r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' } });
+  } catch (err) {
+    throw new CliError(`OIDC token request unreachable: ${(err as Error).message}`, Exit.Unavailable);
+  }
+  const body = (await r.json().catch(() => ({}))) as { oidcToken?: string };
+  if (!r.ok || !body.oidcToken) throw new CliError(`the pipeline's OIDC token was refused (${r.status})`, Exit.Auth, undefined, r.status);
+  return body.oidcToken;
+}
+
+/** A token for the Keyserver, from the 0600 cache while it lasts (refreshed for PKCE logins). */
+export async function accessToken(c: Connection): Promise<string> {
+  if (c.method === 'token') {
+    if (!c.token) throw new CliError('KEYSERVER_TOKEN is empty', Exit.Usage);
+    return c.token;
+  }
+  if (!c.clientId || !c.scope) throw new CliError('set KEYSERVER_CLIENT_ID and KEYSERVER_SCOPE (or use --demo)', Exit.Usage);
+  const cached = readCache(c);
+  if (cached && cached.expiresAt - 60_000 > Date.now()) return cached.accessToken;
+  let fresh: CachedToken;
+  if (c.method === 'pkce') {
+    if (!cached?.refreshToken) throw new CliError('not logged in: run `ksctl login --pkce` first', Exit.Auth, 'login_required');
+    fresh = await tokenRequest(c, { grant_type: 'refresh_token', client_id: c.clientId, refresh_token: cached.refreshToken, scope: c.scope });
+  } else if (c.method === 'wif') {
+    fresh = await tokenRequest(c, {
+      grant_type: 'client_credentials',
+      client_id: c.clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await federatedAssertion(c),
+      scope: c.scope,
+    });
+  } else {
+    if (!c.clientSecret) throw new CliError('no credentials: set KEYSERVER_TOKEN, or KEYSERVER_CLIENT_SECRET, or use --wif / --pkce', Exit.Usage);
+    fresh = await tokenRequest(c, { grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: c.scope });
+  }
+  writeCache(c, fresh);
+  return fresh.accessToken;
 }
 
 /** Calls the Keyserver API; problem+json answers become CliErrors carrying their code. */
 export async function api<T>(c: Connection, method: string, path: string, body?: unknown): Promise<T> {
+  const r = await apiRaw(c, method, path, body === undefined ? undefined : { 'content-type': 'application/json' }, body === undefined ? undefined : JSON.stringify(body));
+  const text = Buffer.from(await r.arrayBuffer()).toString('utf8');
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Sends a request with the bearer token and returns the successful Response (errors become CliErrors). */
+export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: BodyInit, extra: RequestInit = {}): Promise<Response> {
   const token = await accessToken(c);
   let r: Response;
   try {
-    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra });
   } catch (err) {
     throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message}`, Exit.Unavailable);
   }
-  const text = await r.text();
-  const json = text ? (JSON.parse(text) as unknown) : undefined;
-  if (r.ok) return json as T;
-  const problem = (json ?? {}) as { code?: string; title?: string; detail?: string };
+  if (r.ok) return r;
+  const problem = (await r.json().catch(() => ({}))) as { code?: string; detail?: string };
   const exit = r.status === 401 ? Exit.Auth : r.status >= 500 ? Exit.Unavailable : Exit.Refused;
-  throw new CliError(`${method} ${path} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
+  throw new CliError(`${method} ${path.split('?')[0]} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
 }
