@@ -69,7 +69,7 @@ export function renderProblem(exception: unknown): RenderedProblem {
   if (exception instanceof KeyserverError) {
     const status = exception.status;
     if (status === 401) return unauthorized();
-    const headers: Record<string, string> = status === 403 ? { 'cache-control': 'no-store' } : {};
+    const headers: Record<string, string> = status === 403 ? { 'cache-control': 'no-store' } : status === 503 ? { 'retry-after': '2' } : {};
     return { status, body: problemFor(status, exception.code, title(status), status >= 500 ? undefined : exception.detail), headers };
   }
   if (exception instanceof HttpException) {
