@@ -1,6 +1,8 @@
 // Test-only seed helpers (excluded from the library build).
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../lib/db';
+import { createDb, type Db } from '../lib/db';
+import { migrateDatabase } from '../lib/migrate/migrator';
+import { createEmptyDatabase, type TempDatabase } from './temp-database';
 import { createRepositories, type Repositories } from '../lib/repositories';
 import type { Key, Subject } from '../lib/types';
 
@@ -47,4 +49,27 @@ export async function outcome(p: Promise<unknown>): Promise<string> {
     if (typeof code === 'string') return code;
     throw err;
   }
+}
+
+/** A freshly migrated database with two independent pools (like two API replicas) and their repositories. */
+export interface TwoReplicas {
+  tmp: TempDatabase;
+  dbA: Db;
+  dbB: Db;
+  a: Repositories;
+  b: Repositories;
+}
+
+export async function openTwoReplicas(tag: string, poolSize = 4): Promise<TwoReplicas> {
+  const tmp = await createEmptyDatabase(tag);
+  await migrateDatabase(tmp.url);
+  const dbA = createDb(tmp.url, { poolSize });
+  const dbB = createDb(tmp.url, { poolSize });
+  return { tmp, dbA, dbB, a: repositories(dbA), b: repositories(dbB) };
+}
+
+export async function closeTwoReplicas(r: Partial<TwoReplicas>): Promise<void> {
+  await r.dbA?.close();
+  await r.dbB?.close();
+  await r.tmp?.drop();
 }

@@ -1,9 +1,8 @@
 import { Client } from 'pg';
-import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
-import { outcome, repositories } from '../../spec/fixtures';
+import { sql, type TempDatabase } from '../../spec/temp-database';
+import { outcome, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from '../audit-hash';
-import { createDb, type Db } from '../db';
-import { migrateDatabase } from '../migrate/migrator';
+import { type Db } from '../db';
 import type { Repositories } from '.';
 import { AuditRepository } from './audit.repository';
 
@@ -14,19 +13,11 @@ describe(AuditRepository.name, () => {
   let a: Repositories;
   let b: Repositories;
 
+  // Two handles = two independent pools, like two API replicas.
   beforeAll(async () => {
-    tmp = await createEmptyDatabase('audit');
-    await migrateDatabase(tmp.url);
-    dbA = createDb(tmp.url, { poolSize: 4 });
-    dbB = createDb(tmp.url, { poolSize: 4 });
-    a = repositories(dbA);
-    b = repositories(dbB);
+    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('audit'));
   });
-  afterAll(async () => {
-    await dbA?.close();
-    await dbB?.close();
-    await tmp?.drop();
-  });
+  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   it('canonicalizes JSON independently of key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: null, y: 'x' }], c: undefined } })).toBe('{"a":{"d":[1,{"y":"x","z":null}]},"b":1}');

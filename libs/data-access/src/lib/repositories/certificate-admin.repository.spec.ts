@@ -1,7 +1,6 @@
-import { createEmptyDatabase, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, repositories, seedKey, seedSubject } from '../../spec/fixtures';
-import { createDb, type Db } from '../db';
-import { migrateDatabase } from '../migrate/migrator';
+import { type TempDatabase } from '../../spec/temp-database';
+import { hex, outcome, seedKey, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { type Db } from '../db';
 import type { Repositories } from '.';
 import { AdminSessionRepository } from './admin-session.repository';
 import { CertificateRepository } from './certificate.repository';
@@ -12,19 +11,11 @@ let dbB: Db;
 let a: Repositories;
 let b: Repositories;
 
+// Two handles = two independent pools, like two API replicas.
 beforeAll(async () => {
-  tmp = await createEmptyDatabase('certadm');
-  await migrateDatabase(tmp.url);
-  dbA = createDb(tmp.url, { poolSize: 4 });
-  dbB = createDb(tmp.url, { poolSize: 4 });
-  a = repositories(dbA);
-  b = repositories(dbB);
+  ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('certadm'));
 });
-afterAll(async () => {
-  await dbA?.close();
-  await dbB?.close();
-  await tmp?.drop();
-});
+afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
 describe(CertificateRepository.name, () => {
   const cert = (issuerKeyid: string, serialHex: string, subjectDn = 'CN=device-1,O=Demo') => ({

@@ -1,7 +1,6 @@
-import { createEmptyDatabase, type TempDatabase } from '../../spec/temp-database';
-import { outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
-import { createDb, type Db } from '../db';
-import { migrateDatabase } from '../migrate/migrator';
+import { type TempDatabase } from '../../spec/temp-database';
+import { outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { type Db } from '../db';
 import type { Repositories } from '.';
 import { OperationRepository } from './operation.repository';
 
@@ -12,19 +11,11 @@ describe(OperationRepository.name, () => {
   let a: Repositories;
   let b: Repositories;
 
+  // Two handles = two independent pools, like two API replicas.
   beforeAll(async () => {
-    tmp = await createEmptyDatabase('op');
-    await migrateDatabase(tmp.url);
-    dbA = createDb(tmp.url, { poolSize: 4 });
-    dbB = createDb(tmp.url, { poolSize: 4 });
-    a = repositories(dbA);
-    b = repositories(dbB);
+    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('op'));
   });
-  afterAll(async () => {
-    await dbA?.close();
-    await dbB?.close();
-    await tmp?.drop();
-  });
+  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   async function operationNeeding(approvers: number) {
     const orderer = await seedSubject(a);

@@ -1,7 +1,6 @@
-import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
-import { createDb, type Db } from '../db';
-import { migrateDatabase } from '../migrate/migrator';
+import { sql, type TempDatabase } from '../../spec/temp-database';
+import { hex, outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { type Db } from '../db';
 import type { Repositories } from '.';
 import { SignOrderRepository, type SignRequest } from './sign-order.repository';
 
@@ -12,20 +11,11 @@ describe(SignOrderRepository.name, () => {
   let a: Repositories;
   let b: Repositories;
 
+  // Two handles = two independent pools, like two API replicas.
   beforeAll(async () => {
-    tmp = await createEmptyDatabase('sign');
-    await migrateDatabase(tmp.url);
-    // Two handles = two independent pools, like two API replicas.
-    dbA = createDb(tmp.url, { poolSize: 5 });
-    dbB = createDb(tmp.url, { poolSize: 5 });
-    a = repositories(dbA);
-    b = repositories(dbB);
+    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('sign', 5));
   });
-  afterAll(async () => {
-    await dbA?.close();
-    await dbB?.close();
-    await tmp?.drop();
-  });
+  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   async function setup(opts: { usages?: number; approvers?: number; digests?: string[]; keys?: number } = {}) {
     const orderer = await seedSubject(a);
