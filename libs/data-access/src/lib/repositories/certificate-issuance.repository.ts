@@ -1,8 +1,8 @@
-import type { Certificate as CertificateRow } from '../../generated/prisma/client';
 import { mapPrismaError, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, Certificate } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { toCertificate } from './certificate-row';
 import { consumeUsageTx, reserveUsageTx } from './usage';
 
 /** What the issuing callback of {@link CertificateIssuanceRepository.issueWithUsage} returns. */
@@ -27,23 +27,6 @@ export interface IssueRequest {
   now?: Date;
 }
 
-type Row = CertificateRow & { issuerKey: { keyid: string } };
-
-const toCertificate = (c: Row): Certificate => ({
-  id: c.id,
-  issuerKeyid: c.issuerKey.keyid,
-  serialHex: c.serialHex,
-  subjectDn: c.subjectDn,
-  sans: c.sans,
-  notBefore: c.notBefore,
-  notAfter: c.notAfter,
-  pem: c.pem,
-  operationId: c.operationId,
-  requesterId: c.requesterId,
-  revokedAt: c.revokedAt,
-  revocationReason: c.revocationReason,
-  createdAt: c.createdAt,
-});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,7 +1,7 @@
-import type { Certificate as CertificateRow } from '../../generated/prisma/client';
 import { mapPrismaError, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Certificate, Page } from '../types';
+import { toCertificate, withIssuer } from './certificate-row';
 import { appendAuditTx, clampLimit } from './audit.repository';
 
 export interface InsertCertificateInput {
@@ -35,24 +35,6 @@ export interface RevokedCertificate {
   revocationReason: string | null;
 }
 
-type Row = CertificateRow & { issuerKey: { keyid: string } };
-const withIssuer = { issuerKey: { select: { keyid: true } } } as const;
-
-const toCertificate = (c: Row): Certificate => ({
-  id: c.id,
-  issuerKeyid: c.issuerKey.keyid,
-  serialHex: c.serialHex,
-  subjectDn: c.subjectDn,
-  sans: c.sans,
-  notBefore: c.notBefore,
-  notAfter: c.notAfter,
-  pem: c.pem,
-  operationId: c.operationId,
-  requesterId: c.requesterId,
-  revokedAt: c.revokedAt,
-  revocationReason: c.revocationReason,
-  createdAt: c.createdAt,
-});
 
 const normSerial = (s: string): string => s.toLowerCase().replace(/^0x/, '');
 
