@@ -6,6 +6,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
 import { runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase } from '@keyserver/data-access';
+import { UsageReaper } from './usage/usage-reaper';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
 import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
 import type { HsmSigner } from '@keyserver/pki';
@@ -79,7 +80,10 @@ async function serve(config: ApiConfig, logger: Logger) {
   const app = await createApp(deps);
   await app.listen(config.port, config.host);
   logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
+  const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
+  reaper.start();
   const shutdown = async () => {
+    await reaper.stop();
     await app.close();
     await deps.signer.close();
     await deps.db.close();

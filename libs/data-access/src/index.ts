@@ -14,3 +14,4 @@ export { AuditRepository, type AuditFilter, type ChainVerification } from './lib
 export { createRepositories, type Repositories } from './lib/repositories';
 export * from './lib/repositories/certificate-issuance.repository';
 export * from './lib/bff-session.repository';
+export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';

@@ -60,7 +60,7 @@ export class CertificatesService {
   constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
     this.certificates = new CertificateRepository(deps.db);
-    this.issuance = new CertificateIssuanceRepository(deps.db);
+    this.issuance = new CertificateIssuanceRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
   }
 

@@ -25,6 +25,8 @@ const schema = z
     ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1 << 20).default(64 * 1024),
     FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
+    // How long a usage taken for a signature stays reserved if its replica dies before storing the result.
+    USAGE_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strip();
@@ -61,6 +63,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     adminSessionMinutes: raw.ADMIN_SESSION_MINUTES,
     maxBodyBytes: raw.MAX_BODY_BYTES,
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
+    usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     logLevel: raw.LOG_LEVEL,
   };
 }

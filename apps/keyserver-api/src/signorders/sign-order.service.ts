@@ -31,7 +31,7 @@ export class SignOrderService {
 
   constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
-    this.orders = new SignOrderRepository(deps.db);
+    this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
   }
 

@@ -42,6 +42,8 @@ export async function signOrderLoad(urls: string[], token: string, operationid: 
 }
 
 export interface OperationRows {
+  /** Usage reservations still open (taken, neither stored nor given back). */
+  openReservations: number;
   usagesUsed: number;
   /** inputdata (hex digest) -> result of every stored sign order of the operation. */
   orders: Map<string, string>;
@@ -60,7 +62,9 @@ export async function operationRows(p: RunningPlatform, operationId: string): Pr
       `SELECT count(*) AS n FROM audit_event WHERE "operationId" = $1 AND action = 'signorder.create' AND outcome = 'SUCCESS'`,
       [operationId],
     );
+    const open = await c.query<{ n: string }>(`SELECT count(*) AS n FROM usage_reservation WHERE "operationId" = $1`, [operationId]);
     return {
+      openReservations: Number(open.rows[0]?.n ?? -1),
       usagesUsed: used.rows[0]?.usagesUsed ?? -1,
       orders: new Map(orders.rows.map((r) => [r.inputdata.toLowerCase(), r.result])),
       auditSuccesses: Number(audit.rows[0]?.n ?? -1),

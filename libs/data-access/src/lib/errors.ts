@@ -17,6 +17,7 @@ export const DataAccessErrorCode = {
   migration_failed: 'migration_failed',
   migration_checksum_mismatch: 'migration_checksum_mismatch',
   database_unavailable: 'database_unavailable',
+  reservation_expired: 'reservation_expired',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -37,6 +38,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   migration_failed: 500,
   migration_checksum_mismatch: 500,
   database_unavailable: 503,
+  // The HSM or the database took longer than the usage lease; nothing was stored or returned, retry.
+  reservation_expired: 503,
 };
 
 /** Error raised by repositories and the migrator. */

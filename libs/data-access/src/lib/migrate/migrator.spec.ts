@@ -81,17 +81,19 @@ describe(migrateDatabase.name, () => {
     expect(drift).toContain('CREATE TABLE "audit_event"');
   });
 
-  it('upgrades a database at the previous version that holds data', async () => {
+  it('upgrades a database at an earlier version that holds data', async () => {
     const db = await fresh('prev');
-    const previous = migrationsCopy(ALL.length - 1);
+    // The version before the append-only guard, so the upgrade can be seen adding it.
+    const before = ALL.findIndex((name) => name.endsWith('_audit_append_only'));
+    const previous = migrationsCopy(before);
     dirs.push(previous);
-    expect((await migrateDatabase(db.url, undefined, { migrationsDir: previous })).applied).toEqual(ALL.slice(0, -1));
+    expect((await migrateDatabase(db.url, undefined, { migrationsDir: previous })).applied).toEqual(ALL.slice(0, before));
     await sql(db.url, `INSERT INTO "subject" (id, kind, tid, oid, "displayName", "updatedAt") VALUES (gen_random_uuid(), 'USER', 't', 'o', 'Old User', now())`);
     await sql(db.url, `INSERT INTO "audit_event" (id, action, outcome, details, "prevHash", hash) VALUES (gen_random_uuid(), 'legacy', 'SUCCESS', '{}', $1, 'h1')`, ['0'.repeat(64)]);
     // Before the append-only migration an UPDATE is still possible: this proves the upgrade adds the guard.
     await sql(db.url, `UPDATE "audit_event" SET action = 'legacy2'`);
 
-    expect((await migrateDatabase(db.url)).applied).toEqual(ALL.slice(-1));
+    expect((await migrateDatabase(db.url)).applied).toEqual(ALL.slice(before));
     expect(await sql(db.url, 'SELECT "displayName" FROM "subject"')).toEqual([{ displayName: 'Old User' }]);
     expect(await sql(db.url, 'SELECT action FROM "audit_event"')).toEqual([{ action: 'legacy2' }]);
     await expect(sql(db.url, `UPDATE "audit_event" SET action = 'x'`)).rejects.toThrow(/append-only/);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow, Prisma } from '../../generated/prisma/client';
 import { AUDIT_APPEND_LOCK, AUDIT_GENESIS_HASH, auditEventHash } from '../audit-hash';
+import type { PoolClient } from 'pg';
 import type { Db, Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, AuditOutcome, Page } from '../types';
@@ -54,14 +55,9 @@ export function toAuditEvent(r: AuditRow): AuditEvent {
   };
 }
 
-/**
- * Appends one event inside `tx`. The transaction-scoped advisory lock serializes appenders across
- * processes until commit, so every event links to the last committed one.
- */
-export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEvent> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}::bigint)`;
-  const last = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { hash: true } });
-  const fields = {
+/** The stored fields of a new event except its hash, linked to `prevHash`. */
+function newAuditFields(input: AuditInput, prevHash: string) {
+  return {
     id: randomUUID(),
     at: new Date(),
     action: input.action,
@@ -79,12 +75,41 @@ export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEve
     requestId: input.requestId ?? null,
     // Round-trip through JSON so the hash covers exactly what JSONB stores (no undefined, Dates as strings).
     details: JSON.parse(JSON.stringify(input.details ?? {})) as Record<string, unknown>,
-    prevHash: last?.hash ?? AUDIT_GENESIS_HASH,
+    prevHash,
   };
+}
+
+/**
+ * Appends one event inside `tx`. The transaction-scoped advisory lock serializes appenders across
+ * processes until commit, so every event links to the last committed one.
+ */
+export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEvent> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}::bigint)`;
+  const last = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { hash: true } });
+  const fields = newAuditFields(input, last?.hash ?? AUDIT_GENESIS_HASH);
   const row = await tx.auditEvent.create({
     data: { ...fields, details: fields.details as Prisma.InputJsonObject, hash: auditEventHash(fields) },
   });
   return toAuditEvent(row);
+}
+
+const INSERT_AUDIT_SQL = `
+INSERT INTO "audit_event" ("id", "at", "action", "outcome", "errorCode", "actorTid", "actorOid", "actorName", "actorClient",
+  "actorSubjectId", "keyid", "operationId", "adminSessionId", "digest", "requestId", "details", "prevHash", "hash")
+VALUES ($1::uuid, $2, $3, $4::"AuditOutcome", $5, $6, $7, $8, $9, $10::uuid, $11, $12::uuid, $13::uuid, $14, $15, $16::jsonb, $17, $18)
+RETURNING "seq"::text AS "seq"`;
+
+/** {@link appendAuditTx} on a raw pg transaction (the hot path); the same lock, fields and hash. */
+export async function appendAuditSql(client: PoolClient, input: AuditInput): Promise<AuditEvent> {
+  await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_APPEND_LOCK]);
+  const last = await client.query<{ hash: string }>('SELECT "hash" FROM "audit_event" ORDER BY "seq" DESC LIMIT 1');
+  const f = newAuditFields(input, last.rows[0]?.hash ?? AUDIT_GENESIS_HASH);
+  const hash = auditEventHash(f);
+  const res = await client.query<{ seq: string }>(INSERT_AUDIT_SQL, [
+    f.id, f.at, f.action, f.outcome, f.errorCode, f.actorTid, f.actorOid, f.actorName, f.actorClient,
+    f.actorSubjectId, f.keyid, f.operationId, f.adminSessionId, f.digest, f.requestId, JSON.stringify(f.details), f.prevHash, hash,
+  ]);
+  return { ...f, seq: res.rows[0].seq, hash };
 }
 
 /** Append-only, hash-chained audit log. */

@@ -1,9 +1,12 @@
-import { mapPrismaError, type Db } from '../db';
+import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
+import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, Certificate } from '../types';
-import { appendAuditTx } from './audit.repository';
+import { appendAuditSql } from './audit.repository';
 import { toCertificate } from './certificate-row';
-import { consumeUsageTx, reserveUsageTx } from './usage';
+import type { UsageOptions } from './sign-order.repository';
+import { finishReservationTx, releaseUsage, reserveUsage } from './usage';
 
 /** What the issuing callback of {@link CertificateIssuanceRepository.issueWithUsage} returns. */
 export interface IssuedCertificateRecord {
@@ -30,45 +33,74 @@ export interface IssueRequest {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+async function insertCertificate(client: PoolClient, req: IssueRequest, issuerKeyId: string, issued: IssuedCertificateRecord): Promise<Certificate> {
+  const id = randomUUID();
+  const serialHex = issued.serialHex.toLowerCase().replace(/^0x/, '');
+  const rows = await sqlQuery<{ createdAt: Date }>(
+    client,
+    `INSERT INTO "certificate" ("id", "issuerKeyId", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
+     VALUES ($1::uuid, $2::uuid, $3, $4, $5::text[], $6, $7, $8, $9::uuid, $10::uuid) RETURNING "createdAt"`,
+    [id, issuerKeyId, serialHex, issued.subjectDn, issued.sans, issued.notBefore, issued.notAfter, issued.pem, req.operationId, req.requesterId],
+  );
+  return {
+    id,
+    issuerKeyid: req.issuerKeyid,
+    serialHex,
+    subjectDn: issued.subjectDn,
+    sans: issued.sans,
+    notBefore: issued.notBefore,
+    notAfter: issued.notAfter,
+    pem: issued.pem,
+    operationId: req.operationId,
+    requesterId: req.requesterId,
+    revokedAt: null,
+    revocationReason: null,
+    createdAt: rows[0].createdAt,
+  };
+}
+
 /** Certificate issuance under an operation: one usage, the certificate row and its audit event, atomically. */
 export class CertificateIssuanceRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly options: UsageOptions = {},
+  ) {}
 
   /**
-   * In ONE transaction: reserves a usage of (operation, issuer key) under the operation's row lock, calls
-   * `issue()` (the HSM signs) while the lock is held, then consumes the usage, stores the certificate and
-   * appends the audit event. If `issue()` throws, nothing is consumed or stored and its error is rethrown.
+   * Takes one usage of (operation, issuer key), calls `issue()` (the HSM signs) with NO lock held, then stores
+   * the certificate and its audit event in one transaction (see usage.ts). If `issue()` or storing throws
+   * (e.g. a serial collision), the usage is given back and the error rethrown: nothing is stored.
    */
   async issueWithUsage(req: IssueRequest, issue: () => Promise<IssuedCertificateRecord>): Promise<{ certificate: Certificate; audit: AuditEvent }> {
-    return this.db
-      .transaction(async (tx) => {
-        const reserved = await reserveUsageTx(tx, { operationId: req.operationId, keyid: req.issuerKeyid, digest: req.digest, now: req.now });
-        const issued = await issue();
-        await consumeUsageTx(tx, reserved);
-        const c = await tx.certificate.create({
-          data: {
-            issuerKeyId: reserved.keyId,
-            serialHex: issued.serialHex.toLowerCase().replace(/^0x/, ''),
-            subjectDn: issued.subjectDn,
-            sans: issued.sans,
-            notBefore: issued.notBefore,
-            notAfter: issued.notAfter,
-            pem: issued.pem,
-            operationId: req.operationId,
-            requesterId: req.requesterId,
-          },
-          include: { issuerKey: { select: { keyid: true } } },
-        });
-        const audit = await appendAuditTx(tx, {
+    const reservation = await reserveUsage(this.db, {
+      operationId: req.operationId,
+      keyid: req.issuerKeyid,
+      subjectId: req.requesterId,
+      kind: 'certificate',
+      digest: req.digest,
+      requestId: req.audit.requestId,
+      now: req.now,
+      leaseMs: this.options.leaseMs,
+    });
+    try {
+      const issued = await issue();
+      return await sqlTransaction(this.db, async (client) => {
+        await finishReservationTx(client, reservation);
+        const certificate = await insertCertificate(client, req, reservation.keyId, issued);
+        const audit = await appendAuditSql(client, {
           ...req.audit,
           operationId: req.operationId,
           keyid: req.issuerKeyid,
           digest: req.digest,
-          details: { ...req.audit.details, certificateId: c.id, serialHex: c.serialHex },
+          details: { ...req.audit.details, certificateId: certificate.id, serialHex: certificate.serialHex },
         });
-        return { certificate: toCertificate(c), audit };
-      })
-      .catch((err: unknown) => mapPrismaError(err, 'certificate'));
+        return { certificate, audit };
+      });
+    } catch (err) {
+      await releaseUsage(this.db, reservation).catch(() => undefined);
+      if (sqlState(err) === '23505') throw new DataAccessError('conflict', 'certificate already exists', { cause: err });
+      throw err;
+    }
   }
 
   /** One certificate by its id; a malformed or unknown id is `not_found`. */

@@ -1,5 +1,5 @@
 import type { Key as KeyRow, Prisma } from '../../generated/prisma/client';
-import { mapPrismaError, type Db } from '../db';
+import { mapPrismaError, sqlQuery, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
 
@@ -67,8 +67,18 @@ export class KeyRepository {
   }
 
   async findByKeyid(keyid: string): Promise<Key | null> {
-    const k = await this.db.prisma.key.findUnique({ where: { keyid }, include: withParent });
-    return k ? toKey(k) : null;
+    // On every sign order and certificate: one statement on the raw pool.
+    const rows = await sqlQuery<Omit<Key, 'crlNumber'> & { crlNumber: string }>(
+      this.db,
+      `SELECT k."id", k."keyid", k."type"::text AS "type", k."algorithm"::text AS "algorithm", k."hash"::text AS "hash",
+              k."requiredApprovers", k."state"::text AS "state", k."hsmKeyId", p."keyid" AS "parentKeyid", k."certificatePem",
+              k."certificateSerial", k."notBefore", k."notAfter", k."product", k."profile", k."crlNumber"::text AS "crlNumber",
+              k."revokedAt", k."revocationReason", k."createdAt"
+       FROM "key" k LEFT JOIN "key" p ON p."id" = k."parentId" WHERE k."keyid" = $1`,
+      [keyid],
+    );
+    const k = rows[0];
+    return k ? { ...k, crlNumber: BigInt(k.crlNumber) } : null;
   }
 
   async create(input: CreateKeyInput): Promise<Key> {

@@ -3,6 +3,24 @@ import { hex, outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoRe
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import { SignOrderRepository, type SignRequest } from './sign-order.repository';
+import { releaseExpiredReservations } from './usage';
+
+/** A promise plus the function that settles it: an HSM call the test finishes when it wants. */
+function gate<T>(value: T): { wait: () => Promise<T>; open: () => void; entered: Promise<void> } {
+  let open!: () => void;
+  let enter!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  const entered = new Promise<void>((r) => (enter = r));
+  return {
+    wait: async () => {
+      enter();
+      await opened;
+      return value;
+    },
+    open,
+    entered,
+  };
+}
 
 describe(SignOrderRepository.name, () => {
   let tmp: TempDatabase;
@@ -135,5 +153,62 @@ describe(SignOrderRepository.name, () => {
     const r = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-1' }), async () => 'aa');
     expect(r.audit).toMatchObject({ action: 'sign', operationId: op.id, keyid: key.keyid, requestId: 'req-1', digest: 'ab'.repeat(32) });
     expect(r.audit?.details).toEqual({ test: true, signOrderId: r.signOrder.id });
+  });
+
+  it('signs two orders of one operation at once: no lock is held while the HSM signs', async () => {
+    const { orderer, key, op } = await setup({ usages: 2 });
+    const slow = gate('slow');
+    const first = a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), slow.wait);
+    await slow.entered;
+    // With the first order still inside the HSM, a second one on the same operation completes.
+    const second = await b.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'fast');
+    expect(second).toMatchObject({ replayed: false, usagesLeft: 0 });
+    slow.open();
+    expect((await first).signOrder.result).toBe('slow');
+    const after = await a.operations.get(op.id);
+    expect(after.keys[0].usagesUsed).toBe(2);
+    expect(after.state).toBe('EXHAUSTED');
+  });
+
+  it('refuses the same idempotency key with conflict while the first request is still signing', async () => {
+    const { orderer, key, op } = await setup({ usages: 3 });
+    const slow = gate('sig-1');
+    const req = request(op.id, key.keyid, orderer.id, { idempotencyKey: 'build-88' });
+    const first = a.signOrders.recordWithUsage(req, slow.wait);
+    await slow.entered;
+    expect(await outcome(b.signOrders.recordWithUsage(req, async () => 'sig-2'))).toBe('conflict');
+    slow.open();
+    await first;
+    expect(await b.signOrders.recordWithUsage(req, () => Promise.reject(new Error('must not sign')))).toMatchObject({ replayed: true, usagesLeft: 2 });
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+  });
+
+  it('gives the usage back when a lease runs out (a dead replica) and never stores the late result', async () => {
+    const { orderer, key, op } = await setup({ usages: 1 });
+    const shortLease = new SignOrderRepository(dbA, { leaseMs: 50 });
+    const stuck = gate('late');
+    const late = outcome(shortLease.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-late' }), stuck.wait));
+    await stuck.entered;
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+    await new Promise((r) => setTimeout(r, 80));
+
+    const released = await releaseExpiredReservations(dbB);
+    expect(released).toEqual([expect.objectContaining({ operationId: op.id, keyid: key.keyid, kind: 'signorder', requestId: 'req-late' })]);
+    expect(await releaseExpiredReservations(dbA)).toEqual([]);
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+    const audit = await sql<{ outcome: string; errorCode: string }>(
+      tmp.url,
+      `SELECT outcome::text, "errorCode" FROM audit_event WHERE "operationId" = $1 AND action = 'usage.released'`,
+      [op.id],
+    );
+    expect(audit).toEqual([{ outcome: 'FAILED', errorCode: 'reservation_expired' }]);
+
+    stuck.open();
+    expect(await late).toBe('reservation_expired');
+    expect(await a.signOrders.listByOperation(op.id)).toEqual([]);
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+    // The usage given back is usable again.
+    expect(await outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'aa'))).toBe('ok');
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
 });

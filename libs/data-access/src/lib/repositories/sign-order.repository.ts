@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
 import type { SignOrder as SignOrderRow } from '../../generated/prisma/client';
-import { mapPrismaError, type Db } from '../db';
+import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, SignOrder } from '../types';
-import { appendAuditTx } from './audit.repository';
-import { consumeUsageTx, reserveUsageTx } from './usage';
-import { lockOperation } from './operation.repository';
+import { appendAuditSql } from './audit.repository';
+import { finishReservationTx, releaseUsage, reserveUsage } from './usage';
 
 export interface SignRequest {
   operationId: string;
@@ -54,77 +55,111 @@ const toSignOrder = (s: SignOrderWithKey): SignOrder => ({
   createdAt: s.createdAt,
 });
 
+type SignOrderSqlRow = SignOrder;
+
+const SIGN_ORDER_COLUMNS = `s."id", s."operationId", k."keyid", s."subjectId", s."description", s."inputdata", s."inputformat",
+  s."inputpadding", s."signatureformat", s."result", s."idempotencyKey", s."requestId", s."createdAt"`;
+
+async function insertSignOrder(client: PoolClient, req: SignRequest, keyId: string, result: string): Promise<SignOrder> {
+  const id = randomUUID();
+  const rows = await sqlQuery<{ createdAt: Date }>(
+    client,
+    `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat", "inputpadding",
+       "signatureformat", "result", "idempotencyKey", "requestId")
+     VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING "createdAt"`,
+    [id, req.operationId, keyId, req.subjectId, req.description, req.inputdata, req.inputformat, req.inputpadding,
+      req.signatureformat, result, req.idempotencyKey ?? null, req.requestId ?? null],
+  );
+  return {
+    id, operationId: req.operationId, keyid: req.keyid, subjectId: req.subjectId, description: req.description,
+    inputdata: req.inputdata, inputformat: req.inputformat, inputpadding: req.inputpadding, signatureformat: req.signatureformat,
+    result, idempotencyKey: req.idempotencyKey ?? null, requestId: req.requestId ?? null, createdAt: rows[0].createdAt,
+  };
+}
+
+/** Options of {@link SignOrderRepository}. */
+export interface UsageOptions {
+  /** Lease of a usage reservation in ms (default 60 s). */
+  leaseMs?: number;
+}
+
 /** Sign orders and the usage accounting that makes each operation usage count exactly once. */
 export class SignOrderRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly options: UsageOptions = {},
+  ) {}
 
   /**
-   * Consumes one usage of (operation, key) and records the sign order, all in ONE transaction:
-   * locks the operation and its key row (SELECT ... FOR UPDATE), checks the operation is usable
-   * (APPROVED, or REQUESTED when no key needs approvers), inside its window, with usages left and
-   * the digest allowed, then calls `sign()` while the lock is held, and only when it resolves
-   * increments usagesUsed (EXHAUSTED when every key is used up), inserts the order and appends the
-   * audit event. If `sign()` throws, everything rolls back: no usage is consumed and its error is
-   * rethrown. A repeated (subjectId, idempotencyKey) returns the stored order without signing.
+   * Takes one usage of (operation, key), calls `sign()` with NO lock held, then stores the order and its audit
+   * event in one transaction (see usage.ts). The operation must be usable (APPROVED, or REQUESTED when no key
+   * needs approvers), inside its window, with usages left and the digest allowed, else a DataAccessError says
+   * why and nothing is signed. If `sign()` or storing throws, the usage is given back and the error rethrown.
+   * A repeated (subjectId, idempotencyKey) returns the stored order without signing; one still in flight is
+   * `conflict`.
    */
   async recordWithUsage(req: SignRequest, sign: () => Promise<string>): Promise<RecordedSignOrder> {
     const digest = req.digest.toLowerCase();
-    return this.db
-      .transaction(async (tx) => {
-      await lockOperation(tx, req.operationId);
-      if (req.idempotencyKey) {
-        const prior = await tx.signOrder.findUnique({
-          where: { subjectId_idempotencyKey: { subjectId: req.subjectId, idempotencyKey: req.idempotencyKey } },
-          include: { key: { select: { keyid: true } } },
-        });
-        if (prior) {
-          if (prior.operationId !== req.operationId || prior.key.keyid !== req.keyid || prior.inputdata !== req.inputdata) {
-            throw new DataAccessError('conflict', 'idempotency key reused for a different request');
-          }
-          const ok = await tx.operationKey.findUniqueOrThrow({
-            where: { operationId_keyId: { operationId: prior.operationId, keyId: prior.keyId } },
-          });
-          return { signOrder: toSignOrder(prior), replayed: true, usagesLeft: ok.usagesAllowed - ok.usagesUsed, audit: null };
-        }
-      }
-      const usage = await reserveUsageTx(tx, { operationId: req.operationId, keyid: req.keyid, digest, now: req.now });
-
-      // The row lock stays held while the HSM signs; a throw here rolls the whole transaction back.
+    if (req.idempotencyKey) {
+      const prior = await this.replay(req);
+      if (prior) return prior;
+    }
+    const reservation = await reserveUsage(this.db, {
+      operationId: req.operationId,
+      keyid: req.keyid,
+      subjectId: req.subjectId,
+      kind: 'signorder',
+      digest,
+      idempotencyKey: req.idempotencyKey,
+      requestId: req.requestId,
+      now: req.now,
+      leaseMs: this.options.leaseMs,
+    });
+    let stored: { order: SignOrder; audit: AuditEvent };
+    try {
       const result = await sign();
-
-      await consumeUsageTx(tx, usage);
-      const order = await tx.signOrder.create({
-        data: {
+      stored = await sqlTransaction(this.db, async (client) => {
+        await finishReservationTx(client, reservation);
+        const order = await insertSignOrder(client, req, reservation.keyId, result);
+        const audit = await appendAuditSql(client, {
+          ...req.audit,
           operationId: req.operationId,
-          keyId: usage.keyId,
-          subjectId: req.subjectId,
-          description: req.description,
-          inputdata: req.inputdata,
-          inputformat: req.inputformat,
-          inputpadding: req.inputpadding,
-          signatureformat: req.signatureformat,
-          result,
-          idempotencyKey: req.idempotencyKey ?? null,
-          requestId: req.requestId ?? null,
-        },
-        include: { key: { select: { keyid: true } } },
+          keyid: req.keyid,
+          digest,
+          requestId: req.requestId ?? req.audit.requestId ?? null,
+          details: { ...req.audit.details, signOrderId: order.id },
+        });
+        return { order, audit };
       });
-      const audit = await appendAuditTx(tx, {
-        ...req.audit,
-        operationId: req.operationId,
-        keyid: req.keyid,
-        digest,
-        requestId: req.requestId ?? req.audit.requestId ?? null,
-        details: { ...req.audit.details, signOrderId: order.id },
-      });
-      return {
-        signOrder: toSignOrder(order),
-        replayed: false,
-        usagesLeft: usage.usagesAllowed - usage.usagesUsed - 1,
-        audit,
-      };
-    })
-      .catch((err: unknown) => mapPrismaError(err, 'sign order'));
+    } catch (err) {
+      await releaseUsage(this.db, reservation).catch(() => undefined);
+      // The same idempotency key finished by a concurrent request between our replay check and our insert.
+      if (req.idempotencyKey && sqlState(err) === '23505') {
+        const prior = await this.replay(req);
+        if (prior) return prior;
+      }
+      throw err;
+    }
+    return { signOrder: stored.order, replayed: false, usagesLeft: reservation.usagesAllowed - reservation.usagesUsed, audit: stored.audit };
+  }
+
+  /** The stored answer for a repeated idempotency key, or null when there is none yet. */
+  private async replay(req: SignRequest): Promise<RecordedSignOrder | null> {
+    const rows = await sqlQuery<SignOrderSqlRow & { usagesLeft: number }>(
+      this.db,
+      `SELECT ${SIGN_ORDER_COLUMNS}, ok."usagesAllowed" - ok."usagesUsed" AS "usagesLeft"
+       FROM "sign_order" s JOIN "key" k ON k."id" = s."keyId"
+       JOIN "operation_key" ok ON ok."operationId" = s."operationId" AND ok."keyId" = s."keyId"
+       WHERE s."subjectId" = $1::uuid AND s."idempotencyKey" = $2`,
+      [req.subjectId, req.idempotencyKey],
+    );
+    const prior = rows[0];
+    if (!prior) return null;
+    if (prior.operationId !== req.operationId || prior.keyid !== req.keyid || prior.inputdata !== req.inputdata) {
+      throw new DataAccessError('conflict', 'idempotency key reused for a different request');
+    }
+    const { usagesLeft, ...order } = prior;
+    return { signOrder: order, replayed: true, usagesLeft, audit: null };
   }
 
   /** The order a subject already made with this idempotency key, if any. */

@@ -1,53 +1,229 @@
-import type { Tx } from '../db';
+import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
+import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
-import { lockOperation } from './operation.repository';
+import type { AuditInput } from '../types';
+import { appendAuditSql } from './audit.repository';
 
-// The one place that decides whether an operation's key may be used now: sign orders, firmware
-// signatures and certificate issuance all reserve and consume usages through these two functions.
+// The one place that decides whether an operation's key may be used now. Sign orders, firmware signatures and
+// certificate issuance all go through reserve -> (HSM signs, no lock held) -> finish or release:
+// - reserve: ONE statement checks the operation (state, window, digest), the key (ACTIVE) and increments
+//   usagesUsed only while it is below usagesAllowed, and inserts a reservation row with a lease. The row lock on
+//   operation_key lasts only for that statement, so orders on one operation sign in parallel, and the guarded
+//   increment (re-checked by PostgreSQL after a concurrent update) makes the count exactly-once.
+// - finish: deletes the reservation in the transaction that stores the result and its audit event.
+// - release: deletes it and gives the usage back (HSM failure, or the lease ran out because a replica died).
+// docs/adr/0007-usage-reservations.md explains the choice.
 
-/** One usage of (operation, key) checked under the operation's row lock; see {@link reserveUsageTx}. */
-export interface ReservedUsage {
+/** What a reservation is for; stored on the row and in the audit event of a release. */
+export type ReservationKind = 'signorder' | 'certificate';
+
+/** Default lease of a reservation; a replica that dies mid-sign gives its usage back after this. */
+export const DEFAULT_USAGE_LEASE_MS = 60_000;
+
+/** One usage of (operation, key) taken by {@link reserveUsage}. */
+export interface Reservation {
+  id: string;
   operationId: string;
   opKeyId: string;
   keyId: string;
   usagesAllowed: number;
+  /** usagesUsed after this reservation (it counts already). */
   usagesUsed: number;
-  /** True when this usage is the last one of the whole operation (it becomes EXHAUSTED on consume). */
-  lastOfOperation: boolean;
+}
+
+export interface ReserveRequest {
+  operationId: string;
+  keyid: string;
+  subjectId: string;
+  kind: ReservationKind;
+  /** Lower-case hex digest checked against the operation's allowed digests; null when none applies. */
+  digest: string | null;
+  idempotencyKey?: string | null;
+  requestId?: string | null;
+  now?: Date;
+  leaseMs?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const RESERVE_SQL = `
+WITH target AS (
+  SELECT ok."id"
+  FROM "operation_key" ok
+  JOIN "key" k ON k."id" = ok."keyId"
+  JOIN "operation" o ON o."id" = ok."operationId"
+  WHERE ok."operationId" = $1::uuid AND k."keyid" = $2 AND k."state" = 'ACTIVE'
+    AND (o."state" = 'APPROVED'
+         OR (o."state" = 'REQUESTED'
+             AND NOT EXISTS (SELECT 1 FROM "operation_key" x WHERE x."operationId" = o."id" AND x."requiredApprovers" > 0)))
+    AND $3::timestamptz >= o."validFrom" AND $3::timestamptz < o."validTo"
+    AND (cardinality(o."digests") = 0 OR $4::text = ANY (o."digests"))
+), used AS (
+  UPDATE "operation_key" ok SET "usagesUsed" = ok."usagesUsed" + 1
+  FROM target WHERE ok."id" = target."id" AND ok."usagesUsed" < ok."usagesAllowed"
+  RETURNING ok."id", ok."keyId", ok."usagesAllowed", ok."usagesUsed"
+), reserved AS (
+  INSERT INTO "usage_reservation" ("id", "operationKeyId", "operationId", "keyId", "subjectId", "kind", "idempotencyKey", "requestId", "leaseUntil")
+  SELECT $5::uuid, used."id", $1::uuid, used."keyId", $6::uuid, $7, $8, $9, $3::timestamptz + make_interval(secs => $10::double precision)
+  FROM used
+  RETURNING "id"
+)
+SELECT used."id" AS "opKeyId", used."keyId", used."usagesAllowed", used."usagesUsed", (SELECT count(*) FROM reserved)::int AS "n"
+FROM used`;
+
+/**
+ * Takes one usage of (operation, keyid) now, or throws the reason it cannot be taken (a {@link DataAccessError}
+ * with code usage_exhausted, operation_not_usable, outside_window, digest_not_allowed, key_not_in_operation,
+ * key_revoked or not_found). A (subjectId, idempotencyKey) already reserved and in flight is `conflict`.
+ */
+export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reservation> {
+  if (!UUID.test(req.operationId)) throw new DataAccessError('not_found', 'operation not found');
+  const now = req.now ?? new Date();
+  const digest = req.digest?.toLowerCase() ?? null;
+  const id = randomUUID();
+  let rows: { opKeyId: string; keyId: string; usagesAllowed: number; usagesUsed: number }[];
+  try {
+    rows = await sqlQuery(db, RESERVE_SQL, [
+      req.operationId,
+      req.keyid,
+      now,
+      digest,
+      id,
+      req.subjectId,
+      req.kind,
+      req.idempotencyKey ?? null,
+      req.requestId ?? null,
+      (req.leaseMs ?? DEFAULT_USAGE_LEASE_MS) / 1000,
+    ]);
+  } catch (err) {
+    if (sqlState(err) === '23505') throw new DataAccessError('conflict', 'a request with this idempotency key is in progress', { cause: err });
+    throw err;
+  }
+  const row = rows[0];
+  if (!row) throw await whyNotUsable(db, req.operationId, req.keyid, digest, now);
+  return { id, operationId: req.operationId, opKeyId: row.opKeyId, keyId: row.keyId, usagesAllowed: row.usagesAllowed, usagesUsed: row.usagesUsed };
+}
+
+/** Slow path after a refused reservation: reads the rows once more to name the reason. */
+async function whyNotUsable(db: Db, operationId: string, keyid: string, digest: string | null, now: Date): Promise<DataAccessError> {
+  const ops = await sqlQuery<{ state: string; validFrom: Date; validTo: Date; digests: string[]; gated: boolean }>(
+    db,
+    `SELECT o."state"::text AS "state", o."validFrom", o."validTo", o."digests",
+            EXISTS (SELECT 1 FROM "operation_key" x WHERE x."operationId" = o."id" AND x."requiredApprovers" > 0) AS "gated"
+     FROM "operation" o WHERE o."id" = $1::uuid`,
+    [operationId],
+  );
+  const op = ops[0];
+  if (!op) return new DataAccessError('not_found', 'operation not found');
+  const keys = await sqlQuery<{ keyState: string; usagesAllowed: number; usagesUsed: number }>(
+    db,
+    `SELECT k."state"::text AS "keyState", ok."usagesAllowed", ok."usagesUsed"
+     FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE ok."operationId" = $1::uuid AND k."keyid" = $2`,
+    [operationId, keyid],
+  );
+  const usage = keys[0];
+  if (!usage) return new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
+  if (usage.keyState !== 'ACTIVE') return new DataAccessError('key_revoked', `key ${keyid} is revoked`);
+  if (op.state === 'EXHAUSTED') return new DataAccessError('usage_exhausted', 'operation is exhausted');
+  if (op.state !== 'APPROVED' && !(op.state === 'REQUESTED' && !op.gated)) return new DataAccessError('operation_not_usable', `operation is ${op.state}`);
+  if (now < op.validFrom || now >= op.validTo) return new DataAccessError('outside_window', 'operation is not valid now');
+  if (op.digests.length > 0 && (digest === null || !op.digests.includes(digest))) {
+    return new DataAccessError('digest_not_allowed', 'digest is not allowed by the operation');
+  }
+  // Everything else holds, so the guarded increment found no usage left (possibly taken a moment ago).
+  return new DataAccessError('usage_exhausted', 'no usages left for this key');
 }
 
 /**
- * Inside a transaction: locks the operation and its key row and checks, that one usage of `keyid` may be consumed now
- * (usable state, window, usages left, digest allowed when the operation lists digests).
+ * Inside the transaction that stores the result: deletes the reservation (refusing when it was released
+ * meanwhile, which rolls everything back) and marks the operation EXHAUSTED when this was its last usage.
  */
-export async function reserveUsageTx(tx: Tx, req: { operationId: string; keyid: string; digest: string | null; now?: Date }): Promise<ReservedUsage> {
-  await lockOperation(tx, req.operationId);
-  const op = await tx.operation.findUniqueOrThrow({ where: { id: req.operationId }, include: { keys: true } });
-  const rows = await tx.$queryRaw<{ opKeyId: string; keyId: string; usagesAllowed: number; usagesUsed: number; keyState: string }[]>`
-    SELECT ok."id" AS "opKeyId", ok."keyId", ok."usagesAllowed", ok."usagesUsed", k."state"::text AS "keyState"
-    FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId"
-    WHERE ok."operationId" = ${req.operationId}::uuid AND k."keyid" = ${req.keyid}
-    FOR UPDATE OF ok`;
-  const usage = rows[0];
-  if (!usage) throw new DataAccessError('key_not_in_operation', `key ${req.keyid} is not part of the operation`);
-  if (usage.keyState !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${req.keyid} is revoked`);
-  const openWithoutApproval = op.state === 'REQUESTED' && op.keys.every((k) => k.requiredApprovers === 0);
-  if (op.state === 'EXHAUSTED') throw new DataAccessError('usage_exhausted', 'operation is exhausted');
-  if (op.state !== 'APPROVED' && !openWithoutApproval) throw new DataAccessError('operation_not_usable', `operation is ${op.state}`);
-  const now = req.now ?? new Date();
-  if (now < op.validFrom || now >= op.validTo) throw new DataAccessError('outside_window', 'operation is not valid now');
-  if (usage.usagesUsed >= usage.usagesAllowed) throw new DataAccessError('usage_exhausted', 'no usages left for this key');
-  const digest = req.digest?.toLowerCase() ?? null;
-  if (op.digests.length > 0 && (digest === null || !op.digests.includes(digest))) {
-    throw new DataAccessError('digest_not_allowed', 'digest is not allowed by the operation');
-  }
-  const lastOfOperation = op.keys.every((k) => (k.id === usage.opKeyId ? usage.usagesUsed + 1 : k.usagesUsed) >= k.usagesAllowed);
-  return { operationId: op.id, opKeyId: usage.opKeyId, keyId: usage.keyId, usagesAllowed: usage.usagesAllowed, usagesUsed: usage.usagesUsed, lastOfOperation };
+export async function finishReservationTx(client: PoolClient, r: Reservation): Promise<void> {
+  const gone = await sqlQuery<{ left: number }>(
+    client,
+    `WITH d AS (DELETE FROM "usage_reservation" WHERE "id" = $1::uuid RETURNING "id")
+     SELECT (SELECT count(*) FROM d)::int AS "deleted",
+            (SELECT COALESCE(sum("usagesAllowed" - "usagesUsed"), 0) FROM "operation_key" WHERE "operationId" = $2::uuid)::int AS "left"`,
+    [r.id, r.operationId],
+  );
+  const row = gone[0] as unknown as { deleted: number; left: number };
+  if (row.deleted !== 1) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
+  if (row.left > 0) return;
+  // Last usage: under the operation's row lock, only the last finisher (no reservation of another request
+  // left) marks it; one that is still signing may yet fail and give its usage back.
+  await sqlQuery(client, `SELECT 1 FROM "operation" WHERE "id" = $1::uuid FOR UPDATE`, [r.operationId]);
+  await sqlQuery(
+    client,
+    `UPDATE "operation" SET "state" = 'EXHAUSTED', "updatedAt" = now()
+     WHERE "id" = $1::uuid AND "state" IN ('APPROVED', 'REQUESTED')
+       AND NOT EXISTS (SELECT 1 FROM "usage_reservation" WHERE "operationId" = $1::uuid)
+       AND NOT EXISTS (SELECT 1 FROM "operation_key" WHERE "operationId" = $1::uuid AND "usagesUsed" < "usagesAllowed")`,
+    [r.operationId],
+  );
 }
 
-/** Consumes the usage reserved by {@link reserveUsageTx} in the same transaction. */
-export async function consumeUsageTx(tx: Tx, r: ReservedUsage): Promise<void> {
-  await tx.operationKey.update({ where: { id: r.opKeyId }, data: { usagesUsed: { increment: 1 } } });
-  if (r.lastOfOperation) await tx.operation.update({ where: { id: r.operationId }, data: { state: 'EXHAUSTED' } });
+/**
+ * Gives a reservation's usage back (the HSM failed, or storing the result failed). Idempotent: a reservation
+ * already finished or released is left alone. Returns true when this call released it.
+ */
+export async function releaseUsage(db: Db, r: Pick<Reservation, 'id'>): Promise<boolean> {
+  const rows = await sqlQuery<{ id: string }>(
+    db,
+    `WITH d AS (DELETE FROM "usage_reservation" WHERE "id" = $1::uuid RETURNING "id", "operationKeyId")
+     UPDATE "operation_key" ok SET "usagesUsed" = ok."usagesUsed" - 1 FROM d WHERE ok."id" = d."operationKeyId"
+     RETURNING d."id"`,
+    [r.id],
+  );
+  return rows.length === 1;
 }
 
+/** A reservation whose lease ran out, as released by {@link releaseExpiredReservations}. */
+export interface ReleasedReservation {
+  id: string;
+  operationId: string;
+  keyid: string;
+  subjectId: string;
+  kind: string;
+  requestId: string | null;
+  createdAt: Date;
+}
+
+/**
+ * Releases up to `limit` reservations whose lease ran out (their replica died or hung), each with its usage
+ * given back and a `usage.released` audit event, in one transaction. Safe to run on every replica at once
+ * (SKIP LOCKED); a late finisher of a released reservation fails with reservation_expired instead of storing.
+ */
+export async function releaseExpiredReservations(db: Db, now = new Date(), limit = 100): Promise<ReleasedReservation[]> {
+  return sqlTransaction(db, async (client) => {
+    const rows = await sqlQuery<ReleasedReservation>(
+      client,
+      `WITH expired AS (
+         SELECT "id" FROM "usage_reservation" WHERE "leaseUntil" < $1::timestamptz ORDER BY "leaseUntil" LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), d AS (
+         DELETE FROM "usage_reservation" r USING expired WHERE r."id" = expired."id"
+         RETURNING r."id", r."operationId", r."operationKeyId", r."keyId", r."subjectId", r."kind", r."requestId", r."createdAt"
+       ), back AS (
+         UPDATE "operation_key" ok SET "usagesUsed" = ok."usagesUsed" - c."n"
+         FROM (SELECT "operationKeyId", count(*)::int AS "n" FROM d GROUP BY 1) c WHERE ok."id" = c."operationKeyId"
+       )
+       SELECT d."id", d."operationId", k."keyid", d."subjectId", d."kind", d."requestId", d."createdAt"
+       FROM d JOIN "key" k ON k."id" = d."keyId" ORDER BY d."createdAt"`,
+      [now, limit],
+    );
+    for (const r of rows) {
+      const audit: AuditInput = {
+        action: 'usage.released',
+        outcome: 'FAILED',
+        errorCode: 'reservation_expired',
+        actorSubjectId: r.subjectId,
+        keyid: r.keyid,
+        operationId: r.operationId,
+        requestId: r.requestId,
+        details: { reservationId: r.id, kind: r.kind, reservedAt: r.createdAt.toISOString() },
+      };
+      await appendAuditSql(client, audit);
+    }
+    return rows;
+  });
+}
