@@ -1,12 +1,26 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signInAt } from '@keyserver/entra-emulator';
 import { demoTenant, repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { call, operationBody, userToken } from './operations-support';
 
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
+const DEMO_CERT = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.crt.pem');
+const DEMO_KEY = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.key.pem');
 const pemBlocks = (text: string) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+/**
+ * spawnSync blocks the event loop, so fetch does not see the keep-alive sockets the servers closed meanwhile
+ * and may reuse a dead one ("other side closed"): let those events run before the next fetch.
+ */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+/** openssl's exit status and output, for agreement checks (a failure is an answer here, not an error). */
+const openssl = (...args: string[]) => {
+  const r = spawnSync('openssl', args, { encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+};
 
 describe('ksctl', () => {
   let p: RunningPlatform;
@@ -17,6 +31,11 @@ describe('ksctl', () => {
   const ksctl = (...args: string[]) => ksctlWith(ksctlEnv(), ...args);
   const ksctlWith = (env: Record<string, string>, ...args: string[]) => {
     const r = spawnSync(process.execPath, [KSCTL, '--demo', demoFile, '--json', ...args], { encoding: 'utf8', env, timeout: 60_000 });
+    return { status: r.status, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
+  };
+  /** ksctl with no --demo, no token and no API: what an offline verifier has. */
+  const offline = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [KSCTL, '--json', ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 });
     return { status: r.status, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
   };
 
@@ -114,6 +133,20 @@ describe('ksctl', () => {
     expect(noToken.status).toBe(2);
   });
 
+  it('logs in with a federated token read from a file (the GitHub Actions path)', async () => {
+    await settle();
+    const r = await fetch(`${p.env.urls.emulator}/_ado/demo-org/oidctoken?serviceConnectionId=f0e1d2c3-b4a5-4968-8778-695a4b3c2d1e`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer job-token' },
+    });
+    const tokenFile = join(work, 'oidc-token');
+    writeFileSync(tokenFile, `${((await r.json()) as { oidcToken: string }).oidcToken}\n`);
+    const keys = ksctlWith(ksctlEnv('cache-wif-file'), '--wif', '--federated-token-file', tokenFile, 'keys', 'list');
+    expect([keys.status, keys.stderr]).toEqual([0, '']);
+    const missing = ksctlWith(ksctlEnv('cache-wif-file-2'), '--wif', '--federated-token-file', join(work, 'no-token'), 'keys', 'list');
+    expect(missing.status).toBe(2);
+  });
+
   it('logs a provisioning user in with PKCE on a loopback redirect, then uses the cached token', async () => {
     const env = ksctlEnv('cache-pkce');
     const child = spawn(process.execPath, [KSCTL, '--demo', demoFile, '--json', '--pkce', 'login', '--no-browser', '--timeout', '60'], { env });
@@ -139,6 +172,195 @@ describe('ksctl', () => {
     const keys = ksctlWith(env, '--pkce', 'keys', 'list');
     expect(keys.status).toBe(0);
     expect((keys.json as { keyid: string }[]).map((k) => k.keyid)).toContain('demo-fw-prod');
+  });
+
+  it('logs in with a certificate credential (private_key_jwt), caches the app token and signs', () => {
+    const env = ksctlEnv('cache-cert');
+    const cert = ['--certificate', DEMO_CERT, '--private-key', DEMO_KEY];
+    const login = ksctlWith(env, ...cert, 'login');
+    expect([login.status, login.json]).toEqual([0, { loggedIn: true, method: 'certificate' }]);
+    const [cacheName] = readdirSync(join(work, 'cache-cert'));
+    const cached = JSON.parse(readFileSync(join(work, 'cache-cert', cacheName), 'utf8')) as { accessToken: string };
+    const claims = JSON.parse(Buffer.from(cached.accessToken.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+    const client = demoTenant.ciClients.find((c) => c.name === 'demo-ci-cert');
+    expect(claims).toMatchObject({ azp: client?.clientId, azpacr: '2', idtyp: 'app', oid: client?.servicePrincipalOid, roles: ['Keyserver.CI'] });
+    expect(statSync(join(work, 'cache-cert', cacheName)).mode & 0o777).toBe(0o600);
+
+    // A fresh cache: the operation and the signature are made with a token from a new assertion.
+    const fresh = ksctlEnv('cache-cert-2');
+    const op = ksctlWith(fresh, ...cert, 'operations', 'create', '--key', 'demo-fw-dev=1', '--description', 'certificate credential e2e');
+    expect(op.status).toBe(0);
+    const image = join(work, 'cert-signed.bin');
+    writeFileSync(image, 'signed by a client that logged in with a certificate');
+    const sig = join(work, 'cert-signed.sig');
+    const signed = ksctlWith(fresh, ...cert, 'sign', '--operation', (op.json as { id: string }).id, '--key', 'demo-fw-dev', '--file', image, '--out', sig);
+    expect([signed.status, signed.stderr]).toEqual([0, '']);
+    const chain = join(work, 'cert-fw-chain.pem');
+    expect(ksctlWith(fresh, ...cert, 'keys', 'show', 'demo-fw-dev', '--chain', chain).status).toBe(0);
+    writeFileSync(join(work, 'cert-root.pem'), `${pemBlocks(readFileSync(chain, 'utf8')).pop()}\n`);
+    const v = offline('verify', '--signature', sig, '--file', image, '--chain', chain, '--ca', join(work, 'cert-root.pem'));
+    expect([v.status, v.json.verified]).toEqual([0, true]);
+  });
+
+  it('fails with exit 3 and the OAuth error for a certificate Entra does not know', () => {
+    const key = join(work, 'unknown.key');
+    const crt = join(work, 'unknown.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=not registered', '-days', '2'], { stdio: 'ignore' });
+    const r = ksctlWith(ksctlEnv('cache-cert-unknown'), '--certificate', crt, '--private-key', key, 'keys', 'list');
+    expect([r.status, r.json.code]).toEqual([3, 'invalid_client']);
+    const mismatch = ksctlWith(ksctlEnv('cache-cert-unknown'), '--certificate', DEMO_CERT, '--private-key', key, 'keys', 'list');
+    expect(mismatch.status).toBe(2);
+  });
+
+  it('takes --demo without a file name (.keyserver/demo.json in the working directory)', () => {
+    const cwd = join(work, 'demo-cwd');
+    mkdirSync(join(cwd, '.keyserver'), { recursive: true });
+    writeFileSync(join(cwd, '.keyserver', 'demo.json'), JSON.stringify(p.facts));
+    const r = spawnSync(process.execPath, [KSCTL, '--demo', 'keys', 'list', '--json'], { cwd, encoding: 'utf8', env: ksctlEnv('cache-demo-flag'), timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as { keyid: string }[]).map((k) => k.keyid)).toContain('demo-fw-dev');
+  });
+
+  describe('verify (offline), agreeing with openssl', () => {
+    let ecChain: string;
+    let rsaChain: string;
+    let root: string;
+    let otherRoot: string;
+    let image: string;
+    let tampered: string;
+    const keyPub = (chain: string, name: string) => {
+      const leaf = join(work, `${name}-leaf.pem`);
+      writeFileSync(leaf, `${pemBlocks(readFileSync(chain, 'utf8'))[0]}\n`);
+      execFileSync('openssl', ['x509', '-in', leaf, '-pubkey', '-noout', '-out', join(work, `${name}-pub.pem`)]);
+      return join(work, `${name}-pub.pem`);
+    };
+
+    beforeAll(() => {
+      ecChain = join(work, 'v-fw-dev-chain.pem');
+      rsaChain = join(work, 'v-fw-prod-chain.pem');
+      expect(ksctl('keys', 'show', 'demo-fw-dev', '--chain', ecChain).status).toBe(0);
+      expect(ksctl('keys', 'show', 'demo-fw-prod', '--chain', rsaChain).status).toBe(0);
+      root = join(work, 'v-root.pem');
+      writeFileSync(root, `${pemBlocks(readFileSync(ecChain, 'utf8')).pop()}\n`);
+      otherRoot = join(work, 'v-other-root.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(work, 'v-other-root.key'), '-out', otherRoot, '-subj', '/CN=Demo Devices Root CA', '-days', '2'], { stdio: 'ignore' });
+      image = join(work, 'v-image.bin');
+      writeFileSync(image, Buffer.alloc(2 * 1024 * 1024 + 5, 0x5a));
+      tampered = join(work, 'v-tampered.bin');
+      writeFileSync(tampered, Buffer.concat([readFileSync(image).subarray(0, 1000), Buffer.from([0x5b]), readFileSync(image).subarray(1001)]));
+    });
+
+    it('checks ECDSA signatures of the API (asn1 over a file, p1363 over a digest) and fails tampered files, other roots and other chains', () => {
+      const op = newOperation('demo-fw-dev', 2);
+      const sig = join(work, 'v-ec.sig');
+      expect(ksctl('sign', '--operation', op, '--key', 'demo-fw-dev', '--file', image, '--out', sig).status).toBe(0);
+      const digest = createHash('sha256').update(readFileSync(image)).digest('hex');
+      const p1363 = join(work, 'v-ec-p1363.sig');
+      expect(ksctl('sign', '--operation', op, '--key', 'demo-fw-dev', '--digest', digest, '--format', 'p1363', '--out', p1363).status).toBe(0);
+      expect(readFileSync(p1363)).toHaveLength(64);
+
+      const ok = offline('verify', '--signature', sig, '--file', image, '--chain', ecChain, '--ca', root);
+      expect(ok.status).toBe(0);
+      expect(ok.json).toMatchObject({ verified: true, kind: 'raw', hash: 'sha256', digest, chain: [expect.stringContaining('Firmware'), expect.stringContaining('Root')] });
+      expect(offline('verify', '--signature', p1363, '--digest', digest, '--format', 'p1363', '--chain', ecChain, '--ca', root).status).toBe(0);
+      const pub = keyPub(ecChain, 'v-ec');
+      expect(openssl('dgst', '-sha256', '-verify', pub, '-signature', sig, image).status).toBe(0);
+
+      const bad = offline('verify', '--signature', sig, '--file', tampered, '--chain', ecChain, '--ca', root);
+      expect([bad.status, bad.json.code]).toEqual([6, 'signature_invalid']);
+      expect(bad.stderr).toMatch(/^ksctl: .*\(signature_invalid\)/);
+      expect(openssl('dgst', '-sha256', '-verify', pub, '-signature', sig, tampered).status).toBe(1);
+      const otherCa = offline('verify', '--signature', sig, '--file', image, '--chain', ecChain, '--ca', otherRoot);
+      expect([otherCa.status, otherCa.json.code]).toEqual([6, 'untrusted_root']);
+      const otherChain = offline('verify', '--signature', sig, '--file', image, '--chain', rsaChain, '--ca', root);
+      expect([otherChain.status, otherChain.json.code]).toEqual([6, 'signature_invalid']);
+      const ecAsRsa = offline('verify', '--signature', sig, '--file', image, '--chain', ecChain, '--ca', root, '--padding', 'pss');
+      expect(ecAsRsa.status).toBe(2);
+    });
+
+    it('checks RSA signatures of the API in every input padding, over the file and over the digest, as openssl does', async () => {
+      await settle();
+      const otto = await userToken(p, 'otto.orderer@demo.test');
+      const created = await call<{ id: string }>(p.env.urls.api, otto, 'POST', '/api/v1/operations', operationBody('demo-fw-prod', 3));
+      expect(created.status).toBe(201);
+      for (const approver of ['ann.approver@demo.test', 'arno.approver@demo.test']) {
+        const a = await call(p.env.urls.api, await userToken(p, approver), 'POST', `/api/v1/operations/${created.body.id}/approvals`);
+        expect(a.status).toBe(201);
+      }
+      const digestHex = createHash('sha256').update(readFileSync(image)).digest('hex');
+      const digestFile = join(work, 'v-digest.bin');
+      writeFileSync(digestFile, Buffer.from(digestHex, 'hex'));
+      const pub = keyPub(rsaChain, 'v-rsa');
+      for (const padding of ['none', 'digestinfo', 'pss']) {
+        const sig = join(work, `v-rsa-${padding}.sig`);
+        const signed = ksctl('sign', '--operation', created.body.id, '--key', 'demo-fw-prod', '--file', image, '--padding', padding, '--out', sig);
+        expect([padding, signed.status]).toEqual([padding, 0]);
+        const pss = padding === 'pss' ? ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:auto'] : [];
+        const pssKey = padding === 'pss' ? ['-pkeyopt', 'rsa_padding_mode:pss', '-pkeyopt', 'rsa_pss_saltlen:auto'] : [];
+        for (const [input, file] of [['--file', image], ['--digest', digestHex]]) {
+          const v = offline('verify', '--signature', sig, input, file, '--padding', padding, '--chain', rsaChain, '--ca', root);
+          expect([padding, input, v.status]).toEqual([padding, input, 0]);
+        }
+        expect([padding, openssl('dgst', '-sha256', ...pss, '-verify', pub, '-signature', sig, image).status]).toEqual([padding, 0]);
+        expect([padding, openssl('pkeyutl', '-verify', '-pubin', '-inkey', pub, '-in', digestFile, '-sigfile', sig, '-pkeyopt', 'digest:sha256', ...pssKey).status]).toEqual([padding, 0]);
+
+        const bad = offline('verify', '--signature', sig, '--file', tampered, '--padding', padding, '--chain', rsaChain, '--ca', root);
+        expect([padding, bad.status, bad.json.code]).toEqual([padding, 6, 'signature_invalid']);
+        expect([padding, openssl('dgst', '-sha256', ...pss, '-verify', pub, '-signature', sig, tampered).status]).toEqual([padding, 1]);
+      }
+      const wrongPadding = offline('verify', '--signature', join(work, 'v-rsa-pss.sig'), '--file', image, '--padding', 'none', '--chain', rsaChain, '--ca', root);
+      expect([wrongPadding.status, wrongPadding.json.code]).toEqual([6, 'signature_invalid']);
+    });
+
+    it('checks a CMS signature of the API and agrees with openssl cms -verify on good and bad inputs', () => {
+      const op = newOperation('demo-fw-dev');
+      const p7s = join(work, 'v-image.p7s');
+      expect(ksctl('sign', '--cms', '--operation', op, '--key', 'demo-fw-dev', '--file', image, '--out', p7s).status).toBe(0);
+      const cms = (content: string, ca: string) =>
+        openssl('cms', '-verify', '-binary', '-content', content, '-inform', 'DER', '-in', p7s, '-CAfile', ca, '-purpose', 'any', '-out', '/dev/null');
+
+      const ok = offline('verify', '--cms', '--signature', p7s, '--file', image, '--ca', root);
+      expect(ok.status).toBe(0);
+      expect(ok.json).toMatchObject({ verified: true, kind: 'cms', signers: [{ hash: 'sha256', signingTime: expect.any(String), chain: [expect.stringContaining('Firmware'), expect.stringContaining('Root')] }] });
+      expect(cms(image, root).out).toContain('Verification successful');
+      expect(offline('verify', '--cms', '--signature', p7s, '--file', image, '--ca', root, '--chain', ecChain).status).toBe(0);
+
+      const changed = offline('verify', '--cms', '--signature', p7s, '--file', tampered, '--ca', root);
+      expect([changed.status, changed.json.code]).toEqual([6, 'digest_mismatch']);
+      expect(cms(tampered, root).status).not.toBe(0);
+      const foreign = offline('verify', '--cms', '--signature', p7s, '--file', image, '--ca', otherRoot);
+      expect([foreign.status, foreign.json.code]).toEqual([6, 'untrusted_root']);
+      expect(cms(image, otherRoot).status).not.toBe(0);
+      const notACms = offline('verify', '--cms', '--signature', image, '--file', image, '--ca', root);
+      expect([notACms.status, notACms.json.code]).toEqual([6, 'cms_invalid']);
+      const expired = offline('verify', '--cms', '--signature', p7s, '--file', image, '--ca', root, '--at', '2099-01-01T00:00:00Z');
+      expect([expired.status, expired.json.code]).toEqual([6, 'certificate_expired']);
+      expect(offline('verify', '--cms', '--signature', p7s, '--file', image).status).toBe(2);
+    });
+  });
+
+  it('exports the audit log with a ready token (KEYSERVER_TOKEN) and verifies it offline; a tampered line names its seq', async () => {
+    await settle();
+    const auditor = await userToken(p, 'aude.auditor@demo.test', 'keyclient');
+    const file = join(work, 'audit.jsonl');
+    const exported = ksctlWith(ksctlEnv('cache-audit', { KEYSERVER_TOKEN: auditor }), 'audit', 'export', '--out', file);
+    expect(exported.status).toBe(0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThan(5);
+
+    const ok = offline('audit', 'verify', file);
+    expect([ok.status, ok.json]).toEqual([0, { verified: true, checked: lines.length, lastHash: (JSON.parse(lines[lines.length - 1]) as { hash: string }).hash }]);
+
+    const victim = JSON.parse(lines[2]) as { seq: string; action: string };
+    const edited = join(work, 'audit-edited.jsonl');
+    writeFileSync(edited, lines.map((l, i) => (i === 2 ? l.replace(`"action":"${victim.action}"`, '"action":"audit.forged"') : l)).join('\n') + '\n');
+    const bad = offline('audit', 'verify', edited);
+    expect([bad.status, bad.json.code, bad.json.firstBadSeq, bad.json.checked]).toEqual([6, 'audit_chain_broken', victim.seq, 2]);
+    expect(bad.stderr).toContain(`at seq ${victim.seq}`);
+    expect(offline('audit', 'verify', join(work, 'no-such-export.jsonl')).status).toBe(2);
+
+    const refused = ksctl('audit', 'export', '--out', join(work, 'ci-audit.jsonl'));
+    expect([refused.status, refused.json.code]).toEqual([4, 'permission_denied']);
   });
 
   it.each([

@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { verifyAuditExport } from '@keyserver/audit-chain';
+import type { AssertionAlgorithm } from './lib/assertion';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
+import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
 import { pkceLogin } from './lib/pkce-login';
+import { ProgressBar, wantsProgress } from './lib/progress';
+import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
 
 const USAGE = `ksctl: the Keyserver client for CI pipelines and provisioning stations
 
 Usage: ksctl [options] <command>
   login                                       get and cache a token (--pkce opens a browser sign-in)
   keys list                                   keys you may use
-  keys show KEYID [--chain FILE]              one key; --chain writes its PEM chain
+  keys show KEYID [--chain FILE]              one key; --chain writes its PEM chain (key certificate first)
   operations create --key KEYID=N... --description TEXT [--hours H] [--digest HEX...]
   operations show ID
   operations wait ID [--timeout SECONDS]      until APPROVED (exit 4 if rejected, cancelled or expired)
@@ -22,34 +28,46 @@ Usage: ksctl [options] <command>
                                               the image streams to the Keyserver, which returns CMS
   cert issue --operation ID --key CA_KEYID --csr FILE [--out CERT.pem] [--chain-out CHAIN.pem]
   cert revoke CERTIFICATE_ID [--reason keyCompromise|superseded|...]
+  verify --signature FILE.sig (--file PATH | --digest HEX) --chain CHAIN.pem --ca ROOT.pem
+       [--hash H] [--padding none|digestinfo|pss] [--format asn1|p1363] [--at ISO-TIME]
+  verify --cms --signature FILE.p7s --file PATH --ca ROOT.pem [--chain CHAIN.pem] [--at ISO-TIME]
+                                              offline: signature, chain to --ca, codeSigning usage
+  audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
+  audit verify FILE.jsonl                     offline: every entry's hash and link
 
 Options: --api URL (KEYSERVER_URL), --token-endpoint URL (KEYSERVER_TOKEN_ENDPOINT), --client-id ID
 (KEYSERVER_CLIENT_ID), --client-secret S (KEYSERVER_CLIENT_SECRET), --scope S (KEYSERVER_SCOPE), a ready
-token in KEYSERVER_TOKEN, --demo [FILE] (use .keyserver/demo.json and its demo CI client), --json.
-Login: client credentials with a secret (default); --wif: Azure DevOps workload identity federation
-(SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN + --service-connection-id / AZURESUBSCRIPTION_SERVICE_CONNECTION_ID,
-or --federated-token-file / AZURE_FEDERATED_TOKEN_FILE), exchanged as client_assertion; --pkce: a user signs in
-on a loopback redirect (--redirect-uri, default PKCE_REDIRECT_URI or http://127.0.0.1:0/callback).
-Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 refused by the Keyserver, 5 unavailable.`;
-
-const DIGEST_INFO_PREFIX: Record<string, string> = {
-  sha256: '3031300d060960864801650304020105000420',
-  sha384: '3041300d060960864801650304020205000430',
-  sha512: '3051300d060960864801650304020305000440',
-};
+token in KEYSERVER_TOKEN, --demo [FILE.json] (use .keyserver/demo.json and its demo clients), --json,
+--no-progress (no progress bar on stderr for large files).
+Login: client credentials with a secret (default); --certificate FILE [--private-key FILE]
+(KEYSERVER_CLIENT_CERTIFICATE, KEYSERVER_CLIENT_PRIVATE_KEY, passphrase in KEYSERVER_CLIENT_KEY_PASSPHRASE,
+--assertion-alg PS256|RS256): a certificate credential (private_key_jwt); --wif: Azure DevOps workload
+identity federation (SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN + --service-connection-id /
+AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, or --federated-token-file / AZURE_FEDERATED_TOKEN_FILE), exchanged as
+client_assertion; --pkce: a user signs in on a loopback redirect (--redirect-uri, default PKCE_REDIRECT_URI or
+http://127.0.0.1:0/callback). Tokens are cached in ~/.cache/ksctl (KSCTL_CACHE_DIR), one 0600 file per
+token endpoint (tenant), client and scope.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 refused by the Keyserver, 5 unavailable,
+6 verification failed (signature, certificate chain or audit chain).`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+const HASHES: DigestHash[] = ['sha256', 'sha384', 'sha512'];
 
 function loginMethod(v: Values): LoginMethod {
   if (process.env['KEYSERVER_TOKEN']) return 'token';
   if (v['wif']) return 'wif';
   if (v['pkce']) return 'pkce';
+  if (v['certificate'] || process.env['KEYSERVER_CLIENT_CERTIFICATE']) return 'certificate';
   return 'secret';
 }
 
 function connection(v: Values): Connection & { authorizationEndpoint?: string; redirectUri: string } {
   const env = process.env;
   const method = loginMethod(v);
+  const alg = v['assertion-alg'] as string | undefined;
+  if (alg !== undefined && alg !== 'PS256' && alg !== 'RS256') throw new CliError('--assertion-alg must be PS256 or RS256', Exit.Usage);
+  const certificateFile = (v['certificate'] as string) ?? env['KEYSERVER_CLIENT_CERTIFICATE'];
   const c: Connection & { authorizationEndpoint?: string; redirectUri: string } = {
     method,
     authorizationEndpoint: env['KEYSERVER_AUTHORIZATION_ENDPOINT'],
@@ -60,6 +78,16 @@ function connection(v: Values): Connection & { authorizationEndpoint?: string; r
       systemAccessToken: env['SYSTEM_ACCESSTOKEN'],
       serviceConnectionId: (v['service-connection-id'] as string) ?? env['AZURESUBSCRIPTION_SERVICE_CONNECTION_ID'],
     },
+    ...(certificateFile
+      ? {
+          certificate: {
+            certificateFile,
+            privateKeyFile: (v['private-key'] as string) ?? env['KEYSERVER_CLIENT_PRIVATE_KEY'],
+            passphrase: env['KEYSERVER_CLIENT_KEY_PASSPHRASE'] || undefined,
+            algorithm: alg as AssertionAlgorithm | undefined,
+          },
+        }
+      : {}),
     apiUrl: (v['api'] as string) ?? env['KEYSERVER_URL'] ?? 'http://127.0.0.1:3000',
     tokenEndpoint: (v['token-endpoint'] as string) ?? env['KEYSERVER_TOKEN_ENDPOINT'],
     clientId: (v['client-id'] as string) ?? env['KEYSERVER_CLIENT_ID'] ?? (method === 'wif' ? env['AZURESUBSCRIPTION_CLIENT_ID'] : undefined),
@@ -82,12 +110,16 @@ function connection(v: Values): Connection & { authorizationEndpoint?: string; r
     c.apiUrl = (v['api'] as string) ?? demo.urls.api;
     c.tokenEndpoint ??= demo.tokenEndpoint;
     c.authorizationEndpoint ??= demo.tokenEndpoint.replace(/\/token$/, '/authorize');
+    const demoClient = (name: string) => demo.ciClients.find((x) => x.name === name)?.clientId;
     if (method === 'pkce') {
       c.scope ??= demo.scope;
       c.clientId ??= demo.provisioningClientId;
     } else if (method === 'wif') {
       c.scope ??= demo.defaultScope;
-      c.clientId ??= demo.ciClients.find((x) => x.name === 'demo-ado-wif')?.clientId;
+      c.clientId ??= demoClient('demo-ado-wif');
+    } else if (method === 'certificate') {
+      c.scope ??= demo.defaultScope;
+      c.clientId ??= demoClient('demo-ci-cert');
     } else {
       c.scope ??= demo.defaultScope;
       c.clientId ??= demo.ciClients[0].clientId;
@@ -114,11 +146,126 @@ function single(x: string[] | undefined, name: string): string {
   return x[0];
 }
 
-async function hashFile(path: string, algorithm: string): Promise<Buffer> {
-  if (!existsSync(path)) throw new CliError(`no such file: ${path}`, Exit.Usage);
+function hashOption(v: Values): DigestHash | undefined {
+  if (v['hash'] === undefined) return undefined;
+  const hash = String(v['hash']).toLowerCase() as DigestHash;
+  if (!HASHES.includes(hash)) throw new CliError('--hash must be sha256, sha384 or sha512', Exit.Usage);
+  return hash;
+}
+
+function hexDigestOption(v: Values): Buffer | undefined {
+  const hex = (v['digest'] as string[] | undefined)?.[0];
+  if (hex === undefined) return undefined;
+  if (!/^(0x)?([0-9a-fA-F]{2})+$/.test(hex)) throw new CliError('--digest must be hex', Exit.Usage);
+  return Buffer.from(hex.replace(/^0x/, ''), 'hex');
+}
+
+/** A bar on stderr for a large file, when stderr is a terminal and neither --json nor --no-progress is given. */
+function progressFor(v: Values, label: string, bytes: number): ProgressBar | undefined {
+  const on = wantsProgress({ isTTY: process.stderr.isTTY, json: Boolean(v['json']), noProgress: Boolean(v['no-progress']), bytes });
+  return on ? new ProgressBar(label, bytes, process.stderr) : undefined;
+}
+
+function existingFile(path: string): number {
+  if (!existsSync(path) || !statSync(path).isFile()) throw new CliError(`no such file: ${path}`, Exit.Usage);
+  return statSync(path).size;
+}
+
+/** Hashes a file as it streams from disk (constant memory), with a progress bar when one is wanted. */
+async function hashFile(v: Values, path: string, algorithm: DigestHash): Promise<Buffer> {
+  const bar = progressFor(v, `hashing ${path}`, existingFile(path));
   const h = createHash(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    bar?.tick((chunk as Buffer).length);
+  }
+  bar?.finish();
   return h.digest();
+}
+
+function atOption(v: Values): Date | undefined {
+  if (v['at'] === undefined) return undefined;
+  const at = new Date(String(v['at']));
+  if (isNaN(at.getTime())) throw new CliError('--at must be an ISO 8601 time', Exit.Usage);
+  return at;
+}
+
+const subjectLine = (s: string) => s.replace(/\n/g, ', ');
+
+/** `ksctl verify`: a raw signature or a detached CMS, offline, against a chain leading to --ca. */
+async function verifyCommand(v: Values): Promise<unknown> {
+  const signatureFile = need(v, 'signature');
+  existingFile(signatureFile);
+  const anchors = readPemCertificates(need(v, 'ca'), '--ca');
+  const chain = v['chain'] ? readPemCertificates(String(v['chain']), '--chain') : [];
+  const at = atOption(v);
+  const signature = readFileSync(signatureFile);
+  if (v['cms']) {
+    const file = need(v, 'file');
+    existingFile(file);
+    const digests = new Map<DigestHash, Promise<Buffer>>();
+    const digestOf = (hash: DigestHash): Promise<Buffer> => {
+      if (!digests.has(hash)) digests.set(hash, hashFile(v, file, hash));
+      return digests.get(hash) as Promise<Buffer>;
+    };
+    const { signers, certificates } = await verifyCms(signature, digestOf, chain);
+    const verified = signers.map((s) => {
+      const path = verifyChain(s.certificate, [...certificates, ...chain], anchors, { at, codeSigning: true });
+      return {
+        signer: subjectLine(s.certificate.subject),
+        serial: s.certificate.serialNumber.toLowerCase(),
+        hash: s.hash,
+        ...(s.signingTime ? { signingTime: s.signingTime } : {}),
+        chain: path.map((c) => subjectLine(c.subject)),
+      };
+    });
+    return { verified: true, kind: 'cms', file, signers: verified };
+  }
+  if (chain.length === 0) throw new CliError('--chain is required (the signing key certificate first, as `ksctl keys show KEYID --chain FILE` writes it)', Exit.Usage);
+  const leaf = chain[0];
+  const given = hexDigestOption(v);
+  const file = v['file'] as string | undefined;
+  if (Boolean(given) === Boolean(file)) throw new CliError('give either --file or --digest', Exit.Usage);
+  let hash = hashOption(v);
+  if (given && !hash) {
+    hash = HASHES.find((h) => HASH_LENGTH[h] === given.length);
+    if (!hash) throw new CliError(`a ${given.length}-byte --digest is no SHA-256, SHA-384 or SHA-512 digest`, Exit.Usage);
+  }
+  hash ??= defaultHashFor(leaf.publicKey);
+  const padding = (v['padding'] ?? 'none') as 'none' | 'digestinfo' | 'pss';
+  if (!['none', 'digestinfo', 'pss'].includes(padding)) throw new CliError('--padding must be none, digestinfo or pss', Exit.Usage);
+  const format = (v['format'] ?? 'asn1') as 'asn1' | 'p1363';
+  if (!['asn1', 'p1363'].includes(format)) throw new CliError('--format must be asn1 or p1363', Exit.Usage);
+  const digest = given ?? (await hashFile(v, file as string, hash));
+  verifyRawSignature({ signature, digest, hash, padding, format, publicKey: leaf.publicKey });
+  const path = verifyChain(leaf, chain.slice(1), anchors, { at, codeSigning: true });
+  return {
+    verified: true,
+    kind: 'raw',
+    ...(file ? { file } : {}),
+    hash,
+    digest: digest.toString('hex'),
+    signer: subjectLine(leaf.subject),
+    serial: leaf.serialNumber.toLowerCase(),
+    chain: path.map((c) => subjectLine(c.subject)),
+  };
+}
+
+/** `ksctl audit verify FILE`: the export's hash chain, offline; the first bad entry is named. */
+function auditVerifyCommand(file: string | undefined): unknown {
+  if (!file) throw new CliError('usage: ksctl audit verify FILE.jsonl', Exit.Usage);
+  existingFile(file);
+  const r = verifyAuditExport(readFileSync(file, 'utf8'));
+  if (!r.ok) {
+    throw new CliError(
+      `audit chain broken at ${r.firstBadSeq?.startsWith('line') ? '' : 'seq '}${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it)`,
+      Exit.Invalid,
+      'audit_chain_broken',
+      undefined,
+      { firstBadSeq: r.firstBadSeq, reason: r.reason, checked: r.checked },
+    );
+  }
+  return { verified: true, checked: r.checked, lastHash: r.lastHash };
 }
 
 interface OperationView {
@@ -128,9 +275,14 @@ interface OperationView {
   keys: { keyid: string; usagesAllowed: number; usagesUsed: number; requiredApprovers: number; approvals: number }[];
 }
 
+/** `--demo` takes a file only when one ending in .json follows, so `ksctl --demo keys list` works. */
+function normalizeDemoFlag(argv: string[]): string[] {
+  return argv.flatMap((a, i) => (a === '--demo' && !/\.json$/i.test(argv[i + 1] ?? '') ? ['--demo='] : [a]));
+}
+
 async function run(argv: string[]): Promise<unknown> {
   const { values: v, positionals: pos } = parseArgs({
-    args: argv,
+    args: normalizeDemoFlag(argv),
     allowPositionals: true,
     options: {
       api: { type: 'string' },
@@ -156,22 +308,33 @@ async function run(argv: string[]): Promise<unknown> {
       'idempotency-key': { type: 'string' },
       wif: { type: 'boolean' },
       pkce: { type: 'boolean' },
+      certificate: { type: 'string' },
+      'private-key': { type: 'string' },
+      'assertion-alg': { type: 'string' },
       'redirect-uri': { type: 'string' },
       'no-browser': { type: 'boolean' },
+      'no-progress': { type: 'boolean' },
       'federated-token-file': { type: 'string' },
       'service-connection-id': { type: 'string' },
       cms: { type: 'boolean' },
       csr: { type: 'string' },
       'chain-out': { type: 'string' },
       reason: { type: 'string' },
+      signature: { type: 'string' },
+      ca: { type: 'string' },
+      at: { type: 'string' },
     },
   });
   if (v.help || pos.length === 0) {
     process.stdout.write(USAGE + '\n');
     return undefined;
   }
-  const c = connection(v);
   const [cmd, sub, arg] = pos;
+  // Offline commands: no connection, no token.
+  if (cmd === 'verify') return verifyCommand(v);
+  if (cmd === 'audit' && sub === 'verify') return auditVerifyCommand(arg);
+
+  const c = connection(v);
   if (cmd === 'login') {
     if (c.method === 'pkce') {
       if (!c.authorizationEndpoint) throw new CliError('set KEYSERVER_AUTHORIZATION_ENDPOINT (or use --demo)', Exit.Usage);
@@ -180,6 +343,17 @@ async function run(argv: string[]): Promise<unknown> {
     }
     await accessToken(c);
     return { loggedIn: true, method: c.method };
+  }
+  if (cmd === 'audit' && sub === 'export') {
+    const r = await apiRaw(c, 'GET', '/api/v1/audit/export');
+    if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
+    const body = Readable.fromWeb(r.body as Parameters<typeof Readable.fromWeb>[0]);
+    if (!v.out) {
+      await pipeline(body, process.stdout, { end: false });
+      return undefined;
+    }
+    await pipeline(body, createWriteStream(v.out));
+    return { out: v.out, bytes: statSync(v.out).size };
   }
   if (cmd === 'cert' && sub === 'issue') {
     const csrFile = need(v, 'csr');
@@ -198,17 +372,32 @@ async function run(argv: string[]): Promise<unknown> {
   }
   if (cmd === 'sign' && v.cms) {
     const file = need(v, 'file');
-    if (!existsSync(file)) throw new CliError(`no such file: ${file}`, Exit.Usage);
+    const size = existingFile(file);
     const query = new URLSearchParams({ operationid: need(v, 'operation'), keyid: single(v.key, 'key'), description: v.description ?? `ksctl sign ${file}`.slice(0, 1000) });
-    const size = statSync(file).size;
-    const r = await apiRaw(
-      c,
-      'POST',
-      `/api/v1/firmware/signatures?${query}`,
-      { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      Readable.toWeb(createReadStream(file, { highWaterMark: 1 << 20 })) as unknown as BodyInit,
-      { duplex: 'half' } as RequestInit,
+    // Authenticate before the bar starts, so a login failure is not drawn over.
+    await accessToken(c);
+    const bar = progressFor(v, `uploading ${file}`, size);
+    const counted = Readable.from(
+      (async function* () {
+        for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+          bar?.tick((chunk as Buffer).length);
+          yield chunk as Buffer;
+        }
+      })(),
     );
+    let r: Response;
+    try {
+      r = await apiRaw(
+        c,
+        'POST',
+        `/api/v1/firmware/signatures?${query}`,
+        { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        Readable.toWeb(counted) as unknown as BodyInit,
+        { duplex: 'half' } as RequestInit,
+      );
+    } finally {
+      bar?.finish();
+    }
     const der = Buffer.from(await r.arrayBuffer());
     const out = v.out ?? `${file}.p7s`;
     writeFileSync(out, der);
@@ -252,23 +441,27 @@ async function run(argv: string[]): Promise<unknown> {
     }
   }
   if (cmd === 'sign') {
-    const hash = (v.hash ?? 'sha256').toLowerCase();
-    if (!DIGEST_INFO_PREFIX[hash]) throw new CliError('--hash must be sha256, sha384 or sha512', Exit.Usage);
+    const hash = hashOption(v) ?? 'sha256';
     const padding = v.padding ?? 'none';
-    const hexDigest = v.digest?.[0];
-    if (!v.file && !hexDigest) throw new CliError('--file or --digest is required', Exit.Usage);
-    if (hexDigest && !/^(0x)?([0-9a-fA-F]{2})+$/.test(hexDigest)) throw new CliError('--digest must be hex', Exit.Usage);
-    const digest = v.file ? await hashFile(v.file, hash) : Buffer.from((hexDigest ?? '').replace(/^0x/, ''), 'hex');
+    const given = hexDigestOption(v);
+    if (!v.file && !given) throw new CliError('--file or --digest is required', Exit.Usage);
+    const digest = v.file ? await hashFile(v, v.file, hash) : (given as Buffer);
     const input = padding === 'digestinfo' ? Buffer.concat([Buffer.from(DIGEST_INFO_PREFIX[hash], 'hex'), digest]) : digest;
-    const order = await api<{ result: string }>(c, 'POST', '/api/signorders', {
-      operationid: need(v, 'operation'),
-      keyid: single(v.key, 'key'),
-      inputdata: input.toString('hex'),
-      inputformat: 'hex',
-      inputpadding: padding,
-      signatureformat: v.format ?? 'asn1',
-      description: v.description ?? `ksctl sign ${v.file ?? 'digest'}`.slice(0, 1000).padEnd(8, '.'),
-    });
+    const order = await api<{ result: string }>(
+      c,
+      'POST',
+      '/api/signorders',
+      {
+        operationid: need(v, 'operation'),
+        keyid: single(v.key, 'key'),
+        inputdata: input.toString('hex'),
+        inputformat: 'hex',
+        inputpadding: padding,
+        signatureformat: v.format ?? 'asn1',
+        description: v.description ?? `ksctl sign ${v.file ?? 'digest'}`.slice(0, 1000).padEnd(8, '.'),
+      },
+      v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
+    );
     if (v.out) writeFileSync(v.out, Buffer.from(order.result, 'hex'));
     return { ...order, digest: digest.toString('hex'), ...(v.out ? { out: v.out } : {}) };
   }
@@ -282,8 +475,8 @@ run(argv)
     if (result !== undefined) process.stdout.write((json ? JSON.stringify(result) : JSON.stringify(result, null, 2)) + '\n');
   })
   .catch((err: unknown) => {
-    const e = err instanceof CliError ? err : new CliError((err as Error).message, /Unknown option|Unexpected argument/.test(String(err)) ? Exit.Usage : Exit.Failure);
-    if (json) process.stdout.write(JSON.stringify({ error: e.message, code: e.code ?? null, status: e.status ?? null }) + '\n');
-    process.stderr.write(`ksctl: ${e.message}\n`);
+    const e = err instanceof CliError ? err : new CliError((err as Error).message, /Unknown option|Unexpected argument|argument missing/.test(String(err)) ? Exit.Usage : Exit.Failure);
+    if (json) process.stdout.write(JSON.stringify({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }) + '\n');
+    process.stderr.write(`ksctl: ${e.message}${e.code && e.exit === Exit.Invalid ? ` (${e.code})` : ''}\n`);
     process.exitCode = e.exit;
   });

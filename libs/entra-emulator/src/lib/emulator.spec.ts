@@ -1,6 +1,8 @@
+import { createPrivateKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyResult } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyResult } from 'jose';
+import { CertificateCredentials } from './certificate-credentials';
 import { startEmulator, type RunningEmulator } from './emulator';
 import { EntraEmulatorError, EntraEmulatorErrorCode } from './emulator-error';
 import { TOKEN_EXCHANGE_AUDIENCE } from './ado-issuer';
@@ -16,6 +18,9 @@ import {
 } from './test-clients';
 
 const TENANT_FILE = resolve(__dirname, '../../../../config/demo-tenant.json');
+const DEMO_CERT_KEY = resolve(__dirname, '../../../../config/demo-credentials/demo-ci-cert.key.pem');
+const DEMO_CERT = resolve(__dirname, '../../../../config/demo-credentials/demo-ci-cert.crt.pem');
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 // RSA key generation and real HTTP are slow when the shared 2-core machine is busy.
 jest.setTimeout(60_000);
 /** Frozen clock: every JWT the emulator issues carries these times. */
@@ -24,6 +29,7 @@ const NOW_S = NOW / 1000;
 const clock = (): number => NOW;
 
 type Json = Record<string, unknown>;
+const b64json = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 async function getJson(url: string): Promise<{ status: number; body: Json }> {
   const res = await fetch(url);
@@ -49,6 +55,35 @@ function expectEntraTimes(p: JWTPayload, ttl: number): void {
   expect(p.iat).toBe(NOW_S);
   expect(p.nbf).toBe(NOW_S);
   expect(p.exp).toBe(NOW_S + ttl);
+}
+
+interface AssertionOptions {
+  clientId: string;
+  audience: string;
+  key: KeyObject;
+  alg?: 'PS256' | 'RS256';
+  header?: Record<string, unknown>;
+  issuer?: string;
+  subject?: string;
+  issuedAt?: number;
+  lifetime?: number;
+  jti?: string;
+}
+
+/** An RFC 7523 client assertion shaped the way Entra documents certificate credentials. */
+function certificateAssertion(o: AssertionOptions): Promise<string> {
+  const { x5tS256 } = CertificateCredentials.thumbprints(readFileSync(DEMO_CERT, 'utf8'));
+  const iat = o.issuedAt ?? NOW_S;
+  return new SignJWT({})
+    .setProtectedHeader({ alg: o.alg ?? 'PS256', typ: 'JWT', ...(o.header ?? { 'x5t#S256': x5tS256 }) })
+    .setAudience(o.audience)
+    .setIssuer(o.issuer ?? o.clientId)
+    .setSubject(o.subject ?? o.clientId)
+    .setJti(o.jti ?? randomUUID())
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(iat + (o.lifetime ?? 600))
+    .sign(o.key);
 }
 
 async function expectEmulatorError(promise: Promise<unknown>, code: EntraEmulatorErrorCode, oauthError?: string): Promise<void> {
@@ -318,6 +353,94 @@ describe(startEmulator.name, () => {
       });
       expect(res.status).toBe(401);
       expect(res.body['error']).toBe('invalid_client');
+    });
+  });
+
+  describe('certificate credentials', () => {
+    const demoKey = createPrivateKey(readFileSync(DEMO_CERT_KEY));
+    const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const certClient = (): ResolvedTenant['ciClients'][number] => {
+      const c = t.ciClients.find((x) => x.name === 'demo-ci-cert');
+      if (!c) throw new Error('demo-ci-cert missing');
+      return c;
+    };
+    const redeem = (clientId: string, assertion: string) =>
+      tokenRequest(emu, { grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: assertion, scope: defaultScope });
+
+    it('registers only the public certificate of the demo client, the one in config/demo-credentials', () => {
+      expect(certClient().certificates).toEqual([readFileSync(DEMO_CERT, 'utf8')]);
+      expect(certClient().clientSecret).toBeUndefined();
+    });
+
+    it.each([
+      ['ok PS256 with x5t#S256', 'PS256', 'x5t#S256'],
+      ['ok RS256 with x5t (SHA-1)', 'RS256', 'x5t'],
+    ] as const)('%s: issues an app token with the client app roles and azpacr 2', async (_name, alg, thumbprint) => {
+      const c = certClient();
+      const prints = CertificateCredentials.thumbprints(readFileSync(DEMO_CERT, 'utf8'));
+      const header = thumbprint === 'x5t' ? { x5t: prints.x5t } : { 'x5t#S256': prints.x5tS256 };
+      const assertion = await certificateAssertion({ clientId: c.clientId, audience: emu.tokenEndpoint, key: demoKey, alg, header });
+      const token = await clientCredentialsToken(emu, { clientId: c.clientId, clientAssertion: assertion, scope: defaultScope });
+      const { payload } = await verifyWithJwks(emu, token, t.keyserverApp.clientId);
+      expect(payload).toMatchObject({
+        azp: c.clientId,
+        azpacr: '2',
+        idtyp: 'app',
+        oid: c.servicePrincipalOid,
+        sub: c.servicePrincipalOid,
+        roles: ['Keyserver.CI'],
+        tid: t.tenant.id,
+      });
+      expectEntraTimes(payload, 1800);
+    });
+
+    it.each([
+      ['fail signature by a key that is not the certificate\'s', { key: 'other' }, 700027],
+      ['fail thumbprint of a certificate that is not registered', { header: { 'x5t#S256': Buffer.alloc(32, 1).toString('base64url') } }, 700027],
+      ['fail header without a thumbprint', { header: {} }, 700027],
+      ['fail expired assertion', { issuedAt: NOW_S - 3600, lifetime: 600 }, 700024],
+      ['fail assertion not yet valid', { issuedAt: NOW_S + 3600 }, 700024],
+      ['fail audience that is not the token endpoint', { audience: 'https://login.microsoftonline.com/common/oauth2/v2.0/token' }, 700023],
+      ['fail subject that is not the client', { subject: 'f0000000-0000-4000-8000-000000000000' }, 700021],
+    ])('%s', async (_name, o: Partial<Omit<AssertionOptions, 'key'>> & { key?: 'other' }, aadsts) => {
+      const c = certClient();
+      const assertion = await certificateAssertion({ clientId: c.clientId, audience: emu.tokenEndpoint, ...o, key: o.key === 'other' ? otherKey : demoKey });
+      const res = await redeem(c.clientId, assertion);
+      expect(res.status).toBe(401);
+      expect(res.body['error']).toBe('invalid_client');
+      expect(res.body['error_codes']).toEqual([aadsts]);
+      expect(res.body).not.toHaveProperty('access_token');
+    });
+
+    it('rejects an assertion replayed with the same jti', async () => {
+      const c = certClient();
+      const assertion = await certificateAssertion({ clientId: c.clientId, audience: emu.tokenEndpoint, key: demoKey });
+      expect((await redeem(c.clientId, assertion)).status).toBe(200);
+      const again = await redeem(c.clientId, assertion);
+      expect([again.status, again.body['error'], again.body['error_codes']]).toEqual([401, 'invalid_client', [50027]]);
+    });
+
+    it.each([
+      ['fail unsupported algorithm', 'ES256'],
+      ['fail symmetric algorithm', 'HS256'],
+    ])('%s', async (_name, alg) => {
+      const c = certClient();
+      const header = b64json({ alg, typ: 'JWT', 'x5t#S256': CertificateCredentials.thumbprints(readFileSync(DEMO_CERT, 'utf8')).x5tS256 });
+      const body = b64json({ aud: emu.tokenEndpoint, iss: c.clientId, sub: c.clientId, jti: randomUUID(), nbf: NOW_S, exp: NOW_S + 600 });
+      const res = await redeem(c.clientId, `${header}.${body}.${Buffer.from('sig').toString('base64url')}`);
+      expect([res.status, res.body['error_codes']]).toEqual([401, [50027]]);
+    });
+
+    it('rejects a certificate assertion for a client that has no certificate registered', async () => {
+      const ci = t.ciClients.find((c) => c.name === 'demo-ci');
+      if (!ci) throw new Error('demo-ci missing');
+      const res = await redeem(ci.clientId, await certificateAssertion({ clientId: ci.clientId, audience: emu.tokenEndpoint, key: demoKey }));
+      expect([res.status, res.body['error'], res.body['error_codes']]).toEqual([401, 'invalid_client', [700027]]);
+    });
+
+    it('refuses a secret guessed for a certificate-only client', async () => {
+      const res = await tokenRequest(emu, { grant_type: 'client_credentials', client_id: certClient().clientId, client_secret: 'guessed-secret', scope: defaultScope });
+      expect([res.status, res.body['error']]).toEqual([401, 'invalid_client']);
     });
   });
 
@@ -755,12 +878,31 @@ describe('startEmulator tenant configuration', () => {
     }
   });
 
+  it('refuses a certificate assertion once the registered certificate has expired', async () => {
+    const later = Date.UTC(2046, 5, 1);
+    const emu = await startEmulator({ tenantFile: TENANT_FILE, clock: () => later });
+    try {
+      const c = emu.tenant.ciClients.find((x) => x.name === 'demo-ci-cert');
+      if (!c) throw new Error('demo-ci-cert missing');
+      const assertion = await certificateAssertion({ clientId: c.clientId, audience: emu.tokenEndpoint, key: createPrivateKey(readFileSync(DEMO_CERT_KEY)), issuedAt: later / 1000 });
+      const res = await tokenRequest(emu, { grant_type: 'client_credentials', client_id: c.clientId, client_assertion_type: JWT_BEARER, client_assertion: assertion, scope: `${emu.tenant.keyserverApp.applicationIdUri}/.default` });
+      expect([res.status, res.body['error'], res.body['error_codes']]).toEqual([401, 'invalid_client', [700027]]);
+    } finally {
+      await emu.close();
+    }
+  });
+
   it.each([
     ['fail missing file', { tenantFile: '/nonexistent/tenant.json' }, EntraEmulatorErrorCode.TenantFileUnreadable],
     ['fail tenant id that is not a GUID', { tenant: { ...fileTenant(), tenant: { id: 'contoso', name: 'x' } } }, EntraEmulatorErrorCode.TenantFileInvalid],
     [
       'fail app role the Keyserver app does not define',
       { tenant: { ...fileTenant(), ciClients: [{ ...fileTenant().ciClients?.[0], appRoles: ['Unknown.Role'] }] } as DemoTenant },
+      EntraEmulatorErrorCode.TenantFileInvalid,
+    ],
+    [
+      'fail certificate credential that is not a PEM certificate',
+      { tenant: { ...fileTenant(), ciClients: [{ ...fileTenant().ciClients?.[0], certificates: ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'] }] } as DemoTenant },
       EntraEmulatorErrorCode.TenantFileInvalid,
     ],
   ])('%s', async (_name, options, code) => {

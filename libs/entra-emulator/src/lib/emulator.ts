@@ -3,8 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { compactVerify, decodeProtectedHeader } from 'jose';
-import { AdoIssuer, type MintAdoTokenOptions } from './ado-issuer';
+import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
+import { AdoIssuer, type AssertionCheck, type MintAdoTokenOptions } from './ado-issuer';
+import { CertificateCredentials } from './certificate-credentials';
 import { loginPage, messagePage } from './html';
 import { MemoryStore } from './memory-adapter';
 import { loadOidcProvider, type OidcProvider } from './oidc-provider-module';
@@ -70,7 +71,7 @@ export interface RunningEmulator {
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-type ClientKind = 'public' | 'secret' | 'federated';
+type ClientKind = 'public' | 'secret' | 'certificate' | 'federated';
 
 interface ClientInfo {
   clientId: string;
@@ -233,7 +234,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
     clients.set(ci.clientId, {
       clientId: ci.clientId,
       name: ci.name,
-      kind: ci.clientSecret ? 'secret' : 'federated',
+      kind: ci.clientSecret ? 'secret' : ci.certificates.length > 0 ? 'certificate' : 'federated',
       servicePrincipalOid: ci.servicePrincipalOid,
       appRoles: ci.appRoles,
       redirectUris: [],
@@ -242,8 +243,8 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
       ci,
     });
   }
-  // Federated-only clients authenticate to oidc-provider with a secret nobody outside knows,
-  // after the emulator has checked their client assertion.
+  // Clients without a secret (certificate or federated credentials only) authenticate to oidc-provider
+  // with a secret nobody outside knows, after the emulator has checked their client assertion.
   const internalSecrets = new Map<string, string>();
   const usersByOid = new Map<string, TenantUser>(tenant.users.map((u) => [u.oid.toLowerCase(), u]));
   const usersByName = new Map<string, TenantUser>(tenant.users.map((u) => [u.username.toLowerCase(), u]));
@@ -255,6 +256,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
   const ring = await SigningKeyRing.create(mod);
   const ado = new AdoIssuer(baseUrl, tenant, clock);
   await ado.init();
+  const certificateCredentials = new CertificateCredentials(urls.token, clock);
   const store = new MemoryStore();
   let jwksAvailable = true;
 
@@ -273,7 +275,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
       };
     }
     let secret = c.ci?.clientSecret ?? app.clientSecret;
-    if (c.kind === 'federated') {
+    if (c.kind === 'federated' || c.kind === 'certificate') {
       secret = randomBytes(32).toString('base64url');
       internalSecrets.set(c.clientId, secret);
     }
@@ -290,8 +292,9 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
     };
   });
 
+  // Per client, not per request: a client with both a secret and a certificate gets "1".
   const azpacr = (c: ClientInfo | undefined): string =>
-    c?.kind === 'public' ? '0' : c?.kind === 'federated' ? '2' : '1';
+    c?.kind === 'public' ? '0' : c?.kind === 'secret' ? '1' : '2';
 
   /** Rebuilds the access-token JWT exactly as Entra v2 shapes it. */
   const entraAccessToken = (token: IssuedToken, jwt: StructuredJwt): void => {
@@ -532,11 +535,21 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
         }
         const clientId = stringParam(body['client_id']) ?? '';
         const client = clients.get(clientId);
-        if (!client?.ci || client.kind !== 'federated') {
-          oauthError(res, 401, 'invalid_client', 'AADSTS700211', `No matching federated identity record found for the application ${clientId}.`);
-          return;
+        let claimedIssuer: unknown;
+        try {
+          claimedIssuer = decodeJwt(assertion).iss;
+        } catch {
+          claimedIssuer = undefined;
         }
-        const check = await ado.verifyAssertion(assertion, client.ci);
+        // A self-issued assertion (iss = client id) is a certificate credential; anything else is federated.
+        let check: AssertionCheck;
+        if (client?.ci && claimedIssuer === clientId) {
+          check = await certificateCredentials.verify(assertion, client.ci);
+        } else if (client?.ci && client.ci.federatedCredentials.length > 0) {
+          check = await ado.verifyAssertion(assertion, client.ci);
+        } else {
+          check = { ok: false, aadsts: 'AADSTS700211', description: `No matching federated identity record found for the application ${clientId}.` };
+        }
         if (!check.ok) {
           oauthError(res, 401, 'invalid_client', check.aadsts, check.description);
           return;
@@ -544,7 +557,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
         const rest = { ...body };
         delete rest['client_assertion'];
         delete rest['client_assertion_type'];
-        rest['client_secret'] = internalSecrets.get(clientId);
+        rest['client_secret'] = client?.ci?.clientSecret ?? internalSecrets.get(clientId);
         req.body = rest;
       }
       rewriteIdTokenInResponse(res);

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { EntraEmulatorError, EntraEmulatorErrorCode } from './emulator-error';
@@ -13,6 +14,16 @@ const federatedCredentialSchema = z.object({
   audience: z.string().min(1),
 });
 
+/** A PEM X.509 certificate (the public half of a certificate credential, as uploaded to an app registration). */
+const certificatePem = z.string().refine((pem) => {
+  try {
+    new X509Certificate(pem);
+    return pem.includes('-----BEGIN CERTIFICATE-----');
+  } catch {
+    return false;
+  }
+}, 'must be a PEM X.509 certificate');
+
 const ciClientSchema = z.object({
   name: z.string().min(1),
   clientId: guid,
@@ -20,6 +31,8 @@ const ciClientSchema = z.object({
   servicePrincipalOid: guid,
   appRoles: z.array(z.string().min(1)).default([]),
   federatedCredentials: z.array(federatedCredentialSchema).default([]),
+  /** Certificate credentials: the client signs RFC 7523 client assertions with the matching private key. */
+  certificates: z.array(certificatePem).default([]),
 });
 
 const userSchema = z.object({
@@ -67,8 +80,8 @@ export const demoTenantSchema = z
     }
     const known = new Set(t.keyserverApp.appRoles);
     for (const c of t.ciClients) {
-      if (!c.clientSecret && c.federatedCredentials.length === 0) {
-        ctx.addIssue({ code: 'custom', message: `ci client ${c.name} has neither a secret nor a federated credential` });
+      if (!c.clientSecret && c.federatedCredentials.length === 0 && c.certificates.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `ci client ${c.name} has no secret, certificate or federated credential` });
       }
       for (const r of c.appRoles) {
         if (!known.has(r)) ctx.addIssue({ code: 'custom', message: `ci client ${c.name}: unknown app role ${r}` });

@@ -2,31 +2,13 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
+import { CliError, Exit } from './errors';
 
-/** Exit codes a CI log reader can act on. */
-export enum Exit {
-  Ok = 0,
-  Failure = 1,
-  Usage = 2,
-  Auth = 3,
-  Refused = 4,
-  Unavailable = 5,
-}
+export { CliError, Exit } from './errors';
 
-/** A failure with its exit code and, when the server said so, the problem+json code. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exit: Exit,
-    readonly code?: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** How ksctl gets its token: a ready one, client credentials (secret or workload-identity assertion), or a PKCE login. */
-export type LoginMethod = 'token' | 'secret' | 'wif' | 'pkce';
+/** How ksctl gets its token: a ready one, client credentials (secret, certificate or workload-identity assertion), or a PKCE login. */
+export type LoginMethod = 'token' | 'secret' | 'certificate' | 'wif' | 'pkce';
 
 export interface Connection {
   apiUrl: string;
@@ -39,6 +21,8 @@ export interface Connection {
   cacheDir?: string;
   /** Workload identity federation: where the pipeline's OIDC token comes from. */
   wif?: { tokenFile?: string; requestUri?: string; systemAccessToken?: string; serviceConnectionId?: string };
+  /** Certificate credential: PEM files of the registered certificate and its private key. */
+  certificate?: { certificateFile: string; privateKeyFile?: string; passphrase?: string; algorithm?: AssertionAlgorithm };
 }
 
 export interface CachedToken {
@@ -62,7 +46,12 @@ export function writeCache(c: Connection, t: CachedToken): void {
 
 function readCache(c: Connection): CachedToken | undefined {
   const file = cacheFile(c);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CachedToken) : undefined;
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as CachedToken;
+  } catch {
+    return undefined; // a damaged cache is a cache miss, not a failure
+  }
 }
 
 /** POSTs to the token endpoint; an OAuth error answer becomes an authentication CliError. */
@@ -124,8 +113,20 @@ export async function accessToken(c: Connection): Promise<string> {
       client_assertion: await federatedAssertion(c),
       scope: c.scope,
     });
+  } else if (c.method === 'certificate') {
+    const cert = c.certificate;
+    if (!cert) throw new CliError('--certificate FILE is required', Exit.Usage);
+    if (!c.tokenEndpoint) throw new CliError('no token endpoint: set KEYSERVER_TOKEN_ENDPOINT or use --demo', Exit.Usage);
+    const credential = loadCertificateCredential(cert.certificateFile, cert.privateKeyFile ?? cert.certificateFile, cert.passphrase);
+    fresh = await tokenRequest(c, {
+      grant_type: 'client_credentials',
+      client_id: c.clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: certificateAssertion(credential, { clientId: c.clientId, tokenEndpoint: c.tokenEndpoint, algorithm: cert.algorithm }),
+      scope: c.scope,
+    });
   } else {
-    if (!c.clientSecret) throw new CliError('no credentials: set KEYSERVER_TOKEN, or KEYSERVER_CLIENT_SECRET, or use --wif / --pkce', Exit.Usage);
+    if (!c.clientSecret) throw new CliError('no credentials: set KEYSERVER_TOKEN, or KEYSERVER_CLIENT_SECRET, or use --certificate / --wif / --pkce', Exit.Usage);
     fresh = await tokenRequest(c, { grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: c.scope });
   }
   writeCache(c, fresh);
@@ -133,8 +134,8 @@ export async function accessToken(c: Connection): Promise<string> {
 }
 
 /** Calls the Keyserver API; problem+json answers become CliErrors carrying their code. */
-export async function api<T>(c: Connection, method: string, path: string, body?: unknown): Promise<T> {
-  const r = await apiRaw(c, method, path, body === undefined ? undefined : { 'content-type': 'application/json' }, body === undefined ? undefined : JSON.stringify(body));
+export async function api<T>(c: Connection, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const r = await apiRaw(c, method, path, body === undefined ? headers : { 'content-type': 'application/json', ...headers }, body === undefined ? undefined : JSON.stringify(body));
   const text = Buffer.from(await r.arrayBuffer()).toString('utf8');
   return (text ? JSON.parse(text) : undefined) as T;
 }

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { AUDIT_GENESIS_HASH, auditEventHash, type AuditEvent } from '@keyserver/data-access';
-import { verifyAuditExport } from './audit-verify';
+import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson, verifyAuditExport, type AuditHashInput } from './audit-chain';
 
 /** A valid exported chain of `n` entries, as GET /api/v1/audit/export writes it. */
 function chain(n: number): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
   let prev = AUDIT_GENESIS_HASH;
   for (let i = 1; i <= n; i++) {
-    const e: Omit<AuditEvent, 'hash'> = {
+    const e: AuditHashInput & { seq: string } = {
       seq: String(i),
       id: randomUUID(),
       at: new Date(Date.UTC(2026, 10, 29, 1, 0, i)),
@@ -36,13 +35,29 @@ function chain(n: number): Record<string, unknown>[] {
 
 const jsonl = (rows: Record<string, unknown>[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
+describe(canonicalJson.name, () => {
+  it('sorts keys recursively and drops undefined members', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: null, y: 'x' }], c: undefined } })).toBe('{"a":{"d":[1,{"y":"x","z":null}]},"b":1}');
+  });
+});
+
+describe(auditEventHash.name, () => {
+  it('is the sha256 of the canonical content, independent of key order', () => {
+    const [row] = chain(1);
+    const { seq: _seq, hash, ...content } = row;
+    const shuffled = Object.fromEntries(Object.entries(content).reverse());
+    expect(auditEventHash({ ...(shuffled as unknown as AuditHashInput), at: new Date(String(row['at'])) })).toBe(hash);
+  });
+});
+
 describe(verifyAuditExport.name, () => {
-  it('verifies every entry of an intact export', () => {
-    expect(verifyAuditExport(jsonl(chain(4)))).toEqual({ ok: true, checked: 4 });
+  it('verifies every entry of an intact export and reports the chain head', () => {
+    const rows = chain(4);
+    expect(verifyAuditExport(jsonl(rows))).toEqual({ ok: true, checked: 4, lastHash: rows[3]['hash'] });
   });
 
   it('accepts an empty export', () => {
-    expect(verifyAuditExport('')).toEqual({ ok: true, checked: 0 });
+    expect(verifyAuditExport('')).toEqual({ ok: true, checked: 0, lastHash: AUDIT_GENESIS_HASH });
   });
 
   it.each([
@@ -53,7 +68,7 @@ describe(verifyAuditExport.name, () => {
     ['fail reordered entries', (rows: Record<string, unknown>[]) => rows.reverse(), '4', 0],
     ['fail recomputed hash without relinking', (rows: Record<string, unknown>[]) => {
       rows[1]['action'] = 'key.create';
-      rows[1]['hash'] = auditEventHash({ ...(rows[1] as unknown as AuditEvent), at: new Date(String(rows[1]['at'])) });
+      rows[1]['hash'] = auditEventHash({ ...(rows[1] as unknown as AuditHashInput), at: new Date(String(rows[1]['at'])) });
     }, '3', 2],
   ])('%s names the first bad seq', (_name, tamper, seq, checked) => {
     const rows = chain(4);
@@ -61,8 +76,11 @@ describe(verifyAuditExport.name, () => {
     expect(verifyAuditExport(jsonl(rows))).toMatchObject({ ok: false, firstBadSeq: seq, checked });
   });
 
-  it('names the line of something that is not JSON', () => {
-    const text = jsonl(chain(2)) + '{not json\n';
+  it.each([
+    ['fail a line that is not JSON', '{not json'],
+    ['fail a JSON line that is not an object', 'null'],
+  ])('%s names the line', (_name, line) => {
+    const text = jsonl(chain(2)) + `${line}\n`;
     expect(verifyAuditExport(text)).toMatchObject({ ok: false, firstBadSeq: 'line 3', checked: 2 });
   });
 
