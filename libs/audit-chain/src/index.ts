@@ -1,6 +1,7 @@
 export {
   AUDIT_GENESIS_HASH,
   auditEventHash,
+  auditHashParts,
   canonicalJson,
   verifyAuditExport,
   type AuditHashInput,

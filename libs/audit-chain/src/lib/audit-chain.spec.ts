@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson, verifyAuditExport, type AuditHashInput } from './audit-chain';
+import { createHash, randomUUID } from 'node:crypto';
+import { AUDIT_GENESIS_HASH, auditEventHash, auditHashParts, canonicalJson, verifyAuditExport, type AuditHashInput } from './audit-chain';
 
 /** A valid exported chain of `n` entries, as GET /api/v1/audit/export writes it. */
 function chain(n: number): Record<string, unknown>[] {
@@ -47,6 +47,24 @@ describe(auditEventHash.name, () => {
     const { seq: _seq, hash, ...content } = row;
     const shuffled = Object.fromEntries(Object.entries(content).reverse());
     expect(auditEventHash({ ...(shuffled as unknown as AuditHashInput), at: new Date(String(row['at'])) })).toBe(hash);
+  });
+});
+
+describe(auditHashParts.name, () => {
+  it.each([
+    ['ok plain event', {}],
+    ['ok details holding a prevHash key and quotes', { details: { prevHash: 'x"y', nested: { prevHash: '"prevHash":"' } } }],
+    ['ok requestId with the marker text', { requestId: '"prevHash":"' }],
+    ['ok non-ASCII names', { actorName: 'Zoë Ångström 测试', details: { note: 'emoji 🔏' } }],
+  ] as const)('%s: prefix + prevHash + suffix hashes like auditEventHash', (_name, extra) => {
+    const [first] = chain(1);
+    const base = { ...first, at: new Date(String(first['at'])), prevHash: 'a'.repeat(64), ...extra } as unknown as AuditHashInput;
+    const { prevHash, ...rest } = base;
+    delete (rest as Record<string, unknown>)['seq'];
+    delete (rest as Record<string, unknown>)['hash'];
+    const { prefix, suffix } = auditHashParts(rest);
+    const viaParts = createHash('sha256').update(prefix + prevHash + suffix).digest('hex');
+    expect(viaParts).toBe(auditEventHash(base));
   });
 });
 

@@ -37,7 +37,11 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 hex over the canonical JSON of the content fields and prevHash (seq excluded: the DB assigns it). */
 export function auditEventHash(e: AuditHashInput): string {
-  const content = {
+  return createHash('sha256').update(canonicalJson(hashedContent(e))).digest('hex');
+}
+
+function hashedContent(e: AuditHashInput) {
+  return {
     id: e.id,
     at: e.at.toISOString(),
     action: e.action,
@@ -56,7 +60,20 @@ export function auditEventHash(e: AuditHashInput): string {
     details: e.details,
     prevHash: e.prevHash,
   };
-  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
+/**
+ * The canonical JSON of an event split around its prevHash value, so that whoever holds the chain head (the
+ * database, under the append lock) can finish the hash: sha256(prefix + prevHash + suffix) equals
+ * {@link auditEventHash} of the event with that prevHash.
+ */
+export function auditHashParts(e: Omit<AuditHashInput, 'prevHash'>): { prefix: string; suffix: string } {
+  const json = canonicalJson({ ...hashedContent({ ...e, prevHash: '' }) });
+  // Keys are sorted, so the top-level prevHash is the last one (only requestId follows, a string or null):
+  // a "prevHash" key nested in details comes earlier.
+  const marker = '"prevHash":"';
+  const at = json.lastIndexOf(marker) + marker.length;
+  return { prefix: json.slice(0, at), suffix: json.slice(at) };
 }
 
 /** Result of verifying an exported audit log. */

@@ -4,7 +4,7 @@ import { outcome, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures'
 import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from '../audit-hash';
 import { type Db } from '../db';
 import type { Repositories } from '.';
-import { AuditRepository } from './audit.repository';
+import { AuditRepository, appendAuditTx } from './audit.repository';
 
 describe(AuditRepository.name, () => {
   let tmp: TempDatabase;
@@ -34,6 +34,21 @@ describe(AuditRepository.name, () => {
     const rows = await sql<{ s: string; prevHash: string; hash: string }>(tmp.url, 'SELECT seq::text AS s, "prevHash", hash FROM audit_event ORDER BY seq');
     expect(rows.filter((r, i) => i > 0 && r.prevHash !== rows[i - 1].hash)).toEqual([]);
     expect(await a.audit.verifyChain(7)).toEqual({ ok: true, checked: rows.length });
+  });
+
+  it('keeps one chain when the database-side append and the Prisma transaction append interleave', async () => {
+    const tricky = (i: number) => ({ i, prevHash: `"prevHash":"${i}`, name: 'Zoë 测试 🔏', quote: 'a"b\\c' });
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        i % 2
+          ? b.audit.append({ action: 'sql-append', outcome: 'SUCCESS', actorName: 'Ångström', requestId: `"prevHash":"r${i}`, details: tricky(i) })
+          : dbA.transaction((tx) => appendAuditTx(tx, { action: 'prisma-append', outcome: 'DENIED', details: tricky(i) })),
+      ),
+    );
+    const v = await a.audit.verifyChain();
+    expect(v.ok).toBe(true);
+    const stored = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM audit_event WHERE action IN ('sql-append', 'prisma-append')`);
+    expect(stored[0].n).toBe('30');
   });
 
   it('stores the hash over the canonical content so it can be recomputed', async () => {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow, Prisma } from '../../generated/prisma/client';
+import { auditHashParts } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK, AUDIT_GENESIS_HASH, auditEventHash } from '../audit-hash';
 import type { PoolClient } from 'pg';
-import type { Db, Tx } from '../db';
+import { sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, AuditOutcome, Page } from '../types';
 
@@ -93,32 +94,52 @@ export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEve
   return toAuditEvent(row);
 }
 
-const INSERT_AUDIT_SQL = `
-INSERT INTO "audit_event" ("id", "at", "action", "outcome", "errorCode", "actorTid", "actorOid", "actorName", "actorClient",
-  "actorSubjectId", "keyid", "operationId", "adminSessionId", "digest", "requestId", "details", "prevHash", "hash")
-VALUES ($1::uuid, $2, $3, $4::"AuditOutcome", $5, $6, $7, $8, $9, $10::uuid, $11, $12::uuid, $13::uuid, $14, $15, $16::jsonb, $17, $18)
-RETURNING "seq"::text AS "seq"`;
+/** Adds a value to a statement's parameter list and returns its placeholder (`$n`, cast when given). */
+export type SqlParam = (value: unknown, cast?: string) => string;
 
-/** {@link appendAuditTx} on a raw pg transaction (the hot path); the same lock, fields and hash. */
-export async function appendAuditSql(client: PoolClient, input: AuditInput): Promise<AuditEvent> {
-  await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_APPEND_LOCK]);
-  const last = await client.query<{ hash: string }>('SELECT "hash" FROM "audit_event" ORDER BY "seq" DESC LIMIT 1');
-  const f = newAuditFields(input, last.rows[0]?.hash ?? AUDIT_GENESIS_HASH);
-  const hash = auditEventHash(f);
-  const res = await client.query<{ seq: string }>(INSERT_AUDIT_SQL, [
-    f.id, f.at, f.action, f.outcome, f.errorCode, f.actorTid, f.actorOid, f.actorName, f.actorClient,
-    f.actorSubjectId, f.keyid, f.operationId, f.adminSessionId, f.digest, f.requestId, JSON.stringify(f.details), f.prevHash, hash,
-  ]);
-  return { ...f, seq: res.rows[0].seq, hash };
+/** A fresh parameter list and its {@link SqlParam}. */
+export function sqlParams(): { values: unknown[]; p: SqlParam } {
+  const values: unknown[] = [];
+  return { values, p: (v, cast) => `$${values.push(v)}${cast ? `::${cast}` : ''}` };
+}
+
+/**
+ * SQL expression appending `input` to the chain in the statement it is embedded in (keyserver_append_audit:
+ * the same lock and hash as {@link appendAuditTx}); it yields text[] [seq, prevHash, hash] for {@link auditFromCall}.
+ */
+export function auditCallSql(input: AuditInput, p: SqlParam): { sql: string; fields: ReturnType<typeof newAuditFields> } {
+  const fields = newAuditFields(input, '');
+  const { prefix, suffix } = auditHashParts(fields);
+  const sql = `"keyserver_append_audit"(${[
+    p(AUDIT_APPEND_LOCK, 'bigint'), p(prefix), p(suffix), p(fields.id, 'uuid'), p(fields.at, 'timestamptz'), p(fields.action),
+    p(fields.outcome), p(fields.errorCode), p(fields.actorTid), p(fields.actorOid), p(fields.actorName), p(fields.actorClient),
+    p(fields.actorSubjectId, 'uuid'), p(fields.keyid), p(fields.operationId, 'uuid'), p(fields.adminSessionId, 'uuid'),
+    p(fields.digest), p(fields.requestId), p(JSON.stringify(fields.details), 'jsonb'),
+  ].join(', ')})`;
+  return { sql, fields };
+}
+
+/** The stored event from the fields of {@link auditCallSql} and the text[] it returned. */
+export function auditFromCall(fields: ReturnType<typeof newAuditFields>, result: string[]): AuditEvent {
+  const [seq, prevHash, hash] = result;
+  return { ...fields, seq, prevHash, hash };
+}
+
+/** {@link appendAuditTx} on the pg pool (the hot path): one statement, the same lock, fields and hash. */
+export async function appendAuditSql(client: PoolClient | Db, input: AuditInput): Promise<AuditEvent> {
+  const { values, p } = sqlParams();
+  const call = auditCallSql(input, p);
+  const rows = await sqlQuery<{ r: string[] }>(client, `SELECT ${call.sql} AS "r"`, values);
+  return auditFromCall(call.fields, rows[0].r);
 }
 
 /** Append-only, hash-chained audit log. */
 export class AuditRepository {
   constructor(private readonly db: Db) {}
 
-  /** Appends an event in its own transaction. */
+  /** Appends an event on its own (one statement: refusals are audited on every request path). */
   append(input: AuditInput): Promise<AuditEvent> {
-    return this.db.transaction((tx) => appendAuditTx(tx, input));
+    return appendAuditSql(this.db, input);
   }
 
   /** Lists events newest first with cursor pagination (cursor = seq). */

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { PoolClient } from 'pg';
-import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
+import { sqlState, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, Certificate } from '../types';
-import { appendAuditSql } from './audit.repository';
 import { toCertificate } from './certificate-row';
 import type { UsageOptions } from './sign-order.repository';
-import { finishReservationTx, releaseUsage, reserveUsage } from './usage';
+import { finishReservation, releaseUsage, reserveUsage } from './usage';
 
 /** What the issuing callback of {@link CertificateIssuanceRepository.issueWithUsage} returns. */
 export interface IssuedCertificateRecord {
@@ -33,32 +31,6 @@ export interface IssueRequest {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-async function insertCertificate(client: PoolClient, req: IssueRequest, issuerKeyId: string, issued: IssuedCertificateRecord): Promise<Certificate> {
-  const id = randomUUID();
-  const serialHex = issued.serialHex.toLowerCase().replace(/^0x/, '');
-  const rows = await sqlQuery<{ createdAt: Date }>(
-    client,
-    `INSERT INTO "certificate" ("id", "issuerKeyId", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
-     VALUES ($1::uuid, $2::uuid, $3, $4, $5::text[], $6, $7, $8, $9::uuid, $10::uuid) RETURNING "createdAt"`,
-    [id, issuerKeyId, serialHex, issued.subjectDn, issued.sans, issued.notBefore, issued.notAfter, issued.pem, req.operationId, req.requesterId],
-  );
-  return {
-    id,
-    issuerKeyid: req.issuerKeyid,
-    serialHex,
-    subjectDn: issued.subjectDn,
-    sans: issued.sans,
-    notBefore: issued.notBefore,
-    notAfter: issued.notAfter,
-    pem: issued.pem,
-    operationId: req.operationId,
-    requesterId: req.requesterId,
-    revokedAt: null,
-    revocationReason: null,
-    createdAt: rows[0].createdAt,
-  };
-}
-
 /** Certificate issuance under an operation: one usage, the certificate row and its audit event, atomically. */
 export class CertificateIssuanceRepository {
   constructor(
@@ -84,18 +56,39 @@ export class CertificateIssuanceRepository {
     });
     try {
       const issued = await issue();
-      return await sqlTransaction(this.db, async (client) => {
-        await finishReservationTx(client, reservation);
-        const certificate = await insertCertificate(client, req, reservation.keyId, issued);
-        const audit = await appendAuditSql(client, {
+      const id = randomUUID();
+      const serialHex = issued.serialHex.toLowerCase().replace(/^0x/, '');
+      const done = await finishReservation(
+        this.db,
+        reservation,
+        (p) => `INSERT INTO "certificate" ("id", "issuerKeyId", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
+                SELECT ${p(id, 'uuid')}, d."keyId", ${p(serialHex)}, ${p(issued.subjectDn)}, ${p(issued.sans, 'text[]')}, ${p(issued.notBefore, 'timestamptz')},
+                  ${p(issued.notAfter, 'timestamptz')}, ${p(issued.pem)}, d."operationId", ${p(req.requesterId, 'uuid')}
+                FROM d RETURNING "createdAt"`,
+        {
           ...req.audit,
           operationId: req.operationId,
           keyid: req.issuerKeyid,
           digest: req.digest,
-          details: { ...req.audit.details, certificateId: certificate.id, serialHex: certificate.serialHex },
-        });
-        return { certificate, audit };
-      });
+          details: { ...req.audit.details, certificateId: id, serialHex },
+        },
+      );
+      const certificate: Certificate = {
+        id,
+        issuerKeyid: req.issuerKeyid,
+        serialHex,
+        subjectDn: issued.subjectDn,
+        sans: issued.sans,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        pem: issued.pem,
+        operationId: req.operationId,
+        requesterId: req.requesterId,
+        revokedAt: null,
+        revocationReason: null,
+        createdAt: done.createdAt,
+      };
+      return { certificate, audit: done.audit };
     } catch (err) {
       await releaseUsage(this.db, reservation).catch(() => undefined);
       if (sqlState(err) === '23505') throw new DataAccessError('conflict', 'certificate already exists', { cause: err });

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { PoolClient } from 'pg';
 import type { SignOrder as SignOrderRow } from '../../generated/prisma/client';
-import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
+import { sqlQuery, sqlState, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, SignOrder } from '../types';
-import { appendAuditSql } from './audit.repository';
-import { finishReservationTx, releaseUsage, reserveUsage } from './usage';
+import { finishReservation, releaseUsage, reserveUsage } from './usage';
 
 export interface SignRequest {
   operationId: string;
@@ -60,23 +58,6 @@ type SignOrderSqlRow = SignOrder;
 const SIGN_ORDER_COLUMNS = `s."id", s."operationId", k."keyid", s."subjectId", s."description", s."inputdata", s."inputformat",
   s."inputpadding", s."signatureformat", s."result", s."idempotencyKey", s."requestId", s."createdAt"`;
 
-async function insertSignOrder(client: PoolClient, req: SignRequest, keyId: string, result: string): Promise<SignOrder> {
-  const id = randomUUID();
-  const rows = await sqlQuery<{ createdAt: Date }>(
-    client,
-    `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat", "inputpadding",
-       "signatureformat", "result", "idempotencyKey", "requestId")
-     VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING "createdAt"`,
-    [id, req.operationId, keyId, req.subjectId, req.description, req.inputdata, req.inputformat, req.inputpadding,
-      req.signatureformat, result, req.idempotencyKey ?? null, req.requestId ?? null],
-  );
-  return {
-    id, operationId: req.operationId, keyid: req.keyid, subjectId: req.subjectId, description: req.description,
-    inputdata: req.inputdata, inputformat: req.inputformat, inputpadding: req.inputpadding, signatureformat: req.signatureformat,
-    result, idempotencyKey: req.idempotencyKey ?? null, requestId: req.requestId ?? null, createdAt: rows[0].createdAt,
-  };
-}
-
 /** Options of {@link SignOrderRepository}. */
 export interface UsageOptions {
   /** Lease of a usage reservation in ms (default 60 s). */
@@ -118,19 +99,41 @@ export class SignOrderRepository {
     let stored: { order: SignOrder; audit: AuditEvent };
     try {
       const result = await sign();
-      stored = await sqlTransaction(this.db, async (client) => {
-        await finishReservationTx(client, reservation);
-        const order = await insertSignOrder(client, req, reservation.keyId, result);
-        const audit = await appendAuditSql(client, {
+      const id = randomUUID();
+      const done = await finishReservation(
+        this.db,
+        reservation,
+        (p) => `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat",
+                  "inputpadding", "signatureformat", "result", "idempotencyKey", "requestId")
+                SELECT ${p(id, 'uuid')}, d."operationId", d."keyId", ${p(req.subjectId, 'uuid')}, ${p(req.description)}, ${p(req.inputdata)},
+                  ${p(req.inputformat)}, ${p(req.inputpadding)}, ${p(req.signatureformat)}, ${p(result)}, ${p(req.idempotencyKey ?? null)},
+                  ${p(req.requestId ?? null)}
+                FROM d RETURNING "createdAt"`,
+        {
           ...req.audit,
           operationId: req.operationId,
           keyid: req.keyid,
           digest,
           requestId: req.requestId ?? req.audit.requestId ?? null,
-          details: { ...req.audit.details, signOrderId: order.id },
-        });
-        return { order, audit };
-      });
+          details: { ...req.audit.details, signOrderId: id },
+        },
+      );
+      const order: SignOrder = {
+        id,
+        operationId: req.operationId,
+        keyid: req.keyid,
+        subjectId: req.subjectId,
+        description: req.description,
+        inputdata: req.inputdata,
+        inputformat: req.inputformat,
+        inputpadding: req.inputpadding,
+        signatureformat: req.signatureformat,
+        result,
+        idempotencyKey: req.idempotencyKey ?? null,
+        requestId: req.requestId ?? null,
+        createdAt: done.createdAt,
+      };
+      stored = { order, audit: done.audit };
     } catch (err) {
       await releaseUsage(this.db, reservation).catch(() => undefined);
       // The same idempotency key finished by a concurrent request between our replay check and our insert.

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { PoolClient } from 'pg';
 import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput } from '../types';
-import { appendAuditSql } from './audit.repository';
+import type { AuditEvent, AuditInput } from '../types';
+import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
 // The one place that decides whether an operation's key may be used now. Sign orders, firmware signatures and
 // certificate issuance all go through reserve -> (HSM signs, no lock held) -> finish or release:
@@ -11,7 +10,7 @@ import { appendAuditSql } from './audit.repository';
 //   usagesUsed only while it is below usagesAllowed, and inserts a reservation row with a lease. The row lock on
 //   operation_key lasts only for that statement, so orders on one operation sign in parallel, and the guarded
 //   increment (re-checked by PostgreSQL after a concurrent update) makes the count exactly-once.
-// - finish: deletes the reservation in the transaction that stores the result and its audit event.
+// - finish: ONE statement deletes the reservation, stores the result and appends its audit event.
 // - release: deletes it and gives the usage back (HSM failure, or the lease ran out because a replica died).
 // docs/adr/0007-usage-reservations.md explains the choice.
 
@@ -136,30 +135,49 @@ async function whyNotUsable(db: Db, operationId: string, keyid: string, digest: 
 }
 
 /**
- * Inside the transaction that stores the result: deletes the reservation (refusing when it was released
- * meanwhile, which rolls everything back) and marks the operation EXHAUSTED when this was its last usage.
+ * Stores the result of a reservation in ONE statement (one round trip, atomic): deletes the reservation, runs
+ * `store` (an INSERT ... SELECT ... FROM d RETURNING "createdAt", where d is the deleted reservation row with
+ * "operationId" and "keyId"), and appends the audit event. When the reservation is gone (its lease ran out and it
+ * was given back), nothing is written and this throws reservation_expired. Marks the operation EXHAUSTED when
+ * no usage is left and no other reservation is open.
  */
-export async function finishReservationTx(client: PoolClient, r: Reservation): Promise<void> {
-  const gone = await sqlQuery<{ left: number }>(
-    client,
-    `WITH d AS (DELETE FROM "usage_reservation" WHERE "id" = $1::uuid RETURNING "id")
-     SELECT (SELECT count(*) FROM d)::int AS "deleted",
-            (SELECT COALESCE(sum("usagesAllowed" - "usagesUsed"), 0) FROM "operation_key" WHERE "operationId" = $2::uuid)::int AS "left"`,
-    [r.id, r.operationId],
+export async function finishReservation(
+  db: Db,
+  r: Reservation,
+  store: (p: SqlParam) => string,
+  audit: AuditInput,
+): Promise<{ createdAt: Date; audit: AuditEvent }> {
+  const { values, p } = sqlParams();
+  const deleted = `DELETE FROM "usage_reservation" WHERE "id" = ${p(r.id, 'uuid')} RETURNING "operationId", "keyId"`;
+  const stored = store(p);
+  const call = auditCallSql(audit, p);
+  const rows = await sqlQuery<{ createdAt: Date; audit: string[]; left: number }>(
+    db,
+    `WITH d AS (${deleted}), ins AS (${stored})
+     SELECT ins."createdAt", ${call.sql} AS "audit",
+            (SELECT COALESCE(sum(ok."usagesAllowed" - ok."usagesUsed"), 0) FROM "operation_key" ok WHERE ok."operationId" = ${p(r.operationId, 'uuid')})::int AS "left"
+     FROM ins`,
+    values,
   );
-  const row = gone[0] as unknown as { deleted: number; left: number };
-  if (row.deleted !== 1) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
-  if (row.left > 0) return;
-  // Last usage: under the operation's row lock, only the last finisher (no reservation of another request
-  // left) marks it; one that is still signing may yet fail and give its usage back.
-  await sqlQuery(client, `SELECT 1 FROM "operation" WHERE "id" = $1::uuid FOR UPDATE`, [r.operationId]);
+  const row = rows[0];
+  if (!row) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
+  if (row.left <= 0) await markExhausted(db, r.operationId);
+  return { createdAt: row.createdAt, audit: auditFromCall(call.fields, row.audit) };
+}
+
+/**
+ * Marks an operation EXHAUSTED when no usage is left and no reservation is open. Every finisher that saw no usage
+ * left runs it after its own commit; of two concurrent last finishers at least one sees the other's reservation
+ * gone, and one still signing may yet fail and give its usage back, so it is not marked before it finishes.
+ */
+async function markExhausted(db: Db, operationId: string): Promise<void> {
   await sqlQuery(
-    client,
+    db,
     `UPDATE "operation" SET "state" = 'EXHAUSTED', "updatedAt" = now()
      WHERE "id" = $1::uuid AND "state" IN ('APPROVED', 'REQUESTED')
        AND NOT EXISTS (SELECT 1 FROM "usage_reservation" WHERE "operationId" = $1::uuid)
        AND NOT EXISTS (SELECT 1 FROM "operation_key" WHERE "operationId" = $1::uuid AND "usagesUsed" < "usagesAllowed")`,
-    [r.operationId],
+    [operationId],
   );
 }
 
