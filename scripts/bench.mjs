@@ -74,6 +74,9 @@ const ratios = {
   certificates: r.certificates.perSecond / rawBest('P-256'),
   firmware: r.firmware.mbPerSecond / r.firmware.sha256sumMbPerSecond,
   replicas: r.replicas.two.perSecond / r.replicas.one.perSecond,
+  // How far the targets are from what the HTTP stack alone answers on this machine.
+  floorHealthzVsRawP256: r.floor.healthz.perSecond / rawBest('P-256'),
+  floorMeVsRawP256: r.floor.me.perSecond / rawBest('P-256'),
 };
 const result = { machine, totalSeconds, ...r, ratios };
 writeFileSync(OUT_JSON, JSON.stringify(result, null, 2) + '\n');
@@ -124,6 +127,16 @@ Raw PKCS#11 rate of the platform's own SoftHSM token and keys (C, \`p11speed\`, 
 | P-256 (CKM_ECDSA) | ${f1(r.raw['P-256'].threads1)} | ${f1(r.raw['P-256'].threadsAll)} |
 | RSA-3072 (CKM_RSA_PKCS) | ${f1(r.raw['RSA-3072'].threads1)} | ${f1(r.raw['RSA-3072'].threadsAll)} |
 
+### HTTP floor of one API process (concurrency 8, no signing)
+
+| request | requests/s | p50 ms | p99 ms | API CPU ms/request | DB transactions/request |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| GET /healthz (public, no work) | ${f1(r.floor.healthz.perSecond)} | ${f1(r.floor.healthz.p50ms)} | ${f1(r.floor.healthz.p99ms)} | ${f2(r.floor.healthz.apiCpuMsPerRequest)} | ${f1(r.floor.healthz.dbTransactionsPerRequest)} |
+| GET /api/v1/me (token validation + subject) | ${f1(r.floor.me.perSecond)} | ${f1(r.floor.me.p50ms)} | ${f1(r.floor.me.p99ms)} | ${f2(r.floor.me.apiCpuMsPerRequest)} | ${f1(r.floor.me.dbTransactionsPerRequest)} |
+
+For scale: GET /healthz / best raw P-256 = ${f2(ratios.floorHealthzVsRawP256)}, GET /api/v1/me / best raw P-256 =
+${f2(ratios.floorMeVsRawP256)}. A P-256 sign-order ratio cannot exceed these on this machine, whatever the signing path does.
+
 ### Ratios against the targets
 
 | measure | value | target | |
@@ -143,8 +156,8 @@ Raw PKCS#11 rate of the platform's own SoftHSM token and keys (C, \`p11speed\`, 
 
 Diagnostic, same load (P-256, concurrency 32, one replica) spread over 8 operations instead of one:
 ${f1(r.spread.perSecond)} orders/s, p50 ${f1(r.spread.p50ms)} ms, p99 ${f1(r.spread.p99ms)} ms (one operation: ${f1(r.replicas.one.perSecond)} orders/s).
-Every sign order holds its operation's row lock (and, at the end, the global audit-append lock) from the usage
-reservation through the HSM call to the commit, so orders on one operation run one at a time.
+Orders hold no lock while the HSM signs (usage reservations, docs/adr/0007-usage-reservations.md); only the
+one-statement reservation and the one-statement finish (which takes the global audit-append lock) serialize.
 
 Two replicas / one: ${f2(ratios.replicas)}. On a ${machine.cpus}-core machine that also runs the client and
 PostgreSQL, a second replica adds no CPU, so this shows the cost of coordination on one database (row locks on the
@@ -153,7 +166,7 @@ usage counter, the audit chain), not horizontal scaling.
 ## Method notes
 
 - Every measured sign order is a real one: usage reservation, C_Sign in SoftHSM, the sign-order row and the
-  hash-chained audit event in one transaction. Only 201 answers count; errors are listed.
+  hash-chained audit event stored in one statement. Only 201 answers count; errors are listed.
 - The raw rate is the ceiling: the same token and key objects, from C, no HTTP, no database. The ratio uses the
   best HTTP concurrency against the better of the two raw rates (1 thread, one thread per core).
 - API CPU ms/order: user+system time of the API process (/proc/<pid>/stat) over the cell divided by the 201s;

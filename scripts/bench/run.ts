@@ -21,7 +21,8 @@ export interface BenchOptions {
 }
 
 export interface Cell {
-  alg: 'P-256' | 'RSA-3072';
+  /** The key of a signing cell; 'none' for the HTTP floor cells. */
+  alg: 'P-256' | 'RSA-3072' | 'none';
   concurrency: number;
   replicas: number;
   requests: number;
@@ -43,6 +44,8 @@ export interface BenchResult {
   replicas: { one: Cell; two: Cell };
   /** P-256 at concurrency 32 with the orders spread over 8 operations (diagnoses the per-operation row lock). */
   spread: Cell;
+  /** The most one API process answers with (almost) no work: GET /healthz, and GET /api/v1/me (token + subject). */
+  floor: { healthz: Cell; me: Cell };
 }
 
 interface Answer {
@@ -53,7 +56,8 @@ interface Answer {
 /** One request over a keep-alive agent; resolves with the whole (small) answer. */
 function send(agent: Agent, base: string, token: string, method: string, path: string, body: Buffer | Readable, type: string, length?: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = { authorization: `Bearer ${token}`, 'content-type': type };
+    const headers: Record<string, string | number> = { 'content-type': type };
+    if (token) headers['authorization'] = `Bearer ${token}`;
     if (Buffer.isBuffer(body)) headers['content-length'] = body.length;
     else if (length !== undefined) headers['content-length'] = length;
     const req = request(new URL(path, base), { method, agent, headers }, (res) => {
@@ -74,9 +78,10 @@ const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(so
 async function load(
   label: Pick<Cell, 'alg' | 'concurrency' | 'replicas'>,
   seconds: number,
-  next: (i: number) => { base: string; path: string; body: Buffer },
+  next: (i: number) => { base: string; path: string; body: Buffer; method?: string },
   token: string,
   agents: Agent[],
+  expected = 201,
 ): Promise<Cell> {
   const lat: number[] = [];
   let errors = 0;
@@ -87,10 +92,10 @@ async function load(
     Array.from({ length: label.concurrency }, async (_, w) => {
       while (performance.now() < end) {
         const i = n++;
-        const { base, path, body } = next(i);
+        const { base, path, body, method } = next(i);
         const t = performance.now();
-        const r = await send(agents[i % agents.length], base, token, 'POST', path, body, 'application/json');
-        if (r.status === 201) lat.push(performance.now() - t);
+        const r = await send(agents[i % agents.length], base, token, method ?? 'POST', path, body, 'application/json');
+        if (r.status === expected) lat.push(performance.now() - t);
         else if (errors++ < 3) console.error(`worker ${w}: HTTP ${r.status} ${r.body.toString().slice(0, 200)}`);
       }
     }),
@@ -212,6 +217,13 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     for (const alg of ['P-256', 'RSA-3072'] as const)
       await load({ alg, concurrency: 4, replicas: 2 }, 1, (i) => ({ base: urls[i % 2], path: '/api/signorders', body: pre[alg][i % 256] }), ci, [agentFor(4)]);
 
+    // The HTTP floor of one API process, for scale: a public route doing nothing, and the authentication alone.
+    const empty = Buffer.alloc(0);
+    const floorCell = (path: string, token: string) =>
+      measured(() => load({ alg: 'none', concurrency: 8, replicas: 1 }, o.seconds, () => ({ base: urls[0], path, body: empty, method: 'GET' }), token, [agentFor(8)], 200));
+    const floor = { healthz: await floorCell('/healthz', ''), me: await floorCell('/api/v1/me', ci) };
+    log(`HTTP floor: GET /healthz ${floor.healthz.perSecond.toFixed(1)}/s (${floor.healthz.apiCpuMsPerRequest?.toFixed(2)} ms CPU), GET /api/v1/me ${floor.me.perSecond.toFixed(1)}/s (${floor.me.apiCpuMsPerRequest?.toFixed(2)} ms CPU)`);
+
     const signOrders: Cell[] = [];
     for (const alg of ['P-256', 'RSA-3072'] as const) {
       for (const c of [1, 8, 32]) {
@@ -311,7 +323,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       vmHwmMib: after.hwm / 1024,
     };
     log(`firmware ${o.firmwareMib} MiB: ${JSON.stringify(firmware)}`);
-    return { signOrders, raw, certificates, firmware, replicas: { one, two }, spread };
+    return { signOrders, raw, certificates, firmware, replicas: { one, two }, spread, floor };
   } finally {
     for (const a of agents) a.destroy();
     await p?.stop();
