@@ -1,3 +1,5 @@
+import type { AuditHashInput } from '@keyserver/audit-chain';
+
 // Plain domain types returned by the repositories (no Prisma types leak out).
 
 export const SUBJECT_KINDS = ['USER', 'CLIENT'] as const;
@@ -165,26 +167,11 @@ export interface AuditInput {
   details?: Record<string, unknown>;
 }
 
-export interface AuditEvent {
+/** A stored audit event: the hashed content (see @keyserver/audit-chain), its place in the chain and its hash. */
+export interface AuditEvent extends AuditHashInput {
   /** Position in the chain (a bigint as decimal string, JSON friendly). */
   seq: string;
-  id: string;
-  at: Date;
-  action: string;
   outcome: AuditOutcome;
-  errorCode: string | null;
-  actorTid: string | null;
-  actorOid: string | null;
-  actorName: string | null;
-  actorClient: string | null;
-  actorSubjectId: string | null;
-  keyid: string | null;
-  operationId: string | null;
-  adminSessionId: string | null;
-  digest: string | null;
-  requestId: string | null;
-  details: Record<string, unknown>;
-  prevHash: string;
   hash: string;
 }
 
