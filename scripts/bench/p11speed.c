@@ -1,8 +1,10 @@
 /* Raw PKCS#11 signing rate of one token key, from C: the baseline bench-hsm.mjs compares the Node pool with.
  * usage: p11speed MODULE TOKEN_LABEL PIN KEY_ID_HEX MECH(ecdsa|rsa) INPUT_LEN SECONDS THREADS
- * Each thread has its own session; prints the total signatures per second. */
+ * Each thread has its own session; prints the total signatures per second, and with P11SPEED_CPU set a second
+ * line with the process CPU time (user+system seconds) of the measured window. */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,12 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static double cpu(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
 }
 
 static void *worker(void *arg) {
@@ -81,11 +89,13 @@ int main(int argc, char **argv) {
   int threads = atoi(argv[8]);
   pthread_t t[64];
   long counts[64] = {0};
+  double cpu0 = cpu();
   double start = now();
   for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, worker, &counts[i]);
   long total = 0;
   for (int i = 0; i < threads; i++) { pthread_join(t[i], NULL); total += counts[i]; }
   printf("%.1f\n", total / (now() - start));
+  if (getenv("P11SPEED_CPU")) printf("%.6f\n", cpu() - cpu0);
   f->C_Logout(login);
   f->C_Finalize(NULL);
   return 0;

@@ -18,6 +18,8 @@ const schema = z
     PKCS11_PIN: z.string().min(4).optional(),
     PKCS11_PIN_FILE: z.string().min(1).optional(),
     PKCS11_POOL_SIZE: z.coerce.number().int().min(1).max(64).default(4),
+    // Worker threads that sign (ADR 0008); unset = min(pool size, CPUs), 0 = the libuv pool only.
+    PKCS11_SIGN_WORKERS: z.coerce.number().int().min(0).max(64).optional(),
     KEYSERVER_API_HOST: z.string().default('127.0.0.1'),
     KEYSERVER_API_PORT: port(3000),
     KEYSERVER_PUBLIC_URL: secureUrl().optional(),
@@ -55,7 +57,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     provisioningClientIds,
     databaseUrl: raw.DATABASE_URL,
     databasePoolSize: raw.DATABASE_POOL_SIZE,
-    pkcs11: { module: raw.PKCS11_MODULE, tokenLabel: raw.PKCS11_TOKEN_LABEL, pin, poolSize: raw.PKCS11_POOL_SIZE },
+    pkcs11: { module: raw.PKCS11_MODULE, tokenLabel: raw.PKCS11_TOKEN_LABEL, pin, poolSize: raw.PKCS11_POOL_SIZE, signWorkers: raw.PKCS11_SIGN_WORKERS },
     host: raw.KEYSERVER_API_HOST,
     port: raw.KEYSERVER_API_PORT,
     publicUrl: raw.KEYSERVER_PUBLIC_URL ?? `http://${raw.KEYSERVER_API_HOST}:${raw.KEYSERVER_API_PORT}`,
