@@ -19,13 +19,13 @@ import {
   type Key,
 } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
-import { checkCsrPolicy, issueDeviceCertificate, parseCsr, verifyCsrPossession, type DeviceCertificateProfile, type SanType } from '@keyserver/pki';
+import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile, type SanType } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
-import { issuerChain, usableKey } from './key-chain';
+import { KeyChainCache, usableKey } from './key-chain';
 
 const DEFAULT_VALIDITY_DAYS = 365;
 const SAN_TYPES: readonly SanType[] = ['dns', 'uri', 'email', 'ip'];
@@ -46,9 +46,10 @@ export function deviceProfile(key: Key, publicUrl: string): DeviceCertificatePro
 }
 
 /**
- * POST /api/v1/certificates as stages: authorize (ISSUE on the CA key) -> check the key -> parse, verify PoP and
- * policy of the CSR (refused before any usage is touched) -> reserve one usage, sign in the HSM, store and audit
- * (one transaction) -> respond.
+ * POST /api/v1/certificates as stages: authorize (ISSUE on the CA key) -> check the key -> parse and verify PoP of
+ * the CSR (once) -> policy, profile and the TBS certificate against the cached issuer (all refusals happen here,
+ * before any usage is touched) -> reserve one usage, HSM signature and assembly, store and audit (one
+ * transaction) -> respond.
  */
 @Injectable()
 export class CertificatesService {
@@ -56,12 +57,14 @@ export class CertificatesService {
   private readonly certificates: CertificateRepository;
   private readonly issuance: CertificateIssuanceRepository;
   private readonly audit: AuditRepository;
+  private readonly chains: KeyChainCache;
 
   constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
     this.certificates = new CertificateRepository(deps.db);
     this.issuance = new CertificateIssuanceRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
+    this.chains = new KeyChainCache(this.keys, deps.signer);
   }
 
   async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
@@ -70,17 +73,14 @@ export class CertificatesService {
       if (!actor.keyPermissions.get(dto.keyid)?.has('ISSUE')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`);
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
       const profile = deviceProfile(key, this.deps.config.publicUrl);
-      const verified = verifyCsrPossession(parseCsr(dto.csr));
-      checkCsrPolicy(verified, profile);
-      const digest = createHash('sha256').update(verified.der).digest('hex');
-      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
-      const chain = await issuerChain(this.keys, key);
-      let chainPems: string[] = [];
+      const csr = verifyCsrPossession(parseCsr(dto.csr));
+      const prepared = prepareDeviceCertificate(await this.chains.deviceIssuer(key), csr, profile);
+      const digest = createHash('sha256').update(csr.der).digest('hex');
+      // Only the HSM signature and the assembly around it run inside the usage transaction.
       const { certificate } = await this.issuance.issueWithUsage(
         { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...base, details: { csrSha256: digest } } },
         async () => {
-          const issued = await issueDeviceCertificate(this.deps.signer, { key: hsmKey, certificate: key.certificatePem, chain }, dto.csr, profile);
-          chainPems = issued.chainPems;
+          const issued = await signDeviceCertificate(this.deps.signer, prepared);
           const x = new X509Certificate(issued.certificatePem);
           return {
             serialHex: issued.serialHex,
@@ -92,7 +92,7 @@ export class CertificatesService {
           };
         },
       );
-      return { id: certificate.id, certificate: certificate.pem, chain: chainPems, serial: certificate.serialHex };
+      return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex };
     } catch (err) {
       await this.refused(base, err);
       throw err;

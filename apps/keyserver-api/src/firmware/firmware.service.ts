@@ -4,11 +4,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
 import { AuditRepository, KeyRepository, SignOrderRepository, type AuditInput } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
-import { createCmsSignature, HASHES } from '@keyserver/pki';
+import { HASHES, signCms } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { issuerChain, usableKey } from '../certificates/key-chain';
+import { KeyChainCache, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
@@ -28,11 +28,13 @@ export class FirmwareService {
   private readonly keys: KeyRepository;
   private readonly orders: SignOrderRepository;
   private readonly audit: AuditRepository;
+  private readonly chains: KeyChainCache;
 
   constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
     this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
+    this.chains = new KeyChainCache(this.keys, deps.signer);
   }
 
   async sign(actor: Actor, q: FirmwareSignatureQuery, req: StreamedRequest, requestId: string): Promise<Buffer> {
@@ -49,8 +51,7 @@ export class FirmwareService {
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
       const digestHex = Buffer.from(digest).toString('hex');
-      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
-      const chain = [key.certificatePem, ...(await issuerChain(this.keys, key))];
+      const cms = await this.chains.cmsSigner(key);
       const recorded = await this.orders.recordWithUsage(
         {
           operationId: q.operationid,
@@ -65,7 +66,7 @@ export class FirmwareService {
           requestId,
           audit: { ...base, details: { bytes, hash } },
         },
-        async () => Buffer.from(await createCmsSignature(this.deps.signer, hsmKey, chain, { digest, hash })).toString('hex'),
+        async () => Buffer.from(await signCms(this.deps.signer, cms, { digest, hash })).toString('hex'),
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
     } catch (err) {

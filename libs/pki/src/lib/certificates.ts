@@ -1,9 +1,9 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { HsmKeyInfo, HsmSigner } from './hsm-signer';
-import { OID, bytesEqual, certDer, hex, keyIdentifier, parseStrictDer, randomSerial, toAb, toPem } from './der';
+import { OID, bytesEqual, certDer, derTlv, hex, isStrictDer, keyIdentifier, randomSerial, toAb, toPem } from './der';
 import { PkiError } from './pki-error';
-import { ensurePkijsEngine, signData, signatureAlgorithm } from './sign';
+import { signData, signatureAlgorithm } from './sign';
 
 /** Subject of a certificate the Keyserver creates; attributes are emitted in C, O, OU, CN, serialNumber order. */
 export interface NameSpec {
@@ -101,12 +101,13 @@ export function skiExtension(spki: Uint8Array): pkijs.Extension {
   return ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: toAb(keyIdentifier(spki)) }));
 }
 
-export function akiExtension(issuerSpki: Uint8Array): pkijs.Extension {
+/** AKI naming the issuer key; pass `issuerKeyId` when it is already known (a parsed issuer carries it). */
+export function akiExtension(issuerSpki: Uint8Array, issuerKeyId = keyIdentifier(issuerSpki)): pkijs.Extension {
   return ext(
     OID.authorityKeyIdentifier,
     false,
     new asn1js.Sequence({
-      value: [new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, valueHex: toAb(keyIdentifier(issuerSpki)) })],
+      value: [new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, valueHex: toAb(issuerKeyId) })],
     }),
   );
 }
@@ -128,6 +129,8 @@ export interface ParsedIssuer {
   cert: pkijs.Certificate;
   der: Uint8Array;
   spki: Uint8Array;
+  /** Key identifier of the issuer key (RFC 5280 method 1): the AKI of everything it issues. */
+  keyIdentifier: Uint8Array;
   pathLen?: number;
 }
 
@@ -147,7 +150,7 @@ export function parseIssuer(issuer: IssuerRef): ParsedIssuer {
   const ku = kuExt ? new Uint8Array((kuExt.parsedValue as asn1js.BitString).valueBlock.valueHexView) : undefined;
   if (!bc?.cA || !ku || !(ku[0] & 0x04)) throw new PkiError('issuer_not_ca');
   const pathLen = bc.pathLenConstraint === undefined ? undefined : Number(bc.pathLenConstraint);
-  return { cert, der, spki, pathLen };
+  return { cert, der, spki, keyIdentifier: keyIdentifier(spki), pathLen };
 }
 
 export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {
@@ -163,37 +166,81 @@ export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {
   }
 }
 
-/** Assembles a v3 certificate, signs its TBS bytes in the HSM and returns it as DER/PEM. */
-export async function signCertificate(
-  signer: HsmSigner,
-  issuerKey: HsmKeyInfo,
-  parts: {
-    issuerName: pkijs.RelativeDistinguishedNames;
-    subject: pkijs.RelativeDistinguishedNames;
-    spki: Uint8Array;
-    validity: ValiditySpec;
-    extensions: pkijs.Extension[];
-  },
-): Promise<IssuedCertificate> {
-  ensurePkijsEngine();
+/** What a certificate is made of; the issuer's signature is the only part left out. */
+export interface CertificateParts {
+  issuerName: pkijs.RelativeDistinguishedNames;
+  subject: pkijs.RelativeDistinguishedNames;
+  spki: Uint8Array;
+  validity: ValiditySpec;
+  extensions: pkijs.Extension[];
+}
+
+/** A complete TBSCertificate (DER) and its signature algorithm, waiting only for the HSM signature. */
+export interface PreparedCertificate {
+  issuerKey: HsmKeyInfo;
+  tbs: Uint8Array;
+  /** AlgorithmIdentifier (DER) of the signature the issuer key makes. */
+  signatureAlgorithm: Uint8Array;
+  /** Serial number, lower-case hex of the DER INTEGER content (a fresh CSPRNG value). */
+  serialHex: string;
+}
+
+const VERSION_3 = new Uint8Array([0xa0, 0x03, 0x02, 0x01, 0x02]);
+const ALGORITHMS = new Map<string, Uint8Array>();
+
+/** AlgorithmIdentifier DER of the signatures `key` makes (a handful of constants, memoized). */
+function algorithmDer(key: HsmKeyInfo): Uint8Array {
+  let der = ALGORITHMS.get(key.algorithm);
+  if (!der) ALGORITHMS.set(key.algorithm, (der = new Uint8Array(signatureAlgorithm(key).toSchema().toBER(false))));
+  return der;
+}
+
+/** A Name's DER: the bytes it was parsed from when it was parsed (pkijs would re-parse them to re-encode). */
+function nameDer(name: pkijs.RelativeDistinguishedNames): Uint8Array {
+  return name.valueBeforeDecode.byteLength ? new Uint8Array(name.valueBeforeDecode) : new Uint8Array(name.toSchema().toBER(false));
+}
+
+/** The DER of {@link x509Time}: UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050. */
+function timeDer(d: Date): Uint8Array {
+  const whole = new Date(Math.floor(d.getTime() / 1000) * 1000);
+  const digits = whole.toISOString().slice(0, 19).replace(/[-T:]/g, '');
+  const utc = whole.getUTCFullYear() < 2050;
+  return derTlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
+}
+
+/**
+ * Builds the TBSCertificate of a v3 certificate with a random serial, DER straight from its parts (the same
+ * bytes pkijs' encodeTBS produces, without re-parsing names and keys); no HSM involved.
+ */
+export function prepareCertificate(issuerKey: HsmKeyInfo, parts: CertificateParts): PreparedCertificate {
   const serial = randomSerial();
-  const cert = new pkijs.Certificate();
-  cert.version = 2;
-  cert.serialNumber = new asn1js.Integer({ valueHex: toAb(serial) });
-  cert.signature = signatureAlgorithm(issuerKey);
-  cert.signatureAlgorithm = signatureAlgorithm(issuerKey);
-  cert.issuer = parts.issuerName;
-  cert.subject = parts.subject;
-  cert.notBefore = x509Time(parts.validity.notBefore);
-  cert.notAfter = x509Time(parts.validity.notAfter);
-  cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(toAb(parts.spki));
-  cert.extensions = parts.extensions;
-  cert.tbsView = new Uint8Array(cert.encodeTBS().toBER(false));
-  const sig = await signData(signer, issuerKey, cert.tbsView);
-  cert.signatureValue = new asn1js.BitString({ valueHex: toAb(sig) });
-  const der = new Uint8Array(cert.toSchema().toBER(false));
-  if (!parseStrictDer(der)) throw new Error('internal: certificate is not DER');
-  return { certificateDer: der, certificatePem: toPem('CERTIFICATE', der), serialHex: hex(serial) };
+  const signatureAlgorithm = algorithmDer(issuerKey);
+  const fields = [
+    VERSION_3,
+    derTlv(0x02, serial),
+    signatureAlgorithm,
+    nameDer(parts.issuerName),
+    derTlv(0x30, timeDer(parts.validity.notBefore), timeDer(parts.validity.notAfter)),
+    nameDer(parts.subject),
+    parts.spki,
+  ];
+  if (parts.extensions.length) fields.push(derTlv(0xa3, derTlv(0x30, ...parts.extensions.map((e) => new Uint8Array(e.toSchema().toBER(false))))));
+  const tbs = derTlv(0x30, ...fields);
+  if (!isStrictDer(tbs)) throw new Error('internal: TBSCertificate is not DER');
+  return { issuerKey, tbs, signatureAlgorithm, serialHex: hex(serial) };
+}
+
+/** Signs prepared TBS bytes in the HSM and assembles `SEQUENCE { tbs, algorithm, BIT STRING signature }`. */
+export async function signPreparedCertificate(signer: HsmSigner, prepared: PreparedCertificate): Promise<IssuedCertificate> {
+  const sig = await signData(signer, prepared.issuerKey, prepared.tbs);
+  const der = derTlv(0x30, prepared.tbs, prepared.signatureAlgorithm, derTlv(0x03, new Uint8Array([0]), sig));
+  if (!isStrictDer(der)) throw new Error('internal: certificate is not DER');
+  return { certificateDer: der, certificatePem: toPem('CERTIFICATE', der), serialHex: prepared.serialHex };
+}
+
+/** Assembles a v3 certificate, signs its TBS bytes in the HSM and returns it as DER/PEM. */
+export async function signCertificate(signer: HsmSigner, issuerKey: HsmKeyInfo, parts: CertificateParts): Promise<IssuedCertificate> {
+  return signPreparedCertificate(signer, prepareCertificate(issuerKey, parts));
 }
 
 /** Self-signed root: CA:true (critical), keyCertSign+cRLSign (critical), SKI. */
@@ -227,7 +274,7 @@ export async function createCaCertificate(
     basicConstraintsExtension(true, 0),
     keyUsageExtension(['keyCertSign', 'cRLSign']),
     skiExtension(subjectKey.spki),
-    akiExtension(parsed.spki),
+    akiExtension(parsed.spki, parsed.keyIdentifier),
   ];
   if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
   return signCertificate(signer, issuer.key, {
@@ -253,7 +300,7 @@ export async function createFirmwareSigningCertificate(
     keyUsageExtension(['digitalSignature']),
     extKeyUsageExtension([OID.codeSigning]),
     skiExtension(subjectKey.spki),
-    akiExtension(parsed.spki),
+    akiExtension(parsed.spki, parsed.keyIdentifier),
   ];
   if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
   return signCertificate(signer, issuer.key, {

@@ -35,6 +35,32 @@ function sortForSetOf(attrs: pkijs.Attribute[]): pkijs.Attribute[] {
   return enc.map((e) => e.a);
 }
 
+/** A signing key with its certificate chain parsed for CMS, reusable for any number of signatures. */
+export interface CmsSigner {
+  key: HsmKeyInfo;
+  /** `certs[0]` is the signer's certificate; all are embedded. */
+  certs: pkijs.Certificate[];
+  /** SHA-256 of the signer certificate's DER (ESS signing-certificate-v2). */
+  signerCertSha256: Uint8Array;
+}
+
+/** Parses the chain once and checks that `chain[0]` certifies `key` (see {@link signCms}). */
+export function prepareCmsSigner(key: HsmKeyInfo, chain: (string | Uint8Array)[]): CmsSigner {
+  if (chain.length === 0) throw new PkiError('invalid_certificate', 'the signer certificate is required');
+  const ders = chain.map(certDer);
+  const certs = ders.map((der) => {
+    try {
+      return pkijs.Certificate.fromBER(toAb(der));
+    } catch (e) {
+      throw new PkiError('invalid_certificate', undefined, { cause: e });
+    }
+  });
+  if (!bytesEqual(new Uint8Array(certs[0].subjectPublicKeyInfo.toSchema().toBER(false)), key.spki)) {
+    throw new PkiError('invalid_certificate', 'signer certificate is not for this key');
+  }
+  return { key, certs, signerCertSha256: new Uint8Array(createHash('sha256').update(ders[0]).digest()) };
+}
+
 /**
  * Detached CMS SignedData (RFC 5652) over a content digest, signed in the HSM. Signed attributes:
  * content-type, message-digest, signing-time, ESS signing-certificate-v2 (RFC 5035) and
@@ -47,30 +73,25 @@ export async function createCmsSignature(
   chain: (string | Uint8Array)[],
   opts: CmsSignatureOptions,
 ): Promise<Uint8Array> {
+  return signCms(signer, prepareCmsSigner(key, chain), opts);
+}
+
+/** {@link createCmsSignature} with a chain parsed beforehand by {@link prepareCmsSigner}. */
+export async function signCms(signer: HsmSigner, cms: CmsSigner, opts: CmsSignatureOptions): Promise<Uint8Array> {
   ensurePkijsEngine();
+  const key = cms.key;
   const hash = opts.hash ?? defaultHashFor(key.algorithm);
   if (!HASHES[hash]) throw new PkiError('hash_not_supported');
   if (!(opts.digest instanceof Uint8Array) || opts.digest.length !== HASHES[hash].length) throw new PkiError('digest_length_mismatch');
-  if (chain.length === 0) throw new PkiError('invalid_certificate', 'the signer certificate is required');
-  const certs = chain.map((c) => {
-    try {
-      return pkijs.Certificate.fromBER(toAb(certDer(c)));
-    } catch (e) {
-      throw e instanceof PkiError ? e : new PkiError('invalid_certificate', undefined, { cause: e });
-    }
-  });
+  const certs = cms.certs;
   const signerCert = certs[0];
-  const signerDer = certDer(chain[0]);
-  if (!bytesEqual(new Uint8Array(signerCert.subjectPublicKeyInfo.toSchema().toBER(false)), key.spki)) {
-    throw new PkiError('invalid_certificate', 'signer certificate is not for this key');
-  }
   const digestAlg = new pkijs.AlgorithmIdentifier({ algorithmId: HASHES[hash].oid });
   const sigAlg = signatureAlgorithm(key, hash);
 
   const essCertId = new asn1js.Sequence({
     value: [
       // hashAlgorithm omitted: DEFAULT id-sha256
-      new asn1js.OctetString({ valueHex: toAb(new Uint8Array(createHash('sha256').update(signerDer).digest())) }),
+      new asn1js.OctetString({ valueHex: toAb(cms.signerCertSha256) }),
       new asn1js.Sequence({
         value: [
           new asn1js.Sequence({

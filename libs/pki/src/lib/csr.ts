@@ -1,12 +1,14 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { KeyObject, createPublicKey, verify as nodeVerify } from 'node:crypto';
-import { HsmSigner } from './hsm-signer';
-import { OID, bytesEqual, hasOnlyDerForms, pemBlocks, toAb, toPem } from './der';
+import { HsmKeyInfo, HsmSigner } from './hsm-signer';
+import { OID, isStrictDer, pemBlocks, toAb, toPem } from './der';
 import { PkiError } from './pki-error';
 import {
+  CertificateParts,
   IssuerRef,
   ParsedIssuer,
+  PreparedCertificate,
   akiExtension,
   basicConstraintsExtension,
   checkValidity,
@@ -16,7 +18,8 @@ import {
   keyUsageExtension,
   nameOf,
   parseIssuer,
-  signCertificate,
+  prepareCertificate,
+  signPreparedCertificate,
   skiExtension,
 } from './certificates';
 
@@ -119,10 +122,16 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   } else {
     der = typeof input === 'string' ? new Uint8Array() : input;
   }
-  const parsed = asn1js.fromBER(toAb(der));
+  let parsed: ReturnType<typeof asn1js.fromBER>;
+  try {
+    // asn1js throws (rather than reporting) on some malformed contents, e.g. a GeneralizedTime it cannot read.
+    parsed = asn1js.fromBER(toAb(der));
+  } catch (e) {
+    throw new PkiError('csr_malformed', undefined, { cause: e });
+  }
   if (parsed.offset === -1 || parsed.result.error) throw new PkiError('csr_malformed');
   if (parsed.offset !== der.length) throw new PkiError('csr_trailing_data');
-  if (!hasOnlyDerForms(parsed.result) || !bytesEqual(new Uint8Array(parsed.result.toBER(false)), der)) throw new PkiError('csr_not_der');
+  if (!isStrictDer(der)) throw new PkiError('csr_not_der');
   let csr: pkijs.CertificationRequest;
   try {
     csr = new pkijs.CertificationRequest({ schema: parsed.result });
@@ -290,7 +299,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
 }
 
 /** Stage 4: the profile decides validity and every extension of the device certificate. */
-export function applyDeviceProfile(values: AcceptedCsrValues, issuer: ParsedIssuer, profile: DeviceCertificateProfile) {
+export function applyDeviceProfile(values: AcceptedCsrValues, issuer: ParsedIssuer, profile: DeviceCertificateProfile): CertificateParts {
   if (!Number.isInteger(profile.validityDays) || profile.validityDays < 1) throw new PkiError('invalid_validity');
   const now = profile.now ?? new Date();
   const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
@@ -303,11 +312,56 @@ export function applyDeviceProfile(values: AcceptedCsrValues, issuer: ParsedIssu
     keyUsageExtension(isEcKey && profile.keyAgreementForEc ? ['digitalSignature', 'keyAgreement'] : ['digitalSignature']),
     extKeyUsageExtension([OID.clientAuth]),
     skiExtension(values.spki),
-    akiExtension(issuer.spki),
+    akiExtension(issuer.spki, issuer.keyIdentifier),
   ];
   if (values.sans.length) extensions.push(ext(OID.subjectAltName, false, new pkijs.GeneralNames({ names: values.sans }).toSchema()));
   if (profile.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(profile.crlDistributionPointUrl));
   return { issuerName: issuer.cert.subject, subject: values.subject, spki: values.spki, validity, extensions };
+}
+
+/** An issuing CA parsed once for any number of device certificates (see {@link prepareIssuer}). */
+export interface DeviceCertificateIssuer {
+  key: HsmKeyInfo;
+  parsed: ParsedIssuer;
+  /** Issuer certificate first, then the issuer's own chain up to (and including) the root. */
+  chainPems: string[];
+}
+
+/** Output of stages 3 and 4: the device certificate's TBS, waiting only for the HSM signature. */
+export interface PreparedDeviceCertificate extends PreparedCertificate {
+  chainPems: string[];
+}
+
+/** Parses and checks the issuing CA (CA:true, keyCertSign, certificate of this key); the result is immutable. */
+export function prepareIssuer(issuer: IssuerRef & { chain?: (string | Uint8Array)[] }): DeviceCertificateIssuer {
+  const parsed = parseIssuer(issuer);
+  const chainPems = [toPem('CERTIFICATE', parsed.der), ...(issuer.chain ?? []).map((c) => (typeof c === 'string' ? c : toPem('CERTIFICATE', c)))];
+  return { key: issuer.key, parsed, chainPems };
+}
+
+/** Stages 3 and 4 for a CSR that passed parse and PoP: policy, then the profile, then the TBSCertificate. */
+export function prepareDeviceCertificate(issuer: DeviceCertificateIssuer, csr: VerifiedCsr, profile: DeviceCertificateProfile): PreparedDeviceCertificate {
+  const values = checkCsrPolicy(csr, profile);
+  return { ...prepareCertificate(issuer.key, applyDeviceProfile(values, issuer.parsed, profile)), chainPems: [...issuer.chainPems] };
+}
+
+/** Stage 5: the HSM signs the prepared TBS and the certificate is assembled around the signature. */
+export async function signDeviceCertificate(signer: HsmSigner, prepared: PreparedDeviceCertificate): Promise<DeviceCertificateResult> {
+  const issued = await signPreparedCertificate(signer, prepared);
+  return { certificatePem: issued.certificatePem, chainPems: prepared.chainPems, serialHex: issued.serialHex };
+}
+
+/**
+ * Issues a device certificate from a CSR that already passed parse and PoP (stages 1-2, done once by the caller):
+ * policy -> profile -> sign (HSM). Every refusal is a {@link PkiError} raised before the HSM is asked to sign.
+ */
+export async function issueFromVerifiedCsr(
+  signer: HsmSigner,
+  issuer: DeviceCertificateIssuer,
+  csr: VerifiedCsr,
+  profile: DeviceCertificateProfile,
+): Promise<DeviceCertificateResult> {
+  return signDeviceCertificate(signer, prepareDeviceCertificate(issuer, csr, profile));
 }
 
 /**
@@ -320,10 +374,6 @@ export async function issueDeviceCertificate(
   csr: string | Uint8Array,
   profile: DeviceCertificateProfile,
 ): Promise<DeviceCertificateResult> {
-  const parsedIssuer = parseIssuer(issuer);
-  const values = checkCsrPolicy(verifyCsrPossession(parseCsr(csr)), profile);
-  const tbs = applyDeviceProfile(values, parsedIssuer, profile);
-  const issued = await signCertificate(signer, issuer.key, tbs);
-  const chainPems = [toPem('CERTIFICATE', parsedIssuer.der), ...(issuer.chain ?? []).map((c) => (typeof c === 'string' ? c : toPem('CERTIFICATE', c)))];
-  return { certificatePem: issued.certificatePem, chainPems, serialHex: issued.serialHex };
+  const prepared = prepareIssuer(issuer);
+  return issueFromVerifiedCsr(signer, prepared, verifyCsrPossession(parseCsr(csr)), profile);
 }

@@ -1,14 +1,19 @@
+import * as asn1js from 'asn1js';
+import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import {
   decodeDigestInfo,
+  derTlv,
   derToP1363,
   encodeDigestInfo,
+  isStrictDer,
   keyIdentifier,
   p1363ToDer,
   parseStrictDer,
   pemBlocks,
   randomSerial,
   rsaSpki,
+  toAb,
   toPem,
 } from './der';
 import { PkiError } from './pki-error';
@@ -92,5 +97,111 @@ describe('der helpers', () => {
     const [b] = pemBlocks(text);
     expect(b.label).toBe('CERTIFICATE');
     expect(Buffer.from(b.body.replace(/\s/g, ''), 'base64').equals(Buffer.from(der))).toBe(true);
+  });
+});
+
+const bytes = (h: string) => new Uint8Array(Buffer.from(h.replace(/ /g, ''), 'hex'));
+const text = (tag: number, s: string) => derTlv(tag, new Uint8Array(Buffer.from(s, 'latin1')));
+
+describe(isStrictDer.name, () => {
+  it.each([
+    ['ok SEQUENCE { INTEGER 5 }', bytes('30 03 02 01 05')],
+    ['ok long-form length where the short form cannot hold it', derTlv(0x04, new Uint8Array(200))],
+    ['ok negative INTEGER', bytes('02 01 85')],
+    ['ok high tag number 31', bytes('9f 1f 00')],
+    ['ok primitive OCTET STRING whose bytes look like BER', bytes('04 04 30 80 00 00')],
+    ['ok UTCTime', text(0x17, '491231235959Z')],
+    ['ok GeneralizedTime with a fraction', text(0x18, '20500101000000.5Z')],
+  ])('%s', (_n, der) => {
+    expect(isStrictDer(der)).toBe(true);
+  });
+
+  it.each([
+    ['fail empty input', bytes('')],
+    ['fail indefinite length', bytes('30 80 02 01 05 00 00')],
+    ['fail long form for a short length', bytes('30 81 03 02 01 05')],
+    ['fail length with a leading zero byte', bytes('30 82 00 03 02 01 05')],
+    ['fail five length bytes', bytes('04 85 00 00 00 00 01 00')],
+    ['fail length past the end', bytes('30 04 02 01 05')],
+    ['fail trailing byte', bytes('30 03 02 01 05 00')],
+    ['fail end-of-contents', bytes('00 00')],
+    ['fail primitive SEQUENCE', bytes('10 03 02 01 05')],
+    ['fail constructed OCTET STRING', bytes('24 03 04 01 05')],
+    ['fail empty INTEGER', bytes('02 00')],
+    ['fail INTEGER with a redundant leading zero', bytes('02 02 00 05')],
+    ['fail INTEGER with a redundant leading 0xff', bytes('02 02 ff 85')],
+    ['fail BOOLEAN 0x01', bytes('01 01 01')],
+    ['fail NULL with content', bytes('05 01 00')],
+    ['fail empty BIT STRING', bytes('03 00')],
+    ['fail BIT STRING with 8 unused bits', bytes('03 02 08 00')],
+    ['fail unused bits in an empty BIT STRING', bytes('03 01 03')],
+    ['fail OID arc with a leading 0x80', bytes('06 04 2a 80 86 48')],
+    ['fail OID ending inside an arc', bytes('06 02 2a 86')],
+    ['fail high tag number below 31', bytes('9f 05 00')],
+    ['fail high tag number with a leading 0x80', bytes('9f 80 1f 00')],
+    ['fail UTCTime without seconds', text(0x17, '2501010000Z')],
+    ['fail UTCTime with an offset', text(0x17, '250101000000+0100')],
+    ['fail GeneralizedTime with a trailing zero in the fraction', text(0x18, '20500101000000.50Z')],
+    ['fail GeneralizedTime with a lower-case z', text(0x18, '20500101000000z')],
+    ['fail nesting deeper than 64 levels', Array.from({ length: 70 }).reduce<Uint8Array>((inner) => derTlv(0x30, inner), bytes('05 00'))],
+  ])('%s', (_n, der) => {
+    expect(isStrictDer(der)).toBe(false);
+    expect(parseStrictDer(der)).toBeNull();
+  });
+
+  it('returns null rather than throwing for contents asn1js cannot read', () => {
+    const unreadable = derTlv(0x30, text(0x18, '20500101000000z'));
+    expect(() => asn1js.fromBER(toAb(unreadable))).toThrow();
+    expect(parseStrictDer(unreadable)).toBeNull();
+    const digestInfo = derTlv(0x30, derTlv(0x30, bytes('06 09 60 86 48 01 65 03 04 02 01'), text(0x18, '20500101000000z')), derTlv(0x04, new Uint8Array(32)));
+    expect(() => decodeDigestInfo(digestInfo)).toThrow(PkiError);
+  });
+
+  it('accepts only encodings asn1js re-encodes byte for byte (seeded mutations of real CSRs and certificates)', () => {
+    const openssl = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const der = (pem: string) => new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64'));
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null'];
+    const seeds = [
+      der(openssl(['req', '-new', ...ec, '-subj', '/CN=device/O=Acme', '-addext', 'subjectAltName=DNS:a.example,IP:10.0.0.1', '-addext', 'keyUsage=digitalSignature'])),
+      der(openssl(['req', '-x509', '-new', ...ec, '-subj', '/CN=root', '-days', '20000'])),
+      encodeDigestInfo('SHA-256', new Uint8Array(32).fill(7)),
+      p1363ToDer(new Uint8Array(64).fill(0x81)),
+    ];
+    // The property the strict check replaced: asn1js parses the input and writes back exactly the same bytes.
+    const roundTrips = (m: Uint8Array) => {
+      try {
+        const r = asn1js.fromBER(toAb(m));
+        return r.offset === m.length && !r.result.error && Buffer.from(r.result.toBER(false)).equals(Buffer.from(m));
+      } catch {
+        return false;
+      }
+    };
+    let seed = 9;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    let accepted = 0;
+    const notRoundTripping: number[] = [];
+    for (let i = 0; i < 1500; i++) {
+      let m = Uint8Array.from(seeds[i % seeds.length]);
+      const at = rnd(m.length);
+      switch (rnd(4)) {
+        case 0:
+          m[at] ^= 1 << rnd(8);
+          break;
+        case 1:
+          m[at] = [0x00, 0x1f, 0x30, 0x31, 0x7f, 0x80, 0x81, 0x82, 0xff][rnd(9)];
+          break;
+        case 2:
+          m = Uint8Array.from([...m.subarray(0, at), rnd(256), ...m.subarray(at)]);
+          break;
+        default:
+          m = Uint8Array.from([...m.subarray(0, at), ...m.subarray(at + 1)]);
+      }
+      if (isStrictDer(m)) {
+        accepted++;
+        if (!roundTrips(m)) notRoundTripping.push(i);
+      }
+    }
+    expect(notRoundTripping).toEqual([]);
+    expect(accepted).toBeGreaterThan(200);
   });
 });

@@ -82,37 +82,125 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * True when no node uses a BER-only form asn1js would reproduce on re-encoding:
- * indefinite lengths, or constructed strings (BIT/OCTET/character strings must be primitive in DER).
+ * True when `der` is exactly one DER element (X.690 clause 10) and nothing else: definite lengths in their
+ * shortest form, tag numbers in their shortest form, SEQUENCE/SET constructed and every other universal type
+ * primitive, minimal INTEGER/ENUMERATED, BOOLEAN 00/FF, empty NULL, BIT STRING unused-bits 0-7 (0 when empty),
+ * minimal OID arcs, UTCTime/GeneralizedTime in their DER forms, no end-of-contents, at most 64 levels deep.
+ * Contents of primitive OCTET/BIT STRINGs and of primitive context or application tags are opaque data.
+ * One pass over the bytes without allocating; it decides alone, before any parser sees the input.
  */
-export function hasOnlyDerForms(node: asn1js.AsnType): boolean {
-  const n = node as asn1js.BaseBlock & { valueBlock: { value?: unknown } };
-  if (n.lenBlock?.isIndefiniteForm) return false;
-  if (n.lenBlock?.longFormUsed && n.lenBlock.length < 128) return false;
-  if (n.lenBlock?.warnings.length || n.idBlock?.warnings.length) return false;
-  if (node instanceof asn1js.Integer || node instanceof asn1js.Enumerated) {
-    const v = node.valueBlock.valueHexView;
-    if (v.length > 1 && ((v[0] === 0 && !(v[1] & 0x80)) || (v[0] === 0xff && v[1] & 0x80))) return false;
-  }
-  if (node instanceof asn1js.Boolean) {
-    const v = node.valueBlock.valueHexView;
-    if (v.length !== 1 || (v[0] !== 0 && v[0] !== 0xff)) return false;
-  }
-  if (n.idBlock?.isConstructed && n.idBlock.tagClass === 1 && n.idBlock.tagNumber !== 16 && n.idBlock.tagNumber !== 17) return false;
-  // asn1js also parses the contents of primitive OCTET/BIT STRINGs when they happen to look like BER
-  // (a hash or a key identifier sometimes does); those bytes are opaque, so only constructed nodes recurse.
-  if (!n.idBlock?.isConstructed) return true;
-  const children = n.valueBlock?.value;
-  return Array.isArray(children) ? children.every((c) => hasOnlyDerForms(c as asn1js.AsnType)) : true;
+export function isStrictDer(der: Uint8Array): boolean {
+  return der.length > 0 && derElementEnd(der, 0, der.length, 0) === der.length;
 }
 
-/** Parses exactly one DER element; trailing bytes or BER-only encodings are refused. */
+const MAX_DER_DEPTH = 64;
+
+/** End offset of the DER element starting at `pos` (which must end by `end`), or -1. */
+function derElementEnd(b: Uint8Array, pos: number, end: number, depth: number): number {
+  if (depth > MAX_DER_DEPTH || end - pos < 2) return -1;
+  const id = b[pos++];
+  const universal = id >> 6 === 0;
+  const constructed = (id & 0x20) !== 0;
+  let tag = id & 0x1f;
+  if (tag === 0x1f) {
+    // High tag number: base 128 without a leading 0x80 byte, and only for numbers that do not fit in 5 bits.
+    if (b[pos] === 0x80) return -1;
+    tag = 0;
+    for (let more = true; more; ) {
+      if (pos >= end || tag > 0x3fff) return -1;
+      const x = b[pos++];
+      tag = tag * 128 + (x & 0x7f);
+      more = (x & 0x80) !== 0;
+    }
+    if (tag < 0x1f) return -1;
+  }
+  if (pos >= end) return -1;
+  let len = b[pos++];
+  if (len & 0x80) {
+    // Long form: 1-4 length bytes, no leading zero byte, only for lengths that do not fit the short form.
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || end - pos < n || b[pos] === 0) return -1;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + b[pos++];
+    if (len < 0x80) return -1;
+  }
+  if (len > end - pos) return -1;
+  const stop = pos + len;
+  if (universal && !universalContentOk(b, tag, constructed, pos, len)) return -1;
+  if (!constructed) return stop;
+  while (pos < stop) {
+    pos = derElementEnd(b, pos, stop, depth + 1);
+    if (pos < 0) return -1;
+  }
+  return stop;
+}
+
+const isDigits = (b: Uint8Array, from: number, to: number) => {
+  for (let i = from; i < to; i++) if (b[i] < 0x30 || b[i] > 0x39) return false;
+  return true;
+};
+
+function universalContentOk(b: Uint8Array, tag: number, constructed: boolean, at: number, len: number): boolean {
+  if (tag === 16 || tag === 17) return constructed;
+  if (constructed) return false;
+  switch (tag) {
+    case 0: // end-of-contents exists only in indefinite-length BER
+      return false;
+    case 1:
+      return len === 1 && (b[at] === 0 || b[at] === 0xff);
+    case 2:
+    case 10:
+      return len > 0 && !(len > 1 && ((b[at] === 0 && !(b[at + 1] & 0x80)) || (b[at] === 0xff && b[at + 1] & 0x80)));
+    case 3:
+      return len > 0 && b[at] <= 7 && (len > 1 || b[at] === 0);
+    case 5:
+      return len === 0;
+    case 6:
+    case 13: {
+      if (len === 0 || b[at + len - 1] & 0x80) return false;
+      for (let i = at; i < at + len; i++) if (b[i] === 0x80 && (i === at || !(b[i - 1] & 0x80))) return false;
+      return true;
+    }
+    case 23: // UTCTime: YYMMDDHHMMSSZ
+      return len === 13 && isDigits(b, at, at + 12) && b[at + 12] === 0x5a;
+    case 24: {
+      // GeneralizedTime: YYYYMMDDHHMMSS[.fraction without trailing zeros]Z
+      if (len < 15 || !isDigits(b, at, at + 14) || b[at + len - 1] !== 0x5a) return false;
+      if (len === 15) return true;
+      return len >= 17 && b[at + 14] === 0x2e && isDigits(b, at + 15, at + len - 1) && b[at + len - 2] !== 0x30;
+    }
+    default:
+      return true;
+  }
+}
+
+/** Parses exactly one DER element; trailing bytes or BER-only encodings are refused ({@link isStrictDer}). */
 export function parseStrictDer(der: Uint8Array): asn1js.AsnType | null {
-  const parsed = asn1js.fromBER(toAb(der));
+  if (!isStrictDer(der)) return null;
+  let parsed: ReturnType<typeof asn1js.fromBER>;
+  try {
+    // asn1js throws (rather than reporting) on some malformed contents, e.g. a GeneralizedTime it cannot read.
+    parsed = asn1js.fromBER(toAb(der));
+  } catch {
+    return null;
+  }
   if (parsed.offset === -1 || parsed.offset !== der.length || parsed.result.error) return null;
-  if (!hasOnlyDerForms(parsed.result)) return null;
-  const re = new Uint8Array(parsed.result.toBER(false));
-  return bytesEqual(re, der) ? parsed.result : null;
+  return parsed.result;
+}
+
+/** One DER TLV: `tag` (a single identifier byte) and the concatenated `contents`, with a minimal length. */
+export function derTlv(tag: number, ...contents: Uint8Array[]): Uint8Array {
+  const len = contents.reduce((n, c) => n + c.length, 0);
+  if (len >= 0x1000000) throw new RangeError('DER element too large');
+  const head = len < 0x80 ? [tag, len] : len < 0x100 ? [tag, 0x81, len] : len < 0x10000 ? [tag, 0x82, len >> 8, len & 0xff] : [tag, 0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  let at = head.length;
+  for (const c of contents) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** DigestInfo ::= SEQUENCE { AlgorithmIdentifier { hash OID, NULL }, OCTET STRING digest }. */
@@ -261,8 +349,9 @@ export function keyIdentifier(spki: Uint8Array): Uint8Array {
 }
 
 export function toPem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 

@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Key, KeyRepository } from '@keyserver/data-access';
+import type { HsmKeyInfo, HsmSigner } from '@keyserver/pki';
+import { KeyChainCache } from './key-chain';
+
+/** A root and a CA under it made by openssl, as the keys table would hold them. */
+function opensslCa(dir: string): { root: string; ca: string } {
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  const caExt = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
+  run(['req', '-x509', ...ec, '-keyout', 'root.key', '-out', 'root.pem', '-subj', '/CN=Root', '-days', '3650', ...caExt]);
+  run(['req', '-new', ...ec, '-keyout', 'ca.key', '-out', 'ca.csr', '-subj', '/CN=Device CA', ...caExt]);
+  run(['x509', '-req', '-in', 'ca.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-days', '365', '-copy_extensions', 'copyall', '-out', 'ca.pem']);
+  return { root: readFileSync(join(dir, 'root.pem'), 'utf8'), ca: readFileSync(join(dir, 'ca.pem'), 'utf8') };
+}
+
+const spkiOf = (pem: string) => new Uint8Array(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }));
+
+describe(KeyChainCache.name, () => {
+  let dir: string;
+  let pems: { root: string; ca: string };
+  let rows: Map<string, Key>;
+  let queries: number;
+  let getKeys: number;
+  let failNextGetKey: boolean;
+  const keys = { findByKeyid: async (keyid: string) => (queries++, rows.get(keyid) ?? null) } as unknown as KeyRepository;
+  const signer = {
+    getKey: async (hsmKeyId: string): Promise<HsmKeyInfo> => {
+      getKeys++;
+      if (failNextGetKey) {
+        failNextGetKey = false;
+        throw new Error('token busy');
+      }
+      const row = [...rows.values()].find((k) => k.hsmKeyId === hsmKeyId) as Key;
+      return { hsmKeyId, label: row.keyid, algorithm: 'EC-P256', spki: spkiOf(row.certificatePem) };
+    },
+  } as unknown as HsmSigner;
+  const key = (keyid: string, certificatePem: string, parentKeyid: string | null) => ({ keyid, hsmKeyId: `${keyid}-hsm`, certificatePem, parentKeyid }) as Key;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'key-chain-'));
+    pems = opensslCa(dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  beforeEach(() => {
+    rows = new Map([
+      ['root', key('root', pems.root, null)],
+      ['ca', key('ca', pems.ca, 'root')],
+    ]);
+    queries = 0;
+    getKeys = 0;
+    failNextGetKey = false;
+  });
+
+  it('parses a CA and loads its chain once, then answers from memory', async () => {
+    const cache = new KeyChainCache(keys, signer);
+    const first = await cache.deviceIssuer(rows.get('ca') as Key);
+    expect(first.chainPems).toEqual([pems.ca, pems.root]);
+    expect({ queries, getKeys }).toEqual({ queries: 1, getKeys: 1 });
+    const again = await Promise.all([cache.deviceIssuer({ ...(rows.get('ca') as Key) }), cache.deviceIssuer({ ...(rows.get('ca') as Key) })]);
+    expect(again.every((i) => i === first)).toBe(true);
+    expect({ queries, getKeys }).toEqual({ queries: 1, getKeys: 1 });
+  });
+
+  it('builds again when the same key id comes with another certificate', async () => {
+    const cache = new KeyChainCache(keys, signer);
+    await cache.deviceIssuer(rows.get('ca') as Key);
+    const other = opensslCa(dir);
+    rows.set('ca', key('ca', other.ca, 'root'));
+    rows.set('root', key('root', other.root, null));
+    const rebuilt = await cache.deviceIssuer(rows.get('ca') as Key);
+    expect(rebuilt.chainPems[1]).toBe(other.root);
+    expect(getKeys).toBe(2);
+  });
+
+  it('does not keep a failed build', async () => {
+    const cache = new KeyChainCache(keys, signer);
+    failNextGetKey = true;
+    await expect(cache.deviceIssuer(rows.get('ca') as Key)).rejects.toThrow('token busy');
+    await expect(cache.deviceIssuer(rows.get('ca') as Key)).resolves.toMatchObject({ key: { hsmKeyId: 'ca-hsm' } });
+    expect(getKeys).toBe(2);
+  });
+
+  it('keeps at most its size, dropping the oldest entry', async () => {
+    const cache = new KeyChainCache(keys, signer, 1);
+    await cache.deviceIssuer(rows.get('ca') as Key);
+    await cache.cmsSigner(rows.get('ca') as Key);
+    await cache.deviceIssuer(rows.get('ca') as Key);
+    expect(getKeys).toBe(3);
+  });
+
+  it('rejects a certificate that is not the HSM key\'s, and keeps nothing', async () => {
+    const cache = new KeyChainCache(keys, signer);
+    const mismatched = { ...(rows.get('ca') as Key), hsmKeyId: 'root-hsm' };
+    await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });
+    await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });
+    expect(getKeys).toBe(2);
+  });
+});
