@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Signing throughput of @keyserver/pkcs11-signer's session pool against the same SoftHSM token driven from C.
-// Usage: npm run bench:hsm  (or: node scripts/bench-hsm.mjs [--seconds 3] [--pool 4] [--rounds 2])
+// Usage: npm run bench:hsm  (or: node scripts/bench-hsm.mjs [--seconds 3] [--pool 4] [--rounds 3])
 // Offline: builds the signer from TypeScript with esbuild and the C baseline with gcc into a temp dir.
 // The machine is shared and noisy: every cell runs once per round, the rounds interleave the Node and C cells
 // (the order flips every round), and each cell reports its best round.
@@ -21,7 +21,7 @@ const arg = (name, def) => {
 };
 const SECONDS = arg('seconds', 3);
 const POOL = arg('pool', 4);
-const ROUNDS = Math.max(1, arg('rounds', 2));
+const ROUNDS = Math.max(1, arg('rounds', 3));
 const MODULE = process.env.PKCS11_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
 
 const work = mkdtempSync(join(tmpdir(), 'ks-bench-'));
