@@ -1,18 +1,17 @@
 // The end-to-end benchmark (bundled and run by scripts/bench.mjs): one real platform with two API replicas,
 // measured over HTTP keep-alive from this process, next to the raw PKCS#11 rate of the same SoftHSM token.
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { makeImage, MiB } from '../../apps/keyserver-e2e/src/firmware-support';
 import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2e/src/operations-support';
 
-const MiB = 1024 * 1024;
 
 export interface BenchOptions {
   seconds: number;
@@ -137,25 +136,6 @@ function cmsMessageDigest(der: Buffer): string {
 function rssKb(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(s)?.[1] ?? 0), hwm: Number(/VmHWM:\s+(\d+) kB/.exec(s)?.[1] ?? 0) };
-}
-
-async function makeImage(file: string, size: number): Promise<void> {
-  const block = randomBytes(MiB);
-  let left = size;
-  let n = 0;
-  await pipeline(
-    Readable.from(
-      (function* () {
-        while (left > 0) {
-          const chunk = Buffer.from(block.subarray(0, Math.min(MiB, left)));
-          chunk.writeUInt32BE(n++, 0);
-          left -= chunk.length;
-          yield chunk;
-        }
-      })(),
-    ),
-    createWriteStream(file),
-  );
 }
 
 /** utime+stime of a process in ms (from /proc/<pid>/stat, clock ticks of 10 ms). */

@@ -1,15 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createDb, KeyRepository, type Db } from '@keyserver/data-access';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { makeImage, MiB } from './firmware-support';
 import { call, ciToken, operationBody, run, userToken } from './operations-support';
 
-const MiB = 1024 * 1024;
 const CAP = 300 * MiB;
 
 interface Upload {
@@ -32,29 +31,6 @@ function upload(base: string, token: string, query: Record<string, string>, body
     if (body) body.pipe(req);
     else req.end();
   });
-}
-
-/** Writes `size` pseudo-random bytes to a file in 1 MiB blocks and returns their SHA-256. */
-async function makeImage(file: string, size: number): Promise<string> {
-  const h = createHash('sha256');
-  const block = randomBytes(MiB);
-  let left = size;
-  let n = 0;
-  await pipeline(
-    Readable.from(
-      (function* () {
-        while (left > 0) {
-          const chunk = Buffer.from(block.subarray(0, Math.min(MiB, left)));
-          chunk.writeUInt32BE(n++, 0);
-          left -= chunk.length;
-          h.update(chunk);
-          yield chunk;
-        }
-      })(),
-    ),
-    createWriteStream(file),
-  );
-  return h.digest('hex');
 }
 
 function peakRssKb(pid: number): number {

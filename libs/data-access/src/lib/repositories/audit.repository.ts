@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent as AuditRow, Prisma } from '../../generated/prisma/client';
+import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
 import { auditHashParts } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK, AUDIT_GENESIS_HASH, auditEventHash } from '../audit-hash';
 import type { PoolClient } from 'pg';
@@ -56,8 +56,8 @@ export function toAuditEvent(r: AuditRow): AuditEvent {
   };
 }
 
-/** The stored fields of a new event except its hash, linked to `prevHash`. */
-function newAuditFields(input: AuditInput, prevHash: string) {
+/** The stored fields of a new event except its place in the chain (seq, prevHash, hash: the database's part). */
+function newAuditFields(input: AuditInput) {
   return {
     id: randomUUID(),
     at: new Date(),
@@ -76,22 +76,18 @@ function newAuditFields(input: AuditInput, prevHash: string) {
     requestId: input.requestId ?? null,
     // Round-trip through JSON so the hash covers exactly what JSONB stores (no undefined, Dates as strings).
     details: JSON.parse(JSON.stringify(input.details ?? {})) as Record<string, unknown>,
-    prevHash,
   };
 }
 
 /**
- * Appends one event inside `tx`. The transaction-scoped advisory lock serializes appenders across
- * processes until commit, so every event links to the last committed one.
+ * Appends one event inside a Prisma transaction `tx` through the same SQL function as {@link appendAuditSql}, so
+ * every append takes the same lock and finishes the hash in one place.
  */
 export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEvent> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}::bigint)`;
-  const last = await tx.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { hash: true } });
-  const fields = newAuditFields(input, last?.hash ?? AUDIT_GENESIS_HASH);
-  const row = await tx.auditEvent.create({
-    data: { ...fields, details: fields.details as Prisma.InputJsonObject, hash: auditEventHash(fields) },
-  });
-  return toAuditEvent(row);
+  const { values, p } = sqlParams();
+  const call = auditCallSql(input, p);
+  const rows = await tx.$queryRawUnsafe<{ r: string[] }[]>(`SELECT ${call.sql} AS "r"`, ...values);
+  return auditFromCall(call.fields, rows[0].r);
 }
 
 /** Adds a value to a statement's parameter list and returns its placeholder (`$n`, cast when given). */
@@ -108,7 +104,7 @@ export function sqlParams(): { values: unknown[]; p: SqlParam } {
  * the same lock and hash as {@link appendAuditTx}); it yields text[] [seq, prevHash, hash] for {@link auditFromCall}.
  */
 export function auditCallSql(input: AuditInput, p: SqlParam): { sql: string; fields: ReturnType<typeof newAuditFields> } {
-  const fields = newAuditFields(input, '');
+  const fields = newAuditFields(input);
   const { prefix, suffix } = auditHashParts(fields);
   const sql = `"keyserver_append_audit"(${[
     p(AUDIT_APPEND_LOCK, 'bigint'), p(prefix), p(suffix), p(fields.id, 'uuid'), p(fields.at, 'timestamptz'), p(fields.action),

@@ -61,9 +61,9 @@ export class KeyRepository {
   }
 
   async getByKeyid(keyid: string): Promise<Key> {
-    const k = await this.db.prisma.key.findUnique({ where: { keyid }, include: withParent });
+    const k = await this.findByKeyid(keyid);
     if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
-    return toKey(k);
+    return k;
   }
 
   async findByKeyid(keyid: string): Promise<Key | null> {

@@ -53,8 +53,6 @@ const toSignOrder = (s: SignOrderWithKey): SignOrder => ({
   createdAt: s.createdAt,
 });
 
-type SignOrderSqlRow = SignOrder;
-
 const SIGN_ORDER_COLUMNS = `s."id", s."operationId", k."keyid", s."subjectId", s."description", s."inputdata", s."inputformat",
   s."inputpadding", s."signatureformat", s."result", s."idempotencyKey", s."requestId", s."createdAt"`;
 
@@ -148,7 +146,7 @@ export class SignOrderRepository {
 
   /** The stored answer for a repeated idempotency key, or null when there is none yet. */
   private async replay(req: SignRequest): Promise<RecordedSignOrder | null> {
-    const rows = await sqlQuery<SignOrderSqlRow & { usagesLeft: number }>(
+    const rows = await sqlQuery<SignOrder & { usagesLeft: number }>(
       this.db,
       `SELECT ${SIGN_ORDER_COLUMNS}, ok."usagesAllowed" - ok."usagesUsed" AS "usagesLeft"
        FROM "sign_order" s JOIN "key" k ON k."id" = s."keyId"
