@@ -118,16 +118,18 @@ describe(SignLane.name, () => {
       expect(signer.recoveries).toBe(before + 1);
     });
 
-    it('re-opens its sessions after C_CloseAllSessions in the middle of lane load', async () => {
+    it('re-opens its sessions after C_CloseAllSessions while 400 signatures are queued, and every signature succeeds', async () => {
+      await load(8); // the lanes' sessions now hold cached key handles
       const before = signer.recoveries;
       const slot = slotOf();
       const running = load(400);
-      // Let the first batches reach the workers, then pull the sessions away from under them.
-      await new Promise((r) => setImmediate(r));
+      // Synchronously, before the pump hands the queue to the workers. Closing sessions while another thread is inside
+      // C_Sign on them is a use-after-free in SoftHSM (CKR_GENERAL_ERROR or a crash), and outside a test nobody but this
+      // process can close its sessions; what production meets is a token that lost them, which this reproduces.
       p11.C_CloseAllSessions(slot);
       const sigs = await running;
       expect(sigs.every((s) => s.length === 64)).toBe(true);
-      expect(signer.recoveries).toBeGreaterThanOrEqual(before + 1);
+      expect(signer.recoveries).toBe(before + 1);
       await signer.health();
     });
 
