@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
-import { runOrExit } from '@keyserver/config';
+import { keepIdleConnections, runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase } from '@keyserver/data-access';
 import { UsageReaper } from './usage/usage-reaper';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
@@ -78,6 +78,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
   const deps = await buildDeps(config, logger);
   const app = await createApp(deps);
+  keepIdleConnections(app.getHttpServer());
   await app.listen(config.port, config.host);
   logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);

@@ -42,6 +42,15 @@ describe('keyclient with the real API and emulator', () => {
     return b;
   }
 
+  it('keeps idle connections longer than its clients do: the emulator, the API and the keyclient announce Keep-Alive: timeout=65', async () => {
+    // With Node's 5 s default, a client (fetch, the keyclient's proxy agent) could send on a connection the server was closing.
+    for (const url of [p.facts.metadataUrl, `${p.env.urls.api}/healthz`, `${p.env.urls.keyclient}/healthz`]) {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      expect([url, r.status, r.headers.get('keep-alive')]).toEqual([url, 200, 'timeout=65']);
+    }
+  });
+
   it('logs an approver in and shows who she is, with her natures from the API and no token', async () => {
     const b = await login('ann.approver@demo.test');
     const me = await b.fetch('/me');

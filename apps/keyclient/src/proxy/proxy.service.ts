@@ -60,8 +60,10 @@ export class ProxyService {
     private readonly log: Logger,
   ) {
     this.base = new URL(config.keyserverApiUrl);
-    this.agent =
-      this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    // Idle sockets are dropped after 30 s (or a second before the API's announced Keep-Alive timeout, if shorter):
+    // without a timeout the agent keeps them until the server closes one just as a request is written to it (502).
+    const options = { keepAlive: true, timeout: 30_000 };
+    this.agent = this.base.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
   }
 
   private target(pathAndQuery: string): URL {

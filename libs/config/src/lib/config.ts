@@ -98,3 +98,18 @@ export async function runOrExit(appName: string, main: () => Promise<unknown>): 
     process.exit(err instanceof ConfigError ? 78 : 1);
   }
 }
+
+/** How long the servers keep an idle keep-alive connection (Node's default is 5 s). */
+export const KEEP_ALIVE_IDLE_MS = 65_000;
+
+/**
+ * Keeps idle keep-alive connections for {@link KEEP_ALIVE_IDLE_MS}. A client that sends on a connection at the moment
+ * the server closes it for idleness gets "other side closed" / ECONNRESET; clients (fetch, the keyclient's proxy
+ * agent) drop idle connections one second before the `Keep-Alive: timeout` the server announces, and load balancers
+ * typically after 60 s, so the server must be the last to give up.
+ */
+export function keepIdleConnections(server: { keepAliveTimeout: number; headersTimeout: number }): void {
+  server.keepAliveTimeout = KEEP_ALIVE_IDLE_MS;
+  // Node before 18 misbehaved unless this exceeded keepAliveTimeout; it also bounds slow header senders.
+  server.headersTimeout = KEEP_ALIVE_IDLE_MS + 1_000;
+}

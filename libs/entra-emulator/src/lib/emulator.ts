@@ -193,6 +193,10 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
     res.end();
   };
   const server = createServer((req, res) => handler(req, res));
+  // As the Keyserver's servers do (keepIdleConnections in @keyserver/config, which a tool lib may not import): idle
+  // connections outlive the clients' own keep-alive, so no client sends on a connection being closed.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const port = await listen(server, opts.port ?? 0, host);
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const baseUrl = (opts.publicBaseUrl ?? `http://${urlHost}:${port}`).replace(/\/+$/, '');
