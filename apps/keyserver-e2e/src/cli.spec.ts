@@ -1,10 +1,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signInAt } from '@keyserver/entra-emulator';
 import { demoTenant, repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { activeSession, apiAs, bffUserToken } from './admin-helpers';
 import { call, operationBody, userToken } from './operations-support';
 
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
@@ -86,6 +87,35 @@ describe('ksctl', () => {
     expect(r.status).toBe(0);
     return (r.json as { id: string }).id;
   };
+
+  it("hashes with the key's own hash when --hash is not given (SHA-384 for a P-384 key)", async () => {
+    // A P-384 firmware key the CI client may order and sign with, made the way administrators make keys.
+    const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+    const session = await activeSession(ada, alan, 'a P-384 firmware key for ksctl');
+    const key = await ada('POST', '/api/v1/keys', { session, body: { keyid: 'cli-fw-p384', type: 'FW', algorithm: 'EC_P384', requiredApprovers: 0, validityDays: 30, commonName: 'CLI P-384', product: 'cli-gadget' } });
+    expect(key.status).toBe(201);
+    const role = await ada('POST', '/api/v1/roles', { session, body: { name: 'cli-p384', natures: ['ORDERER', 'SIGNER'], keys: [{ keyid: 'cli-fw-p384', permissions: ['ORDER', 'SIGN'] }] } });
+    expect(role.status).toBe(201);
+    const demoCi = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
+    const subjects = await ada<{ items: { id: string; oid: string; roles: string[] }[] }>('GET', '/api/v1/subjects');
+    const subject = subjects.body.items.find((s) => s.oid === demoCi?.servicePrincipalOid);
+    if (!subject) throw new Error('demo-ci subject missing');
+    const patched = await ada('PATCH', `/api/v1/subjects/${subject.id}`, { session, body: { roles: [...subject.roles, 'cli-p384'] } });
+    expect(patched.status).toBe(200);
+
+    const image = join(work, 'p384.bin');
+    writeFileSync(image, 'a firmware image signed with a P-384 key');
+    const id = newOperation('cli-fw-p384');
+    const sig = join(work, 'p384.sig');
+    const r = ksctl('sign', '--operation', id, '--key', 'cli-fw-p384', '--file', image, '--out', sig);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect((r.json as { digest: string }).digest).toBe(createHash('sha384').update(readFileSync(image)).digest('hex'));
+    const pub = join(work, 'p384.pub.pem');
+    writeFileSync(pub, new X509Certificate((key.body as { certificate: string }).certificate).publicKey.export({ type: 'spki', format: 'pem' }));
+    expect(openssl('dgst', '-sha384', '-verify', pub, '-signature', sig, image).status).toBe(0);
+    expect(openssl('dgst', '-sha256', '-verify', pub, '-signature', sig, image).status).toBe(1);
+  });
 
   it('streams a file for a CMS signature that openssl cms -verify accepts', () => {
     const image = join(work, 'image.bin');
@@ -372,5 +402,109 @@ describe('ksctl', () => {
     expect(r.status).toBe(exit);
     if (code) expect((r.json as { code: string }).code).toBe(code);
     expect(r.stderr).toMatch(/^ksctl: /);
+  });
+
+  describe('verify --crl / --crl-fetch against the CRLs of the running API, agreeing with openssl verify -crl_check', () => {
+    // A firmware key of its own (never a demo key other tests sign with), revoked half-way through.
+    const KEYID = 'cli-fw-crl';
+    let ada: ReturnType<typeof apiAs>;
+    let session: string;
+    let image: string;
+    let sig: string;
+    let p7s: string;
+    let chain: string;
+    let root: string;
+    let leaf: string;
+    let crlUrl: string;
+
+    /** GET the CRL at its distribution point, as a relying party would (no token), into DER and PEM files. */
+    const downloadCrl = async (name: string) => {
+      await settle();
+      const r = await fetch(crlUrl);
+      expect([r.status, r.headers.get('content-type')]).toEqual([200, 'application/pkix-crl']);
+      const der = join(work, `${name}.der`);
+      writeFileSync(der, Buffer.from(await r.arrayBuffer()));
+      execFileSync('openssl', ['crl', '-inform', 'DER', '-in', der, '-out', join(work, `${name}.pem`)]);
+      return { der, pem: join(work, `${name}.pem`) };
+    };
+    const verifyRaw = (...revocation: string[]) => offline('verify', '--signature', sig, '--file', image, '--chain', chain, '--ca', root, ...revocation);
+    const verifyCmsWith = (...revocation: string[]) => offline('verify', '--cms', '--signature', p7s, '--file', image, '--ca', root, ...revocation);
+    const opensslVerify = (crlPem: string) => openssl('verify', '-crl_check', '-CAfile', root, '-CRLfile', crlPem, leaf);
+
+    beforeAll(async () => {
+      await settle();
+      ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+      session = await activeSession(ada, alan, 'a firmware key for the ksctl CRL tests');
+      const key = await ada('POST', '/api/v1/keys', { session, body: { keyid: KEYID, type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 30, commonName: 'CLI CRL Firmware', product: 'cli-crl' } });
+      expect(key.status).toBe(201);
+      const role = await ada('POST', '/api/v1/roles', { session, body: { name: 'cli-crl', natures: ['ORDERER', 'SIGNER'], keys: [{ keyid: KEYID, permissions: ['ORDER', 'SIGN'] }] } });
+      expect(role.status).toBe(201);
+      const demoCi = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
+      const subjects = await ada<{ items: { id: string; oid: string; roles: string[] }[] }>('GET', '/api/v1/subjects');
+      const subject = subjects.body.items.find((s) => s.oid === demoCi?.servicePrincipalOid);
+      if (!subject) throw new Error('demo-ci subject missing');
+      expect((await ada('PATCH', `/api/v1/subjects/${subject.id}`, { session, body: { roles: [...subject.roles, 'cli-crl'] } })).status).toBe(200);
+
+      // The demo CI client signs a file with it, raw and CMS.
+      image = join(work, 'crl-image.bin');
+      writeFileSync(image, Buffer.alloc(256 * 1024, 0x3c));
+      const op = newOperation(KEYID, 2);
+      sig = join(work, 'crl-image.sig');
+      p7s = join(work, 'crl-image.p7s');
+      expect(ksctl('sign', '--operation', op, '--key', KEYID, '--file', image, '--out', sig).status).toBe(0);
+      expect(ksctl('sign', '--cms', '--operation', op, '--key', KEYID, '--file', image, '--out', p7s).status).toBe(0);
+      chain = join(work, 'crl-chain.pem');
+      expect(ksctl('keys', 'show', KEYID, '--chain', chain).status).toBe(0);
+      const blocks = pemBlocks(readFileSync(chain, 'utf8'));
+      root = join(work, 'crl-root.pem');
+      writeFileSync(root, `${blocks[blocks.length - 1]}\n`);
+      leaf = join(work, 'crl-leaf.pem');
+      writeFileSync(leaf, `${blocks[0]}\n`);
+      // The CRL distribution point the Keyserver wrote into the key's certificate: its issuer's public CRL.
+      const dp = execFileSync('openssl', ['x509', '-in', leaf, '-noout', '-ext', 'crlDistributionPoints']).toString();
+      crlUrl = /URI:(\S+)/.exec(dp)?.[1] ?? '';
+      expect(crlUrl).toMatch(new RegExp(`^${p.env.urls.api}/api/v1/crl/[a-z0-9._-]+$`));
+    });
+
+    it('accepts the signature before the revocation: --crl with the downloaded CRL, --crl-fetch, and openssl', async () => {
+      const crl = await downloadCrl('crl-before');
+      const raw = verifyRaw('--crl', crl.der);
+      expect([raw.status, raw.stderr]).toEqual([0, '']);
+      expect(raw.json).toMatchObject({ verified: true, revocation: 'checked', crls: [{ certificate: expect.stringContaining('CLI CRL Firmware'), crl: crl.der }] });
+      expect(verifyRaw().json).toMatchObject({ verified: true, revocation: 'not-checked' });
+      expect(verifyRaw('--crl', crl.pem).status).toBe(0);
+      const cms = verifyCmsWith('--crl', crl.der);
+      expect([cms.status, cms.json.revocation, cms.json.signers[0].crls[0].crl]).toEqual([0, 'checked', crl.der]);
+      const fetched = verifyRaw('--crl-fetch');
+      expect([fetched.status, fetched.json.crls[0].crl]).toEqual([0, crlUrl]);
+      expect(verifyCmsWith('--crl-fetch').status).toBe(0);
+      const o = opensslVerify(crl.pem);
+      expect([o.status, o.out]).toEqual([0, expect.stringContaining(': OK')]);
+    });
+
+    it('rejects the signature once an administrator revokes the key: certificate_revoked (exit 6), as openssl and --crl-fetch do', async () => {
+      await settle();
+      const revoked = await ada<{ state: string }>('POST', `/api/v1/keys/${KEYID}/revocation`, { session, body: { reason: 'keyCompromise' } });
+      expect([revoked.status, revoked.body.state]).toEqual([200, 'REVOKED']);
+      const crl = await downloadCrl('crl-after');
+      const serial = new X509Certificate(readFileSync(leaf)).serialNumber.toLowerCase();
+
+      const raw = verifyRaw('--crl', crl.der);
+      expect([raw.status, raw.json.code]).toEqual([6, 'certificate_revoked']);
+      expect(raw.json).toMatchObject({ certificate: expect.stringContaining('CLI CRL Firmware'), serial, reason: 'keyCompromise' });
+      expect(raw.stderr).toMatch(/^ksctl: .*\(certificate_revoked\)/);
+      const cms = verifyCmsWith('--crl', crl.pem);
+      expect([cms.status, cms.json.code, cms.json.serial]).toEqual([6, 'certificate_revoked', serial]);
+      const o = opensslVerify(crl.pem);
+      expect(o.status).not.toBe(0);
+      expect(o.out).toContain('certificate revoked');
+
+      for (const fetched of [verifyRaw('--crl-fetch'), verifyCmsWith('--crl-fetch')]) {
+        expect([fetched.status, fetched.json.code, fetched.json.serial, fetched.json.crl]).toEqual([6, 'certificate_revoked', serial, crlUrl]);
+      }
+      // Without CRLs the signature itself still verifies, and the answer says revocation was not checked.
+      expect(verifyRaw().json).toMatchObject({ verified: true, revocation: 'not-checked' });
+    });
   });
 });

@@ -10,6 +10,7 @@ import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMe
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
+import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
 
 const USAGE = `ksctl: the Keyserver client for CI pipelines and provisioning stations
@@ -23,7 +24,8 @@ Usage: ksctl [options] <command>
   operations wait ID [--timeout SECONDS]      until APPROVED (exit 4 if rejected, cancelled or expired)
   sign --operation ID --key KEYID (--digest HEX | --file PATH) [--hash sha256|sha384|sha512]
        [--padding none|digestinfo|pss] [--format asn1|p1363] [--description TEXT] [--out FILE]
-       [--idempotency-key K]                  the file is hashed locally as it streams
+       [--idempotency-key K]                  the file is hashed locally as it streams;
+                                              --hash defaults to the key's hash
   sign --cms --operation ID --key KEYID --file PATH --out FILE.p7s
                                               the image streams to the Keyserver, which returns CMS
   cert issue --operation ID --key CA_KEYID --csr FILE [--out CERT.pem] [--chain-out CHAIN.pem]
@@ -32,6 +34,9 @@ Usage: ksctl [options] <command>
        [--hash H] [--padding none|digestinfo|pss] [--format asn1|p1363] [--at ISO-TIME]
   verify --cms --signature FILE.p7s --file PATH --ca ROOT.pem [--chain CHAIN.pem] [--at ISO-TIME]
                                               offline: signature, chain to --ca, codeSigning usage
+       [--crl FILE]... [--crl-fetch]          revocation of every certificate below --ca: CRLs from
+                                              files (DER or PEM) and/or downloaded from the
+                                              certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
   audit verify FILE.jsonl                     offline: every entry's hash and link
 
@@ -48,7 +53,7 @@ client_assertion; --pkce: a user signs in on a loopback redirect (--redirect-uri
 http://127.0.0.1:0/callback). Tokens are cached in ~/.cache/ksctl (KSCTL_CACHE_DIR), one 0600 file per
 token endpoint (tenant), client and scope.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 refused by the Keyserver, 5 unavailable,
-6 verification failed (signature, certificate chain or audit chain).`;
+6 verification failed (signature, certificate chain, revocation or audit chain).`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -146,6 +151,13 @@ function single(x: string[] | undefined, name: string): string {
   return x[0];
 }
 
+async function keyHash(c: Connection, keyid: string): Promise<DigestHash> {
+  const key = await api<{ hash: string }>(c, 'GET', `/api/v1/keys/${encodeURIComponent(keyid)}`);
+  const hash = key.hash.toLowerCase() as DigestHash;
+  if (!HASHES.includes(hash)) throw new CliError(`key ${keyid} signs with ${key.hash}, which ksctl cannot hash`, Exit.Failure);
+  return hash;
+}
+
 function hashOption(v: Values): DigestHash | undefined {
   if (v['hash'] === undefined) return undefined;
   const hash = String(v['hash']).toLowerCase() as DigestHash;
@@ -192,6 +204,13 @@ function atOption(v: Values): Date | undefined {
 
 const subjectLine = (s: string) => s.replace(/\n/g, ', ');
 
+/** --crl FILE (repeatable) and --crl-fetch; undefined when revocation is not to be checked. */
+function revocationOptions(v: Values): { crls: Crl[]; fetcher?: CrlFetcher } | undefined {
+  const files = (v['crl'] as string[] | undefined) ?? [];
+  if (files.length === 0 && !v['crl-fetch']) return undefined;
+  return { crls: files.flatMap((f) => readCrlFile(f)), ...(v['crl-fetch'] ? { fetcher: new CrlFetcher() } : {}) };
+}
+
 /** `ksctl verify`: a raw signature or a detached CMS, offline, against a chain leading to --ca. */
 async function verifyCommand(v: Values): Promise<unknown> {
   const signatureFile = need(v, 'signature');
@@ -199,6 +218,11 @@ async function verifyCommand(v: Values): Promise<unknown> {
   const anchors = readPemCertificates(need(v, 'ca'), '--ca');
   const chain = v['chain'] ? readPemCertificates(String(v['chain']), '--chain') : [];
   const at = atOption(v);
+  const revocation = revocationOptions(v);
+  // Said in every result, so a script cannot take a signature checked without CRLs for one checked with them.
+  const revocationState = revocation ? 'checked' : 'not-checked';
+  const crlsOf = async (path: Parameters<typeof checkRevocation>[0]): Promise<{ crls?: CrlUse[] }> =>
+    revocation ? { crls: await checkRevocation(path, revocation.crls, { at, fetcher: revocation.fetcher }) } : {};
   const signature = readFileSync(signatureFile);
   if (v['cms']) {
     const file = need(v, 'file');
@@ -209,17 +233,19 @@ async function verifyCommand(v: Values): Promise<unknown> {
       return digests.get(hash) as Promise<Buffer>;
     };
     const { signers, certificates } = await verifyCms(signature, digestOf, chain);
-    const verified = signers.map((s) => {
+    const verified = [];
+    for (const s of signers) {
       const path = verifyChain(s.certificate, [...certificates, ...chain], anchors, { at, codeSigning: true });
-      return {
+      verified.push({
         signer: subjectLine(s.certificate.subject),
         serial: s.certificate.serialNumber.toLowerCase(),
         hash: s.hash,
         ...(s.signingTime ? { signingTime: s.signingTime } : {}),
         chain: path.map((c) => subjectLine(c.subject)),
-      };
-    });
-    return { verified: true, kind: 'cms', file, signers: verified };
+        ...(await crlsOf(path)),
+      });
+    }
+    return { verified: true, kind: 'cms', file, revocation: revocationState, signers: verified };
   }
   if (chain.length === 0) throw new CliError('--chain is required (the signing key certificate first, as `ksctl keys show KEYID --chain FILE` writes it)', Exit.Usage);
   const leaf = chain[0];
@@ -239,6 +265,7 @@ async function verifyCommand(v: Values): Promise<unknown> {
   const digest = given ?? (await hashFile(v, file as string, hash));
   verifyRawSignature({ signature, digest, hash, padding, format, publicKey: leaf.publicKey });
   const path = verifyChain(leaf, chain.slice(1), anchors, { at, codeSigning: true });
+  const crls = await crlsOf(path);
   return {
     verified: true,
     kind: 'raw',
@@ -248,6 +275,8 @@ async function verifyCommand(v: Values): Promise<unknown> {
     signer: subjectLine(leaf.subject),
     serial: leaf.serialNumber.toLowerCase(),
     chain: path.map((c) => subjectLine(c.subject)),
+    revocation: revocationState,
+    ...crls,
   };
 }
 
@@ -323,6 +352,8 @@ async function run(argv: string[]): Promise<unknown> {
       signature: { type: 'string' },
       ca: { type: 'string' },
       at: { type: 'string' },
+      crl: { type: 'string', multiple: true },
+      'crl-fetch': { type: 'boolean' },
     },
   });
   if (v.help || pos.length === 0) {
@@ -441,7 +472,9 @@ async function run(argv: string[]): Promise<unknown> {
     }
   }
   if (cmd === 'sign') {
-    const hash = hashOption(v) ?? 'sha256';
+    const keyid = single(v.key, 'key');
+    // Without --hash, the key's own hash: a P-384 key signs SHA-384 digests, and the API refuses any other length.
+    const hash = hashOption(v) ?? (await keyHash(c, keyid));
     const padding = v.padding ?? 'none';
     const given = hexDigestOption(v);
     if (!v.file && !given) throw new CliError('--file or --digest is required', Exit.Usage);
@@ -453,7 +486,7 @@ async function run(argv: string[]): Promise<unknown> {
       '/api/signorders',
       {
         operationid: need(v, 'operation'),
-        keyid: single(v.key, 'key'),
+        keyid,
         inputdata: input.toString('hex'),
         inputformat: 'hex',
         inputpadding: padding,

@@ -6,7 +6,7 @@ export enum Exit {
   Auth = 3,
   Refused = 4,
   Unavailable = 5,
-  /** Offline verification failed: a signature, a certificate chain or the audit chain does not verify. */
+  /** Verification failed: a signature, a certificate chain (revoked included) or the audit chain does not verify. */
   Invalid = 6,
 }
 

@@ -71,7 +71,7 @@ export function readPemCertificates(path: string, what: string): X509Certificate
 }
 
 /** The KeyUsage bits of the first octet, or undefined when the certificate has no KeyUsage extension. */
-function keyUsage(cert: X509Certificate): number | undefined {
+export function keyUsage(cert: X509Certificate): number | undefined {
   const parsed = pkijs.Certificate.fromBER(ab(cert.raw));
   const ext = parsed.extensions?.find((e) => e.extnID === OID.keyUsage);
   if (!ext) return undefined;
@@ -95,7 +95,7 @@ export interface ChainOptions {
  * Builds and checks the path from `leaf` to one of `anchors` using the intermediates in `pool`: every
  * link's signature, issuer name, CA flag and keyCertSign usage, every certificate's validity at `at`,
  * and the end-entity's digitalSignature and (optionally) codeSigning usages. Returns leaf..anchor.
- * Revocation is not checked offline.
+ * Revocation is checked separately, against CRLs, by checkRevocation (revocation.ts).
  */
 export function verifyChain(leaf: X509Certificate, pool: X509Certificate[], anchors: X509Certificate[], o: ChainOptions = {}): X509Certificate[] {
   const at = o.at ?? new Date();
