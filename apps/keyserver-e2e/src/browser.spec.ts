@@ -1,13 +1,25 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { apiAs, auditOf, bffUserToken, userOid } from './admin-helpers';
 import { launchChromium, newSession, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 import { call, ciToken, run, signOrderBody } from './operations-support';
 
 type AxeFinding = Awaited<ReturnType<typeof seriousAxeViolations>>[number];
+
+interface KeyView {
+  keyid: string;
+  type: string;
+  state: string;
+  requiredApprovers: number;
+  product: string | null;
+  certificate: string;
+  chain: string[];
+}
 
 describe('admin console in Chromium', () => {
   let p: RunningPlatform;
@@ -57,6 +69,13 @@ describe('admin console in Chromium', () => {
   async function nav(page: Page, label: string, heading: string): Promise<void> {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
     await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
+  }
+
+  /** Picks `option` of the Material select labelled `label` (its options live in an overlay outside the dialog). */
+  async function choose(page: Page, scope: ReturnType<Page['getByRole']>, label: string, option: string): Promise<void> {
+    await scope.getByRole('combobox', { name: label }).click();
+    await page.getByRole('option', { name: option, exact: true }).click();
+    await page.getByRole('listbox').waitFor({ state: 'detached' });
   }
 
   it('carries an operation from the create screen through two approvals in the console to a CI signature and the audit log', async () => {
@@ -216,6 +235,139 @@ describe('admin console in Chromium', () => {
     expect(ada.cspViolations).toEqual([]);
   });
 
+  it('creates a FW key in a session a second administrator authorized, changes its approvers, revokes it, and audits each step', async () => {
+    const keyid = 'browser-fw-1';
+    const description = 'Browser e2e: a firmware key for the gadget';
+    const adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    const alanApi = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+
+    const ada = await session();
+    const { page } = ada;
+    await signIn(ada, p, 'ada.admin@demo.test');
+
+    // Without an ACTIVE session the key actions are there but disabled, with the reason next to them.
+    await nav(page, 'Keys', 'Keys');
+    await page.getByRole('row').filter({ hasText: 'demo-fw-dev' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    await page.getByRole('note').filter({ hasText: 'open an administrative session' }).waitFor();
+    expect(await page.getByRole('button', { name: 'New key' }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Revoke demo-fw-dev' }).isDisabled()).toBe(true);
+    // The ROOT is retired, never revoked: no revoke action for it.
+    expect(await page.getByRole('button', { name: 'Change approvers of demo-root' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Revoke demo-root' }).count()).toBe(0);
+    await capture(page, '20-keys-without-session');
+
+    // Ada opens the session in the console; Alan authorizes it (four eyes) through the API.
+    await nav(page, 'Admin sessions', 'Administrative sessions');
+    const openForm = page.getByRole('form', { name: 'Open an administrative session' });
+    await openForm.getByLabel('What is the session for?').fill(description);
+    await openForm.getByRole('button', { name: 'Open session' }).click();
+    const sessionRow = page.getByRole('row').filter({ hasText: description });
+    await sessionRow.locator('.state[data-state="PENDING"]').waitFor();
+    const listed = await adaApi<{ items: { id: string; description: string }[] }>('GET', '/api/v1/admin-sessions');
+    const sessionId = listed.body.items.find((s) => s.description === description)?.id ?? '';
+    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    const authorized = await alanApi<{ state: string }>('POST', `/api/v1/admin-sessions/${sessionId}/authorizations`);
+    expect([authorized.status, authorized.body.state]).toEqual([200, 'ACTIVE']);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await sessionRow.locator('.state[data-state="ACTIVE"]').waitFor();
+    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+
+    // "New key": a FW key on P-256 for the gadget.
+    await nav(page, 'Keys', 'Keys');
+    await page.getByRole('button', { name: 'New key' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New key' });
+    await dialog.getByLabel('Key id').fill(keyid);
+    await choose(page, dialog, 'Type', 'FW: firmware signing');
+    await choose(page, dialog, 'Algorithm', 'EC_P256');
+    await dialog.getByLabel('Approvers required').fill('1');
+    await dialog.getByLabel('Validity (days)').fill('365');
+    await dialog.getByLabel('Product (optional)').fill('browser-gadget');
+    await dialog.getByLabel('Common name').fill('Browser Gadget Firmware');
+    await dialog.getByLabel('Organization (optional)').fill('Demo Devices Ltd');
+    await dialog.getByLabel('Country (optional)').fill('dk');
+    await capture(page, '21-new-key-dialog');
+    await dialog.getByRole('button', { name: 'Create key' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const keyRow = page.getByRole('row').filter({ hasText: keyid });
+    await keyRow.waitFor();
+    expect((await keyRow.textContent())?.replace(/\s+/g, ' ')).toContain('FW EC-P256 SHA-256, 1 approver(s)');
+    await page.getByRole('heading', { level: 2, name: `Key ${keyid}` }).waitFor();
+    await capture(page, '22-key-created');
+
+    // The certificate the console downloads verifies strictly against the ROOT's, with the names asked for.
+    const root = (await adaApi<KeyView>('GET', '/api/v1/keys/demo-root')).body.certificate;
+    writeFileSync(join(work, 'root.pem'), root);
+    const [download] = await Promise.all([page.waitForEvent('download'), keyRow.getByRole('button', { name: `Download the certificate of ${keyid}` }).click()]);
+    expect(download.suggestedFilename()).toBe(`${keyid}.pem`);
+    const leaf = join(work, `${keyid}.pem`);
+    await download.saveAs(leaf);
+    expect(execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', join(work, 'root.pem'), leaf]).toString().trim()).toBe(`${leaf}: OK`);
+    const cert = new X509Certificate(readFileSync(leaf));
+    expect(cert.subject.split('\n').sort()).toEqual(['C=DK', 'CN=Browser Gadget Firmware', 'O=Demo Devices Ltd']);
+    expect(cert.ca).toBe(false);
+    expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect(cert.checkIssued(new X509Certificate(root))).toBe(true);
+    const created = (await adaApi<KeyView>('GET', `/api/v1/keys/${keyid}`)).body;
+    expect(created).toMatchObject({ type: 'FW', state: 'ACTIVE', requiredApprovers: 1, product: 'browser-gadget' });
+    expect(new X509Certificate(created.certificate).fingerprint256).toBe(cert.fingerprint256);
+
+    // The same keyid again: the API's refusal is shown in plain words with its code, nothing else changes.
+    await page.getByRole('button', { name: 'New key' }).click();
+    await dialog.getByLabel('Key id').fill(keyid);
+    await dialog.getByLabel('Common name').fill('Duplicate');
+    await dialog.getByRole('button', { name: 'Create key' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const problem = page.locator('.problem[role="alert"]');
+    await problem.waitFor();
+    expect(await problem.getAttribute('data-code')).toBe('key_exists');
+    expect(await problem.textContent()).toContain('A key with this id already exists.');
+
+    // "Change approvers": 1 -> 3.
+    await keyRow.getByRole('button', { name: `Change approvers of ${keyid}` }).click();
+    const approvers = page.getByRole('dialog', { name: `Change approvers of ${keyid}` });
+    expect(await approvers.getByLabel('Approvers required').inputValue()).toBe('1');
+    await approvers.getByLabel('Approvers required').fill('3');
+    await capture(page, '23-change-approvers-dialog');
+    await approvers.getByRole('button', { name: 'Save' }).click();
+    await approvers.waitFor({ state: 'detached' });
+    await keyRow.filter({ hasText: '3 approver(s)' }).waitFor();
+    expect(await problem.count()).toBe(0);
+    expect((await adaApi<KeyView>('GET', `/api/v1/keys/${keyid}`)).body.requiredApprovers).toBe(3);
+
+    // "Revoke" with a reason: the key leaves the list of usable keys and focus goes to the heading.
+    await keyRow.getByRole('button', { name: `Revoke ${keyid}` }).click();
+    const revoke = page.getByRole('dialog', { name: `Revoke key ${keyid}` });
+    await choose(page, revoke, 'Reason', 'superseded');
+    await capture(page, '24-revoke-key-dialog');
+    await revoke.getByRole('button', { name: 'Revoke', exact: true }).click();
+    await revoke.waitFor({ state: 'detached' });
+    await keyRow.waitFor({ state: 'detached' });
+    await page.getByRole('heading', { level: 2, name: `Key ${keyid}` }).waitFor();
+    expect(await page.locator('.panel .state').textContent()).toBe('REVOKED');
+    expect(await page.evaluate('document.activeElement && document.activeElement.tagName')).toBe('H1');
+    await capture(page, '25-key-revoked');
+    expect((await adaApi<KeyView>('GET', `/api/v1/keys/${keyid}`)).body.state).toBe('REVOKED');
+
+    // The audit log ties each change to Ada and to the session Alan authorized.
+    const audit = await waitUntil(
+      () => auditOf(adaApi, `adminSessionId=${sessionId}&limit=50`),
+      (rows) => rows.some((r) => r.action === 'key.revoke'),
+    );
+    const keyEvents = audit.filter((r) => r.action.startsWith('key.')).reverse();
+    expect(keyEvents.map((r) => [r.action, r.outcome, r.errorCode, r.keyid])).toEqual([
+      ['key.create', 'SUCCESS', null, keyid],
+      ['key.create', 'DENIED', 'key_exists', keyid],
+      ['key.update', 'SUCCESS', null, keyid],
+      ['key.revoke', 'SUCCESS', null, keyid],
+    ]);
+    expect(keyEvents.every((r) => r.actorOid === userOid('ada.admin@demo.test') && r.adminSessionId === sessionId)).toBe(true);
+    expect(keyEvents[0].details).toMatchObject({ type: 'FW', algorithm: 'EC_P256', issuer: 'demo-root', requiredApprovers: 1, product: 'browser-gadget' });
+    expect(keyEvents[2].details).toEqual({ requiredApprovers: { before: 1, after: 3 } });
+    expect(keyEvents[3].details).toEqual({ reason: 'superseded' });
+
+    expect(ada.cspViolations).toEqual([]);
+  }, 300_000);
   it('has checks that see a planted token and a planted accessibility fault', async () => {
     // The guards above must be able to fail: plant what they look for in a signed-in page.
     const s = await session();

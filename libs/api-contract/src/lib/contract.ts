@@ -23,7 +23,7 @@ export const OperationState = z.enum(['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXP
 /** `GET /api/keys`: the shape existing Keyserver clients (the PKCS#11 module) read. */
 export const LegacyKey = z.object({
   keyid: z.string(),
-  keyinfo: z.string().describe('Human-readable summary: type, algorithm, hash'),
+  keyinfo: z.string().describe('Human-readable summary that starts with the key type (ROOT, CA or FW), then algorithm, hash and approvers'),
   certificate: z.string().describe('X.509 certificate in PEM'),
 });
 export const LegacyKeyList = z.array(LegacyKey);

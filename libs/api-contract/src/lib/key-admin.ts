@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RevocationReason } from './certificates';
 import { HashAlgorithm, KeyAlgorithm } from './contract';
 
 // Certificate name attributes: no control characters (the DN is built from them).
@@ -24,7 +25,8 @@ export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
 export const UpdateKeyRequest = z.strictObject({ requiredApprovers: z.number().int().min(0).max(10) });
 export type UpdateKeyRequest = z.infer<typeof UpdateKeyRequest>;
 
-export const KeyRevocationReason = z.enum(['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn']);
+/** The same RFC 5280 reasons as a device certificate's revocation (the key's certificate goes on the ROOT's CRL). */
+export const KeyRevocationReason = RevocationReason;
 
 /** `POST /api/v1/keys/{keyid}/revocation`. */
 export const RevokeKeyRequest = z.strictObject({ reason: KeyRevocationReason });

@@ -68,6 +68,24 @@ describe('API services', () => {
       svc.get('fw-2026').subscribe();
       ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-2026' }).flush({});
     });
+
+    it('creates a key, changes its approvers and revokes it with the documented routes and bodies', async () => {
+      const svc = TestBed.inject(KeysService);
+      const body = { keyid: 'fw-2026', type: 'FW', algorithm: 'EC_P256', requiredApprovers: 1, validityDays: 365, product: 'gadget', commonName: 'Firmware 2026' } as const;
+      const created = firstValueFrom(svc.create(body));
+      const create = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys' });
+      expect(create.request.body).toEqual(body);
+      create.flush({ keyid: 'fw-2026', state: 'ACTIVE' }, { status: 201, statusText: 'Created' });
+      expect(await created).toEqual({ keyid: 'fw-2026', state: 'ACTIVE' });
+      svc.setRequiredApprovers('fw/2026', 3).subscribe();
+      const patch = ctrl.expectOne({ method: 'PATCH', url: '/api/v1/keys/fw%2F2026' });
+      expect(patch.request.body).toEqual({ requiredApprovers: 3 });
+      patch.flush({});
+      svc.revoke('fw-2026', 'superseded').subscribe();
+      const rev = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/fw-2026/revocation' });
+      expect(rev.request.body).toEqual({ reason: 'superseded' });
+      rev.flush({ keyid: 'fw-2026', state: 'REVOKED' });
+    });
   });
 
   describe(CertificatesService.name, () => {

@@ -7,10 +7,14 @@ import type {
   AuditVerification,
   CertificatePage,
   CertificateView,
+  CreateKeyRequest,
   CreateOperationRequest,
   CreateRoleRequest,
   CreateSubjectRequest,
+  HashAlgorithm,
+  KeyAlgorithm,
   KeyDetail,
+  KeyRevocationReason,
   LegacyKey,
   OperationPage,
   OperationView,
@@ -18,6 +22,7 @@ import type {
   RoleView,
   SubjectView,
   UnknownPrincipalView,
+  UpdateKeyRequest,
   UpdateRoleRequest,
   UpdateSubjectRequest,
 } from '@keyserver/api-contract';
@@ -44,6 +49,11 @@ export type RevocationReasonName = z.infer<typeof RevocationReason>;
 export type CreateRoleBody = z.input<typeof CreateRoleRequest>;
 export type UpdateRoleBody = z.input<typeof UpdateRoleRequest>;
 export type CreateSubjectBody = z.input<typeof CreateSubjectRequest>;
+export type CreateKeyBody = z.input<typeof CreateKeyRequest>;
+export type UpdateKeyBody = z.input<typeof UpdateKeyRequest>;
+export type KeyAlgorithmName = z.infer<typeof KeyAlgorithm>;
+export type HashAlgorithmName = z.infer<typeof HashAlgorithm>;
+export type KeyRevocationReasonName = z.infer<typeof KeyRevocationReason>;
 
 /** A page of a cursor-paginated list. */
 export interface CursorPage<T> {
@@ -61,3 +71,11 @@ export const REVOCATION_REASONS: readonly RevocationReasonName[] = [
   'cessationOfOperation',
   'privilegeWithdrawn',
 ];
+
+/** The key types an administrator may create (the ROOT is made once, at setup). */
+export const CREATABLE_KEY_TYPES: readonly CreateKeyBody['type'][] = ['CA', 'FW'];
+/** The contract's KeyAlgorithm and HashAlgorithm, in the order the new-key dialog offers them. */
+export const KEY_ALGORITHMS: readonly KeyAlgorithmName[] = ['EC_P256', 'EC_P384', 'EC_P521', 'ED25519', 'RSA_2048', 'RSA_3072', 'RSA_4096'];
+export const HASH_ALGORITHMS: readonly HashAlgorithmName[] = ['SHA256', 'SHA384', 'SHA512'];
+/** The contract's KeyRevocationReason: the same RFC 5280 reasons as a certificate's. */
+export const KEY_REVOCATION_REASONS: readonly KeyRevocationReasonName[] = REVOCATION_REASONS;

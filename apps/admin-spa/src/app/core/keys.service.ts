@@ -1,9 +1,12 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
 import type { Observable } from 'rxjs';
-import type { KeyDetailView, LegacyKeyView } from './api-types';
+import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, LegacyKeyView, UpdateKeyBody } from './api-types';
 
-/** Keys: the legacy list (`GET /api/keys`) and one key with its chain (`GET /api/v1/keys/{keyid}`). */
+/**
+ * Keys: the legacy list (`GET /api/keys`), one key with its chain (`GET /api/v1/keys/{keyid}`) and their
+ * administration. Changes need an ACTIVE admin session (header added by adminSessionInterceptor).
+ */
 @Injectable({ providedIn: 'root' })
 export class KeysService {
   private readonly http = inject(HttpClient);
@@ -14,5 +17,21 @@ export class KeysService {
 
   get(keyid: string): Observable<KeyDetailView> {
     return this.http.get<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}`);
+  }
+
+  /** `POST /api/v1/keys`: 201 with the new key, its certificate and chain. */
+  create(body: CreateKeyBody): Observable<KeyDetailView> {
+    return this.http.post<KeyDetailView>('/api/v1/keys', body);
+  }
+
+  /** `PATCH /api/v1/keys/{keyid}`: the number of approvals an operation on the key needs. */
+  setRequiredApprovers(keyid: string, requiredApprovers: number): Observable<KeyDetailView> {
+    const body: UpdateKeyBody = { requiredApprovers };
+    return this.http.patch<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}`, body);
+  }
+
+  /** `POST /api/v1/keys/{keyid}/revocation`: the key becomes REVOKED (409 for the ROOT or a revoked key). */
+  revoke(keyid: string, reason: KeyRevocationReasonName): Observable<KeyDetailView> {
+    return this.http.post<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}/revocation`, { reason });
   }
 }

@@ -1,24 +1,53 @@
-import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, ElementRef, computed, inject, signal, viewChild } from '@angular/core';
 import { DatePipe } from '@angular/common';
-import { firstValueFrom } from 'rxjs';
+import { RouterLink } from '@angular/router';
+import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
-import type { KeyDetailView, LegacyKeyView } from '../../core/api-types';
+import { MatDialog } from '@angular/material/dialog';
+import { MatSnackBar } from '@angular/material/snack-bar';
+import { AdminSessionsService } from '../../core/admin-sessions.service';
+import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, LegacyKeyView } from '../../core/api-types';
+import { AuthService } from '../../core/auth.service';
 import { downloadText, joinPem } from '../../core/download';
 import { KeysService } from '../../core/keys.service';
+import { Perm } from '../../core/permissions';
 import { toProblem, type Problem } from '../../core/problem';
 import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
+import { ApproversDialogComponent, type ApproversDialogData } from './approvers-dialog.component';
+import { KeyDialogComponent } from './key-dialog.component';
+import { KeyRevokeDialogComponent } from './key-revoke-dialog.component';
 
-/** `/keys`: the keys I may see, with certificate and chain downloads (PEM). */
+/** The type a legacy list entry names first in its `keyinfo` ("FW EC-P256 SHA-256, 2 approver(s)"). */
+export function keyTypeOf(k: LegacyKeyView): 'ROOT' | 'CA' | 'FW' | null {
+  const first = k.keyinfo.trim().split(/\s+/)[0];
+  return first === 'ROOT' || first === 'CA' || first === 'FW' ? first : null;
+}
+
+/**
+ * `/keys`: the keys I may see, with certificate and chain downloads (PEM). Key administrators create keys,
+ * change their approvers and revoke them, only inside an ACTIVE admin session they take part in.
+ */
 @Component({
   selector: 'app-keys',
-  imports: [DatePipe, MatButtonModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DatePipe, RouterLink, MatButtonModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header">
-      <h1>Keys</h1>
+      <h1 #title tabindex="-1">Keys</h1>
       <button mat-stroked-button type="button" (click)="load()">Refresh</button>
     </div>
+    @if (isAdmin()) {
+      @if (!canEdit()) {
+        <p class="hint" id="key-edit-hint" role="note">
+          Creating, changing and revoking keys is disabled: open an administrative session and have it authorized on the
+          <a routerLink="/admin-sessions">Admin sessions</a> page first.
+        </p>
+      }
+      <div class="actions">
+        <button mat-flat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="createKey()">New key</button>
+      </div>
+    }
     <app-problem-message [problem]="actionProblem()" />
     @if (keys().length) {
       <table class="simple-table">
@@ -35,6 +64,12 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
                 <button mat-button type="button" (click)="details(k)" [attr.aria-label]="'Details of ' + k.keyid">Details</button>
                 <button mat-button type="button" (click)="downloadCertificate(k)" [attr.aria-label]="'Download the certificate of ' + k.keyid">Certificate</button>
                 <button mat-button type="button" (click)="downloadChain(k.keyid)" [attr.aria-label]="'Download the chain of ' + k.keyid">Chain</button>
+                @if (isAdmin()) {
+                  <button mat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="changeApprovers(k)" [attr.aria-label]="'Change approvers of ' + k.keyid">Approvers</button>
+                  @if (keyType(k) !== 'ROOT') {
+                    <button mat-button type="button" class="danger" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="revoke(k)" [attr.aria-label]="'Revoke ' + k.keyid">Revoke</button>
+                  }
+                }
               </td>
             </tr>
           }
@@ -48,7 +83,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
         <dl class="facts">
           <dt>Type</dt><dd>{{ d.type }}</dd>
           <dt>Algorithm</dt><dd>{{ d.algorithm }} / {{ d.hash }}</dd>
-          <dt>State</dt><dd>{{ d.state }}</dd>
+          <dt>State</dt><dd><span class="state" [attr.data-state]="d.state">{{ d.state }}</span></dd>
           <dt>Approvers required</dt><dd>{{ d.requiredApprovers }}</dd>
           <dt>Product</dt><dd>{{ d.product ?? '—' }}</dd>
           <dt>Valid</dt><dd>{{ d.notBefore | date: 'mediumDate' }} – {{ d.notAfter | date: 'mediumDate' }}</dd>
@@ -60,12 +95,21 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
 })
 export class KeysComponent {
   private readonly api = inject(KeysService);
+  private readonly auth = inject(AuthService);
+  private readonly adminSessions = inject(AdminSessionsService);
+  private readonly dialog = inject(MatDialog);
+  private readonly snack = inject(MatSnackBar);
+  private readonly title = viewChild.required<ElementRef<HTMLElement>>('title');
   protected readonly keys = signal<LegacyKeyView[]>([]);
   protected readonly loading = signal(false);
   protected readonly loaded = signal(false);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly actionProblem = signal<Problem | null>(null);
   protected readonly detail = signal<KeyDetailView | null>(null);
+  protected readonly keyType = keyTypeOf;
+  /** Key administrators see the actions; they work only inside an ACTIVE session the user takes part in. */
+  protected readonly isAdmin = computed(() => this.auth.has(Perm.KeysAdmin));
+  protected readonly canEdit = computed(() => this.isAdmin() && !!this.adminSessions.active());
 
   constructor() {
     void this.load();
@@ -104,6 +148,53 @@ export class KeysComponent {
       downloadText(`${keyid}-chain.pem`, joinPem(d.chain));
     } catch (err) {
       this.actionProblem.set(toProblem(err));
+    }
+  }
+
+  protected async createKey(): Promise<void> {
+    const body = await firstValueFrom(this.dialog.open<KeyDialogComponent, void, CreateKeyBody>(KeyDialogComponent, { width: '40rem' }).afterClosed());
+    // The new key's facts are shown below the list.
+    if (body) await this.run(() => this.api.create(body), `Key ${body.keyid} created.`, true);
+  }
+
+  protected async changeApprovers(k: LegacyKeyView): Promise<void> {
+    this.actionProblem.set(null);
+    let current: KeyDetailView;
+    try {
+      current = await firstValueFrom(this.api.get(k.keyid));
+    } catch (err) {
+      this.actionProblem.set(toProblem(err));
+      return;
+    }
+    const n = await firstValueFrom(
+      this.dialog
+        .open<ApproversDialogComponent, ApproversDialogData, number>(ApproversDialogComponent, { data: { keyid: k.keyid, requiredApprovers: current.requiredApprovers }, width: '28rem' })
+        .afterClosed(),
+    );
+    if (n !== undefined) await this.run(() => this.api.setRequiredApprovers(k.keyid, n), `Key ${k.keyid} now needs ${n} approver(s).`);
+  }
+
+  protected async revoke(k: LegacyKeyView): Promise<void> {
+    const reason = await firstValueFrom(
+      this.dialog.open<KeyRevokeDialogComponent, { keyid: string }, KeyRevocationReasonName>(KeyRevokeDialogComponent, { data: { keyid: k.keyid }, width: '32rem' }).afterClosed(),
+    );
+    if (!reason) return;
+    // A revoked key leaves the list (only ACTIVE keys are listed) with the button focus went back to: move it to the heading.
+    if (await this.run(() => this.api.revoke(k.keyid, reason), `Key ${k.keyid} revoked.`)) this.title().nativeElement.focus();
+  }
+
+  /** Runs a change, then reloads the list; the changed key replaces the detail shown for it (or is shown, `show`). */
+  private async run(call: () => Observable<KeyDetailView>, done: string, show = false): Promise<boolean> {
+    this.actionProblem.set(null);
+    try {
+      const changed = await firstValueFrom(call());
+      if (show || this.detail()?.keyid === changed.keyid) this.detail.set(changed);
+      this.snack.open(done, undefined, { duration: 4000 });
+      await this.load();
+      return true;
+    } catch (err) {
+      this.actionProblem.set(toProblem(err));
+      return false;
     }
   }
 }

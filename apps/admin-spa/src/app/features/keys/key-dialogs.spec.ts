@@ -1,0 +1,151 @@
+import type { Type } from '@angular/core';
+import { TestBed, type ComponentFixture } from '@angular/core/testing';
+import { MAT_DIALOG_DATA, MatDialogRef } from '@angular/material/dialog';
+import { ApproversDialogComponent } from './approvers-dialog.component';
+import { KeyDialogComponent } from './key-dialog.component';
+import { KeyRevokeDialogComponent } from './key-revoke-dialog.component';
+
+// The three key dialogs rendered alone: labels, errors shown in the DOM, what they close with.
+describe('key dialogs', () => {
+  let closed: unknown[];
+
+  async function render<T>(component: Type<T>, data: unknown = null): Promise<{ f: ComponentFixture<T>; el: HTMLElement }> {
+    closed = [];
+    TestBed.configureTestingModule({
+      providers: [
+        { provide: MAT_DIALOG_DATA, useValue: data },
+        { provide: MatDialogRef, useValue: { close: (v: unknown) => closed.push(v) } },
+      ],
+    });
+    const f = TestBed.createComponent(component);
+    await f.whenStable();
+    return { f, el: f.nativeElement as HTMLElement };
+  }
+
+  function set(el: HTMLElement, name: string, value: string) {
+    const input = el.querySelector(`input[formcontrolname="${name}"]`) as HTMLInputElement;
+    input.value = value;
+    input.dispatchEvent(new Event('input'));
+    input.dispatchEvent(new Event('blur'));
+  }
+  async function submit(f: ComponentFixture<unknown>, el: HTMLElement) {
+    (el.querySelector('button[type="submit"]') as HTMLButtonElement).click();
+    await f.whenStable();
+  }
+  const labels = (el: HTMLElement) => [...el.querySelectorAll('mat-label')].map((l) => l.textContent?.trim());
+  const errors = (el: HTMLElement) => [...el.querySelectorAll('mat-error')].map((e) => e.textContent?.trim());
+
+  describe(KeyDialogComponent.name, () => {
+    it('labels every control and offers a product only for FW keys', async () => {
+      const { f, el } = await render(KeyDialogComponent);
+      expect(labels(el)).toEqual([
+        'Key id',
+        'Type',
+        'Algorithm',
+        'Hash (optional)',
+        'Approvers required',
+        'Validity (days)',
+        'Product (optional)',
+        'Common name',
+        'Organization (optional)',
+        'Country (optional)',
+      ]);
+      for (const input of el.querySelectorAll('input')) expect(el.querySelector(`label[for="${input.id}"]`)).not.toBeNull();
+      (f.componentInstance as unknown as { form: { controls: { type: { setValue(v: string): void } } } }).form.controls.type.setValue('CA');
+      await f.whenStable();
+      expect(labels(el)).not.toContain('Product (optional)');
+    });
+
+    it('fail shows the errors of an empty form and does not close', async () => {
+      const { f, el } = await render(KeyDialogComponent);
+      set(el, 'requiredApprovers', '11');
+      set(el, 'validityDays', '0');
+      set(el, 'country', 'D1');
+      await submit(f, el);
+      expect(closed).toEqual([]);
+      expect(errors(el)).toEqual([
+        'A key id is required.',
+        'A whole number from 0 to 10.',
+        'A whole number from 1 to 36500.',
+        'A common name is required.',
+        'Two letters (ISO 3166), e.g. DK.',
+      ]);
+    });
+
+    it('fail explains a keyid and a common name the contract refuses', async () => {
+      const { f, el } = await render(KeyDialogComponent);
+      set(el, 'keyid', 'FW 2026');
+      set(el, 'commonName', 'Bad\u0007name');
+      await submit(f, el);
+      expect(closed).toEqual([]);
+      expect(errors(el)).toEqual(['3 to 64 lower-case letters, digits, . _ -, starting with a letter or digit.', 'At most 64 characters, no control characters.']);
+    });
+
+    it('ok closes with the request body', async () => {
+      const { f, el } = await render(KeyDialogComponent);
+      set(el, 'keyid', 'fw-gadget-2026');
+      set(el, 'requiredApprovers', '1');
+      set(el, 'validityDays', '730');
+      set(el, 'product', ' gadget ');
+      set(el, 'commonName', 'Gadget Firmware 2026');
+      set(el, 'organization', 'Demo Devices Ltd');
+      set(el, 'country', 'dk');
+      await submit(f, el);
+      expect(closed).toEqual([
+        {
+          keyid: 'fw-gadget-2026',
+          type: 'FW',
+          algorithm: 'EC_P256',
+          requiredApprovers: 1,
+          validityDays: 730,
+          product: 'gadget',
+          commonName: 'Gadget Firmware 2026',
+          organization: 'Demo Devices Ltd',
+          country: 'DK',
+        },
+      ]);
+    });
+  });
+
+  describe(ApproversDialogComponent.name, () => {
+    it.each([
+      ['fail negative', '-1'],
+      ['fail above ten', '11'],
+      ['fail fraction', '2.5'],
+      ['fail empty', ''],
+    ])('%s: does not close and shows an error', async (_n, value) => {
+      const { f, el } = await render(ApproversDialogComponent, { keyid: 'fw-1', requiredApprovers: 2 });
+      set(el, 'requiredApprovers', value);
+      await submit(f, el);
+      expect(closed).toEqual([]);
+      expect(errors(el)).toEqual(['A whole number from 0 to 10.']);
+    });
+
+    it('ok starts from the current number and closes with the new one', async () => {
+      const { f, el } = await render(ApproversDialogComponent, { keyid: 'fw-1', requiredApprovers: 2 });
+      expect((el.querySelector('input') as HTMLInputElement).value).toBe('2');
+      expect(el.querySelector('h2')?.textContent).toContain('fw-1');
+      set(el, 'requiredApprovers', '0');
+      await submit(f, el);
+      expect(closed).toEqual([0]);
+    });
+  });
+
+  describe(KeyRevokeDialogComponent.name, () => {
+    it('fail needs a reason chosen', async () => {
+      const { f, el } = await render(KeyRevokeDialogComponent, { keyid: 'fw-1' });
+      expect(el.querySelector('h2')?.textContent).toContain('Revoke key fw-1');
+      expect(labels(el)).toEqual(['Reason']);
+      await submit(f, el);
+      expect(closed).toEqual([]);
+      expect(errors(el)).toEqual(['A reason is required.']);
+    });
+
+    it('ok closes with the chosen reason', async () => {
+      const { f, el } = await render(KeyRevokeDialogComponent, { keyid: 'fw-1' });
+      (f.componentInstance as unknown as { reason: { setValue(v: string): void } }).reason.setValue('superseded');
+      await submit(f, el);
+      expect(closed).toEqual(['superseded']);
+    });
+  });
+});
