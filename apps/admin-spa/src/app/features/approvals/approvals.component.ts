@@ -40,16 +40,7 @@ import { RejectDialogComponent } from './reject-dialog.component';
         </mat-card>
       }
     </div>
-    <app-list-state
-      [loading]="list.loading()"
-      [loaded]="list.loaded()"
-      [problem]="list.problem()"
-      [count]="list.items().length"
-      [hasMore]="!!list.nextCursor()"
-      emptyText="No operation is waiting for your approval."
-      (retry)="reload()"
-      (more)="list.loadMore()"
-    />
+    <app-list-state [list]="list" emptyText="No operation is waiting for your approval." (retry)="reload()" />
   `,
 })
 export class ApprovalsComponent {

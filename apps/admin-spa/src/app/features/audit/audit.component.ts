@@ -111,16 +111,7 @@ const GUID = /^\s*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
         </tbody>
       </table>
     }
-    <app-list-state
-      [loading]="list.loading()"
-      [loaded]="list.loaded()"
-      [problem]="list.problem()"
-      [count]="list.items().length"
-      [hasMore]="!!list.nextCursor()"
-      emptyText="No audit entry matches."
-      (retry)="search()"
-      (more)="list.loadMore()"
-    />
+    <app-list-state [list]="list" emptyText="No audit entry matches." (retry)="search()" />
   `,
 })
 export class AuditComponent {

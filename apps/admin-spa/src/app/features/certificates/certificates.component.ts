@@ -76,16 +76,7 @@ import { RevokeDialogComponent } from './revoke-dialog.component';
         </tbody>
       </table>
     }
-    <app-list-state
-      [loading]="list.loading()"
-      [loaded]="list.loaded()"
-      [problem]="list.problem()"
-      [count]="list.items().length"
-      [hasMore]="!!list.nextCursor()"
-      emptyText="No certificate matches."
-      (retry)="search()"
-      (more)="list.loadMore()"
-    />
+    <app-list-state [list]="list" emptyText="No certificate matches." (retry)="search()" />
   `,
 })
 export class CertificatesComponent {

@@ -63,16 +63,7 @@ const STATES: OperationView['state'][] = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 
         </tbody>
       </table>
     }
-    <app-list-state
-      [loading]="list.loading()"
-      [loaded]="list.loaded()"
-      [problem]="list.problem()"
-      [count]="list.items().length"
-      [hasMore]="!!list.nextCursor()"
-      emptyText="No operation matches."
-      (retry)="search()"
-      (more)="list.loadMore()"
-    />
+    <app-list-state [list]="list" emptyText="No operation matches." (retry)="search()" />
   `,
 })
 export class OperationsListComponent {
