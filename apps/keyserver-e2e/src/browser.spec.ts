@@ -230,7 +230,16 @@ describe('admin console in Chromium', () => {
       await ada.page.waitForLoadState('networkidle');
       await capture(ada.page, shot);
       await expectNoReadableToken(ada);
-      if (label === 'Keys') expect(await ada.page.getByRole('row').filter({ hasText: 'demo-fw-prod' }).count()).toBe(1);
+      if (label === 'Keys') {
+        // Active keys only by default, the ROOT first, each with its type and state in a column of its own.
+        expect(await ada.page.getByRole('checkbox', { name: 'Show revoked keys' }).isChecked()).toBe(false);
+        const rows = await ada.page.getByRole('table', { name: 'Keys' }).locator('tbody tr').evaluateAll((trs) =>
+          trs.map((tr) => Array.from(tr.querySelectorAll(':scope > td')).slice(0, 5).map((td) => (td.textContent ?? '').trim())),
+        );
+        expect(rows[0]).toEqual(['demo-root', 'ROOT', 'EC_P384 / SHA384', '2', 'ACTIVE']);
+        expect(rows.filter((r) => r[0] === 'demo-fw-prod')).toEqual([['demo-fw-prod', 'FW', 'RSA_3072 / SHA256', '2', 'ACTIVE']]);
+        expect(rows.every((r) => r[4] === 'ACTIVE')).toBe(true);
+      }
     }
     expect(ada.cspViolations).toEqual([]);
   });
@@ -291,7 +300,8 @@ describe('admin console in Chromium', () => {
     await dialog.waitFor({ state: 'detached' });
     const keyRow = page.getByRole('row').filter({ hasText: keyid });
     await keyRow.waitFor();
-    expect((await keyRow.textContent())?.replace(/\s+/g, ' ')).toContain('FW EC-P256 SHA-256, 1 approver(s)');
+    const rowCells = () => keyRow.locator(':scope > td').evaluateAll((tds) => tds.slice(0, 6).map((td) => (td.textContent ?? '').trim()));
+    expect(await rowCells()).toEqual([keyid, 'FW', 'EC_P256 / SHA256', '1', 'ACTIVE', 'browser-gadget']);
     await page.getByRole('heading', { level: 2, name: `Key ${keyid}` }).waitFor();
     await capture(page, '22-key-created');
 
@@ -331,11 +341,11 @@ describe('admin console in Chromium', () => {
     await capture(page, '23-change-approvers-dialog');
     await approvers.getByRole('button', { name: 'Save' }).click();
     await approvers.waitFor({ state: 'detached' });
-    await keyRow.filter({ hasText: '3 approver(s)' }).waitFor();
+    await waitUntil(rowCells, (cells) => cells[3] === '3');
     expect(await problem.count()).toBe(0);
     expect((await adaApi<KeyView>('GET', `/api/v1/keys/${keyid}`)).body.requiredApprovers).toBe(3);
 
-    // "Revoke" with a reason: the key leaves the list of usable keys and focus goes to the heading.
+    // "Revoke" with a reason: the key leaves the list of active keys and focus goes to the heading.
     await keyRow.getByRole('button', { name: `Revoke ${keyid}` }).click();
     const revoke = page.getByRole('dialog', { name: `Revoke key ${keyid}` });
     await choose(page, revoke, 'Reason', 'superseded');
@@ -346,8 +356,21 @@ describe('admin console in Chromium', () => {
     await page.getByRole('heading', { level: 2, name: `Key ${keyid}` }).waitFor();
     expect(await page.locator('.panel .state').textContent()).toBe('REVOKED');
     expect(await page.evaluate('document.activeElement && document.activeElement.tagName')).toBe('H1');
-    await capture(page, '25-key-revoked');
     expect((await adaApi<KeyView>('GET', `/api/v1/keys/${keyid}`)).body.state).toBe('REVOKED');
+
+    // With revoked keys shown it is back, as REVOKED and with nothing left to change; hidden again, it is gone.
+    const showRevoked = page.getByRole('checkbox', { name: 'Show revoked keys' });
+    await showRevoked.check();
+    await keyRow.locator('.state[data-state="REVOKED"]').waitFor();
+    expect(await rowCells()).toEqual([keyid, 'FW', 'EC_P256 / SHA256', '3', 'REVOKED', 'browser-gadget']);
+    expect(await keyRow.getByRole('button', { name: `Revoke ${keyid}` }).count()).toBe(0);
+    expect(await keyRow.getByRole('button', { name: `Change approvers of ${keyid}` }).count()).toBe(0);
+    expect(await keyRow.getByRole('button', { name: `Download the certificate of ${keyid}` }).count()).toBe(1);
+    expect(await page.getByRole('row').filter({ hasText: 'demo-fw-dev' }).locator('.state[data-state="ACTIVE"]').count()).toBe(1);
+    await capture(page, '25-key-revoked');
+    await showRevoked.uncheck();
+    await keyRow.waitFor({ state: 'detached' });
+    await page.getByRole('row').filter({ hasText: 'demo-fw-dev' }).waitFor();
 
     // The audit log ties each change to Ada and to the session Alan authorized.
     const audit = await waitUntil(

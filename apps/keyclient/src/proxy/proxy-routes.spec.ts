@@ -27,6 +27,7 @@ describe(checkRawPath.name, () => {
 describe(isProxyAllowed.name, () => {
   const cases: Array<[string, string, string, boolean]> = [
     ['ok list keys (legacy)', 'GET', '/api/keys', true],
+    ['ok list keys', 'GET', '/api/v1/keys', true],
     ['ok read a key', 'GET', '/api/v1/keys/key-1', true],
     ['ok approve an operation', 'POST', '/api/v1/operations/op_1/approvals', true],
     ['ok reject an operation', 'POST', '/api/v1/operations/op_1/rejection', true],

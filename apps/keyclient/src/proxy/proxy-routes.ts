@@ -8,6 +8,7 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
   ['GET', '/api/v1/me'],
   ['GET', '/api/keys'],
+  ['GET', '/api/v1/keys'],
   ['GET', '/api/v1/keys/:id'],
   // Key administration happens inside an administrative session (four eyes), never signing with them.
   ['POST', '/api/v1/keys'],

@@ -1,9 +1,10 @@
-import { Controller, Get, Param } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { KeyDetail, LegacyKeyList } from '@keyserver/api-contract';
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { KeyDetail, KeyList, KeyListQuery, KeyState, KeyType, LegacyKeyList } from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema } from '../common/request';
+import { ZodBody } from '../common/zod-body';
 import { KeysService } from './keys.service';
 
 @ApiTags('keys')
@@ -17,6 +18,16 @@ export class KeysController {
   @Get('api/keys')
   list(@Caller() actor: Actor) {
     return this.service.listUsable(actor);
+  }
+
+  @RequirePermission(Permission.KeysRead)
+  @ApiOperation({ summary: 'Keys the caller may see in every state, ROOT first, then CAs, then FW keys (filters: state, type)' })
+  @ApiQuery({ name: 'state', required: false, enum: KeyState.options })
+  @ApiQuery({ name: 'type', required: false, enum: KeyType.options })
+  @ApiOkResponse({ schema: jsonSchema(KeyList) })
+  @Get('api/v1/keys')
+  listV1(@Caller() actor: Actor, @Query(new ZodBody(KeyListQuery)) q: KeyListQuery) {
+    return this.service.list(actor, q);
   }
 
   @RequirePermission(Permission.KeysRead)

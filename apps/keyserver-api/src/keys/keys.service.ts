@@ -1,11 +1,29 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
-import type { KeyDetail, LegacyKey } from '@keyserver/api-contract';
+import type { KeyDetail, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
 import { KeyRepository, type Key } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { keyInfo } from './key-algorithms';
+
+function summary(k: Key): KeySummary {
+  return {
+    keyid: k.keyid,
+    type: k.type,
+    algorithm: k.algorithm,
+    hash: k.hash,
+    requiredApprovers: k.requiredApprovers,
+    state: k.state,
+    product: k.product,
+    parentKeyid: k.parentKeyid,
+    notBefore: k.notBefore.toISOString(),
+    notAfter: k.notAfter.toISOString(),
+    revokedAt: k.revokedAt?.toISOString() ?? null,
+    revocationReason: k.revocationReason,
+    certificate: k.certificatePem,
+  };
+}
 
 @Injectable()
 export class KeysService {
@@ -21,6 +39,12 @@ export class KeysService {
     return all
       .filter((k) => this.mayUse(actor, k))
       .map((k) => ({ keyid: k.keyid, keyinfo: keyInfo(k), certificate: k.certificatePem }));
+  }
+
+  /** Every key this caller may see (see {@link mayUse}) in any state unless filtered, ROOT first, then CAs, then FW keys. */
+  async list(actor: Actor, q: KeyListQuery): Promise<KeyList> {
+    const visible = (await this.keys.list({ state: q.state, type: q.type }, 'type')).filter((k) => this.mayUse(actor, k));
+    return { items: visible.map(summary) };
   }
 
   async detail(actor: Actor, keyid: string): Promise<z.infer<typeof KeyDetail>> {

@@ -47,6 +47,34 @@ export const KeyDetail = z.object({
   }),
 });
 
+/** `GET /api/v1/keys`: both filters are optional; without `state` keys of every state are listed. */
+export const KeyListQuery = z.strictObject({
+  state: KeyState.optional(),
+  type: KeyType.optional(),
+});
+export type KeyListQuery = z.infer<typeof KeyListQuery>;
+
+/** One entry of `GET /api/v1/keys`: the key's facts without its chain or usage (those are on the detail route). */
+export const KeySummary = z.object({
+  keyid: z.string(),
+  type: KeyType,
+  algorithm: KeyAlgorithm,
+  hash: HashAlgorithm,
+  requiredApprovers: z.number().int().min(0),
+  state: KeyState,
+  product: z.string().nullable(),
+  parentKeyid: z.string().nullable().describe('keyid of the issuing key; null for the ROOT'),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  revokedAt: z.string().nullable(),
+  revocationReason: z.string().nullable(),
+  certificate: z.string().describe('X.509 certificate in PEM'),
+});
+export type KeySummary = z.infer<typeof KeySummary>;
+
+export const KeyList = z.object({ items: z.array(KeySummary).describe('Ordered by type (ROOT, CA, FW), then keyid') });
+export type KeyList = z.infer<typeof KeyList>;
+
 export const SignOrderRequest = z.strictObject({
   operationid: Uuid,
   keyid: z.string().min(1).max(128),

@@ -69,6 +69,19 @@ describe('API services', () => {
       ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-2026' }).flush({});
     });
 
+    it('lists the keys of every state, or filtered by state and type, and answers their items', async () => {
+      const svc = TestBed.inject(KeysService);
+      const all = firstValueFrom(svc.summaries());
+      const every = ctrl.expectOne((r) => r.url === '/api/v1/keys');
+      expect([every.request.method, every.request.params.keys()]).toEqual(['GET', []]);
+      every.flush({ items: [{ keyid: 'demo-root' }, { keyid: 'fw-old' }] });
+      expect((await all).map((k) => k.keyid)).toEqual(['demo-root', 'fw-old']);
+      svc.summaries({ state: 'REVOKED', type: 'CA' }).subscribe();
+      const filtered = ctrl.expectOne((r) => r.url === '/api/v1/keys');
+      expect(filtered.request.urlWithParams).toBe('/api/v1/keys?state=REVOKED&type=CA');
+      filtered.flush({ items: [] });
+    });
+
     it('creates a key, changes its approvers and revokes it with the documented routes and bodies', async () => {
       const svc = TestBed.inject(KeysService);
       const body = { keyid: 'fw-2026', type: 'FW', algorithm: 'EC_P256', requiredApprovers: 1, validityDays: 365, product: 'gadget', commonName: 'Firmware 2026' } as const;

@@ -14,7 +14,11 @@ import type {
   HashAlgorithm,
   KeyAlgorithm,
   KeyDetail,
+  KeyList,
   KeyRevocationReason,
+  KeyState,
+  KeySummary,
+  KeyType,
   LegacyKey,
   OperationPage,
   OperationView,
@@ -45,6 +49,10 @@ export type {
 
 export type KeyDetailView = z.infer<typeof KeyDetail>;
 export type LegacyKeyView = z.infer<typeof LegacyKey>;
+export type KeySummaryView = z.infer<typeof KeySummary>;
+export type KeyListView = z.infer<typeof KeyList>;
+export type KeyStateName = z.infer<typeof KeyState>;
+export type KeyTypeName = z.infer<typeof KeyType>;
 export type RevocationReasonName = z.infer<typeof RevocationReason>;
 export type CreateRoleBody = z.input<typeof CreateRoleRequest>;
 export type UpdateRoleBody = z.input<typeof UpdateRoleRequest>;

@@ -1,16 +1,30 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
-import type { Observable } from 'rxjs';
-import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, LegacyKeyView, UpdateKeyBody } from './api-types';
+import { map, type Observable } from 'rxjs';
+import type { CreateKeyBody, KeyDetailView, KeyListView, KeyRevocationReasonName, KeyStateName, KeySummaryView, KeyTypeName, LegacyKeyView, UpdateKeyBody } from './api-types';
+import { queryParams } from './query';
+
+export interface KeyFilter {
+  state?: KeyStateName;
+  type?: KeyTypeName;
+}
 
 /**
- * Keys: the legacy list (`GET /api/keys`), one key with its chain (`GET /api/v1/keys/{keyid}`) and their
- * administration. Changes need an ACTIVE admin session (header added by adminSessionInterceptor).
+ * Keys: the list with every fact and state (`GET /api/v1/keys`), the legacy list of usable keys (`GET /api/keys`),
+ * one key with its chain (`GET /api/v1/keys/{keyid}`) and their administration. Changes need an ACTIVE admin
+ * session (header added by adminSessionInterceptor).
  */
 @Injectable({ providedIn: 'root' })
 export class KeysService {
   private readonly http = inject(HttpClient);
 
+  /** The keys I may see, ROOT first, then CAs, then FW keys; every state unless `filter.state` is given. */
+  summaries(filter: KeyFilter = {}): Observable<KeySummaryView[]> {
+    const params = queryParams({ state: filter.state, type: filter.type });
+    return this.http.get<KeyListView>('/api/v1/keys', { params }).pipe(map((r) => r.items));
+  }
+
+  /** The ACTIVE keys I may use, in the legacy shape (the new operation's key picker reads only their ids). */
   list(): Observable<LegacyKeyView[]> {
     return this.http.get<LegacyKeyView[]>('/api/keys');
   }

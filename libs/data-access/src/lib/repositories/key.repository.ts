@@ -55,8 +55,13 @@ function assertApprovers(n: number): void {
 export class KeyRepository {
   constructor(private readonly db: Db) {}
 
-  async list(filter: { type?: KeyType; state?: KeyState } = {}): Promise<Key[]> {
-    const rows = await this.db.prisma.key.findMany({ where: filter, include: withParent, orderBy: { keyid: 'asc' } });
+  /**
+   * Keys matching the filter, by keyid; `orderBy: 'type'` puts them in the hierarchy's order first (ROOT, CA, FW: the
+   * enum's order in PostgreSQL), then by keyid.
+   */
+  async list(filter: { type?: KeyType; state?: KeyState } = {}, orderBy: 'keyid' | 'type' = 'keyid'): Promise<Key[]> {
+    const order: Prisma.KeyOrderByWithRelationInput[] = orderBy === 'type' ? [{ type: 'asc' }, { keyid: 'asc' }] : [{ keyid: 'asc' }];
+    const rows = await this.db.prisma.key.findMany({ where: { type: filter.type, state: filter.state }, include: withParent, orderBy: order });
     return rows.map(toKey);
   }
 

@@ -81,6 +81,22 @@ describe(KeyRepository.name, () => {
     expect(await outcome(r.keys.create({ ...child, hsmKeyId: hex(8), parentKeyid: null, profile: {} }))).toBe('conflict');
   });
 
+  it('lists by keyid, or by type in the hierarchy order (ROOT, CA, FW) then keyid, with state and type filters', async () => {
+    const tag = hex(3);
+    const fw = await seedKey(r, { keyid: `a-${tag}-fw` });
+    const base = await r.keys.getByKeyid(fw.keyid);
+    const root = await r.keys.create({ ...base, keyid: `c-${tag}-root`, type: 'ROOT', hsmKeyId: hex(8), parentKeyid: null, profile: {} });
+    const ca = await r.keys.create({ ...base, keyid: `b-${tag}-ca`, type: 'CA', hsmKeyId: hex(8), parentKeyid: root.keyid, profile: {} });
+    const fw2 = await r.keys.create({ ...base, keyid: `a-${tag}-fw2`, hsmKeyId: hex(8), parentKeyid: root.keyid, profile: {} });
+    await r.keys.revoke(fw2.keyid, 'superseded');
+    const mine = (keys: { keyid: string }[]) => keys.map((k) => k.keyid).filter((id) => id.includes(tag));
+    expect(mine(await r.keys.list())).toEqual([fw.keyid, fw2.keyid, ca.keyid, root.keyid]);
+    expect(mine(await r.keys.list({}, 'type'))).toEqual([root.keyid, ca.keyid, fw.keyid, fw2.keyid]);
+    expect(mine(await r.keys.list({ state: 'REVOKED' }, 'type'))).toEqual([fw2.keyid]);
+    expect(mine(await r.keys.list({ type: 'FW', state: 'ACTIVE' }, 'type'))).toEqual([fw.keyid]);
+    expect((await r.keys.list({ state: 'REVOKED' })).find((k) => k.keyid === fw2.keyid)).toMatchObject({ parentKeyid: root.keyid, revocationReason: 'superseded' });
+  });
+
   it('hands out CRL numbers exactly once under concurrency', async () => {
     const k = await seedKey(r);
     const numbers = await Promise.all(Array.from({ length: 20 }, () => r.keys.nextCrlNumber(k.keyid)));

@@ -5,15 +5,38 @@ import { MatDialog } from '@angular/material/dialog';
 import { provideRouter } from '@angular/router';
 import { of } from 'rxjs';
 import { ADMIN_SESSION_HEADER, AdminSessionsService, adminSessionInterceptor } from '../../core/admin-sessions.service';
-import type { KeyDetailView, LegacyKeyView } from '../../core/api-types';
+import type { KeyDetailView, KeySummaryView } from '../../core/api-types';
 import { AuthService } from '../../core/auth.service';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { ME, adminSession, keyclientMe } from '../../../testing/fixtures';
-import { KeysComponent, keyTypeOf } from './keys.component';
+import { KeysComponent } from './keys.component';
 
 const ADMIN_PERMS = ['keys:read', 'keys:admin', 'admin-sessions:manage'];
-const ROOT: LegacyKeyView = { keyid: 'demo-root', keyinfo: 'ROOT EC-P384 SHA-384, 0 approver(s)', certificate: 'root-pem' };
-const FW: LegacyKeyView = { keyid: 'fw-1', keyinfo: 'FW EC-P256 SHA-256, 2 approver(s)', certificate: 'fw-pem' };
+const ACTIVE_KEYS = '/api/v1/keys?state=ACTIVE';
+const EVERY_KEY = '/api/v1/keys';
+
+function summary(over: Partial<KeySummaryView> = {}): KeySummaryView {
+  return {
+    keyid: 'fw-1',
+    type: 'FW',
+    algorithm: 'EC_P256',
+    hash: 'SHA256',
+    requiredApprovers: 2,
+    state: 'ACTIVE',
+    product: 'gadget',
+    parentKeyid: 'demo-root',
+    notBefore: '2026-01-01T00:00:00.000Z',
+    notAfter: '2027-01-01T00:00:00.000Z',
+    revokedAt: null,
+    revocationReason: null,
+    certificate: 'fw-pem',
+    ...over,
+  };
+}
+// The ROOT is recognised by its type alone: its keyid says nothing.
+const ROOT = summary({ keyid: 'trust-anchor', type: 'ROOT', algorithm: 'EC_P384', hash: 'SHA384', requiredApprovers: 0, product: null, parentKeyid: null, certificate: 'root-pem' });
+const FW = summary();
+const OLD = summary({ keyid: 'fw-old', state: 'REVOKED', revokedAt: '2026-06-01T00:00:00.000Z', revocationReason: 'superseded', certificate: 'old-pem' });
 
 function detail(over: Partial<KeyDetailView> = {}): KeyDetailView {
   return {
@@ -32,12 +55,6 @@ function detail(over: Partial<KeyDetailView> = {}): KeyDetailView {
     ...over,
   };
 }
-
-describe(keyTypeOf.name, () => {
-  it('reads the key type from the legacy summary', () => {
-    expect([keyTypeOf(ROOT), keyTypeOf(FW), keyTypeOf({ ...FW, keyinfo: 'CA RSA-2048 SHA-256' }), keyTypeOf({ ...FW, keyinfo: 'something else' })]).toEqual(['ROOT', 'FW', 'CA', null]);
-  });
-});
 
 describe(KeysComponent.name, () => {
   let ctrl: HttpTestingController;
@@ -65,7 +82,7 @@ describe(KeysComponent.name, () => {
       await refreshed;
     }
     const f = TestBed.createComponent(KeysComponent);
-    ctrl.expectOne('/api/keys').flush([ROOT, FW]);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, FW] });
     await settle(f);
     return { f, el: f.nativeElement as HTMLElement };
   }
@@ -79,6 +96,55 @@ describe(KeysComponent.name, () => {
 
   const button = (el: HTMLElement, label: string) => el.querySelector(`button[aria-label="${label}"]`) as HTMLButtonElement | null;
   const newKey = (el: HTMLElement) => [...el.querySelectorAll('button')].find((b) => b.textContent?.trim() === 'New key') ?? null;
+  const showRevoked = (el: HTMLElement) => el.querySelector('mat-checkbox input[type="checkbox"]') as HTMLInputElement;
+  const cells = (el: HTMLElement, keyid: string) => {
+    const row = [...el.querySelectorAll('tbody tr')].find((tr) => tr.querySelector('td')?.textContent?.trim() === keyid);
+    return row ? [...row.querySelectorAll('td')].slice(0, 6).map((td) => td.textContent?.trim()) : null;
+  };
+
+  it('lists the active keys with type, algorithm, approvers, state and product', async () => {
+    const { el } = await setup(['keys:read'], []);
+    expect(showRevoked(el).checked).toBe(false);
+    expect([...el.querySelectorAll('thead th')].map((th) => th.textContent?.trim())).toEqual(['Key id', 'Type', 'Algorithm', 'Approvers', 'State', 'Product', 'Actions']);
+    expect(cells(el, 'trust-anchor')).toEqual(['trust-anchor', 'ROOT', 'EC_P384 / SHA384', '0', 'ACTIVE', '—']);
+    expect(cells(el, 'fw-1')).toEqual(['fw-1', 'FW', 'EC_P256 / SHA256', '2', 'ACTIVE', 'gadget']);
+  });
+
+  it('shows revoked keys with their state and no administration action when asked, and hides them again', async () => {
+    const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
+    showRevoked(el).click();
+    await settle(f);
+    ctrl.expectOne(EVERY_KEY).flush({ items: [ROOT, FW, OLD] });
+    await settle(f);
+    expect(cells(el, 'fw-old')).toEqual(['fw-old', 'FW', 'EC_P256 / SHA256', '2', 'REVOKED', 'gadget']);
+    expect(el.querySelector('tbody .state[data-state="REVOKED"]')).not.toBeNull();
+    expect(button(el, 'Revoke fw-old')).toBeNull();
+    expect(button(el, 'Change approvers of fw-old')).toBeNull();
+    // Reading stays possible: details and downloads.
+    expect(button(el, 'Details of fw-old')).not.toBeNull();
+    expect(button(el, 'Download the chain of fw-old')).not.toBeNull();
+    expect(button(el, 'Revoke fw-1')?.disabled).toBe(false);
+
+    showRevoked(el).click();
+    await settle(f);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, FW] });
+    await settle(f);
+    expect(cells(el, 'fw-old')).toBeNull();
+  });
+
+  it('shows only the answer to the latest toggle when an earlier one comes back later', async () => {
+    const { f, el } = await setup(['keys:read'], []);
+    showRevoked(el).click();
+    await settle(f);
+    showRevoked(el).click();
+    await settle(f);
+    const [every, active] = [ctrl.expectOne(EVERY_KEY), ctrl.expectOne(ACTIVE_KEYS)];
+    active.flush({ items: [FW] });
+    await settle(f);
+    every.flush({ items: [ROOT, FW, OLD] });
+    await settle(f);
+    expect([...el.querySelectorAll('tbody tr')].map((tr) => tr.querySelector('td')?.textContent?.trim())).toEqual(['fw-1']);
+  });
 
   it('shows a reader no administration action', async () => {
     const { el } = await setup(['keys:read'], []);
@@ -103,8 +169,8 @@ describe(KeysComponent.name, () => {
     expect(el.querySelector('#key-edit-hint')).toBeNull();
     expect(newKey(el)?.disabled).toBe(false);
     expect(button(el, 'Revoke fw-1')?.disabled).toBe(false);
-    expect(button(el, 'Change approvers of demo-root')?.disabled).toBe(false);
-    expect(button(el, 'Revoke demo-root')).toBeNull();
+    expect(button(el, 'Change approvers of trust-anchor')?.disabled).toBe(false);
+    expect(button(el, 'Revoke trust-anchor')).toBeNull();
   });
 
   it('creates a key in the active session, shows it and reloads the list', async () => {
@@ -119,7 +185,7 @@ describe(KeysComponent.name, () => {
     expect(create.request.headers.get('X-Keyserver-CSRF')).toBe('1');
     create.flush(detail({ keyid: 'fw-2', requiredApprovers: 1 }), { status: 201, statusText: 'Created' });
     await settle(f);
-    ctrl.expectOne('/api/keys').flush([ROOT, FW, { keyid: 'fw-2', keyinfo: 'FW EC-P256 SHA-256, 1 approver(s)', certificate: 'x' }]);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, FW, summary({ keyid: 'fw-2', requiredApprovers: 1, certificate: 'x' })] });
     await settle(f);
     expect(button(el, 'Revoke fw-2')).not.toBeNull();
     expect(el.querySelector('#key-detail-title')?.textContent).toContain('fw-2');
@@ -138,8 +204,9 @@ describe(KeysComponent.name, () => {
     expect(patch.request.headers.get(ADMIN_SESSION_HEADER)).toBe(adminSession().id);
     patch.flush(detail({ requiredApprovers: 3 }));
     await settle(f);
-    ctrl.expectOne('/api/keys').flush([ROOT, FW]);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, { ...FW, requiredApprovers: 3 }] });
     await settle(f);
+    expect(cells(el, 'fw-1')?.[3]).toBe('3');
   });
 
   it('sends nothing when a dialog is cancelled', async () => {
@@ -149,6 +216,29 @@ describe(KeysComponent.name, () => {
     button(el, 'Revoke fw-1')?.click();
     await settle(f);
     ctrl.expectNone({ method: 'POST' });
+  });
+
+  it('revokes a key: it leaves the active list, and stays as REVOKED without actions when revoked keys are shown', async () => {
+    const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
+    dialogResult = 'keyCompromise';
+    button(el, 'Revoke fw-1')?.click();
+    await settle(f);
+    const rev = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/fw-1/revocation' });
+    expect(rev.request.body).toEqual({ reason: 'keyCompromise' });
+    expect(rev.request.headers.get(ADMIN_SESSION_HEADER)).toBe(adminSession().id);
+    rev.flush(detail({ state: 'REVOKED' }));
+    await settle(f);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT] });
+    await settle(f);
+    expect(cells(el, 'fw-1')).toBeNull();
+    expect(document.activeElement?.tagName).toBe('H1');
+
+    showRevoked(el).click();
+    await settle(f);
+    ctrl.expectOne(EVERY_KEY).flush({ items: [ROOT, { ...FW, state: 'REVOKED', revokedAt: '2026-06-01T00:00:00.000Z', revocationReason: 'keyCompromise' }] });
+    await settle(f);
+    expect(cells(el, 'fw-1')?.[4]).toBe('REVOKED');
+    expect(button(el, 'Revoke fw-1')).toBeNull();
   });
 
   it('shows the problem of a refused revocation with its code and keeps the list', async () => {
@@ -166,7 +256,7 @@ describe(KeysComponent.name, () => {
     const problem = el.querySelector('.problem[role="alert"]');
     expect(problem?.getAttribute('data-code')).toBe('key_already_revoked');
     expect(problem?.textContent).toContain('This key is already revoked.');
-    ctrl.expectNone('/api/keys');
+    ctrl.expectNone(ACTIVE_KEYS);
     expect(button(el, 'Revoke fw-1')).not.toBeNull();
   });
 });

@@ -3,10 +3,11 @@ import { DatePipe } from '@angular/common';
 import { RouterLink } from '@angular/router';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
+import { MatCheckboxModule, type MatCheckboxChange } from '@angular/material/checkbox';
 import { MatDialog } from '@angular/material/dialog';
 import { MatSnackBar } from '@angular/material/snack-bar';
 import { AdminSessionsService } from '../../core/admin-sessions.service';
-import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, LegacyKeyView } from '../../core/api-types';
+import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, KeySummaryView } from '../../core/api-types';
 import { AuthService } from '../../core/auth.service';
 import { downloadText, joinPem } from '../../core/download';
 import { KeysService } from '../../core/keys.service';
@@ -18,20 +19,25 @@ import { ApproversDialogComponent, type ApproversDialogData } from './approvers-
 import { KeyDialogComponent } from './key-dialog.component';
 import { KeyRevokeDialogComponent } from './key-revoke-dialog.component';
 
-/** The type a legacy list entry names first in its `keyinfo` ("FW EC-P256 SHA-256, 2 approver(s)"). */
-export function keyTypeOf(k: LegacyKeyView): 'ROOT' | 'CA' | 'FW' | null {
-  const first = k.keyinfo.trim().split(/\s+/)[0];
-  return first === 'ROOT' || first === 'CA' || first === 'FW' ? first : null;
-}
-
 /**
- * `/keys`: the keys I may see, with certificate and chain downloads (PEM). Key administrators create keys,
- * change their approvers and revoke them, only inside an ACTIVE admin session they take part in.
+ * `/keys`: the keys I may see (ACTIVE ones, or every state with "Show revoked keys"), with certificate and chain
+ * downloads (PEM). Key administrators create keys, change their approvers and revoke them, only inside an ACTIVE
+ * admin session they take part in; a revoked key and the ROOT are never offered for revocation.
  */
 @Component({
   selector: 'app-keys',
-  imports: [DatePipe, RouterLink, MatButtonModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DatePipe, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
+  // A key id is read as one word: never broken inside; narrower cells keep seven columns and the actions in 1280 px.
+  styles: `
+    .unbroken {
+      white-space: nowrap;
+    }
+    .simple-table th,
+    .simple-table td {
+      padding-inline: 0.5rem;
+    }
+  `,
   template: `
     <div class="page-header">
       <h1 #title tabindex="-1">Keys</h1>
@@ -48,25 +54,36 @@ export function keyTypeOf(k: LegacyKeyView): 'ROOT' | 'CA' | 'FW' | null {
         <button mat-flat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="createKey()">New key</button>
       </div>
     }
+    <div class="filters">
+      <mat-checkbox [checked]="showRevoked()" (change)="setShowRevoked($event)">Show revoked keys</mat-checkbox>
+    </div>
     <app-problem-message [problem]="actionProblem()" />
     @if (keys().length) {
       <table class="simple-table">
         <caption class="visually-hidden">Keys</caption>
         <thead>
-          <tr><th scope="col">Key id</th><th scope="col">Summary</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
+          <tr>
+            <th scope="col">Key id</th><th scope="col">Type</th><th scope="col">Algorithm</th><th scope="col">Approvers</th><th scope="col">State</th>
+            <th scope="col">Product</th><th scope="col"><span class="visually-hidden">Actions</span></th>
+          </tr>
         </thead>
         <tbody>
           @for (k of keys(); track k.keyid) {
             <tr>
-              <td><code>{{ k.keyid }}</code></td>
-              <td>{{ k.keyinfo }}</td>
+              <td class="unbroken"><code>{{ k.keyid }}</code></td>
+              <td>{{ k.type }}</td>
+              <td>{{ k.algorithm }} / {{ k.hash }}</td>
+              <td>{{ k.requiredApprovers }}</td>
+              <td><span class="state" [attr.data-state]="k.state">{{ k.state }}</span></td>
+              <td>{{ k.product ?? '—' }}</td>
               <td class="row-actions">
                 <button mat-button type="button" (click)="details(k)" [attr.aria-label]="'Details of ' + k.keyid">Details</button>
                 <button mat-button type="button" (click)="downloadCertificate(k)" [attr.aria-label]="'Download the certificate of ' + k.keyid">Certificate</button>
                 <button mat-button type="button" (click)="downloadChain(k.keyid)" [attr.aria-label]="'Download the chain of ' + k.keyid">Chain</button>
-                @if (isAdmin()) {
+                <!-- A revoked key is kept for reading only: nothing to change on it. -->
+                @if (isAdmin() && k.state === 'ACTIVE') {
                   <button mat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="changeApprovers(k)" [attr.aria-label]="'Change approvers of ' + k.keyid">Approvers</button>
-                  @if (keyType(k) !== 'ROOT') {
+                  @if (k.type !== 'ROOT') {
                     <button mat-button type="button" class="danger" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'key-edit-hint'" (click)="revoke(k)" [attr.aria-label]="'Revoke ' + k.keyid">Revoke</button>
                   }
                 }
@@ -76,7 +93,7 @@ export function keyTypeOf(k: LegacyKeyView): 'ROOT' | 'CA' | 'FW' | null {
         </tbody>
       </table>
     }
-    <app-list-state [loading]="loading()" [loaded]="loaded()" [problem]="problem()" [count]="keys().length" emptyText="No key is visible to you." (retry)="load()" />
+    <app-list-state [loading]="loading()" [loaded]="loaded()" [problem]="problem()" [count]="keys().length" [emptyText]="showRevoked() ? 'No key is visible to you.' : 'No active key is visible to you.'" (retry)="load()" />
     @if (detail(); as d) {
       <section class="panel" aria-labelledby="key-detail-title">
         <h2 id="key-detail-title">Key <code>{{ d.keyid }}</code></h2>
@@ -100,13 +117,16 @@ export class KeysComponent {
   private readonly dialog = inject(MatDialog);
   private readonly snack = inject(MatSnackBar);
   private readonly title = viewChild.required<ElementRef<HTMLElement>>('title');
-  protected readonly keys = signal<LegacyKeyView[]>([]);
+  protected readonly keys = signal<KeySummaryView[]>([]);
+  /** Off: only ACTIVE keys are listed (what can still be used); on: revoked keys too, with their state. */
+  protected readonly showRevoked = signal(false);
   protected readonly loading = signal(false);
   protected readonly loaded = signal(false);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly actionProblem = signal<Problem | null>(null);
   protected readonly detail = signal<KeyDetailView | null>(null);
-  protected readonly keyType = keyTypeOf;
+  /** Only the answer to the latest load is shown (the toggle can change while one is on its way). */
+  private loadSeq = 0;
   /** Key administrators see the actions; they work only inside an ACTIVE session the user takes part in. */
   protected readonly isAdmin = computed(() => this.auth.has(Perm.KeysAdmin));
   protected readonly canEdit = computed(() => this.isAdmin() && !!this.adminSessions.active());
@@ -116,19 +136,27 @@ export class KeysComponent {
   }
 
   protected async load(): Promise<void> {
+    const seq = ++this.loadSeq;
     this.loading.set(true);
     this.problem.set(null);
     try {
-      this.keys.set(await firstValueFrom(this.api.list()));
+      const keys = await firstValueFrom(this.api.summaries(this.showRevoked() ? {} : { state: 'ACTIVE' }));
+      if (seq !== this.loadSeq) return;
+      this.keys.set(keys);
       this.loaded.set(true);
     } catch (err) {
-      this.problem.set(toProblem(err));
+      if (seq === this.loadSeq) this.problem.set(toProblem(err));
     } finally {
-      this.loading.set(false);
+      if (seq === this.loadSeq) this.loading.set(false);
     }
   }
 
-  protected async details(k: LegacyKeyView): Promise<void> {
+  protected setShowRevoked(e: MatCheckboxChange): void {
+    this.showRevoked.set(e.checked);
+    void this.load();
+  }
+
+  protected async details(k: KeySummaryView): Promise<void> {
     this.actionProblem.set(null);
     try {
       this.detail.set(await firstValueFrom(this.api.get(k.keyid)));
@@ -137,7 +165,7 @@ export class KeysComponent {
     }
   }
 
-  protected downloadCertificate(k: LegacyKeyView): void {
+  protected downloadCertificate(k: KeySummaryView): void {
     downloadText(`${k.keyid}.pem`, joinPem([k.certificate]));
   }
 
@@ -157,7 +185,7 @@ export class KeysComponent {
     if (body) await this.run(() => this.api.create(body), `Key ${body.keyid} created.`, true);
   }
 
-  protected async changeApprovers(k: LegacyKeyView): Promise<void> {
+  protected async changeApprovers(k: KeySummaryView): Promise<void> {
     this.actionProblem.set(null);
     let current: KeyDetailView;
     try {
@@ -174,12 +202,12 @@ export class KeysComponent {
     if (n !== undefined) await this.run(() => this.api.setRequiredApprovers(k.keyid, n), `Key ${k.keyid} now needs ${n} approver(s).`);
   }
 
-  protected async revoke(k: LegacyKeyView): Promise<void> {
+  protected async revoke(k: KeySummaryView): Promise<void> {
     const reason = await firstValueFrom(
       this.dialog.open<KeyRevokeDialogComponent, { keyid: string }, KeyRevocationReasonName>(KeyRevokeDialogComponent, { data: { keyid: k.keyid }, width: '32rem' }).afterClosed(),
     );
     if (!reason) return;
-    // A revoked key leaves the list (only ACTIVE keys are listed) with the button focus went back to: move it to the heading.
+    // The button focus went back to goes away (the row leaves the list, or stays as REVOKED without actions): move it to the heading.
     if (await this.run(() => this.api.revoke(k.keyid, reason), `Key ${k.keyid} revoked.`)) this.title().nativeElement.focus();
   }
 
