@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { demoTenant, type RunningPlatform } from '@keyserver/testing';
 
 // Helpers of browser.spec.ts: Debian's Chromium driven by playwright-core against the real platform.
@@ -117,4 +117,20 @@ export async function waitUntil<T>(read: () => Promise<T>, ok: (v: T) => boolean
     v = await read();
   }
   return v;
+}
+
+/**
+ * Waits until a Material dialog has finished opening, which is when it moves focus into itself (delayFocusTrap).
+ * Typing earlier races that focus move: the rest of a `fill` lands in the field that receives the initial focus.
+ */
+export async function openedDialog(dialog: Locator): Promise<Locator> {
+  await dialog.waitFor();
+  await dialog.evaluate(
+    (el) =>
+      new Promise<void>((resolve) => {
+        const check = () => (!el.classList.contains('mdc-dialog--opening') && el.contains(document.activeElement) ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+  );
+  return dialog;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { apiAs, auditOf, bffUserToken, userOid } from './admin-helpers';
-import { launchChromium, newSession, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
+import { launchChromium, newSession, openedDialog, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 import { call, ciToken, run, signOrderBody } from './operations-support';
 
 type AxeFinding = Awaited<ReturnType<typeof seriousAxeViolations>>[number];
@@ -285,7 +285,7 @@ describe('admin console in Chromium', () => {
     // "New key": a FW key on P-256 for the gadget.
     await nav(page, 'Keys', 'Keys');
     await page.getByRole('button', { name: 'New key' }).click();
-    const dialog = page.getByRole('dialog', { name: 'New key' });
+    const dialog = await openedDialog(page.getByRole('dialog', { name: 'New key' }));
     await dialog.getByLabel('Key id').fill(keyid);
     await choose(page, dialog, 'Type', 'FW: firmware signing');
     await choose(page, dialog, 'Algorithm', 'EC_P256');
@@ -324,6 +324,7 @@ describe('admin console in Chromium', () => {
 
     // The same keyid again: the API's refusal is shown in plain words with its code, nothing else changes.
     await page.getByRole('button', { name: 'New key' }).click();
+    await openedDialog(dialog);
     await dialog.getByLabel('Key id').fill(keyid);
     await dialog.getByLabel('Common name').fill('Duplicate');
     await dialog.getByRole('button', { name: 'Create key' }).click();
@@ -335,7 +336,7 @@ describe('admin console in Chromium', () => {
 
     // "Change approvers": 1 -> 3.
     await keyRow.getByRole('button', { name: `Change approvers of ${keyid}` }).click();
-    const approvers = page.getByRole('dialog', { name: `Change approvers of ${keyid}` });
+    const approvers = await openedDialog(page.getByRole('dialog', { name: `Change approvers of ${keyid}` }));
     expect(await approvers.getByLabel('Approvers required').inputValue()).toBe('1');
     await approvers.getByLabel('Approvers required').fill('3');
     await capture(page, '23-change-approvers-dialog');
@@ -347,7 +348,7 @@ describe('admin console in Chromium', () => {
 
     // "Revoke" with a reason: the key leaves the list of active keys and focus goes to the heading.
     await keyRow.getByRole('button', { name: `Revoke ${keyid}` }).click();
-    const revoke = page.getByRole('dialog', { name: `Revoke key ${keyid}` });
+    const revoke = await openedDialog(page.getByRole('dialog', { name: `Revoke key ${keyid}` }));
     await choose(page, revoke, 'Reason', 'superseded');
     await capture(page, '24-revoke-key-dialog');
     await revoke.getByRole('button', { name: 'Revoke', exact: true }).click();
