@@ -14,7 +14,7 @@ import { downloadText, joinPem } from '../../core/download';
 import { toProblem, type Problem } from '../../core/problem';
 import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
-import { RevokeDialogComponent } from './revoke-dialog.component';
+import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revoke-dialog.component';
 
 /** `/certificates`: device certificates, searched by serial, subject or issuer; download and revoke. */
 @Component({
@@ -106,7 +106,12 @@ export class CertificatesComponent {
 
   protected async revoke(c: CertificateView): Promise<void> {
     const reason = await firstValueFrom(
-      this.dialog.open<RevokeDialogComponent, { serial: string; subject: string }, RevocationReasonName>(RevokeDialogComponent, { data: { serial: c.serial, subject: c.subject }, width: '32rem' }).afterClosed(),
+      this.dialog
+        .open<RevokeDialogComponent, RevokeDialogData, RevocationReasonName>(RevokeDialogComponent, {
+          data: { title: `Revoke certificate ${c.serial}`, detail: `${c.subject}: the certificate goes on its issuer's revocation list.` },
+          width: '32rem',
+        })
+        .afterClosed(),
     );
     if (!reason) return;
     this.actionProblem.set(null);

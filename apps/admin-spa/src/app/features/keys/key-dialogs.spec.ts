@@ -3,7 +3,7 @@ import { TestBed, type ComponentFixture } from '@angular/core/testing';
 import { MAT_DIALOG_DATA, MatDialogRef } from '@angular/material/dialog';
 import { ApproversDialogComponent } from './approvers-dialog.component';
 import { KeyDialogComponent } from './key-dialog.component';
-import { KeyRevokeDialogComponent } from './key-revoke-dialog.component';
+import { RevokeDialogComponent } from '../../shared/revoke-dialog.component';
 
 // The three key dialogs rendered alone: labels, errors shown in the DOM, what they close with.
 describe('key dialogs', () => {
@@ -131,9 +131,9 @@ describe('key dialogs', () => {
     });
   });
 
-  describe(KeyRevokeDialogComponent.name, () => {
+  describe(RevokeDialogComponent.name, () => {
     it('fail needs a reason chosen', async () => {
-      const { f, el } = await render(KeyRevokeDialogComponent, { keyid: 'fw-1' });
+      const { f, el } = await render(RevokeDialogComponent, { title: 'Revoke key fw-1', detail: 'The key will no longer sign or issue.' });
       expect(el.querySelector('h2')?.textContent).toContain('Revoke key fw-1');
       expect(labels(el)).toEqual(['Reason']);
       await submit(f, el);
@@ -142,7 +142,7 @@ describe('key dialogs', () => {
     });
 
     it('ok closes with the chosen reason', async () => {
-      const { f, el } = await render(KeyRevokeDialogComponent, { keyid: 'fw-1' });
+      const { f, el } = await render(RevokeDialogComponent, { title: 'Revoke key fw-1', detail: 'The key will no longer sign or issue.' });
       (f.componentInstance as unknown as { reason: { setValue(v: string): void } }).reason.setValue('superseded');
       await submit(f, el);
       expect(closed).toEqual(['superseded']);

@@ -17,7 +17,7 @@ import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { ApproversDialogComponent, type ApproversDialogData } from './approvers-dialog.component';
 import { KeyDialogComponent } from './key-dialog.component';
-import { KeyRevokeDialogComponent } from './key-revoke-dialog.component';
+import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revoke-dialog.component';
 
 /**
  * `/keys`: the keys I may see (ACTIVE ones, or every state with "Show revoked keys"), with certificate and chain
@@ -204,7 +204,12 @@ export class KeysComponent {
 
   protected async revoke(k: KeySummaryView): Promise<void> {
     const reason = await firstValueFrom(
-      this.dialog.open<KeyRevokeDialogComponent, { keyid: string }, KeyRevocationReasonName>(KeyRevokeDialogComponent, { data: { keyid: k.keyid }, width: '32rem' }).afterClosed(),
+      this.dialog
+        .open<RevokeDialogComponent, RevokeDialogData, KeyRevocationReasonName>(RevokeDialogComponent, {
+          data: { title: `Revoke key ${k.keyid}`, detail: "The key will no longer sign or issue, and its certificate goes on the ROOT's revocation list." },
+          width: '32rem',
+        })
+        .afterClosed(),
     );
     if (!reason) return;
     // The button focus went back to goes away (the row leaves the list, or stays as REVOKED without actions): move it to the heading.
