@@ -18,7 +18,7 @@ describe('OpenAPI document', () => {
       const generated = JSON.parse(readFileSync(out, 'utf8'));
       expect(generated.openapi).toBe('3.1.0');
       const committed = JSON.parse(readFileSync(join(repoRoot, 'docs', 'openapi.json'), 'utf8'));
-      // Regenerate with: node dist/apps/keyserver-api/main.js openapi docs/openapi.json
+      // Regenerate with: npm run openapi
       expect(committed).toEqual(generated);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -28,7 +28,8 @@ export const LegacyKey = z.object({
 });
 export const LegacyKeyList = z.array(LegacyKey);
 
-export const KeyDetail = z.object({
+/** What `GET /api/v1/keys` and `GET /api/v1/keys/{keyid}` both say of a key. */
+const KeyFacts = z.object({
   keyid: z.string(),
   type: KeyType,
   algorithm: KeyAlgorithm,
@@ -36,10 +37,13 @@ export const KeyDetail = z.object({
   requiredApprovers: z.number().int().min(0),
   state: KeyState,
   product: z.string().nullable(),
-  certificate: z.string(),
-  chain: z.array(z.string()).describe('PEM certificates from this key up to the ROOT, this key first'),
+  certificate: z.string().describe('X.509 certificate in PEM'),
   notBefore: z.string(),
   notAfter: z.string(),
+});
+
+export const KeyDetail = KeyFacts.extend({
+  chain: z.array(z.string()).describe('PEM certificates from this key up to the ROOT, this key first'),
   usage: z.object({
     signOrders: z.number().int().describe('Sign orders and firmware signatures made with this key'),
     certificatesIssued: z.number().int().describe('Certificates this key issued'),
@@ -55,20 +59,10 @@ export const KeyListQuery = z.strictObject({
 export type KeyListQuery = z.infer<typeof KeyListQuery>;
 
 /** One entry of `GET /api/v1/keys`: the key's facts without its chain or usage (those are on the detail route). */
-export const KeySummary = z.object({
-  keyid: z.string(),
-  type: KeyType,
-  algorithm: KeyAlgorithm,
-  hash: HashAlgorithm,
-  requiredApprovers: z.number().int().min(0),
-  state: KeyState,
-  product: z.string().nullable(),
+export const KeySummary = KeyFacts.extend({
   parentKeyid: z.string().nullable().describe('keyid of the issuing key; null for the ROOT'),
-  notBefore: z.string(),
-  notAfter: z.string(),
   revokedAt: z.string().nullable(),
   revocationReason: z.string().nullable(),
-  certificate: z.string().describe('X.509 certificate in PEM'),
 });
 export type KeySummary = z.infer<typeof KeySummary>;
 
