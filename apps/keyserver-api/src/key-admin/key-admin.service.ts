@@ -32,6 +32,7 @@ export class KeyAdminService {
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'key.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateKeyRequest, body);
@@ -55,77 +56,88 @@ export class KeyAdminService {
       const cert: IssuedCertificate =
         dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
-      const key = await this.keys
-        .create({
-          keyid: dto.keyid,
+      const product = dto.product ?? null;
+      const success: AuditInput = {
+        ...audit,
+        adminSessionId: session.id,
+        details: {
           type: dto.type,
           algorithm: dto.algorithm,
           hash,
           requiredApprovers: dto.requiredApprovers,
-          hsmKeyId: hsmKey.hsmKeyId,
-          parentKeyid: root.keyid,
-          certificatePem: cert.certificatePem,
-          certificateSerial: cert.serialHex,
-          notBefore,
-          notAfter,
-          product: dto.product ?? null,
-          profile: dto.type === 'CA' ? { keyAgreement: false, allowedSanTypes: ['dns', 'uri', 'otherName'] } : {},
-        })
+          issuer: root.keyid,
+          serial: cert.serialHex,
+          notBefore: notBefore.toISOString(),
+          notAfter: notAfter.toISOString(),
+          product,
+        },
+      };
+      // The key and its audit event are written in one transaction: no unaudited key, no key without its event.
+      const key = await this.keys
+        .create(
+          {
+            keyid: dto.keyid,
+            type: dto.type,
+            algorithm: dto.algorithm,
+            hash,
+            requiredApprovers: dto.requiredApprovers,
+            hsmKeyId: hsmKey.hsmKeyId,
+            parentKeyid: root.keyid,
+            certificatePem: cert.certificatePem,
+            certificateSerial: cert.serialHex,
+            notBefore,
+            notAfter,
+            product,
+            profile: dto.type === 'CA' ? { keyAgreement: false, allowedSanTypes: ['dns', 'uri', 'otherName'] } : {},
+          },
+          success,
+        )
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
         });
-      await this.audit.append({
-        ...audit,
-        adminSessionId: session.id,
-        details: {
-          type: key.type,
-          algorithm: key.algorithm,
-          hash,
-          requiredApprovers: key.requiredApprovers,
-          issuer: root.keyid,
-          serial: key.certificateSerial,
-          notBefore: key.notBefore.toISOString(),
-          notAfter: key.notAfter.toISOString(),
-          product: key.product,
-        },
-      });
-      return this.keyViews.detail(actor, key.keyid);
+      committed = true;
+      return await this.keyViews.detail(actor, key.keyid);
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
   }
 
   async update(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'key.update', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateKeyRequest, body);
-      const before = await this.find(keyid);
-      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers);
-      await this.audit.append({ ...audit, adminSessionId: session.id, details: { requiredApprovers: { before: before.requiredApprovers, after: dto.requiredApprovers } } });
-      return this.keyViews.detail(actor, keyid);
+      await this.find(keyid);
+      // The repository reads `before` under a row lock and writes the change with its event in one transaction.
+      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers, { ...audit, adminSessionId: session.id });
+      committed = true;
+      return await this.keyViews.detail(actor, keyid);
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
   }
 
   async revoke(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'key.revoke', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(RevokeKeyRequest, body);
       const key = await this.find(keyid);
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
-      await this.keys.revoke(keyid, dto.reason).catch((err: unknown) => {
+      // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
+      await this.keys.revoke(keyid, dto.reason, undefined, { ...audit, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
-      await this.audit.append({ ...audit, adminSessionId: session.id, details: { reason: dto.reason } });
-      return this.keyViews.detail(actor, keyid);
+      committed = true;
+      return await this.keyViews.detail(actor, keyid);
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
   }

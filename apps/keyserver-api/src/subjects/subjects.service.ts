@@ -50,35 +50,40 @@ export class SubjectsService {
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<SubjectView> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'subject.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateSubjectRequest, body);
       await this.checkRoles(dto.roles, dto.kind);
       if (await this.subjects.findByTidOid(dto.tid, dto.oid)) throw new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists');
-      const s = await this.subjects.create({ ...dto, username: dto.username ?? null }).catch((err: unknown) => {
+      // The subject and its event in one transaction (the repository adds subjectId).
+      const success: AuditInput = { ...audit, adminSessionId: session.id, details: { kind: dto.kind, tid: dto.tid, oid: dto.oid, displayName: dto.displayName, roles: dto.roles } };
+      const s = await this.subjects.create({ ...dto, username: dto.username ?? null }, success).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists') : err;
       });
-      await this.audit.append({ ...audit, adminSessionId: session.id, details: { subjectId: s.id, kind: s.kind, tid: s.tid, oid: s.oid, displayName: s.displayName, roles: dto.roles } });
-      return this.view(s);
+      committed = true;
+      return await this.view(s);
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
   }
 
   async update(actor: Actor, sessionId: string | undefined, id: string, body: unknown, requestId: string): Promise<SubjectView> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'subject.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateSubjectRequest, body);
       const before = await this.find(id);
       if (dto.roles) await this.checkRoles(dto.roles, before.kind);
-      const s = await this.subjects.update(id, dto);
       const action = dto.enabled === false ? 'subject.disable' : dto.enabled === true ? 'subject.enable' : 'subject.update';
-      await this.audit.append({ ...audit, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
-      return this.view(s);
+      const s = await this.subjects.update(id, dto, { ...audit, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
+      committed = true;
+      return await this.view(s);
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { subjectId: isUuid(id) ? id : null } });
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { subjectId: isUuid(id) ? id : null } });
       throw err;
     }
   }
@@ -97,40 +102,38 @@ export class SubjectsService {
 
   async createRole(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<RoleView> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'role.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateRoleRequest, body);
       if ((await this.subjects.listRoles()).some((r) => r.name === dto.name)) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`);
       await this.checkKeys(dto.keys.map((k) => k.keyid));
-      await this.subjects.upsertRole(dto.name, dto.natures, dto.description);
-      for (const k of dto.keys) await this.subjects.setRoleKeyPermissions(dto.name, k.keyid, k.permissions);
-      const role = await this.role(dto.name);
-      await this.audit.append({ ...audit, adminSessionId: session.id, details: { role } });
+      // The role, its grants and its event (details.role: the stored role) in one transaction.
+      const role = await this.subjects.createRole(dto, { ...audit, adminSessionId: session.id }).catch((err: unknown) => {
+        throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`) : err;
+      });
+      committed = true;
       return role;
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
   }
 
   async updateRole(actor: Actor, sessionId: string | undefined, name: string, body: unknown, requestId: string): Promise<RoleView> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'role.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
+    let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateRoleRequest, body);
-      const before = await this.role(name);
+      await this.role(name);
       if (dto.keys) await this.checkKeys(dto.keys.map((k) => k.keyid));
-      await this.subjects.upsertRole(name, dto.natures ?? before.natures, dto.description ?? before.description);
-      if (dto.keys) {
-        const keep = new Set(dto.keys.map((k) => k.keyid));
-        for (const old of before.keys) if (!keep.has(old.keyid)) await this.subjects.setRoleKeyPermissions(name, old.keyid, []);
-        for (const k of dto.keys) await this.subjects.setRoleKeyPermissions(name, k.keyid, k.permissions);
-      }
-      const after = await this.role(name);
-      await this.audit.append({ ...audit, adminSessionId: session.id, details: { before, after } });
+      // The repository reads `before` under a row lock and writes the change with its event (details.before/after).
+      const { after } = await this.subjects.updateRole(name, dto, { ...audit, adminSessionId: session.id });
+      committed = true;
       return after;
     } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { role: name.slice(0, 64) } });
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { role: name.slice(0, 64) } });
       throw err;
     }
   }

@@ -1,7 +1,8 @@
 import type { Key as KeyRow, Prisma } from '../../generated/prisma/client';
-import { mapPrismaError, sqlQuery, type Db } from '../db';
+import { mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
+import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
+import { appendAuditTx } from './audit.repository';
 
 export interface CreateKeyInput {
   keyid: string;
@@ -51,6 +52,14 @@ function assertApprovers(n: number): void {
   if (!Number.isInteger(n) || n < 0) throw new DataAccessError('invalid_input', 'requiredApprovers must be an integer >= 0');
 }
 
+/** Locks the key row for the rest of the transaction and returns what it held when locked. */
+async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; requiredApprovers: number }> {
+  const rows = await tx.$queryRaw<{ id: string; requiredApprovers: number }[]>`
+    SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+  if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
+  return rows[0];
+}
+
 /** HSM-backed keys (roots, CAs, firmware signing keys) and their certificates. */
 export class KeyRepository {
   constructor(private readonly db: Db) {}
@@ -86,53 +95,86 @@ export class KeyRepository {
     return k ? { ...k, crlNumber: BigInt(k.crlNumber) } : null;
   }
 
-  async create(input: CreateKeyInput): Promise<Key> {
+  /** Stores a key; with `audit`, its event is written in the same transaction (keyid set to the new key's). */
+  async create(input: CreateKeyInput, audit?: AuditInput): Promise<Key> {
     assertApprovers(input.requiredApprovers ?? 0);
     try {
-      let parentId: string | null = null;
-      if (input.parentKeyid) parentId = (await this.getByKeyid(input.parentKeyid)).id;
-      const k = await this.db.prisma.key.create({
-        data: {
-          keyid: input.keyid,
-          type: input.type,
-          algorithm: input.algorithm,
-          hash: input.hash,
-          requiredApprovers: input.requiredApprovers ?? 0,
-          hsmKeyId: input.hsmKeyId.toLowerCase(),
-          parentId,
-          certificatePem: input.certificatePem,
-          certificateSerial: input.certificateSerial,
-          notBefore: input.notBefore,
-          notAfter: input.notAfter,
-          product: input.product ?? null,
-          profile: (input.profile ?? {}) as Prisma.InputJsonObject,
-        },
-        include: withParent,
+      return await this.db.transaction(async (tx) => {
+        let parentId: string | null = null;
+        if (input.parentKeyid) {
+          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true } });
+          if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
+          parentId = parent.id;
+        }
+        const k = await tx.key.create({
+          data: {
+            keyid: input.keyid,
+            type: input.type,
+            algorithm: input.algorithm,
+            hash: input.hash,
+            requiredApprovers: input.requiredApprovers ?? 0,
+            hsmKeyId: input.hsmKeyId.toLowerCase(),
+            parentId,
+            certificatePem: input.certificatePem,
+            certificateSerial: input.certificateSerial,
+            notBefore: input.notBefore,
+            notAfter: input.notAfter,
+            product: input.product ?? null,
+            profile: (input.profile ?? {}) as Prisma.InputJsonObject,
+          },
+          include: withParent,
+        });
+        if (audit) await appendAuditTx(tx, { ...audit, keyid: k.keyid });
+        return toKey(k);
       });
-      return toKey(k);
     } catch (err) {
       return mapPrismaError(err, `key ${input.keyid}`);
     }
   }
 
-  /** Marks a key revoked; revoking twice is `invalid_state`. */
-  async revoke(keyid: string, reason: string, at = new Date()): Promise<Key> {
-    const n = await this.db.prisma.key.updateMany({
-      where: { keyid, state: 'ACTIVE' },
-      data: { state: 'REVOKED', revokedAt: at, revocationReason: reason },
-    });
-    if (n.count === 0) {
-      await this.getByKeyid(keyid);
-      throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+  /**
+   * Marks a key revoked: ACTIVE -> REVOKED exactly once (a conditional update, so of concurrent revocations one
+   * wins and the others get `invalid_state`). With `audit`, only the winning revocation writes its event, in the
+   * same transaction.
+   */
+  async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<Key> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const n = await tx.key.updateMany({
+          where: { keyid, state: 'ACTIVE' },
+          data: { state: 'REVOKED', revokedAt: at, revocationReason: reason },
+        });
+        const k = await tx.key.findUnique({ where: { keyid }, include: withParent });
+        if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
+        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+        if (audit) await appendAuditTx(tx, { ...audit, keyid });
+        return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
     }
-    return this.getByKeyid(keyid);
   }
 
-  async setRequiredApprovers(keyid: string, requiredApprovers: number): Promise<Key> {
+  /**
+   * Sets how many approvers each operation on the key needs. The key row is locked (SELECT ... FOR UPDATE) while the
+   * old value is read, so with `audit` the event's `requiredApprovers: { before, after }` is true even when
+   * administrators change it concurrently; the event is written in the same transaction.
+   */
+  async setRequiredApprovers(keyid: string, requiredApprovers: number, audit?: AuditInput): Promise<Key> {
     assertApprovers(requiredApprovers);
     try {
-      const k = await this.db.prisma.key.update({ where: { keyid }, data: { requiredApprovers }, include: withParent });
-      return toKey(k);
+      return await this.db.transaction(async (tx) => {
+        const before = await lockKey(tx, keyid);
+        const k = await tx.key.update({ where: { keyid }, data: { requiredApprovers }, include: withParent });
+        if (audit) {
+          await appendAuditTx(tx, {
+            ...audit,
+            keyid,
+            details: { ...audit.details, requiredApprovers: { before: before.requiredApprovers, after: requiredApprovers } },
+          });
+        }
+        return toKey(k);
+      });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }

@@ -1,7 +1,8 @@
 import type { Role as RoleRow, Subject as SubjectRow, UnknownPrincipal as UnknownRow } from '../../generated/prisma/client';
-import { mapPrismaError, sqlQuery, type Db } from '../db';
+import { mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
+import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
+import { appendAuditTx } from './audit.repository';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -20,6 +21,29 @@ export interface UpdateSubjectInput {
   enabled?: boolean;
   /** Replaces the role set when given. */
   roles?: string[];
+}
+
+/** A role with its per-key grants: natures, keys (by keyid) and each key's permissions sorted. */
+export interface RoleGrants {
+  name: string;
+  description: string;
+  natures: Nature[];
+  keys: { keyid: string; permissions: KeyPermission[] }[];
+}
+
+export interface CreateRoleInput {
+  name: string;
+  description?: string;
+  natures: Nature[];
+  /** Per-key grants; an empty permission list grants nothing. */
+  keys?: { keyid: string; permissions: KeyPermission[] }[];
+}
+
+export interface UpdateRoleInput {
+  description?: string;
+  natures?: Nature[];
+  /** Replaces every per-key grant of the role when given. */
+  keys?: { keyid: string; permissions: KeyPermission[] }[];
 }
 
 export interface UnknownPrincipalInput {
@@ -71,6 +95,19 @@ interface AccessRow {
   natures: string[] | null;
   keyid: string | null;
   permissions: string[] | null;
+}
+
+/** A role and its grants as the transaction `tx` sees them, in the order of {@link SubjectRepository.listRoleKeyPermissions}. */
+async function roleGrants(tx: Tx, roleId: string): Promise<RoleGrants> {
+  const r = await tx.role.findUniqueOrThrow({ where: { id: roleId }, include: { keyPermissions: { include: { key: { select: { keyid: true } } } } } });
+  return {
+    name: r.name,
+    description: r.description,
+    natures: [...r.natures].sort(),
+    keys: r.keyPermissions
+      .map((g) => ({ keyid: g.key.keyid, permissions: [...g.permissions].sort() }))
+      .sort((a, b) => a.keyid.localeCompare(b.keyid)),
+  };
 }
 
 /** Subjects (users and client apps), their roles, and principals that are not registered yet. */
@@ -136,7 +173,8 @@ export class SubjectRepository {
     return (await this.db.prisma.subject.findMany({ orderBy: [{ displayName: 'asc' }, { id: 'asc' }] })).map(toSubject);
   }
 
-  async create(input: CreateSubjectInput): Promise<Subject> {
+  /** Registers a subject; with `audit`, its event (details + subjectId) is written in the same transaction. */
+  async create(input: CreateSubjectInput, audit?: AuditInput): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
         const s = await tx.subject.create({
@@ -150,6 +188,7 @@ export class SubjectRepository {
           },
         });
         if (input.roles?.length) await this.assignRoles(tx, s.id, input.roles);
+        if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
       });
     } catch (err) {
@@ -157,7 +196,8 @@ export class SubjectRepository {
     }
   }
 
-  async update(id: string, input: UpdateSubjectInput): Promise<Subject> {
+  /** Changes a subject; with `audit`, its event is written in the same transaction. */
+  async update(id: string, input: UpdateSubjectInput, audit?: AuditInput): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
         const s = await tx.subject.update({
@@ -168,6 +208,7 @@ export class SubjectRepository {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
           await this.assignRoles(tx, id, input.roles);
         }
+        if (audit) await appendAuditTx(tx, audit);
         return toSubject(s);
       });
     } catch (err) {
@@ -187,6 +228,50 @@ export class SubjectRepository {
       update: { natures, description },
     });
     return toRole(r);
+  }
+
+  /**
+   * Creates a role with its per-key grants in one transaction; an existing name is `conflict`, an unknown key
+   * `not_found`. With `audit`, its event (details + `role`: the stored role) is written in the same transaction.
+   */
+  async createRole(input: CreateRoleInput, audit?: AuditInput): Promise<RoleGrants> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const r = await tx.role.create({ data: { name: input.name, natures: input.natures, description: input.description ?? '' } });
+        await this.grantKeys(tx, r.id, input.keys ?? []);
+        const role = await roleGrants(tx, r.id);
+        if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, role } });
+        return role;
+      });
+    } catch (err) {
+      return mapPrismaError(err, `role ${input.name}`);
+    }
+  }
+
+  /**
+   * Changes a role (fields not given stay) in one transaction. The role row is locked (SELECT ... FOR UPDATE)
+   * before the old state is read, so with `audit` the event's `before` and `after` are true even when
+   * administrators change the role concurrently; the event is written in the same transaction.
+   */
+  async updateRole(name: string, input: UpdateRoleInput, audit?: AuditInput): Promise<{ before: RoleGrants; after: RoleGrants }> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "role" WHERE "name" = ${name} FOR UPDATE`;
+        if (rows.length === 0) throw new DataAccessError('not_found', 'role not found');
+        const id = rows[0].id;
+        const before = await roleGrants(tx, id);
+        await tx.role.update({ where: { id }, data: { natures: input.natures, description: input.description } });
+        if (input.keys) {
+          await tx.roleKeyPermission.deleteMany({ where: { roleId: id } });
+          await this.grantKeys(tx, id, input.keys);
+        }
+        const after = await roleGrants(tx, id);
+        if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
+        return { before, after };
+      });
+    } catch (err) {
+      return mapPrismaError(err, `role ${name}`);
+    }
   }
 
   async listRoles(): Promise<Role[]> {
@@ -239,8 +324,19 @@ export class SubjectRepository {
     return (await this.db.prisma.unknownPrincipal.findMany({ orderBy: { lastSeenAt: 'desc' } })).map(toUnknown);
   }
 
+  private async grantKeys(tx: Tx, roleId: string, grants: { keyid: string; permissions: KeyPermission[] }[]): Promise<void> {
+    const wanted = grants.filter((g) => g.permissions.length > 0);
+    if (wanted.length === 0) return;
+    const keys = await tx.key.findMany({ where: { keyid: { in: wanted.map((g) => g.keyid) } }, select: { id: true, keyid: true } });
+    const missing = wanted.filter((g) => !keys.some((k) => k.keyid === g.keyid));
+    if (missing.length) throw new DataAccessError('not_found', `unknown keys: ${missing.map((g) => g.keyid).join(', ')}`);
+    await tx.roleKeyPermission.createMany({
+      data: wanted.map((g) => ({ roleId, keyId: keys.find((k) => k.keyid === g.keyid)?.id ?? '', permissions: [...new Set(g.permissions)] })),
+    });
+  }
+
   private async assignRoles(
-    tx: Parameters<Parameters<Db['transaction']>[0]>[0],
+    tx: Tx,
     subjectId: string,
     names: string[],
   ): Promise<void> {
