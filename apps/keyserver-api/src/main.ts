@@ -109,7 +109,7 @@ async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
   const offline = (): never => {
     throw new Error('not available while generating the OpenAPI document');
   };
-  const signer: HsmSigner = { generateKey: offline, getKey: offline, sign: offline, health: offline, close: async () => undefined };
+  const signer: HsmSigner = { generateKey: offline, getKey: offline, sign: offline, destroyKey: offline, health: offline, close: async () => undefined };
   const deps = { config, logger, db: createDb(config.databaseUrl), signer, validator: { authenticate: offline } } as unknown as ApiDeps;
   const app = await createApp(deps);
   writeFileSync(file, JSON.stringify(app.get<{ current: object }>(OPENAPI_DOCUMENT).current, null, 2) + '\n');

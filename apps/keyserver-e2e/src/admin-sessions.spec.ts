@@ -190,6 +190,37 @@ describe('administrative sessions (four-eyes)', () => {
     expect(created.every((e) => e.details['issuer'] === 'demo-root')).toBe(true);
   });
 
+  it('destroys the HSM key of a key creation whose database write fails, and audits that it did', async () => {
+    const id = await activeSession(ada, alan, 'a key the database refuses');
+    const api = p.env.api;
+    const labelsOnToken = () =>
+      [
+        ...execFileSync('pkcs11-tool', ['--module', api['PKCS11_MODULE'], '--token-label', api['PKCS11_TOKEN_LABEL'], '--login', '--pin', readFileSync(api['PKCS11_PIN_FILE'], 'utf8').trim(), '--list-objects'], {
+          env: { ...process.env, SOFTHSM2_CONF: api['SOFTHSM2_CONF'] },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+          .toString()
+          .matchAll(/label:\s+(\S+)/g),
+      ].map((m) => m[1]);
+    // The key pair is generated and certified; then storing it fails, as a database fault would make it.
+    await sql(p, `CREATE FUNCTION e2e_refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+    await sql(p, `CREATE TRIGGER e2e_refuse_key BEFORE INSERT ON "key" FOR EACH ROW WHEN (NEW."keyid" = 'e2e-doomed') EXECUTE FUNCTION e2e_refuse_key()`);
+    try {
+      const before = labelsOnToken();
+      const r = await ada<Problem>('POST', '/api/v1/keys', { session: id, body: { keyid: 'e2e-doomed', type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 30, commonName: 'Doomed' } });
+      expect(r.status).toBeGreaterThanOrEqual(500);
+      expect(r.headers.get('content-type')).toContain('application/problem+json');
+      expect(labelsOnToken()).toEqual(before);
+      expect(labelsOnToken()).not.toContain('e2e-doomed');
+      expect((await ada('GET', '/api/v1/keys/e2e-doomed')).status).toBe(404);
+      const [event] = await auditOf(ada, `action=key.create&adminSessionId=${id}`);
+      expect(event).toMatchObject({ keyid: 'e2e-doomed', outcome: 'FAILED', details: { hsmKey: 'destroyed' } });
+    } finally {
+      await sql(p, `DROP TRIGGER e2e_refuse_key ON "key"`);
+      await sql(p, `DROP FUNCTION e2e_refuse_key()`);
+    }
+  });
+
   it('revokes a key once and never the ROOT', async () => {
     const id = await activeSession(ada, alan, 'retire a firmware key');
     const r = await ada<KeyView>('POST', '/api/v1/keys/e2e-fw-1/revocation', { body: { reason: 'superseded' }, session: id });

@@ -33,6 +33,7 @@ export class KeyAdminService {
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const audit: AuditInput = { ...actorAudit(actor), action: 'key.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
     let committed = false;
+    let generated: string | undefined;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateKeyRequest, body);
@@ -45,6 +46,7 @@ export class KeyAdminService {
       if (notAfter > root.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive the ROOT (until ${root.notAfter.toISOString()})`);
 
       const hsmKey = await this.deps.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
+      generated = hsmKey.hsmKeyId;
       const rootKey = await this.deps.signer.getKey(root.hsmKeyId);
       const issuer = { key: rootKey, certificate: root.certificatePem };
       const opts = {
@@ -99,8 +101,22 @@ export class KeyAdminService {
       return await this.keyViews.detail(actor, key.keyid);
     } catch (err) {
       // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      if (!committed) {
+        // A key generated for this request but never stored would be an orphan in the HSM: destroy it.
+        const hsm = generated ? { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } : undefined;
+        await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), ...(hsm ? { details: hsm } : {}) });
+      }
       throw err;
+    }
+  }
+
+  private async discard(hsmKeyId: string): Promise<boolean> {
+    try {
+      await this.deps.signer.destroyKey(hsmKeyId);
+      return true;
+    } catch (err) {
+      this.deps.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key creation');
+      return false;
     }
   }
 

@@ -151,6 +151,23 @@ describe(Pkcs11Signer.name, () => {
     expect(err.status).toBe(400);
   });
 
+  it('destroys both objects of a key pair and nothing else; destroying again is a no-op', async () => {
+    const doomed = await signer.generateKey({ algorithm: 'EC-P256', label: 'doomed' });
+    await signer.sign(doomed.hsmKeyId, { kind: 'ecdsa' }, new Uint8Array(32).fill(3)); // its handle is now cached
+    const idsOnToken = () => [...p11tool('--list-objects').stdout.matchAll(/ID:\s+([0-9a-f]+)/g)].map((m) => m[1]);
+    expect(idsOnToken().filter((id) => id === doomed.hsmKeyId)).toHaveLength(2);
+    const before = idsOnToken().length;
+
+    await signer.destroyKey(doomed.hsmKeyId);
+    expect(idsOnToken()).not.toContain(doomed.hsmKeyId);
+    expect(idsOnToken()).toHaveLength(before - 2);
+    await expect(signer.getKey(doomed.hsmKeyId)).rejects.toMatchObject({ code: 'key_not_found' });
+    await expect(signer.sign(doomed.hsmKeyId, { kind: 'ecdsa' }, new Uint8Array(32))).rejects.toMatchObject({ code: 'key_not_found' });
+    await signer.destroyKey(doomed.hsmKeyId);
+    const other = keys.get('EC-P256') as HsmKeyInfo;
+    expect(await signer.sign(other.hsmKeyId, { kind: 'ecdsa' }, new Uint8Array(32).fill(4))).toHaveLength(64);
+  });
+
   it('rejects an unknown key algorithm', async () => {
     await expect(signer.generateKey({ algorithm: 'RSA-1024' as never, label: 'x' })).rejects.toMatchObject({ code: 'invalid_key_spec' });
   });

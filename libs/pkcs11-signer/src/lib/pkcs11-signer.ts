@@ -115,6 +115,8 @@ export class Pkcs11Signer implements HsmSigner {
   private gen = 0;
   private slot?: Buffer;
   private idle: Session[] = [];
+  /** Every session of the current generation, idle or lent (their key-handle caches). */
+  private sessions: Session[] = [];
   private busy = new Map<number, number>();
   private waiters: { resolve: (s: Session) => void; reject: (e: Error) => void }[] = [];
   /** Set when re-initialisation failed: the next call tries again instead of waiting for a pool that is gone. */
@@ -189,6 +191,7 @@ export class Pkcs11Signer implements HsmSigner {
       throw e instanceof HsmError ? e : new HsmError('hsm_unavailable', 'cannot open sessions', { cause: e });
     }
     this.idle = sessions;
+    this.sessions = [...sessions];
     this.busy.set(this.gen, 0);
     for (const s of this.idle.splice(0, this.waiters.length)) {
       this.busy.set(this.gen, (this.busy.get(this.gen) ?? 0) + 1);
@@ -406,6 +409,20 @@ export class Pkcs11Signer implements HsmSigner {
       this.infos.set(hsmKeyId, info);
       return info;
     });
+  }
+
+  /** Destroys the private and public key objects with this CKA_ID (see {@link HsmSigner.destroyKey}). */
+  async destroyKey(hsmKeyId: string): Promise<void> {
+    if (typeof hsmKeyId !== 'string' || !HSM_KEY_ID.test(hsmKeyId)) throw new HsmError('key_not_found', 'malformed key id');
+    const id = Buffer.from(hsmKeyId, 'hex');
+    await this.run((s) => {
+      for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
+        for (const o of this.find(s, [{ type: pkcs11js.CKA_CLASS, value: cls }, { type: pkcs11js.CKA_ID, value: id }])) this.p11.C_DestroyObject(s.handle, o);
+      }
+    });
+    // A token may hand the freed handle to a later object: no session may keep it.
+    for (const s of this.sessions) s.keys.delete(hsmKeyId);
+    this.infos.delete(hsmKeyId);
   }
 
   /** Looks a key pair up by CKA_ID (hex); `key_not_found` when there is no such private key. */

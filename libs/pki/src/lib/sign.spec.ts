@@ -16,6 +16,9 @@ class RecordingSigner implements HsmSigner {
     this.calls.push({ mechanism, data });
     return mechanism.kind === 'ecdsa' ? new Uint8Array(64).fill(0x81) : new Uint8Array(256);
   }
+  async destroyKey(): Promise<void> {
+    throw new Error('unused');
+  }
   async health(): Promise<void> {
     return;
   }

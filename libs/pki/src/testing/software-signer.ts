@@ -9,12 +9,13 @@ import type { HsmKeyInfo, HsmSigner, KeySpec, SignMechanism } from '../lib/hsm-s
 export class SoftwareSigner implements HsmSigner {
   signCalls = 0;
   private readonly keys = new Map<string, { info: HsmKeyInfo; privateKey: KeyObject }>();
+  private generated = 0;
 
   async generateKey(spec: KeySpec): Promise<HsmKeyInfo> {
     if (spec.algorithm !== 'RSA-2048') throw new Error('the software signer makes RSA-2048 keys only');
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const info: HsmKeyInfo = {
-      hsmKeyId: (this.keys.size + 1).toString(16).padStart(4, '0'),
+      hsmKeyId: (++this.generated).toString(16).padStart(4, '0'),
       label: spec.label,
       algorithm: 'RSA-2048',
       spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
@@ -27,6 +28,10 @@ export class SoftwareSigner implements HsmSigner {
     const k = this.keys.get(hsmKeyId);
     if (!k) throw new Error(`no key ${hsmKeyId}`);
     return k.info;
+  }
+
+  async destroyKey(hsmKeyId: string): Promise<void> {
+    this.keys.delete(hsmKeyId);
   }
 
   async sign(hsmKeyId: string, mechanism: SignMechanism, data: Uint8Array): Promise<Uint8Array> {
