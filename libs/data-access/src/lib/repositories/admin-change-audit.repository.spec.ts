@@ -124,7 +124,19 @@ describe('SubjectRepository changes with their audit event', () => {
     const s = await a.subjects.create({ kind: 'USER', tid: 't1', oid: hex(16), displayName: 'Nora', roles: [name] }, audit('subject.create', { displayName: 'Nora' }));
     expect((await eventsOf('subject.create'))[0].details).toEqual({ subjectId: s.id, displayName: 'Nora' });
     await a.subjects.update(s.id, { enabled: false }, audit('subject.disable', { subjectId: s.id, changes: { enabled: false } }));
-    expect((await eventsOf('subject.disable'))[0].details).toEqual({ subjectId: s.id, changes: { enabled: false } });
+    expect((await eventsOf('subject.disable'))[0].details).toEqual({ subjectId: s.id, changes: { enabled: false }, before: { enabled: true } });
+  });
+
+  it('records in a subject change the values it replaced, and only those', async () => {
+    const [r1, r2] = [`role-${hex(3)}`, `role-${hex(3)}`];
+    await a.subjects.upsertRole(r1, ['ORDERER']);
+    await a.subjects.upsertRole(r2, ['SIGNER']);
+    const s = await seedSubject(a, 'Ada');
+    await a.subjects.update(s.id, { roles: [r2, r1] });
+    await a.subjects.update(s.id, { displayName: 'Ada L.', roles: [r2] }, audit('subject.update', { subjectId: s.id }));
+    const [event] = (await eventsOf('subject.update')).filter((e) => e.details['subjectId'] === s.id);
+    expect(event.details['before']).toEqual({ displayName: 'Ada', roles: [r1, r2].sort() });
+    expect(await outcome(a.subjects.update('not-a-uuid', { enabled: false }))).toBe('not_found');
   });
 
   it('rolls back a subject registration when its audit event cannot be written', async () => {

@@ -1,5 +1,5 @@
 import type { Prisma } from '../../generated/prisma/client';
-import { mapPrismaError, type Db, type Tx } from '../db';
+import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AdminSession, AuditInput } from '../types';
 import { appendAuditTx } from './audit.repository';
@@ -34,8 +34,6 @@ const toSession = (s: Row): AdminSession => ({
   activatedAt: s.activatedAt,
   closedAt: s.closedAt,
 });
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function lockSession(tx: Tx, id: string): Promise<Row> {
   if (!UUID.test(id)) throw new DataAccessError('not_found', 'admin session not found');

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sqlState, type Db } from '../db';
+import { UUID, sqlState, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, Certificate } from '../types';
 import { toCertificate } from './certificate-row';
@@ -27,9 +27,6 @@ export interface IssueRequest {
   audit: AuditInput;
   now?: Date;
 }
-
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Certificate issuance under an operation: one usage, the certificate row and its audit event, atomically. */
 export class CertificateIssuanceRepository {

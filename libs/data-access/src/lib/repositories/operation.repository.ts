@@ -1,5 +1,5 @@
 import type { Prisma } from '../../generated/prisma/client';
-import { mapPrismaError, type Db, type Tx } from '../db';
+import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
@@ -61,7 +61,6 @@ export function toOperation(o: OperationRow): Operation {
 }
 
 const HEX = /^[0-9a-fA-F]+$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Locks the operation row for the rest of the transaction. */
 export async function lockOperation(tx: Tx, id: string): Promise<void> {

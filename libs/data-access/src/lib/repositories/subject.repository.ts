@@ -1,5 +1,5 @@
 import type { Role as RoleRow, Subject as SubjectRow, UnknownPrincipal as UnknownRow } from '../../generated/prisma/client';
-import { mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
+import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
@@ -200,6 +200,19 @@ export class SubjectRepository {
   async update(id: string, input: UpdateSubjectInput, audit?: AuditInput): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
+        if (!UUID.test(id)) throw new DataAccessError('not_found', 'subject not found');
+        // Locked, so the audit event's `before` is what this change replaced, even when admins change it at once.
+        const [old] = await tx.$queryRaw<{ displayName: string; username: string | null; enabled: boolean }[]>`
+          SELECT "displayName", "username", "enabled" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
+        if (!old) throw new DataAccessError('not_found', 'subject not found');
+        const before: Record<string, unknown> = {};
+        if (input.displayName !== undefined) before['displayName'] = old.displayName;
+        if (input.username !== undefined) before['username'] = old.username;
+        if (input.enabled !== undefined) before['enabled'] = old.enabled;
+        if (input.roles) {
+          const held = await tx.subjectRole.findMany({ where: { subjectId: id }, select: { role: { select: { name: true } } } });
+          before['roles'] = held.map((r) => r.role.name).sort();
+        }
         const s = await tx.subject.update({
           where: { id },
           data: { displayName: input.displayName, username: input.username, enabled: input.enabled },
@@ -208,7 +221,7 @@ export class SubjectRepository {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
           await this.assignRoles(tx, id, input.roles);
         }
-        if (audit) await appendAuditTx(tx, audit);
+        if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         return toSubject(s);
       });
     } catch (err) {

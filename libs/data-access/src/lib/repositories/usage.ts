@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
+import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput } from '../types';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
@@ -43,8 +43,6 @@ export interface ReserveRequest {
   now?: Date;
   leaseMs?: number;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const RESERVE_SQL = `
 WITH target AS (
