@@ -395,7 +395,8 @@ describe('ksctl', () => {
 
   it.each([
     ['fail unknown key', ['keys', 'show', 'no-such-key'], 4, 'key_not_found'],
-    ['fail bad digest length', ['sign', '--operation', '00000000-0000-4000-8000-000000000000', '--key', 'demo-fw-dev', '--digest', 'abcd'], 4, undefined],
+    ['fail digest of no known hash', ['sign', '--operation', '00000000-0000-4000-8000-000000000000', '--key', 'demo-fw-dev', '--digest', 'abcd'], 2, undefined],
+    ['fail digest the API refuses', ['sign', '--operation', '00000000-0000-4000-8000-000000000000', '--key', 'demo-fw-dev', '--digest', 'abcd', '--hash', 'sha256'], 4, undefined],
     ['fail unknown command', ['frobnicate'], 2, undefined],
   ])('%s: exit %s with the problem code', (_n, args, exit, code) => {
     const r = ksctl(...(args as string[]));

@@ -25,7 +25,7 @@ Usage: ksctl [options] <command>
   sign --operation ID --key KEYID (--digest HEX | --file PATH) [--hash sha256|sha384|sha512]
        [--padding none|digestinfo|pss] [--format asn1|p1363] [--description TEXT] [--out FILE]
        [--idempotency-key K]                  the file is hashed locally as it streams;
-                                              --hash defaults to the key's hash
+                                              --hash defaults to the key's hash (--digest: its length)
   sign --cms --operation ID --key KEYID --file PATH --out FILE.p7s
                                               the image streams to the Keyserver, which returns CMS
   cert issue --operation ID --key CA_KEYID --csr FILE [--out CERT.pem] [--chain-out CHAIN.pem]
@@ -151,6 +151,13 @@ function single(x: string[] | undefined, name: string): string {
   return x[0];
 }
 
+/** The hash a --digest was made with, told by its length. */
+function hashOfDigest(digest: Buffer): DigestHash {
+  const hash = HASHES.find((h) => HASH_LENGTH[h] === digest.length);
+  if (!hash) throw new CliError(`a ${digest.length}-byte --digest is no SHA-256, SHA-384 or SHA-512 digest`, Exit.Usage);
+  return hash;
+}
+
 async function keyHash(c: Connection, keyid: string): Promise<DigestHash> {
   const key = await api<{ hash: string }>(c, 'GET', `/api/v1/keys/${encodeURIComponent(keyid)}`);
   const hash = key.hash.toLowerCase() as DigestHash;
@@ -252,12 +259,7 @@ async function verifyCommand(v: Values): Promise<unknown> {
   const given = hexDigestOption(v);
   const file = v['file'] as string | undefined;
   if (Boolean(given) === Boolean(file)) throw new CliError('give either --file or --digest', Exit.Usage);
-  let hash = hashOption(v);
-  if (given && !hash) {
-    hash = HASHES.find((h) => HASH_LENGTH[h] === given.length);
-    if (!hash) throw new CliError(`a ${given.length}-byte --digest is no SHA-256, SHA-384 or SHA-512 digest`, Exit.Usage);
-  }
-  hash ??= defaultHashFor(leaf.publicKey);
+  const hash = hashOption(v) ?? (given ? hashOfDigest(given) : defaultHashFor(leaf.publicKey));
   const padding = (v['padding'] ?? 'none') as 'none' | 'digestinfo' | 'pss';
   if (!['none', 'digestinfo', 'pss'].includes(padding)) throw new CliError('--padding must be none, digestinfo or pss', Exit.Usage);
   const format = (v['format'] ?? 'asn1') as 'asn1' | 'p1363';
@@ -473,11 +475,12 @@ async function run(argv: string[]): Promise<unknown> {
   }
   if (cmd === 'sign') {
     const keyid = single(v.key, 'key');
-    // Without --hash, the key's own hash: a P-384 key signs SHA-384 digests, and the API refuses any other length.
-    const hash = hashOption(v) ?? (await keyHash(c, keyid));
     const padding = v.padding ?? 'none';
     const given = hexDigestOption(v);
     if (!v.file && !given) throw new CliError('--file or --digest is required', Exit.Usage);
+    // Without --hash: a --digest tells its hash by its length; a file is hashed with the key's own hash (a P-384
+    // key signs SHA-384 digests, and the API refuses any other length).
+    const hash = hashOption(v) ?? (given ? hashOfDigest(given) : await keyHash(c, keyid));
     const digest = v.file ? await hashFile(v, v.file, hash) : (given as Buffer);
     const input = padding === 'digestinfo' ? Buffer.concat([Buffer.from(DIGEST_INFO_PREFIX[hash], 'hex'), digest]) : digest;
     const order = await api<{ result: string }>(

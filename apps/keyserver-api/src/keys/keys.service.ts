@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
-import type { KeyDetail, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
+import type { KeyDetail, KeyFacts, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
 import { KeyRepository, type Key } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { keyInfo } from './key-algorithms';
 
-function summary(k: Key): KeySummary {
+/** What the list and the detail route both say of a key. */
+function facts(k: Key): KeyFacts {
   return {
     keyid: k.keyid,
     type: k.type,
@@ -16,13 +17,14 @@ function summary(k: Key): KeySummary {
     requiredApprovers: k.requiredApprovers,
     state: k.state,
     product: k.product,
-    parentKeyid: k.parentKeyid,
+    certificate: k.certificatePem,
     notBefore: k.notBefore.toISOString(),
     notAfter: k.notAfter.toISOString(),
-    revokedAt: k.revokedAt?.toISOString() ?? null,
-    revocationReason: k.revocationReason,
-    certificate: k.certificatePem,
   };
+}
+
+function summary(k: Key): KeySummary {
+  return { ...facts(k), parentKeyid: k.parentKeyid, revokedAt: k.revokedAt?.toISOString() ?? null, revocationReason: k.revocationReason };
 }
 
 @Injectable()
@@ -53,20 +55,7 @@ export class KeysService {
     const chain: string[] = [];
     for (let k: Key | null = key; k; k = k.parentKeyid ? await this.keys.findByKeyid(k.parentKeyid) : null) chain.push(k.certificatePem);
     const usage = await this.keys.usage(key.keyid);
-    return {
-      keyid: key.keyid,
-      type: key.type,
-      algorithm: key.algorithm,
-      hash: key.hash,
-      requiredApprovers: key.requiredApprovers,
-      state: key.state,
-      product: key.product,
-      certificate: key.certificatePem,
-      chain,
-      notBefore: key.notBefore.toISOString(),
-      notAfter: key.notAfter.toISOString(),
-      usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null },
-    };
+    return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null } };
   }
 
   // Administrators and auditors see every key; others only keys they hold a permission on.

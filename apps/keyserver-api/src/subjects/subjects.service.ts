@@ -89,15 +89,7 @@ export class SubjectsService {
   }
 
   async listRoles(): Promise<RoleList> {
-    const [roles, grants] = await Promise.all([this.subjects.listRoles(), this.subjects.listRoleKeyPermissions()]);
-    return {
-      items: roles.map((r) => ({
-        name: r.name,
-        description: r.description,
-        natures: [...r.natures].sort(),
-        keys: grants.filter((g) => g.role === r.name).map((g) => ({ keyid: g.keyid, permissions: g.permissions })),
-      })),
-    };
+    return { items: await this.subjects.listRoleGrants() };
   }
 
   async createRole(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<RoleView> {

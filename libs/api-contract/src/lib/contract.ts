@@ -29,7 +29,7 @@ export const LegacyKey = z.object({
 export const LegacyKeyList = z.array(LegacyKey);
 
 /** What `GET /api/v1/keys` and `GET /api/v1/keys/{keyid}` both say of a key. */
-const KeyFacts = z.object({
+export const KeyFacts = z.object({
   keyid: z.string(),
   type: KeyType,
   algorithm: KeyAlgorithm,
@@ -41,6 +41,8 @@ const KeyFacts = z.object({
   notBefore: z.string(),
   notAfter: z.string(),
 });
+
+export type KeyFacts = z.infer<typeof KeyFacts>;
 
 export const KeyDetail = KeyFacts.extend({
   chain: z.array(z.string()).describe('PEM certificates from this key up to the ROOT, this key first'),

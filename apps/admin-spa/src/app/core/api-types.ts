@@ -85,5 +85,4 @@ export const CREATABLE_KEY_TYPES: readonly CreateKeyBody['type'][] = ['CA', 'FW'
 /** The contract's KeyAlgorithm and HashAlgorithm, in the order the new-key dialog offers them. */
 export const KEY_ALGORITHMS: readonly KeyAlgorithmName[] = ['EC_P256', 'EC_P384', 'EC_P521', 'ED25519', 'RSA_2048', 'RSA_3072', 'RSA_4096'];
 export const HASH_ALGORITHMS: readonly HashAlgorithmName[] = ['SHA256', 'SHA384', 'SHA512'];
-/** The contract's KeyRevocationReason: the same RFC 5280 reasons as a certificate's. */
-export const KEY_REVOCATION_REASONS: readonly KeyRevocationReasonName[] = REVOCATION_REASONS;
+

@@ -97,17 +97,20 @@ interface AccessRow {
   permissions: string[] | null;
 }
 
-/** A role and its grants as the transaction `tx` sees them, in the order of {@link SubjectRepository.listRoleKeyPermissions}. */
+const WITH_GRANTS = { keyPermissions: { include: { key: { select: { keyid: true } } } } } as const;
+type RoleWithGrants = RoleRow & { keyPermissions: { permissions: KeyPermission[]; key: { keyid: string } }[] };
+
+/** A role and its grants, natures, keys and permissions sorted. */
+const toRoleGrants = (r: RoleWithGrants): RoleGrants => ({
+  name: r.name,
+  description: r.description,
+  natures: [...r.natures].sort(),
+  keys: r.keyPermissions.map((g) => ({ keyid: g.key.keyid, permissions: [...g.permissions].sort() })).sort((a, b) => a.keyid.localeCompare(b.keyid)),
+});
+
+/** A role and its grants as the transaction `tx` sees them. */
 async function roleGrants(tx: Tx, roleId: string): Promise<RoleGrants> {
-  const r = await tx.role.findUniqueOrThrow({ where: { id: roleId }, include: { keyPermissions: { include: { key: { select: { keyid: true } } } } } });
-  return {
-    name: r.name,
-    description: r.description,
-    natures: [...r.natures].sort(),
-    keys: r.keyPermissions
-      .map((g) => ({ keyid: g.key.keyid, permissions: [...g.permissions].sort() }))
-      .sort((a, b) => a.keyid.localeCompare(b.keyid)),
-  };
+  return toRoleGrants(await tx.role.findUniqueOrThrow({ where: { id: roleId }, include: WITH_GRANTS }));
 }
 
 /** Subjects (users and client apps), their roles, and principals that are not registered yet. */
@@ -310,11 +313,9 @@ export class SubjectRepository {
   }
 
   /** Every per-key grant of every role, by role name and keyid. */
-  async listRoleKeyPermissions(): Promise<{ role: string; keyid: string; permissions: KeyPermission[] }[]> {
-    const rows = await this.db.prisma.roleKeyPermission.findMany({ include: { role: { select: { name: true } }, key: { select: { keyid: true } } } });
-    return rows
-      .map((r) => ({ role: r.role.name, keyid: r.key.keyid, permissions: [...r.permissions].sort() }))
-      .sort((a, b) => a.role.localeCompare(b.role) || a.keyid.localeCompare(b.keyid));
+  /** Every role with its per-key grants, by name. */
+  async listRoleGrants(): Promise<RoleGrants[]> {
+    return (await this.db.prisma.role.findMany({ include: WITH_GRANTS, orderBy: { name: 'asc' } })).map(toRoleGrants);
   }
 
   /** Records (or counts again) a caller with a valid token who is not a registered subject. */

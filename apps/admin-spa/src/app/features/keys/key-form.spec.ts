@@ -1,5 +1,5 @@
 import { CreateKeyRequest, HashAlgorithm, KeyAlgorithm, KeyRevocationReason } from '@keyserver/api-contract';
-import { HASH_ALGORITHMS, KEY_ALGORITHMS, KEY_REVOCATION_REASONS } from '../../core/api-types';
+import { HASH_ALGORITHMS, KEY_ALGORITHMS, REVOCATION_REASONS } from '../../core/api-types';
 import { keyForm, toCreateRequest } from './key-form';
 
 type Values = Parameters<ReturnType<typeof keyForm>['patchValue']>[0];
@@ -25,7 +25,7 @@ describe('key form', () => {
   it('offers exactly the contract algorithms, hashes and revocation reasons', () => {
     expect([...KEY_ALGORITHMS].sort()).toEqual([...KeyAlgorithm.options].sort());
     expect([...HASH_ALGORITHMS].sort()).toEqual([...HashAlgorithm.options].sort());
-    expect([...KEY_REVOCATION_REASONS].sort()).toEqual([...KeyRevocationReason.options].sort());
+    expect([...REVOCATION_REASONS].sort()).toEqual([...KeyRevocationReason.options].sort());
   });
 
   it.each<[string, Values]>([
