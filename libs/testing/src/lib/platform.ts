@@ -158,7 +158,14 @@ export interface RunningPlatform {
  * fresh database and a fresh SoftHSM token: emulator, seed, API and optionally the keyclient.
  */
 export async function startPlatform(
-  opts: { keyclient?: boolean; extraApiEnv?: Record<string, string>; /** API processes on the same DB and HSM token (default 1). */ replicas?: number } = {},
+  opts: {
+    keyclient?: boolean;
+    extraApiEnv?: Record<string, string>;
+    /** API processes on the same DB and HSM token (default 1). */
+    replicas?: number;
+    /** Changes the emulator's tenant (e.g. a user the Keyserver does not know); the seed keeps the demo tenant. */
+    tenant?: (t: DemoTenant) => void;
+  } = {},
 ): Promise<RunningPlatform> {
   const [emulatorPort, apiPort, keyclientPort] = [await freePort(), await freePort(), await freePort()];
   const hsmDir = mkdtempSync(join(tmpdir(), 'ks-e2e-hsm-'));
@@ -178,6 +185,7 @@ export async function startPlatform(
   const tenant = JSON.parse(JSON.stringify(platform.demoTenant)) as DemoTenant & { keyserverApp: { redirectUris: string[]; postLogoutRedirectUris: string[] } };
   tenant.keyserverApp.redirectUris = [env.keyclient['REDIRECT_URI']];
   tenant.keyserverApp.postLogoutRedirectUris = [`${env.urls.keyclient}/`];
+  opts.tenant?.(tenant);
   writeFileSync(tenantFile, JSON.stringify(tenant));
   env.emulator['EMULATOR_TENANT_FILE'] = tenantFile;
   const started: Service[] = [];
