@@ -17,6 +17,8 @@ import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-conf
 import { createLogger, httpLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
 import { auditVerifyCommand } from './audit/audit-verify';
+import { answerClientErrors } from './edge/client-error';
+import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
 
 /** A boot step failure as one line naming what failed. */
 class BootError extends Error {}
@@ -68,6 +70,7 @@ async function createApp(deps: ApiDeps): Promise<NestExpressApplication> {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(httpLogger(deps.logger));
+  app.use(requestGuard(app.get<EdgeServices>(EDGE)));
   app.enableShutdownHooks();
   await app.init();
   app.get<{ current: object | null }>(OPENAPI_DOCUMENT).current = buildOpenApi(app);
@@ -79,6 +82,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   const deps = await buildDeps(config, logger);
   const app = await createApp(deps);
   keepIdleConnections(app.getHttpServer());
+  answerClientErrors(app.getHttpServer(), app.get<EdgeServices>(EDGE), deps.logger);
   await app.listen(config.port, config.host);
   logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);

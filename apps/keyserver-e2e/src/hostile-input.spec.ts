@@ -197,3 +197,84 @@ describe('hostile input at the HTTP edge', () => {
     });
   });
 });
+
+describe('limits on refused callers', () => {
+  // Small limits so a flood is a few requests: a burst of 5 refusals per caller, one token back per minute,
+  // 3 identical refusals audited one by one per 3-second window, the rest counted.
+  const BURST = 5;
+  const PER_KEY = 3;
+  let p: RunningPlatform;
+  let auditor: Api;
+  let ci: string;
+
+  beforeAll(async () => {
+    p = await startPlatform({
+      extraApiEnv: {
+        REFUSAL_RATE_BURST: String(BURST),
+        REFUSAL_RATE_PER_MINUTE: '1',
+        REFUSAL_AUDIT_PER_KEY: String(PER_KEY),
+        REFUSAL_AUDIT_PER_WINDOW: '1000',
+        REFUSAL_AUDIT_WINDOW_SECONDS: '3',
+      },
+    });
+    auditor = apiAs(p, await bffUserToken(p, 'aude.auditor@demo.test'));
+    const c = demoTenant.ciClients.find((x) => x.name === 'demo-ci');
+    ci = await clientCredentialsToken(p.facts, c?.clientId ?? '', c?.clientSecret ?? '');
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  const countOf = async (action: string, code: string): Promise<{ single: number; aggregated: number; summaries: number }> => {
+    const single = await auditor<{ items: AuditRow[] }>('GET', `/api/v1/audit?action=${action}&limit=500`);
+    const agg = await auditor<{ items: (AuditRow & { details: { action: string; count: number } })[] }>('GET', '/api/v1/audit?action=audit.refusals_aggregated&limit=500');
+    const mine = agg.body.items.filter((e) => e.details.action === action && e.errorCode === code);
+    return {
+      single: single.body.items.filter((e) => e.errorCode === code).length,
+      aggregated: mine.reduce((n, e) => n + e.details.count, 0),
+      summaries: mine.length,
+    };
+  };
+
+  it('answers an anonymous caller over its limit with 429 rate_limited and Retry-After, probes and valid tokens still pass', async () => {
+    const answers: Answer[] = [];
+    for (let i = 0; i < BURST + 6; i++) answers.push(await raw(p.env.urls.api, 'GET', '/api/keys'));
+    expect(answers.slice(0, BURST).map((a) => a.status)).toEqual(Array(BURST).fill(401));
+    const limited = answers.slice(BURST);
+    expect(limited.map((a) => [a.status, a.type.split(';')[0], a.body['code']])).toEqual(Array(6).fill([429, PROBLEM, 'rate_limited']));
+    expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect((await raw(p.env.urls.api, 'GET', '/healthz')).status).toBe(200);
+    // A caller with a valid token is not held back by the refusals of others at the same address.
+    expect((await raw(p.env.urls.api, 'GET', '/api/keys', { authorization: `Bearer ${ci}` })).status).toBe(200);
+    // An invalid token from the exhausted address is answered 429 as well.
+    const bad = await raw(p.env.urls.api, 'GET', '/api/keys', { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln' });
+    expect([bad.status, bad.body['code']]).toEqual([429, 'rate_limited']);
+  });
+
+  it('answers a principal that keeps being refused (an unregistered one) with 429 once its bucket is empty', async () => {
+    const nora = apiAs(p, await bffUserToken(p, 'nora.nobody@demo.test'));
+    const statuses: number[] = [];
+    for (let i = 0; i < BURST + 3; i++) statuses.push((await nora('GET', '/api/v1/audit')).status);
+    expect(statuses).toEqual([...Array(BURST).fill(403), 429, 429, 429]);
+    const again = await nora('GET', '/api/v1/me');
+    expect([again.status, again.body['code'], Number(again.headers.get('retry-after')) >= 1]).toEqual([429, 'rate_limited', true]);
+  });
+
+  it('audits a flood of identical refusals as a few events plus one aggregated count, and the chain stays valid', async () => {
+    await new Promise((r) => setTimeout(r, 3500)); // the window of the floods above ends and is flushed
+    const invalid = await countOf('auth.invalid_token', 'missing_token');
+    expect(invalid.single + invalid.aggregated).toBe(BURST);
+    expect(invalid.single).toBeLessThan(BURST);
+    expect(invalid.summaries).toBeGreaterThanOrEqual(1);
+    const limited = await countOf('request.refused', 'rate_limited');
+    expect(limited.single + limited.aggregated).toBe(6 + 1 + 4);
+    expect(limited.single).toBeLessThanOrEqual(2 * PER_KEY);
+    // Nora holds a valid token but is not registered: every one of her 9 requests was refused and audited.
+    const unknown = await countOf('auth.unknown_subject', 'unknown_subject');
+    expect(unknown.single + unknown.aggregated).toBe(BURST + 3 + 1);
+    expect(unknown.single).toBeLessThanOrEqual(2 * PER_KEY);
+    const verify = await auditor<{ ok: boolean }>('GET', '/api/v1/audit/verify');
+    expect(verify.body.ok).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { BffSessionRepository, createDb, type Db } from '@keyserver/data-access';
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
+import { redactUrl } from '@keyserver/config';
 import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
 import { cookieNames } from '../http/cookies';
 import {
@@ -97,7 +98,8 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
       genReqId: (req) => req.requestId ?? '',
       // Paths only: query strings carry authorization codes and state.
       serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        // ...and a path may hold a JWT-shaped value (masked like every credential).
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: redactUrl(req.url.split('?')[0]) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),

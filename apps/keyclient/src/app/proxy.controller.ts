@@ -1,5 +1,6 @@
 import { All, Controller, Inject, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { redactUrl } from '@keyserver/config';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { readCookie } from '../http/cookies';
 import { checkRawPath, isProxyAllowed } from '../proxy/proxy-routes';
@@ -15,7 +16,7 @@ export class ProxyController {
     const path = checkRawPath(req.url);
     if (path === null) throw new KeyclientError(KeyclientErrorCode.PathRejected);
     if (!isProxyAllowed(req.method === 'HEAD' ? 'GET' : req.method, path)) {
-      this.ctx.log.warn({ event: 'proxy_refused', requestId: req.requestId, method: req.method, path }, 'route not allow-listed');
+      this.ctx.log.warn({ event: 'proxy_refused', requestId: req.requestId, method: req.method, path: redactUrl(path) }, 'route not allow-listed');
       throw new KeyclientError(KeyclientErrorCode.ProxyRouteForbidden);
     }
     const session = await this.ctx.sessions.resolve(readCookie(req, this.ctx.cookies.session));

@@ -69,6 +69,17 @@ export function checkRawPath(rawUrl: string): string | null {
   if (/%(?![0-9A-Fa-f]{2})/.test(path)) return null;
   if (path.length > 1 && path.includes('//')) return null;
   if (path.split('/').some((s) => s === '.' || s === '..')) return null;
+  // Escapes must decode to valid UTF-8 without controls: the router decodes them, and a URIError there is a 500.
+  for (const segment of path.split('/')) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      return null;
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(decoded)) return null;
+  }
   const query = q < 0 ? '' : rawUrl.slice(q + 1);
   if (/[\s\\]/.test(query) || [...query].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return null;
   return path;

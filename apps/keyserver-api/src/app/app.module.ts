@@ -1,6 +1,8 @@
 import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { AuthzModule } from '@keyserver/authz';
 import { JsonBodyMiddleware } from '../common/body-limits';
+import { EDGE, EdgeRefusalObserver, edgeProviders, PrincipalLimitInterceptor } from '../edge/edge';
 import { AuditAuthEventSink, DbSubjectResolver } from '../auth/subject-resolver';
 import { HealthController } from '../health/health.controller';
 import { KeysController } from '../keys/keys.controller';
@@ -37,8 +39,8 @@ class DepsModule {
     return {
       module: DepsModule,
       global: true,
-      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }],
-      exports: [DEPS, OPENAPI_DOCUMENT],
+      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }, ...edgeProviders],
+      exports: [DEPS, OPENAPI_DOCUMENT, EDGE],
     };
   }
 }
@@ -60,6 +62,7 @@ export class AppModule implements NestModule {
           validator: { useValue: deps.validator },
           subjectResolver: { useClass: DbSubjectResolver },
           eventSink: { useClass: AuditAuthEventSink },
+          refusalObserver: { useClass: EdgeRefusalObserver },
         }),
       ],
       controllers: [
@@ -77,7 +80,7 @@ export class AppModule implements NestModule {
         AuditController,
         MeController,
       ],
-      providers: [KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
+      providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
       ],
     };

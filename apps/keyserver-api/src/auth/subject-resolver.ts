@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Permission, type AuthEventSink, type AuthFailureEvent, type AuthRequestInfo, type Nature as AuthzNature, type ResolvedSubject, type SubjectResolver } from '@keyserver/authz';
-import { AuditRepository, SubjectRepository, type KeyPermission } from '@keyserver/data-access';
+import { SubjectRepository, type KeyPermission } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import { DEPS, type ApiDeps } from '../app/tokens';
+import { EDGE, type EdgeServices } from '../edge/edge';
 
 /** Per-key grants in the database -> the route permission each one makes usable. */
 export const KEY_GRANT_PERMISSION: Record<KeyPermission, Permission> = {
@@ -16,11 +17,12 @@ export const KEY_GRANT_PERMISSION: Record<KeyPermission, Permission> = {
 @Injectable()
 export class DbSubjectResolver implements SubjectResolver {
   private readonly subjects: SubjectRepository;
-  private readonly audit: AuditRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) deps: ApiDeps,
+    @Inject(EDGE) private readonly edge: EdgeServices,
+  ) {
     this.subjects = new SubjectRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   async resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null> {
@@ -34,7 +36,8 @@ export class DbSubjectResolver implements SubjectResolver {
         username: principal.username ?? null,
         azp: principal.azp,
       });
-      await this.audit.append({
+      // Bounded: a principal retrying in a loop is aggregated (src/edge/refusal-audit.ts).
+      await this.edge.refusals.record(`auth.unknown_subject|unknown_subject|principal:${principal.tid}/${principal.oid}`, {
         action: 'auth.unknown_subject',
         outcome: 'DENIED',
         errorCode: 'unknown_subject',
@@ -57,27 +60,31 @@ export class DbSubjectResolver implements SubjectResolver {
   }
 }
 
-/** Writes every refused request (401/403 from the guard) to the audit log. */
+/**
+ * Writes every refused request (401/403 from the guard) to the audit log, bounded: identical refusals of one
+ * caller (IP for invalid tokens, principal otherwise) beyond the first few per window are aggregated.
+ */
 @Injectable()
 export class AuditAuthEventSink implements AuthEventSink {
-  private readonly audit: AuditRepository;
-
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
-    this.audit = new AuditRepository(deps.db);
-  }
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    @Inject(EDGE) private readonly edge: EdgeServices,
+  ) {}
 
   async authFailed(e: AuthFailureEvent): Promise<void> {
     if (e.code === 'unknown_subject') return; // already audited by the resolver with more detail
+    const action = e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden';
+    const caller = e.principal ? `principal:${e.principal.tid}/${e.principal.oid}` : `ip:${e.ip ?? 'unknown'}`;
     try {
-      await this.audit.append({
-        action: e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden',
+      await this.edge.refusals.record(`${action}|${e.code}|${caller}`, {
+        action,
         outcome: 'DENIED',
         errorCode: e.code,
         actorTid: e.principal?.tid ?? null,
         actorOid: e.principal?.oid ?? null,
         actorClient: e.principal?.azp ?? null,
         actorSubjectId: e.subjectId ?? null,
-        details: { method: e.method, path: e.path, status: e.status },
+        details: { method: e.method, path: e.path.slice(0, 256), status: e.status },
       });
     } catch (err) {
       this.deps.logger.error({ err }, 'could not audit a refused request');

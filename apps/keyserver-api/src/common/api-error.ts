@@ -14,6 +14,12 @@ export enum ApiErrorCode {
   OperationNotFound = 'operation_not_found',
   IdempotencyKeyInvalid = 'idempotency_key_invalid',
   ServiceUnavailable = 'service_unavailable',
+  // Refusals at the HTTP edge (before any handler runs): see src/edge.
+  JsonTooDeep = 'json_too_deep',
+  UnsupportedContentEncoding = 'unsupported_content_encoding',
+  MalformedRequest = 'malformed_request',
+  HeaderTooLarge = 'header_too_large',
+  RateLimited = 'rate_limited',
 }
 
 const STATUS: Record<ApiErrorCode, number> = {
@@ -29,10 +35,24 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.OperationNotFound]: 404,
   [ApiErrorCode.IdempotencyKeyInvalid]: 400,
   [ApiErrorCode.ServiceUnavailable]: 503,
+  [ApiErrorCode.JsonTooDeep]: 400,
+  [ApiErrorCode.UnsupportedContentEncoding]: 415,
+  [ApiErrorCode.MalformedRequest]: 400,
+  [ApiErrorCode.HeaderTooLarge]: 431,
+  [ApiErrorCode.RateLimited]: 429,
 };
 
 export class ApiError extends KeyserverError<ApiErrorCode> {
   get status(): number {
     return STATUS[this.code];
   }
+}
+
+/**
+ * An {@link ApiError} raised at the HTTP edge (request line, headers, body parsing, body validation, rate limit),
+ * before a service could audit it: the refusal observer audits these (bounded, see src/edge/refusal-audit.ts).
+ */
+export class EdgeRefusal extends ApiError {
+  /** Seconds a rate-limited caller should wait (429 only). */
+  retryAfterSeconds?: number;
 }

@@ -1,7 +1,8 @@
 import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { ApiError, ApiErrorCode } from './api-error';
+import { checkJsonValue } from '../edge/input-checks';
+import { ApiErrorCode, EdgeRefusal } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
@@ -9,14 +10,18 @@ const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures']);
 
 /**
  * Body handling as Nest middleware, so its errors reach the problem+json filter: a request with a body
- * must say application/json (415), is capped at MAX_BODY_BYTES (413) and must be strict JSON (400).
+ * must say application/json (415), is capped at MAX_BODY_BYTES (413), must be strict JSON (400) and nested at
+ * most MAX_JSON_DEPTH levels with storable strings and no prototype keys (400, see checkJsonValue).
  */
 @Injectable()
 export class JsonBodyMiddleware implements NestMiddleware {
   private readonly parse: ReturnType<typeof express.json>;
+  private readonly maxDepth: number;
 
   constructor(@Inject(DEPS) deps: ApiDeps) {
-    this.parse = express.json({ limit: deps.config.maxBodyBytes, strict: true, type: () => true });
+    // inflate: false — RequestGuardMiddleware already refused any Content-Encoding.
+    this.parse = express.json({ limit: deps.config.maxBodyBytes, strict: true, inflate: false, type: () => true });
+    this.maxDepth = deps.config.maxJsonDepth;
   }
 
   use(req: Request, res: Response, next: NextFunction) {
@@ -26,8 +31,16 @@ export class JsonBodyMiddleware implements NestMiddleware {
     if (!hasBody) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json' && !type.endsWith('+json')) {
-      return next(new ApiError(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
+      return next(new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
     }
-    this.parse(req, res, next);
+    this.parse(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      try {
+        checkJsonValue(req.body, this.maxDepth);
+      } catch (e) {
+        return next(e);
+      }
+      next();
+    });
   }
 }

@@ -1,29 +1,25 @@
 import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
 import { z } from 'zod';
-import { ApiError, ApiErrorCode } from './api-error';
+import { checkJsonValue } from '../edge/input-checks';
+import { ApiErrorCode, EdgeRefusal } from './api-error';
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** The pipe's own depth cap (JsonBodyMiddleware applies MAX_JSON_DEPTH first; this is the bound for any other caller). */
+const PIPE_MAX_DEPTH = 256;
 
-/** Refuses prototype-pollution keys anywhere in a parsed JSON body. */
-function assertNoForbiddenKeys(value: unknown, path: string[] = []): void {
-  if (value === null || typeof value !== 'object') return;
-  for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) throw new ApiError(ApiErrorCode.ValidationFailed, `forbidden field name at ${[...path, key].join('.')}`);
-    assertNoForbiddenKeys((value as Record<string, unknown>)[key], [...path, key]);
-  }
-}
-
-/** Validates a request body against a strict zod schema; the first issue becomes a 400 with a field path. */
+/**
+ * Validates a request body against a strict zod schema; the first issue becomes a 400 with a field path. Pipes run
+ * before the handler, so these refusals are {@link EdgeRefusal}s (audited by the refusal observer).
+ */
 @Injectable()
 export class ZodBody<S extends z.ZodType> implements PipeTransform<unknown, z.output<S>> {
   constructor(private readonly schema: S) {}
 
   transform(value: unknown, _meta: ArgumentMetadata): z.output<S> {
-    assertNoForbiddenKeys(value);
+    checkJsonValue(value, PIPE_MAX_DEPTH);
     const r = this.schema.safeParse(value);
     if (r.success) return r.data;
     const issue = r.error.issues[0];
     const at = issue.path.length ? issue.path.map(String).join('.') : 'body';
-    throw new ApiError(ApiErrorCode.ValidationFailed, `${at}: ${issue.message}`);
+    throw new EdgeRefusal(ApiErrorCode.ValidationFailed, `${at}: ${issue.message}`);
   }
 }

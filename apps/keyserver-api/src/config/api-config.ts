@@ -29,6 +29,16 @@ const schema = z
     FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
     // How long a usage taken for a signature stays reserved if its replica dies before storing the result.
     USAGE_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    // Nesting depth of a JSON body (objects and arrays); deeper bodies get 400 json_too_deep.
+    MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(256).default(32),
+    // Refusals (and requests without a token) per caller: a token bucket per IP and per principal (ADR 0011).
+    REFUSAL_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(60),
+    REFUSAL_RATE_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(60),
+    REFUSAL_RATE_MAX_TRACKED: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+    // Audit of refusals: identical ones (action, code, caller) one by one per window, then one aggregated event.
+    REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
+    REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strip();
@@ -67,6 +77,15 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     logLevel: raw.LOG_LEVEL,
+    maxJsonDepth: raw.MAX_JSON_DEPTH,
+    edge: {
+      rateBurst: raw.REFUSAL_RATE_BURST,
+      ratePerMinute: raw.REFUSAL_RATE_PER_MINUTE,
+      rateMaxTracked: raw.REFUSAL_RATE_MAX_TRACKED,
+      auditWindowMs: raw.REFUSAL_AUDIT_WINDOW_SECONDS * 1000,
+      auditPerKey: raw.REFUSAL_AUDIT_PER_KEY,
+      auditPerWindow: raw.REFUSAL_AUDIT_PER_WINDOW,
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IsoDateTime } from './contract';
 
 export const AuditOutcome = z.enum(['SUCCESS', 'DENIED', 'FAILED']);
 
@@ -11,8 +12,8 @@ export const AuditQuery = z.strictObject({
   keyid: z.string().min(1).max(128).optional(),
   operationId: z.uuid().optional(),
   adminSessionId: z.uuid().optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: IsoDateTime.optional(),
+  to: IsoDateTime.optional(),
   cursor: z.string().regex(/^\d{1,19}$/).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
 });

@@ -10,6 +10,15 @@ const hex = /^(?:[0-9a-fA-F]{2})+$/;
 
 export const Uuid = z.uuid();
 
+/**
+ * An RFC 3339 date-time with an offset whose UTC year is 0001-9999: the range JavaScript, ISO 8601 and PostgreSQL
+ * timestamptz all read the same way (PostgreSQL has no year 0000, so it would fail deep inside a query).
+ */
+export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
+  const year = new Date(s).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}, 'the year must be between 0001 and 9999');
+
 export const KeyType = z.enum(['ROOT', 'CA', 'FW']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
 export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
@@ -93,8 +102,8 @@ export type SignOrderResponse = z.infer<typeof SignOrderResponse>;
 export const CreateOperationRequest = z
   .strictObject({
     description: z.string().trim().min(8).max(1000),
-    validFrom: z.iso.datetime({ offset: true }),
-    validTo: z.iso.datetime({ offset: true }),
+    validFrom: IsoDateTime,
+    validTo: IsoDateTime,
     keys: z
       .array(z.strictObject({ keyid: z.string().min(1).max(128), usages: z.number().int().min(1).max(1_000_000) }))
       .min(1)

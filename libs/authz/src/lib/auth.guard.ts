@@ -5,7 +5,7 @@ import { KeyserverError } from '@keyserver/errors';
 import type { IncomingMessage } from 'node:http';
 import { AuthzError } from './authz-error';
 import { AuthEventSink } from './auth-events';
-import { AUTH_CONTEXT_KEY, PUBLIC_ROUTE_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
+import { AUTH_CONTEXT_KEY, PUBLIC_ROUTE_KEY, REFUSED_PRINCIPAL_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
 import { isPermission, Permission } from './permissions';
 import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver } from './subject';
 import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR } from './tokens';
@@ -63,6 +63,8 @@ export class AuthGuard implements CanActivate {
       (req as unknown as Record<string, unknown>)[AUTH_CONTEXT_KEY] = auth;
       return true;
     } catch (e) {
+      // Who was refused, for the refusal observer's per-principal limits.
+      if (principal) (req as unknown as Record<string, unknown>)[REFUSED_PRINCIPAL_KEY] = principal;
       if (e instanceof KeyserverError) this.report(e, info, principal, subject ?? undefined);
       throw e;
     }

@@ -12,11 +12,11 @@ import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import type { EntraTokenValidator } from '@keyserver/entra-token';
 import { AuthGuard } from './auth.guard';
 import { AuthEventSink } from './auth-events';
-import { ProblemDetailsFilter } from './problem.filter';
+import { ProblemDetailsFilter, RefusalObserver } from './problem.filter';
 import { PublicRoute } from './public-routes';
 import { RouteAuthorizationAudit } from './route-audit';
 import { SUBJECT_RESOLVER, SubjectResolver } from './subject';
-import { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR } from './tokens';
+import { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, REFUSAL_OBSERVER } from './tokens';
 
 /** A provider definition without its `provide` (the module supplies the token). */
 export type ProviderSpec<T> =
@@ -34,6 +34,8 @@ export interface AuthzModuleOptions {
   subjectResolver: ProviderSpec<SubjectResolver>;
   /** Optional audit hook for refused requests. */
   eventSink?: ProviderSpec<AuthEventSink>;
+  /** Optional hook that sees every 4xx before it is sent (audit of edge refusals, rate limits). */
+  refusalObserver?: ProviderSpec<RefusalObserver>;
   /** Modules the factories above need (config, data access). */
   imports?: ModuleMetadata['imports'];
 }
@@ -54,6 +56,7 @@ export class AuthzModule {
       RouteAuthorizationAudit,
     ];
     if (options.eventSink) providers.push({ provide: AUTH_EVENT_SINK, ...options.eventSink } as Provider);
+    if (options.refusalObserver) providers.push({ provide: REFUSAL_OBSERVER, ...options.refusalObserver } as Provider);
     return {
       module: AuthzModule,
       global: true,

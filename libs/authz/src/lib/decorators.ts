@@ -1,6 +1,7 @@
 import { createParamDecorator, CustomDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { AuthzError } from './authz-error';
 import { Permission } from './permissions';
+import type { Principal } from '@keyserver/entra-token';
 import type { AuthContext } from './subject';
 
 export const PUBLIC_ROUTE_KEY = 'keyserver:public-route';
@@ -17,6 +18,14 @@ export const Public = (): CustomDecorator<string> => SetMetadata(PUBLIC_ROUTE_KE
 /** Requires an authenticated, resolved subject holding `permission` (a route has exactly one). */
 export const RequirePermission = (permission: Permission): CustomDecorator<string> =>
   SetMetadata(REQUIRED_PERMISSION_KEY, permission);
+
+/** Request property holding the validated principal of a request the guard refused (403 after a valid token). */
+export const REFUSED_PRINCIPAL_KEY = 'keyserverRefusedPrincipal';
+
+/** The principal whose valid token the guard refused (e.g. an unknown subject), if any. */
+export function getRefusedPrincipal(request: object): Principal | undefined {
+  return (request as Record<string, Principal | undefined>)[REFUSED_PRINCIPAL_KEY];
+}
 
 /** The {@link AuthContext} put on the request by the guard. */
 export function getAuthContext(request: object): AuthContext | undefined {

@@ -1,6 +1,7 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Inject, Logger, Optional } from '@nestjs/common';
 import { KeyserverError, PROBLEM_CONTENT_TYPE, problemFor, ProblemDetails } from '@keyserver/errors';
-import { STATUS_CODES, ServerResponse } from 'node:http';
+import { IncomingMessage, STATUS_CODES, ServerResponse } from 'node:http';
+import { REFUSAL_OBSERVER } from './tokens';
 
 /** The single body for every 401, whatever the reason (the reason goes to logs only). */
 export const INVALID_TOKEN_PROBLEM: Readonly<ProblemDetails> = Object.freeze(
@@ -47,6 +48,14 @@ export interface RenderedProblem {
   headers: Record<string, string>;
 }
 
+/**
+ * Sees every 4xx the filter is about to send (the one place every refusal passes): audits refusals nobody else
+ * audits and applies rate limits. It may return a replacement (a 429 for a caller over its limit). Must not throw.
+ */
+export interface RefusalObserver {
+  observe(request: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined;
+}
+
 const title = (status: number): string => STATUS_CODES[status] ?? 'Error';
 const codeFor = (status: number): string => CODE_BY_STATUS[status] ?? (status >= 500 ? 'internal_error' : `http_${status}`);
 
@@ -58,10 +67,17 @@ function unauthorized(): RenderedProblem {
   };
 }
 
-function isBodyParserError(e: unknown): e is { type: string; status: number; expose?: boolean } {
+function isBodyParserError(e: unknown): e is { type?: string; status: number; expose?: boolean } {
   if (typeof e !== 'object' || e === null) return false;
   const r = e as Record<string, unknown>;
-  return typeof r['type'] === 'string' && typeof r['status'] === 'number' && r['status'] >= 400 && r['status'] < 500;
+  // body-parser / raw-body / http-errors: a client error carries its 4xx status (a corrupt gzip stream has no `type`).
+  return typeof r['status'] === 'number' && r['status'] >= 400 && r['status'] < 500 && (typeof r['type'] === 'string' || r['expose'] === true);
+}
+
+/** `Retry-After` for a refusal that says how long to wait (429). */
+function retryAfter(e: KeyserverError): Record<string, string> {
+  const s = (e as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  return typeof s === 'number' && Number.isFinite(s) && s > 0 ? { 'retry-after': String(Math.ceil(s)) } : {};
 }
 
 /** Maps any thrown value to an RFC 9457 problem (pure; used by {@link ProblemDetailsFilter}). */
@@ -69,7 +85,8 @@ export function renderProblem(exception: unknown): RenderedProblem {
   if (exception instanceof KeyserverError) {
     const status = exception.status;
     if (status === 401) return unauthorized();
-    const headers: Record<string, string> = status === 403 ? { 'cache-control': 'no-store' } : status === 503 ? { 'retry-after': '2' } : {};
+    const headers: Record<string, string> =
+      status === 403 ? { 'cache-control': 'no-store' } : status === 503 ? { 'retry-after': '2' } : status === 429 ? retryAfter(exception) : {};
     return { status, body: problemFor(status, exception.code, title(status), status >= 500 ? undefined : exception.detail), headers };
   }
   if (exception instanceof HttpException) {
@@ -86,7 +103,7 @@ export function renderProblem(exception: unknown): RenderedProblem {
   }
   if (isBodyParserError(exception)) {
     const status = exception.status;
-    return { status, body: problemFor(status, BODY_ERROR_CODES[exception.type] ?? codeFor(status), title(status)), headers: {} };
+    return { status, body: problemFor(status, BODY_ERROR_CODES[exception.type ?? ''] ?? codeFor(status), title(status)), headers: {} };
   }
   return { status: 500, body: problemFor(500, 'internal_error', title(500)), headers: {} };
 }
@@ -100,9 +117,18 @@ export function renderProblem(exception: unknown): RenderedProblem {
 export class ProblemDetailsFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemDetailsFilter.name);
 
+  constructor(@Optional() @Inject(REFUSAL_OBSERVER) private readonly observer?: RefusalObserver) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<ServerResponse>();
-    const rendered = renderProblem(exception);
+    let rendered = renderProblem(exception);
+    if (this.observer && rendered.status >= 400 && rendered.status < 500) {
+      try {
+        rendered = this.observer.observe(host.switchToHttp().getRequest<IncomingMessage>(), exception, rendered) ?? rendered;
+      } catch (err) {
+        this.logger.error(`refusal observer failed: ${String(err)}`);
+      }
+    }
     if (rendered.status >= 500) {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     }

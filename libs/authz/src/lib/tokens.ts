@@ -4,3 +4,5 @@ export const ENTRA_TOKEN_VALIDATOR = Symbol('KEYSERVER_ENTRA_TOKEN_VALIDATOR');
 export const AUTH_EVENT_SINK = Symbol('KEYSERVER_AUTH_EVENT_SINK');
 /** Injection token for {@link AuthzOptions}. */
 export const AUTHZ_OPTIONS = Symbol('KEYSERVER_AUTHZ_OPTIONS');
+/** Injection token for the optional {@link RefusalObserver} the problem filter consults. */
+export const REFUSAL_OBSERVER = Symbol('KEYSERVER_REFUSAL_OBSERVER');

@@ -62,6 +62,25 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * A display-only claim (name, preferred_username: mutable, never used for decisions) as storable text: control
+ * characters (NUL cannot be stored in PostgreSQL) and lone surrogates become U+FFFD, at most 256 characters.
+ */
+export function displayClaim(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const clean = v.replace(LONE_SURROGATE, '\ufffd').replace(CONTROL, '\ufffd');
+  return [...clean].slice(0, 256).join('') || undefined;
+}
+
+/** The token id (uti/jti) when it looks like one; anything else is dropped rather than logged or audited. */
+function tokenIdClaim(v: unknown): string | undefined {
+  return typeof v === 'string' && /^[A-Za-z0-9_.~+/=-]{1,128}$/.test(v) ? v : undefined;
+}
+
 /**
  * Builds the Keyserver's access-token validator (Entra ID v2, RS256, single tenant).
  * See docs/auth.md for every check and why.
@@ -190,9 +209,9 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
       azp,
       ...(azpacr !== undefined ? { azpacr } : {}),
       roles,
-      displayName: str(c['name']),
-      username: str(c['preferred_username']),
-      tokenId: str(c['uti']) ?? str(c.jti),
+      displayName: displayClaim(c['name']),
+      username: displayClaim(c['preferred_username']),
+      tokenId: tokenIdClaim(c['uti']) ?? tokenIdClaim(c.jti),
       expiresAt: exp,
     };
 

@@ -178,7 +178,10 @@ export async function startPlatform(
     hsmDir,
     sessionKey: randomBytes(32).toString('base64'),
   });
-  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...opts.extraApiEnv };
+  // The suites make many deliberate refusals from one address: limits and audit aggregation are off unless a test
+  // sets them (hostile-input.spec proves the defaults' 429 and aggregation).
+  const unlimited = { REFUSAL_RATE_BURST: '1000000', REFUSAL_AUDIT_PER_KEY: '1000000', REFUSAL_AUDIT_PER_WINDOW: '1000000' };
+  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, ...opts.extraApiEnv };
   // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
   // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).
   const tenantFile = join(hsmDir, 'demo-tenant.json');

@@ -1,0 +1,44 @@
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { PROBLEM_CONTENT_TYPE, problemFor } from '@keyserver/errors';
+import type { Logger } from 'pino';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import type { EdgeServices } from './edge';
+
+/** Node's parser error codes that mean "the header section is too large" (431 rather than 400). */
+const HEADER_TOO_LARGE = new Set(['HPE_HEADER_OVERFLOW']);
+
+/** The raw HTTP/1.1 response for a request Node's parser refused, as problem+json. */
+export function clientErrorResponse(parserCode: string | undefined): { status: number; code: ApiErrorCode; raw: string } {
+  const error = new ApiError(HEADER_TOO_LARGE.has(parserCode ?? '') ? ApiErrorCode.HeaderTooLarge : ApiErrorCode.MalformedRequest);
+  const title = error.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  const payload = JSON.stringify(problemFor(error.status, error.code, title));
+  const raw =
+    `HTTP/1.1 ${error.status} ${title}\r\n` +
+    `content-type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(payload)}\r\n` +
+    'cache-control: no-store\r\nconnection: close\r\n\r\n' +
+    payload;
+  return { status: error.status, code: error.code, raw };
+}
+
+/**
+ * Answers requests Node's HTTP parser refuses (oversize headers: 431; a malformed request line or header,
+ * e.g. a raw NUL: 400) with problem+json and a stable code instead of Node's bare status line, and audits
+ * them like other refusals at the edge (bounded). Nothing about the request is trusted: it did not parse.
+ */
+export function answerClientErrors(server: Server, edge: EdgeServices, logger: Logger): void {
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const r = clientErrorResponse(err.code);
+    socket.end(r.raw);
+    const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress ?? 'unknown';
+    logger.warn({ code: r.code, parser: err.code, ip: remote }, 'request refused by the HTTP parser');
+    const req = { method: '', url: '', headers: {}, socket: { remoteAddress: remote } } as unknown as Parameters<EdgeServices['auditEdgeRefusal']>[0];
+    if (edge.chargeRefusal(req, r.status).ok) void edge.auditEdgeRefusal(req, r.code, r.status);
+    else void edge.auditEdgeRefusal(req, ApiErrorCode.RateLimited, 429);
+  });
+}

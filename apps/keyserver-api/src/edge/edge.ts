@@ -1,0 +1,195 @@
+import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { getAuthContext, getRefusedPrincipal, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/authz';
+import type { AuditInput } from '@keyserver/data-access';
+import { AuditRepository } from '@keyserver/data-access';
+import type { Principal } from '@keyserver/entra-token';
+import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
+import type { Observable } from 'rxjs';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
+import { checkRequestTarget } from './input-checks';
+import { RefusalLimiter } from './rate-limiter';
+import { RefusalAudit } from './refusal-audit';
+
+/** Injection token of the one {@link EdgeServices} of an API process. */
+export const EDGE = Symbol('KEYSERVER_EDGE');
+
+/** Probes are answered whatever the caller's record (orchestrators poll them; they say nothing). */
+const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
+const ANON_CHARGED = Symbol('keyserverAnonymousCharged');
+
+/** Statuses that charge a caller's bucket: refusals, except conflicts (normal under concurrency) and 429 itself. */
+const chargeable = (status: number): boolean => status >= 400 && status < 500 && status !== 409 && status !== 429;
+
+/** The caller's address as the socket sees it (`trust proxy` is off: X-Forwarded-For is never believed). */
+export const remoteIp = (req: IncomingMessage): string => req.socket?.remoteAddress ?? 'unknown';
+const principalKey = (p: Pick<Principal, 'tid' | 'oid'>): string => `principal:${p.tid}/${p.oid}`;
+const ipKey = (req: IncomingMessage): string => `ip:${remoteIp(req)}`;
+/** The path for audit details: never the query (it may hold credentials), capped. */
+const auditPath = (req: IncomingMessage & { originalUrl?: string }): string => (req.originalUrl ?? req.url ?? '').split('?')[0].slice(0, 256);
+
+/** True for body-parser / raw-body / http-errors client errors (they are raised at the edge). */
+function isParserError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null || e instanceof EdgeRefusal) return false;
+  const r = e as Record<string, unknown>;
+  return typeof r['status'] === 'number' && r['status'] >= 400 && r['status'] < 500 && (typeof r['type'] === 'string' || r['expose'] === true);
+}
+
+/**
+ * The per-process limits and bounded audit of refusals (docs/adr/0011-edge-refusals-and-rate-limits.md): token
+ * buckets per IP (unauthenticated and failing callers) and per principal (failing authenticated callers), and
+ * the aggregating refusal audit every refusal path writes through.
+ */
+export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
+  readonly limiter: RefusalLimiter;
+  readonly refusals: RefusalAudit;
+
+  constructor(readonly deps: ApiDeps) {
+    const c = deps.config.edge;
+    this.limiter = new RefusalLimiter({ burst: c.rateBurst, perMinute: c.ratePerMinute, maxTracked: c.rateMaxTracked });
+    const audit = new AuditRepository(deps.db);
+    this.refusals = new RefusalAudit((input) => audit.append(input), { windowMs: c.auditWindowMs, perKey: c.auditPerKey, perWindow: c.auditPerWindow, maxKeys: c.rateMaxTracked }, deps.logger);
+  }
+
+  onModuleInit(): void {
+    this.refusals.start();
+  }
+
+  /** Writes the counted refusals before the database pool closes. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.refusals.stop();
+  }
+
+  /** A request without credentials spends a token of its IP's bucket at the door; over the limit it is a 429. */
+  admitAnonymous(req: IncomingMessage & { originalUrl?: string }): void {
+    if (req.headers['authorization'] !== undefined) return;
+    if (UNLIMITED_PATHS.has(auditPath(req))) return;
+    (req as unknown as Record<symbol, boolean>)[ANON_CHARGED] = true;
+    const t = this.limiter.take(ipKey(req));
+    if (!t.ok) throw rateLimited(t.retryAfterSeconds);
+  }
+
+  /** Audits a refusal at the edge (bounded: identical refusals of one caller are aggregated). */
+  auditEdgeRefusal(req: IncomingMessage & { originalUrl?: string; id?: unknown }, code: string, status: number, principal?: Pick<Principal, 'tid' | 'oid' | 'azp'>): Promise<void> {
+    const ip = remoteIp(req);
+    const input: AuditInput = {
+      action: 'request.refused',
+      outcome: 'DENIED',
+      errorCode: code,
+      actorTid: principal?.tid ?? null,
+      actorOid: principal?.oid ?? null,
+      actorClient: principal?.azp ?? null,
+      requestId: typeof req.id === 'string' ? req.id : null,
+      details: { method: (req.method ?? '').slice(0, 16), path: auditPath(req), status, ip },
+    };
+    return this.refusals.record(`request.refused|${code}|${principal ? principalKey(principal) : `ip:${ip}`}`, input);
+  }
+
+  /** Charges a refusal to its caller: the principal when the token was valid, else the IP (once per request). */
+  chargeRefusal(req: IncomingMessage, status: number, principal?: Pick<Principal, 'tid' | 'oid'>): { ok: boolean; retryAfterSeconds: number } {
+    if (!chargeable(status)) return { ok: true, retryAfterSeconds: 0 };
+    if (principal) return this.limiter.take(principalKey(principal));
+    if ((req as unknown as Record<symbol, boolean>)[ANON_CHARGED]) return { ok: true, retryAfterSeconds: 0 };
+    return this.limiter.take(ipKey(req));
+  }
+
+  /**
+   * What every 4xx goes through (the problem filter's observer, and {@link requestGuard}): charges the caller's
+   * bucket, answers the refusal of a caller already over its limit with 429 + Retry-After instead (what was refused
+   * stays refused and audited; an authenticated principal's next requests get 429 from PrincipalLimitInterceptor
+   * before they run), and audits refusals raised at the edge, which nothing else would audit.
+   */
+  observe(req: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined {
+    const principal = getAuthContext(req)?.principal ?? getRefusedPrincipal(req);
+    const charged = this.chargeRefusal(req, problem.status, principal);
+    let out: RenderedProblem | undefined;
+    let auditable = exception instanceof EdgeRefusal || isParserError(exception);
+    if (!charged.ok) {
+      out = renderProblem(rateLimited(charged.retryAfterSeconds));
+      auditable = true;
+    }
+    if (auditable) {
+      const shown = out ?? problem;
+      void this.auditEdgeRefusal(req, shown.body.code, shown.status, principal);
+    }
+    return out;
+  }
+
+  /** Renders, observes and sends a refusal outside Nest's exception filters (see {@link requestGuard}). */
+  sendRefusal(req: IncomingMessage, res: ServerResponse, exception: unknown): void {
+    const rendered = renderProblem(exception);
+    const final = (rendered.status < 500 ? this.observe(req, exception, rendered) : undefined) ?? rendered;
+    const payload = JSON.stringify(final.body);
+    res.statusCode = final.status;
+    for (const [k, v] of Object.entries(final.headers)) res.setHeader(k, v);
+    res.setHeader('content-type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);
+    res.setHeader('content-length', Buffer.byteLength(payload));
+    // The body (if any) is not read: close the connection rather than parse what follows.
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('connection', 'close');
+    res.end(payload);
+  }
+
+  /** Whether an authenticated principal is over its limit of refusals. */
+  principalAllowed(principal: Pick<Principal, 'tid' | 'oid'>) {
+    return this.limiter.peek(principalKey(principal));
+  }
+}
+
+function rateLimited(retryAfterSeconds: number): EdgeRefusal {
+  const e = new EdgeRefusal(ApiErrorCode.RateLimited, 'too many refused requests; retry later');
+  e.retryAfterSeconds = retryAfterSeconds;
+  return e;
+}
+
+/**
+ * First handler of every request, a plain Express middleware ahead of the router (the router decodes path
+ * parameters itself, so a bad escape must be refused before it): refuses compressed bodies (415: nothing here
+ * inflates, so no zip bomb and no corrupt stream reaches a parser), request targets that decode to control
+ * characters or invalid UTF-8 (400 invalid_input_encoding) and anonymous callers over their limit (429).
+ */
+export function requestGuard(edge: EdgeServices) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    try {
+      const encoding = req.headers['content-encoding'];
+      if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+        throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
+      }
+      edge.admitAnonymous(req);
+      checkRequestTarget(req.originalUrl ?? req.url);
+    } catch (e) {
+      edge.sendRefusal(req, res, e);
+      return;
+    }
+    next();
+  };
+}
+
+/** After authentication: a principal over its limit of refusals gets 429 until its bucket refills. */
+@Injectable()
+export class PrincipalLimitInterceptor implements NestInterceptor {
+  constructor(@Inject(EDGE) private readonly edge: EdgeServices) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const auth = getAuthContext(context.switchToHttp().getRequest<object>());
+    if (auth) {
+      const t = this.edge.principalAllowed(auth.principal);
+      if (!t.ok) throw rateLimited(t.retryAfterSeconds);
+    }
+    return next.handle();
+  }
+}
+
+/** The problem filter's {@link RefusalObserver}: {@link EdgeServices.observe}. */
+@Injectable()
+export class EdgeRefusalObserver implements RefusalObserver {
+  constructor(@Inject(EDGE) private readonly edge: EdgeServices) {}
+
+  observe(req: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined {
+    return this.edge.observe(req, exception, problem);
+  }
+}
+
+/** Nest providers of the edge (the EdgeServices instance is built once per process from the deps). */
+export const edgeProviders = [{ provide: EDGE, useFactory: (deps: ApiDeps) => new EdgeServices(deps), inject: [DEPS] }];

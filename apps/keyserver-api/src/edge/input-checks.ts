@@ -1,0 +1,87 @@
+import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// eslint-disable-next-line no-control-regex -- C0 controls and DEL never belong in a path segment or a query value (NUL cannot even be stored in PostgreSQL text).
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A string PostgreSQL and the audit chain can hold as-is: well-formed UTF-16 (no lone surrogate) and no NUL. */
+export function isStorableText(s: string): boolean {
+  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+}
+
+/** Decodes one percent-encoded component strictly: malformed escapes and invalid UTF-8 are refused, not replaced. */
+function decodeStrict(component: string, plusIsSpace: boolean): string {
+  try {
+    return decodeURIComponent(plusIsSpace ? component.replace(/\+/g, ' ') : component);
+  } catch {
+    throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'the request target holds a malformed percent-encoding or invalid UTF-8');
+  }
+}
+
+/**
+ * Refuses a request target whose path segments or query parameters decode to something no route should see:
+ * malformed percent-encoding, invalid UTF-8, NUL and other control characters (400 invalid_input_encoding).
+ */
+export function checkRequestTarget(url: string): void {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  for (const segment of path.split('/')) {
+    if (CONTROL.test(decodeStrict(segment, false))) {
+      throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'a path segment holds a control character');
+    }
+  }
+  if (q < 0) return;
+  for (const pair of url.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const name = decodeStrict(eq < 0 ? pair : pair.slice(0, eq), true);
+    const value = eq < 0 ? '' : decodeStrict(pair.slice(eq + 1), true);
+    if (CONTROL.test(name) || CONTROL.test(value)) {
+      throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'a query parameter holds a control character');
+    }
+  }
+}
+
+interface Frame {
+  value: unknown;
+  depth: number;
+  parent?: Frame;
+  key?: string;
+}
+
+const pathOf = (f: Frame): string => {
+  const keys: string[] = [];
+  for (let x: Frame | undefined = f; x?.key !== undefined; x = x.parent) keys.push(x.key);
+  // Only for the error detail; capped so a long hostile key is not echoed whole.
+  return (keys.reverse().join('.') || 'body').slice(0, 200);
+};
+
+/**
+ * Checks a parsed JSON value without recursion (a deep value cannot overflow the stack, and nothing is copied per
+ * level): at most `maxDepth` nested objects/arrays (400 json_too_deep), no prototype-pollution keys (400
+ * validation_failed), and every key and string storable text (400 invalid_input_encoding).
+ */
+export function checkJsonValue(root: unknown, maxDepth: number): void {
+  const stack: Frame[] = [{ value: root, depth: 0 }];
+  while (stack.length > 0) {
+    const f = stack.pop() as Frame;
+    const v = f.value;
+    if (typeof v === 'string') {
+      if (!isStorableText(v)) throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, `${pathOf(f)}: NUL or a lone surrogate in a string`);
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    const depth = f.depth + 1;
+    if (depth > maxDepth) throw new EdgeRefusal(ApiErrorCode.JsonTooDeep, `JSON nested deeper than ${maxDepth} levels`);
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth, parent: f, key: String(i) });
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      if (!isStorableText(key)) throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, `${pathOf(f)}: NUL or a lone surrogate in a field name`);
+      if (FORBIDDEN_KEYS.has(key)) throw new EdgeRefusal(ApiErrorCode.ValidationFailed, `forbidden field name at ${pathOf({ value: null, depth, parent: f, key })}`);
+      stack.push({ value: (v as Record<string, unknown>)[key], depth, parent: f, key });
+    }
+  }
+}
