@@ -427,6 +427,16 @@ describe('keyclient API proxy', () => {
     expect(h.logs.some((l) => l.includes(String(res.headers['x-request-id'])))).toBe(true);
   });
 
+  it('never writes a JWT-shaped value from the path or a credential from the query into its log', async () => {
+    const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsZWFrLW1lIn0.bGVha2VkLXNpZ25hdHVyZQ';
+    await h.spa(browser, 'GET', `/api/v1/keys/${jwt}?access_token=${jwt}`);
+    await h.spa(browser, 'GET', `/api/v1/nope/${jwt}`);
+    const log = h.logs.join('');
+    expect(log).toContain('/api/v1/keys/***');
+    expect(log).not.toContain('bGVha2VkLXNpZ25hdHVyZQ');
+    expect(log).not.toContain('eyJzdWIiOiJsZWFrLW1lIn0');
+  });
+
   it('streams a request body to the API', async () => {
     const body = JSON.stringify({ keyId: 'fw-key-1', reason: 'x'.repeat(2000) });
     const res = await h.spa(browser, 'POST', '/api/v1/operations/op-1/approvals', body);

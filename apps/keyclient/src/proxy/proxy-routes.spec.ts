@@ -18,6 +18,11 @@ describe(checkRawPath.name, () => {
     ['fail NUL', '/api/v1/keys%00', null],
     ['fail broken escape', '/api/v1/keys/%zz', null],
     ['fail absolute-form target', 'http://evil/api/v1/keys', null],
+    ['fail escapes that are not UTF-8', '/api/v1/keys/%ff%fe', null],
+    ['fail a truncated UTF-8 sequence', '/api/%c3%28', null],
+    ['fail an encoded surrogate', '/api/v1/keys/%ED%A0%80', null],
+    ['fail an encoded control character', '/api/v1/keys/a%1fb', null],
+    ['ok escaped UTF-8', '/api/v1/keys/caf%C3%A9', '/api/v1/keys/caf%C3%A9'],
   ];
   it.each(cases)('%s', (_name, input, expected) => {
     expect(checkRawPath(input)).toBe(expected);

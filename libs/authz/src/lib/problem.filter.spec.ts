@@ -1,5 +1,6 @@
 import { BadRequestException, NotFoundException, PayloadTooLargeException, UnauthorizedException } from '@nestjs/common';
 import { TokenError, EntraMetadataError } from '@keyserver/entra-token';
+import { KeyserverError } from '@keyserver/errors';
 import { AuthzError } from './authz-error';
 import { INVALID_TOKEN_PROBLEM, renderProblem } from './problem.filter';
 
@@ -28,6 +29,17 @@ describe(renderProblem.name, () => {
   it('renders a raw body-parser error', () => {
     const e = Object.assign(new Error('request entity too large'), { type: 'entity.too.large', status: 413, expose: true });
     expect(renderProblem(e)).toMatchObject({ status: 413, body: { code: 'payload_too_large' } });
+  });
+  it('renders a client error of a parser that has no type (a corrupt gzip stream) as its 4xx, not a 500', () => {
+    const e = Object.assign(new Error('incorrect header check'), { status: 400, statusCode: 400, expose: true });
+    expect(renderProblem(e)).toMatchObject({ status: 400, body: { code: 'bad_request' } });
+  });
+  it('sends Retry-After with a 429 that says how long to wait', () => {
+    class Limited extends KeyserverError<'rate_limited'> {
+      readonly status = 429;
+      retryAfterSeconds = 7.2;
+    }
+    expect(renderProblem(new Limited('rate_limited'))).toMatchObject({ status: 429, body: { code: 'rate_limited' }, headers: { 'retry-after': '8' } });
   });
   it('renders anything else as a detail-free 500', () => {
     const r = renderProblem(new Error('db password is hunter2'));

@@ -93,6 +93,18 @@ describe(createEntraTokenValidator.name, () => {
     expect(p).toMatchObject({ kind: 'user', channel: 'bff', tid: TENANT, oid: USER_OID, azp: APP, scopes: ['keyserver'], tokenId: 'uti-1', expiresAt: S0 + 3600, displayName: 'Ada Admin' });
   });
 
+  it.each([
+    ['NUL in name', { name: 'Mallory\u0000Admin' }, { displayName: 'Mallory\ufffdAdmin' }],
+    ['lone surrogate and bidi control in name', { name: 'a\ud800\u0085b' }, { displayName: 'a\ufffd\ufffdb' }],
+    ['control characters in preferred_username', { preferred_username: 'ada\r\n@demo.test' }, { username: 'ada\ufffd\ufffd@demo.test' }],
+    ['a huge name is cut to 256 characters', { name: '𝔘'.repeat(1000) }, { displayName: '𝔘'.repeat(256) }],
+    ['a non-string name is dropped', { name: { x: 1 } }, { displayName: undefined }],
+    ['a uti that is not id-shaped is dropped', { uti: 'a\u0000b' }, { tokenId: undefined }],
+  ])('ok a hostile display claim (%s) is accepted as storable text', async (_n, claims, expected) => {
+    const p = await validator().authenticate(bearer(userClaims(claims)));
+    expect(p).toMatchObject(expected);
+  });
+
   it('accepts a public-client user token as channel provisioning', async () => {
     const p = await validator().authenticate(bearer(userClaims({ azp: PROV, azpacr: '0', scp: 'openid keyserver profile' })));
     expect(p).toMatchObject({ kind: 'user', channel: 'provisioning', azp: PROV, scopes: ['openid', 'keyserver', 'profile'] });
