@@ -282,6 +282,10 @@ describe('fuzz: every route of the OpenAPI document', () => {
       `fuzz: ${cases} cases answered (+${skipped} the client could not send) on ${routes.length} routes in ${secs} s, seed ${SEED}: ${violations.length} failures; ` +
         `statuses ${statuses}; audit verify ${JSON.stringify(verify.body)}`,
     );
+    if (verify.body.firstBadSeq) {
+      const bad = await admin<{ items: unknown[] }>('GET', `/api/v1/audit?cursor=${BigInt(verify.body.firstBadSeq) + 1n}&limit=1`);
+      console.log(`first audit event that does not verify: ${JSON.stringify(bad.body.items[0])}`);
+    }
     expect(violations.slice(0, 20)).toEqual([]);
     expect(verify.status).toBe(200);
     expect(verify.body.ok).toBe(true);
