@@ -427,6 +427,11 @@ describe('keyclient API proxy', () => {
     expect(h.logs.some((l) => l.includes(String(res.headers['x-request-id'])))).toBe(true);
   });
 
+  it('answers an oversize header with 431 problem+json header_too_large, not a bare status line', async () => {
+    const res = await h.spa(browser, 'GET', '/api/keys', undefined, { 'x-pad': 'p'.repeat(20_000) });
+    expect([res.status, String(res.headers['content-type']).split(';')[0], problemCode(res)]).toEqual([431, 'application/problem+json', 'header_too_large']);
+  });
+
   it('never writes a JWT-shaped value from the path or a credential from the query into its log', async () => {
     const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsZWFrLW1lIn0.bGVha2VkLXNpZ25hdHVyZQ';
     await h.spa(browser, 'GET', `/api/v1/keys/${jwt}?access_token=${jwt}`);

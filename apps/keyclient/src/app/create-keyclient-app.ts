@@ -7,6 +7,7 @@ import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
 import { redactUrl } from '@keyserver/config';
 import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
+import { answerClientErrors } from '../http/client-error';
 import { cookieNames } from '../http/cookies';
 import {
   contentSecurityPolicy,
@@ -110,6 +111,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   app.use(pathGuardMiddleware);
   app.use(csrfMiddleware(config));
   app.useGlobalFilters(new ProblemFilter(log));
+  answerClientErrors(app.getHttpServer(), log);
   app.enableShutdownHooks();
 
   log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');

@@ -14,6 +14,8 @@ export enum KeyclientErrorCode {
   NotReady = 'not_ready',
   NotFound = 'not_found',
   MethodNotAllowed = 'method_not_allowed',
+  HeaderTooLarge = 'header_too_large',
+  MalformedRequest = 'malformed_request',
   InternalError = 'internal_error',
 }
 
@@ -31,6 +33,8 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.NotReady]: 503,
   [KeyclientErrorCode.NotFound]: 404,
   [KeyclientErrorCode.MethodNotAllowed]: 405,
+  [KeyclientErrorCode.HeaderTooLarge]: 431,
+  [KeyclientErrorCode.MalformedRequest]: 400,
   [KeyclientErrorCode.InternalError]: 500,
 };
 
@@ -48,6 +52,8 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.NotReady]: 'Not ready',
   [KeyclientErrorCode.NotFound]: 'Not found',
   [KeyclientErrorCode.MethodNotAllowed]: 'Method not allowed',
+  [KeyclientErrorCode.HeaderTooLarge]: 'Request headers too large',
+  [KeyclientErrorCode.MalformedRequest]: 'Malformed request',
   [KeyclientErrorCode.InternalError]: 'Internal error',
 };
 

@@ -25,6 +25,13 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   forbidden: 'You do not have the permission to do this.',
   service_unavailable: 'The Keyserver is temporarily unavailable. Try again in a moment.',
   idempotency_key_invalid: 'The request could not be repeated safely.',
+  // API and keyclient: refusals at the HTTP edge
+  invalid_json: 'The request could not be read.',
+  json_too_deep: 'The request is nested too deeply.',
+  unsupported_content_encoding: 'The request format is not supported.',
+  malformed_request: 'The request could not be read.',
+  header_too_large: 'The request headers are too large. Signing out and in again may help.',
+  rate_limited: 'Too many refused requests. Wait a moment and try again.',
   // authorization (who you are to the Keyserver)
   unknown_subject: 'Your account is signed in but not registered in the Keyserver. Ask an administrator to register it.',
   subject_disabled: 'Your Keyserver account is disabled. Ask an administrator.',
@@ -57,7 +64,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   not_an_approver: 'You are not an approver of the keys of this operation.',
   self_approval_forbidden: 'You cannot approve an operation you ordered yourself.',
   cancellation_not_allowed: 'Only the orderer can cancel this operation, and only while it is open.',
-  invalid_input_encoding: 'A digest is not valid hexadecimal.',
+  invalid_input_encoding: 'Some text or a digest could not be read (invalid characters or encoding).',
   // certificates
   certificate_not_found: 'This certificate does not exist.',
   revocation_not_allowed: 'This certificate cannot be revoked (it may already be revoked).',
