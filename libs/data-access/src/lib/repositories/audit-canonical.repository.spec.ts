@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import { auditEventHash } from '@keyserver/audit-chain';
+import { Client } from 'pg';
+import { AUDIT_GENESIS_HASH, auditEventHash, auditEventHashV1, auditHashParts, canonicalAuditContent, type AuditHashInput } from '@keyserver/audit-chain';
 import { sql } from '../../spec/temp-database';
 import { closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
@@ -102,5 +104,127 @@ describe(`${AuditRepository.name} canonical form`, () => {
       { seed: 13_001, numRuns: 150 },
     );
     expect(await r.a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+});
+
+describe(`${AuditRepository.name} database guard`, () => {
+  let r: TwoReplicas;
+
+  beforeAll(async () => {
+    r = await openTwoReplicas('audit_guard');
+  });
+  afterAll(() => closeTwoReplicas(r));
+
+  const content = (over: Partial<AuditHashInput> = {}) =>
+    canonicalAuditContent({
+      id: randomUUID(), at: new Date(), action: 'x', outcome: 'DENIED', errorCode: null, actorTid: null, actorOid: null, actorName: null,
+      actorClient: null, actorSubjectId: null, keyid: 'fw', operationId: null, adminSessionId: null, digest: null, requestId: null, details: {},
+      ...over,
+    });
+  /** Calls keyserver_append_audit with the hash parts of `hashed` but the column values of `stored`. */
+  const call = (hashed: ReturnType<typeof content>, stored: ReturnType<typeof content>) => {
+    const { prefix, suffix } = auditHashParts(hashed);
+    const s = stored;
+    return sql(r.tmp.url, `SELECT keyserver_append_audit(1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, [
+      prefix, suffix, s.id, s.at, s.action, s.outcome, s.errorCode, s.actorTid, s.actorOid, s.actorName, s.actorClient, s.actorSubjectId,
+      s.keyid, s.operationId, s.adminSessionId, s.digest, s.requestId,
+    ]);
+  };
+
+  it('ok appends when the hashed bytes are the canonical form of the stored values', async () => {
+    const c = content({ details: { a: [1, 'é'] } });
+    await expect(call(c, c)).resolves.toHaveLength(1);
+  });
+
+  it.each<[string, (c: ReturnType<typeof content>) => ReturnType<typeof content>]>([
+    ['fail an upper-case UUID column', (c) => ({ ...c, operationId: c.id.toUpperCase() })],
+    ['fail a text column other than the hashed one', (c) => ({ ...c, keyid: 'FW' })],
+    ['fail another time', (c) => ({ ...c, at: new Date(c.at.getTime() + 1) })],
+    ['fail another requestId', (c) => ({ ...c, requestId: 'r' })],
+  ])('%s: refuses the append (SQLSTATE 22000 or 22P02) and stores nothing', async (_name, change) => {
+    const c = content();
+    const before = await sql<{ n: string }>(r.tmp.url, 'SELECT count(*)::text AS n FROM audit_event');
+    const code = await call(c, change(c)).then(() => 'ok', (err: { code?: string }) => err.code);
+    expect(code).toBe('22000');
+    expect(await sql(r.tmp.url, 'SELECT count(*)::text AS n FROM audit_event')).toEqual(before);
+  });
+});
+
+describe(`${AuditRepository.name} verification report`, () => {
+  let r: TwoReplicas;
+
+  beforeEach(async () => {
+    r = await openTwoReplicas('audit_report');
+  });
+  afterEach(() => closeTwoReplicas(r));
+
+  /** Runs statements as the superuser past the append-only trigger. */
+  async function tamper(...statements: string[]): Promise<void> {
+    const c = new Client({ connectionString: r.tmp.url });
+    await c.connect();
+    try {
+      await c.query('SET session_replication_role = replica');
+      for (const s of statements) await c.query(s);
+    } finally {
+      await c.end();
+    }
+  }
+
+  it('reports every bad entry and tells a link break (deleted, reordered rows) from a content change', async () => {
+    const seqs: string[] = [];
+    for (let i = 1; i <= 8; i++) seqs.push((await r.a.audit.append({ action: `e${i}`, outcome: 'SUCCESS' })).seq);
+    await tamper(
+      `UPDATE audit_event SET outcome = 'DENIED' WHERE seq = ${seqs[1]}`,
+      `DELETE FROM audit_event WHERE seq = ${seqs[3]}`,
+      `UPDATE audit_event SET action = 'forged' WHERE seq = ${seqs[6]}`,
+    );
+    const v = await r.a.audit.verifyChain(3);
+    expect(v).toMatchObject({ ok: false, checked: 1, total: 7, firstBadSeq: seqs[1], problemCount: 3, legacyCount: 0 });
+    expect(v.problems.map((p) => [p.seq, p.kind])).toEqual([
+      [seqs[1], 'content_changed'],
+      [seqs[4], 'link_broken'],
+      [seqs[6], 'content_changed'],
+    ]);
+  });
+
+  it('lists entries of the v1 writer that verify over the request bytes as legacy_hash_v1, and never accepts v1 after v2', async () => {
+    // Rows exactly as the v1 function wrote them: the hash over the request's value, the column holding PostgreSQL's.
+    let prev = AUDIT_GENESIS_HASH;
+    const upper = randomUUID().toUpperCase();
+    const mixed = randomUUID().replace(/[a-f]/, (c) => c.toUpperCase());
+    const v1 = (requested: Partial<AuditHashInput>, stored: Partial<AuditHashInput> = requested, rule = auditEventHashV1) => {
+      const base: AuditHashInput = {
+        id: randomUUID(), at: new Date(Date.UTC(2026, 11, 1)), action: 'signorder.create', outcome: 'DENIED', errorCode: 'key_not_found', actorTid: 't',
+        actorOid: 'o', actorName: 'Ada', actorClient: 'c', actorSubjectId: null, keyid: null, operationId: null, adminSessionId: null, digest: null,
+        requestId: 'r', details: {}, prevHash: prev,
+      };
+      const hash = rule({ ...base, ...requested });
+      const row = { ...base, ...stored, hash };
+      prev = hash;
+      return sql(r.tmp.url, `INSERT INTO audit_event (id, at, action, outcome, "errorCode", "actorTid", "actorOid", "actorName", "actorClient",
+        "actorSubjectId", keyid, "operationId", "adminSessionId", digest, "requestId", details, "prevHash", hash)
+        VALUES ($1, $2, $3, $4::"AuditOutcome", $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING seq::text`, [
+        row.id, row.at, row.action, row.outcome, row.errorCode, row.actorTid, row.actorOid, row.actorName, row.actorClient, row.actorSubjectId,
+        row.keyid, row.operationId, row.adminSessionId, row.digest, row.requestId, JSON.stringify(row.details), row.prevHash, row.hash,
+      ]).then((rows) => (rows[0] as { seq: string }).seq);
+    };
+    const clean = await v1({ keyid: 'fw-dev' });
+    const upperOp = await v1({ operationId: upper }, { operationId: upper.toLowerCase() });
+    const surrogate = await v1({ keyid: 'fw-\udbff' }, { keyid: 'fw-\ufffd' });
+    const both = await v1({ adminSessionId: upper, keyid: '\udc00' }, { adminSessionId: upper.toLowerCase(), keyid: '\ufffd' });
+    const mixedCase = await v1({ operationId: mixed }, { operationId: mixed.toLowerCase() });
+    const head = await sql<{ hash: string }>(r.tmp.url, 'SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
+    expect(head[0].hash).toBe(prev);
+    const v2 = await r.a.audit.append({ action: 'x', outcome: 'SUCCESS', operationId: upper });
+    prev = v2.hash;
+    const late = await v1({ keyid: 'late' });
+
+    const v = await r.a.audit.verifyChain();
+    expect(v).toMatchObject({ ok: false, total: 7, checked: 4, legacyCount: 3, problemCount: 2 });
+    expect(v.legacy.map((e) => [e.seq, e.kind])).toEqual([[upperOp, 'legacy_hash_v1'], [surrogate, 'legacy_hash_v1'], [both, 'legacy_hash_v1']]);
+    expect(v.legacy[0].reason).toContain('upper-case operationId');
+    expect(v.legacy[1].reason).toContain('U+DBFF in keyid');
+    expect(v.problems.map((p) => [p.seq, p.kind])).toEqual([[mixedCase, 'content_changed'], [late, 'content_changed']]);
+    expect(v.problems.map((p) => p.seq)).not.toContain(clean);
   });
 });
