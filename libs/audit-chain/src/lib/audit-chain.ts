@@ -62,7 +62,7 @@ export function storableText(s: string): string {
  * - every string (columns, details values and keys) through {@link storableText};
  * - a UUID column holds its lower-case form; a value that is not a UUID goes to `details["column:<field>"]`
  *   and the column holds null;
- * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters and `…`; the whole value
+ * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters (cut ones end in `…`); the whole value
  *   goes to `details["column:<field>"]`;
  * - details as JSON reads it back: toJSON/Dates applied, undefined dropped, non-finite numbers null, bigint as
  *   a decimal string, keys that only differed in unstorable characters kept apart with a `~2`, `~3` … suffix.
@@ -77,7 +77,7 @@ export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput
     const v = e[f] === null || e[f] === undefined ? null : storableText(e[f]);
     if (v !== null && v.length > AUDIT_INDEXED_TEXT_MAX) {
       moved.push([f, v]);
-      cols[f] = `${storableText(v.slice(0, AUDIT_INDEXED_TEXT_MAX))}…`;
+      cols[f] = `${storableText(v.slice(0, AUDIT_INDEXED_TEXT_MAX - 1))}…`;
     } else cols[f] = v;
   }
   for (const f of AUDIT_UUID_FIELDS) {
