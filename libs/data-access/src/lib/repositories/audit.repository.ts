@@ -57,7 +57,7 @@ export function toAuditEvent(r: AuditRow): AuditEvent {
  * (upper-case UUIDs, lone surrogates, NUL, huge values).
  */
 function newAuditFields(input: AuditInput) {
-  return canonicalAuditContent({
+  const fields = canonicalAuditContent({
     id: randomUUID(),
     at: new Date(),
     action: input.action,
@@ -75,6 +75,7 @@ function newAuditFields(input: AuditInput) {
     requestId: input.requestId ?? null,
     details: input.details ?? {},
   });
+  return { ...fields, outcome: input.outcome };
 }
 
 /**
