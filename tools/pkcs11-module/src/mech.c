@@ -95,7 +95,7 @@ CK_RV ks_mech_plan(const struct ks_key *key, const CK_MECHANISM *m, struct ks_me
       return CKR_MECHANISM_INVALID;
   }
   if (key->type != want) {
-    snprintf(why, whysz, "%s is not a%s key", ks_mech_name(m->mechanism), want == KS_KEY_RSA ? "n RSA" : "n EC");
+    snprintf(why, whysz, "key %s is not a%s key: %s refused", key->keyid, want == KS_KEY_RSA ? "n RSA" : "n EC", ks_mech_name(m->mechanism));
     return CKR_KEY_TYPE_INCONSISTENT;
   }
   if (!hashed) h = key->hash;
