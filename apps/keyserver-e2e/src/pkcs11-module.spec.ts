@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate, constants, createHash, verify as cryptoVerify } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +16,8 @@ import { call, ciToken, operationBody } from './operations-support';
 
 const MODULE = join(repoRoot, 'dist', 'tools', 'pkcs11-module', 'libkeyserver-pkcs11.so');
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
-const ENGINE = '/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so';
+/** libp11's engine in OpenSSL's engines directory (`ENGINESDIR: "/usr/lib/x86_64-linux-gnu/engines-3"`). */
+const ENGINE = join(/"(.*)"/.exec(spawnSync('openssl', ['version', '-e'], { encoding: 'utf8' }).stdout)?.[1] ?? '/usr/lib/x86_64-linux-gnu/engines-3', 'pkcs11.so');
 const DEMO_CERT = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.crt.pem');
 const DEMO_KEY = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.key.pem');
 /** Access tokens live this long here, so the long-running signer below outlives one. */
@@ -295,12 +298,70 @@ describe('keyserver-pkcs11 module', () => {
     const sign = (e: Record<string, string>) => p11(['--sign', '-m', 'ECDSA-SHA256', ...id('demo-fw-dev'), '-i', file('msg.bin'), '-o', file('x.sig')], e);
     const noOp = sign(env({ KEYSERVER_OPERATION_ID: '' }));
     expect([noOp.status === 0, noOp.out]).toEqual([false, expect.stringContaining('KEYSERVER_OPERATION_ID is not set')]);
+    for (const hostile of ['../../api/keys', `${operation}\u202e`, `${operation} `, operation.toUpperCase().replace(/-/g, '')]) {
+      const r = sign(env({ KEYSERVER_OPERATION_ID: hostile }));
+      expect([hostile, r.status === 0, r.out]).toEqual([hostile, false, expect.stringContaining('KEYSERVER_OPERATION_ID is not an operation id')]);
+    }
     const badSecret = p11(['-O'], env({ KEYSERVER_CLIENT_SECRET: 'wrong-secret' }));
     expect(badSecret.out).toMatch(/token endpoint refused the secret credentials: HTTP 401 invalid_client/);
     expect(badSecret.out).toContain('CKR_USER_NOT_LOGGED_IN');
     const other = await newOperation([{ keyid: 'p11-rsa', usages: 1 }]);
     const wrongKey = sign(env({ KEYSERVER_OPERATION_ID: other }));
     expect(wrongKey.out).toMatch(/HTTP 403 key_not_in_operation .*-> CKR_KEY_FUNCTION_NOT_PERMITTED/);
+  });
+
+  it('treats hostile or silent Keyserver answers as errors: wrong signatures, control characters, no answer', async () => {
+    // A stand-in Keyserver on loopback: the real key list, then one hostile sign-order answer per request.
+    const keyList = await call(p.facts.urls.api, await ciToken(p), 'GET', '/api/keys');
+    const answers: [number, string][] = [
+      [201, JSON.stringify({ result: 'zz'.repeat(64) })],
+      [201, JSON.stringify({ result: 'ab'.repeat(63) })],
+      [201, JSON.stringify({ result: 'ab'.repeat(64) + '00' })],
+      [409, JSON.stringify({ code: 'usage_exhausted\u001b[31m', detail: `\u202eevil\u0000\n${'x'.repeat(10_000)}` })],
+      [200, 'x'.repeat(5 * 1024 * 1024)],
+    ];
+    let signOrders = 0;
+    const server: Server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/api/keys') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keyList.body));
+      const n = signOrders++;
+      if (n >= answers.length * 2) return; // never answers: the module's timeout must end it
+      const [status, body] = answers[Math.floor(n / 2)]; // pkcs11-tool tries C_Sign, then C_SignUpdate/C_SignFinal
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const e = env({ KEYSERVER_URL: url, KEYSERVER_TOKEN: 'opaque-test-token', KEYSERVER_PKCS11_TIMEOUT: '1' });
+    const signAsync = () =>
+      new Promise<{ status: number | null; out: string; ms: number }>((resolve) => {
+        const started = Date.now();
+        const child = spawn('pkcs11-tool', ['--module', MODULE, '--sign', '-m', 'ECDSA-SHA256', ...id('demo-fw-dev'), '-i', file('msg.bin'), '-o', file('hostile.sig')], { env: e });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        child.once('exit', (status) => resolve({ status, out, ms: Date.now() - started }));
+      });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await signAsync();
+        expect([i, r.status === 0, r.out]).toEqual([i, false, expect.stringContaining('the answer holds no 64-byte signature -> ')]);
+        expect(r.out).toContain('CKR_DEVICE_ERROR');
+      }
+      const problem = await signAsync();
+      // Non-ASCII bytes and control characters become '?', the detail is cut at the NUL cJSON stops at.
+      expect(problem.out).toMatch(/HTTP 409 usage_exhausted\?\[31m \(\?\?\?evil\) -> CKR_FUNCTION_REJECTED/);
+      expect(problem.out).not.toMatch(/[\u0000\u001b\u202e]/);
+      expect(Math.max(...problem.out.split('\n').map((l) => l.length))).toBeLessThan(600);
+      const huge = await signAsync();
+      expect(huge.out).toMatch(/refused the Keyserver's answer: the answer is larger than 4194304 bytes -> CKR_DEVICE_ERROR/);
+      const silent = await signAsync();
+      expect(silent.out).toMatch(/the Keyserver is unreachable \(timeout\).* -> CKR_DEVICE_ERROR/);
+      // 1 s per request, one retry of a lost answer 1 s later, for C_Sign and then C_SignFinal: bounded, no hang.
+      expect(silent.ms).toBeLessThan(12_000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('logs in with a certificate credential, with Azure DevOps workload identity, and with the PKCE login ksctl cached', async () => {

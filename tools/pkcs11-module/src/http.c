@@ -96,6 +96,7 @@ void ks_http_request(const struct ks_config *c, const char *method, const char *
   if (rc != CURLE_OK) {
     out->transport = (int)rc;
     out->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+    out->too_large = s.overflow;
     if (s.overflow) snprintf(out->error, sizeof out->error, "the answer is larger than %u bytes", MAX_ANSWER);
     else snprintf(out->error, sizeof out->error, "%s", curl_easy_strerror(rc));
   }

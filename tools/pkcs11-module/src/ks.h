@@ -69,6 +69,7 @@ struct ks_http_result {
   long status;      /* HTTP status, 0 when no answer */
   int transport;    /* 0 ok, else a CURLcode */
   int timed_out;
+  int too_large;    /* the answer passed the 4 MiB cap */
   char error[256];  /* transport error sentence */
   struct ks_buf body;
 };

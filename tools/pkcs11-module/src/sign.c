@@ -56,6 +56,10 @@ static int is_uuid(const char *s) {
 
 /* Logs a refusal (status, problem code, detail, request id) and returns its CKR_. */
 static CK_RV refusal(const char *what, const struct ks_http_result *r) {
+  if (r->status == 0 && r->too_large) {
+    ks_log(KS_LOG_ERROR, "%s: refused the Keyserver's answer: %s -> CKR_DEVICE_ERROR", what, r->error);
+    return CKR_DEVICE_ERROR;
+  }
   if (r->status == 0) {
     ks_log(KS_LOG_ERROR, "%s: the Keyserver is unreachable%s: %s -> CKR_DEVICE_ERROR", what, r->timed_out ? " (timeout)" : "", r->error);
     return CKR_DEVICE_ERROR;
@@ -184,7 +188,7 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
       size_t got = 0;
       unsigned char buf[1024];
       if (!cJSON_IsString(res) || ks_unhex(res->valuestring, buf, sizeof buf, &got) || got != siglen) {
-        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature", keyshown, siglen);
+        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature -> CKR_DEVICE_ERROR", keyshown, siglen);
         rv = CKR_DEVICE_ERROR;
       } else {
         memcpy(sig, buf, siglen);
