@@ -313,21 +313,23 @@ describe('keyserver-pkcs11 module', () => {
   it('treats hostile or silent Keyserver answers as errors: wrong signatures, control characters, no answer', async () => {
     // A stand-in Keyserver on loopback: the real key list, then one hostile sign-order answer per request.
     const keyList = await call(p.facts.urls.api, await ciToken(p), 'GET', '/api/keys');
-    const answers: [number, string][] = [
+    const wrong: [number, string][] = [
       [201, JSON.stringify({ result: 'zz'.repeat(64) })],
       [201, JSON.stringify({ result: 'ab'.repeat(63) })],
       [201, JSON.stringify({ result: 'ab'.repeat(64) + '00' })],
       [409, JSON.stringify({ code: 'usage_exhausted\u001b[31m', detail: `\u202eevil\u0000\n${'x'.repeat(10_000)}` })],
-      [200, 'x'.repeat(5 * 1024 * 1024)],
     ];
+    const huge: [number, string] = [200, 'x'.repeat(5 * 1024 * 1024)];
+    // One answer per request: pkcs11-tool tries C_Sign, then C_SignUpdate/C_SignFinal; a lost answer (the
+    // huge one) is sent again once by the module. After these, the stand-in never answers.
+    const answers = [...wrong.flatMap((a) => [a, a]), huge, huge, huge, huge];
     let signOrders = 0;
     const server: Server = createServer((req, res) => {
       req.resume();
       if (req.url === '/api/keys') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keyList.body));
-      const n = signOrders++;
-      if (n >= answers.length * 2) return; // never answers: the module's timeout must end it
-      const [status, body] = answers[Math.floor(n / 2)]; // pkcs11-tool tries C_Sign, then C_SignUpdate/C_SignFinal
-      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+      const answer = answers[signOrders++];
+      if (!answer) return; // never answers: the module's timeout must end it
+      res.writeHead(answer[0], { 'content-type': 'application/json' }).end(answer[1]);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
