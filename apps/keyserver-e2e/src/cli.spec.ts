@@ -379,13 +379,17 @@ describe('ksctl', () => {
     expect(lines.length).toBeGreaterThan(5);
 
     const ok = offline('audit', 'verify', file);
-    expect([ok.status, ok.json]).toEqual([0, { verified: true, checked: lines.length, lastHash: (JSON.parse(lines[lines.length - 1]) as { hash: string }).hash }]);
+    expect([ok.status, ok.json]).toEqual([
+      0,
+      { verified: true, checked: lines.length, total: lines.length, lastHash: (JSON.parse(lines[lines.length - 1]) as { hash: string }).hash, legacy: [], legacyCount: 0 },
+    ]);
 
     const victim = JSON.parse(lines[2]) as { seq: string; action: string };
     const edited = join(work, 'audit-edited.jsonl');
     writeFileSync(edited, lines.map((l, i) => (i === 2 ? l.replace(`"action":"${victim.action}"`, '"action":"audit.forged"') : l)).join('\n') + '\n');
     const bad = offline('audit', 'verify', edited);
     expect([bad.status, bad.json.code, bad.json.firstBadSeq, bad.json.checked]).toEqual([6, 'audit_chain_broken', victim.seq, 2]);
+    expect(bad.json.problems).toEqual([{ seq: victim.seq, kind: 'content_changed', reason: 'content does not match its hash' }]);
     expect(bad.stderr).toContain(`at seq ${victim.seq}`);
     expect(offline('audit', 'verify', join(work, 'no-such-export.jsonl')).status).toBe(2);
 

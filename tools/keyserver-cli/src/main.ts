@@ -282,21 +282,27 @@ async function verifyCommand(v: Values): Promise<unknown> {
   };
 }
 
-/** `ksctl audit verify FILE`: the export's hash chain, offline; the first bad entry is named. */
+/** `ksctl audit verify FILE`: the export's hash chain, offline; every bad entry is listed (link_broken / content_changed). */
 function auditVerifyCommand(file: string | undefined): unknown {
   if (!file) throw new CliError('usage: ksctl audit verify FILE.jsonl', Exit.Usage);
   existingFile(file);
   const r = verifyAuditExport(readFileSync(file, 'utf8'));
   if (!r.ok) {
     throw new CliError(
-      `audit chain broken at ${r.firstBadSeq?.startsWith('line') ? '' : 'seq '}${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it)`,
+      `audit chain broken at ${r.firstBadSeq?.startsWith('line') ? '' : 'seq '}${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it; ${r.problemCount} problem(s): ${r.problems
+        .slice(0, 20)
+        .map((p) => `${p.kind} ${p.seq}`)
+        .join(', ')}${r.problemCount > 20 ? ', …' : ''})`,
       Exit.Invalid,
       'audit_chain_broken',
       undefined,
-      { firstBadSeq: r.firstBadSeq, reason: r.reason, checked: r.checked },
+      {
+        firstBadSeq: r.firstBadSeq, reason: r.reason, checked: r.checked, total: r.total,
+        problems: r.problems, problemCount: r.problemCount, legacy: r.legacy, legacyCount: r.legacyCount,
+      },
     );
   }
-  return { verified: true, checked: r.checked, lastHash: r.lastHash };
+  return { verified: true, checked: r.checked, total: r.total, lastHash: r.lastHash, legacy: r.legacy, legacyCount: r.legacyCount };
 }
 
 interface OperationView {

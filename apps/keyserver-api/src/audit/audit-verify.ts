@@ -1,5 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { verifyAuditExport } from '@keyserver/audit-chain';
+import { verifyAuditExport, type AuditChainReport } from '@keyserver/audit-chain';
+
+/** The report as lines: the verdict, then one line per problem and per legacy (rule v1) entry. */
+export function auditReportText(tool: string, r: AuditChainReport): string {
+  const at = (seq: string) => (seq.startsWith('line') ? seq : `seq ${seq}`);
+  const lines = r.ok
+    ? [`${tool}: OK, ${r.checked} entries verified`]
+    : [`${tool}: FAILED at ${at(r.firstBadSeq ?? '?')}: ${r.reason} (${r.checked} entries verified before it; ${r.problemCount} problem(s) in ${r.total} entries)`];
+  for (const p of r.problems) lines.push(`  ${p.kind} ${at(p.seq)}: ${p.reason}`);
+  if (r.problemCount > r.problems.length) lines.push(`  … ${r.problemCount - r.problems.length} more problem(s)`);
+  for (const e of r.legacy) lines.push(`  ${e.kind} ${at(e.seq)}: ${e.reason}`);
+  if (r.legacyCount > r.legacy.length) lines.push(`  … ${r.legacyCount - r.legacy.length} more legacy entries`);
+  return `${lines.join('\n')}\n`;
+}
 
 /** `keyserver-api audit-verify FILE` (the verifier itself is shared with `ksctl audit verify`): prints the outcome; exit code 0 when the whole file verifies, 1 otherwise, 2 on usage errors. */
 export function auditVerifyCommand(file: string | undefined): number {
@@ -15,10 +28,6 @@ export function auditVerifyCommand(file: string | undefined): number {
     return 2;
   }
   const r = verifyAuditExport(text);
-  if (r.ok) {
-    process.stdout.write(`audit-verify: OK, ${r.checked} entries verified\n`);
-    return 0;
-  }
-  process.stdout.write(`audit-verify: FAILED at seq ${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it)\n`);
-  return 1;
+  process.stdout.write(auditReportText('audit-verify', r));
+  return r.ok ? 0 : 1;
 }

@@ -20,7 +20,7 @@ export class AuditController {
   }
 
   @RequirePermission(Permission.AuditRead)
-  @ApiOperation({ summary: 'Recompute the hash chain; names the first entry that does not verify' })
+  @ApiOperation({ summary: 'Recompute the hash chain; lists every entry that does not verify (link_broken: rows deleted, inserted or reordered; content_changed: edited) and the v1 entries verified under the old rule' })
   @ApiOkResponse({ schema: jsonSchema(AuditVerification) })
   @Get('verify')
   verify(@Caller() actor: Actor, @RequestId() requestId: string) {

@@ -45,9 +45,36 @@ export type AuditEventView = z.infer<typeof AuditEventView>;
 export const AuditPage = z.object({ items: z.array(AuditEventView), nextCursor: z.string().nullable() });
 export type AuditPage = z.infer<typeof AuditPage>;
 
+/**
+ * Why an entry does not verify: `link_broken` = its prevHash is not the previous entry's hash (entries deleted, inserted
+ * or reordered before it); `content_changed` = its own hash does not match its content; `not_an_entry` (offline
+ * verification of an export only) = a line that is no audit entry.
+ */
+export const AuditProblemKind = z.enum(['link_broken', 'content_changed', 'not_an_entry']);
+export const AuditProblem = z.object({ seq: z.string(), kind: AuditProblemKind, reason: z.string() });
+export type AuditProblem = z.infer<typeof AuditProblem>;
+
+/** An entry written before hash rule v2 that verifies only under rule v1 over the bytes the request sent (docs/adr/0009). */
+export const AuditLegacyEntry = z.object({ seq: z.string(), kind: z.literal('legacy_hash_v1'), reason: z.string() });
+export type AuditLegacyEntry = z.infer<typeof AuditLegacyEntry>;
+
 export const AuditVerification = z.object({
+  /** true when no entry has a problem. */
   ok: z.boolean(),
+  /** Entries verified before the first problem (all of them when ok). */
   checked: z.number().int(),
+  /** seq of the first problem and its reason. */
   firstBadSeq: z.string().optional(),
+  reason: z.string().optional(),
+  /** Entries examined. */
+  total: z.number().int(),
+  /** Every problem in chain order (the first 1000; problemCount counts all). */
+  problems: z.array(AuditProblem),
+  problemCount: z.number().int(),
+  /** Entries of the v1 writer verified under rule v1 (the first 1000; legacyCount counts all). */
+  legacy: z.array(AuditLegacyEntry),
+  legacyCount: z.number().int(),
+  /** hash of the last entry: the chain head (64 zeros for an empty log). */
+  lastHash: z.string(),
 });
 export type AuditVerification = z.infer<typeof AuditVerification>;

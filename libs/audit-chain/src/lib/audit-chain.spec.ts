@@ -1,5 +1,17 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { AUDIT_GENESIS_HASH, auditEventHash, auditHashParts, canonicalJson, verifyAuditExport, type AuditHashInput } from './audit-chain';
+import fc from 'fast-check';
+import {
+  AUDIT_GENESIS_HASH,
+  AUDIT_INDEXED_TEXT_MAX,
+  auditEventHash,
+  auditEventHashV1,
+  auditHashParts,
+  canonicalAuditContent,
+  canonicalJson,
+  storableText,
+  verifyAuditExport,
+  type AuditHashInput,
+} from './audit-chain';
 
 /** A valid exported chain of `n` entries, as GET /api/v1/audit/export writes it. */
 function chain(n: number): Record<string, unknown>[] {
@@ -71,11 +83,43 @@ describe(auditHashParts.name, () => {
 describe(verifyAuditExport.name, () => {
   it('verifies every entry of an intact export and reports the chain head', () => {
     const rows = chain(4);
-    expect(verifyAuditExport(jsonl(rows))).toEqual({ ok: true, checked: 4, lastHash: rows[3]['hash'] });
+    expect(verifyAuditExport(jsonl(rows))).toEqual({
+      ok: true, checked: 4, total: 4, problems: [], problemCount: 0, legacy: [], legacyCount: 0, lastHash: rows[3]['hash'],
+    });
   });
 
   it('accepts an empty export', () => {
-    expect(verifyAuditExport('')).toEqual({ ok: true, checked: 0, lastHash: AUDIT_GENESIS_HASH });
+    expect(verifyAuditExport('')).toMatchObject({ ok: true, checked: 0, total: 0, lastHash: AUDIT_GENESIS_HASH });
+  });
+
+  it.each([
+    ['fail edited content: content_changed only', (rows: Record<string, unknown>[]) => (rows[2]['action'] = 'key.create'), [['3', 'content_changed']]],
+    ['fail removed entry: link_broken only', (rows: Record<string, unknown>[]) => rows.splice(1, 1), [['3', 'link_broken']]],
+    ['fail removed first entry: link_broken at the new first', (rows: Record<string, unknown>[]) => rows.splice(0, 1), [['2', 'link_broken']]],
+    ['fail inserted copy: link_broken twice', (rows: Record<string, unknown>[]) => rows.splice(2, 0, { ...rows[0] }), [['1', 'link_broken'], ['3', 'link_broken']]],
+    ['fail swapped neighbours: link breaks, contents intact', (rows: Record<string, unknown>[]) => rows.splice(1, 2, rows[2], rows[1]), [['3', 'link_broken'], ['2', 'link_broken'], ['4', 'link_broken']]],
+    ['fail two edits and a deletion: each listed', (rows: Record<string, unknown>[]) => {
+      rows[0]['actorName'] = 'Eve';
+      rows[3]['details'] = {};
+      rows.splice(4, 1);
+    }, [['1', 'content_changed'], ['4', 'content_changed'], ['6', 'link_broken']]],
+    ['fail recomputed hash without relinking: content intact, next link broken', (rows: Record<string, unknown>[]) => {
+      rows[1]['action'] = 'key.create';
+      rows[1]['hash'] = auditEventHash({ ...(rows[1] as unknown as AuditHashInput), at: new Date(String(rows[1]['at'])) });
+    }, [['3', 'link_broken']]],
+  ])('%s', (_name, tamper, problems) => {
+    const rows = chain(6);
+    tamper(rows);
+    const r = verifyAuditExport(jsonl(rows));
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual(problems);
+    expect([r.ok, r.problemCount, r.firstBadSeq]).toEqual([false, problems.length, problems[0][0]]);
+  });
+
+  it('goes on after a line that is not an entry and keeps the chain from the last entry', () => {
+    const lines = jsonl(chain(3)).trim().split('\n');
+    const r = verifyAuditExport([lines[0], '{not json', lines[1], lines[2]].join('\n'));
+    expect(r.problems).toEqual([{ seq: 'line 2', kind: 'not_an_entry', reason: 'not JSON' }]);
+    expect([r.total, r.checked]).toEqual([4, 1]);
   });
 
   it.each([
@@ -106,5 +150,105 @@ describe(verifyAuditExport.name, () => {
     const rows = chain(2);
     delete rows[1]['prevHash'];
     expect(verifyAuditExport(jsonl(rows))).toMatchObject({ ok: false, firstBadSeq: '2', reason: 'not an audit entry' });
+  });
+});
+
+// Hostile strings: whatever PostgreSQL text, jsonb and UTF-8 encoding treat specially.
+const hostile = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 10 }),
+  fc.array(fc.constantFrom('\u0000', '\ud800', '\udfff', '\ud83d\udd0f', '\u202e', '\u200b', '\ufffd', '"', '\\', '\u001f', 'A', 'ß'), { maxLength: 6 }).map((a) => a.join('')),
+);
+const json = fc.letrec((tie) => ({
+  v: fc.oneof({ depthSize: 'small' }, hostile, fc.double(), fc.boolean(), fc.constant(null), fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(hostile, tie('v'), { maxKeys: 3 })),
+})).v;
+const content = fc.record({
+  id: fc.uuid(),
+  at: fc.date({ min: new Date(0), max: new Date(Date.UTC(9999, 0)), noInvalidDate: true }),
+  action: hostile,
+  outcome: fc.constantFrom('SUCCESS', 'DENIED', 'FAILED'),
+  errorCode: fc.option(hostile),
+  actorTid: fc.option(hostile),
+  actorOid: fc.option(hostile),
+  actorName: fc.option(hostile),
+  actorClient: fc.option(hostile),
+  actorSubjectId: fc.option(fc.oneof(fc.uuid().map((u) => u.toUpperCase()), hostile)),
+  keyid: fc.option(fc.oneof(hostile, fc.string({ minLength: AUDIT_INDEXED_TEXT_MAX - 2, maxLength: AUDIT_INDEXED_TEXT_MAX + 3 }))),
+  operationId: fc.option(fc.oneof(fc.uuid().map((u) => u.toUpperCase()), hostile)),
+  adminSessionId: fc.option(fc.uuid()),
+  digest: fc.option(hostile),
+  requestId: fc.option(hostile),
+  details: fc.dictionary(hostile, json, { maxKeys: 4 }),
+});
+const isWellFormed = (s: string) => !/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+const strings = (v: unknown): string[] =>
+  typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap(strings) : v && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [k, ...strings(x)]) : [];
+
+describe(canonicalAuditContent.name, () => {
+  const opts = { seed: 13_002, numRuns: 300 };
+
+  it('ok yields only storable strings, lower-case UUIDs and short indexed columns, and is idempotent', () => {
+    fc.assert(
+      fc.property(content, (c) => {
+        const canon = canonicalAuditContent(c);
+        expect(strings({ ...canon, at: null }).every(isWellFormed)).toBe(true);
+        for (const f of ['id', 'actorSubjectId', 'operationId', 'adminSessionId'] as const) {
+          expect(canon[f] === null || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(canon[f] as string)).toBe(true);
+        }
+        expect((canon.keyid ?? '').length).toBeLessThanOrEqual(AUDIT_INDEXED_TEXT_MAX);
+        expect(canonicalAuditContent(canon)).toEqual(canon);
+      }),
+      opts,
+    );
+  });
+
+  it('ok survives the JSON round trip an export makes: the exported entry verifies', () => {
+    fc.assert(
+      fc.property(content, (c) => {
+        const canon = { ...canonicalAuditContent(c), prevHash: AUDIT_GENESIS_HASH };
+        const line = JSON.stringify({ ...canon, seq: '1', at: canon.at.toISOString(), hash: auditEventHash(canon) });
+        expect(verifyAuditExport(line)).toMatchObject({ ok: true, checked: 1 });
+      }),
+      opts,
+    );
+  });
+
+  it('ok prefix + prevHash + suffix hashes like auditEventHash for any content', () => {
+    fc.assert(
+      fc.property(content, fc.stringMatching(/^[0-9a-f]{64}$/), (c, prevHash) => {
+        const canon = canonicalAuditContent(c);
+        const { prefix, suffix } = auditHashParts(canon);
+        expect(createHash('sha256').update(prefix + prevHash + suffix).digest('hex')).toBe(auditEventHash({ ...canon, prevHash }));
+      }),
+      opts,
+    );
+  });
+
+  it.each([
+    ['ok upper-case UUID becomes lower-case', { operationId: 'AB0C3D4E-0000-4000-8000-00000000000F' }, { operationId: 'ab0c3d4e-0000-4000-8000-00000000000f' }],
+    ['ok not a UUID moves to details', { operationId: 'nope' }, { operationId: null, details: { 'column:operationId': 'nope' } }],
+    ['ok lone surrogate and NUL become U+FFFD', { keyid: 'a\ud800b\u0000' }, { keyid: 'a\ufffdb\ufffd' }],
+    ['ok a valid pair stays', { keyid: '\ud83d\udd0f' }, { keyid: '\ud83d\udd0f' }],
+    ['ok keys differing only in unstorable characters stay apart', { details: { '\ud800': 1, '\udc00': 2, '\ufffd': 3 } }, { details: { '\ufffd': 3, '\ufffd~2': 1, '\ufffd~3': 2 } }],
+    ['ok a __proto__ key stays a member', { details: JSON.parse('{"__proto__":{"x":1}}') as Record<string, unknown> }, { details: JSON.parse('{"__proto__":{"x":1}}') as Record<string, unknown> }],
+    ['ok a huge keyid is cut in its column and kept whole in details', { keyid: 'k'.repeat(600) }, { keyid: `${'k'.repeat(AUDIT_INDEXED_TEXT_MAX - 1)}…`, details: { 'column:keyid': 'k'.repeat(600) } }],
+    ['ok Dates, undefined, NaN and bigint as JSON reads them back', { details: { d: new Date(0), u: undefined, n: NaN, b: BigInt(7) } }, { details: { d: '1970-01-01T00:00:00.000Z', n: null, b: '7' } }],
+  ] as const)('%s', (_name, input, expected) => {
+    const [row] = chain(1);
+    const base = { ...row, details: {}, at: new Date(String(row['at'])) } as unknown as AuditHashInput;
+    const canon = canonicalAuditContent({ ...base, ...(input as Partial<AuditHashInput>) });
+    expect(canon).toMatchObject(expected);
+    if ('details' in expected) expect(Object.keys(canon.details).sort()).toEqual(Object.keys(expected.details).sort());
+  });
+
+  it('is the identity on already storable strings', () => {
+    fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (s) => storableText(s) === s), { seed: 13_003 });
+  });
+});
+
+describe(auditEventHashV1.name, () => {
+  it('differs from rule v2 (the "v":2 member), so a verifier knows which rule an entry used', () => {
+    const [row] = chain(1);
+    const e = { ...row, at: new Date(String(row['at'])) } as unknown as AuditHashInput;
+    expect(auditEventHashV1(e)).not.toBe(auditEventHash(e));
   });
 });

@@ -3,6 +3,13 @@ import { createHash } from 'node:crypto';
 /** prevHash of the first event in the chain. */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
 
+/**
+ * The hash rule new entries are written with. v2 hashes the canonical (storable) content plus `"v":2`; v1 (entries
+ * written before migration 20261205000100) hashed the values as the request sent them, which PostgreSQL sometimes
+ * stored differently (docs/adr/0009-audit-canonical-form.md).
+ */
+export const AUDIT_HASH_RULE = 2;
+
 /** The content of an audit event that its hash covers (everything but `seq`, which the database assigns, and `hash`). */
 export interface AuditHashInput {
   id: string;
@@ -24,6 +31,96 @@ export interface AuditHashInput {
   prevHash: string;
 }
 
+/** What a writer hands to {@link canonicalAuditContent}: any strings, any JSON-able details. */
+export type AuditContentInput = Omit<AuditHashInput, 'prevHash' | 'details'> & { details?: unknown };
+
+/** Columns of type uuid: PostgreSQL stores (and reads back) a UUID lower-case, and refuses anything else. */
+export const AUDIT_UUID_FIELDS = ['id', 'actorSubjectId', 'operationId', 'adminSessionId'] as const;
+/** Text columns under a btree index: a value longer than a btree row allows cannot be stored. */
+export const AUDIT_INDEXED_TEXT_FIELDS = ['action', 'keyid'] as const;
+/** Text columns without an index. */
+export const AUDIT_TEXT_FIELDS = ['errorCode', 'actorTid', 'actorOid', 'actorName', 'actorClient', 'digest', 'requestId'] as const;
+/** Longest value (UTF-16 code units) an indexed text column keeps; at most 4 UTF-8 bytes each, far below btree's ~2700. */
+export const AUDIT_INDEXED_TEXT_MAX = 512;
+/** details key under which a column value the column cannot hold is kept whole (`column:keyid`, …). */
+export const AUDIT_MOVED_PREFIX = 'column:';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The text as PostgreSQL can store it: NUL (refused by text and jsonb) and each lone surrogate (which UTF-8
+ * encoding turns into U+FFFD on the way to the database anyway) become U+FFFD. Identity for every other string.
+ */
+export function storableText(s: string): string {
+  return s.replace(UNSTORABLE, '\ufffd');
+}
+
+/**
+ * The canonical form of an audit event's content: exactly the values PostgreSQL stores and reads back, so the
+ * hash the writer computes and the one every verifier recomputes from the stored row cover the same bytes.
+ * - every string (columns, details values and keys) through {@link storableText};
+ * - a UUID column holds its lower-case form; a value that is not a UUID goes to `details["column:<field>"]`
+ *   and the column holds null;
+ * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters (cut ones end in `…`); the whole value
+ *   goes to `details["column:<field>"]`;
+ * - details as JSON reads it back: toJSON/Dates applied, undefined dropped, non-finite numbers null, bigint as
+ *   a decimal string, keys that only differed in unstorable characters kept apart with a `~2`, `~3` … suffix.
+ */
+export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput, 'prevHash'> {
+  const details = storableDetails(e.details);
+  const moved: [string, string][] = [];
+  const out = { ...e, details } as Omit<AuditHashInput, 'prevHash'>;
+  const cols = out as unknown as Record<string, string | null>;
+  for (const f of AUDIT_TEXT_FIELDS) cols[f] = e[f] === null || e[f] === undefined ? null : storableText(e[f]);
+  for (const f of AUDIT_INDEXED_TEXT_FIELDS) {
+    const v = e[f] === null || e[f] === undefined ? null : storableText(e[f]);
+    if (v !== null && v.length > AUDIT_INDEXED_TEXT_MAX) {
+      moved.push([f, v]);
+      cols[f] = `${storableText(v.slice(0, AUDIT_INDEXED_TEXT_MAX - 1))}…`;
+    } else cols[f] = v;
+  }
+  for (const f of AUDIT_UUID_FIELDS) {
+    const v = e[f] === null || e[f] === undefined ? null : storableText(e[f]);
+    if (v !== null && !UUID.test(v)) moved.push([f, v]);
+    cols[f] = v !== null && UUID.test(v) ? v.toLowerCase() : null;
+  }
+  if (out.action === null) out.action = '';
+  for (const [f, v] of moved) defineMember(details, `${AUDIT_MOVED_PREFIX}${f}`, v);
+  return out;
+}
+
+function storableDetails(details: unknown): Record<string, unknown> {
+  const json = JSON.stringify(details ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const plain = storableJson(json === undefined ? {} : JSON.parse(json));
+  return plain !== null && typeof plain === 'object' && !Array.isArray(plain) ? (plain as Record<string, unknown>) : { value: plain };
+}
+
+function storableJson(v: unknown): unknown {
+  if (typeof v === 'string') return storableText(v);
+  if (Array.isArray(v)) return v.map(storableJson);
+  if (v === null || typeof v !== 'object') return v;
+  const obj = v as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  const taken = new Set(keys.filter((k) => storableText(k) === k));
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    let key = storableText(k);
+    if (key !== k) {
+      const base = key;
+      for (let n = 2; taken.has(key); n++) key = `${base}~${n}`;
+      taken.add(key);
+    }
+    defineMember(out, key, storableJson(obj[k]));
+  }
+  return out;
+}
+
+/** Sets an own enumerable member even for "__proto__" (an assignment would set the prototype instead). */
+function defineMember(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** JSON with object keys sorted recursively, so equal content always hashes equally. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
@@ -35,12 +132,23 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-/** sha256 hex over the canonical JSON of the content fields and prevHash (seq excluded: the DB assigns it). */
+/**
+ * sha256 hex over the canonical JSON of the content fields, prevHash and `"v":2` (seq excluded: the DB assigns
+ * it). Hashes exactly the values given: a verifier passes the stored row; a writer passes
+ * {@link canonicalAuditContent}, which is what the database stores.
+ */
 export function auditEventHash(e: AuditHashInput): string {
-  return createHash('sha256').update(canonicalJson(hashedContent(e))).digest('hex');
+  return sha256(canonicalJson(hashedContent(e, AUDIT_HASH_RULE)));
 }
 
-function hashedContent(e: AuditHashInput) {
+/** The retired v1 rule (no `"v"` member), for entries written before the v2 cutover. */
+export function auditEventHashV1(e: AuditHashInput): string {
+  return sha256(canonicalJson(hashedContent(e, 1)));
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+function hashedContent(e: AuditHashInput, rule: number) {
   return {
     id: e.id,
     at: e.at.toISOString(),
@@ -59,44 +167,194 @@ function hashedContent(e: AuditHashInput) {
     requestId: e.requestId,
     details: e.details,
     prevHash: e.prevHash,
+    ...(rule === 1 ? {} : { v: rule }),
   };
 }
 
 /**
  * The canonical JSON of an event split around its prevHash value, so that whoever holds the chain head (the
  * database, under the append lock) can finish the hash: sha256(prefix + prevHash + suffix) equals
- * {@link auditEventHash} of the event with that prevHash.
+ * {@link auditEventHash} of the event with that prevHash. Pass {@link canonicalAuditContent}'s result.
  */
 export function auditHashParts(e: Omit<AuditHashInput, 'prevHash'>): { prefix: string; suffix: string } {
-  const json = canonicalJson({ ...hashedContent({ ...e, prevHash: '' }) });
-  // Keys are sorted, so the top-level prevHash is the last one (only requestId follows, a string or null):
-  // a "prevHash" key nested in details comes earlier.
-  const marker = '"prevHash":"';
-  const at = json.lastIndexOf(marker) + marker.length;
-  return { prefix: json.slice(0, at), suffix: json.slice(at) };
+  const content = hashedContent({ ...e, prevHash: '' }, AUDIT_HASH_RULE) as Record<string, unknown>;
+  const members = Object.keys(content)
+    .sort()
+    .map((k) => [k, `${JSON.stringify(k)}:${canonicalJson(content[k])}`] as const);
+  const at = members.findIndex(([k]) => k === 'prevHash');
+  const before = members.slice(0, at).map(([, m]) => `${m},`).join('');
+  const after = members.slice(at + 1).map(([, m]) => `,${m}`).join('');
+  return { prefix: `{${before}"prevHash":"`, suffix: `"${after}}` };
 }
 
-/** Result of verifying an exported audit log. */
-export interface ExportVerification {
+/** A stored entry as a verifier sees it: the content, its link and its hash. */
+export type StoredAuditEntry = AuditHashInput & { seq: string; hash: string };
+
+/** `link_broken`: prevHash is not the previous entry's hash (rows deleted, inserted or reordered);
+ * `content_changed`: the entry's own hash does not match its content; `not_an_entry`: an export line that is no entry. */
+export type AuditProblemKind = 'link_broken' | 'content_changed' | 'not_an_entry';
+
+export interface AuditProblem {
+  /** seq of the entry (or `line N` for an export line that is not an entry). */
+  seq: string;
+  kind: AuditProblemKind;
+  reason: string;
+}
+
+/** An entry written before the v2 cutover whose hash verifies under the retired v1 rule only over the bytes the
+ * request sent, not the ones PostgreSQL stored (the defect fixed by rule v2): verified, listed for the record. */
+export interface AuditLegacyEntry {
+  seq: string;
+  kind: 'legacy_hash_v1';
+  reason: string;
+}
+
+/** Result of verifying the chain (the database's or an export). */
+export interface AuditChainReport {
+  /** true when no entry has a problem (legacy entries verified under v1 are not problems). */
   ok: boolean;
-  /** Entries that verified before the first bad one (all of them when ok). */
+  /** Entries verified before the first problem (all of them when ok). */
   checked: number;
-  /** seq of the first entry whose hash or link does not verify (or `line N` when a line is not an entry). */
+  /** Entries examined (the whole chain). */
+  total: number;
+  /** seq of the first problem, and its reason. */
   firstBadSeq?: string;
   reason?: string;
-  /** hash of the last verified entry (the chain head when ok); the genesis hash for an empty export. */
-  lastHash?: string;
+  /** Every problem in chain order, the first {@link AUDIT_PROBLEMS_LISTED}; problemCount counts all. */
+  problems: AuditProblem[];
+  problemCount: number;
+  /** Entries that verify only under the v1 rule's reconstruction, the first {@link AUDIT_PROBLEMS_LISTED}. */
+  legacy: AuditLegacyEntry[];
+  legacyCount: number;
+  /** hash of the last entry examined: the chain head (the genesis hash for an empty chain). */
+  lastHash: string;
+}
+
+/** @deprecated name kept for callers of the offline verifier. */
+export type ExportVerification = AuditChainReport;
+
+/** How many problems (and legacy entries) a report lists; the counts go on. */
+export const AUDIT_PROBLEMS_LISTED = 1000;
+
+/**
+ * Walks a chain in seq order and reports every entry that does not verify: its link to the previous entry
+ * and its own hash are checked separately, so a deleted row (one link_broken) and an edited one (content_changed)
+ * read differently. Entries are accepted under rule v1 until the first v2 entry, never after it.
+ */
+export class AuditChainVerifier {
+  private prev = AUDIT_GENESIS_HASH;
+  private prevSeq: string | null = null;
+  private v2Seen = false;
+  private total = 0;
+  private checked = 0;
+  private problemCount = 0;
+  private legacyCount = 0;
+  private readonly problems: AuditProblem[] = [];
+  private readonly legacy: AuditLegacyEntry[] = [];
+
+  add(e: StoredAuditEntry): void {
+    this.total++;
+    const before = this.problemCount;
+    if (e.prevHash !== this.prev) {
+      this.problem(e.seq, 'link_broken', this.prevSeq === null
+        ? 'prevHash is not the genesis hash: entries before it were deleted'
+        : `prevHash is not the hash of the previous entry (seq ${this.prevSeq}): entries were deleted, inserted or reordered`);
+    }
+    if (auditEventHash(e) === e.hash) {
+      this.v2Seen = true;
+    } else if (auditEventHashV1(e) === e.hash) {
+      if (this.v2Seen) this.problem(e.seq, 'content_changed', 'hashed under the retired v1 rule after the chain moved to v2');
+    } else {
+      const legacy = this.v2Seen ? null : legacyV1Reason(e);
+      if (legacy) {
+        this.legacyCount++;
+        if (this.legacy.length < AUDIT_PROBLEMS_LISTED) this.legacy.push({ seq: e.seq, kind: 'legacy_hash_v1', reason: legacy });
+      } else {
+        this.problem(e.seq, 'content_changed', this.v2Seen
+          ? 'content does not match its hash'
+          : 'content does not match its hash (under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised)');
+      }
+    }
+    if (this.problemCount === before && this.problemCount === 0) this.checked++;
+    this.prev = e.hash;
+    this.prevSeq = e.seq;
+  }
+
+  /** An export line that is not an entry (the chain continues from the last entry). */
+  notAnEntry(seq: string, reason: string): void {
+    this.total++;
+    this.problem(seq, 'not_an_entry', reason);
+  }
+
+  private problem(seq: string, kind: AuditProblemKind, reason: string): void {
+    this.problemCount++;
+    if (this.problems.length < AUDIT_PROBLEMS_LISTED) this.problems.push({ seq, kind, reason });
+  }
+
+  report(): AuditChainReport {
+    const first = this.problems[0];
+    return {
+      ok: this.problemCount === 0,
+      checked: this.checked,
+      total: this.total,
+      ...(first ? { firstBadSeq: first.seq, reason: first.reason } : {}),
+      problems: [...this.problems],
+      problemCount: this.problemCount,
+      legacy: [...this.legacy],
+      legacyCount: this.legacyCount,
+      lastHash: this.prev,
+    };
+  }
+}
+
+const LEGACY_UUID_FIELDS = ['actorSubjectId', 'operationId', 'adminSessionId'] as const;
+const LEGACY_TEXT_FIELDS = ['action', 'errorCode', 'actorTid', 'actorOid', 'actorName', 'actorClient', 'keyid', 'digest', 'requestId'] as const;
+
+/**
+ * Why an entry that fails rules v2 and v1 still verifies under v1: the v1 writer hashed the request's bytes, PostgreSQL
+ * stored a UUID lower-case and a lone surrogate as U+FFFD. Tries the upper-case form of each UUID column and, when a
+ * text column holds exactly one U+FFFD, each of the 2048 surrogates in its place (at most 8 × 2049 hashes); null
+ * when none verifies. Nothing is re-hashed or rewritten: the stored hash must match a reconstruction.
+ */
+export function legacyV1Reason(e: StoredAuditEntry): string | null {
+  const uuids = LEGACY_UUID_FIELDS.filter((f) => typeof e[f] === 'string' && /[a-f]/.test(e[f] as string));
+  const fffd = LEGACY_TEXT_FIELDS.flatMap((f) => {
+    const v = e[f];
+    return typeof v === 'string' ? [...v.matchAll(/\ufffd/g)].map((m) => ({ f, at: m.index })) : [];
+  });
+  if (fffd.length > 1 || (uuids.length === 0 && fffd.length === 0)) return null;
+  for (let mask = 0; mask < 1 << uuids.length; mask++) {
+    const variant: StoredAuditEntry = { ...e };
+    const upper = uuids.filter((_f, i) => mask & (1 << i));
+    for (const f of upper) variant[f] = (e[f] as string).toUpperCase();
+    const why = (surrogate?: string) =>
+      `written by the v1 writer, whose hash covered ${[
+        ...upper.map((f) => `the upper-case ${f}`),
+        ...(surrogate ? [`a lone surrogate U+${surrogate.charCodeAt(0).toString(16).toUpperCase()} in ${fffd[0].f}`] : []),
+      ].join(' and ')} where PostgreSQL stored ${[...(upper.length ? ['the lower-case UUID'] : []), ...(surrogate ? ['U+FFFD'] : [])].join(' and ')}; verifies under rule v1`;
+    if (fffd.length === 0) {
+      if (mask !== 0 && auditEventHashV1(variant) === e.hash) return why();
+      continue;
+    }
+    const { f, at } = fffd[0];
+    const text = e[f] as string;
+    for (let cu = 0xd800; cu <= 0xdfff; cu++) {
+      const s = String.fromCharCode(cu);
+      (variant as unknown as Record<string, string>)[f] = text.slice(0, at) + s + text.slice(at + 1);
+      if (auditEventHashV1(variant) === e.hash) return why(s);
+    }
+  }
+  return null;
 }
 
 const HASHED = ['id', 'at', 'action', 'outcome', 'prevHash', 'hash'] as const;
 
 /**
- * Verifies a JSON-lines export of `GET /api/v1/audit/export` offline: each entry's hash is recomputed
- * from its content and must link to the previous one, from the genesis hash on. Needs no database.
+ * Verifies a JSON-lines export of `GET /api/v1/audit/export` offline: each entry's hash is recomputed from its
+ * content and must link to the previous one, from the genesis hash on; every bad entry is reported. Needs no database.
  */
-export function verifyAuditExport(text: string): ExportVerification {
-  let prev = AUDIT_GENESIS_HASH;
-  let checked = 0;
+export function verifyAuditExport(text: string): AuditChainReport {
+  const v = new AuditChainVerifier();
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -105,20 +363,19 @@ export function verifyAuditExport(text: string): ExportVerification {
     try {
       raw = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      return { ok: false, checked, firstBadSeq: `line ${i + 1}`, reason: 'not JSON' };
+      v.notAnEntry(`line ${i + 1}`, 'not JSON');
+      continue;
     }
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      return { ok: false, checked, firstBadSeq: `line ${i + 1}`, reason: 'not an audit entry' };
+      v.notAnEntry(`line ${i + 1}`, 'not an audit entry');
+      continue;
     }
     const seq = typeof raw['seq'] === 'string' ? raw['seq'] : `line ${i + 1}`;
     if (HASHED.some((f) => typeof raw[f] !== 'string') || isNaN(Date.parse(String(raw['at'])))) {
-      return { ok: false, checked, firstBadSeq: seq, reason: 'not an audit entry' };
+      v.notAnEntry(seq, 'not an audit entry');
+      continue;
     }
-    const e = { ...raw, at: new Date(String(raw['at'])) } as unknown as AuditHashInput & { hash: string };
-    if (e.prevHash !== prev) return { ok: false, checked, firstBadSeq: seq, reason: 'does not link to the previous entry' };
-    if (auditEventHash(e) !== e.hash) return { ok: false, checked, firstBadSeq: seq, reason: 'content does not match its hash' };
-    prev = e.hash;
-    checked++;
+    v.add({ ...raw, seq, at: new Date(String(raw['at'])) } as unknown as StoredAuditEntry);
   }
-  return { ok: true, checked, lastHash: prev };
+  return v.report();
 }

@@ -33,7 +33,7 @@ describe(AuditRepository.name, () => {
     );
     const rows = await sql<{ s: string; prevHash: string; hash: string }>(tmp.url, 'SELECT seq::text AS s, "prevHash", hash FROM audit_event ORDER BY seq');
     expect(rows.filter((r, i) => i > 0 && r.prevHash !== rows[i - 1].hash)).toEqual([]);
-    expect(await a.audit.verifyChain(7)).toEqual({ ok: true, checked: rows.length });
+    expect(await a.audit.verifyChain(7)).toMatchObject({ ok: true, checked: rows.length, total: rows.length, problems: [], problemCount: 0 });
   });
 
   it('keeps one chain when the database-side append and the Prisma transaction append interleave', async () => {
@@ -83,7 +83,7 @@ describe(AuditRepository.name, () => {
       await c.end();
     }
     const v = await a.audit.verifyChain();
-    expect(v).toMatchObject({ ok: false, firstBadSeq: target[0].seq });
+    expect(v).toMatchObject({ ok: false, firstBadSeq: target[0].seq, problems: [{ seq: target[0].seq, kind: 'content_changed' }], problemCount: 1 });
   });
 
   it('lists with filters and a seq cursor, newest first', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
-import { auditHashParts } from '@keyserver/audit-chain';
-import { AUDIT_APPEND_LOCK, AUDIT_GENESIS_HASH, auditEventHash } from '../audit-hash';
+import { AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport } from '@keyserver/audit-chain';
+import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
 import { sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
@@ -24,13 +24,8 @@ export interface AuditFilter {
   limit?: number;
 }
 
-/** Result of {@link AuditRepository.verifyChain}. */
-export interface ChainVerification {
-  ok: boolean;
-  checked: number;
-  /** seq of the first row whose hash or link does not verify. */
-  firstBadSeq?: string;
-}
+/** Result of {@link AuditRepository.verifyChain}: every bad entry, told apart as link_broken or content_changed. */
+export type ChainVerification = AuditChainReport;
 
 export function toAuditEvent(r: AuditRow): AuditEvent {
   return {
@@ -56,9 +51,13 @@ export function toAuditEvent(r: AuditRow): AuditEvent {
   };
 }
 
-/** The stored fields of a new event except its place in the chain (seq, prevHash, hash: the database's part). */
+/**
+ * The stored fields of a new event except its place in the chain (seq, prevHash, hash: the database's part), in the
+ * canonical form of @keyserver/audit-chain: exactly what PostgreSQL stores and reads back, whatever the input held
+ * (upper-case UUIDs, lone surrogates, NUL, huge values).
+ */
 function newAuditFields(input: AuditInput) {
-  return {
+  const fields = canonicalAuditContent({
     id: randomUUID(),
     at: new Date(),
     action: input.action,
@@ -74,9 +73,9 @@ function newAuditFields(input: AuditInput) {
     adminSessionId: input.adminSessionId ?? null,
     digest: input.digest ?? null,
     requestId: input.requestId ?? null,
-    // Round-trip through JSON so the hash covers exactly what JSONB stores (no undefined, Dates as strings).
-    details: JSON.parse(JSON.stringify(input.details ?? {})) as Record<string, unknown>,
-  };
+    details: input.details ?? {},
+  });
+  return { ...fields, outcome: input.outcome };
 }
 
 /**
@@ -106,11 +105,13 @@ export function sqlParams(): { values: unknown[]; p: SqlParam } {
 export function auditCallSql(input: AuditInput, p: SqlParam): { sql: string; fields: ReturnType<typeof newAuditFields> } {
   const fields = newAuditFields(input);
   const { prefix, suffix } = auditHashParts(fields);
+  // The function checks that prefix + suffix are exactly the canonical JSON of these values and stores details parsed
+  // from the hashed text (migration 20261205000100).
   const sql = `"keyserver_append_audit"(${[
-    p(AUDIT_APPEND_LOCK, 'bigint'), p(prefix), p(suffix), p(fields.id, 'uuid'), p(fields.at, 'timestamptz'), p(fields.action),
-    p(fields.outcome), p(fields.errorCode), p(fields.actorTid), p(fields.actorOid), p(fields.actorName), p(fields.actorClient),
-    p(fields.actorSubjectId, 'uuid'), p(fields.keyid), p(fields.operationId, 'uuid'), p(fields.adminSessionId, 'uuid'),
-    p(fields.digest), p(fields.requestId), p(JSON.stringify(fields.details), 'jsonb'),
+    p(AUDIT_APPEND_LOCK, 'bigint'), p(prefix, 'text'), p(suffix, 'text'), p(fields.id, 'text'), p(fields.at, 'timestamptz'), p(fields.action, 'text'),
+    p(fields.outcome, 'text'), p(fields.errorCode, 'text'), p(fields.actorTid, 'text'), p(fields.actorOid, 'text'), p(fields.actorName, 'text'),
+    p(fields.actorClient, 'text'), p(fields.actorSubjectId, 'text'), p(fields.keyid, 'text'), p(fields.operationId, 'text'),
+    p(fields.adminSessionId, 'text'), p(fields.digest, 'text'), p(fields.requestId, 'text'),
   ].join(', ')})`;
   return { sql, fields };
 }
@@ -166,26 +167,21 @@ export class AuditRepository {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].seq : null };
   }
 
-  /** Recomputes every hash and link in seq order, in batches. */
+  /**
+   * Recomputes every hash and link in seq order, in batches, and reports every bad entry (link_broken: rows deleted,
+   * inserted or reordered; content_changed: an entry's content does not match its hash) and the v1 entries.
+   */
   async verifyChain(batchSize = 1000): Promise<ChainVerification> {
-    let prev = AUDIT_GENESIS_HASH;
+    const verifier = new AuditChainVerifier();
     let after: bigint | undefined;
-    let checked = 0;
     for (;;) {
       const rows = await this.db.prisma.auditEvent.findMany({
         where: after !== undefined ? { seq: { gt: after } } : undefined,
         orderBy: { seq: 'asc' },
         take: batchSize,
       });
-      if (rows.length === 0) return { ok: true, checked };
-      for (const row of rows) {
-        const e = toAuditEvent(row);
-        if (e.prevHash !== prev || auditEventHash(e) !== e.hash) {
-          return { ok: false, checked, firstBadSeq: e.seq };
-        }
-        prev = e.hash;
-        checked++;
-      }
+      if (rows.length === 0) return verifier.report();
+      for (const row of rows) verifier.add(toAuditEvent(row));
       after = rows[rows.length - 1].seq;
     }
   }

@@ -1,0 +1,185 @@
+/*
+ * keyserver-pkcs11: a PKCS#11 module whose keys live in a Keyserver.
+ * Internal interfaces shared by the module's source files (not installed).
+ */
+#ifndef KS_H
+#define KS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <p11-kit/pkcs11.h>
+
+/* ---- logging (log.c): level from KEYSERVER_PKCS11_LOG, never secrets ---- */
+enum ks_level { KS_LOG_NONE = 0, KS_LOG_ERROR, KS_LOG_WARN, KS_LOG_INFO, KS_LOG_DEBUG };
+void ks_log_open(const char *level, const char *file);
+void ks_log_close(void);
+void ks_log(enum ks_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copies `in` (at most `max` bytes used) into `out` with every byte outside printable ASCII as '?'. */
+void ks_sanitize(char *out, size_t outsz, const char *in, size_t max);
+const char *ks_rv_name(CK_RV rv);
+
+/* ---- configuration (config.c): a KEY=VALUE file, then the environment ---- */
+enum ks_auth_method { KS_AUTH_SECRET, KS_AUTH_CERTIFICATE, KS_AUTH_WIF, KS_AUTH_PKCE, KS_AUTH_TOKEN };
+
+struct ks_config {
+  char *api_url;
+  char *operation_id;
+  char *token_endpoint;
+  char *scope;
+  char *client_id;
+  char *client_secret;
+  char *client_certificate;
+  char *client_private_key;
+  char *client_key_passphrase;
+  char *token;
+  char *federated_token_file;
+  char *oidc_request_uri;
+  char *system_access_token;
+  char *service_connection_id;
+  char *cache_dir;
+  char *ca_file;
+  char *description;
+  char *token_label;
+  char *log_level;
+  char *log_file;
+  enum ks_auth_method auth;
+  int auth_set;
+  int client_id_explicit;
+  long timeout_seconds;
+};
+
+/* Loads defaults, the file named by KEYSERVER_PKCS11_CONFIG (if set), then the environment.
+ * Returns 0, or -1 with a sentence in `err`. `getenv_fn` is getenv except in unit tests. */
+int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), char *err, size_t errsz);
+/* Parses one config text (KEY=VALUE lines, '#' comments); unknown keys are an error. */
+int ks_config_parse_text(struct ks_config *c, const char *text, size_t len, char *err, size_t errsz);
+int ks_config_set(struct ks_config *c, const char *key, const char *value, char *err, size_t errsz);
+void ks_config_free(struct ks_config *c);
+const char *ks_auth_name(enum ks_auth_method m);
+
+/* ---- HTTP (http.c) ---- */
+struct ks_buf {
+  char *data;
+  size_t len;
+};
+struct ks_http_result {
+  long status;      /* HTTP status, 0 when no answer */
+  int transport;    /* 0 ok, else a CURLcode */
+  int timed_out;
+  int too_large;    /* the answer passed the 4 MiB cap */
+  char error[256];  /* transport error sentence */
+  struct ks_buf body;
+};
+void ks_http_global_init(void);
+void ks_http_global_cleanup(void);
+/* bearer may be NULL; content_type NULL means GET. Bodies above 4 MiB are cut and flagged as an error. */
+void ks_http_request(const struct ks_config *c, const char *method, const char *url, const char *bearer,
+                     const char *content_type, const char *body, const char *idempotency_key,
+                     struct ks_http_result *out);
+void ks_http_result_free(struct ks_http_result *r);
+char *ks_form_escape(const char *s);
+
+/* ---- tokens (auth.c) ---- */
+struct ks_auth {
+  pthread_mutex_t lock;
+  char *access_token;
+  time_t expires_at;
+  time_t obtained_at;
+  int refreshes;
+};
+void ks_auth_init(struct ks_auth *a);
+void ks_auth_free(struct ks_auth *a);
+/* A valid bearer token (malloc'd copy) refreshed before it expires; `force` fetches a new one (after a 401). */
+CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, char **token_out);
+/* Seconds before expiry when a token is renewed: a quarter of its lifetime, 30 s to 5 min. */
+long ks_refresh_margin(long lifetime_seconds);
+/* The ksctl token cache file of (token endpoint, client id, scope). */
+int ks_ksctl_cache_file(const struct ks_config *c, char *out, size_t outsz);
+/* An RFC 7523 private_key_jwt assertion, PS256 with x5t#S256 (what ksctl sends). Returns malloc'd or NULL. */
+char *ks_certificate_assertion(const char *cert_file, const char *key_file, const char *passphrase, const char *client_id,
+                               const char *audience, time_t now, char *err, size_t errsz);
+
+/* ---- keys (keys.c) ---- */
+enum ks_key_type { KS_KEY_RSA, KS_KEY_EC, KS_KEY_ED25519 };
+enum ks_hash { KS_SHA256 = 0, KS_SHA384, KS_SHA512 };
+
+struct ks_key {
+  char *keyid;
+  char *keyinfo;
+  enum ks_key_type type;
+  enum ks_hash hash;
+  unsigned char *cert_der;
+  size_t cert_der_len;
+  unsigned char *subject;
+  size_t subject_len;
+  unsigned char *issuer;
+  size_t issuer_len;
+  unsigned char *serial;
+  size_t serial_len;
+  unsigned char *spki;
+  size_t spki_len;
+  /* RSA */
+  unsigned char *modulus;
+  size_t modulus_len;
+  unsigned char *exponent;
+  size_t exponent_len;
+  /* EC / Ed25519: DER ECParameters (named curve OID or printable string) and DER OCTET STRING point */
+  unsigned char *ec_params;
+  size_t ec_params_len;
+  unsigned char *ec_point;
+  size_t ec_point_len;
+  size_t sig_len; /* signature length in bytes: modulus length, 2 x field size, or 64 */
+  unsigned long bits;
+};
+
+struct ks_keylist {
+  struct ks_key *keys;
+  size_t n;
+};
+/* Parses the body of GET /api/keys; keys that are not FW keys or do not parse are skipped (logged). */
+int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *err, size_t errsz);
+void ks_keys_free(struct ks_keylist *l);
+const char *ks_hash_name(enum ks_hash h);
+size_t ks_hash_len(enum ks_hash h);
+
+/* ---- mechanisms (mech.c): what a PKCS#11 signature becomes as a sign order ---- */
+struct ks_mech_plan {
+  CK_MECHANISM_TYPE mech;
+  int hashes_locally;   /* CKM_*_SHA* mechanisms: the module hashes the data itself */
+  enum ks_hash hash;    /* the hash that is signed */
+  const char *padding;  /* inputpadding of the sign order */
+  const char *format;   /* signatureformat of the sign order */
+};
+/* Checks that `mech` (with its parameters) fits `key`; fills `plan`. CKR_OK or the CKR_ to return from C_SignInit. */
+CK_RV ks_mech_plan(const struct ks_key *key, const CK_MECHANISM *mech, struct ks_mech_plan *plan, char *why, size_t whysz);
+/* Turns the caller's data (after local hashing) into the sign order's input bytes. */
+CK_RV ks_mech_input(const struct ks_key *key, const struct ks_mech_plan *plan, const unsigned char *data, size_t len,
+                    unsigned char *out, size_t *outlen, char *why, size_t whysz);
+/* The mechanisms a key allows (for CKA_ALLOWED_MECHANISMS); returns how many were written. */
+size_t ks_mech_allowed(const struct ks_key *key, CK_MECHANISM_TYPE *out, size_t max);
+/* Every mechanism the token knows, for C_GetMechanismList. */
+extern const CK_MECHANISM_TYPE ks_mechanisms[];
+extern const size_t ks_mechanisms_count;
+const char *ks_mech_name(CK_MECHANISM_TYPE m);
+/* The DER DigestInfo prefix of a hash; DigestInfo = prefix || digest. */
+const unsigned char *ks_digestinfo_prefix(enum ks_hash h, size_t *len);
+/* Finds the hash of a DER DigestInfo; -1 when `data` is none of SHA-256/384/512's. */
+int ks_digestinfo_hash(const unsigned char *data, size_t len);
+
+/* Maps a Keyserver answer (HTTP status and problem code) to a CKR_. */
+CK_RV ks_problem_to_rv(long status, const char *code);
+
+/* ---- the sign order (sign.c) ---- */
+CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct ks_key *key, const struct ks_mech_plan *plan,
+                    const unsigned char *input, size_t inlen, unsigned char *sig, size_t siglen);
+/* Fetches GET /api/keys. */
+CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keylist *out);
+
+/* hex helpers */
+char *ks_hex(const unsigned char *p, size_t n);
+int ks_unhex(const char *s, unsigned char *out, size_t outsz, size_t *outlen);
+
+#endif

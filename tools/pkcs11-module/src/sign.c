@@ -1,0 +1,207 @@
+/* The two Keyserver calls: GET /api/keys and POST /api/signorders, with a token renewed on 401, one retry of
+ * a lost answer under the same Idempotency-Key (the Keyserver then returns the same signature without using
+ * another usage), and every refusal logged with its problem code and mapped to a CKR_. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/rand.h>
+
+#include "ks.h"
+
+char *ks_hex(const unsigned char *p, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  char *s = malloc(2 * n + 1);
+  if (!s) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    s[2 * i] = digits[p[i] >> 4];
+    s[2 * i + 1] = digits[p[i] & 15];
+  }
+  s[2 * n] = 0;
+  return s;
+}
+
+static int nibble(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int ks_unhex(const char *s, unsigned char *out, size_t outsz, size_t *outlen) {
+  size_t n = strlen(s);
+  if (n % 2 || n / 2 > outsz) return -1;
+  for (size_t i = 0; i < n; i += 2) {
+    int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+    if (hi < 0 || lo < 0) return -1;
+    out[i / 2] = (unsigned char)(hi << 4 | lo);
+  }
+  *outlen = n / 2;
+  return 0;
+}
+
+static int is_uuid(const char *s) {
+  if (strlen(s) != 36) return 0;
+  for (int i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return 0;
+    } else if (nibble(s[i]) < 0) return 0;
+  }
+  return 1;
+}
+
+/* Logs a refusal (status, problem code, detail, request id) and returns its CKR_. */
+static CK_RV refusal(const char *what, const struct ks_http_result *r) {
+  if (r->status == 0 && r->too_large) {
+    ks_log(KS_LOG_ERROR, "%s: refused the Keyserver's answer: %s -> CKR_DEVICE_ERROR", what, r->error);
+    return CKR_DEVICE_ERROR;
+  }
+  if (r->status == 0) {
+    ks_log(KS_LOG_ERROR, "%s: the Keyserver is unreachable%s: %s -> CKR_DEVICE_ERROR", what, r->timed_out ? " (timeout)" : "", r->error);
+    return CKR_DEVICE_ERROR;
+  }
+  cJSON *j = r->body.data ? cJSON_ParseWithLength(r->body.data, r->body.len) : NULL;
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+  const cJSON *detail = cJSON_GetObjectItemCaseSensitive(j, "detail");
+  const cJSON *rid = cJSON_GetObjectItemCaseSensitive(j, "requestId");
+  char c[80], d[240], q[80];
+  ks_sanitize(c, sizeof c, cJSON_IsString(code) ? code->valuestring : "", 64);
+  ks_sanitize(d, sizeof d, cJSON_IsString(detail) ? detail->valuestring : "", 200);
+  ks_sanitize(q, sizeof q, cJSON_IsString(rid) ? rid->valuestring : "", 64);
+  CK_RV rv = ks_problem_to_rv(r->status, c[0] ? c : NULL);
+  ks_log(KS_LOG_ERROR, "%s refused: HTTP %ld %s%s%s%s -> %s", what, r->status, c[0] ? c : "(no problem code)", d[0] ? " (" : "",
+         d, d[0] ? ")" : "", ks_rv_name(rv));
+  if (q[0]) ks_log(KS_LOG_INFO, "%s: request id %s", what, q);
+  cJSON_Delete(j);
+  return rv;
+}
+
+/* One authenticated request; a 401 renews the token once. */
+static CK_RV call(const struct ks_config *c, struct ks_auth *a, const char *method, const char *path, const char *body,
+                  const char *idem, struct ks_http_result *r) {
+  char url[4300];
+  snprintf(url, sizeof url, "%s%s", c->api_url, path);
+  for (int attempt = 0;; attempt++) {
+    char *token = NULL;
+    CK_RV rv = ks_auth_token(a, c, attempt > 0 && r->status == 401, &token);
+    if (attempt > 0) ks_http_result_free(r);
+    if (rv != CKR_OK) return rv;
+    ks_http_request(c, method, url, token, body ? "application/json" : NULL, body, idem, r);
+    memset(token, 0, strlen(token));
+    free(token);
+    if (attempt >= 2) return CKR_OK;
+    if (r->status == 401 && attempt == 0) {
+      ks_log(KS_LOG_INFO, "%s %s: 401, renewing the token", method, path);
+      continue;
+    }
+    /* A lost answer, or a reservation the server gave back: the same Idempotency-Key is safe to send again. */
+    int lost = r->status == 0 && idem;
+    int expired = r->status == 503 && r->body.data && strstr(r->body.data, "\"reservation_expired\"");
+    if ((lost || expired) && attempt == 0) {
+      ks_log(KS_LOG_WARN, "%s %s: %s, sending it again", method, path, lost ? "no answer" : "reservation expired");
+      sleep(1);
+      r->status = 0; /* not a 401: no forced renewal */
+      continue;
+    }
+    return CKR_OK;
+  }
+}
+
+CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keylist *out) {
+  struct ks_http_result r = {0};
+  CK_RV rv = call(c, a, "GET", "/api/keys", NULL, NULL, &r);
+  if (rv != CKR_OK) return rv;
+  if (r.status != 200) {
+    rv = refusal("GET /api/keys", &r);
+  } else {
+    char err[200];
+    if (ks_keys_parse(r.body.data ? r.body.data : "", r.body.len, out, err, sizeof err)) {
+      ks_log(KS_LOG_ERROR, "%s", err);
+      rv = CKR_DEVICE_ERROR;
+    } else {
+      ks_log(KS_LOG_INFO, "%zu signing key(s) from GET /api/keys", out->n);
+    }
+  }
+  ks_http_result_free(&r);
+  return rv;
+}
+
+static void description(const struct ks_config *c, CK_MECHANISM_TYPE m, char *out, size_t outsz) {
+  char prog[64];
+  ks_sanitize(prog, sizeof prog, program_invocation_short_name, 48);
+  if (c->description) ks_sanitize(out, outsz, c->description, 1000);
+  else snprintf(out, outsz, "PKCS#11 %s signature by %s", ks_mech_name(m), prog[0] ? prog : "a program");
+  /* The Keyserver wants 8 to 1000 characters after trimming. */
+  size_t n = strlen(out);
+  while (n && out[n - 1] == ' ') out[--n] = 0;
+  if (n < 8) snprintf(out, outsz, "PKCS#11 signature");
+}
+
+CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct ks_key *key, const struct ks_mech_plan *plan,
+                    const unsigned char *input, size_t inlen, unsigned char *sig, size_t siglen) {
+  if (!c->operation_id) {
+    ks_log(KS_LOG_ERROR, "KEYSERVER_OPERATION_ID is not set: signatures are made under an approved operation");
+    return CKR_FUNCTION_FAILED;
+  }
+  if (!is_uuid(c->operation_id)) {
+    ks_log(KS_LOG_ERROR, "KEYSERVER_OPERATION_ID is not an operation id (a UUID)");
+    return CKR_FUNCTION_FAILED;
+  }
+  unsigned char rnd[16];
+  char idem[64], desc[1001];
+  if (RAND_bytes(rnd, sizeof rnd) != 1) return CKR_FUNCTION_FAILED;
+  char *rh = ks_hex(rnd, sizeof rnd);
+  char *hex = ks_hex(input, inlen);
+  cJSON *j = cJSON_CreateObject();
+  char *body = NULL;
+  CK_RV rv = CKR_HOST_MEMORY;
+  if (!rh || !hex || !j) goto done;
+  snprintf(idem, sizeof idem, "pkcs11-%s", rh);
+  description(c, plan->mech, desc, sizeof desc);
+  cJSON_AddStringToObject(j, "operationid", c->operation_id);
+  cJSON_AddStringToObject(j, "keyid", key->keyid);
+  cJSON_AddStringToObject(j, "inputdata", hex);
+  cJSON_AddStringToObject(j, "inputformat", "hex");
+  cJSON_AddStringToObject(j, "inputpadding", plan->padding);
+  cJSON_AddStringToObject(j, "signatureformat", plan->format);
+  cJSON_AddStringToObject(j, "description", desc);
+  body = cJSON_PrintUnformatted(j);
+  if (!body) goto done;
+  char keyshown[140];
+  ks_sanitize(keyshown, sizeof keyshown, key->keyid, 128);
+  ks_log(KS_LOG_DEBUG, "sign order: key %s, %s, inputpadding %s, signatureformat %s", keyshown, ks_mech_name(plan->mech),
+         plan->padding, plan->format);
+  struct ks_http_result r = {0};
+  rv = call(c, a, "POST", "/api/signorders", body, idem, &r);
+  if (rv == CKR_OK) {
+    if (r.status != 201 && r.status != 200) {
+      char what[200];
+      snprintf(what, sizeof what, "sign order with key %s", keyshown);
+      rv = refusal(what, &r);
+    } else {
+      cJSON *ans = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
+      const cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "result");
+      size_t got = 0;
+      unsigned char buf[1024];
+      if (!cJSON_IsString(res) || ks_unhex(res->valuestring, buf, sizeof buf, &got) || got != siglen) {
+        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature -> CKR_DEVICE_ERROR", keyshown, siglen);
+        rv = CKR_DEVICE_ERROR;
+      } else {
+        memcpy(sig, buf, siglen);
+        ks_log(KS_LOG_INFO, "signed with key %s (%s)", keyshown, ks_mech_name(plan->mech));
+      }
+      cJSON_Delete(ans);
+    }
+  }
+  ks_http_result_free(&r);
+done:
+  free(rh);
+  free(hex);
+  free(body);
+  cJSON_Delete(j);
+  return rv;
+}
