@@ -181,6 +181,9 @@ describe('hostile input at the HTTP edge', () => {
     it('answers an oversize Authorization header with 431 problem+json header_too_large', async () => {
       const r = await raw(api(), 'GET', '/api/keys', { authorization: `Bearer ${'a'.repeat(20_000)}` });
       expect([r.status, r.type.split(';')[0], r.body['code']]).toEqual([431, PROBLEM, 'header_too_large']);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // audited after the answer
+      const refused = await auditor<{ items: AuditRow[] }>('GET', '/api/v1/audit?action=request.refused&limit=500');
+      expect(refused.body.items.map((e) => e.errorCode)).toEqual(expect.arrayContaining(['header_too_large', 'malformed_request']));
     });
 
     it('never writes a token from the query string or the headers into the API log', async () => {
