@@ -147,6 +147,7 @@ describe('CSR fuzzing (every key type, mutated)', () => {
         const b = bases.get(type) as Base;
         let csr = fromOpenssl ? (openssls.get(type) as Uint8Array) : buildCsr({ subject: b.subject, spki: b.key.spki, attributes: b.attributes, signatureAlgorithm: b.key.signatureAlgorithm, sign: b.key.sign });
         for (const m of mutations) {
+          if (csr.length === 0) break;
           const at = m.at % csr.length;
           const c = Array.from(csr);
           if (m.kind === 'flip') c[at] ^= 1 << m.bit;
