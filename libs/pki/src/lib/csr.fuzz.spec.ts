@@ -169,7 +169,7 @@ describe('CSR fuzzing (every key type, mutated)', () => {
     const node = parseStrictDer(spki) as asn1js.Sequence;
     const algDer = new Uint8Array(node.valueBlock.value[0].valueBeforeDecodeView);
     const bits = new Uint8Array((node.valueBlock.value[1] as asn1js.BitString).valueBlock.valueHexView);
-    const withBits = (b: Uint8Array, alg = algDer, unused = 0) => derTlv(0x30, alg, derTlv(0x03, new Uint8Array([unused]), b));
+    const withBits = (b: Uint8Array, alg: Uint8Array = algDer, unused = 0) => derTlv(0x30, alg, derTlv(0x03, new Uint8Array([unused]), b));
     const variants: Uint8Array[] = [spki, withBits(bits, algDer, 1), withBits(new Uint8Array([...bits, 0])), withBits(bits.subarray(0, bits.length - 1))];
     if (key.type.startsWith('RSA')) {
       const rsa = parseStrictDer(bits) as asn1js.Sequence;

@@ -189,7 +189,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
     if (!v.rsa) throw new PkiError('csr_public_key_invalid');
     checkRsaStrength(v.rsa);
   }
-  const rdns = deviceSubject(v.csr.subject, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber'], profile.reservedNames);
+  const rdns = deviceSubject(v.csr.subject, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber']);
   const subject = nameOf(rdns);
   if (profile.reservedNames?.has(normalizedName(subject))) throw new PkiError('csr_subject_reserved', 'the subject is the name of a Keyserver key');
 

@@ -176,9 +176,9 @@ export function reservedNames(certificates: (string | Uint8Array)[]): ReadonlySe
  * The request's subject checked and re-encoded: only the profile's attribute types, each at most its count (one
  * CN at most, and one is required), 1-64 characters, no forbidden character, NFC, no leading or trailing space,
  * C two upper-case letters and serialNumber printable (both PrintableString), everything else UTF8String, one
- * attribute per RDN in the request's order, and never the DN of a key of this Keyserver.
+ * attribute per RDN in the request's order. (The caller compares the result with the reserved names.)
  */
-export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed: SubjectAttribute[], reserved: ReadonlySet<string> | undefined): pkijs.AttributeTypeAndValue[] {
+export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed: SubjectAttribute[]): pkijs.AttributeTypeAndValue[] {
   if (subject.toSchema().toBER(false).byteLength > 1024) throw new PkiError('csr_subject_too_long');
   const counts = new Map<SubjectAttribute, number>();
   const rdns: pkijs.AttributeTypeAndValue[] = [];
