@@ -178,6 +178,13 @@ describe('device certificate keys (canonical, strict, not weak)', () => {
       expect(await tryIssue(t, buildCsr({ subject: SUBJECT, spki, ...signerFor('RSA-2048', priv) }))).toEqual({ code: 'csr_key_not_allowed' });
     });
 
+    it('fail a huge modulus before any arithmetic (refused by size, not by its bogus signature)', async () => {
+      const huge = new Uint8Array(2000).fill(0xab);
+      huge[0] = 0x01;
+      const csr = buildCsr({ subject: SUBJECT, spki: rsaSpkiRaw(derTlv(0x30, intDer(huge), intDer(new Uint8Array([1, 0, 1])))), signatureAlgorithm: k.signatureAlgorithm, sign: () => new Uint8Array(2000) });
+      expect(await tryIssue(t, csr)).toEqual({ code: 'csr_key_not_allowed' });
+    });
+
     it('ok random 2048-bit moduli are not Fermat-factorable', () => {
       for (let i = 0; i < 3; i++) {
         const [p, q] = primes(1024);

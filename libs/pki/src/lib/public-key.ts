@@ -84,6 +84,10 @@ function canonicalRsa(der: Uint8Array): CanonicalPublicKey {
     return b;
   });
   const [nBytes, eBytes] = ints;
+  // Size before any arithmetic: a 64 KiB request could carry a modulus of half a million bits.
+  const bits = toBig(nBytes).toString(2).length;
+  if (bits > RSA_MAX_BITS) throw new PkiError('csr_key_not_allowed', `RSA-${bits}`);
+  if (eBytes.length > 33) throw new PkiError('csr_weak_key', 'RSA exponent must be below 2^256');
   const spki = rsaSpki(nBytes, eBytes);
   let key: KeyObject;
   try {
