@@ -13,7 +13,7 @@ import {
 } from '../testing/csr-builder';
 import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
 import { OID, derTlv, rsaSpki } from './der';
-import { ed25519PointChecks, isFermatFactorable } from './public-key';
+import { ed25519AddPoints, ed25519PointChecks, isFermatFactorable } from './public-key';
 
 const SUBJECT = nameDer([[OID.commonName, 'device-1']]);
 const hex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
@@ -108,11 +108,20 @@ describe('device certificate keys (canonical, strict, not weak)', () => {
       expect(await tryIssue(t, csr)).toEqual({ code: 'csr_signature_invalid' });
     });
 
-    it('fail a key with a torsion component (A + small-order point): not in the prime-order subgroup', () => {
-      const k = generateTestKey('Ed25519');
-      expect(ed25519PointChecks(k.spki.subarray(12))).toBeUndefined();
-      expect(ed25519PointChecks(hex(SMALL_ORDER['order 8, first y']))).toBe('small_order');
-    });
+    it.each(['order 8, first y', 'order 8, second y', 'y=p-1 (order 2)', 'y=0 (order 4)'] as const)(
+      'fail a key with a torsion component (A + the %s point): not small-order, but not in the prime-order subgroup',
+      async (torsion) => {
+        const k = generateTestKey('Ed25519');
+        const a = k.spki.subarray(12);
+        expect(ed25519PointChecks(a)).toBeUndefined();
+        expect(Buffer.from(ed25519AddPoints(a, IDENTITY)).equals(Buffer.from(a))).toBe(true);
+        const mixed = ed25519AddPoints(a, hex(SMALL_ORDER[torsion]));
+        expect(ed25519PointChecks(mixed)).toBe('mixed_order');
+        // Node loads it as a valid key: the refusal is ours.
+        expect(createPublicKey({ key: Buffer.from(ed25519Spki(mixed)), format: 'der', type: 'spki' }).asymmetricKeyType).toBe('ed25519');
+        expect(await tryIssue(t, buildCsr({ subject: SUBJECT, spki: ed25519Spki(mixed), signatureAlgorithm: k.signatureAlgorithm, sign: k.sign }))).toEqual({ code: 'csr_public_key_invalid' });
+      },
+    );
 
     it('ok an honest Ed25519 key: the certificate carries the same 32 bytes', async () => {
       const k = generateTestKey('Ed25519');
