@@ -11,6 +11,8 @@ import { SignOrdersController } from '../signorders/sign-orders.controller';
 import { SignOrderService } from '../signorders/sign-order.service';
 import { CertificatesController } from '../certificates/certificates.controller';
 import { CertificatesService } from '../certificates/certificates.service';
+import { DeviceProfileController } from '../certificates/device-profile.controller';
+import { DeviceProfileService } from '../certificates/device-profile.service';
 import { CrlController } from '../crl/crl.controller';
 import { CrlService } from '../crl/crl.service';
 import { FirmwareController } from '../firmware/firmware.controller';
@@ -74,10 +76,11 @@ export class AppModule implements NestModule {
         AdminSessionsController,
         SubjectsController,
         KeyAdminController,
+        DeviceProfileController,
         AuditController,
         MeController,
       ],
-      providers: [KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
+      providers: [KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
       ],
     };
