@@ -3,6 +3,7 @@ import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AdminSession, AuditInput } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { assertEnabledAdministrator } from './admin-participation';
 
 export interface OpenAdminSessionInput {
   description: string;
@@ -52,6 +53,8 @@ export class AdminSessionRepository {
     }
     try {
       return await this.db.transaction(async (tx) => {
+        // Subject locks before session locks, in every transaction that takes both (no deadlock with a disable).
+        await assertEnabledAdministrator(tx, input.creatorId);
         const now = new Date();
         const active = input.requiredApprovals === 0;
         const s = await tx.adminSession.create({
@@ -89,6 +92,10 @@ export class AdminSessionRepository {
     let result: AuthorizeResult | 'expired';
     try {
       result = await this.db.transaction(async (tx): Promise<AuthorizeResult | 'expired'> => {
+        if (!UUID.test(sessionId)) throw new DataAccessError('not_found', 'admin session not found');
+        // Subject locks before the session lock (see open); a concurrent disable of this admin either comes first
+        // (refused here) or waits and then finds this authorization and ends the session.
+        await assertEnabledAdministrator(tx, adminId);
         const s = await lockSession(tx, sessionId);
         if (s.state === 'PENDING' && s.expiresAt <= now) {
           // Commit the EXPIRED state, then refuse outside the transaction.
