@@ -23,6 +23,8 @@ import { SubjectsController } from '../subjects/subjects.controller';
 import { SubjectsService } from '../subjects/subjects.service';
 import { KeyAdminController } from '../key-admin/key-admin.controller';
 import { KeyAdminService } from '../key-admin/key-admin.service';
+import { KeyLimitsController } from '../key-limits/key-limits.controller';
+import { KeyLimitsService } from '../key-limits/key-limits.service';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
 import { MeController } from '../me/me.controller';
@@ -74,11 +76,13 @@ export class AppModule implements NestModule {
         AdminSessionsController,
         SubjectsController,
         KeyAdminController,
+        KeyLimitsController,
         AuditController,
         MeController,
       ],
       providers: [KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
+        KeyLimitsService,
       ],
     };
   }

@@ -1,3 +1,4 @@
+import { KEY_LIMIT_BOUNDS } from '@keyserver/api-contract';
 import type { KeyOperationLimit as LimitRow } from '../../generated/prisma/client';
 import { mapPrismaError, type Db } from '../db';
 import { DataAccessError, type DataAccessErrorCode } from '../errors';
@@ -31,14 +32,6 @@ const DAY = 86_400;
 export const DEFAULT_KEY_LIMITS: Record<'production' | 'development', KeyOperationLimits> = {
   production: { maxWindowSeconds: 7 * DAY, maxUsagesPerOperation: 1_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 7 * DAY },
   development: { maxWindowSeconds: 30 * DAY, maxUsagesPerOperation: 100_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 30 * DAY },
-};
-
-/** The range an administrator may set each limit in (inclusive). */
-export const KEY_LIMIT_BOUNDS: Record<keyof KeyOperationLimits, { min: number; max: number }> = {
-  maxWindowSeconds: { min: 60, max: 366 * DAY },
-  maxUsagesPerOperation: { min: 1, max: 1_000_000 },
-  maxBackdateSeconds: { min: 0, max: DAY },
-  maxStartAheadSeconds: { min: 0, max: 366 * DAY },
 };
 
 export const keyClass = (key: { requiredApprovers: number }): 'production' | 'development' => (key.requiredApprovers > 0 ? 'production' : 'development');

@@ -6,7 +6,7 @@ import { MatDialog } from '@angular/material/dialog';
 import { of } from 'rxjs';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { PROBLEM_MESSAGES } from '../../core/problem-messages';
-import { operation } from '../../../testing/fixtures';
+import { KEY_LIMITS, operation } from '../../../testing/fixtures';
 import { ApprovalsComponent } from './approvals.component';
 import { RejectDialogComponent } from './reject-dialog.component';
 
@@ -45,7 +45,7 @@ describe(ApprovalsComponent.name, () => {
     [...scope.querySelectorAll('button, a')].find((b) => b.textContent?.trim() === label) as HTMLButtonElement | undefined;
 
   it('lists what an approver decides on: orderer, description, keys, usages, window and digests', async () => {
-    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0 }] })]);
+    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS }] })]);
     const t = text(f);
     expect(t).toContain('Sign bootloader 7.1');
     expect(t).toContain('Otto Orderer');
