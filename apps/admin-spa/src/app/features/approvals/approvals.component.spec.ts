@@ -56,6 +56,23 @@ describe(ApprovalsComponent.name, () => {
     expect(t).toMatch(/Nov 29, 2026/);
   });
 
+  it('shows the limits each key holds operations to, and whether administrators set them', async () => {
+    const set = { maxWindowSeconds: 7_200, maxUsagesPerOperation: 3, maxBackdateSeconds: 90, maxStartAheadSeconds: 3_600, source: 'set', updatedAt: '2026-12-05T08:00:00.000Z' } as const;
+    const f = await render([
+      operation({
+        keys: [
+          { keyid: 'fw-prod', usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS },
+          { keyid: 'fw-tight', usagesAllowed: 1, usagesUsed: 0, requiredApprovers: 1, approvals: 0, limits: set },
+        ],
+      }),
+    ]);
+    const cells = [...(f.nativeElement as HTMLElement).querySelectorAll('td.limits')].map((c) => c.textContent?.replace(/\s+/g, ' ').trim());
+    expect(cells).toEqual([
+      'window ≤ 7 d, ≤ 1000 usages, start from −5 min to +7 d (defaults)',
+      'window ≤ 2 h, ≤ 3 usages, start from −90 s to +1 h',
+    ]);
+  });
+
   it('shows the empty state when nothing waits for me', async () => {
     const f = await render([]);
     expect((f.nativeElement as HTMLElement).querySelector('.empty')?.textContent).toContain('No operation is waiting for your approval.');
