@@ -125,6 +125,18 @@ describe(`${AdminSessionRepository.name} ends sessions that lose an administrato
     expect(ended).toMatchObject({ outcome: 'SUCCESS', adminSessionId: session, details: { reason, previousState: 'ACTIVE', cause: 'subject.update' } });
   });
 
+  it('does not count a session ACTIVE once an administrator of it was disabled behind the repositories\' back', async () => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const session = await activeSession(ada.id, ivy.id);
+    expect((await a.adminSessions.getActive(session))?.id).toBe(session);
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = false WHERE "id" = $1`, [ivy.id]);
+    expect(await a.adminSessions.getActive(session)).toBeNull();
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = true WHERE "id" = $1`, [ivy.id]);
+    await sql(tmp.url, `DELETE FROM "subject_role" WHERE "subjectId" = $1`, [ada.id]);
+    expect(await a.adminSessions.getActive(session)).toBeNull();
+  });
+
   it('ends a PENDING session of a disabled creator, so it can never become ACTIVE', async () => {
     const ada = await seedAdmin(a);
     const ivy = await seedAdmin(a);
