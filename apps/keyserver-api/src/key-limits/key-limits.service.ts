@@ -9,6 +9,9 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from '../key-admin/key-admin-error';
 
+/** What a stored keyid can look like; anything else (NUL, bidi, zero-width, huge) is an unknown key, never a query. */
+const KEYID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /**
  * Per-key operation limits, set like every other key setting: gate (ACTIVE four-eyes session) -> validate ->
  * the repository locks the key, reads the limits in force and writes the new ones with a `key.limits` event
@@ -31,12 +34,21 @@ export class KeyLimitsService {
   }
 
   async set(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'key.limits', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+    const wellFormed = KEYID.test(keyid);
+    const audit: AuditInput = {
+      ...actorAudit(actor),
+      action: 'key.limits',
+      outcome: 'SUCCESS',
+      requestId,
+      keyid: wellFormed ? keyid : null,
+      adminSessionId: auditableSessionId(sessionId),
+      ...(wellFormed ? {} : { details: { keyidMalformed: true, keyidLength: keyid.length } }),
+    };
     let committed = false;
     try {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(SetKeyLimitsRequest, body);
-      if (keyid.length > 128 || !(await this.keys.findByKeyid(keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
+      if (!wellFormed || !(await this.keys.findByKeyid(keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, wellFormed ? `no key ${keyid}` : 'no such key');
       await this.limits.set(keyid, dto, { ...audit, adminSessionId: session.id });
       committed = true;
       return await this.keyViews.detail(actor, keyid);
