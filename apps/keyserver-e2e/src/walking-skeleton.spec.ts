@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,6 +134,23 @@ describe('walking skeleton', () => {
       // The identical retry is still answered from the store.
       const replay = await order(base(), key);
       expect([replay.status, ((await replay.json()) as { result: string }).result]).toEqual([201, firstResult]);
+    });
+
+    it('answers any other description (hostile unicode included) with 409 idempotency_key_reused (property, fixed seed)', async () => {
+      const key = `fp-prop-${Math.random().toString(36).slice(2, 10)}`;
+      expect((await order(base(), key)).status).toBe(201);
+      const text = fc.oneof(
+        fc.string({ unit: 'binary', minLength: 8, maxLength: 60 }),
+        fc.constantFrom('first request\u0000', 'first\u200brequest', '\u202efirst request', 'first request \u{1F511}', 'First request', 'first request\ud800', 'first  request'),
+      );
+      await fc.assert(
+        fc.asyncProperty(text, async (description) => {
+          fc.pre(description.trim().length >= 8 && description.trim() !== 'first request');
+          const r = await order({ ...base(), description }, key);
+          expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+        }),
+        { seed: 1307, numRuns: 25 },
+      );
     });
   });
 
