@@ -8,3 +8,4 @@ export * from './lib/key-admin';
 export * from './lib/audit';
 export * from './lib/me';
 export * from './lib/device-profile';
+export * from './lib/key-limits';

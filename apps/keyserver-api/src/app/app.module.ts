@@ -25,6 +25,8 @@ import { SubjectsController } from '../subjects/subjects.controller';
 import { SubjectsService } from '../subjects/subjects.service';
 import { KeyAdminController } from '../key-admin/key-admin.controller';
 import { KeyAdminService } from '../key-admin/key-admin.service';
+import { KeyLimitsController } from '../key-limits/key-limits.controller';
+import { KeyLimitsService } from '../key-limits/key-limits.service';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
 import { MeController } from '../me/me.controller';
@@ -77,11 +79,13 @@ export class AppModule implements NestModule {
         SubjectsController,
         KeyAdminController,
         DeviceProfileController,
+        KeyLimitsController,
         AuditController,
         MeController,
       ],
       providers: [KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
+        KeyLimitsService,
       ],
     };
   }
