@@ -179,6 +179,7 @@ const content = fc.record({
   requestId: fc.option(hostile),
   details: fc.dictionary(hostile, json, { maxKeys: 4 }),
 });
+// eslint-disable-next-line no-control-regex -- NUL is what the canonical form must remove
 const isWellFormed = (s: string) => !/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 const strings = (v: unknown): string[] =>
   typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap(strings) : v && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [k, ...strings(x)]) : [];
