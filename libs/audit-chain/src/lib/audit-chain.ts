@@ -62,7 +62,7 @@ export function storableText(s: string): string {
  * hash the writer computes and the one every verifier recomputes from the stored row cover the same bytes.
  * - every string (columns, details values and keys) through {@link storableText};
  * - a UUID column holds its lower-case form; a value that is not a UUID goes to `details["column:<field>"]`
- *   and the column holds null;
+ *   and the column holds null (the writer generates `id`, always a UUID);
  * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters (cut ones end in `…`); the whole value
  *   goes to `details["column:<field>"]`;
  * - details as JSON reads it back: toJSON/Dates applied, undefined dropped, non-finite numbers null, bigint as
@@ -86,6 +86,7 @@ export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput
     if (v !== null && !UUID.test(v)) moved.push([f, v]);
     cols[f] = v !== null && UUID.test(v) ? v.toLowerCase() : null;
   }
+  // action is NOT NULL: a missing one is stored (and hashed) as the empty string.
   if (out.action === null) out.action = '';
   for (const [f, v] of moved) defineMember(details, `${AUDIT_MOVED_PREFIX}${f}`, v);
   return out;
