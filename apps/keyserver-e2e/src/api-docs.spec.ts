@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { launchChromium, UI_TIMEOUT } from './browser-support';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const uiDir = (require('swagger-ui-dist/absolute-path.js') as () => string)();
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8';
 
 interface OpenApiDoc {
@@ -51,7 +55,16 @@ describe('GET /api/docs', () => {
       const asset = await fetch(`${api}${a}`);
       expect({ a, status: asset.status }).toEqual({ a, status: 200 });
       expect(asset.headers.get('x-content-type-options')).toBe('nosniff');
-      await asset.arrayBuffer();
+      const body = Buffer.from(await asset.arrayBuffer());
+      const name = a.replace('/api/docs/ui/', '');
+      if (name === 'init.js') {
+        expect(asset.headers.get('content-type')).toMatch(/^text\/javascript/);
+        expect(body.toString()).toContain("url: '/api/docs'");
+      } else {
+        // The very bytes of swagger-ui-dist (not a JSON rendering of them).
+        expect(body.equals(readFileSync(join(uiDir, name)))).toBe(true);
+        expect(asset.headers.get('content-type')).toMatch(name.endsWith('.css') ? /^text\/css/ : name.endsWith('.js') ? /^text\/javascript/ : /^image\/png/);
+      }
     }
   });
 

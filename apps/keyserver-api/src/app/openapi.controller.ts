@@ -1,4 +1,4 @@
-import { Controller, Get, Header, Inject, NotFoundException, Param, Req, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, NotFoundException, Param, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,7 +69,7 @@ export class OpenApiController {
 
   @Public()
   @Get('api/docs/ui/:file')
-  asset(@Param('file') file: string, @Res({ passthrough: true }) res: Response): Buffer {
+  asset(@Param('file') file: string, @Res({ passthrough: true }) res: Response): StreamableFile {
     const type = file === 'init.js' ? 'text/javascript; charset=utf-8' : Object.hasOwn(UI_FILES, file) ? UI_FILES[file] : undefined;
     if (!type) throw new NotFoundException();
     let body = this.files.get(file);
@@ -77,9 +77,9 @@ export class OpenApiController {
       body = file === 'init.js' ? Buffer.from(INIT_JS) : readFileSync(join(uiDir(), file));
       this.files.set(file, body);
     }
-    res.setHeader('content-type', type);
     res.setHeader('cache-control', 'public, max-age=3600');
     res.setHeader('x-content-type-options', 'nosniff');
-    return body;
+    // A StreamableFile, not the Buffer: Nest would serialize a Buffer as JSON.
+    return new StreamableFile(body, { type, length: body.length });
   }
 }
