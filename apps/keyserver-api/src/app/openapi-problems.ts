@@ -69,7 +69,7 @@ const SECURED_ROUTE: ProblemSource[] = [
   { codes: problemSource(AuthzError, AUTHZ_ERROR_CODES).codes.filter((c) => c.status === 403) },
 ];
 
-interface RouteFacts {
+export interface RouteFacts {
   isPublic: boolean;
   sources: ProblemSource[];
 }
