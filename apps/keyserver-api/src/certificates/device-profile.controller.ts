@@ -6,10 +6,14 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AdminSessionHeader } from '../admin-sessions/admin-request';
 import { DeviceProfileService } from './device-profile.service';
+import { CertificateError, CertificateErrorCode } from './certificate-error';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 const SESSION_HEADER = { name: 'X-Admin-Session', required: true, description: 'Id of the ACTIVE administrative session this change is made in' };
 
 @ApiTags('key administration')
+@ApiProblems(problemSource(CertificateError, [CertificateErrorCode.DeviceProfileInvalid, CertificateErrorCode.DeviceProfileNotApplicable]), problemSource(ApiError, [ApiErrorCode.KeyNotFound]), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/keys/:keyid/device-profile')
 export class DeviceProfileController {
   constructor(private readonly service: DeviceProfileService) {}

@@ -6,10 +6,13 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AdminSessionHeader } from '../admin-sessions/admin-request';
 import { KeyLimitsService } from './key-limits.service';
+import { KeyAdminError, KeyAdminErrorCode } from '../key-admin/key-admin-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 const SESSION_HEADER = { name: 'X-Admin-Session', required: true, description: 'Id of the ACTIVE administrative session this change is made in' };
 
 @ApiTags('key administration')
+@ApiProblems(problemSource(KeyAdminError, KeyAdminErrorCode), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/keys')
 export class KeyLimitsController {
   constructor(private readonly service: KeyLimitsService) {}
