@@ -169,6 +169,17 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     const ci = await ciToken(p);
     const otto = await userToken(p, 'otto.orderer@demo.test');
 
+    // A million usages is beyond every key's default limits (docs/api.md): two administrators raise them first.
+    const [ada, alan] = [await userToken(p, 'ada.admin@demo.test'), await userToken(p, 'alan.admin@demo.test')];
+    const session = await call<{ id: string }>(urls[0], ada, 'POST', '/api/v1/admin-sessions', { description: 'benchmark: raise key limits' });
+    const authorized = await call(urls[0], alan, 'POST', `/api/v1/admin-sessions/${session.body.id}/authorizations`);
+    if (session.status !== 201 || authorized.status !== 200) throw new Error(`admin session: ${session.status} ${authorized.status}`);
+    for (const keyid of ['demo-fw-dev', 'demo-fw-prod', 'demo-ca-dev']) {
+      const limits = { maxWindowSeconds: 86_400, maxUsagesPerOperation: 1_000_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 3_600 };
+      const r = await call(urls[0], ada, 'PUT', `/api/v1/keys/${keyid}/limits`, limits, { 'x-admin-session': session.body.id });
+      if (r.status !== 200) throw new Error(`limits of ${keyid}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+
     // Operations with enough usages for every cell; the RSA key needs its two approvers.
     const op = async (token: string, keyid: string) => {
       const r = await call<{ id: string }>(urls[0], token, 'POST', '/api/v1/operations', operationBody(keyid, 1_000_000));

@@ -16,7 +16,7 @@ import type { ApiDeps } from './app/tokens';
 import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-config';
 import { createLogger, httpLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
-import { auditVerifyCommand } from './audit/audit-verify';
+import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
 import { answerClientErrors } from './edge/client-error';
 import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
 
@@ -140,11 +140,14 @@ void runOrExit('keyserver-api', async () => {
     case 'audit-verify':
       process.exit(auditVerifyCommand(arg));
       return;
+    case 'audit-acknowledge':
+      process.exit(await auditAcknowledgeCommand(config.databaseUrl, process.argv.slice(3)));
+      return;
     case 'openapi':
       await writeOpenApi(config, logger, arg ?? 'docs/openapi.json');
       process.exit(0);
       return;
     default:
-      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate, openapi [file] or audit-verify FILE)`);
+      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate, openapi [file], audit-verify FILE or audit-acknowledge SEQ --by NAME --reason TEXT)`);
   }
 });

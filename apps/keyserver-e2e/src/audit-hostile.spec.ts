@@ -139,5 +139,17 @@ describe('audit chain under hostile input', () => {
     const offline = auditVerify(tampered);
     expect(offline.status).toBe(1);
     for (const [seq, kind] of expected) expect(offline.out).toContain(`${kind} seq ${seq}:`);
+
+    // The repair step acknowledges only v1 entries: an edited v2 entry stays a problem.
+    const ack = (...args: string[]) =>
+      spawnSync(process.execPath, [join(repoRoot, 'dist/apps/keyserver-api/main.js'), 'audit-acknowledge', ...args], {
+        env: { PATH: process.env['PATH'] ?? '', ...p.env.api, DATABASE_URL: p.databaseUrl },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const refused = ack(edited.seq, '--by', 'Olga Operator', '--reason', 'looks fine');
+    expect([refused.status, refused.stdout]).toEqual([1, expect.stringContaining('refused (invalid_state)')]);
+    expect(ack(edited.seq, '--by', 'Olga Operator').status).toBe(2);
+    expect((await verify()).problems.map((x) => [x.seq, x.kind])).toEqual(expected);
   });
 });

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signInAt } from '@keyserver/entra-emulator';
@@ -240,6 +240,80 @@ describe('ksctl', () => {
     expect([r.status, r.json.code]).toEqual([3, 'invalid_client']);
     const mismatch = ksctlWith(ksctlEnv('cache-cert-unknown'), '--certificate', DEMO_CERT, '--private-key', key, 'keys', 'list');
     expect(mismatch.status).toBe(2);
+  });
+
+  it('never reuses a token cached for another credential: a wrong --client-secret fails with exit 3', () => {
+    const env = ksctlEnv('cache-credential');
+    expect(ksctlWith(env, 'login').status).toBe(0);
+    const wrong = ksctlWith(env, '--client-secret', 'not-the-secret', 'keys', 'list');
+    expect([wrong.status, wrong.json.code]).toEqual([3, 'invalid_client']);
+    // The refused login cached nothing; the right secret still finds its own token.
+    expect(readdirSync(join(work, 'cache-credential'))).toHaveLength(1);
+    expect(ksctlWith(env, 'keys', 'list').status).toBe(0);
+    expect(readdirSync(join(work, 'cache-credential'))).toHaveLength(1);
+    const cached = readFileSync(join(work, 'cache-credential', readdirSync(join(work, 'cache-credential'))[0]), 'utf8');
+    const secret = demoTenant.ciClients[0].clientSecret ?? '';
+    expect(secret.length).toBeGreaterThan(8);
+    expect(cached).not.toContain(secret);
+  });
+
+  describe('output for people and for scripts', () => {
+    /** ksctl without --json: what a person sees (stdout as bytes). */
+    const human = (...args: string[]) => spawnSync(process.execPath, [KSCTL, '--demo', demoFile, ...args], { env: ksctlEnv('cache-human'), timeout: 60_000 });
+
+    it('prints a table by default, never a PEM', () => {
+      const r = human('keys', 'list');
+      expect([r.status, r.stderr.toString()]).toEqual([0, '']);
+      const lines = r.stdout.toString().trim().split('\n');
+      expect(lines[0]).toMatch(/^KEYID +/);
+      expect(lines.some((l) => l.startsWith('demo-fw-dev '))).toBe(true);
+      expect(r.stdout.toString()).not.toContain('-----BEGIN');
+      const shown = human('keys', 'show', 'demo-fw-dev');
+      expect(shown.stdout.toString()).toMatch(/^keyid +demo-fw-dev$/m);
+      expect(shown.stdout.toString()).not.toContain('-----BEGIN');
+    });
+
+    it('prints the key certificate with --output pem (with its chain) and --output der, as openssl reads them', () => {
+      const pem = human('keys', 'show', 'demo-fw-dev', '--output', 'pem');
+      expect(pem.status).toBe(0);
+      const blocks = pemBlocks(pem.stdout.toString());
+      expect(blocks.length).toBeGreaterThanOrEqual(2);
+      const der = human('keys', 'show', 'demo-fw-dev', '--output', 'der');
+      expect(der.status).toBe(0);
+      const derFile = join(work, 'fw-dev.der');
+      writeFileSync(derFile, der.stdout);
+      const fromDer = execFileSync('openssl', ['x509', '-inform', 'DER', '-in', derFile, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' });
+      expect(fromDer.split('=')[1].trim()).toBe(new X509Certificate(blocks[0]).fingerprint256);
+      const refused = human('operations', 'show', 'no-such-operation', '--output', 'pem');
+      expect(refused.status).not.toBe(0);
+      const noCert = human('keys', 'list', '--output', 'pem');
+      expect(noCert.status).toBe(2);
+    });
+
+    it.each([
+      ['ok --version', ['--version'], 0, /^ksctl \d+\.\d+\.\d+ \(Node\.js /],
+      ['ok sign --help: the sign help, not the global one', ['sign', '--help'], 0, /^Usage: ksctl sign --operation/],
+      ['ok help cert', ['help', 'cert'], 0, /^Usage: ksctl cert issue/],
+      ['ok keys list --help', ['keys', 'list', '--help'], 0, /^Usage: ksctl keys list/],
+      ['ok completion bash', ['completion', 'bash'], 0, /complete -F _ksctl ksctl/],
+      ['ok completion zsh', ['completion', 'zsh'], 0, /^#compdef ksctl/],
+      ['fail help for an unknown command', ['help', 'nope'], 2, /^$/],
+      ['fail completion for an unknown shell', ['completion', 'fish'], 2, /^$/],
+      ['fail an unknown --output', ['keys', 'list', '--output', 'yaml'], 2, /^$/],
+    ])('%s', (_n, args, status, out) => {
+      const r = spawnSync(process.execPath, [KSCTL, ...(args as string[])], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(status);
+      expect(r.stdout).toMatch(out as RegExp);
+    });
+
+    it('runs as `npx ksctl` from the repository, building itself when its build is missing or stale', () => {
+      // Stale on purpose: the launcher rebuilds (esbuild) and runs the new file.
+      utimesSync(KSCTL, new Date(0), new Date(0));
+      const r = spawnSync('npx', ['--no-install', 'ksctl', '--version'], { cwd: repoRoot, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: work, npm_config_update_notifier: 'false', npm_config_offline: 'true' }, timeout: 120_000 });
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(r.stdout).toMatch(/^ksctl \d+\.\d+\.\d+/);
+      expect(statSync(KSCTL).mtimeMs).toBeGreaterThan(Date.now() - 120_000);
+    });
   });
 
   it('takes --demo without a file name (.keyserver/demo.json in the working directory)', () => {

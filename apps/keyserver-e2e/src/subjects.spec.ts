@@ -169,6 +169,9 @@ describe('subjects, roles and /me', () => {
       ['fail unknown key in a role', 'POST', '/api/v1/roles', { name: 'e2e-nokey', natures: [], keys: [{ keyid: 'nope', permissions: ['SIGN'] }] }, 404, 'key_not_found', 'role.create'],
       ['fail unknown permission in a role', 'POST', '/api/v1/roles', { name: 'e2e-badperm', natures: [], keys: [{ keyid: 'demo-fw-dev', permissions: ['OWN'] }] }, 400, 'validation_failed', 'role.create'],
       ['fail unknown role change', 'PATCH', '/api/v1/roles/no-such-role', { natures: [] }, 404, 'role_not_found', 'role.update'],
+      // demo-ci is held by CLIENT subjects: the same rule as for subjects, checked in the role's transaction.
+      ['fail administrator nature on a role a CLIENT holds', 'PATCH', '/api/v1/roles/demo-ci', { natures: ['SIGNER', 'ORDERER', 'ADMINISTRATOR'] }, 400, 'human_only_nature', 'role.update'],
+      ['fail approver nature on a role a CLIENT holds', 'PATCH', '/api/v1/roles/demo-ci', { natures: ['APPROVER'] }, 400, 'human_only_nature', 'role.update'],
     ] as const)('%s', async (_name, method, path, body, status, code, action) => {
       const counts = async () => (await sql<{ s: string; r: string }>(p, 'SELECT (SELECT count(*) FROM "subject")::text AS s, (SELECT count(*) FROM "role")::text AS r'))[0];
       const before = await counts();
@@ -177,6 +180,36 @@ describe('subjects, roles and /me', () => {
       expect(await counts()).toEqual(before);
       const [last] = await auditOf(ada, `action=${action}&outcome=DENIED&limit=1`);
       expect(last).toMatchObject({ errorCode: code, adminSessionId: session });
+    });
+
+    it('keeps the natures of a role a CLIENT holds after a refused change', async () => {
+      const roles = await ada<{ items: RoleView[] }>('GET', '/api/v1/roles');
+      expect(roles.body.items.find((r) => r.name === 'demo-ci')?.natures).not.toEqual(expect.arrayContaining(['ADMINISTRATOR']));
+      expect((await ci<MeView>('GET', '/api/v1/me')).body.natures).not.toContain('APPROVER');
+    });
+  });
+
+  describe('administrative sessions of an administrator who loses the role', () => {
+    it('ends the session her co-authorizer is disabled in, in the same change, and refuses it afterwards', async () => {
+      const subjects = await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
+      const otto = subjects.body.items.find((s) => s.displayName === 'Otto Orderer' || s.displayName === 'Otto the Admin');
+      if (!otto) throw new Error('Otto missing');
+      if (!otto.roles.includes('demo-administrators')) {
+        expect((await ada('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { roles: [...otto.roles, 'demo-administrators'] } })).status).toBe(200);
+      }
+      const ottoApi = apiAs(p, await bffUserToken(p, 'otto.orderer@demo.test'));
+      const paired = await activeSession(ada, ottoApi, 'ada and otto');
+      // Ada disables Otto in the very session Otto authorized: the change stands, the session ends with it.
+      const disabled = await ada<SubjectView>('PATCH', `/api/v1/subjects/${otto.id}`, { session: paired, body: { enabled: false } });
+      expect([disabled.status, disabled.body.enabled]).toEqual([200, false]);
+      const state = await ada<{ state: string; closedAt: string | null }>('GET', `/api/v1/admin-sessions/${paired}`);
+      expect(state.body).toMatchObject({ state: 'CLOSED', closedAt: expect.any(String) });
+      const alone = await ada<Problem>('PATCH', `/api/v1/subjects/${otto.id}`, { session: paired, body: { displayName: 'Otto alone' } });
+      expect([alone.status, alone.body.code]).toEqual([403, 'admin_session_required']);
+      const [ended] = await auditOf(aude, `action=admin_session.ended&adminSessionId=${paired}`);
+      expect(ended).toMatchObject({ outcome: 'SUCCESS', actorOid: userOid('ada.admin@demo.test'), details: { reason: 'participant_disabled', subjectId: otto.id, previousState: 'ACTIVE', cause: 'subject.disable' } });
+      // The session of Ada and Alan is untouched.
+      expect((await ada<{ state: string }>('GET', `/api/v1/admin-sessions/${session}`)).body.state).toBe('ACTIVE');
     });
   });
 });

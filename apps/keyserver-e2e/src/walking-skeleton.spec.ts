@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,7 +89,69 @@ describe('walking skeleton', () => {
     expect(detail.usage.lastUsedAt).not.toBeNull();
     // The same key with another request is a conflict, not a silent replay.
     const other = await order(createHash('sha256').update('something else').digest('hex'), 'build-77-attempt');
-    expect(other.status).toBe(409);
+    expect([other.status, ((await other.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+  });
+
+  describe('an Idempotency-Key reused with any other field', () => {
+    let operationid: string;
+    let otherOperation: string;
+    const digest = createHash('sha256').update('bound to the whole request').digest('hex');
+    const base = () => ({ operationid, keyid: 'demo-fw-dev', inputdata: digest, inputformat: 'hex', inputpadding: 'none', signatureformat: 'asn1', description: 'first request' });
+    const order = (body: Record<string, unknown>, key: string) => api('/api/signorders', { method: 'POST', headers: { 'idempotency-key': key }, body: JSON.stringify(body) });
+    const createOperation = async () => {
+      const now = Date.now();
+      const r = await api('/api/v1/operations', {
+        method: 'POST',
+        body: JSON.stringify({ description: 'idempotency fingerprint', validFrom: new Date(now - 60_000).toISOString(), validTo: new Date(now + 3_600_000).toISOString(), keys: [{ keyid: 'demo-fw-dev', usages: 20 }] }),
+      });
+      expect(r.status).toBe(201);
+      return ((await r.json()) as { id: string }).id;
+    };
+
+    beforeAll(async () => {
+      operationid = await createOperation();
+      otherOperation = await createOperation();
+    });
+
+    it.each([
+      // The reported bug: the stored asn1 signature came back for a p1363 request.
+      ['fail signatureformat asn1 -> p1363', { signatureformat: 'p1363' }],
+      ['fail another description', { description: 'second request' }],
+      ['fail the same bytes as base64', { inputformat: 'base64', inputdata: () => Buffer.from(digest, 'hex').toString('base64') }],
+      ['fail the same hex in upper case', { inputdata: () => digest.toUpperCase() }],
+      ['fail another operation', { operationid: () => otherOperation }],
+    ] as const)('%s: 409 idempotency_key_reused, no usage taken', async (_n, change) => {
+      const key = `fp-${Math.random().toString(36).slice(2, 10)}`;
+      const first = await order(base(), key);
+      expect(first.status).toBe(201);
+      const firstResult = ((await first.json()) as { result: string }).result;
+      const changed = Object.fromEntries(Object.entries({ ...base(), ...change }).map(([k, v]) => [k, typeof v === 'function' ? (v as () => string)() : v]));
+      const used = async () => ((await (await api(`/api/v1/operations/${changed['operationid']}`)).json()) as { keys: { usagesUsed: number }[] }).keys[0].usagesUsed;
+      const before = await used();
+      const r = await order(changed, key);
+      expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+      expect(await used()).toBe(before);
+      // The identical retry is still answered from the store.
+      const replay = await order(base(), key);
+      expect([replay.status, ((await replay.json()) as { result: string }).result]).toEqual([201, firstResult]);
+    });
+
+    it('answers any other description (hostile unicode included) with 409 idempotency_key_reused (property, fixed seed)', async () => {
+      const key = `fp-prop-${Math.random().toString(36).slice(2, 10)}`;
+      expect((await order(base(), key)).status).toBe(201);
+      const text = fc.oneof(
+        fc.string({ unit: 'binary', minLength: 8, maxLength: 60 }),
+        fc.constantFrom('first request\u0000', 'first\u200brequest', '\u202efirst request', 'first request \u{1F511}', 'First request', 'first request\ud800', 'first  request'),
+      );
+      await fc.assert(
+        fc.asyncProperty(text, async (description) => {
+          fc.pre(description.trim().length >= 8 && description.trim() !== 'first request');
+          const r = await order({ ...base(), description }, key);
+          expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+        }),
+        { seed: 1307, numRuns: 25 },
+      );
+    });
   });
 
   it('accepts an Azure DevOps workload-identity token exchanged at the emulator (client_assertion)', async () => {

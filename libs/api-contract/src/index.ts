@@ -7,3 +7,5 @@ export * from './lib/subjects';
 export * from './lib/key-admin';
 export * from './lib/audit';
 export * from './lib/me';
+export * from './lib/device-profile';
+export * from './lib/key-limits';

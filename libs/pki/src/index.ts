@@ -6,3 +6,5 @@ export * from './lib/certificates';
 export * from './lib/csr';
 export * from './lib/cms';
 export * from './lib/crl';
+export * from './lib/public-key';
+export * from './lib/device-names';

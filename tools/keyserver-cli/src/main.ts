@@ -7,15 +7,19 @@ import { parseArgs } from 'node:util';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
+import { commandSpec, completionScript } from './lib/commands';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
+import { certificateOutput, outputMode, renderTable, type OutputMode } from './lib/output';
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
 
+const VERSION = (require('../package.json') as { version: string }).version;
+
 const USAGE = `ksctl: the Keyserver client for CI pipelines and provisioning stations
 
-Usage: ksctl [options] <command>
+Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <command>): that command's help
   login                                       get and cache a token (--pkce opens a browser sign-in)
   keys list                                   keys you may use
   keys show KEYID [--chain FILE]              one key; --chain writes its PEM chain (key certificate first)
@@ -39,11 +43,15 @@ Usage: ksctl [options] <command>
                                               certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
   audit verify FILE.jsonl                     offline: every entry's hash and link
+  completion bash|zsh                         a shell completion script (source <(ksctl completion bash))
 
 Options: --api URL (KEYSERVER_URL), --token-endpoint URL (KEYSERVER_TOKEN_ENDPOINT), --client-id ID
 (KEYSERVER_CLIENT_ID), --client-secret S (KEYSERVER_CLIENT_SECRET), --scope S (KEYSERVER_SCOPE), a ready
-token in KEYSERVER_TOKEN, --demo [FILE.json] (use .keyserver/demo.json and its demo clients), --json,
---no-progress (no progress bar on stderr for large files).
+token in KEYSERVER_TOKEN, --demo [FILE.json] (use .keyserver/demo.json and its demo clients), --no-progress
+(no progress bar on stderr for large files), --version.
+Output: tables for people by default; --json (or --output json) for scripts: one JSON document on stdout,
+errors too ({"error","code","status"}); --output pem|der prints the certificate of cert issue / keys show
+(pem: with its chain).
 Login: client credentials with a secret (default); --certificate FILE [--private-key FILE]
 (KEYSERVER_CLIENT_CERTIFICATE, KEYSERVER_CLIENT_PRIVATE_KEY, passphrase in KEYSERVER_CLIENT_KEY_PASSPHRASE,
 --assertion-alg PS256|RS256): a certificate credential (private_key_jwt); --wif: Azure DevOps workload
@@ -51,7 +59,7 @@ identity federation (SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN + --service-conn
 AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, or --federated-token-file / AZURE_FEDERATED_TOKEN_FILE), exchanged as
 client_assertion; --pkce: a user signs in on a loopback redirect (--redirect-uri, default PKCE_REDIRECT_URI or
 http://127.0.0.1:0/callback). Tokens are cached in ~/.cache/ksctl (KSCTL_CACHE_DIR), one 0600 file per
-token endpoint (tenant), client and scope.
+token endpoint (tenant), client, scope and credential (a changed secret or certificate gets a new token).
 Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 refused by the Keyserver, 5 unavailable,
 6 verification failed (signature, certificate chain, revocation or audit chain).`;
 
@@ -181,7 +189,7 @@ function hexDigestOption(v: Values): Buffer | undefined {
 
 /** A bar on stderr for a large file, when stderr is a terminal and neither --json nor --no-progress is given. */
 function progressFor(v: Values, label: string, bytes: number): ProgressBar | undefined {
-  const on = wantsProgress({ isTTY: process.stderr.isTTY, json: Boolean(v['json']), noProgress: Boolean(v['no-progress']), bytes });
+  const on = wantsProgress({ isTTY: process.stderr.isTTY, json: mode === 'json', noProgress: Boolean(v['no-progress']), bytes });
   return on ? new ProgressBar(label, bytes, process.stderr) : undefined;
 }
 
@@ -362,13 +370,27 @@ async function run(argv: string[]): Promise<unknown> {
       at: { type: 'string' },
       crl: { type: 'string', multiple: true },
       'crl-fetch': { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      version: { type: 'boolean', short: 'V' },
     },
   });
-  if (v.help || pos.length === 0) {
-    process.stdout.write(USAGE + '\n');
+  mode = outputMode(v.output, v.json);
+  if (v.version) {
+    process.stdout.write(mode === 'json' ? `${JSON.stringify({ version: VERSION, node: process.versions.node })}\n` : `ksctl ${VERSION} (Node.js ${process.versions.node})\n`);
+    return undefined;
+  }
+  if (v.help || pos.length === 0 || pos[0] === 'help') {
+    const topic = pos[0] === 'help' ? pos[1] : pos[0];
+    const spec = commandSpec(topic);
+    if (topic !== undefined && !spec) throw new CliError(`unknown command: ${topic} (see ksctl --help)`, Exit.Usage);
+    process.stdout.write(`${spec ? spec.help : USAGE}\n`);
     return undefined;
   }
   const [cmd, sub, arg] = pos;
+  if (cmd === 'completion') {
+    process.stdout.write(completionScript(sub));
+    return undefined;
+  }
   // Offline commands: no connection, no token.
   if (cmd === 'verify') return verifyCommand(v);
   if (cmd === 'audit' && sub === 'verify') return auditVerifyCommand(arg);
@@ -510,15 +532,23 @@ async function run(argv: string[]): Promise<unknown> {
   throw new CliError(`unknown command: ${pos.join(' ')} (see ksctl --help)`, Exit.Usage);
 }
 
+/** How the result is printed; set from the options once they are parsed (--json before that, for usage errors). */
+let mode: OutputMode = 'table';
+
+function print(result: unknown): void {
+  if (result === undefined) return;
+  if (mode === 'json') process.stdout.write(`${JSON.stringify(result)}\n`);
+  else if (mode === 'pem' || mode === 'der') process.stdout.write(certificateOutput(result, mode));
+  else process.stdout.write(`${renderTable(result)}\n`);
+}
+
 const argv = process.argv.slice(2);
-const json = argv.includes('--json');
+mode = argv.includes('--json') ? 'json' : 'table';
 run(argv)
-  .then((result) => {
-    if (result !== undefined) process.stdout.write((json ? JSON.stringify(result) : JSON.stringify(result, null, 2)) + '\n');
-  })
+  .then(print)
   .catch((err: unknown) => {
     const e = err instanceof CliError ? err : new CliError((err as Error).message, /Unknown option|Unexpected argument|argument missing/.test(String(err)) ? Exit.Usage : Exit.Failure);
-    if (json) process.stdout.write(JSON.stringify({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }) + '\n');
+    if (mode === 'json') process.stdout.write(JSON.stringify({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }) + '\n');
     process.stderr.write(`ksctl: ${e.message}${e.code && e.exit === Exit.Invalid ? ` (${e.code})` : ''}\n`);
     process.exitCode = e.exit;
   });

@@ -24,6 +24,9 @@ export function keyclientMe(me: Me): Record<string, unknown> {
   };
 }
 
+/** A production key's default limits, as the API shows them on an operation's keys. */
+export const KEY_LIMITS = { maxWindowSeconds: 604_800, maxUsagesPerOperation: 1_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 604_800, source: 'default', updatedAt: null } as const;
+
 export function operation(over: Partial<OperationView> = {}): OperationView {
   return {
     id: '44444444-4444-4444-8444-444444444444',
@@ -33,7 +36,7 @@ export function operation(over: Partial<OperationView> = {}): OperationView {
     validFrom: '2026-11-29T00:00:00.000Z',
     validTo: '2026-11-30T00:00:00.000Z',
     digests: ['ab'.repeat(32)],
-    keys: [{ keyid: 'fw-2026', usagesAllowed: 10, usagesUsed: 2, requiredApprovers: 2, approvals: 1 }],
+    keys: [{ keyid: 'fw-2026', usagesAllowed: 10, usagesUsed: 2, requiredApprovers: 2, approvals: 1, limits: KEY_LIMITS }],
     createdAt: '2026-11-29T00:00:00.000Z',
     ...over,
   };

@@ -5,8 +5,11 @@ import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AdminSessionsService } from './admin-sessions.service';
+import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('admin sessions')
+@ApiProblems(problemSource(AdminSessionError, AdminSessionErrorCode), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/admin-sessions')
 export class AdminSessionsController {
   constructor(private readonly service: AdminSessionsService) {}

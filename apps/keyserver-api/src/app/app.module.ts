@@ -13,6 +13,8 @@ import { SignOrdersController } from '../signorders/sign-orders.controller';
 import { SignOrderService } from '../signorders/sign-order.service';
 import { CertificatesController } from '../certificates/certificates.controller';
 import { CertificatesService } from '../certificates/certificates.service';
+import { DeviceProfileController } from '../certificates/device-profile.controller';
+import { DeviceProfileService } from '../certificates/device-profile.service';
 import { CrlController } from '../crl/crl.controller';
 import { CrlService } from '../crl/crl.service';
 import { FirmwareController } from '../firmware/firmware.controller';
@@ -25,6 +27,8 @@ import { SubjectsController } from '../subjects/subjects.controller';
 import { SubjectsService } from '../subjects/subjects.service';
 import { KeyAdminController } from '../key-admin/key-admin.controller';
 import { KeyAdminService } from '../key-admin/key-admin.service';
+import { KeyLimitsController } from '../key-limits/key-limits.controller';
+import { KeyLimitsService } from '../key-limits/key-limits.service';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
 import { MeController } from '../me/me.controller';
@@ -77,11 +81,14 @@ export class AppModule implements NestModule {
         AdminSessionsController,
         SubjectsController,
         KeyAdminController,
+        DeviceProfileController,
+        KeyLimitsController,
         AuditController,
         MeController,
       ],
-      providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, CrlService, FirmwareService,
+      providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
+        KeyLimitsService,
       ],
     };
   }

@@ -4,6 +4,7 @@ import { definePublicRoutes } from '@keyserver/authz';
 export const PUBLIC_ROUTES = definePublicRoutes([
   { method: 'GET', path: '/healthz', reason: 'liveness probe: says nothing but "ok"' },
   { method: 'GET', path: '/readyz', reason: 'readiness probe: dependency status words only' },
-  { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document is public by design' },
+  { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document (and Swagger UI for a browser) is public by design' },
+  { method: 'GET', path: '/api/docs/ui/:file', reason: 'Swagger UI\'s static files (a fixed list), served offline by the API' },
   { method: 'GET', path: '/api/v1/crl/:keyid', reason: 'CRLs are fetched anonymously by relying parties via the certificates\' CRL distribution point' },
 ] as const);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { verifyAuditExport, type AuditChainReport } from '@keyserver/audit-chain';
+import { AuditRepository, createDb, DataAccessError } from '@keyserver/data-access';
 
 /** The report as lines: the verdict, then one line per problem and per legacy (rule v1) entry. */
 export function auditReportText(tool: string, r: AuditChainReport): string {
@@ -30,4 +31,37 @@ export function auditVerifyCommand(file: string | undefined): number {
   const r = verifyAuditExport(text);
   process.stdout.write(auditReportText('audit-verify', r));
   return r.ok ? 0 : 1;
+}
+
+const ACK_USAGE = 'usage: keyserver-api audit-acknowledge SEQ --by NAME --reason TEXT\n';
+
+/**
+ * `keyserver-api audit-acknowledge SEQ --by NAME --reason TEXT`: the repair step for an entry of the v1 writer that
+ * verification cannot reconstruct (docs/adr/0009-audit-canonical-form.md). Appends an audit.legacy_acknowledged
+ * entry; exit 0 when written, 1 when refused (the entry is not such an entry), 2 on usage errors.
+ */
+export async function auditAcknowledgeCommand(databaseUrl: string, args: string[]): Promise<number> {
+  const [seq, ...rest] = args;
+  const opt = (name: string) => {
+    const i = rest.indexOf(name);
+    return i >= 0 ? rest[i + 1] : undefined;
+  };
+  const by = opt('--by');
+  const reason = opt('--reason');
+  if (!seq || !by || !reason) {
+    process.stderr.write(ACK_USAGE);
+    return 2;
+  }
+  const db = createDb(databaseUrl, { poolSize: 1 });
+  try {
+    const e = await new AuditRepository(db).acknowledgeLegacy(seq, by, reason);
+    process.stdout.write(`audit-acknowledge: seq ${seq} acknowledged by entry seq ${e.seq}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof DataAccessError) || err.code === 'database_unavailable') throw err;
+    process.stdout.write(`audit-acknowledge: refused (${err.code}): ${err.message}\n`);
+    return err.code === 'invalid_input' ? 2 : 1;
+  } finally {
+    await db.close();
+  }
 }

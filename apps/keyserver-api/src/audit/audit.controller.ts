@@ -5,8 +5,10 @@ import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AuditService } from './audit.service';
+import { ApiProblems, DATA_ACCESS_PROBLEMS } from '../app/openapi-problems';
 
 @ApiTags('audit')
+@ApiProblems(DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/audit')
 export class AuditController {
   constructor(private readonly service: AuditService) {}

@@ -13,8 +13,14 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { CertificatesService } from './certificates.service';
+import { CertificateError, CertificateErrorCode } from './certificate-error';
+import { PKI_ERROR_CODES, PkiError } from '@keyserver/pki';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('certificates')
+@ApiProblems(problemSource(CertificateError, CertificateErrorCode), problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/certificates')
 export class CertificatesController {
   constructor(private readonly service: CertificatesService) {}

@@ -13,34 +13,38 @@ import {
   CertificateIssuanceRepository,
   CertificateRepository,
   DataAccessError,
+  DeviceProfileRepository,
   KeyRepository,
   type AuditInput,
   type Certificate,
   type Key,
 } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
-import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile, type SanType } from '@keyserver/pki';
+import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
 import { KeyChainCache, usableKey } from './key-chain';
+import { ReservedNames, storedDeviceProfile } from './device-profile.service';
 
-const DEFAULT_VALIDITY_DAYS = 365;
-const SAN_TYPES: readonly SanType[] = ['dns', 'uri', 'email', 'ip'];
-
-/** The CA's device profile from its key row (`profile` JSON), with the CRL distribution point of this server. */
-export function deviceProfile(key: Key, publicUrl: string): DeviceCertificateProfile {
-  const p = (key.profile ?? {}) as { validityDays?: unknown; keyAgreement?: unknown; allowedSanTypes?: unknown };
-  const sans = Array.isArray(p.allowedSanTypes) ? p.allowedSanTypes.filter((t): t is SanType => SAN_TYPES.includes(t as SanType)) : undefined;
-  const days = typeof p.validityDays === 'number' ? p.validityDays : DEFAULT_VALIDITY_DAYS;
+/**
+ * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
+ * CA itself still covers, the CRL distribution point of this server and the DNs no device may take.
+ */
+export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySet<string>): DeviceCertificateProfile {
+  const p = storedDeviceProfile(key);
   // Never past the CA's own notAfter: the profile is cut to what the issuer can cover.
   const maxDays = Math.floor((key.notAfter.getTime() - Date.now()) / 86_400_000);
   return {
-    validityDays: Math.max(1, Math.min(days, maxDays)),
-    keyAgreementForEc: p.keyAgreement === true,
-    allowedSanTypes: sans,
+    validityDays: Math.max(1, Math.min(p.validityDays, maxDays)),
+    keyAgreementForEc: p.keyAgreement,
+    allowedSanTypes: [...p.allowedSanTypes],
+    maxSanCount: p.maxSanCount,
+    dnsDomains: [...p.dnsDomains],
+    uriSchemes: [...p.uriSchemes],
+    reservedNames: reserved,
     crlDistributionPointUrl: `${publicUrl.replace(/\/+$/, '')}/api/v1/crl/${encodeURIComponent(key.keyid)}`,
   };
 }
@@ -58,6 +62,7 @@ export class CertificatesService {
   private readonly issuance: CertificateIssuanceRepository;
   private readonly audit: AuditRepository;
   private readonly chains: KeyChainCache;
+  private readonly reserved: ReservedNames;
 
   constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
@@ -65,6 +70,7 @@ export class CertificatesService {
     this.issuance = new CertificateIssuanceRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
     this.chains = new KeyChainCache(this.keys, deps.signer);
+    this.reserved = new ReservedNames(new DeviceProfileRepository(deps.db));
   }
 
   async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
@@ -72,7 +78,7 @@ export class CertificatesService {
     try {
       if (!actor.keyPermissions.get(dto.keyid)?.has('ISSUE')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`);
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
-      const profile = deviceProfile(key, this.deps.config.publicUrl);
+      const profile = deviceProfile(key, this.deps.config.publicUrl, await this.reserved.current());
       const csr = verifyCsrPossession(parseCsr(dto.csr));
       const prepared = prepareDeviceCertificate(await this.chains.deviceIssuer(key), csr, profile);
       const digest = createHash('sha256').update(csr.der).digest('hex');

@@ -2,8 +2,12 @@ import { Controller, Get, Header, Param, StreamableFile } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Public } from '@keyserver/authz';
 import { CrlService } from './crl.service';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, problemSource } from '../app/openapi-problems';
 
 @ApiTags('certificates')
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound]), problemSource(HsmError, HSM_ERROR_CODES))
 @Controller('api/v1/crl')
 export class CrlController {
   constructor(private readonly service: CrlService) {}

@@ -7,8 +7,13 @@ import type { Actor } from '../common/actor';
 import { Caller, RequestId } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { FirmwareService } from './firmware.service';
+import { PKI_ERROR_CODES, PkiError } from '@keyserver/pki';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('sign orders')
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/firmware')
 export class FirmwareController {
   constructor(private readonly service: FirmwareService) {}

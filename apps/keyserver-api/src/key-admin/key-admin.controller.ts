@@ -6,10 +6,15 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AdminSessionHeader } from '../admin-sessions/admin-request';
 import { KeyAdminService } from './key-admin.service';
+import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { PKI_ERROR_CODES, PkiError } from '@keyserver/pki';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 const SESSION_HEADER = { name: 'X-Admin-Session', required: true, description: 'Id of the ACTIVE administrative session this change is made in' };
 
 @ApiTags('key administration')
+@ApiProblems(problemSource(KeyAdminError, KeyAdminErrorCode), problemSource(PkiError, PKI_ERROR_CODES), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/keys')
 export class KeyAdminController {
   constructor(private readonly service: KeyAdminService) {}

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
-import { CreateKeyRequest, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
+import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
 import { AuditRepository, DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
 import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
 import { actorAudit, type Actor } from '../common/actor';
@@ -90,7 +90,7 @@ export class KeyAdminService {
             notBefore,
             notAfter,
             product,
-            profile: dto.type === 'CA' ? { keyAgreement: false, allowedSanTypes: ['dns', 'uri', 'otherName'] } : {},
+            profile: dto.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
           },
           success,
         )

@@ -6,8 +6,11 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { KeysService } from './keys.service';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, problemSource } from '../app/openapi-problems';
 
 @ApiTags('keys')
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound]))
 @Controller()
 export class KeysController {
   constructor(private readonly service: KeysService) {}

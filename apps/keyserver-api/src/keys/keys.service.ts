@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
-import type { KeyDetail, KeyFacts, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
-import { KeyRepository, type Key } from '@keyserver/data-access';
+import type { KeyDetail, KeyFacts, KeyLimitsView, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
+import { KeyLimitsRepository, KeyRepository, type EffectiveKeyLimits, type Key } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
@@ -23,6 +23,18 @@ function facts(k: Key): KeyFacts {
   };
 }
 
+/** The limits in force for a key as the contract shows them (key detail, operation view). */
+export function limitsView(l: EffectiveKeyLimits): KeyLimitsView {
+  return {
+    maxWindowSeconds: l.maxWindowSeconds,
+    maxUsagesPerOperation: l.maxUsagesPerOperation,
+    maxBackdateSeconds: l.maxBackdateSeconds,
+    maxStartAheadSeconds: l.maxStartAheadSeconds,
+    source: l.source,
+    updatedAt: l.updatedAt?.toISOString() ?? null,
+  };
+}
+
 function summary(k: Key): KeySummary {
   return { ...facts(k), parentKeyid: k.parentKeyid, revokedAt: k.revokedAt?.toISOString() ?? null, revocationReason: k.revocationReason };
 }
@@ -30,9 +42,11 @@ function summary(k: Key): KeySummary {
 @Injectable()
 export class KeysService {
   private readonly keys: KeyRepository;
+  private readonly limits: KeyLimitsRepository;
 
   constructor(@Inject(DEPS) deps: ApiDeps) {
     this.keys = new KeyRepository(deps.db);
+    this.limits = new KeyLimitsRepository(deps.db);
   }
 
   /** The keys this caller may use (any per-key permission), in the legacy shape clients read. */
@@ -55,7 +69,8 @@ export class KeysService {
     const chain: string[] = [];
     for (let k: Key | null = key; k; k = k.parentKeyid ? await this.keys.findByKeyid(k.parentKeyid) : null) chain.push(k.certificatePem);
     const usage = await this.keys.usage(key.keyid);
-    return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null } };
+    const limits = limitsView(await this.limits.get(key.keyid));
+    return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null }, limits };
   }
 
   // Administrators and auditors see every key; others only keys they hold a permission on.

@@ -6,8 +6,12 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { OperationsService } from './operations.service';
+import { OperationError, OperationErrorCode } from './operation-error';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('operations')
+@ApiProblems(problemSource(OperationError, OperationErrorCode), problemSource(ApiError, [ApiErrorCode.OperationNotFound, ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotPermitted]), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/operations')
 export class OperationsController {
   constructor(private readonly service: OperationsService) {}

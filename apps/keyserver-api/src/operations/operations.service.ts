@@ -1,12 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, OperationRepository, SubjectRepository, type AuditInput, type Operation } from '@keyserver/data-access';
+import { AuditRepository, DataAccessError, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { OperationError, OperationErrorCode } from './operation-error';
 import { visiblePage } from './paging';
+import { limitsView } from '../keys/keys.service';
+
+type LimitsByKey = Map<string, EffectiveKeyLimits>;
 
 const PAGE_SCAN = 100;
 
@@ -15,8 +18,10 @@ export class OperationsService {
   private readonly operations: OperationRepository;
   private readonly subjects: SubjectRepository;
   private readonly audit: AuditRepository;
+  private readonly limits: KeyLimitsRepository;
 
   constructor(@Inject(DEPS) deps: ApiDeps) {
+    this.limits = new KeyLimitsRepository(deps.db);
     this.operations = new OperationRepository(deps.db);
     this.subjects = new SubjectRepository(deps.db);
     this.audit = new AuditRepository(deps.db);
@@ -24,7 +29,7 @@ export class OperationsService {
 
   /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
   async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys } };
+    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } };
     try {
       for (const k of dto.keys) {
         if (!actor.keyPermissions.get(k.keyid)?.has('ORDER')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`);
@@ -40,7 +45,7 @@ export class OperationsService {
         },
         audit,
       );
-      return this.view(op, actor.displayName);
+      return this.view(op, actor.displayName, await this.limitsOf([op]));
     } catch (err) {
       await this.audit.append({ ...audit, outcome: 'DENIED', errorCode: err instanceof KeyserverError ? err.code : 'internal_error' });
       throw err;
@@ -50,7 +55,7 @@ export class OperationsService {
   async get(actor: Actor, id: string): Promise<OperationView> {
     const op = await this.visibleOperation(actor, id);
     const orderer = await this.subjects.getById(op.ordererId);
-    return this.view(op, orderer.displayName);
+    return this.view(op, orderer.displayName, await this.limitsOf([op]));
   }
 
   /** Newest first; filters combine; callers only ever see operations they may see (see {@link canSee}). */
@@ -78,7 +83,8 @@ export class OperationsService {
     for (const op of page.items) {
       if (!names.has(op.ordererId)) names.set(op.ordererId, (await this.subjects.getById(op.ordererId)).displayName);
     }
-    return { items: page.items.map((op) => this.view(op, names.get(op.ordererId) ?? '', now)), nextCursor: page.nextCursor };
+    const limits = await this.limitsOf(page.items);
+    return { items: page.items.map((op) => this.view(op, names.get(op.ordererId) ?? '', limits, now)), nextCursor: page.nextCursor };
   }
 
   /**
@@ -119,7 +125,7 @@ export class OperationsService {
           throw err;
         }
       }
-      return this.view(current, orderer.displayName);
+      return this.view(current, orderer.displayName, await this.limitsOf([current]));
     } catch (err) {
       await this.refused(audit, err);
       throw err;
@@ -137,7 +143,7 @@ export class OperationsService {
       }
       this.assertOpen(op);
       const rejected = await this.operations.reject(op.id, dto.reason, audit);
-      return this.view(rejected, (await this.subjects.getById(op.ordererId)).displayName);
+      return this.view(rejected, (await this.subjects.getById(op.ordererId)).displayName, await this.limitsOf([rejected]));
     } catch (err) {
       await this.refused(audit, err);
       throw err;
@@ -157,7 +163,7 @@ export class OperationsService {
       }
       this.assertOpen(op);
       const cancelled = await this.operations.cancel(op.id, audit);
-      return this.view(cancelled, orderer.displayName);
+      return this.view(cancelled, orderer.displayName, await this.limitsOf([cancelled]));
     } catch (err) {
       await this.refused(audit, err);
       throw err;
@@ -205,7 +211,12 @@ export class OperationsService {
     });
   }
 
-  private view(op: Operation, ordererName: string, now = new Date()): OperationView {
+  /** The limits in force for every key of these operations (what an approver weighs the request against). */
+  private limitsOf(ops: Operation[]): Promise<LimitsByKey> {
+    return this.limits.getMany([...new Set(ops.flatMap((o) => o.keys.map((k) => k.keyid)))]);
+  }
+
+  private view(op: Operation, ordererName: string, limits: LimitsByKey, now = new Date()): OperationView {
     return {
       id: op.id,
       description: op.description,
@@ -220,6 +231,7 @@ export class OperationsService {
         usagesUsed: k.usagesUsed,
         requiredApprovers: k.requiredApprovers,
         approvals: k.approverIds.length,
+        limits: ((l) => (l ? limitsView(l) : null))(limits.get(k.keyid)),
       })),
       createdAt: op.createdAt.toISOString(),
     };

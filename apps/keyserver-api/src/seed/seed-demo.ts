@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { DEFAULT_DEVICE_PROFILE } from '@keyserver/api-contract';
 import { KeyRepository, SubjectRepository, type Db, type Key, type KeyPermission, type Nature } from '@keyserver/data-access';
 import {
   createCaCertificate,
@@ -122,7 +123,7 @@ export async function seedDemoTenant(deps: { db: Db; signer: HsmSigner; logger: 
       notBefore,
       notAfter,
       product: spec.product ?? null,
-      profile: spec.type === 'CA' ? { keyAgreement: false, allowedSanTypes: ['dns', 'uri', 'otherName'] } : {},
+      profile: spec.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
     });
     made.set(spec.keyid, { key: hsmKey, pem: cert.certificatePem, row });
     logger.info({ keyid: spec.keyid, algorithm: toPkiAlgorithm(algorithm) }, 'demo key created in the HSM');

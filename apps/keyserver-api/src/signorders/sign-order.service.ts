@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
-import { AuditRepository, KeyRepository, SignOrderRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { AuditRepository, KeyRepository, SignOrderRepository, requestFingerprint, type AuditInput, type Key } from '@keyserver/data-access';
 import { decodeDigestInfo, signDigest } from '@keyserver/pki';
 import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
@@ -56,6 +56,8 @@ export class SignOrderService {
           signatureformat: dto.signatureformat,
           digest: this.digestOf(dto.inputpadding, input),
           idempotencyKey: idempotencyKey ?? null,
+          // The key is bound to every field of the validated body: any difference on a retry is a 409.
+          requestHash: idempotencyKey ? requestFingerprint('POST /api/signorders', idempotencyKey, dto) : null,
           requestId,
           audit: { ...base, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
         },

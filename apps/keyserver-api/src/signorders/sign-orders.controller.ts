@@ -6,8 +6,12 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { SignOrderService } from './sign-order.service';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('sign orders')
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound, ApiErrorCode.IdempotencyKeyInvalid]), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller()
 export class SignOrdersController {
   constructor(private readonly service: SignOrderService) {}

@@ -16,10 +16,13 @@ import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
 import { AdminSessionHeader } from '../admin-sessions/admin-request';
 import { SubjectsService } from './subjects.service';
+import { SubjectAdminError, SubjectAdminErrorCode } from './subject-admin-error';
+import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 const SESSION_HEADER = { name: 'X-Admin-Session', required: true, description: 'Id of the ACTIVE administrative session this change is made in' };
 
 @ApiTags('subjects and roles')
+@ApiProblems(problemSource(SubjectAdminError, SubjectAdminErrorCode), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1')
 export class SubjectsController {
   constructor(private readonly service: SubjectsService) {}

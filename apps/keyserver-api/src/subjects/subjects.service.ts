@@ -10,15 +10,15 @@ import {
   type SubjectView,
   type UnknownPrincipalList,
 } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
+import { AuditRepository, DataAccessError, HUMAN_ONLY_NATURES, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { errorCodeOf, isUuid, outcomeOf, validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { SubjectAdminError, SubjectAdminErrorCode } from './subject-admin-error';
 
-/** Natures an app principal can never use: a CLIENT subject may not get a role carrying them. */
-const HUMAN_ONLY: ReadonlySet<Nature> = new Set<Nature>(['ADMINISTRATOR', 'APPROVER']);
+/** Natures an app principal can never use: a CLIENT subject may not get a role carrying them (the data layer checks it again in the change's transaction). */
+const HUMAN_ONLY: ReadonlySet<Nature> = new Set<Nature>(HUMAN_ONLY_NATURES);
 
 /**
  * Subjects, roles and unknown principals. Every change: gate (ACTIVE admin session) -> validate ->

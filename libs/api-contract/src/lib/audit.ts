@@ -51,10 +51,18 @@ export type AuditPage = z.infer<typeof AuditPage>;
  * verification of an export only) = a line that is no audit entry.
  */
 export const AuditProblemKind = z.enum(['link_broken', 'content_changed', 'not_an_entry']);
-export const AuditProblem = z.object({ seq: z.string(), kind: AuditProblemKind, reason: z.string() });
+export const AuditProblem = z.object({
+  seq: z.string(),
+  kind: AuditProblemKind,
+  reason: z.string(),
+  /** true for a content_changed entry of the v1 writer (before hash rule v2) with an intact link: an operator may
+   * acknowledge it after checking it (`keyserver-api audit-acknowledge`, docs/adr/0009-audit-canonical-form.md). */
+  acknowledgeable: z.literal(true).optional(),
+});
 export type AuditProblem = z.infer<typeof AuditProblem>;
 
-/** An entry written before hash rule v2 that verifies only under rule v1 over the bytes the request sent (docs/adr/0009). */
+/** An entry written before hash rule v2 that verifies only under rule v1 over the bytes the request sent, or that an
+ * operator acknowledged (docs/adr/0009). */
 export const AuditLegacyEntry = z.object({ seq: z.string(), kind: z.literal('legacy_hash_v1'), reason: z.string() });
 export type AuditLegacyEntry = z.infer<typeof AuditLegacyEntry>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KeyLimitsView } from './key-limits';
 
 /**
  * The Keyserver REST contract: one zod schema per request and response body. The API validates with
@@ -60,6 +61,7 @@ export const KeyDetail = KeyFacts.extend({
     certificatesIssued: z.number().int().describe('Certificates this key issued'),
     lastUsedAt: z.string().nullable(),
   }),
+  limits: KeyLimitsView.describe('What every operation on this key must stay within (PUT /api/v1/keys/{keyid}/limits)'),
 });
 
 /** `GET /api/v1/keys`: both filters are optional; without `state` keys of every state are listed. */
@@ -120,6 +122,7 @@ export const OperationKeyView = z.object({
   usagesUsed: z.number().int(),
   requiredApprovers: z.number().int(),
   approvals: z.number().int(),
+  limits: KeyLimitsView.nullable().describe('The limits in force for this key now (the operation was checked against those in force when it was created)'),
 });
 
 export const OperationView = z.object({

@@ -14,10 +14,10 @@ import {
 } from './audit-chain';
 
 /** A valid exported chain of `n` entries, as GET /api/v1/audit/export writes it. */
-function chain(n: number): Record<string, unknown>[] {
+function chain(n: number, rule: (e: AuditHashInput) => string = auditEventHash, prevHash = AUDIT_GENESIS_HASH, from = 1): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  let prev = AUDIT_GENESIS_HASH;
-  for (let i = 1; i <= n; i++) {
+  let prev = prevHash;
+  for (let i = from; i < from + n; i++) {
     const e: AuditHashInput & { seq: string } = {
       seq: String(i),
       id: randomUUID(),
@@ -38,7 +38,7 @@ function chain(n: number): Record<string, unknown>[] {
       details: { n: i, nested: { b: 1, a: [1, 2] } },
       prevHash: prev,
     };
-    const hash = auditEventHash(e);
+    const hash = rule(e);
     out.push({ ...e, at: e.at.toISOString(), hash });
     prev = hash;
   }
@@ -179,6 +179,7 @@ const content = fc.record({
   requestId: fc.option(hostile),
   details: fc.dictionary(hostile, json, { maxKeys: 4 }),
 });
+// eslint-disable-next-line no-control-regex -- NUL is what the canonical form must remove
 const isWellFormed = (s: string) => !/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 const strings = (v: unknown): string[] =>
   typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap(strings) : v && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [k, ...strings(x)]) : [];
@@ -242,6 +243,51 @@ describe(canonicalAuditContent.name, () => {
 
   it('is the identity on already storable strings', () => {
     fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (s) => storableText(s) === s), { seed: 13_003 });
+  });
+});
+
+describe(`${verifyAuditExport.name} of v1 entries`, () => {
+  /** Entry `seq` of a v1 chain whose hash no rule reproduces (as a mixed-case UUID of the v1 writer left it). */
+  function v1ChainWithUnverifiable(): Record<string, unknown>[] {
+    const rows = chain(3, auditEventHashV1);
+    const e = { ...rows[1], operationId: randomUUID().replace(/[a-f]/, (c) => c.toUpperCase()), at: new Date(String(rows[1]['at'])) } as unknown as AuditHashInput;
+    // Rebuild the chain from entry 2 on: its hash covered the mixed-case id, its row holds the lower-case one.
+    const hash = auditEventHashV1(e);
+    rows[1] = { ...rows[1], operationId: (e.operationId as string).toLowerCase(), hash };
+    rows[2] = { ...rows[2], prevHash: hash };
+    rows[2]['hash'] = auditEventHashV1({ ...(rows[2] as unknown as AuditHashInput), at: new Date(String(rows[2]['at'])) });
+    return rows;
+  }
+  const ack = (rows: Record<string, unknown>[], details: Record<string, unknown>) => {
+    const [a] = chain(1, auditEventHash, String(rows[rows.length - 1]['hash']), rows.length + 1);
+    a['action'] = 'audit.legacy_acknowledged';
+    a['details'] = details;
+    a['hash'] = auditEventHash({ ...(a as unknown as AuditHashInput), at: new Date(String(a['at'])) });
+    return [...rows, a];
+  };
+
+  it('accepts v1 entries before the first v2 entry and lists an unverifiable one as acknowledgeable', () => {
+    const rows = v1ChainWithUnverifiable();
+    const r = verifyAuditExport(jsonl([...rows, ...chain(1, auditEventHash, String(rows[2]['hash']), 4)]));
+    expect(r.problems).toEqual([{ seq: '2', kind: 'content_changed', reason: expect.stringContaining('before the v2 cutover'), acknowledgeable: true }]);
+  });
+
+  it.each([
+    ['ok an acknowledgement naming seq and stored hash moves it to legacy', (rows: Record<string, unknown>[]) => ({ seq: '2', hash: rows[1]['hash'], reason: 'checked' }), true],
+    ['fail an acknowledgement naming another hash', () => ({ seq: '2', hash: 'f'.repeat(64), reason: 'checked' }), false],
+    ['fail an acknowledgement naming another seq', (rows: Record<string, unknown>[]) => ({ seq: '3', hash: rows[1]['hash'], reason: 'checked' }), false],
+  ])('%s', (_name, details, ok) => {
+    const rows = v1ChainWithUnverifiable();
+    const r = verifyAuditExport(jsonl(ack(rows, details(rows))));
+    expect(r.ok).toBe(ok);
+    if (ok) expect(r.legacy).toEqual([{ seq: '2', kind: 'legacy_hash_v1', reason: 'acknowledged by entry seq 4 (Ada): checked' }]);
+  });
+
+  it('fail an acknowledged entry whose link is broken stays a problem', () => {
+    const rows = v1ChainWithUnverifiable();
+    rows[1]['prevHash'] = 'e'.repeat(64);
+    const r = verifyAuditExport(jsonl(ack(rows, { seq: '2', hash: rows[1]['hash'], reason: 'checked' })));
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['2', 'link_broken'], ['2', 'content_changed']]);
   });
 });
 

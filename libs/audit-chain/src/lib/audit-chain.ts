@@ -46,6 +46,7 @@ export const AUDIT_INDEXED_TEXT_MAX = 512;
 export const AUDIT_MOVED_PREFIX = 'column:';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL cannot store
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /**
@@ -61,7 +62,7 @@ export function storableText(s: string): string {
  * hash the writer computes and the one every verifier recomputes from the stored row cover the same bytes.
  * - every string (columns, details values and keys) through {@link storableText};
  * - a UUID column holds its lower-case form; a value that is not a UUID goes to `details["column:<field>"]`
- *   and the column holds null;
+ *   and the column holds null (the writer generates `id`, always a UUID);
  * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters (cut ones end in `…`); the whole value
  *   goes to `details["column:<field>"]`;
  * - details as JSON reads it back: toJSON/Dates applied, undefined dropped, non-finite numbers null, bigint as
@@ -85,6 +86,7 @@ export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput
     if (v !== null && !UUID.test(v)) moved.push([f, v]);
     cols[f] = v !== null && UUID.test(v) ? v.toLowerCase() : null;
   }
+  // action is NOT NULL: a missing one is stored (and hashed) as the empty string.
   if (out.action === null) out.action = '';
   for (const [f, v] of moved) defineMember(details, `${AUDIT_MOVED_PREFIX}${f}`, v);
   return out;
@@ -199,7 +201,13 @@ export interface AuditProblem {
   seq: string;
   kind: AuditProblemKind;
   reason: string;
+  /** A content_changed entry written before the v2 cutover whose link is intact: an operator may acknowledge it
+   * (`keyserver-api audit-acknowledge`, an {@link AUDIT_LEGACY_ACK_ACTION} entry) after checking it. */
+  acknowledgeable?: true;
 }
+
+/** Action of the entry by which an operator acknowledges a v1 entry that cannot be reconstructed (details: seq, hash, reason). */
+export const AUDIT_LEGACY_ACK_ACTION = 'audit.legacy_acknowledged';
 
 /** An entry written before the v2 cutover whose hash verifies under the retired v1 rule only over the bytes the
  * request sent, not the ones PostgreSQL stored (the defect fixed by rule v2): verified, listed for the record. */
@@ -242,6 +250,22 @@ export const AUDIT_PROBLEMS_LISTED = 1000;
  * read differently. Entries are accepted under rule v1 until the first v2 entry, never after it.
  */
 export class AuditChainVerifier {
+  /** Acknowledgements by `${seq} ${hash}` of the entry they acknowledge. */
+  private readonly acks = new Map<string, { ackSeq: string; by: string | null; reason: string }>();
+
+  /**
+   * @param acknowledgements the chain's {@link AUDIT_LEGACY_ACK_ACTION} entries (SUCCESS), read beforehand: each moves
+   * the v1 entry it names (by seq and stored hash, link intact, earlier than the acknowledgement) from the problems to
+   * `legacy`. The acknowledgements are entries of the chain and are verified as every entry is.
+   */
+  constructor(acknowledgements: readonly StoredAuditEntry[] = []) {
+    for (const a of acknowledgements) {
+      const d = a.details ?? {};
+      if (a.action !== AUDIT_LEGACY_ACK_ACTION || a.outcome !== 'SUCCESS' || typeof d['seq'] !== 'string' || typeof d['hash'] !== 'string') continue;
+      this.acks.set(`${d['seq']} ${d['hash']}`, { ackSeq: a.seq, by: a.actorName, reason: typeof d['reason'] === 'string' ? d['reason'] : '' });
+    }
+  }
+
   private prev = AUDIT_GENESIS_HASH;
   private prevSeq: string | null = null;
   private v2Seen = false;
@@ -255,7 +279,8 @@ export class AuditChainVerifier {
   add(e: StoredAuditEntry): void {
     this.total++;
     const before = this.problemCount;
-    if (e.prevHash !== this.prev) {
+    const linked = e.prevHash === this.prev;
+    if (!linked) {
       this.problem(e.seq, 'link_broken', this.prevSeq === null
         ? 'prevHash is not the genesis hash: entries before it were deleted'
         : `prevHash is not the hash of the previous entry (seq ${this.prevSeq}): entries were deleted, inserted or reordered`);
@@ -265,14 +290,20 @@ export class AuditChainVerifier {
     } else if (auditEventHashV1(e) === e.hash) {
       if (this.v2Seen) this.problem(e.seq, 'content_changed', 'hashed under the retired v1 rule after the chain moved to v2');
     } else {
-      const legacy = this.v2Seen ? null : legacyV1Reason(e);
+      const ack = this.v2Seen || !linked ? undefined : this.acks.get(`${e.seq} ${e.hash}`);
+      const legacy = this.v2Seen ? null : legacyV1Reason(e) ?? (ack && isLater(ack.ackSeq, e.seq) ? `acknowledged by entry seq ${ack.ackSeq} (${ack.by ?? 'unnamed'}): ${ack.reason}` : null);
       if (legacy) {
         this.legacyCount++;
         if (this.legacy.length < AUDIT_PROBLEMS_LISTED) this.legacy.push({ seq: e.seq, kind: 'legacy_hash_v1', reason: legacy });
+      } else if (this.v2Seen) {
+        this.problem(e.seq, 'content_changed', 'content does not match its hash');
       } else {
-        this.problem(e.seq, 'content_changed', this.v2Seen
-          ? 'content does not match its hash'
-          : 'content does not match its hash (under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised)');
+        this.problem(
+          e.seq,
+          'content_changed',
+          'content does not match its hash under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised (written before the v2 cutover)',
+          linked,
+        );
       }
     }
     if (this.problemCount === before && this.problemCount === 0) this.checked++;
@@ -286,9 +317,9 @@ export class AuditChainVerifier {
     this.problem(seq, 'not_an_entry', reason);
   }
 
-  private problem(seq: string, kind: AuditProblemKind, reason: string): void {
+  private problem(seq: string, kind: AuditProblemKind, reason: string, acknowledgeable = false): void {
     this.problemCount++;
-    if (this.problems.length < AUDIT_PROBLEMS_LISTED) this.problems.push({ seq, kind, reason });
+    if (this.problems.length < AUDIT_PROBLEMS_LISTED) this.problems.push({ seq, kind, reason, ...(acknowledgeable ? { acknowledgeable: true as const } : {}) });
   }
 
   report(): AuditChainReport {
@@ -305,6 +336,11 @@ export class AuditChainVerifier {
       lastHash: this.prev,
     };
   }
+}
+
+/** Whether seq `a` comes after seq `b` (decimal strings; false for anything else). */
+function isLater(a: string, b: string): boolean {
+  return /^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) > BigInt(b);
 }
 
 const LEGACY_UUID_FIELDS = ['actorSubjectId', 'operationId', 'adminSessionId'] as const;
@@ -354,8 +390,17 @@ const HASHED = ['id', 'at', 'action', 'outcome', 'prevHash', 'hash'] as const;
  * content and must link to the previous one, from the genesis hash on; every bad entry is reported. Needs no database.
  */
 export function verifyAuditExport(text: string): AuditChainReport {
-  const v = new AuditChainVerifier();
   const lines = text.split('\n');
+  const acks = lines.flatMap((l) => {
+    if (!l.includes(AUDIT_LEGACY_ACK_ACTION)) return [];
+    try {
+      const raw = JSON.parse(l) as StoredAuditEntry | null;
+      return raw && typeof raw === 'object' && typeof raw.seq === 'string' ? [raw] : [];
+    } catch {
+      return [];
+    }
+  });
+  const v = new AuditChainVerifier(acks);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (!line) continue;

@@ -24,6 +24,9 @@ const STATUS: Record<AuthzErrorCode, number> = {
   route_authorization_misconfigured: 500,
 };
 
+/** Every code, for the OpenAPI document. */
+export const AUTHZ_ERROR_CODES = Object.keys(STATUS) as AuthzErrorCode[];
+
 /** An authenticated caller that may not do what it asked (403), or a boot-time route misconfiguration. */
 export class AuthzError extends KeyserverError<AuthzErrorCode> {
   readonly status: number;

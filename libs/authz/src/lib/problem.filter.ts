@@ -31,8 +31,8 @@ const CODE_BY_STATUS: Record<number, string> = {
   504: 'gateway_timeout',
 };
 
-/** body-parser / raw-body error types -> stable codes. */
-const BODY_ERROR_CODES: Record<string, string> = {
+/** body-parser / raw-body error types -> stable codes (also listed per body route in the OpenAPI document). */
+export const BODY_ERROR_CODES: Record<string, string> = {
   'entity.parse.failed': 'invalid_json',
   'entity.too.large': 'payload_too_large',
   'encoding.unsupported': 'unsupported_encoding',

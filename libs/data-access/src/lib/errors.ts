@@ -18,6 +18,12 @@ export const DataAccessErrorCode = {
   migration_checksum_mismatch: 'migration_checksum_mismatch',
   database_unavailable: 'database_unavailable',
   reservation_expired: 'reservation_expired',
+  human_only_nature: 'human_only_nature',
+  idempotency_key_reused: 'idempotency_key_reused',
+  window_too_long: 'window_too_long',
+  too_many_usages: 'too_many_usages',
+  start_backdated: 'start_backdated',
+  start_too_far_ahead: 'start_too_far_ahead',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -40,6 +46,15 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   database_unavailable: 503,
   // The HSM or the database took longer than the usage lease; nothing was stored or returned, retry.
   reservation_expired: 503,
+  // A CLIENT subject would hold a nature only people may hold (administrator, approver).
+  human_only_nature: 400,
+  // The Idempotency-Key names an earlier request that differs from this one in some field.
+  idempotency_key_reused: 409,
+  // An operation outside the per-key limits the administrators set (key_operation_limit).
+  window_too_long: 400,
+  too_many_usages: 400,
+  start_backdated: 400,
+  start_too_far_ahead: 400,
 };
 
 /** Error raised by repositories and the migrator. */

@@ -12,6 +12,12 @@ export async function seedSubject(repos: Repositories, name = `user-${hex(3)}`):
   return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test` });
 }
 
+/** A USER subject holding the administrator nature (role `fixture-administrators`). */
+export async function seedAdmin(repos: Repositories, name = `admin-${hex(3)}`): Promise<Subject> {
+  await repos.subjects.upsertRole('fixture-administrators', ['ADMINISTRATOR']);
+  return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test`, roles: ['fixture-administrators'] });
+}
+
 export async function seedKey(repos: Repositories, opts: { keyid?: string; requiredApprovers?: number } = {}): Promise<Key> {
   const now = Date.now();
   return repos.keys.create({

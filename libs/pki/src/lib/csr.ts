@@ -1,8 +1,10 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { KeyObject, createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { KeyObject, verify as nodeVerify } from 'node:crypto';
 import { HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { OID, isStrictDer, pemBlocks, toAb, toPem } from './der';
+import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CsrKeyType } from './public-key';
+import { deviceSans, deviceSubject, normalizedName, type SanType, type SubjectAttribute } from './device-names';
 import { PkiError } from './pki-error';
 import {
   CertificateParts,
@@ -25,8 +27,7 @@ import {
 
 export const MAX_CSR_BYTES = 64 * 1024;
 
-export type SubjectAttribute = 'CN' | 'O' | 'OU' | 'C' | 'L' | 'ST' | 'serialNumber';
-export type SanType = 'dns' | 'uri' | 'email' | 'ip';
+export type { SanType, SubjectAttribute } from './device-names';
 
 /** The CA's device-certificate profile: it, not the CSR, decides every extension. */
 export interface DeviceCertificateProfile {
@@ -38,23 +39,38 @@ export interface DeviceCertificateProfile {
   allowedSubjectAttributes?: SubjectAttribute[];
   /** SAN entry types copied from the CSR's extensionRequest; anything else is refused. Default dns, uri. */
   allowedSanTypes?: SanType[];
+  /** At most this many SAN entries (default {@link DEFAULT_MAX_SAN_COUNT}). */
+  maxSanCount?: number;
+  /** When non-empty: every dNSName, the domain of every rfc822Name and the host of every URI equals one of these or is below it. */
+  dnsDomains?: string[];
+  /** Schemes a URI SAN may have (lower case; default {@link DEFAULT_URI_SCHEMES}). */
+  uriSchemes?: string[];
+  /** Normalised DNs (see {@link reservedNames}) a device certificate may never carry: those of the Keyserver's own keys. */
+  reservedNames?: ReadonlySet<string>;
   /** Clock for notBefore; defaults to now. */
   now?: Date;
 }
 
-export type CsrKeyType = 'RSA' | 'EC-P256' | 'EC-P384' | 'EC-P521' | 'Ed25519';
+export type { CsrKeyType } from './public-key';
+
+export const DEFAULT_MAX_SAN_COUNT = 8;
+export const DEFAULT_URI_SCHEMES: readonly string[] = ['https', 'urn'];
 
 /** Output of the parse stage. */
 export interface ParsedCsr {
   der: Uint8Array;
   csr: pkijs.CertificationRequest;
+  /** The SubjectPublicKeyInfo bytes exactly as the request carries them. */
   spki: Uint8Array;
 }
 
 /** Output of the PoP stage: the verified key. */
 export interface VerifiedCsr extends ParsedCsr {
+  /** Our canonical re-encoding of the request's key ({@link canonicalPublicKey}); the only key bytes a certificate gets. */
+  spki: Uint8Array;
   key: KeyObject;
   keyType: CsrKeyType;
+  rsa?: { n: bigint; e: bigint };
   signatureAlgorithm: string;
 }
 
@@ -73,16 +89,6 @@ export interface DeviceCertificateResult {
   serialHex: string;
 }
 
-const ATTR_OIDS: Record<SubjectAttribute, string> = {
-  CN: OID.commonName,
-  O: OID.organization,
-  OU: OID.organizationalUnit,
-  C: OID.country,
-  L: OID.locality,
-  ST: OID.state,
-  serialNumber: OID.serialNumber,
-};
-
 const SIG_ALGS: Record<string, { hash: string | null; family: 'rsa' | 'ec' | 'ed25519'; weak: boolean }> = {
   [OID.sha256WithRSA]: { hash: 'sha256', family: 'rsa', weak: false },
   [OID.sha384WithRSA]: { hash: 'sha384', family: 'rsa', weak: false },
@@ -95,10 +101,6 @@ const SIG_ALGS: Record<string, { hash: string | null; family: 'rsa' | 'ec' | 'ed
   [OID.ecdsaSha1]: { hash: 'sha1', family: 'ec', weak: true },
   [OID.ed25519]: { hash: null, family: 'ed25519', weak: false },
 };
-
-// Matching control characters is the point: they are refused in names.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Stage 1: exactly one PKCS#10 in PEM or DER, strict DER, no trailing bytes, at most 64 KiB. */
 export function parseCsr(input: string | Uint8Array): ParsedCsr {
@@ -139,37 +141,20 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
     throw new PkiError('csr_malformed', undefined, { cause: e });
   }
   if (csr.version !== 0) throw new PkiError('csr_malformed', 'version must be 0');
-  const spki = new Uint8Array(csr.subjectPublicKeyInfo.toSchema().toBER(false));
+  // The key bytes as sent (pkijs would re-encode a parsed key): the PoP stage parses and re-encodes them itself.
+  const info = (parsed.result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const spki = new Uint8Array(info.valueBlock.value[2].valueBeforeDecodeView);
   return { der, csr, spki };
 }
 
-function classifyKey(spki: pkijs.PublicKeyInfo): CsrKeyType {
-  const alg = spki.algorithm.algorithmId;
-  if (alg === OID.rsaEncryption) return 'RSA';
-  if (alg === OID.ed25519) {
-    if (spki.algorithm.algorithmParams) throw new PkiError('csr_public_key_invalid', 'Ed25519 takes no parameters');
-    return 'Ed25519';
-  }
-  if (alg === OID.ecPublicKey) {
-    const params = spki.algorithm.algorithmParams;
-    if (!(params instanceof asn1js.ObjectIdentifier)) throw new PkiError('csr_explicit_ec_parameters');
-    const curve = params.valueBlock.toString();
-    const type = ({ [OID.p256]: 'EC-P256', [OID.p384]: 'EC-P384', [OID.p521]: 'EC-P521' } as Record<string, CsrKeyType>)[curve];
-    if (!type) throw new PkiError('csr_key_not_allowed', `curve ${curve}`);
-    return type;
-  }
-  throw new PkiError('csr_key_not_allowed', `key algorithm ${alg}`);
-}
-
-/** Stage 2: proof of possession, the CSR signature verified with the key it carries. */
+/**
+ * Stage 2: the request's key parsed and re-encoded canonically ({@link canonicalPublicKey}: strict RSA, EC points
+ * on the curve and uncompressed, Ed25519 canonical and of prime order), then proof of possession: the CSR
+ * signature verified with that key by Node's crypto, Ed25519 signatures first checked strictly (RFC 8032 5.1.7:
+ * R canonical and not of small order, S < L).
+ */
 export function verifyCsrPossession(p: ParsedCsr): VerifiedCsr {
-  const keyType = classifyKey(p.csr.subjectPublicKeyInfo);
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: Buffer.from(p.spki), format: 'der', type: 'spki' });
-  } catch (e) {
-    throw new PkiError('csr_public_key_invalid', undefined, { cause: e });
-  }
+  const { keyType, spki, key, rsa } = canonicalPublicKey(p.spki);
   const sigOid = p.csr.signatureAlgorithm.algorithmId;
   const alg = SIG_ALGS[sigOid];
   if (!alg) throw new PkiError('csr_signature_algorithm_not_allowed', sigOid);
@@ -178,85 +163,35 @@ export function verifyCsrPossession(p: ParsedCsr): VerifiedCsr {
   const params = p.csr.signatureAlgorithm.algorithmParams;
   if (family !== 'rsa' && params !== undefined) throw new PkiError('csr_signature_invalid', 'unexpected parameters');
   if (family === 'rsa' && params !== undefined && !(params instanceof asn1js.Null)) throw new PkiError('csr_signature_invalid', 'unexpected parameters');
+  if (p.csr.signatureValue.valueBlock.unusedBits !== 0) throw new PkiError('csr_signature_invalid', 'signature BIT STRING has unused bits');
+  const signature = new Uint8Array(p.csr.signatureValue.valueBlock.valueHexView);
+  if (family === 'ed25519') {
+    const problem = ed25519SignatureProblem(signature);
+    if (problem) throw new PkiError('csr_signature_invalid', problem);
+  }
   let ok = false;
   try {
-    ok = nodeVerify(
-      alg.hash,
-      p.csr.tbsView,
-      family === 'ec' ? { key, dsaEncoding: 'der' } : key,
-      new Uint8Array(p.csr.signatureValue.valueBlock.valueHexView),
-    );
+    ok = nodeVerify(alg.hash, p.csr.tbsView, family === 'ec' ? { key, dsaEncoding: 'der' } : key, signature);
   } catch {
     ok = false;
   }
   if (!ok) throw new PkiError('csr_signature_invalid');
-  return { ...p, key, keyType, signatureAlgorithm: sigOid };
+  return { ...p, spki, key, keyType, rsa, signatureAlgorithm: sigOid };
 }
 
-function stringValue(v: unknown): string | undefined {
-  if (
-    v instanceof asn1js.Utf8String ||
-    v instanceof asn1js.PrintableString ||
-    v instanceof asn1js.IA5String ||
-    v instanceof asn1js.TeletexString ||
-    v instanceof asn1js.BmpString ||
-    v instanceof asn1js.UniversalString
-  ) {
-    return v.valueBlock.value;
-  }
-  return undefined;
-}
-
-function parseSans(extnValue: Uint8Array, allowed: SanType[]): pkijs.GeneralName[] {
-  let names: pkijs.GeneralNames;
-  try {
-    names = pkijs.GeneralNames.fromBER(toAb(extnValue));
-  } catch (e) {
-    throw new PkiError('csr_san_invalid', undefined, { cause: e });
-  }
-  const byType: Record<number, SanType> = { 1: 'email', 2: 'dns', 6: 'uri', 7: 'ip' };
-  return names.names.map((n) => {
-    const t = byType[n.type];
-    if (!t || !allowed.includes(t)) throw new PkiError('csr_san_not_allowed', `GeneralName type ${n.type}`);
-    if (t === 'ip') {
-      const raw = new Uint8Array((n.value as asn1js.OctetString).valueBlock.valueHexView);
-      if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid');
-      return new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: toAb(raw) }) });
-    }
-    const s = n.value as string;
-    if (typeof s !== 'string' || s.length === 0 || s.length > 253 || CONTROL.test(s) || !/^[\x21-\x7e]+$/.test(s)) throw new PkiError('csr_san_invalid');
-    if (t === 'dns' && !/^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(s)) {
-      throw new PkiError('csr_san_invalid', 'bad DNS name');
-    }
-    if (t === 'email' && !/^[^@\s]+@[^@\s]+$/.test(s)) throw new PkiError('csr_san_invalid', 'bad email');
-    return new pkijs.GeneralName({ type: n.type as 1 | 2 | 6, value: s });
-  });
-}
-
-/** Stage 3: the CA policy. Requested extensions are only inspected, never copied. */
+/**
+ * Stage 3: the CA policy (docs/device-profile.md). The key's strength, the subject and the SANs are checked and
+ * re-encoded by us; requested extensions are only inspected, never copied.
+ */
 export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile): AcceptedCsrValues {
   if (SIG_ALGS[v.signatureAlgorithm].weak) throw new PkiError('csr_signature_algorithm_not_allowed', 'MD5 and SHA-1 are refused');
   if (v.keyType === 'RSA') {
-    const bits = v.key.asymmetricKeyDetails?.modulusLength ?? 0;
-    const e = v.key.asymmetricKeyDetails?.publicExponent ?? 0n;
-    if (bits < 2048 || bits > 8192) throw new PkiError('csr_key_not_allowed', `RSA-${bits}`);
-    if (e < 3n || e % 2n === 0n) throw new PkiError('csr_public_key_invalid', 'bad RSA exponent');
+    if (!v.rsa) throw new PkiError('csr_public_key_invalid');
+    checkRsaStrength(v.rsa);
   }
-  const allowedAttrs = profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber'];
-  const subjectDer = v.csr.subject.toSchema().toBER(false);
-  if (subjectDer.byteLength > 1024) throw new PkiError('csr_subject_too_long');
-  const rdns: pkijs.AttributeTypeAndValue[] = [];
-  for (const atv of v.csr.subject.typesAndValues) {
-    const name = (Object.keys(ATTR_OIDS) as SubjectAttribute[]).find((k) => ATTR_OIDS[k] === atv.type);
-    if (!name || !allowedAttrs.includes(name)) throw new PkiError('csr_subject_attribute_not_allowed', atv.type);
-    const s = stringValue(atv.value);
-    if (s === undefined || s.length === 0 || CONTROL.test(s) || /[\u2028\u2029\ufeff]/.test(s)) throw new PkiError('csr_subject_invalid', name);
-    if (s.length > 64 || (name === 'C' && !/^[A-Z]{2}$/.test(s))) throw new PkiError(name === 'C' ? 'csr_subject_invalid' : 'csr_subject_too_long', name);
-    const printable = name === 'C' || name === 'serialNumber';
-    if (printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
-    rdns.push(new pkijs.AttributeTypeAndValue({ type: atv.type, value: printable ? new asn1js.PrintableString({ value: s }) : new asn1js.Utf8String({ value: s }) }));
-  }
-  if (!rdns.some((r) => r.type === OID.commonName)) throw new PkiError('csr_subject_invalid', 'commonName is required');
+  const rdns = deviceSubject(v.csr.subject, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber']);
+  const subject = nameOf(rdns);
+  if (profile.reservedNames?.has(normalizedName(subject))) throw new PkiError('csr_subject_reserved', 'the subject is the name of a Keyserver key');
 
   let sans: pkijs.GeneralName[] = [];
   const attributes = v.csr.attributes ?? [];
@@ -285,7 +220,12 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
           break;
         }
         case OID.subjectAltName:
-          sans = parseSans(value, profile.allowedSanTypes ?? ['dns', 'uri']);
+          sans = deviceSans(value, {
+            allowedSanTypes: profile.allowedSanTypes ?? ['dns', 'uri'],
+            maxSanCount: profile.maxSanCount ?? DEFAULT_MAX_SAN_COUNT,
+            dnsDomains: profile.dnsDomains,
+            uriSchemes: profile.uriSchemes ?? DEFAULT_URI_SCHEMES,
+          });
           break;
         case OID.extKeyUsage:
         case OID.subjectKeyIdentifier:
@@ -295,7 +235,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
       }
     }
   }
-  return { spki: v.spki, keyType: v.keyType, subject: nameOf(rdns), sans };
+  return { spki: v.spki, keyType: v.keyType, subject, sans };
 }
 
 /** Stage 4: the profile decides validity and every extension of the device certificate. */

@@ -5,6 +5,7 @@ import {
   decodeDigestInfo,
   derTlv,
   derToP1363,
+  ecSpki,
   encodeDigestInfo,
   isStrictDer,
   keyIdentifier,
@@ -203,5 +204,23 @@ describe(isStrictDer.name, () => {
     }
     expect(notRoundTripping).toEqual([]);
     expect(accepted).toBeGreaterThan(200);
+  });
+});
+
+describe(ecSpki.name, () => {
+  it('ok a raw P-256 point whose bytes also read as an OCTET STRING (x[0] = 0x3f) is kept whole', () => {
+    const raw = new Uint8Array(65);
+    raw[0] = 0x04;
+    raw[1] = 0x3f;
+    const spki = ecSpki('EC-P256', raw);
+    expect(Buffer.from(spki.subarray(spki.length - 65)).equals(Buffer.from(raw))).toBe(true);
+  });
+
+  it('ok a point wrapped in an OCTET STRING (CKA_EC_POINT) is unwrapped', () => {
+    const raw = new Uint8Array(65).fill(7);
+    raw[0] = 0x04;
+    const spki = ecSpki('EC-P256', new Uint8Array([0x04, 65, ...raw]));
+    expect(spki.length).toBe(91);
+    expect(Buffer.from(spki.subarray(spki.length - 65)).equals(Buffer.from(raw))).toBe(true);
   });
 });

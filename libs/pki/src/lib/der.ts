@@ -301,9 +301,12 @@ export function rsaSpki(modulus: Uint8Array, exponent: Uint8Array): Uint8Array {
 /** Builds an EC / Ed25519 SubjectPublicKeyInfo from CKA_EC_PARAMS (named curve OID) and CKA_EC_POINT. */
 export function ecSpki(alg: KeyAlgorithm, ecPoint: Uint8Array): Uint8Array {
   // PKCS#11 wraps the point in an OCTET STRING; some tokens return it raw.
+  // A raw point can itself read as an OCTET STRING (P-256: 0x04, then x[0] = 0x3f is a length of 63), so unwrap
+  // only when the contents have the length of a point of this algorithm.
   let point = ecPoint;
-  const wrapped = asn1js.fromBER(toAb(ecPoint));
-  if (wrapped.offset === ecPoint.length && wrapped.result instanceof asn1js.OctetString) {
+  const size = alg === 'Ed25519' ? 32 : 1 + 2 * CURVES[alg].size;
+  const wrapped = ecPoint.length === size ? undefined : asn1js.fromBER(toAb(ecPoint));
+  if (wrapped && wrapped.offset === ecPoint.length && wrapped.result instanceof asn1js.OctetString && wrapped.result.valueBlock.valueHexView.length === size) {
     point = new Uint8Array(wrapped.result.valueBlock.valueHexView);
   }
   const algId =

@@ -35,6 +35,10 @@ export const PKI_ERROR_CODES = [
   'csr_unknown_critical_extension',
   'csr_san_not_allowed',
   'csr_san_invalid',
+  'csr_san_too_many',
+  'csr_weak_key',
+  'csr_subject_duplicate_attribute',
+  'csr_subject_reserved',
 ] as const;
 
 export type PkiErrorCode = (typeof PKI_ERROR_CODES)[number];
@@ -74,6 +78,10 @@ const STATUS: Record<PkiErrorCode, number> = {
   csr_unknown_critical_extension: 400,
   csr_san_not_allowed: 400,
   csr_san_invalid: 400,
+  csr_san_too_many: 400,
+  csr_weak_key: 400,
+  csr_subject_duplicate_attribute: 400,
+  csr_subject_reserved: 400,
 };
 
 /** Refusal of PKI input (digests, CSRs, certificate parameters). Every code maps to a 4xx. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, scryptSync, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,9 +31,46 @@ export interface CachedToken {
   refreshToken?: string;
 }
 
-/** The 0600 token cache file of one (token endpoint, client, scope). */
+/**
+ * What identifies the credential a token was obtained with, so a changed secret, certificate or key never
+ * reuses another credential's token. Never the secret itself: a salted, slow hash of it (the file name is a
+ * hash of this again). PKCE: empty, the user's login is the credential (and the PKCS#11 module finds
+ * that cache file by endpoint, client and scope alone: tools/pkcs11-module/src/auth.c ks_ksctl_cache_file).
+ */
+export function credentialId(c: Connection): string {
+  const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+  const fileHash = (path: string | undefined) => {
+    if (!path) return 'none';
+    try {
+      return sha256(readFileSync(path));
+    } catch {
+      return `unreadable:${path}`; // the login fails on it later with its own message; nothing is cached then
+    }
+  };
+  switch (c.method) {
+    case 'secret':
+      return `secret:${scryptSync(c.clientSecret ?? '', `ksctl-cache|${c.tokenEndpoint}|${c.clientId}`, 32, { N: 1 << 14 }).toString('hex')}`;
+    case 'certificate': {
+      let thumbprint = fileHash(c.certificate?.certificateFile);
+      try {
+        thumbprint = new X509Certificate(readFileSync(c.certificate?.certificateFile ?? '')).fingerprint256;
+      } catch {
+        // not a readable certificate: the file hash (or the unreadable marker) stands in
+      }
+      return `certificate:${thumbprint}|key:${fileHash(c.certificate?.privateKeyFile ?? c.certificate?.certificateFile)}`;
+    }
+    case 'wif':
+      return `wif:${c.wif?.serviceConnectionId ?? ''}|${c.wif?.tokenFile ?? ''}|${c.wif?.requestUri ?? ''}`;
+    default:
+      return '';
+  }
+}
+
+/** The 0600 token cache file of one (token endpoint, client, scope, credential). */
 export function cacheFile(c: Connection): string {
-  const id = createHash('sha256').update(`${c.tokenEndpoint}|${c.clientId}|${c.scope}`).digest('hex').slice(0, 32);
+  const credential = credentialId(c);
+  const key = `${c.tokenEndpoint}|${c.clientId}|${c.scope}${credential ? `|${credential}` : ''}`;
+  const id = createHash('sha256').update(key).digest('hex').slice(0, 32);
   return join(c.cacheDir ?? join(homedir(), '.cache', 'ksctl'), `token-${id}.json`);
 }
 

@@ -64,6 +64,11 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   not_an_approver: 'You are not an approver of the keys of this operation.',
   self_approval_forbidden: 'You cannot approve an operation you ordered yourself.',
   cancellation_not_allowed: 'Only the orderer can cancel this operation, and only while it is open.',
+  window_too_long: 'The validity window is longer than the limits of one of its keys allow.',
+  too_many_usages: 'More usages than the limits of one of its keys allow.',
+  start_backdated: 'The start lies too far in the past for the limits of one of its keys.',
+  start_too_far_ahead: 'The start lies too far in the future for the limits of one of its keys.',
+  idempotency_key_reused: 'This request id was already used for a different request.',
   invalid_input_encoding: 'Some text or a digest could not be read (invalid characters or encoding).',
   // certificates
   certificate_not_found: 'This certificate does not exist.',

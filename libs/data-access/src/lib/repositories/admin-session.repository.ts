@@ -3,6 +3,7 @@ import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AdminSession, AuditInput } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { assertEnabledAdministrator } from './admin-participation';
 
 export interface OpenAdminSessionInput {
   description: string;
@@ -52,6 +53,8 @@ export class AdminSessionRepository {
     }
     try {
       return await this.db.transaction(async (tx) => {
+        // Subject locks before session locks, in every transaction that takes both (no deadlock with a disable).
+        await assertEnabledAdministrator(tx, input.creatorId);
         const now = new Date();
         const active = input.requiredApprovals === 0;
         const s = await tx.adminSession.create({
@@ -89,6 +92,10 @@ export class AdminSessionRepository {
     let result: AuthorizeResult | 'expired';
     try {
       result = await this.db.transaction(async (tx): Promise<AuthorizeResult | 'expired'> => {
+        if (!UUID.test(sessionId)) throw new DataAccessError('not_found', 'admin session not found');
+        // Subject locks before the session lock (see open); a concurrent disable of this admin either comes first
+        // (refused here) or waits and then finds this authorization and ends the session.
+        await assertEnabledAdministrator(tx, adminId);
         const s = await lockSession(tx, sessionId);
         if (s.state === 'PENDING' && s.expiresAt <= now) {
           // Commit the EXPIRED state, then refuse outside the transaction.
@@ -114,11 +121,22 @@ export class AdminSessionRepository {
     return result;
   }
 
-  /** The session if it is ACTIVE and not past its expiry, else null. */
+  /**
+   * The session if it is ACTIVE, not past its expiry and every administrator who opened or authorized it is still an
+   * enabled administrator, else null. Changes of those administrators end the session in their own transaction;
+   * this second check also covers a change made behind the repositories' back.
+   */
   async getActive(id: string, now = new Date()): Promise<AdminSession | null> {
     if (!UUID.test(id)) return null;
     const s = await this.db.prisma.adminSession.findFirst({ where: { id, state: 'ACTIVE', expiresAt: { gt: now } }, include });
-    return s ? toSession(s) : null;
+    if (!s) return null;
+    const participants = [s.creatorId, ...s.approvals.map((a) => a.adminId)];
+    const [row] = await this.db.prisma.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS "n" FROM "subject" x
+      WHERE x."id" = ANY(${participants}::uuid[]) AND x."enabled" AND EXISTS (
+        SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
+        WHERE sr."subjectId" = x."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures"))`;
+    return row?.n === new Set(participants).size ? toSession(s) : null;
   }
 
   /** All ACTIVE, unexpired sessions. */

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { Client } from 'pg';
 import { AUDIT_GENESIS_HASH, auditEventHash, auditEventHashV1, auditHashParts, canonicalAuditContent, type AuditHashInput } from '@keyserver/audit-chain';
 import { sql } from '../../spec/temp-database';
-import { closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { closeTwoReplicas, openTwoReplicas, outcome, type TwoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 import { AuditRepository, appendAuditTx, toAuditEvent } from './audit.repository';
 
@@ -224,7 +224,18 @@ describe(`${AuditRepository.name} verification report`, () => {
     expect(v.legacy.map((e) => [e.seq, e.kind])).toEqual([[upperOp, 'legacy_hash_v1'], [surrogate, 'legacy_hash_v1'], [both, 'legacy_hash_v1']]);
     expect(v.legacy[0].reason).toContain('upper-case operationId');
     expect(v.legacy[1].reason).toContain('U+DBFF in keyid');
-    expect(v.problems.map((p) => [p.seq, p.kind])).toEqual([[mixedCase, 'content_changed'], [late, 'content_changed']]);
+    expect(v.problems.map((p) => [p.seq, p.kind, p.acknowledgeable])).toEqual([[mixedCase, 'content_changed', true], [late, 'content_changed', undefined]]);
     expect(v.problems.map((p) => p.seq)).not.toContain(clean);
+
+    // The repair step: an operator acknowledges the v1 entry that cannot be reconstructed, never a later one.
+    expect(await outcome(r.a.audit.acknowledgeLegacy(late, 'Olga Operator', 'checked'))).toBe('invalid_state');
+    expect(await outcome(r.a.audit.acknowledgeLegacy(clean, 'Olga Operator', 'checked'))).toBe('invalid_state');
+    expect(await outcome(r.a.audit.acknowledgeLegacy('999999', 'Olga Operator', 'checked'))).toBe('not_found');
+    expect(await outcome(r.a.audit.acknowledgeLegacy(mixedCase, ' ', 'checked'))).toBe('invalid_input');
+    const ack = await r.a.audit.acknowledgeLegacy(mixedCase, 'Olga Operator', 'request log shows a mixed-case operationid');
+    expect(ack).toMatchObject({ action: 'audit.legacy_acknowledged', actorName: 'Olga Operator', details: { seq: mixedCase } });
+    const after = await r.a.audit.verifyChain();
+    expect(after).toMatchObject({ legacyCount: 4, problemCount: 1, problems: [{ seq: late, kind: 'content_changed' }] });
+    expect(after.legacy[3]).toEqual({ seq: mixedCase, kind: 'legacy_hash_v1', reason: `acknowledged by entry seq ${ack.seq} (Olga Operator): request log shows a mixed-case operationid` });
   });
 });

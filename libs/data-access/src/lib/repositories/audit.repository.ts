@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
-import { AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport } from '@keyserver/audit-chain';
+import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
 import { sqlQuery, type Db, type Tx } from '../db';
@@ -172,7 +172,8 @@ export class AuditRepository {
    * inserted or reordered; content_changed: an entry's content does not match its hash) and the v1 entries.
    */
   async verifyChain(batchSize = 1000): Promise<ChainVerification> {
-    const verifier = new AuditChainVerifier();
+    const acks = await this.db.prisma.auditEvent.findMany({ where: { action: AUDIT_LEGACY_ACK_ACTION, outcome: 'SUCCESS' }, orderBy: { seq: 'asc' } });
+    const verifier = new AuditChainVerifier(acks.map(toAuditEvent));
     let after: bigint | undefined;
     for (;;) {
       const rows = await this.db.prisma.auditEvent.findMany({
@@ -185,6 +186,35 @@ export class AuditRepository {
       after = rows[rows.length - 1].seq;
     }
   }
+
+  /** The documented repair step for a v1 entry verification cannot reconstruct (see acknowledgeLegacyAudit). */
+  acknowledgeLegacy(seq: string, by: string, reason: string): Promise<AuditEvent> {
+    return acknowledgeLegacyAudit(this, this.db, seq, by, reason);
+  }
+}
+
+/**
+ * The repair step for an entry of the v1 writer that verification cannot reconstruct (docs/adr/0009): after an
+ * operator has checked it (request logs by requestId), an {@link AUDIT_LEGACY_ACK_ACTION} entry names it by seq and
+ * stored hash, and verification lists it under `legacy` from then on. Only a problem verification marks
+ * `acknowledgeable` (content_changed, before the v2 cutover, link intact) qualifies: invalid_state otherwise, not_found
+ * for no such entry. Nothing is rewritten.
+ */
+async function acknowledgeLegacyAudit(repo: AuditRepository, db: Db, seq: string, by: string, reason: string): Promise<AuditEvent> {
+  if (!/^\d{1,19}$/.test(seq)) throw new DataAccessError('invalid_input', 'seq must be a decimal number');
+  if (!by.trim() || !reason.trim() || reason.length > 1000) throw new DataAccessError('invalid_input', 'name who acknowledges (--by) and why (--reason, at most 1000 characters)');
+  const row = await db.prisma.auditEvent.findUnique({ where: { seq: BigInt(seq) } });
+  if (!row) throw new DataAccessError('not_found', `no audit entry seq ${seq}`);
+  const report = await repo.verifyChain();
+  const problem = report.problems.find((p) => p.seq === seq && p.acknowledgeable);
+  if (!problem) throw new DataAccessError('invalid_state', `audit entry seq ${seq} is not an unverifiable entry of the v1 writer with an intact link`);
+  return repo.append({
+    action: AUDIT_LEGACY_ACK_ACTION,
+    outcome: 'SUCCESS',
+    actorName: by,
+    actorClient: 'keyserver-api audit-acknowledge',
+    details: { seq, hash: row.hash, reason, problem: problem.reason },
+  });
 }
 
 export function clampLimit(limit: number | undefined): number {

@@ -1,5 +1,5 @@
 import { type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedKey, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKey, seedAdmin, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import { AdminSessionRepository } from './admin-session.repository';
@@ -62,8 +62,8 @@ describe(CertificateRepository.name, () => {
 
 describe(AdminSessionRepository.name, () => {
   it('activates exactly once when admins authorize concurrently, counting each admin once', async () => {
-    const creator = await seedSubject(a);
-    const admins = await Promise.all([1, 2, 3, 4].map(() => seedSubject(a)));
+    const creator = await seedAdmin(a);
+    const admins = await Promise.all([1, 2, 3, 4].map(() => seedAdmin(a)));
     const s = await a.adminSessions.open({ description: 'rotate', creatorId: creator.id, requiredApprovals: 2, expiresAt: new Date(Date.now() + 600_000) });
     expect(s.state).toBe('PENDING');
     expect(await a.adminSessions.getActive(s.id)).toBeNull();
@@ -87,8 +87,8 @@ describe(AdminSessionRepository.name, () => {
   });
 
   it('expires sessions and refuses authorizations after expiry', async () => {
-    const creator = await seedSubject(a);
-    const admin = await seedSubject(a);
+    const creator = await seedAdmin(a);
+    const admin = await seedAdmin(a);
     const s = await a.adminSessions.open({ description: 'x', creatorId: creator.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 1000) });
     expect(await outcome(a.adminSessions.authorize(s.id, admin.id, undefined, new Date(Date.now() + 5000)))).toBe('session_not_active');
     expect((await a.adminSessions.get(s.id)).state).toBe('EXPIRED');

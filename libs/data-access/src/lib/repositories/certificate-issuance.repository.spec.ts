@@ -37,7 +37,8 @@ describe(CertificateIssuanceRepository.name, () => {
       description: 'device batch 7',
       ordererId: requester.id,
       ...window(),
-      ...(opts.validTo ? { validFrom: new Date(opts.validTo.getTime() - 3_600_000), validTo: opts.validTo } : {}),
+      // A window in the past: created with the clock of its start (the per-key limits refuse back-dating).
+      ...(opts.validTo ? { validFrom: new Date(opts.validTo.getTime() - 3_600_000), validTo: opts.validTo, now: new Date(opts.validTo.getTime() - 3_600_000) } : {}),
       digests: opts.digests ? [...opts.digests] : undefined,
       keys: [{ keyid: ca.keyid, usagesAllowed: opts.usages ?? 2 }],
     });

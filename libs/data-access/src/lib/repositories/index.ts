@@ -3,6 +3,7 @@ import { AdminSessionRepository } from './admin-session.repository';
 import { AuditRepository } from './audit.repository';
 import { CertificateRepository } from './certificate.repository';
 import { KeyRepository } from './key.repository';
+import { KeyLimitsRepository } from './key-limits';
 import { OperationRepository } from './operation.repository';
 import { SignOrderRepository } from './sign-order.repository';
 import { SubjectRepository } from './subject.repository';
@@ -11,6 +12,7 @@ import { SubjectRepository } from './subject.repository';
 export interface Repositories {
   subjects: SubjectRepository;
   keys: KeyRepository;
+  keyLimits: KeyLimitsRepository;
   operations: OperationRepository;
   signOrders: SignOrderRepository;
   certificates: CertificateRepository;
@@ -23,6 +25,7 @@ export function createRepositories(db: Db): Repositories {
   return {
     subjects: new SubjectRepository(db),
     keys: new KeyRepository(db),
+    keyLimits: new KeyLimitsRepository(db),
     operations: new OperationRepository(db),
     signOrders: new SignOrderRepository(db),
     certificates: new CertificateRepository(db),

@@ -3,6 +3,7 @@ import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
+import { effectiveLimits, operationLimitViolation } from './key-limits';
 
 export interface CreateOperationInput {
   description: string;
@@ -12,6 +13,8 @@ export interface CreateOperationInput {
   /** Allowed digests (hex, any case); empty allows any input. */
   digests?: string[];
   keys: { keyid: string; usagesAllowed: number }[];
+  /** Clock for the per-key limits (tests freeze it); default the current time. */
+  now?: Date;
 }
 
 export interface OperationFilter {
@@ -85,12 +88,17 @@ export class OperationRepository {
       throw new DataAccessError('invalid_input', 'usagesAllowed must be a positive integer');
     }
     try {
+      const now = input.now ?? new Date();
       return await this.db.transaction(async (tx) => {
-        const keys = await tx.key.findMany({ where: { keyid: { in: keyids } } });
+        // FOR SHARE: a concurrent change of a key's limits or approvers (FOR UPDATE) is either seen whole or waits.
+        await tx.$queryRaw`SELECT "id" FROM "key" WHERE "keyid" = ANY(${keyids}::text[]) ORDER BY "id" FOR SHARE`;
+        const keys = await tx.key.findMany({ where: { keyid: { in: keyids } }, include: { operationLimit: true } });
         for (const k of input.keys) {
           const key = keys.find((x) => x.keyid === k.keyid);
           if (!key) throw new DataAccessError('not_found', `key ${k.keyid} not found`);
           if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is revoked`);
+          const broken = operationLimitViolation(effectiveLimits(key, key.operationLimit), { validFrom: input.validFrom, validTo: input.validTo, usages: k.usagesAllowed }, now);
+          if (broken) throw new DataAccessError(broken.code, `${k.keyid}: ${broken.detail}`);
         }
         const op = await tx.operation.create({
           data: {

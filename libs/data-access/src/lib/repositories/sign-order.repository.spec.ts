@@ -109,7 +109,7 @@ describe(SignOrderRepository.name, () => {
     expect(again.signOrder).toEqual(first.signOrder);
     expect(await a.signOrders.findByIdempotencyKey(orderer.id, 'build-77')).toEqual(first.signOrder);
     expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
-    expect(await outcome(a.signOrders.recordWithUsage({ ...req, inputdata: 'cd'.repeat(32) }, async () => 'x'))).toBe('conflict');
+    expect(await outcome(a.signOrders.recordWithUsage({ ...req, inputdata: 'cd'.repeat(32) }, async () => 'x'))).toBe('idempotency_key_reused');
   });
 
   it.each([

@@ -18,6 +18,11 @@ export interface SignRequest {
   /** Lower-case hex digest of the input, checked against the operation's allowed digests. */
   digest: string;
   idempotencyKey?: string | null;
+  /**
+   * With an idempotencyKey: {@link requestFingerprint} of the whole request. A retry is answered from the store only
+   * when it is equal; any difference is `idempotency_key_reused`.
+   */
+  requestHash?: string | null;
   requestId?: string | null;
   /** Audit event appended in the same transaction (operationId, keyid, digest, requestId are filled in). */
   audit: AuditInput;
@@ -102,10 +107,10 @@ export class SignOrderRepository {
         this.db,
         reservation,
         (p) => `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat",
-                  "inputpadding", "signatureformat", "result", "idempotencyKey", "requestId")
+                  "inputpadding", "signatureformat", "result", "idempotencyKey", "requestHash", "requestId")
                 SELECT ${p(id, 'uuid')}, d."operationId", d."keyId", ${p(req.subjectId, 'uuid')}, ${p(req.description)}, ${p(req.inputdata)},
                   ${p(req.inputformat)}, ${p(req.inputpadding)}, ${p(req.signatureformat)}, ${p(result)}, ${p(req.idempotencyKey ?? null)},
-                  ${p(req.requestId ?? null)}
+                  ${p(req.idempotencyKey ? (req.requestHash ?? null) : null)}, ${p(req.requestId ?? null)}
                 FROM d RETURNING "createdAt"`,
         {
           ...req.audit,
@@ -146,9 +151,9 @@ export class SignOrderRepository {
 
   /** The stored answer for a repeated idempotency key, or null when there is none yet. */
   private async replay(req: SignRequest): Promise<RecordedSignOrder | null> {
-    const rows = await sqlQuery<SignOrder & { usagesLeft: number }>(
+    const rows = await sqlQuery<SignOrder & { usagesLeft: number; requestHash: string | null }>(
       this.db,
-      `SELECT ${SIGN_ORDER_COLUMNS}, ok."usagesAllowed" - ok."usagesUsed" AS "usagesLeft"
+      `SELECT ${SIGN_ORDER_COLUMNS}, s."requestHash", ok."usagesAllowed" - ok."usagesUsed" AS "usagesLeft"
        FROM "sign_order" s JOIN "key" k ON k."id" = s."keyId"
        JOIN "operation_key" ok ON ok."operationId" = s."operationId" AND ok."keyId" = s."keyId"
        WHERE s."subjectId" = $1::uuid AND s."idempotencyKey" = $2`,
@@ -156,10 +161,19 @@ export class SignOrderRepository {
     );
     const prior = rows[0];
     if (!prior) return null;
-    if (prior.operationId !== req.operationId || prior.keyid !== req.keyid || prior.inputdata !== req.inputdata) {
-      throw new DataAccessError('conflict', 'idempotency key reused for a different request');
-    }
-    const { usagesLeft, ...order } = prior;
+    // Bound to the whole first request: its fingerprint, or (rows stored before fingerprints) every stored field.
+    const same =
+      prior.requestHash !== null || req.requestHash
+        ? prior.requestHash === (req.requestHash ?? null)
+        : prior.operationId === req.operationId &&
+          prior.keyid === req.keyid &&
+          prior.inputdata === req.inputdata &&
+          prior.inputformat === req.inputformat &&
+          prior.inputpadding === req.inputpadding &&
+          prior.signatureformat === req.signatureformat &&
+          prior.description === req.description;
+    if (!same) throw new DataAccessError('idempotency_key_reused', 'this Idempotency-Key was used for a different request');
+    const { usagesLeft, requestHash: _hash, ...order } = prior;
     return { signOrder: order, replayed: true, usagesLeft, audit: null };
   }
 

@@ -3,6 +3,7 @@ import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { assertNoClientHolder, endSessionsOfLostAdministrators, lockRolesForSubject } from './admin-participation';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -190,7 +191,7 @@ export class SubjectRepository {
             enabled: input.enabled ?? true,
           },
         });
-        if (input.roles?.length) await this.assignRoles(tx, s.id, input.roles);
+        if (input.roles?.length) await this.assignRoles(tx, s.id, input.kind, input.roles);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
       });
@@ -205,8 +206,8 @@ export class SubjectRepository {
       return await this.db.transaction(async (tx) => {
         if (!UUID.test(id)) throw new DataAccessError('not_found', 'subject not found');
         // Locked, so the audit event's `before` is what this change replaced, even when admins change it at once.
-        const [old] = await tx.$queryRaw<{ displayName: string; username: string | null; enabled: boolean }[]>`
-          SELECT "displayName", "username", "enabled" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
+        const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean }[]>`
+          SELECT "kind"::text AS "kind", "displayName", "username", "enabled" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
@@ -222,9 +223,13 @@ export class SubjectRepository {
         });
         if (input.roles) {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
-          await this.assignRoles(tx, id, input.roles);
+          await this.assignRoles(tx, id, old.kind, input.roles);
         }
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
+        // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
+        if (input.enabled === false || input.roles) {
+          await endSessionsOfLostAdministrators(tx, [id], s.enabled ? 'participant_lost_administrator' : 'participant_disabled', audit);
+        }
         return toSubject(s);
       });
     } catch (err) {
@@ -276,6 +281,8 @@ export class SubjectRepository {
         if (rows.length === 0) throw new DataAccessError('not_found', 'role not found');
         const id = rows[0].id;
         const before = await roleGrants(tx, id);
+        // Same rule as assigning roles to subjects: no human-only nature on a role a CLIENT holds.
+        if (input.natures) await assertNoClientHolder(tx, id, name, input.natures);
         await tx.role.update({ where: { id }, data: { natures: input.natures, description: input.description } });
         if (input.keys) {
           await tx.roleKeyPermission.deleteMany({ where: { roleId: id } });
@@ -283,6 +290,10 @@ export class SubjectRepository {
         }
         const after = await roleGrants(tx, id);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
+        if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
+          const holders = await tx.subjectRole.findMany({ where: { roleId: id }, select: { subjectId: true } });
+          await endSessionsOfLostAdministrators(tx, holders.map((h) => h.subjectId), 'participant_lost_administrator', audit);
+        }
         return { before, after };
       });
     } catch (err) {
@@ -349,14 +360,9 @@ export class SubjectRepository {
     });
   }
 
-  private async assignRoles(
-    tx: Tx,
-    subjectId: string,
-    names: string[],
-  ): Promise<void> {
-    const roles = await tx.role.findMany({ where: { name: { in: names } } });
-    const missing = names.filter((n) => !roles.some((r) => r.name === n));
-    if (missing.length) throw new DataAccessError('not_found', `unknown roles: ${missing.join(', ')}`);
+  /** Assigns roles under a FOR SHARE lock on them; a CLIENT gets no role with a human-only nature. */
+  private async assignRoles(tx: Tx, subjectId: string, kind: SubjectKind, names: string[]): Promise<void> {
+    const roles = await lockRolesForSubject(tx, kind, [...new Set(names)]);
     await tx.subjectRole.createMany({ data: roles.map((r) => ({ subjectId, roleId: r.id })), skipDuplicates: true });
   }
 }

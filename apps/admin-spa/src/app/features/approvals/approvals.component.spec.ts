@@ -6,7 +6,7 @@ import { MatDialog } from '@angular/material/dialog';
 import { of } from 'rxjs';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { PROBLEM_MESSAGES } from '../../core/problem-messages';
-import { operation } from '../../../testing/fixtures';
+import { KEY_LIMITS, operation } from '../../../testing/fixtures';
 import { ApprovalsComponent } from './approvals.component';
 import { RejectDialogComponent } from './reject-dialog.component';
 
@@ -45,7 +45,7 @@ describe(ApprovalsComponent.name, () => {
     [...scope.querySelectorAll('button, a')].find((b) => b.textContent?.trim() === label) as HTMLButtonElement | undefined;
 
   it('lists what an approver decides on: orderer, description, keys, usages, window and digests', async () => {
-    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0 }] })]);
+    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS }] })]);
     const t = text(f);
     expect(t).toContain('Sign bootloader 7.1');
     expect(t).toContain('Otto Orderer');
@@ -54,6 +54,23 @@ describe(ApprovalsComponent.name, () => {
     expect(t).toContain('0 / 2');
     expect(t).toContain('1 declared digest');
     expect(t).toMatch(/Nov 29, 2026/);
+  });
+
+  it('shows the limits each key holds operations to, and whether administrators set them', async () => {
+    const set = { maxWindowSeconds: 7_200, maxUsagesPerOperation: 3, maxBackdateSeconds: 90, maxStartAheadSeconds: 3_600, source: 'set', updatedAt: '2026-12-05T08:00:00.000Z' } as const;
+    const f = await render([
+      operation({
+        keys: [
+          { keyid: 'fw-prod', usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS },
+          { keyid: 'fw-tight', usagesAllowed: 1, usagesUsed: 0, requiredApprovers: 1, approvals: 0, limits: set },
+        ],
+      }),
+    ]);
+    const cells = [...(f.nativeElement as HTMLElement).querySelectorAll('td.limits')].map((c) => c.textContent?.replace(/\s+/g, ' ').trim());
+    expect(cells).toEqual([
+      'window ≤ 7 d, ≤ 1000 usages, start from −5 min to +7 d (defaults)',
+      'window ≤ 2 h, ≤ 3 usages, start from −90 s to +1 h',
+    ]);
   });
 
   it('shows the empty state when nothing waits for me', async () => {

@@ -2,7 +2,15 @@ import { ChangeDetectionStrategy, Component, input } from '@angular/core';
 import { DatePipe } from '@angular/common';
 import type { OperationView } from '../../core/api-types';
 
-/** The facts an approver decides on: orderer, window, keys with usages and approvals, declared digests. */
+/** Seconds as the largest whole unit an approver reads at a glance (7 d, 5 min, 90 s). */
+export function duration(seconds: number): string {
+  for (const [unit, size] of [['d', 86_400], ['h', 3_600], ['min', 60]] as const) {
+    if (seconds >= size && seconds % size === 0) return `${seconds / size} ${unit}`;
+  }
+  return `${seconds} s`;
+}
+
+/** The facts an approver decides on: orderer, window, keys with usages, approvals and the key's limits, declared digests. */
 @Component({
   selector: 'app-operation-summary',
   imports: [DatePipe],
@@ -20,7 +28,7 @@ import type { OperationView } from '../../core/api-types';
     <table class="simple-table">
       <caption class="visually-hidden">Keys of the operation</caption>
       <thead>
-        <tr><th scope="col">Key</th><th scope="col">Usages used / allowed</th><th scope="col">Approvals / required</th></tr>
+        <tr><th scope="col">Key</th><th scope="col">Usages used / allowed</th><th scope="col">Approvals / required</th><th scope="col">Key limits</th></tr>
       </thead>
       <tbody>
         @for (k of op.keys; track k.keyid) {
@@ -28,6 +36,12 @@ import type { OperationView } from '../../core/api-types';
             <td><code>{{ k.keyid }}</code></td>
             <td>{{ k.usagesUsed }} / {{ k.usagesAllowed }}</td>
             <td>{{ k.approvals }} / {{ k.requiredApprovers }}</td>
+            <td class="limits">
+              @if (k.limits; as l) {
+                window ≤ {{ duration(l.maxWindowSeconds) }}, ≤ {{ l.maxUsagesPerOperation }} usages, start from −{{ duration(l.maxBackdateSeconds) }} to +{{ duration(l.maxStartAheadSeconds) }}
+                @if (l.source === 'default') { <span class="muted">(defaults)</span> }
+              }
+            </td>
           </tr>
         }
       </tbody>
@@ -52,4 +66,5 @@ import type { OperationView } from '../../core/api-types';
 export class OperationSummaryComponent {
   readonly operation = input.required<OperationView>();
   protected readonly maxDigests = 100;
+  protected readonly duration = duration;
 }

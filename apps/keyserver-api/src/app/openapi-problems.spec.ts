@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
+import { TOKEN_ERROR_CODES, TokenError } from '@keyserver/entra-token';
+import { problemCodes, problemSource } from './openapi-problems';
+
+const statuses = (m: Map<number, string[]>) => [...m.keys()];
+
+describe(problemSource.name, () => {
+  it('takes each status from the error class itself', () => {
+    const s = problemSource(HsmError, HSM_ERROR_CODES);
+    expect(s.codes).toEqual(HSM_ERROR_CODES.map((code) => ({ code, status: new HsmError(code).status })));
+    expect(s.codes).toContainEqual({ code: 'hsm_unavailable', status: 503 });
+  });
+});
+
+describe(problemCodes.name, () => {
+  it('ok a public route without a body: no 401, no 403, no body codes', () => {
+    const m = problemCodes({ isPublic: true, sources: [] }, false);
+    expect(statuses(m)).toEqual([400, 500, 503]);
+    expect(m.get(400)).toEqual(['invalid_input_encoding', 'validation_failed']);
+  });
+
+  it('ok a secured route with a body: the one 401 body, the guard 403s, the body codes', () => {
+    const m = problemCodes({ isPublic: false, sources: [] }, true);
+    expect(statuses(m)).toEqual([400, 401, 403, 413, 415, 500, 503]);
+    expect(m.get(401)).toEqual(['invalid_token']);
+    expect(m.get(403)).toEqual(expect.arrayContaining(['permission_denied', 'unknown_subject', 'bff_token_not_allowed']));
+    expect(m.get(413)).toEqual(expect.arrayContaining(['payload_too_large']));
+    expect(m.get(415)).toEqual(expect.arrayContaining(['unsupported_media_type']));
+    // Boot-time only: never a response.
+    expect([...m.values()].flat()).not.toContain('route_authorization_misconfigured');
+  });
+
+  it('ok every token error a route declares is shown as the single invalid_token (the reason is logged only)', () => {
+    const m = problemCodes({ isPublic: false, sources: [problemSource(TokenError, TOKEN_ERROR_CODES)] }, false);
+    expect(m.get(401)).toEqual(['invalid_token']);
+  });
+});
+
+describe('docs/openapi.json', () => {
+  interface Op {
+    security?: unknown[];
+    responses: Record<string, { content?: Record<string, { schema: { allOf: [{ $ref: string }, { properties: { code: { enum: string[] } } }] } }> }>;
+  }
+  const doc = JSON.parse(readFileSync(join(__dirname, '../../../../docs/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, Op>> };
+  const ops = Object.entries(doc.paths).flatMap(([path, o]) => Object.entries(o).map(([method, op]) => ({ path, method, op })));
+
+  it('documents for every operation at least one 4xx and every error status as problem+json with its codes', () => {
+    for (const { path, method, op } of ops) {
+      const errors = Object.entries(op.responses).filter(([s]) => Number(s) >= 400);
+      expect({ path, method, has4xx: errors.some(([s]) => Number(s) < 500) }).toEqual({ path, method, has4xx: true });
+      for (const [status, r] of errors) {
+        const schema = r.content?.['application/problem+json']?.schema;
+        expect({ path, method, status, ref: schema?.allOf[0].$ref }).toEqual({ path, method, status, ref: '#/components/schemas/Problem' });
+        expect(schema?.allOf[1].properties.code.enum.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('gives public routes no security requirement and the others a 401', () => {
+    expect(doc.paths['/api/v1/crl/{keyid}']['get'].security).toEqual([]);
+    expect(doc.paths['/api/v1/crl/{keyid}']['get'].responses['401']).toBeUndefined();
+    for (const { path, method, op } of ops.filter((o) => o.op.security === undefined)) {
+      expect({ path, method, has401: op.responses['401'] !== undefined }).toEqual({ path, method, has401: true });
+    }
+  });
+});

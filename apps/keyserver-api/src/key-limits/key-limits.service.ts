@@ -1,0 +1,61 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import { SetKeyLimitsRequest, type KeyDetail } from '@keyserver/api-contract';
+import { AuditRepository, KeyLimitsRepository, KeyRepository, type AuditInput } from '@keyserver/data-access';
+import { actorAudit, type Actor } from '../common/actor';
+import { DEPS, type ApiDeps } from '../app/tokens';
+import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
+import { KeysService } from '../keys/keys.service';
+import { KeyAdminError, KeyAdminErrorCode } from '../key-admin/key-admin-error';
+
+/** What a stored keyid can look like; anything else (NUL, bidi, zero-width, huge) is an unknown key, never a query. */
+const KEYID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Per-key operation limits, set like every other key setting: gate (ACTIVE four-eyes session) -> validate ->
+ * the repository locks the key, reads the limits in force and writes the new ones with a `key.limits` event
+ * (before/after) in one transaction; refusals are audited too.
+ */
+@Injectable()
+export class KeyLimitsService {
+  private readonly keys: KeyRepository;
+  private readonly limits: KeyLimitsRepository;
+  private readonly audit: AuditRepository;
+
+  constructor(
+    @Inject(DEPS) deps: ApiDeps,
+    private readonly gate: AdminSessionGate,
+    private readonly keyViews: KeysService,
+  ) {
+    this.keys = new KeyRepository(deps.db);
+    this.limits = new KeyLimitsRepository(deps.db);
+    this.audit = new AuditRepository(deps.db);
+  }
+
+  async set(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    const wellFormed = KEYID.test(keyid);
+    const audit: AuditInput = {
+      ...actorAudit(actor),
+      action: 'key.limits',
+      outcome: 'SUCCESS',
+      requestId,
+      keyid: wellFormed ? keyid : null,
+      adminSessionId: auditableSessionId(sessionId),
+      ...(wellFormed ? {} : { details: { keyidMalformed: true, keyidLength: keyid.length } }),
+    };
+    let committed = false;
+    try {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(SetKeyLimitsRequest, body);
+      if (!wellFormed || !(await this.keys.findByKeyid(keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, wellFormed ? `no key ${keyid}` : 'no such key');
+      await this.limits.set(keyid, dto, { ...audit, adminSessionId: session.id });
+      committed = true;
+      return await this.keyViews.detail(actor, keyid);
+    } catch (err) {
+      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
+      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,184 @@
+import { sql, type TempDatabase } from '../../spec/temp-database';
+import { hex, outcome, seedAdmin, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { type Db } from '../db';
+import type { Repositories } from '.';
+import type { AuditInput } from '../types';
+import { SubjectRepository } from './subject.repository';
+import { AdminSessionRepository } from './admin-session.repository';
+
+let tmp: TempDatabase;
+let dbA: Db;
+let dbB: Db;
+let a: Repositories;
+let b: Repositories;
+
+// Two handles = two independent pools, like two API replicas.
+beforeAll(async () => {
+  ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('admintegrity'));
+});
+afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+
+const audit = (action: string, adminSessionId: string | null = null): AuditInput => ({ action, outcome: 'SUCCESS', actorOid: 'admin-oid', requestId: hex(4), adminSessionId, details: {} });
+
+const client = (roles: string[] = []) => a.subjects.create({ kind: 'CLIENT', tid: 'tenant-1', oid: hex(16), displayName: `ci-${hex(2)}`, roles });
+const roleNatures = async (name: string) => (await a.subjects.listRoles()).find((r) => r.name === name)?.natures;
+
+/** An ACTIVE two-administrator session opened by `creator` and authorized by `second`. */
+async function activeSession(creator: string, second: string): Promise<string> {
+  const s = await a.adminSessions.open({ description: 'work', creatorId: creator, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) });
+  await a.adminSessions.authorize(s.id, second);
+  return s.id;
+}
+
+describe(`${SubjectRepository.name} human-only natures`, () => {
+  it.each([
+    ['fail ADMINISTRATOR added to a role a CLIENT holds', ['SIGNER', 'ADMINISTRATOR']],
+    ['fail APPROVER added to a role a CLIENT holds', ['APPROVER']],
+  ] as const)('%s', async (_n, natures) => {
+    const role = `ci-${hex(3)}`;
+    await a.subjects.createRole({ name: role, natures: ['SIGNER'] });
+    await client([role]);
+    const before = (await a.audit.list({ action: 'role.update', limit: 500 })).items.length;
+    expect(await outcome(a.subjects.updateRole(role, { natures: [...natures] }, audit('role.update')))).toBe('human_only_nature');
+    expect(await roleNatures(role)).toEqual(['SIGNER']);
+    expect((await a.audit.list({ action: 'role.update', limit: 500 })).items).toHaveLength(before);
+  });
+
+  it('ok human-only natures on a role only people hold, and other changes of a role a CLIENT holds', async () => {
+    const role = `mixed-${hex(3)}`;
+    await a.subjects.createRole({ name: role, natures: ['SIGNER'] });
+    await seedAdmin(a);
+    const c = await client([role]);
+    expect((await a.subjects.updateRole(role, { natures: ['SIGNER', 'ORDERER'], description: 'ci' })).after.natures).toEqual(['ORDERER', 'SIGNER']);
+    await a.subjects.update(c.id, { roles: [] });
+    expect((await a.subjects.updateRole(role, { natures: ['ADMINISTRATOR'] })).after.natures).toEqual(['ADMINISTRATOR']);
+  });
+
+  it.each([
+    ['fail a CLIENT created with an approver role', 'create'],
+    ['fail a CLIENT given an approver role', 'update'],
+  ] as const)('%s', async (_n, how) => {
+    const role = `appr-${hex(3)}`;
+    await a.subjects.createRole({ name: role, natures: ['APPROVER'] });
+    if (how === 'create') {
+      const oid = hex(16);
+      expect(await outcome(a.subjects.create({ kind: 'CLIENT', tid: 'tenant-1', oid, displayName: 'ci', roles: [role] }))).toBe('human_only_nature');
+      expect(await a.subjects.findByTidOid('tenant-1', oid)).toBeNull();
+    } else {
+      const c = await client();
+      expect(await outcome(a.subjects.update(c.id, { roles: [role], displayName: 'renamed' }))).toBe('human_only_nature');
+      expect(await a.subjects.getById(c.id)).toMatchObject({ displayName: c.displayName });
+    }
+  });
+
+  it('never lets a CLIENT end up with a human-only nature when the role change and the assignment race', async () => {
+    for (let i = 0; i < 8; i++) {
+      const role = `race-${hex(3)}`;
+      await a.subjects.createRole({ name: role, natures: ['SIGNER'] });
+      const c = await client();
+      const [promote, assign] = await Promise.all([
+        outcome(a.subjects.updateRole(role, { natures: ['SIGNER', 'ADMINISTRATOR'] })),
+        outcome(b.subjects.update(c.id, { roles: [role] })),
+      ]);
+      // Exactly one of them wins; the loser is refused with the stable code.
+      expect([promote, assign].sort()).toEqual(['human_only_nature', 'ok']);
+      const held = await a.subjects.findByTidOid('tenant-1', c.oid);
+      expect(held?.natures.includes('ADMINISTRATOR')).toBe(false);
+    }
+  });
+});
+
+describe(`${AdminSessionRepository.name} ends sessions that lose an administrator`, () => {
+  const stateOf = async (id: string) => (await a.adminSessions.get(id)).state;
+
+  it.each([
+    ['disabling the authorizer', 'disable-authorizer', 'participant_disabled'],
+    ['disabling the creator', 'disable-creator', 'participant_disabled'],
+    ['taking the administrator role from the authorizer', 'unrole-authorizer', 'participant_lost_administrator'],
+    ['removing ADMINISTRATOR from the role the authorizer holds', 'role-nature', 'participant_lost_administrator'],
+  ] as const)('ends the ACTIVE session when %s, with an audit event in the same transaction', async (_n, how, reason) => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const session = await activeSession(ada.id, ivy.id);
+    const other = await activeSession((await seedAdmin(a)).id, (await seedAdmin(a)).id);
+    const cause = audit('subject.update', session);
+    if (how === 'disable-authorizer') await a.subjects.update(ivy.id, { enabled: false }, cause);
+    if (how === 'disable-creator') await a.subjects.update(ada.id, { enabled: false }, cause);
+    if (how === 'unrole-authorizer') await a.subjects.update(ivy.id, { roles: [] }, cause);
+    if (how === 'role-nature') {
+      const role = `admins-${hex(3)}`;
+      await a.subjects.createRole({ name: role, natures: ['ADMINISTRATOR'] });
+      const ivy2 = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'ivy2', roles: [role] });
+      const s2 = await activeSession(ada.id, ivy2.id);
+      await a.subjects.updateRole(role, { natures: ['AUDITOR'] }, audit('role.update', session));
+      expect(await stateOf(s2)).toBe('CLOSED');
+      const [ended] = (await a.audit.list({ action: 'admin_session.ended', adminSessionId: s2, limit: 5 })).items;
+      expect(ended).toMatchObject({ outcome: 'SUCCESS', actorOid: 'admin-oid', details: { reason, subjectId: ivy2.id, previousState: 'ACTIVE', cause: 'role.update', causeAdminSessionId: session } });
+      // Ada and Ivy (the fixture role) are still administrators: their session runs on.
+      expect(await stateOf(session)).toBe('ACTIVE');
+      return;
+    }
+    expect(await stateOf(session)).toBe('CLOSED');
+    expect(await a.adminSessions.getActive(session)).toBeNull();
+    expect(await stateOf(other)).toBe('ACTIVE');
+    const [ended] = (await a.audit.list({ action: 'admin_session.ended', adminSessionId: session, limit: 5 })).items;
+    expect(ended).toMatchObject({ outcome: 'SUCCESS', adminSessionId: session, details: { reason, previousState: 'ACTIVE', cause: 'subject.update' } });
+  });
+
+  it('does not count a session ACTIVE once an administrator of it was disabled behind the repositories\' back', async () => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const session = await activeSession(ada.id, ivy.id);
+    expect((await a.adminSessions.getActive(session))?.id).toBe(session);
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = false WHERE "id" = $1`, [ivy.id]);
+    expect(await a.adminSessions.getActive(session)).toBeNull();
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = true WHERE "id" = $1`, [ivy.id]);
+    await sql(tmp.url, `DELETE FROM "subject_role" WHERE "subjectId" = $1`, [ada.id]);
+    expect(await a.adminSessions.getActive(session)).toBeNull();
+  });
+
+  it('ends a PENDING session of a disabled creator, so it can never become ACTIVE', async () => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const s = await a.adminSessions.open({ description: 'pending', creatorId: ada.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) });
+    await a.subjects.update(ada.id, { enabled: false });
+    expect(await stateOf(s.id)).toBe('CLOSED');
+    expect(await outcome(a.adminSessions.authorize(s.id, ivy.id))).toBe('session_not_active');
+  });
+
+  it('keeps sessions when a change leaves the subject an administrator', async () => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const session = await activeSession(ada.id, ivy.id);
+    await a.subjects.update(ivy.id, { displayName: 'Ivy B.', roles: ['fixture-administrators'] });
+    await a.subjects.update(ivy.id, { enabled: true });
+    expect(await stateOf(session)).toBe('ACTIVE');
+  });
+
+  it.each([
+    ['fail opening by a disabled administrator', 'open'],
+    ['fail authorizing by a disabled administrator', 'authorize'],
+  ] as const)('%s', async (_n, how) => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    await a.subjects.update(ivy.id, { enabled: false });
+    if (how === 'open') {
+      expect(await outcome(a.adminSessions.open({ description: 'x', creatorId: ivy.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) }))).toBe('invalid_state');
+    } else {
+      const s = await a.adminSessions.open({ description: 'x', creatorId: ada.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) });
+      expect(await outcome(a.adminSessions.authorize(s.id, ivy.id))).toBe('invalid_state');
+      expect(await stateOf(s.id)).toBe('PENDING');
+    }
+  });
+
+  it('never leaves an ACTIVE session authorized by a disabled administrator when the disable and the authorization race', async () => {
+    for (let i = 0; i < 8; i++) {
+      const ada = await seedAdmin(a);
+      const ivy = await seedAdmin(a);
+      const s = await a.adminSessions.open({ description: 'race', creatorId: ada.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) });
+      await Promise.all([outcome(b.adminSessions.authorize(s.id, ivy.id)), outcome(a.subjects.update(ivy.id, { enabled: false }))]);
+      const rows = await sql<{ state: string }>(tmp.url, `SELECT "state"::text AS "state" FROM "admin_session" WHERE "id" = $1`, [s.id]);
+      expect(rows[0].state).not.toBe('ACTIVE');
+    }
+  });
+});

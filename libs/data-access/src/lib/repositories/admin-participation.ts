@@ -1,0 +1,106 @@
+import type { Tx } from '../db';
+import { DataAccessError } from '../errors';
+import type { AuditInput, Nature, SubjectKind } from '../types';
+import { appendAuditTx } from './audit.repository';
+
+/** Natures an app principal can never use (four eyes needs people): a CLIENT subject may not hold a role carrying them. */
+export const HUMAN_ONLY_NATURES: readonly Nature[] = ['ADMINISTRATOR', 'APPROVER'];
+
+const humanOnly = (natures: readonly string[]): string[] => natures.filter((n) => (HUMAN_ONLY_NATURES as readonly string[]).includes(n));
+
+/** Why an administrative session was ended by a change of one of its administrators. */
+export type SessionEndReason = 'participant_disabled' | 'participant_lost_administrator';
+
+/**
+ * Locks the named roles FOR SHARE (a concurrent role change that adds a human-only nature waits for this
+ * transaction, or this one waits for it and reads its result) and refuses them for a CLIENT subject.
+ */
+export async function lockRolesForSubject(tx: Tx, kind: SubjectKind, names: string[]): Promise<{ id: string; name: string; natures: string[] }[]> {
+  if (names.length === 0) return [];
+  const roles = await tx.$queryRaw<{ id: string; name: string; natures: string[] }[]>`
+    SELECT "id", "name", "natures"::text[] AS "natures" FROM "role" WHERE "name" = ANY(${names}::text[]) ORDER BY "id" FOR SHARE`;
+  const missing = names.filter((n) => !roles.some((r) => r.name === n));
+  if (missing.length) throw new DataAccessError('not_found', `unknown roles: ${missing.join(', ')}`);
+  if (kind === 'CLIENT') {
+    const bad = roles.find((r) => humanOnly(r.natures).length > 0);
+    if (bad) throw new DataAccessError('human_only_nature', `role ${bad.name} carries ${humanOnly(bad.natures).join(', ')}, which a CLIENT subject may not hold`);
+  }
+  return roles;
+}
+
+/**
+ * Refuses human-only natures on a role (already locked FOR UPDATE by the caller) that a CLIENT subject holds.
+ * Assignments lock the role FOR SHARE first (see {@link lockRolesForSubject}), so none can slip in meanwhile.
+ */
+export async function assertNoClientHolder(tx: Tx, roleId: string, roleName: string, natures: readonly string[]): Promise<void> {
+  const bad = humanOnly(natures);
+  if (bad.length === 0) return;
+  const clients = await tx.$queryRaw<{ id: string }[]>`
+    SELECT s."id" FROM "subject_role" sr JOIN "subject" s ON s."id" = sr."subjectId"
+    WHERE sr."roleId" = ${roleId}::uuid AND s."kind" = 'CLIENT'::"SubjectKind" LIMIT 1`;
+  if (clients.length) throw new DataAccessError('human_only_nature', `role ${roleName} is held by a CLIENT subject, which may not hold ${bad.join(', ')}`);
+}
+
+/** True when the subject is enabled and holds the administrator nature, as this transaction sees it. */
+async function isEnabledAdministrator(tx: Tx, subjectId: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ ok: boolean }[]>`
+    SELECT s."enabled" AND EXISTS (
+      SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
+      WHERE sr."subjectId" = s."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures")) AS "ok"
+    FROM "subject" s WHERE s."id" = ${subjectId}::uuid`;
+  return rows[0]?.ok === true;
+}
+
+/**
+ * Opening or authorizing a session: the subject must still be an enabled administrator inside the transaction.
+ * The subject row (FOR SHARE) and its roles (FOR SHARE) are locked, so a concurrent disable or role change either
+ * waits for this transaction (and then sees its authorization and ends the session) or commits first (and this
+ * is refused).
+ */
+export async function assertEnabledAdministrator(tx: Tx, subjectId: string): Promise<void> {
+  await tx.$queryRaw`SELECT "id" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR SHARE`;
+  await tx.$queryRaw`SELECT r."id" FROM "role" r JOIN "subject_role" sr ON sr."roleId" = r."id" WHERE sr."subjectId" = ${subjectId}::uuid ORDER BY r."id" FOR SHARE OF r`;
+  if (!(await isEnabledAdministrator(tx, subjectId))) {
+    throw new DataAccessError('invalid_state', 'only an enabled administrator opens or authorizes an administrative session');
+  }
+}
+
+/**
+ * Ends (CLOSED) every PENDING or ACTIVE administrative session that one of `subjectIds` opened or authorized when
+ * that subject is no longer an enabled administrator in this transaction: a session must never keep running on
+ * fewer administrators than authorized it. Each ended session gets an `admin_session.ended` event in the same
+ * transaction, carrying the change's actor (from `cause`). Returns the ended session ids.
+ */
+export async function endSessionsOfLostAdministrators(
+  tx: Tx,
+  subjectIds: string[],
+  reason: SessionEndReason,
+  cause: AuditInput | undefined,
+  now = new Date(),
+): Promise<string[]> {
+  const ended: string[] = [];
+  for (const subjectId of [...new Set(subjectIds)].sort()) {
+    if (await isEnabledAdministrator(tx, subjectId)) continue;
+    const sessions = await tx.$queryRaw<{ id: string; state: string }[]>`
+      SELECT "id", "state"::text AS "state" FROM "admin_session"
+      WHERE "state" IN ('PENDING', 'ACTIVE')
+        AND ("creatorId" = ${subjectId}::uuid OR "id" IN (SELECT "sessionId" FROM "admin_session_approval" WHERE "adminId" = ${subjectId}::uuid))
+      ORDER BY "id" FOR UPDATE`;
+    for (const s of sessions) {
+      if (ended.includes(s.id)) continue;
+      await tx.adminSession.update({ where: { id: s.id }, data: { state: 'CLOSED', closedAt: now } });
+      await appendAuditTx(tx, {
+        ...(cause ?? {}),
+        action: 'admin_session.ended',
+        outcome: 'SUCCESS',
+        errorCode: null,
+        keyid: null,
+        operationId: null,
+        adminSessionId: s.id,
+        details: { reason, subjectId, previousState: s.state, cause: cause?.action ?? null, causeAdminSessionId: cause?.adminSessionId ?? null },
+      });
+      ended.push(s.id);
+    }
+  }
+  return ended;
+}

@@ -1,0 +1,43 @@
+import type { Prisma } from '../../generated/prisma/client';
+import { mapPrismaError, type Db } from '../db';
+import { DataAccessError } from '../errors';
+import type { AuditInput, Key } from '../types';
+import { appendAuditTx } from './audit.repository';
+import { toKey } from './key.repository';
+
+/** The device-certificate profile of CA keys (the `profile` column of `key`); its shape is api-contract's DeviceProfile. */
+export class DeviceProfileRepository {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Replaces a CA key's device profile: the row is locked, the change and its audit event (profile before and
+   * after) are written in one transaction. Not a CA key: invalid_state; no such key: not_found.
+   */
+  async set(keyid: string, profile: Record<string, unknown>, audit: AuditInput): Promise<Key> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const rows = await tx.$queryRaw<{ type: string; profile: unknown }[]>`
+          SELECT "type"::text AS "type", "profile" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+        if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
+        if (rows[0].type !== 'CA') throw new DataAccessError('invalid_state', `key ${keyid} is a ${rows[0].type} key; only CA keys issue device certificates`);
+        const k = await tx.key.update({ where: { keyid }, data: { profile: profile as Prisma.InputJsonObject }, include: { parent: { select: { keyid: true } } } });
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, deviceProfile: { before: rows[0].profile, after: profile } } as Record<string, unknown> });
+        return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /** Which certificates the keys have (any type, any state): ids only, cheap to ask on every issuance. */
+  async keyCertificateIds(): Promise<string[]> {
+    const rows = await this.db.prisma.key.findMany({ select: { keyid: true, certificateSerial: true }, orderBy: { keyid: 'asc' } });
+    return rows.map((r) => `${r.keyid}/${r.certificateSerial}`);
+  }
+
+  /** The certificates of every key (any type, any state): the DNs no device certificate may carry. */
+  async keyCertificates(): Promise<string[]> {
+    const rows = await this.db.prisma.key.findMany({ select: { certificatePem: true }, orderBy: { keyid: 'asc' } });
+    return rows.map((r) => r.certificatePem);
+  }
+}

@@ -1,0 +1,143 @@
+import * as fc from 'fast-check';
+import { X509Certificate } from 'node:crypto';
+import { buildCsr, extensionRequest, generalName, generateTestKey, nameDer, sanExtension, type NameEntry } from '../testing/csr-builder';
+import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
+import { OID } from './der';
+import { deviceDnsName, hasForbiddenCharacter } from './device-names';
+
+const key = generateTestKey('EC-P256');
+const csrWith = (subject: NameEntry[], ...sans: Uint8Array[]) =>
+  buildCsr({ subject: nameDer(subject), spki: key.spki, attributes: sans.length ? [extensionRequest(sanExtension(...sans))] : [], signatureAlgorithm: key.signatureAlgorithm, sign: key.sign });
+const CN = (v: string): NameEntry => [OID.commonName, v];
+const dns = (v: string) => generalName(2, v);
+const uri = (v: string) => generalName(6, v);
+const email = (v: string) => generalName(1, v);
+const ip = (...b: number[]) => generalName(7, new Uint8Array(b));
+
+describe('device certificate subject and SAN policy', () => {
+  let t: TestCa;
+  beforeAll(async () => {
+    t = await createTestCa();
+  });
+
+  describe('subject', () => {
+    it.each([
+      ['fail two CNs', [CN('a'), CN('b')], 'csr_subject_duplicate_attribute'],
+      ['fail two O', [CN('a'), [OID.organization, 'x'], [OID.organization, 'y']] as NameEntry[], 'csr_subject_duplicate_attribute'],
+      ['fail no CN', [[OID.organization, 'Acme']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail the CA DN', [[OID.organization, 'Acme'], CN('Test Device CA')] as NameEntry[], 'csr_subject_reserved'],
+      ['fail the root DN in another order, case and spacing', [CN('test  ROOT'), [OID.organization, 'ACME']] as NameEntry[], 'csr_subject_reserved'],
+      ['fail the root DN in full-width letters (NFKC)', [CN('Ｔｅｓｔ Root'), [OID.organization, 'Acme']] as NameEntry[], 'csr_subject_reserved'],
+      ['fail NUL', [CN('dev\u0000ice')], 'csr_subject_invalid'],
+      ['fail DEL', [CN('dev\u007fice')], 'csr_subject_invalid'],
+      ['fail C1 control', [CN('dev\u0085ice')], 'csr_subject_invalid'],
+      ['fail right-to-left override', [CN('device\u202egpj.exe')], 'csr_subject_invalid'],
+      ['fail first strong isolate', [CN('device\u2068x')], 'csr_subject_invalid'],
+      ['fail left-to-right mark', [CN('device\u200e')], 'csr_subject_invalid'],
+      ['fail Arabic letter mark', [CN('device\u061c')], 'csr_subject_invalid'],
+      ['fail zero-width space', [CN('dev\u200bice')], 'csr_subject_invalid'],
+      ['fail zero-width joiner', [CN('dev\u200dice')], 'csr_subject_invalid'],
+      ['fail word joiner', [CN('dev\u2060ice')], 'csr_subject_invalid'],
+      ['fail BOM', [CN('\ufeffdevice')], 'csr_subject_invalid'],
+      ['fail line separator', [CN('a\u2028b')], 'csr_subject_invalid'],
+      ['fail not NFC (e + combining acute)', [CN('caf\u0065\u0301')], 'csr_subject_invalid'],
+      ['fail leading space', [CN(' device')], 'csr_subject_invalid'],
+      ['fail 65 characters', [CN('x'.repeat(65))], 'csr_subject_too_long'],
+      ['fail lowercase country', [CN('d'), [OID.country, 'de', 0x13]] as NameEntry[], 'csr_subject_invalid'],
+      ['fail TeletexString', [[OID.commonName, 'device', 0x14]] as NameEntry[], 'csr_subject_invalid'],
+      ['fail PrintableString country with UTF-8 bytes', [CN('d'), [OID.country, 'DÉ', 0x13]] as NameEntry[], 'csr_subject_invalid'],
+      ['fail an attribute outside the profile (email in the DN)', [CN('d'), ['1.2.840.113549.1.9.1', 'a@b.c', 0x16]] as NameEntry[], 'csr_subject_attribute_not_allowed'],
+    ])('%s', async (_n, subject, code) => {
+      expect(await tryIssue(t, csrWith(subject as NameEntry[]))).toEqual({ code });
+    });
+
+    it('fail invalid UTF-8 in a UTF8String', async () => {
+      const bad = nameDer([CN('devicé')]);
+      bad[Buffer.from(bad).indexOf(0xc3)] = 0xff;
+      expect(await tryIssue(t, buildCsr({ subject: bad, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_invalid' });
+    });
+
+    it('ok non-BMP and accented names (NFC), several OUs, re-encoded as UTF8String one per RDN', async () => {
+      const out = await tryIssue(t, csrWith([CN('Gerät 🔐 Ω'), [OID.organizationalUnit, 'a', 0x13], [OID.organizationalUnit, 'b']]));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('CN=Gerät 🔐 Ω\nOU=a\nOU=b');
+    });
+
+    it('hostile Unicode never reaches a certificate: it is refused or carried unchanged (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.string({ unit: 'binary', minLength: 1, maxLength: 70 }), async (cn) => {
+          const out = await tryIssue(t, csrWith([CN(cn)]));
+          if ('code' in out) return;
+          expect(hasForbiddenCharacter(cn)).toBe(false);
+          expect(new X509Certificate(out.certificatePem).subject).toBe(`CN=${cn}`);
+        }),
+        { seed: 1305, numRuns: 150 },
+      );
+    });
+  });
+
+  describe('SANs', () => {
+    it.each([
+      ['fail a wildcard dNSName', [dns('*.devices.example')], 'csr_san_invalid'],
+      ['fail an IPv4 literal as dNSName', [dns('192.0.2.1')], 'csr_san_invalid'],
+      ['fail an IPv6 literal as dNSName', [dns('[2001:db8::1]')], 'csr_san_invalid'],
+      ['fail a numeric last label', [dns('device.123')], 'csr_san_invalid'],
+      ['fail a trailing dot', [dns('device.example.')], 'csr_san_invalid'],
+      ['fail an underscore', [dns('dev_ice.example')], 'csr_san_invalid'],
+      ['fail a label of 64 characters', [dns(`${'a'.repeat(64)}.example`)], 'csr_san_invalid'],
+      ['fail a leading hyphen', [dns('-device.example')], 'csr_san_invalid'],
+      ['fail an empty label', [dns('device..example')], 'csr_san_invalid'],
+      ['fail a NUL in a dNSName', [dns('device.example\u0000.evil')], 'csr_san_invalid'],
+      ['fail non-ASCII in a dNSName', [dns('dévice.example')], 'csr_san_invalid'],
+      ['fail a relative URI', [uri('/devices/7')], 'csr_san_invalid'],
+      ['fail a URI without scheme-specific part', [uri('urn:')], 'csr_san_invalid'],
+      ['fail a URI with a space', [uri('https://a.example/x y')], 'csr_san_invalid'],
+      ['fail a URI with credentials', [uri('https://user:pw@a.example/')], 'csr_san_invalid'],
+      ['fail a URI with an upper-case scheme', [uri('HTTPS://a.example/')], 'csr_san_invalid'],
+      ['fail a URI scheme outside the profile', [uri('javascript:alert(1)')], 'csr_san_not_allowed'],
+      ['fail a URI with an IP host', [uri('https://192.0.2.1/')], 'csr_san_invalid'],
+      ['fail a duplicate entry', [dns('a.example'), dns('A.example')], 'csr_san_invalid'],
+      ['fail an rfc822Name outside the profile', [email('a@b.example')], 'csr_san_not_allowed'],
+      ['fail an iPAddress outside the profile', [ip(192, 0, 2, 1)], 'csr_san_not_allowed'],
+      ['fail a registeredID', [generalName(8, new Uint8Array([0x2a, 0x03]))], 'csr_san_not_allowed'],
+      ['fail nine entries (cap 8)', Array.from({ length: 9 }, (_, i) => dns(`d${i}.example`)), 'csr_san_too_many'],
+    ])('%s', async (_n, sans, code) => {
+      expect(await tryIssue(t, csrWith([CN('device')], ...sans))).toEqual({ code });
+    });
+
+    it.each([
+      ['fail a dNSName outside the allowed domains', [dns('device.evil.example')], 'csr_san_not_allowed'],
+      ['fail a suffix that is not a label boundary', [dns('xdevices.example')], 'csr_san_not_allowed'],
+      ['fail a URI host outside the allowed domains', [uri('https://evil.example/')], 'csr_san_not_allowed'],
+      ['fail an rfc822Name domain outside the allowed domains', [email('a@evil.example')], 'csr_san_not_allowed'],
+      ['fail a bad rfc822Name', [email('a@@devices.example')], 'csr_san_invalid'],
+      ['fail an iPAddress of 5 bytes', [ip(1, 2, 3, 4, 5)], 'csr_san_invalid'],
+      ['fail two entries over a cap of one', [dns('a.devices.example'), dns('b.devices.example')], 'csr_san_too_many'],
+    ])('%s (configured profile)', async (_n, sans, code) => {
+      const profile = { allowedSanTypes: ['dns', 'uri', 'email', 'ip'] as const, dnsDomains: ['devices.example'], maxSanCount: 1 };
+      expect(await tryIssue(t, csrWith([CN('device')], ...sans), { ...profile, allowedSanTypes: [...profile.allowedSanTypes] })).toEqual({ code });
+    });
+
+    it('ok every allowed type within the profile, dNSNames lower-cased', async () => {
+      const out = await tryIssue(t, csrWith([CN('device')], dns('Dev-7.Devices.Example'), uri('urn:uuid:0f0e0d0c-0b0a-4908-8706-050403020100'), uri('https://x.devices.example/d/7'), email('ops@devices.example'), ip(192, 0, 2, 1)), {
+        allowedSanTypes: ['dns', 'uri', 'email', 'ip'],
+        dnsDomains: ['devices.example'],
+      });
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(
+        'DNS:dev-7.devices.example, URI:urn:uuid:0f0e0d0c-0b0a-4908-8706-050403020100, URI:https://x.devices.example/d/7, email:ops@devices.example, IP Address:192.0.2.1',
+      );
+    });
+  });
+
+  describe(deviceDnsName.name, () => {
+    it.each([
+      ['ok', 'a.example', 'a.example'],
+      ['ok xn-- label', 'xn--bcher-kva.example', 'xn--bcher-kva.example'],
+      ['ok single label', 'device-7', 'device-7'],
+      ['fail IPv4', '10.0.0.1', undefined],
+      ['fail IPv6', '::1', undefined],
+      ['fail 254 characters', `${'a.'.repeat(126)}ab`, undefined],
+    ])('%s %s', (_n, input, expected) => {
+      expect(deviceDnsName(input)).toBe(expected);
+    });
+  });
+});

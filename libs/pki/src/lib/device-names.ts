@@ -1,0 +1,201 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { isIP } from 'node:net';
+import { OID, certDer, parseStrictDer, toAb } from './der';
+import { PkiError } from './pki-error';
+
+export type SanType = 'dns' | 'uri' | 'email' | 'ip';
+
+/**
+ * Characters never allowed in a certificate name: C0/C1 controls and DEL, bidi controls (U+061C, U+200E/F,
+ * U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060, U+FEFF), line and paragraph
+ * separators, lone surrogates, noncharacters and U+FFFD (the trace of a bad decoding).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufdd0-\ufdef\ufffd-\uffff]|\p{Cs}/u;
+
+/** True when a name value contains a character a certificate name may never carry (see above). */
+export function hasForbiddenCharacter(s: string): boolean {
+  return FORBIDDEN.test(s);
+}
+
+const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A host name as a device certificate carries it: lower-cased ("fixed"), LDH labels of 1-63 characters, at most
+ * 253 characters, no trailing dot, no wildcard, and not an IP literal (nor a name whose last label is numeric).
+ * Returns the lower-cased name or undefined.
+ */
+export function deviceDnsName(s: string): string | undefined {
+  if (s.length === 0 || s.length > 253 || !/^[\x21-\x7e]+$/.test(s)) return undefined;
+  const name = s.toLowerCase();
+  if (isIP(name) || isIP(name.replace(/^\[|\]$/g, ''))) return undefined;
+  const labels = name.split('.');
+  if (!labels.every((l) => LDH_LABEL.test(l))) return undefined;
+  if (/^[0-9]+$/.test(labels[labels.length - 1])) return undefined;
+  return name;
+}
+
+function inDomains(host: string, domains: string[] | undefined): boolean {
+  if (!domains?.length) return true;
+  return domains.some((d) => host === d || host.endsWith(`.${d}`));
+}
+
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+export interface SanPolicy {
+  allowedSanTypes: SanType[];
+  maxSanCount: number;
+  dnsDomains?: string[];
+  uriSchemes: readonly string[];
+}
+
+/**
+ * The SAN extension value of a request, validated entry by entry and re-encoded: strict DER, 1 to maxSanCount
+ * entries, no duplicates, only the profile's types; dNSName (lower-cased), rfc822Name, URI and iPAddress as
+ * described in docs/device-profile.md. Refusals are csr_san_invalid, csr_san_not_allowed or csr_san_too_many.
+ */
+export function deviceSans(extnValue: Uint8Array, policy: SanPolicy): pkijs.GeneralName[] {
+  const node = parseStrictDer(extnValue);
+  if (!(node instanceof asn1js.Sequence)) throw new PkiError('csr_san_invalid', 'SAN is not a DER SEQUENCE');
+  if (node.valueBlock.value.length === 0) throw new PkiError('csr_san_invalid', 'empty SAN');
+  if (node.valueBlock.value.length > policy.maxSanCount) throw new PkiError('csr_san_too_many', `at most ${policy.maxSanCount} SAN entries`);
+  let names: pkijs.GeneralNames;
+  try {
+    names = new pkijs.GeneralNames({ schema: node });
+  } catch (e) {
+    throw new PkiError('csr_san_invalid', undefined, { cause: e });
+  }
+  const byType: Record<number, SanType> = { 1: 'email', 2: 'dns', 6: 'uri', 7: 'ip' };
+  const seen = new Set<string>();
+  return names.names.map((n) => {
+    const t = byType[n.type];
+    if (!t || !policy.allowedSanTypes.includes(t)) throw new PkiError('csr_san_not_allowed', `GeneralName type ${n.type}`);
+    const out = sanEntry(t, n, policy);
+    const id = `${out.type}:${out.type === 7 ? Buffer.from((out.value as asn1js.OctetString).valueBlock.valueHexView).toString('hex') : out.value}`;
+    if (seen.has(id)) throw new PkiError('csr_san_invalid', 'duplicate SAN entry');
+    seen.add(id);
+    return out;
+  });
+}
+
+function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.GeneralName {
+  if (t === 'ip') {
+    const v = n.value as asn1js.OctetString;
+    if (!(v instanceof asn1js.OctetString) || v.idBlock.isConstructed) throw new PkiError('csr_san_invalid', 'bad iPAddress');
+    const raw = new Uint8Array(v.valueBlock.valueHexView);
+    if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid', 'iPAddress is 4 or 16 bytes');
+    return new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: toAb(raw) }) });
+  }
+  const s = n.value as unknown;
+  // IA5String values: printable ASCII only (no spaces, no controls, nothing a decoder could read two ways).
+  if (typeof s !== 'string' || s.length === 0 || !/^[\x21-\x7e]+$/.test(s)) throw new PkiError('csr_san_invalid', `bad ${t} value`);
+  if (t === 'dns') {
+    const name = deviceDnsName(s);
+    if (!name) throw new PkiError('csr_san_invalid', 'dNSName is not a host name (no wildcards, no IP literals)');
+    if (!inDomains(name, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'dNSName outside the allowed domains');
+    return new pkijs.GeneralName({ type: 2, value: name });
+  }
+  if (t === 'email') {
+    const at = s.lastIndexOf('@');
+    const local = s.slice(0, at);
+    const domain = at > 0 ? deviceDnsName(s.slice(at + 1)) : undefined;
+    if (s.length > 254 || !domain || local.length > 64 || !DOT_ATOM.test(local)) throw new PkiError('csr_san_invalid', 'bad rfc822Name');
+    if (!inDomains(domain, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'rfc822Name outside the allowed domains');
+    return new pkijs.GeneralName({ type: 1, value: `${local}@${domain}` });
+  }
+  // URI: absolute (RFC 3986 scheme ":" ...), lower-case scheme from the profile, no credentials, no backslashes.
+  const m = /^([a-z][a-z0-9+.-]*):(.+)$/.exec(s);
+  if (!m || s.length > 1024 || s.includes('\\')) throw new PkiError('csr_san_invalid', 'URI is not absolute');
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new PkiError('csr_san_invalid', 'URI does not parse');
+  }
+  if (!policy.uriSchemes.includes(m[1])) throw new PkiError('csr_san_not_allowed', `URI scheme ${m[1]}`);
+  if (url.username || url.password) throw new PkiError('csr_san_invalid', 'URI with credentials');
+  if (m[2].startsWith('//')) {
+    const host = deviceDnsName(url.hostname);
+    if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
+    if (!inDomains(host, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'URI host outside the allowed domains');
+  }
+  return new pkijs.GeneralName({ type: 6, value: s });
+}
+
+/** The attribute types a device subject may have, with how many times each may occur. */
+export const SUBJECT_ATTRIBUTES = {
+  CN: { oid: OID.commonName, max: 1, printable: false },
+  O: { oid: OID.organization, max: 1, printable: false },
+  OU: { oid: OID.organizationalUnit, max: 4, printable: false },
+  C: { oid: OID.country, max: 1, printable: true },
+  L: { oid: OID.locality, max: 1, printable: false },
+  ST: { oid: OID.state, max: 1, printable: false },
+  serialNumber: { oid: OID.serialNumber, max: 1, printable: true },
+} as const;
+export type SubjectAttribute = keyof typeof SUBJECT_ATTRIBUTES;
+
+/** The text of a directory string, or undefined for string types a device subject may not use. */
+export function directoryString(v: unknown): string | undefined {
+  if (v instanceof asn1js.Utf8String) {
+    const raw = Buffer.from(v.valueBlock.valueHexView);
+    const s = raw.toString('utf8');
+    // Invalid UTF-8 would decode to U+FFFD: the text must re-encode to exactly the bytes sent.
+    return Buffer.from(s, 'utf8').equals(raw) ? s : undefined;
+  }
+  if (v instanceof asn1js.PrintableString || v instanceof asn1js.IA5String) {
+    const s = v.valueBlock.value;
+    return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
+  }
+  if (v instanceof asn1js.BmpString) return v.valueBlock.value;
+  // TeletexString and UniversalString are read differently by different decoders: refused.
+  return undefined;
+}
+
+/** The comparison form of a name value: NFKC, case-folded, inner whitespace collapsed, trimmed. */
+const fold = (s: string) => s.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+
+/** A DN as a comparable string: its (type, folded value) pairs, sorted. Two DNs equal under it are the same name. */
+export function normalizedName(name: pkijs.RelativeDistinguishedNames): string {
+  return name.typesAndValues
+    .map((atv) => {
+      const v = atv.value as { valueBlock?: { value?: unknown } } | undefined;
+      const s = directoryString(v) ?? String(v?.valueBlock?.value ?? '');
+      return `${atv.type}=${fold(s)}`;
+    })
+    .sort()
+    .join('\n');
+}
+
+/** The normalised subject DNs of the given certificates (PEM or DER): the names no device certificate may take. */
+export function reservedNames(certificates: (string | Uint8Array)[]): ReadonlySet<string> {
+  return new Set(certificates.map((c) => normalizedName(pkijs.Certificate.fromBER(toAb(certDer(c))).subject)));
+}
+
+/**
+ * The request's subject checked and re-encoded: only the profile's attribute types, each at most its count (one
+ * CN at most, and one is required), 1-64 characters, no forbidden character, NFC, no leading or trailing space,
+ * C two upper-case letters and serialNumber printable (both PrintableString), everything else UTF8String, one
+ * attribute per RDN in the request's order. (The caller compares the result with the reserved names.)
+ */
+export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed: SubjectAttribute[]): pkijs.AttributeTypeAndValue[] {
+  if (subject.toSchema().toBER(false).byteLength > 1024) throw new PkiError('csr_subject_too_long');
+  const counts = new Map<SubjectAttribute, number>();
+  const rdns: pkijs.AttributeTypeAndValue[] = [];
+  for (const atv of subject.typesAndValues) {
+    const name = (Object.keys(SUBJECT_ATTRIBUTES) as SubjectAttribute[]).find((k) => SUBJECT_ATTRIBUTES[k].oid === atv.type);
+    if (!name || !allowed.includes(name)) throw new PkiError('csr_subject_attribute_not_allowed', atv.type);
+    const spec = SUBJECT_ATTRIBUTES[name];
+    const count = (counts.get(name) ?? 0) + 1;
+    counts.set(name, count);
+    if (count > spec.max) throw new PkiError('csr_subject_duplicate_attribute', `${name} at most ${spec.max}`);
+    const s = directoryString(atv.value);
+    if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
+    if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
+    if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    if (spec.printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    rdns.push(new pkijs.AttributeTypeAndValue({ type: atv.type, value: spec.printable ? new asn1js.PrintableString({ value: s }) : new asn1js.Utf8String({ value: s }) }));
+  }
+  if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
+  return rdns;
+}
