@@ -43,6 +43,8 @@ const code = (c: string, status: number) => ({ code: c, status });
 /** Any route: the request id / query / path validation and availability codes. */
 const ANY_ROUTE: ProblemSource[] = [
   problemSource(ApiError, [ApiErrorCode.ValidationFailed, ApiErrorCode.InvalidInputEncoding, ApiErrorCode.ServiceUnavailable]),
+  // The HTTP edge, before any route runs (ADR 0011): encodings, the parser's refusals, the rate limit.
+  problemSource(ApiError, [ApiErrorCode.UnsupportedContentEncoding, ApiErrorCode.MalformedRequest, ApiErrorCode.HeaderTooLarge, ApiErrorCode.RateLimited]),
   // What the problem filter answers for anything else (an unexpected failure never leaks its message).
   { codes: [code('internal_error', 500)] },
 ];
@@ -57,7 +59,7 @@ const BODY_PARSER_STATUS: Record<string, number> = {
 
 /** A route with a request body: the body parser's and the media-type checks' codes. */
 const BODY_ROUTE: ProblemSource[] = [
-  problemSource(ApiError, [ApiErrorCode.MalformedJson, ApiErrorCode.PayloadTooLarge, ApiErrorCode.UnsupportedMediaType]),
+  problemSource(ApiError, [ApiErrorCode.MalformedJson, ApiErrorCode.PayloadTooLarge, ApiErrorCode.UnsupportedMediaType, ApiErrorCode.JsonTooDeep]),
   { codes: Object.entries(BODY_ERROR_CODES).map(([type, c]) => code(c, BODY_PARSER_STATUS[type] ?? 400)) },
   // Nest's own JSON syntax error, renamed by the problem filter.
   { codes: [code('invalid_json', 400)] },
