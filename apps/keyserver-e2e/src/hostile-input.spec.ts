@@ -272,7 +272,9 @@ describe('limits on refused callers', () => {
     expect(invalid.summaries).toBeGreaterThanOrEqual(1);
     const limited = await countOf('request.refused', 'rate_limited');
     expect(limited.single + limited.aggregated).toBe(6 + 1 + 4);
-    expect(limited.single).toBeLessThanOrEqual(2 * PER_KEY);
+    // Two callers (the address, then Nora); 7 of the address's fall in at most two 3-s windows: some were counted.
+    expect(limited.single).toBeLessThan(6 + 1 + 4);
+    expect(limited.summaries).toBeGreaterThanOrEqual(1);
     // Nora holds a valid token but is not registered: every one of her 9 requests was refused and audited.
     const unknown = await countOf('auth.unknown_subject', 'unknown_subject');
     expect(unknown.single + unknown.aggregated).toBe(BURST + 3 + 1);
