@@ -72,13 +72,19 @@ describe('GET /api/docs', () => {
     ['fail a file outside the fixed list', '/api/docs/ui/index.html'],
     ['fail a path traversal', '/api/docs/ui/..%2Fpackage.json'],
     ['fail an encoded traversal to the repository', '/api/docs/ui/%2E%2E%2F%2E%2E%2Fpackage.json'],
-    ['fail a NUL byte', '/api/docs/ui/swagger-ui.css%00.js'],
     ['fail a source map (not served)', '/api/docs/ui/swagger-ui-bundle.js.map'],
   ])('%s: 404 problem+json', async (_name, path) => {
     const r = await fetch(`${api}${path}`);
     expect(r.status).toBe(404);
     expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(((await r.json()) as { code: string }).code).toBe('not_found');
+  });
+
+  it('fail a NUL byte: refused at the HTTP edge with 400 invalid_input_encoding problem+json (ADR 0011)', async () => {
+    const r = await fetch(`${api}/api/docs/ui/swagger-ui.css%00.js`);
+    expect(r.status).toBe(400);
+    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(((await r.json()) as { code: string }).code).toBe('invalid_input_encoding');
   });
 
   it('renders the routes in Chromium with no request leaving the API and no CSP violation', async () => {

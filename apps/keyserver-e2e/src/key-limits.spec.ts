@@ -122,7 +122,6 @@ describe('per-key operation limits', () => {
       ['fail a malformed session id', 'demo-fw-dev', limits, 'not-a-session', 403, 'admin_session_required'],
       ['fail an unknown key', 'no-such-key', limits, 'S', 404, 'key_not_found'],
       ['fail a huge keyid', 'k'.repeat(5000), limits, 'S', 404, 'key_not_found'],
-      ['fail a keyid with NUL', 'demo-fw-dev\u0000', limits, 'S', 404, 'key_not_found'],
       ['fail a keyid with a zero-width space', 'demo-fw\u200b-dev', limits, 'S', 404, 'key_not_found'],
       ['fail a keyid with a bidi override', '\u202edemo-fw-dev', limits, 'S', 404, 'key_not_found'],
       ['fail a keyid outside the BMP', 'demo-fw-dev\u{1F511}', limits, 'S', 404, 'key_not_found'],
@@ -149,6 +148,15 @@ describe('per-key operation limits', () => {
       expect((await ada<KeyDetail>('GET', '/api/v1/keys/demo-fw-dev')).body.limits).toEqual(before.body.limits);
       const [last] = await auditOf(aude, 'action=key.limits&outcome=DENIED&limit=1');
       expect(last).toMatchObject({ errorCode: code });
+    });
+
+    it('fail a keyid with NUL: refused at the HTTP edge (400 invalid_input_encoding, ADR 0011), unchanged, audited', async () => {
+      const before = await ada<KeyDetail>('GET', '/api/v1/keys/demo-fw-dev');
+      const r = await ada<Problem>('PUT', `/api/v1/keys/${encodeURIComponent('demo-fw-dev\u0000')}/limits`, { session, body: limits });
+      expect([r.status, r.body.code]).toEqual([400, 'invalid_input_encoding']);
+      expect((await ada<KeyDetail>('GET', '/api/v1/keys/demo-fw-dev')).body.limits).toEqual(before.body.limits);
+      const [last] = await auditOf(aude, 'action=request.refused&limit=1');
+      expect(last).toMatchObject({ errorCode: 'invalid_input_encoding', details: { path: '/api/v1/keys/demo-fw-dev%00/limits' } });
     });
 
     it('refuses people who are not administrators with permission_denied', async () => {
