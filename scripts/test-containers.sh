@@ -74,11 +74,10 @@ wait_healthy() {
       state="$( [ -n "$id" ] && docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null || echo missing)"
       [ "$state" = running/healthy ] || pending+=("$svc=$state")
     done
-    id="$(compose ps -q keyserver-init 2>/dev/null || true)"
-    if [ -n "$id" ]; then
-      state="$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id")"
-      case "$state" in "exited 0") ;; exited*) die "keyserver-init exited: $state" ;; *) pending+=("keyserver-init=$state") ;; esac
-    fi
+    # -a: Compose v2 lists exited containers only with it.
+    id="$(compose ps -a -q keyserver-init 2>/dev/null || true)"
+    state="$( [ -n "$id" ] && docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null || echo missing)"
+    case "$state" in "exited 0") ;; exited*) die "keyserver-init exited: $state" ;; *) pending+=("keyserver-init=$state") ;; esac
     [ ${#pending[@]} -eq 0 ] && return 0
     [ "$(date +%s)" -lt "$deadline" ] || die "not healthy after 300 s: ${pending[*]}"
     sleep 2
