@@ -13,7 +13,7 @@ ARG NPM_VERSION=11.19.1
 WORKDIR /src
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 make g++ ca-certificates >/dev/null \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 RUN [ "$(npm --version)" = "$NPM_VERSION" ] || npm install -g --no-audit --no-fund "npm@$NPM_VERSION"
 # node-gyp (pkcs11js) uses the headers of this Node instead of downloading them.
 ENV npm_config_nodedir=/usr/local NX_NO_CLOUD=true NX_DAEMON=false NX_TUI=false
@@ -41,7 +41,7 @@ COPY --from=build /src/scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 FROM runtime AS keyserver-api
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && mkdir -p /var/lib/keyserver/hsm && chown -R node:node /var/lib/keyserver
 COPY --from=build /src/scripts/softhsm-init.sh ./scripts/softhsm-init.sh
 COPY --from=build /src/dist/apps/keyserver-api ./dist/apps/keyserver-api
