@@ -4,6 +4,7 @@
 # Values already in the environment win, e.g. `CLIENT_SECRET=... KEYCLIENT_PORT=18080 scripts/compose-env.sh`.
 # The file is git-ignored and mode 0600; .env.example lists every variable.
 set -euo pipefail
+export LC_ALL=C  # byte-wise character classes in the checks below
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$REPO_ROOT/.env}"
