@@ -6,6 +6,6 @@ void runOrExit('keyclient', async () => {
   const config = loadKeyclientConfig(process.env);
   const { app, context } = await createKeyclientApp(config);
   keepIdleConnections(app.getHttpServer());
-  await app.listen(config.port);
-  context.log.info({ event: 'listening', port: config.port, publicUrl: config.publicOrigin }, 'keyclient listening');
+  await app.listen(config.port, config.host);
+  context.log.info({ event: 'listening', host: config.host, port: config.port, publicUrl: config.publicOrigin }, 'keyclient listening');
 });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,11 +84,29 @@ describe('keyserver-api boot', () => {
 });
 
 describe('docker-compose.yml', () => {
-  it('is a valid Compose file', () => {
+  // Validated the way a user runs it, but with an empty env file: a developer's own .env must not decide the result.
+  const compose = (env: Record<string, string>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ks-compose-'));
+    const envFile = join(dir, 'empty.env');
+    writeFileSync(envFile, '');
     const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
-    const [cmd, args] = v2.status === 0 ? ['docker', ['compose', 'config', '-q']] : ['docker-compose', ['config', '-q']];
-    const r = spawnSync(cmd, args, { cwd: repoRoot, encoding: 'utf8' });
+    const [cmd, args] = v2.status === 0 ? ['docker', ['compose', '--env-file', envFile, 'config', '-q']] : ['docker-compose', ['--env-file', envFile, 'config', '-q']];
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET'].includes(k)));
+    const r = spawnSync(cmd, args, { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
+    rmSync(dir, { recursive: true, force: true });
+    return r;
+  };
+  const secrets = { POSTGRES_PASSWORD: 'p'.repeat(24), SESSION_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), CLIENT_SECRET: 'c' };
+
+  it('is a valid Compose file', () => {
+    const r = compose(secrets);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it.each(Object.keys(secrets))('fail without the secret %s (no default secret in the file)', (name) => {
+    const r = compose({ ...secrets, [name]: '' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('run scripts/compose-env.sh');
   });
 });

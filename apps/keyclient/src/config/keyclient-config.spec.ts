@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { ConfigError } from '@keyserver/config';
 import { describeKeyclientConfig, loadKeyclientConfig } from './keyclient-config';
 
@@ -29,6 +30,7 @@ function variableOf(env: Record<string, string | undefined>): string {
 describe(loadKeyclientConfig.name, () => {
   it('ok applies the documented defaults', () => {
     const c = loadKeyclientConfig(VALID);
+    expect(c.host).toBe('127.0.0.1');
     expect(c.port).toBe(8080);
     expect(c.cookieSecure).toBe(true);
     expect(c.spaDistDir).toBe('dist/apps/admin-spa/browser');
@@ -57,6 +59,15 @@ describe(loadKeyclientConfig.name, () => {
     ['fail redirect URI on another origin', { REDIRECT_URI: 'https://evil.example.com/login/oauth2/code/keyserver-client' }, 'REDIRECT_URI'],
     ['fail KEYSERVER_API_URL not a URL', { KEYSERVER_API_URL: 'api:3000' }, 'KEYSERVER_API_URL'],
     ['fail DATABASE_URL not postgres', { DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    ['fail KEYCLIENT_HOST empty', { KEYCLIENT_HOST: '' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST with a port', { KEYCLIENT_HOST: '127.0.0.1:8080' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST a URL', { KEYCLIENT_HOST: 'http://0.0.0.0' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST with a space', { KEYCLIENT_HOST: '127.0.0.1 ' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST with NUL', { KEYCLIENT_HOST: 'localhost\u0000.evil' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST with zero-width space', { KEYCLIENT_HOST: 'local\u200bhost' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST non-ASCII lookalike', { KEYCLIENT_HOST: 'lоcalhost' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST bracketed IPv6', { KEYCLIENT_HOST: '[::1]' }, 'KEYCLIENT_HOST'],
+    ['fail KEYCLIENT_HOST too long', { KEYCLIENT_HOST: 'a.'.repeat(127) + 'a' }, 'KEYCLIENT_HOST'],
     ['fail KEYCLIENT_PORT out of range', { KEYCLIENT_PORT: '70000' }, 'KEYCLIENT_PORT'],
     ['fail encryption key of 16 bytes', { SESSION_ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') }, 'SESSION_ENCRYPTION_KEY'],
     ['fail encryption key not base64', { SESSION_ENCRYPTION_KEY: '%%%%' }, 'SESSION_ENCRYPTION_KEY'],
@@ -67,6 +78,34 @@ describe(loadKeyclientConfig.name, () => {
   ];
   it.each(failures)('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+
+  it.each([
+    ['ok KEYCLIENT_HOST all interfaces (containers)', '0.0.0.0'],
+    ['ok KEYCLIENT_HOST IPv6 loopback', '::1'],
+    ['ok KEYCLIENT_HOST IPv6 any', '::'],
+    ['ok KEYCLIENT_HOST a host name', 'keyclient.internal'],
+  ])('%s', (_name, host) => {
+    expect(loadKeyclientConfig({ ...VALID, KEYCLIENT_HOST: host }).host).toBe(host);
+  });
+
+  it('accepts every IPv4, IPv6 and DNS name as KEYCLIENT_HOST (property)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain()), (host) => {
+        expect(loadKeyclientConfig({ ...VALID, KEYCLIENT_HOST: host }).host).toBe(host);
+      }),
+      { seed: 1405, numRuns: 300 },
+    );
+  });
+
+  it('refuses any KEYCLIENT_HOST with a character outside letters, digits, dot, colon and hyphen (property)', () => {
+    const hostile = fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }).filter((s) => /[^A-Za-z0-9.:-]/.test(s));
+    fc.assert(
+      fc.property(hostile, (host) => {
+        expect(variableOf({ ...VALID, KEYCLIENT_HOST: host })).toBe('KEYCLIENT_HOST');
+      }),
+      { seed: 1405, numRuns: 500 },
+    );
   });
 
   it('never puts a secret value into the error line', () => {

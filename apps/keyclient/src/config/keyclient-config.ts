@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
 
@@ -41,6 +42,17 @@ const redirectUri = () =>
     }
   });
 
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** The interface to listen on: an IP address or a DNS name. Loopback unless the operator says otherwise. */
+const listenHost = () =>
+  z
+    .string()
+    .default('127.0.0.1')
+    .refine((value) => /^[A-Za-z0-9.:-]+$/.test(value) && (isIP(value) !== 0 || HOSTNAME.test(value)), {
+      message: 'must be an IP address (no zone, no brackets) or a host name',
+    });
+
 const upstreamUrl = () =>
   z.string().superRefine((value, ctx) => {
     let url: URL;
@@ -66,6 +78,7 @@ const keyclientEnvSchema = z
     REDIRECT_URI: redirectUri(),
     KEYSERVER_API_URL: upstreamUrl(),
     DATABASE_URL: postgresUrl(),
+    KEYCLIENT_HOST: listenHost(),
     KEYCLIENT_PORT: port(8080),
     SESSION_ENCRYPTION_KEY: encryptionKey(),
     SESSION_IDLE_MINUTES: positiveNumber().default(30),
@@ -93,6 +106,8 @@ export interface KeyclientConfig {
   redirectUri: string;
   keyserverApiUrl: string;
   databaseUrl: string;
+  /** Interface the server listens on (KEYCLIENT_HOST, default 127.0.0.1). */
+  host: string;
   port: number;
   sessionEncryptionKey: Buffer;
   sessionIdleMs: number;
@@ -117,6 +132,7 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
     redirectUri: e.REDIRECT_URI,
     keyserverApiUrl: e.KEYSERVER_API_URL,
     databaseUrl: e.DATABASE_URL,
+    host: e.KEYCLIENT_HOST,
     port: e.KEYCLIENT_PORT,
     sessionEncryptionKey: e.SESSION_ENCRYPTION_KEY,
     sessionIdleMs: Math.round(e.SESSION_IDLE_MINUTES * 60_000),
@@ -141,6 +157,7 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
     REDIRECT_URI: config.redirectUri,
     KEYSERVER_API_URL: config.keyserverApiUrl,
     DATABASE_URL: config.databaseUrl,
+    KEYCLIENT_HOST: config.host,
     KEYCLIENT_PORT: config.port,
     SESSION_ENCRYPTION_KEY: config.sessionEncryptionKey,
     SESSION_IDLE_MINUTES: config.sessionIdleMs / 60_000,
