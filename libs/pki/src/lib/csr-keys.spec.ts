@@ -53,9 +53,8 @@ describe('device certificate keys (canonical, strict, not weak)', () => {
   describe('Ed25519', () => {
     it('fail an identity-point key with the forged signature R=identity, S=0 (it verified for every message)', async () => {
       const csr = buildCsr({ subject: SUBJECT, spki: ed25519Spki(IDENTITY), signatureAlgorithm: SIGNATURE_ALGORITHMS.ed25519, sign: () => FORGED });
-      // Node's crypto (OpenSSL, cofactorless) accepts the forgery: the check must be ours.
-      const key = createPublicKey({ key: Buffer.from(ed25519Spki(IDENTITY)), format: 'der', type: 'spki' });
-      expect(nodeVerify(null, Buffer.from('any message at all'), key, FORGED)).toBe(true);
+      // Whether the crypto library underneath accepts the forgery depends on its version (Node 20's OpenSSL did,
+      // Node 24's does not): the refusal must be ours either way.
       expect(await tryIssue(t, csr)).toEqual({ code: 'csr_public_key_invalid' });
     });
 
