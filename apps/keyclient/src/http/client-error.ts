@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { PROBLEM_CONTENT_TYPE, problemFor } from '@keyserver/errors';
+import { rawProblemResponse } from '@keyserver/errors';
 import type { Logger } from 'pino';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 
@@ -15,11 +15,7 @@ export function answerClientErrors(server: Server, log: Logger): void {
       return;
     }
     const e = new KeyclientError(err.code === 'HPE_HEADER_OVERFLOW' ? KeyclientErrorCode.HeaderTooLarge : KeyclientErrorCode.MalformedRequest);
-    const payload = JSON.stringify(problemFor(e.status, e.code, e.title));
-    socket.end(
-      `HTTP/1.1 ${e.status} ${e.title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
-        `cache-control: no-store\r\nconnection: close\r\n\r\n${payload}`,
-    );
+    socket.end(rawProblemResponse(e.status, e.code, e.title));
     log.warn({ event: 'client_error', code: e.code, parser: err.code }, 'request refused by the HTTP parser');
   });
 }

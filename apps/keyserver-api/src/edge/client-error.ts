@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { PROBLEM_CONTENT_TYPE, problemFor } from '@keyserver/errors';
+import { rawProblemResponse } from '@keyserver/errors';
 import type { Logger } from 'pino';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { EdgeServices } from './edge';
@@ -12,14 +12,7 @@ const HEADER_TOO_LARGE = new Set(['HPE_HEADER_OVERFLOW']);
 export function clientErrorResponse(parserCode: string | undefined): { status: number; code: ApiErrorCode; raw: string } {
   const error = new ApiError(HEADER_TOO_LARGE.has(parserCode ?? '') ? ApiErrorCode.HeaderTooLarge : ApiErrorCode.MalformedRequest);
   const title = error.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
-  const payload = JSON.stringify(problemFor(error.status, error.code, title));
-  const raw =
-    `HTTP/1.1 ${error.status} ${title}\r\n` +
-    `content-type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(payload)}\r\n` +
-    'cache-control: no-store\r\nconnection: close\r\n\r\n' +
-    payload;
-  return { status: error.status, code: error.code, raw };
+  return { status: error.status, code: error.code, raw: rawProblemResponse(error.status, error.code, title) };
 }
 
 /**

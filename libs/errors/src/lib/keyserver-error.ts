@@ -49,3 +49,18 @@ export function problemFor(
     ...extra,
   };
 }
+
+/**
+ * A whole HTTP/1.1 problem+json response as raw bytes, for a socket whose request Node's parser refused (no
+ * response object exists then). The connection is closed after it: the request's framing cannot be trusted.
+ */
+export function rawProblemResponse(status: number, code: string, title: string): string {
+  const payload = JSON.stringify(problemFor(status, code, title));
+  return (
+    `HTTP/1.1 ${status} ${title}\r\n` +
+    `content-type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(payload)}\r\n` +
+    'cache-control: no-store\r\nconnection: close\r\n\r\n' +
+    payload
+  );
+}
