@@ -22,7 +22,7 @@ export class CrlService {
 
   async get(keyid: string): Promise<Buffer> {
     const key = await this.keys.findByKeyid(keyid);
-    if (!key || key.type === 'FW') throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
+    if (!key || (key.type !== 'ROOT' && key.type !== 'CA')) throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
     // Revoked device certificates this key issued, and revoked keys (CA or FW) it certified.
     const revokedKeys = (await this.keys.list({ state: 'REVOKED' }))
       .filter((k) => k.parentKeyid === keyid && k.revokedAt)

@@ -10,6 +10,7 @@ import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { KeyChainCache, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
+import { SignatureTimestamps } from '../tsa/signature-timestamps';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -20,8 +21,9 @@ export type StreamedRequest = Readable & {
 
 /**
  * POST /api/v1/firmware/signatures as stages: content type -> authorize (SIGN on an FW key) -> check the key ->
- * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, persist
- * and audit (one transaction, the digest checked against the operation) -> the CMS SignedData DER.
+ * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, add the
+ * signature timestamp (ADR 0024), persist and audit (one transaction, the digest checked against the operation)
+ * -> the CMS SignedData DER.
  */
 @Injectable()
 export class FirmwareService {
@@ -30,7 +32,10 @@ export class FirmwareService {
   private readonly audit: AuditRepository;
   private readonly chains: KeyChainCache;
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly timestamps: SignatureTimestamps,
+  ) {
     this.keys = new KeyRepository(deps.db);
     this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
     this.audit = new AuditRepository(deps.db);
@@ -52,6 +57,9 @@ export class FirmwareService {
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
       const digestHex = Buffer.from(digest).toString('hex');
       const cms = await this.chains.cmsSigner(key);
+      const details: Record<string, unknown> = { bytes, hash };
+      // Decided before the usage is reserved; the token is asked for inside the reservation, over the signature.
+      const timestamp = await this.timestamps.stamper(hash, requestId, (facts) => (details['timestamp'] = facts));
       const recorded = await this.orders.recordWithUsage(
         {
           operationId: q.operationid,
@@ -64,9 +72,9 @@ export class FirmwareService {
           signatureformat: 'cms',
           digest: digestHex,
           requestId,
-          audit: { ...base, details: { bytes, hash } },
+          audit: { ...base, details },
         },
-        async () => Buffer.from(await signCms(this.deps.signer, cms, { digest, hash })).toString('hex'),
+        async () => Buffer.from(await signCms(this.deps.signer, cms, { digest, hash, timestamp })).toString('hex'),
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
     } catch (err) {

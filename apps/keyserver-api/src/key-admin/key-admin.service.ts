@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
 import { AuditRepository, DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
-import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
+import { createCaCertificate, createFirmwareSigningCertificate, createTimestampingCertificate, type IssuedCertificate } from '@keyserver/pki';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
@@ -55,10 +55,11 @@ export class KeyAdminService {
         notAfter,
         crlDistributionPointUrl: `${this.deps.config.publicUrl}/api/v1/crl/${root.keyid}`,
       };
-      const cert: IssuedCertificate =
-        dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
+      const certify = { CA: createCaCertificate, FW: createFirmwareSigningCertificate, TSA: createTimestampingCertificate }[dto.type];
+      const cert: IssuedCertificate = await certify(this.deps.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
-      const product = dto.product ?? null;
+      // A product names the firmware an FW key signs; a TSA key stamps anything.
+      const product = dto.type === 'TSA' ? null : (dto.product ?? null);
       const success: AuditInput = {
         ...audit,
         adminSessionId: session.id,

@@ -6,10 +6,10 @@ import { HashAlgorithm, KeyAlgorithm } from './contract';
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
-/** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT. */
+/** `POST /api/v1/keys`: a CA, FW or TSA (RFC 3161 time-stamping) key generated in the HSM and certified by the ROOT. */
 export const CreateKeyRequest = z.strictObject({
   keyid: z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]'),
-  type: z.enum(['CA', 'FW']),
+  type: z.enum(['CA', 'FW', 'TSA']),
   algorithm: KeyAlgorithm,
   hash: HashAlgorithm.optional(),
   requiredApprovers: z.number().int().min(0).max(10),

@@ -14,6 +14,11 @@ export interface CmsSignatureOptions {
   /** Digest algorithm; defaults to the key's hash (SHA-512 for Ed25519 as RFC 8419 requires). */
   hash?: HashName;
   signingTime?: Date;
+  /**
+   * Called with the signature value once the HSM made it; a returned RFC 3161 TimeStampToken (ContentInfo DER)
+   * becomes the unsigned attribute id-aa-timeStampToken (RFC 3161 appendix A) of the SignerInfo.
+   */
+  timestamp?: (signatureValue: Uint8Array) => Promise<Uint8Array | undefined>;
 }
 
 /** id-aa-timeStampToken (RFC 3161 appendix A): the unsigned attribute holding a signature timestamp token. */
@@ -108,11 +113,6 @@ export interface SignedDataOptions extends CmsSignatureOptions {
   omitSigningTime?: boolean;
   /** Certificates embedded: the whole chain (default), the signer's alone, or none. */
   certificates?: 'chain' | 'signer' | 'none';
-  /**
-   * Called with the signature value once the HSM made it; a returned RFC 3161 TimeStampToken (ContentInfo DER)
-   * becomes the unsigned attribute id-aa-timeStampToken (RFC 3161 appendix A) of the SignerInfo.
-   */
-  timestamp?: (signatureValue: Uint8Array) => Promise<Uint8Array | undefined>;
 }
 
 /**
