@@ -5,11 +5,12 @@ import { Public } from '@keyserver/authz';
 import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
 import { RequestId } from '../common/request';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
+import { DataAccessError } from '@keyserver/data-access';
+import { ApiProblems, problemSource } from '../app/openapi-problems';
 import { TsaService } from './tsa.service';
 
 @ApiTags('time-stamping')
-@ApiProblems(problemSource(ApiError, [ApiErrorCode.UnsupportedMediaType]), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.UnsupportedMediaType]), problemSource(HsmError, HSM_ERROR_CODES), problemSource(DataAccessError, ['database_unavailable']))
 @Controller('api/v1/tsa')
 export class TsaController {
   constructor(private readonly service: TsaService) {}
