@@ -164,6 +164,31 @@ describe('RFC 3161 time-stamping', () => {
     expect(reg.source).toBe('firmware');
   });
 
+  it('stamps with a TSA key administrators create in a four-eyes session, and with the previous one once it is revoked', async () => {
+    const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+    const body = { keyid: 'e2e-tsa-2', type: 'TSA', algorithm: 'EC_P384', requiredApprovers: 0, validityDays: 365, commonName: 'Second TSA', product: 'ignored' };
+    const refused = await ada<{ code: string }>('POST', '/api/v1/keys', { body });
+    expect([refused.status, refused.body.code]).toEqual([403, 'admin_session_required']);
+    const session = await activeSession(ada, alan, 'second TSA key');
+    const created = await ada<{ type: string; product: string | null; certificate: string }>('POST', '/api/v1/keys', { session, body });
+    expect([created.status, created.body.type, created.body.product]).toEqual([201, 'TSA', null]);
+    writeFileSync(f('tsa2.pem'), created.body.certificate);
+    expect(ok('openssl', ['x509', '-in', f('tsa2.pem'), '-noout', '-ext', 'extendedKeyUsage'])).toMatch(/critical\s+Time Stamping\s*$/);
+    const stampedBy = async () => {
+      ok('openssl', ['ts', '-query', '-data', f('tsa.pem'), '-sha256', '-cert', '-out', f('q2.tsq')]);
+      writeFileSync(f('r2.tsr'), Buffer.from(await (await tsa(readFileSync(f('q2.tsq')))).arrayBuffer()));
+      expect(ok('openssl', ['ts', '-verify', '-in', f('r2.tsr'), '-queryfile', f('q2.tsq'), '-CAfile', f('root.pem')])).toContain('Verification: OK');
+      return /TSA: DirName:.*CN\s?=\s?([^,/\n]+)/.exec(ok('openssl', ['ts', '-reply', '-in', f('r2.tsr'), '-text']))?.[1]?.trim();
+    };
+    expect(await stampedBy()).toBe('Second TSA');
+    const revoked = await ada('POST', '/api/v1/keys/e2e-tsa-2/revocation', { session, body: { reason: 'superseded' } });
+    expect(revoked.status).toBe(200);
+    expect(await stampedBy()).toBe('Demo Devices Time-Stamping Authority');
+    const audit = await sql<{ action: string }>(p, `SELECT action FROM audit_event WHERE keyid = 'e2e-tsa-2' AND outcome = 'SUCCESS' ORDER BY seq`);
+    expect(audit.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
+  });
+
   describe('a signature whose FW certificate expired since', () => {
     let admin: Api;
     beforeAll(async () => {
