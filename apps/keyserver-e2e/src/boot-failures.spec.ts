@@ -54,6 +54,9 @@ describe('keyserver-api boot', () => {
     ['fail PKCS11_MODULE missing file', { PKCS11_MODULE: '/nonexistent/libsofthsm2.so' }, 'PKCS11_MODULE'],
     ['fail no PIN at all', { PKCS11_PIN_FILE: undefined, PKCS11_PIN: undefined }, 'PKCS11_PIN'],
     ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
+    ['fail a TSA policy that is not an OID', { TSA_POLICY_OID: 'policy-1' }, 'TSA_POLICY_OID'],
+    ['fail a TSA URL that is not http(s)', { CMS_TSA_URL: 'ftp://tsa.example.com/' }, 'CMS_TSA_URL'],
+    ['fail an unknown CMS_TIMESTAMP mode', { CMS_TIMESTAMP: 'best-effort' }, 'CMS_TIMESTAMP'],
   ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {
     const r = bootApi({ ...base, ...change });
     expect(r.status).not.toBe(0);
