@@ -1,3 +1,4 @@
+export * from './lib/access';
 export * from './lib/contract';
 export * from './lib/operations';
 export * from './lib/certificates';

@@ -10,7 +10,6 @@ export * from './lib/repositories/operation.repository';
 export * from './lib/repositories/sign-order.repository';
 export { requestFingerprint } from './lib/repositories/idempotency';
 export * from './lib/repositories/key-limits';
-export { HUMAN_ONLY_NATURES } from './lib/repositories/admin-participation';
 export * from './lib/repositories/certificate.repository';
 export * from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';

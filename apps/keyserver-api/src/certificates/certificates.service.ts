@@ -28,6 +28,7 @@ import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
 import { KeyChainCache, usableKey } from './key-chain';
 import { ReservedNames, storedDeviceProfile } from './device-profile.service';
+import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
@@ -76,7 +77,7 @@ export class CertificatesService {
   async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
     const base: AuditInput = { ...actorAudit(actor), action: 'certificate.issue', outcome: 'SUCCESS', keyid: dto.keyid, operationId: dto.operationid, requestId };
     try {
-      if (!actor.keyPermissions.get(dto.keyid)?.has('ISSUE')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`);
+      requireAccess(actor, 'ISSUE', dto.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`));
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
       const profile = deviceProfile(key, this.deps.config.publicUrl, await this.reserved.current());
       const csr = verifyCsrPossession(parseCsr(dto.csr));
@@ -110,7 +111,7 @@ export class CertificatesService {
     const page = await visiblePage(
       (cursor) =>
         this.certificates.list({ serialHex: q.serial?.toLowerCase().replace(/^0x/, ''), subjectContains: q.subject, issuerKeyid: q.issuer, cursor, limit: 100 }),
-      (c) => this.canSee(actor, c),
+      (c) => visibility.certificate(actor, c),
       q.cursor,
       q.limit ?? 50,
     );
@@ -125,10 +126,10 @@ export class CertificatesService {
         if (err instanceof DataAccessError && err.code === 'not_found') throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
         throw err;
       });
-      if (!this.canSee(actor, cert)) throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
+      if (!visibility.certificate(actor, cert)) throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
       base.keyid = cert.issuerKeyid;
       base.details = { ...base.details, certificateId: cert.id, serialHex: cert.serialHex };
-      if (!actor.natures.has('ADMINISTRATOR') && !actor.keyPermissions.get(cert.issuerKeyid)?.has('ISSUE')) {
+      if (!isAdministrator(actor) && !holds(actor, 'ISSUE', cert.issuerKeyid)) {
         throw new CertificateError(CertificateErrorCode.RevocationNotAllowed, 'only an administrator or an issuer of this CA can revoke');
       }
       const revoked = await this.certificates.revoke(cert.issuerKeyid, cert.serialHex, dto.reason, new Date(), base);
@@ -139,9 +140,6 @@ export class CertificatesService {
     }
   }
 
-  private canSee(actor: Actor, c: Certificate): boolean {
-    return actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR') || (actor.keyPermissions.get(c.issuerKeyid)?.size ?? 0) > 0;
-  }
 
   private async refused(audit: AuditInput, err: unknown): Promise<void> {
     await this.audit.append({

@@ -8,6 +8,7 @@ import { DEPS, type ApiDeps } from '../app/tokens';
 import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
+import { visibility } from '@keyserver/authz';
 
 /**
  * A CA key's stored device profile: the `profile` column parsed strictly over the defaults (a CA created before
@@ -70,7 +71,7 @@ export class DeviceProfileService {
 
 // Administrators and auditors see every key; others only keys they hold a permission on (as GET /keys/{keyid}).
 function maySee(actor: Actor, key: Key): boolean {
-  return actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR') || (actor.keyPermissions.get(key.keyid)?.size ?? 0) > 0;
+  return visibility.key(actor, key.keyid);
 }
 
 /**

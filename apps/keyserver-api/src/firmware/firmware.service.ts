@@ -10,6 +10,7 @@ import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { KeyChainCache, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
+import { requireAccess } from '@keyserver/authz';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -45,7 +46,7 @@ export class FirmwareService {
       const cap = this.deps.config.firmwareMaxBytes;
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
-      if (!actor.keyPermissions.get(q.keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`);
+      requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
       const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
       const hash = toHashName(key.hash);
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);

@@ -8,6 +8,7 @@ import { DEPS, type ApiDeps } from '../app/tokens';
 import { OperationError, OperationErrorCode } from './operation-error';
 import { visiblePage } from './paging';
 import { limitsView } from '../keys/keys.service';
+import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
 
 type LimitsByKey = Map<string, EffectiveKeyLimits>;
 
@@ -32,7 +33,7 @@ export class OperationsService {
     const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } };
     try {
       for (const k of dto.keys) {
-        if (!actor.keyPermissions.get(k.keyid)?.has('ORDER')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`);
+        requireAccess(actor, 'ORDER', k.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`));
       }
       const op = await this.operations.create(
         {
@@ -58,7 +59,7 @@ export class OperationsService {
     return this.view(op, orderer.displayName, await this.limitsOf([op]));
   }
 
-  /** Newest first; filters combine; callers only ever see operations they may see (see {@link canSee}). */
+  /** Newest first; filters combine; callers only ever see operations they may see (`visibility.operation`). */
   async list(actor: Actor, q: OperationListQuery): Promise<OperationPage> {
     const limit = q.limit ?? 50;
     const filter = {
@@ -73,7 +74,7 @@ export class OperationsService {
     const page = await visiblePage(
       (cursor) => this.operations.list({ ...filter, state: filter.awaitingApprovalBy ? undefined : stored, cursor, limit: PAGE_SCAN }),
       (op) =>
-        this.canSee(actor, op) &&
+        visibility.operation(actor, op) &&
         (q.state === undefined || effectiveState(op, now) === q.state) &&
         (q.awaiting !== 'me' || (effectiveState(op, now) === 'REQUESTED' && this.approvableKeys(actor, op).length > 0)),
       q.cursor,
@@ -138,7 +139,7 @@ export class OperationsService {
     try {
       const op = await this.visibleOperation(actor, id);
       audit.operationId = op.id;
-      if (!op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))) {
+      if (!op.keys.some((k) => holds(actor, 'APPROVE', k.keyid))) {
         throw new OperationError(OperationErrorCode.NotAnApprover, 'only an approver of its keys can reject an operation');
       }
       this.assertOpen(op);
@@ -158,7 +159,7 @@ export class OperationsService {
       audit.operationId = op.id;
       const orderer = await this.subjects.getById(op.ordererId);
       const isOrderer = orderer.tid === actor.tid && orderer.oid === actor.oid;
-      if (!isOrderer && !actor.natures.has('ADMINISTRATOR')) {
+      if (!isOrderer && !isAdministrator(actor)) {
         throw new OperationError(OperationErrorCode.CancellationNotAllowed, 'only the orderer or an administrator can cancel');
       }
       this.assertOpen(op);
@@ -176,23 +177,13 @@ export class OperationsService {
       if (err instanceof DataAccessError && err.code === 'not_found') throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
       throw err;
     });
-    if (!this.canSee(actor, op)) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
+    if (!visibility.operation(actor, op)) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
     return op;
-  }
-
-  /** Orderers see their own operations; approvers the ones on keys they approve; admins and auditors all. */
-  private canSee(actor: Actor, op: Operation): boolean {
-    return (
-      op.ordererId === actor.subjectId ||
-      actor.natures.has('ADMINISTRATOR') ||
-      actor.natures.has('AUDITOR') ||
-      op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))
-    );
   }
 
   /** Keys of the operation that need approvals and on which the caller holds APPROVE. */
   private approvableKeys(actor: Actor, op: Operation) {
-    return op.keys.filter((k) => k.requiredApprovers > 0 && actor.keyPermissions.get(k.keyid)?.has('APPROVE'));
+    return op.keys.filter((k) => k.requiredApprovers > 0 && holds(actor, 'APPROVE', k.keyid));
   }
 
   private assertOpen(op: Operation): void {

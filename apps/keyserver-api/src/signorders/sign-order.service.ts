@@ -8,6 +8,7 @@ import type { Actor } from '../common/actor';
 import { actorAudit } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { toHashName } from '../keys/key-algorithms';
+import { requireAccess } from '@keyserver/authz';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -89,7 +90,7 @@ export class SignOrderService {
   }
 
   private authorize(actor: Actor, keyid: string): void {
-    if (!actor.keyPermissions.get(keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`);
+    requireAccess(actor, 'SIGN', keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`));
   }
 
   private async usableKey(keyid: string): Promise<Key> {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   CreateRoleRequest,
   CreateSubjectRequest,
+  HUMAN_ONLY_NATURES,
   UpdateRoleRequest,
   UpdateSubjectRequest,
   type RoleList,
@@ -10,7 +11,7 @@ import {
   type SubjectView,
   type UnknownPrincipalList,
 } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, HUMAN_ONLY_NATURES, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
+import { AuditRepository, DataAccessError, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { errorCodeOf, isUuid, outcomeOf, validateBody } from '../admin-sessions/admin-request';
