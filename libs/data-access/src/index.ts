@@ -1,5 +1,15 @@
 export * from './lib/errors';
 export * from './lib/types';
+export {
+  approvalComplete,
+  effectiveState,
+  isUsable,
+  needsApproval,
+  usability,
+  type PolicyOperation,
+  type PolicyOperationKey,
+  type UsabilityRefusal,
+} from './lib/policy/operation-policy';
 export { createDb, isDatabaseUnavailable, type Db, type Isolation } from './lib/db';
 export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';
 export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';

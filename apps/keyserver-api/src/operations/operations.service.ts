@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
+import { AuditRepository, DataAccessError, effectiveState, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
@@ -107,24 +107,22 @@ export class OperationsService {
       if (keys.length === 0) throw new OperationError(OperationErrorCode.NotAnApprover, 'no key of this operation needs your approval');
       const pending = keys.filter((k) => !k.approverIds.includes(actor.subjectId));
       if (pending.length === 0) throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-      let current = op;
-      for (const k of pending) {
-        try {
-          const r = await this.operations.addApproval(op.id, k.keyid, actor.subjectId, { ...audit, keyid: k.keyid, details: {} });
-          current = r.operation;
-        } catch (err) {
-          if (!(err instanceof DataAccessError)) throw err;
-          // A concurrent request of the same approver got there first: counted once, answered alike.
-          if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-          if (err.code === 'invalid_state') {
-            const now = await this.operations.get(op.id);
-            if (now.keys.some((x) => x.keyid === k.keyid && x.approverIds.includes(actor.subjectId))) {
-              throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-            }
-            throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
+      let current: Operation;
+      try {
+        // One transaction for every pending key: all of this approval counts, or none of it.
+        current = (await this.operations.approve(op.id, pending.map((k) => k.keyid), actor.subjectId, { ...audit, details: {} })).operation;
+      } catch (err) {
+        if (!(err instanceof DataAccessError)) throw err;
+        // A concurrent request of the same approver got there first: counted once, answered alike.
+        if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+        if (err.code === 'invalid_state') {
+          const now = await this.operations.get(op.id);
+          if (now.keys.some((x) => pending.some((k) => k.keyid === x.keyid) && x.approverIds.includes(actor.subjectId))) {
+            throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
           }
-          throw err;
+          throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
         }
+        throw err;
       }
       return this.view(current, orderer.displayName, await this.limitsOf([current]));
     } catch (err) {
@@ -231,7 +229,5 @@ export class OperationsService {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** An open operation whose window has passed is EXPIRED, whether or not a sweep stored that yet. */
-export function effectiveState(op: Pick<Operation, 'state' | 'validTo'>, now: Date): Operation['state'] {
-  return (op.state === 'REQUESTED' || op.state === 'APPROVED') && op.validTo <= now ? 'EXPIRED' : op.state;
-}
+/** The operation policy's effective state (libs/data-access policy/operation-policy.ts), re-exported for this feature. */
+export { effectiveState };
