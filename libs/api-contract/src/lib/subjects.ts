@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { KEY_GRANTS, NATURES, SUBJECT_KINDS } from './access';
+import { KeyIdRef } from './ids';
 
 // Schemas of the access vocabulary (./access) for request and response bodies.
 export const SubjectKindSchema = z.enum(SUBJECT_KINDS);
@@ -9,7 +10,7 @@ const SubjectKind = SubjectKindSchema;
 const NatureName = NatureSchema;
 const KeyGrant = KeyGrantSchema;
 export const RoleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'role names are 1-64 characters [A-Za-z0-9._-]');
-const KeyId = z.string().min(1).max(128);
+const KeyId = KeyIdRef;
 const DisplayName = z.string().trim().min(1).max(200);
 const Username = z.string().trim().min(1).max(256).nullable();
 
