@@ -53,7 +53,7 @@ async function upload(api: string, token: string, q: Record<string, string>, bod
   const r = await fetch(`${api}/api/v1/firmware/signatures?${new URLSearchParams(q)}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-    body,
+    body: new Uint8Array(body),
   });
   return { status: r.status, body: Buffer.from(await r.arrayBuffer()), type: r.headers.get('content-type') ?? '' };
 }
@@ -64,7 +64,7 @@ describe('RFC 3161 time-stamping', () => {
   let ci: string;
   const f = (n: string) => join(work, n);
   const tsa = (body: Uint8Array, type = 'application/timestamp-query') =>
-    fetch(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': type }, body: Buffer.from(body) });
+    fetch(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
   const newOp = async (keyid: string, usages = 1) => {
     const r = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody(keyid, usages));
     if (r.status !== 201) throw new Error(`operation: ${r.status} ${JSON.stringify(r.body)}`);
