@@ -135,11 +135,13 @@ describe('RFC 3161 time-stamping', () => {
     expect(audited.length).toBeGreaterThan(0);
   });
 
-  it('fail a query that is not application/timestamp-query: 415 problem+json', async () => {
+  it('fail a query that is not application/timestamp-query: 415 problem+json, audited', async () => {
     const r = await tsa(Buffer.from('{}'), 'application/json');
     expect(r.status).toBe(415);
     expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(((await r.json()) as { code: string }).code).toBe('unsupported_media_type');
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'timestamp.rejected' AND "errorCode" = 'unsupported_media_type'`);
+    expect(audited.length).toBe(1);
   });
 
   it('timestamps a CMS firmware signature over its signature value; openssl cms -verify, openssl ts -verify and ksctl accept it', async () => {

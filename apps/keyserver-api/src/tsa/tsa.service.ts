@@ -54,7 +54,9 @@ export class TsaService {
     if (type !== 'application/timestamp-query') {
       req.resume();
       if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
-      throw new ApiError(ApiErrorCode.UnsupportedMediaType, 'a time-stamp query is sent as application/timestamp-query');
+      const refusal = new ApiError(ApiErrorCode.UnsupportedMediaType, 'a time-stamp query is sent as application/timestamp-query');
+      await this.auditRefusal(req, requestId, refusal.code, 'DENIED', { status: refusal.status });
+      throw refusal;
     }
     let bytes = 0;
     try {
@@ -128,16 +130,14 @@ export class TsaService {
   }
 
   private auditRejection(req: StreamedRequest, requestId: string, err: TsaError, bytes: number): Promise<void> {
+    return this.auditRefusal(req, requestId, err.code, err.status >= 500 ? 'FAILED' : 'DENIED', { bytes, failInfo: err.failInfoBit });
+  }
+
+  private auditRefusal(req: StreamedRequest, requestId: string, code: string, outcome: 'DENIED' | 'FAILED', details: Record<string, unknown>): Promise<void> {
     const ip = remoteIp(req as unknown as Parameters<typeof remoteIp>[0]);
-    const input: AuditInput = {
-      action: 'timestamp.rejected',
-      outcome: err.status >= 500 ? 'FAILED' : 'DENIED',
-      errorCode: err.code,
-      requestId: requestId || null,
-      details: { ip, bytes, failInfo: err.failInfoBit },
-    };
+    const input: AuditInput = { action: 'timestamp.rejected', outcome, errorCode: code, requestId: requestId || null, details: { ip, ...details } };
     // Bounded like every anonymous refusal: identical ones per caller are aggregated (ADR 0011).
-    return this.edge.refusals.record(`timestamp.rejected|${err.code}|ip:${ip}`, input);
+    return this.edge.refusals.record(`timestamp.rejected|${code}|ip:${ip}`, input);
   }
 }
 
