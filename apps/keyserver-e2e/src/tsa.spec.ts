@@ -272,7 +272,9 @@ describe('signature timestamps from a configured TSA URL', () => {
       req.pipe(fwd);
     });
     await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
-    p = await startPlatform({ extraApiEnv: { CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`, CMS_TSA_TIMEOUT_MS: '3000' } });
+    p = await startPlatform({
+      extraApiEnv: { CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`, CMS_TSA_TIMEOUT_MS: '3000', REFUSAL_RATE_BURST: '8', REFUSAL_RATE_PER_MINUTE: '1' },
+    });
     ci = await ciToken(p);
   });
 
@@ -309,5 +311,18 @@ describe('signature timestamps from a configured TSA URL', () => {
     expect([r.status, JSON.parse(r.body.toString()).code, used]).toEqual([status, code, 0]);
     const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
     expect(audited.length).toBe(1);
+  });
+
+  it('rate-limits anonymous callers of the TSA route per IP like every public route (429 problem+json, Retry-After)', async () => {
+    const query = randomBytes(32); // any query: the edge decides before the TSA reads it
+    const answers = [];
+    for (let i = 0; i < 12; i++) {
+      answers.push(await fetch(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': 'application/timestamp-query' }, body: new Uint8Array(query) }));
+    }
+    const limited = answers.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0].headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(((await limited[0].json()) as { code: string }).code).toBe('rate_limited');
+    expect(answers[0].headers.get('content-type')).toBe('application/timestamp-reply');
   });
 });
