@@ -166,7 +166,7 @@ describe('RFC 3161 time-stamping', () => {
     expect(reg.source).toBe('firmware');
   });
 
-  it('stamps with a TSA key administrators create in a four-eyes session, and with the previous one once it is revoked', async () => {
+  it('stamps with a TSA key administrators create in a four-eyes session; once it is revoked the previous one stamps and its tokens fail a CRL check', async () => {
     const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
     const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
     const body = { keyid: 'e2e-tsa-2', type: 'TSA', algorithm: 'EC_P384', requiredApprovers: 0, validityDays: 365, commonName: 'Second TSA', product: 'ignored' };
@@ -178,15 +178,25 @@ describe('RFC 3161 time-stamping', () => {
     writeFileSync(f('tsa2.pem'), created.body.certificate);
     expect(ok('openssl', ['x509', '-in', f('tsa2.pem'), '-noout', '-ext', 'extendedKeyUsage'])).toMatch(/critical\s+Time Stamping\s*$/);
     const stampedBy = async () => {
-      ok('openssl', ['ts', '-query', '-data', f('tsa.pem'), '-sha256', '-cert', '-out', f('q2.tsq')]);
+      ok('openssl', ['ts', '-query', '-data', f('tsa2.pem'), '-sha256', '-cert', '-out', f('q2.tsq')]);
       writeFileSync(f('r2.tsr'), Buffer.from(await (await tsa(readFileSync(f('q2.tsq')))).arrayBuffer()));
       expect(ok('openssl', ['ts', '-verify', '-in', f('r2.tsr'), '-queryfile', f('q2.tsq'), '-CAfile', f('root.pem')])).toContain('Verification: OK');
       return /TSA: DirName:.*CN\s?=\s?([^,/\n]+)/.exec(ok('openssl', ['ts', '-reply', '-in', f('r2.tsr'), '-text']))?.[1]?.trim();
     };
     expect(await stampedBy()).toBe('Second TSA');
-    const revoked = await ada('POST', '/api/v1/keys/e2e-tsa-2/revocation', { session, body: { reason: 'superseded' } });
+    // A firmware signature stamped by it verifies with CRLs, until the TSA key is revoked (a compromised TSA).
+    writeFileSync(f('fw2.bin'), randomBytes(3000));
+    const signed = await fwSign('demo-fw-dev', readFileSync(f('fw2.bin')));
+    expect(signed.status).toBe(201);
+    writeFileSync(f('fw2.p7s'), signed.body);
+    const withCrls = () => ksctl('verify', '--cms', '--signature', f('fw2.p7s'), '--file', f('fw2.bin'), '--ca', f('root.pem'), '--crl-fetch');
+    const before = withCrls();
+    expect([before.status, before.json.revocation, before.json.signers[0].timestamp.tsa]).toEqual([0, 'checked', expect.stringContaining('Second TSA')]);
+    const revoked = await ada('POST', '/api/v1/keys/e2e-tsa-2/revocation', { session, body: { reason: 'keyCompromise' } });
     expect(revoked.status).toBe(200);
     expect(await stampedBy()).toBe('Demo Devices Time-Stamping Authority');
+    const after = withCrls();
+    expect([after.status, after.json.code]).toEqual([6, 'certificate_revoked']);
     const audit = await sql<{ action: string }>(p, `SELECT action FROM audit_event WHERE keyid = 'e2e-tsa-2' AND outcome = 'SUCCESS' ORDER BY seq`);
     expect(audit.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
   });
