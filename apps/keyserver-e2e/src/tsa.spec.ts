@@ -251,7 +251,8 @@ describe('RFC 3161 time-stamping', () => {
       const bare = verify(f('bare.p7s'), '--at', later);
       expect([bare.status, bare.json.code]).toEqual([6, 'certificate_expired']);
 
-      const foreign = tokenOf(readFileSync(f('fw.p7s'))).token as Buffer;
+      const other = await fwSign('demo-fw-dev', randomBytes(100));
+      const foreign = tokenOf(other.body).token as Buffer;
       writeFileSync(f('swapped.p7s'), withUnsigned(r.body, foreign));
       const swapped = verify(f('swapped.p7s'), '--at', later);
       expect([swapped.status, swapped.json.code]).toEqual([6, 'timestamp_imprint_mismatch']);
