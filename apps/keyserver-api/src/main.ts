@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
-import { keepIdleConnections, runOrExit } from '@keyserver/config';
+import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase } from '@keyserver/data-access';
 import { UsageReaper } from './usage/usage-reaper';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
@@ -19,19 +19,6 @@ import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
 import { answerClientErrors } from './edge/client-error';
 import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
-
-/** A boot step failure as one line naming what failed. */
-class BootError extends Error {}
-
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const reason = [e.code, e.message?.split('\n')[0]].filter(Boolean).join(': ');
-    throw new BootError(`${what}: ${reason || String(err)}`);
-  }
-}
 
 function migrationsDir(): string | undefined {
   const bundled = join(__dirname, 'migrations');

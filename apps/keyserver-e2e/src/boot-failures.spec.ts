@@ -73,6 +73,8 @@ describe('keyserver-api boot', () => {
     expect(r.status).not.toBe(0);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(mention);
+    // Each part of the line once: never "metadata_unreachable: metadata_unreachable: ...".
+    expect(r.lines[0]).not.toMatch(/\b([a-z0-9_]+): \1\b/i);
   });
 
   it('never prints the PIN or the client secret', () => {
