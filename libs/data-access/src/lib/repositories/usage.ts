@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput } from '../types';
+import { timedAppend } from './audit-observer';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
 // The one place that decides whether an operation's key may be used now. Sign orders, firmware signatures and
@@ -149,13 +150,19 @@ export async function finishReservation(
   const deleted = `DELETE FROM "usage_reservation" WHERE "id" = ${p(r.id, 'uuid')} RETURNING "operationId", "keyId"`;
   const stored = store(p);
   const call = auditCallSql(audit, p);
-  const rows = await sqlQuery<{ createdAt: Date; audit: string[]; left: number }>(
-    db,
-    `WITH d AS (${deleted}), ins AS (${stored})
+  const rows = await timedAppend(
+    audit,
+    'with_result',
+    () =>
+      sqlQuery<{ createdAt: Date; audit: string[]; left: number }>(
+        db,
+        `WITH d AS (${deleted}), ins AS (${stored})
      SELECT ins."createdAt", ${call.sql} AS "audit",
             (SELECT COALESCE(sum(ok."usagesAllowed" - ok."usagesUsed"), 0) FROM "operation_key" ok WHERE ok."operationId" = ${p(r.operationId, 'uuid')})::int AS "left"
      FROM ins`,
-    values,
+        values,
+      ),
+    (written) => written.length > 0,
   );
   const row = rows[0];
   if (!row) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
