@@ -1,5 +1,6 @@
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import type { Db } from '@keyserver/data-access';
+import { collectProcessMetrics } from '@keyserver/observability';
 
 /**
  * The keyclient's metrics registry (docs/adr/0022-metrics-endpoint.md): process metrics, its session database
@@ -8,7 +9,7 @@ import type { Db } from '@keyserver/data-access';
 export function keyclientMetrics(db: Db): Registry {
   const registry = new Registry();
   const r = [registry];
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   new Gauge({
     name: 'keyserver_db_pool_connections',
     help: "The keyclient's PostgreSQL pool (sessions): connections by state (idle, in_use).",

@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MetricsRepository, type AuditAppendPath, type AuditInput, type AwaitingApproval, type Db } from '@keyserver/data-access';
-import { BoundedLabel } from '@keyserver/observability';
+import { BoundedLabel, collectProcessMetrics } from '@keyserver/observability';
 import type { HsmSigner } from '@keyserver/pki';
 import type { Pkcs11PoolStats } from '@keyserver/pkcs11-signer';
 
@@ -54,12 +54,12 @@ export class ApiMetrics {
   private readonly hsmDuration: Histogram<'operation' | 'outcome'>;
   private readonly collectErrors: Counter<'source'>;
   private sources?: ApiMetricsSources;
-  private scrape?: { at: number; awaiting: Promise<AwaitingApproval | undefined> };
+  private inflight?: Promise<AwaitingApproval | undefined>;
 
   constructor(options: ApiMetricsOptions = {}) {
     this.keys = new BoundedLabel(options.maxKeyLabels ?? 1000);
     const r = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
     const decision = (name: string, what: string) =>
       new Counter({ name, help: `${what} by key, outcome (success, denied, failed) and error code, as audited.`, labelNames: ['key', 'outcome', 'code'] as const, registers: r });
     this.decisions = {
@@ -146,22 +146,22 @@ export class ApiMetrics {
     this.sources?.logger.warn({ event: 'metrics_collect_failed', source, err: err instanceof Error ? err.message : String(err) }, 'a metrics source could not be read');
   }
 
-  /** One database read per scrape, shared by the gauges that need it (they are collected concurrently). */
+  /** One database read per scrape, shared by the gauges that need it (a scrape starts all collects at once). */
   private awaiting(): Promise<AwaitingApproval | undefined> {
-    const now = Date.now();
-    if (this.scrape && now - this.scrape.at < 1000) return this.scrape.awaiting;
+    if (this.inflight) return this.inflight;
     const sources = this.sources;
-    const awaiting = sources
-      ? Promise.all([new MetricsRepository(sources.db).awaitingApproval(), this.refreshKeys()]).then(
-          ([a]) => a,
-          (err: unknown) => {
-            this.failed('database', err);
-            return undefined;
-          },
-        )
-      : Promise.resolve(undefined);
-    this.scrape = { at: now, awaiting };
-    return awaiting;
+    if (!sources) return Promise.resolve(undefined);
+    const read = Promise.all([new MetricsRepository(sources.db).awaitingApproval(), this.refreshKeys()]).then(
+      ([a]) => a,
+      (err: unknown) => {
+        this.failed('database', err);
+        return undefined;
+      },
+    );
+    this.inflight = read.finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
   }
 
   private scrapeGauges(): void {
