@@ -83,3 +83,28 @@ export function logLines(output: string): { json: Record<string, unknown>[]; oth
   }
   return { json, other };
 }
+
+const PROMQL_WORDS = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan',
+]);
+
+/**
+ * The metric names a PromQL expression reads: identifiers that are not functions (followed by "("), keywords,
+ * label names (inside {...} or by/without/on/ignoring lists), strings, durations or numbers.
+ */
+export function promqlMetricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ');
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
+    const after = stripped.slice((m.index ?? 0) + m[0].length);
+    if (/^\s*\(/.test(after) || PROMQL_WORDS.has(m[0].toLowerCase())) continue;
+    const before = stripped.slice(0, m.index ?? 0);
+    if (/[0-9.]$/.test(before) || /^\$/.test(m[0]) || /\$$/.test(before)) continue;
+    names.add(m[0]);
+  }
+  return [...names];
+}

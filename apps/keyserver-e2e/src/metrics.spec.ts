@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { parse as parseYaml } from 'yaml';
+import { freePort, repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
-import { logLines, parseExposition, promtoolCheckMetrics, scrape, valueOf, type Sample } from './metrics-support';
+import { logLines, parseExposition, promqlMetricNames, promtoolCheckMetrics, scrape, seriesNames, valueOf, type Sample } from './metrics-support';
 
 // Prometheus metrics of the API and the keyclient (docs/adr/0022-metrics-endpoint.md), scraped from the real
 // processes after real sign orders, certificates and approvals; the exposition is checked by promtool.
@@ -143,15 +144,75 @@ describe('Prometheus metrics', () => {
     expect(text).not.toMatch(/route="[^"]*[0-9a-f]{8}-[0-9a-f]{4}-/);
   });
 
-  it('logs one JSON line at shutdown with the signal and the uptime, then exits 0 (API, keyclient, emulator)', async () => {
-    for (const service of [p.api, p.keyclient, p.emulator]) {
-      if (!service) throw new Error('service not started');
-      const code = await service.stop('SIGTERM');
-      expect([service.name, code]).toEqual([service.name, 0]);
-      const { json } = logLines(service.output());
-      const shutdown = json.find((l) => l['event'] === 'shutdown');
-      expect(shutdown).toMatchObject({ signal: 'SIGTERM', uptimeSeconds: expect.any(Number) });
-      expect(json.find((l) => l['event'] === 'stopped')).toMatchObject({ signal: 'SIGTERM' });
-    }
+  describe('docs/monitoring', () => {
+    const dir = join(repoRoot, 'docs', 'monitoring');
+    /** Series names the running API and keyclient export, plus what Prometheus itself adds per target. */
+    let exported: Set<string>;
+
+    beforeAll(async () => {
+      exported = new Set(['up', ...seriesNames(await scrape(apiMetrics)), ...seriesNames(await scrape(keyclientMetrics))]);
+    });
+
+    it.each([
+      ['ok functions, label matchers, grouping and ranges are not metrics', 'sum by (key, le) (rate(foo_total{job=~"$api_job",key!="x"}[5m])) / on(instance) bar', ['foo_total', 'bar']],
+      ['ok numbers and keywords are not metrics', 'max(a_seconds) > 4 * 3600 and bool b', ['a_seconds', 'b']],
+    ])('%s', (_name, expr, names) => {
+      expect(promqlMetricNames(expr)).toEqual(names);
+    });
+
+    it('the dashboard queries only metrics the servers really export', () => {
+      const dashboard = JSON.parse(readFileSync(join(dir, 'keyserver-dashboard.json'), 'utf8')) as { uid: string; panels: { id: number; type: string; title: string; targets?: { expr: string }[] }[] };
+      expect(dashboard.uid).toBe('keyserver-overview');
+      const panels = dashboard.panels.filter((x) => x.type !== 'row');
+      expect(panels.length).toBeGreaterThanOrEqual(20);
+      expect(new Set(dashboard.panels.map((x) => x.id)).size).toBe(dashboard.panels.length);
+      const unknown: string[] = [];
+      for (const panel of panels) {
+        expect([panel.title, panel.targets?.length ?? 0]).not.toEqual([panel.title, 0]);
+        for (const t of panel.targets ?? []) {
+          const names = promqlMetricNames(t.expr);
+          expect([panel.title, names.length]).not.toEqual([panel.title, 0]);
+          unknown.push(...names.filter((n) => !exported.has(n)).map((n) => `${panel.title}: ${n}`));
+        }
+      }
+      expect(unknown).toEqual([]);
+      // Every family of ours appears on the dashboard.
+      const used = new Set(panels.flatMap((x) => (x.targets ?? []).flatMap((t) => promqlMetricNames(t.expr))));
+      const ours = [...exported].filter((n) => n.startsWith('keyserver_') && !/_(sum|bucket)$/.test(n) && n !== 'keyserver_info');
+      const family = (n: string) => n.replace(/_(count|bucket|sum)$/, '');
+      expect(ours.filter((n) => ![...used].some((u) => family(u) === family(n)))).toEqual([]);
+    });
+
+    it('the alert rules pass promtool and query only metrics the servers really export', () => {
+      const work = mkdtempSync(join(tmpdir(), 'ks-prom-'));
+      try {
+        // promtool check config also loads and checks the rule file it names.
+        writeFileSync(join(work, 'token'), 'x'.repeat(40));
+        writeFileSync(join(work, 'keyserver-alerts.yml'), readFileSync(join(dir, 'keyserver-alerts.yml')));
+        writeFileSync(join(work, 'prometheus.yml'), readFileSync(join(dir, 'prometheus.yml'), 'utf8').replaceAll('/etc/prometheus/keyserver-metrics-token', join(work, 'token')));
+        const out = run('promtool', ['check', 'config', join(work, 'prometheus.yml')]);
+        expect(out).toMatch(/SUCCESS: 1\d rules found/);
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+      const rules = parseYaml(readFileSync(join(dir, 'keyserver-alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+      const unknown = rules.groups.flatMap((g) => g.rules.flatMap((r) => promqlMetricNames(r.expr).filter((n) => !exported.has(n)).map((n) => `${r.alert}: ${n}`)));
+      expect(unknown).toEqual([]);
+    });
+  });
+
+  // Last: it stops the processes the tests above scrape.
+  describe('shutdown', () => {
+    it('logs one JSON line at shutdown with the signal and the uptime, then exits 0 (API, keyclient, emulator)', async () => {
+      for (const service of [p.api, p.keyclient, p.emulator]) {
+        if (!service) throw new Error('service not started');
+        const code = await service.stop('SIGTERM');
+        expect([service.name, code]).toEqual([service.name, 0]);
+        const { json } = logLines(service.output());
+        const shutdown = json.find((l) => l['event'] === 'shutdown');
+        expect(shutdown).toMatchObject({ signal: 'SIGTERM', uptimeSeconds: expect.any(Number) });
+        expect(json.find((l) => l['event'] === 'stopped')).toMatchObject({ signal: 'SIGTERM' });
+      }
+    });
   });
 });
