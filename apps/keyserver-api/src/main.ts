@@ -67,7 +67,6 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestExpre
   app.use(requestGuard(app.get<EdgeServices>(EDGE)));
   // No enableShutdownHooks: serve() handles the signals, logs them and closes everything in order (app.close()
   // runs the shutdown hooks).
-
   await app.init();
   app.get<{ current: object | null }>(OPENAPI_DOCUMENT).current = buildOpenApi(app);
   return app;

@@ -140,6 +140,8 @@ describe('Prometheus metrics', () => {
     promtoolCheckMetrics(text);
     const s = parseExposition(text);
     expect(valueOf(s, 'http_request_duration_seconds_count', { method: 'GET', route: '/healthz', status: '200' })).toBeGreaterThanOrEqual(3);
+    // A proxied call is labelled with the allow-list pattern it matched (here refused: no session).
+    expect(valueOf(s, 'http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/operations/:id', status: '401' })).toBe(1);
     expect(valueOf(s, 'keyserver_db_pool_max')).toBeGreaterThan(0);
     expect(text).not.toMatch(/route="[^"]*[0-9a-f]{8}-[0-9a-f]{4}-/);
   });

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
 import { Registry } from 'prom-client';
-import { httpMetrics, UNMATCHED_ROUTE } from './http-metrics';
+import { httpMetrics, setMetricsRoute, UNMATCHED_ROUTE } from './http-metrics';
 
 describe(httpMetrics.name, () => {
   let server: Server;
@@ -14,6 +14,11 @@ describe(httpMetrics.name, () => {
     app.use(httpMetrics(registry, { maxRoutes: 5 }));
     app.get('/api/v1/crl/:keyid', (_req, res) => res.status(200).send('crl'));
     app.post('/api/signorders', (_req, res) => res.status(403).send('no'));
+    // A handler that dispatches itself names the pattern it matched.
+    app.all('/proxy/*path', (req, res) => {
+      if (/^\/proxy\/keys\/[a-z0-9-]+$/.test(req.path)) setMetricsRoute(req, '/proxy/keys/:id');
+      res.status(204).end();
+    });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -35,13 +40,17 @@ describe(httpMetrics.name, () => {
     for (let i = 0; i < 50; i++) await fetch(`${base}/api/v1/crl/key-${i}?x=${i}`);
     await fetch(`${base}/api/signorders`, { method: 'POST' });
     for (let i = 0; i < 50; i++) await fetch(`${base}/no/such/${i}`, { method: i % 2 ? 'PROPFIND' : 'GET' });
+    for (let i = 0; i < 5; i++) await fetch(`${base}/proxy/keys/k-${i}`);
+    await fetch(`${base}/proxy/other/x`);
     const s = await series();
     expect(s.get('GET /api/v1/crl/:keyid 200')).toBe(50);
     expect(s.get('POST /api/signorders 403')).toBe(1);
     expect(s.get(`GET ${UNMATCHED_ROUTE} 404`)).toBe(25);
     expect(s.get(`other ${UNMATCHED_ROUTE} 404`)).toBe(25);
-    // 100 distinct paths, three routes: four series.
-    expect(s.size).toBe(4);
+    expect(s.get('GET /proxy/keys/:id 204')).toBe(5);
+    expect(s.get('GET /proxy/*path 204')).toBe(1);
+    // 106 distinct paths, five routes: six series.
+    expect(s.size).toBe(6);
     expect([...s.keys()].join(' ')).not.toMatch(/key-\d|no\/such/);
   });
 

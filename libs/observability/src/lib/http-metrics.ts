@@ -11,11 +11,25 @@ export const UNMATCHED_ROUTE = '(unmatched)';
 
 type RoutedRequest = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string };
 
+const METRICS_ROUTE = Symbol('keyserverMetricsRoute');
+
 /**
- * The route TEMPLATE the router matched (`/api/v1/crl/:keyid`), never the request's path: a path holds ids and
- * whatever a caller types, a template is one of the code's routes. Unmatched requests share one value.
+ * Names the route of a request that a handler dispatches itself (the keyclient's proxy matches its allow-list:
+ * `/api/v1/operations/:id` rather than the router's `/api/*path`). `template` must be one of the code's own
+ * patterns, never built from the request.
+ */
+export function setMetricsRoute(req: IncomingMessage, template: string): void {
+  (req as unknown as Record<symbol, string>)[METRICS_ROUTE] = template;
+}
+
+/**
+ * The route TEMPLATE the router matched (`/api/v1/crl/:keyid`) or a handler named with {@link setMetricsRoute},
+ * never the request's path: a path holds ids and whatever a caller types, a template is one of the code's routes.
+ * Unmatched requests share one value.
  */
 export function routeTemplate(req: RoutedRequest): string {
+  const own = (req as unknown as Record<symbol, unknown>)[METRICS_ROUTE];
+  if (typeof own === 'string') return own;
   const path = req.route?.path;
   if (typeof path !== 'string') return UNMATCHED_ROUTE;
   return `${req.baseUrl ?? ''}${path}` || '/';
