@@ -13,7 +13,8 @@ export class MetricsRepository {
 
   /**
    * Operations someone must still approve: REQUESTED, inside their window, and with at least one key that needs
-   * approvers (an ungated operation is usable at once and waits for no one).
+   * approvers (an ungated operation is usable at once and waits for no one): the operation policy's
+   * `effectiveState(op, now) === 'REQUESTED' && needsApproval(op.keys)` (../policy/operation-policy.ts) in SQL.
    */
   async awaitingApproval(): Promise<AwaitingApproval> {
     const rows = await sqlQuery<{ count: number; oldest: number }>(
