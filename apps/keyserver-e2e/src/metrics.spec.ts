@@ -99,6 +99,23 @@ describe('Prometheus metrics', () => {
     expect(valueOf(after, 'keyserver_certificates_total', { key: 'demo-ca-dev', outcome: 'success' }) - valueOf(before, 'keyserver_certificates_total', { key: 'demo-ca-dev', outcome: 'success' })).toBe(1);
   });
 
+  it('counts firmware signatures by key, and the streamed route by its template', async () => {
+    const op = await api<{ id: string }>(ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1));
+    expect(op.status).toBe(201);
+    const before = await apiSamples();
+    const query = new URLSearchParams({ operationid: op.body.id, keyid: 'demo-fw-dev', description: 'metrics firmware' });
+    const r = await fetch(`${p.env.urls.api}/api/v1/firmware/signatures?${query}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ci}`, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(4096, 7),
+    });
+    expect(r.status).toBe(201);
+    const after = await apiSamples();
+    const delta = (name: string, labels: Record<string, string>) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    expect(delta('keyserver_firmware_signatures_total', { key: 'demo-fw-dev', outcome: 'success' })).toBe(1);
+    expect(delta('http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/firmware/signatures', status: '201' })).toBe(1);
+  });
+
   it('reports the operations waiting for approval, computed at scrape time', async () => {
     const otto = await userToken(p, 'otto.orderer@demo.test');
     const before = valueOf(await apiSamples(), 'keyserver_operations_awaiting_approval');
