@@ -136,7 +136,7 @@ void runOrExit('keyserver-api', async () => {
       process.exit(0);
       return;
     case 'migrate':
-      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
+      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, { info: (msg) => logger.info({ event: 'migration' }, msg) }, { migrationsDir: migrationsDir() }));
       process.exit(0);
       return;
     case 'audit-verify':
