@@ -57,6 +57,8 @@ describe('keyserver-api boot', () => {
     ['fail a TSA policy that is not an OID', { TSA_POLICY_OID: 'policy-1' }, 'TSA_POLICY_OID'],
     ['fail a TSA URL that is not http(s)', { CMS_TSA_URL: 'ftp://tsa.example.com/' }, 'CMS_TSA_URL'],
     ['fail an unknown CMS_TIMESTAMP mode', { CMS_TIMESTAMP: 'best-effort' }, 'CMS_TIMESTAMP'],
+    ['fail metrics on every interface without a token', { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, 'METRICS_TOKEN_FILE'],
+    ['fail metrics port out of range', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
   ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {
     const r = bootApi({ ...base, ...change });
     expect(r.status).not.toBe(0);
@@ -76,6 +78,8 @@ describe('keyserver-api boot', () => {
     expect(r.status).not.toBe(0);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(mention);
+    // Each part of the line once: never "metadata_unreachable: metadata_unreachable: ...".
+    expect(r.lines[0]).not.toMatch(/\b([a-z0-9_]+): \1\b/i);
   });
 
   it('never prints the PIN or the client secret', () => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
@@ -53,6 +54,8 @@ const schema = z
     // required: no timestamp, no signature (503, the usage given back); off: never timestamp.
     CMS_TIMESTAMP: z.enum(['required', 'off']).default('required'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
+    ...metricsEnvShape,
   })
   .strip();
 
@@ -92,6 +95,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     logLevel: raw.LOG_LEVEL,
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
     cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
+    metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
       rateBurst: raw.REFUSAL_RATE_BURST,
@@ -106,5 +110,10 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
 
 /** The config as it may appear in logs. */
 export function describeConfig(c: ApiConfig): Record<string, unknown> {
-  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@') };
+  return {
+    ...c,
+    pkcs11: { ...c.pkcs11, pin: '***' },
+    databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'),
+    metrics: c.metrics && { ...c.metrics, token: c.metrics.token === undefined ? undefined : '***' },
+  };
 }
