@@ -37,7 +37,10 @@ export default [
                         // only apps (composition roots) wire them in.
                         { sourceTag: "type:lib", onlyDependOnLibsWithTags: ["type:lib"] },
                         { sourceTag: "type:data", onlyDependOnLibsWithTags: ["type:lib"] },
-                        { sourceTag: "type:hsm", onlyDependOnLibsWithTags: ["type:lib"] }
+                        { sourceTag: "type:hsm", onlyDependOnLibsWithTags: ["type:lib"] },
+                        // The keyclient (BFF) never reaches the Keyserver's tables or its HSM: it has its own session
+                        // schema and role (docs/adr/0018-keyclient-off-the-keyserver-tables.md).
+                        { sourceTag: "scope:bff", notDependOnLibsWithTags: ["type:data", "type:hsm"] }
                     ]
                 }
             ]

@@ -38,6 +38,7 @@ check() {
   fi
 }
 [ -z "${POSTGRES_PASSWORD:-}" ] || check POSTGRES_PASSWORD "$POSTGRES_PASSWORD" '^[A-Za-z0-9._~-]{16,}$'
+[ -z "${KEYCLIENT_DB_PASSWORD:-}" ] || check KEYCLIENT_DB_PASSWORD "$KEYCLIENT_DB_PASSWORD" '^[A-Za-z0-9._~-]{16,}$'
 [ -z "${SESSION_ENCRYPTION_KEY:-}" ] || check SESSION_ENCRYPTION_KEY "$SESSION_ENCRYPTION_KEY" '^[A-Za-z0-9+/]{43}=$'
 check CLIENT_SECRET "$client_secret" '^[!-~]+$'
 for var in EMULATOR_PORT KEYSERVER_API_PORT KEYCLIENT_PORT POSTGRES_PORT; do
@@ -55,6 +56,7 @@ cat >"$tmp" <<ENV
 # Written by scripts/compose-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Secrets: never commit this file.
 POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-$(random_hex 24)}
 SESSION_ENCRYPTION_KEY=${SESSION_ENCRYPTION_KEY:-$(random_b64 32)}
+KEYCLIENT_DB_PASSWORD=${KEYCLIENT_DB_PASSWORD:-$(random_hex 24)}
 CLIENT_SECRET=$client_secret
 EMULATOR_PORT=${EMULATOR_PORT:-4011}
 KEYSERVER_API_PORT=${KEYSERVER_API_PORT:-3000}

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
-import { createDb, migrateDatabase, type Db } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the harness migrates its database as the owner
+import { migrateDatabase } from '@keyserver/data-access';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the emulator is the identity provider under test
 import { startEmulator, type RunningEmulator } from '@keyserver/entra-emulator';
 import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
@@ -14,6 +15,7 @@ import { SealedBox } from '../src/crypto/sealed-box';
 import type { TokenSet } from '../src/oidc/oidc.service';
 import { Browser, parseForm, type NavigationResult, type SeenResponse } from './browser';
 import { FakeUpstream } from './fake-upstream';
+import { asKeyclientRole, SessionTable } from './session-table';
 
 const ADMIN_URL = process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REPO_ROOT = resolve(__dirname, '../../..');
@@ -73,7 +75,7 @@ export class Harness {
   emulator!: RunningEmulator;
   keyclient!: KeyclientApp;
   config!: KeyclientConfig;
-  db!: Db;
+  db!: SessionTable;
   kc = '';
   /** Added to the keyclient's clock (not the emulator's), to make tokens look close to expiry. */
   clockOffsetMs = 0;
@@ -88,7 +90,7 @@ export class Harness {
     this.dbUrl = url;
     this.dropDb = drop;
     await migrateDatabase(url);
-    this.db = createDb(url, { poolSize: 2 });
+    this.db = new SessionTable(url);
     await this.upstream.start();
     this.emulator = await startEmulator({
       port: 0,
@@ -111,7 +113,8 @@ export class Harness {
       OPENID_CONNECT_METADATA_DOCUMENT: this.emulator.metadataUrl,
       REDIRECT_URI: `${this.kc}${CALLBACK_PATH}`,
       KEYSERVER_API_URL: this.upstream.url,
-      DATABASE_URL: url,
+      // The keyclient runs as its own role, which reaches only its session schema (ADR 0018).
+      DATABASE_URL: asKeyclientRole(url),
       KEYCLIENT_PORT: String(port),
       SESSION_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       SESSION_IDLE_MINUTES: '30',

@@ -25,6 +25,5 @@ export * from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
 export * from './lib/repositories/certificate-issuance.repository';
-export * from './lib/bff-session.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
 export * from './lib/repositories/device-profile.repository';
