@@ -1,2 +1,15 @@
-export * from './lib/config';
-export * from './lib/redact';
+export {
+  ConfigError,
+  csv,
+  guid,
+  isLoopbackHost,
+  KEEP_ALIVE_IDLE_MS,
+  keepIdleConnections,
+  loadConfig,
+  maskSecrets,
+  port,
+  postgresUrl,
+  runOrExit,
+  secureUrl,
+} from './lib/config';
+export { REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';

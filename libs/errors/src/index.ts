@@ -1,1 +1,7 @@
-export * from './lib/keyserver-error';
+export {
+  KeyserverError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemDetails,
+  problemFor,
+  rawProblemResponse,
+} from './lib/keyserver-error';
