@@ -1,4 +1,5 @@
 export {
+  errorClass,
   KeyserverError,
   PROBLEM_CONTENT_TYPE,
   type ProblemDetails,

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 // The keyclient's own storage: its sessions live in the `keyclient` schema, which its database role
 // (keyserver_keyclient) is the only one besides the owner to reach, and that role has no right on the
@@ -25,9 +25,7 @@ export interface BffSessionRecord {
 export type NewBffSession = Omit<BffSessionRecord, 'lastSeenAt'> & { lastSeenAt?: Date };
 
 /** A storage refusal with a stable code (`conflict`: the id exists). */
-export class SessionStoreError extends KeyserverError<'conflict'> {
-  readonly status = 409;
-}
+export class SessionStoreError extends errorClass({ conflict: 409 }) {}
 
 const TABLE = '"keyclient"."bff_session"';
 const COLUMNS = `"id", "tid", "oid", "displayName", "username", "tokenCiphertext", "accessTokenExpiresAt", "createdAt", "lastSeenAt", "idleExpiresAt", "absoluteExpiresAt"`;
