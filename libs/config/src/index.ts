@@ -13,3 +13,4 @@ export {
   secureUrl,
 } from './lib/config';
 export { REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
+export { BootError, bootFailureReason, bootStep } from './lib/boot';

@@ -78,3 +78,5 @@ export { createRepositories, type Repositories } from './lib/repositories';
 export { CertificateIssuanceRepository, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
 export { DeviceProfileRepository } from './lib/repositories/device-profile.repository';
+export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';
+export { observeAuditAppends, type AuditAppendObserver, type AuditAppendPath } from './lib/repositories/audit-observer';

@@ -39,7 +39,8 @@ function toRecord(row: BffSessionRecord): BffSessionRecord {
  * Expiry is enforced in the queries: an expired session is never returned. Plain types in and out.
  */
 export class BffSessionRepository {
-  private readonly pool: Pool;
+  /** The connection pool (its gauges are the keyclient's database metrics). */
+  readonly pool: Pool;
 
   /** `databaseUrl` connects as the keyclient's role (DATABASE_URL of the keyclient). */
   constructor(databaseUrl: string, options: { poolSize?: number } = {}) {
