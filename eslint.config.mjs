@@ -23,7 +23,9 @@ export default [
                 {
                     enforceBuildableLibDependency: true,
                     allow: [
-                        "^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$"
+                        "^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$",
+                        // The one webpack configuration the Node apps share (tools/webpack).
+                        "^.*/tools/webpack/node-app\\.config(\\.js)?$"
                     ],
                     depConstraints: [
                         // The SPA sees only shared contracts: never Prisma, pkcs11 or server code.
