@@ -31,13 +31,4 @@ export type { AuthEventSink, AuthFailureEvent } from './lib/auth-events';
 export { EntraAuthGuard, authorizationHeaders, queryHasToken } from './lib/auth.guard';
 export { RouteAuthorizationAudit, auditRoutes } from './lib/route-audit';
 export type { AuthzOptions, DiscoveredRoute } from './lib/route-audit';
-export {
-  BODY_ERROR_CODES,
-  INVALID_TOKEN_PROBLEM,
-  ProblemDetailsFilter,
-  renderProblem,
-  WWW_AUTHENTICATE_INVALID_TOKEN,
-  type RefusalObserver,
-  type RenderedProblem,
-} from './lib/problem.filter';
 export { AuthzModule, type AuthzModuleOptions, type ProviderSpec } from './lib/authz.module';

@@ -1,5 +1,6 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { getActor, getRefusedPrincipal, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/authz';
+import { getActor, getRefusedPrincipal } from '@keyserver/authz';
+import { renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
