@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { Client } from 'pg';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the harness migrates its database as the owner
 import { migrateDatabase } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the one temp-database helper
+import { createEmptyTestDatabase } from '@keyserver/data-access/testing';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the emulator is the identity provider under test
 import { startEmulator, type RunningEmulator } from '@keyserver/entra-emulator';
 import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
@@ -17,7 +18,6 @@ import { Browser, parseForm, type NavigationResult, type SeenResponse } from './
 import { FakeUpstream } from './fake-upstream';
 import { asKeyclientRole, SessionTable } from './session-table';
 
-const ADMIN_URL = process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REPO_ROOT = resolve(__dirname, '../../..');
 
 export const DEMO_TENANT = JSON.parse(readFileSync(join(REPO_ROOT, 'config/demo-tenant.json'), 'utf8')) as {
@@ -37,23 +37,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `ks_bff_test_${randomBytes(6).toString('hex')}`;
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    drop: async () => {
-      const c = new Client({ connectionString: ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+/** A fresh empty database `ks_bff_test_<random>` (the one temp-database helper, @keyserver/data-access/testing). */
+export function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  return createEmptyTestDatabase('ks_bff_test');
 }
 
 export interface HarnessOptions {

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrateDatabase } from '../lib/migrate/migrator';
 
-const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+// KEYCLIENT_TEST_PG_URL: the keyclient tests' older name for the same setting.
+const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TempDatabase {
   url: string;
