@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { buildTimeStampQuery, checkTimeStampReply, TsaError, TsaErrorCode, type HashName } from '@keyserver/pki';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 import { TsaService } from './tsa.service';
 
 /** Largest TimeStampResp read from an external TSA (a token with a certificate chain is a few KiB). */
@@ -28,13 +29,13 @@ export type SignatureStamper = (signatureValue: Uint8Array) => Promise<Uint8Arra
 @Injectable()
 export class SignatureTimestamps {
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly tsa: TsaService,
   ) {}
 
   /** The stamper for one signature (decided before any usage is reserved); `facts` collects what it stamped. */
   async stamper(hash: HashName, requestId: string, facts: (f: StampedFacts) => void): Promise<SignatureStamper | undefined> {
-    const c = this.deps.config.cmsTimestamp;
+    const c = this.config.cmsTimestamp;
     if (c.mode === 'off') return undefined;
     if (c.url) {
       const url = c.url;

@@ -12,9 +12,11 @@ import {
   type IssuedTimeStamp,
   type TimeStampAuthority,
   type TimeStampQuery,
+  type HsmSigner,
 } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 import { KeyChainCache } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
 import { EDGE, remoteIp, type EdgeServices } from '../edge/edge';
@@ -35,17 +37,16 @@ export interface TsaAnswer {
  */
 @Injectable()
 export class TsaService {
-  private readonly keys: KeyRepository;
-  private readonly register: TimestampRepository;
   private readonly chains: KeyChainCache;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly register: TimestampRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     @Inject(EDGE) private readonly edge: EdgeServices,
   ) {
-    this.keys = new KeyRepository(deps.db);
-    this.register = new TimestampRepository(deps.db);
-    this.chains = new KeyChainCache(this.keys, deps.signer);
+    this.chains = new KeyChainCache(this.keys, this.signer);
   }
 
   /** POST /api/v1/tsa: content type -> body (capped) -> parse -> sign -> register -> TimeStampResp. */
@@ -62,7 +63,7 @@ export class TsaService {
     try {
       const body = await readCapped(req, MAX_TIMESTAMP_QUERY_BYTES);
       bytes = body.length;
-      const query = parseTimeStampQuery(body, { policy: this.deps.config.tsa.policy });
+      const query = parseTimeStampQuery(body, { policy: this.config.tsa.policy });
       const issued = await this.issue(query, 'public', requestId);
       return { der: Buffer.from(grantedResponse(issued.token)), granted: true };
     } catch (err) {
@@ -96,7 +97,7 @@ export class TsaService {
   private async issueWith(current: { key: Key; tsa: TimeStampAuthority }, query: Pick<TimeStampQuery, 'hash' | 'messageImprintDer' | 'nonceDer' | 'certReq'>, source: 'public' | 'firmware', requestId: string): Promise<IssuedTimeStamp> {
     // A random 128-bit serial repeats with negligible probability; the register's primary key makes it impossible.
     for (let attempt = 0; ; attempt++) {
-      const issued = await createTimeStampToken(this.deps.signer, current.tsa, query);
+      const issued = await createTimeStampToken(this.signer, current.tsa, query);
       try {
         await this.register.record({
           serialHex: issued.serialHex,
@@ -119,14 +120,14 @@ export class TsaService {
   /** The signing TSA: TSA_KEYID's key, else the ACTIVE TSA key certified most recently, valid now. */
   private async authority(): Promise<{ key: Key; tsa: TimeStampAuthority }> {
     const now = Date.now();
-    const wanted = this.deps.config.tsa.keyid;
+    const wanted = this.config.tsa.keyid;
     const candidates = (await this.keys.list({ type: 'TSA', state: 'ACTIVE' }))
       .filter((k) => (!wanted || k.keyid === wanted) && k.notBefore.getTime() <= now && now < k.notAfter.getTime())
       .sort((a, b) => b.notBefore.getTime() - a.notBefore.getTime() || b.createdAt.getTime() - a.createdAt.getTime());
     const key = candidates[0];
     if (!key) throw new TsaError(TsaErrorCode.TsaNotAvailable, wanted ? `TSA key ${wanted} is not ACTIVE and valid now` : 'this Keyserver has no ACTIVE TSA key valid now');
     const cms = await this.chains.cmsSigner(key);
-    return { key, tsa: { cms, hash: toHashName(key.hash), policy: this.deps.config.tsa.policy, accuracyMs: this.deps.config.tsa.accuracyMs } };
+    return { key, tsa: { cms, hash: toHashName(key.hash), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };
   }
 
   private auditRejection(req: StreamedRequest, requestId: string, err: TsaError, bytes: number): Promise<void> {

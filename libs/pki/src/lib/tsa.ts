@@ -1,7 +1,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, randomSerial, toAb } from './der';
 import {
@@ -86,10 +86,7 @@ const STATUS: Record<TsaErrorCode, number> = {
  * Refusals of time-stamping. On the TSA route they become a TimeStampResp with PKIStatus rejection (the
  * protocol's error form, {@link rejectionResponse}); in a firmware signature they are problem+json.
  */
-export class TsaError extends KeyserverError<TsaErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
+export class TsaError extends errorClass(STATUS) {
   get failInfoBit(): number {
     return FAIL_INFO_BIT[this.code];
   }
