@@ -6,6 +6,8 @@ export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';
 export { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from './lib/audit-hash';
 export * from './lib/repositories/subject.repository';
 export * from './lib/repositories/key.repository';
+export * from './lib/repositories/key-lifecycle.repository';
+export * from './lib/repositories/installation.repository';
 export * from './lib/repositories/operation.repository';
 export * from './lib/repositories/sign-order.repository';
 export { requestFingerprint } from './lib/repositories/idempotency';

@@ -8,3 +8,4 @@ export * from './lib/cms';
 export * from './lib/crl';
 export * from './lib/public-key';
 export * from './lib/device-names';
+export * from './lib/key-ceremony';

@@ -9,6 +9,7 @@ import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-re
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
+import { CrlService } from '../crl/crl.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 
 /**
@@ -25,6 +26,7 @@ export class KeyAdminService {
     @Inject(DEPS) private readonly deps: ApiDeps,
     private readonly gate: AdminSessionGate,
     private readonly keyViews: KeysService,
+    private readonly crls: CrlService,
   ) {
     this.keys = new KeyRepository(deps.db);
     this.audit = new AuditRepository(deps.db);
@@ -39,7 +41,12 @@ export class KeyAdminService {
       const dto = validateBody(CreateKeyRequest, body);
       audit.keyid = dto.keyid;
       if (await this.keys.findByKeyid(dto.keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
-      const root = await this.root();
+      const root = dto.issuer ? await this.issuer(dto.issuer) : await this.root();
+      if (dto.pathLen !== undefined && dto.type !== 'CA') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, 'pathLen is for CA keys only');
+      const pathLen = dto.type === 'CA' ? (dto.pathLen ?? 0) : null;
+      if (pathLen !== null && root.pathLen !== null && root.pathLen < pathLen + 1) {
+        throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${root.keyid} allows ${root.pathLen} CA level(s) below it: a CA with pathLen ${pathLen} does not fit`);
+      }
       // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
       const notBefore = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000 - 60_000, root.notBefore.getTime() + 1000));
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);
@@ -56,7 +63,7 @@ export class KeyAdminService {
         crlDistributionPointUrl: `${this.deps.config.publicUrl}/api/v1/crl/${root.keyid}`,
       };
       const cert: IssuedCertificate =
-        dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
+        dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       const product = dto.product ?? null;
       const success: AuditInput = {
@@ -68,6 +75,7 @@ export class KeyAdminService {
           hash,
           requiredApprovers: dto.requiredApprovers,
           issuer: root.keyid,
+          pathLen,
           serial: cert.serialHex,
           notBefore: notBefore.toISOString(),
           notAfter: notAfter.toISOString(),
@@ -91,6 +99,7 @@ export class KeyAdminService {
             notAfter,
             product,
             profile: dto.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
+            pathLen,
           },
           success,
         )
@@ -145,17 +154,27 @@ export class KeyAdminService {
       const dto = validateBody(RevokeKeyRequest, body);
       const key = await this.find(keyid);
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
+      if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
       // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
       await this.keys.revoke(keyid, dto.reason, undefined, { ...audit, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
       committed = true;
+      // The issuer signs a new CRL with the key's serials on it now, not on the next fetch.
+      if (key.parentKeyid) await this.crls.get(key.parentKeyid).catch((e: unknown) => this.deps.logger.error({ err: e, keyid: key.parentKeyid }, 'could not sign the CRL after a revocation'));
       return await this.keyViews.detail(actor, keyid);
     } catch (err) {
       if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
       throw err;
     }
+  }
+
+  /** An explicitly named issuer: an ACTIVE ROOT or CA key whose HSM objects exist. */
+  private async issuer(keyid: string): Promise<Key> {
+    const k = await this.find(keyid);
+    if (k.type === 'FW' || k.state !== 'ACTIVE' || k.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${keyid} is a ${k.state} ${k.type} key: the issuer must be an ACTIVE ROOT or CA key`);
+    return k;
   }
 
   private async find(keyid: string): Promise<Key> {

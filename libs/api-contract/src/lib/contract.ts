@@ -23,7 +23,7 @@ export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
 export const KeyType = z.enum(['ROOT', 'CA', 'FW']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
 export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
-export const KeyState = z.enum(['ACTIVE', 'REVOKED']);
+export const KeyState = z.enum(['ACTIVE', 'RETIRED', 'REVOKED']);
 export const InputFormat = z.enum(['hex', 'base64']);
 export const InputPadding = z.enum(['none', 'digestinfo', 'pss']);
 export const SignatureFormat = z.enum(['asn1', 'p1363']);

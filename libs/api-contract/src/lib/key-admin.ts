@@ -18,8 +18,16 @@ export const CreateKeyRequest = z.strictObject({
   commonName: NameText,
   organization: NameText.optional(),
   country: z.string().regex(/^[A-Z]{2}$/).optional(),
+  issuer: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{2,63}$/)
+    .optional()
+    .describe('keyid of the ACTIVE ROOT or CA key that certifies the new key (default: the one ACTIVE ROOT)'),
+  pathLen: z.number().int().min(0).max(8).optional().describe('CA keys: how many CA levels may follow below this one (default 0: it issues end entities only)'),
 });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
+
+export { NameText as CertificateNameText };
 
 /** `PATCH /api/v1/keys/{keyid}`. */
 export const UpdateKeyRequest = z.strictObject({ requiredApprovers: z.number().int().min(0).max(10) });

@@ -142,6 +142,8 @@ export async function createDatabase(prefix: string): Promise<{ url: string; dro
 
 export interface RunningPlatform {
   env: PlatformEnv;
+  /** The environment the API processes run with (for one-shot commands such as `keyserver-api bootstrap`). */
+  apiEnv: Record<string, string>;
   facts: DemoFacts;
   hsmDir: string;
   databaseUrl: string;
@@ -165,6 +167,11 @@ export async function startPlatform(
     replicas?: number;
     /** Changes the emulator's tenant (e.g. a user the Keyserver does not know); the seed keeps the demo tenant. */
     tenant?: (t: DemoTenant) => void;
+    /**
+     * 'production': an empty installation (token and migrations only, KEYSERVER_MODE=production, no demo seed) that
+     * `keyserver-api bootstrap` sets up (docs/operations.md); default 'demo'.
+     */
+    mode?: 'demo' | 'production';
   } = {},
 ): Promise<RunningPlatform> {
   const [emulatorPort, apiPort, keyclientPort] = [await freePort(), await freePort(), await freePort()];
@@ -181,7 +188,8 @@ export async function startPlatform(
   // The suites make many deliberate refusals from one address: limits and audit aggregation are off unless a test
   // sets them (hostile-input.spec proves the defaults' 429 and aggregation).
   const unlimited = { REFUSAL_RATE_BURST: '1000000', REFUSAL_AUDIT_PER_KEY: '1000000', REFUSAL_AUDIT_PER_WINDOW: '1000000' };
-  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, ...opts.extraApiEnv };
+  const production = opts.mode === 'production';
+  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, ...(production ? { KEYSERVER_MODE: 'production' } : {}), ...opts.extraApiEnv };
   // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
   // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).
   const tenantFile = join(hsmDir, 'demo-tenant.json');
@@ -205,7 +213,9 @@ export async function startPlatform(
     });
 
     // Token, migrations and demo seed: the compose file's one-shot init service.
-    const init = runStep(composeCommand('keyserver-init'), apiEnv);
+    const initCmd = composeCommand('keyserver-init');
+    // Production: the same token step, then migrations only (the operator bootstraps).
+    const init = runStep(production ? initCmd.map((a) => a.replace(/ seed-demo$/, ' migrate')) : initCmd, apiEnv);
     if (init.status !== 0) throw new Error(`keyserver-init failed (${init.status}): ${init.stderr}${init.stdout}`);
 
     const api = startService('keyserver-api', composeCommand('keyserver-api'), apiEnv);
@@ -233,7 +243,7 @@ export async function startPlatform(
         throw new Error(`${e.message}\n${keyclient?.output()}`);
       });
     }
-    return { env, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, apiReplicas, stop };
+    return { env, apiEnv, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, apiReplicas, stop };
   } catch (err) {
     await stop();
     throw err;
