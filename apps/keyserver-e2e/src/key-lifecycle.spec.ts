@@ -1,11 +1,13 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { call, ciToken, operationBody, run, signOrderBody } from './operations-support';
+import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
+
+const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
 // Issue 15 item 3: renew, rotate (versions), retire, revoke, destroy through the real API and SoftHSM, on the demo
 // tenant (its CI client signs with demo-fw-dev, which needs no approver). openssl verifies certificates and CRLs.
@@ -227,5 +229,40 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
     const again = await admin('/api/v1/keys/demo-fw-dev/destruction');
     expect({ status: again.status, code: again.body.code }).toEqual({ status: 409, code: 'key_already_destroyed' });
     expect((await ada('GET', '/api/v1/audit/verify')).body['ok']).toBe(true);
+  });
+
+  describe('ksctl admin (the same lifecycle from the command line, administrators signed in with PKCE)', () => {
+    const ksctl = (token: string, ...args: string[]) => {
+      const r = spawnSync(process.execPath, [KSCTL, '--api', p.env.urls.api, '--json', ...args], {
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH'] ?? '', KSCTL_CACHE_DIR: join(work, 'ksctl-cache'), KEYSERVER_TOKEN: token },
+        timeout: 60_000,
+      });
+      return { status: r.status, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {}, stderr: r.stderr };
+    };
+
+    it('ok session open/authorize, key create, rotate, versions, retire, destroy; refusals exit 4 with their code', async () => {
+      const [adaT, alanT] = [await userToken(p, 'ada.admin@demo.test'), await userToken(p, 'alan.admin@demo.test')];
+      const opened = ksctl(adaT, 'admin', 'session', 'open', '--description', 'ksctl lifecycle');
+      expect(opened.status).toBe(0);
+      const session = opened.json['id'] as string;
+      expect(ksctl(alanT, 'admin', 'session', 'authorize', session).json['state']).toBe('ACTIVE');
+      const created = ksctl(adaT, 'admin', 'key', 'create', '--session', session, '--keyid', 'cli-fw', '--type', 'FW', '--algorithm', 'EC_P256', '--cn', 'CLI Firmware', '--days', '90', '--approvers', '1', '--issuer', 'demo-root');
+      expect({ status: created.status, state: created.json['state'] }).toEqual({ status: 0, state: 'ACTIVE' });
+      const destroyActive = ksctl(adaT, 'admin', 'key', 'destroy', 'cli-fw', '--session', session);
+      expect({ status: destroyActive.status, code: destroyActive.json['code'] }).toEqual({ status: 4, code: 'key_still_active' });
+      expect(ksctl(adaT, 'admin', 'key', 'rotate', 'cli-fw', '--session', session, '--days', '60').status).toBe(0);
+      const v = ksctl(adaT, 'admin', 'key', 'versions', 'cli-fw');
+      expect((v.json['items'] as Version[]).map((i) => [i.version, i.state])).toEqual([
+        [1, 'RETIRED'],
+        [2, 'ACTIVE'],
+      ]);
+      expect(ksctl(adaT, 'admin', 'key', 'retire', 'cli-fw', '--session', session).json['state']).toBe('RETIRED');
+      expect(ksctl(adaT, 'admin', 'key', 'destroy', 'cli-fw', '--session', session).status).toBe(0);
+      expect((await versions('cli-fw')).destroyedAt).not.toBeNull();
+      const usage = ksctl(adaT, 'admin', 'key', 'renew', 'cli-fw', '--session', session);
+      expect(usage.status).toBe(2);
+      expect(ksctl(adaT, 'admin', 'session', 'close', session).json['state']).toBe('CLOSED');
+    });
   });
 });

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
+import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
 import { commandSpec, completionScript } from './lib/commands';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
@@ -43,6 +44,8 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
                                               certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
   audit verify FILE.jsonl                     offline: every entry's hash and link
+  admin session|root-ceremony|key ...         administrators: sessions, the ROOT ceremony, key lifecycle
+                                              (ksctl admin --help)
   completion bash|zsh                         a shell completion script (source <(ksctl completion bash))
 
 Options: --api URL (KEYSERVER_URL), --token-endpoint URL (KEYSERVER_TOKEN_ENDPOINT), --client-id ID
@@ -372,6 +375,21 @@ async function run(argv: string[]): Promise<unknown> {
       'crl-fetch': { type: 'boolean' },
       output: { type: 'string', short: 'o' },
       version: { type: 'boolean', short: 'V' },
+      session: { type: 'string' },
+      keyid: { type: 'string' },
+      algorithm: { type: 'string' },
+      cn: { type: 'string' },
+      org: { type: 'string' },
+      ou: { type: 'string' },
+      country: { type: 'string' },
+      days: { type: 'string' },
+      'path-len': { type: 'string' },
+      approvers: { type: 'string' },
+      external: { type: 'boolean' },
+      type: { type: 'string' },
+      issuer: { type: 'string' },
+      product: { type: 'string' },
+      'cert-file': { type: 'string' },
     },
   });
   mode = outputMode(v.output, v.json);
@@ -405,6 +423,7 @@ async function run(argv: string[]): Promise<unknown> {
     await accessToken(c);
     return { loggedIn: true, method: c.method };
   }
+  if (cmd === 'admin') return adminCommand((method, path, body, headers) => api(c, method, path, body, headers), pos.slice(1), v);
   if (cmd === 'audit' && sub === 'export') {
     const r = await apiRaw(c, 'GET', '/api/v1/audit/export');
     if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
