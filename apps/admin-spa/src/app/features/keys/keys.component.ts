@@ -17,6 +17,7 @@ import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { ApproversDialogComponent, type ApproversDialogData } from './approvers-dialog.component';
 import { KeyDialogComponent } from './key-dialog.component';
+import { KeyLifecycleComponent } from './key-lifecycle.component';
 import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revoke-dialog.component';
 
 /**
@@ -26,7 +27,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
  */
 @Component({
   selector: 'app-keys',
-  imports: [DatePipe, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DatePipe, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent, KeyLifecycleComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   // A key id is read as one word: never broken inside; narrower cells keep seven columns and the actions in 1280 px.
   styles: `
@@ -106,6 +107,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
           <dt>Valid</dt><dd>{{ d.notBefore | date: 'mediumDate' }} – {{ d.notAfter | date: 'mediumDate' }}</dd>
           <dt>Chain</dt><dd>{{ d.chain.length }} certificate{{ d.chain.length === 1 ? '' : 's' }}</dd>
         </dl>
+        <app-key-lifecycle [keyid]="d.keyid" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
       </section>
     }
   `,
@@ -163,6 +165,12 @@ export class KeysComponent {
     } catch (err) {
       this.actionProblem.set(toProblem(err));
     }
+  }
+
+  /** After a lifecycle change in the detail: its facts and the list again. */
+  protected async refresh(keyid: string): Promise<void> {
+    await this.details({ keyid } as KeySummaryView);
+    await this.load();
   }
 
   protected downloadCertificate(k: KeySummaryView): void {
