@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { composeCommand, demoTenant, runStep, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { clientCredentialsToken, composeCommand, demoTenant, repoRoot, runStep, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, userOid, type Api } from './admin-helpers';
-import { run } from './operations-support';
+import { call, operationBody, run, signOrderBody, userToken } from './operations-support';
 
 // Issue 15 items 1 and 2 on an empty production installation: bootstrap, then the ROOT ceremony (self-signed and
 // external), then CA levels below it. Real processes, PostgreSQL, SoftHSM, the emulator; openssl and certtool verify.
@@ -179,7 +179,7 @@ describe('going live (bootstrap, ROOT ceremony, CA levels)', () => {
       expect(inter.status).toBe(201);
       const issuing = await create({ keyid: 'acme-issuing', type: 'CA', algorithm: 'EC_P256', commonName: 'Acme Issuing CA', issuer: 'acme-intermediate', pathLen: 0, validityDays: 1825 });
       expect(issuing.status).toBe(201);
-      const fw = await create({ keyid: 'acme-fw', type: 'FW', algorithm: 'RSA_3072', commonName: 'Acme Firmware', issuer: 'acme-issuing', validityDays: 730, product: 'gadget' });
+      const fw = await create({ keyid: 'acme-fw', type: 'FW', algorithm: 'RSA_3072', commonName: 'Acme Firmware', issuer: 'acme-issuing', validityDays: 730, product: 'gadget', requiredApprovers: 0 });
       expect(fw.status).toBe(201);
       expect(fw.body.chain).toHaveLength(4);
       writeFileSync(f('untrusted.pem'), issuing.body.certificate + inter.body.certificate);
@@ -191,6 +191,32 @@ describe('going live (bootstrap, ROOT ceremony, CA levels)', () => {
       writeFileSync(f('issuing.pem'), issuing.body.certificate);
       expect(run('openssl', ['x509', '-in', f('inter.pem'), '-noout', '-text'])).toMatch(/CA:TRUE, pathlen:1/);
       expect(run('openssl', ['x509', '-in', f('issuing.pem'), '-noout', '-text'])).toMatch(/CA:TRUE, pathlen:0/);
+    });
+
+    it('ok the first CI client (docs/operations.md step 6 with ksctl admin): a role, a client subject, then it signs with the FW key', async () => {
+      const ci = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
+      if (!ci?.clientSecret) throw new Error('demo-ci missing');
+      const ksctl = (token: string, ...args: string[]) => {
+        const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js'), '--api', p.env.urls.api, '--json', ...args], {
+          encoding: 'utf8',
+          env: { PATH: process.env['PATH'] ?? '', KSCTL_CACHE_DIR: join(work, 'ksctl'), KEYSERVER_TOKEN: token },
+          timeout: 60_000,
+        });
+        return { status: r.status, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {}, stderr: r.stderr };
+      };
+      const [adaT, alanT] = [await userToken(p, 'ada.admin@demo.test'), await userToken(p, 'alan.admin@demo.test')];
+      const session = ksctl(adaT, 'admin', 'session', 'open', '--description', 'first CI client').json['id'] as string;
+      expect(ksctl(alanT, 'admin', 'session', 'authorize', session).json['state']).toBe('ACTIVE');
+      const role = ksctl(adaT, 'admin', 'role', 'create', '--session', session, '--name', 'ci-gadget', '--natures', 'ORDERER,SIGNER', '--grant', 'acme-fw=ORDER+SIGN');
+      expect({ status: role.status, err: role.stderr }).toEqual({ status: 0, err: '' });
+      const subject = ksctl(adaT, 'admin', 'subject', 'create', '--session', session, '--kind', 'CLIENT', '--tid', TID, '--oid', ci.servicePrincipalOid, '--display-name', 'Gadget CI', '--roles', 'ci-gadget');
+      expect({ status: subject.status, err: subject.stderr }).toEqual({ status: 0, err: '' });
+      const token = await clientCredentialsToken(p.facts, ci.clientId, ci.clientSecret);
+      const op = await call<{ id: string }>(p.env.urls.api, token, 'POST', '/api/v1/operations', operationBody('acme-fw', 1));
+      expect(op.status).toBe(201);
+      const signed = await call<{ result: string }>(p.env.urls.api, token, 'POST', '/api/signorders', signOrderBody(op.body.id, 'acme-fw', createHash('sha256').update('gadget 1.0').digest('hex')));
+      expect(signed.status).toBe(201);
+      expect(verify('sha256', Buffer.from('gadget 1.0'), new X509Certificate(readFileSync(f('fw.pem'))).publicKey, Buffer.from(signed.body.result, 'hex'))).toBe(true);
     });
 
     it.each([

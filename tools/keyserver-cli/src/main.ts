@@ -44,7 +44,9 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
                                               certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
   audit verify FILE.jsonl                     offline: every entry's hash and link
-  admin session|root-ceremony|key ...         administrators: sessions, the ROOT ceremony, key lifecycle
+  admin session|root-ceremony|key|role|subject ...
+                                              administrators: sessions, the ROOT ceremony, key lifecycle,
+                                              roles and subjects
                                               (ksctl admin --help)
   completion bash|zsh                         a shell completion script (source <(ksctl completion bash))
 
@@ -390,6 +392,14 @@ async function run(argv: string[]): Promise<unknown> {
       issuer: { type: 'string' },
       product: { type: 'string' },
       'cert-file': { type: 'string' },
+      name: { type: 'string' },
+      natures: { type: 'string' },
+      grant: { type: 'string', multiple: true },
+      kind: { type: 'string' },
+      tid: { type: 'string' },
+      oid: { type: 'string' },
+      'display-name': { type: 'string' },
+      roles: { type: 'string' },
     },
   });
   mode = outputMode(v.output, v.json);

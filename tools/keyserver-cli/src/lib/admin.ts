@@ -18,6 +18,9 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT
        ksctl admin key retire|destroy KEYID --session ID
        ksctl admin key revoke KEYID --session ID --reason keyCompromise|superseded|...
        ksctl admin key versions KEYID
+       ksctl admin role create --session ID --name NAME --natures SIGNER,ORDERER,... [--grant KEYID=SIGN+ORDER]...
+       ksctl admin subject create --session ID --kind USER|CLIENT --tid TENANT_ID --oid OBJECT_ID --display-name NAME
+                                  [--roles ROLE,ROLE]
 
 Administrators sign in with --pkce (or give a token in KEYSERVER_TOKEN). Every change runs in an ACTIVE
 administrative session (--session): one administrator opens it, another authorizes it.
@@ -25,7 +28,7 @@ root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certifi
 CSR for your offline root (--out writes the CSR; then key import-cert). ALG: EC_P256, EC_P384, EC_P521,
 RSA_2048, RSA_3072, RSA_4096, ED25519. See docs/operations.md.`;
 
-export const ADMIN_OPTIONS = ['--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description'];
+export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description'];
 
 function need(v: Values, name: string): string {
   const x = v[name];
@@ -54,6 +57,19 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
     if (action === 'show' && arg) return api('GET', `/api/v1/admin-sessions/${seg(arg)}`);
     if (action === 'authorize' && arg) return api('POST', `/api/v1/admin-sessions/${seg(arg)}/authorizations`);
     if (action === 'close' && arg) return api('POST', `/api/v1/admin-sessions/${seg(arg)}/closure`);
+  }
+  if (area === 'role' && action === 'create') {
+    const keys = ((v['grant'] as string[] | undefined) ?? []).map((g) => {
+      const m = /^([^=]+)=([A-Z+]+)$/.exec(g);
+      if (!m) throw new CliError(`--grant must be KEYID=PERM[+PERM], got ${g}`, Exit.Usage);
+      return { keyid: m[1], permissions: m[2].split('+') };
+    });
+    const natures = need(v, 'natures').split(',').map((n) => n.trim().toUpperCase()).filter(Boolean);
+    return api('POST', '/api/v1/roles', { name: need(v, 'name'), natures, keys }, session());
+  }
+  if (area === 'subject' && action === 'create') {
+    const roles = typeof v['roles'] === 'string' ? v['roles'].split(',').map((r) => r.trim()).filter(Boolean) : [];
+    return api('POST', '/api/v1/subjects', { kind: need(v, 'kind').toUpperCase(), tid: need(v, 'tid'), oid: need(v, 'oid'), displayName: need(v, 'display-name'), roles }, session());
   }
   if (area === 'root-ceremony') {
     const subject = { commonName: need(v, 'cn'), ...(v['org'] ? { organization: String(v['org']) } : {}), ...(v['ou'] ? { organizationalUnit: String(v['ou']) } : {}), ...(v['country'] ? { country: String(v['country']) } : {}) };

@@ -32,6 +32,7 @@ export const OPTION_VALUES: Record<string, string[]> = {
   '--assertion-alg': ['PS256', 'RS256'],
   '--algorithm': ['EC_P256', 'EC_P384', 'EC_P521', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'ED25519'],
   '--type': ['CA', 'FW'],
+  '--kind': ['USER', 'CLIENT'],
   '--reason': ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold'],
 };
 
@@ -121,7 +122,7 @@ verify: offline, every entry's hash and link (exit 6 and every bad entry when th
   },
   {
     name: 'admin',
-    subcommands: ['session', 'root-ceremony', 'key'],
+    subcommands: ['session', 'root-ceremony', 'key', 'role', 'subject'],
     options: ADMIN_OPTIONS,
     help: ADMIN_HELP,
   },

@@ -96,7 +96,7 @@ export class OperationRepository {
         for (const k of input.keys) {
           const key = keys.find((x) => x.keyid === k.keyid);
           if (!key) throw new DataAccessError('not_found', `key ${k.keyid} not found`);
-          if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is revoked`);
+          if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is ${key.state}`);
           const broken = operationLimitViolation(effectiveLimits(key, key.operationLimit), { validFrom: input.validFrom, validTo: input.validTo, usages: k.usagesAllowed }, now);
           if (broken) throw new DataAccessError(broken.code, `${k.keyid}: ${broken.detail}`);
         }
