@@ -189,6 +189,8 @@ describe(KeysComponent.name, () => {
     await settle(f);
     expect(button(el, 'Revoke fw-2')).not.toBeNull();
     expect(el.querySelector('#key-detail-title')?.textContent).toContain('fw-2');
+    // The detail shows the key's versions (key-lifecycle.component.spec.ts).
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-2/versions' }).flush({ keyid: 'fw-2', state: 'ACTIVE', currentVersion: 1, destroyedAt: null, items: [] });
   });
 
   it('changes the approvers starting from the current number', async () => {
