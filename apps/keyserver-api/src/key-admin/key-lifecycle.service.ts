@@ -10,7 +10,7 @@ import {
   type PendingKeyView,
   type RootCeremonyResult,
 } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key } from '@keyserver/data-access';
+import { DataAccessError, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key } from '@keyserver/data-access';
 import {
   createCaCertificate,
   createFirmwareSigningCertificate,
@@ -23,9 +23,10 @@ import {
   type IssuedCertificate,
 } from '@keyserver/pki';
 import { X509Certificate } from 'node:crypto';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
@@ -34,11 +35,6 @@ import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 
 const DAY_MS = 86_400_000;
 const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
-
-/** What one audited administrative step did before its commit: the value to answer and the HSM key it generated. */
-interface Step<T> {
-  result: T;
-}
 
 /**
  * The key lifecycle in ACTIVE four-eyes admin sessions (docs/adr/0020-bootstrap-and-key-lifecycle.md): the ROOT
@@ -52,31 +48,34 @@ export class KeyLifecycleService {
   private readonly keys: KeyRepository;
   private readonly lifecycle: KeyLifecycleRepository;
   private readonly subjects: SubjectRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
     @Inject(DEPS) private readonly deps: ApiDeps,
     private readonly gate: AdminSessionGate,
+    private readonly outcome: Audited,
     private readonly keyViews: KeysService,
     private readonly crls: CrlService,
   ) {
     this.keys = new KeyRepository(deps.db);
     this.lifecycle = new KeyLifecycleRepository(deps.db);
     this.subjects = new SubjectRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
-  /** Runs one audited change: refusals and failures before the commit are audited; a key generated for it is destroyed. */
-  private async audited<T>(actor: Actor, sessionId: string | undefined, action: string, keyid: string, requestId: string, fn: (audit: AuditInput, generated: (id: string) => void) => Promise<Step<T>>): Promise<T> {
-    const audit: AuditInput = { ...actorAudit(actor), action, outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
+  /**
+   * Runs one audited change (common/audited.ts): `fn` ends with the commit that writes the SUCCESS event; a refusal
+   * or failure before it is recorded, and an HSM key `fn` generated for it is destroyed again (and said so).
+   */
+  private async audited<T>(actor: Actor, sessionId: string | undefined, action: string, keyid: string, requestId: string, fn: (audit: AuditInput, generated: (id: string) => void) => Promise<T>): Promise<T> {
     let generated: string | undefined;
-    try {
-      return (await fn(audit, (id) => (generated = id))).result;
-    } catch (err) {
-      const hsm = generated ? { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } : undefined;
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), ...(hsm ? { details: hsm } : {}) });
-      throw err;
-    }
+    return this.outcome.run(
+      auditEvent(action, actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }),
+      async (a) => {
+        const result = await fn(a.event, (id) => (generated = id));
+        a.committed();
+        return result;
+      },
+      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } } : e) },
+    );
   }
 
   private async discard(hsmKeyId: string): Promise<boolean> {
@@ -119,7 +118,7 @@ export class KeyLifecycleService {
           .catch((err: unknown) => {
             throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
           });
-        return { result: { keyid: dto.keyid, state: 'AWAITING_CERTIFICATE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: null, csr: csrPem, administrators, adminSessionId: session.id } };
+        return { keyid: dto.keyid, state: 'AWAITING_CERTIFICATE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: null, csr: csrPem, administrators, adminSessionId: session.id };
       }
       const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * DAY_MS);
@@ -145,7 +144,7 @@ export class KeyLifecycleService {
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
         });
-      return { result: { keyid: dto.keyid, state: 'ACTIVE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: cert.certificatePem, csr: null, administrators, adminSessionId: session.id } };
+      return { keyid: dto.keyid, state: 'ACTIVE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: cert.certificatePem, csr: null, administrators, adminSessionId: session.id };
     });
   }
 
@@ -193,7 +192,6 @@ export class KeyLifecycleService {
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
         });
-      return { result: undefined };
     });
     return this.keyViews.detail(actor, keyid);
   }
@@ -240,7 +238,6 @@ export class KeyLifecycleService {
           if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail);
           throw err;
         });
-      return { result: undefined };
     });
     return this.keyViews.detail(actor, keyid);
   }
@@ -268,7 +265,6 @@ export class KeyLifecycleService {
       await this.lifecycle.retire(keyid, { ...audit, adminSessionId: session.id, details: { version: key.currentVersion } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail) : err;
       });
-      return { result: undefined };
     });
     return this.keyViews.detail(actor, keyid);
   }
@@ -288,7 +284,6 @@ export class KeyLifecycleService {
       await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
       });
-      return { result: undefined };
     });
     return this.keyViews.detail(actor, keyid);
   }

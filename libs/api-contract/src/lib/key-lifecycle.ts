@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { SubjectRef } from './admin-sessions';
 import { HashAlgorithm, KeyAlgorithm, KeyState } from './contract';
-import { CertificateNameText } from './key-admin';
+import { CertificateNameText, NewKeyId } from './key-admin';
 
-const Keyid = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]');
 const Pem = z.string().min(64).max(64 * 1024);
 
 /** The subject DN of a certificate the Keyserver makes or asks for. */
@@ -16,7 +15,7 @@ export const CertificateSubject = z.strictObject({
 
 /** `POST /api/v1/keys/root-ceremony` (ACTIVE admin session with at least two administrators). */
 export const RootCeremonyRequest = z.strictObject({
-  keyid: Keyid,
+  keyid: NewKeyId,
   algorithm: KeyAlgorithm,
   hash: HashAlgorithm.optional(),
   subject: CertificateSubject,
