@@ -149,7 +149,16 @@ void runOrExit('keyserver-api', async () => {
       return;
     case 'bootstrap':
       await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
-      process.exit(await bootstrapCommand(config, process.argv.slice(3), process.env));
+      process.exit(
+        await bootstrapCommand(config, process.argv.slice(3), process.env, async () => {
+          const signer = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () => createPkcs11Signer(config.pkcs11));
+          try {
+            return (await signer.holdsKeys?.()) ?? false;
+          } finally {
+            await signer.close();
+          }
+        }),
+      );
       return;
     case 'audit-acknowledge':
       process.exit(await auditAcknowledgeCommand(config.databaseUrl, process.argv.slice(3)));

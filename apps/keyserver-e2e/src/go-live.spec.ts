@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,6 +75,23 @@ describe('going live (bootstrap, ROOT ceremony, CA levels)', () => {
       expect(await sql(p, 'SELECT 1 FROM "subject"')).toHaveLength(0);
       const audit = await sql<{ outcome: string; errorCode: string; actorName: string }>(p, `SELECT "outcome"::text, "errorCode", "actorName" FROM "audit_event" WHERE "action" = 'installation.bootstrap' ORDER BY "seq" DESC LIMIT 1`);
       expect(audit[0]).toEqual({ outcome: 'DENIED', errorCode: code, actorName: 'e2e operator' });
+    });
+    it('fail bootstrap on an HSM token that already holds keys (exit 1, installation_not_empty, audited)', async () => {
+      const api = p.apiEnv;
+      const p11 = (...args: string[]) =>
+        execFileSync('pkcs11-tool', ['--module', api['PKCS11_MODULE'], '--token-label', api['PKCS11_TOKEN_LABEL'], '--login', '--pin', readFileSync(api['PKCS11_PIN_FILE'], 'utf8').trim(), ...args], {
+          env: { ...process.env, SOFTHSM2_CONF: api['SOFTHSM2_CONF'] },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).toString();
+      p11('--keypairgen', '--key-type', 'EC:prime256v1', '--id', '0badc0de', '--label', 'stray-key');
+      try {
+        const r = bootstrap('--admin', `${TID}:${ADA}:Ada`, '--admin', `${TID}:${ALAN}:Alan`);
+        expect({ status: r.status, out: r.stderr }).toEqual({ status: 1, out: expect.stringContaining('installation_not_empty') });
+        expect(await sql(p, 'SELECT 1 FROM "subject"')).toHaveLength(0);
+      } finally {
+        p11('--delete-object', '--type', 'privkey', '--id', '0badc0de');
+        p11('--delete-object', '--type', 'pubkey', '--id', '0badc0de');
+      }
     });
   });
 

@@ -54,7 +54,13 @@ function operator(args: string[]): string {
  * else. Exit 0 when done, 1 when refused by the installation's state (bootstrapped, not empty), 2 on bad input.
  * Every refusal that reaches the database is audited (`installation.bootstrap`, DENIED, its code).
  */
-export async function bootstrapCommand(config: { databaseUrl: string; tenantId: string; adminSessionApprovals: number }, args: string[], env: Record<string, string | undefined>): Promise<number> {
+export async function bootstrapCommand(
+  config: { databaseUrl: string; tenantId: string; adminSessionApprovals: number },
+  args: string[],
+  env: Record<string, string | undefined>,
+  /** Whether the HSM token already holds keys (an installation is bootstrapped on an empty token). */
+  tokenHoldsKeys: () => Promise<boolean>,
+): Promise<number> {
   const values = [...opts(args, '--admin'), ...(env['BOOTSTRAP_ADMINS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)];
   const by = operator(args);
   const audit: AuditInput = { action: 'installation.bootstrap', outcome: 'SUCCESS', actorName: by, details: { tool: 'keyserver-api bootstrap' } };
@@ -73,8 +79,12 @@ export async function bootstrapCommand(config: { databaseUrl: string; tenantId: 
       if (err instanceof BootstrapError) return await refuse(err);
       throw err;
     }
+    const installation = new InstallationRepository(db);
+    if (!(await installation.get()) && (await tokenHoldsKeys())) {
+      return await refuse(new BootstrapError(BootstrapErrorCode.InstallationNotEmpty, 'the HSM token already holds key objects: bootstrap needs an empty token (or restore the database that belongs to it)'));
+    }
     try {
-      const done = await new InstallationRepository(db).bootstrap(admins, audit);
+      const done = await installation.bootstrap(admins, audit);
       process.stdout.write(`bootstrap: done at ${done.bootstrappedAt.toISOString()}; administrators: ${admins.map((a) => `${a.displayName} (${a.tid}/${a.oid})`).join(', ')}\n`);
       return 0;
     } catch (err) {

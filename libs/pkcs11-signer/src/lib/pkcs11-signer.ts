@@ -615,6 +615,11 @@ export class Pkcs11Signer implements HsmSigner {
     return EDDSA_SIGN;
   }
 
+  /** Whether any private key object is on the token (the bootstrap refuses a token that is not empty). */
+  async holdsKeys(): Promise<boolean> {
+    return this.run(async (s) => this.find(s, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]).length > 0);
+  }
+
   /** Checks the token answers through a pooled session (recovering once if the module was reset). */
   async health(): Promise<void> {
     await this.run((s) => {
