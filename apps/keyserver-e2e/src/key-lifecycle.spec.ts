@@ -85,6 +85,16 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
   });
 
   it.each([
+    ['ok a key the caller holds a grant on', 'demo-fw-prod', 200],
+    ['fail a key the caller holds no grant on: as if it did not exist', 'demo-ca-prod', 404],
+    ['fail an unknown key', 'no-such-key', 404],
+  ])('%s: GET versions answers %s', async (_n, keyid, status) => {
+    const r = await call<{ code?: string }>(p.env.urls.api, ci, 'GET', `/api/v1/keys/${keyid}/versions`);
+    expect(r.status).toBe(status);
+    if (status === 404) expect(r.body.code).toBe('key_not_found');
+  });
+
+  it.each([
     ['renewal', '/api/v1/keys/demo-fw-dev/renewal', { validityDays: 30 }],
     ['rotation', '/api/v1/keys/demo-fw-dev/rotation', { validityDays: 30 }],
     ['retirement', '/api/v1/keys/demo-fw-dev/retirement', {}],

@@ -23,6 +23,7 @@ import {
   type IssuedCertificate,
 } from '@keyserver/pki';
 import { X509Certificate } from 'node:crypto';
+import { visibility } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
@@ -290,7 +291,8 @@ export class KeyLifecycleService {
 
   /** Every version's verification material (anyone who may see the key). */
   async versions(actor: Actor, keyid: string): Promise<KeyVersionList> {
-    await this.keyViews.detail(actor, keyid); // 404 for keys the caller may not see
+    // A key the caller may not see does not exist for them (the same 404 as an unknown key).
+    if (!visibility.key(actor, keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
     const key = await this.find(keyid);
     const items = await this.lifecycle.versions(keyid);
     return {
