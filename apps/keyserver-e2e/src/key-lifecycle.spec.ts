@@ -88,7 +88,7 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
     ['ok a key the caller holds a grant on', 'demo-fw-prod', 200],
     ['fail a key the caller holds no grant on: as if it did not exist', 'demo-ca-prod', 404],
     ['fail an unknown key', 'no-such-key', 404],
-  ])('%s: GET versions answers %s', async (_n, keyid, status) => {
+  ])('%s: GET /api/v1/keys/%s/versions', async (_n, keyid, status) => {
     const r = await call<{ code?: string }>(p.env.urls.api, ci, 'GET', `/api/v1/keys/${keyid}/versions`);
     expect(r.status).toBe(status);
     if (status === 404) expect(r.body.code).toBe('key_not_found');
