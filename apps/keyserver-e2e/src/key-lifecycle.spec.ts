@@ -221,6 +221,20 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
     expect(v.items.every((i) => i.state === 'REVOKED')).toBe(true);
   });
 
+  it('ok revocation of a rotated CA key: the ROOT signs a new CRL (higher CRL number) naming both CA versions', async () => {
+    const crlNumber = (text: string) => Number.parseInt(/X509v3 CRL Number:\s*\n?\s*(?:0x)?([0-9A-Fa-f]+)/.exec(text)?.[1] ?? 'NaN', 16);
+    const before = run('openssl', ['crl', '-inform', 'DER', '-in', f('root.crl'), '-noout', '-text']);
+    const serials = (await versions('demo-ca-dev')).items.map((i) => i.serial.toUpperCase().replace(/^0+/, ''));
+    expect(serials).toHaveLength(2);
+    const r = await admin('/api/v1/keys/demo-ca-dev/revocation', { reason: 'cACompromise' });
+    expect(r.body.state).toBe('REVOKED');
+    writeFileSync(f('root-2.crl'), Buffer.from(await (await fetch(`${p.env.urls.api}/api/v1/crl/demo-root`)).arrayBuffer()));
+    const after = run('openssl', ['crl', '-inform', 'DER', '-in', f('root-2.crl'), '-CAfile', f('root-v2.pem'), '-verify', '-noout', '-text']);
+    for (const s of serials) expect(after.replace(/\s/g, '')).toContain(s);
+    expect(after).toContain('CA Compromise');
+    expect(crlNumber(after)).toBeGreaterThan(crlNumber(before));
+  });
+
   it('fail rotation of a REVOKED key (key_not_active)', async () => {
     const r = await admin('/api/v1/keys/demo-fw-dev/rotation', { validityDays: 10 });
     expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: 'key_not_active' });
