@@ -118,7 +118,7 @@ describe('going live (bootstrap, ROOT ceremony, CA levels)', () => {
       expect(refused.length).toBeGreaterThan(0);
     });
 
-    it('fail a second bootstrap (exit 1, already_bootstrapped, audited); concurrent runs cannot both win', async () => {
+    it('fail a second bootstrap (exit 1, already_bootstrapped, audited; concurrent runs: key-lifecycle.repository.spec.ts)', async () => {
       const again = bootstrap('--admin', `${TID}:${ADA}:Ada`, '--admin', `${TID}:${ALAN}:Alan`);
       expect({ status: again.status, out: again.stderr }).toEqual({ status: 1, out: expect.stringContaining('already_bootstrapped') });
       const denied = await sql(p, `SELECT 1 FROM "audit_event" WHERE "action" = 'installation.bootstrap' AND "errorCode" = 'already_bootstrapped'`);
