@@ -183,6 +183,20 @@ describe('going live (bootstrap, ROOT ceremony, CA levels)', () => {
       expect((await ada('GET', '/api/v1/audit/verify')).body['ok']).toBe(true);
     });
 
+    it.each([
+      ['RSA_3072', /Public-Key: \(3072 bit\)/],
+      ['EC_P521', /NIST CURVE: P-521|secp521r1/],
+      ['ED25519', /ED25519/],
+    ])('ok a ROOT in %s, self-signed in the HSM, that openssl verifies', async (algorithm, shown) => {
+      const session = await activeSession(ada, alan, `ROOT ceremony ${algorithm}`);
+      const keyid = `root-${algorithm.toLowerCase().replace('_', '-')}`;
+      const r = await ada<{ certificate: string }>('POST', '/api/v1/keys/root-ceremony', { body: ceremony(keyid, { algorithm, pathLen: undefined }), session });
+      expect(r.status).toBe(201);
+      writeFileSync(f(`${keyid}.pem`), r.body.certificate);
+      expect(run('openssl', ['verify', '-x509_strict', '-CAfile', f(`${keyid}.pem`), f(`${keyid}.pem`)])).toContain('OK');
+      expect(run('openssl', ['x509', '-in', f(`${keyid}.pem`), '-noout', '-text'])).toMatch(shown);
+    });
+
     it('fail a second key with the same keyid (key_exists, nothing generated)', async () => {
       const session = await activeSession(ada, alan);
       const r = await ada('POST', '/api/v1/keys/root-ceremony', { body: ceremony('acme-root'), session });
