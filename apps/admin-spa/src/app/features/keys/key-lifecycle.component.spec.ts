@@ -112,6 +112,15 @@ describe(KeyLifecycleComponent.name, () => {
     expect(rows(el)).toEqual(['1', '2 (current)']);
   });
 
+  it('reloads the versions when the key changes state elsewhere on the page (a revocation)', async () => {
+    const { f, el } = await setup(true, list());
+    f.componentRef.setInput('keyState', 'REVOKED');
+    await settle(f);
+    ctrl.expectOne('/api/v1/keys/fw-1/versions').flush(list({ state: 'REVOKED', items: [version(1, { state: 'REVOKED', current: false }), version(2, { state: 'REVOKED', current: false })] }));
+    await settle(f);
+    expect([...el.querySelectorAll('.state')].map((s) => s.textContent?.trim())).toEqual(['REVOKED', 'REVOKED']);
+  });
+
   it('offers nothing for a destroyed key', async () => {
     const { el } = await setup(true, list({ state: 'REVOKED', destroyedAt: '2026-06-01T00:00:00.000Z' }));
     expect(el.querySelector('[role="group"]')).toBeNull();

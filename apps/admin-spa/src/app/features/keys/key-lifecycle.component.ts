@@ -24,6 +24,10 @@ const DONE: Record<KeyLifecycleAction, string> = {
   imports: [DatePipe, MatButtonModule, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   styles: `
+    :host {
+      display: block;
+      margin-block-start: 1rem;
+    }
     .days {
       width: 6rem;
     }
@@ -68,6 +72,8 @@ const DONE: Record<KeyLifecycleAction, string> = {
 })
 export class KeyLifecycleComponent {
   readonly keyid = input.required<string>();
+  /** The key's state as the page shows it: a change made elsewhere (a revocation) reloads the versions. */
+  readonly keyState = input<string>('');
   readonly canEdit = input(false);
   /** After a change: the key's new detail (the parent shows it and reloads its list). */
   readonly changed = output<void>();
@@ -79,7 +85,10 @@ export class KeyLifecycleComponent {
   protected readonly days = signal(365);
 
   constructor() {
-    effect(() => void this.load(this.keyid()));
+    effect(() => {
+      this.keyState();
+      void this.load(this.keyid());
+    });
   }
 
   private async load(keyid: string): Promise<void> {

@@ -107,8 +107,8 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
           <dt>Valid</dt><dd>{{ d.notBefore | date: 'mediumDate' }} – {{ d.notAfter | date: 'mediumDate' }}</dd>
           <dt>Chain</dt><dd>{{ d.chain.length }} certificate{{ d.chain.length === 1 ? '' : 's' }}</dd>
         </dl>
-        <app-key-lifecycle [keyid]="d.keyid" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
       </section>
+      <app-key-lifecycle [keyid]="d.keyid" [keyState]="d.state" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
     }
   `,
 })
