@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Refusals of the bootstrap command and of the gate that keeps an unbootstrapped installation closed. */
 export enum BootstrapErrorCode {
@@ -20,8 +20,4 @@ const STATUS: Record<BootstrapErrorCode, number> = {
   [BootstrapErrorCode.DemoRefused]: 409,
 };
 
-export class BootstrapError extends KeyserverError<BootstrapErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class BootstrapError extends errorClass(STATUS) {}

@@ -20,18 +20,20 @@ import {
   spkiSha256,
   verifyImportedCaCertificate,
   type HsmKeyInfo,
+  type HsmSigner,
   type IssuedCertificate,
 } from '@keyserver/pki';
 import { X509Certificate } from 'node:crypto';
 import { visibility } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import type { Logger } from 'pino';
+import { API_CONFIG, HSM_SIGNER, LOGGER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
-import { CrlService } from '../crl/crl.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 
 const DAY_MS = 86_400_000;
@@ -46,21 +48,17 @@ const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
  */
 @Injectable()
 export class KeyLifecycleService {
-  private readonly keys: KeyRepository;
-  private readonly lifecycle: KeyLifecycleRepository;
-  private readonly subjects: SubjectRepository;
-
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
+    private readonly subjects: SubjectRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
     private readonly gate: AdminSessionGate,
     private readonly outcome: Audited,
     private readonly keyViews: KeysService,
-    private readonly crls: CrlService,
-  ) {
-    this.keys = new KeyRepository(deps.db);
-    this.lifecycle = new KeyLifecycleRepository(deps.db);
-    this.subjects = new SubjectRepository(deps.db);
-  }
+  ) {}
 
   /**
    * Runs one audited change (common/audited.ts): `fn` ends with the commit that writes the SUCCESS event; a refusal
@@ -81,10 +79,10 @@ export class KeyLifecycleService {
 
   private async discard(hsmKeyId: string): Promise<boolean> {
     try {
-      await this.deps.signer.destroyKey(hsmKeyId);
+      await this.signer.destroyKey(hsmKeyId);
       return true;
     } catch (err) {
-      this.deps.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key change');
+      this.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key change');
       return false;
     }
   }
@@ -103,14 +101,14 @@ export class KeyLifecycleService {
       const administrators = await this.administrators(session);
       const dto = validateBody(RootCeremonyRequest, body);
       if ((await this.keys.findByKeyid(dto.keyid)) || (await this.lifecycle.findPending(dto.keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
-      const hsmKey = await this.deps.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
+      const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
       generated(hsmKey.hsmKeyId);
       const fingerprint = spkiSha256(hsmKey.spki);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       const base = { ...audit, adminSessionId: session.id };
       const common = { mode: dto.mode, algorithm: dto.algorithm, hash, subject: dto.subject, pathLen: dto.pathLen ?? null, requiredApprovers: dto.requiredApprovers, administrators, spkiSha256: fingerprint };
       if (dto.mode === 'external') {
-        const { csrPem } = await createKeyCsr(this.deps.signer, hsmKey, dto.subject);
+        const { csrPem } = await createKeyCsr(this.signer, hsmKey, dto.subject);
         await this.lifecycle
           .createPending(
             { keyid: dto.keyid, type: 'ROOT', algorithm: dto.algorithm, hash, requiredApprovers: dto.requiredApprovers, hsmKeyId: hsmKey.hsmKeyId, csrPem, adminSessionId: session.id },
@@ -123,7 +121,7 @@ export class KeyLifecycleService {
       }
       const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * DAY_MS);
-      const cert = await createRootCertificate(this.deps.signer, hsmKey, { subject: dto.subject, notBefore, notAfter, pathLen: dto.pathLen });
+      const cert = await createRootCertificate(this.signer, hsmKey, { subject: dto.subject, notBefore, notAfter, pathLen: dto.pathLen });
       await this.keys
         .create(
           {
@@ -152,7 +150,7 @@ export class KeyLifecycleService {
   async pending(keyid: string): Promise<z.infer<typeof PendingKeyView>> {
     const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
     if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
-    const hsmKey = await this.deps.signer.getKey(p.hsmKeyId);
+    const hsmKey = await this.signer.getKey(p.hsmKeyId);
     return { keyid: p.keyid, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
   }
 
@@ -163,7 +161,7 @@ export class KeyLifecycleService {
       const dto = validateBody(ImportCertificateRequest, body);
       const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
       if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
-      const hsmKey = await this.deps.signer.getKey(p.hsmKeyId);
+      const hsmKey = await this.signer.getKey(p.hsmKeyId);
       const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
       const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
       await this.lifecycle
@@ -217,10 +215,10 @@ export class KeyLifecycleService {
       if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyedAt)) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${issuer.keyid} is ${issuer.state}`);
       let hsmKey: HsmKeyInfo;
       if (kind === 'rotate') {
-        hsmKey = await this.deps.signer.generateKey({ algorithm: toPkiAlgorithm(key.algorithm), label: keyid });
+        hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(key.algorithm), label: keyid });
         generated(hsmKey.hsmKeyId);
       } else {
-        hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+        hsmKey = await this.signer.getKey(key.hsmKeyId);
       }
       const cert = await this.certify(key, issuer, hsmKey, dto.validityDays);
       await this.lifecycle
@@ -249,11 +247,11 @@ export class KeyLifecycleService {
     const earliest = Math.floor(Date.now() / 1000) * 1000 - 60_000;
     const notBefore = new Date(issuer ? Math.max(earliest, issuer.notBefore.getTime() + 1000) : earliest);
     const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
-    if (!issuer) return { ...(await createRootCertificate(this.deps.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
+    if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
     if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
-    const ref = { key: await this.deps.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
-    const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: `${this.deps.config.publicUrl}/api/v1/crl/${issuer.keyid}` };
-    const cert = key.type === 'CA' ? await createCaCertificate(this.deps.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.deps.signer, ref, hsmKey, opts);
+    const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
+    const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${issuer.keyid}` };
+    const cert = key.type === 'CA' ? await createCaCertificate(this.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, ref, hsmKey, opts);
     return { ...cert, notBefore, notAfter };
   }
 
@@ -281,7 +279,7 @@ export class KeyLifecycleService {
       if (children.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `key ${keyid} certifies ACTIVE keys (${children.map((k) => k.keyid).join(', ')}): retire or revoke them first`);
       const hsmKeyIds = [...new Set((await this.lifecycle.versions(keyid)).map((v) => v.hsmKeyId))];
       // HSM first: deleting an object that is gone is a no-op, so a failure below leaves a state a retry finishes.
-      for (const id of hsmKeyIds) await this.deps.signer.destroyKey(id);
+      for (const id of hsmKeyIds) await this.signer.destroyKey(id);
       await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
       });
@@ -318,12 +316,6 @@ export class KeyLifecycleService {
         destroyedAt: v.destroyedAt?.toISOString() ?? null,
       })),
     };
-  }
-
-  /** After a CA or FW key's revocation: its issuer signs a new CRL at once (the CRL route would on its next fetch). */
-  async refreshIssuerCrl(key: Key): Promise<void> {
-    if (!key.parentKeyid) return;
-    await this.crls.get(key.parentKeyid).catch((err: unknown) => this.deps.logger.error({ err, keyid: key.parentKeyid }, 'could not sign the CRL after a revocation'));
   }
 
   private async find(keyid: string): Promise<Key> {

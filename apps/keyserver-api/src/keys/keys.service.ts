@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { KeyDetail, KeyFacts, KeyLimitsView, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
 import { X509Certificate } from 'node:crypto';
@@ -6,7 +6,7 @@ import { KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, type Effect
 import { splitPemCertificates } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { keyInfo } from './key-algorithms';
 import { visibility } from '@keyserver/authz';
 
@@ -44,15 +44,12 @@ function summary(k: Key): KeySummary {
 
 @Injectable()
 export class KeysService {
-  private readonly keys: KeyRepository;
-  private readonly limits: KeyLimitsRepository;
-  private readonly lifecycle: KeyLifecycleRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
-    this.keys = new KeyRepository(deps.db);
-    this.lifecycle = new KeyLifecycleRepository(deps.db);
-    this.limits = new KeyLimitsRepository(deps.db);
-  }
+  constructor(
+    private readonly keys: KeyRepository,
+    private readonly limits: KeyLimitsRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
+  ) {}
 
   /** The keys this caller may use (any per-key permission), in the legacy shape clients read. */
   async listUsable(actor: Actor): Promise<z.infer<typeof LegacyKey>[]> {

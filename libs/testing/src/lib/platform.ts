@@ -190,7 +190,7 @@ export async function startPlatform(
   // sets them (hostile-input.spec proves the defaults' 429 and aggregation).
   const unlimited = { REFUSAL_RATE_BURST: '1000000', REFUSAL_AUDIT_PER_KEY: '1000000', REFUSAL_AUDIT_PER_WINDOW: '1000000' };
   const production = opts.mode === 'production';
-  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, ...(production ? { KEYSERVER_MODE: 'production' } : {}), ...opts.extraApiEnv };
+  const apiEnv: Record<string, string> = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, KEYSERVER_MODE: production ? 'production' : env.api['KEYSERVER_MODE'], ...opts.extraApiEnv };
   // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
   // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).
   const tenantFile = join(hsmDir, 'demo-tenant.json');
@@ -228,7 +228,7 @@ export async function startPlatform(
     for (let i = 1; i < (opts.replicas ?? 1); i++) {
       const port = await freePort();
       const url = `http://${new URL(env.urls.api).hostname}:${port}`;
-      const metricsPort = apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
+      const metricsPort: Record<string, string> = apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
       const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port), ...metricsPort });
       started.push(replica);
       await waitForOk(`${url}/readyz`).catch((e) => {
