@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
+import { AuditRepository, DataAccessError, KeyLimitsRepository, keyClass, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { actorAudit, type Actor } from '../common/actor';
@@ -29,7 +29,7 @@ export class OperationsService {
 
   /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
   async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } };
+    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo, ...(dto.provenance ? { provenance: dto.provenance } : {}) } };
     try {
       for (const k of dto.keys) {
         if (!actor.keyPermissions.get(k.keyid)?.has('ORDER')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`);
@@ -41,6 +41,7 @@ export class OperationsService {
           validFrom: new Date(dto.validFrom),
           validTo: new Date(dto.validTo),
           digests: dto.digests,
+          provenance: dto.provenance,
           keys: dto.keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usages })),
         },
         audit,
@@ -225,12 +226,21 @@ export class OperationsService {
       validFrom: op.validFrom.toISOString(),
       validTo: op.validTo.toISOString(),
       digests: op.digests,
+      provenance: op.provenance,
+      rejectionReason: op.rejectionReason,
       keys: op.keys.map((k) => ({
         keyid: k.keyid,
         usagesAllowed: k.usagesAllowed,
         usagesUsed: k.usagesUsed,
         requiredApprovers: k.requiredApprovers,
         approvals: k.approverIds.length,
+        approvalsMissing: Math.max(0, k.requiredApprovers - k.approverIds.length),
+        type: k.key.type as OperationView['keys'][number]['type'],
+        algorithm: k.key.algorithm as OperationView['keys'][number]['algorithm'],
+        hash: k.key.hash as OperationView['keys'][number]['hash'],
+        environment: keyClass(k.key),
+        product: k.key.product,
+        approvedBy: k.approvals.map((a) => ({ subjectId: a.subjectId, displayName: a.displayName, approvedAt: a.at.toISOString() })),
         limits: ((l) => (l ? limitsView(l) : null))(limits.get(k.keyid)),
       })),
       createdAt: op.createdAt.toISOString(),

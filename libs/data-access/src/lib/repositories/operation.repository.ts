@@ -1,7 +1,7 @@
 import type { Prisma } from '../../generated/prisma/client';
 import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput, Operation, OperationState, Page } from '../types';
+import type { AuditInput, Operation, OperationProvenance, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
 
@@ -12,6 +12,8 @@ export interface CreateOperationInput {
   validTo: Date;
   /** Allowed digests (hex, any case); empty allows any input. */
   digests?: string[];
+  /** What the ordering CI run says about itself; stored as given (validated by the contract). */
+  provenance?: OperationProvenance;
   keys: { keyid: string; usagesAllowed: number }[];
   /** Clock for the per-key limits (tests freeze it); default the current time. */
   now?: Date;
@@ -35,8 +37,8 @@ export interface ApprovalResult {
 }
 
 const operationInclude = {
-  keys: { include: { key: { select: { keyid: true } } }, orderBy: { id: 'asc' } },
-  approvals: { select: { keyId: true, approverId: true } },
+  keys: { include: { key: { select: { keyid: true, type: true, algorithm: true, hash: true, product: true, requiredApprovers: true } } }, orderBy: { id: 'asc' } },
+  approvals: { select: { keyId: true, approverId: true, createdAt: true, approver: { select: { displayName: true } } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
 } satisfies Prisma.OperationInclude;
 
 type OperationRow = Prisma.OperationGetPayload<{ include: typeof operationInclude }>;
@@ -50,6 +52,7 @@ export function toOperation(o: OperationRow): Operation {
     validFrom: o.validFrom,
     validTo: o.validTo,
     digests: o.digests,
+    provenance: (o.provenance as OperationProvenance | null) ?? null,
     rejectionReason: o.rejectionReason,
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
@@ -59,6 +62,8 @@ export function toOperation(o: OperationRow): Operation {
       usagesUsed: k.usagesUsed,
       requiredApprovers: k.requiredApprovers,
       approverIds: o.approvals.filter((a) => a.keyId === k.keyId).map((a) => a.approverId).sort(),
+      key: { type: k.key.type, algorithm: k.key.algorithm, hash: k.key.hash, product: k.key.product, requiredApprovers: k.key.requiredApprovers },
+      approvals: o.approvals.filter((a) => a.keyId === k.keyId).map((a) => ({ subjectId: a.approverId, displayName: a.approver.displayName, at: a.createdAt })),
     })),
   };
 }
@@ -107,6 +112,7 @@ export class OperationRepository {
             validFrom: input.validFrom,
             validTo: input.validTo,
             digests,
+            ...(input.provenance ? { provenance: input.provenance as Prisma.InputJsonObject } : {}),
             keys: {
               create: input.keys.map((k) => {
                 const key = keys.find((x) => x.keyid === k.keyid);
@@ -175,7 +181,7 @@ export class OperationRepository {
           throw new DataAccessError('already_approved', 'this approver already approved this key');
         }
         await tx.approval.create({ data: { operationId, keyId: opKey.keyId, approverId } });
-        const approvals = [...op.approvals, { keyId: opKey.keyId, approverId }];
+        const approvals = [...op.approvals.map((a) => ({ keyId: a.keyId, approverId: a.approverId })), { keyId: opKey.keyId, approverId }];
         const complete = op.keys.every((k) => approvals.filter((a) => a.keyId === k.keyId).length >= k.requiredApprovers);
         if (complete) await tx.operation.update({ where: { id: operationId }, data: { state: 'APPROVED' } });
         if (audit) await appendAuditTx(tx, { ...audit, operationId, keyid });
