@@ -1,5 +1,5 @@
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
-import { apiAs, auditOf } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken } from './admin-helpers';
 import { call, ciToken, operationBody, userToken } from './operations-support';
 
 interface OpKey {
@@ -113,5 +113,31 @@ describe('operation read model for approvers', () => {
     const created = await api('otto', 'POST', '/api/v1/operations', operationBody('demo-fw-prod', 1));
     expect((await api('otto', 'POST', `/api/v1/operations/${created.body.id}/approvals`)).status).toBe(403);
     expect((await api('otto', 'GET', `/api/v1/operations/${created.body.id}`)).body.keys[0].approvedBy).toEqual([]);
+  });
+
+  describe('administrative sessions list', () => {
+    it('lists closed sessions only with ended=recent, the open ones first, and refuses unknown parameters', async () => {
+      const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+      const closedId = await activeSession(ada, alan, 'e2e session that gets closed');
+      expect((await ada('POST', `/api/v1/admin-sessions/${closedId}/closure`)).status).toBe(200);
+      const openId = await activeSession(ada, alan, 'e2e session that stays open');
+
+      const open = await ada<{ items: { id: string; state: string }[] }>('GET', '/api/v1/admin-sessions');
+      expect(open.body.items.map((s) => s.id)).toContain(openId);
+      expect(open.body.items.map((s) => s.id)).not.toContain(closedId);
+
+      const all = await ada<{ items: { id: string; state: string; closedAt: string | null }[] }>('GET', '/api/v1/admin-sessions?ended=recent');
+      expect(all.status).toBe(200);
+      const ids = all.body.items.map((s) => s.id);
+      expect(ids.indexOf(openId)).toBeGreaterThanOrEqual(0);
+      expect(ids.indexOf(closedId)).toBeGreaterThan(ids.indexOf(openId));
+      expect(all.body.items.find((s) => s.id === closedId)).toMatchObject({ state: 'CLOSED', closedAt: expect.stringMatching(/^\d{4}-/) });
+
+      for (const bad of ['?ended=all', '?ended=RECENT', '?state=CLOSED']) {
+        const r = await ada<{ code: string }>('GET', `/api/v1/admin-sessions${bad}`);
+        expect([bad, r.status, r.body.code]).toEqual([bad, 400, 'validation_failed']);
+      }
+    });
   });
 });
