@@ -42,7 +42,7 @@ import { SessionBannerComponent } from './shared/session-banner.component';
             <ul>
               @for (item of nav(); track item.path) {
                 <li>
-                  <a [routerLink]="item.path" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}@if (item.path === '/approvals' && waitingLabel()) {
+                  <a [routerLink]="item.path" (click)="menuOpen.set(false)" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}@if (item.path === '/approvals' && waitingLabel()) {
                       <span class="count-badge" [attr.data-count]="waiting.count()" aria-hidden="true">{{ waitingLabel() }}</span><span class="visually-hidden"> ({{ waitingLabel() }} waiting)</span>
                     }</a>
                 </li>

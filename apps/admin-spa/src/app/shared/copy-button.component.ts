@@ -6,7 +6,8 @@ import { MatButtonModule } from '@angular/material/button';
   selector: 'app-copy-button',
   imports: [MatButtonModule],
   changeDetection: ChangeDetectionStrategy.OnPush,
-  template: `<button mat-button type="button" class="copy-button" [attr.aria-label]="'Copy ' + label()" (click)="copy()">{{ copied() ? 'Copied' : 'Copy' }}</button><span class="visually-hidden" aria-live="polite">{{ copied() ? label() + ' copied' : '' }}</span>`,
+  // The accessible name is the visible word plus what it copies ("Copy operation id"), so it always contains the visible text.
+  template: `<button mat-button type="button" class="copy-button" (click)="copy()">{{ copied() ? 'Copied' : 'Copy' }}<span class="visually-hidden"> {{ label() }}</span></button><span class="visually-hidden" aria-live="polite">{{ copied() ? label() + ' copied' : '' }}</span>`,
 })
 export class CopyButtonComponent {
   readonly text = input.required<string>();

@@ -1,3 +1,4 @@
+import { CopyButtonComponent } from '../../shared/copy-button.component';
 import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
 import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
@@ -19,7 +20,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
 /** `/certificates`: device certificates, searched by serial, subject or issuer; download and revoke. */
 @Component({
   selector: 'app-certificates',
-  imports: [DateTimeComponent, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, CopyButtonComponent, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header"><h1>Device certificates</h1></div>
@@ -54,7 +55,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
         <tbody>
           @for (c of list.items(); track c.id) {
             <tr>
-              <td data-label="Serial"><code>{{ c.serial }}</code></td>
+              <td data-label="Serial" class="nowrap"><code class="serial" [title]="c.serial">{{ c.serial }}</code><app-copy-button [text]="c.serial" [label]="'serial ' + c.serial" /></td>
               <td data-label="Subject">{{ c.subject }}</td>
               <td data-label="Issuer"><code>{{ c.issuer }}</code></td>
               <td data-label="Valid to"><app-datetime [value]="c.notAfter" [dateOnly]="true" /></td>

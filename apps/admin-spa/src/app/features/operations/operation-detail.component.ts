@@ -38,7 +38,7 @@ const OPEN_STATES: ReadonlySet<OperationView['state']> = new Set(['REQUESTED', '
           · <span role="status">live, refreshed every {{ pollSeconds }} s</span>
         }
       </p>
-      <app-operation-summary [operation]="op" [showNext]="true" />
+      <app-operation-summary [operation]="op" [showNext]="true" [headingLevel]="2" />
       <app-problem-message [problem]="actionProblem()" />
       <div class="actions">
         @if (canDecide()) {

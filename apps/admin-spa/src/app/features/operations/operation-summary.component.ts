@@ -66,7 +66,7 @@ export function nextCommands(op: OperationView): string[] {
       }
     </dl>
 
-    <h3 class="keys-heading">Keys</h3>
+    <div class="keys-heading" role="heading" [attr.aria-level]="headingLevel()">Keys</div>
     <ul class="key-list">
       @for (k of op.keys; track k.keyid) {
         <li class="key-item" [attr.data-keyid]="k.keyid">
@@ -134,7 +134,7 @@ export function nextCommands(op: OperationView): string[] {
 
     @if (showNext()) {
       <section class="next" aria-label="What happens next">
-        <h3>What happens next</h3>
+        <div class="next-heading" role="heading" [attr.aria-level]="headingLevel()">What happens next</div>
         @switch (op.state) {
           @case ('REQUESTED') {
             <p>The operation becomes usable when every key has its approvals. A pipeline can wait for that with:</p>
@@ -158,6 +158,8 @@ export class OperationSummaryComponent {
   readonly operation = input.required<OperationView>();
   /** The "what happens next" section (the detail page shows it; the approval cards link there). */
   readonly showNext = input(false);
+  /** Level of the section headings: 3 under a card's h2, 2 on the detail page under its h1. */
+  readonly headingLevel = input(3);
   protected readonly maxDigests = 100;
   protected readonly duration = duration;
   protected readonly open = computed(() => ['REQUESTED', 'APPROVED'].includes(this.operation().state));
