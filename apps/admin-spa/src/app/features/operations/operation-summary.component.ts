@@ -77,7 +77,7 @@ export function nextCommands(op: OperationView): string[] {
           </div>
           <dl class="facts compact">
             <dt>Usages</dt>
-            <dd><span class="usages">{{ k.usagesUsed }} / {{ k.usagesAllowed }}</span> <span class="muted">used / allowed</span></dd>
+            <dd><span class="usages">{{ k.usagesUsed }} / {{ k.usagesAllowed }}</span><span class="muted">&nbsp;used / allowed</span></dd>
             <dt>Approvals</dt>
             <dd>
               <span class="approvals">{{ k.approvals }} / {{ k.requiredApprovers }}</span>
