@@ -116,3 +116,23 @@ describe(`${App.name} session end`, () => {
     ctrl.verify();
   });
 });
+
+describe(ApprovalCountService.name, () => {
+  it('reads again when asked during a read, so an answer from before my own decision does not stay', async () => {
+    TestBed.configureTestingModule({ providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([]), { provide: BrowserNavigation, useValue: { assign: jest.fn(), currentPath: () => '/' } }] });
+    const ctrl = TestBed.inject(HttpTestingController);
+    const f = TestBed.createComponent(App);
+    ctrl.expectOne('/me').flush(keyclientMe({ ...ME, permissions: ['operations:read', 'operations:approve'] }));
+    await new Promise((r) => setTimeout(r));
+    await f.whenStable();
+    const first = ctrl.expectOne('/api/v1/operations?awaiting=me&limit=100');
+    // My decision lands while the poll is in flight: that poll may have been answered before it.
+    void TestBed.inject(ApprovalCountService).refresh();
+    first.flush({ items: [operation()], nextCursor: null });
+    await new Promise((r) => setTimeout(r));
+    ctrl.expectOne('/api/v1/operations?awaiting=me&limit=100').flush({ items: [], nextCursor: null });
+    await new Promise((r) => setTimeout(r));
+    expect(TestBed.inject(ApprovalCountService).count()).toBe(0);
+    ctrl.verify();
+  });
+});

@@ -30,6 +30,8 @@ export class ApprovalCountService {
   });
   private timer: ReturnType<typeof setTimeout> | null = null;
   private inFlight = false;
+  /** A refresh asked for while one was in flight: its answer may predate what the caller just changed. */
+  private again = false;
 
   constructor() {
     effect(() => {
@@ -50,8 +52,13 @@ export class ApprovalCountService {
 
   /** Reads the count now and schedules the next read. */
   async refresh(): Promise<void> {
-    if (!this.auth.has(Perm.OperationsApprove) || this.inFlight) return;
+    if (!this.auth.has(Perm.OperationsApprove)) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
     this.inFlight = true;
+    this.again = false;
     this.stop();
     try {
       const page = await firstValueFrom(this.http.get<OperationPage>('/api/v1/operations', { params: { awaiting: 'me', limit: APPROVAL_COUNT_PAGE } }));
@@ -60,7 +67,8 @@ export class ApprovalCountService {
       // Keep the last count; the next tick tries again (a 401 signs the user out through the interceptor).
     } finally {
       this.inFlight = false;
-      this.schedule();
+      if (this.again) void this.refresh();
+      else this.schedule();
     }
   }
 

@@ -115,7 +115,7 @@ const GUID = /^\s*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
               <td data-label="Details">
                 <details>
                   <summary>Show</summary>
-                  <pre class="json">{{ e.details | json }}</pre>
+                  <pre class="json" tabindex="0" [attr.aria-label]="'Details of entry ' + e.seq">{{ e.details | json }}</pre>
                   <div class="small">hash <code>{{ e.hash }}</code></div>
                   <div class="small">previous <code>{{ e.prevHash }}</code></div>
                   @if (e.requestId) { <div class="small">request <code>{{ e.requestId }}</code></div> }

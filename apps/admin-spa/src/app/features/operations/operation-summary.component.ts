@@ -119,7 +119,7 @@ export function nextCommands(op: OperationView): string[] {
     @if (op.digests.length) {
       <details class="digest-details">
         <summary>{{ op.digests.length }} declared digest{{ op.digests.length === 1 ? '' : 's' }}: only these inputs can be signed</summary>
-        <ul class="digests">
+        <ul class="digests" tabindex="0" aria-label="Declared digests">
           @for (d of op.digests.slice(0, maxDigests); track $index) {
             <li><code>{{ d }}</code></li>
           }
