@@ -105,8 +105,11 @@ describe('admin console for real people (desktop and phone)', () => {
 
   /** The count on the badge; 0 when there is no badge (nothing waits). */
   async function waitingCount(page: Page): Promise<number> {
-    const b = badge(page);
-    return (await b.count()) ? Number(await b.textContent()) : 0;
+    // One read in the page: the badge may go away between two locator calls.
+    const text = (await page.evaluate(
+      `(() => { const b = Array.from(document.querySelectorAll('nav .count-badge, button.menu-toggle .count-badge')).find((e) => e.offsetParent !== null); return b ? b.textContent : ''; })()`,
+    )) as string;
+    return text ? Number(text) : 0;
   }
 
   const ops = async (who: string, body: Record<string, unknown>) => {
@@ -130,8 +133,9 @@ describe('admin console for real people (desktop and phone)', () => {
       await card.getByRole('heading', { name: description }).waitFor();
 
       // The live badge counts both operations waiting for Ann.
-      await waitUntil(() => badge(page).textContent(), (t) => Number(t) >= 2);
-      const before = Number(await badge(page).textContent());
+      const before = await waitUntil(() => waitingCount(page), (n) => n >= 2);
+      expect(before).toBeGreaterThanOrEqual(2);
+      expect(await badge(page).isVisible()).toBe(true);
 
       // Everything an approver decides on, on the card itself.
       const facts = (await card.textContent())?.replace(/\s+/g, ' ') ?? '';
