@@ -135,7 +135,7 @@ export async function horizontalOverflow(page: Page): Promise<{ overflow: number
     const culprits = overflow <= 0 ? [] : Array.from(document.querySelectorAll('body *'))
       .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1)
       .slice(0, 5)
-      .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : ''));
+      .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : ''));
     return { overflow, culprits };
   })()`)) as { overflow: number; culprits: string[] };
 }

@@ -103,6 +103,7 @@ export const SignOrderResponse = z.object({
 export type SignOrderResponse = z.infer<typeof SignOrderResponse>;
 
 /** One line of text a person reads: no control characters, trimmed, not empty. */
+// eslint-disable-next-line no-control-regex
 const provenanceText = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
 /**
