@@ -139,6 +139,7 @@ export function nextCommands(op: OperationView): string[] {
           @case ('REQUESTED') {
             <p>The operation becomes usable when every key has its approvals. A pipeline can wait for that with:</p>
             <div class="command"><code>ksctl operations wait {{ op.id }}</code><app-copy-button [text]="'ksctl operations wait ' + op.id" label="wait command" /></div>
+            <p>Once approved, the orderer's pipeline uses it, for example:</p>
           }
           @case ('APPROVED') {
             <p>Approved: until <app-datetime [value]="op.validTo" />, the orderer's pipeline can use it, for example:</p>
