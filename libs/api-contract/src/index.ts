@@ -16,6 +16,7 @@ export {
 export { isUuid, KeyIdRef, UUID_PATTERN } from './lib/ids';
 export {
   CreateOperationRequest,
+  OperationProvenance,
   HashAlgorithm,
   InputFormat,
   InputPadding,
@@ -59,6 +60,7 @@ export {
 export { FirmwareSignatureQuery } from './lib/firmware';
 export {
   AdminSessionList,
+  AdminSessionListQuery,
   AdminSessionState,
   AdminSessionView,
   CreateAdminSessionRequest,

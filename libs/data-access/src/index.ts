@@ -22,6 +22,7 @@ export {
   type Operation,
   OPERATION_STATES,
   type OperationKey,
+  type OperationProvenance,
   type OperationState,
   type Page,
   type PendingKey,

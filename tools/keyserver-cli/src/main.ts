@@ -15,6 +15,7 @@ import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
+import { ciProvenance } from './lib/provenance';
 
 const VERSION = (require('../package.json') as { version: string }).version;
 
@@ -515,6 +516,8 @@ async function run(argv: string[]): Promise<unknown> {
       validTo: new Date(now + hours * 3_600_000).toISOString(),
       keys,
       ...(v.digest ? { digests: v.digest.map((d) => d.toLowerCase()) } : {}),
+      // In Azure Pipelines or GitHub Actions: project, pipeline, run, commit and link, shown to the approvers.
+      ...((prov) => (prov ? { provenance: prov } : {}))(ciProvenance(process.env)),
     });
   }
   if (cmd === 'operations' && sub === 'show' && arg) return api<OperationView>(c, 'GET', `/api/v1/operations/${encodeURIComponent(arg)}`);

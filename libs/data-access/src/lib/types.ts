@@ -135,6 +135,19 @@ export interface OperationKey {
   requiredApprovers: number;
   /** Subject ids that approved this key for the operation. */
   approverIds: string[];
+  /** The key as it is now: what an approver weighs the request against. */
+  key: { type: string; algorithm: string; hash: string; product: string | null; requiredApprovers: number };
+  /** Who approved this key and when, oldest first. */
+  approvals: { subjectId: string; displayName: string; at: Date }[];
+}
+
+/** What a CI run declares about itself when it orders an operation (informational: shown, audited, never trusted). */
+export interface OperationProvenance {
+  project?: string;
+  pipeline?: string;
+  run?: string;
+  commit?: string;
+  url?: string;
 }
 
 export interface Operation {
@@ -145,6 +158,7 @@ export interface Operation {
   validFrom: Date;
   validTo: Date;
   digests: string[];
+  provenance: OperationProvenance | null;
   rejectionReason: string | null;
   createdAt: Date;
   updatedAt: Date;

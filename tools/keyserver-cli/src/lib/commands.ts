@@ -68,7 +68,8 @@ show: one key; --chain FILE writes its PEM chain (key certificate first, root la
        ksctl operations wait ID [--timeout SECONDS]
 
 create: orders an operation (N usages per key, valid for H hours, default 24; --digest limits it to
-those digests). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).`,
+those digests; inside Azure Pipelines or GitHub Actions it declares the run's project, pipeline, run,
+commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).`,
   },
   {
     name: 'sign',

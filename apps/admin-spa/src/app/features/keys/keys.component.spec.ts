@@ -78,7 +78,7 @@ describe(KeysComponent.name, () => {
     await loaded;
     if (permissions.includes('admin-sessions:manage')) {
       const refreshed = TestBed.inject(AdminSessionsService).refresh();
-      ctrl.expectOne('/api/v1/admin-sessions').flush({ items: sessions });
+      ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: sessions });
       await refreshed;
     }
     const f = TestBed.createComponent(KeysComponent);
