@@ -137,6 +137,14 @@ export {
   type SubjectAttribute,
 } from './lib/device-names';
 export {
+  createKeyCsr,
+  nameSpecOf,
+  spkiSha256,
+  splitPemCertificates,
+  type VerifiedCaCertificate,
+  verifyImportedCaCertificate,
+} from './lib/key-ceremony';
+export {
   buildTimeStampQuery,
   buildTstInfo,
   checkTimeStampReply,

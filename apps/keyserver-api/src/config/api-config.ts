@@ -53,6 +53,8 @@ const schema = z
     CMS_TSA_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     // required: no timestamp, no signature (503, the usage given back); off: never timestamp.
     CMS_TIMESTAMP: z.enum(['required', 'off']).default('required'),
+    // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
+    KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
     ...metricsEnvShape,
@@ -95,6 +97,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     logLevel: raw.LOG_LEVEL,
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
     cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
+    mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
