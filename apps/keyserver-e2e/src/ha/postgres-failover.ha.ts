@@ -1,0 +1,197 @@
+import { Client } from 'pg';
+import type { RunningPlatform } from '@keyserver/testing';
+import { apiAs, bffUserToken } from '../admin-helpers';
+import { operationRows } from '../faults/fault-support';
+import { call, ciToken, operationBody } from '../operations-support';
+import {
+  asPlatform,
+  idempotentLoad,
+  plainLoad,
+  plainSignOrder,
+  PATRONI_TIMING,
+  recordMeasurement,
+  REQUEST_BOUND_MS,
+  sleep,
+  startBed,
+  until,
+  type Answer,
+  type HaBed,
+  type IdempotentRequest,
+} from './ha-support';
+
+// PostgreSQL failover under sign-order load, on the bed of `npm run ha:up`: three nodes under Patroni with synchronous
+// replication, the API's two replicas reaching the primary through HAProxy's Patroni-checked port.
+// While there is no primary the API answers 503 database_unavailable + Retry-After (never 500, never a hang past
+// REQUEST_BOUND_MS), recovers without a restart, and nothing it answered 201 is lost.
+
+interface Outcome {
+  plain: Answer[];
+  idempotent: IdempotentRequest[];
+  disruptedAt: number;
+  newLeaderAt: number;
+  oldLeader: number;
+  newLeader: number;
+}
+
+describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API replicas)', () => {
+  let bed: HaBed;
+  let p: RunningPlatform;
+  let ci: string;
+
+  beforeAll(async () => {
+    bed = await startBed();
+    p = asPlatform(bed);
+    ci = await ciToken(p);
+  }, 300_000);
+
+  afterAll(async () => {
+    await bed?.down();
+  }, 120_000);
+
+  /** Runs plain and idempotent clients through HAProxy, disrupts the primary, waits for a new leader and fresh 201s. */
+  async function underLoad(operationId: string, tag: string, disrupt: (leader: number) => Promise<void>): Promise<Outcome> {
+    let stop = false;
+    const plain = plainLoad(bed.urls.api, ci, operationId, 4, () => stop, tag);
+    const idempotent = idempotentLoad(bed.urls.api, ci, operationId, 2, () => stop, tag);
+    let plainAnswers: Answer[] = [];
+    try {
+      await sleep(2_000);
+      const oldLeader = await bed.leader();
+      expect(oldLeader).toBeGreaterThanOrEqual(0);
+      const disruptedAt = Date.now();
+      await disrupt(oldLeader);
+      let newLeader = -1;
+      const newLeaderAt = await until(
+        'a new Patroni leader',
+        async () => {
+          newLeader = await bed.leader();
+          return newLeader >= 0 && newLeader !== oldLeader;
+        },
+        60_000,
+      );
+      // Fresh successes through HAProxy after the promotion: the pools recovered by themselves.
+      const probe: Answer[] = [];
+      await until(
+        'a 201 after the promotion',
+        async () => {
+          const a = await plainSignOrder(bed.urls.api, ci, operationId, `${tag}-probe`);
+          probe.push(a);
+          return a.status === 201 && a.sentAt > newLeaderAt;
+        },
+        60_000,
+      );
+      await sleep(2_000);
+      stop = true;
+      plainAnswers = [...(await plain), ...probe];
+      return { plain: plainAnswers, idempotent: await idempotent, disruptedAt, newLeaderAt, oldLeader, newLeader };
+    } finally {
+      stop = true;
+      await Promise.allSettled([plain, idempotent]);
+    }
+  }
+
+  /** Every invariant the issue names, read from the primary with SQL and through the audit verifier. */
+  async function expectNothingLost(operationId: string, o: Outcome) {
+    // Answers: successes and 503 + Retry-After only; no 500, no cut connection, no hang.
+    const other = o.plain.filter((a) => a.status !== 201 && a.status !== 503).map((a) => `${a.status} ${a.code ?? ''}`);
+    expect({ other: [...new Set(other)], log: other.length ? `${bed.log('api1').slice(-3000)}\n${bed.log('api2').slice(-3000)}` : '' }).toEqual({ other: [], log: '' });
+    for (const a of o.plain.filter((x) => x.status === 503)) {
+      expect(a.code).toBe('database_unavailable');
+      expect(a.retryAfter).toMatch(/^\d+$/);
+    }
+    const slowest = Math.max(...o.plain.map((a) => a.at - a.sentAt), ...o.idempotent.flatMap((r) => r.attempts.map((a) => a.at - a.sentAt)));
+    expect(slowest).toBeLessThan(REQUEST_BOUND_MS);
+    // Idempotent clients: every request ends 201 after its retries.
+    expect(o.idempotent.filter((r) => r.final.status !== 201).map((r) => r.attempts.map((a) => `${a.status} ${a.code ?? ''}`))).toEqual([]);
+
+    // Reservations of requests cut by the failover come back (lease 5 s) and the counts settle.
+    let rows = await operationRows(p, operationId);
+    for (let i = 0; i < 80 && (rows.openReservations > 0 || rows.usagesUsed !== rows.orders.size); i++) {
+      await sleep(250);
+      rows = await operationRows(p, operationId);
+    }
+    const ok = [...o.plain.filter((a) => a.status === 201), ...o.idempotent.map((r) => r.final)];
+    const lost = ok.filter((a) => rows.orders.get(a.digest) !== a.result);
+    expect(lost).toEqual([]);
+    expect(rows.openReservations).toBe(0);
+    expect(rows.usagesUsed).toBe(rows.orders.size);
+    expect(rows.auditSuccesses).toBe(rows.orders.size);
+    // One stored order per Idempotency-Key, whatever the number of attempts.
+    const c = new Client({ connectionString: bed.urls.database });
+    await c.connect();
+    try {
+      const keys = o.idempotent.map((r) => r.key);
+      const per = await c.query<{ n: string }>(`SELECT count(*) AS n FROM sign_order WHERE "idempotencyKey" = ANY($1::text[]) GROUP BY "idempotencyKey" HAVING count(*) > 1`, [keys]);
+      expect(per.rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+
+    const auditor = apiAs(p, await bffUserToken(p, 'aude.auditor@demo.test'));
+    const verify = await auditor<{ ok: boolean; checked: number }>('GET', '/api/v1/audit/verify');
+    expect(verify.status).toBe(200);
+    expect(verify.body.ok).toBe(true);
+    return { rows, ok };
+  }
+
+  function summary(o: Outcome) {
+    const failed = o.plain.filter((a) => a.status !== 201 && a.sentAt >= o.disruptedAt);
+    const lastFailure = failed.length ? Math.max(...failed.map((a) => a.at)) : o.disruptedAt;
+    return {
+      patroniPromotionMs: o.newLeaderAt - o.disruptedAt,
+      clientOutageMs: lastFailure - o.disruptedAt,
+      plainRequests: o.plain.length,
+      plain201: o.plain.filter((a) => a.status === 201).length,
+      plain503: o.plain.filter((a) => a.status === 503).length,
+      slowestAnswerMs: Math.max(...o.plain.map((a) => a.at - a.sentAt)),
+      idempotentRequests: o.idempotent.length,
+      idempotentRetried: o.idempotent.filter((r) => r.attempts.length > 1).length,
+      idempotentAttempts: o.idempotent.reduce((n, r) => n + r.attempts.length, 0),
+      idempotentFailed: o.idempotent.filter((r) => r.final.status !== 201).length,
+    };
+  }
+
+  it('kill -9 of the primary node: Patroni promotes the synchronous standby, 503 + Retry-After meanwhile, no 201 lost', async () => {
+    const op = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 100_000));
+    expect(op.status).toBe(201);
+    const syncBefore = (await bed.cluster()).members.find((m) => m.role === 'sync_standby')?.name;
+
+    let killed: number[] = [];
+    const o = await underLoad(op.body.id, 'kill', async (leader) => {
+      killed = bed.killNode(leader);
+    });
+    expect(killed.length).toBeGreaterThanOrEqual(2);
+    // Synchronous mode: only the synchronous standby may take over.
+    expect(bed.nodeName(o.newLeader)).toBe(syncBefore);
+    // The API said "retry" while there was no primary.
+    expect(o.plain.filter((a) => a.status === 503 && a.sentAt >= o.disruptedAt).length).toBeGreaterThan(0);
+    const { rows } = await expectNothingLost(op.body.id, o);
+
+    // The dead node comes back as a replica of the new leader (pg_rewind) and the cluster is whole again.
+    bed.startNode(o.oldLeader);
+    await bed.waitHealthy(180_000);
+    expect(await bed.leader()).toBe(o.newLeader);
+    // The keyclient's pool recovered too (its sessions live in the same database).
+    expect((await fetch(`${bed.urls.keyclient}/readyz`)).status).toBe(200);
+
+    const s = summary(o);
+    recordMeasurement('postgres-kill-9', { ...s, ordersStored: rows.orders.size, patroniTtlS: PATRONI_TIMING.ttl, loopWaitS: PATRONI_TIMING.loop_wait });
+    // The promotion waits for the leader key to expire: at most ttl + loop_wait (+ a detection margin).
+    expect(s.patroniPromotionMs).toBeLessThan((PATRONI_TIMING.ttl + PATRONI_TIMING.loop_wait + 10) * 1000);
+  });
+
+  it('clean switchover under load: the old primary steps down, the API rides through, no 201 lost', async () => {
+    bed.ensureNodes();
+    await bed.waitHealthy(180_000);
+    const op = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 100_000));
+    expect(op.status).toBe(201);
+    const o = await underLoad(op.body.id, 'switchover', async () => {
+      await bed.switchover();
+    });
+    const { rows } = await expectNothingLost(op.body.id, o);
+    await bed.waitHealthy(120_000);
+    const s = summary(o);
+    recordMeasurement('postgres-switchover', { ...s, ordersStored: rows.orders.size });
+    expect(s.patroniPromotionMs).toBeLessThan(30_000);
+  });
+});
