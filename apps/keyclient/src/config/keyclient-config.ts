@@ -97,6 +97,9 @@ const keyclientEnvSchema = z
     }
   });
 
+/** Every variable the keyclient reads (deployment manifests are checked against it: a misspelt name would be ignored). */
+export const KEYCLIENT_CONFIG_VARIABLES: readonly string[] = Object.keys(keyclientEnvSchema.shape);
+
 /** Validated keyclient configuration. */
 export interface KeyclientConfig {
   tenantId: string;

@@ -50,6 +50,9 @@ const schema = z
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
+/** Every variable the API reads (deployment manifests are checked against it: a misspelt name would be ignored). */
+export const API_CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 /** Reads and validates the API's environment once at boot; any problem is one ConfigError line. */
 export function loadApiConfig(env: Record<string, string | undefined>) {
   const raw = loadConfig(schema, env);

@@ -1,0 +1,38 @@
+import 'reflect-metadata';
+import { join } from 'node:path';
+import { PATH_METADATA } from '@nestjs/common/constants';
+import { HealthController } from '../app/health.controller';
+import { KEYCLIENT_CONFIG_VARIABLES, loadKeyclientConfig } from './keyclient-config';
+
+// The keyclient's Deployment in deploy/kubernetes (ADR 0025): the environment it really gets from ConfigMaps and
+// Secrets satisfies the config schema, names nothing the schema would ignore, and its probes are real routes.
+// (Schemas, selectors and NetworkPolicies: apps/keyserver-api/src/deploy/kubernetes-manifests.spec.ts.)
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const checks = require(join(__dirname, '..', '..', '..', '..', 'deploy', 'kubernetes', 'checks.cjs')) as {
+  renderOverlay(name: string): { kind: string; metadata: { name: string }; spec?: { template: { spec: { containers: Container[] } } } }[];
+  containerEnv(objects: unknown[], c: Container): Record<string, string>;
+};
+
+interface Container {
+  name: string;
+  readinessProbe?: { httpGet?: { path: string } };
+  livenessProbe?: { httpGet?: { path: string } };
+}
+
+const route = (handler: unknown) => `/${Reflect.getMetadata(PATH_METADATA, handler as object)}`;
+
+describe('keyclient Deployment (deploy/kubernetes)', () => {
+  it.each(['dev', 'prod'])('ok %s: the keyclient gets every variable its config schema requires, none it would ignore, and probes real routes', (overlay) => {
+    const objects = checks.renderOverlay(overlay);
+    const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'keyclient');
+    const c = d?.spec?.template.spec.containers.find((x) => x.name === 'keyclient') as Container;
+    const env = checks.containerEnv(objects, c);
+    expect(Object.keys(env).filter((k) => !KEYCLIENT_CONFIG_VARIABLES.includes(k))).toEqual([]);
+    const config = loadKeyclientConfig(env);
+    expect(config.host).toBe('0.0.0.0');
+    expect(new URL(config.keyserverApiUrl).hostname).toBe('keyserver-api');
+    expect(c.readinessProbe?.httpGet?.path).toBe(route(HealthController.prototype.readyz));
+    expect(c.livenessProbe?.httpGet?.path).toBe(route(HealthController.prototype.healthz));
+  });
+});
