@@ -3,6 +3,7 @@ import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { poolConfig, type ConnectionOptions } from './connection';
 import { DataAccessError } from './errors';
+import { UUID_PATTERN } from '@keyserver/api-contract';
 
 /** Transaction isolation levels accepted by {@link Db.transaction}. */
 export type Isolation = 'ReadCommitted' | 'RepeatableRead' | 'Serializable';
@@ -161,4 +162,5 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /** A UUID as PostgreSQL's uuid type reads it: checked before a `::uuid` cast, which would fail on anything else. */
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The one UUID pattern (@keyserver/api-contract ids.ts). */
+export const UUID = UUID_PATTERN;
