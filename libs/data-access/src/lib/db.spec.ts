@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client } from 'pg';
 import { parseDatabaseUrl } from './connection';
-import { createDb, isDatabaseUnavailable } from './db';
+import { createDb, isDatabaseUnavailable, sqlTransaction } from './db';
 import { DataAccessError } from './errors';
 
 const PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -95,6 +95,39 @@ describe('createDb bounds (failover, ADR 0026)', () => {
       await db.close();
       for (const s of sockets) s.destroy();
       await new Promise((r) => silent.close(r));
+    }
+  });
+});
+
+describe('createDb when the server ends a connection a transaction holds (failover, kill -9 of the primary)', () => {
+  it.each(['prisma transaction', 'pool transaction'])('ok %s: 503 database_unavailable, no crash, and the pool serves the next request', async (kind) => {
+    const db = createDb(PG, { poolSize: 1 });
+    const admin = new Client({ connectionString: PG });
+    await admin.connect();
+    try {
+      // Between two statements the server goes away: PostgreSQL sends FATAL 57P01 to a connection with no query
+      // running, which node-postgres emits as an 'error' event (unhandled, it would end the process).
+      const between = async (pid: number) => {
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await new Promise((r) => setTimeout(r, 300));
+      };
+      const work =
+        kind === 'prisma transaction'
+          ? db.transaction(async (t) => {
+              const [{ pid }] = await t.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+              await between(pid);
+              return t.$queryRaw`SELECT 1`;
+            })
+          : sqlTransaction(db, async (c) => {
+              const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+              await between(pid);
+              return c.query('SELECT 1');
+            });
+      expect(await codeOf(work)).toBe('503 database_unavailable');
+      expect(await codeOf(db.prisma.$queryRaw`SELECT 1`)).toBe('ok');
+    } finally {
+      await admin.end();
+      await db.close();
     }
   });
 });

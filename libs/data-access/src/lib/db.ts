@@ -34,6 +34,10 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
   const pool = new Pool(poolConfig(databaseUrl, options));
   // An idle connection dropped by a restarting server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // Nor one a transaction holds between two statements (the server's FATAL arrives as an 'error' event when no
+  // query runs, and pg-pool listens only on idle connections): the next statement on it fails (503) and the pool
+  // destroys it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
   // Every query, raw or not: a lost database becomes 503 database_unavailable, never a 500.
