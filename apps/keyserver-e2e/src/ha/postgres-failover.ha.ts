@@ -127,6 +127,9 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
       await c.end();
     }
 
+    // Both API processes rode through it (no crash, no restart): the same pids still serve.
+    for (const name of ['api1', 'api2']) expect(() => process.kill(bed.state.pids[name], 0)).not.toThrow();
+
     const auditor = apiAs(p, await bffUserToken(p, 'aude.auditor@demo.test'));
     const verify = await auditor<{ ok: boolean; checked: number }>('GET', '/api/v1/audit/verify');
     expect(verify.status).toBe(200);
