@@ -272,7 +272,13 @@ class HaBed {
     const patroni = this.state.pids[`patroni-${this.nodeName(i)}`];
     const postmaster = postmasterPid(join(this.nodeDir(i), 'data'));
     const victims = [patroni, ...(postmaster ? [postmaster, ...childrenOf(postmaster)] : [])].filter((p) => p && alive(p));
-    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    for (const pid of victims) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // a backend that exited meanwhile
+      }
+    }
     return victims;
   }
 

@@ -163,6 +163,44 @@ export async function idempotentLoad(url: string, token: string, operationId: st
   return done;
 }
 
+/** One device-certificate request (openssl CSR) and its answer. */
+export interface CertificateAnswer {
+  status: number;
+  code?: string;
+  serial?: string;
+  certificate?: string;
+  retryAfter: string | null;
+  sentAt: number;
+  at: number;
+}
+
+/**
+ * Closed-loop certificate issuance from prepared CSRs (one per request, made by openssl) until `stop()` or the CSRs
+ * run out; plain clients, every answer recorded.
+ */
+export async function certificateLoad(url: string, token: string, operationId: string, csrs: string[], stop: () => boolean): Promise<CertificateAnswer[]> {
+  const answers: CertificateAnswer[] = [];
+  for (const csr of csrs) {
+    if (stop()) break;
+    const sentAt = Date.now();
+    try {
+      const r = await fetch(`${url}/api/v1/certificates`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ operationid: operationId, keyid: 'demo-ca-dev', csr }),
+        signal: AbortSignal.timeout(REQUEST_BOUND_MS),
+      });
+      const body = (await r.json().catch(() => ({}))) as { code?: string; serial?: string; certificate?: string };
+      answers.push({ status: r.status, code: body.code, serial: body.serial, certificate: body.certificate, retryAfter: r.headers.get('retry-after'), sentAt, at: Date.now() });
+      // Spread the CSRs over the outage and the recovery.
+      if (r.status !== 201) await sleep(400);
+    } catch (err) {
+      answers.push({ status: (err as Error).name === 'TimeoutError' ? -1 : 0, retryAfter: null, sentAt, at: Date.now() });
+    }
+  }
+  return answers;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for `fn` to hold (polling), returns when it did or throws after `timeoutMs`. */

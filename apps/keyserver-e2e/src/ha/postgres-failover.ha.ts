@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import type { RunningPlatform } from '@keyserver/testing';
 import { apiAs, bffUserToken } from '../admin-helpers';
@@ -5,6 +9,8 @@ import { operationRows } from '../faults/fault-support';
 import { call, ciToken, operationBody } from '../operations-support';
 import {
   asPlatform,
+  certificateLoad,
+  type CertificateAnswer,
   idempotentLoad,
   plainLoad,
   plainSignOrder,
@@ -26,6 +32,7 @@ import {
 
 interface Outcome {
   plain: Answer[];
+  certificates: CertificateAnswer[];
   idempotent: IdempotentRequest[];
   disruptedAt: number;
   newLeaderAt: number;
@@ -37,8 +44,20 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
   let bed: HaBed;
   let p: RunningPlatform;
   let ci: string;
+  // Device CSRs made by openssl (the device side we did not write), one per certificate request.
+  const csrs: string[] = [];
 
   beforeAll(async () => {
+    const work = mkdtempSync(join(tmpdir(), 'ks-ha-csr-'));
+    try {
+      for (let i = 0; i < 120; i++) {
+        const cn = `ha-device-${String(i).padStart(4, '0')}`;
+        execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(work, 'k.pem'), '-subj', `/CN=${cn}/O=Demo Devices Ltd`, '-addext', `subjectAltName=DNS:${cn}.demo.test`, '-out', join(work, 'r.csr')], { stdio: 'pipe' });
+        csrs.push(readFileSync(join(work, 'r.csr'), 'utf8'));
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
     bed = await startBed();
     p = asPlatform(bed);
     ci = await ciToken(p);
@@ -49,9 +68,10 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
   }, 120_000);
 
   /** Runs plain and idempotent clients through HAProxy, disrupts the primary, waits for a new leader and fresh 201s. */
-  async function underLoad(operationId: string, tag: string, disrupt: (leader: number) => Promise<void>): Promise<Outcome> {
+  async function underLoad(operationId: string, certOperationId: string, csrBatch: string[], tag: string, disrupt: (leader: number) => Promise<void>): Promise<Outcome> {
     let stop = false;
     const plain = plainLoad(bed.urls.api, ci, operationId, 4, () => stop, tag);
+    const certificates = certificateLoad(bed.urls.api, ci, certOperationId, csrBatch, () => stop);
     const idempotent = idempotentLoad(bed.urls.api, ci, operationId, 2, () => stop, tag);
     let plainAnswers: Answer[] = [];
     try {
@@ -83,23 +103,23 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
       await sleep(2_000);
       stop = true;
       plainAnswers = [...(await plain), ...probe];
-      return { plain: plainAnswers, idempotent: await idempotent, disruptedAt, newLeaderAt, oldLeader, newLeader };
+      return { plain: plainAnswers, certificates: await certificates, idempotent: await idempotent, disruptedAt, newLeaderAt, oldLeader, newLeader };
     } finally {
       stop = true;
-      await Promise.allSettled([plain, idempotent]);
+      await Promise.allSettled([plain, idempotent, certificates]);
     }
   }
 
   /** Every invariant the issue names, read from the primary with SQL and through the audit verifier. */
-  async function expectNothingLost(operationId: string, o: Outcome) {
+  async function expectNothingLost(operationId: string, certOperationId: string, o: Outcome) {
     // Answers: successes and 503 + Retry-After only; no 500, no cut connection, no hang.
-    const other = o.plain.filter((a) => a.status !== 201 && a.status !== 503).map((a) => `${a.status} ${a.code ?? ''}`);
+    const other = [...o.plain, ...o.certificates].filter((a) => a.status !== 201 && a.status !== 503).map((a) => `${a.status} ${a.code ?? ''}`);
     expect({ other: [...new Set(other)], log: other.length ? `${bed.log('api1').slice(-3000)}\n${bed.log('api2').slice(-3000)}` : '' }).toEqual({ other: [], log: '' });
-    for (const a of o.plain.filter((x) => x.status === 503)) {
+    for (const a of [...o.plain, ...o.certificates].filter((x) => x.status === 503)) {
       expect(a.code).toBe('database_unavailable');
       expect(a.retryAfter).toMatch(/^\d+$/);
     }
-    const slowest = Math.max(...o.plain.map((a) => a.at - a.sentAt), ...o.idempotent.flatMap((r) => r.attempts.map((a) => a.at - a.sentAt)));
+    const slowest = Math.max(...[...o.plain, ...o.certificates].map((a) => a.at - a.sentAt), ...o.idempotent.flatMap((r) => r.attempts.map((a) => a.at - a.sentAt)));
     expect(slowest).toBeLessThan(REQUEST_BOUND_MS);
     // Idempotent clients: every request ends 201 after its retries.
     expect(o.idempotent.filter((r) => r.final.status !== 201).map((r) => r.attempts.map((a) => `${a.status} ${a.code ?? ''}`))).toEqual([]);
@@ -123,6 +143,19 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
       const keys = o.idempotent.map((r) => r.key);
       const per = await c.query<{ n: string }>(`SELECT count(*) AS n FROM sign_order WHERE "idempotencyKey" = ANY($1::text[]) GROUP BY "idempotencyKey" HAVING count(*) > 1`, [keys]);
       expect(per.rows).toEqual([]);
+      // Every certificate answered 201 is stored as it was returned; certificate usages = certificates = audit successes.
+      const certs = await c.query<{ serial: string; pem: string }>(`SELECT "serialHex" AS serial, pem FROM certificate WHERE "operationId" = $1::uuid`, [certOperationId]);
+      const stored = new Map(certs.rows.map((r) => [r.serial.toLowerCase(), r.pem.trim()]));
+      const issued = o.certificates.filter((a) => a.status === 201);
+      expect(issued.length).toBeGreaterThan(0);
+      expect(issued.filter((a) => stored.get(String(a.serial).toLowerCase()) !== a.certificate?.trim()).map((a) => a.serial)).toEqual([]);
+      let certRows = await operationRows(p, certOperationId);
+      for (let i = 0; i < 80 && (certRows.openReservations > 0 || certRows.usagesUsed !== stored.size); i++) {
+        await sleep(250);
+        certRows = await operationRows(p, certOperationId);
+      }
+      const certAudit = await c.query<{ n: string }>(`SELECT count(*) AS n FROM audit_event WHERE "operationId" = $1::uuid AND action = 'certificate.issue' AND outcome = 'SUCCESS'`, [certOperationId]);
+      expect({ usages: certRows.usagesUsed, open: certRows.openReservations, audit: Number(certAudit.rows[0].n) }).toEqual({ usages: stored.size, open: 0, audit: stored.size });
     } finally {
       await c.end();
     }
@@ -151,16 +184,20 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
       idempotentRetried: o.idempotent.filter((r) => r.attempts.length > 1).length,
       idempotentAttempts: o.idempotent.reduce((n, r) => n + r.attempts.length, 0),
       idempotentFailed: o.idempotent.filter((r) => r.final.status !== 201).length,
+      certificates201: o.certificates.filter((a) => a.status === 201).length,
+      certificates503: o.certificates.filter((a) => a.status === 503).length,
     };
   }
 
   it('kill -9 of the primary node: Patroni promotes the synchronous standby, 503 + Retry-After meanwhile, no 201 lost', async () => {
     const op = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 100_000));
     expect(op.status).toBe(201);
+    const certOp = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1_000));
+    expect(certOp.status).toBe(201);
     const syncBefore = (await bed.cluster()).members.find((m) => m.role === 'sync_standby')?.name;
 
     let killed: number[] = [];
-    const o = await underLoad(op.body.id, 'kill', async (leader) => {
+    const o = await underLoad(op.body.id, certOp.body.id, csrs.slice(0, 60), 'kill', async (leader) => {
       killed = bed.killNode(leader);
     });
     expect(killed.length).toBeGreaterThanOrEqual(2);
@@ -168,7 +205,7 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     expect(bed.nodeName(o.newLeader)).toBe(syncBefore);
     // The API said "retry" while there was no primary.
     expect(o.plain.filter((a) => a.status === 503 && a.sentAt >= o.disruptedAt).length).toBeGreaterThan(0);
-    const { rows } = await expectNothingLost(op.body.id, o);
+    const { rows } = await expectNothingLost(op.body.id, certOp.body.id, o);
 
     // The dead node comes back as a replica of the new leader (pg_rewind) and the cluster is whole again.
     bed.startNode(o.oldLeader);
@@ -188,10 +225,12 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     await bed.waitHealthy(180_000);
     const op = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 100_000));
     expect(op.status).toBe(201);
-    const o = await underLoad(op.body.id, 'switchover', async () => {
+    const certOp = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1_000));
+    expect(certOp.status).toBe(201);
+    const o = await underLoad(op.body.id, certOp.body.id, csrs.slice(60), 'switchover', async () => {
       await bed.switchover();
     });
-    const { rows } = await expectNothingLost(op.body.id, o);
+    const { rows } = await expectNothingLost(op.body.id, certOp.body.id, o);
     await bed.waitHealthy(120_000);
     const s = summary(o);
     recordMeasurement('postgres-switchover', { ...s, ordersStored: rows.orders.size });
