@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { render } = createRequire(import.meta.url)('./render.cjs');
@@ -36,7 +36,8 @@ function declaration(file) {
   return fields;
 }
 function resolveDeclaration(fromFile, spec) {
-  const js = spec.startsWith('.') ? resolve(dirname(fromFile), spec) : fileURLToPath(import.meta.resolve(spec, pathToFileURL(fromFile)));
+  // Bare specifiers (@kubernetes-models/apimachinery/...) resolve from the repository's node_modules like the models.
+  const js = spec.startsWith('.') ? resolve(dirname(fromFile), spec) : fileURLToPath(import.meta.resolve(spec));
   return js.replace(/\.js$/, '') + '.d.ts';
 }
 function unknownFields(value, file, path, out) {
