@@ -69,6 +69,14 @@ function containerEnv(objects, container) {
   return env;
 }
 
+/** The volume a container sees at `path` (longest mountPath prefix), or undefined when nothing is mounted there. */
+function volumeAt(workload, container, path) {
+  const mount = (container.volumeMounts ?? [])
+    .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  return mount && { mount, volume: (podSpec(workload).volumes ?? []).find((v) => v.name === mount.name) };
+}
+
 /** Problems with labels, selectors and named ports across one overlay. */
 function selectorProblems(objects) {
   const problems = [];
@@ -158,4 +166,4 @@ function allowed(objects, namespace, fromLabels, to, port) {
   return egress && ingress;
 }
 
-module.exports = { renderOverlay, workloads, allContainers, find, selects, containerEnv, selectorProblems, securityProblems, allowed, ipInCidr, OUT_OF_BAND_SECRETS };
+module.exports = { volumeAt, renderOverlay, workloads, allContainers, find, selects, containerEnv, selectorProblems, securityProblems, allowed, ipInCidr, OUT_OF_BAND_SECRETS };

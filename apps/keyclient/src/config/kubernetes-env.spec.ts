@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { HealthController } from '../app/health.controller';
@@ -12,6 +14,7 @@ import { KEYCLIENT_CONFIG_VARIABLES, loadKeyclientConfig } from './keyclient-con
 const checks = require(join(__dirname, '..', '..', '..', '..', 'deploy', 'kubernetes', 'checks.cjs')) as {
   renderOverlay(name: string): { kind: string; metadata: { name: string }; spec?: { template: { spec: { containers: Container[] } } } }[];
   containerEnv(objects: unknown[], c: Container): Record<string, string>;
+  volumeAt(w: unknown, c: Container, path: string): { mount: { readOnly?: boolean }; volume: { secret?: { secretName: string } } } | undefined;
 };
 
 interface Container {
@@ -29,7 +32,14 @@ describe('keyclient Deployment (deploy/kubernetes)', () => {
     const c = d?.spec?.template.spec.containers.find((x) => x.name === 'keyclient') as Container;
     const env = checks.containerEnv(objects, c);
     expect(Object.keys(env).filter((k) => !KEYCLIENT_CONFIG_VARIABLES.includes(k))).toEqual([]);
-    const config = loadKeyclientConfig(env);
+    // The metrics token file is the Secret's, mounted read-only; here a temp file stands in for it.
+    const tokenAt = checks.volumeAt(d, c, env['METRICS_TOKEN_FILE']);
+    expect({ secret: tokenAt?.volume.secret?.secretName, readOnly: tokenAt?.mount.readOnly }).toEqual({ secret: 'keyserver-metrics', readOnly: true });
+    const token = join(mkdtempSync(join(tmpdir(), 'ks-k8s-')), 'token');
+    // The dev overlay's demo token, or an example of the out-of-band one (the format the listener requires).
+    const secret = (objects as { kind: string; metadata: { name: string }; stringData?: Record<string, string> }[]).find((o) => o.kind === 'Secret' && o.metadata.name === 'keyserver-metrics');
+    writeFileSync(token, secret?.stringData?.['token'] ?? 'example-metrics-bearer-token-of-48-characters-xx');
+    const config = loadKeyclientConfig({ ...env, METRICS_TOKEN_FILE: token });
     expect(config.host).toBe('0.0.0.0');
     expect(new URL(config.keyserverApiUrl).hostname).toBe('keyserver-api');
     expect(c.readinessProbe?.httpGet?.path).toBe(route(HealthController.prototype.readyz));

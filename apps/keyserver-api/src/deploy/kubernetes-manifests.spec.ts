@@ -23,6 +23,7 @@ const checks = require(join(deployDir, 'checks.cjs')) as {
   selectorProblems(objects: K8sObject[]): string[];
   securityProblems(objects: K8sObject[]): string[];
   allowed(objects: K8sObject[], namespace: string, from: Record<string, string>, to: { labels?: Record<string, string>; namespace?: string; ip?: string }, port: number): boolean;
+  volumeAt(w: K8sObject, c: Container, path: string): { mount: { readOnly?: boolean }; volume: { secret?: { secretName: string }; emptyDir?: unknown } } | undefined;
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -114,13 +115,20 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     const objects = rendered[overlay];
     // Variables the image or the SoftHSM init script read besides the API's schema.
     const runtime = new Set(['SOFTHSM2_CONF', 'KEYSERVER_HSM_DIR', 'PKCS11_SO_PIN']);
+    const token = join(mkdtempSync(join(tmpdir(), 'ks-k8s-')), 'token');
+    // The dev overlay's demo token, or an example of the out-of-band one (the format the listener requires).
+    const secret = (objects as { kind: string; metadata: { name: string }; stringData?: Record<string, string> }[]).find((o) => o.kind === 'Secret' && o.metadata.name === 'keyserver-metrics');
+    writeFileSync(token, secret?.stringData?.['token'] ?? 'example-metrics-bearer-token-of-48-characters-xx');
     for (const c of checks.allContainers(apiDeployment(objects)).filter((x) => x.image.includes('keyserver-api') || x.image.includes('keyserver-seed'))) {
       if (c.name === 'entra-loopback') continue;
       const env = checks.containerEnv(objects, c);
       expect(Object.keys(env).filter((k) => !API_CONFIG_VARIABLES.includes(k) && !runtime.has(k))).toEqual([]);
       expect(env['PKCS11_MODULE']).toMatch(/^\/.+\.so$/);
-      // The module is the HSM's and exists in the pod, not here: the rest of the schema is checked as the API boots.
-      expect(() => loadApiConfig({ ...env, PKCS11_MODULE: process.execPath })).not.toThrow();
+      // The metrics token file is the Secret's, mounted read-only into this very container.
+      const tokenAt = checks.volumeAt(apiDeployment(objects), c, env['METRICS_TOKEN_FILE']);
+      expect({ secret: tokenAt?.volume.secret?.secretName, readOnly: tokenAt?.mount.readOnly }).toEqual({ secret: 'keyserver-metrics', readOnly: true });
+      // Files exist in the pod, not here: the same schema checks the rest as the API boots.
+      expect(() => loadApiConfig({ ...env, PKCS11_MODULE: process.execPath, METRICS_TOKEN_FILE: token })).not.toThrow();
     }
   });
 
@@ -166,11 +174,13 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     ['fail API -> the keyclient', api, { labels: keyclient }, 8080, false],
     ['fail another pod -> API', other, { labels: api }, 3000, false],
     ['fail another pod -> keyclient', other, { labels: keyclient }, 8080, false],
+    ['fail another pod -> API metrics', other, { labels: api }, 9464, false],
+    ['fail keyclient -> API metrics', keyclient, { labels: api }, 9464, false],
   ] as const)('%s (prod NetworkPolicies)', (_name, from, to, port, expected) => {
     expect(checks.allowed(rendered.prod, 'keyserver', from, to, port)).toBe(expected);
   });
 
-  it('ok the ingress controller reaches the API and the keyclient; nothing reaches them from other namespaces', () => {
+  it('ok the ingress controller reaches the API and the keyclient, Prometheus only their metrics ports; nothing else from other namespaces', () => {
     const ingress = { labels: {}, namespace: 'ingress-nginx' };
     // Ingress side only: what the API and keyclient pods accept from a pod of another namespace.
     const objects = rendered.prod.filter((o) => o.kind === 'NetworkPolicy');
@@ -183,6 +193,10 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
         );
     expect(accepts(api, ingress.namespace, 3000)).toBe(true);
     expect(accepts(keyclient, ingress.namespace, 8080)).toBe(true);
+    expect(accepts(api, 'monitoring', 9464)).toBe(true);
+    expect(accepts(keyclient, 'monitoring', 9465)).toBe(true);
+    expect(accepts(api, 'monitoring', 3000)).toBe(false);
+    expect(accepts(api, 'ingress-nginx', 9464)).toBe(false);
     expect(accepts(api, 'default', 3000)).toBe(false);
     expect(accepts(keyclient, 'default', 8080)).toBe(false);
   });
