@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, type RunningPlatform } from '@keyserver/testing';
+import { CookieJar, signInAt } from '@keyserver/entra-emulator';
+import { demoTenant, repoRoot, type RunningPlatform } from '@keyserver/testing';
 import { signOrderBody } from '../operations-support';
 
 // Helpers of the HA suites (npm run test:ha): the bed of scripts/ha/ha-bed.cjs (the same code `npm run ha:up` runs),
@@ -199,6 +200,29 @@ export async function certificateLoad(url: string, token: string, operationId: s
     }
   }
   return answers;
+}
+
+/** A browser's view of the keyclient through HAProxy: cookies kept, redirects followed by hand. */
+export class KeyclientBrowser {
+  readonly jar = new CookieJar();
+  constructor(private readonly bed: HaBed) {}
+
+  async fetch(path: string): Promise<Response> {
+    const r = await fetch(new URL(path, this.bed.urls.keyclient), { redirect: 'manual', headers: { cookie: this.jar.header() } });
+    this.jar.store(r);
+    return r;
+  }
+
+  /** The OIDC code flow of a demo user: keyclient /login, the emulator's sign-in form, the callback. */
+  async login(username: string): Promise<void> {
+    const start = await this.fetch('/login?returnTo=/approvals');
+    if (start.status !== 302) throw new Error(`/login answered ${start.status}`);
+    const password = demoTenant.users.find((u) => u.username === username)?.password ?? '';
+    const emulator = { baseUrl: this.bed.urls.emulator, tokenEndpoint: this.bed.state.facts.tokenEndpoint, authorizationEndpoint: '' };
+    const { callbackUrl } = await signInAt(emulator, { authorizationUrl: start.headers.get('location') ?? '', username, password });
+    const back = await this.fetch(callbackUrl.replace(new URL(callbackUrl).origin, ''));
+    if (back.status !== 302) throw new Error(`callback answered ${back.status}: ${await back.text()}`);
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

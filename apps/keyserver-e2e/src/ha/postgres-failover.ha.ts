@@ -23,6 +23,7 @@ import {
   type Answer,
   type HaBed,
   type IdempotentRequest,
+  KeyclientBrowser,
 } from './ha-support';
 
 // PostgreSQL failover under sign-order load, on the bed of `npm run ha:up`: three nodes under Patroni with synchronous
@@ -195,6 +196,10 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     const certOp = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1_000));
     expect(certOp.status).toBe(201);
     const syncBefore = (await bed.cluster()).members.find((m) => m.role === 'sync_standby')?.name;
+    // An approver logged in through the keyclient before the failover (her session row is in PostgreSQL).
+    const ann = new KeyclientBrowser(bed);
+    await ann.login('ann.approver@demo.test');
+    expect((await ann.fetch('/me')).status).toBe(200);
 
     let killed: number[] = [];
     const o = await underLoad(op.body.id, certOp.body.id, csrs.slice(0, 60), 'kill', async (leader) => {
@@ -211,8 +216,11 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     bed.startNode(o.oldLeader);
     await bed.waitHealthy(180_000);
     expect(await bed.leader()).toBe(o.newLeader);
-    // The keyclient's pool recovered too (its sessions live in the same database).
+    // The keyclient's pool recovered too, and the session made before the failover is still valid (synchronous
+    // replication kept its row): the approver is still signed in and reaches the API through the keyclient.
     expect((await fetch(`${bed.urls.keyclient}/readyz`)).status).toBe(200);
+    const me = await ann.fetch('/me');
+    expect({ status: me.status, body: await me.json() }).toMatchObject({ status: 200, body: { displayName: 'Ann Approver' } });
 
     const s = summary(o);
     recordMeasurement('postgres-kill-9', { ...s, ordersStored: rows.orders.size, patroniTtlS: PATRONI_TIMING.ttl, loopWaitS: PATRONI_TIMING.loop_wait });
