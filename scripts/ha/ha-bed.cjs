@@ -295,6 +295,27 @@ class HaBed {
     return started;
   }
 
+  /** The running postmaster's pid of node i (from its postmaster.pid), or undefined. */
+  postmaster(i) {
+    const pid = postmasterPid(join(this.nodeDir(i), 'data'));
+    return pid && alive(pid) ? pid : undefined;
+  }
+
+  /** kill -9 of node i's postmaster and backends only; its Patroni lives on and decides what follows. */
+  killPostmaster(i) {
+    const pm = this.postmaster(i);
+    if (!pm) return [];
+    const victims = [pm, ...childrenOf(pm)];
+    for (const pid of victims) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return victims;
+  }
+
   /** Patroni's view of the cluster (GET /cluster on the first node that answers). */
   async cluster() {
     for (const port of this.state.ports.patroniRest) {

@@ -19,6 +19,8 @@ export interface HaBed {
   startNode(i: number): number;
   killNode(i: number): number[];
   ensureNodes(): number[];
+  postmaster(i: number): number | undefined;
+  killPostmaster(i: number): number[];
   cluster(): Promise<{ members: { name: string; role: string; state: string; timeline?: number; lag?: number | string }[] }>;
   leader(): Promise<number>;
   waitHealthy(timeoutMs?: number, replicas?: number): Promise<unknown>;

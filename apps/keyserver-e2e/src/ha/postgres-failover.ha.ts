@@ -51,7 +51,7 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
   beforeAll(async () => {
     const work = mkdtempSync(join(tmpdir(), 'ks-ha-csr-'));
     try {
-      for (let i = 0; i < 120; i++) {
+      for (let i = 0; i < 160; i++) {
         const cn = `ha-device-${String(i).padStart(4, '0')}`;
         execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(work, 'k.pem'), '-subj', `/CN=${cn}/O=Demo Devices Ltd`, '-addext', `subjectAltName=DNS:${cn}.demo.test`, '-out', join(work, 'r.csr')], { stdio: 'pipe' });
         csrs.push(readFileSync(join(work, 'r.csr'), 'utf8'));
@@ -68,8 +68,18 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     await bed?.down();
   }, 120_000);
 
-  /** Runs plain and idempotent clients through HAProxy, disrupts the primary, waits for a new leader and fresh 201s. */
-  async function underLoad(operationId: string, certOperationId: string, csrBatch: string[], tag: string, disrupt: (leader: number) => Promise<void>): Promise<Outcome> {
+  /**
+   * Runs plain, idempotent and certificate clients through HAProxy, disrupts the primary, waits until the cluster has
+   * a primary again (`recovered`; default: a leader other than the old one) and for fresh 201s.
+   */
+  async function underLoad(
+    operationId: string,
+    certOperationId: string,
+    csrBatch: string[],
+    tag: string,
+    disrupt: (leader: number) => Promise<void>,
+    recovered: (leader: number, oldLeader: number) => boolean = (leader, oldLeader) => leader >= 0 && leader !== oldLeader,
+  ): Promise<Outcome> {
     let stop = false;
     const plain = plainLoad(bed.urls.api, ci, operationId, 4, () => stop, tag);
     const certificates = certificateLoad(bed.urls.api, ci, certOperationId, csrBatch, () => stop);
@@ -83,10 +93,10 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
       await disrupt(oldLeader);
       let newLeader = -1;
       const newLeaderAt = await until(
-        'a new Patroni leader',
+        'a Patroni leader again',
         async () => {
           newLeader = await bed.leader();
-          return newLeader >= 0 && newLeader !== oldLeader;
+          return recovered(newLeader, oldLeader);
         },
         60_000,
       );
@@ -235,7 +245,7 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     expect(op.status).toBe(201);
     const certOp = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1_000));
     expect(certOp.status).toBe(201);
-    const o = await underLoad(op.body.id, certOp.body.id, csrs.slice(60), 'switchover', async () => {
+    const o = await underLoad(op.body.id, certOp.body.id, csrs.slice(60, 120), 'switchover', async () => {
       await bed.switchover();
     });
     const { rows } = await expectNothingLost(op.body.id, certOp.body.id, o);
@@ -243,5 +253,30 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     const s = summary(o);
     recordMeasurement('postgres-switchover', { ...s, ordersStored: rows.orders.size });
     expect(s.patroniPromotionMs).toBeLessThan(30_000);
+  });
+  it('kill -9 of the primary PostgreSQL only (Patroni lives): Patroni restarts it, 503 + Retry-After meanwhile, no 201 lost', async () => {
+    bed.ensureNodes();
+    await bed.waitHealthy(180_000);
+    const op = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 100_000));
+    expect(op.status).toBe(201);
+    const certOp = await call<{ id: string }>(bed.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1_000));
+    expect(certOp.status).toBe(201);
+    let killedPostmaster: number | undefined;
+    const o = await underLoad(
+      op.body.id,
+      certOp.body.id,
+      csrs.slice(120),
+      'postmaster',
+      async (leader) => {
+        killedPostmaster = bed.postmaster(leader);
+        expect(bed.killPostmaster(leader).length).toBeGreaterThan(0);
+      },
+      // Patroni keeps the leader key and starts PostgreSQL again (crash recovery); or, had that failed, fails over.
+      (leader, oldLeader) => leader >= 0 && (leader !== oldLeader || (bed.postmaster(leader) ?? killedPostmaster) !== killedPostmaster),
+    );
+    const { rows } = await expectNothingLost(op.body.id, certOp.body.id, o);
+    await bed.waitHealthy(120_000);
+    const s = summary(o);
+    recordMeasurement('postgres-postmaster-kill-9', { ...s, sameLeader: o.newLeader === o.oldLeader, ordersStored: rows.orders.size });
   });
 });
