@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { ConfigError, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { parseDatabaseUrl } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
@@ -132,6 +133,12 @@ export interface KeyclientConfig {
 /** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
 export function loadKeyclientConfig(env: Record<string, string | undefined>): KeyclientConfig {
   const e = loadConfig(keyclientEnvSchema, env);
+  try {
+    // One endpoint that always reaches the primary (ADR 0026): a multi-host list is refused here, not at first use.
+    parseDatabaseUrl(e.DATABASE_URL);
+  } catch (err) {
+    throw new ConfigError('DATABASE_URL', (err as Error).message);
+  }
   return {
     tenantId: e.TENANT_ID,
     clientId: e.APPLICATION_ID,
