@@ -1,7 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
-import { parseDatabaseUrl } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
@@ -133,11 +132,10 @@ export interface KeyclientConfig {
 /** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
 export function loadKeyclientConfig(env: Record<string, string | undefined>): KeyclientConfig {
   const e = loadConfig(keyclientEnvSchema, env);
-  try {
-    // One endpoint that always reaches the primary (ADR 0026): a multi-host list is refused here, not at first use.
-    parseDatabaseUrl(e.DATABASE_URL);
-  } catch (err) {
-    throw new ConfigError('DATABASE_URL', (err as Error).message);
+  // One endpoint that always reaches the primary (ADR 0026): node-postgres connects to one host, so a libpq
+  // multi-host list is refused here instead of being reduced to its first host.
+  if (/^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?[^/?#]*,/.test(e.DATABASE_URL)) {
+    throw new ConfigError('DATABASE_URL', 'lists several hosts; point it at one endpoint that always reaches the primary (HAProxy with Patroni checks, or the CloudNativePG -rw Service)');
   }
   return {
     tenantId: e.TENANT_ID,
