@@ -17,7 +17,7 @@ const OUT_OF_BAND_SECRETS = {
   'keyserver-entra': { CLIENT_SECRET: 'example-client-secret-value' },
   keyclient: {
     SESSION_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
-    DATABASE_URL: 'postgresql://keyclient:example-password@keyserver-db-rw.keyserver-db.svc:5432/keyclient',
+    DATABASE_URL: 'postgresql://keyserver_keyclient:example-password@keyserver-db-rw.keyserver-db.svc:5432/keyserver',
   },
 };
 
