@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PATH_METADATA } from '@nestjs/common/constants';
@@ -35,11 +35,13 @@ describe('keyclient Deployment (deploy/kubernetes)', () => {
     // The metrics token file is the Secret's, mounted read-only; here a temp file stands in for it.
     const tokenAt = checks.volumeAt(d, c, env['METRICS_TOKEN_FILE']);
     expect({ secret: tokenAt?.volume.secret?.secretName, readOnly: tokenAt?.mount.readOnly }).toEqual({ secret: 'keyserver-metrics', readOnly: true });
-    const token = join(mkdtempSync(join(tmpdir(), 'ks-k8s-')), 'token');
+    const tokenDir = mkdtempSync(join(tmpdir(), 'ks-k8s-'));
+    const token = join(tokenDir, 'token');
     // The dev overlay's demo token, or an example of the out-of-band one (the format the listener requires).
     const secret = (objects as { kind: string; metadata: { name: string }; stringData?: Record<string, string> }[]).find((o) => o.kind === 'Secret' && o.metadata.name === 'keyserver-metrics');
     writeFileSync(token, secret?.stringData?.['token'] ?? 'example-metrics-bearer-token-of-48-characters-xx');
     const config = loadKeyclientConfig({ ...env, METRICS_TOKEN_FILE: token });
+    rmSync(tokenDir, { recursive: true, force: true });
     expect(config.host).toBe('0.0.0.0');
     expect(new URL(config.keyserverApiUrl).hostname).toBe('keyserver-api');
     expect(c.readinessProbe?.httpGet?.path).toBe(route(HealthController.prototype.readyz));

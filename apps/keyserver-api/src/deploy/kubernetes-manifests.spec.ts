@@ -115,7 +115,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     const objects = rendered[overlay];
     // Variables the image or the SoftHSM init script read besides the API's schema.
     const runtime = new Set(['SOFTHSM2_CONF', 'KEYSERVER_HSM_DIR', 'PKCS11_SO_PIN']);
-    const token = join(mkdtempSync(join(tmpdir(), 'ks-k8s-')), 'token');
+    const tokenDir = mkdtempSync(join(tmpdir(), 'ks-k8s-'));
+    const token = join(tokenDir, 'token');
     // The dev overlay's demo token, or an example of the out-of-band one (the format the listener requires).
     const secret = (objects as { kind: string; metadata: { name: string }; stringData?: Record<string, string> }[]).find((o) => o.kind === 'Secret' && o.metadata.name === 'keyserver-metrics');
     writeFileSync(token, secret?.stringData?.['token'] ?? 'example-metrics-bearer-token-of-48-characters-xx');
@@ -130,6 +131,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       // Files exist in the pod, not here: the same schema checks the rest as the API boots.
       expect(() => loadApiConfig({ ...env, PKCS11_MODULE: process.execPath, METRICS_TOKEN_FILE: token })).not.toThrow();
     }
+    rmSync(tokenDir, { recursive: true, force: true });
   });
 
   it('ok prod: three API replicas, a PodDisruptionBudget, rolling updates that never go below the wanted count', () => {
