@@ -134,6 +134,17 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     rmSync(tokenDir, { recursive: true, force: true });
   });
 
+  it.each(OVERLAYS)('ok %s: demo data only in the dev overlay (seed-demo runs with KEYSERVER_MODE=demo; prod runs in production mode)', (overlay) => {
+    const objects = rendered[overlay];
+    for (const c of checks.allContainers(apiDeployment(objects))) {
+      if (c.name === 'entra-loopback') continue;
+      const env = checks.containerEnv(objects, c);
+      const seeds = JSON.stringify((c as unknown as { command?: string[] }).command ?? []).includes('seed-demo');
+      if (seeds) expect({ overlay, mode: env['KEYSERVER_MODE'] }).toEqual({ overlay: 'dev', mode: 'demo' });
+      if (overlay === 'prod') expect(env['KEYSERVER_MODE'] ?? 'production').toBe('production');
+    }
+  });
+
   it('ok prod: three API replicas, a PodDisruptionBudget, rolling updates that never go below the wanted count', () => {
     const d = apiDeployment(rendered.prod);
     expect(d.spec.replicas).toBeGreaterThanOrEqual(3);
