@@ -47,7 +47,7 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   await step('cannot migrate the database at DATABASE_URL', () =>
     migrateDatabase(config.databaseUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
   );
-  const db = createDb(config.databaseUrl, { poolSize: config.databasePoolSize });
+  const db = createDb(config.databaseUrl, config.database);
   const pkcs11 = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
     createPkcs11Signer(config.pkcs11),
   );
