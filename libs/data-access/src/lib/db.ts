@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { DataAccessError } from './errors';
+import { AccessCache } from './access-cache';
 
 /** Transaction isolation levels accepted by {@link Db.transaction}. */
 export type Isolation = 'ReadCommitted' | 'RepeatableRead' | 'Serializable';
@@ -19,9 +20,16 @@ export interface Db {
   readonly pool: Pool;
   /** Runs `fn` in one transaction (default READ COMMITTED, 60 s timeout). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: { isolation?: Isolation; timeoutMs?: number }): Promise<T>;
+  /**
+   * The hot path's subject and key lookups cached with invalidation on every change (access-cache.ts, ADR 0028);
+   * a pass-through until `access.listen()` (the API calls it at boot).
+   */
+  readonly access: AccessCache;
   /** Closes the pool. */
   close(): Promise<void>;
 }
+
+const PRISMA_READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
 
 /**
  * Creates a database handle over `@prisma/adapter-pg`. `poolSize` caps the pg pool (default 10).
@@ -33,14 +41,18 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
   pool.on('error', () => undefined);
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
+  const access = new AccessCache();
   // Every query, raw or not: a lost database becomes 503 database_unavailable, never a 500.
   const prisma = base.$extends({
     query: {
-      async $allOperations({ args, query }) {
+      async $allOperations({ operation, args, query }) {
         try {
           return await query(args);
         } catch (err) {
           throw asUnavailable(err);
+        } finally {
+          // Anything but a model read may have changed access (raw SQL included): this replica reads its own writes.
+          if (!PRISMA_READS.has(operation)) access.flush();
         }
       },
     },
@@ -58,9 +70,14 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
         });
       } catch (err) {
         throw asUnavailable(err);
+      } finally {
+        // Committed or not, whatever it changed is not served from the cache to this replica's next request.
+        access.flush();
       }
     },
+    access,
     close: async () => {
+      await access.close();
       await base.$disconnect();
       if (!pool.ended) await pool.end();
     },

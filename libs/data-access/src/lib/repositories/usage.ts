@@ -44,7 +44,8 @@ export interface ReserveRequest {
   leaseMs?: number;
 }
 
-const RESERVE_SQL = `
+/** The reservation statement ($1 operation, $2 keyid, $3 now, $4 digest, $5 reservation id, $6 subject, $7 kind, $8 idempotency key, $9 request id, $10 lease s); scripts/bench runs it in pgbench too. */
+export const RESERVE_SQL = `
 WITH target AS (
   SELECT ok."id"
   FROM "operation_key" ok
