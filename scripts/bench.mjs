@@ -69,7 +69,7 @@ const { runBench } = require(bundle);
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS } : undefined }, (m) => console.log(m));
+const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))) } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
@@ -94,7 +94,7 @@ if (PROFILE) {
     table('top inclusive frames', pr.inclusive.slice(0, 25)),
   ].join('\n');
   writeFileSync(OUT_JSON, JSON.stringify({ machine, cell, profile: pr }, null, 2) + '\n');
-  console.log(`\n${md}\n\nwrote ${OUT_JSON}`);
+  console.log(`\n${md}\n\nwrote ${OUT_JSON}; raw profile: ${resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile')))}`);
   process.exit(0);
 }
 

@@ -28,7 +28,7 @@ export interface BenchOptions {
   firmwareMib: number;
   p11speed: string;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
-  profile?: { seconds: number };
+  profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string };
 }
 
 export interface BenchResult {
@@ -314,7 +314,9 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       p = undefined;
       const file = readdirSync(profileDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no CPU profile of pid ${pid} in ${readdirSync(profileDir).join(', ')}`);
-      const profile = summarizeProfile(JSON.parse(readFileSync(join(profileDir, file), 'utf8')));
+      const rawProfile = readFileSync(join(profileDir, file), 'utf8');
+      if (o.profile.keep) writeFileSync(o.profile.keep, rawProfile);
+      const profile = summarizeProfile(JSON.parse(rawProfile));
       return { cells: { [cell.name]: cell }, rounds: [[cell]], profile, apiWorkers };
     }
 
