@@ -3,7 +3,8 @@
 // same run with a tool we did not write: a bare node:http server, pgbench running the sign order's SQL, p11speed (C)
 // on the same SoftHSM token, `cfssl serve` as a peer CA, sha256sum.
 // Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--rounds 2] [--firmware-mib 256] [--out docs/benchmarks.json])
-//        node scripts/bench.mjs --profile [--seconds 10]: CPU profile of one API under wrk (P-256 sign orders, c=32)
+//        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates] [--cpuprofile FILE]:
+//        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
 // scripts/bench/run.ts (TypeScript, tsconfig paths) into a temp CommonJS file; gcc builds the C baseline.
 import { execFileSync } from 'node:child_process';
@@ -69,7 +70,7 @@ const { runBench } = require(bundle);
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))) } : undefined }, (m) => console.log(m));
+const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));

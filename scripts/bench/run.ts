@@ -28,7 +28,7 @@ export interface BenchOptions {
   firmwareMib: number;
   p11speed: string;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
-  profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string };
+  profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' };
 }
 
 export interface BenchResult {
@@ -307,7 +307,10 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     }
 
     if (o.profile) {
-      const cell = await ours('P-256 sign orders, 1 operation, c=32 (profiled)', () => wrk(urls[0], scripts.ecOne, 32, o.profile?.seconds ?? 10));
+      const cell =
+        o.profile.target === 'certificates'
+          ? await ours('device certificates, P-256 CSR, c=8 (profiled)', () => wrk(urls[0], certScript, 8, o.profile?.seconds ?? 10))
+          : await ours('P-256 sign orders, 1 operation, c=32 (profiled)', () => wrk(urls[0], scripts.ecOne, 32, o.profile?.seconds ?? 10));
       log(`profiled: ${JSON.stringify(cell)}`);
       const pid = pids[0];
       await p.stop();
