@@ -176,6 +176,24 @@ describe(SignOrderRepository.name, () => {
     }
   });
 
+  it('commits concurrent finishes together, keeps one verifiable chain, and fails only the finish that fails', async () => {
+    const { orderer, key, op } = await setup({ usages: 60 });
+    // Order 7's result cannot be stored (NUL in text): its statement fails inside a batch, the others must not.
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `batch-${i}` }), async () => (i === 7 ? 'a\u0000b' : `sig-${i}`))),
+    );
+    expect(results.filter((x) => x.status === 'rejected')).toHaveLength(1);
+    expect(results[7].status).toBe('rejected');
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(39);
+    const rows = await sql<{ n: string; commits: string }>(
+      tmp.url,
+      `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "audit_event" WHERE "requestId" LIKE 'batch-%' AND "outcome" = 'SUCCESS'`,
+    );
+    expect(Number(rows[0].n)).toBe(39);
+    expect(Number(rows[0].commits)).toBeLessThan(39);
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
   it('signs two orders of one operation at once: no lock is held while the HSM signs', async () => {
     const { orderer, key, op } = await setup({ usages: 2 });
     const slow = gate('slow');
