@@ -238,17 +238,18 @@ export function decodeDigestInfo(der: Uint8Array): { hash: HashName; digest: Uin
 
 /** Converts an ECDSA signature r||s (P1363) to DER `SEQUENCE { INTEGER r, INTEGER s }`. */
 export function p1363ToDer(sig: Uint8Array): Uint8Array {
+  // Written out (on every ECDSA sign order): SEQUENCE { INTEGER r, INTEGER s }, each minimal and positive.
   const half = sig.length / 2;
-  const int = (b: Uint8Array) => {
+  const len = (n: number): number[] => (n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff]);
+  const int = (b: Uint8Array): number[] => {
     let i = 0;
     while (i < b.length - 1 && b[i] === 0) i++;
-    let v = b.subarray(i);
-    if (v[0] & 0x80) v = Uint8Array.from([0, ...v]);
-    return new asn1js.Integer({ valueHex: toAb(v) });
+    const v = Array.from(b.subarray(i));
+    if (v[0] & 0x80) v.unshift(0);
+    return [0x02, ...len(v.length), ...v];
   };
-  return new Uint8Array(
-    new asn1js.Sequence({ value: [int(sig.subarray(0, half)), int(sig.subarray(half))] }).toBER(false),
-  );
+  const body = [...int(sig.subarray(0, half)), ...int(sig.subarray(half))];
+  return Uint8Array.from([0x30, ...len(body.length), ...body]);
 }
 
 /** Converts a DER ECDSA signature to r||s, each left-padded to `size` bytes. */
