@@ -48,7 +48,11 @@ function frameName(n: ProfileNode): string {
   return `${functionName || '(anonymous)'} ${short ? `${short.replace(/^.*\/dist\//, 'dist/')}:${lineNumber + 1}` : ''}`.trim();
 }
 
-export function summarizeProfile(p: CpuProfile, top = 25): ProfileSummary {
+/**
+ * `window`: only samples between these many microseconds before the profile's end (the load cell), so start-up and
+ * set-up do not count.
+ */
+export function summarizeProfile(p: CpuProfile, top = 25, window?: { fromEndUs: number; toEndUs: number }): ProfileSummary {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -57,7 +61,10 @@ export function summarizeProfile(p: CpuProfile, top = 25): ProfileSummary {
   const pkg = new Map<string, number>();
   let total = 0;
   let idle = 0;
+  let at = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i] ?? 0;
+    if (window && (at < p.endTime - window.fromEndUs || at > p.endTime - window.toEndUs)) continue;
     const dt = (p.timeDeltas[i + 1] ?? p.timeDeltas[i] ?? 0) / 1000;
     const node = byId.get(p.samples[i]);
     if (!node) continue;

@@ -307,19 +307,23 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     }
 
     if (o.profile) {
+      const cellStart = Date.now();
       const cell =
         o.profile.target === 'certificates'
           ? await ours('device certificates, P-256 CSR, c=8 (profiled)', () => wrk(urls[0], certScript, 8, o.profile?.seconds ?? 10))
           : await ours('P-256 sign orders, 1 operation, c=32 (profiled)', () => wrk(urls[0], scripts.ecOne, 32, o.profile?.seconds ?? 10));
       log(`profiled: ${JSON.stringify(cell)}`);
+      const cellEnd = Date.now() - 1100; // ours() settles 1.1 s after the load before it reads the statistics
       const pid = pids[0];
       await p.stop();
       p = undefined;
+      const stopped = Date.now();
       const file = readdirSync(profileDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no CPU profile of pid ${pid} in ${readdirSync(profileDir).join(', ')}`);
       const rawProfile = readFileSync(join(profileDir, file), 'utf8');
       if (o.profile.keep) writeFileSync(o.profile.keep, rawProfile);
-      const profile = summarizeProfile(JSON.parse(rawProfile));
+      // Only the load: from the cell's start to its end, counted back from the process's exit.
+      const profile = summarizeProfile(JSON.parse(rawProfile), 25, { fromEndUs: (stopped - cellStart) * 1000, toEndUs: (stopped - cellEnd) * 1000 });
       return { cells: { [cell.name]: cell }, rounds: [[cell]], profile, apiWorkers };
     }
 
