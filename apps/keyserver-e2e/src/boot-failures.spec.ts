@@ -54,6 +54,8 @@ describe('keyserver-api boot', () => {
     ['fail PKCS11_MODULE missing file', { PKCS11_MODULE: '/nonexistent/libsofthsm2.so' }, 'PKCS11_MODULE'],
     ['fail no PIN at all', { PKCS11_PIN_FILE: undefined, PKCS11_PIN: undefined }, 'PKCS11_PIN'],
     ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
+    ['fail metrics on every interface without a token', { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, 'METRICS_TOKEN_FILE'],
+    ['fail metrics port out of range', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
   ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {
     const r = bootApi({ ...base, ...change });
     expect(r.status).not.toBe(0);
@@ -73,6 +75,8 @@ describe('keyserver-api boot', () => {
     expect(r.status).not.toBe(0);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(mention);
+    // Each part of the line once: never "metadata_unreachable: metadata_unreachable: ...".
+    expect(r.lines[0]).not.toMatch(/\b([a-z0-9_]+): \1\b/i);
   });
 
   it('never prints the PIN or the client secret', () => {

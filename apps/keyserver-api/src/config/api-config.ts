@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
 const schema = z
   .object({
@@ -42,6 +43,8 @@ const schema = z
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
+    ...metricsEnvShape,
   })
   .strip();
 
@@ -80,6 +83,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
+    metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
       rateBurst: raw.REFUSAL_RATE_BURST,
@@ -94,5 +98,10 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
 
 /** The config as it may appear in logs. */
 export function describeConfig(c: ApiConfig): Record<string, unknown> {
-  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@') };
+  return {
+    ...c,
+    pkcs11: { ...c.pkcs11, pin: '***' },
+    databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'),
+    metrics: c.metrics && { ...c.metrics, token: c.metrics.token === undefined ? undefined : '***' },
+  };
 }

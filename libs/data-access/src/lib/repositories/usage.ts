@@ -3,6 +3,7 @@ import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
+import { timedAppend } from './audit-observer';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
 // The one place that takes a usage of an operation's key. Whether it may be used is the operation policy
@@ -158,12 +159,19 @@ export async function finishReservation(
   const deleted = `DELETE FROM "usage_reservation" WHERE "id" = ${p(r.id, 'uuid')} RETURNING "operationId", "keyId"`;
   const stored = store(p);
   const call = auditCallSql(audit, p);
-  const row = await finishBatcher(db).run(
-    `WITH d AS (${deleted}), ins AS (${stored})
+  // Timed from the call to the commit of its batch: the append's latency includes waiting for the group commit.
+  const row = await timedAppend(
+    audit,
+    'with_result',
+    () =>
+      finishBatcher(db).run(
+        `WITH d AS (${deleted}), ins AS (${stored})
      SELECT ins."createdAt", ${call.sql} AS "audit",
             (SELECT COALESCE(sum(ok."usagesAllowed" - ok."usagesUsed"), 0) FROM "operation_key" ok WHERE ok."operationId" = ${p(r.operationId, 'uuid')})::int AS "left"
      FROM ins`,
-    values,
+        values,
+      ),
+    (written) => written !== undefined,
   );
   if (!row) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
   if (row.left <= 0) await markExhausted(db, r.operationId);
