@@ -217,6 +217,18 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
   const children: ChildProcess[] = [];
   const drops: (() => Promise<void>)[] = [];
   const profileDir = join(work, 'profile');
+  let cleaned: Promise<void> | undefined;
+  // Everything this run started goes, also when it is interrupted (the platform, the yardstick servers, databases).
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      for (const c of children) c.kill('SIGTERM');
+      await p?.stop();
+      for (const d of drops) await d().catch(() => undefined);
+      rmSync(work, { recursive: true, force: true });
+    })());
+  const interrupted = (signal: NodeJS.Signals) => void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const apiWorkers = Number(process.env['API_WORKERS'] ?? 1);
     log(`starting the platform (emulator, init, ${o.profile ? 1 : 2} API replica(s), API_WORKERS=${apiWorkers})`);
@@ -476,9 +488,8 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     }
     return { cells, rounds, halfRate: { ...half, targetPerSecond: peak / 2 }, firmware, apiWorkers };
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await p?.stop();
-    for (const d of drops) await d().catch(() => undefined);
-    rmSync(work, { recursive: true, force: true });
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
+    await cleanup();
   }
 }
