@@ -197,7 +197,7 @@ over the cell / answered requests) are the robust signals.
 
 - Date: ${machine.date}
 - Command: \`${machine.command}\`, ${ROUNDS} round(s) of ${SECONDS} s per cell, ${Math.round(totalSeconds)} s in all
-- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}; API_WORKERS=${r.apiWorkers}
+- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}; one API process per replica
 
 ### Cells (best round; ours in bold)
 

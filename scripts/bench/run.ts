@@ -39,7 +39,6 @@ export interface BenchResult {
   halfRate?: Cell & { targetPerSecond: number };
   firmware?: { mib: number; seconds: number; mbPerSecond: number; sha256sumMbPerSecond: number; rssBeforeMib: number; rssPeakMib: number; rssGrowthMib: number; vmHwmMib: number };
   profile?: ProfileSummary;
-  apiWorkers: number;
 }
 
 interface Answer {
@@ -230,8 +229,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    const apiWorkers = Number(process.env['API_WORKERS'] ?? 1);
-    log(`starting the platform (emulator, init, ${o.profile ? 1 : 2} API replica(s), API_WORKERS=${apiWorkers})`);
+    log(`starting the platform (emulator, init, ${o.profile ? 1 : 2} API replica(s))`);
     const extraApiEnv: Record<string, string> = { FIRMWARE_MAX_BYTES: String((o.firmwareMib + 1) * MiB) };
     if (o.profile) {
       mkdirSync(profileDir);
@@ -338,7 +336,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       if (o.profile.keep) writeFileSync(o.profile.keep, rawProfile);
       // Only the load: from the cell's start to its end, counted back from the process's exit.
       const profile = summarizeProfile(JSON.parse(rawProfile), 25, { fromEndUs: (stopped - cellStart) * 1000, toEndUs: (stopped - cellEnd) * 1000 });
-      return { cells: { [cell.name]: cell }, rounds: [[cell]], profile, apiWorkers };
+      return { cells: { [cell.name]: cell }, rounds: [[cell]], profile };
     }
 
     // Yardsticks: a bare node:http server, the peer CA, pgbench on a copy of this database, p11speed on this token.
@@ -488,7 +486,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       };
       log(`firmware ${o.firmwareMib} MiB: ${JSON.stringify(firmware)}`);
     }
-    return { cells, rounds, halfRate: { ...half, targetPerSecond: peak / 2 }, firmware, apiWorkers };
+    return { cells, rounds, halfRate: { ...half, targetPerSecond: peak / 2 }, firmware };
   } finally {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);
