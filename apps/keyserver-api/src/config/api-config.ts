@@ -42,6 +42,8 @@ const schema = z
     REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
+    // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
+    KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
     ...metricsEnvShape,
@@ -83,6 +85,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
+    mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
