@@ -36,6 +36,12 @@ export const appRoutes: Route[] = [
     title: 'Keys · Keyserver',
   },
   {
+    path: 'root-ceremony',
+    canActivate: [permissionGuard(Perm.KeysAdmin)],
+    loadComponent: () => import('./features/root-ceremony/root-ceremony.component').then((m) => m.RootCeremonyComponent),
+    title: 'ROOT key ceremony · Keyserver',
+  },
+  {
     path: 'certificates',
     canActivate: [permissionGuard(Perm.OperationsRead)],
     loadComponent: () => import('./features/certificates/certificates.component').then((m) => m.CertificatesComponent),

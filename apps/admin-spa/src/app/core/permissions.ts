@@ -20,6 +20,7 @@ export const NAV_ITEMS: readonly NavItem[] = [
   { path: '/keys', label: 'Keys', anyOf: [Perm.KeysRead] },
   { path: '/certificates', label: 'Device certificates', anyOf: [Perm.OperationsRead] },
   { path: '/admin-sessions', label: 'Admin sessions', anyOf: [Perm.AdminSessionsManage] },
+  { path: '/root-ceremony', label: 'ROOT ceremony', anyOf: [Perm.KeysAdmin] },
   { path: '/subjects', label: 'Subjects and roles', anyOf: [Perm.SubjectsRead, Perm.RolesRead] },
   { path: '/audit', label: 'Audit log', anyOf: [Perm.AuditRead] },
 ];

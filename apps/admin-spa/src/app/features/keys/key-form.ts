@@ -36,7 +36,7 @@ export function nameText(required: boolean): ValidatorFn {
 }
 
 /** ISO 3166 alpha-2, upper-cased before sending; '' passes (the field is optional). */
-const countryValidator: ValidatorFn = (c: AbstractControl<string>): ValidationErrors | null => {
+export const countryValidator: ValidatorFn = (c: AbstractControl<string>): ValidationErrors | null => {
   const v = (c.value ?? '').trim();
   return !v || COUNTRY.test(v.toUpperCase()) ? null : { country: true };
 };

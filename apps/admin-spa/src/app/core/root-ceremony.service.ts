@@ -1,0 +1,33 @@
+import { HttpClient } from '@angular/common/http';
+import { Injectable, inject } from '@angular/core';
+import type { Observable } from 'rxjs';
+import type { z } from 'zod';
+import type { ImportCertificateRequest, PendingKeyView, RootCeremonyRequest, RootCeremonyResult } from '@keyserver/api-contract';
+import type { KeyDetailView } from './api-types';
+
+export type RootCeremonyBody = z.input<typeof RootCeremonyRequest>;
+export type RootCeremonyResultView = z.infer<typeof RootCeremonyResult>;
+export type PendingKey = z.infer<typeof PendingKeyView>;
+export type ImportCertificateBody = z.infer<typeof ImportCertificateRequest>;
+
+/**
+ * The ROOT key ceremony (`POST /api/v1/keys/root-ceremony`), the CSR of a key awaiting its external certificate and
+ * the import of that certificate (ADR 0020, docs/operations.md §4). Changes need an ACTIVE admin session with two
+ * administrators (header added by adminSessionInterceptor).
+ */
+@Injectable({ providedIn: 'root' })
+export class RootCeremonyService {
+  private readonly http = inject(HttpClient);
+
+  ceremony(body: RootCeremonyBody): Observable<RootCeremonyResultView> {
+    return this.http.post<RootCeremonyResultView>('/api/v1/keys/root-ceremony', body);
+  }
+
+  pending(keyid: string): Observable<PendingKey> {
+    return this.http.get<PendingKey>(`/api/v1/keys/${encodeURIComponent(keyid)}/csr`);
+  }
+
+  importCertificate(keyid: string, body: ImportCertificateBody): Observable<KeyDetailView> {
+    return this.http.post<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}/certificate`, body);
+  }
+}
