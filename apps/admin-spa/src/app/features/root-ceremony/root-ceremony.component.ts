@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, ElementRef, computed, inject, signal, viewChild } from '@angular/core';
-import { FormControl, ReactiveFormsModule, Validators } from '@angular/forms';
+import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import { firstValueFrom } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
@@ -60,6 +60,18 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
       display: grid;
       grid-template-columns: minmax(0, max-content) minmax(0, 1fr);
       gap: 0.25rem 1rem;
+    }
+    @media (max-width: 600px) {
+      dl.summary {
+        grid-template-columns: minmax(0, 1fr);
+      }
+      dl.summary dd {
+        margin-block-end: 0.5rem;
+      }
+    }
+    dl.summary .state {
+      white-space: normal;
+      overflow-wrap: anywhere;
     }
     dl.summary dt {
       font-weight: 600;
@@ -155,13 +167,13 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
             <mat-error>A whole number from 1 to {{ maxValidity }}.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
-            <mat-label>Path length (CA levels below, optional)</mat-label>
+            <mat-label>Path length (optional)</mat-label>
             <input matInput type="number" formControlName="pathLen" min="0" [max]="maxPathLen" step="1" />
-            <mat-hint>Empty: no constraint</mat-hint>
+            <mat-hint>CA levels allowed below the ROOT; empty: no constraint</mat-hint>
             <mat-error>A whole number from 0 to {{ maxPathLen }}, or empty.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
-            <mat-label>Approvers required for its use</mat-label>
+            <mat-label>Approvers required</mat-label>
             <input matInput type="number" formControlName="requiredApprovers" min="0" [max]="maxApprovers" step="1" required />
             <mat-error>A whole number from 0 to {{ maxApprovers }}.</mat-error>
           </mat-form-field>
@@ -236,15 +248,17 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
         </div>
         <pre class="pem" aria-label="CSR PEM" tabindex="0">{{ pk.csr }}</pre>
         <p>Have the offline root sign it as a CA (CA:true, keyCertSign, cRLSign), then paste its answer:</p>
-        <form (ngSubmit)="importCertificate(pk.keyid)" aria-label="Import the external certificate" class="wide">
+        <form [formGroup]="importForm" (ngSubmit)="importCertificate(pk.keyid)" aria-label="Import the external certificate" class="wide">
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
-            <mat-label>Certificate issued for {{ pk.keyid }} (PEM)</mat-label>
-            <textarea matInput [formControl]="certificate" rows="6" spellcheck="false" required></textarea>
+            <mat-label>Certificate (PEM)</mat-label>
+            <textarea matInput formControlName="certificate" rows="6" spellcheck="false" required></textarea>
+            <mat-hint>The certificate the offline root issued for {{ pk.keyid }}</mat-hint>
             <mat-error>Paste one PEM certificate.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
-            <mat-label>Chain above it, issuer first, ending with the offline root (PEM)</mat-label>
-            <textarea matInput [formControl]="chain" rows="6" spellcheck="false" required></textarea>
+            <mat-label>Chain (PEM)</mat-label>
+            <textarea matInput formControlName="chain" rows="6" spellcheck="false" required></textarea>
+            <mat-hint>The certificates above it, issuer first, ending with the offline root</mat-hint>
             <mat-error>Paste 1 to 8 PEM certificates.</mat-error>
           </mat-form-field>
           <div class="actions">
@@ -255,10 +269,10 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
     } @else if (!review()) {
       <section class="panel" aria-labelledby="resume-title">
         <h2 id="resume-title">Continue an external ceremony</h2>
-        <form (ngSubmit)="loadPending()" aria-label="Find a key awaiting its certificate" class="actions">
+        <form [formGroup]="resumeForm" (ngSubmit)="loadPending()" aria-label="Find a key awaiting its certificate" class="actions">
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
-            <mat-label>Key id awaiting its certificate</mat-label>
-            <input matInput [formControl]="pendingKeyid" autocomplete="off" spellcheck="false" />
+            <mat-label>Key id</mat-label>
+            <input matInput formControlName="keyid" autocomplete="off" spellcheck="false" />
           </mat-form-field>
           <button mat-stroked-button type="submit" [disabled]="busy()">Show its CSR</button>
         </form>
@@ -285,6 +299,8 @@ export class RootCeremonyComponent {
   protected readonly certificate = new FormControl('', { nonNullable: true, validators: [Validators.required] });
   protected readonly chain = new FormControl('', { nonNullable: true, validators: [Validators.required] });
   protected readonly pendingKeyid = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.pattern(KEYID)] });
+  protected readonly importForm = new FormGroup({ certificate: this.certificate, chain: this.chain });
+  protected readonly resumeForm = new FormGroup({ keyid: this.pendingKeyid });
   protected readonly session = computed(() => this.adminSessions.active());
   protected readonly review = signal<RootCeremonyBody | null>(null);
   protected readonly result = signal<RootCeremonyResultView | null>(null);
@@ -344,7 +360,7 @@ export class RootCeremonyComponent {
     this.pending.set(null);
     this.imported.set(null);
     this.problem.set(null);
-    this.form.reset();
+    this.form.reset(ceremonyForm().getRawValue());
   }
 
   protected async loadPending(): Promise<void> {

@@ -1,0 +1,177 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { activeSession, apiAs, auditOf, bffUserToken, type Api } from './admin-helpers';
+import { horizontalOverflow, launchChromium, newSession, screenshot, seriousAxeViolations, signIn, type UserSession } from './browser-support';
+
+// Issue 15 item 2 for the administrative screen: the ROOT key ceremony (self-signed and external root) in Chromium,
+// through the keyclient (its proxy allow-list included) to the real API and SoftHSM; the certificates are checked
+// with openssl, not with our code.
+
+const openssl = (dir: string, args: string[]): string => execFileSync('openssl', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const spkiSha256 = (pem: string): string => createHash('sha256').update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+
+describe('ROOT key ceremony in the admin console (Chromium)', () => {
+  let p: RunningPlatform;
+  let browser: Browser;
+  let dir: string;
+  const sessions: UserSession[] = [];
+  let adaApi: Api;
+  let alanApi: Api;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'root-ceremony-browser-'));
+    p = await startPlatform({ keyclient: true });
+    browser = await launchChromium();
+    adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    alanApi = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+  }, 180_000);
+  afterAll(async () => {
+    for (const s of sessions) await s.context.close().catch(() => undefined);
+    await browser?.close();
+    await p?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  async function nav(page: Page, label: string, heading: string): Promise<void> {
+    const toggle = page.locator('button.menu-toggle');
+    if (await toggle.isVisible()) {
+      if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+      await page.locator('button.menu-toggle[aria-expanded="true"]').waitFor();
+    }
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
+  }
+
+  async function fillCeremony(page: Page, keyid: string, external = false): Promise<void> {
+    const form = page.getByRole('form', { name: 'ROOT key ceremony' });
+    if (external) await form.getByLabel('Certified by an existing offline root', { exact: false }).check();
+    await form.getByLabel('Key id').fill(keyid);
+    await form.getByLabel('Algorithm').selectOption('EC_P384');
+    await form.getByLabel('Common name (CN)').fill(external ? 'Acme Online Root' : 'Console Root CA');
+    await form.getByLabel('Organization (O, optional)').fill('Acme Devices');
+    await form.getByLabel('Country (C, optional)').fill('dk');
+    await form.getByLabel('Validity in days').fill('3650');
+    await form.getByLabel('Path length (optional)').fill(external ? '1' : '2');
+    await form.getByRole('button', { name: 'Review the ceremony' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Confirm the ROOT key ceremony' }).waitFor();
+  }
+
+  it('ok two administrators run the self-signed ceremony in the console; openssl verifies the ROOT, the audit shows it; a duplicate keyid is refused in plain words; axe finds nothing', async () => {
+    const ada = await newSession(browser, p);
+    sessions.push(ada);
+    const { page } = ada;
+    await signIn(ada, p, 'ada.admin@demo.test');
+
+    // Without a session the form is there but the ceremony cannot start.
+    await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
+    await page.getByRole('note').filter({ hasText: 'needs an active administrative session' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Review the ceremony' }).isDisabled()).toBe(true);
+
+    // Ada opens a session in the console, Alan authorizes it (four eyes).
+    await nav(page, 'Admin sessions', 'Administrative sessions');
+    const description = 'ROOT key ceremony from the console';
+    const openForm = page.getByRole('form', { name: 'Open an administrative session' });
+    await openForm.getByLabel('What is the session for?').fill(description);
+    await openForm.getByRole('button', { name: 'Open session' }).click();
+    await page.getByRole('row').filter({ hasText: description }).locator('.state[data-state="PENDING"]').waitFor();
+    const listed = await adaApi<{ items: { id: string; description: string }[] }>('GET', '/api/v1/admin-sessions');
+    const sessionId = listed.body.items.find((s) => s.description === description)?.id ?? '';
+    expect((await alanApi<{ state: string }>('POST', `/api/v1/admin-sessions/${sessionId}/authorizations`)).body.state).toBe('ACTIVE');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+
+    await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
+    await fillCeremony(page, 'console-root');
+    // The confirmation restates the ceremony and says two administrators are required.
+    const review = page.getByRole('region', { name: 'Confirm the ROOT key ceremony' });
+    const reviewText = (await review.innerText()).replace(/\s+/g, ' ');
+    for (const fact of ['Two administrators are required.', description, 'Mode Self-signed ROOT', 'Key id console-root', 'Algorithm EC_P384', 'Subject CN=Console Root CA, O=Acme Devices, C=DK', 'Validity 3650 days', 'Path length 2', 'Approvers required 2']) {
+      expect(reviewText).toContain(fact);
+    }
+    await screenshot(page, '50-root-ceremony-confirm');
+    const axe = await seriousAxeViolations(page);
+    await review.getByRole('button', { name: 'Generate and self-sign the ROOT' }).click();
+    await page.getByRole('heading', { level: 2, name: 'ROOT key console-root is active' }).waitFor();
+
+    // The certificate shown is the ROOT's, self-signed, as asked: checked with openssl.
+    const pem = ((await page.getByLabel('Certificate PEM').textContent()) ?? '').trim() + '\n';
+    writeFileSync(join(dir, 'console-root.pem'), pem);
+    expect(openssl(dir, ['verify', '-x509_strict', '-CAfile', 'console-root.pem', 'console-root.pem'])).toContain('console-root.pem: OK');
+    const text = openssl(dir, ['x509', '-in', 'console-root.pem', '-noout', '-text']);
+    expect(text).toMatch(/CA:TRUE, pathlen:2/);
+    expect(text).toMatch(/Subject: C ?= ?DK, O ?= ?Acme Devices, CN ?= ?Console Root CA/);
+    expect(text).toMatch(/NIST CURVE: P-384|secp384r1/);
+    const fingerprint = spkiSha256(pem);
+    expect(await page.getByTestId('spki-sha256').textContent()).toBe(fingerprint.toUpperCase().match(/../g)?.join(':'));
+    expect(await page.getByRole('button', { name: 'Copy certificate PEM' }).count()).toBe(1);
+    await screenshot(page, '51-root-ceremony-done');
+    axe.push(...(await seriousAxeViolations(page)));
+
+    // The audit log holds the ceremony, both administrators, the fingerprint and the certificate.
+    const [entry] = await auditOf(adaApi, 'action=key.root_ceremony&outcome=SUCCESS');
+    expect(entry).toMatchObject({ keyid: 'console-root', adminSessionId: sessionId, details: { spkiSha256: fingerprint, certificate: pem, mode: 'self-signed' } });
+    expect((entry.details['administrators'] as { displayName: string }[]).map((a) => a.displayName).sort()).toEqual(['Ada Admin', 'Alan Admin']);
+
+    // The same keyid again: refused, said in plain words, nothing generated.
+    await page.getByRole('button', { name: 'New ceremony' }).click();
+    await fillCeremony(page, 'console-root');
+    await page.getByRole('button', { name: 'Generate and self-sign the ROOT' }).click();
+    const alert = page.getByRole('alert').filter({ hasText: 'A key with this id already exists.' });
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-code')).toBe('key_exists');
+    await screenshot(page, '52-root-ceremony-refused');
+    axe.push(...(await seriousAxeViolations(page)));
+    const [denied] = await auditOf(adaApi, 'action=key.root_ceremony&outcome=DENIED');
+    expect(denied?.errorCode).toBe('key_exists');
+    expect(axe).toEqual([]);
+    expect(ada.cspViolations).toEqual([]);
+  });
+
+  it('ok at 360 px: the external mode shows the CSR, the certificate an offline root issued (openssl) is imported and the key becomes ACTIVE; nothing wider than the screen, no axe finding', async () => {
+    // Ada and Alan open and authorize the session over the API this time (the console flow is shown above).
+    await activeSession(adaApi, alanApi, 'External ROOT from the console');
+    const ada = await newSession(browser, p, { viewport: { width: 360, height: 780 }, isMobile: true });
+    sessions.push(ada);
+    const { page } = ada;
+    await signIn(ada, p, 'ada.admin@demo.test');
+    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+    await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
+    expect(await horizontalOverflow(page)).toEqual({ overflow: 0, culprits: [] });
+    await screenshot(page, '53-root-ceremony-form-360');
+    const axe = await seriousAxeViolations(page);
+    await fillCeremony(page, 'console-online-root', true);
+    expect(await horizontalOverflow(page)).toEqual({ overflow: 0, culprits: [] });
+    await page.getByRole('button', { name: 'Generate the key and its CSR' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Key console-online-root awaits its certificate' }).waitFor();
+    await page.getByRole('heading', { level: 2, name: 'Import the certificate of console-online-root' }).waitFor();
+    expect((await adaApi<{ state: string }>('GET', '/api/v1/keys/console-online-root/csr')).status).toBe(200);
+    axe.push(...(await seriousAxeViolations(page)));
+    expect(await horizontalOverflow(page)).toEqual({ overflow: 0, culprits: [] });
+    await screenshot(page, '54-root-ceremony-csr-360');
+
+    // The offline root (openssl) signs the CSR shown on the screen.
+    writeFileSync(join(dir, 'online.csr'), ((await page.getByLabel('CSR PEM').textContent()) ?? '').trim() + '\n');
+    expect(openssl(dir, ['req', '-in', 'online.csr', '-noout', '-verify', '-subject'])).toMatch(/CN ?= ?Acme Online Root/);
+    openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', 'offline.key', '-out', 'offline.pem', '-days', '30', '-subj', '/CN=Offline Root', '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    writeFileSync(join(dir, 'ext.cnf'), 'basicConstraints=critical,CA:true,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    openssl(dir, ['x509', '-req', '-in', 'online.csr', '-CA', 'offline.pem', '-CAkey', 'offline.key', '-CAcreateserial', '-days', '20', '-extfile', 'ext.cnf', '-out', 'online.pem']);
+    const importForm = page.getByRole('form', { name: 'Import the external certificate' });
+    await importForm.getByLabel('Certificate (PEM)').fill(openssl(dir, ['x509', '-in', 'online.pem']));
+    await importForm.getByLabel('Chain (PEM)').fill(openssl(dir, ['x509', '-in', 'offline.pem']));
+    await importForm.getByRole('button', { name: 'Verify and import' }).click();
+    await page.locator('[role="alert"], p.ok[role="status"]').first().waitFor();
+    expect(await page.getByRole('alert').allTextContents()).toEqual([]);
+    await page.getByRole('status').filter({ hasText: 'Certificate imported: key console-online-root is active.' }).waitFor();
+    expect((await adaApi<{ state: string }>('GET', '/api/v1/keys/console-online-root')).body.state).toBe('ACTIVE');
+    axe.push(...(await seriousAxeViolations(page)));
+    expect(await horizontalOverflow(page)).toEqual({ overflow: 0, culprits: [] });
+    await screenshot(page, '55-root-ceremony-imported-360');
+    expect(axe).toEqual([]);
+    expect(ada.cspViolations).toEqual([]);
+  });
+});
