@@ -19,3 +19,4 @@ export * from './lib/repositories/certificate-issuance.repository';
 export * from './lib/bff-session.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
 export * from './lib/repositories/device-profile.repository';
+export * from './lib/repositories/notification.repository';

@@ -4,6 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
+import { enqueueOperationNotice } from './notification.repository';
 
 export interface CreateOperationInput {
   description: string;
@@ -117,6 +118,7 @@ export class OperationRepository {
           include: operationInclude,
         });
         if (audit) await appendAuditTx(tx, { ...audit, operationId: op.id });
+        await enqueueOperationNotice(tx, 'operation.approval_requested', op.id);
         return toOperation(op);
       });
     } catch (err) {
@@ -179,6 +181,7 @@ export class OperationRepository {
         const complete = op.keys.every((k) => approvals.filter((a) => a.keyId === k.keyId).length >= k.requiredApprovers);
         if (complete) await tx.operation.update({ where: { id: operationId }, data: { state: 'APPROVED' } });
         if (audit) await appendAuditTx(tx, { ...audit, operationId, keyid });
+        if (complete) await enqueueOperationNotice(tx, 'operation.approved', operationId);
         const after = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         return { operation: toOperation(after), transitioned: complete };
       });
@@ -212,12 +215,14 @@ export class OperationRepository {
     data: Prisma.OperationUpdateInput,
     audit?: AuditInput,
   ): Promise<Operation> {
+    const notice = data.state === 'REJECTED' ? 'operation.rejected' : null;
     return this.db.transaction(async (tx) => {
       await lockOperation(tx, id);
       const op = await tx.operation.findUniqueOrThrow({ where: { id } });
       if (!from.includes(op.state)) throw new DataAccessError('invalid_state', `operation is ${op.state}`);
       const updated = await tx.operation.update({ where: { id }, data, include: operationInclude });
       if (audit) await appendAuditTx(tx, { ...audit, operationId: id });
+      if (notice) await enqueueOperationNotice(tx, notice, id);
       return toOperation(updated);
     });
   }
