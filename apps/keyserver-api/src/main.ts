@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { keepIdleConnections, runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase } from '@keyserver/data-access';
 import { UsageReaper } from './usage/usage-reaper';
+import { NotificationDispatcher } from './notifications/dispatcher';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
 import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
 import type { HsmSigner } from '@keyserver/pki';
@@ -87,8 +88,14 @@ async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
   reaper.start();
+  // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
+  const notifyDb = createDb(config.databaseUrl, { poolSize: config.notify.dbPoolSize });
+  const dispatcher = new NotificationDispatcher(notifyDb, logger, config.notify);
+  dispatcher.start();
   const shutdown = async () => {
     await reaper.stop();
+    await dispatcher.stop();
+    await notifyDb.close();
     await app.close();
     await deps.signer.close();
     await deps.db.close();

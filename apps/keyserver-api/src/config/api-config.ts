@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 
 const schema = z
   .object({
@@ -40,6 +41,8 @@ const schema = z
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
+    ...notifyEnvSchema,
   })
   .strip();
 
@@ -77,6 +80,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     logLevel: raw.LOG_LEVEL,
+    notify: notifyConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
       rateBurst: raw.REFUSAL_RATE_BURST,
@@ -91,5 +95,5 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
 
 /** The config as it may appear in logs. */
 export function describeConfig(c: ApiConfig): Record<string, unknown> {
-  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@') };
+  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'), notify: describeNotifyConfig(c.notify) };
 }
