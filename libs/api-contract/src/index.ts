@@ -9,3 +9,4 @@ export * from './lib/audit';
 export * from './lib/me';
 export * from './lib/device-profile';
 export * from './lib/key-limits';
+export * from './lib/notifications';

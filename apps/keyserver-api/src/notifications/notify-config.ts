@@ -65,7 +65,7 @@ const Webhook = z.strictObject({
   secretFile: z.string().min(1).optional(),
 });
 
-type NotifyEnv = { [K in keyof typeof notifyEnvSchema]: z.output<(typeof notifyEnvSchema)[K]> };
+type NotifyEnv = z.output<z.ZodObject<typeof notifyEnvSchema>>;
 
 /** Checks the notification variables together (the fields alone are checked by the schema). */
 export function notifyConfig(raw: NotifyEnv): NotifyConfig {

@@ -2,6 +2,8 @@
 export enum Permission {
   /** Any enabled subject: who am I, my natures. */
   SelfRead = 'self:read',
+  /** Any enabled subject: its own notification settings (opt-outs; the address is set by administrators). */
+  NotificationsSelf = 'notifications:self',
   KeysRead = 'keys:read',
   KeysAdmin = 'keys:admin',
   OperationsRead = 'operations:read',
@@ -22,7 +24,7 @@ export const NATURES = ['administrator', 'approver', 'orderer', 'signer', 'provi
 export type Nature = (typeof NATURES)[number];
 
 /** Granted to every resolved, enabled subject whatever its natures. */
-export const BASE_PERMISSIONS: readonly Permission[] = [Permission.SelfRead];
+export const BASE_PERMISSIONS: readonly Permission[] = [Permission.SelfRead, Permission.NotificationsSelf];
 
 /** Natures -> permissions, in one table. */
 export const NATURE_PERMISSIONS: Readonly<Record<Nature, readonly Permission[]>> = {
