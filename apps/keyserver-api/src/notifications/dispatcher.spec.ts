@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -302,6 +305,66 @@ describe(NotificationDispatcher.name, () => {
     } finally {
       await own.close();
     }
+  });
+
+  describe('SMTP transport security', () => {
+    let dir: string;
+    let tlsSmtp: SMTPServer;
+    let tlsPort: number;
+    let cert: string;
+    const tlsMails: Mail[] = [];
+
+    beforeAll(async () => {
+      // A relay offering STARTTLS with a certificate for 127.0.0.1 that openssl made (trusted through SMTP_TLS_CA_FILE).
+      dir = mkdtempSync(join(tmpdir(), 'ks-notify-tls-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=relay',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      tlsSmtp = new SMTPServer({
+        authOptional: true,
+        logger: false,
+        key: readFileSync(join(dir, 'key.pem')),
+        cert,
+        onData(stream, session, done) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            tlsMails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: session.secure ? 'over TLS' : 'PLAINTEXT' });
+            done();
+          });
+        },
+      });
+      await new Promise<void>((resolve) => tlsSmtp.listen(0, '127.0.0.1', resolve));
+      tlsPort = (tlsSmtp.server.address() as AddressInfo).port;
+    });
+    afterAll(async () => {
+      await new Promise<void>((resolve) => tlsSmtp?.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('sends over STARTTLS to a relay whose certificate the configured CA vouches for', async () => {
+      const s = await scene(1);
+      await s.order();
+      const d = new NotificationDispatcherFor([], db, { smtp: { host: '127.0.0.1', port: tlsPort, tls: 'starttls', ca: cert, user: null, password: null, from: 'keyserver@example.test' } });
+      expect(await d.drain()).toMatchObject({ sent: 1, dead: 0 });
+      expect(tlsMails).toEqual([{ to: [s.approvers[0].email], raw: 'over TLS' }]);
+    });
+
+    it.each([
+      // The relay answers STARTTLS with a 5xx: permanent, DEAD at once.
+      ['fail never falls back to plaintext when the relay offers no STARTTLS', () => smtpPort, 1],
+      // A certificate failure may be a relay being fixed: retried, then DEAD.
+      ['fail refuses a relay certificate no configured CA vouches for', () => tlsPort, 3],
+    ])('%s', async (_n, port, attempts) => {
+      const s = await scene(1);
+      const op = await s.order();
+      const before = tlsMails.length;
+      const d = new NotificationDispatcherFor([], db, { smtp: { host: '127.0.0.1', port: port(), tls: 'starttls', ca: null, user: null, password: null, from: 'keyserver@example.test' } });
+      expect(await d.drain()).toMatchObject({ sent: 0, dead: 1 });
+      expect(mails).toEqual([]);
+      expect(tlsMails.length).toBe(before);
+      expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts });
+    });
   });
 
   it.each([
