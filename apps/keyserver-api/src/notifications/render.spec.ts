@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { OperationNoticePayload } from '@keyserver/data-access';
 import { emailText, notificationBody, oneLine, signature, title, webhookBody } from './render';
 
@@ -81,5 +82,23 @@ describe(webhookBody.name, () => {
     ['operation.rejected', 'rejected'],
   ] as const)('titles %s', (type, words) => {
     expect(title(payload({ type }))).toContain(words);
+  });
+
+  it('keeps every line and every escape whatever the orderer writes (property)', () => {
+    const base = emailText(payload({ operation: { ...payload().operation, description: 'x' } }), recipients[0], 'https://ks.example.test', 'd').split('\n').length;
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 60 }), (description, name) => {
+        const p = payload({ operation: { ...payload().operation, description, orderer: { subjectId: 'o', displayName: name } } });
+        // eslint-disable-next-line no-control-regex
+        expect(title(p)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+        // The orderer cannot add or remove a line of the email (no forged header-like or link lines).
+        expect(emailText(p, recipients[0], 'https://ks.example.test', 'd').split('\n')).toHaveLength(base);
+        const slack = JSON.parse(webhookBody('slack', notificationBody('d', p, recipients, null))) as { text: string };
+        expect(slack.text).not.toMatch(/[<>]/);
+        const body = JSON.parse(webhookBody('keyserver', notificationBody('d', p, recipients, null))) as OperationNoticePayload;
+        expect(body.operation.description).toBe(description);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
