@@ -274,7 +274,7 @@ describe(NotificationDispatcher.name, () => {
     script.set('/race', { statuses: [200], delayMs: 30 });
     for (let i = 0; i < 8; i++) await s.order(`race ${i}`);
     // Both start with every delivery due (expansion has its own exactly-once test in data-access).
-    while ((await repos.notifications.expand(['race'])).length > 0);
+    while ((await repos.notifications.expand({ email: true, webhooks: ['race'] })).length > 0);
     const one = new NotificationDispatcherFor([hook('race')], db);
     const two = new NotificationDispatcherFor([hook('race')], db2);
     const [a, b] = await Promise.all([one.drain(), two.drain()]);

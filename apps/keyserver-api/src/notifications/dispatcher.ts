@@ -63,8 +63,8 @@ export class NotificationDispatcher {
   private async run(): Promise<DispatchPass> {
     const result: DispatchPass = { expanded: 0, sent: 0, retried: 0, dead: 0, lost: 0 };
     try {
-      const endpoints = this.cfg.webhooks.map((w) => w.name);
-      for (let batch = await this.repo.expand(endpoints); batch.length > 0 && !this.stopped; batch = await this.repo.expand(endpoints)) {
+      const channels = { email: this.email !== null, webhooks: this.cfg.webhooks.map((w) => w.name) };
+      for (let batch = await this.repo.expand(channels); batch.length > 0 && !this.stopped; batch = await this.repo.expand(channels)) {
         result.expanded += batch.length;
         for (const e of batch) {
           if (e.event === 'operation.approval_requested' && e.recipients === 0) {

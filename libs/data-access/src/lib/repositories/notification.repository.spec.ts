@@ -101,7 +101,7 @@ describe(NotificationRepository.name, () => {
     await a.notifications.setAddress(s.approvers[3].id, null, AUDIT);
     const op = await order(s);
     // Both replicas expand at once: the row lock and the unique deliveries make it once.
-    await Promise.all([a.notifications.expand(['teams', 'ops']), b.notifications.expand(['teams', 'ops']), a.notifications.expand(['teams', 'ops'])]);
+    await Promise.all([a.notifications.expand({ email: true, webhooks: ['teams', 'ops'] }), b.notifications.expand({ email: true, webhooks: ['teams', 'ops'] }), a.notifications.expand({ email: true, webhooks: ['teams', 'ops'] })]);
     const rows = await a.notifications.deliveriesOf(op.id);
     const emails = rows.filter((r) => r.channel === 'EMAIL');
     expect(emails.map((r) => r.target).sort()).toEqual([s.approvers[0].id, s.approvers[2].id].sort());
@@ -112,10 +112,17 @@ describe(NotificationRepository.name, () => {
     expect((await a.notifications.eventsOf(op.id))[0].expanded).toBe(true);
   });
 
+  it('creates no email delivery when SMTP is not configured', async () => {
+    const s = await scene(1, 2);
+    const op = await order(s);
+    await a.notifications.expand({ email: false, webhooks: ['teams'] });
+    expect((await a.notifications.deliveriesOf(op.id)).map((r) => [r.channel, r.target])).toEqual([['WEBHOOK', 'teams']]);
+  });
+
   it('lets two replicas claim concurrently without ever holding the same delivery', async () => {
     const s = await scene(1, 6);
     for (let i = 0; i < 5; i++) await order(s);
-    while ((await a.notifications.expand([], 50)).length > 0);
+    while ((await a.notifications.expand({ email: true, webhooks: [] }, 50)).length > 0);
     const due = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_delivery" WHERE "state" = 'PENDING' AND "leaseUntil" IS NULL`);
     const claimed: string[] = [];
     for (let round = 0; round < 20; round++) {
@@ -131,7 +138,7 @@ describe(NotificationRepository.name, () => {
   it('fences completion by the lease: a lost lease cannot complete, an expired one is claimed again, the last failure is DEAD', async () => {
     const s = await scene(1, 1);
     const op = await order(s);
-    await a.notifications.expand([]);
+    await a.notifications.expand({ email: true, webhooks: [] });
     await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
     const [first] = await a.notifications.claim(1, 3);
     expect(first.attempts).toBe(1);

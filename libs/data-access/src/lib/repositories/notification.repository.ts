@@ -139,10 +139,11 @@ export class NotificationRepository {
 
   /**
    * Turns up to `limit` unexpanded events into deliveries, each event exactly once (its row is locked, the
-   * deliveries are unique per target): one EMAIL per recipient with an address on file who did not opt out,
-   * one WEBHOOK per configured endpoint naming the recipients who did not opt out of webhooks.
+   * deliveries are unique per target): one EMAIL per recipient with an address on file who did not opt out (when
+   * `channels.email`: SMTP is configured), one WEBHOOK per configured endpoint naming the recipients who did not opt
+   * out of webhooks.
    */
-  async expand(webhookEndpoints: readonly string[], limit = 20): Promise<ExpandedEvent[]> {
+  async expand(channels: { email: boolean; webhooks: readonly string[] }, limit = 20): Promise<ExpandedEvent[]> {
     return sqlTransaction(this.db, async (c) => {
       const events = (
         await c.query<{ id: string; event: string; operationId: string; recipientIds: string[] | null }>(
@@ -163,7 +164,7 @@ export class NotificationRepository {
         ).rows;
         let deliveries = 0;
         for (const p of people) {
-          if (!p.email || !p.emailEnabled) continue;
+          if (!channels.email || !p.email || !p.emailEnabled) continue;
           const r = await c.query(
             `INSERT INTO "notification_delivery" ("id", "outboxId", "channel", "target", "address", "recipientIds")
              VALUES (gen_random_uuid(), $1, 'EMAIL', $2::text, $3, ARRAY[$2::uuid]) ON CONFLICT DO NOTHING`,
@@ -173,7 +174,7 @@ export class NotificationRepository {
         }
         const webhookRecipients = people.filter((p) => p.webhookEnabled).map((p) => p.id);
         if (webhookRecipients.length > 0) {
-          for (const name of webhookEndpoints) {
+          for (const name of channels.webhooks) {
             const r = await c.query(
               `INSERT INTO "notification_delivery" ("id", "outboxId", "channel", "target", "recipientIds")
                VALUES (gen_random_uuid(), $1, 'WEBHOOK', $2, $3::uuid[]) ON CONFLICT DO NOTHING`,
