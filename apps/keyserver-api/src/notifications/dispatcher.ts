@@ -64,22 +64,22 @@ export class NotificationDispatcher {
     const result: DispatchPass = { expanded: 0, sent: 0, retried: 0, dead: 0, lost: 0 };
     try {
       const channels = { email: this.email !== null, webhooks: this.cfg.webhooks.map((w) => w.name) };
-      for (let batch = await this.repo.expand(channels); batch.length > 0 && !this.stopped; batch = await this.repo.expand(channels)) {
+      for (const id of await this.repo.buryAbandoned(this.cfg.maxAttempts)) {
+        result.dead += 1;
+        this.logger.error({ deliveryId: id }, 'notification delivery is dead: its last attempt was abandoned');
+      }
+      // Expansion and sending interleave, so a large backlog of events does not hold back the first sends.
+      while (!this.stopped) {
+        const batch = await this.repo.expand(channels);
         result.expanded += batch.length;
         for (const e of batch) {
           if (e.event === 'operation.approval_requested' && e.recipients === 0) {
             this.logger.warn({ operationId: e.operationId }, 'operation needs approval but no enabled user holds APPROVE on its keys: nobody was notified');
           }
         }
-      }
-      for (const id of await this.repo.buryAbandoned(this.cfg.maxAttempts)) {
-        result.dead += 1;
-        this.logger.error({ deliveryId: id }, 'notification delivery is dead: its last attempt was abandoned');
-      }
-      while (!this.stopped) {
         const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10);
-        if (claimed.length === 0) break;
         await Promise.all(claimed.map((d) => this.deliver(d, result)));
+        if (batch.length === 0 && claimed.length === 0) break;
       }
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'notification dispatcher could not finish a pass; will retry');
