@@ -1,3 +1,5 @@
+export * from './lib/access';
+export * from './lib/ids';
 export * from './lib/contract';
 export * from './lib/operations';
 export * from './lib/certificates';

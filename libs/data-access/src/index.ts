@@ -1,5 +1,15 @@
 export * from './lib/errors';
 export * from './lib/types';
+export {
+  approvalComplete,
+  effectiveState,
+  isUsable,
+  needsApproval,
+  usability,
+  type PolicyOperation,
+  type PolicyOperationKey,
+  type UsabilityRefusal,
+} from './lib/policy/operation-policy';
 export { createDb, isDatabaseUnavailable, type Db, type Isolation } from './lib/db';
 export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';
 export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';
@@ -10,7 +20,6 @@ export * from './lib/repositories/operation.repository';
 export * from './lib/repositories/sign-order.repository';
 export { requestFingerprint } from './lib/repositories/idempotency';
 export * from './lib/repositories/key-limits';
-export { HUMAN_ONLY_NATURES } from './lib/repositories/admin-participation';
 export * from './lib/repositories/certificate.repository';
 export * from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';

@@ -1,6 +1,5 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { z } from 'zod';
-import { KeyserverError } from '@keyserver/errors';
 import { ZodBody } from '../common/zod-body';
 
 /** The header that names the ACTIVE administrative session a change is made in. */
@@ -20,15 +19,5 @@ export function validateBody<S extends z.ZodType>(schema: S, body: unknown): z.o
   return new ZodBody(schema).transform(body ?? {}, { type: 'body' });
 }
 
-/** The error code an audit entry records for a thrown value. */
-export function errorCodeOf(err: unknown): string {
-  return err instanceof KeyserverError ? err.code : 'internal_error';
-}
-
-/** DENIED for refusals (4xx), FAILED for faults. */
-export function outcomeOf(err: unknown): 'DENIED' | 'FAILED' {
-  return err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED';
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
+/** The one UUID check (@keyserver/api-contract ids.ts). */
+export { isUuid } from '@keyserver/api-contract';

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionView } from '@keyserver/api-contract';
-import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession, type AuditInput } from '@keyserver/data-access';
-import { actorAudit, type Actor } from '../common/actor';
+import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession } from '@keyserver/data-access';
+import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
-import { errorCodeOf, isUuid, outcomeOf, validateBody } from './admin-request';
+import { isUuid, validateBody } from './admin-request';
+import { Audited, auditEvent } from '../common/audited';
 
 /** Authorizing and closing take no body; anything sent is refused. */
 const NoBody = z.strictObject({});
@@ -17,15 +18,17 @@ export class AdminSessionsService {
   private readonly subjects: SubjectRepository;
   private readonly audit: AuditRepository;
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.sessions = new AdminSessionRepository(deps.db);
     this.subjects = new SubjectRepository(deps.db);
     this.audit = new AuditRepository(deps.db);
   }
 
   async create(actor: Actor, body: unknown, requestId: string): Promise<AdminSessionView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.create', outcome: 'SUCCESS', requestId };
-    try {
+    return this.audited.run(auditEvent('admin_session.create', actor, requestId), async (a) => {
       const dto = validateBody(CreateAdminSessionRequest, body);
       const { adminSessionApprovals, adminSessionMinutes } = this.deps.config;
       const s = await this.sessions.open(
@@ -36,50 +39,39 @@ export class AdminSessionsService {
           requiredApprovals: adminSessionApprovals - 1,
           expiresAt: new Date(Date.now() + adminSessionMinutes * 60_000),
         },
-        { ...audit, details: { description: dto.description, authorizationsRequired: adminSessionApprovals } },
+        { ...a.event, details: { description: dto.description, authorizationsRequired: adminSessionApprovals } },
       );
       return this.view(s);
-    } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   async authorize(actor: Actor, id: string, body: unknown, requestId: string): Promise<AdminSessionView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.authorize', outcome: 'SUCCESS', requestId, adminSessionId: isUuid(id) ? id : null };
-    try {
+    return this.audited.run(auditEvent('admin_session.authorize', actor, requestId, { adminSessionId: isUuid(id) ? id : null }), async (a) => {
       validateBody(NoBody, body);
       await this.sessions.expire();
       const existing = await this.find(id);
       // The creator already counts as one authorization.
       if (existing.creatorId === actor.subjectId) throw new AdminSessionError(AdminSessionErrorCode.AlreadyAuthorized, 'the creator already counts as one authorization');
-      const r = await this.sessions.authorize(id, actor.subjectId, audit).catch((err: unknown) => {
+      const r = await this.sessions.authorize(id, actor.subjectId, a.event).catch((err: unknown) => {
         throw this.translate(err);
       });
       if (r.activated) {
-        await this.audit.append({ ...audit, action: 'admin_session.activated', details: { authorizedBy: [r.session.creatorId, ...r.session.approverIds] } });
+        await this.audit.append({ ...a.event, action: 'admin_session.activated', details: { authorizedBy: [r.session.creatorId, ...r.session.approverIds] } });
       }
       return this.view(r.session);
-    } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   async close(actor: Actor, id: string, body: unknown, requestId: string): Promise<AdminSessionView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'admin_session.close', outcome: 'SUCCESS', requestId, adminSessionId: isUuid(id) ? id : null };
-    try {
+    return this.audited.run(auditEvent('admin_session.close', actor, requestId, { adminSessionId: isUuid(id) ? id : null }), async (a) => {
       validateBody(NoBody, body);
       await this.sessions.expire();
       await this.find(id);
-      const s = await this.sessions.close(id, audit).catch((err: unknown) => {
+      const s = await this.sessions.close(id, a.event).catch((err: unknown) => {
         throw this.translate(err);
       });
       return this.view(s);
-    } catch (err) {
-      await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   /** Open (PENDING or ACTIVE) sessions, newest first. */

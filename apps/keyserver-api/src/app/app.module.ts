@@ -38,6 +38,8 @@ import { NotificationsService } from '../notifications/notifications.service';
 import { OPENAPI_DOCUMENT } from './openapi';
 import { PUBLIC_ROUTES } from './public-routes';
 import { DEPS, type ApiDeps } from './tokens';
+import { Audited } from '../common/audited';
+import { repositoryProviders } from './repositories';
 
 @Module({})
 class DepsModule {
@@ -45,8 +47,8 @@ class DepsModule {
     return {
       module: DepsModule,
       global: true,
-      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }, ...edgeProviders],
-      exports: [DEPS, OPENAPI_DOCUMENT, EDGE],
+      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }, ...edgeProviders, ...repositoryProviders],
+      exports: [DEPS, OPENAPI_DOCUMENT, EDGE, ...repositoryProviders.map((p) => p.provide)],
     };
   }
 }
@@ -91,7 +93,7 @@ export class AppModule implements NestModule {
       ],
       providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
-        KeyLimitsService,
+        KeyLimitsService, Audited,
         NotificationsService,
       ],
     };

@@ -3,7 +3,8 @@ import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification
 import { AuditRepository, type AuditEvent, type AuditInput } from '@keyserver/data-access';
 import { actorAudit, type Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { validateBody } from '../admin-sessions/admin-request';
+import { Audited, auditEvent } from '../common/audited';
 
 const EXPORT_PAGE = 500;
 
@@ -14,18 +15,16 @@ export const auditView = (e: AuditEvent): AuditEventView => ({ ...e, at: e.at.to
 export class AuditService {
   private readonly audit: AuditRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.audit = new AuditRepository(deps.db);
   }
 
   async list(actor: Actor, query: unknown, requestId: string): Promise<AuditPage> {
-    let q: AuditQuery;
-    try {
-      q = validateBody(AuditQuery, query);
-    } catch (err) {
-      await this.audit.append({ ...actorAudit(actor), action: 'audit.query', outcome: outcomeOf(err), errorCode: errorCodeOf(err), requestId });
-      throw err;
-    }
+    // Only a refused query is recorded (reads are not audited); the wrapper records it.
+    const q: AuditQuery = await this.audited.run(auditEvent('audit.query', actor, requestId), async () => validateBody(AuditQuery, query));
     const page = await this.audit.list({
       action: q.action,
       outcome: q.outcome,

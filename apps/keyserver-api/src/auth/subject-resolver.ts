@@ -1,17 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Permission, type AuthEventSink, type AuthFailureEvent, type AuthRequestInfo, type Nature as AuthzNature, type ResolvedSubject, type SubjectResolver } from '@keyserver/authz';
-import { SubjectRepository, type KeyPermission } from '@keyserver/data-access';
+import type { AuthEventSink, AuthFailureEvent, AuthRequestInfo, ResolvedSubject, SubjectResolver } from '@keyserver/authz';
+import { SubjectRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { EDGE, type EdgeServices } from '../edge/edge';
-
-/** Per-key grants in the database -> the route permission each one makes usable. */
-export const KEY_GRANT_PERMISSION: Record<KeyPermission, Permission> = {
-  ORDER: Permission.OperationsCreate,
-  SIGN: Permission.SignOrdersCreate,
-  ISSUE: Permission.CertificatesIssue,
-  APPROVE: Permission.OperationsApprove,
-};
 
 /** Maps a token's (tid, oid) to the registered subject; unknown principals are recorded for admins and audited. */
 @Injectable()
@@ -51,10 +43,10 @@ export class DbSubjectResolver implements SubjectResolver {
     }
     return {
       subjectId: s.id,
-      kind: s.kind === 'CLIENT' ? 'client' : 'user',
+      kind: s.kind,
       enabled: s.enabled,
-      natures: s.natures.map((n) => n.toLowerCase() as AuthzNature),
-      keyPermissions: Object.entries(s.keyPermissions).map(([keyid, perms]) => ({ keyid, permissions: perms.map((p) => KEY_GRANT_PERMISSION[p]) })),
+      natures: s.natures,
+      keyGrants: s.keyPermissions,
       displayName: s.displayName,
     };
   }

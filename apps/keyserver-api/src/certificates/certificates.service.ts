@@ -8,8 +8,8 @@ import type {
   IssueCertificateResponse,
   RevokeCertificateRequest,
 } from '@keyserver/api-contract';
+import { isUuid } from '@keyserver/api-contract';
 import {
-  AuditRepository,
   CertificateIssuanceRepository,
   CertificateRepository,
   DataAccessError,
@@ -19,15 +19,16 @@ import {
   type Certificate,
   type Key,
 } from '@keyserver/data-access';
-import { KeyserverError } from '@keyserver/errors';
 import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
 import { KeyChainCache, usableKey } from './key-chain';
 import { ReservedNames, storedDeviceProfile } from './device-profile.service';
+import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
@@ -60,23 +61,23 @@ export class CertificatesService {
   private readonly keys: KeyRepository;
   private readonly certificates: CertificateRepository;
   private readonly issuance: CertificateIssuanceRepository;
-  private readonly audit: AuditRepository;
   private readonly chains: KeyChainCache;
   private readonly reserved: ReservedNames;
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.keys = new KeyRepository(deps.db);
     this.certificates = new CertificateRepository(deps.db);
     this.issuance = new CertificateIssuanceRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-    this.audit = new AuditRepository(deps.db);
     this.chains = new KeyChainCache(this.keys, deps.signer);
     this.reserved = new ReservedNames(new DeviceProfileRepository(deps.db));
   }
 
   async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
-    const base: AuditInput = { ...actorAudit(actor), action: 'certificate.issue', outcome: 'SUCCESS', keyid: dto.keyid, operationId: dto.operationid, requestId };
-    try {
-      if (!actor.keyPermissions.get(dto.keyid)?.has('ISSUE')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`);
+    return this.audited.run(auditEvent('certificate.issue', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
+      requireAccess(actor, 'ISSUE', dto.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`));
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
       const profile = deviceProfile(key, this.deps.config.publicUrl, await this.reserved.current());
       const csr = verifyCsrPossession(parseCsr(dto.csr));
@@ -84,7 +85,7 @@ export class CertificatesService {
       const digest = createHash('sha256').update(csr.der).digest('hex');
       // Only the HSM signature and the assembly around it run inside the usage transaction.
       const { certificate } = await this.issuance.issueWithUsage(
-        { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...base, details: { csrSha256: digest } } },
+        { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
         async () => {
           const issued = await signDeviceCertificate(this.deps.signer, prepared);
           const x = new X509Certificate(issued.certificatePem);
@@ -99,10 +100,7 @@ export class CertificatesService {
         },
       );
       return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex };
-    } catch (err) {
-      await this.refused(base, err);
-      throw err;
-    }
+    }, REFUSAL);
   }
 
   /** Search by serial, subject substring and issuer; non-administrators see certificates of CA keys they hold a grant on. */
@@ -110,7 +108,7 @@ export class CertificatesService {
     const page = await visiblePage(
       (cursor) =>
         this.certificates.list({ serialHex: q.serial?.toLowerCase().replace(/^0x/, ''), subjectContains: q.subject, issuerKeyid: q.issuer, cursor, limit: 100 }),
-      (c) => this.canSee(actor, c),
+      (c) => visibility.certificate(actor, c),
       q.cursor,
       q.limit ?? 50,
     );
@@ -119,41 +117,25 @@ export class CertificatesService {
 
   /** Revokes once (then the issuer's CRL lists it): an administrator or a holder of ISSUE on the issuing key. */
   async revoke(actor: Actor, id: string, dto: RevokeCertificateRequest, requestId: string): Promise<CertificateView> {
-    const base: AuditInput = { ...actorAudit(actor), action: 'certificate.revoke', outcome: 'SUCCESS', requestId, details: { reason: dto.reason } };
-    try {
+    return this.audited.run(auditEvent('certificate.revoke', actor, requestId, { details: { reason: dto.reason } }), async (a) => {
       const cert = await this.issuance.getById(id).catch((err: unknown) => {
         if (err instanceof DataAccessError && err.code === 'not_found') throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
         throw err;
       });
-      if (!this.canSee(actor, cert)) throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
-      base.keyid = cert.issuerKeyid;
-      base.details = { ...base.details, certificateId: cert.id, serialHex: cert.serialHex };
-      if (!actor.natures.has('ADMINISTRATOR') && !actor.keyPermissions.get(cert.issuerKeyid)?.has('ISSUE')) {
+      if (!visibility.certificate(actor, cert)) throw new CertificateError(CertificateErrorCode.CertificateNotFound, 'no such certificate');
+      a.event.keyid = cert.issuerKeyid;
+      a.event.details = { ...a.event.details, certificateId: cert.id, serialHex: cert.serialHex };
+      if (!isAdministrator(actor) && !holds(actor, 'ISSUE', cert.issuerKeyid)) {
         throw new CertificateError(CertificateErrorCode.RevocationNotAllowed, 'only an administrator or an issuer of this CA can revoke');
       }
-      const revoked = await this.certificates.revoke(cert.issuerKeyid, cert.serialHex, dto.reason, new Date(), base);
+      const revoked = await this.certificates.revoke(cert.issuerKeyid, cert.serialHex, dto.reason, new Date(), a.event);
       return view(revoked);
-    } catch (err) {
-      await this.refused(base, err);
-      throw err;
-    }
-  }
-
-  private canSee(actor: Actor, c: Certificate): boolean {
-    return actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR') || (actor.keyPermissions.get(c.issuerKeyid)?.size ?? 0) > 0;
-  }
-
-  private async refused(audit: AuditInput, err: unknown): Promise<void> {
-    await this.audit.append({
-      ...audit,
-      operationId: audit.operationId && UUID.test(audit.operationId) ? audit.operationId : null,
-      outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
-      errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
-    });
+    }, REFUSAL);
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A refused request's event keeps only a UUID-shaped operation id (the column holds UUIDs). */
+const REFUSAL: AuditedOptions = { refusal: (e: AuditInput) => ({ ...e, operationId: e.operationId && isUuid(e.operationId) ? e.operationId : null }) };
 
 function view(c: Certificate): CertificateView {
   return {

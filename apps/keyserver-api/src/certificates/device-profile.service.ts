@@ -1,13 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DEFAULT_DEVICE_PROFILE, DeviceProfile, type DeviceProfileView } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, DeviceProfileRepository, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { DataAccessError, DeviceProfileRepository, KeyRepository, type Key } from '@keyserver/data-access';
 import { reservedNames } from '@keyserver/pki';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { validateBody } from '../admin-sessions/admin-request';
+import { Audited, auditEvent } from '../common/audited';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
+import { visibility } from '@keyserver/authz';
 
 /**
  * A CA key's stored device profile: the `profile` column parsed strictly over the defaults (a CA created before
@@ -29,15 +31,14 @@ export function storedDeviceProfile(key: Key): DeviceProfile {
 export class DeviceProfileService {
   private readonly keys: KeyRepository;
   private readonly profiles: DeviceProfileRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
     @Inject(DEPS) deps: ApiDeps,
     private readonly gate: AdminSessionGate,
+    private readonly audited: Audited,
   ) {
     this.keys = new KeyRepository(deps.db);
     this.profiles = new DeviceProfileRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   async get(actor: Actor, keyid: string): Promise<DeviceProfileView> {
@@ -48,29 +49,24 @@ export class DeviceProfileService {
   }
 
   async set(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<DeviceProfileView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'key.device_profile', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('key.device_profile', actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(DeviceProfile, body);
       if (keyid.length > 128) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
-      const key = await this.profiles.set(keyid, dto, { ...audit, adminSessionId: session.id }).catch((err: unknown) => {
+      const key = await this.profiles.set(keyid, dto, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
         if (err instanceof DataAccessError && err.code === 'not_found') throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
         if (err instanceof DataAccessError && err.code === 'invalid_state') throw new CertificateError(CertificateErrorCode.DeviceProfileNotApplicable, err.message);
         throw err;
       });
-      committed = true;
+      a.committed();
       return { keyid: key.keyid, ...storedDeviceProfile(key) };
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 }
 
 // Administrators and auditors see every key; others only keys they hold a permission on (as GET /keys/{keyid}).
 function maySee(actor: Actor, key: Key): boolean {
-  return actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR') || (actor.keyPermissions.get(key.keyid)?.size ?? 0) > 0;
+  return visibility.key(actor, key.keyid);
 }
 
 /**

@@ -1,14 +1,13 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
-import { getAuthContext } from '@keyserver/authz';
+import { getActor, type Actor } from '@keyserver/authz';
 import { z } from 'zod';
 import { ApiError, ApiErrorCode } from './api-error';
-import { toActor, type Actor } from './actor';
 
 /** Controller parameter: the authenticated, registered caller as an {@link Actor}. */
 export const Caller = createParamDecorator((_d: unknown, ctx: ExecutionContext): Actor => {
-  const auth = getAuthContext(ctx.switchToHttp().getRequest<object>());
-  if (!auth) throw new ApiError(ApiErrorCode.ServiceUnavailable, 'route has no authenticated caller');
-  return toActor(auth);
+  const actor = getActor(ctx.switchToHttp().getRequest<object>());
+  if (!actor) throw new ApiError(ApiErrorCode.ServiceUnavailable, 'route has no authenticated caller');
+  return actor;
 });
 
 /** Controller parameter: the request id (pino-http's, echoed in x-request-id). */

@@ -1,5 +1,5 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { getAuthContext, getRefusedPrincipal, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/authz';
+import { getActor, getRefusedPrincipal, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/authz';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
@@ -102,7 +102,7 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
    * before they run), and audits refusals raised at the edge, which nothing else would audit.
    */
   observe(req: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined {
-    const principal = getAuthContext(req)?.principal ?? getRefusedPrincipal(req);
+    const principal = getActor(req)?.principal ?? getRefusedPrincipal(req);
     const charged = this.chargeRefusal(req, problem.status, principal);
     let out: RenderedProblem | undefined;
     let auditable = exception instanceof EdgeRefusal || isParserError(exception);
@@ -172,9 +172,9 @@ export class PrincipalLimitInterceptor implements NestInterceptor {
   constructor(@Inject(EDGE) private readonly edge: EdgeServices) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const auth = getAuthContext(context.switchToHttp().getRequest<object>());
-    if (auth) {
-      const t = this.edge.principalAllowed(auth.principal);
+    const actor = getActor(context.switchToHttp().getRequest<object>());
+    if (actor) {
+      const t = this.edge.principalAllowed(actor.principal);
       if (!t.ok) throw rateLimited(t.retryAfterSeconds);
     }
     return next.handle();

@@ -2,14 +2,15 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
-import { AuditRepository, KeyRepository, SignOrderRepository, type AuditInput } from '@keyserver/data-access';
-import { KeyserverError } from '@keyserver/errors';
+import { KeyRepository, SignOrderRepository } from '@keyserver/data-access';
 import { HASHES, signCms } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { KeyChainCache, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
+import { requireAccess } from '@keyserver/authz';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -27,25 +28,32 @@ export type StreamedRequest = Readable & {
 export class FirmwareService {
   private readonly keys: KeyRepository;
   private readonly orders: SignOrderRepository;
-  private readonly audit: AuditRepository;
   private readonly chains: KeyChainCache;
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.keys = new KeyRepository(deps.db);
     this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-    this.audit = new AuditRepository(deps.db);
     this.chains = new KeyChainCache(this.keys, deps.signer);
   }
 
   async sign(actor: Actor, q: FirmwareSignatureQuery, req: StreamedRequest, requestId: string): Promise<Buffer> {
-    const base: AuditInput = { ...actorAudit(actor), action: 'firmware.sign', outcome: 'SUCCESS', keyid: q.keyid, operationId: q.operationid, requestId };
-    try {
+    const drain = () => {
+      if (!req.readableEnded) {
+        // The rest of a refused body is discarded, and the connection is not reused for another request.
+        if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
+        req.resume();
+      }
+    };
+    return this.audited.run(auditEvent('firmware.sign', actor, requestId, { keyid: q.keyid, operationId: q.operationid }), async (a) => {
       const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (type !== 'application/octet-stream') throw new ApiError(ApiErrorCode.UnsupportedMediaType, 'the firmware image must be sent as application/octet-stream');
       const cap = this.deps.config.firmwareMaxBytes;
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
-      if (!actor.keyPermissions.get(q.keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`);
+      requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
       const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
       const hash = toHashName(key.hash);
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
@@ -64,24 +72,12 @@ export class FirmwareService {
           signatureformat: 'cms',
           digest: digestHex,
           requestId,
-          audit: { ...base, details: { bytes, hash } },
+          audit: { ...a.event, details: { bytes, hash } },
         },
         async () => Buffer.from(await signCms(this.deps.signer, cms, { digest, hash })).toString('hex'),
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
-    } catch (err) {
-      if (!req.readableEnded) {
-        // The rest of a refused body is discarded, and the connection is not reused for another request.
-        if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
-        req.resume();
-      }
-      await this.audit.append({
-        ...base,
-        outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
-        errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
-      });
-      throw err;
-    }
+    }, { onError: drain });
   }
 }
 

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
 import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
@@ -19,25 +20,25 @@ import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 @Injectable()
 export class KeyAdminService {
   private readonly keys: KeyRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
     @Inject(DEPS) private readonly deps: ApiDeps,
     private readonly gate: AdminSessionGate,
+    private readonly audited: Audited,
     private readonly keyViews: KeysService,
   ) {
     this.keys = new KeyRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'key.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
     let generated: string | undefined;
-    try {
+    // A key generated for this request but never stored would be an orphan in the HSM: a refusal destroys it.
+    const refusal = async (e: AuditInput): Promise<AuditInput> =>
+      generated ? { ...e, details: { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } } : e;
+    return this.audited.run(auditEvent('key.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateKeyRequest, body);
-      audit.keyid = dto.keyid;
+      a.event.keyid = dto.keyid;
       if (await this.keys.findByKeyid(dto.keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
       const root = await this.root();
       // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
@@ -60,7 +61,7 @@ export class KeyAdminService {
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       const product = dto.product ?? null;
       const success: AuditInput = {
-        ...audit,
+        ...a.event,
         adminSessionId: session.id,
         details: {
           type: dto.type,
@@ -97,17 +98,9 @@ export class KeyAdminService {
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
         });
-      committed = true;
+      a.committed();
       return await this.keyViews.detail(actor, key.keyid);
-    } catch (err) {
-      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
-      if (!committed) {
-        // A key generated for this request but never stored would be an orphan in the HSM: destroy it.
-        const hsm = generated ? { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } : undefined;
-        await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), ...(hsm ? { details: hsm } : {}) });
-      }
-      throw err;
-    }
+    }, { refusal });
   }
 
   private async discard(hsmKeyId: string): Promise<boolean> {
@@ -121,41 +114,31 @@ export class KeyAdminService {
   }
 
   async update(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'key.update', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('key.update', actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateKeyRequest, body);
       await this.find(keyid);
       // The repository reads `before` under a row lock and writes the change with its event in one transaction.
-      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers, { ...audit, adminSessionId: session.id });
-      committed = true;
+      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers, { ...a.event, adminSessionId: session.id });
+      a.committed();
       return await this.keyViews.detail(actor, keyid);
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   async revoke(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'key.revoke', outcome: 'SUCCESS', requestId, keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('key.revoke', actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(RevokeKeyRequest, body);
       const key = await this.find(keyid);
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
       // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
-      await this.keys.revoke(keyid, dto.reason, undefined, { ...audit, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
+      await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
-      committed = true;
+      a.committed();
       return await this.keyViews.detail(actor, keyid);
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   private async find(keyid: string): Promise<Key> {

@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { SetKeyLimitsRequest, type KeyDetail } from '@keyserver/api-contract';
-import { AuditRepository, KeyLimitsRepository, KeyRepository, type AuditInput } from '@keyserver/data-access';
-import { actorAudit, type Actor } from '../common/actor';
+import { KeyLimitsRepository, KeyRepository } from '@keyserver/data-access';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from '../key-admin/key-admin-error';
@@ -21,41 +22,31 @@ const KEYID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export class KeyLimitsService {
   private readonly keys: KeyRepository;
   private readonly limits: KeyLimitsRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
     @Inject(DEPS) deps: ApiDeps,
     private readonly gate: AdminSessionGate,
+    private readonly audited: Audited,
     private readonly keyViews: KeysService,
   ) {
     this.keys = new KeyRepository(deps.db);
     this.limits = new KeyLimitsRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   async set(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const wellFormed = KEYID.test(keyid);
-    const audit: AuditInput = {
-      ...actorAudit(actor),
-      action: 'key.limits',
-      outcome: 'SUCCESS',
-      requestId,
+    const event = auditEvent('key.limits', actor, requestId, {
       keyid: wellFormed ? keyid : null,
       adminSessionId: auditableSessionId(sessionId),
       ...(wellFormed ? {} : { details: { keyidMalformed: true, keyidLength: keyid.length } }),
-    };
-    let committed = false;
-    try {
+    });
+    return this.audited.run(event, async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(SetKeyLimitsRequest, body);
       if (!wellFormed || !(await this.keys.findByKeyid(keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, wellFormed ? `no key ${keyid}` : 'no such key');
-      await this.limits.set(keyid, dto, { ...audit, adminSessionId: session.id });
-      committed = true;
+      await this.limits.set(keyid, dto, { ...a.event, adminSessionId: session.id });
+      a.committed();
       return await this.keyViews.detail(actor, keyid);
-    } catch (err) {
-      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 }

@@ -6,6 +6,7 @@ import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { keyInfo } from './key-algorithms';
+import { visibility } from '@keyserver/authz';
 
 /** What the list and the detail route both say of a key. */
 function facts(k: Key): KeyFacts {
@@ -73,9 +74,8 @@ export class KeysService {
     return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null }, limits };
   }
 
-  // Administrators and auditors see every key; others only keys they hold a permission on.
+  // Administrators and auditors see every key; others only keys they hold a grant on.
   private mayUse(actor: Actor, key: Key): boolean {
-    if (actor.natures.has('ADMINISTRATOR') || actor.natures.has('AUDITOR')) return true;
-    return (actor.keyPermissions.get(key.keyid)?.size ?? 0) > 0;
+    return visibility.key(actor, key.keyid);
   }
 }

@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { MeView } from '@keyserver/api-contract';
-import { CurrentSubject, Permission, RequirePermission, type AuthContext } from '@keyserver/authz';
+import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema } from '../common/request';
 import { MeService } from './me.service';
@@ -15,7 +15,7 @@ export class MeController {
   @ApiOperation({ summary: 'Who the caller is: subject, natures, per-key permissions and the permissions the guard grants (never a token)' })
   @ApiOkResponse({ schema: jsonSchema(MeView) })
   @Get()
-  me(@Caller() actor: Actor, @CurrentSubject() auth: AuthContext) {
-    return this.service.me(actor, auth);
+  me(@Caller() actor: Actor) {
+    return this.service.me(actor);
   }
 }

@@ -1,12 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { MeView } from '@keyserver/api-contract';
-import type { AuthContext } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 
 /** The caller as the guard sees it, for the SPA (through the keyclient) and the CLI. */
 @Injectable()
 export class MeService {
-  me(actor: Actor, auth: AuthContext): MeView {
+  me(actor: Actor): MeView {
     return {
       subjectId: actor.subjectId,
       kind: actor.kind,
@@ -16,8 +15,8 @@ export class MeService {
       client: actor.client,
       channel: actor.channel,
       natures: [...actor.natures].sort(),
-      keyPermissions: Object.fromEntries([...actor.keyPermissions].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, [...v].sort()])),
-      permissions: [...auth.permissions].sort(),
+      keyPermissions: Object.fromEntries([...actor.keyGrants].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, [...v].sort()])),
+      permissions: [...actor.permissions].sort(),
     };
   }
 }

@@ -1,13 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
-import { KeyserverError } from '@keyserver/errors';
+import { UUID_PATTERN } from '@keyserver/api-contract';
+import { DataAccessError, effectiveState, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { actorAudit, type Actor } from '../common/actor';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { OperationError, OperationErrorCode } from './operation-error';
 import { visiblePage } from './paging';
 import { limitsView } from '../keys/keys.service';
+import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
 
 type LimitsByKey = Map<string, EffectiveKeyLimits>;
 
@@ -17,22 +19,23 @@ const PAGE_SCAN = 100;
 export class OperationsService {
   private readonly operations: OperationRepository;
   private readonly subjects: SubjectRepository;
-  private readonly audit: AuditRepository;
   private readonly limits: KeyLimitsRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.limits = new KeyLimitsRepository(deps.db);
     this.operations = new OperationRepository(deps.db);
     this.subjects = new SubjectRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
   async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.create', outcome: 'SUCCESS', requestId, details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } };
-    try {
+    const event = auditEvent('operation.create', actor, requestId, { details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } });
+    return this.audited.run(event, async (a) => {
       for (const k of dto.keys) {
-        if (!actor.keyPermissions.get(k.keyid)?.has('ORDER')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`);
+        requireAccess(actor, 'ORDER', k.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`));
       }
       const op = await this.operations.create(
         {
@@ -43,13 +46,10 @@ export class OperationsService {
           digests: dto.digests,
           keys: dto.keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usages })),
         },
-        audit,
+        a.event,
       );
       return this.view(op, actor.displayName, await this.limitsOf([op]));
-    } catch (err) {
-      await this.audit.append({ ...audit, outcome: 'DENIED', errorCode: err instanceof KeyserverError ? err.code : 'internal_error' });
-      throw err;
-    }
+    });
   }
 
   async get(actor: Actor, id: string): Promise<OperationView> {
@@ -58,7 +58,7 @@ export class OperationsService {
     return this.view(op, orderer.displayName, await this.limitsOf([op]));
   }
 
-  /** Newest first; filters combine; callers only ever see operations they may see (see {@link canSee}). */
+  /** Newest first; filters combine; callers only ever see operations they may see (`visibility.operation`). */
   async list(actor: Actor, q: OperationListQuery): Promise<OperationPage> {
     const limit = q.limit ?? 50;
     const filter = {
@@ -73,7 +73,7 @@ export class OperationsService {
     const page = await visiblePage(
       (cursor) => this.operations.list({ ...filter, state: filter.awaitingApprovalBy ? undefined : stored, cursor, limit: PAGE_SCAN }),
       (op) =>
-        this.canSee(actor, op) &&
+        visibility.operation(actor, op) &&
         (q.state === undefined || effectiveState(op, now) === q.state) &&
         (q.awaiting !== 'me' || (effectiveState(op, now) === 'REQUESTED' && this.approvableKeys(actor, op).length > 0)),
       q.cursor,
@@ -93,10 +93,9 @@ export class OperationsService {
    * and operations no longer REQUESTED or past their window.
    */
   async approve(actor: Actor, id: string, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.approve', outcome: 'SUCCESS', operationId: id, requestId };
-    try {
+    return this.audited.run(auditEvent('operation.approve', actor, requestId, { operationId: id }), async (a) => {
       const op = await this.visibleOperation(actor, id);
-      audit.operationId = op.id;
+      a.event.operationId = op.id;
       const orderer = await this.subjects.getById(op.ordererId);
       if (orderer.tid === actor.tid && orderer.oid === actor.oid) {
         throw new OperationError(OperationErrorCode.SelfApprovalForbidden, 'the orderer cannot approve his own operation');
@@ -106,68 +105,55 @@ export class OperationsService {
       if (keys.length === 0) throw new OperationError(OperationErrorCode.NotAnApprover, 'no key of this operation needs your approval');
       const pending = keys.filter((k) => !k.approverIds.includes(actor.subjectId));
       if (pending.length === 0) throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-      let current = op;
-      for (const k of pending) {
-        try {
-          const r = await this.operations.addApproval(op.id, k.keyid, actor.subjectId, { ...audit, keyid: k.keyid, details: {} });
-          current = r.operation;
-        } catch (err) {
-          if (!(err instanceof DataAccessError)) throw err;
-          // A concurrent request of the same approver got there first: counted once, answered alike.
-          if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-          if (err.code === 'invalid_state') {
-            const now = await this.operations.get(op.id);
-            if (now.keys.some((x) => x.keyid === k.keyid && x.approverIds.includes(actor.subjectId))) {
-              throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
-            }
-            throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
+      let current: Operation;
+      try {
+        // One transaction for every pending key: all of this approval counts, or none of it.
+        current = (await this.operations.approve(op.id, pending.map((k) => k.keyid), actor.subjectId, { ...a.event, details: {} })).operation;
+      } catch (err) {
+        if (!(err instanceof DataAccessError)) throw err;
+        // A concurrent request of the same approver got there first: counted once, answered alike.
+        if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+        if (err.code === 'invalid_state') {
+          const now = await this.operations.get(op.id);
+          if (now.keys.some((x) => pending.some((k) => k.keyid === x.keyid) && x.approverIds.includes(actor.subjectId))) {
+            throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
           }
-          throw err;
+          throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
         }
+        throw err;
       }
       return this.view(current, orderer.displayName, await this.limitsOf([current]));
-    } catch (err) {
-      await this.refused(audit, err);
-      throw err;
-    }
+    }, REFUSAL);
   }
 
   /** An approver of one of its keys vetoes a REQUESTED operation. */
   async reject(actor: Actor, id: string, dto: RejectOperationRequest, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.reject', outcome: 'SUCCESS', operationId: id, requestId, details: { reason: dto.reason } };
-    try {
+    return this.audited.run(auditEvent('operation.reject', actor, requestId, { operationId: id, details: { reason: dto.reason } }), async (a) => {
       const op = await this.visibleOperation(actor, id);
-      audit.operationId = op.id;
-      if (!op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))) {
+      a.event.operationId = op.id;
+      if (!op.keys.some((k) => holds(actor, 'APPROVE', k.keyid))) {
         throw new OperationError(OperationErrorCode.NotAnApprover, 'only an approver of its keys can reject an operation');
       }
       this.assertOpen(op);
-      const rejected = await this.operations.reject(op.id, dto.reason, audit);
+      const rejected = await this.operations.reject(op.id, dto.reason, a.event);
       return this.view(rejected, (await this.subjects.getById(op.ordererId)).displayName, await this.limitsOf([rejected]));
-    } catch (err) {
-      await this.refused(audit, err);
-      throw err;
-    }
+    }, REFUSAL);
   }
 
   /** The orderer or an administrator withdraws a REQUESTED or APPROVED operation. */
   async cancel(actor: Actor, id: string, requestId: string): Promise<OperationView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'operation.cancel', outcome: 'SUCCESS', operationId: id, requestId };
-    try {
+    return this.audited.run(auditEvent('operation.cancel', actor, requestId, { operationId: id }), async (a) => {
       const op = await this.visibleOperation(actor, id);
-      audit.operationId = op.id;
+      a.event.operationId = op.id;
       const orderer = await this.subjects.getById(op.ordererId);
       const isOrderer = orderer.tid === actor.tid && orderer.oid === actor.oid;
-      if (!isOrderer && !actor.natures.has('ADMINISTRATOR')) {
+      if (!isOrderer && !isAdministrator(actor)) {
         throw new OperationError(OperationErrorCode.CancellationNotAllowed, 'only the orderer or an administrator can cancel');
       }
       this.assertOpen(op);
-      const cancelled = await this.operations.cancel(op.id, audit);
+      const cancelled = await this.operations.cancel(op.id, a.event);
       return this.view(cancelled, orderer.displayName, await this.limitsOf([cancelled]));
-    } catch (err) {
-      await this.refused(audit, err);
-      throw err;
-    }
+    }, REFUSAL);
   }
 
   /** Unknown, malformed and invisible ids are all the same 404, so ids of others' operations leak nothing. */
@@ -176,39 +162,19 @@ export class OperationsService {
       if (err instanceof DataAccessError && err.code === 'not_found') throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
       throw err;
     });
-    if (!this.canSee(actor, op)) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
+    if (!visibility.operation(actor, op)) throw new ApiError(ApiErrorCode.OperationNotFound, 'no such operation');
     return op;
-  }
-
-  /** Orderers see their own operations; approvers the ones on keys they approve; admins and auditors all. */
-  private canSee(actor: Actor, op: Operation): boolean {
-    return (
-      op.ordererId === actor.subjectId ||
-      actor.natures.has('ADMINISTRATOR') ||
-      actor.natures.has('AUDITOR') ||
-      op.keys.some((k) => actor.keyPermissions.get(k.keyid)?.has('APPROVE'))
-    );
   }
 
   /** Keys of the operation that need approvals and on which the caller holds APPROVE. */
   private approvableKeys(actor: Actor, op: Operation) {
-    return op.keys.filter((k) => k.requiredApprovers > 0 && actor.keyPermissions.get(k.keyid)?.has('APPROVE'));
+    return op.keys.filter((k) => k.requiredApprovers > 0 && holds(actor, 'APPROVE', k.keyid));
   }
 
   private assertOpen(op: Operation): void {
     const state = effectiveState(op, new Date());
     if (state === 'EXPIRED') throw new OperationError(OperationErrorCode.OperationExpired, 'the operation window has passed');
     if (state !== 'REQUESTED' && state !== 'APPROVED') throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${state}`);
-  }
-
-  private async refused(audit: AuditInput, err: unknown): Promise<void> {
-    await this.audit.append({
-      ...audit,
-      operationId: audit.operationId && UUID.test(audit.operationId) ? audit.operationId : null,
-      details: { ...audit.details, ...(audit.operationId && !UUID.test(audit.operationId) ? { requestedId: audit.operationId.slice(0, 64) } : {}) },
-      outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
-      errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
-    });
   }
 
   /** The limits in force for every key of these operations (what an approver weighs the request against). */
@@ -238,9 +204,14 @@ export class OperationsService {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A refused request's event keeps an operation id that is not a UUID only in its details (the column holds UUIDs). */
+const REFUSAL: AuditedOptions = {
+  refusal: (e: AuditInput) => {
+    const id = e.operationId ?? null;
+    const valid = id !== null && UUID_PATTERN.test(id);
+    return { ...e, operationId: valid ? id : null, details: { ...e.details, ...(id && !valid ? { requestedId: id.slice(0, 64) } : {}) } };
+  },
+};
 
-/** An open operation whose window has passed is EXPIRED, whether or not a sweep stored that yet. */
-export function effectiveState(op: Pick<Operation, 'state' | 'validTo'>, now: Date): Operation['state'] {
-  return (op.state === 'REQUESTED' || op.state === 'APPROVED') && op.validTo <= now ? 'EXPIRED' : op.state;
-}
+/** The operation policy's effective state (libs/data-access policy/operation-policy.ts), re-exported for this feature. */
+export { effectiveState };

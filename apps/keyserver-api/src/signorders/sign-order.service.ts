@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
-import { AuditRepository, KeyRepository, SignOrderRepository, requestFingerprint, type AuditInput, type Key } from '@keyserver/data-access';
+import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
 import { decodeDigestInfo, signDigest } from '@keyserver/pki';
-import { KeyserverError } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
-import { actorAudit } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
 import { DEPS, type ApiDeps } from '../app/tokens';
 import { toHashName } from '../keys/key-algorithms';
+import { requireAccess } from '@keyserver/authz';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -27,17 +27,17 @@ export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array 
 export class SignOrderService {
   private readonly keys: KeyRepository;
   private readonly orders: SignOrderRepository;
-  private readonly audit: AuditRepository;
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
+  constructor(
+    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly audited: Audited,
+  ) {
     this.keys = new KeyRepository(deps.db);
     this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-    this.audit = new AuditRepository(deps.db);
   }
 
   async create(actor: Actor, dto: SignOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
-    const base: AuditInput = { ...actorAudit(actor), action: 'signorder.create', outcome: 'SUCCESS', keyid: dto.keyid, operationId: dto.operationid, requestId };
-    try {
+    return this.audited.run(auditEvent('signorder.create', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
       if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) throw new ApiError(ApiErrorCode.IdempotencyKeyInvalid, 'Idempotency-Key must be 1-128 characters [A-Za-z0-9._:-]');
       const input = this.decode(dto);
       this.authorize(actor, dto.keyid);
@@ -59,7 +59,7 @@ export class SignOrderService {
           // The key is bound to every field of the validated body: any difference on a retry is a 409.
           requestHash: idempotencyKey ? requestFingerprint('POST /api/signorders', idempotencyKey, dto) : null,
           requestId,
-          audit: { ...base, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
+          audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
         },
         async () => {
           const sig = await signDigest(this.deps.signer, hsmKey, {
@@ -72,14 +72,7 @@ export class SignOrderService {
         },
       );
       return { keyid: dto.keyid, inputdata: dto.inputdata, signatureformat: dto.signatureformat, result: recorded.signOrder.result };
-    } catch (err) {
-      await this.audit.append({
-        ...base,
-        outcome: err instanceof KeyserverError && err.status < 500 ? 'DENIED' : 'FAILED',
-        errorCode: err instanceof KeyserverError ? err.code : 'internal_error',
-      });
-      throw err;
-    }
+    });
   }
 
   private decode(dto: SignOrderRequest): Uint8Array {
@@ -89,7 +82,7 @@ export class SignOrderService {
   }
 
   private authorize(actor: Actor, keyid: string): void {
-    if (!actor.keyPermissions.get(keyid)?.has('SIGN')) throw new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`);
+    requireAccess(actor, 'SIGN', keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`));
   }
 
   private async usableKey(keyid: string): Promise<Key> {

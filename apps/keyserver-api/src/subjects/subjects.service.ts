@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   CreateRoleRequest,
   CreateSubjectRequest,
+  HUMAN_ONLY_NATURES,
   UpdateRoleRequest,
   UpdateSubjectRequest,
   type RoleList,
@@ -10,10 +11,11 @@ import {
   type SubjectView,
   type UnknownPrincipalList,
 } from '@keyserver/api-contract';
-import { AuditRepository, DataAccessError, HUMAN_ONLY_NATURES, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
-import { actorAudit, type Actor } from '../common/actor';
+import { DataAccessError, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
+import type { Actor } from '../common/actor';
 import { DEPS, type ApiDeps } from '../app/tokens';
-import { errorCodeOf, isUuid, outcomeOf, validateBody } from '../admin-sessions/admin-request';
+import { isUuid, validateBody } from '../admin-sessions/admin-request';
+import { Audited, auditEvent } from '../common/audited';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { SubjectAdminError, SubjectAdminErrorCode } from './subject-admin-error';
 
@@ -28,15 +30,14 @@ const HUMAN_ONLY: ReadonlySet<Nature> = new Set<Nature>(HUMAN_ONLY_NATURES);
 export class SubjectsService {
   private readonly subjects: SubjectRepository;
   private readonly keys: KeyRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
     @Inject(DEPS) deps: ApiDeps,
     private readonly gate: AdminSessionGate,
+    private readonly audited: Audited,
   ) {
     this.subjects = new SubjectRepository(deps.db);
     this.keys = new KeyRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
   }
 
   async list(): Promise<SubjectList> {
@@ -49,43 +50,32 @@ export class SubjectsService {
   }
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<SubjectView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'subject.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('subject.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateSubjectRequest, body);
       await this.checkRoles(dto.roles, dto.kind);
       if (await this.subjects.findByTidOid(dto.tid, dto.oid)) throw new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists');
       // The subject and its event in one transaction (the repository adds subjectId).
-      const success: AuditInput = { ...audit, adminSessionId: session.id, details: { kind: dto.kind, tid: dto.tid, oid: dto.oid, displayName: dto.displayName, roles: dto.roles } };
+      const success: AuditInput = { ...a.event, adminSessionId: session.id, details: { kind: dto.kind, tid: dto.tid, oid: dto.oid, displayName: dto.displayName, roles: dto.roles } };
       const s = await this.subjects.create({ ...dto, username: dto.username ?? null }, success).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists') : err;
       });
-      committed = true;
+      a.committed();
       return await this.view(s);
-    } catch (err) {
-      // After the commit the change and its SUCCESS event stand: a failing read must not add a failure event.
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   async update(actor: Actor, sessionId: string | undefined, id: string, body: unknown, requestId: string): Promise<SubjectView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'subject.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('subject.update', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateSubjectRequest, body);
       const before = await this.find(id);
       if (dto.roles) await this.checkRoles(dto.roles, before.kind);
       const action = dto.enabled === false ? 'subject.disable' : dto.enabled === true ? 'subject.enable' : 'subject.update';
-      const s = await this.subjects.update(id, dto, { ...audit, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
-      committed = true;
+      const s = await this.subjects.update(id, dto, { ...a.event, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
+      a.committed();
       return await this.view(s);
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { subjectId: isUuid(id) ? id : null } });
-      throw err;
-    }
+    }, { refusal: (e) => ({ ...e, details: { subjectId: isUuid(id) ? id : null } }) });
   }
 
   async listRoles(): Promise<RoleList> {
@@ -93,41 +83,31 @@ export class SubjectsService {
   }
 
   async createRole(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<RoleView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'role.create', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('role.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateRoleRequest, body);
       if ((await this.subjects.listRoles()).some((r) => r.name === dto.name)) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`);
       await this.checkKeys(dto.keys.map((k) => k.keyid));
       // The role, its grants and its event (details.role: the stored role) in one transaction.
-      const role = await this.subjects.createRole(dto, { ...audit, adminSessionId: session.id }).catch((err: unknown) => {
+      const role = await this.subjects.createRole(dto, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`) : err;
       });
-      committed = true;
+      a.committed();
       return role;
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err) });
-      throw err;
-    }
+    });
   }
 
   async updateRole(actor: Actor, sessionId: string | undefined, name: string, body: unknown, requestId: string): Promise<RoleView> {
-    const audit: AuditInput = { ...actorAudit(actor), action: 'role.update', outcome: 'SUCCESS', requestId, adminSessionId: auditableSessionId(sessionId) };
-    let committed = false;
-    try {
+    return this.audited.run(auditEvent('role.update', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(UpdateRoleRequest, body);
       await this.role(name);
       if (dto.keys) await this.checkKeys(dto.keys.map((k) => k.keyid));
       // The repository reads `before` under a row lock and writes the change with its event (details.before/after).
-      const { after } = await this.subjects.updateRole(name, dto, { ...audit, adminSessionId: session.id });
-      committed = true;
+      const { after } = await this.subjects.updateRole(name, dto, { ...a.event, adminSessionId: session.id });
+      a.committed();
       return after;
-    } catch (err) {
-      if (!committed) await this.audit.append({ ...audit, outcome: outcomeOf(err), errorCode: errorCodeOf(err), details: { role: name.slice(0, 64) } });
-      throw err;
-    }
+    }, { refusal: (e) => ({ ...e, details: { role: name.slice(0, 64) } }) });
   }
 
   /** Principals with a valid token that tried to come in without being registered (and still are not). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KeyIdRef } from './ids';
 import { IsoDateTime } from './contract';
 
 export const AuditOutcome = z.enum(['SUCCESS', 'DENIED', 'FAILED']);
@@ -9,7 +10,7 @@ export const AuditQuery = z.strictObject({
   outcome: AuditOutcome.optional(),
   /** Entra object id (oid) of the actor. */
   actor: z.guid().optional(),
-  keyid: z.string().min(1).max(128).optional(),
+  keyid: KeyIdRef.optional(),
   operationId: z.uuid().optional(),
   adminSessionId: z.uuid().optional(),
   from: IsoDateTime.optional(),

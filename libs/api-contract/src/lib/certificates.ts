@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { KeyIdRef } from './ids';
 import { Uuid } from './contract';
 import { PageLimit } from './operations';
 
 /** `POST /api/v1/certificates`: a device CSR signed by a CA key under an operation. */
 export const IssueCertificateRequest = z.strictObject({
   operationid: Uuid,
-  keyid: z.string().min(1).max(128).describe('The issuing CA key'),
+  keyid: KeyIdRef.describe('The issuing CA key'),
   csr: z.string().min(1).max(65_536).describe('PKCS#10 in PEM'),
 });
 export type IssueCertificateRequest = z.infer<typeof IssueCertificateRequest>;
@@ -21,7 +22,7 @@ export type IssueCertificateResponse = z.infer<typeof IssueCertificateResponse>;
 export const CertificateListQuery = z.strictObject({
   serial: z.string().regex(/^(?:0x)?[0-9a-fA-F]{1,40}$/, 'serial must be hex').optional(),
   subject: z.string().min(1).max(256).optional().describe('Case-insensitive substring of the subject DN'),
-  issuer: z.string().min(1).max(128).optional().describe('keyid of the issuing CA'),
+  issuer: KeyIdRef.optional().describe('keyid of the issuing CA'),
   cursor: Uuid.optional(),
   limit: PageLimit.optional(),
 });

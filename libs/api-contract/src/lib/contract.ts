@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KeyIdRef } from './ids';
 import { KeyLimitsView } from './key-limits';
 
 /**
@@ -84,7 +85,7 @@ export type KeyList = z.infer<typeof KeyList>;
 
 export const SignOrderRequest = z.strictObject({
   operationid: Uuid,
-  keyid: z.string().min(1).max(128),
+  keyid: KeyIdRef,
   inputdata: z.string().min(2).max(2048),
   inputformat: InputFormat,
   inputpadding: InputPadding,
@@ -107,7 +108,7 @@ export const CreateOperationRequest = z
     validFrom: IsoDateTime,
     validTo: IsoDateTime,
     keys: z
-      .array(z.strictObject({ keyid: z.string().min(1).max(128), usages: z.number().int().min(1).max(1_000_000) }))
+      .array(z.strictObject({ keyid: KeyIdRef, usages: z.number().int().min(1).max(1_000_000) }))
       .min(1)
       .max(32),
     digests: z.array(z.string().regex(hex).max(128)).max(10_000).optional(),

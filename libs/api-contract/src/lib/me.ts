@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KeyGrant, NatureName, SubjectKind } from './subjects';
+import { KeyGrantSchema as KeyGrant, NatureSchema as NatureName, SubjectKindSchema as SubjectKind } from './subjects';
 
 /** `GET /api/v1/me`: who the caller is to the Keyserver (never a token). */
 export const MeView = z.object({

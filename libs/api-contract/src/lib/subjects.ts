@@ -1,10 +1,16 @@
 import { z } from 'zod';
+import { KEY_GRANTS, NATURES, SUBJECT_KINDS } from './access';
+import { KeyIdRef } from './ids';
 
-export const SubjectKind = z.enum(['USER', 'CLIENT']);
-export const NatureName = z.enum(['ADMINISTRATOR', 'APPROVER', 'ORDERER', 'SIGNER', 'PROVISIONER', 'AUDITOR']);
-export const KeyGrant = z.enum(['ORDER', 'SIGN', 'ISSUE', 'APPROVE']);
+// Schemas of the access vocabulary (./access) for request and response bodies.
+export const SubjectKindSchema = z.enum(SUBJECT_KINDS);
+export const NatureSchema = z.enum(NATURES);
+export const KeyGrantSchema = z.enum(KEY_GRANTS);
+const SubjectKind = SubjectKindSchema;
+const NatureName = NatureSchema;
+const KeyGrant = KeyGrantSchema;
 export const RoleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'role names are 1-64 characters [A-Za-z0-9._-]');
-const KeyId = z.string().min(1).max(128);
+const KeyId = KeyIdRef;
 const DisplayName = z.string().trim().min(1).max(200);
 const Username = z.string().trim().min(1).max(256).nullable();
 

@@ -16,10 +16,11 @@ import {
 import { AuthGuard } from './auth.guard';
 import { AuthEventSink, AuthFailureEvent } from './auth-events';
 import { AuthzModule } from './authz.module';
-import { CurrentSubject, Public, RequirePermission } from './decorators';
-import { Permission } from './permissions';
+import { Permission } from '@keyserver/api-contract';
+import { requireAccess } from './access';
+import { CurrentActor, Public, RequirePermission } from './decorators';
 import { definePublicRoutes } from './public-routes';
-import { assertKeyPermission, AuthContext, ResolvedSubject, SubjectResolver } from './subject';
+import { Actor, ResolvedSubject, SubjectResolver } from './subject';
 
 const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
 const OTHER_TENANT = '11111111-2222-4333-8444-555555555555';
@@ -31,23 +32,23 @@ const S0 = T0 / 1000;
 
 const OID = {
   ada: 'a0000001-0000-4000-8000-000000000001', // administrator
-  otto: 'a0000001-0000-4000-8000-000000000005', // orderer + provisioner
-  nora: 'a0000001-0000-4000-8000-000000000007', // no nature
+  otto: 'a0000001-0000-4000-8000-000000000005', // orderer + provisioner, SIGN on fw-1
+  nora: 'a0000001-0000-4000-8000-000000000007', // no nature, APPROVE on fw-1
   dora: 'a0000001-0000-4000-8000-000000000008', // disabled provisioner
   mixed: 'a0000001-0000-4000-8000-000000000009', // user principal mapped to a client subject
   stranger: 'a0000001-0000-4000-8000-0000000000ff', // no subject
-  ci: '3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7', // signer + (ignored) administrator/approver
+  ci: '3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7', // signer + (ignored) administrator/approver, SIGN on fw-1
 };
 
 class MemoryResolver implements SubjectResolver {
   readonly unknown: string[] = [];
   readonly subjects = new Map<string, ResolvedSubject>([
-    [OID.ada, { subjectId: 's-ada', kind: 'user', enabled: true, natures: ['administrator'], keyPermissions: [] }],
-    [OID.otto, { subjectId: 's-otto', kind: 'user', enabled: true, natures: ['orderer', 'provisioner'], keyPermissions: [] }],
-    [OID.nora, { subjectId: 's-nora', kind: 'user', enabled: true, natures: [], keyPermissions: [{ keyid: 'fw-1', permissions: [Permission.KeysRead] }] }],
-    [OID.dora, { subjectId: 's-dora', kind: 'user', enabled: false, natures: ['provisioner'], keyPermissions: [] }],
-    [OID.mixed, { subjectId: 's-mixed', kind: 'client', enabled: true, natures: ['signer'], keyPermissions: [] }],
-    [OID.ci, { subjectId: 's-ci', kind: 'client', enabled: true, natures: ['signer', 'administrator', 'approver'], keyPermissions: [] }],
+    [OID.ada, { subjectId: 's-ada', kind: 'USER', enabled: true, natures: ['ADMINISTRATOR'], keyGrants: {} }],
+    [OID.otto, { subjectId: 's-otto', kind: 'USER', enabled: true, natures: ['ORDERER', 'PROVISIONER'], keyGrants: { 'fw-1': ['SIGN'] } }],
+    [OID.nora, { subjectId: 's-nora', kind: 'USER', enabled: true, natures: [], keyGrants: { 'fw-1': ['APPROVE'] } }],
+    [OID.dora, { subjectId: 's-dora', kind: 'USER', enabled: false, natures: ['PROVISIONER'], keyGrants: {} }],
+    [OID.mixed, { subjectId: 's-mixed', kind: 'CLIENT', enabled: true, natures: ['SIGNER'], keyGrants: {} }],
+    [OID.ci, { subjectId: 's-ci', kind: 'CLIENT', enabled: true, natures: ['SIGNER', 'ADMINISTRATOR', 'APPROVER'], keyGrants: { 'fw-1': ['SIGN'] } }],
   ]);
   subject(oid: string): ResolvedSubject {
     const s = this.subjects.get(oid);
@@ -79,15 +80,15 @@ class TestController {
 
   @RequirePermission(Permission.KeysRead)
   @Get('keys')
-  keys(@CurrentSubject() auth: AuthContext): unknown {
-    return { subjectId: auth.subject.subjectId, channel: auth.principal.channel };
+  keys(@CurrentActor() actor: Actor): unknown {
+    return { subjectId: actor.subjectId, channel: actor.channel };
   }
 
   @RequirePermission(Permission.SignOrdersCreate)
   @Post('signorders')
-  sign(@CurrentSubject() auth: AuthContext, @Body() body: { keyid: string }): unknown {
-    assertKeyPermission(auth, body.keyid, Permission.SignOrdersCreate);
-    return { signedBy: auth.subject.subjectId, keyid: body.keyid };
+  sign(@CurrentActor() actor: Actor, @Body() body: { keyid: string }): unknown {
+    requireAccess(actor, 'SIGN', body.keyid);
+    return { signedBy: actor.subjectId, keyid: body.keyid };
   }
 
   @RequirePermission(Permission.OperationsApprove)
@@ -251,7 +252,7 @@ describe(AuthGuard.name, () => {
       expect(r.json['signedBy']).toBe('s-ci');
     });
     it('grants a route through a key grant, not through natures', async () => {
-      const r = await call(base, 'GET', '/keys', { auth: bearer(user(OID.nora)) });
+      const r = await call(base, 'POST', '/operations/op-1/approvals', { auth: bearer(user(OID.nora)), body: '{}' });
       expect(r.status).toBe(200);
     });
   });
@@ -402,13 +403,14 @@ describe(AuthGuard.name, () => {
     });
     it('fail key grant used on another key: key_permission_denied', async () => {
       const nora = resolver.subject(OID.nora);
-      nora.keyPermissions.push({ keyid: 'fw-1', permissions: [Permission.SignOrdersCreate] });
+      const before = nora.keyGrants;
+      nora.keyGrants = { 'fw-1': ['APPROVE', 'SIGN'] };
       try {
         const ok = await call(base, 'POST', '/signorders', { auth: bearer(user(OID.nora, { azp: PROV, azpacr: '0' })), body: '{"keyid":"fw-1"}' });
         expect(ok.status).toBe(201);
         await expect403(await call(base, 'POST', '/signorders', { auth: bearer(user(OID.nora, { azp: PROV, azpacr: '0' })), body: '{"keyid":"fw-2"}' }), 'key_permission_denied');
       } finally {
-        nora.keyPermissions.pop();
+        nora.keyGrants = before;
       }
     });
     it('ok administrator approves nothing but reads keys', async () => {

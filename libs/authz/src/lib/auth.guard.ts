@@ -5,8 +5,8 @@ import { KeyserverError } from '@keyserver/errors';
 import type { IncomingMessage } from 'node:http';
 import { AuthzError } from './authz-error';
 import { AuthEventSink } from './auth-events';
-import { AUTH_CONTEXT_KEY, PUBLIC_ROUTE_KEY, REFUSED_PRINCIPAL_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
-import { isPermission, Permission } from './permissions';
+import { ACTOR_KEY, PUBLIC_ROUTE_KEY, REFUSED_PRINCIPAL_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
+import { isPermission, type Permission } from '@keyserver/api-contract';
 import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver } from './subject';
 import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR } from './tokens';
 
@@ -59,8 +59,7 @@ export class AuthGuard implements CanActivate {
       }
       principal = await this.validator.authenticate(authorizationHeaders(req), { queryHasToken: queryHasToken(req.url) });
       subject = await this.resolver.resolve(principal, info);
-      const auth = authorize(principal, subject, permission as Permission);
-      (req as unknown as Record<string, unknown>)[AUTH_CONTEXT_KEY] = auth;
+      (req as unknown as Record<string, unknown>)[ACTOR_KEY] = authorize(principal, subject, permission as Permission);
       return true;
     } catch (e) {
       // Who was refused, for the refusal observer's per-principal limits.

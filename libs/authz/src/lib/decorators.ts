@@ -1,13 +1,13 @@
 import { createParamDecorator, CustomDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { AuthzError } from './authz-error';
-import { Permission } from './permissions';
+import type { Permission } from '@keyserver/api-contract';
 import type { Principal } from '@keyserver/entra-token';
-import type { AuthContext } from './subject';
+import type { Actor } from './subject';
 
 export const PUBLIC_ROUTE_KEY = 'keyserver:public-route';
 export const REQUIRED_PERMISSION_KEY = 'keyserver:required-permission';
-/** Request property holding the {@link AuthContext} of a protected route. */
-export const AUTH_CONTEXT_KEY = 'keyserverAuth';
+/** Request property holding the {@link Actor} of a protected route. */
+export const ACTOR_KEY = 'keyserverActor';
 
 /**
  * Marks a route (or controller) as reachable without a token. Every use must also be listed in the
@@ -27,14 +27,14 @@ export function getRefusedPrincipal(request: object): Principal | undefined {
   return (request as Record<string, Principal | undefined>)[REFUSED_PRINCIPAL_KEY];
 }
 
-/** The {@link AuthContext} put on the request by the guard. */
-export function getAuthContext(request: object): AuthContext | undefined {
-  return (request as Record<string, AuthContext | undefined>)[AUTH_CONTEXT_KEY];
+/** The {@link Actor} put on the request by the guard. */
+export function getActor(request: object): Actor | undefined {
+  return (request as Record<string, Actor | undefined>)[ACTOR_KEY];
 }
 
-/** Controller parameter: the {@link AuthContext} (principal + subject). Refuses on routes without one. */
-export const CurrentSubject = createParamDecorator((_data: unknown, ctx: ExecutionContext): AuthContext => {
-  const auth = getAuthContext(ctx.switchToHttp().getRequest<object>());
-  if (!auth) throw new AuthzError('route_not_authorized', 'no authenticated subject on this route');
-  return auth;
+/** Controller parameter: the authorized {@link Actor}. Refuses on routes without one. */
+export const CurrentActor = createParamDecorator((_data: unknown, ctx: ExecutionContext): Actor => {
+  const actor = getActor(ctx.switchToHttp().getRequest<object>());
+  if (!actor) throw new AuthzError('route_not_authorized', 'no authenticated subject on this route');
+  return actor;
 });

@@ -1,34 +1,18 @@
-/** Every permission a route can require. Values are part of the API contract (shown in the SPA). */
-export enum Permission {
-  /** Any enabled subject: who am I, my natures. */
-  SelfRead = 'self:read',
-  /** Any enabled subject: its own notification settings (opt-outs; the address is set by administrators). */
-  NotificationsSelf = 'notifications:self',
-  KeysRead = 'keys:read',
-  KeysAdmin = 'keys:admin',
-  OperationsRead = 'operations:read',
-  OperationsCreate = 'operations:create',
-  OperationsApprove = 'operations:approve',
-  SignOrdersCreate = 'signorders:create',
-  CertificatesIssue = 'certificates:issue',
-  SubjectsRead = 'subjects:read',
-  SubjectsAdmin = 'subjects:admin',
-  RolesRead = 'roles:read',
-  RolesAdmin = 'roles:admin',
-  AuditRead = 'audit:read',
-  AdminSessionsManage = 'admin-sessions:manage',
-}
+import { HUMAN_ONLY_NATURES as HUMAN_ONLY_NATURE_LIST, Permission, type Nature } from '@keyserver/api-contract';
 
-/** Job functions ("natures") that roles grant; the single source of nature -> permission mapping is {@link NATURE_PERMISSIONS}. */
-export const NATURES = ['administrator', 'approver', 'orderer', 'signer', 'provisioner', 'auditor'] as const;
-export type Nature = (typeof NATURES)[number];
+// The words (Permission, Nature, KeyGrant) are declared once in @keyserver/api-contract; this file holds the rules
+// that combine them at the route level. docs/auth.md §5 shows these tables and access-matrix.spec.ts holds the
+// document to them.
+
+/** Re-exported for this library's modules and tests; declared in @keyserver/api-contract. */
+export { Permission };
 
 /** Granted to every resolved, enabled subject whatever its natures. */
 export const BASE_PERMISSIONS: readonly Permission[] = [Permission.SelfRead, Permission.NotificationsSelf];
 
-/** Natures -> permissions, in one table. */
+/** Natures -> the route permissions they open, in one table. */
 export const NATURE_PERMISSIONS: Readonly<Record<Nature, readonly Permission[]>> = {
-  administrator: [
+  ADMINISTRATOR: [
     Permission.KeysRead,
     Permission.KeysAdmin,
     Permission.OperationsRead,
@@ -39,15 +23,15 @@ export const NATURE_PERMISSIONS: Readonly<Record<Nature, readonly Permission[]>>
     Permission.AuditRead,
     Permission.AdminSessionsManage,
   ],
-  approver: [Permission.KeysRead, Permission.OperationsRead, Permission.OperationsApprove],
-  orderer: [Permission.KeysRead, Permission.OperationsRead, Permission.OperationsCreate],
-  signer: [Permission.KeysRead, Permission.OperationsRead, Permission.SignOrdersCreate],
-  provisioner: [Permission.KeysRead, Permission.OperationsRead, Permission.SignOrdersCreate, Permission.CertificatesIssue],
-  auditor: [Permission.KeysRead, Permission.OperationsRead, Permission.SubjectsRead, Permission.RolesRead, Permission.AuditRead],
+  APPROVER: [Permission.KeysRead, Permission.OperationsRead, Permission.OperationsApprove],
+  ORDERER: [Permission.KeysRead, Permission.OperationsRead, Permission.OperationsCreate],
+  SIGNER: [Permission.KeysRead, Permission.OperationsRead, Permission.SignOrdersCreate],
+  PROVISIONER: [Permission.KeysRead, Permission.OperationsRead, Permission.SignOrdersCreate, Permission.CertificatesIssue],
+  AUDITOR: [Permission.KeysRead, Permission.OperationsRead, Permission.SubjectsRead, Permission.RolesRead, Permission.AuditRead],
 };
 
-/** Natures an app (client-credentials / WIF) principal can never hold: humans approve and administer. */
-export const HUMAN_ONLY_NATURES: ReadonlySet<Nature> = new Set<Nature>(['administrator', 'approver']);
+/** Natures an app (client-credentials / WIF) principal never uses: humans approve and administer. */
+export const HUMAN_ONLY_NATURES: ReadonlySet<Nature> = new Set<Nature>(HUMAN_ONLY_NATURE_LIST);
 
 /** Permissions an app principal can never use (403 app_principal_forbidden), even through key grants. */
 export const HUMAN_ONLY_PERMISSIONS: ReadonlySet<Permission> = new Set([
@@ -60,13 +44,3 @@ export const HUMAN_ONLY_PERMISSIONS: ReadonlySet<Permission> = new Set([
 
 /** Permissions a BFF-channel token (azp = keyclient) can never use (403 bff_token_not_allowed). */
 export const BFF_FORBIDDEN_PERMISSIONS: ReadonlySet<Permission> = new Set([Permission.SignOrdersCreate, Permission.CertificatesIssue]);
-
-const ALL = new Set<string>(Object.values(Permission));
-/** Type guard for permission strings read from the database. */
-export function isPermission(v: unknown): v is Permission {
-  return typeof v === 'string' && ALL.has(v);
-}
-/** Type guard for nature strings read from the database. */
-export function isNature(v: unknown): v is Nature {
-  return typeof v === 'string' && (NATURES as readonly string[]).includes(v);
-}

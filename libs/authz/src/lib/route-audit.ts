@@ -3,7 +3,7 @@ import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { AuthzError } from './authz-error';
 import { PUBLIC_ROUTE_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
-import { isPermission } from './permissions';
+import { isPermission } from '@keyserver/api-contract';
 import { normalizeRoutePath, PublicRoute } from './public-routes';
 import { AUTHZ_OPTIONS } from './tokens';
 

@@ -1,32 +1,37 @@
+import { KEY_GRANT_PERMISSION, type KeyGrant, type Nature, type Permission, type SubjectKind } from '@keyserver/api-contract';
 import type { Principal } from '@keyserver/entra-token';
 import { AuthzError, AuthzErrorCode } from './authz-error';
-import {
-  BASE_PERMISSIONS,
-  BFF_FORBIDDEN_PERMISSIONS,
-  HUMAN_ONLY_NATURES,
-  HUMAN_ONLY_PERMISSIONS,
-  Nature,
-  NATURE_PERMISSIONS,
-  Permission,
-} from './permissions';
+import { BASE_PERMISSIONS, BFF_FORBIDDEN_PERMISSIONS, HUMAN_ONLY_NATURES, HUMAN_ONLY_PERMISSIONS, NATURE_PERMISSIONS } from './permissions';
 
-/** Keyserver subject kinds: a human `user`, or a non-interactive `client` (app principal). */
-export type SubjectKind = 'user' | 'client';
+// The caller has three names, one per step: the token's `Principal` (entra-token) -> the database's
+// `ResolvedSubject` (the SubjectResolver) -> the authorized `Actor` (the guard), which services receive.
 
-/** Rights on one key, granted in addition to the natures. */
-export interface KeyPermission {
-  keyid: string;
-  permissions: Permission[];
-}
-
-/** What the API's database knows about a principal. */
+/** What the API's database knows about a principal: its natures and, per keyid, its key grants. */
 export interface ResolvedSubject {
   subjectId: string;
   kind: SubjectKind;
   enabled: boolean;
-  natures: Nature[];
-  keyPermissions: KeyPermission[];
+  natures: readonly Nature[];
+  keyGrants: Readonly<Record<string, readonly KeyGrant[]>>;
   displayName?: string;
+}
+
+/** The authenticated, registered and authorized caller of a protected route (`@CurrentActor()`). */
+export interface Actor {
+  subjectId: string;
+  kind: SubjectKind;
+  tid: string;
+  oid: string;
+  displayName: string;
+  /** The client the token was issued to (azp). */
+  client: string;
+  channel: Principal['channel'];
+  natures: ReadonlySet<Nature>;
+  /** Per keyid, the grants the subject's roles give on that key. */
+  keyGrants: ReadonlyMap<string, ReadonlySet<KeyGrant>>;
+  /** Route permissions from the natures (app principals lose human-only natures); key grants not included. */
+  permissions: ReadonlySet<Permission>;
+  principal: Principal;
 }
 
 /** The request being authorized, for the resolver's audit records. */
@@ -47,16 +52,8 @@ export interface SubjectResolver {
 /** Injection token for the {@link SubjectResolver}. */
 export const SUBJECT_RESOLVER = Symbol('KEYSERVER_SUBJECT_RESOLVER');
 
-/** The authenticated and resolved caller of a protected route (see `@CurrentSubject()`). */
-export interface AuthContext {
-  principal: Principal;
-  subject: ResolvedSubject;
-  /** Global permissions from natures (after principal restrictions), not including key grants. */
-  permissions: ReadonlySet<Permission>;
-}
-
 /** Nature-derived permissions for this principal/subject pair (app principals lose human-only natures). */
-export function naturePermissions(principal: Principal, subject: ResolvedSubject): Set<Permission> {
+export function naturePermissions(principal: Principal, subject: Pick<ResolvedSubject, 'natures'>): Set<Permission> {
   const out = new Set<Permission>(BASE_PERMISSIONS);
   for (const nature of subject.natures) {
     if (principal.kind === 'app' && HUMAN_ONLY_NATURES.has(nature)) continue;
@@ -74,33 +71,35 @@ export function channelRestriction(principal: Principal, permission: Permission)
 
 /**
  * The whole route-level decision, in order: unknown subject, disabled, kind mismatch, principal
- * restrictions, then the permission (from natures or any key grant; the key itself is checked by
- * {@link assertKeyPermission} in the controller).
+ * restrictions, then the permission: from a nature, or from a key grant on any key (the service then
+ * checks the grant on the key the request names, `requireAccess`).
  * @throws AuthzError (403)
  */
-export function authorize(principal: Principal, subject: ResolvedSubject | null, permission: Permission): AuthContext {
+export function authorize(principal: Principal, subject: ResolvedSubject | null, permission: Permission): Actor {
   if (!subject) throw new AuthzError('unknown_subject');
   if (!subject.enabled) throw new AuthzError('subject_disabled');
-  const expectedKind: SubjectKind = principal.kind === 'app' ? 'client' : 'user';
+  const expectedKind: SubjectKind = principal.kind === 'app' ? 'CLIENT' : 'USER';
   if (subject.kind !== expectedKind) throw new AuthzError('subject_kind_mismatch');
   const restricted = channelRestriction(principal, permission);
   if (restricted) throw new AuthzError(restricted);
   const permissions = naturePermissions(principal, subject);
-  const granted = permissions.has(permission) || subject.keyPermissions.some((k) => k.permissions.includes(permission));
-  if (!granted) throw new AuthzError('permission_denied');
-  return { principal, subject, permissions };
+  const grants = Object.values(subject.keyGrants).flat();
+  if (!permissions.has(permission) && !grants.some((g) => KEY_GRANT_PERMISSION[g] === permission)) throw new AuthzError('permission_denied');
+  return actorOf(principal, subject, permissions);
 }
 
-/** True when the caller may use `permission` on key `keyid` (natures grant it on every key). */
-export function hasKeyPermission(ctx: AuthContext, keyid: string, permission: Permission): boolean {
-  if (channelRestriction(ctx.principal, permission)) return false;
-  if (ctx.permissions.has(permission)) return true;
-  return ctx.subject.keyPermissions.some((k) => k.keyid === keyid && k.permissions.includes(permission));
-}
-
-/** @throws AuthzError key_permission_denied (or the channel restriction) */
-export function assertKeyPermission(ctx: AuthContext, keyid: string, permission: Permission): void {
-  const restricted = channelRestriction(ctx.principal, permission);
-  if (restricted) throw new AuthzError(restricted);
-  if (!hasKeyPermission(ctx, keyid, permission)) throw new AuthzError('key_permission_denied');
+function actorOf(principal: Principal, subject: ResolvedSubject, permissions: ReadonlySet<Permission>): Actor {
+  return {
+    subjectId: subject.subjectId,
+    kind: subject.kind,
+    tid: principal.tid,
+    oid: principal.oid,
+    displayName: subject.displayName ?? principal.displayName ?? principal.oid,
+    client: principal.azp,
+    channel: principal.channel,
+    natures: new Set(subject.natures),
+    keyGrants: new Map(Object.entries(subject.keyGrants).map(([keyid, grants]) => [keyid, new Set(grants)])),
+    permissions,
+    principal,
+  };
 }

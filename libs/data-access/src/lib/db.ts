@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { DataAccessError } from './errors';
+import { UUID_PATTERN } from '@keyserver/api-contract';
 
 /** Transaction isolation levels accepted by {@link Db.transaction}. */
 export type Isolation = 'ReadCommitted' | 'RepeatableRead' | 'Serializable';
@@ -153,4 +154,5 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 /** A UUID as PostgreSQL's uuid type reads it: checked before a `::uuid` cast, which would fail on anything else. */
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The one UUID pattern (@keyserver/api-contract ids.ts). */
+export const UUID = UUID_PATTERN;

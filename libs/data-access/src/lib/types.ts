@@ -1,13 +1,12 @@
 import type { AuditHashInput } from '@keyserver/audit-chain';
+import type { KeyGrant, Nature, SubjectKind } from '@keyserver/api-contract';
 
 // Plain domain types returned by the repositories (no Prisma types leak out).
 
-export const SUBJECT_KINDS = ['USER', 'CLIENT'] as const;
-export type SubjectKind = (typeof SUBJECT_KINDS)[number];
-export const NATURES = ['ADMINISTRATOR', 'APPROVER', 'ORDERER', 'SIGNER', 'PROVISIONER', 'AUDITOR'] as const;
-export type Nature = (typeof NATURES)[number];
-export const KEY_PERMISSIONS = ['ORDER', 'SIGN', 'ISSUE', 'APPROVE'] as const;
-export type KeyPermission = (typeof KEY_PERMISSIONS)[number];
+// The access vocabulary is declared once in @keyserver/api-contract (re-exported for the repositories' callers).
+export type { SubjectKind, Nature };
+/** A per-key grant as the database stores it (`KeyPermission` enum): the contract's {@link KeyGrant}. */
+export type KeyPermission = KeyGrant;
 export const KEY_TYPES = ['ROOT', 'CA', 'FW'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 export const KEY_ALGORITHMS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519'] as const;

@@ -1,18 +1,8 @@
-/** Route permissions the Keyserver grants (mirror of @keyserver/authz `Permission`, which is server-only). */
-export const Perm = {
-  KeysRead: 'keys:read',
-  KeysAdmin: 'keys:admin',
-  OperationsRead: 'operations:read',
-  OperationsCreate: 'operations:create',
-  OperationsApprove: 'operations:approve',
-  SubjectsRead: 'subjects:read',
-  SubjectsAdmin: 'subjects:admin',
-  RolesRead: 'roles:read',
-  RolesAdmin: 'roles:admin',
-  AuditRead: 'audit:read',
-  AdminSessionsManage: 'admin-sessions:manage',
-} as const;
-export type PermName = (typeof Perm)[keyof typeof Perm];
+import { Permission } from '@keyserver/api-contract/access';
+
+/** Route permissions the Keyserver grants: the contract's {@link Permission} (declared once in @keyserver/api-contract). */
+export const Perm = Permission;
+export type PermName = Permission;
 
 export interface NavItem {
   path: string;

@@ -1,11 +1,10 @@
 import type { Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput, Nature, SubjectKind } from '../types';
+import { HUMAN_ONLY_NATURES } from '@keyserver/api-contract';
+import type { AuditInput, SubjectKind } from '../types';
 import { appendAuditTx } from './audit.repository';
 
-/** Natures an app principal can never use (four eyes needs people): a CLIENT subject may not hold a role carrying them. */
-export const HUMAN_ONLY_NATURES: readonly Nature[] = ['ADMINISTRATOR', 'APPROVER'];
-
+// HUMAN_ONLY_NATURES (@keyserver/api-contract): a CLIENT subject may not hold a role carrying them (four eyes needs people).
 const humanOnly = (natures: readonly string[]): string[] => natures.filter((n) => (HUMAN_ONLY_NATURES as readonly string[]).includes(n));
 
 /** Why an administrative session was ended by a change of one of its administrators. */

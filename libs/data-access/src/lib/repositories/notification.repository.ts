@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput } from '../types';
+import { needsApproval } from '../policy/operation-policy';
 import { appendAuditTx } from './audit.repository';
 
 /** The operation events that notify someone (docs/notifications.md). */
@@ -43,7 +44,7 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
   let recipientIds: string[];
   if (type === 'operation.approval_requested') {
     // An operation whose keys need no approval is usable at once: nobody is asked anything.
-    if (!keys.some((k) => k.requiredApprovers > 0)) return;
+    if (!needsApproval(keys)) return;
     const rows = await tx.$queryRaw<{ id: string }[]>`
       SELECT DISTINCT s."id" FROM "operation_key" ok
         JOIN "role_key_permission" rkp ON rkp."keyId" = ok."keyId" AND 'APPROVE' = ANY(rkp."permissions")

@@ -133,10 +133,4 @@ describe(OperationRepository.name, () => {
     expect(awaiting.items.map((o) => o.id).sort()).toEqual(ids.slice(1).sort());
     expect(await outcome(a.operations.list({ cursor: 'nope' }))).toBe('invalid_input');
   });
-
-  it('expires operations whose window has ended', async () => {
-    const { op } = await operationNeeding(1);
-    expect(await a.operations.expireDue(new Date(Date.now() + 7_200_000))).toBeGreaterThanOrEqual(1);
-    expect((await a.operations.get(op.id)).state).toBe('EXPIRED');
-  });
 });

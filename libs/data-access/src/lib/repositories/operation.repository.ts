@@ -4,6 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
+import { approvalComplete } from '../policy/operation-policy';
 import { enqueueOperationNotice } from './notification.repository';
 
 export interface CreateOperationInput {
@@ -160,27 +161,38 @@ export class OperationRepository {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
+  /** Records `approverId`'s approval of one key: {@link approve} with that key. */
+  addApproval(operationId: string, keyid: string, approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
+    return this.approve(operationId, [keyid], approverId, audit);
+  }
+
   /**
-   * Records `approverId`'s approval of `keyid` for the operation. The operation row is locked
-   * (SELECT ... FOR UPDATE) so concurrent approvals see each other and exactly one of them performs
-   * the REQUESTED -> APPROVED transition. A repeated approval is `already_approved` and is not counted.
+   * Records `approverId`'s approval of every key in `keyids`, all or nothing, in ONE transaction. The operation
+   * row is locked (SELECT ... FOR UPDATE) so concurrent approvals see each other and exactly one of them performs
+   * the REQUESTED -> APPROVED transition (when `approvalComplete` holds). A repeated approval of any key is
+   * `already_approved` and nothing is counted. Each key's approval gets its own audit event (`keyid` set).
    */
-  async addApproval(operationId: string, keyid: string, approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
+  async approve(operationId: string, keyids: readonly string[], approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
     try {
       return await this.db.transaction(async (tx) => {
         await lockOperation(tx, operationId);
         const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
-        const opKey = op.keys.find((k) => k.key.keyid === keyid);
-        if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
-        if (op.approvals.some((a) => a.keyId === opKey.keyId && a.approverId === approverId)) {
-          throw new DataAccessError('already_approved', 'this approver already approved this key');
+        const approvals = [...op.approvals];
+        for (const keyid of keyids) {
+          const opKey = op.keys.find((k) => k.key.keyid === keyid);
+          if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
+          if (approvals.some((a) => a.keyId === opKey.keyId && a.approverId === approverId)) {
+            throw new DataAccessError('already_approved', 'this approver already approved this key');
+          }
+          await tx.approval.create({ data: { operationId, keyId: opKey.keyId, approverId } });
+          approvals.push({ keyId: opKey.keyId, approverId });
+          if (audit) await appendAuditTx(tx, { ...audit, operationId, keyid });
         }
-        await tx.approval.create({ data: { operationId, keyId: opKey.keyId, approverId } });
-        const approvals = [...op.approvals, { keyId: opKey.keyId, approverId }];
-        const complete = op.keys.every((k) => approvals.filter((a) => a.keyId === k.keyId).length >= k.requiredApprovers);
+        const complete = approvalComplete(
+          op.keys.map((k) => ({ requiredApprovers: k.requiredApprovers, approvals: approvals.filter((a) => a.keyId === k.keyId).length })),
+        );
         if (complete) await tx.operation.update({ where: { id: operationId }, data: { state: 'APPROVED' } });
-        if (audit) await appendAuditTx(tx, { ...audit, operationId, keyid });
         if (complete) await enqueueOperationNotice(tx, 'operation.approved', operationId);
         const after = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         return { operation: toOperation(after), transitioned: complete };
@@ -198,15 +210,6 @@ export class OperationRepository {
   /** REQUESTED or APPROVED -> CANCELLED. */
   cancel(operationId: string, audit?: AuditInput): Promise<Operation> {
     return this.transition(operationId, ['REQUESTED', 'APPROVED'], { state: 'CANCELLED' }, audit);
-  }
-
-  /** Marks REQUESTED/APPROVED operations whose window ended as EXPIRED; returns how many. */
-  async expireDue(now = new Date()): Promise<number> {
-    const r = await this.db.prisma.operation.updateMany({
-      where: { state: { in: ['REQUESTED', 'APPROVED'] }, validTo: { lte: now } },
-      data: { state: 'EXPIRED' },
-    });
-    return r.count;
   }
 
   private async transition(

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditEvent, AuditInput } from '../types';
+import type { AuditEvent, AuditInput, OperationState } from '../types';
+import { usability, type UsabilityRefusal } from '../policy/operation-policy';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
-// The one place that decides whether an operation's key may be used now. Sign orders, firmware signatures and
+// The one place that takes a usage of an operation's key. Whether it may be used is the operation policy
+// (../policy/operation-policy.ts `usability`); RESERVE_SQL mirrors it in SQL so that the check and the counter
+// change are one atomic statement (operation-policy.pg.spec.ts proves they agree). Sign orders, firmware signatures and
 // certificate issuance all go through reserve -> (HSM signs, no lock held) -> finish or release:
 // - reserve: ONE statement checks the operation (state, window, digest), the key (ACTIVE) and increments
 //   usagesUsed only while it is below usagesAllowed, and inserts a reservation row with a lease. The row lock on
@@ -102,35 +105,34 @@ export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reserva
   return { id, operationId: req.operationId, opKeyId: row.opKeyId, keyId: row.keyId, usagesAllowed: row.usagesAllowed, usagesUsed: row.usagesUsed };
 }
 
-/** Slow path after a refused reservation: reads the rows once more to name the reason. */
+/** Slow path after a refused reservation: reads the rows once more and lets the policy name the reason. */
 async function whyNotUsable(db: Db, operationId: string, keyid: string, digest: string | null, now: Date): Promise<DataAccessError> {
-  const ops = await sqlQuery<{ state: string; validFrom: Date; validTo: Date; digests: string[]; gated: boolean }>(
+  const ops = await sqlQuery<{ state: OperationState; validFrom: Date; validTo: Date; digests: string[] }>(
     db,
-    `SELECT o."state"::text AS "state", o."validFrom", o."validTo", o."digests",
-            EXISTS (SELECT 1 FROM "operation_key" x WHERE x."operationId" = o."id" AND x."requiredApprovers" > 0) AS "gated"
-     FROM "operation" o WHERE o."id" = $1::uuid`,
+    `SELECT o."state"::text AS "state", o."validFrom", o."validTo", o."digests" FROM "operation" o WHERE o."id" = $1::uuid`,
     [operationId],
   );
   const op = ops[0];
   if (!op) return new DataAccessError('not_found', 'operation not found');
-  const keys = await sqlQuery<{ keyState: string; usagesAllowed: number; usagesUsed: number }>(
+  const keys = await sqlQuery<{ keyid: string; keyState: 'ACTIVE' | 'REVOKED'; usagesAllowed: number; usagesUsed: number; requiredApprovers: number }>(
     db,
-    `SELECT k."state"::text AS "keyState", ok."usagesAllowed", ok."usagesUsed"
-     FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE ok."operationId" = $1::uuid AND k."keyid" = $2`,
-    [operationId, keyid],
+    `SELECT k."keyid", k."state"::text AS "keyState", ok."usagesAllowed", ok."usagesUsed", ok."requiredApprovers"
+     FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE ok."operationId" = $1::uuid`,
+    [operationId],
   );
-  const usage = keys[0];
-  if (!usage) return new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
-  if (usage.keyState !== 'ACTIVE') return new DataAccessError('key_revoked', `key ${keyid} is revoked`);
-  if (op.state === 'EXHAUSTED') return new DataAccessError('usage_exhausted', 'operation is exhausted');
-  if (op.state !== 'APPROVED' && !(op.state === 'REQUESTED' && !op.gated)) return new DataAccessError('operation_not_usable', `operation is ${op.state}`);
-  if (now < op.validFrom || now >= op.validTo) return new DataAccessError('outside_window', 'operation is not valid now');
-  if (op.digests.length > 0 && (digest === null || !op.digests.includes(digest))) {
-    return new DataAccessError('digest_not_allowed', 'digest is not allowed by the operation');
-  }
-  // Everything else holds, so the guarded increment found no usage left (possibly taken a moment ago).
-  return new DataAccessError('usage_exhausted', 'no usages left for this key');
+  const reason = usability({ ...op, keys: keys.map((k) => ({ ...k, approvals: 0 })) }, keyid, digest, now);
+  // No reason left: the guarded increment found no usage left a moment ago (taken by a concurrent request).
+  return new DataAccessError(reason ?? 'usage_exhausted', REFUSAL_DETAIL[reason ?? 'usage_exhausted'](keyid, op.state));
 }
+
+const REFUSAL_DETAIL: Record<UsabilityRefusal, (keyid: string, state: string) => string> = {
+  key_not_in_operation: (keyid) => `key ${keyid} is not part of the operation`,
+  key_revoked: (keyid) => `key ${keyid} is revoked`,
+  usage_exhausted: (_k, state) => (state === 'EXHAUSTED' ? 'operation is exhausted' : 'no usages left for this key'),
+  operation_not_usable: (_k, state) => `operation is ${state}`,
+  outside_window: () => 'operation is not valid now',
+  digest_not_allowed: () => 'digest is not allowed by the operation',
+};
 
 /**
  * Stores the result of a reservation in ONE statement (one round trip, atomic): deletes the reservation, runs

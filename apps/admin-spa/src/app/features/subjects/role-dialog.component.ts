@@ -5,12 +5,8 @@ import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/materia
 import { MatFormFieldModule } from '@angular/material/form-field';
 import { MatInputModule } from '@angular/material/input';
 import { MatSelectModule } from '@angular/material/select';
+import { KEY_GRANTS, NATURES, type KeyGrant as Grant, type Nature } from '@keyserver/api-contract/access';
 import type { RoleView } from '../../core/api-types';
-
-export const NATURE_NAMES = ['ADMINISTRATOR', 'APPROVER', 'ORDERER', 'SIGNER', 'PROVISIONER', 'AUDITOR'] as const;
-export const KEY_GRANTS = ['ORDER', 'SIGN', 'ISSUE', 'APPROVE'] as const;
-type Nature = (typeof NATURE_NAMES)[number];
-type Grant = (typeof KEY_GRANTS)[number];
 
 export interface RoleDialogData {
   mode: 'create' | 'edit';
@@ -83,7 +79,7 @@ type GrantRow = FormGroup<{ keyid: FormControl<string>; permissions: FormControl
 export class RoleDialogComponent {
   protected readonly data = inject<RoleDialogData>(MAT_DIALOG_DATA);
   private readonly ref = inject(MatDialogRef<RoleDialogComponent, RoleDialogResult>);
-  protected readonly natures = NATURE_NAMES;
+  protected readonly natures = NATURES;
   protected readonly grants = KEY_GRANTS;
   protected readonly form = new FormGroup({
     name: new FormControl(this.data.role?.name ?? '', { nonNullable: true, validators: [Validators.required, Validators.pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)] }),
