@@ -142,11 +142,12 @@ describe(NotificationDispatcher.name, () => {
       super(on, quiet, config(webhooks, over));
     }
     async drain(maxMs = 10_000) {
-      const total = { sent: 0, retried: 0, dead: 0, lost: 0 };
+      const total = { sent: 0, skipped: 0, retried: 0, dead: 0, lost: 0 };
       const until = Date.now() + maxMs;
       while (Date.now() < until) {
         const p = await this.pass();
         total.sent += p.sent;
+        total.skipped += p.skipped;
         total.retried += p.retried;
         total.dead += p.dead;
         total.lost += p.lost;
@@ -267,6 +268,25 @@ describe(NotificationDispatcher.name, () => {
     expect(await d.drain()).toMatchObject({ sent: 0, dead: 1 });
     expect(calls).toHaveLength(attempts);
     expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts, lastError: `webhook HTTP ${statuses[0]}` });
+  });
+
+  it('skips an approval request still being retried once the operation no longer awaits approval', async () => {
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    script.set('/late', { statuses: [503, 204] });
+    const op = await s.order();
+    const d = new NotificationDispatcherFor([hook('late')], db, { retryBaseMs: 200, retryMaxMs: 200 });
+    expect(await d.pass()).toMatchObject({ retried: 1 });
+    await repos.operations.reject(op.id, 'wrong build', AUDIT);
+    // The orderer hears of the rejection (email and webhook); the stale request is not sent again.
+    expect(await d.drain()).toMatchObject({ skipped: 1, sent: 2 });
+    const rows = await repos.notifications.deliveriesOf(op.id);
+    expect(rows.map((r) => [r.event, r.channel, r.state, r.attempts]).sort()).toEqual([
+      ['operation.approval_requested', 'WEBHOOK', 'SKIPPED', 2],
+      ['operation.rejected', 'EMAIL', 'SENT', 1],
+      ['operation.rejected', 'WEBHOOK', 'SENT', 1],
+    ]);
+    expect(calls.filter((c) => JSON.parse(c.body).type === 'operation.approval_requested')).toHaveLength(1);
   });
 
   it('never sends a delivery twice when two dispatchers on two pools race', async () => {

@@ -8,6 +8,7 @@ import { EmailSender, postWebhook, SendFailure } from './senders';
 export interface DispatchPass {
   expanded: number;
   sent: number;
+  skipped: number;
   retried: number;
   dead: number;
   lost: number;
@@ -61,7 +62,7 @@ export class NotificationDispatcher {
   }
 
   private async run(): Promise<DispatchPass> {
-    const result: DispatchPass = { expanded: 0, sent: 0, retried: 0, dead: 0, lost: 0 };
+    const result: DispatchPass = { expanded: 0, sent: 0, skipped: 0, retried: 0, dead: 0, lost: 0 };
     try {
       const channels = { email: this.email !== null, webhooks: this.cfg.webhooks.map((w) => w.name) };
       for (const id of await this.repo.buryAbandoned(this.cfg.maxAttempts)) {
@@ -88,6 +89,11 @@ export class NotificationDispatcher {
   }
 
   private async deliver(d: ClaimedDelivery, result: DispatchPass): Promise<void> {
+    if (d.stale) {
+      // A retry that comes after the operation was decided (or an old backlog): telling approvers now only misleads.
+      if (await this.repo.markSkipped(d.id, d.leaseToken, 'the operation no longer awaits approval')) result.skipped += 1;
+      return;
+    }
     let failure: SendFailure | null = null;
     try {
       await this.send(d);

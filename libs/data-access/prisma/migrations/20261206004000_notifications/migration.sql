@@ -5,7 +5,7 @@
 CREATE TYPE "NotificationChannel" AS ENUM ('EMAIL', 'WEBHOOK');
 
 -- CreateEnum
-CREATE TYPE "NotificationDeliveryState" AS ENUM ('PENDING', 'SENT', 'DEAD');
+CREATE TYPE "NotificationDeliveryState" AS ENUM ('PENDING', 'SENT', 'DEAD', 'SKIPPED');
 
 -- CreateTable
 CREATE TABLE "notification_outbox" (

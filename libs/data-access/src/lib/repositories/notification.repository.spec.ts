@@ -154,6 +154,18 @@ describe(NotificationRepository.name, () => {
     expect((await a.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts: 3, lastError: 'smtp 451' });
   });
 
+  it('marks an approval request stale once its operation no longer awaits approval', async () => {
+    const s = await scene(1, 1);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
+    await a.operations.cancel(op.id, AUDIT);
+    const [claimed] = await a.notifications.claim(60_000, 3);
+    expect(claimed).toMatchObject({ stale: true, payload: { type: 'operation.approval_requested' } });
+    expect(await a.notifications.markSkipped(claimed.id, claimed.leaseToken, 'decided')).toBe(true);
+    expect((await a.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'SKIPPED', lastError: 'decided' });
+  });
+
   it('keeps settings per subject with defaults, audits every change, and refuses unknown subjects', async () => {
     const s = await seedSubject(a);
     expect(await a.notifications.settings(s.id)).toMatchObject({ email: null, emailEnabled: true, webhookEnabled: true, updatedAt: null });

@@ -95,6 +95,8 @@ export interface ClaimedDelivery {
   attempts: number;
   leaseToken: string;
   payload: OperationNoticePayload;
+  /** An approval request whose operation is no longer REQUESTED or whose window ended: nobody needs to act any more. */
+  stale: boolean;
 }
 
 export interface DeliveryRow {
@@ -105,7 +107,7 @@ export interface DeliveryRow {
   target: string;
   address: string | null;
   recipientIds: string[];
-  state: 'PENDING' | 'SENT' | 'DEAD';
+  state: 'PENDING' | 'SENT' | 'DEAD' | 'SKIPPED';
   attempts: number;
   lastError: string | null;
   sentAt: Date | null;
@@ -207,6 +209,7 @@ export class NotificationRepository {
       recipientIds: string[] | null;
       attempts: number;
       payload: OperationNoticePayload;
+      stale: boolean;
     }>(
       this.db,
       `UPDATE "notification_delivery" d
@@ -216,7 +219,9 @@ export class NotificationRepository {
               SELECT "id" FROM "notification_delivery"
                WHERE "state" = 'PENDING' AND "nextAttemptAt" <= now() AND ("leaseUntil" IS NULL OR "leaseUntil" < now()) AND "attempts" < $3
                ORDER BY "nextAttemptAt", "id" LIMIT $4 FOR UPDATE SKIP LOCKED)
-        RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload"`,
+        RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload",
+                  (o."event" = 'operation.approval_requested' AND NOT EXISTS (
+                     SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())) AS "stale"`,
       [leaseToken, leaseMs, maxAttempts, limit],
     );
     if (rows.length === 0) return [];
@@ -237,6 +242,7 @@ export class NotificationRepository {
       attempts: r.attempts,
       leaseToken,
       payload: r.payload,
+      stale: r.stale,
     }));
   }
 
@@ -247,6 +253,17 @@ export class NotificationRepository {
       `UPDATE "notification_delivery" SET "state" = 'SENT', "sentAt" = now(), "leaseToken" = NULL, "leaseUntil" = NULL, "lastError" = NULL
         WHERE "id" = $1::uuid AND "leaseToken" = $2::uuid AND "state" = 'PENDING' RETURNING "id"`,
       [id, leaseToken],
+    );
+    return rows.length === 1;
+  }
+
+  /** SKIPPED (no longer applies), if this claim still holds the lease. */
+  async markSkipped(id: string, leaseToken: string, reason: string): Promise<boolean> {
+    const rows = await sqlQuery(
+      this.db,
+      `UPDATE "notification_delivery" SET "state" = 'SKIPPED', "leaseToken" = NULL, "leaseUntil" = NULL, "lastError" = $3
+        WHERE "id" = $1::uuid AND "leaseToken" = $2::uuid AND "state" = 'PENDING' RETURNING "id"`,
+      [id, leaseToken, reason.slice(0, MAX_ERROR)],
     );
     return rows.length === 1;
   }
