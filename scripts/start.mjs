@@ -9,6 +9,9 @@ import platform from './platform.cjs';
 const { demoFacts, platformEnv, root } = platform;
 
 const env = platformEnv();
+// Prometheus metrics on their own loopback listeners (docs/monitoring/README.md); METRICS_PORT in the environment wins.
+env.api.METRICS_PORT = process.env.KEYSERVER_API_METRICS_PORT ?? '9464';
+env.keyclient.METRICS_PORT = process.env.KEYCLIENT_METRICS_PORT ?? '9465';
 const logDir = join(root, '.keyserver', 'logs');
 mkdirSync(logDir, { recursive: true });
 const children = [];
@@ -157,6 +160,7 @@ Keyserver is running.
   Admin UI (keyclient):  ${env.urls.keyclient}/
   Keyserver API:         ${env.urls.api}/api/keys   (OpenAPI: ${env.urls.api}/api/docs)
   Entra emulator:        ${env.api.OPENID_CONNECT_METADATA_DOCUMENT}
+  Metrics (Prometheus):  http://127.0.0.1:${env.api.METRICS_PORT}/metrics (API), http://127.0.0.1:${env.keyclient.METRICS_PORT}/metrics (keyclient)
 Demo logins (password: ${facts.users[0].password}):
 ${facts.users.map((u) => `  ${u.username.padEnd(26)} ${u.name} (${u.natures.join(', ') || 'no Keyserver role'})`).join('\n')}
 CI client: ${facts.ciClients[0].clientId} / ${facts.ciClients[0].clientSecret}  scope ${facts.defaultScope}

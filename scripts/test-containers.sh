@@ -40,12 +40,12 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT
 
 # Free ports on the host (host networking), chosen now so nothing else (npm start, other tests) holds them.
-read -r EMULATOR_PORT KEYSERVER_API_PORT KEYCLIENT_PORT POSTGRES_PORT < <(node -e '
+read -r EMULATOR_PORT KEYSERVER_API_PORT KEYCLIENT_PORT POSTGRES_PORT KEYSERVER_API_METRICS_PORT KEYCLIENT_METRICS_PORT < <(node -e '
   const net = require("node:net");
   const one = () => new Promise((res, rej) => { const s = net.createServer(); s.once("error", rej);
     s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
-  (async () => { const ps = new Set(); while (ps.size < 4) ps.add(await one()); console.log([...ps].join(" ")); })();')
-export EMULATOR_PORT KEYSERVER_API_PORT KEYCLIENT_PORT POSTGRES_PORT KEYCLIENT_HOST=127.0.0.1
+  (async () => { const ps = new Set(); while (ps.size < 6) ps.add(await one()); console.log([...ps].join(" ")); })();')
+export EMULATOR_PORT KEYSERVER_API_PORT KEYCLIENT_PORT POSTGRES_PORT KEYSERVER_API_METRICS_PORT KEYCLIENT_METRICS_PORT KEYCLIENT_HOST=127.0.0.1
 
 mode="${KEYSERVER_BASE_IMAGES:-}"
 if [ -z "$mode" ]; then

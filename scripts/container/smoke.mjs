@@ -5,7 +5,7 @@
 // first:     every service healthy; the demo CI client's token is accepted (and no token is refused); a sign
 //            order over a SHA-256 digest verifies with openssl against the key's certificate; an administrator
 //            logs in through the keyclient (emulator sign-in, code flow) and reads keys via its proxy; the
-//            keyclient listens only on KEYCLIENT_HOST.
+//            keyclient listens only on KEYCLIENT_HOST; both serve Prometheus metrics on their loopback metrics ports.
 // restarted: the operation made before still exists with its usage spent (PostgreSQL volume), and the same key
 //            signs again under the certificate saved before (the SoftHSM token volume kept the key).
 import assert from 'node:assert/strict';
@@ -198,6 +198,13 @@ if (phase === 'first') {
     const keys = await go(`${keyclient}/api/keys`);
     assert.equal(keys.status, 200);
     assert.ok((await keys.json()).some((k) => k.keyid === 'demo-root'));
+  });
+  await check('Prometheus metrics on loopback: the API counted the sign order, the keyclient its requests', async () => {
+    const apiText = await (await get(`http://127.0.0.1:${env.KEYSERVER_API_METRICS_PORT}/metrics`)).text();
+    assert.match(apiText, new RegExp(`^keyserver_sign_orders_total\\{key="${KEYID}",outcome="success",code="none"\\} [1-9]`, 'm'));
+    const kcText = await (await get(`http://127.0.0.1:${env.KEYCLIENT_METRICS_PORT}/metrics`)).text();
+    assert.match(kcText, /^http_request_duration_seconds_count\{method="GET",route="\/readyz",status="200"\} [1-9]/m);
+    assert.equal((await get(`${api}/metrics`)).status >= 400, true);
   });
   await check(`the keyclient listens on KEYCLIENT_HOST (${env.KEYCLIENT_HOST}) only`, async () => {
     assert.equal(env.KEYCLIENT_HOST, '127.0.0.1');

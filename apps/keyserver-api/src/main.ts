@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
-import { keepIdleConnections, runOrExit } from '@keyserver/config';
-import { createDb, migrateDatabase } from '@keyserver/data-access';
+import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@keyserver/config';
+import { createDb, migrateDatabase, observeAuditAppends } from '@keyserver/data-access';
+import { exitOnSignals, httpMetrics, startMetricsServer } from '@keyserver/observability';
 import { UsageReaper } from './usage/usage-reaper';
 import { NotificationDispatcher } from './notifications/dispatcher';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
@@ -20,26 +21,14 @@ import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
 import { answerClientErrors } from './edge/client-error';
 import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
-
-/** A boot step failure as one line naming what failed. */
-class BootError extends Error {}
-
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const reason = [e.code, e.message?.split('\n')[0]].filter(Boolean).join(': ');
-    throw new BootError(`${what}: ${reason || String(err)}`);
-  }
-}
+import { ApiMetrics } from './metrics/api-metrics';
 
 function migrationsDir(): string | undefined {
   const bundled = join(__dirname, 'migrations');
   return existsSync(bundled) ? bundled : undefined;
 }
 
-async function buildDeps(config: ApiConfig, logger: Logger): Promise<ApiDeps> {
+async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics): Promise<ApiDeps> {
   const metadata = await step(`cannot use OPENID_CONNECT_METADATA_DOCUMENT ${config.metadataUrl}`, () =>
     loadEntraMetadata(config.metadataUrl, { tenantId: config.tenantId, allowInsecureLoopback: true }),
   );
@@ -57,22 +46,28 @@ async function buildDeps(config: ApiConfig, logger: Logger): Promise<ApiDeps> {
     migrateDatabase(config.databaseUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
   );
   const db = createDb(config.databaseUrl, { poolSize: config.databasePoolSize });
-  const signer = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
+  const pkcs11 = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
     createPkcs11Signer(config.pkcs11),
   );
-  return { config, logger, db, signer, validator };
+  if (!metrics) return { config, logger, db, signer: pkcs11, validator };
+  metrics.attach({ db, hsmPool: () => pkcs11.poolStats(), logger });
+  observeAuditAppends(metrics.onAuditAppend);
+  return { config, logger, db, signer: metrics.instrumentSigner(pkcs11), validator };
 }
 
-async function createApp(deps: ApiDeps): Promise<NestExpressApplication> {
+async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(deps), {
     bodyParser: false,
     logger: new PinoNestLogger(deps.logger),
   });
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  // First, so refusals at the edge are counted too (under the route "(unmatched)").
+  if (metrics) app.use(httpMetrics(metrics.registry));
   app.use(httpLogger(deps.logger));
   app.use(requestGuard(app.get<EdgeServices>(EDGE)));
-  app.enableShutdownHooks();
+  // No enableShutdownHooks: serve() handles the signals, logs them and closes everything in order (app.close()
+  // runs the shutdown hooks).
   await app.init();
   app.get<{ current: object | null }>(OPENAPI_DOCUMENT).current = buildOpenApi(app);
   return app;
@@ -80,29 +75,36 @@ async function createApp(deps: ApiDeps): Promise<NestExpressApplication> {
 
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
-  const deps = await buildDeps(config, logger);
-  const app = await createApp(deps);
+  const metrics = config.metrics ? new ApiMetrics() : undefined;
+  const deps = await buildDeps(config, logger, metrics);
+  const app = await createApp(deps, metrics);
   keepIdleConnections(app.getHttpServer());
   answerClientErrors(app.getHttpServer(), app.get<EdgeServices>(EDGE), deps.logger);
   await app.listen(config.port, config.host);
-  logger.info({ url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
+  logger.info({ event: 'listening', url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
+  const metricsConfig = config.metrics;
+  const metricsServer =
+    metrics && metricsConfig
+      ? await step(`cannot listen for metrics on METRICS_HOST ${metricsConfig.host} METRICS_PORT ${metricsConfig.port}`, async () => {
+          await metrics.refreshKeys().catch((err: Error) => logger.warn({ err: err.message }, 'key list for metrics not readable at boot'));
+          return startMetricsServer(metricsConfig, metrics.registry, logger);
+        })
+      : undefined;
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
   reaper.start();
   // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
   const notifyDb = createDb(config.databaseUrl, { poolSize: config.notify.dbPoolSize });
   const dispatcher = new NotificationDispatcher(notifyDb, logger, config.notify);
   dispatcher.start();
-  const shutdown = async () => {
+  exitOnSignals(logger, async () => {
     await reaper.stop();
     await dispatcher.stop();
     await notifyDb.close();
+    await metricsServer?.close();
     await app.close();
     await deps.signer.close();
     await deps.db.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  });
 }
 
 async function seedDemo(config: ApiConfig, logger: Logger) {
@@ -141,7 +143,7 @@ void runOrExit('keyserver-api', async () => {
       process.exit(0);
       return;
     case 'migrate':
-      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
+      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, { info: (msg) => logger.info({ event: 'migration' }, msg) }, { migrationsDir: migrationsDir() }));
       process.exit(0);
       return;
     case 'audit-verify':

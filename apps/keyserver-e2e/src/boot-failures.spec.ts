@@ -56,6 +56,8 @@ describe('keyserver-api boot', () => {
     ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
     ['fail SMTP without TLS to a remote relay', { SMTP_HOST: 'smtp.example.com', SMTP_FROM: 'ks@example.com', SMTP_TLS: 'none' }, 'SMTP_TLS'],
     ['fail a webhook secret too short (never echoed)', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'ops', url: 'https://hooks.example.com/x', secret: 'hunter2' }]) }, 'NOTIFY_WEBHOOKS[0.secret]'],
+    ['fail metrics on every interface without a token', { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, 'METRICS_TOKEN_FILE'],
+    ['fail metrics port out of range', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
   ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {
     const r = bootApi({ ...base, ...change });
     expect(r.status).not.toBe(0);
@@ -76,6 +78,8 @@ describe('keyserver-api boot', () => {
     expect(r.status).not.toBe(0);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(mention);
+    // Each part of the line once: never "metadata_unreachable: metadata_unreachable: ...".
+    expect(r.lines[0]).not.toMatch(/\b([a-z0-9_]+): \1\b/i);
   });
 
   it('never prints the PIN or the client secret', () => {

@@ -12,7 +12,7 @@ describe('scripts/compose-env.sh', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const VARS = ['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET', 'EMULATOR_PORT', 'KEYSERVER_API_PORT', 'KEYCLIENT_PORT', 'POSTGRES_PORT', 'KEYCLIENT_HOST', 'NODE_IMAGE', 'DEBIAN_IMAGE', 'POSTGRES_IMAGE', 'LOG_LEVEL'];
+  const VARS = ['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET', 'EMULATOR_PORT', 'KEYSERVER_API_PORT', 'KEYCLIENT_PORT', 'POSTGRES_PORT', 'KEYSERVER_API_METRICS_PORT', 'KEYCLIENT_METRICS_PORT', 'KEYCLIENT_HOST', 'NODE_IMAGE', 'DEBIAN_IMAGE', 'POSTGRES_IMAGE', 'LOG_LEVEL'];
   function run(file: string, env: Record<string, string> = {}) {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !VARS.includes(k)));
     return spawnSync('bash', [join(repoRoot, 'scripts', 'compose-env.sh'), file], { encoding: 'utf8', env: { ...clean, ...env } });
@@ -37,7 +37,7 @@ describe('scripts/compose-env.sh', () => {
     expect(ea['SESSION_ENCRYPTION_KEY']).not.toBe(eb['SESSION_ENCRYPTION_KEY']);
     const tenant = JSON.parse(readFileSync(join(repoRoot, 'config', 'demo-tenant.json'), 'utf8')) as { keyserverApp: { clientSecret: string } };
     expect(ea['CLIENT_SECRET']).toBe(tenant.keyserverApp.clientSecret);
-    expect(ea).toMatchObject({ EMULATOR_PORT: '4011', KEYSERVER_API_PORT: '3000', KEYCLIENT_PORT: '8080', POSTGRES_PORT: '55432', KEYCLIENT_HOST: '127.0.0.1' });
+    expect(ea).toMatchObject({ EMULATOR_PORT: '4011', KEYSERVER_API_PORT: '3000', KEYCLIENT_PORT: '8080', POSTGRES_PORT: '55432', KEYSERVER_API_METRICS_PORT: '9464', KEYCLIENT_METRICS_PORT: '9465', KEYCLIENT_HOST: '127.0.0.1' });
   });
 
   it('ok never changes an existing file (its secrets protect the volumes)', () => {
@@ -66,6 +66,7 @@ describe('scripts/compose-env.sh', () => {
     ['fail a SESSION_ENCRYPTION_KEY that is not 32 bytes', { SESSION_ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') }],
     ['fail a port that is not a number', { KEYCLIENT_PORT: '80;rm' }],
     ['fail a port with a leading zero', { EMULATOR_PORT: '0' }],
+    ['fail a metrics port that is not a number', { KEYSERVER_API_METRICS_PORT: '9464 x' }],
     ['fail KEYCLIENT_HOST with a space', { KEYCLIENT_HOST: '0.0.0.0 x' }],
     ['fail an image name with a shell character', { NODE_IMAGE: 'node:24$(id)' }],
   ])('%s', (_name, env) => {

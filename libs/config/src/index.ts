@@ -1,2 +1,3 @@
 export * from './lib/config';
 export * from './lib/redact';
+export * from './lib/boot';

@@ -29,3 +29,5 @@ export * from './lib/bff-session.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
 export * from './lib/repositories/device-profile.repository';
 export * from './lib/repositories/notification.repository';
+export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';
+export { observeAuditAppends, type AuditAppendObserver, type AuditAppendPath } from './lib/repositories/audit-observer';

@@ -6,6 +6,9 @@ import { BffSessionRepository, createDb, type Db } from '@keyserver/data-access'
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
 import { redactUrl } from '@keyserver/config';
+import { httpMetrics } from '@keyserver/observability';
+import type { Registry } from 'prom-client';
+import { keyclientMetrics } from '../metrics/keyclient-metrics';
 import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
 import { answerClientErrors } from '../http/client-error';
 import { cookieNames } from '../http/cookies';
@@ -41,6 +44,8 @@ export interface KeyclientAppOptions {
 export interface KeyclientApp {
   app: INestApplication;
   context: KeyclientContext;
+  /** The metrics registry when METRICS_PORT is set (main.ts serves it on its own listener). */
+  metrics?: Registry;
   /** Closes the HTTP server, the upstream agent and the database pool. */
   close(): Promise<void>;
 }
@@ -92,6 +97,9 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   });
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  // First, so requests refused by the guards below are counted too (route "(unmatched)").
+  const metrics = config.metrics ? keyclientMetrics(db) : undefined;
+  if (metrics) app.use(httpMetrics(metrics));
   app.use(requestIdMiddleware);
   app.use(
     pinoHttp({
@@ -112,7 +120,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   app.use(csrfMiddleware(config));
   app.useGlobalFilters(new ProblemFilter(log));
   answerClientErrors(app.getHttpServer(), log);
-  app.enableShutdownHooks();
+  // No enableShutdownHooks: main.ts handles the signals, logs them and calls close() below.
 
   log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');
 
@@ -128,6 +136,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   return {
     app,
     context,
+    metrics,
     close: async () => {
       clearInterval(sweeper);
       await app.close();

@@ -3,7 +3,8 @@ import type { Request, Response } from 'express';
 import { redactUrl } from '@keyserver/config';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { readCookie } from '../http/cookies';
-import { checkRawPath, isProxyAllowed } from '../proxy/proxy-routes';
+import { setMetricsRoute } from '@keyserver/observability';
+import { checkRawPath, proxyRouteOf } from '../proxy/proxy-routes';
 import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
 
 @Controller()
@@ -15,10 +16,13 @@ export class ProxyController {
   async proxy(@Req() req: Request, @Res() res: Response): Promise<void> {
     const path = checkRawPath(req.url);
     if (path === null) throw new KeyclientError(KeyclientErrorCode.PathRejected);
-    if (!isProxyAllowed(req.method === 'HEAD' ? 'GET' : req.method, path)) {
+    const route = proxyRouteOf(req.method === 'HEAD' ? 'GET' : req.method, path);
+    if (route === undefined) {
       this.ctx.log.warn({ event: 'proxy_refused', requestId: req.requestId, method: req.method, path: redactUrl(path) }, 'route not allow-listed');
       throw new KeyclientError(KeyclientErrorCode.ProxyRouteForbidden);
     }
+    // Metrics per allow-listed API route (a pattern of the list, never the path).
+    setMetricsRoute(req, route);
     const session = await this.ctx.sessions.resolve(readCookie(req, this.ctx.cookies.session));
     if (!session) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
     const accessToken = await this.ctx.sessions.accessToken(session);

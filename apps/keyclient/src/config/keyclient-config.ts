@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
 export const CALLBACK_PATH = '/login/oauth2/code/keyserver-client';
@@ -90,6 +91,8 @@ const keyclientEnvSchema = z
     PROXY_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
     PROXY_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Prometheus metrics on their own listener, never through the public port or the proxy (docs/adr/0022-metrics-endpoint.md).
+    ...metricsEnvShape,
   })
   .superRefine((env, ctx) => {
     if (new URL(env.REDIRECT_URI).origin !== env.KEYCLIENT_PUBLIC_URL) {
@@ -119,6 +122,8 @@ export interface KeyclientConfig {
   proxyMaxBodyBytes: number;
   proxyTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The metrics listener (METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE); undefined = none. */
+  metrics?: MetricsConfig;
 }
 
 /** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
@@ -144,6 +149,7 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
     proxyMaxBodyBytes: e.PROXY_MAX_BODY_BYTES,
     proxyTimeoutMs: e.PROXY_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    metrics: metricsConfig(e),
   };
 }
 
@@ -165,6 +171,9 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
     KEYCLIENT_PUBLIC_URL: config.publicOrigin,
     SPA_DIST_DIR: config.spaDistDir,
     COOKIE_SECURE: config.cookieSecure,
+    METRICS_HOST: config.metrics?.host,
+    METRICS_PORT: config.metrics?.port,
+    METRICS_TOKEN: config.metrics?.token,
   });
 }
 

@@ -44,15 +44,20 @@ export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
 
 const ID_SEGMENT = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}$/;
 
-/** True if `method path` is on the allow-list. `path` must already have passed {@link checkRawPath}. */
-export function isProxyAllowed(method: string, path: string): boolean {
+/** The allow-list pattern `method path` matches (e.g. `/api/v1/keys/:id`), if any. `path` must have passed {@link checkRawPath}. */
+export function proxyRouteOf(method: string, path: string): string | undefined {
   const segments = path.split('/');
-  return PROXY_ROUTES.some(([m, pattern]) => {
+  return PROXY_ROUTES.find(([m, pattern]) => {
     if (m !== method) return false;
     const parts = pattern.split('/');
     if (parts.length !== segments.length) return false;
     return parts.every((p, i) => (p === ':id' ? ID_SEGMENT.test(segments[i]) : p === segments[i]));
-  });
+  })?.[1];
+}
+
+/** True if `method path` is on the allow-list. `path` must already have passed {@link checkRawPath}. */
+export function isProxyAllowed(method: string, path: string): boolean {
+  return proxyRouteOf(method, path) !== undefined;
 }
 
 /**

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
+import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
 const schema = z
   .object({
@@ -43,6 +44,8 @@ const schema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
     ...notifyEnvSchema,
+    // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
+    ...metricsEnvShape,
   })
   .strip();
 
@@ -81,6 +84,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     logLevel: raw.LOG_LEVEL,
     notify: notifyConfig(raw),
+    metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {
       rateBurst: raw.REFUSAL_RATE_BURST,
@@ -95,5 +99,11 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
 
 /** The config as it may appear in logs. */
 export function describeConfig(c: ApiConfig): Record<string, unknown> {
-  return { ...c, pkcs11: { ...c.pkcs11, pin: '***' }, databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'), notify: describeNotifyConfig(c.notify) };
+  return {
+    ...c,
+    pkcs11: { ...c.pkcs11, pin: '***' },
+    databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'),
+    metrics: c.metrics && { ...c.metrics, token: c.metrics.token === undefined ? undefined : '***' },
+    notify: describeNotifyConfig(c.notify),
+  };
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '@keyserver/config';
+import { describeConfig, type ApiConfig } from '../config/api-config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from './notify-config';
 
 const schema = z.object(notifyEnvSchema);
@@ -64,5 +65,8 @@ describe(notifyConfig.name, () => {
     expect(logged).not.toMatch(new RegExp(`${SECRET}|SECRETPATH|SECRETSIG|/in/abc`));
     expect(logged).toContain('https://prod.example.test/***');
     expect(c.leaseMs).toBeGreaterThanOrEqual(2 * c.sendTimeoutMs);
+    // The API's one config log line goes through the same masking.
+    const api = { pkcs11: { pin: '1234' }, databaseUrl: 'postgresql://u:pw@h/db', metrics: null, notify: c } as unknown as ApiConfig;
+    expect(JSON.stringify(describeConfig(api))).not.toMatch(new RegExp(`${SECRET}|SECRETPATH|SECRETSIG|/in/abc`));
   });
 });

@@ -31,6 +31,18 @@ export interface StartEmulatorOptions {
    * checking client assertions. Codes, sessions and refresh tokens use the real clock.
    */
   clock?: () => number;
+  /**
+   * Where the emulator logs (pino-compatible: one JSON object per call): each request (method, path without the
+   * query, status, duration), refused bodies and oidc-provider's server errors. Default: nothing is logged.
+   */
+  logger?: EmulatorLogger;
+}
+
+/** The logger {@link StartEmulatorOptions.logger} takes (a pino Logger fits). */
+export interface EmulatorLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
 }
 
 /** A running emulator. */
@@ -444,6 +456,10 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
   const provider: OidcProvider = new Provider(issuer, configuration);
   ring.markInitialized();
   if (baseUrl.startsWith('https:')) provider.proxy = true;
+  if (opts.logger) {
+    const log = opts.logger;
+    provider.on('server_error', (_ctx: unknown, err: unknown) => log.error({ event: 'provider_error', err: err instanceof Error ? err.message : String(err) }, 'oidc-provider server error'));
+  }
   const providerCallback = provider.callback();
 
   const metadata = {
@@ -472,6 +488,18 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
   const web = express();
   web.disable('x-powered-by');
   const tidPath = `/${tid}`;
+  const log = opts.logger;
+  if (log) {
+    // Paths only: queries carry authorization codes, state and PKCE values.
+    web.use((req: Request, res: Response, next: NextFunction) => {
+      const start = process.hrtime.bigint();
+      res.once('finish', () => {
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        log.info({ event: 'request', method: req.method, path: req.originalUrl.split('?')[0].slice(0, 512), status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      });
+      next();
+    });
+  }
 
   // Liveness and readiness for containers and scripts (the same answer: the emulator has no dependencies).
   web.get(['/healthz', '/readyz'], (_req, res) => {
@@ -746,6 +774,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
   web.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
     const code = status && status >= 400 && status < 500 ? status : 400;
+    log?.warn({ event: 'request_refused', status: code, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'request refused');
     if (!res.headersSent) res.status(code).json({ error: 'invalid_request', error_description: 'The request could not be processed.' });
   });
 

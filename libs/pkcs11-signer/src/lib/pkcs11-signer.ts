@@ -100,6 +100,24 @@ interface QueuedSign extends LaneItem {
   solo: boolean;
 }
 
+/** See {@link Pkcs11Signer.poolStats}. */
+export interface Pkcs11PoolStats {
+  /** Sessions in the pool (PKCS11_POOL_SIZE). */
+  sessions: number;
+  /** Sessions lent to an operation or a worker batch. */
+  inUse: number;
+  /** Calls waiting for a free session. */
+  waiting: number;
+  /** Signatures waiting for a worker lane. */
+  queued: number;
+  /** Worker lanes signing (0: the libuv pool signs). */
+  lanes: number;
+  /** Re-initialisations after a lost session, login or module. */
+  recoveries: number;
+  /** Signatures made in worker lanes. */
+  laneSignatures: number;
+}
+
 const HSM_KEY_ID = /^(?:[0-9a-f]{2}){1,64}$/;
 
 /**
@@ -613,6 +631,19 @@ export class Pkcs11Signer implements HsmSigner {
     }
     if (m.kind !== 'eddsa') throw bad();
     return EDDSA_SIGN;
+  }
+
+  /** The pool's state right now (metrics read it at scrape time; nothing is counted per call for it). */
+  poolStats(): Pkcs11PoolStats {
+    return {
+      sessions: this.poolSize,
+      inUse: this.closed ? 0 : (this.busy.get(this.gen) ?? 0),
+      waiting: this.waiters.length,
+      queued: this.queue.length,
+      lanes: this.lanesFailed ? 0 : this.lanes.length,
+      recoveries: this.recoveries,
+      laneSignatures: this.laneSignatures,
+    };
   }
 
   /** Checks the token answers through a pooled session (recovering once if the module was reset). */

@@ -161,6 +161,7 @@ export async function startPlatform(
   opts: {
     keyclient?: boolean;
     extraApiEnv?: Record<string, string>;
+    extraKeyclientEnv?: Record<string, string>;
     /** API processes on the same DB and HSM token (default 1). */
     replicas?: number;
     /** Changes the emulator's tenant (e.g. a user the Keyserver does not know); the seed keeps the demo tenant. */
@@ -217,7 +218,8 @@ export async function startPlatform(
     for (let i = 1; i < (opts.replicas ?? 1); i++) {
       const port = await freePort();
       const url = `http://${new URL(env.urls.api).hostname}:${port}`;
-      const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port) });
+      const metricsPort = apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
+      const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port), ...metricsPort });
       started.push(replica);
       await waitForOk(`${url}/readyz`).catch((e) => {
         throw new Error(`${e.message}\n${replica.output()}`);
@@ -227,7 +229,7 @@ export async function startPlatform(
 
     let keyclient: Service | undefined;
     if (opts.keyclient) {
-      keyclient = startService('keyclient', composeCommand('keyclient'), { ...env.keyclient, LOG_LEVEL: 'warn' });
+      keyclient = startService('keyclient', composeCommand('keyclient'), { ...env.keyclient, LOG_LEVEL: 'warn', ...opts.extraKeyclientEnv });
       started.push(keyclient);
       await waitForOk(`http://127.0.0.1:${keyclientPort}/readyz`).catch((e) => {
         throw new Error(`${e.message}\n${keyclient?.output()}`);

@@ -5,6 +5,7 @@ import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
 import { sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
+import { timedAppend } from './audit-observer';
 import type { AuditEvent, AuditInput, AuditOutcome, Page } from '../types';
 
 /** Filters for {@link AuditRepository.list}; results are newest first. */
@@ -85,7 +86,7 @@ function newAuditFields(input: AuditInput) {
 export async function appendAuditTx(tx: Tx, input: AuditInput): Promise<AuditEvent> {
   const { values, p } = sqlParams();
   const call = auditCallSql(input, p);
-  const rows = await tx.$queryRawUnsafe<{ r: string[] }[]>(`SELECT ${call.sql} AS "r"`, ...values);
+  const rows = await timedAppend(input, 'transaction', () => tx.$queryRawUnsafe<{ r: string[] }[]>(`SELECT ${call.sql} AS "r"`, ...values));
   return auditFromCall(call.fields, rows[0].r);
 }
 
@@ -126,7 +127,7 @@ export function auditFromCall(fields: ReturnType<typeof newAuditFields>, result:
 export async function appendAuditSql(client: PoolClient | Db, input: AuditInput): Promise<AuditEvent> {
   const { values, p } = sqlParams();
   const call = auditCallSql(input, p);
-  const rows = await sqlQuery<{ r: string[] }>(client, `SELECT ${call.sql} AS "r"`, values);
+  const rows = await timedAppend(input, 'statement', () => sqlQuery<{ r: string[] }>(client, `SELECT ${call.sql} AS "r"`, values));
   return auditFromCall(call.fields, rows[0].r);
 }
 

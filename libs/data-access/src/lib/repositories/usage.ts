@@ -3,6 +3,7 @@ import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
+import { timedAppend } from './audit-observer';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
 // The one place that takes a usage of an operation's key. Whether it may be used is the operation policy
@@ -151,13 +152,19 @@ export async function finishReservation(
   const deleted = `DELETE FROM "usage_reservation" WHERE "id" = ${p(r.id, 'uuid')} RETURNING "operationId", "keyId"`;
   const stored = store(p);
   const call = auditCallSql(audit, p);
-  const rows = await sqlQuery<{ createdAt: Date; audit: string[]; left: number }>(
-    db,
-    `WITH d AS (${deleted}), ins AS (${stored})
+  const rows = await timedAppend(
+    audit,
+    'with_result',
+    () =>
+      sqlQuery<{ createdAt: Date; audit: string[]; left: number }>(
+        db,
+        `WITH d AS (${deleted}), ins AS (${stored})
      SELECT ins."createdAt", ${call.sql} AS "audit",
             (SELECT COALESCE(sum(ok."usagesAllowed" - ok."usagesUsed"), 0) FROM "operation_key" ok WHERE ok."operationId" = ${p(r.operationId, 'uuid')})::int AS "left"
      FROM ins`,
-    values,
+        values,
+      ),
+    (written) => written.length > 0,
   );
   const row = rows[0];
   if (!row) throw new DataAccessError('reservation_expired', 'the usage reservation ran out before the result was stored');
