@@ -87,7 +87,7 @@ describe(NotificationDispatcher.name, () => {
         calls.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
         const s = script.get(path) ?? { statuses: [204] };
         const status = s.statuses.length > 1 ? (s.statuses.shift() as number) : s.statuses[0];
-        setTimeout(() => res.writeHead(status).end(), s.delayMs ?? 0);
+        setTimeout(() => res.writeHead(status, status >= 300 && status < 400 ? { location: `http://127.0.0.1:${httpPort}/elsewhere` } : {}).end(), s.delayMs ?? 0);
       });
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
@@ -257,17 +257,19 @@ describe(NotificationDispatcher.name, () => {
   });
 
   it.each([
-    ['fail DEAD after NOTIFY_MAX_ATTEMPTS 5xx answers', [500], 3],
-    ['fail DEAD at once on a permanent 4xx (bad signature, gone)', [410], 1],
-  ])('%s', async (_n, statuses, attempts) => {
+    ['fail DEAD after NOTIFY_MAX_ATTEMPTS 5xx answers', [500], 0, 3, 'webhook HTTP 500'],
+    ['fail DEAD at once on a permanent 4xx (bad signature, gone)', [410], 0, 1, 'webhook HTTP 410'],
+    ['fail DEAD at once on a redirect, never followed', [307], 0, 1, 'webhook HTTP 307'],
+    ['fail DEAD after NOTIFY_MAX_ATTEMPTS timeouts', [204], 1_500, 3, 'webhook timeout'],
+  ])('%s', async (_n, statuses, delayMs, attempts, lastError) => {
     const s = await scene(1);
     await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
-    script.set('/down', { statuses });
+    script.set('/down', { statuses, delayMs });
     const op = await s.order();
-    const d = new NotificationDispatcherFor([hook('down')], db);
+    const d = new NotificationDispatcherFor([hook('down')], db, { sendTimeoutMs: 300 });
     expect(await d.drain()).toMatchObject({ sent: 0, dead: 1 });
-    expect(calls).toHaveLength(attempts);
-    expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts, lastError: `webhook HTTP ${statuses[0]}` });
+    expect(calls.map((c) => c.path)).toEqual(Array.from({ length: attempts }, () => '/down'));
+    expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts, lastError });
   });
 
   it('skips an approval request still being retried once the operation no longer awaits approval', async () => {
