@@ -89,9 +89,9 @@ export class NotificationDispatcher {
   }
 
   private async deliver(d: ClaimedDelivery, result: DispatchPass): Promise<void> {
-    if (d.stale) {
-      // A retry that comes after the operation was decided (or an old backlog): telling approvers now only misleads.
-      if (await this.repo.markSkipped(d.id, d.leaseToken, 'the operation no longer awaits approval')) result.skipped += 1;
+    if (d.staleReason) {
+      // A retry (or an old backlog) that no longer applies: the operation was decided, or the recipient opted out.
+      if (await this.repo.markSkipped(d.id, d.leaseToken, d.staleReason)) result.skipped += 1;
       return;
     }
     let failure: SendFailure | null = null;

@@ -161,9 +161,25 @@ describe(NotificationRepository.name, () => {
     await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
     await a.operations.cancel(op.id, AUDIT);
     const [claimed] = await a.notifications.claim(60_000, 3);
-    expect(claimed).toMatchObject({ stale: true, payload: { type: 'operation.approval_requested' } });
+    expect(claimed).toMatchObject({ staleReason: 'the operation no longer awaits approval', payload: { type: 'operation.approval_requested' } });
     expect(await a.notifications.markSkipped(claimed.id, claimed.leaseToken, 'decided')).toBe(true);
     expect((await a.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'SKIPPED', lastError: 'decided' });
+  });
+
+  it('marks an email stale once its recipient turned email off, and only that one', async () => {
+    const s = await scene(1, 2);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: ['teams'] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
+    await a.notifications.setOptOuts(s.approvers[1].id, { emailEnabled: false }, AUDIT);
+    const claimed = await a.notifications.claim(60_000, 3);
+    expect(claimed.map((d) => [d.channel, d.target, d.staleReason]).sort()).toEqual(
+      [
+        ['EMAIL', s.approvers[0].id, null],
+        ['EMAIL', s.approvers[1].id, 'the recipient turned email off or was disabled'],
+        ['WEBHOOK', 'teams', null],
+      ].sort(),
+    );
   });
 
   it('keeps settings per subject with defaults, audits every change, and refuses unknown subjects', async () => {

@@ -95,8 +95,11 @@ export interface ClaimedDelivery {
   attempts: number;
   leaseToken: string;
   payload: OperationNoticePayload;
-  /** An approval request whose operation is no longer REQUESTED or whose window ended: nobody needs to act any more. */
-  stale: boolean;
+  /**
+   * Why the delivery no longer applies, checked at claim (a retry may come long after the event): an approval
+   * request whose operation left REQUESTED or expired; an email whose recipient turned email off or was disabled.
+   */
+  staleReason: string | null;
 }
 
 export interface DeliveryRow {
@@ -209,7 +212,7 @@ export class NotificationRepository {
       recipientIds: string[] | null;
       attempts: number;
       payload: OperationNoticePayload;
-      stale: boolean;
+      staleReason: string | null;
     }>(
       this.db,
       `UPDATE "notification_delivery" d
@@ -220,8 +223,15 @@ export class NotificationRepository {
                WHERE "state" = 'PENDING' AND "nextAttemptAt" <= now() AND ("leaseUntil" IS NULL OR "leaseUntil" < now()) AND "attempts" < $3
                ORDER BY "nextAttemptAt", "id" LIMIT $4 FOR UPDATE SKIP LOCKED)
         RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload",
-                  (o."event" = 'operation.approval_requested' AND NOT EXISTS (
-                     SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())) AS "stale"`,
+                  CASE
+                    WHEN o."event" = 'operation.approval_requested' AND NOT EXISTS (
+                           SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
+                      THEN 'the operation no longer awaits approval'
+                    WHEN d."channel" = 'EMAIL' AND NOT EXISTS (
+                           SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
+                            WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
+                      THEN 'the recipient turned email off or was disabled'
+                  END AS "staleReason"`,
       [leaseToken, leaseMs, maxAttempts, limit],
     );
     if (rows.length === 0) return [];
@@ -242,7 +252,7 @@ export class NotificationRepository {
       attempts: r.attempts,
       leaseToken,
       payload: r.payload,
-      stale: r.stale,
+      staleReason: r.staleReason,
     }));
   }
 
