@@ -9,6 +9,7 @@ import { Client } from 'pg';
 import pino from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { createDb, createRepositories, migrateDatabase, type Db, type Repositories } from '@keyserver/data-access';
+import { ApiMetrics } from '../metrics/api-metrics';
 import { NotificationDispatcher, backoffMs } from './dispatcher';
 import type { NotifyConfig, WebhookEndpoint } from './notify-config';
 
@@ -309,6 +310,22 @@ describe(NotificationDispatcher.name, () => {
     const hookIds = calls.map((c) => c.headers['x-keyserver-delivery']);
     expect(hookIds).toHaveLength(8);
     expect(new Set(hookIds).size).toBe(8);
+  });
+
+  it('reports pending and dead deliveries to a metrics scrape', async () => {
+    const s = await scene(2);
+    await s.order();
+    await repos.notifications.expand({ email: true, webhooks: ['metrics'] });
+    await db.pool.query(`UPDATE "notification_delivery" SET "state" = 'DEAD' WHERE "target" = 'metrics'`);
+    const m = new ApiMetrics();
+    m.attach({ db, logger: quiet });
+    const text = await m.registry.metrics();
+    const [count] = (await db.pool.query<{ pending: number; dead: number }>(`SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead" FROM "notification_delivery"`)).rows;
+    expect(count.pending).toBe(2);
+    expect(count.dead).toBeGreaterThan(0);
+    expect(text).toContain(`keyserver_notification_deliveries{state="pending"} ${count.pending}`);
+    expect(text).toContain(`keyserver_notification_deliveries{state="dead"} ${count.dead}`);
+    expect(text).toMatch(/keyserver_notification_oldest_pending_seconds \d/);
   });
 
   it('holds no database connection while a receiver is slow to answer', async () => {

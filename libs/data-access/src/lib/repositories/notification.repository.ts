@@ -304,6 +304,17 @@ export class NotificationRepository {
     return rows.map((r) => r.id);
   }
 
+  /** What a metrics scrape reports: deliveries still due or being retried, DEAD ones, and the oldest due one's age. */
+  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number }> {
+    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number }>(
+      this.db,
+      `SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead",
+              COALESCE(EXTRACT(EPOCH FROM now() - min("createdAt") FILTER (WHERE "state" = 'PENDING')), 0)::float8 AS "oldest"
+         FROM "notification_delivery" WHERE "state" IN ('PENDING', 'DEAD')`,
+    );
+    return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0) };
+  }
+
   /** The deliveries of one operation's events, oldest first (operators, tests). */
   async deliveriesOf(operationId: string): Promise<DeliveryRow[]> {
     if (!UUID.test(operationId)) return [];
