@@ -93,7 +93,7 @@ describe('approver notifications (email, webhooks, settings)', () => {
     ann = apiAs(p, await bffUserToken(p, 'ann.approver@demo.test'));
     arno = apiAs(p, await bffUserToken(p, 'arno.approver@demo.test'));
     otto = await userToken(p, 'otto.orderer@demo.test');
-    for (const [name, api] of [['ann', ann], ['arno', arno], ['otto', apiAs(p, otto)]] as const) {
+    for (const [name, api] of [['ann', ann], ['arno', arno], ['otto', apiAs(p, otto)], ['alan', alan], ['ada', ada]] as const) {
       ids[name] = (await api<{ subjectId: string }>('GET', '/api/v1/me')).body.subjectId;
     }
     session = await activeSession(ada, alan, 'notification addresses e2e');
@@ -120,13 +120,13 @@ describe('approver notifications (email, webhooks, settings)', () => {
     });
 
     it('ok sets each address in the session, audited with the session id', async () => {
-      for (const name of ['ann', 'arno', 'otto']) {
+      for (const name of ['ann', 'arno', 'otto', 'alan', 'ada']) {
         const r = await ada<Settings>('PUT', `/api/v1/subjects/${ids[name]}/notification-address`, { body: { email: `${name}@demo.test` }, session });
         expect(r.status).toBe(200);
         expect(r.body).toMatchObject({ email: `${name}@demo.test`, emailEnabled: true, webhookEnabled: true });
       }
       const audit = (await auditOf(ada, 'action=notification.address_set')).filter((a) => a.outcome === 'SUCCESS');
-      expect(audit.length).toBeGreaterThanOrEqual(3);
+      expect(audit.length).toBeGreaterThanOrEqual(5);
       expect(audit.every((a) => a.adminSessionId === session)).toBe(true);
     });
   });
@@ -184,6 +184,19 @@ describe('approver notifications (email, webhooks, settings)', () => {
       expect(hooks.filter((h) => h.body.includes(op))).toHaveLength(2);
       const rows = await sql<{ state: string; n: number }>(p, `SELECT d."state"::text AS "state", count(*)::int AS n FROM "notification_delivery" d JOIN "notification_outbox" o ON o."id" = d."outboxId" WHERE o."operationId" = $1 GROUP BY 1`, [op]);
       expect(rows).toEqual([{ state: 'SENT', n: 4 }]);
+    });
+
+    it('ask the other administrator to authorize a four-eyes session, once, never its creator', async () => {
+      const opened = await ada<{ id: string; state: string }>('POST', '/api/v1/admin-sessions', { body: { description: 'notification e2e: second session' } });
+      expect(opened.body.state).toBe('PENDING');
+      const forSession = (m: Mail) => m.raw.includes('Administrative session needs your authorization');
+      await until('the authorization request email', () => mails.some(forSession));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(mails.filter(forSession).map((m) => m.to)).toEqual([['alan@demo.test']]);
+      expect(mails.filter(forSession)[0].raw).toContain('http://localhost:8080/admin-sessions');
+      const hook = hooks.filter((h) => h.body.includes(opened.body.id));
+      expect(hook).toHaveLength(1);
+      expect(JSON.parse(hook[0].body)).toMatchObject({ type: 'admin_session.authorization_requested', recipients: [{ subjectId: ids['alan'] }] });
     });
   });
 });

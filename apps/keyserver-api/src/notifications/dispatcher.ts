@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { NotificationRepository, type ClaimedDelivery, type Db } from '@keyserver/data-access';
 import type { NotifyConfig } from './notify-config';
-import { emailText, notificationBody, title, webhookBody } from './render';
+import { aboutId, emailText, notificationBody, title, webhookBody } from './render';
 import { EmailSender, postWebhook, SendFailure } from './senders';
 
 /** What one pass did (tests and logs). */
@@ -74,8 +74,8 @@ export class NotificationDispatcher {
         const batch = await this.repo.expand(channels);
         result.expanded += batch.length;
         for (const e of batch) {
-          if (e.event === 'operation.approval_requested' && e.recipients === 0) {
-            this.logger.warn({ operationId: e.operationId }, 'operation needs approval but no enabled user holds APPROVE on its keys: nobody was notified');
+          if (e.event.endsWith('_requested') && e.recipients === 0) {
+            this.logger.warn({ event: e.event, about: e.about }, 'an approval is needed but nobody can give it (no enabled user with the right): nobody was notified');
           }
         }
         const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10);
@@ -100,7 +100,7 @@ export class NotificationDispatcher {
     } catch (err) {
       failure = err instanceof SendFailure ? err : new SendFailure((err as Error).message, false);
     }
-    const log = { deliveryId: d.id, channel: d.channel, target: d.target, event: d.payload.type, operationId: d.payload.operation.id, attempt: d.attempts };
+    const log = { deliveryId: d.id, channel: d.channel, target: d.target, event: d.payload.type, about: aboutId(d.payload), attempt: d.attempts };
     if (!failure) {
       if (await this.repo.markSent(d.id, d.leaseToken)) {
         result.sent += 1;

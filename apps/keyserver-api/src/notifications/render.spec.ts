@@ -76,6 +76,22 @@ describe(webhookBody.name, () => {
     expect(card.actions).toEqual([]);
   });
 
+  it('asks administrators to authorize a session without letting the message authorize it', () => {
+    const session = {
+      type: 'admin_session.authorization_requested' as const,
+      version: 1 as const,
+      occurredAt: '2026-12-05T10:00:00.000Z',
+      adminSession: { id: 's-1', description: HOSTILE, creator: { subjectId: 'c', displayName: 'Ada' }, requiredApprovals: 1, expiresAt: '2026-12-05T11:00:00.000Z' },
+    };
+    const text = emailText(session, recipients[0], 'https://ks.example.test', 'd');
+    expect(title(session)).toMatch(/^\[Keyserver\] Administrative session needs your authorization: Release 4\.2 Bcc/);
+    expect(text).toContain('this message cannot authorize anything');
+    expect(text).toContain('https://ks.example.test/admin-sessions');
+    expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
+    const body = JSON.parse(webhookBody('keyserver', notificationBody('d', session, recipients, null))) as { adminSession: { id: string }; url: null };
+    expect(body).toMatchObject({ adminSession: { id: 's-1' }, url: null });
+  });
+
   it.each([
     ['operation.approval_requested', 'Approval requested'],
     ['operation.approved', 'can be used now'],

@@ -1,23 +1,30 @@
 import { createHmac } from 'node:crypto';
 import { canonicalJson } from '@keyserver/audit-chain';
-import type { NotificationRecipient, OperationNoticePayload } from '@keyserver/data-access';
+import type { NoticePayload, NotificationRecipient } from '@keyserver/data-access';
 
 // Everything a notification says, in one place (docs/notifications.md). A message informs; it never lets its reader
 // act: no token, no one-click approve link, only a link to the SPA page, which needs a login like any other visit.
 
 /** The body of a `keyserver`-format webhook call: the event, the delivery id (idempotency key), the recipients, the SPA link. */
-export interface NotificationBody extends OperationNoticePayload {
+export type NotificationBody = NoticePayload & {
   deliveryId: string;
   recipients: NotificationRecipient[];
   url: string | null;
+};
+
+export function notificationBody(deliveryId: string, payload: NoticePayload, recipients: NotificationRecipient[], spaUrl: string | null): NotificationBody {
+  return { ...payload, deliveryId, recipients, url: pageUrl(spaUrl, payload) };
 }
 
-export function notificationBody(deliveryId: string, payload: OperationNoticePayload, recipients: NotificationRecipient[], spaUrl: string | null): NotificationBody {
-  return { ...payload, deliveryId, recipients, url: operationUrl(spaUrl, payload.operation.id) };
+/** The id of the operation or admin session an event is about. */
+export function aboutId(p: NoticePayload): string {
+  return 'operation' in p ? p.operation.id : p.adminSession.id;
 }
 
-export function operationUrl(spaUrl: string | null, operationId: string): string | null {
-  return spaUrl ? `${spaUrl}/operations/${encodeURIComponent(operationId)}` : null;
+/** The SPA page of what the event is about (viewing it needs a sign-in; it acts on nothing). */
+export function pageUrl(spaUrl: string | null, p: NoticePayload): string | null {
+  if (!spaUrl) return null;
+  return 'operation' in p ? `${spaUrl}/operations/${encodeURIComponent(p.operation.id)}` : `${spaUrl}/admin-sessions`;
 }
 
 /** Request headers that carry the signature (docs/notifications.md "Verifying a webhook"). */
@@ -38,18 +45,30 @@ export function oneLine(text: string, max: number): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-const TITLES: Record<OperationNoticePayload['type'], string> = {
+const TITLES: Record<NoticePayload['type'], string> = {
   'operation.approval_requested': 'Approval requested',
   'operation.approved': 'Operation approved: it can be used now',
   'operation.rejected': 'Operation rejected',
+  'admin_session.authorization_requested': 'Administrative session needs your authorization',
 };
 
-export function title(p: OperationNoticePayload): string {
-  return `[Keyserver] ${TITLES[p.type]}: ${oneLine(p.operation.description, 80)}`;
+export function title(p: NoticePayload): string {
+  const description = 'operation' in p ? p.operation.description : p.adminSession.description;
+  return `[Keyserver] ${TITLES[p.type]}: ${oneLine(description, 80)}`;
 }
 
-/** The lines every format shows (plain text; the orderer's description is quoted as data, never as markup). */
-export function summaryLines(p: OperationNoticePayload): string[] {
+/** The lines every format shows (plain text; user-written text is quoted as data, never as markup). */
+export function summaryLines(p: NoticePayload): string[] {
+  if (!('operation' in p)) {
+    const a = p.adminSession;
+    return [
+      `Administrative session ${a.id}`,
+      `Opened by: ${oneLine(a.creator.displayName, 200)}`,
+      `Description (written by the administrator): "${oneLine(a.description, 500)}"`,
+      `Authorizations required: ${a.requiredApprovals}`,
+      `Expires: ${a.expiresAt}`,
+    ];
+  }
   const o = p.operation;
   const lines = [
     `Operation ${o.id}`,
@@ -62,15 +81,17 @@ export function summaryLines(p: OperationNoticePayload): string[] {
   return lines;
 }
 
-const ACTION: Record<OperationNoticePayload['type'], string> = {
+const ACTION: Record<NoticePayload['type'], string> = {
   'operation.approval_requested': 'Your approval is requested. Review it in the Keyserver after signing in; this message cannot approve anything.',
   'operation.approved': 'Every key has its approvals: the operation can be used within its window.',
   'operation.rejected': 'The operation was rejected and cannot be used.',
+  'admin_session.authorization_requested':
+    'An administrator opened a four-eyes session that needs another administrator. If you expected it, authorize it in the Keyserver after signing in; this message cannot authorize anything.',
 };
 
 /** The plain-text email to one recipient. */
-export function emailText(p: OperationNoticePayload, recipient: NotificationRecipient | undefined, spaUrl: string | null, deliveryId: string): string {
-  const url = operationUrl(spaUrl, p.operation.id);
+export function emailText(p: NoticePayload, recipient: NotificationRecipient | undefined, spaUrl: string | null, deliveryId: string): string {
+  const url = pageUrl(spaUrl, p);
   return [
     `Hello ${oneLine(recipient?.displayName ?? '', 200)},`,
     '',
@@ -81,7 +102,9 @@ export function emailText(p: OperationNoticePayload, recipient: NotificationReci
     url ? `Open it in the Keyserver (sign-in required): ${url}` : 'Open the Keyserver admin UI to review it (sign-in required).',
     '',
     '--',
-    'You get this because you may approve operations on these keys, or because you ordered this one.',
+    'operation' in p
+      ? 'You get this because you may approve operations on these keys, or because you ordered this one.'
+      : 'You get this because you are a Keyserver administrator.',
     'You can turn these messages off in the Keyserver (My notifications) or with PUT /api/v1/me/notifications.',
     `Delivery ${deliveryId}`,
   ].join('\n');
@@ -95,7 +118,8 @@ export function webhookBody(format: 'keyserver' | 'slack' | 'teams', body: Notif
   if (format === 'keyserver') return canonicalJson(body);
   const heading = title(body);
   const who = body.recipients.map((r) => oneLine(r.displayName, 100)).join(', ');
-  const lines = [...summaryLines(body), ...(body.type === 'operation.approval_requested' ? [`Approvers: ${who}`] : [`For: ${who}`])];
+  const label = body.type === 'operation.approval_requested' ? 'Approvers' : body.type === 'admin_session.authorization_requested' ? 'Administrators asked' : 'For';
+  const lines = [...summaryLines(body), `${label}: ${who}`];
   if (format === 'slack') {
     const text = [heading, ...lines, body.url ? `Review (sign-in required): ${body.url}` : ''].filter(Boolean).join('\n');
     return canonicalJson({

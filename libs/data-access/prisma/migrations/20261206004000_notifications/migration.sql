@@ -11,7 +11,8 @@ CREATE TYPE "NotificationDeliveryState" AS ENUM ('PENDING', 'SENT', 'DEAD', 'SKI
 CREATE TABLE "notification_outbox" (
     "id" UUID NOT NULL,
     "event" TEXT NOT NULL,
-    "operationId" UUID NOT NULL,
+    "operationId" UUID,
+    "adminSessionId" UUID,
     "recipientIds" UUID[],
     "payload" JSONB NOT NULL,
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -56,6 +57,12 @@ CREATE INDEX "notification_outbox_expandedAt_createdAt_idx" ON "notification_out
 
 -- CreateIndex
 CREATE UNIQUE INDEX "notification_outbox_operationId_event_key" ON "notification_outbox"("operationId", "event");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "notification_outbox_adminSessionId_event_key" ON "notification_outbox"("adminSessionId", "event");
+
+-- An event is about exactly one operation or one admin session.
+ALTER TABLE "notification_outbox" ADD CONSTRAINT "notification_outbox_about_one" CHECK (num_nonnulls("operationId", "adminSessionId") = 1);
 
 -- CreateIndex
 CREATE INDEX "notification_delivery_state_nextAttemptAt_idx" ON "notification_delivery"("state", "nextAttemptAt");

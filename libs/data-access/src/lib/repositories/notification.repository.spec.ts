@@ -1,5 +1,5 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import { NotificationRepository } from './notification.repository';
@@ -180,6 +180,29 @@ describe(NotificationRepository.name, () => {
         ['WEBHOOK', 'teams', null],
       ].sort(),
     );
+  });
+
+  it('asks the other enabled administrators to authorize a four-eyes session opened PENDING, and only those', async () => {
+    const [creator, other] = [await seedAdmin(a), await seedAdmin(a)];
+    const disabled = await seedAdmin(a);
+    await a.subjects.update(disabled.id, { enabled: false });
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const pending = await a.adminSessions.open({ description: 'add key for product X', creatorId: creator.id, requiredApprovals: 1, expiresAt });
+    const [event] = await a.notifications.eventsOf(pending.id);
+    expect(event.event).toBe('admin_session.authorization_requested');
+    expect(event.recipientIds).toContain(other.id);
+    expect(event.recipientIds).not.toContain(creator.id);
+    expect(event.recipientIds).not.toContain(disabled.id);
+    // A session that needs nobody else (test/dev: 0 more approvals) is active at once: nobody is asked.
+    const solo = await a.adminSessions.open({ description: 'dev', creatorId: creator.id, requiredApprovals: 0, expiresAt });
+    expect(await a.notifications.eventsOf(solo.id)).toEqual([]);
+    // Once authorized, a request still queued is stale.
+    await a.notifications.setAddress(other.id, 'other@example.test', AUDIT);
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" <> $1`, [event.id]);
+    await a.adminSessions.authorize(pending.id, other.id);
+    const claimed = await a.notifications.claim(60_000, 3);
+    expect(claimed.map((d) => [d.target, d.staleReason])).toEqual([[other.id, 'the administrative session no longer awaits authorization']]);
   });
 
   it('keeps settings per subject with defaults, audits every change, and refuses unknown subjects', async () => {

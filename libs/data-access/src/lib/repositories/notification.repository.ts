@@ -25,6 +25,23 @@ export interface OperationNoticePayload {
   };
 }
 
+/** A four-eyes administrative session waiting for other administrators' authorizations. */
+export interface AdminSessionNoticePayload {
+  type: 'admin_session.authorization_requested';
+  version: 1;
+  occurredAt: string;
+  adminSession: {
+    id: string;
+    description: string;
+    creator: { subjectId: string; displayName: string };
+    requiredApprovals: number;
+    expiresAt: string;
+  };
+}
+
+/** Every event a notification can be about. */
+export type NoticePayload = OperationNoticePayload | AdminSessionNoticePayload;
+
 /**
  * The outbox hook: called INSIDE the transaction that changes the operation (OperationRepository), so the event
  * exists exactly when the change committed. Decides who to tell from the grants in force in that transaction:
@@ -78,6 +95,39 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
     ON CONFLICT ("operationId", "event") DO NOTHING`;
 }
 
+/**
+ * The outbox hook of a four-eyes admin session opened PENDING (AdminSessionRepository.open, same transaction): the
+ * enabled USER administrators other than its creator are asked to authorize it.
+ */
+export async function enqueueAdminSessionNotice(tx: Tx, sessionId: string): Promise<void> {
+  const [s] = await tx.$queryRaw<{ id: string; description: string; state: string; creatorId: string; creatorName: string; requiredApprovals: number; expiresAt: Date; now: Date }[]>`
+    SELECT a."id", a."description", a."state"::text AS "state", a."creatorId", s."displayName" AS "creatorName", a."requiredApprovals", a."expiresAt", now() AS "now"
+      FROM "admin_session" a JOIN "subject" s ON s."id" = a."creatorId" WHERE a."id" = ${sessionId}::uuid`;
+  if (!s) throw new DataAccessError('not_found', 'admin session not found');
+  if (s.state !== 'PENDING') return;
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    SELECT DISTINCT s."id" FROM "subject" s
+      JOIN "subject_role" sr ON sr."subjectId" = s."id"
+      JOIN "role" r ON r."id" = sr."roleId" AND 'ADMINISTRATOR' = ANY(r."natures")
+     WHERE s."kind" = 'USER' AND s."enabled" AND s."id" <> ${s.creatorId}::uuid ORDER BY s."id"`;
+  const payload: AdminSessionNoticePayload = {
+    type: 'admin_session.authorization_requested',
+    version: 1,
+    occurredAt: s.now.toISOString(),
+    adminSession: {
+      id: s.id,
+      description: s.description,
+      creator: { subjectId: s.creatorId, displayName: s.creatorName },
+      requiredApprovals: s.requiredApprovals,
+      expiresAt: s.expiresAt.toISOString(),
+    },
+  };
+  await tx.$executeRaw`
+    INSERT INTO "notification_outbox" ("id", "event", "adminSessionId", "recipientIds", "payload")
+    VALUES (gen_random_uuid(), ${payload.type}, ${sessionId}::uuid, ${rows.map((r) => r.id)}::uuid[], ${JSON.stringify(payload)}::jsonb)
+    ON CONFLICT ("adminSessionId", "event") DO NOTHING`;
+}
+
 /** A recipient as the dispatcher renders it. */
 export interface NotificationRecipient {
   subjectId: string;
@@ -94,7 +144,7 @@ export interface ClaimedDelivery {
   recipients: NotificationRecipient[];
   attempts: number;
   leaseToken: string;
-  payload: OperationNoticePayload;
+  payload: NoticePayload;
   /**
    * Why the delivery no longer applies, checked at claim (a retry may come long after the event): an approval
    * request whose operation left REQUESTED or expired; an email whose recipient turned email off or was disabled.
@@ -120,7 +170,8 @@ export interface DeliveryRow {
 export interface ExpandedEvent {
   outboxId: string;
   event: string;
-  operationId: string;
+  /** The operation's or the admin session's id. */
+  about: string;
   recipients: number;
   deliveries: number;
 }
@@ -152,8 +203,8 @@ export class NotificationRepository {
   async expand(channels: { email: boolean; webhooks: readonly string[] }, limit = 20): Promise<ExpandedEvent[]> {
     return sqlTransaction(this.db, async (c) => {
       const events = (
-        await c.query<{ id: string; event: string; operationId: string; recipientIds: string[] | null }>(
-          `SELECT "id", "event", "operationId", "recipientIds" FROM "notification_outbox"
+        await c.query<{ id: string; event: string; about: string; recipientIds: string[] | null }>(
+          `SELECT "id", "event", COALESCE("operationId", "adminSessionId") AS "about", "recipientIds" FROM "notification_outbox"
             WHERE "expandedAt" IS NULL ORDER BY "createdAt", "id" LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [limit],
         )
@@ -190,7 +241,7 @@ export class NotificationRepository {
           }
         }
         await c.query(`UPDATE "notification_outbox" SET "expandedAt" = now() WHERE "id" = $1`, [e.id]);
-        out.push({ outboxId: e.id, event: e.event, operationId: e.operationId, recipients: (e.recipientIds ?? []).length, deliveries });
+        out.push({ outboxId: e.id, event: e.event, about: e.about, recipients: (e.recipientIds ?? []).length, deliveries });
       }
       return out;
     });
@@ -211,7 +262,7 @@ export class NotificationRepository {
       address: string | null;
       recipientIds: string[] | null;
       attempts: number;
-      payload: OperationNoticePayload;
+      payload: NoticePayload;
       staleReason: string | null;
     }>(
       this.db,
@@ -227,6 +278,9 @@ export class NotificationRepository {
                     WHEN o."event" = 'operation.approval_requested' AND NOT EXISTS (
                            SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
                       THEN 'the operation no longer awaits approval'
+                    WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
+                           SELECT 1 FROM "admin_session" a WHERE a."id" = o."adminSessionId" AND a."state" = 'PENDING' AND a."expiresAt" > now())
+                      THEN 'the administrative session no longer awaits authorization'
                     WHEN d."channel" = 'EMAIL' AND NOT EXISTS (
                            SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
                             WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
@@ -315,7 +369,7 @@ export class NotificationRepository {
     return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0) };
   }
 
-  /** The deliveries of one operation's events, oldest first (operators, tests). */
+  /** The deliveries of the events about one operation or admin session, oldest first (operators, tests). */
   async deliveriesOf(operationId: string): Promise<DeliveryRow[]> {
     if (!UUID.test(operationId)) return [];
     return sqlQuery<DeliveryRow>(
@@ -323,18 +377,18 @@ export class NotificationRepository {
       `SELECT d."id", d."outboxId", o."event", d."channel"::text AS "channel", d."target", d."address", COALESCE(d."recipientIds", '{}') AS "recipientIds",
               d."state"::text AS "state", d."attempts", d."lastError", d."sentAt"
          FROM "notification_delivery" d JOIN "notification_outbox" o ON o."id" = d."outboxId"
-        WHERE o."operationId" = $1::uuid ORDER BY d."createdAt", d."id"`,
+        WHERE (o."operationId" = $1::uuid OR o."adminSessionId" = $1::uuid) ORDER BY d."createdAt", d."id"`,
       [operationId],
     );
   }
 
-  /** The events written for one operation (tests, operators). */
+  /** The events written about one operation or admin session (tests, operators). */
   async eventsOf(operationId: string): Promise<{ id: string; event: string; recipientIds: string[]; expanded: boolean }[]> {
     if (!UUID.test(operationId)) return [];
     return sqlQuery(
       this.db,
       `SELECT "id", "event", COALESCE("recipientIds", '{}') AS "recipientIds", "expandedAt" IS NOT NULL AS "expanded"
-         FROM "notification_outbox" WHERE "operationId" = $1::uuid ORDER BY "createdAt", "id"`,
+         FROM "notification_outbox" WHERE ("operationId" = $1::uuid OR "adminSessionId" = $1::uuid) ORDER BY "createdAt", "id"`,
       [operationId],
     );
   }
