@@ -27,8 +27,11 @@ function variableOf(env: Record<string, string>): string {
 }
 
 describe(notifyConfig.name, () => {
-  it('sends nothing when nothing is configured', () => {
+  it('sends nothing when nothing is configured, and takes empty values (compose pass-through) as unset', () => {
     expect(load({})).toMatchObject({ smtp: null, webhooks: [], maxAttempts: 8, spaUrl: null });
+    const empty = Object.fromEntries(Object.keys(notifyEnvSchema).map((k) => [k, '']));
+    expect(load(empty)).toEqual(load({}));
+    expect(load({ SMTP_HOST: 'smtp.example.test', SMTP_FROM: 'ks@example.test', SMTP_PORT: '' }).smtp?.port).toBe(587);
   });
 
   it.each([

@@ -2,27 +2,30 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, isLoopbackHost, port, secureUrl } from '@keyserver/config';
 
-/** Notification variables of the API's environment (README "Notifications"; docs/notifications.md). */
+/** An empty value counts as unset (compose files pass `${SMTP_HOST:-}` through as ""). */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
+
+/** Notification variables of the API's environment (README "Configuration"; docs/notifications.md). */
 export const notifyEnvSchema = {
-  // Where the admin SPA is served (the keyclient's public URL): messages link to its operation page, never to an action.
-  NOTIFY_SPA_URL: secureUrl().optional(),
-  SMTP_HOST: z.string().min(1).max(253).optional(),
-  SMTP_PORT: port(587),
+  // Where the admin SPA is served (the keyclient's public URL): messages link to its pages, never to an action.
+  NOTIFY_SPA_URL: unsetIfEmpty(secureUrl().optional()),
+  SMTP_HOST: unsetIfEmpty(z.string().min(1).max(253).optional()),
+  SMTP_PORT: unsetIfEmpty(port(587)),
   // starttls (default): STARTTLS required; implicit: TLS from the first byte (port 465); none: loopback hosts only.
-  SMTP_TLS: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
-  SMTP_TLS_CA_FILE: z.string().min(1).optional(),
-  SMTP_USER: z.string().min(1).optional(),
-  SMTP_PASSWORD: z.string().min(1).optional(),
-  SMTP_PASSWORD_FILE: z.string().min(1).optional(),
-  SMTP_FROM: z.string().min(3).max(320).optional(),
+  SMTP_TLS: unsetIfEmpty(z.enum(['starttls', 'implicit', 'none']).default('starttls')),
+  SMTP_TLS_CA_FILE: unsetIfEmpty(z.string().min(1).optional()),
+  SMTP_USER: unsetIfEmpty(z.string().min(1).optional()),
+  SMTP_PASSWORD: unsetIfEmpty(z.string().min(1).optional()),
+  SMTP_PASSWORD_FILE: unsetIfEmpty(z.string().min(1).optional()),
+  SMTP_FROM: unsetIfEmpty(z.string().min(3).max(320).optional()),
   // JSON array: [{"name":"teams","url":"https://…","format":"teams","secretFile":"/run/secrets/teams"}]
-  NOTIFY_WEBHOOKS: z.string().optional(),
-  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
-  NOTIFY_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
-  NOTIFY_RETRY_MAX_MS: z.coerce.number().int().min(10).max(86_400_000).default(3_600_000),
-  NOTIFY_POLL_MS: z.coerce.number().int().min(50).max(600_000).default(2_000),
-  NOTIFY_SEND_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(20_000),
-  NOTIFY_DB_POOL_SIZE: z.coerce.number().int().min(1).max(10).default(2),
+  NOTIFY_WEBHOOKS: unsetIfEmpty(z.string().optional()),
+  NOTIFY_MAX_ATTEMPTS: unsetIfEmpty(z.coerce.number().int().min(1).max(50).default(8)),
+  NOTIFY_RETRY_BASE_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(3_600_000).default(30_000)),
+  NOTIFY_RETRY_MAX_MS: unsetIfEmpty(z.coerce.number().int().min(10).max(86_400_000).default(3_600_000)),
+  NOTIFY_POLL_MS: unsetIfEmpty(z.coerce.number().int().min(50).max(600_000).default(2_000)),
+  NOTIFY_SEND_TIMEOUT_MS: unsetIfEmpty(z.coerce.number().int().min(100).max(120_000).default(20_000)),
+  NOTIFY_DB_POOL_SIZE: unsetIfEmpty(z.coerce.number().int().min(1).max(10).default(2)),
 };
 
 export type WebhookFormat = 'keyserver' | 'slack' | 'teams';
