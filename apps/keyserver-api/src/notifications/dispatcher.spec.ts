@@ -133,6 +133,7 @@ describe(NotificationDispatcher.name, () => {
       sendTimeoutMs: 2_000,
       leaseMs: 60_000,
       dbPoolSize: 2,
+      retentionDays: 90,
       ...over,
     };
   }

@@ -31,6 +31,7 @@ export class NotificationDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<DispatchPass> | undefined;
   private stopped = false;
+  private lastPrune = 0;
 
   constructor(
     db: Db,
@@ -68,6 +69,12 @@ export class NotificationDispatcher {
       for (const id of await this.repo.buryAbandoned(this.cfg.maxAttempts)) {
         result.dead += 1;
         this.logger.error({ deliveryId: id }, 'notification delivery is dead: its last attempt was abandoned');
+      }
+      // Hourly: finished events past their retention go (every replica may do it; SKIP LOCKED keeps them apart).
+      if (Date.now() - this.lastPrune > 3_600_000) {
+        this.lastPrune = Date.now();
+        const pruned = await this.repo.prune(this.cfg.retentionDays);
+        if (pruned > 0) this.logger.info({ pruned, retentionDays: this.cfg.retentionDays }, 'old notification events deleted');
       }
       // Expansion and sending interleave, so a large backlog of events does not hold back the first sends.
       while (!this.stopped) {

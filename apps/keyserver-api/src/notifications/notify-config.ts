@@ -26,6 +26,8 @@ export const notifyEnvSchema = {
   NOTIFY_POLL_MS: unsetIfEmpty(z.coerce.number().int().min(50).max(600_000).default(2_000)),
   NOTIFY_SEND_TIMEOUT_MS: unsetIfEmpty(z.coerce.number().int().min(100).max(120_000).default(20_000)),
   NOTIFY_DB_POOL_SIZE: unsetIfEmpty(z.coerce.number().int().min(1).max(10).default(2)),
+  // Finished events (every delivery SENT, SKIPPED or DEAD) are deleted after this many days.
+  NOTIFY_RETENTION_DAYS: unsetIfEmpty(z.coerce.number().int().min(1).max(3650).default(90)),
 };
 
 export type WebhookFormat = 'keyserver' | 'slack' | 'teams';
@@ -58,6 +60,7 @@ export interface NotifyConfig {
   /** Lease on a claimed delivery: longer than any send can take (timeout), so no other replica sends it meanwhile. */
   leaseMs: number;
   dbPoolSize: number;
+  retentionDays: number;
 }
 
 const Webhook = z.strictObject({
@@ -99,6 +102,7 @@ export function notifyConfig(raw: NotifyEnv): NotifyConfig {
     sendTimeoutMs: raw.NOTIFY_SEND_TIMEOUT_MS,
     leaseMs: Math.max(60_000, 3 * raw.NOTIFY_SEND_TIMEOUT_MS),
     dbPoolSize: raw.NOTIFY_DB_POOL_SIZE,
+    retentionDays: raw.NOTIFY_RETENTION_DAYS,
   };
 }
 

@@ -205,6 +205,21 @@ describe(NotificationRepository.name, () => {
     expect(claimed.map((d) => [d.target, d.staleReason])).toEqual([[other.id, 'the administrative session no longer awaits authorization']]);
   });
 
+  it('prunes only old events whose every delivery is finished', async () => {
+    const s = await scene(1, 2);
+    const [done, due] = [await order(s), await order(s)];
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "outboxId" IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [done.id]);
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'DEAD' WHERE "outboxId" IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1) AND "target" = $2`, [due.id, s.approvers[0].id]);
+    await sql(tmp.url, `UPDATE "notification_outbox" SET "createdAt" = now() - interval '100 days' WHERE "operationId" = ANY($1::uuid[])`, [[done.id, due.id]]);
+    expect(await a.notifications.prune(90)).toBeGreaterThanOrEqual(1);
+    expect(await a.notifications.eventsOf(done.id)).toEqual([]);
+    expect(await a.notifications.deliveriesOf(done.id)).toEqual([]);
+    // One of its deliveries is still PENDING: the event and both deliveries stay.
+    expect(await a.notifications.deliveriesOf(due.id)).toHaveLength(2);
+    expect(await a.notifications.prune(365)).toBe(0);
+  });
+
   it('keeps settings per subject with defaults, audits every change, and refuses unknown subjects', async () => {
     const s = await seedSubject(a);
     expect(await a.notifications.settings(s.id)).toMatchObject({ email: null, emailEnabled: true, webhookEnabled: true, updatedAt: null });

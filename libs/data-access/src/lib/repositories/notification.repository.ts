@@ -358,6 +358,24 @@ export class NotificationRepository {
     return rows.map((r) => r.id);
   }
 
+  /**
+   * Deletes events older than `olderThanDays` whose every delivery is finished (SENT, SKIPPED or DEAD), with their
+   * deliveries; at most `limit` events per call. Nothing still due is ever deleted.
+   */
+  async prune(olderThanDays: number, limit = 1000): Promise<number> {
+    const rows = await sqlQuery<{ id: string }>(
+      this.db,
+      `DELETE FROM "notification_outbox" WHERE "id" IN (
+         SELECT o."id" FROM "notification_outbox" o
+          WHERE o."expandedAt" IS NOT NULL AND o."createdAt" < now() - make_interval(days => $1::int)
+            AND NOT EXISTS (SELECT 1 FROM "notification_delivery" d WHERE d."outboxId" = o."id" AND d."state" = 'PENDING')
+          ORDER BY o."createdAt" LIMIT $2 FOR UPDATE SKIP LOCKED)
+       RETURNING "id"`,
+      [olderThanDays, limit],
+    );
+    return rows.length;
+  }
+
   /** What a metrics scrape reports: deliveries still due or being retried, DEAD ones, and the oldest due one's age. */
   async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number }> {
     const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number }>(
