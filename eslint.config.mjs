@@ -23,7 +23,9 @@ export default [
                 {
                     enforceBuildableLibDependency: true,
                     allow: [
-                        "^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$"
+                        "^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$",
+                        // The one webpack configuration the Node apps share (tools/webpack).
+                        "^.*/tools/webpack/node-app\\.config(\\.js)?$"
                     ],
                     depConstraints: [
                         // The SPA sees only shared contracts: never Prisma, pkcs11 or server code.
@@ -37,7 +39,10 @@ export default [
                         // only apps (composition roots) wire them in.
                         { sourceTag: "type:lib", onlyDependOnLibsWithTags: ["type:lib"] },
                         { sourceTag: "type:data", onlyDependOnLibsWithTags: ["type:lib"] },
-                        { sourceTag: "type:hsm", onlyDependOnLibsWithTags: ["type:lib"] }
+                        { sourceTag: "type:hsm", onlyDependOnLibsWithTags: ["type:lib"] },
+                        // The keyclient (BFF) never reaches the Keyserver's tables or its HSM: it has its own session
+                        // schema and role (docs/adr/0018-keyclient-off-the-keyserver-tables.md).
+                        { sourceTag: "scope:bff", notDependOnLibsWithTags: ["type:data", "type:hsm"] }
                     ]
                 }
             ]

@@ -67,6 +67,8 @@ function platformEnv(o = {}) {
     },
     keyclient: {
       ...common,
+      // Its own role: the keyclient's session schema and nothing of the Keyserver's tables (docs/adr/0018).
+      DATABASE_URL: process.env.KEYCLIENT_DATABASE_URL ?? asRole(common.DATABASE_URL, 'keyserver_keyclient'),
       CLIENT_SECRET: app.clientSecret,
       REDIRECT_URI: `${keyclientUrl}/login/oauth2/code/keyserver-client`,
       KEYSERVER_API_URL: `http://${host}:${apiPort}`,
@@ -77,6 +79,14 @@ function platformEnv(o = {}) {
       SPA_DIST_DIR: join(root, 'dist', 'apps', 'admin-spa', 'browser'),
     },
   };
+}
+
+/** The same database URL, connecting as `role` (no password: local trust; deployments set KEYCLIENT_DATABASE_URL). */
+function asRole(url, role) {
+  const u = new URL(url);
+  u.username = role;
+  u.password = '';
+  return u.href;
 }
 
 /** The demo tenant's public facts for the CLI, scripts and tests (written to .keyserver/demo.json). */

@@ -1,10 +1,13 @@
-import { BffSessionRepository, createDb, migrateDatabase, type Db } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the database is migrated by its owner
+import { migrateDatabase } from '@keyserver/data-access';
+import { BffSessionRepository } from '../src/session/bff-session.repository';
 import { createDatabase } from './harness';
+import { asKeyclientRole, SessionTable } from './session-table';
 
 jest.setTimeout(30_000);
 
 describe(BffSessionRepository.name, () => {
-  let db: Db;
+  let db: SessionTable;
   let drop: () => Promise<void>;
   let repo: BffSessionRepository;
   const t0 = new Date('2026-11-29T10:00:00.000Z');
@@ -14,11 +17,13 @@ describe(BffSessionRepository.name, () => {
     const created = await createDatabase();
     drop = created.drop;
     await migrateDatabase(created.url);
-    db = createDb(created.url, { poolSize: 2 });
-    repo = new BffSessionRepository(db);
+    db = new SessionTable(created.url);
+    // As in production: the repository connects as the keyclient's role.
+    repo = new BffSessionRepository(asKeyclientRole(created.url), { poolSize: 2 });
   });
 
   afterAll(async () => {
+    await repo?.close();
     await db?.close();
     await drop?.();
   });

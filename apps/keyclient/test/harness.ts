@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { Client } from 'pg';
-import { createDb, migrateDatabase, type Db } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the harness migrates its database as the owner
+import { migrateDatabase } from '@keyserver/data-access';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the one temp-database helper
+import { createEmptyTestDatabase } from '@keyserver/data-access/testing';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test-only: the emulator is the identity provider under test
 import { startEmulator, type RunningEmulator } from '@keyserver/entra-emulator';
 import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
@@ -14,8 +16,8 @@ import { SealedBox } from '../src/crypto/sealed-box';
 import type { TokenSet } from '../src/oidc/oidc.service';
 import { Browser, parseForm, type NavigationResult, type SeenResponse } from './browser';
 import { FakeUpstream } from './fake-upstream';
+import { asKeyclientRole, SessionTable } from './session-table';
 
-const ADMIN_URL = process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REPO_ROOT = resolve(__dirname, '../../..');
 
 export const DEMO_TENANT = JSON.parse(readFileSync(join(REPO_ROOT, 'config/demo-tenant.json'), 'utf8')) as {
@@ -35,23 +37,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `ks_bff_test_${randomBytes(6).toString('hex')}`;
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    drop: async () => {
-      const c = new Client({ connectionString: ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+/** A fresh empty database `ks_bff_test_<random>` (the one temp-database helper, @keyserver/data-access/testing). */
+export function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  return createEmptyTestDatabase('ks_bff_test');
 }
 
 export interface HarnessOptions {
@@ -73,7 +61,7 @@ export class Harness {
   emulator!: RunningEmulator;
   keyclient!: KeyclientApp;
   config!: KeyclientConfig;
-  db!: Db;
+  db!: SessionTable;
   kc = '';
   /** Added to the keyclient's clock (not the emulator's), to make tokens look close to expiry. */
   clockOffsetMs = 0;
@@ -88,7 +76,7 @@ export class Harness {
     this.dbUrl = url;
     this.dropDb = drop;
     await migrateDatabase(url);
-    this.db = createDb(url, { poolSize: 2 });
+    this.db = new SessionTable(url);
     await this.upstream.start();
     this.emulator = await startEmulator({
       port: 0,
@@ -111,7 +99,8 @@ export class Harness {
       OPENID_CONNECT_METADATA_DOCUMENT: this.emulator.metadataUrl,
       REDIRECT_URI: `${this.kc}${CALLBACK_PATH}`,
       KEYSERVER_API_URL: this.upstream.url,
-      DATABASE_URL: url,
+      // The keyclient runs as its own role, which reaches only its session schema (ADR 0018).
+      DATABASE_URL: asKeyclientRole(url),
       KEYCLIENT_PORT: String(port),
       SESSION_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       SESSION_IDLE_MINUTES: '30',

@@ -1,14 +1,103 @@
-export * from './lib/access';
-export * from './lib/ids';
-export * from './lib/contract';
-export * from './lib/operations';
-export * from './lib/certificates';
-export * from './lib/firmware';
-export * from './lib/admin-sessions';
-export * from './lib/subjects';
-export * from './lib/key-admin';
-export * from './lib/audit';
-export * from './lib/me';
-export * from './lib/device-profile';
-export * from './lib/key-limits';
-export * from './lib/notifications';
+export {
+  HUMAN_ONLY_NATURES,
+  isKeyGrant,
+  isNature,
+  isPermission,
+  KEY_GRANT_PERMISSION,
+  KEY_GRANTS,
+  type KeyGrant,
+  type Nature,
+  NATURES,
+  Permission,
+  PERMISSIONS,
+  SUBJECT_KINDS,
+  type SubjectKind,
+} from './lib/access';
+export { isUuid, KeyIdRef, UUID_PATTERN } from './lib/ids';
+export {
+  CreateOperationRequest,
+  HashAlgorithm,
+  InputFormat,
+  InputPadding,
+  IsoDateTime,
+  KeyAlgorithm,
+  KeyDetail,
+  KeyFacts,
+  KeyList,
+  KeyListQuery,
+  KeyState,
+  KeySummary,
+  KeyType,
+  KeyUsage,
+  LegacyKey,
+  LegacyKeyList,
+  OperationKeyView,
+  OperationState,
+  OperationView,
+  Problem,
+  SignatureFormat,
+  SignOrderRequest,
+  SignOrderResponse,
+  Uuid,
+} from './lib/contract';
+export {
+  EmptyRequest,
+  OperationListQuery,
+  OperationPage,
+  PageLimit,
+  RejectOperationRequest,
+} from './lib/operations';
+export {
+  CertificateListQuery,
+  CertificatePage,
+  CertificateView,
+  IssueCertificateRequest,
+  IssueCertificateResponse,
+  RevocationReason,
+  RevokeCertificateRequest,
+} from './lib/certificates';
+export { FirmwareSignatureQuery } from './lib/firmware';
+export {
+  AdminSessionList,
+  AdminSessionState,
+  AdminSessionView,
+  CreateAdminSessionRequest,
+  SubjectRef,
+} from './lib/admin-sessions';
+export {
+  CreateRoleRequest,
+  CreateSubjectRequest,
+  KeyGrantSchema,
+  NatureSchema,
+  RoleKeyGrant,
+  RoleList,
+  RoleName,
+  RoleView,
+  SubjectKindSchema,
+  SubjectList,
+  SubjectView,
+  UnknownPrincipalList,
+  UnknownPrincipalView,
+  UpdateRoleRequest,
+  UpdateSubjectRequest,
+} from './lib/subjects';
+export { CreateKeyRequest, KeyRevocationReason, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
+export {
+  AuditEventView,
+  AuditLegacyEntry,
+  AuditOutcome,
+  AuditPage,
+  AuditProblem,
+  AuditProblemKind,
+  AuditQuery,
+  AuditVerification,
+} from './lib/audit';
+export { MeView } from './lib/me';
+export { DEFAULT_DEVICE_PROFILE, DeviceProfile, DeviceProfileView, DeviceSanType } from './lib/device-profile';
+export { KEY_LIMIT_BOUNDS, KeyLimits, KeyLimitsView, SetKeyLimitsRequest } from './lib/key-limits';
+export {
+  NotificationEmail,
+  NotificationSettingsView,
+  SetNotificationAddressRequest,
+  UpdateNotificationSettingsRequest,
+} from './lib/notifications';

@@ -28,16 +28,7 @@ export {
 export { definePublicRoutes, normalizeRoutePath, type PublicRoute } from './lib/public-routes';
 export { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, REFUSAL_OBSERVER } from './lib/tokens';
 export type { AuthEventSink, AuthFailureEvent } from './lib/auth-events';
-export { AuthGuard, authorizationHeaders, queryHasToken } from './lib/auth.guard';
+export { EntraAuthGuard, authorizationHeaders, queryHasToken } from './lib/auth.guard';
 export { RouteAuthorizationAudit, auditRoutes } from './lib/route-audit';
 export type { AuthzOptions, DiscoveredRoute } from './lib/route-audit';
-export {
-  BODY_ERROR_CODES,
-  INVALID_TOKEN_PROBLEM,
-  ProblemDetailsFilter,
-  renderProblem,
-  WWW_AUTHENTICATE_INVALID_TOKEN,
-  type RefusalObserver,
-  type RenderedProblem,
-} from './lib/problem.filter';
 export { AuthzModule, type AuthzModuleOptions, type ProviderSpec } from './lib/authz.module';

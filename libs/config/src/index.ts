@@ -1,3 +1,16 @@
-export * from './lib/config';
-export * from './lib/redact';
-export * from './lib/boot';
+export {
+  ConfigError,
+  csv,
+  guid,
+  isLoopbackHost,
+  KEEP_ALIVE_IDLE_MS,
+  keepIdleConnections,
+  loadConfig,
+  maskSecrets,
+  port,
+  postgresUrl,
+  runOrExit,
+  secureUrl,
+} from './lib/config';
+export { REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
+export { BootError, bootFailureReason, bootStep } from './lib/boot';

@@ -1,5 +1,33 @@
-export * from './lib/errors';
-export * from './lib/types';
+export { DATA_ACCESS_ERROR_STATUS, DataAccessError, DataAccessErrorCode } from './lib/errors';
+export {
+  type AdminSession,
+  type AdminSessionState,
+  type AuditEvent,
+  type AuditInput,
+  type AuditOutcome,
+  type Certificate,
+  HASH_ALGORITHMS,
+  type HashAlgorithm,
+  type Key,
+  KEY_ALGORITHMS,
+  KEY_TYPES,
+  type KeyAlgorithm,
+  type KeyPermission,
+  type KeyState,
+  type KeyType,
+  type Nature,
+  type Operation,
+  OPERATION_STATES,
+  type OperationKey,
+  type OperationState,
+  type Page,
+  type Role,
+  type SignOrder,
+  type Subject,
+  type SubjectKind,
+  type SubjectWithAccess,
+  type UnknownPrincipal,
+} from './lib/types';
 export {
   approvalComplete,
   effectiveState,
@@ -14,20 +42,55 @@ export { createDb, isDatabaseUnavailable, type Db, type Isolation } from './lib/
 export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';
 export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';
 export { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from './lib/audit-hash';
-export * from './lib/repositories/subject.repository';
-export * from './lib/repositories/key.repository';
-export * from './lib/repositories/operation.repository';
-export * from './lib/repositories/sign-order.repository';
+export {
+  type CreateRoleInput,
+  type CreateSubjectInput,
+  type RoleGrants,
+  SubjectRepository,
+  type UnknownPrincipalInput,
+  type UpdateRoleInput,
+  type UpdateSubjectInput,
+} from './lib/repositories/subject.repository';
+export { type CreateKeyInput, KeyRepository, toKey } from './lib/repositories/key.repository';
+export {
+  type ApprovalResult,
+  type CreateOperationInput,
+  lockOperation,
+  type OperationFilter,
+  OperationRepository,
+  toOperation,
+} from './lib/repositories/operation.repository';
+export { type RecordedSignOrder, SignOrderRepository, type SignRequest, type UsageOptions } from './lib/repositories/sign-order.repository';
 export { requestFingerprint } from './lib/repositories/idempotency';
-export * from './lib/repositories/key-limits';
-export * from './lib/repositories/certificate.repository';
-export * from './lib/repositories/admin-session.repository';
+export {
+  DEFAULT_KEY_LIMITS,
+  type EffectiveKeyLimits,
+  effectiveLimits,
+  keyClass,
+  KeyLimitsRepository,
+  type KeyOperationLimits,
+  operationLimitViolation,
+} from './lib/repositories/key-limits';
+export { type CertificateFilter, CertificateRepository, type InsertCertificateInput, type RevokedCertificate } from './lib/repositories/certificate.repository';
+export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInput } from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
-export * from './lib/repositories/certificate-issuance.repository';
-export * from './lib/bff-session.repository';
+export { CertificateIssuanceRepository, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
-export * from './lib/repositories/device-profile.repository';
-export * from './lib/repositories/notification.repository';
+export { DeviceProfileRepository } from './lib/repositories/device-profile.repository';
+export {
+  type AdminSessionNoticePayload,
+  type ClaimedDelivery,
+  type DeliveryRow,
+  enqueueAdminSessionNotice,
+  enqueueOperationNotice,
+  type ExpandedEvent,
+  type NoticePayload,
+  type NotificationRecipient,
+  NotificationRepository,
+  type NotificationSettings,
+  type OperationNotice,
+  type OperationNoticePayload,
+} from './lib/repositories/notification.repository';
 export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';
 export { observeAuditAppends, type AuditAppendObserver, type AuditAppendPath } from './lib/repositories/audit-observer';

@@ -11,4 +11,21 @@ export {
 } from './lib/tenant';
 export { TOKEN_EXCHANGE_AUDIENCE, type MintAdoTokenOptions } from './lib/ado-issuer';
 export type { RotateOptions, PublishedJwk } from './lib/signing-keys';
-export * from './lib/test-clients';
+export {
+  type AuthorizationResult,
+  authorizeWithPassword,
+  type ClientCredentialsOptions,
+  clientCredentialsToken,
+  CookieJar,
+  type EmulatorEndpoints,
+  exchangeCode,
+  type ExchangeCodeOptions,
+  loginWithPassword,
+  type PasswordLoginOptions,
+  pkcePair,
+  type PkcePair,
+  signInAt,
+  type SignInAtOptions,
+  type TokenEndpointResponse,
+  tokenRequest,
+} from './lib/test-clients';

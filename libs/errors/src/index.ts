@@ -1,1 +1,8 @@
-export * from './lib/keyserver-error';
+export {
+  errorClass,
+  KeyserverError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemDetails,
+  problemFor,
+  rawProblemResponse,
+} from './lib/keyserver-error';

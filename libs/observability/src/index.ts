@@ -1,6 +1,12 @@
-export * from './lib/bounded-label';
-export * from './lib/http-metrics';
-export * from './lib/metrics-config';
-export * from './lib/metrics-server';
-export * from './lib/shutdown';
-export * from './lib/process-metrics';
+export { BoundedLabel, methodLabel, statusLabel } from './lib/bounded-label';
+export {
+  HTTP_BUCKETS,
+  httpMetrics,
+  routeTemplate,
+  setMetricsRoute,
+  UNMATCHED_ROUTE,
+} from './lib/http-metrics';
+export { metricsConfig, type MetricsConfig, metricsEnvShape } from './lib/metrics-config';
+export { hasBearer, type MetricsServer, startMetricsServer } from './lib/metrics-server';
+export { exitOnSignals } from './lib/shutdown';
+export { collectProcessMetrics } from './lib/process-metrics';

@@ -1,10 +1,135 @@
-export * from './lib/hsm-signer';
-export * from './lib/pki-error';
-export * from './lib/der';
-export * from './lib/sign';
-export * from './lib/certificates';
-export * from './lib/csr';
-export * from './lib/cms';
-export * from './lib/crl';
-export * from './lib/public-key';
-export * from './lib/device-names';
+export {
+  defaultHashFor,
+  type HashName,
+  type HsmKeyInfo,
+  type HsmSigner,
+  isEc,
+  isRsa,
+  KEY_ALGORITHMS,
+  type KeyAlgorithm,
+  type KeySpec,
+  type SignMechanism,
+} from './lib/hsm-signer';
+export { PKI_ERROR_CODES, PkiError, type PkiErrorCode } from './lib/pki-error';
+export {
+  bytesEqual,
+  certDer,
+  CURVES,
+  curveSize,
+  decodeDigestInfo,
+  derTlv,
+  derToP1363,
+  digest,
+  ecParamsFor,
+  ecSpki,
+  encodeDigestInfo,
+  hashByOid,
+  HASHES,
+  hex,
+  isStrictDer,
+  keyIdentifier,
+  OID,
+  p1363ToDer,
+  parseStrictDer,
+  pemBlocks,
+  randomSerial,
+  rsaSpki,
+  toAb,
+  toPem,
+} from './lib/der';
+export {
+  ensurePkijsEngine,
+  signatureAlgorithm,
+  signData,
+  signDigest,
+  type SignDigestRequest,
+} from './lib/sign';
+export {
+  akiExtension,
+  basicConstraintsExtension,
+  buildName,
+  type CertificateParts,
+  checkValidity,
+  createCaCertificate,
+  createFirmwareSigningCertificate,
+  createRootCertificate,
+  crlDistributionPointExtension,
+  ext,
+  extKeyUsageExtension,
+  type IssuedCertificate,
+  type IssuerRef,
+  keyUsageExtension,
+  nameOf,
+  type NameSpec,
+  type ParsedIssuer,
+  parseIssuer,
+  prepareCertificate,
+  type PreparedCertificate,
+  signCertificate,
+  signPreparedCertificate,
+  skiExtension,
+  type ValiditySpec,
+  x509Time,
+} from './lib/certificates';
+export {
+  type AcceptedCsrValues,
+  applyDeviceProfile,
+  checkCsrPolicy,
+  DEFAULT_MAX_SAN_COUNT,
+  DEFAULT_URI_SCHEMES,
+  type DeviceCertificateIssuer,
+  type DeviceCertificateProfile,
+  type DeviceCertificateResult,
+  issueDeviceCertificate,
+  issueFromVerifiedCsr,
+  MAX_CSR_BYTES,
+  parseCsr,
+  type ParsedCsr,
+  type PreparedDeviceCertificate,
+  prepareDeviceCertificate,
+  prepareIssuer,
+  signDeviceCertificate,
+  type VerifiedCsr,
+  verifyCsrPossession,
+} from './lib/csr';
+export {
+  type CmsSignatureOptions,
+  type CmsSigner,
+  createCmsSignature,
+  digestStream,
+  prepareCmsSigner,
+  signCms,
+} from './lib/cms';
+export {
+  createCrl,
+  CRL_REASONS,
+  type CrlReason,
+  type CrlResult,
+  type RevokedCertificateEntry,
+} from './lib/crl';
+export {
+  canonicalPublicKey,
+  type CanonicalPublicKey,
+  checkRsaStrength,
+  type CsrKeyType,
+  ed25519AddPoints,
+  ed25519PointChecks,
+  ed25519SignatureProblem,
+  FERMAT_ROUNDS,
+  isFermatFactorable,
+  RSA_MAX_BITS,
+  RSA_MIN_BITS,
+} from './lib/public-key';
+export {
+  deviceDnsName,
+  deviceSans,
+  deviceSubject,
+  directoryString,
+  hasForbiddenCharacter,
+  normalizedName,
+  reservedNames,
+  type SanPolicy,
+  type SanType,
+  SUBJECT_ATTRIBUTES,
+  type SubjectAttribute,
+} from './lib/device-names';

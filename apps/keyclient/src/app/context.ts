@@ -1,4 +1,4 @@
-import type { BffSessionRepository } from '@keyserver/data-access';
+import type { BffSessionRepository } from '../session/bff-session.repository';
 import type { Logger } from 'pino';
 import type { KeyclientConfig } from '../config/keyclient-config';
 import type { CookieNames } from '../http/cookies';

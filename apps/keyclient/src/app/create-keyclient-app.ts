@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { BffSessionRepository, createDb, type Db } from '@keyserver/data-access';
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
 import { redactUrl } from '@keyserver/config';
@@ -23,6 +22,7 @@ import {
 import { createLogger } from '../logging/logger';
 import { OidcService } from '../oidc/oidc.service';
 import { ProxyService } from '../proxy/proxy.service';
+import { BffSessionRepository } from '../session/bff-session.repository';
 import { SessionService } from '../session/session.service';
 import { AuthController } from './auth.controller';
 import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
@@ -68,8 +68,8 @@ class KeyclientModule {
  */
 export async function createKeyclientApp(config: KeyclientConfig, options: KeyclientAppOptions = {}): Promise<KeyclientApp> {
   const log: Logger = createLogger(config, options.logDestination);
-  const db: Db = createDb(config.databaseUrl);
-  const repo = new BffSessionRepository(db);
+  // Connects as the keyclient's own role: its session schema only (ADR 0018).
+  const repo = new BffSessionRepository(config.databaseUrl);
   const oidc = new OidcService(config, options.now);
   const context: KeyclientContext = {
     config,
@@ -98,7 +98,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   // First, so requests refused by the guards below are counted too (route "(unmatched)").
-  const metrics = config.metrics ? keyclientMetrics(db) : undefined;
+  const metrics = config.metrics ? keyclientMetrics(repo) : undefined;
   if (metrics) app.use(httpMetrics(metrics));
   app.use(requestIdMiddleware);
   app.use(
@@ -141,7 +141,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
       clearInterval(sweeper);
       await app.close();
       context.proxy.close();
-      await db.close();
+      await repo.close();
     },
   };
 }

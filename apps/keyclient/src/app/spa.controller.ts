@@ -11,8 +11,8 @@ import { spaMissingPage } from './pages';
 /** Placeholder in the SPA's index.html (`<app-root ngCspNonce="...">`) replaced per response. */
 const NONCE_PLACEHOLDER = /KEYSERVER_CSP_NONCE/g;
 
-/** Paths owned by the keyclient itself; never answered with the SPA. */
-const RESERVED = /^\/(api|login|logout|me|healthz|readyz)(\/|$)/;
+/** Paths owned by the keyclient itself; never answered with the SPA (/metrics lives on its own listener, ADR 0022: here a 404). */
+const RESERVED = /^\/(api|login|logout|me|healthz|readyz|metrics)(\/|$)/;
 
 @Controller()
 export class SpaController {

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export enum KeyclientErrorCode {
   Unauthenticated = 'unauthenticated',
@@ -58,13 +58,8 @@ const TITLE: Record<KeyclientErrorCode, string> = {
 };
 
 /** Every error the keyclient answers with; rendered as RFC 9457 problem+json. */
-export class KeyclientError extends KeyserverError<KeyclientErrorCode> {
-  readonly status: number;
-  readonly title: string;
-
-  constructor(code: KeyclientErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = STATUS[code];
-    this.title = TITLE[code];
+export class KeyclientError extends errorClass(STATUS) {
+  get title(): string {
+    return TITLE[this.code];
   }
 }

@@ -1,12 +1,12 @@
 import { Gauge, Registry } from 'prom-client';
-import type { Db } from '@keyserver/data-access';
+import type { Pool } from 'pg';
 import { collectProcessMetrics } from '@keyserver/observability';
 
 /**
  * The keyclient's metrics registry (docs/adr/0022-metrics-endpoint.md): process metrics, its session database
  * pool read at scrape time, and the HTTP request metrics its middleware adds (`httpMetrics`).
  */
-export function keyclientMetrics(db: Db): Registry {
+export function keyclientMetrics(db: { readonly pool: Pool }): Registry {
   const registry = new Registry();
   const r = [registry];
   collectProcessMetrics(registry);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { BffSessionRecord, BffSessionRepository } from '@keyserver/data-access';
+import type { BffSessionRecord, BffSessionRepository } from './bff-session.repository';
 import type { Logger } from 'pino';
 import type { KeyclientConfig } from '../config/keyclient-config';
 import { SealedBox } from '../crypto/sealed-box';

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Errors of administrative sessions and of the four-eyes gate every administrative change passes. */
 export enum AdminSessionErrorCode {
@@ -19,8 +19,4 @@ const STATUS: Record<AdminSessionErrorCode, number> = {
   [AdminSessionErrorCode.InvalidId]: 400,
 };
 
-export class AdminSessionError extends KeyserverError<AdminSessionErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class AdminSessionError extends errorClass(STATUS) {}

@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { AdminSessionRepository, type AdminSession } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
 import { isUuid } from './admin-request';
 
@@ -11,11 +11,10 @@ import { isUuid } from './admin-request';
  */
 @Injectable()
 export class AdminSessionGate {
-  private readonly sessions: AdminSessionRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
-    this.sessions = new AdminSessionRepository(deps.db);
-  }
+  constructor(
+    private readonly sessions: AdminSessionRepository,
+  ) {}
 
   async require(actor: Actor, sessionId: string | undefined): Promise<AdminSession> {
     if (!sessionId) throw new AdminSessionError(AdminSessionErrorCode.AdminSessionRequired, 'this change needs an ACTIVE administrative session (header X-Admin-Session)');

@@ -3,10 +3,11 @@ import { z } from 'zod';
 import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionView } from '@keyserver/api-contract';
 import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG } from '../app/tokens';
 import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
 import { isUuid, validateBody } from './admin-request';
 import { Audited, auditEvent } from '../common/audited';
+import type { ApiConfig } from '../config/api-config';
 
 /** Authorizing and closing take no body; anything sent is refused. */
 const NoBody = z.strictObject({});
@@ -14,23 +15,19 @@ const NoBody = z.strictObject({});
 /** Administrative sessions: opened by one administrator, ACTIVE once ADMIN_SESSION_APPROVALS distinct administrators authorized. */
 @Injectable()
 export class AdminSessionsService {
-  private readonly sessions: AdminSessionRepository;
-  private readonly subjects: SubjectRepository;
-  private readonly audit: AuditRepository;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly sessions: AdminSessionRepository,
+    private readonly subjects: SubjectRepository,
+    private readonly audit: AuditRepository,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
-  ) {
-    this.sessions = new AdminSessionRepository(deps.db);
-    this.subjects = new SubjectRepository(deps.db);
-    this.audit = new AuditRepository(deps.db);
-  }
+  ) {}
 
   async create(actor: Actor, body: unknown, requestId: string): Promise<AdminSessionView> {
     return this.audited.run(auditEvent('admin_session.create', actor, requestId), async (a) => {
       const dto = validateBody(CreateAdminSessionRequest, body);
-      const { adminSessionApprovals, adminSessionMinutes } = this.deps.config;
+      const { adminSessionApprovals, adminSessionMinutes } = this.config;
       const s = await this.sessions.open(
         {
           description: dto.description,

@@ -39,7 +39,7 @@ import { OPENAPI_DOCUMENT } from './openapi';
 import { PUBLIC_ROUTES } from './public-routes';
 import { DEPS, type ApiDeps } from './tokens';
 import { Audited } from '../common/audited';
-import { repositoryProviders } from './repositories';
+import { dependencyProviders, repositoryProviders } from './repositories';
 
 @Module({})
 class DepsModule {
@@ -47,8 +47,8 @@ class DepsModule {
     return {
       module: DepsModule,
       global: true,
-      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }, ...edgeProviders, ...repositoryProviders],
-      exports: [DEPS, OPENAPI_DOCUMENT, EDGE, ...repositoryProviders.map((p) => p.provide)],
+      providers: [{ provide: DEPS, useValue: deps }, { provide: OPENAPI_DOCUMENT, useValue: { current: null } }, ...edgeProviders, ...dependencyProviders, ...repositoryProviders],
+      exports: [DEPS, OPENAPI_DOCUMENT, EDGE, ...[...dependencyProviders, ...repositoryProviders].map((p) => p.provide)],
     };
   }
 }

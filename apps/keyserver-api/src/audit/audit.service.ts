@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification } from '@keyserver/api-contract';
 import { AuditRepository, type AuditEvent, type AuditInput } from '@keyserver/data-access';
 import { actorAudit, type Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { validateBody } from '../admin-sessions/admin-request';
 import { Audited, auditEvent } from '../common/audited';
 
@@ -13,14 +13,11 @@ export const auditView = (e: AuditEvent): AuditEventView => ({ ...e, at: e.at.to
 /** Reading, verifying and exporting the hash-chained audit log (auditors and administrators). */
 @Injectable()
 export class AuditService {
-  private readonly audit: AuditRepository;
 
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly audit: AuditRepository,
     private readonly audited: Audited,
-  ) {
-    this.audit = new AuditRepository(deps.db);
-  }
+  ) {}
 
   async list(actor: Actor, query: unknown, requestId: string): Promise<AuditPage> {
     // Only a refused query is recorded (reads are not audited); the wrapper records it.

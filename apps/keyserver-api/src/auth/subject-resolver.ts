@@ -2,20 +2,17 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { AuthEventSink, AuthFailureEvent, AuthRequestInfo, ResolvedSubject, SubjectResolver } from '@keyserver/authz';
 import { SubjectRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import type { Logger } from 'pino';
+import { LOGGER } from '../app/tokens';
 import { EDGE, type EdgeServices } from '../edge/edge';
 
 /** Maps a token's (tid, oid) to the registered subject; unknown principals are recorded for admins and audited. */
 @Injectable()
 export class DbSubjectResolver implements SubjectResolver {
-  private readonly subjects: SubjectRepository;
-
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly subjects: SubjectRepository,
     @Inject(EDGE) private readonly edge: EdgeServices,
-  ) {
-    this.subjects = new SubjectRepository(deps.db);
-  }
+  ) {}
 
   async resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null> {
     const s = await this.subjects.findByTidOid(principal.tid, principal.oid);
@@ -59,7 +56,7 @@ export class DbSubjectResolver implements SubjectResolver {
 @Injectable()
 export class AuditAuthEventSink implements AuthEventSink {
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    @Inject(LOGGER) private readonly logger: Logger,
     @Inject(EDGE) private readonly edge: EdgeServices,
   ) {}
 
@@ -79,7 +76,7 @@ export class AuditAuthEventSink implements AuthEventSink {
         details: { method: e.method, path: e.path.slice(0, 256), status: e.status },
       });
     } catch (err) {
-      this.deps.logger.error({ err }, 'could not audit a refused request');
+      this.logger.error({ err }, 'could not audit a refused request');
     }
   }
 }

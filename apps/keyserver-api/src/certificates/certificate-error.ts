@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Refusals of certificate issuance and revocation that are not CSR problems (those are PkiError codes). */
 export enum CertificateErrorCode {
@@ -17,8 +17,4 @@ const STATUS: Record<CertificateErrorCode, number> = {
   [CertificateErrorCode.DeviceProfileInvalid]: 409,
 };
 
-export class CertificateError extends KeyserverError<CertificateErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class CertificateError extends errorClass(STATUS) {}

@@ -23,12 +23,14 @@ import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPos
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
 import { KeyChainCache, usableKey } from './key-chain';
 import { ReservedNames, storedDeviceProfile } from './device-profile.service';
 import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
+import type { HsmSigner } from '@keyserver/pki';
+import type { ApiConfig } from '../config/api-config';
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
@@ -58,28 +60,27 @@ export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySe
  */
 @Injectable()
 export class CertificatesService {
-  private readonly keys: KeyRepository;
-  private readonly certificates: CertificateRepository;
-  private readonly issuance: CertificateIssuanceRepository;
   private readonly chains: KeyChainCache;
   private readonly reserved: ReservedNames;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly certificates: CertificateRepository,
+    private readonly issuance: CertificateIssuanceRepository,
+    private readonly profiles: DeviceProfileRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
   ) {
-    this.keys = new KeyRepository(deps.db);
-    this.certificates = new CertificateRepository(deps.db);
-    this.issuance = new CertificateIssuanceRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-    this.chains = new KeyChainCache(this.keys, deps.signer);
-    this.reserved = new ReservedNames(new DeviceProfileRepository(deps.db));
+    this.chains = new KeyChainCache(this.keys, this.signer);
+    this.reserved = new ReservedNames(this.profiles);
   }
 
   async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
     return this.audited.run(auditEvent('certificate.issue', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
       requireAccess(actor, 'ISSUE', dto.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`));
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
-      const profile = deviceProfile(key, this.deps.config.publicUrl, await this.reserved.current());
+      const profile = deviceProfile(key, this.config.publicUrl, await this.reserved.current());
       const csr = verifyCsrPossession(parseCsr(dto.csr));
       const prepared = prepareDeviceCertificate(await this.chains.deviceIssuer(key), csr, profile);
       const digest = createHash('sha256').update(csr.der).digest('hex');
@@ -87,7 +88,7 @@ export class CertificatesService {
       const { certificate } = await this.issuance.issueWithUsage(
         { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
         async () => {
-          const issued = await signDeviceCertificate(this.deps.signer, prepared);
+          const issued = await signDeviceCertificate(this.signer, prepared);
           const x = new X509Certificate(issued.certificatePem);
           return {
             serialHex: issued.serialHex,

@@ -1,10 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { DEFAULT_DEVICE_PROFILE, DeviceProfile, type DeviceProfileView } from '@keyserver/api-contract';
 import { DataAccessError, DeviceProfileRepository, KeyRepository, type Key } from '@keyserver/data-access';
 import { reservedNames } from '@keyserver/pki';
 import type { Actor } from '../common/actor';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { validateBody } from '../admin-sessions/admin-request';
 import { Audited, auditEvent } from '../common/audited';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
@@ -29,17 +29,13 @@ export function storedDeviceProfile(key: Key): DeviceProfile {
  */
 @Injectable()
 export class DeviceProfileService {
-  private readonly keys: KeyRepository;
-  private readonly profiles: DeviceProfileRepository;
 
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly profiles: DeviceProfileRepository,
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
-  ) {
-    this.keys = new KeyRepository(deps.db);
-    this.profiles = new DeviceProfileRepository(deps.db);
-  }
+  ) {}
 
   async get(actor: Actor, keyid: string): Promise<DeviceProfileView> {
     const key = keyid.length <= 128 ? await this.keys.findByKeyid(keyid) : null;

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Errors raised by the API's own request handling (not by a domain library). */
 export enum ApiErrorCode {
@@ -42,11 +42,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.RateLimited]: 429,
 };
 
-export class ApiError extends KeyserverError<ApiErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class ApiError extends errorClass(STATUS) {}
 
 /**
  * An {@link ApiError} raised at the HTTP edge (request line, headers, body parsing, body validation, rate limit),

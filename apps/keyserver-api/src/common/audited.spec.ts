@@ -8,10 +8,10 @@ class Fault extends KeyserverError<'hsm_down'> {
 }
 const EVENT: AuditInput = { action: 'thing.do', outcome: 'SUCCESS', requestId: 'r-1', actorSubjectId: 's-1' };
 
-async function run(fn: (a: { event: AuditInput; committed(): void }) => Promise<unknown>, opts?: AuditedOptions) {
+async function run(fn: (a: { event: AuditInput; committed(): void }) => Promise<unknown>, opts?: AuditedOptions): Promise<{ result: { ok: unknown } | { thrown: unknown }; appended: AuditInput[] }> {
   const appended: AuditInput[] = [];
   const audited = new Audited({ append: async (e: AuditInput) => void appended.push(e) } as unknown as AuditRepository);
-  const result = await audited.run({ ...EVENT }, fn, opts).then(
+  const result: { ok: unknown } | { thrown: unknown } = await audited.run({ ...EVENT }, fn, opts).then(
     (v) => ({ ok: v }),
     (err: unknown) => ({ thrown: err }),
   );
@@ -20,10 +20,10 @@ async function run(fn: (a: { event: AuditInput; committed(): void }) => Promise<
 
 describe(Audited.name, () => {
   it.each([
-    ['ok a success appends nothing here (the repository wrote SUCCESS with the change)', async () => 42, [], { ok: 42 }],
-    ['fail a refusal is DENIED with its code', async () => Promise.reject(new ApiError(ApiErrorCode.ValidationFailed)), [{ outcome: 'DENIED', errorCode: 'validation_failed' }], 'thrown'],
-    ['fail a 5xx error is FAILED with its code', async () => Promise.reject(new Fault('hsm_down')), [{ outcome: 'FAILED', errorCode: 'hsm_down' }], 'thrown'],
-    ['fail anything else is FAILED internal_error', async () => Promise.reject(new Error('boom')), [{ outcome: 'FAILED', errorCode: 'internal_error' }], 'thrown'],
+    ['ok a success appends nothing here (the repository wrote SUCCESS with the change)', async (): Promise<unknown> => 42, [], { ok: 42 }],
+    ['fail a refusal is DENIED with its code', async (): Promise<unknown> => Promise.reject(new ApiError(ApiErrorCode.ValidationFailed)), [{ outcome: 'DENIED', errorCode: 'validation_failed' }], 'thrown'],
+    ['fail a 5xx error is FAILED with its code', async (): Promise<unknown> => Promise.reject(new Fault('hsm_down')), [{ outcome: 'FAILED', errorCode: 'hsm_down' }], 'thrown'],
+    ['fail anything else is FAILED internal_error', async (): Promise<unknown> => Promise.reject(new Error('boom')), [{ outcome: 'FAILED', errorCode: 'internal_error' }], 'thrown'],
   ] as const)('%s', async (_n, fn, expected, outcome) => {
     const { result, appended } = await run(fn);
     expect(appended).toEqual(expected.map((e) => ({ ...EVENT, ...e })));

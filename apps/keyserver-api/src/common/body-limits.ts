@@ -1,6 +1,7 @@
 import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 import { checkJsonValue } from '../edge/input-checks';
 import { ApiErrorCode, EdgeRefusal } from './api-error';
 
@@ -18,10 +19,10 @@ export class JsonBodyMiddleware implements NestMiddleware {
   private readonly parse: ReturnType<typeof express.json>;
   private readonly maxDepth: number;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
+  constructor(@Inject(API_CONFIG) config: ApiConfig) {
     // inflate: false — RequestGuardMiddleware already refused any Content-Encoding.
-    this.parse = express.json({ limit: deps.config.maxBodyBytes, strict: true, inflate: false, type: () => true });
-    this.maxDepth = deps.config.maxJsonDepth;
+    this.parse = express.json({ limit: config.maxBodyBytes, strict: true, inflate: false, type: () => true });
+    this.maxDepth = config.maxJsonDepth;
   }
 
   use(req: Request, res: Response, next: NextFunction) {

@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { CertificateRepository, KeyRepository } from '@keyserver/data-access';
 import { createCrl, CRL_REASONS, type CrlReason } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { HSM_SIGNER } from '../app/tokens';
+import type { HsmSigner } from '@keyserver/pki';
 
 /** A CRL is valid for a day; a fresh one is signed at least every hour or as soon as the revoked set changes. */
 const NEXT_UPDATE_MS = 24 * 3_600_000;
@@ -11,14 +12,13 @@ const REUSE_MS = 3_600_000;
 /** The public CRL of a ROOT or CA key, signed in the HSM, cached per revoked set so anonymous GETs cost no HSM work. */
 @Injectable()
 export class CrlService {
-  private readonly keys: KeyRepository;
-  private readonly certificates: CertificateRepository;
   private readonly cache = new Map<string, { fingerprint: string; at: number; der: Buffer }>();
 
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {
-    this.keys = new KeyRepository(deps.db);
-    this.certificates = new CertificateRepository(deps.db);
-  }
+  constructor(
+    private readonly keys: KeyRepository,
+    private readonly certificates: CertificateRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+  ) {}
 
   async get(keyid: string): Promise<Buffer> {
     const key = await this.keys.findByKeyid(keyid);
@@ -31,11 +31,11 @@ export class CrlService {
     const fingerprint = revoked.map((r) => `${r.serialHex}@${r.revokedAt.getTime()}:${r.revocationReason ?? ''}`).join(',');
     const hit = this.cache.get(keyid);
     if (hit && hit.fingerprint === fingerprint && Date.now() - hit.at < REUSE_MS) return hit.der;
-    const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+    const hsmKey = await this.signer.getKey(key.hsmKeyId);
     const crlNumber = await this.keys.nextCrlNumber(keyid);
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const { crlDer } = await createCrl(
-      this.deps.signer,
+      this.signer,
       hsmKey,
       key.certificatePem,
       revoked.map((r) => ({

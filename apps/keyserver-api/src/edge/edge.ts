@@ -1,5 +1,6 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { getActor, getRefusedPrincipal, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/authz';
+import { getActor, getRefusedPrincipal } from '@keyserver/authz';
+import { renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
@@ -7,7 +8,9 @@ import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
 import type { Observable } from 'rxjs';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import type { Logger } from 'pino';
+import { API_CONFIG, LOGGER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
 import { checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
@@ -46,11 +49,10 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
   readonly limiter: RefusalLimiter;
   readonly refusals: RefusalAudit;
 
-  constructor(readonly deps: ApiDeps) {
-    const c = deps.config.edge;
+  constructor(config: ApiConfig, audit: AuditRepository, logger: Logger) {
+    const c = config.edge;
     this.limiter = new RefusalLimiter({ burst: c.rateBurst, perMinute: c.ratePerMinute, maxTracked: c.rateMaxTracked });
-    const audit = new AuditRepository(deps.db);
-    this.refusals = new RefusalAudit((input) => audit.append(input), { windowMs: c.auditWindowMs, perKey: c.auditPerKey, perWindow: c.auditPerWindow, maxKeys: c.rateMaxTracked }, deps.logger);
+    this.refusals = new RefusalAudit((input) => audit.append(input), { windowMs: c.auditWindowMs, perKey: c.auditPerKey, perWindow: c.auditPerWindow, maxKeys: c.rateMaxTracked }, logger);
   }
 
   onModuleInit(): void {
@@ -192,4 +194,6 @@ export class EdgeRefusalObserver implements RefusalObserver {
 }
 
 /** Nest providers of the edge (the EdgeServices instance is built once per process from the deps). */
-export const edgeProviders = [{ provide: EDGE, useFactory: (deps: ApiDeps) => new EdgeServices(deps), inject: [DEPS] }];
+export const edgeProviders = [
+  { provide: EDGE, useFactory: (c: ApiConfig, audit: AuditRepository, logger: Logger) => new EdgeServices(c, audit, logger), inject: [API_CONFIG, AuditRepository, LOGGER] },
+];

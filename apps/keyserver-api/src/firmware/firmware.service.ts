@@ -7,10 +7,12 @@ import { HASHES, signCms } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import { KeyChainCache, usableKey } from '../certificates/key-chain';
 import { toHashName } from '../keys/key-algorithms';
 import { requireAccess } from '@keyserver/authz';
+import type { HsmSigner } from '@keyserver/pki';
+import type { ApiConfig } from '../config/api-config';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -26,17 +28,16 @@ export type StreamedRequest = Readable & {
  */
 @Injectable()
 export class FirmwareService {
-  private readonly keys: KeyRepository;
-  private readonly orders: SignOrderRepository;
   private readonly chains: KeyChainCache;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly orders: SignOrderRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
   ) {
-    this.keys = new KeyRepository(deps.db);
-    this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-    this.chains = new KeyChainCache(this.keys, deps.signer);
+    this.chains = new KeyChainCache(this.keys, this.signer);
   }
 
   async sign(actor: Actor, q: FirmwareSignatureQuery, req: StreamedRequest, requestId: string): Promise<Buffer> {
@@ -50,7 +51,7 @@ export class FirmwareService {
     return this.audited.run(auditEvent('firmware.sign', actor, requestId, { keyid: q.keyid, operationId: q.operationid }), async (a) => {
       const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (type !== 'application/octet-stream') throw new ApiError(ApiErrorCode.UnsupportedMediaType, 'the firmware image must be sent as application/octet-stream');
-      const cap = this.deps.config.firmwareMaxBytes;
+      const cap = this.config.firmwareMaxBytes;
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
       requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
@@ -74,7 +75,7 @@ export class FirmwareService {
           requestId,
           audit: { ...a.event, details: { bytes, hash } },
         },
-        async () => Buffer.from(await signCms(this.deps.signer, cms, { digest, hash })).toString('hex'),
+        async () => Buffer.from(await signCms(this.signer, cms, { digest, hash })).toString('hex'),
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
     }, { onError: drain });

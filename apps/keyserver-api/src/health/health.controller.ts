@@ -2,7 +2,10 @@ import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Public } from '@keyserver/authz';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import type { Db } from '@keyserver/data-access';
+import type { HsmSigner } from '@keyserver/pki';
+import { API_CONFIG, DATABASE, HSM_SIGNER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
 
 type Check = 'ok' | string;
 
@@ -10,7 +13,11 @@ type Check = 'ok' | string;
 @ApiExcludeController()
 @Controller()
 export class HealthController {
-  constructor(@Inject(DEPS) private readonly deps: ApiDeps) {}
+  constructor(
+    @Inject(DATABASE) private readonly db: Db,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
 
   @Public()
   @Get('healthz')
@@ -23,10 +30,10 @@ export class HealthController {
   @Get('readyz')
   async readyz(@Res({ passthrough: true }) res: Response) {
     const [database, hsm, metadata] = await Promise.all([
-      this.check(() => this.deps.db.prisma.$queryRaw`SELECT 1`),
-      this.check(() => this.deps.signer.health()),
+      this.check(() => this.db.prisma.$queryRaw`SELECT 1`),
+      this.check(() => this.signer.health()),
       this.check(async () => {
-        const r = await fetch(this.deps.config.metadataUrl, { signal: AbortSignal.timeout(2000) });
+        const r = await fetch(this.config.metadataUrl, { signal: AbortSignal.timeout(2000) });
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
       }),
     ]);

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export enum KeyAdminErrorCode {
   KeyExists = 'key_exists',
@@ -19,8 +19,4 @@ const STATUS: Record<KeyAdminErrorCode, number> = {
 };
 
 /** Refusals of key administration. */
-export class KeyAdminError extends KeyserverError<KeyAdminErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class KeyAdminError extends errorClass(STATUS) {}

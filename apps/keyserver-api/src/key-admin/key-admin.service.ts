@@ -5,12 +5,15 @@ import { DataAccessError, KeyRepository, type AuditInput, type Key } from '@keys
 import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { API_CONFIG, HSM_SIGNER, LOGGER } from '../app/tokens';
 import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import type { HsmSigner } from '@keyserver/pki';
+import type { ApiConfig } from '../config/api-config';
+import type { Logger } from 'pino';
 
 /**
  * Key administration inside an ACTIVE admin session. Creating a key uses the ROOT (it certifies the new
@@ -19,16 +22,16 @@ import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
  */
 @Injectable()
 export class KeyAdminService {
-  private readonly keys: KeyRepository;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
     private readonly keyViews: KeysService,
-  ) {
-    this.keys = new KeyRepository(deps.db);
-  }
+  ) {}
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     let generated: string | undefined;
@@ -46,18 +49,18 @@ export class KeyAdminService {
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);
       if (notAfter > root.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive the ROOT (until ${root.notAfter.toISOString()})`);
 
-      const hsmKey = await this.deps.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
+      const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
       generated = hsmKey.hsmKeyId;
-      const rootKey = await this.deps.signer.getKey(root.hsmKeyId);
+      const rootKey = await this.signer.getKey(root.hsmKeyId);
       const issuer = { key: rootKey, certificate: root.certificatePem };
       const opts = {
         subject: { commonName: dto.commonName, organization: dto.organization, country: dto.country },
         notBefore,
         notAfter,
-        crlDistributionPointUrl: `${this.deps.config.publicUrl}/api/v1/crl/${root.keyid}`,
+        crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${root.keyid}`,
       };
       const cert: IssuedCertificate =
-        dto.type === 'CA' ? await createCaCertificate(this.deps.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.deps.signer, issuer, hsmKey, opts);
+        dto.type === 'CA' ? await createCaCertificate(this.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       const product = dto.product ?? null;
       const success: AuditInput = {
@@ -105,10 +108,10 @@ export class KeyAdminService {
 
   private async discard(hsmKeyId: string): Promise<boolean> {
     try {
-      await this.deps.signer.destroyKey(hsmKeyId);
+      await this.signer.destroyKey(hsmKeyId);
       return true;
     } catch (err) {
-      this.deps.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key creation');
+      this.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key creation');
       return false;
     }
   }

@@ -1,10 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { SetKeyLimitsRequest, type KeyDetail } from '@keyserver/api-contract';
 import { KeyLimitsRepository, KeyRepository } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { KeysService } from '../keys/keys.service';
@@ -20,18 +20,14 @@ const KEYID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  */
 @Injectable()
 export class KeyLimitsService {
-  private readonly keys: KeyRepository;
-  private readonly limits: KeyLimitsRepository;
 
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly limits: KeyLimitsRepository,
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
     private readonly keyViews: KeysService,
-  ) {
-    this.keys = new KeyRepository(deps.db);
-    this.limits = new KeyLimitsRepository(deps.db);
-  }
+  ) {}
 
   async set(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     const wellFormed = KEYID.test(keyid);

@@ -1,10 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { KeyDetail, KeyFacts, KeyLimitsView, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
 import { KeyLimitsRepository, KeyRepository, type EffectiveKeyLimits, type Key } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { keyInfo } from './key-algorithms';
 import { visibility } from '@keyserver/authz';
 
@@ -42,13 +42,11 @@ function summary(k: Key): KeySummary {
 
 @Injectable()
 export class KeysService {
-  private readonly keys: KeyRepository;
-  private readonly limits: KeyLimitsRepository;
 
-  constructor(@Inject(DEPS) deps: ApiDeps) {
-    this.keys = new KeyRepository(deps.db);
-    this.limits = new KeyLimitsRepository(deps.db);
-  }
+  constructor(
+    private readonly keys: KeyRepository,
+    private readonly limits: KeyLimitsRepository,
+  ) {}
 
   /** The keys this caller may use (any per-key permission), in the legacy shape clients read. */
   async listUsable(actor: Actor): Promise<z.infer<typeof LegacyKey>[]> {

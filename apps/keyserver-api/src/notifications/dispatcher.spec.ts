@@ -5,17 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Client } from 'pg';
 import pino from 'pino';
 import { SMTPServer } from 'smtp-server';
-import { createDb, createRepositories, migrateDatabase, type Db, type Repositories } from '@keyserver/data-access';
+import { createDb, createRepositories, type Db, type Repositories } from '@keyserver/data-access';
+import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { NotificationDispatcher, backoffMs } from './dispatcher';
 import type { NotifyConfig, WebhookEndpoint } from './notify-config';
 
 // Real PostgreSQL, a real SMTP server (smtp-server) and a real HTTP receiver; only the clock of retries is shortened.
 
-const ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const SECRET = randomBytes(32).toString('hex');
 const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
 const hex = (n: number) => randomBytes(n).toString('hex');
@@ -31,22 +30,12 @@ interface Call {
   body: string;
 }
 
-async function admin(sql: string) {
-  const c = new Client({ connectionString: ADMIN });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 /** Quoted-printable soft breaks and escapes undone (nodemailer wraps long text lines). */
 const unQp = (s: string) => s.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 
 describe(NotificationDispatcher.name, () => {
-  const dbName = `ks_notify_${hex(5)}`;
-  const url = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+  let tmp: TempDatabase;
+  let url: string;
   let db: Db;
   let db2: Db;
   let repos: Repositories;
@@ -60,8 +49,8 @@ describe(NotificationDispatcher.name, () => {
   const script = new Map<string, { statuses: number[]; delayMs?: number }>();
 
   beforeAll(async () => {
-    await admin(`CREATE DATABASE "${dbName}"`);
-    await migrateDatabase(url);
+    tmp = await createTestDatabase('ks_api_notify');
+    url = tmp.url;
     db = createDb(url, { poolSize: 2 });
     db2 = createDb(url, { poolSize: 2 });
     repos = createRepositories(db);
@@ -101,7 +90,7 @@ describe(NotificationDispatcher.name, () => {
     await new Promise<void>((resolve) => smtp?.close(() => resolve()));
     http?.closeAllConnections();
     await new Promise<void>((resolve) => http?.close(() => resolve()));
-    await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await tmp?.drop();
   });
 
   beforeEach(async () => {

@@ -1,9 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { SetNotificationAddressRequest, UpdateNotificationSettingsRequest, type NotificationSettingsView } from '@keyserver/api-contract';
 import { DataAccessError, NotificationRepository, type NotificationSettings } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
 import { isUuid, validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { NotificationError, NotificationErrorCode } from './notification-error';
@@ -14,15 +13,11 @@ import { NotificationError, NotificationErrorCode } from './notification-error';
  */
 @Injectable()
 export class NotificationsService {
-  private readonly notifications: NotificationRepository;
-
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly notifications: NotificationRepository,
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
-  ) {
-    this.notifications = new NotificationRepository(deps.db);
-  }
+  ) {}
 
   async mine(actor: Actor): Promise<NotificationSettingsView> {
     return view(await this.notifications.settings(actor.subjectId));

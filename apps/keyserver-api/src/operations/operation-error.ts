@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Refusals of the operation workflow (approve, reject, cancel). */
 export enum OperationErrorCode {
@@ -19,8 +19,4 @@ const STATUS: Record<OperationErrorCode, number> = {
   [OperationErrorCode.CancellationNotAllowed]: 403,
 };
 
-export class OperationError extends KeyserverError<OperationErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class OperationError extends errorClass(STATUS) {}

@@ -1,11 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
 import { UUID_PATTERN } from '@keyserver/api-contract';
 import { DataAccessError, effectiveState, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { OperationError, OperationErrorCode } from './operation-error';
 import { visiblePage } from './paging';
 import { limitsView } from '../keys/keys.service';
@@ -17,18 +17,13 @@ const PAGE_SCAN = 100;
 
 @Injectable()
 export class OperationsService {
-  private readonly operations: OperationRepository;
-  private readonly subjects: SubjectRepository;
-  private readonly limits: KeyLimitsRepository;
 
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly operations: OperationRepository,
+    private readonly subjects: SubjectRepository,
+    private readonly limits: KeyLimitsRepository,
     private readonly audited: Audited,
-  ) {
-    this.limits = new KeyLimitsRepository(deps.db);
-    this.operations = new OperationRepository(deps.db);
-    this.subjects = new SubjectRepository(deps.db);
-  }
+  ) {}
 
   /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
   async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {

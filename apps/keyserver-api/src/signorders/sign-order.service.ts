@@ -5,9 +5,10 @@ import { decodeDigestInfo, signDigest } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
-import { DEPS, type ApiDeps } from '../app/tokens';
+import { HSM_SIGNER } from '../app/tokens';
 import { toHashName } from '../keys/key-algorithms';
 import { requireAccess } from '@keyserver/authz';
+import type { HsmSigner } from '@keyserver/pki';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -25,16 +26,13 @@ export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array 
  */
 @Injectable()
 export class SignOrderService {
-  private readonly keys: KeyRepository;
-  private readonly orders: SignOrderRepository;
 
   constructor(
-    @Inject(DEPS) private readonly deps: ApiDeps,
+    private readonly keys: KeyRepository,
+    private readonly orders: SignOrderRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
     private readonly audited: Audited,
-  ) {
-    this.keys = new KeyRepository(deps.db);
-    this.orders = new SignOrderRepository(deps.db, { leaseMs: deps.config.usageLeaseMs });
-  }
+  ) {}
 
   async create(actor: Actor, dto: SignOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
     return this.audited.run(auditEvent('signorder.create', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
@@ -42,7 +40,7 @@ export class SignOrderService {
       const input = this.decode(dto);
       this.authorize(actor, dto.keyid);
       const key = await this.usableKey(dto.keyid);
-      const hsmKey = await this.deps.signer.getKey(key.hsmKeyId);
+      const hsmKey = await this.signer.getKey(key.hsmKeyId);
       const inputHex = Buffer.from(input).toString('hex');
       const recorded = await this.orders.recordWithUsage(
         {
@@ -62,7 +60,7 @@ export class SignOrderService {
           audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
         },
         async () => {
-          const sig = await signDigest(this.deps.signer, hsmKey, {
+          const sig = await signDigest(this.signer, hsmKey, {
             input,
             inputPadding: dto.inputpadding,
             signatureFormat: dto.signatureformat,

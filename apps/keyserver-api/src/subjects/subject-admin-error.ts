@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export enum SubjectAdminErrorCode {
   SubjectNotFound = 'subject_not_found',
@@ -21,8 +21,4 @@ const STATUS: Record<SubjectAdminErrorCode, number> = {
 };
 
 /** Refusals of subject and role administration. */
-export class SubjectAdminError extends KeyserverError<SubjectAdminErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class SubjectAdminError extends errorClass(STATUS) {}

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import {
   CreateRoleRequest,
   CreateSubjectRequest,
@@ -13,7 +13,7 @@ import {
 } from '@keyserver/api-contract';
 import { DataAccessError, KeyRepository, SubjectRepository, type AuditInput, type Nature, type Subject } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
-import { DEPS, type ApiDeps } from '../app/tokens';
+
 import { isUuid, validateBody } from '../admin-sessions/admin-request';
 import { Audited, auditEvent } from '../common/audited';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
@@ -28,17 +28,13 @@ const HUMAN_ONLY: ReadonlySet<Nature> = new Set<Nature>(HUMAN_ONLY_NATURES);
  */
 @Injectable()
 export class SubjectsService {
-  private readonly subjects: SubjectRepository;
-  private readonly keys: KeyRepository;
 
   constructor(
-    @Inject(DEPS) deps: ApiDeps,
+    private readonly subjects: SubjectRepository,
+    private readonly keys: KeyRepository,
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
-  ) {
-    this.subjects = new SubjectRepository(deps.db);
-    this.keys = new KeyRepository(deps.db);
-  }
+  ) {}
 
   async list(): Promise<SubjectList> {
     const all = await this.subjects.list();

@@ -2,18 +2,9 @@ import { Body, Controller, Get, HttpCode, INestApplication, Module, Param, Post 
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { NestFactory } from '@nestjs/core';
 import { request as httpRequest } from 'node:http';
-import {
-  createEntraTokenValidator,
-  EntraTokenValidator,
-  EntraTokenValidatorConfig,
-  loadEntraMetadata,
-  Principal,
-  startTestIssuer,
-  TestIssuer,
-  TestSigningKey,
-  TestSignOptions,
-} from '@keyserver/entra-token';
-import { AuthGuard } from './auth.guard';
+import { createEntraTokenValidator, EntraTokenValidator, EntraTokenValidatorConfig, loadEntraMetadata, Principal } from '@keyserver/entra-token';
+import { startTestIssuer, TestIssuer, TestSigningKey, TestSignOptions } from '@keyserver/entra-token/testing';
+import { EntraAuthGuard } from './auth.guard';
 import { AuthEventSink, AuthFailureEvent } from './auth-events';
 import { AuthzModule } from './authz.module';
 import { Permission } from '@keyserver/api-contract';
@@ -141,7 +132,7 @@ function call(base: string, method: string, path: string, opts: { auth?: string[
   });
 }
 
-describe(AuthGuard.name, () => {
+describe(EntraAuthGuard.name, () => {
   let issuer: TestIssuer;
   let attacker: TestIssuer;
   let app: INestApplication;

@@ -29,12 +29,13 @@ export function queryHasToken(url: string | undefined): boolean {
 }
 
 /**
- * Global guard, deny by default: `@Public()` routes pass; `@RequirePermission(p)` routes need a valid
+ * Global guard (named so as not to shadow @nestjs/passport's `AuthGuard`; ADR 0001 says why there is no Passport
+ * strategy), deny by default: `@Public()` routes pass; `@RequirePermission(p)` routes need a valid
  * Entra token, a known enabled subject and `p`; anything else is refused.
  */
 @Injectable()
-export class AuthGuard implements CanActivate {
-  private readonly logger = new Logger(AuthGuard.name);
+export class EntraAuthGuard implements CanActivate {
+  private readonly logger = new Logger(EntraAuthGuard.name);
 
   constructor(
     private readonly reflector: Reflector,

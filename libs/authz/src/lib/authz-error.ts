@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export type AuthzErrorCode =
   | 'unknown_subject'
@@ -28,10 +28,4 @@ const STATUS: Record<AuthzErrorCode, number> = {
 export const AUTHZ_ERROR_CODES = Object.keys(STATUS) as AuthzErrorCode[];
 
 /** An authenticated caller that may not do what it asked (403), or a boot-time route misconfiguration. */
-export class AuthzError extends KeyserverError<AuthzErrorCode> {
-  readonly status: number;
-  constructor(code: AuthzErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = STATUS[code];
-  }
-}
+export class AuthzError extends errorClass(STATUS) {}

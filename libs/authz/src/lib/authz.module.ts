@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import type { EntraTokenValidator } from '@keyserver/entra-token';
-import { AuthGuard } from './auth.guard';
+import { EntraAuthGuard } from './auth.guard';
 import { AuthEventSink } from './auth-events';
 import { ProblemDetailsFilter, RefusalObserver } from './problem.filter';
 import { PublicRoute } from './public-routes';
@@ -41,7 +41,7 @@ export interface AuthzModuleOptions {
 }
 
 /**
- * Global authentication/authorization wiring: the deny-by-default {@link AuthGuard} as APP_GUARD,
+ * Global authentication/authorization wiring: the deny-by-default {@link EntraAuthGuard} as APP_GUARD,
  * the {@link ProblemDetailsFilter} as APP_FILTER and the boot-time {@link RouteAuthorizationAudit}.
  */
 @Module({})
@@ -51,7 +51,7 @@ export class AuthzModule {
       { provide: ENTRA_TOKEN_VALIDATOR, ...options.validator } as Provider,
       { provide: SUBJECT_RESOLVER, ...options.subjectResolver } as Provider,
       { provide: AUTHZ_OPTIONS, useValue: { publicRoutes: options.publicRoutes } },
-      { provide: APP_GUARD, useClass: AuthGuard },
+      { provide: APP_GUARD, useClass: EntraAuthGuard },
       { provide: APP_FILTER, useClass: ProblemDetailsFilter },
       RouteAuthorizationAudit,
     ];

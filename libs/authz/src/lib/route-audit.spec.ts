@@ -2,7 +2,7 @@ import { Controller, Get, INestApplication, Module, Post } from '@nestjs/common'
 import { APP_FILTER, APP_GUARD, NestFactory } from '@nestjs/core';
 import { request as httpRequest } from 'node:http';
 import type { EntraTokenValidator } from '@keyserver/entra-token';
-import { AuthGuard } from './auth.guard';
+import { EntraAuthGuard } from './auth.guard';
 import { AuthzError } from './authz-error';
 import { AuthzModule } from './authz.module';
 import { Public, RequirePermission } from './decorators';
@@ -134,7 +134,7 @@ describe('deny by default at runtime', () => {
       providers: [
         { provide: ENTRA_TOKEN_VALIDATOR, useValue: unreachableValidator },
         { provide: SUBJECT_RESOLVER, useValue: noResolver },
-        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_GUARD, useClass: EntraAuthGuard },
         { provide: APP_FILTER, useClass: ProblemDetailsFilter },
       ],
     })

@@ -5,4 +5,5 @@ export const AUTH_EVENT_SINK = Symbol('KEYSERVER_AUTH_EVENT_SINK');
 /** Injection token for {@link AuthzOptions}. */
 export const AUTHZ_OPTIONS = Symbol('KEYSERVER_AUTHZ_OPTIONS');
 /** Injection token for the optional {@link RefusalObserver} the problem filter consults. */
-export const REFUSAL_OBSERVER = Symbol('KEYSERVER_REFUSAL_OBSERVER');
+/** Injection token of the problem filter's refusal observer (declared in @keyserver/http-problems). */
+export { REFUSAL_OBSERVER } from '@keyserver/http-problems';

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Error codes of the data layer, part of the API contract. */
 export const DataAccessErrorCode = {
@@ -58,10 +58,4 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
 };
 
 /** Error raised by repositories and the migrator. */
-export class DataAccessError extends KeyserverError<DataAccessErrorCode> {
-  readonly status: number;
-  constructor(code: DataAccessErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = DATA_ACCESS_ERROR_STATUS[code];
-  }
-}
+export class DataAccessError extends errorClass(DATA_ACCESS_ERROR_STATUS) {}

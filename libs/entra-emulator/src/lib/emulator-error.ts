@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Stable error codes raised by the Entra emulator and its test helpers. */
 export enum EntraEmulatorErrorCode {
@@ -25,13 +25,11 @@ const STATUS: Record<EntraEmulatorErrorCode, number> = {
  * Error raised by the emulator (bad tenant file) and by its HTTP test helpers.
  * `oauthError` carries the OAuth `error` value when the emulator answered with one.
  */
-export class EntraEmulatorError extends KeyserverError<EntraEmulatorErrorCode> {
-  readonly status: number;
+export class EntraEmulatorError extends errorClass(STATUS) {
   readonly oauthError?: string;
 
   constructor(code: EntraEmulatorErrorCode, detail?: string, options?: { cause?: unknown; oauthError?: string }) {
     super(code, detail, options);
-    this.status = STATUS[code];
     this.oauthError = options?.oauthError;
   }
 }

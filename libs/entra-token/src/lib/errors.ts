@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /**
  * Why a bearer token was refused. Every code maps to HTTP 401 and the HTTP layer answers all of
@@ -42,13 +42,7 @@ const TOKEN_ERROR_STATUS: Record<TokenErrorCode, number> = Object.fromEntries(
 ) as Record<TokenErrorCode, number>;
 
 /** A refused access token (always 401). */
-export class TokenError extends KeyserverError<TokenErrorCode> {
-  readonly status: number;
-  constructor(code: TokenErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = TOKEN_ERROR_STATUS[code];
-  }
-}
+export class TokenError extends errorClass(TOKEN_ERROR_STATUS) {}
 
 /** Why the Entra metadata document or its key set could not be used (a configuration or availability problem). */
 export type EntraMetadataErrorCode =
@@ -83,10 +77,4 @@ const METADATA_ERROR_STATUS: Record<EntraMetadataErrorCode, number> = {
 };
 
 /** The Entra configuration is unusable (raised at boot, or by an explicit key refresh). */
-export class EntraMetadataError extends KeyserverError<EntraMetadataErrorCode> {
-  readonly status: number;
-  constructor(code: EntraMetadataErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = METADATA_ERROR_STATUS[code];
-  }
-}
+export class EntraMetadataError extends errorClass(METADATA_ERROR_STATUS) {}

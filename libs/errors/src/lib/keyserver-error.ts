@@ -18,6 +18,19 @@ export abstract class KeyserverError<C extends string = string> extends Error {
   }
 }
 
+/**
+ * The one shape of a module's error class: `export class XError extends errorClass(STATUS) {}`, where STATUS maps
+ * every code of the module's enum to its HTTP status (once). The class name is the subclass's own.
+ */
+export function errorClass<C extends string>(status: Readonly<Record<C, number>>) {
+  class CodedError extends KeyserverError<C> {
+    get status(): number {
+      return status[this.code];
+    }
+  }
+  return CodedError;
+}
+
 /** RFC 9457 problem details as the Keyserver emits them. */
 export interface ProblemDetails {
   type: string;

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export const HSM_ERROR_CODES = [
   'hsm_unavailable',
@@ -27,10 +27,4 @@ const STATUS: Record<HsmErrorCode, number> = {
 };
 
 /** Failure talking to the PKCS#11 token. Never carries PINs or key material. */
-export class HsmError extends KeyserverError<HsmErrorCode> {
-  readonly status: number;
-  constructor(code: HsmErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = STATUS[code];
-  }
-}
+export class HsmError extends errorClass(STATUS) {}

@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 export const PKI_ERROR_CODES = [
   'digest_length_mismatch',
@@ -85,10 +85,4 @@ const STATUS: Record<PkiErrorCode, number> = {
 };
 
 /** Refusal of PKI input (digests, CSRs, certificate parameters). Every code maps to a 4xx. */
-export class PkiError extends KeyserverError<PkiErrorCode> {
-  readonly status: number;
-  constructor(code: PkiErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail, options);
-    this.status = STATUS[code];
-  }
-}
+export class PkiError extends errorClass(STATUS) {}

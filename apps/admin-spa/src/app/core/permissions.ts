@@ -2,7 +2,8 @@ import { Permission } from '@keyserver/api-contract/access';
 
 /** Route permissions the Keyserver grants: the contract's {@link Permission} (declared once in @keyserver/api-contract). */
 export const Perm = Permission;
-export type PermName = Permission;
+/** A permission's value (`keys:read`, ...): what `GET /me` lists. */
+export type PermName = `${Permission}`;
 
 export interface NavItem {
   path: string;

@@ -1,0 +1,137 @@
+// Medium tier: the service with its real repositories on a real PostgreSQL (no HTTP, no HSM, no processes),
+// wired by constructor exactly as the composition root wires it. Between the unit tests and apps/keyserver-e2e.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Permission, type KeyGrant, type Nature } from '@keyserver/api-contract';
+import { authorize, type Actor } from '@keyserver/authz';
+import { AuditRepository, createDb, KeyLimitsRepository, KeyRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import type { Principal } from '@keyserver/entra-token';
+import { AuditService } from '../audit/audit.service';
+import { Audited } from '../common/audited';
+import { OperationsService } from './operations.service';
+
+const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
+
+describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
+  let tmp: TempDatabase;
+  let db: Db;
+  let subjects: SubjectRepository;
+  let keys: KeyRepository;
+  let operations: OperationRepository;
+  let audit: AuditRepository;
+  let service: OperationsService;
+
+  beforeAll(async () => {
+    tmp = await createTestDatabase('ks_api_medium_ops');
+    db = createDb(tmp.url);
+    subjects = new SubjectRepository(db);
+    keys = new KeyRepository(db);
+    operations = new OperationRepository(db);
+    audit = new AuditRepository(db);
+    service = new OperationsService(operations, subjects, new KeyLimitsRepository(db), new Audited(audit));
+  });
+  afterAll(async () => {
+    await db?.close();
+    await tmp?.drop();
+  });
+
+  async function seedKey(requiredApprovers: number): Promise<string> {
+    const keyid = `fw-${randomBytes(4).toString('hex')}`;
+    await keys.create({
+      keyid,
+      type: 'FW',
+      algorithm: 'EC_P256',
+      hash: 'SHA256',
+      requiredApprovers,
+      hsmKeyId: randomBytes(8).toString('hex'),
+      certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+      certificateSerial: randomBytes(8).toString('hex'),
+      notBefore: new Date(Date.now() - 86_400_000),
+      notAfter: new Date(Date.now() + 365 * 86_400_000),
+      product: 'demo',
+      profile: {},
+    });
+    return keyid;
+  }
+
+  /** A registered user holding `natures` and `grants` on `keyids`, as the guard hands it to the service. */
+  async function actor(natures: Nature[], grants: KeyGrant[], keyids: string[], permission: Permission): Promise<Actor> {
+    const role = `role-${randomBytes(4).toString('hex')}`;
+    await subjects.upsertRole(role, natures);
+    for (const k of keyids) await subjects.setRoleKeyPermissions(role, k, grants);
+    const oid = randomUUID();
+    const s = await subjects.create({ kind: 'USER', tid: TENANT, oid, displayName: role, roles: [role] });
+    const access = await subjects.findByTidOid(TENANT, oid);
+    const principal: Principal = { kind: 'user', channel: 'provisioning', tid: TENANT, oid, sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
+    return authorize(principal, { subjectId: s.id, kind: 'USER', enabled: true, natures: access?.natures ?? [], keyGrants: access?.keyPermissions ?? {} }, permission);
+  }
+
+  const window = () => ({ validFrom: new Date(Date.now() - 60_000).toISOString(), validTo: new Date(Date.now() + 3_600_000).toISOString() });
+  const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'untyped');
+
+  async function twoKeyOperation(ordererGrants: KeyGrant[] = ['ORDER']) {
+    const keyids = [await seedKey(1), await seedKey(1)];
+    const orderer = await actor(['ORDERER', 'APPROVER'], ordererGrants, keyids, Permission.OperationsCreate);
+    const op = await service.create(orderer, { description: 'two keys', ...window(), digests: [], keys: keyids.map((keyid) => ({ keyid, usages: 1 })) }, 'req-create');
+    return { keyids, orderer, op };
+  }
+
+  it('approves every key the approver holds APPROVE on in one step, and records one SUCCESS event per key', async () => {
+    const { keyids, op } = await twoKeyOperation();
+    const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    const view = await service.approve(approver, op.id, 'req-approve');
+    expect(view.state).toBe('APPROVED');
+    expect(view.keys.map((k) => k.approvals)).toEqual([1, 1]);
+    const events = (await audit.list({ action: 'operation.approve', operationId: op.id })).items;
+    expect(events.map((e) => [e.outcome, e.keyid]).sort()).toEqual(keyids.map((k) => ['SUCCESS', k]).sort());
+  });
+
+  it.each([
+    ['fail the orderer approving his own operation', 'orderer', 'self_approval_forbidden'],
+    ['fail a second approval by the same approver', 'twice', 'already_approved'],
+    ['fail an approver of other keys (the operation is invisible to him)', 'stranger', 'operation_not_found'],
+  ] as const)('%s: refused, audited DENIED with its code, nothing more counted', async (_n, who, code) => {
+    const { keyids, orderer, op } = await twoKeyOperation(['ORDER', 'APPROVE']);
+    const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    if (who === 'twice') await service.approve(approver, op.id, 'req-first');
+    const caller = who === 'orderer' ? orderer : who === 'twice' ? approver : await actor(['APPROVER'], ['APPROVE'], [await seedKey(1)], Permission.OperationsApprove);
+    const requestId = `req-${randomBytes(4).toString('hex')}`;
+    expect(await codeOf(service.approve(caller, op.id, requestId))).toBe(code);
+    const events = (await audit.list({ action: 'operation.approve', requestId })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.operationId])).toEqual([['DENIED', code, op.id]]);
+    const after = await operations.get(op.id);
+    expect(after.keys.map((k) => k.approverIds.length)).toEqual(who === 'twice' ? [1, 1] : [0, 0]);
+  });
+
+  it('counts nothing of an approval that fails on one of its keys (one transaction)', async () => {
+    const { keyids, op } = await twoKeyOperation();
+    const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    expect(await codeOf(operations.approve(op.id, [keyids[0], 'not-in-this-operation'], approver.subjectId))).toBe('key_not_in_operation');
+    expect((await operations.get(op.id)).keys.map((k) => k.approverIds.length)).toEqual([0, 0]);
+  });
+});
+
+describe(`${AuditService.name} (medium: real PostgreSQL)`, () => {
+  let tmp: TempDatabase;
+  let db: Db;
+
+  beforeAll(async () => {
+    tmp = await createTestDatabase('ks_api_medium_audit');
+    db = createDb(tmp.url);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await tmp?.drop();
+  });
+
+  it('records a refused query (validation) as DENIED validation_failed, through the one audited wrapper', async () => {
+    const audit = new AuditRepository(db);
+    const service = new AuditService(audit, new Audited(audit));
+    const principal: Principal = { kind: 'user', channel: 'bff', tid: TENANT, oid: randomUUID(), sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
+    const auditor = authorize(principal, { subjectId: randomUUID(), kind: 'USER', enabled: true, natures: ['AUDITOR'], keyGrants: {} }, Permission.AuditRead);
+    const code = await service.list(auditor, { limit: 'many' }, 'req-bad-query').then(() => 'ok', (e: { code?: string }) => e.code);
+    expect(code).toBe('validation_failed');
+    const events = (await audit.list({ action: 'audit.query', requestId: 'req-bad-query' })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'validation_failed']]);
+  });
+});

@@ -1,0 +1,2 @@
+// Test helpers of the data layer (`@keyserver/data-access/testing`); never imported by production code.
+export { createEmptyDatabase as createEmptyTestDatabase, createTestDatabase, sql, type TempDatabase } from './temp-database';

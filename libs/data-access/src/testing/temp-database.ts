@@ -1,0 +1,60 @@
+// Temporary PostgreSQL databases for tests, in one place: the data-access specs, the API's medium tier and
+// @keyserver/testing (e2e) all create their databases here (entry point `@keyserver/data-access/testing`).
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { migrateDatabase } from '../lib/migrate/migrator';
+
+// KEYCLIENT_TEST_PG_URL: the keyclient tests' older name for the same setting.
+const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TempDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+function databaseUrl(name: string): string {
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Creates an EMPTY database named `<prefix>_<random>` (not migrated). `drop()` terminates leftover connections. */
+export async function createEmptyDatabase(prefix: string): Promise<TempDatabase> {
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid database prefix ${prefix}`);
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}"`);
+  return { url: databaseUrl(name), drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** Creates a fresh database `<prefix>_<random>` with every Keyserver migration applied. Call `drop()` in afterAll. */
+export async function createTestDatabase(prefix: string): Promise<TempDatabase> {
+  const db = await createEmptyDatabase(prefix);
+  try {
+    await migrateDatabase(db.url);
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+  return db;
+}
+
+/** Runs one query on a fresh connection (for direct-SQL assertions). */
+export async function sql<T extends Record<string, unknown> = Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
