@@ -58,6 +58,7 @@ CMD ["node", "dist/apps/keyserver-api/main.js"]
 # besides the emulator that carries config/demo-tenant.json; production runs keyserver-api alone.
 FROM keyserver-api AS keyserver-seed
 COPY --from=build /src/config/demo-tenant.json ./config/demo-tenant.json
+ENV KEYSERVER_MODE=demo
 HEALTHCHECK NONE
 CMD ["sh", "-c", "bash scripts/softhsm-init.sh && node dist/apps/keyserver-api/main.js seed-demo"]
 

@@ -64,6 +64,8 @@ function platformEnv(o = {}) {
       KEYSERVER_API_PORT: String(apiPort),
       KEYSERVER_PUBLIC_URL: `http://${host}:${apiPort}`,
       ADMIN_SESSION_APPROVALS: '2',
+      // npm start and the tests run the demo tenant; production leaves this unset (docs/operations.md).
+      KEYSERVER_MODE: 'demo',
     },
     keyclient: {
       ...common,

@@ -21,6 +21,9 @@ import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
 import { answerClientErrors } from './edge/client-error';
 import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
+import { bootstrapCommand } from './bootstrap/bootstrap';
+import { bootstrapGate } from './bootstrap/bootstrap-gate';
+import { InstallationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 
 function migrationsDir(): string | undefined {
@@ -66,6 +69,7 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestExpre
   if (metrics) app.use(httpMetrics(metrics.registry));
   app.use(httpLogger(deps.logger));
   app.use(requestGuard(app.get<EdgeServices>(EDGE)));
+  app.use(bootstrapGate(deps.db, app.get<EdgeServices>(EDGE)));
   // No enableShutdownHooks: serve() handles the signals, logs them and closes everything in order (app.close()
   // runs the shutdown hooks).
   await app.init();
@@ -108,8 +112,11 @@ async function serve(config: ApiConfig, logger: Logger) {
 }
 
 async function seedDemo(config: ApiConfig, logger: Logger) {
+  // Production never gets demo data: the seed needs KEYSERVER_MODE=demo and an installation not bootstrapped for production.
+  if (config.mode !== 'demo') throw new BootError('seed-demo: refused (demo_refused): KEYSERVER_MODE is production; demo data is only seeded with KEYSERVER_MODE=demo');
   const deps = await buildDeps(config, logger);
   try {
+    await step('seed-demo: refused (demo_refused)', () => new InstallationRepository(deps.db).markDemo());
     await seedDemoTenant({ db: deps.db, signer: deps.signer, logger, publicUrl: config.publicUrl });
   } finally {
     await deps.signer.close();
@@ -149,6 +156,19 @@ void runOrExit('keyserver-api', async () => {
     case 'audit-verify':
       process.exit(auditVerifyCommand(arg));
       return;
+    case 'bootstrap':
+      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
+      process.exit(
+        await bootstrapCommand(config, process.argv.slice(3), process.env, async () => {
+          const signer = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () => createPkcs11Signer(config.pkcs11));
+          try {
+            return (await signer.holdsKeys?.()) ?? false;
+          } finally {
+            await signer.close();
+          }
+        }),
+      );
+      return;
     case 'audit-acknowledge':
       process.exit(await auditAcknowledgeCommand(config.databaseUrl, process.argv.slice(3)));
       return;
@@ -157,6 +177,6 @@ void runOrExit('keyserver-api', async () => {
       process.exit(0);
       return;
     default:
-      throw new BootError(`unknown command "${command}" (use serve, seed-demo, migrate, openapi [file], audit-verify FILE or audit-acknowledge SEQ --by NAME --reason TEXT)`);
+      throw new BootError(`unknown command "${command}" (use serve, bootstrap --admin TID:OID[:NAME] ..., seed-demo, migrate, openapi [file], audit-verify FILE or audit-acknowledge SEQ --by NAME --reason TEXT)`);
   }
 });

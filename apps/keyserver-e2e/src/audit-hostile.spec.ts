@@ -101,7 +101,13 @@ describe('audit chain under hostile input', () => {
     const body = JSON.stringify(signOrderBody(randomUUID(), 'KEYID', '00'.repeat(32))).replace('"KEYID"', `"${escaped}"`);
     const r = await call<{ code: string }>(p.env.urls.api, ci, 'POST', '/api/signorders', body);
     expect([r.status, r.body.code]).toEqual([400, 'invalid_input_encoding']);
-    const [latest] = await entries('action=request.refused&limit=1');
+    // Edge refusals are audited after the answer is sent (RefusalAudit, ADR 0011): wait for the entry.
+    let latest: AuditRow | undefined;
+    for (let i = 0; i < 50 && latest?.errorCode !== 'invalid_input_encoding'; i++) {
+      if (i) await new Promise((done) => setTimeout(done, 100));
+      [latest] = await entries('action=request.refused&limit=1');
+    }
+    if (!latest) throw new Error('no request.refused entry');
     expect([latest.errorCode, latest.outcome, latest.details['path']]).toEqual(['invalid_input_encoding', 'DENIED', '/api/signorders']);
     expect(await verify()).toMatchObject({ ok: true, problems: [] });
   });

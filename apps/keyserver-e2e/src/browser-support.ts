@@ -40,9 +40,24 @@ export interface UserSession {
   cspViolations: string[];
 }
 
-/** A fresh browser context (own cookies) for one user, 1280x800. */
-export async function newSession(browser: Browser, p: RunningPlatform): Promise<UserSession> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+/** Viewport, language and time zone of a browser context (the console follows the browser's locale and zone). */
+export interface DeviceOptions {
+  viewport?: { width: number; height: number };
+  locale?: string;
+  timezoneId?: string;
+  /** A phone: touch, mobile viewport meta honoured. */
+  isMobile?: boolean;
+}
+
+/** A fresh browser context (own cookies) for one user, 1280x800 en-US unless `device` says otherwise. */
+export async function newSession(browser: Browser, p: RunningPlatform, device: DeviceOptions = {}): Promise<UserSession> {
+  const context = await browser.newContext({
+    viewport: device.viewport ?? { width: 1280, height: 800 },
+    locale: device.locale ?? 'en-US',
+    timezoneId: device.timezoneId,
+    isMobile: device.isMobile,
+    hasTouch: device.isMobile,
+  });
   context.setDefaultTimeout(UI_TIMEOUT);
   context.setDefaultNavigationTimeout(UI_TIMEOUT);
   const page = await context.newPage();
@@ -98,6 +113,31 @@ export async function seriousAxeViolations(page: Page): Promise<{ screen: string
   )) as { id: string; impact: string | null; help: string; targets: string[] }[];
   const screen = new URL(page.url()).pathname;
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => ({ screen, id: v.id, help: v.help, targets: v.targets }));
+}
+
+/**
+ * Every axe-core violation on the page, whatever its impact (the console's bar: none at all). Same evaluation
+ * through the DevTools protocol as {@link seriousAxeViolations}.
+ */
+export async function allAxeViolations(page: Page, screen: string): Promise<{ screen: string; id: string; impact: string | null; help: string; targets: string[] }[]> {
+  await page.evaluate(AXE_SOURCE);
+  const violations = (await page.evaluate(
+    `axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => JSON.stringify(n.target)) })))`,
+  )) as { id: string; impact: string | null; help: string; targets: string[] }[];
+  return violations.map((v) => ({ screen, ...v }));
+}
+
+/** How far the page scrolls sideways (0 when nothing is wider than the viewport), and the widest culprits. */
+export async function horizontalOverflow(page: Page): Promise<{ overflow: number; culprits: string[] }> {
+  return (await page.evaluate(`(() => {
+    const doc = document.documentElement;
+    const overflow = doc.scrollWidth - doc.clientWidth;
+    const culprits = overflow <= 0 ? [] : Array.from(document.querySelectorAll('body *'))
+      .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1)
+      .slice(0, 5)
+      .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : ''));
+    return { overflow, culprits };
+  })()`)) as { overflow: number; culprits: string[] };
 }
 
 /** What the page's own script can read of its credentials: web storage, `document.cookie`, the DOM. */

@@ -67,7 +67,8 @@ describe('admin console in Chromium', () => {
   }
 
   async function nav(page: Page, label: string, heading: string): Promise<void> {
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+    // The link's name may carry the approval badge ("My approvals (2 waiting)").
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: new RegExp(`^${label}( |$)`) }).click();
     await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
   }
 
@@ -123,6 +124,9 @@ describe('admin console in Chromium', () => {
       expect(await card.textContent()).toContain('Otto Orderer');
       if (i === 0) await capture(me, '05-my-approvals');
       await card.getByRole('button', { name: 'Approve' }).click();
+      // The confirmation restates what is approved (browser-console.spec.ts checks its content).
+      const confirm = await openedDialog(me.getByRole('dialog', { name: 'Approve this operation?' }));
+      await confirm.getByRole('button', { name: 'Approve' }).click();
       await me.getByText(`Approved: ${description}`).waitFor();
       await card.waitFor({ state: 'detached' });
       await expectNoReadableToken(approver);
@@ -151,7 +155,7 @@ describe('admin console in Chromium', () => {
     expect(() => run('openssl', ['dgst', '-sha256', '-verify', join(work, 'pub.pem'), '-signature', join(work, 'sig.bin'), join(work, 'other.bin')])).toThrow(/Verification failure/);
 
     // Otto's page counts the used usage.
-    await otto.page.getByRole('cell', { name: '1 / 2' }).waitFor();
+    await otto.page.locator('.usages').filter({ hasText: '1 / 2' }).waitFor();
 
     // Aude reads the whole story of the operation in the audit log.
     const aude = await session();

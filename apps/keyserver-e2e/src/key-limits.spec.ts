@@ -155,7 +155,12 @@ describe('per-key operation limits', () => {
       const r = await ada<Problem>('PUT', `/api/v1/keys/${encodeURIComponent('demo-fw-dev\u0000')}/limits`, { session, body: limits });
       expect([r.status, r.body.code]).toEqual([400, 'invalid_input_encoding']);
       expect((await ada<KeyDetail>('GET', '/api/v1/keys/demo-fw-dev')).body.limits).toEqual(before.body.limits);
-      const [last] = await auditOf(aude, 'action=request.refused&limit=1');
+      // Edge refusals are audited after the answer is sent (RefusalAudit, ADR 0011): wait for the entry.
+      let last: Awaited<ReturnType<typeof auditOf>>[number] | undefined;
+      for (let i = 0; i < 50 && last?.errorCode !== 'invalid_input_encoding'; i++) {
+        if (i) await new Promise((done) => setTimeout(done, 100));
+        [last] = await auditOf(aude, 'action=request.refused&limit=1');
+      }
       expect(last).toMatchObject({ errorCode: 'invalid_input_encoding', details: { path: '/api/v1/keys/demo-fw-dev%00/limits' } });
     });
 

@@ -16,6 +16,7 @@ export {
 export { isUuid, KeyIdRef, UUID_PATTERN } from './lib/ids';
 export {
   CreateOperationRequest,
+  OperationProvenance,
   HashAlgorithm,
   InputFormat,
   InputPadding,
@@ -59,6 +60,7 @@ export {
 export { FirmwareSignatureQuery } from './lib/firmware';
 export {
   AdminSessionList,
+  AdminSessionListQuery,
   AdminSessionState,
   AdminSessionView,
   CreateAdminSessionRequest,
@@ -81,7 +83,18 @@ export {
   UpdateRoleRequest,
   UpdateSubjectRequest,
 } from './lib/subjects';
-export { CreateKeyRequest, KeyRevocationReason, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
+export { CertificateNameText, CreateKeyRequest, KeyRevocationReason, NewKeyId, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
+export {
+  CertificateSubject,
+  ImportCertificateRequest,
+  KeyVersionList,
+  KeyVersionView,
+  NewKeyVersionRequest,
+  NoBodyRequest,
+  PendingKeyView,
+  RootCeremonyRequest,
+  RootCeremonyResult,
+} from './lib/key-lifecycle';
 export {
   AuditEventView,
   AuditLegacyEntry,

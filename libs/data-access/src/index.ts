@@ -8,19 +8,24 @@ export {
   type Certificate,
   HASH_ALGORITHMS,
   type HashAlgorithm,
+  type Installation,
   type Key,
   KEY_ALGORITHMS,
+  KEY_STATES,
   KEY_TYPES,
   type KeyAlgorithm,
   type KeyPermission,
   type KeyState,
   type KeyType,
+  type KeyVersion,
   type Nature,
   type Operation,
   OPERATION_STATES,
   type OperationKey,
+  type OperationProvenance,
   type OperationState,
   type Page,
+  type PendingKey,
   type Role,
   type SignOrder,
   type Subject,
@@ -52,6 +57,8 @@ export {
   type UpdateSubjectInput,
 } from './lib/repositories/subject.repository';
 export { type CreateKeyInput, KeyRepository, toKey } from './lib/repositories/key.repository';
+export { type CreatePendingKeyInput, KeyLifecycleRepository, type NewKeyVersion } from './lib/repositories/key-lifecycle.repository';
+export { BOOTSTRAP_ADMIN_ROLE, type BootstrapAdmin, InstallationRepository } from './lib/repositories/installation.repository';
 export {
   type ApprovalResult,
   type CreateOperationInput,

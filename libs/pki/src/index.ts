@@ -133,3 +133,11 @@ export {
   SUBJECT_ATTRIBUTES,
   type SubjectAttribute,
 } from './lib/device-names';
+export {
+  createKeyCsr,
+  nameSpecOf,
+  spkiSha256,
+  splitPemCertificates,
+  type VerifiedCaCertificate,
+  verifyImportedCaCertificate,
+} from './lib/key-ceremony';

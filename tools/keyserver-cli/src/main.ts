@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
+import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
 import { commandSpec, completionScript } from './lib/commands';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
@@ -14,6 +15,7 @@ import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
+import { ciProvenance } from './lib/provenance';
 
 const VERSION = (require('../package.json') as { version: string }).version;
 
@@ -43,6 +45,10 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
                                               certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
   audit verify FILE.jsonl                     offline: every entry's hash and link
+  admin session|root-ceremony|key|role|subject ...
+                                              administrators: sessions, the ROOT ceremony, key lifecycle,
+                                              roles and subjects
+                                              (ksctl admin --help)
   completion bash|zsh                         a shell completion script (source <(ksctl completion bash))
 
 Options: --api URL (KEYSERVER_URL), --token-endpoint URL (KEYSERVER_TOKEN_ENDPOINT), --client-id ID
@@ -372,6 +378,29 @@ async function run(argv: string[]): Promise<unknown> {
       'crl-fetch': { type: 'boolean' },
       output: { type: 'string', short: 'o' },
       version: { type: 'boolean', short: 'V' },
+      session: { type: 'string' },
+      keyid: { type: 'string' },
+      algorithm: { type: 'string' },
+      cn: { type: 'string' },
+      org: { type: 'string' },
+      ou: { type: 'string' },
+      country: { type: 'string' },
+      days: { type: 'string' },
+      'path-len': { type: 'string' },
+      approvers: { type: 'string' },
+      external: { type: 'boolean' },
+      type: { type: 'string' },
+      issuer: { type: 'string' },
+      product: { type: 'string' },
+      'cert-file': { type: 'string' },
+      name: { type: 'string' },
+      natures: { type: 'string' },
+      grant: { type: 'string', multiple: true },
+      kind: { type: 'string' },
+      tid: { type: 'string' },
+      oid: { type: 'string' },
+      'display-name': { type: 'string' },
+      roles: { type: 'string' },
     },
   });
   mode = outputMode(v.output, v.json);
@@ -405,6 +434,7 @@ async function run(argv: string[]): Promise<unknown> {
     await accessToken(c);
     return { loggedIn: true, method: c.method };
   }
+  if (cmd === 'admin') return adminCommand((method, path, body, headers) => api(c, method, path, body, headers), pos.slice(1), v);
   if (cmd === 'audit' && sub === 'export') {
     const r = await apiRaw(c, 'GET', '/api/v1/audit/export');
     if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
@@ -486,6 +516,8 @@ async function run(argv: string[]): Promise<unknown> {
       validTo: new Date(now + hours * 3_600_000).toISOString(),
       keys,
       ...(v.digest ? { digests: v.digest.map((d) => d.toLowerCase()) } : {}),
+      // In Azure Pipelines or GitHub Actions: project, pipeline, run, commit and link, shown to the approvers.
+      ...((prov) => (prov ? { provenance: prov } : {}))(ciProvenance(process.env)),
     });
   }
   if (cmd === 'operations' && sub === 'show' && arg) return api<OperationView>(c, 'GET', `/api/v1/operations/${encodeURIComponent(arg)}`);

@@ -1,5 +1,8 @@
-import { ChangeDetectionStrategy, Component, computed, effect, inject } from '@angular/core';
-import { Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { ChangeDetectionStrategy, Component, computed, effect, inject, signal } from '@angular/core';
+import { NavigationEnd, Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { filter } from 'rxjs';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
+import { ApprovalCountService } from './core/approval-count.service';
 import { MatButtonModule } from '@angular/material/button';
 import { MatToolbarModule } from '@angular/material/toolbar';
 import { AdminSessionsService } from './core/admin-sessions.service';
@@ -15,25 +18,41 @@ import { SessionBannerComponent } from './shared/session-banner.component';
   template: `
     <button type="button" class="skip-link" (click)="skipToMain()">Skip to content</button>
     <mat-toolbar class="app-toolbar" role="banner">
-      <a class="brand" routerLink="/">Keyserver administration</a>
+      @if (auth.me() && nav().length) {
+        <button type="button" class="menu-toggle" [attr.aria-expanded]="menuOpen()" aria-controls="main-nav" (click)="menuOpen.set(!menuOpen())">
+          <span aria-hidden="true">☰</span> Menu
+          @if (waitingLabel()) {
+            <span class="count-badge" aria-hidden="true">{{ waitingLabel() }}</span>
+            <span class="visually-hidden">, {{ waitingLabel() }} waiting for your approval</span>
+          }
+        </button>
+      }
+      <a class="brand" routerLink="/"><span class="brand-long">Keyserver administration</span><span class="brand-short">Keyserver</span></a>
       <span class="spacer"></span>
       @if (auth.me(); as me) {
-        <span class="user" aria-label="Signed in as">{{ me.displayName }}</span>
+        <span class="user"><span class="visually-hidden">Signed in as </span>{{ me.displayName }}</span>
         <button mat-stroked-button type="button" class="on-dark" (click)="signOut()">Sign out</button>
       }
     </mat-toolbar>
     <app-session-banner />
     @if (auth.me()) {
-      <div class="layout">
-        <nav class="nav" aria-label="Main">
-          <ul>
-            @for (item of nav(); track item.path) {
-              <li>
-                <a [routerLink]="item.path" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}</a>
-              </li>
-            }
-          </ul>
+      <div class="layout" [class.menu-open]="menuOpen()">
+        <nav class="nav" id="main-nav" aria-label="Main">
+          @if (nav().length) {
+            <ul>
+              @for (item of nav(); track item.path) {
+                <li>
+                  <a [routerLink]="item.path" (click)="menuOpen.set(false)" routerLinkActive="active-link" [routerLinkActiveOptions]="{ exact: true }" ariaCurrentWhenActive="page">{{ item.label }}@if (item.path === '/approvals' && waitingLabel()) {
+                      <span class="count-badge" [attr.data-count]="waiting.count()" aria-hidden="true">{{ waitingLabel() }}</span><span class="visually-hidden"> ({{ waitingLabel() }} waiting)</span>
+                    }</a>
+                </li>
+              }
+            </ul>
+          } @else {
+            <p class="nav-empty">No screens for your account yet.</p>
+          }
         </nav>
+        <p class="visually-hidden" role="status" aria-live="polite">{{ waitingAnnouncement() }}</p>
         <main id="main" class="content" tabindex="-1"><router-outlet /></main>
       </div>
     } @else {
@@ -45,6 +64,14 @@ export class App {
   protected readonly auth = inject(AuthService);
   private readonly adminSessions = inject(AdminSessionsService);
   private readonly router = inject(Router);
+  protected readonly waiting = inject(ApprovalCountService);
+  /** The navigation on narrow screens: closed until the Menu button opens it; closed again after navigating. */
+  protected readonly menuOpen = signal(false);
+  protected readonly waitingLabel = computed(() => (this.waiting.count() ? this.waiting.label() : ''));
+  protected readonly waitingAnnouncement = computed(() => {
+    const n = this.waiting.count();
+    return n ? `${this.waiting.label()} operation${n === 1 ? '' : 's'} waiting for your approval` : '';
+  });
   protected readonly nav = computed(() => {
     const perms = this.auth.me()?.permissions ?? [];
     return NAV_ITEMS.filter((i) => i.anyOf.some((p) => perms.includes(p)));
@@ -52,6 +79,7 @@ export class App {
 
   constructor() {
     void this.auth.ensureLoaded();
+    this.router.events.pipe(filter((e) => e instanceof NavigationEnd), takeUntilDestroyed()).subscribe(() => this.menuOpen.set(false));
     // The banner needs the sessions as soon as the user is known.
     effect(() => {
       if (this.auth.me()) void this.adminSessions.refresh();

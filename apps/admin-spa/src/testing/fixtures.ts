@@ -27,6 +27,28 @@ export function keyclientMe(me: Me): Record<string, unknown> {
 /** A production key's default limits, as the API shows them on an operation's keys. */
 export const KEY_LIMITS = { maxWindowSeconds: 604_800, maxUsagesPerOperation: 1_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 604_800, source: 'default', updatedAt: null } as const;
 
+type OpKey = OperationView['keys'][number];
+
+/** One key of an operation as the API shows it to approvers. */
+export function opKey(over: Partial<OpKey> = {}): OpKey {
+  return {
+    keyid: 'fw-2026',
+    usagesAllowed: 10,
+    usagesUsed: 2,
+    requiredApprovers: 2,
+    approvals: 1,
+    approvalsMissing: 1,
+    type: 'FW',
+    algorithm: 'EC_P256',
+    hash: 'SHA256',
+    environment: 'production',
+    product: 'model-x',
+    approvedBy: [{ subjectId: '88888888-8888-4888-8888-888888888888', displayName: 'Ann Approver', approvedAt: '2026-11-29T01:00:00.000Z' }],
+    limits: KEY_LIMITS,
+    ...over,
+  };
+}
+
 export function operation(over: Partial<OperationView> = {}): OperationView {
   return {
     id: '44444444-4444-4444-8444-444444444444',
@@ -36,7 +58,9 @@ export function operation(over: Partial<OperationView> = {}): OperationView {
     validFrom: '2026-11-29T00:00:00.000Z',
     validTo: '2026-11-30T00:00:00.000Z',
     digests: ['ab'.repeat(32)],
-    keys: [{ keyid: 'fw-2026', usagesAllowed: 10, usagesUsed: 2, requiredApprovers: 2, approvals: 1, limits: KEY_LIMITS }],
+    provenance: null,
+    rejectionReason: null,
+    keys: [opKey()],
     createdAt: '2026-11-29T00:00:00.000Z',
     ...over,
   };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { CALLBACK_PATH } from '../config/keyclient-config';
@@ -67,7 +68,10 @@ export class AuthController {
     } catch (err) {
       const reason: LoginFailureReason = err instanceof LoginFailure ? err.reason : 'provider_unavailable';
       log.warn({ event: 'login_failed', requestId: req.requestId, reason }, 'sign-in refused');
-      res.status(400).type('html').send(loginErrorPage(FAILURE_TEXT[reason], reason));
+      // Styled like the console: its inline style only under this response's nonce (no 'unsafe-inline').
+      const nonce = randomBytes(16).toString('base64');
+      res.setHeader('content-security-policy', this.ctx.csp(nonce));
+      res.status(400).type('html').send(loginErrorPage(FAILURE_TEXT[reason], reason, nonce));
     }
   }
 

@@ -14,6 +14,13 @@ export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
   ['POST', '/api/v1/keys'],
   ['PATCH', '/api/v1/keys/:id'],
   ['POST', '/api/v1/keys/:id/revocation'],
+  // The key lifecycle (ADR 0020): versions, renewal, rotation, retirement, destruction. The ROOT ceremony and the
+  // import of an external certificate stay with ksctl admin (docs/operations.md).
+  ['GET', '/api/v1/keys/:id/versions'],
+  ['POST', '/api/v1/keys/:id/renewal'],
+  ['POST', '/api/v1/keys/:id/rotation'],
+  ['POST', '/api/v1/keys/:id/retirement'],
+  ['POST', '/api/v1/keys/:id/destruction'],
   ['GET', '/api/v1/operations'],
   ['POST', '/api/v1/operations'],
   ['GET', '/api/v1/operations/:id'],

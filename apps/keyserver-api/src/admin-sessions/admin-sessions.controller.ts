@@ -1,6 +1,7 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { AdminSessionList, AdminSessionView, CreateAdminSessionRequest } from '@keyserver/api-contract';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { AdminSessionList, AdminSessionListQuery, AdminSessionView, CreateAdminSessionRequest } from '@keyserver/api-contract';
+import { ZodBody } from '../common/zod-body';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
@@ -25,11 +26,12 @@ export class AdminSessionsController {
   }
 
   @RequirePermission(Permission.AdminSessionsManage)
-  @ApiOperation({ summary: 'Open (PENDING or ACTIVE) administrative sessions' })
+  @ApiOperation({ summary: 'Open (PENDING or ACTIVE) administrative sessions, newest first; with ended=recent also those ended in the last 7 days' })
+  @ApiQuery({ name: 'ended', required: false, enum: ['recent'] })
   @ApiOkResponse({ schema: jsonSchema(AdminSessionList) })
   @Get()
-  list() {
-    return this.service.list();
+  list(@Query(new ZodBody(AdminSessionListQuery)) q: AdminSessionListQuery) {
+    return this.service.list(q);
   }
 
   @RequirePermission(Permission.AdminSessionsManage)

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
-import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionView } from '@keyserver/api-contract';
+import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionListQuery, type AdminSessionView } from '@keyserver/api-contract';
 import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
 import { API_CONFIG } from '../app/tokens';
@@ -13,6 +13,10 @@ import type { ApiConfig } from '../config/api-config';
 const NoBody = z.strictObject({});
 
 /** Administrative sessions: opened by one administrator, ACTIVE once ADMIN_SESSION_APPROVALS distinct administrators authorized. */
+/** How far back and how many ended sessions `ended=recent` lists (the audit log keeps them all). */
+const RECENT_ENDED_MS = 7 * 86_400_000;
+const RECENT_ENDED_MAX = 20;
+
 @Injectable()
 export class AdminSessionsService {
 
@@ -71,10 +75,12 @@ export class AdminSessionsService {
     });
   }
 
-  /** Open (PENDING or ACTIVE) sessions, newest first. */
-  async list(): Promise<AdminSessionList> {
+  /** Open (PENDING or ACTIVE) sessions, newest first; with `ended=recent` then the ones ended in the last 7 days. */
+  async list(q: AdminSessionListQuery = {}): Promise<AdminSessionList> {
     await this.sessions.expire();
-    const items = await this.sessions.listOpen();
+    const now = new Date();
+    const items = await this.sessions.listOpen(now);
+    if (q.ended === 'recent') items.push(...(await this.sessions.listEnded(new Date(now.getTime() - RECENT_ENDED_MS), RECENT_ENDED_MAX)));
     return { items: await Promise.all(items.map((s) => this.view(s))) };
   }
 

@@ -27,6 +27,8 @@ import { SubjectsController } from '../subjects/subjects.controller';
 import { SubjectsService } from '../subjects/subjects.service';
 import { KeyAdminController } from '../key-admin/key-admin.controller';
 import { KeyAdminService } from '../key-admin/key-admin.service';
+import { KeyLifecycleController } from '../key-admin/key-lifecycle.controller';
+import { KeyLifecycleService } from '../key-admin/key-lifecycle.service';
 import { KeyLimitsController } from '../key-limits/key-limits.controller';
 import { KeyLimitsService } from '../key-limits/key-limits.service';
 import { AuditController } from '../audit/audit.controller';
@@ -85,6 +87,7 @@ export class AppModule implements NestModule {
         AdminSessionsController,
         SubjectsController,
         KeyAdminController,
+        KeyLifecycleController,
         DeviceProfileController,
         KeyLimitsController,
         AuditController,
@@ -95,6 +98,7 @@ export class AppModule implements NestModule {
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
         KeyLimitsService, Audited,
         NotificationsService,
+        KeyLifecycleService,
       ],
     };
   }

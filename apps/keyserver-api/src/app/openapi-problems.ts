@@ -7,6 +7,7 @@ import { BODY_ERROR_CODES, INVALID_TOKEN_PROBLEM } from '@keyserver/http-problem
 import { DataAccessError, DataAccessErrorCode } from '@keyserver/data-access';
 import { KeyserverError, PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
+import { BootstrapError, BootstrapErrorCode } from '../bootstrap/bootstrap-error';
 
 /** Codes of one error class with the status each maps to (taken from the class itself, never copied). */
 export interface ProblemSource {
@@ -70,6 +71,8 @@ const BODY_ROUTE: ProblemSource[] = [
 const SECURED_ROUTE: ProblemSource[] = [
   { codes: [code(INVALID_TOKEN_PROBLEM.code, 401)] },
   { codes: problemSource(AuthzError, AUTHZ_ERROR_CODES).codes.filter((c) => c.status === 403) },
+  // An installation without its first administrators answers every /api route so (keyserver-api bootstrap).
+  problemSource(BootstrapError, [BootstrapErrorCode.NotBootstrapped]),
 ];
 
 export interface RouteFacts {

@@ -41,6 +41,8 @@ const schema = z
     REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
+    // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
+    KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
     ...notifyEnvSchema,
@@ -84,6 +86,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     logLevel: raw.LOG_LEVEL,
     notify: notifyConfig(raw),
+    mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
     edge: {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CertificateRepository, KeyRepository } from '@keyserver/data-access';
+import { CertificateRepository, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
 import { createCrl, CRL_REASONS, type CrlReason } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { HSM_SIGNER } from '../app/tokens';
@@ -17,16 +17,16 @@ export class CrlService {
   constructor(
     private readonly keys: KeyRepository,
     private readonly certificates: CertificateRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
   ) {}
 
   async get(keyid: string): Promise<Buffer> {
     const key = await this.keys.findByKeyid(keyid);
-    if (!key || key.type === 'FW') throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
-    // Revoked device certificates this key issued, and revoked keys (CA or FW) it certified.
-    const revokedKeys = (await this.keys.list({ state: 'REVOKED' }))
-      .filter((k) => k.parentKeyid === keyid && k.revokedAt)
-      .map((k) => ({ serialHex: k.certificateSerial, revokedAt: k.revokedAt as Date, revocationReason: k.revocationReason }));
+    // A destroyed key signs nothing any more: its last CRL stays what relying parties hold (docs/operations.md).
+    if (!key || key.type === 'FW' || key.destroyedAt) throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
+    // Revoked device certificates this key issued, and every certificate (each version) of revoked keys it certified.
+    const revokedKeys = await this.lifecycle.revokedVersionsIssuedBy(keyid);
     const revoked = [...(await this.certificates.listRevoked(keyid)), ...revokedKeys];
     const fingerprint = revoked.map((r) => `${r.serialHex}@${r.revokedAt.getTime()}:${r.revocationReason ?? ''}`).join(',');
     const hit = this.cache.get(keyid);

@@ -10,6 +10,7 @@ import { validateBody } from '../admin-sessions/admin-request';
 import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
+import { CrlService } from '../crl/crl.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -31,6 +32,7 @@ export class KeyAdminService {
     private readonly gate: AdminSessionGate,
     private readonly audited: Audited,
     private readonly keyViews: KeysService,
+    private readonly crls: CrlService,
   ) {}
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
@@ -43,7 +45,12 @@ export class KeyAdminService {
       const dto = validateBody(CreateKeyRequest, body);
       a.event.keyid = dto.keyid;
       if (await this.keys.findByKeyid(dto.keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
-      const root = await this.root();
+      const root = dto.issuer ? await this.issuer(dto.issuer) : await this.root();
+      if (dto.pathLen !== undefined && dto.type !== 'CA') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, 'pathLen is for CA keys only');
+      const pathLen = dto.type === 'CA' ? (dto.pathLen ?? 0) : null;
+      if (pathLen !== null && root.pathLen !== null && root.pathLen < pathLen + 1) {
+        throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${root.keyid} allows ${root.pathLen} CA level(s) below it: a CA with pathLen ${pathLen} does not fit`);
+      }
       // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
       const notBefore = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000 - 60_000, root.notBefore.getTime() + 1000));
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);
@@ -60,7 +67,7 @@ export class KeyAdminService {
         crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${root.keyid}`,
       };
       const cert: IssuedCertificate =
-        dto.type === 'CA' ? await createCaCertificate(this.signer, issuer, hsmKey, opts) : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
+        dto.type === 'CA' ? await createCaCertificate(this.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       const product = dto.product ?? null;
       const success: AuditInput = {
@@ -72,6 +79,7 @@ export class KeyAdminService {
           hash,
           requiredApprovers: dto.requiredApprovers,
           issuer: root.keyid,
+          pathLen,
           serial: cert.serialHex,
           notBefore: notBefore.toISOString(),
           notAfter: notAfter.toISOString(),
@@ -95,6 +103,7 @@ export class KeyAdminService {
             notAfter,
             product,
             profile: dto.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
+            pathLen,
           },
           success,
         )
@@ -134,14 +143,24 @@ export class KeyAdminService {
       const dto = validateBody(RevokeKeyRequest, body);
       const key = await this.find(keyid);
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
+      if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
       // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
       await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
       a.committed();
+      // The issuer signs a new CRL with the key's serials on it now, not on the next fetch.
+      if (key.parentKeyid) await this.crls.get(key.parentKeyid).catch((e: unknown) => this.logger.error({ err: e, keyid: key.parentKeyid }, 'could not sign the CRL after a revocation'));
       return await this.keyViews.detail(actor, keyid);
     });
+  }
+
+  /** An explicitly named issuer: an ACTIVE ROOT or CA key whose HSM objects exist. */
+  private async issuer(keyid: string): Promise<Key> {
+    const k = await this.find(keyid);
+    if (k.type === 'FW' || k.state !== 'ACTIVE' || k.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${keyid} is a ${k.state} ${k.type} key: the issuer must be an ACTIVE ROOT or CA key`);
+    return k;
   }
 
   private async find(keyid: string): Promise<Key> {

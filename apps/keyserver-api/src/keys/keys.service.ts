@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { KeyDetail, KeyFacts, KeyLimitsView, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
-import { KeyLimitsRepository, KeyRepository, type EffectiveKeyLimits, type Key } from '@keyserver/data-access';
+import { X509Certificate } from 'node:crypto';
+import { KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, type EffectiveKeyLimits, type Key } from '@keyserver/data-access';
+import { splitPemCertificates } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 
@@ -46,6 +48,7 @@ export class KeysService {
   constructor(
     private readonly keys: KeyRepository,
     private readonly limits: KeyLimitsRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
   ) {}
 
   /** The keys this caller may use (any per-key permission), in the legacy shape clients read. */
@@ -65,11 +68,33 @@ export class KeysService {
   async detail(actor: Actor, keyid: string): Promise<z.infer<typeof KeyDetail>> {
     const key = await this.keys.findByKeyid(keyid);
     if (!key || !this.mayUse(actor, key)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
-    const chain: string[] = [];
-    for (let k: Key | null = key; k; k = k.parentKeyid ? await this.keys.findByKeyid(k.parentKeyid) : null) chain.push(k.certificatePem);
+    const chain = await this.chain(key);
     const usage = await this.keys.usage(key.keyid);
     const limits = limitsView(await this.limits.get(key.keyid));
     return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null }, limits };
+  }
+
+  /**
+   * This key's certificate up to the top: each issuer's certificate is that of the version that signed the one below
+   * (an issuer rotated since then still has its older version published), then an external root's chain if any.
+   */
+  private async chain(key: Key): Promise<string[]> {
+    const chain = [key.certificatePem];
+    let top = key;
+    for (let below = new X509Certificate(key.certificatePem); top.parentKeyid && chain.length < 10; ) {
+      const parent = await this.keys.findByKeyid(top.parentKeyid);
+      if (!parent) break;
+      const versions = (await this.lifecycle.versions(parent.keyid)).reverse();
+      const pem = versions.map((v) => v.certificatePem).find((p) => {
+        const x = new X509Certificate(p);
+        return below.checkIssued(x) && below.verify(x.publicKey);
+      }) ?? parent.certificatePem;
+      chain.push(pem);
+      below = new X509Certificate(pem);
+      top = parent;
+    }
+    if (top.issuerChainPem) chain.push(...splitPemCertificates(top.issuerChainPem));
+    return chain;
   }
 
   // Administrators and auditors see every key; others only keys they hold a grant on.

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
 import { UUID_PATTERN } from '@keyserver/api-contract';
-import { DataAccessError, effectiveState, KeyLimitsRepository, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
+import { DataAccessError, effectiveState, KeyLimitsRepository, keyClass, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
@@ -27,7 +27,9 @@ export class OperationsService {
 
   /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
   async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {
-    const event = auditEvent('operation.create', actor, requestId, { details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo } });
+    const event = auditEvent('operation.create', actor, requestId, {
+      details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo, ...(dto.provenance ? { provenance: dto.provenance } : {}) },
+    });
     return this.audited.run(event, async (a) => {
       for (const k of dto.keys) {
         requireAccess(actor, 'ORDER', k.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`));
@@ -39,6 +41,7 @@ export class OperationsService {
           validFrom: new Date(dto.validFrom),
           validTo: new Date(dto.validTo),
           digests: dto.digests,
+          provenance: dto.provenance,
           keys: dto.keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usages })),
         },
         a.event,
@@ -186,12 +189,21 @@ export class OperationsService {
       validFrom: op.validFrom.toISOString(),
       validTo: op.validTo.toISOString(),
       digests: op.digests,
+      provenance: op.provenance,
+      rejectionReason: op.rejectionReason,
       keys: op.keys.map((k) => ({
         keyid: k.keyid,
         usagesAllowed: k.usagesAllowed,
         usagesUsed: k.usagesUsed,
         requiredApprovers: k.requiredApprovers,
         approvals: k.approverIds.length,
+        approvalsMissing: Math.max(0, k.requiredApprovers - k.approverIds.length),
+        type: k.key.type as OperationView['keys'][number]['type'],
+        algorithm: k.key.algorithm as OperationView['keys'][number]['algorithm'],
+        hash: k.key.hash as OperationView['keys'][number]['hash'],
+        environment: keyClass(k.key),
+        product: k.key.product,
+        approvedBy: k.approvals.map((a) => ({ subjectId: a.subjectId, displayName: a.displayName, approvedAt: a.at.toISOString() })),
         limits: ((l) => (l ? limitsView(l) : null))(limits.get(k.keyid)),
       })),
       createdAt: op.createdAt.toISOString(),

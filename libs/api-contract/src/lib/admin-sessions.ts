@@ -28,3 +28,9 @@ export type AdminSessionView = z.infer<typeof AdminSessionView>;
 
 export const AdminSessionList = z.object({ items: z.array(AdminSessionView) });
 export type AdminSessionList = z.infer<typeof AdminSessionList>;
+
+/** `GET /api/v1/admin-sessions` query: `ended=recent` adds the sessions that ended (closed or expired) in the last 7 days, at most 20. */
+export const AdminSessionListQuery = z.strictObject({
+  ended: z.literal('recent').optional().describe('Also list the sessions closed or expired in the last 7 days (at most 20, newest first)'),
+});
+export type AdminSessionListQuery = z.infer<typeof AdminSessionListQuery>;

@@ -24,7 +24,7 @@ export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
 export const KeyType = z.enum(['ROOT', 'CA', 'FW']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
 export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
-export const KeyState = z.enum(['ACTIVE', 'REVOKED']);
+export const KeyState = z.enum(['ACTIVE', 'RETIRED', 'REVOKED']);
 export const InputFormat = z.enum(['hex', 'base64']);
 export const InputPadding = z.enum(['none', 'digestinfo', 'pss']);
 export const SignatureFormat = z.enum(['asn1', 'p1363']);
@@ -102,6 +102,23 @@ export const SignOrderResponse = z.object({
 });
 export type SignOrderResponse = z.infer<typeof SignOrderResponse>;
 
+/** One line of text a person reads: no control characters, trimmed, not empty. */
+// eslint-disable-next-line no-control-regex
+const provenanceText = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
+
+/**
+ * What a CI run declares about itself when it orders an operation. Shown to approvers next to the declared digests
+ * and audited with the order; informational only: it never grants or limits anything, and the orderer vouches for it.
+ */
+export const OperationProvenance = z.strictObject({
+  project: provenanceText(200).optional().describe('Project or repository, e.g. "demo/gadget-firmware"'),
+  pipeline: provenanceText(200).optional().describe('Pipeline or workflow name'),
+  run: provenanceText(200).optional().describe('Run or build number/id'),
+  commit: z.string().regex(/^[0-9a-fA-F]{7,64}$/, 'a hex commit id').optional().describe('Source commit the run built'),
+  url: z.url({ protocol: /^https$/ }).max(2048).optional().describe('https link to the run'),
+});
+export type OperationProvenance = z.infer<typeof OperationProvenance>;
+
 export const CreateOperationRequest = z
   .strictObject({
     description: z.string().trim().min(8).max(1000),
@@ -112,6 +129,7 @@ export const CreateOperationRequest = z
       .min(1)
       .max(32),
     digests: z.array(z.string().regex(hex).max(128)).max(10_000).optional(),
+    provenance: OperationProvenance.optional(),
   })
   .refine((o) => Date.parse(o.validTo) > Date.parse(o.validFrom), { message: 'validTo must be after validFrom', path: ['validTo'] })
   .refine((o) => new Set(o.keys.map((k) => k.keyid)).size === o.keys.length, { message: 'a key appears twice', path: ['keys'] });
@@ -123,6 +141,13 @@ export const OperationKeyView = z.object({
   usagesUsed: z.number().int(),
   requiredApprovers: z.number().int(),
   approvals: z.number().int(),
+  approvalsMissing: z.number().int().min(0).describe('Approvals this key still needs before the operation can be used'),
+  type: KeyType,
+  algorithm: KeyAlgorithm,
+  hash: HashAlgorithm,
+  environment: z.enum(['production', 'development']).describe('production: the key needs approvers; development: it does not'),
+  product: z.string().nullable(),
+  approvedBy: z.array(z.object({ subjectId: Uuid, displayName: z.string(), approvedAt: z.string() })).describe('Who approved this key, oldest first'),
   limits: KeyLimitsView.nullable().describe('The limits in force for this key now (the operation was checked against those in force when it was created)'),
 });
 
@@ -134,6 +159,8 @@ export const OperationView = z.object({
   validFrom: z.string(),
   validTo: z.string(),
   digests: z.array(z.string()),
+  provenance: OperationProvenance.nullable().describe('What the ordering CI run declared about itself (null when it declared nothing)'),
+  rejectionReason: z.string().nullable(),
   keys: z.array(OperationKeyView),
   createdAt: z.string(),
 });

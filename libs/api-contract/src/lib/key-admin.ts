@@ -1,14 +1,18 @@
 import { z } from 'zod';
 import { RevocationReason } from './certificates';
 import { HashAlgorithm, KeyAlgorithm } from './contract';
+import { KeyIdRef } from './ids';
 
 // Certificate name attributes: no control characters (the DN is built from them).
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
-/** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT. */
+/** The keyid of a new key (a ROOT from the ceremony, a CA or FW key). */
+export const NewKeyId = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]');
+
+/** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT (or the `issuer` named). */
 export const CreateKeyRequest = z.strictObject({
-  keyid: z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]'),
+  keyid: NewKeyId,
   type: z.enum(['CA', 'FW']),
   algorithm: KeyAlgorithm,
   hash: HashAlgorithm.optional(),
@@ -18,8 +22,12 @@ export const CreateKeyRequest = z.strictObject({
   commonName: NameText,
   organization: NameText.optional(),
   country: z.string().regex(/^[A-Z]{2}$/).optional(),
+  issuer: KeyIdRef.optional().describe('keyid of the ACTIVE ROOT or CA key that certifies the new key (default: the one ACTIVE ROOT)'),
+  pathLen: z.number().int().min(0).max(8).optional().describe('CA keys: how many CA levels may follow below this one (default 0: it issues end entities only)'),
 });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
+
+export { NameText as CertificateNameText };
 
 /** `PATCH /api/v1/keys/{keyid}`. */
 export const UpdateKeyRequest = z.strictObject({ requiredApprovers: z.number().int().min(0).max(10) });

@@ -13,7 +13,8 @@ export const KEY_ALGORITHMS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'E
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 export const HASH_ALGORITHMS = ['SHA256', 'SHA384', 'SHA512'] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
-export type KeyState = 'ACTIVE' | 'REVOKED';
+export const KEY_STATES = ['ACTIVE', 'RETIRED', 'REVOKED'] as const;
+export type KeyState = (typeof KEY_STATES)[number];
 export const OPERATION_STATES = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXPIRED', 'REJECTED', 'CANCELLED'] as const;
 export type OperationState = (typeof OPERATION_STATES)[number];
 export type AuditOutcome = 'SUCCESS' | 'DENIED' | 'FAILED';
@@ -78,6 +79,53 @@ export interface Key {
   revokedAt: Date | null;
   revocationReason: string | null;
   createdAt: Date;
+  /** The version the key's columns describe: its newest ACTIVE version (ADR 0020). */
+  currentVersion: number;
+  /** basicConstraints pathLenConstraint of a ROOT or CA certificate (null: unlimited or an end entity). */
+  pathLen: number | null;
+  /** PEM chain above an externally certified ROOT's certificate (null otherwise). */
+  issuerChainPem: string | null;
+  retiredAt: Date | null;
+  destroyedAt: Date | null;
+}
+
+/** One certificate generation of a key (ADR 0020). */
+export interface KeyVersion {
+  keyid: string;
+  version: number;
+  hsmKeyId: string;
+  certificatePem: string;
+  certificateSerial: string;
+  notBefore: Date;
+  notAfter: Date;
+  issuerKeyid: string | null;
+  issuerVersion: number | null;
+  state: KeyState;
+  createdAt: Date;
+  retiredAt: Date | null;
+  revokedAt: Date | null;
+  revocationReason: string | null;
+  destroyedAt: Date | null;
+}
+
+/** A ROOT or CA key waiting for the certificate an external CA issues for its CSR. */
+export interface PendingKey {
+  keyid: string;
+  type: KeyType;
+  algorithm: KeyAlgorithm;
+  hash: HashAlgorithm;
+  requiredApprovers: number;
+  hsmKeyId: string;
+  csrPem: string;
+  adminSessionId: string;
+  createdAt: Date;
+}
+
+/** The bootstrap record: present once the installation has its first administrators (or the demo seed). */
+export interface Installation {
+  mode: 'production' | 'demo';
+  bootstrappedAt: Date;
+  administrators: { tid: string; oid: string; displayName: string }[];
 }
 
 export interface OperationKey {
@@ -87,6 +135,19 @@ export interface OperationKey {
   requiredApprovers: number;
   /** Subject ids that approved this key for the operation. */
   approverIds: string[];
+  /** The key as it is now: what an approver weighs the request against. */
+  key: { type: string; algorithm: string; hash: string; product: string | null; requiredApprovers: number };
+  /** Who approved this key and when, oldest first. */
+  approvals: { subjectId: string; displayName: string; at: Date }[];
+}
+
+/** What a CI run declares about itself when it orders an operation (informational: shown, audited, never trusted). */
+export interface OperationProvenance {
+  project?: string;
+  pipeline?: string;
+  run?: string;
+  commit?: string;
+  url?: string;
 }
 
 export interface Operation {
@@ -97,6 +158,7 @@ export interface Operation {
   validFrom: Date;
   validTo: Date;
   digests: string[];
+  provenance: OperationProvenance | null;
   rejectionReason: string | null;
   createdAt: Date;
   updatedAt: Date;

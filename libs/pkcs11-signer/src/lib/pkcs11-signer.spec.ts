@@ -10,6 +10,7 @@ import { Pkcs11Signer, createPkcs11Signer } from './pkcs11-signer';
 describe(Pkcs11Signer.name, () => {
   let token: TempToken;
   let idleToken: TempToken;
+  let emptyToken: TempToken;
   let signer: Pkcs11Signer;
   const keys = new Map<string, HsmKeyInfo>();
   const scratch = new Scratch();
@@ -18,6 +19,8 @@ describe(Pkcs11Signer.name, () => {
     token = createTempToken('signer');
     // Login state is per application and token: a token nobody logs into lets the wrong-PIN case reach C_Login.
     idleToken = createTempToken('idle');
+    // Tokens must exist before the module is initialised in this process (SoftHSM reads its slots then).
+    emptyToken = createTempToken('empty');
     signer = await createPkcs11Signer({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 4 });
     for (const algorithm of KEY_ALGORITHMS) keys.set(algorithm, await signer.generateKey({ algorithm, label: `k-${algorithm}` }));
   });
@@ -166,6 +169,20 @@ describe(Pkcs11Signer.name, () => {
     await signer.destroyKey(doomed.hsmKeyId);
     const other = keys.get('EC-P256') as HsmKeyInfo;
     expect(await signer.sign(other.hsmKeyId, { kind: 'ecdsa' }, new Uint8Array(32).fill(4))).toHaveLength(64);
+  });
+
+  it('says whether the token holds any key: an empty token does not, one with keys does (the bootstrap checks it)', async () => {
+    const fresh = await createPkcs11Signer({ module: emptyToken.module, tokenLabel: emptyToken.label, pin: emptyToken.pin, poolSize: 1 });
+    try {
+      expect(await fresh.holdsKeys()).toBe(false);
+      const k = await fresh.generateKey({ algorithm: 'EC-P256', label: 'first' });
+      expect(await fresh.holdsKeys()).toBe(true);
+      await fresh.destroyKey(k.hsmKeyId);
+      expect(await fresh.holdsKeys()).toBe(false);
+    } finally {
+      await fresh.close();
+    }
+    expect(await signer.holdsKeys()).toBe(true);
   });
 
   it('rejects an unknown key algorithm', async () => {

@@ -633,6 +633,11 @@ export class Pkcs11Signer implements HsmSigner {
     return EDDSA_SIGN;
   }
 
+  /** Whether any private key object is on the token (the bootstrap refuses a token that is not empty). */
+  async holdsKeys(): Promise<boolean> {
+    return this.run(async (s) => this.find(s, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]).length > 0);
+  }
+
   /** The pool's state right now (metrics read it at scrape time; nothing is counted per call for it). */
   poolStats(): Pkcs11PoolStats {
     return {

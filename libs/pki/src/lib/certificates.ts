@@ -243,11 +243,11 @@ export async function signCertificate(signer: HsmSigner, issuerKey: HsmKeyInfo, 
   return signPreparedCertificate(signer, prepareCertificate(issuerKey, parts));
 }
 
-/** Self-signed root: CA:true (critical), keyCertSign+cRLSign (critical), SKI. */
+/** Self-signed root: CA:true (critical; pathLenConstraint when `pathLen` is given), keyCertSign+cRLSign (critical), SKI. */
 export async function createRootCertificate(
   signer: HsmSigner,
   key: HsmKeyInfo,
-  opts: { subject: NameSpec } & ValiditySpec,
+  opts: { subject: NameSpec; pathLen?: number } & ValiditySpec,
 ): Promise<IssuedCertificate> {
   checkValidity(opts);
   const name = buildName(opts.subject);
@@ -256,22 +256,27 @@ export async function createRootCertificate(
     subject: name,
     spki: key.spki,
     validity: opts,
-    extensions: [basicConstraintsExtension(true), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(key.spki)],
+    extensions: [basicConstraintsExtension(true, opts.pathLen), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(key.spki)],
   });
 }
 
-/** Intermediate CA certified by a root: CA:true pathLen 0, keyCertSign+cRLSign, SKI, AKI, optional CRL DP. */
+/**
+ * CA certified by a ROOT or another CA: CA:true with pathLenConstraint `pathLen` (default 0: it issues end
+ * entities only), keyCertSign+cRLSign, SKI, AKI, optional CRL DP. The issuer's own constraint must leave room.
+ */
 export async function createCaCertificate(
   signer: HsmSigner,
   issuer: IssuerRef,
   subjectKey: HsmKeyInfo,
-  opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+  opts: { subject: NameSpec; crlDistributionPointUrl?: string; pathLen?: number } & ValiditySpec,
 ): Promise<IssuedCertificate> {
   const parsed = parseIssuer(issuer);
-  if (parsed.pathLen !== undefined && parsed.pathLen < 1) throw new PkiError('issuer_not_ca', 'issuer path length does not allow a sub-CA');
+  const pathLen = opts.pathLen ?? 0;
+  if (!Number.isInteger(pathLen) || pathLen < 0) throw new PkiError('issuer_not_ca', 'pathLen must be an integer >= 0');
+  if (parsed.pathLen !== undefined && parsed.pathLen < pathLen + 1) throw new PkiError('issuer_not_ca', `issuer path length ${parsed.pathLen} does not allow a sub-CA with path length ${pathLen}`);
   checkValidity(opts, parsed);
   const extensions = [
-    basicConstraintsExtension(true, 0),
+    basicConstraintsExtension(true, pathLen),
     keyUsageExtension(['keyCertSign', 'cRLSign']),
     skiExtension(subjectKey.spki),
     akiExtension(parsed.spki, parsed.keyIdentifier),

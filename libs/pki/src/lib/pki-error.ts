@@ -13,6 +13,8 @@ export const PKI_ERROR_CODES = [
   'issuer_not_ca',
   'invalid_certificate',
   'invalid_crl_input',
+  'certificate_key_mismatch',
+  'chain_invalid',
   'csr_too_large',
   'csr_pem_invalid',
   'csr_wrong_pem_label',
@@ -56,6 +58,10 @@ const STATUS: Record<PkiErrorCode, number> = {
   issuer_not_ca: 409,
   invalid_certificate: 400,
   invalid_crl_input: 400,
+  // An imported certificate is not for the HSM key it should certify.
+  certificate_key_mismatch: 400,
+  // An imported certificate does not chain (signatures, CA flags, path lengths, validity) to the anchor given.
+  chain_invalid: 400,
   csr_too_large: 413,
   csr_pem_invalid: 400,
   csr_wrong_pem_label: 400,

@@ -142,6 +142,8 @@ export async function createDatabase(prefix: string): Promise<{ url: string; dro
 
 export interface RunningPlatform {
   env: PlatformEnv;
+  /** The environment the API processes run with (for one-shot commands such as `keyserver-api bootstrap`). */
+  apiEnv: Record<string, string>;
   facts: DemoFacts;
   hsmDir: string;
   databaseUrl: string;
@@ -166,6 +168,11 @@ export async function startPlatform(
     replicas?: number;
     /** Changes the emulator's tenant (e.g. a user the Keyserver does not know); the seed keeps the demo tenant. */
     tenant?: (t: DemoTenant) => void;
+    /**
+     * 'production': an empty installation (token and migrations only, KEYSERVER_MODE=production, no demo seed) that
+     * `keyserver-api bootstrap` sets up (docs/operations.md); default 'demo'.
+     */
+    mode?: 'demo' | 'production';
   } = {},
 ): Promise<RunningPlatform> {
   const [emulatorPort, apiPort, keyclientPort] = [await freePort(), await freePort(), await freePort()];
@@ -182,7 +189,8 @@ export async function startPlatform(
   // The suites make many deliberate refusals from one address: limits and audit aggregation are off unless a test
   // sets them (hostile-input.spec proves the defaults' 429 and aggregation).
   const unlimited = { REFUSAL_RATE_BURST: '1000000', REFUSAL_AUDIT_PER_KEY: '1000000', REFUSAL_AUDIT_PER_WINDOW: '1000000' };
-  const apiEnv = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, ...opts.extraApiEnv };
+  const production = opts.mode === 'production';
+  const apiEnv: Record<string, string> = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, KEYSERVER_MODE: production ? 'production' : env.api['KEYSERVER_MODE'], ...opts.extraApiEnv };
   // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
   // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).
   const tenantFile = join(hsmDir, 'demo-tenant.json');
@@ -206,7 +214,9 @@ export async function startPlatform(
     });
 
     // Token, migrations and demo seed: the compose file's one-shot init service.
-    const init = runStep(composeCommand('keyserver-init'), apiEnv);
+    const initCmd = composeCommand('keyserver-init');
+    // Production: the same token step, then migrations only (the operator bootstraps).
+    const init = runStep(production ? initCmd.map((a) => a.replace(/ seed-demo$/, ' migrate')) : initCmd, apiEnv);
     if (init.status !== 0) throw new Error(`keyserver-init failed (${init.status}): ${init.stderr}${init.stdout}`);
 
     const api = startService('keyserver-api', composeCommand('keyserver-api'), apiEnv);
@@ -218,7 +228,7 @@ export async function startPlatform(
     for (let i = 1; i < (opts.replicas ?? 1); i++) {
       const port = await freePort();
       const url = `http://${new URL(env.urls.api).hostname}:${port}`;
-      const metricsPort = apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
+      const metricsPort: Record<string, string> = apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
       const replica = startService(`keyserver-api-${i + 1}`, composeCommand('keyserver-api'), { ...apiEnv, KEYSERVER_API_PORT: String(port), ...metricsPort });
       started.push(replica);
       await waitForOk(`${url}/readyz`).catch((e) => {
@@ -235,7 +245,7 @@ export async function startPlatform(
         throw new Error(`${e.message}\n${keyclient?.output()}`);
       });
     }
-    return { env, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, apiReplicas, stop };
+    return { env, apiEnv, facts: platform.demoFacts(env), hsmDir, databaseUrl: db.url, emulator, api, keyclient, apiReplicas, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -26,7 +26,7 @@ function bashComplete(line: string): string[] {
 
 describe(bashCompletion.name, () => {
   it.each([
-    ['ok commands', 'ksctl ', ['audit', 'cert', 'completion', 'help', 'keys', 'login', 'operations', 'sign', 'verify']],
+    ['ok commands', 'ksctl ', ['admin', 'audit', 'cert', 'completion', 'help', 'keys', 'login', 'operations', 'sign', 'verify']],
     ['ok a command by its prefix', 'ksctl op', ['operations']],
     ['ok subcommands', 'ksctl keys ', ['list', 'show']],
     ['ok subcommands after a global option', 'ksctl --demo keys s', ['show']],
@@ -34,6 +34,8 @@ describe(bashCompletion.name, () => {
     ['ok --output values', 'ksctl cert issue --output ', ['table', 'json', 'pem', 'der']],
     ['ok a command option', 'ksctl sign --idem', ['--idempotency-key']],
     ['ok the shells', 'ksctl completion ', ['bash', 'zsh']],
+    ['ok admin areas', 'ksctl admin ', ['session', 'root-ceremony', 'key', 'role', 'subject']],
+    ['ok key algorithms', 'ksctl admin key create --algorithm EC_', ['EC_P256', 'EC_P384', 'EC_P521']],
   ])('%s', (_n, line, want) => {
     expect(bashComplete(line).filter((w) => !w.startsWith('ksctl.bash')).sort()).toEqual([...want].sort());
   });

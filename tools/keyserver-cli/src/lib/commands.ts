@@ -1,3 +1,4 @@
+import { ADMIN_HELP, ADMIN_OPTIONS } from './admin';
 import { CliError, Exit } from './errors';
 
 /** One command of ksctl: its help text and what shell completion offers. Declared once, used by both. */
@@ -19,7 +20,7 @@ export const GLOBAL_OPTIONS = [
 /** Options whose value is a file name (completion offers files). */
 export const FILE_OPTIONS = [
   '--demo', '--certificate', '--private-key', '--federated-token-file', '--chain', '--file', '--out', '--csr', '--chain-out',
-  '--signature', '--ca', '--crl',
+  '--signature', '--ca', '--crl', '--cert-file',
 ];
 
 /** Fixed values of an option (completion offers them). */
@@ -29,6 +30,9 @@ export const OPTION_VALUES: Record<string, string[]> = {
   '--padding': ['none', 'digestinfo', 'pss'],
   '--format': ['asn1', 'p1363'],
   '--assertion-alg': ['PS256', 'RS256'],
+  '--algorithm': ['EC_P256', 'EC_P384', 'EC_P521', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'ED25519'],
+  '--type': ['CA', 'FW'],
+  '--kind': ['USER', 'CLIENT'],
   '--reason': ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold'],
 };
 
@@ -64,7 +68,8 @@ show: one key; --chain FILE writes its PEM chain (key certificate first, root la
        ksctl operations wait ID [--timeout SECONDS]
 
 create: orders an operation (N usages per key, valid for H hours, default 24; --digest limits it to
-those digests). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).`,
+those digests; inside Azure Pipelines or GitHub Actions it declares the run's project, pipeline, run,
+commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).`,
   },
   {
     name: 'sign',
@@ -115,6 +120,12 @@ Exit 6 when anything does not verify.`,
 
 export: the whole audit log as JSON lines (auditors; stdout without --out).
 verify: offline, every entry's hash and link (exit 6 and every bad entry when the chain is broken).`,
+  },
+  {
+    name: 'admin',
+    subcommands: ['session', 'root-ceremony', 'key', 'role', 'subject'],
+    options: ADMIN_OPTIONS,
+    help: ADMIN_HELP,
   },
   {
     name: 'completion',

@@ -26,7 +26,7 @@ describe(AdminSessionsService.name, () => {
 
   async function refreshWith(items: unknown[]): Promise<void> {
     const done = svc.refresh();
-    ctrl.expectOne({ method: 'GET', url: '/api/v1/admin-sessions' }).flush({ items });
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/admin-sessions?ended=recent' }).flush({ items });
     await done;
   }
 

@@ -32,7 +32,7 @@ export class AdminSessionsService {
   });
 
   list(): Observable<AdminSessionView[]> {
-    return this.http.get<{ items: AdminSessionView[] }>(this.base).pipe(map((r) => r.items));
+    return this.http.get<{ items: AdminSessionView[] }>(this.base, { params: { ended: 'recent' } }).pipe(map((r) => r.items));
   }
 
   /** Reloads the list (only for users who may manage sessions). */

@@ -22,7 +22,7 @@ describe(SessionBannerComponent.name, () => {
 
   async function renderWith(items: unknown[]) {
     const done = TestBed.inject(AdminSessionsService).refresh();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items });
     await done;
     const fixture = TestBed.createComponent(SessionBannerComponent);
     await fixture.whenStable();
@@ -51,7 +51,7 @@ describe(SessionBannerComponent.name, () => {
   it('disappears when the session is closed', async () => {
     const fixture = await renderWith([adminSession()]);
     const done = TestBed.inject(AdminSessionsService).refresh();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: [adminSession({ state: 'CLOSED' })] });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: [adminSession({ state: 'CLOSED' })] });
     await done;
     await fixture.whenStable();
     expect((fixture.nativeElement as HTMLElement).querySelector('.session-banner')).toBeNull();

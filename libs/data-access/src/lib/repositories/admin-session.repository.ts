@@ -161,6 +161,17 @@ export class AdminSessionRepository {
     return rows.map(toSession);
   }
 
+  /** CLOSED or EXPIRED sessions created since `since`, newest first, at most `limit`. */
+  async listEnded(since: Date, limit: number): Promise<AdminSession[]> {
+    const rows = await this.db.prisma.adminSession.findMany({
+      where: { state: { in: ['CLOSED', 'EXPIRED'] }, createdAt: { gte: since } },
+      include,
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: limit,
+    });
+    return rows.map(toSession);
+  }
+
   /** PENDING or ACTIVE -> CLOSED. */
   async close(id: string, audit?: AuditInput, now = new Date()): Promise<AdminSession> {
     return this.db.transaction(async (tx) => {

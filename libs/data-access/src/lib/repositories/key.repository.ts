@@ -20,6 +20,8 @@ export interface CreateKeyInput {
   notAfter: Date;
   product?: string | null;
   profile?: Record<string, unknown>;
+  pathLen?: number | null;
+  issuerChainPem?: string | null;
 }
 
 type KeyWithParent = KeyRow & { parent: { keyid: string } | null };
@@ -44,6 +46,11 @@ export const toKey = (k: KeyWithParent): Key => ({
   revokedAt: k.revokedAt,
   revocationReason: k.revocationReason,
   createdAt: k.createdAt,
+  currentVersion: k.currentVersion,
+  pathLen: k.pathLen,
+  issuerChainPem: k.issuerChainPem,
+  retiredAt: k.retiredAt,
+  destroyedAt: k.destroyedAt,
 });
 
 const withParent = { parent: { select: { keyid: true } } } as const;
@@ -87,7 +94,8 @@ export class KeyRepository {
       `SELECT k."id", k."keyid", k."type"::text AS "type", k."algorithm"::text AS "algorithm", k."hash"::text AS "hash",
               k."requiredApprovers", k."state"::text AS "state", k."hsmKeyId", p."keyid" AS "parentKeyid", k."certificatePem",
               k."certificateSerial", k."notBefore", k."notAfter", k."product", k."profile", k."crlNumber"::text AS "crlNumber",
-              k."revokedAt", k."revocationReason", k."createdAt"
+              k."revokedAt", k."revocationReason", k."createdAt", k."currentVersion", k."pathLen", k."issuerChainPem",
+              k."retiredAt", k."destroyedAt"
        FROM "key" k LEFT JOIN "key" p ON p."id" = k."parentId" WHERE k."keyid" = $1`,
       [keyid],
     );
@@ -95,16 +103,24 @@ export class KeyRepository {
     return k ? { ...k, crlNumber: BigInt(k.crlNumber) } : null;
   }
 
-  /** Stores a key; with `audit`, its event is written in the same transaction (keyid set to the new key's). */
+  /**
+   * Stores a key and its version 1 (issued by the parent's current version); with `audit`, its event is written in
+   * the same transaction (keyid set to the new key's).
+   */
   async create(input: CreateKeyInput, audit?: AuditInput): Promise<Key> {
     assertApprovers(input.requiredApprovers ?? 0);
     try {
       return await this.db.transaction(async (tx) => {
         let parentId: string | null = null;
+        let parentVersion: number | null = null;
         if (input.parentKeyid) {
-          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true } });
+          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
           if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
           parentId = parent.id;
+          parentVersion = parent.currentVersion;
+        }
+        if (await tx.pendingKey.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) {
+          throw new DataAccessError('conflict', `key ${input.keyid} exists (waiting for its certificate)`);
         }
         const k = await tx.key.create({
           data: {
@@ -121,6 +137,20 @@ export class KeyRepository {
             notAfter: input.notAfter,
             product: input.product ?? null,
             profile: (input.profile ?? {}) as Prisma.InputJsonObject,
+            pathLen: input.pathLen ?? null,
+            issuerChainPem: input.issuerChainPem ?? null,
+            versions: {
+              create: {
+                version: 1,
+                hsmKeyId: input.hsmKeyId.toLowerCase(),
+                certificatePem: input.certificatePem,
+                certificateSerial: input.certificateSerial,
+                notBefore: input.notBefore,
+                notAfter: input.notAfter,
+                issuerKeyid: input.parentKeyid ?? null,
+                issuerVersion: parentVersion,
+              },
+            },
           },
           include: withParent,
         });
@@ -140,13 +170,16 @@ export class KeyRepository {
   async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<Key> {
     try {
       return await this.db.transaction(async (tx) => {
+        // A retired key can still be revoked (its certificates are still published until they expire).
         const n = await tx.key.updateMany({
-          where: { keyid, state: 'ACTIVE' },
+          where: { keyid, state: { in: ['ACTIVE', 'RETIRED'] } },
           data: { state: 'REVOKED', revokedAt: at, revocationReason: reason },
         });
         const k = await tx.key.findUnique({ where: { keyid }, include: withParent });
         if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
         if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+        // Every version's certificate goes on the issuer's CRL.
+        await tx.keyVersion.updateMany({ where: { keyId: k.id, state: { not: 'REVOKED' } }, data: { state: 'REVOKED', revokedAt: at, revocationReason: reason } });
         if (audit) await appendAuditTx(tx, { ...audit, keyid });
         return toKey(k);
       });

@@ -1,7 +1,7 @@
 import type { Prisma } from '../../generated/prisma/client';
 import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput, Operation, OperationState, Page } from '../types';
+import type { AuditInput, Operation, OperationProvenance, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
 import { approvalComplete } from '../policy/operation-policy';
@@ -14,6 +14,8 @@ export interface CreateOperationInput {
   validTo: Date;
   /** Allowed digests (hex, any case); empty allows any input. */
   digests?: string[];
+  /** What the ordering CI run says about itself; stored as given (validated by the contract). */
+  provenance?: OperationProvenance;
   keys: { keyid: string; usagesAllowed: number }[];
   /** Clock for the per-key limits (tests freeze it); default the current time. */
   now?: Date;
@@ -37,8 +39,8 @@ export interface ApprovalResult {
 }
 
 const operationInclude = {
-  keys: { include: { key: { select: { keyid: true } } }, orderBy: { id: 'asc' } },
-  approvals: { select: { keyId: true, approverId: true } },
+  keys: { include: { key: { select: { keyid: true, type: true, algorithm: true, hash: true, product: true, requiredApprovers: true } } }, orderBy: { id: 'asc' } },
+  approvals: { select: { keyId: true, approverId: true, createdAt: true, approver: { select: { displayName: true } } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
 } satisfies Prisma.OperationInclude;
 
 type OperationRow = Prisma.OperationGetPayload<{ include: typeof operationInclude }>;
@@ -52,6 +54,7 @@ export function toOperation(o: OperationRow): Operation {
     validFrom: o.validFrom,
     validTo: o.validTo,
     digests: o.digests,
+    provenance: (o.provenance as OperationProvenance | null) ?? null,
     rejectionReason: o.rejectionReason,
     createdAt: o.createdAt,
     updatedAt: o.updatedAt,
@@ -61,6 +64,8 @@ export function toOperation(o: OperationRow): Operation {
       usagesUsed: k.usagesUsed,
       requiredApprovers: k.requiredApprovers,
       approverIds: o.approvals.filter((a) => a.keyId === k.keyId).map((a) => a.approverId).sort(),
+      key: { type: k.key.type, algorithm: k.key.algorithm, hash: k.key.hash, product: k.key.product, requiredApprovers: k.key.requiredApprovers },
+      approvals: o.approvals.filter((a) => a.keyId === k.keyId).map((a) => ({ subjectId: a.approverId, displayName: a.approver.displayName, at: a.createdAt })),
     })),
   };
 }
@@ -98,7 +103,7 @@ export class OperationRepository {
         for (const k of input.keys) {
           const key = keys.find((x) => x.keyid === k.keyid);
           if (!key) throw new DataAccessError('not_found', `key ${k.keyid} not found`);
-          if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is revoked`);
+          if (key.state !== 'ACTIVE') throw new DataAccessError('key_revoked', `key ${k.keyid} is ${key.state}`);
           const broken = operationLimitViolation(effectiveLimits(key, key.operationLimit), { validFrom: input.validFrom, validTo: input.validTo, usages: k.usagesAllowed }, now);
           if (broken) throw new DataAccessError(broken.code, `${k.keyid}: ${broken.detail}`);
         }
@@ -109,6 +114,7 @@ export class OperationRepository {
             validFrom: input.validFrom,
             validTo: input.validTo,
             digests,
+            ...(input.provenance ? { provenance: input.provenance as Prisma.InputJsonObject } : {}),
             keys: {
               create: input.keys.map((k) => {
                 const key = keys.find((x) => x.keyid === k.keyid);
@@ -178,7 +184,7 @@ export class OperationRepository {
         await lockOperation(tx, operationId);
         const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
-        const approvals = [...op.approvals];
+        const approvals = op.approvals.map((a) => ({ keyId: a.keyId, approverId: a.approverId }));
         for (const keyid of keyids) {
           const opKey = op.keys.find((k) => k.key.keyid === keyid);
           if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);

@@ -23,7 +23,7 @@ describe(AdminSessionsComponent.name, () => {
 
   async function render(items: unknown[]) {
     const f = TestBed.createComponent(AdminSessionsComponent);
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items });
     await tick();
     await f.whenStable();
     return { f, el: f.nativeElement as HTMLElement };
@@ -47,7 +47,7 @@ describe(AdminSessionsComponent.name, () => {
     expect(req.request.headers.get('X-Keyserver-CSRF')).toBe('1');
     req.flush(adminSession({ state: 'PENDING' }));
     await tick();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: [adminSession({ state: 'PENDING' })] });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: [adminSession({ state: 'PENDING' })] });
     await tick();
     await f.whenStable();
     expect(el.textContent).toContain('PENDING');
@@ -61,7 +61,7 @@ describe(AdminSessionsComponent.name, () => {
     (el.querySelector('button[aria-label="Authorize Other admin session"]') as HTMLButtonElement).click();
     ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions/aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/authorizations' }).flush(adminSession());
     await tick();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: [] });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: [] });
   });
 
   it('closes a session', async () => {
@@ -70,6 +70,6 @@ describe(AdminSessionsComponent.name, () => {
     (el.querySelector('button[aria-label="Close Active one"]') as HTMLButtonElement).click();
     ctrl.expectOne({ method: 'POST', url: `/api/v1/admin-sessions/${adminSession().id}/closure` }).flush(adminSession({ state: 'CLOSED' }));
     await tick();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: [] });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: [] });
   });
 });

@@ -1,5 +1,5 @@
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
@@ -16,7 +16,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
 /** `/admin-sessions`: open a session (four eyes), authorize others' sessions, close. */
 @Component({
   selector: 'app-admin-sessions',
-  imports: [DatePipe, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header">
@@ -41,23 +41,38 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
     </form>
     <app-problem-message [problem]="problem()" />
     @if (sessions.sessions().length) {
-      <table class="simple-table">
+      <table class="simple-table responsive">
         <caption class="visually-hidden">Administrative sessions</caption>
         <thead>
           <tr>
-            <th scope="col">Description</th><th scope="col">State</th><th scope="col">Opened by</th><th scope="col">Authorized by</th><th scope="col">Expires</th>
+            <th scope="col">Description</th><th scope="col">State</th><th scope="col">Opened by</th><th scope="col">Second administrator</th><th scope="col">Expires / ended</th>
             <th scope="col"><span class="visually-hidden">Actions</span></th>
           </tr>
         </thead>
         <tbody>
           @for (s of sessions.sessions(); track s.id) {
             <tr [class.current]="s.id === sessions.active()?.id">
-              <td>{{ s.description }}</td>
-              <td><span class="state" [attr.data-state]="s.state">{{ s.state }}</span></td>
-              <td>{{ s.creator.displayName }}</td>
-              <td>{{ names(s) }} ({{ s.authorizedBy.length }}/{{ s.authorizationsRequired }})</td>
-              <td>{{ s.expiresAt | date: 'short' }}</td>
-              <td class="row-actions">
+              <td data-label="Description">{{ s.description }}</td>
+              <td data-label="State"><span class="state" [attr.data-state]="s.state">{{ s.state }}</span></td>
+              <td data-label="Opened by">{{ s.creator.displayName }}</td>
+              <td data-label="Second administrator">
+                @if (authorizers(s); as who) {
+                  authorized by {{ who }}
+                } @else {
+                  <span class="muted">nobody yet</span>
+                }
+                @if (missing(s) > 0 && s.state === 'PENDING') {
+                  <div class="small">needs {{ missing(s) }} more authorization{{ missing(s) === 1 ? '' : 's' }} (not {{ s.creator.displayName }})</div>
+                }
+              </td>
+              <td data-label="Expires / ended">
+                @if (s.closedAt) {
+                  closed <app-datetime [value]="s.closedAt" />
+                } @else {
+                  <app-datetime [value]="s.expiresAt" [relative]="s.state === 'PENDING' || s.state === 'ACTIVE'" />
+                }
+              </td>
+              <td data-label="Actions" class="row-actions">
                 @if (canAuthorize(s)) {
                   <button mat-flat-button type="button" [disabled]="busy()" (click)="authorize(s)" [attr.aria-label]="'Authorize ' + s.description">Authorize</button>
                 }
@@ -78,7 +93,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
       [loaded]="true"
       [problem]="sessions.problem()"
       [count]="sessions.sessions().length"
-      emptyText="No administrative session yet."
+      emptyText="No administrative session in the last days."
       (retry)="sessions.refresh()"
     />
   `,
@@ -97,8 +112,16 @@ export class AdminSessionsComponent {
     void this.sessions.refresh();
   }
 
-  protected names(s: AdminSessionView): string {
-    return s.authorizedBy.map((a) => a.displayName).join(', ');
+  /** Who authorized the session besides the administrator who opened it (the API lists the creator first). */
+  protected authorizers(s: AdminSessionView): string {
+    return s.authorizedBy
+      .filter((a) => a.subjectId !== s.creator.subjectId)
+      .map((a) => a.displayName)
+      .join(', ');
+  }
+
+  protected missing(s: AdminSessionView): number {
+    return Math.max(0, s.authorizationsRequired - s.authorizedBy.length);
   }
 
   protected isUsable(s: AdminSessionView): boolean {

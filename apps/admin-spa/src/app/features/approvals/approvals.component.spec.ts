@@ -6,7 +6,9 @@ import { MatDialog } from '@angular/material/dialog';
 import { of } from 'rxjs';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { PROBLEM_MESSAGES } from '../../core/problem-messages';
-import { KEY_LIMITS, operation } from '../../../testing/fixtures';
+import { KEY_LIMITS, opKey, operation } from '../../../testing/fixtures';
+import { ApproveDialogComponent } from './approve-dialog.component';
+import { formatDateTime } from '../../core/datetime';
 import { ApprovalsComponent } from './approvals.component';
 import { RejectDialogComponent } from './reject-dialog.component';
 
@@ -45,7 +47,7 @@ describe(ApprovalsComponent.name, () => {
     [...scope.querySelectorAll('button, a')].find((b) => b.textContent?.trim() === label) as HTMLButtonElement | undefined;
 
   it('lists what an approver decides on: orderer, description, keys, usages, window and digests', async () => {
-    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [{ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS }] })]);
+    const f = await render([operation({ description: 'Sign bootloader 7.1', keys: [opKey({ keyid: 'fw-boot', usagesAllowed: 5, usagesUsed: 1, requiredApprovers: 2, approvals: 0, approvalsMissing: 2, approvedBy: [] })] })]);
     const t = text(f);
     expect(t).toContain('Sign bootloader 7.1');
     expect(t).toContain('Otto Orderer');
@@ -53,7 +55,36 @@ describe(ApprovalsComponent.name, () => {
     expect(t).toContain('1 / 5');
     expect(t).toContain('0 / 2');
     expect(t).toContain('1 declared digest');
-    expect(t).toMatch(/Nov 29, 2026/);
+    // Dates by the one policy (core/datetime.spec.ts pins locale and zone): local, four-digit year, zone named.
+    expect(t).toContain(formatDateTime(operation().validFrom));
+    expect(t).toMatch(/2026/);
+    expect(t).toContain('Production');
+    expect(t).toContain('FW · EC_P256 / SHA256 · product model-x');
+    expect(t).toContain('Still needed: 2 more approvers of fw-boot');
+  });
+
+  it('names who approved already and warns when a production operation declares no digest', async () => {
+    const f = await render([operation({ digests: [] })]);
+    const t = text(f).replace(/\s+/g, ' ');
+    expect(t).toContain('✓ Ann Approver');
+    expect(t).toContain('Still needed: 1 more approver of fw-2026 (not the orderer, not Ann Approver)');
+    const warning = (f.nativeElement as HTMLElement).querySelector('.warning');
+    expect(warning?.textContent).toContain('Production key, no declared digests');
+  });
+
+  it('gives no digest warning for a development operation', async () => {
+    const f = await render([operation({ digests: [], keys: [opKey({ environment: 'development', requiredApprovers: 0, approvals: 0, approvalsMissing: 0, approvedBy: [] })] })]);
+    expect((f.nativeElement as HTMLElement).querySelector('.warning')).toBeNull();
+    expect(text(f)).toContain('No declared digests: any input may be signed within the usages.');
+  });
+
+  it('shows what the CI run declared about itself, as declared', async () => {
+    const f = await render([operation({ provenance: { project: 'demo/fw', pipeline: 'release', run: '42', commit: 'abcdef1234567', url: 'https://ci.example.test/run/42' } })]);
+    const t = text(f).replace(/\s+/g, ' ');
+    expect(t).toContain('project demo/fw');
+    expect(t).toContain('commit abcdef1234567');
+    expect(t).toContain('declared by the orderer, not verified');
+    expect((f.nativeElement as HTMLElement).querySelector('.provenance a')?.getAttribute('href')).toBe('https://ci.example.test/run/42');
   });
 
   it('shows the limits each key holds operations to, and whether administrators set them', async () => {
@@ -61,12 +92,12 @@ describe(ApprovalsComponent.name, () => {
     const f = await render([
       operation({
         keys: [
-          { keyid: 'fw-prod', usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS },
-          { keyid: 'fw-tight', usagesAllowed: 1, usagesUsed: 0, requiredApprovers: 1, approvals: 0, limits: set },
+          opKey({ keyid: 'fw-prod', usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approvals: 0, limits: KEY_LIMITS }),
+          opKey({ keyid: 'fw-tight', usagesAllowed: 1, usagesUsed: 0, requiredApprovers: 1, approvals: 0, limits: set }),
         ],
       }),
     ]);
-    const cells = [...(f.nativeElement as HTMLElement).querySelectorAll('td.limits')].map((c) => c.textContent?.replace(/\s+/g, ' ').trim());
+    const cells = [...(f.nativeElement as HTMLElement).querySelectorAll('dd.limits')].map((c) => c.textContent?.replace(/\s+/g, ' ').trim());
     expect(cells).toEqual([
       'window ≤ 7 d, ≤ 1000 usages, start from −5 min to +7 d (defaults)',
       'window ≤ 2 h, ≤ 3 usages, start from −90 s to +1 h',
@@ -87,9 +118,12 @@ describe(ApprovalsComponent.name, () => {
     expect(button(f, 'Load more')).toBeUndefined();
   });
 
-  it('approves with a CSRF-protected POST and removes the operation from the list', async () => {
+  it('approves, after a confirmation that restates it, with a CSRF-protected POST and removes the operation from the list', async () => {
+    dialogResult = true as unknown as string;
     const f = await render();
     button(f, 'Approve')?.click();
+    await f.whenStable();
+    expect(opened).toEqual([ApproveDialogComponent]);
     const req = ctrl.expectOne({ method: 'POST', url: `/api/v1/operations/${operation().id}/approvals` });
     expect(req.request.headers.get('X-Keyserver-CSRF')).toBe('1');
     req.flush(operation({ state: 'APPROVED' }));
@@ -110,6 +144,14 @@ describe(ApprovalsComponent.name, () => {
     req.flush(operation({ state: 'REJECTED' }));
   });
 
+  it('sends nothing when the approval is not confirmed', async () => {
+    const f = await render();
+    button(f, 'Approve')?.click();
+    await f.whenStable();
+    expect(opened).toEqual([ApproveDialogComponent]);
+    ctrl.expectNone((r) => r.method === 'POST');
+  });
+
   it('sends nothing when the reject dialog is cancelled', async () => {
     const f = await render();
     button(f, 'Reject')?.click();
@@ -118,8 +160,10 @@ describe(ApprovalsComponent.name, () => {
   });
 
   it('shows the refusal in plain words', async () => {
+    dialogResult = true as unknown as string;
     const f = await render();
     button(f, 'Approve')?.click();
+    await f.whenStable();
     ctrl
       .expectOne({ method: 'POST', url: `/api/v1/operations/${operation().id}/approvals` })
       .flush({ type: 'about:blank', title: 'Forbidden', status: 403, code: 'self_approval_forbidden' }, { status: 403, statusText: 'Forbidden' });

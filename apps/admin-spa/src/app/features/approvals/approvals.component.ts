@@ -12,7 +12,9 @@ import { problemMessage, toProblem, type Problem } from '../../core/problem';
 import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { OperationSummaryComponent } from '../operations/operation-summary.component';
-import { RejectDialogComponent } from './reject-dialog.component';
+import { ApproveDialogComponent, type DecisionData } from './approve-dialog.component';
+import { RejectDialogComponent, rejectData, type RejectData } from './reject-dialog.component';
+import { ApprovalCountService } from '../../core/approval-count.service';
 
 /** `/approvals`: operations waiting for my approval, with approve and reject (reason in a dialog). */
 @Component({
@@ -32,8 +34,8 @@ import { RejectDialogComponent } from './reject-dialog.component';
             <mat-card-title><h2 [id]="'op-' + op.id" class="card-title">{{ op.description }}</h2></mat-card-title>
           </mat-card-header>
           <mat-card-content><app-operation-summary [operation]="op" /></mat-card-content>
-          <mat-card-actions align="end">
-            <a mat-button [routerLink]="['/operations', op.id]">Details</a>
+          <mat-card-actions align="end" class="card-actions">
+            <a mat-button [routerLink]="['/operations', op.id]" [attr.aria-label]="'Details of ' + op.description">Details</a>
             <button mat-stroked-button type="button" class="danger" [disabled]="busy() === op.id" (click)="reject(op)">Reject</button>
             <button mat-flat-button type="button" [disabled]="busy() === op.id" (click)="approve(op)">Approve</button>
           </mat-card-actions>
@@ -47,6 +49,7 @@ export class ApprovalsComponent {
   private readonly ops = inject(OperationsService);
   private readonly dialog = inject(MatDialog);
   private readonly snack = inject(MatSnackBar);
+  private readonly waiting = inject(ApprovalCountService);
   protected readonly list = new CursorList<OperationView>((cursor) => this.ops.list({ awaitingMe: true }, cursor));
   protected readonly busy = signal<string | null>(null);
   protected readonly actionProblem = signal<Problem | null>(null);
@@ -58,15 +61,20 @@ export class ApprovalsComponent {
   protected reload(): void {
     this.actionProblem.set(null);
     void this.list.reset();
+    void this.waiting.refresh();
   }
 
   protected async approve(op: OperationView): Promise<void> {
+    const ok = await firstValueFrom(
+      this.dialog.open<ApproveDialogComponent, DecisionData, boolean>(ApproveDialogComponent, { data: { operation: op }, width: '36rem', maxWidth: '95vw' }).afterClosed(),
+    );
+    if (!ok) return;
     await this.act(op, () => this.ops.approve(op.id), 'Approved');
   }
 
   protected async reject(op: OperationView): Promise<void> {
     const reason = await firstValueFrom(
-      this.dialog.open<RejectDialogComponent, { description: string }, string>(RejectDialogComponent, { data: { description: op.description }, width: '32rem' }).afterClosed(),
+      this.dialog.open<RejectDialogComponent, RejectData, string>(RejectDialogComponent, { data: rejectData(op), width: '32rem', maxWidth: '95vw' }).afterClosed(),
     );
     if (!reason) return;
     await this.act(op, () => this.ops.reject(op.id, reason), 'Rejected');
@@ -79,6 +87,7 @@ export class ApprovalsComponent {
       await firstValueFrom(call());
       // Once I acted, the operation no longer waits for me.
       this.list.remove((o) => o.id === op.id);
+      void this.waiting.refresh();
       this.snack.open(`${done}: ${op.description}`, undefined, { duration: 4000 });
     } catch (err) {
       const p = toProblem(err);

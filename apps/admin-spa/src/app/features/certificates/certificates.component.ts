@@ -1,5 +1,6 @@
+import { CopyButtonComponent } from '../../shared/copy-button.component';
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { firstValueFrom } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
@@ -19,7 +20,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
 /** `/certificates`: device certificates, searched by serial, subject or issuer; download and revoke. */
 @Component({
   selector: 'app-certificates',
-  imports: [DatePipe, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, CopyButtonComponent, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header"><h1>Device certificates</h1></div>
@@ -43,7 +44,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
     </form>
     <app-problem-message [problem]="actionProblem()" />
     @if (list.items().length) {
-      <table class="simple-table">
+      <table class="simple-table responsive">
         <caption class="visually-hidden">Device certificates</caption>
         <thead>
           <tr>
@@ -54,18 +55,18 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
         <tbody>
           @for (c of list.items(); track c.id) {
             <tr>
-              <td><code>{{ c.serial }}</code></td>
-              <td>{{ c.subject }}</td>
-              <td><code>{{ c.issuer }}</code></td>
-              <td>{{ c.notAfter | date: 'mediumDate' }}</td>
-              <td>
+              <td data-label="Serial" class="nowrap"><code class="serial" [title]="c.serial">{{ c.serial }}</code><app-copy-button [text]="c.serial" [label]="'serial ' + c.serial" /></td>
+              <td data-label="Subject">{{ c.subject }}</td>
+              <td data-label="Issuer"><code>{{ c.issuer }}</code></td>
+              <td data-label="Valid to"><app-datetime [value]="c.notAfter" [dateOnly]="true" /></td>
+              <td data-label="Status">
                 @if (c.revokedAt) {
-                  <span class="state" data-state="REVOKED">Revoked {{ c.revokedAt | date: 'short' }} ({{ c.revocationReason }})</span>
+                  <span class="state" data-state="REVOKED">Revoked <app-datetime [value]="c.revokedAt" /> ({{ c.revocationReason }})</span>
                 } @else {
                   Valid
                 }
               </td>
-              <td class="row-actions">
+              <td data-label="Actions" class="row-actions">
                 <button mat-button type="button" (click)="download(c)" [attr.aria-label]="'Download certificate ' + c.serial">Download</button>
                 @if (!c.revokedAt) {
                   <button mat-button type="button" class="danger" (click)="revoke(c)" [attr.aria-label]="'Revoke certificate ' + c.serial">Revoke</button>

@@ -1,4 +1,5 @@
-import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, inject } from '@angular/core';
+import { toSignal } from '@angular/core/rxjs-interop';
 import { FormControl, FormGroup, ReactiveFormsModule } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
@@ -26,6 +27,12 @@ export interface ApproversDialogData {
           <input matInput type="number" formControlName="requiredApprovers" min="0" [max]="max" step="1" required cdkFocusInitial />
           <mat-error>A whole number from 0 to {{ max }}.</mat-error>
         </mat-form-field>
+        @if (value() === 0 && data.requiredApprovers > 0) {
+          <p class="warning" role="note">
+            <strong>0 approvers turns {{ data.keyid }} into a development key:</strong> operations on it will be usable at once,
+            nobody approves them, and its default limits become the looser development ones.
+          </p>
+        }
       </mat-dialog-content>
       <mat-dialog-actions align="end">
         <button mat-button type="button" mat-dialog-close>Cancel</button>
@@ -40,6 +47,11 @@ export class ApproversDialogComponent {
   protected readonly max = MAX_APPROVERS;
   protected readonly approvers = new FormControl<number | null>(this.data.requiredApprovers, wholeNumber(0, MAX_APPROVERS));
   protected readonly form = new FormGroup({ requiredApprovers: this.approvers });
+  private readonly typed = toSignal(this.approvers.valueChanges, { initialValue: this.approvers.value });
+  protected readonly value = computed(() => {
+    const v = this.typed();
+    return v === null || v === undefined || String(v) === '' ? null : Number(v);
+  });
 
   protected submit(): void {
     this.approvers.markAsTouched();

@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, inject } from '@angular/core';
 import { toSignal } from '@angular/core/rxjs-interop';
 import { ReactiveFormsModule } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
@@ -75,6 +75,12 @@ const TYPE_LABEL: Record<CreateKeyBody['type'], string> = { FW: 'FW: firmware si
           <input matInput type="number" formControlName="requiredApprovers" min="0" [max]="maxApprovers" step="1" required />
           <mat-error>A whole number from 0 to {{ maxApprovers }}.</mat-error>
         </mat-form-field>
+        @if (approvers() === 0) {
+          <p class="warning wide" role="note" id="zero-approvers-note">
+            <strong>0 approvers:</strong> a development key. Every operation on it is usable at once, nobody approves it.
+            A production key needs at least 1 (2 for four eyes).
+          </p>
+        }
         <mat-form-field appearance="outline" subscriptSizing="dynamic">
           <mat-label>Validity (days)</mat-label>
           <input matInput type="number" formControlName="validityDays" min="1" [max]="maxValidity" step="1" required />
@@ -127,6 +133,12 @@ export class KeyDialogComponent {
   protected readonly form = keyForm();
   protected readonly c = this.form.controls;
   protected readonly type = toSignal(this.c.type.valueChanges, { initialValue: this.c.type.value });
+  private readonly approversValue = toSignal(this.c.requiredApprovers.valueChanges, { initialValue: this.c.requiredApprovers.value });
+  /** The number typed, or null while the field is not a number. */
+  protected readonly approvers = computed(() => {
+    const v = this.approversValue();
+    return v === null || v === undefined || String(v) === '' ? null : Number(v);
+  });
 
   protected submit(): void {
     this.form.markAllAsTouched();

@@ -107,6 +107,19 @@ describe('key dialogs', () => {
     });
   });
 
+  describe(`${KeyDialogComponent.name} approvers`, () => {
+    it('ok says what 0 approvers means before the key is created', async () => {
+      const { f, el } = await render(KeyDialogComponent);
+      expect(el.querySelector('#zero-approvers-note')).toBeNull();
+      set(el, 'requiredApprovers', '0');
+      await f.whenStable();
+      expect(el.querySelector('#zero-approvers-note')?.textContent).toContain('a development key');
+      set(el, 'requiredApprovers', '2');
+      await f.whenStable();
+      expect(el.querySelector('#zero-approvers-note')).toBeNull();
+    });
+  });
+
   describe(ApproversDialogComponent.name, () => {
     it.each([
       ['fail negative', '-1'],
@@ -121,13 +134,23 @@ describe('key dialogs', () => {
       expect(errors(el)).toEqual(['A whole number from 0 to 10.']);
     });
 
-    it('ok starts from the current number and closes with the new one', async () => {
+    it('ok starts from the current number and closes with the new one, warning before a production key loses its approvers', async () => {
       const { f, el } = await render(ApproversDialogComponent, { keyid: 'fw-1', requiredApprovers: 2 });
       expect((el.querySelector('input') as HTMLInputElement).value).toBe('2');
       expect(el.querySelector('h2')?.textContent).toContain('fw-1');
+      expect(el.querySelector('.warning')).toBeNull();
       set(el, 'requiredApprovers', '0');
+      await f.whenStable();
+      expect(el.querySelector('.warning[role="note"]')?.textContent).toContain('0 approvers turns fw-1 into a development key');
       await submit(f, el);
       expect(closed).toEqual([0]);
+    });
+
+    it('ok gives no warning when a development key stays without approvers', async () => {
+      const { f, el } = await render(ApproversDialogComponent, { keyid: 'fw-dev', requiredApprovers: 0 });
+      set(el, 'requiredApprovers', '0');
+      await f.whenStable();
+      expect(el.querySelector('.warning')).toBeNull();
     });
   });
 

@@ -78,7 +78,7 @@ describe(KeysComponent.name, () => {
     await loaded;
     if (permissions.includes('admin-sessions:manage')) {
       const refreshed = TestBed.inject(AdminSessionsService).refresh();
-      ctrl.expectOne('/api/v1/admin-sessions').flush({ items: sessions });
+      ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: sessions });
       await refreshed;
     }
     const f = TestBed.createComponent(KeysComponent);
@@ -189,6 +189,8 @@ describe(KeysComponent.name, () => {
     await settle(f);
     expect(button(el, 'Revoke fw-2')).not.toBeNull();
     expect(el.querySelector('#key-detail-title')?.textContent).toContain('fw-2');
+    // The detail shows the key's versions (key-lifecycle.component.spec.ts).
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-2/versions' }).flush({ keyid: 'fw-2', state: 'ACTIVE', currentVersion: 1, destroyedAt: null, items: [] });
   });
 
   it('changes the approvers starting from the current number', async () => {

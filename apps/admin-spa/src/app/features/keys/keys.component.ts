@@ -1,5 +1,5 @@
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, ElementRef, computed, inject, signal, viewChild } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { RouterLink } from '@angular/router';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
@@ -17,6 +17,7 @@ import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { ApproversDialogComponent, type ApproversDialogData } from './approvers-dialog.component';
 import { KeyDialogComponent } from './key-dialog.component';
+import { KeyLifecycleComponent } from './key-lifecycle.component';
 import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revoke-dialog.component';
 
 /**
@@ -26,7 +27,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
  */
 @Component({
   selector: 'app-keys',
-  imports: [DatePipe, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent, KeyLifecycleComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   // A key id is read as one word: never broken inside; narrower cells keep seven columns and the actions in 1280 px.
   styles: `
@@ -59,7 +60,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
     </div>
     <app-problem-message [problem]="actionProblem()" />
     @if (keys().length) {
-      <table class="simple-table">
+      <table class="simple-table responsive">
         <caption class="visually-hidden">Keys</caption>
         <thead>
           <tr>
@@ -70,13 +71,13 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
         <tbody>
           @for (k of keys(); track k.keyid) {
             <tr>
-              <td class="unbroken"><code>{{ k.keyid }}</code></td>
-              <td>{{ k.type }}</td>
-              <td>{{ k.algorithm }} / {{ k.hash }}</td>
-              <td>{{ k.requiredApprovers }}</td>
-              <td><span class="state" [attr.data-state]="k.state">{{ k.state }}</span></td>
-              <td>{{ k.product ?? '—' }}</td>
-              <td class="row-actions">
+              <td data-label="Key id" class="unbroken"><code>{{ k.keyid }}</code></td>
+              <td data-label="Type">{{ k.type }}</td>
+              <td data-label="Algorithm">{{ k.algorithm }} / {{ k.hash }}</td>
+              <td data-label="Approvers">{{ k.requiredApprovers }}</td>
+              <td data-label="State"><span class="state" [attr.data-state]="k.state">{{ k.state }}</span></td>
+              <td data-label="Product">{{ k.product ?? '—' }}</td>
+              <td data-label="Actions" class="row-actions">
                 <button mat-button type="button" (click)="details(k)" [attr.aria-label]="'Details of ' + k.keyid">Details</button>
                 <button mat-button type="button" (click)="downloadCertificate(k)" [attr.aria-label]="'Download the certificate of ' + k.keyid">Certificate</button>
                 <button mat-button type="button" (click)="downloadChain(k.keyid)" [attr.aria-label]="'Download the chain of ' + k.keyid">Chain</button>
@@ -103,10 +104,11 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
           <dt>State</dt><dd><span class="state" [attr.data-state]="d.state">{{ d.state }}</span></dd>
           <dt>Approvers required</dt><dd>{{ d.requiredApprovers }}</dd>
           <dt>Product</dt><dd>{{ d.product ?? '—' }}</dd>
-          <dt>Valid</dt><dd>{{ d.notBefore | date: 'mediumDate' }} – {{ d.notAfter | date: 'mediumDate' }}</dd>
+          <dt>Valid</dt><dd><app-datetime [value]="d.notBefore" [dateOnly]="true" /> – <app-datetime [value]="d.notAfter" [dateOnly]="true" /></dd>
           <dt>Chain</dt><dd>{{ d.chain.length }} certificate{{ d.chain.length === 1 ? '' : 's' }}</dd>
         </dl>
       </section>
+      <app-key-lifecycle [keyid]="d.keyid" [keyState]="d.state" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
     }
   `,
 })
@@ -163,6 +165,12 @@ export class KeysComponent {
     } catch (err) {
       this.actionProblem.set(toProblem(err));
     }
+  }
+
+  /** After a lifecycle change in the detail: its facts and the list again. */
+  protected async refresh(keyid: string): Promise<void> {
+    await this.details({ keyid } as KeySummaryView);
+    await this.load();
   }
 
   protected downloadCertificate(k: KeySummaryView): void {

@@ -6,11 +6,12 @@ import { MatProgressBarModule } from '@angular/material/progress-bar';
 import { AuthService } from '../../core/auth.service';
 import { NAV_ITEMS } from '../../core/permissions';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
+import { NoAccessComponent } from './no-access.component';
 
 /** `/`: the sign-in page; a signed-in user is sent to the first screen their permissions allow. */
 @Component({
   selector: 'app-landing',
-  imports: [MatButtonModule, MatCardModule, MatProgressBarModule, ProblemMessageComponent],
+  imports: [NoAccessComponent, MatButtonModule, MatCardModule, MatProgressBarModule, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <mat-card class="landing" appearance="outlined">
@@ -24,7 +25,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
           }
           @case ('signedIn') {
             @if (!firstPath()) {
-              <p>You are signed in, but your account has no administration rights. Ask an administrator for a role.</p>
+              <app-no-access />
             }
           }
           @case ('error') {

@@ -2,7 +2,7 @@ import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed } from '@angular/core/testing';
 import { provideRouter } from '@angular/router';
-import { KEY_LIMITS, operation } from '../../../testing/fixtures';
+import { opKey, operation } from '../../../testing/fixtures';
 import { OPERATION_POLL_MS, OperationDetailComponent } from './operation-detail.component';
 
 describe(OperationDetailComponent.name, () => {
@@ -34,7 +34,7 @@ describe(OperationDetailComponent.name, () => {
     expect((f.nativeElement as HTMLElement).textContent).toContain('2 / 10');
 
     jest.advanceTimersByTime(OPERATION_POLL_MS);
-    ctrl.expectOne(url).flush(operation({ state: 'APPROVED', keys: [{ keyid: 'fw-2026', usagesAllowed: 10, usagesUsed: 7, requiredApprovers: 2, approvals: 2, limits: KEY_LIMITS }] }));
+    ctrl.expectOne(url).flush(operation({ state: 'APPROVED', keys: [opKey({ usagesUsed: 7, approvals: 2, approvalsMissing: 0 })] }));
     await flushMicrotasks();
     f.detectChanges();
     expect((f.nativeElement as HTMLElement).textContent).toContain('7 / 10');

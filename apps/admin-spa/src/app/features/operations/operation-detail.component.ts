@@ -1,5 +1,4 @@
 import { ChangeDetectionStrategy, Component, DestroyRef, computed, inject, input, signal, effect } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { RouterLink } from '@angular/router';
 import { firstValueFrom } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
@@ -12,7 +11,10 @@ import { Perm } from '../../core/permissions';
 import { toProblem, type Problem } from '../../core/problem';
 import { ConfirmDialogComponent, type ConfirmData } from '../../shared/confirm-dialog.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
-import { RejectDialogComponent } from '../approvals/reject-dialog.component';
+import { RejectDialogComponent, rejectData, type RejectData } from '../approvals/reject-dialog.component';
+import { ApproveDialogComponent, type DecisionData } from '../approvals/approve-dialog.component';
+import { DateTimeComponent } from '../../shared/datetime.component';
+import { ApprovalCountService } from '../../core/approval-count.service';
 import { OperationSummaryComponent } from './operation-summary.component';
 
 /** How often an open operation is re-read, so usage counts stay live. */
@@ -22,7 +24,7 @@ const OPEN_STATES: ReadonlySet<OperationView['state']> = new Set(['REQUESTED', '
 /** `/operations/:id`: one operation, polled while it is open and this page is shown. */
 @Component({
   selector: 'app-operation-detail',
-  imports: [DatePipe, RouterLink, MatButtonModule, MatProgressBarModule, ProblemMessageComponent, OperationSummaryComponent],
+  imports: [DateTimeComponent, RouterLink, MatButtonModule, MatProgressBarModule, ProblemMessageComponent, OperationSummaryComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <p><a routerLink="/operations">← Operations</a></p>
@@ -31,12 +33,12 @@ const OPEN_STATES: ReadonlySet<OperationView['state']> = new Set(['REQUESTED', '
         <h1>{{ op.description }}</h1>
       </div>
       <p class="muted">
-        Id <code>{{ op.id }}</code> · created {{ op.createdAt | date: 'medium' }}
+        Created <app-datetime [value]="op.createdAt" [relative]="true" />
         @if (polling()) {
           · <span role="status">live, refreshed every {{ pollSeconds }} s</span>
         }
       </p>
-      <app-operation-summary [operation]="op" />
+      <app-operation-summary [operation]="op" [showNext]="true" [headingLevel]="2" />
       <app-problem-message [problem]="actionProblem()" />
       <div class="actions">
         @if (canDecide()) {
@@ -60,6 +62,7 @@ export class OperationDetailComponent {
   private readonly ops = inject(OperationsService);
   private readonly auth = inject(AuthService);
   private readonly dialog = inject(MatDialog);
+  private readonly waiting = inject(ApprovalCountService);
   protected readonly operation = signal<OperationView | null>(null);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly actionProblem = signal<Problem | null>(null);
@@ -118,12 +121,15 @@ export class OperationDetailComponent {
   }
 
   protected async approve(op: OperationView): Promise<void> {
-    await this.act(() => this.ops.approve(op.id));
+    const ok = await firstValueFrom(
+      this.dialog.open<ApproveDialogComponent, DecisionData, boolean>(ApproveDialogComponent, { data: { operation: op }, width: '36rem', maxWidth: '95vw' }).afterClosed(),
+    );
+    if (ok) await this.act(() => this.ops.approve(op.id));
   }
 
   protected async reject(op: OperationView): Promise<void> {
     const reason = await firstValueFrom(
-      this.dialog.open<RejectDialogComponent, { description: string }, string>(RejectDialogComponent, { data: { description: op.description }, width: '32rem' }).afterClosed(),
+      this.dialog.open<RejectDialogComponent, RejectData, string>(RejectDialogComponent, { data: rejectData(op), width: '32rem', maxWidth: '95vw' }).afterClosed(),
     );
     if (reason) await this.act(() => this.ops.reject(op.id, reason));
   }
@@ -144,6 +150,7 @@ export class OperationDetailComponent {
     try {
       const updated = await firstValueFrom(call());
       this.operation.set(updated);
+      void this.waiting.refresh();
       this.stop();
       if (OPEN_STATES.has(updated.state)) this.timer = setTimeout(() => void this.poll(updated.id), OPERATION_POLL_MS);
     } catch (err) {

@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
 import { ReactiveFormsModule } from '@angular/forms';
 import { Router } from '@angular/router';
 import { firstValueFrom } from 'rxjs';
@@ -11,6 +11,8 @@ import { OperationsService } from '../../core/operations.service';
 import { toProblem, type Problem } from '../../core/problem';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { digestLines, keyRow, operationForm, toRequest } from './operation-form';
+import { formatSpan, localZoneLabel } from '../../core/datetime';
+import { toSignal } from '@angular/core/rxjs-interop';
 
 /** `/operations/new`: orderers declare an operation (description, window, keys with usages, digests). */
 @Component({
@@ -34,17 +36,18 @@ import { digestLines, keyRow, operationForm, toRequest } from './operation-form'
       </mat-form-field>
 
       <fieldset class="row">
-        <legend>Window</legend>
-        <mat-form-field appearance="outline">
+        <legend>Window <span class="muted small">(your time zone: {{ zone }})</span></legend>
+        <mat-form-field appearance="outline" class="datetime-field">
           <mat-label>Valid from</mat-label>
           <input matInput type="datetime-local" formControlName="validFrom" required />
           @if (form.controls.validFrom.hasError('required')) {
             <mat-error>A start is required.</mat-error>
           }
         </mat-form-field>
-        <mat-form-field appearance="outline">
+        <mat-form-field appearance="outline" class="datetime-field">
           <mat-label>Valid to</mat-label>
           <input matInput type="datetime-local" formControlName="validTo" required />
+          <mat-hint>{{ windowLength() }}</mat-hint>
           @if (form.controls.validTo.hasError('required')) {
             <mat-error>An end is required.</mat-error>
           }
@@ -114,6 +117,14 @@ export class OperationFormComponent {
   protected readonly submitted = signal(false);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly digestCount = signal(0);
+  protected readonly zone = localZoneLabel();
+  private readonly windowValue = toSignal(this.form.valueChanges, { initialValue: this.form.getRawValue() });
+  /** The window's length, so the orderer sees "7 days" rather than computing it. */
+  protected readonly windowLength = computed(() => {
+    const v = this.windowValue();
+    const ms = Date.parse(v.validTo ?? '') - Date.parse(v.validFrom ?? '');
+    return Number.isFinite(ms) && ms > 0 ? `Window: ${formatSpan(ms)}` : '';
+  });
 
   constructor() {
     // Suggestions only: the key id can still be typed if the list cannot be read.

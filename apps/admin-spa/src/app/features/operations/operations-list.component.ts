@@ -1,5 +1,5 @@
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, inject } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { FormControl, FormGroup, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import { MatButtonModule } from '@angular/material/button';
@@ -17,7 +17,7 @@ const STATES: OperationView['state'][] = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 
 /** `/operations`: every operation I may see, filtered by state, key and "mine", page by page. */
 @Component({
   selector: 'app-operations-list',
-  imports: [DatePipe, ReactiveFormsModule, RouterLink, MatButtonModule, MatCheckboxModule, MatFormFieldModule, MatInputModule, MatSelectModule, ListStateComponent],
+  imports: [DateTimeComponent, ReactiveFormsModule, RouterLink, MatButtonModule, MatCheckboxModule, MatFormFieldModule, MatInputModule, MatSelectModule, ListStateComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header"><h1>Operations</h1></div>
@@ -39,7 +39,7 @@ const STATES: OperationView['state'][] = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 
       <button mat-flat-button type="submit">Search</button>
     </form>
     @if (list.items().length) {
-      <table class="simple-table">
+      <table class="simple-table responsive">
         <caption class="visually-hidden">Operations</caption>
         <thead>
           <tr>
@@ -49,15 +49,15 @@ const STATES: OperationView['state'][] = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 
         <tbody>
           @for (op of list.items(); track op.id) {
             <tr>
-              <td><a [routerLink]="['/operations', op.id]">{{ op.description }}</a></td>
-              <td><span class="state" [attr.data-state]="op.state">{{ op.state }}</span></td>
-              <td>{{ op.orderer.displayName }}</td>
-              <td>
+              <td data-label="Description"><a [routerLink]="['/operations', op.id]">{{ op.description }}</a></td>
+              <td data-label="State"><span class="state" [attr.data-state]="op.state">{{ op.state }}</span></td>
+              <td data-label="Orderer">{{ op.orderer.displayName }}</td>
+              <td data-label="Keys">
                 @for (k of op.keys; track k.keyid) {
                   <div><code>{{ k.keyid }}</code> {{ k.usagesUsed }}/{{ k.usagesAllowed }}</div>
                 }
               </td>
-              <td>{{ op.validFrom | date: 'short' }} – {{ op.validTo | date: 'short' }}</td>
+              <td data-label="Window"><app-datetime [value]="op.validFrom" /> – <app-datetime [value]="op.validTo" /></td>
             </tr>
           }
         </tbody>

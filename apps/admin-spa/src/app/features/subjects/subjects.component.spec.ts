@@ -38,7 +38,7 @@ describe(SubjectsComponent.name, () => {
 
   async function render(sessions: unknown[]) {
     const refreshed = TestBed.inject(AdminSessionsService).refresh();
-    ctrl.expectOne('/api/v1/admin-sessions').flush({ items: sessions });
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: sessions });
     await refreshed;
     const f = TestBed.createComponent(SubjectsComponent);
     ctrl.expectOne('/api/v1/subjects').flush({ items: [SUBJECT] });

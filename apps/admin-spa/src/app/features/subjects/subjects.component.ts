@@ -1,5 +1,5 @@
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { FormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import { firstValueFrom, type Observable } from 'rxjs';
@@ -26,7 +26,7 @@ const SLICE = 100;
 /** `/subjects`: subjects, roles and unknown principals; changes only inside an active admin session. */
 @Component({
   selector: 'app-subjects',
-  imports: [DatePipe, FormsModule, RouterLink, MatButtonModule, MatFormFieldModule, MatInputModule, MatTabsModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, FormsModule, RouterLink, MatButtonModule, MatFormFieldModule, MatInputModule, MatTabsModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header">
@@ -49,7 +49,7 @@ const SLICE = 100;
           </mat-form-field>
         </div>
         @if (filtered().length) {
-          <table class="simple-table">
+          <table class="simple-table responsive">
             <caption class="visually-hidden">Subjects</caption>
             <thead>
               <tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Roles</th><th scope="col">Natures</th><th scope="col">Enabled</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
@@ -57,12 +57,12 @@ const SLICE = 100;
             <tbody>
               @for (s of filtered().slice(0, shown()); track s.id) {
                 <tr>
-                  <td>{{ s.displayName }}<div class="muted small">{{ s.username ?? s.oid }}</div></td>
-                  <td>{{ s.kind }}</td>
-                  <td>{{ s.roles.join(', ') || '—' }}</td>
-                  <td>{{ s.natures.join(', ') || '—' }}</td>
-                  <td>{{ s.enabled ? 'Yes' : 'No' }}</td>
-                  <td class="row-actions">
+                  <td data-label="Name">{{ s.displayName }}<div class="muted small">{{ s.username ?? s.oid }}</div></td>
+                  <td data-label="Kind">{{ s.kind }}</td>
+                  <td data-label="Roles">{{ s.roles.join(', ') || '—' }}</td>
+                  <td data-label="Natures">{{ s.natures.join(', ') || '—' }}</td>
+                  <td data-label="Enabled">{{ s.enabled ? 'Yes' : 'No' }}</td>
+                  <td data-label="Actions" class="row-actions">
                     <button mat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'edit-hint'" (click)="editSubject(s)" [attr.aria-label]="'Edit ' + s.displayName">Edit</button>
                   </td>
                 </tr>
@@ -80,7 +80,7 @@ const SLICE = 100;
           <button mat-flat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'edit-hint'" (click)="createRole()">New role</button>
         </div>
         @if (roles().length) {
-          <table class="simple-table">
+          <table class="simple-table responsive">
             <caption class="visually-hidden">Roles</caption>
             <thead>
               <tr><th scope="col">Name</th><th scope="col">Description</th><th scope="col">Natures</th><th scope="col">Keys</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
@@ -88,17 +88,17 @@ const SLICE = 100;
             <tbody>
               @for (r of roles(); track r.name) {
                 <tr>
-                  <td><code>{{ r.name }}</code></td>
-                  <td>{{ r.description }}</td>
-                  <td>{{ r.natures.join(', ') || '—' }}</td>
-                  <td>
+                  <td data-label="Name"><code>{{ r.name }}</code></td>
+                  <td data-label="Description">{{ r.description }}</td>
+                  <td data-label="Natures">{{ r.natures.join(', ') || '—' }}</td>
+                  <td data-label="Keys">
                     @for (k of r.keys; track k.keyid) {
                       <div><code>{{ k.keyid }}</code>: {{ k.permissions.join(', ') }}</div>
                     } @empty {
                       —
                     }
                   </td>
-                  <td class="row-actions">
+                  <td data-label="Actions" class="row-actions">
                     <button mat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'edit-hint'" (click)="editRole(r)" [attr.aria-label]="'Edit role ' + r.name">Edit</button>
                   </td>
                 </tr>
@@ -112,7 +112,7 @@ const SLICE = 100;
       <mat-tab label="Unknown principals ({{ unknown().length }})">
         <p class="muted">Principals that presented a valid token but are not registered. Register one to give it roles.</p>
         @if (unknown().length) {
-          <table class="simple-table">
+          <table class="simple-table responsive">
             <caption class="visually-hidden">Unknown principals</caption>
             <thead>
               <tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Object id</th><th scope="col">Last seen</th><th scope="col">Attempts</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
@@ -120,12 +120,12 @@ const SLICE = 100;
             <tbody>
               @for (u of unknown(); track u.tid + u.oid) {
                 <tr>
-                  <td>{{ u.displayName ?? u.username ?? '—' }}</td>
-                  <td>{{ u.kind }}</td>
-                  <td><code>{{ u.oid }}</code></td>
-                  <td>{{ u.lastSeenAt | date: 'short' }}</td>
-                  <td>{{ u.attempts }}</td>
-                  <td class="row-actions">
+                  <td data-label="Name">{{ u.displayName ?? u.username ?? '—' }}</td>
+                  <td data-label="Kind">{{ u.kind }}</td>
+                  <td data-label="Object id"><code>{{ u.oid }}</code></td>
+                  <td data-label="Last seen"><app-datetime [value]="u.lastSeenAt" /></td>
+                  <td data-label="Attempts">{{ u.attempts }}</td>
+                  <td data-label="Actions" class="row-actions">
                     <button mat-button type="button" [disabled]="!canEdit()" [attr.aria-describedby]="canEdit() ? null : 'edit-hint'" (click)="register(u)" [attr.aria-label]="'Register ' + (u.displayName ?? u.oid)">Register</button>
                   </td>
                 </tr>

@@ -1,0 +1,326 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import {
+  ImportCertificateRequest,
+  NewKeyVersionRequest,
+  NoBodyRequest,
+  RootCeremonyRequest,
+  type KeyDetail,
+  type KeyVersionList,
+  type PendingKeyView,
+  type RootCeremonyResult,
+} from '@keyserver/api-contract';
+import { DataAccessError, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key } from '@keyserver/data-access';
+import {
+  createCaCertificate,
+  createFirmwareSigningCertificate,
+  createKeyCsr,
+  createRootCertificate,
+  nameSpecOf,
+  spkiSha256,
+  verifyImportedCaCertificate,
+  type HsmKeyInfo,
+  type HsmSigner,
+  type IssuedCertificate,
+} from '@keyserver/pki';
+import { X509Certificate } from 'node:crypto';
+import { visibility } from '@keyserver/authz';
+import type { Actor } from '../common/actor';
+import { Audited, auditEvent } from '../common/audited';
+import type { Logger } from 'pino';
+import { API_CONFIG, HSM_SIGNER, LOGGER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
+import { validateBody } from '../admin-sessions/admin-request';
+import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-session-gate';
+import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
+import { KeysService } from '../keys/keys.service';
+import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+
+const DAY_MS = 86_400_000;
+const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
+
+/**
+ * The key lifecycle in ACTIVE four-eyes admin sessions (docs/adr/0020-bootstrap-and-key-lifecycle.md): the ROOT
+ * ceremony (self-signed, or a CSR for an external root and the import of its certificate), renewal (same key pair,
+ * new certificate), rotation (new key pair, same keyid: a new version), retirement and destruction. Each change:
+ * gate -> validate -> check the state -> HSM work -> one transaction with its audit event; a refusal is audited,
+ * and an HSM key generated for a change that did not commit is destroyed again.
+ */
+@Injectable()
+export class KeyLifecycleService {
+  constructor(
+    private readonly keys: KeyRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
+    private readonly subjects: SubjectRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly gate: AdminSessionGate,
+    private readonly outcome: Audited,
+    private readonly keyViews: KeysService,
+  ) {}
+
+  /**
+   * Runs one audited change (common/audited.ts): `fn` ends with the commit that writes the SUCCESS event; a refusal
+   * or failure before it is recorded, and an HSM key `fn` generated for it is destroyed again (and said so).
+   */
+  private async audited<T>(actor: Actor, sessionId: string | undefined, action: string, keyid: string, requestId: string, fn: (audit: AuditInput, generated: (id: string) => void) => Promise<T>): Promise<T> {
+    let generated: string | undefined;
+    return this.outcome.run(
+      auditEvent(action, actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }),
+      async (a) => {
+        const result = await fn(a.event, (id) => (generated = id));
+        a.committed();
+        return result;
+      },
+      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } } : e) },
+    );
+  }
+
+  private async discard(hsmKeyId: string): Promise<boolean> {
+    try {
+      await this.signer.destroyKey(hsmKeyId);
+      return true;
+    } catch (err) {
+      this.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key change');
+      return false;
+    }
+  }
+
+  /** The administrators of a session (creator and authorizers); the ceremony needs two distinct ones. */
+  private async administrators(session: AdminSession): Promise<{ subjectId: string; displayName: string }[]> {
+    const ids = [...new Set([session.creatorId, ...session.approverIds])];
+    if (ids.length < 2) throw new KeyAdminError(KeyAdminErrorCode.CeremonyNeedsTwoAdministrators, 'a ROOT ceremony needs an ACTIVE session authorized by at least two administrators');
+    return Promise.all(ids.map(async (subjectId) => ({ subjectId, displayName: (await this.subjects.getById(subjectId).catch(() => null))?.displayName ?? subjectId })));
+  }
+
+  async rootCeremony(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<RootCeremonyResult> {
+    const keyid = typeof (body as { keyid?: unknown })?.keyid === 'string' ? String((body as { keyid: string }).keyid) : '';
+    return this.audited<RootCeremonyResult>(actor, sessionId, 'key.root_ceremony', keyid, requestId, async (audit, generated) => {
+      const session = await this.gate.require(actor, sessionId);
+      const administrators = await this.administrators(session);
+      const dto = validateBody(RootCeremonyRequest, body);
+      if ((await this.keys.findByKeyid(dto.keyid)) || (await this.lifecycle.findPending(dto.keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
+      const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
+      generated(hsmKey.hsmKeyId);
+      const fingerprint = spkiSha256(hsmKey.spki);
+      const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
+      const base = { ...audit, adminSessionId: session.id };
+      const common = { mode: dto.mode, algorithm: dto.algorithm, hash, subject: dto.subject, pathLen: dto.pathLen ?? null, requiredApprovers: dto.requiredApprovers, administrators, spkiSha256: fingerprint };
+      if (dto.mode === 'external') {
+        const { csrPem } = await createKeyCsr(this.signer, hsmKey, dto.subject);
+        await this.lifecycle
+          .createPending(
+            { keyid: dto.keyid, type: 'ROOT', algorithm: dto.algorithm, hash, requiredApprovers: dto.requiredApprovers, hsmKeyId: hsmKey.hsmKeyId, csrPem, adminSessionId: session.id },
+            { ...base, details: { ...common, csr: csrPem } },
+          )
+          .catch((err: unknown) => {
+            throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
+          });
+        return { keyid: dto.keyid, state: 'AWAITING_CERTIFICATE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: null, csr: csrPem, administrators, adminSessionId: session.id };
+      }
+      const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+      const notAfter = new Date(notBefore.getTime() + dto.validityDays * DAY_MS);
+      const cert = await createRootCertificate(this.signer, hsmKey, { subject: dto.subject, notBefore, notAfter, pathLen: dto.pathLen });
+      await this.keys
+        .create(
+          {
+            keyid: dto.keyid,
+            type: 'ROOT',
+            algorithm: dto.algorithm,
+            hash,
+            requiredApprovers: dto.requiredApprovers,
+            hsmKeyId: hsmKey.hsmKeyId,
+            parentKeyid: null,
+            certificatePem: cert.certificatePem,
+            certificateSerial: cert.serialHex,
+            notBefore,
+            notAfter,
+            pathLen: dto.pathLen ?? null,
+          },
+          { ...base, details: { ...common, serial: cert.serialHex, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), certificate: cert.certificatePem } },
+        )
+        .catch((err: unknown) => {
+          throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
+        });
+      return { keyid: dto.keyid, state: 'ACTIVE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: cert.certificatePem, csr: null, administrators, adminSessionId: session.id };
+    });
+  }
+
+  async pending(keyid: string): Promise<z.infer<typeof PendingKeyView>> {
+    const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
+    if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+    const hsmKey = await this.signer.getKey(p.hsmKeyId);
+    return { keyid: p.keyid, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
+  }
+
+  async importCertificate(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    await this.audited(actor, sessionId, 'key.certificate_import', keyid, requestId, async (audit) => {
+      const session = await this.gate.require(actor, sessionId);
+      const administrators = await this.administrators(session);
+      const dto = validateBody(ImportCertificateRequest, body);
+      const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
+      if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+      const hsmKey = await this.signer.getKey(p.hsmKeyId);
+      const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
+      const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
+      await this.lifecycle
+        .activatePending(
+          keyid,
+          {
+            keyid,
+            type: p.type,
+            algorithm: p.algorithm,
+            hash: p.hash,
+            requiredApprovers: p.requiredApprovers,
+            hsmKeyId: p.hsmKeyId,
+            parentKeyid: null,
+            certificatePem: v.certificatePem,
+            certificateSerial: v.serialHex,
+            notBefore: v.notBefore,
+            notAfter: v.notAfter,
+            pathLen: v.pathLen ?? null,
+            issuerChainPem: v.chainPem,
+          },
+          {
+            ...audit,
+            adminSessionId: session.id,
+            details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), serial: v.serialHex, certificate: v.certificatePem, anchorSubject: anchor.subject, anchorSha256: anchor.fingerprint256 },
+          },
+        )
+        .catch((err: unknown) => {
+          throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
+        });
+    });
+    return this.keyViews.detail(actor, keyid);
+  }
+
+  async renew(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    return this.newVersion(actor, sessionId, keyid, body, requestId, 'renew');
+  }
+
+  async rotate(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    return this.newVersion(actor, sessionId, keyid, body, requestId, 'rotate');
+  }
+
+  /** Renewal (same key pair) or rotation (a new key pair): a new version certified by the issuer's current version. */
+  private async newVersion(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string, kind: 'renew' | 'rotate'): Promise<z.infer<typeof KeyDetail>> {
+    await this.audited(actor, sessionId, kind === 'renew' ? 'key.renew' : 'key.rotate', keyid, requestId, async (audit, generated) => {
+      const session = await this.gate.require(actor, sessionId);
+      const dto = validateBody(NewKeyVersionRequest, body);
+      const key = await this.find(keyid);
+      if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}: only an ACTIVE key gets a new version`);
+      if (key.issuerChainPem) throw new KeyAdminError(KeyAdminErrorCode.ExternallyCertified, `key ${keyid} is certified by an external root: run a new ceremony (mode external)`);
+      const issuer = key.parentKeyid ? await this.find(key.parentKeyid) : null;
+      if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyedAt)) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${issuer.keyid} is ${issuer.state}`);
+      let hsmKey: HsmKeyInfo;
+      if (kind === 'rotate') {
+        hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(key.algorithm), label: keyid });
+        generated(hsmKey.hsmKeyId);
+      } else {
+        hsmKey = await this.signer.getKey(key.hsmKeyId);
+      }
+      const cert = await this.certify(key, issuer, hsmKey, dto.validityDays);
+      await this.lifecycle
+        .addVersion(
+          keyid,
+          key.currentVersion,
+          { hsmKeyId: hsmKey.hsmKeyId, certificatePem: cert.certificatePem, certificateSerial: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter, issuerKeyid: issuer?.keyid ?? null, issuerVersion: issuer?.currentVersion ?? null },
+          {
+            ...audit,
+            adminSessionId: session.id,
+            details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate' },
+          },
+        )
+        .catch((err: unknown) => {
+          if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
+          if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail);
+          throw err;
+        });
+    });
+    return this.keyViews.detail(actor, keyid);
+  }
+
+  /** A certificate for `hsmKey` with the key's subject and path length, from its issuer's current version (a ROOT: itself). */
+  private async certify(key: Key, issuer: Key | null, hsmKey: HsmKeyInfo, validityDays: number): Promise<IssuedCertificate & { notBefore: Date; notAfter: Date }> {
+    const subject = nameSpecOf(key.certificatePem);
+    const earliest = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+    const notBefore = new Date(issuer ? Math.max(earliest, issuer.notBefore.getTime() + 1000) : earliest);
+    const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
+    if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
+    if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
+    const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
+    const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${issuer.keyid}` };
+    const cert = key.type === 'CA' ? await createCaCertificate(this.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, ref, hsmKey, opts);
+    return { ...cert, notBefore, notAfter };
+  }
+
+  async retire(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    await this.audited(actor, sessionId, 'key.retire', keyid, requestId, async (audit) => {
+      const session = await this.gate.require(actor, sessionId);
+      validateBody(NoBodyRequest, body);
+      const key = await this.find(keyid);
+      if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}`);
+      await this.lifecycle.retire(keyid, { ...audit, adminSessionId: session.id, details: { version: key.currentVersion } }).catch((err: unknown) => {
+        throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail) : err;
+      });
+    });
+    return this.keyViews.detail(actor, keyid);
+  }
+
+  async destroy(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    await this.audited(actor, sessionId, 'key.destroy', keyid, requestId, async (audit) => {
+      const session = await this.gate.require(actor, sessionId);
+      validateBody(NoBodyRequest, body);
+      const key = await this.find(keyid);
+      if (key.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
+      if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed at ${key.destroyedAt.toISOString()}`);
+      const children = (await this.keys.list({ state: 'ACTIVE' })).filter((k) => k.parentKeyid === keyid);
+      if (children.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `key ${keyid} certifies ACTIVE keys (${children.map((k) => k.keyid).join(', ')}): retire or revoke them first`);
+      const hsmKeyIds = [...new Set((await this.lifecycle.versions(keyid)).map((v) => v.hsmKeyId))];
+      // HSM first: deleting an object that is gone is a no-op, so a failure below leaves a state a retry finishes.
+      for (const id of hsmKeyIds) await this.signer.destroyKey(id);
+      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state } }).catch((err: unknown) => {
+        throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
+      });
+    });
+    return this.keyViews.detail(actor, keyid);
+  }
+
+  /** Every version's verification material (anyone who may see the key). */
+  async versions(actor: Actor, keyid: string): Promise<KeyVersionList> {
+    // A key the caller may not see does not exist for them (the same 404 as an unknown key).
+    if (!visibility.key(actor, keyid)) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
+    const key = await this.find(keyid);
+    const items = await this.lifecycle.versions(keyid);
+    return {
+      keyid,
+      state: key.state,
+      currentVersion: key.currentVersion,
+      destroyedAt: key.destroyedAt?.toISOString() ?? null,
+      items: items.map((v) => ({
+        version: v.version,
+        state: v.state,
+        current: v.version === key.currentVersion && v.state === 'ACTIVE',
+        certificate: v.certificatePem,
+        serial: v.certificateSerial,
+        notBefore: v.notBefore.toISOString(),
+        notAfter: v.notAfter.toISOString(),
+        spkiSha256: spkiSha256(new Uint8Array(new X509Certificate(v.certificatePem).publicKey.export({ type: 'spki', format: 'der' }))),
+        issuerKeyid: v.issuerKeyid,
+        issuerVersion: v.issuerVersion,
+        createdAt: v.createdAt.toISOString(),
+        retiredAt: v.retiredAt?.toISOString() ?? null,
+        revokedAt: v.revokedAt?.toISOString() ?? null,
+        revocationReason: v.revocationReason,
+        destroyedAt: v.destroyedAt?.toISOString() ?? null,
+      })),
+    };
+  }
+
+  private async find(keyid: string): Promise<Key> {
+    const key = keyid.length <= 128 ? await this.keys.findByKeyid(keyid) : null;
+    if (!key) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
+    return key;
+  }
+}

@@ -1,0 +1,132 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { composeCommand, createDatabase, freePort, startPlatform, startService, waitForOk, type RunningPlatform, type Service } from '@keyserver/testing';
+import { activeSession, apiAs, bffUserToken } from './admin-helpers';
+import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
+
+// Issue 15 item 4, the restore drill of docs/operations.md "Backup and disaster recovery": pg_dump the database,
+// copy the SoftHSM token directory, restore both onto a new database and a new token directory, start a new API
+// on them, and prove that every ACTIVE key still signs (FW keys: sign orders; ROOT and CA keys: a fresh CRL),
+// every certificate still verifies (openssl) and the audit chain still verifies, head included.
+
+interface KeySummary {
+  keyid: string;
+  type: string;
+  state: string;
+  requiredApprovers: number;
+}
+
+describe('backup and restore (pg_dump + SoftHSM token copy)', () => {
+  let p: RunningPlatform;
+  let work: string;
+  let restoredDb: { url: string; drop(): Promise<void> } | undefined;
+  let restored: Service | undefined;
+  let restoredUrl: string;
+  const f = (name: string) => join(work, name);
+
+  beforeAll(async () => {
+    p = await startPlatform();
+    work = mkdtempSync(join(tmpdir(), 'ks-restore-'));
+  });
+  afterAll(async () => {
+    await restored?.stop();
+    await restoredDb?.drop();
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  let before: { entries: number; lastHash: string };
+  it('ok backs up a Keyserver that has been used (a rotated key, sessions, audit entries): pg_dump and a copy of the token directory', async () => {
+    const [ada, alan] = [apiAs(p, await bffUserToken(p, 'ada.admin@demo.test')), apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'))];
+    const rotated = await ada('POST', '/api/v1/keys/demo-fw-dev/rotation', { body: { validityDays: 100 }, session: await activeSession(ada, alan, 'rotate before the backup') });
+    expect(rotated.status).toBe(200);
+    const auditor = await userToken(p, 'aude.auditor@demo.test');
+    const v = await call<{ ok: boolean; total: number; lastHash: string }>(p.env.urls.api, auditor, 'GET', '/api/v1/audit/verify');
+    expect(v.body.ok).toBe(true);
+    before = { entries: v.body.total, lastHash: v.body.lastHash };
+    // The backup: the database (custom format) and the token directory with its PIN file (docs/operations.md).
+    execFileSync('pg_dump', ['--format=custom', '--file', f('keyserver.dump'), p.databaseUrl]);
+    cpSync(join(p.hsmDir, 'tokens'), f('backup/tokens'), { recursive: true });
+    cpSync(p.apiEnv['PKCS11_PIN_FILE'], f('backup/pin'));
+  });
+
+  it('ok restores onto a new database and a new token directory and starts on them', async () => {
+    restoredDb = await createDatabase('ks_restore');
+    execFileSync('pg_restore', ['--no-owner', '--exit-on-error', '--dbname', restoredDb.url, f('keyserver.dump')]);
+    const hsm = f('restored-hsm');
+    cpSync(f('backup/tokens'), join(hsm, 'tokens'), { recursive: true });
+    cpSync(f('backup/pin'), join(hsm, 'pin'));
+    writeFileSync(join(hsm, 'softhsm2.conf'), `directories.tokendir = ${join(hsm, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
+    const port = await freePort();
+    restoredUrl = `http://127.0.0.1:${port}`;
+    restored = startService('keyserver-api-restored', composeCommand('keyserver-api'), {
+      ...p.apiEnv,
+      DATABASE_URL: restoredDb.url,
+      KEYSERVER_HSM_DIR: hsm,
+      SOFTHSM2_CONF: join(hsm, 'softhsm2.conf'),
+      PKCS11_PIN_FILE: join(hsm, 'pin'),
+      KEYSERVER_API_PORT: String(port),
+      KEYSERVER_PUBLIC_URL: restoredUrl,
+    });
+    await waitForOk(`${restoredUrl}/readyz`).catch((e: Error) => {
+      throw new Error(`${e.message}\n${restored?.output()}`);
+    });
+    // The original is stopped: from here on only the restored copy answers.
+    await p.api.stop();
+  });
+
+  it('ok every ACTIVE key still signs with its HSM key: FW keys a sign order, ROOT and CA keys a CRL (openssl verifies both)', async () => {
+    const auditor = await userToken(p, 'aude.auditor@demo.test');
+    const keys = (await call<{ items: KeySummary[] }>(restoredUrl, auditor, 'GET', '/api/v1/keys?state=ACTIVE')).body.items;
+    expect(keys.map((k) => k.keyid).sort()).toEqual(['demo-ca-dev', 'demo-ca-prod', 'demo-fw-dev', 'demo-fw-prod', 'demo-root']);
+    const [otto, ci] = [await userToken(p, 'otto.orderer@demo.test'), await ciToken(p)];
+    const approvers = [await userToken(p, 'ann.approver@demo.test'), await userToken(p, 'arno.approver@demo.test')];
+    for (const k of keys) {
+      const detail = (await call<{ certificate: string }>(restoredUrl, auditor, 'GET', `/api/v1/keys/${k.keyid}`)).body;
+      writeFileSync(f(`${k.keyid}.pem`), detail.certificate);
+      if (k.type === 'FW') {
+        const op = await call<{ id: string }>(restoredUrl, otto, 'POST', '/api/v1/operations', operationBody(k.keyid, 1));
+        expect(op.status).toBe(201);
+        for (const a of approvers.slice(0, k.requiredApprovers)) expect((await call(restoredUrl, a, 'POST', `/api/v1/operations/${op.body.id}/approvals`)).status).toBe(201);
+        const message = `firmware signed after the restore by ${k.keyid}`;
+        const signed = await call<{ result: string }>(restoredUrl, ci, 'POST', '/api/signorders', signOrderBody(op.body.id, k.keyid, createHash('sha256').update(message).digest('hex')));
+        expect({ keyid: k.keyid, status: signed.status }).toEqual({ keyid: k.keyid, status: 201 });
+        expect(verifySignature('sha256', Buffer.from(message), new X509Certificate(detail.certificate).publicKey, Buffer.from(signed.body.result, 'hex'))).toBe(true);
+      } else {
+        const crl = await fetch(`${restoredUrl}/api/v1/crl/${k.keyid}`);
+        expect({ keyid: k.keyid, status: crl.status }).toEqual({ keyid: k.keyid, status: 200 });
+        writeFileSync(f(`${k.keyid}.crl`), Buffer.from(await crl.arrayBuffer()));
+        const checked = spawnSync('openssl', ['crl', '-inform', 'DER', '-in', f(`${k.keyid}.crl`), '-CAfile', f(`${k.keyid}.pem`), '-verify', '-noout'], { encoding: 'utf8' });
+        expect({ keyid: k.keyid, status: checked.status, out: checked.stdout + checked.stderr }).toEqual({ keyid: k.keyid, status: 0, out: expect.stringContaining('verify OK') });
+      }
+    }
+  });
+
+  it('ok every key certificate (every version) still verifies up to the ROOT (openssl)', async () => {
+    const auditor = await userToken(p, 'aude.auditor@demo.test');
+    const keys = (await call<{ items: KeySummary[] }>(restoredUrl, auditor, 'GET', '/api/v1/keys')).body.items;
+    for (const k of keys.filter((x) => x.type !== 'ROOT')) {
+      const versions = (await call<{ items: { version: number; certificate: string }[] }>(restoredUrl, auditor, 'GET', `/api/v1/keys/${k.keyid}/versions`)).body.items;
+      for (const v of versions) {
+        writeFileSync(f(`${k.keyid}-v${v.version}.pem`), v.certificate);
+        expect(run('openssl', ['verify', '-CAfile', f('demo-root.pem'), f(`${k.keyid}-v${v.version}.pem`)])).toContain(': OK');
+      }
+    }
+    expect(keys.length).toBe(5);
+  });
+
+  it('ok the audit chain verifies and still holds the head it had before the backup', async () => {
+    const auditor = await userToken(p, 'aude.auditor@demo.test');
+    const v = await call<{ ok: boolean; total: number }>(restoredUrl, auditor, 'GET', '/api/v1/audit/verify');
+    expect(v.body.ok).toBe(true);
+    expect(v.body.total).toBeGreaterThan(before.entries);
+    const exported = await fetch(`${restoredUrl}/api/v1/audit/export`, { headers: { authorization: `Bearer ${auditor}` } });
+    const lines = (await exported.text()).trim().split('\n');
+    expect(lines.some((l) => (JSON.parse(l) as { hash: string }).hash === before.lastHash)).toBe(true);
+    writeFileSync(f('audit.jsonl'), lines.join('\n') + '\n');
+    expect(execFileSync(process.execPath, [join(__dirname, '..', '..', '..', 'dist', 'apps', 'keyserver-api', 'main.js'), 'audit-verify', f('audit.jsonl')], { encoding: 'utf8' })).toMatch(/^audit-verify: OK/);
+  });
+});

@@ -1,0 +1,108 @@
+import { hex, outcome, seedKey, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import type { AuditInput } from '../types';
+import { InstallationRepository } from './installation.repository';
+import { KeyLifecycleRepository, type NewKeyVersion } from './key-lifecycle.repository';
+
+const TID = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
+const admins = [
+  { tid: TID, oid: 'a0000001-0000-4000-8000-000000000001', displayName: 'Ada' },
+  { tid: TID, oid: 'a0000001-0000-4000-8000-000000000002', displayName: 'Alan' },
+];
+const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test' });
+const version = (hsmKeyId = hex(8)): NewKeyVersion => ({
+  hsmKeyId,
+  certificatePem: '-----BEGIN CERTIFICATE-----\nMQ==\n-----END CERTIFICATE-----\n',
+  certificateSerial: hex(8),
+  notBefore: new Date(Date.now() - 1000),
+  notAfter: new Date(Date.now() + 86_400_000),
+  issuerKeyid: null,
+  issuerVersion: null,
+});
+
+describe(InstallationRepository.name, () => {
+  let r: TwoReplicas;
+  beforeAll(async () => {
+    r = await openTwoReplicas('install', 4);
+  });
+  afterAll(() => closeTwoReplicas(r));
+
+  it('ok of two concurrent bootstraps on two replicas exactly one commits; the other is refused and nothing is doubled', async () => {
+    const [a, b] = [new InstallationRepository(r.dbA), new InstallationRepository(r.dbB)];
+    const results = await Promise.all([outcome(a.bootstrap(admins, event('installation.bootstrap'))), outcome(b.bootstrap(admins, event('installation.bootstrap')))]);
+    expect(results.sort()).toEqual(['invalid_state', 'ok']);
+    expect(await sql(r.tmp.url, 'SELECT "oid" FROM "subject" ORDER BY "oid"')).toEqual(admins.map((x) => ({ oid: x.oid })));
+    expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'installation.bootstrap'`)).toHaveLength(1);
+    expect((await a.get())?.mode).toBe('production');
+  });
+
+  it('fail the demo seed on a production installation; the row cannot be changed or doubled', async () => {
+    const i = new InstallationRepository(r.dbA);
+    expect(await outcome(i.markDemo())).toBe('invalid_state');
+    expect(await outcome(sql(r.tmp.url, `INSERT INTO "installation" ("id", "mode") VALUES (2, 'demo')`))).not.toBe('ok');
+  });
+});
+
+describe(KeyLifecycleRepository.name, () => {
+  let r: TwoReplicas;
+  beforeAll(async () => {
+    r = await openTwoReplicas('lifecycle', 4);
+  });
+  afterAll(() => closeTwoReplicas(r));
+
+  it('ok a key is created with its version 1', async () => {
+    const k = await seedKey(r.a);
+    const v = await new KeyLifecycleRepository(r.dbA).versions(k.keyid);
+    expect(v.map((x) => [x.version, x.state, x.hsmKeyId])).toEqual([[1, 'ACTIVE', k.hsmKeyId]]);
+  });
+
+  it('ok of concurrent new versions from the same version exactly one commits (version_conflict for the other), the key row follows it', async () => {
+    const k = await seedKey(r.a);
+    const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
+    const [va, vb] = [version(), version()];
+    const results = await Promise.all([outcome(a.addVersion(k.keyid, 1, va, event('key.rotate'))), outcome(b.addVersion(k.keyid, 1, vb, event('key.rotate')))]);
+    expect(results.sort()).toEqual(['conflict', 'ok']);
+    const versions = await a.versions(k.keyid);
+    expect(versions.map((x) => [x.version, x.state])).toEqual([
+      [1, 'RETIRED'],
+      [2, 'ACTIVE'],
+    ]);
+    const key = await r.a.keys.getByKeyid(k.keyid);
+    expect({ hsmKeyId: key.hsmKeyId, currentVersion: key.currentVersion }).toEqual({ hsmKeyId: versions[1].hsmKeyId, currentVersion: 2 });
+    expect([va.hsmKeyId, vb.hsmKeyId]).toContain(key.hsmKeyId);
+  });
+
+  it.each([
+    ['retire', (l: KeyLifecycleRepository, keyid: string) => l.retire(keyid, event('key.retire'))],
+    ['destroy after retirement', async (l: KeyLifecycleRepository, keyid: string) => l.markDestroyed(keyid, [], event('key.destroy'))],
+  ])('ok %s is exactly once under concurrency (invalid_state for the loser, one event)', async (name, act) => {
+    const k = await seedKey(r.a);
+    if (name !== 'retire') await new KeyLifecycleRepository(r.dbA).retire(k.keyid, event('key.retire'));
+    const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
+    expect((await Promise.all([outcome(act(a, k.keyid)), outcome(act(b, k.keyid))])).sort()).toEqual(['invalid_state', 'ok']);
+    const action = name === 'retire' ? 'key.retire' : 'key.destroy';
+    expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = $1 AND "keyid" = $2`, [action, k.keyid])).toHaveLength(1);
+  });
+
+  it.each([
+    ['fail a new version of a retired key', 'invalid_state', async (l: KeyLifecycleRepository, keyid: string) => l.addVersion(keyid, 1, version(), event('key.renew'))],
+    ['fail retiring a retired key', 'invalid_state', async (l: KeyLifecycleRepository, keyid: string) => l.retire(keyid, event('key.retire'))],
+    ['fail an unknown key', 'not_found', async (l: KeyLifecycleRepository) => l.retire(`no-${hex(4)}`, event('key.retire'))],
+  ])('%s (%s)', async (_n, code, act) => {
+    const k = await seedKey(r.a);
+    const l = new KeyLifecycleRepository(r.dbA);
+    await l.retire(k.keyid, event('key.retire'));
+    expect(await outcome(act(l, k.keyid))).toBe(code);
+  });
+
+  it('fail destroying an ACTIVE key; revocation marks every version and lists each serial for the issuer CRL', async () => {
+    const l = new KeyLifecycleRepository(r.dbA);
+    const k = await seedKey(r.a);
+    expect(await outcome(l.markDestroyed(k.keyid, [], event('key.destroy')))).toBe('invalid_state');
+    await l.addVersion(k.keyid, 1, version(k.hsmKeyId), event('key.renew'));
+    await sql(r.tmp.url, `UPDATE "key_version" SET "issuerKeyid" = 'issuer-x' WHERE "keyId" = $1::uuid`, [k.id]);
+    await r.a.keys.revoke(k.keyid, 'keyCompromise');
+    expect((await l.versions(k.keyid)).map((v) => v.state)).toEqual(['REVOKED', 'REVOKED']);
+    expect((await l.revokedVersionsIssuedBy('issuer-x')).map((v) => v.revocationReason)).toEqual(['keyCompromise', 'keyCompromise']);
+  });
+});

@@ -1,0 +1,238 @@
+import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, Prisma } from '../../generated/prisma/client';
+import { mapPrismaError, type Db, type Tx } from '../db';
+import { DataAccessError } from '../errors';
+import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyType, KeyVersion, PendingKey } from '../types';
+import { appendAuditTx } from './audit.repository';
+import { toKey, type CreateKeyInput } from './key.repository';
+
+const withParent = { parent: { select: { keyid: true } } } as const;
+
+const toVersion = (keyid: string, v: KeyVersionRow): KeyVersion => ({
+  keyid,
+  version: v.version,
+  hsmKeyId: v.hsmKeyId,
+  certificatePem: v.certificatePem,
+  certificateSerial: v.certificateSerial,
+  notBefore: v.notBefore,
+  notAfter: v.notAfter,
+  issuerKeyid: v.issuerKeyid,
+  issuerVersion: v.issuerVersion,
+  state: v.state,
+  createdAt: v.createdAt,
+  retiredAt: v.retiredAt,
+  revokedAt: v.revokedAt,
+  revocationReason: v.revocationReason,
+  destroyedAt: v.destroyedAt,
+});
+
+const toPending = (p: PendingKeyRow): PendingKey => ({
+  keyid: p.keyid,
+  type: p.type,
+  algorithm: p.algorithm,
+  hash: p.hash,
+  requiredApprovers: p.requiredApprovers,
+  hsmKeyId: p.hsmKeyId,
+  csrPem: p.csrPem,
+  adminSessionId: p.adminSessionId,
+  createdAt: p.createdAt,
+});
+
+/** A new certificate generation: a renewal (same hsmKeyId) or a rotation (a new key pair). */
+export interface NewKeyVersion {
+  hsmKeyId: string;
+  certificatePem: string;
+  certificateSerial: string;
+  notBefore: Date;
+  notAfter: Date;
+  issuerKeyid: string | null;
+  issuerVersion: number | null;
+}
+
+export interface CreatePendingKeyInput {
+  keyid: string;
+  type: KeyType;
+  algorithm: KeyAlgorithm;
+  hash: HashAlgorithm;
+  requiredApprovers: number;
+  hsmKeyId: string;
+  csrPem: string;
+  adminSessionId: string;
+}
+
+/** Locks the key row; refuses a missing key. */
+async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }> {
+  const rows = await tx.$queryRaw<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }[]>`
+    SELECT "id", "state"::text AS "state", "currentVersion", "destroyedAt" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+  if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
+  return rows[0];
+}
+
+/**
+ * Versions, retirement, destruction and externally certified keys (ADR 0020). Every change locks the key row and
+ * is conditional on the state it read, and writes its audit event in the same transaction: of concurrent changes
+ * exactly one commits (the others get `invalid_state` or `conflict`).
+ */
+export class KeyLifecycleRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Every version of a key, oldest first. */
+  async versions(keyid: string): Promise<KeyVersion[]> {
+    const k = await this.db.prisma.key.findUnique({ where: { keyid }, select: { id: true } });
+    if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
+    const rows = await this.db.prisma.keyVersion.findMany({ where: { keyId: k.id }, orderBy: { version: 'asc' } });
+    return rows.map((v) => toVersion(keyid, v));
+  }
+
+  /** Revoked versions of keys the issuer certified (their serials belong on its CRL). */
+  async revokedVersionsIssuedBy(issuerKeyid: string): Promise<{ serialHex: string; revokedAt: Date; revocationReason: string | null }[]> {
+    const rows = await this.db.prisma.keyVersion.findMany({ where: { issuerKeyid, state: 'REVOKED', revokedAt: { not: null } }, orderBy: { revokedAt: 'asc' } });
+    return rows.map((v) => ({ serialHex: v.certificateSerial, revokedAt: v.revokedAt as Date, revocationReason: v.revocationReason }));
+  }
+
+  /**
+   * Adds version `expectedVersion + 1` to an ACTIVE key and makes it current: the key's columns (hsmKeyId,
+   * certificate, validity) describe it from the commit on, so new sign orders use it; the versions it supersedes
+   * become RETIRED (their certificates stay published). `conflict` when another change made a version first.
+   */
+  async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
+        if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
+        const now = new Date();
+        const version = locked.currentVersion + 1;
+        await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
+        const row = await tx.keyVersion.create({
+          data: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: v.issuerKeyid, issuerVersion: v.issuerVersion },
+        });
+        const k = await tx.key.update({
+          where: { id: locked.id },
+          data: { hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, currentVersion: version },
+          include: withParent,
+        });
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: expectedVersion } });
+        return { key: toKey(k), version: toVersion(keyid, row) };
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /** ACTIVE -> RETIRED (every version): no new use; certificates stay published until they expire. */
+  async retire(keyid: string, audit: AuditInput): Promise<Key> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
+        const now = new Date();
+        await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
+        const k = await tx.key.update({ where: { id: locked.id }, data: { state: 'RETIRED', retiredAt: now }, include: withParent });
+        await appendAuditTx(tx, { ...audit, keyid });
+        return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /**
+   * Records that the HSM objects of a RETIRED or REVOKED key are gone (the caller deleted them first: deleting an
+   * unknown object is a no-op, so a retry after a failure here is safe). Exactly once: `invalid_state` otherwise.
+   */
+  async markDestroyed(keyid: string, hsmKeyIds: string[], audit: AuditInput): Promise<Key> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        if (locked.state === 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ACTIVE: retire or revoke it first`);
+        if (locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} was already destroyed`);
+        const now = new Date();
+        await tx.keyVersion.updateMany({ where: { keyId: locked.id }, data: { destroyedAt: now } });
+        const k = await tx.key.update({ where: { id: locked.id }, data: { destroyedAt: now }, include: withParent });
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, hsmKeyIds } });
+        return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  async findPending(keyid: string): Promise<PendingKey | null> {
+    const p = await this.db.prisma.pendingKey.findUnique({ where: { keyid } });
+    return p ? toPending(p) : null;
+  }
+
+  /** Records a key generated in the HSM whose certificate an external CA will issue; `conflict` if the keyid is taken. */
+  async createPending(input: CreatePendingKeyInput, audit: AuditInput): Promise<PendingKey> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        if (await tx.key.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) throw new DataAccessError('conflict', `key ${input.keyid} exists`);
+        const p = await tx.pendingKey.create({ data: { ...input, hsmKeyId: input.hsmKeyId.toLowerCase() } });
+        await appendAuditTx(tx, { ...audit, keyid: input.keyid });
+        return toPending(p);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${input.keyid}`);
+    }
+  }
+
+  /** The pending key becomes an ACTIVE key with its imported certificate (once: the pending row is deleted). */
+  async activatePending(keyid: string, input: CreateKeyInput, audit: AuditInput): Promise<Key> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const n = await tx.pendingKey.deleteMany({ where: { keyid } });
+        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
+        let parentId: string | null = null;
+        let parentVersion: number | null = null;
+        if (input.parentKeyid) {
+          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
+          if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
+          parentId = parent.id;
+          parentVersion = parent.currentVersion;
+        }
+        const hsmKeyId = input.hsmKeyId.toLowerCase();
+        const k = await tx.key.create({
+          data: {
+            keyid,
+            type: input.type,
+            algorithm: input.algorithm,
+            hash: input.hash,
+            requiredApprovers: input.requiredApprovers ?? 0,
+            hsmKeyId,
+            parentId,
+            certificatePem: input.certificatePem,
+            certificateSerial: input.certificateSerial,
+            notBefore: input.notBefore,
+            notAfter: input.notAfter,
+            product: input.product ?? null,
+            profile: (input.profile ?? {}) as Prisma.InputJsonObject,
+            pathLen: input.pathLen ?? null,
+            issuerChainPem: input.issuerChainPem ?? null,
+            versions: {
+              create: {
+                version: 1,
+                hsmKeyId,
+                certificatePem: input.certificatePem,
+                certificateSerial: input.certificateSerial,
+                notBefore: input.notBefore,
+                notAfter: input.notAfter,
+                issuerKeyid: input.parentKeyid ?? null,
+                issuerVersion: parentVersion,
+              },
+            },
+          },
+          include: withParent,
+        });
+        await appendAuditTx(tx, { ...audit, keyid });
+        return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /** Forgets a pending key (its HSM objects were deleted by the caller). */
+  async deletePending(keyid: string): Promise<void> {
+    await this.db.prisma.pendingKey.deleteMany({ where: { keyid } });
+  }
+}

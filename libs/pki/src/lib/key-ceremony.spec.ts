@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SoftwareSigner } from '../testing/software-signer';
+import {
+  basicConstraintsExtension,
+  buildName,
+  createCaCertificate,
+  createFirmwareSigningCertificate,
+  createRootCertificate,
+  keyUsageExtension,
+  signCertificate,
+  skiExtension,
+  type IssuedCertificate,
+} from './certificates';
+import type { HsmKeyInfo } from './hsm-signer';
+import { createKeyCsr, nameSpecOf, spkiSha256, verifyImportedCaCertificate } from './key-ceremony';
+
+const DAY = 86_400_000;
+
+describe(verifyImportedCaCertificate.name, () => {
+  const signer = new SoftwareSigner();
+  const now = Date.now();
+  const validity = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
+  let offline: HsmKeyInfo;
+  let offlineCert: IssuedCertificate;
+  let online: HsmKeyInfo;
+  let other: HsmKeyInfo;
+
+  beforeAll(async () => {
+    offline = await signer.generateKey({ algorithm: 'RSA-2048', label: 'offline' });
+    online = await signer.generateKey({ algorithm: 'RSA-2048', label: 'online' });
+    other = await signer.generateKey({ algorithm: 'RSA-2048', label: 'other' });
+    offlineCert = await createRootCertificate(signer, offline, { subject: { commonName: 'Offline Root' }, notBefore: new Date(now - 2 * DAY), notAfter: new Date(now + 3650 * DAY), pathLen: 1 });
+  });
+
+  const caFor = (key: HsmKeyInfo, issuer: { key: HsmKeyInfo; certificate: string } = { key: offline, certificate: offlineCert.certificatePem }) =>
+    createCaCertificate(signer, issuer, key, { subject: { commonName: 'Online Root' }, ...validity, pathLen: 0 });
+
+  it('ok the certificate of the key, CA, chained to the self-signed anchor: its facts and the chain above it', async () => {
+    const cert = await caFor(online);
+    const v = verifyImportedCaCertificate(online, cert.certificatePem, [offlineCert.certificatePem]);
+    expect(v).toMatchObject({ serialHex: cert.serialHex, pathLen: 0, chainPem: offlineCert.certificatePem });
+    expect(v.notAfter.getTime()).toBe(Math.floor(validity.notAfter.getTime() / 1000) * 1000);
+  });
+
+  it.each([
+    ['fail a certificate for another key', 'certificate_key_mismatch', async () => ({ cert: (await caFor(other)).certificatePem, chain: [offlineCert.certificatePem] })],
+    [
+      'fail an end-entity certificate (CA:false)',
+      'issuer_not_ca',
+      async () => ({
+        cert: (await createFirmwareSigningCertificate(signer, { key: offline, certificate: offlineCert.certificatePem }, online, { subject: { commonName: 'FW' }, ...validity })).certificatePem,
+        chain: [offlineCert.certificatePem],
+      }),
+    ],
+    ['fail an empty chain', 'chain_invalid', async () => ({ cert: (await caFor(online)).certificatePem, chain: [] as string[] })],
+    [
+      'fail a chain that does not end in a self-signed root',
+      'chain_invalid',
+      async () => {
+        const top = await createRootCertificate(signer, other, { subject: { commonName: 'Top' }, ...validity });
+        const inter = await signer.generateKey({ algorithm: 'RSA-2048', label: 'inter' });
+        const interCert = await createCaCertificate(signer, { key: other, certificate: top.certificatePem }, inter, { subject: { commonName: 'Inter' }, ...validity, pathLen: 1 });
+        const cert = await createCaCertificate(signer, { key: inter, certificate: interCert.certificatePem }, online, { subject: { commonName: 'Online' }, ...validity, pathLen: 0 });
+        // The intermediate alone: the chain stops below its root.
+        return { cert: cert.certificatePem, chain: [interCert.certificatePem] };
+      },
+    ],
+    [
+      'fail an anchor that did not sign it',
+      'chain_invalid',
+      async () => {
+        const stranger = await createRootCertificate(signer, other, { subject: { commonName: 'Offline Root' }, ...validity });
+        return { cert: (await caFor(online)).certificatePem, chain: [stranger.certificatePem] };
+      },
+    ],
+    [
+      'fail an issuer whose pathLen 0 forbids a CA below it',
+      'chain_invalid',
+      async () => {
+        const strict = await createRootCertificate(signer, offline, { subject: { commonName: 'Strict Root' }, ...validity, pathLen: 0 });
+        const name = buildName({ commonName: 'Online Root' });
+        // Built by hand: createCaCertificate itself refuses to issue it.
+        const cert = await signCertificate(signer, offline, {
+          issuerName: buildName({ commonName: 'Strict Root' }),
+          subject: name,
+          spki: online.spki,
+          validity,
+          extensions: [basicConstraintsExtension(true, 0), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(online.spki)],
+        });
+        return { cert: cert.certificatePem, chain: [strict.certificatePem] };
+      },
+    ],
+    ['fail at a time the certificate has expired', 'chain_invalid', async () => ({ cert: (await caFor(online)).certificatePem, chain: [offlineCert.certificatePem], at: new Date(now + 400 * DAY) })],
+    ['fail text that is not a certificate', 'invalid_certificate', async () => ({ cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', chain: [offlineCert.certificatePem] })],
+  ])('%s (%s)', async (_name, code, make) => {
+    const c = (await make()) as { cert: string; chain: string[]; at?: Date };
+    expect(() => verifyImportedCaCertificate(online, c.cert, c.chain, c.at)).toThrow(expect.objectContaining({ code }));
+  });
+});
+
+// The software signer makes RSA-2048 keys; EC-P384 CSRs from SoftHSM are verified by openssl in go-live.spec.ts.
+describe(createKeyCsr.name, () => {
+  const signer = new SoftwareSigner();
+  let work: string;
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it.each(['RSA-2048'] as const)('ok a %s CSR signed by the key that openssl verifies, asking for a CA', async (algorithm) => {
+    work ??= mkdtempSync(join(tmpdir(), 'pki-csr-'));
+    const key = await signer.generateKey({ algorithm, label: 'root' });
+    const { csrPem } = await createKeyCsr(signer, key, { commonName: 'Acme Online Root', organization: 'Acme', country: 'DK' });
+    const file = join(work, `${algorithm}.csr`);
+    writeFileSync(file, csrPem);
+    const r = spawnSync('openssl', ['req', '-in', file, '-noout', '-verify', '-text'], { encoding: 'utf8' });
+    expect({ status: r.status, out: r.stdout + r.stderr }).toEqual({ status: 0, out: expect.stringContaining('verify OK') });
+    expect(r.stdout).toMatch(/CA:TRUE/);
+    expect(r.stdout).toMatch(/Subject: C\s?=\s?DK, O\s?=\s?Acme, CN\s?=\s?Acme Online Root/);
+    const pub = spawnSync('openssl', ['req', '-in', file, '-noout', '-pubkey'], { encoding: 'utf8' }).stdout;
+    const der = Buffer.from(pub.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    expect(createHash('sha256').update(der).digest('hex')).toBe(spkiSha256(key.spki));
+  });
+});
+
+describe(nameSpecOf.name, () => {
+  it('ok reads back the subject a certificate was made with', async () => {
+    const signer = new SoftwareSigner();
+    const key = await signer.generateKey({ algorithm: 'RSA-2048', label: 'k' });
+    const spec = { commonName: 'Acme Root', organization: 'Acme Devices', organizationalUnit: 'PKI', country: 'DK' };
+    const cert = await createRootCertificate(signer, key, { subject: spec, notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY) });
+    expect(nameSpecOf(cert.certificatePem)).toEqual(spec);
+    expect(new X509Certificate(cert.certificatePem).subject).toContain('CN=Acme Root');
+  });
+});

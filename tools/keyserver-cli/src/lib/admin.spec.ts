@@ -1,0 +1,79 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adminCommand, type AdminApi } from './admin';
+import { Exit } from './errors';
+
+interface Call {
+  method: string;
+  path: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+describe(adminCommand.name, () => {
+  let calls: Call[];
+  let answer: unknown;
+  const api: AdminApi = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => {
+    calls.push({ method, path, body, headers });
+    return answer as T;
+  };
+  beforeEach(() => {
+    calls = [];
+    answer = {};
+  });
+  const S = { 'x-admin-session': 'sess-1' };
+
+  it.each([
+    ['ok session open', ['session', 'open'], { description: 'ROOT ceremony' }, { method: 'POST', path: '/api/v1/admin-sessions', body: { description: 'ROOT ceremony' } }],
+    ['ok session authorize', ['session', 'authorize', 'sess-1'], {}, { method: 'POST', path: '/api/v1/admin-sessions/sess-1/authorizations' }],
+    [
+      'ok a self-signed ROOT ceremony',
+      ['root-ceremony'],
+      { session: 'sess-1', keyid: 'acme-root', algorithm: 'EC_P384', cn: 'Acme Root', country: 'DK', days: '7300', 'path-len': '2' },
+      { method: 'POST', path: '/api/v1/keys/root-ceremony', body: { keyid: 'acme-root', algorithm: 'EC_P384', subject: { commonName: 'Acme Root', country: 'DK' }, validityDays: 7300, pathLen: 2, mode: 'self-signed' }, headers: S },
+    ],
+    ['ok rotate', ['key', 'rotate', 'fw-1'], { session: 'sess-1', days: '90' }, { method: 'POST', path: '/api/v1/keys/fw-1/rotation', body: { validityDays: 90 }, headers: S }],
+    ['ok retire', ['key', 'retire', 'fw-1'], { session: 'sess-1' }, { method: 'POST', path: '/api/v1/keys/fw-1/retirement', body: {}, headers: S }],
+    ['ok revoke', ['key', 'revoke', 'fw-1'], { session: 'sess-1', reason: 'keyCompromise' }, { method: 'POST', path: '/api/v1/keys/fw-1/revocation', body: { reason: 'keyCompromise' }, headers: S }],
+    ['ok a keyid is one path segment', ['key', 'versions', '../admin'], {}, { method: 'GET', path: '/api/v1/keys/..%2Fadmin/versions' }],
+    [
+      'ok a role with grants',
+      ['role', 'create'],
+      { session: 'sess-1', name: 'ci', natures: 'orderer, signer', grant: ['fw-1=ORDER+SIGN'] },
+      { method: 'POST', path: '/api/v1/roles', body: { name: 'ci', natures: ['ORDERER', 'SIGNER'], keys: [{ keyid: 'fw-1', permissions: ['ORDER', 'SIGN'] }] }, headers: S },
+    ],
+  ])('%s', async (_n, pos, values, expected) => {
+    await adminCommand(api, pos, values);
+    expect(calls).toEqual([expected]);
+  });
+
+  it.each([
+    ['fail a change without --session', ['key', 'retire', 'fw-1'], {}],
+    ['fail renewal without --days', ['key', 'renew', 'fw-1'], { session: 's' }],
+    ['fail days that are not a whole number', ['key', 'renew', 'fw-1'], { session: 's', days: '1e3' }],
+    ['fail a malformed grant', ['role', 'create'], { session: 's', name: 'r', natures: 'SIGNER', grant: ['fw-1'] }],
+    ['fail a key action without a keyid', ['key', 'destroy'], { session: 's' }],
+    ['fail an unknown area', ['frobnicate'], {}],
+  ])('%s: usage (exit 2), nothing sent', async (_n, pos, values) => {
+    await expect(adminCommand(api, pos, values)).rejects.toMatchObject({ exit: Exit.Usage });
+    expect(calls).toEqual([]);
+  });
+
+  it('ok import-cert sends the certificate and each certificate of the chain file; --out writes a ceremony CSR', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ksctl-admin-'));
+    try {
+      const pem = (n: string) => `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`;
+      writeFileSync(join(dir, 'cert.pem'), pem('AAAA'));
+      writeFileSync(join(dir, 'chain.pem'), `${pem('BBBB')}${pem('CCCC')}`);
+      await adminCommand(api, ['key', 'import-cert', 'online-root'], { session: 'sess-1', 'cert-file': join(dir, 'cert.pem'), chain: join(dir, 'chain.pem') });
+      expect(calls[0]).toEqual({ method: 'POST', path: '/api/v1/keys/online-root/certificate', body: { certificate: pem('AAAA'), chain: [pem('BBBB'), pem('CCCC')] }, headers: S });
+      answer = { certificate: null, csr: 'CSR-PEM' };
+      await adminCommand(api, ['root-ceremony'], { session: 's', keyid: 'k-1', algorithm: 'EC_P256', cn: 'X', days: '10', external: true, out: join(dir, 'k.csr') });
+      expect(readFileSync(join(dir, 'k.csr'), 'utf8')).toBe('CSR-PEM');
+      expect((calls[1].body as { mode: string }).mode).toBe('external');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
