@@ -48,7 +48,7 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   await step('cannot migrate the database at DATABASE_URL', () =>
     migrateDatabase(config.databaseUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
   );
-  const db = createDb(config.databaseUrl, { poolSize: config.databasePoolSize });
+  const db = createDb(config.databaseUrl, config.database);
   const pkcs11 = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
     createPkcs11Signer(config.pkcs11),
   );
@@ -97,7 +97,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
   reaper.start();
   // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
-  const notifyDb = createDb(config.databaseUrl, { poolSize: config.notify.dbPoolSize });
+  const notifyDb = createDb(config.databaseUrl, { ...config.database, poolSize: config.notify.dbPoolSize });
   const dispatcher = new NotificationDispatcher(notifyDb, logger, config.notify);
   dispatcher.start();
   exitOnSignals(logger, async () => {

@@ -59,6 +59,7 @@ describe(loadKeyclientConfig.name, () => {
     ['fail redirect URI on another origin', { REDIRECT_URI: 'https://evil.example.com/login/oauth2/code/keyserver-client' }, 'REDIRECT_URI'],
     ['fail KEYSERVER_API_URL not a URL', { KEYSERVER_API_URL: 'api:3000' }, 'KEYSERVER_API_URL'],
     ['fail DATABASE_URL not postgres', { DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    ['fail DATABASE_URL with several hosts (one primary endpoint, ADR 0026)', { DATABASE_URL: 'postgresql://app@db1:5432,db2:5432/keyserver' }, 'DATABASE_URL'],
     ['fail KEYCLIENT_HOST empty', { KEYCLIENT_HOST: '' }, 'KEYCLIENT_HOST'],
     ['fail KEYCLIENT_HOST with a port', { KEYCLIENT_HOST: '127.0.0.1:8080' }, 'KEYCLIENT_HOST'],
     ['fail KEYCLIENT_HOST a URL', { KEYCLIENT_HOST: 'http://0.0.0.0' }, 'KEYCLIENT_HOST'],

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { ConfigError, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
 import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
@@ -100,6 +100,9 @@ const keyclientEnvSchema = z
     }
   });
 
+/** Every variable the keyclient reads (deployment manifests are checked against it: a misspelt name would be ignored). */
+export const KEYCLIENT_CONFIG_VARIABLES: readonly string[] = Object.keys(keyclientEnvSchema.shape);
+
 /** Validated keyclient configuration. */
 export interface KeyclientConfig {
   tenantId: string;
@@ -129,6 +132,11 @@ export interface KeyclientConfig {
 /** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
 export function loadKeyclientConfig(env: Record<string, string | undefined>): KeyclientConfig {
   const e = loadConfig(keyclientEnvSchema, env);
+  // One endpoint that always reaches the primary (ADR 0026): node-postgres connects to one host, so a libpq
+  // multi-host list is refused here instead of being reduced to its first host.
+  if (/^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?[^/?#]*,/.test(e.DATABASE_URL)) {
+    throw new ConfigError('DATABASE_URL', 'lists several hosts; point it at one endpoint that always reaches the primary (HAProxy with Patroni checks, or the CloudNativePG -rw Service)');
+  }
   return {
     tenantId: e.TENANT_ID,
     clientId: e.APPLICATION_ID,

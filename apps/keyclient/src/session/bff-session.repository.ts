@@ -44,7 +44,16 @@ export class BffSessionRepository {
 
   /** `databaseUrl` connects as the keyclient's role (DATABASE_URL of the keyclient). */
   constructor(databaseUrl: string, options: { poolSize?: number } = {}) {
-    this.pool = new Pool({ connectionString: databaseUrl, max: options.poolSize ?? 5 });
+    // Bounded like the API's pool (ADR 0026): a database failover is an error within seconds, never a hang.
+    this.pool = new Pool({
+      connectionString: databaseUrl,
+      max: options.poolSize ?? 5,
+      connectionTimeoutMillis: 5_000,
+      keepAlive: true,
+      statement_timeout: 10_000,
+      query_timeout: 15_000,
+      lock_timeout: 5_000,
+    });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
   }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
+import { CONNECTION_DEFAULTS, parseDatabaseUrl } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
 const schema = z
@@ -15,6 +16,10 @@ const schema = z
     PROVISIONING_CLIENT_IDS: csv(),
     DATABASE_URL: postgresUrl(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    // Failover bounds (ADR 0026): each one hit is a 503 database_unavailable + Retry-After, never a hang.
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(CONNECTION_DEFAULTS.connectTimeoutMs),
+    DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(CONNECTION_DEFAULTS.statementTimeoutMs),
+    DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(CONNECTION_DEFAULTS.lockTimeoutMs),
     PKCS11_MODULE: z.string().min(1),
     PKCS11_TOKEN_LABEL: z.string().min(1).max(32),
     PKCS11_PIN: z.string().min(4).optional(),
@@ -53,9 +58,17 @@ const schema = z
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
+/** Every variable the API reads (deployment manifests are checked against it: a misspelt name would be ignored). */
+export const API_CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 /** Reads and validates the API's environment once at boot; any problem is one ConfigError line. */
 export function loadApiConfig(env: Record<string, string | undefined>) {
   const raw = loadConfig(schema, env);
+  try {
+    parseDatabaseUrl(raw.DATABASE_URL);
+  } catch (err) {
+    throw new ConfigError('DATABASE_URL', (err as Error).message);
+  }
   if (!existsSync(raw.PKCS11_MODULE)) throw new ConfigError('PKCS11_MODULE', `no such file: ${raw.PKCS11_MODULE}`);
   let pin = raw.PKCS11_PIN;
   if (!pin) {
@@ -75,6 +88,12 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     provisioningClientIds,
     databaseUrl: raw.DATABASE_URL,
     databasePoolSize: raw.DATABASE_POOL_SIZE,
+    database: {
+      poolSize: raw.DATABASE_POOL_SIZE,
+      connectTimeoutMs: raw.DATABASE_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: raw.DATABASE_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: raw.DATABASE_LOCK_TIMEOUT_MS,
+    },
     pkcs11: { module: raw.PKCS11_MODULE, tokenLabel: raw.PKCS11_TOKEN_LABEL, pin, poolSize: raw.PKCS11_POOL_SIZE, signWorkers: raw.PKCS11_SIGN_WORKERS },
     host: raw.KEYSERVER_API_HOST,
     port: raw.KEYSERVER_API_PORT,

@@ -1,5 +1,20 @@
-import { createDb, isDatabaseUnavailable } from './db';
+import { randomInt } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Client } from 'pg';
+import { parseDatabaseUrl } from './connection';
+import { createDb, isDatabaseUnavailable, sqlTransaction } from './db';
 import { DataAccessError } from './errors';
+
+const PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    return err instanceof DataAccessError ? `${err.status} ${err.code}` : `other: ${(err as Error).message}`;
+  }
+}
 
 describe(createDb.name, () => {
   it('answers database_unavailable (503) when PostgreSQL cannot be reached, for queries and transactions', async () => {
@@ -19,11 +34,133 @@ describe(createDb.name, () => {
   });
 });
 
+describe('createDb bounds (failover, ADR 0026)', () => {
+  it('answers 503 database_unavailable when a statement runs past statement_timeout', async () => {
+    const db = createDb(PG, { poolSize: 1, statementTimeoutMs: 200 });
+    try {
+      expect(await codeOf(db.prisma.$queryRaw`SELECT pg_sleep(2)`)).toBe('503 database_unavailable');
+      // The connection stays usable: the server cancelled the statement, not the session.
+      expect(await codeOf(db.prisma.$queryRaw`SELECT 1`)).toBe('ok');
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('answers 503 database_unavailable when a lock is not granted within lock_timeout', async () => {
+    const key = randomInt(1, 2 ** 31);
+    const holder = new Client({ connectionString: PG });
+    await holder.connect();
+    const db = createDb(PG, { poolSize: 1, lockTimeoutMs: 200 });
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [key]);
+      const started = Date.now();
+      expect(await codeOf(db.prisma.$queryRawUnsafe('SELECT pg_advisory_lock($1)', key))).toBe('503 database_unavailable');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await holder.end();
+      await db.close();
+    }
+  });
+
+  it('refuses a server that cannot write (target_session_attrs=read-write) and keeps none of its connections', async () => {
+    const readOnly = `${PG}?options=${encodeURIComponent('-c default_transaction_read_only=on')}`;
+    const db = createDb(readOnly, { poolSize: 2 });
+    try {
+      expect(await codeOf(db.prisma.$queryRaw`SELECT 1`)).toBe('503 database_unavailable');
+      expect(await codeOf(db.transaction(async (t) => t.$queryRaw`SELECT 1`))).toBe('503 database_unavailable');
+      expect(db.pool.totalCount).toBe(0);
+    } finally {
+      await db.close();
+    }
+    // A read-only tool may ask for any server.
+    const any = createDb(`${readOnly}&target_session_attrs=any`, { poolSize: 1 });
+    try {
+      expect(await codeOf(any.prisma.$queryRaw`SELECT 1`)).toBe('ok');
+    } finally {
+      await any.close();
+    }
+  });
+
+  it('answers 503 within the connect timeout when the endpoint accepts TCP but never answers (a proxy with no primary)', async () => {
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const db = createDb(`postgresql://postgres@127.0.0.1:${port}/x`, { poolSize: 1, connectTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      expect(await codeOf(db.prisma.$queryRaw`SELECT 1`)).toBe('503 database_unavailable');
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await db.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});
+
+describe('createDb when the server ends a connection a transaction holds (failover, kill -9 of the primary)', () => {
+  it.each(['prisma transaction', 'pool transaction'])('ok %s: 503 database_unavailable, no crash, and the pool serves the next request', async (kind) => {
+    const db = createDb(PG, { poolSize: 1 });
+    const admin = new Client({ connectionString: PG });
+    await admin.connect();
+    try {
+      // Between two statements the server goes away: PostgreSQL sends FATAL 57P01 to a connection with no query
+      // running, which node-postgres emits as an 'error' event (unhandled, it would end the process).
+      const between = async (pid: number) => {
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await new Promise((r) => setTimeout(r, 300));
+      };
+      const work =
+        kind === 'prisma transaction'
+          ? db.transaction(async (t) => {
+              const [{ pid }] = await t.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+              await between(pid);
+              return t.$queryRaw`SELECT 1`;
+            })
+          : sqlTransaction(db, async (c) => {
+              const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+              await between(pid);
+              return c.query('SELECT 1');
+            });
+      expect(await codeOf(work)).toBe('503 database_unavailable');
+      expect(await codeOf(db.prisma.$queryRaw`SELECT 1`)).toBe('ok');
+    } finally {
+      await admin.end();
+      await db.close();
+    }
+  });
+});
+
+describe(parseDatabaseUrl.name, () => {
+  it.each([
+    ['ok one host, read-write by default', 'postgresql://u:p@db:5432/ks', { connectionString: 'postgresql://u:p@db:5432/ks', targetSessionAttrs: 'read-write' }],
+    ['ok target_session_attrs removed, other parameters kept', 'postgres://db/ks?sslmode=require&target_session_attrs=any', { connectionString: 'postgres://db/ks?sslmode=require', targetSessionAttrs: 'any' }],
+    ['ok explicit read-write', 'postgresql://db/ks?target_session_attrs=read-write', { connectionString: 'postgresql://db/ks', targetSessionAttrs: 'read-write' }],
+  ])('%s', (_name, url, expected) => {
+    expect(parseDatabaseUrl(url)).toEqual(expected);
+  });
+
+  it.each([
+    ['fail several hosts', 'postgresql://u@db1:5432,db2:5432/ks?target_session_attrs=read-write'],
+    ['fail standby target', 'postgresql://db/ks?target_session_attrs=standby'],
+    ['fail not postgres', 'mysql://db/ks'],
+  ])('%s', (_name, url) => {
+    expect(() => parseDatabaseUrl(url)).toThrow(expect.objectContaining({ code: 'invalid_input' }));
+  });
+});
+
 describe(isDatabaseUnavailable.name, () => {
   it.each([
     ['ok refused socket', { code: 'ECONNREFUSED' }, true],
     ['ok admin shutdown SQLSTATE', { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: '57P01' } } } }, true],
     ['ok adapter cause kind', { cause: { kind: 'DatabaseNotReachable' } }, true],
+    ['ok write on a server that became a standby', { code: '25006' }, true],
+    ['ok statement_timeout', { cause: { originalCode: '57014' } }, true],
+    ['ok lock_timeout', { code: '55P03' }, true],
+    ['ok pool connect timeout', new Error('timeout exceeded when trying to connect'), true],
+    ['ok client read timeout', new Error('Query read timeout'), true],
+    ['fail serialization failure', { code: '40001' }, false],
     ['fail unique violation', { code: 'P2002' }, false],
     ['fail plain error', new Error('boom'), false],
   ])('%s', (_name, err, expected) => {

@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
+import { poolConfig, type ConnectionOptions } from './connection';
 import { DataAccessError } from './errors';
 import { UUID_PATTERN } from '@keyserver/api-contract';
 
@@ -25,13 +26,18 @@ export interface Db {
 }
 
 /**
- * Creates a database handle over `@prisma/adapter-pg`. `poolSize` caps the pg pool (default 10).
+ * Creates a database handle over `@prisma/adapter-pg`. `options` bound the pool (size, connect, statement and lock
+ * timeouts) and keep only connections to a writable server (connection.ts, ADR 0026).
  * Run {@link migrateDatabase} first; the handle never changes the schema.
  */
-export function createDb(databaseUrl: string, options: { poolSize?: number } = {}): Db {
-  const pool = new Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10 });
+export function createDb(databaseUrl: string, options: ConnectionOptions = {}): Db {
+  const pool = new Pool(poolConfig(databaseUrl, options));
   // An idle connection dropped by a restarting server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // Nor one a transaction holds between two statements (the server's FATAL arrives as an 'error' event when no
+  // query runs, and pg-pool listens only on idle connections): the next statement on it fails (503) and the pool
+  // destroys it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
   // Every query, raw or not: a lost database becomes 503 database_unavailable, never a 500.
@@ -71,6 +77,12 @@ export function createDb(databaseUrl: string, options: { poolSize?: number } = {
 const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
 const UNAVAILABLE_CAUSES = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
 const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+// Connection exceptions (08), shutdown/crash (57P01-03), too many connections (53300), and the retryable waits of a
+// failover: a write on a server that became read-only (25006), statement_timeout (57014), lock_timeout (55P03).
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|25006|57014|55P03)/;
+// node-postgres' own messages for a connection that timed out or was cut.
+const UNAVAILABLE_MESSAGE =
+  /ECONNREFUSED|Connection terminated|terminating connection due to administrator command|Can't reach database server|timeout exceeded when trying to connect|Query read timeout|server is read-only \(not the primary\)|Client has encountered a connection error/i;
 
 /**
  * True when an error means the database cannot be reached or dropped the connection (Prisma connection
@@ -82,13 +94,13 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (err instanceof Prisma.PrismaClientInitializationError) return true;
   const e = err as Record<string, unknown>;
   const code = typeof e['code'] === 'string' ? e['code'] : undefined;
-  if (code && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NET.has(code) || /^(08|57P0[1-3]|53300)/.test(code))) return true;
+  if (code && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NET.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
   const kind = typeof e['kind'] === 'string' ? e['kind'] : undefined;
   if (kind && UNAVAILABLE_CAUSES.has(kind)) return true;
   const original = typeof e['originalCode'] === 'string' ? e['originalCode'] : undefined;
-  if (original && /^(08|57P0[1-3]|53300)/.test(original)) return true;
+  if (original && UNAVAILABLE_SQLSTATE.test(original)) return true;
   const message = typeof e['message'] === 'string' ? e['message'] : '';
-  if (/ECONNREFUSED|Connection terminated|terminating connection due to administrator command|Can't reach database server/i.test(message)) return true;
+  if (UNAVAILABLE_MESSAGE.test(message)) return true;
   return isDatabaseUnavailable(e['cause'], depth + 1) || isDatabaseUnavailable((e['meta'] as Record<string, unknown> | undefined)?.['driverAdapterError'], depth + 1);
 }
 

@@ -1,0 +1,43 @@
+import { ConfigError } from '@keyserver/config';
+import { loadApiConfig } from './api-config';
+
+const VALID: Record<string, string> = {
+  TENANT_ID: '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01',
+  APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
+  OPENID_CONNECT_METADATA_DOCUMENT: 'https://login.microsoftonline.com/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration',
+  DATABASE_URL: 'postgresql://keyserver@db-rw:5432/keyserver',
+  PKCS11_MODULE: process.execPath,
+  PKCS11_TOKEN_LABEL: 'keyserver',
+  PKCS11_PIN: '123456',
+};
+
+function variableOf(env: Record<string, string | undefined>): string {
+  try {
+    loadApiConfig(env);
+    return '(accepted)';
+  } catch (err) {
+    if (err instanceof ConfigError) return err.variable;
+    throw err;
+  }
+}
+
+describe(loadApiConfig.name, () => {
+  it('ok bounds every database wait by default (connect 5 s, statement 30 s, lock 10 s)', () => {
+    expect(loadApiConfig(VALID).database).toEqual({ poolSize: 10, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 });
+  });
+
+  it('ok takes the failover bounds from the environment', () => {
+    const c = loadApiConfig({ ...VALID, DATABASE_CONNECT_TIMEOUT_MS: '2000', DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_LOCK_TIMEOUT_MS: '500', DATABASE_POOL_SIZE: '4' });
+    expect(c.database).toEqual({ poolSize: 4, connectTimeoutMs: 2_000, statementTimeoutMs: 0, lockTimeoutMs: 500 });
+  });
+
+  it.each([
+    ['fail a multi-host DATABASE_URL (node-postgres connects to one endpoint)', { DATABASE_URL: 'postgresql://u@db1:5432,db2:5432/ks?target_session_attrs=read-write' }, 'DATABASE_URL'],
+    ['fail target_session_attrs the pool cannot honour', { DATABASE_URL: 'postgresql://u@db/ks?target_session_attrs=standby' }, 'DATABASE_URL'],
+    ['fail a connect timeout below 100 ms', { DATABASE_CONNECT_TIMEOUT_MS: '10' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
+    ['fail a negative statement timeout', { DATABASE_STATEMENT_TIMEOUT_MS: '-1' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
+    ['fail a lock timeout that is not a number', { DATABASE_LOCK_TIMEOUT_MS: 'soon' }, 'DATABASE_LOCK_TIMEOUT_MS'],
+  ])('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+});
