@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// End-to-end throughput of the Keyserver: sign orders, device certificates, streamed firmware, 1 vs 2 replicas,
-// each next to its yardstick measured in the same run (raw PKCS#11 from C, sha256sum).
-// Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--firmware-mib 256] [--out docs/benchmarks.json])
+// End-to-end throughput of the Keyserver, every HTTP cell driven by wrk, each next to a yardstick measured in the
+// same run with a tool we did not write: a bare node:http server, pgbench running the sign order's SQL, p11speed (C)
+// on the same SoftHSM token, `cfssl serve` as a peer CA, sha256sum.
+// Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--rounds 2] [--firmware-mib 256] [--out docs/benchmarks.json])
+//        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz] [--cpuprofile FILE]:
+//        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
 // scripts/bench/run.ts (TypeScript, tsconfig paths) into a temp CommonJS file; gcc builds the C baseline.
 import { execFileSync } from 'node:child_process';
@@ -17,10 +20,12 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 };
-const SECONDS = Number(arg('seconds', 4));
+const PROFILE = process.argv.includes('--profile');
+const SECONDS = Number(arg('seconds', PROFILE ? 10 : 4));
+const ROUNDS = Number(arg('rounds', 2));
 const FIRMWARE_MIB = Number(arg('firmware-mib', 256));
-const OUT_JSON = resolve(root, arg('out', 'docs/benchmarks.json'));
-const OUT_MD = join(root, 'docs/benchmarks.md');
+const OUT_JSON = resolve(root, arg('out', PROFILE ? 'docs/benchmarks-profile.json' : 'docs/benchmarks.json'));
+const OUT_MD = resolve(root, arg("md", "docs/benchmarks.md"));
 
 const machine = {
   date: new Date().toISOString(),
@@ -61,123 +66,161 @@ process.env.NODE_PATH = join(root, 'node_modules');
 require('node:module').Module._initPaths();
 const { runBench } = require(bundle);
 
-const started = performance.now();
-const r = await runBench({ seconds: SECONDS, firmwareMib: FIRMWARE_MIB, p11speed }, (m) => console.log(m));
-const totalSeconds = (performance.now() - started) / 1000;
 
-// SoftHSM may scale badly with threads; the ceiling is the better of 1 thread and one thread per core.
-const rawBest = (alg) => Math.max(r.raw[alg].threads1, r.raw[alg].threadsAll);
-const best = (alg) => Math.max(...r.signOrders.filter((c) => c.alg === alg).map((c) => c.perSecond));
-const ratios = {
-  rsa: best('RSA-3072') / rawBest('RSA-3072'),
-  ec: best('P-256') / rawBest('P-256'),
-  certificates: r.certificates.perSecond / rawBest('P-256'),
-  firmware: r.firmware.mbPerSecond / r.firmware.sha256sumMbPerSecond,
-  replicas: r.replicas.two.perSecond / r.replicas.one.perSecond,
-  // How far the targets are from what the HTTP stack alone answers on this machine.
-  floorHealthzVsRawP256: r.floor.healthz.perSecond / rawBest('P-256'),
-  floorMeVsRawP256: r.floor.me.perSecond / rawBest('P-256'),
-};
-const result = { machine, totalSeconds, ...r, ratios };
-writeFileSync(OUT_JSON, JSON.stringify(result, null, 2) + '\n');
+const started = performance.now();
+const loadSamples = [];
+const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
+const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
+clearInterval(loadTimer);
+const totalSeconds = (performance.now() - started) / 1000;
+machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
+machine.loadAverage1mMeanDuringRun = loadSamples.length ? Number((loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length).toFixed(2)) : null;
 
 const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
 const f2 = (n) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const verdict = (v, target, below = false) => ((below ? v < target : v >= target) ? 'met' : '**not met**');
-const rows = r.signOrders.map(
-  (c) => `| ${c.alg} | ${c.concurrency} | ${f1(c.perSecond)} | ${f1(c.p50ms)} | ${f1(c.p99ms)} | ${c.requests} | ${c.errors} | ${f2(c.apiCpuMsPerRequest)} | ${f1(c.dbTransactionsPerRequest)} |`,
-);
+const f3 = (n) => (Number.isFinite(n) ? n.toFixed(3) : 'n/a');
+
+if (PROFILE) {
+  const pr = r.profile;
+  const table = (title, rows) => [`| ${title} | ms | % of busy |`, '| --- | ---: | ---: |', ...rows.map((x) => `| \`${x.frame.replace(/\|/g, '\\|')}\` | ${x.ms} | ${x.percent} |`)].join('\n');
+  const cell = Object.values(r.cells)[0];
+  const md = [
+    `CPU profile: \`${machine.command}\` (${machine.date}, load average ${machine.loadAverageAtStart.join(' / ')})`,
+    `${cell.name}: ${f1(cell.perSecond)}/s, p50 ${f1(cell.p50ms)} ms, p99 ${f1(cell.p99ms)} ms, API CPU ${f3(cell.cpuMsPerRequest)} ms/order, ${f2(cell.dbTransactionsPerRequest)} DB transactions/order; profile: ${pr.busyMs} ms busy of ${pr.totalMs} ms sampled`,
+    '',
+    table('self time by package', pr.byPackage.slice(0, 15)),
+    '',
+    table('top self-time frames', pr.self.slice(0, 20)),
+    '',
+    table('top inclusive frames', pr.inclusive.slice(0, 25)),
+  ].join('\n');
+  writeFileSync(OUT_JSON, JSON.stringify({ machine, cell, profile: pr }, null, 2) + '\n');
+  console.log(`\n${md}\n\nwrote ${OUT_JSON}; raw profile: ${resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile')))}`);
+  process.exit(0);
+}
+
+const c = r.cells;
+const y = {
+  bare: c['bare node:http GET, c=8'],
+  pgHot: c['pgbench sign-order SQL, 1 hot operation row, 8 clients'],
+  pgEight: c['pgbench sign-order SQL, 8 operation rows, 8 clients'],
+  ecRaw1: c['p11speed P-256, 1 thread'],
+  ecRaw: Object.values(c).find((x) => /^p11speed P-256, \d+ threads$/.test(x.name)),
+  rsaRaw1: c['p11speed RSA-3072, 1 thread'],
+  rsaRaw: Object.values(c).find((x) => /^p11speed RSA-3072, \d+ threads$/.test(x.name)),
+  cfssl: c['cfssl serve sign, P-256 CSR, c=8'],
+};
+const o = {
+  healthz: c['GET /healthz, c=8'],
+  me: c['GET /api/v1/me, c=8'],
+  ecOne: c['P-256 sign orders, 1 operation, c=32'],
+  ecEight: c['P-256 sign orders, 8 operations, c=32'],
+  rsa: c['RSA-3072 sign orders, c=32'],
+  certs: c['device certificates, P-256 CSR, c=8'],
+  two: c['P-256 sign orders, 1 operation, c=32 over 2 replicas'],
+};
+// Each of our cells against the yardstick its target names (issue 20).
+const against = new Map([
+  [o.healthz.name, [y.bare, 0.5]],
+  [o.me.name, [y.bare, 0.25]],
+  [o.ecOne.name, [y.pgHot, 0.5]],
+  [o.ecEight.name, [y.pgEight, 0.5]],
+  [o.rsa.name, [y.rsaRaw, 0.8]],
+  [o.certs.name, [y.cfssl, 0.25]],
+  [o.two.name, [y.pgHot, undefined]],
+]);
+const ratio = (a, b) => a.perSecond / b.perSecond;
+const verdict = (ok) => (ok ? 'met' : '**not met**');
+const order = [y.bare, o.healthz, o.me, y.pgHot, o.ecOne, o.two, y.pgEight, o.ecEight, y.ecRaw1, y.ecRaw, y.rsaRaw1, y.rsaRaw, o.rsa, y.cfssl, o.certs];
+const rows = order.map((x) => {
+  const a = against.get(x.name);
+  const ours = Boolean(a);
+  const name = ours ? `**${x.name}**` : x.name;
+  const rat = a ? `${f2(ratio(x, a[0]))} of ${a[0].name.split(',')[0]}` : 'yardstick';
+  return `| ${name} | ${f1(x.perSecond)} | ${f1(x.p50ms)} | ${f1(x.p99ms)} | ${x.errors} | ${f3(x.cpuMsPerRequest)} | ${f2(x.dbTransactionsPerRequest)} | ${rat} |`;
+});
+const targets = [
+  ['P-256 sign orders, one operation, c=32 / pgbench hot row', ratio(o.ecOne, y.pgHot), '>= 0.5'],
+  ['P-256 sign orders, 8 operations, c=32 / pgbench 8 rows', ratio(o.ecEight, y.pgEight), '>= 0.5'],
+  [`RSA-3072 sign orders / raw ${y.rsaRaw.name.replace('p11speed RSA-3072, ', '')} HSM rate`, ratio(o.rsa, y.rsaRaw), '>= 0.8'],
+  ['device certificates / P-256 sign orders (one operation)', ratio(o.certs, o.ecOne), '>= 0.5'],
+  ['device certificates / cfssl serve', ratio(o.certs, y.cfssl), '>= 0.25'],
+  ['GET /healthz / bare node:http', ratio(o.healthz, y.bare), '>= 0.5'],
+  ['GET /api/v1/me / bare node:http', ratio(o.me, y.bare), '>= 0.25'],
+].map(([m, v, t]) => `| ${m} | ${f2(v)} | ${t} | ${verdict(v >= Number(t.slice(3)))} |`);
+const cpuEc = Math.min(o.ecOne.cpuMsPerRequest, o.ecEight.cpuMsPerRequest);
+targets.push(`| API CPU per P-256 sign order (ms, best of the c=32 cells) | ${f3(cpuEc)} | <= 1.0 | ${verdict(cpuEc <= 1.0)} |`);
+const h = r.halfRate;
+targets.push(`| p99 of P-256 sign orders at half the peak rate (${f1(h.targetPerSecond)}/s offered, ${f1(h.perSecond)}/s answered, ${h.errors} errors; ms) | ${f1(h.p99ms)} | < 25 | ${verdict(h.p99ms < 25 && h.errors === 0)} |`);
+const fw = r.firmware;
+if (fw) {
+  const fr = fw.mbPerSecond / fw.sha256sumMbPerSecond;
+  targets.push(`| firmware ${fw.mib} MiB streamed to CMS: ${f1(fw.mbPerSecond)} MB/s / sha256sum ${f1(fw.sha256sumMbPerSecond)} MB/s | ${f2(fr)} | >= 0.8 | ${verdict(fr >= 0.8)} |`);
+  targets.push(`| API RSS growth during the upload (VmRSS ${f1(fw.rssBeforeMib)} -> peak ${f1(fw.rssPeakMib)} MiB; MiB) | ${f1(fw.rssGrowthMib)} | < 64 | ${verdict(fw.rssGrowthMib < 64)} |`);
+}
+const roundsTable = r.rounds[0].map((cell) => {
+  const all = r.rounds.map((round) => round.find((x) => x.name === cell.name));
+  return `| ${cell.name} | ${all.map((x) => f1(x?.perSecond)).join(' / ')} | ${all.map((x) => f3(x?.cpuMsPerRequest)).join(' / ')} |`;
+});
+const result = { machine, totalSeconds, ...r };
+writeFileSync(OUT_JSON, JSON.stringify(result, null, 2) + '\n');
+
 const md = `# Benchmarks
 
 End-to-end throughput of the Keyserver, each number next to a yardstick measured **in the same run** on the same
-machine. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options: \`--seconds N\` per cell (default 4),
-\`--firmware-mib N\` (default 256; \`--firmware-mib 1024\` for the full 1 GiB image), \`--out FILE\` for the JSON
-(default \`docs/benchmarks.json\`). The script rewrites this file down to the marker line (the findings below it
-are kept) and the JSON on every run.
+machine with a tool we did not write. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options:
+\`--seconds N\` per cell (default 4), \`--rounds N\` (default 2), \`--firmware-mib N\` (default 256; 0 skips it),
+\`--out FILE\` for the JSON (default \`docs/benchmarks.json\`); \`--profile [--seconds 10]\` instead writes a CPU
+profile summary of the API under wrk load (\`docs/benchmarks-profile.json\`). The script rewrites this file down to
+the marker line (the findings below it are kept) and the JSON on every run. It needs \`npm run build\`, PostgreSQL
+15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc.
 
-How it runs: \`scripts/bench.mjs\` bundles \`scripts/bench/run.ts\` with esbuild (offline, tsconfig paths of
-\`apps/keyserver-e2e/tsconfig.json\`), builds the C baseline \`scripts/bench/p11speed.c\` with gcc, and starts the
-real platform with \`startPlatform({ replicas: 2 })\` from \`@keyserver/testing\` (built apps from \`dist/\`, the
-docker-compose commands, a fresh PostgreSQL database, a fresh SoftHSM token, the Entra emulator). The client is
-this Node process on loopback with \`http.Agent({ keepAlive: true })\`, closed-loop (each worker sends its next
-request when the previous answer arrived), authenticated with the demo CI client's client-credentials token.
-It needs \`npm run build\` first and stops by itself (about ${Math.ceil(totalSeconds / 10) * 10} s).
+How it runs: \`scripts/bench.mjs\` bundles \`scripts/bench/run.ts\` with esbuild and builds the C baseline
+\`scripts/bench/p11speed.c\` with gcc, then starts the real platform with \`startPlatform({ replicas: 2 })\` (built
+apps from \`dist/\`, the docker-compose commands, a fresh database, a fresh SoftHSM token, the Entra emulator).
+Every HTTP cell is **wrk** (C, \`-t1\`, keep-alive), authenticated with the demo CI client's token; yardsticks in the
+same run: a **bare node:http** server answering a constant (the HTTP limit of Node here), **pgbench** (\`-M prepared\`,
+8 clients) running one sign order's two statements - the API's own reservation statement and its finish statement
+with the real \`keyserver_append_audit\` - on a pg_dump copy of the platform's database, on one hot operation row and
+spread over 8, **p11speed** (C_SignInit+C_Sign from C, same token and keys), and **\`cfssl serve\`** (software P-256 CA,
+no authentication, database or HSM) signing the same CSRs. Rounds interleave yardsticks and our cells (the order
+flips every round); each cell keeps its best round. The Node client is used only for the streamed firmware upload
+and for a fixed arrival rate (p99 at half the peak rate), which wrk cannot do.
 
-**These numbers are noisy**: the machine is shared, and other builds and tests were running during this run
-(see the load average). The load generator, PostgreSQL, both API processes and the emulator share the same
-${machine.cpus} cores, so HTTP numbers are lower bounds of what a dedicated API host does.
+**Shared machine**: ${machine.cpus} cores that also run PostgreSQL, SoftHSM, both APIs, the emulator and the load
+generator, and other engineers' builds and tests (1-minute load average ${machine.loadAverageAtStart[0]} at start,
+${machine.loadAverage1mMeanDuringRun ?? 'n/a'} on average during the run, ${machine.loadAverageAtEnd[0]} at the end).
+Absolute rates are noisy; the ratios of one run and the **API CPU ms per request** (CPU time of the API process tree
+over the cell / answered requests) are the robust signals.
 
 ## Last run
 
 - Date: ${machine.date}
-- Command: \`${machine.command}\`
-- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, load average at start ${machine.loadAverageAtStart.join(' / ')} (1/5/15 min), Node ${machine.node}
-- Seconds per cell: ${SECONDS}
+- Command: \`${machine.command}\`, ${ROUNDS} round(s) of ${SECONDS} s per cell, ${Math.round(totalSeconds)} s in all
+- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}; one API process per replica
 
-### Sign orders (POST /api/signorders, one API process)
+### Cells (best round; ours in bold)
 
-| key | concurrency | orders/s | p50 ms | p99 ms | orders | errors | API CPU ms/order | DB transactions/order |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| cell | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | DB transactions/request | ratio |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 ${rows.join('\n')}
 
-Raw PKCS#11 rate of the platform's own SoftHSM token and keys (C, \`p11speed\`, C_SignInit+C_Sign, one session per thread):
+Server CPU: the API process tree for our cells, the bare server and cfssl for theirs. DB transactions: change of
+xact_commit + xact_rollback of the platform's database over the cell (every API statement is autocommit, so this is
+statements per request); pgbench's own cells run exactly 2 statements per transaction by construction.
 
-| key | 1 thread sig/s | ${r.raw['P-256'].threads} threads sig/s |
-| --- | ---: | ---: |
-| P-256 (CKM_ECDSA) | ${f1(r.raw['P-256'].threads1)} | ${f1(r.raw['P-256'].threadsAll)} |
-| RSA-3072 (CKM_RSA_PKCS) | ${f1(r.raw['RSA-3072'].threads1)} | ${f1(r.raw['RSA-3072'].threadsAll)} |
-
-### HTTP floor of one API process (concurrency 8, no signing)
-
-| request | requests/s | p50 ms | p99 ms | API CPU ms/request | DB transactions/request |
-| --- | ---: | ---: | ---: | ---: | ---: |
-| GET /healthz (public, no work) | ${f1(r.floor.healthz.perSecond)} | ${f1(r.floor.healthz.p50ms)} | ${f1(r.floor.healthz.p99ms)} | ${f2(r.floor.healthz.apiCpuMsPerRequest)} | ${f1(r.floor.healthz.dbTransactionsPerRequest)} |
-| GET /api/v1/me (token validation + subject) | ${f1(r.floor.me.perSecond)} | ${f1(r.floor.me.p50ms)} | ${f1(r.floor.me.p99ms)} | ${f2(r.floor.me.apiCpuMsPerRequest)} | ${f1(r.floor.me.dbTransactionsPerRequest)} |
-
-For scale: GET /healthz / best raw P-256 = ${f2(ratios.floorHealthzVsRawP256)}, GET /api/v1/me / best raw P-256 =
-${f2(ratios.floorMeVsRawP256)}. A P-256 sign-order ratio cannot exceed these on this machine, whatever the signing path does.
-
-### Ratios against the targets
+### Targets (issue 20)
 
 | measure | value | target | |
 | --- | ---: | ---: | --- |
-| RSA-3072 best orders/s / best raw | ${f2(ratios.rsa)} | >= 0.8 | ${verdict(ratios.rsa, 0.8)} |
-| P-256 best orders/s / best raw | ${f2(ratios.ec)} | >= 0.5 | ${verdict(ratios.ec, 0.5)} |
-| device certificates/s (${f1(r.certificates.perSecond)}/s, concurrency 8, p50 ${f1(r.certificates.p50ms)} ms, p99 ${f1(r.certificates.p99ms)} ms) / best raw P-256 | ${f2(ratios.certificates)} | >= 0.4 | ${verdict(ratios.certificates, 0.4)} |
-| firmware ${r.firmware.mib} MiB streamed to CMS: ${f1(r.firmware.mbPerSecond)} MB/s / sha256sum ${f1(r.firmware.sha256sumMbPerSecond)} MB/s | ${f2(ratios.firmware)} | >= 0.8 | ${verdict(ratios.firmware, 0.8)} |
-| API RSS growth during the upload (VmRSS ${f1(r.firmware.rssBeforeMib)} -> peak ${f1(r.firmware.rssPeakMib)} MiB; VmHWM ${f1(r.firmware.vmHwmMib)} MiB) | ${f1(r.firmware.rssGrowthMib)} MiB | < 64 MiB | ${verdict(r.firmware.rssGrowthMib, 64, true)} |
+${targets.join('\n')}
 
-### One and two API replicas on the same PostgreSQL (P-256 sign orders, concurrency 32)
+### Every round (requests/s; server CPU ms/request)
 
-| replicas | orders/s | p50 ms | p99 ms | errors |
-| ---: | ---: | ---: | ---: | ---: |
-| 1 | ${f1(r.replicas.one.perSecond)} | ${f1(r.replicas.one.p50ms)} | ${f1(r.replicas.one.p99ms)} | ${r.replicas.one.errors} |
-| 2 | ${f1(r.replicas.two.perSecond)} | ${f1(r.replicas.two.p50ms)} | ${f1(r.replicas.two.p99ms)} | ${r.replicas.two.errors} |
-
-Diagnostic, same load (P-256, concurrency 32, one replica) spread over 8 operations instead of one:
-${f1(r.spread.perSecond)} orders/s, p50 ${f1(r.spread.p50ms)} ms, p99 ${f1(r.spread.p99ms)} ms (one operation: ${f1(r.replicas.one.perSecond)} orders/s).
-Orders hold no lock while the HSM signs (usage reservations, docs/adr/0007-usage-reservations.md); only the
-one-statement reservation and the one-statement finish (which takes the global audit-append lock) serialize.
-
-Two replicas / one: ${f2(ratios.replicas)}. On a ${machine.cpus}-core machine that also runs the client and
-PostgreSQL, a second replica adds no CPU, so this shows the cost of coordination on one database (row locks on the
-usage counter, the audit chain), not horizontal scaling.
-
-## Method notes
-
-- Every measured sign order is a real one: usage reservation, C_Sign in SoftHSM, the sign-order row and the
-  hash-chained audit event stored in one statement. Only 201 answers count; errors are listed.
-- The raw rate is the ceiling: the same token and key objects, from C, no HTTP, no database. The ratio uses the
-  best HTTP concurrency against the better of the two raw rates (1 thread, one thread per core).
-- API CPU ms/order: user+system time of the API process (/proc/<pid>/stat) over the cell divided by the 201s;
-  DB transactions/order: the change of xact_commit+xact_rollback of the platform's database (pg_stat_database).
-  At 2 cores, 1000 / (CPU ms per order) is roughly the most one API process can do if it had a core to itself.
-  Device certificates: API CPU ${f2(r.certificates.apiCpuMsPerRequest)} ms and ${f1(r.certificates.dbTransactionsPerRequest)} DB transactions per certificate.
-- Firmware: a pseudo-random image written to a temp file, \`sha256sum\` of that file (warm page cache), then one
-  streamed POST /api/v1/firmware/signatures; RSS is sampled from /proc/<pid>/status every 20 ms.
-- Raw JSON of this run: \`${OUT_JSON.slice(root.length + 1)}\`.
+| cell | requests/s per round | CPU ms/request per round |
+| --- | --- | --- |
+${roundsTable.join('\n')}
 `;
-// Hand-written analysis below the marker survives re-runs.
 const MARKER = '<!-- end of generated part: text below this line is kept by npm run bench -->';
 let kept = `${MARKER}\n`;
 try {

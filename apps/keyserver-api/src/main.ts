@@ -81,6 +81,11 @@ async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
   const metrics = config.metrics ? new ApiMetrics() : undefined;
   const deps = await buildDeps(config, logger, metrics);
+  // Subject and key lookups cached until a change is notified (ADR 0028); without the listener nothing is cached.
+  await deps.db.access.listen(config.databaseUrl, {
+    ttlMs: config.accessCacheTtlMs,
+    onError: (err) => logger.warn({ err: err.message }, 'access cache listener lost; lookups go to the database until it is back'),
+  });
   const app = await createApp(deps, metrics);
   keepIdleConnections(app.getHttpServer());
   answerClientErrors(app.getHttpServer(), app.get<EdgeServices>(EDGE), deps.logger);

@@ -15,7 +15,7 @@ export class DbSubjectResolver implements SubjectResolver {
   ) {}
 
   async resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null> {
-    const s = await this.subjects.findByTidOid(principal.tid, principal.oid);
+    const s = await this.subjects.findAccess(principal.tid, principal.oid);
     if (!s) {
       await this.subjects.recordUnknownPrincipal({
         tid: principal.tid,

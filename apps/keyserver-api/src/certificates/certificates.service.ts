@@ -36,8 +36,13 @@ import type { ApiConfig } from '../config/api-config';
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
  * CA itself still covers, the CRL distribution point of this server and the DNs no device may take.
  */
+// The validated stored profile per key row object: rows come from the access cache (ADR 0028), so a certificate
+// burst validates it once; a changed profile is a new row object. Only valid profiles are kept; nothing mutates them.
+const validatedProfiles = new WeakMap<Key, ReturnType<typeof storedDeviceProfile>>();
+
 export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySet<string>): DeviceCertificateProfile {
-  const p = storedDeviceProfile(key);
+  let p = validatedProfiles.get(key);
+  if (!p) validatedProfiles.set(key, (p = storedDeviceProfile(key)));
   // Never past the CA's own notAfter: the profile is cut to what the issuer can cover.
   const maxDays = Math.floor((key.notAfter.getTime() - Date.now()) / 86_400_000);
   return {

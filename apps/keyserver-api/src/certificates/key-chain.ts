@@ -2,9 +2,9 @@ import { prepareCmsSigner, prepareIssuer, type CmsSigner, type DeviceCertificate
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Key, KeyRepository, KeyType } from '@keyserver/data-access';
 
-/** An ACTIVE key of the given type, or a 404/409 with a code. */
+/** An ACTIVE key of the given type, or a 404/409 with a code (the usage reservation re-checks the state in the database). */
 export async function usableKey(keys: KeyRepository, keyid: string, type: KeyType, use: string): Promise<Key> {
-  const key = await keys.findByKeyid(keyid);
+  const key = await keys.findByKeyidCached(keyid);
   if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
   if (key.type !== type) throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; ${use} use ${type} keys`);
   if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);

@@ -36,6 +36,8 @@ const schema = z
     FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
     // How long a usage taken for a signature stays reserved if its replica dies before storing the result.
     USAGE_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    // Subject and key lookups cached per process, flushed on every change via LISTEN/NOTIFY (ADR 0028); 0 = off.
+    ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     // Nesting depth of a JSON body (objects and arrays); deeper bodies get 400 json_too_deep.
     MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(256).default(32),
     // Refusals (and requests without a token) per caller: a token bucket per IP and per principal (ADR 0011).
@@ -103,6 +105,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     maxBodyBytes: raw.MAX_BODY_BYTES,
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
+    accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
     notify: notifyConfig(raw),
     mode: raw.KEYSERVER_MODE,

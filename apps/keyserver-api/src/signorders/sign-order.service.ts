@@ -84,7 +84,7 @@ export class SignOrderService {
   }
 
   private async usableKey(keyid: string): Promise<Key> {
-    const key = await this.keys.findByKeyid(keyid);
+    const key = await this.keys.findByKeyidCached(keyid);
     if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
     // Raw signatures only with firmware keys: a raw signature by a CA or ROOT key could forge certificates.
     if (key.type !== 'FW') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; sign orders use FW keys`);

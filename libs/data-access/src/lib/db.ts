@@ -4,6 +4,7 @@ import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { poolConfig, type ConnectionOptions } from './connection';
 import { DataAccessError } from './errors';
 import { UUID_PATTERN } from '@keyserver/api-contract';
+import { AccessCache } from './access-cache';
 
 /** Transaction isolation levels accepted by {@link Db.transaction}. */
 export type Isolation = 'ReadCommitted' | 'RepeatableRead' | 'Serializable';
@@ -21,9 +22,16 @@ export interface Db {
   readonly pool: Pool;
   /** Runs `fn` in one transaction (default READ COMMITTED, 60 s timeout). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: { isolation?: Isolation; timeoutMs?: number }): Promise<T>;
+  /**
+   * The hot path's subject and key lookups cached with invalidation on every change (access-cache.ts, ADR 0028);
+   * a pass-through until `access.listen()` (the API calls it at boot).
+   */
+  readonly access: AccessCache;
   /** Closes the pool. */
   close(): Promise<void>;
 }
+
+const PRISMA_READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
 
 /**
  * Creates a database handle over `@prisma/adapter-pg`. `options` bound the pool (size, connect, statement and lock
@@ -40,14 +48,18 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
   pool.on('connect', (client) => client.on('error', () => undefined));
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
+  const access = new AccessCache();
   // Every query, raw or not: a lost database becomes 503 database_unavailable, never a 500.
   const prisma = base.$extends({
     query: {
-      async $allOperations({ args, query }) {
+      async $allOperations({ operation, args, query }) {
         try {
           return await query(args);
         } catch (err) {
           throw asUnavailable(err);
+        } finally {
+          // Anything but a model read may have changed access (raw SQL included): this replica reads its own writes.
+          if (!PRISMA_READS.has(operation)) access.flush();
         }
       },
     },
@@ -65,9 +77,14 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
         });
       } catch (err) {
         throw asUnavailable(err);
+      } finally {
+        // Committed or not, whatever it changed is not served from the cache to this replica's next request.
+        access.flush();
       }
     },
+    access,
     close: async () => {
+      await access.close();
       await base.$disconnect();
       if (!pool.ended) await pool.end();
     },

@@ -225,6 +225,38 @@ describe(createEntraTokenValidator.name, () => {
       await expect(v.refreshKeys()).rejects.toMatchObject({ code: 'jwks_unreachable' });
     });
 
+    it('verifies a repeated token once, and still refuses it once expired or when its key left the JWKS', async () => {
+      const v = validator();
+      const oldKey = issuer.keys[0];
+      const start = clock;
+      const s = clock / 1000;
+      const token = bearer(userClaims({ iat: s, nbf: s, exp: s + 600 }));
+      const first = await v.authenticate(token);
+      const again = await v.authenticate(token);
+      expect(again).toEqual(first);
+      again.roles.push('tampered');
+      expect((await v.authenticate(token)).roles).toEqual(first.roles);
+      // One changed character of the signature is a different token: verified, and refused.
+      const forged = token.slice(0, -2) + (token.endsWith('A') ? 'B' : 'A') + token.slice(-1);
+      expect(await codeOf(v.authenticate(forged))).toBe('invalid_signature');
+      clock = start + 661_000;
+      expect(await codeOf(v.authenticate(token))).toBe('token_expired');
+      clock = start;
+      const other = bearer(userClaims({ iat: s, nbf: s, exp: s + 600, uti: 'uti-2' }));
+      await v.authenticate(other);
+      const fresh = issuer.rotateKeys();
+      try {
+        clock = start + 5 * 60_000;
+        const t = clock / 1000;
+        // A token of the new key makes the validator fetch the new key set, without the old key.
+        expect((await v.authenticate(bearer(userClaims({ iat: t, nbf: t, exp: t + 600 }), { key: fresh }))).oid).toBe(USER_OID);
+        expect(await codeOf(v.authenticate(other))).toBe('unknown_key');
+      } finally {
+        issuer.keys.splice(0, 1, oldKey);
+        clock = start;
+      }
+    });
+
     it('picks up a rotated key after the cooldown and then refuses the old one', async () => {
       const v = validator();
       const oldKey = issuer.keys[0];

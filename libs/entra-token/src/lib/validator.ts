@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, JWTPayload, ProtectedHeaderParameters } from 'jose';
 import { TokenError } from './errors';
 import { FetchLike } from './http-fetch';
@@ -29,6 +30,12 @@ export interface EntraTokenValidatorConfig {
   maxTokenBytes?: number;
   /** Longest accepted exp - iat (default 28 h, the longest CAE lifetime). */
   maxTokenLifetimeSec?: number;
+  /**
+   * Tokens whose signature and claims were verified, remembered by their SHA-256 (default 10,000; 0 = off): a caller
+   * repeating its token (a CI pipeline, a factory line) is not verified again until it expires (exp is still
+   * checked on every request, and the signing key must still be in the JWKS). Refusals are never remembered.
+   */
+  verifiedTokenCacheSize?: number;
   /** Clock in ms (frozen in tests). */
   now?: () => number;
   fetch?: FetchLike;
@@ -159,7 +166,30 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
     return new TokenError('malformed_token', undefined, { cause: e });
   }
 
+  // Verified tokens by SHA-256 of their exact text: a forged or altered token never matches an entry.
+  const verifiedMax = cfg.verifiedTokenCacheSize ?? 10_000;
+  const verified = new Map<string, { kid: string; principal: Principal; until: number }>();
+  const VERIFIED_MAX_AGE_MS = 10 * 60_000;
+
   async function validateToken(token: string): Promise<Principal> {
+    if (verifiedMax <= 0 || token.length > maxTokenBytes) return verify(token);
+    const id = createHash('sha256').update(token).digest('base64');
+    const hit = verified.get(id);
+    if (hit) {
+      // The same rules as jose's exp check (with the clock tolerance), and the key must still be published.
+      if (now() < hit.until && now() / 1000 - tolerance < hit.principal.expiresAt) {
+        await keys.getKey(hit.kid);
+        return { ...hit.principal, roles: [...hit.principal.roles], scopes: [...hit.principal.scopes] };
+      }
+      verified.delete(id);
+    }
+    const principal = await verify(token);
+    verified.set(id, { kid: parseHeader(token).kid as string, principal, until: now() + VERIFIED_MAX_AGE_MS });
+    if (verified.size > verifiedMax) verified.delete(verified.keys().next().value as string);
+    return { ...principal, roles: [...principal.roles], scopes: [...principal.scopes] };
+  }
+
+  async function verify(token: string): Promise<Principal> {
     const header = parseHeader(token);
     const key = await keys.getKey(header.kid as string);
     let claims: Claims;

@@ -1,4 +1,5 @@
 import * as asn1js from 'asn1js';
+import * as fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import {
@@ -31,6 +32,31 @@ describe('der helpers', () => {
         expect(Buffer.from(derToP1363(der, size)).equals(p1363)).toBe(true);
       }
     }
+  });
+
+  it('encodes any r||s exactly as asn1js does, as strict DER that reads back', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(32, 48, 66), fc.uint8Array({ minLength: 132, maxLength: 132 }), fc.nat(3), (size, bytes, shape) => {
+        const sig = bytes.slice(0, size * 2);
+        // Leading zero bytes and high bits are the edge cases of minimal positive INTEGERs.
+        if (shape === 1) sig.fill(0, 0, 3);
+        if (shape === 2) sig[size] = 0x80;
+        if (shape === 3) sig.fill(0, size, size * 2);
+        const int = (b: Uint8Array) => {
+          let i = 0;
+          while (i < b.length - 1 && b[i] === 0) i++;
+          let v = b.subarray(i);
+          if (v[0] & 0x80) v = Uint8Array.from([0, ...v]);
+          return new asn1js.Integer({ valueHex: toAb(v) });
+        };
+        const reference = new Uint8Array(new asn1js.Sequence({ value: [int(sig.subarray(0, size)), int(sig.subarray(size))] }).toBER(false));
+        const der = p1363ToDer(sig);
+        expect(Buffer.from(der).toString('hex')).toBe(Buffer.from(reference).toString('hex'));
+        expect(isStrictDer(der)).toBe(true);
+        expect(Buffer.from(derToP1363(der, size)).equals(Buffer.from(sig))).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('encodes the DigestInfo prefix RFC 8017 lists for SHA-256', () => {

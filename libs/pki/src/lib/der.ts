@@ -238,17 +238,36 @@ export function decodeDigestInfo(der: Uint8Array): { hash: HashName; digest: Uin
 
 /** Converts an ECDSA signature r||s (P1363) to DER `SEQUENCE { INTEGER r, INTEGER s }`. */
 export function p1363ToDer(sig: Uint8Array): Uint8Array {
+  // Written out (on every ECDSA sign order): SEQUENCE { INTEGER r, INTEGER s }, each minimal and positive.
   const half = sig.length / 2;
-  const int = (b: Uint8Array) => {
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    let v = b.subarray(i);
-    if (v[0] & 0x80) v = Uint8Array.from([0, ...v]);
-    return new asn1js.Integer({ valueHex: toAb(v) });
+  const lenBytes = (n: number) => (n < 0x80 ? 1 : n < 0x100 ? 2 : 3);
+  const span = (from: number) => {
+    let i = from;
+    while (i < from + half - 1 && sig[i] === 0) i++;
+    return { at: i, len: from + half - i, pad: sig[i] & 0x80 ? 1 : 0 };
   };
-  return new Uint8Array(
-    new asn1js.Sequence({ value: [int(sig.subarray(0, half)), int(sig.subarray(half))] }).toBER(false),
-  );
+  const parts = [span(0), span(half)];
+  const ints = parts.map((x) => 1 + lenBytes(x.len + x.pad) + x.pad + x.len);
+  const body = ints[0] + ints[1];
+  const out = new Uint8Array(1 + lenBytes(body) + body);
+  let o = 0;
+  const putLen = (n: number) => {
+    if (n >= 0x100) {
+      out[o++] = 0x82;
+      out[o++] = n >> 8;
+    } else if (n >= 0x80) out[o++] = 0x81;
+    out[o++] = n & 0xff;
+  };
+  out[o++] = 0x30;
+  putLen(body);
+  for (const x of parts) {
+    out[o++] = 0x02;
+    putLen(x.len + x.pad);
+    if (x.pad) out[o++] = 0;
+    out.set(sig.subarray(x.at, x.at + x.len), o);
+    o += x.len;
+  }
+  return out;
 }
 
 /** Converts a DER ECDSA signature to r||s, each left-padded to `size` bytes. */

@@ -31,8 +31,12 @@ export class DeviceProfileRepository {
 
   /** Which certificates the keys have (any type, any state): ids only, cheap to ask on every issuance. */
   async keyCertificateIds(): Promise<string[]> {
-    const rows = await this.db.prisma.key.findMany({ select: { keyid: true, certificateSerial: true }, orderBy: { keyid: 'asc' } });
-    return rows.map((r) => `${r.keyid}/${r.certificateSerial}`);
+    // Asked on every device certificate: through the access cache (ADR 0028; the key table notifies its changes).
+    const ids = await this.db.access.through('key', '\u0000certificate-ids', async () => {
+      const rows = await this.db.prisma.key.findMany({ select: { keyid: true, certificateSerial: true }, orderBy: { keyid: 'asc' } });
+      return rows.map((r) => `${r.keyid}/${r.certificateSerial}`);
+    });
+    return [...(ids ?? [])];
   }
 
   /** The certificates of every key (any type, any state): the DNs no device certificate may carry. */

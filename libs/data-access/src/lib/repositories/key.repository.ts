@@ -87,6 +87,14 @@ export class KeyRepository {
     return k;
   }
 
+  /**
+   * {@link findByKeyid} through the access cache (ADR 0028), for the sign path: the reservation statement re-checks
+   * the key's state in the database anyway.
+   */
+  findByKeyidCached(keyid: string): Promise<Key | null> {
+    return this.db.access.through('key', keyid, () => this.findByKeyid(keyid));
+  }
+
   async findByKeyid(keyid: string): Promise<Key | null> {
     // On every sign order and certificate: one statement on the raw pool.
     const rows = await sqlQuery<Omit<Key, 'crlNumber'> & { crlNumber: string }>(

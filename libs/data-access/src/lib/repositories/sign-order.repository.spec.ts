@@ -1,6 +1,6 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
 import { hex, outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
-import { type Db } from '../db';
+import { createDb, type Db } from '../db';
 import type { Repositories } from '.';
 import { SignOrderRepository, type SignRequest } from './sign-order.repository';
 import { releaseExpiredReservations } from './usage';
@@ -153,6 +153,45 @@ describe(SignOrderRepository.name, () => {
     const r = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-1' }), async () => 'aa');
     expect(r.audit).toMatchObject({ action: 'sign', operationId: op.id, keyid: key.keyid, requestId: 'req-1', digest: 'ab'.repeat(32) });
     expect(r.audit?.details).toEqual({ test: true, signOrderId: r.signOrder.id });
+  });
+
+  it('commits the reservation alone without waiting for the disk, and leaves the pooled connection synchronous', async () => {
+    const { orderer, key, op } = await setup({ usages: 2 });
+    const one = createDb(tmp.url, { poolSize: 1 });
+    try {
+      const settings: string[] = [];
+      const show = async () => (await one.pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0].synchronous_commit;
+      const before = await show();
+      // The single pooled connection ran the reservation just before sign(): its session setting is untouched.
+      await new SignOrderRepository(one).recordWithUsage(request(op.id, key.keyid, orderer.id), async () => {
+        settings.push(await show());
+        return 'aa';
+      });
+      settings.push(await show());
+      expect(settings).toEqual([before, before]);
+      expect(before).not.toBe('off');
+      expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('commits concurrent finishes together, keeps one verifiable chain, and fails only the finish that fails', async () => {
+    const { orderer, key, op } = await setup({ usages: 60 });
+    // Order 7's result cannot be stored (NUL in text): its statement fails inside a batch, the others must not.
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `batch-${i}` }), async () => (i === 7 ? 'a\u0000b' : `sig-${i}`))),
+    );
+    expect(results.filter((x) => x.status === 'rejected')).toHaveLength(1);
+    expect(results[7].status).toBe('rejected');
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(39);
+    const rows = await sql<{ n: string; commits: string }>(
+      tmp.url,
+      `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "audit_event" WHERE "requestId" LIKE 'batch-%' AND "outcome" = 'SUCCESS'`,
+    );
+    expect(Number(rows[0].n)).toBe(39);
+    expect(Number(rows[0].commits)).toBeLessThan(39);
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
 
   it('signs two orders of one operation at once: no lock is held while the HSM signs', async () => {

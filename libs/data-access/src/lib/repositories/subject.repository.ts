@@ -122,6 +122,11 @@ export class SubjectRepository {
    * Finds a subject by tenant + object id, with natures and per-key permissions flattened over its roles.
    * One joined query: the guard calls this on every request (nested includes cost one query per level).
    */
+  /** {@link findByTidOid} through the access cache (ADR 0028): the guard's lookup on every request. */
+  findAccess(tid: string, oid: string): Promise<SubjectWithAccess | null> {
+    return this.db.access.through('subject', `${tid}\n${oid}`, () => this.findByTidOid(tid, oid));
+  }
+
   async findByTidOid(tid: string, oid: string): Promise<SubjectWithAccess | null> {
     // Every authenticated request runs this: one statement on the raw pool (Prisma's per-query cost was measurable).
     const rows = await sqlQuery<AccessRow>(

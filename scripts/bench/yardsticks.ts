@@ -1,0 +1,149 @@
+// Load generators and yardsticks we did not write, driven by scripts/bench/run.ts: wrk (C, one thread) for every
+// HTTP cell, pgbench for the database, p11speed (C) for the HSM, `cfssl serve` as a peer CA, a bare node:http server.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** One measured cell: what every table row of docs/benchmarks.md shows. */
+export interface Cell {
+  name: string;
+  requests: number;
+  errors: number;
+  perSecond: number;
+  p50ms: number;
+  p99ms: number;
+  /** CPU time (user+system, the whole process tree) of the measured server per successful request. */
+  cpuMsPerRequest?: number;
+  /** PostgreSQL transactions of the platform's database per successful request (autocommit: one per statement). */
+  dbTransactionsPerRequest?: number;
+  note?: string;
+}
+
+export interface WrkRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+const luaString = (s: string) => {
+  let eq = '=';
+  while (s.includes(`]${eq}]`)) eq += '=';
+  return `[${eq}[${s}]${eq}]`;
+};
+
+const DONE = `
+done = function(summary, latency, requests)
+  io.write(string.format('WRKJSON {"requests":%d,"us":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50":%d,"p99":%d}\\n',
+    summary.requests, summary.duration, summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end
+`;
+
+/** A wrk Lua script sending `requests` in turn (one pre-formatted request each) and printing its summary as JSON. */
+export function wrkScript(dir: string, name: string, requests: WrkRequest[]): string {
+  const file = join(dir, `${name}.lua`);
+  const lines = requests.map((r) => {
+    const h = Object.entries(r.headers)
+      .map(([k, v]) => `[ ${luaString(k)} ] = ${luaString(v)}`)
+      .join(', ');
+    return `  reqs[#reqs + 1] = wrk.format(${luaString(r.method)}, ${luaString(r.path)}, { ${h} }${r.body !== undefined ? `, ${luaString(r.body)}` : ''})`;
+  });
+  const single = requests.length === 1;
+  // One request: wrk's static request (no Lua per request). Several: rotate over the pre-formatted requests.
+  const body = single
+    ? `wrk.method = ${luaString(requests[0].method)}\nwrk.path = ${luaString(requests[0].path)}\n${Object.entries(requests[0].headers)
+        .map(([k, v]) => `wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`)
+        .join('\n')}\n${requests[0].body !== undefined ? `wrk.body = ${luaString(requests[0].body)}\n` : ''}`
+    : `local reqs = {}\nlocal i = 0\ninit = function(args)\n${lines.join('\n')}\nend\nrequest = function()\n  i = i + 1\n  return reqs[(i % #reqs) + 1]\nend\n`;
+  writeFileSync(file, body + DONE);
+  return file;
+}
+
+/** Runs wrk (1 thread, `connections`, `seconds`) against `url` with a script from {@link wrkScript}. */
+export function wrk(url: string, script: string, connections: number, seconds: number): Promise<Omit<Cell, 'name'>> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'wrk',
+      ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const line = stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
+        if (!line) return reject(new Error(`wrk gave no summary: ${err?.message ?? ''} ${stderr} ${stdout}`));
+        const s = JSON.parse(line.slice(8)) as Record<string, number>;
+        const errors = s['status'] + s['connect'] + s['read'] + s['write'] + s['timeout'];
+        const ok = s['requests'] - s['status'];
+        resolve({ requests: ok, errors, perSecond: ok / (s['us'] / 1e6), p50ms: s['p50'] / 1000, p99ms: s['p99'] / 1000 });
+      },
+    );
+  });
+}
+
+/** utime+stime in ms of a process and all its descendants (worker threads are in the process's own counters). */
+export function treeCpuMs(pid: number): number {
+  let total = 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    total += (Number(rest[11]) + Number(rest[12])) * 10;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      for (const c of children ? children.split(' ') : []) total += treeCpuMs(Number(c));
+    }
+  } catch {
+    // the process (or a child) is gone
+  }
+  return total;
+}
+
+/** A bare node:http server answering a constant: the HTTP limit of Node on this machine. */
+export function startBareServer(port: number): ChildProcess {
+  const src = `const s = require('node:http').createServer((q, r) => { r.setHeader('content-type', 'application/json'); r.end('{"status":"ok"}'); }); s.keepAliveTimeout = 65000; s.listen(${port}, '127.0.0.1');`;
+  return spawn(process.execPath, ['-e', src], { stdio: 'ignore' });
+}
+
+/** `cfssl serve` with a software P-256 CA made by openssl: a peer CA with no authentication, database or HSM. */
+export function startCfssl(dir: string, port: number): ChildProcess {
+  const key = join(dir, 'cfssl-ca-key.pem');
+  const cert = join(dir, 'cfssl-ca.pem');
+  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { stdio: 'pipe' });
+  execFileSync('openssl', ['req', '-new', '-x509', '-key', key, '-out', cert, '-days', '30', '-subj', '/CN=Bench peer CA'], { stdio: 'pipe' });
+  return spawn('cfssl', ['serve', '-address', '127.0.0.1', '-port', String(port), '-ca', cert, '-ca-key', key, '-loglevel', '3'], { stdio: 'ignore' });
+}
+
+export async function waitFor(url: string, init?: RequestInit, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url, init);
+      if (r.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) throw new Error(`${url} did not come up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const PGBENCH = process.env['PGBENCH'] ?? '/usr/lib/postgresql/15/bin/pgbench';
+
+/**
+ * pgbench with a custom script, `clients` connections, prepared statements, `seconds`. One script run = one
+ * pgbench "transaction" (here: the reservation statement and the finish statement of one sign order).
+ */
+export function pgbench(url: string, scripts: string[], clients: number, seconds: number): Omit<Cell, 'name'> {
+  const args = ['-n', '-M', 'prepared', '-c', String(clients), '-j', '1', '-T', String(seconds), '-r', ...scripts.flatMap((s) => ['-f', s]), url];
+  const out = execFileSync(PGBENCH, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
+  const n = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
+  if (!Number.isFinite(tps) || !n) throw new Error(`pgbench: no rate in its output:\n${out}`);
+  return { requests: n, errors: failed, perSecond: tps, p50ms: NaN, p99ms: NaN, note: `latency average ${lat} ms` };
+}
+
+/** p11speed (scripts/bench/p11speed.c): raw C_SignInit+C_Sign per second of one token key from C. */
+export function p11speed(bin: string, env: NodeJS.ProcessEnv, args: { module: string; token: string; pin: string; keyIdHex: string; mech: 'ecdsa' | 'rsa'; inputLen: number; seconds: number; threads: number }): number {
+  const out = execFileSync(bin, [args.module, args.token, args.pin, args.keyIdHex, args.mech, String(args.inputLen), String(args.seconds), String(args.threads)], { env });
+  return Number(out.toString().trim().split('\n')[0]);
+}
