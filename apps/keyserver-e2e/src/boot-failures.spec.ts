@@ -56,6 +56,9 @@ describe('keyserver-api boot', () => {
     ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
     ['fail SMTP without TLS to a remote relay', { SMTP_HOST: 'smtp.example.com', SMTP_FROM: 'ks@example.com', SMTP_TLS: 'none' }, 'SMTP_TLS'],
     ['fail a webhook secret too short (never echoed)', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'ops', url: 'https://hooks.example.com/x', secret: 'hunter2' }]) }, 'NOTIFY_WEBHOOKS[0.secret]'],
+    ['fail a TSA policy that is not an OID', { TSA_POLICY_OID: 'policy-1' }, 'TSA_POLICY_OID'],
+    ['fail a TSA URL that is not http(s)', { CMS_TSA_URL: 'ftp://tsa.example.com/' }, 'CMS_TSA_URL'],
+    ['fail an unknown CMS_TIMESTAMP mode', { CMS_TIMESTAMP: 'best-effort' }, 'CMS_TIMESTAMP'],
     ['fail metrics on every interface without a token', { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, 'METRICS_TOKEN_FILE'],
     ['fail metrics port out of range', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
   ])('%s: exits non-zero with one line naming the variable', (_name, change, variable) => {

@@ -24,7 +24,7 @@ interface Problem {
   code: string;
 }
 
-const DEMO_KEYS = ['demo-root', 'demo-ca-dev', 'demo-ca-prod', 'demo-fw-dev', 'demo-fw-prod'];
+const DEMO_KEYS = ['demo-root', 'demo-ca-dev', 'demo-ca-prod', 'demo-fw-dev', 'demo-fw-prod', 'demo-tsa'];
 
 describe('GET /api/v1/keys', () => {
   let p: RunningPlatform;
@@ -59,9 +59,9 @@ describe('GET /api/v1/keys', () => {
   });
 
   const ids = (r: { body: KeyList }) => r.body.items.map((k) => k.keyid);
-  const everyKey = ['demo-root', 'demo-ca-dev', 'demo-ca-prod', 'e2e-list-ca', 'demo-fw-dev', 'demo-fw-prod', 'e2e-list-fw'];
+  const everyKey = ['demo-root', 'demo-ca-dev', 'demo-ca-prod', 'e2e-list-ca', 'demo-fw-dev', 'demo-fw-prod', 'e2e-list-fw', 'demo-tsa'];
 
-  it('shows an administrator every key in every state, ROOT first, then CAs, then FW keys, each with its issuer', async () => {
+  it('shows an administrator every key in every state, ROOT first, then CAs, then FW keys, then TSA keys, each with its issuer', async () => {
     const r = await ada<KeyList>('GET', '/api/v1/keys');
     expect(r.status).toBe(200);
     expect(ids(r)).toEqual(everyKey);
@@ -110,6 +110,7 @@ describe('GET /api/v1/keys', () => {
     ['ok CAs only', '?type=CA', ['demo-ca-dev', 'demo-ca-prod', 'e2e-list-ca']],
     ['ok the ROOT only', '?type=ROOT', ['demo-root']],
     ['ok active FW keys', '?state=ACTIVE&type=FW', ['demo-fw-dev', 'demo-fw-prod']],
+    ['ok the TSA key only', '?type=TSA', ['demo-tsa']],
     ['ok revoked CAs (none)', '?type=CA&state=REVOKED', []],
   ] as const)('%s', async (_name, query, expected) => {
     const r = await ada<KeyList>('GET', `/api/v1/keys${query}`);
@@ -145,6 +146,7 @@ describe('GET /api/v1/keys', () => {
       ['demo-ca-prod', 'CA', 'EC_P256', 2, null],
       ['demo-fw-dev', 'FW', 'EC_P256', 0, 'demo-gadget'],
       ['demo-fw-prod', 'FW', 'RSA_3072', 2, 'demo-gadget'],
+      ['demo-tsa', 'TSA', 'EC_P256', 0, null],
     ]);
   });
 });

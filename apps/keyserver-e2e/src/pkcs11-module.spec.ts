@@ -268,10 +268,13 @@ describe('keyserver-pkcs11 module', () => {
     const signed = file('tiny-signed.exe');
     for (const keyid of ['p11-rsa', 'demo-fw-dev']) {
       rmSync(signed, { force: true });
-      const r = tool('osslsigncode', ['sign', '-pkcs11module', MODULE, '-certs', file(`${keyid}.chain.pem`), '-key', `pkcs11:object=${keyid};type=private`, '-h', 'sha256', '-n', 'Keyserver PKCS#11 test', '-in', file('tiny.exe'), '-out', signed]);
+      // demo-fw-dev's signature is also timestamped by the Keyserver's own RFC 3161 TSA (ADR 0024).
+      const ts = keyid === 'demo-fw-dev' ? ['-ts', `${p.facts.urls.api}/api/v1/tsa`] : [];
+      const r = tool('osslsigncode', ['sign', '-pkcs11module', MODULE, '-certs', file(`${keyid}.chain.pem`), '-key', `pkcs11:object=${keyid};type=private`, '-h', 'sha256', '-n', 'Keyserver PKCS#11 test', ...ts, '-in', file('tiny.exe'), '-out', signed]);
       expect([keyid, r.status, r.out]).toEqual([keyid, 0, expect.stringContaining('Succeeded')]);
-      const v = tool('osslsigncode', ['verify', '-in', signed, '-CAfile', file('root.pem')]);
+      const v = tool('osslsigncode', ['verify', '-in', signed, '-CAfile', file('root.pem'), ...(ts.length ? ['-TSA-CAfile', file('root.pem')] : [])]);
       expect([keyid, v.status, v.out]).toEqual([keyid, 0, expect.stringContaining('Signature verification: ok')]);
+      if (ts.length) expect(v.out).toMatch(/Timestamp Server Signature verification: ok/i);
     }
     const tampered = readFileSync(signed);
     tampered[0x200] = 0x90; // the code the signature covers

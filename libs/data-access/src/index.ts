@@ -100,5 +100,6 @@ export {
   type OperationNotice,
   type OperationNoticePayload,
 } from './lib/repositories/notification.repository';
+export { TimestampRepository, type TimestampRecord } from './lib/repositories/timestamp.repository';
 export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';
 export { observeAuditAppends, type AuditAppendObserver, type AuditAppendPath } from './lib/repositories/audit-observer';

@@ -99,6 +99,9 @@ export {
   digestStream,
   prepareCmsSigner,
   signCms,
+  signSignedData,
+  type SignedDataOptions,
+  TIMESTAMP_TOKEN_ATTRIBUTE,
 } from './lib/cms';
 export {
   createCrl,
@@ -141,3 +144,24 @@ export {
   type VerifiedCaCertificate,
   verifyImportedCaCertificate,
 } from './lib/key-ceremony';
+export {
+  buildTimeStampQuery,
+  buildTstInfo,
+  checkTimeStampReply,
+  createTimeStampToken,
+  createTimestampingCertificate,
+  grantedResponse,
+  type IssuedTimeStamp,
+  MAX_TIMESTAMP_QUERY_BYTES,
+  messageImprintOf,
+  parseTimeStampQuery,
+  readTimeStampToken,
+  rejectionResponse,
+  type TimeStampAuthority,
+  type TimeStampQuery,
+  type TimeStampTokenInfo,
+  TSA_OID,
+  TsaError,
+  TsaErrorCode,
+  verifyTimeStampToken,
+} from './lib/tsa';

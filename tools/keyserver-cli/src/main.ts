@@ -15,6 +15,7 @@ import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
+import { verifySignatureTimestamp } from './lib/timestamp';
 import { ciProvenance } from './lib/provenance';
 
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -256,12 +257,28 @@ async function verifyCommand(v: Values): Promise<unknown> {
     const { signers, certificates } = await verifyCms(signature, digestOf, chain);
     const verified = [];
     for (const s of signers) {
-      const path = verifyChain(s.certificate, [...certificates, ...chain], anchors, { at, codeSigning: true });
+      // A verified signature timestamp proves when the signature existed: the signer's chain is then checked at
+      // that time, so a signature outlives its FW certificate (ADR 0024). A token that does not verify fails.
+      const ts = s.timestampToken ? verifySignatureTimestamp(s.timestampToken, s.signatureValue, anchors, [...certificates, ...chain], at) : undefined;
+      const path = verifyChain(s.certificate, [...certificates, ...chain], anchors, { at: ts ? new Date(ts.time) : at, codeSigning: true });
+      const tsaCrls = ts ? await crlsOf(ts.chain) : {};
       verified.push({
         signer: subjectLine(s.certificate.subject),
         serial: s.certificate.serialNumber.toLowerCase(),
         hash: s.hash,
         ...(s.signingTime ? { signingTime: s.signingTime } : {}),
+        timestamp: ts
+          ? {
+              time: ts.time,
+              ...(ts.accuracyMs !== undefined ? { accuracyMs: ts.accuracyMs } : {}),
+              serial: ts.serial,
+              policy: ts.policy,
+              tsa: subjectLine(ts.tsa.subject),
+              chain: ts.chain.map((c) => subjectLine(c.subject)),
+              ...(tsaCrls.crls ? { crls: tsaCrls.crls } : {}),
+            }
+          : 'none',
+        validAt: ts ? ts.time : (at ?? new Date()).toISOString(),
         chain: path.map((c) => subjectLine(c.subject)),
         ...(await crlsOf(path)),
       });

@@ -20,6 +20,9 @@ import { CrlService } from '../crl/crl.service';
 import { FirmwareController } from '../firmware/firmware.controller';
 import { FirmwareService } from '../firmware/firmware.service';
 import { OpenApiController } from './openapi.controller';
+import { TsaController } from '../tsa/tsa.controller';
+import { TsaService } from '../tsa/tsa.service';
+import { SignatureTimestamps } from '../tsa/signature-timestamps';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { AdminSessionsController } from '../admin-sessions/admin-sessions.controller';
 import { AdminSessionsService } from '../admin-sessions/admin-sessions.service';
@@ -84,6 +87,7 @@ export class AppModule implements NestModule {
         CertificatesController,
         CrlController,
         FirmwareController,
+        TsaController,
         AdminSessionsController,
         SubjectsController,
         KeyAdminController,
@@ -96,7 +100,7 @@ export class AppModule implements NestModule {
       ],
       providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
-        KeyLimitsService, Audited,
+        KeyLimitsService, Audited, TsaService, SignatureTimestamps,
         NotificationsService,
         KeyLifecycleService,
       ],

@@ -6,5 +6,6 @@ export const PUBLIC_ROUTES = definePublicRoutes([
   { method: 'GET', path: '/readyz', reason: 'readiness probe: dependency status words only' },
   { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document (and Swagger UI for a browser) is public by design' },
   { method: 'GET', path: '/api/docs/ui/:file', reason: 'Swagger UI\'s static files (a fixed list), served offline by the API' },
+  { method: 'POST', path: '/api/v1/tsa', reason: 'RFC 3161 time-stamping: relying parties and signing tools ask anonymously; a token only says that a hash existed at a time (ADR 0024)' },
   { method: 'GET', path: '/api/v1/crl/:keyid', reason: 'CRLs are fetched anonymously by relying parties via the certificates\' CRL distribution point' },
 ] as const);

@@ -13,6 +13,7 @@ import {
   OperationRepository,
   SignOrderRepository,
   SubjectRepository,
+  TimestampRepository,
   type Db,
 } from '@keyserver/data-access';
 import type { ApiConfig } from '../config/api-config';
@@ -44,6 +45,7 @@ export const repositoryProviders: FactoryProvider[] = [
   onDb(NotificationRepository),
   onDb(OperationRepository),
   onDb(SubjectRepository),
+  onDb(TimestampRepository),
   // Usage reservations lease for the configured time (ADR 0007).
   { provide: SignOrderRepository, useFactory: (db: Db, c: ApiConfig) => new SignOrderRepository(db, { leaseMs: c.usageLeaseMs }), inject: [DATABASE, API_CONFIG] },
   { provide: CertificateIssuanceRepository, useFactory: (db: Db, c: ApiConfig) => new CertificateIssuanceRepository(db, { leaseMs: c.usageLeaseMs }), inject: [DATABASE, API_CONFIG] },

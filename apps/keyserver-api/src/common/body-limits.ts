@@ -7,7 +7,7 @@ import { ApiErrorCode, EdgeRefusal } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
-const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures']);
+const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
 
 /**
  * Body handling as Nest middleware, so its errors reach the problem+json filter: a request with a body

@@ -5,6 +5,9 @@ import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifica
 import { CONNECTION_DEFAULTS, parseDatabaseUrl } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
+/** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
+export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
+
 const schema = z
   .object({
     TENANT_ID: guid(),
@@ -48,6 +51,16 @@ const schema = z
     REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
+    // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
+    TSA_POLICY_OID: z.string().regex(/^[0-2](\.(0|[1-9][0-9]{0,38})){1,20}$/, 'must be a dotted OID').default(DEFAULT_TSA_POLICY_OID),
+    TSA_ACCURACY_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
+    TSA_KEYID: z.string().min(1).max(64).optional(),
+    // Signature timestamps of CMS firmware signatures: unset URL = this Keyserver's own TSA when a TSA key exists.
+    // http is allowed: a token protects itself (signature, imprint, nonce checked), the path can only deny service.
+    CMS_TSA_URL: z.url({ protocol: /^https?$/ }).optional(),
+    CMS_TSA_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    // required: no timestamp, no signature (503, the usage given back); off: never timestamp.
+    CMS_TIMESTAMP: z.enum(['required', 'off']).default('required'),
     // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
     KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -108,6 +121,8 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
     notify: notifyConfig(raw),
+    tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
+    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
     mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,

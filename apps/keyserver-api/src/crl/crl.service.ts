@@ -24,7 +24,7 @@ export class CrlService {
   async get(keyid: string): Promise<Buffer> {
     const key = await this.keys.findByKeyid(keyid);
     // A destroyed key signs nothing any more: its last CRL stays what relying parties hold (docs/operations.md).
-    if (!key || key.type === 'FW' || key.destroyedAt) throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
+    if (!key || (key.type !== 'ROOT' && key.type !== 'CA') || key.destroyedAt) throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
     // Revoked device certificates this key issued, and every certificate (each version) of revoked keys it certified.
     const revokedKeys = await this.lifecycle.revokedVersionsIssuedBy(keyid);
     const revoked = [...(await this.certificates.listRevoked(keyid)), ...revokedKeys];

@@ -7,19 +7,19 @@ import type { Actor } from '../common/actor';
 import { Caller, RequestId } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { FirmwareService } from './firmware.service';
-import { PKI_ERROR_CODES, PkiError } from '@keyserver/pki';
+import { PKI_ERROR_CODES, PkiError, TsaError, TsaErrorCode } from '@keyserver/pki';
 import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('sign orders')
-@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(TsaError, [TsaErrorCode.TimestampUnavailable, TsaErrorCode.TimestampReplyInvalid]), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/firmware')
 export class FirmwareController {
   constructor(private readonly service: FirmwareService) {}
 
   @RequirePermission(Permission.SignOrdersCreate)
-  @ApiOperation({ summary: 'Sign a streamed firmware image with an FW key under an operation: detached CMS SignedData (uses one usage)' })
+  @ApiOperation({ summary: 'Sign a streamed firmware image with an FW key under an operation: detached CMS SignedData with an RFC 3161 signature timestamp when a TSA is configured (uses one usage)' })
   @ApiConsumes('application/octet-stream')
   @ApiQuery({ name: 'operationid', required: true })
   @ApiQuery({ name: 'keyid', required: true })

@@ -13,6 +13,7 @@ import { toHashName } from '../keys/key-algorithms';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
+import { SignatureTimestamps } from '../tsa/signature-timestamps';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -23,8 +24,9 @@ export type StreamedRequest = Readable & {
 
 /**
  * POST /api/v1/firmware/signatures as stages: content type -> authorize (SIGN on an FW key) -> check the key ->
- * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, persist
- * and audit (one transaction, the digest checked against the operation) -> the CMS SignedData DER.
+ * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, add the
+ * signature timestamp (ADR 0024), persist and audit (one transaction, the digest checked against the operation)
+ * -> the CMS SignedData DER.
  */
 @Injectable()
 export class FirmwareService {
@@ -36,6 +38,7 @@ export class FirmwareService {
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
+    private readonly timestamps: SignatureTimestamps,
   ) {
     this.chains = new KeyChainCache(this.keys, this.signer);
   }
@@ -61,6 +64,9 @@ export class FirmwareService {
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
       const digestHex = Buffer.from(digest).toString('hex');
       const cms = await this.chains.cmsSigner(key);
+      const details: Record<string, unknown> = { bytes, hash };
+      // Decided before the usage is reserved; the token is asked for inside the reservation, over the signature.
+      const timestamp = await this.timestamps.stamper(hash, requestId, (facts) => (details['timestamp'] = facts));
       const recorded = await this.orders.recordWithUsage(
         {
           operationId: q.operationid,
@@ -73,9 +79,9 @@ export class FirmwareService {
           signatureformat: 'cms',
           digest: digestHex,
           requestId,
-          audit: { ...a.event, details: { bytes, hash } },
+          audit: { ...a.event, details },
         },
-        async () => Buffer.from(await signCms(this.signer, cms, { digest, hash })).toString('hex'),
+        async () => Buffer.from(await signCms(this.signer, cms, { digest, hash, timestamp })).toString('hex'),
       );
       return Buffer.from(recorded.signOrder.result, 'hex');
     }, { onError: drain });

@@ -20,7 +20,7 @@ export class KeyAdminController {
   constructor(private readonly service: KeyAdminService) {}
 
   @RequirePermission(Permission.KeysAdmin)
-  @ApiOperation({ summary: 'Create a CA or FW key in the HSM, certified by the ROOT (ACTIVE admin session)' })
+  @ApiOperation({ summary: 'Create a CA, FW or TSA key in the HSM, certified by the ROOT (ACTIVE admin session)' })
   @ApiHeader(SESSION_HEADER)
   @ApiBody({ schema: jsonSchema(CreateKeyRequest) })
   @ApiCreatedResponse({ schema: jsonSchema(KeyDetail) })

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
 import { DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
-import { createCaCertificate, createFirmwareSigningCertificate, type IssuedCertificate } from '@keyserver/pki';
+import { createCaCertificate, createFirmwareSigningCertificate, createTimestampingCertificate, type IssuedCertificate } from '@keyserver/pki';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER, LOGGER } from '../app/tokens';
@@ -67,9 +67,14 @@ export class KeyAdminService {
         crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${root.keyid}`,
       };
       const cert: IssuedCertificate =
-        dto.type === 'CA' ? await createCaCertificate(this.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
+        dto.type === 'CA'
+          ? await createCaCertificate(this.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 })
+          : dto.type === 'TSA'
+            ? await createTimestampingCertificate(this.signer, issuer, hsmKey, opts)
+            : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
-      const product = dto.product ?? null;
+      // A product names the firmware an FW key signs; a TSA key stamps anything.
+      const product = dto.type === 'TSA' ? null : (dto.product ?? null);
       const success: AuditInput = {
         ...a.event,
         adminSessionId: session.id,

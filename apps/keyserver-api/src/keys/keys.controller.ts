@@ -24,7 +24,7 @@ export class KeysController {
   }
 
   @RequirePermission(Permission.KeysRead)
-  @ApiOperation({ summary: 'Keys the caller may see in every state, ROOT first, then CAs, then FW keys (filters: state, type)' })
+  @ApiOperation({ summary: 'Keys the caller may see in every state, ROOT first, then CAs, then FW keys, then TSA keys (filters: state, type)' })
   @ApiQuery({ name: 'state', required: false, enum: KeyState.options })
   @ApiQuery({ name: 'type', required: false, enum: KeyType.options })
   @ApiOkResponse({ schema: jsonSchema(KeyList) })

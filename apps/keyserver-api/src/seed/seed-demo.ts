@@ -7,6 +7,7 @@ import {
   createCaCertificate,
   createFirmwareSigningCertificate,
   createRootCertificate,
+  createTimestampingCertificate,
   type HsmKeyInfo,
   type HsmSigner,
   type IssuedCertificate,
@@ -15,7 +16,7 @@ import { fromPkiAlgorithm, hashForAlgorithm, toPkiAlgorithm } from '../keys/key-
 
 interface DemoKeySpec {
   keyid: string;
-  type: 'ROOT' | 'CA' | 'FW';
+  type: 'ROOT' | 'CA' | 'FW' | 'TSA';
   algorithm: 'EC-P256' | 'EC-P384' | 'RSA-3072';
   requiredApprovers: number;
   parent?: string;
@@ -24,13 +25,17 @@ interface DemoKeySpec {
   validityDays: number;
 }
 
-/** The demo tenant's key hierarchy (issue #5 §10): ROOT, two CAs and two FW keys, dev (0) and prod (2 approvers). */
+/**
+ * The demo tenant's key hierarchy (issue #5 §10): ROOT, two CAs and two FW keys, dev (0) and prod (2 approvers), and
+ * the TSA key that answers RFC 3161 queries and timestamps firmware signatures (ADR 0024).
+ */
 export const DEMO_KEYS: DemoKeySpec[] = [
   { keyid: 'demo-root', type: 'ROOT', algorithm: 'EC-P384', requiredApprovers: 2, commonName: 'Demo Devices Root CA', validityDays: 3650 },
   { keyid: 'demo-ca-dev', type: 'CA', algorithm: 'EC-P256', requiredApprovers: 0, parent: 'demo-root', commonName: 'Demo Devices Development Device CA', validityDays: 1825 },
   { keyid: 'demo-ca-prod', type: 'CA', algorithm: 'EC-P256', requiredApprovers: 2, parent: 'demo-root', commonName: 'Demo Devices Production Device CA', validityDays: 1825 },
   { keyid: 'demo-fw-dev', type: 'FW', algorithm: 'EC-P256', requiredApprovers: 0, parent: 'demo-root', product: 'demo-gadget', commonName: 'Demo Gadget Firmware (development)', validityDays: 730 },
   { keyid: 'demo-fw-prod', type: 'FW', algorithm: 'RSA-3072', requiredApprovers: 2, parent: 'demo-root', product: 'demo-gadget', commonName: 'Demo Gadget Firmware (production)', validityDays: 730 },
+  { keyid: 'demo-tsa', type: 'TSA', algorithm: 'EC-P256', requiredApprovers: 0, parent: 'demo-root', commonName: 'Demo Devices Time-Stamping Authority', validityDays: 3000 },
 ];
 
 interface DemoTenantFile {
@@ -82,6 +87,7 @@ async function issueFor(
   const issuer = { key: parent.key, certificate: parent.pem };
   const crlDistributionPointUrl = `${publicUrl}/api/v1/crl/${spec.parent}`;
   if (spec.type === 'CA') return createCaCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });
+  if (spec.type === 'TSA') return createTimestampingCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });
   return createFirmwareSigningCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });
 }
 

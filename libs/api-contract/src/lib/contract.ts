@@ -21,7 +21,7 @@ export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
   return year >= 1 && year <= 9999;
 }, 'the year must be between 0001 and 9999');
 
-export const KeyType = z.enum(['ROOT', 'CA', 'FW']);
+export const KeyType = z.enum(['ROOT', 'CA', 'FW', 'TSA']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
 export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
 export const KeyState = z.enum(['ACTIVE', 'RETIRED', 'REVOKED']);
@@ -34,7 +34,7 @@ export const OperationState = z.enum(['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXP
 /** `GET /api/keys`: the shape existing Keyserver clients (the PKCS#11 module) read. */
 export const LegacyKey = z.object({
   keyid: z.string(),
-  keyinfo: z.string().describe('Human-readable summary that starts with the key type (ROOT, CA or FW), then algorithm, hash and approvers'),
+  keyinfo: z.string().describe('Human-readable summary that starts with the key type (ROOT, CA, FW or TSA), then algorithm, hash and approvers'),
   certificate: z.string().describe('X.509 certificate in PEM'),
 });
 export const LegacyKeyList = z.array(LegacyKey);

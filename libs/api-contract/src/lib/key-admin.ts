@@ -7,13 +7,13 @@ import { KeyIdRef } from './ids';
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
-/** The keyid of a new key (a ROOT from the ceremony, a CA or FW key). */
+/** The keyid of a new key (a ROOT from the ceremony, a CA, FW or TSA key). */
 export const NewKeyId = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]');
 
-/** `POST /api/v1/keys`: a CA or FW key generated in the HSM and certified by the ROOT (or the `issuer` named). */
+/** `POST /api/v1/keys`: a CA, FW or TSA (RFC 3161 time-stamping) key generated in the HSM and certified by the ROOT (or the `issuer` named). */
 export const CreateKeyRequest = z.strictObject({
   keyid: NewKeyId,
-  type: z.enum(['CA', 'FW']),
+  type: z.enum(['CA', 'FW', 'TSA']),
   algorithm: KeyAlgorithm,
   hash: HashAlgorithm.optional(),
   requiredApprovers: z.number().int().min(0).max(10),

@@ -7,7 +7,7 @@ import type { KeyGrant, Nature, SubjectKind } from '@keyserver/api-contract';
 export type { SubjectKind, Nature };
 /** A per-key grant as the database stores it (`KeyPermission` enum): the contract's {@link KeyGrant}. */
 export type KeyPermission = KeyGrant;
-export const KEY_TYPES = ['ROOT', 'CA', 'FW'] as const;
+export const KEY_TYPES = ['ROOT', 'CA', 'FW', 'TSA'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 export const KEY_ALGORITHMS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];

@@ -14,6 +14,28 @@ export interface CmsSignatureOptions {
   /** Digest algorithm; defaults to the key's hash (SHA-512 for Ed25519 as RFC 8419 requires). */
   hash?: HashName;
   signingTime?: Date;
+  /**
+   * Called with the signature value once the HSM made it; a returned RFC 3161 TimeStampToken (ContentInfo DER)
+   * becomes the unsigned attribute id-aa-timeStampToken (RFC 3161 appendix A) of the SignerInfo.
+   */
+  timestamp?: (signatureValue: Uint8Array) => Promise<Uint8Array | undefined>;
+}
+
+/** id-aa-timeStampToken (RFC 3161 appendix A): the unsigned attribute holding a signature timestamp token. */
+export const TIMESTAMP_TOKEN_ATTRIBUTE = '1.2.840.113549.1.9.16.2.14';
+
+/** EncapsulatedContentInfo with the content as one primitive OCTET STRING (DER; pkijs would cut it into a constructed one). */
+function encapsulated(eContentType: string, content?: Uint8Array): pkijs.EncapsulatedContentInfo {
+  const info = new pkijs.EncapsulatedContentInfo({ eContentType });
+  if (content) info.eContent = new asn1js.OctetString({ valueHex: toAb(content) });
+  return info;
+}
+
+/** A DER token as an ASN.1 value that re-encodes to exactly its bytes (its signature covers them). */
+function parseToken(token: Uint8Array): asn1js.AsnType {
+  const asn = asn1js.fromBER(toAb(token));
+  if (asn.offset !== token.length || !bytesEqual(new Uint8Array(asn.result.toBER(false)), token)) throw new PkiError('invalid_certificate', 'the timestamp token is not DER');
+  return asn.result;
 }
 
 /** Hashes a stream of any size in constant memory. */
@@ -78,6 +100,27 @@ export async function createCmsSignature(
 
 /** {@link createCmsSignature} with a chain parsed beforehand by {@link prepareCmsSigner}. */
 export async function signCms(signer: HsmSigner, cms: CmsSigner, opts: CmsSignatureOptions): Promise<Uint8Array> {
+  return signSignedData(signer, cms, { ...opts, contentType: OID.data });
+}
+
+/** What {@link signSignedData} signs: detached `id-data` (firmware) or encapsulated content of another type (TSTInfo). */
+export interface SignedDataOptions extends CmsSignatureOptions {
+  /** eContentType, also the content-type attribute. */
+  contentType: string;
+  /** Encapsulated content (DER); absent = detached. `digest` must be its digest. */
+  content?: Uint8Array;
+  /** Leave the signing-time attribute out (a timestamp token states its time in TSTInfo). */
+  omitSigningTime?: boolean;
+  /** Certificates embedded: the whole chain (default), the signer's alone, or none. */
+  certificates?: 'chain' | 'signer' | 'none';
+}
+
+/**
+ * CMS SignedData (RFC 5652) signed in the HSM. Signed attributes: content-type, message-digest, signing-time
+ * (unless omitted), ESS signing-certificate-v2 (RFC 5035) and CMS algorithm protection (RFC 6211).
+ * Returns the ContentInfo DER.
+ */
+export async function signSignedData(signer: HsmSigner, cms: CmsSigner, opts: SignedDataOptions): Promise<Uint8Array> {
   ensurePkijsEngine();
   const key = cms.key;
   const hash = opts.hash ?? defaultHashFor(key.algorithm);
@@ -112,8 +155,8 @@ export async function signCms(signer: HsmSigner, cms: CmsSigner, opts: CmsSignat
     ],
   });
   const attrs = sortForSetOf([
-    attr(OID.contentType, new asn1js.ObjectIdentifier({ value: OID.data })),
-    attr(OID.signingTime, x509Time(opts.signingTime ?? new Date()).toSchema()),
+    attr(OID.contentType, new asn1js.ObjectIdentifier({ value: opts.contentType })),
+    ...(opts.omitSigningTime ? [] : [attr(OID.signingTime, x509Time(opts.signingTime ?? new Date()).toSchema())]),
     attr(OID.messageDigest, new asn1js.OctetString({ valueHex: toAb(opts.digest) })),
     attr(OID.signingCertificateV2, new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [essCertId] })] })),
     attr(OID.cmsAlgorithmProtection, algProtection),
@@ -121,6 +164,7 @@ export async function signCms(signer: HsmSigner, cms: CmsSigner, opts: CmsSignat
   // The signature covers the attributes encoded as an explicit SET OF (0x31), not the [0] IMPLICIT tag.
   const toBeSigned = new Uint8Array(new asn1js.Set({ value: attrs.map((a) => a.toSchema()) }).toBER(false));
   const signature = await signData(signer, key, toBeSigned, hash);
+  const token = opts.timestamp ? await opts.timestamp(signature) : undefined;
 
   const signerInfo = new pkijs.SignerInfo({
     version: 1,
@@ -129,12 +173,17 @@ export async function signCms(signer: HsmSigner, cms: CmsSigner, opts: CmsSignat
     signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: attrs }),
     signatureAlgorithm: sigAlg,
     signature: new asn1js.OctetString({ valueHex: toAb(signature) }),
+    ...(token
+      ? { unsignedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 1, attributes: [attr(TIMESTAMP_TOKEN_ATTRIBUTE, parseToken(token))] }) }
+      : {}),
   });
+  const included = opts.certificates === 'none' ? [] : opts.certificates === 'signer' ? [signerCert] : certs;
   const signedData = new pkijs.SignedData({
-    version: 1,
+    // RFC 5652 5.1: version 3 when the content is not id-data.
+    version: opts.contentType === OID.data ? 1 : 3,
     digestAlgorithms: [digestAlg],
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: OID.data }),
-    certificates: certs,
+    encapContentInfo: encapsulated(opts.contentType, opts.content),
+    ...(included.length ? { certificates: included } : {}),
     signerInfos: [signerInfo],
   });
   const contentInfo = new pkijs.ContentInfo({ contentType: OID.signedData, content: signedData.toSchema(true) });

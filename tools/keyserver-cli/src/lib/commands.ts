@@ -107,6 +107,9 @@ the certificate alone. revoke: the CRL lists it.`,
        ... [--crl FILE]... [--crl-fetch]
 
 Offline: the signature, the chain to --ca, the codeSigning usage, validity at --at (default now).
+--cms with an RFC 3161 signature timestamp: the token (imprint = hash of the signature value, TSA
+certificate with the timeStamping usage only, its chain to --ca) is verified, and the signer's chain is
+checked at the time the token states, so a signature outlives its expired FW certificate.
 Revocation only with --crl (DER or PEM files) and/or --crl-fetch (the certificates' CRL distribution
 points: the only online part); every result says "revocation: checked" or "not-checked".
 Exit 6 when anything does not verify.`,

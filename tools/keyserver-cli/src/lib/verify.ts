@@ -11,6 +11,7 @@ import {
   type DigestHash,
 } from './digest-signatures';
 import { CliError, Exit } from './errors';
+import { timestampTokenOf } from './timestamp';
 
 // Offline verification of what the Keyserver signs: a raw signature over a digest, or a detached CMS
 // SignedData, each against a certificate chain that must lead to a trust anchor the caller names (--ca).
@@ -174,6 +175,10 @@ export interface CmsSigner {
   certificate: X509Certificate;
   hash: DigestHash;
   signingTime?: string;
+  /** The SignerInfo's signature value: what a signature timestamp is over. */
+  signatureValue: Buffer;
+  /** The RFC 3161 signature timestamp token (unsigned attribute id-aa-timeStampToken), unverified. */
+  timestampToken?: Buffer;
 }
 
 interface ParsedCms {
@@ -271,9 +276,12 @@ export async function verifyCms(
     }
     if (!ok) throw invalid(`the CMS signature does not verify with the key of ${describe(certificate)}`, 'signature_invalid');
     const signingTime = attributeValue(si, OID.signingTime);
+    const timestampToken = timestampTokenOf(si);
     signers.push({
       certificate,
       hash,
+      signatureValue: signature,
+      ...(timestampToken ? { timestampToken } : {}),
       ...(signingTime instanceof asn1js.UTCTime || signingTime instanceof asn1js.GeneralizedTime ? { signingTime: signingTime.toDate().toISOString() } : {}),
     });
   }

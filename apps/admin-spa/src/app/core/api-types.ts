@@ -81,7 +81,7 @@ export const REVOCATION_REASONS: readonly RevocationReasonName[] = [
 ];
 
 /** The key types an administrator may create (the ROOT is made once, at setup). */
-export const CREATABLE_KEY_TYPES: readonly CreateKeyBody['type'][] = ['CA', 'FW'];
+export const CREATABLE_KEY_TYPES: readonly CreateKeyBody['type'][] = ['CA', 'FW', 'TSA'];
 /** The contract's KeyAlgorithm and HashAlgorithm, in the order the new-key dialog offers them. */
 export const KEY_ALGORITHMS: readonly KeyAlgorithmName[] = ['EC_P256', 'EC_P384', 'EC_P521', 'ED25519', 'RSA_2048', 'RSA_3072', 'RSA_4096'];
 export const HASH_ALGORITHMS: readonly HashAlgorithmName[] = ['SHA256', 'SHA384', 'SHA512'];

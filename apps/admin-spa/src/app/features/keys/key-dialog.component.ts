@@ -9,7 +9,7 @@ import { MatSelectModule } from '@angular/material/select';
 import { CREATABLE_KEY_TYPES, HASH_ALGORITHMS, KEY_ALGORITHMS, type CreateKeyBody } from '../../core/api-types';
 import { MAX_APPROVERS, MAX_VALIDITY_DAYS, keyForm, toCreateRequest } from './key-form';
 
-const TYPE_LABEL: Record<CreateKeyBody['type'], string> = { FW: 'FW: firmware signing', CA: 'CA: device certificates' };
+const TYPE_LABEL: Record<CreateKeyBody['type'], string> = { FW: 'FW: firmware signing', CA: 'CA: device certificates', TSA: 'TSA: RFC 3161 timestamps' };
 
 /** "New key": a CA or FW key generated in the HSM and certified by the ROOT; closes with the request body. */
 @Component({

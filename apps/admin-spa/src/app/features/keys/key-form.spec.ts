@@ -37,6 +37,7 @@ describe('key form', () => {
     ['ok one day', { validityDays: 1 }],
     ['ok a hundred years', { validityDays: 36_500 }],
     ['ok CA with an explicit hash', { type: 'CA', algorithm: 'RSA_3072', hash: 'SHA384' }],
+    ['ok TSA (RFC 3161 time-stamping key)', { type: 'TSA', algorithm: 'EC_P384' }],
     ['ok every name attribute', { product: 'gadget-x', organization: long(64), country: 'DK', commonName: long(64) }],
     ['ok names with blanks around them', { commonName: '  Firmware  ', organization: ' Demo Ltd ' }],
     ['ok Unicode name', { commonName: 'Ærø Firmware – 2026' }],

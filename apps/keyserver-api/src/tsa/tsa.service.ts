@@ -1,0 +1,173 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataAccessError, KeyRepository, TimestampRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import {
+  createTimeStampToken,
+  grantedResponse,
+  hex,
+  MAX_TIMESTAMP_QUERY_BYTES,
+  parseTimeStampQuery,
+  rejectionResponse,
+  TsaError,
+  TsaErrorCode,
+  type IssuedTimeStamp,
+  type TimeStampAuthority,
+  type TimeStampQuery,
+  type HsmSigner,
+} from '@keyserver/pki';
+import { ApiError, ApiErrorCode } from '../common/api-error';
+import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
+import type { ApiConfig } from '../config/api-config';
+import { KeyChainCache } from '../certificates/key-chain';
+import { toHashName } from '../keys/key-algorithms';
+import { EDGE, remoteIp, type EdgeServices } from '../edge/edge';
+import type { StreamedRequest } from '../firmware/firmware.service';
+
+/** What the public route answers: always a TimeStampResp, granted or rejected (RFC 3161 3.4). */
+export interface TsaAnswer {
+  der: Buffer;
+  granted: boolean;
+}
+
+/**
+ * The Keyserver as an RFC 3161 TSA (docs/adr/0024): the newest ACTIVE TSA key whose certificate is valid now (or
+ * the one TSA_KEYID names) signs TSTInfo tokens in the HSM; every token is written to the register
+ * (timestamp_token) before it is returned, and a serial that is already there is never handed out twice.
+ * The public route is anonymous by design (a timestamp says "these bytes existed then", nothing more), so
+ * there is no access check: callers are rate-limited per IP at the edge and refusals are audited (bounded).
+ */
+@Injectable()
+export class TsaService {
+  private readonly chains: KeyChainCache;
+
+  constructor(
+    private readonly keys: KeyRepository,
+    private readonly register: TimestampRepository,
+    @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(EDGE) private readonly edge: EdgeServices,
+  ) {
+    this.chains = new KeyChainCache(this.keys, this.signer);
+  }
+
+  /** POST /api/v1/tsa: content type -> body (capped) -> parse -> sign -> register -> TimeStampResp. */
+  async answer(req: StreamedRequest, requestId: string): Promise<TsaAnswer> {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/timestamp-query') {
+      req.resume();
+      if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
+      const refusal = new ApiError(ApiErrorCode.UnsupportedMediaType, 'a time-stamp query is sent as application/timestamp-query');
+      await this.auditRefusal(req, requestId, refusal.code, 'DENIED', { status: refusal.status });
+      throw refusal;
+    }
+    let bytes = 0;
+    try {
+      const body = await readCapped(req, MAX_TIMESTAMP_QUERY_BYTES);
+      bytes = body.length;
+      const query = parseTimeStampQuery(body, { policy: this.config.tsa.policy });
+      const issued = await this.issue(query, 'public', requestId);
+      return { der: Buffer.from(grantedResponse(issued.token)), granted: true };
+    } catch (err) {
+      if (!(err instanceof TsaError)) throw err;
+      if (!req.readableEnded) {
+        if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
+        req.resume();
+      }
+      await this.auditRejection(req, requestId, err, bytes);
+      return { der: Buffer.from(rejectionResponse(err)), granted: false };
+    }
+  }
+
+  /**
+   * A timestamp for a CMS signature made by this Keyserver (the firmware route): the same TSA, register
+   * source "firmware". Undefined when there is no usable TSA key (the signature then goes without one).
+   */
+  async forSignature(): Promise<((query: Pick<TimeStampQuery, 'hash' | 'messageImprintDer' | 'nonceDer' | 'certReq'>, requestId: string) => Promise<IssuedTimeStamp>) | undefined> {
+    const current = await this.authority().catch((err: unknown) => {
+      if (err instanceof TsaError && err.code === TsaErrorCode.TsaNotAvailable) return undefined;
+      throw err;
+    });
+    if (!current) return undefined;
+    return (query, requestId) => this.issueWith(current, query, 'firmware', requestId);
+  }
+
+  private async issue(query: TimeStampQuery, source: 'public' | 'firmware', requestId: string): Promise<IssuedTimeStamp> {
+    return this.issueWith(await this.authority(), query, source, requestId);
+  }
+
+  private async issueWith(current: { key: Key; tsa: TimeStampAuthority }, query: Pick<TimeStampQuery, 'hash' | 'messageImprintDer' | 'nonceDer' | 'certReq'>, source: 'public' | 'firmware', requestId: string): Promise<IssuedTimeStamp> {
+    // A random 128-bit serial repeats with negligible probability; the register's primary key makes it impossible.
+    for (let attempt = 0; ; attempt++) {
+      const issued = await createTimeStampToken(this.signer, current.tsa, query);
+      try {
+        await this.register.record({
+          serialHex: issued.serialHex,
+          tsaKeyid: current.key.keyid,
+          genTime: issued.genTime,
+          policy: current.tsa.policy,
+          hashAlgorithm: query.hash,
+          messageImprint: hex(query.messageImprintDer),
+          nonceHex: query.nonceDer ? hex(query.nonceDer) : null,
+          source,
+          requestId: requestId || null,
+        });
+        return issued;
+      } catch (err) {
+        if (!(err instanceof DataAccessError && err.code === 'conflict') || attempt >= 2) throw err;
+      }
+    }
+  }
+
+  /** The signing TSA: TSA_KEYID's key, else the ACTIVE TSA key certified most recently, valid now. */
+  private async authority(): Promise<{ key: Key; tsa: TimeStampAuthority }> {
+    const now = Date.now();
+    const wanted = this.config.tsa.keyid;
+    const candidates = (await this.keys.list({ type: 'TSA', state: 'ACTIVE' }))
+      .filter((k) => (!wanted || k.keyid === wanted) && k.notBefore.getTime() <= now && now < k.notAfter.getTime())
+      .sort((a, b) => b.notBefore.getTime() - a.notBefore.getTime() || b.createdAt.getTime() - a.createdAt.getTime());
+    const key = candidates[0];
+    if (!key) throw new TsaError(TsaErrorCode.TsaNotAvailable, wanted ? `TSA key ${wanted} is not ACTIVE and valid now` : 'this Keyserver has no ACTIVE TSA key valid now');
+    const cms = await this.chains.cmsSigner(key);
+    return { key, tsa: { cms, hash: toHashName(key.hash), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };
+  }
+
+  private auditRejection(req: StreamedRequest, requestId: string, err: TsaError, bytes: number): Promise<void> {
+    return this.auditRefusal(req, requestId, err.code, err.status >= 500 ? 'FAILED' : 'DENIED', { bytes, failInfo: err.failInfoBit });
+  }
+
+  private auditRefusal(req: StreamedRequest, requestId: string, code: string, outcome: 'DENIED' | 'FAILED', details: Record<string, unknown>): Promise<void> {
+    const ip = remoteIp(req as unknown as Parameters<typeof remoteIp>[0]);
+    const input: AuditInput = { action: 'timestamp.rejected', outcome, errorCode: code, requestId: requestId || null, details: { ip, ...details } };
+    // Bounded like every anonymous refusal: identical ones per caller are aggregated (ADR 0011).
+    return this.edge.refusals.record(`timestamp.rejected|${code}|ip:${ip}`, input);
+  }
+}
+
+/** The whole body when it is at most `cap` bytes; a longer one is refused as soon as it is seen (nothing more is kept). */
+function readCapped(req: StreamedRequest, cap: number): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > cap) return Promise.reject(new TsaError(TsaErrorCode.QueryTooLarge, `queries are at most ${cap} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const onData = (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > cap) {
+        done = true;
+        reject(new TsaError(TsaErrorCode.QueryTooLarge, `queries are at most ${cap} bytes`));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      if (!done) resolve(new Uint8Array(Buffer.concat(chunks)));
+      done = true;
+    });
+    req.once('error', () => {
+      if (!done) reject(new TsaError(TsaErrorCode.QueryMalformed, 'the upload failed'));
+      done = true;
+    });
+  });
+}

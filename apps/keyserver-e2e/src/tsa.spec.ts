@@ -1,0 +1,339 @@
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { freePort, repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
+import { call, ciToken, operationBody } from './operations-support';
+
+// RFC 3161 (issue 17 item 3, ADR 0024): the Keyserver as a TSA at a public route, and the signature timestamps of
+// CMS firmware signatures, checked by tools we did not write (openssl ts, openssl cms) and by ksctl.
+
+const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
+const TS_ATTR = '1.2.840.113549.1.9.16.2.14';
+const DAY = 86_400_000;
+
+const sh = (program: string, args: string[]) => {
+  const r = spawnSync(program, args, { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+};
+const ok = (program: string, args: string[]) => {
+  const r = sh(program, args);
+  if (r.status !== 0) throw new Error(`${program} ${args.join(' ')}: ${r.out}`);
+  return r.out;
+};
+/** ksctl offline: no token, no API. */
+const ksctl = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [KSCTL, '--json', ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 });
+  return { status: r.status, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
+};
+
+const ab = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+const signedDataOf = (p7s: Buffer) => new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(ab(p7s)).content });
+/** The signature value and the timestamp token of the first SignerInfo, byte for byte. */
+function tokenOf(p7s: Buffer): { signature: Buffer; token?: Buffer } {
+  const si = signedDataOf(p7s).signerInfos[0];
+  const attr = si.unsignedAttrs?.attributes.find((a) => a.type === TS_ATTR);
+  return { signature: Buffer.from(si.signature.valueBlock.valueHexView), token: attr ? Buffer.from((attr.values[0] as asn1js.BaseBlock).valueBeforeDecodeView) : undefined };
+}
+/** The same CMS with its unsigned attributes replaced (or dropped): the signature itself is untouched. */
+function withUnsigned(p7s: Buffer, token?: Buffer): Buffer {
+  const sd = signedDataOf(p7s);
+  sd.signerInfos[0].unsignedAttrs = token
+    ? new pkijs.SignedAndUnsignedAttributes({ type: 1, attributes: [new pkijs.Attribute({ type: TS_ATTR, values: [asn1js.fromBER(ab(token)).result] })] })
+    : undefined;
+  return Buffer.from(new pkijs.ContentInfo({ contentType: '1.2.840.113549.1.7.2', content: sd.toSchema(true) }).toSchema().toBER(false));
+}
+
+async function upload(api: string, token: string, q: Record<string, string>, body: Buffer): Promise<{ status: number; body: Buffer; type: string }> {
+  const r = await fetch(`${api}/api/v1/firmware/signatures?${new URLSearchParams(q)}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    body: new Uint8Array(body),
+  });
+  return { status: r.status, body: Buffer.from(await r.arrayBuffer()), type: r.headers.get('content-type') ?? '' };
+}
+
+describe('RFC 3161 time-stamping', () => {
+  let p: RunningPlatform;
+  let work: string;
+  let ci: string;
+  const f = (n: string) => join(work, n);
+  const tsa = (body: Uint8Array, type = 'application/timestamp-query') =>
+    fetch(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
+  const newOp = async (keyid: string, usages = 1) => {
+    const r = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody(keyid, usages));
+    if (r.status !== 201) throw new Error(`operation: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.id;
+  };
+  const fwSign = async (keyid: string, image: Buffer) => upload(p.env.urls.api, ci, { operationid: await newOp(keyid), keyid, description: 'e2e timestamped firmware' }, image);
+
+  beforeAll(async () => {
+    p = await startPlatform();
+    work = mkdtempSync(join(tmpdir(), 'ks-tsa-'));
+    ci = await ciToken(p);
+    const [root] = await sql<{ certificatePem: string }>(p, `SELECT "certificatePem" FROM "key" WHERE keyid = 'demo-root'`);
+    writeFileSync(f('root.pem'), root.certificatePem);
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('issues the seeded TSA key a certificate under the ROOT whose only extended key usage is timeStamping, critical', async () => {
+    const [k] = await sql<{ certificatePem: string; type: string }>(p, `SELECT "certificatePem", type FROM "key" WHERE keyid = 'demo-tsa'`);
+    expect(k.type).toBe('TSA');
+    writeFileSync(f('tsa.pem'), k.certificatePem);
+    expect(ok('openssl', ['x509', '-in', f('tsa.pem'), '-noout', '-ext', 'extendedKeyUsage'])).toMatch(/Extended Key Usage: critical\s+Time Stamping\s*$/);
+    expect(ok('openssl', ['verify', '-CAfile', f('root.pem'), '-purpose', 'timestampsign', f('tsa.pem')])).toContain('OK');
+  });
+
+  it.each([
+    ['SHA-256 with a nonce and certReq', ['-sha256', '-cert']],
+    ['SHA-512 with a nonce, no certReq', ['-sha512']],
+  ])('ok %s: openssl ts -verify accepts the reply, -reply -text shows it, the register holds its serial', async (_n, args) => {
+    writeFileSync(f('data.bin'), randomBytes(1000));
+    ok('openssl', ['ts', '-query', '-data', f('data.bin'), ...args, '-out', f('q.tsq')]);
+    const r = await tsa(readFileSync(f('q.tsq')));
+    expect([r.status, r.headers.get('content-type')]).toEqual([200, 'application/timestamp-reply']);
+    writeFileSync(f('r.tsr'), Buffer.from(await r.arrayBuffer()));
+    const untrusted = args.includes('-cert') ? [] : ['-untrusted', f('tsa.pem')];
+    expect(ok('openssl', ['ts', '-verify', '-in', f('r.tsr'), '-queryfile', f('q.tsq'), '-CAfile', f('root.pem'), ...untrusted])).toContain('Verification: OK');
+    const text = ok('openssl', ['ts', '-reply', '-in', f('r.tsr'), '-text']);
+    expect(text).toContain('Status: Granted.');
+    expect(text).toContain('Policy OID: 2.25.71464660586911067804008473257468327654');
+    expect(text).toContain('Accuracy: 0x01 seconds, unspecified millis');
+    expect(text).toMatch(/Nonce: 0x[0-9A-F]+/);
+    const serial = /Serial number: 0x([0-9A-F]+)/.exec(text)?.[1]?.toLowerCase() ?? '';
+    const rows = await sql<{ serialHex: string; source: string }>(p, `SELECT "serialHex", source FROM timestamp_token WHERE ltrim("serialHex", '0') = $1`, [serial.replace(/^0+/, '')]);
+    expect(rows).toEqual([expect.objectContaining({ source: 'public' })]);
+  });
+
+  const der = (tag: number, ...parts: Uint8Array[]) => {
+    const body = Buffer.concat(parts);
+    return Buffer.concat([Buffer.from([tag, body.length]), body]);
+  };
+  const oid = (o: string) => Buffer.from(new asn1js.ObjectIdentifier({ value: o }).toBER(false));
+  it.each([
+    ['fail bytes that are not DER', randomBytes(64), 'query_not_der', 'the data submitted has the wrong format'],
+    ['fail an unknown hash algorithm', der(0x30, Buffer.from([2, 1, 1]), der(0x30, der(0x30, oid('1.2.3.4.5')), der(0x04, Buffer.alloc(32)))), 'hash_not_accepted', 'unrecognized or unsupported algorithm'],
+    ['fail a 2 MiB query', Buffer.alloc(2 * 1024 * 1024, 0x30), 'query_too_large', 'the data submitted has the wrong format'],
+  ])('%s: a TimeStampResp with PKIStatus rejection, and an audit record', async (_n, body, code, failText) => {
+    const r = await tsa(body);
+    expect([r.status, r.headers.get('content-type')]).toEqual([200, 'application/timestamp-reply']);
+    writeFileSync(f('rej.tsr'), Buffer.from(await r.arrayBuffer()));
+    const text = ok('openssl', ['ts', '-reply', '-in', f('rej.tsr'), '-text']);
+    expect(text).toContain('Status: Rejected.');
+    expect(text).toContain(code);
+    expect(text).toContain(failText);
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'timestamp.rejected' AND "errorCode" = $1`, [code]);
+    expect(audited.length).toBeGreaterThan(0);
+  });
+
+  it('fail a query that is not application/timestamp-query: 415 problem+json, audited', async () => {
+    const r = await tsa(Buffer.from('{}'), 'application/json');
+    expect(r.status).toBe(415);
+    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(((await r.json()) as { code: string }).code).toBe('unsupported_media_type');
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'timestamp.rejected' AND "errorCode" = 'unsupported_media_type'`);
+    expect(audited.length).toBe(1);
+  });
+
+  it('timestamps a CMS firmware signature over its signature value; openssl cms -verify, openssl ts -verify and ksctl accept it', async () => {
+    const image = randomBytes(100_000);
+    writeFileSync(f('fw.bin'), image);
+    const r = await fwSign('demo-fw-dev', image);
+    expect(r.status).toBe(201);
+    writeFileSync(f('fw.p7s'), r.body);
+    ok('openssl', ['cms', '-verify', '-binary', '-content', f('fw.bin'), '-inform', 'DER', '-in', f('fw.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-out', '/dev/null']);
+    const { signature, token } = tokenOf(r.body);
+    expect(token).toBeDefined();
+    writeFileSync(f('sig.bin'), signature);
+    writeFileSync(f('token.der'), token as Buffer);
+    expect(ok('openssl', ['ts', '-verify', '-token_in', '-in', f('token.der'), '-data', f('sig.bin'), '-CAfile', f('root.pem')])).toContain('Verification: OK');
+    expect(ok('openssl', ['ts', '-reply', '-token_in', '-in', f('token.der'), '-token_out', '-text'])).toContain('TSA: DirName:');
+    const v = ksctl('verify', '--cms', '--signature', f('fw.p7s'), '--file', f('fw.bin'), '--ca', f('root.pem'));
+    expect(v.status).toBe(0);
+    expect(v.json.signers[0].timestamp).toMatchObject({ tsa: expect.stringContaining('Time-Stamping Authority'), accuracyMs: 1000, chain: [expect.any(String), expect.stringContaining('Root')] });
+    const [audit] = await sql<{ details: { timestamp: { serial: string; tsa: string } } }>(p, `SELECT details FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'SUCCESS' ORDER BY seq DESC LIMIT 1`);
+    expect(audit.details.timestamp).toMatchObject({ serial: v.json.signers[0].timestamp.serial, tsa: 'self' });
+    const [reg] = await sql<{ source: string }>(p, `SELECT source FROM timestamp_token WHERE "serialHex" = $1`, [v.json.signers[0].timestamp.serial]);
+    expect(reg.source).toBe('firmware');
+  });
+
+  it('stamps with a TSA key administrators create in a four-eyes session; once it is revoked the previous one stamps and its tokens fail a CRL check', async () => {
+    const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+    const body = { keyid: 'e2e-tsa-2', type: 'TSA', algorithm: 'EC_P384', requiredApprovers: 0, validityDays: 365, commonName: 'Second TSA', product: 'ignored' };
+    const refused = await ada<{ code: string }>('POST', '/api/v1/keys', { body });
+    expect([refused.status, refused.body.code]).toEqual([403, 'admin_session_required']);
+    const session = await activeSession(ada, alan, 'second TSA key');
+    const created = await ada<{ type: string; product: string | null; certificate: string }>('POST', '/api/v1/keys', { session, body });
+    expect([created.status, created.body.type, created.body.product]).toEqual([201, 'TSA', null]);
+    writeFileSync(f('tsa2.pem'), created.body.certificate);
+    expect(ok('openssl', ['x509', '-in', f('tsa2.pem'), '-noout', '-ext', 'extendedKeyUsage'])).toMatch(/critical\s+Time Stamping\s*$/);
+    const stampedBy = async () => {
+      ok('openssl', ['ts', '-query', '-data', f('tsa2.pem'), '-sha256', '-cert', '-out', f('q2.tsq')]);
+      writeFileSync(f('r2.tsr'), Buffer.from(await (await tsa(readFileSync(f('q2.tsq')))).arrayBuffer()));
+      expect(ok('openssl', ['ts', '-verify', '-in', f('r2.tsr'), '-queryfile', f('q2.tsq'), '-CAfile', f('root.pem')])).toContain('Verification: OK');
+      return /TSA: DirName:.*CN\s?=\s?([^,/\n]+)/.exec(ok('openssl', ['ts', '-reply', '-in', f('r2.tsr'), '-text']))?.[1]?.trim();
+    };
+    expect(await stampedBy()).toBe('Second TSA');
+    // A firmware signature stamped by it verifies with CRLs, until the TSA key is revoked (a compromised TSA).
+    writeFileSync(f('fw2.bin'), randomBytes(3000));
+    const signed = await fwSign('demo-fw-dev', readFileSync(f('fw2.bin')));
+    expect(signed.status).toBe(201);
+    writeFileSync(f('fw2.p7s'), signed.body);
+    const withCrls = () => ksctl('verify', '--cms', '--signature', f('fw2.p7s'), '--file', f('fw2.bin'), '--ca', f('root.pem'), '--crl-fetch');
+    const before = withCrls();
+    expect([before.status, before.json.revocation, before.json.signers[0].timestamp.tsa]).toEqual([0, 'checked', expect.stringContaining('Second TSA')]);
+    const revoked = await ada('POST', '/api/v1/keys/e2e-tsa-2/revocation', { session, body: { reason: 'keyCompromise' } });
+    expect(revoked.status).toBe(200);
+    expect(await stampedBy()).toBe('Demo Devices Time-Stamping Authority');
+    const after = withCrls();
+    expect([after.status, after.json.code]).toEqual([6, 'certificate_revoked']);
+    const audit = await sql<{ action: string }>(p, `SELECT action FROM audit_event WHERE keyid = 'e2e-tsa-2' AND outcome = 'SUCCESS' ORDER BY seq`);
+    expect(audit.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
+  });
+
+  describe('a signature whose FW certificate expired since', () => {
+    let admin: Api;
+    beforeAll(async () => {
+      admin = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      const session = await activeSession(admin, apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), 'short-lived FW key for the timestamp test');
+      const created = await admin('POST', '/api/v1/keys', {
+        session,
+        body: { keyid: 'e2e-fw-short', type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 1, commonName: 'Short-lived Firmware', product: 'e2e' },
+      });
+      expect(created.status).toBe(201);
+      const role = await admin('PATCH', '/api/v1/roles/demo-ci', {
+        session,
+        body: {
+          keys: [
+            { keyid: 'demo-ca-dev', permissions: ['ORDER', 'SIGN', 'ISSUE'] },
+            { keyid: 'demo-fw-dev', permissions: ['ORDER', 'SIGN', 'ISSUE'] },
+            { keyid: 'demo-fw-prod', permissions: ['SIGN'] },
+            { keyid: 'e2e-fw-short', permissions: ['ORDER', 'SIGN'] },
+          ],
+        },
+      });
+      expect(role.status).toBe(200);
+      ci = await ciToken(p);
+    });
+
+    it('ok with the timestamp at --at two days later (inside the TSA chain), fail without it (certificate_expired) or with a token over another signature', async () => {
+      const image = randomBytes(5000);
+      writeFileSync(f('short.bin'), image);
+      const r = await fwSign('e2e-fw-short', image);
+      expect(r.status).toBe(201);
+      writeFileSync(f('short.p7s'), r.body);
+      const [fw] = await sql<{ notAfter: Date }>(p, `SELECT "notAfter" FROM "key" WHERE keyid = 'e2e-fw-short'`);
+      const later = new Date(fw.notAfter.getTime() + DAY).toISOString();
+      const verify = (file: string, ...more: string[]) => ksctl('verify', '--cms', '--signature', file, '--file', f('short.bin'), '--ca', f('root.pem'), ...more);
+
+      const stamped = verify(f('short.p7s'), '--at', later);
+      expect(stamped.status).toBe(0);
+      expect(stamped.json.signers[0].validAt).toBe(stamped.json.signers[0].timestamp.time);
+      expect(Date.parse(stamped.json.signers[0].timestamp.time)).toBeLessThan(fw.notAfter.getTime());
+      // openssl judges the certificate at the time it is told: expired then, valid at the timestamp.
+      const at = (d: string) => String(Math.floor(Date.parse(d) / 1000));
+      expect(sh('openssl', ['cms', '-verify', '-binary', '-content', f('short.bin'), '-inform', 'DER', '-in', f('short.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-attime', at(later), '-out', '/dev/null']).status).not.toBe(0);
+      ok('openssl', ['cms', '-verify', '-binary', '-content', f('short.bin'), '-inform', 'DER', '-in', f('short.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-attime', at(stamped.json.signers[0].timestamp.time), '-out', '/dev/null']);
+
+      writeFileSync(f('bare.p7s'), withUnsigned(r.body));
+      ok('openssl', ['cms', '-verify', '-binary', '-content', f('short.bin'), '-inform', 'DER', '-in', f('bare.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-out', '/dev/null']);
+      expect(verify(f('bare.p7s')).status).toBe(0);
+      const bare = verify(f('bare.p7s'), '--at', later);
+      expect([bare.status, bare.json.code]).toEqual([6, 'certificate_expired']);
+
+      const other = await fwSign('demo-fw-dev', randomBytes(100));
+      const foreign = tokenOf(other.body).token as Buffer;
+      writeFileSync(f('swapped.p7s'), withUnsigned(r.body, foreign));
+      const swapped = verify(f('swapped.p7s'), '--at', later);
+      expect([swapped.status, swapped.json.code]).toEqual([6, 'timestamp_imprint_mismatch']);
+      const garbled = Buffer.from(tokenOf(r.body).token as Buffer);
+      garbled[garbled.length - 5] ^= 0x01;
+      writeFileSync(f('garbled.p7s'), withUnsigned(r.body, garbled));
+      expect(verify(f('garbled.p7s')).status).toBe(6);
+    });
+  });
+});
+
+describe('signature timestamps from a configured TSA URL', () => {
+  let p: RunningPlatform;
+  let proxy: Server;
+  let mode: 'forward' | 'down' | 'garbage' = 'forward';
+  let ci: string;
+
+  beforeAll(async () => {
+    // A stand-in for an external TSA in front of the platform's own route: forwards, fails, or answers garbage.
+    const port = await freePort();
+    proxy = createServer((req, res) => {
+      if (mode === 'down') return void res.writeHead(503).end();
+      if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(randomBytes(40));
+      const fwd = request(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? '' } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? '' });
+        up.pipe(res);
+      });
+      req.pipe(fwd);
+    });
+    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    p = await startPlatform({
+      extraApiEnv: { CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`, CMS_TSA_TIMEOUT_MS: '3000', REFUSAL_RATE_BURST: '8', REFUSAL_RATE_PER_MINUTE: '1' },
+    });
+    ci = await ciToken(p);
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+    await new Promise((resolve) => proxy?.close(resolve));
+  });
+
+  const sign = async () => {
+    const op = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1));
+    const image = randomBytes(2000);
+    const r = await upload(p.env.urls.api, ci, { operationid: op.body.id, keyid: 'demo-fw-dev', description: 'external TSA' }, image);
+    const used = (await call<{ keys: { usagesUsed: number }[] }>(p.env.urls.api, ci, 'GET', `/api/v1/operations/${op.body.id}`)).body.keys[0].usagesUsed;
+    return { r, used, image };
+  };
+
+  it('embeds the external TSA token after checking its imprint, nonce and signature', async () => {
+    mode = 'forward';
+    const { r, used, image } = await sign();
+    expect([r.status, used]).toEqual([201, 1]);
+    const { signature, token } = tokenOf(r.body);
+    const imprint = createHash('sha256').update(signature).digest('hex');
+    expect(Buffer.from(token as Buffer).toString('hex')).toContain(imprint);
+    expect(image.length).toBe(2000);
+  });
+
+  it.each([
+    ['fail the TSA answering 503', 'down' as const, 503, 'timestamp_unavailable'],
+    ['fail the TSA answering garbage', 'garbage' as const, 502, 'timestamp_reply_invalid'],
+  ])('%s: no signature without its timestamp, the usage given back, the failure audited', async (_n, m, status, code) => {
+    mode = m;
+    const { r, used } = await sign();
+    expect(r.type).toMatch(/^application\/problem\+json/);
+    expect([r.status, JSON.parse(r.body.toString()).code, used]).toEqual([status, code, 0]);
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
+    expect(audited.length).toBe(1);
+  });
+
+  it('rate-limits anonymous callers of the TSA route per IP like every public route (429 problem+json, Retry-After)', async () => {
+    const query = randomBytes(32); // any query: the edge decides before the TSA reads it
+    const answers = [];
+    for (let i = 0; i < 12; i++) {
+      answers.push(await fetch(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': 'application/timestamp-query' }, body: new Uint8Array(query) }));
+    }
+    const limited = answers.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0].headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(((await limited[0].json()) as { code: string }).code).toBe('rate_limited');
+    expect(answers[0].headers.get('content-type')).toBe('application/timestamp-reply');
+  });
+});

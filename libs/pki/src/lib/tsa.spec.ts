@@ -1,0 +1,175 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { SoftwareSigner } from '../testing/software-signer';
+import { createFirmwareSigningCertificate, createRootCertificate } from './certificates';
+import { prepareCmsSigner, signCms, TIMESTAMP_TOKEN_ATTRIBUTE } from './cms';
+import { derTlv, toAb } from './der';
+import {
+  buildTimeStampQuery,
+  checkTimeStampReply,
+  createTimeStampToken,
+  createTimestampingCertificate,
+  grantedResponse,
+  parseTimeStampQuery,
+  readTimeStampToken,
+  rejectionResponse,
+  TimeStampAuthority,
+  TsaError,
+  TsaErrorCode,
+} from './tsa';
+
+const DAY = 86_400_000;
+const POLICY = '1.3.6.1.4.1.99999.1.1';
+
+describe('RFC 3161 time-stamping', () => {
+  const signer = new SoftwareSigner();
+  let work: string;
+  let tsa: TimeStampAuthority;
+  let rootPem: string;
+  let fwCms: ReturnType<typeof prepareCmsSigner>;
+  const f = (n: string) => join(work, n);
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' }).toString();
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'pki-tsa-'));
+    const rootKey = await signer.generateKey({ algorithm: 'RSA-2048', label: 'root' });
+    const tsaKey = await signer.generateKey({ algorithm: 'RSA-2048', label: 'tsa' });
+    const fwKey = await signer.generateKey({ algorithm: 'RSA-2048', label: 'fw' });
+    const now = Date.now();
+    const root = await createRootCertificate(signer, rootKey, { subject: { commonName: 'Root' }, notBefore: new Date(now - DAY), notAfter: new Date(now + 3650 * DAY) });
+    const issuer = { key: rootKey, certificate: root.certificatePem };
+    const tsaCert = await createTimestampingCertificate(signer, issuer, tsaKey, { subject: { commonName: 'Test TSA' }, notBefore: new Date(now - DAY), notAfter: new Date(now + 1000 * DAY) });
+    const fwCert = await createFirmwareSigningCertificate(signer, issuer, fwKey, { subject: { commonName: 'FW' }, notBefore: new Date(now - DAY), notAfter: new Date(now + 100 * DAY) });
+    rootPem = root.certificatePem;
+    writeFileSync(f('root.pem'), rootPem);
+    writeFileSync(f('tsa.pem'), tsaCert.certificatePem);
+    tsa = { cms: prepareCmsSigner(tsaKey, [tsaCert.certificatePem, rootPem]), hash: 'SHA-256', policy: POLICY, accuracyMs: 1500 };
+    fwCms = prepareCmsSigner(fwKey, [fwCert.certificatePem, rootPem]);
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('issues a TSA certificate whose only extended key usage is timeStamping, critical', () => {
+    const text = openssl(['x509', '-in', f('tsa.pem'), '-noout', '-ext', 'extendedKeyUsage,keyUsage,basicConstraints']);
+    expect(text).toMatch(/X509v3 Extended Key Usage: critical\s+Time Stamping\s/);
+    expect(text).toMatch(/Key Usage: critical\s+Digital Signature/);
+    expect(new X509Certificate(readFileSync(f('tsa.pem'))).checkIssued(new X509Certificate(rootPem))).toBe(true);
+    openssl(['verify', '-CAfile', f('root.pem'), '-purpose', 'timestampsign', f('tsa.pem')]);
+  });
+
+  it.each([
+    ['SHA-256 with a nonce and certReq', ['-sha256', '-cert']],
+    ['SHA-512 without certReq', ['-sha512']],
+    ['SHA-384 without a nonce', ['-sha384', '-no_nonce', '-cert']],
+    ['our policy named in the query', ['-sha256', '-cert', '-tspolicy', POLICY]],
+  ])('ok %s: openssl ts -verify accepts the reply and -reply -text shows nonce, policy and accuracy', async (_n, args) => {
+    const data = randomBytes(300);
+    writeFileSync(f('data.bin'), data);
+    openssl(['ts', '-query', '-data', f('data.bin'), ...args, '-out', f('q.tsq')]);
+    const q = parseTimeStampQuery(readFileSync(f('q.tsq')), { policy: POLICY });
+    const issued = await createTimeStampToken(signer, tsa, q);
+    writeFileSync(f('r.tsr'), grantedResponse(issued.token));
+    const untrusted = q.certReq ? [] : ['-untrusted', f('tsa.pem')];
+    const out = openssl(['ts', '-verify', '-in', f('r.tsr'), '-queryfile', f('q.tsq'), '-CAfile', f('root.pem'), ...untrusted]);
+    expect(out).toMatch(/Verification: OK/);
+    openssl(['ts', '-verify', '-in', f('r.tsr'), '-data', f('data.bin'), '-CAfile', f('root.pem'), ...untrusted]);
+    const text = openssl(['ts', '-reply', '-in', f('r.tsr'), '-text']);
+    expect(text).toContain('Status: Granted.');
+    expect(text).toContain(`Policy OID: ${POLICY}`);
+    expect(text).toContain('Accuracy: 0x01 seconds, 0x01F4 millis');
+    expect(BigInt(`0x${/Serial number: 0x([0-9A-F]+)/.exec(text)?.[1]}`)).toBe(BigInt(`0x${issued.serialHex}`));
+    expect(text).toMatch(args.includes('-no_nonce') ? /Nonce: unspecified/ : /Nonce: 0x[0-9A-F]+/);
+  });
+
+  it('gives every token its own serial', async () => {
+    const q = parseTimeStampQuery(buildTimeStampQuery('SHA-256', randomBytes(10)).der, { policy: POLICY });
+    const serials = new Set<string>();
+    for (let i = 0; i < 50; i++) serials.add((await createTimeStampToken(signer, tsa, q)).serialHex);
+    expect(serials.size).toBe(50);
+  });
+
+  const query = (parts: Uint8Array[]) => derTlv(0x30, ...parts);
+  const int = (n: number) => new Uint8Array(new asn1js.Integer({ value: n }).toBER(false));
+  const oid = (o: string) => new Uint8Array(new asn1js.ObjectIdentifier({ value: o }).toBER(false));
+  const imprint = (alg: string, len: number, params?: Uint8Array) => derTlv(0x30, derTlv(0x30, oid(alg), ...(params ? [params] : [])), derTlv(0x04, new Uint8Array(len)));
+  const SHA256 = '2.16.840.1.101.3.4.2.1';
+  it.each([
+    ['fail garbage bytes', new Uint8Array([1, 2, 3, 4]), TsaErrorCode.QueryNotDer, 5],
+    ['fail a BER indefinite length', new Uint8Array([0x30, 0x80, 0x02, 0x01, 0x01, 0, 0]), TsaErrorCode.QueryNotDer, 5],
+    ['fail trailing bytes', new Uint8Array([...query([int(1), imprint(SHA256, 32)]), 0]), TsaErrorCode.QueryNotDer, 5],
+    ['fail a huge query', new Uint8Array(2_000_000).fill(0x30), TsaErrorCode.QueryTooLarge, 5],
+    ['fail version 2', query([int(2), imprint(SHA256, 32)]), TsaErrorCode.VersionNotSupported, 2],
+    ['fail an unknown hash algorithm', query([int(1), imprint('1.2.3.4', 32)]), TsaErrorCode.HashNotAccepted, 0],
+    ['fail SHA-1', query([int(1), imprint('1.3.14.3.2.26', 20)]), TsaErrorCode.HashNotAccepted, 0],
+    ['fail hash parameters that are not NULL', query([int(1), imprint(SHA256, 32, int(5))]), TsaErrorCode.HashNotAccepted, 0],
+    ['fail a SHA-256 imprint of 31 bytes', query([int(1), imprint(SHA256, 31)]), TsaErrorCode.ImprintLengthMismatch, 5],
+    ['fail another policy', query([int(1), imprint(SHA256, 32), oid('1.2.3')]), TsaErrorCode.PolicyNotAccepted, 15],
+    ['fail extensions', query([int(1), imprint(SHA256, 32), derTlv(0xa0, derTlv(0x30))]), TsaErrorCode.ExtensionNotAccepted, 16],
+    ['fail a 65-byte nonce', query([int(1), imprint(SHA256, 32), derTlv(0x02, new Uint8Array(65).fill(0x11))]), TsaErrorCode.QueryMalformed, 5],
+    ['fail a missing imprint', query([int(1)]), TsaErrorCode.QueryMalformed, 5],
+    ['fail fields out of order', query([int(1), imprint(SHA256, 32), new Uint8Array([1, 1, 0xff]), int(7)]), TsaErrorCode.QueryMalformed, 5],
+  ])('%s: a TsaError that answers as PKIStatus rejection with its failInfo', (_n, der, code, bit) => {
+    let err: unknown;
+    try {
+      parseTimeStampQuery(der, { policy: POLICY });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TsaError);
+    expect((err as TsaError).code).toBe(code);
+    writeFileSync(f('rej.tsr'), rejectionResponse(err as TsaError));
+    const text = openssl(['ts', '-reply', '-in', f('rej.tsr'), '-text']);
+    expect(text).toContain('Status: Rejected.');
+    expect(text).toContain(code);
+    const names = ['unrecognized or unsupported algorithm', '', 'transaction not permitted or supported', '', '', 'the data submitted has the wrong format'];
+    if (bit <= 5) expect(text).toContain(names[bit]);
+    else expect(text).toMatch(bit === 15 ? /requested TSA policy is not supported/ : /requested extension is not supported/);
+  });
+
+  it('checks an external reply: imprint, nonce and signature, and refuses a reply to another query', async () => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const q = parseTimeStampQuery(sent.der, { policy: POLICY });
+    expect(q.certReq).toBe(true);
+    const issued = await createTimeStampToken(signer, tsa, q);
+    const ok = await checkTimeStampReply(grantedResponse(issued.token), sent);
+    expect(ok.info.serialHex).toBe(issued.serialHex);
+    const other = buildTimeStampQuery('SHA-256', randomBytes(64));
+    await expect(checkTimeStampReply(grantedResponse(issued.token), other)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+    await expect(checkTimeStampReply(rejectionResponse(new TsaError(TsaErrorCode.HashNotAccepted)), sent)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+    const tampered = Buffer.from(issued.token);
+    const at = tampered.indexOf(Buffer.from(issued.serialHex, 'hex'));
+    tampered[at] ^= 1;
+    await expect(checkTimeStampReply(grantedResponse(tampered), sent)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+  });
+
+  it('embeds a signature timestamp in a CMS firmware signature; openssl cms -verify and openssl ts -verify on the extracted token accept it', async () => {
+    const image = randomBytes(5000);
+    writeFileSync(f('fw.bin'), image);
+    let stamped: Uint8Array | undefined;
+    const der = await signCms(signer, fwCms, {
+      digest: new Uint8Array(createHash('sha256').update(image).digest()),
+      timestamp: async (signature) => {
+        writeFileSync(f('sigvalue.bin'), signature);
+        const sent = buildTimeStampQuery('SHA-256', signature);
+        stamped = (await createTimeStampToken(signer, tsa, parseTimeStampQuery(sent.der, { policy: POLICY }))).token;
+        return stamped;
+      },
+    });
+    writeFileSync(f('fw.p7s'), der);
+    openssl(['cms', '-verify', '-binary', '-content', f('fw.bin'), '-inform', 'DER', '-in', f('fw.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-out', '/dev/null']);
+    // The token as the SignerInfo carries it, byte for byte.
+    const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(der)).content });
+    const attr = sd.signerInfos[0].unsignedAttrs?.attributes.find((a) => a.type === TIMESTAMP_TOKEN_ATTRIBUTE);
+    const token = Buffer.from((attr?.values[0] as asn1js.Sequence).valueBeforeDecodeView);
+    expect(token.equals(Buffer.from(stamped as Uint8Array))).toBe(true);
+    writeFileSync(f('token.der'), token);
+    expect(Buffer.from(sd.signerInfos[0].signature.valueBlock.valueHexView).equals(readFileSync(f('sigvalue.bin')))).toBe(true);
+    const out = openssl(['ts', '-verify', '-token_in', '-in', f('token.der'), '-data', f('sigvalue.bin'), '-CAfile', f('root.pem')]);
+    expect(out).toMatch(/Verification: OK/);
+    expect(readTimeStampToken(token).policy).toBe(POLICY);
+  });
+});

@@ -1,0 +1,424 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { errorClass } from '@keyserver/errors';
+import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
+import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, randomSerial, toAb } from './der';
+import {
+  IssuedCertificate,
+  IssuerRef,
+  NameSpec,
+  ValiditySpec,
+  akiExtension,
+  basicConstraintsExtension,
+  buildName,
+  checkValidity,
+  crlDistributionPointExtension,
+  ext,
+  keyUsageExtension,
+  parseIssuer,
+  signCertificate,
+  skiExtension,
+} from './certificates';
+import { CmsSigner, signSignedData } from './cms';
+
+// RFC 3161 time-stamping: the TSA certificate, the query parser, TSTInfo tokens signed in the HSM and the
+// TimeStampResp, plus what a client of an external TSA needs (query, reply checks). docs/adr/0024.
+
+export const TSA_OID = {
+  timeStamping: '1.3.6.1.5.5.7.3.8',
+  tstInfo: '1.2.840.113549.1.9.16.1.4',
+  timeStampToken: '1.2.840.113549.1.9.16.2.14',
+} as const;
+
+/** Largest query the TSA reads: a SHA-512 query with a 64-byte nonce and a policy is under 200 bytes. */
+export const MAX_TIMESTAMP_QUERY_BYTES = 1024;
+/** Largest nonce echoed (openssl sends 8 bytes; RFC 3161 sets no bound, we do). */
+const MAX_NONCE_BYTES = 64;
+
+export enum TsaErrorCode {
+  QueryTooLarge = 'query_too_large',
+  QueryNotDer = 'query_not_der',
+  QueryMalformed = 'query_malformed',
+  VersionNotSupported = 'version_not_supported',
+  HashNotAccepted = 'hash_not_accepted',
+  ImprintLengthMismatch = 'imprint_length_mismatch',
+  PolicyNotAccepted = 'policy_not_accepted',
+  ExtensionNotAccepted = 'extension_not_accepted',
+  /** No usable TSA key (none created, revoked, certificate outside its validity). */
+  TsaNotAvailable = 'tsa_not_available',
+  /** The configured external TSA did not answer in time or at all. */
+  TimestampUnavailable = 'timestamp_unavailable',
+  /** The external TSA answered with a rejection or with a token that does not match the request. */
+  TimestampReplyInvalid = 'timestamp_reply_invalid',
+}
+
+/** PKIFailureInfo bit (RFC 3161 2.4.2) each refusal is answered with. */
+const FAIL_INFO_BIT: Record<TsaErrorCode, number> = {
+  [TsaErrorCode.QueryTooLarge]: 5, // badDataFormat
+  [TsaErrorCode.QueryNotDer]: 5,
+  [TsaErrorCode.QueryMalformed]: 5,
+  [TsaErrorCode.VersionNotSupported]: 2, // badRequest
+  [TsaErrorCode.HashNotAccepted]: 0, // badAlg
+  [TsaErrorCode.ImprintLengthMismatch]: 5,
+  [TsaErrorCode.PolicyNotAccepted]: 15, // unacceptedPolicy
+  [TsaErrorCode.ExtensionNotAccepted]: 16, // unacceptedExtension
+  [TsaErrorCode.TsaNotAvailable]: 14, // timeNotAvailable
+  [TsaErrorCode.TimestampUnavailable]: 25, // systemFailure
+  [TsaErrorCode.TimestampReplyInvalid]: 25,
+};
+
+const STATUS: Record<TsaErrorCode, number> = {
+  [TsaErrorCode.QueryTooLarge]: 413,
+  [TsaErrorCode.QueryNotDer]: 400,
+  [TsaErrorCode.QueryMalformed]: 400,
+  [TsaErrorCode.VersionNotSupported]: 400,
+  [TsaErrorCode.HashNotAccepted]: 400,
+  [TsaErrorCode.ImprintLengthMismatch]: 400,
+  [TsaErrorCode.PolicyNotAccepted]: 400,
+  [TsaErrorCode.ExtensionNotAccepted]: 400,
+  [TsaErrorCode.TsaNotAvailable]: 503,
+  [TsaErrorCode.TimestampUnavailable]: 503,
+  [TsaErrorCode.TimestampReplyInvalid]: 502,
+};
+
+/**
+ * Refusals of time-stamping. On the TSA route they become a TimeStampResp with PKIStatus rejection (the
+ * protocol's error form, {@link rejectionResponse}); in a firmware signature they are problem+json.
+ */
+export class TsaError extends errorClass(STATUS) {
+  get failInfoBit(): number {
+    return FAIL_INFO_BIT[this.code];
+  }
+}
+
+/** A parsed, accepted TimeStampReq (RFC 3161 2.4.1). */
+export interface TimeStampQuery {
+  hash: HashName;
+  /** The request's MessageImprint, DER, echoed byte for byte into TSTInfo. */
+  messageImprintDer: Uint8Array;
+  hashedMessage: Uint8Array;
+  /** The request's nonce INTEGER element, DER, echoed byte for byte. */
+  nonceDer?: Uint8Array;
+  certReq: boolean;
+  reqPolicy?: string;
+}
+
+const bytesOf = (b: asn1js.AsnType): Uint8Array => new Uint8Array((b as asn1js.BaseBlock).valueBeforeDecodeView);
+const isUniversal = (b: asn1js.AsnType, tag: number): boolean => b.idBlock.tagClass === 1 && b.idBlock.tagNumber === tag;
+
+function malformed(detail: string): TsaError {
+  return new TsaError(TsaErrorCode.QueryMalformed, detail);
+}
+
+/** Hashes a TSA accepts in a query; SHA-1 and MD5 imprints are refused as `badAlg`. */
+const ACCEPTED_HASHES: HashName[] = ['SHA-256', 'SHA-384', 'SHA-512'];
+
+/** Parses a MessageImprint element: the hash (accepted ones only), parameters absent or NULL, the digest length. */
+function readImprint(el: asn1js.AsnType): { hash: HashName; hashedMessage: Uint8Array } {
+  if (!isUniversal(el, 16)) throw malformed('messageImprint is not a SEQUENCE');
+  const [alg, hashed, ...rest] = (el as asn1js.Sequence).valueBlock.value;
+  if (!alg || !hashed || rest.length || !isUniversal(alg, 16) || !isUniversal(hashed, 4)) throw malformed('messageImprint is not { AlgorithmIdentifier, OCTET STRING }');
+  const [oid, params, ...more] = (alg as asn1js.Sequence).valueBlock.value;
+  if (!oid || !isUniversal(oid, 6) || more.length) throw malformed('hashAlgorithm is not an AlgorithmIdentifier');
+  const oidText = (oid as asn1js.ObjectIdentifier).valueBlock.toString();
+  const hash = hashByOid(oidText);
+  if (!hash || !ACCEPTED_HASHES.includes(hash)) throw new TsaError(TsaErrorCode.HashNotAccepted, `hash algorithm ${oidText.slice(0, 64)} is not accepted (SHA-256, SHA-384, SHA-512)`);
+  if (params && !isUniversal(params, 5)) throw new TsaError(TsaErrorCode.HashNotAccepted, 'hash algorithm parameters must be absent or NULL');
+  const hashedMessage = new Uint8Array((hashed as asn1js.OctetString).valueBlock.valueHexView);
+  if (hashedMessage.length !== HASHES[hash].length) {
+    throw new TsaError(TsaErrorCode.ImprintLengthMismatch, `a ${hash} imprint is ${HASHES[hash].length} bytes, got ${hashedMessage.length}`);
+  }
+  return { hash, hashedMessage };
+}
+
+/**
+ * Parses a TimeStampReq strictly: at most {@link MAX_TIMESTAMP_QUERY_BYTES}, exactly one DER element (checked
+ * before any parser sees it), version 1, an accepted hash with a digest of its length, a policy only if it is
+ * ours, a nonce of at most 64 bytes, no extensions (we support none). Anything else is a {@link TsaError}.
+ */
+export function parseTimeStampQuery(der: Uint8Array, opts: { policy: string }): TimeStampQuery {
+  if (der.length > MAX_TIMESTAMP_QUERY_BYTES) throw new TsaError(TsaErrorCode.QueryTooLarge, `queries are at most ${MAX_TIMESTAMP_QUERY_BYTES} bytes`);
+  if (!isStrictDer(der)) throw new TsaError(TsaErrorCode.QueryNotDer, 'the query is not one DER element');
+  const asn = asn1js.fromBER(toAb(der));
+  if (asn.offset === -1 || !isUniversal(asn.result, 16)) throw malformed('the query is not a SEQUENCE');
+  const fields = (asn.result as asn1js.Sequence).valueBlock.value;
+  let i = 0;
+  const version = fields[i++];
+  if (!version || !isUniversal(version, 2)) throw malformed('version is missing');
+  if ((version as asn1js.Integer).valueBlock.valueDec !== 1) throw new TsaError(TsaErrorCode.VersionNotSupported, 'only version 1 queries');
+  const imprintEl = fields[i++];
+  if (!imprintEl) throw malformed('messageImprint is missing');
+  const { hash, hashedMessage } = readImprint(imprintEl);
+  const q: TimeStampQuery = { hash, hashedMessage, messageImprintDer: bytesOf(imprintEl), certReq: false };
+  if (fields[i] && isUniversal(fields[i], 6)) {
+    q.reqPolicy = (fields[i++] as asn1js.ObjectIdentifier).valueBlock.toString();
+    if (q.reqPolicy !== opts.policy) throw new TsaError(TsaErrorCode.PolicyNotAccepted, `this TSA issues under policy ${opts.policy} only`);
+  }
+  if (fields[i] && isUniversal(fields[i], 2)) {
+    const nonce = fields[i++];
+    if ((nonce as asn1js.Integer).valueBlock.valueHexView.length > MAX_NONCE_BYTES) throw malformed(`the nonce is longer than ${MAX_NONCE_BYTES} bytes`);
+    q.nonceDer = bytesOf(nonce);
+  }
+  if (fields[i] && isUniversal(fields[i], 1)) q.certReq = (fields[i++] as asn1js.Boolean).valueBlock.value;
+  if (fields[i] && fields[i].idBlock.tagClass === 3 && fields[i].idBlock.tagNumber === 0) {
+    throw new TsaError(TsaErrorCode.ExtensionNotAccepted, 'this TSA supports no request extensions');
+  }
+  if (i !== fields.length) throw malformed('unexpected fields in the query');
+  return q;
+}
+
+/** The TSA: its key and certificate chain (parsed once), policy and stated accuracy. */
+export interface TimeStampAuthority {
+  cms: CmsSigner;
+  /** Hash the TSA key signs with (the token's digest algorithm). */
+  hash: HashName;
+  policy: string;
+  /** Accuracy stated in every token (RFC 3161 Accuracy), in milliseconds. */
+  accuracyMs: number;
+}
+
+/** A signed token and what the register keeps of it. */
+export interface IssuedTimeStamp {
+  /** TimeStampToken: a ContentInfo with SignedData over TSTInfo, DER. */
+  token: Uint8Array;
+  serialHex: string;
+  genTime: Date;
+}
+
+const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+const oidDer = (oid: string): Uint8Array => new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
+const intDer = (n: number): Uint8Array => new Uint8Array(new asn1js.Integer({ value: n }).toBER(false));
+
+/** GeneralizedTime YYYYMMDDHHMMSSZ (whole seconds: the stated accuracy covers the rest). */
+function generalizedTime(d: Date): Uint8Array {
+  return derTlv(0x18, utf8(`${d.toISOString().slice(0, 19).replace(/[-T:]/g, '')}Z`));
+}
+
+/** Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER (1..999) OPTIONAL }. */
+function accuracyDer(ms: number): Uint8Array {
+  const seconds = Math.floor(ms / 1000);
+  const millis = ms % 1000;
+  const parts: Uint8Array[] = [];
+  if (seconds > 0) parts.push(intDer(seconds));
+  if (millis > 0) parts.push(derTlv(0x80, intDer(millis).subarray(2)));
+  return derTlv(0x30, ...parts);
+}
+
+/** TSTInfo (RFC 3161 2.4.2) DER: imprint and nonce echoed, a fresh random serial, whole-second genTime, tsa = our subject. */
+export function buildTstInfo(tsa: TimeStampAuthority, q: Pick<TimeStampQuery, 'messageImprintDer' | 'nonceDer'>, genTime: Date): { der: Uint8Array; serialHex: string } {
+  const serial = randomSerial();
+  const subject = new Uint8Array(tsa.cms.certs[0].subject.toSchema().toBER(false));
+  const fields = [
+    intDer(1),
+    oidDer(tsa.policy),
+    q.messageImprintDer,
+    derTlv(0x02, serial),
+    generalizedTime(genTime),
+    accuracyDer(tsa.accuracyMs),
+    // ordering: DEFAULT FALSE, left out (DER)
+    ...(q.nonceDer ? [q.nonceDer] : []),
+    // tsa [0] GeneralName: directoryName [4] Name (both explicit: CHOICE types)
+    derTlv(0xa0, derTlv(0xa4, subject)),
+  ];
+  const der = derTlv(0x30, ...fields);
+  if (!isStrictDer(der)) throw new Error('internal: TSTInfo is not DER');
+  return { der, serialHex: hex(serial) };
+}
+
+/**
+ * Signs a TimeStampToken in the HSM: SignedData (version 3) over the TSTInfo, signed attributes content-type
+ * id-ct-TSTInfo, message-digest, ESS signing-certificate-v2 (RFC 5816) and CMS algorithm protection; the TSA
+ * certificate is embedded when the query asked (certReq), as RFC 3161 2.4.1 requires; relying parties hold the root.
+ */
+export async function createTimeStampToken(signer: HsmSigner, tsa: TimeStampAuthority, q: Pick<TimeStampQuery, 'messageImprintDer' | 'nonceDer' | 'certReq'>, now = new Date()): Promise<IssuedTimeStamp> {
+  const genTime = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const tst = buildTstInfo(tsa, q, genTime);
+  const token = await signSignedData(signer, tsa.cms, {
+    contentType: TSA_OID.tstInfo,
+    content: tst.der,
+    digest: digest(tsa.hash, tst.der),
+    hash: tsa.hash,
+    omitSigningTime: true,
+    certificates: q.certReq ? 'signer' : 'none',
+  });
+  return { token, serialHex: tst.serialHex, genTime };
+}
+
+/** PKIStatusInfo: status, an optional free-text line, an optional PKIFailureInfo bit. */
+function statusInfo(status: number, text?: string, failBit?: number): Uint8Array {
+  const parts = [intDer(status)];
+  if (text) parts.push(derTlv(0x30, derTlv(0x0c, utf8(text.slice(0, 200)))));
+  if (failBit !== undefined) {
+    const bytes = new Uint8Array((failBit >> 3) + 1);
+    bytes[failBit >> 3] = 0x80 >> (failBit & 7);
+    parts.push(derTlv(0x03, new Uint8Array([7 - (failBit & 7)]), bytes));
+  }
+  return derTlv(0x30, ...parts);
+}
+
+/** TimeStampResp with PKIStatus granted (0) and the token. */
+export function grantedResponse(token: Uint8Array): Uint8Array {
+  return derTlv(0x30, statusInfo(0), token);
+}
+
+/** TimeStampResp with PKIStatus rejection (2), the refusal code as statusString and its PKIFailureInfo bit. */
+export function rejectionResponse(err: TsaError): Uint8Array {
+  return derTlv(0x30, statusInfo(2, err.detail ? `${err.code}: ${err.detail}` : err.code, err.failInfoBit));
+}
+
+/** A MessageImprint over `data` (parameters absent, as RFC 5754 recommends for SHA-2). */
+export function messageImprintOf(hash: HashName, data: Uint8Array): Uint8Array {
+  return derTlv(0x30, derTlv(0x30, oidDer(HASHES[hash].oid)), derTlv(0x04, digest(hash, data)));
+}
+
+/** A TimeStampReq for `data` with a fresh 8-byte nonce and certReq true (what a client of an external TSA sends). */
+export function buildTimeStampQuery(hash: HashName, data: Uint8Array): { der: Uint8Array; messageImprintDer: Uint8Array; nonceDer: Uint8Array } {
+  const nonce = new Uint8Array(randomBytes(8));
+  nonce[0] = (nonce[0] & 0x7f) | 0x01; // positive, minimal (no leading zero byte)
+  const messageImprintDer = messageImprintOf(hash, data);
+  const nonceDer = derTlv(0x02, nonce);
+  return { der: derTlv(0x30, intDer(1), messageImprintDer, nonceDer, new Uint8Array([0x01, 0x01, 0xff])), messageImprintDer, nonceDer };
+}
+
+/** What a TimeStampToken says of itself. */
+export interface TimeStampTokenInfo {
+  tstInfoDer: Uint8Array;
+  policy: string;
+  messageImprintDer: Uint8Array;
+  serialHex: string;
+  genTime: Date;
+  nonceDer?: Uint8Array;
+}
+
+/** Reads the TSTInfo out of a TimeStampToken (no signature check: see {@link verifyTimeStampToken}). */
+export function readTimeStampToken(token: Uint8Array): TimeStampTokenInfo {
+  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
+  let signedData: pkijs.SignedData;
+  try {
+    const ci = pkijs.ContentInfo.fromBER(toAb(token));
+    if (ci.contentType !== OID.signedData) throw new Error('not SignedData');
+    signedData = new pkijs.SignedData({ schema: ci.content });
+  } catch (e) {
+    throw bad(`the token is not a CMS SignedData (${(e as Error).message})`);
+  }
+  if (signedData.encapContentInfo.eContentType !== TSA_OID.tstInfo || !signedData.encapContentInfo.eContent) throw bad('the token does not hold a TSTInfo');
+  const tstInfoDer = new Uint8Array(signedData.encapContentInfo.eContent.getValue());
+  const asn = asn1js.fromBER(toAb(tstInfoDer));
+  if (asn.offset === -1 || !isUniversal(asn.result, 16)) throw bad('TSTInfo does not parse');
+  const f = (asn.result as asn1js.Sequence).valueBlock.value;
+  if (f.length < 5 || !isUniversal(f[1], 6) || !isUniversal(f[3], 2) || !isUniversal(f[4], 24)) throw bad('TSTInfo does not parse');
+  const nonce = f.slice(5).find((b) => isUniversal(b, 2));
+  return {
+    tstInfoDer,
+    policy: (f[1] as asn1js.ObjectIdentifier).valueBlock.toString(),
+    messageImprintDer: bytesOf(f[2]),
+    serialHex: hex(new Uint8Array((f[3] as asn1js.Integer).valueBlock.valueHexView)),
+    genTime: (f[4] as asn1js.GeneralizedTime).toDate(),
+    ...(nonce ? { nonceDer: bytesOf(nonce) } : {}),
+  };
+}
+
+/**
+ * Reads an external TSA's TimeStampResp for a query we sent: the status must be granted (0) or grantedWithMods
+ * (1), the token's imprint and nonce must be the query's (a reply for another request is never embedded), and
+ * the token's signature must verify with the certificate it carries. Returns the token (ContentInfo DER).
+ */
+export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImprintDer: Uint8Array; nonceDer: Uint8Array }): Promise<{ token: Uint8Array; info: TimeStampTokenInfo }> {
+  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
+  const asn = asn1js.fromBER(toAb(reply));
+  if (asn.offset === -1 || asn.offset !== reply.length || !isUniversal(asn.result, 16)) throw bad('the reply is not a TimeStampResp');
+  const [status, tokenEl] = (asn.result as asn1js.Sequence).valueBlock.value;
+  const code = status && isUniversal(status, 16) ? (status as asn1js.Sequence).valueBlock.value[0] : undefined;
+  if (!code || !isUniversal(code, 2)) throw bad('the reply has no PKIStatus');
+  const value = (code as asn1js.Integer).valueBlock.valueDec;
+  if (value !== 0 && value !== 1) throw bad(`the TSA refused the request (PKIStatus ${value})`);
+  if (!tokenEl) throw bad('the reply grants but carries no token');
+  const token = bytesOf(tokenEl);
+  // Embedded as it came: only DER survives the re-encoding of the SignerInfo byte for byte.
+  if (!isStrictDer(token)) throw bad('the token is not DER');
+  const info = readTimeStampToken(token);
+  if (!bytesEqual(info.messageImprintDer, sent.messageImprintDer)) throw bad('the token is for another imprint');
+  if (!info.nonceDer || !bytesEqual(info.nonceDer, sent.nonceDer)) throw bad('the token does not echo our nonce');
+  await verifyTimeStampToken(token);
+  return { token, info };
+}
+
+/** Signature algorithms a token may use: the hash Node verifies with (undefined: the digest algorithm's; null: none). */
+const TOKEN_SIGNATURES: Record<string, string | null | undefined> = {
+  [OID.rsaEncryption]: undefined,
+  [OID.sha256WithRSA]: 'sha256',
+  [OID.sha384WithRSA]: 'sha384',
+  [OID.sha512WithRSA]: 'sha512',
+  [OID.ecPublicKey]: undefined,
+  [OID.ecdsaSha256]: 'sha256',
+  [OID.ecdsaSha384]: 'sha384',
+  [OID.ecdsaSha512]: 'sha512',
+  [OID.ed25519]: null,
+};
+
+/**
+ * Checks a token's CMS signature with the certificate it embeds (not its chain: the relying party does that):
+ * content-type id-ct-TSTInfo, message-digest = digest of the TSTInfo, the signature over the signed attributes.
+ */
+export async function verifyTimeStampToken(token: Uint8Array): Promise<void> {
+  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
+  const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(token)).content });
+  const si = sd.signerInfos[0];
+  if (sd.signerInfos.length !== 1 || !si.signedAttrs) throw bad('a token has exactly one signer with signed attributes');
+  const sid = si.sid;
+  const cert = (sd.certificates ?? []).find(
+    (c): c is pkijs.Certificate => c instanceof pkijs.Certificate && sid instanceof pkijs.IssuerAndSerialNumber && c.issuer.isEqual(sid.issuer) && c.serialNumber.isEqual(sid.serialNumber),
+  );
+  if (!cert) throw bad('the token does not carry its signer certificate');
+  const hash = hashByOid(si.digestAlgorithm.algorithmId);
+  const sigHash = TOKEN_SIGNATURES[si.signatureAlgorithm.algorithmId];
+  if (!hash || !(si.signatureAlgorithm.algorithmId in TOKEN_SIGNATURES)) throw bad('the token uses an unsupported algorithm');
+  const attr = (type: string) => si.signedAttrs?.attributes.find((a) => a.type === type)?.values[0] as asn1js.AsnType | undefined;
+  const ct = attr(OID.contentType);
+  const md = attr(OID.messageDigest);
+  if (!(ct instanceof asn1js.ObjectIdentifier) || ct.valueBlock.toString() !== TSA_OID.tstInfo) throw bad('the content-type attribute is not id-ct-TSTInfo');
+  const eContent = sd.encapContentInfo.eContent;
+  if (!(md instanceof asn1js.OctetString) || !eContent || !bytesEqual(new Uint8Array(md.valueBlock.valueHexView), digest(hash, new Uint8Array(eContent.getValue())))) {
+    throw bad('the message-digest attribute is not the digest of the TSTInfo');
+  }
+  const signed = Buffer.from(si.signedAttrs.encodedValue);
+  signed[0] = 0x31;
+  let ok = false;
+  try {
+    const key = new X509Certificate(Buffer.from(cert.toSchema().toBER(false))).publicKey;
+    ok = nodeVerify(sigHash === null ? null : (sigHash ?? HASHES[hash].node), signed, key, Buffer.from(si.signature.valueBlock.valueHexView));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw bad('the token signature does not verify with its certificate');
+}
+
+/**
+ * A TSA certificate (RFC 3161 2.3): CA:false, keyUsage digitalSignature (critical), extendedKeyUsage
+ * id-kp-timeStamping only and critical, SKI, AKI, optional CRL distribution point.
+ */
+export async function createTimestampingCertificate(
+  signer: HsmSigner,
+  issuer: IssuerRef,
+  subjectKey: HsmKeyInfo,
+  opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+): Promise<IssuedCertificate> {
+  const parsed = parseIssuer(issuer);
+  checkValidity(opts, parsed);
+  const extensions = [
+    basicConstraintsExtension(false),
+    keyUsageExtension(['digitalSignature']),
+    ext(OID.extKeyUsage, true, new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: TSA_OID.timeStamping })] })),
+    skiExtension(subjectKey.spki),
+    akiExtension(parsed.spki, parsed.keyIdentifier),
+  ];
+  if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
+  return signCertificate(signer, issuer.key, {
+    issuerName: parsed.cert.subject,
+    subject: buildName(opts.subject),
+    spki: subjectKey.spki,
+    validity: opts,
+    extensions,
+  });
+}
