@@ -87,6 +87,7 @@ export interface AuditRow {
   errorCode: string | null;
   adminSessionId: string | null;
   keyid: string | null;
+  operationId: string | null;
   actorOid: string | null;
   details: Record<string, unknown>;
 }

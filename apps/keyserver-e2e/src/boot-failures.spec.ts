@@ -54,6 +54,8 @@ describe('keyserver-api boot', () => {
     ['fail PKCS11_MODULE missing file', { PKCS11_MODULE: '/nonexistent/libsofthsm2.so' }, 'PKCS11_MODULE'],
     ['fail no PIN at all', { PKCS11_PIN_FILE: undefined, PKCS11_PIN: undefined }, 'PKCS11_PIN'],
     ['fail port out of range', { KEYSERVER_API_PORT: '99999' }, 'KEYSERVER_API_PORT'],
+    ['fail SMTP without TLS to a remote relay', { SMTP_HOST: 'smtp.example.com', SMTP_FROM: 'ks@example.com', SMTP_TLS: 'none' }, 'SMTP_TLS'],
+    ['fail a webhook secret too short (never echoed)', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'ops', url: 'https://hooks.example.com/x', secret: 'hunter2' }]) }, 'NOTIFY_WEBHOOKS[0.secret]'],
     ['fail a TSA policy that is not an OID', { TSA_POLICY_OID: 'policy-1' }, 'TSA_POLICY_OID'],
     ['fail a TSA URL that is not http(s)', { CMS_TSA_URL: 'ftp://tsa.example.com/' }, 'CMS_TSA_URL'],
     ['fail an unknown CMS_TIMESTAMP mode', { CMS_TIMESTAMP: 'best-effort' }, 'CMS_TIMESTAMP'],
@@ -65,6 +67,7 @@ describe('keyserver-api boot', () => {
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toContain(variable);
     expect(r.lines[0]).not.toMatch(/\n| {4}at /);
+    expect(`${r.lines.join('\n')}${r.stdout}`).not.toContain('hunter2');
   });
 
   it.each([

@@ -108,3 +108,9 @@ export {
 export { MeView } from './lib/me';
 export { DEFAULT_DEVICE_PROFILE, DeviceProfile, DeviceProfileView, DeviceSanType } from './lib/device-profile';
 export { KEY_LIMIT_BOUNDS, KeyLimits, KeyLimitsView, SetKeyLimitsRequest } from './lib/key-limits';
+export {
+  NotificationEmail,
+  NotificationSettingsView,
+  SetNotificationAddressRequest,
+  UpdateNotificationSettingsRequest,
+} from './lib/notifications';

@@ -86,6 +86,20 @@ export { createRepositories, type Repositories } from './lib/repositories';
 export { CertificateIssuanceRepository, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
 export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
 export { DeviceProfileRepository } from './lib/repositories/device-profile.repository';
+export {
+  type AdminSessionNoticePayload,
+  type ClaimedDelivery,
+  type DeliveryRow,
+  enqueueAdminSessionNotice,
+  enqueueOperationNotice,
+  type ExpandedEvent,
+  type NoticePayload,
+  type NotificationRecipient,
+  NotificationRepository,
+  type NotificationSettings,
+  type OperationNotice,
+  type OperationNoticePayload,
+} from './lib/repositories/notification.repository';
 export { TimestampRepository, type TimestampRecord } from './lib/repositories/timestamp.repository';
 export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';
 export { observeAuditAppends, type AuditAppendObserver, type AuditAppendPath } from './lib/repositories/audit-observer';

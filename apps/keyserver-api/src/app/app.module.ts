@@ -38,6 +38,8 @@ import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
 import { MeController } from '../me/me.controller';
 import { MeService } from '../me/me.service';
+import { NotificationsController } from '../notifications/notifications.controller';
+import { NotificationsService } from '../notifications/notifications.service';
 import { OPENAPI_DOCUMENT } from './openapi';
 import { PUBLIC_ROUTES } from './public-routes';
 import { DEPS, type ApiDeps } from './tokens';
@@ -94,10 +96,12 @@ export class AppModule implements NestModule {
         KeyLimitsController,
         AuditController,
         MeController,
+        NotificationsController,
       ],
       providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
         KeyLimitsService, Audited, TsaService, SignatureTimestamps,
+        NotificationsService,
         KeyLifecycleService,
       ],
     };

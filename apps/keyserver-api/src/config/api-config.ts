@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
 
@@ -63,6 +64,8 @@ const schema = z
     // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
     KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
+    ...notifyEnvSchema,
     // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
     ...metricsEnvShape,
   })
@@ -117,6 +120,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
+    notify: notifyConfig(raw),
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
     cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
     mode: raw.KEYSERVER_MODE,
@@ -140,5 +144,6 @@ export function describeConfig(c: ApiConfig): Record<string, unknown> {
     pkcs11: { ...c.pkcs11, pin: '***' },
     databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'),
     metrics: c.metrics && { ...c.metrics, token: c.metrics.token === undefined ? undefined : '***' },
+    notify: describeNotifyConfig(c.notify),
   };
 }

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { MetricsRepository, type AuditAppendPath, type AuditInput, type AwaitingApproval, type Db } from '@keyserver/data-access';
+import { MetricsRepository, NotificationRepository, type AuditAppendPath, type AuditInput, type AwaitingApproval, type Db } from '@keyserver/data-access';
 import { BoundedLabel, collectProcessMetrics } from '@keyserver/observability';
 import type { HsmSigner } from '@keyserver/pki';
 import type { Pkcs11PoolStats } from '@keyserver/pkcs11-signer';
@@ -187,6 +187,43 @@ export class ApiMetrics {
         const a = await self.awaiting();
         this.reset();
         if (a) this.set(a.oldestSeconds);
+      },
+    });
+    // Approver notifications (docs/notifications.md): one statement per scrape, on the notification tables only.
+    let backlog: Promise<{ pending: number; dead: number; oldestPendingSeconds: number } | undefined> | undefined;
+    const notificationBacklog = () => {
+      const sources = self.sources;
+      if (!sources) return Promise.resolve(undefined);
+      backlog ??= new NotificationRepository(sources.db)
+        .backlog()
+        .catch((err: unknown) => {
+          self.failed('notifications', err);
+          return undefined;
+        })
+        .finally(() => setImmediate(() => (backlog = undefined)));
+      return backlog;
+    };
+    new Gauge({
+      name: 'keyserver_notification_deliveries',
+      help: 'Notification deliveries by state: pending (due or being retried) and dead (gave up; alert on an increase). The same on every replica.',
+      labelNames: ['state'] as const,
+      registers: r,
+      async collect() {
+        const b = await notificationBacklog();
+        this.reset();
+        if (!b) return;
+        this.set({ state: 'pending' }, b.pending);
+        this.set({ state: 'dead' }, b.dead);
+      },
+    });
+    new Gauge({
+      name: 'keyserver_notification_oldest_pending_seconds',
+      help: 'Age of the oldest notification delivery not yet sent (0 when none).',
+      registers: r,
+      async collect() {
+        const b = await notificationBacklog();
+        this.reset();
+        if (b) this.set(b.oldestPendingSeconds);
       },
     });
     new Gauge({

@@ -19,6 +19,8 @@ export type SubjectKind = (typeof SUBJECT_KINDS)[number];
 export enum Permission {
   /** Any enabled subject: who am I, my natures. */
   SelfRead = 'self:read',
+  /** Any enabled subject: its own notification settings (opt-outs; the address is set by administrators). */
+  NotificationsSelf = 'notifications:self',
   KeysRead = 'keys:read',
   KeysAdmin = 'keys:admin',
   OperationsRead = 'operations:read',

@@ -8,7 +8,7 @@ import { HUMAN_ONLY_NATURES as HUMAN_ONLY_NATURE_LIST, Permission, type Nature }
 export { Permission };
 
 /** Granted to every resolved, enabled subject whatever its natures. */
-export const BASE_PERMISSIONS: readonly Permission[] = [Permission.SelfRead];
+export const BASE_PERMISSIONS: readonly Permission[] = [Permission.SelfRead, Permission.NotificationsSelf];
 
 /** Natures -> the route permissions they open, in one table. */
 export const NATURE_PERMISSIONS: Readonly<Record<Nature, readonly Permission[]>> = {

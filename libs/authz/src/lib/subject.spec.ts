@@ -52,6 +52,8 @@ describe(authorize.name, () => {
     ['fail no nature', principal(), subject(), Permission.KeysRead, 'permission_denied'],
     ['fail auditor approving', principal({ channel: 'bff' }), subject({ natures: ['AUDITOR'] }), Permission.OperationsApprove, 'permission_denied'],
     ['ok any enabled subject reads itself', principal(), subject(), Permission.SelfRead, 'ok'],
+    ['ok any enabled subject manages its own notification settings', principal({ channel: 'bff' }), subject(), Permission.NotificationsSelf, 'ok'],
+    ['fail a disabled subject cannot change its notification settings', principal(), subject({ enabled: false }), Permission.NotificationsSelf, 'subject_disabled'],
     ['ok bff approver approves', principal({ channel: 'bff' }), subject({ natures: ['APPROVER'] }), Permission.OperationsApprove, 'ok'],
     ['ok app signer signs', APP, subject({ kind: 'CLIENT', natures: ['SIGNER'] }), Permission.SignOrdersCreate, 'ok'],
     ['ok app orderer orders', APP, subject({ kind: 'CLIENT', natures: ['ORDERER'] }), Permission.OperationsCreate, 'ok'],

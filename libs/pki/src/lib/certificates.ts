@@ -93,8 +93,8 @@ export function basicConstraintsExtension(ca: boolean, pathLen?: number): pkijs.
   return ext(OID.basicConstraints, true, new asn1js.Sequence({ value }));
 }
 
-export function extKeyUsageExtension(oids: string[]): pkijs.Extension {
-  return ext(OID.extKeyUsage, false, new asn1js.Sequence({ value: oids.map((value) => new asn1js.ObjectIdentifier({ value })) }));
+export function extKeyUsageExtension(oids: string[], critical = false): pkijs.Extension {
+  return ext(OID.extKeyUsage, critical, new asn1js.Sequence({ value: oids.map((value) => new asn1js.ObjectIdentifier({ value })) }));
 }
 
 export function skiExtension(spki: Uint8Array): pkijs.Extension {
@@ -291,19 +291,23 @@ export async function createCaCertificate(
   });
 }
 
-/** Firmware-signing end entity: CA:false, digitalSignature, EKU codeSigning only, SKI, AKI, optional CRL DP. */
-export async function createFirmwareSigningCertificate(
+/**
+ * A signing end entity: CA:false, keyUsage digitalSignature, the one extendedKeyUsage given (critical when the
+ * profile demands it, e.g. RFC 3161's timeStamping), SKI, AKI, optional CRL distribution point.
+ */
+export async function createSigningEndEntityCertificate(
   signer: HsmSigner,
   issuer: IssuerRef,
   subjectKey: HsmKeyInfo,
   opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+  eku: { oid: string; critical: boolean },
 ): Promise<IssuedCertificate> {
   const parsed = parseIssuer(issuer);
   checkValidity(opts, parsed);
   const extensions = [
     basicConstraintsExtension(false),
     keyUsageExtension(['digitalSignature']),
-    extKeyUsageExtension([OID.codeSigning]),
+    extKeyUsageExtension([eku.oid], eku.critical),
     skiExtension(subjectKey.spki),
     akiExtension(parsed.spki, parsed.keyIdentifier),
   ];
@@ -315,4 +319,14 @@ export async function createFirmwareSigningCertificate(
     validity: opts,
     extensions,
   });
+}
+
+/** Firmware-signing end entity: EKU codeSigning only (not critical). */
+export async function createFirmwareSigningCertificate(
+  signer: HsmSigner,
+  issuer: IssuerRef,
+  subjectKey: HsmKeyInfo,
+  opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
+): Promise<IssuedCertificate> {
+  return createSigningEndEntityCertificate(signer, issuer, subjectKey, opts, { oid: OID.codeSigning, critical: false });
 }

@@ -4,22 +4,7 @@ import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto'
 import { errorClass } from '@keyserver/errors';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, randomSerial, toAb } from './der';
-import {
-  IssuedCertificate,
-  IssuerRef,
-  NameSpec,
-  ValiditySpec,
-  akiExtension,
-  basicConstraintsExtension,
-  buildName,
-  checkValidity,
-  crlDistributionPointExtension,
-  ext,
-  keyUsageExtension,
-  parseIssuer,
-  signCertificate,
-  skiExtension,
-} from './certificates';
+import { IssuedCertificate, IssuerRef, NameSpec, ValiditySpec, createSigningEndEntityCertificate } from './certificates';
 import { CmsSigner, signSignedData } from './cms';
 
 // RFC 3161 time-stamping: the TSA certificate, the query parser, TSTInfo tokens signed in the HSM and the
@@ -404,21 +389,5 @@ export async function createTimestampingCertificate(
   subjectKey: HsmKeyInfo,
   opts: { subject: NameSpec; crlDistributionPointUrl?: string } & ValiditySpec,
 ): Promise<IssuedCertificate> {
-  const parsed = parseIssuer(issuer);
-  checkValidity(opts, parsed);
-  const extensions = [
-    basicConstraintsExtension(false),
-    keyUsageExtension(['digitalSignature']),
-    ext(OID.extKeyUsage, true, new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: TSA_OID.timeStamping })] })),
-    skiExtension(subjectKey.spki),
-    akiExtension(parsed.spki, parsed.keyIdentifier),
-  ];
-  if (opts.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(opts.crlDistributionPointUrl));
-  return signCertificate(signer, issuer.key, {
-    issuerName: parsed.cert.subject,
-    subject: buildName(opts.subject),
-    spki: subjectKey.spki,
-    validity: opts,
-    extensions,
-  });
+  return createSigningEndEntityCertificate(signer, issuer, subjectKey, opts, { oid: TSA_OID.timeStamping, critical: true });
 }

@@ -4,6 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AdminSession, AuditInput } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { assertEnabledAdministrator } from './admin-participation';
+import { enqueueAdminSessionNotice } from './notification.repository';
 
 export interface OpenAdminSessionInput {
   description: string;
@@ -69,6 +70,7 @@ export class AdminSessionRepository {
           include,
         });
         if (audit) await appendAuditTx(tx, { ...audit, adminSessionId: s.id });
+        if (!active) await enqueueAdminSessionNotice(tx, s.id);
         return toSession(s);
       });
     } catch (err) {

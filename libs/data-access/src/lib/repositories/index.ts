@@ -4,6 +4,7 @@ import { AuditRepository } from './audit.repository';
 import { CertificateRepository } from './certificate.repository';
 import { KeyRepository } from './key.repository';
 import { KeyLimitsRepository } from './key-limits';
+import { NotificationRepository } from './notification.repository';
 import { OperationRepository } from './operation.repository';
 import { SignOrderRepository } from './sign-order.repository';
 import { SubjectRepository } from './subject.repository';
@@ -18,6 +19,7 @@ export interface Repositories {
   certificates: CertificateRepository;
   adminSessions: AdminSessionRepository;
   audit: AuditRepository;
+  notifications: NotificationRepository;
 }
 
 /** Builds all repositories over `db`. */
@@ -31,5 +33,6 @@ export function createRepositories(db: Db): Repositories {
     certificates: new CertificateRepository(db),
     adminSessions: new AdminSessionRepository(db),
     audit: new AuditRepository(db),
+    notifications: new NotificationRepository(db),
   };
 }

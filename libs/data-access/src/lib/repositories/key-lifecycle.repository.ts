@@ -1,7 +1,7 @@
 import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, Prisma } from '../../generated/prisma/client';
 import { mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyType, KeyVersion, PendingKey } from '../types';
+import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { toKey, type CreateKeyInput } from './key.repository';
 
@@ -48,16 +48,7 @@ export interface NewKeyVersion {
   issuerVersion: number | null;
 }
 
-export interface CreatePendingKeyInput {
-  keyid: string;
-  type: KeyType;
-  algorithm: KeyAlgorithm;
-  hash: HashAlgorithm;
-  requiredApprovers: number;
-  hsmKeyId: string;
-  csrPem: string;
-  adminSessionId: string;
-}
+export type CreatePendingKeyInput = Omit<PendingKey, 'createdAt'>;
 
 /** Locks the key row; refuses a missing key. */
 async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }> {

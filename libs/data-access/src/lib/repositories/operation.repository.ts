@@ -5,6 +5,7 @@ import type { AuditInput, Operation, OperationProvenance, OperationState, Page }
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
 import { approvalComplete } from '../policy/operation-policy';
+import { enqueueOperationNotice } from './notification.repository';
 
 export interface CreateOperationInput {
   description: string;
@@ -124,6 +125,7 @@ export class OperationRepository {
           include: operationInclude,
         });
         if (audit) await appendAuditTx(tx, { ...audit, operationId: op.id });
+        await enqueueOperationNotice(tx, 'operation.approval_requested', op.id);
         return toOperation(op);
       });
     } catch (err) {
@@ -197,6 +199,7 @@ export class OperationRepository {
           op.keys.map((k) => ({ requiredApprovers: k.requiredApprovers, approvals: approvals.filter((a) => a.keyId === k.keyId).length })),
         );
         if (complete) await tx.operation.update({ where: { id: operationId }, data: { state: 'APPROVED' } });
+        if (complete) await enqueueOperationNotice(tx, 'operation.approved', operationId);
         const after = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         return { operation: toOperation(after), transitioned: complete };
       });
@@ -221,12 +224,14 @@ export class OperationRepository {
     data: Prisma.OperationUpdateInput,
     audit?: AuditInput,
   ): Promise<Operation> {
+    const notice = data.state === 'REJECTED' ? 'operation.rejected' : null;
     return this.db.transaction(async (tx) => {
       await lockOperation(tx, id);
       const op = await tx.operation.findUniqueOrThrow({ where: { id } });
       if (!from.includes(op.state)) throw new DataAccessError('invalid_state', `operation is ${op.state}`);
       const updated = await tx.operation.update({ where: { id }, data, include: operationInclude });
       if (audit) await appendAuditTx(tx, { ...audit, operationId: id });
+      if (notice) await enqueueOperationNotice(tx, notice, id);
       return toOperation(updated);
     });
   }

@@ -1,0 +1,406 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { SMTPServer } from 'smtp-server';
+import { createDb, createRepositories, type Db, type Repositories } from '@keyserver/data-access';
+import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { ApiMetrics } from '../metrics/api-metrics';
+import { NotificationDispatcher, backoffMs } from './dispatcher';
+import type { NotifyConfig, WebhookEndpoint } from './notify-config';
+
+// Real PostgreSQL, a real SMTP server (smtp-server) and a real HTTP receiver; only the clock of retries is shortened.
+
+const SECRET = randomBytes(32).toString('hex');
+const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
+const hex = (n: number) => randomBytes(n).toString('hex');
+const quiet = pino({ level: 'silent' });
+
+interface Mail {
+  to: string[];
+  raw: string;
+}
+interface Call {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** Quoted-printable soft breaks and escapes undone (nodemailer wraps long text lines). */
+const unQp = (s: string) => s.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+
+describe(NotificationDispatcher.name, () => {
+  let tmp: TempDatabase;
+  let url: string;
+  let db: Db;
+  let db2: Db;
+  let repos: Repositories;
+  let smtp: SMTPServer;
+  let smtpPort: number;
+  let http: Server;
+  let httpPort: number;
+  const mails: Mail[] = [];
+  const calls: Call[] = [];
+  /** Per path: the statuses to answer in turn (the last one repeats), and an optional delay. */
+  const script = new Map<string, { statuses: number[]; delayMs?: number }>();
+
+  beforeAll(async () => {
+    tmp = await createTestDatabase('ks_api_notify');
+    url = tmp.url;
+    db = createDb(url, { poolSize: 2 });
+    db2 = createDb(url, { poolSize: 2 });
+    repos = createRepositories(db);
+    smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, session, done) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: unQp(Buffer.concat(chunks).toString('utf8')) });
+          done();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    smtpPort = (smtp.server.address() as AddressInfo).port;
+    http = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const path = req.url ?? '/';
+        calls.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        const s = script.get(path) ?? { statuses: [204] };
+        const status = s.statuses.length > 1 ? (s.statuses.shift() as number) : s.statuses[0];
+        setTimeout(() => res.writeHead(status, status >= 300 && status < 400 ? { location: `http://127.0.0.1:${httpPort}/elsewhere` } : {}).end(), s.delayMs ?? 0);
+      });
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    httpPort = (http.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await db2?.close();
+    await new Promise<void>((resolve) => smtp?.close(() => resolve()));
+    http?.closeAllConnections();
+    await new Promise<void>((resolve) => http?.close(() => resolve()));
+    await tmp?.drop();
+  });
+
+  beforeEach(async () => {
+    // Each case starts with nothing due: earlier events expanded, their deliveries done.
+    await new NotificationDispatcherFor([], db).pass();
+    await db.pool.query(`UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING'`);
+    mails.length = 0;
+    calls.length = 0;
+    script.clear();
+  });
+
+  const hook = (name: string, extra: Partial<WebhookEndpoint> = {}): WebhookEndpoint => ({
+    name,
+    url: `http://127.0.0.1:${httpPort}/${name}`,
+    format: 'keyserver',
+    secret: SECRET,
+    ...extra,
+  });
+
+  function config(webhooks: WebhookEndpoint[], over: Partial<NotifyConfig> = {}): NotifyConfig {
+    return {
+      spaUrl: 'https://keyserver.example.test',
+      smtp: { host: '127.0.0.1', port: smtpPort, tls: 'none', ca: null, user: null, password: null, from: 'Keyserver <keyserver@example.test>' },
+      webhooks,
+      maxAttempts: 3,
+      retryBaseMs: 20,
+      retryMaxMs: 100,
+      pollMs: 50,
+      sendTimeoutMs: 2_000,
+      leaseMs: 60_000,
+      dbPoolSize: 2,
+      retentionDays: 90,
+      ...over,
+    };
+  }
+
+  // A dispatcher whose passes run until nothing is due (retries included).
+  class NotificationDispatcherFor extends NotificationDispatcher {
+    constructor(webhooks: WebhookEndpoint[], on: Db, over: Partial<NotifyConfig> = {}) {
+      super(on, quiet, config(webhooks, over));
+    }
+    async drain(maxMs = 10_000) {
+      const total = { sent: 0, skipped: 0, retried: 0, dead: 0, lost: 0 };
+      const until = Date.now() + maxMs;
+      while (Date.now() < until) {
+        const p = await this.pass();
+        total.sent += p.sent;
+        total.skipped += p.skipped;
+        total.retried += p.retried;
+        total.dead += p.dead;
+        total.lost += p.lost;
+        const due = await db.pool.query(`SELECT 1 FROM "notification_delivery" WHERE "state" = 'PENDING'`);
+        if (due.rowCount === 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      return total;
+    }
+  }
+
+  /** A key needing one approval, approvers holding APPROVE on it with addresses on file, and an orderer with one. */
+  async function scene(n = 3) {
+    const key = await repos.keys.create({
+      keyid: `fw-${hex(4)}`,
+      type: 'FW',
+      algorithm: 'EC_P256',
+      hash: 'SHA256',
+      requiredApprovers: 1,
+      hsmKeyId: hex(8),
+      certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+      certificateSerial: hex(8),
+      notBefore: new Date(Date.now() - 86_400_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      product: 'demo',
+      profile: {},
+    });
+    const role = `approvers-${hex(3)}`;
+    await repos.subjects.createRole({ name: role, natures: ['APPROVER'], keys: [{ keyid: key.keyid, permissions: ['APPROVE'] }] });
+    const approvers = [];
+    for (let i = 0; i < n; i++) {
+      const s = await repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `Approver ${i}`, roles: [role] });
+      await repos.notifications.setAddress(s.id, `approver${i}.${hex(3)}@example.test`, AUDIT);
+      approvers.push({ ...s, email: (await repos.notifications.settings(s.id)).email as string });
+    }
+    const orderer = await repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'Orderer' });
+    await repos.notifications.setAddress(orderer.id, `orderer.${hex(3)}@example.test`, AUDIT);
+    const order = (description = 'Release 4.2 <b>[click](https://evil.example)</b>') =>
+      repos.operations.create({
+        description,
+        ordererId: orderer.id,
+        validFrom: new Date(Date.now() - 60_000),
+        validTo: new Date(Date.now() + 3_600_000),
+        keys: [{ keyid: key.keyid, usagesAllowed: 2 }],
+      });
+    return { key, approvers, orderer, order };
+  }
+
+  it('sends one email per approver with an address who did not opt out, and one signed call per webhook that openssl verifies', async () => {
+    const s = await scene(3);
+    await repos.notifications.setOptOuts(s.approvers[1].id, { emailEnabled: false }, AUDIT);
+    await repos.notifications.setOptOuts(s.approvers[2].id, { webhookEnabled: false }, AUDIT);
+    const op = await s.order();
+    const d = new NotificationDispatcherFor([hook('ok')], db);
+    expect(await d.drain()).toMatchObject({ sent: 3, dead: 0 });
+
+    expect(mails.map((m) => m.to).sort()).toEqual([[s.approvers[0].email], [s.approvers[2].email]].sort());
+    const deliveries = await repos.notifications.deliveriesOf(op.id);
+    for (const m of mails) {
+      const delivery = deliveries.find((x) => x.address === m.to[0]);
+      expect(m.raw).toContain(`Message-ID: <${delivery?.id}@example.test>`);
+      expect(m.raw).toContain(`X-Keyserver-Event: operation.approval_requested`);
+      expect(m.raw).toContain(`https://keyserver.example.test/operations/${op.id}`);
+      expect(m.raw).toMatch(/Content-Type: text\/plain/);
+      expect(m.raw).not.toMatch(/text\/html|approvals|token/i);
+    }
+
+    expect(calls).toHaveLength(1);
+    const [call] = calls;
+    const ts = Number(call.headers['x-keyserver-timestamp']);
+    expect(Math.abs(ts - Date.now() / 1000)).toBeLessThan(30);
+    // HMAC-SHA256 over "timestamp.body", recomputed by openssl.
+    const mac = execFileSync('openssl', ['dgst', '-sha256', '-hmac', SECRET, '-r'], { input: `${ts}.${call.body}` }).toString().split(' ')[0];
+    expect(call.headers['x-keyserver-signature']).toBe(`v1=${mac}`);
+    const body = JSON.parse(call.body) as { deliveryId: string; type: string; recipients: { subjectId: string }[]; url: string };
+    expect(body.deliveryId).toBe(call.headers['x-keyserver-delivery']);
+    expect(body.deliveryId).toBe(call.headers['idempotency-key']);
+    expect(body.type).toBe('operation.approval_requested');
+    expect(body.url).toBe(`https://keyserver.example.test/operations/${op.id}`);
+    expect(body.recipients.map((r) => r.subjectId).sort()).toEqual([s.approvers[0].id, s.approvers[1].id].sort());
+  });
+
+  it('tells the orderer by email and webhook when the operation becomes usable', async () => {
+    const s = await scene(1);
+    const op = await s.order();
+    const d = new NotificationDispatcherFor([hook('ok')], db);
+    await d.drain();
+    mails.length = 0;
+    calls.length = 0;
+    await repos.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    expect(await d.drain()).toMatchObject({ sent: 2 });
+    expect(mails.map((m) => m.to)).toEqual([[(await repos.notifications.settings(s.orderer.id)).email]]);
+    expect(mails[0].raw).toContain('can be used now');
+    expect(JSON.parse(calls[0].body)).toMatchObject({ type: 'operation.approved', recipients: [{ subjectId: s.orderer.id, displayName: 'Orderer' }] });
+  });
+
+  it('retries after a 500 with backoff and sends the same delivery id and body once the receiver answers 2xx', async () => {
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    script.set('/flaky', { statuses: [500, 503, 200] });
+    await s.order();
+    const d = new NotificationDispatcherFor([hook('flaky')], db);
+    expect(await d.drain()).toMatchObject({ sent: 1, retried: 2, dead: 0 });
+    expect(calls).toHaveLength(3);
+    expect(new Set(calls.map((c) => c.headers['x-keyserver-delivery'])).size).toBe(1);
+    expect(new Set(calls.map((c) => c.body)).size).toBe(1);
+  });
+
+  it.each([
+    ['fail DEAD after NOTIFY_MAX_ATTEMPTS 5xx answers', [500], 0, 3, 'webhook HTTP 500'],
+    ['fail DEAD at once on a permanent 4xx (bad signature, gone)', [410], 0, 1, 'webhook HTTP 410'],
+    ['fail DEAD at once on a redirect, never followed', [307], 0, 1, 'webhook HTTP 307'],
+    ['fail DEAD after NOTIFY_MAX_ATTEMPTS timeouts', [204], 1_500, 3, 'webhook timeout'],
+  ])('%s', async (_n, statuses, delayMs, attempts, lastError) => {
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    script.set('/down', { statuses, delayMs });
+    const op = await s.order();
+    const d = new NotificationDispatcherFor([hook('down')], db, { sendTimeoutMs: 300 });
+    expect(await d.drain()).toMatchObject({ sent: 0, dead: 1 });
+    expect(calls.map((c) => c.path)).toEqual(Array.from({ length: attempts }, () => '/down'));
+    expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts, lastError });
+  });
+
+  it('skips an approval request still being retried once the operation no longer awaits approval', async () => {
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    script.set('/late', { statuses: [503, 204] });
+    const op = await s.order();
+    const d = new NotificationDispatcherFor([hook('late')], db, { retryBaseMs: 200, retryMaxMs: 200 });
+    expect(await d.pass()).toMatchObject({ retried: 1 });
+    await repos.operations.reject(op.id, 'wrong build', AUDIT);
+    // The orderer hears of the rejection (email and webhook); the stale request is not sent again.
+    expect(await d.drain()).toMatchObject({ skipped: 1, sent: 2 });
+    const rows = await repos.notifications.deliveriesOf(op.id);
+    expect(rows.map((r) => [r.event, r.channel, r.state, r.attempts]).sort()).toEqual([
+      ['operation.approval_requested', 'WEBHOOK', 'SKIPPED', 2],
+      ['operation.rejected', 'EMAIL', 'SENT', 1],
+      ['operation.rejected', 'WEBHOOK', 'SENT', 1],
+    ]);
+    expect(calls.filter((c) => JSON.parse(c.body).type === 'operation.approval_requested')).toHaveLength(1);
+  });
+
+  it('never sends a delivery twice when two dispatchers on two pools race', async () => {
+    const s = await scene(3);
+    script.set('/race', { statuses: [200], delayMs: 30 });
+    for (let i = 0; i < 8; i++) await s.order(`race ${i}`);
+    // Both start with every delivery due (expansion has its own exactly-once test in data-access).
+    while ((await repos.notifications.expand({ email: true, webhooks: ['race'] })).length > 0);
+    const one = new NotificationDispatcherFor([hook('race')], db);
+    const two = new NotificationDispatcherFor([hook('race')], db2);
+    const [a, b] = await Promise.all([one.drain(), two.drain()]);
+    expect(a.sent + b.sent).toBe(8 * 3 + 8);
+    expect(a.sent).toBeGreaterThan(0);
+    expect(b.sent).toBeGreaterThan(0);
+    const ids = mails.map((m) => /Message-ID: <([^@]+)@/.exec(m.raw)?.[1]);
+    expect(ids).toHaveLength(24);
+    expect(new Set(ids).size).toBe(24);
+    const hookIds = calls.map((c) => c.headers['x-keyserver-delivery']);
+    expect(hookIds).toHaveLength(8);
+    expect(new Set(hookIds).size).toBe(8);
+  });
+
+  it('reports pending and dead deliveries to a metrics scrape', async () => {
+    const s = await scene(2);
+    await s.order();
+    await repos.notifications.expand({ email: true, webhooks: ['metrics'] });
+    await db.pool.query(`UPDATE "notification_delivery" SET "state" = 'DEAD' WHERE "target" = 'metrics'`);
+    const m = new ApiMetrics();
+    m.attach({ db, logger: quiet });
+    const text = await m.registry.metrics();
+    const [count] = (await db.pool.query<{ pending: number; dead: number }>(`SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead" FROM "notification_delivery"`)).rows;
+    expect(count.pending).toBe(2);
+    expect(count.dead).toBeGreaterThan(0);
+    expect(text).toContain(`keyserver_notification_deliveries{state="pending"} ${count.pending}`);
+    expect(text).toContain(`keyserver_notification_deliveries{state="dead"} ${count.dead}`);
+    expect(text).toMatch(/keyserver_notification_oldest_pending_seconds \d/);
+  });
+
+  it('holds no database connection while a receiver is slow to answer', async () => {
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    script.set('/slow', { statuses: [200], delayMs: 800 });
+    await s.order();
+    const own = createDb(url, { poolSize: 2 });
+    try {
+      const d = new NotificationDispatcherFor([hook('slow')], own);
+      const pass = d.pass();
+      while (calls.length === 0) await new Promise((r) => setTimeout(r, 10));
+      // The receiver holds the request now: every connection of the dispatcher's pool is back and idle.
+      expect(own.pool.totalCount - own.pool.idleCount).toBe(0);
+      expect(await pass).toMatchObject({ sent: 1 });
+    } finally {
+      await own.close();
+    }
+  });
+
+  describe('SMTP transport security', () => {
+    let dir: string;
+    let tlsSmtp: SMTPServer;
+    let tlsPort: number;
+    let cert: string;
+    const tlsMails: Mail[] = [];
+
+    beforeAll(async () => {
+      // A relay offering STARTTLS with a certificate for 127.0.0.1 that openssl made (trusted through SMTP_TLS_CA_FILE).
+      dir = mkdtempSync(join(tmpdir(), 'ks-notify-tls-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=relay',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      tlsSmtp = new SMTPServer({
+        authOptional: true,
+        logger: false,
+        key: readFileSync(join(dir, 'key.pem')),
+        cert,
+        onData(stream, session, done) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            tlsMails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: session.secure ? 'over TLS' : 'PLAINTEXT' });
+            done();
+          });
+        },
+      });
+      await new Promise<void>((resolve) => tlsSmtp.listen(0, '127.0.0.1', resolve));
+      tlsPort = (tlsSmtp.server.address() as AddressInfo).port;
+    });
+    afterAll(async () => {
+      await new Promise<void>((resolve) => tlsSmtp?.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('sends over STARTTLS to a relay whose certificate the configured CA vouches for', async () => {
+      const s = await scene(1);
+      await s.order();
+      const d = new NotificationDispatcherFor([], db, { smtp: { host: '127.0.0.1', port: tlsPort, tls: 'starttls', ca: cert, user: null, password: null, from: 'keyserver@example.test' } });
+      expect(await d.drain()).toMatchObject({ sent: 1, dead: 0 });
+      expect(tlsMails).toEqual([{ to: [s.approvers[0].email], raw: 'over TLS' }]);
+    });
+
+    it.each([
+      // The relay answers STARTTLS with a 5xx: permanent, DEAD at once.
+      ['fail never falls back to plaintext when the relay offers no STARTTLS', () => smtpPort, 1],
+      // A certificate failure may be a relay being fixed: retried, then DEAD.
+      ['fail refuses a relay certificate no configured CA vouches for', () => tlsPort, 3],
+    ])('%s', async (_n, port, attempts) => {
+      const s = await scene(1);
+      const op = await s.order();
+      const before = tlsMails.length;
+      const d = new NotificationDispatcherFor([], db, { smtp: { host: '127.0.0.1', port: port(), tls: 'starttls', ca: null, user: null, password: null, from: 'keyserver@example.test' } });
+      expect(await d.drain()).toMatchObject({ sent: 0, dead: 1 });
+      expect(mails).toEqual([]);
+      expect(tlsMails.length).toBe(before);
+      expect((await repos.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts });
+    });
+  });
+
+  it.each([
+    ['ok first retry is about the base', 1, 20],
+    ['ok doubles each attempt', 3, 80],
+    ['ok capped at the maximum', 10, 100],
+  ])('%s', (_n, attempt, expected) => {
+    expect(backoffMs(attempt, 20, 100, () => 0.5)).toBe(expected);
+  });
+});

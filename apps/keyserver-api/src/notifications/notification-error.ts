@@ -1,0 +1,16 @@
+import { KeyserverError } from '@keyserver/errors';
+
+/** Refusals of the notification settings routes. */
+export enum NotificationErrorCode {
+  SubjectNotFound = 'subject_not_found',
+}
+
+const STATUS: Record<NotificationErrorCode, number> = {
+  [NotificationErrorCode.SubjectNotFound]: 404,
+};
+
+export class NotificationError extends KeyserverError<NotificationErrorCode> {
+  get status(): number {
+    return STATUS[this.code];
+  }
+}

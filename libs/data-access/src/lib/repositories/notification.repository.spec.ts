@@ -1,0 +1,236 @@
+import { sql, type TempDatabase } from '../../spec/temp-database';
+import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { type Db } from '../db';
+import type { Repositories } from '.';
+import { NotificationRepository } from './notification.repository';
+
+const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
+
+describe(NotificationRepository.name, () => {
+  let tmp: TempDatabase;
+  let dbA: Db;
+  let dbB: Db;
+  let a: Repositories;
+  let b: Repositories;
+
+  beforeAll(async () => {
+    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('notify'));
+    // A change that fails at COMMIT, after the outbox row was written in the same transaction.
+    await sql(
+      tmp.url,
+      `CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         IF NEW."description" = 'fail at commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$`,
+    );
+    await sql(tmp.url, `CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON "operation" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit()`);
+  });
+  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+
+  /** A key needing `approvers` approvals, `n` USER approvers holding APPROVE on it (with addresses), and an orderer. */
+  async function scene(approvers = 1, n = 2) {
+    const key = await seedKey(a, { requiredApprovers: approvers });
+    const role = `approvers-${hex(3)}`;
+    await a.subjects.createRole({ name: role, natures: ['APPROVER'], keys: [{ keyid: key.keyid, permissions: ['APPROVE'] }] });
+    const people = [];
+    for (let i = 0; i < n; i++) {
+      const s = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `approver ${i}`, roles: [role] });
+      await a.notifications.setAddress(s.id, `approver${i}-${hex(2)}@example.test`, AUDIT);
+      people.push(s);
+    }
+    const orderer = await seedSubject(a);
+    return { key, role, approvers: people, orderer };
+  }
+
+  const order = (s: { key: { keyid: string }; orderer: { id: string } }, description = 'release 1.2') =>
+    a.operations.create({ description, ordererId: s.orderer.id, ...window(), keys: [{ keyid: s.key.keyid, usagesAllowed: 1 }] });
+
+  it('writes the approval request in the transaction that creates the operation, naming the approvers only', async () => {
+    const s = await scene();
+    // Neither a disabled approver, a CLIENT holding the grant, nor the orderer himself is asked.
+    const disabled = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'gone', roles: [s.role] });
+    await a.subjects.update(disabled.id, { enabled: false });
+    const ordererApprover = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'self', roles: [s.role] });
+    const op = await order({ key: s.key, orderer: ordererApprover });
+    const [event] = await a.notifications.eventsOf(op.id);
+    expect(event).toMatchObject({ event: 'operation.approval_requested', expanded: false });
+    expect([...event.recipientIds].sort()).toEqual(s.approvers.map((p) => p.id).sort());
+  });
+
+  it.each([
+    ['ok no event for an operation whose keys need no approval', 0, 'ok', 0],
+    ['fail unknown key: neither operation nor event', 1, 'not_found', 0],
+  ] as const)('%s', async (_n, approvers, expected, events) => {
+    const s = await scene(approvers);
+    const before = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_outbox"`);
+    const r = await outcome(a.operations.create({ description: 'x', ordererId: s.orderer.id, ...window(), keys: [{ keyid: expected === 'ok' ? s.key.keyid : 'no-such-key', usagesAllowed: 1 }] }));
+    expect(r).toBe(expected);
+    const after = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_outbox"`);
+    expect(after[0].n - before[0].n).toBe(events);
+  });
+
+  it('writes no event when the state change fails at commit after the event was written (one transaction)', async () => {
+    const s = await scene();
+    const before = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_outbox"`);
+    await expect(order(s, 'fail at commit')).rejects.toThrow(/refused at commit/);
+    expect(await sql(tmp.url, `SELECT 1 FROM "operation" WHERE "description" = 'fail at commit'`)).toHaveLength(0);
+    expect((await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_outbox"`))[0].n).toBe(before[0].n);
+  });
+
+  it('tells the orderer once when the operation becomes usable and when it is rejected', async () => {
+    const s = await scene(2);
+    const op = await order(s);
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    expect((await a.notifications.eventsOf(op.id)).map((e) => e.event)).toEqual(['operation.approval_requested']);
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[1].id);
+    const events = await a.notifications.eventsOf(op.id);
+    expect(events.map((e) => [e.event, e.recipientIds])).toEqual([
+      ['operation.approval_requested', expect.any(Array)],
+      ['operation.approved', [s.orderer.id]],
+    ]);
+    const other = await order(s);
+    await a.operations.reject(other.id, 'wrong build', AUDIT);
+    expect((await a.notifications.eventsOf(other.id)).map((e) => [e.event, e.recipientIds])).toEqual([
+      ['operation.approval_requested', expect.any(Array)],
+      ['operation.rejected', [s.orderer.id]],
+    ]);
+  });
+
+  it('expands each event exactly once: one email per approver with an address who did not opt out, one call per webhook', async () => {
+    const s = await scene(1, 4);
+    await a.notifications.setOptOuts(s.approvers[1].id, { emailEnabled: false }, AUDIT);
+    await a.notifications.setOptOuts(s.approvers[2].id, { webhookEnabled: false }, AUDIT);
+    await a.notifications.setAddress(s.approvers[3].id, null, AUDIT);
+    const op = await order(s);
+    // Both replicas expand at once: the row lock and the unique deliveries make it once.
+    await Promise.all([a.notifications.expand({ email: true, webhooks: ['teams', 'ops'] }), b.notifications.expand({ email: true, webhooks: ['teams', 'ops'] }), a.notifications.expand({ email: true, webhooks: ['teams', 'ops'] })]);
+    const rows = await a.notifications.deliveriesOf(op.id);
+    const emails = rows.filter((r) => r.channel === 'EMAIL');
+    expect(emails.map((r) => r.target).sort()).toEqual([s.approvers[0].id, s.approvers[2].id].sort());
+    expect(emails.every((r) => r.address?.endsWith('@example.test'))).toBe(true);
+    const hooks = rows.filter((r) => r.channel === 'WEBHOOK');
+    expect(hooks.map((r) => r.target).sort()).toEqual(['ops', 'teams']);
+    for (const h of hooks) expect([...h.recipientIds].sort()).toEqual([s.approvers[0].id, s.approvers[1].id, s.approvers[3].id].sort());
+    expect((await a.notifications.eventsOf(op.id))[0].expanded).toBe(true);
+  });
+
+  it('creates no email delivery when SMTP is not configured', async () => {
+    const s = await scene(1, 2);
+    const op = await order(s);
+    await a.notifications.expand({ email: false, webhooks: ['teams'] });
+    expect((await a.notifications.deliveriesOf(op.id)).map((r) => [r.channel, r.target])).toEqual([['WEBHOOK', 'teams']]);
+  });
+
+  it('lets two replicas claim concurrently without ever holding the same delivery', async () => {
+    const s = await scene(1, 6);
+    for (let i = 0; i < 5; i++) await order(s);
+    while ((await a.notifications.expand({ email: true, webhooks: [] }, 50)).length > 0);
+    const due = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS n FROM "notification_delivery" WHERE "state" = 'PENDING' AND "leaseUntil" IS NULL`);
+    const claimed: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, 3), b.notifications.claim(60_000, 5, 3)]);
+      claimed.push(...x.map((d) => d.id), ...y.map((d) => d.id));
+      if (x.length + y.length === 0) break;
+    }
+    expect(claimed.length).toBeGreaterThanOrEqual(30);
+    expect(new Set(claimed).size).toBe(claimed.length);
+    expect(claimed.length).toBe(due[0].n);
+  });
+
+  it('fences completion by the lease: a lost lease cannot complete, an expired one is claimed again, the last failure is DEAD', async () => {
+    const s = await scene(1, 1);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
+    const [first] = await a.notifications.claim(1, 3);
+    expect(first.attempts).toBe(1);
+    await new Promise((r) => setTimeout(r, 20));
+    const [second] = await b.notifications.claim(60_000, 3);
+    expect(second.id).toBe(first.id);
+    expect(await a.notifications.markSent(first.id, first.leaseToken)).toBe(false);
+    expect(await b.notifications.markFailed(second.id, second.leaseToken, 'smtp 451', 0)).toBe(true);
+    const [third] = await a.notifications.claim(60_000, 3);
+    expect(third.attempts).toBe(3);
+    expect(await a.notifications.markFailed(third.id, third.leaseToken, 'smtp 451', null)).toBe(true);
+    expect(await a.notifications.claim(60_000, 3)).toEqual([]);
+    expect((await a.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'DEAD', attempts: 3, lastError: 'smtp 451' });
+  });
+
+  it('marks an approval request stale once its operation no longer awaits approval', async () => {
+    const s = await scene(1, 1);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
+    await a.operations.cancel(op.id, AUDIT);
+    const [claimed] = await a.notifications.claim(60_000, 3);
+    expect(claimed).toMatchObject({ staleReason: 'the operation no longer awaits approval', payload: { type: 'operation.approval_requested' } });
+    expect(await a.notifications.markSkipped(claimed.id, claimed.leaseToken, 'decided')).toBe(true);
+    expect((await a.notifications.deliveriesOf(op.id))[0]).toMatchObject({ state: 'SKIPPED', lastError: 'decided' });
+  });
+
+  it('marks an email stale once its recipient turned email off, and only that one', async () => {
+    const s = await scene(1, 2);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: ['teams'] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" NOT IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [op.id]);
+    await a.notifications.setOptOuts(s.approvers[1].id, { emailEnabled: false }, AUDIT);
+    const claimed = await a.notifications.claim(60_000, 3);
+    expect(claimed.map((d) => [d.channel, d.target, d.staleReason]).sort()).toEqual(
+      [
+        ['EMAIL', s.approvers[0].id, null],
+        ['EMAIL', s.approvers[1].id, 'the recipient turned email off or was disabled'],
+        ['WEBHOOK', 'teams', null],
+      ].sort(),
+    );
+  });
+
+  it('asks the other enabled administrators to authorize a four-eyes session opened PENDING, and only those', async () => {
+    const [creator, other] = [await seedAdmin(a), await seedAdmin(a)];
+    const disabled = await seedAdmin(a);
+    await a.subjects.update(disabled.id, { enabled: false });
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const pending = await a.adminSessions.open({ description: 'add key for product X', creatorId: creator.id, requiredApprovals: 1, expiresAt });
+    const [event] = await a.notifications.eventsOf(pending.id);
+    expect(event.event).toBe('admin_session.authorization_requested');
+    expect(event.recipientIds).toContain(other.id);
+    expect(event.recipientIds).not.toContain(creator.id);
+    expect(event.recipientIds).not.toContain(disabled.id);
+    // A session that needs nobody else (test/dev: 0 more approvals) is active at once: nobody is asked.
+    const solo = await a.adminSessions.open({ description: 'dev', creatorId: creator.id, requiredApprovals: 0, expiresAt });
+    expect(await a.notifications.eventsOf(solo.id)).toEqual([]);
+    // Once authorized, a request still queued is stale.
+    await a.notifications.setAddress(other.id, 'other@example.test', AUDIT);
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "state" = 'PENDING' AND "outboxId" <> $1`, [event.id]);
+    await a.adminSessions.authorize(pending.id, other.id);
+    const claimed = await a.notifications.claim(60_000, 3);
+    expect(claimed.map((d) => [d.target, d.staleReason])).toEqual([[other.id, 'the administrative session no longer awaits authorization']]);
+  });
+
+  it('prunes only old events whose every delivery is finished', async () => {
+    const s = await scene(1, 2);
+    const [done, due] = [await order(s), await order(s)];
+    await a.notifications.expand({ email: true, webhooks: [] });
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT' WHERE "outboxId" IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1)`, [done.id]);
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'DEAD' WHERE "outboxId" IN (SELECT "id" FROM "notification_outbox" WHERE "operationId" = $1) AND "target" = $2`, [due.id, s.approvers[0].id]);
+    await sql(tmp.url, `UPDATE "notification_outbox" SET "createdAt" = now() - interval '100 days' WHERE "operationId" = ANY($1::uuid[])`, [[done.id, due.id]]);
+    expect(await a.notifications.prune(90)).toBeGreaterThanOrEqual(1);
+    expect(await a.notifications.eventsOf(done.id)).toEqual([]);
+    expect(await a.notifications.deliveriesOf(done.id)).toEqual([]);
+    // One of its deliveries is still PENDING: the event and both deliveries stay.
+    expect(await a.notifications.deliveriesOf(due.id)).toHaveLength(2);
+    expect(await a.notifications.prune(365)).toBe(0);
+  });
+
+  it('keeps settings per subject with defaults, audits every change, and refuses unknown subjects', async () => {
+    const s = await seedSubject(a);
+    expect(await a.notifications.settings(s.id)).toMatchObject({ email: null, emailEnabled: true, webhookEnabled: true, updatedAt: null });
+    await a.notifications.setAddress(s.id, 'x@example.test', AUDIT);
+    expect(await a.notifications.setOptOuts(s.id, { webhookEnabled: false }, AUDIT)).toMatchObject({ email: 'x@example.test', emailEnabled: true, webhookEnabled: false });
+    const audits = await sql<{ details: { before: unknown; after: unknown } }>(tmp.url, `SELECT "details" FROM "audit_event" WHERE "details"->>'subjectId' = $1 ORDER BY "seq"`, [s.id]);
+    expect(audits.map((x) => x.details.after)).toEqual([
+      { email: 'x@example.test', emailEnabled: true, webhookEnabled: true },
+      { email: 'x@example.test', emailEnabled: true, webhookEnabled: false },
+    ]);
+    expect(await outcome(a.notifications.settings('00000000-0000-0000-0000-000000000000'))).toBe('not_found');
+    expect(await outcome(a.notifications.setOptOuts('nope', { emailEnabled: false }, AUDIT))).toBe('not_found');
+  });
+});

@@ -1,0 +1,457 @@
+import { randomUUID } from 'node:crypto';
+import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
+import { DataAccessError } from '../errors';
+import type { AuditInput } from '../types';
+import { needsApproval } from '../policy/operation-policy';
+import { appendAuditTx } from './audit.repository';
+
+/** The operation events that notify someone (docs/notifications.md). */
+export type OperationNotice = 'operation.approval_requested' | 'operation.approved' | 'operation.rejected';
+
+/** The event as frozen in the state change's transaction: what was asked, never a token or an acting link. */
+export interface OperationNoticePayload {
+  type: OperationNotice;
+  version: 1;
+  occurredAt: string;
+  operation: {
+    id: string;
+    description: string;
+    state: string;
+    orderer: { subjectId: string; displayName: string };
+    validFrom: string;
+    validTo: string;
+    keys: { keyid: string; usagesAllowed: number; requiredApprovers: number }[];
+    rejectionReason: string | null;
+  };
+}
+
+/** A four-eyes administrative session waiting for other administrators' authorizations. */
+export interface AdminSessionNoticePayload {
+  type: 'admin_session.authorization_requested';
+  version: 1;
+  occurredAt: string;
+  adminSession: {
+    id: string;
+    description: string;
+    creator: { subjectId: string; displayName: string };
+    requiredApprovals: number;
+    expiresAt: string;
+  };
+}
+
+/** Every event a notification can be about. */
+export type NoticePayload = OperationNoticePayload | AdminSessionNoticePayload;
+
+/**
+ * The outbox hook: called INSIDE the transaction that changes the operation (OperationRepository), so the event
+ * exists exactly when the change committed. Decides who to tell from the grants in force in that transaction:
+ * approval requests go to the enabled USER subjects holding APPROVE on a key that needs approvals (never the
+ * orderer); `approved` and `rejected` go to the orderer. A second call for the same event and operation is a no-op.
+ */
+export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, operationId: string): Promise<void> {
+  const [op] = await tx.$queryRaw<
+    { id: string; description: string; state: string; ordererId: string; ordererName: string; validFrom: Date; validTo: Date; rejectionReason: string | null; now: Date }[]
+  >`SELECT o."id", o."description", o."state"::text AS "state", o."ordererId", s."displayName" AS "ordererName", o."validFrom", o."validTo",
+           o."rejectionReason", now() AS "now"
+      FROM "operation" o JOIN "subject" s ON s."id" = o."ordererId" WHERE o."id" = ${operationId}::uuid`;
+  if (!op) throw new DataAccessError('not_found', 'operation not found');
+  const keys = await tx.$queryRaw<{ keyid: string; usagesAllowed: number; requiredApprovers: number }[]>`
+    SELECT k."keyid", ok."usagesAllowed", ok."requiredApprovers" FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId"
+     WHERE ok."operationId" = ${operationId}::uuid ORDER BY k."keyid"`;
+  let recipientIds: string[];
+  if (type === 'operation.approval_requested') {
+    // An operation whose keys need no approval is usable at once: nobody is asked anything.
+    if (!needsApproval(keys)) return;
+    const rows = await tx.$queryRaw<{ id: string }[]>`
+      SELECT DISTINCT s."id" FROM "operation_key" ok
+        JOIN "role_key_permission" rkp ON rkp."keyId" = ok."keyId" AND 'APPROVE' = ANY(rkp."permissions")
+        JOIN "subject_role" sr ON sr."roleId" = rkp."roleId"
+        JOIN "subject" s ON s."id" = sr."subjectId"
+       WHERE ok."operationId" = ${operationId}::uuid AND ok."requiredApprovers" > 0
+         AND s."kind" = 'USER' AND s."enabled" AND s."id" <> ${op.ordererId}::uuid
+       ORDER BY s."id"`;
+    recipientIds = rows.map((r) => r.id);
+  } else {
+    recipientIds = [op.ordererId];
+  }
+  const payload: OperationNoticePayload = {
+    type,
+    version: 1,
+    occurredAt: op.now.toISOString(),
+    operation: {
+      id: op.id,
+      description: op.description,
+      state: op.state,
+      orderer: { subjectId: op.ordererId, displayName: op.ordererName },
+      validFrom: op.validFrom.toISOString(),
+      validTo: op.validTo.toISOString(),
+      keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usagesAllowed, requiredApprovers: k.requiredApprovers })),
+      rejectionReason: op.rejectionReason,
+    },
+  };
+  await tx.$executeRaw`
+    INSERT INTO "notification_outbox" ("id", "event", "operationId", "recipientIds", "payload")
+    VALUES (gen_random_uuid(), ${type}, ${operationId}::uuid, ${recipientIds}::uuid[], ${JSON.stringify(payload)}::jsonb)
+    ON CONFLICT ("operationId", "event") DO NOTHING`;
+}
+
+/**
+ * The outbox hook of a four-eyes admin session opened PENDING (AdminSessionRepository.open, same transaction): the
+ * enabled USER administrators other than its creator are asked to authorize it.
+ */
+export async function enqueueAdminSessionNotice(tx: Tx, sessionId: string): Promise<void> {
+  const [s] = await tx.$queryRaw<{ id: string; description: string; state: string; creatorId: string; creatorName: string; requiredApprovals: number; expiresAt: Date; now: Date }[]>`
+    SELECT a."id", a."description", a."state"::text AS "state", a."creatorId", s."displayName" AS "creatorName", a."requiredApprovals", a."expiresAt", now() AS "now"
+      FROM "admin_session" a JOIN "subject" s ON s."id" = a."creatorId" WHERE a."id" = ${sessionId}::uuid`;
+  if (!s) throw new DataAccessError('not_found', 'admin session not found');
+  if (s.state !== 'PENDING') return;
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    SELECT DISTINCT s."id" FROM "subject" s
+      JOIN "subject_role" sr ON sr."subjectId" = s."id"
+      JOIN "role" r ON r."id" = sr."roleId" AND 'ADMINISTRATOR' = ANY(r."natures")
+     WHERE s."kind" = 'USER' AND s."enabled" AND s."id" <> ${s.creatorId}::uuid ORDER BY s."id"`;
+  const payload: AdminSessionNoticePayload = {
+    type: 'admin_session.authorization_requested',
+    version: 1,
+    occurredAt: s.now.toISOString(),
+    adminSession: {
+      id: s.id,
+      description: s.description,
+      creator: { subjectId: s.creatorId, displayName: s.creatorName },
+      requiredApprovals: s.requiredApprovals,
+      expiresAt: s.expiresAt.toISOString(),
+    },
+  };
+  await tx.$executeRaw`
+    INSERT INTO "notification_outbox" ("id", "event", "adminSessionId", "recipientIds", "payload")
+    VALUES (gen_random_uuid(), ${payload.type}, ${sessionId}::uuid, ${rows.map((r) => r.id)}::uuid[], ${JSON.stringify(payload)}::jsonb)
+    ON CONFLICT ("adminSessionId", "event") DO NOTHING`;
+}
+
+/** A recipient as the dispatcher renders it. */
+export interface NotificationRecipient {
+  subjectId: string;
+  displayName: string;
+}
+
+/** A delivery claimed by one dispatcher until `leaseUntil`; `leaseToken` fences its completion. */
+export interface ClaimedDelivery {
+  id: string;
+  outboxId: string;
+  channel: 'EMAIL' | 'WEBHOOK';
+  target: string;
+  address: string | null;
+  recipients: NotificationRecipient[];
+  attempts: number;
+  leaseToken: string;
+  payload: NoticePayload;
+  /**
+   * Why the delivery no longer applies, checked at claim (a retry may come long after the event): an approval
+   * request whose operation left REQUESTED or expired; an email whose recipient turned email off or was disabled.
+   */
+  staleReason: string | null;
+}
+
+export interface DeliveryRow {
+  id: string;
+  outboxId: string;
+  event: string;
+  channel: 'EMAIL' | 'WEBHOOK';
+  target: string;
+  address: string | null;
+  recipientIds: string[];
+  state: 'PENDING' | 'SENT' | 'DEAD' | 'SKIPPED';
+  attempts: number;
+  lastError: string | null;
+  sentAt: Date | null;
+}
+
+/** What expanding one event produced (for the dispatcher's log). */
+export interface ExpandedEvent {
+  outboxId: string;
+  event: string;
+  /** The operation's or the admin session's id. */
+  about: string;
+  recipients: number;
+  deliveries: number;
+}
+
+/** A subject's notification settings (defaults when it never changed them). */
+export interface NotificationSettings {
+  subjectId: string;
+  email: string | null;
+  emailEnabled: boolean;
+  webhookEnabled: boolean;
+  updatedAt: Date | null;
+}
+
+const MAX_ERROR = 500;
+
+/**
+ * The dispatcher's side of the outbox and the per-subject settings. Every claim is FOR UPDATE SKIP LOCKED on the
+ * pool (short transactions, no lock held while a message is sent), so any number of replicas dispatch at once.
+ */
+export class NotificationRepository {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Turns up to `limit` unexpanded events into deliveries, each event exactly once (its row is locked, the
+   * deliveries are unique per target): one EMAIL per recipient with an address on file who did not opt out (when
+   * `channels.email`: SMTP is configured), one WEBHOOK per configured endpoint naming the recipients who did not opt
+   * out of webhooks.
+   */
+  async expand(channels: { email: boolean; webhooks: readonly string[] }, limit = 20): Promise<ExpandedEvent[]> {
+    return sqlTransaction(this.db, async (c) => {
+      const events = (
+        await c.query<{ id: string; event: string; about: string; recipientIds: string[] | null }>(
+          `SELECT "id", "event", COALESCE("operationId", "adminSessionId") AS "about", "recipientIds" FROM "notification_outbox"
+            WHERE "expandedAt" IS NULL ORDER BY "createdAt", "id" LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [limit],
+        )
+      ).rows;
+      const out: ExpandedEvent[] = [];
+      for (const e of events) {
+        const people = (
+          await c.query<{ id: string; email: string | null; emailEnabled: boolean; webhookEnabled: boolean }>(
+            `SELECT s."id", p."email", COALESCE(p."emailEnabled", true) AS "emailEnabled", COALESCE(p."webhookEnabled", true) AS "webhookEnabled"
+               FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
+              WHERE s."id" = ANY($1::uuid[]) AND s."enabled" ORDER BY s."id"`,
+            [e.recipientIds ?? []],
+          )
+        ).rows;
+        let deliveries = 0;
+        for (const p of people) {
+          if (!channels.email || !p.email || !p.emailEnabled) continue;
+          const r = await c.query(
+            `INSERT INTO "notification_delivery" ("id", "outboxId", "channel", "target", "address", "recipientIds")
+             VALUES (gen_random_uuid(), $1, 'EMAIL', $2::text, $3, ARRAY[$2::uuid]) ON CONFLICT DO NOTHING`,
+            [e.id, p.id, p.email],
+          );
+          deliveries += r.rowCount ?? 0;
+        }
+        const webhookRecipients = people.filter((p) => p.webhookEnabled).map((p) => p.id);
+        if (webhookRecipients.length > 0) {
+          for (const name of channels.webhooks) {
+            const r = await c.query(
+              `INSERT INTO "notification_delivery" ("id", "outboxId", "channel", "target", "recipientIds")
+               VALUES (gen_random_uuid(), $1, 'WEBHOOK', $2, $3::uuid[]) ON CONFLICT DO NOTHING`,
+              [e.id, name, webhookRecipients],
+            );
+            deliveries += r.rowCount ?? 0;
+          }
+        }
+        await c.query(`UPDATE "notification_outbox" SET "expandedAt" = now() WHERE "id" = $1`, [e.id]);
+        out.push({ outboxId: e.id, event: e.event, about: e.about, recipients: (e.recipientIds ?? []).length, deliveries });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Claims up to `limit` due deliveries for `leaseMs` (one UPDATE over a FOR UPDATE SKIP LOCKED selection: two
+   * dispatchers never hold the same row; a row whose lease ran out is due again). Counts the attempt at claim, so
+   * a dispatcher that dies mid-send still uses one up.
+   */
+  async claim(leaseMs: number, maxAttempts: number, limit = 10): Promise<ClaimedDelivery[]> {
+    const leaseToken = randomUUID();
+    const rows = await sqlQuery<{
+      id: string;
+      outboxId: string;
+      channel: 'EMAIL' | 'WEBHOOK';
+      target: string;
+      address: string | null;
+      recipientIds: string[] | null;
+      attempts: number;
+      payload: NoticePayload;
+      staleReason: string | null;
+    }>(
+      this.db,
+      `UPDATE "notification_delivery" d
+          SET "leaseToken" = $1::uuid, "leaseUntil" = now() + make_interval(secs => $2::double precision / 1000), "attempts" = d."attempts" + 1
+         FROM "notification_outbox" o
+        WHERE o."id" = d."outboxId" AND d."id" IN (
+              SELECT "id" FROM "notification_delivery"
+               WHERE "state" = 'PENDING' AND "nextAttemptAt" <= now() AND ("leaseUntil" IS NULL OR "leaseUntil" < now()) AND "attempts" < $3
+               ORDER BY "nextAttemptAt", "id" LIMIT $4 FOR UPDATE SKIP LOCKED)
+        RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload",
+                  CASE
+                    WHEN o."event" = 'operation.approval_requested' AND NOT EXISTS (
+                           SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
+                      THEN 'the operation no longer awaits approval'
+                    WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
+                           SELECT 1 FROM "admin_session" a WHERE a."id" = o."adminSessionId" AND a."state" = 'PENDING' AND a."expiresAt" > now())
+                      THEN 'the administrative session no longer awaits authorization'
+                    WHEN d."channel" = 'EMAIL' AND NOT EXISTS (
+                           SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
+                            WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
+                      THEN 'the recipient turned email off or was disabled'
+                  END AS "staleReason"`,
+      [leaseToken, leaseMs, maxAttempts, limit],
+    );
+    if (rows.length === 0) return [];
+    const ids = [...new Set(rows.flatMap((r) => r.recipientIds ?? []))];
+    const names = new Map(
+      (await sqlQuery<{ id: string; displayName: string }>(this.db, `SELECT "id", "displayName" FROM "subject" WHERE "id" = ANY($1::uuid[])`, [ids])).map((s) => [
+        s.id,
+        s.displayName,
+      ]),
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      outboxId: r.outboxId,
+      channel: r.channel,
+      target: r.target,
+      address: r.address,
+      recipients: (r.recipientIds ?? []).map((id) => ({ subjectId: id, displayName: names.get(id) ?? '' })),
+      attempts: r.attempts,
+      leaseToken,
+      payload: r.payload,
+      staleReason: r.staleReason,
+    }));
+  }
+
+  /** SENT, if this claim still holds the lease; false when it was lost (the row was claimed again meanwhile). */
+  async markSent(id: string, leaseToken: string): Promise<boolean> {
+    const rows = await sqlQuery(
+      this.db,
+      `UPDATE "notification_delivery" SET "state" = 'SENT', "sentAt" = now(), "leaseToken" = NULL, "leaseUntil" = NULL, "lastError" = NULL
+        WHERE "id" = $1::uuid AND "leaseToken" = $2::uuid AND "state" = 'PENDING' RETURNING "id"`,
+      [id, leaseToken],
+    );
+    return rows.length === 1;
+  }
+
+  /** SKIPPED (no longer applies), if this claim still holds the lease. */
+  async markSkipped(id: string, leaseToken: string, reason: string): Promise<boolean> {
+    const rows = await sqlQuery(
+      this.db,
+      `UPDATE "notification_delivery" SET "state" = 'SKIPPED', "leaseToken" = NULL, "leaseUntil" = NULL, "lastError" = $3
+        WHERE "id" = $1::uuid AND "leaseToken" = $2::uuid AND "state" = 'PENDING' RETURNING "id"`,
+      [id, leaseToken, reason.slice(0, MAX_ERROR)],
+    );
+    return rows.length === 1;
+  }
+
+  /** A failed attempt: due again after `retryInMs`, or DEAD when `retryInMs` is null. False when the lease was lost. */
+  async markFailed(id: string, leaseToken: string, error: string, retryInMs: number | null): Promise<boolean> {
+    const rows = await sqlQuery(
+      this.db,
+      `UPDATE "notification_delivery"
+          SET "state" = CASE WHEN $4::double precision IS NULL THEN 'DEAD'::"NotificationDeliveryState" ELSE 'PENDING'::"NotificationDeliveryState" END,
+              "nextAttemptAt" = now() + make_interval(secs => COALESCE($4::double precision, 0) / 1000),
+              "leaseToken" = NULL, "leaseUntil" = NULL, "lastError" = $3
+        WHERE "id" = $1::uuid AND "leaseToken" = $2::uuid AND "state" = 'PENDING' RETURNING "id"`,
+      [id, leaseToken, error.slice(0, MAX_ERROR), retryInMs],
+    );
+    return rows.length === 1;
+  }
+
+  /** DEAD for deliveries whose last allowed attempt was claimed and never finished (its dispatcher died). */
+  async buryAbandoned(maxAttempts: number): Promise<string[]> {
+    const rows = await sqlQuery<{ id: string }>(
+      this.db,
+      `UPDATE "notification_delivery" SET "state" = 'DEAD', "leaseToken" = NULL, "leaseUntil" = NULL,
+              "lastError" = COALESCE("lastError", 'the dispatcher holding the last attempt stopped before finishing it')
+        WHERE "state" = 'PENDING' AND "attempts" >= $1 AND "leaseUntil" < now() RETURNING "id"`,
+      [maxAttempts],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Deletes events older than `olderThanDays` whose every delivery is finished (SENT, SKIPPED or DEAD), with their
+   * deliveries; at most `limit` events per call. Nothing still due is ever deleted.
+   */
+  async prune(olderThanDays: number, limit = 1000): Promise<number> {
+    const rows = await sqlQuery<{ id: string }>(
+      this.db,
+      `DELETE FROM "notification_outbox" WHERE "id" IN (
+         SELECT o."id" FROM "notification_outbox" o
+          WHERE o."expandedAt" IS NOT NULL AND o."createdAt" < now() - make_interval(days => $1::int)
+            AND NOT EXISTS (SELECT 1 FROM "notification_delivery" d WHERE d."outboxId" = o."id" AND d."state" = 'PENDING')
+          ORDER BY o."createdAt" LIMIT $2 FOR UPDATE SKIP LOCKED)
+       RETURNING "id"`,
+      [olderThanDays, limit],
+    );
+    return rows.length;
+  }
+
+  /** What a metrics scrape reports: deliveries still due or being retried, DEAD ones, and the oldest due one's age. */
+  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number }> {
+    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number }>(
+      this.db,
+      `SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead",
+              COALESCE(EXTRACT(EPOCH FROM now() - min("createdAt") FILTER (WHERE "state" = 'PENDING')), 0)::float8 AS "oldest"
+         FROM "notification_delivery" WHERE "state" IN ('PENDING', 'DEAD')`,
+    );
+    return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0) };
+  }
+
+  /** The deliveries of the events about one operation or admin session, oldest first (operators, tests). */
+  async deliveriesOf(operationId: string): Promise<DeliveryRow[]> {
+    if (!UUID.test(operationId)) return [];
+    return sqlQuery<DeliveryRow>(
+      this.db,
+      `SELECT d."id", d."outboxId", o."event", d."channel"::text AS "channel", d."target", d."address", COALESCE(d."recipientIds", '{}') AS "recipientIds",
+              d."state"::text AS "state", d."attempts", d."lastError", d."sentAt"
+         FROM "notification_delivery" d JOIN "notification_outbox" o ON o."id" = d."outboxId"
+        WHERE (o."operationId" = $1::uuid OR o."adminSessionId" = $1::uuid) ORDER BY d."createdAt", d."id"`,
+      [operationId],
+    );
+  }
+
+  /** The events written about one operation or admin session (tests, operators). */
+  async eventsOf(operationId: string): Promise<{ id: string; event: string; recipientIds: string[]; expanded: boolean }[]> {
+    if (!UUID.test(operationId)) return [];
+    return sqlQuery(
+      this.db,
+      `SELECT "id", "event", COALESCE("recipientIds", '{}') AS "recipientIds", "expandedAt" IS NOT NULL AS "expanded"
+         FROM "notification_outbox" WHERE ("operationId" = $1::uuid OR "adminSessionId" = $1::uuid) ORDER BY "createdAt", "id"`,
+      [operationId],
+    );
+  }
+
+  async settings(subjectId: string): Promise<NotificationSettings> {
+    if (!UUID.test(subjectId)) throw new DataAccessError('not_found', 'subject not found');
+    const [row] = await sqlQuery<NotificationSettings & { exists: boolean }>(
+      this.db,
+      `SELECT s."id" AS "subjectId", p."email", COALESCE(p."emailEnabled", true) AS "emailEnabled", COALESCE(p."webhookEnabled", true) AS "webhookEnabled", p."updatedAt"
+         FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id" WHERE s."id" = $1::uuid`,
+      [subjectId],
+    );
+    if (!row) throw new DataAccessError('not_found', 'subject not found');
+    return row;
+  }
+
+  /** The subject's own opt-outs (fields left undefined keep their value), with its audit event in the same transaction. */
+  setOptOuts(subjectId: string, change: { emailEnabled?: boolean; webhookEnabled?: boolean }, audit: AuditInput): Promise<NotificationSettings> {
+    return this.upsert(subjectId, { emailEnabled: change.emailEnabled, webhookEnabled: change.webhookEnabled }, audit);
+  }
+
+  /** The address administrators keep on file for the subject (null removes it), audited in the same transaction. */
+  setAddress(subjectId: string, email: string | null, audit: AuditInput): Promise<NotificationSettings> {
+    return this.upsert(subjectId, { email }, audit);
+  }
+
+  private async upsert(
+    subjectId: string,
+    change: { email?: string | null; emailEnabled?: boolean; webhookEnabled?: boolean },
+    audit: AuditInput,
+  ): Promise<NotificationSettings> {
+    if (!UUID.test(subjectId)) throw new DataAccessError('not_found', 'subject not found');
+    return this.db.transaction(async (tx) => {
+      const subject = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR UPDATE`;
+      if (subject.length === 0) throw new DataAccessError('not_found', 'subject not found');
+      const before = await tx.notificationPreference.findUnique({ where: { subjectId } });
+      const row = await tx.notificationPreference.upsert({
+        where: { subjectId },
+        create: { subjectId, email: change.email ?? null, emailEnabled: change.emailEnabled ?? true, webhookEnabled: change.webhookEnabled ?? true, updatedAt: new Date() },
+        update: { email: change.email, emailEnabled: change.emailEnabled, webhookEnabled: change.webhookEnabled, updatedAt: new Date() },
+      });
+      const view = (p: { email: string | null; emailEnabled: boolean; webhookEnabled: boolean } | null) =>
+        p ? { email: p.email, emailEnabled: p.emailEnabled, webhookEnabled: p.webhookEnabled } : { email: null, emailEnabled: true, webhookEnabled: true };
+      await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId, before: view(before), after: view(row) } });
+      return { subjectId, email: row.email, emailEnabled: row.emailEnabled, webhookEnabled: row.webhookEnabled, updatedAt: row.updatedAt };
+    });
+  }
+}
