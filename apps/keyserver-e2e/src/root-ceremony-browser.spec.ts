@@ -39,7 +39,9 @@ describe('ROOT key ceremony in the admin console (Chromium)', () => {
 
   async function nav(page: Page, label: string, heading: string): Promise<void> {
     const toggle = page.locator('button.menu-toggle');
-    if (await toggle.isVisible()) {
+    // Up to 768 px the navigation sits behind the menu button (styles.css): wait for it rather than race its render.
+    if ((page.viewportSize()?.width ?? 1280) <= 768) {
+      await toggle.waitFor();
       if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
       await page.locator('button.menu-toggle[aria-expanded="true"]').waitFor();
     }
