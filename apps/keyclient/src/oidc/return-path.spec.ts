@@ -5,6 +5,8 @@ describe(safeReturnPath.name, () => {
     ['ok root', '/', '/'],
     ['ok allow-listed route', '/operations/42', '/operations/42'],
     ['ok allow-listed route with query', '/keys?page=2', '/keys?page=2'],
+    ['ok the ROOT ceremony screen', '/root-ceremony', '/root-ceremony'],
+    ['fail a look-alike of the ceremony screen', '/root-ceremony-evil', '/'],
     ['fail scheme-relative', '//evil.example', '/'],
     ['fail backslash', '/\\evil.example', '/'],
     ['fail absolute https', 'https://evil.example', '/'],

@@ -5,6 +5,7 @@ export const RETURN_PATH_PREFIXES: readonly string[] = [
   '/keys',
   '/certificates',
   '/admin-sessions',
+  '/root-ceremony',
   '/subjects',
   '/audit',
 ];
