@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
-import { activeSession, apiAs, auditOf, bffUserToken, type Api } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken, sql, userOid, type Api } from './admin-helpers';
 import { horizontalOverflow, launchChromium, newSession, screenshot, seriousAxeViolations, signIn, type UserSession } from './browser-support';
 
 // Issue 15 item 2 for the administrative screen: the ROOT key ceremony (self-signed and external root) in Chromium,
@@ -175,5 +175,29 @@ describe('ROOT key ceremony in the admin console (Chromium)', () => {
     await screenshot(page, '55-root-ceremony-imported-360');
     expect(axe).toEqual([]);
     expect(ada.cspViolations).toEqual([]);
+  });
+
+  it('fail a session only one administrator took part in (ACTIVE through a test-style configuration): the console says two administrators are needed, nothing is generated', async () => {
+    // As a configuration with requiredApprovals 0 would make it: ACTIVE with Ada alone (go-live.spec.ts does the same).
+    await sql(
+      p,
+      `INSERT INTO "admin_session" ("id", "description", "creatorId", "state", "requiredApprovals", "expiresAt", "activatedAt")
+       SELECT gen_random_uuid(), 'one-administrator session', "id", 'ACTIVE', 0, now() + interval '1 hour', now() FROM "subject" WHERE "oid" = $1`,
+      [userOid('ada.admin@demo.test')],
+    );
+    const ada = await newSession(browser, p);
+    sessions.push(ada);
+    const { page } = ada;
+    await signIn(ada, p, 'ada.admin@demo.test');
+    await page.getByRole('status').filter({ hasText: 'one-administrator session' }).waitFor();
+    await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
+    await fillCeremony(page, 'console-lonely-root');
+    await page.getByRole('button', { name: 'Generate and self-sign the ROOT' }).click();
+    const alert = page.getByRole('alert').filter({ hasText: 'needs an active administrative session that two different administrators opened and authorized' });
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-code')).toBe('ceremony_needs_two_administrators');
+    expect((await adaApi('GET', '/api/v1/keys/console-lonely-root')).status).toBe(404);
+    await screenshot(page, '56-root-ceremony-one-admin-refused');
+    expect(await seriousAxeViolations(page)).toEqual([]);
   });
 });
