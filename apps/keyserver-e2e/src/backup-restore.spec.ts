@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { composeCommand, createDatabase, freePort, startPlatform, startService, waitForOk, type RunningPlatform, type Service } from '@keyserver/testing';
@@ -78,16 +78,19 @@ describe('backup and restore (pg_dump + SoftHSM token copy)', () => {
     await p.api.stop();
   });
 
-  it('ok every ACTIVE key still signs with its HSM key: FW keys a sign order, ROOT and CA keys a CRL (openssl verifies both)', async () => {
+  it('ok every ACTIVE key still signs with its HSM key: FW keys a sign order, ROOT and CA keys a CRL, TSA keys a timestamp (openssl verifies each)', async () => {
     const auditor = await userToken(p, 'aude.auditor@demo.test');
     const keys = (await call<{ items: KeySummary[] }>(restoredUrl, auditor, 'GET', '/api/v1/keys?state=ACTIVE')).body.items;
-    expect(keys.map((k) => k.keyid).sort()).toEqual(['demo-ca-dev', 'demo-ca-prod', 'demo-fw-dev', 'demo-fw-prod', 'demo-root']);
+    expect(keys.map((k) => k.keyid).sort()).toEqual(['demo-ca-dev', 'demo-ca-prod', 'demo-fw-dev', 'demo-fw-prod', 'demo-root', 'demo-tsa']);
     const [otto, ci] = [await userToken(p, 'otto.orderer@demo.test'), await ciToken(p)];
     const approvers = [await userToken(p, 'ann.approver@demo.test'), await userToken(p, 'arno.approver@demo.test')];
+    const tsaKeys: string[] = [];
     for (const k of keys) {
       const detail = (await call<{ certificate: string }>(restoredUrl, auditor, 'GET', `/api/v1/keys/${k.keyid}`)).body;
       writeFileSync(f(`${k.keyid}.pem`), detail.certificate);
-      if (k.type === 'FW') {
+      if (k.type === 'TSA') {
+        tsaKeys.push(k.keyid); // stamped below, once the ROOT's certificate is on disk
+      } else if (k.type === 'FW') {
         const op = await call<{ id: string }>(restoredUrl, otto, 'POST', '/api/v1/operations', operationBody(k.keyid, 1));
         expect(op.status).toBe(201);
         for (const a of approvers.slice(0, k.requiredApprovers)) expect((await call(restoredUrl, a, 'POST', `/api/v1/operations/${op.body.id}/approvals`)).status).toBe(201);
@@ -103,6 +106,14 @@ describe('backup and restore (pg_dump + SoftHSM token copy)', () => {
         expect({ keyid: k.keyid, status: checked.status, out: checked.stdout + checked.stderr }).toEqual({ keyid: k.keyid, status: 0, out: expect.stringContaining('verify OK') });
       }
     }
+    // The TSA key stamps through the public RFC 3161 route; openssl ts -verify checks the reply up to the ROOT.
+    expect(tsaKeys).toEqual(['demo-tsa']);
+    writeFileSync(f('stamped.bin'), 'stamped after the restore');
+    run('openssl', ['ts', '-query', '-data', f('stamped.bin'), '-sha256', '-cert', '-out', f('q.tsq')]);
+    const reply = await fetch(`${restoredUrl}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': 'application/timestamp-query' }, body: readFileSync(f('q.tsq')) });
+    expect(reply.status).toBe(200);
+    writeFileSync(f('r.tsr'), Buffer.from(await reply.arrayBuffer()));
+    expect(run('openssl', ['ts', '-verify', '-in', f('r.tsr'), '-queryfile', f('q.tsq'), '-CAfile', f('demo-root.pem')])).toContain('Verification: OK');
   });
 
   it('ok every key certificate (every version) still verifies up to the ROOT (openssl)', async () => {
@@ -115,7 +126,7 @@ describe('backup and restore (pg_dump + SoftHSM token copy)', () => {
         expect(run('openssl', ['verify', '-CAfile', f('demo-root.pem'), f(`${k.keyid}-v${v.version}.pem`)])).toContain(': OK');
       }
     }
-    expect(keys.length).toBe(5);
+    expect(keys.length).toBe(6);
   });
 
   it('ok the audit chain verifies and still holds the head it had before the backup', async () => {

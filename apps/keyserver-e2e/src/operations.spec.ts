@@ -29,6 +29,17 @@ describe('operations approval workflow', () => {
     return r.body;
   };
 
+  // The API caches access data and flushes it on PostgreSQL NOTIFY (ADR 0028): a role changed straight in the
+  // database (not through the API) is seen once the notification has arrived.
+  const untilNatures = async (who: keyof typeof t, nature: string, present: boolean) => {
+    for (let i = 0; i < 100; i++) {
+      const me = await api<{ natures?: string[] }>(who, 'GET', '/api/v1/me');
+      if ((me.body.natures ?? []).includes(nature) === present) return;
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    throw new Error(`${who}: ${nature} never ${present ? 'appeared' : 'went away'}`);
+  };
+
   beforeAll(async () => {
     p = await startPlatform();
     db = createDb(p.databaseUrl, { poolSize: 2 });
@@ -107,6 +118,7 @@ describe('operations approval workflow', () => {
     const row = await subjects.findByTidOid(demoTenant.tenant.id, ann?.oid ?? '');
     if (!row) throw new Error('Ann is not seeded');
     await subjects.update(row.id, { roles: ['demo-approvers', 'demo-orderers'] });
+    await untilNatures('ann', 'ORDERER', true);
     try {
       const op = await create('ann', 'demo-fw-prod', 1);
       const viaProvisioning = await api('ann', 'POST', `/api/v1/operations/${op.id}/approvals`);
@@ -126,6 +138,7 @@ describe('operations approval workflow', () => {
       ]);
     } finally {
       await subjects.update(row.id, { roles: ['demo-approvers'] });
+      await untilNatures('ann', 'ORDERER', false);
     }
   });
 
