@@ -3,37 +3,20 @@
 // a backlog, and idle again, in one run (docs/notifications.md "Not on the sign path").
 // Usage: npm run bench:notify  (or: node scripts/bench-notify.mjs [--seconds 8] [--backlog 20000] [--concurrency 4])
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadTsBench } from './bench/load-ts.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(join(root, 'package.json'));
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
 const work = mkdtempSync(join(tmpdir(), 'ks-bench-notify-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-const bundle = join(work, 'run.cjs');
-await require('esbuild').build({
-  entryPoints: [join(root, 'scripts/bench/notify-sign-path.ts')],
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  outfile: bundle,
-  tsconfig: join(root, 'apps/keyserver-e2e/tsconfig.json'),
-  packages: 'external',
-  logLevel: 'error',
-});
-// platform.ts finds scripts/platform.cjs relative to its own directory (see scripts/bench.mjs).
-writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/__dirname/g, JSON.stringify(join(root, 'libs/testing/src/lib'))));
-process.env.NODE_PATH = join(root, 'node_modules');
-require('node:module').Module._initPaths();
-const { runNotifyBench } = require(bundle);
+const { runNotifyBench } = await loadTsBench(root, 'scripts/bench/notify-sign-path.ts', work);
 console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' / ')}, node ${process.version}`);
 const phases = await runNotifyBench({ seconds: arg('seconds', 8), backlog: arg('backlog', 20000), concurrency: arg('concurrency', 4) }, (m) => console.log(m));
 const idle = (phases[0].perSecond + phases[2].perSecond) / 2;

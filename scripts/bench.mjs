@@ -9,13 +9,12 @@
 // scripts/bench/run.ts (TypeScript, tsconfig paths) into a temp CommonJS file; gcc builds the C baseline.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadTsBench } from './bench/load-ts.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(join(root, 'package.json'));
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
@@ -44,27 +43,7 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const p11speed = join(work, 'p11speed');
 execFileSync('gcc', ['-O2', '-o', p11speed, join(root, 'scripts/bench/p11speed.c'), '-I', join(root, 'node_modules/pkcs11js/includes'), '-ldl', '-lpthread'], { stdio: 'pipe' });
 
-const esbuild = require('esbuild');
-const bundle = join(work, 'run.cjs');
-await esbuild.build({
-  entryPoints: [join(root, 'scripts/bench/run.ts')],
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  outfile: bundle,
-  tsconfig: join(root, 'apps/keyserver-e2e/tsconfig.json'),
-  packages: 'external',
-  logLevel: 'error',
-});
-// The bundle lives in a temp dir: resolve its packages from the repo. platform.ts locates scripts/platform.cjs
-// relative to its own directory, so that __dirname is rewritten to the real one.
-let code = readFileSync(bundle, 'utf8');
-code = code.replace(/__dirname/g, JSON.stringify(join(root, 'libs/testing/src/lib')));
-writeFileSync(bundle, code);
-process.env.NODE_PATH = join(root, 'node_modules');
-require('node:module').Module._initPaths();
-const { runBench } = require(bundle);
+const { runBench } = await loadTsBench(root, 'scripts/bench/run.ts', work);
 
 
 const started = performance.now();

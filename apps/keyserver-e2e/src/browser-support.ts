@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { demoTenant, type RunningPlatform } from '@keyserver/testing';
+import type { Api } from './admin-helpers';
 
 // Helpers of browser.spec.ts: Debian's Chromium driven by playwright-core against the real platform.
 
@@ -173,4 +174,22 @@ export async function openedDialog(dialog: Locator): Promise<Locator> {
       }),
   );
   return dialog;
+}
+
+/**
+ * On the Admin sessions page: the signed-in administrator opens a session in the console, `authorizer` authorizes it
+ * over the API (the second pair of eyes), and the console shows it ACTIVE. Returns the session id.
+ */
+export async function openActiveSessionInConsole(page: Page, description: string, opener: Api, authorizer: Api): Promise<string> {
+  const openForm = page.getByRole('form', { name: 'Open an administrative session' });
+  await openForm.getByLabel('What is the session for?').fill(description);
+  await openForm.getByRole('button', { name: 'Open session' }).click();
+  await page.getByRole('row').filter({ hasText: description }).locator('.state[data-state="PENDING"]').waitFor();
+  const listed = await opener<{ items: { id: string; description: string }[] }>('GET', '/api/v1/admin-sessions');
+  const sessionId = listed.body.items.find((s) => s.description === description)?.id ?? '';
+  const authorized = await authorizer<{ state: string }>('POST', `/api/v1/admin-sessions/${sessionId}/authorizations`);
+  if (authorized.body.state !== 'ACTIVE') throw new Error(`session ${sessionId} not ACTIVE after the second authorization: ${authorized.status}`);
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+  return sessionId;
 }

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { apiAs, bffUserToken } from './admin-helpers';
-import { launchChromium, newSession, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
+import { launchChromium, newSession, openActiveSessionInConsole, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 
 // Issue 15 item 5 for the administrative screen: the key detail's versions and lifecycle actions in Chromium,
 // through the keyclient (its proxy allow-list included) to the real API and SoftHSM.
@@ -44,15 +44,7 @@ describe('key lifecycle in the admin console (Chromium)', () => {
     // Ada opens a session, Alan authorizes it (four eyes).
     await nav('Admin sessions', 'Administrative sessions');
     const description = 'rotate demo-fw-dev from the console';
-    const openForm = page.getByRole('form', { name: 'Open an administrative session' });
-    await openForm.getByLabel('What is the session for?').fill(description);
-    await openForm.getByRole('button', { name: 'Open session' }).click();
-    await page.getByRole('row').filter({ hasText: description }).locator('.state[data-state="PENDING"]').waitFor();
-    const listed = await adaApi<{ items: { id: string; description: string }[] }>('GET', '/api/v1/admin-sessions');
-    const sessionId = listed.body.items.find((s) => s.description === description)?.id ?? '';
-    expect((await alanApi<{ state: string }>('POST', `/api/v1/admin-sessions/${sessionId}/authorizations`)).body.state).toBe('ACTIVE');
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+    await openActiveSessionInConsole(page, description, adaApi, alanApi);
 
     await nav('Keys', 'Keys');
     await page.getByRole('button', { name: 'Details of demo-fw-dev' }).click();

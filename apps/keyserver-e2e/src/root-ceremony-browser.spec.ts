@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, auditOf, bffUserToken, sql, userOid, type Api } from './admin-helpers';
-import { horizontalOverflow, launchChromium, newSession, screenshot, allAxeViolations, signIn, type UserSession } from './browser-support';
+import { horizontalOverflow, launchChromium, newSession, openActiveSessionInConsole, screenshot, allAxeViolations, signIn, type UserSession } from './browser-support';
 
 // Issue 15 item 2 for the administrative screen: the ROOT key ceremony (self-signed and external root) in Chromium,
 // through the keyclient (its proxy allow-list included) to the real API and SoftHSM; the certificates are checked
@@ -79,15 +79,7 @@ describe('ROOT key ceremony in the admin console (Chromium)', () => {
     // Ada opens a session in the console, Alan authorizes it (four eyes).
     await nav(page, 'Admin sessions', 'Administrative sessions');
     const description = 'ROOT key ceremony from the console';
-    const openForm = page.getByRole('form', { name: 'Open an administrative session' });
-    await openForm.getByLabel('What is the session for?').fill(description);
-    await openForm.getByRole('button', { name: 'Open session' }).click();
-    await page.getByRole('row').filter({ hasText: description }).locator('.state[data-state="PENDING"]').waitFor();
-    const listed = await adaApi<{ items: { id: string; description: string }[] }>('GET', '/api/v1/admin-sessions');
-    const sessionId = listed.body.items.find((s) => s.description === description)?.id ?? '';
-    expect((await alanApi<{ state: string }>('POST', `/api/v1/admin-sessions/${sessionId}/authorizations`)).body.state).toBe('ACTIVE');
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+    const sessionId = await openActiveSessionInConsole(page, description, adaApi, alanApi);
 
     await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
     await fillCeremony(page, 'console-root');

@@ -1,11 +1,10 @@
-import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, Prisma } from '../../generated/prisma/client';
+import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow } from '../../generated/prisma/client';
 import { mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { toKey, type CreateKeyInput } from './key.repository';
+import { insertKeyTx, toKey, withParent, type CreateKeyInput } from './key.repository';
 
-const withParent = { parent: { select: { keyid: true } } } as const;
 
 const toVersion = (keyid: string, v: KeyVersionRow): KeyVersion => ({
   keyid,
@@ -173,47 +172,7 @@ export class KeyLifecycleRepository {
       return await this.db.transaction(async (tx) => {
         const n = await tx.pendingKey.deleteMany({ where: { keyid } });
         if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
-        let parentId: string | null = null;
-        let parentVersion: number | null = null;
-        if (input.parentKeyid) {
-          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
-          if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
-          parentId = parent.id;
-          parentVersion = parent.currentVersion;
-        }
-        const hsmKeyId = input.hsmKeyId.toLowerCase();
-        const k = await tx.key.create({
-          data: {
-            keyid,
-            type: input.type,
-            algorithm: input.algorithm,
-            hash: input.hash,
-            requiredApprovers: input.requiredApprovers ?? 0,
-            hsmKeyId,
-            parentId,
-            certificatePem: input.certificatePem,
-            certificateSerial: input.certificateSerial,
-            notBefore: input.notBefore,
-            notAfter: input.notAfter,
-            product: input.product ?? null,
-            profile: (input.profile ?? {}) as Prisma.InputJsonObject,
-            pathLen: input.pathLen ?? null,
-            issuerChainPem: input.issuerChainPem ?? null,
-            versions: {
-              create: {
-                version: 1,
-                hsmKeyId,
-                certificatePem: input.certificatePem,
-                certificateSerial: input.certificateSerial,
-                notBefore: input.notBefore,
-                notAfter: input.notAfter,
-                issuerKeyid: input.parentKeyid ?? null,
-                issuerVersion: parentVersion,
-              },
-            },
-          },
-          include: withParent,
-        });
+        const k = await insertKeyTx(tx, { ...input, keyid });
         await appendAuditTx(tx, { ...audit, keyid });
         return toKey(k);
       });

@@ -53,7 +53,7 @@ export const toKey = (k: KeyWithParent): Key => ({
   destroyedAt: k.destroyedAt,
 });
 
-const withParent = { parent: { select: { keyid: true } } } as const;
+export const withParent = { parent: { select: { keyid: true } } } as const;
 
 function assertApprovers(n: number): void {
   if (!Number.isInteger(n) || n < 0) throw new DataAccessError('invalid_input', 'requiredApprovers must be an integer >= 0');
@@ -119,49 +119,10 @@ export class KeyRepository {
     assertApprovers(input.requiredApprovers ?? 0);
     try {
       return await this.db.transaction(async (tx) => {
-        let parentId: string | null = null;
-        let parentVersion: number | null = null;
-        if (input.parentKeyid) {
-          const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
-          if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
-          parentId = parent.id;
-          parentVersion = parent.currentVersion;
-        }
         if (await tx.pendingKey.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) {
           throw new DataAccessError('conflict', `key ${input.keyid} exists (waiting for its certificate)`);
         }
-        const k = await tx.key.create({
-          data: {
-            keyid: input.keyid,
-            type: input.type,
-            algorithm: input.algorithm,
-            hash: input.hash,
-            requiredApprovers: input.requiredApprovers ?? 0,
-            hsmKeyId: input.hsmKeyId.toLowerCase(),
-            parentId,
-            certificatePem: input.certificatePem,
-            certificateSerial: input.certificateSerial,
-            notBefore: input.notBefore,
-            notAfter: input.notAfter,
-            product: input.product ?? null,
-            profile: (input.profile ?? {}) as Prisma.InputJsonObject,
-            pathLen: input.pathLen ?? null,
-            issuerChainPem: input.issuerChainPem ?? null,
-            versions: {
-              create: {
-                version: 1,
-                hsmKeyId: input.hsmKeyId.toLowerCase(),
-                certificatePem: input.certificatePem,
-                certificateSerial: input.certificateSerial,
-                notBefore: input.notBefore,
-                notAfter: input.notAfter,
-                issuerKeyid: input.parentKeyid ?? null,
-                issuerVersion: parentVersion,
-              },
-            },
-          },
-          include: withParent,
-        });
+        const k = await insertKeyTx(tx, input);
         if (audit) await appendAuditTx(tx, { ...audit, keyid: k.keyid });
         return toKey(k);
       });
@@ -242,4 +203,52 @@ export class KeyRepository {
     if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
     return BigInt(rows[0].crlNumber);
   }
+}
+
+/**
+ * Inserts a key with its version 1 under its issuer's current version, in the caller's transaction: one writer for
+ * keys created at once (POST /keys, the ceremony) and keys activated after an external CA certified them.
+ */
+export async function insertKeyTx(tx: Tx, input: CreateKeyInput) {
+  let parentId: string | null = null;
+  let parentVersion: number | null = null;
+  if (input.parentKeyid) {
+    const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
+    if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
+    parentId = parent.id;
+    parentVersion = parent.currentVersion;
+  }
+  const hsmKeyId = input.hsmKeyId.toLowerCase();
+  return tx.key.create({
+    data: {
+      keyid: input.keyid,
+      type: input.type,
+      algorithm: input.algorithm,
+      hash: input.hash,
+      requiredApprovers: input.requiredApprovers ?? 0,
+      hsmKeyId,
+      parentId,
+      certificatePem: input.certificatePem,
+      certificateSerial: input.certificateSerial,
+      notBefore: input.notBefore,
+      notAfter: input.notAfter,
+      product: input.product ?? null,
+      profile: (input.profile ?? {}) as Prisma.InputJsonObject,
+      pathLen: input.pathLen ?? null,
+      issuerChainPem: input.issuerChainPem ?? null,
+      versions: {
+        create: {
+          version: 1,
+          hsmKeyId,
+          certificatePem: input.certificatePem,
+          certificateSerial: input.certificateSerial,
+          notBefore: input.notBefore,
+          notAfter: input.notAfter,
+          issuerKeyid: input.parentKeyid ?? null,
+          issuerVersion: parentVersion,
+        },
+      },
+    },
+    include: withParent,
+  });
 }
