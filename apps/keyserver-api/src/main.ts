@@ -2,11 +2,11 @@ import 'reflect-metadata';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
 import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase, observeAuditAppends } from '@keyserver/data-access';
-import { exitOnSignals, httpMetrics, startMetricsServer } from '@keyserver/observability';
+import { exitOnSignals, requestMetrics, startMetricsServer } from '@keyserver/observability';
 import { UsageReaper } from './usage/usage-reaper';
 import { NotificationDispatcher } from './notifications/dispatcher';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
@@ -16,13 +16,12 @@ import { AppModule } from './app/app.module';
 import { buildOpenApi, OPENAPI_DOCUMENT } from './app/openapi';
 import type { ApiDeps } from './app/tokens';
 import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-config';
-import { createLogger, httpLogger, PinoNestLogger } from './common/logging';
+import { createLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
-import { answerClientErrors } from './edge/client-error';
-import { EDGE, requestGuard, type EdgeServices } from './edge/edge';
+import { EDGE, type EdgeServices } from './edge/edge';
+import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
 import { bootstrapCommand } from './bootstrap/bootstrap';
-import { bootstrapGate } from './bootstrap/bootstrap-gate';
 import { InstallationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 
@@ -58,18 +57,15 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   return { config, logger, db, signer: metrics.instrumentSigner(pkcs11), validator };
 }
 
-async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(deps), {
+async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFastifyApplication> {
+  // Counted first, so refusals at the edge are counted too (under the route "(unmatched)").
+  const late: LateEdge = { logger: deps.logger, metrics: metrics ? requestMetrics(metrics.registry) : undefined };
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(deps), new ApiHttpAdapter(late), {
     bodyParser: false,
     logger: new PinoNestLogger(deps.logger),
   });
-  app.disable('x-powered-by');
-  app.set('trust proxy', false);
-  // First, so refusals at the edge are counted too (under the route "(unmatched)").
-  if (metrics) app.use(httpMetrics(metrics.registry));
-  app.use(httpLogger(deps.logger));
-  app.use(requestGuard(app.get<EdgeServices>(EDGE)));
-  app.use(bootstrapGate(deps.db, app.get<EdgeServices>(EDGE)));
+  late.edge = app.get<EdgeServices>(EDGE);
+  configureHttpServer(app, { edge: late.edge, db: deps.db, logger: deps.logger, config: deps.config, metrics: late.metrics });
   // No enableShutdownHooks: serve() handles the signals, logs them and closes everything in order (app.close()
   // runs the shutdown hooks).
   await app.init();
@@ -88,7 +84,6 @@ async function serve(config: ApiConfig, logger: Logger) {
   });
   const app = await createApp(deps, metrics);
   keepIdleConnections(app.getHttpServer());
-  answerClientErrors(app.getHttpServer(), app.get<EdgeServices>(EDGE), deps.logger);
   await app.listen(config.port, config.host);
   logger.info({ event: 'listening', url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
   const metricsConfig = config.metrics;

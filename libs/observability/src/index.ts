@@ -2,6 +2,8 @@ export { BoundedLabel, methodLabel, statusLabel } from './lib/bounded-label';
 export {
   HTTP_BUCKETS,
   httpMetrics,
+  requestMetrics,
+  type RequestMetrics,
   routeTemplate,
   setMetricsRoute,
   UNMATCHED_ROUTE,

@@ -1,7 +1,6 @@
-import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { AuthzModule } from '@keyserver/authz';
-import { JsonBodyMiddleware } from '../common/body-limits';
 import { EDGE, EdgeRefusalObserver, edgeProviders, PrincipalLimitInterceptor } from '../edge/edge';
 import { AuditAuthEventSink, DbSubjectResolver } from '../auth/subject-resolver';
 import { HealthController } from '../health/health.controller';
@@ -60,11 +59,7 @@ class DepsModule {
 
 /** The composition root: dependencies are built in main.ts (config, DB, HSM, token validator) and injected here. */
 @Module({})
-export class AppModule implements NestModule {
-  configure(consumer: MiddlewareConsumer) {
-    consumer.apply(JsonBodyMiddleware).forRoutes('*');
-  }
-
+export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,

@@ -1,47 +1,49 @@
-import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { API_CONFIG } from '../app/tokens';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/api-config';
 import { checkJsonValue } from '../edge/input-checks';
 import { ApiErrorCode, EdgeRefusal } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
-const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
+export const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
+
+type Done = (err: Error | null, body?: unknown) => void;
 
 /**
- * Body handling as Nest middleware, so its errors reach the problem+json filter: a request with a body
- * must say application/json (415), is capped at MAX_BODY_BYTES (413), must be strict JSON (400) and nested at
- * most MAX_JSON_DEPTH levels with storable strings and no prototype keys (400, see checkJsonValue).
+ * The server's only body parser (every other content-type parser is removed), so its errors reach the
+ * problem+json filter: a request with a body must say application/json (415), is capped at MAX_BODY_BYTES (413),
+ * must be strict JSON (400) and nested at most MAX_JSON_DEPTH levels with storable strings and no prototype keys
+ * (400, see checkJsonValue). The streamed routes get no parsing at all: their handler reads the raw request
+ * stream itself (the firmware image in constant memory, the TSA query capped). Bodies of other methods
+ * (DELETE, OPTIONS) are not read, as before.
  */
-@Injectable()
-export class JsonBodyMiddleware implements NestMiddleware {
-  private readonly parse: ReturnType<typeof express.json>;
-  private readonly maxDepth: number;
-
-  constructor(@Inject(API_CONFIG) config: ApiConfig) {
-    // inflate: false — RequestGuardMiddleware already refused any Content-Encoding.
-    this.parse = express.json({ limit: config.maxBodyBytes, strict: true, inflate: false, type: () => true });
-    this.maxDepth = config.maxJsonDepth;
-  }
-
-  use(req: Request, res: Response, next: NextFunction) {
-    if (!BODY_METHODS.has(req.method)) return next();
-    if (STREAMED_BODY_ROUTES.has(req.originalUrl.split('?')[0].replace(/\/+$/, ''))) return next();
+export function installBodyParser(server: FastifyInstance, config: ApiConfig): void {
+  // body-parser's JSON reader (the one the API has always used): same limits, strictness and error types
+  // (entity.too.large, entity.parse.failed, charset.unsupported, request.aborted, ...). inflate: false: the
+  // request guard already refused any Content-Encoding.
+  const parse = express.json({ limit: config.maxBodyBytes, strict: true, inflate: false, type: () => true });
+  const maxDepth = config.maxJsonDepth;
+  server.removeAllContentTypeParsers();
+  server.addContentTypeParser('*', (request: FastifyRequest, _payload: IncomingMessage, done: Done) => {
+    const req = request.raw as IncomingMessage & { body?: unknown };
+    if (!BODY_METHODS.has(request.method)) return done(null, undefined);
+    if (!request.is404 && STREAMED_BODY_ROUTES.has(request.routeOptions.url ?? '')) return done(null, undefined);
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (!hasBody) return next();
+    if (!hasBody) return done(null, undefined);
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json' && !type.endsWith('+json')) {
-      return next(new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
+      return done(new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
     }
-    this.parse(req, res, (err?: unknown) => {
-      if (err) return next(err);
+    parse(req as express.Request, undefined as unknown as ServerResponse as express.Response, (err?: unknown) => {
+      if (err) return done(err as Error);
       try {
-        checkJsonValue(req.body, this.maxDepth);
+        checkJsonValue(req.body, maxDepth);
       } catch (e) {
-        return next(e);
+        return done(e as Error);
       }
-      next();
+      done(null, req.body);
     });
-  }
+  });
 }

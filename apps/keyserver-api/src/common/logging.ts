@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
-import pinoHttp from 'pino-http';
 import { redactText, redactUrl } from '@keyserver/config';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -16,23 +16,32 @@ export function createLogger(level: string): Logger {
   });
 }
 
-/** JSON request logs with a request id taken from `x-request-id` when well-formed, else generated. */
-export function httpLogger(logger: Logger) {
-  return pinoHttp({
-    logger,
-    genReqId: (req: IncomingMessage, res: ServerResponse) => {
-      const incoming = req.headers['x-request-id'];
-      const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-      res.setHeader('x-request-id', id);
-      return id;
-    },
-    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-    serializers: {
-      // Tokens never reach the logs: credential query parameters (access_token, code, ...) and JWT-shaped values are masked.
-      req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
-  });
+/** The request id: the caller's `x-request-id` when well-formed, else a fresh UUID (Node batches its randomness). */
+export function requestId(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** Liveness and readiness probes: orchestrators poll them every few seconds, so their successes log at debug. */
+const PROBES = new Set(['/healthz', '/readyz']);
+
+/**
+ * One JSON line per request, written with the process logger when the response closes (no per-request child
+ * logger): `{req: {id, method, url}, res: {statusCode}, responseTime}`, at error for 5xx, warn for 4xx, info
+ * otherwise, debug for successful probes; a response the client abandoned is "request aborted" at warn. The URL
+ * is redacted (credential query parameters, JWT-shaped values); headers are never logged.
+ */
+export function logRequest(logger: Logger, id: string, req: IncomingMessage, res: ServerResponse, startMs: number, route: string): void {
+  const aborted = !res.writableFinished;
+  const status = res.statusCode;
+  const level = aborted ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : PROBES.has(route) ? 'debug' : 'info';
+  if (!logger.isLevelEnabled(level)) return;
+  const line = {
+    req: { id, method: req.method, url: redactUrl(req.url ?? '') },
+    res: { statusCode: status },
+    responseTime: Math.round(performance.now() - startMs),
+  };
+  logger[level](line, aborted ? 'request aborted' : 'request completed');
 }
 
 /** Routes Nest's own log lines into pino. */

@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { rawProblemResponse } from '@keyserver/errors';
 import type { Logger } from 'pino';
@@ -19,9 +18,10 @@ export function clientErrorResponse(parserCode: string | undefined): { status: n
  * Answers requests Node's HTTP parser refuses (oversize headers: 431; a malformed request line or header,
  * e.g. a raw NUL: 400) with problem+json and a stable code instead of Node's bare status line, and audits
  * them like other refusals at the edge (bounded). Nothing about the request is trusted: it did not parse.
+ * The server's `clientError` listener (Fastify's clientErrorHandler option).
  */
-export function answerClientErrors(server: Server, edge: EdgeServices, logger: Logger): void {
-  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+export function clientErrorHandler(edge: EdgeServices, logger: Logger): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
@@ -33,5 +33,5 @@ export function answerClientErrors(server: Server, edge: EdgeServices, logger: L
     const req = { method: '', url: '', headers: {}, socket: { remoteAddress: remote } } as unknown as Parameters<EdgeServices['auditEdgeRefusal']>[0];
     if (edge.chargeRefusal(req, r.status).ok) void edge.auditEdgeRefusal(req, r.code, r.status);
     else void edge.auditEdgeRefusal(req, ApiErrorCode.RateLimited, 429);
-  });
+  };
 }

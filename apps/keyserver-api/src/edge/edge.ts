@@ -4,8 +4,8 @@ import { renderProblem, type RefusalObserver, type RenderedProblem } from '@keys
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
-import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
 import type { Observable } from 'rxjs';
 import type { Logger } from 'pino';
@@ -120,17 +120,14 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Renders, observes and sends a refusal outside Nest's exception filters (see {@link requestGuard}). */
-  sendRefusal(req: IncomingMessage, res: ServerResponse, exception: unknown): void {
+  sendRefusal(req: FastifyRequest, reply: FastifyReply, exception: unknown): void {
     const rendered = renderProblem(exception);
-    const final = (rendered.status < 500 ? this.observe(req, exception, rendered) : undefined) ?? rendered;
+    const final = (rendered.status < 500 ? this.observe(req as unknown as IncomingMessage, exception, rendered) : undefined) ?? rendered;
     const payload = JSON.stringify(final.body);
-    res.statusCode = final.status;
-    for (const [k, v] of Object.entries(final.headers)) res.setHeader(k, v);
-    res.setHeader('content-type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);
-    res.setHeader('content-length', Buffer.byteLength(payload));
+    reply.code(final.status).headers(final.headers).header('content-type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);
     // The body (if any) is not read: close the connection rather than parse what follows.
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('connection', 'close');
-    res.end(payload);
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
+    void reply.send(payload);
   }
 
   /** Whether an authenticated principal is over its limit of refusals. */
@@ -146,26 +143,24 @@ function rateLimited(retryAfterSeconds: number): EdgeRefusal {
 }
 
 /**
- * First handler of every request, a plain Express middleware ahead of the router (the router decodes path
- * parameters itself, so a bad escape must be refused before it): refuses compressed bodies (415: nothing here
- * inflates, so no zip bomb and no corrupt stream reaches a parser), request targets that decode to control
- * characters or invalid UTF-8 (400 invalid_input_encoding) and anonymous callers over their limit (429).
+ * First check of every request, in the server's request hook (before the body is read and before Nest): refuses
+ * compressed bodies (415: nothing here inflates, so no zip bomb and no corrupt stream reaches a parser), request
+ * targets that decode to control characters or invalid UTF-8 (400 invalid_input_encoding) and anonymous callers
+ * over their limit (429). Returns false when it answered the request with a refusal.
  */
-export function requestGuard(edge: EdgeServices) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    try {
-      const encoding = req.headers['content-encoding'];
-      if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-        throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
-      }
-      edge.admitAnonymous(req);
-      checkRequestTarget(req.originalUrl ?? req.url);
-    } catch (e) {
-      edge.sendRefusal(req, res, e);
-      return;
+export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply: FastifyReply): boolean {
+  try {
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
     }
-    next();
-  };
+    edge.admitAnonymous(request.raw);
+    checkRequestTarget(request.raw.url ?? '');
+  } catch (e) {
+    edge.sendRefusal(request, reply, e);
+    return false;
+  }
+  return true;
 }
 
 /** After authentication: a principal over its limit of refusals gets 429 until its bucket refills. */

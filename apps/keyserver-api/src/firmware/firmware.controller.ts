@@ -1,10 +1,10 @@
-import { Controller, HttpCode, Post, Query, Req, StreamableFile } from '@nestjs/common';
+import { Controller, HttpCode, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FirmwareSignatureQuery } from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
-import { Caller, RequestId } from '../common/request';
+import { Caller, RequestId, streamedRequest } from '../common/request';
 import { ZodBody } from '../common/zod-body';
 import { FirmwareService } from './firmware.service';
 import { PKI_ERROR_CODES, PkiError, TsaError, TsaErrorCode } from '@keyserver/pki';
@@ -28,7 +28,7 @@ export class FirmwareController {
   @ApiCreatedResponse({ description: 'CMS SignedData, DER', content: { 'application/pkcs7-signature': { schema: { type: 'string', format: 'binary' } } } })
   @Post('signatures')
   @HttpCode(201)
-  async sign(@Caller() actor: Actor, @Query(new ZodBody(FirmwareSignatureQuery)) q: FirmwareSignatureQuery, @Req() req: Request, @RequestId() requestId: string) {
-    return new StreamableFile(await this.service.sign(actor, q, req, requestId), { type: 'application/pkcs7-signature' });
+  async sign(@Caller() actor: Actor, @Query(new ZodBody(FirmwareSignatureQuery)) q: FirmwareSignatureQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply, @RequestId() requestId: string) {
+    return new StreamableFile(await this.service.sign(actor, q, streamedRequest(req, reply), requestId), { type: 'application/pkcs7-signature' });
   }
 }

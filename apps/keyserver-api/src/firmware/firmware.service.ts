@@ -18,7 +18,7 @@ import { SignatureTimestamps } from '../tsa/signature-timestamps';
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
   headers: Record<string, string | string[] | undefined>;
-  /** Express links the response; used to close a connection whose body was not read to the end. */
+  /** The response (streamedRequest links it): used to close a connection whose body was not read to the end. */
   res?: { headersSent: boolean; setHeader(name: string, value: string): unknown };
 };
 

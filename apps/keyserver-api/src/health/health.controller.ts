@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Public } from '@keyserver/authz';
 import type { Db } from '@keyserver/data-access';
 import type { HsmSigner } from '@keyserver/pki';
@@ -28,7 +28,7 @@ export class HealthController {
 
   @Public()
   @Get('readyz')
-  async readyz(@Res({ passthrough: true }) res: Response) {
+  async readyz(@Res({ passthrough: true }) res: FastifyReply) {
     const [database, hsm, metadata] = await Promise.all([
       this.check(() => this.db.prisma.$queryRaw`SELECT 1`),
       this.check(() => this.signer.health()),
@@ -38,8 +38,8 @@ export class HealthController {
       }),
     ]);
     const ready = database === 'ok' && hsm === 'ok' && metadata === 'ok';
-    res.status(ready ? 200 : 503);
-    if (!ready) res.setHeader('Retry-After', '5');
+    res.code(ready ? 200 : 503);
+    if (!ready) res.header('Retry-After', '5');
     return { status: ready ? 'ready' : 'not_ready', checks: { database, hsm, metadata } };
   }
 

@@ -1,9 +1,9 @@
-import { Controller, Header, HttpCode, Post, Req, StreamableFile } from '@nestjs/common';
+import { Controller, Header, HttpCode, Post, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Public } from '@keyserver/authz';
 import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
-import { RequestId } from '../common/request';
+import { RequestId, streamedRequest } from '../common/request';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { DataAccessError } from '@keyserver/data-access';
 import { ApiProblems, problemSource } from '../app/openapi-problems';
@@ -25,7 +25,7 @@ export class TsaController {
   @Post()
   @HttpCode(200)
   @Header('cache-control', 'no-store')
-  async stamp(@Req() req: Request, @RequestId() requestId: string): Promise<StreamableFile> {
-    return new StreamableFile((await this.service.answer(req, requestId)).der, { type: 'application/timestamp-reply' });
+  async stamp(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply, @RequestId() requestId: string): Promise<StreamableFile> {
+    return new StreamableFile((await this.service.answer(streamedRequest(req, reply), requestId)).der, { type: 'application/timestamp-reply' });
   }
 }

@@ -10,7 +10,8 @@ import { isPermission, type Permission } from '@keyserver/api-contract';
 import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver } from './subject';
 import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR } from './tokens';
 
-type HttpRequest = IncomingMessage & { ip?: string; originalUrl?: string };
+/** Express' request is Node's; Fastify's (the API) wraps it as `raw`. */
+type HttpRequest = IncomingMessage & { ip?: string; originalUrl?: string; raw?: IncomingMessage };
 
 /** Every `Authorization` header line (Node keeps only the first in `headers`). */
 export function authorizationHeaders(req: IncomingMessage): string[] {
@@ -58,7 +59,7 @@ export class EntraAuthGuard implements CanActivate {
       if (isPublic || !isPermission(permission)) {
         throw new AuthzError('route_not_authorized', 'route has no valid authorization decorator');
       }
-      principal = await this.validator.authenticate(authorizationHeaders(req), { queryHasToken: queryHasToken(req.url) });
+      principal = await this.validator.authenticate(authorizationHeaders(req.raw ?? req), { queryHasToken: queryHasToken(req.url) });
       subject = await this.resolver.resolve(principal, info);
       (req as unknown as Record<string, unknown>)[ACTOR_KEY] = authorize(principal, subject, permission as Permission);
       return true;

@@ -109,6 +109,19 @@ export function renderProblem(exception: unknown): RenderedProblem {
   return { status: 500, body: problemFor(500, 'internal_error', title(500)), headers: {} };
 }
 
+/** The part of a Fastify reply the filter uses (duck-typed: this library does not depend on Fastify). */
+interface ServerReply {
+  raw: ServerResponse;
+  sent: boolean;
+  code(status: number): ServerReply;
+  headers(values: Record<string, string>): ServerReply;
+  send(payload: string): unknown;
+}
+
+function isServerReply(res: ServerResponse | ServerReply): res is ServerReply {
+  return 'raw' in res && typeof (res as Partial<ServerReply>).send === 'function';
+}
+
 /**
  * Renders every error as `application/problem+json` with a stable `code`: KeyserverError (all 401s
  * as the same `invalid_token` body plus `WWW-Authenticate`), Nest HttpExceptions, body-parser errors,
@@ -121,7 +134,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
   constructor(@Optional() @Inject(REFUSAL_OBSERVER) private readonly observer?: RefusalObserver) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<ServerResponse>();
+    const res = host.switchToHttp().getResponse<ServerResponse | ServerReply>();
     let rendered = renderProblem(exception);
     if (this.observer && rendered.status >= 400 && rendered.status < 500) {
       try {
@@ -133,11 +146,20 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (rendered.status >= 500) {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     }
+    const payload = JSON.stringify(rendered.body);
+    if (isServerReply(res)) {
+      // Fastify (the API): through the reply, so its hooks and the request's log line see the answer.
+      if (res.sent || res.raw.headersSent) {
+        res.raw.destroy();
+        return;
+      }
+      void res.code(rendered.status).headers({ ...rendered.headers, 'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8` }).send(payload);
+      return;
+    }
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const payload = JSON.stringify(rendered.body);
     res.statusCode = rendered.status;
     for (const [k, v] of Object.entries(rendered.headers)) res.setHeader(k, v);
     res.setHeader('content-type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);

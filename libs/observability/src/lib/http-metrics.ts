@@ -36,11 +36,22 @@ export function routeTemplate(req: RoutedRequest): string {
 }
 
 /**
- * Express middleware for `http_request_duration_seconds{method,route,status}` (its _count is the request rate)
- * and `http_requests_in_flight`. Per request: two clock reads, one gauge inc/dec and one histogram observation in
- * the response's `close` listener; no allocation beyond the label object, nothing asynchronous.
+ * Records one finished (or aborted) request; see {@link requestMetrics}. `route` is a template from the code.
  */
-export function httpMetrics(registry: Registry, options: { maxRoutes?: number } = {}) {
+export interface RequestMetrics {
+  /** Call when the request arrives (the in-flight gauge goes up). */
+  started(): void;
+  /** Call once from the response's `close`: the gauge goes down and the duration is observed. */
+  finished(method: string | undefined, route: string, res: ServerResponse, startMs: number): void;
+}
+
+/**
+ * `http_request_duration_seconds{method,route,status}` (its _count is the request rate) and
+ * `http_requests_in_flight`, for servers that name the route themselves (the API's Fastify hook). Per request:
+ * two clock reads, one gauge inc/dec and one observation through a child histogram cached per label triple (the
+ * triples are bounded: routes x methods x statuses), so no label object is built or hashed on the hot path.
+ */
+export function requestMetrics(registry: Registry, options: { maxRoutes?: number } = {}): RequestMetrics {
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP requests by method, route template and status: latency from the first middleware to the end of the response.',
@@ -51,15 +62,36 @@ export function httpMetrics(registry: Registry, options: { maxRoutes?: number } 
   const inFlight = new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being served.', registers: [registry] });
   // Templates are the code's routes; the cap only guards against a router that would hand out raw paths.
   const routes = new BoundedLabel(options.maxRoutes ?? 500);
-  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
-    const start = performance.now();
-    inFlight.inc();
-    res.once('close', () => {
+  const children = new Map<string, Map<string, { observe(v: number): void }>>();
+  const child = (method: string, route: string, status: string) => {
+    const key = `${method} ${route}`;
+    let byStatus = children.get(key);
+    if (!byStatus) children.set(key, (byStatus = new Map()));
+    let c = byStatus.get(status);
+    if (!c) byStatus.set(status, (c = duration.labels(method, route, status)));
+    return c;
+  };
+  return {
+    started: () => inFlight.inc(),
+    finished(method, route, res, startMs) {
       inFlight.dec();
       // A response closed before it finished (the client went away) has no meaningful status.
       const status = res.writableFinished ? statusLabel(res.statusCode) : 'aborted';
-      duration.observe({ method: methodLabel(req.method), route: routes.admit(routeTemplate(req)), status }, (performance.now() - start) / 1000);
-    });
+      child(methodLabel(method), routes.admit(route), status).observe((performance.now() - startMs) / 1000);
+    },
+  };
+}
+
+/**
+ * Express middleware form of {@link requestMetrics} (the keyclient): the route is read from Express' router (or
+ * {@link setMetricsRoute}) when the response closes.
+ */
+export function httpMetrics(registry: Registry, options: { maxRoutes?: number } = {}) {
+  const metrics = requestMetrics(registry, options);
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const start = performance.now();
+    metrics.started();
+    res.once('close', () => metrics.finished(req.method, routeTemplate(req), res, start));
     next();
   };
 }

@@ -1,0 +1,116 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
+import type { Db } from '@keyserver/data-access';
+import { UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
+import { installBodyParser } from '../common/body-limits';
+import { logRequest, requestId } from '../common/logging';
+import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
+import type { ApiConfig } from '../config/api-config';
+import { bootstrapGate } from '../bootstrap/bootstrap-gate';
+import { clientErrorHandler } from './client-error';
+import { requestGuard, type EdgeServices } from './edge';
+
+/** What the server needs that exists only once Nest has built its providers (the edge's limiter and audit). */
+export interface LateEdge {
+  edge?: EdgeServices;
+  logger: Logger;
+  metrics?: RequestMetrics;
+}
+
+/** Node's default, which the API ran with on Express; Fastify would otherwise turn it off (0). */
+const REQUEST_TIMEOUT_MS = 300_000;
+
+/**
+ * Nest's Fastify adapter with the API's server settings (docs/adr/0032-fastify-adapter.md): Express' routing
+ * (case-insensitive, a trailing slash ignored, no limit on a path parameter's length beyond Node's header
+ * limit), no X-Forwarded-* trust, our request ids, Node's request timeout and our keep-alive, in-flight requests
+ * served to the end on close, Node parser errors and malformed URLs answered as problem+json, and Fastify's own
+ * errors (a syntactically invalid Content-Type) turned into the API's refusals before Nest's filter sees them.
+ */
+export class ApiHttpAdapter extends FastifyAdapter {
+  constructor(late: LateEdge) {
+    super({
+      logger: false,
+      disableRequestLogging: true,
+      trustProxy: false,
+      requestIdHeader: false,
+      genReqId: (req: IncomingMessage) => requestId(req),
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: KEEP_ALIVE_IDLE_MS,
+      return503OnClosing: false,
+      // No Nest middleware: the API's per-request steps are one hook (configureHttpServer).
+      skipMiddie: true,
+      routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 16_384 },
+      clientErrorHandler(err: Error & { code?: string }, socket: Duplex) {
+        if (late.edge) clientErrorHandler(late.edge, late.logger)(err, socket);
+        else socket.destroy();
+      },
+      // A path parameter with a malformed escape: refused like every bad request target (invalid_input_encoding).
+      frameworkErrors(_err: Error, request: FastifyRequest, reply: FastifyReply) {
+        const edge = late.edge;
+        if (!edge) return void reply.code(503).send();
+        track(late.logger, late.metrics, request, reply, true);
+        if (requestGuard(edge, request, reply)) edge.sendRefusal(request, reply, new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'the request target holds a malformed percent-encoding'));
+      },
+    });
+  }
+
+  override setErrorHandler(handler: Parameters<FastifyAdapter['setErrorHandler']>[0]) {
+    const wrapped = (err: unknown, request: FastifyRequest, reply: FastifyReply) =>
+      (handler as (e: unknown, q: FastifyRequest, r: FastifyReply) => unknown)(fromServerError(err), request, reply);
+    return super.setErrorHandler(wrapped as Parameters<FastifyAdapter['setErrorHandler']>[0]);
+  }
+}
+
+/** Fastify refuses a Content-Type it cannot parse (`a b`, no subtype) before any parser: the API's 415. */
+function fromServerError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json');
+  return err;
+}
+
+const EDGE_ANSWERED = Symbol('keyserverEdgeAnswered');
+/** The request was answered in front of Nest (a refusal at the edge): its metrics route is "(unmatched)". */
+const markAnswered = (request: FastifyRequest): void => {
+  (request as unknown as Record<symbol, boolean>)[EDGE_ANSWERED] = true;
+};
+
+/**
+ * Per request, once: echoes the request id, counts the request in flight, and when the response closes observes
+ * its duration under the route template (precomputed by the router; "(unmatched)" for 404s and for refusals at
+ * the edge) and writes the one log line.
+ */
+function track(logger: Logger, metrics: RequestMetrics | undefined, request: FastifyRequest, reply: FastifyReply, unmatched: boolean): void {
+  const start = performance.now();
+  const res = reply.raw;
+  res.setHeader('x-request-id', request.id);
+  const template = unmatched || request.is404 ? UNMATCHED_ROUTE : (request.routeOptions.url ?? UNMATCHED_ROUTE);
+  metrics?.started();
+  res.once('close', () => {
+    const route = (request as unknown as Record<symbol, boolean>)[EDGE_ANSWERED] ? UNMATCHED_ROUTE : template;
+    metrics?.finished(request.method, route, res, start);
+    logRequest(logger, request.id, request.raw, res, start, route);
+  });
+}
+
+/**
+ * The API's per-request path in front of Nest, as one `onRequest` hook: {@link track}, then the edge checks
+ * ({@link requestGuard}: Content-Encoding, the request target, anonymous rate limits), then the bootstrap gate;
+ * then the body parser ({@link installBodyParser}), then Nest (the global guard, the handler, the problem filter).
+ */
+export function configureHttpServer(app: NestFastifyApplication, o: { edge: EdgeServices; db: Db; logger: Logger; config: ApiConfig; metrics?: RequestMetrics }): void {
+  const server = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
+  installBodyParser(server, o.config);
+  const gate = bootstrapGate(o.db, o.edge);
+  const { edge, logger, metrics } = o;
+  server.addHook('onRequest', (request, reply, done) => {
+    track(logger, metrics, request, reply, false);
+    if (!requestGuard(edge, request, reply)) return markAnswered(request);
+    gate(request, reply, done, markAnswered);
+  });
+}
