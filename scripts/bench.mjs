@@ -3,7 +3,7 @@
 // same run with a tool we did not write: a bare node:http server, pgbench running the sign order's SQL, p11speed (C)
 // on the same SoftHSM token, `cfssl serve` as a peer CA, sha256sum.
 // Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--rounds 2] [--firmware-mib 256] [--out docs/benchmarks.json])
-//        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz] [--cpuprofile FILE]:
+//        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz|me] [--cpuprofile FILE]:
 //        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
 // scripts/bench/run.ts (TypeScript, tsconfig paths) into a temp CommonJS file; gcc builds the C baseline.

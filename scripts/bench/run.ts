@@ -28,7 +28,7 @@ export interface BenchOptions {
   firmwareMib: number;
   p11speed: string;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
-  profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' | 'healthz' };
+  profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' | 'healthz' | 'me' };
 }
 
 export interface BenchResult {
@@ -323,7 +323,9 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
           ? await ours('device certificates, P-256 CSR, c=8 (profiled)', () => wrk(urls[0], certScript, 8, o.profile?.seconds ?? 10))
           : o.profile.target === 'healthz'
             ? await ours('GET /healthz, c=8 (profiled)', () => wrk(urls[0], scripts.healthz, 8, o.profile?.seconds ?? 10))
-            : await ours('P-256 sign orders, 1 operation, c=32 (profiled)', () => wrk(urls[0], scripts.ecOne, 32, o.profile?.seconds ?? 10));
+            : o.profile.target === 'me'
+              ? await ours('GET /api/v1/me, c=8 (profiled)', () => wrk(urls[0], scripts.me, 8, o.profile?.seconds ?? 10))
+              : await ours('P-256 sign orders, 1 operation, c=32 (profiled)', () => wrk(urls[0], scripts.ecOne, 32, o.profile?.seconds ?? 10));
       log(`profiled: ${JSON.stringify(cell)}`);
       const cellEnd = Date.now() - 1100; // ours() settles 1.1 s after the load before it reads the statistics
       const pid = pids[0];

@@ -26,9 +26,9 @@ export {
   REQUIRED_PERMISSION_KEY,
 } from './lib/decorators';
 export { definePublicRoutes, normalizeRoutePath, type PublicRoute } from './lib/public-routes';
-export { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, REFUSAL_OBSERVER } from './lib/tokens';
+export { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, PRINCIPAL_GATE, REFUSAL_OBSERVER } from './lib/tokens';
 export type { AuthEventSink, AuthFailureEvent } from './lib/auth-events';
-export { EntraAuthGuard, authorizationHeaders, queryHasToken } from './lib/auth.guard';
+export { EntraAuthGuard, authorizationHeaders, queryHasToken, type PrincipalGate } from './lib/auth.guard';
 export { RouteAuthorizationAudit, auditRoutes } from './lib/route-audit';
 export type { AuthzOptions, DiscoveredRoute } from './lib/route-audit';
 export { AuthzModule, type AuthzModuleOptions, type ProviderSpec } from './lib/authz.module';

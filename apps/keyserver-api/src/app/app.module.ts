@@ -1,7 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { AuthzModule } from '@keyserver/authz';
-import { EDGE, EdgeRefusalObserver, edgeProviders, PrincipalLimitInterceptor } from '../edge/edge';
+import { EDGE, EdgeRefusalObserver, edgeProviders, PrincipalLimitGate } from '../edge/edge';
 import { AuditAuthEventSink, DbSubjectResolver } from '../auth/subject-resolver';
 import { HealthController } from '../health/health.controller';
 import { KeysController } from '../keys/keys.controller';
@@ -71,6 +70,7 @@ export class AppModule {
           subjectResolver: { useClass: DbSubjectResolver },
           eventSink: { useClass: AuditAuthEventSink },
           refusalObserver: { useClass: EdgeRefusalObserver },
+          principalGate: { useClass: PrincipalLimitGate },
         }),
       ],
       controllers: [
@@ -93,7 +93,7 @@ export class AppModule {
         MeController,
         NotificationsController,
       ],
-      providers: [{ provide: APP_INTERCEPTOR, useClass: PrincipalLimitInterceptor }, KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
+      providers: [KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
         AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
         KeyLimitsService, Audited, TsaService, SignatureTimestamps,
         NotificationsService,

@@ -1,5 +1,5 @@
-import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { getActor, getRefusedPrincipal } from '@keyserver/authz';
+import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { getActor, getRefusedPrincipal, type Actor, type PrincipalGate } from '@keyserver/authz';
 import { renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
@@ -7,7 +7,6 @@ import type { Principal } from '@keyserver/entra-token';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
-import type { Observable } from 'rxjs';
 import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
@@ -67,7 +66,9 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
   /** A request without credentials spends a token of its IP's bucket at the door; over the limit it is a 429. */
   admitAnonymous(req: IncomingMessage & { originalUrl?: string }): void {
     if (req.headers['authorization'] !== undefined) return;
-    if (UNLIMITED_PATHS.has(auditPath(req))) return;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    if (UNLIMITED_PATHS.has(q < 0 ? url : url.slice(0, q))) return;
     (req as unknown as Record<symbol, boolean>)[ANON_CHARGED] = true;
     const t = this.limiter.take(ipKey(req));
     if (!t.ok) throw rateLimited(t.retryAfterSeconds);
@@ -100,7 +101,7 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
   /**
    * What every 4xx goes through (the problem filter's observer, and {@link requestGuard}): charges the caller's
    * bucket, answers the refusal of a caller already over its limit with 429 + Retry-After instead (what was refused
-   * stays refused and audited; an authenticated principal's next requests get 429 from PrincipalLimitInterceptor
+   * stays refused and audited; an authenticated principal's next requests get 429 from PrincipalLimitGate
    * before they run), and audits refusals raised at the edge, which nothing else would audit.
    */
   observe(req: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined {
@@ -154,7 +155,8 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
     }
-    edge.admitAnonymous(request.raw);
+    // The Fastify request, not the raw one: the charge is remembered on the object the problem filter sees.
+    edge.admitAnonymous(request as unknown as IncomingMessage);
     checkRequestTarget(request.raw.url ?? '');
   } catch (e) {
     edge.sendRefusal(request, reply, e);
@@ -163,18 +165,14 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
   return true;
 }
 
-/** After authentication: a principal over its limit of refusals gets 429 until its bucket refills. */
+/** After authentication (the guard's {@link PrincipalGate}): a principal over its limit of refusals gets 429 until its bucket refills. */
 @Injectable()
-export class PrincipalLimitInterceptor implements NestInterceptor {
+export class PrincipalLimitGate implements PrincipalGate {
   constructor(@Inject(EDGE) private readonly edge: EdgeServices) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const actor = getActor(context.switchToHttp().getRequest<object>());
-    if (actor) {
-      const t = this.edge.principalAllowed(actor.principal);
-      if (!t.ok) throw rateLimited(t.retryAfterSeconds);
-    }
-    return next.handle();
+  admit(actor: Actor): void {
+    const t = this.edge.principalAllowed(actor.principal);
+    if (!t.ok) throw rateLimited(t.retryAfterSeconds);
   }
 }
 

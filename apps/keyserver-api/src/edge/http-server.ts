@@ -36,7 +36,6 @@ export class ApiHttpAdapter extends FastifyAdapter {
   constructor(late: LateEdge) {
     super({
       logger: false,
-      disableRequestLogging: true,
       trustProxy: false,
       requestIdHeader: false,
       genReqId: (req: IncomingMessage) => requestId(req),

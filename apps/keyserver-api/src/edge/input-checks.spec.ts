@@ -26,6 +26,9 @@ describe('checkRequestTarget', () => {
     ['fail NUL in a query value', '/api/v1/certificates?subject=a%00b', 'invalid_input_encoding'],
     ['fail NUL in a query name', '/api/v1/certificates?a%00=1', 'invalid_input_encoding'],
     ['fail invalid UTF-8 in a query value', '/api/v1/certificates?subject=%c3%28', 'invalid_input_encoding'],
+    ['fail a raw control character in a segment (no escape at all)', '/api/v1/keys/a\u0001b', 'invalid_input_encoding'],
+    ['fail a raw DEL in a query value (no escape at all)', '/api/v1/certificates?subject=a\u007f+b', 'invalid_input_encoding'],
+    ['ok a plus sign without any escape', '/api/v1/certificates?subject=a+b', 'ok'],
   ])('%s', (_n, target, code) => {
     expect(codeOf(() => checkRequestTarget(target))).toBe(code);
   });
@@ -35,6 +38,9 @@ describe('checkRequestTarget', () => {
       fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
         codeOf(() => checkRequestTarget(`/${encodeURI(s.replace(/[\uD800-\uDFFF]/g, ''))}`));
         codeOf(() => checkRequestTarget(`/${s}`));
+        // The escape-free fast path decides like the decoding path.
+        const plain = s.replace(/%/g, '');
+        expect(codeOf(() => checkRequestTarget(`/${plain}`))).toBe(codeOf(() => checkRequestTarget(`/${plain}%41`)));
       }),
       { seed: 13, numRuns: 500 },
     );

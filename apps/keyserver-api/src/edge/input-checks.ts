@@ -27,6 +27,12 @@ function decodeStrict(component: string, plusIsSpace: boolean): string {
 export function checkRequestTarget(url: string): void {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
+  // Without a '%' nothing decodes to anything else ('+' only becomes a space): one scan of each part suffices.
+  if (!url.includes('%')) {
+    if (CONTROL.test(path)) throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'a path segment holds a control character');
+    if (q >= 0 && CONTROL.test(url.slice(q + 1))) throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'a query parameter holds a control character');
+    return;
+  }
   for (const segment of path.split('/')) {
     if (CONTROL.test(decodeStrict(segment, false))) {
       throw new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'a path segment holds a control character');

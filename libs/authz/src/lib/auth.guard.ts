@@ -7,8 +7,16 @@ import { AuthzError } from './authz-error';
 import { AuthEventSink } from './auth-events';
 import { ACTOR_KEY, PUBLIC_ROUTE_KEY, REFUSED_PRINCIPAL_KEY, REQUIRED_PERMISSION_KEY } from './decorators';
 import { isPermission, type Permission } from '@keyserver/api-contract';
-import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver } from './subject';
-import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR } from './tokens';
+import { authorize, AuthRequestInfo, ResolvedSubject, SUBJECT_RESOLVER, SubjectResolver, type Actor } from './subject';
+import { AUTH_EVENT_SINK, ENTRA_TOKEN_VALIDATOR, PRINCIPAL_GATE } from './tokens';
+
+/**
+ * Sees every authorized caller before its handler runs and may refuse it by throwing (the API: a principal over
+ * its limit of refused requests gets 429). Runs in the guard, so no route pays for an interceptor pipeline.
+ */
+export interface PrincipalGate {
+  admit(actor: Actor): void;
+}
 
 /** Express' request is Node's; Fastify's (the API) wraps it as `raw`. */
 type HttpRequest = IncomingMessage & { ip?: string; originalUrl?: string; raw?: IncomingMessage };
@@ -43,6 +51,7 @@ export class EntraAuthGuard implements CanActivate {
     @Inject(ENTRA_TOKEN_VALIDATOR) private readonly validator: EntraTokenValidator,
     @Inject(SUBJECT_RESOLVER) private readonly resolver: SubjectResolver,
     @Optional() @Inject(AUTH_EVENT_SINK) private readonly events?: AuthEventSink,
+    @Optional() @Inject(PRINCIPAL_GATE) private readonly gate?: PrincipalGate,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -55,20 +64,24 @@ export class EntraAuthGuard implements CanActivate {
     const info: AuthRequestInfo = { method: req.method ?? '', path: (req.originalUrl ?? req.url ?? '').split('?')[0], ip: req.ip };
     let principal: Principal | undefined;
     let subject: ResolvedSubject | null | undefined;
+    let actor: Actor;
     try {
       if (isPublic || !isPermission(permission)) {
         throw new AuthzError('route_not_authorized', 'route has no valid authorization decorator');
       }
       principal = await this.validator.authenticate(authorizationHeaders(req.raw ?? req), { queryHasToken: queryHasToken(req.url) });
       subject = await this.resolver.resolve(principal, info);
-      (req as unknown as Record<string, unknown>)[ACTOR_KEY] = authorize(principal, subject, permission as Permission);
-      return true;
+      actor = authorize(principal, subject, permission as Permission);
+      (req as unknown as Record<string, unknown>)[ACTOR_KEY] = actor;
     } catch (e) {
       // Who was refused, for the refusal observer's per-principal limits.
       if (principal) (req as unknown as Record<string, unknown>)[REFUSED_PRINCIPAL_KEY] = principal;
       if (e instanceof KeyserverError) this.report(e, info, principal, subject ?? undefined);
       throw e;
     }
+    // Outside the try: the gate's refusal is not an authentication failure (the problem filter sees it as is).
+    this.gate?.admit(actor);
+    return true;
   }
 
   private report(e: KeyserverError, info: AuthRequestInfo, principal?: Principal, subject?: ResolvedSubject): void {

@@ -10,13 +10,13 @@ import {
 } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import type { EntraTokenValidator } from '@keyserver/entra-token';
-import { EntraAuthGuard } from './auth.guard';
+import { EntraAuthGuard, type PrincipalGate } from './auth.guard';
 import { AuthEventSink } from './auth-events';
 import { ProblemDetailsFilter, RefusalObserver } from './problem.filter';
 import { PublicRoute } from './public-routes';
 import { RouteAuthorizationAudit } from './route-audit';
 import { SUBJECT_RESOLVER, SubjectResolver } from './subject';
-import { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, REFUSAL_OBSERVER } from './tokens';
+import { AUTH_EVENT_SINK, AUTHZ_OPTIONS, ENTRA_TOKEN_VALIDATOR, PRINCIPAL_GATE, REFUSAL_OBSERVER } from './tokens';
 
 /** A provider definition without its `provide` (the module supplies the token). */
 export type ProviderSpec<T> =
@@ -36,6 +36,8 @@ export interface AuthzModuleOptions {
   eventSink?: ProviderSpec<AuthEventSink>;
   /** Optional hook that sees every 4xx before it is sent (audit of edge refusals, rate limits). */
   refusalObserver?: ProviderSpec<RefusalObserver>;
+  /** Optional check of every authorized caller before its handler (per-principal rate limits). */
+  principalGate?: ProviderSpec<PrincipalGate>;
   /** Modules the factories above need (config, data access). */
   imports?: ModuleMetadata['imports'];
 }
@@ -57,6 +59,7 @@ export class AuthzModule {
     ];
     if (options.eventSink) providers.push({ provide: AUTH_EVENT_SINK, ...options.eventSink } as Provider);
     if (options.refusalObserver) providers.push({ provide: REFUSAL_OBSERVER, ...options.refusalObserver } as Provider);
+    if (options.principalGate) providers.push({ provide: PRINCIPAL_GATE, ...options.principalGate } as Provider);
     return {
       module: AuthzModule,
       global: true,

@@ -7,3 +7,5 @@ export const AUTHZ_OPTIONS = Symbol('KEYSERVER_AUTHZ_OPTIONS');
 /** Injection token for the optional {@link RefusalObserver} the problem filter consults. */
 /** Injection token of the problem filter's refusal observer (declared in @keyserver/http-problems). */
 export { REFUSAL_OBSERVER } from '@keyserver/http-problems';
+/** Injection token for the optional {@link PrincipalGate} the guard consults after authorizing. */
+export const PRINCIPAL_GATE = Symbol('KEYSERVER_PRINCIPAL_GATE');
