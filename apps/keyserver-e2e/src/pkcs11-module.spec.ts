@@ -307,18 +307,27 @@ describe('keyserver-pkcs11 module', () => {
   );
 
   it('signs CMS with openssl cms -sign through pkcs11-provider (openssl.cnf), and openssl cms -verify accepts it with the CA chain', () => {
-    const e = env({ OPENSSL_CONF: file('provider.cnf') });
-    // key, extra -keyopt, the SignerInfo's signatureAlgorithm (openssl cms -cmsout -print)
-    const cases: [string, string[], string][] = [
-      ['p11-rsa', [], 'rsaEncryption'],
-      ['p11-rsa', ['-keyopt', 'rsa_padding_mode:pss'], 'rsassaPss'],
-      ['demo-fw-dev', [], 'ecdsa-with-SHA256'],
+    // A tool configured to always log in with a PIN (a habit for HSMs): the token takes the login, the PIN is ignored.
+    writeFileSync(file('provider-login.cnf'), `${readFileSync(file('provider.cnf'), 'utf8')}pkcs11-module-login-behavior = always\npkcs11-module-token-pin = 4711-provider-pin\n`);
+    const debugLog = file('provider-debug.log');
+    // key, extra -keyopt, the SignerInfo's signatureAlgorithm (openssl cms -cmsout -print), configuration
+    const cases: [string, string[], string, string][] = [
+      ['p11-rsa', [], 'rsaEncryption', 'provider.cnf'],
+      ['p11-rsa', ['-keyopt', 'rsa_padding_mode:pss'], 'rsassaPss', 'provider.cnf'],
+      ['demo-fw-dev', [], 'ecdsa-with-SHA256', 'provider.cnf'],
+      ['demo-fw-dev', [], 'ecdsa-with-SHA256', 'provider-login.cnf'],
     ];
-    for (const [keyid, keyopts, algorithm] of cases) {
-      const label = [keyid, ...keyopts].join(' ');
+    for (const [keyid, keyopts, algorithm, cnf] of cases) {
+      const label = [keyid, ...keyopts, cnf].join(' ');
       const p7s = file(`prov-${keyid}${keyopts.length ? '-pss' : ''}.p7s`);
+      const e = env({ OPENSSL_CONF: file(cnf), PKCS11_PROVIDER_DEBUG: `file:${debugLog},level:2` });
+      rmSync(debugLog, { force: true });
       const signed = tool('openssl', ['cms', '-sign', '-binary', '-md', 'sha256', '-signer', file(`${keyid}.pem`), '-inkey', pkcs11Uri(keyid), ...keyopts, '-in', file('msg.bin'), '-outform', 'DER', '-out', p7s], e);
       expect([label, signed.status, signed.out]).toEqual([label, 0, '']);
+      // The provider's own trace: the module signed in parts, and logged in only when told to.
+      const trace = readFileSync(debugLog, 'utf8');
+      expect([label, trace.includes('Calling C_SignFinal'), trace.includes('Calling C_Login')]).toEqual([label, true, cnf === 'provider-login.cnf']);
+      expect(trace).not.toContain('4711-provider-pin');
       const printed = tool('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', p7s]);
       expect([label, /signatureAlgorithm: *\n *algorithm: (\S+)/.exec(printed.out)?.[1]]).toEqual([label, algorithm]);
       const verify = (content: string) =>
