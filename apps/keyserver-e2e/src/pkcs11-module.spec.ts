@@ -211,23 +211,23 @@ describe('keyserver-pkcs11 module', () => {
   });
 
   const message = () => readFileSync(file('msg.bin'));
-  const digestOf = (hash: string) => createHash(hash).update(message()).digest();
-  const digestInfo = (hash: 'sha256' | 'sha384') =>
-    Buffer.concat([Buffer.from(hash === 'sha256' ? '3031300d060960864801650304020105000420' : '3041300d060960864801650304020205000430', 'hex'), digestOf(hash)]);
-  // mechanism, key, what pkcs11-tool is given, extra pkcs11-tool options, hash and openssl -pkeyopt for the verification
-  const mechanisms: [string, string, () => Buffer, string[], string, string[]][] = [
-    ['ECDSA', 'demo-fw-dev', () => digestOf('sha256'), [], 'sha256', []],
-    ['ECDSA-SHA256', 'demo-fw-dev', message, [], 'sha256', []],
-    ['ECDSA-SHA384', 'p11-p384', message, [], 'sha384', []],
-    ['RSA-PKCS', 'p11-rsa', () => digestInfo('sha256'), [], 'sha256', []],
-    ['SHA256-RSA-PKCS', 'p11-rsa', message, [], 'sha256', []],
-    ['RSA-PKCS-PSS', 'p11-rsa', () => digestOf('sha256'), ['--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256', '--salt-len', '32'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
-    ['SHA256-RSA-PKCS-PSS', 'p11-rsa', message, ['--mgf', 'MGF1-SHA256'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
+  const digestOf = (hash: string, m: Buffer = message()) => createHash(hash).update(m).digest();
+  const digestInfo = (hash: 'sha256' | 'sha384', m: Buffer = message()) =>
+    Buffer.concat([Buffer.from(hash === 'sha256' ? '3031300d060960864801650304020105000420' : '3041300d060960864801650304020205000430', 'hex'), digestOf(hash, m)]);
+  // mechanism, key, what pkcs11-tool is given for a message, extra pkcs11-tool options, hash and openssl -pkeyopt for the verification
+  const mechanisms: [string, string, (m: Buffer) => Buffer, string[], string, string[]][] = [
+    ['ECDSA', 'demo-fw-dev', (m) => digestOf('sha256', m), [], 'sha256', []],
+    ['ECDSA-SHA256', 'demo-fw-dev', (m) => m, [], 'sha256', []],
+    ['ECDSA-SHA384', 'p11-p384', (m) => m, [], 'sha384', []],
+    ['RSA-PKCS', 'p11-rsa', (m) => digestInfo('sha256', m), [], 'sha256', []],
+    ['SHA256-RSA-PKCS', 'p11-rsa', (m) => m, [], 'sha256', []],
+    ['RSA-PKCS-PSS', 'p11-rsa', (m) => digestOf('sha256', m), ['--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256', '--salt-len', '32'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
+    ['SHA256-RSA-PKCS-PSS', 'p11-rsa', (m) => m, ['--mgf', 'MGF1-SHA256'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
   ];
 
-  it.each(mechanisms)('signs with %s (key %s) through pkcs11-tool --sign and openssl pkeyutl -verify accepts it', (mech, keyid, input, opts, hash, pkeyopts) => {
+  it.each(mechanisms)('signs with %s (key %s) through pkcs11-tool --sign, openssl pkeyutl -verify accepts it, and so does the token\'s C_Verify', (mech, keyid, input, opts, hash, pkeyopts) => {
     const name = `${mech}-${keyid}`;
-    writeFileSync(file(`${name}.in`), input());
+    writeFileSync(file(`${name}.in`), input(message()));
     const r = p11(['--sign', '-m', mech, ...id(keyid), '-i', file(`${name}.in`), '-o', file(`${name}.sig`), '--signature-format', 'openssl', ...opts]);
     expect([r.status, r.out]).toEqual([0, expect.stringContaining(`Using signature algorithm ${mech}`)]);
     writeFileSync(file(`${name}.digest`), digestOf(hash));
@@ -236,6 +236,11 @@ describe('keyserver-pkcs11 module', () => {
     expect(verify(file(`${name}.digest`))).toBe(true);
     writeFileSync(file(`${name}.other`), createHash(hash).update('another image').digest());
     expect(verify(file(`${name}.other`))).toBe(false);
+    // The token verifies locally with the certificate's public key (C_Verify): the data signed, not other data.
+    writeFileSync(file(`${name}.other-in`), input(Buffer.from('another image')));
+    const tokenVerify = (inFile: string) => p11(['--verify', '-m', mech, ...id(keyid), '-i', inFile, '--signature-file', file(`${name}.sig`), '--signature-format', 'openssl', ...opts]).out;
+    expect(tokenVerify(file(`${name}.in`))).toContain('Signature is valid');
+    expect(tokenVerify(file(`${name}.other-in`))).toContain('Invalid signature');
   });
 
   it('refuses what the key does not allow before asking the Keyserver, with the CKR_ code and the reason', async () => {
@@ -287,7 +292,7 @@ describe('keyserver-pkcs11 module', () => {
   ];
 
   it.each(providerSignatures)(
-    'signs %s (key %s) with openssl pkeyutl -sign through pkcs11-provider, one usage each, and openssl pkeyutl -verify with the certificate accepts it',
+    'signs %s (key %s) with openssl pkeyutl -sign through pkcs11-provider, one usage each; openssl pkeyutl -verify accepts it with the certificate and with the token\'s public key',
     async (name, keyid, uri, hash, signOpts, verifyOpts) => {
       const before = await usages(operation);
       const digest = file(`prov-${keyid}.${hash}`);
@@ -301,6 +306,11 @@ describe('keyserver-pkcs11 module', () => {
       expect(verify(digest)).toBe(true);
       writeFileSync(file('prov.other'), createHash(hash).update('another image').digest());
       expect(verify(file('prov.other'))).toBe(false);
+      // Through the token's public key as well (pkcs11-provider -> C_Verify, checked locally by the module).
+      const tokenVerify = (digestFile: string) =>
+        tool('openssl', ['pkeyutl', ...PROVIDERS, '-verify', '-pubin', '-inkey', uri.replace('type=private', 'type=public'), '-in', digestFile, '-sigfile', sig, '-pkeyopt', `digest:${hash}`, ...verifyOpts.flatMap((o) => ['-pkeyopt', o])], providerEnv()).out;
+      expect([name, tokenVerify(digest)]).toEqual([name, 'Signature Verified Successfully\n']);
+      expect([name, tokenVerify(file('prov.other'))]).toEqual([name, expect.stringContaining('Signature Verification Failure')]);
       // One sign order per signature: the provider's length query asked the Keyserver nothing.
       expect(await usages(operation)).toEqual({ ...before, [keyid]: before[keyid] + 1 });
     },
