@@ -50,8 +50,8 @@ const DOC_TYPES = ['application/json', 'text/html'] as const;
 
 /**
  * Which of {@link DOC_TYPES} an Accept header prefers, as Express' `req.accepts()` (negotiator) decided it: per
- * type the most specific matching range (then its q, then its position), then the highest q, the most specific
- * match, the earliest range and the order above; no header means JSON; nothing acceptable means undefined.
+ * type the most specific matching range (then the highest q, then the later one), then the highest q, the most
+ * specific match, the earlier range and the order above; no header means JSON; nothing acceptable means undefined.
  */
 export function preferredDocType(accept: string | undefined): (typeof DOC_TYPES)[number] | undefined {
   if (accept === undefined) return DOC_TYPES[0];
@@ -69,7 +69,7 @@ export function preferredDocType(accept: string | undefined): (typeof DOC_TYPES)
     for (const r of ranges) {
       if ((r.type !== '*' && r.type !== type) || (r.subtype !== '*' && r.subtype !== subtype)) continue;
       const s = (r.type === type ? 4 : 0) + (r.subtype === subtype ? 2 : 0);
-      if (!best || s > best.s || (s === best.s && (r.q > best.q || (r.q === best.q && r.o < best.o)))) best = { q: r.q, s, o: r.o };
+      if (!best || s > best.s || (s === best.s && (r.q > best.q || (r.q === best.q && r.o > best.o)))) best = { q: r.q, s, o: r.o };
     }
     return { t, i, ...(best ?? { q: 0, s: 0, o: -1 }) };
   }).filter((c) => c.q > 0);

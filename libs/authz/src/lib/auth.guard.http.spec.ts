@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, INestApplication, Module, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpException, INestApplication, Module, Param, Post } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { NestFactory } from '@nestjs/core';
 import { request as httpRequest } from 'node:http';
@@ -433,6 +433,46 @@ describe(EntraAuthGuard.name, () => {
       expect(r.status).toBe(500);
       expect(r.json).toEqual({ type: 'https://keyserver.dev/problems/internal_error', title: 'Internal Server Error', status: 500, code: 'internal_error' });
       expect(r.text).not.toContain('secret');
+    });
+  });
+
+  describe('principal gate', () => {
+    // The API's per-principal rate limit: consulted after authorization, its refusal answered as is.
+    const seen: string[] = [];
+    const gate = {
+      admit(actor: Actor): void {
+        seen.push(actor.subjectId);
+        if (actor.subjectId === 's-ada') throw new HttpException('over the limit', 429);
+      },
+    };
+    let gated: { app: INestApplication; base: string } | undefined;
+    beforeAll(async () => {
+      const module = AuthzModule.forRoot({ publicRoutes: PUBLIC_ROUTES, validator: { useValue: validator }, subjectResolver: { useValue: resolver }, eventSink: { useValue: sink }, principalGate: { useValue: gate } });
+      @Module({ imports: [module], controllers: [TestController] })
+      class GatedAppModule {}
+      const a = await NestFactory.create<NestExpressApplication>(GatedAppModule, { logger: false });
+      await a.listen(0, '127.0.0.1');
+      gated = { app: a, base: `http://127.0.0.1:${(a.getHttpServer().address() as { port: number }).port}` };
+    });
+    afterAll(async () => {
+      await gated?.app.close();
+    });
+
+    it.each([
+      ['ok an authorized caller the gate admits', () => bearer(prov()), '/keys', 200, 's-otto'],
+      ['fail an authorized caller the gate refuses: its refusal, not an authentication failure', () => bearer(bff()), '/keys', 429, 's-ada'],
+    ])('%s', async (_name, auth, path, status, subject) => {
+      seen.length = 0;
+      const events = sink.events.length;
+      const r = await call(gated?.base ?? '', 'GET', path, { auth: auth() });
+      expect([r.status, seen, sink.events.length - events]).toEqual([status, [subject], 0]);
+    });
+
+    it('is not asked about public routes, nor about callers the guard refused', async () => {
+      seen.length = 0;
+      expect((await call(gated?.base ?? '', 'GET', '/health')).status).toBe(200);
+      expect((await call(gated?.base ?? '', 'GET', '/keys', { auth: bearer(user(OID.stranger)) })).status).toBe(403);
+      expect(seen).toEqual([]);
     });
   });
 

@@ -54,11 +54,11 @@ export class EntraAuthGuard implements CanActivate {
     @Optional() @Inject(PRINCIPAL_GATE) private readonly gate?: PrincipalGate,
   ) {}
 
+  private readonly marks = new WeakMap<object, WeakMap<object, { isPublic: boolean; permission: unknown }>>();
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') throw new AuthzError('route_not_authorized');
-    const targets = [context.getHandler(), context.getClass()];
-    const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ROUTE_KEY, targets) === true;
-    const permission = this.reflector.getAllAndOverride<unknown>(REQUIRED_PERMISSION_KEY, targets);
+    const { isPublic, permission } = this.routeMarks(context.getHandler(), context.getClass());
     const req = context.switchToHttp().getRequest<HttpRequest>();
     if (isPublic && permission === undefined) return true;
     const info: AuthRequestInfo = { method: req.method ?? '', path: (req.originalUrl ?? req.url ?? '').split('?')[0], ip: req.ip };
@@ -82,6 +82,22 @@ export class EntraAuthGuard implements CanActivate {
     // Outside the try: the gate's refusal is not an authentication failure (the problem filter sees it as is).
     this.gate?.admit(actor);
     return true;
+  }
+
+  /** A route's decorators, read once per (handler, controller): metadata does not change after boot. */
+  private routeMarks(handler: object, controller: object): { isPublic: boolean; permission: unknown } {
+    let byController = this.marks.get(handler);
+    if (!byController) this.marks.set(handler, (byController = new WeakMap()));
+    let marks = byController.get(controller);
+    if (!marks) {
+      const targets = [handler, controller] as unknown as Parameters<Reflector['getAllAndOverride']>[1];
+      marks = {
+        isPublic: this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ROUTE_KEY, targets) === true,
+        permission: this.reflector.getAllAndOverride<unknown>(REQUIRED_PERMISSION_KEY, targets),
+      };
+      byController.set(controller, marks);
+    }
+    return marks;
   }
 
   private report(e: KeyserverError, info: AuthRequestInfo, principal?: Principal, subject?: ResolvedSubject): void {

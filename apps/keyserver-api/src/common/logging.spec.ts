@@ -1,0 +1,56 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { logRequest, requestId } from './logging';
+
+function capture(level: string) {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()));
+      done();
+    },
+  });
+  return { logger: pino({ level }, sink), lines };
+}
+
+const req = (url: string) => ({ method: 'GET', url, headers: {} }) as unknown as IncomingMessage;
+const res = (statusCode: number, finished = true) => ({ statusCode, writableFinished: finished }) as unknown as ServerResponse;
+
+describe(logRequest.name, () => {
+  it.each([
+    ['ok a success at info', '/api/v1/me', 200, true, 'info', 30, 'request completed'],
+    ['ok a refusal at warn', '/api/v1/me', 403, true, 'info', 40, 'request completed'],
+    ['ok a fault at error', '/api/v1/me', 500, true, 'info', 50, 'request completed'],
+    ['ok an abandoned response at warn', '/api/v1/me', 200, false, 'info', 40, 'request aborted'],
+    ['ok a successful probe at debug', '/healthz', 200, true, 'debug', 20, 'request completed'],
+    ['ok a failing probe at error', '/readyz', 503, true, 'info', 50, 'request completed'],
+    ['fail a successful probe at info: not logged', '/healthz', 200, true, 'info', undefined, undefined],
+  ])('%s', async (_name, route, status, finished, level, expectedLevel, msg) => {
+    const { logger, lines } = capture(level);
+    logRequest(logger, 'rid-1', req(route), res(status, finished), 0, route);
+    await new Promise((r) => setImmediate(r));
+    expect([lines[0]?.['level'], lines[0]?.['msg']]).toEqual([expectedLevel, msg]);
+    if (lines[0]) expect(lines[0]).toMatchObject({ req: { id: 'rid-1', method: 'GET', url: route }, res: { statusCode: status } });
+  });
+
+  it('never logs a credential from the query string', async () => {
+    const { logger, lines } = capture('info');
+    const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl';
+    logRequest(logger, 'rid-2', req(`/api/keys?access_token=${jwt}&code=secretcode123`), res(401), 0, '/api/keys');
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.stringify(lines)).not.toMatch(/secretcode123|c2lnbmF0dXJlLXZhbHVl/);
+  });
+});
+
+describe(requestId.name, () => {
+  it.each([
+    ['ok a well-formed caller id is kept', 'build-42.step_7', 'build-42.step_7'],
+    ['fail an id with a space is replaced', 'a b', undefined],
+    ['fail an id of 65 characters is replaced', 'a'.repeat(65), undefined],
+  ])('%s', (_name, incoming, kept) => {
+    const id = requestId({ headers: { 'x-request-id': incoming } } as unknown as IncomingMessage);
+    if (kept) expect(id).toBe(kept);
+    else expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
