@@ -1,0 +1,43 @@
+import { createServer } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
+import { ApiHttpAdapter } from './http-server';
+
+describe(ApiHttpAdapter.name, () => {
+  let server: FastifyInstance;
+
+  beforeAll(async () => {
+    server = new ApiHttpAdapter({ logger: pino({ level: 'silent' }) }).getInstance() as unknown as FastifyInstance;
+    server.get('/api/v1/crl/:keyid', async (req) => ({ keyid: (req.params as { keyid: string }).keyid, id: req.id }));
+    await server.ready();
+  });
+  afterAll(() => server.close());
+
+  it('keeps the timeouts the API had on Express: Node\'s request timeout, our keep-alive, no socket timeout', () => {
+    const node = createServer();
+    expect([server.server.requestTimeout, server.server.keepAliveTimeout, server.server.timeout]).toEqual([node.requestTimeout, KEEP_ALIVE_IDLE_MS, node.timeout]);
+  });
+
+  it.each([
+    ['ok the route as declared', '/api/v1/crl/Key-1', 200],
+    ['ok upper case, as Express routed it', '/API/V1/CRL/Key-1', 200],
+    ['ok a trailing slash, as Express routed it', '/api/v1/crl/Key-1/', 200],
+    ['ok a parameter of 4,000 characters (no limit on Express either)', `/api/v1/crl/${'k'.repeat(4000)}`, 200],
+    ['fail another path', '/api/v1/crls/Key-1', 404],
+  ])('%s', async (_name, url, status) => {
+    const r = await server.inject({ method: 'GET', url });
+    expect(r.statusCode).toBe(status);
+    if (status === 200) expect(r.json<{ keyid: string }>().keyid).toBe(decodeURIComponent(url.split('/')[4]));
+  });
+
+  it.each([
+    ['ok a well-formed x-request-id is the request id', 'ci-run-7', 'ci-run-7'],
+    ['fail a malformed one is replaced', 'a b c', undefined],
+  ])('%s', async (_name, incoming, kept) => {
+    const r = await server.inject({ method: 'GET', url: '/api/v1/crl/k', headers: { 'x-request-id': incoming } });
+    const id = r.json<{ id: string }>().id;
+    if (kept) expect(id).toBe(kept);
+    else expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
