@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { preferredDocType } from './openapi.controller';
 
 // Express' req.accepts() is the `accepts` package (negotiator): the decision the API made before Fastify.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const accepts = require('accepts') as (req: { headers: Record<string, string | undefined> }) => { type(types: string[]): string | false };
 const express = (accept: string | undefined): string | undefined => accepts({ headers: { accept } }).type(['application/json', 'text/html']) || undefined;
 
