@@ -39,6 +39,11 @@ export {
   SignatureFormat,
   SignOrderRequest,
   SignOrderResponse,
+  SignDigestOrderRequest,
+  SignMessageOrderRequest,
+  SignDigestOrderResponse,
+  SignMessageOrderResponse,
+  MAX_SIGN_MESSAGE_BYTES,
   Uuid,
 } from './lib/contract';
 export {

@@ -4,6 +4,7 @@ import { createReadStream, createWriteStream, existsSync, readFileSync, statSync
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
@@ -369,6 +370,7 @@ async function run(argv: string[]): Promise<unknown> {
       timeout: { type: 'string' },
       operation: { type: 'string' },
       file: { type: 'string' },
+      message: { type: 'string' },
       hash: { type: 'string' },
       padding: { type: 'string' },
       format: { type: 'string' },
@@ -549,6 +551,27 @@ async function run(argv: string[]): Promise<unknown> {
       if (Date.now() > deadline) throw new CliError(`operation ${op.id} still waiting for approval`, Exit.Failure, 'timeout');
       await new Promise((r) => setTimeout(r, 2000));
     }
+  }
+  if (cmd === 'sign' && v.message) {
+    // Ed25519 (PureEdDSA) signs the message itself: the file goes whole, base64 (the API caps it at 64 KiB).
+    if (v.file || v.digest || v.padding || v.format || v.hash) throw new CliError('--message takes no --file, --digest, --hash, --padding or --format', Exit.Usage);
+    const size = existingFile(v.message);
+    if (size > MAX_SIGN_MESSAGE_BYTES) throw new CliError(`--message: ${v.message} is ${size} bytes; a message sign order takes at most ${MAX_SIGN_MESSAGE_BYTES} (sign larger files with --cms)`, Exit.Usage);
+    const message = readFileSync(v.message);
+    const order = await api<{ result: string; messageSha256: string }>(
+      c,
+      'POST',
+      '/api/signorders',
+      {
+        operationid: need(v, 'operation'),
+        keyid: single(v.key, 'key'),
+        message: message.toString('base64'),
+        description: v.description ?? `ksctl sign ${v.message}`.slice(0, 1000).padEnd(8, '.'),
+      },
+      v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
+    );
+    if (v.out) writeFileSync(v.out, Buffer.from(order.result, 'hex'));
+    return { ...order, ...(v.out ? { out: v.out } : {}) };
   }
   if (cmd === 'sign') {
     const keyid = single(v.key, 'key');
