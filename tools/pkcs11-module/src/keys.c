@@ -247,13 +247,6 @@ int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *er
       key_free(k);
       continue;
     }
-    if (k->type == KS_KEY_ED25519) {
-      /* Sign orders take digests, so an Ed25519 key cannot sign through them yet; listing it would also stop
-       * libp11 0.4.12 (the OpenSSL engine), which gives up on every key when it meets a CKK_EC_EDWARDS one. */
-      ks_log(KS_LOG_INFO, "key %s is Ed25519: not listed (the Keyserver signs no raw Ed25519 messages yet)", shown);
-      key_free(k);
-      continue;
-    }
     k->hash = hash_of(k);
     out->n++;
   }
