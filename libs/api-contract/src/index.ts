@@ -43,9 +43,9 @@ export {
   SignMessageOrderRequest,
   SignDigestOrderResponse,
   SignMessageOrderResponse,
-  MAX_SIGN_MESSAGE_BYTES,
   Uuid,
 } from './lib/contract';
+export { MAX_SIGN_MESSAGE_BYTES } from './lib/limits';
 export {
   EmptyRequest,
   OperationListQuery,

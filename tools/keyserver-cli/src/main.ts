@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream, existsSync, readFileSync, statSync
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract';
+import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';

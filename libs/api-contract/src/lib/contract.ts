@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KeyIdRef } from './ids';
 import { KeyLimitsView } from './key-limits';
+import { MAX_SIGN_MESSAGE_BYTES } from './limits';
 
 /**
  * The Keyserver REST contract: one zod schema per request and response body. The API validates with
@@ -83,8 +84,6 @@ export type KeySummary = z.infer<typeof KeySummary>;
 export const KeyList = z.object({ items: z.array(KeySummary).describe('Ordered by type (ROOT, CA, FW), then keyid') });
 export type KeyList = z.infer<typeof KeyList>;
 
-/** Largest message a message sign order carries, in bytes once decoded (PureEdDSA signs it whole, in one HSM call). */
-export const MAX_SIGN_MESSAGE_BYTES = 64 * 1024;
 
 /** A sign order for an RSA or ECDSA key: the caller hashed the data and sends the digest (or a DigestInfo). */
 export const SignDigestOrderRequest = z.strictObject({
