@@ -195,6 +195,23 @@ static int valid_keyid(const char *s) {
   return n >= 1 && n <= MAX_KEYID;
 }
 
+size_t ks_keys_drop_ed25519(struct ks_keylist *l) {
+  size_t kept = 0, dropped = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    if (l->keys[i].type == KS_KEY_ED25519) {
+      char shown[140];
+      ks_sanitize(shown, sizeof shown, l->keys[i].keyid, MAX_KEYID);
+      ks_log(KS_LOG_INFO, "key %s is Ed25519: not listed (KEYSERVER_PKCS11_EDDSA=on lists it with CKM_EDDSA)", shown);
+      key_free(&l->keys[i]);
+      dropped++;
+    } else {
+      l->keys[kept++] = l->keys[i];
+    }
+  }
+  l->n = kept;
+  return dropped;
+}
+
 int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *err, size_t errsz) {
   memset(out, 0, sizeof *out);
   cJSON *root = cJSON_ParseWithLength(json, len);

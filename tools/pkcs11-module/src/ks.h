@@ -49,6 +49,7 @@ struct ks_config {
   int auth_set;
   int client_id_explicit;
   long timeout_seconds;
+  int eddsa; /* KEYSERVER_PKCS11_EDDSA=on: Ed25519 keys are objects and CKM_EDDSA is offered */
 };
 
 /* Loads defaults, the file named by KEYSERVER_PKCS11_CONFIG (if set), then the environment.
@@ -141,6 +142,8 @@ struct ks_keylist {
 };
 /* Parses the body of GET /api/keys; keys that are not FW keys or do not parse are skipped (logged). */
 int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *err, size_t errsz);
+/* Removes the Ed25519 keys from a parsed list (KEYSERVER_PKCS11_EDDSA=off); returns how many. */
+size_t ks_keys_drop_ed25519(struct ks_keylist *l);
 void ks_keys_free(struct ks_keylist *l);
 const char *ks_hash_name(enum ks_hash h);
 size_t ks_hash_len(enum ks_hash h);

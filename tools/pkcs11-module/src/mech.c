@@ -9,7 +9,7 @@ const CK_MECHANISM_TYPE ks_mechanisms[] = {
     CKM_ECDSA,          CKM_ECDSA_SHA256,       CKM_ECDSA_SHA384,       CKM_ECDSA_SHA512,
     CKM_RSA_PKCS,       CKM_SHA256_RSA_PKCS,    CKM_SHA384_RSA_PKCS,    CKM_SHA512_RSA_PKCS,
     CKM_RSA_PKCS_PSS,   CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS,
-    CKM_EDDSA,
+    CKM_EDDSA, /* last: C_GetMechanismList leaves it out unless KEYSERVER_PKCS11_EDDSA=on */
 };
 
 /* PKCS#11 3.0's CK_EDDSA_PARAMS (p11-kit 0.24's pkcs11.h predates it). */

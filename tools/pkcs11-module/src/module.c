@@ -207,14 +207,16 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pulCount) return CKR_ARGUMENTS_BAD;
+  /* CKM_EDDSA (the last one) only when Ed25519 keys are listed. */
+  size_t count = ks_mechanisms_count - (g_cfg.eddsa ? 0 : 1);
   if (pMechanismList) {
-    if (*pulCount < ks_mechanisms_count) {
-      *pulCount = ks_mechanisms_count;
+    if (*pulCount < count) {
+      *pulCount = count;
       return CKR_BUFFER_TOO_SMALL;
     }
-    memcpy(pMechanismList, ks_mechanisms, ks_mechanisms_count * sizeof ks_mechanisms[0]);
+    memcpy(pMechanismList, ks_mechanisms, count * sizeof ks_mechanisms[0]);
   }
-  *pulCount = ks_mechanisms_count;
+  *pulCount = count;
   return CKR_OK;
 }
 
@@ -226,6 +228,7 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
   while (i < ks_mechanisms_count && ks_mechanisms[i] != type) i++;
   if (i == ks_mechanisms_count) return CKR_MECHANISM_INVALID;
   if (type == CKM_EDDSA) {
+    if (!g_cfg.eddsa) return CKR_MECHANISM_INVALID;
     /* Ed25519 keys only (CKA_ALLOWED_MECHANISMS and C_SignInit hold each key to its own mechanisms). */
     pInfo->ulMinKeySize = pInfo->ulMaxKeySize = 255;
     pInfo->flags = CKF_HW | CKF_SIGN;

@@ -132,6 +132,7 @@ CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keyl
       ks_log(KS_LOG_ERROR, "%s", err);
       rv = CKR_DEVICE_ERROR;
     } else {
+      if (!c->eddsa) ks_keys_drop_ed25519(out);
       ks_log(KS_LOG_INFO, "%zu signing key(s) from GET /api/keys", out->n);
     }
   }

@@ -320,6 +320,8 @@ static void test_config(void) {
       {"fail an unknown login method", "KEYSERVER_AUTH", "password"},
       {"fail a login method in another case", "KEYSERVER_AUTH", "SECRET"},
       {"fail a timeout of 0", "KEYSERVER_PKCS11_TIMEOUT", "0"},
+      {"fail KEYSERVER_PKCS11_EDDSA other than on or off", "KEYSERVER_PKCS11_EDDSA", "yes"},
+      {"fail KEYSERVER_PKCS11_EDDSA in another case", "KEYSERVER_PKCS11_EDDSA", "ON"},
       {"fail a timeout with trailing text", "KEYSERVER_PKCS11_TIMEOUT", "10s"},
       {"fail a huge timeout", "KEYSERVER_PKCS11_TIMEOUT", "99999999999999999999"},
       {"fail a value with a line break", "KEYSERVER_SCOPE", "a\nb"},
@@ -333,6 +335,14 @@ static void test_config(void) {
       CHECK(err[0] != 0, "no sentence");
       ks_config_free(&c);
     }
+  }
+  TEST("ok Ed25519 keys are off unless KEYSERVER_PKCS11_EDDSA=on") {
+    set_env(0, "KEYSERVER_URL", "https://ks.example");
+    CHECK(ks_config_load(&c, fake_getenv, err, sizeof err) == 0 && c.eddsa == 0, "default %s", err);
+    ks_config_free(&c);
+    set_env(1, "KEYSERVER_PKCS11_EDDSA", "on");
+    CHECK(ks_config_load(&c, fake_getenv, err, sizeof err) == 0 && c.eddsa == 1, "on %s", err);
+    ks_config_free(&c);
   }
   TEST("fail a missing KEYSERVER_URL names the variable") {
     set_env(0, "KEYSERVER_SCOPE", "x");
@@ -524,6 +534,25 @@ static void test_keys(void) {
       free(pem);
     }
   }
+  TEST("ok KEYSERVER_PKCS11_EDDSA=off drops the Ed25519 keys and keeps the others in order") {
+    char *ed = certificate("ed25519", "ED25519"), *ec = certificate("p256", "EC -pkeyopt ec_paramgen_curve:P-256");
+    char *e1 = json_escape_pem(ed ? ed : ""), *e2 = json_escape_pem(ec ? ec : "");
+    char *json = malloc(strlen(e1) + 2 * strlen(e2) + 600);
+    sprintf(json, "[{\"keyid\":\"a\",\"keyinfo\":\"FW EC-P256 SHA-256, 0 approver(s)\",\"certificate\":\"%s\"},"
+                  "{\"keyid\":\"ed\",\"keyinfo\":\"FW Ed25519 SHA-512, 0 approver(s)\",\"certificate\":\"%s\"},"
+                  "{\"keyid\":\"b\",\"keyinfo\":\"FW EC-P256 SHA-256, 0 approver(s)\",\"certificate\":\"%s\"}]", e2, e1, e2);
+    struct ks_keylist l;
+    char err[200];
+    CHECK(ks_keys_parse(json, strlen(json), &l, err, sizeof err) == 0 && l.n == 3, "parse: %zu %s", l.n, err);
+    CHECK(ks_keys_drop_ed25519(&l) == 1 && l.n == 2, "dropped");
+    CHECK(l.n == 2 && !strcmp(l.keys[0].keyid, "a") && !strcmp(l.keys[1].keyid, "b"), "order");
+    ks_keys_free(&l);
+    free(json);
+    free(e1);
+    free(e2);
+    free(ed);
+    free(ec);
+  }
   TEST("ok non-FW keys, malformed entries and duplicates are skipped, the rest listed") {
     char *pem = certificate("p256", "EC -pkeyopt ec_paramgen_curve:P-256");
     char *esc = json_escape_pem(pem ? pem : "");
@@ -674,10 +703,12 @@ static void test_api(void) {
     CHECK(f->C_GetTokenInfo(1, &t) == CKR_SLOT_ID_INVALID, "slot 1");
     CK_MECHANISM_TYPE m[32];
     n = 32;
-    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_OK && n == 13 && m[12] == CKM_EDDSA, "mechanisms %lu", n);
+    /* KEYSERVER_PKCS11_EDDSA is not set: no Ed25519 keys, no CKM_EDDSA. */
+    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_OK && n == 12, "mechanisms %lu", n);
+    for (CK_ULONG i = 0; i < n; i++) CHECK(m[i] != CKM_EDDSA, "EDDSA listed");
     CK_MECHANISM_INFO mi;
     CHECK(f->C_GetMechanismInfo(0, CKM_ECDSA, &mi) == CKR_OK && (mi.flags & CKF_SIGN) && mi.ulMaxKeySize == 521, "ECDSA");
-    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_OK && (mi.flags & CKF_SIGN) && mi.ulMinKeySize == 255, "EDDSA");
+    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_MECHANISM_INVALID, "EDDSA off");
     CHECK(f->C_GetMechanismInfo(0, CKM_RSA_PKCS_OAEP, &mi) == CKR_MECHANISM_INVALID, "OAEP");
   }
   TEST("ok eight threads open, use and close sessions at once (CKF_OS_LOCKING_OK)") {
@@ -710,6 +741,19 @@ static void test_api(void) {
     CK_ULONG n;
     CHECK(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "after");
     CHECK(f->C_Finalize(NULL) == CKR_CRYPTOKI_NOT_INITIALIZED, "twice");
+  }
+  TEST("ok with KEYSERVER_PKCS11_EDDSA=on the token offers CKM_EDDSA (last), for keys of 255 bits") {
+    setenv("KEYSERVER_PKCS11_EDDSA", "on", 1);
+    CHECK(f->C_Initialize(NULL) == CKR_OK, "init");
+    CK_MECHANISM_TYPE m[32];
+    CK_ULONG n = 32;
+    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_OK && n == 13 && m[12] == CKM_EDDSA, "mechanisms %lu", n);
+    n = 12;
+    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_BUFFER_TOO_SMALL && n == 13, "short buffer");
+    CK_MECHANISM_INFO mi;
+    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_OK && (mi.flags & CKF_SIGN) && mi.ulMinKeySize == 255 && mi.ulMaxKeySize == 255, "EDDSA");
+    CHECK(f->C_Finalize(NULL) == CKR_OK, "finalize");
+    unsetenv("KEYSERVER_PKCS11_EDDSA");
   }
 }
 
