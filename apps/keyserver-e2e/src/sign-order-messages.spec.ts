@@ -206,7 +206,7 @@ describe('message sign orders (Ed25519)', () => {
     );
   });
 
-  it('ksctl sign --message signs a file with the Ed25519 key; openssl verifies the --out file', () => {
+  it('ksctl sign --message signs a file with the Ed25519 key; openssl and ksctl verify --message accept it, not an edited file', () => {
     const demoFile = join(work, 'demo.json');
     writeFileSync(demoFile, JSON.stringify(p.facts));
     const message = join(work, 'manifest.txt');
@@ -219,6 +219,16 @@ describe('message sign orders (Ed25519)', () => {
     const r = ksctl('sign', '--operation', id, '--key', ED, '--message', message, '--out', sig);
     expect([r.status, JSON.parse(r.stdout).messageSha256]).toEqual([0, sha256(readFileSync(message))]);
     expect(opensslVerifies(readFileSync(message), readFileSync(sig))).toBe(true);
+    // ksctl verifies it offline too: the signature over the message, the chain to the root, codeSigning.
+    const chainFile = join(work, 'ed.chain.pem');
+    expect(ksctl('keys', 'show', ED, '--chain', chainFile).status).toBe(0);
+    const chain = readFileSync(chainFile, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    writeFileSync(join(work, 'root.pem'), chain[chain.length - 1]);
+    const verify = (file: string) => ksctl('verify', '--signature', sig, '--message', file, '--chain', chainFile, '--ca', join(work, 'root.pem'));
+    const ok = verify(message);
+    expect([ok.status, JSON.parse(ok.stdout)]).toEqual([0, expect.objectContaining({ verified: true, kind: 'message', messageSha256: sha256(readFileSync(message)) })]);
+    writeFileSync(join(work, 'edited.txt'), 'ksctl signed manifest!\n');
+    expect([verify(join(work, 'edited.txt')).status, JSON.parse(verify(join(work, 'edited.txt')).stdout).code]).toEqual([6, 'signature_invalid']);
     const big = join(work, 'big.bin');
     writeFileSync(big, Buffer.alloc(MAX + 1));
     const refused = ksctl('sign', '--operation', id, '--key', ED, '--message', big);

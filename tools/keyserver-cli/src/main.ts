@@ -15,7 +15,7 @@ import { certificateOutput, outputMode, renderTable, type OutputMode } from './l
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
-import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
+import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyMessageSignature, verifyRawSignature } from './lib/verify';
 import { verifySignatureTimestamp } from './lib/timestamp';
 import { ciProvenance } from './lib/provenance';
 
@@ -288,6 +288,24 @@ async function verifyCommand(v: Values): Promise<unknown> {
   }
   if (chain.length === 0) throw new CliError('--chain is required (the signing key certificate first, as `ksctl keys show KEYID --chain FILE` writes it)', Exit.Usage);
   const leaf = chain[0];
+  if (v['message']) {
+    const message = String(v['message']);
+    if (v['file'] || v['digest'] || v['hash'] || v['padding'] || v['format']) throw new CliError('--message takes no --file, --digest, --hash, --padding or --format', Exit.Usage);
+    existingFile(message);
+    verifyMessageSignature({ signature, message: readFileSync(message), publicKey: leaf.publicKey });
+    const path = verifyChain(leaf, chain.slice(1), anchors, { at, codeSigning: true });
+    return {
+      verified: true,
+      kind: 'message',
+      message,
+      messageSha256: createHash('sha256').update(readFileSync(message)).digest('hex'),
+      signer: subjectLine(leaf.subject),
+      serial: leaf.serialNumber.toLowerCase(),
+      chain: path.map((c) => subjectLine(c.subject)),
+      revocation: revocationState,
+      ...(await crlsOf(path)),
+    };
+  }
   const given = hexDigestOption(v);
   const file = v['file'] as string | undefined;
   if (Boolean(given) === Boolean(file)) throw new CliError('give either --file or --digest', Exit.Usage);

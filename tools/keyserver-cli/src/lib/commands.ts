@@ -103,9 +103,10 @@ the certificate alone. revoke: the CRL lists it.`,
   {
     name: 'verify',
     subcommands: [],
-    options: ['--signature', '--file', '--digest', '--chain', '--ca', '--hash', '--padding', '--format', '--at', '--cms', '--crl', '--crl-fetch'],
+    options: ['--signature', '--file', '--digest', '--message', '--chain', '--ca', '--hash', '--padding', '--format', '--at', '--cms', '--crl', '--crl-fetch'],
     help: `Usage: ksctl verify --signature FILE.sig (--file PATH | --digest HEX) --chain CHAIN.pem --ca ROOT.pem
                     [--hash H] [--padding none|digestinfo|pss] [--format asn1|p1363] [--at ISO-TIME]
+       ksctl verify --signature FILE.sig --message PATH --chain CHAIN.pem --ca ROOT.pem [--at ISO-TIME]   (Ed25519)
        ksctl verify --cms --signature FILE.p7s --file PATH --ca ROOT.pem [--chain CHAIN.pem] [--at ISO-TIME]
        ... [--crl FILE]... [--crl-fetch]
 
