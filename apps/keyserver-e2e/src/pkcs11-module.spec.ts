@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { X509Certificate, createHash, verify as cryptoVerify } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -255,9 +255,9 @@ describe('keyserver-pkcs11 module', () => {
     // CKA_EC_POINT is the certificate's 32-byte key in an OCTET STRING; CKA_EC_PARAMS the Ed25519 OID.
     const pubDer = file('p11-ed.pub.der');
     expect(p11(['--read-object', '--type', 'pubkey', '--label', 'p11-ed', '-o', pubDer], e).status).toBe(0);
-    // (OpenSC 0.23 writes an Edwards public key in its own framing; its last 32 bytes are the key.)
-    const fromCert = new X509Certificate(certs.get('p11-ed') ?? '').publicKey.export({ type: 'spki', format: 'der' });
-    expect(readFileSync(pubDer).subarray(-32).toString('hex')).toBe(fromCert.subarray(-32).toString('hex'));
+    // OpenSC 0.23 writes an Edwards public key as PEM: the same SubjectPublicKeyInfo as the certificate's.
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' }).toString('hex');
+    expect(spki(createPublicKey(readFileSync(pubDer)))).toBe(spki(new X509Certificate(certs.get('p11-ed') ?? '').publicKey));
   });
 
   // PureEdDSA: pkcs11-tool gives the message itself (C_Sign up to 1 KiB, C_SignUpdate parts beyond), the module
@@ -358,6 +358,24 @@ describe('keyserver-pkcs11 module', () => {
       expect(await usages(operation)).toEqual({ ...before, [keyid]: before[keyid] + 1 });
     },
   );
+
+  it('signs with the Ed25519 key through pkcs11-provider (KEYSERVER_PKCS11_EDDSA=on): pkeyutl -sign -rawin, verified by openssl; the other keys still sign', async () => {
+    const e = providerEnv({ KEYSERVER_PKCS11_EDDSA: 'on' });
+    const before = await usages(operation);
+    const sig = file('prov-ed.sig');
+    const r = tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-rawin', '-inkey', pkcs11Uri('p11-ed'), '-in', file('msg.bin'), '-out', sig], e);
+    expect([r.status, r.out]).toEqual([0, '']);
+    const verify = (msgFile: string) => opensslOk('pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', file('p11-ed.pub.pem'), '-in', msgFile, '-sigfile', sig);
+    expect(verify(file('msg.bin'))).toBe(true);
+    writeFileSync(file('prov-ed.other'), Buffer.concat([message(), Buffer.from('x')]));
+    expect(verify(file('prov-ed.other'))).toBe(false);
+    // An Edwards key on the token does not stop pkcs11-provider from using the others (libp11 0.4.12 would).
+    writeFileSync(file('prov-ed.sha256'), digestOf('sha256'));
+    const ec = tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-inkey', pkcs11Uri('demo-fw-dev'), '-in', file('prov-ed.sha256'), '-out', file('prov-ed-ec.sig'), '-pkeyopt', 'digest:sha256'], e);
+    expect([ec.status, ec.out]).toEqual([0, '']);
+    expect(opensslOk('pkeyutl', '-verify', '-pubin', '-inkey', file('demo-fw-dev.pub.pem'), '-in', file('prov-ed.sha256'), '-sigfile', file('prov-ed-ec.sig'), '-pkeyopt', 'digest:sha256')).toBe(true);
+    expect(await usages(operation)).toEqual({ ...before, 'p11-ed': before['p11-ed'] + 1, 'demo-fw-dev': before['demo-fw-dev'] + 1 });
+  });
 
   it('signs CMS with openssl cms -sign through pkcs11-provider (openssl.cnf), and openssl cms -verify accepts it with the CA chain', () => {
     // A tool configured to always log in with a PIN (a habit for HSMs): the token takes the login, the PIN is ignored.
