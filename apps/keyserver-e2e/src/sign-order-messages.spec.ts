@@ -191,6 +191,17 @@ describe('message sign orders (Ed25519)', () => {
       const tooLarge = mine.find((e) => e.errorCode === 'message_too_large');
       expect([tooLarge?.digest, tooLarge?.details['messageBytes']]).toEqual([sha256(Buffer.alloc(MAX + 1, 1)), MAX + 1]);
     });
+
+    it('audits the refusals at the HTTP edge (schema, body cap) as request.refused on /api/signorders', async () => {
+      // Edge refusals are audited after the answer is sent (RefusalAudit, ADR 0011): wait for the entries.
+      let codes = new Set<string | null>();
+      for (let i = 0; i < 50 && !(codes.has('validation_failed') && codes.has('payload_too_large')); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 100));
+        const refused = await new AuditRepository(db).list({ action: 'request.refused', limit: 200 });
+        codes = new Set(refused.items.filter((e) => e.details['path'] === '/api/signorders').map((e) => e.errorCode ?? null));
+      }
+      expect([...codes].sort()).toEqual(expect.arrayContaining(['payload_too_large', 'validation_failed']));
+    });
   });
 
   it('property: any message of 1 to 4096 bytes is signed so that Node verifies it, and its hash is what the answer says', async () => {
