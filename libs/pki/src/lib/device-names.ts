@@ -1,7 +1,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { isIP } from 'node:net';
-import { OID, certDer, parseStrictDer, toAb } from './der';
+import { OID, certDer, derTlv, parseStrictDer, toAb } from './der';
 import { PkiError } from './pki-error';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
@@ -157,12 +157,18 @@ const fold = (s: string) => s.normalize('NFKC').toLowerCase().replace(/\s+/g, ' 
 
 /** A DN as a comparable string: its (type, folded value) pairs, sorted. Two DNs equal under it are the same name. */
 export function normalizedName(name: pkijs.RelativeDistinguishedNames): string {
-  return name.typesAndValues
-    .map((atv) => {
+  return normalizedPairs(
+    name.typesAndValues.map((atv) => {
       const v = atv.value as { valueBlock?: { value?: unknown } } | undefined;
-      const s = directoryString(v) ?? String(v?.valueBlock?.value ?? '');
-      return `${atv.type}=${fold(s)}`;
-    })
+      return { type: atv.type, text: directoryString(v) ?? String(v?.valueBlock?.value ?? '') };
+    }),
+  );
+}
+
+/** {@link normalizedName} of a Name holding these (type, text) pairs. */
+export function normalizedPairs(pairs: { type: string; text: string }[]): string {
+  return pairs
+    .map((p) => `${p.type}=${fold(p.text)}`)
     .sort()
     .join('\n');
 }
@@ -199,3 +205,61 @@ export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed
   if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
   return rdns;
 }
+
+/** One attribute of a request's subject as the DER reader found it (csr.ts): type, string tag, raw contents. */
+export interface RawAttribute {
+  type: string;
+  /** The OBJECT IDENTIFIER element's DER (copied into the certificate: DER has one encoding per OID). */
+  typeDer: Uint8Array;
+  tag: number;
+  value: Uint8Array;
+}
+
+/**
+ * {@link directoryString} over a raw element: UTF8String (0x0c) whose text re-encodes to exactly its bytes,
+ * PrintableString (0x13) and IA5String (0x16) read byte per character (as asn1js does) and printable ASCII.
+ * The reader hands over no other string type (BMPString and the rest go to the pkijs reading).
+ */
+function rawDirectoryString(tag: number, value: Uint8Array): string | undefined {
+  const raw = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (tag === 0x0c) {
+    const s = raw.toString('utf8');
+    return Buffer.byteLength(s, 'utf8') === raw.length && Buffer.from(s, 'utf8').equals(raw) ? s : undefined;
+  }
+  if (tag === 0x13 || tag === 0x16) {
+    const s = raw.toString('latin1');
+    return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * {@link deviceSubject} over the attributes the DER reader found, with the same rules in the same order, written
+ * straight to DER: the certificate's subject and its {@link normalizedName} for the reserved-name check.
+ */
+export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: number, allowed: SubjectAttribute[]): { der: Uint8Array; normalized: string } {
+  if (subjectLength > 1024) throw new PkiError('csr_subject_too_long');
+  const counts = new Map<SubjectAttribute, number>();
+  const rdns: Uint8Array[] = [];
+  const pairs: { type: string; text: string }[] = [];
+  for (const atv of attributes) {
+    const name = ATTRIBUTE_BY_OID.get(atv.type);
+    if (!name || !allowed.includes(name)) throw new PkiError('csr_subject_attribute_not_allowed', atv.type);
+    const spec = SUBJECT_ATTRIBUTES[name];
+    const count = (counts.get(name) ?? 0) + 1;
+    counts.set(name, count);
+    if (count > spec.max) throw new PkiError('csr_subject_duplicate_attribute', `${name} at most ${spec.max}`);
+    const s = rawDirectoryString(atv.tag, atv.value);
+    if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
+    if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
+    if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    if (spec.printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    // One attribute per RDN, PrintableString or UTF8String: the bytes nameOf(deviceSubject(...)) writes.
+    rdns.push(derTlv(0x31, derTlv(0x30, atv.typeDer, derTlv(spec.printable ? 0x13 : 0x0c, new Uint8Array(Buffer.from(s, spec.printable ? 'latin1' : 'utf8'))))));
+    pairs.push({ type: atv.type, text: s });
+  }
+  if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
+  return { der: derTlv(0x30, ...rdns), normalized: normalizedPairs(pairs) };
+}
+
+const ATTRIBUTE_BY_OID = new Map<string, SubjectAttribute>((Object.keys(SUBJECT_ATTRIBUTES) as SubjectAttribute[]).map((k) => [SUBJECT_ATTRIBUTES[k].oid, k]));
