@@ -4,7 +4,7 @@ import { HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { OID, derTlv, isStrictDer, keyIdentifier, pemBlocks, toPem } from './der';
 import { DerShapeError, bytesOf, children, contentsOf, hasAsn1jsHazard, oidString, readTlv, type Tlv } from './der-reader';
 import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CsrKeyType } from './public-key';
-import { deviceSans, deviceSubjectDer, type RawAttribute, type SanType, type SubjectAttribute } from './device-names';
+import { deviceSanDer, deviceSubjectDer, type RawAttribute, type SanType, type SubjectAttribute } from './device-names';
 import { PkiError } from './pki-error';
 import {
   CertificateParts,
@@ -108,8 +108,8 @@ export interface AcceptedCsrValues {
   keyType: CsrKeyType;
   /** The subject as the certificate carries it (checked and re-encoded). */
   subject: Uint8Array;
-  /** The SAN entries checked and re-encoded (empty: no SAN extension). */
-  sans: pkijs.GeneralName[];
+  /** The SAN entries checked and re-encoded, as GeneralNames DER (absent: no SAN extension). */
+  san?: Uint8Array;
 }
 
 export interface DeviceCertificateResult {
@@ -314,7 +314,8 @@ export function verifyCsrPossession(p: ParsedCsr): VerifiedCsr {
 export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile): AcceptedCsrValues {
   if (!v.view) {
     const accepted = legacyCheckPolicy(v.legacy as LegacyParsedCsr, v, profile);
-    return { spki: v.spki, keyType: v.keyType, subject: nameDer(accepted.subject), sans: accepted.sans };
+    const san = accepted.sans.length ? new Uint8Array(new pkijs.GeneralNames({ names: accepted.sans }).toSchema().toBER(false)) : undefined;
+    return { spki: v.spki, keyType: v.keyType, subject: nameDer(accepted.subject), san };
   }
   if (SIG_ALGS[v.signatureAlgorithm].weak) throw new PkiError('csr_signature_algorithm_not_allowed', 'MD5 and SHA-1 are refused');
   if (v.keyType === 'RSA') {
@@ -324,7 +325,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
   const subject = deviceSubjectDer(v.view.subject, v.view.subjectLength, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber']);
   if (profile.reservedNames?.has(subject.normalized)) throw new PkiError('csr_subject_reserved', 'the subject is the name of a Keyserver key');
 
-  let sans: pkijs.GeneralName[] = [];
+  let san: Uint8Array | undefined;
   const attributes = v.view.attributes;
   if (attributes.some((a) => a.type !== OID.extensionRequest)) throw new PkiError('csr_attribute_not_allowed');
   if (attributes.length > 1 || attributes.some((a) => a.values !== 1)) throw new PkiError('csr_duplicate_extension', 'more than one extensionRequest');
@@ -341,7 +342,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
           if ((x.keyUsage as Uint8Array)[0] & 0x06) throw new PkiError('csr_key_cert_sign_requested');
           break;
         case OID.subjectAltName:
-          sans = deviceSans(x.value, sanPolicy(profile));
+          san = deviceSanDer(x.value, sanPolicy(profile));
           break;
         case OID.extKeyUsage:
         case OID.subjectKeyIdentifier:
@@ -351,7 +352,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
       }
     }
   }
-  return { spki: v.spki, keyType: v.keyType, subject: subject.der, sans };
+  return { spki: v.spki, keyType: v.keyType, subject: subject.der, san };
 }
 
 /** An issuing CA parsed once for any number of device certificates (see {@link prepareIssuer}). */
@@ -427,7 +428,7 @@ function deviceTbsParts(values: AcceptedCsrValues, issuer: DeviceCertificateIssu
     derTlv(0x30, SKI_PREFIX, derTlv(0x04, derTlv(0x04, keyIdentifier(values.spki)))),
     issuer.der.aki,
   ];
-  if (values.sans.length) extensions.push(derTlv(0x30, SAN_PREFIX, derTlv(0x04, new Uint8Array(new pkijs.GeneralNames({ names: values.sans }).toSchema().toBER(false)))));
+  if (values.san) extensions.push(derTlv(0x30, SAN_PREFIX, derTlv(0x04, values.san)));
   if (profile.crlDistributionPointUrl) extensions.push(cdpExtension(profile.crlDistributionPointUrl));
   return { signatureAlgorithm: issuer.der.signatureAlgorithm, issuerName: issuer.der.issuerName, validity, subject: values.subject, spki: values.spki, extensions };
 }
@@ -448,7 +449,7 @@ export function applyDeviceProfile(values: AcceptedCsrValues, issuer: ParsedIssu
     skiExtension(values.spki),
     akiExtension(issuer.spki, issuer.keyIdentifier),
   ];
-  if (values.sans.length) extensions.push(ext(OID.subjectAltName, false, new pkijs.GeneralNames({ names: values.sans }).toSchema()));
+  if (values.san) extensions.push(ext(OID.subjectAltName, false, pkijs.GeneralNames.fromBER(values.san.slice().buffer).toSchema()));
   if (profile.crlDistributionPointUrl) extensions.push(crlDistributionPointExtension(profile.crlDistributionPointUrl));
   return { issuerName: issuer.cert.subject, subject: pkijs.RelativeDistinguishedNames.fromBER(values.subject.slice().buffer), spki: values.spki, validity, extensions };
 }

@@ -1,7 +1,8 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { isIP } from 'node:net';
-import { OID, certDer, derTlv, parseStrictDer, toAb } from './der';
+import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
+import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
@@ -83,18 +84,29 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
   if (t === 'ip') {
     const v = n.value as asn1js.OctetString;
     if (!(v instanceof asn1js.OctetString) || v.idBlock.isConstructed) throw new PkiError('csr_san_invalid', 'bad iPAddress');
-    const raw = new Uint8Array(v.valueBlock.valueHexView);
-    if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid', 'iPAddress is 4 or 16 bytes');
+    const raw = sanValue(t, new Uint8Array(v.valueBlock.valueHexView), policy) as Uint8Array;
     return new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: toAb(raw) }) });
   }
-  const s = n.value as unknown;
+  return new pkijs.GeneralName({ type: SAN_TAGS[t] as 1 | 2 | 6, value: sanValue(t, n.value as unknown, policy) as string });
+}
+
+const SAN_TAGS: Record<SanType, number> = { email: 1, dns: 2, uri: 6, ip: 7 };
+
+/** One SAN entry's value checked and, for names, normalised (the rules of {@link deviceSans}). */
+function sanValue(t: SanType, v: unknown, policy: SanPolicy): string | Uint8Array {
+  if (t === 'ip') {
+    const raw = v as Uint8Array;
+    if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid', 'iPAddress is 4 or 16 bytes');
+    return raw;
+  }
+  const s = v;
   // IA5String values: printable ASCII only (no spaces, no controls, nothing a decoder could read two ways).
   if (typeof s !== 'string' || s.length === 0 || !/^[\x21-\x7e]+$/.test(s)) throw new PkiError('csr_san_invalid', `bad ${t} value`);
   if (t === 'dns') {
     const name = deviceDnsName(s);
     if (!name) throw new PkiError('csr_san_invalid', 'dNSName is not a host name (no wildcards, no IP literals)');
     if (!inDomains(name, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'dNSName outside the allowed domains');
-    return new pkijs.GeneralName({ type: 2, value: name });
+    return name;
   }
   if (t === 'email') {
     const at = s.lastIndexOf('@');
@@ -102,7 +114,7 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
     const domain = at > 0 ? deviceDnsName(s.slice(at + 1)) : undefined;
     if (s.length > 254 || !domain || local.length > 64 || !DOT_ATOM.test(local)) throw new PkiError('csr_san_invalid', 'bad rfc822Name');
     if (!inDomains(domain, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'rfc822Name outside the allowed domains');
-    return new pkijs.GeneralName({ type: 1, value: `${local}@${domain}` });
+    return `${local}@${domain}`;
   }
   // URI: absolute (RFC 3986 scheme ":" ...), lower-case scheme from the profile, no credentials, no backslashes.
   const m = /^([a-z][a-z0-9+.-]*):(.+)$/.exec(s);
@@ -120,7 +132,34 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
     if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
     if (!inDomains(host, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'URI host outside the allowed domains');
   }
-  return new pkijs.GeneralName({ type: 6, value: s });
+  return s;
+}
+
+const SAN_TYPE_OF_ID: Record<number, SanType> = { 0x81: 'email', 0x82: 'dns', 0x86: 'uri', 0x87: 'ip' };
+
+/**
+ * {@link deviceSans} written straight to the GeneralNames DER the certificate carries. A SAN value that is strict
+ * DER and holds only primitive [1] rfc822Name, [2] dNSName, [6] URI and [7] iPAddress entries is read in place
+ * (IA5 contents byte per character, as pkijs reads them); any other value takes deviceSans and its codes.
+ */
+export function deviceSanDer(extnValue: Uint8Array, policy: SanPolicy): Uint8Array {
+  const entries = isStrictDer(extnValue) && extnValue[0] === 0x30 && !hasAsn1jsHazard(extnValue) ? children(extnValue, readTlv(extnValue, 0)) : [];
+  if (entries.length === 0 || !entries.every((e) => SAN_TYPE_OF_ID[e.tag] !== undefined)) {
+    return new Uint8Array(new pkijs.GeneralNames({ names: deviceSans(extnValue, policy) }).toSchema().toBER(false));
+  }
+  if (entries.length > policy.maxSanCount) throw new PkiError('csr_san_too_many', `at most ${policy.maxSanCount} SAN entries`);
+  const seen = new Set<string>();
+  const out = entries.map((e) => {
+    const t = SAN_TYPE_OF_ID[e.tag];
+    if (!policy.allowedSanTypes.includes(t)) throw new PkiError('csr_san_not_allowed', `GeneralName type ${e.tag & 0x1f}`);
+    const raw = contentsOf(extnValue, e);
+    const v = sanValue(t, t === 'ip' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1'), policy);
+    const id = `${e.tag & 0x1f}:${typeof v === 'string' ? v : Buffer.from(v).toString('hex')}`;
+    if (seen.has(id)) throw new PkiError('csr_san_invalid', 'duplicate SAN entry');
+    seen.add(id);
+    return derTlv(e.tag, typeof v === 'string' ? new Uint8Array(Buffer.from(v, 'latin1')) : v);
+  });
+  return derTlv(0x30, ...out);
 }
 
 /** The attribute types a device subject may have, with how many times each may occur. */
