@@ -26,7 +26,7 @@ import {
   skiExtension,
   writeTbs,
 } from './certificates';
-import { DEFAULT_MAX_SAN_COUNT, DEFAULT_URI_SCHEMES, SIG_ALGS, legacyCheckPolicy, legacyParseCsr, legacyVerifyPossession, sanPolicy, type LegacyParsedCsr } from './csr-legacy';
+import { SIG_ALGS, legacyCheckPolicy, legacyParseCsr, legacyVerifyPossession, sanPolicy, type LegacyParsedCsr } from './csr-legacy';
 
 export const MAX_CSR_BYTES = 64 * 1024;
 

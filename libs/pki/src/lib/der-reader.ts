@@ -56,12 +56,6 @@ export function children(b: Uint8Array, t: Tlv): Tlv[] {
   return out;
 }
 
-/** The element `t` expecting identifier `tag`, or a DerShapeError. */
-export function expectTag(t: Tlv, tag: number): Tlv {
-  if (t.tag !== tag) shape(`expected tag 0x${tag.toString(16)}`);
-  return t;
-}
-
 export const bytesOf = (b: Uint8Array, t: Tlv): Uint8Array => b.subarray(t.start, t.end);
 export const contentsOf = (b: Uint8Array, t: Tlv): Uint8Array => b.subarray(t.body, t.end);
 
