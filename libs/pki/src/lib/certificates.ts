@@ -207,10 +207,21 @@ export function extensionDer(e: pkijs.Extension): Uint8Array {
 
 /** The DER of {@link x509Time}: UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050. */
 export function timeDer(d: Date): Uint8Array {
-  const whole = new Date(Math.floor(d.getTime() / 1000) * 1000);
-  const digits = whole.toISOString().slice(0, 19).replace(/[-T:]/g, '');
-  const utc = whole.getUTCFullYear() < 2050;
-  return derTlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
+  const year = d.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new PkiError('invalid_validity');
+  const utc = year < 2050;
+  // Digits written straight into the element (two per field; the year two or four), then 'Z'.
+  const fields = [utc ? year % 100 : year, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
+  const out = new Uint8Array(utc ? 15 : 17);
+  out[0] = utc ? 0x17 : 0x18;
+  out[1] = out.length - 2;
+  let at = 2;
+  fields.forEach((v, i) => {
+    for (let width = i === 0 && !utc ? 4 : 2, k = width - 1; k >= 0; k--, v = Math.floor(v / 10)) out[at + k] = 0x30 + (v % 10);
+    at += i === 0 && !utc ? 4 : 2;
+  });
+  out[at] = 0x5a;
+  return out;
 }
 
 /** The TBSCertificate's parts, each already DER; only the serial and the assembly are left. */

@@ -15,10 +15,12 @@ import {
   type TestKeyType,
 } from '../testing/csr-builder';
 import { createTestCa, type TestCa } from '../testing/test-ca';
-import { prepareCertificate } from './certificates';
+import { prepareCertificate, timeDer, x509Time } from './certificates';
+import type { HsmSigner } from './hsm-signer';
+import { signData } from './sign';
 import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile } from './csr';
 import { legacyApplyDeviceProfile, legacyCheckPolicy, legacyParseCsr, legacyVerifyPossession } from './csr-legacy';
-import { OID, derTlv, toPem } from './der';
+import { OID, derTlv, derToP1363, p1363ToDer, toPem } from './der';
 import { PkiError } from './pki-error';
 
 /**
@@ -235,6 +237,41 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
         if (csr.length) same(csr);
       }),
       { seed: SEED, numRuns: RUNS * 10 },
+    );
+  });
+
+  it('writes validity times as pkijs does (UTCTime through 2049, GeneralizedTime from 2050), for any second of 1950-9999', () => {
+    fc.assert(
+      fc.property(fc.date({ min: new Date(Date.UTC(1950, 0, 1)), max: new Date(Date.UTC(9999, 11, 31, 23, 59, 59)), noInvalidDate: true }), (d) => {
+        expect(Buffer.from(timeDer(d)).toString('hex')).toBe(Buffer.from(x509Time(d).toSchema().toBER(false)).toString('hex'));
+      }),
+      { seed: SEED, numRuns: RUNS * 25 },
+    );
+  });
+
+  it('accepts exactly the ECDSA outputs the derToP1363 round trip accepted, and assembles them the same', async () => {
+    const ecKey = { hsmKeyId: 'ec', label: 'ec', algorithm: 'EC-P256' as const, spki: (keys.get('EC-P256') as TestKey).spki };
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), async (zr, pad, body) => {
+        // r and s of 32 bytes with leading zero bytes, padded to a longer even length, or one byte too long.
+        const half = 32 + pad - (pad === 3 ? 2 : 0);
+        const raw = new Uint8Array(2 * half);
+        raw.set(body.subarray(0, Math.min(32, half)).fill(0, 0, zr), half - Math.min(32, half));
+        raw.set(body.subarray(32, 32 + Math.min(32, half)), 2 * half - Math.min(32, half));
+        if (pad === 2) raw[0] = 1; // r of 33 significant bytes: too long for P-256
+        const signer = { sign: async () => raw } as unknown as HsmSigner;
+        const before = (() => {
+          try {
+            derToP1363(p1363ToDer(raw), 32);
+            return Buffer.from(p1363ToDer(raw)).toString('hex');
+          } catch {
+            return 'refused';
+          }
+        })();
+        const now = await signData(signer, ecKey, new Uint8Array([1])).then((x) => Buffer.from(x).toString('hex'), () => 'refused');
+        expect(now).toBe(before);
+      }),
+      { seed: SEED, numRuns: RUNS * 5 },
     );
   });
 

@@ -1,5 +1,5 @@
 import * as asn1js from 'asn1js';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { HashName, KeyAlgorithm } from './hsm-signer';
 import { PkiError } from './pki-error';
 
@@ -342,10 +342,25 @@ export function ecParamsFor(alg: KeyAlgorithm): Uint8Array {
   return new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
 }
 
+// CSPRNG bytes drawn 4 KiB at a time (one call into OpenSSL per 256 serials instead of one per serial); every
+// byte is used once. Serials are public: holding the next ones in process memory gives a remote party nothing.
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+function csprng16(): Uint8Array {
+  if (poolAt + 16 > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  const b = POOL.slice(poolAt, poolAt + 16);
+  POOL.fill(0, poolAt, poolAt + 16);
+  poolAt += 16;
+  return b;
+}
+
 /** 128-bit CSPRNG serial: positive (top bit cleared) and never zero; returned as DER INTEGER content. */
 export function randomSerial(): Uint8Array {
   for (;;) {
-    const b = new Uint8Array(randomBytes(16));
+    const b = csprng16();
     b[0] &= 0x7f;
     if (b.some((x) => x !== 0)) {
       let i = 0;
