@@ -45,7 +45,7 @@ export function readTlv(b: Uint8Array, pos: number, end: number = b.length): Tlv
   return { tag, start, body: pos, end: pos + len };
 }
 
-/** The elements inside a constructed element (or inside `[from, to)`). */
+/** The elements inside a constructed element, in order. */
 export function children(b: Uint8Array, t: Tlv): Tlv[] {
   const out: Tlv[] = [];
   for (let pos = t.body; pos < t.end; ) {
