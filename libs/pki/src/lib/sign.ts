@@ -4,7 +4,7 @@ import { webcrypto } from 'node:crypto';
 import { HashName, HsmKeyInfo, HsmSigner, defaultHashFor, isEc, isRsa } from './hsm-signer';
 import { HASHES, OID, curveSize, decodeDigestInfo, digest, encodeDigestInfo, p1363ToDer } from './der';
 import { PkiError } from './pki-error';
-import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract';
+import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 
 let engineSet = false;
 /** pkijs verifies with Node's webcrypto; signing never goes through pkijs engines (the HSM signs TBS bytes). */
