@@ -16,6 +16,7 @@ import { call, ciToken, operationBody, signOrderBody } from './operations-suppor
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 const MAX = 64 * 1024;
 const ED = 'msg-ed';
+const RSA = 'msg-rsa';
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 
@@ -50,9 +51,12 @@ describe('message sign orders (Ed25519)', () => {
     const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
     const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
     const session = await activeSession(ada, alan, 'Ed25519 message sign orders');
-    const made = await ada('POST', '/api/v1/keys', { session, body: { keyid: ED, type: 'FW', algorithm: 'ED25519', requiredApprovers: 0, validityDays: 30, commonName: 'Ed25519 firmware', product: 'msg-gadget' } });
-    expect(made.status).toBe(201);
-    expect((await ada('POST', '/api/v1/roles', { session, body: { name: 'msg-signer', natures: ['ORDERER', 'SIGNER'], keys: [{ keyid: ED, permissions: ['ORDER', 'SIGN'] }] } })).status).toBe(201);
+    for (const [keyid, algorithm] of [[ED, 'ED25519'], [RSA, 'RSA_2048']]) {
+      const made = await ada('POST', '/api/v1/keys', { session, body: { keyid, type: 'FW', algorithm, requiredApprovers: 0, validityDays: 30, commonName: `${algorithm} firmware`, product: 'msg-gadget' } });
+      expect([keyid, made.status]).toEqual([keyid, 201]);
+    }
+    const grants = [ED, RSA].map((keyid) => ({ keyid, permissions: ['ORDER', 'SIGN'] }));
+    expect((await ada('POST', '/api/v1/roles', { session, body: { name: 'msg-signer', natures: ['ORDERER', 'SIGNER'], keys: grants } })).status).toBe(201);
     const demoCi = demoTenant.ciClients.find((c) => c.name === 'demo-ci');
     const subjects = await ada<{ items: { id: string; oid: string; roles: string[] }[] }>('GET', '/api/v1/subjects');
     const subject = subjects.body.items.find((s) => s.oid === demoCi?.servicePrincipalOid);
@@ -151,13 +155,14 @@ describe('message sign orders (Ed25519)', () => {
   describe('hostile input: a 4xx with a stable code, audited, no usage spent', () => {
     let op = '';
     let fw = '';
+    let rsa = '';
     beforeAll(async () => {
       op = await newOperation(ED, 3);
       fw = await newOperation('demo-fw-dev', 3);
+      rsa = await newOperation(RSA, 3);
     });
     afterAll(async () => {
-      expect(await used(op)).toBe(0);
-      expect(await used(fw)).toBe(0);
+      expect([await used(op), await used(fw), await used(rsa)]).toEqual([0, 0, 0]);
     });
 
     const digestOrder = () => ({ ...signOrderBody(op, ED, sha256('x')) });
@@ -165,6 +170,7 @@ describe('message sign orders (Ed25519)', () => {
       ['fail a digest for an Ed25519 key', 400, 'message_required', () => digestOrder()],
       ['fail a 64-byte (SHA-512) digest for an Ed25519 key', 400, 'message_required', () => ({ ...digestOrder(), inputdata: createHash('sha512').update('x').digest('hex') })],
       ['fail a message for an ECDSA key', 400, 'message_not_supported_for_key', () => ({ ...order(fw, 'firmware'), keyid: 'demo-fw-dev' })],
+      ['fail a message for an RSA key', 400, 'message_not_supported_for_key', () => ({ ...order(rsa, 'firmware'), keyid: RSA })],
       ['fail one byte over 64 KiB', 413, 'message_too_large', () => order(op, Buffer.alloc(MAX + 1, 1))],
       ['fail an empty message', 400, 'validation_failed', () => ({ ...order(op, 'x'), message: '' })],
       ['fail base64 with characters outside the alphabet', 400, 'invalid_input_encoding', () => ({ ...order(op, 'x'), message: '!!!!' })],
@@ -185,6 +191,7 @@ describe('message sign orders (Ed25519)', () => {
       const mine = [
         ...(await audit.list({ action: 'signorder.create', operationId: op, limit: 100 })).items,
         ...(await audit.list({ action: 'signorder.create', operationId: fw, limit: 100 })).items,
+        ...(await audit.list({ action: 'signorder.create', operationId: rsa, limit: 100 })).items,
       ];
       expect(mine.every((e) => e.outcome === 'DENIED')).toBe(true);
       expect(new Set(mine.map((e) => e.errorCode))).toEqual(new Set(['message_required', 'message_not_supported_for_key', 'message_too_large', 'invalid_input_encoding']));
