@@ -6,6 +6,11 @@ import { checkJsonValue } from '../edge/input-checks';
 import { ApiErrorCode, EdgeRefusal } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/**
+ * Routes whose JSON bodies may be larger than MAX_BODY_BYTES: a message sign order carries up to 64 KiB of message
+ * in base64 (87,384 characters) next to a description of up to 1,000 characters (ADR 0030).
+ */
+const LARGE_BODY_ROUTES = new Map([['/api/signorders', 96 * 1024]]);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
 export const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
 
@@ -23,20 +28,24 @@ export function installBodyParser(server: FastifyInstance, config: ApiConfig): v
   // body-parser's JSON reader (the one the API has always used): same limits, strictness and error types
   // (entity.too.large, entity.parse.failed, charset.unsupported, request.aborted, ...). inflate: false: the
   // request guard already refused any Content-Encoding.
-  const parse = express.json({ limit: config.maxBodyBytes, strict: true, inflate: false, type: () => true });
+  const parser = (limit: number) => express.json({ limit, strict: true, inflate: false, type: () => true });
+  const parse = parser(config.maxBodyBytes);
+  const parseLarge = new Map([...LARGE_BODY_ROUTES].map(([route, limit]) => [route, parser(Math.max(limit, config.maxBodyBytes))]));
   const maxDepth = config.maxJsonDepth;
   server.removeAllContentTypeParsers();
   server.addContentTypeParser('*', (request: FastifyRequest, _payload: IncomingMessage, done: Done) => {
     const req = request.raw as IncomingMessage & { body?: unknown };
     if (!BODY_METHODS.has(request.method)) return done(null, undefined);
-    if (!request.is404 && STREAMED_BODY_ROUTES.has(request.routeOptions.url ?? '')) return done(null, undefined);
+    // The route template the router matched (case and a trailing slash already folded), none for a 404.
+    const route = request.is404 ? '' : (request.routeOptions.url ?? '');
+    if (STREAMED_BODY_ROUTES.has(route)) return done(null, undefined);
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return done(null, undefined);
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json' && !type.endsWith('+json')) {
       return done(new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
     }
-    parse(req as express.Request, undefined as unknown as ServerResponse as express.Response, (err?: unknown) => {
+    (parseLarge.get(route) ?? parse)(req as express.Request, undefined as unknown as ServerResponse as express.Response, (err?: unknown) => {
       if (err) return done(err as Error);
       try {
         checkJsonValue(req.body, maxDepth);
