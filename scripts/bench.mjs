@@ -4,7 +4,8 @@
 // on the same SoftHSM token, `cfssl serve` as a peer CA, sha256sum.
 // Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--rounds 2] [--firmware-mib 256] [--out docs/benchmarks.json])
 //        node scripts/bench.mjs --cells rsaRaw,rsa,ecOne,half [--firmware-mib 0] --out FILE: only those cells (keys in
-//        scripts/bench/run.ts); writes FILE and prints the cells and ratios, leaves docs/benchmarks.md alone
+//        scripts/bench/run.ts); writes FILE and prints the cells and ratios, leaves docs/benchmarks.md alone;
+//        --half-rate N offers the fixed-arrival cell N orders/s instead of half the measured peak
 //        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz] [--cpuprofile FILE]:
 //        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
@@ -52,7 +53,7 @@ const { runBench } = await loadTsBench(root, 'scripts/bench/run.ts', work);
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
+const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
@@ -169,7 +170,7 @@ End-to-end throughput of the Keyserver, each number next to a yardstick measured
 machine with a tool we did not write. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options:
 \`--seconds N\` per cell (default 4), \`--rounds N\` (default 2), \`--firmware-mib N\` (default 256; 0 skips it),
 \`--out FILE\` for the JSON (default \`docs/benchmarks.json\`), \`--cells a,b\` for a partial run (keys in
-\`scripts/bench/run.ts\`; prints, writes only the JSON); \`--profile [--seconds 10]\` instead writes a CPU
+\`scripts/bench/run.ts\`; prints, writes only the JSON), \`--half-rate N\` (the fixed arrival rate instead of half the peak); \`--profile [--seconds 10]\` instead writes a CPU
 profile summary of the API under wrk load (\`docs/benchmarks-profile.json\`). The script rewrites this file down to
 the marker line (the findings below it are kept) and the JSON on every run. It needs \`npm run build\`, PostgreSQL
 15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc.

@@ -32,6 +32,8 @@ export interface BenchOptions {
    * rsaRaw, rsa, cfssl, certs, two, half); all when undefined. A partial run is for focused work on a few targets.
    */
   cells?: string[];
+  /** The fixed arrival rate of the `half` cell in orders/s (default: half the best P-256 one-operation rate). */
+  halfRate?: number;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
   profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' | 'healthz' };
 }
@@ -447,8 +449,8 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     // p99 at half the peak P-256 rate (one operation), at a fixed arrival rate.
     let halfRate: BenchResult['halfRate'];
     const peakCell = cells['P-256 sign orders, 1 operation, c=32'];
-    if (wanted('half') && peakCell) {
-      const peak = peakCell.perSecond;
+    if (wanted('half') && (peakCell || o.halfRate)) {
+      const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
       const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
       const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(S, 4), urls[0], '/api/signorders', bodies, ci);
       log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
