@@ -102,10 +102,11 @@ function youngGenerationGc(): (() => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as unknown;
-    setFlagsFromString('--no-expose-gc');
     return typeof gc === 'function' ? () => (gc as (o: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
   } catch {
     return undefined;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
   }
 }
 
