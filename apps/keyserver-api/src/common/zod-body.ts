@@ -1,4 +1,4 @@
-import { ArgumentMetadata, Injectable, PipeTransform } from '@nestjs/common';
+import { Injectable, PipeTransform } from '@nestjs/common';
 import { z } from 'zod';
 import { checkJsonValue } from '../edge/input-checks';
 import { ApiErrorCode, EdgeRefusal } from './api-error';
@@ -24,7 +24,7 @@ function closestIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
 export class ZodBody<S extends z.ZodType> implements PipeTransform<unknown, z.output<S>> {
   constructor(private readonly schema: S) {}
 
-  transform(value: unknown, _meta: ArgumentMetadata): z.output<S> {
+  transform(value: unknown): z.output<S> {
     checkJsonValue(value, PIPE_MAX_DEPTH);
     const r = this.schema.safeParse(value);
     if (r.success) return r.data;
