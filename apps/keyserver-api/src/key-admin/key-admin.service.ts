@@ -11,6 +11,7 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { CrlService } from '../crl/crl.service';
+import { crlUrl } from '../crl/crl-url';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -64,7 +65,7 @@ export class KeyAdminService {
         subject: { commonName: dto.commonName, organization: dto.organization, country: dto.country },
         notBefore,
         notAfter,
-        crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${root.keyid}`,
+        crlDistributionPointUrl: crlUrl(this.config.publicUrl, root.keyid, root.currentVersion),
       };
       const cert: IssuedCertificate =
         dto.type === 'CA'
@@ -156,7 +157,7 @@ export class KeyAdminService {
       });
       a.committed();
       // The issuer signs a new CRL with the key's serials on it now, not on the next fetch.
-      if (key.parentKeyid) await this.crls.get(key.parentKeyid).catch((e: unknown) => this.logger.error({ err: e, keyid: key.parentKeyid }, 'could not sign the CRL after a revocation'));
+      if (key.parentKeyid) await this.crls.refreshKey(key.parentKeyid);
       return await this.keyViews.detail(actor, keyid);
     });
   }

@@ -6,6 +6,8 @@ import { appendAuditTx, clampLimit } from './audit.repository';
 
 export interface InsertCertificateInput {
   issuerKeyid: string;
+  /** The issuing key's version that signed it (default: its current version). */
+  issuerVersion?: number;
   /** Serial number as lower-case hex without leading "0x". */
   serialHex: string;
   subjectDn: string;
@@ -51,6 +53,7 @@ export class CertificateRepository {
         const c = await tx.certificate.create({
           data: {
             issuerKeyId: key.id,
+            issuerVersion: input.issuerVersion ?? key.currentVersion,
             serialHex: normSerial(input.serialHex),
             subjectDn: input.subjectDn,
             sans: input.sans ?? [],
