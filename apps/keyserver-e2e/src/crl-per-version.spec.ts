@@ -210,7 +210,7 @@ describe('CRLs per issuing key version', () => {
     ['fail a key in another case', '/api/v1/crl/DEMO-CA-DEV/versions/1', 404, 'key_not_found'],
     ['fail a firmware key (no CRL)', '/api/v1/crl/demo-fw-dev/versions/1', 404, 'key_not_found'],
     ['fail a huge keyid', `/api/v1/crl/${'k'.repeat(3000)}/versions/1`, 404, 'key_not_found'],
-  ])('%s: GET %s (problem+json, stable code)', async (_n, path, status, code) => {
+  ])('%s: 4xx problem+json with a stable code', async (_n, path, status, code) => {
     const r = await fetch(`${p.env.urls.api}${path}`);
     expect(r.headers.get('content-type')).toContain('application/problem+json');
     expect({ status: r.status, code: ((await r.json()) as { code: string }).code }).toEqual({ status, code });
