@@ -64,6 +64,12 @@ const NAME_ATTRIBUTES: Record<string, string> = { '2.5.4.3': 'CN', '2.5.4.6': 'C
 const KU_CRL_SIGN = 0x02;
 
 export const CRL_FETCH_TIMEOUT_MS = 10_000;
+/**
+ * How far a CRL's thisUpdate may lie ahead of the verifier's clock when checking "now" (no --at): CAs issue CRLs
+ * on demand, so one can be issued while it is downloaded, and servers' clocks drift. A CRL from the near future
+ * is still the CA's newest word; with an explicit --at the check is exact.
+ */
+export const CRL_CLOCK_SKEW_MS = 5 * 60_000;
 export const CRL_FETCH_MAX_BYTES = 10 * 1024 * 1024;
 
 /** One parsed CRL and where it came from (a file or a URL), for messages. */
@@ -252,7 +258,7 @@ function signatureVerifies(crl: pkijs.CertificateRevocationList, key: KeyObject)
   }
 }
 
-function judge(c: Crl, issuer: X509Certificate, at: Date): Verdict {
+function judge(c: Crl, issuer: X509Certificate, at: Date, skewMs: number): Verdict {
   const ku = keyUsage(issuer);
   if (ku !== undefined && !(ku & KU_CRL_SIGN)) return { ok: false, code: 'crl_invalid', why: `${subjectOf(issuer)} may not sign CRLs (keyUsage)` };
   const sig = signatureVerifies(c.crl, issuer.publicKey);
@@ -264,7 +270,7 @@ function judge(c: Crl, issuer: X509Certificate, at: Date): Verdict {
   if (critical.length) return { ok: false, code: 'crl_invalid', why: `it has the critical extension ${critical[0].extnID}, which ksctl does not implement` };
   const thisUpdate = c.crl.thisUpdate.value;
   const nextUpdate = c.crl.nextUpdate?.value;
-  if (thisUpdate.getTime() > at.getTime()) return { ok: false, code: 'crl_not_yet_valid', why: `it was issued ${thisUpdate.toISOString()}, after ${at.toISOString()}` };
+  if (thisUpdate.getTime() > at.getTime() + skewMs) return { ok: false, code: 'crl_not_yet_valid', why: `it was issued ${thisUpdate.toISOString()}, after ${at.toISOString()}` };
   if (nextUpdate && nextUpdate.getTime() < at.getTime()) return { ok: false, code: 'crl_expired', why: `its next update was due ${nextUpdate.toISOString()}` };
   return { ok: true };
 }
@@ -292,19 +298,22 @@ const PRECEDENCE = ['crl_expired', 'crl_not_yet_valid', 'crl_invalid'];
  * against the CRLs of its issuer: given in `crls`, and with `fetcher` also downloaded from the certificate's
  * distribution points. A usable CRL has the certificate's issuer name, verifies with the issuer's key (the
  * next certificate of the path), has only critical extensions ksctl implements, and is current at `at`
- * (thisUpdate <= at <= nextUpdate). Throws (exit 6) `certificate_revoked` when a usable CRL lists the serial
+ * (thisUpdate <= at <= nextUpdate; without `at`, the clock read after the download, with {@link CRL_CLOCK_SKEW_MS}
+ * allowed for thisUpdate and revocation dates). Throws (exit 6) `certificate_revoked` when a usable CRL lists the serial
  * with a revocation date <= at, `crl_missing` when no CRL names the issuer, and `crl_invalid`, `crl_expired`
  * or `crl_not_yet_valid` when none of them is usable; a failed download without another CRL of that issuer is
  * `crl_unreachable` (exit 5). Returns the CRL that covered each certificate.
  */
-export async function checkRevocation(path: X509Certificate[], crls: Crl[], o: { at?: Date; fetcher?: CrlFetcher } = {}): Promise<CrlUse[]> {
-  const at = o.at ?? new Date();
+export async function checkRevocation(path: X509Certificate[], crls: Crl[], o: { at?: Date; fetcher?: CrlFetcher; now?: () => Date } = {}): Promise<CrlUse[]> {
   const uses: CrlUse[] = [];
   for (let i = 0; i < path.length - 1; i++) {
     const cert = path[i];
     const issuer = path[i + 1];
     const parsed = pkijs.Certificate.fromBER(ab(cert.raw));
     const fetched = o.fetcher ? await o.fetcher.forCertificate(cert) : undefined;
+    // An explicit --at is exact; "now" is read after the download and allows the server's clock some skew.
+    const at = o.at ?? (o.now ?? (() => new Date()))();
+    const skewMs = o.at ? 0 : CRL_CLOCK_SKEW_MS;
     const candidates = [...crls, ...(fetched?.crls ?? [])].filter((c) => c.crl.issuer.isEqual(parsed.issuer));
     if (candidates.length === 0) {
       if (fetched?.error) throw fetched.error;
@@ -317,7 +326,7 @@ export async function checkRevocation(path: X509Certificate[], crls: Crl[], o: {
       const hint = fetched && fetched.urls.length === 0 ? '; the certificate names no http(s) CRL distribution point' : '';
       throw failure('crl_missing', `no CRL of ${issuerOf(cert)} for ${subjectOf(cert)} (serial ${serialOf(cert)})${hint}`, cert);
     }
-    const judged = candidates.map((c) => ({ c, v: judge(c, issuer, at) }));
+    const judged = candidates.map((c) => ({ c, v: judge(c, issuer, at, skewMs) }));
     const usable = judged.filter((j) => j.v.ok).map((j) => j.c);
     if (usable.length === 0) {
       const worst = judged
@@ -327,7 +336,7 @@ export async function checkRevocation(path: X509Certificate[], crls: Crl[], o: {
     }
     const serial = integerHex(parsed.serialNumber);
     for (const c of usable) {
-      const entry = (c.crl.revokedCertificates ?? []).find((r) => integerHex(r.userCertificate) === serial && r.revocationDate.value.getTime() <= at.getTime());
+      const entry = (c.crl.revokedCertificates ?? []).find((r) => integerHex(r.userCertificate) === serial && r.revocationDate.value.getTime() <= at.getTime() + skewMs);
       const reason = entry && reasonOf(entry);
       // removeFromCRL belongs to delta CRLs; in a complete CRL it un-lists nothing, so it does not revoke either.
       if (!entry || reason === 'removeFromCRL') continue;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { CliError, Exit } from './errors';
+import { expectInvalid } from '../testing/expect-cli-error';
 import { TIMESTAMP_OID, verifySignatureTimestamp } from './timestamp';
 
 // Tokens made here with pkijs and certificates made by openssl, so ksctl's timestamp checks are tested against
@@ -80,16 +80,6 @@ async function token(t: TokenSpec): Promise<Buffer> {
   return Buffer.from(new pkijs.ContentInfo({ contentType: TIMESTAMP_OID.signedData, content: sd.toSchema(true) }).toSchema().toBER(false));
 }
 
-function expectInvalid(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(CliError);
-  expect([(err as CliError).exit, (err as CliError).code]).toEqual([Exit.Invalid, code]);
-}
 
 beforeAll(() => {
   pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));

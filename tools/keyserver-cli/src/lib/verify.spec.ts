@@ -3,7 +3,8 @@ import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, Exit } from './errors';
+import { Exit } from './errors';
+import { expectInvalid, expectInvalidAsync } from '../testing/expect-cli-error';
 import { readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './verify';
 
 // A small PKI made by openssl (root -> intermediate -> leaves), so the verifier is checked against
@@ -29,22 +30,7 @@ function cert(name: string, issuer: string | undefined, ext: string, days = 30):
 const CA = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign';
 const FW = 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning';
 
-function expectInvalid(fn: () => unknown, code: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(CliError);
-  expect([(err as CliError).exit, (err as CliError).code]).toEqual([Exit.Invalid, code]);
-}
 
-async function expectInvalidAsync(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(CliError);
-  expect([(err as CliError).exit, (err as CliError).code]).toEqual([Exit.Invalid, code]);
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ksctl-verify-'));

@@ -115,7 +115,12 @@ export class KeyLimitsRepository {
         const row = await tx.keyOperationLimit.upsert({ where: { keyId: key.id }, create: { keyId: key.id, ...data }, update: data });
         const after = effectiveLimits(key, row);
         if (audit) {
-          const plain = ({ source, updatedAt: _u, ...l }: EffectiveKeyLimits) => ({ ...l, source });
+          // The audit shows the limits, not when the row was written.
+          const plain = ({ source, ...l }: EffectiveKeyLimits) => {
+            const shown: Partial<EffectiveKeyLimits> = { ...l, source };
+            delete shown.updatedAt;
+            return shown;
+          };
           await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, limits: { before: plain(before), after: plain(after) } } });
         }
         return { before, after };
