@@ -231,9 +231,11 @@ describe('CRLs per issuing key version', () => {
       expect(openssl('verify', '-crl_check', '-CRLfile', crl, '-CAfile', f('root.pem'), '-untrusted', f('ca-v1.pem'), f('v1-good.pem')).status).toBe(0);
     });
 
-    it('fail revoking a certificate of the destroyed CA (issuer_destroyed: its final CRL cannot change)', async () => {
+    it('fail revoking a certificate or a retired key of the destroyed CA (its final CRL cannot change)', async () => {
       const r = await ada('POST', `/api/v1/certificates/${issued['v1-good'].id}/revocation`, { body: { reason: 'keyCompromise' } });
       expect({ status: r.status, code: r.body['code'] }).toEqual({ status: 409, code: 'issuer_destroyed' });
+      const k = await admin('/api/v1/keys/fw-under-v3/revocation', { reason: 'keyCompromise' });
+      expect({ status: k.status, code: k.body.code }).toEqual({ status: 409, code: 'issuer_not_usable' });
     });
 
     it('fail once the final CRL is past its nextUpdate: 404 crl_not_available', async () => {

@@ -151,6 +151,9 @@ export class KeyAdminService {
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
       if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
+      // A destroyed issuer's final CRL cannot list it any more (ADR 0029).
+      const parent = key.parentKeyid ? await this.keys.findByKeyid(key.parentKeyid) : null;
+      if (parent?.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${parent.keyid} was destroyed: its final CRL cannot list ${keyid}`);
       // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
       await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
