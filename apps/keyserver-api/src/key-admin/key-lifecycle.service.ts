@@ -11,7 +11,6 @@ import {
   type RootCeremonyResult,
 } from '@keyserver/api-contract';
 import { DataAccessError, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key } from '@keyserver/data-access';
-import type { ImportCertificateRequest as ImportCertificateBody } from '@keyserver/api-contract';
 import {
   createCaCertificate,
   createFirmwareSigningCertificate,
@@ -218,7 +217,7 @@ export class KeyLifecycleService {
    * first import (same public key as the pending HSM key, CA flags, chain) and, in addition, to the same anchor as
    * that first import and for the same subject; then the pending version becomes the current one (ADR 0029).
    */
-  private async importVersion(keyid: string, dto: ImportCertificateBody, session: AdminSession, administrators: { subjectId: string; displayName: string }[], audit: AuditInput): Promise<void> {
+  private async importVersion(keyid: string, dto: ImportCertificateRequest, session: AdminSession, administrators: { subjectId: string; displayName: string }[], audit: AuditInput): Promise<void> {
     const key = KEYID.test(keyid) ? await this.keys.findByKeyid(keyid) : null;
     const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
     if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
