@@ -80,7 +80,7 @@ export {
   type KeyOperationLimits,
   operationLimitViolation,
 } from './lib/repositories/key-limits';
-export { type CertificateFilter, CertificateRepository, type InsertCertificateInput, type RevokedCertificate } from './lib/repositories/certificate.repository';
+export { type CertificateFilter, CertificateRepository, type InsertCertificateInput } from './lib/repositories/certificate.repository';
 export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInput } from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';

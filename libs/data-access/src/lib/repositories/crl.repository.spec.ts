@@ -1,7 +1,7 @@
 import { hex, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput, Key } from '../types';
-import { CrlRepository, type CrlSigner } from './crl.repository';
+import { CrlRepository, type CrlScope, type CrlSigner } from './crl.repository';
 import { KeyLifecycleRepository } from './key-lifecycle.repository';
 
 const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test' });
@@ -36,6 +36,16 @@ describe(CrlRepository.name, () => {
     expect(x?.crlNumber).toBe(1n);
     expect(y?.der.equals(x?.der ?? Buffer.alloc(0))).toBe(true);
     expect(await sql(r.tmp.url, `SELECT "crlNumber"::text FROM "crl" WHERE "keyVersionId" = $1`, [scope.versionId])).toEqual([{ crlNumber: '1' }]);
+  });
+
+  it('ok CRL numbers are handed out once across a key\'s versions refreshed at the same time (one counter per key)', async () => {
+    const k = await ca();
+    const life = new KeyLifecycleRepository(r.dbA);
+    for (const v of [1, 2, 3]) await life.addVersion(k.keyid, v, { hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.rotate'));
+    const crls = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+    const always: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(), der: Buffer.from('x'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false });
+    const results = await Promise.all([1, 2, 3, 4].flatMap((v) => crls.map(async (c) => c.refresh((await c.scope(k.keyid, v)) as CrlScope, always))));
+    expect(results.map((x) => Number(x?.crlNumber)).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('ok a revocation is in the scope of the version that signed the certificate (and its renewals), not of a rotated key pair', async () => {

@@ -98,12 +98,6 @@ export class KeyLifecycleRepository {
     return rows.map((v) => toVersion(keyid, v));
   }
 
-  /** Revoked versions of keys the issuer certified (their serials belong on its CRL). */
-  async revokedVersionsIssuedBy(issuerKeyid: string): Promise<{ serialHex: string; revokedAt: Date; revocationReason: string | null }[]> {
-    const rows = await this.db.prisma.keyVersion.findMany({ where: { issuerKeyid, state: 'REVOKED', revokedAt: { not: null } }, orderBy: { revokedAt: 'asc' } });
-    return rows.map((v) => ({ serialHex: v.certificateSerial, revokedAt: v.revokedAt as Date, revocationReason: v.revocationReason }));
-  }
-
   /**
    * Adds version `expectedVersion + 1` to an ACTIVE key and makes it current: the key's columns (hsmKeyId,
    * certificate, validity) describe it from the commit on, so new sign orders use it; the versions it supersedes
