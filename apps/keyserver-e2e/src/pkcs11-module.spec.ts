@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate, createHash, verify as cryptoVerify } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signInAt } from '@keyserver/entra-emulator';
@@ -11,13 +11,16 @@ import { activeSession, apiAs, bffUserToken } from './admin-helpers';
 import { call, ciToken, operationBody } from './operations-support';
 
 // The Keyserver PKCS#11 module (tools/pkcs11-module) driven by tools we did not write: OpenSC's pkcs11-tool,
-// OpenSSL 3 through the libp11 engine (Debian has no pkcs11-provider package yet), osslsigncode, and pkcs11js
-// in this process for a long-running signer. Every signature is verified with openssl or Node's crypto.
+// OpenSSL 3 through pkcs11-provider (bookworm-backports) and through the libp11 engine (what osslsigncode, mkimage
+// and sbsign load), osslsigncode, and pkcs11js in this process for a long-running signer. Every signature is
+// verified with openssl or Node's crypto.
 
 const MODULE = join(repoRoot, 'dist', 'tools', 'pkcs11-module', 'libkeyserver-pkcs11.so');
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 /** libp11's engine in OpenSSL's engines directory (`ENGINESDIR: "/usr/lib/x86_64-linux-gnu/engines-3"`). */
 const ENGINE = join(/"(.*)"/.exec(spawnSync('openssl', ['version', '-e'], { encoding: 'utf8' }).stdout)?.[1] ?? '/usr/lib/x86_64-linux-gnu/engines-3', 'pkcs11.so');
+/** pkcs11-provider in OpenSSL's modules directory (`MODULESDIR: "/usr/lib/x86_64-linux-gnu/ossl-modules"`). */
+const PROVIDER = join(/"(.*)"/.exec(spawnSync('openssl', ['version', '-m'], { encoding: 'utf8' }).stdout)?.[1] ?? '/usr/lib/x86_64-linux-gnu/ossl-modules', 'pkcs11.so');
 const DEMO_CERT = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.crt.pem');
 const DEMO_KEY = join(repoRoot, 'config', 'demo-credentials', 'demo-ci-cert.key.pem');
 /** Access tokens live this long here, so the long-running signer below outlives one. */
@@ -173,6 +176,13 @@ describe('keyserver-pkcs11 module', () => {
       ['openssl_conf = openssl_init', '[openssl_init]', 'engines = engine_section', '[engine_section]', 'pkcs11 = pkcs11_section',
         '[pkcs11_section]', 'engine_id = pkcs11', `dynamic_path = ${ENGINE}`, `MODULE_PATH = ${MODULE}`, 'init = 0', ''].join('\n'),
     );
+    // The OpenSSL configuration that loads pkcs11-provider (next to the default provider) on the module (README).
+    writeFileSync(
+      file('provider.cnf'),
+      ['openssl_conf = openssl_init', '[openssl_init]', 'providers = provider_section', '[provider_section]', 'default = default_section',
+        'pkcs11 = pkcs11_section', '[default_section]', 'activate = 1', '[pkcs11_section]', `module = ${PROVIDER}`,
+        `pkcs11-module-path = ${MODULE}`, 'activate = 1', ''].join('\n'),
+    );
   });
 
   afterAll(async () => {
@@ -201,23 +211,23 @@ describe('keyserver-pkcs11 module', () => {
   });
 
   const message = () => readFileSync(file('msg.bin'));
-  const digestOf = (hash: string) => createHash(hash).update(message()).digest();
-  const digestInfo = (hash: 'sha256' | 'sha384') =>
-    Buffer.concat([Buffer.from(hash === 'sha256' ? '3031300d060960864801650304020105000420' : '3041300d060960864801650304020205000430', 'hex'), digestOf(hash)]);
-  // mechanism, key, what pkcs11-tool is given, extra pkcs11-tool options, hash and openssl -pkeyopt for the verification
-  const mechanisms: [string, string, () => Buffer, string[], string, string[]][] = [
-    ['ECDSA', 'demo-fw-dev', () => digestOf('sha256'), [], 'sha256', []],
-    ['ECDSA-SHA256', 'demo-fw-dev', message, [], 'sha256', []],
-    ['ECDSA-SHA384', 'p11-p384', message, [], 'sha384', []],
-    ['RSA-PKCS', 'p11-rsa', () => digestInfo('sha256'), [], 'sha256', []],
-    ['SHA256-RSA-PKCS', 'p11-rsa', message, [], 'sha256', []],
-    ['RSA-PKCS-PSS', 'p11-rsa', () => digestOf('sha256'), ['--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256', '--salt-len', '32'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
-    ['SHA256-RSA-PKCS-PSS', 'p11-rsa', message, ['--mgf', 'MGF1-SHA256'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
+  const digestOf = (hash: string, m: Buffer = message()) => createHash(hash).update(m).digest();
+  const digestInfo = (hash: 'sha256' | 'sha384', m: Buffer = message()) =>
+    Buffer.concat([Buffer.from(hash === 'sha256' ? '3031300d060960864801650304020105000420' : '3041300d060960864801650304020205000430', 'hex'), digestOf(hash, m)]);
+  // mechanism, key, what pkcs11-tool is given for a message, extra pkcs11-tool options, hash and openssl -pkeyopt for the verification
+  const mechanisms: [string, string, (m: Buffer) => Buffer, string[], string, string[]][] = [
+    ['ECDSA', 'demo-fw-dev', (m) => digestOf('sha256', m), [], 'sha256', []],
+    ['ECDSA-SHA256', 'demo-fw-dev', (m) => m, [], 'sha256', []],
+    ['ECDSA-SHA384', 'p11-p384', (m) => m, [], 'sha384', []],
+    ['RSA-PKCS', 'p11-rsa', (m) => digestInfo('sha256', m), [], 'sha256', []],
+    ['SHA256-RSA-PKCS', 'p11-rsa', (m) => m, [], 'sha256', []],
+    ['RSA-PKCS-PSS', 'p11-rsa', (m) => digestOf('sha256', m), ['--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256', '--salt-len', '32'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
+    ['SHA256-RSA-PKCS-PSS', 'p11-rsa', (m) => m, ['--mgf', 'MGF1-SHA256'], 'sha256', ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
   ];
 
-  it.each(mechanisms)('signs with %s (key %s) through pkcs11-tool --sign and openssl pkeyutl -verify accepts it', (mech, keyid, input, opts, hash, pkeyopts) => {
+  it.each(mechanisms)('signs with %s (key %s) through pkcs11-tool --sign, openssl pkeyutl -verify accepts it, and so does the token\'s C_Verify', (mech, keyid, input, opts, hash, pkeyopts) => {
     const name = `${mech}-${keyid}`;
-    writeFileSync(file(`${name}.in`), input());
+    writeFileSync(file(`${name}.in`), input(message()));
     const r = p11(['--sign', '-m', mech, ...id(keyid), '-i', file(`${name}.in`), '-o', file(`${name}.sig`), '--signature-format', 'openssl', ...opts]);
     expect([r.status, r.out]).toEqual([0, expect.stringContaining(`Using signature algorithm ${mech}`)]);
     writeFileSync(file(`${name}.digest`), digestOf(hash));
@@ -226,6 +236,11 @@ describe('keyserver-pkcs11 module', () => {
     expect(verify(file(`${name}.digest`))).toBe(true);
     writeFileSync(file(`${name}.other`), createHash(hash).update('another image').digest());
     expect(verify(file(`${name}.other`))).toBe(false);
+    // The token verifies locally with the certificate's public key (C_Verify): the data signed, not other data.
+    writeFileSync(file(`${name}.other-in`), input(Buffer.from('another image')));
+    const tokenVerify = (inFile: string) => p11(['--verify', '-m', mech, ...id(keyid), '-i', inFile, '--signature-file', file(`${name}.sig`), '--signature-format', 'openssl', ...opts]).out;
+    expect(tokenVerify(file(`${name}.in`))).toContain('Signature is valid');
+    expect(tokenVerify(file(`${name}.other-in`))).toContain('Invalid signature');
   });
 
   it('refuses what the key does not allow before asking the Keyserver, with the CKR_ code and the reason', async () => {
@@ -261,6 +276,103 @@ describe('keyserver-pkcs11 module', () => {
     expect([ok.status, ok.out]).toEqual([0, expect.stringContaining('Verification successful')]);
     writeFileSync(file('msg.tampered'), Buffer.concat([message(), Buffer.from('x')]));
     expect(tool('openssl', ['cms', '-verify', '-binary', '-content', file('msg.tampered'), '-inform', 'DER', '-in', p7s, '-CAfile', file('root.pem'), '-purpose', 'any']).status).not.toBe(0);
+  });
+
+  /** pkcs11-provider on the command line, pointed at the module by PKCS11_PROVIDER_MODULE (no configuration file). */
+  const providerEnv = (extra: Record<string, string> = {}) => env({ PKCS11_PROVIDER_MODULE: MODULE, ...extra });
+  const PROVIDERS = ['-provider', 'pkcs11', '-provider', 'default'];
+  const pkcs11Uri = (keyid: string) => `pkcs11:token=Keyserver;object=${keyid};type=private`;
+  // case, key, the key's URI, hash, -pkeyopt for signing, -pkeyopt for the verification
+  const providerSignatures: [string, string, string, 'sha256' | 'sha384', string[], string[]][] = [
+    ['ECDSA P-256', 'demo-fw-dev', pkcs11Uri('demo-fw-dev'), 'sha256', [], []],
+    ['ECDSA P-384', 'p11-p384', pkcs11Uri('p11-p384'), 'sha384', [], []],
+    ['RSA PKCS#1 v1.5', 'p11-rsa', pkcs11Uri('p11-rsa'), 'sha256', [], []],
+    ['RSA PKCS#1 v1.5, key by CKA_ID', 'p11-rsa', `pkcs11:id=${[...Buffer.from('p11-rsa')].map((b) => `%${b.toString(16)}`).join('')};type=private`, 'sha256', [], []],
+    ['RSA-PSS', 'p11-rsa', pkcs11Uri('p11-rsa'), 'sha256', ['rsa_padding_mode:pss'], ['rsa_padding_mode:pss', 'rsa_pss_saltlen:32']],
+  ];
+
+  it.each(providerSignatures)(
+    'signs %s (key %s) with openssl pkeyutl -sign through pkcs11-provider, one usage each; openssl pkeyutl -verify accepts it with the certificate and with the token\'s public key',
+    async (name, keyid, uri, hash, signOpts, verifyOpts) => {
+      const before = await usages(operation);
+      const digest = file(`prov-${keyid}.${hash}`);
+      writeFileSync(digest, digestOf(hash));
+      const sig = file(`prov-${name.replace(/\W+/g, '-')}.sig`);
+      const r = tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-inkey', uri, '-in', digest, '-out', sig, '-pkeyopt', `digest:${hash}`, ...signOpts.flatMap((o) => ['-pkeyopt', o])], providerEnv());
+      expect([name, r.status, r.out]).toEqual([name, 0, '']);
+      // The public key of the certificate the API returned for the key, not one read through the token.
+      const verify = (digestFile: string) =>
+        opensslOk('pkeyutl', '-verify', '-certin', '-inkey', file(`${keyid}.pem`), '-in', digestFile, '-sigfile', sig, '-pkeyopt', `digest:${hash}`, ...verifyOpts.flatMap((o) => ['-pkeyopt', o]));
+      expect(verify(digest)).toBe(true);
+      writeFileSync(file('prov.other'), createHash(hash).update('another image').digest());
+      expect(verify(file('prov.other'))).toBe(false);
+      // Through the token's public key as well (pkcs11-provider -> C_Verify, checked locally by the module).
+      const tokenVerify = (digestFile: string) =>
+        tool('openssl', ['pkeyutl', ...PROVIDERS, '-verify', '-pubin', '-inkey', uri.replace('type=private', 'type=public'), '-in', digestFile, '-sigfile', sig, '-pkeyopt', `digest:${hash}`, ...verifyOpts.flatMap((o) => ['-pkeyopt', o])], providerEnv()).out;
+      expect([name, tokenVerify(digest)]).toEqual([name, 'Signature Verified Successfully\n']);
+      expect([name, tokenVerify(file('prov.other'))]).toEqual([name, expect.stringContaining('Signature Verification Failure')]);
+      // One sign order per signature: the provider's length query asked the Keyserver nothing.
+      expect(await usages(operation)).toEqual({ ...before, [keyid]: before[keyid] + 1 });
+    },
+  );
+
+  it('signs CMS with openssl cms -sign through pkcs11-provider (openssl.cnf), and openssl cms -verify accepts it with the CA chain', () => {
+    // A tool configured to always log in with a PIN (a habit for HSMs): the token takes the login, the PIN is ignored.
+    writeFileSync(file('provider-login.cnf'), `${readFileSync(file('provider.cnf'), 'utf8')}pkcs11-module-login-behavior = always\npkcs11-module-token-pin = 4711-provider-pin\n`);
+    const debugLog = file('provider-debug.log');
+    // key, extra -keyopt, the SignerInfo's signatureAlgorithm (openssl cms -cmsout -print), configuration
+    const cases: [string, string[], string, string][] = [
+      ['p11-rsa', [], 'rsaEncryption', 'provider.cnf'],
+      ['p11-rsa', ['-keyopt', 'rsa_padding_mode:pss'], 'rsassaPss', 'provider.cnf'],
+      ['demo-fw-dev', [], 'ecdsa-with-SHA256', 'provider.cnf'],
+      ['demo-fw-dev', [], 'ecdsa-with-SHA256', 'provider-login.cnf'],
+    ];
+    for (const [keyid, keyopts, algorithm, cnf] of cases) {
+      const label = [keyid, ...keyopts, cnf].join(' ');
+      const p7s = file(`prov-${keyid}${keyopts.length ? '-pss' : ''}.p7s`);
+      const e = env({ OPENSSL_CONF: file(cnf), PKCS11_PROVIDER_DEBUG: `file:${debugLog},level:2` });
+      rmSync(debugLog, { force: true });
+      const signed = tool('openssl', ['cms', '-sign', '-binary', '-md', 'sha256', '-signer', file(`${keyid}.pem`), '-inkey', pkcs11Uri(keyid), ...keyopts, '-in', file('msg.bin'), '-outform', 'DER', '-out', p7s], e);
+      expect([label, signed.status, signed.out]).toEqual([label, 0, '']);
+      // The provider's own trace: the module signed in parts, and logged in only when told to.
+      const trace = readFileSync(debugLog, 'utf8');
+      expect([label, trace.includes('Calling C_SignFinal'), trace.includes('Calling C_Login')]).toEqual([label, true, cnf === 'provider-login.cnf']);
+      expect(trace).not.toContain('4711-provider-pin');
+      const printed = tool('openssl', ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', p7s]);
+      expect([label, /signatureAlgorithm: *\n *algorithm: (\S+)/.exec(printed.out)?.[1]]).toEqual([label, algorithm]);
+      const verify = (content: string) =>
+        tool('openssl', ['cms', '-verify', '-binary', '-content', content, '-inform', 'DER', '-in', p7s, '-CAfile', file('root.pem'), '-certfile', file(`${keyid}.chain.pem`), '-purpose', 'any', '-signer', file('prov-signer.pem'), '-out', file('prov-cms.out')]);
+      const ok = verify(file('msg.bin'));
+      expect([label, ok.status, ok.out]).toEqual([label, 0, expect.stringContaining('Verification successful')]);
+      expect(new X509Certificate(readFileSync(file('prov-signer.pem'))).raw.equals(new X509Certificate(certs.get(keyid) ?? '').raw)).toBe(true);
+      writeFileSync(file('prov-msg.tampered'), Buffer.concat([message(), Buffer.from('x')]));
+      expect([label, verify(file('prov-msg.tampered')).status === 0]).toEqual([label, false]);
+    }
+  });
+
+  it('makes openssl fail cleanly through pkcs11-provider when the operation is used up or the PSS salt is not the key\'s: no signature, the CKR_ and the reason', async () => {
+    const once = await newOperation([{ keyid: 'p11-rsa', usages: 1 }]);
+    writeFileSync(file('once.sha256'), digestOf('sha256'));
+    const pkeyutl = (out: string, opts: string[] = []) =>
+      tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-inkey', pkcs11Uri('p11-rsa'), '-in', file('once.sha256'), '-out', out, '-pkeyopt', 'digest:sha256', ...opts.flatMap((o) => ['-pkeyopt', o])], providerEnv({ KEYSERVER_OPERATION_ID: once }));
+    // A salt other than the hash length is refused before the Keyserver is asked: no usage spent.
+    const maxSalt = pkeyutl(file('once-max.sig'), ['rsa_padding_mode:pss', 'rsa_pss_saltlen:max']);
+    expect([maxSalt.status === 0, maxSalt.out]).toEqual([false, expect.stringMatching(/a 32-byte salt only -> CKR_MECHANISM_PARAM_INVALID/)]);
+    expect(await usages(once)).toEqual({ 'p11-rsa': 0 });
+
+    expect(pkeyutl(file('once-1.sig')).status).toBe(0);
+    const exhausted = [
+      pkeyutl(file('once-2.sig')),
+      tool('openssl', ['cms', '-sign', '-binary', '-signer', file('p11-rsa.pem'), '-inkey', pkcs11Uri('p11-rsa'), '-in', file('msg.bin'), '-outform', 'DER', '-out', file('once.p7s')], env({ KEYSERVER_OPERATION_ID: once, OPENSSL_CONF: file('provider.cnf') })),
+    ];
+    for (const r of exhausted) {
+      expect(r.status).not.toBe(0);
+      expect(r.out).toMatch(/sign order with key p11-rsa refused: HTTP 409 usage_exhausted .* -> CKR_FUNCTION_REJECTED/);
+      expect(r.out).not.toContain('CKR_DEVICE_ERROR');
+    }
+    // openssl leaves its output files empty (or never writes them): nothing that looks like a signature.
+    for (const out of ['once-max.sig', 'once-2.sig', 'once.p7s']) expect([out, existsSync(file(out)) ? statSync(file(out)).size : 0]).toEqual([out, 0]);
+    expect(await usages(once)).toEqual({ 'p11-rsa': 1 });
   });
 
   it('signs a PE file with osslsigncode (Authenticode) and osslsigncode verify accepts it, and refuses it tampered', () => {

@@ -178,6 +178,12 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
 /* Fetches GET /api/keys. */
 CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keylist *out);
 
+/* ---- verification (verify.c): local, with the public key of the key's certificate ---- */
+/* Checks `sig` over the sign order input `input` (what ks_mech_input makes) as the Keyserver would have signed it:
+ * CKR_OK, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE, or CKR_KEY_FUNCTION_NOT_PERMITTED (Ed25519). */
+CK_RV ks_verify(const struct ks_key *k, const struct ks_mech_plan *plan, const unsigned char *input, size_t inlen,
+                const unsigned char *sig, size_t siglen);
+
 /* hex helpers */
 char *ks_hex(const unsigned char *p, size_t n);
 int ks_unhex(const char *s, unsigned char *out, size_t outsz, size_t *outlen);

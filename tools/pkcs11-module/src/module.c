@@ -25,6 +25,14 @@ struct session {
   int find_active;
   CK_OBJECT_HANDLE *found;
   size_t nfound, pos;
+  /* C_Verify (local, verify.c): its own state, a session may verify while it signs */
+  int verify_active;
+  int vmultipart;
+  size_t vkey;
+  struct ks_mech_plan vplan;
+  EVP_MD_CTX *vmd;
+  unsigned char vraw[MAX_RAW_INPUT];
+  size_t vrawlen;
   /* C_Sign */
   int sign_active;
   int multipart;
@@ -95,6 +103,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
 
 static void session_free(struct session *s) {
   if (!s) return;
+  EVP_MD_CTX_free(s->vmd);
   EVP_MD_CTX_free(s->md);
   free(s->found);
   memset(s, 0, sizeof *s);
@@ -224,7 +233,8 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
   int ec = type == CKM_ECDSA || type == CKM_ECDSA_SHA256 || type == CKM_ECDSA_SHA384 || type == CKM_ECDSA_SHA512;
   pInfo->ulMinKeySize = ec ? 256 : 2048;
   pInfo->ulMaxKeySize = ec ? 521 : 4096;
-  pInfo->flags = CKF_HW | CKF_SIGN | (ec ? (CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS) : 0);
+  /* CKF_VERIFY: verified locally with the certificate's public key (verify.c). */
+  pInfo->flags = CKF_HW | CKF_SIGN | CKF_VERIFY | (ec ? (CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS) : 0);
   return CKR_OK;
 }
 
@@ -444,7 +454,7 @@ static int attribute(const struct ks_key *k, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_T
   }
   if (pub) {
     switch (type) {
-      case CKA_VERIFY: BOOL(1);
+      case CKA_VERIFY: BOOL(k->type != KS_KEY_ED25519); /* C_Verify checks RSA and ECDSA (verify.c) */
       case CKA_ENCRYPT: case CKA_WRAP: case CKA_VERIFY_RECOVER: case CKA_TRUSTED: BOOL(0);
       default: return ATTR_INVALID;
     }
@@ -737,7 +747,137 @@ CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_P
   return sign(hSession, NULL, 0, 1, pSignature, pulSignatureLen);
 }
 
-/* ---- everything a signing-only token does not do ---- */
+/* ---- verifying (local: the public key of the key's certificate, no sign order) ---- */
+
+static void end_verify(struct session *s) {
+  EVP_MD_CTX_free(s->vmd);
+  s->vmd = NULL;
+  s->verify_active = 0;
+  s->vmultipart = 0;
+  s->vrawlen = 0;
+}
+
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!pMechanism) return CKR_ARGUMENTS_BAD;
+  pthread_mutex_lock(&g_lock);
+  struct session *s = find_session(hSession);
+  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : s->verify_active ? CKR_OPERATION_ACTIVE : CKR_OK;
+  pthread_mutex_unlock(&g_lock);
+  if (rv != CKR_OK) return rv;
+  CK_OBJECT_CLASS cls;
+  const struct ks_key *k = object_of(hKey, &cls);
+  if (!k || cls == CKO_CERTIFICATE) return CKR_KEY_HANDLE_INVALID;
+  /* The public key verifies (CKA_VERIFY); a private key object has no CKA_VERIFY, Ed25519 keys say false. */
+  if (cls != CKO_PUBLIC_KEY || k->type == KS_KEY_ED25519) return CKR_KEY_FUNCTION_NOT_PERMITTED;
+  struct ks_mech_plan plan;
+  char why[300] = "";
+  rv = ks_mech_plan(k, pMechanism, &plan, why, sizeof why);
+  if (rv != CKR_OK) {
+    ks_log(KS_LOG_ERROR, "C_VerifyInit: %s -> %s", why, ks_rv_name(rv));
+    return rv;
+  }
+  EVP_MD_CTX *md = NULL;
+  if (plan.hashes_locally) {
+    md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, evp_of(plan.hash), NULL) != 1) {
+      EVP_MD_CTX_free(md);
+      return CKR_HOST_MEMORY;
+    }
+  }
+  pthread_mutex_lock(&g_lock);
+  s = find_session(hSession);
+  if (!s) rv = CKR_SESSION_HANDLE_INVALID;
+  else if (s->verify_active) rv = CKR_OPERATION_ACTIVE;
+  else {
+    s->verify_active = 1;
+    s->vkey = (size_t)((hKey - 1) / 3);
+    s->vplan = plan;
+    s->vmd = md;
+    s->vrawlen = 0;
+    s->vmultipart = 0;
+    md = NULL;
+  }
+  pthread_mutex_unlock(&g_lock);
+  EVP_MD_CTX_free(md);
+  return rv;
+}
+
+CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!pPart && ulPartLen) return CKR_ARGUMENTS_BAD;
+  pthread_mutex_lock(&g_lock);
+  struct session *s = find_session(hSession);
+  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->verify_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OK;
+  if (rv == CKR_OK) {
+    s->vmultipart = 1;
+    if (s->vmd) {
+      if (EVP_DigestUpdate(s->vmd, pPart, ulPartLen) != 1) rv = CKR_FUNCTION_FAILED;
+    } else if (s->vrawlen + ulPartLen > MAX_RAW_INPUT) {
+      rv = CKR_DATA_LEN_RANGE;
+    } else {
+      memcpy(s->vraw + s->vrawlen, pPart, ulPartLen);
+      s->vrawlen += ulPartLen;
+    }
+    if (rv != CKR_OK) end_verify(s);
+  }
+  pthread_mutex_unlock(&g_lock);
+  return rv;
+}
+
+/* C_Verify (data given) and C_VerifyFinal (data NULL: what C_VerifyUpdate gathered); either ends the operation. */
+static CK_RV verify(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t len, int final, const unsigned char *sig,
+                    size_t siglen) {
+  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  pthread_mutex_lock(&g_lock);
+  struct session *s = find_session(hSession);
+  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->verify_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OK;
+  if (rv != CKR_OK) {
+    pthread_mutex_unlock(&g_lock);
+    return rv;
+  }
+  if (!sig || (!final && !data && len)) rv = CKR_ARGUMENTS_BAD;
+  else if (!final && s->vmultipart) rv = CKR_OPERATION_ACTIVE; /* C_Verify does not end a multi-part verification */
+  const struct ks_key *k = &g_keys.keys[s->vkey];
+  struct ks_mech_plan plan = s->vplan;
+  unsigned char msg[EVP_MAX_MD_SIZE > MAX_RAW_INPUT ? EVP_MAX_MD_SIZE : MAX_RAW_INPUT], input[256];
+  size_t msglen = 0, inlen = 0;
+  char why[300] = "";
+  if (rv == CKR_OK && s->vmd) {
+    unsigned int dl = 0;
+    if ((!final && EVP_DigestUpdate(s->vmd, data, len) != 1) || EVP_DigestFinal_ex(s->vmd, msg, &dl) != 1) rv = CKR_FUNCTION_FAILED;
+    msglen = dl;
+  } else if (rv == CKR_OK && final) {
+    memcpy(msg, s->vraw, s->vrawlen);
+    msglen = s->vrawlen;
+  } else if (rv == CKR_OK && len > sizeof msg) {
+    snprintf(why, sizeof why, "%s input of %zu bytes is too long", ks_mech_name(plan.mech), len);
+    rv = CKR_DATA_LEN_RANGE;
+  } else if (rv == CKR_OK) {
+    memcpy(msg, data, len);
+    msglen = len;
+  }
+  end_verify(s);
+  pthread_mutex_unlock(&g_lock);
+  if (rv == CKR_OK && msglen > sizeof input) {
+    snprintf(why, sizeof why, "%s input of %zu bytes is too long", ks_mech_name(plan.mech), msglen);
+    rv = CKR_DATA_LEN_RANGE;
+  }
+  if (rv == CKR_OK) rv = ks_mech_input(k, &plan, msg, msglen, input, &inlen, why, sizeof why);
+  if (rv != CKR_OK && why[0]) ks_log(KS_LOG_ERROR, "%s: %s -> %s", final ? "C_VerifyFinal" : "C_Verify", why, ks_rv_name(rv));
+  if (rv == CKR_OK) rv = ks_verify(k, &plan, input, inlen, sig, siglen);
+  return rv;
+}
+
+CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) {
+  return verify(hSession, pData, ulDataLen, 0, pSignature, ulSignatureLen);
+}
+
+CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) {
+  return verify(hSession, NULL, 0, 1, pSignature, ulSignatureLen);
+}
+
+/* ---- everything a signing token does not do ---- */
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -768,10 +908,6 @@ NOT_SUPPORTED(C_DigestKey, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
 NOT_SUPPORTED(C_DigestFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 NOT_SUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 NOT_SUPPORTED(C_SignRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
-NOT_SUPPORTED(C_VerifyInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
-NOT_SUPPORTED(C_Verify, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
-NOT_SUPPORTED(C_VerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
-NOT_SUPPORTED(C_VerifyFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
 NOT_SUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 NOT_SUPPORTED(C_VerifyRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 NOT_SUPPORTED(C_DigestEncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))

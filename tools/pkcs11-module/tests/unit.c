@@ -1,6 +1,7 @@
 /* Unit tests of keyserver-pkcs11: the logic that needs no Keyserver (mechanism plans, DigestInfo, problem
  * codes, configuration, the key list parser, the PKCS#11 session table under threads). Certificates are made
- * by the openssl command and public values compared with what it prints; hostile inputs come from a seeded
+ * by the openssl command and public values compared with what it prints, signatures made by it are verified
+ * locally (C_Verify); hostile inputs come from a seeded
  * generator (same seed every run, KS_SEED to change it). The Keyserver itself is tested end to end in
  * apps/keyserver-e2e/src/pkcs11-module.spec.ts. */
 #define _GNU_SOURCE
@@ -10,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
@@ -685,6 +689,145 @@ static void test_api(void) {
   }
 }
 
+/* ---- local verification (verify.c): signatures made by the openssl command ---- */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return NULL;
+  unsigned char *b = malloc(8192);
+  *len = fread(b, 1, 8192, fp);
+  fclose(fp);
+  return b;
+}
+
+/* What C_VerifyInit + C_Verify do with a key: the plan, local hashing, the sign order input, then ks_verify. */
+static CK_RV verify_as_token(const struct ks_key *k, CK_MECHANISM *m, const unsigned char *data, size_t len,
+                             const unsigned char *sig, size_t siglen) {
+  struct ks_mech_plan plan;
+  char why[300];
+  CK_RV rv = ks_mech_plan(k, m, &plan, why, sizeof why);
+  if (rv != CKR_OK) return rv;
+  unsigned char digest[EVP_MAX_MD_SIZE], input[256];
+  unsigned int dl = 0;
+  size_t inlen = 0;
+  if (plan.hashes_locally) {
+    const EVP_MD *md = plan.hash == KS_SHA384 ? EVP_sha384() : plan.hash == KS_SHA512 ? EVP_sha512() : EVP_sha256();
+    EVP_Digest(data, len, digest, &dl, md, NULL);
+    data = digest;
+    len = dl;
+  }
+  rv = ks_mech_input(k, &plan, data, len, input, &inlen, why, sizeof why);
+  return rv != CKR_OK ? rv : ks_verify(k, &plan, input, inlen, sig, siglen);
+}
+
+static void test_verify(void) {
+  char saved[64];
+  memcpy(saved, tmpdir_, sizeof saved);
+  snprintf(tmpdir_, sizeof tmpdir_, "/tmp/ks-p11-verify-XXXXXX");
+  if (!mkdtemp(tmpdir_)) return;
+  struct {
+    const char *name, *alg, *info;
+  } kinds[] = {
+      {"rsa", "RSA -pkeyopt rsa_keygen_bits:2048", "FW RSA-2048 SHA-256, 0 approver(s)"},
+      {"p256", "EC -pkeyopt ec_paramgen_curve:P-256", "FW EC-P256 SHA-256, 0 approver(s)"},
+      {"p384", "EC -pkeyopt ec_paramgen_curve:P-384", "FW EC-P384 SHA-384, 0 approver(s)"},
+  };
+  struct ks_keylist keys[3] = {{0}};
+  for (size_t i = 0; i < 3; i++) {
+    char *pem = certificate(kinds[i].name, kinds[i].alg);
+    char *esc = json_escape_pem(pem ? pem : "");
+    char *json = malloc(strlen(esc) + 400);
+    sprintf(json, "[{\"keyid\":\"v-%s\",\"keyinfo\":\"%s\",\"certificate\":\"%s\"}]", kinds[i].name, kinds[i].info, esc);
+    char err[200];
+    if (ks_keys_parse(json, strlen(json), &keys[i], err, sizeof err) != 0) keys[i].n = 0;
+    free(json);
+    free(esc);
+    free(pem);
+  }
+  const char *msg = "firmware 1.2.3 verified through the token\n";
+  free(sh("cd %s && printf '%%s' '%s' > msg && printf 'another image' > other", tmpdir_, msg));
+  CK_RSA_PKCS_PSS_PARAMS pss256 = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+  struct {
+    const char *name;
+    int key;
+    CK_MECHANISM m;
+    const char *dgst, *sigopts; /* openssl dgst <dgst> -sign <key> <sigopts> -out sig msg */
+    const char *data;    /* what is verified: "msg" or "other" */
+    int ecdsa_raw;       /* convert openssl's DER ECDSA signature to PKCS#11's r||s */
+    int flip;            /* flip one bit of the signature */
+    size_t cut;          /* drop bytes from the end of the signature */
+    CK_RV want;
+  } cases[] = {
+      {"ok CKM_SHA256_RSA_PKCS: openssl dgst -sha256 -sign", 0, {CKM_SHA256_RSA_PKCS, NULL, 0}, "-sha256", "", "msg", 0, 0, 0, CKR_OK},
+      {"ok CKM_SHA256_RSA_PKCS_PSS: salt 32, MGF1-SHA256", 0, {CKM_SHA256_RSA_PKCS_PSS, &pss256, sizeof pss256},
+       "-sha256", "-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32", "msg", 0, 0, 0, CKR_OK},
+      {"ok CKM_ECDSA_SHA256 on P-256 (r||s)", 1, {CKM_ECDSA_SHA256, NULL, 0}, "-sha256", "", "msg", 1, 0, 0, CKR_OK},
+      {"ok CKM_ECDSA_SHA384 on P-384 (r||s)", 2, {CKM_ECDSA_SHA384, NULL, 0}, "-sha384", "", "msg", 1, 0, 0, CKR_OK},
+      {"fail CKM_SHA256_RSA_PKCS over other data (CKR_SIGNATURE_INVALID)", 0, {CKM_SHA256_RSA_PKCS, NULL, 0}, "-sha256", "", "other", 0, 0, 0, CKR_SIGNATURE_INVALID},
+      {"fail CKM_SHA256_RSA_PKCS with one bit flipped", 0, {CKM_SHA256_RSA_PKCS, NULL, 0}, "-sha256", "", "msg", 0, 1, 0, CKR_SIGNATURE_INVALID},
+      {"fail a PSS signature checked as PKCS#1 v1.5", 0, {CKM_SHA256_RSA_PKCS, NULL, 0},
+       "-sha256", "-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32", "msg", 0, 0, 0, CKR_SIGNATURE_INVALID},
+      {"fail a PSS signature with a 20-byte salt (the key's salt is 32)", 0, {CKM_SHA256_RSA_PKCS_PSS, &pss256, sizeof pss256},
+       "-sha256", "-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:20", "msg", 0, 0, 0, CKR_SIGNATURE_INVALID},
+      {"fail CKM_ECDSA_SHA256 over other data", 1, {CKM_ECDSA_SHA256, NULL, 0}, "-sha256", "", "other", 1, 0, 0, CKR_SIGNATURE_INVALID},
+      {"fail CKM_ECDSA_SHA256 with one bit of s flipped", 1, {CKM_ECDSA_SHA256, NULL, 0}, "-sha256", "", "msg", 1, 1, 0, CKR_SIGNATURE_INVALID},
+      {"fail an RSA signature one byte short (CKR_SIGNATURE_LEN_RANGE)", 0, {CKM_SHA256_RSA_PKCS, NULL, 0}, "-sha256", "", "msg", 0, 0, 1, CKR_SIGNATURE_LEN_RANGE},
+      {"fail openssl's DER ECDSA signature where r||s is due (CKR_SIGNATURE_LEN_RANGE)", 1, {CKM_ECDSA_SHA256, NULL, 0}, "-sha256", "", "msg", 0, 0, 0, CKR_SIGNATURE_LEN_RANGE},
+      {"fail CKM_SHA384_RSA_PKCS on a SHA-256 key: the key's mechanisms only (CKR_MECHANISM_INVALID)", 0, {CKM_SHA384_RSA_PKCS, NULL, 0}, "-sha384", "", "msg", 0, 0, 0, CKR_MECHANISM_INVALID},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    TEST(cases[i].name) {
+      const struct ks_key *k = keys[cases[i].key].n == 1 ? &keys[cases[i].key].keys[0] : NULL;
+      CHECK(k, "openssl made no %s key", kinds[cases[i].key].name);
+      if (!k) continue;
+      free(sh("cd %s && rm -f sig && openssl dgst %s -sign %s.key %s -out sig msg 2>/dev/null", tmpdir_, cases[i].dgst,
+              kinds[cases[i].key].name, cases[i].sigopts));
+      char path[200];
+      size_t siglen = 0, datalen = 0;
+      snprintf(path, sizeof path, "%s/sig", tmpdir_);
+      unsigned char *sig = read_all(path, &siglen);
+      snprintf(path, sizeof path, "%s/%s", tmpdir_, cases[i].data);
+      unsigned char *data = read_all(path, &datalen);
+      CHECK(sig && siglen && data, "openssl made no signature");
+      if (!sig || !data) {
+        free(sig);
+        free(data);
+        continue;
+      }
+      if (cases[i].ecdsa_raw) {
+        const unsigned char *p = sig;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
+        size_t half = k->sig_len / 2;
+        CHECK(es, "openssl's ECDSA signature does not parse");
+        if (es) {
+          BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, (int)half);
+          BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + half, (int)half);
+          siglen = 2 * half;
+          ECDSA_SIG_free(es);
+        }
+      }
+      if (cases[i].flip) sig[siglen - 1] ^= 0x01;
+      siglen -= cases[i].cut;
+      ERR_clear_error();
+      CK_RV rv = verify_as_token(k, &cases[i].m, data, datalen, sig, siglen);
+      CHECK(rv == cases[i].want, "got %s want %s", ks_rv_name(rv), ks_rv_name(cases[i].want));
+      /* The module runs inside OpenSSL programs: a refused signature leaves nothing on their error queue. */
+      CHECK(ERR_peek_error() == 0, "OpenSSL error queue not empty");
+      free(sig);
+      free(data);
+    }
+  }
+  TEST("fail an Ed25519 key verifies nothing here (CKR_KEY_FUNCTION_NOT_PERMITTED)") {
+    struct ks_key ed = key_of(KS_KEY_ED25519, KS_SHA512);
+    struct ks_mech_plan plan = {CKM_EDDSA, 0, KS_SHA512, "none", "raw"};
+    unsigned char sig[64] = {0}, in[32] = {0};
+    CHECK(ks_verify(&ed, &plan, in, sizeof in, sig, sizeof sig) == CKR_KEY_FUNCTION_NOT_PERMITTED, "rv");
+  }
+  for (size_t i = 0; i < 3; i++) ks_keys_free(&keys[i]);
+  free(sh("rm -rf %s", tmpdir_));
+  memcpy(tmpdir_, saved, sizeof saved);
+}
+
 int main(void) {
   const char *seed = getenv("KS_SEED");
   rng_state = seed ? strtoull(seed, NULL, 0) : 0x5eed1234abcdULL;
@@ -697,6 +840,7 @@ int main(void) {
   test_config();
   test_tokens();
   test_keys();
+  test_verify();
   test_api();
   printf("\npkcs11-module: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

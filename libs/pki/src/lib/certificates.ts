@@ -189,45 +189,88 @@ const VERSION_3 = new Uint8Array([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const ALGORITHMS = new Map<string, Uint8Array>();
 
 /** AlgorithmIdentifier DER of the signatures `key` makes (a handful of constants, memoized). */
-function algorithmDer(key: HsmKeyInfo): Uint8Array {
+export function algorithmDer(key: HsmKeyInfo): Uint8Array {
   let der = ALGORITHMS.get(key.algorithm);
   if (!der) ALGORITHMS.set(key.algorithm, (der = new Uint8Array(signatureAlgorithm(key).toSchema().toBER(false))));
   return der;
 }
 
 /** A Name's DER: the bytes it was parsed from when it was parsed (pkijs would re-parse them to re-encode). */
-function nameDer(name: pkijs.RelativeDistinguishedNames): Uint8Array {
+export function nameDer(name: pkijs.RelativeDistinguishedNames): Uint8Array {
   return name.valueBeforeDecode.byteLength ? new Uint8Array(name.valueBeforeDecode) : new Uint8Array(name.toSchema().toBER(false));
 }
 
+/** An Extension's DER as pkijs encodes it: SEQUENCE { extnID, critical only when TRUE, OCTET STRING extnValue }. */
+export function extensionDer(e: pkijs.Extension): Uint8Array {
+  return new Uint8Array(e.toSchema().toBER(false));
+}
+
 /** The DER of {@link x509Time}: UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050. */
-function timeDer(d: Date): Uint8Array {
-  const whole = new Date(Math.floor(d.getTime() / 1000) * 1000);
-  const digits = whole.toISOString().slice(0, 19).replace(/[-T:]/g, '');
-  const utc = whole.getUTCFullYear() < 2050;
-  return derTlv(utc ? 0x17 : 0x18, new Uint8Array(Buffer.from(`${utc ? digits.slice(2) : digits}Z`, 'latin1')));
+export function timeDer(d: Date): Uint8Array {
+  const year = d.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new PkiError('invalid_validity');
+  const utc = year < 2050;
+  // Digits written straight into the element (two per field; the year two or four), then 'Z'.
+  const fields = [utc ? year % 100 : year, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
+  const out = new Uint8Array(utc ? 15 : 17);
+  out[0] = utc ? 0x17 : 0x18;
+  out[1] = out.length - 2;
+  let at = 2;
+  fields.forEach((v, i) => {
+    for (let width = i === 0 && !utc ? 4 : 2, k = width - 1; k >= 0; k--, v = Math.floor(v / 10)) out[at + k] = 0x30 + (v % 10);
+    at += i === 0 && !utc ? 4 : 2;
+  });
+  out[at] = 0x5a;
+  return out;
+}
+
+/** The TBSCertificate's parts, each already DER; only the serial and the assembly are left. */
+export interface TbsParts {
+  signatureAlgorithm: Uint8Array;
+  issuerName: Uint8Array;
+  validity: ValiditySpec;
+  subject: Uint8Array;
+  spki: Uint8Array;
+  extensions: Uint8Array[];
 }
 
 /**
- * Builds the TBSCertificate of a v3 certificate with a random serial, DER straight from its parts (the same
- * bytes pkijs' encodeTBS produces, without re-parsing names and keys); no HSM involved.
+ * The one TBSCertificate writer (v3, the serial given or a fresh CSPRNG one): DER straight from parts that are
+ * DER already, so every certificate the Keyserver makes has exactly one encoding.
  */
-export function prepareCertificate(issuerKey: HsmKeyInfo, parts: CertificateParts): PreparedCertificate {
-  const serial = randomSerial();
-  const signatureAlgorithm = algorithmDer(issuerKey);
+export function writeTbs(issuerKey: HsmKeyInfo, parts: TbsParts, serial: Uint8Array = randomSerial()): PreparedCertificate {
   const fields = [
     VERSION_3,
     derTlv(0x02, serial),
-    signatureAlgorithm,
-    nameDer(parts.issuerName),
+    parts.signatureAlgorithm,
+    parts.issuerName,
     derTlv(0x30, timeDer(parts.validity.notBefore), timeDer(parts.validity.notAfter)),
-    nameDer(parts.subject),
+    parts.subject,
     parts.spki,
   ];
-  if (parts.extensions.length) fields.push(derTlv(0xa3, derTlv(0x30, ...parts.extensions.map((e) => new Uint8Array(e.toSchema().toBER(false))))));
+  if (parts.extensions.length) fields.push(derTlv(0xa3, derTlv(0x30, ...parts.extensions)));
   const tbs = derTlv(0x30, ...fields);
   if (!isStrictDer(tbs)) throw new Error('internal: TBSCertificate is not DER');
-  return { issuerKey, tbs, signatureAlgorithm, serialHex: hex(serial) };
+  return { issuerKey, tbs, signatureAlgorithm: parts.signatureAlgorithm, serialHex: hex(serial) };
+}
+
+/**
+ * Builds the TBSCertificate of a v3 certificate with a random serial (or `serial`, for tests), DER straight from
+ * its parts (the same bytes pkijs' encodeTBS produces, without re-parsing names and keys); no HSM involved.
+ */
+export function prepareCertificate(issuerKey: HsmKeyInfo, parts: CertificateParts, serial?: Uint8Array): PreparedCertificate {
+  return writeTbs(
+    issuerKey,
+    {
+      signatureAlgorithm: algorithmDer(issuerKey),
+      issuerName: nameDer(parts.issuerName),
+      validity: parts.validity,
+      subject: nameDer(parts.subject),
+      spki: parts.spki,
+      extensions: parts.extensions.map(extensionDer),
+    },
+    serial,
+  );
 }
 
 /** Signs prepared TBS bytes in the HSM and assembles `SEQUENCE { tbs, algorithm, BIT STRING signature }`. */

@@ -1,5 +1,5 @@
 import * as asn1js from 'asn1js';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { HashName, KeyAlgorithm } from './hsm-signer';
 import { PkiError } from './pki-error';
 
@@ -298,23 +298,17 @@ export function curveSize(alg: KeyAlgorithm): number {
   return c.size;
 }
 
-/** Builds an RSA SubjectPublicKeyInfo from CKA_MODULUS and CKA_PUBLIC_EXPONENT. */
+const RSA_ALGORITHM = new Uint8Array([0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00]);
+
+/** Builds an RSA SubjectPublicKeyInfo from CKA_MODULUS and CKA_PUBLIC_EXPONENT (minimal positive INTEGERs, NULL parameters). */
 export function rsaSpki(modulus: Uint8Array, exponent: Uint8Array): Uint8Array {
   const uint = (b: Uint8Array) => {
     let i = 0;
     while (i < b.length - 1 && b[i] === 0) i++;
     const v = b.subarray(i);
-    return new asn1js.Integer({ valueHex: toAb(v[0] & 0x80 ? Uint8Array.from([0, ...v]) : v) });
+    return derTlv(0x02, ...(v[0] & 0x80 ? [new Uint8Array([0]), v] : [v]));
   };
-  const rsaKey = new asn1js.Sequence({ value: [uint(modulus), uint(exponent)] }).toBER(false);
-  return new Uint8Array(
-    new asn1js.Sequence({
-      value: [
-        new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: OID.rsaEncryption }), new asn1js.Null()] }),
-        new asn1js.BitString({ valueHex: rsaKey }),
-      ],
-    }).toBER(false),
-  );
+  return derTlv(0x30, RSA_ALGORITHM, derTlv(0x03, new Uint8Array([0]), derTlv(0x30, uint(modulus), uint(exponent))));
 }
 
 /** Builds an EC / Ed25519 SubjectPublicKeyInfo from CKA_EC_PARAMS (named curve OID) and CKA_EC_POINT. */
@@ -348,10 +342,25 @@ export function ecParamsFor(alg: KeyAlgorithm): Uint8Array {
   return new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
 }
 
+// CSPRNG bytes drawn 4 KiB at a time (one call into OpenSSL per 256 serials instead of one per serial); every
+// byte is used once. Serials are public: holding the next ones in process memory gives a remote party nothing.
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+function csprng16(): Uint8Array {
+  if (poolAt + 16 > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  const b = POOL.slice(poolAt, poolAt + 16);
+  POOL.fill(0, poolAt, poolAt + 16);
+  poolAt += 16;
+  return b;
+}
+
 /** 128-bit CSPRNG serial: positive (top bit cleared) and never zero; returned as DER INTEGER content. */
 export function randomSerial(): Uint8Array {
   for (;;) {
-    const b = new Uint8Array(randomBytes(16));
+    const b = csprng16();
     b[0] &= 0x7f;
     if (b.some((x) => x !== 0)) {
       let i = 0;
@@ -363,11 +372,23 @@ export function randomSerial(): Uint8Array {
 
 /** Key identifier (RFC 5280 method 1): SHA-1 of the subjectPublicKey BIT STRING contents. */
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  const node = parseStrictDer(spki);
-  if (!(node instanceof asn1js.Sequence)) throw new Error('bad SPKI');
-  const bits = node.valueBlock.value[1];
-  if (!(bits instanceof asn1js.BitString)) throw new Error('bad SPKI');
-  return new Uint8Array(createHash('sha1').update(new Uint8Array(bits.valueBlock.valueHexView)).digest());
+  // SEQUENCE { AlgorithmIdentifier, BIT STRING }: read in place (strict DER checked first), no object tree.
+  if (!isStrictDer(spki) || spki[0] !== 0x30) throw new Error('bad SPKI');
+  const at = (pos: number): [body: number, end: number] => {
+    let len = spki[pos + 1];
+    let body = pos + 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + spki[body++];
+    }
+    return [body, body + len];
+  };
+  const [seqBody] = at(0);
+  const [, algEnd] = at(seqBody);
+  if (spki[algEnd] !== 0x03) throw new Error('bad SPKI');
+  const [bitsBody, bitsEnd] = at(algEnd);
+  return new Uint8Array(createHash('sha1').update(spki.subarray(bitsBody + 1, bitsEnd)).digest());
 }
 
 export function toPem(label: string, der: Uint8Array): string {

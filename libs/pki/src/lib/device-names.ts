@@ -1,7 +1,8 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { isIP } from 'node:net';
-import { OID, certDer, parseStrictDer, toAb } from './der';
+import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
+import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
@@ -83,18 +84,29 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
   if (t === 'ip') {
     const v = n.value as asn1js.OctetString;
     if (!(v instanceof asn1js.OctetString) || v.idBlock.isConstructed) throw new PkiError('csr_san_invalid', 'bad iPAddress');
-    const raw = new Uint8Array(v.valueBlock.valueHexView);
-    if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid', 'iPAddress is 4 or 16 bytes');
+    const raw = sanValue(t, new Uint8Array(v.valueBlock.valueHexView), policy) as Uint8Array;
     return new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: toAb(raw) }) });
   }
-  const s = n.value as unknown;
+  return new pkijs.GeneralName({ type: SAN_TAGS[t] as 1 | 2 | 6, value: sanValue(t, n.value as unknown, policy) as string });
+}
+
+const SAN_TAGS: Record<SanType, number> = { email: 1, dns: 2, uri: 6, ip: 7 };
+
+/** One SAN entry's value checked and, for names, normalised (the rules of {@link deviceSans}). */
+function sanValue(t: SanType, v: unknown, policy: SanPolicy): string | Uint8Array {
+  if (t === 'ip') {
+    const raw = v as Uint8Array;
+    if (raw.length !== 4 && raw.length !== 16) throw new PkiError('csr_san_invalid', 'iPAddress is 4 or 16 bytes');
+    return raw;
+  }
+  const s = v;
   // IA5String values: printable ASCII only (no spaces, no controls, nothing a decoder could read two ways).
   if (typeof s !== 'string' || s.length === 0 || !/^[\x21-\x7e]+$/.test(s)) throw new PkiError('csr_san_invalid', `bad ${t} value`);
   if (t === 'dns') {
     const name = deviceDnsName(s);
     if (!name) throw new PkiError('csr_san_invalid', 'dNSName is not a host name (no wildcards, no IP literals)');
     if (!inDomains(name, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'dNSName outside the allowed domains');
-    return new pkijs.GeneralName({ type: 2, value: name });
+    return name;
   }
   if (t === 'email') {
     const at = s.lastIndexOf('@');
@@ -102,7 +114,7 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
     const domain = at > 0 ? deviceDnsName(s.slice(at + 1)) : undefined;
     if (s.length > 254 || !domain || local.length > 64 || !DOT_ATOM.test(local)) throw new PkiError('csr_san_invalid', 'bad rfc822Name');
     if (!inDomains(domain, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'rfc822Name outside the allowed domains');
-    return new pkijs.GeneralName({ type: 1, value: `${local}@${domain}` });
+    return `${local}@${domain}`;
   }
   // URI: absolute (RFC 3986 scheme ":" ...), lower-case scheme from the profile, no credentials, no backslashes.
   const m = /^([a-z][a-z0-9+.-]*):(.+)$/.exec(s);
@@ -120,7 +132,34 @@ function sanEntry(t: SanType, n: pkijs.GeneralName, policy: SanPolicy): pkijs.Ge
     if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
     if (!inDomains(host, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'URI host outside the allowed domains');
   }
-  return new pkijs.GeneralName({ type: 6, value: s });
+  return s;
+}
+
+const SAN_TYPE_OF_ID: Record<number, SanType> = { 0x81: 'email', 0x82: 'dns', 0x86: 'uri', 0x87: 'ip' };
+
+/**
+ * {@link deviceSans} written straight to the GeneralNames DER the certificate carries. A SAN value that is strict
+ * DER and holds only primitive [1] rfc822Name, [2] dNSName, [6] URI and [7] iPAddress entries is read in place
+ * (IA5 contents byte per character, as pkijs reads them); any other value takes deviceSans and its codes.
+ */
+export function deviceSanDer(extnValue: Uint8Array, policy: SanPolicy): Uint8Array {
+  const entries = isStrictDer(extnValue) && extnValue[0] === 0x30 && !hasAsn1jsHazard(extnValue) ? children(extnValue, readTlv(extnValue, 0)) : [];
+  if (entries.length === 0 || !entries.every((e) => SAN_TYPE_OF_ID[e.tag] !== undefined)) {
+    return new Uint8Array(new pkijs.GeneralNames({ names: deviceSans(extnValue, policy) }).toSchema().toBER(false));
+  }
+  if (entries.length > policy.maxSanCount) throw new PkiError('csr_san_too_many', `at most ${policy.maxSanCount} SAN entries`);
+  const seen = new Set<string>();
+  const out = entries.map((e) => {
+    const t = SAN_TYPE_OF_ID[e.tag];
+    if (!policy.allowedSanTypes.includes(t)) throw new PkiError('csr_san_not_allowed', `GeneralName type ${e.tag & 0x1f}`);
+    const raw = contentsOf(extnValue, e);
+    const v = sanValue(t, t === 'ip' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1'), policy);
+    const id = `${e.tag & 0x1f}:${typeof v === 'string' ? v : Buffer.from(v).toString('hex')}`;
+    if (seen.has(id)) throw new PkiError('csr_san_invalid', 'duplicate SAN entry');
+    seen.add(id);
+    return derTlv(e.tag, typeof v === 'string' ? new Uint8Array(Buffer.from(v, 'latin1')) : v);
+  });
+  return derTlv(0x30, ...out);
 }
 
 /** The attribute types a device subject may have, with how many times each may occur. */
@@ -157,12 +196,18 @@ const fold = (s: string) => s.normalize('NFKC').toLowerCase().replace(/\s+/g, ' 
 
 /** A DN as a comparable string: its (type, folded value) pairs, sorted. Two DNs equal under it are the same name. */
 export function normalizedName(name: pkijs.RelativeDistinguishedNames): string {
-  return name.typesAndValues
-    .map((atv) => {
+  return normalizedPairs(
+    name.typesAndValues.map((atv) => {
       const v = atv.value as { valueBlock?: { value?: unknown } } | undefined;
-      const s = directoryString(v) ?? String(v?.valueBlock?.value ?? '');
-      return `${atv.type}=${fold(s)}`;
-    })
+      return { type: atv.type, text: directoryString(v) ?? String(v?.valueBlock?.value ?? '') };
+    }),
+  );
+}
+
+/** {@link normalizedName} of a Name holding these (type, text) pairs. */
+export function normalizedPairs(pairs: { type: string; text: string }[]): string {
+  return pairs
+    .map((p) => `${p.type}=${fold(p.text)}`)
     .sort()
     .join('\n');
 }
@@ -199,3 +244,61 @@ export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed
   if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
   return rdns;
 }
+
+/** One attribute of a request's subject as the DER reader found it (csr.ts): type, string tag, raw contents. */
+export interface RawAttribute {
+  type: string;
+  /** The OBJECT IDENTIFIER element's DER (copied into the certificate: DER has one encoding per OID). */
+  typeDer: Uint8Array;
+  tag: number;
+  value: Uint8Array;
+}
+
+/**
+ * {@link directoryString} over a raw element: UTF8String (0x0c) whose text re-encodes to exactly its bytes,
+ * PrintableString (0x13) and IA5String (0x16) read byte per character (as asn1js does) and printable ASCII.
+ * The reader hands over no other string type (BMPString and the rest go to the pkijs reading).
+ */
+function rawDirectoryString(tag: number, value: Uint8Array): string | undefined {
+  const raw = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (tag === 0x0c) {
+    const s = raw.toString('utf8');
+    return Buffer.byteLength(s, 'utf8') === raw.length && Buffer.from(s, 'utf8').equals(raw) ? s : undefined;
+  }
+  if (tag === 0x13 || tag === 0x16) {
+    const s = raw.toString('latin1');
+    return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * {@link deviceSubject} over the attributes the DER reader found, with the same rules in the same order, written
+ * straight to DER: the certificate's subject and its {@link normalizedName} for the reserved-name check.
+ */
+export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: number, allowed: SubjectAttribute[]): { der: Uint8Array; normalized: string } {
+  if (subjectLength > 1024) throw new PkiError('csr_subject_too_long');
+  const counts = new Map<SubjectAttribute, number>();
+  const rdns: Uint8Array[] = [];
+  const pairs: { type: string; text: string }[] = [];
+  for (const atv of attributes) {
+    const name = ATTRIBUTE_BY_OID.get(atv.type);
+    if (!name || !allowed.includes(name)) throw new PkiError('csr_subject_attribute_not_allowed', atv.type);
+    const spec = SUBJECT_ATTRIBUTES[name];
+    const count = (counts.get(name) ?? 0) + 1;
+    counts.set(name, count);
+    if (count > spec.max) throw new PkiError('csr_subject_duplicate_attribute', `${name} at most ${spec.max}`);
+    const s = rawDirectoryString(atv.tag, atv.value);
+    if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
+    if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
+    if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    if (spec.printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    // One attribute per RDN, PrintableString or UTF8String: the bytes nameOf(deviceSubject(...)) writes.
+    rdns.push(derTlv(0x31, derTlv(0x30, atv.typeDer, derTlv(spec.printable ? 0x13 : 0x0c, new Uint8Array(Buffer.from(s, spec.printable ? 'latin1' : 'utf8'))))));
+    pairs.push({ type: atv.type, text: s });
+  }
+  if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
+  return { der: derTlv(0x30, ...rdns), normalized: normalizedPairs(pairs) };
+}
+
+const ATTRIBUTE_BY_OID = new Map<string, SubjectAttribute>((Object.keys(SUBJECT_ATTRIBUTES) as SubjectAttribute[]).map((k) => [SUBJECT_ATTRIBUTES[k].oid, k]));

@@ -1,6 +1,7 @@
 import * as asn1js from 'asn1js';
 import { ECDH, createPublicKey, type KeyObject } from 'node:crypto';
-import { OID, derTlv, parseStrictDer, rsaSpki } from './der';
+import { OID, derTlv, rsaSpki } from './der';
+import { children, contentsOf, isReadableDer, oidString, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
 
 export type CsrKeyType = 'RSA' | 'EC-P256' | 'EC-P384' | 'EC-P521' | 'Ed25519';
@@ -30,7 +31,13 @@ const NAMED_CURVES: Record<string, NamedCurve> = {
 
 const invalid = (detail: string): PkiError => new PkiError('csr_public_key_invalid', detail);
 
-const oidDer = (oid: string) => new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
+const OID_DER = new Map<string, Uint8Array>();
+/** An OID's DER (a handful of constants, encoded once). */
+const oidDer = (oid: string): Uint8Array => {
+  let der = OID_DER.get(oid);
+  if (!der) OID_DER.set(oid, (der = new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false))));
+  return der;
+};
 /** SPKI DER from an algorithm OID, optional parameters DER and the key bytes (BIT STRING, no unused bits). */
 function spkiDer(algorithm: string, params: Uint8Array | undefined, key: Uint8Array): Uint8Array {
   return derTlv(0x30, derTlv(0x30, oidDer(algorithm), ...(params ? [params] : [])), derTlv(0x03, new Uint8Array([0]), key));
@@ -45,17 +52,21 @@ function spkiDer(algorithm: string, params: Uint8Array | undefined, key: Uint8Ar
  * Compressed EC points are expanded: the certificate always carries the uncompressed point.
  */
 export function canonicalPublicKey(spki: Uint8Array): CanonicalPublicKey {
-  const node = parseStrictDer(spki);
-  if (!(node instanceof asn1js.Sequence) || node.valueBlock.value.length !== 2) throw invalid('not a SubjectPublicKeyInfo');
-  const [alg, bits] = node.valueBlock.value;
-  if (!(alg instanceof asn1js.Sequence) || !(bits instanceof asn1js.BitString) || bits.idBlock.isConstructed) throw invalid('not a SubjectPublicKeyInfo');
-  if (bits.valueBlock.unusedBits !== 0) throw invalid('key BIT STRING has unused bits');
-  const [oid, params, ...more] = alg.valueBlock.value;
-  if (!(oid instanceof asn1js.ObjectIdentifier) || more.length) throw invalid('bad AlgorithmIdentifier');
-  const keyBytes = new Uint8Array(bits.valueBlock.valueHexView);
-  const algorithm = oid.valueBlock.toString();
+  // Read in place by the DER reader: the same acceptance as asn1js' strict parse (isReadableDer), no object tree.
+  if (!isReadableDer(spki)) throw invalid('not a SubjectPublicKeyInfo');
+  const top = readTlv(spki, 0);
+  const parts = top.tag === 0x30 ? children(spki, top) : [];
+  if (parts.length !== 2) throw invalid('not a SubjectPublicKeyInfo');
+  const [alg, bits] = parts;
+  if (alg.tag !== 0x30 || bits.tag !== 0x03) throw invalid('not a SubjectPublicKeyInfo');
+  const bitString = contentsOf(spki, bits);
+  if (bitString[0] !== 0) throw invalid('key BIT STRING has unused bits');
+  const [oid, params, ...more] = children(spki, alg);
+  if (oid?.tag !== 0x06 || more.length) throw invalid('bad AlgorithmIdentifier');
+  const keyBytes = bitString.subarray(1);
+  const algorithm = oidString(spki, oid);
   if (algorithm === OID.rsaEncryption) {
-    if (!(params instanceof asn1js.Null)) throw invalid('rsaEncryption needs NULL parameters');
+    if (params?.tag !== 0x05) throw invalid('rsaEncryption needs NULL parameters');
     return canonicalRsa(keyBytes);
   }
   if (algorithm === OID.ed25519) {
@@ -63,9 +74,10 @@ export function canonicalPublicKey(spki: Uint8Array): CanonicalPublicKey {
     return canonicalEd25519(keyBytes);
   }
   if (algorithm === OID.ecPublicKey) {
-    if (!(params instanceof asn1js.ObjectIdentifier)) throw new PkiError('csr_explicit_ec_parameters');
-    const curve = NAMED_CURVES[params.valueBlock.toString()];
-    if (!curve) throw new PkiError('csr_key_not_allowed', `curve ${params.valueBlock.toString()}`);
+    if (params?.tag !== 0x06) throw new PkiError('csr_explicit_ec_parameters');
+    const curveOid = oidString(spki, params);
+    const curve = NAMED_CURVES[curveOid];
+    if (!curve) throw new PkiError('csr_key_not_allowed', `curve ${curveOid}`);
     return canonicalEc(curve, keyBytes);
   }
   throw new PkiError('csr_key_not_allowed', `key algorithm ${algorithm}`);
@@ -74,12 +86,14 @@ export function canonicalPublicKey(spki: Uint8Array): CanonicalPublicKey {
 const toBig = (b: Uint8Array): bigint => (b.length ? BigInt(`0x${Buffer.from(b).toString('hex')}`) : 0n);
 
 function canonicalRsa(der: Uint8Array): CanonicalPublicKey {
-  // The key sits in a BIT STRING, opaque to the CSR's DER check: it gets its own strict parse (no trailing bytes).
-  const seq = parseStrictDer(der);
-  if (!(seq instanceof asn1js.Sequence) || seq.valueBlock.value.length !== 2) throw invalid('RSAPublicKey is not SEQUENCE { n, e }');
-  const ints = seq.valueBlock.value.map((v) => {
-    if (!(v instanceof asn1js.Integer)) throw invalid('RSAPublicKey is not SEQUENCE { n, e }');
-    const b = new Uint8Array(v.valueBlock.valueHexView);
+  // The key sits in a BIT STRING, opaque to the CSR's DER check: it gets its own strict read (no trailing bytes).
+  if (!isReadableDer(der)) throw invalid('RSAPublicKey is not SEQUENCE { n, e }');
+  const seq = readTlv(der, 0);
+  const items = seq.tag === 0x30 ? children(der, seq) : [];
+  if (items.length !== 2) throw invalid('RSAPublicKey is not SEQUENCE { n, e }');
+  const ints = items.map((v) => {
+    if (v.tag !== 0x02) throw invalid('RSAPublicKey is not SEQUENCE { n, e }');
+    const b = contentsOf(der, v);
     if (b[0] & 0x80) throw invalid('negative RSA integer');
     return b;
   });

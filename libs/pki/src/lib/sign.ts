@@ -2,7 +2,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { webcrypto } from 'node:crypto';
 import { HashName, HsmKeyInfo, HsmSigner, defaultHashFor, isEc, isRsa } from './hsm-signer';
-import { HASHES, OID, curveSize, decodeDigestInfo, derToP1363, digest, encodeDigestInfo, p1363ToDer } from './der';
+import { HASHES, OID, curveSize, decodeDigestInfo, digest, encodeDigestInfo, p1363ToDer } from './der';
 import { PkiError } from './pki-error';
 
 let engineSet = false;
@@ -81,7 +81,15 @@ export async function signData(
   const d = digest(hash, data);
   if (isRsa(key.algorithm)) return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, d));
   const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, d);
-  // Validate the token's output size before wrapping it.
-  derToP1363(p1363ToDer(raw), curveSize(key.algorithm));
+  // Validate the token's output size before wrapping it: r and s, leading zeros aside, fit the curve's size
+  // (what a derToP1363 round trip checked, without building asn1js objects on every certificate).
+  const size = curveSize(key.algorithm);
+  const half = raw.length / 2;
+  const fits = (from: number) => {
+    let i = from;
+    while (i < from + half - 1 && raw[i] === 0) i++;
+    return from + half - i <= size;
+  };
+  if (raw.length === 0 || raw.length % 2 !== 0 || !fits(0) || !fits(half)) throw new Error('bad ECDSA signature');
   return p1363ToDer(raw);
 }
