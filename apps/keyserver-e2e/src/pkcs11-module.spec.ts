@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { X509Certificate, createHash, verify as cryptoVerify } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -160,7 +160,7 @@ describe('keyserver-pkcs11 module', () => {
     expect((await ada('PATCH', `/api/v1/subjects/${subject.id}`, { session, body: { roles: [...subject.roles, 'p11-signer'] } })).status).toBe(200);
 
     const token = await ciToken(p);
-    for (const keyid of ['demo-fw-dev', 'p11-rsa', 'p11-p384']) {
+    for (const keyid of ['demo-fw-dev', 'p11-rsa', 'p11-p384', 'p11-ed']) {
       const k = await call<{ chain: string[] }>(p.facts.urls.api, token, 'GET', `/api/v1/keys/${keyid}`);
       certs.set(keyid, k.body.chain[0]);
       writeFileSync(file(`${keyid}.pem`), k.body.chain[0]);
@@ -168,7 +168,7 @@ describe('keyserver-pkcs11 module', () => {
       writeFileSync(file(`${keyid}.pub.pem`), new X509Certificate(k.body.chain[0]).publicKey.export({ type: 'spki', format: 'pem' }));
       writeFileSync(file('root.pem'), k.body.chain[k.body.chain.length - 1]);
     }
-    operation = await newOperation(['demo-fw-dev', 'p11-rsa', 'p11-p384'].map((keyid) => ({ keyid, usages: 50 })));
+    operation = await newOperation(['demo-fw-dev', 'p11-rsa', 'p11-p384', 'p11-ed'].map((keyid) => ({ keyid, usages: 50 })));
     writeFileSync(file('msg.bin'), 'firmware 1.2.3 signed through PKCS#11\n');
     // The OpenSSL configuration that points the libp11 engine at the module (see tools/pkcs11-module/README.md).
     writeFileSync(
@@ -195,7 +195,7 @@ describe('keyserver-pkcs11 module', () => {
     expect(r.status).toBe(0);
     expect(r.out).toMatch(/token label\s+: Keyserver/);
     const labels = (kind: string) => [...r.out.matchAll(new RegExp(`${kind}[^]*?label:\\s+(\\S+)`, 'g'))].map((m) => m[1]).sort();
-    // Ed25519 keys are not listed: sign orders take digests, so they cannot sign through the module yet.
+    // Ed25519 keys only with KEYSERVER_PKCS11_EDDSA=on (libp11 0.4.12 fails on every key of a token listing one).
     const fw = ['demo-fw-dev', 'demo-fw-prod', 'p11-p384', 'p11-rsa'];
     expect(labels('Private Key Object')).toEqual(fw);
     expect(labels('Public Key Object')).toEqual(fw);
@@ -243,6 +243,45 @@ describe('keyserver-pkcs11 module', () => {
     expect(tokenVerify(file(`${name}.other-in`))).toContain('Invalid signature');
   });
 
+  it('lists the Ed25519 key with KEYSERVER_PKCS11_EDDSA=on: CKK_EC_EDWARDS, CKA_EC_PARAMS the OID 1.3.101.112, CKM_EDDSA only', () => {
+    const e = env({ KEYSERVER_PKCS11_EDDSA: 'on' });
+    const r = p11(['-L', '-O', '-M'], e);
+    expect(r.status).toBe(0);
+    const labels = [...r.out.matchAll(/Private Key Object[^]*?label:\s+(\S+)/g)].map((m) => m[1]).sort();
+    expect(labels).toEqual(['demo-fw-dev', 'demo-fw-prod', 'p11-ed', 'p11-p384', 'p11-rsa']);
+    expect(r.out).toMatch(/EDDSA, keySize=\{255,255\}, hw, sign/);
+    const ed = r.out.slice(r.out.indexOf('label:      p11-ed') - 200);
+    expect(ed).toMatch(/Private Key Object; EC_EDWARDS[^]*?label:\s+p11-ed[^]*?Allowed mechanisms: EDDSA/);
+    // CKA_EC_POINT is the certificate's 32-byte key in an OCTET STRING; CKA_EC_PARAMS the Ed25519 OID.
+    const pubDer = file('p11-ed.pub.der');
+    expect(p11(['--read-object', '--type', 'pubkey', '--label', 'p11-ed', '-o', pubDer], e).status).toBe(0);
+    // OpenSC 0.23 writes an Edwards public key as PEM: the same SubjectPublicKeyInfo as the certificate's.
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' }).toString('hex');
+    expect(spki(createPublicKey(readFileSync(pubDer)))).toBe(spki(new X509Certificate(certs.get('p11-ed') ?? '').publicKey));
+  });
+
+  // PureEdDSA: pkcs11-tool gives the message itself (C_Sign up to 1 KiB, C_SignUpdate parts beyond), the module
+  // sends it whole as a message sign order; openssl verifies with -rawin and the public key of the key's certificate.
+  it.each([
+    ['a 39-byte message (C_Sign)', () => message()],
+    ['a 4 KiB message (C_SignUpdate parts)', () => Buffer.alloc(4096, 0x42)],
+    ['a message of exactly 64 KiB', () => Buffer.alloc(64 * 1024, 0x43)],
+  ])('signs %s with EDDSA (key p11-ed) through pkcs11-tool and openssl pkeyutl -verify -rawin accepts it', async (_n, input) => {
+    const name = `eddsa-${input().length}`;
+    writeFileSync(file(`${name}.in`), input());
+    const before = await usages(operation);
+    const r = p11(['--sign', '-m', 'EDDSA', ...id('p11-ed'), '-i', file(`${name}.in`), '-o', file(`${name}.sig`)], env({ KEYSERVER_PKCS11_EDDSA: 'on' }));
+    expect([r.status, r.out]).toEqual([0, expect.stringContaining('Using signature algorithm EDDSA')]);
+    const sig = readFileSync(file(`${name}.sig`));
+    expect(sig).toHaveLength(64);
+    const verify = (msgFile: string) => opensslOk('pkeyutl', '-verify', '-pubin', '-inkey', file('p11-ed.pub.pem'), '-rawin', '-in', msgFile, '-sigfile', file(`${name}.sig`));
+    expect(verify(file(`${name}.in`))).toBe(true);
+    writeFileSync(file(`${name}.other`), Buffer.concat([input(), Buffer.from([0])]));
+    expect(verify(file(`${name}.other`))).toBe(false);
+    expect(cryptoVerify(null, input(), new X509Certificate(certs.get('p11-ed') ?? '').publicKey, sig)).toBe(true);
+    expect((await usages(operation))['p11-ed']).toBe(before['p11-ed'] + 1);
+  });
+
   it('refuses what the key does not allow before asking the Keyserver, with the CKR_ code and the reason', async () => {
     const before = await usages(operation);
     writeFileSync(file('refused.in'), message());
@@ -251,9 +290,13 @@ describe('keyserver-pkcs11 module', () => {
       [['-m', 'SHA256-RSA-PKCS-PSS', '--mgf', 'MGF1-SHA256', '--salt-len', '20', ...id('p11-rsa')], 'CKR_MECHANISM_PARAM_INVALID', /32-byte salt only/],
       [['-m', 'ECDSA-SHA256', ...id('p11-rsa')], 'CKR_KEY_TYPE_INCONSISTENT', /p11-rsa is not an EC key/],
       [['-m', 'ECDSA', ...id('demo-fw-dev')], 'CKR_DATA_LEN_RANGE', new RegExp(`signs 32-byte SHA-256 digests, got ${message().length} bytes`)],
+      [['-m', 'EDDSA', ...id('demo-fw-dev')], 'CKR_KEY_TYPE_INCONSISTENT', /demo-fw-dev is not an Ed25519 key: CKM_EDDSA refused/],
+      [['-m', 'ECDSA-SHA256', ...id('p11-ed')], 'CKR_KEY_TYPE_INCONSISTENT', /p11-ed is not an EC key/],
+      [['-m', 'EDDSA', ...id('p11-ed'), '-i', file('too-big.in')], 'CKR_DATA_LEN_RANGE', /CKM_EDDSA signs messages of at most 65536 bytes/],
     ];
+    writeFileSync(file('too-big.in'), Buffer.alloc(64 * 1024 + 1, 0x44));
     for (const [args, code, why] of cases) {
-      const r = p11(['--sign', '-i', file('refused.in'), '-o', file('refused.sig'), ...args]);
+      const r = p11(['--sign', '-i', file('refused.in'), '-o', file('refused.sig'), ...args], env({ KEYSERVER_PKCS11_EDDSA: 'on' }));
       expect([args.join(' '), r.status === 0, r.out]).toEqual([args.join(' '), false, expect.stringContaining(code)]);
       expect(r.out).toMatch(why);
     }
@@ -315,6 +358,24 @@ describe('keyserver-pkcs11 module', () => {
       expect(await usages(operation)).toEqual({ ...before, [keyid]: before[keyid] + 1 });
     },
   );
+
+  it('signs with the Ed25519 key through pkcs11-provider (KEYSERVER_PKCS11_EDDSA=on): pkeyutl -sign -rawin, verified by openssl; the other keys still sign', async () => {
+    const e = providerEnv({ KEYSERVER_PKCS11_EDDSA: 'on' });
+    const before = await usages(operation);
+    const sig = file('prov-ed.sig');
+    const r = tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-rawin', '-inkey', pkcs11Uri('p11-ed'), '-in', file('msg.bin'), '-out', sig], e);
+    expect([r.status, r.out]).toEqual([0, '']);
+    const verify = (msgFile: string) => opensslOk('pkeyutl', '-verify', '-rawin', '-pubin', '-inkey', file('p11-ed.pub.pem'), '-in', msgFile, '-sigfile', sig);
+    expect(verify(file('msg.bin'))).toBe(true);
+    writeFileSync(file('prov-ed.other'), Buffer.concat([message(), Buffer.from('x')]));
+    expect(verify(file('prov-ed.other'))).toBe(false);
+    // An Edwards key on the token does not stop pkcs11-provider from using the others (libp11 0.4.12 would).
+    writeFileSync(file('prov-ed.sha256'), digestOf('sha256'));
+    const ec = tool('openssl', ['pkeyutl', ...PROVIDERS, '-sign', '-inkey', pkcs11Uri('demo-fw-dev'), '-in', file('prov-ed.sha256'), '-out', file('prov-ed-ec.sig'), '-pkeyopt', 'digest:sha256'], e);
+    expect([ec.status, ec.out]).toEqual([0, '']);
+    expect(opensslOk('pkeyutl', '-verify', '-pubin', '-inkey', file('demo-fw-dev.pub.pem'), '-in', file('prov-ed.sha256'), '-sigfile', file('prov-ed-ec.sig'), '-pkeyopt', 'digest:sha256')).toBe(true);
+    expect(await usages(operation)).toEqual({ ...before, 'p11-ed': before['p11-ed'] + 1, 'demo-fw-dev': before['demo-fw-dev'] + 1 });
+  });
 
   it('signs CMS with openssl cms -sign through pkcs11-provider (openssl.cnf), and openssl cms -verify accepts it with the CA chain', () => {
     // A tool configured to always log in with a PIN (a habit for HSMs): the token takes the login, the PIN is ignored.

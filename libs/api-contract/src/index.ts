@@ -39,8 +39,13 @@ export {
   SignatureFormat,
   SignOrderRequest,
   SignOrderResponse,
+  SignDigestOrderRequest,
+  SignMessageOrderRequest,
+  SignDigestOrderResponse,
+  SignMessageOrderResponse,
   Uuid,
 } from './lib/contract';
+export { MAX_SIGN_MESSAGE_BYTES } from './lib/limits';
 export {
   EmptyRequest,
   OperationListQuery,

@@ -42,6 +42,9 @@ export {
   signatureAlgorithm,
   signData,
   signDigest,
+  signMessage,
+  checkMessage,
+  MAX_SIGN_MESSAGE_BYTES,
   type SignDigestRequest,
 } from './lib/sign';
 export {

@@ -4,6 +4,7 @@ import { createReadStream, createWriteStream, existsSync, readFileSync, statSync
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
@@ -14,7 +15,7 @@ import { certificateOutput, outputMode, renderTable, type OutputMode } from './l
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
-import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './lib/verify';
+import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyMessageSignature, verifyRawSignature } from './lib/verify';
 import { verifySignatureTimestamp } from './lib/timestamp';
 import { ciProvenance } from './lib/provenance';
 
@@ -287,6 +288,24 @@ async function verifyCommand(v: Values): Promise<unknown> {
   }
   if (chain.length === 0) throw new CliError('--chain is required (the signing key certificate first, as `ksctl keys show KEYID --chain FILE` writes it)', Exit.Usage);
   const leaf = chain[0];
+  if (v['message']) {
+    const message = String(v['message']);
+    if (v['file'] || v['digest'] || v['hash'] || v['padding'] || v['format']) throw new CliError('--message takes no --file, --digest, --hash, --padding or --format', Exit.Usage);
+    existingFile(message);
+    verifyMessageSignature({ signature, message: readFileSync(message), publicKey: leaf.publicKey });
+    const path = verifyChain(leaf, chain.slice(1), anchors, { at, codeSigning: true });
+    return {
+      verified: true,
+      kind: 'message',
+      message,
+      messageSha256: createHash('sha256').update(readFileSync(message)).digest('hex'),
+      signer: subjectLine(leaf.subject),
+      serial: leaf.serialNumber.toLowerCase(),
+      chain: path.map((c) => subjectLine(c.subject)),
+      revocation: revocationState,
+      ...(await crlsOf(path)),
+    };
+  }
   const given = hexDigestOption(v);
   const file = v['file'] as string | undefined;
   if (Boolean(given) === Boolean(file)) throw new CliError('give either --file or --digest', Exit.Usage);
@@ -369,6 +388,7 @@ async function run(argv: string[]): Promise<unknown> {
       timeout: { type: 'string' },
       operation: { type: 'string' },
       file: { type: 'string' },
+      message: { type: 'string' },
       hash: { type: 'string' },
       padding: { type: 'string' },
       format: { type: 'string' },
@@ -550,6 +570,27 @@ async function run(argv: string[]): Promise<unknown> {
       if (Date.now() > deadline) throw new CliError(`operation ${op.id} still waiting for approval`, Exit.Failure, 'timeout');
       await new Promise((r) => setTimeout(r, 2000));
     }
+  }
+  if (cmd === 'sign' && v.message) {
+    // Ed25519 (PureEdDSA) signs the message itself: the file goes whole, base64 (the API caps it at 64 KiB).
+    if (v.file || v.digest || v.padding || v.format || v.hash) throw new CliError('--message takes no --file, --digest, --hash, --padding or --format', Exit.Usage);
+    const size = existingFile(v.message);
+    if (size > MAX_SIGN_MESSAGE_BYTES) throw new CliError(`--message: ${v.message} is ${size} bytes; a message sign order takes at most ${MAX_SIGN_MESSAGE_BYTES} (sign larger files with --cms)`, Exit.Usage);
+    const message = readFileSync(v.message);
+    const order = await api<{ result: string; messageSha256: string }>(
+      c,
+      'POST',
+      '/api/signorders',
+      {
+        operationid: need(v, 'operation'),
+        keyid: single(v.key, 'key'),
+        message: message.toString('base64'),
+        description: v.description ?? `ksctl sign ${v.message}`.slice(0, 1000).padEnd(8, '.'),
+      },
+      v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
+    );
+    if (v.out) writeFileSync(v.out, Buffer.from(order.result, 'hex'));
+    return { ...order, ...(v.out ? { out: v.out } : {}) };
   }
   if (cmd === 'sign') {
     const keyid = single(v.key, 'key');

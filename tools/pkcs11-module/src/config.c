@@ -44,7 +44,8 @@ static const struct field FIELDS[] = {
 #define NFIELDS (sizeof FIELDS / sizeof FIELDS[0])
 
 /* Names that are not string fields but are still accepted. */
-static const char *EXTRA[] = {"KEYSERVER_AUTH", "KEYSERVER_PKCS11_TIMEOUT", "AZURESUBSCRIPTION_CLIENT_ID"};
+static const char *EXTRA[] = {"KEYSERVER_AUTH", "KEYSERVER_PKCS11_TIMEOUT", "AZURESUBSCRIPTION_CLIENT_ID", "KEYSERVER_PKCS11_EDDSA"};
+#define NEXTRA (sizeof EXTRA / sizeof EXTRA[0])
 
 static char **slot(struct ks_config *c, size_t i) { return (char **)((char *)c + FIELDS[i].offset); }
 
@@ -99,6 +100,16 @@ int ks_config_set(struct ks_config *c, const char *key, const char *value, char 
       return -1;
     }
     c->timeout_seconds = t;
+    return 0;
+  }
+  if (!strcmp(key, "KEYSERVER_PKCS11_EDDSA")) {
+    /* Off by default: libp11 0.4.12 (Debian's OpenSSL engine, osslsigncode) fails on every key of a token that
+     * lists a CKK_EC_EDWARDS key, so Ed25519 keys and CKM_EDDSA appear only when asked for (ADR 0030). */
+    if (strcmp(value, "on") && strcmp(value, "off")) {
+      snprintf(err, errsz, "KEYSERVER_PKCS11_EDDSA must be on or off");
+      return -1;
+    }
+    c->eddsa = !strcmp(value, "on");
     return 0;
   }
   const char *name = !strcmp(key, "AZURESUBSCRIPTION_CLIENT_ID") ? "KEYSERVER_CLIENT_ID" : key;
@@ -233,7 +244,7 @@ int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), 
       return -1;
     }
   }
-  for (size_t i = 0; i < NFIELDS + 3; i++) {
+  for (size_t i = 0; i < NFIELDS + NEXTRA; i++) {
     const char *name = i < NFIELDS ? FIELDS[i].name : EXTRA[i - NFIELDS];
     const char *v = getenv_fn(name);
     if (!v) continue;

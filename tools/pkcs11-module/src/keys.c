@@ -195,6 +195,23 @@ static int valid_keyid(const char *s) {
   return n >= 1 && n <= MAX_KEYID;
 }
 
+size_t ks_keys_drop_ed25519(struct ks_keylist *l) {
+  size_t kept = 0, dropped = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    if (l->keys[i].type == KS_KEY_ED25519) {
+      char shown[140];
+      ks_sanitize(shown, sizeof shown, l->keys[i].keyid, MAX_KEYID);
+      ks_log(KS_LOG_INFO, "key %s is Ed25519: not listed (KEYSERVER_PKCS11_EDDSA=on lists it with CKM_EDDSA)", shown);
+      key_free(&l->keys[i]);
+      dropped++;
+    } else {
+      l->keys[kept++] = l->keys[i];
+    }
+  }
+  l->n = kept;
+  return dropped;
+}
+
 int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *err, size_t errsz) {
   memset(out, 0, sizeof *out);
   cJSON *root = cJSON_ParseWithLength(json, len);
@@ -244,13 +261,6 @@ int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *er
     k->keyinfo = strndup(info->valuestring, 512);
     if (!k->keyid || !k->keyinfo || from_certificate(k, cert->valuestring, why, sizeof why)) {
       ks_log(KS_LOG_WARN, "key %s skipped: %s", shown, why[0] ? why : "out of memory");
-      key_free(k);
-      continue;
-    }
-    if (k->type == KS_KEY_ED25519) {
-      /* Sign orders take digests, so an Ed25519 key cannot sign through them yet; listing it would also stop
-       * libp11 0.4.12 (the OpenSSL engine), which gives up on every key when it meets a CKK_EC_EDWARDS one. */
-      ks_log(KS_LOG_INFO, "key %s is Ed25519: not listed (the Keyserver signs no raw Ed25519 messages yet)", shown);
       key_free(k);
       continue;
     }

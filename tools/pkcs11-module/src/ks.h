@@ -49,6 +49,7 @@ struct ks_config {
   int auth_set;
   int client_id_explicit;
   long timeout_seconds;
+  int eddsa; /* KEYSERVER_PKCS11_EDDSA=on: Ed25519 keys are objects and CKM_EDDSA is offered */
 };
 
 /* Loads defaults, the file named by KEYSERVER_PKCS11_CONFIG (if set), then the environment.
@@ -141,20 +142,28 @@ struct ks_keylist {
 };
 /* Parses the body of GET /api/keys; keys that are not FW keys or do not parse are skipped (logged). */
 int ks_keys_parse(const char *json, size_t len, struct ks_keylist *out, char *err, size_t errsz);
+/* Removes the Ed25519 keys from a parsed list (KEYSERVER_PKCS11_EDDSA=off); returns how many. */
+size_t ks_keys_drop_ed25519(struct ks_keylist *l);
 void ks_keys_free(struct ks_keylist *l);
 const char *ks_hash_name(enum ks_hash h);
 size_t ks_hash_len(enum ks_hash h);
 
 /* ---- mechanisms (mech.c): what a PKCS#11 signature becomes as a sign order ---- */
+/* Largest message a CKM_EDDSA signature takes: the Keyserver's cap of a message sign order (ADR 0030). */
+#define KS_MAX_MESSAGE (64 * 1024)
+
 struct ks_mech_plan {
   CK_MECHANISM_TYPE mech;
   int hashes_locally;   /* CKM_*_SHA* mechanisms: the module hashes the data itself */
   enum ks_hash hash;    /* the hash that is signed */
-  const char *padding;  /* inputpadding of the sign order */
-  const char *format;   /* signatureformat of the sign order */
+  const char *padding;  /* inputpadding of the sign order (NULL for a message order) */
+  const char *format;   /* signatureformat of the sign order (NULL for a message order) */
+  int message;          /* CKM_EDDSA: the whole message goes to the Keyserver (a message sign order) */
 };
 /* Checks that `mech` (with its parameters) fits `key`; fills `plan`. CKR_OK or the CKR_ to return from C_SignInit. */
 CK_RV ks_mech_plan(const struct ks_key *key, const CK_MECHANISM *mech, struct ks_mech_plan *plan, char *why, size_t whysz);
+/* Checks a CKM_EDDSA message (1 to KS_MAX_MESSAGE bytes) before anything is asked of the Keyserver. */
+CK_RV ks_mech_message(const struct ks_key *key, size_t len, char *why, size_t whysz);
 /* Turns the caller's data (after local hashing) into the sign order's input bytes. */
 CK_RV ks_mech_input(const struct ks_key *key, const struct ks_mech_plan *plan, const unsigned char *data, size_t len,
                     unsigned char *out, size_t *outlen, char *why, size_t whysz);
@@ -173,6 +182,7 @@ int ks_digestinfo_hash(const unsigned char *data, size_t len);
 CK_RV ks_problem_to_rv(long status, const char *code);
 
 /* ---- the sign order (sign.c) ---- */
+/* A digest order (`inputdata`) or, for a message plan, a message order (`message`, base64). */
 CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct ks_key *key, const struct ks_mech_plan *plan,
                     const unsigned char *input, size_t inlen, unsigned char *sig, size_t siglen);
 /* Fetches GET /api/keys. */

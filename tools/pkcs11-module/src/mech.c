@@ -9,6 +9,14 @@ const CK_MECHANISM_TYPE ks_mechanisms[] = {
     CKM_ECDSA,          CKM_ECDSA_SHA256,       CKM_ECDSA_SHA384,       CKM_ECDSA_SHA512,
     CKM_RSA_PKCS,       CKM_SHA256_RSA_PKCS,    CKM_SHA384_RSA_PKCS,    CKM_SHA512_RSA_PKCS,
     CKM_RSA_PKCS_PSS,   CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS,
+    CKM_EDDSA, /* last: C_GetMechanismList leaves it out unless KEYSERVER_PKCS11_EDDSA=on */
+};
+
+/* PKCS#11 3.0's CK_EDDSA_PARAMS (p11-kit 0.24's pkcs11.h predates it). */
+struct ks_eddsa_params {
+  CK_BBOOL phFlag;
+  CK_ULONG ulContextDataLen;
+  CK_BYTE_PTR pContextData;
 };
 const size_t ks_mechanisms_count = sizeof ks_mechanisms / sizeof ks_mechanisms[0];
 
@@ -88,8 +96,21 @@ CK_RV ks_mech_plan(const struct ks_key *key, const CK_MECHANISM *m, struct ks_me
       plan->format = "asn1";
       break;
     case CKM_EDDSA:
-      snprintf(why, whysz, "%s: the Keyserver's sign orders take digests; it signs no raw Ed25519 messages yet", key->keyid);
-      return CKR_MECHANISM_INVALID;
+      /* PureEdDSA: the message itself becomes a message sign order; nothing is hashed here. */
+      if (key->type != KS_KEY_ED25519) {
+        snprintf(why, whysz, "key %s is not an Ed25519 key: CKM_EDDSA refused", key->keyid);
+        return CKR_KEY_TYPE_INCONSISTENT;
+      }
+      if (m->pParameter || m->ulParameterLen) {
+        /* Only the parameters that still mean Ed25519: no prehash (Ed25519ph), no context (Ed25519ctx). */
+        const struct ks_eddsa_params *e = m->pParameter;
+        if (!e || m->ulParameterLen != sizeof *e || e->phFlag || e->ulContextDataLen) {
+          snprintf(why, whysz, "key %s signs pure Ed25519 only (no prehash, no context)", key->keyid);
+          return CKR_MECHANISM_PARAM_INVALID;
+        }
+      }
+      plan->message = 1;
+      return CKR_OK;
     default:
       snprintf(why, whysz, "mechanism 0x%lx is not supported", (unsigned long)m->mechanism);
       return CKR_MECHANISM_INVALID;
@@ -121,6 +142,14 @@ CK_RV ks_mech_plan(const struct ks_key *key, const CK_MECHANISM *m, struct ks_me
   }
   plan->hash = h;
   plan->hashes_locally = hashed;
+  return CKR_OK;
+}
+
+CK_RV ks_mech_message(const struct ks_key *key, size_t len, char *why, size_t whysz) {
+  if (len == 0 || len > KS_MAX_MESSAGE) {
+    snprintf(why, whysz, "CKM_EDDSA with key %s signs messages of 1 to %d bytes, got %zu", key->keyid, KS_MAX_MESSAGE, len);
+    return CKR_DATA_LEN_RANGE;
+  }
   return CKR_OK;
 }
 
@@ -171,6 +200,8 @@ size_t ks_mech_allowed(const struct ks_key *key, CK_MECHANISM_TYPE *out, size_t 
     out[n++] = rsa[key->hash];
     out[n++] = CKM_RSA_PKCS_PSS;
     out[n++] = pss[key->hash];
+  } else if (key->type == KS_KEY_ED25519) {
+    out[n++] = CKM_EDDSA;
   }
   return n;
 }
@@ -204,6 +235,9 @@ static const struct {
     {"digestinfo_hash_mismatch", CKR_DATA_INVALID},
     {"invalid_input_encoding", CKR_DATA_INVALID},
     {"padding_not_supported_for_key", CKR_MECHANISM_INVALID},
+    {"message_required", CKR_KEY_TYPE_INCONSISTENT},
+    {"message_not_supported_for_key", CKR_KEY_TYPE_INCONSISTENT},
+    {"message_too_large", CKR_DATA_LEN_RANGE},
     {"validation_failed", CKR_ARGUMENTS_BAD},
     {"reservation_expired", CKR_DEVICE_ERROR},
 };

@@ -41,6 +41,9 @@ struct session {
   EVP_MD_CTX *md;
   unsigned char raw[MAX_RAW_INPUT];
   size_t rawlen;
+  /* CKM_EDDSA in parts: the message gathered by C_SignUpdate (at most KS_MAX_MESSAGE bytes, on the heap). */
+  unsigned char *msg;
+  size_t msglen;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -106,6 +109,7 @@ static void session_free(struct session *s) {
   EVP_MD_CTX_free(s->vmd);
   EVP_MD_CTX_free(s->md);
   free(s->found);
+  free(s->msg);
   memset(s, 0, sizeof *s);
   free(s);
 }
@@ -212,14 +216,16 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pulCount) return CKR_ARGUMENTS_BAD;
+  /* CKM_EDDSA (the last one) only when Ed25519 keys are listed. */
+  size_t count = ks_mechanisms_count - (g_cfg.eddsa ? 0 : 1);
   if (pMechanismList) {
-    if (*pulCount < ks_mechanisms_count) {
-      *pulCount = ks_mechanisms_count;
+    if (*pulCount < count) {
+      *pulCount = count;
       return CKR_BUFFER_TOO_SMALL;
     }
-    memcpy(pMechanismList, ks_mechanisms, ks_mechanisms_count * sizeof ks_mechanisms[0]);
+    memcpy(pMechanismList, ks_mechanisms, count * sizeof ks_mechanisms[0]);
   }
-  *pulCount = ks_mechanisms_count;
+  *pulCount = count;
   return CKR_OK;
 }
 
@@ -230,6 +236,13 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
   size_t i = 0;
   while (i < ks_mechanisms_count && ks_mechanisms[i] != type) i++;
   if (i == ks_mechanisms_count) return CKR_MECHANISM_INVALID;
+  if (type == CKM_EDDSA) {
+    if (!g_cfg.eddsa) return CKR_MECHANISM_INVALID;
+    /* Ed25519 keys only (CKA_ALLOWED_MECHANISMS and C_SignInit hold each key to its own mechanisms). */
+    pInfo->ulMinKeySize = pInfo->ulMaxKeySize = 255;
+    pInfo->flags = CKF_HW | CKF_SIGN;
+    return CKR_OK;
+  }
   int ec = type == CKM_ECDSA || type == CKM_ECDSA_SHA256 || type == CKM_ECDSA_SHA384 || type == CKM_ECDSA_SHA512;
   pInfo->ulMinKeySize = ec ? 256 : 2048;
   pInfo->ulMaxKeySize = ec ? 521 : 4096;
@@ -460,8 +473,7 @@ static int attribute(const struct ks_key *k, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_T
     }
   }
   switch (type) {
-    /* Ed25519 keys are listed, but the Keyserver signs no raw Ed25519 messages (see mech.c). */
-    case CKA_SIGN: BOOL(k->type != KS_KEY_ED25519);
+    case CKA_SIGN: BOOL(1);
     case CKA_SENSITIVE: case CKA_ALWAYS_SENSITIVE: case CKA_NEVER_EXTRACTABLE: BOOL(1);
     case CKA_EXTRACTABLE: case CKA_DECRYPT: case CKA_UNWRAP: case CKA_SIGN_RECOVER: case CKA_ALWAYS_AUTHENTICATE:
     case CKA_WRAP_WITH_TRUSTED: BOOL(0);
@@ -601,6 +613,9 @@ static void end_sign(struct session *s) {
   s->sign_active = 0;
   s->multipart = 0;
   s->rawlen = 0;
+  free(s->msg);
+  s->msg = NULL;
+  s->msglen = 0;
 }
 
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
@@ -657,6 +672,19 @@ CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPar
     s->multipart = 1;
     if (s->md) {
       if (EVP_DigestUpdate(s->md, pPart, ulPartLen) != 1) rv = CKR_FUNCTION_FAILED;
+    } else if (s->plan.message) {
+      /* PureEdDSA needs the whole message: gather it, up to the Keyserver's cap. */
+      unsigned char *grown = NULL;
+      if (ulPartLen > KS_MAX_MESSAGE - s->msglen) {
+        ks_log(KS_LOG_ERROR, "C_SignUpdate: CKM_EDDSA signs messages of at most %d bytes -> CKR_DATA_LEN_RANGE", KS_MAX_MESSAGE);
+        rv = CKR_DATA_LEN_RANGE;
+      } else if (ulPartLen && !(grown = realloc(s->msg, s->msglen + ulPartLen))) {
+        rv = CKR_HOST_MEMORY;
+      } else if (ulPartLen) {
+        memcpy(grown + s->msglen, pPart, ulPartLen);
+        s->msg = grown;
+        s->msglen += ulPartLen;
+      }
     } else if (s->rawlen + ulPartLen > MAX_RAW_INPUT) {
       rv = CKR_DATA_LEN_RANGE;
     } else {
@@ -707,6 +735,10 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
   unsigned char raw[MAX_RAW_INPUT];
   size_t rawlen = s->rawlen;
   memcpy(raw, s->raw, rawlen);
+  unsigned char *gathered = s->msg; /* CKM_EDDSA parts: ours now */
+  size_t gatheredlen = s->msglen;
+  s->msg = NULL;
+  s->msglen = 0;
   end_sign(s);
   pthread_mutex_unlock(&g_lock);
 
@@ -716,6 +748,23 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
   unsigned int dl = 0;
   size_t inlen = 0;
   char why[300] = "";
+  if (plan.message) {
+    /* CKM_EDDSA: the message itself is the sign order's input (no local hashing, no 256-byte input bound). */
+    const unsigned char *m = final ? gathered : data;
+    size_t mlen = final ? gatheredlen : len;
+    rv = ks_mech_message(k, mlen, why, sizeof why);
+    if (rv != CKR_OK) ks_log(KS_LOG_ERROR, "%s: %s -> %s", final ? "C_SignFinal" : "C_Sign", why, ks_rv_name(rv));
+    else rv = ks_sign_order(&g_cfg, &g_auth, k, &plan, m, mlen, pSignature, need);
+    if (rv == CKR_OK) *pulSignatureLen = need;
+    free(gathered);
+    EVP_MD_CTX_free(md);
+    pthread_mutex_lock(&g_lock);
+    s->busy = 0;
+    if (s->closing) session_free(s);
+    pthread_mutex_unlock(&g_lock);
+    return rv;
+  }
+  free(gathered);
   if (md) {
     int ok = (final || EVP_DigestUpdate(md, data, len) == 1) && EVP_DigestFinal_ex(md, digest, &dl) == 1;
     msg = digest;

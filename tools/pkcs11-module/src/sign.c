@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ks.h"
@@ -42,6 +43,14 @@ int ks_unhex(const char *s, unsigned char *out, size_t outsz, size_t *outlen) {
   }
   *outlen = n / 2;
   return 0;
+}
+
+/* Standard base64 with padding (RFC 4648 section 4), what the API's `message` is. */
+static char *base64(const unsigned char *p, size_t n) {
+  if (n > KS_MAX_MESSAGE) return NULL;
+  char *s = malloc(4 * ((n + 2) / 3) + 1);
+  if (s) EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+  return s;
 }
 
 static int is_uuid(const char *s) {
@@ -123,6 +132,7 @@ CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keyl
       ks_log(KS_LOG_ERROR, "%s", err);
       rv = CKR_DEVICE_ERROR;
     } else {
+      if (!c->eddsa) ks_keys_drop_ed25519(out);
       ks_log(KS_LOG_INFO, "%zu signing key(s) from GET /api/keys", out->n);
     }
   }
@@ -155,7 +165,8 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
   char idem[64], desc[1001];
   if (RAND_bytes(rnd, sizeof rnd) != 1) return CKR_FUNCTION_FAILED;
   char *rh = ks_hex(rnd, sizeof rnd);
-  char *hex = ks_hex(input, inlen);
+  /* A digest order carries the digest in hex; a message order (CKM_EDDSA) the message in base64. */
+  char *hex = plan->message ? base64(input, inlen) : ks_hex(input, inlen);
   cJSON *j = cJSON_CreateObject();
   char *body = NULL;
   CK_RV rv = CKR_HOST_MEMORY;
@@ -164,17 +175,24 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
   description(c, plan->mech, desc, sizeof desc);
   cJSON_AddStringToObject(j, "operationid", c->operation_id);
   cJSON_AddStringToObject(j, "keyid", key->keyid);
-  cJSON_AddStringToObject(j, "inputdata", hex);
-  cJSON_AddStringToObject(j, "inputformat", "hex");
-  cJSON_AddStringToObject(j, "inputpadding", plan->padding);
-  cJSON_AddStringToObject(j, "signatureformat", plan->format);
+  if (plan->message) {
+    cJSON_AddStringToObject(j, "message", hex);
+  } else {
+    cJSON_AddStringToObject(j, "inputdata", hex);
+    cJSON_AddStringToObject(j, "inputformat", "hex");
+    cJSON_AddStringToObject(j, "inputpadding", plan->padding);
+    cJSON_AddStringToObject(j, "signatureformat", plan->format);
+  }
   cJSON_AddStringToObject(j, "description", desc);
   body = cJSON_PrintUnformatted(j);
   if (!body) goto done;
   char keyshown[140];
   ks_sanitize(keyshown, sizeof keyshown, key->keyid, 128);
-  ks_log(KS_LOG_DEBUG, "sign order: key %s, %s, inputpadding %s, signatureformat %s", keyshown, ks_mech_name(plan->mech),
-         plan->padding, plan->format);
+  if (plan->message)
+    ks_log(KS_LOG_DEBUG, "sign order: key %s, %s, a %zu-byte message", keyshown, ks_mech_name(plan->mech), inlen);
+  else
+    ks_log(KS_LOG_DEBUG, "sign order: key %s, %s, inputpadding %s, signatureformat %s", keyshown, ks_mech_name(plan->mech),
+           plan->padding, plan->format);
   struct ks_http_result r = {0};
   rv = call(c, a, "POST", "/api/signorders", body, idem, &r);
   if (rv == CKR_OK) {

@@ -64,6 +64,12 @@ static struct ks_key key_of(enum ks_key_type t, enum ks_hash h) {
 static void test_mech_plan(void) {
   struct ks_key ec = key_of(KS_KEY_EC, KS_SHA256), ec384 = key_of(KS_KEY_EC, KS_SHA384), rsa = key_of(KS_KEY_RSA, KS_SHA256),
                 ed = key_of(KS_KEY_ED25519, KS_SHA512);
+  /* CK_EDDSA_PARAMS of PKCS#11 3.0: phFlag, context length, context. */
+  struct {
+    CK_BBOOL ph;
+    CK_ULONG ctxlen;
+    CK_BYTE_PTR ctx;
+  } pure = {CK_FALSE, 0, NULL}, prehash = {CK_TRUE, 0, NULL}, context = {CK_FALSE, 3, (CK_BYTE_PTR) "abc"};
   CK_RSA_PKCS_PSS_PARAMS pss256 = {CKM_SHA256, CKG_MGF1_SHA256, 32}, pss_salt = {CKM_SHA256, CKG_MGF1_SHA256, 20},
                          pss_mgf = {CKM_SHA256, CKG_MGF1_SHA384, 32}, pss384 = {CKM_SHA384, CKG_MGF1_SHA384, 48};
   struct {
@@ -92,7 +98,16 @@ static void test_mech_plan(void) {
       {"fail PSS SHA-384 parameters on a SHA-256 key", &rsa, {CKM_RSA_PKCS_PSS, &pss384, sizeof pss384}, CKR_MECHANISM_PARAM_INVALID, 0, 0, 0},
       {"fail CKM_SHA384_RSA_PKCS_PSS on a SHA-256 key", &rsa, {CKM_SHA384_RSA_PKCS_PSS, &pss384, sizeof pss384}, CKR_MECHANISM_INVALID, 0, 0, 0},
       {"fail parameters on CKM_ECDSA", &ec, {CKM_ECDSA, &pss256, sizeof pss256}, CKR_MECHANISM_PARAM_INVALID, 0, 0, 0},
-      {"fail CKM_EDDSA: the Keyserver signs no raw Ed25519 messages", &ed, {CKM_EDDSA, NULL, 0}, CKR_MECHANISM_INVALID, 0, 0, 0},
+      /* CKM_EDDSA: the message goes whole to a message sign order (padding and format NULL). */
+      {"ok CKM_EDDSA on an Ed25519 key: the message itself, not hashed", &ed, {CKM_EDDSA, NULL, 0}, CKR_OK, NULL, NULL, 0},
+      {"ok CKM_EDDSA with CK_EDDSA_PARAMS of pure Ed25519", &ed, {CKM_EDDSA, &pure, sizeof pure}, CKR_OK, NULL, NULL, 0},
+      {"fail CKM_EDDSA with phFlag (Ed25519ph)", &ed, {CKM_EDDSA, &prehash, sizeof prehash}, CKR_MECHANISM_PARAM_INVALID, 0, 0, 0},
+      {"fail CKM_EDDSA with a context (Ed25519ctx)", &ed, {CKM_EDDSA, &context, sizeof context}, CKR_MECHANISM_PARAM_INVALID, 0, 0, 0},
+      {"fail CKM_EDDSA with a short parameter length", &ed, {CKM_EDDSA, &pure, 1}, CKR_MECHANISM_PARAM_INVALID, 0, 0, 0},
+      {"fail CKM_EDDSA on an EC key", &ec, {CKM_EDDSA, NULL, 0}, CKR_KEY_TYPE_INCONSISTENT, 0, 0, 0},
+      {"fail CKM_EDDSA on an RSA key", &rsa, {CKM_EDDSA, NULL, 0}, CKR_KEY_TYPE_INCONSISTENT, 0, 0, 0},
+      {"fail CKM_ECDSA on an Ed25519 key", &ed, {CKM_ECDSA, NULL, 0}, CKR_KEY_TYPE_INCONSISTENT, 0, 0, 0},
+      {"fail CKM_SHA512_RSA_PKCS on an Ed25519 key", &ed, {CKM_SHA512_RSA_PKCS, NULL, 0}, CKR_KEY_TYPE_INCONSISTENT, 0, 0, 0},
       {"fail an unknown mechanism", &rsa, {CKM_SHA256_HMAC, NULL, 0}, CKR_MECHANISM_INVALID, 0, 0, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -101,7 +116,10 @@ static void test_mech_plan(void) {
       char why[300] = "";
       CK_RV rv = ks_mech_plan(cases[i].key, &cases[i].m, &plan, why, sizeof why);
       CHECK(rv == cases[i].want, "got %s want %s (%s)", ks_rv_name(rv), ks_rv_name(cases[i].want), why);
-      if (rv == CKR_OK && cases[i].want == CKR_OK) {
+      if (rv == CKR_OK && cases[i].want == CKR_OK && !cases[i].padding) {
+        CHECK(plan.message == 1 && !plan.padding && !plan.format && !plan.hashes_locally, "a message plan");
+      } else if (rv == CKR_OK && cases[i].want == CKR_OK) {
+        CHECK(!plan.message, "not a message plan");
         CHECK(!strcmp(plan.padding, cases[i].padding), "padding %s", plan.padding);
         CHECK(!strcmp(plan.format, cases[i].format), "format %s", plan.format);
         CHECK(plan.hashes_locally == cases[i].local, "hashes_locally %d", plan.hashes_locally);
@@ -195,7 +213,27 @@ static void test_mech_input(void) {
     struct ks_key ec512 = key_of(KS_KEY_EC, KS_SHA512), ed = key_of(KS_KEY_ED25519, KS_SHA512);
     n = ks_mech_allowed(&ec512, m, 8);
     CHECK(n == 2 && m[0] == CKM_ECDSA && m[1] == CKM_ECDSA_SHA512, "ec");
-    CHECK(ks_mech_allowed(&ed, m, 8) == 0, "ed25519 allows none yet");
+    n = ks_mech_allowed(&ed, m, 8);
+    CHECK(n == 1 && m[0] == CKM_EDDSA, "ed25519: CKM_EDDSA only");
+  }
+  struct {
+    const char *name;
+    size_t len;
+    CK_RV want;
+  } sizes[] = {
+      {"fail an empty CKM_EDDSA message (CKR_DATA_LEN_RANGE)", 0, CKR_DATA_LEN_RANGE},
+      {"ok a one-byte CKM_EDDSA message", 1, CKR_OK},
+      {"ok a CKM_EDDSA message of exactly 64 KiB", KS_MAX_MESSAGE, CKR_OK},
+      {"fail a CKM_EDDSA message one byte over 64 KiB (CKR_DATA_LEN_RANGE)", KS_MAX_MESSAGE + 1, CKR_DATA_LEN_RANGE},
+  };
+  struct ks_key ed = key_of(KS_KEY_ED25519, KS_SHA512);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    TEST(sizes[i].name) {
+      why[0] = 0;
+      CK_RV rv = ks_mech_message(&ed, sizes[i].len, why, sizeof why);
+      CHECK(rv == sizes[i].want, "got %s (%s)", ks_rv_name(rv), why);
+      if (rv != CKR_OK) CHECK(strstr(why, "65536") != NULL, "the refusal names the cap: %s", why);
+    }
   }
 }
 
@@ -286,6 +324,8 @@ static void test_config(void) {
       {"fail an unknown login method", "KEYSERVER_AUTH", "password"},
       {"fail a login method in another case", "KEYSERVER_AUTH", "SECRET"},
       {"fail a timeout of 0", "KEYSERVER_PKCS11_TIMEOUT", "0"},
+      {"fail KEYSERVER_PKCS11_EDDSA other than on or off", "KEYSERVER_PKCS11_EDDSA", "yes"},
+      {"fail KEYSERVER_PKCS11_EDDSA in another case", "KEYSERVER_PKCS11_EDDSA", "ON"},
       {"fail a timeout with trailing text", "KEYSERVER_PKCS11_TIMEOUT", "10s"},
       {"fail a huge timeout", "KEYSERVER_PKCS11_TIMEOUT", "99999999999999999999"},
       {"fail a value with a line break", "KEYSERVER_SCOPE", "a\nb"},
@@ -299,6 +339,14 @@ static void test_config(void) {
       CHECK(err[0] != 0, "no sentence");
       ks_config_free(&c);
     }
+  }
+  TEST("ok Ed25519 keys are off unless KEYSERVER_PKCS11_EDDSA=on") {
+    set_env(0, "KEYSERVER_URL", "https://ks.example");
+    CHECK(ks_config_load(&c, fake_getenv, err, sizeof err) == 0 && c.eddsa == 0, "default %s", err);
+    ks_config_free(&c);
+    set_env(1, "KEYSERVER_PKCS11_EDDSA", "on");
+    CHECK(ks_config_load(&c, fake_getenv, err, sizeof err) == 0 && c.eddsa == 1, "on %s", err);
+    ks_config_free(&c);
   }
   TEST("fail a missing KEYSERVER_URL names the variable") {
     set_env(0, "KEYSERVER_SCOPE", "x");
@@ -436,6 +484,9 @@ static void test_keys(void) {
       {"p384", "EC -pkeyopt ec_paramgen_curve:P-384", "FW EC-P384 SHA-384, 1 approver(s)", KS_KEY_EC, KS_SHA384, 96, "06052b81040022"},
       {"p521", "EC -pkeyopt ec_paramgen_curve:P-521", "FW EC-P521 SHA-512, 2 approver(s)", KS_KEY_EC, KS_SHA512, 132, "06052b81040023"},
       {"rsa", "RSA -pkeyopt rsa_keygen_bits:2048", "FW RSA-2048 SHA-256, 0 approver(s)", KS_KEY_RSA, KS_SHA256, 256, NULL},
+      /* CKK_EC_EDWARDS: CKA_EC_PARAMS is the OID 1.3.101.112 (what SoftHSM writes and pkcs11-tool and
+       * pkcs11-provider read), CKA_EC_POINT the 32-byte key in an OCTET STRING; signatures are 64 bytes. */
+      {"ed25519", "ED25519", "FW Ed25519 SHA-512, 0 approver(s)", KS_KEY_ED25519, KS_SHA512, 64, "06032b6570"},
   };
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     char name[120];
@@ -487,18 +538,24 @@ static void test_keys(void) {
       free(pem);
     }
   }
-  TEST("ok an Ed25519 key is not listed (no raw Ed25519 sign orders yet)") {
-    char *pem = certificate("ed", "ED25519");
-    char *esc = json_escape_pem(pem ? pem : "");
-    char *json = malloc(strlen(esc) + 400);
-    sprintf(json, "[{\"keyid\":\"ed\",\"keyinfo\":\"FW Ed25519 SHA-512, 0 approver(s)\",\"certificate\":\"%s\"}]", esc);
+  TEST("ok KEYSERVER_PKCS11_EDDSA=off drops the Ed25519 keys and keeps the others in order") {
+    char *ed = certificate("ed25519", "ED25519"), *ec = certificate("p256", "EC -pkeyopt ec_paramgen_curve:P-256");
+    char *e1 = json_escape_pem(ed ? ed : ""), *e2 = json_escape_pem(ec ? ec : "");
+    char *json = malloc(strlen(e1) + 2 * strlen(e2) + 600);
+    sprintf(json, "[{\"keyid\":\"a\",\"keyinfo\":\"FW EC-P256 SHA-256, 0 approver(s)\",\"certificate\":\"%s\"},"
+                  "{\"keyid\":\"ed\",\"keyinfo\":\"FW Ed25519 SHA-512, 0 approver(s)\",\"certificate\":\"%s\"},"
+                  "{\"keyid\":\"b\",\"keyinfo\":\"FW EC-P256 SHA-256, 0 approver(s)\",\"certificate\":\"%s\"}]", e2, e1, e2);
     struct ks_keylist l;
     char err[200];
-    CHECK(ks_keys_parse(json, strlen(json), &l, err, sizeof err) == 0 && l.n == 0, "listed %zu", l.n);
+    CHECK(ks_keys_parse(json, strlen(json), &l, err, sizeof err) == 0 && l.n == 3, "parse: %zu %s", l.n, err);
+    CHECK(ks_keys_drop_ed25519(&l) == 1 && l.n == 2, "dropped");
+    CHECK(l.n == 2 && !strcmp(l.keys[0].keyid, "a") && !strcmp(l.keys[1].keyid, "b"), "order");
     ks_keys_free(&l);
     free(json);
-    free(esc);
-    free(pem);
+    free(e1);
+    free(e2);
+    free(ed);
+    free(ec);
   }
   TEST("ok non-FW keys, malformed entries and duplicates are skipped, the rest listed") {
     char *pem = certificate("p256", "EC -pkeyopt ec_paramgen_curve:P-256");
@@ -650,10 +707,12 @@ static void test_api(void) {
     CHECK(f->C_GetTokenInfo(1, &t) == CKR_SLOT_ID_INVALID, "slot 1");
     CK_MECHANISM_TYPE m[32];
     n = 32;
+    /* KEYSERVER_PKCS11_EDDSA is not set: no Ed25519 keys, no CKM_EDDSA. */
     CHECK(f->C_GetMechanismList(0, m, &n) == CKR_OK && n == 12, "mechanisms %lu", n);
+    for (CK_ULONG i = 0; i < n; i++) CHECK(m[i] != CKM_EDDSA, "EDDSA listed");
     CK_MECHANISM_INFO mi;
     CHECK(f->C_GetMechanismInfo(0, CKM_ECDSA, &mi) == CKR_OK && (mi.flags & CKF_SIGN) && mi.ulMaxKeySize == 521, "ECDSA");
-    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_MECHANISM_INVALID, "EDDSA is not offered");
+    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_MECHANISM_INVALID, "EDDSA off");
     CHECK(f->C_GetMechanismInfo(0, CKM_RSA_PKCS_OAEP, &mi) == CKR_MECHANISM_INVALID, "OAEP");
   }
   TEST("ok eight threads open, use and close sessions at once (CKF_OS_LOCKING_OK)") {
@@ -686,6 +745,19 @@ static void test_api(void) {
     CK_ULONG n;
     CHECK(f->C_GetSlotList(CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "after");
     CHECK(f->C_Finalize(NULL) == CKR_CRYPTOKI_NOT_INITIALIZED, "twice");
+  }
+  TEST("ok with KEYSERVER_PKCS11_EDDSA=on the token offers CKM_EDDSA (last), for keys of 255 bits") {
+    setenv("KEYSERVER_PKCS11_EDDSA", "on", 1);
+    CHECK(f->C_Initialize(NULL) == CKR_OK, "init");
+    CK_MECHANISM_TYPE m[32];
+    CK_ULONG n = 32;
+    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_OK && n == 13 && m[12] == CKM_EDDSA, "mechanisms %lu", n);
+    n = 12;
+    CHECK(f->C_GetMechanismList(0, m, &n) == CKR_BUFFER_TOO_SMALL && n == 13, "short buffer");
+    CK_MECHANISM_INFO mi;
+    CHECK(f->C_GetMechanismInfo(0, CKM_EDDSA, &mi) == CKR_OK && (mi.flags & CKF_SIGN) && mi.ulMinKeySize == 255 && mi.ulMaxKeySize == 255, "EDDSA");
+    CHECK(f->C_Finalize(NULL) == CKR_OK, "finalize");
+    unsetenv("KEYSERVER_PKCS11_EDDSA");
   }
 }
 

@@ -16,7 +16,7 @@ export const AdminSessionHeader = createParamDecorator((_d: unknown, ctx: Execut
  * refusal; same rules and codes as {@link ZodBody}.
  */
 export function validateBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  return new ZodBody(schema).transform(body ?? {}, { type: 'body' });
+  return new ZodBody(schema).transform(body ?? {});
 }
 
 /** The one UUID check (@keyserver/api-contract ids.ts). */

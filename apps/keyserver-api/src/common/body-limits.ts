@@ -6,6 +6,11 @@ import { checkJsonValue } from '../edge/input-checks';
 import { ApiErrorCode, EdgeRefusal } from './api-error';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/**
+ * Routes whose JSON bodies may be larger than MAX_BODY_BYTES: a message sign order carries up to 64 KiB of message
+ * in base64 (87,384 characters) next to a description of up to 1,000 characters (ADR 0030).
+ */
+const LARGE_BODY_ROUTES = new Map([['/api/signorders', 96 * 1024]]);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
 const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
 
@@ -17,24 +22,28 @@ const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/ts
 @Injectable()
 export class JsonBodyMiddleware implements NestMiddleware {
   private readonly parse: ReturnType<typeof express.json>;
+  private readonly parseLarge = new Map<string, ReturnType<typeof express.json>>();
   private readonly maxDepth: number;
 
   constructor(@Inject(API_CONFIG) config: ApiConfig) {
     // inflate: false — RequestGuardMiddleware already refused any Content-Encoding.
-    this.parse = express.json({ limit: config.maxBodyBytes, strict: true, inflate: false, type: () => true });
+    const parser = (limit: number) => express.json({ limit, strict: true, inflate: false, type: () => true });
+    this.parse = parser(config.maxBodyBytes);
+    for (const [route, limit] of LARGE_BODY_ROUTES) this.parseLarge.set(route, parser(Math.max(limit, config.maxBodyBytes)));
     this.maxDepth = config.maxJsonDepth;
   }
 
   use(req: Request, res: Response, next: NextFunction) {
     if (!BODY_METHODS.has(req.method)) return next();
-    if (STREAMED_BODY_ROUTES.has(req.originalUrl.split('?')[0].replace(/\/+$/, ''))) return next();
+    const route = req.originalUrl.split('?')[0].replace(/\/+$/, '');
+    if (STREAMED_BODY_ROUTES.has(route)) return next();
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json' && !type.endsWith('+json')) {
       return next(new EdgeRefusal(ApiErrorCode.UnsupportedMediaType, 'request bodies must be application/json'));
     }
-    this.parse(req, res, (err?: unknown) => {
+    (this.parseLarge.get(route) ?? this.parse)(req, res, (err?: unknown) => {
       if (err) return next(err);
       try {
         checkJsonValue(req.body, this.maxDepth);

@@ -1,16 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
+import { createHash } from 'node:crypto';
+import type { SignDigestOrderRequest, SignMessageOrderRequest, SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
 import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
-import { decodeDigestInfo, signDigest } from '@keyserver/pki';
+import { PkiError, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
-import { Audited, auditEvent } from '../common/audited';
+import { Audited, auditEvent, type AuditScope } from '../common/audited';
 import { HSM_SIGNER } from '../app/tokens';
-import { toHashName } from '../keys/key-algorithms';
+import { toHashName, toPkiAlgorithm } from '../keys/key-algorithms';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+const ROUTE = 'POST /api/signorders';
+/** The sign_order row's inputpadding of a message order (its inputdata is the message's SHA-256). */
+const MESSAGE_PADDING = 'message';
 
 /** Decodes sign-order input data; undefined when the text is not valid in its format. */
 export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array | undefined {
@@ -21,8 +25,13 @@ export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array 
 
 /**
  * POST /api/signorders as explicit stages:
- * decode -> authorize (per-key SIGN) -> check the key -> reserve a usage, sign in the HSM, persist and audit
- * (one transaction) -> respond. A refusal at any stage is audited and consumes nothing.
+ * decode -> authorize (per-key SIGN) -> check the key (FW, ACTIVE, and the order's form fits its algorithm) ->
+ * reserve a usage, sign in the HSM, persist and audit (one transaction) -> respond. A refusal at any stage is
+ * audited and consumes nothing.
+ *
+ * Two forms: a digest order (RSA, ECDSA keys: `inputdata` is the digest or DigestInfo) and a message order (Ed25519
+ * keys: `message` is the whole message, PureEdDSA). A message is bound to the operation by its SHA-256, which is
+ * also all the audit log and the sign_order row keep of it (ADR 0030).
  */
 @Injectable()
 export class SignOrderService {
@@ -37,43 +46,81 @@ export class SignOrderService {
   async create(actor: Actor, dto: SignOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
     return this.audited.run(auditEvent('signorder.create', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
       if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) throw new ApiError(ApiErrorCode.IdempotencyKeyInvalid, 'Idempotency-Key must be 1-128 characters [A-Za-z0-9._:-]');
-      const input = this.decode(dto);
-      this.authorize(actor, dto.keyid);
-      const key = await this.usableKey(dto.keyid);
-      const hsmKey = await this.signer.getKey(key.hsmKeyId);
-      const inputHex = Buffer.from(input).toString('hex');
-      const recorded = await this.orders.recordWithUsage(
-        {
-          operationId: dto.operationid,
-          keyid: dto.keyid,
-          subjectId: actor.subjectId,
-          description: dto.description,
-          inputdata: inputHex,
-          inputformat: dto.inputformat,
-          inputpadding: dto.inputpadding,
-          signatureformat: dto.signatureformat,
-          digest: this.digestOf(dto.inputpadding, input),
-          idempotencyKey: idempotencyKey ?? null,
-          // The key is bound to every field of the validated body: any difference on a retry is a 409.
-          requestHash: idempotencyKey ? requestFingerprint('POST /api/signorders', idempotencyKey, dto) : null,
-          requestId,
-          audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
-        },
-        async () => {
-          const sig = await signDigest(this.signer, hsmKey, {
-            input,
-            inputPadding: dto.inputpadding,
-            signatureFormat: dto.signatureformat,
-            hash: toHashName(key.hash),
-          });
-          return Buffer.from(sig).toString('hex');
-        },
-      );
-      return { keyid: dto.keyid, inputdata: dto.inputdata, signatureformat: dto.signatureformat, result: recorded.signOrder.result };
+      return 'message' in dto ? this.signMessageOrder(a, actor, dto, idempotencyKey, requestId) : this.signDigestOrder(a, actor, dto, idempotencyKey, requestId);
     });
   }
 
-  private decode(dto: SignOrderRequest): Uint8Array {
+  private async signDigestOrder(a: AuditScope, actor: Actor, dto: SignDigestOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
+    const input = this.decode(dto);
+    this.authorize(actor, dto.keyid);
+    const key = await this.usableKey(dto.keyid);
+    // Before any usage is reserved: PureEdDSA signs the message, a digest would be signed as if it were one.
+    if (key.algorithm === 'ED25519') throw new PkiError('message_required', `${dto.keyid} is an Ed25519 key: send the message (message), not a digest`);
+    const hsmKey = await this.signer.getKey(key.hsmKeyId);
+    const inputHex = Buffer.from(input).toString('hex');
+    const recorded = await this.orders.recordWithUsage(
+      {
+        operationId: dto.operationid,
+        keyid: dto.keyid,
+        subjectId: actor.subjectId,
+        description: dto.description,
+        inputdata: inputHex,
+        inputformat: dto.inputformat,
+        inputpadding: dto.inputpadding,
+        signatureformat: dto.signatureformat,
+        digest: this.digestOf(dto.inputpadding, input),
+        idempotencyKey: idempotencyKey ?? null,
+        // The key is bound to every field of the validated body: any difference on a retry is a 409.
+        requestHash: idempotencyKey ? requestFingerprint(ROUTE, idempotencyKey, dto) : null,
+        requestId,
+        audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
+      },
+      async () => {
+        const sig = await signDigest(this.signer, hsmKey, {
+          input,
+          inputPadding: dto.inputpadding,
+          signatureFormat: dto.signatureformat,
+          hash: toHashName(key.hash),
+        });
+        return Buffer.from(sig).toString('hex');
+      },
+    );
+    return { keyid: dto.keyid, inputdata: dto.inputdata, signatureformat: dto.signatureformat, result: recorded.signOrder.result };
+  }
+
+  private async signMessageOrder(a: AuditScope, actor: Actor, dto: SignMessageOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
+    const message = decodeInput(dto.message, 'base64');
+    if (!message) throw new ApiError(ApiErrorCode.InvalidInputEncoding, 'message is not valid base64 (RFC 4648 section 4, padded)');
+    // What the operation's digests and the audit log know of the message (never the message): its SHA-256.
+    const sha256 = createHash('sha256').update(message).digest('hex');
+    a.event.digest = sha256;
+    a.event.details = { inputpadding: MESSAGE_PADDING, messageBytes: message.length };
+    this.authorize(actor, dto.keyid);
+    const key = await this.usableKey(dto.keyid);
+    checkMessage(toPkiAlgorithm(key.algorithm), message);
+    const hsmKey = await this.signer.getKey(key.hsmKeyId);
+    const recorded = await this.orders.recordWithUsage(
+      {
+        operationId: dto.operationid,
+        keyid: dto.keyid,
+        subjectId: actor.subjectId,
+        description: dto.description,
+        inputdata: sha256,
+        inputformat: 'hex',
+        inputpadding: MESSAGE_PADDING,
+        signatureformat: 'raw',
+        digest: sha256,
+        idempotencyKey: idempotencyKey ?? null,
+        requestHash: idempotencyKey ? requestFingerprint(ROUTE, idempotencyKey, dto) : null,
+        requestId,
+        audit: { ...a.event },
+      },
+      async () => Buffer.from(await signMessage(this.signer, hsmKey, message)).toString('hex'),
+    );
+    return { keyid: dto.keyid, messageSha256: sha256, result: recorded.signOrder.result };
+  }
+
+  private decode(dto: SignDigestOrderRequest): Uint8Array {
     const bytes = decodeInput(dto.inputdata, dto.inputformat);
     if (!bytes) throw new ApiError(ApiErrorCode.InvalidInputEncoding, `inputdata is not valid ${dto.inputformat}`);
     return bytes;
@@ -93,7 +140,7 @@ export class SignOrderService {
   }
 
   /** Operations list the digests that may be signed; for a DigestInfo that is the digest inside it. */
-  private digestOf(padding: SignOrderRequest['inputpadding'], input: Uint8Array): string {
+  private digestOf(padding: SignDigestOrderRequest['inputpadding'], input: Uint8Array): string {
     const digest = padding === 'digestinfo' ? decodeDigestInfo(input).digest : input;
     return Buffer.from(digest).toString('hex');
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KeyIdRef } from './ids';
 import { KeyLimitsView } from './key-limits';
+import { MAX_SIGN_MESSAGE_BYTES } from './limits';
 
 /**
  * The Keyserver REST contract: one zod schema per request and response body. The API validates with
@@ -83,23 +84,51 @@ export type KeySummary = z.infer<typeof KeySummary>;
 export const KeyList = z.object({ items: z.array(KeySummary).describe('Ordered by type (ROOT, CA, FW), then keyid') });
 export type KeyList = z.infer<typeof KeyList>;
 
-export const SignOrderRequest = z.strictObject({
+
+/** A sign order for an RSA or ECDSA key: the caller hashed the data and sends the digest (or a DigestInfo). */
+export const SignDigestOrderRequest = z.strictObject({
   operationid: Uuid,
   keyid: KeyIdRef,
-  inputdata: z.string().min(2).max(2048),
+  inputdata: z.string().min(2).max(2048).describe('The digest (none, pss) or DER DigestInfo (digestinfo), in inputformat'),
   inputformat: InputFormat,
   inputpadding: InputPadding,
   signatureformat: SignatureFormat,
   description: z.string().trim().min(8).max(1000),
 });
+export type SignDigestOrderRequest = z.infer<typeof SignDigestOrderRequest>;
+
+/**
+ * A sign order for an Ed25519 key: PureEdDSA (RFC 8032) signs the message itself, so the caller sends the message.
+ * Refused for RSA/ECDSA keys (`message_not_supported_for_key`); a digest order for an Ed25519 key is
+ * `message_required`. The operation's declared digests bind it by the message's SHA-256.
+ */
+export const SignMessageOrderRequest = z.strictObject({
+  operationid: Uuid,
+  keyid: KeyIdRef,
+  message: z
+    .string()
+    .min(1)
+    .describe(`The whole message, standard base64 with padding (RFC 4648 section 4), 1 to ${MAX_SIGN_MESSAGE_BYTES} bytes once decoded (413 message_too_large beyond)`),
+  description: z.string().trim().min(8).max(1000),
+});
+export type SignMessageOrderRequest = z.infer<typeof SignMessageOrderRequest>;
+
+/** `POST /api/signorders`: a digest order (RSA, ECDSA keys) or a message order (Ed25519 keys). */
+export const SignOrderRequest = z.union([SignDigestOrderRequest, SignMessageOrderRequest]);
 export type SignOrderRequest = z.infer<typeof SignOrderRequest>;
 
-export const SignOrderResponse = z.object({
+export const SignDigestOrderResponse = z.object({
   keyid: z.string(),
   inputdata: z.string(),
   signatureformat: SignatureFormat,
   result: z.string().describe('The signature, hex'),
 });
+export const SignMessageOrderResponse = z.object({
+  keyid: z.string(),
+  messageSha256: z.string().describe('SHA-256 of the signed message, hex (what the audit log and the operation\'s digests hold)'),
+  result: z.string().describe('The Ed25519 signature R || S (64 bytes), hex'),
+});
+export const SignOrderResponse = z.union([SignDigestOrderResponse, SignMessageOrderResponse]);
 export type SignOrderResponse = z.infer<typeof SignOrderResponse>;
 
 /** One line of text a person reads: no control characters, trimmed, not empty. */

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
-import { HashName, HsmKeyInfo, KeyAlgorithm, PkiError, encodeDigestInfo, p1363ToDer, signDigest, toPem } from '@keyserver/pki';
+import { HashName, HsmKeyInfo, KeyAlgorithm, MAX_SIGN_MESSAGE_BYTES, PkiError, encodeDigestInfo, p1363ToDer, signDigest, signMessage, toPem } from '@keyserver/pki';
 import { createTempToken } from '../testing/temp-token';
 import { Scratch, run } from '../testing/tools';
 import { Pkcs11Signer, createPkcs11Signer } from './pkcs11-signer';
@@ -95,7 +95,7 @@ describe(signDigest.name, () => {
     ['fail DigestInfo with SHA-1', 'RSA-2048', { input: Buffer.from('3021300906052b0e03021a05000414' + '00'.repeat(20), 'hex'), inputPadding: 'digestinfo' }, 'malformed_digestinfo'],
     ['fail PSS with an EC key', 'EC-P256', { input: sha256, inputPadding: 'pss' }, 'padding_not_supported_for_key'],
     ['fail DigestInfo with an EC key', 'EC-P256', { input: encodeDigestInfo('SHA-256', sha256), inputPadding: 'digestinfo' }, 'padding_not_supported_for_key'],
-    ['fail any digest with an Ed25519 key', 'Ed25519', { input: sha256, inputPadding: 'none' }, 'padding_not_supported_for_key'],
+    ['fail any digest with an Ed25519 key', 'Ed25519', { input: sha256, inputPadding: 'none' }, 'message_required'],
   ] as const)('%s', async (_n, alg, req, code) => {
     const spy = jest.spyOn(signer, 'sign');
     const err = await signDigest(signer, keys.get(alg) as HsmKeyInfo, { ...req, input: new Uint8Array(req.input) }).catch((e) => e);
@@ -105,5 +105,51 @@ describe(signDigest.name, () => {
     expect(err).toBeInstanceOf(PkiError);
     expect(err.code).toBe(code);
     expect(err.status).toBe(400);
+  });
+});
+
+describe(signMessage.name, () => {
+  let signer: Pkcs11Signer;
+  const keys = new Map<KeyAlgorithm, HsmKeyInfo>();
+  const scratch = new Scratch();
+
+  beforeAll(async () => {
+    const token = createTempToken('message');
+    signer = await createPkcs11Signer({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 1 });
+    for (const algorithm of ['EC-P256', 'RSA-2048', 'Ed25519'] as KeyAlgorithm[]) keys.set(algorithm, await signer.generateKey({ algorithm, label: algorithm }));
+  });
+  afterAll(async () => {
+    await signer.close();
+    scratch.remove();
+  });
+
+  it.each([
+    ['ok one byte', Buffer.from([0])],
+    ['ok a short text', Buffer.from('firmware manifest 1.2.3')],
+    ['ok exactly the cap', Buffer.alloc(MAX_SIGN_MESSAGE_BYTES, 0xa5)],
+  ])('%s: a PureEdDSA signature Node and openssl verify, and only for that message', async (_n, message) => {
+    const key = keys.get('Ed25519') as HsmKeyInfo;
+    const sig = await signMessage(signer, key, new Uint8Array(message));
+    const pub = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' });
+    expect(sig).toHaveLength(64);
+    expect(nodeVerify(null, message, pub, sig)).toBe(true);
+    expect(nodeVerify(null, Buffer.concat([message, Buffer.from([1])]), pub, sig)).toBe(false);
+    const r = run('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', scratch.write('ed.pem', toPem('PUBLIC KEY', key.spki)), '-rawin',
+      '-in', scratch.write('m.bin', message), '-sigfile', scratch.write('s.bin', sig)]);
+    expect(r.stdout).toContain('Signature Verified Successfully');
+  });
+
+  it.each([
+    ['fail a message for an ECDSA key', 'EC-P256', 1, 'message_not_supported_for_key', 400],
+    ['fail a message for an RSA key', 'RSA-2048', 1, 'message_not_supported_for_key', 400],
+    ['fail one byte over the cap', 'Ed25519', MAX_SIGN_MESSAGE_BYTES + 1, 'message_too_large', 413],
+  ] as const)('%s: %s before the HSM is asked', async (_n, alg, size, code, status) => {
+    const spy = jest.spyOn(signer, 'sign');
+    const err = await signMessage(signer, keys.get(alg) as HsmKeyInfo, new Uint8Array(size)).catch((e) => e);
+    const calls = spy.mock.calls.length;
+    spy.mockRestore();
+    expect(calls).toBe(0);
+    expect(err).toBeInstanceOf(PkiError);
+    expect([err.code, err.status]).toEqual([code, status]);
   });
 });

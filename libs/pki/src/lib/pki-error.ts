@@ -5,6 +5,9 @@ export const PKI_ERROR_CODES = [
   'malformed_digestinfo',
   'digestinfo_hash_mismatch',
   'padding_not_supported_for_key',
+  'message_required',
+  'message_not_supported_for_key',
+  'message_too_large',
   'signature_format_not_supported_for_key',
   'hash_not_supported',
   'invalid_name',
@@ -50,6 +53,11 @@ const STATUS: Record<PkiErrorCode, number> = {
   malformed_digestinfo: 400,
   digestinfo_hash_mismatch: 400,
   padding_not_supported_for_key: 400,
+  // An Ed25519 key was given a digest: PureEdDSA signs the message itself (RFC 8032), send `message`.
+  message_required: 400,
+  // A message for an RSA or ECDSA key: those sign digests the caller computed (`inputdata`).
+  message_not_supported_for_key: 400,
+  message_too_large: 413,
   signature_format_not_supported_for_key: 400,
   hash_not_supported: 400,
   invalid_name: 400,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { encodeDigestInfo } from './der';
 import { HsmKeyInfo, HsmSigner, SignMechanism } from './hsm-signer';
-import { signDigest } from './sign';
+import { MAX_SIGN_MESSAGE_BYTES, signDigest, signMessage } from './sign';
 
 /** Records what reaches the token; pure-logic unit test of the digest checks and mechanism choice. */
 class RecordingSigner implements HsmSigner {
@@ -29,6 +29,7 @@ class RecordingSigner implements HsmSigner {
 
 const rsaKey: HsmKeyInfo = { hsmKeyId: '01', label: 'r', algorithm: 'RSA-2048', spki: new Uint8Array() };
 const ecKey: HsmKeyInfo = { hsmKeyId: '02', label: 'e', algorithm: 'EC-P256', spki: new Uint8Array() };
+const edKey: HsmKeyInfo = { hsmKeyId: '03', label: 'd', algorithm: 'Ed25519', spki: new Uint8Array() };
 
 describe(signDigest.name, () => {
   const d256 = new Uint8Array(createHash('sha256').update('x').digest());
@@ -65,5 +66,33 @@ describe(signDigest.name, () => {
     const s = new RecordingSigner();
     await expect(signDigest(s, key, req)).rejects.toMatchObject({ code });
     expect(s.calls).toHaveLength(0);
+  });
+});
+
+describe(signMessage.name, () => {
+  it('hands the whole message to the token as CKM_EDDSA, unhashed', async () => {
+    const s = new (class extends RecordingSigner {
+      override async sign(id: string, mechanism: SignMechanism, data: Uint8Array): Promise<Uint8Array> {
+        await super.sign(id, mechanism, data);
+        return new Uint8Array(64);
+      }
+    })();
+    const message = new Uint8Array(MAX_SIGN_MESSAGE_BYTES).fill(7);
+    expect(await signMessage(s, edKey, message)).toHaveLength(64);
+    expect(s.calls).toEqual([{ mechanism: { kind: 'eddsa' }, data: message }]);
+  });
+
+  it('fail a token answer that is not 64 bytes: never handed out as a signature', async () => {
+    // RecordingSigner answers 256 bytes for anything but ECDSA.
+    await expect(signMessage(new RecordingSigner(), edKey, new Uint8Array([1]))).rejects.toThrow('256-byte Ed25519 signature');
+  });
+
+  it.each([
+    ['fail a digest for an Ed25519 key', () => signDigest(new RecordingSigner(), edKey, { input: new Uint8Array(64), inputPadding: 'none' }), 'message_required'],
+    ['fail a message for an EC key', () => signMessage(new RecordingSigner(), ecKey, new Uint8Array(1)), 'message_not_supported_for_key'],
+    ['fail a message for an RSA key', () => signMessage(new RecordingSigner(), rsaKey, new Uint8Array(1)), 'message_not_supported_for_key'],
+    ['fail a message one byte over the cap', () => signMessage(new RecordingSigner(), edKey, new Uint8Array(MAX_SIGN_MESSAGE_BYTES + 1)), 'message_too_large'],
+  ] as const)('%s', async (_n, run, code) => {
+    await expect(run()).rejects.toMatchObject({ code });
   });
 });

@@ -4,6 +4,7 @@ import { webcrypto } from 'node:crypto';
 import { HashName, HsmKeyInfo, HsmSigner, defaultHashFor, isEc, isRsa } from './hsm-signer';
 import { HASHES, OID, curveSize, decodeDigestInfo, digest, encodeDigestInfo, p1363ToDer } from './der';
 import { PkiError } from './pki-error';
+import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 
 let engineSet = false;
 /** pkijs verifies with Node's webcrypto; signing never goes through pkijs engines (the HSM signs TBS bytes). */
@@ -28,7 +29,7 @@ export interface SignDigestRequest {
 /**
  * Signs a client-supplied digest in the HSM after checking it fits the key:
  * the digest length must match the hash, a DigestInfo must be DER naming that hash.
- * Ed25519 keys sign messages, not digests, and are refused (`padding_not_supported_for_key`).
+ * Ed25519 keys sign messages, not digests, and are refused (`message_required`; see {@link signMessage}).
  */
 export async function signDigest(signer: HsmSigner, key: HsmKeyInfo, req: SignDigestRequest): Promise<Uint8Array> {
   const hash = req.hash ?? defaultHashFor(key.algorithm);
@@ -50,7 +51,29 @@ export async function signDigest(signer: HsmSigner, key: HsmKeyInfo, req: SignDi
     const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input);
     return format === 'p1363' ? raw : p1363ToDer(raw);
   }
-  throw new PkiError('padding_not_supported_for_key', `${key.algorithm} signs messages, not digests`);
+  throw new PkiError('message_required', `${key.algorithm} signs the message itself, not a digest`);
+}
+
+// The cap is the API's (one vocabulary): PureEdDSA needs the whole message in one HSM call.
+export { MAX_SIGN_MESSAGE_BYTES };
+
+/**
+ * Checks that `key` signs whole messages (Ed25519) and that `message` fits, before anything is reserved or signed:
+ * `message_not_supported_for_key` for RSA/ECDSA keys (they sign digests), `message_too_large` beyond
+ * {@link MAX_SIGN_MESSAGE_BYTES}.
+ */
+export function checkMessage(algorithm: HsmKeyInfo['algorithm'], message: Uint8Array): void {
+  if (algorithm !== 'Ed25519') throw new PkiError('message_not_supported_for_key', `${algorithm} keys sign digests (inputdata), not messages`);
+  if (message.length > MAX_SIGN_MESSAGE_BYTES) throw new PkiError('message_too_large', `messages are at most ${MAX_SIGN_MESSAGE_BYTES} bytes, got ${message.length}`);
+}
+
+/** Signs a whole message with an Ed25519 key in the HSM (CKM_EDDSA, PureEdDSA): the 64-byte R || S of RFC 8032. */
+export async function signMessage(signer: HsmSigner, key: HsmKeyInfo, message: Uint8Array): Promise<Uint8Array> {
+  checkMessage(key.algorithm, message);
+  const sig = await signer.sign(key.hsmKeyId, { kind: 'eddsa' }, message);
+  // A token answering anything but 64 bytes is faulty: never hand it out as a signature.
+  if (sig.length !== 64) throw new Error(`the HSM returned a ${sig.length}-byte Ed25519 signature`);
+  return sig;
 }
 
 function checkDigestLength(hash: HashName, d: Uint8Array): void {

@@ -19,7 +19,7 @@ export const GLOBAL_OPTIONS = [
 
 /** Options whose value is a file name (completion offers files). */
 export const FILE_OPTIONS = [
-  '--demo', '--certificate', '--private-key', '--federated-token-file', '--chain', '--file', '--out', '--csr', '--chain-out',
+  '--demo', '--certificate', '--private-key', '--federated-token-file', '--chain', '--file', '--message', '--out', '--csr', '--chain-out',
   '--signature', '--ca', '--crl', '--cert-file',
 ];
 
@@ -74,15 +74,18 @@ commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rej
   {
     name: 'sign',
     subcommands: [],
-    options: ['--operation', '--key', '--digest', '--file', '--hash', '--padding', '--format', '--description', '--out', '--idempotency-key', '--cms'],
+    options: ['--operation', '--key', '--digest', '--file', '--message', '--hash', '--padding', '--format', '--description', '--out', '--idempotency-key', '--cms'],
     help: `Usage: ksctl sign --operation ID --key KEYID (--digest HEX | --file PATH) [--hash sha256|sha384|sha512]
                   [--padding none|digestinfo|pss] [--format asn1|p1363] [--description TEXT]
                   [--out FILE] [--idempotency-key K]
+       ksctl sign --operation ID --key ED25519_KEYID --message PATH [--description TEXT] [--out FILE] [--idempotency-key K]
        ksctl sign --cms --operation ID --key KEYID --file PATH [--out FILE.p7s]
 
 A raw signature: the file is hashed locally as it streams (--hash defaults to the key's hash; a
 --digest tells its hash by its length); --out writes the signature (binary). --idempotency-key makes
 a retry return the same signature without using another usage.
+--message: an Ed25519 key signs the file itself (PureEdDSA, at most 64 KiB; an operation's --digest
+must then list its SHA-256); --out writes the 64-byte signature.
 --cms: the file streams to the Keyserver, which returns a detached CMS (default FILE.p7s).`,
   },
   {
@@ -100,9 +103,10 @@ the certificate alone. revoke: the CRL lists it.`,
   {
     name: 'verify',
     subcommands: [],
-    options: ['--signature', '--file', '--digest', '--chain', '--ca', '--hash', '--padding', '--format', '--at', '--cms', '--crl', '--crl-fetch'],
+    options: ['--signature', '--file', '--digest', '--message', '--chain', '--ca', '--hash', '--padding', '--format', '--at', '--cms', '--crl', '--crl-fetch'],
     help: `Usage: ksctl verify --signature FILE.sig (--file PATH | --digest HEX) --chain CHAIN.pem --ca ROOT.pem
                     [--hash H] [--padding none|digestinfo|pss] [--format asn1|p1363] [--at ISO-TIME]
+       ksctl verify --signature FILE.sig --message PATH --chain CHAIN.pem --ca ROOT.pem [--at ISO-TIME]   (Ed25519)
        ksctl verify --cms --signature FILE.p7s --file PATH --ca ROOT.pem [--chain CHAIN.pem] [--at ISO-TIME]
        ... [--crl FILE]... [--crl-fetch]
 

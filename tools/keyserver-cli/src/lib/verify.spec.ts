@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Exit } from './errors';
 import { expectInvalid, expectInvalidAsync } from '../testing/expect-cli-error';
-import { readPemCertificates, verifyChain, verifyCms, verifyRawSignature } from './verify';
+import { readPemCertificates, verifyChain, verifyCms, verifyMessageSignature, verifyRawSignature } from './verify';
 
 // A small PKI made by openssl (root -> intermediate -> leaves), so the verifier is checked against
 // another implementation's certificates and CMS, not only against the Keyserver's (see the e2e tests).
@@ -38,6 +38,11 @@ beforeAll(() => {
   cert('other-root', undefined, CA, 365);
   cert('inter', 'root', CA);
   cert('fw', 'inter', FW);
+  // An Ed25519 FW certificate made by openssl: its key signs whole messages (PureEdDSA).
+  openssl('genpkey', '-algorithm', 'ED25519', '-out', 'ed.key');
+  writeFileSync(f('ed.ext'), `${FW}\n`);
+  openssl('req', '-new', '-key', 'ed.key', '-subj', '/CN=ed', '-out', 'ed.csr');
+  openssl('x509', '-req', '-in', 'ed.csr', '-CA', 'inter.pem', '-CAkey', 'inter.key', '-CAcreateserial', '-days', '30', '-extfile', 'ed.ext', '-out', 'ed.pem');
   cert('tls', 'inter', 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth');
   cert('not-ca', 'root', 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign');
   cert('under-not-ca', 'not-ca', FW);
@@ -122,5 +127,31 @@ describe(verifyCms.name, () => {
   it('fail a CMS with its content attached: cms_invalid', async () => {
     openssl('cms', '-sign', '-nodetach', '-binary', '-in', 'image.bin', '-signer', 'fw.pem', '-inkey', 'fw.key', '-outform', 'DER', '-out', 'attached.p7s');
     await expectInvalidAsync(verifyCms(readFileSync(f('attached.p7s')), digestOfFile('image.bin')), 'cms_invalid');
+  });
+});
+
+describe(verifyMessageSignature.name, () => {
+  const message = Buffer.from('manifest signed as a whole');
+  // openssl signs (pkeyutl -rawin), ksctl verifies: two implementations.
+  const opensslSignature = () => {
+    writeFileSync(f('m.bin'), message);
+    openssl('pkeyutl', '-sign', '-inkey', 'ed.key', '-rawin', '-in', 'm.bin', '-out', 'm.sig');
+    return readFileSync(f('m.sig'));
+  };
+
+  it('ok an Ed25519 signature over the message', () => {
+    expect(() => verifyMessageSignature({ signature: opensslSignature(), message, publicKey: one('ed').publicKey })).not.toThrow();
+  });
+
+  it.each([
+    ['fail another message', () => ({ signature: opensslSignature(), message: Buffer.concat([message, Buffer.from('!')]) })],
+    ['fail a flipped signature bit', () => ({ signature: Buffer.from(opensslSignature().map((b, i) => (i === 10 ? b ^ 1 : b))), message })],
+    ['fail a truncated signature', () => ({ signature: opensslSignature().subarray(0, 63), message })],
+  ])('%s: signature_invalid (exit 6)', (_n, input) => {
+    expectInvalid(() => verifyMessageSignature({ ...input(), publicKey: one('ed').publicKey }), 'signature_invalid');
+  });
+
+  it('fail an ECDSA certificate: a usage error (it signs digests)', () => {
+    expect(() => verifyMessageSignature({ signature: Buffer.alloc(64), message, publicKey: one('fw').publicKey })).toThrow(expect.objectContaining({ exit: Exit.Usage }));
   });
 });

@@ -170,6 +170,19 @@ export function verifyRawSignature(i: RawSignatureInput): void {
   if (!ok) throw invalid('the signature does not verify with the certificate key over this digest', 'signature_invalid');
 }
 
+/**
+ * Checks an Ed25519 (PureEdDSA) signature over the whole message, what a message sign order returns (ADR 0030);
+ * throws `signature_invalid` (exit 6) when it does not verify, a usage error for a key that is not Ed25519.
+ */
+export function verifyMessageSignature(i: { signature: Buffer; message: Buffer; publicKey: KeyObject }): void {
+  if (i.publicKey.asymmetricKeyType !== 'ed25519') {
+    throw new CliError(`${i.publicKey.asymmetricKeyType} keys sign digests: use --file or --digest, not --message`, Exit.Usage);
+  }
+  if (!(i.signature.length === 64 && nodeVerify(null, i.message, i.publicKey, i.signature))) {
+    throw invalid('the signature does not verify with the certificate key over this message', 'signature_invalid');
+  }
+}
+
 /** What a CMS signature says about itself once verified. */
 export interface CmsSigner {
   certificate: X509Certificate;
