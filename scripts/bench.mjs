@@ -3,6 +3,9 @@
 // same run with a tool we did not write: a bare node:http server, pgbench running the sign order's SQL, p11speed (C)
 // on the same SoftHSM token, `cfssl serve` as a peer CA, sha256sum.
 // Usage: npm run bench  (or: node scripts/bench.mjs [--seconds 4] [--rounds 2] [--firmware-mib 256] [--out docs/benchmarks.json])
+//        node scripts/bench.mjs --cells rsaRaw,rsa,ecOne,half [--firmware-mib 0] --out FILE: only those cells (keys in
+//        scripts/bench/run.ts); writes FILE and prints the cells and ratios, leaves docs/benchmarks.md alone;
+//        --half-rate N offers the fixed-arrival cell N orders/s instead of half the measured peak
 //        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz|me] [--cpuprofile FILE]:
 //        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
@@ -20,6 +23,7 @@ const arg = (name, def) => {
   return i > 0 ? process.argv[i + 1] : def;
 };
 const PROFILE = process.argv.includes('--profile');
+const CELLS = arg('cells', undefined)?.split(',').map((x) => x.trim()).filter(Boolean);
 const SECONDS = Number(arg('seconds', PROFILE ? 10 : 4));
 const ROUNDS = Number(arg('rounds', 2));
 const FIRMWARE_MIB = Number(arg('firmware-mib', 256));
@@ -49,7 +53,7 @@ const { runBench } = await loadTsBench(root, 'scripts/bench/run.ts', work);
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
+const r = await runBench({ seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
@@ -75,6 +79,22 @@ if (PROFILE) {
   ].join('\n');
   writeFileSync(OUT_JSON, JSON.stringify({ machine, cell, profile: pr }, null, 2) + '\n');
   console.log(`\n${md}\n\nwrote ${OUT_JSON}; raw profile: ${resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile')))}`);
+  process.exit(0);
+}
+
+if (CELLS) {
+  // A partial run: the cells, the ratios that can be formed from them, and the JSON; the generated doc stays as is.
+  const c = r.cells;
+  const line = (x) => `${x.name}: ${f1(x.perSecond)}/s p50 ${f1(x.p50ms)} p99 ${f1(x.p99ms)} errors ${x.errors}${x.cpuMsPerRequest !== undefined ? ` CPU ${f3(x.cpuMsPerRequest)} ms/req` : ''}${x.dbTransactionsPerRequest !== undefined ? ` DB ${f2(x.dbTransactionsPerRequest)} tx/req` : ''}`;
+  console.log(`\nload average ${machine.loadAverageAtStart[0]} at start, ${machine.loadAverage1mMeanDuringRun} mean, ${machine.loadAverageAtEnd[0]} at end`);
+  for (const x of Object.values(c)) console.log(line(x));
+  for (const [i, round] of r.rounds.entries()) console.log(`round ${i + 1}: ${round.map((x) => `${x.name.split(',')[0]} ${f1(x.perSecond)}/s ${f3(x.cpuMsPerRequest)} ms`).join('; ')}`);
+  const rsaRaw = Object.values(c).find((x) => /^p11speed RSA-3072, \d+ threads$/.test(x.name));
+  if (rsaRaw && c['RSA-3072 sign orders, c=32']) console.log(`RSA-3072 orders / raw ${rsaRaw.name}: ${f2(c['RSA-3072 sign orders, c=32'].perSecond / rsaRaw.perSecond)} (target >= 0.8)`);
+  if (r.halfRate) console.log(`half rate: ${line(r.halfRate)} (offered ${f1(r.halfRate.targetPerSecond)}/s; target p99 < 25)`);
+  if (r.firmware) console.log(`firmware: ${JSON.stringify(r.firmware)} speed ratio ${f2(r.firmware.mbPerSecond / r.firmware.sha256sumMbPerSecond)} (target >= 0.8, RSS growth < 64 MiB)`);
+  writeFileSync(OUT_JSON, JSON.stringify({ machine, totalSeconds, ...r }, null, 2) + '\n');
+  console.log(`wrote ${OUT_JSON}`);
   process.exit(0);
 }
 
@@ -149,7 +169,8 @@ const md = `# Benchmarks
 End-to-end throughput of the Keyserver, each number next to a yardstick measured **in the same run** on the same
 machine with a tool we did not write. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options:
 \`--seconds N\` per cell (default 4), \`--rounds N\` (default 2), \`--firmware-mib N\` (default 256; 0 skips it),
-\`--out FILE\` for the JSON (default \`docs/benchmarks.json\`); \`--profile [--seconds 10]\` instead writes a CPU
+\`--out FILE\` for the JSON (default \`docs/benchmarks.json\`), \`--cells a,b\` for a partial run (keys in
+\`scripts/bench/run.ts\`; prints, writes only the JSON), \`--half-rate N\` (the fixed arrival rate instead of half the peak); \`--profile [--seconds 10]\` instead writes a CPU
 profile summary of the API under wrk load (\`docs/benchmarks-profile.json\`). The script rewrites this file down to
 the marker line (the findings below it are kept) and the JSON on every run. It needs \`npm run build\`, PostgreSQL
 15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc.

@@ -27,6 +27,13 @@ export interface BenchOptions {
   rounds: number;
   firmwareMib: number;
   p11speed: string;
+  /**
+   * Only these cells (keys of the plan: bare, healthz, me, pgHot, ecOne, pgEight, ecEight, ecRaw1, ecRaw, rsaRaw1,
+   * rsaRaw, rsa, cfssl, certs, two, half); all when undefined. A partial run is for focused work on a few targets.
+   */
+  cells?: string[];
+  /** The fixed arrival rate of the `half` cell in orders/s (default: half the best P-256 one-operation rate). */
+  halfRate?: number;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
   profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' | 'healthz' | 'me' };
 }
@@ -396,31 +403,36 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       return { ...cell, name, ...(pid ? { cpuMsPerRequest: (c1 - c0) / cell.requests } : {}) };
     };
     const S = o.seconds;
-    const plan: (() => Promise<Cell>)[] = [
-      () => yard('bare node:http GET, c=8', barePid, () => wrk(`http://127.0.0.1:${barePort}`, scripts.healthz, 8, S)),
-      () => ours('GET /healthz, c=8', () => wrk(urls[0], scripts.healthz, 8, S)),
-      () => ours('GET /api/v1/me, c=8', () => wrk(urls[0], scripts.me, 8, S)),
-      () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(clone.url, pgHot, 8, S)),
-      () => ours('P-256 sign orders, 1 operation, c=32', () => wrk(urls[0], scripts.ecOne, 32, S)),
-      () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(clone.url, pgEight, 8, S)),
-      () => ours('P-256 sign orders, 8 operations, c=32', () => wrk(urls[0], scripts.ecEight, 32, S)),
-      () => yard('p11speed P-256, 1 thread', undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, 1))),
-      () => yard(`p11speed P-256, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, threads))),
-      () => yard('p11speed RSA-3072, 1 thread', undefined, () => rawCell('', raw('demo-fw-prod', 'rsa', 51, 1))),
-      () => yard(`p11speed RSA-3072, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-prod', 'rsa', 51, threads))),
-      () => ours('RSA-3072 sign orders, c=32', () => wrk(urls[0], scripts.rsa, 32, S)),
-      () => yard('cfssl serve sign, P-256 CSR, c=8', cf.pid, () => wrk(`http://127.0.0.1:${cfPort}`, cfScript, 8, S)),
-      () => ours('device certificates, P-256 CSR, c=8', () => wrk(urls[0], certScript, 8, S)),
-      () =>
-        ours(
-          'P-256 sign orders, 1 operation, c=32 over 2 replicas',
-          async () => {
-            const [a, b] = await Promise.all(urls.map((u) => wrk(u, scripts.ecOne, 16, S)));
-            return { requests: a.requests + b.requests, errors: a.errors + b.errors, perSecond: a.perSecond + b.perSecond, p50ms: Math.max(a.p50ms, b.p50ms), p99ms: Math.max(a.p99ms, b.p99ms), note: 'p50/p99: the worse replica' };
-          },
-          pids,
-        ),
-    ];
+    const wanted = (key: string) => !o.cells || o.cells.includes(key);
+    const plan: (() => Promise<Cell>)[] = (
+      [
+        ['bare', () => yard('bare node:http GET, c=8', barePid, () => wrk(`http://127.0.0.1:${barePort}`, scripts.healthz, 8, S))],
+        ['healthz', () => ours('GET /healthz, c=8', () => wrk(urls[0], scripts.healthz, 8, S))],
+        ['me', () => ours('GET /api/v1/me, c=8', () => wrk(urls[0], scripts.me, 8, S))],
+        ['pgHot', () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(clone.url, pgHot, 8, S))],
+        ['ecOne', () => ours('P-256 sign orders, 1 operation, c=32', () => wrk(urls[0], scripts.ecOne, 32, S))],
+        ['pgEight', () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(clone.url, pgEight, 8, S))],
+        ['ecEight', () => ours('P-256 sign orders, 8 operations, c=32', () => wrk(urls[0], scripts.ecEight, 32, S))],
+        ['ecRaw1', () => yard('p11speed P-256, 1 thread', undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, 1)))],
+        ['ecRaw', () => yard(`p11speed P-256, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, threads)))],
+        ['rsaRaw1', () => yard('p11speed RSA-3072, 1 thread', undefined, () => rawCell('', raw('demo-fw-prod', 'rsa', 51, 1)))],
+        ['rsaRaw', () => yard(`p11speed RSA-3072, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-prod', 'rsa', 51, threads)))],
+        ['rsa', () => ours('RSA-3072 sign orders, c=32', () => wrk(urls[0], scripts.rsa, 32, S))],
+        ['cfssl', () => yard('cfssl serve sign, P-256 CSR, c=8', cf.pid, () => wrk(`http://127.0.0.1:${cfPort}`, cfScript, 8, S))],
+        ['certs', () => ours('device certificates, P-256 CSR, c=8', () => wrk(urls[0], certScript, 8, S))],
+        ['two', () =>
+          ours(
+            'P-256 sign orders, 1 operation, c=32 over 2 replicas',
+            async () => {
+              const [a, b] = await Promise.all(urls.map((u) => wrk(u, scripts.ecOne, 16, S)));
+              return { requests: a.requests + b.requests, errors: a.errors + b.errors, perSecond: a.perSecond + b.perSecond, p50ms: Math.max(a.p50ms, b.p50ms), p99ms: Math.max(a.p99ms, b.p99ms), note: 'p50/p99: the worse replica' };
+            },
+            pids,
+          )],
+      ] as [string, () => Promise<Cell>][]
+    )
+      .filter(([key]) => wanted(key))
+      .map(([, step]) => step);
     const rounds: Cell[][] = [];
     for (let r = 0; r < o.rounds; r++) {
       // The order flips every round so neither side always runs first after a pause.
@@ -437,10 +449,15 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     for (const c of rounds.flat()) if (!cells[c.name] || c.perSecond > cells[c.name].perSecond) cells[c.name] = c;
 
     // p99 at half the peak P-256 rate (one operation), at a fixed arrival rate.
-    const peak = cells['P-256 sign orders, 1 operation, c=32'].perSecond;
-    const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
-    const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(S, 4), urls[0], '/api/signorders', bodies, ci);
-    log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
+    let halfRate: BenchResult['halfRate'];
+    const peakCell = cells['P-256 sign orders, 1 operation, c=32'];
+    if (wanted('half') && (peakCell || o.halfRate)) {
+      const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
+      const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
+      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(S, 4), urls[0], '/api/signorders', bodies, ci);
+      log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
+      halfRate = { ...half, targetPerSecond: peak / 2 };
+    }
 
     // Firmware: one streamed image, its CMS, the API's memory meanwhile; sha256sum of the same file as the yardstick.
     let firmware: BenchResult['firmware'];
@@ -488,7 +505,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       };
       log(`firmware ${o.firmwareMib} MiB: ${JSON.stringify(firmware)}`);
     }
-    return { cells, rounds, halfRate: { ...half, targetPerSecond: peak / 2 }, firmware };
+    return { cells, rounds, halfRate, firmware };
   } finally {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);

@@ -8,6 +8,8 @@ import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@ke
 import { createDb, migrateDatabase, observeAuditAppends } from '@keyserver/data-access';
 import { exitOnSignals, requestMetrics, startMetricsServer } from '@keyserver/observability';
 import { UsageReaper } from './usage/usage-reaper';
+import { CrlRefresher } from './crl/crl-refresher';
+import { CrlService } from './crl/crl.service';
 import { NotificationDispatcher } from './notifications/dispatcher';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
 import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
@@ -96,12 +98,15 @@ async function serve(config: ApiConfig, logger: Logger) {
       : undefined;
   const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
   reaper.start();
+  const crlRefresher = new CrlRefresher(app.get(CrlService), logger, config.crlRefreshMs);
+  crlRefresher.start();
   // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
   const notifyDb = createDb(config.databaseUrl, { ...config.database, poolSize: config.notify.dbPoolSize });
   const dispatcher = new NotificationDispatcher(notifyDb, logger, config.notify);
   dispatcher.start();
   exitOnSignals(logger, async () => {
     await reaper.stop();
+    await crlRefresher.stop();
     await dispatcher.stop();
     await notifyDb.close();
     await metricsServer?.close();

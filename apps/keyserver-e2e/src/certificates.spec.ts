@@ -84,7 +84,7 @@ describe('device certificates and CRLs', () => {
     expect(x.subjectAltName).toBe(`DNS:${cn}.demo.test`);
     expect(BigInt(`0x${x.serialNumber}`)).toBe(BigInt(`0x${serial}`));
     expect(x.ca).toBe(false);
-    expect(run('openssl', ['x509', '-in', f(`${cn}.pem`), '-noout', '-ext', 'crlDistributionPoints'])).toContain(`${p.env.urls.api}/api/v1/crl/demo-ca-dev`);
+    expect(run('openssl', ['x509', '-in', f(`${cn}.pem`), '-noout', '-ext', 'crlDistributionPoints'])).toContain(`${p.env.urls.api}/api/v1/crl/demo-ca-dev/versions/1`);
   });
 
   it('counts each certificate as one usage of the operation and refuses the next with 409 usage_exhausted', async () => {

@@ -546,7 +546,7 @@ describe('ksctl', () => {
       // The CRL distribution point the Keyserver wrote into the key's certificate: its issuer's public CRL.
       const dp = execFileSync('openssl', ['x509', '-in', leaf, '-noout', '-ext', 'crlDistributionPoints']).toString();
       crlUrl = /URI:(\S+)/.exec(dp)?.[1] ?? '';
-      expect(crlUrl).toMatch(new RegExp(`^${p.env.urls.api}/api/v1/crl/[a-z0-9._-]+$`));
+      expect(crlUrl).toMatch(new RegExp(`^${p.env.urls.api}/api/v1/crl/[a-z0-9._-]+/versions/[1-9][0-9]*$`));
     });
 
     it('accepts the signature before the revocation: --crl with the downloaded CRL, --crl-fetch, and openssl', async () => {

@@ -206,30 +206,35 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
     expect(last[0]).toEqual({ outcome: 'DENIED', errorCode: code });
   });
 
-  it('ok revocation of the retired key: every version on the issuer\'s new CRL (openssl verifies the CRL)', async () => {
+  it('ok revocation of the retired key: every version on the CRL of the ROOT version that certified it (openssl verifies the CRL)', async () => {
     const serials = (await versions('demo-fw-dev')).items.map((i) => i.serial.toUpperCase().replace(/^0+/, ''));
+    expect((await versions('demo-fw-dev')).items.map((i) => i.issuerVersion)).toEqual([1, 1, 1]);
     const r = await admin('/api/v1/keys/demo-fw-dev/revocation', { reason: 'keyCompromise' });
     expect(r.status).toBe(200);
     expect(r.body.state).toBe('REVOKED');
-    const crl = await fetch(`${p.env.urls.api}/api/v1/crl/demo-root`);
+    const crl = await fetch(`${p.env.urls.api}/api/v1/crl/demo-root/versions/1`);
     writeFileSync(f('root.crl'), Buffer.from(await crl.arrayBuffer()));
-    // The CRL is signed by the ROOT's current version (v2).
-    const text = run('openssl', ['crl', '-inform', 'DER', '-in', f('root.crl'), '-CAfile', f('root-v2.pem'), '-verify', '-noout', '-text']);
+    // Every version was certified by ROOT version 1 (before the ROOT rotated): its key pair signs the CRL (ADR 0029).
+    const text = run('openssl', ['crl', '-inform', 'DER', '-in', f('root.crl'), '-CAfile', f('root-v1.pem'), '-verify', '-noout', '-text']);
     for (const s of serials) expect(text.replace(/\s/g, '')).toContain(s);
     expect(text).toContain('Key Compromise');
+    // The current ROOT version's CRL (the unversioned route) is signed by the new key pair and lists none of them.
+    writeFileSync(f('root-current.crl'), Buffer.from(await (await fetch(`${p.env.urls.api}/api/v1/crl/demo-root`)).arrayBuffer()));
+    const current = run('openssl', ['crl', '-inform', 'DER', '-in', f('root-current.crl'), '-CAfile', f('root-v2.pem'), '-verify', '-noout', '-text']);
+    for (const s of serials) expect(current.replace(/\s/g, '')).not.toContain(s);
     const v = await versions('demo-fw-dev');
     expect(v.items.every((i) => i.state === 'REVOKED')).toBe(true);
   });
 
-  it('ok revocation of a rotated CA key: the ROOT signs a new CRL (higher CRL number) naming both CA versions', async () => {
+  it('ok revocation of a rotated CA key: the certifying ROOT version signs a new CRL (higher CRL number) naming both CA versions', async () => {
     const crlNumber = (text: string) => Number.parseInt(/X509v3 CRL Number:\s*\n?\s*(?:0x)?([0-9A-Fa-f]+)/.exec(text)?.[1] ?? 'NaN', 16);
     const before = run('openssl', ['crl', '-inform', 'DER', '-in', f('root.crl'), '-noout', '-text']);
     const serials = (await versions('demo-ca-dev')).items.map((i) => i.serial.toUpperCase().replace(/^0+/, ''));
     expect(serials).toHaveLength(2);
     const r = await admin('/api/v1/keys/demo-ca-dev/revocation', { reason: 'cACompromise' });
     expect(r.body.state).toBe('REVOKED');
-    writeFileSync(f('root-2.crl'), Buffer.from(await (await fetch(`${p.env.urls.api}/api/v1/crl/demo-root`)).arrayBuffer()));
-    const after = run('openssl', ['crl', '-inform', 'DER', '-in', f('root-2.crl'), '-CAfile', f('root-v2.pem'), '-verify', '-noout', '-text']);
+    writeFileSync(f('root-2.crl'), Buffer.from(await (await fetch(`${p.env.urls.api}/api/v1/crl/demo-root/versions/1`)).arrayBuffer()));
+    const after = run('openssl', ['crl', '-inform', 'DER', '-in', f('root-2.crl'), '-CAfile', f('root-v1.pem'), '-verify', '-noout', '-text']);
     for (const s of serials) expect(after.replace(/\s/g, '')).toContain(s);
     expect(after).toContain('CA Compromise');
     expect(crlNumber(after)).toBeGreaterThan(crlNumber(before));

@@ -171,6 +171,37 @@ describe('ROOT key ceremony in the admin console (Chromium)', () => {
     expect(ada.cspViolations).toEqual([]);
   });
 
+  it('ok a rotation of the external ROOT is continued in the console: the pending version\'s CSR, the offline root\'s certificate imported, version 2 current (ADR 0029)', async () => {
+    const session = await activeSession(adaApi, alanApi, 'Rotate the external ROOT');
+    const rotated = await adaApi('POST', '/api/v1/keys/console-online-root/rotation', { body: { validityDays: 10 }, session });
+    expect(rotated.status).toBe(200);
+    const ada = await newSession(browser, p);
+    sessions.push(ada);
+    const { page } = ada;
+    await signIn(ada, p, 'ada.admin@demo.test');
+    await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+    await nav(page, 'ROOT ceremony', 'ROOT key ceremony');
+    const resume = page.getByRole('form', { name: 'Find a key awaiting its certificate' });
+    await resume.getByLabel('Key id').fill('console-online-root');
+    await resume.getByRole('button', { name: 'Show its CSR' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Import the certificate of console-online-root' }).waitFor();
+    await page.getByText('A rotation: version 2 (a new key pair)').waitFor();
+    writeFileSync(join(dir, 'online-v2.csr'), ((await page.getByLabel('CSR PEM').textContent()) ?? '').trim() + '\n');
+    expect(openssl(dir, ['req', '-in', 'online-v2.csr', '-noout', '-verify', '-subject'])).toMatch(/CN ?= ?Acme Online Root/);
+    openssl(dir, ['x509', '-req', '-in', 'online-v2.csr', '-CA', 'offline.pem', '-CAkey', 'offline.key', '-CAcreateserial', '-days', '20', '-extfile', 'ext.cnf', '-out', 'online-v2.pem']);
+    const importForm = page.getByRole('form', { name: 'Import the external certificate' });
+    await importForm.getByLabel('Certificate (PEM)').fill(openssl(dir, ['x509', '-in', 'online-v2.pem']));
+    await importForm.getByLabel('Chain (PEM)').fill(openssl(dir, ['x509', '-in', 'offline.pem']));
+    await importForm.getByRole('button', { name: 'Verify and import' }).click();
+    await page.getByRole('status').filter({ hasText: 'Certificate imported: key console-online-root is active.' }).waitFor();
+    const v = (await adaApi<{ currentVersion: number; pendingVersion: number | null; items: { certificate: string }[] }>('GET', '/api/v1/keys/console-online-root/versions')).body;
+    expect({ current: v.currentVersion, pending: v.pendingVersion }).toEqual({ current: 2, pending: null });
+    expect(spkiSha256(v.items[1].certificate)).not.toBe(spkiSha256(v.items[0].certificate));
+    expect(openssl(dir, ['verify', '-CAfile', 'offline.pem', 'online-v2.pem'])).toContain('OK');
+    expect(await allAxeViolations(page, 'root-ceremony')).toEqual([]);
+    expect(ada.cspViolations).toEqual([]);
+  });
+
   it('fail a session only one administrator took part in (ACTIVE through a test-style configuration): the console says two administrators are needed, nothing is generated', async () => {
     // As a configuration with requiredApprovals 0 would make it: ACTIVE with Ada alone (go-live.spec.ts does the same).
     await sql(

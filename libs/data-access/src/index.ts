@@ -58,7 +58,8 @@ export {
   type UpdateSubjectInput,
 } from './lib/repositories/subject.repository';
 export { type CreateKeyInput, KeyRepository, toKey } from './lib/repositories/key.repository';
-export { type CreatePendingKeyInput, KeyLifecycleRepository, type NewKeyVersion } from './lib/repositories/key-lifecycle.repository';
+export { type CreatePendingKeyInput, KeyLifecycleRepository, type NewKeyVersion, type PendingKeyVersion } from './lib/repositories/key-lifecycle.repository';
+export { CrlRepository, crlEntriesSha256, type CrlEntry, type CrlScope, type CrlSigner, type SignedCrl, type StoredCrl } from './lib/repositories/crl.repository';
 export { BOOTSTRAP_ADMIN_ROLE, type BootstrapAdmin, InstallationRepository } from './lib/repositories/installation.repository';
 export {
   type ApprovalResult,
@@ -79,7 +80,7 @@ export {
   type KeyOperationLimits,
   operationLimitViolation,
 } from './lib/repositories/key-limits';
-export { type CertificateFilter, CertificateRepository, type InsertCertificateInput, type RevokedCertificate } from './lib/repositories/certificate.repository';
+export { type CertificateFilter, CertificateRepository, type InsertCertificateInput } from './lib/repositories/certificate.repository';
 export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInput } from './lib/repositories/admin-session.repository';
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';

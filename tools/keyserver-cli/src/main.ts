@@ -430,6 +430,7 @@ async function run(argv: string[]): Promise<unknown> {
       issuer: { type: 'string' },
       product: { type: 'string' },
       'cert-file': { type: 'string' },
+      'key-version': { type: 'string' },
       name: { type: 'string' },
       natures: { type: 'string' },
       grant: { type: 'string', multiple: true },

@@ -8,4 +8,5 @@ export const PUBLIC_ROUTES = definePublicRoutes([
   { method: 'GET', path: '/api/docs/ui/:file', reason: 'Swagger UI\'s static files (a fixed list), served offline by the API' },
   { method: 'POST', path: '/api/v1/tsa', reason: 'RFC 3161 time-stamping: relying parties and signing tools ask anonymously; a token only says that a hash existed at a time (ADR 0024)' },
   { method: 'GET', path: '/api/v1/crl/:keyid', reason: 'CRLs are fetched anonymously by relying parties via the certificates\' CRL distribution point' },
+  { method: 'GET', path: '/api/v1/crl/:keyid/versions/:version', reason: 'the CRL of one key version: the CRL distribution point of the certificates that version signed (ADR 0029)' },
 ] as const);

@@ -8,6 +8,8 @@ export enum CertificateErrorCode {
   DeviceProfileNotApplicable = 'device_profile_not_applicable',
   /** The stored device profile of a CA key does not parse (written outside the API): nothing is issued with it. */
   DeviceProfileInvalid = 'device_profile_invalid',
+  /** The certificate's issuer was destroyed: its final CRL cannot change (ADR 0029). */
+  IssuerDestroyed = 'issuer_destroyed',
 }
 
 const STATUS: Record<CertificateErrorCode, number> = {
@@ -15,6 +17,7 @@ const STATUS: Record<CertificateErrorCode, number> = {
   [CertificateErrorCode.RevocationNotAllowed]: 403,
   [CertificateErrorCode.DeviceProfileNotApplicable]: 409,
   [CertificateErrorCode.DeviceProfileInvalid]: 409,
+  [CertificateErrorCode.IssuerDestroyed]: 409,
 };
 
 export class CertificateError extends errorClass(STATUS) {}

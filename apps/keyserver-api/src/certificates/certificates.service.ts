@@ -31,6 +31,8 @@ import { ReservedNames, storedDeviceProfile } from './device-profile.service';
 import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
+import { crlUrl } from '../crl/crl-url';
+import { CrlService } from '../crl/crl.service';
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
@@ -53,7 +55,8 @@ export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySe
     dnsDomains: [...p.dnsDomains],
     uriSchemes: [...p.uriSchemes],
     reservedNames: reserved,
-    crlDistributionPointUrl: `${publicUrl.replace(/\/+$/, '')}/api/v1/crl/${encodeURIComponent(key.keyid)}`,
+    // The CRL of the version that signs (the key row's current one): its signature and AKI match this certificate.
+    crlDistributionPointUrl: crlUrl(publicUrl, key.keyid, key.currentVersion),
   };
 }
 
@@ -76,6 +79,7 @@ export class CertificatesService {
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
+    private readonly crls: CrlService,
   ) {
     this.chains = new KeyChainCache(this.keys, this.signer);
     this.reserved = new ReservedNames(this.profiles);
@@ -91,7 +95,7 @@ export class CertificatesService {
       const digest = createHash('sha256').update(csr.der).digest('hex');
       // Only the HSM signature and the assembly around it run inside the usage transaction.
       const { certificate } = await this.issuance.issueWithUsage(
-        { operationId: dto.operationid, issuerKeyid: dto.keyid, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
+        { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
         async () => {
           const issued = await signDeviceCertificate(this.signer, prepared);
           const x = new X509Certificate(issued.certificatePem);
@@ -134,7 +138,13 @@ export class CertificatesService {
       if (!isAdministrator(actor) && !holds(actor, 'ISSUE', cert.issuerKeyid)) {
         throw new CertificateError(CertificateErrorCode.RevocationNotAllowed, 'only an administrator or an issuer of this CA can revoke');
       }
+      const issuer = await this.keys.findByKeyid(cert.issuerKeyid);
+      // A destroyed issuer signs no CRL any more: its final CRL cannot list a new revocation (ADR 0029).
+      if (issuer?.destroyedAt) throw new CertificateError(CertificateErrorCode.IssuerDestroyed, `the issuer ${cert.issuerKeyid} was destroyed: its last CRL is final`);
       const revoked = await this.certificates.revoke(cert.issuerKeyid, cert.serialHex, dto.reason, new Date(), a.event);
+      a.committed();
+      // The version that signed it lists it on its CRL now, not on the next fetch or refresh pass.
+      await this.crls.refreshKey(cert.issuerKeyid);
       return view(revoked);
     }, REFUSAL);
   }

@@ -5,10 +5,10 @@ import { storedDeviceProfile } from './device-profile.service';
 
 describe(deviceProfile.name, () => {
   const key = (profile: unknown, daysLeft = 1000): Key =>
-    ({ keyid: 'demo-ca-dev', type: 'CA', profile, notAfter: new Date(Date.now() + daysLeft * 86_400_000) }) as Key;
+    ({ keyid: 'demo-ca-dev', type: 'CA', profile, currentVersion: 3, notAfter: new Date(Date.now() + daysLeft * 86_400_000) }) as Key;
 
-  it('names the CRL of the issuing key under the public URL', () => {
-    expect(deviceProfile(key({}), 'https://keys.example.test/').crlDistributionPointUrl).toBe('https://keys.example.test/api/v1/crl/demo-ca-dev');
+  it('names the CRL of the issuing key version (the current one, which signs) under the public URL', () => {
+    expect(deviceProfile(key({}), 'https://keys.example.test/').crlDistributionPointUrl).toBe('https://keys.example.test/api/v1/crl/demo-ca-dev/versions/3');
   });
 
   it('ok a CA without a stored profile gets the default profile', () => {

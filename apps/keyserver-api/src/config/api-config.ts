@@ -39,6 +39,8 @@ const schema = z
     FIRMWARE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
     // How long a usage taken for a signature stays reserved if its replica dies before storing the result.
     USAGE_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    // How often each replica checks every live CA key version's CRL (re-signed when an hour old or changed; ADR 0029).
+    CRL_REFRESH_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
     // Subject and key lookups cached per process, flushed on every change via LISTEN/NOTIFY (ADR 0028); 0 = off.
     ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     // Nesting depth of a JSON body (objects and arrays); deeper bodies get 400 json_too_deep.
@@ -118,6 +120,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     maxBodyBytes: raw.MAX_BODY_BYTES,
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
+    crlRefreshMs: raw.CRL_REFRESH_SECONDS * 1000,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
     notify: notifyConfig(raw),

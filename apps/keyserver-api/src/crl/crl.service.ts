@@ -1,54 +1,126 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CertificateRepository, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
-import { createCrl, CRL_REASONS, type CrlReason } from '@keyserver/pki';
+import type { Logger } from 'pino';
+import { crlEntriesSha256, CrlRepository, type CrlScope, type StoredCrl } from '@keyserver/data-access';
+import { createCrl, CRL_REASONS, type CrlReason, type HsmSigner } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { HSM_SIGNER } from '../app/tokens';
-import type { HsmSigner } from '@keyserver/pki';
+import { HSM_SIGNER, LOGGER } from '../app/tokens';
+import { CrlError, CrlErrorCode } from './crl-error';
 
 /** A CRL is valid for a day; a fresh one is signed at least every hour or as soon as the revoked set changes. */
-const NEXT_UPDATE_MS = 24 * 3_600_000;
-const REUSE_MS = 3_600_000;
+export const CRL_NEXT_UPDATE_MS = 24 * 3_600_000;
+export const CRL_REUSE_MS = 3_600_000;
+const VERSION = /^[1-9][0-9]{0,5}$/;
 
-/** The public CRL of a ROOT or CA key, signed in the HSM, cached per revoked set so anonymous GETs cost no HSM work. */
+const fresh = (c: StoredCrl, now: number) => now - c.thisUpdate.getTime() < CRL_REUSE_MS && c.nextUpdate.getTime() > now;
+
+/**
+ * The public CRLs of ROOT and CA keys, one per key version (ADR 0029): each signed in the HSM by that version's key
+ * pair over the certificates it signed, stored, and served from the database, so anonymous GETs cost no HSM work
+ * unless the stored CRL is stale. Every replica's {@link CrlRefresher} keeps the live versions' CRLs fresh; a
+ * revocation refreshes its issuer's at once; a destroyed version serves the final CRL signed before destruction.
+ */
 @Injectable()
 export class CrlService {
-  private readonly cache = new Map<string, { fingerprint: string; at: number; der: Buffer }>();
-
   constructor(
-    private readonly keys: KeyRepository,
-    private readonly certificates: CertificateRepository,
-    private readonly lifecycle: KeyLifecycleRepository,
+    private readonly crls: CrlRepository,
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async get(keyid: string): Promise<Buffer> {
-    const key = await this.keys.findByKeyid(keyid);
-    // A destroyed key signs nothing any more: its last CRL stays what relying parties hold (docs/operations.md).
-    if (!key || (key.type !== 'ROOT' && key.type !== 'CA') || key.destroyedAt) throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
-    // Revoked device certificates this key issued, and every certificate (each version) of revoked keys it certified.
-    const revokedKeys = await this.lifecycle.revokedVersionsIssuedBy(keyid);
-    const revoked = [...(await this.certificates.listRevoked(keyid)), ...revokedKeys];
-    const fingerprint = revoked.map((r) => `${r.serialHex}@${r.revokedAt.getTime()}:${r.revocationReason ?? ''}`).join(',');
-    const hit = this.cache.get(keyid);
-    if (hit && hit.fingerprint === fingerprint && Date.now() - hit.at < REUSE_MS) return hit.der;
-    const hsmKey = await this.signer.getKey(key.hsmKeyId);
-    const crlNumber = await this.keys.nextCrlNumber(keyid);
-    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
-    const { crlDer } = await createCrl(
-      this.signer,
-      hsmKey,
-      key.certificatePem,
-      revoked.map((r) => ({
-        serialHex: r.serialHex,
-        revocationDate: r.revokedAt,
-        reason: r.revocationReason && r.revocationReason in CRL_REASONS ? (r.revocationReason as CrlReason) : undefined,
-      })),
-      crlNumber,
-      now,
-      new Date(now.getTime() + NEXT_UPDATE_MS),
-    );
-    const der = Buffer.from(crlDer);
-    this.cache.set(keyid, { fingerprint, at: Date.now(), der });
-    return der;
+  /** `GET /api/v1/crl/{keyid}`: the CRL of the key's current version (what certificates issued before versions name). */
+  current(keyid: string): Promise<Buffer> {
+    return this.serve(keyid, null);
+  }
+
+  /** `GET /api/v1/crl/{keyid}/versions/{version}`: the CRL named in the certificates that version signed. */
+  ofVersion(keyid: string, version: string): Promise<Buffer> {
+    if (!VERSION.test(version)) throw new CrlError(CrlErrorCode.CrlVersionInvalid, 'the version must be a whole number from 1 to 999999');
+    return this.serve(keyid, Number(version));
+  }
+
+  private async serve(keyid: string, version: number | null): Promise<Buffer> {
+    const scope = keyid.length <= 128 ? await this.crls.scope(keyid, version) : null;
+    if (!scope) {
+      if (version !== null && keyid.length <= 128 && (await this.crls.scope(keyid, null))) throw new CrlError(CrlErrorCode.KeyVersionNotFound, `key ${keyid} has no version ${version}`);
+      throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
+    }
+    const now = Date.now();
+    const stored = await this.crls.stored(scope.versionId);
+    if (scope.destroyedAt) {
+      // The HSM key is gone: the final CRL signed before destruction is served until its certificates have expired.
+      if (stored?.final && stored.nextUpdate.getTime() > now) return stored.der;
+      throw new CrlError(CrlErrorCode.CrlNotAvailable, `key ${keyid} version ${scope.version} was destroyed and its last CRL has expired`);
+    }
+    if (stored && fresh(stored, now) && stored.entriesSha256 === (await this.entriesSha256(scope))) return stored.der;
+    return (await this.refresh(scope)).der;
+  }
+
+  private async entriesSha256(scope: CrlScope): Promise<string> {
+    return crlEntriesSha256(await this.crls.entries(scope));
+  }
+
+  /**
+   * Signs a new CRL for the version when the stored one is stale or lists another revoked set (decided again under
+   * the version's lock, so replicas racing here sign once). `final`: the last one before the HSM key is destroyed,
+   * valid until every certificate the version signed has expired (none outlives the version's own certificate).
+   */
+  async refresh(scope: CrlScope, final = false): Promise<StoredCrl> {
+    const stored = await this.crls.refresh(scope, async (previous, entries, entriesSha256, takeNumber) => {
+      const nowMs = Date.now();
+      if (!final && previous && fresh(previous, nowMs) && previous.entriesSha256 === entriesSha256) return null;
+      const hsmKey = await this.signer.getKey(scope.hsmKeyId);
+      const thisUpdate = new Date(Math.floor(nowMs / 1000) * 1000);
+      const nextUpdate = new Date(Math.max(thisUpdate.getTime() + CRL_NEXT_UPDATE_MS, final ? scope.notAfter.getTime() : 0));
+      const crlNumber = await takeNumber();
+      const seen = new Set<string>();
+      const { crlDer } = await createCrl(
+        this.signer,
+        hsmKey,
+        scope.certificatePem,
+        entries
+          .filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex))
+          .map((e) => ({ serialHex: e.serialHex, revocationDate: e.revokedAt, reason: e.revocationReason && e.revocationReason in CRL_REASONS ? (e.revocationReason as CrlReason) : undefined })),
+        crlNumber,
+        thisUpdate,
+        nextUpdate,
+      );
+      return { crlNumber, der: Buffer.from(crlDer), thisUpdate, nextUpdate, final };
+    });
+    if (!stored) throw new Error(`no CRL for ${scope.keyid} version ${scope.version}`);
+    return stored;
+  }
+
+  /** After a revocation: every live version of the issuer re-checks its revoked set now, not on the next fetch. */
+  async refreshKey(keyid: string): Promise<void> {
+    try {
+      for (const scope of (await this.crls.liveScopes()).filter((s) => s.keyid === keyid)) await this.refresh(scope);
+    } catch (err) {
+      // The revocation is committed; the next fetch or refresh pass signs the CRL that lists it.
+      this.logger.error({ err, keyid }, 'could not sign the CRL after a revocation');
+    }
+  }
+
+  /** Before a ROOT/CA key's HSM objects are destroyed: each unexpired version signs its final CRL. */
+  async finalCrls(keyid: string): Promise<number[]> {
+    const versions: number[] = [];
+    for (const scope of (await this.crls.liveScopes()).filter((s) => s.keyid === keyid)) {
+      await this.refresh(scope, true);
+      versions.push(scope.version);
+    }
+    return versions;
+  }
+
+  /** One pass of the background job: every live version's CRL refreshed if due; returns how many were signed. */
+  async refreshAll(): Promise<number> {
+    let signed = 0;
+    for (const scope of await this.crls.liveScopes()) {
+      const before = await this.crls.stored(scope.versionId);
+      const after = await this.refresh(scope).catch((err: unknown) => {
+        this.logger.warn({ err: (err as Error).message, keyid: scope.keyid, version: scope.version }, 'could not refresh a CRL; will retry');
+        return before;
+      });
+      if (after && after.crlNumber !== before?.crlNumber) signed++;
+    }
+    return signed;
   }
 }

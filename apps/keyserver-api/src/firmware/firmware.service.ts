@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
 import { KeyRepository, SignOrderRepository } from '@keyserver/data-access';
@@ -88,6 +90,45 @@ export class FirmwareService {
   }
 }
 
+/** Body bytes received (all uploads of this process) between two young-generation collections. */
+export const SCAVENGE_EVERY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * V8's young-generation collection (a scavenge: only the young objects, ~1 ms), or undefined when this runtime does
+ * not offer it. `gc` exists only in the context made here: the flag is set back at once, so neither the API's own
+ * global nor a later context gets it.
+ */
+function youngGenerationGc(): (() => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? () => (gc as (o: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
+}
+
+let scavenge: (() => void) | undefined | null = null;
+let sinceScavenge = 0;
+
+/**
+ * Node's HTTP parser copies every socket read of a body into a new Buffer (~64 KiB). Hashed synchronously, each
+ * dies at once, but V8 frees a Buffer's memory only in a collection, and an upload allocates too few JS objects to
+ * start a young-generation one: the dead Buffers piled up until V8's external-memory trigger (~64 MiB) ran a
+ * mark-compact of the whole heap, i.e. 64-81 MiB of RSS growth per upload (docs/benchmarks.md). Collecting the young
+ * generation after every SCAVENGE_EVERY_BYTES received frees them while they are young; backpressure or smaller
+ * reads do not help (measured: the allocation per read stays), see ADR 0034.
+ */
+function countReceived(bytes: number): void {
+  sinceScavenge += bytes;
+  if (sinceScavenge < SCAVENGE_EVERY_BYTES) return;
+  sinceScavenge = 0;
+  if (scavenge === null) scavenge = youngGenerationGc();
+  scavenge?.();
+}
+
 /**
  * Hashes a stream chunk by chunk in constant memory. More than `cap` bytes is a 413 at once; the stream is
  * left flowing (not destroyed, which would kill the socket before the answer is written).
@@ -106,6 +147,7 @@ export function hashStream(stream: Readable, nodeHash: string, cap: number): Pro
         return;
       }
       h.update(chunk);
+      countReceived(chunk.length);
     };
     stream.on('data', onData);
     stream.once('end', () => {

@@ -17,6 +17,15 @@ export enum KeyAdminErrorCode {
   NotAwaitingCertificate = 'not_awaiting_certificate',
   ExternallyCertified = 'externally_certified',
   VersionConflict = 'version_conflict',
+  // CRLs per version and external rotation (ADR 0029)
+  /** An externally certified key already has a rotation waiting for its certificate. */
+  VersionPending = 'version_pending',
+  /** The imported chain ends at another anchor than the one the key's first import was verified to. */
+  AnchorMismatch = 'anchor_mismatch',
+  /** The imported certificate names another subject than the key's current certificate. */
+  SubjectMismatch = 'subject_mismatch',
+  /** The final CRLs could not be signed before destruction: nothing was destroyed. */
+  FinalCrlFailed = 'final_crl_failed',
 }
 
 const STATUS: Record<KeyAdminErrorCode, number> = {
@@ -35,6 +44,10 @@ const STATUS: Record<KeyAdminErrorCode, number> = {
   [KeyAdminErrorCode.NotAwaitingCertificate]: 409,
   [KeyAdminErrorCode.ExternallyCertified]: 409,
   [KeyAdminErrorCode.VersionConflict]: 409,
+  [KeyAdminErrorCode.VersionPending]: 409,
+  [KeyAdminErrorCode.AnchorMismatch]: 400,
+  [KeyAdminErrorCode.SubjectMismatch]: 400,
+  [KeyAdminErrorCode.FinalCrlFailed]: 503,
 };
 
 /** Refusals of key administration. */

@@ -11,6 +11,7 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { CrlService } from '../crl/crl.service';
+import { crlUrl } from '../crl/crl-url';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -64,7 +65,7 @@ export class KeyAdminService {
         subject: { commonName: dto.commonName, organization: dto.organization, country: dto.country },
         notBefore,
         notAfter,
-        crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${root.keyid}`,
+        crlDistributionPointUrl: crlUrl(this.config.publicUrl, root.keyid, root.currentVersion),
       };
       const cert: IssuedCertificate =
         dto.type === 'CA'
@@ -150,13 +151,16 @@ export class KeyAdminService {
       if (key.type === 'ROOT') throw new KeyAdminError(KeyAdminErrorCode.RootNotRevocable, 'the ROOT is retired, not revoked');
       if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
       if (key.state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);
+      // A destroyed issuer's final CRL cannot list it any more (ADR 0029).
+      const parent = key.parentKeyid ? await this.keys.findByKeyid(key.parentKeyid) : null;
+      if (parent?.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${parent.keyid} was destroyed: its final CRL cannot list ${keyid}`);
       // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
       await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
       a.committed();
       // The issuer signs a new CRL with the key's serials on it now, not on the next fetch.
-      if (key.parentKeyid) await this.crls.get(key.parentKeyid).catch((e: unknown) => this.logger.error({ err: e, keyid: key.parentKeyid }, 'could not sign the CRL after a revocation'));
+      if (key.parentKeyid) await this.crls.refreshKey(key.parentKeyid);
       return await this.keyViews.detail(actor, keyid);
     });
   }

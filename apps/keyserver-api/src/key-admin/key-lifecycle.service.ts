@@ -35,6 +35,14 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { crlUrl } from '../crl/crl-url';
+import { CrlService } from '../crl/crl.service';
+
+/** The self-signed anchor at the end of a stored PEM chain (an externally certified key's first import). */
+const anchorOf = (chainPem: string): X509Certificate | null => {
+  const pems = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return pems.length ? new X509Certificate(pems[pems.length - 1]) : null;
+};
 
 const DAY_MS = 86_400_000;
 const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
@@ -58,6 +66,7 @@ export class KeyLifecycleService {
     private readonly gate: AdminSessionGate,
     private readonly outcome: Audited,
     private readonly keyViews: KeysService,
+    private readonly crls: CrlService,
   ) {}
 
   /**
@@ -147,11 +156,18 @@ export class KeyLifecycleService {
     });
   }
 
+  /** The CSR of a key awaiting its first certificate, or of an externally certified key's pending rotation. */
   async pending(keyid: string): Promise<z.infer<typeof PendingKeyView>> {
     const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
-    if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
-    const hsmKey = await this.signer.getKey(p.hsmKeyId);
-    return { keyid: p.keyid, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
+    if (p) {
+      const hsmKey = await this.signer.getKey(p.hsmKeyId);
+      return { keyid: p.keyid, version: 1, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
+    }
+    const key = KEYID.test(keyid) ? await this.keys.findByKeyid(keyid) : null;
+    const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
+    if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+    const hsmKey = await this.signer.getKey(pv.hsmKeyId);
+    return { keyid, version: pv.version, algorithm: key.algorithm, csr: pv.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: pv.createdAt.toISOString() };
   }
 
   async importCertificate(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
@@ -160,7 +176,8 @@ export class KeyLifecycleService {
       const administrators = await this.administrators(session);
       const dto = validateBody(ImportCertificateRequest, body);
       const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
-      if (!p) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+      if (!p) return this.importVersion(keyid, dto, session, administrators, audit);
+      if (dto.version !== undefined && dto.version !== 1) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid} awaits the certificate of version 1, not ${dto.version}`);
       const hsmKey = await this.signer.getKey(p.hsmKeyId);
       const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
       const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
@@ -195,6 +212,40 @@ export class KeyLifecycleService {
     return this.keyViews.detail(actor, keyid);
   }
 
+  /**
+   * The certificate the external root issued for an externally certified key's pending rotation: verified like the
+   * first import (same public key as the pending HSM key, CA flags, chain) and, in addition, to the same anchor as
+   * that first import and for the same subject; then the pending version becomes the current one (ADR 0029).
+   */
+  private async importVersion(keyid: string, dto: ImportCertificateRequest, session: AdminSession, administrators: { subjectId: string; displayName: string }[], audit: AuditInput): Promise<void> {
+    const key = KEYID.test(keyid) ? await this.keys.findByKeyid(keyid) : null;
+    const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
+    if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+    if (dto.version !== undefined && dto.version !== pv.version) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `version ${dto.version} of ${keyid} is not pending (version ${pv.version} is)`);
+    const hsmKey = await this.signer.getKey(pv.hsmKeyId);
+    const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
+    const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
+    const known = key.issuerChainPem ? anchorOf(key.issuerChainPem) : null;
+    if (!known || !anchor.raw.equals(known.raw)) throw new KeyAdminError(KeyAdminErrorCode.AnchorMismatch, `the chain must end at the external root ${keyid} was first imported under (${known?.subject.replace(/\n/g, ', ') ?? 'unknown'})`);
+    if (new X509Certificate(v.certificatePem).subject !== new X509Certificate(key.certificatePem).subject) throw new KeyAdminError(KeyAdminErrorCode.SubjectMismatch, `the certificate must name the subject of ${keyid}'s current certificate`);
+    await this.lifecycle
+      .activatePendingVersion(
+        keyid,
+        pv.version,
+        { hsmKeyId: pv.hsmKeyId, certificatePem: v.certificatePem, certificateSerial: v.serialHex, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: null, issuerVersion: null, issuerChainPem: v.chainPem },
+        {
+          ...audit,
+          adminSessionId: session.id,
+          details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), serial: v.serialHex, certificate: v.certificatePem, anchorSubject: anchor.subject, anchorSha256: anchor.fingerprint256, rotation: true },
+        },
+      )
+      .catch((err: unknown) => {
+        if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail);
+        if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
+        throw err;
+      });
+  }
+
   async renew(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
     return this.newVersion(actor, sessionId, keyid, body, requestId, 'renew');
   }
@@ -210,7 +261,10 @@ export class KeyLifecycleService {
       const dto = validateBody(NewKeyVersionRequest, body);
       const key = await this.find(keyid);
       if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}: only an ACTIVE key gets a new version`);
-      if (key.issuerChainPem) throw new KeyAdminError(KeyAdminErrorCode.ExternallyCertified, `key ${keyid} is certified by an external root: run a new ceremony (mode external)`);
+      if (key.issuerChainPem) {
+        if (kind === 'renew') throw new KeyAdminError(KeyAdminErrorCode.ExternallyCertified, `key ${keyid} is certified by an external root: rotate it (a CSR for that root) or have the root renew its certificate`);
+        return this.rotateExternal(key, session, audit, generated);
+      }
       const issuer = key.parentKeyid ? await this.find(key.parentKeyid) : null;
       if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyedAt)) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${issuer.keyid} is ${issuer.state}`);
       let hsmKey: HsmKeyInfo;
@@ -241,6 +295,31 @@ export class KeyLifecycleService {
     return this.keyViews.detail(actor, keyid);
   }
 
+  /**
+   * Rotation of an externally certified key (ADR 0029): a new key pair in the HSM and a CSR for the external root
+   * (same subject), recorded as a pending version. The key keeps signing with its current version until
+   * `POST .../certificate` imports the root's certificate for the pending one.
+   */
+  private async rotateExternal(key: Key, session: AdminSession, audit: AuditInput, generated: (id: string) => void): Promise<void> {
+    if (await this.lifecycle.findPendingVersion(key.keyid)) throw new KeyAdminError(KeyAdminErrorCode.VersionPending, `key ${key.keyid} already has a rotation waiting for its certificate`);
+    const administrators = await this.administrators(session);
+    const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(key.algorithm), label: key.keyid });
+    generated(hsmKey.hsmKeyId);
+    const { csrPem } = await createKeyCsr(this.signer, hsmKey, nameSpecOf(key.certificatePem));
+    await this.lifecycle
+      .createPendingVersion(key.keyid, key.currentVersion, { hsmKeyId: hsmKey.hsmKeyId, csrPem, adminSessionId: session.id }, {
+        ...audit,
+        adminSessionId: session.id,
+        details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), csr: csrPem, newKeyPair: true, external: true },
+      })
+      .catch(async (err: unknown) => {
+        // Of two rotations at once one commits; the other finds its pending version (or a newer current one).
+        if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError((await this.lifecycle.findPendingVersion(key.keyid)) ? KeyAdminErrorCode.VersionPending : KeyAdminErrorCode.VersionConflict, err.detail);
+        if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail);
+        throw err;
+      });
+  }
+
   /** A certificate for `hsmKey` with the key's subject and path length, from its issuer's current version (a ROOT: itself). */
   private async certify(key: Key, issuer: Key | null, hsmKey: HsmKeyInfo, validityDays: number): Promise<IssuedCertificate & { notBefore: Date; notAfter: Date }> {
     const subject = nameSpecOf(key.certificatePem);
@@ -250,7 +329,7 @@ export class KeyLifecycleService {
     if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
     if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
     const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
-    const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: `${this.config.publicUrl}/api/v1/crl/${issuer.keyid}` };
+    const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: crlUrl(this.config.publicUrl, issuer.keyid, issuer.currentVersion) };
     const cert = key.type === 'CA' ? await createCaCertificate(this.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, ref, hsmKey, opts);
     return { ...cert, notBefore, notAfter };
   }
@@ -277,10 +356,19 @@ export class KeyLifecycleService {
       if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed at ${key.destroyedAt.toISOString()}`);
       const children = (await this.keys.list({ state: 'ACTIVE' })).filter((k) => k.parentKeyid === keyid);
       if (children.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `key ${keyid} certifies ACTIVE keys (${children.map((k) => k.keyid).join(', ')}): retire or revoke them first`);
-      const hsmKeyIds = [...new Set((await this.lifecycle.versions(keyid)).map((v) => v.hsmKeyId))];
+      const pendingVersion = await this.lifecycle.findPendingVersion(keyid);
+      const hsmKeyIds = [...new Set([...(await this.lifecycle.versions(keyid)).map((v) => v.hsmKeyId), ...(pendingVersion ? [pendingVersion.hsmKeyId] : [])])];
+      // Each unexpired version of a ROOT/CA signs its last CRL first (served until its certificates expired); a
+      // failure here destroys nothing.
+      const finalCrls =
+        key.type === 'ROOT' || key.type === 'CA'
+          ? await this.crls.finalCrls(keyid).catch((err: unknown) => {
+              throw new KeyAdminError(KeyAdminErrorCode.FinalCrlFailed, `the final CRLs of ${keyid} could not be signed: ${(err as Error).message}`);
+            })
+          : [];
       // HSM first: deleting an object that is gone is a no-op, so a failure below leaves a state a retry finishes.
       for (const id of hsmKeyIds) await this.signer.destroyKey(id);
-      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state } }).catch((err: unknown) => {
+      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state, finalCrlVersions: finalCrls } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
       });
     });
@@ -297,6 +385,7 @@ export class KeyLifecycleService {
       keyid,
       state: key.state,
       currentVersion: key.currentVersion,
+      pendingVersion: (await this.lifecycle.findPendingVersion(keyid))?.version ?? null,
       destroyedAt: key.destroyedAt?.toISOString() ?? null,
       items: items.map((v) => ({
         version: v.version,

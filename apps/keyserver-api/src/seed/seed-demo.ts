@@ -13,6 +13,7 @@ import {
   type IssuedCertificate,
 } from '@keyserver/pki';
 import { fromPkiAlgorithm, hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
+import { crlUrl } from '../crl/crl-url';
 
 interface DemoKeySpec {
   keyid: string;
@@ -85,7 +86,8 @@ async function issueFor(
   if (spec.type === 'ROOT') return createRootCertificate(signer, key, { subject, notBefore, notAfter });
   if (!parent) throw new Error(`${spec.keyid}: parent key missing`);
   const issuer = { key: parent.key, certificate: parent.pem };
-  const crlDistributionPointUrl = `${publicUrl}/api/v1/crl/${spec.parent}`;
+  // Demo keys are created at version 1 (their issuer's too).
+  const crlDistributionPointUrl = crlUrl(publicUrl, String(spec.parent), 1);
   if (spec.type === 'CA') return createCaCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });
   if (spec.type === 'TSA') return createTimestampingCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });
   return createFirmwareSigningCertificate(signer, issuer, key, { subject, notBefore, notAfter, crlDistributionPointUrl });

@@ -42,6 +42,13 @@ export type RootCeremonyResult = z.infer<typeof RootCeremonyResult>;
 
 /** `POST /api/v1/keys/{keyid}/certificate`: the certificate an external CA issued for a key awaiting it. */
 export const ImportCertificateRequest = z.strictObject({
+  version: z
+    .number()
+    .int()
+    .min(1)
+    .max(999_999)
+    .optional()
+    .describe('The pending version this certificate is for (a rotation of an externally certified key); must match when given'),
   certificate: Pem,
   chain: z.array(Pem).min(1).max(8).describe('The certificates above it, issuer first, ending with the self-signed root'),
 });
@@ -50,6 +57,7 @@ export type ImportCertificateRequest = z.infer<typeof ImportCertificateRequest>;
 /** `GET /api/v1/keys/{keyid}/csr`. */
 export const PendingKeyView = z.object({
   keyid: z.string(),
+  version: z.number().int().describe('1 for a key awaiting its first certificate; the pending version of a rotation otherwise'),
   algorithm: KeyAlgorithm,
   csr: z.string(),
   spkiSha256: z.string(),
@@ -89,6 +97,7 @@ export const KeyVersionList = z.object({
   keyid: z.string(),
   state: KeyState,
   currentVersion: z.number().int(),
+  pendingVersion: z.number().int().nullable().describe('A rotation waiting for the external root\'s certificate (GET .../csr, POST .../certificate); never used before'),
   destroyedAt: z.string().nullable(),
   items: z.array(KeyVersionView),
 });

@@ -184,6 +184,8 @@ export interface SignOrder {
 export interface Certificate {
   id: string;
   issuerKeyid: string;
+  /** The issuing key's version that signed it (its CRL lists it when revoked). */
+  issuerVersion: number;
   serialHex: string;
   subjectDn: string;
   sans: string[];

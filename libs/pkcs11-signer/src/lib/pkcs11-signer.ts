@@ -148,9 +148,9 @@ export class Pkcs11Signer implements HsmSigner {
   /** Signatures made in worker lanes (observability and tests). */
   laneSignatures = 0;
   private readonly laneCount: number;
-  /** One entry per batch a lane may still take (LANE_DEPTH per lane, lanes interleaved). */
-  private readonly laneSlots: SignLane[] = [];
   private readonly lanes: SignLane[] = [];
+  /** Batches each lane has out (index as `lanes`), at most LANE_DEPTH. */
+  private readonly laneBusy: number[] = [];
   /** Signatures waiting for a worker lane. */
   private queue: QueuedSign[] = [];
   private pumpScheduled = false;
@@ -174,7 +174,7 @@ export class Pkcs11Signer implements HsmSigner {
     if (this.laneCount > 0) {
       const data = { pkcs11js: pkcs11jsPath(), module: this.opts.module };
       for (let i = 0; i < this.laneCount; i++) this.lanes.push(new SignLane(data));
-      for (let d = 0; d < LANE_DEPTH; d++) this.laneSlots.push(...this.lanes);
+      this.laneBusy.push(...this.lanes.map(() => 0));
     }
   }
 
@@ -504,21 +504,31 @@ export class Pkcs11Signer implements HsmSigner {
     this.pumpScheduled = true;
     queueMicrotask(() => {
       this.pumpScheduled = false;
-      while (this.queue.length > 0 && this.laneSlots.length > 0) {
-        const size = Math.min(LANE_MAX_ITEMS, Math.max(MIN_BATCH, Math.ceil(this.queue.length / this.laneSlots.length)));
+      while (this.queue.length > 0) {
+        const solo = this.queue[0].solo;
+        const idle = this.laneBusy.reduce((n, b) => n + (b === 0 ? 1 : 0), 0);
+        // An EC/EdDSA batch takes an idle lane only: one batch per lane keeps batches large (ADR 0008). A slow
+        // signature (RSA) may also wait as a lane's second batch when no lane is idle, so the worker starts it the
+        // moment the one before ends instead of waiting for this thread's turn to read back and post (ADR 0034).
+        let k = this.laneBusy.indexOf(0);
+        if (k < 0 && solo) k = this.laneBusy.findIndex((b) => b < LANE_DEPTH);
+        if (k < 0) break;
+        const size = Math.min(LANE_MAX_ITEMS, Math.max(MIN_BATCH, Math.ceil(this.queue.length / Math.max(1, idle))));
         let n = 0;
-        if (this.queue[0].solo) n = 1;
+        if (solo) n = 1;
         else for (let bytes = 0; n < Math.min(size, this.queue.length) && !this.queue[n].solo && bytes + laneBytes(this.queue[n]) <= LANE_DATA_BYTES; n++) bytes += laneBytes(this.queue[n]);
-        void this.drive(this.laneSlots.pop() as SignLane, this.queue.splice(0, n));
+        this.laneBusy[k]++;
+        void this.drive(k, this.queue.splice(0, n));
       }
     });
   }
 
-  private async drive(lane: SignLane, batch: QueuedSign[]): Promise<void> {
+  private async drive(k: number, batch: QueuedSign[]): Promise<void> {
+    const lane = this.lanes[k];
     try {
       await this.signBatch(lane, batch);
     } finally {
-      this.laneSlots.push(lane);
+      this.laneBusy[k]--;
       if (this.queue.length > 0) this.schedulePump();
     }
   }

@@ -92,6 +92,24 @@ describe(SignLane.name, () => {
     expect(signer.laneSignatures - before).toBe(1008);
   });
 
+  it('posts an RSA signature as a busy lane\'s second batch when no lane is idle, and an EC batch only to an idle lane', async () => {
+    const { createPublicKey, verify } = await import('node:crypto');
+    const rsaKey = createPublicKey({ key: Buffer.from(key('RSA-2048').spki), format: 'der', type: 'spki' });
+    const msg = Buffer.from('pipelined');
+    const input = encodeDigestInfo('SHA-256', createHash('sha256').update(msg).digest());
+    const rsa = Array.from({ length: 7 }, () => signer.sign(key('RSA-2048').hsmKeyId, { kind: 'rsa-pkcs1' }, input));
+    // The pump runs as a microtask: 2 lanes x 2 batches of one RSA signature each are out, 3 wait.
+    await Promise.resolve();
+    expect(signer.poolStats().queued).toBe(3);
+    (await Promise.all(rsa)).forEach((sig) => expect(verify('sha256', msg, rsaKey, sig)).toBe(true));
+
+    const ec = Array.from({ length: 40 }, (_, i) => signer.sign(key('EC-P256').hsmKeyId, { kind: 'ecdsa' }, createHash('sha256').update(`e${i}`).digest()));
+    await Promise.resolve();
+    // One batch of 16 per idle lane; nothing queues behind a busy lane.
+    expect(signer.poolStats().queued).toBe(40 - 2 * LANE_MAX_ITEMS);
+    expect(await Promise.all(ec)).toHaveLength(40);
+  });
+
   describe('recovery', () => {
     let p11: pkcs11js.PKCS11;
     beforeAll(() => {

@@ -4,10 +4,11 @@ import { Worker } from 'node:worker_threads';
 /** Most signatures one batch carries. */
 export const LANE_MAX_ITEMS = 16;
 /**
- * Batches a lane may have out at once. 2 lets the worker find the next batch ready, but halves the batch size at
- * a given concurrency; measured (P-256, 32 callers, 2 lanes) 1 costs less CPU per signature: ~142 vs ~161 us.
+ * Batches a lane may have out at once: 2 lets the worker find the next batch ready. The signer posts a second
+ * batch only for slow signatures (RSA) when no lane is idle: for EC it would halve the batch size at a given
+ * concurrency, measured (P-256, 32 callers, 2 lanes) at ~161 vs ~142 us per signature (ADR 0008, ADR 0034).
  */
-export const LANE_DEPTH = 1;
+export const LANE_DEPTH = 2;
 /** Input + output bytes one batch carries; a larger EdDSA message goes through the libuv pool instead. */
 export const LANE_DATA_BYTES = 64 * 1024;
 

@@ -33,7 +33,6 @@ describe(adminCommand.name, () => {
       { session: 'sess-1', keyid: 'acme-root', algorithm: 'EC_P384', cn: 'Acme Root', country: 'DK', days: '7300', 'path-len': '2' },
       { method: 'POST', path: '/api/v1/keys/root-ceremony', body: { keyid: 'acme-root', algorithm: 'EC_P384', subject: { commonName: 'Acme Root', country: 'DK' }, validityDays: 7300, pathLen: 2, mode: 'self-signed' }, headers: S },
     ],
-    ['ok rotate', ['key', 'rotate', 'fw-1'], { session: 'sess-1', days: '90' }, { method: 'POST', path: '/api/v1/keys/fw-1/rotation', body: { validityDays: 90 }, headers: S }],
     ['ok retire', ['key', 'retire', 'fw-1'], { session: 'sess-1' }, { method: 'POST', path: '/api/v1/keys/fw-1/retirement', body: {}, headers: S }],
     ['ok revoke', ['key', 'revoke', 'fw-1'], { session: 'sess-1', reason: 'keyCompromise' }, { method: 'POST', path: '/api/v1/keys/fw-1/revocation', body: { reason: 'keyCompromise' }, headers: S }],
     ['ok a keyid is one path segment', ['key', 'versions', '../admin'], {}, { method: 'GET', path: '/api/v1/keys/..%2Fadmin/versions' }],
@@ -58,6 +57,30 @@ describe(adminCommand.name, () => {
   ])('%s: usage (exit 2), nothing sent', async (_n, pos, values) => {
     await expect(adminCommand(api, pos, values)).rejects.toMatchObject({ exit: Exit.Usage });
     expect(calls).toEqual([]);
+  });
+
+  it('ok rotate sends the rotation and, for a key now waiting for its external root, writes the pending CSR with --out', async () => {
+    await adminCommand(api, ['key', 'rotate', 'fw-1'], { session: 'sess-1', days: '90' });
+    expect(calls).toEqual([
+      { method: 'POST', path: '/api/v1/keys/fw-1/rotation', body: { validityDays: 90 }, headers: S },
+      { method: 'GET', path: '/api/v1/keys/fw-1/versions', body: undefined, headers: undefined },
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'ksctl-admin-'));
+    try {
+      calls = [];
+      answer = { pendingVersion: 2, version: 2, csr: 'CSR-V2' };
+      const r = await adminCommand(api, ['key', 'rotate', 'ext-root'], { session: 'sess-1', days: '90', out: join(dir, 'v2.csr') });
+      expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /api/v1/keys/ext-root/rotation', 'GET /api/v1/keys/ext-root/versions', 'GET /api/v1/keys/ext-root/csr']);
+      expect(readFileSync(join(dir, 'v2.csr'), 'utf8')).toBe('CSR-V2');
+      expect(r).toMatchObject({ pendingVersion: 2, csr: 'CSR-V2' });
+      calls = [];
+      writeFileSync(join(dir, 'cert.pem'), 'CERT');
+      writeFileSync(join(dir, 'chain.pem'), '');
+      await adminCommand(api, ['key', 'import-cert', 'ext-root'], { session: 'sess-1', 'cert-file': join(dir, 'cert.pem'), chain: join(dir, 'chain.pem'), 'key-version': '2' });
+      expect(calls[0].body).toEqual({ certificate: 'CERT', chain: [], version: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ok import-cert sends the certificate and each certificate of the chain file; --out writes a ceremony CSR', async () => {

@@ -12,9 +12,9 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT
                                  [--country CC] --days N [--path-len N] [--approvers N] [--external] [--out FILE]
        ksctl admin key create --session ID --keyid KEYID --type CA|FW --algorithm ALG --cn NAME [--org O]
                               [--country CC] --days N --approvers N [--issuer KEYID] [--path-len N] [--product P]
-       ksctl admin key import-cert KEYID --session ID --cert-file CERT.pem --chain CHAIN.pem
+       ksctl admin key import-cert KEYID --session ID --cert-file CERT.pem --chain CHAIN.pem [--key-version N]
        ksctl admin key csr KEYID [--out FILE.csr]
-       ksctl admin key renew|rotate KEYID --session ID --days N
+       ksctl admin key renew|rotate KEYID --session ID --days N [--out FILE.csr]
        ksctl admin key retire|destroy KEYID --session ID
        ksctl admin key revoke KEYID --session ID --reason keyCompromise|superseded|...
        ksctl admin key versions KEYID
@@ -25,10 +25,11 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT
 Administrators sign in with --pkce (or give a token in KEYSERVER_TOKEN). Every change runs in an ACTIVE
 administrative session (--session): one administrator opens it, another authorizes it.
 root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certificate), or with --external a
-CSR for your offline root (--out writes the CSR; then key import-cert). ALG: EC_P256, EC_P384, EC_P521,
+CSR for your offline root (--out writes the CSR; then key import-cert). Rotating an externally certified ROOT
+makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. ALG: EC_P256, EC_P384, EC_P521,
 RSA_2048, RSA_3072, RSA_4096, ED25519. See docs/operations.md.`;
 
-export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description'];
+export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description', '--key-version'];
 
 function need(v: Values, name: string): string {
   const x = v[name];
@@ -127,12 +128,20 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
       case 'import-cert': {
         const chainText = readFileSync(need(v, 'chain'), 'utf8');
         const chain = chainText.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-        return api('POST', `${k}/certificate`, { certificate: readFileSync(need(v, 'cert-file'), 'utf8'), chain }, session());
+        const version = int(v, 'key-version', false);
+        return api('POST', `${k}/certificate`, { certificate: readFileSync(need(v, 'cert-file'), 'utf8'), chain, ...(version !== undefined ? { version } : {}) }, session());
       }
       case 'renew':
         return api('POST', `${k}/renewal`, { validityDays: int(v, 'days', true) }, session());
-      case 'rotate':
-        return api('POST', `${k}/rotation`, { validityDays: int(v, 'days', true) }, session());
+      case 'rotate': {
+        const r = await api('POST', `${k}/rotation`, { validityDays: int(v, 'days', true) }, session());
+        // An externally certified key now waits for its root's certificate: the CSR of the pending version.
+        const versions = await api<{ pendingVersion: number | null }>('GET', `${k}/versions`);
+        if (!versions.pendingVersion) return r;
+        const pending = await api<{ csr: string; version: number }>('GET', `${k}/csr`);
+        if (typeof v['out'] === 'string') writeFileSync(v['out'], pending.csr);
+        return { ...(r as object), pendingVersion: pending.version, csr: pending.csr };
+      }
       case 'retire':
         return api('POST', `${k}/retirement`, {}, session());
       case 'destroy':

@@ -57,6 +57,7 @@ describe(CertificateIssuanceRepository.name, () => {
   const request = (s: Awaited<ReturnType<typeof setup>>, digest: string | null = null) => ({
     operationId: s.op.id,
     issuerKeyid: s.ca.keyid,
+    issuerVersion: 1,
     requesterId: s.requester.id,
     digest,
     audit: { action: 'certificate.issue', outcome: 'SUCCESS' as const },
@@ -65,7 +66,7 @@ describe(CertificateIssuanceRepository.name, () => {
   it('stores the certificate, consumes one usage and audits it in one transaction', async () => {
     const s = await setup({ usages: 2 });
     const { certificate, audit } = await issuanceA.issueWithUsage(request(s), async () => record());
-    expect(certificate).toMatchObject({ issuerKeyid: s.ca.keyid, operationId: s.op.id, requesterId: s.requester.id });
+    expect(certificate).toMatchObject({ issuerKeyid: s.ca.keyid, issuerVersion: 1, operationId: s.op.id, requesterId: s.requester.id });
     expect(audit.details).toMatchObject({ certificateId: certificate.id, serialHex: certificate.serialHex });
     const op = await a.operations.get(s.op.id);
     expect(op).toMatchObject({ state: 'REQUESTED', keys: [{ usagesUsed: 1 }] });

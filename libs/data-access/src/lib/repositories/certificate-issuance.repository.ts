@@ -20,6 +20,8 @@ export interface IssueRequest {
   operationId: string;
   /** The issuing CA key. */
   issuerKeyid: string;
+  /** The version of the issuing key that signs (the one the caller read: its key pair and certificate). */
+  issuerVersion: number;
   requesterId: string;
   /** Digest checked against the operation's allowed digests (lower-case hex), null when none applies. */
   digest: string | null;
@@ -58,8 +60,8 @@ export class CertificateIssuanceRepository {
       const done = await finishReservation(
         this.db,
         reservation,
-        (p) => `INSERT INTO "certificate" ("id", "issuerKeyId", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
-                SELECT ${p(id, 'uuid')}, d."keyId", ${p(serialHex)}, ${p(issued.subjectDn)}, ${p(issued.sans, 'text[]')}, ${p(issued.notBefore, 'timestamptz')},
+        (p) => `INSERT INTO "certificate" ("id", "issuerKeyId", "issuerVersion", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
+                SELECT ${p(id, 'uuid')}, d."keyId", ${p(req.issuerVersion, 'int4')}, ${p(serialHex)}, ${p(issued.subjectDn)}, ${p(issued.sans, 'text[]')}, ${p(issued.notBefore, 'timestamptz')},
                   ${p(issued.notAfter, 'timestamptz')}, ${p(issued.pem)}, d."operationId", ${p(req.requesterId, 'uuid')}
                 FROM d RETURNING "createdAt"`,
         {
@@ -73,6 +75,7 @@ export class CertificateIssuanceRepository {
       const certificate: Certificate = {
         id,
         issuerKeyid: req.issuerKeyid,
+        issuerVersion: req.issuerVersion,
         serialHex,
         subjectDn: issued.subjectDn,
         sans: issued.sans,

@@ -10,6 +10,7 @@ export const withIssuer = { issuerKey: { select: { keyid: true } } } as const;
 export const toCertificate = (c: CertificateRowWithIssuer): Certificate => ({
   id: c.id,
   issuerKeyid: c.issuerKey.keyid,
+  issuerVersion: c.issuerVersion,
   serialHex: c.serialHex,
   subjectDn: c.subjectDn,
   sans: c.sans,

@@ -6,6 +6,8 @@ import { appendAuditTx, clampLimit } from './audit.repository';
 
 export interface InsertCertificateInput {
   issuerKeyid: string;
+  /** The issuing key's version that signed it (default: its current version). */
+  issuerVersion?: number;
   /** Serial number as lower-case hex without leading "0x". */
   serialHex: string;
   subjectDn: string;
@@ -28,17 +30,9 @@ export interface CertificateFilter {
   limit?: number;
 }
 
-/** An entry of a CRL. */
-export interface RevokedCertificate {
-  serialHex: string;
-  revokedAt: Date;
-  revocationReason: string | null;
-}
-
-
 const normSerial = (s: string): string => s.toLowerCase().replace(/^0x/, '');
 
-/** Certificates issued by CA keys, their revocation and CRL input. */
+/** Certificates issued by CA keys and their revocation (CRLs: crl.repository.ts). */
 export class CertificateRepository {
   constructor(private readonly db: Db) {}
 
@@ -51,6 +45,7 @@ export class CertificateRepository {
         const c = await tx.certificate.create({
           data: {
             issuerKeyId: key.id,
+            issuerVersion: input.issuerVersion ?? key.currentVersion,
             serialHex: normSerial(input.serialHex),
             subjectDn: input.subjectDn,
             sans: input.sans ?? [],
@@ -124,13 +119,4 @@ export class CertificateRepository {
     });
   }
 
-  /** Every revoked certificate of an issuer, oldest revocation first (CRL entries). */
-  async listRevoked(issuerKeyid: string): Promise<RevokedCertificate[]> {
-    const rows = await this.db.prisma.certificate.findMany({
-      where: { issuerKey: { keyid: issuerKeyid }, revokedAt: { not: null } },
-      orderBy: [{ revokedAt: 'asc' }, { serialHex: 'asc' }],
-      select: { serialHex: true, revokedAt: true, revocationReason: true },
-    });
-    return rows.map((r) => ({ serialHex: r.serialHex, revokedAt: r.revokedAt as Date, revocationReason: r.revocationReason }));
-  }
 }

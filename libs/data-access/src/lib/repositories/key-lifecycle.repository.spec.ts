@@ -95,6 +95,26 @@ describe(KeyLifecycleRepository.name, () => {
     expect(await outcome(act(l, k.keyid))).toBe(code);
   });
 
+  it('ok a pending version: the key keeps its version until one import activates it (exactly once across replicas)', async () => {
+    const k = await seedKey(r.a);
+    const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
+    const pendingKey = hex(8);
+    const pending = { hsmKeyId: pendingKey, csrPem: 'CSR', adminSessionId: '00000000-0000-4000-8000-000000000001' };
+    expect((await a.createPendingVersion(k.keyid, 1, pending, event('key.rotate'))).version).toBe(2);
+    expect(await outcome(b.createPendingVersion(k.keyid, 1, { ...pending, hsmKeyId: hex(8) }, event('key.rotate')))).toBe('conflict');
+    expect(await outcome(a.addVersion(k.keyid, 1, version(), event('key.rotate')))).toBe('conflict');
+    expect((await r.a.keys.getByKeyid(k.keyid)).currentVersion).toBe(1);
+    const imported = { ...version(pendingKey), issuerChainPem: 'CHAIN' };
+    expect(await outcome(a.activatePendingVersion(k.keyid, 3, imported, event('key.certificate_import')))).toBe('invalid_state');
+    expect(await outcome(a.activatePendingVersion(k.keyid, 2, { ...imported, hsmKeyId: hex(8) }, event('key.certificate_import')))).toBe('invalid_state');
+    const results = await Promise.all([a, b].map((l) => outcome(l.activatePendingVersion(k.keyid, 2, imported, event('key.certificate_import')))));
+    expect(results.sort()).toEqual(['invalid_state', 'ok']);
+    const key = await r.a.keys.getByKeyid(k.keyid);
+    expect({ v: key.currentVersion, hsm: key.hsmKeyId, chain: key.issuerChainPem }).toEqual({ v: 2, hsm: pendingKey, chain: 'CHAIN' });
+    expect(await a.findPendingVersion(k.keyid)).toBeNull();
+    expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'key.certificate_import' AND "keyid" = $1`, [k.keyid])).toHaveLength(1);
+  });
+
   it('fail destroying an ACTIVE key; revocation marks every version and lists each serial for the issuer CRL', async () => {
     const l = new KeyLifecycleRepository(r.dbA);
     const k = await seedKey(r.a);
@@ -103,6 +123,9 @@ describe(KeyLifecycleRepository.name, () => {
     await sql(r.tmp.url, `UPDATE "key_version" SET "issuerKeyid" = 'issuer-x' WHERE "keyId" = $1::uuid`, [k.id]);
     await r.a.keys.revoke(k.keyid, 'keyCompromise');
     expect((await l.versions(k.keyid)).map((v) => v.state)).toEqual(['REVOKED', 'REVOKED']);
-    expect((await l.revokedVersionsIssuedBy('issuer-x')).map((v) => v.revocationReason)).toEqual(['keyCompromise', 'keyCompromise']);
+    expect((await l.versions(k.keyid)).map((v) => [v.issuerKeyid, v.revocationReason])).toEqual([
+      ['issuer-x', 'keyCompromise'],
+      ['issuer-x', 'keyCompromise'],
+    ]);
   });
 });

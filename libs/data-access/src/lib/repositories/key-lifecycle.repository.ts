@@ -49,6 +49,31 @@ export interface NewKeyVersion {
 
 export type CreatePendingKeyInput = Omit<PendingKey, 'createdAt'>;
 
+/** A rotation of an externally certified key waiting for the certificate its external root issues (ADR 0029). */
+export interface PendingKeyVersion {
+  keyid: string;
+  version: number;
+  hsmKeyId: string;
+  csrPem: string;
+  adminSessionId: string;
+  createdAt: Date;
+}
+
+/** Makes `version` (= the current one + 1) the key's current version; the versions it supersedes become RETIRED. */
+async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, version: number, v: NewKeyVersion, extra: { issuerChainPem?: string }) {
+  const now = new Date();
+  await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
+  const row = await tx.keyVersion.create({
+    data: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: v.issuerKeyid, issuerVersion: v.issuerVersion },
+  });
+  const k = await tx.key.update({
+    where: { id: locked.id },
+    data: { hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, currentVersion: version, ...extra },
+    include: withParent,
+  });
+  return { key: toKey(k), version: toVersion(keyid, row) };
+}
+
 /** Locks the key row; refuses a missing key. */
 async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }> {
   const rows = await tx.$queryRaw<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }[]>`
@@ -73,12 +98,6 @@ export class KeyLifecycleRepository {
     return rows.map((v) => toVersion(keyid, v));
   }
 
-  /** Revoked versions of keys the issuer certified (their serials belong on its CRL). */
-  async revokedVersionsIssuedBy(issuerKeyid: string): Promise<{ serialHex: string; revokedAt: Date; revocationReason: string | null }[]> {
-    const rows = await this.db.prisma.keyVersion.findMany({ where: { issuerKeyid, state: 'REVOKED', revokedAt: { not: null } }, orderBy: { revokedAt: 'asc' } });
-    return rows.map((v) => ({ serialHex: v.certificateSerial, revokedAt: v.revokedAt as Date, revocationReason: v.revocationReason }));
-  }
-
   /**
    * Adds version `expectedVersion + 1` to an ACTIVE key and makes it current: the key's columns (hsmKeyId,
    * certificate, validity) describe it from the commit on, so new sign orders use it; the versions it supersedes
@@ -90,19 +109,11 @@ export class KeyLifecycleRepository {
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
-        const now = new Date();
+        if (await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { id: true } })) throw new DataAccessError('conflict', `key ${keyid} has a pending version`);
         const version = locked.currentVersion + 1;
-        await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
-        const row = await tx.keyVersion.create({
-          data: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: v.issuerKeyid, issuerVersion: v.issuerVersion },
-        });
-        const k = await tx.key.update({
-          where: { id: locked.id },
-          data: { hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, currentVersion: version },
-          include: withParent,
-        });
+        const added = await addVersionTx(tx, keyid, locked, version, v, {});
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: expectedVersion } });
-        return { key: toKey(k), version: toVersion(keyid, row) };
+        return added;
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
@@ -138,6 +149,8 @@ export class KeyLifecycleRepository {
         if (locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} was already destroyed`);
         const now = new Date();
         await tx.keyVersion.updateMany({ where: { keyId: locked.id }, data: { destroyedAt: now } });
+        // A pending rotation's key pair went with the others (the caller deleted it too).
+        await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id } });
         const k = await tx.key.update({ where: { id: locked.id }, data: { destroyedAt: now }, include: withParent });
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, hsmKeyIds } });
         return toKey(k);
@@ -175,6 +188,55 @@ export class KeyLifecycleRepository {
         const k = await insertKeyTx(tx, { ...input, keyid });
         await appendAuditTx(tx, { ...audit, keyid });
         return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  async findPendingVersion(keyid: string): Promise<PendingKeyVersion | null> {
+    const p = await this.db.prisma.pendingKeyVersion.findFirst({ where: { key: { keyid } } });
+    return p ? { keyid, version: p.version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt } : null;
+  }
+
+  /**
+   * Records the new key pair of an externally certified key's rotation as version `expectedVersion + 1`, pending
+   * until its certificate is imported: the key keeps using its current version. `conflict` when the key moved on
+   * or already has a pending version, `invalid_state` when it is not ACTIVE.
+   */
+  async createPendingVersion(keyid: string, expectedVersion: number, input: { hsmKeyId: string; csrPem: string; adminSessionId: string }, audit: AuditInput): Promise<PendingKeyVersion> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
+        if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
+        const version = expectedVersion + 1;
+        const p = await tx.pendingKeyVersion.create({ data: { keyId: locked.id, version, hsmKeyId: input.hsmKeyId.toLowerCase(), csrPem: input.csrPem, adminSessionId: input.adminSessionId } });
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, pending: true } });
+        return { keyid, version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt };
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /**
+   * The pending version becomes the key's current version with its imported certificate and chain (once: the
+   * pending row is deleted in the same transaction). `invalid_state` when the key has no pending version `version`
+   * or is no longer ACTIVE.
+   */
+  async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        const n = await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase() } });
+        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} has no version ${version} waiting for a certificate`);
+        if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
+        if (version !== locked.currentVersion + 1) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
+        const { issuerChainPem, ...nv } = v;
+        const added = await addVersionTx(tx, keyid, locked, version, nv, { issuerChainPem });
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: locked.currentVersion } });
+        return added;
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);

@@ -196,13 +196,6 @@ export class KeyRepository {
     return { signOrders, certificatesIssued, lastUsedAt: last ?? null };
   }
 
-  /** Atomically increments and returns the key's CRL number (first CRL gets 1). */
-  async nextCrlNumber(keyid: string): Promise<bigint> {
-    const rows = await this.db.prisma.$queryRaw<{ crlNumber: bigint }[]>`
-      UPDATE "key" SET "crlNumber" = "crlNumber" + 1 WHERE "keyid" = ${keyid} RETURNING "crlNumber"`;
-    if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
-    return BigInt(rows[0].crlNumber);
-  }
 }
 
 /**

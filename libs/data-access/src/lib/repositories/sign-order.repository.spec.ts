@@ -194,6 +194,29 @@ describe(SignOrderRepository.name, () => {
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
 
+  it('stores hostile text exactly when finishes commit together in one message, and the chain verifies', async () => {
+    const { orderer, key, op } = await setup({ usages: 40 });
+    const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `hostile-${i}`, description: hostile(i), audit: { action: 'sign', outcome: 'SUCCESS', actorName: hostile(i), details: { note: hostile(i) } } }), async () => `sig'\\${i}`),
+      ),
+    );
+    const rows = await sql<{ requestId: string; description: string; result: string; commits: string }>(
+      tmp.url,
+      `SELECT "requestId", "description", "result", (SELECT count(DISTINCT xmin::text) FROM "sign_order" WHERE "requestId" LIKE 'hostile-%')::text AS "commits"
+       FROM "sign_order" WHERE "requestId" LIKE 'hostile-%'`,
+    );
+    expect(rows).toHaveLength(30);
+    for (const r of rows) {
+      const i = Number(r.requestId.slice('hostile-'.length));
+      expect([r.description, r.result]).toEqual([hostile(i), `sig'\\${i}`]);
+    }
+    expect(Number(rows[0].commits)).toBeLessThan(30);
+    expect(results.map((r) => r.audit?.actorName)).toEqual(Array.from({ length: 30 }, (_, i) => hostile(i)));
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
   it('signs two orders of one operation at once: no lock is held while the HSM signs', async () => {
     const { orderer, key, op } = await setup({ usages: 2 });
     const slow = gate('slow');

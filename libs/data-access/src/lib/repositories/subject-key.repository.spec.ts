@@ -96,11 +96,4 @@ describe(KeyRepository.name, () => {
     expect(mine(await r.keys.list({ type: 'FW', state: 'ACTIVE' }, 'type'))).toEqual([fw.keyid]);
     expect((await r.keys.list({ state: 'REVOKED' })).find((k) => k.keyid === fw2.keyid)).toMatchObject({ parentKeyid: root.keyid, revocationReason: 'superseded' });
   });
-
-  it('hands out CRL numbers exactly once under concurrency', async () => {
-    const k = await seedKey(r);
-    const numbers = await Promise.all(Array.from({ length: 20 }, () => r.keys.nextCrlNumber(k.keyid)));
-    expect(numbers.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect(await outcome(r.keys.nextCrlNumber('missing'))).toBe('not_found');
-  });
 });

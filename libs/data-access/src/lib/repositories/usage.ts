@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UUID, sqlQuery, sqlState, sqlTransaction, type Db } from '../db';
+import { UUID, inlineParams, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
@@ -198,6 +198,9 @@ export const FINISH_BATCH_MAX = 32;
  * caller is answered after that commit. A statement that fails aborts the batch before anything is committed: the
  * batch is then run again one statement per transaction, so only the failing one fails. A failed COMMIT is an
  * unknown outcome and fails the whole batch (as it would fail a single finish).
+ * A batch is ONE round trip (BEGIN, its statements with their values as literals, COMMIT in one message), not one
+ * per statement plus two: under load each round trip waits for a core, and the finishes arriving meanwhile queue
+ * behind the batch (ADR 0034).
  */
 class FinishBatcher {
   private readonly queue: FinishJob[] = [];
@@ -234,6 +237,14 @@ class FinishBatcher {
   }
 
   private async together(batch: FinishJob[]): Promise<void> {
+    const script = batch.map((job) => inlineParams(job.sql, job.values));
+    if (script.every((s): s is string => s !== undefined)) {
+      const r = await sqlScriptTransaction(this.db, script);
+      if (r.ok) batch.forEach((job, i) => job.resolve(r.rows[i][0] as FinishRow | undefined));
+      else if (r.phase === 'commit') for (const job of batch) job.reject(r.error);
+      else for (const job of batch) await this.alone(job);
+      return;
+    }
     let statementsDone = false;
     let rows: (FinishRow | undefined)[];
     try {

@@ -240,6 +240,9 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
     @if (pending(); as pk) {
       <section class="panel" aria-labelledby="pending-title">
         <h2 id="pending-title" #pendingTitle tabindex="-1">Import the certificate of {{ pk.keyid }}</h2>
+        @if (pk.version > 1) {
+          <p>A rotation: version {{ pk.version }} (a new key pair) replaces the current version once this certificate is imported; the chain must end at the same offline root.</p>
+        }
         <p>Created <app-datetime [value]="pk.createdAt" />; public key SHA-256 <code class="fingerprint">{{ fingerprint(pk.spkiSha256) }}</code>.</p>
         <h3>Certificate signing request (PEM)</h3>
         <div class="actions">
@@ -346,7 +349,7 @@ export class RootCeremonyComponent {
       const r = await firstValueFrom(this.api.ceremony(body));
       this.review.set(null);
       this.result.set(r);
-      if (r.state === 'AWAITING_CERTIFICATE' && r.csr) this.pending.set({ keyid: r.keyid, algorithm: r.algorithm, csr: r.csr, spkiSha256: r.spkiSha256, createdAt: new Date().toISOString() });
+      if (r.state === 'AWAITING_CERTIFICATE' && r.csr) this.pending.set({ keyid: r.keyid, version: 1, algorithm: r.algorithm, csr: r.csr, spkiSha256: r.spkiSha256, createdAt: new Date().toISOString() });
       setTimeout(() => this.resultTitle()?.nativeElement.focus());
     } catch (err) {
       this.problem.set(toProblem(err));

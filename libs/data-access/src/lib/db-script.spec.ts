@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { createEmptyDatabase, sql, type TempDatabase } from '../spec/temp-database';
+import { createDb, inlineParams, sqlScriptTransaction, type Db } from './db';
+
+describe(inlineParams.name, () => {
+  it.each([
+    ['ok text and cast', 'SELECT $1::text', ['a'], "SELECT 'a'::text"],
+    ['ok a quote is doubled', 'SELECT $1', ["it's"], "SELECT 'it''s'"],
+    ['ok a backslash makes an E string', 'SELECT $1', ['a\\b'], "SELECT  E'a\\\\b'"],
+    ['ok null', 'SELECT $1::uuid', [null], 'SELECT NULL::uuid'],
+    ['ok a number as a quoted literal', 'SELECT $1::bigint', [1802234977], "SELECT '1802234977'::bigint"],
+    ['ok an array in node-postgres form', 'SELECT $1::text[]', [['a', 'b"c']], `SELECT  E'{"a","b\\\\"c"}'::text[]`],
+    ['ok $10 is not $1 followed by 0', 'SELECT $10, $1', ['a', 2, 3, 4, 5, 6, 7, 8, 9, 'j'], "SELECT 'j', 'a'"],
+    ['ok placeholders in quotes and comments stay', `SELECT '$1', "$1", $1 -- $1\n`, ['x'], `SELECT '$1', "$1", 'x' -- $1\n`],
+    ['ok a doubled quote inside a literal', "SELECT 'a''$1', $1", ['x'], "SELECT 'a''$1', 'x'"],
+  ])('%s', (_name, text, values, expected) => {
+    expect(inlineParams(text, values)).toBe(expected);
+  });
+
+  it.each([
+    ['fail a NUL character (it would end the message early)', 'SELECT $1', ['a\u0000b']],
+    ['fail a binary value', 'SELECT $1', [Buffer.from('ab')]],
+    ['fail a placeholder without a value', 'SELECT $2', ['a']],
+    ['fail $0', 'SELECT $0', ['a']],
+    ['fail dollar quoting', 'SELECT $q$ $1 $q$, $1', ['a']],
+    ['fail an E string (backslash escapes)', "SELECT E'\\' $1', $1", ['a']],
+    ['fail a block comment', 'SELECT /* $1 */ $1', ['a']],
+    ['fail an unterminated literal', "SELECT 'a, $1", ['a']],
+    ['fail a $ inside an identifier', 'SELECT a$1', ['a']],
+  ])('%s', (_name, text, values) => {
+    expect(inlineParams(text, values)).toBeUndefined();
+  });
+});
+
+describe(sqlScriptTransaction.name, () => {
+  let tmp: TempDatabase;
+  let db: Db;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('script');
+    await sql(tmp.url, 'CREATE TABLE t (id int PRIMARY KEY, v text, at timestamptz, tags text[])');
+    // A constraint checked at COMMIT: the only way here to make COMMIT itself fail.
+    await sql(tmp.url, 'CREATE TABLE d (id int, CONSTRAINT d_once UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)');
+    db = createDb(tmp.url, { poolSize: 2 });
+  });
+  afterAll(async () => {
+    await db.close();
+    await tmp.drop();
+  });
+
+  it('runs every statement in one transaction and returns the rows of each', async () => {
+    const r = await sqlScriptTransaction(db, [
+      inlineParams('INSERT INTO t (id, v) VALUES ($1::int, $2) RETURNING id, v', [1, 'one']) as string,
+      inlineParams('INSERT INTO t (id, v) VALUES ($1::int, $2) RETURNING id, v, txid_current() AS tx', [2, 'two']) as string,
+      'SELECT txid_current() AS tx',
+    ]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.rows[0]).toEqual([{ id: 1, v: 'one' }]);
+    expect(r.rows[1][0]).toMatchObject({ id: 2, v: 'two' });
+    expect(r.rows[2][0]['tx']).toBe(r.rows[1][0]['tx']);
+  });
+
+  it('commits nothing when a statement fails, says so, and leaves the pool usable', async () => {
+    const r = await sqlScriptTransaction(db, [
+      "INSERT INTO t (id, v) VALUES (10, 'kept?')",
+      "INSERT INTO t (id, v) VALUES (1, 'duplicate key')",
+      "INSERT INTO t (id, v) VALUES (11, 'never run')",
+    ]);
+    expect(r).toMatchObject({ ok: false, phase: 'statements', error: { code: '23505' } });
+    expect(await sql(tmp.url, 'SELECT id FROM t WHERE id >= 10')).toEqual([]);
+    for (let i = 0; i < 3; i++) expect((await db.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('reports a failure of COMMIT itself as an unknown outcome and does not reuse the connection', async () => {
+    const before = db.pool.totalCount;
+    const r = await sqlScriptTransaction(db, ['INSERT INTO d VALUES (1)', 'INSERT INTO d VALUES (1)']);
+    expect(r).toMatchObject({ ok: false, phase: 'commit', error: { code: '23505' } });
+    expect(db.pool.totalCount).toBeLessThanOrEqual(before);
+    expect(await sql(tmp.url, 'SELECT id FROM d')).toEqual([]);
+    expect((await db.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('stores every value exactly as bound parameters would (hostile text, dates, arrays)', async () => {
+    const text = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\u0000'));
+    let id = 1000;
+    await fc.assert(
+      fc.asyncProperty(text, fc.date({ min: new Date('1970-01-01'), max: new Date('2200-01-01'), noInvalidDate: true }), fc.array(text, { maxLength: 3 }), async (v, at, tags) => {
+        const a = ++id;
+        const b = ++id;
+        const insert = 'INSERT INTO t (id, v, at, tags) VALUES ($1::int, $2, $3::timestamptz, $4::text[])';
+        const script = inlineParams(insert, [a, v, at, tags]);
+        expect(script).toBeDefined();
+        const r = await sqlScriptTransaction(db, [script as string, 'SELECT 1']);
+        expect(r.ok).toBe(true);
+        await db.pool.query(insert, [b, v, at, tags]);
+        const rows = await sql<{ same: boolean }>(
+          tmp.url,
+          'SELECT x.v IS NOT DISTINCT FROM y.v AND x.at = y.at AND x.tags IS NOT DISTINCT FROM y.tags AS same FROM t x, t y WHERE x.id = $1 AND y.id = $2',
+          [a, b],
+        );
+        expect(rows).toEqual([{ same: true }]);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -1,0 +1,89 @@
+import { hex, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import type { AuditInput, Key } from '../types';
+import { CrlRepository, type CrlScope, type CrlSigner } from './crl.repository';
+import { KeyLifecycleRepository } from './key-lifecycle.repository';
+
+const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test' });
+const PEM = '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n';
+
+describe(CrlRepository.name, () => {
+  let r: TwoReplicas;
+  beforeAll(async () => {
+    r = await openTwoReplicas('crl', 4);
+  });
+  afterAll(() => closeTwoReplicas(r));
+
+  const ca = async (): Promise<Key> =>
+    r.a.keys.create({ keyid: `ca-${hex(4)}`, type: 'CA', algorithm: 'EC_P256', hash: 'SHA256', hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 86_400_000) });
+  /** A signer that counts its calls and takes a CRL number each time (the HSM's part is not this test's). */
+  const countingSigner = (calls: { n: number }, delayMs = 0): CrlSigner => async (stored, _entries, sha, takeNumber) => {
+    if (stored && stored.entriesSha256 === sha) return null;
+    calls.n++;
+    await new Promise((res) => setTimeout(res, delayMs));
+    const crlNumber = await takeNumber();
+    return { crlNumber, der: Buffer.from(`crl ${crlNumber}`), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false };
+  };
+
+  it('ok two replicas refreshing the same version at once sign once; the second finds the first one\'s CRL', async () => {
+    const k = await ca();
+    const [a, b] = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+    const scope = await a.scope(k.keyid, null);
+    if (!scope) throw new Error('no scope');
+    const calls = { n: 0 };
+    const [x, y] = await Promise.all([a.refresh(scope, countingSigner(calls, 200)), b.refresh(scope, countingSigner(calls, 200))]);
+    expect(calls.n).toBe(1);
+    expect(x?.crlNumber).toBe(1n);
+    expect(y?.der.equals(x?.der ?? Buffer.alloc(0))).toBe(true);
+    expect(await sql(r.tmp.url, `SELECT "crlNumber"::text FROM "crl" WHERE "keyVersionId" = $1`, [scope.versionId])).toEqual([{ crlNumber: '1' }]);
+  });
+
+  it('ok CRL numbers are handed out once across a key\'s versions refreshed at the same time (one counter per key)', async () => {
+    const k = await ca();
+    const life = new KeyLifecycleRepository(r.dbA);
+    for (const v of [1, 2, 3]) await life.addVersion(k.keyid, v, { hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.rotate'));
+    const crls = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+    const always: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(), der: Buffer.from('x'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false });
+    const results = await Promise.all([1, 2, 3, 4].flatMap((v) => crls.map(async (c) => c.refresh((await c.scope(k.keyid, v)) as CrlScope, always))));
+    expect(results.map((x) => Number(x?.crlNumber)).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('ok a revocation is in the scope of the version that signed the certificate (and its renewals), not of a rotated key pair', async () => {
+    const k = await ca();
+    const life = new KeyLifecycleRepository(r.dbA);
+    const renewal = { hsmKeyId: k.hsmKeyId, certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null };
+    await life.addVersion(k.keyid, 1, renewal, event('key.renew'));
+    await life.addVersion(k.keyid, 2, { ...renewal, hsmKeyId: hex(8), certificateSerial: hex(8) }, event('key.rotate'));
+    const byVersion = { 1: 'aa01', 2: 'aa02', 3: 'aa03' } as const;
+    for (const [v, serialHex] of Object.entries(byVersion)) {
+      await r.a.certificates.insert({ issuerKeyid: k.keyid, issuerVersion: Number(v), serialHex, subjectDn: 'CN=d', notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000), pem: PEM });
+      await r.a.certificates.revoke(k.keyid, serialHex, 'keyCompromise');
+    }
+    const crls = new CrlRepository(r.dbA);
+    const serials = async (v: number | null) => {
+      const s = await crls.scope(k.keyid, v);
+      return s ? (await crls.entries(s)).map((e) => e.serialHex) : null;
+    };
+    // Versions 1 and 2 share a key pair (a renewal): one scope; version 3 is a new key pair.
+    expect(await serials(1)).toEqual(['aa01', 'aa02']);
+    expect(await serials(2)).toEqual(['aa01', 'aa02']);
+    expect(await serials(3)).toEqual(['aa03']);
+    expect(await serials(null)).toEqual(['aa03']);
+    expect(await serials(4)).toBeNull();
+    expect((await crls.liveScopes()).filter((s) => s.keyid === k.keyid).map((s) => s.version)).toEqual([1, 2, 3]);
+  });
+
+  it('ok a final CRL is never replaced, and a destroyed version is not live', async () => {
+    const k = await ca();
+    const crls = new CrlRepository(r.dbA);
+    const scope = await crls.scope(k.keyid, 1);
+    if (!scope) throw new Error('no scope');
+    const final: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true });
+    expect((await crls.refresh(scope, final))?.final).toBe(true);
+    const calls = { n: 0 };
+    expect((await crls.refresh(scope, countingSigner(calls)))?.der.toString()).toBe('final');
+    expect(calls.n).toBe(0);
+    await sql(r.tmp.url, `UPDATE "key_version" SET "destroyedAt" = now() WHERE "id" = $1`, [scope.versionId]);
+    expect((await crls.liveScopes()).some((s) => s.keyid === k.keyid)).toBe(false);
+  });
+});

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { Crl as CrlRow } from '../../generated/prisma/client';
+import { mapPrismaError, type Db, type Tx } from '../db';
+import type { KeyState, KeyType } from '../types';
+
+/** The key version a CRL belongs to (ADR 0029): a version of a ROOT or CA key. */
+export interface CrlScope {
+  keyid: string;
+  keyId: string;
+  keyType: KeyType;
+  keyState: KeyState;
+  version: number;
+  versionId: string;
+  hsmKeyId: string;
+  certificatePem: string;
+  notAfter: Date;
+  destroyedAt: Date | null;
+  /** The versions sharing this version's key pair (renewals): their certificates are this CRL's scope. */
+  keyPairVersions: number[];
+}
+
+/** One revoked serial on a CRL. */
+export interface CrlEntry {
+  serialHex: string;
+  revokedAt: Date;
+  revocationReason: string | null;
+}
+
+/** The newest CRL a version signed. */
+export interface StoredCrl {
+  crlNumber: bigint;
+  der: Buffer;
+  entriesSha256: string;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  final: boolean;
+}
+
+/** What the signer returns for {@link CrlRepository.refresh}. */
+export interface SignedCrl {
+  crlNumber: bigint;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  final: boolean;
+}
+
+/** The decision of a refresh: null keeps the stored CRL; otherwise the new one is signed (with the number given). */
+export type CrlSigner = (stored: StoredCrl | null, entries: CrlEntry[], entriesSha256: string, takeNumber: () => Promise<bigint>) => Promise<SignedCrl | null>;
+
+/** The canonical fingerprint of a revoked set: a different set needs a new CRL. */
+export function crlEntriesSha256(entries: CrlEntry[]): string {
+  const text = entries.map((e) => `${e.serialHex}@${e.revokedAt.getTime()}:${e.revocationReason ?? ''}`).join(',');
+  return createHash('sha256').update(text).digest('hex');
+}
+
+const toStored = (c: CrlRow): StoredCrl => ({
+  crlNumber: c.crlNumber,
+  der: Buffer.from(c.der),
+  entriesSha256: c.entriesSha256,
+  thisUpdate: c.thisUpdate,
+  nextUpdate: c.nextUpdate,
+  final: c.final,
+});
+
+/** Keys of the advisory locks one per key version (the 'crl:' namespace, hashed by PostgreSQL). */
+const lockCrl = (tx: Tx, versionId: string) => tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`crl:${versionId}`}, 0))`;
+
+/**
+ * CRLs per ROOT/CA key version (ADR 0029): the scope of each (the certificates and key versions its key pair
+ * signed), the newest signed one, and its refresh under a per-version transaction-scoped advisory lock, so replicas
+ * refreshing the same version at the same time sign once and the second finds the first one's CRL.
+ */
+export class CrlRepository {
+  constructor(private readonly db: Db) {}
+
+  /** A ROOT/CA key's version (null: its current version); null when there is no such key or version. */
+  async scope(keyid: string, version: number | null): Promise<CrlScope | null> {
+    const key = await this.db.prisma.key.findUnique({ where: { keyid }, select: { id: true, keyid: true, type: true, state: true, currentVersion: true, versions: { orderBy: { version: 'asc' } } } });
+    if (!key || (key.type !== 'ROOT' && key.type !== 'CA')) return null;
+    const v = key.versions.find((x) => x.version === (version ?? key.currentVersion));
+    if (!v) return null;
+    return {
+      keyid: key.keyid,
+      keyId: key.id,
+      keyType: key.type,
+      keyState: key.state,
+      version: v.version,
+      versionId: v.id,
+      hsmKeyId: v.hsmKeyId,
+      certificatePem: v.certificatePem,
+      notAfter: v.notAfter,
+      destroyedAt: v.destroyedAt,
+      keyPairVersions: key.versions.filter((x) => x.hsmKeyId === v.hsmKeyId).map((x) => x.version),
+    };
+  }
+
+  /** Every version of every ROOT/CA key whose certificate has not expired and whose HSM key still exists. */
+  async liveScopes(now = new Date()): Promise<CrlScope[]> {
+    const rows = await this.db.prisma.keyVersion.findMany({
+      where: { destroyedAt: null, notAfter: { gt: now }, key: { type: { in: ['ROOT', 'CA'] } } },
+      select: { version: true, key: { select: { keyid: true } } },
+      orderBy: [{ keyId: 'asc' }, { version: 'asc' }],
+    });
+    const scopes = await Promise.all(rows.map((r) => this.scope(r.key.keyid, r.version)));
+    return scopes.filter((s): s is CrlScope => s !== null);
+  }
+
+  async stored(versionId: string): Promise<StoredCrl | null> {
+    const c = await this.db.prisma.crl.findUnique({ where: { keyVersionId: versionId } });
+    return c ? toStored(c) : null;
+  }
+
+  /** The revoked certificates and key versions the scope's key pair signed, oldest revocation first. */
+  async entries(scope: CrlScope, tx: Tx = this.db.prisma as unknown as Tx): Promise<CrlEntry[]> {
+    const [certs, keys] = await Promise.all([
+      tx.certificate.findMany({
+        where: { issuerKeyId: scope.keyId, issuerVersion: { in: scope.keyPairVersions }, revokedAt: { not: null } },
+        select: { serialHex: true, revokedAt: true, revocationReason: true },
+      }),
+      tx.keyVersion.findMany({
+        where: { issuerKeyid: scope.keyid, issuerVersion: { in: scope.keyPairVersions }, state: 'REVOKED', revokedAt: { not: null } },
+        select: { certificateSerial: true, revokedAt: true, revocationReason: true },
+      }),
+    ]);
+    const all: CrlEntry[] = [
+      ...certs.map((c) => ({ serialHex: c.serialHex, revokedAt: c.revokedAt as Date, revocationReason: c.revocationReason })),
+      ...keys.map((k) => ({ serialHex: k.certificateSerial.toLowerCase().replace(/^0x/, ''), revokedAt: k.revokedAt as Date, revocationReason: k.revocationReason })),
+    ];
+    return all.sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime() || (a.serialHex < b.serialHex ? -1 : a.serialHex > b.serialHex ? 1 : 0));
+  }
+
+  /**
+   * Under the version's advisory lock: reads the stored CRL and the revoked set again, lets `sign` decide (and sign
+   * in the HSM, with a CRL number taken from the key's counter in this transaction) and stores the result. A final
+   * CRL is never replaced: the version's key is gone.
+   */
+  async refresh(scope: CrlScope, sign: CrlSigner): Promise<StoredCrl | null> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        await lockCrl(tx, scope.versionId);
+        const row = await tx.crl.findUnique({ where: { keyVersionId: scope.versionId } });
+        const stored = row ? toStored(row) : null;
+        if (stored?.final) return stored;
+        const entries = await this.entries(scope, tx);
+        const takeNumber = async () => {
+          const rows = await tx.$queryRaw<{ crlNumber: bigint }[]>`UPDATE "key" SET "crlNumber" = "crlNumber" + 1 WHERE "id" = ${scope.keyId}::uuid RETURNING "crlNumber"`;
+          return BigInt(rows[0].crlNumber);
+        };
+        const signed = await sign(stored, entries, crlEntriesSha256(entries), takeNumber);
+        if (!signed) return stored;
+        const data = { crlNumber: signed.crlNumber, der: new Uint8Array(signed.der), entriesSha256: crlEntriesSha256(entries), thisUpdate: signed.thisUpdate, nextUpdate: signed.nextUpdate, final: signed.final };
+        const saved = await tx.crl.upsert({ where: { keyVersionId: scope.versionId }, create: { keyVersionId: scope.versionId, ...data }, update: data });
+        return toStored(saved);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `CRL of ${scope.keyid} version ${scope.version}`);
+    }
+  }
+}
