@@ -16,25 +16,9 @@
 #define MAX_SESSIONS 1024
 #define MAX_RAW_INPUT 1024
 
-struct session {
-  CK_SESSION_HANDLE handle;
-  CK_FLAGS flags;
-  int closing;
-  int busy;
-  /* C_FindObjects */
-  int find_active;
-  CK_OBJECT_HANDLE *found;
-  size_t nfound, pos;
-  /* C_Verify (local, verify.c): its own state, a session may verify while it signs */
-  int verify_active;
-  int vmultipart;
-  size_t vkey;
-  struct ks_mech_plan vplan;
-  EVP_MD_CTX *vmd;
-  unsigned char vraw[MAX_RAW_INPUT];
-  size_t vrawlen;
-  /* C_Sign */
-  int sign_active;
+/* One sign or verify operation of a session. */
+struct op {
+  int active;
   int multipart;
   size_t key;
   struct ks_mech_plan plan;
@@ -44,6 +28,19 @@ struct session {
   /* CKM_EDDSA in parts: the message gathered by C_SignUpdate (at most KS_MAX_MESSAGE bytes, on the heap). */
   unsigned char *msg;
   size_t msglen;
+};
+
+struct session {
+  CK_SESSION_HANDLE handle;
+  CK_FLAGS flags;
+  int closing;
+  int busy;
+  /* C_FindObjects */
+  int find_active;
+  CK_OBJECT_HANDLE *found;
+  size_t nfound, pos;
+  /* C_Sign, and C_Verify (local, verify.c) on its own: a session may verify while it signs */
+  struct op signing, verifying;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -104,12 +101,22 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
   return CKR_OK;
 }
 
+static void end_op(struct op *o) {
+  EVP_MD_CTX_free(o->md);
+  o->md = NULL;
+  o->active = 0;
+  o->multipart = 0;
+  o->rawlen = 0;
+  free(o->msg);
+  o->msg = NULL;
+  o->msglen = 0;
+}
+
 static void session_free(struct session *s) {
   if (!s) return;
-  EVP_MD_CTX_free(s->vmd);
-  EVP_MD_CTX_free(s->md);
+  end_op(&s->verifying);
+  end_op(&s->signing);
   free(s->found);
-  free(s->msg);
   memset(s, 0, sizeof *s);
   free(s);
 }
@@ -603,37 +610,52 @@ CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_U
   return CKR_OK;
 }
 
-/* ---- signing ---- */
+/* ---- signing and verifying ---- */
 
 static const EVP_MD *evp_of(enum ks_hash h) { return h == KS_SHA384 ? EVP_sha384() : h == KS_SHA512 ? EVP_sha512() : EVP_sha256(); }
 
-static void end_sign(struct session *s) {
-  EVP_MD_CTX_free(s->md);
-  s->md = NULL;
-  s->sign_active = 0;
-  s->multipart = 0;
-  s->rawlen = 0;
-  free(s->msg);
-  s->msg = NULL;
-  s->msglen = 0;
+/* The sign and the verify state machines share their steps; is_sign picks the session's operation. A session in the
+ * middle of a sign order (busy) takes no other sign step; verifying is not held up by it. */
+static struct op *op_of(struct session *s, int is_sign) { return is_sign ? &s->signing : &s->verifying; }
+
+/* Under g_lock: why C_SignInit or C_VerifyInit may not start the operation, or CKR_OK. */
+static CK_RV startable(struct session *s, int is_sign) {
+  if (!s) return CKR_SESSION_HANDLE_INVALID;
+  return op_of(s, is_sign)->active || (is_sign && s->busy) ? CKR_OPERATION_ACTIVE : CKR_OK;
 }
 
-CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (!pMechanism) return CKR_ARGUMENTS_BAD;
+/* Locks g_lock and finds the session with its operation started; otherwise unlocks and says why in *rv. */
+static struct session *lock_started(CK_SESSION_HANDLE h, int is_sign, CK_RV *rv) {
   pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : (s->sign_active || s->busy) ? CKR_OPERATION_ACTIVE : CKR_OK;
+  struct session *s = find_session(h);
+  *rv = !s                          ? CKR_SESSION_HANDLE_INVALID
+        : !op_of(s, is_sign)->active ? CKR_OPERATION_NOT_INITIALIZED
+        : is_sign && s->busy         ? CKR_OPERATION_ACTIVE
+                                     : CKR_OK;
+  if (*rv == CKR_OK) return s;
   pthread_mutex_unlock(&g_lock);
-  if (rv != CKR_OK) return rv;
-  CK_OBJECT_CLASS cls;
-  const struct ks_key *k = object_of(hKey, &cls);
-  if (!k || cls != CKO_PRIVATE_KEY) return CKR_KEY_HANDLE_INVALID;
+  return NULL;
+}
+
+/* C_SignInit and C_VerifyInit first: a session that cannot start fails before the key is looked at. */
+static CK_RV init_check(CK_SESSION_HANDLE h, int is_sign, CK_MECHANISM_PTR m) {
+  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!m) return CKR_ARGUMENTS_BAD;
+  pthread_mutex_lock(&g_lock);
+  CK_RV rv = startable(find_session(h), is_sign);
+  pthread_mutex_unlock(&g_lock);
+  return rv;
+}
+
+/* C_SignInit and C_VerifyInit once the key is checked: the mechanism is planned and the digest started without
+ * g_lock; the operation starts under it unless another thread started one meanwhile. */
+static CK_RV init_op(const char *fn, CK_SESSION_HANDLE h, int is_sign, const struct ks_key *k, CK_OBJECT_HANDLE hKey,
+                     CK_MECHANISM_PTR m) {
   struct ks_mech_plan plan;
   char why[300] = "";
-  rv = ks_mech_plan(k, pMechanism, &plan, why, sizeof why);
+  CK_RV rv = ks_mech_plan(k, m, &plan, why, sizeof why);
   if (rv != CKR_OK) {
-    ks_log(KS_LOG_ERROR, "C_SignInit: %s -> %s", why, ks_rv_name(rv));
+    ks_log(KS_LOG_ERROR, "%s: %s -> %s", fn, why, ks_rv_name(rv));
     return rv;
   }
   EVP_MD_CTX *md = NULL;
@@ -645,16 +667,16 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
     }
   }
   pthread_mutex_lock(&g_lock);
-  s = find_session(hSession);
-  if (!s) rv = CKR_SESSION_HANDLE_INVALID;
-  else if (s->sign_active || s->busy) rv = CKR_OPERATION_ACTIVE;
-  else {
-    s->sign_active = 1;
-    s->multipart = 0;
-    s->key = (size_t)((hKey - 1) / 3);
-    s->plan = plan;
-    s->md = md;
-    s->rawlen = 0;
+  struct session *s = find_session(h);
+  rv = startable(s, is_sign);
+  if (rv == CKR_OK) {
+    struct op *o = op_of(s, is_sign);
+    o->active = 1;
+    o->multipart = 0;
+    o->key = (size_t)((hKey - 1) / 3);
+    o->plan = plan;
+    o->md = md;
+    o->rawlen = 0;
     md = NULL;
   }
   pthread_mutex_unlock(&g_lock);
@@ -662,58 +684,79 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
   return rv;
 }
 
-CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+/* C_SignUpdate and C_VerifyUpdate: one more part into the digest (the session's own context, under g_lock), or
+ * gathered: raw input up to MAX_RAW_INPUT, a CKM_EDDSA message up to the Keyserver's cap. A failure ends the operation. */
+static CK_RV update_op(CK_SESSION_HANDLE h, int is_sign, const unsigned char *part, size_t len) {
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (!pPart && ulPartLen) return CKR_ARGUMENTS_BAD;
-  pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->sign_active ? CKR_OPERATION_NOT_INITIALIZED : s->busy ? CKR_OPERATION_ACTIVE : CKR_OK;
-  if (rv == CKR_OK) {
-    s->multipart = 1;
-    if (s->md) {
-      if (EVP_DigestUpdate(s->md, pPart, ulPartLen) != 1) rv = CKR_FUNCTION_FAILED;
-    } else if (s->plan.message) {
-      /* PureEdDSA needs the whole message: gather it, up to the Keyserver's cap. */
-      unsigned char *grown = NULL;
-      if (ulPartLen > KS_MAX_MESSAGE - s->msglen) {
-        ks_log(KS_LOG_ERROR, "C_SignUpdate: CKM_EDDSA signs messages of at most %d bytes -> CKR_DATA_LEN_RANGE", KS_MAX_MESSAGE);
-        rv = CKR_DATA_LEN_RANGE;
-      } else if (ulPartLen && !(grown = realloc(s->msg, s->msglen + ulPartLen))) {
-        rv = CKR_HOST_MEMORY;
-      } else if (ulPartLen) {
-        memcpy(grown + s->msglen, pPart, ulPartLen);
-        s->msg = grown;
-        s->msglen += ulPartLen;
-      }
-    } else if (s->rawlen + ulPartLen > MAX_RAW_INPUT) {
+  if (!part && len) return CKR_ARGUMENTS_BAD;
+  CK_RV rv;
+  struct session *s = lock_started(h, is_sign, &rv);
+  if (!s) return rv;
+  struct op *o = op_of(s, is_sign);
+  o->multipart = 1;
+  if (o->md) {
+    if (EVP_DigestUpdate(o->md, part, len) != 1) rv = CKR_FUNCTION_FAILED;
+  } else if (o->plan.message) {
+    /* PureEdDSA (signing only: C_VerifyInit refuses Ed25519 keys) needs the whole message. */
+    unsigned char *grown = NULL;
+    if (len > KS_MAX_MESSAGE - o->msglen) {
+      ks_log(KS_LOG_ERROR, "C_SignUpdate: CKM_EDDSA signs messages of at most %d bytes -> CKR_DATA_LEN_RANGE", KS_MAX_MESSAGE);
       rv = CKR_DATA_LEN_RANGE;
-    } else {
-      memcpy(s->raw + s->rawlen, pPart, ulPartLen);
-      s->rawlen += ulPartLen;
+    } else if (len && !(grown = realloc(o->msg, o->msglen + len))) {
+      rv = CKR_HOST_MEMORY;
+    } else if (len) {
+      memcpy(grown + o->msglen, part, len);
+      o->msg = grown;
+      o->msglen += len;
     }
-    if (rv != CKR_OK) end_sign(s);
+  } else if (o->rawlen + len > MAX_RAW_INPUT) {
+    rv = CKR_DATA_LEN_RANGE;
+  } else {
+    memcpy(o->raw + o->rawlen, part, len);
+    o->rawlen += len;
   }
+  if (rv != CKR_OK) end_op(o);
   pthread_mutex_unlock(&g_lock);
   return rv;
+}
+
+/* ---- signing ---- */
+
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  CK_RV rv = init_check(hSession, 1, pMechanism);
+  if (rv != CKR_OK) return rv;
+  CK_OBJECT_CLASS cls;
+  const struct ks_key *k = object_of(hKey, &cls);
+  if (!k || cls != CKO_PRIVATE_KEY) return CKR_KEY_HANDLE_INVALID;
+  return init_op("C_SignInit", hSession, 1, k, hKey, pMechanism);
+}
+
+CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+  return update_op(hSession, 1, pPart, ulPartLen);
+}
+
+/* After the sign order: the session is free again, or freed if it was closed meanwhile. */
+static void release(struct session *s) {
+  pthread_mutex_lock(&g_lock);
+  s->busy = 0;
+  if (s->closing) session_free(s);
+  pthread_mutex_unlock(&g_lock);
 }
 
 /* C_Sign (data given) and C_SignFinal (data NULL: what C_SignUpdate gathered). */
 static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t len, int final, CK_BYTE_PTR pSignature,
                   CK_ULONG_PTR pulSignatureLen) {
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->sign_active ? CKR_OPERATION_NOT_INITIALIZED : s->busy ? CKR_OPERATION_ACTIVE : CKR_OK;
-  if (rv != CKR_OK) {
-    pthread_mutex_unlock(&g_lock);
-    return rv;
-  }
+  CK_RV rv;
+  struct session *s = lock_started(hSession, 1, &rv);
+  if (!s) return rv;
+  struct op *o = &s->signing;
   if (!pulSignatureLen || (!final && !data && len)) {
-    end_sign(s);
+    end_op(o);
     pthread_mutex_unlock(&g_lock);
     return CKR_ARGUMENTS_BAD;
   }
-  const struct ks_key *k = &g_keys.keys[s->key];
+  const struct ks_key *k = &g_keys.keys[o->key];
   size_t need = k->sig_len;
   /* A length query or a short buffer keeps the operation going and asks nothing of the Keyserver. */
   if (!pSignature || *pulSignatureLen < need) {
@@ -722,24 +765,24 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
     pthread_mutex_unlock(&g_lock);
     return rv;
   }
-  if (!final && s->multipart) {
-    end_sign(s);
+  if (!final && o->multipart) {
+    end_op(o);
     pthread_mutex_unlock(&g_lock);
     return CKR_OPERATION_ACTIVE;
   }
   /* From here on the operation ends whatever happens; the session is ours until the sign order returns. */
   s->busy = 1;
-  struct ks_mech_plan plan = s->plan;
-  EVP_MD_CTX *md = s->md;
-  s->md = NULL;
+  struct ks_mech_plan plan = o->plan;
+  EVP_MD_CTX *md = o->md;
+  o->md = NULL;
   unsigned char raw[MAX_RAW_INPUT];
-  size_t rawlen = s->rawlen;
-  memcpy(raw, s->raw, rawlen);
-  unsigned char *gathered = s->msg; /* CKM_EDDSA parts: ours now */
-  size_t gatheredlen = s->msglen;
-  s->msg = NULL;
-  s->msglen = 0;
-  end_sign(s);
+  size_t rawlen = o->rawlen;
+  memcpy(raw, o->raw, rawlen);
+  unsigned char *gathered = o->msg; /* CKM_EDDSA parts: ours now */
+  size_t gatheredlen = o->msglen;
+  o->msg = NULL;
+  o->msglen = 0;
+  end_op(o);
   pthread_mutex_unlock(&g_lock);
 
   unsigned char digest[EVP_MAX_MD_SIZE], input[256];
@@ -758,10 +801,7 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
     if (rv == CKR_OK) *pulSignatureLen = need;
     free(gathered);
     EVP_MD_CTX_free(md);
-    pthread_mutex_lock(&g_lock);
-    s->busy = 0;
-    if (s->closing) session_free(s);
-    pthread_mutex_unlock(&g_lock);
+    release(s);
     return rv;
   }
   free(gathered);
@@ -780,11 +820,7 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
   if (rv == CKR_OK) rv = ks_sign_order(&g_cfg, &g_auth, k, &plan, input, inlen, pSignature, need);
   if (rv == CKR_OK) *pulSignatureLen = need;
   EVP_MD_CTX_free(md);
-
-  pthread_mutex_lock(&g_lock);
-  s->busy = 0;
-  if (s->closing) session_free(s);
-  pthread_mutex_unlock(&g_lock);
+  release(s);
   return rv;
 }
 
@@ -798,107 +834,43 @@ CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_P
 
 /* ---- verifying (local: the public key of the key's certificate, no sign order) ---- */
 
-static void end_verify(struct session *s) {
-  EVP_MD_CTX_free(s->vmd);
-  s->vmd = NULL;
-  s->verify_active = 0;
-  s->vmultipart = 0;
-  s->vrawlen = 0;
-}
-
 CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (!pMechanism) return CKR_ARGUMENTS_BAD;
-  pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : s->verify_active ? CKR_OPERATION_ACTIVE : CKR_OK;
-  pthread_mutex_unlock(&g_lock);
+  CK_RV rv = init_check(hSession, 0, pMechanism);
   if (rv != CKR_OK) return rv;
   CK_OBJECT_CLASS cls;
   const struct ks_key *k = object_of(hKey, &cls);
   if (!k || cls == CKO_CERTIFICATE) return CKR_KEY_HANDLE_INVALID;
   /* The public key verifies (CKA_VERIFY); a private key object has no CKA_VERIFY, Ed25519 keys say false. */
   if (cls != CKO_PUBLIC_KEY || k->type == KS_KEY_ED25519) return CKR_KEY_FUNCTION_NOT_PERMITTED;
-  struct ks_mech_plan plan;
-  char why[300] = "";
-  rv = ks_mech_plan(k, pMechanism, &plan, why, sizeof why);
-  if (rv != CKR_OK) {
-    ks_log(KS_LOG_ERROR, "C_VerifyInit: %s -> %s", why, ks_rv_name(rv));
-    return rv;
-  }
-  EVP_MD_CTX *md = NULL;
-  if (plan.hashes_locally) {
-    md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, evp_of(plan.hash), NULL) != 1) {
-      EVP_MD_CTX_free(md);
-      return CKR_HOST_MEMORY;
-    }
-  }
-  pthread_mutex_lock(&g_lock);
-  s = find_session(hSession);
-  if (!s) rv = CKR_SESSION_HANDLE_INVALID;
-  else if (s->verify_active) rv = CKR_OPERATION_ACTIVE;
-  else {
-    s->verify_active = 1;
-    s->vkey = (size_t)((hKey - 1) / 3);
-    s->vplan = plan;
-    s->vmd = md;
-    s->vrawlen = 0;
-    s->vmultipart = 0;
-    md = NULL;
-  }
-  pthread_mutex_unlock(&g_lock);
-  EVP_MD_CTX_free(md);
-  return rv;
+  return init_op("C_VerifyInit", hSession, 0, k, hKey, pMechanism);
 }
 
 CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (!pPart && ulPartLen) return CKR_ARGUMENTS_BAD;
-  pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->verify_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OK;
-  if (rv == CKR_OK) {
-    s->vmultipart = 1;
-    if (s->vmd) {
-      if (EVP_DigestUpdate(s->vmd, pPart, ulPartLen) != 1) rv = CKR_FUNCTION_FAILED;
-    } else if (s->vrawlen + ulPartLen > MAX_RAW_INPUT) {
-      rv = CKR_DATA_LEN_RANGE;
-    } else {
-      memcpy(s->vraw + s->vrawlen, pPart, ulPartLen);
-      s->vrawlen += ulPartLen;
-    }
-    if (rv != CKR_OK) end_verify(s);
-  }
-  pthread_mutex_unlock(&g_lock);
-  return rv;
+  return update_op(hSession, 0, pPart, ulPartLen);
 }
 
 /* C_Verify (data given) and C_VerifyFinal (data NULL: what C_VerifyUpdate gathered); either ends the operation. */
 static CK_RV verify(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t len, int final, const unsigned char *sig,
                     size_t siglen) {
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  pthread_mutex_lock(&g_lock);
-  struct session *s = find_session(hSession);
-  CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->verify_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OK;
-  if (rv != CKR_OK) {
-    pthread_mutex_unlock(&g_lock);
-    return rv;
-  }
+  CK_RV rv;
+  struct session *s = lock_started(hSession, 0, &rv);
+  if (!s) return rv;
+  struct op *o = &s->verifying;
   if (!sig || (!final && !data && len)) rv = CKR_ARGUMENTS_BAD;
-  else if (!final && s->vmultipart) rv = CKR_OPERATION_ACTIVE; /* C_Verify does not end a multi-part verification */
-  const struct ks_key *k = &g_keys.keys[s->vkey];
-  struct ks_mech_plan plan = s->vplan;
+  else if (!final && o->multipart) rv = CKR_OPERATION_ACTIVE; /* C_Verify does not end a multi-part verification */
+  const struct ks_key *k = &g_keys.keys[o->key];
+  struct ks_mech_plan plan = o->plan;
   unsigned char msg[EVP_MAX_MD_SIZE > MAX_RAW_INPUT ? EVP_MAX_MD_SIZE : MAX_RAW_INPUT], input[256];
   size_t msglen = 0, inlen = 0;
   char why[300] = "";
-  if (rv == CKR_OK && s->vmd) {
+  if (rv == CKR_OK && o->md) {
     unsigned int dl = 0;
-    if ((!final && EVP_DigestUpdate(s->vmd, data, len) != 1) || EVP_DigestFinal_ex(s->vmd, msg, &dl) != 1) rv = CKR_FUNCTION_FAILED;
+    if ((!final && EVP_DigestUpdate(o->md, data, len) != 1) || EVP_DigestFinal_ex(o->md, msg, &dl) != 1) rv = CKR_FUNCTION_FAILED;
     msglen = dl;
   } else if (rv == CKR_OK && final) {
-    memcpy(msg, s->vraw, s->vrawlen);
-    msglen = s->vrawlen;
+    memcpy(msg, o->raw, o->rawlen);
+    msglen = o->rawlen;
   } else if (rv == CKR_OK && len > sizeof msg) {
     snprintf(why, sizeof why, "%s input of %zu bytes is too long", ks_mech_name(plan.mech), len);
     rv = CKR_DATA_LEN_RANGE;
@@ -906,7 +878,7 @@ static CK_RV verify(CK_SESSION_HANDLE hSession, const unsigned char *data, size_
     memcpy(msg, data, len);
     msglen = len;
   }
-  end_verify(s);
+  end_op(o);
   pthread_mutex_unlock(&g_lock);
   if (rv == CKR_OK && msglen > sizeof input) {
     snprintf(why, sizeof why, "%s input of %zu bytes is too long", ks_mech_name(plan.mech), msglen);
