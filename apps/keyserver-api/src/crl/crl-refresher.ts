@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicJob } from '../common/periodic-job';
 import type { CrlService } from './crl.service';
 
 /**
@@ -7,8 +8,7 @@ import type { CrlService } from './crl.service';
  * CrlRepository.refresh makes replicas that meet on a version sign it once.
  */
 export class CrlRefresher {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly job = new PeriodicJob(() => this.run());
 
   constructor(
     private readonly crls: CrlService,
@@ -17,28 +17,24 @@ export class CrlRefresher {
   ) {}
 
   start(): void {
-    void this.pass();
-    this.timer = setInterval(() => void this.pass(), this.everyMs);
-    this.timer.unref();
+    this.job.start(this.everyMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 
   /** One pass; never throws (a database or HSM outage is retried next time). */
-  async pass(): Promise<void> {
-    if (this.running) return;
-    this.running = (async () => {
-      try {
-        const signed = await this.crls.refreshAll();
-        if (signed) this.logger.info({ signed }, 'CRLs refreshed');
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, 'CRL refresh pass failed; will retry');
-      }
-    })();
-    await this.running;
-    this.running = undefined;
+  pass(): Promise<void> {
+    return this.job.pass();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      const signed = await this.crls.refreshAll();
+      if (signed) this.logger.info({ signed }, 'CRLs refreshed');
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'CRL refresh pass failed; will retry');
+    }
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { NotificationRepository, type ClaimedDelivery, type Db } from '@keyserver/data-access';
+import { PeriodicJob } from '../common/periodic-job';
 import type { NotifyConfig } from './notify-config';
 import { aboutId, emailText, notificationBody, title, webhookBody } from './render';
 import { EmailSender, postWebhook, SendFailure } from './senders';
@@ -28,8 +29,7 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number, random
 export class NotificationDispatcher {
   private readonly repo: NotificationRepository;
   private readonly email: EmailSender | null;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<DispatchPass> | undefined;
+  private readonly job = new PeriodicJob(() => this.run());
   private stopped = false;
   private lastPrune = 0;
 
@@ -43,23 +43,18 @@ export class NotificationDispatcher {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.pass(), this.cfg.pollMs);
-    this.timer.unref();
-    void this.pass();
+    this.job.start(this.cfg.pollMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.job.stop();
     this.email?.close();
   }
 
   /** One pass (never two at once in a process): expand new events, bury abandoned last attempts, send what is due. Never throws. */
-  async pass(): Promise<DispatchPass> {
-    if (this.running) return this.running;
-    this.running = this.run().finally(() => (this.running = undefined));
-    return this.running;
+  pass(): Promise<DispatchPass> {
+    return this.job.pass();
   }
 
   private async run(): Promise<DispatchPass> {

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { releaseExpiredReservations, type Db } from '@keyserver/data-access';
+import { PeriodicJob } from '../common/periodic-job';
 
 /**
  * Gives back usages whose reservation outlived its lease: the replica that took them died (kill -9, OOM) or
  * hung between reserving and storing. Every replica runs one; SKIP LOCKED lets them run at the same time.
  */
 export class UsageReaper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly job = new PeriodicJob(() => this.run());
 
   constructor(
     private readonly db: Db,
@@ -17,33 +17,28 @@ export class UsageReaper {
 
   /** Sweeps now and then every quarter lease (at least every second, at most every 15 s). */
   start(): void {
-    const every = Math.min(15_000, Math.max(1_000, Math.floor(this.leaseMs / 4)));
-    void this.sweep();
-    this.timer = setInterval(() => void this.sweep(), every);
-    this.timer.unref();
+    this.job.start(Math.min(15_000, Math.max(1_000, Math.floor(this.leaseMs / 4))));
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 
-  /** One pass; returns how many reservations it released. Never throws (a database outage is retried next time). */
-  async sweep(): Promise<number> {
-    if (this.running) return 0;
+  /** One pass; resolves to how many reservations it released. Never throws (a database outage is retried next time). */
+  sweep(): Promise<number> {
+    return this.job.pass();
+  }
+
+  private async run(): Promise<number> {
     let released = 0;
-    this.running = (async () => {
-      try {
-        for (let batch = await releaseExpiredReservations(this.db); batch.length > 0; batch = await releaseExpiredReservations(this.db)) {
-          released += batch.length;
-          for (const r of batch) this.logger.warn({ reservation: r }, 'usage reservation expired: usage given back');
-        }
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, 'usage reaper could not sweep; will retry');
+    try {
+      for (let batch = await releaseExpiredReservations(this.db); batch.length > 0; batch = await releaseExpiredReservations(this.db)) {
+        released += batch.length;
+        for (const r of batch) this.logger.warn({ reservation: r }, 'usage reservation expired: usage given back');
       }
-    })();
-    await this.running;
-    this.running = undefined;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'usage reaper could not sweep; will retry');
+    }
     return released;
   }
 }
