@@ -9,6 +9,7 @@ import {
   allAxeViolations,
   horizontalOverflow,
   launchChromium,
+  navigate,
   newSession,
   openedDialog,
   signIn,
@@ -86,15 +87,10 @@ describe('admin console for real people (desktop and phone)', () => {
     if (overflow > 0) findings.push({ screen, id: 'horizontal-scroll', help: `page scrolls ${overflow}px sideways`, targets: culprits });
   }
 
-  /** Opens a screen from the main navigation; on a phone through the Menu button first. */
+  /** Opens a screen from the main navigation (navigate); on a phone the menu closes behind it. */
   async function nav(page: Page, label: string, heading: string): Promise<void> {
     const toggle = page.locator('button.menu-toggle');
-    if (await toggle.isVisible()) {
-      if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
-      await page.locator('button.menu-toggle[aria-expanded="true"]').waitFor();
-    }
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: new RegExp(`^${label}`) }).click();
-    await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
+    await navigate(page, label, heading);
     if (await toggle.isVisible()) expect(await toggle.getAttribute('aria-expanded')).toBe('false');
   }
 

@@ -193,3 +193,26 @@ export async function openActiveSessionInConsole(page: Page, description: string
   await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
   return sessionId;
 }
+
+/**
+ * Opens a screen from the main navigation: on a phone (≤ 768 px) through the Menu button first. The console closes
+ * the menu on every NavigationEnd, so a click that lands before a late navigation (the sign-in redirect, a lazy
+ * chunk) is undone by it: open the menu and click the link again until the link was clicked, within UI_TIMEOUT.
+ * `label` matches the link's text up to a space or its end (the approvals link carries a badge: "My approvals (2 waiting)").
+ */
+export async function navigate(page: Page, label: string, heading: string): Promise<void> {
+  const toggle = page.locator('button.menu-toggle');
+  const escaped = label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: new RegExp(`^${escaped}( |$)`) });
+  const end = Date.now() + UI_TIMEOUT;
+  for (;;) {
+    try {
+      if ((await toggle.isVisible()) && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click({ timeout: 2_000 });
+      await link.click({ timeout: 2_000 });
+      break;
+    } catch (e) {
+      if (Date.now() > end) throw e;
+    }
+  }
+  await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { apiAs, auditOf, bffUserToken, userOid } from './admin-helpers';
-import { launchChromium, newSession, openedDialog, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
+import { launchChromium, navigate, newSession, openedDialog, readableSecrets, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 import { call, ciToken, run, signOrderBody } from './operations-support';
 
 type AxeFinding = Awaited<ReturnType<typeof seriousAxeViolations>>[number];
@@ -66,11 +66,7 @@ describe('admin console in Chromium', () => {
     return page.evaluate(`fetch(${JSON.stringify(path)}, ${JSON.stringify(init)}).then((r) => r.status)`) as Promise<number>;
   }
 
-  async function nav(page: Page, label: string, heading: string): Promise<void> {
-    // The link's name may carry the approval badge ("My approvals (2 waiting)").
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: new RegExp(`^${label}( |$)`) }).click();
-    await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
-  }
+  const nav = navigate;
 
   /** Picks `option` of the Material select labelled `label` (its options live in an overlay outside the dialog). */
   async function choose(page: Page, scope: ReturnType<Page['getByRole']>, label: string, option: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { apiAs, bffUserToken } from './admin-helpers';
-import { launchChromium, newSession, openActiveSessionInConsole, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
+import { launchChromium, navigate, newSession, openActiveSessionInConsole, screenshot, seriousAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 
 // Issue 15 item 5 for the administrative screen: the key detail's versions and lifecycle actions in Chromium,
 // through the keyclient (its proxy allow-list included) to the real API and SoftHSM.
@@ -28,10 +28,7 @@ describe('key lifecycle in the admin console (Chromium)', () => {
     const { page } = ada;
     page.on('dialog', (d) => void d.accept());
     await signIn(ada, p, 'ada.admin@demo.test');
-    const nav = async (label: string, heading: string) => {
-      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
-      await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
-    };
+    const nav = (label: string, heading: string) => navigate(page, label, heading);
 
     // Without a session: the versions are shown, no lifecycle action is offered.
     await nav('Keys', 'Keys');

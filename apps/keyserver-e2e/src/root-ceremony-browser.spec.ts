@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, auditOf, bffUserToken, sql, userOid, type Api } from './admin-helpers';
-import { horizontalOverflow, launchChromium, newSession, openActiveSessionInConsole, screenshot, allAxeViolations, signIn, type UserSession } from './browser-support';
+import { horizontalOverflow, launchChromium, navigate, newSession, openActiveSessionInConsole, screenshot, allAxeViolations, signIn, type UserSession } from './browser-support';
 
 // Issue 15 item 2 for the administrative screen: the ROOT key ceremony (self-signed and external root) in Chromium,
 // through the keyclient (its proxy allow-list included) to the real API and SoftHSM; the certificates are checked
@@ -37,17 +37,7 @@ describe('ROOT key ceremony in the admin console (Chromium)', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  async function nav(page: Page, label: string, heading: string): Promise<void> {
-    const toggle = page.locator('button.menu-toggle');
-    // Up to 768 px the navigation sits behind the menu button (styles.css): wait for it rather than race its render.
-    if ((page.viewportSize()?.width ?? 1280) <= 768) {
-      await toggle.waitFor();
-      if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
-      await page.locator('button.menu-toggle[aria-expanded="true"]').waitFor();
-    }
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
-  }
+  const nav = navigate;
 
   async function fillCeremony(page: Page, keyid: string, external = false): Promise<void> {
     const form = page.getByRole('form', { name: 'ROOT key ceremony' });
