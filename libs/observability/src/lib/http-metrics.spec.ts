@@ -30,7 +30,8 @@ describe(httpMetrics.name, () => {
     const metric = await registry.getSingleMetric('http_request_duration_seconds')?.get();
     const out = new Map<string, number>();
     for (const v of metric?.values ?? []) {
-      if (v.metricName !== 'http_request_duration_seconds_count') continue;
+      // A histogram's values carry the series name (MetricValueWithName); prom-client's type for get() does not say so.
+      if ((v as { metricName?: string }).metricName !== 'http_request_duration_seconds_count') continue;
       out.set(`${v.labels['method']} ${v.labels['route']} ${v.labels['status']}`, v.value);
     }
     return out;

@@ -6,6 +6,8 @@ import { Counter, Registry } from 'prom-client';
 import { metricsConfig } from './metrics-config';
 import { startMetricsServer, type MetricsServer } from './metrics-server';
 
+type RawMetricsEnv = { METRICS_HOST: string; METRICS_PORT: number; METRICS_TOKEN_FILE?: string };
+
 const TOKEN = 'metrics-token-0123456789abcdefghijklmnop';
 
 describe(startMetricsServer.name, () => {
@@ -76,7 +78,7 @@ describe(metricsConfig.name, () => {
   it.each([
     ['ok loopback without a token', { METRICS_HOST: '127.0.0.1', METRICS_PORT: 9464 }, { host: '127.0.0.1', port: 9464 }],
     ['ok any interface with a token file', { METRICS_HOST: '0.0.0.0', METRICS_PORT: 9464, METRICS_TOKEN_FILE: 'token' }, { host: '0.0.0.0', port: 9464, token: TOKEN }],
-  ])('%s', (_name, raw, expected) => {
+  ])('%s', (_name, raw: RawMetricsEnv, expected) => {
     const withDir = raw.METRICS_TOKEN_FILE ? { ...raw, METRICS_TOKEN_FILE: join(dir, raw.METRICS_TOKEN_FILE) } : raw;
     expect(metricsConfig(withDir)).toEqual(expected);
   });
@@ -86,7 +88,7 @@ describe(metricsConfig.name, () => {
     ['fail a routable address without a token', { METRICS_HOST: '10.0.0.5', METRICS_PORT: 9464 }, 'METRICS_TOKEN_FILE'],
     ['fail a missing token file', { METRICS_HOST: '127.0.0.1', METRICS_PORT: 9464, METRICS_TOKEN_FILE: 'missing' }, 'METRICS_TOKEN_FILE'],
     ['fail a short token', { METRICS_HOST: '127.0.0.1', METRICS_PORT: 9464, METRICS_TOKEN_FILE: 'short' }, 'METRICS_TOKEN_FILE'],
-  ])('%s: ConfigError naming %s', (_name, raw, variable) => {
+  ])('%s: ConfigError naming %s', (_name, raw: RawMetricsEnv, variable) => {
     const withDir = raw.METRICS_TOKEN_FILE ? { ...raw, METRICS_TOKEN_FILE: join(dir, raw.METRICS_TOKEN_FILE) } : raw;
     expect(() => metricsConfig(withDir)).toThrow(variable);
   });
