@@ -44,7 +44,7 @@ await esbuild.build({
   bundle: true,
   platform: 'node',
   format: 'cjs',
-  target: 'node20',
+  target: 'node24',
   outfile: bundle,
   tsconfig: join(root, 'tsconfig.base.json'),
   external: ['pkcs11js', 'pkijs', 'asn1js', 'pvtsutils', 'tslib'],

@@ -13,7 +13,7 @@ export async function loadTsBench(root, entry, work) {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    target: 'node24',
     outfile: bundle,
     tsconfig: join(root, 'apps/keyserver-e2e/tsconfig.json'),
     packages: 'external',

@@ -101,12 +101,12 @@ describe('docker-compose.yml', () => {
     writeFileSync(envFile, '');
     const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
     const [cmd, args] = v2.status === 0 ? ['docker', ['compose', '--env-file', envFile, 'config', '-q']] : ['docker-compose', ['--env-file', envFile, 'config', '-q']];
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET'].includes(k)));
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET', 'KEYCLIENT_DB_PASSWORD'].includes(k)));
     const r = spawnSync(cmd, args, { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
     rmSync(dir, { recursive: true, force: true });
     return r;
   };
-  const secrets = { POSTGRES_PASSWORD: 'p'.repeat(24), SESSION_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), CLIENT_SECRET: 'c' };
+  const secrets = { POSTGRES_PASSWORD: 'p'.repeat(24), SESSION_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'), CLIENT_SECRET: 'c', KEYCLIENT_DB_PASSWORD: 'k'.repeat(24) };
 
   it('is a valid Compose file', () => {
     const r = compose(secrets);

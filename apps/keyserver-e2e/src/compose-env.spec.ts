@@ -12,7 +12,7 @@ describe('scripts/compose-env.sh', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const VARS = ['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET', 'EMULATOR_PORT', 'KEYSERVER_API_PORT', 'KEYCLIENT_PORT', 'POSTGRES_PORT', 'KEYSERVER_API_METRICS_PORT', 'KEYCLIENT_METRICS_PORT', 'KEYCLIENT_HOST', 'NODE_IMAGE', 'DEBIAN_IMAGE', 'POSTGRES_IMAGE', 'LOG_LEVEL'];
+  const VARS = ['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'KEYCLIENT_DB_PASSWORD', 'CLIENT_SECRET', 'EMULATOR_PORT', 'KEYSERVER_API_PORT', 'KEYCLIENT_PORT', 'POSTGRES_PORT', 'KEYSERVER_API_METRICS_PORT', 'KEYCLIENT_METRICS_PORT', 'KEYCLIENT_HOST', 'NODE_IMAGE', 'DEBIAN_IMAGE', 'POSTGRES_IMAGE', 'LOG_LEVEL'];
   function run(file: string, env: Record<string, string> = {}) {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !VARS.includes(k)));
     return spawnSync('bash', [join(repoRoot, 'scripts', 'compose-env.sh'), file], { encoding: 'utf8', env: { ...clean, ...env } });
@@ -34,6 +34,9 @@ describe('scripts/compose-env.sh', () => {
     expect(ea['POSTGRES_PASSWORD']).toMatch(/^[0-9a-f]{48}$/);
     expect(Buffer.from(ea['SESSION_ENCRYPTION_KEY'], 'base64')).toHaveLength(32);
     expect(ea['POSTGRES_PASSWORD']).not.toBe(eb['POSTGRES_PASSWORD']);
+    expect(ea['KEYCLIENT_DB_PASSWORD']).toMatch(/^[0-9a-f]{48}$/);
+    expect(ea['KEYCLIENT_DB_PASSWORD']).not.toBe(eb['KEYCLIENT_DB_PASSWORD']);
+    expect(ea['KEYCLIENT_DB_PASSWORD']).not.toBe(ea['POSTGRES_PASSWORD']);
     expect(ea['SESSION_ENCRYPTION_KEY']).not.toBe(eb['SESSION_ENCRYPTION_KEY']);
     const tenant = JSON.parse(readFileSync(join(repoRoot, 'config', 'demo-tenant.json'), 'utf8')) as { keyserverApp: { clientSecret: string } };
     expect(ea['CLIENT_SECRET']).toBe(tenant.keyserverApp.clientSecret);
@@ -63,6 +66,7 @@ describe('scripts/compose-env.sh', () => {
     ['fail a zero-width space in CLIENT_SECRET', { CLIENT_SECRET: 'a\u200bb' }],
     ['fail an @ in POSTGRES_PASSWORD (breaks DATABASE_URL)', { POSTGRES_PASSWORD: 'pass@word-long-enough' }],
     ['fail a short POSTGRES_PASSWORD', { POSTGRES_PASSWORD: 'short' }],
+    ['fail a quote in KEYCLIENT_DB_PASSWORD (breaks the ALTER ROLE statement)', { KEYCLIENT_DB_PASSWORD: "long-enough-password'; DROP ROLE x; --" }],
     ['fail a SESSION_ENCRYPTION_KEY that is not 32 bytes', { SESSION_ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') }],
     ['fail a port that is not a number', { KEYCLIENT_PORT: '80;rm' }],
     ['fail a port with a leading zero', { EMULATOR_PORT: '0' }],

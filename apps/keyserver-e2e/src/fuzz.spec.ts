@@ -7,8 +7,9 @@ import { activeSession, apiAs, bffUserToken, type Api } from './admin-helpers';
 
 // Property-based fuzzing of every route of docs/openapi.json (issue 13): generated hostile requests (random JSON
 // shapes, unicode edge cases, case variants of real ids, huge and deep values, wrong content types and encodings)
-// with valid and invalid tokens. Never a 5xx, every 4xx is problem+json with a code, and the audit chain verifies
-// afterwards. `npm test` runs FUZZ_RUNS (default 300) cases with a fixed seed; `npm run test:fuzz` runs many more.
+// with valid and invalid tokens. Never a 5xx, every 4xx is problem+json with a code docs/openapi.json lists for that
+// operation and status (issue 14), and the audit chain verifies afterwards. `npm test` runs FUZZ_RUNS (default 300)
+// cases with a fixed seed; `npm run test:fuzz` runs many more.
 
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 300);
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261205);
@@ -135,7 +136,7 @@ describe('fuzz: every route of the OpenAPI document', () => {
     await p?.stop();
   });
 
-  it(`throws ${RUNS} generated hostile requests (seed ${SEED}) at every route: never a 5xx, always problem+json, audit valid after`, async () => {
+  it(`throws ${RUNS} generated hostile requests (seed ${SEED}) at every route: never a 5xx, always problem+json with a status and code the OpenAPI document lists, audit valid after`, async () => {
     const doc = JSON.parse(readFileSync(join(repoRoot, 'docs/openapi.json'), 'utf8'));
     const routes = routesOf(doc);
     expect(routes.length).toBeGreaterThan(30);
@@ -219,6 +220,13 @@ describe('fuzz: every route of the OpenAPI document', () => {
         accept: maybe(fc.constantFrom('application/xml', '*/*', 'text/html', 'application/json;q=0'), 3),
       });
 
+    // What docs/openapi.json promises per operation: each error status and the problem codes it may carry.
+    type ProblemResponse = { content?: Record<string, { schema?: { allOf?: { properties?: { code?: { enum?: string[] } } }[] } }> };
+    const documentedCodes = (method: string, template: string, status: number): string[] | undefined => {
+      const r = (doc.paths[template]?.[method.toLowerCase()]?.responses as Record<string, ProblemResponse> | undefined)?.[String(status)];
+      return r?.content?.['application/problem+json']?.schema?.allOf?.[1]?.properties?.code?.enum;
+    };
+    const undocumented = new Set<string>();
     const violations: string[] = [];
     let cases = 0;
     let skipped = 0;
@@ -270,6 +278,8 @@ describe('fuzz: every route of the OpenAPI document', () => {
             }
             if (!r.type.startsWith('application/problem+json') || typeof code !== 'string' || !/^[a-z0-9_]+$/.test(code)) {
               violations.push(`${where}: ${r.status} ${r.type} ${r.body.slice(0, 200)}`);
+            } else if (!documentedCodes(c.route.method, c.route.template, r.status)?.includes(code)) {
+              undocumented.add(`${c.route.method} ${c.route.template}: ${r.status} ${code}`);
             }
           }
         },
@@ -289,6 +299,8 @@ describe('fuzz: every route of the OpenAPI document', () => {
       console.log(`first audit event that does not verify: ${JSON.stringify(bad.body.items[0])}`);
     }
     expect(violations.slice(0, 20)).toEqual([]);
+    // Every answer is one the OpenAPI document lists for that operation, status and code (issue 14, item 4).
+    expect([...undocumented].sort()).toEqual([]);
     expect(verify.status).toBe(200);
     expect(verify.body.ok).toBe(true);
   }, Math.max(120_000, RUNS * 200));

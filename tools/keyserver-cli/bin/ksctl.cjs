@@ -51,7 +51,7 @@ if (stale()) {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    target: 'node24',
     tsconfig: join(project, 'tsconfig.app.json'),
     logLevel: 'error',
   });

@@ -35,6 +35,13 @@ describe(problemCodes.name, () => {
     expect([...m.values()].flat()).not.toContain('route_authorization_misconfigured');
   });
 
+  it.each([
+    ['ok a path with parameters: the router\'s 404 not_found', true, ['not_found']],
+    ['ok a path without parameters: no 404', false, undefined],
+  ])('%s', (_n, hasPathParams, expected) => {
+    expect(problemCodes({ isPublic: true, sources: [] }, false, hasPathParams).get(404)).toEqual(expected);
+  });
+
   it('ok every token error a route declares is shown as the single invalid_token (the reason is logged only)', () => {
     const m = problemCodes({ isPublic: false, sources: [problemSource(TokenError, TOKEN_ERROR_CODES)] }, false);
     expect(m.get(401)).toEqual(['invalid_token']);
@@ -59,6 +66,34 @@ describe('docs/openapi.json', () => {
         expect(schema?.allOf[1].properties.code.enum.length).toBeGreaterThan(0);
       }
     }
+  });
+
+  const codesOf = (op: Op, status: number) => op.responses[String(status)]?.content?.['application/problem+json']?.schema.allOf[1].properties.code.enum ?? [];
+
+  it('documents the body parser\'s refusals on every POST, PUT, PATCH and DELETE, with or without a declared body', () => {
+    const bodyOps = ops.filter((o) => ['post', 'put', 'patch', 'delete'].includes(o.method));
+    expect(bodyOps.map((o) => `${o.method} ${o.path}`)).toContain('post /api/v1/operations/{id}/approvals');
+    for (const { path, method, op } of bodyOps) {
+      const shown = { path, method, 400: codesOf(op, 400).includes('invalid_json'), 413: codesOf(op, 413).includes('payload_too_large'), 415: codesOf(op, 415).includes('unsupported_media_type') };
+      expect(shown).toEqual({ path, method, 400: true, 413: true, 415: true });
+    }
+  });
+
+  it.each([
+    ['ok a key administration route', 'post', '/api/v1/keys'],
+    ['ok the key limits', 'put', '/api/v1/keys/{keyid}/limits'],
+    ['ok a role change', 'patch', '/api/v1/roles/{name}'],
+    ['ok a subject change', 'patch', '/api/v1/subjects/{id}'],
+    ['ok a device profile', 'put', '/api/v1/keys/{keyid}/device-profile'],
+  ])('%s takes X-Admin-Session: documents the four-eyes gate\'s 403 codes', (_n, method, path) => {
+    expect(codesOf(doc.paths[path][method], 403)).toEqual(expect.arrayContaining(['admin_session_required', 'admin_session_not_participant']));
+  });
+
+  it.each([
+    ['ok reading a key', 'get', '/api/v1/keys/{keyid}'],
+    ['ok a sign order', 'post', '/api/signorders'],
+  ])('%s takes no X-Admin-Session: no four-eyes code', (_n, method, path) => {
+    expect(codesOf(doc.paths[path][method], 403)).not.toContain('admin_session_required');
   });
 
   it('gives public routes no security requirement and the others a 401', () => {

@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import { METHOD_METADATA } from '@nestjs/common/constants';
+import { METHOD_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import { AUTHZ_ERROR_CODES, AuthzError, PUBLIC_ROUTE_KEY } from '@keyserver/authz';
@@ -8,6 +8,8 @@ import { DataAccessError, DataAccessErrorCode } from '@keyserver/data-access';
 import { KeyserverError, PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { BootstrapError, BootstrapErrorCode } from '../bootstrap/bootstrap-error';
+import { adminSessionHeaderValue } from '../admin-sessions/admin-request';
+import { AdminSessionError, AdminSessionErrorCode } from '../admin-sessions/admin-session-error';
 
 /** Codes of one error class with the status each maps to (taken from the class itself, never copied). */
 export interface ProblemSource {
@@ -59,6 +61,12 @@ const BODY_PARSER_STATUS: Record<string, number> = {
   'charset.unsupported': 415,
 };
 
+/**
+ * Methods whose requests the HTTP edge parses a body of, whether or not the route declares one (an action such as
+ * `POST …/approvals` takes `{}`): a body sent there meets the body parser's refusals.
+ */
+const BODY_METHODS = new Set(['post', 'put', 'patch', 'delete']);
+
 /** A route with a request body: the body parser's and the media-type checks' codes. */
 const BODY_ROUTE: ProblemSource[] = [
   problemSource(ApiError, [ApiErrorCode.MalformedJson, ApiErrorCode.PayloadTooLarge, ApiErrorCode.UnsupportedMediaType, ApiErrorCode.JsonTooDeep]),
@@ -75,9 +83,18 @@ const SECURED_ROUTE: ProblemSource[] = [
   problemSource(BootstrapError, [BootstrapErrorCode.NotBootstrapped]),
 ];
 
+/** A route that takes X-Admin-Session: the four-eyes gate's refusals (AdminSessionGate). */
+export const ADMIN_SESSION_PROBLEMS = problemSource(AdminSessionError, [AdminSessionErrorCode.AdminSessionRequired, AdminSessionErrorCode.AdminSessionNotParticipant]);
+
 export interface RouteFacts {
   isPublic: boolean;
   sources: ProblemSource[];
+}
+
+/** Whether a handler takes the X-Admin-Session header (an `@AdminSessionHeader()` parameter). */
+function takesAdminSession(ctrl: object, name: string): boolean {
+  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, ctrl, name) ?? {}) as Record<string, { factory?: unknown }>;
+  return Object.values(args).some((a) => a.factory === adminSessionHeaderValue);
 }
 
 /** Route facts keyed by the document's default operationId (`Controller_handler`). */
@@ -98,6 +115,7 @@ function routeFacts(app: INestApplication): Map<string, RouteFacts> {
         sources: [
           ...(reflector.get<ProblemSource[] | undefined>(API_PROBLEMS_KEY, ctrl) ?? []),
           ...(reflector.get<ProblemSource[] | undefined>(API_PROBLEMS_KEY, handler) ?? []),
+          ...(takesAdminSession(ctrl, name) ? [ADMIN_SESSION_PROBLEMS] : []),
         ],
       });
     }
@@ -112,9 +130,15 @@ interface Operation {
   responses: Record<string, { description: string; content?: unknown }>;
 }
 
+/**
+ * A route with path parameters: a value the router cannot match (too long for a parameter, a malformed escape)
+ * leaves the request on no route, answered 404 `not_found`.
+ */
+const PATH_PARAM_ROUTE: ProblemSource[] = [problemSource(ApiError, [ApiErrorCode.NotFound])];
+
 /** The codes a route can answer with, grouped by status (sorted, without duplicates). */
-export function problemCodes(facts: RouteFacts, hasBody: boolean): Map<number, string[]> {
-  const sources = [...ANY_ROUTE, ...(hasBody ? BODY_ROUTE : []), ...(facts.isPublic ? [] : SECURED_ROUTE), ...facts.sources];
+export function problemCodes(facts: RouteFacts, hasBody: boolean, hasPathParams = false): Map<number, string[]> {
+  const sources = [...ANY_ROUTE, ...(hasBody ? BODY_ROUTE : []), ...(hasPathParams ? PATH_PARAM_ROUTE : []), ...(facts.isPublic ? [] : SECURED_ROUTE), ...facts.sources];
   const byStatus = new Map<number, Set<string>>();
   for (const s of sources) {
     for (const c of s.codes) {
@@ -149,11 +173,11 @@ const REASON: Record<number, string> = {
  */
 export function documentProblems(app: INestApplication, doc: { paths: Record<string, Record<string, Operation>> }): void {
   const facts = routeFacts(app);
-  for (const ops of Object.values(doc.paths)) {
-    for (const op of Object.values(ops)) {
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
       const f = (op.operationId && facts.get(op.operationId)) || { isPublic: false, sources: [] };
       if (f.isPublic) op.security = [];
-      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined)) {
+      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined || BODY_METHODS.has(method), path.includes('{'))) {
         op.responses[String(status)] = {
           description: `${REASON[status] ?? 'Error'}. \`code\`: ${codes.map((c) => `\`${c}\``).join(', ')}.`,
           content: {

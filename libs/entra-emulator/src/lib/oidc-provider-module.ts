@@ -60,8 +60,8 @@ export interface OidcProviderModule {
   errors: Record<string, new (description?: string) => Error>;
 }
 
-// Only these two known-harmless notices are dropped: Node 20 is supported by this repo, and the
-// token endpoint deliberately hands oidc-provider a body already parsed by Express.
+// Only these two known-harmless notices are dropped: oidc-provider's runtime check (the repo pins its Node LTS in
+// .nvmrc, ADR 0013), and the token endpoint deliberately handing oidc-provider a body already parsed by Express.
 const SILENCED = ['oidc-provider WARNING: Unsupported runtime', 'oidc-provider WARNING: already parsed request body'];
 let filterInstalled = false;
 
@@ -78,7 +78,7 @@ function installWarningFilter(): void {
 
 let cached: OidcProviderModule | undefined;
 
-/** Loads oidc-provider (ESM, loaded through require(esm) or jest's transform) with its Node 20 warning silenced. */
+/** Loads oidc-provider (ESM, loaded through require(esm) or jest's transform) with its runtime warning silenced. */
 export function loadOidcProvider(): OidcProviderModule {
   if (!cached) {
     installWarningFilter();

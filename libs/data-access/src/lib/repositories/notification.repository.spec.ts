@@ -112,6 +112,16 @@ describe(NotificationRepository.name, () => {
     expect((await a.notifications.eventsOf(op.id))[0].expanded).toBe(true);
   });
 
+  it('makes no webhook call for an event whose every recipient opted out of webhooks, and still emails them', async () => {
+    const s = await scene(1, 2);
+    for (const p of s.approvers) await a.notifications.setOptOuts(p.id, { webhookEnabled: false }, AUDIT);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: ['teams', 'ops'] });
+    const rows = await a.notifications.deliveriesOf(op.id);
+    expect(rows.map((r) => r.channel)).toEqual(['EMAIL', 'EMAIL']);
+    expect((await a.notifications.eventsOf(op.id))[0].expanded).toBe(true);
+  });
+
   it('creates no email delivery when SMTP is not configured', async () => {
     const s = await scene(1, 2);
     const op = await order(s);
