@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: every check and every test, in the order a failure is cheapest to find.
-// generate Prisma client -> lint (ESLint, then Redocly on docs/openapi.json) -> build -> unit/integration tests per project -> end-to-end tests.
+// generate Prisma client -> lint (ESLint, tsc on the specs, then Redocly on docs/openapi.json) -> build -> unit/integration tests per project -> end-to-end tests.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -42,6 +42,7 @@ const want = (name) => only.length === 0 || only.includes(name);
 
 if (want('generate')) step('prisma client', 'npm', ['run', '-s', 'db:generate']);
 if (want('lint')) step('lint', 'npx', ['nx', 'run-many', '-t', 'lint', '--parallel=2']);
+if (want('lint')) step('types of specs, e2e and bench (tsc --noEmit)', 'node', ['scripts/typecheck.mjs']);
 if (want('lint')) step('OpenAPI lint (Redocly, 0 errors and 0 warnings)', 'node', ['scripts/lint-openapi.mjs']);
 if (want('build')) step('build', 'npx', ['nx', 'run-many', '-t', 'build', '--parallel=2']);
 // Test results are never taken from the Nx cache: a test run must run the tests.
