@@ -1,12 +1,11 @@
 // Medium tier: the service with its real repositories on a real PostgreSQL (src/testing/medium.ts).
 import { Permission, type KeyGrant, type Nature } from '@keyserver/api-contract';
-import { createDb, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, type Db } from '@keyserver/data-access';
-import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
-import { codeOf, mediumActor, seedKey } from '../testing/medium';
+import { KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, type Db } from '@keyserver/data-access';
+import { codeOf, mediumActor, mediumDatabase, seedKey } from '../testing/medium';
 import { KeysService } from './keys.service';
 
 describe(`${KeysService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
+  const pg = mediumDatabase('ks_api_medium_keys');
   let db: Db;
   let service: KeysService;
   let fw1: string;
@@ -14,16 +13,11 @@ describe(`${KeysService.name} (medium: real PostgreSQL)`, () => {
   let ca: string;
 
   beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_keys');
-    db = createDb(tmp.url);
+    db = pg.db;
     service = new KeysService(new KeyRepository(db), new KeyLimitsRepository(db), new KeyLifecycleRepository(db));
     fw1 = await seedKey(db);
     fw2 = await seedKey(db);
     ca = await seedKey(db, { type: 'CA', prefix: 'ca' });
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
   });
 
   // The visibility policy (docs/auth.md §5): administrators and auditors see every key, others the keys they hold

@@ -2,15 +2,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
-import { AdminSessionRepository, AuditRepository, createDb, NotificationRepository, type Db } from '@keyserver/data-access';
-import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { AdminSessionRepository, AuditRepository, NotificationRepository, type Db } from '@keyserver/data-access';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
-import { activeAdminSession, mediumActor } from '../testing/medium';
+import { activeAdminSession, mediumActor, mediumDatabase } from '../testing/medium';
 import { NotificationsService } from './notifications.service';
 
 describe(`${NotificationsService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
+  const pg = mediumDatabase('ks_api_medium_notify');
   let db: Db;
   let audit: AuditRepository;
   let service: NotificationsService;
@@ -18,16 +17,11 @@ describe(`${NotificationsService.name} (medium: real PostgreSQL)`, () => {
   let session: string;
 
   beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_notify');
-    db = createDb(tmp.url);
+    db = pg.db;
     audit = new AuditRepository(db);
     service = new NotificationsService(new NotificationRepository(db), new AdminSessionGate(new AdminSessionRepository(db)), new Audited(audit));
     admin = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
     session = await activeAdminSession(db, admin, await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin));
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
   });
 
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;

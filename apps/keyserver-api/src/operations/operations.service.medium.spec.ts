@@ -3,16 +3,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Permission, type KeyGrant, type Nature } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
-import { AuditRepository, createDb, KeyLimitsRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
-import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { AuditRepository, KeyLimitsRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import { AuditService } from '../audit/audit.service';
 import { Audited } from '../common/audited';
-import { codeOf, MEDIUM_TENANT, mediumActor, seedKey } from '../testing/medium';
+import { codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase, seedKey } from '../testing/medium';
 import { OperationsService } from './operations.service';
 
 describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
+  const pg = mediumDatabase('ks_api_medium_ops');
   let db: Db;
   let subjects: SubjectRepository;
   let operations: OperationRepository;
@@ -20,16 +19,11 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
   let service: OperationsService;
 
   beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_ops');
-    db = createDb(tmp.url);
+    db = pg.db;
     subjects = new SubjectRepository(db);
     operations = new OperationRepository(db);
     audit = new AuditRepository(db);
     service = new OperationsService(operations, subjects, new KeyLimitsRepository(db), new Audited(audit));
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
   });
 
   /** A registered user holding `natures` and `grants` on `keyids`, as the guard hands it to the service. */
@@ -80,20 +74,10 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
 });
 
 describe(`${AuditService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_audit');
-    db = createDb(tmp.url);
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
-  });
+  const pg = mediumDatabase('ks_api_medium_audit');
 
   it('records a refused query (validation) as DENIED validation_failed, through the one audited wrapper', async () => {
-    const audit = new AuditRepository(db);
+    const audit = new AuditRepository(pg.db);
     const service = new AuditService(audit, new Audited(audit));
     const principal: Principal = { kind: 'user', channel: 'bff', tid: MEDIUM_TENANT, oid: randomUUID(), sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
     const auditor = authorize(principal, { subjectId: randomUUID(), kind: 'USER', enabled: true, natures: ['AUDITOR'], keyGrants: {} }, Permission.AuditRead);

@@ -2,15 +2,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
-import { AdminSessionRepository, AuditRepository, createDb, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
-import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { AdminSessionRepository, AuditRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
-import { activeAdminSession, codeOf, MEDIUM_TENANT, mediumActor } from '../testing/medium';
+import { activeAdminSession, codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
 import { SubjectsService } from './subjects.service';
 
 describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
+  const pg = mediumDatabase('ks_api_medium_subjects');
   let db: Db;
   let subjects: SubjectRepository;
   let audit: AuditRepository;
@@ -19,8 +18,7 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
   let session: string;
 
   beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_subjects');
-    db = createDb(tmp.url);
+    db = pg.db;
     subjects = new SubjectRepository(db);
     audit = new AuditRepository(db);
     service = new SubjectsService(subjects, new KeyRepository(db), new AdminSessionGate(new AdminSessionRepository(db)), new Audited(audit));
@@ -28,10 +26,6 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
     session = await activeAdminSession(db, admin, await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin));
     await subjects.upsertRole('medium-signers', ['SIGNER']);
     await subjects.upsertRole('medium-approvers', ['APPROVER']);
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
   });
 
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;

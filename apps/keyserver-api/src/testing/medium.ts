@@ -3,8 +3,32 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { KeyGrant, Nature, Permission } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
-import { AdminSessionRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
+
+/**
+ * The suite's database: a fresh, migrated PostgreSQL database `<prefix>_<random>` created before its tests and
+ * dropped after them (jest hooks of the calling describe). Read `.db` in the suite's own hooks and tests.
+ */
+export function mediumDatabase(prefix: string): { readonly db: Db } {
+  let tmp: TempDatabase | undefined;
+  let db: Db | undefined;
+  beforeAll(async () => {
+    tmp = await createTestDatabase(prefix);
+    db = createDb(tmp.url);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await tmp?.drop();
+  });
+  return {
+    get db(): Db {
+      if (!db) throw new Error('the medium database exists inside the suite\'s hooks and tests only');
+      return db;
+    },
+  };
+}
 
 /** The tenant every medium-tier subject belongs to. */
 export const MEDIUM_TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
