@@ -29,7 +29,7 @@ describe(`${AdminSessionsService.name} (medium: real PostgreSQL)`, () => {
       PKCS11_PIN: '123456',
       ADMIN_SESSION_APPROVALS: '2',
     });
-    service = new AdminSessionsService(sessions, new SubjectRepository(pg.db), audit, config, new Audited(audit));
+    service = new AdminSessionsService(sessions, new SubjectRepository(pg.db), config, new Audited(audit));
     ada = await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.AdminSessionsManage);
     bob = await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.AdminSessionsManage);
   });
