@@ -6,7 +6,7 @@ import { AdminSessionRepository, AuditRepository, KeyLifecycleRepository, KeyLim
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
 import { KeysService } from '../keys/keys.service';
-import { activeAdminSession, codeOf, mediumActor, mediumDatabase, seedKey } from '../testing/medium';
+import { adminInSession, codeOf, mediumDatabase, seedKey } from '../testing/medium';
 import { KeyLimitsService } from './key-limits.service';
 
 describe(`${KeyLimitsService.name} (medium: real PostgreSQL)`, () => {
@@ -24,8 +24,7 @@ describe(`${KeyLimitsService.name} (medium: real PostgreSQL)`, () => {
     const keys = new KeyRepository(pg.db);
     const views = new KeysService(keys, limits, new KeyLifecycleRepository(pg.db));
     service = new KeyLimitsService(keys, limits, new AdminSessionGate(new AdminSessionRepository(pg.db)), new Audited(audit), views);
-    admin = await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.KeysAdmin);
-    session = await activeAdminSession(pg.db, admin, await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.KeysAdmin));
+    ({ admin, session } = await adminInSession(pg.db, Permission.KeysAdmin));
     keyid = await seedKey(pg.db, { requiredApprovers: 1 });
   });
 

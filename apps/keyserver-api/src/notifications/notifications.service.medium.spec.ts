@@ -5,7 +5,7 @@ import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, NotificationRepository, type Db } from '@keyserver/data-access';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
-import { activeAdminSession, mediumActor, mediumDatabase } from '../testing/medium';
+import { adminInSession, mediumActor, mediumDatabase } from '../testing/medium';
 import { NotificationsService } from './notifications.service';
 
 describe(`${NotificationsService.name} (medium: real PostgreSQL)`, () => {
@@ -20,8 +20,7 @@ describe(`${NotificationsService.name} (medium: real PostgreSQL)`, () => {
     db = pg.db;
     audit = new AuditRepository(db);
     service = new NotificationsService(new NotificationRepository(db), new AdminSessionGate(new AdminSessionRepository(db)), new Audited(audit));
-    admin = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
-    session = await activeAdminSession(db, admin, await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin));
+    ({ admin, session } = await adminInSession(db, Permission.SubjectsAdmin));
   });
 
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;

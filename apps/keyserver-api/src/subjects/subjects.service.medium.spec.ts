@@ -5,7 +5,7 @@ import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
-import { activeAdminSession, codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
+import { adminInSession, codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
 import { SubjectsService } from './subjects.service';
 
 describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
@@ -22,8 +22,7 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
     subjects = new SubjectRepository(db);
     audit = new AuditRepository(db);
     service = new SubjectsService(subjects, new KeyRepository(db), new AdminSessionGate(new AdminSessionRepository(db)), new Audited(audit));
-    admin = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
-    session = await activeAdminSession(db, admin, await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin));
+    ({ admin, session } = await adminInSession(db, Permission.SubjectsAdmin));
     await subjects.upsertRole('medium-signers', ['SIGNER']);
     await subjects.upsertRole('medium-approvers', ['APPROVER']);
   });

@@ -77,10 +77,15 @@ export async function mediumActor(
   return authorize(principal, { subjectId: s.id, kind: 'USER', enabled: true, natures: found?.natures ?? [], keyGrants: found?.keyPermissions ?? {} }, permission);
 }
 
-/** An ACTIVE administrative session opened by `creator` and authorized by `approver` (four eyes); its id. */
-export async function activeAdminSession(db: Db, creator: Actor, approver: Actor): Promise<string> {
+/**
+ * An administrator (with `permission`) in an ACTIVE administrative session that a second administrator authorized
+ * (four eyes): what every administrative change needs.
+ */
+export async function adminInSession(db: Db, permission: Permission): Promise<{ admin: Actor; session: string }> {
+  const admin = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, permission);
+  const second = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, permission);
   const sessions = new AdminSessionRepository(db);
-  const s = await sessions.open({ description: 'medium test', creatorId: creator.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000) });
-  await sessions.authorize(s.id, approver.subjectId);
-  return s.id;
+  const s = await sessions.open({ description: 'medium test', creatorId: admin.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000) });
+  await sessions.authorize(s.id, second.subjectId);
+  return { admin, session: s.id };
 }
