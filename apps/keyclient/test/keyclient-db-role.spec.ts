@@ -54,6 +54,36 @@ describe('keyclient database role (keyserver_keyclient)', () => {
     }
   });
 
+  // The statements above are examples; these two read the catalogue, so a table, sequence or function that a later
+  // migration adds is covered without being named here.
+  it('fail holding any right on a table, view or sequence outside its own schema (every one in the catalogue)', async () => {
+    const r = await kc.query(`
+      SELECT n.nspname || '.' || c.relname AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+         AND n.nspname NOT IN ('keyclient', 'pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+         AND (CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE')
+                   ELSE has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') END)
+       ORDER BY 1`);
+    const all = await kc.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'`);
+    expect(all.rows[0].n).toBeGreaterThan(20);
+    expect(r.rows.map((x: { name: string }) => x.name)).toEqual([]);
+  });
+
+  it('fail executing any Keyserver function that can be called directly (trigger functions cannot be)', async () => {
+    const r = await kc.query(`
+      SELECT p.oid::regprocedure::text AS name
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname NOT IN ('keyclient', 'pg_catalog', 'information_schema')
+         AND p.prorettype <> 'trigger'::regtype AND has_function_privilege(p.oid, 'EXECUTE')
+       ORDER BY 1`);
+    expect(r.rows.map((x: { name: string }) => x.name)).toEqual([]);
+  });
+
+  it('fail creating anything in the Keyserver schema', async () => {
+    expect((await kc.query(`SELECT has_schema_privilege('public', 'CREATE') AS ok`)).rows[0].ok).toBe(false);
+  });
+
   it('ok uses its own session table', async () => {
     const now = new Date();
     await kc.query(

@@ -24,7 +24,7 @@ import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verif
 import { EDGE, type EdgeServices } from './edge/edge';
 import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
 import { bootstrapCommand } from './bootstrap/bootstrap';
-import { InstallationRepository } from '@keyserver/data-access';
+import { InstallationRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 
 function migrationsDir(): string | undefined {
@@ -102,7 +102,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   crlRefresher.start();
   // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
   const notifyDb = createDb(config.databaseUrl, { ...config.database, poolSize: config.notify.dbPoolSize });
-  const dispatcher = new NotificationDispatcher(notifyDb, logger, config.notify);
+  const dispatcher = new NotificationDispatcher(new NotificationRepository(notifyDb), logger, config.notify);
   dispatcher.start();
   exitOnSignals(logger, async () => {
     await reaper.stop();

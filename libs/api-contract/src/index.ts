@@ -13,7 +13,7 @@ export {
   SUBJECT_KINDS,
   type SubjectKind,
 } from './lib/access';
-export { isUuid, KeyIdRef, UUID_PATTERN } from './lib/ids';
+export { isNewKeyId, isUuid, KeyIdRef, NEW_KEYID_PATTERN, UUID_PATTERN } from './lib/ids';
 export {
   CreateOperationRequest,
   OperationProvenance,

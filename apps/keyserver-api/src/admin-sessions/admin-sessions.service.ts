@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { CreateAdminSessionRequest, type AdminSessionList, type AdminSessionListQuery, type AdminSessionView } from '@keyserver/api-contract';
-import { AdminSessionRepository, AuditRepository, DataAccessError, SubjectRepository, type AdminSession } from '@keyserver/data-access';
+import { AdminSessionRepository, DataAccessError, SubjectRepository, type AdminSession } from '@keyserver/data-access';
 import type { Actor } from '../common/actor';
 import { API_CONFIG } from '../app/tokens';
 import { AdminSessionError, AdminSessionErrorCode } from './admin-session-error';
@@ -23,7 +23,6 @@ export class AdminSessionsService {
   constructor(
     private readonly sessions: AdminSessionRepository,
     private readonly subjects: SubjectRepository,
-    private readonly audit: AuditRepository,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
   ) {}
@@ -42,6 +41,7 @@ export class AdminSessionsService {
         },
         { ...a.event, details: { description: dto.description, authorizationsRequired: adminSessionApprovals } },
       );
+      a.committed();
       return this.view(s);
     });
   }
@@ -53,12 +53,11 @@ export class AdminSessionsService {
       const existing = await this.find(id);
       // The creator already counts as one authorization.
       if (existing.creatorId === actor.subjectId) throw new AdminSessionError(AdminSessionErrorCode.AlreadyAuthorized, 'the creator already counts as one authorization');
+      // The authorization, its event and (when it activates the session) admin_session.activated: one transaction.
       const r = await this.sessions.authorize(id, actor.subjectId, a.event).catch((err: unknown) => {
         throw this.translate(err);
       });
-      if (r.activated) {
-        await this.audit.append({ ...a.event, action: 'admin_session.activated', details: { authorizedBy: [r.session.creatorId, ...r.session.approverIds] } });
-      }
+      a.committed();
       return this.view(r.session);
     });
   }
@@ -71,6 +70,7 @@ export class AdminSessionsService {
       const s = await this.sessions.close(id, a.event).catch((err: unknown) => {
         throw this.translate(err);
       });
+      a.committed();
       return this.view(s);
     });
   }

@@ -1,8 +1,8 @@
 import { hostname, userInfo } from 'node:os';
+import { isUuid } from '@keyserver/api-contract';
 import { AuditRepository, createDb, DataAccessError, InstallationRepository, type AuditInput, type BootstrapAdmin } from '@keyserver/data-access';
 import { BootstrapError, BootstrapErrorCode } from './bootstrap-error';
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NAME = /^[^\u0000-\u001f\u007f-\u009f]{1,128}$/;
 
@@ -21,7 +21,7 @@ export function parseBootstrapAdmins(values: string[], tenantId: string, minimum
     const tid = tidRaw.trim().toLowerCase();
     const oid = oidRaw.trim().toLowerCase();
     const displayName = nameParts.join(':').trim() || `Administrator ${oid.slice(0, 8)}`;
-    if (!GUID.test(tid) || !GUID.test(oid)) throw new BootstrapError(BootstrapErrorCode.InvalidAdministrator, `"${raw.slice(0, 100)}" is not TENANT_ID:OBJECT_ID[:NAME] with two GUIDs`);
+    if (!isUuid(tid) || !isUuid(oid)) throw new BootstrapError(BootstrapErrorCode.InvalidAdministrator, `"${raw.slice(0, 100)}" is not TENANT_ID:OBJECT_ID[:NAME] with two GUIDs`);
     if (tid !== tenantId.toLowerCase()) throw new BootstrapError(BootstrapErrorCode.InvalidAdministrator, `administrator ${oid} is in tenant ${tid}, not in TENANT_ID ${tenantId}: such tokens are refused`);
     if (!NAME.test(displayName)) throw new BootstrapError(BootstrapErrorCode.InvalidAdministrator, `the display name of ${oid} must be 1-128 characters without control characters`);
     if (!seen.has(oid)) seen.set(oid, { tid, oid, displayName });

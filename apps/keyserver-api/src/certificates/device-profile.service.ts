@@ -39,7 +39,7 @@ export class DeviceProfileService {
 
   async get(actor: Actor, keyid: string): Promise<DeviceProfileView> {
     const key = keyid.length <= 128 ? await this.keys.findByKeyid(keyid) : null;
-    if (!key || !maySee(actor, key)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
+    if (!key || !visibility.key(actor, key.keyid)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
     if (key.type !== 'CA') throw new CertificateError(CertificateErrorCode.DeviceProfileNotApplicable, `${key.keyid} is a ${key.type} key; only CA keys have a device profile`);
     return { keyid: key.keyid, ...storedDeviceProfile(key) };
   }
@@ -58,11 +58,6 @@ export class DeviceProfileService {
       return { keyid: key.keyid, ...storedDeviceProfile(key) };
     });
   }
-}
-
-// Administrators and auditors see every key; others only keys they hold a permission on (as GET /keys/{keyid}).
-function maySee(actor: Actor, key: Key): boolean {
-  return visibility.key(actor, key.keyid);
 }
 
 /**

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import {
   ImportCertificateRequest,
+  isNewKeyId,
   NewKeyVersionRequest,
   NoBodyRequest,
   RootCeremonyRequest,
@@ -45,7 +46,6 @@ const anchorOf = (chainPem: string): X509Certificate | null => {
 };
 
 const DAY_MS = 86_400_000;
-const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
 /**
  * The key lifecycle in ACTIVE four-eyes admin sessions (docs/adr/0020-bootstrap-and-key-lifecycle.md): the ROOT
@@ -158,12 +158,12 @@ export class KeyLifecycleService {
 
   /** The CSR of a key awaiting its first certificate, or of an externally certified key's pending rotation. */
   async pending(keyid: string): Promise<z.infer<typeof PendingKeyView>> {
-    const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
+    const p = isNewKeyId(keyid) ? await this.lifecycle.findPending(keyid) : null;
     if (p) {
       const hsmKey = await this.signer.getKey(p.hsmKeyId);
       return { keyid: p.keyid, version: 1, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
     }
-    const key = KEYID.test(keyid) ? await this.keys.findByKeyid(keyid) : null;
+    const key = isNewKeyId(keyid) ? await this.keys.findByKeyid(keyid) : null;
     const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
     if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
     const hsmKey = await this.signer.getKey(pv.hsmKeyId);
@@ -175,7 +175,7 @@ export class KeyLifecycleService {
       const session = await this.gate.require(actor, sessionId);
       const administrators = await this.administrators(session);
       const dto = validateBody(ImportCertificateRequest, body);
-      const p = KEYID.test(keyid) ? await this.lifecycle.findPending(keyid) : null;
+      const p = isNewKeyId(keyid) ? await this.lifecycle.findPending(keyid) : null;
       if (!p) return this.importVersion(keyid, dto, session, administrators, audit);
       if (dto.version !== undefined && dto.version !== 1) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid} awaits the certificate of version 1, not ${dto.version}`);
       const hsmKey = await this.signer.getKey(p.hsmKeyId);
@@ -218,7 +218,7 @@ export class KeyLifecycleService {
    * that first import and for the same subject; then the pending version becomes the current one (ADR 0029).
    */
   private async importVersion(keyid: string, dto: ImportCertificateRequest, session: AdminSession, administrators: { subjectId: string; displayName: string }[], audit: AuditInput): Promise<void> {
-    const key = KEYID.test(keyid) ? await this.keys.findByKeyid(keyid) : null;
+    const key = isNewKeyId(keyid) ? await this.keys.findByKeyid(keyid) : null;
     const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
     if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
     if (dto.version !== undefined && dto.version !== pv.version) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `version ${dto.version} of ${keyid} is not pending (version ${pv.version} is)`);

@@ -55,19 +55,19 @@ export class KeysService {
   async listUsable(actor: Actor): Promise<z.infer<typeof LegacyKey>[]> {
     const all = await this.keys.list({ state: 'ACTIVE' });
     return all
-      .filter((k) => this.mayUse(actor, k))
+      .filter((k) => visibility.key(actor, k.keyid))
       .map((k) => ({ keyid: k.keyid, keyinfo: keyInfo(k), certificate: k.certificatePem }));
   }
 
-  /** Every key this caller may see (see {@link mayUse}) in any state unless filtered, ROOT first, then CAs, then FW keys. */
+  /** Every key this caller may see (the access policy's `visibility.key`) in any state unless filtered, ROOT first, then CAs, then FW keys. */
   async list(actor: Actor, q: KeyListQuery): Promise<KeyList> {
-    const visible = (await this.keys.list({ state: q.state, type: q.type }, 'type')).filter((k) => this.mayUse(actor, k));
+    const visible = (await this.keys.list({ state: q.state, type: q.type }, 'type')).filter((k) => visibility.key(actor, k.keyid));
     return { items: visible.map(summary) };
   }
 
   async detail(actor: Actor, keyid: string): Promise<z.infer<typeof KeyDetail>> {
     const key = await this.keys.findByKeyid(keyid);
-    if (!key || !this.mayUse(actor, key)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
+    if (!key || !visibility.key(actor, key.keyid)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
     const chain = await this.chain(key);
     const usage = await this.keys.usage(key.keyid);
     const limits = limitsView(await this.limits.get(key.keyid));
@@ -95,10 +95,5 @@ export class KeysService {
     }
     if (top.issuerChainPem) chain.push(...splitPemCertificates(top.issuerChainPem));
     return chain;
-  }
-
-  // Administrators and auditors see every key; others only keys they hold a grant on.
-  private mayUse(actor: Actor, key: Key): boolean {
-    return visibility.key(actor, key.keyid);
   }
 }

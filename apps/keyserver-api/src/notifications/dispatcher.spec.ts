@@ -7,7 +7,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { SMTPServer } from 'smtp-server';
-import { createDb, createRepositories, type Db, type Repositories } from '@keyserver/data-access';
+import { createDb, createRepositories, NotificationRepository, type Db, type Repositories } from '@keyserver/data-access';
 import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { NotificationDispatcher, backoffMs } from './dispatcher';
@@ -130,7 +130,7 @@ describe(NotificationDispatcher.name, () => {
   // A dispatcher whose passes run until nothing is due (retries included).
   class NotificationDispatcherFor extends NotificationDispatcher {
     constructor(webhooks: WebhookEndpoint[], on: Db, over: Partial<NotifyConfig> = {}) {
-      super(on, quiet, config(webhooks, over));
+      super(new NotificationRepository(on), quiet, config(webhooks, over));
     }
     async drain(maxMs = 10_000) {
       const total = { sent: 0, skipped: 0, retried: 0, dead: 0, lost: 0 };

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { NotificationRepository, type ClaimedDelivery, type Db } from '@keyserver/data-access';
+import type { ClaimedDelivery, NotificationRepository } from '@keyserver/data-access';
 import { PeriodicJob } from '../common/periodic-job';
 import type { NotifyConfig } from './notify-config';
 import { aboutId, emailText, notificationBody, title, webhookBody } from './render';
@@ -27,18 +27,17 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number, random
  * completion are short statements; the lease keeps other replicas off the row meanwhile).
  */
 export class NotificationDispatcher {
-  private readonly repo: NotificationRepository;
   private readonly email: EmailSender | null;
   private readonly job = new PeriodicJob(() => this.run());
   private stopped = false;
   private lastPrune = 0;
 
+  /** `repo` is built by the composition root on the dispatcher's own pool (main.ts). */
   constructor(
-    db: Db,
+    private readonly repo: NotificationRepository,
     private readonly logger: Logger,
     private readonly cfg: NotifyConfig,
   ) {
-    this.repo = new NotificationRepository(db);
     this.email = cfg.smtp ? new EmailSender(cfg.smtp, cfg.sendTimeoutMs) : null;
   }
 

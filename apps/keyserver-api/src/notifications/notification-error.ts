@@ -1,4 +1,4 @@
-import { KeyserverError } from '@keyserver/errors';
+import { errorClass } from '@keyserver/errors';
 
 /** Refusals of the notification settings routes. */
 export enum NotificationErrorCode {
@@ -9,8 +9,4 @@ const STATUS: Record<NotificationErrorCode, number> = {
   [NotificationErrorCode.SubjectNotFound]: 404,
 };
 
-export class NotificationError extends KeyserverError<NotificationErrorCode> {
-  get status(): number {
-    return STATUS[this.code];
-  }
-}
+export class NotificationError extends errorClass(STATUS) {}

@@ -3,74 +3,36 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Permission, type KeyGrant, type Nature } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
-import { AuditRepository, createDb, KeyLimitsRepository, KeyRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
-import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { AuditRepository, KeyLimitsRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import { AuditService } from '../audit/audit.service';
 import { Audited } from '../common/audited';
+import { codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase, seedKey } from '../testing/medium';
 import { OperationsService } from './operations.service';
 
-const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
-
 describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
+  const pg = mediumDatabase('ks_api_medium_ops');
   let db: Db;
   let subjects: SubjectRepository;
-  let keys: KeyRepository;
   let operations: OperationRepository;
   let audit: AuditRepository;
   let service: OperationsService;
 
   beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_ops');
-    db = createDb(tmp.url);
+    db = pg.db;
     subjects = new SubjectRepository(db);
-    keys = new KeyRepository(db);
     operations = new OperationRepository(db);
     audit = new AuditRepository(db);
     service = new OperationsService(operations, subjects, new KeyLimitsRepository(db), new Audited(audit));
   });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
-  });
-
-  async function seedKey(requiredApprovers: number): Promise<string> {
-    const keyid = `fw-${randomBytes(4).toString('hex')}`;
-    await keys.create({
-      keyid,
-      type: 'FW',
-      algorithm: 'EC_P256',
-      hash: 'SHA256',
-      requiredApprovers,
-      hsmKeyId: randomBytes(8).toString('hex'),
-      certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
-      certificateSerial: randomBytes(8).toString('hex'),
-      notBefore: new Date(Date.now() - 86_400_000),
-      notAfter: new Date(Date.now() + 365 * 86_400_000),
-      product: 'demo',
-      profile: {},
-    });
-    return keyid;
-  }
 
   /** A registered user holding `natures` and `grants` on `keyids`, as the guard hands it to the service. */
-  async function actor(natures: Nature[], grants: KeyGrant[], keyids: string[], permission: Permission): Promise<Actor> {
-    const role = `role-${randomBytes(4).toString('hex')}`;
-    await subjects.upsertRole(role, natures);
-    for (const k of keyids) await subjects.setRoleKeyPermissions(role, k, grants);
-    const oid = randomUUID();
-    const s = await subjects.create({ kind: 'USER', tid: TENANT, oid, displayName: role, roles: [role] });
-    const access = await subjects.findByTidOid(TENANT, oid);
-    const principal: Principal = { kind: 'user', channel: 'provisioning', tid: TENANT, oid, sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
-    return authorize(principal, { subjectId: s.id, kind: 'USER', enabled: true, natures: access?.natures ?? [], keyGrants: access?.keyPermissions ?? {} }, permission);
-  }
+  const actor = (natures: Nature[], grants: KeyGrant[], keyids: string[], permission: Permission): Promise<Actor> => mediumActor(db, { natures, grants, keyids }, permission);
 
   const window = () => ({ validFrom: new Date(Date.now() - 60_000).toISOString(), validTo: new Date(Date.now() + 3_600_000).toISOString() });
-  const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'untyped');
 
   async function twoKeyOperation(ordererGrants: KeyGrant[] = ['ORDER']) {
-    const keyids = [await seedKey(1), await seedKey(1)];
+    const keyids = [await seedKey(db, { requiredApprovers: 1 }), await seedKey(db, { requiredApprovers: 1 })];
     const orderer = await actor(['ORDERER', 'APPROVER'], ordererGrants, keyids, Permission.OperationsCreate);
     const op = await service.create(orderer, { description: 'two keys', ...window(), digests: [], keys: keyids.map((keyid) => ({ keyid, usages: 1 })) }, 'req-create');
     return { keyids, orderer, op };
@@ -94,7 +56,7 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     const { keyids, orderer, op } = await twoKeyOperation(['ORDER', 'APPROVE']);
     const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
     if (who === 'twice') await service.approve(approver, op.id, 'req-first');
-    const caller = who === 'orderer' ? orderer : who === 'twice' ? approver : await actor(['APPROVER'], ['APPROVE'], [await seedKey(1)], Permission.OperationsApprove);
+    const caller = who === 'orderer' ? orderer : who === 'twice' ? approver : await actor(['APPROVER'], ['APPROVE'], [await seedKey(db, { requiredApprovers: 1 })], Permission.OperationsApprove);
     const requestId = `req-${randomBytes(4).toString('hex')}`;
     expect(await codeOf(service.approve(caller, op.id, requestId))).toBe(code);
     const events = (await audit.list({ action: 'operation.approve', requestId })).items;
@@ -112,22 +74,12 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
 });
 
 describe(`${AuditService.name} (medium: real PostgreSQL)`, () => {
-  let tmp: TempDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    tmp = await createTestDatabase('ks_api_medium_audit');
-    db = createDb(tmp.url);
-  });
-  afterAll(async () => {
-    await db?.close();
-    await tmp?.drop();
-  });
+  const pg = mediumDatabase('ks_api_medium_audit');
 
   it('records a refused query (validation) as DENIED validation_failed, through the one audited wrapper', async () => {
-    const audit = new AuditRepository(db);
+    const audit = new AuditRepository(pg.db);
     const service = new AuditService(audit, new Audited(audit));
-    const principal: Principal = { kind: 'user', channel: 'bff', tid: TENANT, oid: randomUUID(), sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
+    const principal: Principal = { kind: 'user', channel: 'bff', tid: MEDIUM_TENANT, oid: randomUUID(), sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
     const auditor = authorize(principal, { subjectId: randomUUID(), kind: 'USER', enabled: true, natures: ['AUDITOR'], keyGrants: {} }, Permission.AuditRead);
     const code = await service.list(auditor, { limit: 'many' }, 'req-bad-query').then(() => 'ok', (e: { code?: string }) => e.code);
     expect(code).toBe('validation_failed');

@@ -15,6 +15,7 @@ import {
   type HsmSigner,
 } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
+import { errorCodeOf, outcomeOf } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { KeyChainCache } from '../certificates/key-chain';
@@ -56,7 +57,7 @@ export class TsaService {
       req.resume();
       if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
       const refusal = new ApiError(ApiErrorCode.UnsupportedMediaType, 'a time-stamp query is sent as application/timestamp-query');
-      await this.auditRefusal(req, requestId, refusal.code, 'DENIED', { status: refusal.status });
+      await this.auditRefusal(req, requestId, refusal, { status: refusal.status });
       throw refusal;
     }
     let bytes = 0;
@@ -72,7 +73,7 @@ export class TsaService {
         if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
         req.resume();
       }
-      await this.auditRejection(req, requestId, err, bytes);
+      await this.auditRefusal(req, requestId, err, { bytes, failInfo: err.failInfoBit });
       return { der: Buffer.from(rejectionResponse(err)), granted: false };
     }
   }
@@ -130,13 +131,11 @@ export class TsaService {
     return { key, tsa: { cms, hash: toHashName(key.hash), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };
   }
 
-  private auditRejection(req: StreamedRequest, requestId: string, err: TsaError, bytes: number): Promise<void> {
-    return this.auditRefusal(req, requestId, err.code, err.status >= 500 ? 'FAILED' : 'DENIED', { bytes, failInfo: err.failInfoBit });
-  }
-
-  private auditRefusal(req: StreamedRequest, requestId: string, code: string, outcome: 'DENIED' | 'FAILED', details: Record<string, unknown>): Promise<void> {
+  /** The anonymous route's refusals, with the outcome rule of every audited request (common/audited.ts). */
+  private auditRefusal(req: StreamedRequest, requestId: string, err: ApiError | TsaError, details: Record<string, unknown>): Promise<void> {
     const ip = remoteIp(req as unknown as Parameters<typeof remoteIp>[0]);
-    const input: AuditInput = { action: 'timestamp.rejected', outcome, errorCode: code, requestId: requestId || null, details: { ip, ...details } };
+    const code = errorCodeOf(err);
+    const input: AuditInput = { action: 'timestamp.rejected', outcome: outcomeOf(err), errorCode: code, requestId: requestId || null, details: { ip, ...details } };
     // Bounded like every anonymous refusal: identical ones per caller are aggregated (ADR 0011).
     return this.edge.refusals.record(`timestamp.rejected|${code}|ip:${ip}`, input);
   }

@@ -9,3 +9,8 @@ export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID
 
 /** A reference to an existing key by its keyid (the stricter pattern for new keyids is in key-admin.ts). */
 export const KeyIdRef = z.string().min(1).max(128);
+
+/** The keyid of a new key: 3-64 characters [a-z0-9._-], starting with a letter or digit. */
+export const NEW_KEYID_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
+/** True for a string that can be the keyid of a key made by this Keyserver (see {@link NEW_KEYID_PATTERN}). */
+export const isNewKeyId = (v: unknown): v is string => typeof v === 'string' && NEW_KEYID_PATTERN.test(v);

@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { RevocationReason } from './certificates';
 import { HashAlgorithm, KeyAlgorithm } from './contract';
-import { KeyIdRef } from './ids';
+import { KeyIdRef, NEW_KEYID_PATTERN } from './ids';
 
 // Certificate name attributes: no control characters (the DN is built from them).
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
 
 /** The keyid of a new key (a ROOT from the ceremony, a CA, FW or TSA key). */
-export const NewKeyId = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'keyid is 3-64 characters [a-z0-9._-]');
+export const NewKeyId = z.string().regex(NEW_KEYID_PATTERN, 'keyid is 3-64 characters [a-z0-9._-]');
 
 /** `POST /api/v1/keys`: a CA, FW or TSA (RFC 3161 time-stamping) key generated in the HSM and certified by the ROOT (or the `issuer` named). */
 export const CreateKeyRequest = z.strictObject({

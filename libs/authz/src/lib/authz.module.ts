@@ -12,7 +12,7 @@ import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import type { EntraTokenValidator } from '@keyserver/entra-token';
 import { EntraAuthGuard, type PrincipalGate } from './auth.guard';
 import { AuthEventSink } from './auth-events';
-import { ProblemDetailsFilter, RefusalObserver } from './problem.filter';
+import { ProblemDetailsFilter, RefusalObserver } from '@keyserver/http-problems';
 import { PublicRoute } from './public-routes';
 import { RouteAuthorizationAudit } from './route-audit';
 import { SUBJECT_RESOLVER, SubjectResolver } from './subject';

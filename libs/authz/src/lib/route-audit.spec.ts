@@ -7,7 +7,7 @@ import { AuthzError } from './authz-error';
 import { AuthzModule } from './authz.module';
 import { Public, RequirePermission } from './decorators';
 import { Permission } from './permissions';
-import { ProblemDetailsFilter } from './problem.filter';
+import { ProblemDetailsFilter } from '@keyserver/http-problems';
 import { definePublicRoutes, PublicRoute } from './public-routes';
 import { auditRoutes, RouteAuthorizationAudit } from './route-audit';
 import { SUBJECT_RESOLVER } from './subject';

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import { parse as parseYaml } from 'yaml';
+import { createEmptyTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 
 // The environment builder is shared with `npm start` (plain CommonJS there, so no build step).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -123,21 +123,9 @@ export function runStep(argv: string[], env: Record<string, string>): { status: 
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
-export async function createDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-  return {
-    url: `postgresql://postgres@127.0.0.1:5432/${name}`,
-    async drop() {
-      const c = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await c.end();
-    },
-  };
+/** A fresh EMPTY database `<prefix>_<random>` (the one temp-database helper, `@keyserver/data-access/testing`). */
+export function createDatabase(prefix: string): Promise<TempDatabase> {
+  return createEmptyTestDatabase(prefix);
 }
 
 export interface RunningPlatform {

@@ -88,7 +88,8 @@ export class AdminSessionRepository {
   /**
    * Adds `adminId`'s authorization under a row lock: each admin counts once (`already_approved`
    * otherwise) and exactly one call activates the session. An expired session is marked EXPIRED
-   * and refused with `session_not_active`.
+   * and refused with `session_not_active`. With `audit`, the authorization's event and, when it activates the
+   * session, the `admin_session.activated` event (details.authorizedBy) are written in the same transaction.
    */
   async authorize(sessionId: string, adminId: string, audit?: AuditInput, now = new Date()): Promise<AuthorizeResult> {
     let result: AuthorizeResult | 'expired';
@@ -113,8 +114,12 @@ export class AdminSessionRepository {
         await tx.adminSessionApproval.create({ data: { sessionId, adminId } });
         const activated = s.approvals.length + 1 >= s.requiredApprovals;
         if (activated) await tx.adminSession.update({ where: { id: sessionId }, data: { state: 'ACTIVE', activatedAt: now } });
+        const session = toSession(await tx.adminSession.findUniqueOrThrow({ where: { id: sessionId }, include }));
         if (audit) await appendAuditTx(tx, { ...audit, adminSessionId: sessionId });
-        return { session: toSession(await tx.adminSession.findUniqueOrThrow({ where: { id: sessionId }, include })), activated };
+        if (audit && activated) {
+          await appendAuditTx(tx, { ...audit, action: 'admin_session.activated', adminSessionId: sessionId, details: { authorizedBy: [session.creatorId, ...session.approverIds] } });
+        }
+        return { session, activated };
       });
     } catch (err) {
       return mapPrismaError(err, 'admin session approval');

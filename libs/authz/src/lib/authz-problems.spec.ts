@@ -2,7 +2,7 @@ import { BadRequestException, NotFoundException, PayloadTooLargeException, Unaut
 import { TokenError, EntraMetadataError } from '@keyserver/entra-token';
 import { KeyserverError } from '@keyserver/errors';
 import { AuthzError } from './authz-error';
-import { INVALID_TOKEN_PROBLEM, renderProblem } from './problem.filter';
+import { INVALID_TOKEN_PROBLEM, renderProblem } from '@keyserver/http-problems';
 
 describe(renderProblem.name, () => {
   it('renders every 401 with the same body and the Bearer challenge', () => {

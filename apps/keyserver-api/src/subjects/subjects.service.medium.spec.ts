@@ -1,0 +1,77 @@
+// Medium tier: the service with its real repositories on a real PostgreSQL (src/testing/medium.ts).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Permission } from '@keyserver/api-contract';
+import type { Actor } from '@keyserver/authz';
+import { AdminSessionRepository, AuditRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
+import { Audited } from '../common/audited';
+import { adminInSession, codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
+import { SubjectsService } from './subjects.service';
+
+describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
+  const pg = mediumDatabase('ks_api_medium_subjects');
+  let db: Db;
+  let subjects: SubjectRepository;
+  let audit: AuditRepository;
+  let service: SubjectsService;
+  let admin: Actor;
+  let session: string;
+
+  beforeAll(async () => {
+    db = pg.db;
+    subjects = new SubjectRepository(db);
+    audit = new AuditRepository(db);
+    service = new SubjectsService(subjects, new KeyRepository(db), new AdminSessionGate(new AdminSessionRepository(db)), new Audited(audit));
+    ({ admin, session } = await adminInSession(db, Permission.SubjectsAdmin));
+    await subjects.upsertRole('medium-signers', ['SIGNER']);
+    await subjects.upsertRole('medium-approvers', ['APPROVER']);
+  });
+
+  const requestId = () => `req-${randomBytes(4).toString('hex')}`;
+  const eventsOf = async (id: string) => (await audit.list({ requestId: id })).items.map((e) => [e.action, e.outcome, e.errorCode ?? null]);
+
+  it('ok creates a subject and records one SUCCESS event in the same transaction, with the admin session', async () => {
+    const id = requestId();
+    const oid = randomUUID();
+    const view = await service.create(admin, session, { kind: 'CLIENT', tid: MEDIUM_TENANT, oid, displayName: 'ci', roles: ['medium-signers'] }, id);
+    expect([view.kind, view.natures]).toEqual(['CLIENT', ['SIGNER']]);
+    const events = (await audit.list({ requestId: id })).items;
+    expect(events.map((e) => [e.action, e.outcome, e.adminSessionId])).toEqual([['subject.create', 'SUCCESS', session]]);
+  });
+
+  it.each([
+    ['fail without an admin session', () => ({ sessionId: undefined, body: { kind: 'USER', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'x' } }), 'admin_session_required'],
+    ['fail a body that does not validate (refused inside the audited wrapper)', () => ({ sessionId: session, body: { kind: 'USER', tid: 'not-a-guid', oid: randomUUID(), displayName: 'x' } }), 'validation_failed'],
+    ['fail an unknown role', () => ({ sessionId: session, body: { kind: 'USER', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'x', roles: ['no-such-role'] } }), 'role_not_found'],
+    ['fail a CLIENT holding a human-only nature', () => ({ sessionId: session, body: { kind: 'CLIENT', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'x', roles: ['medium-approvers'] } }), 'human_only_nature'],
+  ] as const)('%s: refused, audited DENIED with its code, nothing stored', async (_n, input, code) => {
+    const id = requestId();
+    const { sessionId, body } = input();
+    const before = (await subjects.list()).length;
+    expect(await codeOf(service.create(admin, sessionId, body, id))).toBe(code);
+    expect(await eventsOf(id)).toEqual([['subject.create', 'DENIED', code]]);
+    expect((await subjects.list()).length).toBe(before);
+  });
+
+  it('fail a second subject with the same tid and oid: DENIED subject_exists', async () => {
+    const body = { kind: 'USER', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'twice' };
+    await service.create(admin, session, body, requestId());
+    const id = requestId();
+    expect(await codeOf(service.create(admin, session, body, id))).toBe('subject_exists');
+    expect(await eventsOf(id)).toEqual([['subject.create', 'DENIED', 'subject_exists']]);
+  });
+
+  it('fail an update naming a malformed id: DENIED invalid_id, the id kept out of the event', async () => {
+    const id = requestId();
+    expect(await codeOf(service.update(admin, session, 'not-a-uuid', { displayName: 'y' }, id))).toBe('invalid_id');
+    const events = (await audit.list({ requestId: id })).items;
+    expect(events.map((e) => [e.action, e.outcome, e.errorCode, e.details])).toEqual([['subject.update', 'DENIED', 'invalid_id', { subjectId: null }]]);
+  });
+
+  it('fail an administrator who did not take part in the session: DENIED admin_session_not_participant', async () => {
+    const other = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+    const id = requestId();
+    expect(await codeOf(service.createRole(other, session, { name: `r-${randomBytes(3).toString('hex')}`, natures: ['SIGNER'] }, id))).toBe('admin_session_not_participant');
+    expect(await eventsOf(id)).toEqual([['role.create', 'DENIED', 'admin_session_not_participant']]);
+  });
+});

@@ -1,0 +1,91 @@
+// Helpers of the API's medium test tier (`*.medium.spec.ts`): services wired by constructor, as the composition root
+// wires them, on a real freshly migrated PostgreSQL (no HTTP, no HSM, no processes). Not part of the app.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { KeyGrant, Nature, Permission } from '@keyserver/api-contract';
+import { authorize, type Actor } from '@keyserver/authz';
+import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
+
+/**
+ * The suite's database: a fresh, migrated PostgreSQL database `<prefix>_<random>` created before its tests and
+ * dropped after them (jest hooks of the calling describe). Read `.db` in the suite's own hooks and tests.
+ */
+export function mediumDatabase(prefix: string): { readonly db: Db } {
+  let tmp: TempDatabase | undefined;
+  let db: Db | undefined;
+  beforeAll(async () => {
+    tmp = await createTestDatabase(prefix);
+    db = createDb(tmp.url);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await tmp?.drop();
+  });
+  return {
+    get db(): Db {
+      if (!db) throw new Error('the medium database exists inside the suite\'s hooks and tests only');
+      return db;
+    },
+  };
+}
+
+/** The tenant every medium-tier subject belongs to. */
+export const MEDIUM_TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
+
+/** The stable code a promise is refused with, or 'ok'. */
+export const codeOf = (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'untyped');
+
+/** An ACTIVE key `<prefix>-<random>` with a placeholder certificate (nothing here parses it). */
+export async function seedKey(db: Db, opts: { requiredApprovers?: number; type?: 'FW' | 'CA'; prefix?: string } = {}): Promise<string> {
+  const keyid = `${opts.prefix ?? 'fw'}-${randomBytes(4).toString('hex')}`;
+  await new KeyRepository(db).create({
+    keyid,
+    type: opts.type ?? 'FW',
+    algorithm: 'EC_P256',
+    hash: 'SHA256',
+    requiredApprovers: opts.requiredApprovers ?? 0,
+    hsmKeyId: randomBytes(8).toString('hex'),
+    certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+    certificateSerial: randomBytes(8).toString('hex'),
+    notBefore: new Date(Date.now() - 86_400_000),
+    notAfter: new Date(Date.now() + 365 * 86_400_000),
+    product: 'demo',
+    profile: {},
+  });
+  return keyid;
+}
+
+/**
+ * A registered, enabled USER holding one new role with `natures` and `grants` on `keyids`, as the guard hands it to
+ * services (`authorize` with the route's `permission`, which the role must open).
+ */
+export async function mediumActor(
+  db: Db,
+  access: { natures: Nature[]; grants?: KeyGrant[]; keyids?: string[] },
+  permission: Permission,
+  channel: PrincipalChannel = 'provisioning',
+): Promise<Actor> {
+  const subjects = new SubjectRepository(db);
+  const role = `role-${randomBytes(4).toString('hex')}`;
+  await subjects.upsertRole(role, access.natures);
+  for (const k of access.keyids ?? []) await subjects.setRoleKeyPermissions(role, k, access.grants ?? []);
+  const oid = randomUUID();
+  const s = await subjects.create({ kind: 'USER', tid: MEDIUM_TENANT, oid, displayName: role, roles: [role] });
+  const found = await subjects.findByTidOid(MEDIUM_TENANT, oid);
+  const principal: Principal = { kind: 'user', channel, tid: MEDIUM_TENANT, oid, sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
+  return authorize(principal, { subjectId: s.id, kind: 'USER', enabled: true, natures: found?.natures ?? [], keyGrants: found?.keyPermissions ?? {} }, permission);
+}
+
+/**
+ * An administrator (with `permission`) in an ACTIVE administrative session that a second administrator authorized
+ * (four eyes): what every administrative change needs.
+ */
+export async function adminInSession(db: Db, permission: Permission): Promise<{ admin: Actor; session: string }> {
+  const admin = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, permission);
+  const second = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, permission);
+  const sessions = new AdminSessionRepository(db);
+  const s = await sessions.open({ description: 'medium test', creatorId: admin.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000) });
+  await sessions.authorize(s.id, second.subjectId);
+  return { admin, session: s.id };
+}
