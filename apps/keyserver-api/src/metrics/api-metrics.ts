@@ -54,6 +54,8 @@ export class ApiMetrics {
   private readonly hsmDuration: Histogram<'operation' | 'outcome'>;
   private readonly collectErrors: Counter<'source'>;
   private sources?: ApiMetricsSources;
+  /** The repositories the scrape reads, made once when the metrics are attached to the process's database. */
+  private repos?: { metrics: MetricsRepository; notifications: NotificationRepository };
   private inflight?: Promise<AwaitingApproval | undefined>;
 
   constructor(options: ApiMetricsOptions = {}) {
@@ -91,6 +93,7 @@ export class ApiMetrics {
   /** Connects the scrape-time gauges to the running process's database and HSM pool. */
   attach(sources: ApiMetricsSources): void {
     this.sources = sources;
+    this.repos = { metrics: new MetricsRepository(sources.db), notifications: new NotificationRepository(sources.db) };
   }
 
   /** The audit append observer (data-access `observeAuditAppends`): times appends and counts decisions. */
@@ -137,8 +140,8 @@ export class ApiMetrics {
 
   /** Reads the key table so its keyids may label series (called at boot and on every scrape). */
   async refreshKeys(): Promise<void> {
-    if (!this.sources) return;
-    this.keys.learnAll(await new MetricsRepository(this.sources.db).keyids(this.keys.max));
+    if (!this.repos) return;
+    this.keys.learnAll(await this.repos.metrics.keyids(this.keys.max));
   }
 
   private failed(source: string, err: unknown): void {
@@ -149,9 +152,9 @@ export class ApiMetrics {
   /** One database read per scrape, shared by the gauges that need it (a scrape starts all collects at once). */
   private awaiting(): Promise<AwaitingApproval | undefined> {
     if (this.inflight) return this.inflight;
-    const sources = this.sources;
-    if (!sources) return Promise.resolve(undefined);
-    const read = Promise.all([new MetricsRepository(sources.db).awaitingApproval(), this.refreshKeys()]).then(
+    const repos = this.repos;
+    if (!repos) return Promise.resolve(undefined);
+    const read = Promise.all([repos.metrics.awaitingApproval(), this.refreshKeys()]).then(
       ([a]) => a,
       (err: unknown) => {
         this.failed('database', err);
@@ -192,9 +195,9 @@ export class ApiMetrics {
     // Approver notifications (docs/notifications.md): one statement per scrape, on the notification tables only.
     let backlog: Promise<{ pending: number; dead: number; oldestPendingSeconds: number } | undefined> | undefined;
     const notificationBacklog = () => {
-      const sources = self.sources;
-      if (!sources) return Promise.resolve(undefined);
-      backlog ??= new NotificationRepository(sources.db)
+      const repos = self.repos;
+      if (!repos) return Promise.resolve(undefined);
+      backlog ??= repos.notifications
         .backlog()
         .catch((err: unknown) => {
           self.failed('notifications', err);
