@@ -351,6 +351,44 @@ describe('admin console for real people (desktop and phone)', () => {
       expect(ada.cspViolations).toEqual([]);
     }, 180_000);
 
+    it('shows every tab of Subjects and roles and their dialogs with nothing wider than the screen and no axe finding', async () => {
+      const start = findings.length;
+      // Nora presents a valid token without a subject: she is listed as an unknown principal to register.
+      const noraAnswer = await apiAs(p, await bffUserToken(p, 'nora.nobody@demo.test'))<{ code: string }>('GET', '/api/v1/me');
+      expect([noraAnswer.status, noraAnswer.body.code]).toEqual([403, 'unknown_subject']);
+      const adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      const sessionId = await activeSession(adaApi, apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Subjects at ${width} width`);
+      const ada = await session(device);
+      await signInAs(ada, 'ada.admin@demo.test');
+      const page = ada.page;
+      await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+      await nav(page, 'Subjects and roles', 'Subjects and roles');
+      const dialogs: [open: () => Promise<void>, name: string, shot: string][] = [
+        [() => page.getByRole('button', { name: 'Edit Ann Approver' }).click(), 'Edit subject', '24-edit-subject-dialog'],
+        [() => page.getByRole('button', { name: 'New role' }).click(), 'New role', '26-new-role-dialog'],
+        [() => page.getByRole('button', { name: 'Register Nora Nobody' }).click(), 'Register a subject', '28-register-subject-dialog'],
+      ];
+      const tabs: [tab: RegExp, shot: string][] = [
+        [/^Subjects \(/, '24-subjects'],
+        [/^Roles \(/, '26-roles'],
+        [/^Unknown principals \(/, '28-unknown-principals'],
+      ];
+      for (const [i, [tab, shot]] of tabs.entries()) {
+        await page.getByRole('tab', { name: tab }).click();
+        await page.locator('.mat-mdc-tab-body-active table.responsive tbody tr').first().waitFor();
+        await capture(page, width, shot);
+        const [open, name, dialogShot] = dialogs[i];
+        await open();
+        const dialog = await openedDialog(page.getByRole('dialog', { name }));
+        await capture(page, width, dialogShot);
+        await dialog.getByRole('button', { name: 'Cancel' }).click();
+        await dialog.waitFor({ state: 'detached' });
+      }
+      expect((await adaApi('POST', `/api/v1/admin-sessions/${sessionId}/closure`)).status).toBe(200);
+      expect(findings.slice(start)).toEqual([]);
+      expect(ada.cspViolations).toEqual([]);
+    }, 180_000);
+
     it('gives an orderer date inputs that show their whole value and name the zone they are read in', async () => {
       const otto = await session(device);
       await signInAs(otto, 'otto.orderer@demo.test');
