@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
-import { activeSession, apiAs, bffUserToken, sql } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken, sql } from './admin-helpers';
 import {
   SCREENSHOT_DIR,
   allAxeViolations,
@@ -236,7 +236,7 @@ describe('admin console for real people (desktop and phone)', () => {
         await capture(ada.page, width, `1${i}-${label.toLowerCase().replace(/\s+/g, '-')}`);
       }
       // The key dialogs, inside an administrative session Alan authorized.
-      await activeSession(apiAs(p, await bffUserToken(p, 'ada.admin@demo.test')), apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Dialogs at ${width} width`);
+      const dialogSession = await activeSession(apiAs(p, await bffUserToken(p, 'ada.admin@demo.test')), apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Dialogs at ${width} width`);
       await nav(ada.page, 'Admin sessions', 'Administrative sessions');
       await ada.page.getByRole('button', { name: 'Refresh' }).click();
       await ada.page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
@@ -255,6 +255,11 @@ describe('admin console for real people (desktop and phone)', () => {
       await capture(ada.page, width, '17-change-approvers-dialog');
       await approvers.getByRole('button', { name: 'Cancel' }).click();
       await approvers.waitFor({ state: 'detached' });
+      // Cancel changes nothing: no request, no error on the page, no refused key.update in the audit log.
+      await ada.page.waitForLoadState('networkidle');
+      const adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      expect((await auditOf(adaApi, `action=key.update&keyid=demo-fw-prod&adminSessionId=${dialogSession}`)).map((r) => [r.outcome, r.errorCode])).toEqual([]);
+      expect(await ada.page.locator('.problem[role="alert"]').count()).toBe(0);
 
       // The phone's menu itself, open.
       const toggle = ada.page.locator('button.menu-toggle');

@@ -220,6 +220,17 @@ describe(KeysComponent.name, () => {
     ctrl.expectNone({ method: 'POST' });
   });
 
+  it('sends nothing when "Change approvers" is cancelled: Material closes a bare mat-dialog-close with an empty string', async () => {
+    const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
+    dialogResult = '';
+    button(el, 'Change approvers of fw-1')?.click();
+    await settle(f);
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-1' }).flush(detail());
+    await settle(f);
+    ctrl.expectNone({ method: 'PATCH' });
+    expect(el.querySelector('.problem')).toBeNull();
+  });
+
   it('revokes a key: it leaves the active list, and stays as REVOKED without actions when revoked keys are shown', async () => {
     const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
     dialogResult = 'keyCompromise';
