@@ -27,7 +27,7 @@ function version(n: number, over: Partial<KeyVersionListView['items'][number]> =
   };
 }
 
-const list = (over: Partial<KeyVersionListView> = {}): KeyVersionListView => ({ keyid: 'fw-1', state: 'ACTIVE', currentVersion: 2, destroyedAt: null, items: [version(1, { state: 'RETIRED', current: false }), version(2)], ...over });
+const list = (over: Partial<KeyVersionListView> = {}): KeyVersionListView => ({ keyid: 'fw-1', state: 'ACTIVE', currentVersion: 2, pendingVersion: null, destroyedAt: null, items: [version(1, { state: 'RETIRED', current: false }), version(2)], ...over });
 
 describe(KeyLifecycleComponent.name, () => {
   let ctrl: HttpTestingController;

@@ -52,6 +52,7 @@ function detail(over: Partial<KeyDetailView> = {}): KeyDetailView {
     notBefore: '2026-01-01T00:00:00.000Z',
     notAfter: '2027-01-01T00:00:00.000Z',
     usage: { signOrders: 0, certificatesIssued: 0, lastUsedAt: null },
+    limits: { source: 'default', updatedAt: null, maxWindowSeconds: 604_800, maxUsagesPerOperation: 100, maxBackdateSeconds: 300, maxStartAheadSeconds: 86_400 },
     ...over,
   };
 }
