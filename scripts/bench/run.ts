@@ -43,7 +43,7 @@ export interface BenchResult {
   cells: Record<string, Cell>;
   /** Every round of every cell, in run order. */
   rounds: Cell[][];
-  halfRate?: Cell & { targetPerSecond: number };
+  halfRate?: Cell & { targetPerSecond: number; warmupSeconds: number };
   firmware?: { mib: number; seconds: number; mbPerSecond: number; sha256sumMbPerSecond: number; rssBeforeMib: number; rssPeakMib: number; rssGrowthMib: number; vmHwmMib: number };
   profile?: ProfileSummary;
 }
@@ -72,38 +72,63 @@ function send(agent: Agent, base: string, token: string, method: string, path: s
   });
 }
 
+/** Not counted at the start of the fixed-rate cell (fixedRate). */
+const HALF_RATE_WARMUP_SECONDS = 2;
+
 const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
 
 /**
  * Open-loop load at a fixed arrival rate (what wrk cannot do): a request is due every 1/rate s whatever the answers;
  * latency counts from the due time, so a stalled server is not hidden by the client waiting (no coordinated omission).
+ * The first `warmupSeconds` run at the same rate and are not counted (as wrk2's calibration period): they open the
+ * client's connections and compile its code, which is the client's start-up, not the server's steady state. `lag` is
+ * how late the client itself sent (due → write): a slow answer with a small lag is the server's.
  */
-async function fixedRate(name: string, rate: number, seconds: number, base: string, path: string, bodies: Buffer[], token: string): Promise<Cell> {
+async function fixedRate(name: string, rate: number, seconds: number, warmupSeconds: number, base: string, path: string, bodies: Buffer[], token: string): Promise<Cell> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const lat: number[] = [];
+  const lags: number[] = [];
+  const warm: number[] = [];
+  const at: { atMs: number; ms: number }[] = [];
   let errors = 0;
   const start = performance.now();
-  const total = Math.floor(rate * seconds);
+  const warmup = Math.floor(rate * warmupSeconds);
+  const total = warmup + Math.floor(rate * seconds);
+  const measuredFrom = start + (warmup * 1000) / rate;
   const pending: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const counted = i >= warmup;
+    if (counted) lags.push(performance.now() - due);
     pending.push(
       send(agent, base, token, 'POST', path, bodies[i % bodies.length], 'application/json').then(
         (r) => {
-          if (r.status === 201) lat.push(performance.now() - due);
-          else errors++;
+          if (!counted) return void (r.status === 201 && warm.push(performance.now() - due));
+          if (r.status !== 201) return void errors++;
+          const ms = performance.now() - due;
+          lat.push(ms);
+          at.push({ atMs: Math.round(due - measuredFrom), ms: Math.round(ms * 10) / 10 });
         },
-        () => void errors++,
+        () => void (counted && errors++),
       ),
     );
   }
   await Promise.all(pending);
   agent.destroy();
-  const elapsed = (performance.now() - start) / 1000;
+  const elapsed = (performance.now() - measuredFrom) / 1000;
   lat.sort((a, b) => a - b);
-  return { name, requests: lat.length, errors, perSecond: lat.length / elapsed, p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99) };
+  lags.sort((a, b) => a - b);
+  // Where the tail sits in time tells its cause apart: the start, a period (GC, checkpoints) or everywhere (queueing).
+  const p99PerSecondMs = Array.from({ length: Math.ceil(seconds) }, (_, s) => {
+    const inSecond = at.filter((a) => a.atMs >= s * 1000 && a.atMs < (s + 1) * 1000).map((a) => a.ms).sort((a, b) => a - b);
+    return Math.round(pct(inSecond, 0.99) * 10) / 10;
+  });
+  const slowest = [...at].sort((a, b) => b.ms - a.ms).slice(0, 12);
+  warm.sort((a, b) => a - b);
+  const tail = { p99PerSecondMs, slowest, clientLagP99Ms: Math.round(pct(lags, 0.99) * 10) / 10, warmupP99Ms: Math.round(pct(warm, 0.99) * 10) / 10 };
+  return { name, requests: lat.length, errors, perSecond: lat.length / elapsed, p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99), tail };
 }
 
 /**
@@ -454,9 +479,9 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     if (wanted('half') && (peakCell || o.halfRate)) {
       const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
       const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
-      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(S, 4), urls[0], '/api/signorders', bodies, ci);
+      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
       log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
-      halfRate = { ...half, targetPerSecond: peak / 2 };
+      halfRate = { ...half, targetPerSecond: peak / 2, warmupSeconds: HALF_RATE_WARMUP_SECONDS };
     }
 
     // Firmware: one streamed image, its CMS, the API's memory meanwhile; sha256sum of the same file as the yardstick.

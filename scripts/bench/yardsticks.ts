@@ -17,6 +17,8 @@ export interface Cell {
   /** PostgreSQL transactions of the platform's database per successful request (autocommit: one per statement). */
   dbTransactionsPerRequest?: number;
   note?: string;
+  /** Fixed-rate cells: p99 per second of the run, and the slowest answers with when they were due (ms into the run). */
+  tail?: { p99PerSecondMs: number[]; slowest: { atMs: number; ms: number }[]; clientLagP99Ms: number; /** p99 of the warm-up, which the cell does not count. */ warmupP99Ms: number };
 }
 
 export interface WrkRequest {

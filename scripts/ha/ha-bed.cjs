@@ -435,13 +435,18 @@ frontend keyclient
   mode http
   default_backend keyclient
 
+# The keyclient like the API: its /readyz fails while the database fails over, and then its own 503
+# session_store_unavailable + Retry-After is the better answer than an empty backend (out only after 20 s, or at
+# once when it refuses connections); with none left the proxy answers problem+json 503 + Retry-After too.
 backend keyclient
   mode http
   option httpchk GET /readyz
   http-check expect status 200
   retry-on conn-failure
   retries 3
-  default-server inter 1s fall 2 rise 1
+  option redispatch 1
+  errorfile 503 ${join(this.dir, 'keyclient-503.http')}
+  default-server inter 1s fall 20 rise 1 observe layer4 error-limit 1 on-error mark-down
   server keyclient1 127.0.0.1:${p.keyclientBackend} check
 
 listen stats
@@ -455,11 +460,13 @@ listen stats
 
   startHaproxy() {
     const file = join(this.dir, 'haproxy.cfg');
-    const problem = JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'no_replica_available', detail: 'no API replica is available; retry shortly' });
-    writeFileSync(
-      join(this.dir, 'api-503.http'),
-      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 2\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(problem)}\r\nconnection: close\r\n\r\n${problem}`,
-    );
+    for (const [name, what] of [['api', 'API'], ['keyclient', 'keyclient']]) {
+      const problem = JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'no_replica_available', detail: `no ${what} replica is available; retry shortly` });
+      writeFileSync(
+        join(this.dir, `${name}-503.http`),
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 2\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(problem)}\r\nconnection: close\r\n\r\n${problem}`,
+      );
+    }
     writeFileSync(file, this.haproxyConfig());
     const check = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
     if (check.status !== 0) throw new Error(`haproxy -c refused the generated config:\n${check.stdout}${check.stderr}`);

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { createKeyclientApp } from '../src/app/create-keyclient-app';
 import { CALLBACK_PATH } from '../src/config/keyclient-config';
 import { sessionIdFromCookie } from '../src/session/session.service';
@@ -576,6 +577,31 @@ describe('keyclient SPA hosting and health', () => {
       const ready = await browser.request(`http://localhost:${port}/readyz`);
       expect(ready.status).toBe(503);
       expect(problemCode(ready)).toBe('not_ready');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers 503 session_store_unavailable with Retry-After, never 500, while its session database is down (a failover)', async () => {
+    // A port nobody listens on: what the primary endpoint looks like between a primary's death and the promotion.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const dbPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const app = await createKeyclientApp({ ...h.config, databaseUrl: `postgresql://keyserver_keyclient@127.0.0.1:${dbPort}/keyserver` }, { logDestination: { write: () => true } });
+    await app.app.listen(0, '127.0.0.1');
+    try {
+      const port = (app.app.getHttpServer().address() as { port: number }).port;
+      const cookie = `${h.sessionCookieName}=${'A'.repeat(43)}`;
+      for (const path of ['/me', '/api/v1/operations']) {
+        const res = await h.browser().request(`http://localhost:${port}${path}`, { headers: { cookie } });
+        expect({ path, status: res.status, code: problemCode(res), retryAfter: res.headers['retry-after'] }).toEqual({
+          path,
+          status: 503,
+          code: 'session_store_unavailable',
+          retryAfter: '2',
+        });
+      }
     } finally {
       await app.close();
     }

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { sendProblem } from '../http/problem';
+import { isSessionStoreUnavailable } from '../session/bff-session.repository';
 
 const HTTP_STATUS_CODES: Record<number, KeyclientErrorCode> = {
   404: KeyclientErrorCode.NotFound,
@@ -22,6 +23,10 @@ export class ProblemFilter implements ExceptionFilter {
     let err: KeyclientError;
     if (exception instanceof KeyclientError) {
       err = exception;
+    } else if (isSessionStoreUnavailable(exception)) {
+      // A database restart or failover (ADR 0026): the client retries, as with the API's 503 database_unavailable.
+      this.log.warn({ event: 'session_store_unavailable', requestId: req.requestId }, 'session database unavailable');
+      err = new KeyclientError(KeyclientErrorCode.SessionStoreUnavailable);
     } else if (exception instanceof HttpException && HTTP_STATUS_CODES[exception.getStatus()]) {
       err = new KeyclientError(HTTP_STATUS_CODES[exception.getStatus()]);
     } else {

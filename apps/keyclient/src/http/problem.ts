@@ -1,6 +1,11 @@
 import type { Response } from 'express';
 import { PROBLEM_CONTENT_TYPE, problemFor } from '@keyserver/errors';
-import { KeyclientError } from '../errors/keyclient-error';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+
+/** Seconds a client waits before retrying an answer that says "retry" (the API's database_unavailable uses 2 too). */
+export const RETRY_AFTER_SECONDS: Partial<Record<KeyclientErrorCode, number>> = {
+  [KeyclientErrorCode.SessionStoreUnavailable]: 2,
+};
 
 /** Writes an RFC 9457 problem+json answer for a KeyclientError. */
 export function sendProblem(res: Response, err: KeyclientError, requestId: string | undefined): void {
@@ -14,5 +19,7 @@ export function sendProblem(res: Response, err: KeyclientError, requestId: strin
   res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
   res.setHeader('cache-control', 'no-store');
   if (err.status === 413) res.setHeader('connection', 'close');
+  const retryAfter = RETRY_AFTER_SECONDS[err.code];
+  if (retryAfter !== undefined) res.setHeader('retry-after', String(retryAfter));
   res.end(JSON.stringify(body));
 }

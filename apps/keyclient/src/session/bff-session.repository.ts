@@ -1,4 +1,4 @@
-import { Pool } from 'pg';
+import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
 import { errorClass } from '@keyserver/errors';
 
 // The keyclient's own storage: its sessions live in the `keyclient` schema, which its database role
@@ -24,8 +24,53 @@ export interface BffSessionRecord {
 
 export type NewBffSession = Omit<BffSessionRecord, 'lastSeenAt'> & { lastSeenAt?: Date };
 
-/** A storage refusal with a stable code (`conflict`: the id exists). */
-export class SessionStoreError extends errorClass({ conflict: 409 }) {}
+/**
+ * A storage refusal with a stable code: `conflict` (the id exists), `session_store_unavailable` (the database cannot
+ * be reached or is failing over: the request may be retried; 503 + Retry-After, never a 500).
+ */
+export class SessionStoreError extends errorClass({ conflict: 409, session_store_unavailable: 503 }) {}
+
+// The errors of a database that is restarting, failing over or unreachable (the same classes as the API's
+// isDatabaseUnavailable in libs/data-access, which the keyclient may not import): connection exceptions (08),
+// shutdown/crash (57P01-03), too many connections (53300), a write on a server that became read-only (25006),
+// statement_timeout (57014), lock_timeout (55P03); socket errors; node-postgres' own timeout and cut messages.
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|25006|57014|55P03)/;
+const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|server is read-only \(not the primary\)/i;
+
+/** True when `err` means "the session database is not reachable right now" rather than a fault of the request. */
+export function isSessionStoreUnavailable(err: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof err !== 'object' || err === null) return false;
+  if (err instanceof SessionStoreError) return err.code === 'session_store_unavailable';
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATE.test(e.code) || UNAVAILABLE_NET.has(e.code))) return true;
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
+  // Node's AggregateError (a host with several addresses, all refused) lists the socket errors.
+  if (Array.isArray(e.errors) && e.errors.some((x) => isSessionStoreUnavailable(x, depth + 1))) return true;
+  return isSessionStoreUnavailable(e.cause, depth + 1);
+}
+
+/** A connection refused by {@link verifyPrimary}: SQLSTATE 25006 like a write on a standby. */
+class ReadOnlyServerError extends Error {
+  readonly code = '25006';
+  constructor() {
+    super('the database server is read-only (not the primary)');
+    this.name = 'ReadOnlyServerError';
+  }
+}
+
+/**
+ * pg-pool's check of every new connection (libpq's target_session_attrs=read-write, as the API's pool does): a
+ * standby, or an old primary that came back as one, is never kept; the request gets 503 and the next one connects
+ * again, to whatever the primary endpoint leads to by then.
+ */
+function verifyPrimary(client: PoolClient, done: (err?: Error) => void): void {
+  client.query<{ transaction_read_only: string }>('SHOW transaction_read_only').then(
+    (r) => done(r.rows[0]?.transaction_read_only === 'off' ? undefined : new ReadOnlyServerError()),
+    (err: Error) => done(err),
+  );
+}
 
 const TABLE = '"keyclient"."bff_session"';
 const COLUMNS = `"id", "tid", "oid", "displayName", "username", "tokenCiphertext", "accessTokenExpiresAt", "createdAt", "lastSeenAt", "idleExpiresAt", "absoluteExpiresAt"`;
@@ -53,6 +98,7 @@ export class BffSessionRepository {
       statement_timeout: 10_000,
       query_timeout: 15_000,
       lock_timeout: 5_000,
+      verify: verifyPrimary,
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
@@ -62,7 +108,7 @@ export class BffSessionRepository {
   async create(session: NewBffSession): Promise<BffSessionRecord> {
     const s = { ...session, lastSeenAt: session.lastSeenAt ?? session.createdAt };
     try {
-      const r = await this.pool.query<BffSessionRecord>(
+      const r = await this.run<BffSessionRecord>(
         `INSERT INTO ${TABLE} (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
         [s.id, s.tid, s.oid, s.displayName, s.username, s.tokenCiphertext, s.accessTokenExpiresAt, s.createdAt, s.lastSeenAt, s.idleExpiresAt, s.absoluteExpiresAt],
       );
@@ -75,7 +121,7 @@ export class BffSessionRepository {
 
   /** The session if it exists and neither its idle nor its absolute deadline has passed at `now`. */
   async findActive(id: string, now: Date): Promise<BffSessionRecord | null> {
-    const r = await this.pool.query<BffSessionRecord>(
+    const r = await this.run<BffSessionRecord>(
       `SELECT ${COLUMNS} FROM ${TABLE} WHERE "id" = $1 AND "idleExpiresAt" > $2 AND "absoluteExpiresAt" > $2`,
       [id, now],
     );
@@ -116,13 +162,13 @@ export class BffSessionRepository {
 
   /** Deletes every session past its idle or absolute deadline; returns how many. */
   async deleteExpired(now: Date): Promise<number> {
-    const r = await this.pool.query(`DELETE FROM ${TABLE} WHERE "idleExpiresAt" <= $1 OR "absoluteExpiresAt" <= $1`, [now]);
+    const r = await this.run(`DELETE FROM ${TABLE} WHERE "idleExpiresAt" <= $1 OR "absoluteExpiresAt" <= $1`, [now]);
     return r.rowCount ?? 0;
   }
 
   /** Cheap round trip for readiness probes. */
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    await this.run('SELECT 1');
   }
 
   /** Closes the pool (shutdown). */
@@ -131,7 +177,19 @@ export class BffSessionRepository {
   }
 
   private async changed(text: string, params: unknown[]): Promise<boolean> {
-    const r = await this.pool.query(text, params);
+    const r = await this.run(text, params);
     return r.rowCount === 1;
+  }
+
+  /** Every statement: a database that cannot be reached is SessionStoreError session_store_unavailable (503). */
+  private async run<R extends QueryResultRow = QueryResultRow>(text: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, params);
+    } catch (err) {
+      if (!(err instanceof SessionStoreError) && isSessionStoreUnavailable(err)) {
+        throw new SessionStoreError('session_store_unavailable', 'the session database is not reachable; retry shortly', { cause: err });
+      }
+      throw err;
+    }
   }
 }

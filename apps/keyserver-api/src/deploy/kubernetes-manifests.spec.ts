@@ -153,6 +153,17 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     expect(pdb.spec.maxUnavailable).toBe(1);
   });
 
+  it('ok prod: the keyclient runs two replicas behind its own PodDisruptionBudget and rolls without going below them', () => {
+    const d = checks.find(rendered.prod, 'Deployment', 'keyclient') as K8sObject;
+    expect(d.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(d.spec.strategy.rollingUpdate).toEqual({ maxUnavailable: 0, maxSurge: 1 });
+    const pdb = checks.find(rendered.prod, 'PodDisruptionBudget', 'keyclient') as K8sObject;
+    expect({ maxUnavailable: pdb.spec.maxUnavailable, selects: pdb.spec.selector.matchLabels }).toEqual({
+      maxUnavailable: 1,
+      selects: { 'app.kubernetes.io/name': 'keyclient' },
+    });
+  });
+
   it('ok prod: no emulator, no SoftHSM, no demo Secret; the HSM is the network HSM module mounted read-only', () => {
     const objects = rendered.prod;
     expect(objects.filter((o) => /emulator|postgres/.test(o.metadata.name) || o.kind === 'Secret').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);

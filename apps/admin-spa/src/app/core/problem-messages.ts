@@ -13,6 +13,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   upstream_timeout: 'The Keyserver did not answer in time. Try again in a moment.',
   provider_unavailable: 'Microsoft Entra ID cannot be reached right now. Try again later.',
   not_ready: 'The service is starting. Try again in a moment.',
+  session_store_unavailable: 'The database is switching over or restarting. Try again in a few seconds.',
   method_not_allowed: 'This action is not allowed.',
   internal_error: 'Something went wrong on the server. The request id helps the operators find it.',
   // API: generic
@@ -24,6 +25,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   not_found: 'It does not exist, or you may not see it.',
   forbidden: 'You do not have the permission to do this.',
   service_unavailable: 'The Keyserver is temporarily unavailable. Try again in a moment.',
+  database_unavailable: 'The database is switching over or restarting. Try again in a few seconds.',
   idempotency_key_invalid: 'The request could not be repeated safely.',
   // API and keyclient: refusals at the HTTP edge
   invalid_json: 'The request could not be read.',

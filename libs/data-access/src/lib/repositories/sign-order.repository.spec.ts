@@ -273,4 +273,37 @@ describe(SignOrderRepository.name, () => {
     expect(await outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'aa'))).toBe('ok');
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
+
+  it('ok two replicas reaping at once release each expired reservation once: each usage given back and audited once', async () => {
+    const { orderer, key, op } = await setup({ usages: 8 });
+    const shortLease = new SignOrderRepository(dbA, { leaseMs: 50 });
+    const stuck = gate('late');
+    // Eight orders whose replica "hangs" in the HSM call past their lease.
+    const late = Array.from({ length: 8 }, (_, i) =>
+      outcome(shortLease.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `req-reap-${i}`, inputdata: hex(32) }), stuck.wait)),
+    );
+    await stuck.entered;
+    for (let i = 0; i < 100 && (await a.operations.get(op.id)).keys[0].usagesUsed < 8; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(8);
+    await new Promise((r) => setTimeout(r, 80));
+
+    // Both replicas' reapers run their loop (batches of 2, like UsageReaper's until an empty batch) at the same time.
+    const reap = async (db: Db) => {
+      const mine: string[] = [];
+      for (let batch = await releaseExpiredReservations(db, new Date(), 2); batch.length > 0; batch = await releaseExpiredReservations(db, new Date(), 2)) {
+        mine.push(...batch.filter((r) => r.operationId === op.id).map((r) => r.requestId ?? ''));
+      }
+      return mine;
+    };
+    const [byA, byB] = await Promise.all([reap(dbA), reap(dbB)]);
+    expect([...byA, ...byB].sort()).toEqual(Array.from({ length: 8 }, (_, i) => `req-reap-${i}`).sort());
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+    const audit = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM audit_event WHERE "operationId" = $1 AND action = 'usage.released'`, [op.id]);
+    expect(audit[0].n).toBe('8');
+
+    stuck.open();
+    expect(await Promise.all(late)).toEqual(Array.from({ length: 8 }, () => 'reservation_expired'));
+    expect(await a.signOrders.listByOperation(op.id)).toEqual([]);
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
 });
