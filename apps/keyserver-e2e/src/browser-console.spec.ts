@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
-import { activeSession, apiAs, bffUserToken, sql } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken, sql } from './admin-helpers';
 import {
   SCREENSHOT_DIR,
   allAxeViolations,
@@ -17,7 +18,7 @@ import {
   type DeviceOptions,
   type UserSession,
 } from './browser-support';
-import { call, ciToken, operationBody, signOrderBody, userToken } from './operations-support';
+import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
 
 /**
  * Issue 16 in Chromium, at a desktop and at a phone width: what an approver sees and confirms, dates in the
@@ -235,7 +236,7 @@ describe('admin console for real people (desktop and phone)', () => {
         await capture(ada.page, width, `1${i}-${label.toLowerCase().replace(/\s+/g, '-')}`);
       }
       // The key dialogs, inside an administrative session Alan authorized.
-      await activeSession(apiAs(p, await bffUserToken(p, 'ada.admin@demo.test')), apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Dialogs at ${width} width`);
+      const dialogSession = await activeSession(apiAs(p, await bffUserToken(p, 'ada.admin@demo.test')), apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Dialogs at ${width} width`);
       await nav(ada.page, 'Admin sessions', 'Administrative sessions');
       await ada.page.getByRole('button', { name: 'Refresh' }).click();
       await ada.page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
@@ -254,6 +255,11 @@ describe('admin console for real people (desktop and phone)', () => {
       await capture(ada.page, width, '17-change-approvers-dialog');
       await approvers.getByRole('button', { name: 'Cancel' }).click();
       await approvers.waitFor({ state: 'detached' });
+      // Cancel changes nothing: no request, no error on the page, no refused key.update in the audit log.
+      await ada.page.waitForLoadState('networkidle');
+      const adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      expect((await auditOf(adaApi, `action=key.update&keyid=demo-fw-prod&adminSessionId=${dialogSession}`)).map((r) => [r.outcome, r.errorCode])).toEqual([]);
+      expect(await ada.page.locator('.problem[role="alert"]').count()).toBe(0);
 
       // The phone's menu itself, open.
       const toggle = ada.page.locator('button.menu-toggle');
@@ -272,6 +278,121 @@ describe('admin console for real people (desktop and phone)', () => {
       expect(await signOut.evaluate((el) => getComputedStyle(el).color)).toBe('rgb(255, 255, 255)');
       expect(ada.cspViolations).toEqual([]);
     }, 300_000);
+
+    it('lists a device certificate with its serial on one line and a copy button, and a key\'s versions with dates like every other date, as cards on a phone', async () => {
+      const start = findings.length;
+      // A device certificate to list: an openssl CSR, issued by demo-ca-dev (no approvers) for the CI.
+      const ci = await ciToken(p);
+      const cn = `console-device-${width}`;
+      const op = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1, { description: `Device certificate (${width})` }));
+      expect(op.status).toBe(201);
+      const dir = mkdtempSync(join(tmpdir(), 'ks-console-cert-'));
+      let csr: string;
+      try {
+        run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'device.key'), '-subj', `/CN=${cn}/O=Demo Devices Ltd`, '-out', join(dir, 'device.csr')]);
+        csr = readFileSync(join(dir, 'device.csr'), 'utf8');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const issued = await call<{ serial: string }>(p.env.urls.api, ci, 'POST', '/api/v1/certificates', { operationid: op.body.id, keyid: 'demo-ca-dev', csr });
+      expect(issued.status).toBe(201);
+      const serial = issued.body.serial;
+
+      const ada = await session(device);
+      await signInAs(ada, 'ada.admin@demo.test');
+      const page = ada.page;
+      const asCards = width === 'phone';
+      /** How many lines the text of `el` takes (one rectangle per line box). */
+      const lines = (el: Locator) =>
+        el.evaluate((node) => {
+          const range = document.createRange();
+          range.selectNodeContents(node);
+          return new Set(Array.from(range.getClientRects(), (r) => Math.round(r.top))).size;
+        });
+
+      await nav(page, 'Device certificates', 'Device certificates');
+      await page.getByLabel('Serial (hex)').fill(serial);
+      await page.getByRole('button', { name: 'Search' }).click();
+      const row = page.getByRole('row').filter({ hasText: cn });
+      await row.waitFor();
+      const code = row.locator('code.serial');
+      expect(await code.getAttribute('title')).toBe(serial);
+      expect(await lines(code)).toBe(1);
+      // A key id is one word: the issuer is never broken inside (as in the keys table).
+      expect(await lines(row.locator('td[data-label="Issuer"] code'))).toBe(1);
+      expect(await row.evaluate((tr) => getComputedStyle(tr).display)).toBe(asCards ? 'block' : 'table-row');
+      // The copy button stays inside the row (on a phone: inside its card, not cut off by its edge).
+      const copy = row.getByRole('button', { name: `Copy serial ${serial}` });
+      const [copyBox, rowBox] = [await copy.boundingBox(), await row.boundingBox()];
+      expect(copyBox && rowBox && copyBox.x >= rowBox.x && copyBox.x + copyBox.width <= rowBox.x + rowBox.width).toBe(true);
+      await copy.click();
+      await row.getByRole('button', { name: `Copied serial ${serial}` }).waitFor();
+      expect(await page.evaluate('navigator.clipboard.readText()')).toBe(serial);
+      await capture(page, width, '21-certificates');
+      await row.getByRole('button', { name: `Revoke certificate ${serial}` }).click();
+      const revoke = await openedDialog(page.getByRole('dialog', { name: `Revoke certificate ${serial}` }));
+      await capture(page, width, '22-revoke-certificate-dialog');
+      await revoke.getByRole('button', { name: 'Cancel' }).click();
+      await revoke.waitFor({ state: 'detached' });
+
+      // A key's versions: the validity in the browser's locale and zone with the ISO instant on hover, as on every screen.
+      await nav(page, 'Keys', 'Keys');
+      await page.getByRole('button', { name: 'Details of demo-fw-prod' }).click();
+      const versions = page.getByRole('table', { name: 'Versions of demo-fw-prod' });
+      const first = versions.locator('tbody tr').first();
+      await first.waitFor();
+      const times = await first.locator('time').evaluateAll((ts) => ts.map((t) => ({ iso: t.getAttribute('datetime') ?? '', title: t.getAttribute('title'), text: t.textContent ?? '' })));
+      expect(times).toHaveLength(2);
+      const dateOf = new Intl.DateTimeFormat(device.locale, { year: 'numeric', month: 'short', day: 'numeric', timeZone: device.timezoneId });
+      for (const t of times) {
+        expect(t.iso).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+        expect(t).toEqual({ iso: t.iso, title: t.iso, text: dateOf.format(new Date(t.iso)) });
+        expect(t.text).toMatch(/\d{4}/);
+      }
+      expect(await first.evaluate((tr) => getComputedStyle(tr).display)).toBe(asCards ? 'block' : 'table-row');
+      await versions.scrollIntoViewIfNeeded();
+      await capture(page, width, '23-key-versions');
+      expect(findings.slice(start)).toEqual([]);
+      expect(ada.cspViolations).toEqual([]);
+    }, 180_000);
+
+    it('shows every tab of Subjects and roles and their dialogs with nothing wider than the screen and no axe finding', async () => {
+      const start = findings.length;
+      // Nora presents a valid token without a subject: she is listed as an unknown principal to register.
+      const noraAnswer = await apiAs(p, await bffUserToken(p, 'nora.nobody@demo.test'))<{ code: string }>('GET', '/api/v1/me');
+      expect([noraAnswer.status, noraAnswer.body.code]).toEqual([403, 'unknown_subject']);
+      const adaApi = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+      const sessionId = await activeSession(adaApi, apiAs(p, await bffUserToken(p, 'alan.admin@demo.test')), `Subjects at ${width} width`);
+      const ada = await session(device);
+      await signInAs(ada, 'ada.admin@demo.test');
+      const page = ada.page;
+      await page.getByRole('status').filter({ hasText: 'Administrative session active' }).waitFor();
+      await nav(page, 'Subjects and roles', 'Subjects and roles');
+      const dialogs: [open: () => Promise<void>, name: string, shot: string][] = [
+        [() => page.getByRole('button', { name: 'Edit Ann Approver' }).click(), 'Edit subject', '24-edit-subject-dialog'],
+        [() => page.getByRole('button', { name: 'New role' }).click(), 'New role', '26-new-role-dialog'],
+        [() => page.getByRole('button', { name: 'Register Nora Nobody' }).click(), 'Register a subject', '28-register-subject-dialog'],
+      ];
+      const tabs: [tab: RegExp, shot: string][] = [
+        [/^Subjects \(/, '24-subjects'],
+        [/^Roles \(/, '26-roles'],
+        [/^Unknown principals \(/, '28-unknown-principals'],
+      ];
+      for (const [i, [tab, shot]] of tabs.entries()) {
+        await page.getByRole('tab', { name: tab }).click();
+        await page.locator('.mat-mdc-tab-body-active table.responsive tbody tr').first().waitFor();
+        await capture(page, width, shot);
+        const [open, name, dialogShot] = dialogs[i];
+        await open();
+        const dialog = await openedDialog(page.getByRole('dialog', { name }));
+        await capture(page, width, dialogShot);
+        await dialog.getByRole('button', { name: 'Cancel' }).click();
+        await dialog.waitFor({ state: 'detached' });
+      }
+      expect((await adaApi('POST', `/api/v1/admin-sessions/${sessionId}/closure`)).status).toBe(200);
+      expect(findings.slice(start)).toEqual([]);
+      expect(ada.cspViolations).toEqual([]);
+    }, 180_000);
 
     it('gives an orderer date inputs that show their whole value and name the zone they are read in', async () => {
       const otto = await session(device);

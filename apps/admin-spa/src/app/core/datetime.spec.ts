@@ -1,3 +1,5 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { formatDate, formatDateTime, formatRelative, formatSpan, isoInstant, localZoneLabel } from './datetime';
 
 describe('datetime policy', () => {
@@ -54,5 +56,13 @@ describe('datetime policy', () => {
     expect(localZoneLabel(new Date('2026-12-05T12:00:00Z'), { timeZone: 'Europe/Berlin' })).toBe('Europe/Berlin (UTC+01:00)');
     expect(localZoneLabel(new Date('2026-07-05T12:00:00Z'), { timeZone: 'America/New_York' })).toBe('America/New_York (UTC−04:00)');
     expect(localZoneLabel(new Date('2026-07-05T12:00:00Z'), { timeZone: 'Asia/Kolkata' })).toBe('Asia/Kolkata (UTC+05:30)');
+  });
+
+  it('is the only way a screen formats a date: no Angular date pipe, no toLocale*String in the console\'s code', () => {
+    const app = join(__dirname, '..');
+    const files = (readdirSync(app, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts'));
+    expect(files.length).toBeGreaterThan(20);
+    const offenders = files.filter((f) => /\bDatePipe\b|\|\s*date\b|\.toLocale(?:Date|Time)?String\(/.test(readFileSync(join(app, f), 'utf8')));
+    expect(offenders).toEqual([]);
   });
 });

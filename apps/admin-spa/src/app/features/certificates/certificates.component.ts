@@ -57,7 +57,7 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
             <tr>
               <td data-label="Serial" class="nowrap"><code class="serial" [title]="c.serial">{{ c.serial }}</code><app-copy-button [text]="c.serial" [label]="'serial ' + c.serial" /></td>
               <td data-label="Subject">{{ c.subject }}</td>
-              <td data-label="Issuer"><code>{{ c.issuer }}</code></td>
+              <td data-label="Issuer" class="nowrap"><code>{{ c.issuer }}</code></td>
               <td data-label="Valid to"><app-datetime [value]="c.notAfter" [dateOnly]="true" /></td>
               <td data-label="Status">
                 @if (c.revokedAt) {

@@ -73,6 +73,23 @@ describe(KeyLifecycleComponent.name, () => {
     expect(el.querySelector('[role="group"]')).toBeNull();
   });
 
+  it('shows each validity as the console shows every date (a time element, ISO 8601 on hover) and labels the cells for the phone layout', async () => {
+    const { el } = await setup(false, list());
+    const times = [...el.querySelectorAll('tbody tr')].map((tr) => [...tr.querySelectorAll('time')].map((t) => [t.getAttribute('datetime'), t.getAttribute('title')]));
+    expect(times).toEqual([
+      [
+        ['2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'],
+        ['2027-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
+      ],
+      [
+        ['2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'],
+        ['2027-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
+      ],
+    ]);
+    expect(el.querySelector('table')?.classList.contains('responsive')).toBe(true);
+    expect([...el.querySelectorAll('tbody tr:first-child td')].map((td) => td.getAttribute('data-label'))).toEqual(['Version', 'State', 'Valid', 'Public key (SHA-256)', 'Actions']);
+  });
+
   it.each([
     ['Renew', 'renewal', { validityDays: 90 }],
     ['Rotate', 'rotation', { validityDays: 90 }],

@@ -1,11 +1,11 @@
 import { ChangeDetectionStrategy, Component, effect, inject, input, output, signal } from '@angular/core';
-import { DatePipe } from '@angular/common';
 import { firstValueFrom } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
 import { MatSnackBar } from '@angular/material/snack-bar';
 import { downloadText, joinPem } from '../../core/download';
 import { KeyLifecycleService, type KeyLifecycleAction, type KeyVersionListView } from '../../core/key-lifecycle.service';
 import { toProblem, type Problem } from '../../core/problem';
+import { DateTimeComponent } from '../../shared/datetime.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 
 const DONE: Record<KeyLifecycleAction, string> = {
@@ -21,7 +21,7 @@ const DONE: Record<KeyLifecycleAction, string> = {
  */
 @Component({
   selector: 'app-key-lifecycle',
-  imports: [DatePipe, MatButtonModule, ProblemMessageComponent],
+  imports: [DateTimeComponent, MatButtonModule, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   styles: `
     :host {
@@ -37,7 +37,7 @@ const DONE: Record<KeyLifecycleAction, string> = {
       <h3 id="key-versions-title">Versions</h3>
       <app-problem-message [problem]="problem()" />
       @if (list(); as l) {
-        <table class="simple-table">
+        <table class="simple-table responsive">
           <caption class="visually-hidden">Versions of {{ keyid() }}</caption>
           <thead>
             <tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Valid</th><th scope="col">Public key (SHA-256)</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
@@ -45,11 +45,11 @@ const DONE: Record<KeyLifecycleAction, string> = {
           <tbody>
             @for (v of l.items; track v.version) {
               <tr>
-                <td>{{ v.version }}{{ v.current ? ' (current)' : '' }}</td>
-                <td><span class="state" [attr.data-state]="v.state">{{ v.state }}</span>{{ v.destroyedAt ? ', destroyed' : '' }}</td>
-                <td>{{ v.notBefore | date: 'mediumDate' }} – {{ v.notAfter | date: 'mediumDate' }}</td>
-                <td><code>{{ v.spkiSha256.slice(0, 16) }}…</code></td>
-                <td><button mat-button type="button" (click)="download(v.version, v.certificate)" [attr.aria-label]="'Download the certificate of version ' + v.version">Certificate</button></td>
+                <td data-label="Version">{{ v.version }}{{ v.current ? ' (current)' : '' }}</td>
+                <td data-label="State"><span class="state" [attr.data-state]="v.state">{{ v.state }}</span>{{ v.destroyedAt ? ', destroyed' : '' }}</td>
+                <td data-label="Valid"><app-datetime [value]="v.notBefore" [dateOnly]="true" /> – <app-datetime [value]="v.notAfter" [dateOnly]="true" /></td>
+                <td data-label="Public key (SHA-256)"><code>{{ v.spkiSha256.slice(0, 16) }}…</code></td>
+                <td data-label="Actions" class="row-actions"><button mat-button type="button" (click)="download(v.version, v.certificate)" [attr.aria-label]="'Download the certificate of version ' + v.version">Certificate</button></td>
               </tr>
             }
           </tbody>

@@ -52,7 +52,7 @@ function detail(over: Partial<KeyDetailView> = {}): KeyDetailView {
     notBefore: '2026-01-01T00:00:00.000Z',
     notAfter: '2027-01-01T00:00:00.000Z',
     usage: { signOrders: 0, certificatesIssued: 0, lastUsedAt: null },
-    limits: { source: 'default', updatedAt: null, maxWindowSeconds: 604_800, maxUsagesPerOperation: 1_000, maxBackdateSeconds: 300, maxStartAheadSeconds: 604_800 },
+    limits: { source: 'default', updatedAt: null, maxWindowSeconds: 604_800, maxUsagesPerOperation: 100, maxBackdateSeconds: 300, maxStartAheadSeconds: 86_400 },
     ...over,
   };
 }
@@ -219,6 +219,17 @@ describe(KeysComponent.name, () => {
     button(el, 'Revoke fw-1')?.click();
     await settle(f);
     ctrl.expectNone({ method: 'POST' });
+  });
+
+  it('sends nothing when "Change approvers" is cancelled: Material closes a bare mat-dialog-close with an empty string', async () => {
+    const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
+    dialogResult = '';
+    button(el, 'Change approvers of fw-1')?.click();
+    await settle(f);
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/fw-1' }).flush(detail());
+    await settle(f);
+    ctrl.expectNone({ method: 'PATCH' });
+    expect(el.querySelector('.problem')).toBeNull();
   });
 
   it('revokes a key: it leaves the active list, and stays as REVOKED without actions when revoked keys are shown', async () => {

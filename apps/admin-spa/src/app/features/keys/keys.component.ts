@@ -207,7 +207,8 @@ export class KeysComponent {
         .open<ApproversDialogComponent, ApproversDialogData, number>(ApproversDialogComponent, { data: { keyid: k.keyid, requiredApprovers: current.requiredApprovers }, width: '28rem' })
         .afterClosed(),
     );
-    if (n !== undefined) await this.run(() => this.api.setRequiredApprovers(k.keyid, n), `Key ${k.keyid} now needs ${n} approver(s).`);
+    // Only Save closes with a number: Cancel, Escape and a click outside close with '' or undefined (a bare mat-dialog-close).
+    if (typeof n === 'number') await this.run(() => this.api.setRequiredApprovers(k.keyid, n), `Key ${k.keyid} now needs ${n} approver(s).`);
   }
 
   protected async revoke(k: KeySummaryView): Promise<void> {
