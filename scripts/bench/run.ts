@@ -32,6 +32,8 @@ export interface BenchOptions {
    * rsaRaw, rsa, cfssl, certs, two, half); all when undefined. A partial run is for focused work on a few targets.
    */
   cells?: string[];
+  /** scripts/bench/gc-observer.cjs: loaded into every API process to log its GC pauses for the fixed-rate cell. */
+  gcObserver?: string;
   /** The fixed arrival rate of the `half` cell in orders/s (default: half the best P-256 one-operation rate). */
   halfRate?: number;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
@@ -127,8 +129,36 @@ async function fixedRate(name: string, rate: number, seconds: number, warmupSeco
   });
   const slowest = [...at].sort((a, b) => b.ms - a.ms).slice(0, 12);
   warm.sort((a, b) => a - b);
-  const tail = { p99PerSecondMs, slowest, clientLagP99Ms: Math.round(pct(lags, 0.99) * 10) / 10, warmupP99Ms: Math.round(pct(warm, 0.99) * 10) / 10 };
+  const wall = (t: number) => Math.round(Date.now() - performance.now() + t);
+  const tail = { p99PerSecondMs, slowest, clientLagP99Ms: Math.round(pct(lags, 0.99) * 10) / 10, warmupP99Ms: Math.round(pct(warm, 0.99) * 10) / 10, fromWall: wall(measuredFrom), toWall: wall(performance.now()) };
   return { name, requests: lat.length, errors, perSecond: lat.length / elapsed, p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99), tail };
+}
+
+/**
+ * The API's GC pauses and event-loop stalls (gc-observer.cjs) between two wall-clock times: how many minor (scavenge)
+ * and major (mark-compact) pauses, the longest, their sum, and the longest event-loop delay.
+ */
+function pausesDuring(file: string, from: number, to: number): NonNullable<Cell['tail']>['api'] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const out = { minor: { count: 0, maxMs: 0, totalMs: 0 }, major: { count: 0, maxMs: 0, totalMs: 0 }, loopMaxMs: 0 };
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as { at: number; gc?: string; ms?: number; loopMaxMs?: number };
+    if (e.at < from || e.at > to) continue;
+    if (e.loopMaxMs !== undefined) out.loopMaxMs = Math.max(out.loopMaxMs, e.loopMaxMs);
+    const k = e.gc === 'minor' ? out.minor : e.gc === 'major' || e.gc === 'incremental' ? out.major : undefined;
+    if (k && e.ms !== undefined) {
+      k.count++;
+      k.maxMs = Math.max(k.maxMs, e.ms);
+      k.totalMs = Math.round((k.totalMs + e.ms) * 10) / 10;
+    }
+  }
+  return out;
 }
 
 /**
@@ -248,6 +278,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
   const children: ChildProcess[] = [];
   const drops: (() => Promise<void>)[] = [];
   const profileDir = join(work, 'profile');
+  const gcLog = join(work, 'gc');
   let cleaned: Promise<void> | undefined;
   // Everything this run started goes, also when it is interrupted (the platform, the yardstick servers, databases).
   const cleanup = () =>
@@ -263,10 +294,18 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
   try {
     log(`starting the platform (emulator, init, ${o.profile ? 1 : 2} API replica(s))`);
     const extraApiEnv: Record<string, string> = { FIRMWARE_MAX_BYTES: String((o.firmwareMib + 1) * MiB) };
+    const nodeOptions: string[] = [];
+    if (o.gcObserver) {
+      nodeOptions.push(`--require ${o.gcObserver}`);
+      extraApiEnv['KEYSERVER_BENCH_GC_LOG'] = gcLog;
+    }
     if (o.profile) {
       mkdirSync(profileDir);
-      extraApiEnv['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profileDir}`;
+      nodeOptions.push(`--cpu-prof --cpu-prof-dir=${profileDir}`);
     }
+    // Experiments with the API's runtime (e.g. --max-semi-space-size=8): BENCH_API_NODE_OPTIONS is added as is.
+    if (process.env['BENCH_API_NODE_OPTIONS']) nodeOptions.push(process.env['BENCH_API_NODE_OPTIONS']);
+    if (nodeOptions.length) extraApiEnv['NODE_OPTIONS'] = nodeOptions.join(' ');
     p = await startPlatform({ replicas: o.profile ? 1 : 2, extraApiEnv });
     const urls = p.apiReplicas.map((r) => r.url);
     const ci = await ciToken(p);
@@ -480,6 +519,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
       const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
       const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
+      if (half.tail && o.gcObserver) half.tail.api = pausesDuring(`${gcLog}.${p.apiReplicas[0].service.child.pid}`, half.tail.fromWall, half.tail.toWall);
       log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
       halfRate = { ...half, targetPerSecond: peak / 2, warmupSeconds: HALF_RATE_WARMUP_SECONDS };
     }

@@ -18,7 +18,19 @@ export interface Cell {
   dbTransactionsPerRequest?: number;
   note?: string;
   /** Fixed-rate cells: p99 per second of the run, and the slowest answers with when they were due (ms into the run). */
-  tail?: { p99PerSecondMs: number[]; slowest: { atMs: number; ms: number }[]; clientLagP99Ms: number; /** p99 of the warm-up, which the cell does not count. */ warmupP99Ms: number };
+  tail?: { p99PerSecondMs: number[]; slowest: { atMs: number; ms: number }[]; clientLagP99Ms: number; /** p99 of the warm-up, which the cell does not count. */ warmupP99Ms: number;
+    /** Wall-clock bounds of the counted part (ms since the epoch). */
+    fromWall: number;
+    toWall: number;
+    /** The API's GC pauses (>= 1 ms) and its longest event-loop delay in that window (scripts/bench/gc-observer.cjs). */
+    api?: { minor: GcPauses; major: GcPauses; loopMaxMs: number };
+  };
+}
+
+export interface GcPauses {
+  count: number;
+  maxMs: number;
+  totalMs: number;
 }
 
 export interface WrkRequest {
