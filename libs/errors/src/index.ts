@@ -6,3 +6,4 @@ export {
   problemFor,
   rawProblemResponse,
 } from './lib/keyserver-error';
+export { isPostgresUnavailable, isUnavailableSqlState } from './lib/postgres-unavailable';

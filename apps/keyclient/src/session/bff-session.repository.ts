@@ -1,5 +1,5 @@
 import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
-import { errorClass } from '@keyserver/errors';
+import { errorClass, isPostgresUnavailable } from '@keyserver/errors';
 
 // The keyclient's own storage: its sessions live in the `keyclient` schema, which its database role
 // (keyserver_keyclient) is the only one besides the owner to reach, and that role has no right on the
@@ -30,25 +30,15 @@ export type NewBffSession = Omit<BffSessionRecord, 'lastSeenAt'> & { lastSeenAt?
  */
 export class SessionStoreError extends errorClass({ conflict: 409, session_store_unavailable: 503 }) {}
 
-// The errors of a database that is restarting, failing over or unreachable (the same classes as the API's
-// isDatabaseUnavailable in libs/data-access, which the keyclient may not import): connection exceptions (08),
-// shutdown/crash (57P01-03), too many connections (53300), a write on a server that became read-only (25006),
-// statement_timeout (57014), lock_timeout (55P03); socket errors; node-postgres' own timeout and cut messages.
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|25006|57014|55P03)/;
-const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
-const UNAVAILABLE_MESSAGE =
-  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|server is read-only \(not the primary\)/i;
-
-/** True when `err` means "the session database is not reachable right now" rather than a fault of the request. */
+/**
+ * True when `err` means "the session database is not reachable right now" rather than a fault of the request:
+ * the same classes as the API's (@keyserver/errors `isPostgresUnavailable`).
+ */
 export function isSessionStoreUnavailable(err: unknown, depth = 0): boolean {
-  if (depth > 5 || typeof err !== 'object' || err === null) return false;
   if (err instanceof SessionStoreError) return err.code === 'session_store_unavailable';
-  const e = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
-  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATE.test(e.code) || UNAVAILABLE_NET.has(e.code))) return true;
-  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
-  // Node's AggregateError (a host with several addresses, all refused) lists the socket errors.
-  if (Array.isArray(e.errors) && e.errors.some((x) => isSessionStoreUnavailable(x, depth + 1))) return true;
-  return isSessionStoreUnavailable(e.cause, depth + 1);
+  if (isPostgresUnavailable(err)) return true;
+  // Our own refusal may travel as the cause of another error.
+  return depth < 5 && typeof err === 'object' && err !== null && isSessionStoreUnavailable((err as { cause?: unknown }).cause, depth + 1);
 }
 
 /** A connection refused by {@link verifyPrimary}: SQLSTATE 25006 like a write on a standby. */

@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, escapeLiteral, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { poolConfig, type ConnectionOptions } from './connection';
+import { isPostgresUnavailable, isUnavailableSqlState } from '@keyserver/errors';
 import { DataAccessError } from './errors';
 import { UUID_PATTERN } from '@keyserver/api-contract';
 import { AccessCache } from './access-cache';
@@ -93,17 +94,12 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
 
 const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
 const UNAVAILABLE_CAUSES = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
-const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
-// Connection exceptions (08), shutdown/crash (57P01-03), too many connections (53300), and the retryable waits of a
-// failover: a write on a server that became read-only (25006), statement_timeout (57014), lock_timeout (55P03).
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300|25006|57014|55P03)/;
-// node-postgres' own messages for a connection that timed out or was cut.
-const UNAVAILABLE_MESSAGE =
-  /ECONNREFUSED|Connection terminated|terminating connection due to administrator command|Can't reach database server|timeout exceeded when trying to connect|Query read timeout|server is read-only \(not the primary\)|Client has encountered a connection error/i;
+// Prisma's own messages; node-postgres' codes and messages are @keyserver/errors' isPostgresUnavailable.
+const UNAVAILABLE_MESSAGE = /Can't reach database server/i;
 
 /**
- * True when an error means the database cannot be reached or dropped the connection (Prisma connection
- * codes, driver-adapter cause kinds, PostgreSQL connection-exception / shutdown SQLSTATEs, socket errors).
+ * True when an error means the database cannot be reached or dropped the connection: Prisma's connection codes,
+ * driver-adapter cause kinds and messages, and whatever `isPostgresUnavailable` says of node-postgres' errors.
  */
 export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (depth > 5 || typeof err !== 'object' || err === null) return false;
@@ -111,13 +107,13 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   if (err instanceof Prisma.PrismaClientInitializationError) return true;
   const e = err as Record<string, unknown>;
   const code = typeof e['code'] === 'string' ? e['code'] : undefined;
-  if (code && (UNAVAILABLE_PRISMA_CODES.has(code) || UNAVAILABLE_NET.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+  if (code && UNAVAILABLE_PRISMA_CODES.has(code)) return true;
   const kind = typeof e['kind'] === 'string' ? e['kind'] : undefined;
   if (kind && UNAVAILABLE_CAUSES.has(kind)) return true;
   const original = typeof e['originalCode'] === 'string' ? e['originalCode'] : undefined;
-  if (original && UNAVAILABLE_SQLSTATE.test(original)) return true;
+  if (original && isUnavailableSqlState(original)) return true;
   const message = typeof e['message'] === 'string' ? e['message'] : '';
-  if (UNAVAILABLE_MESSAGE.test(message)) return true;
+  if (UNAVAILABLE_MESSAGE.test(message) || isPostgresUnavailable({ code, message, errors: e['errors'] })) return true;
   return isDatabaseUnavailable(e['cause'], depth + 1) || isDatabaseUnavailable((e['meta'] as Record<string, unknown> | undefined)?.['driverAdapterError'], depth + 1);
 }
 
