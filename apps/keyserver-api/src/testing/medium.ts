@@ -1,10 +1,13 @@
 // Helpers of the API's medium test tier (`*.medium.spec.ts`): services wired by constructor, as the composition root
-// wires them, on a real freshly migrated PostgreSQL (no HTTP, no HSM, no processes). Not part of the app.
+// wires them, on a real freshly migrated PostgreSQL and, for the services that sign, a throwaway SoftHSM token
+// (no HTTP, no processes). Not part of the app.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { KeyGrant, Nature, Permission } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
-import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db, type KeyAlgorithm } from '@keyserver/data-access';
 import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
+import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer';
+import { createTempToken } from '@keyserver/pkcs11-signer/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
 
 /**
@@ -30,28 +33,55 @@ export function mediumDatabase(prefix: string): { readonly db: Db } {
   };
 }
 
+/**
+ * The suite's HSM: a real PKCS#11 signer on a fresh SoftHSM token (the directory comes from the jest global
+ * setup), opened before its tests and closed after them. The same signer production builds in main.ts.
+ */
+export function mediumSigner(prefix: string): { readonly signer: Pkcs11Signer } {
+  let signer: Pkcs11Signer | undefined;
+  beforeAll(async () => {
+    const token = createTempToken(prefix);
+    signer = await createPkcs11Signer({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2 });
+  });
+  afterAll(async () => {
+    await signer?.close();
+  });
+  return {
+    get signer(): Pkcs11Signer {
+      if (!signer) throw new Error('the medium signer exists inside the suite\'s hooks and tests only');
+      return signer;
+    },
+  };
+}
+
 /** The tenant every medium-tier subject belongs to. */
 export const MEDIUM_TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
 
 /** The stable code a promise is refused with, or 'ok'. */
 export const codeOf = (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'untyped');
 
-/** An ACTIVE key `<prefix>-<random>` with a placeholder certificate (nothing here parses it). */
-export async function seedKey(db: Db, opts: { requiredApprovers?: number; type?: 'FW' | 'CA'; prefix?: string } = {}): Promise<string> {
+/**
+ * An ACTIVE key `<prefix>-<random>`: by default with a random HSM key id and a placeholder certificate (nothing
+ * parses it); `hsmKeyId`, `algorithm` and `certificatePem` for a key the suite's signer really holds.
+ */
+export async function seedKey(
+  db: Db,
+  opts: { requiredApprovers?: number; type?: 'FW' | 'CA'; prefix?: string; hsmKeyId?: string; algorithm?: KeyAlgorithm; certificatePem?: string; profile?: Record<string, unknown> } = {},
+): Promise<string> {
   const keyid = `${opts.prefix ?? 'fw'}-${randomBytes(4).toString('hex')}`;
   await new KeyRepository(db).create({
     keyid,
     type: opts.type ?? 'FW',
-    algorithm: 'EC_P256',
+    algorithm: opts.algorithm ?? 'EC_P256',
     hash: 'SHA256',
     requiredApprovers: opts.requiredApprovers ?? 0,
-    hsmKeyId: randomBytes(8).toString('hex'),
-    certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+    hsmKeyId: opts.hsmKeyId ?? randomBytes(8).toString('hex'),
+    certificatePem: opts.certificatePem ?? '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
     certificateSerial: randomBytes(8).toString('hex'),
     notBefore: new Date(Date.now() - 86_400_000),
     notAfter: new Date(Date.now() + 365 * 86_400_000),
     product: 'demo',
-    profile: {},
+    profile: opts.profile ?? {},
   });
   return keyid;
 }
