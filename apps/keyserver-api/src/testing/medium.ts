@@ -2,13 +2,15 @@
 // wires them, on a real freshly migrated PostgreSQL and, for the services that sign, a throwaway SoftHSM token
 // (no HTTP, no processes). Not part of the app.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { KeyGrant, Nature, Permission } from '@keyserver/api-contract';
+import { DEFAULT_DEVICE_PROFILE, type KeyGrant, type Nature, type Permission } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
 import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db, type KeyAlgorithm } from '@keyserver/data-access';
 import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer';
-import { createTempToken } from '@keyserver/pkcs11-signer/testing';
+import { createTempToken, SOFTHSM_MODULE } from '@keyserver/pkcs11-signer/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
+import { createCaCertificate, createRootCertificate, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
+import { loadApiConfig, type ApiConfig } from '../config/api-config';
 
 /**
  * The suite's database: a fresh, migrated PostgreSQL database `<prefix>_<random>` created before its tests and
@@ -57,16 +59,40 @@ export function mediumSigner(prefix: string): { readonly signer: Pkcs11Signer } 
 /** The tenant every medium-tier subject belongs to. */
 export const MEDIUM_TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
 
+/** The API's configuration as main.ts loads it (the real loader and its defaults), for the services that read it. */
+export function mediumConfig(): ApiConfig {
+  return loadApiConfig({
+    TENANT_ID: MEDIUM_TENANT,
+    APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
+    OPENID_CONNECT_METADATA_DOCUMENT: `https://login.microsoftonline.com/${MEDIUM_TENANT}/v2.0/.well-known/openid-configuration`,
+    DATABASE_URL: 'postgresql://keyserver@127.0.0.1:5432/unused-by-the-medium-tier',
+    PKCS11_MODULE: SOFTHSM_MODULE,
+    PKCS11_TOKEN_LABEL: 'medium',
+    PKCS11_PIN: '123456',
+    KEYSERVER_PUBLIC_URL: 'https://keyserver.medium.test',
+  });
+}
+
 /** The stable code a promise is refused with, or 'ok'. */
 export const codeOf = (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: { code?: string }) => e.code ?? 'untyped');
 
 /**
  * An ACTIVE key `<prefix>-<random>`: by default with a random HSM key id and a placeholder certificate (nothing
- * parses it); `hsmKeyId`, `algorithm` and `certificatePem` for a key the suite's signer really holds.
+ * parses it); `hsmKeyId`, `algorithm` and `certificate` for a key the suite's signer really holds (see
+ * {@link seedCaChain}).
  */
 export async function seedKey(
   db: Db,
-  opts: { requiredApprovers?: number; type?: 'FW' | 'CA'; prefix?: string; hsmKeyId?: string; algorithm?: KeyAlgorithm; certificatePem?: string; profile?: Record<string, unknown> } = {},
+  opts: {
+    requiredApprovers?: number;
+    type?: 'FW' | 'CA' | 'ROOT';
+    prefix?: string;
+    hsmKeyId?: string;
+    algorithm?: KeyAlgorithm;
+    parentKeyid?: string;
+    certificate?: { pem: string; serialHex: string; notBefore: Date; notAfter: Date };
+    profile?: Record<string, unknown>;
+  } = {},
 ): Promise<string> {
   const keyid = `${opts.prefix ?? 'fw'}-${randomBytes(4).toString('hex')}`;
   await new KeyRepository(db).create({
@@ -76,14 +102,44 @@ export async function seedKey(
     hash: 'SHA256',
     requiredApprovers: opts.requiredApprovers ?? 0,
     hsmKeyId: opts.hsmKeyId ?? randomBytes(8).toString('hex'),
-    certificatePem: opts.certificatePem ?? '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
-    certificateSerial: randomBytes(8).toString('hex'),
-    notBefore: new Date(Date.now() - 86_400_000),
-    notAfter: new Date(Date.now() + 365 * 86_400_000),
+    parentKeyid: opts.parentKeyid ?? null,
+    certificatePem: opts.certificate?.pem ?? '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+    certificateSerial: opts.certificate?.serialHex ?? randomBytes(8).toString('hex'),
+    notBefore: opts.certificate?.notBefore ?? new Date(Date.now() - 86_400_000),
+    notAfter: opts.certificate?.notAfter ?? new Date(Date.now() + 365 * 86_400_000),
     product: 'demo',
     profile: opts.profile ?? {},
   });
   return keyid;
+}
+
+/**
+ * A ROOT and a CA under it, both EC P-256 keys generated on `signer` with real certificates, stored as ACTIVE
+ * keys (the CA with the default device profile): what certificate issuance signs with. Returns the CA's keyid
+ * and its HSM key.
+ */
+export async function seedCaChain(db: Db, signer: HsmSigner, opts: { requiredApprovers?: number } = {}): Promise<{ caKeyid: string; caKey: HsmKeyInfo }> {
+  const tag = randomBytes(4).toString('hex');
+  // Whole seconds (X.509 times), the CA inside the root's validity.
+  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 86_400_000);
+  const notAfter = new Date(notBefore.getTime() + 365 * 86_400_000);
+  const rootKey = await signer.generateKey({ algorithm: 'EC-P256', label: `medium-root-${tag}` });
+  const root = await createRootCertificate(signer, rootKey, { subject: { commonName: `Medium Root ${tag}` }, notBefore, notAfter });
+  const rootKeyid = await seedKey(db, { type: 'ROOT', prefix: 'root', hsmKeyId: rootKey.hsmKeyId, certificate: { pem: root.certificatePem, serialHex: root.serialHex, notBefore, notAfter } });
+  const caKey = await signer.generateKey({ algorithm: 'EC-P256', label: `medium-ca-${tag}` });
+  const caNotBefore = new Date(notBefore.getTime() + 1000);
+  const caNotAfter = new Date(notAfter.getTime() - 1000);
+  const ca = await createCaCertificate(signer, { key: rootKey, certificate: root.certificatePem }, caKey, { subject: { commonName: `Medium CA ${tag}` }, notBefore: caNotBefore, notAfter: caNotAfter });
+  const caKeyid = await seedKey(db, {
+    type: 'CA',
+    prefix: 'ca',
+    requiredApprovers: opts.requiredApprovers ?? 0,
+    hsmKeyId: caKey.hsmKeyId,
+    parentKeyid: rootKeyid,
+    certificate: { pem: ca.certificatePem, serialHex: ca.serialHex, notBefore: caNotBefore, notAfter: caNotAfter },
+    profile: { ...DEFAULT_DEVICE_PROFILE },
+  });
+  return { caKeyid, caKey };
 }
 
 /**

@@ -1,0 +1,105 @@
+// Medium tier: certificate issuance with its real repositories on a real PostgreSQL and a real PKCS#11 signer on a
+// throwaway SoftHSM token (ROOT -> CA generated in it), wired by constructor exactly as the composition root wires it.
+import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { Permission } from '@keyserver/api-contract';
+import {
+  AuditRepository,
+  CertificateIssuanceRepository,
+  CertificateRepository,
+  CrlRepository,
+  DeviceProfileRepository,
+  KeyRepository,
+  OperationRepository,
+  type Db,
+} from '@keyserver/data-access';
+import { OID, type HsmKeyInfo } from '@keyserver/pki';
+import { buildCsr, csrPem, generateTestKey, nameDer } from '@keyserver/pki/testing';
+import pino from 'pino';
+import { Audited } from '../common/audited';
+import { CrlService } from '../crl/crl.service';
+import { codeOf, mediumActor, mediumConfig, mediumDatabase, mediumSigner, seedCaChain } from '../testing/medium';
+import { CertificatesService } from './certificates.service';
+
+describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
+  const pg = mediumDatabase('ks_api_medium_certs');
+  const hsm = mediumSigner('medium-certs');
+  let db: Db;
+  let operations: OperationRepository;
+  let audit: AuditRepository;
+  let service: CertificatesService;
+  let caKeyid: string;
+  let caKey: HsmKeyInfo;
+
+  beforeAll(async () => {
+    db = pg.db;
+    operations = new OperationRepository(db);
+    audit = new AuditRepository(db);
+    const config = mediumConfig();
+    const crls = new CrlService(new CrlRepository(db), hsm.signer, pino({ level: 'silent' }));
+    service = new CertificatesService(
+      new KeyRepository(db),
+      new CertificateRepository(db),
+      new CertificateIssuanceRepository(db, { leaseMs: config.usageLeaseMs }),
+      new DeviceProfileRepository(db),
+      hsm.signer,
+      config,
+      new Audited(audit),
+      crls,
+    );
+    ({ caKeyid, caKey } = await seedCaChain(db, hsm.signer));
+  });
+
+  /** A provisioner holding ISSUE on the CA and an operation with one usage of it. */
+  async function issuingSetup() {
+    const provisioner = await mediumActor(db, { natures: ['PROVISIONER'], grants: ['ISSUE'], keyids: [caKeyid] }, Permission.CertificatesIssue);
+    const op = await operations.create({
+      description: 'medium certificates',
+      ordererId: provisioner.subjectId,
+      validFrom: new Date(Date.now() - 60_000),
+      validTo: new Date(Date.now() + 3_600_000),
+      keys: [{ keyid: caKeyid, usagesAllowed: 1 }],
+    });
+    return { provisioner, operationId: op.id };
+  }
+
+  /** A device CSR (CN only) signed by its own fresh EC P-256 key, or by another key when `forged`. */
+  function deviceCsr(cn: string, forged = false): string {
+    const device = generateTestKey('EC-P256');
+    const signer = forged ? generateTestKey('EC-P256') : device;
+    return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
+  }
+
+  const usagesUsed = async (operationId: string) => (await operations.get(operationId)).keys.map((k) => k.usagesUsed);
+  const requestId = () => `req-${randomBytes(4).toString('hex')}`;
+
+  it('issues a certificate for a CSR: Node parses it, it verifies against the CA key in the HSM, one usage is spent', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    const rid = requestId();
+    const res = await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-0001') }, rid);
+    const cert = new X509Certificate(res.certificate);
+    expect(cert.subject).toBe('CN=device-0001');
+    expect(cert.verify(createPublicKey({ key: Buffer.from(caKey.spki), format: 'der', type: 'spki' }))).toBe(true);
+    expect(cert.checkIssued(new X509Certificate(res.chain[0]))).toBe(true);
+    expect(cert.serialNumber.toLowerCase().replace(/^0+/, '')).toBe(res.serial.replace(/^0+/, ''));
+    expect(await usagesUsed(operationId)).toEqual([1]);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.keyid, e.operationId])).toEqual([['SUCCESS', caKeyid, operationId]]);
+  });
+
+  it.each([
+    ['fail a CSR not signed by its own key (no proof of possession)', 'forged', 'csr_signature_invalid'],
+    ['fail a CSR to a CA the provisioner holds no ISSUE grant on', 'other-ca', 'key_not_permitted'],
+    ['fail a valid CSR when the operation has no usage left', 'exhausted', 'usage_exhausted'],
+  ] as const)('%s: refused with its code, no usage spent, one DENIED event', async (_n, kind, code) => {
+    const { provisioner, operationId } = await issuingSetup();
+    if (kind === 'exhausted') await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-0001') }, requestId());
+    const before = await usagesUsed(operationId);
+    // Every stored key certificate is parsed (the names no device may take): the other CA is a real one too.
+    const keyid = kind === 'other-ca' ? (await seedCaChain(db, hsm.signer)).caKeyid : caKeyid;
+    const rid = requestId();
+    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid, csr: deviceCsr('device-0002', kind === 'forged') }, rid))).toBe(code);
+    expect(await usagesUsed(operationId)).toEqual(before);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
+  });
+});
