@@ -4,8 +4,7 @@ import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, SubjectRepository } from '@keyserver/data-access';
 import { Audited } from '../common/audited';
-import { loadApiConfig } from '../config/api-config';
-import { codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
+import { codeOf, mediumActor, mediumConfig, mediumDatabase } from '../testing/medium';
 import { AdminSessionsService } from './admin-sessions.service';
 
 describe(`${AdminSessionsService.name} (medium: real PostgreSQL)`, () => {
@@ -19,16 +18,7 @@ describe(`${AdminSessionsService.name} (medium: real PostgreSQL)`, () => {
   beforeAll(async () => {
     audit = new AuditRepository(pg.db);
     sessions = new AdminSessionRepository(pg.db);
-    const config = loadApiConfig({
-      TENANT_ID: MEDIUM_TENANT,
-      APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
-      OPENID_CONNECT_METADATA_DOCUMENT: `https://login.microsoftonline.com/${MEDIUM_TENANT}/v2.0/.well-known/openid-configuration`,
-      DATABASE_URL: 'postgresql://keyserver@db-rw:5432/keyserver',
-      PKCS11_MODULE: process.execPath,
-      PKCS11_TOKEN_LABEL: 'keyserver',
-      PKCS11_PIN: '123456',
-      ADMIN_SESSION_APPROVALS: '2',
-    });
+    const config = mediumConfig({ ADMIN_SESSION_APPROVALS: '2' });
     service = new AdminSessionsService(sessions, new SubjectRepository(pg.db), config, new Audited(audit));
     ada = await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.AdminSessionsManage);
     bob = await mediumActor(pg.db, { natures: ['ADMINISTRATOR'] }, Permission.AdminSessionsManage);

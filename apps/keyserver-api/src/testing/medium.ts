@@ -59,8 +59,11 @@ export function mediumSigner(prefix: string): { readonly signer: Pkcs11Signer } 
 /** The tenant every medium-tier subject belongs to. */
 export const MEDIUM_TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
 
-/** The API's configuration as main.ts loads it (the real loader and its defaults), for the services that read it. */
-export function mediumConfig(): ApiConfig {
+/**
+ * The API's configuration as main.ts loads it (the real loader and its defaults), for the services that read it;
+ * `env` sets further variables (e.g. ADMIN_SESSION_APPROVALS).
+ */
+export function mediumConfig(env: Record<string, string> = {}): ApiConfig {
   return loadApiConfig({
     TENANT_ID: MEDIUM_TENANT,
     APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
@@ -70,6 +73,7 @@ export function mediumConfig(): ApiConfig {
     PKCS11_TOKEN_LABEL: 'medium',
     PKCS11_PIN: '123456',
     KEYSERVER_PUBLIC_URL: 'https://keyserver.medium.test',
+    ...env,
   });
 }
 
