@@ -26,12 +26,12 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   const firmware = (n: number) => createHash('sha256').update(`firmware image ${n}`).digest();
 
   /** A new FW key on the token, a signer holding SIGN on it, and an operation for it with `usages` (approved unless said). */
-  async function signingSetup(opts: { usages?: number; approved?: boolean } = {}) {
+  async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[] } = {}) {
     const fwKey: HsmKeyInfo = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` });
     const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId });
     const orderer = await mediumActor(db, { natures: ['ORDERER'], grants: ['ORDER'], keyids: [keyid] }, Permission.OperationsCreate);
     const approver = await mediumActor(db, { natures: ['APPROVER'], grants: ['APPROVE'], keyids: [keyid] }, Permission.OperationsApprove);
-    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid] }, Permission.SignOrdersCreate);
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid, ...(opts.alsoSignWith ?? [])] }, Permission.SignOrdersCreate);
     const op = await operations.create({
       description: 'medium sign orders',
       ordererId: orderer.subjectId,
@@ -72,17 +72,29 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   it.each([
     ['fail an order when the operation has no usage left', 'exhausted', 'usage_exhausted'],
     ['fail an order with a key the signer holds no SIGN grant on', 'wrong-key', 'key_not_permitted'],
+    ['fail an order with a key the signer may use that the operation does not list', 'unlisted-key', 'key_not_in_operation'],
     ['fail an order on an operation still waiting for its approval', 'not-approved', 'operation_not_usable'],
   ] as const)('%s: refused with its code, no usage spent, one DENIED event', async (_n, kind, code) => {
-    const { keyid, signer, operationId } = await signingSetup({ approved: kind !== 'not-approved' });
+    const unlisted = kind === 'unlisted-key' ? await seedKey(db, { hsmKeyId: (await hsm.signer.generateKey({ algorithm: 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` })).hsmKeyId }) : undefined;
+    const { keyid, signer, operationId } = await signingSetup({ approved: kind !== 'not-approved', alsoSignWith: unlisted ? [unlisted] : [] });
     if (kind === 'exhausted') await service.create(signer, order(operationId, keyid, firmware(2)), undefined, requestId());
     const before = await usagesUsed(operationId);
-    const otherKey = kind === 'wrong-key' ? await seedKey(db) : keyid;
+    const otherKey = kind === 'wrong-key' ? await seedKey(db) : (unlisted ?? keyid);
     const rid = requestId();
     expect(await codeOf(service.create(signer, order(operationId, otherKey, firmware(3)), undefined, rid))).toBe(code);
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, otherKey]]);
+  });
+
+  it('answers a retry with the same Idempotency-Key from the stored order: the same signature, the usage counted once', async () => {
+    const { keyid, signer, operationId } = await signingSetup({ usages: 2 });
+    const dto = order(operationId, keyid, firmware(4));
+    const first = await service.create(signer, dto, 'build-42.fw', requestId());
+    const retry = await service.create(signer, dto, 'build-42.fw', requestId());
+    // ECDSA signatures are randomised: an equal one was not signed again.
+    expect(retry.result).toBe(first.result);
+    expect(await usagesUsed(operationId)).toEqual([1]);
   });
 
   it('lets exactly 3 of 8 concurrent orders through an operation with 3 usages, the rest usage_exhausted', async () => {
