@@ -1,7 +1,11 @@
 // Helpers of the API's medium test tier (`*.medium.spec.ts`): services wired by constructor, as the composition root
 // wires them, on a real freshly migrated PostgreSQL and, for the services that sign, a throwaway SoftHSM token
 // (no HTTP, no processes). Not part of the app.
+import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_DEVICE_PROFILE, type KeyGrant, type Nature, type Permission } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
 import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db, type KeyAlgorithm } from '@keyserver/data-access';
@@ -9,7 +13,7 @@ import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/te
 import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer';
 import { createTempToken, SOFTHSM_MODULE } from '@keyserver/pkcs11-signer/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
-import { createCaCertificate, createRootCertificate, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
+import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
 import { loadApiConfig, type ApiConfig } from '../config/api-config';
 
 /**
@@ -119,10 +123,14 @@ export async function seedKey(
 
 /**
  * A ROOT and a CA under it, both EC P-256 keys generated on `signer` with real certificates, stored as ACTIVE
- * keys (the CA with the default device profile): what certificate issuance signs with. Returns the CA's keyid
- * and its HSM key.
+ * keys (the CA with the default device profile): what certificate issuance signs with. Returns the CA's keyid,
+ * its HSM key and both certificates (PEM).
  */
-export async function seedCaChain(db: Db, signer: HsmSigner, opts: { requiredApprovers?: number } = {}): Promise<{ caKeyid: string; caKey: HsmKeyInfo }> {
+export async function seedCaChain(
+  db: Db,
+  signer: HsmSigner,
+  opts: { requiredApprovers?: number } = {},
+): Promise<{ caKeyid: string; caKey: HsmKeyInfo; caCertificatePem: string; rootCertificatePem: string }> {
   const tag = randomBytes(4).toString('hex');
   // Whole seconds (X.509 times), the CA inside the root's validity.
   const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 86_400_000);
@@ -143,7 +151,59 @@ export async function seedCaChain(db: Db, signer: HsmSigner, opts: { requiredApp
     certificate: { pem: ca.certificatePem, serialHex: ca.serialHex, notBefore: caNotBefore, notAfter: caNotAfter },
     profile: { ...DEFAULT_DEVICE_PROFILE },
   });
-  return { caKeyid, caKey };
+  return { caKeyid, caKey, caCertificatePem: ca.certificatePem, rootCertificatePem: root.certificatePem };
+}
+
+/**
+ * An ACTIVE FW key under the CA `caKeyid` (see {@link seedCaChain}): an EC P-256 key generated on `signer` with a
+ * real code-signing certificate the CA signed, inside the CA's validity. What firmware signatures sign with.
+ */
+export async function seedFirmwareKey(db: Db, signer: HsmSigner, caKeyid: string): Promise<{ keyid: string; fwKey: HsmKeyInfo; certificatePem: string }> {
+  const ca = await new KeyRepository(db).findByKeyid(caKeyid);
+  if (!ca) throw new Error(`no CA key ${caKeyid}`);
+  const tag = randomBytes(4).toString('hex');
+  const notBefore = new Date(ca.notBefore.getTime() + 1000);
+  const notAfter = new Date(ca.notAfter.getTime() - 1000);
+  const fwKey = await signer.generateKey({ algorithm: 'EC-P256', label: `medium-fw-${tag}` });
+  const cert = await createFirmwareSigningCertificate(signer, { key: await signer.getKey(ca.hsmKeyId), certificate: ca.certificatePem }, fwKey, {
+    subject: { commonName: `Medium FW ${tag}` },
+    notBefore,
+    notAfter,
+  });
+  const keyid = await seedKey(db, { type: 'FW', prefix: 'fw', hsmKeyId: fwKey.hsmKeyId, parentKeyid: caKeyid, certificate: { pem: cert.certificatePem, serialHex: cert.serialHex, notBefore, notAfter } });
+  return { keyid, fwKey, certificatePem: cert.certificatePem };
+}
+
+/**
+ * The real `openssl` CLI over files in a throwaway directory (made before the suite's tests, removed after them):
+ * `write` puts a file there and returns its path; `run` returns the exit status and output.
+ */
+export function mediumOpenssl(prefix: string): {
+  write(name: string, data: string | Uint8Array): string;
+  run(...args: string[]): { status: number | null; out: string };
+} {
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const here = () => {
+    if (!dir) throw new Error('the medium work directory exists inside the suite\'s hooks and tests only');
+    return dir;
+  };
+  return {
+    write(name, data) {
+      const file = join(here(), name);
+      writeFileSync(file, data);
+      return file;
+    },
+    run(...args) {
+      const r = spawnSync('openssl', args, { cwd: here(), encoding: 'utf8' });
+      return { status: r.status, out: `${r.stdout}${r.stderr}` };
+    },
+  };
 }
 
 /**

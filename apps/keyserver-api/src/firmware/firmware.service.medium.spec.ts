@@ -1,0 +1,96 @@
+// Medium tier: firmware signatures with their real repositories on a real PostgreSQL and a real PKCS#11 signer on a
+// throwaway SoftHSM token (ROOT -> CA -> FW generated in it), wired by constructor exactly as the composition root
+// wires it; the image is a stream, as the controller hands the request over. No HTTP, no processes.
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Permission } from '@keyserver/api-contract';
+import { AuditRepository, KeyRepository, OperationRepository, SignOrderRepository, TimestampRepository, type Db } from '@keyserver/data-access';
+import pino from 'pino';
+import { Audited } from '../common/audited';
+import { EdgeServices } from '../edge/edge';
+import { SignatureTimestamps } from '../tsa/signature-timestamps';
+import { TsaService } from '../tsa/tsa.service';
+import { codeOf, mediumActor, mediumConfig, mediumDatabase, mediumOpenssl, mediumSigner, seedCaChain, seedFirmwareKey, seedKey } from '../testing/medium';
+import { FirmwareService, type StreamedRequest } from './firmware.service';
+
+describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
+  const pg = mediumDatabase('ks_api_medium_firmware');
+  const hsm = mediumSigner('medium-firmware');
+  const openssl = mediumOpenssl('medium-firmware');
+  let db: Db;
+  let operations: OperationRepository;
+  let audit: AuditRepository;
+  let service: FirmwareService;
+  let keyid: string;
+  let chainFile: string;
+
+  beforeAll(async () => {
+    db = pg.db;
+    operations = new OperationRepository(db);
+    audit = new AuditRepository(db);
+    const config = mediumConfig();
+    const keys = new KeyRepository(db);
+    const audited = new Audited(audit);
+    // No TSA key exists: the signature goes without a timestamp, as production does then (ADR 0024).
+    const tsa = new TsaService(keys, new TimestampRepository(db), hsm.signer, config, new EdgeServices(config, audit, pino({ level: 'silent' })));
+    service = new FirmwareService(keys, new SignOrderRepository(db, { leaseMs: config.usageLeaseMs }), hsm.signer, config, audited, new SignatureTimestamps(config, tsa));
+    const chain = await seedCaChain(db, hsm.signer);
+    ({ keyid } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid));
+    chainFile = openssl.write('chain.pem', `${chain.caCertificatePem}${chain.rootCertificatePem}`);
+  });
+
+  /** A signer holding SIGN on the FW key (`granted` false: on another key only) and an operation with one usage of it. */
+  async function signingSetup(granted = true) {
+    const signOn = granted ? keyid : await seedKey(db);
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [signOn] }, Permission.SignOrdersCreate);
+    const op = await operations.create({
+      description: 'medium firmware',
+      ordererId: signer.subjectId,
+      validFrom: new Date(Date.now() - 60_000),
+      validTo: new Date(Date.now() + 3_600_000),
+      keys: [{ keyid, usagesAllowed: 1 }],
+    });
+    return { signer, operationId: op.id };
+  }
+
+  /** The request as the controller hands it over: the body streamed in 64 KiB chunks, never one buffer. */
+  function upload(image: Buffer): StreamedRequest {
+    const chunks = Array.from({ length: Math.ceil(image.length / 65_536) }, (_, i) => image.subarray(i * 65_536, (i + 1) * 65_536));
+    return Object.assign(Readable.from(chunks), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(image.length) } });
+  }
+
+  const usagesUsed = async (operationId: string) => (await operations.get(operationId)).keys.map((k) => k.usagesUsed);
+  const requestId = () => `req-${randomBytes(4).toString('hex')}`;
+  const query = (operationid: string) => ({ operationid, keyid, description: 'medium firmware image' });
+
+  it('signs a streamed 384 KiB image: openssl cms -verify accepts the detached CMS over it (and not over another image), one usage is spent', async () => {
+    const { signer, operationId } = await signingSetup();
+    const image = randomBytes(384 * 1024);
+    const rid = requestId();
+    const cms = await service.sign(signer, query(operationId), upload(image), rid);
+    const p7s = openssl.write('fw.p7s', cms);
+    const verify = (content: Buffer, name: string) =>
+      openssl.run('cms', '-verify', '-binary', '-content', openssl.write(name, content), '-inform', 'DER', '-in', p7s, '-CAfile', chainFile, '-purpose', 'any', '-out', '/dev/null');
+    expect(verify(image, 'fw.bin')).toMatchObject({ status: 0, out: expect.stringContaining('Verification successful') });
+    const other = Buffer.from(image);
+    other[other.length - 1] ^= 1;
+    expect(verify(other, 'other.bin').status).not.toBe(0);
+    expect(await usagesUsed(operationId)).toEqual([1]);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.keyid, e.operationId])).toEqual([['SUCCESS', keyid, operationId]]);
+  });
+
+  it.each([
+    ['fail an image when the operation has no usage left', 'exhausted', 'usage_exhausted'],
+    ['fail an image from a caller holding SIGN on another key only', 'no-grant', 'key_not_permitted'],
+  ] as const)('%s: refused with its code, no usage spent, one DENIED event', async (_n, kind, code) => {
+    const { signer, operationId } = await signingSetup(kind !== 'no-grant');
+    if (kind === 'exhausted') await service.sign(signer, query(operationId), upload(randomBytes(1024)), requestId());
+    const before = await usagesUsed(operationId);
+    const rid = requestId();
+    expect(await codeOf(service.sign(signer, query(operationId), upload(randomBytes(256 * 1024)), rid))).toBe(code);
+    expect(await usagesUsed(operationId)).toEqual(before);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
+  });
+});
