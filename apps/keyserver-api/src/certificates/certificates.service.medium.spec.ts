@@ -1,23 +1,9 @@
 // Medium tier: certificate issuance with its real repositories on a real PostgreSQL and a real PKCS#11 signer on a
 // throwaway SoftHSM token (ROOT -> CA generated in it), wired by constructor exactly as the composition root wires it.
 import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
-import { Permission } from '@keyserver/api-contract';
-import {
-  AuditRepository,
-  CertificateIssuanceRepository,
-  CertificateRepository,
-  CrlRepository,
-  DeviceProfileRepository,
-  KeyRepository,
-  OperationRepository,
-  type Db,
-} from '@keyserver/data-access';
-import { OID, type HsmKeyInfo } from '@keyserver/pki';
-import { buildCsr, csrPem, generateTestKey, nameDer } from '@keyserver/pki/testing';
-import pino from 'pino';
-import { Audited } from '../common/audited';
-import { CrlService } from '../crl/crl.service';
-import { codeOf, mediumActor, mediumConfig, mediumDatabase, mediumSigner, seedCaChain } from '../testing/medium';
+import { AuditRepository, OperationRepository, type Db } from '@keyserver/data-access';
+import type { HsmKeyInfo } from '@keyserver/pki';
+import { codeOf, deviceCsr, mediumCertificates, mediumIssuer, mediumDatabase, mediumSigner, seedCaChain } from '../testing/medium';
 import { CertificatesService } from './certificates.service';
 
 describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
@@ -34,40 +20,11 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     db = pg.db;
     operations = new OperationRepository(db);
     audit = new AuditRepository(db);
-    const config = mediumConfig();
-    const crls = new CrlService(new CrlRepository(db), hsm.signer, pino({ level: 'silent' }));
-    service = new CertificatesService(
-      new KeyRepository(db),
-      new CertificateRepository(db),
-      new CertificateIssuanceRepository(db, { leaseMs: config.usageLeaseMs }),
-      new DeviceProfileRepository(db),
-      hsm.signer,
-      config,
-      new Audited(audit),
-      crls,
-    );
+    service = mediumCertificates(db, hsm.signer).certificates;
     ({ caKeyid, caKey } = await seedCaChain(db, hsm.signer));
   });
 
-  /** A provisioner holding ISSUE on the CA and an operation with one usage of it. */
-  async function issuingSetup() {
-    const provisioner = await mediumActor(db, { natures: ['PROVISIONER'], grants: ['ISSUE'], keyids: [caKeyid] }, Permission.CertificatesIssue);
-    const op = await operations.create({
-      description: 'medium certificates',
-      ordererId: provisioner.subjectId,
-      validFrom: new Date(Date.now() - 60_000),
-      validTo: new Date(Date.now() + 3_600_000),
-      keys: [{ keyid: caKeyid, usagesAllowed: 1 }],
-    });
-    return { provisioner, operationId: op.id };
-  }
-
-  /** A device CSR (CN only) signed by its own fresh EC P-256 key, or by another key when `forged`. */
-  function deviceCsr(cn: string, forged = false): string {
-    const device = generateTestKey('EC-P256');
-    const signer = forged ? generateTestKey('EC-P256') : device;
-    return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
-  }
+  const issuingSetup = () => mediumIssuer(db, caKeyid);
 
   const usagesUsed = async (operationId: string) => (await operations.get(operationId)).keys.map((k) => k.usagesUsed);
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;

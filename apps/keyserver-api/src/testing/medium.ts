@@ -6,15 +6,33 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_DEVICE_PROFILE, type KeyGrant, type Nature, type Permission } from '@keyserver/api-contract';
+import { DEFAULT_DEVICE_PROFILE, Permission, type KeyGrant, type Nature } from '@keyserver/api-contract';
 import { authorize, type Actor } from '@keyserver/authz';
-import { AdminSessionRepository, createDb, KeyRepository, SubjectRepository, type Db, type KeyAlgorithm } from '@keyserver/data-access';
+import {
+  AdminSessionRepository,
+  AuditRepository,
+  CertificateIssuanceRepository,
+  CertificateRepository,
+  createDb,
+  CrlRepository,
+  DeviceProfileRepository,
+  KeyRepository,
+  OperationRepository,
+  SubjectRepository,
+  type Db,
+  type KeyAlgorithm,
+} from '@keyserver/data-access';
 import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer';
 import { createTempToken, SOFTHSM_MODULE } from '@keyserver/pkcs11-signer/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
-import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
+import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, OID, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
+import { buildCsr, csrPem, generateTestKey, nameDer } from '@keyserver/pki/testing';
+import pino from 'pino';
+import { CertificatesService } from '../certificates/certificates.service';
+import { Audited } from '../common/audited';
 import { loadApiConfig, type ApiConfig } from '../config/api-config';
+import { CrlService } from '../crl/crl.service';
 
 /**
  * The suite's database: a fresh, migrated PostgreSQL database `<prefix>_<random>` created before its tests and
@@ -238,4 +256,45 @@ export async function adminInSession(db: Db, permission: Permission): Promise<{ 
   const s = await sessions.open({ description: 'medium test', creatorId: admin.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000) });
   await sessions.authorize(s.id, second.subjectId);
   return { admin, session: s.id };
+}
+
+/**
+ * Certificate issuance and the CRLs, wired by constructor as the composition root wires them (real repositories on
+ * `db`, the real signer, the configuration main.ts loads, a silent logger): a revocation refreshes the issuer's CRL
+ * through the same CrlService.
+ */
+export function mediumCertificates(db: Db, signer: HsmSigner): { certificates: CertificatesService; crls: CrlService } {
+  const config = mediumConfig();
+  const crls = new CrlService(new CrlRepository(db), signer, pino({ level: 'silent' }));
+  const certificates = new CertificatesService(
+    new KeyRepository(db),
+    new CertificateRepository(db),
+    new CertificateIssuanceRepository(db, { leaseMs: config.usageLeaseMs }),
+    new DeviceProfileRepository(db),
+    signer,
+    config,
+    new Audited(new AuditRepository(db)),
+    crls,
+  );
+  return { certificates, crls };
+}
+
+/** A provisioner holding ISSUE on the CA `caKeyid` and an operation with `usages` (default one) of it. */
+export async function mediumIssuer(db: Db, caKeyid: string, usages = 1): Promise<{ provisioner: Actor; operationId: string }> {
+  const provisioner = await mediumActor(db, { natures: ['PROVISIONER'], grants: ['ISSUE'], keyids: [caKeyid] }, Permission.CertificatesIssue);
+  const op = await new OperationRepository(db).create({
+    description: 'medium certificates',
+    ordererId: provisioner.subjectId,
+    validFrom: new Date(Date.now() - 60_000),
+    validTo: new Date(Date.now() + 3_600_000),
+    keys: [{ keyid: caKeyid, usagesAllowed: usages }],
+  });
+  return { provisioner, operationId: op.id };
+}
+
+/** A device CSR (PEM, CN only) signed by its own fresh EC P-256 key, or by another key when `forged`. */
+export function deviceCsr(cn: string, forged = false): string {
+  const device = generateTestKey('EC-P256');
+  const signer = forged ? generateTestKey('EC-P256') : device;
+  return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
 }
