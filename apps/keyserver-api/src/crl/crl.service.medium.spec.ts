@@ -27,7 +27,11 @@ describe(`${CrlService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
 
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;
   /** A CRL's serials as `openssl crl -text` prints them: upper-case hex without leading zeros. */
-  const printed = (serialHex: string) => `SerialNumber:${serialHex.toUpperCase().replace(/^0+/, '')}`;
+  /** A serial as `openssl crl -text` prints it: whole bytes, no leading 00 byte (so 0C... keeps its 0). */
+  const printed = (serialHex: string) => {
+    const h = serialHex.toUpperCase().replace(/^(00)+(?=.)/, '');
+    return `SerialNumber:${h.length % 2 ? `0${h}` : h}`;
+  };
 
   /** openssl's verdict on a DER CRL against the CA certificate, and its text without whitespace. */
   function inspect(der: Buffer, name: string): { verify: string; text: string } {
