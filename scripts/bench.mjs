@@ -84,7 +84,9 @@ if (PROFILE) {
 
 /** The fixed-rate cell's tail: p99 per second, the client's own lateness, the slowest answers and when they were due. */
 const gcPart = (a) => (a ? `; the API meanwhile: ${a.minor.count} scavenges >= 1 ms (longest ${a.minor.maxMs} ms, ${a.minor.totalMs} ms in all), ${a.major.count} mark-compact pauses >= 1 ms (longest ${a.major.maxMs} ms), event loop delayed up to ${a.loopMaxMs} ms` : '');
-const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}` : '');
+const serverPart = (s) =>
+  s ? `; over 25 ms as the API measured them: ${Object.entries(s).map(([k, v]) => `${k} ${v.over} of ${v.n}`).join(', ')}` : '';
+const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}` : '');
 
 if (CELLS) {
   // A partial run: the cells, the ratios that can be formed from them, and the JSON; the generated doc stays as is.

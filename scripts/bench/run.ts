@@ -86,7 +86,7 @@ const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(so
  * client's connections and compile its code, which is the client's start-up, not the server's steady state. `lag` is
  * how late the client itself sent (due → write): a slow answer with a small lag is the server's.
  */
-async function fixedRate(name: string, rate: number, seconds: number, warmupSeconds: number, base: string, path: string, bodies: Buffer[], token: string): Promise<Cell> {
+async function fixedRate(name: string, rate: number, seconds: number, warmupSeconds: number, base: string, path: string, bodies: Buffer[], token: string, onCounted?: () => void): Promise<Cell> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const lat: number[] = [];
   const lags: number[] = [];
@@ -103,6 +103,7 @@ async function fixedRate(name: string, rate: number, seconds: number, warmupSeco
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const counted = i >= warmup;
+    if (i === warmup) onCounted?.();
     if (counted) lags.push(performance.now() - due);
     pending.push(
       send(agent, base, token, 'POST', path, bodies[i % bodies.length], 'application/json').then(
@@ -159,6 +160,38 @@ function pausesDuring(file: string, from: number, to: number): NonNullable<Cell[
     }
   }
   return out;
+}
+
+/** Cumulative bucket counts (le -> count) of one Prometheus histogram, summed over the series whose labels contain `match`. */
+async function histogram(metricsUrl: string, name: string, match: string): Promise<Map<number, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`) || !line.includes(match)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (!le) continue;
+    const k = le === '+Inf' ? Infinity : Number(le);
+    out.set(k, (out.get(k) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+/** Of the observations between two scrapes: how many, and how many took longer than `overSeconds` (a bucket bound). */
+function slowerThan(before: Map<number, number>, after: Map<number, number>, overSeconds: number): { n: number; over: number } {
+  const n = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const under = (after.get(overSeconds) ?? 0) - (before.get(overSeconds) ?? 0);
+  return { n, over: n - under };
+}
+
+/** The API's own histograms of the fixed-rate cell's signorders: what the server measured, next to what the client saw. */
+const SERVER_SIDE = [
+  ['request', 'http_request_duration_seconds', 'route="/api/signorders"'],
+  ['auditAppend', 'keyserver_audit_append_duration_seconds', ''],
+  ['hsm', 'keyserver_hsm_operation_duration_seconds', ''],
+] as const;
+
+async function serverSide(metricsUrl: string): Promise<Map<number, number>[]> {
+  return Promise.all(SERVER_SIDE.map(([, name, match]) => histogram(metricsUrl, name, match)));
 }
 
 /**
@@ -293,7 +326,9 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
   process.once('SIGTERM', interrupted);
   try {
     log(`starting the platform (emulator, init, ${o.profile ? 1 : 2} API replica(s))`);
-    const extraApiEnv: Record<string, string> = { FIRMWARE_MAX_BYTES: String((o.firmwareMib + 1) * MiB) };
+    // Metrics on, as in docker-compose.yml (a production default): their per-request cost is part of every cell, and the
+    // fixed-rate cell reads the API's own latency histograms.
+    const extraApiEnv: Record<string, string> = { FIRMWARE_MAX_BYTES: String((o.firmwareMib + 1) * MiB), METRICS_PORT: String(await freePort()) };
     const nodeOptions: string[] = [];
     if (o.gcObserver) {
       nodeOptions.push(`--require ${o.gcObserver}`);
@@ -518,7 +553,15 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     if (wanted('half') && (peakCell || o.halfRate)) {
       const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
       const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
-      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
+      const metricsUrl = p.apiEnv['METRICS_PORT'] ? `http://127.0.0.1:${p.apiEnv['METRICS_PORT']}/metrics` : undefined;
+      let before: Promise<Map<number, number>[]> | undefined;
+      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci, () => {
+        if (metricsUrl) before = serverSide(metricsUrl);
+      });
+      if (half.tail && metricsUrl && before) {
+        const [b, a] = [await before, await serverSide(metricsUrl)];
+        half.tail.server = Object.fromEntries(SERVER_SIDE.map(([key], i) => [key, slowerThan(b[i], a[i], 0.025)]));
+      }
       if (half.tail && o.gcObserver) half.tail.api = pausesDuring(`${gcLog}.${p.apiReplicas[0].service.child.pid}`, half.tail.fromWall, half.tail.toWall);
       log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);
       halfRate = { ...half, targetPerSecond: peak / 2, warmupSeconds: HALF_RATE_WARMUP_SECONDS };

@@ -24,6 +24,8 @@ export interface Cell {
     toWall: number;
     /** The API's GC pauses (>= 1 ms) and its longest event-loop delay in that window (scripts/bench/gc-observer.cjs). */
     api?: { minor: GcPauses; major: GcPauses; loopMaxMs: number };
+    /** What the API's own histograms counted over the counted part: observations, and those over 25 ms (the target). */
+    server?: Record<string, { n: number; over: number }>;
   };
 }
 

@@ -1,4 +1,5 @@
-import type { PoolClient, PoolConfig } from 'pg';
+import type { Socket } from 'node:net';
+import type { Pool, PoolClient, PoolConfig } from 'pg';
 import { DataAccessError } from './errors';
 
 // How every pool reaches PostgreSQL when the database may fail over (docs/adr/0026-database-failover.md):
@@ -13,6 +14,11 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** Server-side statement_timeout (default 30 s; 0 = none). */
   statementTimeoutMs?: number;
+  /**
+   * Client-side read timeout: a connection with a query outstanding that receives nothing for this long is destroyed
+   * and the query fails (503). Default statementTimeoutMs + {@link QUERY_TIMEOUT_MARGIN_MS}; 0 = none.
+   */
+  readTimeoutMs?: number;
   /** Server-side lock_timeout (default 10 s; 0 = none). */
   lockTimeoutMs?: number;
   /** Server-side idle_in_transaction_session_timeout: a stuck client cannot hold row locks (default 60 s; 0 = none). */
@@ -73,10 +79,10 @@ export function poolConfig(databaseUrl: string, o: ConnectionOptions = {}): Pool
     max: o.poolSize ?? CONNECTION_DEFAULTS.poolSize,
     connectionTimeoutMillis: o.connectTimeoutMs ?? CONNECTION_DEFAULTS.connectTimeoutMs,
     // A peer that vanished without a FIN/RST (network partition) is found by TCP keepalive on idle connections
-    // and by query_timeout on busy ones.
+    // and by the read timeout on busy ones (armReadTimeout).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs, query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS } : {}),
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
     ...(lockTimeoutMs > 0 ? { lock_timeout: lockTimeoutMs } : {}),
     ...(idle > 0 ? { idle_in_transaction_session_timeout: idle } : {}),
     ...(readWrite ? { verify: verifyReadWrite } : {}),
@@ -101,4 +107,39 @@ export class ReadOnlyServerError extends Error {
     super('the database server is read-only (not the primary)');
     this.name = 'ReadOnlyServerError';
   }
+}
+
+/** The read timeout of {@link ConnectionOptions}: statement_timeout plus a margin, unless set (0 = none). */
+export function readTimeoutOf(o: ConnectionOptions): number {
+  if (o.readTimeoutMs !== undefined) return o.readTimeoutMs;
+  const statementTimeoutMs = o.statementTimeoutMs ?? CONNECTION_DEFAULTS.statementTimeoutMs;
+  return statementTimeoutMs > 0 ? statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : 0;
+}
+
+/** What a pooled client exposes of its socket and its protocol state (node-postgres 8). */
+type SocketClient = PoolClient & { connection: { stream: Socket }; readyForQuery: boolean };
+
+/**
+ * The client-side read timeout as the socket's inactivity timeout: a connection of `pool` with a query outstanding
+ * that exchanges nothing for `ms` is destroyed, so the query fails with "Query read timeout" (503) instead of
+ * waiting for a peer that vanished without FIN or RST. A connection with no query outstanding (idle in the pool, or
+ * held by a transaction whose caller is busy) is left alone: TCP keepalive and idle_in_transaction_session_timeout
+ * bound those.
+ *
+ * Not node-postgres' query_timeout: it wraps every query's callback in a closure that shares the query's context,
+ * and under load V8 then kept every query's objects through a young-generation GC and promoted them (issue 20: with
+ * it, ~2.6 MB promoted per scavenge and 10-25 ms pauses in a pg-only loop of 1,000 queries/s, against nothing promoted
+ * and 0.3 ms without; docs/benchmarks.md). The socket's one timer is refreshed by every read and write: nothing is
+ * allocated per query.
+ */
+export function armReadTimeout(pool: Pool, ms: number): void {
+  if (ms <= 0) return;
+  pool.on('connect', (client) => {
+    const c = client as SocketClient;
+    const stream = c.connection.stream;
+    stream.setTimeout(ms);
+    stream.on('timeout', () => {
+      if (!c.readyForQuery) stream.destroy(new Error('Query read timeout'));
+    });
+  });
 }

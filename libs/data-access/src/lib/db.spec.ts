@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Client } from 'pg';
 import { parseDatabaseUrl } from './connection';
-import { createDb, isDatabaseUnavailable, sqlTransaction } from './db';
+import { createDb, isDatabaseUnavailable, sqlQuery, sqlTransaction } from './db';
 import { DataAccessError } from './errors';
 
 const PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -95,6 +95,68 @@ describe('createDb bounds (failover, ADR 0026)', () => {
       await db.close();
       for (const s of sockets) s.destroy();
       await new Promise((r) => silent.close(r));
+    }
+  });
+});
+
+/** A TCP proxy to PostgreSQL that can go silent: it keeps the connections open and forwards nothing (a vanished peer, no FIN or RST). */
+async function silenceableProxy(): Promise<{ url: string; silence(): void; resume(): void; close(): Promise<void> }> {
+  let silent = false;
+  const sockets: Socket[] = [];
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: 5432 });
+    sockets.push(client, upstream);
+    client.on('data', (d) => void (silent || upstream.write(d)));
+    upstream.on('data', (d) => void (silent || client.write(d)));
+    for (const s of [client, upstream]) s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    silence: () => void (silent = true),
+    resume: () => void (silent = false),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('createDb read timeout (a peer that vanished without FIN or RST, ADR 0026)', () => {
+  it.each(['pool query', 'prisma query', 'pool transaction'])('fail %s: 503 database_unavailable within the read timeout, then the pool reconnects', async (kind) => {
+    const proxy = await silenceableProxy();
+    const db = createDb(proxy.url, { poolSize: 1, readTimeoutMs: 300 });
+    try {
+      const query = () =>
+        kind === 'pool query' ? sqlQuery(db, 'SELECT 1') : kind === 'prisma query' ? db.prisma.$queryRaw`SELECT 1` : sqlTransaction(db, (c) => c.query('SELECT 1'));
+      expect(await codeOf(query())).toBe('ok');
+      proxy.silence();
+      const started = Date.now();
+      const hung = new Promise<string>((r) => setTimeout(() => r('still waiting after 4 s'), 4_000).unref());
+      expect(await Promise.race([codeOf(query()), hung])).toBe('503 database_unavailable');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      proxy.resume();
+      expect(await codeOf(query())).toBe('ok');
+    } finally {
+      // The proxy first: its sockets' end fails a query still waiting, which db.close() would wait for.
+      await proxy.close();
+      await db.close().catch(() => undefined);
+    }
+  });
+
+  it('ok an idle connection (no query outstanding) outlives the read timeout: it is not a dead peer', async () => {
+    const db = createDb(PG, { poolSize: 1, readTimeoutMs: 200 });
+    try {
+      const r = await sqlTransaction(db, async (c) => {
+        const [{ pid }] = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
+        // The caller holds the connection without a query (an HSM signing mid-transaction), longer than the timeout.
+        await new Promise((res) => setTimeout(res, 600));
+        return { pid, again: (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid };
+      });
+      expect(r.again).toBe(r.pid);
+    } finally {
+      await db.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, escapeLiteral, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
-import { poolConfig, type ConnectionOptions } from './connection';
+import { armReadTimeout, poolConfig, readTimeoutOf, type ConnectionOptions } from './connection';
 import { isPostgresUnavailable, isUnavailableSqlState } from '@keyserver/errors';
 import { DataAccessError } from './errors';
 import { UUID_PATTERN } from '@keyserver/api-contract';
@@ -47,6 +47,7 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
   // query runs, and pg-pool listens only on idle connections): the next statement on it fails (503) and the pool
   // destroys it on release.
   pool.on('connect', (client) => client.on('error', () => undefined));
+  armReadTimeout(pool, readTimeoutOf(options));
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
   const access = new AccessCache();
