@@ -53,7 +53,7 @@ const { runBench } = await loadTsBench(root, 'scripts/bench/run.ts', work);
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ gcObserver: join(root, 'scripts/bench/gc-observer.cjs'), seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
+const r = await runBench({ gcObserver: join(root, 'scripts/bench/gc-observer.cjs'), fixedRateClient: join(root, 'scripts/bench/fixed-rate-client.cjs'), seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
@@ -84,9 +84,10 @@ if (PROFILE) {
 
 /** The fixed-rate cell's tail: p99 per second, the client's own lateness, the slowest answers and when they were due. */
 const gcPart = (a) => (a ? `; the API meanwhile: ${a.minor.count} scavenges >= 1 ms (longest ${a.minor.maxMs} ms, ${a.minor.totalMs} ms in all), ${a.major.count} mark-compact pauses >= 1 ms (longest ${a.major.maxMs} ms), event loop delayed up to ${a.loopMaxMs} ms` : '');
+const pgPart = (d) => (d ? `; pgbench -R ${f1(d.perSecond)}/s, same SQL: p50 ${f1(d.p50ms)} p99 ${f1(d.p99ms)} ms, ${d.over25} of ${d.n} over 25 ms` : '');
 const serverPart = (s) =>
   s ? `; over 25 ms as the API measured them: ${Object.entries(s).map(([k, v]) => `${k} ${v.over} of ${v.n}`).join(', ')}` : '';
-const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}` : '');
+const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}${pgPart(x.tail.pgbench)}` : '');
 
 if (CELLS) {
   // A partial run: the cells, the ratios that can be formed from them, and the JSON; the generated doc stays as is.

@@ -4,7 +4,7 @@
 // p11speed (HSM, C) and `cfssl serve` (a peer CA). Rounds interleave yardsticks and our cells; each cell keeps its
 // best round. The Node client is kept only for what wrk cannot do: the streamed firmware upload and a fixed
 // arrival rate (p99 at half the peak rate).
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -18,7 +18,7 @@ import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2
 import { RESERVE_SQL } from '../../libs/data-access/src/lib/repositories/usage';
 import { auditCallSql } from '../../libs/data-access/src/lib/repositories/audit.repository';
 import { summarizeProfile, type ProfileSummary } from './profile';
-import { p11speed, pgbench, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
+import { p11speed, pgbench, pgbenchAtRate, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
 
 export type { Cell } from './yardsticks';
 
@@ -34,6 +34,8 @@ export interface BenchOptions {
   cells?: string[];
   /** scripts/bench/gc-observer.cjs: loaded into every API process to log its GC pauses for the fixed-rate cell. */
   gcObserver?: string;
+  /** scripts/bench/fixed-rate-client.cjs: the fixed-rate cell's client (its own process). */
+  fixedRateClient: string;
   /** The fixed arrival rate of the `half` cell in orders/s (default: half the best P-256 one-operation rate). */
   halfRate?: number;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
@@ -86,41 +88,34 @@ const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(so
  * client's connections and compile its code, which is the client's start-up, not the server's steady state. `lag` is
  * how late the client itself sent (due → write): a slow answer with a small lag is the server's.
  */
-async function fixedRate(name: string, rate: number, seconds: number, warmupSeconds: number, base: string, path: string, bodies: Buffer[], token: string, onCounted?: () => void): Promise<Cell> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+async function fixedRate(client: string, name: string, rate: number, seconds: number, warmupSeconds: number, base: string, path: string, bodies: Buffer[], token: string): Promise<Cell> {
+  const url = new URL(base);
+  const child = spawn(process.execPath, [client], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.end(JSON.stringify({ host: url.hostname, port: Number(url.port), path, token, bodies: bodies.map((b) => b.toString('base64')), rate, warmupSeconds, seconds }));
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`fixed-rate client exited with ${code}`);
+  const r = JSON.parse(out.slice(out.indexOf('{'))) as { warmup: number; startWall: number; endMs: number; latency: (number | null)[]; status: number[]; lag: number[] };
+  const interval = 1000 / rate;
+  const measuredFromMs = r.warmup * interval;
   const lat: number[] = [];
   const lags: number[] = [];
   const warm: number[] = [];
   const at: { atMs: number; ms: number }[] = [];
   let errors = 0;
-  const start = performance.now();
-  const warmup = Math.floor(rate * warmupSeconds);
-  const total = warmup + Math.floor(rate * seconds);
-  const measuredFrom = start + (warmup * 1000) / rate;
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    const counted = i >= warmup;
-    if (i === warmup) onCounted?.();
-    if (counted) lags.push(performance.now() - due);
-    pending.push(
-      send(agent, base, token, 'POST', path, bodies[i % bodies.length], 'application/json').then(
-        (r) => {
-          if (!counted) return void (r.status === 201 && warm.push(performance.now() - due));
-          if (r.status !== 201) return void errors++;
-          const ms = performance.now() - due;
-          lat.push(ms);
-          at.push({ atMs: Math.round(due - measuredFrom), ms: Math.round(ms * 10) / 10 });
-        },
-        () => void (counted && errors++),
-      ),
-    );
-  }
-  await Promise.all(pending);
-  agent.destroy();
-  const elapsed = (performance.now() - measuredFrom) / 1000;
+  r.latency.forEach((ms, i) => {
+    const ok = r.status[i] === 201 && ms !== null;
+    if (i < r.warmup) return void (ok && warm.push(ms));
+    lags.push(r.lag[i]);
+    if (!ok) return void errors++;
+    lat.push(ms);
+    at.push({ atMs: Math.round(i * interval - measuredFromMs), ms: Math.round(ms * 10) / 10 });
+  });
+  const elapsed = (r.endMs - measuredFromMs) / 1000;
   lat.sort((a, b) => a - b);
   lags.sort((a, b) => a - b);
   // Where the tail sits in time tells its cause apart: the start, a period (GC, checkpoints) or everywhere (queueing).
@@ -130,8 +125,7 @@ async function fixedRate(name: string, rate: number, seconds: number, warmupSeco
   });
   const slowest = [...at].sort((a, b) => b.ms - a.ms).slice(0, 12);
   warm.sort((a, b) => a - b);
-  const wall = (t: number) => Math.round(Date.now() - performance.now() + t);
-  const tail = { p99PerSecondMs, slowest, clientLagP99Ms: Math.round(pct(lags, 0.99) * 10) / 10, warmupP99Ms: Math.round(pct(warm, 0.99) * 10) / 10, fromWall: wall(measuredFrom), toWall: wall(performance.now()) };
+  const tail = { p99PerSecondMs, slowest, clientLagP99Ms: Math.round(pct(lags, 0.99) * 10) / 10, warmupP99Ms: Math.round(pct(warm, 0.99) * 10) / 10, fromWall: Math.round(r.startWall + measuredFromMs), toWall: Math.round(r.startWall + r.endMs) };
   return { name, requests: lat.length, errors, perSecond: lat.length / elapsed, p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99), tail };
 }
 
@@ -554,13 +548,18 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       const peak = o.halfRate ? 2 * o.halfRate : (peakCell?.perSecond ?? 0);
       const bodies = Array.from({ length: 16 }, (_, i) => Buffer.from(signBody('P-256', i, ecOps[0])));
       const metricsUrl = p.apiEnv['METRICS_PORT'] ? `http://127.0.0.1:${p.apiEnv['METRICS_PORT']}/metrics` : undefined;
-      let before: Promise<Map<number, number>[]> | undefined;
-      const half = await fixedRate('P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci, () => {
-        if (metricsUrl) before = serverSide(metricsUrl);
-      });
+      // Scraped before the warm-up, not when counting starts: a scrape's gauges cost the API a few milliseconds, which
+      // landed on the first counted answers. The API's counts thus include the warm-up's requests.
+      const before = metricsUrl ? await serverSide(metricsUrl) : undefined;
+      const half = await fixedRate(o.fixedRateClient, 'P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
       if (half.tail && metricsUrl && before) {
-        const [b, a] = [await before, await serverSide(metricsUrl)];
-        half.tail.server = Object.fromEntries(SERVER_SIDE.map(([key], i) => [key, slowerThan(b[i], a[i], 0.025)]));
+        const after = await serverSide(metricsUrl);
+        half.tail.server = Object.fromEntries(SERVER_SIDE.map(([key], i) => [key, slowerThan(before[i], after[i], 0.025)]));
+      }
+      // The database's own tail at the same rate: pgbench -R running one order's two statements on the hot row.
+      if (half.tail) {
+        const db = pgbenchAtRate(clone.url, pgHot, 8, Math.max(2 * S, 8), Math.round(peak / 2));
+        half.tail.pgbench = { perSecond: db.perSecond, p50ms: db.p50ms, p99ms: db.p99ms, over25: db.over25, n: db.requests };
       }
       if (half.tail && o.gcObserver) half.tail.api = pausesDuring(`${gcLog}.${p.apiReplicas[0].service.child.pid}`, half.tail.fromWall, half.tail.toWall);
       log(`half rate ${(peak / 2).toFixed(1)}/s: ${JSON.stringify(half)}`);

@@ -1,7 +1,8 @@
 // Load generators and yardsticks we did not write, driven by scripts/bench/run.ts: wrk (C, one thread) for every
 // HTTP cell, pgbench for the database, p11speed (C) for the HSM, `cfssl serve` as a peer CA, a bare node:http server.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** One measured cell: what every table row of docs/benchmarks.md shows. */
@@ -26,6 +27,8 @@ export interface Cell {
     api?: { minor: GcPauses; major: GcPauses; loopMaxMs: number };
     /** What the API's own histograms counted over the counted part: observations, and those over 25 ms (the target). */
     server?: Record<string, { n: number; over: number }>;
+    /** pgbench -R at the same rate, same SQL (one order's two statements, hot row): the database's own tail. */
+    pgbench?: { perSecond: number; p50ms: number; p99ms: number; over25: number; n: number };
   };
 }
 
@@ -156,6 +159,30 @@ export function pgbench(url: string, scripts: string[], clients: number, seconds
   const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
   if (!Number.isFinite(tps) || !n) throw new Error(`pgbench: no rate in its output:\n${out}`);
   return { requests: n, errors: failed, perSecond: tps, p50ms: NaN, p99ms: NaN, note: `latency average ${lat} ms` };
+}
+
+/**
+ * pgbench at a fixed arrival rate (`-R`, Poisson arrivals as pgbench schedules them), one per-transaction log: the
+ * database's own latency distribution for the same SQL at the rate of the fixed-rate cell. Latency counts from each
+ * transaction's scheduled start (pgbench includes its schedule lag), like the cell's from the due time.
+ */
+export function pgbenchAtRate(url: string, scripts: string[], clients: number, seconds: number, rate: number): Omit<Cell, 'name'> & { over25: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'ks-pgbench-'));
+  try {
+    const args = ['-n', '-M', 'prepared', '-c', String(clients), '-j', '1', '-T', String(seconds), '-R', String(rate), '--log', `--log-prefix=${join(dir, 'tx')}`, ...scripts.flatMap((s) => ['-f', s]), url];
+    execFileSync(PGBENCH, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+    // One line per transaction: client, transaction number, latency in µs, script, epoch s, µs, schedule lag in µs.
+    const lat = readdirSync(dir)
+      .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))
+      .filter(Boolean)
+      .map((l) => Number(l.split(' ')[2]) / 1000)
+      .sort((a, b) => a - b);
+    if (!lat.length) throw new Error('pgbench -R: no transaction logged');
+    const at = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
+    return { requests: lat.length, errors: 0, perSecond: lat.length / seconds, p50ms: at(0.5), p99ms: at(0.99), over25: lat.filter((ms) => ms > 25).length };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** p11speed (scripts/bench/p11speed.c): raw C_SignInit+C_Sign per second of one token key from C. */

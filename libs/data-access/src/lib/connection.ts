@@ -77,6 +77,11 @@ export function poolConfig(databaseUrl: string, o: ConnectionOptions = {}): Pool
   return {
     connectionString,
     max: o.poolSize ?? CONNECTION_DEFAULTS.poolSize,
+    // Connections once opened stay open (pg-pool closed those idle for 10 s): under a steady load only a few are busy,
+    // the rest timed out, and the next burst paid a PostgreSQL backend start per connection (fork, authentication,
+    // the read-write check) while the cores were already short (issue 20: the pool went from 5 to 10 connections in
+    // the middle of a 200 ms stall of the half-rate cell). Idle ones are checked by TCP keepalive.
+    min: o.poolSize ?? CONNECTION_DEFAULTS.poolSize,
     connectionTimeoutMillis: o.connectTimeoutMs ?? CONNECTION_DEFAULTS.connectTimeoutMs,
     // A peer that vanished without a FIN/RST (network partition) is found by TCP keepalive on idle connections
     // and by the read timeout on busy ones (armReadTimeout).

@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { GCProfiler, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Client } from 'pg';
-import { parseDatabaseUrl } from './connection';
+import { parseDatabaseUrl, poolConfig, readTimeoutOf } from './connection';
 import { createDb, isDatabaseUnavailable, sqlQuery, sqlTransaction } from './db';
 import { DataAccessError } from './errors';
 
@@ -224,6 +224,20 @@ describe('queries under load (issue 20: what a young-generation GC promotes)', (
     } finally {
       await db.close();
     }
+  });
+});
+
+describe(poolConfig.name, () => {
+  it('ok the pool keeps every connection it opened: none is closed for idling, to be reopened in the next burst', () => {
+    expect(poolConfig(PG, { poolSize: 7 })).toMatchObject({ max: 7, min: 7 });
+    expect(poolConfig(PG)).toMatchObject({ max: 10, min: 10 });
+  });
+
+  it('ok no query_timeout: the read timeout is the socket\'s (armReadTimeout)', () => {
+    expect(poolConfig(PG)).not.toHaveProperty('query_timeout');
+    expect(readTimeoutOf({})).toBe(35_000);
+    expect(readTimeoutOf({ statementTimeoutMs: 0 })).toBe(0);
+    expect(readTimeoutOf({ statementTimeoutMs: 0, readTimeoutMs: 300 })).toBe(300);
   });
 });
 

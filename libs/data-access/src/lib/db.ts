@@ -153,7 +153,7 @@ export async function sqlQuery<R extends QueryResultRow>(db: Db | PoolClient, te
  * queries/s on a pooled client, against nothing promoted and 0.3 ms with a callback; docs/benchmarks.md).
  * `pool.query` hands pg a callback of its own, so it is safe either way.
  */
-function runQuery<R extends QueryResultRow>(q: Pool | PoolClient, text: string, values?: unknown[]): Promise<QueryResult<R>> {
+function runQuery<R extends QueryResultRow>(q: Pool | PoolClient, text: string, values: unknown[] = []): Promise<QueryResult<R>> {
   return new Promise((resolve, reject) => q.query<R>(text, values, (err: Error | undefined, r: QueryResult<R>) => (err ? reject(err) : resolve(r))));
 }
 
