@@ -192,7 +192,9 @@ with the real \`keyserver_append_audit\` - on a pg_dump copy of the platform's d
 spread over 8, **p11speed** (C_SignInit+C_Sign from C, same token and keys), and **\`cfssl serve\`** (software P-256 CA,
 no authentication, database or HSM) signing the same CSRs. Rounds interleave yardsticks and our cells (the order
 flips every round); each cell keeps its best round. The Node client is used only for the streamed firmware upload
-and for a fixed arrival rate (p99 at half the peak rate), which wrk cannot do.
+and for a fixed arrival rate (p99 at half the peak rate), which wrk cannot do; the latter runs in its own small
+process on raw keep-alive sockets (\`scripts/bench/fixed-rate-client.cjs\`), next to the API's own latency histograms
+(metrics are on in every cell, as in docker-compose.yml) and **pgbench -R** running the same SQL at the same rate.
 
 **Shared machine**: ${machine.cpus} cores that also run PostgreSQL, SoftHSM, both APIs, the emulator and the load
 generator, and other engineers' builds and tests (1-minute load average ${machine.loadAverageAtStart[0]} at start,
