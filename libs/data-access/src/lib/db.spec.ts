@@ -1,13 +1,11 @@
 import { randomInt } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { parseDatabaseUrl, poolConfig, readTimeoutOf } from './connection';
 import { createDb, isDatabaseUnavailable, sqlQuery, sqlTransaction } from './db';
 import { DataAccessError } from './errors';
+import { runProbe } from '../testing/run-probe';
 
 const PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -200,31 +198,11 @@ describe('createDb when the server ends a connection a transaction holds (failov
 
 describe('queries under load (issue 20: what a young-generation GC promotes)', () => {
   it('ok a pooled client\'s queries die young: < 100 bytes promoted per query, in a process of their own', async () => {
-    // testing/gc-probe.ts, bundled and run alone (the test runner's own work would be counted and disturbs the GC).
-    const root = join(__dirname, '../../../..');
-    const work = mkdtempSync(join(tmpdir(), 'ks-gc-probe-'));
-    try {
-      const bundle = join(work, 'probe.cjs');
-      await (require('esbuild') as typeof import('esbuild')).build({
-        entryPoints: [join(__dirname, '../testing/gc-probe.ts')],
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node24',
-        outfile: bundle,
-        tsconfig: join(root, 'tsconfig.base.json'),
-        packages: 'external',
-        logLevel: 'error',
-      });
-      const r = spawnSync(process.execPath, ['--expose-gc', bundle, PG, '3000'], { env: { ...process.env, NODE_PATH: join(root, 'node_modules') }, encoding: 'utf8', timeout: 120_000 });
-      expect(r.stderr).toBe('');
-      const probe = JSON.parse(r.stdout) as { queries: number; promoted: number; scavenges: number };
-      // ~0-5 bytes per query here; with pg's promise form ~300-600 (docs/benchmarks.md, ADR 0035).
-      expect(probe.scavenges).toBeGreaterThanOrEqual(2);
-      expect(probe.promoted / probe.queries).toBeLessThan(100);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    // testing/gc-probe.ts, run alone (the test runner's own work would be counted and disturbs the GC).
+    const probe = await runProbe<{ queries: number; promoted: number; scavenges: number }>(join(__dirname, '../testing/gc-probe.ts'), [PG, '3000']);
+    // ~2 bytes per query here; with pg's promise form ~710 (docs/benchmarks.md, ADR 0035).
+    expect(probe.scavenges).toBeGreaterThanOrEqual(2);
+    expect(probe.promoted / probe.queries).toBeLessThan(100);
   }, 150_000);
 });
 
