@@ -18,7 +18,7 @@ import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2
 import { RESERVE_SQL } from '../../libs/data-access/src/lib/repositories/usage';
 import { auditCallSql } from '../../libs/data-access/src/lib/repositories/audit.repository';
 import { summarizeProfile, type ProfileSummary } from './profile';
-import { p11speed, pgbench, pgbenchAtRate, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
+import { p11speed, pct, pgbench, pgbenchAtRate, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
 
 export type { Cell } from './yardsticks';
 
@@ -79,7 +79,6 @@ function send(agent: Agent, base: string, token: string, method: string, path: s
 /** Not counted at the start of the fixed-rate cell (fixedRate). */
 const HALF_RATE_WARMUP_SECONDS = 2;
 
-const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
 
 /**
  * Open-loop load at a fixed arrival rate (what wrk cannot do): a request is due every 1/rate s whatever the answers;
@@ -99,7 +98,7 @@ async function fixedRate(client: string, name: string, rate: number, seconds: nu
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`fixed-rate client exited with ${code}`);
-  const r = JSON.parse(out.slice(out.indexOf('{'))) as { warmup: number; startWall: number; endMs: number; latency: (number | null)[]; status: number[]; lag: number[] };
+  const r = JSON.parse(out) as { warmup: number; startWall: number; endMs: number; latency: (number | null)[]; status: number[]; lag: number[] };
   const interval = 1000 / rate;
   const measuredFromMs = r.warmup * interval;
   const lat: number[] = [];

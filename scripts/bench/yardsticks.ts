@@ -161,6 +161,9 @@ export function pgbench(url: string, scripts: string[], clients: number, seconds
   return { requests: n, errors: failed, perSecond: tps, p50ms: NaN, p99ms: NaN, note: `latency average ${lat} ms` };
 }
 
+/** The q-quantile of ascending `sorted` (NaN when empty). */
+export const pct = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
+
 /**
  * pgbench at a fixed arrival rate (`-R`, Poisson arrivals as pgbench schedules them), one per-transaction log: the
  * database's own latency distribution for the same SQL at the rate of the fixed-rate cell. Latency counts from each
@@ -178,8 +181,7 @@ export function pgbenchAtRate(url: string, scripts: string[], clients: number, s
       .map((l) => Number(l.split(' ')[2]) / 1000)
       .sort((a, b) => a - b);
     if (!lat.length) throw new Error('pgbench -R: no transaction logged');
-    const at = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-    return { requests: lat.length, errors: 0, perSecond: lat.length / seconds, p50ms: at(0.5), p99ms: at(0.99), over25: lat.filter((ms) => ms > 25).length };
+    return { requests: lat.length, errors: 0, perSecond: lat.length / seconds, p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99), over25: lat.filter((ms) => ms > 25).length };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
