@@ -1,9 +1,10 @@
 import { definePublicRoutes } from '@keyserver/authz';
+import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
 
 /** Every route reachable without a token. The boot fails if this list and the @Public() marks disagree. */
 export const PUBLIC_ROUTES = definePublicRoutes([
-  { method: 'GET', path: '/healthz', reason: 'liveness probe: says nothing but "ok"' },
-  { method: 'GET', path: '/readyz', reason: 'readiness probe: dependency status words only' },
+  { method: 'GET', path: LIVENESS_PATH, reason: 'liveness probe: says nothing but "ok"', edge: true },
+  { method: 'GET', path: READINESS_PATH, reason: 'readiness probe: dependency status words only' },
   { method: 'GET', path: '/api/docs', reason: 'the OpenAPI document (and Swagger UI for a browser) is public by design' },
   { method: 'GET', path: '/api/docs/ui/:file', reason: 'Swagger UI\'s static files (a fixed list), served offline by the API' },
   { method: 'POST', path: '/api/v1/tsa', reason: 'RFC 3161 time-stamping: relying parties and signing tools ask anonymously; a token only says that a hash existed at a time (ADR 0024)' },

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AuthEventSink, AuthFailureEvent, AuthRequestInfo, ResolvedSubject, SubjectResolver } from '@keyserver/authz';
-import { SubjectRepository } from '@keyserver/data-access';
+import { SubjectRepository, type SubjectWithAccess } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import type { Logger } from 'pino';
 import { LOGGER } from '../app/tokens';
@@ -38,15 +38,16 @@ export class DbSubjectResolver implements SubjectResolver {
       });
       return null;
     }
-    return {
-      subjectId: s.id,
-      kind: s.kind,
-      enabled: s.enabled,
-      natures: s.natures,
-      keyGrants: s.keyPermissions,
-      displayName: s.displayName,
-    };
+    let resolved = this.resolved.get(s);
+    if (!resolved) {
+      resolved = { subjectId: s.id, kind: s.kind, enabled: s.enabled, natures: s.natures, keyGrants: s.keyPermissions, displayName: s.displayName };
+      this.resolved.set(s, resolved);
+    }
+    return resolved;
   }
+
+  // One ResolvedSubject per cached access snapshot, so that authorize() derives the Actor's sets once per snapshot.
+  private readonly resolved = new WeakMap<SubjectWithAccess, ResolvedSubject>();
 }
 
 /**

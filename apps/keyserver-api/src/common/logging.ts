@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
 import { redactText, redactUrl } from '@keyserver/config';
+import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -23,7 +24,7 @@ export function requestId(req: IncomingMessage): string {
 }
 
 /** Liveness and readiness probes: orchestrators poll them every few seconds, so their successes log at debug. */
-const PROBES = new Set(['/healthz', '/readyz']);
+const PROBES = new Set([LIVENESS_PATH, READINESS_PATH]);
 
 /**
  * One JSON line per request, written with the process logger when the response closes (no per-request child

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { API_CONFIG_VARIABLES, loadApiConfig } from '../config/api-config';
 import { HealthController } from '../health/health.controller';
+import { LIVENESS_PATH } from '../health/liveness';
 
 // deploy/kubernetes (ADR 0025), rendered without a cluster: every object against the Kubernetes schemas (the
 // kubernetes-models package, with unknown fields refused), then what no schema checks — selectors, ports, probes on
@@ -101,8 +102,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   it.each(OVERLAYS)('ok %s: the API probes its real routes (readiness /readyz, liveness /healthz)', (overlay) => {
     const c = apiContainer(rendered[overlay]);
     expect(c.readinessProbe?.httpGet?.path).toBe(route(HealthController.prototype.readyz));
-    expect(c.livenessProbe?.httpGet?.path).toBe(route(HealthController.prototype.healthz));
-    expect([route(HealthController.prototype.readyz), route(HealthController.prototype.healthz)]).toContain(c.startupProbe?.httpGet?.path);
+    expect(c.livenessProbe?.httpGet?.path).toBe(LIVENESS_PATH);
+    expect([route(HealthController.prototype.readyz), LIVENESS_PATH]).toContain(c.startupProbe?.httpGet?.path);
   });
 
   it('ok dev: the emulator probes a route it serves', () => {

@@ -14,12 +14,13 @@ import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
 import { checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
 import { RefusalAudit } from './refusal-audit';
+import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
 
 /** Injection token of the one {@link EdgeServices} of an API process. */
 export const EDGE = Symbol('KEYSERVER_EDGE');
 
 /** Probes are answered whatever the caller's record (orchestrators poll them; they say nothing). */
-const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
+const UNLIMITED_PATHS = new Set([LIVENESS_PATH, READINESS_PATH]);
 const ANON_CHARGED = Symbol('keyserverAnonymousCharged');
 
 /** Statuses that charge a caller's bucket: refusals, except conflicts (normal under concurrency) and 429 itself. */

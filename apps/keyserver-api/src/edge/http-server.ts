@@ -12,6 +12,8 @@ import { logRequest, requestId } from '../common/logging';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
 import type { ApiConfig } from '../config/api-config';
 import { bootstrapGate } from '../bootstrap/bootstrap-gate';
+import { PUBLIC_ROUTES } from '../app/public-routes';
+import { installEdgeRoutes } from '../health/liveness';
 import { clientErrorHandler } from './client-error';
 import { requestGuard, type EdgeServices } from './edge';
 
@@ -100,11 +102,13 @@ function track(logger: Logger, metrics: RequestMetrics | undefined, request: Fas
 /**
  * The API's per-request path in front of Nest, as one `onRequest` hook: {@link track}, then the edge checks
  * ({@link requestGuard}: Content-Encoding, the request target, anonymous rate limits), then the bootstrap gate;
- * then the body parser ({@link installBodyParser}), then Nest (the global guard, the handler, the problem filter).
+ * then the body parser ({@link installBodyParser}), then Nest (the global guard, the handler, the problem filter);
+ * the registry's edge routes (the liveness probe, {@link installEdgeRoutes}) are answered without Nest.
  */
 export function configureHttpServer(app: NestFastifyApplication, o: { edge: EdgeServices; db: Db; logger: Logger; config: ApiConfig; metrics?: RequestMetrics }): void {
   const server = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
   installBodyParser(server, o.config);
+  installEdgeRoutes(server, PUBLIC_ROUTES);
   const gate = bootstrapGate(o.db, o.edge);
   const { edge, logger, metrics } = o;
   server.addHook('onRequest', (request, reply, done) => {

@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { Public } from '@keyserver/authz';
@@ -9,7 +9,7 @@ import type { ApiConfig } from '../config/api-config';
 
 type Check = 'ok' | string;
 
-/** Liveness and readiness: readiness checks the database, the HSM and the OpenID metadata document. */
+/** Readiness: the database, the HSM and the OpenID metadata document (liveness is served at the edge: ./liveness.ts). */
 @ApiExcludeController()
 @Controller()
 export class HealthController {
@@ -18,13 +18,6 @@ export class HealthController {
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
-
-  @Public()
-  @Get('healthz')
-  @HttpCode(200)
-  healthz() {
-    return { status: 'ok' };
-  }
 
   @Public()
   @Get('readyz')

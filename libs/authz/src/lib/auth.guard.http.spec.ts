@@ -46,6 +46,12 @@ class MemoryResolver implements SubjectResolver {
     if (!s) throw new Error(`no test subject ${oid}`);
     return s;
   }
+  /** Changes a subject as the API's resolver does, with a new snapshot object (a ResolvedSubject is never mutated); returns the undo. */
+  update(oid: string, patch: Partial<ResolvedSubject>): () => void {
+    const before = this.subject(oid);
+    this.subjects.set(oid, { ...before, ...patch });
+    return () => void this.subjects.set(oid, before);
+  }
   async resolve(p: Principal): Promise<ResolvedSubject | null> {
     if (p.tid !== TENANT) return null;
     const s = this.subjects.get(p.oid) ?? null;
@@ -375,12 +381,11 @@ describe(EntraAuthGuard.name, () => {
     it('fail subject disabled between two requests with the same token', async () => {
       const t = bearer(prov());
       expect((await get(t)).status).toBe(200);
-      const otto = resolver.subject(OID.otto);
-      otto.enabled = false;
+      const undo = resolver.update(OID.otto, { enabled: false });
       try {
         await expect403(await get(t), 'subject_disabled');
       } finally {
-        otto.enabled = true;
+        undo();
       }
     });
     it('fail app principal on an approver route even with approver/administrator natures', async () => {
@@ -393,15 +398,13 @@ describe(EntraAuthGuard.name, () => {
       await expect403(await call(base, 'POST', '/operations/op-1/approvals', { auth: bearer(user(OID.otto)), body: '{}' }), 'permission_denied');
     });
     it('fail key grant used on another key: key_permission_denied', async () => {
-      const nora = resolver.subject(OID.nora);
-      const before = nora.keyGrants;
-      nora.keyGrants = { 'fw-1': ['APPROVE', 'SIGN'] };
+      const undo = resolver.update(OID.nora, { keyGrants: { 'fw-1': ['APPROVE', 'SIGN'] } });
       try {
         const ok = await call(base, 'POST', '/signorders', { auth: bearer(user(OID.nora, { azp: PROV, azpacr: '0' })), body: '{"keyid":"fw-1"}' });
         expect(ok.status).toBe(201);
         await expect403(await call(base, 'POST', '/signorders', { auth: bearer(user(OID.nora, { azp: PROV, azpacr: '0' })), body: '{"keyid":"fw-2"}' }), 'key_permission_denied');
       } finally {
-        nora.keyGrants = before;
+        undo();
       }
     });
     it('ok administrator approves nothing but reads keys', async () => {

@@ -4,6 +4,11 @@ export interface PublicRoute {
   path: string;
   /** Why it is public (reviewed). */
   reason: string;
+  /**
+   * Answered by the HTTP server before Nest, with a constant (the liveness probe): no controller serves it and no
+   * guard runs. Only registry entries marked so may be served that way (the API registers them from this list).
+   */
+  edge?: true;
 }
 
 /** Normalizes a route path: one leading slash, no duplicate or trailing slashes. */

@@ -120,6 +120,17 @@ describe(RouteAuthorizationAudit.name, () => {
     expect(e.detail).toContain('unknown permission');
   });
 
+  it('ok a registry entry served at the edge (no controller route)', () => {
+    expect(auditRoutes([], [{ method: 'GET', path: '/healthz', reason: 'liveness', edge: true }])).toEqual([]);
+  });
+
+  it('fails an edge entry that a controller serves too', () => {
+    const route = { controller: 'C', handler: 'h', method: 'GET', path: '/healthz', isPublic: true, permission: undefined };
+    expect(auditRoutes([route], [{ method: 'GET', path: '/healthz', reason: 'liveness', edge: true }])).toEqual(
+      expect.arrayContaining(['registry serves GET /healthz at the edge but a controller serves it too']),
+    );
+  });
+
   it('fails a registry entry without a reason', () => {
     expect(auditRoutes([], [{ method: 'GET', path: '/x', reason: ' ' }])).toEqual(
       expect.arrayContaining(['public route GET /x has no reason']),

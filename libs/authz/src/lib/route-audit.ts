@@ -85,9 +85,12 @@ export function auditRoutes(routes: readonly DiscoveredRoute[], registry: readon
     } else if (r.permission === undefined) problems.push(`${where} has neither @Public nor @RequirePermission`);
     else if (!isPermission(r.permission)) problems.push(`${where} requires an unknown permission`);
   }
+  const served = new Set(routes.map((r) => key(r.method, r.path)));
   for (const r of registry) {
     if (!r.reason?.trim()) problems.push(`public route ${r.method} ${r.path} has no reason`);
-    if (!publicSeen.has(key(r.method, r.path))) problems.push(`registry lists ${r.method} ${r.path} but no such @Public route exists`);
+    if (r.edge) {
+      if (served.has(key(r.method, r.path))) problems.push(`registry serves ${r.method} ${r.path} at the edge but a controller serves it too`);
+    } else if (!publicSeen.has(key(r.method, r.path))) problems.push(`registry lists ${r.method} ${r.path} but no such @Public route exists`);
   }
   return problems;
 }

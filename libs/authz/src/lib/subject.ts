@@ -44,6 +44,8 @@ export interface AuthRequestInfo {
 /**
  * Maps an authenticated principal to a Keyserver subject by (tid, oid). Implemented by the API with
  * the database. Returns null for an unknown principal (it should record/audit it; it gets no rights).
+ * A returned ResolvedSubject is a snapshot that is never mutated: a changed subject is a new object
+ * ({@link authorize} derives the Actor's sets once per object).
  */
 export interface SubjectResolver {
   resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null>;
@@ -53,7 +55,7 @@ export interface SubjectResolver {
 export const SUBJECT_RESOLVER = Symbol('KEYSERVER_SUBJECT_RESOLVER');
 
 /** Nature-derived permissions for this principal/subject pair (app principals lose human-only natures). */
-export function naturePermissions(principal: Principal, subject: Pick<ResolvedSubject, 'natures'>): Set<Permission> {
+export function naturePermissions(principal: Pick<Principal, 'kind'>, subject: Pick<ResolvedSubject, 'natures'>): Set<Permission> {
   const out = new Set<Permission>(BASE_PERMISSIONS);
   for (const nature of subject.natures) {
     if (principal.kind === 'app' && HUMAN_ONLY_NATURES.has(nature)) continue;
@@ -82,13 +84,9 @@ export function authorize(principal: Principal, subject: ResolvedSubject | null,
   if (subject.kind !== expectedKind) throw new AuthzError('subject_kind_mismatch');
   const restricted = channelRestriction(principal, permission);
   if (restricted) throw new AuthzError(restricted);
-  const permissions = naturePermissions(principal, subject);
-  const grants = Object.values(subject.keyGrants).flat();
-  if (!permissions.has(permission) && !grants.some((g) => KEY_GRANT_PERMISSION[g] === permission)) throw new AuthzError('permission_denied');
-  return actorOf(principal, subject, permissions);
-}
-
-function actorOf(principal: Principal, subject: ResolvedSubject, permissions: ReadonlySet<Permission>): Actor {
+  const d = derivedOf(subject);
+  const permissions = d.permissions[principal.kind];
+  if (!permissions.has(permission) && !d.grantPermissions.has(permission)) throw new AuthzError('permission_denied');
   return {
     subjectId: subject.subjectId,
     kind: subject.kind,
@@ -97,9 +95,35 @@ function actorOf(principal: Principal, subject: ResolvedSubject, permissions: Re
     displayName: subject.displayName ?? principal.displayName ?? principal.oid,
     client: principal.azp,
     channel: principal.channel,
-    natures: new Set(subject.natures),
-    keyGrants: new Map(Object.entries(subject.keyGrants).map(([keyid, grants]) => [keyid, new Set(grants)])),
+    natures: d.natures,
+    keyGrants: d.keyGrants,
     permissions,
     principal,
   };
+}
+
+/** What an Actor takes from its subject, built once per ResolvedSubject object (the resolver hands out one per cached snapshot). */
+interface SubjectDerived {
+  natures: ReadonlySet<Nature>;
+  keyGrants: ReadonlyMap<string, ReadonlySet<KeyGrant>>;
+  /** Route permissions any key grant gives (the service then checks the grant on the key the request names). */
+  grantPermissions: ReadonlySet<Permission>;
+  permissions: Record<Principal['kind'], ReadonlySet<Permission>>;
+}
+
+// Keyed by the object: a changed subject is a new object (the access cache reloads it), so nothing goes stale.
+const derived = new WeakMap<ResolvedSubject, SubjectDerived>();
+
+function derivedOf(subject: ResolvedSubject): SubjectDerived {
+  let d = derived.get(subject);
+  if (!d) {
+    d = {
+      natures: new Set(subject.natures),
+      keyGrants: new Map(Object.entries(subject.keyGrants).map(([keyid, grants]) => [keyid, new Set(grants)])),
+      grantPermissions: new Set(Object.values(subject.keyGrants).flatMap((grants) => grants.map((g) => KEY_GRANT_PERMISSION[g]))),
+      permissions: { app: naturePermissions({ kind: 'app' }, subject), user: naturePermissions({ kind: 'user' }, subject) },
+    };
+    derived.set(subject, d);
+  }
+  return d;
 }
