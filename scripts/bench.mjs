@@ -47,8 +47,7 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const p11speed = join(work, 'p11speed');
 execFileSync('gcc', ['-O2', '-o', p11speed, join(root, 'scripts/bench/p11speed.c'), '-I', join(root, 'node_modules/pkcs11js/includes'), '-ldl', '-lpthread'], { stdio: 'pipe' });
 
-const { runBench } = await loadTsBench(root, 'scripts/bench/run.ts', work);
-
+const { runBench, boundVerdict } = await loadTsBench(root, 'scripts/bench/run.ts', work);
 
 const started = performance.now();
 const loadSamples = [];
@@ -69,7 +68,7 @@ if (PROFILE) {
   const cell = Object.values(r.cells)[0];
   const md = [
     `CPU profile: \`${machine.command}\` (${machine.date}, load average ${machine.loadAverageAtStart.join(' / ')})`,
-    `${cell.name}: ${f1(cell.perSecond)}/s, p50 ${f1(cell.p50ms)} ms, p99 ${f1(cell.p99ms)} ms, API CPU ${f3(cell.cpuMsPerRequest)} ms/order, ${f2(cell.dbTransactionsPerRequest)} DB transactions/order; profile: ${pr.busyMs} ms busy of ${pr.totalMs} ms sampled`,
+    `${cell.name}: ${f1(cell.perSecond)}/s, p50 ${f1(cell.p50ms)} ms, p99 ${f1(cell.p99ms)} ms, API CPU ${f3(cell.cpuMsPerRequest)} ms/order, ${f2(cell.dbTransactionsPerRequest)} DB transactions/order, DB CPU ${f3(cell.dbCpuMsPerRequest)} ms/order; profile: ${pr.busyMs} ms busy of ${pr.totalMs} ms sampled`,
     '',
     table('self time by package', pr.byPackage.slice(0, 15)),
     '',
@@ -89,15 +88,38 @@ const serverPart = (s) =>
   s ? `; over 25 ms as the API measured them: ${Object.entries(s).map(([k, v]) => `${k} ${v.over} of ${v.n}`).join(', ')}` : '';
 const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}${pgPart(x.tail.pgbench)}` : '');
 
+/** A same-run machine ceiling (yardsticks.ts machineCeilings) in words: its parts, its rate, its ratio. */
+const PART_NAMES = {
+  hsmPerSignature: 'HSM CPU per RSA-3072 signature (1000 / p11speed 1-thread rate)',
+  apiPerP256Order: 'API CPU per P-256 order (c=32, one operation)',
+  apiPerRsaOrder: 'API CPU per RSA-3072 order',
+  dbPerRsaOrder: 'PostgreSQL CPU per RSA-3072 order',
+  apiPerMeRequest: 'API CPU per GET /api/v1/me',
+  apiPerCertificate: 'API CPU per certificate',
+  dbPerCertificate: 'PostgreSQL CPU per certificate',
+};
+const partsText = (parts) => Object.entries(parts).map(([k, v]) => `${PART_NAMES[k] ?? k} ${f3(v)}`).join(' + ');
+const ceilingText = (x) =>
+  x ? `${partsText(x.parts)} = ${f3(Object.values(x.parts).reduce((a, b) => a + b, 0))} ms -> ${f1(x.perSecond)}/s, ${f2(x.ratio)} of the yardstick's ${f1(x.yardstickPerSecond)}/s; with the API's measured CPU: ${partsText(x.measured.parts)} -> ${f1(x.measured.perSecond)}/s, ${f2(x.measured.ratio)}` : 'n/a (a cell it needs did not run)';
+
 if (CELLS) {
   // A partial run: the cells, the ratios that can be formed from them, and the JSON; the generated doc stays as is.
   const c = r.cells;
-  const line = (x) => `${x.name}: ${f1(x.perSecond)}/s p50 ${f1(x.p50ms)} p99 ${f1(x.p99ms)} errors ${x.errors}${x.cpuMsPerRequest !== undefined ? ` CPU ${f3(x.cpuMsPerRequest)} ms/req` : ''}${x.dbTransactionsPerRequest !== undefined ? ` DB ${f2(x.dbTransactionsPerRequest)} tx/req` : ''}`;
+  const line = (x) => `${x.name}: ${f1(x.perSecond)}/s p50 ${f1(x.p50ms)} p99 ${f1(x.p99ms)} errors ${x.errors}${x.cpuMsPerRequest !== undefined ? ` CPU ${f3(x.cpuMsPerRequest)} ms/req` : ''}${x.dbTransactionsPerRequest !== undefined ? ` DB ${f2(x.dbTransactionsPerRequest)} tx/req` : ''}${x.dbCpuMsPerRequest !== undefined ? ` DB CPU ${f3(x.dbCpuMsPerRequest)} ms/req` : ''}`;
   console.log(`\nload average ${machine.loadAverageAtStart[0]} at start, ${machine.loadAverage1mMeanDuringRun} mean, ${machine.loadAverageAtEnd[0]} at end`);
   for (const x of Object.values(c)) console.log(line(x));
   for (const [i, round] of r.rounds.entries()) console.log(`round ${i + 1}: ${round.map((x) => `${x.name.split(',')[0]} ${f1(x.perSecond)}/s ${f3(x.cpuMsPerRequest)} ms`).join('; ')}`);
   const rsaRaw = Object.values(c).find((x) => /^p11speed RSA-3072, \d+ threads$/.test(x.name));
-  if (rsaRaw && c['RSA-3072 sign orders, c=32']) console.log(`RSA-3072 orders / raw ${rsaRaw.name}: ${f2(c['RSA-3072 sign orders, c=32'].perSecond / rsaRaw.perSecond)} (target >= 0.8)`);
+  if (rsaRaw && c['RSA-3072 sign orders, c=32']) {
+    const v = c['RSA-3072 sign orders, c=32'].perSecond / rsaRaw.perSecond;
+    console.log(`RSA-3072 orders / raw ${rsaRaw.name}: ${f2(v)} (target >= 0.8): ${boundVerdict(v, 0.8, r.ceilings?.rsa?.ratio)}`);
+  }
+  if (c['cfssl serve sign, P-256 CSR, c=8'] && c['device certificates, P-256 CSR, c=8']) {
+    const v = c['device certificates, P-256 CSR, c=8'].perSecond / c['cfssl serve sign, P-256 CSR, c=8'].perSecond;
+    console.log(`device certificates / cfssl serve: ${f2(v)} (target >= 0.25): ${boundVerdict(v, 0.25, r.ceilings?.certs?.ratio)}`);
+  }
+  console.log(`machine ceiling (${machine.cpus} cores = ${machine.cpus * 1000} ms CPU/s), RSA-3072 orders: ${ceilingText(r.ceilings?.rsa)}`);
+  console.log(`machine ceiling, device certificates: ${ceilingText(r.ceilings?.certs)}`);
   if (r.halfRate) console.log(`half rate: ${line(r.halfRate)} (offered ${f1(r.halfRate.targetPerSecond)}/s; target p99 < 25)\n  ${tailLine(r.halfRate)}`);
   if (r.firmware) console.log(`firmware: ${JSON.stringify(r.firmware)} speed ratio ${f2(r.firmware.mbPerSecond / r.firmware.sha256sumMbPerSecond)} (target >= 0.8, RSS growth < 64 MiB)`);
   writeFileSync(OUT_JSON, JSON.stringify({ machine, totalSeconds, ...r }, null, 2) + '\n');
@@ -143,26 +165,32 @@ const rows = order.map((x) => {
   const ours = Boolean(a);
   const name = ours ? `**${x.name}**` : x.name;
   const rat = a ? `${f2(ratio(x, a[0]))} of ${a[0].name.split(',')[0]}` : 'yardstick';
-  return `| ${name} | ${f1(x.perSecond)} | ${f1(x.p50ms)} | ${f1(x.p99ms)} | ${x.errors} | ${f3(x.cpuMsPerRequest)} | ${f2(x.dbTransactionsPerRequest)} | ${rat} |`;
+  return `| ${name} | ${f1(x.perSecond)} | ${f1(x.p50ms)} | ${f1(x.p99ms)} | ${x.errors} | ${f3(x.cpuMsPerRequest)} | ${f2(x.dbTransactionsPerRequest)} | ${f3(x.dbCpuMsPerRequest)} | ${rat} |`;
 });
+// The two targets the machine may bind carry the same run's machine ceiling of their ratio (and the one with the API's measured CPU).
+const ceilingCell = (x) => (x ? `${f2(x.ratio)} (${f2(x.measured.ratio)} with the API's measured CPU)` : 'n/a');
 const targets = [
   ['P-256 sign orders, one operation, c=32 / pgbench hot row', ratio(o.ecOne, y.pgHot), '>= 0.5'],
   ['P-256 sign orders, 8 operations, c=32 / pgbench 8 rows', ratio(o.ecEight, y.pgEight), '>= 0.5'],
-  [`RSA-3072 sign orders / raw ${y.rsaRaw.name.replace('p11speed RSA-3072, ', '')} HSM rate`, ratio(o.rsa, y.rsaRaw), '>= 0.8'],
+  [`RSA-3072 sign orders / raw ${y.rsaRaw.name.replace('p11speed RSA-3072, ', '')} HSM rate`, ratio(o.rsa, y.rsaRaw), '>= 0.8', 'rsa'],
   ['device certificates / P-256 sign orders (one operation)', ratio(o.certs, o.ecOne), '>= 0.5'],
-  ['device certificates / cfssl serve', ratio(o.certs, y.cfssl), '>= 0.25'],
+  ['device certificates / cfssl serve', ratio(o.certs, y.cfssl), '>= 0.25', 'certs'],
   ['GET /healthz / bare node:http', ratio(o.healthz, y.bare), '>= 0.5'],
   ['GET /api/v1/me / bare node:http', ratio(o.me, y.bare), '>= 0.25'],
-].map(([m, v, t]) => `| ${m} | ${f2(v)} | ${t} | ${verdict(v >= Number(t.slice(3)))} |`);
+].map(([m, v, t, bound]) => {
+  const target = Number(t.slice(3));
+  const ceiling = bound ? r.ceilings?.[bound] : undefined;
+  return bound ? `| ${m} | ${f2(v)} | ${t} | ${ceilingCell(ceiling)} | ${boundVerdict(v, target, ceiling?.ratio)} |` : `| ${m} | ${f2(v)} | ${t} | | ${verdict(v >= target)} |`;
+});
 const cpuEc = Math.min(o.ecOne.cpuMsPerRequest, o.ecEight.cpuMsPerRequest);
-targets.push(`| API CPU per P-256 sign order (ms, best of the c=32 cells) | ${f3(cpuEc)} | <= 1.0 | ${verdict(cpuEc <= 1.0)} |`);
+targets.push(`| API CPU per P-256 sign order (ms, best of the c=32 cells) | ${f3(cpuEc)} | <= 1.0 | | ${verdict(cpuEc <= 1.0)} |`);
 const h = r.halfRate;
-targets.push(`| p99 of P-256 sign orders at half the peak rate (${f1(h.targetPerSecond)}/s offered, ${f1(h.perSecond)}/s answered, ${h.errors} errors, after ${h.warmupSeconds} s of warm-up; ms) | ${f1(h.p99ms)} | < 25 | ${verdict(h.p99ms < 25 && h.errors === 0)} |`);
+targets.push(`| p99 of P-256 sign orders at half the peak rate (${f1(h.targetPerSecond)}/s offered, ${f1(h.perSecond)}/s answered, ${h.errors} errors, after ${h.warmupSeconds} s of warm-up; ms) | ${f1(h.p99ms)} | < 25 | | ${verdict(h.p99ms < 25 && h.errors === 0)} |`);
 const fw = r.firmware;
 if (fw) {
   const fr = fw.mbPerSecond / fw.sha256sumMbPerSecond;
-  targets.push(`| firmware ${fw.mib} MiB streamed to CMS: ${f1(fw.mbPerSecond)} MB/s / sha256sum ${f1(fw.sha256sumMbPerSecond)} MB/s | ${f2(fr)} | >= 0.8 | ${verdict(fr >= 0.8)} |`);
-  targets.push(`| API RSS growth during the upload (VmRSS ${f1(fw.rssBeforeMib)} -> peak ${f1(fw.rssPeakMib)} MiB; MiB) | ${f1(fw.rssGrowthMib)} | < 64 | ${verdict(fw.rssGrowthMib < 64)} |`);
+  targets.push(`| firmware ${fw.mib} MiB streamed to CMS: ${f1(fw.mbPerSecond)} MB/s / sha256sum ${f1(fw.sha256sumMbPerSecond)} MB/s | ${f2(fr)} | >= 0.8 | | ${verdict(fr >= 0.8)} |`);
+  targets.push(`| API RSS growth during the upload (VmRSS ${f1(fw.rssBeforeMib)} -> peak ${f1(fw.rssPeakMib)} MiB; MiB) | ${f1(fw.rssGrowthMib)} | < 64 | | ${verdict(fw.rssGrowthMib < 64)} |`);
 }
 const roundsTable = r.rounds[0].map((cell) => {
   const all = r.rounds.map((round) => round.find((x) => x.name === cell.name));
@@ -195,12 +223,20 @@ flips every round); each cell keeps its best round. The Node client is used only
 and for a fixed arrival rate (p99 at half the peak rate), which wrk cannot do; the latter runs in its own small
 process on raw keep-alive sockets (\`scripts/bench/fixed-rate-client.cjs\`), next to the API's own latency histograms
 (metrics are on in every cell, as in docker-compose.yml) and **pgbench -R** running the same SQL at the same rate.
+PostgreSQL's CPU is measured per cell like the API's: utime+stime from /proc of the whole server (the postmaster's
+process tree - the postmaster is the parent of the bench's own backend - plus the postmaster's cutime+cstime, the
+backends it reaped during the cell) over the cell, per request (pgbench: per transaction). The two targets the cores
+may bind (RSA-3072 orders against p11speed, certificates against cfssl) get a same-run **machine ceiling** from these
+measurements: the rate at which all cores (cores x 1000 ms of CPU per second) would be busy with the CPU a request
+needs at least, over the yardstick's rate. It leaves out the load generator's own CPU, so it is an upper bound: a
+target above it cannot be met on this machine.
 
 **Shared machine**: ${machine.cpus} cores that also run PostgreSQL, SoftHSM, both APIs, the emulator and the load
 generator, and other engineers' builds and tests (1-minute load average ${machine.loadAverageAtStart[0]} at start,
 ${machine.loadAverage1mMeanDuringRun ?? 'n/a'} on average during the run, ${machine.loadAverageAtEnd[0]} at the end).
 Absolute rates are noisy; the ratios of one run and the **API CPU ms per request** (CPU time of the API process tree
-over the cell / answered requests) are the robust signals.
+over the cell / answered requests) and the **DB CPU ms per request** (the same of the PostgreSQL server) are the
+robust signals.
 
 ## Last run
 
@@ -210,19 +246,25 @@ over the cell / answered requests) are the robust signals.
 
 ### Cells (best round; ours in bold)
 
-| cell | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | DB transactions/request | ratio |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| cell | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | DB transactions/request | DB CPU ms/request | ratio |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 ${rows.join('\n')}
 
 Server CPU: the API process tree for our cells, the bare server and cfssl for theirs. DB transactions: change of
 xact_commit + xact_rollback of the platform's database over the cell (every API statement is autocommit, so this is
-statements per request); pgbench's own cells run exactly 2 statements per transaction by construction.
+statements per request); pgbench's own cells run exactly 2 statements per transaction by construction. DB CPU:
+utime+stime of the whole PostgreSQL server (postmaster tree + the backends it reaped) over the cell / requests
+(pgbench: transactions); it includes the server's background processes and anything else the server did meanwhile.
 
 ### Targets (issue 20)
 
-| measure | value | target | |
-| --- | ---: | ---: | --- |
+| measure | value | target | machine ceiling | |
+| --- | ---: | ---: | ---: | --- |
 ${targets.join('\n')}
+
+Machine ceiling: the rate at which the ${machine.cpus} cores (${machine.cpus * 1000} ms of CPU per second) would be fully busy
+with this run's measured CPU per request, over the yardstick's rate; it ignores the load generator's own CPU, so it
+is an upper bound. RSA-3072 orders: ${ceilingText(r.ceilings?.rsa)}. Device certificates: ${ceilingText(r.ceilings?.certs)}.
 
 Half-rate tail (the fixed-rate cell, counted after its warm-up): ${tailLine(h)}.
 

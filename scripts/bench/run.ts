@@ -18,9 +18,11 @@ import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2
 import { RESERVE_SQL } from '../../libs/data-access/src/lib/repositories/usage';
 import { auditCallSql } from '../../libs/data-access/src/lib/repositories/audit.repository';
 import { summarizeProfile, type ProfileSummary } from './profile';
-import { p11speed, pct, pgbench, pgbenchAtRate, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
+import { machineCeilings, p11speed, pct, pgbench, pgbenchAtRate, postgresCpuMs, postmasterOf, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
 
-export type { Cell } from './yardsticks';
+export type { Cell, MachineCeiling } from './yardsticks';
+// For scripts/bench.mjs, which loads only this bundle.
+export { boundVerdict } from './yardsticks';
 
 export interface BenchOptions {
   seconds: number;
@@ -50,6 +52,8 @@ export interface BenchResult {
   halfRate?: Cell & { targetPerSecond: number; warmupSeconds: number };
   firmware?: { mib: number; seconds: number; mbPerSecond: number; sha256sumMbPerSecond: number; rssBeforeMib: number; rssPeakMib: number; rssGrowthMib: number; vmHwmMib: number };
   profile?: ProfileSummary;
+  /** Same-run machine ceilings of the targets the 2 cores may bind (yardsticks.ts machineCeilings), when their cells ran. */
+  ceilings?: ReturnType<typeof machineCeilings>;
 }
 
 interface Answer {
@@ -218,6 +222,17 @@ function cmsMessageDigest(der: Buffer): string {
 function rssKb(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(s)?.[1] ?? 0), hwm: Number(/VmHWM:\s+(\d+) kB/.exec(s)?.[1] ?? 0) };
+}
+
+/** The PostgreSQL server's postmaster (the parent of this connection's backend), if it runs on this machine. */
+async function postmasterPid(url: string): Promise<number | undefined> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+  } finally {
+    await c.end();
+  }
 }
 
 async function dbTransactions(url: string): Promise<number> {
@@ -395,18 +410,24 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
 
     const pids = p.apiReplicas.map((r) => r.service.child.pid as number);
     const dbUrl = p.databaseUrl;
-    /** A wrk cell against our API: adds API CPU (the replicas used) and DB transactions per successful request. */
+    // PostgreSQL's CPU per cell: the whole server (the pgbench clone is on the same one).
+    const postmaster = await postmasterPid(dbUrl);
+    if (postmaster === undefined) log('PostgreSQL runs elsewhere (no postmaster among this machine\'s processes): no DB CPU per request');
+    const dbCpu = () => (postmaster === undefined ? NaN : postgresCpuMs(postmaster));
+    /** A wrk cell against our API: adds API CPU (the replicas used), DB transactions and DB CPU per successful request. */
     const ours = async (name: string, run: () => Promise<Omit<Cell, 'name'>>, pidsUsed = [pids[0]]): Promise<Cell> => {
       // pg_stat_database is updated when backends report (at most every 0.5-1 s): settle before and after.
       await new Promise((r) => setTimeout(r, 1100));
       const tx0 = await dbTransactions(dbUrl);
+      const db0 = dbCpu();
       const cpu0 = pidsUsed.reduce((a, pid) => a + treeCpuMs(pid), 0);
       const cell = await run();
       const cpu1 = pidsUsed.reduce((a, pid) => a + treeCpuMs(pid), 0);
+      const db1 = dbCpu();
       await new Promise((r) => setTimeout(r, 1100));
       const tx1 = await dbTransactions(dbUrl);
       // The first stats query is a transaction too.
-      return { name, ...cell, cpuMsPerRequest: (cpu1 - cpu0) / cell.requests, dbTransactionsPerRequest: (tx1 - tx0 - 1) / cell.requests };
+      return { name, ...cell, cpuMsPerRequest: (cpu1 - cpu0) / cell.requests, dbTransactionsPerRequest: (tx1 - tx0 - 1) / cell.requests, dbCpuMsPerRequest: (db1 - db0) / cell.requests };
     };
 
     // Warm-up: JIT, the key caches and the DB pools of every replica.
@@ -488,22 +509,25 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     const rawCell = (name: string, rate: number): Cell => ({ name, requests: NaN, errors: 0, perSecond: rate, p50ms: NaN, p99ms: NaN });
 
     const barePid = bare.pid as number;
-    const yard = async (name: string, pid: number | undefined, run: () => Promise<Omit<Cell, 'name'>> | Omit<Cell, 'name'>): Promise<Cell> => {
+    /** A yardstick cell: CPU of its server `pid` per request, and with `db` (pgbench) PostgreSQL's CPU per transaction. */
+    const yard = async (name: string, pid: number | undefined, run: () => Promise<Omit<Cell, 'name'>> | Omit<Cell, 'name'>, db = false): Promise<Cell> => {
       const c0 = pid ? treeCpuMs(pid) : 0;
+      const db0 = db ? dbCpu() : 0;
       const cell = await run();
+      const db1 = db ? dbCpu() : 0;
       const c1 = pid ? treeCpuMs(pid) : 0;
-      return { ...cell, name, ...(pid ? { cpuMsPerRequest: (c1 - c0) / cell.requests } : {}) };
+      return { ...cell, name, ...(pid ? { cpuMsPerRequest: (c1 - c0) / cell.requests } : {}), ...(db ? { dbCpuMsPerRequest: (db1 - db0) / cell.requests } : {}) };
     };
     const S = o.seconds;
     const wanted = (key: string) => !o.cells || o.cells.includes(key);
-    const plan: (() => Promise<Cell>)[] = (
+    const plan: [string, () => Promise<Cell>][] = (
       [
         ['bare', () => yard('bare node:http GET, c=8', barePid, () => wrk(`http://127.0.0.1:${barePort}`, scripts.healthz, 8, S))],
         ['healthz', () => ours('GET /healthz, c=8', () => wrk(urls[0], scripts.healthz, 8, S))],
         ['me', () => ours('GET /api/v1/me, c=8', () => wrk(urls[0], scripts.me, 8, S))],
-        ['pgHot', () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(clone.url, pgHot, 8, S))],
+        ['pgHot', () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(clone.url, pgHot, 8, S), true)],
         ['ecOne', () => ours('P-256 sign orders, 1 operation, c=32', () => wrk(urls[0], scripts.ecOne, 32, S))],
-        ['pgEight', () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(clone.url, pgEight, 8, S))],
+        ['pgEight', () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(clone.url, pgEight, 8, S), true)],
         ['ecEight', () => ours('P-256 sign orders, 8 operations, c=32', () => wrk(urls[0], scripts.ecEight, 32, S))],
         ['ecRaw1', () => yard('p11speed P-256, 1 thread', undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, 1)))],
         ['ecRaw', () => yard(`p11speed P-256, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, threads)))],
@@ -523,22 +547,25 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
           )],
       ] as [string, () => Promise<Cell>][]
     )
-      .filter(([key]) => wanted(key))
-      .map(([, step]) => step);
+      .filter(([key]) => wanted(key));
     const rounds: Cell[][] = [];
+    /** Every cell's best round by plan key, for the machine ceilings. */
+    const byKey: Record<string, Cell> = {};
     for (let r = 0; r < o.rounds; r++) {
       // The order flips every round so neither side always runs first after a pause.
       const order = r % 2 === 0 ? plan : [...plan].reverse();
       const cells: Cell[] = [];
-      for (const step of order) {
+      for (const [key, step] of order) {
         const c = await step();
-        log(`round ${r + 1}: ${c.name}: ${c.perSecond.toFixed(1)}/s p50 ${c.p50ms.toFixed(1)} p99 ${c.p99ms.toFixed(1)} errors ${c.errors}${c.cpuMsPerRequest !== undefined ? ` CPU ${c.cpuMsPerRequest.toFixed(3)} ms/req` : ''}${c.dbTransactionsPerRequest !== undefined ? ` DB ${c.dbTransactionsPerRequest.toFixed(2)} tx/req` : ''}`);
+        log(`round ${r + 1}: ${c.name}: ${c.perSecond.toFixed(1)}/s p50 ${c.p50ms.toFixed(1)} p99 ${c.p99ms.toFixed(1)} errors ${c.errors}${c.cpuMsPerRequest !== undefined ? ` CPU ${c.cpuMsPerRequest.toFixed(3)} ms/req` : ''}${c.dbTransactionsPerRequest !== undefined ? ` DB ${c.dbTransactionsPerRequest.toFixed(2)} tx/req` : ''}${c.dbCpuMsPerRequest !== undefined ? ` DB CPU ${c.dbCpuMsPerRequest.toFixed(3)} ms/req` : ''}`);
         cells.push(c);
+        if (!byKey[key] || c.perSecond > byKey[key].perSecond) byKey[key] = c;
       }
       rounds.push(cells);
     }
     const cells: Record<string, Cell> = {};
     for (const c of rounds.flat()) if (!cells[c.name] || c.perSecond > cells[c.name].perSecond) cells[c.name] = c;
+    const ceilings = machineCeilings(byKey, cpus().length);
 
     // p99 at half the peak P-256 rate (one operation), at a fixed arrival rate.
     let halfRate: BenchResult['halfRate'];
@@ -611,7 +638,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       };
       log(`firmware ${o.firmwareMib} MiB: ${JSON.stringify(firmware)}`);
     }
-    return { cells, rounds, halfRate, firmware };
+    return { cells, rounds, halfRate, firmware, ceilings };
   } finally {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);

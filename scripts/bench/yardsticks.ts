@@ -17,6 +17,11 @@ export interface Cell {
   cpuMsPerRequest?: number;
   /** PostgreSQL transactions of the platform's database per successful request (autocommit: one per statement). */
   dbTransactionsPerRequest?: number;
+  /**
+   * CPU time of the whole PostgreSQL server ({@link postgresCpuMs}) over the cell per successful request (pgbench
+   * cells: per transaction). The whole server: also what it did meanwhile for other databases on it.
+   */
+  dbCpuMsPerRequest?: number;
   note?: string;
   /** Fixed-rate cells: p99 per second of the run, and the slowest answers with when they were due (ms into the run). */
   tail?: { p99PerSecondMs: number[]; slowest: { atMs: number; ms: number }[]; clientLagP99Ms: number; /** p99 of the warm-up, which the cell does not count. */ warmupP99Ms: number;
@@ -98,13 +103,21 @@ export function wrk(url: string, script: string, connections: number, seconds: n
   });
 }
 
+/** 1/USER_HZ: the unit of the times in /proc/<pid>/stat (100 Hz on Linux). */
+const TICK_MS = 10;
+
+/** /proc/<pid>/stat: the command name, and the fields after it (field n of proc(5) at index n - 3). */
+function procStat(pid: number): { comm: string; fields: string[] } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return { comm: f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')), fields: f.slice(f.lastIndexOf(')') + 2).split(' ') };
+}
+
 /** utime+stime in ms of a process and all its descendants (worker threads are in the process's own counters). */
 export function treeCpuMs(pid: number): number {
   let total = 0;
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    total += (Number(rest[11]) + Number(rest[12])) * 10;
+    const { fields } = procStat(pid);
+    total += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
       for (const c of children ? children.split(' ') : []) total += treeCpuMs(Number(c));
@@ -113,6 +126,110 @@ export function treeCpuMs(pid: number): number {
     // the process (or a child) is gone
   }
   return total;
+}
+
+/**
+ * CPU ms of a whole PostgreSQL server so far: the postmaster's process tree ({@link treeCpuMs}: backends, checkpointer,
+ * walwriter, ...) plus the postmaster's cutime+cstime (fields 16 and 17), the CPU of the children it has reaped, so a
+ * backend that exits between two readings (pgbench's connections) still counts. The difference of two readings is
+ * what the server used in between, for whichever database. Read while no child was reaped (cutime unchanged around
+ * the tree walk), so an exiting backend is neither missed nor counted twice.
+ */
+export function postgresCpuMs(postmaster: number): number {
+  const reaped = () => {
+    const { fields } = procStat(postmaster);
+    return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
+  };
+  for (let attempt = 0; ; attempt++) {
+    const before = reaped();
+    const tree = treeCpuMs(postmaster);
+    const after = reaped();
+    if (before === after || attempt === 4) return tree + after;
+  }
+}
+
+/**
+ * The postmaster of a PostgreSQL backend (`SELECT pg_backend_pid()`): its parent. Undefined when the pid is not a
+ * postgres process here (e.g. a server in a container, another pid namespace), so the DB CPU is then not measured.
+ */
+export function postmasterOf(backendPid: number): number | undefined {
+  try {
+    const backend = procStat(backendPid);
+    const ppid = Number(backend.fields[1]);
+    return backend.comm === 'postgres' && procStat(ppid).comm === 'postgres' ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this machine could reach at most for one ratio target, from CPU per request measured in the same run. */
+export interface MachineCeiling {
+  /** The yardstick's rate (requests/s) the target is a fraction of. */
+  yardstickPerSecond: number;
+  /** CPU ms per request the ceiling counts, by part. */
+  parts: Record<string, number>;
+  /** The rate at which all cores would be busy with `parts`: cores x 1000 / their sum (requests/s). */
+  perSecond: number;
+  /** perSecond / yardstickPerSecond: the highest ratio this machine allows. */
+  ratio: number;
+  /** The same with the API's own measured CPU per request of the cell instead of its floor parts (for reference). */
+  measured: { parts: Record<string, number>; perSecond: number; ratio: number };
+}
+
+const ceilingOf = (cores: number, yardstickPerSecond: number | undefined, parts: Record<string, number | undefined>, measuredParts: Record<string, number | undefined>): MachineCeiling | undefined => {
+  const all = [...Object.values(parts), ...Object.values(measuredParts)];
+  if (!(cores > 0) || !(yardstickPerSecond !== undefined && yardstickPerSecond > 0) || all.some((v) => v === undefined || !Number.isFinite(v) || v < 0)) return undefined;
+  const rate = (p: Record<string, number | undefined>) => (cores * 1000) / Object.values(p).reduce<number>((a, b) => a + (b as number), 0);
+  const perSecond = rate(parts);
+  const measuredPerSecond = rate(measuredParts);
+  return {
+    yardstickPerSecond,
+    parts: parts as Record<string, number>,
+    perSecond,
+    ratio: perSecond / yardstickPerSecond,
+    measured: { parts: measuredParts as Record<string, number>, perSecond: measuredPerSecond, ratio: measuredPerSecond / yardstickPerSecond },
+  };
+};
+
+/**
+ * The same-run ceilings of the two targets the machine may bind (issue 20), from the best round of each cell by plan
+ * key (scripts/bench/run.ts); a ceiling is missing when one of its cells was not run.
+ * - RSA-3072 sign orders / p11speed RSA-3072 with all threads: an order costs at least one signature (HSM CPU: 1000 /
+ *   the p11speed 1-thread rate, one thread keeping one core busy), what a P-256 order costs the API besides its
+ *   signature (the one-operation c=32 cell), and the PostgreSQL CPU per RSA order.
+ * - Device certificates / cfssl serve: a certificate costs at least the API's authenticated floor (GET /api/v1/me:
+ *   token and subject, no work) and the PostgreSQL CPU per certificate.
+ */
+export function machineCeilings(cells: Partial<Record<string, Cell>>, cores: number): { rsa?: MachineCeiling; certs?: MachineCeiling } {
+  const { rsaRaw1, rsaRaw, ecOne, rsa, me, certs, cfssl } = cells;
+  return {
+    rsa: ceilingOf(
+      cores,
+      rsaRaw?.perSecond,
+      { hsmPerSignature: rsaRaw1 ? 1000 / rsaRaw1.perSecond : undefined, apiPerP256Order: ecOne?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest },
+      { apiPerRsaOrder: rsa?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest },
+    ),
+    certs: ceilingOf(
+      cores,
+      cfssl?.perSecond,
+      { apiPerMeRequest: me?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest },
+      { apiPerCertificate: certs?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest },
+    ),
+  };
+}
+
+/**
+ * The verdict of a ratio target (value >= target) that the machine may bind: met; not met; or not met and bound by
+ * this machine, when the same run's machine ceiling of that ratio ({@link MachineCeiling.ratio}) is below the target.
+ */
+export function boundVerdict(value: number, target: number, ceilingRatio?: number): string {
+  if (value >= target) return 'met';
+  if (ceilingRatio !== undefined && Number.isFinite(ceilingRatio) && ceilingRatio < target) {
+    // Two decimals as in the table; three, rounded down, when two would round up to the target itself.
+    const shown = Number(ceilingRatio.toFixed(2)) < target ? ceilingRatio.toFixed(2) : (Math.floor(ceilingRatio * 1000) / 1000).toFixed(3);
+    return `**not met**; bound by this machine (ceiling ${shown} < ${target})`;
+  }
+  return '**not met**';
 }
 
 /** A bare node:http server answering a constant: the HTTP limit of Node on this machine. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,11 +6,12 @@ import { freePort } from '@keyserver/testing';
 
 // scripts/ is no Nx project: its modules are loaded by path (jest transforms them like any test source).
 const root = join(__dirname, '../../..');
-const { startBareServer, treeCpuMs, waitFor, wrk, wrkScript } = require(join(root, 'scripts/bench/yardsticks')) as typeof import('../../../scripts/bench/yardsticks');
+const { boundVerdict, machineCeilings, postgresCpuMs, postmasterOf, startBareServer, treeCpuMs, waitFor, wrk, wrkScript } = require(join(root, 'scripts/bench/yardsticks')) as typeof import('../../../scripts/bench/yardsticks');
 const { summarizeProfile } = require(join(root, 'scripts/bench/profile')) as typeof import('../../../scripts/bench/profile');
 
 // A smoke test of `npm run bench`'s own tools (the full bench is not part of npm test): the Lua scripts it writes
-// for wrk, the summary it reads back from wrk, the CPU it reads from /proc, and the profile summary.
+// for wrk, the summary it reads back from wrk, the CPU it reads from /proc, the profile summary, and the machine
+// ceilings and verdicts of the targets the cores may bind.
 describe('bench tools', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ks-bench-smoke-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,5 +62,60 @@ describe('bench tools', () => {
     ]);
     expect(s.inclusive.find((r) => r.frame.startsWith('query'))?.ms).toBe(3);
     expect(s.byPackage.map((r) => r.frame).sort()).toEqual(['keyserver (dist bundle)', 'pg']);
+  });
+
+  it('counts the CPU of children a server has reaped (postgresCpuMs: tree + cutime/cstime), not only the live tree', async () => {
+    // A parent that runs a ~300 ms busy child to its end (spawnSync reaps it), then waits: like pgbench's backends.
+    const burn = `const t = Date.now(); while (Date.now() - t < 300);`;
+    const parent = spawn(process.execPath, ['-e', `require('node:child_process').spawnSync(process.execPath, ['-e', ${JSON.stringify(burn)}]); console.log('reaped'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => parent.stdout?.once('data', () => resolve()));
+      const pid = parent.pid as number;
+      expect(postgresCpuMs(pid) - treeCpuMs(pid)).toBeGreaterThanOrEqual(200);
+      // Not a postgres process: no postmaster (the bench then reports no DB CPU).
+      expect(postmasterOf(pid)).toBeUndefined();
+    } finally {
+      parent.kill('SIGTERM');
+    }
+  });
+
+  const cell = (perSecond: number, cpuMsPerRequest?: number, dbCpuMsPerRequest?: number) => ({ name: 'x', requests: 1, errors: 0, perSecond, p50ms: NaN, p99ms: NaN, cpuMsPerRequest, dbCpuMsPerRequest });
+
+  it('computes the machine ceilings from the cells of the run, or none when a cell is missing', () => {
+    const cells = {
+      rsaRaw1: cell(500), // 2 ms of HSM CPU per signature
+      rsaRaw: cell(800),
+      ecOne: cell(800, 0.6),
+      rsa: cell(400, 2.7, 0.4),
+      me: cell(15000, 0.1),
+      certs: cell(500, 1.3, 0.4),
+      cfssl: cell(6000, 0.25),
+    };
+    const c = machineCeilings(cells, 2);
+    expect(c.rsa?.parts).toEqual({ hsmPerSignature: 2, apiPerP256Order: 0.6, dbPerRsaOrder: 0.4 });
+    expect(c.rsa?.perSecond).toBeCloseTo(2000 / 3);
+    expect(c.rsa?.ratio).toBeCloseTo(2000 / 3 / 800);
+    expect(c.rsa?.measured.perSecond).toBeCloseTo(2000 / 3.1);
+    expect(c.certs?.parts).toEqual({ apiPerMeRequest: 0.1, dbPerCertificate: 0.4 });
+    expect(c.certs?.perSecond).toBeCloseTo(4000);
+    expect(c.certs?.ratio).toBeCloseTo(4000 / 6000);
+    expect(c.certs?.measured.ratio).toBeCloseTo(2000 / 1.7 / 6000);
+    // A partial run without p11speed's 1-thread cell, a DB CPU that could not be measured (NaN): no ceiling.
+    expect(machineCeilings({ ...cells, rsaRaw1: undefined }, 2).rsa).toBeUndefined();
+    expect(machineCeilings({ ...cells, certs: cell(500, 1.3, NaN) }, 2).certs).toBeUndefined();
+  });
+
+  it.each([
+    ['ok met at the target, whatever the ceiling', 0.8, 0.8, 0.5, 'met'],
+    ['ok met without a ceiling', 0.3, 0.25, undefined, 'met'],
+    ['fail bound by this machine', 0.56, 0.8, 0.714, '**not met**; bound by this machine (ceiling 0.71 < 0.8)'],
+    ['fail bound, rounded as in the table', 0.09, 0.25, 0.2255, '**not met**; bound by this machine (ceiling 0.23 < 0.25)'],
+    ['fail bound, a ceiling just below the target is not rounded up to it', 0.56, 0.8, 0.7996, '**not met**; bound by this machine (ceiling 0.799 < 0.8)'],
+    ['fail the ceiling is above the target: not the machine', 0.1, 0.25, 0.57, '**not met**'],
+    ['fail the ceiling equals the target', 0.1, 0.25, 0.25, '**not met**'],
+    ['fail no ceiling (its cells did not run)', 0.1, 0.25, undefined, '**not met**'],
+    ['fail no ceiling (DB CPU not measured)', 0.1, 0.25, NaN, '**not met**'],
+  ])('%s', (_name, value, target, ceiling, expected) => {
+    expect(boundVerdict(value, target, ceiling)).toBe(expected);
   });
 });
