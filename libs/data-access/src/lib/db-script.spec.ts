@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { createEmptyDatabase, sql, type TempDatabase } from '../spec/temp-database';
-import { createDb, inlineParams, sqlScriptTransaction, type Db } from './db';
+import { createDb, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlScriptTransaction, type Db } from './db';
 
 describe(inlineParams.name, () => {
   it.each([
@@ -29,6 +29,32 @@ describe(inlineParams.name, () => {
     ['fail a $ inside an identifier', 'SELECT a$1', ['a']],
   ])('%s', (_name, text, values) => {
     expect(inlineParams(text, values)).toBeUndefined();
+  });
+});
+
+describe(executeSql.name, () => {
+  const st = preparedStatement('spec_execute', 'SELECT $1::text, $2::uuid');
+  it.each([
+    ['ok literals in order, null as NULL', ["it's", null], `EXECUTE "spec_execute__script"('it''s', NULL)`],
+    ['ok a number as a quoted literal', [7, null], `EXECUTE "spec_execute__script"('7', NULL)`],
+  ])('%s', (_name, values, expected) => {
+    expect(executeSql(st, values)).toBe(expected);
+  });
+  it.each([
+    ['fail a NUL character', ['a\u0000b', null]],
+    ['fail a binary value', [Buffer.from('ab'), null]],
+  ])('%s', (_name, values) => {
+    expect(executeSql(st, values)).toBeUndefined();
+  });
+});
+
+describe(preparedStatement.name, () => {
+  it('ok the same name and text declared twice', () => {
+    expect(preparedStatement('spec_twice', 'SELECT 1')).toEqual(preparedStatement('spec_twice', 'SELECT 1'));
+  });
+  it('fail one name declared with two texts', () => {
+    preparedStatement('spec_clash', 'SELECT 1');
+    expect(() => preparedStatement('spec_clash', 'SELECT 2')).toThrow('declared twice');
   });
 });
 
@@ -81,6 +107,51 @@ describe(sqlScriptTransaction.name, () => {
     expect((await db.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
 
+  const insert = preparedStatement('spec_script_insert', 'INSERT INTO t (id, v, at, tags) VALUES ($1::int, $2, $3::timestamptz, $4::text[]) RETURNING id, v');
+  /** How many times each pooled connection has `name` prepared (pg_prepared_statements is per session). */
+  async function preparedPerConnection(name: string): Promise<number[]> {
+    const clients = await Promise.all(Array.from({ length: db.pool.options.max ?? 2 }, () => db.pool.connect()));
+    try {
+      return await Promise.all(clients.map(async (c) => Number((await c.query('SELECT count(*) AS n FROM pg_prepared_statements WHERE name = $1', [name])).rows[0].n)));
+    } finally {
+      clients.forEach((c) => c.release());
+    }
+  }
+
+  it('ok EXECUTEs of a prepared statement: prepared once per connection, on its own round trip', async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await sqlScriptTransaction(db, [executeSql(insert, [2000 + 2 * i, 'a', null, null]) as string, executeSql(insert, [2001 + 2 * i, 'b', null, null]) as string], [insert]);
+      expect(r).toEqual({ ok: true, rows: [[{ id: 2000 + 2 * i, v: 'a' }], [{ id: 2001 + 2 * i, v: 'b' }]] });
+    }
+    const counts = await preparedPerConnection('spec_script_insert__script');
+    expect(counts.every((n) => n <= 1)).toBe(true);
+    expect(counts.some((n) => n === 1)).toBe(true);
+  });
+
+  it('ok a connection that has the statement already (prepared before this process knew it)', async () => {
+    const one = createDb(tmp.url, { poolSize: 1 });
+    try {
+      const st = preparedStatement('spec_script_known', 'SELECT $1::int + 1 AS n');
+      const c = await one.pool.connect();
+      await c.query('PREPARE "spec_script_known__script" AS SELECT $1::int + 1 AS n');
+      c.release();
+      expect(await sqlScriptTransaction(one, [executeSql(st, [41]) as string], [st])).toEqual({ ok: true, rows: [[{ n: 42 }]] });
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('ok sqlPrepared: one Parse per connection, the same rows as an unnamed statement', async () => {
+    const st = preparedStatement('spec_protocol_named', 'SELECT $1::text || $2 AS s');
+    const c = await db.pool.connect();
+    try {
+      for (let i = 0; i < 7; i++) expect(await sqlPrepared(c, st, ['a', String(i)])).toEqual([{ s: `a${i}` }]);
+      expect((await c.query("SELECT count(*) AS n FROM pg_prepared_statements WHERE name = 'spec_protocol_named'")).rows).toEqual([{ n: '1' }]);
+    } finally {
+      c.release();
+    }
+  });
+
   it('stores every value exactly as bound parameters would (hostile text, dates, arrays)', async () => {
     const text = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\u0000'));
     let id = 1000;
@@ -88,16 +159,20 @@ describe(sqlScriptTransaction.name, () => {
       fc.asyncProperty(text, fc.date({ min: new Date('1970-01-01'), max: new Date('2200-01-01'), noInvalidDate: true }), fc.array(text, { maxLength: 3 }), async (v, at, tags) => {
         const a = ++id;
         const b = ++id;
-        const insert = 'INSERT INTO t (id, v, at, tags) VALUES ($1::int, $2, $3::timestamptz, $4::text[])';
-        const script = inlineParams(insert, [a, v, at, tags]);
+        const c = ++id;
+        const script = inlineParams(insert.text, [a, v, at, tags]);
+        const executed = executeSql(insert, [c, v, at, tags]);
         expect(script).toBeDefined();
-        const r = await sqlScriptTransaction(db, [script as string, 'SELECT 1']);
-        expect(r.ok).toBe(true);
-        await db.pool.query(insert, [b, v, at, tags]);
+        expect(executed).toBeDefined();
+        expect((await sqlScriptTransaction(db, [script as string, 'SELECT 1'])).ok).toBe(true);
+        expect((await sqlScriptTransaction(db, [executed as string], [insert])).ok).toBe(true);
+        await db.pool.query(insert.text, [b, v, at, tags]);
         const rows = await sql<{ same: boolean }>(
           tmp.url,
-          'SELECT x.v IS NOT DISTINCT FROM y.v AND x.at = y.at AND x.tags IS NOT DISTINCT FROM y.tags AS same FROM t x, t y WHERE x.id = $1 AND y.id = $2',
-          [a, b],
+          `SELECT x.v IS NOT DISTINCT FROM y.v AND x.at = y.at AND x.tags IS NOT DISTINCT FROM y.tags
+                  AND z.v IS NOT DISTINCT FROM y.v AND z.at = y.at AND z.tags IS NOT DISTINCT FROM y.tags AS same
+           FROM t x, t y, t z WHERE x.id = $1 AND y.id = $2 AND z.id = $3`,
+          [a, b, c],
         );
         expect(rows).toEqual([{ same: true }]);
       }),

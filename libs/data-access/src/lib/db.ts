@@ -146,6 +146,76 @@ export async function sqlQuery<R extends QueryResultRow>(db: Db | PoolClient, te
 }
 
 /**
+ * `EXECUTE` of a {@link PreparedStatement} with `values` as literals (each the text node-postgres would bind, as
+ * {@link inlineParams}), for a script of {@link sqlScriptTransaction} given the same statement in `prepared`;
+ * undefined when a value has no literal form (the caller then runs it on its own).
+ */
+export function executeSql(statement: PreparedStatement, values: readonly unknown[]): string | undefined {
+  const literals: string[] = [];
+  for (const v of values) {
+    const literal = sqlLiteral(v);
+    if (literal === undefined) return undefined;
+    literals.push(literal);
+  }
+  return `EXECUTE ${scriptName(statement)}(${literals.join(', ')})`;
+}
+
+/**
+ * The SQL-level name of a statement prepared for scripts: not the protocol-level name node-postgres uses, since both
+ * share the session's namespace and node-postgres knows only of the statements it prepared itself.
+ */
+const scriptName = (statement: PreparedStatement): string => `"${statement.name}__script"`;
+
+/** Per pooled connection, the statements prepared with SQL PREPARE for scripts. */
+const preparedForScripts = new WeakMap<PoolClient, Set<string>>();
+
+/** Prepares what a script needs and this connection lacks: once per connection and statement, on its own round trip. */
+async function prepareInScripts(client: PoolClient, prepared: readonly PreparedStatement[]): Promise<void> {
+  let done = preparedForScripts.get(client);
+  for (const statement of prepared) {
+    if (done?.has(statement.name)) continue;
+    try {
+      await runQuery(client, `PREPARE ${scriptName(statement)} AS ${statement.text}`);
+    } catch (err) {
+      // 42P05: this session has it already (prepared before this map saw the connection).
+      if (sqlState(err) !== '42P05') throw err;
+    }
+    if (!done) preparedForScripts.set(client, (done = new Set()));
+    done.add(statement.name);
+  }
+}
+
+/** A hot-path statement that each connection parses and plans once (a named statement), then only binds and runs. */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+const preparedNames = new Map<string, string>();
+
+/**
+ * Declares a {@link PreparedStatement} (once, at module load). PostgreSQL spent more CPU parsing and planning the
+ * sign order's statements than running them (issue 20: 1.59 ms per order's SQL re-planned vs 0.58 ms prepared,
+ * pgbench in the same run; docs/adr/0036-prepared-statements.md). Parameter types are inferred at the first Parse,
+ * as for an unnamed statement; a name declared twice must have the same text.
+ */
+export function preparedStatement(name: string, text: string): PreparedStatement {
+  const known = preparedNames.get(name);
+  if (known !== undefined && known !== text) throw new Error(`prepared statement ${name} declared twice with different text`);
+  preparedNames.set(name, text);
+  return { name, text };
+}
+
+/** {@link sqlQuery} of a {@link PreparedStatement}. */
+export async function sqlPrepared<R extends QueryResultRow>(db: Db | PoolClient, statement: PreparedStatement, values: unknown[]): Promise<R[]> {
+  try {
+    return (await runQuery<R>('pool' in db ? db.pool : db, { name: statement.name, text: statement.text }, values)).rows;
+  } catch (err) {
+    throw asUnavailable(err);
+  }
+}
+
+/**
  * Every query of this module, in node-postgres' callback form. Its promise form (`client.query(text)` without a
  * callback) stores on the query a callback created inside pg's `query()`, whose context holds the query itself; under
  * load V8 then kept every query's objects (rows, buffers, promises) through young-generation GCs and promoted them,
@@ -153,8 +223,12 @@ export async function sqlQuery<R extends QueryResultRow>(db: Db | PoolClient, te
  * queries/s on a pooled client, against nothing promoted and 0.3 ms with a callback; docs/benchmarks.md).
  * `pool.query` hands pg a callback of its own, so it is safe either way.
  */
-function runQuery<R extends QueryResultRow>(q: Pool | PoolClient, text: string, values: unknown[] = []): Promise<QueryResult<R>> {
-  return new Promise((resolve, reject) => q.query<R>(text, values, (err: Error | undefined, r: QueryResult<R>) => (err ? reject(err) : resolve(r))));
+function runQuery<R extends QueryResultRow>(q: Pool | PoolClient, text: string | { name: string; text: string }, values: unknown[] = []): Promise<QueryResult<R>> {
+  return new Promise((resolve, reject) =>
+    typeof text === 'string'
+      ? q.query<R>(text, values, (err: Error | undefined, r: QueryResult<R>) => (err ? reject(err) : resolve(r)))
+      : q.query<R>({ ...text, values }, (err: Error | undefined, r: QueryResult<R>) => (err ? reject(err) : resolve(r))),
+  );
 }
 
 /** node-postgres' own conversion of a bound parameter to its text form (a Buffer stays binary). */
@@ -232,7 +306,7 @@ const IN_FAILED_TRANSACTION = '25P02';
  * with 25P02, nothing was committed, it is rolled back) or COMMIT itself failed or the connection broke (unknown
  * outcome; the connection is destroyed).
  */
-export async function sqlScriptTransaction(db: Db, statements: readonly string[]): Promise<ScriptOutcome> {
+export async function sqlScriptTransaction(db: Db, statements: readonly string[], prepared: readonly PreparedStatement[] = []): Promise<ScriptOutcome> {
   let client: PoolClient;
   try {
     client = await db.pool.connect();
@@ -241,6 +315,12 @@ export async function sqlScriptTransaction(db: Db, statements: readonly string[]
   }
   let broken: unknown;
   try {
+    try {
+      await prepareInScripts(client, prepared);
+    } catch (err) {
+      // Nothing of the script ran; the connection is as it was (PREPARE outside a transaction).
+      return { ok: false, phase: 'statements', error: asUnavailable(err) };
+    }
     try {
       const r = (await runQuery(client, `BEGIN;\n${statements.join(';\n')};\nCOMMIT`)) as unknown as QueryResult[];
       return { ok: true, rows: r.slice(1, -1).map((x) => x.rows) };

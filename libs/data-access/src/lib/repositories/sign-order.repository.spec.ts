@@ -192,6 +192,16 @@ describe(SignOrderRepository.name, () => {
     expect(Number(rows[0].n)).toBe(39);
     expect(Number(rows[0].commits)).toBeLessThan(39);
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    // Planned once per connection, not per order (ADR 0036): the reservation is a named statement and a batch
+    // EXECUTEs the finish's prepared statement.
+    const clients = await Promise.all(Array.from({ length: dbA.pool.totalCount }, () => dbA.pool.connect()));
+    try {
+      const names = (await Promise.all(clients.map(async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_prepared_statements')).rows.map((r) => r.name)))).flat();
+      expect(names).toContain('keyserver_reserve_usage');
+      expect(names.some((n) => /^keyserver_finish_[0-9a-f]{24}__script$/.test(n))).toBe(true);
+    } finally {
+      clients.forEach((c) => c.release());
+    }
   });
 
   it('stores hostile text exactly when finishes commit together in one message, and the chain verifies', async () => {

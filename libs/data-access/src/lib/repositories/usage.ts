@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { UUID, inlineParams, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db } from '../db';
+import { createHash, randomUUID } from 'node:crypto';
+import { UUID, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
@@ -80,6 +80,8 @@ SELECT used."id" AS "opKeyId", used."keyId", used."usagesAllowed", used."usagesU
   set_config('synchronous_commit', 'off', true) AS "commit"
 FROM used`;
 
+const RESERVE = preparedStatement('keyserver_reserve_usage', RESERVE_SQL);
+
 /**
  * Takes one usage of (operation, keyid) now, or throws the reason it cannot be taken (a {@link DataAccessError}
  * with code usage_exhausted, operation_not_usable, outside_window, digest_not_allowed, key_not_in_operation,
@@ -92,7 +94,7 @@ export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reserva
   const id = randomUUID();
   let rows: { opKeyId: string; keyId: string; usagesAllowed: number; usagesUsed: number }[];
   try {
-    rows = await sqlQuery(db, RESERVE_SQL, [
+    rows = await sqlPrepared(db, RESERVE, [
       req.operationId,
       req.keyid,
       now,
@@ -165,10 +167,10 @@ export async function finishReservation(
     'with_result',
     () =>
       finishBatcher(db).run(
-        `WITH d AS (${deleted}), ins AS (${stored})
+        finishStatement(`WITH d AS (${deleted}), ins AS (${stored})
      SELECT ins."createdAt", ${call.sql} AS "audit",
             (SELECT COALESCE(sum(ok."usagesAllowed" - ok."usagesUsed"), 0) FROM "operation_key" ok WHERE ok."operationId" = ${p(r.operationId, 'uuid')})::int AS "left"
-     FROM ins`,
+     FROM ins`),
         values,
       ),
     (written) => written !== undefined,
@@ -180,8 +182,24 @@ export async function finishReservation(
 
 type FinishRow = { createdAt: Date; audit: string[]; left: number };
 
+// A finish statement's text is fixed per call site (the store's SQL and the audit call's; only values vary), so each
+// is prepared once per connection (ADR 0036), under a name derived from its text. The bound keeps a caller that
+// would build texts from data from preparing without end: beyond it, texts run unprepared.
+const FINISH_STATEMENTS_MAX = 64;
+const finishStatements = new Map<string, PreparedStatement>();
+
+function finishStatement(text: string): PreparedStatement | string {
+  let s = finishStatements.get(text);
+  if (!s) {
+    if (finishStatements.size >= FINISH_STATEMENTS_MAX) return text;
+    s = preparedStatement(`keyserver_finish_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text);
+    finishStatements.set(text, s);
+  }
+  return s;
+}
+
 interface FinishJob {
-  sql: string;
+  sql: PreparedStatement | string;
   values: unknown[];
   resolve: (row: FinishRow | undefined) => void;
   reject: (err: unknown) => void;
@@ -200,7 +218,8 @@ export const FINISH_BATCH_MAX = 32;
  * unknown outcome and fails the whole batch (as it would fail a single finish).
  * A batch is ONE round trip (BEGIN, its statements with their values as literals, COMMIT in one message), not one
  * per statement plus two: under load each round trip waits for a core, and the finishes arriving meanwhile queue
- * behind the batch (ADR 0034).
+ * behind the batch (ADR 0034). Each statement of it is an EXECUTE of the finish's prepared statement, so PostgreSQL
+ * plans it once per connection rather than per order (ADR 0036).
  */
 class FinishBatcher {
   private readonly queue: FinishJob[] = [];
@@ -208,7 +227,7 @@ class FinishBatcher {
 
   constructor(private readonly db: Db) {}
 
-  run(sql: string, values: unknown[]): Promise<FinishRow | undefined> {
+  run(sql: PreparedStatement | string, values: unknown[]): Promise<FinishRow | undefined> {
     return new Promise((resolve, reject) => {
       this.queue.push({ sql, values, resolve, reject });
       if (!this.running) void this.drain();
@@ -230,16 +249,18 @@ class FinishBatcher {
 
   private async alone(job: FinishJob): Promise<void> {
     try {
-      job.resolve((await sqlQuery<FinishRow>(this.db, job.sql, job.values))[0]);
+      const rows = typeof job.sql === 'string' ? await sqlQuery<FinishRow>(this.db, job.sql, job.values) : await sqlPrepared<FinishRow>(this.db, job.sql, job.values);
+      job.resolve(rows[0]);
     } catch (err) {
       job.reject(err);
     }
   }
 
   private async together(batch: FinishJob[]): Promise<void> {
-    const script = batch.map((job) => inlineParams(job.sql, job.values));
+    const script = batch.map((job) => (typeof job.sql === 'string' ? inlineParams(job.sql, job.values) : executeSql(job.sql, job.values)));
     if (script.every((s): s is string => s !== undefined)) {
-      const r = await sqlScriptTransaction(this.db, script);
+      const prepared = [...new Set(batch.flatMap((job) => (typeof job.sql === 'string' ? [] : [job.sql])))];
+      const r = await sqlScriptTransaction(this.db, script, prepared);
       if (r.ok) batch.forEach((job, i) => job.resolve(r.rows[i][0] as FinishRow | undefined));
       else if (r.phase === 'commit') for (const job of batch) job.reject(r.error);
       else for (const job of batch) await this.alone(job);
@@ -250,7 +271,7 @@ class FinishBatcher {
     try {
       rows = await sqlTransaction(this.db, async (client) => {
         const out: (FinishRow | undefined)[] = [];
-        for (const job of batch) out.push((await sqlQuery<FinishRow>(client, job.sql, job.values))[0]);
+        for (const job of batch) out.push((typeof job.sql === 'string' ? await sqlQuery<FinishRow>(client, job.sql, job.values) : await sqlPrepared<FinishRow>(client, job.sql, job.values))[0]);
         statementsDone = true;
         return out;
       });
