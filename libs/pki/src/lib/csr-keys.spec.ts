@@ -223,6 +223,30 @@ describe('device certificate keys (canonical, strict, not weak)', () => {
       expect('certificatePem' in out && Buffer.from(new X509Certificate(out.certificatePem).publicKey.export({ type: 'spki', format: 'der' })).equals(Buffer.from(k.spki))).toBe(true);
     });
 
+    it('fail a point on the curve written with x + p (fits 32 bytes for a small x): not the canonical encoding', async () => {
+      // P-256: p = 3 (mod 4), so a square root is a^((p+1)/4). The smallest x with a point gives (x + p, y).
+      const p = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
+      const b = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
+      const pow = (a: bigint, e: bigint): bigint => {
+        let r = 1n;
+        for (a %= p; e > 0n; e >>= 1n, a = (a * a) % p) if (e & 1n) r = (r * a) % p;
+        return r;
+      };
+      let x = 1n;
+      let y = 0n;
+      for (; ; x++) {
+        const rhs = (((x * x * x - 3n * x + b) % p) + p) % p;
+        y = pow(rhs, (p + 1n) / 4n);
+        if ((y * y) % p === rhs) break;
+      }
+      const bytes = (v: bigint) => Uint8Array.from(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
+      const k = generateTestKey('EC-P256');
+      const csrWith = (px: bigint) => buildCsr({ subject: SUBJECT, spki: ecSpkiOf(OID.p256, new Uint8Array([4, ...bytes(px), ...bytes(y)])), signatureAlgorithm: k.signatureAlgorithm, sign: k.sign });
+      // (x, y) itself is a key (refused later: the CSR was signed by another key), (x + p, y) is not.
+      expect(await tryIssue(t, csrWith(x))).toEqual({ code: 'csr_signature_invalid' });
+      expect(await tryIssue(t, csrWith(x + p))).toEqual({ code: 'csr_public_key_invalid' });
+    });
+
     it.each([
       ['fail the point at infinity', new Uint8Array([0])],
       ['fail a point off the curve', new Uint8Array([4, ...new Uint8Array(31), 1, ...new Uint8Array(31), 1])],

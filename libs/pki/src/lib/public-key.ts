@@ -22,11 +22,11 @@ export const RSA_MAX_BITS = 8192;
 /** Rounds of Fermat's method (Let's Encrypt's goodkey uses 110; 100 finds |p-q| < ~2^(bits/4) for 2048-bit keys). */
 export const FERMAT_ROUNDS = 100;
 
-interface NamedCurve { type: CsrKeyType; oid: string; size: number; node: string }
+interface NamedCurve { type: CsrKeyType; oid: string; size: number; node: string; jwk: string }
 const NAMED_CURVES: Record<string, NamedCurve> = {
-  [OID.p256]: { type: 'EC-P256', oid: OID.p256, size: 32, node: 'prime256v1' },
-  [OID.p384]: { type: 'EC-P384', oid: OID.p384, size: 48, node: 'secp384r1' },
-  [OID.p521]: { type: 'EC-P521', oid: OID.p521, size: 66, node: 'secp521r1' },
+  [OID.p256]: { type: 'EC-P256', oid: OID.p256, size: 32, node: 'prime256v1', jwk: 'P-256' },
+  [OID.p384]: { type: 'EC-P384', oid: OID.p384, size: 48, node: 'secp384r1', jwk: 'P-384' },
+  [OID.p521]: { type: 'EC-P521', oid: OID.p521, size: 66, node: 'secp521r1', jwk: 'P-521' },
 };
 
 const invalid = (detail: string): PkiError => new PkiError('csr_public_key_invalid', detail);
@@ -125,11 +125,12 @@ function canonicalEc(curve: NamedCurve, point: Uint8Array): CanonicalPublicKey {
     }
   } else if (point[0] === 0x06 || point[0] === 0x07) throw invalid('hybrid point form');
   else throw invalid('bad EC point encoding');
-  const spki = spkiDer(OID.ecPublicKey, oidDer(curve.oid), uncompressed);
   let key: KeyObject;
   try {
-    // OpenSSL checks 0 <= x, y < p and the curve equation; the curves have cofactor 1.
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    // OpenSSL checks the curve equation (the curves have cofactor 1); x, y >= p are caught by the re-encoding below.
+    // Loaded from x and y as a JWK: OpenSSL 3 decodes a DER SPKI at ~1.5x the cost (110 vs 72 us here, issue 20).
+    const b64 = (from: number) => Buffer.from(uncompressed.buffer, uncompressed.byteOffset + from, size).toString('base64url');
+    key = createPublicKey({ key: { kty: 'EC', crv: curve.jwk, x: b64(1), y: b64(1 + size) }, format: 'jwk' });
   } catch (e) {
     throw new PkiError('csr_public_key_invalid', 'EC point is not on the curve', { cause: e });
   }
