@@ -95,6 +95,7 @@ export {
   type VerifiedCsr,
   verifyCsrPossession,
 } from './lib/csr';
+export { subjectAltNameTexts, subjectText, type CertificateFields } from './lib/certificate-fields';
 export {
   type CmsSignatureOptions,
   type CmsSigner,

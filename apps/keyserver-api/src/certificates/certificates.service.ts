@@ -19,7 +19,7 @@ import {
   type Certificate,
   type Key,
 } from '@keyserver/data-access';
-import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type DeviceCertificateProfile } from '@keyserver/pki';
+import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPossession, type CertificateFields, type DeviceCertificateProfile } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
@@ -60,6 +60,12 @@ export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySe
   };
 }
 
+/** The certificate table's description of a certificate, as Node prints it (the shapes prepareDeviceCertificate does not print itself). */
+function certificateFieldsOf(pem: string): CertificateFields {
+  const x = new X509Certificate(pem);
+  return { subjectDn: x.subject.split('\n').join(', '), sans: x.subjectAltName ? x.subjectAltName.split(', ') : [], notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
+}
+
 /**
  * POST /api/v1/certificates as stages: authorize (ISSUE on the CA key) -> check the key -> parse and verify PoP of
  * the CSR (once) -> policy, profile and the TBS certificate against the cached issuer (all refusals happen here,
@@ -98,15 +104,7 @@ export class CertificatesService {
         { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
         async () => {
           const issued = await signDeviceCertificate(this.signer, prepared);
-          const x = new X509Certificate(issued.certificatePem);
-          return {
-            serialHex: issued.serialHex,
-            subjectDn: x.subject.split('\n').join(', '),
-            sans: x.subjectAltName ? x.subjectAltName.split(', ') : [],
-            notBefore: new Date(x.validFrom),
-            notAfter: new Date(x.validTo),
-            pem: issued.certificatePem,
-          };
+          return { serialHex: issued.serialHex, ...(prepared.fields ?? certificateFieldsOf(issued.certificatePem)), pem: issued.certificatePem };
         },
       );
       return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex };

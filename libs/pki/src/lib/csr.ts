@@ -1,3 +1,4 @@
+import { subjectAltNameTexts, subjectText, type CertificateFields } from './certificate-fields';
 import * as pkijs from 'pkijs';
 import { KeyObject, verify as nodeVerify } from 'node:crypto';
 import { HsmKeyInfo, HsmSigner } from './hsm-signer';
@@ -368,6 +369,8 @@ export interface DeviceCertificateIssuer {
 /** Output of stages 3 and 4: the device certificate's TBS, waiting only for the HSM signature. */
 export interface PreparedDeviceCertificate extends PreparedCertificate {
   chainPems: string[];
+  /** The certificate table's subject, SANs and validity as Node prints them; undefined for a shape only Node prints. */
+  fields?: CertificateFields;
 }
 
 /** Parses and checks the issuing CA (CA:true, keyCertSign, certificate of this key); the result is immutable. */
@@ -460,7 +463,11 @@ export function applyDeviceProfile(values: AcceptedCsrValues, issuer: ParsedIssu
  */
 export function prepareDeviceCertificate(issuer: DeviceCertificateIssuer, csr: VerifiedCsr, profile: DeviceCertificateProfile, serial?: Uint8Array): PreparedDeviceCertificate {
   const values = checkCsrPolicy(csr, profile);
-  return { ...writeTbs(issuer.key, deviceTbsParts(values, issuer, profile), serial), chainPems: [...issuer.chainPems] };
+  const parts = deviceTbsParts(values, issuer, profile);
+  const subjectDn = subjectText(values.subject);
+  const sans = values.san ? subjectAltNameTexts(values.san) : [];
+  const fields = subjectDn !== undefined && sans !== undefined ? { subjectDn, sans, notBefore: parts.validity.notBefore, notAfter: parts.validity.notAfter } : undefined;
+  return { ...writeTbs(issuer.key, parts, serial), chainPems: [...issuer.chainPems], fields };
 }
 
 /** Stage 5: the HSM signs the prepared TBS and the certificate is assembled around the signature. */
