@@ -174,6 +174,11 @@ export interface MachineCeiling {
   ratio: number;
   /** The same with the API's own measured CPU per request of the cell instead of its floor parts (for reference). */
   measured: { parts: Record<string, number>; perSecond: number; ratio: number };
+  /**
+   * The higher of the two ratios: the ceiling a verdict may use. The floor parts are estimates (p11speed's rate can
+   * overstate the HSM's CPU per signature), so "bound by this machine" needs both below the target.
+   */
+  upperRatio: number;
 }
 
 const ceilingOf = (cores: number, yardstickPerSecond: number | undefined, parts: Record<string, number | undefined>, measuredParts: Record<string, number | undefined>): MachineCeiling | undefined => {
@@ -188,6 +193,7 @@ const ceilingOf = (cores: number, yardstickPerSecond: number | undefined, parts:
     perSecond,
     ratio: perSecond / yardstickPerSecond,
     measured: { parts: measuredParts as Record<string, number>, perSecond: measuredPerSecond, ratio: measuredPerSecond / yardstickPerSecond },
+    upperRatio: Math.max(perSecond, measuredPerSecond) / yardstickPerSecond,
   };
 };
 

@@ -100,6 +100,9 @@ describe('bench tools', () => {
     expect(c.certs?.perSecond).toBeCloseTo(4000);
     expect(c.certs?.ratio).toBeCloseTo(4000 / 6000);
     expect(c.certs?.measured.ratio).toBeCloseTo(2000 / 1.7 / 6000);
+    // The verdict's ceiling is the higher of the two: floor parts can cost more than the API measured.
+    expect(c.rsa?.upperRatio).toBeCloseTo(2000 / 3 / 800);
+    expect(machineCeilings({ ...cells, rsa: cell(400, 2.2, 0.4) }, 2).rsa?.upperRatio).toBeCloseTo(2000 / 2.6 / 800);
     // A partial run without p11speed's 1-thread cell, a DB CPU that could not be measured (NaN): no ceiling.
     expect(machineCeilings({ ...cells, rsaRaw1: undefined }, 2).rsa).toBeUndefined();
     expect(machineCeilings({ ...cells, certs: cell(500, 1.3, NaN) }, 2).certs).toBeUndefined();
