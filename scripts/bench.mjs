@@ -6,12 +6,13 @@
 //        node scripts/bench.mjs --cells rsaRaw,rsa,ecOne,half [--firmware-mib 0] --out FILE: only those cells (keys in
 //        scripts/bench/run.ts); writes FILE and prints the cells and ratios, leaves docs/benchmarks.md alone;
 //        --half-rate N offers the fixed-arrival cell N orders/s instead of half the measured peak
+//        --db-tcp: the API and pgbench reach PostgreSQL over TCP 127.0.0.1 instead of its Unix socket
 //        node scripts/bench.mjs --profile [--seconds 10] [--profile-cell signorders|certificates|healthz|me] [--cpuprofile FILE]:
 //        CPU profile of one API under wrk (P-256 sign orders at c=32, or device certificates at c=8)
 // Needs the built apps (npm run build) and PostgreSQL on 127.0.0.1:5432. Offline: esbuild bundles
 // scripts/bench/run.ts (TypeScript, tsconfig paths) into a temp CommonJS file; gcc builds the C baseline.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,11 @@ const FIRMWARE_MIB = Number(arg('firmware-mib', 256));
 const OUT_JSON = resolve(root, arg('out', PROFILE ? 'docs/benchmarks-profile.json' : 'docs/benchmarks.json'));
 const OUT_MD = resolve(root, arg("md", "docs/benchmarks.md"));
 
+// A co-located PostgreSQL is reached through its Unix socket, by the API and pgbench alike (docs/scaling.md);
+// --db-tcp measures over TCP on 127.0.0.1 instead.
+const SOCKET_DIR = '/var/run/postgresql';
+const DB_SOCKET = !process.argv.includes('--db-tcp') && existsSync(join(SOCKET_DIR, '.s.PGSQL.5432')) ? SOCKET_DIR : undefined;
+
 const machine = {
   date: new Date().toISOString(),
   command: `node scripts/bench.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -38,6 +44,7 @@ const machine = {
   memoryGiB: Number((totalmem() / 1024 ** 3).toFixed(1)),
   loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
   node: process.version,
+  database: DB_SOCKET ? `PostgreSQL 15 on this machine, through its Unix socket (${DB_SOCKET})` : 'PostgreSQL 15 on this machine, TCP 127.0.0.1:5432',
 };
 console.log(`machine: ${JSON.stringify(machine)}`);
 
@@ -52,7 +59,7 @@ const { runBench, boundVerdict } = await loadTsBench(root, 'scripts/bench/run.ts
 const started = performance.now();
 const loadSamples = [];
 const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5000);
-const r = await runBench({ gcObserver: join(root, 'scripts/bench/gc-observer.cjs'), fixedRateClient: join(root, 'scripts/bench/fixed-rate-client.cjs'), seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
+const r = await runBench({ gcObserver: join(root, 'scripts/bench/gc-observer.cjs'), fixedRateClient: join(root, 'scripts/bench/fixed-rate-client.cjs'), databaseSocketDir: DB_SOCKET, seconds: SECONDS, rounds: ROUNDS, firmwareMib: PROFILE ? 0 : FIRMWARE_MIB, p11speed, cells: CELLS, halfRate: arg('half-rate', undefined) ? Number(arg('half-rate', undefined)) : undefined, profile: PROFILE ? { seconds: SECONDS, keep: resolve(arg('cpuprofile', join(tmpdir(), 'keyserver-api.cpuprofile'))), target: arg('profile-cell', 'signorders') } : undefined }, (m) => console.log(m));
 clearInterval(loadTimer);
 const totalSeconds = (performance.now() - started) / 1000;
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
@@ -205,7 +212,7 @@ End-to-end throughput of the Keyserver, each number next to a yardstick measured
 machine with a tool we did not write. Produced by \`npm run bench\` (\`node scripts/bench.mjs\`); options:
 \`--seconds N\` per cell (default 4), \`--rounds N\` (default 2), \`--firmware-mib N\` (default 256; 0 skips it),
 \`--out FILE\` for the JSON (default \`docs/benchmarks.json\`), \`--cells a,b\` for a partial run (keys in
-\`scripts/bench/run.ts\`; prints, writes only the JSON), \`--half-rate N\` (the fixed arrival rate instead of half the peak); \`--profile [--seconds 10]\` instead writes a CPU
+\`scripts/bench/run.ts\`; prints, writes only the JSON), \`--half-rate N\` (the fixed arrival rate instead of half the peak); \`--db-tcp\` (the API and pgbench reach PostgreSQL over TCP instead of its Unix socket); \`--profile [--seconds 10]\` instead writes a CPU
 profile summary of the API under wrk load (\`docs/benchmarks-profile.json\`). The script rewrites this file down to
 the marker line (the findings below it are kept) and the JSON on every run. It needs \`npm run build\`, PostgreSQL
 15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc.
@@ -242,7 +249,7 @@ robust signals.
 
 - Date: ${machine.date}
 - Command: \`${machine.command}\`, ${ROUNDS} round(s) of ${SECONDS} s per cell, ${Math.round(totalSeconds)} s in all
-- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}; one API process per replica
+- Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}; one API process per replica; ${machine.database}
 
 ### Cells (best round; ours in bold)
 

@@ -12,7 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Client } from 'pg';
-import { createDatabase, freePort, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { createDatabase, freePort, socketUrl, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { makeImage, MiB } from '../../apps/keyserver-e2e/src/firmware-support';
 import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2e/src/operations-support';
 import { RESERVE_SQL } from '../../libs/data-access/src/lib/repositories/usage';
@@ -40,6 +40,11 @@ export interface BenchOptions {
   fixedRateClient: string;
   /** The fixed arrival rate of the `half` cell in orders/s (default: half the best P-256 one-operation rate). */
   halfRate?: number;
+  /**
+   * PostgreSQL's Unix socket directory: the API processes and pgbench both reach the server through it (a co-located
+   * database, docs/scaling.md); TCP on 127.0.0.1 when undefined.
+   */
+  databaseSocketDir?: string;
   /** Profile mode: only P-256 sign orders (wrk, concurrency 32) against one API started with --cpu-prof. */
   profile?: { seconds: number; /** Where to copy the raw .cpuprofile (optional). */ keep?: string; /** Which cell (default sign orders). */ target?: 'signorders' | 'certificates' | 'healthz' | 'me' };
 }
@@ -349,7 +354,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     // Experiments with the API's runtime (e.g. --max-semi-space-size=8): BENCH_API_NODE_OPTIONS is added as is.
     if (process.env['BENCH_API_NODE_OPTIONS']) nodeOptions.push(process.env['BENCH_API_NODE_OPTIONS']);
     if (nodeOptions.length) extraApiEnv['NODE_OPTIONS'] = nodeOptions.join(' ');
-    p = await startPlatform({ replicas: o.profile ? 1 : 2, extraApiEnv });
+    p = await startPlatform({ replicas: o.profile ? 1 : 2, extraApiEnv, databaseSocketDir: o.databaseSocketDir });
     const urls = p.apiReplicas.map((r) => r.url);
     const ci = await ciToken(p);
     const otto = await userToken(p, 'otto.orderer@demo.test');
@@ -476,6 +481,8 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
     drops.push(clone.drop);
     const dump = execFileSync('/usr/lib/postgresql/15/bin/pg_dump', ['--no-owner', '--no-privileges', dbUrl], { maxBuffer: 512 << 20 });
     execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', clone.url], { input: dump, stdio: ['pipe', 'ignore', 'pipe'] });
+    // pgbench reaches the server the way the API does (same transport), so the ratio compares the same SQL only.
+    const pgbenchUrl = o.databaseSocketDir ? socketUrl(clone.url, o.databaseSocketDir) : clone.url;
     const pg = new Client({ connectionString: dbUrl });
     await pg.connect();
     const actorRow = (
@@ -525,9 +532,9 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
         ['bare', () => yard('bare node:http GET, c=8', barePid, () => wrk(`http://127.0.0.1:${barePort}`, scripts.healthz, 8, S))],
         ['healthz', () => ours('GET /healthz, c=8', () => wrk(urls[0], scripts.healthz, 8, S))],
         ['me', () => ours('GET /api/v1/me, c=8', () => wrk(urls[0], scripts.me, 8, S))],
-        ['pgHot', () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(clone.url, pgHot, 8, S), true)],
+        ['pgHot', () => yard('pgbench sign-order SQL, 1 hot operation row, 8 clients', undefined, () => pgbench(pgbenchUrl, pgHot, 8, S), true)],
         ['ecOne', () => ours('P-256 sign orders, 1 operation, c=32', () => wrk(urls[0], scripts.ecOne, 32, S))],
-        ['pgEight', () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(clone.url, pgEight, 8, S), true)],
+        ['pgEight', () => yard('pgbench sign-order SQL, 8 operation rows, 8 clients', undefined, () => pgbench(pgbenchUrl, pgEight, 8, S), true)],
         ['ecEight', () => ours('P-256 sign orders, 8 operations, c=32', () => wrk(urls[0], scripts.ecEight, 32, S))],
         ['ecRaw1', () => yard('p11speed P-256, 1 thread', undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, 1)))],
         ['ecRaw', () => yard(`p11speed P-256, ${threads} threads`, undefined, () => rawCell('', raw('demo-fw-dev', 'ecdsa', 32, threads)))],
@@ -584,7 +591,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       }
       // The database's own tail at the same rate: pgbench -R running one order's two statements on the hot row.
       if (half.tail) {
-        const db = pgbenchAtRate(clone.url, pgHot, 8, Math.max(2 * S, 8), Math.round(peak / 2));
+        const db = pgbenchAtRate(pgbenchUrl, pgHot, 8, Math.max(2 * S, 8), Math.round(peak / 2));
         half.tail.pgbench = { perSecond: db.perSecond, p50ms: db.p50ms, p99ms: db.p99ms, over25: db.over25, n: db.requests };
       }
       if (half.tail && o.gcObserver) half.tail.api = pausesDuring(`${gcLog}.${p.apiReplicas[0].service.child.pid}`, half.tail.fromWall, half.tail.toWall);

@@ -11,6 +11,7 @@ export {
   repoRoot,
   type RunningPlatform,
   runStep,
+  socketUrl,
   type Service,
   startPlatform,
   startService,

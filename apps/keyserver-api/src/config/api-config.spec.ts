@@ -31,6 +31,11 @@ describe(loadApiConfig.name, () => {
     expect(c.database).toEqual({ poolSize: 4, connectTimeoutMs: 2_000, statementTimeoutMs: 0, lockTimeoutMs: 500 });
   });
 
+  it('ok a co-located database through its Unix socket (host= names the socket directory)', () => {
+    const url = 'postgresql://keyserver@localhost:5432/keyserver?host=%2Fvar%2Frun%2Fpostgresql';
+    expect(loadApiConfig({ ...VALID, DATABASE_URL: url }).databaseUrl).toBe(url);
+  });
+
   it.each([
     ['fail a multi-host DATABASE_URL (node-postgres connects to one endpoint)', { DATABASE_URL: 'postgresql://u@db1:5432,db2:5432/ks?target_session_attrs=read-write' }, 'DATABASE_URL'],
     ['fail target_session_attrs the pool cannot honour', { DATABASE_URL: 'postgresql://u@db/ks?target_session_attrs=standby' }, 'DATABASE_URL'],

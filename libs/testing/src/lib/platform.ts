@@ -123,6 +123,16 @@ export function runStep(argv: string[], env: Record<string, string>): { status: 
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
+/**
+ * `url` (postgresql://user@host:port/db) through the server's Unix socket in `dir` (its port names the socket file):
+ * the form both node-postgres and libpq (pgbench, psql) read.
+ */
+export function socketUrl(url: string, dir: string): string {
+  const u = new URL(url);
+  const user = u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : '';
+  return `postgresql://${user}localhost${u.port ? `:${u.port}` : ''}${u.pathname}?host=${encodeURIComponent(dir)}`;
+}
+
 /** A fresh EMPTY database `<prefix>_<random>` (the one temp-database helper, `@keyserver/data-access/testing`). */
 export function createDatabase(prefix: string): Promise<TempDatabase> {
   return createEmptyTestDatabase(prefix);
@@ -154,6 +164,11 @@ export async function startPlatform(
     extraKeyclientEnv?: Record<string, string>;
     /** API processes on the same DB and HSM token (default 1). */
     replicas?: number;
+    /**
+     * The API reaches PostgreSQL through its Unix socket in this directory instead of TCP (a co-located database,
+     * docs/scaling.md), the init step included; the tests' own connections (databaseUrl) keep TCP.
+     */
+    databaseSocketDir?: string;
     /** Changes the emulator's tenant (e.g. a user the Keyserver does not know); the seed keeps the demo tenant. */
     tenant?: (t: DemoTenant) => void;
     /**
@@ -178,6 +193,7 @@ export async function startPlatform(
   // sets them (hostile-input.spec proves the defaults' 429 and aggregation).
   const unlimited = { REFUSAL_RATE_BURST: '1000000', REFUSAL_AUDIT_PER_KEY: '1000000', REFUSAL_AUDIT_PER_WINDOW: '1000000' };
   const production = opts.mode === 'production';
+  if (opts.databaseSocketDir) env.api['DATABASE_URL'] = socketUrl(db.url, opts.databaseSocketDir);
   const apiEnv: Record<string, string> = { ...env.api, KEYSERVER_HSM_DIR: hsmDir, LOG_LEVEL: 'warn', ...unlimited, KEYSERVER_MODE: production ? 'production' : env.api['KEYSERVER_MODE'], ...opts.extraApiEnv };
   // The emulator only accepts registered redirect URIs: the keyclient's test port replaces :8080
   // (oidc-provider wants a sector identifier for pairwise clients whose redirect URIs span hosts).

@@ -204,6 +204,51 @@ describe(SignOrderRepository.name, () => {
     }
   });
 
+  it('reserves concurrent orders together: fewer commits than orders, exact counts on two operations, a duplicate idempotency key fails only itself', async () => {
+    const one = await setup({ usages: 12, keys: 2 });
+    const two = await setup({ usages: 12 });
+    const three = await setup({ usages: 3 });
+    const deadlocks = async () => Number((await sql<{ n: string }>(tmp.url, `SELECT deadlocks::text AS n FROM pg_stat_database WHERE datname = current_database()`))[0].n);
+    const before = await deadlocks();
+    const held = gate('sig');
+    let entered = 0;
+    const sign = () => {
+      entered++;
+      return held.wait();
+    };
+    // 15 orders on each of three (operation, key) rows of two operations, from both replicas and in mixed order: 12 of each fit.
+    const targets = [
+      [one.op.id, one.keys[0].keyid, one.orderer.id],
+      [two.op.id, two.key.keyid, two.orderer.id],
+      [one.op.id, one.keys[1].keyid, one.orderer.id],
+    ] as const;
+    const orders = Array.from({ length: 45 }, (_, i) => {
+      const [opId, keyid, subject] = targets[i % 3];
+      return outcome((i % 2 ? a : b).signOrders.recordWithUsage(request(opId, keyid, subject, { requestId: `together-${i}` }), sign));
+    });
+    // Two more with the same idempotency key, sent at once: one signs, the other is a conflict.
+    const dupes = [0, 1].map(() => outcome(a.signOrders.recordWithUsage(request(three.op.id, three.key.keyid, three.orderer.id, { idempotencyKey: 'same-build' }), sign)));
+    for (let i = 0; i < 200 && entered < 36 + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    // Held in the HSM: their reservation rows are committed, several per transaction.
+    const held2 = await sql<{ n: string; commits: string }>(
+      tmp.url,
+      `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "usage_reservation" WHERE "requestId" LIKE 'together-%'`,
+    );
+    expect(Number(held2[0].n)).toBe(36);
+    expect(Number(held2[0].commits)).toBeLessThan(36);
+    held.open();
+    const results = await Promise.all(orders);
+    expect(results.filter((r) => r === 'ok')).toHaveLength(36);
+    expect(results.filter((r) => r !== 'ok').every((r) => r === 'usage_exhausted')).toBe(true);
+    expect((await Promise.all(dupes)).sort()).toEqual(['conflict', 'ok']);
+    expect((await a.operations.get(three.op.id)).keys[0].usagesUsed).toBe(1);
+    expect((await a.operations.get(one.op.id)).keys.map((k) => k.usagesUsed)).toEqual([12, 12]);
+    expect((await a.operations.get(two.op.id)).keys[0].usagesUsed).toBe(12);
+    // Batches lock operation_key rows in one order on every replica: they never wait on each other in a cycle.
+    expect(await deadlocks()).toBe(before);
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
   it('stores hostile text exactly when finishes commit together in one message, and the chain verifies', async () => {
     const { orderer, key, op } = await setup({ usages: 40 });
     const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { QueryResultRow } from 'pg';
 import { UUID, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
@@ -82,6 +83,8 @@ FROM used`;
 
 const RESERVE = preparedStatement('keyserver_reserve_usage', RESERVE_SQL);
 
+type ReserveRow = { opKeyId: string; keyId: string; usagesAllowed: number; usagesUsed: number };
+
 /**
  * Takes one usage of (operation, keyid) now, or throws the reason it cannot be taken (a {@link DataAccessError}
  * with code usage_exhausted, operation_not_usable, outside_window, digest_not_allowed, key_not_in_operation,
@@ -92,9 +95,10 @@ export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reserva
   const now = req.now ?? new Date();
   const digest = req.digest?.toLowerCase() ?? null;
   const id = randomUUID();
-  let rows: { opKeyId: string; keyId: string; usagesAllowed: number; usagesUsed: number }[];
+  let row: ReserveRow | undefined;
   try {
-    rows = await sqlPrepared(db, RESERVE, [
+    // Concurrent reservations of this process commit together (StatementBatcher), in the order of the rows they lock.
+    row = await reserveBatcher(db).run(RESERVE, [
       req.operationId,
       req.keyid,
       now,
@@ -105,12 +109,11 @@ export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reserva
       req.idempotencyKey ?? null,
       req.requestId ?? null,
       (req.leaseMs ?? DEFAULT_USAGE_LEASE_MS) / 1000,
-    ]);
+    ], `${req.operationId}\n${req.keyid}`);
   } catch (err) {
     if (sqlState(err) === '23505') throw new DataAccessError('conflict', 'a request with this idempotency key is in progress', { cause: err });
     throw err;
   }
-  const row = rows[0];
   if (!row) throw await whyNotUsable(db, req.operationId, req.keyid, digest, now);
   return { id, operationId: req.operationId, opKeyId: row.opKeyId, keyId: row.keyId, usagesAllowed: row.usagesAllowed, usagesUsed: row.usagesUsed };
 }
@@ -198,38 +201,50 @@ function finishStatement(text: string): PreparedStatement | string {
   return s;
 }
 
-interface FinishJob {
-  sql: PreparedStatement | string;
-  values: unknown[];
-  resolve: (row: FinishRow | undefined) => void;
-  reject: (err: unknown) => void;
-}
-
 /** Most finishes committed together. */
 export const FINISH_BATCH_MAX = 32;
 
+/** Most reservations committed together. */
+export const RESERVE_BATCH_MAX = 32;
+
+interface BatchJob<R> {
+  sql: PreparedStatement | string;
+  values: unknown[];
+  /** Statements of one batch run in this order (the row locks they take are taken in it). */
+  order: string;
+  resolve: (row: R | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
- * Group commit of finish statements (issue 20, ADR 0028): each finish appends to the audit chain, so it holds the
- * global append lock until its commit, and its commit waits for the WAL flush: one order per flush, whatever the
- * number of callers. While one finish (or batch) of this process is in flight, the finishes that arrive meanwhile
- * queue and then run as ONE transaction (each its own unchanged statement, one lock acquisition, one flush); every
- * caller is answered after that commit. A statement that fails aborts the batch before anything is committed: the
- * batch is then run again one statement per transaction, so only the failing one fails. A failed COMMIT is an
- * unknown outcome and fails the whole batch (as it would fail a single finish).
+ * Group commit of one kind of statement (issue 20, ADR 0028, ADR 0037): while one statement (or batch) of this
+ * process is in flight, the statements that arrive meanwhile queue and then run as ONE transaction, each its own
+ * unchanged statement, so every guard still holds per statement; every caller is answered after that commit. A
+ * statement that fails aborts the batch before anything is committed: the batch is then run again one statement per
+ * transaction, so only the failing one fails. A failed COMMIT is an unknown outcome and fails the whole batch (as it
+ * would fail a single statement).
+ * Finishes: each appends to the audit chain, so it holds the global append lock until its commit, and its commit
+ * waits for the WAL flush: one lock acquisition and one flush per batch instead of per order.
+ * Reservations: one transaction, one round trip and one commit per batch instead of per order; the statements run
+ * sorted by (operation, keyid), the order of the operation_key rows they lock, so that two replicas' batches never
+ * wait on each other's rows in opposite orders (no deadlock).
  * A batch is ONE round trip (BEGIN, its statements with their values as literals, COMMIT in one message), not one
- * per statement plus two: under load each round trip waits for a core, and the finishes arriving meanwhile queue
- * behind the batch (ADR 0034). Each statement of it is an EXECUTE of the finish's prepared statement, so PostgreSQL
- * plans it once per connection rather than per order (ADR 0036).
+ * per statement plus two: under load each round trip waits for a core, and the statements arriving meanwhile queue
+ * behind the batch (ADR 0034). Each statement of it is an EXECUTE of its prepared statement, so PostgreSQL plans it
+ * once per connection rather than per order (ADR 0036).
  */
-class FinishBatcher {
-  private readonly queue: FinishJob[] = [];
+export class StatementBatcher<R> {
+  private readonly queue: BatchJob<R>[] = [];
   private running = false;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly max: number,
+  ) {}
 
-  run(sql: PreparedStatement | string, values: unknown[]): Promise<FinishRow | undefined> {
+  run(sql: PreparedStatement | string, values: unknown[], order = ''): Promise<R | undefined> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ sql, values, resolve, reject });
+      this.queue.push({ sql, values, order, resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -238,40 +253,40 @@ class FinishBatcher {
     this.running = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, FINISH_BATCH_MAX);
+        const batch = this.queue.splice(0, this.max);
         if (batch.length === 1) await this.alone(batch[0]);
-        else await this.together(batch);
+        else await this.together(batch.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0)));
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async alone(job: FinishJob): Promise<void> {
+  private async alone(job: BatchJob<R>): Promise<void> {
     try {
-      const rows = typeof job.sql === 'string' ? await sqlQuery<FinishRow>(this.db, job.sql, job.values) : await sqlPrepared<FinishRow>(this.db, job.sql, job.values);
+      const rows = typeof job.sql === 'string' ? await sqlQuery<R & QueryResultRow>(this.db, job.sql, job.values) : await sqlPrepared<R & QueryResultRow>(this.db, job.sql, job.values);
       job.resolve(rows[0]);
     } catch (err) {
       job.reject(err);
     }
   }
 
-  private async together(batch: FinishJob[]): Promise<void> {
+  private async together(batch: BatchJob<R>[]): Promise<void> {
     const script = batch.map((job) => (typeof job.sql === 'string' ? inlineParams(job.sql, job.values) : executeSql(job.sql, job.values)));
     if (script.every((s): s is string => s !== undefined)) {
       const prepared = [...new Set(batch.flatMap((job) => (typeof job.sql === 'string' ? [] : [job.sql])))];
       const r = await sqlScriptTransaction(this.db, script, prepared);
-      if (r.ok) batch.forEach((job, i) => job.resolve(r.rows[i][0] as FinishRow | undefined));
+      if (r.ok) batch.forEach((job, i) => job.resolve(r.rows[i][0] as R | undefined));
       else if (r.phase === 'commit') for (const job of batch) job.reject(r.error);
       else for (const job of batch) await this.alone(job);
       return;
     }
     let statementsDone = false;
-    let rows: (FinishRow | undefined)[];
+    let rows: (R | undefined)[];
     try {
       rows = await sqlTransaction(this.db, async (client) => {
-        const out: (FinishRow | undefined)[] = [];
-        for (const job of batch) out.push((typeof job.sql === 'string' ? await sqlQuery<FinishRow>(client, job.sql, job.values) : await sqlPrepared<FinishRow>(client, job.sql, job.values))[0]);
+        const out: (R | undefined)[] = [];
+        for (const job of batch) out.push((typeof job.sql === 'string' ? await sqlQuery<R & QueryResultRow>(client, job.sql, job.values) : await sqlPrepared<R & QueryResultRow>(client, job.sql, job.values))[0]);
         statementsDone = true;
         return out;
       });
@@ -287,11 +302,18 @@ class FinishBatcher {
   }
 }
 
-const batchers = new WeakMap<Db, FinishBatcher>();
+const finishBatchers = new WeakMap<Db, StatementBatcher<FinishRow>>();
+const reserveBatchers = new WeakMap<Db, StatementBatcher<ReserveRow>>();
 
-function finishBatcher(db: Db): FinishBatcher {
-  let b = batchers.get(db);
-  if (!b) batchers.set(db, (b = new FinishBatcher(db)));
+function finishBatcher(db: Db): StatementBatcher<FinishRow> {
+  let b = finishBatchers.get(db);
+  if (!b) finishBatchers.set(db, (b = new StatementBatcher<FinishRow>(db, FINISH_BATCH_MAX)));
+  return b;
+}
+
+function reserveBatcher(db: Db): StatementBatcher<ReserveRow> {
+  let b = reserveBatchers.get(db);
+  if (!b) reserveBatchers.set(db, (b = new StatementBatcher<ReserveRow>(db, RESERVE_BATCH_MAX)));
   return b;
 }
 
