@@ -104,6 +104,8 @@ const PART_NAMES = {
   apiPerMeRequest: 'API CPU per GET /api/v1/me',
   apiPerCertificate: 'API CPU per certificate',
   dbPerCertificate: 'PostgreSQL CPU per certificate',
+  loadPerRsaOrder: 'wrk CPU per RSA-3072 order',
+  loadPerCertificate: 'wrk CPU per certificate',
 };
 const partsText = (parts) => Object.entries(parts).map(([k, v]) => `${PART_NAMES[k] ?? k} ${f3(v)}`).join(' + ');
 const ceilingText = (x) =>
@@ -112,7 +114,7 @@ const ceilingText = (x) =>
 if (CELLS) {
   // A partial run: the cells, the ratios that can be formed from them, and the JSON; the generated doc stays as is.
   const c = r.cells;
-  const line = (x) => `${x.name}: ${f1(x.perSecond)}/s p50 ${f1(x.p50ms)} p99 ${f1(x.p99ms)} errors ${x.errors}${x.cpuMsPerRequest !== undefined ? ` CPU ${f3(x.cpuMsPerRequest)} ms/req` : ''}${x.dbTransactionsPerRequest !== undefined ? ` DB ${f2(x.dbTransactionsPerRequest)} tx/req` : ''}${x.dbCpuMsPerRequest !== undefined ? ` DB CPU ${f3(x.dbCpuMsPerRequest)} ms/req` : ''}`;
+  const line = (x) => `${x.name}: ${f1(x.perSecond)}/s p50 ${f1(x.p50ms)} p99 ${f1(x.p99ms)} errors ${x.errors}${x.cpuMsPerRequest !== undefined ? ` CPU ${f3(x.cpuMsPerRequest)} ms/req` : ''}${x.dbTransactionsPerRequest !== undefined ? ` DB ${f2(x.dbTransactionsPerRequest)} tx/req` : ''}${x.dbCpuMsPerRequest !== undefined ? ` DB CPU ${f3(x.dbCpuMsPerRequest)} ms/req` : ''}${x.loadCpuMsPerRequest !== undefined ? ` wrk CPU ${f3(x.loadCpuMsPerRequest)} ms/req` : ''}`;
   console.log(`\nload average ${machine.loadAverageAtStart[0]} at start, ${machine.loadAverage1mMeanDuringRun} mean, ${machine.loadAverageAtEnd[0]} at end`);
   for (const x of Object.values(c)) console.log(line(x));
   for (const [i, round] of r.rounds.entries()) console.log(`round ${i + 1}: ${round.map((x) => `${x.name.split(',')[0]} ${f1(x.perSecond)}/s ${f3(x.cpuMsPerRequest)} ms`).join('; ')}`);
@@ -172,7 +174,7 @@ const rows = order.map((x) => {
   const ours = Boolean(a);
   const name = ours ? `**${x.name}**` : x.name;
   const rat = a ? `${f2(ratio(x, a[0]))} of ${a[0].name.split(',')[0]}` : 'yardstick';
-  return `| ${name} | ${f1(x.perSecond)} | ${f1(x.p50ms)} | ${f1(x.p99ms)} | ${x.errors} | ${f3(x.cpuMsPerRequest)} | ${f2(x.dbTransactionsPerRequest)} | ${f3(x.dbCpuMsPerRequest)} | ${rat} |`;
+  return `| ${name} | ${f1(x.perSecond)} | ${f1(x.p50ms)} | ${f1(x.p99ms)} | ${x.errors} | ${f3(x.cpuMsPerRequest)} | ${f2(x.dbTransactionsPerRequest)} | ${f3(x.dbCpuMsPerRequest)} | ${f3(x.loadCpuMsPerRequest)} | ${rat} |`;
 });
 // The two targets the machine may bind carry the same run's machine ceiling of their ratio (and the one with the API's measured CPU).
 const ceilingCell = (x) => (x ? `${f2(x.ratio)} (${f2(x.measured.ratio)} with the API's measured CPU)` : 'n/a');
@@ -235,8 +237,10 @@ process tree - the postmaster is the parent of the bench's own backend - plus th
 backends it reaped during the cell) over the cell, per request (pgbench: per transaction). The two targets the cores
 may bind (RSA-3072 orders against p11speed, certificates against cfssl) get a same-run **machine ceiling** from these
 measurements: the rate at which all cores (cores x 1000 ms of CPU per second) would be busy with the CPU a request
-needs at least, over the yardstick's rate, computed from floor parts and from the API's measured CPU. It leaves out
-the load generator's own CPU, so it is an upper bound: a target above both cannot be met on this machine.
+needs at least, over the yardstick's rate, computed from floor parts and from the API's measured CPU. Both count the
+load generator's own CPU per request of our cell (wrk's user+system time, the bench's cutime+cstime once wrk is
+reaped: p11speed needs no load generator, cfssl's rate was reached with wrk on the machine too); they leave out
+everything else the machine runs, so each is an upper bound: a target above both cannot be met on this machine.
 
 **Shared machine**: ${machine.cpus} cores that also run PostgreSQL, SoftHSM, both APIs, the emulator and the load
 generator, and other engineers' builds and tests (1-minute load average ${machine.loadAverageAtStart[0]} at start,
@@ -253,8 +257,8 @@ robust signals.
 
 ### Cells (best round; ours in bold)
 
-| cell | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | DB transactions/request | DB CPU ms/request | ratio |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| cell | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | DB transactions/request | DB CPU ms/request | wrk CPU ms/request | ratio |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 ${rows.join('\n')}
 
 Server CPU: the API process tree for our cells, the bare server and cfssl for theirs. DB transactions: change of
@@ -262,6 +266,7 @@ xact_commit + xact_rollback of the platform's database over the cell (every API 
 statements per request); pgbench's own cells run exactly 2 statements per transaction by construction. DB CPU:
 utime+stime of the whole PostgreSQL server (postmaster tree + the backends it reaped) over the cell / requests
 (pgbench: transactions); it includes the server's background processes and anything else the server did meanwhile.
+wrk CPU: the load generator's user+system time over the cell / requests (every wrk cell, yardsticks included).
 
 ### Targets (issue 20)
 
@@ -270,8 +275,8 @@ utime+stime of the whole PostgreSQL server (postmaster tree + the backends it re
 ${targets.join('\n')}
 
 Machine ceiling: the rate at which the ${machine.cpus} cores (${machine.cpus * 1000} ms of CPU per second) would be fully busy
-with this run's measured CPU per request, over the yardstick's rate; it ignores the load generator's own CPU, so it
-is an upper bound. Each is computed twice, from floor parts and from the API's measured CPU; a target counts as bound
+with this run's measured CPU per request (the load generator's included), over the yardstick's rate; it ignores
+everything else the machine runs, so it is an upper bound. Each is computed twice, from floor parts and from the API's measured CPU; a target counts as bound
 by this machine only when both are below it. RSA-3072 orders: ${ceilingText(r.ceilings?.rsa)}. Device certificates: ${ceilingText(r.ceilings?.certs)}.
 
 Half-rate tail (the fixed-rate cell, counted after its warm-up): ${tailLine(h)}.

@@ -22,6 +22,8 @@ export interface Cell {
    * cells: per transaction). The whole server: also what it did meanwhile for other databases on it.
    */
   dbCpuMsPerRequest?: number;
+  /** wrk's own CPU time (user+system) per successful request: load the machine carries for our HTTP cells. */
+  loadCpuMsPerRequest?: number;
   note?: string;
   /** Fixed-rate cells: p99 per second of the run, and the slowest answers with when they were due (ms into the run). */
   tail?: { p99PerSecondMs: number[]; slowest: { atMs: number; ms: number }[]; clientLagP99Ms: number; /** p99 of the warm-up, which the cell does not count. */ warmupP99Ms: number;
@@ -87,6 +89,7 @@ export function wrkScript(dir: string, name: string, requests: WrkRequest[]): st
 /** Runs wrk (1 thread, `connections`, `seconds`) against `url` with a script from {@link wrkScript}. */
 export function wrk(url: string, script: string, connections: number, seconds: number): Promise<Omit<Cell, 'name'>> {
   return new Promise((resolve, reject) => {
+    const cpu0 = reapedChildrenCpuMs();
     execFile(
       'wrk',
       ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url],
@@ -97,7 +100,9 @@ export function wrk(url: string, script: string, connections: number, seconds: n
         const s = JSON.parse(line.slice(8)) as Record<string, number>;
         const errors = s['status'] + s['connect'] + s['read'] + s['write'] + s['timeout'];
         const ok = s['requests'] - s['status'];
-        resolve({ requests: ok, errors, perSecond: ok / (s['us'] / 1e6), p50ms: s['p50'] / 1000, p99ms: s['p99'] / 1000 });
+        // wrk is reaped by now: its CPU is in this process's cutime+cstime (nothing else of ours exits during a cell).
+        const load = reapedChildrenCpuMs() - cpu0;
+        resolve({ requests: ok, errors, perSecond: ok / (s['us'] / 1e6), p50ms: s['p50'] / 1000, p99ms: s['p99'] / 1000, ...(ok > 0 ? { loadCpuMsPerRequest: load / ok } : {}) });
       },
     );
   });
@@ -110,6 +115,12 @@ const TICK_MS = 10;
 function procStat(pid: number): { comm: string; fields: string[] } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return { comm: f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')), fields: f.slice(f.lastIndexOf(')') + 2).split(' ') };
+}
+
+/** cutime+cstime of this process in ms: the CPU of the children it has reaped (proc(5) fields 16 and 17). */
+export function reapedChildrenCpuMs(): number {
+  const { fields } = procStat(process.pid);
+  return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
 }
 
 /** utime+stime in ms of a process and all its descendants (worker threads are in the process's own counters). */
@@ -205,6 +216,8 @@ const ceilingOf = (cores: number, yardstickPerSecond: number | undefined, parts:
  *   signature (the one-operation c=32 cell), and the PostgreSQL CPU per RSA order.
  * - Device certificates / cfssl serve: a certificate costs at least the API's authenticated floor (GET /api/v1/me:
  *   token and subject, no work) and the PostgreSQL CPU per certificate.
+ * Both also count the load generator's CPU per request of our cell (wrk on the same cores): p11speed needs none, and
+ * cfssl's rate was reached with wrk on the machine too.
  */
 export function machineCeilings(cells: Partial<Record<string, Cell>>, cores: number): { rsa?: MachineCeiling; certs?: MachineCeiling } {
   const { rsaRaw1, rsaRaw, ecOne, rsa, me, certs, cfssl } = cells;
@@ -212,14 +225,14 @@ export function machineCeilings(cells: Partial<Record<string, Cell>>, cores: num
     rsa: ceilingOf(
       cores,
       rsaRaw?.perSecond,
-      { hsmPerSignature: rsaRaw1 ? 1000 / rsaRaw1.perSecond : undefined, apiPerP256Order: ecOne?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest },
-      { apiPerRsaOrder: rsa?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest },
+      { hsmPerSignature: rsaRaw1 ? 1000 / rsaRaw1.perSecond : undefined, apiPerP256Order: ecOne?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest, loadPerRsaOrder: rsa?.loadCpuMsPerRequest },
+      { apiPerRsaOrder: rsa?.cpuMsPerRequest, dbPerRsaOrder: rsa?.dbCpuMsPerRequest, loadPerRsaOrder: rsa?.loadCpuMsPerRequest },
     ),
     certs: ceilingOf(
       cores,
       cfssl?.perSecond,
-      { apiPerMeRequest: me?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest },
-      { apiPerCertificate: certs?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest },
+      { apiPerMeRequest: me?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest, loadPerCertificate: certs?.loadCpuMsPerRequest },
+      { apiPerCertificate: certs?.cpuMsPerRequest, dbPerCertificate: certs?.dbCpuMsPerRequest, loadPerCertificate: certs?.loadCpuMsPerRequest },
     ),
   };
 }

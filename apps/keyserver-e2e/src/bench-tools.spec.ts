@@ -35,6 +35,8 @@ describe('bench tools', () => {
       expect(cell.p50ms).toBeGreaterThan(0);
       expect(cell.p99ms).toBeGreaterThanOrEqual(cell.p50ms);
       expect(treeCpuMs(server.pid as number)).toBeGreaterThan(cpu0);
+      // wrk's own CPU, read from this process's reaped children once it exited.
+      expect(cell.loadCpuMsPerRequest).toBeGreaterThan(0);
     } finally {
       server.kill('SIGTERM');
     }
@@ -79,33 +81,35 @@ describe('bench tools', () => {
     }
   });
 
-  const cell = (perSecond: number, cpuMsPerRequest?: number, dbCpuMsPerRequest?: number) => ({ name: 'x', requests: 1, errors: 0, perSecond, p50ms: NaN, p99ms: NaN, cpuMsPerRequest, dbCpuMsPerRequest });
+  const cell = (perSecond: number, cpuMsPerRequest?: number, dbCpuMsPerRequest?: number, loadCpuMsPerRequest?: number) => ({ name: 'x', requests: 1, errors: 0, perSecond, p50ms: NaN, p99ms: NaN, cpuMsPerRequest, dbCpuMsPerRequest, loadCpuMsPerRequest });
 
   it('computes the machine ceilings from the cells of the run, or none when a cell is missing', () => {
     const cells = {
       rsaRaw1: cell(500), // 2 ms of HSM CPU per signature
       rsaRaw: cell(800),
       ecOne: cell(800, 0.6),
-      rsa: cell(400, 2.7, 0.4),
+      rsa: cell(400, 2.7, 0.3, 0.1),
       me: cell(15000, 0.1),
-      certs: cell(500, 1.3, 0.4),
+      certs: cell(500, 1.3, 0.3, 0.1),
       cfssl: cell(6000, 0.25),
     };
     const c = machineCeilings(cells, 2);
-    expect(c.rsa?.parts).toEqual({ hsmPerSignature: 2, apiPerP256Order: 0.6, dbPerRsaOrder: 0.4 });
+    expect(c.rsa?.parts).toEqual({ hsmPerSignature: 2, apiPerP256Order: 0.6, dbPerRsaOrder: 0.3, loadPerRsaOrder: 0.1 });
     expect(c.rsa?.perSecond).toBeCloseTo(2000 / 3);
     expect(c.rsa?.ratio).toBeCloseTo(2000 / 3 / 800);
     expect(c.rsa?.measured.perSecond).toBeCloseTo(2000 / 3.1);
-    expect(c.certs?.parts).toEqual({ apiPerMeRequest: 0.1, dbPerCertificate: 0.4 });
+    expect(c.certs?.parts).toEqual({ apiPerMeRequest: 0.1, dbPerCertificate: 0.3, loadPerCertificate: 0.1 });
     expect(c.certs?.perSecond).toBeCloseTo(4000);
     expect(c.certs?.ratio).toBeCloseTo(4000 / 6000);
     expect(c.certs?.measured.ratio).toBeCloseTo(2000 / 1.7 / 6000);
     // The verdict's ceiling is the higher of the two: floor parts can cost more than the API measured.
     expect(c.rsa?.upperRatio).toBeCloseTo(2000 / 3 / 800);
-    expect(machineCeilings({ ...cells, rsa: cell(400, 2.2, 0.4) }, 2).rsa?.upperRatio).toBeCloseTo(2000 / 2.6 / 800);
-    // A partial run without p11speed's 1-thread cell, a DB CPU that could not be measured (NaN): no ceiling.
+    expect(machineCeilings({ ...cells, rsa: cell(400, 2.2, 0.3, 0.1) }, 2).rsa?.upperRatio).toBeCloseTo(2000 / 2.6 / 800);
+    // A partial run without p11speed's 1-thread cell, a DB CPU that could not be measured (NaN), a cell without wrk's
+    // CPU: no ceiling.
     expect(machineCeilings({ ...cells, rsaRaw1: undefined }, 2).rsa).toBeUndefined();
-    expect(machineCeilings({ ...cells, certs: cell(500, 1.3, NaN) }, 2).certs).toBeUndefined();
+    expect(machineCeilings({ ...cells, certs: cell(500, 1.3, NaN, 0.1) }, 2).certs).toBeUndefined();
+    expect(machineCeilings({ ...cells, rsa: cell(400, 2.7, 0.3) }, 2).rsa).toBeUndefined();
   });
 
   it.each([
