@@ -249,6 +249,28 @@ describe(SignOrderRepository.name, () => {
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
 
+  it('commits the reservations and the finishes of one event-loop turn together, the first included', async () => {
+    const { orderer, key, op } = await setup({ usages: 6 });
+    const held = gate('sig');
+    let entered = 0;
+    // Five orders started in one turn on an idle replica: no reservation is in flight that the others could wait for.
+    const orders = Array.from({ length: 5 }, (_, i) =>
+      a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `turn-${i}` }), () => {
+        entered++;
+        return held.wait();
+      }),
+    );
+    for (let i = 0; i < 200 && entered < 5; i++) await new Promise((r) => setTimeout(r, 5));
+    const reserved = await sql<{ n: string; commits: string }>(tmp.url, `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "usage_reservation" WHERE "requestId" LIKE 'turn-%'`);
+    expect(reserved[0]).toEqual({ n: '5', commits: '1' });
+    // The five signatures come back in one turn: their finishes share one commit too.
+    held.open();
+    await Promise.all(orders);
+    const stored = await sql<{ n: string; commits: string }>(tmp.url, `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "sign_order" WHERE "requestId" LIKE 'turn-%'`);
+    expect(stored[0]).toEqual({ n: '5', commits: '1' });
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
   it('stores hostile text exactly when finishes commit together in one message, and the chain verifies', async () => {
     const { orderer, key, op } = await setup({ usages: 40 });
     const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;

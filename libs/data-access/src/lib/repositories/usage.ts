@@ -217,8 +217,9 @@ interface BatchJob<R> {
 }
 
 /**
- * Group commit of one kind of statement (issue 20, ADR 0028, ADR 0037): while one statement (or batch) of this
- * process is in flight, the statements that arrive meanwhile queue and then run as ONE transaction, each its own
+ * Group commit of one kind of statement (issue 20, ADR 0028, ADR 0037): the statements that arrive in the same
+ * event-loop turn, and while one statement (or batch) of this process is in flight, queue and then run as ONE
+ * transaction, each its own
  * unchanged statement, so every guard still holds per statement; every caller is answered after that commit. A
  * statement that fails aborts the batch before anything is committed: the batch is then run again one statement per
  * transaction, so only the failing one fails. A failed COMMIT is an unknown outcome and fails the whole batch (as it
@@ -245,12 +246,15 @@ export class StatementBatcher<R> {
   run(sql: PreparedStatement | string, values: unknown[], order = ''): Promise<R | undefined> {
     return new Promise((resolve, reject) => {
       this.queue.push({ sql, values, order, resolve, reject });
-      if (!this.running) void this.drain();
+      if (this.running) return;
+      this.running = true;
+      // The first statement waits for the end of this event-loop turn: the requests read in the same turn (or the
+      // signatures one lane batch returned) join it, instead of the first going alone and the rest after it.
+      setImmediate(() => void this.drain());
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.max);
