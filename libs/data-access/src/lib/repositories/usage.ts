@@ -219,11 +219,10 @@ interface BatchJob<R> {
 /**
  * Group commit of one kind of statement (issue 20, ADR 0028, ADR 0037): the statements that arrive in the same
  * event-loop turn, and while one statement (or batch) of this process is in flight, queue and then run as ONE
- * transaction, each its own
- * unchanged statement, so every guard still holds per statement; every caller is answered after that commit. A
- * statement that fails aborts the batch before anything is committed: the batch is then run again one statement per
- * transaction, so only the failing one fails. A failed COMMIT is an unknown outcome and fails the whole batch (as it
- * would fail a single statement).
+ * transaction, each its own unchanged statement, so every guard still holds per statement; every caller is answered
+ * after that commit. A statement that fails aborts the batch before anything is committed: the batch is then run
+ * again one statement per transaction, so only the failing one fails. A failed COMMIT is an unknown outcome and fails
+ * the whole batch (as it would fail a single statement).
  * Finishes: each appends to the audit chain, so it holds the global append lock until its commit, and its commit
  * waits for the WAL flush: one lock acquisition and one flush per batch instead of per order.
  * Reservations: one transaction, one round trip and one commit per batch instead of per order; the statements run
