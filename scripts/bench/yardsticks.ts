@@ -117,9 +117,9 @@ function procStat(pid: number): { comm: string; fields: string[] } {
   return { comm: f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')), fields: f.slice(f.lastIndexOf(')') + 2).split(' ') };
 }
 
-/** cutime+cstime of this process in ms: the CPU of the children it has reaped (proc(5) fields 16 and 17). */
-export function reapedChildrenCpuMs(): number {
-  const { fields } = procStat(process.pid);
+/** cutime+cstime of a process (default this one) in ms: the CPU of the children it has reaped (proc(5) fields 16 and 17). */
+export function reapedChildrenCpuMs(pid = process.pid): number {
+  const { fields } = procStat(pid);
   return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
 }
 
@@ -147,14 +147,10 @@ export function treeCpuMs(pid: number): number {
  * the tree walk), so an exiting backend is neither missed nor counted twice.
  */
 export function postgresCpuMs(postmaster: number): number {
-  const reaped = () => {
-    const { fields } = procStat(postmaster);
-    return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
-  };
   for (let attempt = 0; ; attempt++) {
-    const before = reaped();
+    const before = reapedChildrenCpuMs(postmaster);
     const tree = treeCpuMs(postmaster);
-    const after = reaped();
+    const after = reapedChildrenCpuMs(postmaster);
     if (before === after || attempt === 4) return tree + after;
   }
 }

@@ -205,7 +205,7 @@ function finishStatement(text: string): PreparedStatement | string {
 export const FINISH_BATCH_MAX = 32;
 
 /** Most reservations committed together. */
-export const RESERVE_BATCH_MAX = 32;
+const RESERVE_BATCH_MAX = 32;
 
 interface BatchJob<R> {
   sql: PreparedStatement | string;
@@ -233,7 +233,7 @@ interface BatchJob<R> {
  * behind the batch (ADR 0034). Each statement of it is an EXECUTE of its prepared statement, so PostgreSQL plans it
  * once per connection rather than per order (ADR 0036).
  */
-export class StatementBatcher<R> {
+class StatementBatcher<R> {
   private readonly queue: BatchJob<R>[] = [];
   private running = false;
 
@@ -308,17 +308,15 @@ export class StatementBatcher<R> {
 const finishBatchers = new WeakMap<Db, StatementBatcher<FinishRow>>();
 const reserveBatchers = new WeakMap<Db, StatementBatcher<ReserveRow>>();
 
-function finishBatcher(db: Db): StatementBatcher<FinishRow> {
-  let b = finishBatchers.get(db);
-  if (!b) finishBatchers.set(db, (b = new StatementBatcher<FinishRow>(db, FINISH_BATCH_MAX)));
+/** The batcher of one kind of statement for `db`: one per pool and kind. */
+function batcherOf<R>(batchers: WeakMap<Db, StatementBatcher<R>>, db: Db, max: number): StatementBatcher<R> {
+  let b = batchers.get(db);
+  if (!b) batchers.set(db, (b = new StatementBatcher<R>(db, max)));
   return b;
 }
 
-function reserveBatcher(db: Db): StatementBatcher<ReserveRow> {
-  let b = reserveBatchers.get(db);
-  if (!b) reserveBatchers.set(db, (b = new StatementBatcher<ReserveRow>(db, RESERVE_BATCH_MAX)));
-  return b;
-}
+const finishBatcher = (db: Db) => batcherOf(finishBatchers, db, FINISH_BATCH_MAX);
+const reserveBatcher = (db: Db) => batcherOf(reserveBatchers, db, RESERVE_BATCH_MAX);
 
 /**
  * Marks an operation EXHAUSTED when no usage is left and no reservation is open. Every finisher that saw no usage
