@@ -6,7 +6,8 @@ import { Scratch, run } from '../testing/tools';
 import { Pkcs11Signer, createPkcs11Signer } from './pkcs11-signer';
 import { LANE_DATA_BYTES, LANE_MAX_ITEMS, SignLane } from './sign-lane';
 
-// Signatures run in worker threads (SignLane), each batch on a session lent from the pool: EC/EdDSA batched, RSA alone.
+// Signatures run in worker threads (SignLane), each batch on a session lent from the pool: EC/EdDSA batched, RSA batched
+// only behind busy lanes (up to 4).
 describe(SignLane.name, () => {
   let token: TempToken;
   let signer: Pkcs11Signer;
@@ -62,7 +63,7 @@ describe(SignLane.name, () => {
   it.each([
     ['PKCS#1 v1.5', { kind: 'rsa-pkcs1' }, []],
     ['PSS', { kind: 'rsa-pss', hash: 'SHA-256' }, ['-pkeyopt', 'rsa_padding_mode:pss', '-pkeyopt', 'rsa_pss_saltlen:32']],
-  ] as const)('ok RSA %s signatures made in the lanes (one per batch) verify with openssl', async (name, mech, opts) => {
+  ] as const)('ok RSA %s signatures made in the lanes verify with openssl', async (name, mech, opts) => {
     const k = key('RSA-2048');
     const d = createHash('sha256').update(`rsa ${name}`).digest();
     const before = signer.laneSignatures;
@@ -92,16 +93,29 @@ describe(SignLane.name, () => {
     expect(signer.laneSignatures - before).toBe(1008);
   });
 
-  it('posts an RSA signature as a busy lane\'s second batch when no lane is idle, and an EC batch only to an idle lane', async () => {
+  it('posts RSA signatures to idle lanes first, then as a busy lane\'s second batch, up to 4 per batch; an EC batch only to an idle lane', async () => {
     const { createPublicKey, verify } = await import('node:crypto');
     const rsaKey = createPublicKey({ key: Buffer.from(key('RSA-2048').spki), format: 'der', type: 'spki' });
     const msg = Buffer.from('pipelined');
     const input = encodeDigestInfo('SHA-256', createHash('sha256').update(msg).digest());
-    const rsa = Array.from({ length: 7 }, () => signer.sign(key('RSA-2048').hsmKeyId, { kind: 'rsa-pkcs1' }, input));
-    // The pump runs as a microtask: 2 lanes x 2 batches of one RSA signature each are out, 3 wait.
-    await Promise.resolve();
-    expect(signer.poolStats().queued).toBe(3);
-    (await Promise.all(rsa)).forEach((sig) => expect(verify('sha256', msg, rsaKey, sig)).toBe(true));
+    const rsaBurst = async (n: number) => {
+      const batches = signer.laneBatches;
+      const sigs = Array.from({ length: n }, () => signer.sign(key('RSA-2048').hsmKeyId, { kind: 'rsa-pkcs1' }, input));
+      // The pump runs as a microtask.
+      await Promise.resolve();
+      const out = { queued: signer.poolStats().queued, posted: signer.laneBatches - batches };
+      (await Promise.all(sigs)).forEach((sig) => expect(verify('sha256', msg, rsaKey, sig)).toBe(true));
+      return { ...out, batches: signer.laneBatches - batches };
+    };
+    // Two signatures, two idle lanes: one each, in parallel.
+    expect(await rsaBurst(2)).toEqual({ queued: 0, posted: 2, batches: 2 });
+    // Seven over 2 lanes x 2 slots: 2 + 2 + 2 + 1, nothing waits.
+    expect(await rsaBurst(7)).toEqual({ queued: 0, posted: 4, batches: 4 });
+    // Twenty: four batches of 4 out, 4 wait for the first slot that frees, then go in one or two batches.
+    const twenty = await rsaBurst(20);
+    expect(twenty).toMatchObject({ queued: 4, posted: 4 });
+    expect(twenty.batches).toBeGreaterThanOrEqual(5);
+    expect(twenty.batches).toBeLessThanOrEqual(6);
 
     const ec = Array.from({ length: 40 }, (_, i) => signer.sign(key('EC-P256').hsmKeyId, { kind: 'ecdsa' }, createHash('sha256').update(`e${i}`).digest()));
     await Promise.resolve();
