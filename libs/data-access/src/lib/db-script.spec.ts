@@ -1,6 +1,14 @@
 import fc from 'fast-check';
+import { escapeLiteral } from 'pg';
 import { createEmptyDatabase, sql, type TempDatabase } from '../spec/temp-database';
-import { createDb, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlScriptTransaction, type Db } from './db';
+import { createDb, executeSql, inlineParams, preparedStatement, quoteLiteral, sqlPrepared, sqlScriptTransaction, type Db } from './db';
+
+describe(quoteLiteral.name, () => {
+  it('quotes every string exactly as node-postgres escapeLiteral does', () => {
+    const dense = fc.array(fc.constantFrom("'", '\\', 'a', ' E', '\n', 'é', '\u{1F600}', "''", '\\\\'), { maxLength: 30 }).map((parts) => parts.join(''));
+    fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), dense), (text) => quoteLiteral(text) === escapeLiteral(text)), { numRuns: 2000 });
+  });
+});
 
 describe(inlineParams.name, () => {
   it.each([
