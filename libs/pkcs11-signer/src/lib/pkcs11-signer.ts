@@ -103,8 +103,8 @@ interface QueuedSign extends LaneItem {
   /** Already re-run once after a recovery / a stale key handle. */
   recovered: boolean;
   refound: boolean;
-  /** A slow signature (RSA): a batch of its own, so it never holds fast ones behind it. */
-  solo: boolean;
+  /** A slow signature (RSA): batched only with other slow ones (ADR 0038), so it never holds fast ones behind it. */
+  slow: boolean;
 }
 
 /** See {@link Pkcs11Signer.poolStats}. */
@@ -481,8 +481,8 @@ export class Pkcs11Signer implements HsmSigner {
     const { mech, outLen } = m;
     if (this.lanes.length > 0 && !this.lanesFailed && laneCarries(mech) && data.byteLength + outLen <= LANE_DATA_BYTES) {
       return new Promise<Uint8Array>((resolve, reject) => {
-        const solo = isRsa(info.algorithm);
-        this.queue.push({ hsmKeyId, key: NO_KEY, mechanism: mech, data, outLen, resolve, reject, recovered: false, refound: false, solo });
+        const slow = isRsa(info.algorithm);
+        this.queue.push({ hsmKeyId, key: NO_KEY, mechanism: mech, data, outLen, resolve, reject, recovered: false, refound: false, slow });
         this.schedulePump();
       });
     }
@@ -514,19 +514,19 @@ export class Pkcs11Signer implements HsmSigner {
     queueMicrotask(() => {
       this.pumpScheduled = false;
       while (this.queue.length > 0) {
-        const solo = this.queue[0].solo;
+        const slow = this.queue[0].slow;
         const idle = this.laneBusy.reduce((n, b) => n + (b === 0 ? 1 : 0), 0);
         // An EC/EdDSA batch takes an idle lane only: one batch per lane keeps batches large (ADR 0008). A slow
         // signature (RSA) may also wait as a lane's second batch when no lane is idle, so the worker starts it the
         // moment the one before ends instead of waiting for this thread's turn to read back and post (ADR 0034).
         let k = this.laneBusy.indexOf(0);
-        if (k < 0 && solo) k = this.laneBusy.findIndex((b) => b < LANE_DEPTH);
+        if (k < 0 && slow) k = this.laneBusy.findIndex((b) => b < LANE_DEPTH);
         if (k < 0) break;
         const size = Math.min(LANE_MAX_ITEMS, Math.max(MIN_BATCH, Math.ceil(this.queue.length / Math.max(1, idle))));
         let n = 0;
-        // Spread over the free slots, so idle lanes start first and a batch is only as large as the backlog.
-        if (solo) for (n = 1; n < Math.min(RSA_BATCH_MAX, Math.ceil(this.queue.length / this.freeSlots())) && this.queue[n].solo; ) n++;
-        else for (let bytes = 0; n < Math.min(size, this.queue.length) && !this.queue[n].solo && bytes + laneBytes(this.queue[n]) <= LANE_DATA_BYTES; n++) bytes += laneBytes(this.queue[n]);
+        // RSA: spread over the free slots, so idle lanes start first and a batch is only as large as the backlog.
+        const most = slow ? Math.min(RSA_BATCH_MAX, Math.ceil(this.queue.length / this.freeSlots())) : Math.min(size, this.queue.length);
+        for (let bytes = 0; n < most && n < this.queue.length && this.queue[n].slow === slow && bytes + laneBytes(this.queue[n]) <= LANE_DATA_BYTES; n++) bytes += laneBytes(this.queue[n]);
         this.laneBusy[k]++;
         this.laneBatches++;
         void this.drive(k, this.queue.splice(0, n));
