@@ -91,7 +91,7 @@ const MIN_BATCH = 4;
 /**
  * Most slow signatures (RSA) one batch carries. They wait only when every lane slot is taken, and a batch's
  * signatures come back together, so the requests behind them finish (and commit) together: RSA-3072 orders at 32
- * callers took 0.42-0.58 database transactions each instead of 0.66-1.04 (issue 20, ADR 0038). Four keep a batch
+ * callers took 0.33-0.61 database transactions each instead of 0.66-1.04 (issue 20, ADR 0038). Four keep a batch
  * under ~10 ms of RSA-3072 on this hardware.
  */
 const RSA_BATCH_MAX = 4;
