@@ -256,10 +256,10 @@ export function quoteLiteral(text: string): string {
 /**
  * The statement `sql` with its `$n` placeholders replaced by `values` as quoted literals (each the text
  * node-postgres binds for it, escaped as `escapeLiteral` does: {@link quoteLiteral}; the casts written after a
- * placeholder stay), for a batch sent as ONE simple-protocol message ({@link sqlScriptTransaction}). Placeholders inside quoted strings, quoted
- * identifiers and line comments are left alone. Returns undefined (callers then bind parameters as usual) for what
- * this scanner does not read: dollar quoting, E'' strings, block comments, a placeholder without a value, a binary
- * value or a NUL character.
+ * placeholder stay), for a batch sent as ONE simple-protocol message ({@link sqlScriptTransaction}). Placeholders
+ * inside quoted strings, quoted identifiers and line comments are left alone. Returns undefined (callers then bind
+ * parameters as usual) for what this scanner does not read: dollar quoting, E'' strings, block comments, a
+ * placeholder without a value, a binary value or a NUL character.
  */
 export function inlineParams(sql: string, values: readonly unknown[]): string | undefined {
   let out = '';
