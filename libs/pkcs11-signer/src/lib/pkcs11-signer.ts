@@ -522,10 +522,12 @@ export class Pkcs11Signer implements HsmSigner {
         let k = this.laneBusy.indexOf(0);
         if (k < 0 && slow) k = this.laneBusy.findIndex((b) => b < LANE_DEPTH);
         if (k < 0) break;
-        const size = Math.min(LANE_MAX_ITEMS, Math.max(MIN_BATCH, Math.ceil(this.queue.length / Math.max(1, idle))));
+        // EC/EdDSA: the queue shared among the idle lanes, at least MIN_BATCH. RSA: spread over the free slots, so idle
+        // lanes start first and a batch is only as large as the backlog (ADR 0038).
+        const most = slow
+          ? Math.min(RSA_BATCH_MAX, Math.ceil(this.queue.length / this.freeSlots()))
+          : Math.min(LANE_MAX_ITEMS, Math.max(MIN_BATCH, Math.ceil(this.queue.length / Math.max(1, idle))));
         let n = 0;
-        // RSA: spread over the free slots, so idle lanes start first and a batch is only as large as the backlog.
-        const most = slow ? Math.min(RSA_BATCH_MAX, Math.ceil(this.queue.length / this.freeSlots())) : Math.min(size, this.queue.length);
         for (let bytes = 0; n < most && n < this.queue.length && this.queue[n].slow === slow && bytes + laneBytes(this.queue[n]) <= LANE_DATA_BYTES; n++) bytes += laneBytes(this.queue[n]);
         this.laneBusy[k]++;
         this.laneBatches++;
