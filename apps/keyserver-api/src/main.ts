@@ -26,6 +26,7 @@ import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-
 import { bootstrapCommand } from './bootstrap/bootstrap';
 import { InstallationRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
+import { lowerV8ThreadPriority } from './common/thread-priority';
 
 function migrationsDir(): string | undefined {
   const bundled = join(__dirname, 'migrations');
@@ -77,6 +78,13 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFasti
 
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
+  try {
+    const threads = lowerV8ThreadPriority(config.v8BackgroundNice);
+    if (threads > 0) logger.info({ threads, nice: config.v8BackgroundNice }, 'V8 background threads run at a lower priority');
+  } catch (err) {
+    // A speed setting only: a runtime that refuses it (a restrictive seccomp profile) serves as before.
+    logger.warn({ err: (err as Error).message }, 'V8 background threads keep their priority');
+  }
   const metrics = config.metrics ? new ApiMetrics() : undefined;
   const deps = await buildDeps(config, logger, metrics);
   // Subject and key lookups cached until a change is notified (ADR 0028); without the listener nothing is cached.

@@ -1,4 +1,5 @@
 import { createHash, verify, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
 
@@ -52,5 +53,18 @@ describe('the API on a co-located database through its Unix socket', () => {
     } finally {
       await db.end();
     }
+  });
+
+  it('gives the cores to the event loop, the HSM lanes and the database first: V8 background threads run at nice 10', () => {
+    // /proc/<pid>/task/<tid>/stat: "tid (comm) state ..."; nice is the 19th field, the 17th after the comm.
+    const tasks = `/proc/${p.api.child.pid}/task`;
+    const threads = readdirSync(tasks).map((tid) => {
+      const stat = readFileSync(`${tasks}/${tid}/stat`, 'utf8');
+      return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+    });
+    const niceOf = (name: string) => [...new Set(threads.filter((t) => t.name === name).map((t) => t.nice))];
+    expect(niceOf('V8Worker')).toEqual([10]);
+    expect(niceOf('MainThread')).toEqual([0]);
+    expect(niceOf('WorkerThread')).toEqual([0]); // the HSM lanes
   });
 });

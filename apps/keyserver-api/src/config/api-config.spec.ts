@@ -36,12 +36,19 @@ describe(loadApiConfig.name, () => {
     expect(loadApiConfig({ ...VALID, DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
+  it('ok runs V8 background threads at nice 10 unless told otherwise (0 leaves them)', () => {
+    expect(loadApiConfig(VALID).v8BackgroundNice).toBe(10);
+    expect(loadApiConfig({ ...VALID, V8_BACKGROUND_NICE: '0' }).v8BackgroundNice).toBe(0);
+  });
+
   it.each([
     ['fail a multi-host DATABASE_URL (node-postgres connects to one endpoint)', { DATABASE_URL: 'postgresql://u@db1:5432,db2:5432/ks?target_session_attrs=read-write' }, 'DATABASE_URL'],
     ['fail target_session_attrs the pool cannot honour', { DATABASE_URL: 'postgresql://u@db/ks?target_session_attrs=standby' }, 'DATABASE_URL'],
     ['fail a connect timeout below 100 ms', { DATABASE_CONNECT_TIMEOUT_MS: '10' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
     ['fail a negative statement timeout', { DATABASE_STATEMENT_TIMEOUT_MS: '-1' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
     ['fail a lock timeout that is not a number', { DATABASE_LOCK_TIMEOUT_MS: 'soon' }, 'DATABASE_LOCK_TIMEOUT_MS'],
+    ['fail a V8 background nice above 19 (no such priority)', { V8_BACKGROUND_NICE: '20' }, 'V8_BACKGROUND_NICE'],
+    ['fail a negative V8 background nice (a raised priority needs privileges)', { V8_BACKGROUND_NICE: '-5' }, 'V8_BACKGROUND_NICE'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
   });

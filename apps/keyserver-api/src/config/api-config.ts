@@ -66,6 +66,8 @@ const schema = z
     // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
     KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Nice of V8's background compiler and GC helper threads (docs/adr/0039-v8-background-threads.md); 0 leaves them.
+    V8_BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
     // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
     ...notifyEnvSchema,
     // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
@@ -123,6 +125,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     crlRefreshMs: raw.CRL_REFRESH_SECONDS * 1000,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
+    v8BackgroundNice: raw.V8_BACKGROUND_NICE,
     notify: notifyConfig(raw),
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
     cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
