@@ -93,7 +93,9 @@ const gcPart = (a) => (a ? `; the API meanwhile: ${a.minor.count} scavenges >= 1
 const pgPart = (d) => (d ? `; pgbench -R ${f1(d.perSecond)}/s, same SQL: p50 ${f1(d.p50ms)} p99 ${f1(d.p99ms)} ms, ${d.over25} of ${d.n} over 25 ms` : '');
 const serverPart = (s) =>
   s ? `; over 25 ms as the API measured them: ${Object.entries(s).map(([k, v]) => `${k} ${v.over} of ${v.n}`).join(', ')}` : '';
-const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}${pgPart(x.tail.pgbench)}` : '');
+const flushPart = (f) =>
+  f ? `; PostgreSQL's WAL flushes meanwhile (fdatasync, perf): ${f.n}, p50 ${f1(f.p50ms)} p99 ${f1(f.p99ms)} ms, ${f.over25} over 25 ms, longest ${f.longest.map((x) => `${f1(x.ms)} ms at ${x.atMs} ms`).join(', ') || 'none'}` : '';
+const tailLine = (x) => (x.tail ? `p99 of the uncounted warm-up ${x.tail.warmupP99Ms} ms; p99 per counted second ${x.tail.p99PerSecondMs.join(' / ')} ms; client lag p99 ${x.tail.clientLagP99Ms} ms; slowest ${x.tail.slowest.slice(0, 5).map((s) => `${s.ms} ms at ${s.atMs} ms`).join(', ')}${gcPart(x.tail.api)}${serverPart(x.tail.server)}${flushPart(x.tail.flushes)}${pgPart(x.tail.pgbench)}` : '');
 
 /** A same-run machine ceiling (yardsticks.ts machineCeilings) in words: its parts, its rate, its ratio. */
 const PART_NAMES = {

@@ -18,7 +18,7 @@ import { call, ciToken, operationBody, userToken } from '../../apps/keyserver-e2
 import { RESERVE_SQL } from '../../libs/data-access/src/lib/repositories/usage';
 import { auditCallSql } from '../../libs/data-access/src/lib/repositories/audit.repository';
 import { summarizeProfile, type ProfileSummary } from './profile';
-import { machineCeilings, p11speed, pct, pgbench, pgbenchAtRate, postgresCpuMs, postmasterOf, startBareServer, startCfssl, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
+import { machineCeilings, p11speed, pct, pgbench, pgbenchAtRate, postgresCpuMs, postmasterOf, startBareServer, startCfssl, traceFlushes, treeCpuMs, waitFor, wrk, wrkScript, type Cell, type WrkRequest } from './yardsticks';
 
 export type { Cell, MachineCeiling } from './yardsticks';
 // For scripts/bench.mjs, which loads only this bundle.
@@ -584,7 +584,11 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       // Scraped before the warm-up, not when counting starts: a scrape's gauges cost the API a few milliseconds, which
       // landed on the first counted answers. The API's counts thus include the warm-up's requests.
       const before = metricsUrl ? await serverSide(metricsUrl) : undefined;
+      // The disk's part of the tail: every commit of a finish waits for a WAL flush (perf, where it may record).
+      const flushes = traceFlushes(work);
       const half = await fixedRate(o.fixedRateClient, 'P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
+      const flushed = half.tail ? await flushes.stop(half.tail.fromWall, half.tail.toWall) : await flushes.stop(0, 0);
+      if (half.tail && flushed) half.tail.flushes = flushed;
       if (half.tail && metricsUrl && before) {
         const after = await serverSide(metricsUrl);
         half.tail.server = Object.fromEntries(SERVER_SIDE.map(([key], i) => [key, slowerThan(before[i], after[i], 0.025)]));

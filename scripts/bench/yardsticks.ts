@@ -36,6 +36,8 @@ export interface Cell {
     server?: Record<string, { n: number; over: number }>;
     /** pgbench -R at the same rate, same SQL (one order's two statements, hot row): the database's own tail. */
     pgbench?: { perSecond: number; p50ms: number; p99ms: number; over25: number; n: number };
+    /** PostgreSQL's WAL flushes (fdatasync) that began in the counted part, as perf recorded them. */
+    flushes?: FlushStalls;
   };
 }
 
@@ -323,4 +325,78 @@ export function pgbenchAtRate(url: string, scripts: string[], clients: number, s
 export function p11speed(bin: string, env: NodeJS.ProcessEnv, args: { module: string; token: string; pin: string; keyIdHex: string; mech: 'ecdsa' | 'rsa'; inputLen: number; seconds: number; threads: number }): number {
   const out = execFileSync(bin, [args.module, args.token, args.pin, args.keyIdHex, args.mech, String(args.inputLen), String(args.seconds), String(args.threads)], { env });
   return Number(out.toString().trim().split('\n')[0]);
+}
+
+/** PostgreSQL's WAL flushes (fdatasync) in a window, as the kernel saw them: every durable commit waits for one. */
+export interface FlushStalls {
+  n: number;
+  p50ms: number;
+  p99ms: number;
+  maxMs: number;
+  over25: number;
+  /** The longest, with when they began (ms into the window). */
+  longest: { atMs: number; ms: number }[];
+}
+
+/**
+ * The durations of `comm`'s fdatasync calls from `perf script -F comm,tid,time,event` of the syscall tracepoints
+ * recorded with `-k mono`, those that began in [fromWall, toWall]; `wallMinusMonoMs` converts perf's monotonic
+ * seconds to the wall clock. Calls are paired per thread: an exit without its entry (the recording began inside
+ * the call) is dropped.
+ */
+export function flushStalls(perfScript: string, wallMinusMonoMs: number, fromWall: number, toWall: number, comm = 'postgres'): FlushStalls {
+  const began = new Map<string, number>();
+  const calls: { atMs: number; ms: number }[] = [];
+  for (const line of perfScript.split('\n')) {
+    const m = /^\s*(\S+)\s+(\d+)\s+([\d.]+):\s+syscalls:sys_(enter|exit)_fdatasync\b/.exec(line);
+    if (!m || m[1] !== comm) continue;
+    const ms = Number(m[3]) * 1000;
+    if (m[4] === 'enter') began.set(m[2], ms);
+    else {
+      const from = began.get(m[2]);
+      began.delete(m[2]);
+      const wall = from === undefined ? NaN : from + wallMinusMonoMs;
+      if (from !== undefined && wall >= fromWall && wall <= toWall) calls.push({ atMs: Math.round(wall - fromWall), ms: Math.round((ms - from) * 100) / 100 });
+    }
+  }
+  const sorted = calls.map((c) => c.ms).sort((a, b) => a - b);
+  return {
+    n: calls.length,
+    p50ms: pct(sorted, 0.5),
+    p99ms: pct(sorted, 0.99),
+    maxMs: sorted.length ? sorted[sorted.length - 1] : NaN,
+    over25: sorted.filter((x) => x >= 25).length,
+    longest: [...calls].sort((a, b) => b.ms - a.ms).slice(0, 3),
+  };
+}
+
+/**
+ * Records every fdatasync of the machine with `perf record` (syscall tracepoints; root and tracefs needed) until
+ * `stop()`, which returns PostgreSQL's in [fromWall, toWall], or undefined where perf cannot record them.
+ */
+export function traceFlushes(dir: string): { stop: (fromWall: number, toWall: number) => Promise<FlushStalls | undefined> } {
+  const file = join(dir, 'flushes.data');
+  const wallMinusMonoMs = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  let perf: ChildProcess | undefined;
+  try {
+    perf = spawn('perf', ['record', '-q', '-k', 'mono', '-a', '-o', file, '-e', 'syscalls:sys_enter_fdatasync', '-e', 'syscalls:sys_exit_fdatasync'], { stdio: 'ignore' });
+    perf.on('error', () => (perf = undefined));
+  } catch {
+    perf = undefined;
+  }
+  return {
+    stop: async (fromWall, toWall) => {
+      const p = perf;
+      if (!p || p.exitCode !== null) return undefined;
+      const exited = new Promise<void>((r) => p.once('exit', () => r()));
+      p.kill('SIGINT');
+      await exited;
+      try {
+        const out = execFileSync('perf', ['script', '-i', file, '-F', 'comm,tid,time,event'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 256 << 20 });
+        return flushStalls(out, wallMinusMonoMs, fromWall, toWall);
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }

@@ -6,7 +6,7 @@ import { freePort } from '@keyserver/testing';
 
 // scripts/ is no Nx project: its modules are loaded by path (jest transforms them like any test source).
 const root = join(__dirname, '../../..');
-const { boundVerdict, machineCeilings, postgresCpuMs, postmasterOf, startBareServer, treeCpuMs, waitFor, wrk, wrkScript } = require(join(root, 'scripts/bench/yardsticks')) as typeof import('../../../scripts/bench/yardsticks');
+const { boundVerdict, flushStalls, machineCeilings, postgresCpuMs, postmasterOf, startBareServer, treeCpuMs, waitFor, wrk, wrkScript } = require(join(root, 'scripts/bench/yardsticks')) as typeof import('../../../scripts/bench/yardsticks');
 const { summarizeProfile } = require(join(root, 'scripts/bench/profile')) as typeof import('../../../scripts/bench/profile');
 
 // A smoke test of `npm run bench`'s own tools (the full bench is not part of npm test): the Lua scripts it writes
@@ -124,5 +124,23 @@ describe('bench tools', () => {
     ['fail no ceiling (DB CPU not measured)', 0.1, 0.25, NaN, '**not met**'],
   ])('%s', (_name, value, target, ceiling, expected) => {
     expect(boundVerdict(value, target, ceiling)).toBe(expected);
+  });
+
+  it('times PostgreSQL\'s fdatasync calls from perf\'s syscall records, per thread, only those begun in the window', () => {
+    // perf script -F comm,tid,time,event of a recording with -k mono; wall = mono + 1000 ms here.
+    const script = [
+      '        postgres  4242  9.000000: syscalls:sys_exit_fdatasync: 0x0', // entry before the recording: dropped
+      '        postgres  4242  10.000000: syscalls:sys_enter_fdatasync: fd: 0x00000003',
+      '        postgres  4343  10.001000: syscalls:sys_enter_fdatasync: fd: 0x00000004',
+      '        postgres  4343  10.001500: syscalls:sys_exit_fdatasync: 0x0',
+      '              dd  5000  10.002000: syscalls:sys_enter_fdatasync: fd: 0x00000001', // not PostgreSQL
+      '              dd  5000  10.900000: syscalls:sys_exit_fdatasync: 0x0',
+      '        postgres  4242  10.040000: syscalls:sys_exit_fdatasync: 0x0',
+      '        postgres  4242  12.500000: syscalls:sys_enter_fdatasync: fd: 0x00000003', // begun after the window
+      '        postgres  4242  12.600000: syscalls:sys_exit_fdatasync: 0x0',
+    ].join('\n');
+    const f = flushStalls(script, 1000, 11_000, 12_000);
+    expect(f).toEqual({ n: 2, p50ms: 40, p99ms: 40, maxMs: 40, over25: 1, longest: [{ atMs: 0, ms: 40 }, { atMs: 1, ms: 0.5 }] });
+    expect(flushStalls('', 0, 0, 1).n).toBe(0);
   });
 });
