@@ -219,7 +219,8 @@ machine with a tool we did not write. Produced by \`npm run bench\` (\`node scri
 \`scripts/bench/run.ts\`; prints, writes only the JSON), \`--half-rate N\` (the fixed arrival rate instead of half the peak); \`--db-tcp\` (the API and pgbench reach PostgreSQL over TCP instead of its Unix socket); \`--profile [--seconds 10]\` instead writes a CPU
 profile summary of the API under wrk load (\`docs/benchmarks-profile.json\`). The script rewrites this file down to
 the marker line (the findings below it are kept) and the JSON on every run. It needs \`npm run build\`, PostgreSQL
-15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc.
+15 on 127.0.0.1:5432 and the Debian packages \`wrk\`, \`golang-cfssl\`, \`postgresql-15\` (pgbench, pg_dump), gcc;
+\`linux-perf\` and root for the WAL flushes of the half-rate cell (n/a without them).
 
 How it runs: \`scripts/bench.mjs\` bundles \`scripts/bench/run.ts\` with esbuild and builds the C baseline
 \`scripts/bench/p11speed.c\` with gcc, then starts the real platform with \`startPlatform({ replicas: 2 })\` (built
@@ -233,7 +234,9 @@ no authentication, database or HSM) signing the same CSRs. Rounds interleave yar
 flips every round); each cell keeps its best round. The Node client is used only for the streamed firmware upload
 and for a fixed arrival rate (p99 at half the peak rate), which wrk cannot do; the latter runs in its own small
 process on raw keep-alive sockets (\`scripts/bench/fixed-rate-client.cjs\`), next to the API's own latency histograms
-(metrics are on in every cell, as in docker-compose.yml) and **pgbench -R** running the same SQL at the same rate.
+(metrics are on in every cell, as in docker-compose.yml), PostgreSQL's own WAL flushes in the same window (every
+\`fdatasync\` as the kernel saw it, \`perf record\` of the syscall tracepoints) and **pgbench -R** running the same SQL
+at the same rate.
 PostgreSQL's CPU is measured per cell like the API's: utime+stime from /proc of the whole server (the postmaster's
 process tree - the postmaster is the parent of the bench's own backend - plus the postmaster's cutime+cstime, the
 backends it reaped during the cell) over the cell, per request (pgbench: per transaction). The two targets the cores
