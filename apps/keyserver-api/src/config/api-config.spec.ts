@@ -36,9 +36,9 @@ describe(loadApiConfig.name, () => {
     expect(loadApiConfig({ ...VALID, DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
-  it('ok runs V8 background threads at nice 10 unless told otherwise (0 leaves them)', () => {
-    expect(loadApiConfig(VALID).v8BackgroundNice).toBe(10);
-    expect(loadApiConfig({ ...VALID, V8_BACKGROUND_NICE: '0' }).v8BackgroundNice).toBe(0);
+  it('ok leaves V8 background threads alone unless told to lower them (ADR 0039)', () => {
+    expect(loadApiConfig(VALID).v8BackgroundNice).toBe(0);
+    expect(loadApiConfig({ ...VALID, V8_BACKGROUND_NICE: '10' }).v8BackgroundNice).toBe(10);
   });
 
   it.each([

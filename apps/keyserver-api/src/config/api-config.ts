@@ -66,8 +66,8 @@ const schema = z
     // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
     KEYSERVER_MODE: z.enum(['production', 'demo']).default('production'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    // Nice of V8's background compiler and GC helper threads (docs/adr/0039-v8-background-threads.md); 0 leaves them.
-    V8_BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
+    // Nice of V8's background compiler and GC helper threads (docs/adr/0039-v8-background-threads.md); 0 (default) leaves them.
+    V8_BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(0),
     // Approver notifications (email, webhooks): src/notifications/notify-config.ts, docs/notifications.md.
     ...notifyEnvSchema,
     // Prometheus metrics on their own listener (docs/adr/0022-metrics-endpoint.md): METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE.
