@@ -587,7 +587,7 @@ export async function runBench(o: BenchOptions, log: (m: string) => void): Promi
       // The disk's part of the tail: every commit of a finish waits for a WAL flush (perf, where it may record).
       const flushes = traceFlushes(work);
       const half = await fixedRate(o.fixedRateClient, 'P-256 sign orders at half the peak rate (fixed arrivals, Node client)', peak / 2, Math.max(2 * S, 8), HALF_RATE_WARMUP_SECONDS, urls[0], '/api/signorders', bodies, ci);
-      const flushed = half.tail ? await flushes.stop(half.tail.fromWall, half.tail.toWall) : await flushes.stop(0, 0);
+      const flushed = await flushes.stop(half.tail?.fromWall ?? 0, half.tail?.toWall ?? 0);
       if (half.tail && flushed) half.tail.flushes = flushed;
       if (half.tail && metricsUrl && before) {
         const after = await serverSide(metricsUrl);

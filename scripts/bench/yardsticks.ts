@@ -339,17 +339,17 @@ export interface FlushStalls {
 }
 
 /**
- * The durations of `comm`'s fdatasync calls from `perf script -F comm,tid,time,event` of the syscall tracepoints
+ * The durations of PostgreSQL's fdatasync calls from `perf script -F comm,tid,time,event` of the syscall tracepoints
  * recorded with `-k mono`, those that began in [fromWall, toWall]; `wallMinusMonoMs` converts perf's monotonic
  * seconds to the wall clock. Calls are paired per thread: an exit without its entry (the recording began inside
  * the call) is dropped.
  */
-export function flushStalls(perfScript: string, wallMinusMonoMs: number, fromWall: number, toWall: number, comm = 'postgres'): FlushStalls {
+export function flushStalls(perfScript: string, wallMinusMonoMs: number, fromWall: number, toWall: number): FlushStalls {
   const began = new Map<string, number>();
   const calls: { atMs: number; ms: number }[] = [];
   for (const line of perfScript.split('\n')) {
     const m = /^\s*(\S+)\s+(\d+)\s+([\d.]+):\s+syscalls:sys_(enter|exit)_fdatasync\b/.exec(line);
-    if (!m || m[1] !== comm) continue;
+    if (!m || m[1] !== 'postgres') continue;
     const ms = Number(m[3]) * 1000;
     if (m[4] === 'enter') began.set(m[2], ms);
     else {
