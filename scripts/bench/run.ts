@@ -188,6 +188,7 @@ function slowerThan(before: Map<number, number>, after: Map<number, number>, ove
 /** The API's own histograms of the fixed-rate cell's signorders: what the server measured, next to what the client saw. */
 const SERVER_SIDE = [
   ['request', 'http_request_duration_seconds', 'route="/api/signorders"'],
+  ['reservation', 'keyserver_usage_reservation_duration_seconds', ''],
   ['auditAppend', 'keyserver_audit_append_duration_seconds', ''],
   ['hsm', 'keyserver_hsm_operation_duration_seconds', ''],
 ] as const;

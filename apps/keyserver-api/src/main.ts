@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
 import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@keyserver/config';
-import { createDb, migrateDatabase, observeAuditAppends } from '@keyserver/data-access';
+import { createDb, migrateDatabase, observeAuditAppends, observeReservations } from '@keyserver/data-access';
 import { exitOnSignals, requestMetrics, startMetricsServer } from '@keyserver/observability';
 import { UsageReaper } from './usage/usage-reaper';
 import { CrlRefresher } from './crl/crl-refresher';
@@ -57,6 +57,7 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   if (!metrics) return { config, logger, db, signer: pkcs11, validator };
   metrics.attach({ db, hsmPool: () => pkcs11.poolStats(), logger });
   observeAuditAppends(metrics.onAuditAppend);
+  observeReservations(metrics.onReservation);
   return { config, logger, db, signer: metrics.instrumentSigner(pkcs11), validator };
 }
 

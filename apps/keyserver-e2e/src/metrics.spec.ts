@@ -47,6 +47,7 @@ describe('Prometheus metrics', () => {
       'keyserver_certificates_total',
       'keyserver_audit_append_duration_seconds',
       'keyserver_hsm_operation_duration_seconds',
+      'keyserver_usage_reservation_duration_seconds',
       'keyserver_hsm_sessions',
       'keyserver_db_pool_connections',
       'keyserver_operations_awaiting_approval',
@@ -79,6 +80,7 @@ describe('Prometheus metrics', () => {
     expect(delta('http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/operations', status: '201' })).toBe(1);
     expect(delta('keyserver_hsm_operation_duration_seconds_count', { operation: 'sign', outcome: 'ok' })).toBeGreaterThanOrEqual(2);
     expect(delta('keyserver_audit_append_duration_seconds_count', { path: 'with_result' })).toBeGreaterThanOrEqual(2);
+    expect(delta('keyserver_usage_reservation_duration_seconds_count', { kind: 'signorder', outcome: 'reserved' })).toBe(2);
     expect(delta('keyserver_audit_append_duration_seconds_count', { path: 'statement' })).toBeGreaterThanOrEqual(1);
     expect(delta('keyserver_audit_events_total', { action: 'signorder.create', outcome: 'success' })).toBe(2);
     // Bounded cardinality: no raw path, id or caller-supplied value anywhere in the exposition.
@@ -96,7 +98,9 @@ describe('Prometheus metrics', () => {
     const r = await api(ci, 'POST', '/api/v1/certificates', { operationid: op.body.id, keyid: 'demo-ca-dev', csr: readFileSync(join(work, 'd.csr'), 'utf8') });
     expect(r.status).toBe(201);
     const after = await apiSamples();
-    expect(valueOf(after, 'keyserver_certificates_total', { key: 'demo-ca-dev', outcome: 'success' }) - valueOf(before, 'keyserver_certificates_total', { key: 'demo-ca-dev', outcome: 'success' })).toBe(1);
+    const delta = (name: string, labels: Record<string, string>) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    expect(delta('keyserver_certificates_total', { key: 'demo-ca-dev', outcome: 'success' })).toBe(1);
+    expect(delta('keyserver_usage_reservation_duration_seconds_count', { kind: 'certificate', outcome: 'reserved' })).toBe(1);
   });
 
   it('counts firmware signatures by key, and the streamed route by its template', async () => {

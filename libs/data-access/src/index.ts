@@ -85,7 +85,7 @@ export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInpu
 export { AuditRepository, type AuditFilter, type ChainVerification } from './lib/repositories/audit.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
 export { CertificateIssuanceRepository, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
-export { releaseExpiredReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind } from './lib/repositories/usage';
+export { releaseExpiredReservations, observeReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind, type ReservationObserver } from './lib/repositories/usage';
 export { DeviceProfileRepository } from './lib/repositories/device-profile.repository';
 export {
   type AdminSessionNoticePayload,

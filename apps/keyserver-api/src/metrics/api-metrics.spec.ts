@@ -56,6 +56,20 @@ describe(ApiMetrics.name, () => {
     expect(counts).toEqual([{ labels: { path: 'with_result', le: '+Inf' }, value: 1 }]);
   });
 
+  it('times usage reservations by kind and outcome (reserved or the refusal code)', async () => {
+    const m = new ApiMetrics();
+    m.onReservation('certificate', 0.002, 'reserved');
+    m.onReservation('signorder', 0.04, 'usage_exhausted');
+    m.onReservation('signorder', 0.001, 'usage_exhausted');
+    const inf = (await series(m, 'keyserver_usage_reservation_duration_seconds')).filter((x) => x.labels['le'] === '+Inf');
+    expect(inf).toEqual([
+      { labels: { kind: 'certificate', outcome: 'reserved', le: '+Inf' }, value: 1 },
+      { labels: { kind: 'signorder', outcome: 'usage_exhausted', le: '+Inf' }, value: 2 },
+    ]);
+    const slow = (await series(m, 'keyserver_usage_reservation_duration_seconds')).find((x) => x.labels['outcome'] === 'usage_exhausted' && x.labels['le'] === 0.025);
+    expect(slow?.value).toBe(1);
+  });
+
   it('times HSM calls by operation and outcome (the error code), passing results and errors through', async () => {
     const m = new ApiMetrics();
     const inner = {

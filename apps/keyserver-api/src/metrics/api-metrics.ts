@@ -52,6 +52,7 @@ export class ApiMetrics {
   private readonly auditAppend: Histogram<'path'>;
   private readonly auditAppendFailures: Counter<'path'>;
   private readonly hsmDuration: Histogram<'operation' | 'outcome'>;
+  private readonly reservation: Histogram<'kind' | 'outcome'>;
   private readonly collectErrors: Counter<'source'>;
   private sources?: ApiMetricsSources;
   /** The repositories the scrape reads, made once when the metrics are attached to the process's database. */
@@ -85,6 +86,13 @@ export class ApiMetrics {
       buckets: HSM_BUCKETS,
       registers: r,
     });
+    this.reservation = new Histogram({
+      name: 'keyserver_usage_reservation_duration_seconds',
+      help: 'Usage reservations (one usage of an operation key taken before the HSM signs) by kind (signorder, certificate) and outcome (reserved or the refusal code), including the wait for the group commit ahead.',
+      labelNames: ['kind', 'outcome'] as const,
+      buckets: AUDIT_BUCKETS,
+      registers: r,
+    });
     this.collectErrors = new Counter({ name: 'keyserver_metrics_collect_errors_total', help: 'Scrape-time reads that failed (the gauge has no sample in that scrape).', labelNames: ['source'] as const, registers: r });
     new Gauge({ name: 'keyserver_info', help: 'Always 1; the labels name the runtime.', labelNames: ['node'] as const, registers: r }).set({ node: process.versions.node }, 1);
     this.scrapeGauges();
@@ -110,6 +118,11 @@ export class ApiMetrics {
     // A key that signed or issued exists: it may name a series even before the next scrape reads the key table.
     if (outcome === 'success') this.keys.learn(input.keyid);
     counter.inc({ key: this.keys.of(input.keyid), outcome, code: input.errorCode ? this.codes.admit(input.errorCode) : 'none' });
+  };
+
+  /** The reservation observer (data-access `observeReservations`): the stage before the HSM, as the audit append is the one after it. */
+  readonly onReservation = (kind: string, seconds: number, outcome: string): void => {
+    this.reservation.observe({ kind: this.actions.admit(kind), outcome: this.codes.admit(outcome) }, seconds);
   };
 
   /** Wraps the signer so every HSM call is timed by operation and outcome (two clock reads per call). */

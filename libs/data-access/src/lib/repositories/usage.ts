@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { QueryResultRow } from 'pg';
 import { UUID, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
 import { DataAccessError } from '../errors';
@@ -91,6 +92,43 @@ type ReserveRow = { opKeyId: string; keyId: string; usagesAllowed: number; usage
  * key_revoked or not_found). A (subjectId, idempotencyKey) already reserved and in flight is `conflict`.
  */
 export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reservation> {
+  const o = reservationObserver;
+  if (!o) return reserve(db, req);
+  const start = performance.now();
+  const report = (outcome: string) => {
+    try {
+      o(req.kind, (performance.now() - start) / 1000, outcome);
+    } catch {
+      // metrics never break a reservation
+    }
+  };
+  return reserve(db, req).then(
+    (r) => {
+      report('reserved');
+      return r;
+    },
+    (err: unknown) => {
+      report(err instanceof DataAccessError ? err.code : 'error');
+      throw err;
+    },
+  );
+}
+
+/**
+ * Told of every reservation when it is decided: its kind, the seconds from the call (the wait for the batch ahead,
+ * the group commit, and on a refusal the read that names its reason) and `reserved` or the refusal's code (a
+ * DataAccessError code, `error` for anything else). Must be cheap, synchronous and never throw.
+ */
+export type ReservationObserver = (kind: ReservationKind, seconds: number, outcome: string) => void;
+
+let reservationObserver: ReservationObserver | undefined;
+
+/** Sets (or clears) the process's reservation observer: the API's metrics time reservations with it. */
+export function observeReservations(next: ReservationObserver | undefined): void {
+  reservationObserver = next;
+}
+
+async function reserve(db: Db, req: ReserveRequest): Promise<Reservation> {
   if (!UUID.test(req.operationId)) throw new DataAccessError('not_found', 'operation not found');
   const now = req.now ?? new Date();
   const digest = req.digest?.toLowerCase() ?? null;
