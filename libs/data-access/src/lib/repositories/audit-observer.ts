@@ -21,23 +21,30 @@ export function observeAuditAppends(next: AuditAppendObserver | undefined): void
 /** Runs one append statement; the observer learns its duration and whether the event was written (`written(result)`). */
 export function timedAppend<T>(input: AuditInput, path: AuditAppendPath, run: () => Promise<T>, written: (result: T) => boolean = () => true): Promise<T> {
   const o = observer;
-  if (!o) return run();
+  return o ? timed(run, (seconds, result) => o(input, seconds, path, result.ok && written(result.value))) : run();
+}
+
+/**
+ * Runs `run` and tells `report` its duration in seconds and how it ended, then settles as `run` did. For metrics
+ * observers: a report that throws is swallowed, so an observer never changes the outcome it observes.
+ */
+export function timed<T>(run: () => Promise<T>, report: (seconds: number, result: { ok: true; value: T } | { ok: false; error: unknown }) => void): Promise<T> {
   const start = performance.now();
-  const report = (ok: boolean) => {
+  const tell = (result: { ok: true; value: T } | { ok: false; error: unknown }) => {
     try {
-      o(input, (performance.now() - start) / 1000, path, ok);
+      report((performance.now() - start) / 1000, result);
     } catch {
-      // metrics never break an audited decision
+      // metrics never break what they observe
     }
   };
   return run().then(
-    (result) => {
-      report(written(result));
-      return result;
+    (value) => {
+      tell({ ok: true, value });
+      return value;
     },
-    (err: unknown) => {
-      report(false);
-      throw err;
+    (error: unknown) => {
+      tell({ ok: false, error });
+      throw error;
     },
   );
 }

@@ -1,11 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { QueryResultRow } from 'pg';
 import { UUID, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
-import { timedAppend } from './audit-observer';
+import { timed, timedAppend } from './audit-observer';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
 
 // The one place that takes a usage of an operation's key. Whether it may be used is the operation policy
@@ -94,23 +93,9 @@ type ReserveRow = { opKeyId: string; keyId: string; usagesAllowed: number; usage
 export async function reserveUsage(db: Db, req: ReserveRequest): Promise<Reservation> {
   const o = reservationObserver;
   if (!o) return reserve(db, req);
-  const start = performance.now();
-  const report = (outcome: string) => {
-    try {
-      o(req.kind, (performance.now() - start) / 1000, outcome);
-    } catch {
-      // metrics never break a reservation
-    }
-  };
-  return reserve(db, req).then(
-    (r) => {
-      report('reserved');
-      return r;
-    },
-    (err: unknown) => {
-      report(err instanceof DataAccessError ? err.code : 'error');
-      throw err;
-    },
+  return timed(
+    () => reserve(db, req),
+    (seconds, r) => o(req.kind, seconds, r.ok ? 'reserved' : r.error instanceof DataAccessError ? r.error.code : 'error'),
   );
 }
 
