@@ -44,7 +44,7 @@ export {
   type UsabilityRefusal,
 } from './lib/policy/operation-policy';
 export { createDb, isDatabaseUnavailable, type Db, type Isolation } from './lib/db';
-export { CONNECTION_DEFAULTS, parseDatabaseUrl, poolConfig, type ConnectionOptions } from './lib/connection';
+export { CONNECTION_DEFAULTS, parseDatabaseUrl, poolConfig, type ConnectionOptions, type DatabasePooler } from './lib/connection';
 export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';
 export type { MigrationFile, MigrationLogger } from './lib/migrate/migrator';
 export { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from './lib/audit-hash';

@@ -6,8 +6,18 @@ import { DataAccessError } from './errors';
 // one endpoint that always leads to the primary (HAProxy's primary port checked through Patroni's REST API, or
 // CloudNativePG's "-rw" Service), bounded waits everywhere, and no connection kept to a server that cannot write.
 
+/**
+ * What sits between the pool and PostgreSQL. `none`: PostgreSQL itself, HAProxy, or a session-pooling PgBouncer (a
+ * pooled connection is one session). `transaction`: a transaction-pooling PgBouncer, where consecutive transactions
+ * of one connection may run in different server sessions: nothing may rely on the session (no prepared statements,
+ * no settings sent at connect; docs/scaling.md).
+ */
+export type DatabasePooler = 'none' | 'transaction';
+
 /** Bounds of one pool; every one of them turns into 503 database_unavailable when it is hit. */
 export interface ConnectionOptions {
+  /** Default `none`; see {@link DatabasePooler}. */
+  pooler?: DatabasePooler;
   /** Connections in the pool (default 10). */
   poolSize?: number;
   /** Opening a connection, TCP and startup included (default 5 s). */
@@ -74,6 +84,9 @@ export function poolConfig(databaseUrl: string, o: ConnectionOptions = {}): Pool
   const lockTimeoutMs = o.lockTimeoutMs ?? CONNECTION_DEFAULTS.lockTimeoutMs;
   const idle = o.idleInTransactionTimeoutMs ?? CONNECTION_DEFAULTS.idleInTransactionTimeoutMs;
   const readWrite = (o.readWrite ?? true) && targetSessionAttrs === 'read-write';
+  // PgBouncer (1.18) refuses a startup packet with these parameters, and would apply them to one server session only;
+  // behind a transaction pooler the server-side timeouts come from the role (ALTER ROLE ... SET, docs/scaling.md).
+  const session = o.pooler !== 'transaction';
   return {
     connectionString,
     max: o.poolSize ?? CONNECTION_DEFAULTS.poolSize,
@@ -87,9 +100,9 @@ export function poolConfig(databaseUrl: string, o: ConnectionOptions = {}): Pool
     // and by the read timeout on busy ones (armReadTimeout).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
-    ...(lockTimeoutMs > 0 ? { lock_timeout: lockTimeoutMs } : {}),
-    ...(idle > 0 ? { idle_in_transaction_session_timeout: idle } : {}),
+    ...(session && statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    ...(session && lockTimeoutMs > 0 ? { lock_timeout: lockTimeoutMs } : {}),
+    ...(session && idle > 0 ? { idle_in_transaction_session_timeout: idle } : {}),
     ...(readWrite ? { verify: verifyReadWrite } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { escapeLiteral } from 'pg';
 import { createEmptyDatabase, sql, type TempDatabase } from '../spec/temp-database';
-import { createDb, executeSql, inlineParams, preparedStatement, quoteLiteral, sqlPrepared, sqlScriptTransaction, type Db } from './db';
+import { createDb, executeSql, inlineParams, preparedStatement, quoteLiteral, scriptSql, sqlPrepared, sqlScriptTransaction, type Db } from './db';
 
 describe(quoteLiteral.name, () => {
   it('quotes every string exactly as node-postgres escapeLiteral does', () => {
@@ -69,6 +69,8 @@ describe(preparedStatement.name, () => {
 describe(sqlScriptTransaction.name, () => {
   let tmp: TempDatabase;
   let db: Db;
+  /** The same database as a transaction pooler's client sees it: no prepared statements (docs/scaling.md). */
+  let unprepared: Db;
 
   beforeAll(async () => {
     tmp = await createEmptyDatabase('script');
@@ -76,8 +78,10 @@ describe(sqlScriptTransaction.name, () => {
     // A constraint checked at COMMIT: the only way here to make COMMIT itself fail.
     await sql(tmp.url, 'CREATE TABLE d (id int, CONSTRAINT d_once UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)');
     db = createDb(tmp.url, { poolSize: 2 });
+    unprepared = createDb(tmp.url, { poolSize: 2, pooler: 'transaction' });
   });
   afterAll(async () => {
+    await unprepared.close();
     await db.close();
     await tmp.drop();
   });
@@ -160,6 +164,30 @@ describe(sqlScriptTransaction.name, () => {
     }
   });
 
+  it('ok without prepared statements: scriptSql inlines the literals EXECUTE would pass, sqlPrepared runs unnamed, nothing is prepared', async () => {
+    const values = [3000, "it's \\ $1", new Date('2026-01-02T03:04:05.678Z'), ['a', 'b"c']];
+    expect(scriptSql(db, insert, values)).toBe(executeSql(insert, values));
+    expect(scriptSql(unprepared, insert, values)).toBe(inlineParams(insert.text, values));
+    expect(await sqlScriptTransaction(unprepared, [scriptSql(unprepared, insert, values) as string])).toEqual({ ok: true, rows: [[{ id: 3000, v: "it's \\ $1" }]] });
+    const st = preparedStatement('spec_unnamed', 'SELECT $1::int * 2 AS n');
+    const c = await unprepared.pool.connect();
+    try {
+      expect(await sqlPrepared(c, st, [21])).toEqual([{ n: 42 }]);
+      expect(await sqlPrepared(unprepared, st, [4])).toEqual([{ n: 8 }]);
+      expect((await c.query('SELECT count(*)::int AS n FROM pg_prepared_statements')).rows).toEqual([{ n: 0 }]);
+    } finally {
+      c.release();
+    }
+  });
+
+  it('fail a script that needs PREPARE on a pool without prepared statements: nothing runs, nothing is prepared', async () => {
+    const r = await sqlScriptTransaction(unprepared, [executeSql(insert, [3001, 'x', null, null]) as string], [insert]);
+    expect(r).toMatchObject({ ok: false, phase: 'statements' });
+    expect(await sql(tmp.url, 'SELECT id FROM t WHERE id = 3001')).toEqual([]);
+    const counts = await Promise.all(Array.from({ length: 2 }, () => unprepared.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_prepared_statements')));
+    expect(counts.map((x) => x.rows[0].n)).toEqual([0, 0]);
+  });
+
   it('stores every value exactly as bound parameters would (hostile text, dates, arrays)', async () => {
     const text = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\u0000'));
     let id = 1000;
@@ -168,19 +196,25 @@ describe(sqlScriptTransaction.name, () => {
         const a = ++id;
         const b = ++id;
         const c = ++id;
+        const d = ++id;
         const script = inlineParams(insert.text, [a, v, at, tags]);
         const executed = executeSql(insert, [c, v, at, tags]);
+        // The group commit's statement behind a transaction pooler (no PREPARE, no EXECUTE).
+        const unnamed = scriptSql(unprepared, insert, [d, v, at, tags]);
         expect(script).toBeDefined();
         expect(executed).toBeDefined();
+        expect(unnamed).toBeDefined();
         expect((await sqlScriptTransaction(db, [script as string, 'SELECT 1'])).ok).toBe(true);
         expect((await sqlScriptTransaction(db, [executed as string], [insert])).ok).toBe(true);
+        expect((await sqlScriptTransaction(unprepared, [unnamed as string])).ok).toBe(true);
         await db.pool.query(insert.text, [b, v, at, tags]);
         const rows = await sql<{ same: boolean }>(
           tmp.url,
           `SELECT x.v IS NOT DISTINCT FROM y.v AND x.at = y.at AND x.tags IS NOT DISTINCT FROM y.tags
-                  AND z.v IS NOT DISTINCT FROM y.v AND z.at = y.at AND z.tags IS NOT DISTINCT FROM y.tags AS same
-           FROM t x, t y, t z WHERE x.id = $1 AND y.id = $2 AND z.id = $3`,
-          [a, b, c],
+                  AND z.v IS NOT DISTINCT FROM y.v AND z.at = y.at AND z.tags IS NOT DISTINCT FROM y.tags
+                  AND w.v IS NOT DISTINCT FROM y.v AND w.at = y.at AND w.tags IS NOT DISTINCT FROM y.tags AS same
+           FROM t x, t y, t z, t w WHERE x.id = $1 AND y.id = $2 AND z.id = $3 AND w.id = $4`,
+          [a, b, c, d],
         );
         expect(rows).toEqual([{ same: true }]);
       }),

@@ -218,6 +218,15 @@ describe(poolConfig.name, () => {
     expect(readTimeoutOf({ statementTimeoutMs: 0 })).toBe(0);
     expect(readTimeoutOf({ statementTimeoutMs: 0, readTimeoutMs: 300 })).toBe(300);
   });
+
+  it('ok sends the server-side timeouts at connect, except to a transaction pooler (which refuses them); the read timeout stays', () => {
+    const session = { statement_timeout: 30_000, lock_timeout: 10_000, idle_in_transaction_session_timeout: 60_000 };
+    expect(poolConfig(PG)).toMatchObject(session);
+    expect(poolConfig(PG, { pooler: 'none' })).toMatchObject(session);
+    const pooled = poolConfig(PG, { pooler: 'transaction' });
+    for (const name of Object.keys(session)) expect(pooled).not.toHaveProperty(name);
+    expect(readTimeoutOf({ pooler: 'transaction' })).toBe(35_000);
+  });
 });
 
 describe(parseDatabaseUrl.name, () => {

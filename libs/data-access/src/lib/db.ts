@@ -28,6 +28,11 @@ export interface Db {
    * a pass-through until `access.listen()` (the API calls it at boot).
    */
   readonly access: AccessCache;
+  /**
+   * False behind a transaction-pooling PgBouncer (`pooler: 'transaction'`): a statement prepared in one server session
+   * is missing from the next, so {@link sqlPrepared} runs unnamed and group commits inline their values.
+   */
+  readonly preparedStatements: boolean;
   /** Closes the pool. */
   close(): Promise<void>;
 }
@@ -48,6 +53,8 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
   // destroys it on release.
   pool.on('connect', (client) => client.on('error', () => undefined));
   armReadTimeout(pool, readTimeoutOf(options));
+  const preparedStatements = options.pooler !== 'transaction';
+  if (!preparedStatements) pool.on('connect', (client) => unprepared.add(client));
   const adapter = new PrismaPg(pool);
   const base = new PrismaClient({ adapter });
   const access = new AccessCache();
@@ -85,6 +92,7 @@ export function createDb(databaseUrl: string, options: ConnectionOptions = {}): 
       }
     },
     access,
+    preparedStatements,
     close: async () => {
       await access.close();
       await base.$disconnect();
@@ -161,6 +169,15 @@ export function executeSql(statement: PreparedStatement, values: readonly unknow
 }
 
 /**
+ * A {@link PreparedStatement} with `values` as one statement of a {@link sqlScriptTransaction} script on `db`: its
+ * {@link executeSql} (give the script the statement in `prepared`), or behind a transaction pooler its text with the
+ * same literals inlined ({@link inlineParams}: no PREPARE, nothing left in the session). Undefined as they are.
+ */
+export function scriptSql(db: Db, statement: PreparedStatement, values: readonly unknown[]): string | undefined {
+  return db.preparedStatements ? executeSql(statement, values) : inlineParams(statement.text, values);
+}
+
+/**
  * The SQL-level name of a statement prepared for scripts: not the protocol-level name node-postgres uses, since both
  * share the session's namespace and node-postgres knows only of the statements it prepared itself.
  */
@@ -206,10 +223,14 @@ export function preparedStatement(name: string, text: string): PreparedStatement
   return { name, text };
 }
 
-/** {@link sqlQuery} of a {@link PreparedStatement}. */
+/** The connections of pools whose {@link Db.preparedStatements} is false (a client does not know its pool). */
+const unprepared = new WeakSet<PoolClient>();
+
+/** {@link sqlQuery} of a {@link PreparedStatement}: a named statement, or an unnamed one behind a transaction pooler. */
 export async function sqlPrepared<R extends QueryResultRow>(db: Db | PoolClient, statement: PreparedStatement, values: unknown[]): Promise<R[]> {
+  const named = 'pool' in db ? db.preparedStatements : !unprepared.has(db);
   try {
-    return (await runQuery<R>('pool' in db ? db.pool : db, { name: statement.name, text: statement.text }, values)).rows;
+    return (await runQuery<R>('pool' in db ? db.pool : db, named ? { name: statement.name, text: statement.text } : statement.text, values)).rows;
   } catch (err) {
     throw asUnavailable(err);
   }
@@ -326,6 +347,8 @@ export async function sqlScriptTransaction(db: Db, statements: readonly string[]
   let broken: unknown;
   try {
     try {
+      // A session-level PREPARE would land in whichever server session the pooler picks (scriptSql inlines instead).
+      if (prepared.length > 0 && !db.preparedStatements) throw new Error('prepared statements are off for this pool (DATABASE_POOLER=transaction)');
       await prepareInScripts(client, prepared);
     } catch (err) {
       // Nothing of the script ran; the connection is as it was (PREPARE outside a transaction).

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { QueryResultRow } from 'pg';
-import { UUID, executeSql, inlineParams, preparedStatement, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
+import { UUID, inlineParams, preparedStatement, scriptSql, sqlPrepared, sqlQuery, sqlScriptTransaction, sqlState, sqlTransaction, type Db, type PreparedStatement } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
@@ -254,7 +254,8 @@ interface BatchJob<R> {
  * A batch is ONE round trip (BEGIN, its statements with their values as literals, COMMIT in one message), not one
  * per statement plus two: under load each round trip waits for a core, and the statements arriving meanwhile queue
  * behind the batch (ADR 0034). Each statement of it is an EXECUTE of its prepared statement, so PostgreSQL plans it
- * once per connection rather than per order (ADR 0036).
+ * once per connection rather than per order (ADR 0036); behind a transaction pooler it is the statement's text with
+ * the same literals (Db.preparedStatements).
  */
 class StatementBatcher<R> {
   private readonly queue: BatchJob<R>[] = [];
@@ -298,9 +299,9 @@ class StatementBatcher<R> {
   }
 
   private async together(batch: BatchJob<R>[]): Promise<void> {
-    const script = batch.map((job) => (typeof job.sql === 'string' ? inlineParams(job.sql, job.values) : executeSql(job.sql, job.values)));
+    const script = batch.map((job) => (typeof job.sql === 'string' ? inlineParams(job.sql, job.values) : scriptSql(this.db, job.sql, job.values)));
     if (script.every((s): s is string => s !== undefined)) {
-      const prepared = [...new Set(batch.flatMap((job) => (typeof job.sql === 'string' ? [] : [job.sql])))];
+      const prepared = this.db.preparedStatements ? [...new Set(batch.flatMap((job) => (typeof job.sql === 'string' ? [] : [job.sql])))] : [];
       const r = await sqlScriptTransaction(this.db, script, prepared);
       if (r.ok) batch.forEach((job, i) => job.resolve(r.rows[i][0] as R | undefined));
       else if (r.phase === 'commit') for (const job of batch) job.reject(r.error);
