@@ -28,6 +28,11 @@ import { InstallationRepository, NotificationRepository } from '@keyserver/data-
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
 
+/** Migrations (a session advisory lock) and the operator commands use the direct URL: never a transaction pooler. */
+function directUrlVariable(config: ApiConfig): string {
+  return config.databaseDirectUrl === config.databaseUrl ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
+}
+
 function migrationsDir(): string | undefined {
   const bundled = join(__dirname, 'migrations');
   return existsSync(bundled) ? bundled : undefined;
@@ -47,8 +52,8 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   });
   // Warm the key cache; when the JWKS is down the validator fails closed per request and retries later.
   await validator.refreshKeys().catch((err: Error) => logger.warn({ err: err.message }, 'JWKS not reachable at boot'));
-  await step('cannot migrate the database at DATABASE_URL', () =>
-    migrateDatabase(config.databaseUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
+  await step(`cannot migrate the database at ${directUrlVariable(config)}`, () =>
+    migrateDatabase(config.databaseDirectUrl, { info: (msg) => logger.info(msg) }, { migrationsDir: migrationsDir() }),
   );
   const db = createDb(config.databaseUrl, config.database);
   const pkcs11 = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () =>
@@ -164,16 +169,16 @@ void runOrExit('keyserver-api', async () => {
       process.exit(0);
       return;
     case 'migrate':
-      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, { info: (msg) => logger.info({ event: 'migration' }, msg) }, { migrationsDir: migrationsDir() }));
+      await step(`cannot migrate the database at ${directUrlVariable(config)}`, () => migrateDatabase(config.databaseDirectUrl, { info: (msg) => logger.info({ event: 'migration' }, msg) }, { migrationsDir: migrationsDir() }));
       process.exit(0);
       return;
     case 'audit-verify':
       process.exit(auditVerifyCommand(arg));
       return;
     case 'bootstrap':
-      await step('cannot migrate the database at DATABASE_URL', () => migrateDatabase(config.databaseUrl, undefined, { migrationsDir: migrationsDir() }));
+      await step(`cannot migrate the database at ${directUrlVariable(config)}`, () => migrateDatabase(config.databaseDirectUrl, undefined, { migrationsDir: migrationsDir() }));
       process.exit(
-        await bootstrapCommand(config, process.argv.slice(3), process.env, async () => {
+        await bootstrapCommand({ ...config, databaseUrl: config.databaseDirectUrl }, process.argv.slice(3), process.env, async () => {
           const signer = await step(`cannot open the PKCS#11 token "${config.pkcs11.tokenLabel}" (PKCS11_MODULE ${config.pkcs11.module})`, () => createPkcs11Signer(config.pkcs11));
           try {
             return (await signer.holdsKeys?.()) ?? false;
@@ -184,7 +189,7 @@ void runOrExit('keyserver-api', async () => {
       );
       return;
     case 'audit-acknowledge':
-      process.exit(await auditAcknowledgeCommand(config.databaseUrl, process.argv.slice(3)));
+      process.exit(await auditAcknowledgeCommand(config.databaseDirectUrl, process.argv.slice(3)));
       return;
     case 'openapi':
       await writeOpenApi(config, logger, arg ?? 'docs/openapi.json');

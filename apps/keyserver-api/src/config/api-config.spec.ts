@@ -23,12 +23,24 @@ function variableOf(env: Record<string, string | undefined>): string {
 
 describe(loadApiConfig.name, () => {
   it('ok bounds every database wait by default (connect 5 s, statement 30 s, lock 10 s)', () => {
-    expect(loadApiConfig(VALID).database).toEqual({ poolSize: 10, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 });
+    expect(loadApiConfig(VALID).database).toEqual({ pooler: 'none', poolSize: 10, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 });
   });
 
   it('ok takes the failover bounds from the environment', () => {
     const c = loadApiConfig({ ...VALID, DATABASE_CONNECT_TIMEOUT_MS: '2000', DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_LOCK_TIMEOUT_MS: '500', DATABASE_POOL_SIZE: '4' });
-    expect(c.database).toEqual({ poolSize: 4, connectTimeoutMs: 2_000, statementTimeoutMs: 0, lockTimeoutMs: 500 });
+    expect(c.database).toEqual({ pooler: 'none', poolSize: 4, connectTimeoutMs: 2_000, statementTimeoutMs: 0, lockTimeoutMs: 500 });
+  });
+
+  it('ok without a pooler: prepared statements, the access cache on (5 s), migrations on DATABASE_URL', () => {
+    const c = loadApiConfig(VALID);
+    expect([c.database.pooler, c.accessCacheTtlMs, c.databaseDirectUrl]).toEqual(['none', 5_000, VALID['DATABASE_URL']]);
+  });
+
+  it('ok behind a transaction-pooling PgBouncer: no session state, the access cache off, migrations on DATABASE_DIRECT_URL', () => {
+    const direct = 'postgresql://keyserver@db-rw:5432/keyserver';
+    const c = loadApiConfig({ ...VALID, DATABASE_URL: 'postgresql://keyserver@pgbouncer:6432/keyserver', DATABASE_POOLER: 'transaction', DATABASE_DIRECT_URL: direct });
+    expect([c.database.pooler, c.accessCacheTtlMs, c.databaseDirectUrl]).toEqual(['transaction', 0, direct]);
+    expect(loadApiConfig({ ...VALID, DATABASE_POOLER: 'transaction', DATABASE_DIRECT_URL: direct, ACCESS_CACHE_TTL_MS: '0' }).accessCacheTtlMs).toBe(0);
   });
 
   it('ok a co-located database through its Unix socket (host= names the socket directory)', () => {
@@ -47,6 +59,10 @@ describe(loadApiConfig.name, () => {
     ['fail a connect timeout below 100 ms', { DATABASE_CONNECT_TIMEOUT_MS: '10' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
     ['fail a negative statement timeout', { DATABASE_STATEMENT_TIMEOUT_MS: '-1' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
     ['fail a lock timeout that is not a number', { DATABASE_LOCK_TIMEOUT_MS: 'soon' }, 'DATABASE_LOCK_TIMEOUT_MS'],
+    ['fail an unknown pooler mode', { DATABASE_POOLER: 'session' }, 'DATABASE_POOLER'],
+    ['fail a transaction pooler without a direct URL for the migrations (session advisory lock)', { DATABASE_POOLER: 'transaction' }, 'DATABASE_DIRECT_URL'],
+    ['fail a transaction pooler with the LISTEN-invalidated access cache on', { DATABASE_POOLER: 'transaction', DATABASE_DIRECT_URL: 'postgresql://u@db/ks', ACCESS_CACHE_TTL_MS: '5000' }, 'ACCESS_CACHE_TTL_MS'],
+    ['fail a multi-host DATABASE_DIRECT_URL', { DATABASE_DIRECT_URL: 'postgresql://u@db1:5432,db2:5432/ks' }, 'DATABASE_DIRECT_URL'],
     ['fail a V8 background nice above 19 (no such priority)', { V8_BACKGROUND_NICE: '20' }, 'V8_BACKGROUND_NICE'],
     ['fail a negative V8 background nice (a raised priority needs privileges)', { V8_BACKGROUND_NICE: '-5' }, 'V8_BACKGROUND_NICE'],
   ])('%s', (_name, patch, variable) => {
