@@ -1,0 +1,271 @@
+import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
+import { startPgBouncer, type PgBouncer } from '../../spec/pgbouncer';
+import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { createDb, type Db } from '../db';
+import { poolConfig, type ConnectionOptions } from '../connection';
+import { migrateDatabase } from '../migrate/migrator';
+import type { Repositories } from '.';
+import { SignOrderRepository, type SignRequest } from './sign-order.repository';
+import { releaseExpiredReservations } from './usage';
+
+// The sign path through a real PgBouncer in transaction pooling mode (docs/scaling.md): two pools of 5 connections
+// (two replicas) share 2 server connections, so consecutive transactions of one pooled connection run in different
+// server sessions. With `pooler: 'transaction'` nothing may rely on the session; without it the same work fails.
+
+const request = (operationId: string, keyid: string, subjectId: string, extra: Partial<SignRequest> = {}): SignRequest => ({
+  operationId,
+  keyid,
+  subjectId,
+  description: 'fw image',
+  inputdata: 'ab'.repeat(32),
+  inputformat: 'digest',
+  inputpadding: 'none',
+  signatureformat: 'der',
+  digest: 'ab'.repeat(32),
+  audit: { action: 'sign', outcome: 'SUCCESS', actorOid: 'o', details: { test: true } },
+  ...extra,
+});
+
+/** An HSM call the test releases when it wants. */
+function gate<T>(value: T): { wait: () => Promise<T>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return {
+    wait: async () => {
+      await opened;
+      return value;
+    },
+    open,
+  };
+}
+
+async function setup(repos: Repositories, opts: { usages?: number; keys?: number } = {}) {
+  const orderer = await seedSubject(repos);
+  const keys = [];
+  for (let i = 0; i < (opts.keys ?? 1); i++) keys.push(await seedKey(repos));
+  const op = await repos.operations.create({
+    description: 'release 1.2.3',
+    ordererId: orderer.id,
+    ...window(),
+    keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: opts.usages ?? 3 })),
+  });
+  return { orderer, key: keys[0], keys, op };
+}
+
+/** 100 orders at once from two pools on one operation with 25 usages; resolves to each order's outcome. */
+async function hundredOrders(a: Repositories, b: Repositories): Promise<{ results: string[]; operationId: string }> {
+  const { orderer, key, op } = await setup(a, { usages: 25 });
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      outcome(
+        (i % 2 ? a : b).signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `r${i}-${hex(2)}` }), async () => {
+          await new Promise((r) => setTimeout(r, 2));
+          return hex(64);
+        }),
+      ).catch((err: Error) => `thrown: ${err.message}`),
+    ),
+  );
+  return { results, operationId: op.id };
+}
+
+describe(SignOrderRepository.name, () => {
+  let tmp: TempDatabase;
+  let bouncer: PgBouncer;
+  let url: string;
+
+  beforeAll(async () => {
+    tmp = await createEmptyDatabase('pgbouncer');
+    // Migrations take a session advisory lock: they run on the direct connection (DATABASE_DIRECT_URL).
+    await migrateDatabase(tmp.url);
+    // Behind a transaction pooler the server-side timeouts come from the role or the database, not from the pool.
+    await sql(tmp.url, `ALTER DATABASE "${new URL(tmp.url).pathname.slice(1)}" SET statement_timeout = '25s'`);
+    bouncer = await startPgBouncer({ poolSize: 2 });
+    url = bouncer.through(tmp.url);
+  });
+  afterAll(async () => {
+    await bouncer?.stop();
+    await tmp?.drop();
+  });
+
+  /** Two replicas' pools through PgBouncer. */
+  function twoReplicas(options: ConnectionOptions) {
+    const dbA = createDb(url, { poolSize: 5, ...options });
+    const dbB = createDb(url, { poolSize: 5, ...options });
+    return { dbA, dbB, a: repositories(dbA), b: repositories(dbB), close: async () => Promise.all([dbA.close(), dbB.close()]) };
+  }
+
+  describe('behind a transaction-pooling PgBouncer with pooler: transaction', () => {
+    let dbA: Db;
+    let dbB: Db;
+    let a: Repositories;
+    let b: Repositories;
+    let close: () => Promise<unknown>;
+
+    beforeAll(() => {
+      ({ dbA, dbB, a, b, close } = twoReplicas({ pooler: 'transaction' }));
+    });
+    afterAll(() => close());
+
+    it('sends no session settings at connect and gets the server-side timeouts from the database', async () => {
+      expect(poolConfig(url, { pooler: 'transaction' })).not.toHaveProperty('statement_timeout');
+      expect(poolConfig(url, { pooler: 'transaction' })).not.toHaveProperty('lock_timeout');
+      expect(poolConfig(url, { pooler: 'transaction' })).not.toHaveProperty('idle_in_transaction_session_timeout');
+      expect((await dbA.pool.query<{ statement_timeout: string }>('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '25s' }]);
+      expect(dbA.preparedStatements).toBe(false);
+    });
+
+    it('consumes exactly 25 usages out of 100 concurrent orders from two pools on 2 server connections; the chain verifies', async () => {
+      // Fresh server sessions under pool connections that have run the sign path already change nothing.
+      await hundredOrders(a, b);
+      await bouncer.reconnect();
+      const { results, operationId } = await hundredOrders(a, b);
+      expect(results.filter((r) => r === 'ok')).toHaveLength(25);
+      expect(results.filter((r) => r !== 'ok')).toEqual(Array.from({ length: 75 }, () => 'usage_exhausted'));
+      const after = await a.operations.get(operationId);
+      expect(after.keys[0].usagesUsed).toBe(25);
+      expect(after.state).toBe('EXHAUSTED');
+      expect(await a.signOrders.listByOperation(operationId)).toHaveLength(25);
+      const audit = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM audit_event WHERE "operationId" = $1 AND action = 'sign'`, [operationId]);
+      expect(audit[0].n).toBe('25');
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+      // The pools' 10 connections really shared PgBouncer's 2 server sessions, none of which holds a prepared statement.
+      expect(dbA.pool.totalCount + dbB.pool.totalCount).toBeGreaterThan(2);
+      const servers = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+      expect(Number(servers[0].n)).toBeLessThanOrEqual(2);
+      const prepared = await Promise.all(Array.from({ length: 4 }, async () => (await dbA.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_prepared_statements')).rows[0].n));
+      expect(prepared).toEqual(['0', '0', '0', '0']);
+    });
+
+    it('reserves concurrent orders together: fewer commits than orders, exact counts, a duplicate idempotency key fails only itself', async () => {
+      const one = await setup(a, { usages: 12, keys: 2 });
+      const two = await setup(a, { usages: 12 });
+      const three = await setup(a, { usages: 3 });
+      const held = gate('sig');
+      let entered = 0;
+      const sign = () => {
+        entered++;
+        return held.wait();
+      };
+      const targets = [
+        [one.op.id, one.keys[0].keyid, one.orderer.id],
+        [two.op.id, two.key.keyid, two.orderer.id],
+        [one.op.id, one.keys[1].keyid, one.orderer.id],
+      ] as const;
+      const orders = Array.from({ length: 45 }, (_, i) => {
+        const [opId, keyid, subject] = targets[i % 3];
+        return outcome((i % 2 ? a : b).signOrders.recordWithUsage(request(opId, keyid, subject, { requestId: `together-${i}` }), sign));
+      });
+      const dupes = [0, 1].map(() => outcome(a.signOrders.recordWithUsage(request(three.op.id, three.key.keyid, three.orderer.id, { idempotencyKey: 'same-build' }), sign)));
+      for (let i = 0; i < 300 && entered < 36 + 1; i++) await new Promise((r) => setTimeout(r, 10));
+      const reserved = await sql<{ n: string; commits: string }>(
+        tmp.url,
+        `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "usage_reservation" WHERE "requestId" LIKE 'together-%'`,
+      );
+      expect(Number(reserved[0].n)).toBe(36);
+      expect(Number(reserved[0].commits)).toBeLessThan(36);
+      held.open();
+      const results = await Promise.all(orders);
+      expect(results.filter((r) => r === 'ok')).toHaveLength(36);
+      expect(results.filter((r) => r !== 'ok').every((r) => r === 'usage_exhausted')).toBe(true);
+      expect((await Promise.all(dupes)).sort()).toEqual(['conflict', 'ok']);
+      expect((await a.operations.get(three.op.id)).keys[0].usagesUsed).toBe(1);
+      expect((await a.operations.get(one.op.id)).keys.map((k) => k.usagesUsed)).toEqual([12, 12]);
+      expect((await a.operations.get(two.op.id)).keys[0].usagesUsed).toBe(12);
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    });
+
+    /** `n` orders whose signatures all come back together (their finishes form batches); `result(i)` is order i's. */
+    async function ordersTogether(n: number, extra: (i: number) => Partial<SignRequest>, result: (i: number) => string) {
+      const { orderer, key, op } = await setup(a, { usages: n + 5 });
+      const held = gate('');
+      let entered = 0;
+      const orders = Promise.allSettled(
+        Array.from({ length: n }, (_, i) =>
+          a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, extra(i)), async () => {
+            entered++;
+            await held.wait();
+            return result(i);
+          }),
+        ),
+      );
+      for (let i = 0; i < 300 && entered < n; i++) await new Promise((r) => setTimeout(r, 10));
+      held.open();
+      return { results: await orders, operationId: op.id };
+    }
+
+    it('stores hostile text exactly when finishes commit together with inlined literals, and the chain verifies', async () => {
+      const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;
+      const { results } = await ordersTogether(
+        30,
+        (i) => ({ requestId: `hostile-${i}`, description: hostile(i), audit: { action: 'sign', outcome: 'SUCCESS', actorName: hostile(i), details: { note: hostile(i) } } }),
+        (i) => `sig'\\${i}`,
+      );
+      expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+      const rows = await sql<{ requestId: string; description: string; result: string; commits: string }>(
+        tmp.url,
+        `SELECT "requestId", "description", "result", (SELECT count(DISTINCT xmin::text) FROM "sign_order" WHERE "requestId" LIKE 'hostile-%')::text AS "commits"
+         FROM "sign_order" WHERE "requestId" LIKE 'hostile-%'`,
+      );
+      expect(rows).toHaveLength(30);
+      for (const r of rows) {
+        const i = Number(r.requestId.slice('hostile-'.length));
+        expect([r.description, r.result]).toEqual([hostile(i), `sig'\\${i}`]);
+      }
+      expect(Number(rows[0].commits)).toBeLessThan(30);
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    });
+
+    it('fails only the finish that fails when finishes arrive together', async () => {
+      // Order 3's result cannot be stored (a NUL in text); the other nine are stored and counted.
+      const { results, operationId } = await ordersTogether(10, (i) => ({ requestId: `one-fails-${i}` }), (i) => (i === 3 ? 'a\u0000b' : `sig-${i}`));
+      expect(results.map((r) => r.status)).toEqual(Array.from({ length: 10 }, (_, i) => (i === 3 ? 'rejected' : 'fulfilled')));
+      expect((await a.operations.get(operationId)).keys[0].usagesUsed).toBe(9);
+      expect(await a.signOrders.listByOperation(operationId)).toHaveLength(9);
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    });
+
+    it('gives the usage back when a lease runs out: two replicas reaping at once release it once', async () => {
+      const { orderer, key, op } = await setup(a, { usages: 1 });
+      const stuck = gate('late');
+      const late = outcome(new SignOrderRepository(dbA, { leaseMs: 50 }).recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-late' }), stuck.wait));
+      for (let i = 0; i < 100 && (await a.operations.get(op.id)).keys[0].usagesUsed < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 80));
+      const [byA, byB] = await Promise.all([releaseExpiredReservations(dbA), releaseExpiredReservations(dbB)]);
+      expect([...byA, ...byB].filter((r) => r.operationId === op.id).map((r) => r.requestId)).toEqual(['req-late']);
+      stuck.open();
+      expect(await late).toBe('reservation_expired');
+      expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    });
+  });
+
+  describe('behind a transaction-pooling PgBouncer without the switch', () => {
+    it('fail a pool with its default settings is refused at connect (timeouts sent as startup parameters)', async () => {
+      const db = createDb(url, { poolSize: 1 });
+      try {
+        await expect(db.pool.query('SELECT 1')).rejects.toMatchObject({ code: '08P01', message: expect.stringContaining('unsupported startup parameter') });
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('fail the same orders break on prepared statements (missing from a new server session, already in a shared one)', async () => {
+      // Without timeouts the pools connect; what remains is the prepared statements.
+      const off = twoReplicas({ statementTimeoutMs: 0, lockTimeoutMs: 0, idleInTransactionTimeoutMs: 0 });
+      try {
+        expect(off.dbA.preparedStatements).toBe(true);
+        const failures = (await hundredOrders(off.a, off.b)).results;
+        // PgBouncer replaces its server connections (server_lifetime, a restart): each pool connection still
+        // believes its statements prepared.
+        await bouncer.reconnect();
+        failures.push(...(await hundredOrders(off.a, off.b)).results);
+        const codes = new Set(failures.filter((r) => r !== 'ok' && r !== 'usage_exhausted'));
+        // 26000: prepared statement does not exist; 42P05: prepared statement already exists.
+        expect(codes.size).toBeGreaterThan(0);
+        expect([...codes].filter((c) => c !== '26000' && c !== '42P05')).toEqual([]);
+      } finally {
+        await off.close();
+      }
+    });
+  });
+});
