@@ -47,16 +47,28 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     ['fail a CSR not signed by its own key (no proof of possession)', 'forged', 'csr_signature_invalid'],
     ['fail a CSR to a CA the provisioner holds no ISSUE grant on', 'other-ca', 'key_not_permitted'],
     ['fail a valid CSR when the operation has no usage left', 'exhausted', 'usage_exhausted'],
+    ['fail a forged CSR when the operation has no usage left: the proof of possession is refused first', 'forged-exhausted', 'csr_signature_invalid'],
+    ['fail a forged CSR that asks to be a CA: the proof of possession is refused first', 'forged-ca', 'csr_signature_invalid'],
+    ['fail a valid CSR that asks to be a CA', 'ca', 'csr_ca_requested'],
   ] as const)('%s: refused with its code, no usage spent, one DENIED event', async (_n, kind, code) => {
     const { provisioner, operationId } = await issuingSetup();
-    if (kind === 'exhausted') await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-0001') }, requestId());
+    if (kind === 'exhausted' || kind === 'forged-exhausted') await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-0001') }, requestId());
     const before = await usagesUsed(operationId);
     // Every stored key certificate is parsed (the names no device may take): the other CA is a real one too.
     const keyid = kind === 'other-ca' ? (await seedCaChain(db, hsm.signer)).caKeyid : caKeyid;
     const rid = requestId();
-    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid, csr: deviceCsr('device-0002', kind === 'forged') }, rid))).toBe(code);
+    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid, csr: deviceCsr('device-0002', kind.startsWith('forged'), { caRequested: kind.endsWith('ca') }) }, rid))).toBe(code);
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
+  });
+
+  it('issues for exactly the valid CSRs of a burst mixed with forged ones: usages only for those, the forged refused', async () => {
+    const { provisioner, operationId } = await mediumIssuer(db, caKeyid, 8);
+    // Started together, so their reservations share batches while their signatures are still being checked.
+    const csrs = Array.from({ length: 12 }, (_, i) => deviceCsr(`device-burst-${i}`, i % 3 === 0));
+    const outcomes = await Promise.all(csrs.map((csr) => codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, requestId()))));
+    expect(outcomes).toEqual(csrs.map((_, i) => (i % 3 === 0 ? 'csr_signature_invalid' : 'ok')));
+    expect(await usagesUsed(operationId)).toEqual([8]);
   });
 });

@@ -27,7 +27,7 @@ import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer'
 import { createTempToken, SOFTHSM_MODULE } from '@keyserver/pkcs11-signer/testing';
 import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
 import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, OID, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
-import { buildCsr, csrPem, generateTestKey, nameDer } from '@keyserver/pki/testing';
+import { buildCsr, csrPem, extensionDer, extensionRequest, generateTestKey, nameDer } from '@keyserver/pki/testing';
 import pino from 'pino';
 import { CertificatesService } from '../certificates/certificates.service';
 import { Audited } from '../common/audited';
@@ -293,8 +293,10 @@ export async function mediumIssuer(db: Db, caKeyid: string, usages = 1): Promise
 }
 
 /** A device CSR (PEM, CN only) signed by its own fresh EC P-256 key, or by another key when `forged`. */
-export function deviceCsr(cn: string, forged = false): string {
+export function deviceCsr(cn: string, forged = false, o: { caRequested?: boolean } = {}): string {
   const device = generateTestKey('EC-P256');
   const signer = forged ? generateTestKey('EC-P256') : device;
-  return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
+  // basicConstraints cA TRUE: refused by the policy (csr_ca_requested).
+  const attributes = o.caRequested ? [extensionRequest(extensionDer(OID.basicConstraints, new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]), true))] : undefined;
+  return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, attributes, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
 }

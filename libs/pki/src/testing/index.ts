@@ -1,2 +1,2 @@
 // Test helpers of the PKI library (`@keyserver/pki/testing`); never imported by production code.
-export { buildCsr, csrPem, generateTestKey, nameDer, type NameEntry, type TestKey, type TestKeyType } from './csr-builder';
+export { buildCsr, csrPem, extensionDer, extensionRequest, generateTestKey, nameDer, type NameEntry, type TestKey, type TestKeyType } from './csr-builder';
