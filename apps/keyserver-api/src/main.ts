@@ -28,7 +28,10 @@ import { InstallationRepository, NotificationRepository } from '@keyserver/data-
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
 
-/** Migrations (a session advisory lock) and the operator commands use the direct URL: never a transaction pooler. */
+/**
+ * Migrations (a session advisory lock), the access cache's LISTEN and the operator commands use the direct URL: never
+ * a transaction pooler.
+ */
 function directUrlVariable(config: ApiConfig): string {
   return config.databaseDirectUrl === config.databaseUrl ? 'DATABASE_URL' : 'DATABASE_DIRECT_URL';
 }
@@ -94,7 +97,9 @@ async function serve(config: ApiConfig, logger: Logger) {
   const metrics = config.metrics ? new ApiMetrics() : undefined;
   const deps = await buildDeps(config, logger, metrics);
   // Subject and key lookups cached until a change is notified (ADR 0028); without the listener nothing is cached.
-  await deps.db.access.listen(config.databaseUrl, {
+  // LISTEN needs a session of its own: the direct URL (a transaction pooler would hand its notifications to whichever
+  // client holds that server connection next). NOTIFY is database-wide, so changes committed through the pooler reach it.
+  await deps.db.access.listen(config.databaseDirectUrl, {
     ttlMs: config.accessCacheTtlMs,
     onError: (err) => logger.warn({ err: err.message }, 'access cache listener lost; lookups go to the database until it is back'),
   });

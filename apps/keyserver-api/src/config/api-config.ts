@@ -25,7 +25,8 @@ const schema = z
     DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(CONNECTION_DEFAULTS.lockTimeoutMs),
     // transaction: DATABASE_URL is a transaction-pooling PgBouncer; nothing relies on the session (docs/scaling.md).
     DATABASE_POOLER: z.enum(['none', 'transaction'] as const satisfies readonly DatabasePooler[]).default('none'),
-    // A session connection that bypasses any pooler, for the migrations' advisory lock and the operator commands.
+    // A session connection that bypasses any pooler: the migrations' advisory lock, the access cache's LISTEN and the
+    // operator commands.
     DATABASE_DIRECT_URL: postgresUrl().optional(),
     PKCS11_MODULE: z.string().min(1),
     PKCS11_TOKEN_LABEL: z.string().min(1).max(32),
@@ -46,8 +47,8 @@ const schema = z
     // How often each replica checks every live CA key version's CRL (re-signed when an hour old or changed; ADR 0029).
     CRL_REFRESH_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
     // Subject and key lookups cached per process, flushed on every change via LISTEN/NOTIFY (ADR 0028); 0 = off.
-    // Default 5000; 0 (and nothing else) with DATABASE_POOLER=transaction, which does not carry LISTEN.
-    ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).optional(),
+    // The listener holds a session on DATABASE_DIRECT_URL (DATABASE_URL without a pooler).
+    ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     // Nesting depth of a JSON body (objects and arrays); deeper bodies get 400 json_too_deep.
     MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(256).default(32),
     // Refusals (and requests without a token) per caller: a token bucket per IP and per principal (ADR 0011).
@@ -98,9 +99,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   }
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
-  if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations)');
-  // LISTEN holds a session; behind a transaction pooler notifications are lost and the cache would serve stale grants.
-  if (pooled && (raw.ACCESS_CACHE_TTL_MS ?? 0) > 0) throw new ConfigError('ACCESS_CACHE_TTL_MS', 'must be 0 with DATABASE_POOLER=transaction (the cache is invalidated through LISTEN, which the pooler does not carry)');
+  if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');
   if (!existsSync(raw.PKCS11_MODULE)) throw new ConfigError('PKCS11_MODULE', `no such file: ${raw.PKCS11_MODULE}`);
   let pin = raw.PKCS11_PIN;
   if (!pin) {
@@ -119,7 +118,8 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     keyclientClientId: raw.KEYCLIENT_CLIENT_ID ?? raw.APPLICATION_ID,
     provisioningClientIds,
     databaseUrl: raw.DATABASE_URL,
-    // Migrations and the operator commands (bootstrap, audit-acknowledge): they need a session of their own.
+    // Migrations, the access cache's LISTEN and the operator commands (bootstrap, audit-acknowledge): they need a
+    // session of their own, which a transaction pooler does not give.
     databaseDirectUrl: raw.DATABASE_DIRECT_URL ?? raw.DATABASE_URL,
     databasePoolSize: raw.DATABASE_POOL_SIZE,
     database: {
@@ -139,7 +139,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     crlRefreshMs: raw.CRL_REFRESH_SECONDS * 1000,
-    accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS ?? (pooled ? 0 : 5_000),
+    accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
     v8BackgroundNice: raw.V8_BACKGROUND_NICE,
     notify: notifyConfig(raw),
