@@ -1,6 +1,6 @@
 import { createEmptyDatabase, type TempDatabase } from '../spec/temp-database';
 import { startPgBouncer, type PgBouncer } from '../spec/pgbouncer';
-import { repositories, seedKey } from '../spec/fixtures';
+import { eventually, repositories, seedKey } from '../spec/fixtures';
 import { AccessCache } from './access-cache';
 import { createDb, type Db } from './db';
 import { migrateDatabase } from './migrate/migrator';
@@ -40,15 +40,6 @@ afterAll(async () => {
   await bouncer?.stop();
   await tmp?.drop();
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await sleep(10);
-  }
-}
 
 /** Reads until a read is a cache hit of `db` (earlier notifications may still flush); returns that read. */
 async function servedFromCache<T>(db: Db, read: () => Promise<T>): Promise<T> {

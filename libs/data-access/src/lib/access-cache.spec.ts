@@ -1,5 +1,5 @@
 import { createEmptyDatabase, type TempDatabase } from '../spec/temp-database';
-import { repositories, seedKey } from '../spec/fixtures';
+import { eventually, repositories, seedKey } from '../spec/fixtures';
 import { AccessCache, ACCESS_TABLES } from './access-cache';
 import { createDb, type Db } from './db';
 import { migrateDatabase } from './migrate/migrator';
@@ -28,15 +28,6 @@ afterAll(async () => {
   await b?.close();
   await tmp?.drop();
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe(AccessCache.name, () => {
   it('serves a repeated lookup from memory, and a change committed by another replica once it is notified', async () => {

@@ -46,6 +46,16 @@ export const window = (): { validFrom: Date; validTo: Date } => ({
 });
 
 /** Resolves to the DataAccessError code a promise rejects with (or 'ok'). */
+/** `read()` until `ok` holds or `ms` have passed; the last value either way (the caller's expect says which). */
+export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export async function outcome(p: Promise<unknown>): Promise<string> {
   try {
     await p;

@@ -1,6 +1,7 @@
 import { createEmptyDatabase, sql, type TempDatabase } from '../../spec/temp-database';
 import { startPgBouncer, type PgBouncer } from '../../spec/pgbouncer';
-import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { hex, outcome, repositories } from '../../spec/fixtures';
+import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation as setup, signRequest as request } from '../../spec/sign-path';
 import { createDb, type Db } from '../db';
 import { poolConfig, type ConnectionOptions } from '../connection';
 import { migrateDatabase } from '../migrate/migrator';
@@ -11,46 +12,6 @@ import { releaseExpiredReservations } from './usage';
 // The sign path through a real PgBouncer in transaction pooling mode (docs/scaling.md): two pools of 5 connections
 // (two replicas) share 2 server connections, so consecutive transactions of one pooled connection run in different
 // server sessions. With `pooler: 'transaction'` nothing may rely on the session; without it the same work fails.
-
-const request = (operationId: string, keyid: string, subjectId: string, extra: Partial<SignRequest> = {}): SignRequest => ({
-  operationId,
-  keyid,
-  subjectId,
-  description: 'fw image',
-  inputdata: 'ab'.repeat(32),
-  inputformat: 'digest',
-  inputpadding: 'none',
-  signatureformat: 'der',
-  digest: 'ab'.repeat(32),
-  audit: { action: 'sign', outcome: 'SUCCESS', actorOid: 'o', details: { test: true } },
-  ...extra,
-});
-
-/** An HSM call the test releases when it wants. */
-function gate<T>(value: T): { wait: () => Promise<T>; open: () => void } {
-  let open!: () => void;
-  const opened = new Promise<void>((r) => (open = r));
-  return {
-    wait: async () => {
-      await opened;
-      return value;
-    },
-    open,
-  };
-}
-
-async function setup(repos: Repositories, opts: { usages?: number; keys?: number } = {}) {
-  const orderer = await seedSubject(repos);
-  const keys = [];
-  for (let i = 0; i < (opts.keys ?? 1); i++) keys.push(await seedKey(repos));
-  const op = await repos.operations.create({
-    description: 'release 1.2.3',
-    ordererId: orderer.id,
-    ...window(),
-    keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: opts.usages ?? 3 })),
-  });
-  return { orderer, key: keys[0], keys, op };
-}
 
 /** 100 orders at once from two pools on one operation with 25 usages; resolves to each order's outcome. */
 async function hundredOrders(a: Repositories, b: Repositories): Promise<{ results: string[]; operationId: string }> {
@@ -137,41 +98,7 @@ describe(SignOrderRepository.name, () => {
     });
 
     it('reserves concurrent orders together: fewer commits than orders, exact counts, a duplicate idempotency key fails only itself', async () => {
-      const one = await setup(a, { usages: 12, keys: 2 });
-      const two = await setup(a, { usages: 12 });
-      const three = await setup(a, { usages: 3 });
-      const held = gate('sig');
-      let entered = 0;
-      const sign = () => {
-        entered++;
-        return held.wait();
-      };
-      const targets = [
-        [one.op.id, one.keys[0].keyid, one.orderer.id],
-        [two.op.id, two.key.keyid, two.orderer.id],
-        [one.op.id, one.keys[1].keyid, one.orderer.id],
-      ] as const;
-      const orders = Array.from({ length: 45 }, (_, i) => {
-        const [opId, keyid, subject] = targets[i % 3];
-        return outcome((i % 2 ? a : b).signOrders.recordWithUsage(request(opId, keyid, subject, { requestId: `together-${i}` }), sign));
-      });
-      const dupes = [0, 1].map(() => outcome(a.signOrders.recordWithUsage(request(three.op.id, three.key.keyid, three.orderer.id, { idempotencyKey: 'same-build' }), sign)));
-      for (let i = 0; i < 300 && entered < 36 + 1; i++) await new Promise((r) => setTimeout(r, 10));
-      const reserved = await sql<{ n: string; commits: string }>(
-        tmp.url,
-        `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "usage_reservation" WHERE "requestId" LIKE 'together-%'`,
-      );
-      expect(Number(reserved[0].n)).toBe(36);
-      expect(Number(reserved[0].commits)).toBeLessThan(36);
-      held.open();
-      const results = await Promise.all(orders);
-      expect(results.filter((r) => r === 'ok')).toHaveLength(36);
-      expect(results.filter((r) => r !== 'ok').every((r) => r === 'usage_exhausted')).toBe(true);
-      expect((await Promise.all(dupes)).sort()).toEqual(['conflict', 'ok']);
-      expect((await a.operations.get(three.op.id)).keys[0].usagesUsed).toBe(1);
-      expect((await a.operations.get(one.op.id)).keys.map((k) => k.usagesUsed)).toEqual([12, 12]);
-      expect((await a.operations.get(two.op.id)).keys[0].usagesUsed).toBe(12);
-      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+      await ordersReservedTogether(a, b, tmp.url);
     });
 
     /** `n` orders whose signatures all come back together (their finishes form batches); `result(i)` is order i's. */
@@ -194,24 +121,14 @@ describe(SignOrderRepository.name, () => {
     }
 
     it('stores hostile text exactly when finishes commit together with inlined literals, and the chain verifies', async () => {
-      const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;
+      const hostile = hostileText;
       const { results } = await ordersTogether(
         30,
         (i) => ({ requestId: `hostile-${i}`, description: hostile(i), audit: { action: 'sign', outcome: 'SUCCESS', actorName: hostile(i), details: { note: hostile(i) } } }),
         (i) => `sig'\\${i}`,
       );
       expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-      const rows = await sql<{ requestId: string; description: string; result: string; commits: string }>(
-        tmp.url,
-        `SELECT "requestId", "description", "result", (SELECT count(DISTINCT xmin::text) FROM "sign_order" WHERE "requestId" LIKE 'hostile-%')::text AS "commits"
-         FROM "sign_order" WHERE "requestId" LIKE 'hostile-%'`,
-      );
-      expect(rows).toHaveLength(30);
-      for (const r of rows) {
-        const i = Number(r.requestId.slice('hostile-'.length));
-        expect([r.description, r.result]).toEqual([hostile(i), `sig'\\${i}`]);
-      }
-      expect(Number(rows[0].commits)).toBeLessThan(30);
+      await expectHostileOrdersStored(tmp.url);
       expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
     });
 

@@ -1,26 +1,10 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation, signRequest as request } from '../../spec/sign-path';
 import { createDb, type Db } from '../db';
 import type { Repositories } from '.';
-import { SignOrderRepository, type SignRequest } from './sign-order.repository';
+import { SignOrderRepository } from './sign-order.repository';
 import { releaseExpiredReservations } from './usage';
-
-/** A promise plus the function that settles it: an HSM call the test finishes when it wants. */
-function gate<T>(value: T): { wait: () => Promise<T>; open: () => void; entered: Promise<void> } {
-  let open!: () => void;
-  let enter!: () => void;
-  const opened = new Promise<void>((r) => (open = r));
-  const entered = new Promise<void>((r) => (enter = r));
-  return {
-    wait: async () => {
-      enter();
-      await opened;
-      return value;
-    },
-    open,
-    entered,
-  };
-}
 
 describe(SignOrderRepository.name, () => {
   let tmp: TempDatabase;
@@ -35,33 +19,7 @@ describe(SignOrderRepository.name, () => {
   });
   afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
-  async function setup(opts: { usages?: number; approvers?: number; digests?: string[]; keys?: number } = {}) {
-    const orderer = await seedSubject(a);
-    const keys = [];
-    for (let i = 0; i < (opts.keys ?? 1); i++) keys.push(await seedKey(a, { requiredApprovers: opts.approvers ?? 0 }));
-    const op = await a.operations.create({
-      description: 'release 1.2.3',
-      ordererId: orderer.id,
-      ...window(),
-      digests: opts.digests,
-      keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: opts.usages ?? 3 })),
-    });
-    return { orderer, key: keys[0], keys, op };
-  }
-
-  const request = (operationId: string, keyid: string, subjectId: string, extra: Partial<SignRequest> = {}): SignRequest => ({
-    operationId,
-    keyid,
-    subjectId,
-    description: 'fw image',
-    inputdata: 'ab'.repeat(32),
-    inputformat: 'digest',
-    inputpadding: 'none',
-    signatureformat: 'der',
-    digest: 'ab'.repeat(32),
-    audit: { action: 'sign', outcome: 'SUCCESS', actorOid: 'o', details: { test: true } },
-    ...extra,
-  });
+  const setup = (opts: Parameters<typeof seedOperation>[1] = {}) => seedOperation(a, opts);
 
   it('consumes exactly 25 usages out of 100 concurrent requests from two pools', async () => {
     const { orderer, key, op } = await setup({ usages: 25 });
@@ -205,48 +163,11 @@ describe(SignOrderRepository.name, () => {
   });
 
   it('reserves concurrent orders together: fewer commits than orders, exact counts on two operations, a duplicate idempotency key fails only itself', async () => {
-    const one = await setup({ usages: 12, keys: 2 });
-    const two = await setup({ usages: 12 });
-    const three = await setup({ usages: 3 });
     const deadlocks = async () => Number((await sql<{ n: string }>(tmp.url, `SELECT deadlocks::text AS n FROM pg_stat_database WHERE datname = current_database()`))[0].n);
     const before = await deadlocks();
-    const held = gate('sig');
-    let entered = 0;
-    const sign = () => {
-      entered++;
-      return held.wait();
-    };
-    // 15 orders on each of three (operation, key) rows of two operations, from both replicas and in mixed order: 12 of each fit.
-    const targets = [
-      [one.op.id, one.keys[0].keyid, one.orderer.id],
-      [two.op.id, two.key.keyid, two.orderer.id],
-      [one.op.id, one.keys[1].keyid, one.orderer.id],
-    ] as const;
-    const orders = Array.from({ length: 45 }, (_, i) => {
-      const [opId, keyid, subject] = targets[i % 3];
-      return outcome((i % 2 ? a : b).signOrders.recordWithUsage(request(opId, keyid, subject, { requestId: `together-${i}` }), sign));
-    });
-    // Two more with the same idempotency key, sent at once: one signs, the other is a conflict.
-    const dupes = [0, 1].map(() => outcome(a.signOrders.recordWithUsage(request(three.op.id, three.key.keyid, three.orderer.id, { idempotencyKey: 'same-build' }), sign)));
-    for (let i = 0; i < 200 && entered < 36 + 1; i++) await new Promise((r) => setTimeout(r, 10));
-    // Held in the HSM: their reservation rows are committed, several per transaction.
-    const held2 = await sql<{ n: string; commits: string }>(
-      tmp.url,
-      `SELECT count(*)::text AS "n", count(DISTINCT xmin::text)::text AS "commits" FROM "usage_reservation" WHERE "requestId" LIKE 'together-%'`,
-    );
-    expect(Number(held2[0].n)).toBe(36);
-    expect(Number(held2[0].commits)).toBeLessThan(36);
-    held.open();
-    const results = await Promise.all(orders);
-    expect(results.filter((r) => r === 'ok')).toHaveLength(36);
-    expect(results.filter((r) => r !== 'ok').every((r) => r === 'usage_exhausted')).toBe(true);
-    expect((await Promise.all(dupes)).sort()).toEqual(['conflict', 'ok']);
-    expect((await a.operations.get(three.op.id)).keys[0].usagesUsed).toBe(1);
-    expect((await a.operations.get(one.op.id)).keys.map((k) => k.usagesUsed)).toEqual([12, 12]);
-    expect((await a.operations.get(two.op.id)).keys[0].usagesUsed).toBe(12);
+    await ordersReservedTogether(a, b, tmp.url);
     // Batches lock operation_key rows in one order on every replica: they never wait on each other in a cycle.
     expect(await deadlocks()).toBe(before);
-    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
 
   it('commits the reservations and the finishes of one event-loop turn together, the first included', async () => {
@@ -273,23 +194,13 @@ describe(SignOrderRepository.name, () => {
 
   it('stores hostile text exactly when finishes commit together in one message, and the chain verifies', async () => {
     const { orderer, key, op } = await setup({ usages: 40 });
-    const hostile = (i: number) => `'; DROP TABLE "audit_event"; -- $1 \\ E'\\' $q$ \n\u00e9\u{1F512} ${i}`;
+    const hostile = hostileText;
     const results = await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
         a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: `hostile-${i}`, description: hostile(i), audit: { action: 'sign', outcome: 'SUCCESS', actorName: hostile(i), details: { note: hostile(i) } } }), async () => `sig'\\${i}`),
       ),
     );
-    const rows = await sql<{ requestId: string; description: string; result: string; commits: string }>(
-      tmp.url,
-      `SELECT "requestId", "description", "result", (SELECT count(DISTINCT xmin::text) FROM "sign_order" WHERE "requestId" LIKE 'hostile-%')::text AS "commits"
-       FROM "sign_order" WHERE "requestId" LIKE 'hostile-%'`,
-    );
-    expect(rows).toHaveLength(30);
-    for (const r of rows) {
-      const i = Number(r.requestId.slice('hostile-'.length));
-      expect([r.description, r.result]).toEqual([hostile(i), `sig'\\${i}`]);
-    }
-    expect(Number(rows[0].commits)).toBeLessThan(30);
+    await expectHostileOrdersStored(tmp.url);
     expect(results.map((r) => r.audit?.actorName)).toEqual(Array.from({ length: 30 }, (_, i) => hostile(i)));
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
