@@ -197,6 +197,18 @@ describe(Pkcs11Signer.name, () => {
     await expect(createPkcs11Signer({ module: '/nonexistent/libpkcs11.so', tokenLabel: token.label, pin: token.pin })).rejects.toMatchObject({ code: 'hsm_unavailable', status: 503 });
   });
 
+  it('generates and destroys keys started all at once (the SoftHSM object store fails concurrent writes: the signer takes them in turn)', async () => {
+    const algorithms = Array.from({ length: 8 }, () => ['EC-P256', 'EC-P384', 'Ed25519', 'EC-P521', 'RSA-2048'] as const).flat();
+    const made = await Promise.all(algorithms.map((algorithm, i) => signer.generateKey({ algorithm, label: `burst-${i}` })));
+    expect(made.map((k) => k.algorithm)).toEqual(algorithms);
+    for (const k of made.filter((m) => m.algorithm === 'EC-P256')) {
+      const sig = await signer.sign(k.hsmKeyId, { kind: 'ecdsa' }, createHash('sha256').update('burst').digest());
+      expect(nodeVerify('sha256', Buffer.from('burst'), { key: createPublicKey({ key: Buffer.from(k.spki), format: 'der', type: 'spki' }), dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+    }
+    await Promise.all(made.map((k) => signer.destroyKey(k.hsmKeyId)));
+    for (const k of made) await expect(signer.getKey(k.hsmKeyId)).rejects.toMatchObject({ code: 'key_not_found' });
+  });
+
   it('serves 200 concurrent signatures over a pool of 4 sessions', async () => {
     const key = keys.get('EC-P256') as HsmKeyInfo;
     const pub = createPublicKey({ key: Buffer.from(key.spki), format: 'der', type: 'spki' });

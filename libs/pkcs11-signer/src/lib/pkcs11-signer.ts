@@ -149,6 +149,12 @@ export class Pkcs11Signer implements HsmSigner {
   private drained: (() => void)[] = [];
   private reinitializing?: Promise<void>;
   private readonly infos = new Map<string, HsmKeyInfo>();
+  /**
+   * Object creation and destruction, one at a time: SoftHSM's file-backed object store fails concurrent writes from
+   * several sessions of one process with CKR_GENERAL_ERROR (softhsm/SoftHSMv2#573; seen here with 3 key pairs
+   * generated at once). Key management is rare; signing never waits for it.
+   */
+  private objectWrites: Promise<unknown> = Promise.resolve();
   private closed = false;
   /** How many times the module was re-initialised after a failure (observability and tests). */
   recoveries = 0;
@@ -430,23 +436,34 @@ export class Pkcs11Signer implements HsmSigner {
       pub.push({ type: pkcs11js.CKA_KEY_TYPE, value: keyType }, { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(ecParamsFor(spec.algorithm)) });
     }
     const hsmKeyId = id.toString('hex');
-    return this.run(async (s) => {
-      await this.p11.C_GenerateKeyPairAsync(s.handle, { mechanism }, pub, priv);
-      const info = this.readInfo(s, hsmKeyId);
-      this.infos.set(hsmKeyId, info);
-      return info;
-    });
+    return this.oneObjectWrite(() =>
+      this.run(async (s) => {
+        await this.p11.C_GenerateKeyPairAsync(s.handle, { mechanism }, pub, priv);
+        const info = this.readInfo(s, hsmKeyId);
+        this.infos.set(hsmKeyId, info);
+        return info;
+      }),
+    );
+  }
+
+  /** Runs `write` after every object write started before it has settled (see {@link objectWrites}). */
+  private oneObjectWrite<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.objectWrites.then(write, write);
+    this.objectWrites = next.catch(() => undefined);
+    return next;
   }
 
   /** Destroys the private and public key objects with this CKA_ID (see {@link HsmSigner.destroyKey}). */
   async destroyKey(hsmKeyId: string): Promise<void> {
     if (typeof hsmKeyId !== 'string' || !HSM_KEY_ID.test(hsmKeyId)) throw new HsmError('key_not_found', 'malformed key id');
     const id = Buffer.from(hsmKeyId, 'hex');
-    await this.run((s) => {
-      for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
-        for (const o of this.find(s, [{ type: pkcs11js.CKA_CLASS, value: cls }, { type: pkcs11js.CKA_ID, value: id }])) this.p11.C_DestroyObject(s.handle, o);
-      }
-    });
+    await this.oneObjectWrite(() =>
+      this.run((s) => {
+        for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
+          for (const o of this.find(s, [{ type: pkcs11js.CKA_CLASS, value: cls }, { type: pkcs11js.CKA_ID, value: id }])) this.p11.C_DestroyObject(s.handle, o);
+        }
+      }),
+    );
     // A token may hand the freed handle to a later object: no session may keep it.
     for (const s of this.sessions) s.keys.delete(hsmKeyId);
     this.infos.delete(hsmKeyId);
