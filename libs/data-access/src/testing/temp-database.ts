@@ -23,7 +23,28 @@ export async function createEmptyDatabase(prefix: string): Promise<TempDatabase>
   if (!/^[a-z][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid database prefix ${prefix}`);
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   await adminQuery(`CREATE DATABASE "${name}"`);
-  return { url: databaseUrl(name), drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  return { url: databaseUrl(name), drop: () => dropDatabase(name) };
+}
+
+/**
+ * Drops `name`, terminating what is still connected. A pool's `end()` resolves once it has asked its connections to
+ * close, before the server has seen them go: FORCE right after it sent a FATAL 57P01 to such a closing connection,
+ * which node-postgres emits as an unhandled 'error' (a keyclient suite failed so in CI). So it waits up to 2 s for
+ * the database's sessions to end by themselves first.
+ */
+async function dropDatabase(name: string): Promise<void> {
+  const c = new Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  try {
+    for (let i = 0; i < 100; i++) {
+      const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      if (r.rows[0].n === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** Creates a fresh database `<prefix>_<random>` with every Keyserver migration applied. Call `drop()` in afterAll. */
