@@ -6,8 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Client } from 'pg';
+import { ADMIN_URL } from '../testing/temp-database';
 
-const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface PgBouncer {
   /** `url` (a database of the test PostgreSQL) through this PgBouncer. */

@@ -5,7 +5,8 @@ import { Client } from 'pg';
 import { migrateDatabase } from '../lib/migrate/migrator';
 
 // KEYCLIENT_TEST_PG_URL: the keyclient tests' older name for the same setting.
-const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** The test PostgreSQL's administrative URL: where test databases are created (and PgBouncer's upstream in specs). */
+export const ADMIN_URL = process.env['KEYSERVER_TEST_PG_ADMIN_URL'] ?? process.env['KEYCLIENT_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface TempDatabase {
   url: string;
