@@ -126,8 +126,11 @@ describe('PostgreSQL failover under sign-order load (Patroni, HAProxy, 2 API rep
     // Answers: successes and 503 + Retry-After only; no 500, no cut connection, no hang.
     const other = [...o.plain, ...o.certificates].filter((a) => a.status !== 201 && a.status !== 503).map((a) => `${a.status} ${a.code ?? ''}`);
     expect({ other: [...new Set(other)], log: other.length ? `${bed.log('api1').slice(-3000)}\n${bed.log('api2').slice(-3000)}` : '' }).toEqual({ other: [], log: '' });
+    // 503 reservation_expired is the documented retry answer when the finish finds its reservation gone: reservations
+    // commit without waiting for their WAL flush (ADR 0028), so a kill -9 of the primary may lose one; nothing is
+    // stored or counted for it (the counts below).
     for (const a of [...o.plain, ...o.certificates].filter((x) => x.status === 503)) {
-      expect(a.code).toBe('database_unavailable');
+      expect(['database_unavailable', 'reservation_expired']).toContain(a.code);
       expect(a.retryAfter).toMatch(/^\d+$/);
     }
     const slowest = Math.max(...[...o.plain, ...o.certificates].map((a) => a.at - a.sentAt), ...o.idempotent.flatMap((r) => r.attempts.map((a) => a.at - a.sentAt)));
