@@ -111,11 +111,12 @@ describe(SignLane.name, () => {
     expect(await rsaBurst(2)).toEqual({ queued: 0, posted: 2, batches: 2 });
     // Seven over 2 lanes x 2 slots: 2 + 2 + 2 + 1, nothing waits.
     expect(await rsaBurst(7)).toEqual({ queued: 0, posted: 4, batches: 4 });
-    // Twenty: four batches of 4 out, 4 wait for the first slot that frees, then go in one or two batches.
+    // Twenty: four batches of 4 out, 4 wait for slots to free; spread over the slots free at that moment, they go in
+    // 1 to 4 more batches depending on how the slots free (a loaded CI machine frees them one at a time: 7 seen).
     const twenty = await rsaBurst(20);
     expect(twenty).toMatchObject({ queued: 4, posted: 4 });
     expect(twenty.batches).toBeGreaterThanOrEqual(5);
-    expect(twenty.batches).toBeLessThanOrEqual(6);
+    expect(twenty.batches).toBeLessThanOrEqual(8);
 
     const ec = Array.from({ length: 40 }, (_, i) => signer.sign(key('EC-P256').hsmKeyId, { kind: 'ecdsa' }, createHash('sha256').update(`e${i}`).digest()));
     await Promise.resolve();
