@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm bin entry of the workspace package @keyserver/ksctl (`npx ksctl` from the repository after `npm ci`).
 // Runs the built CLI (dist/tools/keyserver-cli/main.js, `npx nx build keyserver-cli`); when that file is
-// missing or older than ksctl's sources, it is built first with esbuild (under a second, same bundle
-// options as the Nx target), so `npx ksctl` works without a separate build step.
+// missing or older than ksctl's sources or the root package.json (the version it prints), it is built first
+// with esbuild (under a second, same bundle options as the Nx target), so `npx ksctl` works without a separate
+// build step.
 'use strict';
 const { existsSync, mkdirSync, readdirSync, renameSync, statSync } = require('node:fs');
 const { dirname, join } = require('node:path');
@@ -11,9 +12,12 @@ const root = join(__dirname, '..', '..', '..');
 const project = join(root, 'tools', 'keyserver-cli');
 const out = join(root, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
-/** The newest modification time under the given directories (ksctl and the libraries it bundles). */
+/**
+ * The newest modification time under the given directories (ksctl and the libraries it bundles) and of the root
+ * package.json, whose "version" (the product version) the build inlines for `ksctl --version`.
+ */
 function newest(dirs) {
-  let t = statSync(join(project, 'package.json')).mtimeMs;
+  let t = Math.max(statSync(join(project, 'package.json')).mtimeMs, statSync(join(root, 'package.json')).mtimeMs);
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);

@@ -18,8 +18,7 @@ import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from 
 import { defaultHashFor, readPemCertificates, verifyChain, verifyCms, verifyMessageSignature, verifyRawSignature } from './lib/verify';
 import { verifySignatureTimestamp } from './lib/timestamp';
 import { ciProvenance } from './lib/provenance';
-
-const VERSION = (require('../package.json') as { version: string }).version;
+import { versionText } from './lib/version';
 
 const USAGE = `ksctl: the Keyserver client for CI pipelines and provisioning stations
 
@@ -443,7 +442,7 @@ async function run(argv: string[]): Promise<unknown> {
   });
   mode = outputMode(v.output, v.json);
   if (v.version) {
-    process.stdout.write(mode === 'json' ? `${JSON.stringify({ version: VERSION, node: process.versions.node })}\n` : `ksctl ${VERSION} (Node.js ${process.versions.node})\n`);
+    process.stdout.write(versionText(mode === 'json'));
     return undefined;
   }
   if (v.help || pos.length === 0 || pos[0] === 'help') {
