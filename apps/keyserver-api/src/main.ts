@@ -27,6 +27,7 @@ import { bootstrapCommand } from './bootstrap/bootstrap';
 import { InstallationRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
+import { PRODUCT_VERSION } from './common/product-version';
 
 /**
  * Migrations (a session advisory lock), the access cache's LISTEN and the operator commands use the direct URL: never
@@ -106,7 +107,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   const app = await createApp(deps, metrics);
   keepIdleConnections(app.getHttpServer());
   await app.listen(config.port, config.host);
-  logger.info({ event: 'listening', url: `http://${config.host}:${config.port}` }, 'keyserver-api listening');
+  logger.info({ event: 'listening', url: `http://${config.host}:${config.port}`, version: PRODUCT_VERSION }, 'keyserver-api listening');
   const metricsConfig = config.metrics;
   const metricsServer =
     metrics && metricsConfig

@@ -57,6 +57,12 @@ describe('Prometheus metrics', () => {
     }
   });
 
+  it('names the Keyserver release it runs: keyserver_info{version} is the root package.json version, as ksctl --version', async () => {
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    expect((await apiSamples()).filter((s) => s.name === 'keyserver_info').map((s) => s.labels)).toEqual([{ version, node: expect.stringMatching(/^\d+\.\d+\.\d+$/) }]);
+  });
+
   it('counts real sign orders by key and outcome; a caller-supplied keyid or id never becomes a label', async () => {
     const before = await apiSamples();
     const op = await api<{ id: string }>(ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 3));

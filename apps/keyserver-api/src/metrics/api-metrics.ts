@@ -5,6 +5,7 @@ import { MetricsRepository, NotificationRepository, type AuditAppendPath, type A
 import { BoundedLabel, collectProcessMetrics } from '@keyserver/observability';
 import type { HsmSigner } from '@keyserver/pki';
 import type { Pkcs11PoolStats } from '@keyserver/pkcs11-signer';
+import { PRODUCT_VERSION } from '../common/product-version';
 
 /** Seconds; an audit append is ~1 ms alone, more while the append lock is contended. */
 const AUDIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -94,7 +95,7 @@ export class ApiMetrics {
       registers: r,
     });
     this.collectErrors = new Counter({ name: 'keyserver_metrics_collect_errors_total', help: 'Scrape-time reads that failed (the gauge has no sample in that scrape).', labelNames: ['source'] as const, registers: r });
-    new Gauge({ name: 'keyserver_info', help: 'Always 1; the labels name the runtime.', labelNames: ['node'] as const, registers: r }).set({ node: process.versions.node }, 1);
+    new Gauge({ name: 'keyserver_info', help: 'Always 1; the labels name the Keyserver release and the runtime.', labelNames: ['version', 'node'] as const, registers: r }).set({ version: PRODUCT_VERSION, node: process.versions.node }, 1);
     this.scrapeGauges();
   }
 
