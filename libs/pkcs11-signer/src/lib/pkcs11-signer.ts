@@ -152,9 +152,15 @@ export class Pkcs11Signer implements HsmSigner {
   /**
    * Object creation and destruction, one at a time: SoftHSM's file-backed object store fails concurrent writes from
    * several sessions of one process with CKR_GENERAL_ERROR (softhsm/SoftHSMv2#573; seen here with 3 key pairs
-   * generated at once). Key management is rare; signing never waits for it.
+   * generated at once). Key management is rare; signing with a cached key handle never waits for it (a key lookup
+   * waits for a key pair generation in flight: {@link noKeyPairGeneration}).
    */
   private objectWrites: Promise<unknown> = Promise.resolve();
+  /**
+   * Settles when the key pair generation in flight (C_GenerateKeyPair in the libuv pool) has returned; undefined when
+   * none is. Key lookups wait for it ({@link noKeyPairGeneration}).
+   */
+  private generating?: Promise<unknown>;
   private closed = false;
   /** How many times the module was re-initialised after a failure (observability and tests). */
   recoveries = 0;
@@ -438,12 +444,38 @@ export class Pkcs11Signer implements HsmSigner {
     const hsmKeyId = id.toString('hex');
     return this.oneObjectWrite(() =>
       this.run(async (s) => {
-        await this.p11.C_GenerateKeyPairAsync(s.handle, { mechanism }, pub, priv);
+        const generation = this.p11.C_GenerateKeyPairAsync(s.handle, { mechanism }, pub, priv);
+        // Set in the same synchronous step as the call: no key lookup can start after it without seeing it.
+        const returned = (this.generating = generation.then(
+          () => undefined,
+          () => undefined,
+        ));
+        try {
+          await generation;
+        } finally {
+          if (this.generating === returned) this.generating = undefined;
+        }
+        // The signer's only object write in flight was this one (oneObjectWrite): this lookup races nothing.
         const info = this.readInfo(s, hsmKeyId);
         this.infos.set(hsmKeyId, info);
         return info;
       }),
     );
+  }
+
+  /**
+   * Waits until no key pair is being generated; called right before a key lookup (C_FindObjectsInit), with nothing
+   * awaited in between, so that no generation can start before the lookup has run. A lookup makes SoftHSM re-read
+   * every object file whose generation changed, also the file C_GenerateKeyPair is writing in another thread at that
+   * moment (its fcntl locks do not exclude threads of one process, softhsm/SoftHSMv2#573): it finds that object empty
+   * or half written and marks it invalid, and the generation fails (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED or
+   * CKR_TEMPLATE_INCONSISTENT: hsm_operation_failed), at times leaving an object without attributes. Most likely how
+   * two concurrent rotations in CI were answered 200 + 502: the first one's certification by the issuer looked the
+   * issuer's key up on a session that had not cached its handle while the second one's key pair was being written.
+   * Signing with a cached handle (C_SignInit, C_Sign) re-reads only its own key object and never waits.
+   */
+  private async noKeyPairGeneration(): Promise<void> {
+    while (this.generating) await this.generating;
   }
 
   /** Runs `write` after every object write started before it has settled (see {@link objectWrites}). */
@@ -474,7 +506,10 @@ export class Pkcs11Signer implements HsmSigner {
     if (typeof hsmKeyId !== 'string' || !HSM_KEY_ID.test(hsmKeyId)) throw new HsmError('key_not_found', 'malformed key id');
     const cached = this.infos.get(hsmKeyId);
     if (cached) return cached;
-    const info = await this.run((s) => this.readInfo(s, hsmKeyId));
+    const info = await this.run(async (s) => {
+      if (this.generating) await this.noKeyPairGeneration();
+      return this.readInfo(s, hsmKeyId);
+    });
     this.infos.set(hsmKeyId, info);
     return info;
   }
@@ -510,12 +545,14 @@ export class Pkcs11Signer implements HsmSigner {
   private signInLibuv(hsmKeyId: string, mech: pkcs11js.Mechanism, data: Uint8Array, outLen: number): Promise<Uint8Array> {
     const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return this.run(async (s) => {
+      if (this.generating && !s.keys.has(hsmKeyId)) await this.noKeyPairGeneration();
       let key = this.privateKey(s, hsmKeyId);
       try {
         this.p11.C_SignInit(s.handle, mech, key);
       } catch (e) {
         if (!STALE_HANDLE.has(ckr(e) ?? -1)) throw e;
         s.keys.delete(hsmKeyId);
+        if (this.generating) await this.noKeyPairGeneration();
         key = this.privateKey(s, hsmKeyId);
         this.p11.C_SignInit(s.handle, mech, key);
       }
@@ -599,6 +636,14 @@ export class Pkcs11Signer implements HsmSigner {
       }
     };
     try {
+      // A handle this session has not cached yet is looked up: not while a key pair is being generated.
+      if (this.generating && batch.some((q) => !s.keys.has(q.hsmKeyId))) {
+        await this.noKeyPairGeneration();
+        if (this.closed) {
+          for (const q of batch) q.reject(new HsmError('signer_closed'));
+          return;
+        }
+      }
       const sent: QueuedSign[] = [];
       for (const q of batch) {
         try {
@@ -680,7 +725,10 @@ export class Pkcs11Signer implements HsmSigner {
 
   /** Whether any private key object is on the token (the bootstrap refuses a token that is not empty). */
   async holdsKeys(): Promise<boolean> {
-    return this.run(async (s) => this.find(s, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]).length > 0);
+    return this.run(async (s) => {
+      if (this.generating) await this.noKeyPairGeneration();
+      return this.find(s, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]).length > 0;
+    });
   }
 
   /** The pool's state right now (metrics read it at scrape time; nothing is counted per call for it). */
