@@ -14,9 +14,10 @@ export interface PgBouncer {
   through(url: string): string;
   /**
    * Replaces every server connection once its client releases it (the admin console's RECONNECT), as
-   * `server_lifetime` or a PgBouncer or PostgreSQL restart does: the sessions that come next start empty.
+   * `server_lifetime` or a PgBouncer or PostgreSQL restart does: the sessions that come next start empty. Resolves
+   * once a connection to `url` (a database of the test PostgreSQL, as given to `through`) works through it again.
    */
-  reconnect(): Promise<void>;
+  reconnect(url: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +68,9 @@ export async function startPgBouncer(o: { poolSize?: number } = {}): Promise<PgB
       // Hand out server connections in turn rather than the most recently used first (LIFO, which a lightly loaded
       // test would otherwise meet on one server session): consecutive transactions meet different sessions.
       'server_round_robin = 1',
+      // A failed server login makes PgBouncer refuse every client for server_login_retry (15 s by default): CI saw one
+      // right after RECONNECT under load. Retry after 1 s instead; reconnect() waits until a login works again.
+      'server_login_retry = 1',
       // PgBouncer refuses to run as root; CI containers run the tests as root.
       ...(process.getuid?.() === 0 ? ['user = nobody'] : []),
     ].join('\n') + '\n',
@@ -91,20 +95,36 @@ export async function startPgBouncer(o: { poolSize?: number } = {}): Promise<PgB
       reject(new Error(`pgbouncer exited (${code}): ${log}`));
     });
   });
+  const through = (url: string): string => {
+    const u = new URL(url);
+    u.hostname = '127.0.0.1';
+    u.port = String(port);
+    return u.toString();
+  };
   return {
-    through: (url) => {
-      const u = new URL(url);
-      u.hostname = '127.0.0.1';
-      u.port = String(port);
-      return u.toString();
-    },
-    reconnect: async () => {
+    through,
+    reconnect: async (url) => {
       const admin = new Client({ connectionString: `postgresql://${encodeURIComponent(user)}@127.0.0.1:${port}/pgbouncer` });
       await admin.connect();
       try {
         await admin.query('RECONNECT');
       } finally {
         await admin.end();
+      }
+      // The next server logins happen now: wait until one through PgBouncer works (see server_login_retry).
+      const until = Date.now() + 10_000;
+      for (;;) {
+        const probe = new Client({ connectionString: through(url) });
+        try {
+          await probe.connect();
+          await probe.query('SELECT 1');
+          return;
+        } catch (err) {
+          if (Date.now() > until) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        } finally {
+          await probe.end().catch(() => undefined);
+        }
       }
     },
     stop: async () => {

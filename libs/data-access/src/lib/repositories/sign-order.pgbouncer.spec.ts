@@ -78,7 +78,7 @@ describe(SignOrderRepository.name, () => {
     it('consumes exactly 25 usages out of 100 concurrent orders from two pools on 2 server connections; the chain verifies', async () => {
       // Fresh server sessions under pool connections that have run the sign path already change nothing.
       await hundredOrders(a, b);
-      await bouncer.reconnect();
+      await bouncer.reconnect(tmp.url);
       const { results, operationId } = await hundredOrders(a, b);
       expect(results.filter((r) => r === 'ok')).toHaveLength(25);
       expect(results.filter((r) => r !== 'ok')).toEqual(Array.from({ length: 75 }, () => 'usage_exhausted'));
@@ -174,7 +174,7 @@ describe(SignOrderRepository.name, () => {
         const failures = (await hundredOrders(off.a, off.b)).results;
         // PgBouncer replaces its server connections (server_lifetime, a restart): each pool connection still
         // believes its statements prepared.
-        await bouncer.reconnect();
+        await bouncer.reconnect(tmp.url);
         failures.push(...(await hundredOrders(off.a, off.b)).results);
         const codes = new Set(failures.filter((r) => r !== 'ok' && r !== 'usage_exhausted'));
         // 26000: prepared statement does not exist; 42P05: prepared statement already exists.
