@@ -8,7 +8,6 @@ import { delimiter, join } from 'node:path';
 import { Client } from 'pg';
 import { ADMIN_URL } from '../testing/temp-database';
 
-
 export interface PgBouncer {
   /** `url` (a database of the test PostgreSQL) through this PgBouncer. */
   through(url: string): string;
