@@ -13,6 +13,9 @@ module.exports = function nodeAppConfig(o) {
         devtoolModuleFilenameTemplate: '[absolute-resource-path]',
       }),
     },
+    // Only the exports a bundle uses: a named import of one field of a JSON file (the root package.json's version,
+    // @keyserver/api-contract/version) then inlines that field, not the whole manifest. Nothing is minified.
+    optimization: { usedExports: true },
     plugins: [
       new NxAppWebpackPlugin({
         target: 'node',

@@ -27,7 +27,7 @@ import { bootstrapCommand } from './bootstrap/bootstrap';
 import { InstallationRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
-import { PRODUCT_VERSION } from './common/product-version';
+import { PRODUCT_VERSION } from '@keyserver/api-contract/version';
 
 /**
  * Migrations (a session advisory lock), the access cache's LISTEN and the operator commands use the direct URL: never

@@ -5,7 +5,7 @@ import { MetricsRepository, NotificationRepository, type AuditAppendPath, type A
 import { BoundedLabel, collectProcessMetrics } from '@keyserver/observability';
 import type { HsmSigner } from '@keyserver/pki';
 import type { Pkcs11PoolStats } from '@keyserver/pkcs11-signer';
-import { PRODUCT_VERSION } from '../common/product-version';
+import { PRODUCT_VERSION } from '@keyserver/api-contract/version';
 
 /** Seconds; an audit append is ~1 ms alone, more while the append lock is contended. */
 const AUDIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];

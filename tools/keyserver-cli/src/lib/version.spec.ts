@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PRODUCT_VERSION, versionText } from './version';
+import { PRODUCT_VERSION } from '@keyserver/api-contract/version';
+import { versionText } from './version';
 
 const repoRoot = join(__dirname, '..', '..', '..', '..');
 /** The product version's one definition (docs/operations.md §9), read from the file itself. */
