@@ -153,12 +153,21 @@ export class Pkcs11Signer implements HsmSigner {
    * Object creation and destruction, one at a time: SoftHSM's file-backed object store fails concurrent writes from
    * several sessions of one process with CKR_GENERAL_ERROR (softhsm/SoftHSMv2#573; seen here with 3 key pairs
    * generated at once). Key management is rare; signing with a cached key handle never waits for it (a key lookup
-   * waits for a key pair generation in flight: {@link noKeyPairGeneration}).
+   * waits for a key pair generation in flight: {@link generating}).
    */
   private objectWrites: Promise<unknown> = Promise.resolve();
   /**
    * Settles when the key pair generation in flight (C_GenerateKeyPair in the libuv pool) has returned; undefined when
-   * none is. Key lookups wait for it ({@link noKeyPairGeneration}).
+   * none is. A key lookup (C_FindObjectsInit) runs only when none is: `while (this.generating) await this.generating;`
+   * right before it, the check and the lookup in one synchronous step, so that no generation starts in between (a
+   * helper returning a promise would leave microtask turns between them). A lookup makes SoftHSM re-read every object
+   * file whose generation changed, also the file C_GenerateKeyPair is writing in another thread at that moment (its
+   * fcntl locks do not exclude threads of one process, softhsm/SoftHSMv2#573): it finds that object empty or half
+   * written and marks it invalid, and the generation fails (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED or
+   * CKR_TEMPLATE_INCONSISTENT: hsm_operation_failed), at times leaving an object without attributes. Most likely how
+   * two concurrent rotations in CI were answered 200 + 502: the first one's certification by the issuer looked the
+   * issuer's key up on a session that had not cached its handle while the second one's key pair was being written.
+   * Signing with a cached handle (C_SignInit, C_Sign) re-reads only its own key object and never waits.
    */
   private generating?: Promise<unknown>;
   private closed = false;
@@ -463,21 +472,6 @@ export class Pkcs11Signer implements HsmSigner {
     );
   }
 
-  /**
-   * Waits until no key pair is being generated; called right before a key lookup (C_FindObjectsInit), with nothing
-   * awaited in between, so that no generation can start before the lookup has run. A lookup makes SoftHSM re-read
-   * every object file whose generation changed, also the file C_GenerateKeyPair is writing in another thread at that
-   * moment (its fcntl locks do not exclude threads of one process, softhsm/SoftHSMv2#573): it finds that object empty
-   * or half written and marks it invalid, and the generation fails (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED or
-   * CKR_TEMPLATE_INCONSISTENT: hsm_operation_failed), at times leaving an object without attributes. Most likely how
-   * two concurrent rotations in CI were answered 200 + 502: the first one's certification by the issuer looked the
-   * issuer's key up on a session that had not cached its handle while the second one's key pair was being written.
-   * Signing with a cached handle (C_SignInit, C_Sign) re-reads only its own key object and never waits.
-   */
-  private async noKeyPairGeneration(): Promise<void> {
-    while (this.generating) await this.generating;
-  }
-
   /** Runs `write` after every object write started before it has settled (see {@link objectWrites}). */
   private oneObjectWrite<T>(write: () => Promise<T>): Promise<T> {
     const next = this.objectWrites.then(write, write);
@@ -507,7 +501,7 @@ export class Pkcs11Signer implements HsmSigner {
     const cached = this.infos.get(hsmKeyId);
     if (cached) return cached;
     const info = await this.run(async (s) => {
-      if (this.generating) await this.noKeyPairGeneration();
+      while (this.generating) await this.generating;
       return this.readInfo(s, hsmKeyId);
     });
     this.infos.set(hsmKeyId, info);
@@ -545,14 +539,14 @@ export class Pkcs11Signer implements HsmSigner {
   private signInLibuv(hsmKeyId: string, mech: pkcs11js.Mechanism, data: Uint8Array, outLen: number): Promise<Uint8Array> {
     const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return this.run(async (s) => {
-      if (this.generating && !s.keys.has(hsmKeyId)) await this.noKeyPairGeneration();
+      if (!s.keys.has(hsmKeyId)) while (this.generating) await this.generating;
       let key = this.privateKey(s, hsmKeyId);
       try {
         this.p11.C_SignInit(s.handle, mech, key);
       } catch (e) {
         if (!STALE_HANDLE.has(ckr(e) ?? -1)) throw e;
         s.keys.delete(hsmKeyId);
-        if (this.generating) await this.noKeyPairGeneration();
+        while (this.generating) await this.generating;
         key = this.privateKey(s, hsmKeyId);
         this.p11.C_SignInit(s.handle, mech, key);
       }
@@ -638,7 +632,7 @@ export class Pkcs11Signer implements HsmSigner {
     try {
       // A handle this session has not cached yet is looked up: not while a key pair is being generated.
       if (this.generating && batch.some((q) => !s.keys.has(q.hsmKeyId))) {
-        await this.noKeyPairGeneration();
+        while (this.generating) await this.generating;
         if (this.closed) {
           for (const q of batch) q.reject(new HsmError('signer_closed'));
           return;
@@ -726,7 +720,7 @@ export class Pkcs11Signer implements HsmSigner {
   /** Whether any private key object is on the token (the bootstrap refuses a token that is not empty). */
   async holdsKeys(): Promise<boolean> {
     return this.run(async (s) => {
-      if (this.generating) await this.noKeyPairGeneration();
+      while (this.generating) await this.generating;
       return this.find(s, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]).length > 0;
     });
   }
