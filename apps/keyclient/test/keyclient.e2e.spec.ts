@@ -1,5 +1,10 @@
-import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
 import { createKeyclientApp } from '../src/app/create-keyclient-app';
+import { SpaController } from '../src/app/spa.controller';
+import { ProxyService } from '../src/proxy/proxy.service';
 import { CALLBACK_PATH } from '../src/config/keyclient-config';
 import { sessionIdFromCookie } from '../src/session/session.service';
 import type { Browser, SeenResponse } from './browser';
@@ -605,6 +610,89 @@ describe('keyclient SPA hosting and health', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe(ProxyService.name, () => {
+  it.each([
+    ['fail browser gone in the middle of a long answer', 0, 'body'],
+    ['fail browser gone before the API answered', 400, 'headers'],
+  ])('%s: the API request is abandoned too', async (_name, answerAfterMs, leaveAfter) => {
+    // An API that streams an endless answer (an audit export, say) and tells when its connection closes.
+    let apiConnectionClosed = false;
+    let apiRequests = 0;
+    const api = http.createServer((req, res) => {
+      apiRequests++;
+      req.socket.on('close', () => (apiConnectionClosed = true));
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const pump = () => {
+          while (!res.destroyed && res.write(Buffer.alloc(64 * 1024, 0x20)));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        pump();
+      }, answerAfterMs);
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    const replica = await createKeyclientApp(
+      { ...h.config, keyserverApiUrl: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, proxyTimeoutMs: 30_000 },
+      { logDestination: { write: () => true } },
+    );
+    await replica.app.listen(0, '127.0.0.1');
+    try {
+      const { cookie } = await signedIn();
+      const port = (replica.app.getHttpServer().address() as AddressInfo).port;
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/api/v1/audit/export', headers: { cookie: `${h.sessionCookieName}=${cookie}` }, agent: false });
+        req.on('error', () => resolve());
+        if (leaveAfter === 'headers') {
+          setTimeout(() => {
+            req.destroy();
+            resolve();
+          }, 100);
+        } else {
+          req.on('response', (res) => {
+            if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+            res.once('data', () => {
+              req.destroy();
+              resolve();
+            });
+          });
+        }
+      });
+      const deadline = Date.now() + 3_000;
+      while (!apiConnectionClosed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect({ apiRequests, apiConnectionClosed }).toEqual({ apiRequests: 1, apiConnectionClosed: true });
+    } finally {
+      await replica.close();
+      api.closeAllConnections();
+      await new Promise((r) => api.close(r));
+    }
+  });
+});
+
+describe(SpaController.name, () => {
+  beforeAll(() => {
+    // A dotfile left in the build directory (an editor's or a deploy tool's) is never served.
+    writeFileSync(join(h.config.spaDistDir, '.env'), 'SPA_DOTFILE_CONTENT=1');
+  });
+
+  it.each([
+    ['fail a range past the end of a bundle', '/main-ABCDEFGH.js', { range: 'bytes=99999-' }, 416, 'range_not_satisfiable'],
+    ['fail an If-Match that names another version', '/main-ABCDEFGH.js', { 'if-match': '"another-version"' }, 412, 'precondition_failed'],
+    ['fail an If-Unmodified-Since before the file was written', '/assets/logo.svg', { 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' }, 412, 'precondition_failed'],
+    ['fail a dotfile in the build directory', '/.env', {}, 404, 'not_found'],
+  ])('%s is a 4xx problem, never a 500', async (_name, path, headers, status, code) => {
+    const res = await h.browser().request(`${h.kc}${path}`, { headers });
+    expect({ status: res.status, code: problemCode(res) }).toEqual({ status, code });
+    expect(res.body).not.toContain('SPA_DOTFILE_CONTENT');
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('ok serves a satisfiable range of a bundle', async () => {
+    const res = await h.browser().request(`${h.kc}/main-ABCDEFGH.js`, { headers: { range: 'bytes=0-7' } });
+    expect([res.status, res.body, res.headers['content-range']]).toEqual([206, 'document', expect.stringMatching(/^bytes 0-7\/\d+$/)]);
   });
 });
 

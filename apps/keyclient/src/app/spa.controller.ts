@@ -5,6 +5,7 @@ import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { checkRawPath } from '../proxy/proxy-routes';
+import { sendProblem } from '../http/problem';
 import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
 import { spaMissingPage } from './pages';
 
@@ -51,11 +52,34 @@ export class SpaController {
       // Angular emits content-hashed bundle names; index.html itself must never be cached.
       const immutable = /\.[0-9a-f]{8,}\.|-[A-Z0-9]{8}\./i.test(file);
       res.setHeader('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
-      res.sendFile(file, { dotfiles: 'deny' });
+      // With a callback, every refusal of `send` (a range outside the file, a failed If-Match or If-Unmodified-Since,
+      // a dotfile) is answered here as problem+json; without one it reached the filter as an unknown error (500).
+      res.sendFile(file, { dotfiles: 'deny' }, (err?: SendError) => {
+        if (err) this.sendFileFailed(req, res, err);
+      });
       return;
     }
     if (extname(decoded) !== '') throw new KeyclientError(KeyclientErrorCode.NotFound);
     this.sendIndex(res, index);
+  }
+
+  /** The answer to a static file `send` refused (its errors carry the HTTP status they mean). */
+  private sendFileFailed(req: Request, res: Response, err: SendError): void {
+    const status = err.status ?? err.statusCode;
+    let code: KeyclientErrorCode;
+    if (status === 416) code = KeyclientErrorCode.RangeNotSatisfiable;
+    else if (status === 412) code = KeyclientErrorCode.PreconditionFailed;
+    else if (status === 403 || status === 404) code = KeyclientErrorCode.NotFound; // a dotfile (denied) is not there either
+    else {
+      if (err.code !== 'ECONNABORTED') this.ctx.log.error({ event: 'static_file_failed', requestId: req.requestId, err: err.message }, 'static file failed');
+      code = KeyclientErrorCode.InternalError;
+    }
+    if (!res.headersSent) {
+      // Validators of the file do not describe the problem document; send keeps Content-Range (bytes */size) for a 416.
+      for (const name of ['etag', 'last-modified', 'accept-ranges']) res.removeHeader(name);
+      if (code !== KeyclientErrorCode.RangeNotSatisfiable) res.removeHeader('content-range');
+    }
+    sendProblem(res, new KeyclientError(code), req.requestId);
   }
 
   /** index.html with a fresh CSP nonce for Angular's inline styles; never cached. */
@@ -70,6 +94,9 @@ export class SpaController {
     res.type('html').send(this.indexCache.html.replace(NONCE_PLACEHOLDER, nonce));
   }
 }
+
+/** An error of `send` (via res.sendFile): an HTTP status for refusals, a Node error code for I/O failures. */
+type SendError = Error & { status?: number; statusCode?: number; code?: string };
 
 function isFile(path: string): boolean {
   try {

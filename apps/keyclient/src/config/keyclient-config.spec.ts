@@ -126,3 +126,25 @@ describe(loadKeyclientConfig.name, () => {
     expect(text).not.toContain(KEY);
   });
 });
+
+describe(describeKeyclientConfig.name, () => {
+  // node-postgres takes the password from the query string as well as from the user-info part.
+  it.each([
+    ['fail password in the user-info part', 'postgresql://keyserver_keyclient:db-pass-1@db:5432/keyserver', 'db-pass-1'],
+    ['fail password as a query parameter', 'postgresql://keyserver_keyclient@db:5432/keyserver?password=db-pass-2', 'db-pass-2'],
+    ['fail password as a query parameter after others', 'postgresql://keyserver_keyclient@db/keyserver?sslmode=verify-full&password=db-pass-3', 'db-pass-3'],
+    ['fail encoded parameter name', 'postgresql://keyserver_keyclient@db/keyserver?pass%77ord=db-pass-4', 'db-pass-4'],
+    ['fail client key passphrase', 'postgresql://keyserver_keyclient@db/keyserver?sslpassword=db-pass-5', 'db-pass-5'],
+  ])('%s never reaches the loggable description', (_name, url, secret) => {
+    const config = loadKeyclientConfig({ ...VALID, DATABASE_URL: url });
+    expect(config.databaseUrl).toBe(url);
+    const described = describeKeyclientConfig(config);
+    expect(JSON.stringify(described)).not.toContain(secret);
+    expect(String(described['DATABASE_URL'])).toContain('db');
+  });
+
+  it('ok keeps the harmless query parameters readable', () => {
+    const config = loadKeyclientConfig({ ...VALID, DATABASE_URL: 'postgresql://keyserver_keyclient@db/keyserver?sslmode=verify-full&application_name=keyclient' });
+    expect(describeKeyclientConfig(config)['DATABASE_URL']).toBe('postgresql://***@db/keyserver?sslmode=verify-full&application_name=keyclient');
+  });
+});

@@ -15,6 +15,10 @@ export enum KeyclientErrorCode {
   LoginFailed = 'login_failed',
   NotReady = 'not_ready',
   NotFound = 'not_found',
+  /** A conditional request for a static file (If-Match, If-Unmodified-Since) whose condition does not hold. */
+  PreconditionFailed = 'precondition_failed',
+  /** A Range request for a static file that lies outside it. */
+  RangeNotSatisfiable = 'range_not_satisfiable',
   MethodNotAllowed = 'method_not_allowed',
   HeaderTooLarge = 'header_too_large',
   MalformedRequest = 'malformed_request',
@@ -35,6 +39,8 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.LoginFailed]: 400,
   [KeyclientErrorCode.NotReady]: 503,
   [KeyclientErrorCode.NotFound]: 404,
+  [KeyclientErrorCode.PreconditionFailed]: 412,
+  [KeyclientErrorCode.RangeNotSatisfiable]: 416,
   [KeyclientErrorCode.MethodNotAllowed]: 405,
   [KeyclientErrorCode.HeaderTooLarge]: 431,
   [KeyclientErrorCode.MalformedRequest]: 400,
@@ -55,6 +61,8 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.LoginFailed]: 'Sign-in failed',
   [KeyclientErrorCode.NotReady]: 'Not ready',
   [KeyclientErrorCode.NotFound]: 'Not found',
+  [KeyclientErrorCode.PreconditionFailed]: 'Precondition failed',
+  [KeyclientErrorCode.RangeNotSatisfiable]: 'Range not satisfiable',
   [KeyclientErrorCode.MethodNotAllowed]: 'Method not allowed',
   [KeyclientErrorCode.HeaderTooLarge]: 'Request headers too large',
   [KeyclientErrorCode.MalformedRequest]: 'Malformed request',

@@ -91,6 +91,8 @@ export class ProxyService {
     headers['x-request-id'] = requestId;
     const hasBody = declared !== undefined || req.headers['transfer-encoding'] !== undefined;
 
+    // The browser left while its request waited for the session store: nothing to ask the API.
+    if (res.destroyed) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const fail = (err: KeyclientError) => {
@@ -100,7 +102,24 @@ export class ProxyService {
         reject(err);
       };
       const upstream = this.send(this.target(pathAndQuery), req.method, headers);
-      upstream.on('timeout', () => fail(new KeyclientError(KeyclientErrorCode.UpstreamTimeout)));
+      // The browser gone (tab closed, fetch aborted) before the whole answer reached it: the API request is abandoned
+      // too, whether the API is still working on it or streaming its answer. Otherwise the paused upstream socket
+      // stays open for as long as the API keeps it (for ever for a long answer), one per abandoned request.
+      res.on('close', () => {
+        if (res.writableFinished) return;
+        settled = true;
+        upstream.destroy();
+        resolve();
+      });
+      upstream.on('timeout', () => {
+        if (!settled) {
+          fail(new KeyclientError(KeyclientErrorCode.UpstreamTimeout));
+          return;
+        }
+        // The API stalled in the middle of its answer: end both sides rather than keep them open.
+        upstream.destroy();
+        res.destroy();
+      });
       upstream.on('error', (err) => {
         if (!settled) this.log.warn({ event: 'upstream_error', err: err.message }, 'keyserver API request failed');
         fail(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable));
