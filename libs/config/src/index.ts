@@ -7,6 +7,7 @@ export {
   keepIdleConnections,
   loadConfig,
   maskSecrets,
+  maskUrlCredentials,
   port,
   postgresUrl,
   runOrExit,

@@ -1,5 +1,5 @@
 import { ConfigError } from '@keyserver/config';
-import { loadApiConfig } from './api-config';
+import { describeConfig, loadApiConfig } from './api-config';
 
 const VALID: Record<string, string> = {
   TENANT_ID: '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01',
@@ -69,5 +69,17 @@ describe(loadApiConfig.name, () => {
     ['fail a negative V8 background nice (a raised priority needs privileges)', { V8_BACKGROUND_NICE: '-5' }, 'V8_BACKGROUND_NICE'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+});
+
+describe(describeConfig.name, () => {
+  it.each([
+    ['fail a password in the user-info', 'postgresql://keyserver:Zq9user@db-rw:5432/keyserver'],
+    ['fail a password in the query (node-postgres reads it there too)', 'postgresql://keyserver@db-rw:5432/keyserver?password=Zq9query'],
+    ['fail an sslpassword with an encoded name', 'postgresql://keyserver@db-rw:5432/keyserver?sslmode=require&sslpass%77ord=Zq9ssl'],
+  ])('%s: the boot log line never carries it', (_n, url) => {
+    const line = JSON.stringify(describeConfig(loadApiConfig({ ...VALID, DATABASE_URL: url, DATABASE_DIRECT_URL: url })));
+    expect(line).not.toContain('Zq9');
+    expect(line).not.toContain(VALID['PKCS11_PIN']);
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, csv, guid, loadConfig, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { ConfigError, csv, guid, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
@@ -164,8 +164,8 @@ export function describeConfig(c: ApiConfig): Record<string, unknown> {
   return {
     ...c,
     pkcs11: { ...c.pkcs11, pin: '***' },
-    databaseUrl: c.databaseUrl.replace(/\/\/[^/@]*@/, '//***@'),
-    databaseDirectUrl: c.databaseDirectUrl.replace(/\/\/[^/@]*@/, '//***@'),
+    databaseUrl: maskUrlCredentials(c.databaseUrl),
+    databaseDirectUrl: maskUrlCredentials(c.databaseDirectUrl),
     metrics: c.metrics && { ...c.metrics, token: c.metrics.token === undefined ? undefined : '***' },
     notify: describeNotifyConfig(c.notify),
   };
