@@ -3,6 +3,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, Certificate, Page } from '../types';
 import { toCertificate, withIssuer } from './certificate-row';
 import { appendAuditTx, clampLimit } from './audit.repository';
+import { lockCrlScopeForRevocation } from './crl.repository';
 
 export interface InsertCertificateInput {
   issuerKeyid: string;
@@ -26,6 +27,12 @@ export interface CertificateFilter {
   subjectContains?: string;
   operationId?: string;
   revoked?: boolean;
+  /**
+   * Only certificates of these issuing keys (the visibility policy, @keyserver/authz `visibility.certificate`: keys the
+   * caller holds a grant on). Applied in the query, so that no page or cursor is ever made of certificates the caller
+   * may not see; absent for callers who see everything.
+   */
+  visibleIssuerKeyids?: readonly string[];
   cursor?: string;
   limit?: number;
 }
@@ -86,7 +93,10 @@ export class CertificateRepository {
     const limit = clampLimit(filter.limit);
     const rows = await this.db.prisma.certificate.findMany({
       where: {
-        issuerKey: filter.issuerKeyid ? { keyid: filter.issuerKeyid } : undefined,
+        AND: [
+          ...(filter.issuerKeyid ? [{ issuerKey: { keyid: filter.issuerKeyid } }] : []),
+          ...(filter.visibleIssuerKeyids ? [{ issuerKey: { keyid: { in: [...filter.visibleIssuerKeyids] } } }] : []),
+        ],
         serialHex: filter.serialHex ? normSerial(filter.serialHex) : undefined,
         subjectDn: filter.subjectContains ? { contains: filter.subjectContains, mode: 'insensitive' } : undefined,
         operationId: filter.operationId,
@@ -101,9 +111,15 @@ export class CertificateRepository {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** Revokes once; revoking an already revoked certificate is `invalid_state`. */
+  /**
+   * Revokes once; revoking an already revoked certificate is `invalid_state`, and so is a revocation after the issuing
+   * key pair signed its final CRL (the CRL could not list it: {@link lockCrlScopeForRevocation}).
+   */
   async revoke(issuerKeyid: string, serialHex: string, reason: string, at = new Date(), audit?: AuditInput): Promise<Certificate> {
     return this.db.transaction(async (tx) => {
+      const signedBy = await tx.certificate.findFirst({ where: { issuerKey: { keyid: issuerKeyid }, serialHex: normSerial(serialHex) }, select: { issuerKeyId: true, issuerVersion: true } });
+      if (!signedBy) throw new DataAccessError('not_found', 'certificate not found');
+      await lockCrlScopeForRevocation(tx, signedBy.issuerKeyId, signedBy.issuerVersion);
       const n = await tx.certificate.updateMany({
         where: { issuerKey: { keyid: issuerKeyid }, serialHex: normSerial(serialHex), revokedAt: null },
         data: { revokedAt: at, revocationReason: reason },

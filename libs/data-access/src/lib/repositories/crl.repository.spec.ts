@@ -1,7 +1,7 @@
-import { hex, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, closeTwoReplicas, openTwoReplicas, outcome, type TwoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput, Key } from '../types';
-import { CrlRepository, type CrlScope, type CrlSigner } from './crl.repository';
+import { CrlRepository, crlEntriesSha256, type CrlScope, type CrlSigner } from './crl.repository';
 import { KeyLifecycleRepository } from './key-lifecycle.repository';
 
 const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test' });
@@ -71,6 +71,42 @@ describe(CrlRepository.name, () => {
     expect(await serials(null)).toEqual(['aa03']);
     expect(await serials(4)).toBeNull();
     expect((await crls.liveScopes()).filter((s) => s.keyid === k.keyid).map((s) => s.version)).toEqual([1, 2, 3]);
+  });
+
+  /** The signer of a key's last CRLs before destruction (crl.service finalCrls), held `delayMs` inside the lock. */
+  const finalSigner = (delayMs = 0): CrlSigner => async (_s, _e, _sha, takeNumber) => {
+    await new Promise((res) => setTimeout(res, delayMs));
+    return { crlNumber: await takeNumber(), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true };
+  };
+  const device = (issuerKeyid: string, issuerVersion: number, serialHex = hex(8)) =>
+    r.a.certificates.insert({ issuerKeyid, issuerVersion, serialHex, subjectDn: 'CN=d', notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000), pem: PEM });
+
+  it('fail a revocation after the version that signed the certificate (or a renewal sharing its key pair) signed its final CRL: refused, the final CRL cannot list it', async () => {
+    // The destruction signs the final CRLs first, then deletes the HSM objects, then marks the key destroyed: when
+    // it stops after the CRLs (an HSM error; a retry) the issuer is not destroyed yet, but its CRL can no longer change.
+    const k = await ca();
+    const life = new KeyLifecycleRepository(r.dbA);
+    await life.addVersion(k.keyid, 1, { hsmKeyId: k.hsmKeyId, certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.renew'));
+    const c = await device(k.keyid, 1);
+    const crls = new CrlRepository(r.dbA);
+    await crls.refresh((await crls.scope(k.keyid, 2)) as CrlScope, finalSigner());
+    expect(await outcome(r.a.certificates.revoke(k.keyid, c.serialHex, 'keyCompromise'))).toBe('invalid_state');
+    expect((await r.a.certificates.get(k.keyid, c.serialHex)).revokedAt).toBeNull();
+  });
+
+  it('ok a revocation and the signing of the final CRL at the same time: the revocation is on the final CRL or refused, never revoked and missing', async () => {
+    const k = await ca();
+    const c = await device(k.keyid, 1);
+    const crls = new CrlRepository(r.dbA);
+    const scope = (await crls.scope(k.keyid, 1)) as CrlScope;
+    const signing = crls.refresh(scope, finalSigner(300));
+    await new Promise((res) => setTimeout(res, 100));
+    const revoked = await outcome(r.b.certificates.revoke(k.keyid, c.serialHex, 'keyCompromise'));
+    const final = await signing;
+    const entries = await crls.entries(scope);
+    // Usually the refresh holds the lock first and the revocation is refused; if the revocation got there first, it is listed.
+    expect(['invalid_state', 'ok']).toContain(revoked);
+    expect({ revoked, listed: final?.entriesSha256 === crlEntriesSha256(entries) }).toEqual({ revoked, listed: true });
   });
 
   it('ok a final CRL is never replaced, and a destroyed version is not live', async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Crl as CrlRow } from '../../generated/prisma/client';
 import { mapPrismaError, type Db, type Tx } from '../db';
+import { DataAccessError } from '../errors';
 import type { KeyState, KeyType } from '../types';
 
 /** The key version a CRL belongs to (ADR 0029): a version of a ROOT or CA key. */
@@ -65,6 +66,25 @@ const toStored = (c: CrlRow): StoredCrl => ({
 
 /** Keys of the advisory locks one per key version (the 'crl:' namespace, hashed by PostgreSQL). */
 const lockCrl = (tx: Tx, versionId: string) => tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`crl:${versionId}`}, 0))`;
+
+/**
+ * For a revocation in `tx` of a certificate signed by (issuerKeyId, issuerVersion): takes the CRL lock of every
+ * version whose CRL lists it (the versions sharing that version's key pair), in id order, and refuses
+ * (`invalid_state`) when one of those CRLs is final. A final CRL is signed just before the key pair is destroyed and
+ * never re-signed, so a revocation committed after it would be missing from every CRL while the issuer is not marked
+ * destroyed yet (or a destruction that failed after its final CRLs is retried). Under the locks a refresh either ran
+ * before (and its CRL is final: refused here) or runs after this commits and lists the revocation.
+ */
+export async function lockCrlScopeForRevocation(tx: Tx, issuerKeyId: string, issuerVersion: number): Promise<void> {
+  const versions = await tx.$queryRaw<{ id: string }[]>`
+    SELECT w."id"::text AS "id" FROM "key_version" v
+    JOIN "key_version" w ON w."keyId" = v."keyId" AND w."hsmKeyId" = v."hsmKeyId"
+    WHERE v."keyId" = ${issuerKeyId}::uuid AND v."version" = ${issuerVersion} ORDER BY w."id"`;
+  for (const v of versions) await lockCrl(tx, v.id);
+  if (versions.length === 0) return;
+  const final = await tx.crl.findFirst({ where: { keyVersionId: { in: versions.map((v) => v.id) }, final: true }, select: { keyVersionId: true } });
+  if (final) throw new DataAccessError('invalid_state', 'the issuer signed its final CRL (its key pair is being destroyed): a revocation can no longer be published');
+}
 
 /**
  * CRLs per ROOT/CA key version (ADR 0029): the scope of each (the certificates and key versions its key pair
