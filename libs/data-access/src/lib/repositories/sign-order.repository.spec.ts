@@ -1,6 +1,8 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
 import { hex, outcome, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation, signRequest as request } from '../../spec/sign-path';
+import { Client } from 'pg';
+import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { createDb, type Db } from '../db';
 import type { Repositories } from '.';
 import { SignOrderRepository } from './sign-order.repository';
@@ -260,6 +262,51 @@ describe(SignOrderRepository.name, () => {
     // The usage given back is usable again.
     expect(await outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'aa'))).toBe('ok');
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
+  it('ok a reaper and a group commit that holds the audit lock and then reaches the expired reservation do not deadlock; each usage counted once', async () => {
+    const { orderer, key, op } = await setup({ usages: 2 });
+    const shortLease = new SignOrderRepository(dbA, { leaseMs: 50 });
+    const [first, late] = [gate('aa'), gate('bb')];
+    const orders = [
+      outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-in-time', inputdata: hex(32) }), first.wait)),
+      outcome(shortLease.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-late', inputdata: hex(32) }), late.wait)),
+    ];
+    await Promise.all([first.entered, late.entered]);
+    await new Promise((r) => setTimeout(r, 80));
+    const deadlocks = async () => Number((await sql<{ n: string }>(tmp.url, `SELECT deadlocks::text AS n FROM pg_stat_database WHERE datname = current_database()`))[0].n);
+    const before = await deadlocks();
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 250; i++) {
+        const rows = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted`);
+        if (Number(rows[0].n) >= n) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`never ${n} waiting for the audit lock`);
+    };
+    // Another appender holds the audit lock: the two finishes commit together, the in-time one first, and wait for it
+    // holding nothing of the late one; the reaper then takes the expired reservation and waits for the lock too.
+    const other = new Client({ connectionString: tmp.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK]);
+      first.open();
+      late.open();
+      await waiting(1);
+      const reaped = releaseExpiredReservations(dbB).then((rows) => rows.length, (err: { code?: string }) => err.code ?? 'error');
+      // With the fix the reaper waits for the lock before it takes any reservation, without it after: both wait.
+      await waiting(2);
+      await other.query('COMMIT');
+      const [released, results] = await Promise.all([reaped, Promise.all(orders)]);
+      const stored = (await a.signOrders.listByOperation(op.id)).length;
+      expect({ deadlocks: (await deadlocks()) - before, released }).toEqual({ deadlocks: 0, released: 2 - stored });
+      expect(results.filter((x) => x === 'ok').length).toBe(stored);
+      expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(stored);
+      expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+    } finally {
+      await other.end();
+    }
   });
 
   it('ok two replicas reaping at once release each expired reservation once: each usage given back and audited once', async () => {

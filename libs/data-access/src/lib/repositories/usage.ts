@@ -6,6 +6,7 @@ import type { AuditEvent, AuditInput, OperationState } from '../types';
 import { usability, type UsabilityRefusal } from '../policy/operation-policy';
 import { timed, timedAppend } from './audit-observer';
 import { appendAuditSql, auditCallSql, auditFromCall, sqlParams, type SqlParam } from './audit.repository';
+import { AUDIT_APPEND_LOCK } from '../audit-hash';
 
 // The one place that takes a usage of an operation's key. Whether it may be used is the operation policy
 // (../policy/operation-policy.ts `usability`); RESERVE_SQL mirrors it in SQL so that the check and the counter
@@ -390,7 +391,15 @@ export interface ReleasedReservation {
  * (SKIP LOCKED); a late finisher of a released reservation fails with reservation_expired instead of storing.
  */
 export async function releaseExpiredReservations(db: Db, now = new Date(), limit = 100): Promise<ReleasedReservation[]> {
+  // Most sweeps find nothing: they must not queue behind the audit lock for it.
+  if ((await sqlQuery(db, `SELECT 1 FROM "usage_reservation" WHERE "leaseUntil" < $1::timestamptz LIMIT 1`, [now])).length === 0) return [];
   return sqlTransaction(db, async (client) => {
+    // The audit append lock before any reservation row. A finish locks its reservation's row and then takes the lock,
+    // and a group commit already holds the lock (its earlier finishes appended) when it reaches its next reservation:
+    // a reaper that locked that reservation first and then waited for the lock deadlocked with it (a second's stall
+    // of every append until PostgreSQL broke it). Holding the lock, the reaper skips (SKIP LOCKED) every reservation a
+    // finisher holds, and a finisher waiting for the lock holds no row the reaper waits for.
+    await sqlQuery(client, `SELECT pg_advisory_xact_lock($1::bigint) IS NULL AS "locked"`, [AUDIT_APPEND_LOCK]);
     const rows = await sqlQuery<ReleasedReservation>(
       client,
       `WITH expired AS (
