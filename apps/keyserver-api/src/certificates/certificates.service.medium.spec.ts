@@ -63,6 +63,22 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
   });
 
+  it('never names a certificate the caller may not see in a cursor, even after scanning thousands of them', async () => {
+    // Certificates of another CA, newer than any of the caller's: the whole scan of one request sees none of his.
+    const { provisioner } = await issuingSetup();
+    const other = (await seedCaChain(db, hsm.signer)).caKeyid;
+    await db.pool.query(
+      `INSERT INTO "certificate" ("id", "issuerKeyId", "issuerVersion", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "createdAt")
+       SELECT gen_random_uuid(), k."id", 1, 'feed' || n, 'CN=hidden-' || n, '{}', now(), now() + interval '1 day', 'not a certificate', now() + interval '1 hour' + n * interval '1 ms'
+       FROM generate_series(1, 2100) AS n, "key" k WHERE k."keyid" = $1`,
+      [other],
+    );
+    const page = await service.list(provisioner, { limit: 50 });
+    expect(page.items.map((c) => c.issuer).filter((k) => k !== caKeyid)).toEqual([]);
+    const hidden = await db.pool.query(`SELECT 1 FROM "certificate" c JOIN "key" k ON k."id" = c."issuerKeyId" WHERE c."id"::text = $1 AND k."keyid" = $2`, [page.nextCursor ?? '', other]);
+    expect(hidden.rowCount).toBe(0);
+  });
+
   it('issues for exactly the valid CSRs of a burst mixed with forged ones: usages only for those, the forged refused', async () => {
     const { provisioner, operationId } = await mediumIssuer(db, caKeyid, 8);
     // Started together, so their reservations share batches while their signatures are still being checked.

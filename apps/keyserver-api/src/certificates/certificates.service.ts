@@ -115,7 +115,15 @@ export class CertificatesService {
   async list(actor: Actor, q: CertificateListQuery): Promise<CertificatePage> {
     const page = await visiblePage(
       (cursor) =>
-        this.certificates.list({ serialHex: q.serial?.toLowerCase().replace(/^0x/, ''), subjectContains: q.subject, issuerKeyid: q.issuer, cursor, limit: 100 }),
+        this.certificates.list({
+          serialHex: q.serial?.toLowerCase().replace(/^0x/, ''),
+          subjectContains: q.subject,
+          issuerKeyid: q.issuer,
+          // Visibility in the query too: the end of a long scan must not hand out the id of an invisible certificate.
+          visibleIssuerKeyids: visibility.everything(actor) ? undefined : [...actor.keyGrants].filter(([keyid]) => visibility.certificate(actor, { issuerKeyid: keyid })).map(([keyid]) => keyid),
+          cursor,
+          limit: 100,
+        }),
       (c) => visibility.certificate(actor, c),
       q.cursor,
       q.limit ?? 50,

@@ -65,6 +65,79 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     expect(after.keys.map((k) => k.approverIds.length)).toEqual(who === 'twice' ? [1, 1] : [0, 0]);
   });
 
+  it('never names an operation the caller may not see in a cursor, even after scanning thousands of them', async () => {
+    // A signer of the key (operations:read, SIGN, no APPROVE): others' operations on it do not exist for him, yet a
+    // sign order only needs an operation id, so an id would be worth having.
+    const keyid = await seedKey(db, { requiredApprovers: 1 });
+    const orderer = await actor(['ORDERER'], ['ORDER'], [keyid], Permission.OperationsCreate);
+    await pg.db.pool.query(
+      `WITH ops AS (
+         INSERT INTO "operation" ("id", "description", "state", "ordererId", "validFrom", "validTo", "digests", "createdAt", "updatedAt")
+         SELECT gen_random_uuid(), 'hidden ' || n, 'APPROVED', $1::uuid, now(), now() + interval '1 hour', '{}', now() - n * interval '1 ms', now()
+         FROM generate_series(1, 2100) AS n RETURNING "id")
+       INSERT INTO "operation_key" ("id", "operationId", "keyId", "usagesAllowed", "requiredApprovers")
+       SELECT gen_random_uuid(), ops."id", k."id", 1, 1 FROM ops, "key" k WHERE k."keyid" = $2`,
+      [orderer.subjectId, keyid],
+    );
+    const signer = await actor(['SIGNER'], ['SIGN'], [keyid], Permission.OperationsRead);
+    const mine = await service.create(
+      await actor(['ORDERER', 'SIGNER'], ['ORDER', 'SIGN'], [keyid], Permission.OperationsCreate),
+      { description: 'not his either', ...window(), digests: [], keys: [{ keyid, usages: 1 }] },
+      'req-create',
+    );
+    for (const q of [{ key: keyid, limit: 1 }, { limit: 1 }, { key: keyid, state: 'APPROVED' as const, limit: 5 }]) {
+      expect(await service.list(signer, q)).toEqual({ items: [], nextCursor: null });
+    }
+    // What the orderer sees is unchanged: his operations, page by page.
+    const first = await service.list(orderer, { key: keyid, limit: 500 });
+    expect(first.items).toHaveLength(500);
+    expect(first.nextCursor).toBe(first.items[499].id);
+    expect(first.items.every((o) => o.orderer.subjectId === orderer.subjectId && o.id !== mine.id)).toBe(true);
+  });
+
+  it('lists as awaiting me only operations I may still approve: never my own, never one I approved every key of', async () => {
+    const { keyids, orderer, op } = await twoKeyOperation(['ORDER', 'APPROVE']);
+    const other = await actor(['APPROVER'], ['APPROVE'], [keyids[0]], Permission.OperationsRead);
+    const awaiting = async (a: Actor) => (await service.list(a, { awaiting: 'me', limit: 500 })).items.map((o) => o.id);
+    expect(await awaiting(other)).toContain(op.id);
+    await service.approve(other, op.id, 'req-other');
+    // keyids[1] still lacks its approver, but not one that `other` can give.
+    expect(await awaiting(other)).not.toContain(op.id);
+    expect(await awaiting(orderer)).not.toContain(op.id);
+  });
+
+  it.each([
+    ['ok create', 'operation.create'],
+    ['ok approve', 'operation.approve'],
+    ['ok reject', 'operation.reject'],
+    ['ok cancel', 'operation.cancel'],
+  ] as const)('%s: a failure reading the answer after the commit records nothing beside the SUCCESS', async (_n, action) => {
+    // The limits are read for the answer only, after the change and its SUCCESS event committed.
+    let failAnswer = false;
+    const limits = new KeyLimitsRepository(db);
+    const getMany = limits.getMany.bind(limits);
+    limits.getMany = (keyids) => (failAnswer ? Promise.reject(new Error('limits unavailable')) : getMany(keyids));
+    const flaky = new OperationsService(operations, subjects, limits, new Audited(audit));
+    const keyids = [await seedKey(db, { requiredApprovers: 1 })];
+    const orderer = await actor(['ORDERER'], ['ORDER'], keyids, Permission.OperationsCreate);
+    const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    const requestId = `req-${randomBytes(4).toString('hex')}`;
+    const body = { description: 'answer fails', ...window(), digests: [], keys: [{ keyid: keyids[0], usages: 1 }] };
+    const op = action === 'operation.create' ? undefined : await flaky.create(orderer, body, 'req-setup');
+    failAnswer = true;
+    const call =
+      action === 'operation.create'
+        ? flaky.create(orderer, body, requestId)
+        : action === 'operation.approve'
+          ? flaky.approve(approver, op!.id, requestId)
+          : action === 'operation.reject'
+            ? flaky.reject(approver, op!.id, { reason: 'no' }, requestId)
+            : flaky.cancel(orderer, op!.id, requestId);
+    await expect(call).rejects.toThrow('limits unavailable');
+    const events = (await audit.list({ action, requestId })).items;
+    expect(events.map((e) => e.outcome)).toEqual(['SUCCESS']);
+  });
+
   it('counts nothing of an approval that fails on one of its keys (one transaction)', async () => {
     const { keyids, op } = await twoKeyOperation();
     const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);

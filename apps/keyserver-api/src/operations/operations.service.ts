@@ -46,6 +46,8 @@ export class OperationsService {
         },
         a.event,
       );
+      // Committed with its SUCCESS event: a failure reading the answer must not add a FAILED event beside it.
+      a.committed();
       return this.view(op, actor.displayName, await this.limitsOf([op]));
     });
   }
@@ -64,6 +66,10 @@ export class OperationsService {
       keyid: q.key,
       ordererId: q.mine === 'true' ? actor.subjectId : undefined,
       awaitingApprovalBy: q.awaiting === 'me' ? actor.subjectId : undefined,
+      // Visibility in the query too: the end of a long scan must not hand out the id of an invisible operation as cursor.
+      visibleTo: visibility.everything(actor)
+        ? undefined
+        : { subjectId: actor.subjectId, approveKeyids: [...actor.keyGrants].filter(([keyid]) => holds(actor, 'APPROVE', keyid)).map(([keyid]) => keyid) },
     };
     // EXPIRED is derived from the window until a sweep stores it, so that filter reads REQUESTED/APPROVED too.
     const stored = filter.state === 'EXPIRED' || filter.awaitingApprovalBy ? undefined : filter.state;
@@ -73,7 +79,7 @@ export class OperationsService {
       (op) =>
         visibility.operation(actor, op) &&
         (q.state === undefined || effectiveState(op, now) === q.state) &&
-        (q.awaiting !== 'me' || (effectiveState(op, now) === 'REQUESTED' && this.approvableKeys(actor, op).length > 0)),
+        (q.awaiting !== 'me' || (effectiveState(op, now) === 'REQUESTED' && this.awaitsApproval(actor, op))),
       q.cursor,
       limit,
     );
@@ -120,6 +126,7 @@ export class OperationsService {
         }
         throw err;
       }
+      a.committed();
       return this.view(current, orderer.displayName, await this.limitsOf([current]));
     }, REFUSAL);
   }
@@ -134,6 +141,7 @@ export class OperationsService {
       }
       this.assertOpen(op);
       const rejected = await this.operations.reject(op.id, dto.reason, a.event);
+      a.committed();
       return this.view(rejected, (await this.subjects.getById(op.ordererId)).displayName, await this.limitsOf([rejected]));
     }, REFUSAL);
   }
@@ -150,6 +158,7 @@ export class OperationsService {
       }
       this.assertOpen(op);
       const cancelled = await this.operations.cancel(op.id, a.event);
+      a.committed();
       return this.view(cancelled, orderer.displayName, await this.limitsOf([cancelled]));
     }, REFUSAL);
   }
@@ -167,6 +176,12 @@ export class OperationsService {
   /** Keys of the operation that need approvals and on which the caller holds APPROVE. */
   private approvableKeys(actor: Actor, op: Operation) {
     return op.keys.filter((k) => k.requiredApprovers > 0 && holds(actor, 'APPROVE', k.keyid));
+  }
+
+  /** What `approve` would still count: a key short of approvers that the caller (never the orderer) approves and has not yet. */
+  private awaitsApproval(actor: Actor, op: Operation): boolean {
+    if (op.ordererId === actor.subjectId) return false;
+    return this.approvableKeys(actor, op).some((k) => k.approverIds.length < k.requiredApprovers && !k.approverIds.includes(actor.subjectId));
   }
 
   private assertOpen(op: Operation): void {

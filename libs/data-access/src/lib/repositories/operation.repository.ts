@@ -27,6 +27,12 @@ export interface OperationFilter {
   ordererId?: string;
   /** Operations still REQUESTED where this subject can add a missing approval. */
   awaitingApprovalBy?: string;
+  /**
+   * Only operations this caller may see (the visibility policy, @keyserver/authz `visibility.operation`): those it
+   * ordered and those using a key it approves. Applied in the query, so that no page or cursor is ever made of
+   * operations the caller may not see; absent for callers who see everything.
+   */
+  visibleTo?: { subjectId: string; approveKeyids: readonly string[] };
   cursor?: string;
   limit?: number;
 }
@@ -144,7 +150,15 @@ export class OperationRepository {
   async list(filter: OperationFilter = {}): Promise<Page<Operation>> {
     const limit = clampLimit(filter.limit);
     const where: Prisma.OperationWhereInput = { state: filter.state, ordererId: filter.ordererId };
-    if (filter.keyid) where.keys = { some: { key: { keyid: filter.keyid } } };
+    const and: Prisma.OperationWhereInput[] = [];
+    if (filter.keyid) and.push({ keys: { some: { key: { keyid: filter.keyid } } } });
+    if (filter.visibleTo) {
+      const { subjectId, approveKeyids } = filter.visibleTo;
+      if (!UUID.test(subjectId)) throw new DataAccessError('invalid_input', 'bad subject id');
+      const approves: Prisma.OperationWhereInput[] = approveKeyids.length ? [{ keys: { some: { key: { keyid: { in: [...approveKeyids] } } } } }] : [];
+      and.push({ OR: [{ ordererId: subjectId }, ...approves] });
+    }
+    if (and.length) where.AND = and;
     if (filter.awaitingApprovalBy) {
       const approver = filter.awaitingApprovalBy;
       where.state = 'REQUESTED';
