@@ -187,7 +187,7 @@ const strings = (v: unknown): string[] =>
 describe(canonicalAuditContent.name, () => {
   const opts = { seed: 13_002, numRuns: 300 };
 
-  it('ok yields only storable strings, lower-case UUIDs and short indexed columns, and is idempotent', () => {
+  it('ok yields only storable strings, lower-case UUIDs and short indexed columns, and is idempotent but for the escape of its own keys', () => {
     fc.assert(
       fc.property(content, (c) => {
         const canon = canonicalAuditContent(c);
@@ -196,7 +196,9 @@ describe(canonicalAuditContent.name, () => {
           expect(canon[f] === null || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(canon[f] as string)).toBe(true);
         }
         expect((canon.keyid ?? '').length).toBeLessThanOrEqual(AUDIT_INDEXED_TEXT_MAX);
-        expect(canonicalAuditContent(canon)).toEqual(canon);
+        // Fed back as a caller's event, the writer's own `column:`/`caller:` keys are a caller's: escaped once more.
+        const escapedAgain = Object.fromEntries(Object.entries(canon.details).map(([k, v]) => [/^(column|caller):/.test(k) ? `caller:${k}` : k, v]));
+        expect(canonicalAuditContent(canon)).toEqual({ ...canon, details: escapedAgain });
       }),
       opts,
     );
@@ -232,6 +234,9 @@ describe(canonicalAuditContent.name, () => {
     ['ok keys differing only in unstorable characters stay apart', { details: { '\ud800': 1, '\udc00': 2, '\ufffd': 3 } }, { details: { '\ufffd': 3, '\ufffd~2': 1, '\ufffd~3': 2 } }],
     ['ok a __proto__ key stays a member', { details: JSON.parse('{"__proto__":{"x":1}}') as Record<string, unknown> }, { details: JSON.parse('{"__proto__":{"x":1}}') as Record<string, unknown> }],
     ['ok a huge keyid is cut in its column and kept whole in details', { keyid: 'k'.repeat(600) }, { keyid: `${'k'.repeat(AUDIT_INDEXED_TEXT_MAX - 1)}…`, details: { 'column:keyid': 'k'.repeat(600) } }],
+    ['ok a caller key in the moved namespace is escaped', { details: { 'column:keyid': 'planted', other: 1 } }, { details: { 'caller:column:keyid': 'planted', other: 1 } }],
+    ['ok a caller key in the escape namespace is escaped too (injective)', { details: { 'caller:column:keyid': 1, 'column:keyid': 2 } }, { details: { 'caller:caller:column:keyid': 1, 'caller:column:keyid': 2 } }],
+    ['ok the moved value and a caller key of the same name stay apart', { keyid: 'k'.repeat(600), details: { 'column:keyid': 'x' } }, { details: { 'column:keyid': 'k'.repeat(600), 'caller:column:keyid': 'x' } }],
     ['ok Dates, undefined, NaN and bigint as JSON reads them back', { details: { d: new Date(0), u: undefined, n: NaN, b: BigInt(7) } }, { details: { d: '1970-01-01T00:00:00.000Z', n: null, b: '7' } }],
   ] as const)('%s', (_name, input, expected) => {
     const [row] = chain(1);
@@ -239,6 +244,17 @@ describe(canonicalAuditContent.name, () => {
     const canon = canonicalAuditContent({ ...base, ...(input as Partial<AuditHashInput>) });
     expect(canon).toMatchObject(expected);
     if ('details' in expected) expect(Object.keys(canon.details).sort()).toEqual(Object.keys(expected.details).sort());
+  });
+
+  it('fail a long keyid and a short one with a planted details key: they never store (or hash) alike', () => {
+    const [row] = chain(1);
+    const base = { ...row, details: {}, at: new Date(String(row['at'])) } as unknown as AuditHashInput;
+    const long = 'k'.repeat(AUDIT_INDEXED_TEXT_MAX + 1);
+    const honest = canonicalAuditContent({ ...base, keyid: long });
+    const forged = canonicalAuditContent({ ...base, keyid: `${'k'.repeat(AUDIT_INDEXED_TEXT_MAX - 1)}…`, details: { 'column:keyid': long } });
+    expect(forged.keyid).toBe(honest.keyid);
+    expect(canonicalJson(forged.details)).not.toBe(canonicalJson(honest.details));
+    expect(auditEventHash({ ...forged, prevHash: '0'.repeat(64) })).not.toBe(auditEventHash({ ...honest, prevHash: '0'.repeat(64) }));
   });
 
   it('is the identity on already storable strings', () => {

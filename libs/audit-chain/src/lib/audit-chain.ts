@@ -44,6 +44,11 @@ export const AUDIT_TEXT_FIELDS = ['errorCode', 'actorTid', 'actorOid', 'actorNam
 export const AUDIT_INDEXED_TEXT_MAX = 512;
 /** details key under which a column value the column cannot hold is kept whole (`column:keyid`, …). */
 export const AUDIT_MOVED_PREFIX = 'column:';
+/**
+ * Prefixed to a caller's top-level details key that starts with {@link AUDIT_MOVED_PREFIX} or with this prefix itself,
+ * so that `column:…` keys are only ever the writer's and no two events store the same details.
+ */
+export const AUDIT_ESCAPED_PREFIX = 'caller:';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL cannot store
@@ -65,11 +70,13 @@ export function storableText(s: string): string {
  *   and the column holds null (the writer generates `id`, always a UUID);
  * - an indexed text column holds at most {@link AUDIT_INDEXED_TEXT_MAX} characters (cut ones end in `…`); the whole value
  *   goes to `details["column:<field>"]`;
+ * - a caller's top-level details key starting with `column:` or `caller:` gets the prefix `caller:` (injective: the
+ *   moved values are the only `column:` keys, and a long keyid cannot store like a short one plus a planted key);
  * - details as JSON reads it back: toJSON/Dates applied, undefined dropped, non-finite numbers null, bigint as
  *   a decimal string, keys that only differed in unstorable characters kept apart with a `~2`, `~3` … suffix.
  */
 export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput, 'prevHash'> {
-  const details = storableDetails(e.details);
+  const details = escapedDetails(storableDetails(e.details));
   const moved: [string, string][] = [];
   const out = { ...e, details } as Omit<AuditHashInput, 'prevHash'>;
   const cols = out as unknown as Record<string, string | null>;
@@ -91,6 +98,17 @@ export function canonicalAuditContent(e: AuditContentInput): Omit<AuditHashInput
   for (const [f, v] of moved) defineMember(details, `${AUDIT_MOVED_PREFIX}${f}`, v);
   return out;
 }
+
+/** The caller's details with every top-level key in the writer's namespaces escaped (see canonicalAuditContent). */
+function escapedDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const keys = Object.keys(details);
+  if (!keys.some(reserved)) return details;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) defineMember(out, reserved(k) ? `${AUDIT_ESCAPED_PREFIX}${k}` : k, details[k]);
+  return out;
+}
+
+const reserved = (key: string): boolean => key.startsWith(AUDIT_MOVED_PREFIX) || key.startsWith(AUDIT_ESCAPED_PREFIX);
 
 function storableDetails(details: unknown): Record<string, unknown> {
   const json = JSON.stringify(details ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
