@@ -161,18 +161,45 @@ export class KeyRepository {
    * Sets how many approvers each operation on the key needs. The key row is locked (SELECT ... FOR UPDATE) while the
    * old value is read, so with `audit` the event's `requiredApprovers: { before, after }` is true even when
    * administrators change it concurrently; the event is written in the same transaction.
+   * A raise applies to the key's open operations at once (ADR 0012): each REQUESTED or APPROVED operation on the key
+   * needs the new number for it, and an APPROVED one short of it is REQUESTED again (listed in the event as
+   * `reopened`), so an operation ordered while the key needed fewer approvers (a development key about to become a
+   * production one) cannot be used past the raise. A lowering applies to new operations only.
    */
   async setRequiredApprovers(keyid: string, requiredApprovers: number, audit?: AuditInput): Promise<Key> {
     assertApprovers(requiredApprovers);
     try {
       return await this.db.transaction(async (tx) => {
+        // The open operations first, in id order, as an approval locks its operation before anything of the key
+        // (its approval row's foreign key): a concurrent approval is seen whole or waits for this change.
+        await tx.$queryRaw`
+          SELECT o."id" FROM "operation" o
+          WHERE o."state" IN ('REQUESTED', 'APPROVED')
+            AND o."id" IN (SELECT ok."operationId" FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE k."keyid" = ${keyid})
+          ORDER BY o."id" FOR UPDATE OF o`;
         const before = await lockKey(tx, keyid);
         const k = await tx.key.update({ where: { keyid }, data: { requiredApprovers }, include: withParent });
+        let reopened: string[] = [];
+        if (requiredApprovers > before.requiredApprovers) {
+          await tx.$executeRaw`
+            UPDATE "operation_key" ok SET "requiredApprovers" = ${requiredApprovers}
+            FROM "operation" o
+            WHERE ok."keyId" = ${before.id}::uuid AND o."id" = ok."operationId" AND o."state" IN ('REQUESTED', 'APPROVED')
+              AND ok."requiredApprovers" < ${requiredApprovers}`;
+          const rows = await tx.$queryRaw<{ id: string }[]>`
+            UPDATE "operation" o SET "state" = 'REQUESTED', "updatedAt" = now()
+            WHERE o."state" = 'APPROVED' AND EXISTS (
+              SELECT 1 FROM "operation_key" ok
+              WHERE ok."operationId" = o."id" AND ok."keyId" = ${before.id}::uuid
+                AND (SELECT count(*) FROM "approval" a WHERE a."operationId" = o."id" AND a."keyId" = ok."keyId") < ok."requiredApprovers")
+            RETURNING o."id"::text AS "id"`;
+          reopened = rows.map((r) => r.id).sort();
+        }
         if (audit) {
           await appendAuditTx(tx, {
             ...audit,
             keyid,
-            details: { ...audit.details, requiredApprovers: { before: before.requiredApprovers, after: requiredApprovers } },
+            details: { ...audit.details, requiredApprovers: { before: before.requiredApprovers, after: requiredApprovers }, ...(reopened.length ? { reopened } : {}) },
           });
         }
         return toKey(k);

@@ -1,5 +1,6 @@
 import { type TempDatabase } from '../../spec/temp-database';
 import { outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { signRequest } from '../../spec/sign-path';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import { OperationRepository } from './operation.repository';
@@ -24,7 +25,7 @@ describe(OperationRepository.name, () => {
     return { orderer, key, op };
   }
 
-  it('snapshots requiredApprovers and normalizes digests on create', async () => {
+  it('snapshots requiredApprovers and normalizes digests on create; a lowering of the key leaves its operations as ordered', async () => {
     const orderer = await seedSubject(a);
     const key = await seedKey(a, { requiredApprovers: 2 });
     const op = await a.operations.create({
@@ -34,12 +35,51 @@ describe(OperationRepository.name, () => {
       digests: ['ABCD'],
       keys: [{ keyid: key.keyid, usagesAllowed: 3 }],
     });
-    await a.keys.setRequiredApprovers(key.keyid, 5);
+    await a.keys.setRequiredApprovers(key.keyid, 1);
     expect(await a.operations.get(op.id)).toMatchObject({
       state: 'REQUESTED',
       digests: ['abcd'],
       keys: [{ keyid: key.keyid, usagesAllowed: 3, usagesUsed: 0, requiredApprovers: 2, approverIds: [] }],
     });
+  });
+
+  it.each([
+    ['fail an operation ordered while the key needed no approver: no longer usable without one', 0, 0, 1, 'REQUESTED', 'operation_not_usable', false],
+    ['fail an APPROVED operation one approval short of the raised number: REQUESTED again', 1, 1, 2, 'REQUESTED', 'operation_not_usable', true],
+  ] as const)('%s', async (_n, before, approvals, after, state, use, reopened) => {
+    const { orderer, key, op } = await operationNeeding(before);
+    for (let i = 0; i < approvals; i++) await a.operations.addApproval(op.id, key.keyid, (await seedSubject(a)).id);
+    const requestId = `raise-${op.id}`;
+    await a.keys.setRequiredApprovers(key.keyid, after, { action: 'key.update', outcome: 'SUCCESS', requestId });
+    const now = await a.operations.get(op.id);
+    expect([now.state, now.keys[0].requiredApprovers]).toEqual([state, after]);
+    expect(await outcome(a.signOrders.recordWithUsage(signRequest(op.id, key.keyid, orderer.id), async () => 'cafe'))).toBe(use);
+    const [event] = (await a.audit.list({ action: 'key.update', requestId })).items;
+    expect(event.details['reopened']).toEqual(reopened ? [op.id] : undefined);
+  });
+
+  it('ok an APPROVED operation that already has the raised number of approvals stays usable', async () => {
+    const { orderer, key, op } = await operationNeeding(2);
+    for (let i = 0; i < 2; i++) await a.operations.addApproval(op.id, key.keyid, (await seedSubject(a)).id);
+    await a.keys.setRequiredApprovers(key.keyid, 1);
+    await a.keys.setRequiredApprovers(key.keyid, 2);
+    const now = await a.operations.get(op.id);
+    expect([now.state, now.keys[0].requiredApprovers]).toEqual(['APPROVED', 2]);
+    expect(await outcome(a.signOrders.recordWithUsage(signRequest(op.id, key.keyid, orderer.id), async () => 'cafe'))).toBe('ok');
+  });
+
+  it('ok a raise and approvals racing on two replicas: APPROVED exactly when every key has its approvals', async () => {
+    for (let round = 0; round < 8; round++) {
+      const { key, op } = await operationNeeding(1);
+      const approvers = await Promise.all([1, 2].map(() => seedSubject(a)));
+      await Promise.all([
+        (round % 2 ? a : b).keys.setRequiredApprovers(key.keyid, 2),
+        ...approvers.map((ap, i) => ((round + i) % 2 ? b : a).operations.addApproval(op.id, key.keyid, ap.id).catch((e: { code: string }) => e.code)),
+      ]);
+      const now = await a.operations.get(op.id);
+      expect(now.keys[0].requiredApprovers).toBe(2);
+      expect(now.state).toBe(now.keys[0].approverIds.length >= 2 ? 'APPROVED' : 'REQUESTED');
+    }
   });
 
   it.each([
