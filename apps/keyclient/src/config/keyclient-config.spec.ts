@@ -76,6 +76,9 @@ describe(loadKeyclientConfig.name, () => {
     ['fail absolute hours not a number', { SESSION_ABSOLUTE_HOURS: 'ten' }, 'SESSION_ABSOLUTE_HOURS'],
     ['fail public URL with a path', { KEYCLIENT_PUBLIC_URL: 'https://keyclient.example.com/app' }, 'KEYCLIENT_PUBLIC_URL'],
     ['fail COOKIE_SECURE not boolean', { COOKIE_SECURE: 'yes' }, 'COOKIE_SECURE'],
+    ['fail COOKIE_SECURE false behind an https public URL', { COOKIE_SECURE: 'false', KEYCLIENT_PUBLIC_URL: 'https://keyclient.example.com', REDIRECT_URI: 'https://keyclient.example.com/login/oauth2/code/keyserver-client' }, 'COOKIE_SECURE'],
+    ['fail idle minutes beyond a day', { SESSION_IDLE_MINUTES: '1441' }, 'SESSION_IDLE_MINUTES'],
+    ['fail absolute hours so large no deadline is a date', { SESSION_ABSOLUTE_HOURS: '1e300' }, 'SESSION_ABSOLUTE_HOURS'],
   ];
   it.each(failures)('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);

@@ -82,8 +82,10 @@ const keyclientEnvSchema = z
     KEYCLIENT_HOST: listenHost(),
     KEYCLIENT_PORT: port(8080),
     SESSION_ENCRYPTION_KEY: encryptionKey(),
-    SESSION_IDLE_MINUTES: positiveNumber().default(30),
-    SESSION_ABSOLUTE_HOURS: positiveNumber().default(12),
+    // Bounded so that a deadline is always a valid date (a huge value made every login fail) and a session ends
+    // within a day of inactivity and a month at most.
+    SESSION_IDLE_MINUTES: positiveNumber().max(1440, 'must be at most 1440 (one day)').default(30),
+    SESSION_ABSOLUTE_HOURS: positiveNumber().max(720, 'must be at most 720 (30 days)').default(12),
     KEYCLIENT_PUBLIC_URL: publicUrl(),
     SPA_DIST_DIR: z.string().min(1).default('dist/apps/admin-spa/browser'),
     COOKIE_SECURE: booleanFlag(true),
@@ -97,6 +99,11 @@ const keyclientEnvSchema = z
   .superRefine((env, ctx) => {
     if (new URL(env.REDIRECT_URI).origin !== env.KEYCLIENT_PUBLIC_URL) {
       ctx.addIssue({ code: 'custom', path: ['REDIRECT_URI'], message: 'must be on the KEYCLIENT_PUBLIC_URL origin' });
+    }
+    // Browsers see the public URL: over https a cookie without Secure and the __Host- prefix could be planted by a
+    // sibling host, and nothing needs it (TLS ended in front of the keyclient still makes the browser's view https).
+    if (!env.COOKIE_SECURE && env.KEYCLIENT_PUBLIC_URL.startsWith('https:')) {
+      ctx.addIssue({ code: 'custom', path: ['COOKIE_SECURE'], message: 'must be true when KEYCLIENT_PUBLIC_URL is https' });
     }
   });
 

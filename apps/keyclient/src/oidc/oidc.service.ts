@@ -63,6 +63,22 @@ export class LoginFailure extends KeyclientError {
 /** Refresh was refused by the provider (the session must end), as opposed to a transport failure. */
 export class RefreshRejected extends Error {}
 
+/** OAuth errors that say the provider could not answer now, not that it refused (RFC 6749 4.1.2.1). */
+const PROVIDER_TROUBLE = new Set(['server_error', 'temporarily_unavailable']);
+
+/**
+ * Whether a failed refresh is the provider refusing it (an OAuth error such as invalid_grant, a client
+ * authentication challenge, a token response that fails validation): the session ends. A provider that could not
+ * answer (5xx, 429, server_error or temporarily_unavailable, a gateway's page that is no OAuth response at all, no
+ * connection) is an outage: sessions stay, and the request gets 503 once its access token has run out.
+ */
+export function refusedByProvider(err: unknown): boolean {
+  if (err instanceof client.ResponseBodyError) return err.status < 500 && err.status !== 429 && !PROVIDER_TROUBLE.has(err.error);
+  if (err instanceof client.WWWAuthenticateChallengeError) return err.status < 500;
+  if (err instanceof client.ClientError) return err.code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM' && err.code !== 'OAUTH_RESPONSE_IS_NOT_JSON';
+  return false;
+}
+
 /** OpenID Connect relying party for Entra ID: code flow + PKCE S256 + state + nonce, confidential client. */
 export class OidcService {
   private configuration?: Promise<client.Configuration>;
@@ -252,13 +268,7 @@ export class OidcService {
       });
       return this.toTokenSet(response, previous.refreshToken, previous.idToken);
     } catch (cause) {
-      if (
-        cause instanceof client.ResponseBodyError ||
-        cause instanceof client.ClientError ||
-        cause instanceof client.WWWAuthenticateChallengeError
-      ) {
-        throw new RefreshRejected('refresh refused', { cause });
-      }
+      if (refusedByProvider(cause)) throw new RefreshRejected('refresh refused', { cause });
       throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable, undefined, { cause });
     }
   }
