@@ -31,4 +31,20 @@ describe(ProxyService.name, () => {
     expect((await proxy.fetchJson('/api/v1/me', 'token', 'r1')).status).toBe(200);
     expect(await firstToClose).toBe('keyclient');
   });
+
+  it.each([
+    ['fail an answer over 1 MiB', (res: http.ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(Buffer.alloc(2 * 1024 * 1024, 32))],
+    ['fail an answer the API breaks off', (res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }).write('{"partial":');
+      setTimeout(() => res.destroy(), 50);
+    }],
+  ])('%s: settles at once with upstream_unavailable (never hangs until the timeout)', async (_n, answer) => {
+    server = http.createServer((_req, res) => answer(res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const config = { keyserverApiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, proxyTimeoutMs: 20_000 } as KeyclientConfig;
+    proxy = new ProxyService(config, pino({ level: 'silent' }));
+    const started = Date.now();
+    const code = await proxy.fetchJson('/api/v1/me', 'token', 'r1').then(() => 'ok', (e: { code?: string }) => e.code);
+    expect([code, Date.now() - started < 5_000]).toEqual(['upstream_unavailable', true]);
+  });
 });
