@@ -127,6 +127,9 @@ function sanValue(t: SanType, v: unknown, policy: SanPolicy): string | Uint8Arra
   }
   if (!policy.uriSchemes.includes(m[1])) throw new PkiError('csr_san_not_allowed', `URI scheme ${m[1]}`);
   if (url.username || url.password) throw new PkiError('csr_san_invalid', 'URI with credentials');
+  // WHATWG URL (Node, browsers) reads `https:evil.example` and `https:/evil.example` as https://evil.example/: a
+  // host that RFC 3986 sees no authority for would pass no host check here and still name a host to such readers.
+  if (!m[2].startsWith('//') && url.host !== '') throw new PkiError('csr_san_invalid', 'URI names a host without an authority (//)');
   if (m[2].startsWith('//')) {
     const host = deviceDnsName(url.hostname);
     if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
