@@ -85,6 +85,29 @@ describe('RFC 3161 time-stamping', () => {
     expect(text).toMatch(args.includes('-no_nonce') ? /Nonce: unspecified/ : /Nonce: 0x[0-9A-F]+/);
   });
 
+  it.each([
+    ['ok an accuracy of 1 ms', 1],
+    ['ok an accuracy of 250 ms', 250],
+    ['ok an accuracy of 999 ms', 999],
+    ['ok an accuracy of 1 s', 1000],
+    ['ok an accuracy of 1.5 s', 1500],
+  ])('%s: the genTime openssl reads is within the stated accuracy of the signing time, and openssl ts -verify accepts the reply', async (_n, accuracyMs) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(32));
+    writeFileSync(f('acc.tsq'), sent.der);
+    for (const ms of [0, 1, 10, 120, 500, 999]) {
+      const now = new Date(Date.UTC(2031, 4, 6, 7, 8, 9, ms));
+      const issued = await createTimeStampToken(signer, { ...tsa, accuracyMs }, parseTimeStampQuery(sent.der, { policy: POLICY }), now);
+      writeFileSync(f('acc.tsr'), grantedResponse(issued.token));
+      const stamp = /Time stamp: (\w+ +\d+ \d\d:\d\d:\d\d(?:\.\d+)? \d{4}) GMT/.exec(openssl(['ts', '-reply', '-in', f('acc.tsr'), '-text']))?.[1] ?? '';
+      const [, sec, frac = ''] = /:(\d\d)(?:\.(\d+))? /.exec(stamp) ?? [];
+      const genTimeMs = Date.UTC(2031, 4, 6, 7, 8, Number(sec)) + Math.round(Number(`0.${frac || '0'}`) * 1000);
+      expect(Math.abs(genTimeMs - now.getTime())).toBeLessThanOrEqual(accuracyMs);
+      expect(Math.abs(issued.genTime.getTime() - now.getTime())).toBeLessThanOrEqual(accuracyMs);
+      expect(readTimeStampToken(issued.token).genTime.getTime()).toBe(issued.genTime.getTime());
+      expect(openssl(['ts', '-verify', '-in', f('acc.tsr'), '-queryfile', f('acc.tsq'), '-CAfile', f('root.pem')])).toMatch(/Verification: OK/);
+    }
+  });
+
   it('gives every token its own serial', async () => {
     const q = parseTimeStampQuery(buildTimeStampQuery('SHA-256', randomBytes(10)).der, { policy: POLICY });
     const serials = new Set<string>();

@@ -175,9 +175,19 @@ const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const oidDer = (oid: string): Uint8Array => new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER(false));
 const intDer = (n: number): Uint8Array => new Uint8Array(new asn1js.Integer({ value: n }).toBER(false));
 
-/** GeneralizedTime YYYYMMDDHHMMSSZ (whole seconds: the stated accuracy covers the rest). */
+/** GeneralizedTime YYYYMMDDHHMMSS[.fff without trailing zeros]Z (DER, RFC 3161 2.4.2). */
 function generalizedTime(d: Date): Uint8Array {
-  return derTlv(0x18, utf8(`${d.toISOString().slice(0, 19).replace(/[-T:]/g, '')}Z`));
+  const ms = d.getUTCMilliseconds();
+  const fraction = ms ? `.${String(ms).padStart(3, '0').replace(/0+$/, '')}` : '';
+  return derTlv(0x18, utf8(`${d.toISOString().slice(0, 19).replace(/[-T:]/g, '')}${fraction}Z`));
+}
+
+/**
+ * The genTime a token states: whole seconds when the stated accuracy covers the dropped milliseconds (at least
+ * 1 s), else the milliseconds too; a token never claims a time farther from its signing than its accuracy.
+ */
+function tokenGenTime(now: Date, accuracyMs: number): Date {
+  return accuracyMs >= 1000 ? new Date(Math.floor(now.getTime() / 1000) * 1000) : new Date(now.getTime());
 }
 
 /** Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER (1..999) OPTIONAL }. */
@@ -190,7 +200,7 @@ function accuracyDer(ms: number): Uint8Array {
   return derTlv(0x30, ...parts);
 }
 
-/** TSTInfo (RFC 3161 2.4.2) DER: imprint and nonce echoed, a fresh random serial, whole-second genTime, tsa = our subject. */
+/** TSTInfo (RFC 3161 2.4.2) DER: imprint and nonce echoed, a fresh random serial, genTime as given ({@link tokenGenTime}), tsa = our subject. */
 export function buildTstInfo(tsa: TimeStampAuthority, q: Pick<TimeStampQuery, 'messageImprintDer' | 'nonceDer'>, genTime: Date): { der: Uint8Array; serialHex: string } {
   const serial = randomSerial();
   const subject = new Uint8Array(tsa.cms.certs[0].subject.toSchema().toBER(false));
@@ -217,7 +227,7 @@ export function buildTstInfo(tsa: TimeStampAuthority, q: Pick<TimeStampQuery, 'm
  * certificate is embedded when the query asked (certReq), as RFC 3161 2.4.1 requires; relying parties hold the root.
  */
 export async function createTimeStampToken(signer: HsmSigner, tsa: TimeStampAuthority, q: Pick<TimeStampQuery, 'messageImprintDer' | 'nonceDer' | 'certReq'>, now = new Date()): Promise<IssuedTimeStamp> {
-  const genTime = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const genTime = tokenGenTime(now, tsa.accuracyMs);
   const tst = buildTstInfo(tsa, q, genTime);
   const token = await signSignedData(signer, tsa.cms, {
     contentType: TSA_OID.tstInfo,
