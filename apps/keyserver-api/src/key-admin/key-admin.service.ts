@@ -13,6 +13,7 @@ import { KeysService } from '../keys/keys.service';
 import { CrlService } from '../crl/crl.service';
 import { crlUrl } from '../crl/crl-url';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { discardUnlessNamed } from './discard';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
 import type { Logger } from 'pino';
@@ -40,7 +41,7 @@ export class KeyAdminService {
     let generated: string | undefined;
     // A key generated for this request but never stored would be an orphan in the HSM: a refusal destroys it.
     const refusal = async (e: AuditInput): Promise<AuditInput> =>
-      generated ? { ...e, details: { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } } : e;
+      generated ? { ...e, details: { hsmKeyId: generated, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated) } } : e;
     return this.audited.run(auditEvent('key.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateKeyRequest, body);
@@ -119,16 +120,6 @@ export class KeyAdminService {
       a.committed();
       return await this.keyViews.detail(actor, key.keyid);
     }, { refusal });
-  }
-
-  private async discard(hsmKeyId: string): Promise<boolean> {
-    try {
-      await this.signer.destroyKey(hsmKeyId);
-      return true;
-    } catch (err) {
-      this.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key creation');
-      return false;
-    }
   }
 
   async update(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {

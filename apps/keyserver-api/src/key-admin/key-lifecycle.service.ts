@@ -36,6 +36,7 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { discardUnlessNamed } from './discard';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
 
@@ -82,18 +83,8 @@ export class KeyLifecycleService {
         a.committed();
         return result;
       },
-      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: (await this.discard(generated)) ? 'destroyed' : 'left in the HSM' } } : e) },
+      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated) } } : e) },
     );
-  }
-
-  private async discard(hsmKeyId: string): Promise<boolean> {
-    try {
-      await this.signer.destroyKey(hsmKeyId);
-      return true;
-    } catch (err) {
-      this.logger.error({ err, hsmKeyId }, 'could not destroy the HSM key of a failed key change');
-      return false;
-    }
   }
 
   /** The administrators of a session (creator and authorizers); the ceremony needs two distinct ones. */
@@ -232,7 +223,7 @@ export class KeyLifecycleService {
       .activatePendingVersion(
         keyid,
         pv.version,
-        { hsmKeyId: pv.hsmKeyId, certificatePem: v.certificatePem, certificateSerial: v.serialHex, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: null, issuerVersion: null, issuerChainPem: v.chainPem },
+        { hsmKeyId: pv.hsmKeyId, certificatePem: v.certificatePem, certificateSerial: v.serialHex, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: null, issuerVersion: null, issuerChainPem: v.chainPem, pathLen: v.pathLen ?? null },
         {
           ...audit,
           adminSessionId: session.id,
@@ -261,6 +252,8 @@ export class KeyLifecycleService {
       const dto = validateBody(NewKeyVersionRequest, body);
       const key = await this.find(keyid);
       if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}: only an ACTIVE key gets a new version`);
+      // A ROOT's new version is a new self-signed anchor (or, external, a new key pair for it): the ceremony's rule.
+      const administrators = key.type === 'ROOT' ? await this.administrators(session) : undefined;
       if (key.issuerChainPem) {
         if (kind === 'renew') throw new KeyAdminError(KeyAdminErrorCode.ExternallyCertified, `key ${keyid} is certified by an external root: rotate it (a CSR for that root) or have the root renew its certificate`);
         return this.rotateExternal(key, session, audit, generated);
@@ -283,7 +276,7 @@ export class KeyLifecycleService {
           {
             ...audit,
             adminSessionId: session.id,
-            details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate' },
+            details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate', ...(administrators ? { administrators } : {}) },
           },
         )
         .catch((err: unknown) => {
@@ -328,6 +321,10 @@ export class KeyLifecycleService {
     const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
     if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
     if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
+    // The issuer's certificate may not say it all: an externally certified issuer's chain can allow fewer levels.
+    if (key.type === 'CA' && issuer.pathLen !== null && issuer.pathLen < (key.pathLen ?? 0) + 1) {
+      throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${issuer.keyid} allows ${issuer.pathLen} CA level(s) below it: ${key.keyid} (pathLen ${key.pathLen ?? 0}) does not fit`);
+    }
     const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
     const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: crlUrl(this.config.publicUrl, issuer.keyid, issuer.currentVersion) };
     const cert = key.type === 'CA' ? await createCaCertificate(this.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, ref, hsmKey, opts);

@@ -100,6 +100,24 @@ describe(verifyImportedCaCertificate.name, () => {
     const c = (await make()) as { cert: string; chain: string[]; at?: Date };
     expect(() => verifyImportedCaCertificate(online, c.cert, c.chain, c.at)).toThrow(expect.objectContaining({ code }));
   });
+
+  // The CA levels the key may have below it: what every constraint on its path leaves (RFC 5280 6.1.4 (l)-(m)).
+  it.each([
+    ['ok no constraint anywhere: none', undefined, undefined, undefined],
+    ['ok none of its own under an anchor allowing one level: none below it', 1, undefined, 0],
+    ['ok the anchor\'s when it is tighter than its own', 2, 5, 1],
+    ['ok its own when it is tighter than the anchor\'s', 5, 0, 0],
+  ])('%s', async (_name, anchorPathLen, ownPathLen, expected) => {
+    const anchor = await createRootCertificate(signer, offline, { subject: { commonName: 'Path Root' }, ...validity, pathLen: anchorPathLen });
+    const cert = await signCertificate(signer, offline, {
+      issuerName: buildName({ commonName: 'Path Root' }),
+      subject: buildName({ commonName: 'Online Root' }),
+      spki: online.spki,
+      validity,
+      extensions: [basicConstraintsExtension(true, ownPathLen), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(online.spki)],
+    });
+    expect(verifyImportedCaCertificate(online, cert.certificatePem, [anchor.certificatePem]).pathLen).toBe(expected);
+  });
 });
 
 // The software signer makes RSA-2048 keys; EC-P384 CSRs from SoftHSM are verified by openssl in go-live.spec.ts.

@@ -47,7 +47,10 @@ export interface VerifiedCaCertificate {
   serialHex: string;
   notBefore: Date;
   notAfter: Date;
-  /** Its basicConstraints pathLenConstraint (undefined: none). */
+  /**
+   * How many CA levels may follow below it (undefined: no limit): the tightest of its own pathLenConstraint and of
+   * what each chain certificate's constraint leaves below the certificate (a relying party enforces all of them).
+   */
   pathLen?: number;
   /** The chain above it as PEM, issuer first, the self-signed anchor last. */
   chainPem: string;
@@ -88,6 +91,7 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
   if (!facts.ca || !facts.keyCertSign) throw new PkiError('issuer_not_ca', 'the certificate does not make this key a CA (CA:true and keyCertSign are required)');
   if (chain.length === 0 || chain.length > 8) throw new PkiError('chain_invalid', 'give the chain above the certificate, issuer first, up to the self-signed root (1-8 certificates)');
   const path = [leaf, ...chain.map((p, i) => parse(p, `chain certificate ${i + 1}`))];
+  let pathLen = facts.pathLen;
   for (let i = 0; i < path.length; i++) {
     const c = path[i];
     if (new Date(c.x.validFrom) > now || new Date(c.x.validTo) < now) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not valid now`);
@@ -99,6 +103,8 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
       if (!f.ca || !f.keyCertSign) throw new PkiError('chain_invalid', `chain certificate ${i} is not a CA certificate`);
       // The i certificates below this one are all CAs (the imported one too: it will issue), so pathLen >= i.
       if (f.pathLen !== undefined && i > f.pathLen) throw new PkiError('chain_invalid', `chain certificate ${i} allows ${f.pathLen} CA certificate(s) below it, this chain puts ${i} there`);
+      // What it leaves below the imported certificate, whose own constraint may be looser or absent.
+      if (f.pathLen !== undefined) pathLen = Math.min(pathLen ?? Infinity, f.pathLen - i);
     }
   }
   const serial = new Uint8Array(leaf.cert.serialNumber.valueBlock.valueHexView);
@@ -107,7 +113,7 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
     serialHex: hex(serial),
     notBefore: new Date(leaf.x.validFrom),
     notAfter: new Date(leaf.x.validTo),
-    pathLen: facts.pathLen,
+    pathLen,
     chainPem: path.slice(1).map((c) => toPem('CERTIFICATE', c.der)).join(''),
   };
 }

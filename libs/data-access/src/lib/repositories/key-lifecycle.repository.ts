@@ -60,7 +60,7 @@ export interface PendingKeyVersion {
 }
 
 /** Makes `version` (= the current one + 1) the key's current version; the versions it supersedes become RETIRED. */
-async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, version: number, v: NewKeyVersion, extra: { issuerChainPem?: string }) {
+async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, version: number, v: NewKeyVersion, extra: { issuerChainPem?: string; pathLen?: number | null }) {
   const now = new Date();
   await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
   const row = await tx.keyVersion.create({
@@ -223,9 +223,10 @@ export class KeyLifecycleRepository {
   /**
    * The pending version becomes the key's current version with its imported certificate and chain (once: the
    * pending row is deleted in the same transaction). `invalid_state` when the key has no pending version `version`
-   * or is no longer ACTIVE.
+   * or is no longer ACTIVE. `pathLen` (the CA levels the new certificate and its chain allow below the key) replaces
+   * the key's, so keys created below it from now on fit the current version's certificate.
    */
-  async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+  async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string; pathLen?: number | null }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
       return await this.db.transaction(async (tx) => {
         const locked = await lockKey(tx, keyid);
@@ -233,8 +234,8 @@ export class KeyLifecycleRepository {
         if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} has no version ${version} waiting for a certificate`);
         if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (version !== locked.currentVersion + 1) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
-        const { issuerChainPem, ...nv } = v;
-        const added = await addVersionTx(tx, keyid, locked, version, nv, { issuerChainPem });
+        const { issuerChainPem, pathLen, ...nv } = v;
+        const added = await addVersionTx(tx, keyid, locked, version, nv, { issuerChainPem, ...(pathLen !== undefined ? { pathLen } : {}) });
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: locked.currentVersion } });
         return added;
       });

@@ -209,6 +209,21 @@ export class KeyRepository {
     }
   }
 
+  /**
+   * Whether any key, key version or pending (version of a) key names this HSM key (CKA_ID hex): a key pair generated
+   * for a change whose commit was not confirmed may be in use, and must not be destroyed as an orphan.
+   */
+  async namesHsmKey(hsmKeyId: string): Promise<boolean> {
+    const id = hsmKeyId.toLowerCase();
+    const rows = await sqlQuery<{ named: boolean }>(
+      this.db,
+      `SELECT EXISTS (SELECT 1 FROM "key" WHERE "hsmKeyId" = $1) OR EXISTS (SELECT 1 FROM "key_version" WHERE "hsmKeyId" = $1)
+           OR EXISTS (SELECT 1 FROM "pending_key" WHERE "hsmKeyId" = $1) OR EXISTS (SELECT 1 FROM "pending_key_version" WHERE "hsmKeyId" = $1) AS "named"`,
+      [id],
+    );
+    return rows[0]?.named === true;
+  }
+
   /** How much a key has been used: sign orders (raw and firmware) made and certificates issued with it. */
   async usage(keyid: string): Promise<{ signOrders: number; certificatesIssued: number; lastUsedAt: Date | null }> {
     const key = await this.db.prisma.key.findUnique({ where: { keyid }, select: { id: true } });

@@ -1,0 +1,264 @@
+// Medium tier: the key lifecycle with its real repositories on a real PostgreSQL and a real SoftHSM token
+// (src/testing/medium.ts); certificates are checked with openssl.
+import { randomBytes } from 'node:crypto';
+import { Permission } from '@keyserver/api-contract';
+import type { Actor } from '@keyserver/authz';
+import {
+  AdminSessionRepository,
+  AuditRepository,
+  CrlRepository,
+  DataAccessError,
+  KeyLifecycleRepository,
+  KeyLimitsRepository,
+  KeyRepository,
+  SubjectRepository,
+  type AuditInput,
+  type Db,
+  type Key,
+  type KeyVersion,
+  type NewKeyVersion,
+} from '@keyserver/data-access';
+import { basicConstraintsExtension, buildName, keyUsageExtension, signCertificate, skiExtension, akiExtension, createRootCertificate, type HsmKeyInfo } from '@keyserver/pki';
+import pino from 'pino';
+import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
+import { Audited } from '../common/audited';
+import { CrlService } from '../crl/crl.service';
+import { KeysService } from '../keys/keys.service';
+import { adminInSession, codeOf, mediumActor, mediumConfig, mediumDatabase, mediumOpenssl, mediumSigner } from '../testing/medium';
+import { KeyAdminService } from './key-admin.service';
+import { KeyLifecycleService } from './key-lifecycle.service';
+
+const DAY = 86_400_000;
+
+describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, () => {
+  const pg = mediumDatabase('ks_api_medium_key_lifecycle');
+  const hsm = mediumSigner('ks-key-lifecycle');
+  const openssl = mediumOpenssl('ks-api-medium-key-lifecycle');
+  let db: Db;
+  let audit: AuditRepository;
+  let keys: KeyRepository;
+  let service: KeyLifecycleService;
+  let admin: KeyAdminService;
+  let ada: Actor;
+  let session: string;
+
+  const build = (lifecycle: KeyLifecycleRepository) => {
+    const config = mediumConfig();
+    const logger = pino({ level: 'silent' });
+    const views = new KeysService(keys, new KeyLimitsRepository(db), new KeyLifecycleRepository(db));
+    const crls = new CrlService(new CrlRepository(db), hsm.signer, logger);
+    const gate = new AdminSessionGate(new AdminSessionRepository(db));
+    return {
+      lifecycle: new KeyLifecycleService(keys, lifecycle, new SubjectRepository(db), hsm.signer, config, logger, gate, new Audited(audit), views, crls),
+      admin: new KeyAdminService(keys, hsm.signer, config, logger, gate, new Audited(audit), views, crls),
+    };
+  };
+
+  beforeAll(async () => {
+    db = pg.db;
+    audit = new AuditRepository(db);
+    keys = new KeyRepository(db);
+    ({ lifecycle: service, admin } = build(new KeyLifecycleRepository(db)));
+    ({ admin: ada, session } = await adminInSession(db, Permission.KeysAdmin));
+  });
+
+  const requestId = () => `req-${randomBytes(4).toString('hex')}`;
+  const newKeyid = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+  const eventsOf = async (id: string) => (await audit.list({ requestId: id })).items.map((e) => [e.action, e.outcome, e.errorCode ?? null]);
+  const selfSignedRoot = async (keyid = newKeyid('root')) => {
+    await service.rootCeremony(ada, session, { keyid, algorithm: 'EC_P256', subject: { commonName: `Root ${keyid}` }, validityDays: 3650, mode: 'self-signed' }, requestId());
+    return keyid;
+  };
+
+  describe('a ROOT gets a new version only from two administrators, like its ceremony', () => {
+    let solo: Actor;
+    let soloSession: string;
+
+    beforeAll(async () => {
+      // A session one administrator activated alone (a configuration with ADMIN_SESSION_APPROVALS=1).
+      solo = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.KeysAdmin);
+      soloSession = (await new AdminSessionRepository(db).open({ description: 'alone', creatorId: solo.subjectId, requiredApprovals: 0, expiresAt: new Date(Date.now() + 3_600_000) })).id;
+    });
+
+    it.each([
+      ['fail a rotation of the ROOT (a new self-signed key pair) by one administrator', 'rotate', 'key.rotate'],
+      ['fail a renewal of the ROOT (a new self-signed certificate) by one administrator', 'renew', 'key.renew'],
+    ] as const)('%s: ceremony_needs_two_administrators, audited, the ROOT unchanged', async (_n, kind, action) => {
+      const root = await selfSignedRoot();
+      const before = await keys.getByKeyid(root);
+      const id = requestId();
+      expect(await codeOf(service[kind](solo, soloSession, root, { validityDays: 365 }, id))).toBe('ceremony_needs_two_administrators');
+      expect(await eventsOf(id)).toEqual([[action, 'DENIED', 'ceremony_needs_two_administrators']]);
+      const after = await keys.getByKeyid(root);
+      expect([after.currentVersion, after.hsmKeyId]).toEqual([before.currentVersion, before.hsmKeyId]);
+    });
+
+    it.each([
+      ['ok a rotation of the ROOT in a session of two administrators', 'rotate'],
+      ['ok a renewal of the ROOT in a session of two administrators', 'renew'],
+    ] as const)('%s: a new version', async (_n, kind) => {
+      const root = await selfSignedRoot();
+      await service[kind](ada, session, root, { validityDays: 365 }, requestId());
+      expect((await keys.getByKeyid(root)).currentVersion).toBe(2);
+    });
+
+    it('ok a CA rotated by one administrator (the ROOT rule is for the ROOT)', async () => {
+      const root = await selfSignedRoot();
+      const ca = newKeyid('ca');
+      await admin.create(ada, session, { keyid: ca, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `CA ${ca}`, issuer: root }, requestId());
+      await service.rotate(solo, soloSession, ca, { validityDays: 30 }, requestId());
+      expect((await keys.getByKeyid(ca)).currentVersion).toBe(2);
+    });
+  });
+
+  describe('an externally certified ROOT allows below it only the CA levels its whole chain allows', () => {
+    const now = Date.now();
+    type Anchor = { key: HsmKeyInfo; pem: string; name: string };
+    let anchor: Anchor;
+
+    /** An offline root whose pathLenConstraint is `pathLen`. */
+    const offlineRoot = async (pathLen: number): Promise<Anchor> => {
+      const name = `Offline Anchor ${randomBytes(3).toString('hex')}`;
+      const key = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: 'offline-anchor' });
+      const pem = (await createRootCertificate(hsm.signer, key, { subject: { commonName: name }, notBefore: new Date(now - 2 * DAY), notAfter: new Date(now + 3650 * DAY), pathLen })).certificatePem;
+      return { key, pem, name };
+    };
+
+    beforeAll(async () => {
+      // pathLenConstraint 1: exactly one CA level (the online ROOT) may follow below it.
+      anchor = await offlineRoot(1);
+    });
+
+    /** What an offline CA may well issue: CA:true, by default without a pathLenConstraint of its own. */
+    const certifyExternally = async (key: HsmKeyInfo, commonName: string, by: Anchor = anchor, pathLen?: number) =>
+      (
+        await signCertificate(hsm.signer, by.key, {
+          issuerName: buildName({ commonName: by.name }),
+          subject: buildName({ commonName }),
+          spki: key.spki,
+          validity: { notBefore: new Date(now - DAY), notAfter: new Date(now + 3000 * DAY) },
+          extensions: [basicConstraintsExtension(true, pathLen), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(key.spki), akiExtension(by.key.spki)],
+        })
+      ).certificatePem;
+
+    const externalRoot = async (by: Anchor = anchor) => {
+      const keyid = newKeyid('online');
+      await service.rootCeremony(ada, session, { keyid, algorithm: 'EC_P256', subject: { commonName: `Online ${keyid}` }, validityDays: 3650, mode: 'external' }, requestId());
+      const pending = await new KeyLifecycleRepository(db).findPending(keyid);
+      const key = await hsm.signer.getKey(pending?.hsmKeyId ?? '');
+      await service.importCertificate(ada, session, keyid, { certificate: await certifyExternally(key, `Online ${keyid}`, by), chain: [by.pem] }, requestId());
+      return keyid;
+    };
+
+    it('ok a rotation certified with a tighter constraint: the key allows that from then on (no new CA level, no renewal of one)', async () => {
+      const wide = await offlineRoot(2);
+      const root = await externalRoot(wide);
+      expect((await keys.getByKeyid(root)).pathLen).toBe(1);
+      const ca = newKeyid('ca');
+      await admin.create(ada, session, { keyid: ca, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `CA ${ca}`, issuer: root }, requestId());
+      await service.rotate(ada, session, root, { validityDays: 3650 }, requestId());
+      const pending = await new KeyLifecycleRepository(db).findPendingVersion(root);
+      const key = await hsm.signer.getKey(pending?.hsmKeyId ?? '');
+      await service.importCertificate(ada, session, root, { version: 2, certificate: await certifyExternally(key, `Online ${root}`, wide, 0), chain: [wide.pem] }, requestId());
+      expect((await keys.getByKeyid(root)).pathLen).toBe(0);
+      const id = requestId();
+      expect(await codeOf(service.renew(ada, session, ca, { validityDays: 30 }, id))).toBe('issuer_not_usable');
+      expect(await eventsOf(id)).toEqual([['key.renew', 'DENIED', 'issuer_not_usable']]);
+      const other = newKeyid('ca');
+      expect(await codeOf(admin.create(ada, session, { keyid: other, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `CA ${other}`, issuer: root }, requestId()))).toBe('issuer_not_usable');
+    });
+
+    it('ok the imported ROOT records the CA levels its chain leaves (none), not the absent constraint of its own certificate', async () => {
+      const root = await externalRoot();
+      expect((await keys.getByKeyid(root)).pathLen).toBe(0);
+    });
+
+    it('fail a CA under it: issuer_not_usable, refused and audited (openssl refuses what it would have signed)', async () => {
+      const root = await externalRoot();
+      const id = requestId();
+      const ca = newKeyid('ca');
+      expect(await codeOf(admin.create(ada, session, { keyid: ca, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `CA ${ca}`, issuer: root }, id))).toBe('issuer_not_usable');
+      expect(await eventsOf(id)).toEqual([['key.create', 'DENIED', 'issuer_not_usable']]);
+      expect(await keys.findByKeyid(ca)).toBeNull();
+    });
+
+    it('ok an FW key under it: its chain verifies with openssl up to the offline anchor', async () => {
+      const root = await externalRoot();
+      const fw = newKeyid('fw');
+      const detail = await admin.create(ada, session, { keyid: fw, type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `FW ${fw}`, issuer: root }, requestId());
+      const [leaf, ...above] = detail.chain;
+      const r = openssl.run('verify', '-x509_strict', '-purpose', 'any', '-CAfile', openssl.write(`${fw}-anchor.pem`, anchor.pem), '-untrusted', openssl.write(`${fw}-chain.pem`, above.slice(0, -1).join('')), openssl.write(`${fw}.pem`, leaf));
+      expect(r).toEqual({ status: 0, out: expect.stringContaining(': OK') });
+    });
+
+    it('ok the CA levels openssl enforces: a CA with the ROOT\'s former (absent) constraint makes a chain openssl refuses', async () => {
+      // What the Keyserver signed before the fix: a CA (pathLen 0) under the online ROOT and an end entity below it.
+      const online = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: 'online-probe' });
+      const onlinePem = await certifyExternally(online, 'Online Probe');
+      const sub = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: 'sub-probe' });
+      const subPem = (
+        await signCertificate(hsm.signer, online, {
+          issuerName: buildName({ commonName: 'Online Probe' }),
+          subject: buildName({ commonName: 'Sub Probe' }),
+          spki: sub.spki,
+          validity: { notBefore: new Date(now - DAY + 1000), notAfter: new Date(now + 100 * DAY) },
+          extensions: [basicConstraintsExtension(true, 0), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(sub.spki), akiExtension(online.spki)],
+        })
+      ).certificatePem;
+      const leaf = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: 'leaf-probe' });
+      const leafPem = (
+        await signCertificate(hsm.signer, sub, {
+          issuerName: buildName({ commonName: 'Sub Probe' }),
+          subject: buildName({ commonName: 'Leaf Probe' }),
+          spki: leaf.spki,
+          validity: { notBefore: new Date(now - DAY + 2000), notAfter: new Date(now + 50 * DAY) },
+          extensions: [basicConstraintsExtension(false), keyUsageExtension(['digitalSignature']), skiExtension(leaf.spki), akiExtension(sub.spki)],
+        })
+      ).certificatePem;
+      const r = openssl.run('verify', '-purpose', 'any', '-CAfile', openssl.write('probe-anchor.pem', anchor.pem), '-untrusted', openssl.write('probe-chain.pem', subPem + onlinePem), openssl.write('probe-leaf.pem', leafPem));
+      expect(r.status).not.toBe(0);
+      expect(r.out).toMatch(/path length constraint exceeded/);
+    });
+  });
+
+  describe('a change whose commit was not confirmed keeps the HSM key the database may name', () => {
+    /** Commits, then loses the answer (a connection that broke during COMMIT's reply). */
+    class LostAnswer extends KeyLifecycleRepository {
+      override async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, a: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+        await super.addVersion(keyid, expectedVersion, v, a);
+        throw new DataAccessError('database_unavailable', 'the connection broke before the commit was confirmed');
+      }
+    }
+
+    it('ok a rotation that committed but failed to answer: the new current key pair stays in the HSM', async () => {
+      const root = await selfSignedRoot();
+      const lossy = build(new LostAnswer(db)).lifecycle;
+      const id = requestId();
+      expect(await codeOf(lossy.rotate(ada, session, root, { validityDays: 365 }, id))).toBe('database_unavailable');
+      const key = await keys.getByKeyid(root);
+      expect(key.currentVersion).toBe(2);
+      const hsmKey = await hsm.signer.getKey(key.hsmKeyId);
+      expect(hsmKey.hsmKeyId).toBe(key.hsmKeyId);
+      const [failed] = (await audit.list({ requestId: id })).items.filter((e) => e.outcome !== 'SUCCESS');
+      expect(failed?.details).toMatchObject({ hsmKeyId: key.hsmKeyId, hsmKey: 'kept: the database names it' });
+    });
+
+    it('ok a rotation refused before its commit: the key pair generated for it is destroyed', async () => {
+      const root = await selfSignedRoot();
+      const before = await keys.getByKeyid(root);
+      // Another rotation commits in between: this one's version is stale (version_conflict).
+      class Raced extends KeyLifecycleRepository {
+        override async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, a: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+          await service.rotate(ada, session, root, { validityDays: 30 }, requestId());
+          return super.addVersion(keyid, expectedVersion, v, a);
+        }
+      }
+      const id = requestId();
+      expect(await codeOf(build(new Raced(db)).lifecycle.rotate(ada, session, root, { validityDays: 365 }, id))).toBe('version_conflict');
+      const [refused] = (await audit.list({ requestId: id })).items;
+      expect(refused?.details).toMatchObject({ hsmKey: 'destroyed' });
+      expect(await codeOf(hsm.signer.getKey(String((refused?.details as { hsmKeyId?: string }).hsmKeyId)))).toBe('key_not_found');
+      expect((await keys.getByKeyid(root)).currentVersion).toBe(before.currentVersion + 1);
+    });
+  });
+});
