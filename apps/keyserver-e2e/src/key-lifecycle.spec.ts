@@ -179,6 +179,19 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
     expect(run('certtool', ['--verify-chain', '--infile', f('chain-v2.pem')])).toMatch(/Chain verification output: Verified/);
   });
 
+  it('ok a device certificate after the ROOT rotated: its chain holds the ROOT version that certified its CA (openssl verifies)', async () => {
+    const op = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-ca-dev', 1));
+    expect(op.status).toBe(201);
+    run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('device.key'), '-subj', '/CN=device-after-root-rotation', '-out', f('device.csr')]);
+    const r = await call<{ certificate: string; chain: string[] }>(p.env.urls.api, ci, 'POST', '/api/v1/certificates', { operationid: op.body.id, keyid: 'demo-ca-dev', csr: readFileSync(f('device.csr'), 'utf8') });
+    expect(r.status).toBe(201);
+    expect(r.body.chain.slice(1)).toEqual([readFileSync(f('root-v1.pem'), 'utf8')]);
+    writeFileSync(f('device.pem'), r.body.certificate);
+    writeFileSync(f('device-ca.pem'), r.body.chain[0]);
+    writeFileSync(f('device-root.pem'), r.body.chain[1]);
+    expect(run('openssl', ['verify', '-CAfile', f('device-root.pem'), '-untrusted', f('device-ca.pem'), f('device.pem')])).toContain('OK');
+  });
+
   it('ok retirement: no new use (sign orders and operations refused), the certificate still served', async () => {
     const r = await admin('/api/v1/keys/demo-fw-dev/retirement');
     expect(r.status).toBe(200);

@@ -14,6 +14,7 @@ import {
   CertificateRepository,
   DataAccessError,
   DeviceProfileRepository,
+  KeyLifecycleRepository,
   KeyRepository,
   type AuditInput,
   type Certificate,
@@ -86,8 +87,9 @@ export class CertificatesService {
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
     private readonly crls: CrlService,
+    lifecycle: KeyLifecycleRepository,
   ) {
-    this.chains = new KeyChainCache(this.keys, this.signer);
+    this.chains = new KeyChainCache(this.keys, lifecycle, this.signer);
     this.reserved = new ReservedNames(this.profiles);
   }
 

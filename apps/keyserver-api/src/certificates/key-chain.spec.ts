@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Key, KeyRepository } from '@keyserver/data-access';
+import type { Key, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
 import type { HsmKeyInfo, HsmSigner } from '@keyserver/pki';
 import { KeyChainCache } from './key-chain';
 
@@ -27,7 +27,10 @@ describe(KeyChainCache.name, () => {
   let queries: number;
   let getKeys: number;
   let failNextGetKey: boolean;
+  let versions: Map<string, string[]>;
   const keys = { findByKeyid: async (keyid: string) => (queries++, rows.get(keyid) ?? null) } as unknown as KeyRepository;
+  // The published certificates of a key's versions, oldest first (its current one when no other is set).
+  const lifecycle = { versions: async (keyid: string) => (versions.get(keyid) ?? [rows.get(keyid)?.certificatePem ?? '']).map((certificatePem) => ({ certificatePem })) } as unknown as KeyLifecycleRepository;
   const signer = {
     getKey: async (hsmKeyId: string): Promise<HsmKeyInfo> => {
       getKeys++;
@@ -51,13 +54,14 @@ describe(KeyChainCache.name, () => {
       ['root', key('root', pems.root, null)],
       ['ca', key('ca', pems.ca, 'root')],
     ]);
+    versions = new Map();
     queries = 0;
     getKeys = 0;
     failNextGetKey = false;
   });
 
   it('parses a CA and loads its chain once, then answers from memory', async () => {
-    const cache = new KeyChainCache(keys, signer);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
     const first = await cache.deviceIssuer(rows.get('ca') as Key);
     expect(first.chainPems).toEqual([pems.ca, pems.root]);
     expect({ queries, getKeys }).toEqual({ queries: 1, getKeys: 1 });
@@ -67,7 +71,7 @@ describe(KeyChainCache.name, () => {
   });
 
   it('builds again when the same key id comes with another certificate', async () => {
-    const cache = new KeyChainCache(keys, signer);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
     await cache.deviceIssuer(rows.get('ca') as Key);
     const other = opensslCa(dir);
     rows.set('ca', key('ca', other.ca, 'root'));
@@ -77,8 +81,20 @@ describe(KeyChainCache.name, () => {
     expect(getKeys).toBe(2);
   });
 
+  it("chains to the root version that signed the CA, not to a root rotated since (Node's X509Certificate verifies)", async () => {
+    const rotated = opensslCa(dir).root;
+    rows.set('root', key('root', rotated, null));
+    versions.set('root', [pems.root, rotated]);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
+    const issuer = await cache.deviceIssuer(rows.get('ca') as Key);
+    expect(issuer.chainPems).toEqual([pems.ca, pems.root]);
+    const cms = await cache.cmsSigner(rows.get('ca') as Key);
+    expect(cms.certs.map((c) => new X509Certificate(Buffer.from(c.toSchema().toBER(false))).toString())).toEqual([pems.ca, pems.root].map((p) => new X509Certificate(p).toString()));
+    expect(new X509Certificate(issuer.chainPems[0]).verify(new X509Certificate(issuer.chainPems[1]).publicKey)).toBe(true);
+  });
+
   it('does not keep a failed build', async () => {
-    const cache = new KeyChainCache(keys, signer);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
     failNextGetKey = true;
     await expect(cache.deviceIssuer(rows.get('ca') as Key)).rejects.toThrow('token busy');
     await expect(cache.deviceIssuer(rows.get('ca') as Key)).resolves.toMatchObject({ key: { hsmKeyId: 'ca-hsm' } });
@@ -86,7 +102,7 @@ describe(KeyChainCache.name, () => {
   });
 
   it('keeps at most its size, dropping the oldest entry', async () => {
-    const cache = new KeyChainCache(keys, signer, 1);
+    const cache = new KeyChainCache(keys, lifecycle, signer, 1);
     await cache.deviceIssuer(rows.get('ca') as Key);
     await cache.cmsSigner(rows.get('ca') as Key);
     await cache.deviceIssuer(rows.get('ca') as Key);
@@ -94,7 +110,7 @@ describe(KeyChainCache.name, () => {
   });
 
   it('rejects a certificate that is not the HSM key\'s, and keeps nothing', async () => {
-    const cache = new KeyChainCache(keys, signer);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
     const mismatched = { ...(rows.get('ca') as Key), hsmKeyId: 'root-hsm' };
     await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });
     await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });

@@ -1,6 +1,7 @@
-import { prepareCmsSigner, prepareIssuer, type CmsSigner, type DeviceCertificateIssuer, type HsmSigner } from '@keyserver/pki';
+import { X509Certificate } from 'node:crypto';
+import { prepareCmsSigner, prepareIssuer, splitPemCertificates, type CmsSigner, type DeviceCertificateIssuer, type HsmSigner } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import type { Key, KeyRepository, KeyType } from '@keyserver/data-access';
+import type { Key, KeyLifecycleRepository, KeyRepository, KeyType } from '@keyserver/data-access';
 
 /** An ACTIVE key of the given type, or a 404/409 with a code (the usage reservation re-checks the state in the database). */
 export async function usableKey(keys: KeyRepository, keyid: string, type: KeyType, use: string): Promise<Key> {
@@ -11,21 +12,38 @@ export async function usableKey(keys: KeyRepository, keyid: string, type: KeyTyp
   return key;
 }
 
-/** PEM certificates of the issuers above `key`, nearest first, up to the root. */
-export async function issuerChain(keys: KeyRepository, key: Key): Promise<string[]> {
-  const chain: string[] = [];
-  for (let k = key.parentKeyid ? await keys.findByKeyid(key.parentKeyid) : null; k; k = k.parentKeyid ? await keys.findByKeyid(k.parentKeyid) : null) {
-    chain.push(k.certificatePem);
+/**
+ * The key's certificate up to the top, as PEM: each issuer's certificate is that of the version that signed the one
+ * below (an issuer rotated since then still has its older version published; its current certificate did not sign
+ * it), then an external root's chain if any. The one chain every answer carries: key details, device certificates,
+ * CMS signatures and timestamps.
+ */
+export async function certificateChain(keys: KeyRepository, lifecycle: KeyLifecycleRepository, key: Key): Promise<string[]> {
+  const chain = [key.certificatePem];
+  let top = key;
+  for (let below = new X509Certificate(key.certificatePem); top.parentKeyid && chain.length < 10; ) {
+    const parent = await keys.findByKeyid(top.parentKeyid);
+    if (!parent) break;
+    const versions = (await lifecycle.versions(parent.keyid)).reverse();
+    const pem =
+      versions.map((v) => v.certificatePem).find((p) => {
+        const x = new X509Certificate(p);
+        return below.checkIssued(x) && below.verify(x.publicKey);
+      }) ?? parent.certificatePem;
+    chain.push(pem);
+    below = new X509Certificate(pem);
+    top = parent;
   }
+  if (top.issuerChainPem) chain.push(...splitPemCertificates(top.issuerChainPem));
   return chain;
 }
 
 const MAX_ENTRIES = 256;
 
 /**
- * What a key's certificate and its issuers parse into, built once per process: a key's certificate and its
- * parents never change after creation, so the entry is keyed by (key id, HSM key id, certificate) and never
- * goes stale. The key's state is not part of it: callers check it on every request (usableKey, the usage
+ * What a key's certificate and its issuers parse into, built once per process: the chain above a certificate never
+ * changes (the issuer versions that signed it stay published), so the entry is keyed by (key id, HSM key id,
+ * certificate) and never goes stale. The key's state is not part of it: callers check it on every request (usableKey, the usage
  * reservation), so a revoked key is refused even with a warm entry. Failed builds are not kept.
  */
 export class KeyChainCache {
@@ -33,6 +51,7 @@ export class KeyChainCache {
 
   constructor(
     private readonly keys: KeyRepository,
+    private readonly lifecycle: KeyLifecycleRepository,
     private readonly signer: HsmSigner,
     private readonly maxEntries = MAX_ENTRIES,
   ) {}
@@ -40,13 +59,13 @@ export class KeyChainCache {
   /** A CA key as the issuer of device certificates: its parsed certificate and the chain up to the root. */
   deviceIssuer(key: Key): Promise<DeviceCertificateIssuer> {
     return this.memo('issuer', key, async () =>
-      prepareIssuer({ key: await this.signer.getKey(key.hsmKeyId), certificate: key.certificatePem, chain: await issuerChain(this.keys, key) }),
+      prepareIssuer({ key: await this.signer.getKey(key.hsmKeyId), certificate: key.certificatePem, chain: (await certificateChain(this.keys, this.lifecycle, key)).slice(1) }),
     );
   }
 
   /** An FW key as a CMS signer: its certificate and the chain up to the root, parsed. */
   cmsSigner(key: Key): Promise<CmsSigner> {
-    return this.memo('cms', key, async () => prepareCmsSigner(await this.signer.getKey(key.hsmKeyId), [key.certificatePem, ...(await issuerChain(this.keys, key))]));
+    return this.memo('cms', key, async () => prepareCmsSigner(await this.signer.getKey(key.hsmKeyId), await certificateChain(this.keys, this.lifecycle, key)));
   }
 
   private memo<T>(kind: string, key: Key, build: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Permission } from '@keyserver/api-contract';
-import { AuditRepository, KeyRepository, OperationRepository, SignOrderRepository, TimestampRepository, type Db } from '@keyserver/data-access';
+import { AuditRepository, KeyLifecycleRepository, KeyRepository, OperationRepository, SignOrderRepository, TimestampRepository, type Db } from '@keyserver/data-access';
 import pino from 'pino';
 import { Audited } from '../common/audited';
 import { EdgeServices } from '../edge/edge';
@@ -32,8 +32,8 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     const keys = new KeyRepository(db);
     const audited = new Audited(audit);
     // No TSA key exists: the signature goes without a timestamp, as production does then (ADR 0024).
-    const tsa = new TsaService(keys, new TimestampRepository(db), hsm.signer, config, new EdgeServices(config, audit, pino({ level: 'silent' })));
-    service = new FirmwareService(keys, new SignOrderRepository(db, { leaseMs: config.usageLeaseMs }), hsm.signer, config, audited, new SignatureTimestamps(config, tsa));
+    const tsa = new TsaService(keys, new TimestampRepository(db), hsm.signer, config, new EdgeServices(config, audit, pino({ level: 'silent' })), new KeyLifecycleRepository(db));
+    service = new FirmwareService(keys, new SignOrderRepository(db, { leaseMs: config.usageLeaseMs }), hsm.signer, config, audited, new SignatureTimestamps(config, tsa), new KeyLifecycleRepository(db));
     const chain = await seedCaChain(db, hsm.signer);
     ({ keyid } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid));
     chainFile = openssl.write('chain.pem', `${chain.caCertificatePem}${chain.rootCertificatePem}`);

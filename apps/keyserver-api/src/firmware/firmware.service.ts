@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
-import { KeyRepository, SignOrderRepository } from '@keyserver/data-access';
+import { KeyLifecycleRepository, KeyRepository, SignOrderRepository } from '@keyserver/data-access';
 import { HASHES, signCms } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
@@ -41,8 +41,9 @@ export class FirmwareService {
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly audited: Audited,
     private readonly timestamps: SignatureTimestamps,
+    lifecycle: KeyLifecycleRepository,
   ) {
-    this.chains = new KeyChainCache(this.keys, this.signer);
+    this.chains = new KeyChainCache(this.keys, lifecycle, this.signer);
   }
 
   async sign(actor: Actor, q: FirmwareSignatureQuery, req: StreamedRequest, requestId: string): Promise<Buffer> {

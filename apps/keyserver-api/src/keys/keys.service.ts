@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { KeyDetail, KeyFacts, KeyLimitsView, KeyList, KeyListQuery, KeySummary, LegacyKey } from '@keyserver/api-contract';
-import { X509Certificate } from 'node:crypto';
 import { KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, type EffectiveKeyLimits, type Key } from '@keyserver/data-access';
-import { splitPemCertificates } from '@keyserver/pki';
+import { certificateChain } from '../certificates/key-chain';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 
@@ -74,26 +73,8 @@ export class KeysService {
     return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null }, limits };
   }
 
-  /**
-   * This key's certificate up to the top: each issuer's certificate is that of the version that signed the one below
-   * (an issuer rotated since then still has its older version published), then an external root's chain if any.
-   */
-  private async chain(key: Key): Promise<string[]> {
-    const chain = [key.certificatePem];
-    let top = key;
-    for (let below = new X509Certificate(key.certificatePem); top.parentKeyid && chain.length < 10; ) {
-      const parent = await this.keys.findByKeyid(top.parentKeyid);
-      if (!parent) break;
-      const versions = (await this.lifecycle.versions(parent.keyid)).reverse();
-      const pem = versions.map((v) => v.certificatePem).find((p) => {
-        const x = new X509Certificate(p);
-        return below.checkIssued(x) && below.verify(x.publicKey);
-      }) ?? parent.certificatePem;
-      chain.push(pem);
-      below = new X509Certificate(pem);
-      top = parent;
-    }
-    if (top.issuerChainPem) chain.push(...splitPemCertificates(top.issuerChainPem));
-    return chain;
+  /** This key's certificate up to the top (the one chain builder, ../certificates/key-chain.ts). */
+  private chain(key: Key): Promise<string[]> {
+    return certificateChain(this.keys, this.lifecycle, key);
   }
 }

@@ -16,6 +16,7 @@ import {
   createDb,
   CrlRepository,
   DeviceProfileRepository,
+  KeyLifecycleRepository,
   KeyRepository,
   OperationRepository,
   SubjectRepository,
@@ -275,6 +276,7 @@ export function mediumCertificates(db: Db, signer: HsmSigner): { certificates: C
     config,
     new Audited(new AuditRepository(db)),
     crls,
+    new KeyLifecycleRepository(db),
   );
   return { certificates, crls };
 }

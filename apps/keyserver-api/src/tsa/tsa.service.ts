@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataAccessError, KeyRepository, TimestampRepository, type AuditInput, type Key } from '@keyserver/data-access';
+import { DataAccessError, KeyLifecycleRepository, KeyRepository, TimestampRepository, type AuditInput, type Key } from '@keyserver/data-access';
 import {
   createTimeStampToken,
   grantedResponse,
@@ -46,8 +46,9 @@ export class TsaService {
     @Inject(HSM_SIGNER) private readonly signer: HsmSigner,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     @Inject(EDGE) private readonly edge: EdgeServices,
+    lifecycle: KeyLifecycleRepository,
   ) {
-    this.chains = new KeyChainCache(this.keys, this.signer);
+    this.chains = new KeyChainCache(this.keys, lifecycle, this.signer);
   }
 
   /** POST /api/v1/tsa: content type -> body (capped) -> parse -> sign -> register -> TimeStampResp. */
