@@ -98,6 +98,16 @@ describe('message sign orders (Ed25519)', () => {
     expect(await used(op)).toBe(1);
   });
 
+  it.each(['SHA256', 'SHA384'])('fail an ED25519 key declared with %s (its CMS signatures hash with SHA-512, RFC 8419): 400 validation_failed, no key', async (hash) => {
+    const ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
+    const alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
+    const session = await activeSession(ada, alan, `Ed25519 with ${hash}`);
+    const keyid = `ed-${hash.toLowerCase()}`;
+    const r = await ada<{ code: string }>('POST', '/api/v1/keys', { session, body: { keyid, type: 'FW', algorithm: 'ED25519', hash, requiredApprovers: 0, validityDays: 30, commonName: 'Ed25519 firmware', product: 'msg-gadget' } });
+    expect([r.status, r.body.code]).toEqual([400, 'validation_failed']);
+    expect((await ada('GET', `/api/v1/keys/${keyid}`)).status).toBe(404);
+  });
+
   it('records the message by its SHA-256 only: the audit entry and the sign order row never hold the message', async () => {
     const message = Buffer.from(`secret-looking firmware bytes ${randomBytes(8).toString('hex')}`);
     const op = await newOperation(ED, 1);

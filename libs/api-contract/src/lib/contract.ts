@@ -25,6 +25,15 @@ export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
 export const KeyType = z.enum(['ROOT', 'CA', 'FW', 'TSA']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);
 export const HashAlgorithm = z.enum(['SHA256', 'SHA384', 'SHA512']);
+
+/**
+ * The hash a new key may declare for its algorithm: an ED25519 key's is SHA512 (or left to that default), since a CMS
+ * signature with Ed25519 digests its content and signed attributes with SHA-512 (RFC 8419 3.1); a key declared with
+ * another hash would sign firmware that conforming verifiers refuse.
+ */
+export const keyHashFits = (k: { algorithm: z.infer<typeof KeyAlgorithm>; hash?: z.infer<typeof HashAlgorithm> }): boolean =>
+  k.algorithm !== 'ED25519' || k.hash === undefined || k.hash === 'SHA512';
+export const KEY_HASH_RULE = { message: 'an ED25519 key hashes with SHA512 (RFC 8419)', path: ['hash'] };
 export const KeyState = z.enum(['ACTIVE', 'RETIRED', 'REVOKED']);
 export const InputFormat = z.enum(['hex', 'base64']);
 export const InputPadding = z.enum(['none', 'digestinfo', 'pss']);

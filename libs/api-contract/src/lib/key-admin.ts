@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RevocationReason } from './certificates';
-import { HashAlgorithm, KeyAlgorithm } from './contract';
+import { HashAlgorithm, KEY_HASH_RULE, KeyAlgorithm, keyHashFits } from './contract';
 import { KeyIdRef, NEW_KEYID_PATTERN } from './ids';
 
 // Certificate name attributes: no control characters (the DN is built from them).
@@ -24,7 +24,7 @@ export const CreateKeyRequest = z.strictObject({
   country: z.string().regex(/^[A-Z]{2}$/).optional(),
   issuer: KeyIdRef.optional().describe('keyid of the ACTIVE ROOT or CA key that certifies the new key (default: the one ACTIVE ROOT)'),
   pathLen: z.number().int().min(0).max(8).optional().describe('CA keys: how many CA levels may follow below this one (default 0: it issues end entities only)'),
-});
+}).refine(keyHashFits, KEY_HASH_RULE);
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
 
 export { NameText as CertificateNameText };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SubjectRef } from './admin-sessions';
-import { HashAlgorithm, KeyAlgorithm, KeyState } from './contract';
+import { HashAlgorithm, KEY_HASH_RULE, KeyAlgorithm, keyHashFits, KeyState } from './contract';
 import { CertificateNameText, NewKeyId } from './key-admin';
 
 const Pem = z.string().min(64).max(64 * 1024);
@@ -25,7 +25,7 @@ export const RootCeremonyRequest = z.strictObject({
   mode: z
     .enum(['self-signed', 'external'])
     .describe('self-signed: the ROOT certifies itself and is ACTIVE at once; external: a CSR for an existing offline root, ACTIVE after POST .../certificate'),
-});
+}).refine(keyHashFits, KEY_HASH_RULE);
 export type RootCeremonyRequest = z.infer<typeof RootCeremonyRequest>;
 
 export const RootCeremonyResult = z.object({
