@@ -7,11 +7,10 @@ export {
   keepIdleConnections,
   loadConfig,
   maskSecrets,
-  maskUrlCredentials,
   port,
   postgresUrl,
   runOrExit,
   secureUrl,
 } from './lib/config';
-export { REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
+export { maskUrlCredentials, REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
 export { BootError, bootFailureReason, bootStep } from './lib/boot';

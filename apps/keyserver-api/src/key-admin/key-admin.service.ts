@@ -13,6 +13,7 @@ import { KeysService } from '../keys/keys.service';
 import { CrlService } from '../crl/crl.service';
 import { crlUrl } from '../crl/crl-url';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { assertCaFitsBelow } from './ca-path';
 import { discardUnlessNamed } from './discard';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -50,9 +51,7 @@ export class KeyAdminService {
       const root = dto.issuer ? await this.issuer(dto.issuer) : await this.root();
       if (dto.pathLen !== undefined && dto.type !== 'CA') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, 'pathLen is for CA keys only');
       const pathLen = dto.type === 'CA' ? (dto.pathLen ?? 0) : null;
-      if (pathLen !== null && root.pathLen !== null && root.pathLen < pathLen + 1) {
-        throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${root.keyid} allows ${root.pathLen} CA level(s) below it: a CA with pathLen ${pathLen} does not fit`);
-      }
+      if (pathLen !== null) assertCaFitsBelow(root, pathLen);
       // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
       const notBefore = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000 - 60_000, root.notBefore.getTime() + 1000));
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);

@@ -36,6 +36,7 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { assertCaFitsBelow } from './ca-path';
 import { discardUnlessNamed } from './discard';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
@@ -252,12 +253,13 @@ export class KeyLifecycleService {
       const dto = validateBody(NewKeyVersionRequest, body);
       const key = await this.find(keyid);
       if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}: only an ACTIVE key gets a new version`);
-      // A ROOT's new version is a new self-signed anchor (or, external, a new key pair for it): the ceremony's rule.
-      const administrators = key.type === 'ROOT' ? await this.administrators(session) : undefined;
       if (key.issuerChainPem) {
         if (kind === 'renew') throw new KeyAdminError(KeyAdminErrorCode.ExternallyCertified, `key ${keyid} is certified by an external root: rotate it (a CSR for that root) or have the root renew its certificate`);
         return this.rotateExternal(key, session, audit, generated);
       }
+      // A self-signed ROOT's new version is a new trust anchor: the ceremony's two administrators (rotateExternal
+      // asks for them itself).
+      const administrators = key.type === 'ROOT' ? await this.administrators(session) : undefined;
       const issuer = key.parentKeyid ? await this.find(key.parentKeyid) : null;
       if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyedAt)) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${issuer.keyid} is ${issuer.state}`);
       let hsmKey: HsmKeyInfo;
@@ -321,10 +323,8 @@ export class KeyLifecycleService {
     const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
     if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
     if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
-    // The issuer's certificate may not say it all: an externally certified issuer's chain can allow fewer levels.
-    if (key.type === 'CA' && issuer.pathLen !== null && issuer.pathLen < (key.pathLen ?? 0) + 1) {
-      throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${issuer.keyid} allows ${issuer.pathLen} CA level(s) below it: ${key.keyid} (pathLen ${key.pathLen ?? 0}) does not fit`);
-    }
+    // The issuer's stored pathLen may be tighter than when this CA was made (an external issuer's imported chain).
+    if (key.type === 'CA') assertCaFitsBelow(issuer, key.pathLen ?? 0);
     const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };
     const opts = { subject, notBefore, notAfter, crlDistributionPointUrl: crlUrl(this.config.publicUrl, issuer.keyid, issuer.currentVersion) };
     const cert = key.type === 'CA' ? await createCaCertificate(this.signer, ref, hsmKey, { ...opts, pathLen: key.pathLen ?? 0 }) : await createFirmwareSigningCertificate(this.signer, ref, hsmKey, opts);

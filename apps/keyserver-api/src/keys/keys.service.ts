@@ -67,14 +67,9 @@ export class KeysService {
   async detail(actor: Actor, keyid: string): Promise<z.infer<typeof KeyDetail>> {
     const key = await this.keys.findByKeyid(keyid);
     if (!key || !visibility.key(actor, key.keyid)) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
-    const chain = await this.chain(key);
+    const chain = await certificateChain(this.keys, this.lifecycle, key);
     const usage = await this.keys.usage(key.keyid);
     const limits = limitsView(await this.limits.get(key.keyid));
     return { ...facts(key), chain, usage: { ...usage, lastUsedAt: usage.lastUsedAt?.toISOString() ?? null }, limits };
-  }
-
-  /** This key's certificate up to the top (the one chain builder, ../certificates/key-chain.ts). */
-  private chain(key: Key): Promise<string[]> {
-    return certificateChain(this.keys, this.lifecycle, key);
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { maskUrlCredentials } from './redact';
 
 /**
  * Raised when the environment does not satisfy an app's schema. `message` is one line that
@@ -83,42 +84,6 @@ export function maskSecrets(config: Record<string, unknown>): Record<string, unk
     else out[k] = v;
   }
   return out;
-}
-
-/** Query parameters that carry credentials (node-postgres reads `password` and `sslpassword` from the query). */
-const CREDENTIAL_QUERY_PARAM = /pass(word|phrase)|secret|token/i;
-
-/**
- * A URL fit for logs: its user-info part (`user:password@`) becomes `***@` and the value of every query parameter
- * whose name (decoded) carries a credential becomes `***`. Works on the text as written (no URL parsing, which
- * would normalise what it prints or refuse a URL the service itself accepts).
- */
-export function maskUrlCredentials(url: string): string {
-  // The authority ends at the first '/', '?' or '#'; its user-info at its last '@' (as WHATWG URL reads it).
-  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)/i, (_all, scheme: string, authority: string) => {
-    const at = authority.lastIndexOf('@');
-    return at < 0 ? scheme + authority : `${scheme}***${authority.slice(at)}`;
-  });
-  const q = masked.indexOf('?');
-  if (q < 0) return masked;
-  const hash = masked.indexOf('#', q);
-  const end = hash < 0 ? masked.length : hash;
-  const query = masked
-    .slice(q + 1, end)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq < 0) return pair;
-      let name = pair.slice(0, eq);
-      try {
-        name = decodeURIComponent(name.replace(/\+/g, ' '));
-      } catch {
-        // an undecodable name is judged as written
-      }
-      return CREDENTIAL_QUERY_PARAM.test(name) ? `${pair.slice(0, eq)}=***` : pair;
-    })
-    .join('&');
-  return `${masked.slice(0, q)}?${query}${masked.slice(end)}`;
 }
 
 /**

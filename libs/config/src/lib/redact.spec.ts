@@ -1,4 +1,6 @@
-import { redactHeaders, redactText, redactUrl } from './redact';
+import fc from 'fast-check';
+import { maskSecrets } from './config';
+import { maskUrlCredentials, redactHeaders, redactText, redactUrl } from './redact';
 
 const JWT = 'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
 
@@ -31,5 +33,31 @@ describe('redactHeaders', () => {
 describe('redactText', () => {
   it('masks every JWT in a log message', () => {
     expect(redactText(`GET /api/v1/crl/${JWT} refused: 401 (${JWT})`)).toBe('GET /api/v1/crl/*** refused: 401 (***)');
+  });
+});
+
+describe(maskUrlCredentials.name, () => {
+  it.each([
+    ['fail a password in the user-info', 'postgresql://user:pw@host/db', 'postgresql://***@host/db'],
+    ['fail an @ inside the password (the last @ ends the user-info)', 'postgresql://user:p@ss@host/db', 'postgresql://***@host/db'],
+    ['fail a password in the query', 'postgresql://host/db?password=pw&sslmode=require', 'postgresql://host/db?password=***&sslmode=require'],
+    ['fail an sslpassword in the query', 'postgresql://host/db?sslmode=verify-full&sslpassword=pw', 'postgresql://host/db?sslmode=verify-full&sslpassword=***'],
+    ['fail a percent-encoded parameter name', 'postgresql://host/db?pass%77ord=pw', 'postgresql://host/db?pass%77ord=***'],
+    ['fail an upper-case name, and both places at once', 'postgresql://u:pw@host/db?PASSWORD=pw', 'postgresql://***@host/db?PASSWORD=***'],
+    ['ok nothing secret: unchanged', 'postgresql://host:5432/db?sslmode=require&application_name=api', 'postgresql://host:5432/db?sslmode=require&application_name=api'],
+    ['ok an @ in the path is not user-info', 'https://host/a@b?x=1', 'https://host/a@b?x=1'],
+  ])('%s', (_n, url, expected) => {
+    expect(maskUrlCredentials(url)).toBe(expected);
+  });
+
+  it('never prints a value it was given as a password, whatever the URL around it (property)', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9._~-]{0,20}$/), fc.constantFrom('password', 'sslpassword', 'PassWord', 'pass%77ord'), (tail, name) => {
+        // A prefix found nowhere else in the URL, so the secret can only appear by leaking.
+        const secret = `Zq9${tail}`;
+        const masked = maskSecrets({ DATABASE_URL: `postgresql://u:${secret}@h/db?a=1&${name}=${secret}` })['DATABASE_URL'] as string;
+        expect(masked.includes(secret)).toBe(false);
+      }),
+    );
   });
 });

@@ -15,6 +15,8 @@ const CREDENTIAL_PARAMS = new Set([
   'assertion',
   'token',
   'password',
+  // node-postgres reads the client key's passphrase from a connection URL's query too.
+  'sslpassword',
 ]);
 
 /**
@@ -41,6 +43,20 @@ export function redactUrl(url: string): string {
     })
     .join('&');
   return `${path}?${query}`;
+}
+
+/**
+ * A configured URL (a DATABASE_URL, say) fit for a log line: its user-info (`user:password@`) becomes `***@`, then
+ * {@link redactUrl} masks credential query parameters. The authority ends at the first '/', '?' or '#' and its
+ * user-info at its last '@', as WHATWG URL reads it; the text is not parsed (that would normalise what it prints).
+ */
+export function maskUrlCredentials(url: string): string {
+  return redactUrl(
+    url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)/i, (_all, scheme: string, authority: string) => {
+      const at = authority.lastIndexOf('@');
+      return at < 0 ? scheme + authority : `${scheme}${REDACTED}${authority.slice(at)}`;
+    }),
+  );
 }
 
 /** Header names whose values are credentials (never logged). */
