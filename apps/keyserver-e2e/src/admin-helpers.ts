@@ -60,9 +60,12 @@ export function apiAs(p: RunningPlatform, token: string) {
 }
 export type Api = ReturnType<typeof apiAs>;
 
-/** Opens a session as `creator` and has `second` authorize it; returns the ACTIVE session id. */
-export async function activeSession(creator: Api, second: Api, description = 'e2e administrative work'): Promise<string> {
-  const s = await creator<{ id: string; state: string }>('POST', '/api/v1/admin-sessions', { body: { description } });
+/**
+ * Opens a session as `creator` and has `second` authorize it; returns the ACTIVE session id. `powers`: the session
+ * may make or unmake administrators and approvers (ADR 0044).
+ */
+export async function activeSession(creator: Api, second: Api, description = 'e2e administrative work', powers = false): Promise<string> {
+  const s = await creator<{ id: string; state: string }>('POST', '/api/v1/admin-sessions', { body: { description, powers } });
   if (s.status !== 201) throw new Error(`open session: ${s.status} ${s.text}`);
   const a = await second<{ state: string }>('POST', `/api/v1/admin-sessions/${s.body.id}/authorizations`);
   if (a.status !== 200 || a.body.state !== 'ACTIVE') throw new Error(`authorize session: ${a.status} ${a.text}`);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, auditOf, bffUserToken, sql, userOid, type Api } from './admin-helpers';
 
@@ -40,6 +41,7 @@ describe('subjects, roles and /me', () => {
   let ci: Api;
   let ciToken: string;
   let session: string;
+  let powerSession: string;
   const tid = demoTenant.tenant.id;
 
   beforeAll(async () => {
@@ -54,6 +56,7 @@ describe('subjects, roles and /me', () => {
     ciToken = await clientCredentialsToken(p.facts, demoCi.clientId, demoCi.clientSecret);
     ci = apiAs(p, ciToken);
     session = await activeSession(ada, alan, 'subjects and roles e2e');
+    powerSession = await activeSession(ada, alan, 'administrators and approvers e2e', true);
   });
 
   afterAll(async () => {
@@ -128,7 +131,7 @@ describe('subjects, roles and /me', () => {
     const subjects = await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
     const otto = subjects.body.items.find((s) => s.displayName === 'Otto Orderer');
     if (!otto) throw new Error('Otto missing');
-    const promoted = await ada<SubjectView>('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { roles: [...otto.roles, 'demo-administrators'] } });
+    const promoted = await ada<SubjectView>('PATCH', `/api/v1/subjects/${otto.id}`, { session: powerSession, body: { roles: [...otto.roles, 'demo-administrators'] } });
     expect(promoted.body.natures).toContain('ADMINISTRATOR');
     const ottoApi = apiAs(p, await bffUserToken(p, 'otto.orderer@demo.test'));
     const r = await ottoApi<Problem>('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { displayName: 'Otto the Admin' } });
@@ -189,16 +192,42 @@ describe('subjects, roles and /me', () => {
     });
   });
 
+  describe('who holds the human-only natures (ADR 0044)', () => {
+    it('refuses to make or unmake an administrator or approver in a session not opened with powers, and audits it', async () => {
+      const oid = randomUUID();
+      const sock = await ada<Problem>('POST', '/api/v1/subjects', { session, body: { kind: 'USER', tid, oid, displayName: 'Ada second account', roles: ['demo-administrators'] } });
+      expect([sock.status, sock.body.code]).toEqual([403, 'admin_session_scope']);
+      expect((await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects')).body.items.some((x) => x.displayName === 'Ada second account')).toBe(false);
+      const [denied] = await auditOf(aude, 'action=subject.create&outcome=DENIED');
+      expect(denied).toMatchObject({ errorCode: 'admin_session_scope', adminSessionId: session, actorOid: userOid('ada.admin@demo.test') });
+      const alanSubject = (await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects')).body.items.find((x) => x.displayName.startsWith('Alan'));
+      if (!alanSubject) throw new Error('Alan missing');
+      const disable = await ada<Problem>('PATCH', `/api/v1/subjects/${alanSubject.id}`, { session, body: { enabled: false } });
+      expect([disable.status, disable.body.code]).toEqual([403, 'admin_session_scope']);
+      const shown = await ada<{ powers: boolean }>('GET', `/api/v1/admin-sessions/${session}`);
+      expect(shown.body.powers).toBe(false);
+    });
+
+    it('makes an administrator in a session opened with powers, which its authorizer saw', async () => {
+      expect((await alan<{ powers: boolean }>('GET', `/api/v1/admin-sessions/${powerSession}`)).body.powers).toBe(true);
+      const oid = randomUUID();
+      const made = await ada<SubjectView>('POST', '/api/v1/subjects', { session: powerSession, body: { kind: 'USER', tid, oid, displayName: 'Grace Officer', roles: ['demo-administrators'] } });
+      expect(made.status).toBe(201);
+      const [opened] = await auditOf(aude, `action=admin_session.create&adminSessionId=${powerSession}`);
+      expect(opened.details).toMatchObject({ powers: true });
+    });
+  });
+
   describe('administrative sessions of an administrator who loses the role', () => {
     it('ends the session her co-authorizer is disabled in, in the same change, and refuses it afterwards', async () => {
       const subjects = await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects');
       const otto = subjects.body.items.find((s) => s.displayName === 'Otto Orderer' || s.displayName === 'Otto the Admin');
       if (!otto) throw new Error('Otto missing');
       if (!otto.roles.includes('demo-administrators')) {
-        expect((await ada('PATCH', `/api/v1/subjects/${otto.id}`, { session, body: { roles: [...otto.roles, 'demo-administrators'] } })).status).toBe(200);
+        expect((await ada('PATCH', `/api/v1/subjects/${otto.id}`, { session: powerSession, body: { roles: [...otto.roles, 'demo-administrators'] } })).status).toBe(200);
       }
       const ottoApi = apiAs(p, await bffUserToken(p, 'otto.orderer@demo.test'));
-      const paired = await activeSession(ada, ottoApi, 'ada and otto');
+      const paired = await activeSession(ada, ottoApi, 'ada and otto', true);
       // Ada disables Otto in the very session Otto authorized: the change stands, the session ends with it.
       const disabled = await ada<SubjectView>('PATCH', `/api/v1/subjects/${otto.id}`, { session: paired, body: { enabled: false } });
       expect([disabled.status, disabled.body.enabled]).toEqual([200, false]);

@@ -425,6 +425,7 @@ async function run(argv: string[]): Promise<unknown> {
       'path-len': { type: 'string' },
       approvers: { type: 'string' },
       external: { type: 'boolean' },
+      powers: { type: 'boolean' },
       type: { type: 'string' },
       issuer: { type: 'string' },
       product: { type: 'string' },

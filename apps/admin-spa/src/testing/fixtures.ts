@@ -70,6 +70,7 @@ export function adminSession(over: Partial<AdminSessionView> = {}): AdminSession
   return {
     id: '66666666-6666-4666-8666-666666666666',
     description: 'Add the new release team',
+    powers: false,
     state: 'ACTIVE',
     creator: { subjectId: ME.subjectId ?? '', displayName: ME.displayName },
     authorizationsRequired: 2,

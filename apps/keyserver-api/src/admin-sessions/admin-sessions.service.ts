@@ -38,8 +38,9 @@ export class AdminSessionsService {
           // The creator is the first of the ADMIN_SESSION_APPROVALS administrators.
           requiredApprovals: adminSessionApprovals - 1,
           expiresAt: new Date(Date.now() + adminSessionMinutes * 60_000),
+          powers: dto.powers,
         },
-        { ...a.event, details: { description: dto.description, authorizationsRequired: adminSessionApprovals } },
+        { ...a.event, details: { description: dto.description, powers: dto.powers, authorizationsRequired: adminSessionApprovals } },
       );
       a.committed();
       return this.view(s);
@@ -110,6 +111,7 @@ export class AdminSessionsService {
     return {
       id: s.id,
       description: s.description,
+      powers: s.powers,
       state: expired ? 'EXPIRED' : s.state,
       creator: await ref(s.creatorId),
       authorizationsRequired: s.requiredApprovals + 1,

@@ -81,7 +81,7 @@ describe(webhookBody.name, () => {
       type: 'admin_session.authorization_requested' as const,
       version: 1 as const,
       occurredAt: '2026-12-05T10:00:00.000Z',
-      adminSession: { id: 's-1', description: HOSTILE, creator: { subjectId: 'c', displayName: 'Ada' }, requiredApprovals: 1, expiresAt: '2026-12-05T11:00:00.000Z' },
+      adminSession: { id: 's-1', description: HOSTILE, creator: { subjectId: 'c', displayName: 'Ada' }, requiredApprovals: 1, powers: false, expiresAt: '2026-12-05T11:00:00.000Z' },
     };
     const text = emailText(session, recipients[0], 'https://ks.example.test', 'd');
     expect(title(session)).toMatch(/^\[Keyserver\] Administrative session needs your authorization: Release 4\.2 Bcc/);

@@ -53,7 +53,7 @@ export class SubjectsService {
       if (await this.subjects.findByTidOid(dto.tid, dto.oid)) throw new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists');
       // The subject and its event in one transaction (the repository adds subjectId).
       const success: AuditInput = { ...a.event, adminSessionId: session.id, details: { kind: dto.kind, tid: dto.tid, oid: dto.oid, displayName: dto.displayName, roles: dto.roles } };
-      const s = await this.subjects.create({ ...dto, username: dto.username ?? null }, success).catch((err: unknown) => {
+      const s = await this.subjects.create({ ...dto, username: dto.username ?? null }, success, session).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.SubjectExists, 'a subject with this tid and oid exists') : err;
       });
       a.committed();
@@ -68,7 +68,7 @@ export class SubjectsService {
       const before = await this.find(id);
       if (dto.roles) await this.checkRoles(dto.roles, before.kind);
       const action = dto.enabled === false ? 'subject.disable' : dto.enabled === true ? 'subject.enable' : 'subject.update';
-      const s = await this.subjects.update(id, dto, { ...a.event, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } });
+      const s = await this.subjects.update(id, dto, { ...a.event, action, adminSessionId: session.id, details: { subjectId: id, changes: dto } }, session);
       a.committed();
       return await this.view(s);
     }, { refusal: (e) => ({ ...e, details: { subjectId: isUuid(id) ? id : null } }) });
@@ -100,7 +100,7 @@ export class SubjectsService {
       await this.role(name);
       if (dto.keys) await this.checkKeys(dto.keys.map((k) => k.keyid));
       // The repository reads `before` under a row lock and writes the change with its event (details.before/after).
-      const { after } = await this.subjects.updateRole(name, dto, { ...a.event, adminSessionId: session.id });
+      const { after } = await this.subjects.updateRole(name, dto, { ...a.event, adminSessionId: session.id }, session);
       a.committed();
       return after;
     }, { refusal: (e) => ({ ...e, details: { role: name.slice(0, 64) } }) });

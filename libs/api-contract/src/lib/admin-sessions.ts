@@ -5,6 +5,10 @@ export const AdminSessionState = z.enum(['PENDING', 'ACTIVE', 'CLOSED', 'EXPIRED
 /** `POST /api/v1/admin-sessions`: what the session is for (shown to the administrators who authorize it). */
 export const CreateAdminSessionRequest = z.strictObject({
   description: z.string().trim().min(8).max(500),
+  powers: z
+    .boolean()
+    .default(false)
+    .describe('The session may give or take the administrator and approver natures (register, enable or disable an administrator or approver, change the roles that carry them); shown to the administrators who authorize it (ADR 0044)'),
 });
 export type CreateAdminSessionRequest = z.infer<typeof CreateAdminSessionRequest>;
 
@@ -13,6 +17,8 @@ export const SubjectRef = z.object({ subjectId: z.string(), displayName: z.strin
 export const AdminSessionView = z.object({
   id: z.uuid(),
   description: z.string(),
+  /** Opened to give or take the administrator and approver natures (ADR 0044). */
+  powers: z.boolean(),
   state: AdminSessionState,
   creator: SubjectRef,
   /** Distinct administrators needed (the creator counts as one). */

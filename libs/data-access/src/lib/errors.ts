@@ -24,6 +24,7 @@ export const DataAccessErrorCode = {
   too_many_usages: 'too_many_usages',
   start_backdated: 'start_backdated',
   start_too_far_ahead: 'start_too_far_ahead',
+  admin_session_scope: 'admin_session_scope',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -55,6 +56,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   too_many_usages: 400,
   start_backdated: 400,
   start_too_far_ahead: 400,
+  // The change gives or takes the administrator or approver nature in a session not opened for that (ADR 0044).
+  admin_session_scope: 403,
 };
 
 /** Error raised by repositories and the migrator. */

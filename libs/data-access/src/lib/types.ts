@@ -205,6 +205,8 @@ export interface AdminSession {
   creatorId: string;
   state: AdminSessionState;
   requiredApprovals: number;
+  /** Opened to give or take the administrator and approver natures (ADR 0044): without it such a change is refused. */
+  powers: boolean;
   approverIds: string[];
   expiresAt: Date;
   createdAt: Date;

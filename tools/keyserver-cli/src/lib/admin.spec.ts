@@ -25,7 +25,8 @@ describe(adminCommand.name, () => {
   const S = { 'x-admin-session': 'sess-1' };
 
   it.each([
-    ['ok session open', ['session', 'open'], { description: 'ROOT ceremony' }, { method: 'POST', path: '/api/v1/admin-sessions', body: { description: 'ROOT ceremony' } }],
+    ['ok session open', ['session', 'open'], { description: 'ROOT ceremony' }, { method: 'POST', path: '/api/v1/admin-sessions', body: { description: 'ROOT ceremony', powers: false } }],
+    ['ok session open with powers', ['session', 'open'], { description: 'new security officer', powers: true }, { method: 'POST', path: '/api/v1/admin-sessions', body: { description: 'new security officer', powers: true } }],
     ['ok session authorize', ['session', 'authorize', 'sess-1'], {}, { method: 'POST', path: '/api/v1/admin-sessions/sess-1/authorizations' }],
     [
       'ok a self-signed ROOT ceremony',

@@ -6,7 +6,7 @@ export type AdminApi = <T>(method: string, path: string, body?: unknown, headers
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT
+export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT [--powers]
        ksctl admin session authorize|close|show SESSION_ID
        ksctl admin root-ceremony --session ID --keyid KEYID --algorithm ALG --cn NAME [--org O] [--ou OU]
                                  [--country CC] --days N [--path-len N] [--approvers N] [--external] [--out FILE]
@@ -23,13 +23,15 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT
                                   [--roles ROLE,ROLE]
 
 Administrators sign in with --pkce (or give a token in KEYSERVER_TOKEN). Every change runs in an ACTIVE
-administrative session (--session): one administrator opens it, another authorizes it.
+administrative session (--session): one administrator opens it, another authorizes it. Only a session opened
+with --powers may make or unmake administrators and approvers (register, enable, disable them, or change the
+roles that carry those natures).
 root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certificate), or with --external a
 CSR for your offline root (--out writes the CSR; then key import-cert). Rotating an externally certified ROOT
 makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. ALG: EC_P256, EC_P384, EC_P521,
 RSA_2048, RSA_3072, RSA_4096, ED25519. See docs/operations.md.`;
 
-export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description', '--key-version'];
+export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description', '--key-version', '--powers'];
 
 function need(v: Values, name: string): string {
   const x = v[name];
@@ -54,7 +56,7 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
   const [area, action, arg] = pos;
   const session = () => ({ 'x-admin-session': need(v, 'session') });
   if (area === 'session') {
-    if (action === 'open') return api('POST', '/api/v1/admin-sessions', { description: need(v, 'description') });
+    if (action === 'open') return api('POST', '/api/v1/admin-sessions', { description: need(v, 'description'), powers: v['powers'] === true });
     if (action === 'show' && arg) return api('GET', `/api/v1/admin-sessions/${seg(arg)}`);
     if (action === 'authorize' && arg) return api('POST', `/api/v1/admin-sessions/${seg(arg)}/authorizations`);
     if (action === 'close' && arg) return api('POST', `/api/v1/admin-sessions/${seg(arg)}/closure`);

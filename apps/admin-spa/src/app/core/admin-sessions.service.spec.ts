@@ -33,8 +33,12 @@ describe(AdminSessionsService.name, () => {
   it('opens, authorizes and closes sessions with the documented routes and bodies', () => {
     svc.open('Add the release team').subscribe();
     const open = ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions' });
-    expect(open.request.body).toEqual({ description: 'Add the release team' });
+    expect(open.request.body).toEqual({ description: 'Add the release team', powers: false });
     open.flush(adminSession({ state: 'PENDING' }));
+    svc.open('Make Carol a security officer', true).subscribe();
+    const withPowers = ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions' });
+    expect(withPowers.request.body).toEqual({ description: 'Make Carol a security officer', powers: true });
+    withPowers.flush(adminSession({ state: 'PENDING', powers: true }));
     svc.authorize('abc').subscribe();
     ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions/abc/authorizations' }).flush(adminSession());
     svc.close('abc').subscribe();

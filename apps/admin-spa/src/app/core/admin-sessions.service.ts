@@ -52,8 +52,9 @@ export class AdminSessionsService {
     }
   }
 
-  open(description: string): Observable<AdminSessionView> {
-    return this.http.post<AdminSessionView>(this.base, { description });
+  /** `powers`: the session may make or unmake administrators and approvers (ADR 0044). */
+  open(description: string, powers = false): Observable<AdminSessionView> {
+    return this.http.post<AdminSessionView>(this.base, { description, powers });
   }
 
   authorize(id: string): Observable<AdminSessionView> {

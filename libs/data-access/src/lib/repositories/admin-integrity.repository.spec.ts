@@ -3,6 +3,8 @@ import { hex, outcome, seedAdmin, closeTwoReplicas, openTwoReplicas } from '../.
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import type { AuditInput } from '../types';
+import { Client } from 'pg';
+import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { SubjectRepository } from './subject.repository';
 import { AdminSessionRepository } from './admin-session.repository';
 
@@ -179,6 +181,87 @@ describe(`${AdminSessionRepository.name} ends sessions that lose an administrato
       await Promise.all([outcome(b.adminSessions.authorize(s.id, ivy.id)), outcome(a.subjects.update(ivy.id, { enabled: false }))]);
       const rows = await sql<{ state: string }>(tmp.url, `SELECT "state"::text AS "state" FROM "admin_session" WHERE "id" = $1`, [s.id]);
       expect(rows[0].state).not.toBe('ACTIVE');
+    }
+  });
+});
+
+describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () => {
+  const NO_POWERS = { powers: false };
+  const POWERS = { powers: true };
+  const user = (roles: string[], enabled = true) => a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `u-${hex(2)}`, roles, enabled });
+  const role = async (natures: ('ADMINISTRATOR' | 'APPROVER' | 'SIGNER' | 'ORDERER')[]) => {
+    const name = `r-${hex(4)}`;
+    await a.subjects.createRole({ name, natures });
+    return name;
+  };
+  type Change = (scope: { powers: boolean }) => Promise<unknown>;
+
+  // Each case: a change that gives or takes a human-only nature; refused without powers, done with them.
+  const powerChanges: [string, () => Promise<Change>][] = [
+    ['an administrator registered', async () => { const r = await role(['ADMINISTRATOR']); return (s) => a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'sock', roles: [r] }, audit('subject.create'), s); }],
+    ['an approver role given', async () => { const r = await role(['APPROVER']); const u = await user([]); return (s) => a.subjects.update(u.id, { roles: [r] }, audit('subject.update'), s); }],
+    ['a disabled administrator enabled', async () => { const u = await user([await role(['ADMINISTRATOR'])], false); return (s) => a.subjects.update(u.id, { enabled: true }, audit('subject.enable'), s); }],
+    ['an administrator disabled', async () => { const u = await user([await role(['ADMINISTRATOR'])]); return (s) => a.subjects.update(u.id, { enabled: false }, audit('subject.disable'), s); }],
+    ['an approver role taken away', async () => { const u = await user([await role(['APPROVER', 'SIGNER'])]); return (s) => a.subjects.update(u.id, { roles: [] }, audit('subject.update'), s); }],
+    ['ADMINISTRATOR added to a role an enabled subject holds', async () => { const r = await role(['SIGNER']); await user([r]); return (s) => a.subjects.updateRole(r, { natures: ['SIGNER', 'ADMINISTRATOR'] }, audit('role.update'), s); }],
+    ['APPROVER removed from a role an enabled subject holds', async () => { const r = await role(['APPROVER']); await user([r]); return (s) => a.subjects.updateRole(r, { natures: ['ORDERER'] }, audit('role.update'), s); }],
+  ];
+
+  it.each(powerChanges)('fail %s', async (_n, setup) => {
+    const change = await setup();
+    const events = (await a.audit.list({ limit: 1000 })).items.length;
+    expect(await outcome(change(NO_POWERS))).toBe('admin_session_scope');
+    expect((await a.audit.list({ limit: 1000 })).items).toHaveLength(events);
+  });
+
+  it.each(powerChanges)('ok %s in a session with powers', async (_n, setup) => {
+    expect(await outcome((await setup())(POWERS))).toBe('ok');
+  });
+
+  it.each<[string, () => Promise<Change>]>([
+    ['an administrator renamed', async () => { const u = await user([await role(['ADMINISTRATOR'])]); return (s) => a.subjects.update(u.id, { displayName: 'Ada L.' }, audit('subject.update'), s); }],
+    ['a signer registered', async () => { const r = await role(['SIGNER']); return (s) => a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'dev', roles: [r] }, audit('subject.create'), s); }],
+    ['an administrator given a second, signer role', async () => { const adm = await role(['ADMINISTRATOR']); const u = await user([adm]); const r = await role(['SIGNER']); return (s) => a.subjects.update(u.id, { roles: [adm, r] }, audit('subject.update'), s); }],
+    ['a disabled administrator disabled again', async () => { const u = await user([await role(['ADMINISTRATOR'])], false); return (s) => a.subjects.update(u.id, { enabled: false }, audit('subject.disable'), s); }],
+    ['ADMINISTRATOR added to a role only a disabled subject holds', async () => { const r = await role(['SIGNER']); await user([r], false); return (s) => a.subjects.updateRole(r, { natures: ['ADMINISTRATOR'] }, audit('role.update'), s); }],
+    ['the keys of an administrators role changed', async () => { const r = await role(['ADMINISTRATOR']); await user([r]); return (s) => a.subjects.updateRole(r, { description: 'the security officers' }, audit('role.update'), s); }],
+  ])('ok %s in a session without powers', async (_n, setup) => {
+    expect(await outcome((await setup())(NO_POWERS))).toBe('ok');
+  });
+
+  it('never lets a subject gain a human-only nature from two changes without powers that race', async () => {
+    // Enabling a subject whose role is made an administrators role at once: each alone needs no powers. Another
+    // appender holds the audit lock, so both changes have passed their checks before either commits, unless the
+    // second waits for the first on the role's lock (the fix): then it sees the first's result and is refused.
+    const lockWaits = async (n: number) => {
+      for (let i = 0; i < 250; i++) {
+        const rows = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+        if (Number(rows[0].n) >= n) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`never ${n} waiting for a lock`);
+    };
+    for (const [first, second] of [['enable', 'promote'], ['promote', 'enable']] as const) {
+      const r = await role(['SIGNER']);
+      const u = await user([r], false);
+      const changes = {
+        enable: () => outcome(a.subjects.update(u.id, { enabled: true }, audit('subject.enable'), NO_POWERS)),
+        promote: () => outcome(b.subjects.updateRole(r, { natures: ['SIGNER', 'ADMINISTRATOR'] }, audit('role.update'), NO_POWERS)),
+      };
+      const holder = new Client({ connectionString: tmp.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_APPEND_LOCK]);
+        const one = changes[first]();
+        await lockWaits(1);
+        const two = changes[second]();
+        await lockWaits(2);
+        await holder.query('COMMIT');
+        expect({ [first]: await one, [second]: await two }).toEqual({ [first]: 'ok', [second]: 'admin_session_scope' });
+      } finally {
+        await holder.end();
+      }
     }
   });
 });

@@ -40,6 +40,49 @@ export async function assertNoClientHolder(tx: Tx, roleId: string, roleName: str
   if (clients.length) throw new DataAccessError('human_only_nature', `role ${roleName} is held by a CLIENT subject, which may not hold ${bad.join(', ')}`);
 }
 
+/** What the administrative session a change runs in allows (ADR 0044). */
+export interface SessionScope {
+  /** Opened to give or take the human-only natures, and authorized as such. */
+  powers: boolean;
+}
+
+/** The human-only natures among `natures`. */
+export const humanOnlyOf = humanOnly;
+
+/** True when an enabled subject holds the role (locked by the caller). */
+export async function enabledHolder(tx: Tx, roleId: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    SELECT s."id" FROM "subject_role" sr JOIN "subject" s ON s."id" = sr."subjectId" WHERE sr."roleId" = ${roleId}::uuid AND s."enabled" LIMIT 1`;
+  return rows.length > 0;
+}
+
+/**
+ * The human-only natures a subject holds as this transaction sees it: none while it is disabled. Its roles are
+ * locked FOR SHARE first, so a concurrent change of their natures either waits for this transaction (and then
+ * counts this subject among its holders) or commits first (and is read here).
+ */
+export async function humanOnlyHeld(tx: Tx, subjectId: string): Promise<string[]> {
+  await tx.$queryRaw`SELECT r."id" FROM "role" r JOIN "subject_role" sr ON sr."roleId" = r."id" WHERE sr."subjectId" = ${subjectId}::uuid ORDER BY r."id" FOR SHARE OF r`;
+  const rows = await tx.$queryRaw<{ nature: string }[]>`
+    SELECT DISTINCT n::text AS "nature"
+    FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role" r ON r."id" = sr."roleId", unnest(r."natures") n
+    WHERE s."id" = ${subjectId}::uuid AND s."enabled" AND n::text = ANY(${[...HUMAN_ONLY_NATURES]}::text[])
+    ORDER BY 1`;
+  return rows.map((r) => r.nature);
+}
+
+/**
+ * Refuses a change that gives or takes a human-only nature (`before` -> `after`, as held) in a session not opened
+ * for it: who may approve and administer is the one thing an administrator acting alone in a session must not
+ * change, or she could make an alternate identity her second pair of eyes (ADR 0044). Without a scope (no session:
+ * the bootstrap, fixtures) the caller answers for it.
+ */
+export function assertPowersInScope(scope: SessionScope | undefined, before: readonly string[], after: readonly string[], what: string): void {
+  if (!scope || scope.powers) return;
+  const changed = [...new Set([...before, ...after])].filter((n) => before.includes(n) !== after.includes(n)).sort();
+  if (changed.length) throw new DataAccessError('admin_session_scope', `${what} would give or take ${changed.join(', ')}: only a session opened with powers may`);
+}
+
 /** True when the subject is enabled and holds the administrator nature, as this transaction sees it. */
 async function isEnabledAdministrator(tx: Tx, subjectId: string): Promise<boolean> {
   const rows = await tx.$queryRaw<{ ok: boolean }[]>`

@@ -12,6 +12,8 @@ export interface OpenAdminSessionInput {
   /** Administrator approvals needed before the session is ACTIVE (0 = active at once). */
   requiredApprovals: number;
   expiresAt: Date;
+  /** The session may give or take the human-only natures (ADR 0044); authorizers see it. Default false. */
+  powers?: boolean;
 }
 
 /** Result of {@link AdminSessionRepository.authorize}. */
@@ -30,6 +32,7 @@ const toSession = (s: Row): AdminSession => ({
   creatorId: s.creatorId,
   state: s.state,
   requiredApprovals: s.requiredApprovals,
+  powers: s.powers,
   approverIds: s.approvals.map((a) => a.adminId).sort(),
   expiresAt: s.expiresAt,
   createdAt: s.createdAt,
@@ -64,6 +67,7 @@ export class AdminSessionRepository {
             creatorId: input.creatorId,
             requiredApprovals: input.requiredApprovals,
             expiresAt: input.expiresAt,
+            powers: input.powers ?? false,
             state: active ? 'ACTIVE' : 'PENDING',
             activatedAt: active ? now : null,
           },

@@ -35,6 +35,8 @@ export interface AdminSessionNoticePayload {
     description: string;
     creator: { subjectId: string; displayName: string };
     requiredApprovals: number;
+    /** Opened to give or take the administrator and approver natures (ADR 0044). */
+    powers: boolean;
     expiresAt: string;
   };
 }
@@ -100,8 +102,8 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
  * enabled USER administrators other than its creator are asked to authorize it.
  */
 export async function enqueueAdminSessionNotice(tx: Tx, sessionId: string): Promise<void> {
-  const [s] = await tx.$queryRaw<{ id: string; description: string; state: string; creatorId: string; creatorName: string; requiredApprovals: number; expiresAt: Date; now: Date }[]>`
-    SELECT a."id", a."description", a."state"::text AS "state", a."creatorId", s."displayName" AS "creatorName", a."requiredApprovals", a."expiresAt", now() AS "now"
+  const [s] = await tx.$queryRaw<{ id: string; description: string; state: string; creatorId: string; creatorName: string; requiredApprovals: number; powers: boolean; expiresAt: Date; now: Date }[]>`
+    SELECT a."id", a."description", a."state"::text AS "state", a."creatorId", s."displayName" AS "creatorName", a."requiredApprovals", a."powers", a."expiresAt", now() AS "now"
       FROM "admin_session" a JOIN "subject" s ON s."id" = a."creatorId" WHERE a."id" = ${sessionId}::uuid`;
   if (!s) throw new DataAccessError('not_found', 'admin session not found');
   if (s.state !== 'PENDING') return;
@@ -119,6 +121,7 @@ export async function enqueueAdminSessionNotice(tx: Tx, sessionId: string): Prom
       description: s.description,
       creator: { subjectId: s.creatorId, displayName: s.creatorName },
       requiredApprovals: s.requiredApprovals,
+      powers: s.powers,
       expiresAt: s.expiresAt.toISOString(),
     },
   };

@@ -3,7 +3,7 @@ import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { assertNoClientHolder, endSessionsOfLostAdministrators, lockRolesForSubject } from './admin-participation';
+import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -182,8 +182,11 @@ export class SubjectRepository {
     return (await this.db.prisma.subject.findMany({ orderBy: [{ displayName: 'asc' }, { id: 'asc' }] })).map(toSubject);
   }
 
-  /** Registers a subject; with `audit`, its event (details + subjectId) is written in the same transaction. */
-  async create(input: CreateSubjectInput, audit?: AuditInput): Promise<Subject> {
+  /**
+   * Registers a subject; with `audit`, its event (details + subjectId) is written in the same transaction. With
+   * `scope` (the session it runs in), a subject that would hold a human-only nature needs a session with powers.
+   */
+  async create(input: CreateSubjectInput, audit?: AuditInput, scope?: SessionScope): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
         const s = await tx.subject.create({
@@ -197,6 +200,7 @@ export class SubjectRepository {
           },
         });
         if (input.roles?.length) await this.assignRoles(tx, s.id, input.kind, input.roles);
+        if (scope) assertPowersInScope(scope, [], await humanOnlyHeld(tx, s.id), `subject ${input.tid}/${input.oid}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
       });
@@ -205,8 +209,11 @@ export class SubjectRepository {
     }
   }
 
-  /** Changes a subject; with `audit`, its event is written in the same transaction. */
-  async update(id: string, input: UpdateSubjectInput, audit?: AuditInput): Promise<Subject> {
+  /**
+   * Changes a subject; with `audit`, its event is written in the same transaction. With `scope`, a change of the
+   * human-only natures it holds (roles, enabling, disabling) needs a session with powers.
+   */
+  async update(id: string, input: UpdateSubjectInput, audit?: AuditInput, scope?: SessionScope): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
         if (!UUID.test(id)) throw new DataAccessError('not_found', 'subject not found');
@@ -214,6 +221,7 @@ export class SubjectRepository {
         const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean }[]>`
           SELECT "kind"::text AS "kind", "displayName", "username", "enabled" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
+        const powersBefore = scope ? await humanOnlyHeld(tx, id) : [];
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
         if (input.username !== undefined) before['username'] = old.username;
@@ -230,6 +238,7 @@ export class SubjectRepository {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
           await this.assignRoles(tx, id, old.kind, input.roles);
         }
+        if (scope) assertPowersInScope(scope, powersBefore, await humanOnlyHeld(tx, id), `this change of subject ${id}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
         if (input.enabled === false || input.roles) {
@@ -277,9 +286,11 @@ export class SubjectRepository {
   /**
    * Changes a role (fields not given stay) in one transaction. The role row is locked (SELECT ... FOR UPDATE)
    * before the old state is read, so with `audit` the event's `before` and `after` are true even when
-   * administrators change the role concurrently; the event is written in the same transaction.
+   * administrators change the role concurrently; the event is written in the same transaction. With `scope`, a
+   * change of its human-only natures while an enabled subject holds it needs a session with powers (assignments
+   * lock the role FOR SHARE, so the holders read here are all of them).
    */
-  async updateRole(name: string, input: UpdateRoleInput, audit?: AuditInput): Promise<{ before: RoleGrants; after: RoleGrants }> {
+  async updateRole(name: string, input: UpdateRoleInput, audit?: AuditInput, scope?: SessionScope): Promise<{ before: RoleGrants; after: RoleGrants }> {
     try {
       return await this.db.transaction(async (tx) => {
         const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "role" WHERE "name" = ${name} FOR UPDATE`;
@@ -294,6 +305,7 @@ export class SubjectRepository {
           await this.grantKeys(tx, id, input.keys);
         }
         const after = await roleGrants(tx, id);
+        if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, humanOnlyOf(before.natures), humanOnlyOf(after.natures), `role ${name}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
           const holders = await tx.subjectRole.findMany({ where: { roleId: id }, select: { subjectId: true } });

@@ -43,7 +43,7 @@ describe(AdminSessionsComponent.name, () => {
     input.dispatchEvent(new Event('input'));
     submit();
     const req = ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions' });
-    expect(req.request.body).toEqual({ description: 'Register the new release team' });
+    expect(req.request.body).toEqual({ description: 'Register the new release team', powers: false });
     expect(req.request.headers.get('X-Keyserver-CSRF')).toBe('1');
     req.flush(adminSession({ state: 'PENDING' }));
     await tick();
@@ -51,6 +51,24 @@ describe(AdminSessionsComponent.name, () => {
     await tick();
     await f.whenStable();
     expect(el.textContent).toContain('PENDING');
+  });
+
+  it('opens a session with powers when asked, and shows the powers of a session to the administrator who authorizes it', async () => {
+    const { f, el } = await render([adminSession({ description: 'Make Carol a security officer', state: 'PENDING', powers: true, creator: { subjectId: 'x', displayName: 'Bob Admin' }, authorizedBy: [{ subjectId: 'x', displayName: 'Bob Admin' }] })]);
+    expect(el.querySelector('tbody')?.textContent).toContain('may make or unmake administrators and approvers');
+    const input = el.querySelector('input[formcontrolname="description"]') as HTMLInputElement;
+    input.value = 'Disable Mallory';
+    input.dispatchEvent(new Event('input'));
+    (el.querySelector('mat-checkbox input[type="checkbox"]') as HTMLInputElement).click();
+    (el.querySelector('form button[type="submit"]') as HTMLButtonElement).click();
+    const req = ctrl.expectOne({ method: 'POST', url: '/api/v1/admin-sessions' });
+    expect(req.request.body).toEqual({ description: 'Disable Mallory', powers: true });
+    req.flush(adminSession({ state: 'PENDING', powers: true }));
+    await tick();
+    ctrl.expectOne('/api/v1/admin-sessions?ended=recent').flush({ items: [] });
+    await tick();
+    await f.whenStable();
+    expect((el.querySelector('mat-checkbox input[type="checkbox"]') as HTMLInputElement).checked).toBe(false);
   });
 
   it('offers to authorize a pending session of another administrator, not my own', async () => {

@@ -3,6 +3,7 @@ import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@a
 import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
 import { firstValueFrom, type Observable } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
+import { MatCheckboxModule } from '@angular/material/checkbox';
 import { MatFormFieldModule } from '@angular/material/form-field';
 import { MatInputModule } from '@angular/material/input';
 import { MatSnackBar } from '@angular/material/snack-bar';
@@ -16,7 +17,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
 /** `/admin-sessions`: open a session (four eyes), authorize others' sessions, close. */
 @Component({
   selector: 'app-admin-sessions',
-  imports: [DateTimeComponent, ReactiveFormsModule, MatButtonModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
+  imports: [DateTimeComponent, ReactiveFormsModule, MatButtonModule, MatCheckboxModule, MatFormFieldModule, MatInputModule, ListStateComponent, ProblemMessageComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="page-header">
@@ -37,6 +38,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
           <mat-error>At most 500 characters.</mat-error>
         }
       </mat-form-field>
+      <mat-checkbox formControlName="powers">May make or unmake administrators and approvers</mat-checkbox>
       <button mat-flat-button type="submit" [disabled]="busy()">Open session</button>
     </form>
     <app-problem-message [problem]="problem()" />
@@ -52,7 +54,12 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
         <tbody>
           @for (s of sessions.sessions(); track s.id) {
             <tr [class.current]="s.id === sessions.active()?.id">
-              <td data-label="Description">{{ s.description }}</td>
+              <td data-label="Description">
+                {{ s.description }}
+                @if (s.powers) {
+                  <div class="small"><span class="badge">powers</span> may make or unmake administrators and approvers</div>
+                }
+              </td>
               <td data-label="State"><span class="state" [attr.data-state]="s.state">{{ s.state }}</span></td>
               <td data-label="Opened by">{{ s.creator.displayName }}</td>
               <td data-label="Second administrator">
@@ -103,7 +110,9 @@ export class AdminSessionsComponent {
   private readonly auth = inject(AuthService);
   private readonly snack = inject(MatSnackBar);
   protected readonly description = new FormControl('', { nonNullable: true, validators: [Validators.required, Validators.minLength(8), Validators.maxLength(500)] });
-  protected readonly openForm = new FormGroup({ description: this.description });
+  /** ADR 0044: only such a session may give or take the administrator and approver natures; authorizers see it. */
+  protected readonly powers = new FormControl(false, { nonNullable: true });
+  protected readonly openForm = new FormGroup({ description: this.description, powers: this.powers });
   protected readonly busy = signal(false);
   protected readonly problem = signal<Problem | null>(null);
   private readonly myId = computed(() => this.auth.me()?.subjectId ?? null);
@@ -137,7 +146,7 @@ export class AdminSessionsComponent {
     this.description.setValue(this.description.value.trim());
     this.description.markAsTouched();
     if (this.description.invalid) return;
-    if (await this.run(() => this.sessions.open(this.description.value), 'Session opened: another administrator must authorize it.')) this.description.reset();
+    if (await this.run(() => this.sessions.open(this.description.value, this.powers.value), 'Session opened: another administrator must authorize it.')) this.openForm.reset();
   }
 
   protected authorize(s: AdminSessionView): Promise<boolean> {
