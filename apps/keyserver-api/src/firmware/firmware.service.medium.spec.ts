@@ -1,6 +1,7 @@
 // Medium tier: firmware signatures with their real repositories on a real PostgreSQL and a real PKCS#11 signer on a
 // throwaway SoftHSM token (ROOT -> CA -> FW generated in it), wired by constructor exactly as the composition root
 // wires it; the image is a stream, as the controller hands the request over. No HTTP, no processes.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Permission } from '@keyserver/api-contract';
@@ -22,6 +23,7 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   let audit: AuditRepository;
   let service: FirmwareService;
   let keyid: string;
+  let edKeyid: string;
   let chainFile: string;
 
   beforeAll(async () => {
@@ -36,6 +38,7 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     service = new FirmwareService(keys, new SignOrderRepository(db, { leaseMs: config.usageLeaseMs }), hsm.signer, config, audited, new SignatureTimestamps(config, tsa), new KeyLifecycleRepository(db));
     const chain = await seedCaChain(db, hsm.signer);
     ({ keyid } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid));
+    ({ keyid: edKeyid } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid, { ed25519: true }));
     chainFile = openssl.write('chain.pem', `${chain.caCertificatePem}${chain.rootCertificatePem}`);
   });
 
@@ -62,6 +65,20 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   const usagesUsed = async (operationId: string) => (await operations.get(operationId)).keys.map((k) => k.usagesUsed);
   const requestId = () => `req-${randomBytes(4).toString('hex')}`;
   const query = (operationid: string) => ({ operationid, keyid, description: 'medium firmware image' });
+
+  it('digests with SHA-512 for an Ed25519 key that declares SHA256 (created before the rule): RFC 8419, and GnuTLS certtool verifies it', async () => {
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [edKeyid] }, Permission.SignOrdersCreate);
+    const op = await operations.create({ description: 'medium ed25519 firmware', ordererId: signer.subjectId, validFrom: new Date(Date.now() - 60_000), validTo: new Date(Date.now() + 3_600_000), keys: [{ keyid: edKeyid, usagesAllowed: 1 }] });
+    const image = randomBytes(4096);
+    const cms = await service.sign(signer, { operationid: op.id, keyid: edKeyid, description: 'ed25519 image' }, upload(image), requestId());
+    const p7s = openssl.write('ed.p7s', cms);
+    const printed = openssl.run('cms', '-cmsout', '-print', '-inform', 'DER', '-in', p7s);
+    expect(printed.out).toMatch(/digestAlgorithm:\s+algorithm: sha512/);
+    expect(printed.out).not.toMatch(/algorithm: sha256/);
+    // OpenSSL 3.0's CMS cannot verify Ed25519 with signed attributes (eddsa_digest_signverify_init: invalid digest).
+    const verified = spawnSync('certtool', ['--p7-verify', '--inder', '--infile', p7s, '--load-data', openssl.write('ed.bin', image), '--load-ca-certificate', chainFile], { encoding: 'utf8' });
+    expect({ status: verified.status, out: `${verified.stdout}${verified.stderr}` }).toMatchObject({ status: 0, out: expect.stringContaining('Signature status: ok') });
+  });
 
   it('signs a streamed 384 KiB image: openssl cms -verify accepts the detached CMS over it (and not over another image), one usage is spent', async () => {
     const { signer, operationId } = await signingSetup();

@@ -11,7 +11,7 @@ import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import { KeyChainCache, usableKey } from '../certificates/key-chain';
-import { toHashName } from '../keys/key-algorithms';
+import { cmsHashOf } from '../keys/key-algorithms';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -62,7 +62,7 @@ export class FirmwareService {
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
       requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
       const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
-      const hash = toHashName(key.hash);
+      const hash = cmsHashOf(key);
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
       const digestHex = Buffer.from(digest).toString('hex');

@@ -23,6 +23,12 @@ export function fromPkiAlgorithm(a: PkiAlgorithm): KeyAlgorithm {
 const HASH_NAME: Record<HashAlgorithm, HashName> = { SHA256: 'SHA-256', SHA384: 'SHA-384', SHA512: 'SHA-512' };
 export const toHashName = (h: HashAlgorithm): HashName => HASH_NAME[h];
 
+/**
+ * The digest of a CMS signature (firmware, timestamps) by this key: SHA-512 for Ed25519 whatever the key declares, as
+ * RFC 8419 3.1 requires (keys created before that rule was enforced may declare another hash), else the key's hash.
+ */
+export const cmsHashOf = (k: { algorithm: KeyAlgorithm; hash: HashAlgorithm }): HashName => (k.algorithm === 'ED25519' ? 'SHA-512' : HASH_NAME[k.hash]);
+
 /** The hash a key signs with unless configured otherwise: matches the key's strength. */
 export function hashForAlgorithm(a: KeyAlgorithm): HashAlgorithm {
   if (a === 'EC_P384') return 'SHA384';

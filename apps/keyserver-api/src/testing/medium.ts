@@ -177,19 +177,20 @@ export async function seedCaChain(
  * An ACTIVE FW key under the CA `caKeyid` (see {@link seedCaChain}): an EC P-256 key generated on `signer` with a
  * real code-signing certificate the CA signed, inside the CA's validity. What firmware signatures sign with.
  */
-export async function seedFirmwareKey(db: Db, signer: HsmSigner, caKeyid: string): Promise<{ keyid: string; fwKey: HsmKeyInfo; certificatePem: string }> {
+/** `ed25519`: an Ed25519 FW key stored with hash SHA256, as keys created before RFC 8419's rule was enforced may be. */
+export async function seedFirmwareKey(db: Db, signer: HsmSigner, caKeyid: string, opts: { ed25519?: boolean } = {}): Promise<{ keyid: string; fwKey: HsmKeyInfo; certificatePem: string }> {
   const ca = await new KeyRepository(db).findByKeyid(caKeyid);
   if (!ca) throw new Error(`no CA key ${caKeyid}`);
   const tag = randomBytes(4).toString('hex');
   const notBefore = new Date(ca.notBefore.getTime() + 1000);
   const notAfter = new Date(ca.notAfter.getTime() - 1000);
-  const fwKey = await signer.generateKey({ algorithm: 'EC-P256', label: `medium-fw-${tag}` });
+  const fwKey = await signer.generateKey({ algorithm: opts.ed25519 ? 'Ed25519' : 'EC-P256', label: `medium-fw-${tag}` });
   const cert = await createFirmwareSigningCertificate(signer, { key: await signer.getKey(ca.hsmKeyId), certificate: ca.certificatePem }, fwKey, {
     subject: { commonName: `Medium FW ${tag}` },
     notBefore,
     notAfter,
   });
-  const keyid = await seedKey(db, { type: 'FW', prefix: 'fw', hsmKeyId: fwKey.hsmKeyId, parentKeyid: caKeyid, certificate: { pem: cert.certificatePem, serialHex: cert.serialHex, notBefore, notAfter } });
+  const keyid = await seedKey(db, { type: 'FW', prefix: 'fw', algorithm: opts.ed25519 ? 'ED25519' : 'EC_P256', hsmKeyId: fwKey.hsmKeyId, parentKeyid: caKeyid, certificate: { pem: cert.certificatePem, serialHex: cert.serialHex, notBefore, notAfter } });
   return { keyid, fwKey, certificatePem: cert.certificatePem };
 }
 

@@ -19,7 +19,7 @@ import { errorCodeOf, outcomeOf } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { KeyChainCache } from '../certificates/key-chain';
-import { toHashName } from '../keys/key-algorithms';
+import { cmsHashOf } from '../keys/key-algorithms';
 import { EDGE, remoteIp, type EdgeServices } from '../edge/edge';
 import type { StreamedRequest } from '../firmware/firmware.service';
 
@@ -129,7 +129,7 @@ export class TsaService {
     const key = candidates[0];
     if (!key) throw new TsaError(TsaErrorCode.TsaNotAvailable, wanted ? `TSA key ${wanted} is not ACTIVE and valid now` : 'this Keyserver has no ACTIVE TSA key valid now');
     const cms = await this.chains.cmsSigner(key);
-    return { key, tsa: { cms, hash: toHashName(key.hash), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };
+    return { key, tsa: { cms, hash: cmsHashOf(key), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };
   }
 
   /** The anonymous route's refusals, with the outcome rule of every audited request (common/audited.ts). */
