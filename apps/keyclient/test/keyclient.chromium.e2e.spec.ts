@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chromium, type Browser as Chromium } from 'playwright-core';
 import { Harness } from './harness';
 import { expectNoSecretsLeaked } from './leak-scan';
@@ -95,5 +97,37 @@ describe('keyclient in Chromium', () => {
     await context.close();
     await h.harvestTokens();
     expectNoSecretsLeaked(h);
+  });
+
+  it('fail a page on another site that points the browser at /login (an image, a link) does not sign the user out', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${h.kc}/login?returnTo=%2Fkeys`);
+    await page.fill('#username', 'ada.admin@demo.test');
+    await page.fill('#password', 'demo-password');
+    await Promise.all([page.waitForURL(`${h.kc}/keys`), page.click('button[type=submit]')]);
+    const session = async () => (await context.cookies(h.kc)).find((c) => c.name === '__Host-keyclient-session')?.value;
+    const before = await session();
+    expect(before).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // Without the provider's own session (127.0.0.1), the provider asks for a password the user never types.
+    await context.clearCookies({ domain: '127.0.0.1' });
+    // Another site: 127.0.0.1 is not the site of http://localhost.
+    const evil = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<img src="${h.kc}/login"><a id="prize" href="${h.kc}/login?returnTo=%2Fkeys">win a prize</a>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    try {
+      await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`, { waitUntil: 'networkidle' });
+      const provider = new URL(h.emulator.baseUrl).origin;
+      await Promise.all([page.waitForURL((u) => u.origin === provider), page.click('#prize')]);
+      // The user leaves the sign-in page and goes back to the console: still signed in, with the same session.
+      await page.goto(`${h.kc}/keys`);
+      const me = await page.evaluate(async () => (await fetch('/me')).status);
+      expect({ me, session: await session() }).toEqual({ me: 200, session: before });
+    } finally {
+      evil.closeAllConnections();
+      await new Promise((resolve) => evil.close(resolve));
+      await context.close();
+    }
   });
 });

@@ -260,18 +260,34 @@ function setCookieTx(cb: SeenResponse): string {
 }
 
 describe('keyclient sessions', () => {
-  it('issues a new session id at login and kills the planted one (fixation)', async () => {
-    const attacker = await signedIn('nora.nobody@demo.test');
+  it('issues a new session id at the callback and never adopts one the browser brought (fixation)', async () => {
+    // An id the attacker chose and knows, planted before the victim signs in: it must never become her session.
+    const planted = 'P'.repeat(43);
     const victim = h.browser();
-    victim.setCookie(h.kcHost, h.sessionCookieName, attacker.cookie);
+    victim.setCookie(h.kcHost, h.sessionCookieName, planted);
     await h.login(victim);
     const victimId = victim.cookie(h.kcHost, h.sessionCookieName)!.value;
-    expect(victimId).not.toBe(attacker.cookie);
+    expect(victimId).not.toBe(planted);
     const me = JSON.parse((await h.spa(victim, 'GET', '/me')).body) as { username: string };
     expect(me.username).toBe('ada.admin@demo.test');
-    // The planted id was sent same-site to /login, so it is dead now.
-    expect((await h.spa(attacker.browser, 'GET', '/me')).status).toBe(401);
-    expect(await h.db.prisma.bffSession.count({ where: { id: sessionIdFromCookie(attacker.cookie) } })).toBe(0);
+    expect(await h.db.prisma.bffSession.count({ where: { id: sessionIdFromCookie(planted) } })).toBe(0);
+    const replay = h.browser();
+    replay.setCookie(h.kcHost, h.sessionCookieName, planted);
+    expect((await h.spa(replay, 'GET', '/me')).status).toBe(401);
+  });
+
+  it('ends the session the browser sent when a callback completes (a new id on authentication)', async () => {
+    const { browser, cookie } = await signedIn('nora.nobody@demo.test');
+    // A flow started where the Strict cookie stayed home (a cross-site navigation), completed same-site.
+    const start = await browser.request(`${h.kc}/login`, { navigation: true, initiator: 'https://elsewhere.example' });
+    expect(start.status).toBe(302);
+    const cb = await h.login(browser, { startUrl: start.headers.location!, stopAtCallback: true });
+    const done = await browser.navigate(cb.stoppedBefore!, { initiator: h.kc, stopBefore: () => true });
+    expect(done.status).toBe(302);
+    expect(browser.cookie(h.kcHost, h.sessionCookieName)!.value).not.toBe(cookie);
+    expect(await h.db.prisma.bffSession.count({ where: { id: sessionIdFromCookie(cookie) } })).toBe(0);
+    // The provider's own session signed the same user in again (single sign-on, no form).
+    expect(JSON.parse((await h.spa(browser, 'GET', '/me')).body)).toMatchObject({ username: 'nora.nobody@demo.test' });
   });
 
   it('stores only the hash of the cookie value and keeps tokens encrypted at rest', async () => {
@@ -340,6 +356,86 @@ describe('keyclient sessions', () => {
     expect(res.status).toBe(200);
     expect((JSON.parse(res.body) as { redirectTo: string }).redirectTo.startsWith(h.emulator.endSessionEndpoint)).toBe(true);
     expect((await h.spa(browser, 'GET', '/me')).status).toBe(401);
+  });
+});
+
+describe('keyclient login and logout across sites', () => {
+  const sessionAlive = async (browser: Browser, cookie: string) => ({
+    cookie: browser.cookie(h.kcHost, h.sessionCookieName)?.value,
+    me: (await h.spa(browser, 'GET', '/me')).status,
+    rows: await h.db.prisma.bffSession.count({ where: { id: sessionIdFromCookie(cookie) } }),
+  });
+
+  it('fail a cross-site top-level navigation to /login does not end or clear the session (logout CSRF)', async () => {
+    const { browser, cookie } = await signedIn();
+    // window.location = 'https://keyclient/login' from another site: the Strict session cookie stays home.
+    const res = await browser.navigate(`${h.kc}/login?returnTo=%2Fapprovals`, {
+      initiator: 'https://evil.example',
+      headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+      stopBefore: () => true,
+    });
+    expect(res.status).toBe(302);
+    expect(setCookieLine(res, h.sessionCookieName)).toBeUndefined();
+    expect(await sessionAlive(browser, cookie)).toEqual({ cookie, me: 200, rows: 1 });
+  });
+
+  it.each([
+    ['fail an image from a same-site page', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' }],
+    ['fail a frame', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }],
+    ['fail a fetch', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' }],
+  ])('%s to /login that carries the session cookie is refused and leaves the session alone', async (_name, headers) => {
+    const { browser, cookie } = await signedIn();
+    const res = await browser.request(`${h.kc}/login`, { headers });
+    expect({ status: res.status, code: problemCode(res), setCookie: res.headers['set-cookie'] }).toEqual({ status: 403, code: 'csrf_rejected', setCookie: undefined });
+    expect(await sessionAlive(browser, cookie)).toEqual({ cookie, me: 200, rows: 1 });
+  });
+
+  it.each([
+    ['ok an allow-listed return path', '/operations/42', '/operations/42'],
+    ['ok no return path', undefined, '/'],
+    ['fail an open-redirect return path', '//evil.example/phish', '/'],
+  ])('%s: /login with a valid session goes back to the SPA, starts no flow and keeps the session', async (_name, returnTo, location) => {
+    const { browser, cookie } = await signedIn();
+    const query = returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`;
+    const res = await browser.request(`${h.kc}/login${query}`, {
+      navigation: true,
+      headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+    });
+    expect({ status: res.status, location: res.headers.location, setCookie: res.headers['set-cookie'], cache: res.headers['cache-control'] }).toEqual({
+      status: 302,
+      location,
+      setCookie: undefined,
+      cache: 'no-store',
+    });
+    expect(browser.cookie(h.kcHost, h.txCookieName)).toBeUndefined();
+    expect(await sessionAlive(browser, cookie)).toEqual({ cookie, me: 200, rows: 1 });
+  });
+
+  it('fail a subresource request to the callback does not use up the login transaction', async () => {
+    const browser = h.browser();
+    const cb = await h.login(browser, { stopAtCallback: true });
+    const tx = browser.cookie(h.kcHost, h.txCookieName)?.value;
+    const img = await browser.request(cb.stoppedBefore!, { headers: { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' } });
+    expect({ status: img.status, code: problemCode(img), setCookie: img.headers['set-cookie'] }).toEqual({ status: 403, code: 'csrf_rejected', setCookie: undefined });
+    expect(browser.cookie(h.kcHost, h.txCookieName)?.value).toBe(tx);
+    const done = await browser.navigate(cb.stoppedBefore!, { initiator: h.emulator.baseUrl, stopBefore: () => true });
+    expect(done.status).toBe(302);
+    expect((await h.spa(browser, 'GET', '/me')).status).toBe(200);
+  });
+
+  it('fail a cross-site form POST to /logout is refused and the session stays usable', async () => {
+    const { browser, cookie } = await signedIn();
+    for (const initiator of ['https://evil.example', h.kc]) {
+      // From another site (the Strict cookie stays home) and from a same-site page (it is sent): never a logout.
+      const res = await browser.navigate(`${h.kc}/logout`, {
+        method: 'POST',
+        initiator,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+        body: '',
+      });
+      expect({ initiator, status: res.status, code: problemCode(res), setCookie: res.headers['set-cookie'] }).toEqual({ initiator, status: 403, code: 'csrf_rejected', setCookie: undefined });
+    }
+    expect(await sessionAlive(browser, cookie)).toEqual({ cookie, me: 200, rows: 1 });
   });
 });
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -268,31 +268,98 @@ describe('RFC 3161 time-stamping', () => {
 describe('signature timestamps from a configured TSA URL', () => {
   let p: RunningPlatform;
   let proxy: Server;
-  let mode: 'forward' | 'down' | 'garbage' = 'forward';
+  let work: string;
+  let mode: 'pinned' | 'sibling' | 'rogue' | 'forward' | 'down' | 'garbage' = 'pinned';
   let ci: string;
+  const f = (n: string) => join(work, n);
+  let queries = 0;
+
+  /** An EC P-256 key and certificate: self-signed (a root) or issued by `ca` with the extensions of `section`. */
+  const certificate = (name: string, subject: string, section: 'root' | 'tsa', ca?: string) => {
+    if (!ca) {
+      ok('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-subj', subject, '-days', '30', '-config', f('ext.cnf'), '-extensions', section, '-out', f(`${name}.pem`)]);
+      return;
+    }
+    ok('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-subj', subject, '-config', f('ext.cnf'), '-out', f(`${name}.csr`)]);
+    ok('openssl', ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '20', '-extfile', f('ext.cnf'), '-extensions', section, '-out', f(`${name}.pem`)]);
+  };
+  /** An external TSA we did not write: openssl ts -reply signs the query with the named TSA key and its chain. */
+  const opensslTsa = (signer: string, ca: string, query: Buffer): Buffer => {
+    const n = ++queries;
+    writeFileSync(f(`q${n}.tsq`), query);
+    ok('openssl', ['ts', '-reply', '-config', f('ts.cnf'), '-queryfile', f(`q${n}.tsq`), '-signer', f(`${signer}.pem`), '-inkey', f(`${signer}.key`), '-chain', f(`${ca}.pem`), '-out', f(`r${n}.tsr`)]);
+    return readFileSync(f(`r${n}.tsr`));
+  };
 
   beforeAll(async () => {
-    // A stand-in for an external TSA in front of the platform's own route: forwards, fails, or answers garbage.
+    work = mkdtempSync(join(tmpdir(), 'ks-ext-tsa-'));
+    writeFileSync(
+      f('ext.cnf'),
+      [
+        '[req]', 'distinguished_name = dn', '[dn]',
+        '[root]', 'basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash',
+        '[tsa]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = critical, timeStamping',
+        'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid',
+      ].join('\n'),
+    );
+    writeFileSync(f('tsaserial'), '01\n');
+    writeFileSync(
+      f('ts.cnf'),
+      [
+        '[tsa]', 'default_tsa = ext', '[ext]', `serial = ${f('tsaserial')}`, 'crypto_device = builtin', 'signer_digest = sha256',
+        'default_policy = 1.3.6.1.4.1.99999.43.1', 'digests = sha256, sha384, sha512', 'accuracy = secs:1', 'ordering = no', 'tsa_name = yes',
+        'ess_cert_id_chain = no', 'ess_cert_id_alg = sha256',
+      ].join('\n'),
+    );
+    // The TSA the device maker chose (its root is the anchor, its certificate pinned), a second TSA under that root,
+    // and a rogue TSA of the same name under a root of its own.
+    certificate('ext-root', '/CN=External TSA Root', 'root');
+    certificate('ext-tsa', '/CN=External TSA', 'tsa', 'ext-root');
+    certificate('ext-sibling', '/CN=External TSA', 'tsa', 'ext-root');
+    certificate('rogue-root', '/CN=External TSA Root', 'root');
+    certificate('rogue-tsa', '/CN=External TSA', 'tsa', 'rogue-root');
+    // The pin as openssl prints it (colon-separated, upper case).
+    const pin = ok('openssl', ['x509', '-in', f('ext-tsa.pem'), '-noout', '-fingerprint', '-sha256']).split('=')[1].trim();
+
     const port = await freePort();
     proxy = createServer((req, res) => {
-      if (mode === 'down') return void res.writeHead(503).end();
-      if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(randomBytes(40));
-      const fwd = request(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? '' } }, (up) => {
-        res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? '' });
-        up.pipe(res);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (mode === 'down') return void res.writeHead(503).end();
+        if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(randomBytes(40));
+        if (mode === 'forward') {
+          // A genuine TSA, only not the one the configuration names: this Keyserver's own.
+          const fwd = request(`${p.env.urls.api}/api/v1/tsa`, { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? '' } }, (up) => {
+            res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? '' });
+            up.pipe(res);
+          });
+          return void fwd.end(Buffer.concat(chunks));
+        }
+        const [signer, ca] = { pinned: ['ext-tsa', 'ext-root'], sibling: ['ext-sibling', 'ext-root'], rogue: ['rogue-tsa', 'rogue-root'] }[mode];
+        res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(opensslTsa(signer, ca, Buffer.concat(chunks)));
       });
-      req.pipe(fwd);
     });
     await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
     p = await startPlatform({
-      extraApiEnv: { CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`, CMS_TSA_TIMEOUT_MS: '3000', REFUSAL_RATE_BURST: '8', REFUSAL_RATE_PER_MINUTE: '1' },
+      extraApiEnv: {
+        CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`,
+        CMS_TSA_CA_CERT: f('ext-root.pem'),
+        CMS_TSA_CERT_SHA256: pin,
+        CMS_TSA_TIMEOUT_MS: '3000',
+        REFUSAL_RATE_BURST: '8',
+        REFUSAL_RATE_PER_MINUTE: '1',
+      },
     });
     ci = await ciToken(p);
+    const [root] = await sql<{ certificatePem: string }>(p, `SELECT "certificatePem" FROM "key" WHERE keyid = 'demo-root'`);
+    writeFileSync(f('root.pem'), root.certificatePem);
   });
 
   afterAll(async () => {
     await p?.stop();
     await new Promise((resolve) => proxy?.close(resolve));
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   const sign = async () => {
@@ -300,17 +367,40 @@ describe('signature timestamps from a configured TSA URL', () => {
     const image = randomBytes(2000);
     const r = await upload(p.env.urls.api, ci, { operationid: op.body.id, keyid: 'demo-fw-dev', description: 'external TSA' }, image);
     const used = (await call<{ keys: { usagesUsed: number }[] }>(p.env.urls.api, ci, 'GET', `/api/v1/operations/${op.body.id}`)).body.keys[0].usagesUsed;
-    return { r, used, image };
+    const stored = (await sql(p, `SELECT 1 FROM sign_order WHERE "operationId" = $1`, [op.body.id])).length;
+    return { r, used, stored, image };
   };
 
-  it('embeds the external TSA token after checking its imprint, nonce and signature', async () => {
-    mode = 'forward';
-    const { r, used, image } = await sign();
-    expect([r.status, used]).toEqual([201, 1]);
+  it('ok embeds the token of the pinned TSA under the configured anchor; openssl cms -verify and openssl ts -verify (its root) accept it', async () => {
+    mode = 'pinned';
+    const { r, used, stored, image } = await sign();
+    expect([r.status, used, stored]).toEqual([201, 1, 1]);
+    writeFileSync(f('ext-fw.bin'), image);
+    writeFileSync(f('ext-fw.p7s'), r.body);
+    ok('openssl', ['cms', '-verify', '-binary', '-content', f('ext-fw.bin'), '-inform', 'DER', '-in', f('ext-fw.p7s'), '-CAfile', f('root.pem'), '-purpose', 'any', '-out', '/dev/null']);
     const { signature, token } = tokenOf(r.body);
-    const imprint = createHash('sha256').update(signature).digest('hex');
-    expect(Buffer.from(token as Buffer).toString('hex')).toContain(imprint);
-    expect(image.length).toBe(2000);
+    writeFileSync(f('ext-sig.bin'), signature);
+    writeFileSync(f('ext-token.der'), token as Buffer);
+    expect(ok('openssl', ['ts', '-verify', '-token_in', '-in', f('ext-token.der'), '-data', f('ext-sig.bin'), '-CAfile', f('ext-root.pem')])).toContain('Verification: OK');
+    expect(ok('openssl', ['ts', '-reply', '-token_in', '-in', f('ext-token.der'), '-token_out', '-text'])).toMatch(/Policy OID: 1\.3\.6\.1\.4\.1\.99999\.43\.1[\s\S]*TSA: DirName:.*CN\s?=\s?External TSA/);
+    // The rogue TSA's root does not vouch for it.
+    expect(sh('openssl', ['ts', '-verify', '-token_in', '-in', f('ext-token.der'), '-data', f('ext-sig.bin'), '-CAfile', f('rogue-root.pem')]).status).not.toBe(0);
+    const [audit] = await sql<{ details: { timestamp: { tsa: string } } }>(p, `SELECT details FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'SUCCESS' ORDER BY seq DESC LIMIT 1`);
+    expect(audit.details.timestamp.tsa).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it.each([
+    ['fail a TSA under the configured root that is not the pinned one', 'sibling' as const],
+    ['fail a TSA of the same name under another root', 'rogue' as const],
+    ["fail a genuine TSA the operator did not choose (this Keyserver's own, forwarded)", 'forward' as const],
+  ])('%s: 502 timestamp_tsa_untrusted, no signature stored, the usage given back, the failure audited', async (_n, m) => {
+    mode = m;
+    const before = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = 'timestamp_tsa_untrusted'`);
+    const { r, used, stored } = await sign();
+    expect(r.type).toMatch(/^application\/problem\+json/);
+    expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([502, 'timestamp_tsa_untrusted', 0, 0]);
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = 'timestamp_tsa_untrusted'`);
+    expect(audited.length).toBe(before.length + 1);
   });
 
   it.each([
@@ -318,9 +408,9 @@ describe('signature timestamps from a configured TSA URL', () => {
     ['fail the TSA answering garbage', 'garbage' as const, 502, 'timestamp_reply_invalid'],
   ])('%s: no signature without its timestamp, the usage given back, the failure audited', async (_n, m, status, code) => {
     mode = m;
-    const { r, used } = await sign();
+    const { r, used, stored } = await sign();
     expect(r.type).toMatch(/^application\/problem\+json/);
-    expect([r.status, JSON.parse(r.body.toString()).code, used]).toEqual([status, code, 0]);
+    expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([status, code, 0, 0]);
     const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
     expect(audited.length).toBe(1);
   });

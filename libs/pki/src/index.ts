@@ -152,6 +152,7 @@ export {
   buildTimeStampQuery,
   buildTstInfo,
   checkTimeStampReply,
+  checkTsaTrust,
   createTimeStampToken,
   createTimestampingCertificate,
   grantedResponse,
@@ -167,5 +168,6 @@ export {
   TSA_OID,
   TsaError,
   TsaErrorCode,
+  type TsaTrust,
   verifyTimeStampToken,
 } from './lib/tsa';

@@ -5,6 +5,7 @@ import { CALLBACK_PATH } from '../config/keyclient-config';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { clearCookie, readCookie, setCookie } from '../http/cookies';
 import { LOGIN_TRANSACTION_TTL_MS, LoginFailure, type LoginFailureReason } from '../oidc/oidc.service';
+import { safeReturnPath } from '../oidc/return-path';
 import { KEYCLIENT_CONTEXT, type KeyclientContext } from './context';
 import { loginErrorPage } from './pages';
 
@@ -24,17 +25,35 @@ function rawQuery(req: Request): string {
   return q < 0 ? '' : req.url.slice(q + 1);
 }
 
+/**
+ * The login and its callback are top-level navigations. A request the browser labels as anything else (Fetch
+ * Metadata `Sec-Fetch-Dest`: an image, a frame, a fetch) is refused before it starts a flow or spends a
+ * transaction; a request without it (an older browser, a tool: Node's fetch sends only Sec-Fetch-Mode) goes on,
+ * bound by the state check like any other.
+ */
+function requireTopLevelNavigation(req: Request): void {
+  const dest = req.headers['sec-fetch-dest'];
+  if (dest !== undefined && dest !== 'document') throw new KeyclientError(KeyclientErrorCode.CsrfRejected);
+}
+
 @Controller()
 export class AuthController {
   constructor(@Inject(KEYCLIENT_CONTEXT) private readonly ctx: KeyclientContext) {}
 
-  /** Starts the code flow: sets the sealed transaction cookie and redirects to the provider. */
+  /**
+   * Starts the code flow: sets the sealed transaction cookie and redirects to the provider. A browser with a valid
+   * session goes back to the console instead: a login never ends, clears or replaces a session by itself, so a link
+   * or redirect to /login from another site cannot sign anyone out (ADR 0043). Switching accounts is POST /logout first.
+   */
   @Get('login')
   async login(@Req() req: Request, @Res() res: Response): Promise<void> {
+    requireTopLevelNavigation(req);
     const returnTo = new URLSearchParams(rawQuery(req)).get('returnTo');
-    // Starting a new login ends the current session of this browser (the Strict cookie is only sent same-site).
-    await this.ctx.sessions.destroyByCookie(readCookie(req, this.ctx.cookies.session));
-    clearCookie(res, this.ctx.config, this.ctx.cookies.session, 'strict');
+    res.setHeader('cache-control', 'no-store');
+    if (await this.ctx.sessions.resolve(readCookie(req, this.ctx.cookies.session))) {
+      res.redirect(302, safeReturnPath(returnTo));
+      return;
+    }
     let started: { authorizationUrl: string; transactionCookie: string };
     try {
       started = await this.ctx.oidc.startLogin(returnTo);
@@ -46,13 +65,16 @@ export class AuthController {
       sameSite: 'lax',
       maxAgeMs: LOGIN_TRANSACTION_TTL_MS,
     });
-    res.setHeader('cache-control', 'no-store');
     res.redirect(302, started.authorizationUrl);
   }
 
-  /** The redirect URI. The transaction cookie is cleared whatever the outcome (used once). */
+  /**
+   * The redirect URI. The transaction cookie is cleared whatever the outcome (used once); a request that is no
+   * top-level navigation (an image on a same-site page) is refused before it can use it up.
+   */
   @Get(CALLBACK_PATH.slice(1))
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
+    requireTopLevelNavigation(req);
     const { cookies, config, oidc, sessions, log } = this.ctx;
     const txCookie = readCookie(req, cookies.transaction);
     clearCookie(res, config, cookies.transaction, 'lax');

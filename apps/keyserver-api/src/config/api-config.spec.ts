@@ -1,3 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
 import { ConfigError } from '@keyserver/config';
 import { describeConfig, loadApiConfig } from './api-config';
 
@@ -81,5 +87,60 @@ describe(describeConfig.name, () => {
     const line = JSON.stringify(describeConfig(loadApiConfig({ ...VALID, DATABASE_URL: url, DATABASE_DIRECT_URL: url })));
     expect(line).not.toContain('Zq9');
     expect(line).not.toContain(VALID['PKCS11_PIN']);
+  });
+});
+
+describe('external TSA trust (ADR 0043)', () => {
+  const URL_ = 'https://tsa.example.com/tsr';
+  let dir: string;
+  const file = (n: string) => join(dir, n);
+  const pin = () => createHash('sha256').update(new X509Certificate(readFileSync(file('ca.pem'))).raw).digest('hex');
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ks-tsa-trust-'));
+    for (const name of ['ca', 'other']) {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`), '-subj', `/CN=${name} TSA root`, '-days', '30', '-out', file(`${name}.pem`)], { stdio: 'pipe' });
+    }
+    writeFileSync(file('two.pem'), `${readFileSync(file('ca.pem'), 'utf8')}${readFileSync(file('other.pem'), 'utf8')}`);
+    writeFileSync(file('empty.pem'), 'no certificate in here\n');
+    writeFileSync(file('broken.pem'), '-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['fail a TSA URL without an anchor or a pin', () => ({ CMS_TSA_URL: URL_ }), 'CMS_TSA_CA_CERT'],
+    ['fail an anchor file that does not exist', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('missing.pem') }), 'CMS_TSA_CA_CERT'],
+    ['fail an anchor file without a certificate', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('empty.pem') }), 'CMS_TSA_CA_CERT'],
+    ['fail an anchor file with a certificate that does not parse', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('broken.pem') }), 'CMS_TSA_CA_CERT'],
+    ['fail a pin that is not a SHA-256', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: 'ab:cd' }), 'CMS_TSA_CERT_SHA256'],
+    ['fail a SHA-1 fingerprint as a pin', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: 'a'.repeat(40) }), 'CMS_TSA_CERT_SHA256'],
+    ['fail an anchor without a TSA URL (the own TSA would be used)', () => ({ CMS_TSA_CA_CERT: file('ca.pem') }), 'CMS_TSA_CA_CERT'],
+    ['fail a pin without a TSA URL', () => ({ CMS_TSA_CERT_SHA256: pin() }), 'CMS_TSA_CERT_SHA256'],
+    ['ok an anchor file', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem') }), '(accepted)'],
+    ['ok a pin alone', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: pin() }), '(accepted)'],
+    ['ok no external TSA, no trust', () => ({}), '(accepted)'],
+  ])('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch() })).toBe(variable);
+  });
+
+  it('ok every certificate of the anchor file is an anchor, and the boot log names them by subject and fingerprint', () => {
+    const c = loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('two.pem'), CMS_TSA_CERT_SHA256: pin() });
+    expect(c.cmsTimestamp.trust?.anchors.map((a) => a.subject)).toEqual(['CN=ca TSA root', 'CN=other TSA root']);
+    expect(c.cmsTimestamp.trust?.pins.map((p) => Buffer.from(p).toString('hex'))).toEqual([pin()]);
+    const logged = describeConfig(c).cmsTimestamp as { trust: { anchors: string[]; pins: string[] } };
+    expect(logged.trust).toEqual({ anchors: [`CN=ca TSA root (SHA-256 ${pin()})`, expect.stringMatching(/^CN=other TSA root \(SHA-256 [0-9a-f]{64}\)$/)], pins: [pin()] });
+  });
+
+  it('ok a pin as openssl prints it or as plain hex, in any case: the same 32 bytes (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.boolean(), fc.boolean(), (bytes, colons, upper) => {
+        let text = Buffer.from(bytes).toString('hex');
+        if (colons) text = (text.match(/../g) ?? []).join(':');
+        if (upper) text = text.toUpperCase();
+        const c = loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: ` ${text} ,${'0'.repeat(64)}` });
+        expect(c.cmsTimestamp.trust?.pins.map((p) => Buffer.from(p).toString('hex'))).toEqual([Buffer.from(bytes).toString('hex'), '0'.repeat(64)]);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -1,9 +1,11 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, csv, guid, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
+import { pemBlocks, type TsaTrust } from '@keyserver/pki';
 
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
@@ -64,8 +66,13 @@ const schema = z
     TSA_ACCURACY_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
     TSA_KEYID: z.string().min(1).max(64).optional(),
     // Signature timestamps of CMS firmware signatures: unset URL = this Keyserver's own TSA when a TSA key exists.
-    // http is allowed: a token protects itself (signature, imprint, nonce checked), the path can only deny service.
+    // http is allowed: a token protects itself (signature, imprint, nonce and its signer's trust checked), the path
+    // can only deny service.
     CMS_TSA_URL: z.url({ protocol: /^https?$/ }).optional(),
+    // Whom that TSA's tokens must come from (ADR 0043; one of them required with CMS_TSA_URL): a PEM file of trust
+    // anchors the TSA certificate chains to, and/or SHA-256 fingerprints of the TSA certificates themselves.
+    CMS_TSA_CA_CERT: z.string().min(1).optional(),
+    CMS_TSA_CERT_SHA256: csv().refine((pins) => pins.every((p) => /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)), 'must be SHA-256 fingerprints (64 hex digits, colons allowed)'),
     CMS_TSA_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     // required: no timestamp, no signature (503, the usage given back); off: never timestamp.
     CMS_TIMESTAMP: z.enum(['required', 'off']).default('required'),
@@ -108,6 +115,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     pin = readFileSync(raw.PKCS11_PIN_FILE, 'utf8').trim();
     if (pin.length < 4) throw new ConfigError('PKCS11_PIN_FILE', 'the file does not hold a PIN of at least 4 characters');
   }
+  const cmsTsaTrust = externalTsaTrust(raw.CMS_TSA_URL, raw.CMS_TSA_CA_CERT, raw.CMS_TSA_CERT_SHA256);
   const appRoles = [...new Set([...(raw.APP_ROLE ? [raw.APP_ROLE] : []), ...raw.APP_ROLES])];
   const provisioningClientIds = raw.PROVISIONING_CLIENT_IDS.length ? raw.PROVISIONING_CLIENT_IDS.map((s) => s.toLowerCase()) : [raw.APPLICATION_ID];
   return {
@@ -144,7 +152,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     v8BackgroundNice: raw.V8_BACKGROUND_NICE,
     notify: notifyConfig(raw),
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
-    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS },
+    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS, trust: cmsTsaTrust },
     mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
@@ -159,10 +167,47 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   };
 }
 
+/**
+ * The trust in an external TSA (ADR 0043): required with CMS_TSA_URL, refused without it (the Keyserver's own TSA
+ * needs none, and a trust nobody reads would look like protection). Every certificate of the PEM file is an anchor.
+ */
+function externalTsaTrust(url: string | undefined, caFile: string | undefined, pins: string[]): TsaTrust | undefined {
+  if (!url) {
+    if (caFile) throw new ConfigError('CMS_TSA_CA_CERT', 'is only read with CMS_TSA_URL (the Keyserver\'s own TSA needs no anchor)');
+    if (pins.length) throw new ConfigError('CMS_TSA_CERT_SHA256', 'is only read with CMS_TSA_URL (the Keyserver\'s own TSA needs no pin)');
+    return undefined;
+  }
+  if (!caFile && !pins.length) {
+    throw new ConfigError('CMS_TSA_CA_CERT', 'is required with CMS_TSA_URL: the PEM file of the external TSA\'s trust anchor(s), or pin its certificate with CMS_TSA_CERT_SHA256');
+  }
+  const anchors: X509Certificate[] = [];
+  if (caFile) {
+    if (!existsSync(caFile)) throw new ConfigError('CMS_TSA_CA_CERT', `no such file: ${caFile}`);
+    const blocks = pemBlocks(readFileSync(caFile, 'utf8')).filter((b) => b.label === 'CERTIFICATE');
+    if (!blocks.length) throw new ConfigError('CMS_TSA_CA_CERT', 'the file holds no PEM certificate');
+    blocks.forEach((b, i) => {
+      try {
+        anchors.push(new X509Certificate(Buffer.from(b.body.replace(/\s+/g, ''), 'base64')));
+      } catch {
+        throw new ConfigError('CMS_TSA_CA_CERT', `certificate ${i + 1} of the file does not parse`);
+      }
+    });
+  }
+  return { anchors, pins: pins.map((p) => new Uint8Array(Buffer.from(p.replace(/:/g, ''), 'hex'))) };
+}
+
+/** SHA-256 of a certificate's DER, lower-case hex (as a pin is written). */
+const fingerprint = (c: X509Certificate): string => createHash('sha256').update(c.raw).digest('hex');
+
 /** The config as it may appear in logs. */
 export function describeConfig(c: ApiConfig): Record<string, unknown> {
+  const trust = c.cmsTimestamp.trust;
   return {
     ...c,
+    cmsTimestamp: {
+      ...c.cmsTimestamp,
+      trust: trust && { anchors: trust.anchors.map((a) => `${a.subject.replace(/\n/g, ', ')} (SHA-256 ${fingerprint(a)})`), pins: trust.pins.map((p) => Buffer.from(p).toString('hex')) },
+    },
     pkcs11: { ...c.pkcs11, pin: '***' },
     databaseUrl: maskUrlCredentials(c.databaseUrl),
     databaseDirectUrl: maskUrlCredentials(c.databaseDirectUrl),

@@ -21,8 +21,9 @@ export type SignatureStamper = (signatureValue: Uint8Array) => Promise<Uint8Arra
  * Signature timestamps of CMS firmware signatures (RFC 3161 appendix A), docs/adr/0024:
  * - CMS_TIMESTAMP=off: none;
  * - CMS_TSA_URL set: that TSA over HTTP (query with a nonce and certReq; the reply's status, imprint, nonce and
- *   signature checked before it is embedded); when it is down or answers wrongly the signature fails (503
- *   timestamp_unavailable / 502 timestamp_reply_invalid) and its usage is given back: a firmware signature
+ *   signature checked, and its signer trusted by CMS_TSA_CA_CERT / CMS_TSA_CERT_SHA256 (ADR 0043), before it is
+ *   embedded); when it is down or answers wrongly the signature fails (503 timestamp_unavailable / 502
+ *   timestamp_reply_invalid, timestamp_tsa_untrusted) and its usage is given back: a firmware signature
  *   that silently lacks its timestamp would stop verifying the day its FW certificate expires;
  * - otherwise this Keyserver's own TSA when a TSA key exists (none: the signature goes without, as before).
  */
@@ -39,10 +40,12 @@ export class SignatureTimestamps {
     if (c.mode === 'off') return undefined;
     if (c.url) {
       const url = c.url;
+      // The config requires a trust with the URL; without one nobody is trusted (deny by default).
+      const trust = c.trust ?? { anchors: [], pins: [] };
       return async (signature) => {
         const sent = buildTimeStampQuery(hash, signature);
         const reply = await post(url, sent.der, c.timeoutMs);
-        const { token, info } = await checkTimeStampReply(reply, sent);
+        const { token, info } = await checkTimeStampReply(reply, sent, trust);
         facts({ serial: info.serialHex, genTime: info.genTime.toISOString(), tsa: new URL(url).host });
         return token;
       };

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { SoftwareSigner } from '../testing/software-signer';
-import { createFirmwareSigningCertificate, createRootCertificate } from './certificates';
-import { prepareCmsSigner, signCms, TIMESTAMP_TOKEN_ATTRIBUTE } from './cms';
-import { derTlv, toAb } from './der';
+import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, createSigningEndEntityCertificate } from './certificates';
+import { type CmsSigner, prepareCmsSigner, signCms, signSignedData, TIMESTAMP_TOKEN_ATTRIBUTE } from './cms';
+import { derTlv, digest, toAb } from './der';
 import {
   buildTimeStampQuery,
+  buildTstInfo,
   checkTimeStampReply,
   createTimeStampToken,
   createTimestampingCertificate,
@@ -19,8 +20,10 @@ import {
   readTimeStampToken,
   rejectionResponse,
   TimeStampAuthority,
+  TSA_OID,
   TsaError,
   TsaErrorCode,
+  type TsaTrust,
 } from './tsa';
 
 const DAY = 86_400_000;
@@ -158,15 +161,16 @@ describe('RFC 3161 time-stamping', () => {
     const q = parseTimeStampQuery(sent.der, { policy: POLICY });
     expect(q.certReq).toBe(true);
     const issued = await createTimeStampToken(signer, tsa, q);
-    const ok = await checkTimeStampReply(grantedResponse(issued.token), sent);
+    const trust: TsaTrust = { anchors: [new X509Certificate(rootPem)], pins: [] };
+    const ok = await checkTimeStampReply(grantedResponse(issued.token), sent, trust);
     expect(ok.info.serialHex).toBe(issued.serialHex);
     const other = buildTimeStampQuery('SHA-256', randomBytes(64));
-    await expect(checkTimeStampReply(grantedResponse(issued.token), other)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
-    await expect(checkTimeStampReply(rejectionResponse(new TsaError(TsaErrorCode.HashNotAccepted)), sent)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+    await expect(checkTimeStampReply(grantedResponse(issued.token), other, trust)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+    await expect(checkTimeStampReply(rejectionResponse(new TsaError(TsaErrorCode.HashNotAccepted)), sent, trust)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
     const tampered = Buffer.from(issued.token);
     const at = tampered.indexOf(Buffer.from(issued.serialHex, 'hex'));
     tampered[at] ^= 1;
-    await expect(checkTimeStampReply(grantedResponse(tampered), sent)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+    await expect(checkTimeStampReply(grantedResponse(tampered), sent, trust)).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
   });
 
   it('embeds a signature timestamp in a CMS firmware signature; openssl cms -verify and openssl ts -verify on the extracted token accept it', async () => {
@@ -194,5 +198,82 @@ describe('RFC 3161 time-stamping', () => {
     const out = openssl(['ts', '-verify', '-token_in', '-in', f('token.der'), '-data', f('sigvalue.bin'), '-CAfile', f('root.pem')]);
     expect(out).toMatch(/Verification: OK/);
     expect(readTimeStampToken(token).policy).toBe(POLICY);
+  });
+});
+
+describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () => {
+  const signer = new SoftwareSigner();
+  const pem = new Map<string, string>();
+  const cms = new Map<string, CmsSigner>();
+  const x509 = (name: string) => new X509Certificate(pem.get(name) as string);
+  const sha256 = (name: string) => new Uint8Array(createHash('sha256').update(x509(name).raw).digest());
+
+  beforeAll(async () => {
+    const now = Date.now();
+    const key = (label: string) => signer.generateKey({ algorithm: 'RSA-2048', label });
+    const years = { notBefore: new Date(now - DAY), notAfter: new Date(now + 3650 * DAY) };
+    const put = async (name: string, k: Awaited<ReturnType<typeof key>>, made: { certificatePem: string }, chain: string[] = []) => {
+      pem.set(name, made.certificatePem);
+      cms.set(name, prepareCmsSigner(k, [made.certificatePem, ...chain.map((c) => pem.get(c) as string)]));
+    };
+    const [rootKey, foreignKey, caKey] = [await key('root'), await key('foreign'), await key('ca')];
+    await put('root', rootKey, await createRootCertificate(signer, rootKey, { subject: { commonName: 'TSA Root' }, ...years }));
+    await put('foreign', foreignKey, await createRootCertificate(signer, foreignKey, { subject: { commonName: 'TSA Root' }, ...years }));
+    const root = { key: rootKey, certificate: pem.get('root') as string };
+    await put('ca', caKey, await createCaCertificate(signer, root, caKey, { subject: { commonName: 'TSA Issuing CA' }, ...years }), ['root']);
+    const ca = { key: caKey, certificate: pem.get('ca') as string };
+    const foreign = { key: foreignKey, certificate: pem.get('foreign') as string };
+    const leaf = { subject: { commonName: 'External TSA' }, notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
+    for (const [name, issuer, chain] of [['tsa', root, ['root']], ['tsa-under-ca', ca, ['ca', 'root']], ['tsa-foreign', foreign, ['foreign']]] as const) {
+      const k = await key(name);
+      await put(name, k, await createTimestampingCertificate(signer, issuer, k, leaf), [...chain]);
+    }
+    const fw = await key('fw');
+    await put('code-signing', fw, await createFirmwareSigningCertificate(signer, root, fw, leaf), ['root']);
+    const lax = await key('lax');
+    await put('eku-not-critical', lax, await createSigningEndEntityCertificate(signer, root, lax, leaf, { oid: TSA_OID.timeStamping, critical: false }), ['root']);
+    const old = await key('old');
+    await put('expired', old, await createTimestampingCertificate(signer, root, old, { ...leaf, notBefore: new Date(now - DAY / 2), notAfter: new Date(now - 3_600_000) }), ['root']);
+  });
+
+  /** A granted reply to `sent` signed by `name`, carrying its certificate only (certReq) or its whole chain. */
+  async function reply(name: string, sent: ReturnType<typeof buildTimeStampQuery>, certificates: 'signer' | 'chain'): Promise<Uint8Array> {
+    const authority: TimeStampAuthority = { cms: cms.get(name) as CmsSigner, hash: 'SHA-256', policy: POLICY, accuracyMs: 1000 };
+    const tst = buildTstInfo(authority, parseTimeStampQuery(sent.der, { policy: POLICY }), new Date());
+    const token = await signSignedData(signer, authority.cms, { contentType: TSA_OID.tstInfo, content: tst.der, digest: digest('SHA-256', tst.der), hash: 'SHA-256', omitSigningTime: true, certificates });
+    return grantedResponse(token);
+  }
+
+  type Case = [string, string, 'signer' | 'chain', { anchors?: string[]; pins?: string[] }];
+  const trustOf = (t: Case[3]): TsaTrust => ({ anchors: (t.anchors ?? []).map(x509), pins: (t.pins ?? []).map(sha256) });
+
+  it.each<Case>([
+    ['ok the TSA certificate chains to the configured root', 'tsa', 'signer', { anchors: ['root'] }],
+    ['ok through an intermediate CA the token carries', 'tsa-under-ca', 'chain', { anchors: ['root'] }],
+    ['ok an intermediate CA as the anchor', 'tsa-under-ca', 'signer', { anchors: ['ca'] }],
+    ['ok the TSA certificate itself as the anchor', 'tsa', 'signer', { anchors: ['tsa'] }],
+    ['ok a pinned TSA certificate without an anchor', 'tsa', 'signer', { pins: ['tsa'] }],
+    ['ok pinned and chained to the root', 'tsa', 'chain', { anchors: ['root'], pins: ['tsa', 'tsa-under-ca'] }],
+  ])('%s', async (_name, tsaName, certificates, trust) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const ok = await checkTimeStampReply(await reply(tsaName, sent, certificates), sent, trustOf(trust));
+    expect(ok.info.messageImprintDer).toEqual(sent.messageImprintDer);
+  });
+
+  it.each<Case>([
+    ['fail a TSA under another root with the same names', 'tsa-foreign', 'chain', { anchors: ['root'] }],
+    ['fail a TSA that is not pinned', 'tsa-foreign', 'chain', { pins: ['tsa'] }],
+    ['fail a TSA under the root that is not the pinned one', 'tsa-under-ca', 'chain', { anchors: ['root'], pins: ['tsa'] }],
+    ['fail an intermediate CA neither the token nor the anchors hold', 'tsa-under-ca', 'signer', { anchors: ['root'] }],
+    ['fail a code-signing certificate under the root', 'code-signing', 'chain', { anchors: ['root'] }],
+    ['fail a pinned code-signing certificate', 'code-signing', 'chain', { pins: ['code-signing'] }],
+    ['fail timeStamping not marked critical', 'eku-not-critical', 'chain', { anchors: ['root'] }],
+    ['fail an expired TSA certificate under the root', 'expired', 'chain', { anchors: ['root'] }],
+    ['fail an expired pinned TSA certificate', 'expired', 'chain', { pins: ['expired'] }],
+    ['fail no anchor and no pin (deny by default)', 'tsa', 'chain', {}],
+  ])('%s: timestamp_tsa_untrusted, the token is not used', async (_name, tsaName, certificates, trust) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const r = await reply(tsaName, sent, certificates);
+    await expect(checkTimeStampReply(r, sent, trustOf(trust))).rejects.toMatchObject({ code: TsaErrorCode.TimestampTsaUntrusted, status: 502 });
   });
 });

@@ -36,6 +36,8 @@ export enum TsaErrorCode {
   TimestampUnavailable = 'timestamp_unavailable',
   /** The external TSA answered with a rejection or with a token that does not match the request. */
   TimestampReplyInvalid = 'timestamp_reply_invalid',
+  /** The external TSA's token is signed by a certificate the configuration does not trust (CMS_TSA_CA_CERT, CMS_TSA_CERT_SHA256). */
+  TimestampTsaUntrusted = 'timestamp_tsa_untrusted',
 }
 
 /** PKIFailureInfo bit (RFC 3161 2.4.2) each refusal is answered with. */
@@ -51,6 +53,7 @@ const FAIL_INFO_BIT: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TsaNotAvailable]: 14, // timeNotAvailable
   [TsaErrorCode.TimestampUnavailable]: 25, // systemFailure
   [TsaErrorCode.TimestampReplyInvalid]: 25,
+  [TsaErrorCode.TimestampTsaUntrusted]: 25,
 };
 
 const STATUS: Record<TsaErrorCode, number> = {
@@ -65,6 +68,7 @@ const STATUS: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TsaNotAvailable]: 503,
   [TsaErrorCode.TimestampUnavailable]: 503,
   [TsaErrorCode.TimestampReplyInvalid]: 502,
+  [TsaErrorCode.TimestampTsaUntrusted]: 502,
 };
 
 /**
@@ -315,11 +319,62 @@ export function readTimeStampToken(token: Uint8Array): TimeStampTokenInfo {
 }
 
 /**
- * Reads an external TSA's TimeStampResp for a query we sent: the status must be granted (0) or grantedWithMods
- * (1), the token's imprint and nonce must be the query's (a reply for another request is never embedded), and
- * the token's signature must verify with the certificate it carries. Returns the token (ContentInfo DER).
+ * Whom this Keyserver trusts to stamp its firmware signatures when the TSA is external (ADR 0043): the token's
+ * signer must chain to one of `anchors` (any root or intermediate CA, or the TSA certificate itself) and, when
+ * `pins` are given, be one of those certificates (SHA-256 of its DER). Both empty trusts nobody.
  */
-export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImprintDer: Uint8Array; nonceDer: Uint8Array }): Promise<{ token: Uint8Array; info: TimeStampTokenInfo }> {
+export interface TsaTrust {
+  anchors: X509Certificate[];
+  pins: Uint8Array[];
+}
+
+/** Longest chain from a TSA certificate to its anchor. */
+const MAX_TSA_CHAIN = 8;
+
+/**
+ * Checks that `signer` may stamp for us: extendedKeyUsage timeStamping only and critical (RFC 3161 2.3), one of the
+ * pinned certificates when pins are configured, a chain through the token's certificates to an anchor when
+ * anchors are configured (each issuer a CA whose signature verifies), and every certificate of it valid at `times`.
+ */
+export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[], trust: TsaTrust, times: Date[]): void {
+  const untrusted = (detail: string) => new TsaError(TsaErrorCode.TimestampTsaUntrusted, detail);
+  const name = (c: X509Certificate) => c.subject.replace(/\n/g, ', ');
+  if (trust.anchors.length === 0 && trust.pins.length === 0) throw untrusted('no external TSA is trusted (CMS_TSA_CA_CERT, CMS_TSA_CERT_SHA256)');
+  const ekus = (pkijs.Certificate.fromBER(toAb(new Uint8Array(signer.raw))).extensions ?? []).filter((e) => e.extnID === OID.extKeyUsage);
+  const purposes = ekus.length === 1 ? ((ekus[0].parsedValue as pkijs.ExtKeyUsage | undefined)?.keyPurposes ?? []) : [];
+  if (!ekus[0]?.critical || purposes.length !== 1 || purposes[0] !== TSA_OID.timeStamping) {
+    throw untrusted(`${name(signer)} is not a TSA certificate (extendedKeyUsage must be timeStamping only, critical)`);
+  }
+  const fingerprint = digest('SHA-256', new Uint8Array(signer.raw));
+  if (trust.pins.length > 0 && !trust.pins.some((p) => bytesEqual(p, fingerprint))) {
+    throw untrusted(`${name(signer)} (SHA-256 ${hex(fingerprint)}) is not a pinned TSA certificate`);
+  }
+  const path = [signer];
+  if (trust.anchors.length > 0) {
+    const isAnchor = (c: X509Certificate) => trust.anchors.some((a) => a.raw.equals(c.raw));
+    for (let current = signer; !isAnchor(current); ) {
+      const issuer = [...trust.anchors, ...carried].find((c) => !c.raw.equals(current.raw) && c.ca && current.checkIssued(c) && current.verify(c.publicKey));
+      if (!issuer || path.length > MAX_TSA_CHAIN || path.some((c) => c.raw.equals(issuer.raw))) {
+        throw untrusted(`${name(signer)} does not chain to a configured TSA trust anchor`);
+      }
+      path.push(issuer);
+      current = issuer;
+    }
+  }
+  for (const c of path) {
+    for (const at of times) {
+      if (at.getTime() < Date.parse(c.validFrom) || at.getTime() > Date.parse(c.validTo)) throw untrusted(`${name(c)} is not valid at ${at.toISOString()}`);
+    }
+  }
+}
+
+/**
+ * Reads an external TSA's TimeStampResp for a query we sent: the status must be granted (0) or grantedWithMods
+ * (1), the token's imprint and nonce must be the query's (a reply for another request is never embedded), the
+ * token's signature must verify with the certificate it carries, and that certificate must be trusted
+ * ({@link checkTsaTrust}, at the stated genTime and now). Returns the token (ContentInfo DER).
+ */
+export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImprintDer: Uint8Array; nonceDer: Uint8Array }, trust: TsaTrust, now = new Date()): Promise<{ token: Uint8Array; info: TimeStampTokenInfo }> {
   const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
   const asn = asn1js.fromBER(toAb(reply));
   if (asn.offset === -1 || asn.offset !== reply.length || !isUniversal(asn.result, 16)) throw bad('the reply is not a TimeStampResp');
@@ -335,7 +390,8 @@ export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImpr
   const info = readTimeStampToken(token);
   if (!bytesEqual(info.messageImprintDer, sent.messageImprintDer)) throw bad('the token is for another imprint');
   if (!info.nonceDer || !bytesEqual(info.nonceDer, sent.nonceDer)) throw bad('the token does not echo our nonce');
-  await verifyTimeStampToken(token);
+  const { signer, carried } = await verifyTimeStampToken(token);
+  checkTsaTrust(signer, carried, trust, [info.genTime, now]);
   return { token, info };
 }
 
@@ -353,10 +409,11 @@ const TOKEN_SIGNATURES: Record<string, string | null | undefined> = {
 };
 
 /**
- * Checks a token's CMS signature with the certificate it embeds (not its chain: the relying party does that):
+ * Checks a token's CMS signature with the certificate it embeds (not its chain: {@link checkTsaTrust} does that):
  * content-type id-ct-TSTInfo, message-digest = digest of the TSTInfo, the signature over the signed attributes.
+ * Returns the signer's certificate and every certificate the token carries.
  */
-export async function verifyTimeStampToken(token: Uint8Array): Promise<void> {
+export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer: X509Certificate; carried: X509Certificate[] }> {
   const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
   const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(token)).content });
   const si = sd.signerInfos[0];
@@ -380,13 +437,23 @@ export async function verifyTimeStampToken(token: Uint8Array): Promise<void> {
   const signed = Buffer.from(si.signedAttrs.encodedValue);
   signed[0] = 0x31;
   let ok = false;
+  let signer: X509Certificate | undefined;
   try {
-    const key = new X509Certificate(Buffer.from(cert.toSchema().toBER(false))).publicKey;
-    ok = nodeVerify(sigHash === null ? null : (sigHash ?? HASHES[hash].node), signed, key, Buffer.from(si.signature.valueBlock.valueHexView));
+    signer = new X509Certificate(Buffer.from(cert.toSchema().toBER(false)));
+    ok = nodeVerify(sigHash === null ? null : (sigHash ?? HASHES[hash].node), signed, signer.publicKey, Buffer.from(si.signature.valueBlock.valueHexView));
   } catch {
     ok = false;
   }
-  if (!ok) throw bad('the token signature does not verify with its certificate');
+  if (!ok || !signer) throw bad('the token signature does not verify with its certificate');
+  const carried: X509Certificate[] = [];
+  for (const c of sd.certificates ?? []) {
+    try {
+      if (c instanceof pkijs.Certificate) carried.push(new X509Certificate(Buffer.from(c.toSchema().toBER(false))));
+    } catch {
+      // A certificate Node cannot read is no link of any chain.
+    }
+  }
+  return { signer, carried };
 }
 
 /**
