@@ -90,12 +90,14 @@ export {
 } from './lib/subjects';
 export { CertificateNameText, CreateKeyRequest, KeyRevocationReason, NewKeyId, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
 export {
+  CancelPendingRequest,
   CertificateSubject,
   ImportCertificateRequest,
   KeyVersionList,
   KeyVersionView,
   NewKeyVersionRequest,
   NoBodyRequest,
+  PendingCancellation,
   PendingKeyView,
   RootCeremonyRequest,
   RootCeremonyResult,

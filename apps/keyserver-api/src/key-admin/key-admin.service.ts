@@ -39,10 +39,10 @@ export class KeyAdminService {
   ) {}
 
   async create(actor: Actor, sessionId: string | undefined, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
-    let generated: string | undefined;
+    let generated: { hsmKeyId: string; keyid: string } | undefined;
     // A key generated for this request but never stored would be an orphan in the HSM: a refusal destroys it.
     const refusal = async (e: AuditInput): Promise<AuditInput> =>
-      generated ? { ...e, details: { hsmKeyId: generated, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated) } } : e;
+      generated ? { ...e, details: { hsmKeyId: generated.hsmKeyId, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated.hsmKeyId, generated.keyid) } } : e;
     return this.audited.run(auditEvent('key.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateKeyRequest, body);
@@ -58,7 +58,7 @@ export class KeyAdminService {
       if (notAfter > root.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive the ROOT (until ${root.notAfter.toISOString()})`);
 
       const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
-      generated = hsmKey.hsmKeyId;
+      generated = { hsmKeyId: hsmKey.hsmKeyId, keyid: dto.keyid };
       const rootKey = await this.signer.getKey(root.hsmKeyId);
       const issuer = { key: rootKey, certificate: root.certificatePem };
       const opts = {

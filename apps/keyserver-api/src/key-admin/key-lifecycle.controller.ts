@@ -1,6 +1,17 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ImportCertificateRequest, KeyDetail, KeyVersionList, NewKeyVersionRequest, NoBodyRequest, PendingKeyView, RootCeremonyRequest, RootCeremonyResult } from '@keyserver/api-contract';
+import {
+  CancelPendingRequest,
+  ImportCertificateRequest,
+  KeyDetail,
+  KeyVersionList,
+  NewKeyVersionRequest,
+  NoBodyRequest,
+  PendingCancellation,
+  PendingKeyView,
+  RootCeremonyRequest,
+  RootCeremonyResult,
+} from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import { HSM_ERROR_CODES, HsmError } from '@keyserver/pkcs11-signer';
 import { PKI_ERROR_CODES, PkiError } from '@keyserver/pki';
@@ -54,6 +65,19 @@ export class KeyLifecycleController {
   @HttpCode(200)
   importCertificate(@Caller() actor: Actor, @AdminSessionHeader() session: string | undefined, @Param('keyid') keyid: string, @Body() body: unknown, @RequestId() requestId: string) {
     return this.service.importCertificate(actor, session, keyid, body, requestId);
+  }
+
+  @RequirePermission(Permission.KeysAdmin)
+  @ApiOperation({
+    summary: 'Cancel what waits for an external certificate (an external ceremony, or a pending rotation): its HSM key pair is destroyed (ACTIVE session of two or more administrators)',
+  })
+  @ApiHeader(SESSION_HEADER)
+  @ApiBody({ schema: jsonSchema(CancelPendingRequest) })
+  @ApiOkResponse({ schema: jsonSchema(PendingCancellation) })
+  @Post(':keyid/csr/cancellation')
+  @HttpCode(200)
+  cancelPending(@Caller() actor: Actor, @AdminSessionHeader() session: string | undefined, @Param('keyid') keyid: string, @Body() body: unknown, @RequestId() requestId: string) {
+    return this.service.cancelPending(actor, session, keyid, body, requestId);
   }
 
   @RequirePermission(Permission.KeysAdmin)

@@ -17,8 +17,10 @@ import {
   type Key,
   type KeyVersion,
   type NewKeyVersion,
+  type PendingKey,
 } from '@keyserver/data-access';
-import { basicConstraintsExtension, buildName, keyUsageExtension, signCertificate, skiExtension, akiExtension, createRootCertificate, type HsmKeyInfo } from '@keyserver/pki';
+import { HsmError } from '@keyserver/pkcs11-signer';
+import { basicConstraintsExtension, buildName, keyUsageExtension, signCertificate, skiExtension, akiExtension, createRootCertificate, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
 import pino from 'pino';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
@@ -42,15 +44,15 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
   let ada: Actor;
   let session: string;
 
-  const build = (lifecycle: KeyLifecycleRepository) => {
+  const build = (lifecycle: KeyLifecycleRepository, signer: HsmSigner = hsm.signer) => {
     const config = mediumConfig();
     const logger = pino({ level: 'silent' });
     const views = new KeysService(keys, new KeyLimitsRepository(db), new KeyLifecycleRepository(db));
-    const crls = new CrlService(new CrlRepository(db), hsm.signer, logger);
+    const crls = new CrlService(new CrlRepository(db), signer, logger);
     const gate = new AdminSessionGate(new AdminSessionRepository(db));
     return {
-      lifecycle: new KeyLifecycleService(keys, lifecycle, new SubjectRepository(db), hsm.signer, config, logger, gate, new Audited(audit), views, crls),
-      admin: new KeyAdminService(keys, hsm.signer, config, logger, gate, new Audited(audit), views, crls),
+      lifecycle: new KeyLifecycleService(keys, lifecycle, new SubjectRepository(db), signer, config, logger, gate, new Audited(audit), views, crls),
+      admin: new KeyAdminService(keys, signer, config, logger, gate, new Audited(audit), views, crls),
     };
   };
 
@@ -259,6 +261,177 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       expect(refused?.details).toMatchObject({ hsmKey: 'destroyed' });
       expect(await codeOf(hsm.signer.getKey(String((refused?.details as { hsmKeyId?: string }).hsmKeyId)))).toBe('key_not_found');
       expect((await keys.getByKeyid(root)).currentVersion).toBe(before.currentVersion + 1);
+    });
+  });
+
+  describe('an external ceremony or rotation waiting for its certificate can be cancelled (ADR 0042)', () => {
+    const now = Date.now();
+    let anchorKey: HsmKeyInfo;
+    let anchorPem: string;
+    let solo: Actor;
+    let soloSession: string;
+    const lifecycle = () => new KeyLifecycleRepository(db);
+
+    beforeAll(async () => {
+      anchorKey = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: 'cancel-anchor' });
+      anchorPem = (await createRootCertificate(hsm.signer, anchorKey, { subject: { commonName: 'Cancel Anchor' }, notBefore: new Date(now - 2 * DAY), notAfter: new Date(now + 3650 * DAY) })).certificatePem;
+      solo = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.KeysAdmin);
+      soloSession = (await new AdminSessionRepository(db).open({ description: 'alone', creatorId: solo.subjectId, requiredApprovals: 0, expiresAt: new Date(Date.now() + 3_600_000) })).id;
+    });
+
+    /** The offline root's certificate for the key pair `hsmKeyId` under `commonName`. */
+    const certify = async (hsmKeyId: string, commonName: string) => {
+      const key = await hsm.signer.getKey(hsmKeyId);
+      return (
+        await signCertificate(hsm.signer, anchorKey, {
+          issuerName: buildName({ commonName: 'Cancel Anchor' }),
+          subject: buildName({ commonName }),
+          spki: key.spki,
+          validity: { notBefore: new Date(now - DAY), notAfter: new Date(now + 3000 * DAY) },
+          extensions: [basicConstraintsExtension(true), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(key.spki), akiExtension(anchorKey.spki)],
+        })
+      ).certificatePem;
+    };
+    /** An external ceremony left waiting for its certificate: its keyid and pending key. */
+    const pendingRoot = async (): Promise<PendingKey> => {
+      const keyid = newKeyid('pending');
+      await service.rootCeremony(ada, session, { keyid, algorithm: 'EC_P256', subject: { commonName: `Online ${keyid}` }, validityDays: 3650, mode: 'external' }, requestId());
+      const p = await lifecycle().findPending(keyid);
+      if (!p) throw new Error('no pending key');
+      return p;
+    };
+    const hsmHolds = async (hsmKeyId: string) => (await codeOf(hsm.signer.getKey(hsmKeyId))) === 'ok';
+
+    it('ok cancelling an external ceremony: the pending key ends, its key pair is destroyed, audited with both administrators; the keyid is free again', async () => {
+      const p = await pendingRoot();
+      expect(await codeOf(service.rootCeremony(ada, session, { keyid: p.keyid, algorithm: 'EC_P256', subject: { commonName: 'again' }, validityDays: 10, mode: 'external' }, requestId()))).toBe('key_exists');
+      const fingerprint = (await service.pending(p.keyid)).spkiSha256;
+      const id = requestId();
+      const r = await service.cancelPending(ada, session, p.keyid, {}, id);
+      expect(r).toMatchObject({ keyid: p.keyid, version: 1, spkiSha256: fingerprint, adminSessionId: session });
+      expect(r.administrators).toHaveLength(2);
+      expect(await lifecycle().findPending(p.keyid)).toBeNull();
+      expect(await hsmHolds(p.hsmKeyId)).toBe(false);
+      const events = (await audit.list({ requestId: id })).items;
+      expect(events.map((e) => [e.action, e.outcome, e.keyid])).toEqual([['key.csr_cancel', 'SUCCESS', p.keyid]]);
+      expect(events[0].details).toMatchObject({ version: 1, hsmKeyId: p.hsmKeyId, spkiSha256: fingerprint, pendingSince: p.createdAt.toISOString() });
+      expect((events[0].details as { administrators: unknown[] }).administrators).toHaveLength(2);
+      expect(await codeOf(service.pending(p.keyid))).toBe('not_awaiting_certificate');
+      const again = requestId();
+      expect(await codeOf(service.cancelPending(ada, session, p.keyid, {}, again))).toBe('not_awaiting_certificate');
+      expect(await eventsOf(again)).toEqual([['key.csr_cancel', 'DENIED', 'not_awaiting_certificate']]);
+      const fresh = await service.rootCeremony(ada, session, { keyid: p.keyid, algorithm: 'EC_P256', subject: { commonName: `Online ${p.keyid}` }, validityDays: 3650, mode: 'external' }, requestId());
+      expect(fresh.state).toBe('AWAITING_CERTIFICATE');
+    });
+
+    it.each<[string, string, (p: PendingKey) => Promise<unknown>]>([
+      ['fail in a session one administrator activated alone', 'ceremony_needs_two_administrators', (p) => service.cancelPending(solo, soloSession, p.keyid, {}, requestId())],
+      ['fail without an admin session', 'admin_session_required', (p) => service.cancelPending(ada, undefined, p.keyid, {}, requestId())],
+      ['fail a version that is not pending', 'not_awaiting_certificate', (p) => service.cancelPending(ada, session, p.keyid, { version: 2 }, requestId())],
+      ['fail an unknown field', 'validation_failed', (p) => service.cancelPending(ada, session, p.keyid, { destroy: true }, requestId())],
+    ])('%s: %s, audited; the ceremony still waits with its key pair', async (_n, code, act) => {
+      const p = await pendingRoot();
+      const before = (await audit.list({ keyid: p.keyid })).items.length;
+      expect(await codeOf(act(p))).toBe(code);
+      const [last] = (await audit.list({ keyid: p.keyid })).items.filter((e) => e.action === 'key.csr_cancel');
+      expect([last?.outcome, last?.errorCode]).toEqual(['DENIED', code]);
+      expect((await audit.list({ keyid: p.keyid })).items).toHaveLength(before + 1);
+      expect((await lifecycle().findPending(p.keyid))?.hsmKeyId).toBe(p.hsmKeyId);
+      expect(await hsmHolds(p.hsmKeyId)).toBe(true);
+    });
+
+    it.each([
+      ['fail an unknown keyid', async () => newKeyid('nothing')],
+      ['fail an ACTIVE key with nothing pending', async () => selfSignedRoot()],
+    ])('%s: not_awaiting_certificate, audited', async (_n, keyid) => {
+      const k = await keyid();
+      const id = requestId();
+      expect(await codeOf(service.cancelPending(ada, session, k, {}, id))).toBe('not_awaiting_certificate');
+      expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'DENIED', 'not_awaiting_certificate']]);
+    });
+
+    it('ok a cancellation the HSM failed halfway: the import is refused from then on, and repeating the cancellation finishes it', async () => {
+      const p = await pendingRoot();
+      const certificate = await certify(p.hsmKeyId, `Online ${p.keyid}`);
+      const flaky: HsmSigner = Object.assign(Object.create(hsm.signer) as HsmSigner, {
+        destroyKey: async () => {
+          throw new HsmError('hsm_unavailable', 'the token went away');
+        },
+      });
+      const id = requestId();
+      expect(await codeOf(build(new KeyLifecycleRepository(db), flaky).lifecycle.cancelPending(ada, session, p.keyid, {}, id))).toBe('hsm_unavailable');
+      expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'FAILED', 'hsm_unavailable']]);
+      expect(await hsmHolds(p.hsmKeyId)).toBe(true);
+      expect(await codeOf(service.importCertificate(ada, session, p.keyid, { certificate, chain: [anchorPem] }, requestId()))).toBe('not_awaiting_certificate');
+      expect(await keys.findByKeyid(p.keyid)).toBeNull();
+      expect(await codeOf(service.pending(p.keyid))).toBe('not_awaiting_certificate');
+      expect(await codeOf(service.rootCeremony(ada, session, { keyid: p.keyid, algorithm: 'EC_P256', subject: { commonName: 'again' }, validityDays: 10, mode: 'external' }, requestId()))).toBe('key_exists');
+      const done = requestId();
+      expect(await service.cancelPending(ada, session, p.keyid, {}, done)).toMatchObject({ keyid: p.keyid, version: 1 });
+      expect(await eventsOf(done)).toEqual([['key.csr_cancel', 'SUCCESS', null]]);
+      expect(await hsmHolds(p.hsmKeyId)).toBe(false);
+      expect(await lifecycle().findPending(p.keyid)).toBeNull();
+    });
+
+    it('ok a cancellation racing the import of the certificate: exactly one wins; never a ROOT without its key pair, never a destroyed key pair a ROOT names', async () => {
+      // Both reach the database together (the import after verifying the certificate), or either after 10 s.
+      let arrived = 0;
+      let open = () => undefined as void;
+      const both = new Promise<void>((r) => (open = r));
+      const late = setTimeout(open, 10_000);
+      const meet = async () => {
+        if (++arrived === 2) {
+          clearTimeout(late);
+          open();
+        }
+        await both;
+      };
+      class Meeting extends KeyLifecycleRepository {
+        override async activatePending(...a: Parameters<KeyLifecycleRepository['activatePending']>) {
+          await meet();
+          return super.activatePending(...a);
+        }
+        override async markCancelled(...a: Parameters<KeyLifecycleRepository['markCancelled']>) {
+          await meet();
+          return super.markCancelled(...a);
+        }
+      }
+      const p = await pendingRoot();
+      const certificate = await certify(p.hsmKeyId, `Online ${p.keyid}`);
+      const racing = build(new Meeting(db)).lifecycle;
+      const [imported, cancelled] = await Promise.all([
+        codeOf(racing.importCertificate(ada, session, p.keyid, { certificate, chain: [anchorPem] }, requestId())),
+        codeOf(racing.cancelPending(ada, session, p.keyid, {}, requestId())),
+      ]);
+      expect([imported, cancelled].sort()).toEqual(['not_awaiting_certificate', 'ok']);
+      expect(await lifecycle().findPending(p.keyid)).toBeNull();
+      const key = await keys.findByKeyid(p.keyid);
+      if (imported === 'ok') {
+        expect([key?.state, key?.hsmKeyId, await hsmHolds(p.hsmKeyId)]).toEqual(['ACTIVE', p.hsmKeyId, true]);
+      } else {
+        expect([key, await hsmHolds(p.hsmKeyId)]).toEqual([null, false]);
+      }
+      const successes = (await audit.list({ keyid: p.keyid })).items.filter((e) => ['key.certificate_import', 'key.csr_cancel'].includes(e.action) && e.outcome === 'SUCCESS');
+      expect(successes).toHaveLength(1);
+    });
+
+    it('ok cancelling the pending rotation of an externally certified ROOT: the current version stays; a new rotation can follow', async () => {
+      const p = await pendingRoot();
+      await service.importCertificate(ada, session, p.keyid, { certificate: await certify(p.hsmKeyId, `Online ${p.keyid}`), chain: [anchorPem] }, requestId());
+      await service.rotate(ada, session, p.keyid, { validityDays: 3650 }, requestId());
+      const pv = await lifecycle().findPendingVersion(p.keyid);
+      expect(pv?.version).toBe(2);
+      expect(await codeOf(service.cancelPending(ada, session, p.keyid, { version: 3 }, requestId()))).toBe('not_awaiting_certificate');
+      const id = requestId();
+      expect(await service.cancelPending(ada, session, p.keyid, { version: 2 }, id)).toMatchObject({ keyid: p.keyid, version: 2 });
+      expect((await audit.list({ requestId: id })).items[0]?.details).toMatchObject({ version: 2, hsmKeyId: pv?.hsmKeyId });
+      expect(await lifecycle().findPendingVersion(p.keyid)).toBeNull();
+      expect(await hsmHolds(pv?.hsmKeyId ?? '')).toBe(false);
+      const key = await keys.getByKeyid(p.keyid);
+      expect([key.state, key.currentVersion, key.hsmKeyId, await hsmHolds(p.hsmKeyId)]).toEqual(['ACTIVE', 1, p.hsmKeyId, true]);
+      expect((await service.versions(ada, p.keyid)).pendingVersion).toBeNull();
+      await service.rotate(ada, session, p.keyid, { validityDays: 3650 }, requestId());
+      expect((await lifecycle().findPendingVersion(p.keyid))?.version).toBe(2);
     });
   });
 });

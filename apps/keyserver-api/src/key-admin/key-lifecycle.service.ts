@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import {
+  CancelPendingRequest,
   ImportCertificateRequest,
   isNewKeyId,
   NewKeyVersionRequest,
@@ -8,6 +9,7 @@ import {
   RootCeremonyRequest,
   type KeyDetail,
   type KeyVersionList,
+  type PendingCancellation,
   type PendingKeyView,
   type RootCeremonyResult,
 } from '@keyserver/api-contract';
@@ -49,9 +51,14 @@ const anchorOf = (chainPem: string): X509Certificate | null => {
 
 const DAY_MS = 86_400_000;
 
+/** A pending key pair a cancellation marked and has not finished with: nothing imports or shows it any more. */
+const cancelling = (keyid: string) =>
+  new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `the certificate request of ${keyid} was cancelled; repeat the cancellation to finish it`);
+
 /**
  * The key lifecycle in ACTIVE four-eyes admin sessions (docs/adr/0020-bootstrap-and-key-lifecycle.md): the ROOT
- * ceremony (self-signed, or a CSR for an external root and the import of its certificate), renewal (same key pair,
+ * ceremony (self-signed, or a CSR for an external root and the import of its certificate, or its cancellation:
+ * docs/adr/0042-pending-hsm-keys.md), renewal (same key pair,
  * new certificate), rotation (new key pair, same keyid: a new version), retirement and destruction. Each change:
  * gate -> validate -> check the state -> HSM work -> one transaction with its audit event; a refusal is audited,
  * and an HSM key generated for a change that did not commit is destroyed again.
@@ -84,7 +91,7 @@ export class KeyLifecycleService {
         a.committed();
         return result;
       },
-      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated) } } : e) },
+      { refusal: async (e) => (generated ? { ...e, details: { hsmKeyId: generated, hsmKey: await discardUnlessNamed(this.keys, this.signer, this.logger, generated, keyid) } } : e) },
     );
   }
 
@@ -152,12 +159,14 @@ export class KeyLifecycleService {
   async pending(keyid: string): Promise<z.infer<typeof PendingKeyView>> {
     const p = isNewKeyId(keyid) ? await this.lifecycle.findPending(keyid) : null;
     if (p) {
+      if (p.cancelledAt) throw cancelling(keyid);
       const hsmKey = await this.signer.getKey(p.hsmKeyId);
       return { keyid: p.keyid, version: 1, algorithm: p.algorithm, csr: p.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: p.createdAt.toISOString() };
     }
     const key = isNewKeyId(keyid) ? await this.keys.findByKeyid(keyid) : null;
     const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
     if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
+    if (pv.cancelledAt) throw cancelling(keyid);
     const hsmKey = await this.signer.getKey(pv.hsmKeyId);
     return { keyid, version: pv.version, algorithm: key.algorithm, csr: pv.csrPem, spkiSha256: spkiSha256(hsmKey.spki), createdAt: pv.createdAt.toISOString() };
   }
@@ -170,6 +179,7 @@ export class KeyLifecycleService {
       const p = isNewKeyId(keyid) ? await this.lifecycle.findPending(keyid) : null;
       if (!p) return this.importVersion(keyid, dto, session, administrators, audit);
       if (dto.version !== undefined && dto.version !== 1) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid} awaits the certificate of version 1, not ${dto.version}`);
+      if (p.cancelledAt) throw cancelling(keyid);
       const hsmKey = await this.signer.getKey(p.hsmKeyId);
       const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
       const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
@@ -214,6 +224,7 @@ export class KeyLifecycleService {
     const pv = key ? await this.lifecycle.findPendingVersion(keyid) : null;
     if (!key || !pv) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${keyid.slice(0, 128)} is not waiting for a certificate`);
     if (dto.version !== undefined && dto.version !== pv.version) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `version ${dto.version} of ${keyid} is not pending (version ${pv.version} is)`);
+    if (pv.cancelledAt) throw cancelling(keyid);
     const hsmKey = await this.signer.getKey(pv.hsmKeyId);
     const v = verifyImportedCaCertificate(hsmKey, dto.certificate, dto.chain);
     const anchor = new X509Certificate(dto.chain[dto.chain.length - 1]);
@@ -236,6 +247,41 @@ export class KeyLifecycleService {
         if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
         throw err;
       });
+  }
+
+  /**
+   * Cancels what waits for an external certificate (ADR 0042): an external ceremony's pending key (its keyid is free
+   * again) or an externally certified key's pending rotation (the key keeps its current version), in a session of
+   * two administrators like the ceremony. The mark commits first, so no import takes the key pair from then on; then
+   * its HSM objects are destroyed; then the row goes with the SUCCESS event. A failure after the mark leaves it
+   * marked (the import refused): repeating the cancellation finishes it.
+   */
+  async cancelPending(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<PendingCancellation> {
+    return this.audited(actor, sessionId, 'key.csr_cancel', keyid, requestId, async (audit) => {
+      const session = await this.gate.require(actor, sessionId);
+      const administrators = await this.administrators(session);
+      const dto = validateBody(CancelPendingRequest, body);
+      const shown = keyid.slice(0, 128);
+      // A keyid no ceremony can have made waits for nothing.
+      if (!isNewKeyId(keyid)) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${shown} is not waiting for a certificate`);
+      const notAwaiting = (err: unknown): never => {
+        throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
+      };
+      const p = await this.lifecycle.markCancelled(keyid, dto.version).catch(notAwaiting);
+      // The fingerprint for the record, while the HSM holds the key pair (a repeated cancellation may find it gone).
+      const fingerprint = await this.signer.getKey(p.hsmKeyId).then(
+        (k) => spkiSha256(k.spki),
+        (err: unknown) => {
+          if ((err as { code?: string }).code === 'key_not_found') return null;
+          throw err;
+        },
+      );
+      await this.signer.destroyKey(p.hsmKeyId);
+      await this.lifecycle
+        .forgetCancelled(p, { ...audit, adminSessionId: session.id, details: { version: p.version, hsmKeyId: p.hsmKeyId, spkiSha256: fingerprint, pendingSince: p.createdAt.toISOString(), administrators } })
+        .catch(notAwaiting);
+      return { keyid, version: p.version, spkiSha256: fingerprint, administrators, adminSessionId: session.id };
+    });
   }
 
   async renew(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {

@@ -64,6 +64,27 @@ export const PendingKeyView = z.object({
   createdAt: z.string(),
 });
 
+/** `POST /api/v1/keys/{keyid}/csr/cancellation`: ends what waits for an external certificate (ADR 0042). */
+export const CancelPendingRequest = z.strictObject({
+  version: z
+    .number()
+    .int()
+    .min(1)
+    .max(999_999)
+    .optional()
+    .describe('What is cancelled: 1 for a key awaiting its first certificate, the pending version of a rotation otherwise; must match when given'),
+});
+export type CancelPendingRequest = z.infer<typeof CancelPendingRequest>;
+
+export const PendingCancellation = z.object({
+  keyid: z.string(),
+  version: z.number().int().describe('1: the external ceremony was cancelled (the keyid is free again); higher: the pending rotation (the key keeps its current version)'),
+  spkiSha256: z.string().nullable().describe('SHA-256 of the destroyed public key, hex (null when a repeated cancellation found the key pair gone already)'),
+  administrators: z.array(SubjectRef).describe('The administrators of the session the cancellation ran in'),
+  adminSessionId: z.string(),
+});
+export type PendingCancellation = z.infer<typeof PendingCancellation>;
+
 /** `POST /api/v1/keys/{keyid}/renewal` and `/rotation`. */
 export const NewKeyVersionRequest = z.strictObject({
   validityDays: z.number().int().min(1).max(36_500),

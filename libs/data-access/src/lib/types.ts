@@ -119,6 +119,8 @@ export interface PendingKey {
   csrPem: string;
   adminSessionId: string;
   createdAt: Date;
+  /** Set by a cancellation that has not finished (ADR 0042): nothing imports it any more. */
+  cancelledAt: Date | null;
 }
 
 /** The bootstrap record: present once the installation has its first administrators (or the demo seed). */

@@ -37,6 +37,8 @@ describe(adminCommand.name, () => {
     ['ok retire', ['key', 'retire', 'fw-1'], { session: 'sess-1' }, { method: 'POST', path: '/api/v1/keys/fw-1/retirement', body: {}, headers: S }],
     ['ok revoke', ['key', 'revoke', 'fw-1'], { session: 'sess-1', reason: 'keyCompromise' }, { method: 'POST', path: '/api/v1/keys/fw-1/revocation', body: { reason: 'keyCompromise' }, headers: S }],
     ['ok a keyid is one path segment', ['key', 'versions', '../admin'], {}, { method: 'GET', path: '/api/v1/keys/..%2Fadmin/versions' }],
+    ['ok cancel-csr of an external ceremony', ['key', 'cancel-csr', 'online-root'], { session: 'sess-1' }, { method: 'POST', path: '/api/v1/keys/online-root/csr/cancellation', body: {}, headers: S }],
+    ['ok cancel-csr of a pending rotation', ['key', 'cancel-csr', 'online-root'], { session: 'sess-1', 'key-version': '2' }, { method: 'POST', path: '/api/v1/keys/online-root/csr/cancellation', body: { version: 2 }, headers: S }],
     [
       'ok a role with grants',
       ['role', 'create'],
@@ -54,6 +56,8 @@ describe(adminCommand.name, () => {
     ['fail days that are not a whole number', ['key', 'renew', 'fw-1'], { session: 's', days: '1e3' }],
     ['fail a malformed grant', ['role', 'create'], { session: 's', name: 'r', natures: 'SIGNER', grant: ['fw-1'] }],
     ['fail a key action without a keyid', ['key', 'destroy'], { session: 's' }],
+    ['fail cancel-csr without --session', ['key', 'cancel-csr', 'online-root'], {}],
+    ['fail cancel-csr with a version that is not a whole number', ['key', 'cancel-csr', 'online-root'], { session: 's', 'key-version': 'two' }],
     ['fail an unknown area', ['frobnicate'], {}],
   ])('%s: usage (exit 2), nothing sent', async (_n, pos, values) => {
     await expect(adminCommand(api, pos, values)).rejects.toMatchObject({ exit: Exit.Usage });

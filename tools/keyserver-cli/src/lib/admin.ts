@@ -14,6 +14,7 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT [-
                               [--country CC] --days N --approvers N [--issuer KEYID] [--path-len N] [--product P]
        ksctl admin key import-cert KEYID --session ID --cert-file CERT.pem --chain CHAIN.pem [--key-version N]
        ksctl admin key csr KEYID [--out FILE.csr]
+       ksctl admin key cancel-csr KEYID --session ID [--key-version N]
        ksctl admin key renew|rotate KEYID --session ID --days N [--out FILE.csr]
        ksctl admin key retire|destroy KEYID --session ID
        ksctl admin key revoke KEYID --session ID --reason keyCompromise|superseded|...
@@ -28,7 +29,8 @@ with --powers may make or unmake administrators and approvers (register, enable,
 roles that carry those natures).
 root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certificate), or with --external a
 CSR for your offline root (--out writes the CSR; then key import-cert). Rotating an externally certified ROOT
-makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. ALG: EC_P256, EC_P384, EC_P521,
+makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. key cancel-csr ends an
+external ceremony or a pending rotation that will not get its certificate: its HSM key pair is destroyed. ALG: EC_P256, EC_P384, EC_P521,
 RSA_2048, RSA_3072, RSA_4096, ED25519. See docs/operations.md.`;
 
 export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description', '--key-version', '--powers'];
@@ -132,6 +134,10 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
         const chain = chainText.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
         const version = int(v, 'key-version', false);
         return api('POST', `${k}/certificate`, { certificate: readFileSync(need(v, 'cert-file'), 'utf8'), chain, ...(version !== undefined ? { version } : {}) }, session());
+      }
+      case 'cancel-csr': {
+        const version = int(v, 'key-version', false);
+        return api('POST', `${k}/csr/cancellation`, version !== undefined ? { version } : {}, session());
       }
       case 'renew':
         return api('POST', `${k}/renewal`, { validityDays: int(v, 'days', true) }, session());

@@ -115,6 +115,62 @@ describe(KeyLifecycleRepository.name, () => {
     expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'key.certificate_import' AND "keyid" = $1`, [k.keyid])).toHaveLength(1);
   });
 
+  describe('one keyid, two tables: key and pending key (ADR 0042)', () => {
+    const pending = (keyid: string) => ({ keyid, type: 'ROOT' as const, algorithm: 'EC_P256' as const, hash: 'SHA256' as const, requiredApprovers: 0, hsmKeyId: hex(8), csrPem: 'CSR', adminSessionId: '00000000-0000-4000-8000-000000000001' });
+    const key = (keyid: string) => ({ keyid, type: 'ROOT' as const, algorithm: 'EC_P256' as const, hash: 'SHA256' as const, ...version(), parentKeyid: null });
+    const certificate = (p: { keyid: string; hsmKeyId: string }) => ({ ...key(p.keyid), hsmKeyId: p.hsmKeyId });
+
+    it.each([1, 2, 3, 4, 5])('ok round %i: a key and a pending key with one keyid on two replicas at once: exactly one commits, conflict for the other', async () => {
+      const keyid = `claimed-${hex(4)}`;
+      const results = await Promise.all([outcome(r.a.keys.create(key(keyid), event('key.root_ceremony'))), outcome(new KeyLifecycleRepository(r.dbB).createPending(pending(keyid), event('key.root_ceremony')))]);
+      expect(results.sort()).toEqual(['conflict', 'ok']);
+      const rows = await sql(r.tmp.url, `SELECT (SELECT count(*) FROM "key" WHERE "keyid" = $1)::int + (SELECT count(*) FROM "pending_key" WHERE "keyid" = $1)::int AS "n"`, [keyid]);
+      expect(rows).toEqual([{ n: 1 }]);
+    });
+
+    it('ok a cancellation and the import of one pending key on two replicas: exactly one commits; a marked key is never imported', async () => {
+      for (let round = 0; round < 4; round++) {
+        const keyid = `raced-${hex(4)}`;
+        const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
+        const p = await a.createPending(pending(keyid), event('key.root_ceremony'));
+        const [cancelled, imported] = await Promise.all([outcome(a.markCancelled(keyid)), outcome(b.activatePending(keyid, certificate(p), event('key.certificate_import')))]);
+        expect([cancelled, imported].sort()).toEqual(['invalid_state', 'ok']);
+        const state = await sql(r.tmp.url, `SELECT (SELECT count(*) FROM "key" WHERE "keyid" = $1)::int AS "keys", (SELECT count(*) FROM "pending_key" WHERE "keyid" = $1 AND "cancelledAt" IS NOT NULL)::int AS "marked"`, [keyid]);
+        expect(state).toEqual([imported === 'ok' ? { keys: 1, marked: 0 } : { keys: 0, marked: 1 }]);
+      }
+    });
+
+    it('ok a marked pending key is imported by nobody; of two cancellations that finish it one deletes it and writes the event', async () => {
+      const keyid = `marked-${hex(4)}`;
+      const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
+      const p = await a.createPending(pending(keyid), event('key.root_ceremony'));
+      const [first, second] = await Promise.all([a.markCancelled(keyid), b.markCancelled(keyid)]);
+      expect(second).toEqual(first);
+      expect(await outcome(a.activatePending(keyid, certificate(p), event('key.certificate_import')))).toBe('invalid_state');
+      expect(await outcome(a.markCancelled(keyid, 2))).toBe('invalid_state');
+      const finished = await Promise.all([outcome(a.forgetCancelled(first, event('key.csr_cancel'))), outcome(b.forgetCancelled(second, event('key.csr_cancel')))]);
+      expect(finished.sort()).toEqual(['invalid_state', 'ok']);
+      expect(await a.findPending(keyid)).toBeNull();
+      expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'key.csr_cancel' AND "keyid" = $1`, [keyid])).toHaveLength(1);
+      expect(await outcome(a.markCancelled(keyid))).toBe('invalid_state');
+    });
+
+    it('ok a pending version marked by a cancellation is not imported; a destruction of the key leaves the cancellation nothing to finish', async () => {
+      const k = await seedKey(r.a);
+      const l = new KeyLifecycleRepository(r.dbA);
+      const pendingKey = hex(8);
+      await l.createPendingVersion(k.keyid, 1, { hsmKeyId: pendingKey, csrPem: 'CSR', adminSessionId: '00000000-0000-4000-8000-000000000001' }, event('key.rotate'));
+      expect(await outcome(l.markCancelled(k.keyid, 1))).toBe('invalid_state');
+      const marked = await l.markCancelled(k.keyid, 2);
+      expect(marked).toMatchObject({ version: 2, hsmKeyId: pendingKey });
+      expect(await outcome(l.activatePendingVersion(k.keyid, 2, { ...version(pendingKey), issuerChainPem: 'CHAIN' }, event('key.certificate_import')))).toBe('invalid_state');
+      await l.retire(k.keyid, event('key.retire'));
+      await l.markDestroyed(k.keyid, [k.hsmKeyId, pendingKey], event('key.destroy'));
+      expect(await outcome(l.forgetCancelled(marked, event('key.csr_cancel')))).toBe('invalid_state');
+      expect(await l.findPendingVersion(k.keyid)).toBeNull();
+    });
+  });
+
   it('fail destroying an ACTIVE key; revocation marks every version and lists each serial for the issuer CRL', async () => {
     const l = new KeyLifecycleRepository(r.dbA);
     const k = await seedKey(r.a);

@@ -3,7 +3,7 @@ import { mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { insertKeyTx, toKey, withParent, type CreateKeyInput } from './key.repository';
+import { insertKeyTx, lockKeyid, toKey, withParent, type CreateKeyInput } from './key.repository';
 
 
 const toVersion = (keyid: string, v: KeyVersionRow): KeyVersion => ({
@@ -34,6 +34,7 @@ const toPending = (p: PendingKeyRow): PendingKey => ({
   csrPem: p.csrPem,
   adminSessionId: p.adminSessionId,
   createdAt: p.createdAt,
+  cancelledAt: p.cancelledAt,
 });
 
 /** A new certificate generation: a renewal (same hsmKeyId) or a rotation (a new key pair). */
@@ -47,7 +48,7 @@ export interface NewKeyVersion {
   issuerVersion: number | null;
 }
 
-export type CreatePendingKeyInput = Omit<PendingKey, 'createdAt'>;
+export type CreatePendingKeyInput = Omit<PendingKey, 'createdAt' | 'cancelledAt'>;
 
 /** A rotation of an externally certified key waiting for the certificate its external root issues (ADR 0029). */
 export interface PendingKeyVersion {
@@ -57,6 +58,20 @@ export interface PendingKeyVersion {
   csrPem: string;
   adminSessionId: string;
   createdAt: Date;
+  /** Set by a cancellation that has not finished (ADR 0042): nothing imports it any more. */
+  cancelledAt: Date | null;
+}
+
+/**
+ * A key pair waiting for an external certificate that a cancellation marked (ADR 0042): version 1 is a pending key
+ * (an external ceremony), a higher version the pending rotation of an externally certified key.
+ */
+export interface CancelledPending {
+  keyid: string;
+  version: number;
+  hsmKeyId: string;
+  createdAt: Date;
+  cancelledAt: Date;
 }
 
 /** Makes `version` (= the current one + 1) the key's current version; the versions it supersedes become RETIRED. */
@@ -106,6 +121,7 @@ export class KeyLifecycleRepository {
   async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
       return await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
@@ -169,6 +185,8 @@ export class KeyLifecycleRepository {
   async createPending(input: CreatePendingKeyInput, audit: AuditInput): Promise<PendingKey> {
     try {
       return await this.db.transaction(async (tx) => {
+        // The keyid's lock first: a key being created with this keyid commits before the check below, or waits.
+        await lockKeyid(tx, input.keyid);
         if (await tx.key.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) throw new DataAccessError('conflict', `key ${input.keyid} exists`);
         const p = await tx.pendingKey.create({ data: { ...input, hsmKeyId: input.hsmKeyId.toLowerCase() } });
         await appendAuditTx(tx, { ...audit, keyid: input.keyid });
@@ -183,7 +201,9 @@ export class KeyLifecycleRepository {
   async activatePending(keyid: string, input: CreateKeyInput, audit: AuditInput): Promise<Key> {
     try {
       return await this.db.transaction(async (tx) => {
-        const n = await tx.pendingKey.deleteMany({ where: { keyid } });
+        await lockKeyid(tx, keyid);
+        // A cancelled one is not imported: its key pair is being destroyed (ADR 0042).
+        const n = await tx.pendingKey.deleteMany({ where: { keyid, cancelledAt: null } });
         if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
         const k = await insertKeyTx(tx, { ...input, keyid });
         await appendAuditTx(tx, { ...audit, keyid });
@@ -196,7 +216,7 @@ export class KeyLifecycleRepository {
 
   async findPendingVersion(keyid: string): Promise<PendingKeyVersion | null> {
     const p = await this.db.prisma.pendingKeyVersion.findFirst({ where: { key: { keyid } } });
-    return p ? { keyid, version: p.version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt } : null;
+    return p ? { keyid, version: p.version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt, cancelledAt: p.cancelledAt } : null;
   }
 
   /**
@@ -207,13 +227,14 @@ export class KeyLifecycleRepository {
   async createPendingVersion(keyid: string, expectedVersion: number, input: { hsmKeyId: string; csrPem: string; adminSessionId: string }, audit: AuditInput): Promise<PendingKeyVersion> {
     try {
       return await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
         const version = expectedVersion + 1;
         const p = await tx.pendingKeyVersion.create({ data: { keyId: locked.id, version, hsmKeyId: input.hsmKeyId.toLowerCase(), csrPem: input.csrPem, adminSessionId: input.adminSessionId } });
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, pending: true } });
-        return { keyid, version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt };
+        return { keyid, version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt, cancelledAt: p.cancelledAt };
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
@@ -229,8 +250,9 @@ export class KeyLifecycleRepository {
   async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string; pathLen?: number | null }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
       return await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
-        const n = await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase() } });
+        const n = await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), cancelledAt: null } });
         if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} has no version ${version} waiting for a certificate`);
         if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (version !== locked.currentVersion + 1) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
@@ -244,8 +266,52 @@ export class KeyLifecycleRepository {
     }
   }
 
-  /** Forgets a pending key (its HSM objects were deleted by the caller). */
-  async deletePending(keyid: string): Promise<void> {
-    await this.db.prisma.pendingKey.deleteMany({ where: { keyid } });
+  /**
+   * First step of a cancellation (ADR 0042): marks what waits for an external certificate under `keyid` — the
+   * pending key (version 1) or else the key's pending version — as cancelled, and returns it. From this commit on no
+   * import takes it (both run under the keyid's lock, the import only takes an unmarked row), so the caller may
+   * destroy its key pair. A row already marked (a cancellation that was interrupted) is returned as it is.
+   * `invalid_state` when nothing waits, or not `version`.
+   */
+  async markCancelled(keyid: string, version?: number): Promise<CancelledPending> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, keyid);
+        const p = await tx.pendingKey.findUnique({ where: { keyid } });
+        if (p) {
+          if (version !== undefined && version !== 1) throw new DataAccessError('invalid_state', `key ${keyid} waits for the certificate of version 1, not ${version}`);
+          const marked = p.cancelledAt ? p : await tx.pendingKey.update({ where: { id: p.id }, data: { cancelledAt: new Date() } });
+          return { keyid, version: 1, hsmKeyId: marked.hsmKeyId, createdAt: marked.createdAt, cancelledAt: marked.cancelledAt as Date };
+        }
+        // The key row too, in the order of the lifecycle's other changes: a destruction deleting the pending version waits.
+        const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+        const pv = rows.length ? await tx.pendingKeyVersion.findUnique({ where: { keyId: rows[0].id } }) : null;
+        if (!pv) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
+        if (version !== undefined && version !== pv.version) throw new DataAccessError('invalid_state', `version ${version} of ${keyid} is not pending (version ${pv.version} is)`);
+        const marked = pv.cancelledAt ? pv : await tx.pendingKeyVersion.update({ where: { id: pv.id }, data: { cancelledAt: new Date() } });
+        return { keyid, version: pv.version, hsmKeyId: marked.hsmKeyId, createdAt: marked.createdAt, cancelledAt: marked.cancelledAt as Date };
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /**
+   * Last step of a cancellation: deletes the marked row whose key pair the caller destroyed, with the SUCCESS event
+   * in the same transaction. Exactly once: of cancellations that meet here one deletes it, the others get
+   * `invalid_state` (as after a destruction of the key, which deletes its pending version too).
+   */
+  async forgetCancelled(p: CancelledPending, audit: AuditInput): Promise<void> {
+    try {
+      await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, p.keyid);
+        const where = { hsmKeyId: p.hsmKeyId.toLowerCase(), cancelledAt: { not: null } };
+        const n = p.version === 1 ? await tx.pendingKey.deleteMany({ where: { keyid: p.keyid, ...where } }) : await tx.pendingKeyVersion.deleteMany({ where: { key: { keyid: p.keyid }, version: p.version, ...where } });
+        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${p.keyid} is not waiting for a certificate (cancelled already)`);
+        await appendAuditTx(tx, { ...audit, keyid: p.keyid });
+      });
+    } catch (err) {
+      mapPrismaError(err, `key ${p.keyid}`);
+    }
   }
 }

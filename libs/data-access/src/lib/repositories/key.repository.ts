@@ -67,6 +67,17 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; requiredApp
   return rows[0];
 }
 
+/**
+ * Takes the keyid's transaction-scoped advisory lock ('keyid:' namespace, hashed by PostgreSQL). Every transaction
+ * that claims a keyid (a key or a pending key: two tables, one namespace) or makes the database name a new HSM key
+ * pair for it takes it first, and the cleanup of a failed change decides under it (ADR 0042): a claim sees the
+ * other table's committed row, and a cleanup never reads "not named" while a commit that names the key pair is
+ * still under way.
+ */
+export async function lockKeyid(tx: Tx, keyid: string): Promise<void> {
+  await tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`keyid:${keyid}`}, 0))`;
+}
+
 /** HSM-backed keys (roots, CAs, firmware signing keys) and their certificates. */
 export class KeyRepository {
   constructor(private readonly db: Db) {}
@@ -119,6 +130,7 @@ export class KeyRepository {
     assertApprovers(input.requiredApprovers ?? 0);
     try {
       return await this.db.transaction(async (tx) => {
+        await lockKeyid(tx, input.keyid);
         if (await tx.pendingKey.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) {
           throw new DataAccessError('conflict', `key ${input.keyid} exists (waiting for its certificate)`);
         }
@@ -210,18 +222,25 @@ export class KeyRepository {
   }
 
   /**
-   * Whether any key, key version or pending (version of a) key names this HSM key (CKA_ID hex): a key pair generated
-   * for a change whose commit was not confirmed may be in use, and must not be destroyed as an orphan.
+   * Whether any key, key version or pending (version of a) key names this HSM key (CKA_ID hex, the exact identity of
+   * one generated key pair): a key pair generated for a change whose commit was not confirmed may be in use, and
+   * must not be destroyed as an orphan. Read under `keyid`'s lock (ADR 0042), so a transaction of that change still
+   * committing is waited for (at most 10 s: then this fails, and the caller leaves the key pair in the HSM).
    */
-  async namesHsmKey(hsmKeyId: string): Promise<boolean> {
+  async namesHsmKey(hsmKeyId: string, keyid: string): Promise<boolean> {
     const id = hsmKeyId.toLowerCase();
-    const rows = await sqlQuery<{ named: boolean }>(
-      this.db,
-      `SELECT EXISTS (SELECT 1 FROM "key" WHERE "hsmKeyId" = $1) OR EXISTS (SELECT 1 FROM "key_version" WHERE "hsmKeyId" = $1)
-           OR EXISTS (SELECT 1 FROM "pending_key" WHERE "hsmKeyId" = $1) OR EXISTS (SELECT 1 FROM "pending_key_version" WHERE "hsmKeyId" = $1) AS "named"`,
-      [id],
-    );
-    return rows[0]?.named === true;
+    try {
+      return await this.db.transaction(async (tx) => {
+        await tx.$executeRaw`SET LOCAL lock_timeout = '10s'`;
+        await lockKeyid(tx, keyid);
+        const rows = await tx.$queryRaw<{ named: boolean }[]>`
+          SELECT EXISTS (SELECT 1 FROM "key" WHERE "hsmKeyId" = ${id}) OR EXISTS (SELECT 1 FROM "key_version" WHERE "hsmKeyId" = ${id})
+              OR EXISTS (SELECT 1 FROM "pending_key" WHERE "hsmKeyId" = ${id}) OR EXISTS (SELECT 1 FROM "pending_key_version" WHERE "hsmKeyId" = ${id}) AS "named"`;
+        return rows[0]?.named === true;
+      });
+    } catch (err) {
+      return mapPrismaError(err, `HSM key ${id}`);
+    }
   }
 
   /** How much a key has been used: sign orders (raw and firmware) made and certificates issued with it. */
