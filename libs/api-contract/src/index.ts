@@ -88,7 +88,7 @@ export {
   UpdateRoleRequest,
   UpdateSubjectRequest,
 } from './lib/subjects';
-export { CertificateNameText, CreateKeyRequest, KeyRevocationReason, NewKeyId, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
+export { CertificateNameText, CreateKeyRequest, KeyRevocationReason, KeyRevocationResult, NewKeyId, RevokedBelowKey, RevokeKeyRequest, UpdateKeyRequest } from './lib/key-admin';
 export {
   CancelPendingRequest,
   CertificateSubject,

@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Param, Patch, Post } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { CreateKeyRequest, KeyDetail, RevokeKeyRequest, UpdateKeyRequest } from '@keyserver/api-contract';
+import { CreateKeyRequest, KeyDetail, KeyRevocationResult, RevokeKeyRequest, UpdateKeyRequest } from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
 import { Caller, jsonSchema, RequestId } from '../common/request';
@@ -41,10 +41,10 @@ export class KeyAdminController {
   }
 
   @RequirePermission(Permission.KeysAdmin)
-  @ApiOperation({ summary: 'Revoke a CA or FW key (ACTIVE admin session)' })
+  @ApiOperation({ summary: 'Revoke a CA, FW or TSA key and every key below it (ACTIVE admin session)' })
   @ApiHeader(SESSION_HEADER)
   @ApiBody({ schema: jsonSchema(RevokeKeyRequest) })
-  @ApiOkResponse({ schema: jsonSchema(KeyDetail) })
+  @ApiOkResponse({ schema: jsonSchema(KeyRevocationResult) })
   @Post(':keyid/revocation')
   @HttpCode(200)
   revoke(@Caller() actor: Actor, @AdminSessionHeader() session: string | undefined, @Param('keyid') keyid: string, @Body() body: unknown, @RequestId() requestId: string) {

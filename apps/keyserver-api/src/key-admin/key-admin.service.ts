@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
-import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail } from '@keyserver/api-contract';
+import { CreateKeyRequest, DEFAULT_DEVICE_PROFILE, RevokeKeyRequest, UpdateKeyRequest, type KeyDetail, type KeyRevocationResult, type RevokedBelowKey } from '@keyserver/api-contract';
 import { DataAccessError, KeyRepository, type AuditInput, type Key } from '@keyserver/data-access';
 import { createCaCertificate, createFirmwareSigningCertificate, createTimestampingCertificate, type IssuedCertificate } from '@keyserver/pki';
 import type { Actor } from '../common/actor';
@@ -103,6 +103,7 @@ export class KeyAdminService {
             requiredApprovers: dto.requiredApprovers,
             hsmKeyId: hsmKey.hsmKeyId,
             parentKeyid: root.keyid,
+            parentVersion: root.currentVersion,
             certificatePem: cert.certificatePem,
             certificateSerial: cert.serialHex,
             notBefore,
@@ -114,7 +115,10 @@ export class KeyAdminService {
           success,
         )
         .catch((err: unknown) => {
-          throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
+          if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
+          // The issuer was revoked (or retired) after the check above: decided again under its lock (ADR 0041).
+          if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, err.detail);
+          throw err;
         });
       a.committed();
       return await this.keyViews.detail(actor, key.keyid);
@@ -133,7 +137,11 @@ export class KeyAdminService {
     });
   }
 
-  async revoke(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+  /**
+   * Revokes a key and every key below it (ADR 0041: keys certified by a revoked CA would sign and issue what every
+   * relying party rejects); the answer lists the keys revoked with it.
+   */
+  async revoke(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<KeyRevocationResult> {
     return this.audited.run(auditEvent('key.revoke', actor, requestId, { keyid: keyid.slice(0, 128), adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(RevokeKeyRequest, body);
@@ -144,14 +152,15 @@ export class KeyAdminService {
       // A destroyed issuer's final CRL cannot list it any more (ADR 0029).
       const parent = key.parentKeyid ? await this.keys.findByKeyid(key.parentKeyid) : null;
       if (parent?.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${parent.keyid} was destroyed: its final CRL cannot list ${keyid}`);
-      // ACTIVE -> REVOKED and its event in one transaction; a concurrent revocation that lost is refused, not audited twice.
-      await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
+      // The key, every key below it and their events in one transaction; a concurrent revocation that lost is refused, not audited twice.
+      const revoked = await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`) : err;
       });
       a.committed();
-      // The issuer signs a new CRL with the key's serials on it now, not on the next fetch.
-      if (key.parentKeyid) await this.crls.refreshKey(key.parentKeyid);
-      return await this.keyViews.detail(actor, keyid);
+      // Each issuer signs a new CRL with the serials it certified now, not on the next fetch.
+      for (const issuer of new Set([key.parentKeyid, ...revoked.revokedBelow.map((b) => b.issuer)])) if (issuer) await this.crls.refreshKey(issuer);
+      const revokedBelow = revoked.revokedBelow.map((b) => ({ ...b, reason: b.reason as RevokedBelowKey['reason'] }));
+      return { ...(await this.keyViews.detail(actor, keyid)), revokedBelow };
     });
   }
 

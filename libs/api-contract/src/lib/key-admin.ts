@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RevocationReason } from './certificates';
-import { HashAlgorithm, KEY_HASH_RULE, KeyAlgorithm, keyHashFits } from './contract';
+import { HashAlgorithm, KEY_HASH_RULE, KeyAlgorithm, KeyDetail, keyHashFits, KeyState, KeyType } from './contract';
 import { KeyIdRef, NEW_KEYID_PATTERN } from './ids';
 
 // Certificate name attributes: no control characters (the DN is built from them).
@@ -39,3 +39,22 @@ export const KeyRevocationReason = RevocationReason;
 /** `POST /api/v1/keys/{keyid}/revocation`. */
 export const RevokeKeyRequest = z.strictObject({ reason: KeyRevocationReason });
 export type RevokeKeyRequest = z.infer<typeof RevokeKeyRequest>;
+
+/** A key revoked together with the key named in the request because it is below it (ADR 0041). */
+export const RevokedBelowKey = z.object({
+  keyid: z.string(),
+  type: KeyType,
+  issuer: z.string().describe('keyid of the key that certified it'),
+  previousState: KeyState.exclude(['REVOKED']).describe('Its state before this revocation'),
+  versions: z.array(z.number().int().min(1)).describe('Its versions revoked now; each serial is on the CRL of the issuer version that certified it'),
+  reason: KeyRevocationReason.describe('cACompromise when the key named was revoked for keyCompromise or cACompromise, else that reason'),
+});
+export type RevokedBelowKey = z.infer<typeof RevokedBelowKey>;
+
+/** `POST /api/v1/keys/{keyid}/revocation`: the revoked key, and the keys revoked with it. */
+export const KeyRevocationResult = KeyDetail.extend({
+  revokedBelow: z
+    .array(RevokedBelowKey)
+    .describe('Every key below this one (certified by it, or by a key below it) that this revocation revoked too, each after its issuer; keys revoked before or destroyed are not listed'),
+});
+export type KeyRevocationResult = z.infer<typeof KeyRevocationResult>;

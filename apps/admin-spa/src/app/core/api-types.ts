@@ -16,6 +16,7 @@ import type {
   KeyDetail,
   KeyList,
   KeyRevocationReason,
+  KeyRevocationResult,
   KeyState,
   KeySummary,
   KeyType,
@@ -48,6 +49,7 @@ export type {
 };
 
 export type KeyDetailView = z.infer<typeof KeyDetail>;
+export type KeyRevocationView = z.infer<typeof KeyRevocationResult>;
 export type LegacyKeyView = z.infer<typeof LegacyKey>;
 export type KeySummaryView = z.infer<typeof KeySummary>;
 export type KeyListView = z.infer<typeof KeyList>;

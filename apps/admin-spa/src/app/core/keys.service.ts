@@ -1,7 +1,7 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
 import { map, type Observable } from 'rxjs';
-import type { CreateKeyBody, KeyDetailView, KeyListView, KeyRevocationReasonName, KeyStateName, KeySummaryView, KeyTypeName, LegacyKeyView, UpdateKeyBody } from './api-types';
+import type { CreateKeyBody, KeyDetailView, KeyListView, KeyRevocationReasonName, KeyRevocationView, KeyStateName, KeySummaryView, KeyTypeName, LegacyKeyView, UpdateKeyBody } from './api-types';
 import { queryParams } from './query';
 
 export interface KeyFilter {
@@ -44,8 +44,8 @@ export class KeysService {
     return this.http.patch<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}`, body);
   }
 
-  /** `POST /api/v1/keys/{keyid}/revocation`: the key becomes REVOKED (409 for the ROOT or a revoked key). */
-  revoke(keyid: string, reason: KeyRevocationReasonName): Observable<KeyDetailView> {
-    return this.http.post<KeyDetailView>(`/api/v1/keys/${encodeURIComponent(keyid)}/revocation`, { reason });
+  /** `POST /api/v1/keys/{keyid}/revocation`: the key and every key below it become REVOKED (409 for the ROOT or a revoked key). */
+  revoke(keyid: string, reason: KeyRevocationReasonName): Observable<KeyRevocationView> {
+    return this.http.post<KeyRevocationView>(`/api/v1/keys/${encodeURIComponent(keyid)}/revocation`, { reason });
   }
 }

@@ -14,6 +14,8 @@ export interface CreateKeyInput {
   hsmKeyId: string;
   /** keyid of the issuing key (omit for a self-signed root). */
   parentKeyid?: string | null;
+  /** The issuing key's version that signed the certificate (default: its current one). */
+  parentVersion?: number;
   certificatePem: string;
   certificateSerial: string;
   notBefore: Date;
@@ -76,6 +78,72 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; requiredApp
  */
 export async function lockKeyid(tx: Tx, keyid: string): Promise<void> {
   await tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`keyid:${keyid}`}, 0))`;
+}
+
+/** A key a revocation revoked because a key above it was revoked (ADR 0041). */
+export interface RevokedBelow {
+  keyid: string;
+  type: KeyType;
+  /** keyid of the key that certified it. */
+  issuer: string;
+  previousState: Exclude<KeyState, 'REVOKED'>;
+  /** Its versions this revocation revoked (every one not revoked before), ascending. */
+  versions: number[];
+  /** The reason recorded for it (and on its CRL entries): {@link cascadeReason}. */
+  reason: string;
+}
+
+/** A revoked key and the keys revoked with it, top-down (an issuer before the keys it certified). */
+export type KeyRevocation = Key & { revokedBelow: RevokedBelow[] };
+
+/** The audit action of a key revoked because a key above it was (ADR 0041); details.cascade names that key. */
+export const REVOKE_CASCADE_ACTION = 'key.revoke_cascade';
+
+/**
+ * The CRL reason of a key revoked below a revoked key: its own key pair was not compromised, its issuer's was
+ * (RFC 5280 cACompromise); any other reason (superseded, cessationOfOperation, ...) applies to it as it is.
+ */
+export function cascadeReason(reason: string): string {
+  return reason === 'keyCompromise' || reason === 'cACompromise' ? 'cACompromise' : reason;
+}
+
+type TreeRow = { id: string; keyid: string; type: KeyType; state: KeyState; parentKeyid: string | null; destroyed: boolean };
+
+/**
+ * Locks the key `keyid` and every key below it, in id order (the order operation creation locks keys in), and
+ * returns them top-down (by depth, then keyid; empty when there is no such key). FOR NO KEY UPDATE: it conflicts with
+ * every other key lock (FOR SHARE of a key creation on its issuer, FOR UPDATE of a new version, a retirement or a
+ * destruction) but not with the foreign-key checks of sign orders and certificates being stored. Creation locks its
+ * issuer FOR SHARE before it inserts ({@link insertKeyTx}), so once a key is locked nothing can be created below it;
+ * a key committed below between the read of the tree and its lock is found by the next read and locked in turn.
+ */
+async function lockTree(tx: Tx, keyid: string): Promise<TreeRow[]> {
+  const locked = new Set<string>();
+  for (;;) {
+    const ids = await tx.$queryRaw<{ id: string }[]>`
+      WITH RECURSIVE t AS (SELECT "id" FROM "key" WHERE "keyid" = ${keyid} UNION SELECT c."id" FROM "key" c JOIN t ON c."parentId" = t."id")
+      SELECT "id"::text AS "id" FROM t`;
+    const fresh = ids.map((r) => r.id).filter((id) => !locked.has(id));
+    if (fresh.length === 0) break;
+    await tx.$queryRaw`SELECT 1 AS "locked" FROM "key" WHERE "id" = ANY(${fresh}::uuid[]) ORDER BY "id" FOR NO KEY UPDATE`;
+    for (const id of fresh) locked.add(id);
+  }
+  return tx.$queryRaw<TreeRow[]>`
+    WITH RECURSIVE t AS (
+      SELECT "id", 0 AS "depth" FROM "key" WHERE "keyid" = ${keyid}
+      UNION SELECT c."id", t."depth" + 1 FROM "key" c JOIN t ON c."parentId" = t."id")
+    SELECT k."id"::text AS "id", k."keyid", k."type"::text AS "type", k."state"::text AS "state", p."keyid" AS "parentKeyid",
+           k."destroyedAt" IS NOT NULL AS "destroyed"
+    FROM t JOIN "key" k ON k."id" = t."id" LEFT JOIN "key" p ON p."id" = k."parentId"
+    ORDER BY t."depth", k."keyid"`;
+}
+
+/** REVOKED: the key row and every version not revoked yet (their serials go on their issuer versions' CRLs); returns those versions. */
+async function revokeKeyTx(tx: Tx, id: string, reason: string, at: Date): Promise<number[]> {
+  const versions = await tx.keyVersion.findMany({ where: { keyId: id, state: { not: 'REVOKED' } }, select: { version: true }, orderBy: { version: 'asc' } });
+  await tx.key.update({ where: { id }, data: { state: 'REVOKED', revokedAt: at, revocationReason: reason } });
+  await tx.keyVersion.updateMany({ where: { keyId: id, state: { not: 'REVOKED' } }, data: { state: 'REVOKED', revokedAt: at, revocationReason: reason } });
+  return versions.map((v) => v.version);
 }
 
 /** HSM-backed keys (roots, CAs, firmware signing keys) and their certificates. */
@@ -144,25 +212,44 @@ export class KeyRepository {
   }
 
   /**
-   * Marks a key revoked: ACTIVE -> REVOKED exactly once (a conditional update, so of concurrent revocations one
-   * wins and the others get `invalid_state`). With `audit`, only the winning revocation writes its event, in the
-   * same transaction.
+   * Revokes a key and, in the same transaction, every key below it (ADR 0041): keys it certified and keys they
+   * certified, at every level, with every version, so that each serial goes on the CRL of the issuer version that
+   * certified it (ADR 0029). Keys below that were revoked before keep their own revocation; destroyed ones keep their
+   * state (nothing of them can sign). The key and every key below are locked first ({@link lockTree}): of concurrent
+   * revocations one wins and the others get `invalid_state`; a key created, renewed or rotated below at the same time
+   * is either seen and revoked, or refused because its issuer (or the key itself) is REVOKED. With `audit`, the
+   * revocation writes its event (`details.revokedBelow` names the keys revoked with it) and one
+   * {@link REVOKE_CASCADE_ACTION} event per key below, in the same transaction.
    */
-  async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<Key> {
+  async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<KeyRevocation> {
     try {
       return await this.db.transaction(async (tx) => {
+        const [top, ...below] = await lockTree(tx, keyid);
+        if (!top) throw new DataAccessError('not_found', `key ${keyid} not found`);
         // A retired key can still be revoked (its certificates are still published until they expire).
-        const n = await tx.key.updateMany({
-          where: { keyid, state: { in: ['ACTIVE', 'RETIRED'] } },
-          data: { state: 'REVOKED', revokedAt: at, revocationReason: reason },
-        });
-        const k = await tx.key.findUnique({ where: { keyid }, include: withParent });
+        if (top.state === 'REVOKED') throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+        await revokeKeyTx(tx, top.id, reason, at);
+        const belowReason = cascadeReason(reason);
+        const revokedBelow: RevokedBelow[] = [];
+        for (const k of below) {
+          if (k.state === 'REVOKED' || k.destroyed) continue;
+          const versions = await revokeKeyTx(tx, k.id, belowReason, at);
+          revokedBelow.push({ keyid: k.keyid, type: k.type, issuer: k.parentKeyid ?? keyid, previousState: k.state, versions, reason: belowReason });
+        }
+        if (audit) {
+          await appendAuditTx(tx, revokedBelow.length ? { ...audit, keyid, details: { ...audit.details, revokedBelow: revokedBelow.map((b) => b.keyid) } } : { ...audit, keyid });
+          for (const b of revokedBelow) {
+            await appendAuditTx(tx, {
+              ...audit,
+              action: REVOKE_CASCADE_ACTION,
+              keyid: b.keyid,
+              details: { cascade: keyid, cascadeReason: reason, reason: b.reason, issuer: b.issuer, previousState: b.previousState, versions: b.versions },
+            });
+          }
+        }
+        const k = await tx.key.findUnique({ where: { id: top.id }, include: withParent });
         if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
-        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
-        // Every version's certificate goes on the issuer's CRL.
-        await tx.keyVersion.updateMany({ where: { keyId: k.id, state: { not: 'REVOKED' } }, data: { state: 'REVOKED', revokedAt: at, revocationReason: reason } });
-        if (audit) await appendAuditTx(tx, { ...audit, keyid });
-        return toKey(k);
+        return { ...toKey(k), revokedBelow };
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
@@ -267,10 +354,15 @@ export async function insertKeyTx(tx: Tx, input: CreateKeyInput) {
   let parentId: string | null = null;
   let parentVersion: number | null = null;
   if (input.parentKeyid) {
-    const parent = await tx.key.findUnique({ where: { keyid: input.parentKeyid }, select: { id: true, currentVersion: true } });
+    // FOR SHARE until the commit: a revocation of the issuer (or of a key above it) locks it first and then finds this
+    // key and revokes it too, or this waits for that revocation and finds the issuer REVOKED (ADR 0041).
+    const rows = await tx.$queryRaw<{ id: string; state: string; currentVersion: number; destroyed: boolean }[]>`
+      SELECT "id"::text AS "id", "state"::text AS "state", "currentVersion", "destroyedAt" IS NOT NULL AS "destroyed" FROM "key" WHERE "keyid" = ${input.parentKeyid} FOR SHARE`;
+    const parent = rows[0];
     if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
+    if (parent.state !== 'ACTIVE' || parent.destroyed) throw new DataAccessError('invalid_state', `the issuer ${input.parentKeyid} is ${parent.destroyed ? 'destroyed' : parent.state}: it certifies no new key`);
     parentId = parent.id;
-    parentVersion = parent.currentVersion;
+    parentVersion = input.parentVersion ?? parent.currentVersion;
   }
   const hsmKeyId = input.hsmKeyId.toLowerCase();
   return tx.key.create({

@@ -2,6 +2,7 @@ import { provideHttpClient, withInterceptors } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
 import { TestBed, type ComponentFixture } from '@angular/core/testing';
 import { MatDialog } from '@angular/material/dialog';
+import { MatSnackBar } from '@angular/material/snack-bar';
 import { provideRouter } from '@angular/router';
 import { of } from 'rxjs';
 import { ADMIN_SESSION_HEADER, AdminSessionsService, adminSessionInterceptor } from '../../core/admin-sessions.service';
@@ -63,7 +64,7 @@ describe(KeysComponent.name, () => {
   let dialogResult: unknown;
   let opened: unknown[];
 
-  async function setup(permissions: string[], sessions: unknown[]): Promise<{ f: ComponentFixture<KeysComponent>; el: HTMLElement }> {
+  async function setup(permissions: string[], sessions: unknown[], items: KeySummaryView[] = [ROOT, FW]): Promise<{ f: ComponentFixture<KeysComponent>; el: HTMLElement }> {
     opened = [];
     TestBed.configureTestingModule({
       providers: [
@@ -83,7 +84,7 @@ describe(KeysComponent.name, () => {
       await refreshed;
     }
     const f = TestBed.createComponent(KeysComponent);
-    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, FW] });
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items });
     await settle(f);
     return { f, el: f.nativeElement as HTMLElement };
   }
@@ -240,7 +241,7 @@ describe(KeysComponent.name, () => {
     const rev = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/fw-1/revocation' });
     expect(rev.request.body).toEqual({ reason: 'keyCompromise' });
     expect(rev.request.headers.get(ADMIN_SESSION_HEADER)).toBe(adminSession().id);
-    rev.flush(detail({ state: 'REVOKED' }));
+    rev.flush({ ...detail({ state: 'REVOKED' }), revokedBelow: [] });
     await settle(f);
     ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT] });
     await settle(f);
@@ -253,6 +254,41 @@ describe(KeysComponent.name, () => {
     await settle(f);
     expect(cells(el, 'fw-1')?.[4]).toBe('REVOKED');
     expect(button(el, 'Revoke fw-1')).toBeNull();
+  });
+
+  it('warns that revoking a CA revokes every key below it, names the active ones, and says which ones the answer revoked (ADR 0041)', async () => {
+    const ca = summary({ keyid: 'ca-1', type: 'CA', product: null, parentKeyid: 'trust-anchor' });
+    const sub = summary({ keyid: 'sub-1', type: 'CA', product: null, parentKeyid: 'ca-1' });
+    const fw = summary({ keyid: 'fw-9', parentKeyid: 'sub-1' });
+    const other = summary({ keyid: 'fw-other', parentKeyid: 'trust-anchor' });
+    const { f } = await setup(ADMIN_PERMS, [adminSession()], [ROOT, ca, sub, fw, other]);
+    const messages: string[] = [];
+    jest.spyOn(TestBed.inject(MatSnackBar), 'open').mockImplementation((m: string) => (messages.push(m), undefined as never));
+    dialogResult = 'keyCompromise';
+    button(f.nativeElement as HTMLElement, 'Revoke ca-1')?.click();
+    await settle(f);
+    const detailText = (opened[0] as [unknown, { data: { detail: string } }])[1].data.detail;
+    expect(detailText).toContain('Every key below it is revoked with it (active now: sub-1, fw-9)');
+    expect(detailText).not.toContain('fw-other');
+    ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/ca-1/revocation' }).flush({
+      ...detail({ keyid: 'ca-1', type: 'CA', state: 'REVOKED' }),
+      revokedBelow: [
+        { keyid: 'sub-1', type: 'CA', issuer: 'ca-1', previousState: 'ACTIVE', versions: [1], reason: 'cACompromise' },
+        { keyid: 'fw-9', type: 'FW', issuer: 'sub-1', previousState: 'ACTIVE', versions: [1, 2], reason: 'cACompromise' },
+      ],
+    });
+    await settle(f);
+    ctrl.expectOne(ACTIVE_KEYS).flush({ items: [ROOT, other] });
+    await settle(f);
+    expect(messages).toEqual(['Key ca-1 revoked, and with it 2 key(s) below it: sub-1, fw-9.']);
+  });
+
+  it('says nothing about keys below when revoking a FW key', async () => {
+    const { f, el } = await setup(ADMIN_PERMS, [adminSession()]);
+    dialogResult = undefined;
+    button(el, 'Revoke fw-1')?.click();
+    await settle(f);
+    expect((opened[0] as [unknown, { data: { detail: string } }])[1].data.detail).not.toContain('below');
   });
 
   it('shows the problem of a refused revocation with its code and keeps the list', async () => {

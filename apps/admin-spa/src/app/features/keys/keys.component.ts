@@ -7,7 +7,7 @@ import { MatCheckboxModule, type MatCheckboxChange } from '@angular/material/che
 import { MatDialog } from '@angular/material/dialog';
 import { MatSnackBar } from '@angular/material/snack-bar';
 import { AdminSessionsService } from '../../core/admin-sessions.service';
-import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, KeySummaryView } from '../../core/api-types';
+import type { CreateKeyBody, KeyDetailView, KeyRevocationReasonName, KeyRevocationView, KeySummaryView } from '../../core/api-types';
 import { AuthService } from '../../core/auth.service';
 import { downloadText, joinPem } from '../../core/download';
 import { KeysService } from '../../core/keys.service';
@@ -212,26 +212,31 @@ export class KeysComponent {
   }
 
   protected async revoke(k: KeySummaryView): Promise<void> {
+    // A CA takes every key below it with it (ADR 0041): say so, with the ones listed here.
+    const below = k.type === 'CA' ? keysBelow(k.keyid, this.keys()) : [];
+    const cascade = k.type === 'CA' ? ` Every key below it is revoked with it${below.length ? ` (active now: ${below.join(', ')})` : ''}.` : '';
     const reason = await firstValueFrom(
       this.dialog
         .open<RevokeDialogComponent, RevokeDialogData, KeyRevocationReasonName>(RevokeDialogComponent, {
-          data: { title: `Revoke key ${k.keyid}`, detail: "The key will no longer sign or issue, and its certificate goes on the ROOT's revocation list." },
+          data: { title: `Revoke key ${k.keyid}`, detail: `The key will no longer sign or issue, and its certificate goes on its issuer's revocation list.${cascade}` },
           width: '32rem',
         })
         .afterClosed(),
     );
     if (!reason) return;
+    const done = (r: KeyRevocationView) =>
+      r.revokedBelow.length ? `Key ${k.keyid} revoked, and with it ${r.revokedBelow.length} key(s) below it: ${r.revokedBelow.map((b) => b.keyid).join(', ')}.` : `Key ${k.keyid} revoked.`;
     // The button focus went back to goes away (the row leaves the list, or stays as REVOKED without actions): move it to the heading.
-    if (await this.run(() => this.api.revoke(k.keyid, reason), `Key ${k.keyid} revoked.`)) this.title().nativeElement.focus();
+    if (await this.run(() => this.api.revoke(k.keyid, reason), done)) this.title().nativeElement.focus();
   }
 
   /** Runs a change, then reloads the list; the changed key replaces the detail shown for it (or is shown, `show`). */
-  private async run(call: () => Observable<KeyDetailView>, done: string, show = false): Promise<boolean> {
+  private async run<T extends KeyDetailView>(call: () => Observable<T>, done: string | ((changed: T) => string), show = false): Promise<boolean> {
     this.actionProblem.set(null);
     try {
       const changed = await firstValueFrom(call());
       if (show || this.detail()?.keyid === changed.keyid) this.detail.set(changed);
-      this.snack.open(done, undefined, { duration: 4000 });
+      this.snack.open(typeof done === 'string' ? done : done(changed), undefined, { duration: 4000 });
       await this.load();
       return true;
     } catch (err) {
@@ -239,4 +244,14 @@ export class KeysComponent {
       return false;
     }
   }
+}
+
+/** The keys of `keys` below `keyid` (certified by it, or by a key below it), each after its issuer. */
+function keysBelow(keyid: string, keys: KeySummaryView[]): string[] {
+  const below: string[] = [];
+  for (let level = [keyid]; level.length; ) {
+    level = keys.filter((k) => k.parentKeyid !== null && level.includes(k.parentKeyid)).map((k) => k.keyid);
+    below.push(...level);
+  }
+  return below;
 }

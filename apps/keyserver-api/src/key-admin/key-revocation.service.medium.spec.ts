@@ -1,0 +1,132 @@
+// Medium tier: revoking a CA revokes every key below it (docs/adr/0041-revocation-below-a-revoked-ca.md), with the
+// real repositories on a real PostgreSQL and a real SoftHSM token (src/testing/medium.ts); CRLs are read with openssl.
+import { randomBytes } from 'node:crypto';
+import { Permission } from '@keyserver/api-contract';
+import type { Actor } from '@keyserver/authz';
+import { AdminSessionRepository, AuditRepository, CrlRepository, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import type { HsmSigner } from '@keyserver/pki';
+import pino from 'pino';
+import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
+import { Audited } from '../common/audited';
+import { CrlService } from '../crl/crl.service';
+import { KeysService } from '../keys/keys.service';
+import { adminInSession, codeOf, mediumConfig, mediumDatabase, mediumOpenssl, mediumSigner } from '../testing/medium';
+import { KeyAdminService } from './key-admin.service';
+import { KeyLifecycleService } from './key-lifecycle.service';
+
+describe(`${KeyAdminService.name} revocation (medium: real PostgreSQL and SoftHSM)`, () => {
+  const pg = mediumDatabase('ks_api_medium_key_revocation');
+  const hsm = mediumSigner('ks-key-revocation');
+  const openssl = mediumOpenssl('ks-api-medium-key-revocation');
+  let db: Db;
+  let audit: AuditRepository;
+  let keys: KeyRepository;
+  let admin: KeyAdminService;
+  let lifecycle: KeyLifecycleService;
+  let ada: Actor;
+  let session: string;
+
+  const build = (signer: HsmSigner) => {
+    const config = mediumConfig();
+    const logger = pino({ level: 'silent' });
+    const views = new KeysService(keys, new KeyLimitsRepository(db), new KeyLifecycleRepository(db));
+    const crls = new CrlService(new CrlRepository(db), signer, logger);
+    const gate = new AdminSessionGate(new AdminSessionRepository(db));
+    return {
+      admin: new KeyAdminService(keys, signer, config, logger, gate, new Audited(audit), views, crls),
+      lifecycle: new KeyLifecycleService(keys, new KeyLifecycleRepository(db), new SubjectRepository(db), signer, config, logger, gate, new Audited(audit), views, crls),
+    };
+  };
+
+  beforeAll(async () => {
+    db = pg.db;
+    audit = new AuditRepository(db);
+    keys = new KeyRepository(db);
+    ({ admin, lifecycle } = build(hsm.signer));
+    ({ admin: ada, session } = await adminInSession(db, Permission.KeysAdmin));
+  });
+
+  const requestId = () => `req-${randomBytes(4).toString('hex')}`;
+  const newKeyid = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+  const eventsOf = async (id: string) => (await audit.list({ requestId: id })).items.map((e) => [e.action, e.outcome, e.errorCode ?? null, e.keyid]).reverse();
+  /** A key `issuer` certifies; each level ends before the one above it. */
+  const create = (service: KeyAdminService, keyid: string, type: 'CA' | 'FW', issuer: string, validityDays: number, pathLen?: number, id = requestId()) =>
+    service.create(ada, session, { keyid, type, algorithm: 'EC_P256', requiredApprovers: 0, validityDays, commonName: `${type} ${keyid}`, issuer, ...(pathLen === undefined ? {} : { pathLen }) }, id);
+  /** ROOT -> CA (pathLen 1) -> sub-CA -> FW, made by the services in the HSM. */
+  const chain = async () => {
+    const [root, ca, sub, fw] = [newKeyid('root'), newKeyid('ca'), newKeyid('sub'), newKeyid('fw')];
+    await lifecycle.rootCeremony(ada, session, { keyid: root, algorithm: 'EC_P256', subject: { commonName: `Root ${root}` }, validityDays: 3650, mode: 'self-signed' }, requestId());
+    await create(admin, ca, 'CA', root, 300, 1);
+    await create(admin, sub, 'CA', ca, 200);
+    await create(admin, fw, 'FW', sub, 100);
+    return { root, ca, sub, fw };
+  };
+  /** The text of the CRL a key version signed (stored by the refresh the revocation ran), verified against its certificate. */
+  const crlText = async (keyid: string, version = 1) => {
+    const crls = new CrlRepository(db);
+    const scope = await crls.scope(keyid, version);
+    const stored = scope ? await crls.stored(scope.versionId) : null;
+    if (!scope || !stored) throw new Error(`no CRL stored for ${keyid} v${version}`);
+    const r = openssl.run('crl', '-inform', 'DER', '-in', openssl.write(`${keyid}-${version}.crl`, stored.der), '-CAfile', openssl.write(`${keyid}-${version}.pem`, scope.certificatePem), '-verify', '-noout', '-text');
+    expect(r.out).toContain('verify OK');
+    return r.out.replace(/\s/g, '');
+  };
+  const serialOnCrl = (serialHex: string) => serialHex.toUpperCase().replace(/^0+/, '');
+
+  it('ok revoking a CA: the answer lists the sub-CA and the FW key revoked with it, one event each, and every issuer\'s CRL lists them at once', async () => {
+    const k = await chain();
+    const id = requestId();
+    const r = await admin.revoke(ada, session, k.ca, { reason: 'keyCompromise' }, id);
+    expect(r.state).toBe('REVOKED');
+    expect(r.revokedBelow.map((b) => [b.keyid, b.type, b.issuer, b.previousState, b.versions, b.reason])).toEqual([
+      [k.sub, 'CA', k.ca, 'ACTIVE', [1], 'cACompromise'],
+      [k.fw, 'FW', k.sub, 'ACTIVE', [1], 'cACompromise'],
+    ]);
+    expect(await eventsOf(id)).toEqual([
+      ['key.revoke', 'SUCCESS', null, k.ca],
+      ['key.revoke_cascade', 'SUCCESS', null, k.sub],
+      ['key.revoke_cascade', 'SUCCESS', null, k.fw],
+    ]);
+    for (const keyid of [k.sub, k.fw]) expect((await keys.getByKeyid(keyid)).state).toBe('REVOKED');
+    expect((await keys.getByKeyid(k.root)).state).toBe('ACTIVE');
+    const [ca, sub, fw] = await Promise.all([k.ca, k.sub, k.fw].map((x) => keys.getByKeyid(x)));
+    const root = await crlText(k.root);
+    expect(root).toContain(serialOnCrl(ca.certificateSerial));
+    expect(root).toContain('KeyCompromise');
+    const caCrl = await crlText(k.ca);
+    expect(caCrl).toContain(serialOnCrl(sub.certificateSerial));
+    expect(caCrl).toContain('CACompromise');
+    expect(await crlText(k.sub)).toContain(serialOnCrl(fw.certificateSerial));
+  });
+
+  it('fail a key under a CA revoked while its key pair was being generated: issuer_not_usable, audited, nothing stored and the HSM key destroyed again', async () => {
+    const k = await chain();
+    // The HSM call of the creation is where the revocation of its issuer commits (another administrator, another replica).
+    const racing = new Proxy(hsm.signer, {
+      get(target, prop) {
+        if (prop === 'generateKey')
+          return async (...args: Parameters<HsmSigner['generateKey']>) => {
+            const generated = await target.generateKey(...args);
+            await keys.revoke(k.ca, 'keyCompromise');
+            return generated;
+          };
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const id = requestId();
+    const fw = newKeyid('fw');
+    expect(await codeOf(create(build(racing).admin, fw, 'FW', k.ca, 100, undefined, id))).toBe('issuer_not_usable');
+    expect(await eventsOf(id)).toEqual([['key.create', 'DENIED', 'issuer_not_usable', fw]]);
+    expect((await audit.list({ requestId: id })).items[0].details).toMatchObject({ hsmKey: 'destroyed' });
+    expect(await keys.findByKeyid(fw)).toBeNull();
+  });
+
+  it('fail a renewal of a key below a revoked CA: key_not_active, the key and its versions stay REVOKED', async () => {
+    const k = await chain();
+    await admin.revoke(ada, session, k.ca, { reason: 'cACompromise' }, requestId());
+    const id = requestId();
+    expect(await codeOf(lifecycle.renew(ada, session, k.fw, { validityDays: 30 }, id))).toBe('key_not_active');
+    expect((await new KeyLifecycleRepository(db).versions(k.fw)).map((v) => v.state)).toEqual(['REVOKED']);
+  });
+});
