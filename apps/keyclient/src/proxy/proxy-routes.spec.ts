@@ -49,6 +49,8 @@ describe(isProxyAllowed.name, () => {
     ['fail a ceremony read', 'GET', '/api/v1/keys/root-ceremony/csr/x', false],
     ['fail replace a certificate', 'PUT', '/api/v1/keys/acme-root/certificate', false],
     ['fail a CSR upload', 'POST', '/api/v1/keys/acme-root/csr', false],
+    ['ok the cancellation of a key awaiting its certificate', 'POST', '/api/v1/keys/acme-root/csr/cancellation', true],
+    ['fail a read of the cancellation', 'GET', '/api/v1/keys/acme-root/csr/cancellation', false],
     ['fail API docs', 'GET', '/api/docs', false],
     ['fail issue a certificate', 'POST', '/api/v1/certificates', false],
     ['fail sign order (legacy)', 'POST', '/api/signorders', false],

@@ -14,10 +14,11 @@ export const PROXY_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
   ['POST', '/api/v1/keys'],
   ['PATCH', '/api/v1/keys/:id'],
   ['POST', '/api/v1/keys/:id/revocation'],
-  // The key lifecycle (ADR 0020): the ROOT ceremony, the CSR of a key awaiting its external certificate and its
-  // import, versions, renewal, rotation, retirement, destruction. None of them signs data or issues device certificates.
+  // The key lifecycle (ADR 0020): the ROOT ceremony, the CSR of a key awaiting its external certificate, its
+  // import or its cancellation (ADR 0042), versions, renewal, rotation, retirement, destruction. None of them signs data or issues device certificates.
   ['POST', '/api/v1/keys/root-ceremony'],
   ['GET', '/api/v1/keys/:id/csr'],
+  ['POST', '/api/v1/keys/:id/csr/cancellation'],
   ['POST', '/api/v1/keys/:id/certificate'],
   ['GET', '/api/v1/keys/:id/versions'],
   ['POST', '/api/v1/keys/:id/renewal'],

@@ -143,5 +143,40 @@ describe(RootCeremonyComponent.name, () => {
     ctrl.expectNone('/api/v1/keys/acme-root/certificate');
   });
 
+  it('cancels an external ceremony found again by its keyid only after a confirmation that says the key pair is destroyed', async () => {
+    const { f, el } = await setup(SESSION);
+    type(el, 'form[aria-label="Find a key awaiting its certificate"] input', 'acme-online');
+    await settle(f);
+    button(el, 'Show its CSR').click();
+    ctrl.expectOne({ method: 'GET', url: '/api/v1/keys/acme-online/csr' }).flush({ keyid: 'acme-online', version: 1, algorithm: 'EC_P384', csr: 'csr', spkiSha256: '0a1b'.repeat(16), createdAt: '2026-12-01T00:00:00.000Z' });
+    await settle(f);
+    button(el, 'Cancel this ceremony…').click();
+    await settle(f);
+    ctrl.expectNone('/api/v1/keys/acme-online/csr/cancellation');
+    expect(el.querySelector('[role="alert"]')?.textContent).toContain('Destroy the key pair of acme-online');
+    button(el, 'Keep it').click();
+    await settle(f);
+    expect(el.querySelector('[role="alert"]')).toBeNull();
+    button(el, 'Cancel this ceremony…').click();
+    await settle(f);
+    button(el, 'Destroy the key pair and cancel').click();
+    const req = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/acme-online/csr/cancellation' });
+    expect(req.request.body).toEqual({ version: 1 });
+    req.flush({ keyid: 'acme-online', version: 1, spkiSha256: '0a1b'.repeat(16), administrators: [], adminSessionId: 's-1' });
+    await settle(f);
+    expect(el.querySelector('p.ok[role="status"]')?.textContent).toContain('Ceremony of acme-online cancelled: its key pair was destroyed');
+    expect(el.querySelector('pre[aria-label="CSR PEM"]')).toBeNull();
+  });
+
+  it('offers no cancellation without an active administrative session', async () => {
+    const { f, el } = await setup(null);
+    type(el, 'form[aria-label="Find a key awaiting its certificate"] input', 'acme-online');
+    await settle(f);
+    button(el, 'Show its CSR').click();
+    ctrl.expectOne('/api/v1/keys/acme-online/csr').flush({ keyid: 'acme-online', version: 2, algorithm: 'EC_P384', csr: 'csr', spkiSha256: '0a1b'.repeat(16), createdAt: '2026-12-01T00:00:00.000Z' });
+    await settle(f);
+    expect(button(el, 'Cancel this rotation…').disabled).toBe(true);
+  });
+
   afterEach(() => ctrl.verify());
 });

@@ -8,7 +8,7 @@ import { MatInputModule } from '@angular/material/input';
 import { AdminSessionsService } from '../../core/admin-sessions.service';
 import { HASH_ALGORITHMS, KEY_ALGORITHMS } from '../../core/api-types';
 import { downloadText, joinPem } from '../../core/download';
-import { RootCeremonyService, type PendingKey, type RootCeremonyBody, type RootCeremonyResultView } from '../../core/root-ceremony.service';
+import { RootCeremonyService, type PendingCancellationView, type PendingKey, type RootCeremonyBody, type RootCeremonyResultView } from '../../core/root-ceremony.service';
 import { toProblem, type Problem } from '../../core/problem';
 import { CopyButtonComponent } from '../../shared/copy-button.component';
 import { DateTimeComponent } from '../../shared/datetime.component';
@@ -268,6 +268,17 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
             <button mat-flat-button type="submit" [disabled]="busy() || !session()">Verify and import</button>
           </div>
         </form>
+        <h3>Abandon it</h3>
+        @if (confirmCancel()) {
+          <p role="alert">Destroy the key pair of {{ pk.keyid }}{{ pk.version > 1 ? ' version ' + pk.version : '' }} in the HSM and end this {{ pk.version > 1 ? 'rotation' : 'ceremony' }}? This cannot be undone; a certificate issued for this CSR later can never be imported.</p>
+          <div class="actions">
+            <button mat-stroked-button type="button" [disabled]="busy()" (click)="confirmCancel.set(false)">Keep it</button>
+            <button mat-flat-button color="warn" type="button" [disabled]="busy() || !session()" (click)="cancelPending(pk)">Destroy the key pair and cancel</button>
+          </div>
+        } @else {
+          <p>If the offline root will not certify this key, cancel the {{ pk.version > 1 ? 'rotation' : 'ceremony' }} (two administrators, like the ceremony).</p>
+          <button mat-stroked-button type="button" [disabled]="busy() || !session()" (click)="confirmCancel.set(true)">Cancel this {{ pk.version > 1 ? 'rotation' : 'ceremony' }}…</button>
+        }
       </section>
     } @else if (!review()) {
       <section class="panel" aria-labelledby="resume-title">
@@ -284,6 +295,9 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
 
     @if (imported(); as k) {
       <p class="ok" role="status">Certificate imported: key {{ k }} is active.</p>
+    }
+    @if (cancelled(); as c) {
+      <p class="ok" role="status">{{ c.version > 1 ? 'Rotation of ' + c.keyid + ' to version ' + c.version : 'Ceremony of ' + c.keyid }} cancelled: its key pair was destroyed{{ c.spkiSha256 ? ' (public key SHA-256 ' + fingerprint(c.spkiSha256) + ')' : '' }}.</p>
     }
   `,
 })
@@ -309,6 +323,8 @@ export class RootCeremonyComponent {
   protected readonly result = signal<RootCeremonyResultView | null>(null);
   protected readonly pending = signal<PendingKey | null>(null);
   protected readonly imported = signal<string | null>(null);
+  protected readonly confirmCancel = signal(false);
+  protected readonly cancelled = signal<PendingCancellationView | null>(null);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly busy = signal(false);
 
@@ -362,6 +378,8 @@ export class RootCeremonyComponent {
     this.result.set(null);
     this.pending.set(null);
     this.imported.set(null);
+    this.cancelled.set(null);
+    this.confirmCancel.set(false);
     this.problem.set(null);
     this.form.reset(ceremonyForm().getRawValue());
   }
@@ -369,6 +387,8 @@ export class RootCeremonyComponent {
   protected async loadPending(): Promise<void> {
     this.problem.set(null);
     this.imported.set(null);
+    this.cancelled.set(null);
+    this.confirmCancel.set(false);
     if (this.pendingKeyid.invalid) {
       this.pendingKeyid.markAsTouched();
       return;
@@ -403,6 +423,21 @@ export class RootCeremonyComponent {
       this.certificate.reset();
       this.chain.reset();
       this.imported.set(keyid);
+    } catch (err) {
+      this.problem.set(toProblem(err));
+    } finally {
+      this.busy.set(false);
+    }
+  }
+
+  protected async cancelPending(pk: PendingKey): Promise<void> {
+    this.problem.set(null);
+    this.busy.set(true);
+    try {
+      this.cancelled.set(await firstValueFrom(this.api.cancel(pk.keyid, pk.version)));
+      this.pending.set(null);
+      this.result.set(null);
+      this.confirmCancel.set(false);
     } catch (err) {
       this.problem.set(toProblem(err));
     } finally {
