@@ -8,8 +8,9 @@ import { demoTenant, type RunningPlatform } from '@keyserver/testing';
  * A user's access token as the keyclient (the BFF) gets it: authorization code + PKCE on the
  * confidential keyclient registration, so azp = keyclient (channel "bff"), the way administrators come in.
  */
-export async function bffUserToken(p: RunningPlatform, username: string): Promise<string> {
-  const user = demoTenant.users.find((u) => u.username === username);
+export async function bffUserToken(p: RunningPlatform, username: string, password?: string): Promise<string> {
+  // A user the test added to the emulator's tenant (startPlatform's `tenant`) brings its own password.
+  const user = password !== undefined ? { password } : demoTenant.users.find((u) => u.username === username);
   if (!user) throw new Error(`no demo user ${username}`);
   const app = demoTenant.keyserverApp;
   // The keyclient registration's redirect URI in this platform instance (its test port).

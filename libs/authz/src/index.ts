@@ -6,6 +6,7 @@ export { AuthzError, AUTHZ_ERROR_CODES, type AuthzErrorCode } from './lib/authz-
 export {
   authorize,
   channelRestriction,
+  mayUseHumanOnly,
   naturePermissions,
   SUBJECT_RESOLVER,
   type Actor,

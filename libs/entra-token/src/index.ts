@@ -10,7 +10,7 @@ export type { FetchLike } from './lib/http-fetch';
 export { type EntraMetadata, GUID, loadEntraMetadata, type LoadEntraMetadataOptions } from './lib/metadata';
 export { JwksKeyStore, KID_PATTERN } from './lib/jwks-key-store';
 export type { JwksKeyStoreOptions, JwksKeyStoreStats } from './lib/jwks-key-store';
-export { type Principal, type PrincipalChannel } from './lib/principal';
+export { type Principal, type PrincipalAccount, type PrincipalChannel } from './lib/principal';
 export {
   type AuthenticateOptions,
   createEntraTokenValidator,

@@ -74,7 +74,8 @@ export class AuditAuthEventSink implements AuthEventSink {
         actorOid: e.principal?.oid ?? null,
         actorClient: e.principal?.azp ?? null,
         actorSubjectId: e.subjectId ?? null,
-        details: { method: e.method, path: e.path.slice(0, 256), status: e.status },
+        // Whether the token said guest or carried no acct (the optional claim missing): what the operator must fix.
+        details: { method: e.method, path: e.path.slice(0, 256), status: e.status, ...(e.code === 'member_account_required' ? { account: e.principal?.account ?? 'none' } : {}) },
       });
     } catch (err) {
       this.logger.error({ err }, 'could not audit a refused request');

@@ -19,6 +19,20 @@ describe(`${MeService.name} (medium: real PostgreSQL)`, () => {
     expect(me.permissions).toEqual(expect.arrayContaining([Permission.SelfRead, Permission.SignOrdersCreate, Permission.OperationsCreate]));
   });
 
+  // ADR 0040: what a B2B guest effectively holds, and why (the token's account).
+  it.each([
+    ['fail guest (acct 1): no administrator or approver nature, no APPROVE grant', 'guest', ['ORDERER'], ['ORDER'], 'guest'],
+    ['fail no acct claim: the same, account null', 'none', ['ORDERER'], ['ORDER'], null],
+    ['ok member (acct 0): everything the roles give', 'member', ['ADMINISTRATOR', 'APPROVER', 'ORDERER'], ['APPROVE', 'ORDER'], 'member'],
+  ] as const)('%s', async (_n, account, natures, grants, shown) => {
+    const keyid = await seedKey(pg.db, { prefix: 'fw-g' });
+    const actor = await mediumActor(pg.db, { natures: ['ADMINISTRATOR', 'APPROVER', 'ORDERER'], grants: ['APPROVE', 'ORDER'], keyids: [keyid] }, Permission.SelfRead, 'bff', account);
+    const me = service.me(actor);
+    expect(me).toMatchObject({ account: shown, natures, keyPermissions: { [keyid]: grants } });
+    const humanOnly = [Permission.OperationsApprove, Permission.AdminSessionsManage, Permission.SubjectsAdmin, Permission.KeysAdmin, Permission.RolesAdmin];
+    expect(me.permissions.some((p) => (humanOnly as string[]).includes(p))).toBe(shown === 'member');
+  });
+
   it.each([
     ['ok the channel the token came through (bff)', 'bff'],
     ['ok the channel the token came through (provisioning)', 'provisioning'],

@@ -17,6 +17,7 @@ export class MeService {
       oid: actor.oid,
       client: actor.client,
       channel: actor.channel,
+      account: actor.principal.account ?? null,
       ...this.sorted(actor),
     };
   }

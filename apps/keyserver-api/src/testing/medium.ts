@@ -26,7 +26,7 @@ import {
 import { createTestDatabase, type TempDatabase } from '@keyserver/data-access/testing';
 import { createPkcs11Signer, type Pkcs11Signer } from '@keyserver/pkcs11-signer';
 import { createTempToken, SOFTHSM_MODULE } from '@keyserver/pkcs11-signer/testing';
-import type { Principal, PrincipalChannel } from '@keyserver/entra-token';
+import type { Principal, PrincipalAccount, PrincipalChannel } from '@keyserver/entra-token';
 import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, OID, type HsmKeyInfo, type HsmSigner } from '@keyserver/pki';
 import { buildCsr, csrPem, extensionDer, extensionRequest, generateTestKey, nameDer } from '@keyserver/pki/testing';
 import pino from 'pino';
@@ -228,13 +228,15 @@ export function mediumOpenssl(prefix: string): {
 
 /**
  * A registered, enabled USER holding one new role with `natures` and `grants` on `keyids`, as the guard hands it to
- * services (`authorize` with the route's `permission`, which the role must open).
+ * services (`authorize` with the route's `permission`, which the role must open). The token proves a member account
+ * (`acct` 0) unless `account` says otherwise (`guest`, or `none`: no acct claim; ADR 0040).
  */
 export async function mediumActor(
   db: Db,
   access: { natures: Nature[]; grants?: KeyGrant[]; keyids?: string[] },
   permission: Permission,
   channel: PrincipalChannel = 'provisioning',
+  account: PrincipalAccount | 'none' = 'member',
 ): Promise<Actor> {
   const subjects = new SubjectRepository(db);
   const role = `role-${randomBytes(4).toString('hex')}`;
@@ -243,7 +245,7 @@ export async function mediumActor(
   const oid = randomUUID();
   const s = await subjects.create({ kind: 'USER', tid: MEDIUM_TENANT, oid, displayName: role, roles: [role] });
   const found = await subjects.findByTidOid(MEDIUM_TENANT, oid);
-  const principal: Principal = { kind: 'user', channel, tid: MEDIUM_TENANT, oid, sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0 };
+  const principal: Principal = { kind: 'user', channel, tid: MEDIUM_TENANT, oid, sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: 0, ...(account !== 'none' ? { account } : {}) };
   return authorize(principal, { subjectId: s.id, kind: 'USER', enabled: true, natures: found?.natures ?? [], keyGrants: found?.keyPermissions ?? {} }, permission);
 }
 

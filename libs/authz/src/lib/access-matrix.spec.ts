@@ -17,28 +17,37 @@ const rows = (): string[][] =>
 const ticked = (cell: string): string[] => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
 const CHANNELS = ['app', 'bff', 'provisioning'] as const;
 type Channel = (typeof CHANNELS)[number];
+// A user token's account (the `acct` claim, ADR 0040); `none` is a user token without it. App tokens have none.
+const ACCOUNTS = ['member', 'guest', 'none'] as const;
+type Account = (typeof ACCOUNTS)[number];
+interface Restriction {
+  ignored: Set<Nature>;
+  refused: Set<Permission>;
+  code: string | undefined;
+}
+const restriction = (second: string, third: string): Restriction => ({
+  ignored: new Set(second.split(/[\s,]+/).filter(isNature)),
+  refused: new Set(ticked(third).filter(isPermission)),
+  code: ticked(third).find((t) => !isPermission(t)),
+});
 
 function documented() {
   const base = new Set<Permission>();
   const natures = new Map<Nature, Set<Permission>>();
   const grants = new Map<KeyGrant, Permission>();
-  const channels = new Map<Channel, { ignored: Set<Nature>; refused: Set<Permission>; code: string | undefined }>();
+  const channels = new Map<Channel, Restriction>();
+  const accounts = new Map<Account, Restriction>();
   for (const [first, second, third] of rows()) {
     if (first === '(every enabled subject)') ticked(second).filter(isPermission).forEach((p) => base.add(p));
     else if (isNature(first)) natures.set(first, new Set(ticked(second).filter(isPermission)));
     else if (isKeyGrant(first)) grants.set(first, ticked(second).filter(isPermission)[0]);
-    else if ((CHANNELS as readonly string[]).includes(ticked(first)[0] ?? '')) {
-      channels.set(ticked(first)[0] as Channel, {
-        ignored: new Set(second.split(/[\s,]+/).filter(isNature)),
-        refused: new Set(ticked(third).filter(isPermission)),
-        code: ticked(third).find((t) => !isPermission(t)),
-      });
-    }
+    else if ((CHANNELS as readonly string[]).includes(ticked(first)[0] ?? '')) channels.set(ticked(first)[0] as Channel, restriction(second, third));
+    else if ((ACCOUNTS as readonly string[]).includes(ticked(first)[0] ?? '')) accounts.set(ticked(first)[0] as Account, restriction(second, third));
   }
-  return { base, natures, grants, channels };
+  return { base, natures, grants, channels, accounts };
 }
 
-const principal = (channel: Channel): Principal => ({
+const principal = (channel: Channel, account: Account = 'member'): Principal => ({
   kind: channel === 'app' ? 'app' : 'user',
   channel,
   tid: 't',
@@ -48,7 +57,12 @@ const principal = (channel: Channel): Principal => ({
   scopes: channel === 'app' ? [] : ['keyserver'],
   roles: [],
   expiresAt: 0,
+  ...(channel !== 'app' && account !== 'none' ? { account } : {}),
 });
+/** Every principal shape: app tokens, and user tokens of each channel with each account. */
+const PRINCIPALS: readonly (readonly [Channel, Account])[] = CHANNELS.flatMap((c) =>
+  c === 'app' ? [[c, 'none'] as const] : ACCOUNTS.map((a): readonly [Channel, Account] => [c, a]),
+);
 const subject = (channel: Channel, o: Partial<ResolvedSubject>): ResolvedSubject => ({
   subjectId: 'sub-1',
   kind: channel === 'app' ? 'CLIENT' : 'USER',
@@ -70,30 +84,41 @@ function outcome(run: () => unknown): string {
 describe('docs/auth.md §5 access matrix', () => {
   const doc = documented();
 
-  it('documents every nature, every key grant and every channel', () => {
+  it('documents every nature, every key grant, every channel and every account', () => {
     expect([...doc.natures.keys()].sort()).toEqual([...NATURES].sort());
     expect([...doc.grants.keys()].sort()).toEqual([...KEY_GRANTS].sort());
     expect([...doc.channels.keys()].sort()).toEqual([...CHANNELS].sort());
+    expect([...doc.accounts.keys()].sort()).toEqual([...ACCOUNTS].sort());
   });
 
-  const natureCases = NATURES.flatMap((n) => PERMISSIONS.flatMap((p) => CHANNELS.map((c) => [n, p, c] as const)));
-  it.each(natureCases)('nature %s asking for %s on channel %s answers as documented', (nature, permission, channel) => {
-    const rules = doc.channels.get(channel);
-    const opened = doc.base.has(permission) || (!rules?.ignored.has(nature) && doc.natures.get(nature)?.has(permission));
-    const expected = rules?.refused.has(permission) ? rules.code : opened ? 'ok' : 'permission_denied';
-    expect(outcome(() => authorize(principal(channel), subject(channel, { natures: [nature] }), permission))).toBe(expected);
+  /** The documented refusal of `permission` for this principal shape, whatever the subject holds. */
+  const refusal = (channel: Channel, account: Account, permission: Permission): string | undefined => {
+    const c = doc.channels.get(channel);
+    const a = channel === 'app' ? undefined : doc.accounts.get(account);
+    return c?.refused.has(permission) ? c.code : a?.refused.has(permission) ? a.code : undefined;
+  };
+
+  const natureCases = NATURES.flatMap((n) => PERMISSIONS.flatMap((p) => PRINCIPALS.map(([c, a]) => [n, p, c, a] as const)));
+  it.each(natureCases)('nature %s asking for %s on channel %s (account %s) answers as documented', (nature, permission, channel, account) => {
+    const byChannel = doc.channels.get(channel);
+    const byAccount = channel === 'app' ? undefined : doc.accounts.get(account);
+    const gives = doc.natures.get(nature)?.has(permission) ?? false;
+    const opened = doc.base.has(permission) || (gives && !byChannel?.ignored.has(nature) && !byAccount?.ignored.has(nature));
+    // A permission only a nature the account ignores would give is refused with the account's code.
+    const expected = refusal(channel, account, permission) ?? (opened ? 'ok' : gives && byAccount?.ignored.has(nature) ? byAccount.code : 'permission_denied');
+    expect(outcome(() => authorize(principal(channel, account), subject(channel, { natures: [nature] }), permission))).toBe(expected);
   });
 
-  const grantCases = KEY_GRANTS.flatMap((g) => CHANNELS.map((c) => [g, c] as const));
-  it.each(grantCases)('key grant %s on channel %s opens its route and acts on its key only', (grant, channel) => {
+  const grantCases = KEY_GRANTS.flatMap((g) => PRINCIPALS.map(([c, a]) => [g, c, a] as const));
+  it.each(grantCases)('key grant %s on channel %s (account %s) opens its route and acts on its key only', (grant, channel, account) => {
     const permission = doc.grants.get(grant) as Permission;
-    const rules = doc.channels.get(channel);
     const s = subject(channel, { keyGrants: { 'key-a': [grant] } });
-    if (rules?.refused.has(permission)) {
-      expect(outcome(() => authorize(principal(channel), s, permission))).toBe(rules.code);
+    const refused = refusal(channel, account, permission);
+    if (refused) {
+      expect(outcome(() => authorize(principal(channel, account), s, permission))).toBe(refused);
       return;
     }
-    const actor = authorize(principal(channel), s, permission);
+    const actor = authorize(principal(channel, account), s, permission);
     expect(outcome(() => requireAccess(actor, grant, 'key-a'))).toBe('ok');
     expect(outcome(() => requireAccess(actor, grant, 'key-b'))).toBe('key_permission_denied');
     for (const other of KEY_GRANTS.filter((g) => g !== grant)) expect(outcome(() => requireAccess(actor, other, 'key-a'))).toBe('key_permission_denied');

@@ -7,7 +7,7 @@ export interface AuthFailureEvent {
   method: string;
   path: string;
   ip?: string;
-  principal?: Pick<Principal, 'tid' | 'oid' | 'azp' | 'kind' | 'channel' | 'tokenId'>;
+  principal?: Pick<Principal, 'tid' | 'oid' | 'azp' | 'kind' | 'channel' | 'tokenId' | 'account'>;
   subjectId?: string;
 }
 

@@ -188,6 +188,7 @@ describe(EntraAuthGuard.name, () => {
     exp: clock / 1000 + 3600,
     uti: 'uti-test',
   });
+  // acct 0: a member of the tenant, as Entra writes it once the optional claim is configured (ADR 0040).
   const user = (oid: string, o: Record<string, unknown> = {}): Record<string, unknown> => ({
     ...baseClaims(),
     scp: 'keyserver',
@@ -195,6 +196,7 @@ describe(EntraAuthGuard.name, () => {
     sub: `pairwise-${oid}`,
     azp: APP,
     azpacr: '1',
+    acct: 0,
     ...o,
   });
   const bff = (o: Record<string, unknown> = {}): Record<string, unknown> => user(OID.ada, o);
@@ -342,6 +344,11 @@ describe(EntraAuthGuard.name, () => {
     ['fail keyclient id as a public client (azpacr 0)', () => get(bearer(bff({ azpacr: '0' }))), 'client_not_allowed'],
     ['fail missing azpacr on a keyclient token', () => get(bearer(bff({ azpacr: undefined }))), 'client_not_allowed'],
     ['fail app token minted by the keyclient itself', () => get(bearer(appTok({ azp: APP }))), 'client_not_allowed'],
+    ['fail acct "1 " (a guest padded to look like something else)', () => get(bearer(bff({ acct: '1 ' }))), 'invalid_claims'],
+    ['fail acct fullwidth "０"', () => get(bearer(bff({ acct: '０' }))), 'invalid_claims'],
+    ['fail acct true', () => get(bearer(bff({ acct: true }))), 'invalid_claims'],
+    ['fail acct ["0"]', () => get(bearer(bff({ acct: ['0'] }))), 'invalid_claims'],
+    ['fail acct null', () => get(bearer(bff({ acct: null }))), 'invalid_claims'],
   ];
 
   describe('hostile tokens (401, same body)', () => {
@@ -406,6 +413,29 @@ describe(EntraAuthGuard.name, () => {
       } finally {
         undo();
       }
+    });
+    it.each([
+      ['fail guest (acct 1) with the APPROVE grant on the approver route', () => bearer(user(OID.nora, { acct: 1 })), 'POST', '/operations/op-1/approvals', 'guest'],
+      ['fail guest (acct "1") on the approver route', () => bearer(user(OID.nora, { acct: '1' })), 'POST', '/operations/op-1/approvals', 'guest'],
+      ['fail guest (acct 1.0, the JSON number 1) on the approver route', () => [`Bearer ${tok({}, { rawPayload: `${JSON.stringify(user(OID.nora, { acct: undefined })).slice(0, -1)},"acct":1.0}` })}`], 'POST', '/operations/op-1/approvals', 'guest'],
+      ['fail user token without acct (optional claim not configured) on the approver route', () => bearer(user(OID.nora, { acct: undefined })), 'POST', '/operations/op-1/approvals', undefined],
+      ['fail guest administrator on a route only her administrator nature opens', () => bearer(bff({ acct: 1 })), 'GET', '/keys', 'guest'],
+      ['fail administrator without acct on a route only her administrator nature opens', () => bearer(bff({ acct: undefined })), 'GET', '/keys', undefined],
+    ])('%s: member_account_required', async (_name, auth, method, path, account) => {
+      const before = sink.events.length;
+      const r = await call(base, method, path, { auth: auth(), body: method === 'POST' ? '{}' : undefined });
+      await expect403(r, 'member_account_required');
+      // The detail names the cause: a guest, or a token without the acct optional claim.
+      expect(r.json['detail']).toMatch(account === 'guest' ? /guest account \(acct 1\)/ : /no acct claim/);
+      expect(sink.events.slice(before).map((e) => [e.status, e.code, e.principal?.account])).toEqual([[403, 'member_account_required', account]]);
+    });
+    it('ok the same subjects with a member token (acct 0 or "0")', async () => {
+      expect((await call(base, 'POST', '/operations/op-1/approvals', { auth: bearer(user(OID.nora, { acct: '0' })), body: '{}' })).status).toBe(200);
+      expect((await get(bearer(bff({ acct: 0 })))).status).toBe(200);
+    });
+    it('ok a guest keeps what other natures give (an orderer-provisioner signs on the provisioning channel)', async () => {
+      const r = await call(base, 'POST', '/signorders', { auth: bearer(prov({ acct: 1 })), body: '{"keyid":"fw-1"}' });
+      expect(r.status).toBe(201);
     });
     it('ok administrator approves nothing but reads keys', async () => {
       expect((await get(bearer(bff()))).status).toBe(200);

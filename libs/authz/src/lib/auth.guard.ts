@@ -106,7 +106,7 @@ export class EntraAuthGuard implements CanActivate {
       code: e.code,
       ...info,
       ...(principal
-        ? { principal: { tid: principal.tid, oid: principal.oid, azp: principal.azp, kind: principal.kind, channel: principal.channel, tokenId: principal.tokenId } }
+        ? { principal: { tid: principal.tid, oid: principal.oid, azp: principal.azp, kind: principal.kind, channel: principal.channel, tokenId: principal.tokenId, account: principal.account } }
         : {}),
       ...(subject ? { subjectId: subject.subjectId } : {}),
     };

@@ -5,6 +5,7 @@ export type AuthzErrorCode =
   | 'subject_disabled'
   | 'subject_kind_mismatch'
   | 'app_principal_forbidden'
+  | 'member_account_required'
   | 'bff_token_not_allowed'
   | 'permission_denied'
   | 'key_permission_denied'
@@ -16,6 +17,8 @@ const STATUS: Record<AuthzErrorCode, number> = {
   subject_disabled: 403,
   subject_kind_mismatch: 403,
   app_principal_forbidden: 403,
+  // A user token that does not prove a member account (acct 0) asks for what only the human-only natures give.
+  member_account_required: 403,
   bff_token_not_allowed: 403,
   permission_denied: 403,
   key_permission_denied: 403,

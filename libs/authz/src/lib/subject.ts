@@ -26,10 +26,11 @@ export interface Actor {
   /** The client the token was issued to (azp). */
   client: string;
   channel: Principal['channel'];
+  /** The subject's natures this principal may use: without the human-only ones unless {@link mayUseHumanOnly}. */
   natures: ReadonlySet<Nature>;
-  /** Per keyid, the grants the subject's roles give on that key. */
+  /** Per keyid, the grants the subject's roles give on that key (without APPROVE unless {@link mayUseHumanOnly}). */
   keyGrants: ReadonlyMap<string, ReadonlySet<KeyGrant>>;
-  /** Route permissions from the natures (app principals lose human-only natures); key grants not included. */
+  /** Route permissions from those natures; key grants not included. */
   permissions: ReadonlySet<Permission>;
   principal: Principal;
 }
@@ -54,27 +55,50 @@ export interface SubjectResolver {
 /** Injection token for the {@link SubjectResolver}. */
 export const SUBJECT_RESOLVER = Symbol('KEYSERVER_SUBJECT_RESOLVER');
 
-/** Nature-derived permissions for this principal/subject pair (app principals lose human-only natures). */
-export function naturePermissions(principal: Pick<Principal, 'kind'>, subject: Pick<ResolvedSubject, 'natures'>): Set<Permission> {
+/**
+ * Whether the principal may use the human-only natures (ADMINISTRATOR, APPROVER), their permissions and the APPROVE
+ * grant: only a user whose token proves a member account of the tenant (`acct` 0). Never an app principal, never an
+ * Entra B2B guest (`acct` 1), and not a user token without `acct` (deny by default; ADR 0040).
+ */
+export function mayUseHumanOnly(principal: Pick<Principal, 'kind' | 'account'>): boolean {
+  return principal.kind === 'user' && principal.account === 'member';
+}
+
+/** Nature-derived permissions for this principal/subject pair (human-only natures only when {@link mayUseHumanOnly}). */
+export function naturePermissions(principal: Pick<Principal, 'kind' | 'account'>, subject: Pick<ResolvedSubject, 'natures'>): Set<Permission> {
+  return permissionsOf(mayUseHumanOnly(principal) ? subject.natures : subject.natures.filter((n) => !HUMAN_ONLY_NATURES.has(n)));
+}
+
+function permissionsOf(natures: readonly Nature[]): Set<Permission> {
   const out = new Set<Permission>(BASE_PERMISSIONS);
-  for (const nature of subject.natures) {
-    if (principal.kind === 'app' && HUMAN_ONLY_NATURES.has(nature)) continue;
-    for (const p of NATURE_PERMISSIONS[nature] ?? []) out.add(p);
-  }
+  for (const nature of natures) for (const p of NATURE_PERMISSIONS[nature] ?? []) out.add(p);
   return out;
 }
 
-/** Why `permission` is refused by the principal's kind or channel, whatever the subject holds. */
+/** Why `permission` is refused by the principal's kind, account or channel, whatever the subject holds. */
 export function channelRestriction(principal: Principal, permission: Permission): AuthzErrorCode | null {
-  if (principal.kind === 'app' && HUMAN_ONLY_PERMISSIONS.has(permission)) return 'app_principal_forbidden';
+  if (HUMAN_ONLY_PERMISSIONS.has(permission) && !mayUseHumanOnly(principal)) {
+    return principal.kind === 'app' ? 'app_principal_forbidden' : 'member_account_required';
+  }
   if (principal.channel === 'bff' && BFF_FORBIDDEN_PERMISSIONS.has(permission)) return 'bff_token_not_allowed';
   return null;
 }
 
+/** The refusal's detail: a guest is told so; a token without `acct` points at the missing optional claim. */
+function refusal(code: AuthzErrorCode, principal: Principal): AuthzError {
+  if (code !== 'member_account_required') return new AuthzError(code);
+  return new AuthzError(
+    code,
+    principal.account === 'guest'
+      ? 'a guest account (acct 1) never holds the administrator or approver natures'
+      : 'the token proves no member account (no acct claim): the administrator and approver natures need one',
+  );
+}
+
 /**
  * The whole route-level decision, in order: unknown subject, disabled, kind mismatch, principal
- * restrictions, then the permission: from a nature, or from a key grant on any key (the service then
- * checks the grant on the key the request names, `requireAccess`).
+ * restrictions (kind, account, channel), then the permission: from a nature, or from a key grant on any key (the
+ * service then checks the grant on the key the request names, `requireAccess`).
  * @throws AuthzError (403)
  */
 export function authorize(principal: Principal, subject: ResolvedSubject | null, permission: Permission): Actor {
@@ -83,10 +107,15 @@ export function authorize(principal: Principal, subject: ResolvedSubject | null,
   const expectedKind: SubjectKind = principal.kind === 'app' ? 'CLIENT' : 'USER';
   if (subject.kind !== expectedKind) throw new AuthzError('subject_kind_mismatch');
   const restricted = channelRestriction(principal, permission);
-  if (restricted) throw new AuthzError(restricted);
+  if (restricted) throw refusal(restricted, principal);
   const d = derivedOf(subject);
-  const permissions = d.permissions[principal.kind];
-  if (!permissions.has(permission) && !d.grantPermissions.has(permission)) throw new AuthzError('permission_denied');
+  const human = mayUseHumanOnly(principal);
+  const v = human ? d.human : d.restricted;
+  if (!v.permissions.has(permission) && !v.grantPermissions.has(permission)) {
+    // Only a human-only nature the user may not use would give it: name that cause rather than a bare denial.
+    const wouldHave = d.human.permissions.has(permission) || d.human.grantPermissions.has(permission);
+    throw refusal(principal.kind === 'user' && !human && wouldHave ? 'member_account_required' : 'permission_denied', principal);
+  }
   return {
     subjectId: subject.subjectId,
     kind: subject.kind,
@@ -95,33 +124,58 @@ export function authorize(principal: Principal, subject: ResolvedSubject | null,
     displayName: subject.displayName ?? principal.displayName ?? principal.oid,
     client: principal.azp,
     channel: principal.channel,
-    natures: d.natures,
-    keyGrants: d.keyGrants,
-    permissions,
+    natures: v.natures,
+    keyGrants: v.keyGrants,
+    permissions: v.permissions,
     principal,
   };
 }
 
-/** What an Actor takes from its subject, built once per ResolvedSubject object (the resolver hands out one per cached snapshot). */
-interface SubjectDerived {
+/** What an Actor holds of its subject. */
+interface AccessView {
   natures: ReadonlySet<Nature>;
   keyGrants: ReadonlyMap<string, ReadonlySet<KeyGrant>>;
   /** Route permissions any key grant gives (the service then checks the grant on the key the request names). */
   grantPermissions: ReadonlySet<Permission>;
-  permissions: Record<Principal['kind'], ReadonlySet<Permission>>;
+  permissions: ReadonlySet<Permission>;
+}
+
+/**
+ * What an Actor takes from its subject, built once per ResolvedSubject object (the resolver hands out one per cached
+ * snapshot): everything for a member (`human`), and without the human-only natures and grants for app principals,
+ * guests and tokens without `acct` (`restricted`).
+ */
+interface SubjectDerived {
+  human: AccessView;
+  restricted: AccessView;
 }
 
 // Keyed by the object: a changed subject is a new object (the access cache reloads it), so nothing goes stale.
 const derived = new WeakMap<ResolvedSubject, SubjectDerived>();
 
+/** Grants that open a human-only permission (APPROVE): as human-only as the natures. */
+const humanOnlyGrant = (g: KeyGrant): boolean => HUMAN_ONLY_PERMISSIONS.has(KEY_GRANT_PERMISSION[g]);
+
+function viewOf(natures: readonly Nature[], keyGrants: [string, readonly KeyGrant[]][]): AccessView {
+  return {
+    natures: new Set(natures),
+    keyGrants: new Map(keyGrants.map(([keyid, grants]) => [keyid, new Set(grants)])),
+    grantPermissions: new Set(keyGrants.flatMap(([, grants]) => grants.map((g) => KEY_GRANT_PERMISSION[g]))),
+    permissions: permissionsOf(natures),
+  };
+}
+
 function derivedOf(subject: ResolvedSubject): SubjectDerived {
   let d = derived.get(subject);
   if (!d) {
+    const grants = Object.entries(subject.keyGrants);
     d = {
-      natures: new Set(subject.natures),
-      keyGrants: new Map(Object.entries(subject.keyGrants).map(([keyid, grants]) => [keyid, new Set(grants)])),
-      grantPermissions: new Set(Object.values(subject.keyGrants).flatMap((grants) => grants.map((g) => KEY_GRANT_PERMISSION[g]))),
-      permissions: { app: naturePermissions({ kind: 'app' }, subject), user: naturePermissions({ kind: 'user' }, subject) },
+      human: viewOf(subject.natures, grants),
+      restricted: viewOf(
+        subject.natures.filter((n) => !HUMAN_ONLY_NATURES.has(n)),
+        // A key left with no grant is not listed: it gives nothing, not even visibility.
+        grants.map(([keyid, g]): [string, KeyGrant[]] => [keyid, g.filter((x) => !humanOnlyGrant(x))]).filter(([, g]) => g.length > 0),
+      ),
     };
     derived.set(subject, d);
   }

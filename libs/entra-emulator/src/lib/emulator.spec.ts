@@ -88,7 +88,8 @@ function certificateAssertion(o: AssertionOptions): Promise<string> {
 
 async function expectEmulatorError(promise: Promise<unknown>, code: EntraEmulatorErrorCode, oauthError?: string): Promise<void> {
   const err = await promise.then(
-    () => undefined,
+    // An emulator that started after all is closed, so that a failing case cannot keep jest from exiting.
+    async (started: unknown) => void (await (started as Partial<RunningEmulator> | undefined)?.close?.()),
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(EntraEmulatorError);
@@ -479,6 +480,8 @@ describe(startEmulator.name, () => {
         exp: NOW_S + 1800,
         azp: pub,
         azpacr: '0',
+        // The acct optional claim the Keyserver's registration configures (ADR 0040): 0, a member.
+        acct: 0,
         name: ada.name,
         oid: ada.oid,
         preferred_username: ada.username,
@@ -878,6 +881,67 @@ describe('startEmulator tenant configuration', () => {
     }
   });
 
+  // ADR 0040: `acct` on user access tokens, 0 for members and 1 for B2B guests, as Entra with the optional claim.
+  describe('acct (member or guest)', () => {
+    const guest = { username: 'gus.guest@partner.test', password: 'demo-password', name: 'Gus Guest (Partner)', oid: 'a0000001-0000-4000-8000-0000000000a1', userType: 'Guest' as const };
+    async function userToken(emu: RunningEmulator, tenant: DemoTenant, username: string, clientId: 'keyclient' | 'provisioning'): Promise<JWTPayload> {
+      const app = tenant.keyserverApp;
+      const confidential = clientId === 'keyclient';
+      const redirectUri = confidential ? app.redirectUris[0] : 'http://127.0.0.1:50031/callback';
+      const pkce = pkcePair();
+      const code = await loginWithPassword(emu, {
+        clientId: confidential ? app.clientId : tenant.provisioningApp.clientId,
+        redirectUri,
+        username,
+        password: 'demo-password',
+        scope: `openid profile ${app.applicationIdUri}/keyserver`,
+        codeChallenge: pkce.codeChallenge,
+      });
+      const res = await exchangeCode(emu, {
+        clientId: confidential ? app.clientId : tenant.provisioningApp.clientId,
+        ...(confidential ? { clientSecret: app.clientSecret } : {}),
+        code,
+        redirectUri,
+        codeVerifier: pkce.codeVerifier,
+      });
+      expect(res.status).toBe(200);
+      const at = await verifyWithJwks(emu, String(res.body['access_token']), app.clientId);
+      const id = await verifyWithJwks(emu, String(res.body['id_token']), confidential ? app.clientId : tenant.provisioningApp.clientId);
+      // An access-token optional claim: never in the ID token.
+      expect(id.payload).not.toHaveProperty('acct');
+      return at.payload;
+    }
+
+    it.each([
+      ['ok a member (the default userType) gets acct 0 on the keyclient', 'ada.admin@demo.test', 'keyclient', 0],
+      ['ok a member gets acct 0 on the provisioning client', 'ada.admin@demo.test', 'provisioning', 0],
+      ['ok a guest gets acct 1 on the keyclient', guest.username, 'keyclient', 1],
+      ['ok a guest gets acct 1 on the provisioning client', guest.username, 'provisioning', 1],
+    ] as const)('%s', async (_n, username, client, acct) => {
+      const tenant = fileTenant();
+      tenant.users = [...tenant.users, guest];
+      const emu = await startEmulator({ tenant, clock });
+      try {
+        expect((await userToken(emu, tenant, username, client))['acct']).toBe(acct);
+      } finally {
+        await emu.close();
+      }
+    });
+
+    it('ok without the acct optional claim configured, user tokens carry none (a misconfigured registration)', async () => {
+      const tenant = fileTenant();
+      tenant.users = [...tenant.users, guest];
+      tenant.keyserverApp = { ...tenant.keyserverApp, accessTokenOptionalClaims: [] };
+      const emu = await startEmulator({ tenant, clock });
+      try {
+        expect(await userToken(emu, tenant, guest.username, 'keyclient')).not.toHaveProperty('acct');
+        expect(await userToken(emu, tenant, 'ada.admin@demo.test', 'provisioning')).not.toHaveProperty('acct');
+      } finally {
+        await emu.close();
+      }
+    });
+  });
+
   it('refuses a certificate assertion once the registered certificate has expired', async () => {
     const later = Date.UTC(2046, 5, 1);
     const emu = await startEmulator({ tenantFile: TENANT_FILE, clock: () => later });
@@ -900,6 +964,8 @@ describe('startEmulator tenant configuration', () => {
       { tenant: { ...fileTenant(), ciClients: [{ ...fileTenant().ciClients?.[0], appRoles: ['Unknown.Role'] }] } as DemoTenant },
       EntraEmulatorErrorCode.TenantFileInvalid,
     ],
+    ['fail userType Entra does not have', { tenant: { ...fileTenant(), users: [{ ...fileTenant().users[0], userType: 'guest' }] } as unknown as DemoTenant }, EntraEmulatorErrorCode.TenantFileInvalid],
+    ['fail an access-token optional claim the emulator does not emit', { tenant: { ...fileTenant(), keyserverApp: { ...fileTenant().keyserverApp, accessTokenOptionalClaims: ['wids'] } } as unknown as DemoTenant }, EntraEmulatorErrorCode.TenantFileInvalid],
     [
       'fail certificate credential that is not a PEM certificate',
       { tenant: { ...fileTenant(), ciClients: [{ ...fileTenant().ciClients?.[0], certificates: ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'] }] } as DemoTenant },

@@ -336,6 +336,8 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
       }
       jwt.payload = {
         ...base,
+        // Entra's optional claim, when the registration configures it: 0 a member of the tenant, 1 a B2B guest.
+        ...(app.accessTokenOptionalClaims.includes('acct') ? { acct: user.userType === 'Guest' ? 1 : 0 } : {}),
         name: user.name,
         oid: user.oid,
         preferred_username: user.username,

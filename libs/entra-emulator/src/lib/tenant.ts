@@ -43,6 +43,8 @@ const userSchema = z.object({
   natures: z.array(z.string()).default([]),
   /** App roles of the Keyserver app assigned to the user (emitted as `roles`). */
   appRoles: z.array(z.string().min(1)).default([]),
+  /** Entra's `userType`: `Guest` is a B2B guest from a partner tenant (`acct` 1 in access tokens), else `acct` 0. */
+  userType: z.enum(['Member', 'Guest']).default('Member'),
 });
 
 /** Schema of config/demo-tenant.json. Unknown fields (e.g. `$comment`) are ignored. */
@@ -56,6 +58,11 @@ export const demoTenantSchema = z
       applicationIdUri: z.string().regex(/^api:\/\/[^/\s]+$/, 'must look like api://<id>'),
       scope: z.string().regex(/^[A-Za-z0-9._-]+$/),
       appRoles: z.array(z.string().min(1)).default([]),
+      /**
+       * Optional claims of the registration's access tokens (Token configuration). `acct` is configured by default, as
+       * docs/operations.md asks; `[]` plays a registration that forgot it (user tokens without `acct`).
+       */
+      accessTokenOptionalClaims: z.array(z.enum(['acct'])).default(['acct']),
       redirectUris: z.array(absoluteUrl).min(1),
       postLogoutRedirectUris: z.array(absoluteUrl).default([]),
     }),

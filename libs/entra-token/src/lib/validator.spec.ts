@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { createEntraTokenValidator, EntraTokenValidator, EntraTokenValidatorConfig } from './validator';
 import { loadEntraMetadata, EntraMetadata } from './metadata';
 import { TokenError, TokenErrorCode } from './errors';
@@ -189,6 +190,92 @@ describe(createEntraTokenValidator.name, () => {
 
   it('rejects clockToleranceSec above 60', () => {
     expect(() => validator({ clockToleranceSec: 61 })).toThrow(RangeError);
+  });
+
+  // The `acct` optional claim (0 member, 1 guest): only a proven member may later use the human-only natures (authz).
+  describe('acct (member or B2B guest) on user tokens', () => {
+    /** A user token whose payload is `userClaims()` with `"acct":<raw JSON text>` written as is. */
+    const rawAcct = (json: string): string => {
+      const text = JSON.stringify(userClaims());
+      return `Bearer ${issuer.sign({}, { rawPayload: `${text.slice(0, -1)},"acct":${json}}` })}`;
+    };
+
+    it.each([
+      ['ok member as Entra writes it (number 0)', { acct: 0 }, 'member'],
+      ['ok member as the one-digit string "0"', { acct: '0' }, 'member'],
+      ['ok guest (number 1)', { acct: 1 }, 'guest'],
+      ['ok guest as the string "1"', { acct: '1' }, 'guest'],
+      ['ok no acct (optional claim not configured): no account, proves nothing', {}, undefined],
+    ])('%s', async (_n, claims, account) => {
+      const p = await validator().authenticate(bearer(userClaims(claims)));
+      expect(p.kind).toBe('user');
+      expect(p.account).toBe(account);
+      expect('account' in p).toBe(account !== undefined);
+    });
+
+    it.each([
+      ['fail "1 " (trailing space)', '"1 "'],
+      ['fail " 0" (leading space)', '" 0"'],
+      ['fail "00"', '"00"'],
+      ['fail "+0"', '"+0"'],
+      ['fail "0.0" as a string', '"0.0"'],
+      ['fail fullwidth "０"', '"０"'],
+      ['fail Arabic-Indic zero "٠"', '"٠"'],
+      ['fail "member"', '"member"'],
+      ['fail empty string', '""'],
+      ['fail true', 'true'],
+      ['fail false', 'false'],
+      ['fail null', 'null'],
+      ['fail ["0"]', '["0"]'],
+      ['fail [0]', '[0]'],
+      ['fail {"0":0}', '{"0":0}'],
+      ['fail 2', '2'],
+      ['fail -1', '-1'],
+      ['fail 0.5', '0.5'],
+      ['fail -0', '-0'],
+      ['fail 1e300', '1e300'],
+    ])('%s: the token is refused (invalid_claims)', async (_n, json) => {
+      expect(await codeOf(validator().authenticate(rawAcct(json)))).toBe('invalid_claims');
+    });
+
+    it.each([
+      ['fail 1.0 is the JSON number 1: a guest', '1.0', 'guest'],
+      ['ok 0.0 is the JSON number 0: a member (JSON has one number type, and Entra signed it)', '0.0', 'member'],
+    ])('%s', async (_n, json, account) => {
+      expect((await validator().authenticate(rawAcct(json))).account).toBe(account);
+    });
+
+    it('keeps the account of a token it remembers as verified', async () => {
+      const v = validator();
+      const token = bearer(userClaims({ acct: 1, uti: 'uti-guest' }));
+      expect((await v.authenticate(token)).account).toBe('guest');
+      expect((await v.authenticate(token)).account).toBe('guest');
+    });
+
+    it('ok app tokens are unaffected: acct is not read, whatever it holds', async () => {
+      for (const acct of [0, 1, '1 ', ['0'], true]) {
+        const p = await validator().authenticate(bearer(appClaims({ acct })));
+        expect(p.kind).toBe('app');
+        expect(p.account).toBeUndefined();
+      }
+    });
+
+    it('proves a member only for 0 or "0", refuses every value but 0, 1, "0" and "1" (property)', async () => {
+      const v = validator({ verifiedTokenCacheSize: 0 });
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(fc.constantFrom<unknown>(0, 1, '0', '1', '1 ', '０', true, ['0'], -1, 2), fc.jsonValue({ maxDepth: 2 })), async (acct) => {
+          const text = JSON.stringify(acct);
+          const outcome = await v.authenticate(rawAcct(text)).then(
+            (p) => p.account ?? 'none',
+            (e: unknown) => (e instanceof TokenError ? e.code : 'thrown'),
+          );
+          const parsed: unknown = JSON.parse(text);
+          const expected = Object.is(parsed, 0) || parsed === '0' ? 'member' : parsed === 1 || parsed === '1' ? 'guest' : 'invalid_claims';
+          expect(outcome).toBe(expected);
+        }),
+        { numRuns: 200 },
+      );
+    });
   });
 
   describe('JWKS cache', () => {

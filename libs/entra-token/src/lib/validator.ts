@@ -4,7 +4,7 @@ import { TokenError } from './errors';
 import { FetchLike } from './http-fetch';
 import { JwksKeyStore, JwksKeyStoreStats, KID_PATTERN } from './jwks-key-store';
 import { EntraMetadata, GUID } from './metadata';
-import { Principal } from './principal';
+import { Principal, PrincipalAccount } from './principal';
 
 /** Configuration of {@link createEntraTokenValidator}. */
 export interface EntraTokenValidatorConfig {
@@ -81,6 +81,18 @@ export function displayClaim(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined;
   const clean = v.replace(LONE_SURROGATE, '\ufffd').replace(CONTROL, '\ufffd');
   return [...clean].slice(0, 256).join('') || undefined;
+}
+
+/**
+ * The `acct` optional claim of a user token in the forms Entra writes: 0 (member) or 1 (guest), as a JSON number or
+ * its one-digit string; absent: undefined (nothing proven). Anything else refuses the token, so that a claim we cannot
+ * read never decides who is a member ("1 ", "０", -0, true, ["0"]...). JSON has one number type: 1.0 is 1.
+ */
+function accountClaim(v: unknown): PrincipalAccount | undefined {
+  if (v === undefined) return undefined;
+  if (Object.is(v, 0) || v === '0') return 'member';
+  if (v === 1 || v === '1') return 'guest';
+  throw new TokenError('invalid_claims', 'acct must be 0 or 1');
 }
 
 /** The token id (uti/jti) when it looks like one; anything else is dropped rather than logged or audited. */
@@ -257,7 +269,8 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
       if (azp === keyclientClientId && (azpacr === '1' || azpacr === '2')) channel = 'bff';
       else if (provisioning.has(azp) && azpacr === '0') channel = 'provisioning';
       else throw new TokenError('client_not_allowed');
-      return { kind: 'user', channel, scopes, ...base };
+      const account = accountClaim(c['acct']);
+      return { kind: 'user', channel, scopes, ...base, ...(account ? { account } : {}) };
     }
 
     if (!roles.some((r) => appRoles.has(r))) throw new TokenError('missing_role');

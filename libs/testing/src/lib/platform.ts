@@ -18,10 +18,11 @@ const platform = require(join(__dirname, '..', '..', '..', '..', 'scripts', 'pla
 
 export interface DemoTenant {
   tenant: { id: string; name: string };
-  keyserverApp: { clientId: string; clientSecret: string; applicationIdUri: string; scope: string; appRoles: string[] };
+  keyserverApp: { clientId: string; clientSecret: string; applicationIdUri: string; scope: string; appRoles: string[]; accessTokenOptionalClaims?: 'acct'[] };
   provisioningApp: { clientId: string; redirectUris: string[] };
   ciClients: { name: string; clientId: string; clientSecret?: string; servicePrincipalOid: string; appRoles: string[] }[];
-  users: { username: string; password: string; name: string; oid: string; natures: string[] }[];
+  /** `userType` Guest: an Entra B2B guest (`acct` 1); default Member (libs/entra-emulator). */
+  users: { username: string; password: string; name: string; oid: string; natures: string[]; userType?: 'Member' | 'Guest' }[];
 }
 
 export interface PlatformEnv {

@@ -39,6 +39,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   subject_disabled: 'Your Keyserver account is disabled. Ask an administrator.',
   subject_kind_mismatch: 'This account type cannot be used here.',
   app_principal_forbidden: 'Applications cannot use this function.',
+  member_account_required: 'Administration and approvals need a member account of the organisation; guest accounts cannot do this.',
   bff_token_not_allowed: 'This action is not available from the administration console.',
   permission_denied: 'You do not have the permission to do this.',
   key_permission_denied: 'You do not have the permission to use this key for this.',

@@ -52,7 +52,7 @@ describe('problemMessage', () => {
     'operation_not_found', 'operation_closed', 'operation_expired', 'already_approved', 'not_an_approver', 'self_approval_forbidden',
     'cancellation_not_allowed', 'certificate_not_found', 'revocation_not_allowed', 'admin_session_required', 'admin_session_not_active',
     'admin_session_not_participant', 'already_authorized', 'subject_exists', 'role_exists', 'human_only_nature', 'key_not_found',
-    'unknown_subject', 'subject_disabled', 'permission_denied', 'key_permission_denied', 'token_expired',
+    'unknown_subject', 'subject_disabled', 'member_account_required', 'permission_denied', 'key_permission_denied', 'token_expired',
     'session_store_unavailable', 'database_unavailable',
   ])('ok the table words %s', (code) => {
     expect(PROBLEM_MESSAGES[code]).toMatch(/^[A-Z].+\.$/);
