@@ -434,4 +434,45 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       expect((await lifecycle().findPendingVersion(p.keyid))?.version).toBe(2);
     });
   });
+
+  describe('the lifecycle decides under its locks (ADR 0045)', () => {
+    // Each level a shorter validity and one CA level fewer than its issuer.
+    const create = async (type: 'CA' | 'FW', issuer: string, validityDays: number, pathLen?: number) => {
+      const keyid = newKeyid(type.toLowerCase());
+      await admin.create(ada, session, { keyid, type, algorithm: 'EC_P256', requiredApprovers: 0, validityDays, commonName: `${type} ${keyid}`, issuer, ...(pathLen !== undefined ? { pathLen } : {}) }, requestId());
+      return keyid;
+    };
+
+    it('fail destroying a CA whose ACTIVE key is two levels below: key_has_active_children, audited, nothing destroyed', async () => {
+      const ca = await create('CA', await selfSignedRoot(), 365, 1);
+      const sub = await create('CA', ca, 300, 0);
+      const fw = await create('FW', sub, 200);
+      await service.retire(ada, session, sub, {}, requestId());
+      await service.retire(ada, session, ca, {}, requestId());
+      const id = requestId();
+      expect(await codeOf(service.destroy(ada, session, ca, {}, id))).toBe('key_has_active_children');
+      expect(await eventsOf(id)).toEqual([['key.destroy', 'DENIED', 'key_has_active_children']]);
+      const key = await keys.getByKeyid(ca);
+      expect(key.destroyedAt).toBeNull();
+      expect((await hsm.signer.getKey(key.hsmKeyId)).hsmKeyId).toBe(key.hsmKeyId);
+      expect((await keys.getByKeyid(fw)).state).toBe('ACTIVE');
+    });
+
+    it('fail a rotation whose issuer is retired before its version commits: issuer_not_usable, audited, the key pair generated for it destroyed', async () => {
+      const ca = await create('CA', await selfSignedRoot(), 365, 0);
+      const fw = await create('FW', ca, 300);
+      class Raced extends KeyLifecycleRepository {
+        override async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, a: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+          await service.retire(ada, session, ca, {}, requestId());
+          return super.addVersion(keyid, expectedVersion, v, a);
+        }
+      }
+      const id = requestId();
+      expect(await codeOf(build(new Raced(db)).lifecycle.rotate(ada, session, fw, { validityDays: 30 }, id))).toBe('issuer_not_usable');
+      const [refused] = (await audit.list({ requestId: id })).items;
+      expect([refused?.action, refused?.outcome, refused?.errorCode, (refused?.details as { hsmKey?: string }).hsmKey]).toEqual(['key.rotate', 'DENIED', 'issuer_not_usable', 'destroyed']);
+      expect(await codeOf(hsm.signer.getKey(String((refused?.details as { hsmKeyId?: string }).hsmKeyId)))).toBe('key_not_found');
+      expect((await keys.getByKeyid(fw)).currentVersion).toBe(1);
+    });
+  });
 });

@@ -327,9 +327,12 @@ export class KeyLifecycleService {
             details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate', ...(administrators ? { administrators } : {}) },
           },
         )
-        .catch((err: unknown) => {
+        .catch(async (err: unknown) => {
           if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
-          if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail);
+          // Refused under the locks (ADR 0045): the key left ACTIVE (never to return), or else its issuer did.
+          if (err instanceof DataAccessError && err.code === 'invalid_state') {
+            throw new KeyAdminError((await this.find(keyid)).state === 'ACTIVE' ? KeyAdminErrorCode.IssuerNotUsable : KeyAdminErrorCode.KeyNotActive, err.detail);
+          }
           throw err;
         });
     });
@@ -395,12 +398,12 @@ export class KeyLifecycleService {
       const session = await this.gate.require(actor, sessionId);
       validateBody(NoBodyRequest, body);
       const key = await this.find(keyid);
-      if (key.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
-      if (key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed at ${key.destroyedAt.toISOString()}`);
-      const children = (await this.keys.list({ state: 'ACTIVE' })).filter((k) => k.parentKeyid === keyid);
-      if (children.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `key ${keyid} certifies ACTIVE keys (${children.map((k) => k.keyid).join(', ')}): retire or revoke them first`);
-      const pendingVersion = await this.lifecycle.findPendingVersion(keyid);
-      const hsmKeyIds = [...new Set([...(await this.lifecycle.versions(keyid)).map((v) => v.hsmKeyId), ...(pendingVersion ? [pendingVersion.hsmKeyId] : [])])];
+      // Decided under the key's lock, against every key below it (ADR 0045); stays true until markDestroyed.
+      const plan = await this.lifecycle.destructionPlan(keyid);
+      if (plan.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
+      if (plan.destroyed) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
+      if (plan.activeBelow.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `ACTIVE keys below ${keyid} (${plan.activeBelow.join(', ')}) would become unverifiable: retire or revoke them first`);
+      const { hsmKeyIds } = plan;
       // Each unexpired version of a ROOT/CA signs its last CRL first (served until its certificates expired); a
       // failure here destroys nothing.
       const finalCrls =
@@ -411,7 +414,7 @@ export class KeyLifecycleService {
           : [];
       // HSM first: deleting an object that is gone is a no-op, so a failure below leaves a state a retry finishes.
       for (const id of hsmKeyIds) await this.signer.destroyKey(id);
-      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: key.state, finalCrlVersions: finalCrls } }).catch((err: unknown) => {
+      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: plan.state, finalCrlVersions: finalCrls } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
       });
     });

@@ -129,4 +129,16 @@ describe(`${KeyAdminService.name} revocation (medium: real PostgreSQL and SoftHS
     expect(await codeOf(lifecycle.renew(ada, session, k.fw, { validityDays: 30 }, id))).toBe('key_not_active');
     expect((await new KeyLifecycleRepository(db).versions(k.fw)).map((v) => v.state)).toEqual(['REVOKED']);
   });
+
+  it('fail revoking a RETIRED key after its issuer signed its final CRL (a destruction under way): issuer_not_usable, audited, the key stays RETIRED', async () => {
+    const k = await chain();
+    await lifecycle.retire(ada, session, k.fw, {}, requestId());
+    await lifecycle.retire(ada, session, k.sub, {}, requestId());
+    // The first step of the sub-CA's destruction; the HSM key and the key row are not gone yet (ADR 0045).
+    await new CrlService(new CrlRepository(db), hsm.signer, pino({ level: 'silent' })).finalCrls(k.sub);
+    const id = requestId();
+    expect(await codeOf(admin.revoke(ada, session, k.fw, { reason: 'keyCompromise' }, id))).toBe('issuer_not_usable');
+    expect(await eventsOf(id)).toEqual([['key.revoke', 'DENIED', 'issuer_not_usable', k.fw]]);
+    expect((await keys.getByKeyid(k.fw)).state).toBe('RETIRED');
+  });
 });

@@ -132,6 +132,30 @@ function asUnavailable(err: unknown): unknown {
     : err;
 }
 
+/** True when PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01), wherever the driver put it. */
+export function isDeadlock(err: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof err !== 'object' || err === null) return false;
+  const e = err as Record<string, unknown>;
+  const meta = e['meta'] as Record<string, unknown> | undefined;
+  if ([e['code'], e['originalCode'], meta?.['code']].includes('40P01')) return true;
+  return isDeadlock(e['cause'], depth + 1) || isDeadlock(meta?.['driverAdapterError'], depth + 1);
+}
+
+/**
+ * Runs `transaction` again when PostgreSQL chose it as a deadlock's victim (ADR 0045), at most `attempts` times in
+ * all: it was rolled back whole, so a new attempt reads and decides everything again. For transactions whose locks
+ * cannot always be taken in one order (a revocation's second round of key locks); the last deadlock is thrown.
+ */
+export async function retryDeadlocks<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (attempt >= attempts || !isDeadlock(err)) throw err;
+    }
+  }
+}
+
 /** Maps Prisma's known request errors to stable data-access codes. */
 export function mapPrismaError(err: unknown, what: string): never {
   if (err instanceof DataAccessError) throw err;

@@ -68,18 +68,20 @@ const toStored = (c: CrlRow): StoredCrl => ({
 const lockCrl = (tx: Tx, versionId: string) => tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`crl:${versionId}`}, 0))`;
 
 /**
- * For a revocation in `tx` of a certificate signed by (issuerKeyId, issuerVersion): takes the CRL lock of every
- * version whose CRL lists it (the versions sharing that version's key pair), in id order, and refuses
- * (`invalid_state`) when one of those CRLs is final. A final CRL is signed just before the key pair is destroyed and
- * never re-signed, so a revocation committed after it would be missing from every CRL while the issuer is not marked
- * destroyed yet (or a destruction that failed after its final CRLs is retried). Under the locks a refresh either ran
- * before (and its CRL is final: refused here) or runs after this commits and lists the revocation.
+ * For a revocation in `tx` of what (issuerKeyId, issuerVersions) signed: takes the CRL lock of every version whose
+ * CRL lists it (the versions sharing those versions' key pairs), all in one id order, and refuses (`invalid_state`)
+ * when one of those CRLs is final. A final CRL is signed just before the key pair is destroyed and never re-signed,
+ * so a revocation committed after it would be missing from every CRL while the issuer is not marked destroyed yet (or
+ * a destruction that failed after its final CRLs is retried). Under the locks a refresh either ran before (and its
+ * CRL is final: refused here) or runs after this commits and lists the revocation. Taken after every key row lock of
+ * the transaction (a refresh locks its key row before its CRL lock: ADR 0045).
  */
-export async function lockCrlScopeForRevocation(tx: Tx, issuerKeyId: string, issuerVersion: number): Promise<void> {
+export async function lockCrlScopeForRevocation(tx: Tx, issuerKeyId: string, issuerVersions: number | number[]): Promise<void> {
+  const wanted = Array.isArray(issuerVersions) ? issuerVersions : [issuerVersions];
   const versions = await tx.$queryRaw<{ id: string }[]>`
-    SELECT w."id"::text AS "id" FROM "key_version" v
+    SELECT DISTINCT w."id"::text AS "id" FROM "key_version" v
     JOIN "key_version" w ON w."keyId" = v."keyId" AND w."hsmKeyId" = v."hsmKeyId"
-    WHERE v."keyId" = ${issuerKeyId}::uuid AND v."version" = ${issuerVersion} ORDER BY w."id"`;
+    WHERE v."keyId" = ${issuerKeyId}::uuid AND v."version" = ANY(${wanted}::int[]) ORDER BY 1`;
   for (const v of versions) await lockCrl(tx, v.id);
   if (versions.length === 0) return;
   const final = await tx.crl.findFirst({ where: { keyVersionId: { in: versions.map((v) => v.id) }, final: true }, select: { keyVersionId: true } });
@@ -151,13 +153,17 @@ export class CrlRepository {
   }
 
   /**
-   * Under the version's advisory lock: reads the stored CRL and the revoked set again, lets `sign` decide (and sign
+   * Under the key's row lock and the version's advisory lock: reads the stored CRL and the revoked set again, lets `sign` decide (and sign
    * in the HSM, with a CRL number taken from the key's counter in this transaction) and stores the result. A final
    * CRL is never replaced: the version's key is gone.
    */
   async refresh(scope: CrlScope, sign: CrlSigner): Promise<StoredCrl | null> {
     try {
       return await this.db.transaction(async (tx) => {
+        // The key row first, then the CRL lock: the order of a revocation (its key rows, then its issuer's CRL locks),
+        // so that no refresh holds a CRL lock while it waits for a key row a revocation holds (ADR 0045). It also
+        // waits for a revocation below this key (a cascade) and then lists it.
+        await tx.$queryRaw`SELECT 1 AS "locked" FROM "key" WHERE "id" = ${scope.keyId}::uuid FOR NO KEY UPDATE`;
         await lockCrl(tx, scope.versionId);
         const row = await tx.crl.findUnique({ where: { keyVersionId: scope.versionId } });
         const stored = row ? toStored(row) : null;

@@ -1,5 +1,5 @@
 import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow } from '../../generated/prisma/client';
-import { mapPrismaError, type Db, type Tx } from '../db';
+import { mapPrismaError, retryDeadlocks, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
@@ -98,6 +98,45 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: stri
 }
 
 /**
+ * Locks a key row FOR UPDATE and its issuer's FOR SHARE, in id order (the order of a revocation's tree and of operation
+ * creation, ADR 0045); returns both as they were when locked (issuer null for a key without one).
+ */
+async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: { keyid: string; state: string; destroyed: boolean } | null }> {
+  const rows = await tx.$queryRaw<{ id: string; parentId: string | null }[]>`SELECT "id"::text AS "id", "parentId"::text AS "parentId" FROM "key" WHERE "keyid" = ${keyid}`;
+  if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
+  // A key's issuer never changes; both ids are lower-case uuid text, which sorts as PostgreSQL orders uuids.
+  const { id, parentId } = rows[0];
+  const lockIssuer = async () => {
+    if (!parentId) return null;
+    const p = await tx.$queryRaw<{ keyid: string; state: string; destroyed: boolean }[]>`
+      SELECT "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed" FROM "key" WHERE "id" = ${parentId}::uuid FOR SHARE`;
+    return p[0] ?? null;
+  };
+  const issuerFirst = parentId !== null && parentId < id;
+  const issuer = issuerFirst ? await lockIssuer() : null;
+  const key = await lockKey(tx, keyid);
+  return { key, issuer: issuerFirst ? issuer : await lockIssuer() };
+}
+
+/** Keyids of the ACTIVE keys anywhere below the key `id` (certified by it, or by a key below it). */
+async function activeBelow(tx: Tx, id: string): Promise<string[]> {
+  const rows = await tx.$queryRaw<{ keyid: string }[]>`
+    WITH RECURSIVE t AS (SELECT "id" FROM "key" WHERE "parentId" = ${id}::uuid UNION SELECT c."id" FROM "key" c JOIN t ON c."parentId" = t."id")
+    SELECT k."keyid" FROM t JOIN "key" k ON k."id" = t."id" WHERE k."state" = 'ACTIVE' AND k."destroyedAt" IS NULL ORDER BY k."keyid"`;
+  return rows.map((r) => r.keyid);
+}
+
+/** What a destruction of a key has to know, read under the key's lock ({@link KeyLifecycleRepository.destructionPlan}). */
+export interface DestructionPlan {
+  state: Key['state'];
+  destroyed: boolean;
+  /** The ACTIVE keys below it, at any depth: while there is one, it is not destroyed. */
+  activeBelow: string[];
+  /** Every HSM key of its versions and of a pending version: what the destruction deletes. */
+  hsmKeyIds: string[];
+}
+
+/**
  * Versions, retirement, destruction and externally certified keys (ADR 0020). Every change locks the key row and
  * is conditional on the state it read, and writes its audit event in the same transaction: of concurrent changes
  * exactly one commits (the others get `invalid_state` or `conflict`).
@@ -120,17 +159,20 @@ export class KeyLifecycleRepository {
    */
   async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
-      return await this.db.transaction(async (tx) => {
+      return await retryDeadlocks(() => this.db.transaction(async (tx) => {
         await lockKeyid(tx, keyid);
-        const locked = await lockKey(tx, keyid);
+        // The issuer FOR SHARE until the commit (ADR 0045): its retirement, revocation or destruction waits for this
+        // version, or this waits for it and is refused; `invalid_state` either way (the key's own state is checked first).
+        const { key: locked, issuer } = await lockKeyAndIssuer(tx, keyid);
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
+        if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyed)) throw new DataAccessError('invalid_state', `the issuer ${issuer.keyid} is ${issuer.destroyed ? 'destroyed' : issuer.state}: it certifies no new version`);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
         if (await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { id: true } })) throw new DataAccessError('conflict', `key ${keyid} has a pending version`);
         const version = locked.currentVersion + 1;
         const added = await addVersionTx(tx, keyid, locked, version, v, {});
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: expectedVersion } });
         return added;
-      });
+      }));
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }
@@ -147,6 +189,31 @@ export class KeyLifecycleRepository {
         const k = await tx.key.update({ where: { id: locked.id }, data: { state: 'RETIRED', retiredAt: now }, include: withParent });
         await appendAuditTx(tx, { ...audit, keyid });
         return toKey(k);
+      });
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /**
+   * What a destruction checks before it deletes anything, read under the key's lock (FOR UPDATE: a creation below it,
+   * which locks it FOR SHARE, has committed or waits and then finds it not ACTIVE): its state, the ACTIVE keys at
+   * any depth below it (a destroyed CA would leave them unverifiable) and the HSM keys to delete. Once the key is not
+   * ACTIVE nothing new is created, renewed or rotated below it and no key below becomes ACTIVE again, so an empty
+   * `activeBelow` stays true until the destruction is marked (ADR 0045).
+   */
+  async destructionPlan(keyid: string): Promise<DestructionPlan> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const locked = await lockKey(tx, keyid);
+        const versions = await tx.keyVersion.findMany({ where: { keyId: locked.id }, select: { hsmKeyId: true }, orderBy: { version: 'asc' } });
+        const pending = await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { hsmKeyId: true } });
+        return {
+          state: locked.state as Key['state'],
+          destroyed: locked.destroyedAt !== null,
+          activeBelow: await activeBelow(tx, locked.id),
+          hsmKeyIds: [...new Set([...versions.map((x) => x.hsmKeyId), ...(pending ? [pending.hsmKeyId] : [])])],
+        };
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);

@@ -1,8 +1,9 @@
 import type { Key as KeyRow, Prisma } from '../../generated/prisma/client';
-import { mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
+import { mapPrismaError, retryDeadlocks, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { lockCrlScopeForRevocation } from './crl.repository';
 
 export interface CreateKeyInput {
   keyid: string;
@@ -115,7 +116,9 @@ type TreeRow = { id: string; keyid: string; type: KeyType; state: KeyState; pare
  * every other key lock (FOR SHARE of a key creation on its issuer, FOR UPDATE of a new version, a retirement or a
  * destruction) but not with the foreign-key checks of sign orders and certificates being stored. Creation locks its
  * issuer FOR SHARE before it inserts ({@link insertKeyTx}), so once a key is locked nothing can be created below it;
- * a key committed below between the read of the tree and its lock is found by the next read and locked in turn.
+ * a key committed below between the read of the tree and its lock is found by the next read and locked in turn. That
+ * second round is out of id order: against another transaction locking in id order it may deadlock, and PostgreSQL
+ * aborts one of them, which its repository runs again ({@link retryDeadlocks}, ADR 0045).
  */
 async function lockTree(tx: Tx, keyid: string): Promise<TreeRow[]> {
   const locked = new Set<string>();
@@ -223,11 +226,20 @@ export class KeyRepository {
    */
   async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<KeyRevocation> {
     try {
-      return await this.db.transaction(async (tx) => {
+      return await retryDeadlocks(() => this.db.transaction(async (tx) => {
         const [top, ...below] = await lockTree(tx, keyid);
         if (!top) throw new DataAccessError('not_found', `key ${keyid} not found`);
         // A retired key can still be revoked (its certificates are still published until they expire).
         if (top.state === 'REVOKED') throw new DataAccessError('invalid_state', `key ${keyid} is already revoked`);
+        // Its serials go on its issuer's CRLs: after the key rows, the CRL locks of the issuer versions that signed its
+        // versions, refused once one of them is final (the issuer is being destroyed; ADR 0045). The keys below need
+        // none: their issuers are locked above, and a refresh of their CRLs locks the issuer's row first.
+        const signers = await tx.$queryRaw<{ issuerId: string; issuerVersion: number }[]>`
+          SELECT DISTINCT p."id"::text AS "issuerId", v."issuerVersion" FROM "key_version" v JOIN "key" p ON p."keyid" = v."issuerKeyid"
+          WHERE v."keyId" = ${top.id}::uuid AND v."state" <> 'REVOKED' AND v."issuerVersion" IS NOT NULL`;
+        for (const issuerId of new Set(signers.map((x) => x.issuerId))) {
+          await lockCrlScopeForRevocation(tx, issuerId, signers.filter((x) => x.issuerId === issuerId).map((x) => x.issuerVersion));
+        }
         await revokeKeyTx(tx, top.id, reason, at);
         const belowReason = cascadeReason(reason);
         const revokedBelow: RevokedBelow[] = [];
@@ -250,7 +262,7 @@ export class KeyRepository {
         const k = await tx.key.findUnique({ where: { id: top.id }, include: withParent });
         if (!k) throw new DataAccessError('not_found', `key ${keyid} not found`);
         return { ...toKey(k), revokedBelow };
-      });
+      }));
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }
