@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, sign as nodeSign, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,54 @@ const ksctl = (...args: string[]) => {
 };
 
 const ab = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+
+/** What a broken or hostile TSA changes in an honest token before it signs it again with its own key (ADR 0046). */
+type Twist = 'resigned' | 'genTime+2min' | 'no-ess' | 'ess-other' | 'genTime+10min' | 'genTime-10min';
+const ESS_V1 = '1.2.840.113549.1.9.16.2.12';
+const ESS_V2 = '1.2.840.113549.1.9.16.2.47';
+const MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
+const tlv = (tag: number, body: Buffer) => {
+  const n = body.length;
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...len]), body]);
+};
+/**
+ * openssl's reply with its token changed by `twist` and signed again with the TSA's key `keyPem` (EC P-256,
+ * ecdsa-with-SHA256 as openssl signed it): the ESS signing-certificate attribute dropped or naming `otherDer`, or
+ * the genTime moved (message-digest updated); `resigned` changes nothing, the control that the forging is sound.
+ */
+function twisted(reply: Buffer, twist: Twist, keyPem: string, otherDer: Buffer): Buffer {
+  const [status, tokenEl] = (asn1js.fromBER(ab(reply)).result as asn1js.Sequence).valueBlock.value;
+  const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(ab(Buffer.from((tokenEl as asn1js.BaseBlock).valueBeforeDecodeView))).content });
+  const si = sd.signerInfos[0];
+  let attrs = (si.signedAttrs as pkijs.SignedAndUnsignedAttributes).attributes;
+  if (twist === 'no-ess') attrs = attrs.filter((a) => a.type !== ESS_V1 && a.type !== ESS_V2);
+  if (twist === 'ess-other') {
+    // SigningCertificateV2 { certs { ESSCertIDv2 { certHash = SHA-256 of another certificate } } } (hashAlgorithm DEFAULT sha256)
+    const names = new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.OctetString({ valueHex: ab(createHash('sha256').update(otherDer).digest()) })] })] })] });
+    attrs = attrs.map((a) => (a.type === ESS_V2 ? new pkijs.Attribute({ type: ESS_V2, values: [names] }) : a));
+  }
+  const shift = { 'genTime+2min': 2, 'genTime+10min': 10, 'genTime-10min': -10 }[twist as string];
+  if (shift) {
+    const tst = Buffer.from((sd.encapContentInfo.eContent as asn1js.OctetString).getValue());
+    const gen = (asn1js.fromBER(ab(tst)).result as asn1js.Sequence).valueBlock.value[4] as asn1js.GeneralizedTime;
+    const before = Buffer.from(gen.valueBeforeDecodeView);
+    const text = new Date(gen.toDate().getTime() + shift * 60_000).toISOString().slice(0, 19).replace(/[-T:]/g, '') + 'Z';
+    const after = tlv(0x18, Buffer.from(text));
+    expect(after.length).toBe(before.length); // openssl states whole seconds: same length, same TSTInfo otherwise
+    const at = tst.indexOf(before);
+    const moved = Buffer.concat([tst.subarray(0, at), after, tst.subarray(at + before.length)]);
+    sd.encapContentInfo.eContent = new asn1js.OctetString({ valueHex: ab(moved) });
+    attrs = attrs.map((a) => (a.type === MESSAGE_DIGEST ? new pkijs.Attribute({ type: MESSAGE_DIGEST, values: [new asn1js.OctetString({ valueHex: ab(createHash('sha256').update(moved).digest()) })] }) : a));
+  }
+  // DER: a SET OF in the order of its encodings.
+  attrs = [...attrs].sort((x, y) => Buffer.compare(Buffer.from(x.toSchema().toBER(false)), Buffer.from(y.toSchema().toBER(false))));
+  const toBeSigned = Buffer.from(new asn1js.Set({ value: attrs.map((a) => a.toSchema()) }).toBER(false));
+  si.signedAttrs = new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: attrs });
+  si.signature = new asn1js.OctetString({ valueHex: ab(nodeSign('sha256', toBeSigned, keyPem)) });
+  const token = Buffer.from(new pkijs.ContentInfo({ contentType: '1.2.840.113549.1.7.2', content: sd.toSchema(true) }).toSchema().toBER(false));
+  return tlv(0x30, Buffer.concat([Buffer.from((status as asn1js.BaseBlock).valueBeforeDecodeView), token]));
+}
 const signedDataOf = (p7s: Buffer) => new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(ab(p7s)).content });
 /** The signature value and the timestamp token of the first SignerInfo, byte for byte. */
 function tokenOf(p7s: Buffer): { signature: Buffer; token?: Buffer } {
@@ -269,7 +317,7 @@ describe('signature timestamps from a configured TSA URL', () => {
   let p: RunningPlatform;
   let proxy: Server;
   let work: string;
-  let mode: 'pinned' | 'sibling' | 'rogue' | 'forward' | 'down' | 'garbage' = 'pinned';
+  let mode: 'pinned' | 'sibling' | 'rogue' | 'forward' | 'down' | 'garbage' | Twist = 'pinned';
   let ci: string;
   const f = (n: string) => join(work, n);
   let queries = 0;
@@ -335,6 +383,11 @@ describe('signature timestamps from a configured TSA URL', () => {
             up.pipe(res);
           });
           return void fwd.end(Buffer.concat(chunks));
+        }
+        if (mode !== 'pinned' && mode !== 'sibling' && mode !== 'rogue') {
+          const honest = opensslTsa('ext-tsa', 'ext-root', Buffer.concat(chunks));
+          const other = new X509Certificate(readFileSync(f('ext-sibling.pem'))).raw;
+          return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(twisted(honest, mode, readFileSync(f('ext-tsa.key'), 'utf8'), other));
         }
         const [signer, ca] = { pinned: ['ext-tsa', 'ext-root'], sibling: ['ext-sibling', 'ext-root'], rogue: ['rogue-tsa', 'rogue-root'] }[mode];
         res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(opensslTsa(signer, ca, Buffer.concat(chunks)));
@@ -403,16 +456,45 @@ describe('signature timestamps from a configured TSA URL', () => {
     expect(audited.length).toBe(before.length + 1);
   });
 
+  it.each<[string, Twist]>([
+    ['ok the pinned TSA token signed again unchanged (the forging below is sound)', 'resigned'],
+    ['ok a genTime 2 minutes ahead of our clock (within CMS_TSA_MAX_SKEW_MS, 5 minutes by default)', 'genTime+2min'],
+  ])('%s: 201, openssl ts -verify accepts the embedded token', async (_n, m) => {
+    mode = m;
+    const { r, used, stored } = await sign();
+    expect([r.status, used, stored]).toEqual([201, 1, 1]);
+    const { signature, token } = tokenOf(r.body);
+    writeFileSync(f(`${m}-sig.bin`), signature);
+    writeFileSync(f(`${m}-token.der`), token as Buffer);
+    expect(ok('openssl', ['ts', '-verify', '-token_in', '-in', f(`${m}-token.der`), '-data', f(`${m}-sig.bin`), '-CAfile', f('ext-root.pem')])).toContain('Verification: OK');
+  });
+
+  it.each<[string, Twist, string]>([
+    ['fail a trusted TSA token without the ESS signing-certificate attribute', 'no-ess', 'timestamp_reply_invalid'],
+    ['fail a trusted TSA token whose ESS signing-certificate attribute names another certificate', 'ess-other', 'timestamp_reply_invalid'],
+    ['fail a trusted TSA token stating a genTime 10 minutes in the future', 'genTime+10min', 'timestamp_clock_skew'],
+    ['fail a trusted TSA token stating a genTime 10 minutes in the past', 'genTime-10min', 'timestamp_clock_skew'],
+  ])('%s: 502, no signature stored, the usage given back, the failure audited', async (_n, m, code) => {
+    mode = m;
+    const before = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
+    const { r, used, stored } = await sign();
+    expect(r.type).toMatch(/^application\/problem\+json/);
+    expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([502, code, 0, 0]);
+    const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
+    expect(audited.length).toBe(before.length + 1);
+  });
+
   it.each([
     ['fail the TSA answering 503', 'down' as const, 503, 'timestamp_unavailable'],
     ['fail the TSA answering garbage', 'garbage' as const, 502, 'timestamp_reply_invalid'],
   ])('%s: no signature without its timestamp, the usage given back, the failure audited', async (_n, m, status, code) => {
     mode = m;
+    const before = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
     const { r, used, stored } = await sign();
     expect(r.type).toMatch(/^application\/problem\+json/);
     expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([status, code, 0, 0]);
     const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
-    expect(audited.length).toBe(1);
+    expect(audited.length).toBe(before.length + 1);
   });
 
   it('rate-limits anonymous callers of the TSA route per IP like every public route (429 problem+json, Retry-After)', async () => {

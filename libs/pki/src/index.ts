@@ -151,10 +151,12 @@ export {
 export {
   buildTimeStampQuery,
   buildTstInfo,
+  checkGenTime,
   checkTimeStampReply,
   checkTsaTrust,
   createTimeStampToken,
   createTimestampingCertificate,
+  DEFAULT_TSA_MAX_SKEW_MS,
   grantedResponse,
   type IssuedTimeStamp,
   MAX_TIMESTAMP_QUERY_BYTES,

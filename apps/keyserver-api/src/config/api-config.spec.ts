@@ -119,8 +119,16 @@ describe('external TSA trust (ADR 0043)', () => {
     ['ok an anchor file', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem') }), '(accepted)'],
     ['ok a pin alone', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: pin() }), '(accepted)'],
     ['ok no external TSA, no trust', () => ({}), '(accepted)'],
+    ['fail a clock skew below one second', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '999' }), 'CMS_TSA_MAX_SKEW_MS'],
+    ['fail a clock skew over an hour', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '3600001' }), 'CMS_TSA_MAX_SKEW_MS'],
+    ['fail a clock skew that is not a number', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '5m' }), 'CMS_TSA_MAX_SKEW_MS'],
+    ['ok a clock skew of one minute', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '60000' }), '(accepted)'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch() })).toBe(variable);
+  });
+
+  it('ok the clock skew defaults to 5 minutes', () => {
+    expect(loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem') }).cmsTimestamp.maxSkewMs).toBe(300_000);
   });
 
   it('ok every certificate of the anchor file is an anchor, and the boot log names them by subject and fingerprint', () => {

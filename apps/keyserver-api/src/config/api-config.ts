@@ -5,7 +5,7 @@ import { ConfigError, csv, guid, loadConfig, maskUrlCredentials, port, postgresU
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
-import { pemBlocks, type TsaTrust } from '@keyserver/pki';
+import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, type TsaTrust } from '@keyserver/pki';
 
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
@@ -74,6 +74,8 @@ const schema = z
     CMS_TSA_CA_CERT: z.string().min(1).optional(),
     CMS_TSA_CERT_SHA256: csv().refine((pins) => pins.every((p) => /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)), 'must be SHA-256 fingerprints (64 hex digits, colons allowed)'),
     CMS_TSA_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    // How far that TSA's genTime may be from our clock beyond its declared accuracy (ADR 0046).
+    CMS_TSA_MAX_SKEW_MS: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_TSA_MAX_SKEW_MS),
     // required: no timestamp, no signature (503, the usage given back); off: never timestamp.
     CMS_TIMESTAMP: z.enum(['required', 'off']).default('required'),
     // production (default): never seeds demo data; demo: `seed-demo` may create the demo tenant (npm start, compose).
@@ -152,7 +154,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     v8BackgroundNice: raw.V8_BACKGROUND_NICE,
     notify: notifyConfig(raw),
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
-    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS, trust: cmsTsaTrust },
+    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS, maxSkewMs: raw.CMS_TSA_MAX_SKEW_MS, trust: cmsTsaTrust },
     mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,

@@ -21,9 +21,10 @@ export type SignatureStamper = (signatureValue: Uint8Array) => Promise<Uint8Arra
  * Signature timestamps of CMS firmware signatures (RFC 3161 appendix A), docs/adr/0024:
  * - CMS_TIMESTAMP=off: none;
  * - CMS_TSA_URL set: that TSA over HTTP (query with a nonce and certReq; the reply's status, imprint, nonce and
- *   signature checked, and its signer trusted by CMS_TSA_CA_CERT / CMS_TSA_CERT_SHA256 (ADR 0043), before it is
- *   embedded); when it is down or answers wrongly the signature fails (503 timestamp_unavailable / 502
- *   timestamp_reply_invalid, timestamp_tsa_untrusted) and its usage is given back: a firmware signature
+ *   signature and ESS signing-certificate checked, its signer trusted by CMS_TSA_CA_CERT / CMS_TSA_CERT_SHA256
+ *   (ADR 0043) and its genTime within CMS_TSA_MAX_SKEW_MS of our clock (ADR 0046), before it is embedded); when it
+ *   is down or answers wrongly the signature fails (503 timestamp_unavailable / 502 timestamp_reply_invalid,
+ *   timestamp_tsa_untrusted, timestamp_clock_skew) and its usage is given back: a firmware signature
  *   that silently lacks its timestamp would stop verifying the day its FW certificate expires;
  * - otherwise this Keyserver's own TSA when a TSA key exists (none: the signature goes without, as before).
  */
@@ -45,7 +46,7 @@ export class SignatureTimestamps {
       return async (signature) => {
         const sent = buildTimeStampQuery(hash, signature);
         const reply = await post(url, sent.der, c.timeoutMs);
-        const { token, info } = await checkTimeStampReply(reply, sent, trust);
+        const { token, info } = await checkTimeStampReply(reply, sent, trust, { maxSkewMs: c.maxSkewMs });
         facts({ serial: info.serialHex, genTime: info.genTime.toISOString(), tsa: new URL(url).host });
         return token;
       };

@@ -8,10 +8,13 @@ import * as pkijs from 'pkijs';
 import { SoftwareSigner } from '../testing/software-signer';
 import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, createSigningEndEntityCertificate } from './certificates';
 import { type CmsSigner, prepareCmsSigner, signCms, signSignedData, TIMESTAMP_TOKEN_ATTRIBUTE } from './cms';
-import { derTlv, digest, toAb } from './der';
+import { derTlv, digest, isStrictDer, toAb } from './der';
+import { signData } from './sign';
+import fc from 'fast-check';
 import {
   buildTimeStampQuery,
   buildTstInfo,
+  checkGenTime,
   checkTimeStampReply,
   createTimeStampToken,
   createTimestampingCertificate,
@@ -236,12 +239,35 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     await put('expired', old, await createTimestampingCertificate(signer, root, old, { ...leaf, notBefore: new Date(now - DAY / 2), notAfter: new Date(now - 3_600_000) }), ['root']);
   });
 
+  /** What a hostile or broken TSA changes in its token: its genTime and accuracy, its ESS signing-certificate attribute. */
+  interface Twist {
+    genTime?: Date;
+    accuracyMs?: number;
+    /** omit: no signing-certificate attribute; other: the attribute names the root, not the signer. */
+    ess?: 'omit' | 'other';
+  }
+
   /** A granted reply to `sent` signed by `name`, carrying its certificate only (certReq) or its whole chain. */
-  async function reply(name: string, sent: ReturnType<typeof buildTimeStampQuery>, certificates: 'signer' | 'chain'): Promise<Uint8Array> {
-    const authority: TimeStampAuthority = { cms: cms.get(name) as CmsSigner, hash: 'SHA-256', policy: POLICY, accuracyMs: 1000 };
-    const tst = buildTstInfo(authority, parseTimeStampQuery(sent.der, { policy: POLICY }), new Date());
+  async function reply(name: string, sent: ReturnType<typeof buildTimeStampQuery>, certificates: 'signer' | 'chain', twist: Twist = {}): Promise<Uint8Array> {
+    const own = cms.get(name) as CmsSigner;
+    const authority: TimeStampAuthority = { cms: twist.ess === 'other' ? { ...own, signerCertSha256: sha256('root') } : own, hash: 'SHA-256', policy: POLICY, accuracyMs: twist.accuracyMs ?? 1000 };
+    const tst = buildTstInfo(authority, parseTimeStampQuery(sent.der, { policy: POLICY }), twist.genTime ?? new Date());
     const token = await signSignedData(signer, authority.cms, { contentType: TSA_OID.tstInfo, content: tst.der, digest: digest('SHA-256', tst.der), hash: 'SHA-256', omitSigningTime: true, certificates });
-    return grantedResponse(token);
+    return grantedResponse(twist.ess === 'omit' ? await withoutEss(token, own) : token);
+  }
+
+  /** The token signed again by the same key over its signed attributes less the ESS signing-certificate(-v2) one. */
+  async function withoutEss(token: Uint8Array, by: CmsSigner): Promise<Uint8Array> {
+    const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(token)).content });
+    const si = sd.signerInfos[0];
+    const attrs = (si.signedAttrs as pkijs.SignedAndUnsignedAttributes).attributes.filter((a) => a.type !== '1.2.840.113549.1.9.16.2.47');
+    const toBeSigned = new Uint8Array(new asn1js.Set({ value: attrs.map((a) => a.toSchema()) }).toBER(false));
+    si.signedAttrs = new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: attrs });
+    si.signature = new asn1js.OctetString({ valueHex: toAb(await signData(signer, by.key, toBeSigned, 'SHA-256')) });
+    const der = new Uint8Array(new pkijs.ContentInfo({ contentType: '1.2.840.113549.1.7.2', content: sd.toSchema(true) }).toSchema().toBER(false));
+    // Otherwise the reply would be refused as not DER, not for the missing attribute.
+    expect(isStrictDer(der)).toBe(true);
+    return der;
   }
 
   type Case = [string, string, 'signer' | 'chain', { anchors?: string[]; pins?: string[] }];
@@ -275,5 +301,52 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
     const r = await reply(tsaName, sent, certificates);
     await expect(checkTimeStampReply(r, sent, trustOf(trust))).rejects.toMatchObject({ code: TsaErrorCode.TimestampTsaUntrusted, status: 502 });
+  });
+  const MIN = 60_000;
+
+  it.each<[string, Twist]>([
+    ['fail a token without the ESS signing-certificate attribute', { ess: 'omit' }],
+    ['fail an ESS signing-certificate attribute that names another certificate', { ess: 'other' }],
+  ])('%s: timestamp_reply_invalid, the token is not used', async (_name, twist) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const r = await reply('tsa', sent, 'signer', twist);
+    await expect(checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }))).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid, status: 502 });
+  });
+
+  it.each<[string, number, Twist, number | undefined]>([
+    ['fail genTime 10 minutes in the future', 10 * MIN, {}, undefined],
+    ['fail genTime 10 minutes in the past', -10 * MIN, {}, undefined],
+    ['fail genTime 2 minutes away with CMS_TSA_MAX_SKEW_MS at 1 minute', 2 * MIN, {}, MIN],
+    ['fail genTime 10 minutes away although the TSA declares 10 minutes of accuracy (it counts up to the skew)', 10 * MIN + 1000, { accuracyMs: 10 * MIN }, undefined],
+  ])('%s: timestamp_clock_skew, the token is not used', async (_name, offset, twist, maxSkewMs) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const r = await reply('tsa', sent, 'signer', { ...twist, genTime: new Date(Date.now() + offset) });
+    await expect(checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }), { maxSkewMs })).rejects.toMatchObject({ code: TsaErrorCode.TimestampClockSkew, status: 502 });
+  });
+
+  it.each<[string, number, Twist, number | undefined]>([
+    ['ok genTime 4 minutes in the future', 4 * MIN, {}, undefined],
+    ['ok genTime 4 minutes in the past', -4 * MIN, {}, undefined],
+    ['ok genTime 5 minutes 30 seconds away with a declared accuracy of one minute', 5.5 * MIN, { accuracyMs: MIN }, undefined],
+    ['ok genTime 50 seconds away with CMS_TSA_MAX_SKEW_MS at 1 minute', -50_000, {}, MIN],
+  ])('%s', async (_name, offset, twist, maxSkewMs) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const r = await reply('tsa', sent, 'signer', { ...twist, genTime: new Date(Date.now() + offset) });
+    const ok = await checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }), { maxSkewMs });
+    expect(ok.info.accuracyMs).toBe(twist.accuracyMs ?? 1000);
+  });
+});
+
+describe(checkGenTime.name, () => {
+  it('ok exactly when genTime is within the skew plus the declared accuracy (counted up to the skew)', () => {
+    const now = new Date('2026-12-07T12:00:00Z');
+    fc.assert(
+      fc.property(fc.integer({ min: -7_200_000, max: 7_200_000 }), fc.option(fc.integer({ min: 0, max: 7_200_000 }), { nil: undefined }), fc.integer({ min: 1000, max: 3_600_000 }), (offset, accuracyMs, maxSkewMs) => {
+        const tolerance = maxSkewMs + Math.min(accuracyMs ?? 0, maxSkewMs);
+        const run = () => checkGenTime(new Date(now.getTime() + offset), accuracyMs, now, maxSkewMs);
+        if (Math.abs(offset) <= tolerance) expect(run).not.toThrow();
+        else expect(run).toThrow(expect.objectContaining({ code: TsaErrorCode.TimestampClockSkew }));
+      }),
+    );
   });
 });

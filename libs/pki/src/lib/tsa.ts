@@ -1,6 +1,6 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { errorClass } from '@keyserver/errors';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, randomSerial, toAb } from './der';
@@ -14,7 +14,13 @@ export const TSA_OID = {
   timeStamping: '1.3.6.1.5.5.7.3.8',
   tstInfo: '1.2.840.113549.1.9.16.1.4',
   timeStampToken: '1.2.840.113549.1.9.16.2.14',
+  /** ESS signing-certificate (RFC 2634, SHA-1 ESSCertID) and signing-certificate-v2 (RFC 5035). */
+  signingCertificate: '1.2.840.113549.1.9.16.2.12',
+  signingCertificateV2: '1.2.840.113549.1.9.16.2.47',
 } as const;
+
+/** How far an external TSA's genTime may be from our clock, beyond its declared accuracy (CMS_TSA_MAX_SKEW_MS). */
+export const DEFAULT_TSA_MAX_SKEW_MS = 5 * 60_000;
 
 /** Largest query the TSA reads: a SHA-512 query with a 64-byte nonce and a policy is under 200 bytes. */
 export const MAX_TIMESTAMP_QUERY_BYTES = 1024;
@@ -38,6 +44,8 @@ export enum TsaErrorCode {
   TimestampReplyInvalid = 'timestamp_reply_invalid',
   /** The external TSA's token is signed by a certificate the configuration does not trust (CMS_TSA_CA_CERT, CMS_TSA_CERT_SHA256). */
   TimestampTsaUntrusted = 'timestamp_tsa_untrusted',
+  /** The external TSA's genTime is further from our clock than its accuracy plus CMS_TSA_MAX_SKEW_MS. */
+  TimestampClockSkew = 'timestamp_clock_skew',
 }
 
 /** PKIFailureInfo bit (RFC 3161 2.4.2) each refusal is answered with. */
@@ -54,6 +62,7 @@ const FAIL_INFO_BIT: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TimestampUnavailable]: 25, // systemFailure
   [TsaErrorCode.TimestampReplyInvalid]: 25,
   [TsaErrorCode.TimestampTsaUntrusted]: 25,
+  [TsaErrorCode.TimestampClockSkew]: 25,
 };
 
 const STATUS: Record<TsaErrorCode, number> = {
@@ -69,6 +78,7 @@ const STATUS: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TimestampUnavailable]: 503,
   [TsaErrorCode.TimestampReplyInvalid]: 502,
   [TsaErrorCode.TimestampTsaUntrusted]: 502,
+  [TsaErrorCode.TimestampClockSkew]: 502,
 };
 
 /**
@@ -287,6 +297,8 @@ export interface TimeStampTokenInfo {
   messageImprintDer: Uint8Array;
   serialHex: string;
   genTime: Date;
+  /** The accuracy the TSA declares (seconds, millis, micros rounded up), when it declares one. */
+  accuracyMs?: number;
   nonceDer?: Uint8Array;
 }
 
@@ -308,14 +320,40 @@ export function readTimeStampToken(token: Uint8Array): TimeStampTokenInfo {
   const f = (asn.result as asn1js.Sequence).valueBlock.value;
   if (f.length < 5 || !isUniversal(f[1], 6) || !isUniversal(f[3], 2) || !isUniversal(f[4], 24)) throw bad('TSTInfo does not parse');
   const nonce = f.slice(5).find((b) => isUniversal(b, 2));
+  const accuracyMs = f[5] && isUniversal(f[5], 16) ? readAccuracy(f[5] as asn1js.Sequence) : undefined;
   return {
     tstInfoDer,
     policy: (f[1] as asn1js.ObjectIdentifier).valueBlock.toString(),
     messageImprintDer: bytesOf(f[2]),
     serialHex: hex(new Uint8Array((f[3] as asn1js.Integer).valueBlock.valueHexView)),
     genTime: (f[4] as asn1js.GeneralizedTime).toDate(),
+    ...(accuracyMs !== undefined ? { accuracyMs } : {}),
     ...(nonce ? { nonceDer: bytesOf(nonce) } : {}),
   };
+}
+
+/** Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL, micros [1] INTEGER OPTIONAL }, in ms (micros rounded up). */
+function readAccuracy(seq: asn1js.Sequence): number {
+  const unsigned = (b: asn1js.AsnType) => new Uint8Array((b as asn1js.BaseBlock & { valueBlock: { valueHexView: Uint8Array } }).valueBlock.valueHexView).reduce((n, byte) => n * 256 + byte, 0);
+  let ms = 0;
+  for (const part of seq.valueBlock.value) {
+    if (isUniversal(part, 2)) ms += unsigned(part) * 1000;
+    else if (part.idBlock.tagClass === 3 && part.idBlock.tagNumber === 0) ms += unsigned(part);
+    else if (part.idBlock.tagClass === 3 && part.idBlock.tagNumber === 1) ms += Math.ceil(unsigned(part) / 1000);
+  }
+  return ms;
+}
+
+/**
+ * Refuses a genTime further from `now` than `maxSkewMs` plus the TSA's declared accuracy; the accuracy counts up
+ * to `maxSkewMs` only, so a TSA cannot switch the check off by declaring a wide one (ADR 0046).
+ */
+export function checkGenTime(genTime: Date, accuracyMs: number | undefined, now: Date, maxSkewMs: number): void {
+  const tolerance = maxSkewMs + Math.min(accuracyMs ?? 0, maxSkewMs);
+  const off = genTime.getTime() - now.getTime();
+  if (!(Math.abs(off) <= tolerance)) {
+    throw new TsaError(TsaErrorCode.TimestampClockSkew, `the TSA states ${genTime.toISOString()}, ${Math.round(off / 1000)} s from our clock (tolerance ${Math.round(tolerance / 1000)} s)`);
+  }
 }
 
 /**
@@ -371,10 +409,17 @@ export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[
 /**
  * Reads an external TSA's TimeStampResp for a query we sent: the status must be granted (0) or grantedWithMods
  * (1), the token's imprint and nonce must be the query's (a reply for another request is never embedded), the
- * token's signature must verify with the certificate it carries, and that certificate must be trusted
- * ({@link checkTsaTrust}, at the stated genTime and now). Returns the token (ContentInfo DER).
+ * token's signature must verify with the certificate it carries, which its ESS signing-certificate attribute
+ * names, the genTime must be near `now` ({@link checkGenTime}) and that certificate trusted ({@link checkTsaTrust},
+ * at the stated genTime and now). Returns the token (ContentInfo DER).
  */
-export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImprintDer: Uint8Array; nonceDer: Uint8Array }, trust: TsaTrust, now = new Date()): Promise<{ token: Uint8Array; info: TimeStampTokenInfo }> {
+export async function checkTimeStampReply(
+  reply: Uint8Array,
+  sent: { messageImprintDer: Uint8Array; nonceDer: Uint8Array },
+  trust: TsaTrust,
+  opts: { now?: Date; maxSkewMs?: number } = {},
+): Promise<{ token: Uint8Array; info: TimeStampTokenInfo }> {
+  const now = opts.now ?? new Date();
   const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
   const asn = asn1js.fromBER(toAb(reply));
   if (asn.offset === -1 || asn.offset !== reply.length || !isUniversal(asn.result, 16)) throw bad('the reply is not a TimeStampResp');
@@ -391,6 +436,8 @@ export async function checkTimeStampReply(reply: Uint8Array, sent: { messageImpr
   if (!bytesEqual(info.messageImprintDer, sent.messageImprintDer)) throw bad('the token is for another imprint');
   if (!info.nonceDer || !bytesEqual(info.nonceDer, sent.nonceDer)) throw bad('the token does not echo our nonce');
   const { signer, carried } = await verifyTimeStampToken(token);
+  // The clock first: the trust is judged at genTime, which must be near now to mean anything.
+  checkGenTime(info.genTime, info.accuracyMs, now, opts.maxSkewMs ?? DEFAULT_TSA_MAX_SKEW_MS);
   checkTsaTrust(signer, carried, trust, [info.genTime, now]);
   return { token, info };
 }
@@ -410,8 +457,8 @@ const TOKEN_SIGNATURES: Record<string, string | null | undefined> = {
 
 /**
  * Checks a token's CMS signature with the certificate it embeds (not its chain: {@link checkTsaTrust} does that):
- * content-type id-ct-TSTInfo, message-digest = digest of the TSTInfo, the signature over the signed attributes.
- * Returns the signer's certificate and every certificate the token carries.
+ * content-type id-ct-TSTInfo, message-digest = digest of the TSTInfo, the signature over the signed attributes,
+ * the ESS signing-certificate attribute naming that certificate. Returns the signer's certificate and every certificate the token carries.
  */
 export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer: X509Certificate; carried: X509Certificate[] }> {
   const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
@@ -445,6 +492,7 @@ export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer:
     ok = false;
   }
   if (!ok || !signer) throw bad('the token signature does not verify with its certificate');
+  checkEssSigningCertificate(si, signer);
   const carried: X509Certificate[] = [];
   for (const c of sd.certificates ?? []) {
     try {
@@ -454,6 +502,40 @@ export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer:
     }
   }
   return { signer, carried };
+}
+
+/** ESSCertID hashes: v1 is SHA-1 by definition (RFC 2634), v2 defaults to SHA-256 (RFC 5035). */
+const ESS_HASHES: Record<string, string> = { [HASHES['SHA-256'].oid]: 'sha256', [HASHES['SHA-384'].oid]: 'sha384', [HASHES['SHA-512'].oid]: 'sha512' };
+
+/**
+ * The token must carry an ESS signing-certificate(-v2) attribute whose first ESSCertID is the hash of the
+ * certificate that verified the signature (RFC 3161 2.4.1, RFC 5816): it binds the signer's certificate into the
+ * signature, and `ksctl verify --cms` and `openssl ts -verify` refuse a token without it. Every such attribute
+ * present must name it.
+ */
+function checkEssSigningCertificate(si: pkijs.SignerInfo, signer: X509Certificate): void {
+  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
+  const found = (si.signedAttrs?.attributes ?? []).filter((a) => a.type === TSA_OID.signingCertificateV2 || a.type === TSA_OID.signingCertificate);
+  if (found.length === 0) throw bad('the token has no ESS signing-certificate attribute');
+  for (const a of found) {
+    const v2 = a.type === TSA_OID.signingCertificateV2;
+    const certs = a.values.length === 1 && isUniversal(a.values[0], 16) ? (a.values[0] as asn1js.Sequence).valueBlock.value[0] : undefined;
+    const first = certs && isUniversal(certs, 16) ? (certs as asn1js.Sequence).valueBlock.value[0] : undefined;
+    if (!first || !isUniversal(first, 16)) throw bad('the ESS signing-certificate attribute is malformed');
+    const parts = (first as asn1js.Sequence).valueBlock.value;
+    let hash = v2 ? 'sha256' : 'sha1';
+    let at = 0;
+    if (v2 && parts[0] && isUniversal(parts[0], 16)) {
+      const oid = (parts[0] as asn1js.Sequence).valueBlock.value[0];
+      hash = oid && isUniversal(oid, 6) ? (ESS_HASHES[(oid as asn1js.ObjectIdentifier).valueBlock.toString()] ?? '') : '';
+      if (!hash) throw bad('the ESS signing-certificate-v2 attribute uses an unsupported hash');
+      at = 1;
+    }
+    const certHash = parts[at];
+    if (!certHash || !isUniversal(certHash, 4) || !bytesEqual(new Uint8Array((certHash as asn1js.OctetString).valueBlock.valueHexView), new Uint8Array(createHash(hash).update(signer.raw).digest()))) {
+      throw bad('the ESS signing-certificate attribute names another certificate than the signer');
+    }
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
-import { CliError, Exit } from './errors';
+import { CliError, Exit, exitForStatus } from './errors';
 
 export { CliError, Exit } from './errors';
 
@@ -188,6 +188,6 @@ export async function apiRaw(c: Connection, method: string, path: string, header
   }
   if (r.ok) return r;
   const problem = (await r.json().catch(() => ({}))) as { code?: string; detail?: string };
-  const exit = r.status === 401 ? Exit.Auth : r.status >= 500 ? Exit.Unavailable : Exit.Refused;
+  const exit = exitForStatus(r.status, problem.code);
   throw new CliError(`${method} ${path.split('?')[0]} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
 }

@@ -4,7 +4,9 @@ export enum Exit {
   Failure = 1,
   Usage = 2,
   Auth = 3,
+  /** Refused: the request or the Keyserver's configuration must change, a retry as is does not help. */
   Refused = 4,
+  /** Unavailable: worth retrying (unreachable, 5xx other than {@link NOT_RETRYABLE_CODES}). */
   Unavailable = 5,
   /** Verification failed: a signature, a certificate chain (revoked included) or the audit chain does not verify. */
   Invalid = 6,
@@ -21,4 +23,24 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * 5xx problem codes whose cause is configuration or a clock, not load or an outage: a retry fails the same way, so
+ * they exit 4 (refused) rather than 5 (ADR 0046).
+ */
+export const NOT_RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  // The external TSA's certificate is not the one CMS_TSA_CA_CERT / CMS_TSA_CERT_SHA256 trust (ADR 0043).
+  'timestamp_tsa_untrusted',
+  // The external TSA's clock or ours is off by more than CMS_TSA_MAX_SKEW_MS.
+  'timestamp_clock_skew',
+  // A route of the deployed API declares no access rule: a defect, not a passing fault.
+  'route_authorization_misconfigured',
+]);
+
+/** The exit code of an API answer that is not 2xx. */
+export function exitForStatus(status: number, code?: string): Exit {
+  if (status === 401) return Exit.Auth;
+  if (status >= 500 && !(code && NOT_RETRYABLE_CODES.has(code))) return Exit.Unavailable;
+  return Exit.Refused;
 }
