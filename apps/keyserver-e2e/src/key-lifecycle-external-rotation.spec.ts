@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { run, userToken } from './operations-support';
+import { offlineRoot, run, userToken } from './operations-support';
 
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
@@ -47,11 +47,7 @@ describe('rotation of an externally certified ROOT (pending version, CSR, import
     ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
     alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
     session = await activeSession(ada, alan, 'external ROOT rotation');
-    run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', f('offline.key'), '-out', f('offline.pem'), '-days', '3650', '-subj', '/C=DK/O=Acme/CN=Acme Offline Root',
-      '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('other.key'), '-out', f('other.pem'), '-days', '3650', '-subj', '/CN=Someone Else Root',
-      '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    writeFileSync(f('ext.cnf'), 'basicConstraints=critical,CA:true,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    offlineRoot(f, true);
     // Version 1: the external ceremony and the first import (go-live.spec.ts tests those in depth).
     const c = await ada<{ csr: string }>('POST', '/api/v1/keys/root-ceremony', {
       body: { keyid: 'ext-root', algorithm: 'EC_P256', subject: { commonName: 'Acme Online Root', organization: 'Acme', country: 'DK' }, validityDays: 1000, requiredApprovers: 0, mode: 'external' },

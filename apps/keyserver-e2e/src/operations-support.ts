@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { authorizeWithPassword, exchangeCode, pkcePair, type EmulatorEndpoints } from '@keyserver/entra-emulator';
 import { clientCredentialsToken, demoTenant, type RunningPlatform } from '@keyserver/testing';
 
@@ -106,4 +107,18 @@ export function run(program: string, args: string[], input?: string): string {
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`${program} ${args.join(' ')} failed: ${e.stderr ?? ''}${e.stdout ?? ''}${e.message}`);
   }
+}
+
+/**
+ * A customer's offline root made with openssl (a tool we did not write): `f('offline.key')` and `f('offline.pem')`
+ * (P-384, "Acme Offline Root"), `f('other.key')`/`f('other.pem')` (another root, P-256) when `other`, and `f('ext.cnf')`,
+ * the extensions it certifies a Keyserver ROOT with (CA, pathlen 1).
+ */
+export function offlineRoot(f: (name: string) => string, other = false): void {
+  const root = (key: string, cert: string, curve: string, subject: string) =>
+    run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-nodes', '-keyout', f(key), '-out', f(cert), '-days', '3650', '-subj', subject,
+      '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  root('offline.key', 'offline.pem', 'P-384', '/C=DK/O=Acme/CN=Acme Offline Root');
+  if (other) root('other.key', 'other.pem', 'P-256', '/CN=Someone Else Root');
+  writeFileSync(f('ext.cnf'), 'basicConstraints=critical,CA:true,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { run, userToken } from './operations-support';
+import { offlineRoot, run, userToken } from './operations-support';
 
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
@@ -61,9 +61,7 @@ describe('POST /api/v1/keys/{keyid}/csr/cancellation (an abandoned external cere
     ada = apiAs(p, await bffUserToken(p, 'ada.admin@demo.test'));
     alan = apiAs(p, await bffUserToken(p, 'alan.admin@demo.test'));
     session = await activeSession(ada, alan, 'cancel abandoned external ceremonies');
-    run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', f('offline.key'), '-out', f('offline.pem'), '-days', '3650', '-subj', '/C=DK/O=Acme/CN=Acme Offline Root',
-      '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    writeFileSync(f('ext.cnf'), 'basicConstraints=critical,CA:true,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    offlineRoot(f);
   });
   afterAll(async () => {
     await p?.stop();

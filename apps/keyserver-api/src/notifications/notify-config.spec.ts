@@ -69,7 +69,7 @@ describe(notifyConfig.name, () => {
     expect(logged).toContain('https://prod.example.test/***');
     expect(c.leaseMs).toBeGreaterThanOrEqual(2 * c.sendTimeoutMs);
     // The API's one config log line goes through the same masking.
-    const api = { pkcs11: { pin: '1234' }, databaseUrl: 'postgresql://u:pw@h/db', databaseDirectUrl: 'postgresql://u:directpw@h/db', metrics: null, notify: c } as unknown as ApiConfig;
+    const api = { pkcs11: { pin: '1234' }, databaseUrl: 'postgresql://u:pw@h/db', databaseDirectUrl: 'postgresql://u:directpw@h/db', metrics: null, notify: c, cmsTimestamp: { url: null, trust: null } } as unknown as ApiConfig;
     expect(JSON.stringify(describeConfig(api))).not.toMatch(new RegExp(`${SECRET}|SECRETPATH|SECRETSIG|/in/abc|pw@`));
   });
 });

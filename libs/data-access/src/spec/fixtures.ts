@@ -4,7 +4,7 @@ import { createDb, type Db } from '../lib/db';
 import { migrateDatabase } from '../lib/migrate/migrator';
 import { createEmptyDatabase, type TempDatabase } from './temp-database';
 import { createRepositories, type Repositories } from '../lib/repositories';
-import type { Key, Subject } from '../lib/types';
+import type { Key, KeyType, Subject } from '../lib/types';
 
 export const hex = (n: number): string => randomBytes(n).toString('hex');
 
@@ -88,4 +88,25 @@ export async function closeTwoReplicas(r: Partial<TwoReplicas>): Promise<void> {
   await r.dbA?.close();
   await r.dbB?.close();
   await r.tmp?.drop();
+}
+
+/** A key (EC P-256, fake certificate) certified by `parent`'s current version (no parent: a self-signed ROOT), with a key.create event. */
+export function seedKeyBelow(repos: Repositories, type: KeyType, parent: Key | null): Promise<Key> {
+  const day = 86_400_000;
+  return repos.keys.create(
+    {
+      keyid: `${type.toLowerCase()}-${hex(5)}`,
+      type,
+      algorithm: 'EC_P256',
+      hash: 'SHA256',
+      hsmKeyId: hex(8),
+      parentKeyid: parent?.keyid ?? null,
+      certificatePem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n',
+      certificateSerial: hex(8),
+      notBefore: new Date(Date.now() - day),
+      notAfter: new Date(Date.now() + 365 * day),
+      pathLen: type === 'ROOT' || type === 'CA' ? 3 : null,
+    },
+    { action: 'key.create', outcome: 'SUCCESS', actorName: 'test', requestId: null },
+  );
 }

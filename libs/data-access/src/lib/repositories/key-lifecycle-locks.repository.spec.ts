@@ -1,8 +1,8 @@
 import { Client } from 'pg';
-import { hex, outcome, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKeyBelow, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
-import type { AuditInput, Key, KeyType } from '../types';
+import type { AuditInput, Key } from '../types';
 import type { Repositories } from '.';
 import { CrlRepository, crlEntriesSha256, type CrlSigner } from './crl.repository';
 import { KeyLifecycleRepository } from './key-lifecycle.repository';
@@ -15,23 +15,7 @@ const PEM = '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n';
 const DAY = 86_400_000;
 const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test', requestId: null });
 
-const mk = (repos: Repositories, type: KeyType, parent: Key | null): Promise<Key> =>
-  repos.keys.create(
-    {
-      keyid: `${type.toLowerCase()}-${hex(5)}`,
-      type,
-      algorithm: 'EC_P256',
-      hash: 'SHA256',
-      hsmKeyId: hex(8),
-      parentKeyid: parent?.keyid ?? null,
-      certificatePem: PEM,
-      certificateSerial: hex(8),
-      notBefore: new Date(Date.now() - DAY),
-      notAfter: new Date(Date.now() + 365 * DAY),
-      pathLen: type === 'ROOT' || type === 'CA' ? 3 : null,
-    },
-    event('key.create'),
-  );
+const mk = seedKeyBelow;
 
 const newVersion = async (repos: Repositories, lifecycle: KeyLifecycleRepository, keyid: string) => {
   const k = await repos.keys.getByKeyid(keyid);

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
-import { hex, outcome, seedSubject, window, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKeyBelow, seedSubject, window, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
 import { signRequest } from '../../spec/sign-path';
 import { sql } from '../../spec/temp-database';
-import type { AuditInput, Key, KeyType } from '../types';
+import type { AuditInput, Key } from '../types';
 import type { Repositories } from '.';
 import { CrlRepository } from './crl.repository';
 import { KeyLifecycleRepository } from './key-lifecycle.repository';
@@ -14,24 +14,7 @@ const PEM = '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n';
 const DAY = 86_400_000;
 const event = (action: string, requestId: string | null = null, details?: Record<string, unknown>): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test', requestId, details });
 
-/** A key certified by `parent`'s current version (no parent: a self-signed ROOT). */
-const mk = (repos: Repositories, type: KeyType, parent: Key | null): Promise<Key> =>
-  repos.keys.create(
-    {
-      keyid: `${type.toLowerCase()}-${hex(5)}`,
-      type,
-      algorithm: 'EC_P256',
-      hash: 'SHA256',
-      hsmKeyId: hex(8),
-      parentKeyid: parent?.keyid ?? null,
-      certificatePem: PEM,
-      certificateSerial: hex(8),
-      notBefore: new Date(Date.now() - DAY),
-      notAfter: new Date(Date.now() + 365 * DAY),
-      pathLen: type === 'ROOT' || type === 'CA' ? 3 : null,
-    },
-    event('key.create'),
-  );
+const mk = seedKeyBelow;
 
 /** A new version of `keyid` certified by its issuer's current version: a renewal (same key pair) or a rotation. */
 async function newVersion(repos: Repositories, lifecycle: KeyLifecycleRepository, keyid: string, kind: 'renew' | 'rotate') {
