@@ -244,7 +244,8 @@ describe('key hierarchy, CMS and CRL signed in the HSM', () => {
       expect(r.status).toBe(0);
       expect(r.stderr).toMatch(/verify OK/);
       const text = run('openssl', ['crl', '-in', crlFile, '-noout', '-text']).stdout;
-      expect(text).toContain(`Serial Number: ${fw.serialHex.toUpperCase()}`);
+      // openssl prints the serial's magnitude: without the 00 that keeps a serial with its top bit set positive in DER.
+      expect(text).toContain(`Serial Number: ${fw.serialHex.replace(/^(00)+(?=..)/, '').toUpperCase()}`);
       expect(text).toContain(`Serial Number: ${other.toUpperCase()}`);
       expect(text).toMatch(/X509v3 CRL Number:\s+42/);
       expect(text).toMatch(/Key Compromise/);
