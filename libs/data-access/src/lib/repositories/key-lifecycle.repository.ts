@@ -101,15 +101,15 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: stri
  * Locks a key row FOR UPDATE and its issuer's FOR SHARE, in id order (the order of a revocation's tree and of operation
  * creation, ADR 0045); returns both as they were when locked (issuer null for a key without one).
  */
-async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: { keyid: string; state: string; destroyed: boolean } | null }> {
+async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: { keyid: string; state: string; destroyed: boolean; currentVersion: number } | null }> {
   const rows = await tx.$queryRaw<{ id: string; parentId: string | null }[]>`SELECT "id"::text AS "id", "parentId"::text AS "parentId" FROM "key" WHERE "keyid" = ${keyid}`;
   if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
   // A key's issuer never changes; both ids are lower-case uuid text, which sorts as PostgreSQL orders uuids.
   const { id, parentId } = rows[0];
   const lockIssuer = async () => {
     if (!parentId) return null;
-    const p = await tx.$queryRaw<{ keyid: string; state: string; destroyed: boolean }[]>`
-      SELECT "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed" FROM "key" WHERE "id" = ${parentId}::uuid FOR SHARE`;
+    const p = await tx.$queryRaw<{ keyid: string; state: string; destroyed: boolean; currentVersion: number }[]>`
+      SELECT "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed", "currentVersion" FROM "key" WHERE "id" = ${parentId}::uuid FOR SHARE`;
     return p[0] ?? null;
   };
   const issuerFirst = parentId !== null && parentId < id;
@@ -167,6 +167,11 @@ export class KeyLifecycleRepository {
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyed)) throw new DataAccessError('invalid_state', `the issuer ${issuer.keyid} is ${issuer.destroyed ? 'destroyed' : issuer.state}: it certifies no new version`);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
+        // The new certificate names the issuer version that signed it: a rotation of the issuer since would record a
+        // RETIRED version as its issuer (and its CRL as the one to list it).
+        if (issuer && v.issuerVersion !== null && v.issuerVersion !== issuer.currentVersion) {
+          throw new DataAccessError('conflict', `the issuer ${issuer.keyid} has a newer version (${issuer.currentVersion}) than the one that certified this one (${v.issuerVersion})`);
+        }
         if (await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { id: true } })) throw new DataAccessError('conflict', `key ${keyid} has a pending version`);
         const version = locked.currentVersion + 1;
         const added = await addVersionTx(tx, keyid, locked, version, v, {});
