@@ -3,11 +3,10 @@ import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { offlineRoot, run, userToken } from './operations-support';
+import { ksctlAs, offlineRoot, run, userToken } from './operations-support';
 
-const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
 // Issue 15: rotating a ROOT certified by an external (offline) root (docs/adr/0029-crl-per-key-version.md). The
 // rotation makes a pending version (new key pair in the HSM, CSR); the offline root (openssl here) certifies it; the
@@ -158,23 +157,15 @@ describe('rotation of an externally certified ROOT (pending version, CSR, import
   });
 
   it('ok ksctl admin: rotate --out writes the pending CSR, import-cert --key-version activates it; a second import exits 4', async () => {
-    const ksctl = (token: string, ...args: string[]) => {
-      const r = spawnSync(process.execPath, [KSCTL, '--api', p.env.urls.api, '--json', ...args], {
-        encoding: 'utf8',
-        env: { PATH: process.env['PATH'] ?? '', KSCTL_CACHE_DIR: join(work, 'ksctl-cache'), KEYSERVER_TOKEN: token },
-        timeout: 60_000,
-      });
-      return { status: r.status, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {}, stderr: r.stderr };
-    };
-    const adaT = await userToken(p, 'ada.admin@demo.test');
-    const rotated = ksctl(adaT, 'admin', 'key', 'rotate', 'ext-root', '--session', session, '--days', '365', '--out', f('v3.csr'));
+    const ksctl = ksctlAs(p, join(work, 'ksctl-cache'), await userToken(p, 'ada.admin@demo.test'));
+    const rotated = ksctl('admin', 'key', 'rotate', 'ext-root', '--session', session, '--days', '365', '--out', f('v3.csr'));
     expect({ status: rotated.status, pendingVersion: rotated.json['pendingVersion'] }).toEqual({ status: 0, pendingVersion: 3 });
     expect(spkiOfCsr(f('v3.csr'))).not.toBe(spkiOf(pem('v2.pem')));
     certify('v3.csr', 'offline.pem', 'offline.key', 'v3.pem');
     const args = ['admin', 'key', 'import-cert', 'ext-root', '--session', session, '--cert-file', f('v3.pem'), '--chain', f('offline.pem'), '--key-version', '3'];
-    const imported = ksctl(adaT, ...args);
+    const imported = ksctl(...args);
     expect({ status: imported.status, state: imported.json['state'], certificate: imported.json['certificate'] }).toEqual({ status: 0, state: 'ACTIVE', certificate: pem('v3.pem') });
-    const again = ksctl(adaT, ...args);
+    const again = ksctl(...args);
     expect({ status: again.status, code: again.json['code'] }).toEqual({ status: 4, code: 'not_awaiting_certificate' });
     expect((await versions()).currentVersion).toBe(3);
     expect((await ada('GET', '/api/v1/audit/verify')).body['ok']).toBe(true);

@@ -1,11 +1,11 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { call, ciToken, operationBody, run, signOrderBody, userToken } from './operations-support';
+import { call, ciToken, operationBody, run, signOrderBody, tokenLabels, userToken } from './operations-support';
 
 const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
@@ -46,14 +46,7 @@ describe('key lifecycle (renew, rotate, retire, revoke, destroy)', () => {
   const f = (name: string) => join(work, name);
   const versions = async (keyid: string) => (await ada<Versions>('GET', `/api/v1/keys/${keyid}/versions`)).body;
   const admin = async (path: string, body: unknown = {}) => ada<Detail & { code?: string }>('POST', path, { body, session: await activeSession(ada, alan, `lifecycle: ${path}`) });
-  const labelsOnToken = () => {
-    const api = p.apiEnv;
-    const out = execFileSync('pkcs11-tool', ['--module', api['PKCS11_MODULE'], '--token-label', api['PKCS11_TOKEN_LABEL'], '--login', '--pin', readFileSync(api['PKCS11_PIN_FILE'], 'utf8').trim(), '--list-objects'], {
-      env: { ...process.env, SOFTHSM2_CONF: api['SOFTHSM2_CONF'] },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
-    return [...out.matchAll(/label:\s+(\S+)/g)].map((m) => m[1]);
-  };
+  const labelsOnToken = () => tokenLabels(p);
 
   /** Signs `message` with demo-fw-dev as the CI client would: an operation, then a sign order over its SHA-256. */
   async function signWithFwDev(message: string): Promise<{ status: number; code?: string; signature?: Buffer }> {

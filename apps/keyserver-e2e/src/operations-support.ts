@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { authorizeWithPassword, exchangeCode, pkcePair, type EmulatorEndpoints } from '@keyserver/entra-emulator';
-import { clientCredentialsToken, demoTenant, type RunningPlatform } from '@keyserver/testing';
+import { clientCredentialsToken, demoTenant, repoRoot, type RunningPlatform } from '@keyserver/testing';
 
 // Shared helpers of the operations, certificates, firmware and concurrency e2e specs.
 
@@ -121,4 +122,26 @@ export function offlineRoot(f: (name: string) => string, other = false): void {
   root('offline.key', 'offline.pem', 'P-384', '/C=DK/O=Acme/CN=Acme Offline Root');
   if (other) root('other.key', 'other.pem', 'P-256', '/CN=Someone Else Root');
   writeFileSync(f('ext.cnf'), 'basicConstraints=critical,CA:true,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+}
+
+/** The label of every object on the API's SoftHSM token, as pkcs11-tool lists them (a key pair: two objects). */
+export function tokenLabels(p: RunningPlatform): string[] {
+  const api = p.apiEnv;
+  const out = execFileSync('pkcs11-tool', ['--module', api['PKCS11_MODULE'], '--token-label', api['PKCS11_TOKEN_LABEL'], '--login', '--pin', readFileSync(api['PKCS11_PIN_FILE'], 'utf8').trim(), '--list-objects'], {
+    env: { ...process.env, SOFTHSM2_CONF: api['SOFTHSM2_CONF'] },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).toString();
+  return [...out.matchAll(/label:\s+(\S+)/g)].map((m) => m[1]);
+}
+
+/** The built ksctl against the platform's API with `token` (`--json`): its exit status, parsed output and stderr. */
+export function ksctlAs(p: RunningPlatform, cacheDir: string, token: string) {
+  return (...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js'), '--api', p.env.urls.api, '--json', ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'] ?? '', KSCTL_CACHE_DIR: cacheDir, KEYSERVER_TOKEN: token },
+      timeout: 60_000,
+    });
+    return { status: r.status, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {}, stderr: r.stderr };
+  };
 }

@@ -1,12 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { offlineRoot, run, userToken } from './operations-support';
+import { ksctlAs, offlineRoot, run, tokenLabels, userToken } from './operations-support';
 
-const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
 
 // An external ROOT ceremony (or an external ROOT's rotation) that never gets its certificate can be cancelled
 // (docs/adr/0042-pending-hsm-keys.md): in a four-eyes session, audited, its HSM objects destroyed (pkcs11-tool
@@ -30,14 +28,7 @@ describe('POST /api/v1/keys/{keyid}/csr/cancellation (an abandoned external cere
   const pem = (name: string) => readFileSync(f(name), 'utf8');
 
   /** How many objects on the API's token carry the label (a key pair: a private and a public object). */
-  const objectsLabelled = (label: string) => {
-    const api = p.apiEnv;
-    const out = execFileSync('pkcs11-tool', ['--module', api['PKCS11_MODULE'], '--token-label', api['PKCS11_TOKEN_LABEL'], '--login', '--pin', readFileSync(api['PKCS11_PIN_FILE'], 'utf8').trim(), '--list-objects'], {
-      env: { ...process.env, SOFTHSM2_CONF: api['SOFTHSM2_CONF'] },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
-    return [...out.matchAll(/label:\s+(\S+)/g)].filter((m) => m[1] === label).length;
-  };
+  const objectsLabelled = (label: string) => tokenLabels(p).filter((l) => l === label).length;
   const ceremony = (keyid: string) =>
     ada<{ csr: string; spkiSha256: string; code?: string }>('POST', '/api/v1/keys/root-ceremony', {
       body: { keyid, algorithm: 'EC_P256', subject: { commonName: `Online ${keyid}`, organization: 'Acme' }, validityDays: 1000, requiredApprovers: 0, mode: 'external' },
@@ -124,15 +115,7 @@ describe('POST /api/v1/keys/{keyid}/csr/cancellation (an abandoned external cere
   });
 
   it('ok ksctl admin key cancel-csr cancels an external ROOT\'s pending rotation (--key-version): the key keeps its version and key pair; a new rotation can follow', async () => {
-    const ksctl = (...args: string[]) => {
-      const r = spawnSync(process.execPath, [KSCTL, '--api', p.env.urls.api, '--json', ...args], {
-        encoding: 'utf8',
-        env: { PATH: process.env['PATH'] ?? '', KSCTL_CACHE_DIR: join(work, 'ksctl-cache'), KEYSERVER_TOKEN: adaToken },
-        timeout: 60_000,
-      });
-      return { status: r.status, json: r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {}, stderr: r.stderr };
-    };
-    const adaToken = await userToken(p, 'ada.admin@demo.test');
+    const ksctl = ksctlAs(p, join(work, 'ksctl-cache'), await userToken(p, 'ada.admin@demo.test'));
     const c = await ceremony('rotating-root');
     expect((await importCert('rotating-root', certify(c.body.csr, 'rotating-v1'))).status).toBe(200);
     const rotated = ksctl('admin', 'key', 'rotate', 'rotating-root', '--session', session, '--days', '365');

@@ -40,15 +40,12 @@ export const RootCeremonyResult = z.object({
 });
 export type RootCeremonyResult = z.infer<typeof RootCeremonyResult>;
 
+/** A version of a key awaiting its external certificate (1: the ceremony's key; higher: a pending rotation), when the caller names it. */
+const PendingVersionNumber = z.number().int().min(1).max(999_999).optional();
+
 /** `POST /api/v1/keys/{keyid}/certificate`: the certificate an external CA issued for a key awaiting it. */
 export const ImportCertificateRequest = z.strictObject({
-  version: z
-    .number()
-    .int()
-    .min(1)
-    .max(999_999)
-    .optional()
-    .describe('The pending version this certificate is for (a rotation of an externally certified key); must match when given'),
+  version: PendingVersionNumber.describe('The pending version this certificate is for (a rotation of an externally certified key); must match when given'),
   certificate: Pem,
   chain: z.array(Pem).min(1).max(8).describe('The certificates above it, issuer first, ending with the self-signed root'),
 });
@@ -66,13 +63,7 @@ export const PendingKeyView = z.object({
 
 /** `POST /api/v1/keys/{keyid}/csr/cancellation`: ends what waits for an external certificate (ADR 0042). */
 export const CancelPendingRequest = z.strictObject({
-  version: z
-    .number()
-    .int()
-    .min(1)
-    .max(999_999)
-    .optional()
-    .describe('What is cancelled: 1 for a key awaiting its first certificate, the pending version of a rotation otherwise; must match when given'),
+  version: PendingVersionNumber.describe('What is cancelled: 1 for a key awaiting its first certificate, the pending version of a rotation otherwise; must match when given'),
 });
 export type CancelPendingRequest = z.infer<typeof CancelPendingRequest>;
 

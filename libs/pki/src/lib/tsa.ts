@@ -504,9 +504,6 @@ export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer:
   return { signer, carried };
 }
 
-/** ESSCertID hashes: v1 is SHA-1 by definition (RFC 2634), v2 defaults to SHA-256 (RFC 5035). */
-const ESS_HASHES: Record<string, string> = { [HASHES['SHA-256'].oid]: 'sha256', [HASHES['SHA-384'].oid]: 'sha384', [HASHES['SHA-512'].oid]: 'sha512' };
-
 /**
  * The token must carry an ESS signing-certificate(-v2) attribute whose first ESSCertID is the hash of the
  * certificate that verified the signature (RFC 3161 2.4.1, RFC 5816): it binds the signer's certificate into the
@@ -527,7 +524,9 @@ function checkEssSigningCertificate(si: pkijs.SignerInfo, signer: X509Certificat
     let at = 0;
     if (v2 && parts[0] && isUniversal(parts[0], 16)) {
       const oid = (parts[0] as asn1js.Sequence).valueBlock.value[0];
-      hash = oid && isUniversal(oid, 6) ? (ESS_HASHES[(oid as asn1js.ObjectIdentifier).valueBlock.toString()] ?? '') : '';
+      // ESSCertIDv2's hash: SHA-256 unless named (RFC 5035); v1's is SHA-1 by definition (RFC 2634).
+      const named = oid && isUniversal(oid, 6) ? hashByOid((oid as asn1js.ObjectIdentifier).valueBlock.toString()) : undefined;
+      hash = named ? HASHES[named].node : '';
       if (!hash) throw bad('the ESS signing-certificate-v2 attribute uses an unsupported hash');
       at = 1;
     }

@@ -1,9 +1,9 @@
-import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow } from '../../generated/prisma/client';
+import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, PendingKeyVersion as PendingKeyVersionRow } from '../../generated/prisma/client';
 import { mapPrismaError, retryDeadlocks, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { insertKeyTx, lockKeyid, toKey, withParent, type CreateKeyInput } from './key.repository';
+import { assertIssuerCertifies, insertKeyTx, lockIssuer, lockKeyid, toKey, withParent, type CreateKeyInput, type LockedIssuer } from './key.repository';
 
 
 const toVersion = (keyid: string, v: KeyVersionRow): KeyVersion => ({
@@ -30,6 +30,16 @@ const toPending = (p: PendingKeyRow): PendingKey => ({
   algorithm: p.algorithm,
   hash: p.hash,
   requiredApprovers: p.requiredApprovers,
+  hsmKeyId: p.hsmKeyId,
+  csrPem: p.csrPem,
+  adminSessionId: p.adminSessionId,
+  createdAt: p.createdAt,
+  cancelledAt: p.cancelledAt,
+});
+
+const toPendingVersion = (keyid: string, p: PendingKeyVersionRow): PendingKeyVersion => ({
+  keyid,
+  version: p.version,
   hsmKeyId: p.hsmKeyId,
   csrPem: p.csrPem,
   adminSessionId: p.adminSessionId,
@@ -101,21 +111,15 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: stri
  * Locks a key row FOR UPDATE and its issuer's FOR SHARE, in id order (the order of a revocation's tree and of operation
  * creation, ADR 0045); returns both as they were when locked (issuer null for a key without one).
  */
-async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: { keyid: string; state: string; destroyed: boolean; currentVersion: number } | null }> {
+async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: LockedIssuer | null }> {
   const rows = await tx.$queryRaw<{ id: string; parentId: string | null }[]>`SELECT "id"::text AS "id", "parentId"::text AS "parentId" FROM "key" WHERE "keyid" = ${keyid}`;
   if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
   // A key's issuer never changes; both ids are lower-case uuid text, which sorts as PostgreSQL orders uuids.
   const { id, parentId } = rows[0];
-  const lockIssuer = async () => {
-    if (!parentId) return null;
-    const p = await tx.$queryRaw<{ keyid: string; state: string; destroyed: boolean; currentVersion: number }[]>`
-      SELECT "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed", "currentVersion" FROM "key" WHERE "id" = ${parentId}::uuid FOR SHARE`;
-    return p[0] ?? null;
-  };
   const issuerFirst = parentId !== null && parentId < id;
-  const issuer = issuerFirst ? await lockIssuer() : null;
+  const issuer = issuerFirst ? await lockIssuer(tx, { id: parentId }) : null;
   const key = await lockKey(tx, keyid);
-  return { key, issuer: issuerFirst ? issuer : await lockIssuer() };
+  return { key, issuer: issuerFirst || parentId === null ? issuer : await lockIssuer(tx, { id: parentId }) };
 }
 
 /** Keyids of the ACTIVE keys anywhere below the key `id` (certified by it, or by a key below it). */
@@ -165,13 +169,8 @@ export class KeyLifecycleRepository {
         // version, or this waits for it and is refused; `invalid_state` either way (the key's own state is checked first).
         const { key: locked, issuer } = await lockKeyAndIssuer(tx, keyid);
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
-        if (issuer && (issuer.state !== 'ACTIVE' || issuer.destroyed)) throw new DataAccessError('invalid_state', `the issuer ${issuer.keyid} is ${issuer.destroyed ? 'destroyed' : issuer.state}: it certifies no new version`);
+        if (issuer) assertIssuerCertifies(issuer);
         if (locked.currentVersion !== expectedVersion) throw new DataAccessError('conflict', `key ${keyid} has a newer version (${locked.currentVersion})`);
-        // The new certificate names the issuer version that signed it: a rotation of the issuer since would record a
-        // RETIRED version as its issuer (and its CRL as the one to list it).
-        if (issuer && v.issuerVersion !== null && v.issuerVersion !== issuer.currentVersion) {
-          throw new DataAccessError('conflict', `the issuer ${issuer.keyid} has a newer version (${issuer.currentVersion}) than the one that certified this one (${v.issuerVersion})`);
-        }
         if (await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { id: true } })) throw new DataAccessError('conflict', `key ${keyid} has a pending version`);
         const version = locked.currentVersion + 1;
         const added = await addVersionTx(tx, keyid, locked, version, v, {});
@@ -288,7 +287,7 @@ export class KeyLifecycleRepository {
 
   async findPendingVersion(keyid: string): Promise<PendingKeyVersion | null> {
     const p = await this.db.prisma.pendingKeyVersion.findFirst({ where: { key: { keyid } } });
-    return p ? { keyid, version: p.version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt, cancelledAt: p.cancelledAt } : null;
+    return p ? toPendingVersion(keyid, p) : null;
   }
 
   /**
@@ -306,7 +305,7 @@ export class KeyLifecycleRepository {
         const version = expectedVersion + 1;
         const p = await tx.pendingKeyVersion.create({ data: { keyId: locked.id, version, hsmKeyId: input.hsmKeyId.toLowerCase(), csrPem: input.csrPem, adminSessionId: input.adminSessionId } });
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, pending: true } });
-        return { keyid, version, hsmKeyId: p.hsmKeyId, csrPem: p.csrPem, adminSessionId: p.adminSessionId, createdAt: p.createdAt, cancelledAt: p.cancelledAt };
+        return toPendingVersion(keyid, p);
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);

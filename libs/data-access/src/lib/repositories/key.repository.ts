@@ -362,17 +362,44 @@ export class KeyRepository {
  * Inserts a key with its version 1 under its issuer's current version, in the caller's transaction: one writer for
  * keys created at once (POST /keys, the ceremony) and keys activated after an external CA certified them.
  */
+/** An issuer as {@link lockIssuer} locked it. */
+export interface LockedIssuer {
+  id: string;
+  keyid: string;
+  state: string;
+  destroyed: boolean;
+  currentVersion: number;
+}
+
+/**
+ * Locks an issuer FOR SHARE until the commit, for a certificate it signed (a new key, ADR 0041, or a key's new
+ * version, ADR 0045): its revocation (or one of a key above it) locks it first and then finds the new key or version
+ * and revokes it too, or the certification waits for it and finds the issuer no longer ACTIVE. Null when there is none.
+ */
+export async function lockIssuer(tx: Tx, by: { id: string } | { keyid: string }): Promise<LockedIssuer | null> {
+  const rows =
+    'id' in by
+      ? await tx.$queryRaw<LockedIssuer[]>`
+          SELECT "id"::text AS "id", "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed", "currentVersion" FROM "key" WHERE "id" = ${by.id}::uuid FOR SHARE`
+      : await tx.$queryRaw<LockedIssuer[]>`
+          SELECT "id"::text AS "id", "keyid", "state"::text AS "state", "destroyedAt" IS NOT NULL AS "destroyed", "currentVersion" FROM "key" WHERE "keyid" = ${by.keyid} FOR SHARE`;
+  return rows[0] ?? null;
+}
+
+/** `invalid_state` unless the locked issuer may still certify: ACTIVE and not destroyed. */
+export function assertIssuerCertifies(issuer: LockedIssuer): void {
+  if (issuer.state !== 'ACTIVE' || issuer.destroyed) {
+    throw new DataAccessError('invalid_state', `the issuer ${issuer.keyid} is ${issuer.destroyed ? 'destroyed' : issuer.state}: it certifies nothing new`);
+  }
+}
+
 export async function insertKeyTx(tx: Tx, input: CreateKeyInput) {
   let parentId: string | null = null;
   let parentVersion: number | null = null;
   if (input.parentKeyid) {
-    // FOR SHARE until the commit: a revocation of the issuer (or of a key above it) locks it first and then finds this
-    // key and revokes it too, or this waits for that revocation and finds the issuer REVOKED (ADR 0041).
-    const rows = await tx.$queryRaw<{ id: string; state: string; currentVersion: number; destroyed: boolean }[]>`
-      SELECT "id"::text AS "id", "state"::text AS "state", "currentVersion", "destroyedAt" IS NOT NULL AS "destroyed" FROM "key" WHERE "keyid" = ${input.parentKeyid} FOR SHARE`;
-    const parent = rows[0];
+    const parent = await lockIssuer(tx, { keyid: input.parentKeyid });
     if (!parent) throw new DataAccessError('not_found', `key ${input.parentKeyid} not found`);
-    if (parent.state !== 'ACTIVE' || parent.destroyed) throw new DataAccessError('invalid_state', `the issuer ${input.parentKeyid} is ${parent.destroyed ? 'destroyed' : parent.state}: it certifies no new key`);
+    assertIssuerCertifies(parent);
     parentId = parent.id;
     parentVersion = input.parentVersion ?? parent.currentVersion;
   }
