@@ -5,13 +5,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
+import { jsonEscapeHidden } from '@keyserver/api-contract/visible-text';
 import { verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
 import { commandSpec, completionScript } from './lib/commands';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
-import { certificateOutput, outputMode, renderTable, type OutputMode } from './lib/output';
+import { certificateOutput, errorText, jsonOutput, outputMode, renderTable, type OutputMode } from './lib/output';
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
@@ -478,7 +479,10 @@ async function run(argv: string[]): Promise<unknown> {
     if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
     const body = Readable.fromWeb(r.body as Parameters<typeof Readable.fromWeb>[0]);
     if (!v.out) {
-      await pipeline(body, process.stdout, { end: false });
+      // JSON lines to a terminal or a pipe: the same values, no raw character a terminal obeys or hides (ADR 0047).
+      await pipeline(body.setEncoding('utf8'), async function* (lines: AsyncIterable<string>) {
+        for await (const chunk of lines) yield jsonEscapeHidden(chunk);
+      }, process.stdout, { end: false });
       return undefined;
     }
     await pipeline(body, createWriteStream(v.out));
@@ -628,7 +632,7 @@ let mode: OutputMode = 'table';
 
 function print(result: unknown): void {
   if (result === undefined) return;
-  if (mode === 'json') process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (mode === 'json') process.stdout.write(jsonOutput(result));
   else if (mode === 'pem' || mode === 'der') process.stdout.write(certificateOutput(result, mode));
   else process.stdout.write(`${renderTable(result)}\n`);
 }
@@ -639,7 +643,7 @@ run(argv)
   .then(print)
   .catch((err: unknown) => {
     const e = err instanceof CliError ? err : new CliError((err as Error).message, /Unknown option|Unexpected argument|argument missing/.test(String(err)) ? Exit.Usage : Exit.Failure);
-    if (mode === 'json') process.stdout.write(JSON.stringify({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }) + '\n');
-    process.stderr.write(`ksctl: ${e.message}${e.code && e.exit === Exit.Invalid ? ` (${e.code})` : ''}\n`);
+    if (mode === 'json') process.stdout.write(jsonOutput({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }));
+    process.stderr.write(errorText(e));
     process.exitCode = e.exit;
   });

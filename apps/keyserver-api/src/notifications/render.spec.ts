@@ -76,6 +76,26 @@ describe(webhookBody.name, () => {
     expect(card.actions).toEqual([]);
   });
 
+  it.each([
+    ['fail a right-to-left override in the description', { description: 'Release \u202egnp.exe\u202c' }, 'Release \\u{202e}gnp.exe\\u{202c}'],
+    ['fail isolates and marks', { description: 'usages \u20661\u2069\u200f0' }, 'usages \\u{2066}1\\u{2069}\\u{200f}0'],
+    ['fail zero-width characters in the orderer name', { orderer: { subjectId: 'o', displayName: 'Ali\u200bce\ufeffB' } }, 'Ali\\u{200b}ce\\u{feff}B'],
+    ['fail tag characters in the rejection reason', { rejectionReason: 'ok\u{E0041}' }, 'ok\\u{e0041}'],
+  ])('%s: every line a person reads names the character instead (Trojan Source)', (_n, over, shown) => {
+    const p = payload({ type: 'operation.rejected', operation: { ...payload().operation, ...over } });
+    const teams = JSON.parse(webhookBody('teams', notificationBody('d', p, recipients, null))) as { attachments: { content: { body: { inlines: { text: string }[] }[] } }[] };
+    const slack = JSON.parse(webhookBody('slack', notificationBody('d', p, recipients, null))) as { text: string; blocks: { text?: { text: string } }[] };
+    const read = [
+      title(p),
+      emailText(p, recipients[0], null, 'd'),
+      slack.text,
+      ...slack.blocks.map((b) => b.text?.text ?? ''),
+      ...teams.attachments[0].content.body.flatMap((b) => b.inlines.map((i) => i.text)),
+    ];
+    for (const text of read) expect(text).not.toMatch(/\p{Cf}/u);
+    expect(read.join('\n')).toContain(shown);
+  });
+
   it('asks administrators to authorize a session without letting the message authorize it', () => {
     const session = {
       type: 'admin_session.authorization_requested' as const,
@@ -106,7 +126,7 @@ describe(webhookBody.name, () => {
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 60 }), (description, name) => {
         const p = payload({ operation: { ...payload().operation, description, orderer: { subjectId: 'o', displayName: name } } });
         // eslint-disable-next-line no-control-regex
-        expect(title(p)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+        expect(title(p)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]|\p{Cs}/u);
         // The orderer cannot add or remove a line of the email (no forged header-like or link lines).
         expect(emailText(p, recipients[0], 'https://ks.example.test', 'd').split('\n')).toHaveLength(base);
         const slack = JSON.parse(webhookBody('slack', notificationBody('d', p, recipients, null))) as { text: string };

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { visibleText } from '@keyserver/api-contract/visible-text';
 import { canonicalJson } from '@keyserver/audit-chain';
 import type { NoticePayload, NotificationRecipient } from '@keyserver/data-access';
 
@@ -38,10 +39,13 @@ export function signature(secret: string, timestamp: number, body: string): stri
   return `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex')}`;
 }
 
-/** Text as safe to show as one line: no control characters (no header or markdown line tricks), bounded. */
+/**
+ * Text as safe to show as one line: line breaks and other controls become a space (no header or markdown line
+ * tricks); bidi, zero-width and other hidden characters are named as `\u{hex}` (ADR 0047); bounded.
+ */
 export function oneLine(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+  const flat = visibleText(text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { CliError, Exit } from './errors';
-import { certificateOutput, outputMode, renderTable, table } from './output';
+import { certificateOutput, errorText, jsonOutput, outputMode, renderTable, table } from './output';
 
 /** Two real certificates made by openssl (a root and a leaf it signed). */
 function opensslChain(): { root: string; leaf: string } {
@@ -107,20 +107,94 @@ describe(renderTable.name, () => {
     expect(out).toBe('id  op1\n\nkeys:\nKEYID  USAGESALLOWED\nk1     2');
   });
 
-  it('never lets a value write control characters or bidi overrides to the terminal (property)', () => {
+  it.each([
+    ['fail zero-width space in a description', { description: 'u\u200bsages 5' }, 'description  u\\u{200b}sages 5'],
+    ['fail Arabic letter mark and word joiner', { description: 'a\u061cb\u2060c' }, 'description  a\\u{61c}b\\u{2060}c'],
+    ['fail a line separator', { description: 'one\u2028KEYID  other' }, 'description  one\\u{2028}KEYID  other'],
+    ['fail a field name with a newline that forges a row', { 'x\nrequiredApprovers': 0 }, 'x\\u{a}requiredApprovers  0'],
+    ['fail a nested field name with a CR', { provenance: { 'run\rcommit': 'x' } }, 'provenance.run\\u{d}commit  x'],
+    ['fail tag characters', { displayName: 'Eve\u{E0041}' }, 'displayName  Eve\\u{e0041}'],
+    ['ok plain text', { description: 'Release 1.2.3' }, 'description  Release 1.2.3'],
+  ])('%s', (_n, record, line) => {
+    const out = renderTable(record);
+    expect(out.split('\n')[0]).toBe(line);
+    expect(out.includes('hidden or control characters')).toBe(_n.startsWith('fail'));
+  });
+
+  it('shows a detail field whole: a description is not cut at a column width', () => {
+    const description = `${'a'.repeat(100)} \u202e${'b'.repeat(20)}`;
+    expect(renderTable({ description }).split('\n')[0]).toBe(`description  ${'a'.repeat(100)} \\u{202e}${'b'.repeat(20)}`);
+    // A list row is cut, and the warning still tells that text it cut held a hidden character.
+    const list = renderTable([{ description }, { description: 'x' }]);
+    expect(list.split('\n')[1]).toHaveLength(72);
+    expect(list).toContain('hidden or control characters');
+  });
+
+  it('headers a list by escaped column names', () => {
+    expect(renderTable([{ 'a\u202eb': 1 }]).split('\n')[0]).toBe('A\\u{202e}B');
+  });
+
+  it('shows a certificate subject with a bidi override escaped', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ksctl-bidi-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-utf8', '-subj', '/CN=CA \u202egnp.exe\u202c \u200bx', '-days', '1'], { cwd: dir, stdio: 'ignore' });
+      const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
+      const out = renderTable({ certificate: pem });
+      expect(out).toContain('\\u{202e}gnp.exe\\u{202c} \\u{200b}x');
+      expect(out).toContain('hidden or control characters');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never lets a value or a name write a control, bidi, zero-width or separator character (property)', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.integer(), fc.constant(null))), (record) => {
-        const out = renderTable([record, record]) + renderTable(record);
-        // eslint-disable-next-line no-control-regex
-        expect(out.replace(/\n/g, '')).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      fc.property(
+        fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.integer(), fc.constant(null), fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 20 })))),
+        (record) => {
+          const out = renderTable([record, record]) + '\n' + renderTable(record);
+          for (const line of out.split('\n')) expect(line).not.toMatch(SHOWN_AS_ESCAPE);
+        },
+      ),
+      { seed: 14, numRuns: 300 },
+    );
+  });
+});
+
+/** What ksctl never writes raw: C0 (a line break only between lines), DEL, C1, format characters, separators, surrogates. */
+// eslint-disable-next-line no-control-regex
+const SHOWN_AS_ESCAPE = /[\u0000-\u001f\u007f-\u009f\p{Cf}\u2028\u2029]|\p{Cs}/u;
+
+describe(jsonOutput.name, () => {
+  it('is one line of JSON with the same value and no raw control, bidi or separator character (property)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 100 })), (record) => {
+        const text = jsonOutput(record);
+        expect(text.endsWith('\n')).toBe(true);
+        expect(text.slice(0, -1)).not.toMatch(SHOWN_AS_ESCAPE);
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(record)));
       }),
       { seed: 14, numRuns: 300 },
     );
   });
 });
 
+describe(errorText.name, () => {
+  it.each([
+    ['fail a problem detail with an erase-line and CR', 'POST /api/v1/x failed: 400 bad (\u001b[2K\rall good)', 'ksctl: POST /api/v1/x failed: 400 bad (\\u{1b}[2K\\u{d}all good)\n'],
+    ['fail a certificate subject with a bidi override', 'CN=\u202eAC is not a CA certificate', 'ksctl: CN=\\u{202e}AC is not a CA certificate\n'],
+    ['ok a plain message', 'no such file: x', 'ksctl: no such file: x\n'],
+  ])('%s', (_n, message, want) => {
+    expect(errorText(new CliError(message, Exit.Failure))).toBe(want);
+  });
+
+  it('adds the code of a verification failure', () => {
+    expect(errorText(new CliError('bad', Exit.Invalid, 'chain_invalid'))).toBe('ksctl: bad (chain_invalid)\n');
+  });
+});
+
 describe(table.name, () => {
   it('pads every column but the last', () => {
-    expect(table(['a', 'bb'], [['xxx', 'y'], ['z', '']])).toBe('A    BB\nxxx  y\nz');
+    expect(table(['A', 'BB'], [['xxx', 'y'], ['z', '']])).toBe('A    BB\nxxx  y\nz');
   });
 });

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { hasHiddenCharacters, jsonWithVisibleText, visibleText } from '@keyserver/api-contract/visible-text';
 import { CliError, Exit } from './errors';
 
 /** How a result is printed: a table for people (default), JSON for scripts, or a certificate as PEM/DER. */
@@ -53,65 +54,96 @@ function pemSummary(value: string): string | undefined {
   }
 }
 
-/** Terminal-safe text: control characters (escape sequences, newlines, bidi overrides) shown, not obeyed. */
-function safe(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+/** The note under a table whose text held characters shown as escapes (ADR 0047). */
+export const HIDDEN_NOTE = '! text above holds hidden or control characters, shown as \\u{...}: it is not what it looks like elsewhere';
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return '-';
-  if (typeof value === 'string') {
-    const text = pemSummary(value) ?? safe(value);
-    return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 1)}…` : text;
+/**
+ * One rendering: every text, names included, goes through {@link Rendering.text}, the one place that makes
+ * server text terminal-safe (escape sequences, CR, newlines, bidi and zero-width characters shown, not obeyed).
+ */
+class Rendering {
+  hidden = false;
+
+  text(s: string): string {
+    if (!hasHiddenCharacters(s)) return s;
+    this.hidden = true;
+    return visibleText(s);
   }
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) {
-    if (value.length > 0 && value.every((v) => typeof v === 'string' && v.includes('-----BEGIN CERTIFICATE-----'))) {
-      return `${value.length} certificate(s)`;
+
+  /** A cell; `max` cuts it (list rows), a detail field is shown whole. */
+  cell(value: unknown, max = Infinity): string {
+    if (value === null || value === undefined) return '-';
+    if (typeof value === 'string') {
+      const text = this.text(pemSummary(value) ?? value);
+      return text.length > max ? `${text.slice(0, max - 1)}…` : text;
     }
-    if (value.every((v) => typeof v !== 'object' || v === null)) return cell(value.map((v) => String(v)).join(', '));
-    return `${value.length} item(s)`;
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    if (Array.isArray(value)) {
+      if (value.length > 0 && value.every((v) => typeof v === 'string' && v.includes('-----BEGIN CERTIFICATE-----'))) {
+        return `${value.length} certificate(s)`;
+      }
+      if (value.every((v) => typeof v !== 'object' || v === null)) return this.cell(value.map((v) => String(v)).join(', '), max);
+      return `${value.length} item(s)`;
+    }
+    return this.cell(JSON.stringify(value), max);
   }
-  return cell(JSON.stringify(value));
+
+  /** A list of records: one row each, the columns every record has with a scalar (or short list) value. */
+  list(items: Record<string, unknown>[]): string {
+    const columns = Object.keys(items[0]).filter((k) => items.some((i) => i[k] !== undefined) && items.every((i) => isScalar(i[k]) || i[k] === undefined || Array.isArray(i[k])));
+    // PEM columns say nothing in a list: `keys show KEYID --output pem` gives one.
+    const shown = columns.filter((k) => !items.some((i) => typeof i[k] === 'string' && (i[k] as string).includes('-----BEGIN')));
+    return table(
+      shown.map((h) => this.text(h.toUpperCase())),
+      items.map((i) => shown.map((k) => this.cell(i[k], MAX_CELL))),
+    );
+  }
 }
 
 const isScalar = (v: unknown): boolean => v === null || ['string', 'number', 'boolean'].includes(typeof v);
 const isRecordArray = (v: unknown): v is Record<string, unknown>[] =>
   Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x));
 
-/** Rows under a header, columns padded to their widest cell. */
+/** Rows under a header (given as shown), columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(header.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n');
-}
-
-/** A list of records: one row each, the columns every record has with a scalar (or short list) value. */
-function listTable(items: Record<string, unknown>[]): string {
-  const columns = Object.keys(items[0]).filter((k) => items.some((i) => i[k] !== undefined) && items.every((i) => isScalar(i[k]) || i[k] === undefined || Array.isArray(i[k])));
-  // PEM columns say nothing in a list: `keys show KEYID --output pem` gives one.
-  const shown = columns.filter((k) => !items.some((i) => typeof i[k] === 'string' && (i[k] as string).includes('-----BEGIN')));
-  return table(shown, items.map((i) => shown.map((k) => cell(i[k]))));
+  return [line(header), ...rows.map(line)].join('\n');
 }
 
 /** A human-readable rendering of any command's result (what `--json` prints, as tables). */
 export function renderTable(result: unknown): string {
   if (result === undefined) return '';
-  if (isRecordArray(result)) return listTable(result);
-  if (Array.isArray(result)) return result.length === 0 ? '(none)' : result.map((x) => cell(x)).join('\n');
-  if (typeof result !== 'object' || result === null) return cell(result);
-  const r = result as Record<string, unknown>;
+  const r = new Rendering();
+  const body = renderWith(r, result);
+  return r.hidden ? `${body}\n\n${HIDDEN_NOTE}` : body;
+}
+
+function renderWith(rendering: Rendering, result: unknown): string {
+  if (isRecordArray(result)) return rendering.list(result);
+  if (Array.isArray(result)) return result.length === 0 ? '(none)' : result.map((x) => rendering.cell(x, MAX_CELL)).join('\n');
+  if (typeof result !== 'object' || result === null) return rendering.cell(result);
   const fields: string[][] = [];
   const sections: string[] = [];
-  for (const [k, v] of Object.entries(r)) {
-    if (isRecordArray(v)) sections.push(`${k}:\n${listTable(v)}`);
-    else if (Array.isArray(v) && v.length === 0 && k === 'items') sections.push(`${k}: (none)`);
+  for (const [k, v] of Object.entries(result as Record<string, unknown>)) {
+    const name = rendering.text(k);
+    if (isRecordArray(v)) sections.push(`${name}:\n${rendering.list(v)}`);
+    else if (Array.isArray(v) && v.length === 0 && k === 'items') sections.push(`${name}: (none)`);
     else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) fields.push([`${k}.${k2}`, cell(v2)]);
-    } else fields.push([k, cell(v)]);
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) fields.push([`${name}.${rendering.text(k2)}`, rendering.cell(v2)]);
+    } else fields.push([name, rendering.cell(v)]);
   }
   const width = Math.max(0, ...fields.map(([k]) => k.length));
   const head = fields.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
   return [head, ...sections].filter(Boolean).join('\n\n');
+}
+
+/** `--json`: one line of JSON, the same value, with no character a terminal obeys or hides (ADR 0047). */
+export function jsonOutput(result: unknown): string {
+  return `${jsonWithVisibleText(result)}\n`;
+}
+
+/** The one line a failure writes to stderr: its message (server or file text in it) made terminal-safe. */
+export function errorText(e: CliError): string {
+  return `ksctl: ${visibleText(e.message)}${e.code && e.exit === Exit.Invalid ? ` (${visibleText(e.code)})` : ''}\n`;
 }
