@@ -17,7 +17,7 @@ import type { HsmSigner } from '@keyserver/pki';
 import { AppModule } from './app/app.module';
 import { buildOpenApi, OPENAPI_DOCUMENT } from './app/openapi';
 import type { ApiDeps } from './app/tokens';
-import { describeConfig, loadApiConfig, type ApiConfig } from './config/api-config';
+import { describeConfig, loadApiConfig, tsaTrustWarnings, type ApiConfig } from './config/api-config';
 import { createLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
@@ -88,6 +88,7 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFasti
 
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
+  for (const warning of tsaTrustWarnings(config)) logger.warn(warning);
   try {
     const threads = lowerV8ThreadPriority(config.v8BackgroundNice);
     if (threads > 0) logger.info({ threads, nice: config.v8BackgroundNice }, 'V8 background threads run at a lower priority');

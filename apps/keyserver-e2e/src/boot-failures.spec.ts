@@ -61,6 +61,7 @@ describe('keyserver-api boot', () => {
     ['fail an external TSA without a trust anchor or a pin', { CMS_TSA_URL: 'https://tsa.example.com/' }, 'CMS_TSA_CA_CERT'],
     ['fail an external TSA trust anchor file that does not exist', { CMS_TSA_URL: 'https://tsa.example.com/', CMS_TSA_CA_CERT: '/nonexistent/tsa-root.pem' }, 'CMS_TSA_CA_CERT'],
     ['fail an external TSA pin that is not a SHA-256', { CMS_TSA_URL: 'https://tsa.example.com/', CMS_TSA_CERT_SHA256: 'not-a-fingerprint' }, 'CMS_TSA_CERT_SHA256'],
+    ['fail an external TSA CRL with a pin alone (no CA to check it with)', { CMS_TSA_URL: 'https://tsa.example.com/', CMS_TSA_CERT_SHA256: 'ab'.repeat(32), CMS_TSA_CRL: '/nonexistent/tsa-root.crl' }, 'CMS_TSA_CRL'],
     ['fail an unknown CMS_TIMESTAMP mode', { CMS_TIMESTAMP: 'best-effort' }, 'CMS_TIMESTAMP'],
     ['fail metrics on every interface without a token', { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, 'METRICS_TOKEN_FILE'],
     ['fail metrics port out of range', { METRICS_PORT: '70000' }, 'METRICS_PORT'],

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, sign as nodeSign, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ const ksctl = (...args: string[]) => {
 const ab = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 
 /** What a broken or hostile TSA changes in an honest token before it signs it again with its own key (ADR 0046). */
-type Twist = 'resigned' | 'genTime+2min' | 'no-ess' | 'ess-other' | 'genTime+10min' | 'genTime-10min';
+type Twist = 'resigned' | 'genTime+2min' | 'no-ess' | 'ess-other' | 'genTime+10min' | 'genTime-10min' | 'ess-issuer-serial' | 'ess-issuer-serial-other';
 const ESS_V1 = '1.2.840.113549.1.9.16.2.12';
 const ESS_V2 = '1.2.840.113549.1.9.16.2.47';
 const MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
@@ -44,12 +44,19 @@ const tlv = (tag: number, body: Buffer) => {
   const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
   return Buffer.concat([Buffer.from([tag, ...len]), body]);
 };
+/** The issuer Name (DER as the certificate encodes it) and the serial INTEGER (DER) of a certificate. */
+function issuerAndSerial(certDer: Buffer): { issuer: Buffer; serial: Buffer } {
+  const [, serial, , issuer] = ((asn1js.fromBER(ab(certDer)).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence).valueBlock.value;
+  return { issuer: Buffer.from((issuer as asn1js.BaseBlock).valueBeforeDecodeView), serial: Buffer.from((serial as asn1js.BaseBlock).valueBeforeDecodeView) };
+}
 /**
  * openssl's reply with its token changed by `twist` and signed again with the TSA's key `keyPem` (EC P-256,
  * ecdsa-with-SHA256 as openssl signed it): the ESS signing-certificate attribute dropped or naming `otherDer`, or
- * the genTime moved (message-digest updated); `resigned` changes nothing, the control that the forging is sound.
+ * given an issuerSerial (openssl writes none) naming the signer `signerDer` or, with the signer's hash, `otherDer`
+ * (same issuer, another serial), or the genTime moved (message-digest updated); `resigned` changes nothing, the
+ * control that the forging is sound.
  */
-function twisted(reply: Buffer, twist: Twist, keyPem: string, otherDer: Buffer): Buffer {
+function twisted(reply: Buffer, twist: Twist, keyPem: string, otherDer: Buffer, signerDer: Buffer): Buffer {
   const [status, tokenEl] = (asn1js.fromBER(ab(reply)).result as asn1js.Sequence).valueBlock.value;
   const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(ab(Buffer.from((tokenEl as asn1js.BaseBlock).valueBeforeDecodeView))).content });
   const si = sd.signerInfos[0];
@@ -58,6 +65,14 @@ function twisted(reply: Buffer, twist: Twist, keyPem: string, otherDer: Buffer):
   if (twist === 'ess-other') {
     // SigningCertificateV2 { certs { ESSCertIDv2 { certHash = SHA-256 of another certificate } } } (hashAlgorithm DEFAULT sha256)
     const names = new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.OctetString({ valueHex: ab(createHash('sha256').update(otherDer).digest()) })] })] })] });
+    attrs = attrs.map((a) => (a.type === ESS_V2 ? new pkijs.Attribute({ type: ESS_V2, values: [names] }) : a));
+  }
+  if (twist === 'ess-issuer-serial' || twist === 'ess-issuer-serial-other') {
+    const named = issuerAndSerial(twist === 'ess-issuer-serial' ? signerDer : otherDer);
+    // ESSCertIDv2 { certHash = SHA-256 of the signer, issuerSerial { GeneralNames { [4] issuer }, serialNumber } }
+    const issuerSerial = tlv(0x30, Buffer.concat([tlv(0x30, tlv(0xa4, named.issuer)), named.serial]));
+    const certId = tlv(0x30, Buffer.concat([tlv(0x04, createHash('sha256').update(signerDer).digest()), issuerSerial]));
+    const names = asn1js.fromBER(ab(tlv(0x30, tlv(0x30, certId)))).result;
     attrs = attrs.map((a) => (a.type === ESS_V2 ? new pkijs.Attribute({ type: ESS_V2, values: [names] }) : a));
   }
   const shift = { 'genTime+2min': 2, 'genTime+10min': 10, 'genTime-10min': -10 }[twist as string];
@@ -331,6 +346,12 @@ describe('signature timestamps from a configured TSA URL', () => {
     ok('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-subj', subject, '-config', f('ext.cnf'), '-out', f(`${name}.csr`)]);
     ok('openssl', ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '20', '-extfile', f('ext.cnf'), '-extensions', section, '-out', f(`${name}.pem`)]);
   };
+  /** A CRL of ext-root from the `db` index (clean, or listing ext-tsa), put in place of CMS_TSA_CRL by a rename. */
+  const extRootCrl = (db: 'clean' | 'revoked', lastUpdateMs: number, nextUpdateMs: number) => {
+    const utc = (ms: number) => new Date(Date.now() + ms).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+    ok('openssl', ['ca', '-gencrl', '-config', f(`${db}-ca.cnf`), '-keyfile', f('ext-root.key'), '-cert', f('ext-root.pem'), '-crl_lastupdate', utc(lastUpdateMs), '-crl_nextupdate', utc(nextUpdateMs), '-out', f('next.crl')]);
+    renameSync(f('next.crl'), f('ext-root.crl'));
+  };
   /** An external TSA we did not write: openssl ts -reply signs the query with the named TSA key and its chain. */
   const opensslTsa = (signer: string, ca: string, query: Buffer): Buffer => {
     const n = ++queries;
@@ -368,6 +389,13 @@ describe('signature timestamps from a configured TSA URL', () => {
     certificate('rogue-tsa', '/CN=External TSA', 'tsa', 'rogue-root');
     // The pin as openssl prints it (colon-separated, upper case).
     const pin = ok('openssl', ['x509', '-in', f('ext-tsa.pem'), '-noout', '-fingerprint', '-sha256']).split('=')[1].trim();
+    // The external root's CRL as its operator makes it (openssl ca), refreshed in place by the tests below.
+    for (const db of ['clean', 'revoked']) {
+      writeFileSync(f(`${db}-index.txt`), '');
+      writeFileSync(f(`${db}-ca.cnf`), ['[ca]', 'default_ca = d', '[d]', `database = ${f(`${db}-index.txt`)}`, 'default_md = sha256'].join('\n'));
+    }
+    ok('openssl', ['ca', '-config', f('revoked-ca.cnf'), '-keyfile', f('ext-root.key'), '-cert', f('ext-root.pem'), '-revoke', f('ext-tsa.pem'), '-crl_reason', 'keyCompromise']);
+    extRootCrl('clean', -3 * 3_600_000, DAY);
 
     const port = await freePort();
     proxy = createServer((req, res) => {
@@ -387,7 +415,8 @@ describe('signature timestamps from a configured TSA URL', () => {
         if (mode !== 'pinned' && mode !== 'sibling' && mode !== 'rogue') {
           const honest = opensslTsa('ext-tsa', 'ext-root', Buffer.concat(chunks));
           const other = new X509Certificate(readFileSync(f('ext-sibling.pem'))).raw;
-          return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(twisted(honest, mode, readFileSync(f('ext-tsa.key'), 'utf8'), other));
+          const own = new X509Certificate(readFileSync(f('ext-tsa.pem'))).raw;
+          return void res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(twisted(honest, mode, readFileSync(f('ext-tsa.key'), 'utf8'), other, own));
         }
         const [signer, ca] = { pinned: ['ext-tsa', 'ext-root'], sibling: ['ext-sibling', 'ext-root'], rogue: ['rogue-tsa', 'rogue-root'] }[mode];
         res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(opensslTsa(signer, ca, Buffer.concat(chunks)));
@@ -399,6 +428,7 @@ describe('signature timestamps from a configured TSA URL', () => {
         CMS_TSA_URL: `http://127.0.0.1:${port}/tsa`,
         CMS_TSA_CA_CERT: f('ext-root.pem'),
         CMS_TSA_CERT_SHA256: pin,
+        CMS_TSA_CRL: f('ext-root.crl'),
         CMS_TSA_TIMEOUT_MS: '3000',
         REFUSAL_RATE_BURST: '8',
         REFUSAL_RATE_PER_MINUTE: '1',
@@ -459,6 +489,7 @@ describe('signature timestamps from a configured TSA URL', () => {
   it.each<[string, Twist]>([
     ['ok the pinned TSA token signed again unchanged (the forging below is sound)', 'resigned'],
     ['ok a genTime 2 minutes ahead of our clock (within CMS_TSA_MAX_SKEW_MS, 5 minutes by default)', 'genTime+2min'],
+    ['ok an ESS certificate id with an issuerSerial naming the TSA certificate', 'ess-issuer-serial'],
   ])('%s: 201, openssl ts -verify accepts the embedded token', async (_n, m) => {
     mode = m;
     const { r, used, stored } = await sign();
@@ -472,6 +503,7 @@ describe('signature timestamps from a configured TSA URL', () => {
   it.each<[string, Twist, string]>([
     ['fail a trusted TSA token without the ESS signing-certificate attribute', 'no-ess', 'timestamp_reply_invalid'],
     ['fail a trusted TSA token whose ESS signing-certificate attribute names another certificate', 'ess-other', 'timestamp_reply_invalid'],
+    ['fail a trusted TSA token whose ESS issuerSerial names its sibling (same issuer, another serial) next to its own hash', 'ess-issuer-serial-other', 'timestamp_reply_invalid'],
     ['fail a trusted TSA token stating a genTime 10 minutes in the future', 'genTime+10min', 'timestamp_clock_skew'],
     ['fail a trusted TSA token stating a genTime 10 minutes in the past', 'genTime-10min', 'timestamp_clock_skew'],
   ])('%s: 502, no signature stored, the usage given back, the failure audited', async (_n, m, code) => {
@@ -495,6 +527,27 @@ describe('signature timestamps from a configured TSA URL', () => {
     expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([status, code, 0, 0]);
     const audited = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
     expect(audited.length).toBe(before.length + 1);
+  });
+
+  it('fail the pinned TSA once its CA revoked it (CMS_TSA_CRL refreshed in place, no restart), then a stale CRL, then ok with a fresh one: 502 with its code, no signature stored, the usage given back, the failure audited', async () => {
+    mode = 'pinned';
+    const refused = async (code: string) => {
+      const before = await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code]);
+      const { r, used, stored } = await sign();
+      expect(r.type).toMatch(/^application\/problem\+json/);
+      expect([r.status, JSON.parse(r.body.toString()).code, used, stored]).toEqual([502, code, 0, 0]);
+      expect((await sql(p, `SELECT 1 FROM audit_event WHERE action = 'firmware.sign' AND outcome = 'FAILED' AND "errorCode" = $1`, [code])).length).toBe(before.length + 1);
+    };
+    extRootCrl('revoked', -2 * 3_600_000, DAY);
+    // openssl agrees: the CRL is the root's, and it revokes the TSA certificate.
+    expect(ok('openssl', ['crl', '-in', f('ext-root.crl'), '-CAfile', f('ext-root.pem'), '-noout'])).toMatch(/verify OK/);
+    expect(sh('openssl', ['verify', '-crl_check', '-CRLfile', f('ext-root.crl'), '-CAfile', f('ext-root.pem'), f('ext-tsa.pem')]).out).toMatch(/certificate revoked/);
+    await refused('timestamp_tsa_revoked');
+    extRootCrl('clean', -3_600_000, -60_000);
+    await refused('timestamp_tsa_crl_stale');
+    extRootCrl('clean', -60_000, DAY);
+    const { r, used, stored } = await sign();
+    expect([r.status, used, stored]).toEqual([201, 1, 1]);
   });
 
   it('rate-limits anonymous callers of the TSA route per IP like every public route (429 problem+json, Retry-After)', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { ConfigError } from '@keyserver/config';
-import { describeConfig, loadApiConfig } from './api-config';
+import { describeConfig, loadApiConfig, tsaTrustWarnings } from './api-config';
 
 const VALID: Record<string, string> = {
   TENANT_ID: '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01',
@@ -102,6 +102,13 @@ describe('external TSA trust (ADR 0043)', () => {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file(`${name}.key`), '-subj', `/CN=${name} TSA root`, '-days', '30', '-out', file(`${name}.pem`)], { stdio: 'pipe' });
     }
     writeFileSync(file('two.pem'), `${readFileSync(file('ca.pem'), 'utf8')}${readFileSync(file('other.pem'), 'utf8')}`);
+    // CRLs as a CA operator makes them (openssl ca -gencrl), PEM and DER.
+    for (const name of ['ca', 'other']) {
+      writeFileSync(file(`${name}-index.txt`), '');
+      writeFileSync(file(`${name}-ca.cnf`), ['[ca]', 'default_ca = d', '[d]', `database = ${file(`${name}-index.txt`)}`, 'default_md = sha256', 'default_crl_days = 7'].join('\n'));
+      execFileSync('openssl', ['ca', '-gencrl', '-config', file(`${name}-ca.cnf`), '-keyfile', file(`${name}.key`), '-cert', file(`${name}.pem`), '-out', file(`${name}.crl`)], { stdio: 'pipe' });
+    }
+    execFileSync('openssl', ['crl', '-in', file('ca.crl'), '-outform', 'DER', '-out', file('ca.crl.der')], { stdio: 'pipe' });
     writeFileSync(file('empty.pem'), 'no certificate in here\n');
     writeFileSync(file('broken.pem'), '-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n');
   });
@@ -122,9 +129,25 @@ describe('external TSA trust (ADR 0043)', () => {
     ['fail a clock skew below one second', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '999' }), 'CMS_TSA_MAX_SKEW_MS'],
     ['fail a clock skew over an hour', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '3600001' }), 'CMS_TSA_MAX_SKEW_MS'],
     ['fail a clock skew that is not a number', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '5m' }), 'CMS_TSA_MAX_SKEW_MS'],
+    ['fail a CRL file without a TSA URL', () => ({ CMS_TSA_CRL: file('ca.crl') }), 'CMS_TSA_CRL'],
+    ['fail a CRL file with a pin alone (revoking a pinned certificate is changing the pin)', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: pin(), CMS_TSA_CRL: file('ca.crl') }), 'CMS_TSA_CRL'],
+    ['fail a CRL file that does not exist', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_CRL: file('missing.crl') }), 'CMS_TSA_CRL'],
+    ['fail a CRL file without a CRL', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_CRL: file('ca.pem') }), 'CMS_TSA_CRL'],
+    ['fail a CRL of a CA that is not an anchor', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_CRL: file('other.crl') }), 'CMS_TSA_CRL'],
+    ['ok a PEM CRL of the anchor', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_CRL: file('ca.crl') }), '(accepted)'],
+    ['ok a DER CRL of the anchor, with a pin too', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_CERT_SHA256: pin(), CMS_TSA_CRL: file('ca.crl.der') }), '(accepted)'],
     ['ok a clock skew of one minute', () => ({ CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem'), CMS_TSA_MAX_SKEW_MS: '60000' }), '(accepted)'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch() })).toBe(variable);
+  });
+
+  it('ok the boot log names each CRL, and warns about an anchor without a CRL, or a CA trusted without CMS_TSA_CRL', () => {
+    const c = loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('two.pem'), CMS_TSA_CRL: file('ca.crl') });
+    expect((describeConfig(c).cmsTimestamp as { trust: { crls: string[] } }).trust.crls).toEqual([expect.stringMatching(/^CN=ca TSA root: 0 revoked, next update \d{4}-/)]);
+    expect(tsaTrustWarnings(c)).toEqual([expect.stringContaining('holds no CRL of CN=other TSA root')]);
+    expect(tsaTrustWarnings(c, new Date(Date.now() + 8 * 86_400_000))).toEqual([expect.stringContaining('past its nextUpdate'), expect.stringContaining('holds no CRL of CN=other TSA root')]);
+    expect(tsaTrustWarnings(loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CA_CERT: file('ca.pem') }))).toEqual([expect.stringContaining('without CMS_TSA_CRL')]);
+    expect(tsaTrustWarnings(loadApiConfig({ ...VALID, CMS_TSA_URL: URL_, CMS_TSA_CERT_SHA256: pin() }))).toEqual([]);
   });
 
   it('ok the clock skew defaults to 5 minutes', () => {

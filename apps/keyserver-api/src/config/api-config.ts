@@ -5,7 +5,7 @@ import { ConfigError, csv, guid, loadConfig, maskUrlCredentials, port, postgresU
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
-import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, type TsaTrust } from '@keyserver/pki';
+import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, PkiError, readTsaCrls, type TsaCrl, type TsaTrust } from '@keyserver/pki';
 
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
@@ -73,6 +73,9 @@ const schema = z
     // anchors the TSA certificate chains to, and/or SHA-256 fingerprints of the TSA certificates themselves.
     CMS_TSA_CA_CERT: z.string().min(1).optional(),
     CMS_TSA_CERT_SHA256: csv().refine((pins) => pins.every((p) => /^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)), 'must be SHA-256 fingerprints (64 hex digits, colons allowed)'),
+    // CRLs of the CMS_TSA_CA_CERT anchors (PEM or DER file, ADR 0046 addendum): the TSA certificate must not be listed
+    // and the CRL not past its nextUpdate; the file is read again when it changes.
+    CMS_TSA_CRL: z.string().min(1).optional(),
     CMS_TSA_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     // How far that TSA's genTime may be from our clock beyond its declared accuracy (ADR 0046).
     CMS_TSA_MAX_SKEW_MS: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_TSA_MAX_SKEW_MS),
@@ -117,7 +120,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     pin = readFileSync(raw.PKCS11_PIN_FILE, 'utf8').trim();
     if (pin.length < 4) throw new ConfigError('PKCS11_PIN_FILE', 'the file does not hold a PIN of at least 4 characters');
   }
-  const cmsTsaTrust = externalTsaTrust(raw.CMS_TSA_URL, raw.CMS_TSA_CA_CERT, raw.CMS_TSA_CERT_SHA256);
+  const cmsTsaTrust = externalTsaTrust(raw.CMS_TSA_URL, raw.CMS_TSA_CA_CERT, raw.CMS_TSA_CERT_SHA256, raw.CMS_TSA_CRL);
   const appRoles = [...new Set([...(raw.APP_ROLE ? [raw.APP_ROLE] : []), ...raw.APP_ROLES])];
   const provisioningClientIds = raw.PROVISIONING_CLIENT_IDS.length ? raw.PROVISIONING_CLIENT_IDS.map((s) => s.toLowerCase()) : [raw.APPLICATION_ID];
   return {
@@ -154,7 +157,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     v8BackgroundNice: raw.V8_BACKGROUND_NICE,
     notify: notifyConfig(raw),
     tsa: { policy: raw.TSA_POLICY_OID, accuracyMs: raw.TSA_ACCURACY_MS, keyid: raw.TSA_KEYID },
-    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS, maxSkewMs: raw.CMS_TSA_MAX_SKEW_MS, trust: cmsTsaTrust },
+    cmsTimestamp: { mode: raw.CMS_TIMESTAMP, url: raw.CMS_TSA_URL, timeoutMs: raw.CMS_TSA_TIMEOUT_MS, maxSkewMs: raw.CMS_TSA_MAX_SKEW_MS, trust: cmsTsaTrust, crlFile: raw.CMS_TSA_CRL },
     mode: raw.KEYSERVER_MODE,
     metrics: metricsConfig(raw),
     maxJsonDepth: raw.MAX_JSON_DEPTH,
@@ -173,12 +176,15 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
  * The trust in an external TSA (ADR 0043): required with CMS_TSA_URL, refused without it (the Keyserver's own TSA
  * needs none, and a trust nobody reads would look like protection). Every certificate of the PEM file is an anchor.
  */
-function externalTsaTrust(url: string | undefined, caFile: string | undefined, pins: string[]): TsaTrust | undefined {
+function externalTsaTrust(url: string | undefined, caFile: string | undefined, pins: string[], crlFile: string | undefined): TsaTrust | undefined {
   if (!url) {
     if (caFile) throw new ConfigError('CMS_TSA_CA_CERT', 'is only read with CMS_TSA_URL (the Keyserver\'s own TSA needs no anchor)');
     if (pins.length) throw new ConfigError('CMS_TSA_CERT_SHA256', 'is only read with CMS_TSA_URL (the Keyserver\'s own TSA needs no pin)');
+    if (crlFile) throw new ConfigError('CMS_TSA_CRL', 'is only read with CMS_TSA_URL and CMS_TSA_CA_CERT (the Keyserver\'s own TSA is revoked on its ROOT\'s CRL)');
     return undefined;
   }
+  // A pin names one certificate: revoking it is changing the pin. A CRL is checked against the anchors that signed it.
+  if (crlFile && !caFile) throw new ConfigError('CMS_TSA_CRL', 'needs CMS_TSA_CA_CERT: the CRLs are those of its certificates (with a pin alone, revoking is changing the pin)');
   if (!caFile && !pins.length) {
     throw new ConfigError('CMS_TSA_CA_CERT', 'is required with CMS_TSA_URL: the PEM file of the external TSA\'s trust anchor(s), or pin its certificate with CMS_TSA_CERT_SHA256');
   }
@@ -195,7 +201,30 @@ function externalTsaTrust(url: string | undefined, caFile: string | undefined, p
       }
     });
   }
-  return { anchors, pins: pins.map((p) => new Uint8Array(Buffer.from(p.replace(/:/g, ''), 'hex'))) };
+  const trust: TsaTrust = { anchors, pins: pins.map((p) => new Uint8Array(Buffer.from(p.replace(/:/g, ''), 'hex'))) };
+  if (crlFile) trust.crls = loadTsaCrls(crlFile, anchors, 'CMS_TSA_CRL');
+  return trust;
+}
+
+/** Reads and verifies the CRL file (readTsaCrls); any problem is one ConfigError line naming `variable`. */
+export function loadTsaCrls(file: string, anchors: X509Certificate[], variable = 'CMS_TSA_CRL'): TsaCrl[] {
+  if (!existsSync(file)) throw new ConfigError(variable, `no such file: ${file}`);
+  try {
+    return readTsaCrls(new Uint8Array(readFileSync(file)), anchors);
+  } catch (err) {
+    throw new ConfigError(variable, err instanceof PkiError ? (err.detail ?? err.message) : `is not readable (${(err as Error).message})`);
+  }
+}
+
+/** What the boot log warns about the external TSA's trust (ADR 0046 addendum). */
+export function tsaTrustWarnings(c: ApiConfig, now = new Date()): string[] {
+  const trust = c.cmsTimestamp.trust;
+  if (!trust || trust.anchors.length === 0) return [];
+  if (!trust.crls) return ['CMS_TSA_CA_CERT without CMS_TSA_CRL: a revoked certificate of the external TSA is not refused (set CMS_TSA_CRL, or pin it with CMS_TSA_CERT_SHA256)'];
+  const warnings = trust.crls.filter((crl) => crl.nextUpdate < now).map((crl) => `CMS_TSA_CRL: the CRL of ${crl.issuer.subject.replace(/\n/g, ', ')} is past its nextUpdate (${crl.nextUpdate.toISOString()}); timestamps fail with timestamp_tsa_crl_stale until it is refreshed`);
+  const without = trust.anchors.filter((a) => !trust.crls?.some((crl) => crl.issuer === a));
+  if (without.length) warnings.push(`CMS_TSA_CRL holds no CRL of ${without.map((a) => a.subject.replace(/\n/g, ', ')).join('; ')}: TSA certificates they issue are refused (timestamp_tsa_untrusted)`);
+  return warnings;
 }
 
 /** SHA-256 of a certificate's DER, lower-case hex (as a pin is written). */
@@ -208,7 +237,11 @@ export function describeConfig(c: ApiConfig): Record<string, unknown> {
     ...c,
     cmsTimestamp: {
       ...c.cmsTimestamp,
-      trust: trust && { anchors: trust.anchors.map((a) => `${a.subject.replace(/\n/g, ', ')} (SHA-256 ${fingerprint(a)})`), pins: trust.pins.map((p) => Buffer.from(p).toString('hex')) },
+      trust: trust && {
+        anchors: trust.anchors.map((a) => `${a.subject.replace(/\n/g, ', ')} (SHA-256 ${fingerprint(a)})`),
+        pins: trust.pins.map((p) => Buffer.from(p).toString('hex')),
+        ...(trust.crls ? { crls: trust.crls.map((crl) => `${crl.issuer.subject.replace(/\n/g, ', ')}: ${crl.revoked.size} revoked, next update ${crl.nextUpdate.toISOString()}`) } : {}),
+      },
     },
     pkcs11: { ...c.pkcs11, pin: '***' },
     databaseUrl: maskUrlCredentials(c.databaseUrl),

@@ -1,7 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { buildTimeStampQuery, checkTimeStampReply, TsaError, TsaErrorCode, type HashName } from '@keyserver/pki';
-import { API_CONFIG } from '../app/tokens';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { buildTimeStampQuery, checkTimeStampReply, TsaError, TsaErrorCode, type HashName, type TsaTrust } from '@keyserver/pki';
+import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
+import { TsaCrlFile } from './tsa-crl-file';
 import { TsaService } from './tsa.service';
 
 /** Largest TimeStampResp read from an external TSA (a token with a certificate chain is a few KiB). */
@@ -22,18 +24,35 @@ export type SignatureStamper = (signatureValue: Uint8Array) => Promise<Uint8Arra
  * - CMS_TIMESTAMP=off: none;
  * - CMS_TSA_URL set: that TSA over HTTP (query with a nonce and certReq; the reply's status, imprint, nonce and
  *   signature and ESS signing-certificate checked, its signer trusted by CMS_TSA_CA_CERT / CMS_TSA_CERT_SHA256
- *   (ADR 0043) and its genTime within CMS_TSA_MAX_SKEW_MS of our clock (ADR 0046), before it is embedded); when it
- *   is down or answers wrongly the signature fails (503 timestamp_unavailable / 502 timestamp_reply_invalid,
- *   timestamp_tsa_untrusted, timestamp_clock_skew) and its usage is given back: a firmware signature
+ *   (ADR 0043), not revoked on a CMS_TSA_CRL CRL, and its genTime within CMS_TSA_MAX_SKEW_MS of our clock (ADR 0046),
+ *   before it is embedded); when it is down or answers wrongly the signature fails (503 timestamp_unavailable / 502
+ *   timestamp_reply_invalid, timestamp_tsa_untrusted, timestamp_tsa_revoked, timestamp_tsa_crl_stale,
+ *   timestamp_clock_skew) and its usage is given back: a firmware signature
  *   that silently lacks its timestamp would stop verifying the day its FW certificate expires;
  * - otherwise this Keyserver's own TSA when a TSA key exists (none: the signature goes without, as before).
  */
 @Injectable()
 export class SignatureTimestamps {
+  /** CMS_TSA_CRL, read again when it changes (ADR 0046 addendum). */
+  private readonly crlFile?: TsaCrlFile;
+
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly tsa: TsaService,
-  ) {}
+    @Optional() @Inject(LOGGER) logger?: Logger,
+  ) {
+    const c = config.cmsTimestamp;
+    if (c.crlFile && c.trust?.crls) {
+      this.crlFile = new TsaCrlFile(c.crlFile, c.trust.anchors, c.trust.crls, (facts, message) => logger?.warn(facts, message));
+    }
+  }
+
+  /** The trust in the external TSA now: the configured one, with the CRLs as the file holds them. */
+  private trust(): TsaTrust {
+    // The config requires a trust with the URL; without one nobody is trusted (deny by default).
+    const trust = this.config.cmsTimestamp.trust ?? { anchors: [], pins: [] };
+    return this.crlFile ? { ...trust, crls: this.crlFile.current() } : trust;
+  }
 
   /** The stamper for one signature (decided before any usage is reserved); `facts` collects what it stamped. */
   async stamper(hash: HashName, requestId: string, facts: (f: StampedFacts) => void): Promise<SignatureStamper | undefined> {
@@ -41,12 +60,10 @@ export class SignatureTimestamps {
     if (c.mode === 'off') return undefined;
     if (c.url) {
       const url = c.url;
-      // The config requires a trust with the URL; without one nobody is trusted (deny by default).
-      const trust = c.trust ?? { anchors: [], pins: [] };
       return async (signature) => {
         const sent = buildTimeStampQuery(hash, signature);
         const reply = await post(url, sent.der, c.timeoutMs);
-        const { token, info } = await checkTimeStampReply(reply, sent, trust, { maxSkewMs: c.maxSkewMs });
+        const { token, info } = await checkTimeStampReply(reply, sent, this.trust(), { maxSkewMs: c.maxSkewMs });
         facts({ serial: info.serialHex, genTime: info.genTime.toISOString(), tsa: new URL(url).host });
         return token;
       };

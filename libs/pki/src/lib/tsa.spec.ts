@@ -8,6 +8,7 @@ import * as pkijs from 'pkijs';
 import { SoftwareSigner } from '../testing/software-signer';
 import { createCaCertificate, createFirmwareSigningCertificate, createRootCertificate, createSigningEndEntityCertificate } from './certificates';
 import { type CmsSigner, prepareCmsSigner, signCms, signSignedData, TIMESTAMP_TOKEN_ATTRIBUTE } from './cms';
+import { createCrl } from './crl';
 import { derTlv, digest, isStrictDer, toAb } from './der';
 import { signData } from './sign';
 import fc from 'fast-check';
@@ -21,6 +22,7 @@ import {
   grantedResponse,
   parseTimeStampQuery,
   readTimeStampToken,
+  readTsaCrls,
   rejectionResponse,
   TimeStampAuthority,
   TSA_OID,
@@ -245,6 +247,8 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     accuracyMs?: number;
     /** omit: no signing-certificate attribute; other: the attribute names the root, not the signer. */
     ess?: 'omit' | 'other';
+    /** The ESS signing-certificate(-v2) attribute replaced by this one (type, DER value), built from the signer's certificate. */
+    essAttr?: (signer: X509Certificate) => { type: string; value: Uint8Array };
   }
 
   /** A granted reply to `sent` signed by `name`, carrying its certificate only (certReq) or its whole chain. */
@@ -253,14 +257,18 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     const authority: TimeStampAuthority = { cms: twist.ess === 'other' ? { ...own, signerCertSha256: sha256('root') } : own, hash: 'SHA-256', policy: POLICY, accuracyMs: twist.accuracyMs ?? 1000 };
     const tst = buildTstInfo(authority, parseTimeStampQuery(sent.der, { policy: POLICY }), twist.genTime ?? new Date());
     const token = await signSignedData(signer, authority.cms, { contentType: TSA_OID.tstInfo, content: tst.der, digest: digest('SHA-256', tst.der), hash: 'SHA-256', omitSigningTime: true, certificates });
+    if (twist.essAttr) return grantedResponse(await withoutEss(token, own, twist.essAttr(x509(name))));
     return grantedResponse(twist.ess === 'omit' ? await withoutEss(token, own) : token);
   }
 
-  /** The token signed again by the same key over its signed attributes less the ESS signing-certificate(-v2) one. */
-  async function withoutEss(token: Uint8Array, by: CmsSigner): Promise<Uint8Array> {
+  /** The token signed again by the same key over its signed attributes less the ESS signing-certificate(-v2) one (plus `replacement`). */
+  async function withoutEss(token: Uint8Array, by: CmsSigner, replacement?: { type: string; value: Uint8Array }): Promise<Uint8Array> {
     const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(token)).content });
     const si = sd.signerInfos[0];
-    const attrs = (si.signedAttrs as pkijs.SignedAndUnsignedAttributes).attributes.filter((a) => a.type !== '1.2.840.113549.1.9.16.2.47');
+    const kept = (si.signedAttrs as pkijs.SignedAndUnsignedAttributes).attributes.filter((a) => a.type !== TSA_OID.signingCertificateV2);
+    const added = replacement ? [new pkijs.Attribute({ type: replacement.type, values: [asn1js.fromBER(toAb(replacement.value)).result] })] : [];
+    // DER: a SET OF in the order of its encodings.
+    const attrs = [...kept, ...added].sort((x, y) => Buffer.compare(Buffer.from(x.toSchema().toBER(false)), Buffer.from(y.toSchema().toBER(false))));
     const toBeSigned = new Uint8Array(new asn1js.Set({ value: attrs.map((a) => a.toSchema()) }).toBER(false));
     si.signedAttrs = new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: attrs });
     si.signature = new asn1js.OctetString({ valueHex: toAb(await signData(signer, by.key, toBeSigned, 'SHA-256')) });
@@ -311,6 +319,129 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
     const r = await reply('tsa', sent, 'signer', twist);
     await expect(checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }))).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid, status: 502 });
+  });
+
+  /** The issuer Name (DER, as the certificate encodes it) and the serial INTEGER content of a certificate. */
+  const issuerAndSerial = (c: X509Certificate) => {
+    const tbs = (asn1js.fromBER(toAb(new Uint8Array(c.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+    const [, serial, , issuer] = tbs.valueBlock.value;
+    return { issuer: new Uint8Array((issuer as asn1js.BaseBlock).valueBeforeDecodeView), serial: new Uint8Array((serial as asn1js.Integer).valueBlock.valueHexView) };
+  };
+  const dirName = (name: Uint8Array) => derTlv(0xa4, name);
+  const uriName = (uri: string) => derTlv(0x86, new Uint8Array(Buffer.from(uri)));
+  const integer = (content: Uint8Array) => derTlv(0x02, content);
+  /** IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber INTEGER } */
+  const issuerSerial = (names: Uint8Array[], serial: Uint8Array) => derTlv(0x30, derTlv(0x30, ...names), integer(serial));
+  /** SigningCertificateV2 { certs { ESSCertIDv2 { certHash SHA-256 (hashAlgorithm DEFAULT), issuerSerial } } } */
+  const essV2 = (made: (s: ReturnType<typeof issuerAndSerial>) => Uint8Array) => (c: X509Certificate) => ({
+    type: TSA_OID.signingCertificateV2,
+    value: derTlv(0x30, derTlv(0x30, derTlv(0x30, derTlv(0x04, new Uint8Array(createHash('sha256').update(c.raw).digest())), made(issuerAndSerial(c))))),
+  });
+  /** SigningCertificate { certs { ESSCertID { certHash SHA-1, issuerSerial } } } (RFC 2634) */
+  const essV1 = (made: (s: ReturnType<typeof issuerAndSerial>) => Uint8Array) => (c: X509Certificate) => ({
+    type: TSA_OID.signingCertificate,
+    value: derTlv(0x30, derTlv(0x30, derTlv(0x30, derTlv(0x04, new Uint8Array(createHash('sha1').update(c.raw).digest())), made(issuerAndSerial(c))))),
+  });
+  const plusOne = (serial: Uint8Array) => new Uint8Array(Buffer.from((BigInt(`0x${Buffer.from(serial).toString('hex')}`) + 1n).toString(16).padStart(serial.length * 2, '0'), 'hex'));
+  /** The same Name with its CN's string type switched (UTF8String <-> PrintableString): equal as text, not as DER. */
+  const reencoded = (name: Uint8Array) => {
+    const b = Buffer.from(name);
+    const at = b.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03])) + 5;
+    b[at] = b[at] === 0x0c ? 0x13 : 0x0c;
+    return new Uint8Array(b);
+  };
+
+  it.each<[string, Twist]>([
+    ['ok ESSCertIDv2 with the issuerSerial of the signer', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], s.serial)) }],
+    ['ok ESSCertIDv2 without issuerSerial (it is optional)', { essAttr: essV2(() => new Uint8Array()) }],
+    ['ok ESSCertID (v1, SHA-1) with the issuerSerial of the signer', { essAttr: essV1((s) => issuerSerial([dirName(s.issuer)], s.serial)) }],
+  ])('%s', async (_name, twist) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const ok = await checkTimeStampReply(await reply('tsa', sent, 'signer', twist), sent, trustOf({ anchors: ['root'] }));
+    expect(ok.info.messageImprintDer).toEqual(sent.messageImprintDer);
+  });
+
+  it.each<[string, Twist]>([
+    ['fail an issuerSerial with another serial number', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], plusOne(s.serial))) }],
+    ['fail an issuerSerial naming another issuer', { essAttr: essV2((s) => issuerSerial([dirName(issuerAndSerial(x509('tsa-under-ca')).issuer)], s.serial)) }],
+    ['fail an issuerSerial whose issuer is the same name encoded differently (DER compared)', { essAttr: essV2((s) => issuerSerial([dirName(reencoded(s.issuer))], s.serial)) }],
+    ['fail an issuerSerial with a second GeneralName', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer), uriName('https://tsa.example/')], s.serial)) }],
+    ['fail an issuerSerial whose issuer is not a directoryName', { essAttr: essV2((s) => issuerSerial([uriName('https://tsa.example/')], s.serial)) }],
+    ['fail an issuerSerial without a serial number', { essAttr: essV2((s) => derTlv(0x30, derTlv(0x30, dirName(s.issuer)))) }],
+    ['fail an ESSCertID (v1) whose issuerSerial has another serial number', { essAttr: essV1((s) => issuerSerial([dirName(s.issuer)], plusOne(s.serial))) }],
+  ])('%s: timestamp_reply_invalid, the token is not used', async (_name, twist) => {
+    const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+    const r = await reply('tsa', sent, 'signer', twist);
+    await expect(checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }))).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid, status: 502 });
+  });
+
+  describe('revocation of the TSA certificate (CMS_TSA_CRL, ADR 0046 addendum)', () => {
+    /** A CRL signed by `issuer` listing the certificates `revoked`, from thisUpdate (default an hour ago) to nextUpdate (default in a day). */
+    const crl = async (issuer: string, revoked: string[], opts: { thisUpdate?: Date; nextUpdate?: Date } = {}) => {
+      const entries = revoked.map((n) => ({ serialHex: Buffer.from(issuerAndSerial(x509(n)).serial).toString('hex'), revocationDate: new Date(Date.now() - 60_000), reason: 'keyCompromise' as const }));
+      const own = cms.get(issuer) as CmsSigner;
+      return (await createCrl(signer, own.key, pem.get(issuer) as string, entries, 1, opts.thisUpdate ?? new Date(Date.now() - 3_600_000), opts.nextUpdate ?? new Date(Date.now() + DAY))).crlPem;
+    };
+    const trustWith = (anchors: string[], crlFile: string, pins: string[] = []): TsaTrust => ({ anchors: anchors.map(x509), pins: pins.map(sha256), crls: readTsaCrls(Buffer.from(crlFile), anchors.map(x509)) });
+    const check = async (tsaName: string, certificates: 'signer' | 'chain', trust: TsaTrust) => {
+      const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+      return checkTimeStampReply(await reply(tsaName, sent, certificates), sent, trust);
+    };
+
+    it.each<[string, string, 'signer' | 'chain', () => Promise<TsaTrust>]>([
+      ['ok the TSA certificate is not on the CRL of its root', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', ['code-signing']))],
+      ['ok pinned and not on the CRL of its root', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', []), ['tsa'])],
+      ['ok the intermediate CA as the anchor, with its CRL', 'tsa-under-ca', 'chain', async () => trustWith(['ca'], await crl('ca', []))],
+      ['ok of two CRLs of the root the later counts (the older one listed it)', 'tsa', 'signer', async () => trustWith(['root'], (await crl('root', [])) + (await crl('root', ['tsa'], { thisUpdate: new Date(Date.now() - 7_200_000) })))],
+    ])('%s', async (_n, tsaName, certificates, trust) => {
+      await expect(check(tsaName, certificates, await trust())).resolves.toMatchObject({ info: expect.anything() });
+    });
+
+    it.each<[string, string, 'signer' | 'chain', () => Promise<TsaTrust>, TsaErrorCode]>([
+      ['fail the TSA certificate listed on the CRL of its root', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', ['tsa'])), TsaErrorCode.TimestampTsaRevoked],
+      ['fail a pinned TSA certificate listed on the CRL of the configured root', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', ['tsa']), ['tsa']), TsaErrorCode.TimestampTsaRevoked],
+      ['fail the TSA certificate listed on the CRL of its intermediate (the anchor)', 'tsa-under-ca', 'chain', async () => trustWith(['ca'], await crl('ca', ['tsa-under-ca'])), TsaErrorCode.TimestampTsaRevoked],
+      ['fail of two CRLs of the root the later one lists it', 'tsa', 'signer', async () => trustWith(['root'], (await crl('root', [], { thisUpdate: new Date(Date.now() - 7_200_000) })) + (await crl('root', ['tsa']))), TsaErrorCode.TimestampTsaRevoked],
+      ['fail a listed TSA certificate on a stale CRL: revoked first', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', ['tsa'], { thisUpdate: new Date(Date.now() - 2 * DAY), nextUpdate: new Date(Date.now() - 60_000) })), TsaErrorCode.TimestampTsaRevoked],
+      ['fail a CRL past its nextUpdate', 'tsa', 'signer', async () => trustWith(['root'], await crl('root', [], { thisUpdate: new Date(Date.now() - 2 * DAY), nextUpdate: new Date(Date.now() - 60_000) })), TsaErrorCode.TimestampTsaCrlStale],
+      ['fail a TSA under an intermediate the token carries when only the root has a CRL (its status is unknown)', 'tsa-under-ca', 'chain', async () => trustWith(['root'], await crl('root', [])), TsaErrorCode.TimestampTsaUntrusted],
+      ['fail a TSA under an anchor without a CRL when CRLs are configured', 'tsa-under-ca', 'chain', async () => trustWith(['root', 'ca'], await crl('root', [])), TsaErrorCode.TimestampTsaUntrusted],
+    ])('%s: 502 with its code, the token is not used', async (_n, tsaName, certificates, trust, code) => {
+      await expect(check(tsaName, certificates, await trust())).rejects.toMatchObject({ code, status: 502 });
+    });
+
+    it.each<[string, () => Promise<{ file: Uint8Array; anchors: string[] }>]>([
+      ['fail bytes that are not a CRL', async () => ({ file: new Uint8Array(Buffer.from('not a CRL')), anchors: ['root'] })],
+      ['fail a PEM file without a CRL', async () => ({ file: new Uint8Array(Buffer.from(pem.get('root') as string)), anchors: ['root'] })],
+      ['fail a CRL signed by another root of the same name', async () => ({ file: new Uint8Array(Buffer.from(await crl('foreign', []))), anchors: ['root'] })],
+      ['fail a CRL of a CA that is not an anchor', async () => ({ file: new Uint8Array(Buffer.from(await crl('ca', []))), anchors: ['root'] })],
+      ['fail one bad CRL among good ones', async () => ({ file: new Uint8Array(Buffer.from((await crl('root', [])) + (await crl('foreign', [])))), anchors: ['root'] })],
+    ])('%s: invalid_crl_input (boot fails)', async (_n, input) => {
+      const { file, anchors } = await input();
+      expect(() => readTsaCrls(file, anchors.map(x509))).toThrow(expect.objectContaining({ code: 'invalid_crl_input' }));
+    });
+
+    it('ok a DER CRL file; every revoked serial read as an integer', async () => {
+      const der = Buffer.from((await crl('root', ['tsa', 'expired'])).replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      const [read] = readTsaCrls(new Uint8Array(der), [x509('root')]);
+      expect(read.issuer.raw.equals(x509('root').raw)).toBe(true);
+      expect([...read.revoked].sort()).toEqual([x509('tsa'), x509('expired')].map((c) => BigInt(`0x${c.serialNumber}`).toString()).sort());
+    });
+  });
+
+  it('ok exactly when the issuerSerial states the signer\'s serial as an integer, whatever serial a TSA writes (property)', async () => {
+    const own = BigInt(`0x${x509('tsa').serialNumber}`);
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.bigInt({ min: -(1n << 159n), max: 1n << 159n }), fc.constant(own), fc.constant(own + 1n), fc.constant(-own)), async (serial) => {
+        const der = new Uint8Array(asn1js.Integer.fromBigInt(serial).valueBlock.valueHexView);
+        const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
+        const r = await reply('tsa', sent, 'signer', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], der)) });
+        const outcome = checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }));
+        if (serial === own) await expect(outcome).resolves.toBeDefined();
+        else await expect(outcome).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it.each<[string, number, Twist, number | undefined]>([

@@ -3,7 +3,8 @@ import * as pkijs from 'pkijs';
 import { createHash, randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { errorClass } from '@keyserver/errors';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
-import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, randomSerial, toAb } from './der';
+import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, pemBlocks, randomSerial, toAb } from './der';
+import { PkiError } from './pki-error';
 import { IssuedCertificate, IssuerRef, NameSpec, ValiditySpec, createSigningEndEntityCertificate } from './certificates';
 import { CmsSigner, signSignedData } from './cms';
 
@@ -46,6 +47,10 @@ export enum TsaErrorCode {
   TimestampTsaUntrusted = 'timestamp_tsa_untrusted',
   /** The external TSA's genTime is further from our clock than its accuracy plus CMS_TSA_MAX_SKEW_MS. */
   TimestampClockSkew = 'timestamp_clock_skew',
+  /** The external TSA's certificate (or a CA certificate of its path) is listed on a configured CRL (CMS_TSA_CRL). */
+  TimestampTsaRevoked = 'timestamp_tsa_revoked',
+  /** The configured CRL that must vouch for the external TSA's certificate is past its nextUpdate (CMS_TSA_CRL). */
+  TimestampTsaCrlStale = 'timestamp_tsa_crl_stale',
 }
 
 /** PKIFailureInfo bit (RFC 3161 2.4.2) each refusal is answered with. */
@@ -63,6 +68,8 @@ const FAIL_INFO_BIT: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TimestampReplyInvalid]: 25,
   [TsaErrorCode.TimestampTsaUntrusted]: 25,
   [TsaErrorCode.TimestampClockSkew]: 25,
+  [TsaErrorCode.TimestampTsaRevoked]: 25,
+  [TsaErrorCode.TimestampTsaCrlStale]: 25,
 };
 
 const STATUS: Record<TsaErrorCode, number> = {
@@ -79,6 +86,8 @@ const STATUS: Record<TsaErrorCode, number> = {
   [TsaErrorCode.TimestampReplyInvalid]: 502,
   [TsaErrorCode.TimestampTsaUntrusted]: 502,
   [TsaErrorCode.TimestampClockSkew]: 502,
+  [TsaErrorCode.TimestampTsaRevoked]: 502,
+  [TsaErrorCode.TimestampTsaCrlStale]: 502,
 };
 
 /**
@@ -364,6 +373,116 @@ export function checkGenTime(genTime: Date, accuracyMs: number | undefined, now:
 export interface TsaTrust {
   anchors: X509Certificate[];
   pins: Uint8Array[];
+  /**
+   * CRLs of anchors (CMS_TSA_CRL, ADR 0046 addendum), each verified with its anchor ({@link readTsaCrls}). When
+   * given, every certificate of the path below the anchor must be covered by the CRL of its issuer, not listed on it,
+   * and that CRL must be before its nextUpdate. Undefined: revocation is not checked.
+   */
+  crls?: TsaCrl[];
+}
+
+/** A CRL issued by a configured TSA trust anchor, verified with it. */
+export interface TsaCrl {
+  /** The anchor that signed it. */
+  issuer: X509Certificate;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  /** Revoked serial numbers (as integers, decimal). */
+  revoked: ReadonlySet<string>;
+}
+
+/** CRL signature algorithms and the hash Node verifies with (null: none, Ed25519). */
+const CRL_SIGNATURES: Record<string, string | null> = {
+  [OID.sha256WithRSA]: 'sha256',
+  [OID.sha384WithRSA]: 'sha384',
+  [OID.sha512WithRSA]: 'sha512',
+  [OID.ecdsaSha256]: 'sha256',
+  [OID.ecdsaSha384]: 'sha384',
+  [OID.ecdsaSha512]: 'sha512',
+  [OID.ed25519]: null,
+};
+
+/**
+ * Reads the CRL file of CMS_TSA_CRL (PEM `X509 CRL` blocks, or one DER CRL) and verifies each CRL with the anchor
+ * that issued it: DER, the issuer Name byte for byte an anchor's subject whose key verifies the signature (and
+ * whose keyUsage, if any, has cRLSign), a nextUpdate, no critical extension on the CRL or an entry (a delta CRL,
+ * an issuing distribution point or an indirect CRL may not list every revoked certificate of its issuer). Of
+ * several CRLs of one anchor the latest (thisUpdate) counts. Anything else is a {@link PkiError} `invalid_crl_input`.
+ */
+export function readTsaCrls(file: Uint8Array, anchors: X509Certificate[]): TsaCrl[] {
+  const bad = (detail: string) => new PkiError('invalid_crl_input', detail);
+  const text = Buffer.from(file).toString('latin1');
+  const blocks = pemBlocks(text);
+  const ders = blocks.length
+    ? blocks.filter((b) => b.label === 'X509 CRL').map((b) => new Uint8Array(Buffer.from(b.body.replace(/\s+/g, ''), 'base64')))
+    : [new Uint8Array(file)];
+  if (!ders.length) throw bad('the file holds no CRL (PEM "X509 CRL" blocks or one DER CRL)');
+  const latest = new Map<X509Certificate, TsaCrl>();
+  ders.forEach((der, i) => {
+    const which = `CRL ${i + 1} of the file`;
+    if (!isStrictDer(der)) throw bad(`${which} is not DER`);
+    let crl: pkijs.CertificateRevocationList;
+    try {
+      crl = pkijs.CertificateRevocationList.fromBER(toAb(der));
+    } catch {
+      throw bad(`${which} does not parse as a CRL`);
+    }
+    const alg = crl.signatureAlgorithm.algorithmId;
+    if (!(alg in CRL_SIGNATURES) || crl.signature.algorithmId !== alg) throw bad(`${which} uses an unsupported signature algorithm ${alg}`);
+    const issuerDer = new Uint8Array(crl.issuer.toSchema().toBER(false));
+    const tbs = new Uint8Array(crl.tbsView);
+    const signature = Buffer.from(crl.signatureValue.valueBlock.valueHexView);
+    const issuer = anchors.find((a) => {
+      if (!bytesEqual(certificateSubject(a), issuerDer)) return false;
+      try {
+        return nodeVerify(CRL_SIGNATURES[alg], tbs, a.publicKey, signature);
+      } catch {
+        return false;
+      }
+    });
+    if (!issuer) throw bad(`${which} is not signed by a certificate of CMS_TSA_CA_CERT`);
+    const ku = (pkijs.Certificate.fromBER(toAb(new Uint8Array(issuer.raw))).extensions ?? []).find((e) => e.extnID === OID.keyUsage);
+    if (ku && !(new Uint8Array((ku.parsedValue as asn1js.BitString).valueBlock.valueHexView)[0] & 0x02)) throw bad(`${which}: its issuer's keyUsage lacks cRLSign`);
+    if (!crl.nextUpdate) throw bad(`${which} has no nextUpdate`);
+    if ((crl.crlExtensions?.extensions ?? []).some((e) => e.critical)) throw bad(`${which} has a critical extension (delta CRLs and partitioned CRLs are not supported)`);
+    const revoked = new Set<string>();
+    for (const entry of crl.revokedCertificates ?? []) {
+      if ((entry.crlEntryExtensions?.extensions ?? []).some((e) => e.critical)) throw bad(`${which} has an entry with a critical extension (indirect CRLs are not supported)`);
+      revoked.add(entry.userCertificate.toBigInt().toString());
+    }
+    const read: TsaCrl = { issuer, thisUpdate: crl.thisUpdate.value, nextUpdate: crl.nextUpdate.value, revoked };
+    const before = latest.get(issuer);
+    if (!before || before.thisUpdate < read.thisUpdate) latest.set(issuer, read);
+  });
+  return [...latest.values()];
+}
+
+/** The subject Name of a certificate, DER as the certificate encodes it. */
+function certificateSubject(cert: X509Certificate): Uint8Array {
+  const fields = ((asn1js.fromBER(toAb(new Uint8Array(cert.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence).valueBlock.value;
+  const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
+  return bytesOf(fields[at + 4]);
+}
+
+/**
+ * The revocation check of a TSA path (ADR 0046 addendum): each certificate below the anchor is checked on the CRL
+ * of its issuer, which must be a configured anchor with a CRL (a carried intermediate has none we could verify
+ * beforehand: name it in CMS_TSA_CA_CERT with its CRL). Listed: `timestamp_tsa_revoked` (whatever the reason and
+ * date: the token is being made now); the CRL past its nextUpdate: `timestamp_tsa_crl_stale`.
+ */
+function checkRevocation(path: X509Certificate[], crls: TsaCrl[], now: Date): void {
+  const name = (c: X509Certificate) => c.subject.replace(/\n/g, ', ');
+  for (let i = 0; i + 1 < path.length; i++) {
+    const [cert, issuer] = [path[i], path[i + 1]];
+    const crl = crls.find((c) => c.issuer.raw.equals(issuer.raw));
+    if (!crl) throw new TsaError(TsaErrorCode.TimestampTsaUntrusted, `no configured CRL (CMS_TSA_CRL) of ${name(issuer)} covers ${name(cert)}`);
+    if (crl.revoked.has(certificateIssuerAndSerial(cert).serial.toString())) {
+      throw new TsaError(TsaErrorCode.TimestampTsaRevoked, `${name(cert)} (serial ${cert.serialNumber}) is revoked on the CRL of ${name(issuer)}`);
+    }
+    if (now.getTime() > crl.nextUpdate.getTime()) {
+      throw new TsaError(TsaErrorCode.TimestampTsaCrlStale, `the CRL of ${name(issuer)} was due for renewal at ${crl.nextUpdate.toISOString()} (CMS_TSA_CRL)`);
+    }
+  }
 }
 
 /** Longest chain from a TSA certificate to its anchor. */
@@ -372,9 +491,10 @@ const MAX_TSA_CHAIN = 8;
 /**
  * Checks that `signer` may stamp for us: extendedKeyUsage timeStamping only and critical (RFC 3161 2.3), one of the
  * pinned certificates when pins are configured, a chain through the token's certificates to an anchor when
- * anchors are configured (each issuer a CA whose signature verifies), and every certificate of it valid at `times`.
+ * anchors are configured (each issuer a CA whose signature verifies), every certificate of it valid at `times`,
+ * and, when CRLs are configured, none of it below the anchor revoked on a fresh CRL ({@link checkRevocation}).
  */
-export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[], trust: TsaTrust, times: Date[]): void {
+export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[], trust: TsaTrust, times: Date[], now = new Date()): void {
   const untrusted = (detail: string) => new TsaError(TsaErrorCode.TimestampTsaUntrusted, detail);
   const name = (c: X509Certificate) => c.subject.replace(/\n/g, ', ');
   if (trust.anchors.length === 0 && trust.pins.length === 0) throw untrusted('no external TSA is trusted (CMS_TSA_CA_CERT, CMS_TSA_CERT_SHA256)');
@@ -404,6 +524,8 @@ export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[
       if (at.getTime() < Date.parse(c.validFrom) || at.getTime() > Date.parse(c.validTo)) throw untrusted(`${name(c)} is not valid at ${at.toISOString()}`);
     }
   }
+  // A pin alone names one certificate (its revocation is a change of the pin); a path to an anchor is checked on the anchors' CRLs.
+  if (trust.crls && trust.anchors.length > 0) checkRevocation(path, trust.crls, now);
 }
 
 /**
@@ -438,7 +560,7 @@ export async function checkTimeStampReply(
   const { signer, carried } = await verifyTimeStampToken(token);
   // The clock first: the trust is judged at genTime, which must be near now to mean anything.
   checkGenTime(info.genTime, info.accuracyMs, now, opts.maxSkewMs ?? DEFAULT_TSA_MAX_SKEW_MS);
-  checkTsaTrust(signer, carried, trust, [info.genTime, now]);
+  checkTsaTrust(signer, carried, trust, [info.genTime, now], now);
   return { token, info };
 }
 
@@ -534,7 +656,38 @@ function checkEssSigningCertificate(si: pkijs.SignerInfo, signer: X509Certificat
     if (!certHash || !isUniversal(certHash, 4) || !bytesEqual(new Uint8Array((certHash as asn1js.OctetString).valueBlock.valueHexView), new Uint8Array(createHash(hash).update(signer.raw).digest()))) {
       throw bad('the ESS signing-certificate attribute names another certificate than the signer');
     }
+    if (parts.length > at + 2) throw bad('the ESS signing-certificate attribute is malformed');
+    if (parts[at + 1] && !issuerSerialNames(parts[at + 1], signer)) {
+      throw bad('the issuerSerial of the ESS signing-certificate attribute names another certificate than the signer');
+    }
   }
+}
+
+/**
+ * An ESSCertID(v2)'s optional issuerSerial (RFC 2634 5.4.1, RFC 5035 5.4.1.1), when present, must name `cert`
+ * exactly: one GeneralName, a directoryName whose DER is the issuer Name as the certificate encodes it (no
+ * re-encoding forgiven), and the certificate's serial number as an integer (ADR 0046 addendum).
+ */
+function issuerSerialNames(el: asn1js.AsnType, cert: X509Certificate): boolean {
+  if (!isUniversal(el, 16)) return false;
+  const [names, serial, ...rest] = (el as asn1js.Sequence).valueBlock.value;
+  if (rest.length || !names || !serial || !isUniversal(names, 16) || !isUniversal(serial, 2)) return false;
+  const generalNames = (names as asn1js.Sequence).valueBlock.value;
+  const only = generalNames[0];
+  if (generalNames.length !== 1 || only.idBlock.tagClass !== 3 || only.idBlock.tagNumber !== 4 || !only.idBlock.isConstructed) return false;
+  const inner = (only as asn1js.Constructed).valueBlock.value;
+  const own = certificateIssuerAndSerial(cert);
+  if (inner.length !== 1 || !bytesEqual(bytesOf(inner[0]), own.issuer)) return false;
+  return (serial as asn1js.Integer).toBigInt() === own.serial;
+}
+
+/** The issuer Name (DER as encoded in the certificate) and the serial number of a certificate. */
+function certificateIssuerAndSerial(cert: X509Certificate): { issuer: Uint8Array; serial: bigint } {
+  const tbs = (asn1js.fromBER(toAb(new Uint8Array(cert.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const fields = tbs.valueBlock.value;
+  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, ...
+  const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
+  return { serial: (fields[at] as asn1js.Integer).toBigInt(), issuer: bytesOf(fields[at + 2]) };
 }
 
 /**

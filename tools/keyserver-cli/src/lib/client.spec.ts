@@ -23,6 +23,8 @@ describe(apiRaw.name, () => {
   it.each<[string, number, string | undefined, Exit]>([
     ['fail 502 timestamp_tsa_untrusted: exit 4, a retry does not help (the TSA configuration does)', 502, 'timestamp_tsa_untrusted', Exit.Refused],
     ['fail 502 timestamp_clock_skew: exit 4, a retry does not help (a clock does)', 502, 'timestamp_clock_skew', Exit.Refused],
+    ['fail 502 timestamp_tsa_revoked: exit 4, a retry does not help (another TSA certificate does)', 502, 'timestamp_tsa_revoked', Exit.Refused],
+    ['fail 502 timestamp_tsa_crl_stale: exit 4, a retry does not help (a fresh CMS_TSA_CRL does)', 502, 'timestamp_tsa_crl_stale', Exit.Refused],
     ['fail 500 route_authorization_misconfigured: exit 4, a retry does not help (the deployment does)', 500, 'route_authorization_misconfigured', Exit.Refused],
     ['fail 503 timestamp_unavailable: exit 5, retry', 503, 'timestamp_unavailable', Exit.Unavailable],
     ['fail 502 timestamp_reply_invalid: exit 5, retry', 502, 'timestamp_reply_invalid', Exit.Unavailable],

@@ -34,6 +34,9 @@ export const NOT_RETRYABLE_CODES: ReadonlySet<string> = new Set([
   'timestamp_tsa_untrusted',
   // The external TSA's clock or ours is off by more than CMS_TSA_MAX_SKEW_MS.
   'timestamp_clock_skew',
+  // The external TSA's certificate is on its CA's CRL, or that CRL (CMS_TSA_CRL) is stale (ADR 0046 addendum).
+  'timestamp_tsa_revoked',
+  'timestamp_tsa_crl_stale',
   // A route of the deployed API declares no access rule: a defect, not a passing fault.
   'route_authorization_misconfigured',
 ]);

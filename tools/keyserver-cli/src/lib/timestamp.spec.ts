@@ -35,6 +35,33 @@ interface TokenSpec {
   /** The certificate the ESS signing-certificate-v2 attribute names (default: the signer's). */
   essCert?: string;
   embed?: boolean;
+  /** The ESSCertIDv2's optional issuerSerial: absent, the signer's own, or a hostile one. */
+  issuerSerial?: IssuerSerialTwist;
+}
+type IssuerSerialTwist = 'own' | 'other-serial' | 'other-issuer' | 'reencoded-issuer' | 'two-names' | 'uri-name';
+
+const tlv = (tag: number, ...parts: Buffer[]) => {
+  const body = Buffer.concat(parts);
+  const n = body.length;
+  return Buffer.concat([Buffer.from([tag, ...(n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff])]), body]);
+};
+/** IssuerSerial { GeneralNames, serialNumber } for `name`'s certificate, changed by `twist`. */
+function issuerSerialOf(name: string, twist: IssuerSerialTwist): Buffer {
+  const tbs = (asn1js.fromBER(ab(pem(name).raw)).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const [, serialEl, , issuerEl] = tbs.valueBlock.value;
+  let issuer = Buffer.from((issuerEl as asn1js.BaseBlock).valueBeforeDecodeView);
+  let serial = Buffer.from((serialEl as asn1js.BaseBlock).valueBeforeDecodeView);
+  if (twist === 'other-serial') serial = Buffer.from(new asn1js.Integer({ value: 7 }).toBER(false));
+  if (twist === 'other-issuer') issuer = Buffer.from(pkijs.Certificate.fromBER(ab(pem('foreign-tsa').raw)).issuer.toSchema().toBER(false));
+  if (twist === 'reencoded-issuer') {
+    // CN=root as a PrintableString instead of openssl's UTF8String: the same text, another DER.
+    issuer = Buffer.from(issuer);
+    const at = issuer.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03])) + 5;
+    issuer[at] = issuer[at] === 0x0c ? 0x13 : 0x0c;
+  }
+  const uri = tlv(0x86, Buffer.from('https://tsa.example/'));
+  const names = twist === 'uri-name' ? [uri] : twist === 'two-names' ? [tlv(0xa4, issuer), uri] : [tlv(0xa4, issuer)];
+  return tlv(0x30, tlv(0x30, ...names), serial);
 }
 
 /** A TimeStampToken signed with `signer`'s key (pkijs + webcrypto), ESSCertIDv2 naming `essCert`. */
@@ -58,7 +85,15 @@ async function token(t: TokenSpec): Promise<Buffer> {
     new pkijs.Attribute({ type: TIMESTAMP_OID.messageDigest, values: [new asn1js.OctetString({ valueHex: ab(createHash('sha256').update(tstDer).digest()) })] }),
     new pkijs.Attribute({
       type: TIMESTAMP_OID.signingCertificateV2,
-      values: [new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.Sequence({ value: [new asn1js.OctetString({ valueHex: ab(essHash) })] })] })] })],
+      values: [
+        new asn1js.Sequence({
+          value: [
+            new asn1js.Sequence({
+              value: [new asn1js.Sequence({ value: [new asn1js.OctetString({ valueHex: ab(essHash) }), ...(t.issuerSerial ? [asn1js.fromBER(ab(issuerSerialOf(t.signer, t.issuerSerial))).result] : [])] })],
+            }),
+          ],
+        }),
+      ],
     }),
   ];
   const sd = new pkijs.SignedData({
@@ -127,6 +162,28 @@ describe(verifySignatureTimestamp.name, () => {
   ] as const)('%s', async (_n, spec, code) => {
     const t = await token(spec);
     expectInvalid(() => verifySignatureTimestamp(t, signature, anchors(), []), code);
+  });
+
+  it('ok an ESS certificate id whose issuerSerial names the TSA certificate (openssl ts -verify agrees)', async () => {
+    const t = await token({ signer: 'tsa', over: signature, issuerSerial: 'own' });
+    writeFileSync(f('t-is.der'), t);
+    writeFileSync(f('sig.bin'), signature);
+    expect(openssl('ts', '-verify', '-token_in', '-in', 't-is.der', '-data', 'sig.bin', '-CAfile', 'root.pem')).toContain('Verification: OK');
+    expect(verifySignatureTimestamp(t, signature, anchors(), []).tsa.subject).toBe('CN=tsa');
+  });
+
+  it.each<[string, IssuerSerialTwist, boolean]>([
+    ['fail an issuerSerial with another serial number (openssl ts -verify refuses it too)', 'other-serial', true],
+    ['fail an issuerSerial naming another issuer (openssl ts -verify refuses it too)', 'other-issuer', true],
+    ['fail an issuerSerial whose issuer is the same name encoded differently (DER compared)', 'reencoded-issuer', false],
+    ['fail an issuerSerial with a second GeneralName (openssl ts -verify refuses it too)', 'two-names', true],
+    ['fail an issuerSerial whose issuer is not a directoryName (openssl ts -verify refuses it too)', 'uri-name', true],
+  ])('%s', async (_n, twist, opensslRefuses) => {
+    const t = await token({ signer: 'tsa', over: signature, issuerSerial: twist });
+    writeFileSync(f(`t-${twist}.der`), t);
+    writeFileSync(f('sig.bin'), signature);
+    if (opensslRefuses) expect(() => openssl('ts', '-verify', '-token_in', '-in', `t-${twist}.der`, '-data', 'sig.bin', '-CAfile', 'root.pem')).toThrow();
+    expectInvalid(() => verifySignatureTimestamp(t, signature, anchors(), []), 'timestamp_invalid');
   });
 
   it.each([

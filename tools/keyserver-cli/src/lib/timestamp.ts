@@ -101,6 +101,28 @@ function checkEssCertId(si: pkijs.SignerInfo, cert: X509Certificate): void {
   if (!(certHash instanceof asn1js.OctetString) || !Buffer.from(certHash.valueBlock.valueHexView).equals(createHash(hash).update(cert.raw).digest())) {
     throw invalid('the signing-certificate attribute names another certificate');
   }
+  const issuerSerial = parts[idx + 1];
+  if (parts.length > idx + 2 || (issuerSerial && !issuerSerialNames(issuerSerial, cert))) {
+    throw invalid('the issuerSerial of the signing-certificate attribute names another certificate');
+  }
+}
+
+/**
+ * The optional issuerSerial of an ESSCertID(v2) names `cert` exactly: one directoryName whose DER is the issuer
+ * Name as the certificate encodes it, and its serial number as an integer (RFC 5035 5.4.1.1; ADR 0046 addendum).
+ */
+function issuerSerialNames(el: asn1js.AsnType, cert: X509Certificate): boolean {
+  if (!(el instanceof asn1js.Sequence)) return false;
+  const [names, serial, ...rest] = el.valueBlock.value;
+  if (rest.length || !(names instanceof asn1js.Sequence) || !(serial instanceof asn1js.Integer) || names.valueBlock.value.length !== 1) return false;
+  const dirName = names.valueBlock.value[0];
+  if (dirName.idBlock.tagClass !== 3 || dirName.idBlock.tagNumber !== 4 || !(dirName instanceof asn1js.Constructed) || dirName.valueBlock.value.length !== 1) return false;
+  const tbs = (asn1js.fromBER(ab(cert.raw)).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+  const fields = tbs.valueBlock.value;
+  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, ...
+  const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
+  const issuer = Buffer.from((fields[at + 2] as asn1js.BaseBlock).valueBeforeDecodeView);
+  return Buffer.from((dirName.valueBlock.value[0] as asn1js.BaseBlock).valueBeforeDecodeView).equals(issuer) && serial.toBigInt() === (fields[at] as asn1js.Integer).toBigInt();
 }
 
 /**
