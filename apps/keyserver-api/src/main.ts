@@ -10,6 +10,7 @@ import { exitOnSignals, requestMetrics, startMetricsServer } from '@keyserver/ob
 import { UsageReaper } from './usage/usage-reaper';
 import { CrlRefresher } from './crl/crl-refresher';
 import { CrlService } from './crl/crl.service';
+import { HsmKeyDisposer } from './key-admin/hsm-key-disposer';
 import { NotificationDispatcher } from './notifications/dispatcher';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
 import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
@@ -24,7 +25,7 @@ import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verif
 import { EDGE, type EdgeServices } from './edge/edge';
 import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
 import { bootstrapCommand } from './bootstrap/bootstrap';
-import { InstallationRepository, NotificationRepository } from '@keyserver/data-access';
+import { InstallationRepository, KeyLifecycleRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
 import { PRODUCT_VERSION } from '@keyserver/api-contract/version';
@@ -121,6 +122,9 @@ async function serve(config: ApiConfig, logger: Logger) {
   reaper.start();
   const crlRefresher = new CrlRefresher(app.get(CrlService), logger, config.crlRefreshMs);
   crlRefresher.start();
+  // Key pairs whose cancellation was interrupted before the HSM destroyed them (ADR 0042 addendum).
+  const disposer = new HsmKeyDisposer(app.get(KeyLifecycleRepository), deps.signer, logger);
+  disposer.start();
   // Its own small pool: sending notifications never waits for, nor takes, a connection of the request path.
   const notifyDb = createDb(config.databaseUrl, { ...config.database, poolSize: config.notify.dbPoolSize });
   const dispatcher = new NotificationDispatcher(new NotificationRepository(notifyDb), logger, config.notify);
@@ -128,6 +132,7 @@ async function serve(config: ApiConfig, logger: Logger) {
   exitOnSignals(logger, async () => {
     await reaper.stop();
     await crlRefresher.stop();
+    await disposer.stop();
     await dispatcher.stop();
     await notifyDb.close();
     await metricsServer?.close();

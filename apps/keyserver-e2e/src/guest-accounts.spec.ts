@@ -1,5 +1,5 @@
 import { startPlatform, type DemoTenant, type RunningPlatform } from '@keyserver/testing';
-import { activeSession, apiAs, auditOf, bffUserToken, type Api } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken, sql, type Api } from './admin-helpers';
 import { operationBody } from './operations-support';
 
 // ADR 0040: Entra B2B guests (acct 1) never hold the human-only natures, whatever an administrator registered; a
@@ -33,8 +33,13 @@ const MEMBER = { username: 'mia.member@demo.test', password: PASSWORD, name: 'Mi
 const HUMAN_ONLY_ROLES = ['demo-administrators', 'demo-approvers'];
 const HUMAN_ONLY_PERMISSIONS = ['operations:approve', 'keys:admin', 'subjects:admin', 'roles:admin', 'admin-sessions:manage'];
 
+// A second partner account that tries to sign in before anyone registered it.
+const EARLY_GUEST = { username: 'gwen.guest@partner.test', password: PASSWORD, name: 'Gwen Guest (Partner Ltd)', oid: 'b2b00001-0000-4000-8000-000000000002', natures: [], userType: 'Guest' as const };
+// Registered as an approver, never signed in (no token has proved anything about it).
+const NEW_APPROVER = { username: 'nina.new@demo.test', name: 'Nina New', oid: 'a0000001-0000-4000-8000-0000000000a3' };
+
 const addUsers = (t: DemoTenant): void => {
-  t.users.push(GUEST, MEMBER);
+  t.users.push(GUEST, MEMBER, EARLY_GUEST);
 };
 
 /** Registers `user` as an administrator and approver of every demo key, as an administrator would (four eyes). */
@@ -64,6 +69,7 @@ describe('guest accounts and the human-only natures', () => {
     const session = await activeSession(ada, alan, 'register a partner guest and a member', true);
     await register(ada, session, p.facts.tenantId, GUEST);
     await register(ada, session, p.facts.tenantId, MEMBER);
+    await register(ada, session, p.facts.tenantId, NEW_APPROVER);
     guest = apiAs(p, await bffUserToken(p, GUEST.username, GUEST.password));
     member = apiAs(p, await bffUserToken(p, MEMBER.username, MEMBER.password));
   });
@@ -97,6 +103,47 @@ describe('guest accounts and the human-only natures', () => {
     expect(m.body.permissions).toEqual(expect.arrayContaining(HUMAN_ONLY_PERMISSIONS));
     // The demo users are members too: the emulator writes acct 0 like Entra with the optional claim.
     expect((await ada<MeView>('GET', '/api/v1/me')).body.account).toBe('member');
+  });
+
+  interface SubjectRow {
+    id: string;
+    oid: string;
+    account: string;
+    accountProvenAt: string | null;
+  }
+  const subjectOf = async (oid: string): Promise<SubjectRow> => {
+    const all = await ada<{ items: SubjectRow[] }>('GET', '/api/v1/subjects');
+    const found = all.body.items.find((x) => x.oid === oid);
+    if (!found) throw new Error(`no subject ${oid}`);
+    return (await ada<SubjectRow>('GET', `/api/v1/subjects/${found.id}`)).body;
+  };
+
+  it('records the account kind a sign-in proves, once (audited), and GET /api/v1/subjects shows it: guest, member, unknown until a sign-in', async () => {
+    for (let i = 0; i < 5; i++) await Promise.all([guest('GET', '/api/v1/me'), member('GET', '/api/v1/me')]);
+    expect([(await subjectOf(GUEST.oid)).account, (await subjectOf(MEMBER.oid)).account, (await subjectOf(NEW_APPROVER.oid)).account]).toEqual(['guest', 'member', 'unknown']);
+    expect((await subjectOf(GUEST.oid)).accountProvenAt).toEqual(expect.any(String));
+    expect((await subjectOf(NEW_APPROVER.oid)).accountProvenAt).toBeNull();
+    // One write per change, not per request: one event each however many requests came.
+    const events = await auditOf(ada, `action=subject.account&actor=${GUEST.oid}`);
+    expect(events.map((e) => [e.outcome, e.details['before'], e.details['account']])).toEqual([['SUCCESS', 'UNKNOWN', 'GUEST']]);
+    expect(await auditOf(ada, `action=subject.account&actor=${MEMBER.oid}`)).toHaveLength(1);
+  });
+
+  it('asks member approvers and administrators only: no approval or session notice for the guest, nor for an approver never signed in', async () => {
+    const op = await otto<Op>('POST', '/api/v1/operations', { body: operationBody('demo-fw-prod', 1) });
+    expect(op.status).toBe(201);
+    const ids = Object.fromEntries(await Promise.all([GUEST, MEMBER, NEW_APPROVER].map(async (u) => [u.oid, (await subjectOf(u.oid)).id])));
+    const recipientsOf = async (column: 'operationId' | 'adminSessionId', id: string) =>
+      (await sql<{ recipientIds: string[] }>(p, `SELECT "recipientIds"::text[] AS "recipientIds" FROM "notification_outbox" WHERE "${column}" = $1::uuid`, [id]))[0]?.recipientIds ?? [];
+    const asked = await recipientsOf('operationId', op.body.id);
+    expect(asked).toContain(ids[MEMBER.oid]);
+    expect(asked).not.toContain(ids[GUEST.oid]);
+    expect(asked).not.toContain(ids[NEW_APPROVER.oid]);
+    const pending = await ada<SessionView>('POST', '/api/v1/admin-sessions', { body: { description: 'who is asked' } });
+    const askedToAuthorize = await recipientsOf('adminSessionId', pending.body.id);
+    expect(askedToAuthorize).toContain(ids[MEMBER.oid]);
+    expect(askedToAuthorize).not.toContain(ids[GUEST.oid]);
+    expect((await ada('POST', `/api/v1/admin-sessions/${pending.body.id}/closure`)).status).toBeLessThan(300);
   });
 
   it('refuses the guest approver an approval or a rejection (403 member_account_required, audited); a member approves', async () => {
@@ -169,6 +216,30 @@ describe('guest accounts and the human-only natures', () => {
     expect(renamed.status).toBe(200);
     const authorizations = await auditOf(ada, `action=admin_session.authorize&adminSessionId=${sid}`);
     expect(authorizations.map((e) => [e.outcome, e.actorOid])).toEqual([['SUCCESS', MEMBER.oid]]);
+  });
+
+  it('refuses giving a recorded guest the administrator or approver nature: 409 subject_is_guest, audited, nothing written; taking it away works', async () => {
+    const session = await activeSession(ada, alan, 'partner roles', true);
+    const g = await subjectOf(GUEST.oid);
+    const taken = await ada<{ roles: string[] }>('PATCH', `/api/v1/subjects/${g.id}`, { body: { roles: [] }, session });
+    expect([taken.status, taken.body.roles]).toEqual([200, []]);
+    for (const roles of [['demo-approvers'], ['demo-administrators']]) {
+      const r = await ada<Problem>('PATCH', `/api/v1/subjects/${g.id}`, { body: { roles }, session });
+      expect([r.status, r.body.code]).toEqual([409, 'subject_is_guest']);
+    }
+    expect((await ada<{ roles: string[] }>('GET', `/api/v1/subjects/${g.id}`)).body.roles).toEqual([]);
+    const refused = await auditOf(ada, `action=subject.update&outcome=DENIED`);
+    expect(refused.filter((e) => e.errorCode === 'subject_is_guest' && e.details['subjectId'] === g.id)).toHaveLength(2);
+
+    // A guest that tried to sign in before it was registered is known as one at registration.
+    const early = apiAs(p, await bffUserToken(p, EARLY_GUEST.username, EARLY_GUEST.password));
+    expect((await early<Problem>('GET', '/api/v1/me')).body.code).toBe('unknown_subject');
+    const body = { kind: 'USER', tid: p.facts.tenantId, oid: EARLY_GUEST.oid, displayName: EARLY_GUEST.name, username: EARLY_GUEST.username };
+    const asApprover = await ada<Problem>('POST', '/api/v1/subjects', { body: { ...body, roles: ['demo-approvers'] }, session });
+    expect([asApprover.status, asApprover.body.code]).toEqual([409, 'subject_is_guest']);
+    expect((await auditOf(ada, 'action=subject.create&outcome=DENIED')).some((e) => e.errorCode === 'subject_is_guest')).toBe(true);
+    const plain = await ada<SubjectRow>('POST', '/api/v1/subjects', { body: { ...body, roles: [] }, session });
+    expect([plain.status, plain.body.account]).toEqual([201, 'guest']);
   });
 });
 

@@ -12,12 +12,15 @@ export class DbSubjectResolver implements SubjectResolver {
   constructor(
     private readonly subjects: SubjectRepository,
     @Inject(EDGE) private readonly edge: EdgeServices,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   async resolve(principal: Principal, request: AuthRequestInfo): Promise<ResolvedSubject | null> {
     const s = await this.subjects.findAccess(principal.tid, principal.oid);
+    const proven = principal.kind === 'user' && principal.account ? (principal.account === 'member' ? 'MEMBER' : 'GUEST') : undefined;
     if (!s) {
       await this.subjects.recordUnknownPrincipal({
+        account: proven,
         tid: principal.tid,
         oid: principal.oid,
         kind: principal.kind === 'app' ? 'CLIENT' : 'USER',
@@ -38,6 +41,7 @@ export class DbSubjectResolver implements SubjectResolver {
       });
       return null;
     }
+    if (proven && s.kind === 'USER' && s.account !== proven) await this.recordAccount(s, proven, principal, request);
     let resolved = this.resolved.get(s);
     if (!resolved) {
       resolved = { subjectId: s.id, kind: s.kind, enabled: s.enabled, natures: s.natures, keyGrants: s.keyPermissions, displayName: s.displayName };
@@ -45,6 +49,41 @@ export class DbSubjectResolver implements SubjectResolver {
     }
     return resolved;
   }
+
+  /**
+   * Records a kind the token proves and the snapshot does not show (ADR 0040 addendum): a write only when it changes,
+   * never per request (the write flushes the access cache, so the next snapshot shows it). A token older than the
+   * recorded proof is ignored; requests of one subject arriving together share one write. A failure is logged and
+   * retried by the next request: this request is decided from its token either way.
+   */
+  private async recordAccount(s: SubjectWithAccess, account: 'MEMBER' | 'GUEST', principal: Principal, request: AuthRequestInfo): Promise<void> {
+    const provenAt = new Date((principal.issuedAt ?? Math.floor(Date.now() / 1000)) * 1000);
+    if (s.accountProvenAt && provenAt < s.accountProvenAt) return;
+    const key = `${s.id}:${account}`;
+    let pending = this.recording.get(key);
+    if (!pending) {
+      pending = this.subjects
+        .recordAccount(s.id, account, provenAt, {
+          action: 'subject.account',
+          outcome: 'SUCCESS',
+          actorTid: principal.tid,
+          actorOid: principal.oid,
+          actorName: principal.displayName ?? s.displayName,
+          actorClient: principal.azp,
+          actorSubjectId: s.id,
+          details: { method: request.method, path: request.path },
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => this.logger.warn({ err: (err as Error).message, subjectId: s.id }, 'could not record the account kind; the next request retries'),
+        )
+        .finally(() => this.recording.delete(key));
+      this.recording.set(key, pending);
+    }
+    await pending;
+  }
+
+  private readonly recording = new Map<string, Promise<void>>();
 
   // One ResolvedSubject per cached access snapshot, so that authorize() derives the Actor's sets once per snapshot.
   private readonly resolved = new WeakMap<SubjectWithAccess, ResolvedSubject>();

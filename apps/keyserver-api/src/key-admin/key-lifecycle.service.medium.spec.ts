@@ -28,6 +28,7 @@ import { CrlService } from '../crl/crl.service';
 import { KeysService } from '../keys/keys.service';
 import { adminInSession, codeOf, mediumActor, mediumConfig, mediumDatabase, mediumOpenssl, mediumSigner } from '../testing/medium';
 import { KeyAdminService } from './key-admin.service';
+import { HsmKeyDisposer } from './hsm-key-disposer';
 import { KeyLifecycleService } from './key-lifecycle.service';
 
 const DAY = 86_400_000;
@@ -301,6 +302,14 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       return p;
     };
     const hsmHolds = async (hsmKeyId: string) => (await codeOf(hsm.signer.getKey(hsmKeyId))) === 'ok';
+    /** The real token, whose destroyKey fails: the HSM went away between the cancellation's two steps. */
+    const flaky = (): HsmSigner =>
+      Object.assign(Object.create(hsm.signer) as HsmSigner, {
+        destroyKey: async () => {
+          throw new HsmError('hsm_unavailable', 'the token went away');
+        },
+      });
+    const disposalOf = (hsmKeyId: string) => db.prisma.hsmKeyDisposal.findMany({ where: { hsmKeyId: hsmKeyId.toLowerCase() }, select: { keyid: true, attempts: true } });
 
     it('ok cancelling an external ceremony: the pending key ends, its key pair is destroyed, audited with both administrators; the keyid is free again', async () => {
       const p = await pendingRoot();
@@ -308,7 +317,7 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       const fingerprint = (await service.pending(p.keyid)).spkiSha256;
       const id = requestId();
       const r = await service.cancelPending(ada, session, p.keyid, {}, id);
-      expect(r).toMatchObject({ keyid: p.keyid, version: 1, spkiSha256: fingerprint, adminSessionId: session });
+      expect(r).toMatchObject({ keyid: p.keyid, version: 1, spkiSha256: fingerprint, adminSessionId: session, keyPairDestroyed: true });
       expect(r.administrators).toHaveLength(2);
       expect(await lifecycle().findPending(p.keyid)).toBeNull();
       expect(await hsmHolds(p.hsmKeyId)).toBe(false);
@@ -350,27 +359,51 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'DENIED', 'not_awaiting_certificate']]);
     });
 
-    it('ok a cancellation the HSM failed halfway: the import is refused from then on, and repeating the cancellation finishes it', async () => {
+    it('ok a cancellation the HSM failed after its decision: it stands at once (keyid free, import refused), its key pair is recorded; the disposer destroys it later', async () => {
       const p = await pendingRoot();
       const certificate = await certify(p.hsmKeyId, `Online ${p.keyid}`);
-      const flaky: HsmSigner = Object.assign(Object.create(hsm.signer) as HsmSigner, {
-        destroyKey: async () => {
-          throw new HsmError('hsm_unavailable', 'the token went away');
-        },
-      });
+      const fingerprint = (await service.pending(p.keyid)).spkiSha256;
       const id = requestId();
-      expect(await codeOf(build(new KeyLifecycleRepository(db), flaky).lifecycle.cancelPending(ada, session, p.keyid, {}, id))).toBe('hsm_unavailable');
-      expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'FAILED', 'hsm_unavailable']]);
+      const r = await build(new KeyLifecycleRepository(db), flaky()).lifecycle.cancelPending(ada, session, p.keyid, {}, id);
+      expect(r).toMatchObject({ keyid: p.keyid, version: 1, spkiSha256: fingerprint, keyPairDestroyed: false });
+      expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'SUCCESS', null]]);
       expect(await hsmHolds(p.hsmKeyId)).toBe(true);
+      expect(await disposalOf(p.hsmKeyId)).toEqual([{ keyid: p.keyid, attempts: 1 }]);
       expect(await codeOf(service.importCertificate(ada, session, p.keyid, { certificate, chain: [anchorPem] }, requestId()))).toBe('not_awaiting_certificate');
       expect(await keys.findByKeyid(p.keyid)).toBeNull();
       expect(await codeOf(service.pending(p.keyid))).toBe('not_awaiting_certificate');
-      expect(await codeOf(service.rootCeremony(ada, session, { keyid: p.keyid, algorithm: 'EC_P256', subject: { commonName: 'again' }, validityDays: 10, mode: 'external' }, requestId()))).toBe('key_exists');
-      const done = requestId();
-      expect(await service.cancelPending(ada, session, p.keyid, {}, done)).toMatchObject({ keyid: p.keyid, version: 1 });
-      expect(await eventsOf(done)).toEqual([['key.csr_cancel', 'SUCCESS', null]]);
+      expect(await codeOf(service.cancelPending(ada, session, p.keyid, {}, requestId()))).toBe('not_awaiting_certificate');
+      // Interrupted between the two steps (a crash is the same: the row stays): the disposer of any replica finishes it.
+      expect(await new HsmKeyDisposer(lifecycle(), hsm.signer, pino({ level: 'silent' })).sweep()).toBeGreaterThanOrEqual(1);
       expect(await hsmHolds(p.hsmKeyId)).toBe(false);
-      expect(await lifecycle().findPending(p.keyid)).toBeNull();
+      expect(await disposalOf(p.hsmKeyId)).toEqual([]);
+      const [disposed] = (await audit.list({ keyid: p.keyid })).items.filter((e) => e.action === 'key.hsm_dispose');
+      expect([disposed?.outcome, disposed?.details]).toEqual(['SUCCESS', expect.objectContaining({ hsmKeyId: p.hsmKeyId, version: 1, failedAttempts: 1 })]);
+      expect((await service.rootCeremony(ada, session, { keyid: p.keyid, algorithm: 'EC_P256', subject: { commonName: 'again' }, validityDays: 10, mode: 'external' }, requestId())).state).toBe('AWAITING_CERTIFICATE');
+    });
+
+    it('ok a cancellation of a pending rotation interrupted after its decision (the HSM failed): the key shows no pending version at once, the import is refused, a new rotation can follow', async () => {
+      const p = await pendingRoot();
+      await service.importCertificate(ada, session, p.keyid, { certificate: await certify(p.hsmKeyId, `Online ${p.keyid}`), chain: [anchorPem] }, requestId());
+      await service.rotate(ada, session, p.keyid, { validityDays: 3650 }, requestId());
+      const pv = await lifecycle().findPendingVersion(p.keyid);
+      if (!pv) throw new Error('no pending version');
+      const certificate = await certify(pv.hsmKeyId, `Online ${p.keyid}`);
+      const id = requestId();
+      expect(await codeOf(build(new KeyLifecycleRepository(db), flaky()).lifecycle.cancelPending(ada, session, p.keyid, { version: 2 }, id))).toBe('ok');
+      expect(await eventsOf(id)).toEqual([['key.csr_cancel', 'SUCCESS', null]]);
+      expect((await service.versions(ada, p.keyid)).pendingVersion).toBeNull();
+      expect(await codeOf(service.pending(p.keyid))).toBe('not_awaiting_certificate');
+      expect(await codeOf(service.importCertificate(ada, session, p.keyid, { certificate, chain: [anchorPem], version: 2 }, requestId()))).toBe('not_awaiting_certificate');
+      expect((await keys.getByKeyid(p.keyid)).currentVersion).toBe(1);
+      expect(await hsmHolds(pv.hsmKeyId)).toBe(true);
+      await service.rotate(ada, session, p.keyid, { validityDays: 3650 }, requestId());
+      const next = await lifecycle().findPendingVersion(p.keyid);
+      expect([next?.version, next?.hsmKeyId === pv.hsmKeyId]).toEqual([2, false]);
+      // The next cancellation (of any key) destroys what an earlier one left, after its own.
+      expect(await service.cancelPending(ada, session, p.keyid, {}, requestId())).toMatchObject({ version: 2, keyPairDestroyed: true });
+      expect([await hsmHolds(pv.hsmKeyId), await hsmHolds(next?.hsmKeyId ?? ''), await hsmHolds(p.hsmKeyId)]).toEqual([false, false, true]);
+      expect(await disposalOf(pv.hsmKeyId)).toEqual([]);
     });
 
     it('ok a cancellation racing the import of the certificate: exactly one wins; never a ROOT without its key pair, never a destroyed key pair a ROOT names', async () => {
@@ -391,9 +424,9 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
           await meet();
           return super.activatePending(...a);
         }
-        override async markCancelled(...a: Parameters<KeyLifecycleRepository['markCancelled']>) {
+        override async cancelPending(...a: Parameters<KeyLifecycleRepository['cancelPending']>) {
           await meet();
-          return super.markCancelled(...a);
+          return super.cancelPending(...a);
         }
       }
       const p = await pendingRoot();

@@ -40,6 +40,7 @@ import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import { assertCaFitsBelow } from './ca-path';
 import { discardUnlessNamed } from './discard';
+import { disposeCancelledKeyPairs } from './hsm-key-disposer';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
 
@@ -51,7 +52,7 @@ const anchorOf = (chainPem: string): X509Certificate | null => {
 
 const DAY_MS = 86_400_000;
 
-/** A pending key pair a cancellation marked and has not finished with: nothing imports or shows it any more. */
+/** A pending row the earlier three-step cancellation marked (before ADR 0042's addendum): repeating it finishes it. */
 const cancelling = (keyid: string) =>
   new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `the certificate request of ${keyid} was cancelled; repeat the cancellation to finish it`);
 
@@ -250,38 +251,49 @@ export class KeyLifecycleService {
   }
 
   /**
-   * Cancels what waits for an external certificate (ADR 0042): an external ceremony's pending key (its keyid is free
-   * again) or an externally certified key's pending rotation (the key keeps its current version), in a session of
-   * two administrators like the ceremony. The mark commits first, so no import takes the key pair from then on; then
-   * its HSM objects are destroyed; then the row goes with the SUCCESS event. A failure after the mark leaves it
-   * marked (the import refused): repeating the cancellation finishes it.
+   * Cancels what waits for an external certificate (ADR 0042 and its addendum): an external ceremony's pending key
+   * (its keyid is free again) or an externally certified key's pending rotation (the key keeps its current version),
+   * in a session of two administrators like the ceremony. The database decides first, in one transaction: the pending
+   * row goes, its key pair is recorded for disposal, the SUCCESS event is written. Then the HSM objects are destroyed
+   * (`keyPairDestroyed`); when that fails or is interrupted the recorded key pair is destroyed by a later pass
+   * (the next cancellation, the disposer every replica runs), never left unrecorded.
    */
   async cancelPending(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<PendingCancellation> {
-    return this.audited(actor, sessionId, 'key.csr_cancel', keyid, requestId, async (audit) => {
+    const r = await this.audited(actor, sessionId, 'key.csr_cancel', keyid, requestId, async (audit) => {
       const session = await this.gate.require(actor, sessionId);
       const administrators = await this.administrators(session);
       const dto = validateBody(CancelPendingRequest, body);
       const shown = keyid.slice(0, 128);
       // A keyid no ceremony can have made waits for nothing.
       if (!isNewKeyId(keyid)) throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, `key ${shown} is not waiting for a certificate`);
-      const notAwaiting = (err: unknown): never => {
-        throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
-      };
-      const p = await this.lifecycle.markCancelled(keyid, dto.version).catch(notAwaiting);
-      // The fingerprint for the record, while the HSM holds the key pair (a repeated cancellation may find it gone).
-      const fingerprint = await this.signer.getKey(p.hsmKeyId).then(
-        (k) => spkiSha256(k.spki),
-        (err: unknown) => {
-          if ((err as { code?: string }).code === 'key_not_found') return null;
-          throw err;
-        },
-      );
-      await this.signer.destroyKey(p.hsmKeyId);
-      await this.lifecycle
-        .forgetCancelled(p, { ...audit, adminSessionId: session.id, details: { version: p.version, hsmKeyId: p.hsmKeyId, spkiSha256: fingerprint, pendingSince: p.createdAt.toISOString(), administrators } })
-        .catch(notAwaiting);
-      return { keyid, version: p.version, spkiSha256: fingerprint, administrators, adminSessionId: session.id };
+      // The fingerprint for the record, read before the decision while the HSM holds the key pair (null if it does not).
+      const waiting = (await this.lifecycle.findPending(keyid))?.hsmKeyId ?? (await this.lifecycle.findPendingVersion(keyid))?.hsmKeyId;
+      const fingerprint = waiting ? await this.fingerprint(waiting) : null;
+      const p = await this.lifecycle
+        .cancelPending(keyid, dto.version, (c) => ({
+          ...audit,
+          adminSessionId: session.id,
+          details: { version: c.version, hsmKeyId: c.hsmKeyId, spkiSha256: c.hsmKeyId === waiting ? fingerprint : null, pendingSince: c.createdAt.toISOString(), administrators },
+        }))
+        .catch((err: unknown) => {
+          throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
+        });
+      return { keyid, version: p.version, hsmKeyId: p.hsmKeyId, spkiSha256: p.hsmKeyId === waiting ? fingerprint : null, administrators, adminSessionId: session.id };
     });
+    // After the decision committed (and was audited): its own key pair first, then whatever earlier passes left.
+    const destroyed = (await disposeCancelledKeyPairs(this.lifecycle, this.signer, this.logger, r.hsmKeyId)) === 1;
+    if (destroyed) await disposeCancelledKeyPairs(this.lifecycle, this.signer, this.logger);
+    return { keyid: r.keyid, version: r.version, spkiSha256: r.spkiSha256, administrators: r.administrators, adminSessionId: r.adminSessionId, keyPairDestroyed: destroyed };
+  }
+
+  private async fingerprint(hsmKeyId: string): Promise<string | null> {
+    return this.signer.getKey(hsmKeyId).then(
+      (k) => spkiSha256(k.spki),
+      (err: unknown) => {
+        if ((err as { code?: string }).code === 'key_not_found') return null;
+        throw err;
+      },
+    );
   }
 
   async renew(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {

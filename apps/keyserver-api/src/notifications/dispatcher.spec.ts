@@ -171,6 +171,8 @@ describe(NotificationDispatcher.name, () => {
     const approvers = [];
     for (let i = 0; i < n; i++) {
       const s = await repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `Approver ${i}`, roles: [role] });
+      // Signed in once with a member token (ADR 0040): approval requests go to proven members only.
+      await repos.subjects.recordAccount(s.id, 'MEMBER', new Date(), { action: 'subject.account', outcome: 'SUCCESS' });
       await repos.notifications.setAddress(s.id, `approver${i}.${hex(3)}@example.test`, AUDIT);
       approvers.push({ ...s, email: (await repos.notifications.settings(s.id)).email as string });
     }

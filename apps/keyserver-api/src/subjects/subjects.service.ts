@@ -158,6 +158,8 @@ export class SubjectsService {
       roles: access?.roles ?? [],
       natures: access?.natures ?? [],
       keyPermissions: access?.keyPermissions ?? {},
+      account: s.account === 'MEMBER' ? 'member' : s.account === 'GUEST' ? 'guest' : 'unknown',
+      accountProvenAt: s.accountProvenAt?.toISOString() ?? null,
       createdAt: s.createdAt.toISOString(),
       updatedAt: s.updatedAt.toISOString(),
     };

@@ -70,9 +70,12 @@ export type CancelPendingRequest = z.infer<typeof CancelPendingRequest>;
 export const PendingCancellation = z.object({
   keyid: z.string(),
   version: z.number().int().describe('1: the external ceremony was cancelled (the keyid is free again); higher: the pending rotation (the key keeps its current version)'),
-  spkiSha256: z.string().nullable().describe('SHA-256 of the destroyed public key, hex (null when a repeated cancellation found the key pair gone already)'),
+  spkiSha256: z.string().nullable().describe('SHA-256 of the cancelled public key, hex (null when the HSM no longer held the key pair)'),
   administrators: z.array(SubjectRef).describe('The administrators of the session the cancellation ran in'),
   adminSessionId: z.string(),
+  keyPairDestroyed: z
+    .boolean()
+    .describe('Whether the HSM objects were destroyed now; false: the cancellation stands (nothing pending, nothing importable) and the recorded key pair is destroyed by a later pass (ADR 0042)'),
 });
 export type PendingCancellation = z.infer<typeof PendingCancellation>;
 

@@ -47,6 +47,10 @@ export const SubjectView = z.object({
   roles: z.array(z.string()),
   natures: z.array(NatureName),
   keyPermissions: z.record(z.string(), z.array(KeyGrant)),
+  account: z
+    .enum(['member', 'guest', 'unknown'])
+    .describe('The account kind its last sign-in proved (the token\'s `acct`): `guest` holds no administrator or approver nature and gets no approval or session notice; `unknown` until a token with `acct` was seen (ADR 0040)'),
+  accountProvenAt: z.string().nullable().describe('When the token that proved `account` was issued (null while unknown)'),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

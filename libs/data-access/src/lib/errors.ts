@@ -25,6 +25,7 @@ export const DataAccessErrorCode = {
   start_backdated: 'start_backdated',
   start_too_far_ahead: 'start_too_far_ahead',
   admin_session_scope: 'admin_session_scope',
+  subject_is_guest: 'subject_is_guest',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -58,6 +59,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   start_too_far_ahead: 400,
   // The change gives or takes the administrator or approver nature in a session not opened for that (ADR 0044).
   admin_session_scope: 403,
+  // The change would give the administrator or approver nature to a subject whose last sign-in proved a guest account (ADR 0040).
+  subject_is_guest: 409,
 };
 
 /** Error raised by repositories and the migrator. */

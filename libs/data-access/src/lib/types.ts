@@ -30,7 +30,13 @@ export interface Subject {
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** The account kind a user token last proved (ADR 0040): UNKNOWN until one with `acct` was seen. */
+  account: SubjectAccount;
+  /** `iat` of the token that proved it (null while UNKNOWN). */
+  accountProvenAt: Date | null;
 }
+
+export type SubjectAccount = 'UNKNOWN' | 'MEMBER' | 'GUEST';
 
 /** A subject with its roles flattened: the union of natures and, per keyid, of key permissions. */
 export interface SubjectWithAccess extends Subject {

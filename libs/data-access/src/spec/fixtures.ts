@@ -12,10 +12,17 @@ export async function seedSubject(repos: Repositories, name = `user-${hex(3)}`):
   return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test` });
 }
 
-/** A USER subject holding the administrator nature (role `fixture-administrators`). */
+/** A USER subject holding the administrator nature (role `fixture-administrators`), signed in once as a member. */
 export async function seedAdmin(repos: Repositories, name = `admin-${hex(3)}`): Promise<Subject> {
   await repos.subjects.upsertRole('fixture-administrators', ['ADMINISTRATOR']);
-  return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test`, roles: ['fixture-administrators'] });
+  const s = await repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test`, roles: ['fixture-administrators'] });
+  await proveAccount(repos, s.id, 'MEMBER');
+  return s;
+}
+
+/** As the guard records it when a user token with `acct` comes in (ADR 0040): `MEMBER` (acct=0) or `GUEST` (acct=1). */
+export async function proveAccount(repos: Repositories, subjectId: string, account: 'MEMBER' | 'GUEST', at = new Date()): Promise<boolean> {
+  return repos.subjects.recordAccount(subjectId, account, at, { action: 'subject.account', outcome: 'SUCCESS', actorSubjectId: subjectId });
 }
 
 export async function seedKey(repos: Repositories, opts: { keyid?: string; requiredApprovers?: number } = {}): Promise<Key> {

@@ -33,4 +33,6 @@ export interface Principal {
   tokenId?: string;
   /** `exp` in seconds since the epoch. */
   expiresAt: number;
+  /** `iat` in seconds since the epoch: orders the account proofs of one subject (ADR 0040 addendum). */
+  issuedAt?: number;
 }

@@ -256,6 +256,7 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
       username: displayClaim(c['preferred_username']),
       tokenId: tokenIdClaim(c['uti']) ?? tokenIdClaim(c.jti),
       expiresAt: exp,
+      issuedAt: iat,
     };
 
     if (c['scp'] !== undefined) {

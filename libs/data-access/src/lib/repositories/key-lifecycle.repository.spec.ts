@@ -128,46 +128,63 @@ describe(KeyLifecycleRepository.name, () => {
       expect(rows).toEqual([{ n: 1 }]);
     });
 
-    it('ok a cancellation and the import of one pending key on two replicas: exactly one commits; a marked key is never imported', async () => {
+    const cancelEvent = () => event('key.csr_cancel');
+    const disposals = (keyid: string) => sql(r.tmp.url, `SELECT "hsmKeyId", "version" FROM "hsm_key_disposal" WHERE "keyid" = $1`, [keyid]);
+
+    it('ok a cancellation and the import of one pending key on two replicas: exactly one commits; a cancelled key pair is recorded for disposal, an imported one is not', async () => {
       for (let round = 0; round < 4; round++) {
         const keyid = `raced-${hex(4)}`;
         const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
         const p = await a.createPending(pending(keyid), event('key.root_ceremony'));
-        const [cancelled, imported] = await Promise.all([outcome(a.markCancelled(keyid)), outcome(b.activatePending(keyid, certificate(p), event('key.certificate_import')))]);
+        const [cancelled, imported] = await Promise.all([outcome(a.cancelPending(keyid, undefined, cancelEvent)), outcome(b.activatePending(keyid, certificate(p), event('key.certificate_import')))]);
         expect([cancelled, imported].sort()).toEqual(['invalid_state', 'ok']);
-        const state = await sql(r.tmp.url, `SELECT (SELECT count(*) FROM "key" WHERE "keyid" = $1)::int AS "keys", (SELECT count(*) FROM "pending_key" WHERE "keyid" = $1 AND "cancelledAt" IS NOT NULL)::int AS "marked"`, [keyid]);
-        expect(state).toEqual([imported === 'ok' ? { keys: 1, marked: 0 } : { keys: 0, marked: 1 }]);
+        const state = await sql(r.tmp.url, `SELECT (SELECT count(*) FROM "key" WHERE "keyid" = $1)::int AS "keys", (SELECT count(*) FROM "pending_key" WHERE "keyid" = $1)::int AS "pending"`, [keyid]);
+        expect(state).toEqual([{ keys: imported === 'ok' ? 1 : 0, pending: 0 }]);
+        expect(await disposals(keyid)).toEqual(imported === 'ok' ? [] : [{ hsmKeyId: p.hsmKeyId, version: 1 }]);
       }
     });
 
-    it('ok a marked pending key is imported by nobody; of two cancellations that finish it one deletes it and writes the event', async () => {
-      const keyid = `marked-${hex(4)}`;
+    it('ok of two cancellations of one pending key on two replicas one decides: the row goes, its key pair is recorded, one event; the disposal is recorded once', async () => {
+      const keyid = `twice-${hex(4)}`;
       const [a, b] = [new KeyLifecycleRepository(r.dbA), new KeyLifecycleRepository(r.dbB)];
       const p = await a.createPending(pending(keyid), event('key.root_ceremony'));
-      const [first, second] = await Promise.all([a.markCancelled(keyid), b.markCancelled(keyid)]);
-      expect(second).toEqual(first);
-      expect(await outcome(a.activatePending(keyid, certificate(p), event('key.certificate_import')))).toBe('invalid_state');
-      expect(await outcome(a.markCancelled(keyid, 2))).toBe('invalid_state');
-      const finished = await Promise.all([outcome(a.forgetCancelled(first, event('key.csr_cancel'))), outcome(b.forgetCancelled(second, event('key.csr_cancel')))]);
-      expect(finished.sort()).toEqual(['invalid_state', 'ok']);
+      expect(await outcome(a.cancelPending(keyid, 2, cancelEvent))).toBe('invalid_state');
+      const results = await Promise.all([outcome(a.cancelPending(keyid, undefined, cancelEvent)), outcome(b.cancelPending(keyid, 1, cancelEvent))]);
+      expect(results.sort()).toEqual(['invalid_state', 'ok']);
       expect(await a.findPending(keyid)).toBeNull();
+      expect(await outcome(a.activatePending(keyid, certificate(p), event('key.certificate_import')))).toBe('invalid_state');
       expect(await sql(r.tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'key.csr_cancel' AND "keyid" = $1`, [keyid])).toHaveLength(1);
-      expect(await outcome(a.markCancelled(keyid))).toBe('invalid_state');
+      expect((await a.disposalsDue(20, p.hsmKeyId)).map((d) => [d.keyid, d.version, d.attempts])).toEqual([[keyid, 1, 0]]);
+      await a.disposalFailed(p.hsmKeyId, 'the token went away');
+      expect((await a.disposalsDue(20, p.hsmKeyId)).map((d) => [d.attempts, d.lastError])).toEqual([[1, 'the token went away']]);
+      expect(await Promise.all([a.disposed(p.hsmKeyId, event('key.hsm_dispose')), b.disposed(p.hsmKeyId, event('key.hsm_dispose'))]).then((x) => x.sort())).toEqual([false, true]);
+      expect(await disposals(keyid)).toEqual([]);
+      expect(await sql(r.tmp.url, `SELECT "details"->>'failedAttempts' AS "n" FROM "audit_event" WHERE "action" = 'key.hsm_dispose' AND "keyid" = $1`, [keyid])).toEqual([{ n: '1' }]);
+      // The keyid is free again: a new ceremony claims it.
+      expect(await outcome(a.createPending(pending(keyid), event('key.root_ceremony')))).toBe('ok');
     });
 
-    it('ok a pending version marked by a cancellation is not imported; a destruction of the key leaves the cancellation nothing to finish', async () => {
+    it('ok a pending version is cancelled in one step: the key shows no pending version and imports nothing; a row the earlier cancellation only marked is finished the same way', async () => {
       const k = await seedKey(r.a);
       const l = new KeyLifecycleRepository(r.dbA);
       const pendingKey = hex(8);
       await l.createPendingVersion(k.keyid, 1, { hsmKeyId: pendingKey, csrPem: 'CSR', adminSessionId: '00000000-0000-4000-8000-000000000001' }, event('key.rotate'));
-      expect(await outcome(l.markCancelled(k.keyid, 1))).toBe('invalid_state');
-      const marked = await l.markCancelled(k.keyid, 2);
-      expect(marked).toMatchObject({ version: 2, hsmKeyId: pendingKey });
-      expect(await outcome(l.activatePendingVersion(k.keyid, 2, { ...version(pendingKey), issuerChainPem: 'CHAIN' }, event('key.certificate_import')))).toBe('invalid_state');
-      await l.retire(k.keyid, event('key.retire'));
-      await l.markDestroyed(k.keyid, [k.hsmKeyId, pendingKey], event('key.destroy'));
-      expect(await outcome(l.forgetCancelled(marked, event('key.csr_cancel')))).toBe('invalid_state');
+      // As the three-step cancellation left it when interrupted after its first step.
+      await sql(r.tmp.url, `UPDATE "pending_key_version" SET "cancelledAt" = now() WHERE "hsmKeyId" = $1`, [pendingKey]);
+      expect(await outcome(l.cancelPending(k.keyid, 1, cancelEvent))).toBe('invalid_state');
+      expect(await l.cancelPending(k.keyid, 2, cancelEvent)).toMatchObject({ version: 2, hsmKeyId: pendingKey });
       expect(await l.findPendingVersion(k.keyid)).toBeNull();
+      expect(await outcome(l.activatePendingVersion(k.keyid, 2, { ...version(pendingKey), issuerChainPem: 'CHAIN' }, event('key.certificate_import')))).toBe('invalid_state');
+      expect(await disposals(k.keyid)).toEqual([{ hsmKeyId: pendingKey, version: 2 }]);
+      expect(await outcome(l.cancelPending(k.keyid, undefined, cancelEvent))).toBe('invalid_state');
+    });
+
+    it('fail a disposal row naming a CKA_ID the database still names: never due (it is kept, not destroyed)', async () => {
+      const k = await seedKey(r.a);
+      const l = new KeyLifecycleRepository(r.dbA);
+      await sql(r.tmp.url, `INSERT INTO "hsm_key_disposal" ("id", "hsmKeyId", "keyid", "version") VALUES (gen_random_uuid(), $1, $2, 1)`, [k.hsmKeyId.toLowerCase(), k.keyid]);
+      expect(await l.disposalsDue(20, k.hsmKeyId)).toEqual([]);
+      expect((await l.disposalsDue(1000)).map((d) => d.hsmKeyId)).not.toContain(k.hsmKeyId.toLowerCase());
     });
   });
 

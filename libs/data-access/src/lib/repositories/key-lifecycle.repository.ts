@@ -84,6 +84,16 @@ export interface CancelledPending {
   cancelledAt: Date;
 }
 
+/** A key pair a cancellation gave up, recorded until the HSM no longer holds it (ADR 0042 addendum). */
+export interface HsmKeyDisposal {
+  hsmKeyId: string;
+  keyid: string;
+  version: number;
+  createdAt: Date;
+  attempts: number;
+  lastError: string | null;
+}
+
 /** Makes `version` (= the current one + 1) the key's current version; the versions it supersedes become RETIRED. */
 async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, version: number, v: NewKeyVersion, extra: { issuerChainPem?: string; pathLen?: number | null }) {
   const now = new Date();
@@ -338,29 +348,36 @@ export class KeyLifecycleRepository {
   }
 
   /**
-   * First step of a cancellation (ADR 0042): marks what waits for an external certificate under `keyid` — the
-   * pending key (version 1) or else the key's pending version — as cancelled, and returns it. From this commit on no
-   * import takes it (both run under the keyid's lock, the import only takes an unmarked row), so the caller may
-   * destroy its key pair. A row already marked (a cancellation that was interrupted) is returned as it is.
-   * `invalid_state` when nothing waits, or not `version`.
+   * A cancellation's decision (ADR 0042 addendum), one transaction under the keyid's lock (and, for a pending version,
+   * the key row's): deletes what waits for an external certificate under `keyid` — the pending key (version 1) or
+   * else the key's pending version — records its key pair in `hsm_key_disposal` and appends the SUCCESS event. From
+   * this commit on the keyid shows nothing pending (no `pendingVersion`, free for a new ceremony or rotation), no
+   * import can take the key pair (imports delete the pending row under the same lock), and the key pair the HSM still
+   * holds is named by the disposal row until it is destroyed. A row marked by the earlier three-step cancellation is
+   * taken the same way. `invalid_state` when nothing waits, or not `version`; of two cancellations one decides.
    */
-  async markCancelled(keyid: string, version?: number): Promise<CancelledPending> {
+  async cancelPending(keyid: string, version: number | undefined, audit: (p: CancelledPending) => AuditInput): Promise<CancelledPending> {
     try {
       return await this.db.transaction(async (tx) => {
         await lockKeyid(tx, keyid);
+        let cancelled: CancelledPending;
         const p = await tx.pendingKey.findUnique({ where: { keyid } });
         if (p) {
           if (version !== undefined && version !== 1) throw new DataAccessError('invalid_state', `key ${keyid} waits for the certificate of version 1, not ${version}`);
-          const marked = p.cancelledAt ? p : await tx.pendingKey.update({ where: { id: p.id }, data: { cancelledAt: new Date() } });
-          return { keyid, version: 1, hsmKeyId: marked.hsmKeyId, createdAt: marked.createdAt, cancelledAt: marked.cancelledAt as Date };
+          await tx.pendingKey.delete({ where: { id: p.id } });
+          cancelled = { keyid, version: 1, hsmKeyId: p.hsmKeyId, createdAt: p.createdAt, cancelledAt: new Date() };
+        } else {
+          // The key row too, in the order of the lifecycle's other changes: a destruction deleting the pending version waits.
+          const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+          const pv = rows.length ? await tx.pendingKeyVersion.findUnique({ where: { keyId: rows[0].id } }) : null;
+          if (!pv) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
+          if (version !== undefined && version !== pv.version) throw new DataAccessError('invalid_state', `version ${version} of ${keyid} is not pending (version ${pv.version} is)`);
+          await tx.pendingKeyVersion.delete({ where: { id: pv.id } });
+          cancelled = { keyid, version: pv.version, hsmKeyId: pv.hsmKeyId, createdAt: pv.createdAt, cancelledAt: new Date() };
         }
-        // The key row too, in the order of the lifecycle's other changes: a destruction deleting the pending version waits.
-        const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
-        const pv = rows.length ? await tx.pendingKeyVersion.findUnique({ where: { keyId: rows[0].id } }) : null;
-        if (!pv) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
-        if (version !== undefined && version !== pv.version) throw new DataAccessError('invalid_state', `version ${version} of ${keyid} is not pending (version ${pv.version} is)`);
-        const marked = pv.cancelledAt ? pv : await tx.pendingKeyVersion.update({ where: { id: pv.id }, data: { cancelledAt: new Date() } });
-        return { keyid, version: pv.version, hsmKeyId: marked.hsmKeyId, createdAt: marked.createdAt, cancelledAt: marked.cancelledAt as Date };
+        await tx.hsmKeyDisposal.create({ data: { hsmKeyId: cancelled.hsmKeyId.toLowerCase(), keyid, version: cancelled.version } });
+        await appendAuditTx(tx, { ...audit(cancelled), keyid });
+        return cancelled;
       });
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
@@ -368,21 +385,39 @@ export class KeyLifecycleRepository {
   }
 
   /**
-   * Last step of a cancellation: deletes the marked row whose key pair the caller destroyed, with the SUCCESS event
-   * in the same transaction. Exactly once: of cancellations that meet here one deletes it, the others get
-   * `invalid_state` (as after a destruction of the key, which deletes its pending version too).
+   * Key pairs a cancellation decided to destroy whose HSM objects may remain (oldest first; `hsmKeyId` narrows it to
+   * one). A CKA_ID the database names anywhere else is never returned: that cannot happen (each generated pair has
+   * its own), and if it did, keeping a key pair is recoverable, destroying one in use is not.
    */
-  async forgetCancelled(p: CancelledPending, audit: AuditInput): Promise<void> {
-    try {
-      await this.db.transaction(async (tx) => {
-        await lockKeyid(tx, p.keyid);
-        const where = { hsmKeyId: p.hsmKeyId.toLowerCase(), cancelledAt: { not: null } };
-        const n = p.version === 1 ? await tx.pendingKey.deleteMany({ where: { keyid: p.keyid, ...where } }) : await tx.pendingKeyVersion.deleteMany({ where: { key: { keyid: p.keyid }, version: p.version, ...where } });
-        if (n.count === 0) throw new DataAccessError('invalid_state', `key ${p.keyid} is not waiting for a certificate (cancelled already)`);
-        await appendAuditTx(tx, { ...audit, keyid: p.keyid });
-      });
-    } catch (err) {
-      mapPrismaError(err, `key ${p.keyid}`);
-    }
+  async disposalsDue(limit = 20, hsmKeyId?: string): Promise<HsmKeyDisposal[]> {
+    const id = hsmKeyId?.toLowerCase() ?? null;
+    return this.db.prisma.$queryRaw<HsmKeyDisposal[]>`
+      SELECT d."hsmKeyId", d."keyid", d."version", d."createdAt", d."attempts", d."lastError" FROM "hsm_key_disposal" d
+       WHERE (${id}::text IS NULL OR d."hsmKeyId" = ${id}::text)
+         AND NOT EXISTS (SELECT 1 FROM "key" k WHERE lower(k."hsmKeyId") = d."hsmKeyId")
+         AND NOT EXISTS (SELECT 1 FROM "key_version" v WHERE lower(v."hsmKeyId") = d."hsmKeyId")
+         AND NOT EXISTS (SELECT 1 FROM "pending_key" p WHERE lower(p."hsmKeyId") = d."hsmKeyId")
+         AND NOT EXISTS (SELECT 1 FROM "pending_key_version" pv WHERE lower(pv."hsmKeyId") = d."hsmKeyId")
+       ORDER BY d."createdAt", d."hsmKeyId" LIMIT ${limit}`;
+  }
+
+  /**
+   * The HSM no longer holds the key pair: its disposal row goes with the SUCCESS event `key.hsm_dispose` in one
+   * transaction. Resolves to false when another pass (a replica, a later cancellation) recorded it first.
+   */
+  async disposed(hsmKeyId: string, audit: AuditInput): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ keyid: string; version: number; attempts: number; createdAt: Date }[]>`
+        DELETE FROM "hsm_key_disposal" WHERE "hsmKeyId" = ${hsmKeyId.toLowerCase()} RETURNING "keyid", "version", "attempts", "createdAt"`;
+      if (rows.length === 0) return false;
+      const d = rows[0];
+      await appendAuditTx(tx, { ...audit, keyid: d.keyid, details: { ...audit.details, version: d.version, hsmKeyId: hsmKeyId.toLowerCase(), failedAttempts: d.attempts, cancelledAt: d.createdAt.toISOString() } });
+      return true;
+    });
+  }
+
+  /** A destruction that failed: counted, with its error, for the next pass and for whoever looks at the table. */
+  async disposalFailed(hsmKeyId: string, error: string): Promise<void> {
+    await this.db.prisma.hsmKeyDisposal.updateMany({ where: { hsmKeyId: hsmKeyId.toLowerCase() }, data: { attempts: { increment: 1 }, lastError: error.slice(0, 500) } });
   }
 }

@@ -1,5 +1,5 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
+import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import { NotificationRepository } from './notification.repository';
@@ -33,6 +33,7 @@ describe(NotificationRepository.name, () => {
     const people = [];
     for (let i = 0; i < n; i++) {
       const s = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `approver ${i}`, roles: [role] });
+      await proveAccount(a, s.id, 'MEMBER');
       await a.notifications.setAddress(s.id, `approver${i}-${hex(2)}@example.test`, AUDIT);
       people.push(s);
     }
@@ -47,8 +48,10 @@ describe(NotificationRepository.name, () => {
     const s = await scene();
     // Neither a disabled approver, a CLIENT holding the grant, nor the orderer himself is asked.
     const disabled = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'gone', roles: [s.role] });
+    await proveAccount(a, disabled.id, 'MEMBER');
     await a.subjects.update(disabled.id, { enabled: false });
     const ordererApprover = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'self', roles: [s.role] });
+    await proveAccount(a, ordererApprover.id, 'MEMBER');
     const op = await order({ key: s.key, orderer: ordererApprover });
     const [event] = await a.notifications.eventsOf(op.id);
     expect(event).toMatchObject({ event: 'operation.approval_requested', expanded: false });

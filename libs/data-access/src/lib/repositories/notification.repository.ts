@@ -70,7 +70,7 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
         JOIN "subject_role" sr ON sr."roleId" = rkp."roleId"
         JOIN "subject" s ON s."id" = sr."subjectId"
        WHERE ok."operationId" = ${operationId}::uuid AND ok."requiredApprovers" > 0
-         AND s."kind" = 'USER' AND s."enabled" AND s."id" <> ${op.ordererId}::uuid
+         AND s."kind" = 'USER' AND s."enabled" AND s."account" = 'MEMBER' AND s."id" <> ${op.ordererId}::uuid
        ORDER BY s."id"`;
     recipientIds = rows.map((r) => r.id);
   } else {
@@ -111,7 +111,7 @@ export async function enqueueAdminSessionNotice(tx: Tx, sessionId: string): Prom
     SELECT DISTINCT s."id" FROM "subject" s
       JOIN "subject_role" sr ON sr."subjectId" = s."id"
       JOIN "role" r ON r."id" = sr."roleId" AND 'ADMINISTRATOR' = ANY(r."natures")
-     WHERE s."kind" = 'USER' AND s."enabled" AND s."id" <> ${s.creatorId}::uuid ORDER BY s."id"`;
+     WHERE s."kind" = 'USER' AND s."enabled" AND s."account" = 'MEMBER' AND s."id" <> ${s.creatorId}::uuid ORDER BY s."id"`;
   const payload: AdminSessionNoticePayload = {
     type: 'admin_session.authorization_requested',
     version: 1,
@@ -190,6 +190,9 @@ export interface NotificationSettings {
 
 const MAX_ERROR = 500;
 
+/** Notices that ask their recipients to act as approvers or administrators: sent to proven member accounts only. */
+const MEMBERS_ONLY = ['operation.approval_requested', 'admin_session.authorization_requested'];
+
 /**
  * The dispatcher's side of the outbox and the per-subject settings. Every claim is FOR UPDATE SKIP LOCKED on the
  * pool (short transactions, no lock held while a message is sent), so any number of replicas dispatch at once.
@@ -214,12 +217,14 @@ export class NotificationRepository {
       ).rows;
       const out: ExpandedEvent[] = [];
       for (const e of events) {
+        // Asked to approve or to authorize: only accounts whose last sign-in proved a member (ADR 0040 addendum),
+        // read again here in case one was recorded as a guest since the event.
         const people = (
           await c.query<{ id: string; email: string | null; emailEnabled: boolean; webhookEnabled: boolean }>(
             `SELECT s."id", p."email", COALESCE(p."emailEnabled", true) AS "emailEnabled", COALESCE(p."webhookEnabled", true) AS "webhookEnabled"
                FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
-              WHERE s."id" = ANY($1::uuid[]) AND s."enabled" ORDER BY s."id"`,
-            [e.recipientIds ?? []],
+              WHERE s."id" = ANY($1::uuid[]) AND s."enabled" AND (NOT ($2::text = ANY($3::text[])) OR s."account" = 'MEMBER') ORDER BY s."id"`,
+            [e.recipientIds ?? [], e.event, MEMBERS_ONLY],
           )
         ).rows;
         let deliveries = 0;
@@ -288,8 +293,11 @@ export class NotificationRepository {
                            SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
                             WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
                       THEN 'the recipient turned email off or was disabled'
+                    WHEN d."channel" = 'EMAIL' AND o."event" = ANY($5::text[]) AND NOT EXISTS (
+                           SELECT 1 FROM "subject" s WHERE s."id"::text = d."target" AND s."account" = 'MEMBER')
+                      THEN 'the recipient is no longer a proven member account'
                   END AS "staleReason"`,
-      [leaseToken, leaseMs, maxAttempts, limit],
+      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY],
     );
     if (rows.length === 0) return [];
     const ids = [...new Set(rows.flatMap((r) => r.recipientIds ?? []))];

@@ -1,7 +1,7 @@
 import type { Role as RoleRow, Subject as SubjectRow, UnknownPrincipal as UnknownRow } from '../../generated/prisma/client';
 import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
-import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
+import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
@@ -54,6 +54,22 @@ export interface UnknownPrincipalInput {
   displayName?: string | null;
   username?: string | null;
   azp?: string | null;
+  /** What the token proved (`acct`); absent: nothing, the recorded kind stays. */
+  account?: 'MEMBER' | 'GUEST';
+}
+
+/** The natures a guest may not be given (ADR 0040): the human-only ones. */
+const GUEST_REFUSED = ['ADMINISTRATOR', 'APPROVER'] as const;
+
+/**
+ * Refuses a change that gives a subject recorded as a guest a human-only nature it did not hold (`before` ->
+ * `after`, as held): it would be inert (the guard ignores it for guests) and say something false to whoever reads
+ * the subject (ADR 0040 addendum). Taking such a nature away, or changing something else, stays allowed.
+ */
+function assertNoGuestGain(account: SubjectAccount, before: readonly string[], after: readonly string[], what: string): void {
+  if (account !== 'GUEST') return;
+  const gained = after.filter((n) => !before.includes(n) && (GUEST_REFUSED as readonly string[]).includes(n));
+  if (gained.length) throw new DataAccessError('subject_is_guest', `${what} would give ${gained.join(', ')} to a guest account (its last sign-in proved acct=1)`);
 }
 
 const toSubject = (s: SubjectRow): Subject => ({
@@ -66,6 +82,8 @@ const toSubject = (s: SubjectRow): Subject => ({
   enabled: s.enabled,
   createdAt: s.createdAt,
   updatedAt: s.updatedAt,
+  account: s.account,
+  accountProvenAt: s.accountProvenAt,
 });
 
 const toRole = (r: RoleRow): Role => ({ id: r.id, name: r.name, description: r.description, natures: r.natures });
@@ -92,6 +110,8 @@ interface AccessRow {
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
+  account: SubjectAccount;
+  accountProvenAt: Date | null;
   roleName: string | null;
   natures: string[] | null;
   keyid: string | null;
@@ -132,7 +152,7 @@ export class SubjectRepository {
     const rows = await sqlQuery<AccessRow>(
       this.db,
       `SELECT s."id", s."kind"::text AS "kind", s."tid", s."oid", s."displayName", s."username", s."enabled",
-              s."createdAt", s."updatedAt", r."name" AS "roleName", r."natures"::text[] AS "natures",
+              s."createdAt", s."updatedAt", s."account"::text AS "account", s."accountProvenAt", r."name" AS "roleName", r."natures"::text[] AS "natures",
               k."keyid" AS "keyid", rkp."permissions"::text[] AS "permissions"
        FROM "subject" s
        LEFT JOIN "subject_role" sr ON sr."subjectId" = s."id"
@@ -166,6 +186,8 @@ export class SubjectRepository {
       enabled: first.enabled,
       createdAt: first.createdAt,
       updatedAt: first.updatedAt,
+      account: first.account,
+      accountProvenAt: first.accountProvenAt,
       roles: [...roles].sort(),
       natures: [...natures].sort(),
       keyPermissions: Object.fromEntries([...perKey].map(([k, v]) => [k, [...v].sort()])),
@@ -189,6 +211,8 @@ export class SubjectRepository {
   async create(input: CreateSubjectInput, audit?: AuditInput, scope?: SessionScope): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
+        // A principal that tried before being registered brings what its token proved (a guest is known as one).
+        const seen = input.kind === 'USER' ? await tx.unknownPrincipal.findUnique({ where: { tid_oid: { tid: input.tid, oid: input.oid } }, select: { account: true } }) : null;
         const s = await tx.subject.create({
           data: {
             kind: input.kind,
@@ -197,10 +221,13 @@ export class SubjectRepository {
             displayName: input.displayName,
             username: input.username ?? null,
             enabled: input.enabled ?? true,
+            account: seen?.account ?? 'UNKNOWN',
           },
         });
         if (input.roles?.length) await this.assignRoles(tx, s.id, input.kind, input.roles);
-        if (scope) assertPowersInScope(scope, [], await humanOnlyHeld(tx, s.id), `subject ${input.tid}/${input.oid}`);
+        const held = await humanOnlyHeld(tx, s.id);
+        assertNoGuestGain(s.account, [], held, `registering subject ${input.tid}/${input.oid}`);
+        if (scope) assertPowersInScope(scope, [], held, `subject ${input.tid}/${input.oid}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
       });
@@ -218,10 +245,11 @@ export class SubjectRepository {
       return await this.db.transaction(async (tx) => {
         if (!UUID.test(id)) throw new DataAccessError('not_found', 'subject not found');
         // Locked, so the audit event's `before` is what this change replaced, even when admins change it at once.
-        const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean }[]>`
-          SELECT "kind"::text AS "kind", "displayName", "username", "enabled" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
+        // The row lock also orders this change after (or before) the guard's recording of the account kind.
+        const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean; account: SubjectAccount }[]>`
+          SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
-        const powersBefore = scope ? await humanOnlyHeld(tx, id) : [];
+        const powersBefore = await humanOnlyHeld(tx, id);
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
         if (input.username !== undefined) before['username'] = old.username;
@@ -238,7 +266,9 @@ export class SubjectRepository {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
           await this.assignRoles(tx, id, old.kind, input.roles);
         }
-        if (scope) assertPowersInScope(scope, powersBefore, await humanOnlyHeld(tx, id), `this change of subject ${id}`);
+        const powersAfter = await humanOnlyHeld(tx, id);
+        assertNoGuestGain(old.account, powersBefore, powersAfter, `this change of subject ${id}`);
+        if (scope) assertPowersInScope(scope, powersBefore, powersAfter, `this change of subject ${id}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
         if (input.enabled === false || input.roles) {
@@ -305,6 +335,13 @@ export class SubjectRepository {
           await this.grantKeys(tx, id, input.keys);
         }
         const after = await roleGrants(tx, id);
+        const gained = humanOnlyOf(after.natures).filter((n) => !before.natures.includes(n as Nature));
+        if (gained.length) {
+          // Holders are locked by the role's FOR UPDATE against new assignments; a guest among them refuses the gain.
+          const guests = await tx.$queryRaw<{ id: string }[]>`
+            SELECT s."id" FROM "subject_role" sr JOIN "subject" s ON s."id" = sr."subjectId" WHERE sr."roleId" = ${id}::uuid AND s."account" = 'GUEST' LIMIT 1`;
+          if (guests.length) assertNoGuestGain('GUEST', [], gained, `role ${name} (held by guest subject ${guests[0].id})`);
+        }
         if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, humanOnlyOf(before.natures), humanOnlyOf(after.natures), `role ${name}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
@@ -346,6 +383,27 @@ export class SubjectRepository {
     return (await this.db.prisma.role.findMany({ include: WITH_GRANTS, orderBy: { name: 'asc' } })).map(toRoleGrants);
   }
 
+  /**
+   * Records the account kind a user token proved (ADR 0040 addendum); the guard calls it only when its cached
+   * snapshot shows a different kind, so it is no write per request. Conditional: nothing changes unless the kind
+   * differs and the token (`provenAt`, its `iat`) is not older than the proof recorded, so concurrent requests write
+   * once, and an older token still in flight never overwrites a newer proof. A change is audited
+   * (`subject.account`) in the same transaction. Resolves to whether it wrote.
+   */
+  async recordAccount(subjectId: string, account: 'MEMBER' | 'GUEST', provenAt: Date, audit: AuditInput): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ before: SubjectAccount }[]>`
+        UPDATE "subject" s SET "account" = ${account}::"SubjectAccount", "accountProvenAt" = ${provenAt}
+          FROM (SELECT "id", "account" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR UPDATE) old
+         WHERE s."id" = old."id" AND s."kind" = 'USER' AND s."account" <> ${account}::"SubjectAccount"
+           AND (s."accountProvenAt" IS NULL OR s."accountProvenAt" <= ${provenAt})
+        RETURNING old."account"::text AS "before"`;
+      if (rows.length === 0) return false;
+      await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId, before: rows[0].before, account, provenAt: provenAt.toISOString() } });
+      return true;
+    });
+  }
+
   /** Records (or counts again) a caller with a valid token who is not a registered subject. */
   async recordUnknownPrincipal(input: UnknownPrincipalInput): Promise<UnknownPrincipal> {
     const seen = {
@@ -353,6 +411,7 @@ export class SubjectRepository {
       displayName: input.displayName ?? null,
       username: input.username ?? null,
       azp: input.azp ?? null,
+      ...(input.account ? { account: input.account } : {}),
     };
     const u = await this.db.prisma.unknownPrincipal.upsert({
       where: { tid_oid: { tid: input.tid, oid: input.oid } },

@@ -19,6 +19,8 @@ const SUBJECT: SubjectView = {
   roles: ['signers'],
   natures: ['SIGNER'],
   keyPermissions: {},
+  account: 'guest',
+  accountProvenAt: '2026-11-01T00:00:00Z',
   createdAt: '2026-11-01T00:00:00Z',
   updatedAt: '2026-11-01T00:00:00Z',
 };
@@ -53,6 +55,7 @@ describe(SubjectsComponent.name, () => {
   it('disables changes with a hint when no administrative session is active', async () => {
     const el = await render([adminSession({ state: 'PENDING' })]);
     expect(el.textContent).toContain('Sam Signer');
+    expect(el.querySelector('td[data-label="Kind"]')?.textContent).toContain('guest account');
     expect(editButton(el).disabled).toBe(true);
     expect(editButton(el).getAttribute('aria-describedby')).toBe('edit-hint');
     expect(el.querySelector('#edit-hint')?.textContent).toContain('open an administrative session');

@@ -58,7 +58,7 @@ const SLICE = 100;
               @for (s of filtered().slice(0, shown()); track s.id) {
                 <tr>
                   <td data-label="Name">{{ s.displayName }}<div class="muted small">{{ s.username ?? s.oid }}</div></td>
-                  <td data-label="Kind">{{ s.kind }}</td>
+                  <td data-label="Kind">{{ s.kind }}@if (s.kind === 'USER') {<div class="muted small" [title]="'Account kind the last sign-in proved (acct)'">{{ s.account }} account</div>}</td>
                   <td data-label="Roles">{{ s.roles.join(', ') || '—' }}</td>
                   <td data-label="Natures">{{ s.natures.join(', ') || '—' }}</td>
                   <td data-label="Enabled">{{ s.enabled ? 'Yes' : 'No' }}</td>

@@ -1,0 +1,77 @@
+// The resolver records the account kind a token proves only when the cached snapshot shows another one (ADR 0040
+// addendum): a unit of logic, the repository replaced by a counting fake (the write itself is proved on PostgreSQL by
+// subject-account.repository.spec.ts and end to end by guest-accounts.spec.ts).
+import type { SubjectRepository, SubjectWithAccess } from '@keyserver/data-access';
+import type { Principal } from '@keyserver/entra-token';
+import pino from 'pino';
+import type { EdgeServices } from '../edge/edge';
+import { DbSubjectResolver } from './subject-resolver';
+
+const ISSUED = 1_796_600_000;
+const request = { method: 'GET', path: '/api/v1/me' };
+
+function fakeSubjects(snapshot: Partial<SubjectWithAccess>, fail = false) {
+  let current: SubjectWithAccess = {
+    id: '0b0b0b0b-0000-4000-8000-000000000001',
+    kind: 'USER',
+    tid: 't',
+    oid: 'o',
+    displayName: 'Sam',
+    username: null,
+    enabled: true,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    account: 'UNKNOWN',
+    accountProvenAt: null,
+    roles: [],
+    natures: [],
+    keyPermissions: {},
+    ...snapshot,
+  };
+  const writes: [string, Date][] = [];
+  const repo = {
+    findAccess: async () => current,
+    recordUnknownPrincipal: async () => undefined,
+    recordAccount: async (_id: string, account: 'MEMBER' | 'GUEST', at: Date) => {
+      writes.push([account, at]);
+      await new Promise((r) => setTimeout(r, 5));
+      if (fail) throw new Error('database unavailable');
+      // As the access cache does after the write's NOTIFY: the next snapshot shows it.
+      current = { ...current, account, accountProvenAt: at };
+      return true;
+    },
+  };
+  return { repo: repo as unknown as SubjectRepository, writes };
+}
+
+const principal = (p: Partial<Principal>): Principal => ({ kind: 'user', channel: 'bff', tid: 't', oid: 'o', sub: 's', azp: 'a', scopes: ['keyserver'], roles: [], expiresAt: ISSUED + 3600, issuedAt: ISSUED, ...p });
+const resolver = (repo: SubjectRepository) => new DbSubjectResolver(repo, { refusals: { record: async () => undefined } } as unknown as EdgeServices, pino({ level: 'silent' }));
+
+describe(DbSubjectResolver.name, () => {
+  it('ok a hundred requests, twenty at once, of a guest never recorded: one write', async () => {
+    const { repo, writes } = fakeSubjects({});
+    const r = resolver(repo);
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 20 }, () => r.resolve(principal({ account: 'guest' }), request)));
+    expect(writes).toEqual([['GUEST', new Date(ISSUED * 1000)]]);
+  });
+
+  it.each<[string, Partial<SubjectWithAccess>, Partial<Principal>]>([
+    ['ok the recorded kind: no write', { account: 'MEMBER', accountProvenAt: new Date(0) }, { account: 'member' }],
+    ['ok a token without acct proves nothing: no write', { account: 'MEMBER', accountProvenAt: new Date(0) }, {}],
+    ['ok an app token is never recorded', {}, { kind: 'app', channel: 'app', account: 'member' }],
+    ['ok a CLIENT subject is never recorded', { kind: 'CLIENT' }, { account: 'member' }],
+    ['fail a token older than the recorded proof changes nothing (no database round trip)', { account: 'MEMBER', accountProvenAt: new Date((ISSUED + 60) * 1000) }, { account: 'guest' }],
+  ])('%s', async (_n, snapshot, p) => {
+    const { repo, writes } = fakeSubjects(snapshot);
+    for (let i = 0; i < 3; i++) await resolver(repo).resolve(principal(p), request);
+    expect(writes).toEqual([]);
+  });
+
+  it('ok a write that fails does not fail the request; the next request tries again', async () => {
+    const { repo, writes } = fakeSubjects({}, true);
+    const r = resolver(repo);
+    expect((await r.resolve(principal({ account: 'guest' }), request))?.subjectId).toBe('0b0b0b0b-0000-4000-8000-000000000001');
+    await r.resolve(principal({ account: 'guest' }), request);
+    expect(writes).toHaveLength(2);
+  });
+});
