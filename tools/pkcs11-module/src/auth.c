@@ -37,6 +37,20 @@ void ks_auth_free(struct ks_auth *a) {
   pthread_mutex_destroy(&a->lock);
 }
 
+/* A bearer token goes into an HTTP header as it is: visible ASCII only (RFC 6750's b64token is narrower), at most
+ * 8 KiB, so a token endpoint or a cache file cannot add a header (CR LF) or have it cut. */
+int ks_token_usable(const char *t) {
+  size_t n = 0;
+  for (; t && t[n]; n++)
+    if ((unsigned char)t[n] < 0x21 || (unsigned char)t[n] > 0x7e) return 0;
+  return n >= 1 && n <= 8192;
+}
+
+/* A lifetime in seconds from a JSON number (any double: 1e300, -inf, NaN), 300 when it is not 1 s to 1 day. */
+static long lifetime_of(double seconds) {
+  return seconds >= 1 && seconds <= 86400 ? (long)seconds : 300;
+}
+
 long ks_refresh_margin(long lifetime) {
   long lo = lifetime / 2 < 30 ? lifetime / 2 : 30;
   long m = lifetime / 4;
@@ -230,10 +244,10 @@ static CK_RV token_request(const struct ks_config *c, const char **pairs, struct
   if (r.status == 0) {
     ks_log(KS_LOG_ERROR, "token endpoint unreachable%s: %s", r.timed_out ? " (timeout)" : "", r.error);
     rv = CKR_DEVICE_ERROR;
-  } else if (r.status != 200 || !cJSON_IsString(at) || !*at->valuestring) {
+  } else if (r.status != 200 || !cJSON_IsString(at) || !ks_token_usable(at->valuestring)) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     char code[80];
-    ks_sanitize(code, sizeof code, cJSON_IsString(e) ? e->valuestring : "no error code", 64);
+    ks_sanitize(code, sizeof code, cJSON_IsString(e) ? e->valuestring : r.status == 200 ? "no usable access_token" : "no error code", 64);
     ks_log(KS_LOG_ERROR, "the token endpoint refused the %s credentials: HTTP %ld %s", ks_auth_name(c->auth), r.status, code);
     rv = r.status >= 500 ? CKR_DEVICE_ERROR : CKR_USER_NOT_LOGGED_IN;
   } else {
@@ -241,8 +255,7 @@ static CK_RV token_request(const struct ks_config *c, const char **pairs, struct
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
     g->access_token = strdup(at->valuestring);
     g->refresh_token = cJSON_IsString(rt) ? strdup(rt->valuestring) : NULL;
-    g->expires_in = cJSON_IsNumber(ex) ? (long)ex->valuedouble : cJSON_IsString(ex) ? strtol(ex->valuestring, NULL, 10) : 300;
-    if (g->expires_in <= 0 || g->expires_in > 86400) g->expires_in = 300;
+    g->expires_in = lifetime_of(cJSON_IsNumber(ex) ? ex->valuedouble : cJSON_IsString(ex) ? strtod(ex->valuestring, NULL) : 0);
     if (!g->access_token) rv = CKR_HOST_MEMORY;
   }
   cJSON_Delete(j);
@@ -322,7 +335,8 @@ static int read_cache(const char *path, char **access, double *expires_ms, char 
   const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "refreshToken");
   int rc = -1;
-  if (cJSON_IsString(a) && cJSON_IsNumber(e)) {
+  /* expiresAt in ms since the epoch, in a range a time_t holds whatever the file says. */
+  if (cJSON_IsString(a) && cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e15) {
     *access = strdup(a->valuestring);
     *expires_ms = e->valuedouble;
     *refresh = cJSON_IsString(r) ? strdup(r->valuestring) : NULL;
@@ -417,7 +431,7 @@ static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, 
         return CKR_USER_NOT_LOGGED_IN;
       }
       long left = (long)(expires_ms / 1000.0 - (double)now);
-      if (!force && left > 60) {
+      if (!force && left > 60 && ks_token_usable(access)) { /* else refreshed: a token that cannot be sent is no login */
         g->access_token = access;
         g->expires_in = left;
         wipe_free(refresh);
@@ -443,8 +457,8 @@ static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, 
 CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, char **token_out) {
   *token_out = NULL;
   if (c->auth == KS_AUTH_TOKEN) {
-    if (!c->token) {
-      ks_log(KS_LOG_ERROR, "KEYSERVER_TOKEN is empty");
+    if (!ks_token_usable(c->token)) {
+      ks_log(KS_LOG_ERROR, "KEYSERVER_TOKEN is empty, or not 1 to 8192 visible ASCII characters");
       return CKR_USER_NOT_LOGGED_IN;
     }
     if (force) {

@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
 
 #include "ks.h"
 
@@ -216,14 +220,24 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
   return 0;
 }
 
+/* https, or plain http to a loopback host: the host libcurl will connect to, read by libcurl's own URL parser (a prefix
+ * test let http://127.0.0.1.evil.example and http://localhost:@evil.example through). */
 static int loopback_or_https(const char *url) {
-  if (!strncmp(url, "https://", 8)) return 1;
-  if (strncmp(url, "http://", 7)) return 0;
-  const char *h = url + 7;
-  static const char *loop[] = {"127.", "localhost:", "localhost/", "[::1]"};
-  for (int i = 0; i < 4; i++)
-    if (!strncmp(h, loop[i], strlen(loop[i]))) return 1;
-  return !strcmp(h, "localhost");
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL;
+  int ok = 0;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    struct in_addr v4;
+    if (!strcasecmp(scheme, "https")) ok = 1;
+    else if (!strcasecmp(scheme, "http"))
+      ok = !strcasecmp(host, "localhost") || !strcmp(host, "[::1]") ||
+           (inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return ok;
 }
 
 int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), char *err, size_t errsz) {

@@ -95,6 +95,8 @@ void ks_auth_init(struct ks_auth *a);
 void ks_auth_free(struct ks_auth *a);
 /* A valid bearer token (malloc'd copy) refreshed before it expires; `force` fetches a new one (after a 401). */
 CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, char **token_out);
+/* 1 if `t` can be sent as a bearer token: 1 to 8192 visible ASCII characters (no space, no CR LF). */
+int ks_token_usable(const char *t);
 /* Seconds before expiry when a token is renewed: a quarter of its lifetime, 30 s to 5 min. */
 long ks_refresh_margin(long lifetime_seconds);
 /* The ksctl token cache file of (token endpoint, client id, scope). */
@@ -189,8 +191,9 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
 CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keylist *out);
 
 /* ---- verification (verify.c): local, with the public key of the key's certificate ---- */
-/* Checks `sig` over the sign order input `input` (what ks_mech_input makes) as the Keyserver would have signed it:
- * CKR_OK, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE, or CKR_KEY_FUNCTION_NOT_PERMITTED (Ed25519). */
+/* Checks `sig` over the sign order input `input` (what ks_mech_input makes, or a CKM_EDDSA message) as the Keyserver
+ * would have signed it: CKR_OK, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE, or CKR_KEY_FUNCTION_NOT_PERMITTED (an
+ * Ed25519 key with a plan that is not a message plan). C_Verify uses it, and ks_sign_order on every answer. */
 CK_RV ks_verify(const struct ks_key *k, const struct ks_mech_plan *plan, const unsigned char *input, size_t inlen,
                 const unsigned char *sig, size_t siglen);
 

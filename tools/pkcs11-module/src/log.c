@@ -1,5 +1,5 @@
 /* Logging: one line per event on stderr (or KEYSERVER_PKCS11_LOG_FILE), level from KEYSERVER_PKCS11_LOG.
- * Callers never pass secrets (tokens, client secrets, assertions, PINs); server text is sanitized. */
+ * Callers never pass secrets (tokens, client secrets, assertions, PINs); every line is printable ASCII. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,9 +43,10 @@ void ks_log(enum ks_level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  /* Control characters from server answers or file names never reach the log as such. */
+  /* Printable ASCII only: control characters and non-ASCII bytes (a bidi override in a keyid the Keyserver lists)
+   * from server answers or file names never reach the log as such. */
   for (char *p = msg; *p; p++)
-    if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
   pthread_mutex_lock(&g_log_lock);
   FILE *f = g_file ? g_file : stderr;
   fprintf(f, "keyserver-pkcs11: %s: %s\n", names[level], msg);

@@ -217,7 +217,6 @@ static const struct {
     {"operation_not_found", CKR_FUNCTION_REJECTED},
     {"outside_window", CKR_FUNCTION_REJECTED},
     {"digest_not_allowed", CKR_FUNCTION_REJECTED},
-    {"conflict", CKR_FUNCTION_REJECTED},
     /* The caller may not use this key. */
     {"key_not_in_operation", CKR_KEY_FUNCTION_NOT_PERMITTED},
     {"key_not_permitted", CKR_KEY_FUNCTION_NOT_PERMITTED},
@@ -238,17 +237,24 @@ static const struct {
     {"message_required", CKR_KEY_TYPE_INCONSISTENT},
     {"message_not_supported_for_key", CKR_KEY_TYPE_INCONSISTENT},
     {"message_too_large", CKR_DATA_LEN_RANGE},
+    {"payload_too_large", CKR_DATA_LEN_RANGE},
     {"validation_failed", CKR_ARGUMENTS_BAD},
-    {"reservation_expired", CKR_DEVICE_ERROR},
+    /* Only the module's own retry of a lost answer meets this (each C_Sign has a fresh Idempotency-Key): the first
+     * request is still signing, a slow Keyserver and not a policy refusal. */
+    {"conflict", CKR_DEVICE_ERROR},
 };
 
+/* The status class decides first, the problem code only refines a 4xx (ADR 0014, addendum): no answer, a 5xx or a
+ * 429 is the device's fault whatever its body says (a proxy's 502 page, a 500 naming a policy code); an answer that
+ * is not the API's (1xx, 2xx other than the expected success, a 3xx the module never follows) is CKR_DEVICE_ERROR. */
 CK_RV ks_problem_to_rv(long status, const char *code) {
+  if (status < 400 || status >= 500 || status == 429) return CKR_DEVICE_ERROR;
   if (code)
     for (size_t i = 0; i < sizeof PROBLEMS / sizeof PROBLEMS[0]; i++)
       if (!strcmp(PROBLEMS[i].code, code)) return PROBLEMS[i].rv;
-  if (status == 0 || status >= 500 || status == 429) return CKR_DEVICE_ERROR;
   if (status == 401) return CKR_USER_NOT_LOGGED_IN;
   if (status == 403) return CKR_KEY_FUNCTION_NOT_PERMITTED;
   if (status == 409) return CKR_FUNCTION_REJECTED;
+  if (status == 413) return CKR_DATA_LEN_RANGE;
   return CKR_FUNCTION_FAILED;
 }

@@ -83,6 +83,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
     return CKR_CRYPTOKI_ALREADY_INITIALIZED;
   }
   ks_log_open(getenv("KEYSERVER_PKCS11_LOG"), getenv("KEYSERVER_PKCS11_LOG_FILE"));
+  ks_http_global_init(); /* before the configuration: its URL checks use libcurl's parser */
   char err[400];
   if (ks_config_load(&g_cfg, getenv_real, err, sizeof err)) {
     ks_log(KS_LOG_ERROR, "configuration: %s", err);
@@ -91,7 +92,6 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
     return CKR_FUNCTION_FAILED;
   }
   ks_log_open(g_cfg.log_level, g_cfg.log_file);
-  ks_http_global_init();
   ks_auth_init(&g_auth);
   g_keys_loaded = 0;
   g_logged_in = 0;
@@ -351,9 +351,12 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   CK_RV rv = CKR_OK;
-  if (!find_session(hSession)) rv = CKR_SESSION_HANDLE_INVALID;
-  else if (userType != CKU_USER && userType != CKU_CONTEXT_SPECIFIC) rv = CKR_USER_TYPE_INVALID;
-  else if (userType == CKU_USER && g_logged_in) rv = CKR_USER_ALREADY_LOGGED_IN;
+  struct session *s = find_session(hSession);
+  if (!s) rv = CKR_SESSION_HANDLE_INVALID;
+  /* A context-specific login belongs to an operation and logs nobody in (no key needs one: no CKA_ALWAYS_AUTHENTICATE). */
+  else if (userType == CKU_CONTEXT_SPECIFIC) rv = s->signing.active || s->verifying.active ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+  else if (userType != CKU_USER) rv = CKR_USER_TYPE_INVALID;
+  else if (g_logged_in) rv = CKR_USER_ALREADY_LOGGED_IN;
   else g_logged_in = 1;
   pthread_mutex_unlock(&g_lock);
   return rv;
@@ -601,8 +604,11 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) {
 }
 
 CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) {
-  (void)hSession;
   if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  pthread_mutex_lock(&g_lock);
+  int open = find_session(hSession) != NULL;
+  pthread_mutex_unlock(&g_lock);
+  if (!open) return CKR_SESSION_HANDLE_INVALID;
   CK_OBJECT_CLASS cls;
   if (!object_of(hObject, &cls)) return CKR_OBJECT_HANDLE_INVALID;
   if (!pulSize) return CKR_ARGUMENTS_BAD;
@@ -727,7 +733,9 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
   if (rv != CKR_OK) return rv;
   CK_OBJECT_CLASS cls;
   const struct ks_key *k = object_of(hKey, &cls);
-  if (!k || cls != CKO_PRIVATE_KEY) return CKR_KEY_HANDLE_INVALID;
+  if (!k || cls == CKO_CERTIFICATE) return CKR_KEY_HANDLE_INVALID;
+  /* A public key is a key, but it does not sign (as C_VerifyInit refuses a private key). */
+  if (cls != CKO_PRIVATE_KEY) return CKR_KEY_FUNCTION_NOT_PERMITTED;
   return init_op("C_SignInit", hSession, 1, k, hKey, pMechanism);
 }
 

@@ -84,6 +84,10 @@ static CK_RV refusal(const char *what, const struct ks_http_result *r) {
   CK_RV rv = ks_problem_to_rv(r->status, c[0] ? c : NULL);
   ks_log(KS_LOG_ERROR, "%s refused: HTTP %ld %s%s%s%s -> %s", what, r->status, c[0] ? c : "(no problem code)", d[0] ? " (" : "",
          d, d[0] ? ")" : "", ks_rv_name(rv));
+  if (r->status >= 300 && r->status < 400)
+    ks_log(KS_LOG_ERROR, "%s: a redirect is never followed (a bearer token stays with KEYSERVER_URL): is it the API's address?", what);
+  if (rv == CKR_DEVICE_ERROR && c[0] && !strcmp(c, "conflict"))
+    ks_log(KS_LOG_ERROR, "%s: the Keyserver is still signing the first request: raise KEYSERVER_PKCS11_TIMEOUT", what);
   if (q[0]) ks_log(KS_LOG_INFO, "%s: request id %s", what, q);
   cJSON_Delete(j);
   return rv;
@@ -205,8 +209,15 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
       const cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "result");
       size_t got = 0;
       unsigned char buf[1024];
+      CK_RV checked = CKR_OK;
       if (!cJSON_IsString(res) || ks_unhex(res->valuestring, buf, sizeof buf, &got) || got != siglen) {
         ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature -> CKR_DEVICE_ERROR", keyshown, siglen);
+        rv = CKR_DEVICE_ERROR;
+      } else if ((checked = ks_verify(key, plan, input, inlen, buf, got)) != CKR_OK) {
+        /* Never CKR_OK with bytes that are not this key's signature of this input (a proxy, a bug, a rotated key
+         * whose certificate the token does not hold): the caller would ship a signature nobody can verify. */
+        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer's signature does not verify with the key's certificate (%s) -> "
+               "CKR_DEVICE_ERROR", keyshown, ks_rv_name(checked));
         rv = CKR_DEVICE_ERROR;
       } else {
         memcpy(sig, buf, siglen);

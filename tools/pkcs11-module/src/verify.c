@@ -49,7 +49,8 @@ static unsigned char *ecdsa_der(const unsigned char *sig, size_t siglen, int *de
 
 CK_RV ks_verify(const struct ks_key *k, const struct ks_mech_plan *plan, const unsigned char *input, size_t inlen,
                 const unsigned char *sig, size_t siglen) {
-  if (k->type == KS_KEY_ED25519) return CKR_KEY_FUNCTION_NOT_PERMITTED;
+  /* Ed25519: only the sign path's check of a message order's answer (C_VerifyInit refuses Ed25519 keys). */
+  if (k->type == KS_KEY_ED25519 && !plan->message) return CKR_KEY_FUNCTION_NOT_PERMITTED;
   /* PKCS#11: a signature of the wrong length is CKR_SIGNATURE_LEN_RANGE, not merely invalid. */
   if (siglen != k->sig_len) return CKR_SIGNATURE_LEN_RANGE;
   /* The module runs inside OpenSSL programs: what fails here must not stay on their error queue. */
@@ -60,6 +61,14 @@ CK_RV ks_verify(const struct ks_key *k, const struct ks_mech_plan *plan, const u
   EVP_PKEY_CTX *ctx = pkey ? EVP_PKEY_CTX_new_from_pkey(g_libctx, pkey, NULL) : NULL;
   CK_RV rv = CKR_FUNCTION_FAILED;
   unsigned char *der = NULL;
+  if (k->type == KS_KEY_ED25519) {
+    /* PureEdDSA over the whole message: a one-shot EVP_DigestVerify without a digest. */
+    EVP_MD_CTX *md = pkey ? EVP_MD_CTX_new() : NULL;
+    if (md && EVP_DigestVerifyInit_ex(md, NULL, NULL, g_libctx, NULL, pkey, NULL) == 1)
+      rv = EVP_DigestVerify(md, sig, siglen, input, inlen) == 1 ? CKR_OK : CKR_SIGNATURE_INVALID;
+    EVP_MD_CTX_free(md);
+    goto done;
+  }
   if (!ctx || EVP_PKEY_verify_init(ctx) != 1) goto done;
   if (k->type == KS_KEY_EC) {
     int derlen = 0;
