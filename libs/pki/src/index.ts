@@ -173,5 +173,4 @@ export {
   type TsaCrl,
   TsaErrorCode,
   type TsaTrust,
-  verifyTimeStampToken,
 } from './lib/tsa';

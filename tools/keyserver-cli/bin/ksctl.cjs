@@ -34,7 +34,7 @@ function stale() {
   if (!existsSync(out)) return true;
   // Without the sources (an installed copy of dist only) there is nothing to rebuild from.
   if (!existsSync(join(project, 'src', 'main.ts'))) return false;
-  return statSync(out).mtimeMs < newest([join(project, 'src'), join(root, 'libs', 'audit-chain', 'src')]);
+  return statSync(out).mtimeMs < newest([join(project, 'src'), ...['audit-chain', 'timestamp-token', 'errors'].map((lib) => join(root, 'libs', lib, 'src'))]);
 }
 
 if (stale()) {

@@ -328,7 +328,6 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     return { issuer: new Uint8Array((issuer as asn1js.BaseBlock).valueBeforeDecodeView), serial: new Uint8Array((serial as asn1js.Integer).valueBlock.valueHexView) };
   };
   const dirName = (name: Uint8Array) => derTlv(0xa4, name);
-  const uriName = (uri: string) => derTlv(0x86, new Uint8Array(Buffer.from(uri)));
   const integer = (content: Uint8Array) => derTlv(0x02, content);
   /** IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber INTEGER } */
   const issuerSerial = (names: Uint8Array[], serial: Uint8Array) => derTlv(0x30, derTlv(0x30, ...names), integer(serial));
@@ -337,24 +336,10 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
     type: TSA_OID.signingCertificateV2,
     value: derTlv(0x30, derTlv(0x30, derTlv(0x30, derTlv(0x04, new Uint8Array(createHash('sha256').update(c.raw).digest())), made(issuerAndSerial(c))))),
   });
-  /** SigningCertificate { certs { ESSCertID { certHash SHA-1, issuerSerial } } } (RFC 2634) */
-  const essV1 = (made: (s: ReturnType<typeof issuerAndSerial>) => Uint8Array) => (c: X509Certificate) => ({
-    type: TSA_OID.signingCertificate,
-    value: derTlv(0x30, derTlv(0x30, derTlv(0x30, derTlv(0x04, new Uint8Array(createHash('sha1').update(c.raw).digest())), made(issuerAndSerial(c))))),
-  });
   const plusOne = (serial: Uint8Array) => new Uint8Array(Buffer.from((BigInt(`0x${Buffer.from(serial).toString('hex')}`) + 1n).toString(16).padStart(serial.length * 2, '0'), 'hex'));
-  /** The same Name with its CN's string type switched (UTF8String <-> PrintableString): equal as text, not as DER. */
-  const reencoded = (name: Uint8Array) => {
-    const b = Buffer.from(name);
-    const at = b.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03])) + 5;
-    b[at] = b[at] === 0x0c ? 0x13 : 0x0c;
-    return new Uint8Array(b);
-  };
-
+  // The ESS attribute's cases (issuerSerial, v1, hashes) are the token verifier's: libs/timestamp-token. Here its refusal is the API's code.
   it.each<[string, Twist]>([
     ['ok ESSCertIDv2 with the issuerSerial of the signer', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], s.serial)) }],
-    ['ok ESSCertIDv2 without issuerSerial (it is optional)', { essAttr: essV2(() => new Uint8Array()) }],
-    ['ok ESSCertID (v1, SHA-1) with the issuerSerial of the signer', { essAttr: essV1((s) => issuerSerial([dirName(s.issuer)], s.serial)) }],
   ])('%s', async (_name, twist) => {
     const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
     const ok = await checkTimeStampReply(await reply('tsa', sent, 'signer', twist), sent, trustOf({ anchors: ['root'] }));
@@ -363,12 +348,6 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
 
   it.each<[string, Twist]>([
     ['fail an issuerSerial with another serial number', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], plusOne(s.serial))) }],
-    ['fail an issuerSerial naming another issuer', { essAttr: essV2((s) => issuerSerial([dirName(issuerAndSerial(x509('tsa-under-ca')).issuer)], s.serial)) }],
-    ['fail an issuerSerial whose issuer is the same name encoded differently (DER compared)', { essAttr: essV2((s) => issuerSerial([dirName(reencoded(s.issuer))], s.serial)) }],
-    ['fail an issuerSerial with a second GeneralName', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer), uriName('https://tsa.example/')], s.serial)) }],
-    ['fail an issuerSerial whose issuer is not a directoryName', { essAttr: essV2((s) => issuerSerial([uriName('https://tsa.example/')], s.serial)) }],
-    ['fail an issuerSerial without a serial number', { essAttr: essV2((s) => derTlv(0x30, derTlv(0x30, dirName(s.issuer)))) }],
-    ['fail an ESSCertID (v1) whose issuerSerial has another serial number', { essAttr: essV1((s) => issuerSerial([dirName(s.issuer)], plusOne(s.serial))) }],
   ])('%s: timestamp_reply_invalid, the token is not used', async (_name, twist) => {
     const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
     const r = await reply('tsa', sent, 'signer', twist);
@@ -427,21 +406,6 @@ describe(`${checkTimeStampReply.name}: trust in an external TSA (ADR 0043)`, () 
       expect(read.issuer.raw.equals(x509('root').raw)).toBe(true);
       expect([...read.revoked].sort()).toEqual([x509('tsa'), x509('expired')].map((c) => BigInt(`0x${c.serialNumber}`).toString()).sort());
     });
-  });
-
-  it('ok exactly when the issuerSerial states the signer\'s serial as an integer, whatever serial a TSA writes (property)', async () => {
-    const own = BigInt(`0x${x509('tsa').serialNumber}`);
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.bigInt({ min: -(1n << 159n), max: 1n << 159n }), fc.constant(own), fc.constant(own + 1n), fc.constant(-own)), async (serial) => {
-        const der = new Uint8Array(asn1js.Integer.fromBigInt(serial).valueBlock.valueHexView);
-        const sent = buildTimeStampQuery('SHA-256', randomBytes(64));
-        const r = await reply('tsa', sent, 'signer', { essAttr: essV2((s) => issuerSerial([dirName(s.issuer)], der)) });
-        const outcome = checkTimeStampReply(r, sent, trustOf({ anchors: ['root'] }));
-        if (serial === own) await expect(outcome).resolves.toBeDefined();
-        else await expect(outcome).rejects.toMatchObject({ code: TsaErrorCode.TimestampReplyInvalid });
-      }),
-      { numRuns: 25 },
-    );
   });
 
   it.each<[string, number, Twist, number | undefined]>([

@@ -1,7 +1,17 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createHash, randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { errorClass } from '@keyserver/errors';
+import {
+  certificateIssuerAndSerial,
+  checkTsaCertificateProfile,
+  readTimeStampToken as readToken,
+  TIMESTAMP_TOKEN_OID,
+  TimestampTokenError,
+  TimestampTokenErrorCode,
+  type TimeStampTokenInfo,
+  verifyTimeStampToken,
+} from '@keyserver/timestamp-token';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, pemBlocks, randomSerial, toAb } from './der';
 import { PkiError } from './pki-error';
@@ -12,12 +22,12 @@ import { CmsSigner, signSignedData } from './cms';
 // TimeStampResp, plus what a client of an external TSA needs (query, reply checks). docs/adr/0024.
 
 export const TSA_OID = {
-  timeStamping: '1.3.6.1.5.5.7.3.8',
-  tstInfo: '1.2.840.113549.1.9.16.1.4',
-  timeStampToken: '1.2.840.113549.1.9.16.2.14',
+  timeStamping: TIMESTAMP_TOKEN_OID.timeStamping,
+  tstInfo: TIMESTAMP_TOKEN_OID.tstInfo,
+  timeStampToken: TIMESTAMP_TOKEN_OID.timeStampToken,
   /** ESS signing-certificate (RFC 2634, SHA-1 ESSCertID) and signing-certificate-v2 (RFC 5035). */
-  signingCertificate: '1.2.840.113549.1.9.16.2.12',
-  signingCertificateV2: '1.2.840.113549.1.9.16.2.47',
+  signingCertificate: TIMESTAMP_TOKEN_OID.signingCertificate,
+  signingCertificateV2: TIMESTAMP_TOKEN_OID.signingCertificateV2,
 } as const;
 
 /** How far an external TSA's genTime may be from our clock, beyond its declared accuracy (CMS_TSA_MAX_SKEW_MS). */
@@ -97,6 +107,25 @@ const STATUS: Record<TsaErrorCode, number> = {
 export class TsaError extends errorClass(STATUS) {
   get failInfoBit(): number {
     return FAIL_INFO_BIT[this.code];
+  }
+}
+
+/**
+ * The API's code for each refusal of the one token verifier (@keyserver/timestamp-token): a token that does not
+ * verify is an invalid reply; a signer whose certificate is no TSA certificate is not trusted.
+ */
+const TOKEN_REFUSAL: Record<TimestampTokenErrorCode, TsaErrorCode> = {
+  ...(Object.fromEntries(Object.values(TimestampTokenErrorCode).map((code) => [code, TsaErrorCode.TimestampReplyInvalid])) as Record<TimestampTokenErrorCode, TsaErrorCode>),
+  [TimestampTokenErrorCode.NotTimestamping]: TsaErrorCode.TimestampTsaUntrusted,
+};
+
+/** Runs a check of the token verifier with its refusals as {@link TsaError}s ({@link TOKEN_REFUSAL}). */
+function asTsaError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof TimestampTokenError) throw new TsaError(TOKEN_REFUSAL[e.code], e.detail, { cause: e });
+    throw e;
   }
 }
 
@@ -299,58 +328,11 @@ export function buildTimeStampQuery(hash: HashName, data: Uint8Array): { der: Ui
   return { der: derTlv(0x30, intDer(1), messageImprintDer, nonceDer, new Uint8Array([0x01, 0x01, 0xff])), messageImprintDer, nonceDer };
 }
 
-/** What a TimeStampToken says of itself. */
-export interface TimeStampTokenInfo {
-  tstInfoDer: Uint8Array;
-  policy: string;
-  messageImprintDer: Uint8Array;
-  serialHex: string;
-  genTime: Date;
-  /** The accuracy the TSA declares (seconds, millis, micros rounded up), when it declares one. */
-  accuracyMs?: number;
-  nonceDer?: Uint8Array;
-}
+export type { TimeStampTokenInfo };
 
-/** Reads the TSTInfo out of a TimeStampToken (no signature check: see {@link verifyTimeStampToken}). */
+/** Reads the TSTInfo out of a TimeStampToken (no signature check: {@link checkTimeStampReply} does that). */
 export function readTimeStampToken(token: Uint8Array): TimeStampTokenInfo {
-  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
-  let signedData: pkijs.SignedData;
-  try {
-    const ci = pkijs.ContentInfo.fromBER(toAb(token));
-    if (ci.contentType !== OID.signedData) throw new Error('not SignedData');
-    signedData = new pkijs.SignedData({ schema: ci.content });
-  } catch (e) {
-    throw bad(`the token is not a CMS SignedData (${(e as Error).message})`);
-  }
-  if (signedData.encapContentInfo.eContentType !== TSA_OID.tstInfo || !signedData.encapContentInfo.eContent) throw bad('the token does not hold a TSTInfo');
-  const tstInfoDer = new Uint8Array(signedData.encapContentInfo.eContent.getValue());
-  const asn = asn1js.fromBER(toAb(tstInfoDer));
-  if (asn.offset === -1 || !isUniversal(asn.result, 16)) throw bad('TSTInfo does not parse');
-  const f = (asn.result as asn1js.Sequence).valueBlock.value;
-  if (f.length < 5 || !isUniversal(f[1], 6) || !isUniversal(f[3], 2) || !isUniversal(f[4], 24)) throw bad('TSTInfo does not parse');
-  const nonce = f.slice(5).find((b) => isUniversal(b, 2));
-  const accuracyMs = f[5] && isUniversal(f[5], 16) ? readAccuracy(f[5] as asn1js.Sequence) : undefined;
-  return {
-    tstInfoDer,
-    policy: (f[1] as asn1js.ObjectIdentifier).valueBlock.toString(),
-    messageImprintDer: bytesOf(f[2]),
-    serialHex: hex(new Uint8Array((f[3] as asn1js.Integer).valueBlock.valueHexView)),
-    genTime: (f[4] as asn1js.GeneralizedTime).toDate(),
-    ...(accuracyMs !== undefined ? { accuracyMs } : {}),
-    ...(nonce ? { nonceDer: bytesOf(nonce) } : {}),
-  };
-}
-
-/** Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL, micros [1] INTEGER OPTIONAL }, in ms (micros rounded up). */
-function readAccuracy(seq: asn1js.Sequence): number {
-  const unsigned = (b: asn1js.AsnType) => new Uint8Array((b as asn1js.BaseBlock & { valueBlock: { valueHexView: Uint8Array } }).valueBlock.valueHexView).reduce((n, byte) => n * 256 + byte, 0);
-  let ms = 0;
-  for (const part of seq.valueBlock.value) {
-    if (isUniversal(part, 2)) ms += unsigned(part) * 1000;
-    else if (part.idBlock.tagClass === 3 && part.idBlock.tagNumber === 0) ms += unsigned(part);
-    else if (part.idBlock.tagClass === 3 && part.idBlock.tagNumber === 1) ms += Math.ceil(unsigned(part) / 1000);
-  }
-  return ms;
+  return asTsaError(() => readToken(token));
 }
 
 /**
@@ -498,11 +480,7 @@ export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[
   const untrusted = (detail: string) => new TsaError(TsaErrorCode.TimestampTsaUntrusted, detail);
   const name = (c: X509Certificate) => c.subject.replace(/\n/g, ', ');
   if (trust.anchors.length === 0 && trust.pins.length === 0) throw untrusted('no external TSA is trusted (CMS_TSA_CA_CERT, CMS_TSA_CERT_SHA256)');
-  const ekus = (pkijs.Certificate.fromBER(toAb(new Uint8Array(signer.raw))).extensions ?? []).filter((e) => e.extnID === OID.extKeyUsage);
-  const purposes = ekus.length === 1 ? ((ekus[0].parsedValue as pkijs.ExtKeyUsage | undefined)?.keyPurposes ?? []) : [];
-  if (!ekus[0]?.critical || purposes.length !== 1 || purposes[0] !== TSA_OID.timeStamping) {
-    throw untrusted(`${name(signer)} is not a TSA certificate (extendedKeyUsage must be timeStamping only, critical)`);
-  }
+  asTsaError(() => checkTsaCertificateProfile(signer));
   const fingerprint = digest('SHA-256', new Uint8Array(signer.raw));
   if (trust.pins.length > 0 && !trust.pins.some((p) => bytesEqual(p, fingerprint))) {
     throw untrusted(`${name(signer)} (SHA-256 ${hex(fingerprint)}) is not a pinned TSA certificate`);
@@ -530,10 +508,11 @@ export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[
 
 /**
  * Reads an external TSA's TimeStampResp for a query we sent: the status must be granted (0) or grantedWithMods
- * (1), the token's imprint and nonce must be the query's (a reply for another request is never embedded), the
- * token's signature must verify with the certificate it carries, which its ESS signing-certificate attribute
- * names, the genTime must be near `now` ({@link checkGenTime}) and that certificate trusted ({@link checkTsaTrust},
- * at the stated genTime and now). Returns the token (ContentInfo DER).
+ * (1), the token DER; the one token verifier (@keyserver/timestamp-token) checks that its imprint and nonce are the
+ * query's (a reply for another request is never embedded), that its signature verifies with the certificate it
+ * carries, which its ESS signing-certificate attribute names and which is a TSA certificate; then the genTime must
+ * be near `now` ({@link checkGenTime}) and that certificate trusted ({@link checkTsaTrust}, at the stated genTime
+ * and now). Returns the token (ContentInfo DER).
  */
 export async function checkTimeStampReply(
   reply: Uint8Array,
@@ -554,140 +533,11 @@ export async function checkTimeStampReply(
   const token = bytesOf(tokenEl);
   // Embedded as it came: only DER survives the re-encoding of the SignerInfo byte for byte.
   if (!isStrictDer(token)) throw bad('the token is not DER');
-  const info = readTimeStampToken(token);
-  if (!bytesEqual(info.messageImprintDer, sent.messageImprintDer)) throw bad('the token is for another imprint');
-  if (!info.nonceDer || !bytesEqual(info.nonceDer, sent.nonceDer)) throw bad('the token does not echo our nonce');
-  const { signer, carried } = await verifyTimeStampToken(token);
+  const { info, signer, carried } = asTsaError(() => verifyTimeStampToken(token, { imprintDer: sent.messageImprintDer, nonceDer: sent.nonceDer }));
   // The clock first: the trust is judged at genTime, which must be near now to mean anything.
   checkGenTime(info.genTime, info.accuracyMs, now, opts.maxSkewMs ?? DEFAULT_TSA_MAX_SKEW_MS);
   checkTsaTrust(signer, carried, trust, [info.genTime, now], now);
   return { token, info };
-}
-
-/** Signature algorithms a token may use: the hash Node verifies with (undefined: the digest algorithm's; null: none). */
-const TOKEN_SIGNATURES: Record<string, string | null | undefined> = {
-  [OID.rsaEncryption]: undefined,
-  [OID.sha256WithRSA]: 'sha256',
-  [OID.sha384WithRSA]: 'sha384',
-  [OID.sha512WithRSA]: 'sha512',
-  [OID.ecPublicKey]: undefined,
-  [OID.ecdsaSha256]: 'sha256',
-  [OID.ecdsaSha384]: 'sha384',
-  [OID.ecdsaSha512]: 'sha512',
-  [OID.ed25519]: null,
-};
-
-/**
- * Checks a token's CMS signature with the certificate it embeds (not its chain: {@link checkTsaTrust} does that):
- * content-type id-ct-TSTInfo, message-digest = digest of the TSTInfo, the signature over the signed attributes,
- * the ESS signing-certificate attribute naming that certificate. Returns the signer's certificate and every certificate the token carries.
- */
-export async function verifyTimeStampToken(token: Uint8Array): Promise<{ signer: X509Certificate; carried: X509Certificate[] }> {
-  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
-  const sd = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(toAb(token)).content });
-  const si = sd.signerInfos[0];
-  if (sd.signerInfos.length !== 1 || !si.signedAttrs) throw bad('a token has exactly one signer with signed attributes');
-  const sid = si.sid;
-  const cert = (sd.certificates ?? []).find(
-    (c): c is pkijs.Certificate => c instanceof pkijs.Certificate && sid instanceof pkijs.IssuerAndSerialNumber && c.issuer.isEqual(sid.issuer) && c.serialNumber.isEqual(sid.serialNumber),
-  );
-  if (!cert) throw bad('the token does not carry its signer certificate');
-  const hash = hashByOid(si.digestAlgorithm.algorithmId);
-  const sigHash = TOKEN_SIGNATURES[si.signatureAlgorithm.algorithmId];
-  if (!hash || !(si.signatureAlgorithm.algorithmId in TOKEN_SIGNATURES)) throw bad('the token uses an unsupported algorithm');
-  const attr = (type: string) => si.signedAttrs?.attributes.find((a) => a.type === type)?.values[0] as asn1js.AsnType | undefined;
-  const ct = attr(OID.contentType);
-  const md = attr(OID.messageDigest);
-  if (!(ct instanceof asn1js.ObjectIdentifier) || ct.valueBlock.toString() !== TSA_OID.tstInfo) throw bad('the content-type attribute is not id-ct-TSTInfo');
-  const eContent = sd.encapContentInfo.eContent;
-  if (!(md instanceof asn1js.OctetString) || !eContent || !bytesEqual(new Uint8Array(md.valueBlock.valueHexView), digest(hash, new Uint8Array(eContent.getValue())))) {
-    throw bad('the message-digest attribute is not the digest of the TSTInfo');
-  }
-  const signed = Buffer.from(si.signedAttrs.encodedValue);
-  signed[0] = 0x31;
-  let ok = false;
-  let signer: X509Certificate | undefined;
-  try {
-    signer = new X509Certificate(Buffer.from(cert.toSchema().toBER(false)));
-    ok = nodeVerify(sigHash === null ? null : (sigHash ?? HASHES[hash].node), signed, signer.publicKey, Buffer.from(si.signature.valueBlock.valueHexView));
-  } catch {
-    ok = false;
-  }
-  if (!ok || !signer) throw bad('the token signature does not verify with its certificate');
-  checkEssSigningCertificate(si, signer);
-  const carried: X509Certificate[] = [];
-  for (const c of sd.certificates ?? []) {
-    try {
-      if (c instanceof pkijs.Certificate) carried.push(new X509Certificate(Buffer.from(c.toSchema().toBER(false))));
-    } catch {
-      // A certificate Node cannot read is no link of any chain.
-    }
-  }
-  return { signer, carried };
-}
-
-/**
- * The token must carry an ESS signing-certificate(-v2) attribute whose first ESSCertID is the hash of the
- * certificate that verified the signature (RFC 3161 2.4.1, RFC 5816): it binds the signer's certificate into the
- * signature, and `ksctl verify --cms` and `openssl ts -verify` refuse a token without it. Every such attribute
- * present must name it.
- */
-function checkEssSigningCertificate(si: pkijs.SignerInfo, signer: X509Certificate): void {
-  const bad = (detail: string) => new TsaError(TsaErrorCode.TimestampReplyInvalid, detail);
-  const found = (si.signedAttrs?.attributes ?? []).filter((a) => a.type === TSA_OID.signingCertificateV2 || a.type === TSA_OID.signingCertificate);
-  if (found.length === 0) throw bad('the token has no ESS signing-certificate attribute');
-  for (const a of found) {
-    const v2 = a.type === TSA_OID.signingCertificateV2;
-    const certs = a.values.length === 1 && isUniversal(a.values[0], 16) ? (a.values[0] as asn1js.Sequence).valueBlock.value[0] : undefined;
-    const first = certs && isUniversal(certs, 16) ? (certs as asn1js.Sequence).valueBlock.value[0] : undefined;
-    if (!first || !isUniversal(first, 16)) throw bad('the ESS signing-certificate attribute is malformed');
-    const parts = (first as asn1js.Sequence).valueBlock.value;
-    let hash = v2 ? 'sha256' : 'sha1';
-    let at = 0;
-    if (v2 && parts[0] && isUniversal(parts[0], 16)) {
-      const oid = (parts[0] as asn1js.Sequence).valueBlock.value[0];
-      // ESSCertIDv2's hash: SHA-256 unless named (RFC 5035); v1's is SHA-1 by definition (RFC 2634).
-      const named = oid && isUniversal(oid, 6) ? hashByOid((oid as asn1js.ObjectIdentifier).valueBlock.toString()) : undefined;
-      hash = named ? HASHES[named].node : '';
-      if (!hash) throw bad('the ESS signing-certificate-v2 attribute uses an unsupported hash');
-      at = 1;
-    }
-    const certHash = parts[at];
-    if (!certHash || !isUniversal(certHash, 4) || !bytesEqual(new Uint8Array((certHash as asn1js.OctetString).valueBlock.valueHexView), new Uint8Array(createHash(hash).update(signer.raw).digest()))) {
-      throw bad('the ESS signing-certificate attribute names another certificate than the signer');
-    }
-    if (parts.length > at + 2) throw bad('the ESS signing-certificate attribute is malformed');
-    if (parts[at + 1] && !issuerSerialNames(parts[at + 1], signer)) {
-      throw bad('the issuerSerial of the ESS signing-certificate attribute names another certificate than the signer');
-    }
-  }
-}
-
-/**
- * An ESSCertID(v2)'s optional issuerSerial (RFC 2634 5.4.1, RFC 5035 5.4.1.1), when present, must name `cert`
- * exactly: one GeneralName, a directoryName whose DER is the issuer Name as the certificate encodes it (no
- * re-encoding forgiven), and the certificate's serial number as an integer (ADR 0046 addendum).
- */
-function issuerSerialNames(el: asn1js.AsnType, cert: X509Certificate): boolean {
-  if (!isUniversal(el, 16)) return false;
-  const [names, serial, ...rest] = (el as asn1js.Sequence).valueBlock.value;
-  if (rest.length || !names || !serial || !isUniversal(names, 16) || !isUniversal(serial, 2)) return false;
-  const generalNames = (names as asn1js.Sequence).valueBlock.value;
-  const only = generalNames[0];
-  if (generalNames.length !== 1 || only.idBlock.tagClass !== 3 || only.idBlock.tagNumber !== 4 || !only.idBlock.isConstructed) return false;
-  const inner = (only as asn1js.Constructed).valueBlock.value;
-  const own = certificateIssuerAndSerial(cert);
-  if (inner.length !== 1 || !bytesEqual(bytesOf(inner[0]), own.issuer)) return false;
-  return (serial as asn1js.Integer).toBigInt() === own.serial;
-}
-
-/** The issuer Name (DER as encoded in the certificate) and the serial number of a certificate. */
-function certificateIssuerAndSerial(cert: X509Certificate): { issuer: Uint8Array; serial: bigint } {
-  const tbs = (asn1js.fromBER(toAb(new Uint8Array(cert.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
-  const fields = tbs.valueBlock.value;
-  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, ...
-  const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
-  return { serial: (fields[at] as asn1js.Integer).toBigInt(), issuer: bytesOf(fields[at + 2]) };
 }
 
 /**

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'timestamp-token',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/libs/timestamp-token',
+};
