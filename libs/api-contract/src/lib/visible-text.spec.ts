@@ -47,6 +47,13 @@ describe(visibleJson.name, () => {
   it('makes every string visible, keys included, and keeps numbers, booleans and null', () => {
     expect(visibleJson({ 'a\u202e': ['x\u200b', 1, true, null, { b: 'c\rd' }] })).toEqual({ 'a\\u{202e}': ['x\\u{200b}', 1, true, null, { b: 'c\\u{d}d' }] });
   });
+
+  it('for HTML keeps tab, CR and LF (whitespace there) and names every other hidden character', () => {
+    expect(visibleJson({ pem: '-----BEGIN X-----\r\nA\tB\n', 'k\n\u202e': 'a\u0007\u0085\u2028b' }, 'html')).toEqual({
+      pem: '-----BEGIN X-----\r\nA\tB\n',
+      'k\n\\u{202e}': 'a\\u{7}\\u{85}\\u{2028}b',
+    });
+  });
 });
 
 describe(jsonWithVisibleText.name, () => {

@@ -19,14 +19,25 @@ export function visibleText(s: string): string {
   return s.replace(HIDDEN, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
 }
 
-/** A JSON value with every string, object keys included, through {@link visibleText}. */
-export function visibleJson<T>(value: T): T {
-  if (typeof value === 'string') return visibleText(value) as T;
-  if (Array.isArray(value)) return value.map((v) => visibleJson(v)) as T;
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [visibleText(k), visibleJson(v)])) as T;
-  }
-  return value;
+/** Where the text is shown: a terminal or plain text obeys line breaks and tabs; HTML draws them as a space. */
+export type TextMedium = 'terminal' | 'html';
+
+/** The hidden characters an HTML page needs named: tab, CR and LF are collapsed whitespace there, not controls. */
+const BREAK = /^[\t\n\r]$/;
+
+/**
+ * A JSON value with every string, object keys included, through {@link visibleText}. For `html` tab, CR and LF stay
+ * (a browser draws them as a space, so they forge nothing, and a certificate's PEM inside the JSON keeps its lines).
+ */
+export function visibleJson<T>(value: T, medium: TextMedium = 'terminal'): T {
+  const text = medium === 'html' ? (s: string) => s.replace(HIDDEN, (c) => (BREAK.test(c) ? c : visibleText(c))) : visibleText;
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return text(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [text(k), walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
 }
 
 /**

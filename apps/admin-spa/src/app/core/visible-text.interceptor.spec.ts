@@ -64,6 +64,12 @@ describe('what an approver sees in the console', () => {
     ctrl.expectOne('/api/v1/operations/x').flush({ type: 'about:blank', status: 400, code: 'bad', detail: 'x\u202ey' }, { status: 400, statusText: 'Bad Request' });
     expect(((await failed) as HttpErrorResponse).error).toEqual({ type: 'about:blank', status: 400, code: 'bad', detail: 'x\\u{202e}y' });
 
+    // A certificate travels inside JSON too: its line breaks are whitespace to a browser, and the download needs them.
+    const pemPart = '-----BEGIN CERTIFICATE-----\r\nMIIB\tAA==\n-----END CERTIFICATE-----\n';
+    const view = firstValueFrom(http.get('/api/v1/certificates/2'));
+    ctrl.expectOne('/api/v1/certificates/2').flush({ certificate: pemPart, subject: 'CN=a\u202eb\u0007' });
+    expect(await view).toEqual({ certificate: pemPart, subject: 'CN=a\\u{202e}b\\u{7}' });
+
     const pem = firstValueFrom(http.get('/api/v1/certificates/1/pem', { responseType: 'text' }));
     ctrl.expectOne('/api/v1/certificates/1/pem').flush('-----BEGIN CERTIFICATE-----\nAA\u200b\n');
     expect(await pem).toBe('-----BEGIN CERTIFICATE-----\nAA\u200b\n');
