@@ -15,6 +15,8 @@ export interface UpstreamRecord {
 export class FakeUpstream {
   readonly received: UpstreamRecord[] = [];
   me: Record<string, unknown> | null = null;
+  /** When set, answers instead of the default (the request is recorded first; its body is read). */
+  respond: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null = null;
   private server?: http.Server;
   url = '';
 
@@ -25,6 +27,10 @@ export class FakeUpstream {
       req.on('end', () => {
         const record: UpstreamRecord = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
         this.received.push(record);
+        if (this.respond) {
+          this.respond(req, res);
+          return;
+        }
         if (req.url === '/api/v1/me') {
           if (!this.me) {
             res.writeHead(404, { 'content-type': 'application/problem+json' }).end('{"code":"not_found"}');

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { CookieJar, signInAt } from '@keyserver/entra-emulator';
 import { demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { bffUserToken } from './admin-helpers';
@@ -101,6 +102,55 @@ describe('keyclient with the real API and emulator', () => {
     const b = await login('ann.approver@demo.test');
     const r = await b.fetch('/api/v1/operations', { method: 'POST', headers: { 'content-type': 'application/json', origin: p.env.urls.keyclient }, body: '{}' });
     expect(r.status).toBe(403);
+  });
+
+  it("passes the API's own problem through unchanged and names no internal address", async () => {
+    const b = await login('ada.admin@demo.test');
+    const r = await b.fetch('/api/v1/keys/no-such-key', { headers: { 'sec-fetch-site': 'same-origin' } });
+    const text = await r.text();
+    expect([r.status, r.headers.get('content-type')?.split(';')[0], (JSON.parse(text) as { code: string }).code]).toEqual([404, 'application/problem+json', 'key_not_found']);
+    const apiHost = new URL(p.env.urls.api).host;
+    const headers: string[] = [];
+    r.headers.forEach((v, k) => headers.push(`${k}: ${v}`));
+    expect(`${text} ${headers.join('\n')}`).not.toContain(apiHost);
+    expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]+\.eyJ/);
+  });
+
+  it('fail a raw # in the query is refused, never cut off on the way to the API', async () => {
+    const b = await login('ada.admin@demo.test');
+    const { hostname, port } = new URL(p.env.urls.keyclient);
+    // A raw target (fetch and URL strings drop the fragment before sending).
+    const path = '/api/v1/audit?limit=1#/../../signorders';
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ hostname, port, path, headers: { cookie: b.jar.header() } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect([answer.status, (JSON.parse(answer.body) as { code: string }).code]).toEqual([400, 'path_rejected']);
+  });
+
+  it('fail a same-site page cannot make the officer verify or export the audit log (reads that append events)', async () => {
+    const b = await login('ada.admin@demo.test');
+    const spa = { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' };
+    const count = async (action: string) => {
+      const r = await b.fetch(`/api/v1/audit?action=${action}&limit=200`, { headers: spa });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { items: unknown[] }).items.length;
+    };
+    const before = [await count('audit.verify'), await count('audit.export')];
+    for (const path of ['/api/v1/audit/verify', '/api/v1/audit/export']) {
+      // <img src=...> on a sibling site: the Strict session cookie goes along.
+      const img = await b.fetch(path, { headers: { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' } });
+      expect([path, img.status, ((await img.json()) as { code: string }).code]).toEqual([path, 403, 'csrf_rejected']);
+    }
+    expect([await count('audit.verify'), await count('audit.export')]).toEqual(before);
+    // The console's own call still does it (and is recorded).
+    expect((await b.fetch('/api/v1/audit/verify', { headers: spa })).status).toBe(200);
+    expect(await count('audit.verify')).toBe(before[0] + 1);
   });
 
   it('an unknown Entra user can log in but has no rights', async () => {

@@ -21,6 +21,8 @@ export enum KeyclientErrorCode {
   RangeNotSatisfiable = 'range_not_satisfiable',
   MethodNotAllowed = 'method_not_allowed',
   HeaderTooLarge = 'header_too_large',
+  /** An `Expect` other than 100-continue: nothing here can meet it (Node would answer a bare 417). */
+  ExpectationFailed = 'expectation_failed',
   MalformedRequest = 'malformed_request',
   InternalError = 'internal_error',
 }
@@ -43,6 +45,7 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.RangeNotSatisfiable]: 416,
   [KeyclientErrorCode.MethodNotAllowed]: 405,
   [KeyclientErrorCode.HeaderTooLarge]: 431,
+  [KeyclientErrorCode.ExpectationFailed]: 417,
   [KeyclientErrorCode.MalformedRequest]: 400,
   [KeyclientErrorCode.InternalError]: 500,
 };
@@ -65,6 +68,7 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.RangeNotSatisfiable]: 'Range not satisfiable',
   [KeyclientErrorCode.MethodNotAllowed]: 'Method not allowed',
   [KeyclientErrorCode.HeaderTooLarge]: 'Request headers too large',
+  [KeyclientErrorCode.ExpectationFailed]: 'Expectation failed',
   [KeyclientErrorCode.MalformedRequest]: 'Malformed request',
   [KeyclientErrorCode.InternalError]: 'Internal error',
 };

@@ -68,21 +68,32 @@ export function pathGuardMiddleware(req: Request, res: Response, next: NextFunct
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** Fetch metadata a proxied call may carry: the SPA's own fetch, or the officer typing the address. */
+const PROXY_FETCH_SITES = new Set(['same-origin', 'none']);
+
 /**
- * CSRF defence for state-changing requests: the static `X-Keyserver-CSRF: 1` header (a cross-site
- * form cannot set it and a cross-site fetch would need a CORS preflight we never grant) AND a
- * same-origin Origin, or when Origin is absent `Sec-Fetch-Site: same-origin`.
+ * CSRF defence, the one place for it (ADR 0043 addendum). State-changing requests: the static `X-Keyserver-CSRF: 1`
+ * header (a cross-site form cannot set it and a cross-site fetch would need a CORS preflight we never grant) AND a
+ * same-origin Origin, or when Origin is absent `Sec-Fetch-Site: same-origin`. Every proxied call (`/api`, reads
+ * too): a `Sec-Fetch-Site` other than same-origin or none is refused, because some API reads act (audit verify and
+ * export append events and read the whole chain) and a same-site page's image or frame carries the Strict cookie.
  */
 export function csrfMiddleware(config: KeyclientConfig) {
   return (req: Request, res: Response, next: NextFunction): void => {
+    const site = req.headers['sec-fetch-site'];
+    // As the router matches it (case-insensitively), so no spelling of /api escapes the rule.
+    const proxied = /^\/api(\/|$)/i.test(req.path);
+    if (proxied && site !== undefined && !PROXY_FETCH_SITES.has(site)) {
+      sendProblem(res, new KeyclientError(KeyclientErrorCode.CsrfRejected), req.requestId);
+      return;
+    }
     if (!UNSAFE.has(req.method)) {
       next();
       return;
     }
     const header = req.headers['x-keyserver-csrf'] === '1';
     const origin = req.headers['origin'];
-    const sameOrigin =
-      typeof origin === 'string' ? origin === config.publicOrigin : req.headers['sec-fetch-site'] === 'same-origin';
+    const sameOrigin = typeof origin === 'string' ? origin === config.publicOrigin : site === 'same-origin';
     if (!header || !sameOrigin) {
       sendProblem(res, new KeyclientError(KeyclientErrorCode.CsrfRejected), req.requestId);
       return;

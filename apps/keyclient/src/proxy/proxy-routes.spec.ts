@@ -1,4 +1,6 @@
-import { checkRawPath, isProxyAllowed } from './proxy-routes';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkRawPath, isProxyAllowed, PROXY_ROUTES, proxyRouteOf } from './proxy-routes';
 
 describe(checkRawPath.name, () => {
   const cases: Array<[string, string, string | null]> = [
@@ -22,6 +24,8 @@ describe(checkRawPath.name, () => {
     ['fail a truncated UTF-8 sequence', '/api/%c3%28', null],
     ['fail an encoded surrogate', '/api/v1/keys/%ED%A0%80', null],
     ['fail an encoded control character', '/api/v1/keys/a%1fb', null],
+    ['fail a raw # in the query (a URL parser further down cuts there)', '/api/v1/audit?x=1#/../signorders', null],
+    ['ok quotes and brackets in the query (forwarded as they are)', `/api/v1/audit?q="<>'`, '/api/v1/audit'],
     ['ok escaped UTF-8', '/api/v1/keys/caf%C3%A9', '/api/v1/keys/caf%C3%A9'],
   ];
   it.each(cases)('%s', (_name, input, expected) => {
@@ -63,5 +67,25 @@ describe(isProxyAllowed.name, () => {
   ];
   it.each(cases)('%s', (_name, method, path, expected) => {
     expect(isProxyAllowed(method, path)).toBe(expected);
+  });
+});
+
+describe('PROXY_ROUTES against the API', () => {
+  const openapi = JSON.parse(readFileSync(join(__dirname, '../../../../docs/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+  const apiRoutes = Object.entries(openapi.paths).flatMap(([path, ops]) =>
+    Object.keys(ops).map((m) => [m.toUpperCase(), path.replace(/\{[^}]+\}/g, ':id')] as const),
+  );
+
+  it.each(PROXY_ROUTES.map(([m, p]) => [`${m} ${p}`, m, p]))('ok %s is a route of the API', (_name, method, pattern) => {
+    expect(apiRoutes).toContainEqual([method, pattern]);
+  });
+
+  it('fail no static API route hides behind an :id of the list (the API would route it elsewhere)', () => {
+    // A concrete path of each API route, its parameters filled with an id: the list must name that very route or none.
+    const hidden = apiRoutes.filter(([m, p]) => {
+      const matched = proxyRouteOf(m, p.replace(/:id/g, 'k1'));
+      return matched !== undefined && matched !== p;
+    });
+    expect(hidden).toEqual([]);
   });
 });

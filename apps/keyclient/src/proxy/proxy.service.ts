@@ -44,6 +44,17 @@ class ByteLimit extends Transform {
   }
 }
 
+/**
+ * The API answers a success, 304, or an error as problem+json (every refusal, ADR 0011). Anything else (a 3xx, an
+ * HTML or text error page) comes from something in front of it and is not passed to the browser.
+ */
+function isApiAnswer(up: http.IncomingMessage): boolean {
+  const status = up.statusCode ?? 0;
+  if (status === 304 || (status >= 200 && status < 300)) return true;
+  if (status < 400) return false;
+  return (up.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === 'application/problem+json';
+}
+
 export interface UpstreamResult {
   status: number;
   headers: Record<string, string>;
@@ -66,14 +77,22 @@ export class ProxyService {
     this.agent = this.base.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
   }
 
-  private target(pathAndQuery: string): URL {
-    const basePath = this.base.pathname.replace(/\/$/, '');
-    return new URL(`${this.base.origin}${basePath}${pathAndQuery}`);
-  }
-
-  private send(target: URL, method: string, headers: http.OutgoingHttpHeaders): http.ClientRequest {
-    const lib = target.protocol === 'https:' ? https : http;
-    return lib.request(target, { method, headers, agent: this.agent, timeout: this.config.proxyTimeoutMs });
+  /**
+   * The API's own origin and the request target exactly as the allow-list compared it: a path string, never a URL
+   * parsed again (WHATWG parsing re-encodes quotes and brackets and cuts at '#'), so what the API routes is what was checked.
+   */
+  private send(pathAndQuery: string, method: string, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+    const lib = this.base.protocol === 'https:' ? https : http;
+    return lib.request({
+      protocol: this.base.protocol,
+      hostname: this.base.hostname.replace(/^\[|\]$/g, ''),
+      port: this.base.port || undefined,
+      path: `${this.base.pathname.replace(/\/$/, '')}${pathAndQuery}`,
+      method,
+      headers,
+      agent: this.agent,
+      timeout: this.config.proxyTimeoutMs,
+    });
   }
 
   /** Pipes the incoming request to the API and the API's answer back; errors become problem+json. */
@@ -101,7 +120,7 @@ export class ProxyService {
         upstream.destroy();
         reject(err);
       };
-      const upstream = this.send(this.target(pathAndQuery), req.method, headers);
+      const upstream = this.send(pathAndQuery, req.method, headers);
       // The browser gone (tab closed, fetch aborted) before the whole answer reached it: the API request is abandoned
       // too, whether the API is still working on it or streaming its answer. Otherwise the paused upstream socket
       // stays open for as long as the API keeps it (for ever for a long answer), one per abandoned request.
@@ -127,6 +146,13 @@ export class ProxyService {
       upstream.on('response', (up) => {
         if (settled) {
           up.resume();
+          return;
+        }
+        if (!isApiAnswer(up)) {
+          // Not the API speaking (a load balancer's page, a redirect): its text and addresses stay here.
+          this.log.warn({ event: 'upstream_not_api', status: up.statusCode, contentType: up.headers['content-type'] }, 'answer not from the keyserver API');
+          up.resume();
+          fail(new KeyclientError(KeyclientErrorCode.UpstreamUnavailable));
           return;
         }
         settled = true;
@@ -160,7 +186,7 @@ export class ProxyService {
   /** A small buffered GET (used by /me for GET /api/v1/me). */
   fetchJson(path: string, accessToken: string, requestId: string): Promise<UpstreamResult> {
     return new Promise((resolve, reject) => {
-      const upstream = this.send(this.target(path), 'GET', {
+      const upstream = this.send(path, 'GET', {
         accept: 'application/json',
         authorization: `Bearer ${accessToken}`,
         'x-request-id': requestId,
