@@ -67,8 +67,9 @@ describe('bench tools', () => {
   });
 
   it('counts the CPU of children a server has reaped (postgresCpuMs: tree + cutime/cstime), not only the live tree', async () => {
-    // A parent that runs a ~300 ms busy child to its end (spawnSync reaps it), then waits: like pgbench's backends.
-    const burn = `const t = Date.now(); while (Date.now() - t < 300);`;
+    // A parent that runs a child burning 300 ms of CPU to its end (spawnSync reaps it), then waits: like pgbench's
+    // backends. Counted in CPU time, not wall time: on a loaded machine 300 ms of wall time got ~190 ms of CPU.
+    const burn = `while ((({ user, system }) => user + system)(process.cpuUsage()) < 300_000);`;
     const parent = spawn(process.execPath, ['-e', `require('node:child_process').spawnSync(process.execPath, ['-e', ${JSON.stringify(burn)}]); console.log('reaped'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve) => parent.stdout?.once('data', () => resolve()));
