@@ -134,6 +134,17 @@ describe('hostile input at the HTTP edge', () => {
       expect([r.status, r.type.split(';')[0], r.body['code']]).toEqual([415, PROBLEM, 'unsupported_content_encoding']);
     });
 
+    it.each([
+      ['fail an Expect nothing can meet on a POST with a body', 'POST', '/api/v1/operations', '200-ok', '{}', 417, 'expectation_failed'],
+      ['fail an unknown expectation on a public read', 'GET', '/api/v1/crl/demo-fw-dev', 'foo', undefined, 417, 'expectation_failed'],
+      ['ok Expect: 100-continue is met as before', 'GET', '/healthz', '100-continue', undefined, 200, undefined],
+    ] as const)('%s: %s', async (_n, method, target, expectation, body, status, code) => {
+      // Node's server answers an unmet Expect with a bare 417 unless the server listens for it (checkExpectation).
+      const r = await raw(api(), method, target, { authorization: `Bearer ${ci}`, 'content-type': 'application/json', expect: expectation }, body);
+      expect([r.status, r.body['code']]).toEqual([status, code]);
+      if (code) expect([r.type.split(';')[0], typeof r.headers['x-request-id']]).toEqual([PROBLEM, 'string']);
+    });
+
     it('answers a request line Node cannot parse with problem+json, not a bare 400', async () => {
       const r = await wire(api(), Buffer.from('GET /api/v1/crl/a\u0000b HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1'));
       expect([r.status, r.type.split(';')[0], (JSON.parse(r.body) as { code: string }).code]).toEqual([400, PROBLEM, 'malformed_request']);
@@ -171,7 +182,7 @@ describe('hostile input at the HTTP edge', () => {
       const refused = await auditor<{ items: AuditRow[] }>('GET', '/api/v1/audit?action=request.refused&limit=500');
       expect(refused.status).toBe(200);
       const codes = new Set(refused.body.items.map((e) => e.errorCode));
-      for (const c of ['invalid_input_encoding', 'json_too_deep', 'unsupported_content_encoding', 'validation_failed']) expect(codes).toContain(c);
+      for (const c of ['invalid_input_encoding', 'json_too_deep', 'unsupported_content_encoding', 'validation_failed', 'expectation_failed']) expect(codes).toContain(c);
       const verify = await auditor<{ ok: boolean }>('GET', '/api/v1/audit/verify');
       expect(verify.body.ok).toBe(true);
     });

@@ -19,6 +19,8 @@ export enum ApiErrorCode {
   UnsupportedContentEncoding = 'unsupported_content_encoding',
   MalformedRequest = 'malformed_request',
   HeaderTooLarge = 'header_too_large',
+  /** An `Expect` other than 100-continue (Node alone would answer a bare 417). */
+  ExpectationFailed = 'expectation_failed',
   RateLimited = 'rate_limited',
 }
 
@@ -39,6 +41,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.UnsupportedContentEncoding]: 415,
   [ApiErrorCode.MalformedRequest]: 400,
   [ApiErrorCode.HeaderTooLarge]: 431,
+  [ApiErrorCode.ExpectationFailed]: 417,
   [ApiErrorCode.RateLimited]: 429,
 };
 

@@ -5,7 +5,7 @@ import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROBLEM_CONTENT_TYPE } from '@keyserver/errors';
 import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
@@ -22,6 +22,19 @@ export const EDGE = Symbol('KEYSERVER_EDGE');
 /** Probes are answered whatever the caller's record (orchestrators poll them; they say nothing). */
 const UNLIMITED_PATHS = new Set([LIVENESS_PATH, READINESS_PATH]);
 const ANON_CHARGED = Symbol('keyserverAnonymousCharged');
+const UNMET_EXPECTATION = Symbol('keyserverUnmetExpectation');
+
+/**
+ * The server's `checkExpectation` listener: Node emits it for an `Expect` other than 100-continue (in an HTTP/1.1
+ * request) and would otherwise answer a bare 417. The request takes the usual path, marked, and {@link requestGuard}
+ * refuses it as problem+json (request id, log line, metrics, rate limit and audit as any refusal at the edge).
+ */
+export function routeUnmetExpectation(server: { emit(event: 'request', req: IncomingMessage, res: ServerResponse): boolean }) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    (req as unknown as Record<symbol, boolean>)[UNMET_EXPECTATION] = true;
+    server.emit('request', req, res);
+  };
+}
 
 /** Statuses that charge a caller's bucket: refusals, except conflicts (normal under concurrency) and 429 itself. */
 const chargeable = (status: number): boolean => status >= 400 && status < 500 && status !== 409 && status !== 429;
@@ -146,12 +159,16 @@ function rateLimited(retryAfterSeconds: number): EdgeRefusal {
 
 /**
  * First check of every request, in the server's request hook (before the body is read and before Nest): refuses
- * compressed bodies (415: nothing here inflates, so no zip bomb and no corrupt stream reaches a parser), request
- * targets that decode to control characters or invalid UTF-8 (400 invalid_input_encoding) and anonymous callers
- * over their limit (429). Returns false when it answered the request with a refusal.
+ * an unmet `Expect` (417, see {@link routeUnmetExpectation}), compressed bodies (415: nothing here inflates, so no
+ * zip bomb and no corrupt stream reaches a parser), request targets that decode to control characters or invalid
+ * UTF-8 (400 invalid_input_encoding) and anonymous callers over their limit (429). Returns false when it answered
+ * the request with a refusal.
  */
 export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply: FastifyReply): boolean {
   try {
+    if ((request.raw as unknown as Record<symbol, boolean>)[UNMET_EXPECTATION]) {
+      throw new EdgeRefusal(ApiErrorCode.ExpectationFailed, 'no expectation other than 100-continue can be met');
+    }
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');

@@ -15,7 +15,7 @@ import { bootstrapGate } from '../bootstrap/bootstrap-gate';
 import { PUBLIC_ROUTES } from '../app/public-routes';
 import { installEdgeRoutes } from '../health/liveness';
 import { clientErrorHandler } from './client-error';
-import { requestGuard, type EdgeServices } from './edge';
+import { requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
 
 /** What the server needs that exists only once Nest has built its providers (the edge's limiter and audit). */
 export interface LateEdge {
@@ -31,8 +31,9 @@ const REQUEST_TIMEOUT_MS = 300_000;
  * Nest's Fastify adapter with the API's server settings (docs/adr/0032-fastify-adapter.md): Express' routing
  * (case-insensitive, a trailing slash ignored, no limit on a path parameter's length beyond Node's header
  * limit), no X-Forwarded-* trust, our request ids, Node's request timeout and our keep-alive, in-flight requests
- * served to the end on close, Node parser errors and malformed URLs answered as problem+json, and Fastify's own
- * errors (a syntactically invalid Content-Type) turned into the API's refusals before Nest's filter sees them.
+ * served to the end on close, Node parser errors, an unmet `Expect` and malformed URLs answered as problem+json, and
+ * Fastify's own errors (a syntactically invalid Content-Type) turned into the API's refusals before Nest's filter
+ * sees them.
  */
 export class ApiHttpAdapter extends FastifyAdapter {
   constructor(late: LateEdge) {
@@ -59,6 +60,8 @@ export class ApiHttpAdapter extends FastifyAdapter {
         if (requestGuard(edge, request, reply)) edge.sendRefusal(request, reply, new EdgeRefusal(ApiErrorCode.InvalidInputEncoding, 'the request target holds a malformed percent-encoding'));
       },
     });
+    const server = (this.getInstance() as unknown as FastifyInstance).server;
+    server.on('checkExpectation', routeUnmetExpectation(server));
   }
 
   override setErrorHandler(handler: Parameters<FastifyAdapter['setErrorHandler']>[0]) {

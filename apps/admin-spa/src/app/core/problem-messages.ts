@@ -34,6 +34,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   malformed_request: 'The request could not be read.',
   header_too_large: 'The request headers are too large. Signing out and in again may help.',
   rate_limited: 'Too many refused requests. Wait a moment and try again.',
+  expectation_failed: 'The request asked for something the server cannot do (an Expect header). Reload the page and try again.',
   // authorization (who you are to the Keyserver)
   unknown_subject: 'Your account is signed in but not registered in the Keyserver. Ask an administrator to register it.',
   subject_disabled: 'Your Keyserver account is disabled. Ask an administrator.',
@@ -87,12 +88,14 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   admin_session_not_active: 'This administrative session is not active any more.',
   admin_session_not_participant: 'Only the administrators who opened or authorized the session may act in it.',
   already_authorized: 'You have already authorized this session.',
+  admin_session_scope: 'Making or unmaking administrators and approvers needs a session opened for it ("May make or unmake administrators and approvers") and authorized as such.',
   // subjects and roles
   subject_exists: 'This principal is already registered.',
   subject_not_found: 'This subject does not exist.',
   role_exists: 'A role with this name already exists.',
   role_not_found: 'This role does not exist.',
   human_only_nature: 'This nature can only be given to people, not to applications.',
+  subject_is_guest: 'This person signed in with a guest account of another organisation: guests cannot be made administrators or approvers, nor be allowed to approve for a key. They need a member account.',
   // client side
   network_error: 'The server could not be reached. Check your connection and try again.',
 };

@@ -54,6 +54,9 @@ describe('problemMessage', () => {
     'admin_session_not_participant', 'already_authorized', 'subject_exists', 'role_exists', 'human_only_nature', 'key_not_found',
     'unknown_subject', 'subject_disabled', 'member_account_required', 'permission_denied', 'key_permission_denied', 'token_expired',
     'session_store_unavailable', 'database_unavailable',
+    // Added 2026-12-07: the keyclient's and the API's answer to an unmet Expect, a grant refused to a guest, a
+    // change of who administers or approves in a session not opened with powers (ADR 0044).
+    'expectation_failed', 'subject_is_guest', 'admin_session_scope',
   ])('ok the table words %s', (code) => {
     expect(PROBLEM_MESSAGES[code]).toMatch(/^[A-Z].+\.$/);
   });

@@ -148,6 +148,91 @@ describe(`${SubjectRepository.name} account kind`, () => {
     });
   });
 
+  describe('granting the per-key APPROVE to a guest (the one grant that opens a human-only permission)', () => {
+    const grantRole = async (grants: { keyid: string; permissions: ('ORDER' | 'SIGN' | 'ISSUE' | 'APPROVE')[] }[]) => {
+      const name = `grant-${hex(3)}`;
+      await a.subjects.createRole({ name, natures: ['ORDERER'], keys: grants });
+      return name;
+    };
+    const guestWith = async (roles: string[]) => {
+      const s = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: `guest-${hex(2)}`, roles });
+      await proveAccount(a, s.id, 'GUEST');
+      return s;
+    };
+    const rolesOf = async (id: string) => (await sql<{ name: string }>(tmp.url, `SELECT r."name" FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId" WHERE sr."subjectId" = $1::uuid ORDER BY 1`, [id])).map((r) => r.name);
+    const updates = async () => (await sql(tmp.url, `SELECT 1 FROM "audit_event" WHERE "action" = 'subject.update'`)).length;
+
+    it.each([
+      ['fail a role granting only APPROVE on a key', ['APPROVE'], 'subject_is_guest'],
+      ['fail a role granting ORDER and APPROVE on a key', ['ORDER', 'APPROVE'], 'subject_is_guest'],
+      ['ok a role granting ORDER and SIGN on a key', ['ORDER', 'SIGN'], 'ok'],
+    ] as const)('%s: %s; nothing written when refused', async (_n, permissions, expected) => {
+      const key = await seedKey(a);
+      const role = await grantRole([{ keyid: key.keyid, permissions: [...permissions] }]);
+      const s = await guestWith(['acct-orderers']);
+      const events = await updates();
+      expect(await outcome(a.subjects.update(s.id, { roles: ['acct-orderers', role] }, { ...AUDIT, action: 'subject.update' }))).toBe(expected);
+      expect(await rolesOf(s.id)).toEqual(expected === 'ok' ? ['acct-orderers', role].sort() : ['acct-orderers']);
+      expect(await updates()).toBe(events + (expected === 'ok' ? 1 : 0));
+    });
+
+    it('fail registering a principal proven a guest with a role granting APPROVE; nothing written', async () => {
+      const key = await seedKey(a);
+      const role = await grantRole([{ keyid: key.keyid, permissions: ['APPROVE'] }]);
+      const oid = hex(16);
+      await a.subjects.recordUnknownPrincipal({ tid: 'tenant-1', oid, kind: 'USER', account: 'GUEST' });
+      expect(await outcome(a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid, displayName: 'partner', roles: [role] }))).toBe('subject_is_guest');
+      expect(await a.subjects.findByTidOid('tenant-1', oid)).toBeNull();
+    });
+
+    it('fail enabling a disabled guest whose role grants APPROVE', async () => {
+      const key = await seedKey(a);
+      const role = await grantRole([{ keyid: key.keyid, permissions: ['APPROVE'] }]);
+      const s = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'off guest', roles: [role], enabled: false });
+      await proveAccount(a, s.id, 'GUEST');
+      expect(await outcome(a.subjects.update(s.id, { enabled: true }))).toBe('subject_is_guest');
+      expect((await a.subjects.getById(s.id)).enabled).toBe(false);
+    });
+
+    it('ok a legacy guest keeps APPROVE on its key through changes that give nothing new; fail APPROVE on another key', async () => {
+      const [k1, k2] = [await seedKey(a), await seedKey(a)];
+      const r1 = await grantRole([{ keyid: k1.keyid, permissions: ['APPROVE'] }]);
+      const r1b = await grantRole([{ keyid: k1.keyid, permissions: ['ORDER', 'APPROVE'] }]);
+      const r2 = await grantRole([{ keyid: k2.keyid, permissions: ['APPROVE'] }]);
+      const s = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'legacy guest', roles: [r1] });
+      await proveAccount(a, s.id, 'GUEST');
+      expect(await outcome(a.subjects.update(s.id, { displayName: 'legacy guest (partner)' }))).toBe('ok');
+      expect(await outcome(a.subjects.update(s.id, { roles: [r1b] }))).toBe('ok');
+      expect(await outcome(a.subjects.update(s.id, { roles: [r1b, r2] }))).toBe('subject_is_guest');
+      expect(await rolesOf(s.id)).toEqual([r1b]);
+      expect(await outcome(a.subjects.update(s.id, { roles: [] }))).toBe('ok');
+    });
+
+    it.each([
+      ['fail adding APPROVE to the grant of a key', 'subject_is_guest', (k1: string) => [{ keyid: k1, permissions: ['ORDER', 'APPROVE'] }]],
+      ['fail a new key granted APPROVE', 'subject_is_guest', (k1: string, k2: string) => [{ keyid: k1, permissions: ['ORDER'] }, { keyid: k2, permissions: ['APPROVE'] }]],
+      ['ok adding SIGN', 'ok', (k1: string) => [{ keyid: k1, permissions: ['ORDER', 'SIGN'] }]],
+      ['ok taking the grants away', 'ok', () => []],
+    ] as const)('%s on a role a guest holds: %s; the grants unchanged when refused', async (_n, expected, keys) => {
+      const [k1, k2] = [await seedKey(a), await seedKey(a)];
+      const role = await grantRole([{ keyid: k1.keyid, permissions: ['ORDER'] }]);
+      await guestWith([role]);
+      const grantsOf = async () => (await a.subjects.listRoleGrants()).find((r) => r.name === role)?.keys;
+      const before = await grantsOf();
+      const wanted = (keys as (a: string, b: string) => { keyid: string; permissions: ('ORDER' | 'SIGN' | 'APPROVE')[] }[])(k1.keyid, k2.keyid);
+      expect(await outcome(a.subjects.updateRole(role, { keys: wanted }))).toBe(expected);
+      if (expected !== 'ok') expect(await grantsOf()).toEqual(before);
+    });
+
+    it('ok adding APPROVE to a role only members hold', async () => {
+      const key = await seedKey(a);
+      const role = await grantRole([{ keyid: key.keyid, permissions: ['ORDER'] }]);
+      const m = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'member', roles: [role] });
+      await proveAccount(a, m.id, 'MEMBER');
+      expect(await outcome(a.subjects.updateRole(role, { keys: [{ keyid: key.keyid, permissions: ['ORDER', 'APPROVE'] }] }))).toBe('ok');
+    });
+  });
+
   describe('approval and session notices go to proven members only', () => {
     it('ok an approval request names the member approver; neither the guest nor the one never signed in with acct', async () => {
       const key = await seedKey(a, { requiredApprovers: 1 });

@@ -58,17 +58,43 @@ export interface UnknownPrincipalInput {
   account?: 'MEMBER' | 'GUEST';
 }
 
-/** The natures a guest may not be given (ADR 0040): the human-only ones. */
-const GUEST_REFUSED = ['ADMINISTRATOR', 'APPROVER'] as const;
+/**
+ * The key grant a guest may not be given (ADR 0040 addendum): APPROVE, the one grant that opens a human-only
+ * permission, so gaining it on a key is gaining what APPROVER gives.
+ */
+const GUEST_REFUSED_GRANT = 'APPROVE';
+const approveOn = (keyid: string): string => `${GUEST_REFUSED_GRANT} on key ${keyid}`;
 
 /**
- * Refuses a change that gives a subject recorded as a guest a human-only nature it did not hold (`before` ->
- * `after`, as held): it would be inert (the guard ignores it for guests) and say something false to whoever reads
- * the subject (ADR 0040 addendum). Taking such a nature away, or changing something else, stays allowed.
+ * What a subject holds that a guest may not gain, as this transaction sees it (nothing while it is disabled): its
+ * human-only natures ({@link humanOnlyHeld}, which locks its roles FOR SHARE, so their grants cannot change
+ * meanwhile) and `APPROVE on key <keyid>` for each key a role of it grants APPROVE on.
+ */
+async function guestRefusedHeld(tx: Tx, subjectId: string): Promise<string[]> {
+  const natures = await humanOnlyHeld(tx, subjectId);
+  const keys = await tx.$queryRaw<{ keyid: string }[]>`
+    SELECT DISTINCT k."keyid"
+    FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role_key_permission" g ON g."roleId" = sr."roleId" JOIN "key" k ON k."id" = g."keyId"
+    WHERE s."id" = ${subjectId}::uuid AND s."enabled" AND ${GUEST_REFUSED_GRANT}::"KeyPermission" = ANY(g."permissions")
+    ORDER BY 1`;
+  return [...natures, ...keys.map((k) => approveOn(k.keyid))];
+}
+
+/** The keys a role grants APPROVE on after a change and did not before. */
+const approveGained = (before: RoleGrants, after: RoleGrants): string[] => {
+  const had = new Set(before.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT)).map((k) => k.keyid));
+  return after.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT) && !had.has(k.keyid)).map((k) => approveOn(k.keyid));
+};
+
+/**
+ * Refuses a change that gives a subject recorded as a guest a human-only nature or an APPROVE grant it did not hold
+ * (`before` -> `after`, as {@link guestRefusedHeld} lists them): it would be inert (the guard ignores it for guests)
+ * and say something false to whoever reads the subject (ADR 0040 addendum). Taking it away, or changing something
+ * else, stays allowed.
  */
 function assertNoGuestGain(account: SubjectAccount, before: readonly string[], after: readonly string[], what: string): void {
   if (account !== 'GUEST') return;
-  const gained = after.filter((n) => !before.includes(n) && (GUEST_REFUSED as readonly string[]).includes(n));
+  const gained = after.filter((n) => !before.includes(n));
   if (gained.length) throw new DataAccessError('subject_is_guest', `${what} would give ${gained.join(', ')} to a guest account (its last sign-in proved acct=1)`);
 }
 
@@ -226,7 +252,7 @@ export class SubjectRepository {
         });
         if (input.roles?.length) await this.assignRoles(tx, s.id, input.kind, input.roles);
         const held = await humanOnlyHeld(tx, s.id);
-        assertNoGuestGain(s.account, [], held, `registering subject ${input.tid}/${input.oid}`);
+        if (s.account === 'GUEST') assertNoGuestGain(s.account, [], await guestRefusedHeld(tx, s.id), `registering subject ${input.tid}/${input.oid}`);
         if (scope) assertPowersInScope(scope, [], held, `subject ${input.tid}/${input.oid}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
@@ -250,6 +276,7 @@ export class SubjectRepository {
           SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
         const powersBefore = await humanOnlyHeld(tx, id);
+        const guestBefore = old.account === 'GUEST' ? await guestRefusedHeld(tx, id) : [];
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
         if (input.username !== undefined) before['username'] = old.username;
@@ -267,7 +294,7 @@ export class SubjectRepository {
           await this.assignRoles(tx, id, old.kind, input.roles);
         }
         const powersAfter = await humanOnlyHeld(tx, id);
-        assertNoGuestGain(old.account, powersBefore, powersAfter, `this change of subject ${id}`);
+        if (old.account === 'GUEST') assertNoGuestGain(old.account, guestBefore, await guestRefusedHeld(tx, id), `this change of subject ${id}`);
         if (scope) assertPowersInScope(scope, powersBefore, powersAfter, `this change of subject ${id}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
@@ -335,7 +362,7 @@ export class SubjectRepository {
           await this.grantKeys(tx, id, input.keys);
         }
         const after = await roleGrants(tx, id);
-        const gained = humanOnlyOf(after.natures).filter((n) => !before.natures.includes(n as Nature));
+        const gained = [...humanOnlyOf(after.natures).filter((n) => !before.natures.includes(n as Nature)), ...approveGained(before, after)];
         if (gained.length) {
           // Holders are locked by the role's FOR UPDATE against new assignments; a guest among them refuses the gain.
           const guests = await tx.$queryRaw<{ id: string }[]>`
