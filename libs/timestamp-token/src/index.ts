@@ -1,5 +1,5 @@
 export {
-  certificateIssuerAndSerial,
+  certificateNames,
   checkEssSigningCertificate,
   checkTsaCertificateProfile,
   issuerSerialNames,

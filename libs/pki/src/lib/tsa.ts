@@ -3,7 +3,7 @@ import * as pkijs from 'pkijs';
 import { randomBytes, verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { errorClass } from '@keyserver/errors';
 import {
-  certificateIssuerAndSerial,
+  certificateNames,
   checkTsaCertificateProfile,
   readTimeStampToken as readToken,
   TIMESTAMP_TOKEN_OID,
@@ -15,6 +15,7 @@ import {
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, pemBlocks, randomSerial, toAb } from './der';
 import { PkiError } from './pki-error';
+import { SIG_ALGS } from './csr-legacy';
 import { IssuedCertificate, IssuerRef, NameSpec, ValiditySpec, createSigningEndEntityCertificate } from './certificates';
 import { CmsSigner, signSignedData } from './cms';
 
@@ -373,16 +374,6 @@ export interface TsaCrl {
   revoked: ReadonlySet<string>;
 }
 
-/** CRL signature algorithms and the hash Node verifies with (null: none, Ed25519). */
-const CRL_SIGNATURES: Record<string, string | null> = {
-  [OID.sha256WithRSA]: 'sha256',
-  [OID.sha384WithRSA]: 'sha384',
-  [OID.sha512WithRSA]: 'sha512',
-  [OID.ecdsaSha256]: 'sha256',
-  [OID.ecdsaSha384]: 'sha384',
-  [OID.ecdsaSha512]: 'sha512',
-  [OID.ed25519]: null,
-};
 
 /**
  * Reads the CRL file of CMS_TSA_CRL (PEM `X509 CRL` blocks, or one DER CRL) and verifies each CRL with the anchor
@@ -410,14 +401,16 @@ export function readTsaCrls(file: Uint8Array, anchors: X509Certificate[]): TsaCr
       throw bad(`${which} does not parse as a CRL`);
     }
     const alg = crl.signatureAlgorithm.algorithmId;
-    if (!(alg in CRL_SIGNATURES) || crl.signature.algorithmId !== alg) throw bad(`${which} uses an unsupported signature algorithm ${alg}`);
+    // The CSR pipeline's table of signature algorithms; its weak ones (MD5, SHA-1) are refused here too.
+    const sigAlg = SIG_ALGS[alg];
+    if (!sigAlg || sigAlg.weak || crl.signature.algorithmId !== alg) throw bad(`${which} uses an unsupported signature algorithm ${alg}`);
     const issuerDer = new Uint8Array(crl.issuer.toSchema().toBER(false));
     const tbs = new Uint8Array(crl.tbsView);
     const signature = Buffer.from(crl.signatureValue.valueBlock.valueHexView);
     const issuer = anchors.find((a) => {
-      if (!bytesEqual(certificateSubject(a), issuerDer)) return false;
+      if (!bytesEqual(certificateNames(a).subject, issuerDer)) return false;
       try {
-        return nodeVerify(CRL_SIGNATURES[alg], tbs, a.publicKey, signature);
+        return nodeVerify(sigAlg.hash, tbs, a.publicKey, signature);
       } catch {
         return false;
       }
@@ -439,13 +432,6 @@ export function readTsaCrls(file: Uint8Array, anchors: X509Certificate[]): TsaCr
   return [...latest.values()];
 }
 
-/** The subject Name of a certificate, DER as the certificate encodes it. */
-function certificateSubject(cert: X509Certificate): Uint8Array {
-  const fields = ((asn1js.fromBER(toAb(new Uint8Array(cert.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence).valueBlock.value;
-  const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
-  return bytesOf(fields[at + 4]);
-}
-
 /**
  * The revocation check of a TSA path (ADR 0046 addendum): each certificate below the anchor is checked on the CRL
  * of its issuer, which must be a configured anchor with a CRL (a carried intermediate has none we could verify
@@ -458,7 +444,7 @@ function checkRevocation(path: X509Certificate[], crls: TsaCrl[], now: Date): vo
     const [cert, issuer] = [path[i], path[i + 1]];
     const crl = crls.find((c) => c.issuer.raw.equals(issuer.raw));
     if (!crl) throw new TsaError(TsaErrorCode.TimestampTsaUntrusted, `no configured CRL (CMS_TSA_CRL) of ${name(issuer)} covers ${name(cert)}`);
-    if (crl.revoked.has(certificateIssuerAndSerial(cert).serial.toString())) {
+    if (crl.revoked.has(certificateNames(cert).serial.toString())) {
       throw new TsaError(TsaErrorCode.TimestampTsaRevoked, `${name(cert)} (serial ${cert.serialNumber}) is revoked on the CRL of ${name(issuer)}`);
     }
     if (now.getTime() > crl.nextUpdate.getTime()) {

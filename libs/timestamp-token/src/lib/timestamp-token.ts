@@ -249,18 +249,18 @@ export function issuerSerialNames(el: asn1js.AsnType, cert: X509Certificate): bo
   const only = generalNames[0];
   if (generalNames.length !== 1 || only.idBlock.tagClass !== 3 || only.idBlock.tagNumber !== 4 || !only.idBlock.isConstructed) return false;
   const inner = (only as asn1js.Constructed).valueBlock.value;
-  const own = certificateIssuerAndSerial(cert);
+  const own = certificateNames(cert);
   if (inner.length !== 1 || !same(bytesOf(inner[0]), own.issuer)) return false;
   return (serial as asn1js.Integer).toBigInt() === own.serial;
 }
 
-/** The issuer Name (DER as encoded in the certificate) and the serial number of a certificate. */
-export function certificateIssuerAndSerial(cert: X509Certificate): { issuer: Uint8Array; serial: bigint } {
+/** A certificate's serial number and its issuer and subject Names (DER as encoded in the certificate). */
+export function certificateNames(cert: X509Certificate): { serial: bigint; issuer: Uint8Array; subject: Uint8Array } {
   const tbs = (asn1js.fromBER(ab(new Uint8Array(cert.raw))).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
   const fields = tbs.valueBlock.value;
-  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, ...
+  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, validity, subject, ...
   const at = fields[0].idBlock.tagClass === 3 && fields[0].idBlock.tagNumber === 0 ? 1 : 0;
-  return { serial: (fields[at] as asn1js.Integer).toBigInt(), issuer: bytesOf(fields[at + 2]) };
+  return { serial: (fields[at] as asn1js.Integer).toBigInt(), issuer: bytesOf(fields[at + 2]), subject: bytesOf(fields[at + 4]) };
 }
 
 /** A TSA certificate (RFC 3161 2.3): one extendedKeyUsage extension, critical, whose only purpose is timeStamping. */
