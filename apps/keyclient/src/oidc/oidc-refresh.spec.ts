@@ -70,4 +70,42 @@ describe(`${OidcService.name} refresh`, () => {
   ] as const)('%s', async (_n, answer, expected) => {
     expect(await outcome([...answer])).toBe(expected);
   });
+
+  // OIDC Core §12.2: a refreshed ID token names the same iss and sub as the one of the login. The session's identity
+  // (tid, oid) was fixed at the login, so a refresh that answers for someone else must end the session, not carry on
+  // with the other subject's access token under this identity.
+  describe('the identity of a refreshed ID token', () => {
+    const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
+    const APP = '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60';
+    const ADA = { sub: 'pairwise-ada', oid: 'a0000001-0000-4000-8000-000000000001', tid: TENANT };
+    /** An ID token as the provider's token endpoint returns it (the signature is not checked on that channel). */
+    const idToken = (claims: Record<string, unknown>): string => {
+      const now = Math.floor(Date.now() / 1000);
+      const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      return `${b64({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64({ iss: p.origin, aud: APP, iat: now, nbf: now, exp: now + 3600, ver: '2.0', ...claims })}.${Buffer.alloc(256, 1).toString('base64url')}`;
+    };
+    const refreshAnswering = (claims: Record<string, unknown>) => {
+      p.answer([200, 'application/json', JSON.stringify({ token_type: 'Bearer', access_token: 'at-2', refresh_token: 'rt-2', expires_in: 3600, id_token: idToken(claims) })]);
+      return oidc.refresh({ ...previous, idToken: idToken(ADA) }).then(
+        (t) => `ok ${t.accessToken}`,
+        (err: unknown) => (err instanceof RefreshRejected ? 'session ends' : err instanceof KeyclientError ? err.code : `unexpected ${String(err)}`),
+      );
+    };
+
+    it.each([
+      ['ok the same sub, oid and tid', ADA, 'ok at-2'],
+      ['fail another sub', { ...ADA, sub: 'pairwise-mallory' }, 'session ends'],
+      ['fail another oid', { ...ADA, oid: 'a0000001-0000-4000-8000-0000000000ff' }, 'session ends'],
+      ['fail another tid', { ...ADA, tid: '11111111-2222-4333-8444-555555555555' }, 'session ends'],
+      ['fail no oid', { sub: ADA.sub, tid: TENANT }, 'session ends'],
+    ])('%s', async (_n, claims, expected) => {
+      expect(await refreshAnswering(claims)).toBe(expected);
+    });
+
+    it('ok a refresh answer without an ID token keeps the login one', async () => {
+      p.answer([200, 'application/json', JSON.stringify({ token_type: 'Bearer', access_token: 'at-3', expires_in: 3600 })]);
+      const t = await oidc.refresh({ ...previous, idToken: idToken(ADA) });
+      expect([t.accessToken, t.refreshToken]).toEqual(['at-3', 'rt']);
+    });
+  });
 });

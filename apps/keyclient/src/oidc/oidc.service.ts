@@ -79,6 +79,23 @@ export function refusedByProvider(err: unknown): boolean {
   return false;
 }
 
+/** The claims of our own stored ID token (verified when it was received), or null. */
+function storedClaims(idToken: string): Record<string, unknown> | null {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(idToken.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a refreshed ID token names the login's subject: the same iss, sub, tid and oid (all present). */
+export function sameSubject(loginIdToken: string, refreshed: Record<string, unknown> | undefined): boolean {
+  const login = storedClaims(loginIdToken);
+  if (!login || !refreshed) return false;
+  return ['iss', 'sub', 'tid', 'oid'].every((c) => typeof login[c] === 'string' && login[c] !== '' && refreshed[c] === login[c]);
+}
+
 /** OpenID Connect relying party for Entra ID: code flow + PKCE S256 + state + nonce, confidential client. */
 export class OidcService {
   private configuration?: Promise<client.Configuration>;
@@ -262,15 +279,20 @@ export class OidcService {
     } catch (cause) {
       throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable, undefined, { cause });
     }
+    let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
     try {
-      const response = await client.refreshTokenGrant(configuration, previous.refreshToken, {
+      response = await client.refreshTokenGrant(configuration, previous.refreshToken, {
         scope: this.scope,
       });
-      return this.toTokenSet(response, previous.refreshToken, previous.idToken);
     } catch (cause) {
       if (refusedByProvider(cause)) throw new RefreshRejected('refresh refused', { cause });
       throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable, undefined, { cause });
     }
+    // OIDC Core §12.2: the session's identity was fixed at login; tokens for anyone else end it.
+    if (response.id_token && !sameSubject(previous.idToken, response.claims())) {
+      throw new RefreshRejected('the refreshed ID token names another subject');
+    }
+    return this.toTokenSet(response, previous.refreshToken, previous.idToken);
   }
 
   /**

@@ -177,6 +177,43 @@ describe(createEntraTokenValidator.name, () => {
     ['fail user token with app role but no scp', () => validator().authenticate(bearer(userClaims({ scp: undefined, roles: ['Keyserver.CI'] }))), 'token_kind_mismatch'],
     ['fail app token from the keyclient itself', () => validator().authenticate(bearer(appClaims({ azp: APP }))), 'client_not_allowed'],
     ['fail oid not a GUID', () => validator().authenticate(bearer(userClaims({ oid: "1' OR '1'='1" }))), 'invalid_claims'],
+    // Case and unicode variants: Entra writes GUIDs in lower case, so (tid, oid) has exactly one spelling.
+    ['fail oid in upper case (a second spelling of the same principal key)', () => validator().authenticate(bearer(userClaims({ oid: USER_OID.toUpperCase() }))), 'invalid_claims'],
+    ['fail app oid in upper case', () => validator().authenticate(bearer(appClaims({ oid: CI_OID.toUpperCase(), sub: CI_OID.toUpperCase() }))), 'invalid_claims'],
+    ['fail oid with fullwidth digits', () => validator().authenticate(bearer(userClaims({ oid: USER_OID.replace(/0/g, '\uff10') }))), 'invalid_claims'],
+    ['fail oid with a zero-width space', () => validator().authenticate(bearer(userClaims({ oid: `${USER_OID}\u200b` }))), 'invalid_claims'],
+    ['fail azp in upper case', () => validator().authenticate(bearer(userClaims({ azp: APP.toUpperCase() }))), 'invalid_claims'],
+    ['fail app token from the keyclient itself, azp in upper case', () => validator().authenticate(bearer(appClaims({ azp: APP.toUpperCase() }))), 'invalid_claims'],
+    ['fail tid in upper case', () => validator().authenticate(bearer(userClaims({ tid: TENANT.toUpperCase() }))), 'invalid_tenant'],
+    ['fail tid with braces', () => validator().authenticate(bearer(userClaims({ tid: `{${TENANT}}` }))), 'invalid_tenant'],
+    ['fail roles in another case', () => validator().authenticate(bearer(appClaims({ roles: ['keyserver.ci'] }))), 'missing_role'],
+    ['fail roles with a zero-width space', () => validator().authenticate(bearer(appClaims({ roles: ['Keyserver.CI\u200b'] }))), 'missing_role'],
+    ['fail roles NFKC look-alike (fullwidth I)', () => validator().authenticate(bearer(appClaims({ roles: ['Keyserver.C\uff29'] }))), 'missing_role'],
+    ['fail scp in upper case', () => validator().authenticate(bearer(userClaims({ scp: 'KEYSERVER' }))), 'missing_scope'],
+    ['fail scp separated by a tab', () => validator().authenticate(bearer(userClaims({ scp: 'openid\tkeyserver' }))), 'missing_scope'],
+    ['fail scp with a no-break space', () => validator().authenticate(bearer(userClaims({ scp: 'keyserver\u00a0' }))), 'missing_scope'],
+    ['fail scp as the App ID URI', () => validator().authenticate(bearer(userClaims({ scp: `api://${APP}/keyserver` }))), 'missing_scope'],
+    ['fail idtyp device on a user token', () => validator().authenticate(bearer(userClaims({ idtyp: 'device' }))), 'token_kind_mismatch'],
+    ['fail idtyp App (case) on an app token', () => validator().authenticate(bearer(appClaims({ idtyp: 'App', sub: 'pairwise' }))), 'token_kind_mismatch'],
+    // Audience and resource confusion.
+    ['fail aud the App ID URI (a v1-style audience)', () => validator().authenticate(bearer(userClaims({ aud: `api://${APP}` }))), 'invalid_audience'],
+    ['fail aud the App ID URI with a trailing slash', () => validator().authenticate(bearer(userClaims({ aud: `api://${APP}/` }))), 'invalid_audience'],
+    ['fail aud in upper case', () => validator().authenticate(bearer(userClaims({ aud: APP.toUpperCase() }))), 'invalid_audience'],
+    ['fail aud of another resource (Microsoft Graph)', () => validator().authenticate(bearer(userClaims({ aud: '00000003-0000-0000-c000-000000000000' }))), 'invalid_audience'],
+    ['fail aud a one-element array', () => validator().authenticate(bearer(userClaims({ aud: [APP] }))), 'invalid_audience'],
+    ['fail missing aud', () => validator().authenticate(bearer(userClaims({ aud: undefined }))), 'invalid_claims'],
+    // Issuer of another tenant, whatever tid says.
+    ['fail iss of another tenant with our tid', () => validator().authenticate(bearer(userClaims({ iss: issuer.issuer.replace(TENANT, '11111111-2222-4333-8444-555555555555') }))), 'invalid_issuer'],
+    ['fail iss in upper case', () => validator().authenticate(bearer(userClaims({ iss: issuer.issuer.toUpperCase() }))), 'invalid_issuer'],
+    // Header injection: keys come only from the configured JWKS.
+    ['fail ES256 with an attacker EC key', () => validator().authenticate(bearer(userClaims(), { alg: 'ES256', key: issuer.newUnpublishedKey('EC') })), 'alg_not_allowed'],
+    ['fail RS384', () => validator().authenticate(bearer(userClaims(), { alg: 'RS384' })), 'alg_not_allowed'],
+    ['fail alg in lower case', () => validator().authenticate(bearer(userClaims(), { header: { alg: 'rs256' } })), 'alg_not_allowed'],
+    ['fail embedded jwk of the attacker with the real kid', () => { const k = issuer.newUnpublishedKey(); return validator().authenticate(bearer(userClaims(), { key: { ...k, kid: issuer.keys[0].kid }, header: { jwk: k.jwk } })); }, 'invalid_signature'],
+    ['fail jku to an attacker key set with an unknown kid', () => validator().authenticate(bearer(userClaims(), { key: issuer.newUnpublishedKey(), header: { jku: 'http://127.0.0.1:1/keys' } })), 'unknown_key'],
+    ['fail x5u and x5c with the real kid', () => validator().authenticate(bearer(userClaims(), { key: { ...issuer.newUnpublishedKey(), kid: issuer.keys[0].kid }, header: { x5u: 'http://127.0.0.1:1/c.pem', x5c: ['MIIB'] } })), 'invalid_signature'],
+    ['fail crit empty array', () => validator().authenticate(bearer(userClaims(), { header: { crit: [] } })), 'unsupported_crit'],
+    ['fail crit b64 (RFC 7797 unencoded payload)', () => validator().authenticate(bearer(userClaims(), { header: { crit: ['b64'], b64: false } })), 'unsupported_crit'],
   ];
   it.each(table)('%s', async (_name, run, code) => {
     expect(await codeOf(run())).toBe(code);
@@ -186,6 +223,65 @@ describe(createEntraTokenValidator.name, () => {
     const v = validator();
     expect((await v.authenticate(bearer(userClaims({ exp: S0 - 59 })))).oid).toBe(USER_OID);
     expect((await v.authenticate(bearer(userClaims({ nbf: S0 + 59 })))).oid).toBe(USER_OID);
+  });
+
+  // RFC 7519 §4: a recipient rejects duplicate claim names or keeps the lexically last one. jose keeps the last, and
+  // every check reads that one parse (never a second parser), so a duplicate cannot split verification from use.
+  describe('duplicated JSON members in the payload', () => {
+    const dup = (member: string, first: unknown, last: unknown, claims = userClaims()): string => {
+      const text = JSON.stringify({ ...claims, [member]: undefined });
+      return `Bearer ${issuer.sign({}, { rawPayload: `${text.slice(0, -1)},${JSON.stringify(member)}:${JSON.stringify(first)},${JSON.stringify(member)}:${JSON.stringify(last)}}` })}`;
+    };
+    it.each([
+      ['fail aud ours then evil', 'aud', APP, 'evil', 'invalid_audience'],
+      ['ok aud evil then ours (the last one is the audience every check saw)', 'aud', 'evil', APP, 'accepted'],
+      ['fail tid ours then another tenant', 'tid', TENANT, '11111111-2222-4333-8444-555555555555', 'invalid_tenant'],
+      ['fail scp keyserver then another scope', 'scp', 'keyserver', 'User.Read', 'missing_scope'],
+      ['fail oid a GUID then an injection', 'oid', USER_OID, "' OR 1=1 --", 'invalid_claims'],
+      ['fail exp valid then expired', 'exp', S0 + 3600, S0 - 3600, 'token_expired'],
+    ] as const)('%s', async (_n, member, first, last, expected) => {
+      const v = validator({ verifiedTokenCacheSize: 0 });
+      expect(await codeOf(v.authenticate(dup(member, first, last)))).toBe(expected);
+    });
+
+    // The header too: decodeProtectedHeader (our checks) and jwtVerify read the same last-wins parse.
+    it.each([
+      ['fail alg RS256 then HS256', '"RS256"', '"HS256"', 'alg_not_allowed'],
+      ['ok alg none then RS256 (RS256 is what every check saw and verified)', '"none"', '"RS256"', 'accepted'],
+      ['fail typ JWT then at+jwt', null, null, 'invalid_token_type'],
+    ] as const)('%s (header)', async (_n, first, last, expected) => {
+      const kid = JSON.stringify(issuer.keys[0].kid);
+      const rawHeader = first === null ? `{"alg":"RS256","kid":${kid},"typ":"JWT","typ":"at+jwt"}` : `{"typ":"JWT","kid":${kid},"alg":${first},"alg":${last}}`;
+      const v = validator({ verifiedTokenCacheSize: 0 });
+      expect(await codeOf(v.authenticate(`Bearer ${issuer.sign(userClaims(), { rawHeader })}`))).toBe(expected);
+    });
+
+    it('ok the principal carries the last oid, the one that was checked', async () => {
+      const other = 'a0000001-0000-4000-8000-0000000000aa';
+      expect((await validator().authenticate(dup('oid', other, USER_OID))).oid).toBe(USER_OID);
+    });
+  });
+
+  // exp/nbf/iat of any size or type: accepted exactly when all three are numbers, iat and nbf are not beyond the
+  // tolerance, exp is not before now - tolerance, and exp - iat is at most 28 h. Never a throw other than TokenError.
+  it('decides huge, negative, fractional and non-numeric exp/nbf/iat by the profile only (property)', async () => {
+    const v = validator({ verifiedTokenCacheSize: 0 });
+    const time = fc.oneof(
+      fc.integer({ min: S0 - 40 * 3600, max: S0 + 40 * 3600 }),
+      fc.constantFrom(S0, S0 - 60, S0 + 60, S0 - 61, S0 + 61, 0, -1, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, -1e308, S0 + 0.5),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.constantFrom<unknown>(String(S0), null, true, [S0], { n: S0 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(time, time, time, async (iat, nbf, exp) => {
+        const outcome = await codeOf(v.authenticate(bearer(userClaims({ iat, nbf, exp }))));
+        const num = (x: unknown): x is number => typeof x === 'number';
+        const ok = num(iat) && num(nbf) && num(exp) && iat <= S0 + 60 && nbf <= S0 + 60 && exp > S0 - 60 && exp - iat <= 28 * 3600;
+        if (ok) expect(outcome).toBe('accepted');
+        else expect(outcome).not.toBe('accepted');
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('rejects clockToleranceSec above 60', () => {

@@ -61,6 +61,11 @@ export interface EntraTokenValidator {
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
+/**
+ * oid and azp as Entra writes them: a lower-case GUID. One spelling per principal and client, so that (tid, oid) is
+ * one key and the exact comparisons with the configured client ids (lower-cased) cannot be sidestepped by case.
+ */
+const CLAIM_GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BEARER = /^Bearer ([^\s]+)$/i;
 
 type Claims = JWTPayload & Record<string, unknown>;
@@ -236,7 +241,7 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
     const oid = str(c['oid']);
     const sub = str(c.sub);
     const azp = str(c['azp']);
-    if (!oid || !GUID.test(oid) || !sub || sub.length > 256 || !azp || !GUID.test(azp)) throw new TokenError('invalid_claims');
+    if (!oid || !CLAIM_GUID.test(oid) || !sub || sub.length > 256 || !azp || !CLAIM_GUID.test(azp)) throw new TokenError('invalid_claims');
     const azpacr = c['azpacr'];
     if (azpacr !== undefined && typeof azpacr !== 'string') throw new TokenError('invalid_claims');
     const rolesClaim = c['roles'];

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { apiRaw, type Connection } from './client';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accessToken, apiRaw, type Connection } from './client';
 import { CliError, Exit } from './errors';
 
 // Which API failures a pipeline should retry (exit 5) and which it should not (ADR 0046): a real HTTP server
@@ -42,5 +45,94 @@ describe(apiRaw.name, () => {
   it('ok 200: the response', async () => {
     answer = { status: 200 };
     expect((await apiRaw(c, 'GET', '/api/v1/me')).status).toBe(200);
+  });
+});
+
+// Where ksctl sends a credential (RFC 9700 §2, RFC 6750 §5.3): the bearer token, the client secret or assertion and
+// the pipeline's System.AccessToken travel only over TLS, or over plain http to this machine (loopback); the token
+// endpoint's answer is never followed to another place with the secret in the body.
+describe(accessToken.name, () => {
+  let capture: Server;
+  let redirector: Server;
+  let captured: string[] = [];
+  let captureUrl = '';
+  let redirectUrl = '';
+  const cacheDir = mkdtempSync(join(tmpdir(), 'ksctl-client-spec-'));
+
+  beforeAll(async () => {
+    capture = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => {
+        captured.push(`${req.headers.authorization ?? ''} ${Buffer.concat(chunks).toString('utf8')}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'stolen-flow', expires_in: 3600 }));
+      });
+    });
+    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+    captureUrl = `http://127.0.0.1:${(capture.address() as AddressInfo).port}/token`;
+    redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: captureUrl }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    redirectUrl = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/token`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => capture.close(resolve));
+    await new Promise((resolve) => redirector.close(resolve));
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    captured = [];
+  });
+
+  const secret = (o: Partial<Connection> = {}): Connection => ({
+    apiUrl: 'http://127.0.0.1:1',
+    method: 'secret',
+    clientId: 'c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f',
+    clientSecret: 'the-client-secret',
+    scope: 'api://app/.default',
+    tokenEndpoint: redirectUrl,
+    cacheDir: join(cacheDir, String(Math.random())),
+    ...o,
+  });
+
+  it('fail a token endpoint that redirects: the secret is not sent again elsewhere', async () => {
+    const err = await accessToken(secret()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect(captured).toEqual([]);
+  });
+
+  it.each([
+    ['fail plain http token endpoint on another host', { tokenEndpoint: 'http://login.example.test/tid/oauth2/v2.0/token' }],
+    ['fail a token endpoint that is no URL', { tokenEndpoint: 'login.example.test/token' }],
+    ['fail plain http WIF OIDC request URI on another host', { method: 'wif' as const, tokenEndpoint: 'https://login.example.test/t', wif: { requestUri: 'http://dev.example.test/oidctoken', systemAccessToken: 'ado-token', serviceConnectionId: 'sc' } }],
+  ])('%s: refused before anything is sent (exit 2, insecure_url)', async (_n, o) => {
+    const err = await accessToken(secret(o)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Usage, code: 'insecure_url' });
+  });
+
+  it.each([
+    ['fail plain http API on another host', 'http://keyserver.example.test'],
+    ['fail plain http API on a private address', 'http://10.0.0.5:3000'],
+    ['fail an API URL with credentials in it', 'https://user:pw@keyserver.example.test'],
+  ])('%s: the bearer token is not sent (exit 2, insecure_url)', async (_n, apiUrl) => {
+    const err = await apiRaw({ apiUrl, method: 'token', token: 'bearer-token' }, 'GET', '/api/v1/me').catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Usage, code: 'insecure_url' });
+  });
+
+  it.each([
+    ['ok loopback 127.0.0.1', 'http://127.0.0.1'],
+    ['ok loopback localhost', 'http://localhost'],
+    ['ok loopback [::1]', 'http://[::1]'],
+  ])('%s: plain http is allowed to this machine', async (_n, base) => {
+    const port = (capture.address() as AddressInfo).port;
+    const c = secret({ tokenEndpoint: `${base}:${port}/token` });
+    if (base.includes('::1')) {
+      // The capture server listens on IPv4 only: the URL check passes, the connection then fails as unreachable.
+      expect(await accessToken(c).catch((e: unknown) => (e as CliError).code ?? 'unreachable')).not.toBe('insecure_url');
+      return;
+    }
+    expect(await accessToken(c)).toBe('stolen-flow');
   });
 });

@@ -91,12 +91,33 @@ function readCache(c: Connection): CachedToken | undefined {
   }
 }
 
+/**
+ * A URL ksctl may send a credential to (bearer token, client secret or assertion, System.AccessToken): https, or plain
+ * http to a loopback host (demo, tests), never with userinfo. The PKCS#11 module applies the same rule (config.c).
+ * @throws CliError(insecure_url, exit 2) before anything is sent
+ */
+export function credentialUrl(raw: string, what: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new CliError(`${what} is not a URL`, Exit.Usage, 'insecure_url');
+  }
+  const loopback = u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(u.hostname);
+  if (u.username || u.password || !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback))) {
+    throw new CliError(`${what} must be https (plain http only for loopback hosts, no user:password@)`, Exit.Usage, 'insecure_url');
+  }
+  return u;
+}
+
 /** POSTs to the token endpoint; an OAuth error answer becomes an authentication CliError. */
 export async function tokenRequest(c: Connection, params: Record<string, string>): Promise<CachedToken> {
   if (!c.tokenEndpoint) throw new CliError('no token endpoint: set KEYSERVER_TOKEN_ENDPOINT or use --demo', Exit.Usage);
+  const endpoint = credentialUrl(c.tokenEndpoint, 'the token endpoint');
   let r: Response;
   try {
-    r = await fetch(c.tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    // A redirect is never followed: fetch would send the secret or code in the body again, to wherever it points.
+    r = await fetch(endpoint, { method: 'POST', redirect: 'error', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
   } catch (err) {
     throw new CliError(`token endpoint unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
@@ -115,12 +136,12 @@ async function federatedAssertion(c: Connection): Promise<string> {
   if (!w.requestUri || !w.systemAccessToken || !w.serviceConnectionId) {
     throw new CliError('workload identity needs SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection id, or a federated token file', Exit.Usage);
   }
-  const url = new URL(w.requestUri);
+  const url = credentialUrl(w.requestUri, 'SYSTEM_OIDCREQUESTURI');
   url.searchParams.set('api-version', '7.1');
   url.searchParams.set('serviceConnectionId', w.serviceConnectionId);
   let r: Response;
   try {
-    r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' } });
+    r = await fetch(url, { method: 'POST', redirect: 'error', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' } });
   } catch (err) {
     throw new CliError(`OIDC token request unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
@@ -179,6 +200,7 @@ export async function api<T>(c: Connection, method: string, path: string, body?:
 
 /** Sends a request with the bearer token and returns the successful Response (errors become CliErrors). */
 export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: BodyInit, extra: RequestInit = {}): Promise<Response> {
+  credentialUrl(c.apiUrl, 'the Keyserver URL (KEYSERVER_URL, --api)');
   const token = await accessToken(c);
   let r: Response;
   try {

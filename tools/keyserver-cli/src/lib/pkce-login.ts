@@ -63,8 +63,14 @@ export async function pkceLogin(c: Connection, o: PkceLoginOptions): Promise<{ e
         res.writeHead(ok ? 200 : 400, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(ok ? 'Signed in to the Keyserver. You can close this window.' : 'Sign-in failed. Return to the terminal.');
         clearTimeout(timer);
-        if (ok) resolve(got.searchParams.get('code') as string);
-        else reject(new CliError(`sign-in failed (${got.searchParams.get('error') ?? 'state mismatch'})`, Exit.Auth, got.searchParams.get('error') ?? 'state_mismatch'));
+        if (ok) {
+          resolve(got.searchParams.get('code') as string);
+          return;
+        }
+        // Any local page can reach this listener: only an OAuth error code's shape gets to the terminal.
+        const raw = got.searchParams.get('error');
+        const reason = raw === null ? 'state_mismatch' : /^[a-z_]{1,64}$/.test(raw) ? raw : 'invalid_callback';
+        reject(new CliError(`sign-in failed (${reason})`, Exit.Auth, reason));
       });
     });
     const t = await tokenRequest(c, { grant_type: 'authorization_code', client_id: c.clientId, code, redirect_uri: redirectUri, code_verifier: verifier });

@@ -24,6 +24,8 @@ export interface TestSignOptions {
   hmacSecret?: string | Buffer;
   /** Use this raw JSON text as the payload instead of JSON.stringify(claims). */
   rawPayload?: string;
+  /** Use this raw JSON text as the protected header (duplicate members, odd spacing) instead of the built one. */
+  rawHeader?: string;
 }
 
 /**
@@ -107,7 +109,7 @@ export async function startTestIssuer(options: { tenantId: string }): Promise<Te
       if (v === undefined) delete header[k];
       else header[k] = v;
     }
-    const input = `${b64u(JSON.stringify(header))}.${b64u(opts.rawPayload ?? JSON.stringify(claims))}`;
+    const input = `${b64u(opts.rawHeader ?? JSON.stringify(header))}.${b64u(opts.rawPayload ?? JSON.stringify(claims))}`;
     const data = Buffer.from(input);
     let sig: Buffer;
     switch (alg) {
