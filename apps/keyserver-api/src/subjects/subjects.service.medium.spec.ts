@@ -53,6 +53,15 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
     expect((await subjects.list()).length).toBe(before);
   });
 
+  it('ok an upper-case tid and oid are stored as Entra writes them (RFC 4122: case-insensitive on input), so the token finds the subject', async () => {
+    const oid = randomUUID();
+    const view = await service.create(admin, session, { kind: 'USER', tid: MEDIUM_TENANT.toUpperCase(), oid: oid.toUpperCase(), displayName: 'pasted' }, requestId());
+    expect([view.tid, view.oid]).toEqual([MEDIUM_TENANT, oid]);
+    expect((await subjects.findByTidOid(MEDIUM_TENANT, oid))?.id).toBe(view.id);
+    const id = requestId();
+    expect(await codeOf(service.create(admin, session, { kind: 'USER', tid: MEDIUM_TENANT, oid, displayName: 'again' }, id))).toBe('subject_exists');
+  });
+
   it('fail a second subject with the same tid and oid: DENIED subject_exists', async () => {
     const body = { kind: 'USER', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'twice' };
     await service.create(admin, session, body, requestId());

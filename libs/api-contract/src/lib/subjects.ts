@@ -14,11 +14,18 @@ const KeyId = KeyIdRef;
 const DisplayName = z.string().trim().min(1).max(200);
 const Username = z.string().trim().min(1).max(256).nullable();
 
+/**
+ * A tenant or object id as Entra writes it in tokens: a lower-case GUID. Accepted in any case (RFC 4122: case-insensitive
+ * on input) and stored lower-case, the one form a token's (tid, oid) is compared with: an upper-case pasted id would
+ * otherwise register a subject no token can ever match.
+ */
+const EntraId = z.guid().transform((s) => s.toLowerCase());
+
 /** `POST /api/v1/subjects`: registers a principal (often one from the unknown-principals list). */
 export const CreateSubjectRequest = z.strictObject({
   kind: SubjectKind,
-  tid: z.guid(),
-  oid: z.guid(),
+  tid: EntraId,
+  oid: EntraId,
   displayName: DisplayName,
   username: Username.optional(),
   roles: z.array(RoleName).max(32).default([]),
