@@ -126,6 +126,22 @@ describe('administrative sessions (four-eyes)', () => {
     expect(entries.find((e) => e.action === 'key.update')).toMatchObject({ keyid: 'demo-fw-dev', details: { requiredApprovers: { before: 0, after: 1 } } });
   });
 
+  it('fail lowering a key\'s required approvers in a session without powers: 403 admin_session_scope, audited, unchanged; ok with powers', async () => {
+    const plain = await activeSession(ada, alan, 'add e2e-four-eyes');
+    const made = await ada('POST', '/api/v1/keys', { session: plain, body: { keyid: 'e2e-four-eyes', type: 'FW', algorithm: 'EC_P256', requiredApprovers: 2, validityDays: 30, commonName: 'Four eyes' } });
+    expect(made.status).toBe(201);
+    const lowered = await alan<Problem>('PATCH', '/api/v1/keys/e2e-four-eyes', { body: { requiredApprovers: 0 }, session: plain });
+    expect([lowered.status, lowered.body.code]).toEqual([403, 'admin_session_scope']);
+    expect((await alan<KeyView>('GET', '/api/v1/keys/e2e-four-eyes')).body.requiredApprovers).toBe(2);
+    const denied = await auditOf(ada, `adminSessionId=${plain}&outcome=DENIED`);
+    expect(denied.map((e) => [e.action, e.errorCode, e.keyid])).toEqual([['key.update', 'admin_session_scope', 'e2e-four-eyes']]);
+    const raised = await alan<KeyView>('PATCH', '/api/v1/keys/e2e-four-eyes', { body: { requiredApprovers: 3 }, session: plain });
+    expect([raised.status, raised.body.requiredApprovers]).toEqual([200, 3]);
+    const powers = await activeSession(ada, alan, 'make e2e-four-eyes a development key', true);
+    const loosened = await ada<KeyView>('PATCH', '/api/v1/keys/e2e-four-eyes', { body: { requiredApprovers: 0 }, session: powers });
+    expect([loosened.status, loosened.body.requiredApprovers]).toEqual([200, 0]);
+  });
+
   it('refuses changes in a closed or expired session', async () => {
     const closedId = await activeSession(ada, alan, 'to be closed');
     const closed = await alan<SessionView>('POST', `/api/v1/admin-sessions/${closedId}/closure`);

@@ -58,6 +58,16 @@ describe('operations approval workflow', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
+  it('fail an RSA signature in p1363 (an ECDSA encoding): 400 signature_format_not_supported_for_key, no usage spent; asn1 signs', async () => {
+    const op = await create('otto', 'demo-fw-prod', 1);
+    for (const who of ['ann', 'arno'] as const) expect((await api(who, 'POST', `/api/v1/operations/${op.id}/approvals`)).status).toBe(201);
+    const p1363 = await api('ci', 'POST', '/api/signorders', { ...signOrderBody(op.id, 'demo-fw-prod', digest('rsa format')), signatureformat: 'p1363' });
+    expect([p1363.status, (p1363.body as unknown as { code: string }).code]).toEqual([400, 'signature_format_not_supported_for_key']);
+    expect((await api('otto', 'GET', `/api/v1/operations/${op.id}`)).body.keys[0].usagesUsed).toBe(0);
+    const asn1 = await api('ci', 'POST', '/api/signorders', { ...signOrderBody(op.id, 'demo-fw-prod', digest('rsa format')), signatureformat: 'asn1' });
+    expect(asn1.status).toBe(201);
+  });
+
   it('needs two approvals on demo-fw-prod before the CI client can sign, and counts each approver once', async () => {
     const op = await create('otto', 'demo-fw-prod', 2);
     expect(op.state).toBe('REQUESTED');
@@ -247,6 +257,11 @@ describe('operations approval workflow', () => {
       ['fail digest too short for the key', 400, 'digest_length_mismatch', () => ({ ...good(), inputdata: 'ab'.repeat(20) })],
       ['fail digest too long for the key', 400, 'digest_length_mismatch', () => ({ ...good(), inputdata: 'ab'.repeat(48) })],
       ['fail non-uuid operation', 400, 'validation_failed', () => ({ ...good(), operationid: '42' })],
+      // A form the ECDSA key cannot produce is refused before a usage is reserved (checkDigestOrder).
+      ['fail pss padding with the ECDSA key', 400, 'padding_not_supported_for_key', () => ({ ...good(), inputpadding: 'pss' })],
+      ['fail a DigestInfo with the ECDSA key', 400, 'padding_not_supported_for_key', () => ({ ...good(), inputpadding: 'digestinfo', inputdata: `3031300d060960864801650304020105000420${digest('bad input')}` })],
+      ['fail the padding in upper case', 400, 'validation_failed', () => ({ ...good(), inputpadding: 'NONE' })],
+      ['fail the signature format in upper case', 400, 'validation_failed', () => ({ ...good(), signatureformat: 'P1363' })],
     ])('%s: refuses the sign order with %i %s', async (_n, status, code, body) => {
       const r = await api('ci', 'POST', '/api/signorders', body());
       expect(r.status).toBe(status);
@@ -289,7 +304,7 @@ describe('operations approval workflow', () => {
     it('audits the refused sign orders (decoding and digest checks) as DENIED with their codes', async () => {
       const denied = await new AuditRepository(db).list({ action: 'signorder.create', operationId: opId, limit: 100 });
       expect(denied.items.every((e) => e.outcome === 'DENIED')).toBe(true);
-      expect(new Set(denied.items.map((e) => e.errorCode))).toEqual(new Set(['invalid_input_encoding', 'digest_length_mismatch']));
+      expect(new Set(denied.items.map((e) => e.errorCode))).toEqual(new Set(['invalid_input_encoding', 'digest_length_mismatch', 'padding_not_supported_for_key']));
     });
   });
 

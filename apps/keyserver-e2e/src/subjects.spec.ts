@@ -208,6 +208,20 @@ describe('subjects, roles and /me', () => {
       expect(shown.body.powers).toBe(false);
     });
 
+    it('refuses an approver in all but name (a role granting APPROVE on a key) in a session not opened with powers; makes it with powers', async () => {
+      // The APPROVE grant opens the approval route by itself: a participant alone must not make her second account
+      // the second pair of eyes on a production key through it (ADR 0044 addendum).
+      const name = `e2e-approve-${randomUUID().slice(0, 8)}`;
+      const role = await ada('POST', '/api/v1/roles', { session, body: { name, natures: ['SIGNER'], keys: [{ keyid: 'demo-fw-prod', permissions: ['APPROVE'] }] } });
+      expect(role.status).toBe(201);
+      const body = { kind: 'USER', tid, oid: randomUUID(), displayName: 'Ada alternate approver', roles: [name] };
+      const alt = await ada<Problem>('POST', '/api/v1/subjects', { session, body });
+      expect([alt.status, alt.body.code]).toEqual([403, 'admin_session_scope']);
+      expect((await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects')).body.items.some((x) => x.displayName === 'Ada alternate approver')).toBe(false);
+      const made = await ada<SubjectView>('POST', '/api/v1/subjects', { session: powerSession, body });
+      expect(made.status).toBe(201);
+    });
+
     it('makes an administrator in a session opened with powers, which its authorizer saw', async () => {
       expect((await alan<{ powers: boolean }>('GET', `/api/v1/admin-sessions/${powerSession}`)).body.powers).toBe(true);
       const oid = randomUUID();

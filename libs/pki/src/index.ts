@@ -42,6 +42,7 @@ export {
   signatureAlgorithm,
   signData,
   signDigest,
+  checkDigestOrder,
   signMessage,
   checkMessage,
   MAX_SIGN_MESSAGE_BYTES,

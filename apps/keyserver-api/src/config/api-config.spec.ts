@@ -175,3 +175,17 @@ describe('external TSA trust (ADR 0043)', () => {
     );
   });
 });
+
+describe(`${loadApiConfig.name}: four eyes`, () => {
+  // Concepts 3.9: one authorizer is for test/dev systems only; in production a session whose only administrator is its
+  // creator would let one person create keys, lower approvers and grant herself roles.
+  it.each([
+    ['fail one authorizer in production (the default mode)', {}, '1', 'ADMIN_SESSION_APPROVALS'],
+    ['fail one authorizer with KEYSERVER_MODE=production', { KEYSERVER_MODE: 'production' }, '1', 'ADMIN_SESSION_APPROVALS'],
+    ['ok one authorizer on a demo system', { KEYSERVER_MODE: 'demo' }, '1', '(accepted)'],
+    ['ok two authorizers in production', { KEYSERVER_MODE: 'production' }, '2', '(accepted)'],
+    ['ok three authorizers in production', {}, '3', '(accepted)'],
+  ])('%s', (_name, patch, approvals, variable) => {
+    expect(variableOf({ ...VALID, ...patch, ADMIN_SESSION_APPROVALS: approvals })).toBe(variable);
+  });
+});

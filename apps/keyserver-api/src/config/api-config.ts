@@ -112,6 +112,10 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
   if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');
+  // Four eyes: one authorizer (the creator alone) is for demo systems; production needs a second administrator.
+  if (raw.KEYSERVER_MODE === 'production' && raw.ADMIN_SESSION_APPROVALS < 2) {
+    throw new ConfigError('ADMIN_SESSION_APPROVALS', 'must be at least 2 with KEYSERVER_MODE=production (four eyes); 1 is for KEYSERVER_MODE=demo');
+  }
   if (!existsSync(raw.PKCS11_MODULE)) throw new ConfigError('PKCS11_MODULE', `no such file: ${raw.PKCS11_MODULE}`);
   let pin = raw.PKCS11_PIN;
   if (!pin) {

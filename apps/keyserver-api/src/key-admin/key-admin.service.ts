@@ -131,7 +131,8 @@ export class KeyAdminService {
       const dto = validateBody(UpdateKeyRequest, body);
       await this.find(keyid);
       // The repository reads `before` under a row lock and writes the change with its event in one transaction.
-      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers, { ...a.event, adminSessionId: session.id });
+      // A lowering needs a session opened with powers (checked under the same lock: 403 admin_session_scope).
+      await this.keys.setRequiredApprovers(keyid, dto.requiredApprovers, { ...a.event, adminSessionId: session.id }, session);
       a.committed();
       return await this.keyViews.detail(actor, keyid);
     });

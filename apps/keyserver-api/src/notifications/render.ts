@@ -70,7 +70,7 @@ export function summaryLines(p: NoticePayload): string[] {
       `Opened by: ${oneLine(a.creator.displayName, 200)}`,
       `Description (written by the administrator): "${oneLine(a.description, 500)}"`,
       `Authorizations required: ${a.requiredApprovals}`,
-      ...(a.powers ? ['Powers: this session may make or unmake administrators and approvers'] : []),
+      ...(a.powers ? ['Powers: this session may make or unmake administrators and approvers, and lower a key\'s required approvers'] : []),
       `Expires: ${a.expiresAt}`,
     ];
   }

@@ -65,6 +65,26 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     expect(after.keys.map((k) => k.approverIds.length)).toEqual(who === 'twice' ? [1, 1] : [0, 0]);
   });
 
+  it.each([
+    ['fail an auditor-approver who may see the operation but approves none of its keys', 'sees-all'],
+    ['fail an approver of the operation\'s development key only (it needs no approver)', 'dev-key'],
+  ] as const)('%s: 403 not_an_approver, audited DENIED, nothing counted', async (_n, who) => {
+    const prod = await seedKey(db, { requiredApprovers: 1 });
+    const dev = await seedKey(db, { requiredApprovers: 0 });
+    const orderer = await actor(['ORDERER'], ['ORDER'], [prod, dev], Permission.OperationsCreate);
+    const op = await service.create(orderer, { description: 'mixed keys', ...window(), digests: [], keys: [{ keyid: prod, usages: 1 }, { keyid: dev, usages: 1 }] }, 'req-create');
+    const caller =
+      who === 'sees-all'
+        ? await actor(['APPROVER', 'AUDITOR'], ['APPROVE'], [await seedKey(db, { requiredApprovers: 1 })], Permission.OperationsApprove)
+        : await actor(['APPROVER'], ['APPROVE'], [dev], Permission.OperationsApprove);
+    const requestId = `req-${randomBytes(4).toString('hex')}`;
+    expect(await codeOf(service.approve(caller, op.id, requestId))).toBe('not_an_approver');
+    const events = (await audit.list({ action: 'operation.approve', requestId })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.operationId])).toEqual([['DENIED', 'not_an_approver', op.id]]);
+    const after = await operations.get(op.id);
+    expect([after.state, after.keys.map((k) => k.approverIds.length)]).toEqual(['REQUESTED', [0, 0]]);
+  });
+
   it('never names an operation the caller may not see in a cursor, even after scanning thousands of them', async () => {
     // A signer of the key (operations:read, SIGN, no APPROVE): others' operations on it do not exist for him, yet a
     // sign order only needs an operation id, so an id would be worth having.
@@ -158,5 +178,31 @@ describe(`${AuditService.name} (medium: real PostgreSQL)`, () => {
     expect(code).toBe('validation_failed');
     const events = (await audit.list({ action: 'audit.query', requestId: 'req-bad-query' })).items;
     expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'validation_failed']]);
+  });
+
+  // One vocabulary for page sizes: the operations list refuses these, so must the audit list.
+  it.each([
+    ['fail a hexadecimal limit', '0x10'],
+    ['fail an exponent limit', '1e2'],
+    ['fail a limit with spaces', ' 7 '],
+    ['fail a limit in fullwidth digits', '\uff17'],
+    ['fail a decimal limit', '5.0'],
+  ])('%s: 400 validation_failed, as on the operations list', async (_n, limit) => {
+    const audit = new AuditRepository(pg.db);
+    const service = new AuditService(audit, new Audited(audit));
+    const auditor = await mediumActor(pg.db, { natures: ['AUDITOR'] }, Permission.AuditRead);
+    expect(await codeOf(service.list(auditor, { limit }, `req-${randomBytes(4).toString('hex')}`))).toBe('validation_failed');
+  });
+
+  it('ok finds an actor\'s events whatever the case of the object id asked for (GUIDs have no case)', async () => {
+    const audit = new AuditRepository(pg.db);
+    const service = new AuditService(audit, new Audited(audit));
+    const oid = randomUUID();
+    await audit.append({ action: 'operation.create', outcome: 'SUCCESS', actorTid: MEDIUM_TENANT, actorOid: oid, requestId: 'req-oid-case' });
+    const auditor = await mediumActor(pg.db, { natures: ['AUDITOR'] }, Permission.AuditRead);
+    for (const actor of [oid, oid.toUpperCase()]) {
+      const page = await service.list(auditor, { actor }, 'req-oid-query');
+      expect([actor, page.items.map((e) => e.requestId)]).toEqual([actor, ['req-oid-case']]);
+    }
   });
 });

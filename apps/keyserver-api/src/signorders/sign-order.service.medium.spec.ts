@@ -1,9 +1,9 @@
 // Medium tier: the sign-order service with its real repositories on a real PostgreSQL and a real PKCS#11 signer
 // on a throwaway SoftHSM token, wired by constructor exactly as the composition root wires it (no HTTP, no processes).
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { Permission, type SignDigestOrderRequest } from '@keyserver/api-contract';
-import { AuditRepository, KeyRepository, OperationRepository, SignOrderRepository, type Db } from '@keyserver/data-access';
-import type { HsmKeyInfo } from '@keyserver/pki';
+import { AuditRepository, KeyRepository, OperationRepository, SignOrderRepository, observeReservations, type Db } from '@keyserver/data-access';
+import { encodeDigestInfo, type HsmKeyInfo } from '@keyserver/pki';
 import { Audited } from '../common/audited';
 import { codeOf, mediumActor, mediumDatabase, mediumSigner, seedKey } from '../testing/medium';
 import { SignOrderService } from './sign-order.service';
@@ -26,9 +26,9 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   const firmware = (n: number) => createHash('sha256').update(`firmware image ${n}`).digest();
 
   /** A new FW key on the token, a signer holding SIGN on it, and an operation for it with `usages` (approved unless said). */
-  async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[] } = {}) {
-    const fwKey: HsmKeyInfo = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` });
-    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId });
+  async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[]; rsa?: boolean } = {}) {
+    const fwKey: HsmKeyInfo = await hsm.signer.generateKey({ algorithm: opts.rsa ? 'RSA-2048' : 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` });
+    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId, ...(opts.rsa ? { algorithm: 'RSA_2048' as const } : {}) });
     const orderer = await mediumActor(db, { natures: ['ORDERER'], grants: ['ORDER'], keyids: [keyid] }, Permission.OperationsCreate);
     const approver = await mediumActor(db, { natures: ['APPROVER'], grants: ['APPROVE'], keyids: [keyid] }, Permission.OperationsApprove);
     const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid, ...(opts.alsoSignWith ?? [])] }, Permission.SignOrdersCreate);
@@ -85,6 +85,43 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, otherKey]]);
+  });
+
+  // An order whose form its key cannot honestly produce is refused before a usage is reserved: a reservation, even one
+  // given back, holds the operation's last usage while the HSM is asked, and a legitimate order racing it is refused.
+  it.each([
+    ['fail pss padding with an ECDSA key', false, { inputpadding: 'pss' }, 'padding_not_supported_for_key'],
+    ['fail a DigestInfo with an ECDSA key', false, { inputpadding: 'digestinfo', inputdata: Buffer.from(encodeDigestInfo('SHA-256', firmware(5))).toString('hex') }, 'padding_not_supported_for_key'],
+    ['fail a 20-byte digest for an ECDSA key that hashes with SHA-256', false, { inputdata: 'ab'.repeat(20) }, 'digest_length_mismatch'],
+    ['fail an RSA signature asked for in p1363 (an ECDSA encoding)', true, { signatureformat: 'p1363' }, 'signature_format_not_supported_for_key'],
+    ['fail a SHA-384 DigestInfo for an RSA key that hashes with SHA-256', true, { inputpadding: 'digestinfo', inputdata: Buffer.from(encodeDigestInfo('SHA-384', createHash('sha384').update('x').digest())).toString('hex') }, 'digestinfo_hash_mismatch'],
+    ['fail a 48-byte digest with pss for an RSA key that hashes with SHA-256', true, { inputpadding: 'pss', inputdata: 'ab'.repeat(48) }, 'digest_length_mismatch'],
+  ] as const)('%s: refused before any usage is reserved, one DENIED event', async (_n, rsa, change, code) => {
+    const { keyid, signer, operationId } = await signingSetup({ rsa });
+    const reservations: string[] = [];
+    observeReservations((_kind, _s, outcome) => reservations.push(outcome));
+    const rid = requestId();
+    try {
+      expect(await codeOf(service.create(signer, { ...order(operationId, keyid, firmware(5)), ...change }, undefined, rid))).toBe(code);
+    } finally {
+      observeReservations(undefined);
+    }
+    expect(reservations).toEqual([]);
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', code]]);
+  });
+
+  it('ok an RSA key signs asn1 with none, digestinfo and pss: Node verifies each', async () => {
+    const { keyid, fwKey, signer, operationId } = await signingSetup({ rsa: true, usages: 3 });
+    const publicKey = createPublicKey({ key: Buffer.from(fwKey.spki), format: 'der', type: 'spki' });
+    const digest = firmware(6);
+    for (const [inputpadding, inputdata] of [['none', digest], ['digestinfo', Buffer.from(encodeDigestInfo('SHA-256', digest))], ['pss', digest]] as const) {
+      const res = await service.create(signer, { ...order(operationId, keyid, digest), inputpadding, inputdata: Buffer.from(inputdata).toString('hex') }, undefined, requestId());
+      const padding = inputpadding === 'pss' ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO } : {};
+      expect([inputpadding, verify('sha256', Buffer.from('firmware image 6'), { key: publicKey, ...padding }, Buffer.from(res.result, 'hex'))]).toEqual([inputpadding, true]);
+    }
+    expect(await usagesUsed(operationId)).toEqual([3]);
   });
 
   it('answers a retry with the same Idempotency-Key from the stored order: the same signature, the usage counted once', async () => {

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { SignDigestOrderRequest, SignMessageOrderRequest, SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
 import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
-import { PkiError, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
+import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditScope } from '../common/audited';
@@ -25,7 +25,8 @@ export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array 
 
 /**
  * POST /api/signorders as explicit stages:
- * decode -> authorize (per-key SIGN) -> check the key (FW, ACTIVE, and the order's form fits its algorithm) ->
+ * decode -> authorize (per-key SIGN) -> check the key (FW, ACTIVE, and the order's form fits its algorithm:
+ * `checkDigestOrder`/`checkMessage`) ->
  * reserve a usage, sign in the HSM, persist and audit (one transaction) -> respond. A refusal at any stage is
  * audited and consumes nothing.
  *
@@ -54,8 +55,11 @@ export class SignOrderService {
     const input = this.decode(dto);
     this.authorize(actor, dto.keyid);
     const key = await this.usableKey(dto.keyid);
-    // Before any usage is reserved: PureEdDSA signs the message, a digest would be signed as if it were one.
-    if (key.algorithm === 'ED25519') throw new PkiError('message_required', `${dto.keyid} is an Ed25519 key: send the message (message), not a digest`);
+    const form = { input, inputPadding: dto.inputpadding, signatureFormat: dto.signatureformat, hash: toHashName(key.hash) };
+    // Before any usage is reserved: the order's form must be one the key's algorithm honestly produces (a digest is
+    // never signed by Ed25519 as if it were the message, PSS or a DigestInfo never by ECDSA, p1363 never by RSA), so
+    // a refused order never holds a usage that a legitimate order racing it would be refused for.
+    checkDigestOrder(toPkiAlgorithm(key.algorithm), form);
     const hsmKey = await this.signer.getKey(key.hsmKeyId);
     const inputHex = Buffer.from(input).toString('hex');
     const recorded = await this.orders.recordWithUsage(
@@ -76,12 +80,7 @@ export class SignOrderService {
         audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },
       },
       async () => {
-        const sig = await signDigest(this.signer, hsmKey, {
-          input,
-          inputPadding: dto.inputpadding,
-          signatureFormat: dto.signatureformat,
-          hash: toHashName(key.hash),
-        });
+        const sig = await signDigest(this.signer, hsmKey, form);
         return Buffer.from(sig).toString('hex');
       },
     );

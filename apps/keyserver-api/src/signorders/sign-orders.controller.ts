@@ -12,7 +12,7 @@ import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi
 import { PkiError } from '@keyserver/pki';
 
 /** The PKI refusals a sign order can meet (its input against its key). */
-const SIGN_ORDER_PKI_CODES = ['digest_length_mismatch', 'malformed_digestinfo', 'digestinfo_hash_mismatch', 'padding_not_supported_for_key', 'message_required', 'message_not_supported_for_key', 'message_too_large'] as const;
+const SIGN_ORDER_PKI_CODES = ['digest_length_mismatch', 'malformed_digestinfo', 'digestinfo_hash_mismatch', 'padding_not_supported_for_key', 'signature_format_not_supported_for_key', 'message_required', 'message_not_supported_for_key', 'message_too_large'] as const;
 
 @ApiTags('sign orders')
 @ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound, ApiErrorCode.IdempotencyKeyInvalid]), problemSource(PkiError, SIGN_ORDER_PKI_CODES), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)

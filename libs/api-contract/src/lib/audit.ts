@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KeyIdRef } from './ids';
 import { IsoDateTime } from './contract';
+import { PageLimit } from './operations';
 
 export const AuditOutcome = z.enum(['SUCCESS', 'DENIED', 'FAILED']);
 
@@ -16,7 +17,8 @@ export const AuditQuery = z.strictObject({
   from: IsoDateTime.optional(),
   to: IsoDateTime.optional(),
   cursor: z.string().regex(/^\d{1,19}$/).optional(),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
+  // The page-size vocabulary of every list (plain ASCII digits 1..500): `0x10`, `1e2`, ` 7 ` are refused here too.
+  limit: PageLimit.optional(),
 });
 export type AuditQuery = z.infer<typeof AuditQuery>;
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { encodeDigestInfo } from './der';
 import { HsmKeyInfo, HsmSigner, SignMechanism } from './hsm-signer';
-import { MAX_SIGN_MESSAGE_BYTES, signDigest, signMessage } from './sign';
+import { MAX_SIGN_MESSAGE_BYTES, checkDigestOrder, signDigest, signMessage, type SignDigestRequest } from './sign';
 
 /** Records what reaches the token; pure-logic unit test of the digest checks and mechanism choice. */
 class RecordingSigner implements HsmSigner {
@@ -62,10 +63,71 @@ describe(signDigest.name, () => {
     ['fail SHA-512 DigestInfo for a SHA-256 key', rsaKey, { input: encodeDigestInfo('SHA-512', d512), inputPadding: 'digestinfo' }, 'digestinfo_hash_mismatch'],
     ['fail 31-byte digest', ecKey, { input: d256.subarray(1), inputPadding: 'none' }, 'digest_length_mismatch'],
     ['fail PSS on EC', ecKey, { input: d256, inputPadding: 'pss' }, 'padding_not_supported_for_key'],
+    ['fail an RSA signature in p1363', rsaKey, { input: d256, inputPadding: 'none', signatureFormat: 'p1363' }, 'signature_format_not_supported_for_key'],
   ] as const)('%s', async (_n, key, req, code) => {
     const s = new RecordingSigner();
     await expect(signDigest(s, key, req)).rejects.toMatchObject({ code });
     expect(s.calls).toHaveLength(0);
+  });
+});
+
+describe(checkDigestOrder.name, () => {
+  const d256 = new Uint8Array(createHash('sha256').update('x').digest());
+  const d384 = new Uint8Array(createHash('sha384').update('x').digest());
+  const di256 = encodeDigestInfo('SHA-256', d256);
+
+  it.each([
+    ['ok RSA none asn1', 'RSA-2048', { input: d256, inputPadding: 'none', signatureFormat: 'asn1' }, null],
+    ['ok RSA digestinfo asn1', 'RSA-3072', { input: di256, inputPadding: 'digestinfo', signatureFormat: 'asn1' }, null],
+    ['ok RSA pss asn1', 'RSA-4096', { input: d256, inputPadding: 'pss', signatureFormat: 'asn1' }, null],
+    ['ok ECDSA none asn1', 'EC-P256', { input: d256, inputPadding: 'none', signatureFormat: 'asn1' }, null],
+    ['ok ECDSA none p1363', 'EC-P256', { input: d256, inputPadding: 'none', signatureFormat: 'p1363' }, null],
+    ['ok ECDSA P-384 with a SHA-384 digest', 'EC-P384', { input: d384, inputPadding: 'none', hash: 'SHA-384' }, null],
+    ['fail RSA none p1363', 'RSA-2048', { input: d256, inputPadding: 'none', signatureFormat: 'p1363' }, 'signature_format_not_supported_for_key'],
+    ['fail RSA pss p1363', 'RSA-2048', { input: d256, inputPadding: 'pss', signatureFormat: 'p1363' }, 'signature_format_not_supported_for_key'],
+    ['fail RSA digestinfo p1363', 'RSA-2048', { input: di256, inputPadding: 'digestinfo', signatureFormat: 'p1363' }, 'signature_format_not_supported_for_key'],
+    ['fail ECDSA pss', 'EC-P521', { input: d256, inputPadding: 'pss', hash: 'SHA-256' }, 'padding_not_supported_for_key'],
+    ['fail ECDSA digestinfo', 'EC-P256', { input: di256, inputPadding: 'digestinfo' }, 'padding_not_supported_for_key'],
+    ['fail RSA a DigestInfo sent as a bare digest', 'RSA-2048', { input: di256, inputPadding: 'none' }, 'digest_length_mismatch'],
+    ['fail RSA a SHA-384 DigestInfo for a SHA-256 key', 'RSA-2048', { input: encodeDigestInfo('SHA-384', d384), inputPadding: 'digestinfo', hash: 'SHA-256' }, 'digestinfo_hash_mismatch'],
+    ['fail RSA bytes that are no DigestInfo', 'RSA-2048', { input: d256, inputPadding: 'digestinfo' }, 'malformed_digestinfo'],
+    ['fail a digest for an Ed25519 key', 'Ed25519', { input: d256, inputPadding: 'none' }, 'message_required'],
+  ] as const)('%s', (_n, algorithm, req, code) => {
+    const run = () => checkDigestOrder(algorithm, req as SignDigestRequest);
+    if (code === null) expect(run).not.toThrow();
+    else expect(run).toThrow(expect.objectContaining({ code }));
+  });
+
+  it('refuses exactly what signDigest refuses, before the token is asked (property)', async () => {
+    const algorithms = ['RSA-2048', 'EC-P256', 'EC-P384', 'EC-P521', 'Ed25519'] as const;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...algorithms),
+        fc.constantFrom('none', 'digestinfo', 'pss'),
+        fc.constantFrom('asn1', 'p1363'),
+        fc.constantFrom('SHA-256', 'SHA-384', 'SHA-512'),
+        fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 96 }), fc.constantFrom(d256, d384, di256)),
+        async (algorithm, inputPadding, signatureFormat, hash, input) => {
+          const req: SignDigestRequest = { input, inputPadding, signatureFormat, hash };
+          const checked = (() => {
+            try {
+              checkDigestOrder(algorithm, req);
+              return 'ok';
+            } catch (e) {
+              return (e as { code?: string }).code ?? 'thrown';
+            }
+          })();
+          const s = new RecordingSigner();
+          const signed = await signDigest(s, { hsmKeyId: '09', label: 'p', algorithm, spki: new Uint8Array() }, req).then(
+            () => 'ok',
+            (e: { code?: string }) => e.code ?? 'thrown',
+          );
+          expect(signed).toBe(checked);
+          expect(s.calls).toHaveLength(checked === 'ok' ? 1 : 0);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -20,38 +20,57 @@ export interface SignDigestRequest {
   input: Uint8Array;
   /** `digestinfo`: RSA PKCS#1 v1.5 over the given DigestInfo; `none`: PKCS#1 v1.5 (RSA) or ECDSA over a bare digest; `pss`: RSA-PSS over a bare digest. */
   inputPadding: 'digestinfo' | 'none' | 'pss';
-  /** ECDSA output encoding; RSA signatures are the same in both. Default `asn1`. */
+  /** ECDSA output encoding; RSA signatures are PKCS#1 only (`asn1`; `p1363` is refused). Default `asn1`. */
   signatureFormat?: 'asn1' | 'p1363';
   /** Hash the key signs with; defaults to {@link defaultHashFor} the key's algorithm. */
   hash?: HashName;
 }
 
 /**
- * Signs a client-supplied digest in the HSM after checking it fits the key:
+ * Checks that a digest order's form is one `algorithm` honestly produces, without signing (the sign order service runs
+ * it before a usage is reserved; {@link signDigest} runs it again): RSA signs `none` (the server wraps the digest in
+ * its DigestInfo), `digestinfo` (DER naming the key's hash) or `pss`, and has one output, PKCS#1's (`asn1`; `p1363` is
+ * an ECDSA encoding: `signature_format_not_supported_for_key`); ECDSA signs only a bare digest (`none`, else
+ * `padding_not_supported_for_key`) in `asn1` or `p1363`; a digest is exactly the hash's length; Ed25519 signs messages
+ * (`message_required`).
+ */
+export function checkDigestOrder(algorithm: HsmKeyInfo['algorithm'], req: SignDigestRequest): void {
+  const hash = req.hash ?? defaultHashFor(algorithm);
+  if (!HASHES[hash]) throw new PkiError('hash_not_supported');
+  const format = req.signatureFormat ?? 'asn1';
+  if (isRsa(algorithm)) {
+    if (format !== 'asn1') throw new PkiError('signature_format_not_supported_for_key', `${format} is an ECDSA encoding; ${algorithm} signatures are asn1 (PKCS#1)`);
+    if (req.inputPadding === 'digestinfo') {
+      const di = decodeDigestInfo(req.input);
+      if (di.hash !== hash) throw new PkiError('digestinfo_hash_mismatch', `key signs with ${hash}, DigestInfo names ${di.hash}`);
+      return;
+    }
+    checkDigestLength(hash, req.input);
+    return;
+  }
+  if (isEc(algorithm)) {
+    if (req.inputPadding !== 'none') throw new PkiError('padding_not_supported_for_key', `${req.inputPadding} with ${algorithm}`);
+    checkDigestLength(hash, req.input);
+    return;
+  }
+  throw new PkiError('message_required', `${algorithm} signs the message itself, not a digest`);
+}
+
+/**
+ * Signs a client-supplied digest in the HSM after checking it fits the key ({@link checkDigestOrder}):
  * the digest length must match the hash, a DigestInfo must be DER naming that hash.
  * Ed25519 keys sign messages, not digests, and are refused (`message_required`; see {@link signMessage}).
  */
 export async function signDigest(signer: HsmSigner, key: HsmKeyInfo, req: SignDigestRequest): Promise<Uint8Array> {
+  checkDigestOrder(key.algorithm, req);
   const hash = req.hash ?? defaultHashFor(key.algorithm);
-  if (!HASHES[hash]) throw new PkiError('hash_not_supported');
-  const format = req.signatureFormat ?? 'asn1';
   if (isRsa(key.algorithm)) {
-    if (req.inputPadding === 'digestinfo') {
-      const di = decodeDigestInfo(req.input);
-      if (di.hash !== hash) throw new PkiError('digestinfo_hash_mismatch', `key signs with ${hash}, DigestInfo names ${di.hash}`);
-      return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(di.hash, di.digest));
-    }
-    checkDigestLength(hash, req.input);
+    if (req.inputPadding === 'digestinfo') return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, decodeDigestInfo(req.input).digest));
     if (req.inputPadding === 'pss') return signer.sign(key.hsmKeyId, { kind: 'rsa-pss', hash }, req.input);
     return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, req.input));
   }
-  if (isEc(key.algorithm)) {
-    if (req.inputPadding !== 'none') throw new PkiError('padding_not_supported_for_key', `${req.inputPadding} with ${key.algorithm}`);
-    checkDigestLength(hash, req.input);
-    const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input);
-    return format === 'p1363' ? raw : p1363ToDer(raw);
-  }
-  throw new PkiError('message_required', `${key.algorithm} signs the message itself, not a digest`);
+  const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input);
+  return (req.signatureFormat ?? 'asn1') === 'p1363' ? raw : p1363ToDer(raw);
 }
 
 // The cap is the API's (one vocabulary): PureEdDSA needs the whole message in one HSM call.

@@ -26,7 +26,7 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT [-
 Administrators sign in with --pkce (or give a token in KEYSERVER_TOKEN). Every change runs in an ACTIVE
 administrative session (--session): one administrator opens it, another authorizes it. Only a session opened
 with --powers may make or unmake administrators and approvers (register, enable, disable them, or change the
-roles that carry those natures).
+roles that carry those natures) and lower a key's required approvers.
 root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certificate), or with --external a
 CSR for your offline root (--out writes the CSR; then key import-cert). Rotating an externally certified ROOT
 makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. key cancel-csr ends an

@@ -175,7 +175,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   admin_session_not_participant: 'Only the administrators who opened or authorized the session may act in it.',
   already_authorized: 'You have already authorized this session.',
   session_not_active: 'This administrative session is not active any more (expired or closed).',
-  admin_session_scope: 'Making or unmaking administrators and approvers needs a session opened for it ("May make or unmake administrators and approvers") and authorized as such.',
+  admin_session_scope: 'Making or unmaking administrators and approvers, or lowering how many approvers a key needs, needs a session opened for it ("May make or unmake administrators and approvers, and lower a key\'s required approvers") and authorized as such.',
   // subjects and roles
   subject_exists: 'This principal is already registered.',
   subject_not_found: 'This subject does not exist.',

@@ -1,5 +1,5 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedAdmin, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedAdmin, seedKey, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import type { AuditInput } from '../types';
@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { SubjectRepository } from './subject.repository';
 import { AdminSessionRepository } from './admin-session.repository';
+import { KeyRepository } from './key.repository';
 
 let tmp: TempDatabase;
 let dbA: Db;
@@ -195,6 +196,12 @@ describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () 
     return name;
   };
   type Change = (scope: { powers: boolean }) => Promise<unknown>;
+  /** A role with no human-only nature that grants APPROVE (and SIGN) on a new key. */
+  const approveRole = async () => {
+    const name = `r-${hex(4)}`;
+    await a.subjects.createRole({ name, natures: ['SIGNER'], keys: [{ keyid: (await seedKey(a)).keyid, permissions: ['SIGN', 'APPROVE'] }] });
+    return name;
+  };
 
   // Each case: a change that gives or takes a human-only nature; refused without powers, done with them.
   const powerChanges: [string, () => Promise<Change>][] = [
@@ -205,6 +212,12 @@ describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () 
     ['an approver role taken away', async () => { const u = await user([await role(['APPROVER', 'SIGNER'])]); return (s) => a.subjects.update(u.id, { roles: [] }, audit('subject.update'), s); }],
     ['ADMINISTRATOR added to a role an enabled subject holds', async () => { const r = await role(['SIGNER']); await user([r]); return (s) => a.subjects.updateRole(r, { natures: ['SIGNER', 'ADMINISTRATOR'] }, audit('role.update'), s); }],
     ['APPROVER removed from a role an enabled subject holds', async () => { const r = await role(['APPROVER']); await user([r]); return (s) => a.subjects.updateRole(r, { natures: ['ORDERER'] }, audit('role.update'), s); }],
+    // The APPROVE grant opens the approval route by itself: an approver in all but name (ADR 0044 addendum).
+    ['a role granting APPROVE on a key given', async () => { const r = await approveRole(); const u = await user([]); return (s) => a.subjects.update(u.id, { roles: [r] }, audit('subject.update'), s); }],
+    ['a subject registered with a role granting APPROVE on a key', async () => { const r = await approveRole(); return (s) => a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'alt', roles: [r] }, audit('subject.create'), s); }],
+    ['APPROVE on a key added to a role an enabled subject holds', async () => { const r = await role(['SIGNER']); await user([r]); const k = await seedKey(a); return (s) => a.subjects.updateRole(r, { keys: [{ keyid: k.keyid, permissions: ['SIGN', 'APPROVE'] }] }, audit('role.update'), s); }],
+    ['APPROVE on a key taken from a role an enabled subject holds', async () => { const r = await approveRole(); await user([r]); return (s) => a.subjects.updateRole(r, { keys: [] }, audit('role.update'), s); }],
+    ['a disabled holder of an APPROVE role enabled', async () => { const u = await user([await approveRole()], false); return (s) => a.subjects.update(u.id, { enabled: true }, audit('subject.enable'), s); }],
   ];
 
   it.each(powerChanges)('fail %s', async (_n, setup) => {
@@ -225,6 +238,9 @@ describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () 
     ['a disabled administrator disabled again', async () => { const u = await user([await role(['ADMINISTRATOR'])], false); return (s) => a.subjects.update(u.id, { enabled: false }, audit('subject.disable'), s); }],
     ['ADMINISTRATOR added to a role only a disabled subject holds', async () => { const r = await role(['SIGNER']); await user([r], false); return (s) => a.subjects.updateRole(r, { natures: ['ADMINISTRATOR'] }, audit('role.update'), s); }],
     ['the keys of an administrators role changed', async () => { const r = await role(['ADMINISTRATOR']); await user([r]); return (s) => a.subjects.updateRole(r, { description: 'the security officers' }, audit('role.update'), s); }],
+    ['SIGN on a key added to a role an enabled subject holds', async () => { const r = await role(['SIGNER']); await user([r]); const k = await seedKey(a); return (s) => a.subjects.updateRole(r, { keys: [{ keyid: k.keyid, permissions: ['SIGN', 'ORDER'] }] }, audit('role.update'), s); }],
+    ['a role granting APPROVE renamed in its description, its grants unchanged', async () => { const r = await approveRole(); await user([r]); const keys = (await a.subjects.listRoleGrants()).find((g) => g.name === r)?.keys ?? []; return (s) => a.subjects.updateRole(r, { description: 'release approvers', keys }, audit('role.update'), s); }],
+    ['APPROVE on a key added to a role only a disabled subject holds', async () => { const r = await role(['SIGNER']); await user([r], false); const k = await seedKey(a); return (s) => a.subjects.updateRole(r, { keys: [{ keyid: k.keyid, permissions: ['APPROVE'] }] }, audit('role.update'), s); }],
   ])('ok %s in a session without powers', async (_n, setup) => {
     expect(await outcome((await setup())(NO_POWERS))).toBe('ok');
   });
@@ -263,5 +279,33 @@ describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () 
         await holder.end();
       }
     }
+  });
+});
+
+// Lowering how many approvers a key needs undoes the four-eyes rule of every later operation on it, as making an
+// approver does: a participant alone must not slip it into a session authorized for something else (ADR 0044 addendum).
+describe(`${KeyRepository.name} requiredApprovers in a session without powers (ADR 0044)`, () => {
+  const requiredOf = async (keyid: string) => (await a.keys.findByKeyid(keyid))?.requiredApprovers;
+  const keyUpdates = async () => (await a.audit.list({ action: 'key.update', limit: 1000 })).items.length;
+
+  it.each([
+    ['fail lowering 2 -> 0', 2, 0],
+    ['fail lowering 2 -> 1', 2, 1],
+  ])('%s: admin_session_scope, the key unchanged, nothing audited', async (_n, from, to) => {
+    const key = await seedKey(a, { requiredApprovers: from });
+    const events = await keyUpdates();
+    expect(await outcome(a.keys.setRequiredApprovers(key.keyid, to, audit('key.update'), { powers: false }))).toBe('admin_session_scope');
+    expect(await requiredOf(key.keyid)).toBe(from);
+    expect(await keyUpdates()).toBe(events);
+  });
+
+  it.each([
+    ['ok lowering 2 -> 0 in a session with powers', 2, 0, true],
+    ['ok raising 0 -> 2 in a session without powers', 0, 2, false],
+    ['ok 1 -> 1 in a session without powers', 1, 1, false],
+  ])('%s', async (_n, from, to, powers) => {
+    const key = await seedKey(a, { requiredApprovers: from });
+    expect(await outcome(a.keys.setRequiredApprovers(key.keyid, to, audit('key.update'), { powers }))).toBe('ok');
+    expect(await requiredOf(key.keyid)).toBe(to);
   });
 });

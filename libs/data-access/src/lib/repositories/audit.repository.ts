@@ -154,7 +154,8 @@ export class AuditRepository {
         outcome: filter.outcome,
         keyid: filter.keyid,
         operationId: filter.operationId,
-        actorOid: filter.actorOid,
+        // An object id is a GUID, which has no case: one asked for in upper case finds the events all the same.
+        actorOid: filter.actorOid === undefined ? undefined : { equals: filter.actorOid, mode: 'insensitive' },
         requestId: filter.requestId,
         adminSessionId: filter.adminSessionId,
         actorSubjectId: filter.actorSubjectId,

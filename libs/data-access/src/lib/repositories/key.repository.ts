@@ -4,6 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { lockCrlScopeForRevocation } from './crl.repository';
+import type { SessionScope } from './admin-participation';
 
 export interface CreateKeyInput {
   keyid: string;
@@ -275,9 +276,10 @@ export class KeyRepository {
    * A raise applies to the key's open operations at once (ADR 0012): each REQUESTED or APPROVED operation on the key
    * needs the new number for it, and an APPROVED one short of it is REQUESTED again (listed in the event as
    * `reopened`), so an operation ordered while the key needed fewer approvers (a development key about to become a
-   * production one) cannot be used past the raise. A lowering applies to new operations only.
+   * production one) cannot be used past the raise. A lowering applies to new operations only, and with `scope` (the
+   * session it runs in) needs a session opened with powers (`admin_session_scope`).
    */
-  async setRequiredApprovers(keyid: string, requiredApprovers: number, audit?: AuditInput): Promise<Key> {
+  async setRequiredApprovers(keyid: string, requiredApprovers: number, audit?: AuditInput, scope?: SessionScope): Promise<Key> {
     assertApprovers(requiredApprovers);
     try {
       return await this.db.transaction(async (tx) => {
@@ -289,6 +291,11 @@ export class KeyRepository {
             AND o."id" IN (SELECT ok."operationId" FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE k."keyid" = ${keyid})
           ORDER BY o."id" FOR UPDATE OF o`;
         const before = await lockKey(tx, keyid);
+        // A lowering undoes the four-eyes rule of every later operation on the key, as unmaking an approver does:
+        // only a session opened with powers may (ADR 0044 addendum). Read under the key's lock, so no race.
+        if (scope && !scope.powers && requiredApprovers < before.requiredApprovers) {
+          throw new DataAccessError('admin_session_scope', `lowering ${keyid}'s required approvers from ${before.requiredApprovers} to ${requiredApprovers}: only a session opened with powers may`);
+        }
         const k = await tx.key.update({ where: { keyid }, data: { requiredApprovers }, include: withParent });
         let reopened: string[] = [];
         if (requiredApprovers > before.requiredApprovers) {

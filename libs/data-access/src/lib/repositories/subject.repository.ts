@@ -66,11 +66,13 @@ const GUEST_REFUSED_GRANT = 'APPROVE';
 const approveOn = (keyid: string): string => `${GUEST_REFUSED_GRANT} on key ${keyid}`;
 
 /**
- * What a subject holds that a guest may not gain, as this transaction sees it (nothing while it is disabled): its
- * human-only natures ({@link humanOnlyHeld}, which locks its roles FOR SHARE, so their grants cannot change
- * meanwhile) and `APPROVE on key <keyid>` for each key a role of it grants APPROVE on.
+ * What a subject holds that makes it an administrator or an approver, as this transaction sees it (nothing while it
+ * is disabled): its human-only natures ({@link humanOnlyHeld}, which locks its roles FOR SHARE, so their grants
+ * cannot change meanwhile) and `APPROVE on key <keyid>` for each key a role of it grants APPROVE on (the grant opens
+ * the approval route by itself). A guest may not gain any of it (ADR 0040 addendum); only a session with powers may
+ * give or take any of it (ADR 0044 and its addendum).
  */
-async function guestRefusedHeld(tx: Tx, subjectId: string): Promise<string[]> {
+async function powersHeld(tx: Tx, subjectId: string): Promise<string[]> {
   const natures = await humanOnlyHeld(tx, subjectId);
   const keys = await tx.$queryRaw<{ keyid: string }[]>`
     SELECT DISTINCT k."keyid"
@@ -80,6 +82,12 @@ async function guestRefusedHeld(tx: Tx, subjectId: string): Promise<string[]> {
   return [...natures, ...keys.map((k) => approveOn(k.keyid))];
 }
 
+/** What a role gives its holders that makes them administrators or approvers (as {@link powersHeld} lists it). */
+const rolePowers = (r: RoleGrants): string[] => [
+  ...humanOnlyOf(r.natures),
+  ...r.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT)).map((k) => approveOn(k.keyid)),
+];
+
 /** The keys a role grants APPROVE on after a change and did not before. */
 const approveGained = (before: RoleGrants, after: RoleGrants): string[] => {
   const had = new Set(before.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT)).map((k) => k.keyid));
@@ -88,7 +96,7 @@ const approveGained = (before: RoleGrants, after: RoleGrants): string[] => {
 
 /**
  * Refuses a change that gives a subject recorded as a guest a human-only nature or an APPROVE grant it did not hold
- * (`before` -> `after`, as {@link guestRefusedHeld} lists them): it would be inert (the guard ignores it for guests)
+ * (`before` -> `after`, as {@link powersHeld} lists them): it would be inert (the guard ignores it for guests)
  * and say something false to whoever reads the subject (ADR 0040 addendum). Taking it away, or changing something
  * else, stays allowed.
  */
@@ -251,8 +259,8 @@ export class SubjectRepository {
           },
         });
         if (input.roles?.length) await this.assignRoles(tx, s.id, input.kind, input.roles);
-        const held = await humanOnlyHeld(tx, s.id);
-        if (s.account === 'GUEST') assertNoGuestGain(s.account, [], await guestRefusedHeld(tx, s.id), `registering subject ${input.tid}/${input.oid}`);
+        const held = await powersHeld(tx, s.id);
+        if (s.account === 'GUEST') assertNoGuestGain(s.account, [], held, `registering subject ${input.tid}/${input.oid}`);
         if (scope) assertPowersInScope(scope, [], held, `subject ${input.tid}/${input.oid}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId: s.id } });
         return toSubject(s);
@@ -264,7 +272,7 @@ export class SubjectRepository {
 
   /**
    * Changes a subject; with `audit`, its event is written in the same transaction. With `scope`, a change of the
-   * human-only natures it holds (roles, enabling, disabling) needs a session with powers.
+   * human-only natures or APPROVE grants it holds (roles, enabling, disabling) needs a session with powers.
    */
   async update(id: string, input: UpdateSubjectInput, audit?: AuditInput, scope?: SessionScope): Promise<Subject> {
     try {
@@ -275,8 +283,7 @@ export class SubjectRepository {
         const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean; account: SubjectAccount }[]>`
           SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
-        const powersBefore = await humanOnlyHeld(tx, id);
-        const guestBefore = old.account === 'GUEST' ? await guestRefusedHeld(tx, id) : [];
+        const powersBefore = await powersHeld(tx, id);
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
         if (input.username !== undefined) before['username'] = old.username;
@@ -293,8 +300,8 @@ export class SubjectRepository {
           await tx.subjectRole.deleteMany({ where: { subjectId: id } });
           await this.assignRoles(tx, id, old.kind, input.roles);
         }
-        const powersAfter = await humanOnlyHeld(tx, id);
-        if (old.account === 'GUEST') assertNoGuestGain(old.account, guestBefore, await guestRefusedHeld(tx, id), `this change of subject ${id}`);
+        const powersAfter = await powersHeld(tx, id);
+        if (old.account === 'GUEST') assertNoGuestGain(old.account, powersBefore, powersAfter, `this change of subject ${id}`);
         if (scope) assertPowersInScope(scope, powersBefore, powersAfter, `this change of subject ${id}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
@@ -344,7 +351,7 @@ export class SubjectRepository {
    * Changes a role (fields not given stay) in one transaction. The role row is locked (SELECT ... FOR UPDATE)
    * before the old state is read, so with `audit` the event's `before` and `after` are true even when
    * administrators change the role concurrently; the event is written in the same transaction. With `scope`, a
-   * change of its human-only natures while an enabled subject holds it needs a session with powers (assignments
+   * change of its human-only natures or APPROVE grants while an enabled subject holds it needs a session with powers (assignments
    * lock the role FOR SHARE, so the holders read here are all of them).
    */
   async updateRole(name: string, input: UpdateRoleInput, audit?: AuditInput, scope?: SessionScope): Promise<{ before: RoleGrants; after: RoleGrants }> {
@@ -369,7 +376,7 @@ export class SubjectRepository {
             SELECT s."id" FROM "subject_role" sr JOIN "subject" s ON s."id" = sr."subjectId" WHERE sr."roleId" = ${id}::uuid AND s."account" = 'GUEST' LIMIT 1`;
           if (guests.length) assertNoGuestGain('GUEST', [], gained, `role ${name} (held by guest subject ${guests[0].id})`);
         }
-        if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, humanOnlyOf(before.natures), humanOnlyOf(after.natures), `role ${name}`);
+        if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, rolePowers(before), rolePowers(after), `role ${name}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
           const holders = await tx.subjectRole.findMany({ where: { roleId: id }, select: { subjectId: true } });

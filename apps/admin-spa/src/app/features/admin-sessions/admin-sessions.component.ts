@@ -38,7 +38,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
           <mat-error>At most 500 characters.</mat-error>
         }
       </mat-form-field>
-      <mat-checkbox formControlName="powers">May make or unmake administrators and approvers</mat-checkbox>
+      <mat-checkbox formControlName="powers">May make or unmake administrators and approvers, and lower a key's required approvers</mat-checkbox>
       <button mat-flat-button type="submit" [disabled]="busy()">Open session</button>
     </form>
     <app-problem-message [problem]="problem()" />
@@ -57,7 +57,7 @@ import { ProblemMessageComponent } from '../../shared/problem-message.component'
               <td data-label="Description">
                 {{ s.description }}
                 @if (s.powers) {
-                  <div class="small"><span class="badge">powers</span> may make or unmake administrators and approvers</div>
+                  <div class="small"><span class="badge">powers</span> may make or unmake administrators and approvers, and lower a key's required approvers</div>
                 }
               </td>
               <td data-label="State"><span class="state" [attr.data-state]="s.state">{{ s.state }}</span></td>
