@@ -95,6 +95,21 @@ describe('keyserver-api boot', () => {
     expect(all).not.toContain('secret-pin-123456');
     expect(all).not.toContain('db-password');
   });
+
+  it.each([
+    ['fail an unparsable host', 'postgresql://postgres:db-secret-9@[::1/x'],
+    ['fail a port out of range', 'postgresql://postgres:db-secret-9@127.0.0.1:99999/x'],
+    ['fail a malformed escape in the password', 'postgresql://postgres:db-secret-9%zz@127.0.0.1:1/x'],
+    ['fail the password in the query', 'postgresql://127.0.0.1:1/x?user=postgres&password=db-secret-9'],
+    ['fail a missing root certificate', 'postgresql://postgres:db-secret-9@127.0.0.1:1/x?sslmode=verify-full&sslrootcert=/nonexistent/root.pem'],
+    ['fail a space in the password', 'postgresql://postgres:db secret-9@127.0.0.1:1/x'],
+  ])('%s: the database password is never printed', (_name, url) => {
+    for (const variable of ['DATABASE_URL', 'DATABASE_DIRECT_URL']) {
+      const r = bootApi({ ...base, [variable]: url });
+      expect(r.status).not.toBe(0);
+      expect([variable, `${r.lines.join('\n')}${r.stdout}`.match(/db.secret-9/g)]).toEqual([variable, null]);
+    }
+  });
 });
 
 describe('docker-compose.yml', () => {

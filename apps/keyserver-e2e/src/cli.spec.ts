@@ -257,6 +257,20 @@ describe('ksctl', () => {
     expect(cached).not.toContain(secret);
   });
 
+  it.each([
+    ['fail a password in KEYSERVER_URL', { KEYSERVER_URL: 'http://ops:url-pass-77@127.0.0.1:1', KEYSERVER_TOKEN: 'x' }],
+    ['fail a password in KEYSERVER_TOKEN_ENDPOINT', { KEYSERVER_URL: 'http://127.0.0.1:1', KEYSERVER_TOKEN_ENDPOINT: 'http://ops:url-pass-77@127.0.0.1:1/token', KEYSERVER_CLIENT_ID: 'a', KEYSERVER_SCOPE: 'b', KEYSERVER_CLIENT_SECRET: 'c' }],
+  ])('%s: refused before anything is sent, and the failure never shows the password (stderr and --json)', (_n, env) => {
+    for (const json of [[], ['--json']]) {
+      const r = spawnSync(process.execPath, [KSCTL, ...json, 'keys', 'list'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 60_000 });
+      // A URL with user:password@ is refused as insecure_url (ADR 0001 addendum) before any request; CliError's
+      // masking of URL credentials (errors.spec.ts) covers every other failure that would name such a URL.
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/must be https .*no user:password@|insecure_url/);
+      expect(`${r.stdout}${r.stderr}`).not.toContain('url-pass-77');
+    }
+  });
+
   describe('output for people and for scripts', () => {
     /** ksctl without --json: what a person sees (stdout as bytes). */
     const human = (...args: string[]) => spawnSync(process.execPath, [KSCTL, '--demo', demoFile, ...args], { env: ksctlEnv('cache-human'), timeout: 60_000 });

@@ -12,5 +12,5 @@ export {
   runOrExit,
   secureUrl,
 } from './lib/config';
-export { maskUrlCredentials, REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
+export { LOG_TARGET_MAX, logTarget, maskUrlCredentials, REDACTED, redactHeaders, redactText, redactUrl } from './lib/redact';
 export { BootError, bootFailureReason, bootStep } from './lib/boot';

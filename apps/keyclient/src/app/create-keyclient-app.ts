@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
-import { redactUrl } from '@keyserver/config';
+import { logTarget } from '@keyserver/config';
 import { httpMetrics } from '@keyserver/observability';
 import type { Registry } from 'prom-client';
 import { keyclientMetrics } from '../metrics/keyclient-metrics';
@@ -107,8 +107,8 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
       genReqId: (req) => req.requestId ?? '',
       // Paths only: query strings carry authorization codes and state.
       serializers: {
-        // ...and a path may hold a JWT-shaped value (masked like every credential).
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: redactUrl(req.url.split('?')[0]) }),
+        // ...and a path may hold a JWT-shaped value (masked like every credential) or be 16 KiB long (cut).
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: logTarget(req.url.split('?')[0]) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),

@@ -1,6 +1,6 @@
 import { All, Controller, Inject, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { redactUrl } from '@keyserver/config';
+import { logTarget } from '@keyserver/config';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import { readCookie } from '../http/cookies';
 import { setMetricsRoute } from '@keyserver/observability';
@@ -18,7 +18,8 @@ export class ProxyController {
     if (path === null) throw new KeyclientError(KeyclientErrorCode.PathRejected);
     const route = proxyRouteOf(req.method === 'HEAD' ? 'GET' : req.method, path);
     if (route === undefined) {
-      this.ctx.log.warn({ event: 'proxy_refused', requestId: req.requestId, method: req.method, path: redactUrl(path) }, 'route not allow-listed');
+      // The path only, as the request line (a query may carry anything a client put there).
+      this.ctx.log.warn({ event: 'proxy_refused', requestId: req.requestId, method: req.method, path: logTarget(path.split('?')[0]) }, 'route not allow-listed');
       throw new KeyclientError(KeyclientErrorCode.ProxyRouteForbidden);
     }
     // Metrics per allow-listed API route (a pattern of the list, never the path).

@@ -10,6 +10,18 @@ const EXPORT_PAGE = 500;
 
 export const auditView = (e: AuditEvent): AuditEventView => ({ ...e, at: e.at.toISOString() });
 
+/** Line breaks JSON.stringify leaves raw: NEL, LINE and PARAGRAPH SEPARATOR (below U+0020 it escapes already). */
+const RAW_LINE_BREAKS = /[\u0085\u2028\u2029]/g;
+
+/**
+ * One export line: the entry's JSON with the line breaks JSON keeps raw written as `\uXXXX` (the same value), so
+ * a reader that splits at every Unicode line break (Python's `splitlines`, editors, log viewers) still sees one
+ * entry per line whatever text an orderer or approver wrote.
+ */
+export function auditExportLine(e: AuditEvent): string {
+  return JSON.stringify(auditView(e)).replace(RAW_LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Reading, verifying and exporting the hash-chained audit log (auditors and administrators). */
 @Injectable()
 export class AuditService {
@@ -57,6 +69,6 @@ export class AuditService {
     } while (cursor);
     const events = pages.flat().reverse();
     await this.audit.append({ ...base, details: { entries: events.length, lastSeq: events.at(-1)?.seq ?? null } });
-    return events.map((e) => JSON.stringify(auditView(e))).join('\n') + (events.length ? '\n' : '');
+    return events.map(auditExportLine).join('\n') + (events.length ? '\n' : '');
   }
 }

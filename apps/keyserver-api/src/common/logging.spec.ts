@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { logRequest, requestId } from './logging';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LOGGED_QUERY_PARAMS, logRequest, requestId } from './logging';
 
 function capture(level: string) {
   const lines: Record<string, unknown>[] = [];
@@ -40,6 +42,28 @@ describe(logRequest.name, () => {
     logRequest(logger, 'rid-2', req(`/api/keys?access_token=${jwt}&code=secretcode123`), res(401), 0, '/api/keys');
     await new Promise((r) => setImmediate(r));
     expect(JSON.stringify(lines)).not.toMatch(/secretcode123|c2lnbmF0dXJlLXZhbHVl/);
+  });
+
+  it('masks the value of a query parameter no route defines (a client that puts a secret there)', async () => {
+    const { logger, lines } = capture('info');
+    logRequest(logger, 'rid-4', req('/api/v1/keys?state=ACTIVE&pin=123456&api_key=k-secret'), res(200), 0, '/api/v1/keys');
+    await new Promise((r) => setImmediate(r));
+    expect((lines[0]['req'] as { url: string }).url).toBe('/api/v1/keys?state=ACTIVE&pin=***&api_key=***');
+  });
+
+  it('shows the values of every query parameter the OpenAPI description defines', () => {
+    const doc = JSON.parse(readFileSync(join(__dirname, '../../../../docs/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, { parameters?: { in: string; name: string }[] }>> };
+    const defined = Object.values(doc.paths).flatMap((ops) => Object.values(ops).flatMap((op) => (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)));
+    expect(defined.length).toBeGreaterThan(5);
+    expect(defined.filter((n) => !LOGGED_QUERY_PARAMS.has(n))).toEqual([]);
+  });
+
+  it('writes a bounded line for a 16 KiB request target (no line a log shipper splits)', async () => {
+    const { logger, lines } = capture('info');
+    logRequest(logger, 'rid-3', req(`/${'a'.repeat(16_000)}?code=x`), res(404), 0, '(unmatched)');
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.stringify(lines[0]).length).toBeLessThan(1300);
+    expect((lines[0]['req'] as { url: string }).url).toMatch(/…\(\+14986\)$/);
   });
 });
 

@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
-import { redactText, redactUrl } from '@keyserver/config';
+import { logTarget, redactText } from '@keyserver/config';
+import { AuditQuery } from '@keyserver/api-contract';
 import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -23,6 +24,16 @@ export function requestId(req: IncomingMessage): string {
   return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
+/**
+ * The query parameters the API's routes define (docs/openapi.json, and the audit list's filters): a request line
+ * shows their values; any other parameter's value is masked, since only a client's mistake puts one there and
+ * it may be a credential (`api_key`, `pin`, …) that no fixed list of names foresees.
+ */
+export const LOGGED_QUERY_PARAMS: ReadonlySet<string> = new Set([
+  ...['awaiting', 'cursor', 'description', 'ended', 'issuer', 'key', 'keyid', 'limit', 'mine', 'operationid', 'serial', 'state', 'subject', 'type'],
+  ...Object.keys(AuditQuery.shape),
+]);
+
 /** Liveness and readiness probes: orchestrators poll them every few seconds, so their successes log at debug. */
 const PROBES = new Set([LIVENESS_PATH, READINESS_PATH]);
 
@@ -30,7 +41,7 @@ const PROBES = new Set([LIVENESS_PATH, READINESS_PATH]);
  * One JSON line per request, written with the process logger when the response closes (no per-request child
  * logger): `{req: {id, method, url}, res: {statusCode}, responseTime}`, at error for 5xx, warn for 4xx, info
  * otherwise, debug for successful probes; a response the client abandoned is "request aborted" at warn. The URL
- * is redacted (credential query parameters, JWT-shaped values); headers are never logged.
+ * is redacted (credential and undefined query parameters, JWT-shaped values) and cut to 1 KiB; headers are never logged.
  */
 export function logRequest(logger: Logger, id: string, req: IncomingMessage, res: ServerResponse, startMs: number, route: string): void {
   const aborted = !res.writableFinished;
@@ -38,7 +49,7 @@ export function logRequest(logger: Logger, id: string, req: IncomingMessage, res
   const level = aborted ? 'warn' : status >= 500 ? 'error' : status >= 400 ? 'warn' : PROBES.has(route) ? 'debug' : 'info';
   if (!logger.isLevelEnabled(level)) return;
   const line = {
-    req: { id, method: req.method, url: redactUrl(req.url ?? '') },
+    req: { id, method: req.method, url: logTarget(req.url ?? '', LOGGED_QUERY_PARAMS) },
     res: { statusCode: status },
     responseTime: Math.round(performance.now() - startMs),
   };

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import pino from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { createDb, createRepositories, NotificationRepository, type Db, type Repositories } from '@keyserver/data-access';
@@ -337,6 +337,51 @@ describe(NotificationDispatcher.name, () => {
       await own.close();
     }
   });
+
+  it('gives up on a relay that trickles its answers (no idle timeout fires) within the send deadline, hangs up, and still sends the webhooks', async () => {
+    // A tarpit: greets, then answers EHLO with a continuation line every 200 ms, forever (under the 1 s idle timeout).
+    const sockets: Socket[] = [];
+    let closed = 0;
+    const tarpit = createTcpServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => (closed += 1));
+      socket.write('220 tarpit ESMTP\r\n');
+      let timer: NodeJS.Timeout | undefined;
+      socket.on('data', () => {
+        timer ??= setInterval(() => socket.writable && socket.write('250-still thinking\r\n'), 200);
+      });
+      socket.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => tarpit.listen(0, '127.0.0.1', resolve));
+    try {
+      const s = await scene(1);
+      const op = await s.order();
+      const port = (tarpit.address() as AddressInfo).port;
+      const d = new NotificationDispatcherFor([hook('beside-tarpit')], db, {
+        sendTimeoutMs: 1_000,
+        retryBaseMs: 60_000,
+        smtp: { host: '127.0.0.1', port, tls: 'none', ca: null, user: null, password: null, from: 'keyserver@example.test' },
+      });
+      const started = Date.now();
+      let watchdog: NodeJS.Timeout | undefined;
+      const pass = await Promise.race([d.pass(), new Promise<'stalled'>((r) => (watchdog = setTimeout(() => r('stalled'), 8_000)))]);
+      clearTimeout(watchdog);
+      expect(pass).toMatchObject({ sent: 1, retried: 1 });
+      expect(Date.now() - started).toBeLessThan(6_000);
+      expect(calls.map((c) => c.path)).toEqual(['/beside-tarpit']);
+      const email = (await repos.notifications.deliveriesOf(op.id)).find((x) => x.channel === 'EMAIL');
+      expect(email).toMatchObject({ state: 'PENDING', attempts: 1 });
+      // The Keyserver hung up: no socket to the tarpit is left open.
+      const until = Date.now() + 3_000;
+      while (closed < sockets.length && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect([sockets.length, closed]).toEqual([1, 1]);
+      await d.stop();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => tarpit.close(() => resolve()));
+    }
+  }, 20_000);
 
   describe('SMTP transport security', () => {
     let dir: string;

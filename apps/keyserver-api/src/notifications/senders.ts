@@ -25,11 +25,15 @@ export interface EmailMessage {
 export class EmailSender {
   private readonly transport: Transporter;
   private readonly domain: string;
+  private readonly deadlineMs: number;
 
   constructor(
     private readonly smtp: NonNullable<NotifyConfig['smtp']>,
     timeoutMs: number,
   ) {
+    // The timeouts below are idle timeouts: a relay that trickles a byte now and then never trips them. The whole
+    // conversation has a deadline too (inside the dispatcher's lease of at least 3x the timeout).
+    this.deadlineMs = 2 * timeoutMs;
     this.domain = /@([^>\s]+)>?\s*$/.exec(smtp.from)?.[1] ?? 'keyserver.invalid';
     this.transport = createTransport({
       host: smtp.host,
@@ -48,8 +52,11 @@ export class EmailSender {
   }
 
   async send(m: EmailMessage): Promise<void> {
+    const deadline = AbortSignal.timeout(this.deadlineMs);
     try {
       await this.transport.sendMail({
+        // nodemailer closes the connection when this aborts (its types predate the option).
+        ...({ signal: deadline } as object),
         from: this.smtp.from,
         to: m.to,
         subject: m.subject,
@@ -59,6 +66,7 @@ export class EmailSender {
         headers: { 'X-Keyserver-Delivery': m.deliveryId, 'X-Keyserver-Event': m.event, 'Auto-Submitted': 'auto-generated' },
       });
     } catch (err) {
+      if (deadline.aborted) throw new SendFailure(`smtp timeout: not done within ${this.deadlineMs} ms`, false);
       const e = err as { responseCode?: number; code?: string; message?: string };
       const code = typeof e.responseCode === 'number' ? e.responseCode : undefined;
       throw new SendFailure(`smtp ${code ?? e.code ?? 'error'}: ${(e.message ?? String(err)).split('\n')[0]}`, code !== undefined && code >= 500);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { maskSecrets } from './config';
-import { maskUrlCredentials, redactHeaders, redactText, redactUrl } from './redact';
+import { logTarget, LOG_TARGET_MAX, maskUrlCredentials, redactHeaders, redactText, redactUrl } from './redact';
 
 const JWT = 'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
 
@@ -15,6 +15,38 @@ describe('redactUrl', () => {
     ['keeps a malformed parameter name', '/x?%zz=1', '/x?%zz=1'],
   ])('%s', (_n, url, expected) => {
     expect(redactUrl(url)).toBe(expected);
+  });
+});
+
+describe(logTarget.name, () => {
+  it.each([
+    ['ok a short target is only redacted', `/x?code=1&y=${JWT}`, '/x?code=***&y=***'],
+    ['ok a target of exactly the limit is kept', `/${'a'.repeat(LOG_TARGET_MAX - 1)}`, `/${'a'.repeat(LOG_TARGET_MAX - 1)}`],
+    ['fail a longer target is cut, with the length it had', `/${'a'.repeat(LOG_TARGET_MAX + 99)}`, `/${'a'.repeat(LOG_TARGET_MAX - 1)}…(+100)`],
+  ])('%s', (_n, url, expected) => {
+    expect(logTarget(url)).toBe(expected);
+  });
+
+  it.each([
+    ['ok a parameter the server defines keeps its value', '/a?state=ACTIVE&limit=5', '/a?state=ACTIVE&limit=5'],
+    ['fail any other parameter is masked', '/a?state=ACTIVE&pin=1234&api_key=k&Secret=s', '/a?state=ACTIVE&pin=***&api_key=***&Secret=***'],
+    ['fail a defined name spelt otherwise is another name', '/a?STATE=x&st%61te=y', '/a?STATE=***&st%61te=y'],
+    ['fail a credential parameter stays masked even if defined', '/a?code=c', '/a?code=***'],
+    ['fail a bare word is masked unless it is a defined name', '/a?s3cr3t&limit&state=x', '/a?***&limit&state=x'],
+  ])('with the defined names: %s', (_n, url, expected) => {
+    expect(logTarget(url, new Set(['state', 'limit', 'code']))).toBe(expected);
+  });
+
+  it('never holds a credential cut in half nor exceeds its bound, whatever precedes it (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 3000 }), fc.string({ minLength: 8, maxLength: 40, unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789') }), (pad, secret) => {
+        const jwt = `eyJhbGciOiJub25lIn0.eyJ4IjoxfQ.${secret}`;
+        fc.pre(!`/${encodeURIComponent(pad)}?a=1&client_secret=&t=eyJhbGciOiJub25lIn0.eyJ4IjoxfQ.`.includes(secret));
+        const out = logTarget(`/${encodeURIComponent(pad)}?a=1&client_secret=${secret}&t=${jwt}`);
+        expect(out.length).toBeLessThanOrEqual(LOG_TARGET_MAX + 16);
+        expect(out).not.toContain(secret);
+      }),
+    );
   });
 });
 

@@ -20,10 +20,11 @@ const CREDENTIAL_PARAMS = new Set([
 ]);
 
 /**
- * A request target fit for a log line: the value of every credential-carrying query parameter and every
- * JWT-shaped value anywhere (path or query) is replaced by `***`. Works on the raw target (no decoding).
+ * A request target fit for a log line: the value of every credential-carrying query parameter (and, with `keep`,
+ * of every parameter not named in it) and every JWT-shaped value anywhere (path or query) is replaced by `***`.
+ * Works on the raw target (no decoding).
  */
-export function redactUrl(url: string): string {
+export function redactUrl(url: string, keep?: ReadonlySet<string>): string {
   const q = url.indexOf('?');
   const path = (q < 0 ? url : url.slice(0, q)).replace(JWT, REDACTED);
   if (q < 0) return path;
@@ -32,17 +33,34 @@ export function redactUrl(url: string): string {
     .split('&')
     .map((pair) => {
       const eq = pair.indexOf('=');
-      if (eq < 0) return pair.replace(JWT, REDACTED);
-      let name = pair.slice(0, eq);
+      let name = eq < 0 ? pair : pair.slice(0, eq);
       try {
         name = decodeURIComponent(name.replace(/\+/g, ' '));
       } catch {
         // a malformed name is kept as it came
       }
-      return CREDENTIAL_PARAMS.has(name.toLowerCase()) ? `${pair.slice(0, eq)}=${REDACTED}` : pair.replace(JWT, REDACTED);
+      // A bare word (`?s3cr3t`) is a value without a name: only a name the server defines is shown.
+      if (eq < 0) return keep !== undefined && !keep.has(name) ? REDACTED : pair.replace(JWT, REDACTED);
+      const credential = CREDENTIAL_PARAMS.has(name.toLowerCase()) || (keep !== undefined && !keep.has(name));
+      return credential ? `${pair.slice(0, eq).replace(JWT, REDACTED)}=${REDACTED}` : pair.replace(JWT, REDACTED);
     })
     .join('&');
   return `${path}?${query}`;
+}
+
+/** The longest request target a log line holds (a path may be up to Node's 16 KiB header limit). */
+export const LOG_TARGET_MAX = 1024;
+
+/**
+ * A request target for a log line: {@link redactUrl} (with `keep`, the query parameters a server defines: the value
+ * of any other is masked too, whatever a client put there: `api_key`, `pin`, `secret`…), then cut to
+ * {@link LOG_TARGET_MAX} characters with the number cut off. Redacted before it is cut, so a cut never leaves part of a credential that the redaction would have
+ * masked whole; bounded, so one request cannot write a line that log shippers split (Docker's json-file splits at
+ * 16 KiB, and the second half of a split line is text the caller chose).
+ */
+export function logTarget(url: string, keep?: ReadonlySet<string>): string {
+  const redacted = redactUrl(url, keep);
+  return redacted.length <= LOG_TARGET_MAX ? redacted : `${redacted.slice(0, LOG_TARGET_MAX)}…(+${redacted.length - LOG_TARGET_MAX})`;
 }
 
 /**

@@ -12,7 +12,19 @@ export enum Exit {
   Invalid = 6,
 }
 
-/** A failure with its exit code and, when the server said so, the problem+json code; `details` go into --json output. */
+/** The user-info of every URL in a text (`scheme://user:password@`): what a CI log must never show. */
+const URL_USER_INFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi;
+
+/** `text` with the user-info of every URL in it replaced by `***` (a password in KEYSERVER_URL, say). */
+export function maskUrlUserInfo(text: string): string {
+  return text.replace(URL_USER_INFO, '$1***@');
+}
+
+/**
+ * A failure with its exit code and, when the server said so, the problem+json code; `details` go into --json output.
+ * The message is printed (stderr, --json), so the user-info of any URL in it is masked here, once for every path: a
+ * URL from the environment reaches messages through fetch's own errors too.
+ */
 export class CliError extends Error {
   constructor(
     message: string,
@@ -21,7 +33,7 @@ export class CliError extends Error {
     readonly status?: number,
     readonly details?: Record<string, unknown>,
   ) {
-    super(message);
+    super(maskUrlUserInfo(message));
   }
 }
 
