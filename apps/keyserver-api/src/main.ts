@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
-import { BootError, bootStep as step, keepIdleConnections, runOrExit } from '@keyserver/config';
+import { BootError, bootStep as step, runOrExit } from '@keyserver/config';
 import { createDb, migrateDatabase, observeAuditAppends, observeReservations } from '@keyserver/data-access';
 import { exitOnSignals, requestMetrics, startMetricsServer } from '@keyserver/observability';
 import { UsageReaper } from './usage/usage-reaper';
@@ -74,7 +74,7 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
 async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFastifyApplication> {
   // Counted first, so refusals at the edge are counted too (under the route "(unmatched)").
   const late: LateEdge = { logger: deps.logger, metrics: metrics ? requestMetrics(metrics.registry) : undefined };
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(deps), new ApiHttpAdapter(late), {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(deps), new ApiHttpAdapter(late, deps.config.edge), {
     bodyParser: false,
     logger: new PinoNestLogger(deps.logger),
   });
@@ -106,8 +106,8 @@ async function serve(config: ApiConfig, logger: Logger) {
     ttlMs: config.accessCacheTtlMs,
     onError: (err) => logger.warn({ err: err.message }, 'access cache listener lost; lookups go to the database until it is back'),
   });
+  // Keep-alive and the transport's timeouts are the adapter's (ApiHttpAdapter, from the config).
   const app = await createApp(deps, metrics);
-  keepIdleConnections(app.getHttpServer());
   await app.listen(config.port, config.host);
   logger.info({ event: 'listening', url: `http://${config.host}:${config.port}`, version: PRODUCT_VERSION }, 'keyserver-api listening');
   const metricsConfig = config.metrics;

@@ -17,15 +17,15 @@ describe(problemSource.name, () => {
 describe(problemCodes.name, () => {
   it('ok a public route without a body: no 401, no 403, no body codes', () => {
     const m = problemCodes({ isPublic: true, sources: [] }, false);
-    // The edge answers any route: 415 for a Content-Encoding, 417 for an unmet Expect, 429 over the rate limit, 431 for oversize headers (ADR 0011).
-    expect(statuses(m)).toEqual([400, 415, 417, 429, 431, 500, 503]);
+    // The edge answers any route: 408 for a slow sender, 415 for a Content-Encoding, 417 for an unmet Expect, 429 over the rate limit, 431 for oversize headers (ADR 0011).
+    expect(statuses(m)).toEqual([400, 408, 415, 417, 429, 431, 500, 503]);
     expect(m.get(400)).toEqual(['invalid_input_encoding', 'malformed_request', 'validation_failed']);
-    expect([m.get(415), m.get(417), m.get(429), m.get(431)]).toEqual([['unsupported_content_encoding'], ['expectation_failed'], ['rate_limited'], ['header_too_large']]);
+    expect([m.get(408), m.get(415), m.get(417), m.get(429), m.get(431)]).toEqual([['request_timeout'], ['unsupported_content_encoding'], ['expectation_failed'], ['rate_limited'], ['header_too_large']]);
   });
 
   it('ok a secured route with a body: the one 401 body, the guard 403s, the body codes', () => {
     const m = problemCodes({ isPublic: false, sources: [] }, true);
-    expect(statuses(m)).toEqual([400, 401, 403, 413, 415, 417, 429, 431, 500, 503]);
+    expect(statuses(m)).toEqual([400, 401, 403, 408, 413, 415, 417, 429, 431, 500, 503]);
     expect(m.get(400)).toEqual(expect.arrayContaining(['json_too_deep']));
     expect(m.get(401)).toEqual(['invalid_token']);
     expect(m.get(403)).toEqual(expect.arrayContaining(['permission_denied', 'unknown_subject', 'bff_token_not_allowed']));

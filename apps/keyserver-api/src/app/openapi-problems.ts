@@ -47,8 +47,8 @@ const code = (c: string, status: number) => ({ code: c, status });
 /** Any route: the request id / query / path validation and availability codes. */
 const ANY_ROUTE: ProblemSource[] = [
   problemSource(ApiError, [ApiErrorCode.ValidationFailed, ApiErrorCode.InvalidInputEncoding, ApiErrorCode.ServiceUnavailable]),
-  // The HTTP edge, before any route runs (ADR 0011): encodings, the parser's refusals, an unmet Expect, the rate limit.
-  problemSource(ApiError, [ApiErrorCode.UnsupportedContentEncoding, ApiErrorCode.MalformedRequest, ApiErrorCode.HeaderTooLarge, ApiErrorCode.ExpectationFailed, ApiErrorCode.RateLimited]),
+  // The HTTP edge, before any route runs (ADR 0011): encodings, the parser's refusals, an unmet Expect, a slow sender, the rate limit.
+  problemSource(ApiError, [ApiErrorCode.UnsupportedContentEncoding, ApiErrorCode.MalformedRequest, ApiErrorCode.HeaderTooLarge, ApiErrorCode.ExpectationFailed, ApiErrorCode.RequestTimeout, ApiErrorCode.RateLimited]),
   // What the problem filter answers for anything else (an unexpected failure never leaks its message).
   { codes: [code('internal_error', 500)] },
 ];

@@ -21,6 +21,10 @@ export enum ApiErrorCode {
   HeaderTooLarge = 'header_too_large',
   /** An `Expect` other than 100-continue (Node alone would answer a bare 417). */
   ExpectationFailed = 'expectation_failed',
+  /** The header section or the whole request took longer than its timeout (HTTP_*_TIMEOUT_MS): a slow sender. */
+  RequestTimeout = 'request_timeout',
+  /** The client closed the connection before its body ended (recorded in the audit; nobody is left to answer). */
+  RequestAborted = 'request_aborted',
   RateLimited = 'rate_limited',
 }
 
@@ -42,6 +46,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.MalformedRequest]: 400,
   [ApiErrorCode.HeaderTooLarge]: 431,
   [ApiErrorCode.ExpectationFailed]: 417,
+  [ApiErrorCode.RequestTimeout]: 408,
+  [ApiErrorCode.RequestAborted]: 400,
   [ApiErrorCode.RateLimited]: 429,
 };
 
@@ -54,4 +60,17 @@ export class ApiError extends errorClass(STATUS) {}
 export class EdgeRefusal extends ApiError {
   /** Seconds a rate-limited caller should wait (429 only). */
   retryAfterSeconds?: number;
+}
+
+const TRANSPORT_REFUSAL = Symbol('keyserverTransportRefusal');
+
+/** Records on a request still being received why the server stopped reading it (e.g. a timeout), before the socket goes. */
+export function markTransportRefusal(req: object, code: ApiErrorCode): void {
+  (req as Record<symbol, ApiErrorCode>)[TRANSPORT_REFUSAL] = code;
+}
+
+/** Why a request's body ended early: the server's refusal when it stopped reading, else the client went away. */
+export function transportRefusal(req: object): ApiError {
+  const code = (req as Record<symbol, ApiErrorCode | undefined>)[TRANSPORT_REFUSAL];
+  return new ApiError(code ?? ApiErrorCode.RequestAborted, code ? 'the server stopped reading the request' : 'the client closed the connection before the body ended');
 }

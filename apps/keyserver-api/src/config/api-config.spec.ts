@@ -58,6 +58,7 @@ describe(loadApiConfig.name, () => {
 
   it('ok leaves V8 background threads alone unless told to lower them (ADR 0039)', () => {
     expect(loadApiConfig(VALID).v8BackgroundNice).toBe(0);
+    expect([loadApiConfig(VALID).edge.headersTimeoutMs, loadApiConfig(VALID).edge.requestTimeoutMs]).toEqual([66_000, 300_000]);
     expect(loadApiConfig({ ...VALID, V8_BACKGROUND_NICE: '10' }).v8BackgroundNice).toBe(10);
   });
 
@@ -73,6 +74,8 @@ describe(loadApiConfig.name, () => {
     ['fail a multi-host DATABASE_DIRECT_URL', { DATABASE_DIRECT_URL: 'postgresql://u@db1:5432,db2:5432/ks' }, 'DATABASE_DIRECT_URL'],
     ['fail a V8 background nice above 19 (no such priority)', { V8_BACKGROUND_NICE: '20' }, 'V8_BACKGROUND_NICE'],
     ['fail a negative V8 background nice (a raised priority needs privileges)', { V8_BACKGROUND_NICE: '-5' }, 'V8_BACKGROUND_NICE'],
+    ['fail a request timeout shorter than the headers timeout (Node refuses the server)', { HTTP_HEADERS_TIMEOUT_MS: '10000', HTTP_REQUEST_TIMEOUT_MS: '5000' }, 'HTTP_REQUEST_TIMEOUT_MS'],
+    ['fail a headers timeout under a second', { HTTP_HEADERS_TIMEOUT_MS: '10' }, 'HTTP_HEADERS_TIMEOUT_MS'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
   });

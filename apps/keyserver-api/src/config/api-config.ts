@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, csv, guid, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { ConfigError, csv, guid, KEEP_ALIVE_IDLE_MS, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
@@ -9,6 +9,9 @@ import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, PkiError, readTsaCrls, type TsaCrl,
 
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
+
+/** The transport's timeouts unless configured: Node's request timeout; headers outlast the keep-alive idle time. */
+export const HTTP_TIMEOUT_DEFAULTS = { headersTimeoutMs: KEEP_ALIVE_IDLE_MS + 1_000, requestTimeoutMs: 300_000 };
 
 const schema = z
   .object({
@@ -61,6 +64,10 @@ const schema = z
     REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
+    // How long a client may take to send its header section, and its whole request (a slow sender is answered 408
+    // request_timeout and closed, ADR 0011 addendum). Node's request default; headers outlast the keep-alive idle time.
+    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs),
+    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs),
     // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
     TSA_POLICY_OID: z.string().regex(/^[0-2](\.(0|[1-9][0-9]{0,38})){1,20}$/, 'must be a dotted OID').default(DEFAULT_TSA_POLICY_OID),
     TSA_ACCURACY_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
@@ -109,6 +116,8 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       throw new ConfigError(variable, (err as Error).message);
     }
   }
+  // Node refuses a server whose request timeout is shorter than its headers timeout.
+  if (raw.HTTP_REQUEST_TIMEOUT_MS < raw.HTTP_HEADERS_TIMEOUT_MS) throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS');
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
   if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');
@@ -172,6 +181,8 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       auditWindowMs: raw.REFUSAL_AUDIT_WINDOW_SECONDS * 1000,
       auditPerKey: raw.REFUSAL_AUDIT_PER_KEY,
       auditPerWindow: raw.REFUSAL_AUDIT_PER_WINDOW,
+      headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
     },
   };
 }

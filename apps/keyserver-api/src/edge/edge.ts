@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
-import { checkRequestTarget } from './input-checks';
+import { checkHeaderSection, checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
 import { RefusalAudit } from './refusal-audit';
 import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
@@ -140,8 +140,10 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
     const final = (rendered.status < 500 ? this.observe(req as unknown as IncomingMessage, exception, rendered) : undefined) ?? rendered;
     const payload = JSON.stringify(final.body);
     reply.code(final.status).headers(final.headers).header('content-type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);
-    // The body (if any) is not read: close the connection rather than parse what follows.
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
+    // The body (if any) is not read: close the connection rather than parse what follows; and after a malformed
+    // header section nothing that follows on the connection can be trusted to be framed as the client meant.
+    const malformed = exception instanceof EdgeRefusal && exception.code === ApiErrorCode.MalformedRequest;
+    if (malformed || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
     void reply.send(payload);
   }
 
@@ -159,7 +161,9 @@ function rateLimited(retryAfterSeconds: number): EdgeRefusal {
 
 /**
  * First check of every request, in the server's request hook (before the body is read and before Nest): refuses
- * an unmet `Expect` (417, see {@link routeUnmetExpectation}), compressed bodies (415: nothing here inflates, so no
+ * an unmet `Expect` (417, see {@link routeUnmetExpectation}), a header section parsers could read differently (no
+ * Host, a repeated Host/Authorization/Content-Type/Idempotency-Key: 400 malformed_request), compressed bodies and
+ * transfer codings other than chunked (415: nothing here inflates, so no
  * zip bomb and no corrupt stream reaches a parser), request targets that decode to control characters or invalid
  * UTF-8 (400 invalid_input_encoding) and anonymous callers over their limit (429). Returns false when it answered
  * the request with a refusal.
@@ -169,9 +173,15 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
     if ((request.raw as unknown as Record<symbol, boolean>)[UNMET_EXPECTATION]) {
       throw new EdgeRefusal(ApiErrorCode.ExpectationFailed, 'no expectation other than 100-continue can be met');
     }
+    checkHeaderSection(request.raw);
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
+    }
+    // Node undoes only `chunked`: a body under `gzip, chunked` would reach a parser (or the firmware hash) still coded.
+    const transfer = request.headers['transfer-encoding'];
+    if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
+      throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a transfer coding other than chunked');
     }
     // The Fastify request, not the raw one: the charge is remembered on the object the problem filter sees.
     edge.admitAnonymous(request as unknown as IncomingMessage);

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
 import { runProbe } from '@keyserver/data-access/testing';
+import { clientErrorResponse } from './client-error';
 import { ApiHttpAdapter } from './http-server';
 
 describe(ApiHttpAdapter.name, () => {
@@ -16,9 +17,28 @@ describe(ApiHttpAdapter.name, () => {
   });
   afterAll(() => server.close());
 
-  it('keeps the timeouts the API had on Express: Node\'s request timeout, our keep-alive, no socket timeout', () => {
+  it('keeps the timeouts the API had on Express: Node\'s request timeout, our keep-alive and headers timeout, no socket timeout', () => {
     const node = createServer();
-    expect([server.server.requestTimeout, server.server.keepAliveTimeout, server.server.timeout]).toEqual([node.requestTimeout, KEEP_ALIVE_IDLE_MS, node.timeout]);
+    expect([server.server.requestTimeout, server.server.headersTimeout, server.server.keepAliveTimeout, server.server.timeout]).toEqual([node.requestTimeout, KEEP_ALIVE_IDLE_MS + 1_000, KEEP_ALIVE_IDLE_MS, node.timeout]);
+  });
+
+  it('takes the configured headers and request timeouts (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS)', async () => {
+    const other = new ApiHttpAdapter({ logger: pino({ level: 'silent' }) }, { headersTimeoutMs: 3_000, requestTimeoutMs: 6_000 }).getInstance() as unknown as FastifyInstance;
+    expect([other.server.headersTimeout, other.server.requestTimeout]).toEqual([3_000, 6_000]);
+    await other.close();
+  });
+
+  it.each([
+    ['fail a header section over the limit', 'HPE_HEADER_OVERFLOW', 431, 'header_too_large'],
+    ['fail a sender slower than its timeout', 'ERR_HTTP_REQUEST_TIMEOUT', 408, 'request_timeout'],
+    ['fail a bad chunk size', 'HPE_INVALID_CHUNK_SIZE', 400, 'malformed_request'],
+    ['fail CONNECT', 'HPE_CONNECT', 400, 'malformed_request'],
+    ['fail no code at all', undefined, 400, 'malformed_request'],
+  ])('%s: %i %s problem+json on the raw socket', (_n, parserCode, status, code) => {
+    const r = clientErrorResponse(parserCode);
+    expect([r.status, r.code]).toEqual([status, code]);
+    expect(r.raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
+    expect(JSON.parse(r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4))).toMatchObject({ status, code });
   });
 
   it.each([

@@ -10,7 +10,7 @@ import { UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
 import { installBodyParser } from '../common/body-limits';
 import { logRequest, requestId } from '../common/logging';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
-import type { ApiConfig } from '../config/api-config';
+import { HTTP_TIMEOUT_DEFAULTS, type ApiConfig } from '../config/api-config';
 import { bootstrapGate } from '../bootstrap/bootstrap-gate';
 import { PUBLIC_ROUTES } from '../app/public-routes';
 import { installEdgeRoutes } from '../health/liveness';
@@ -24,8 +24,11 @@ export interface LateEdge {
   metrics?: RequestMetrics;
 }
 
-/** Node's default, which the API ran with on Express; Fastify would otherwise turn it off (0). */
-const REQUEST_TIMEOUT_MS = 300_000;
+/** How long a client may take to send its headers and its whole request (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS). */
+export interface TransportTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
 
 /**
  * Nest's Fastify adapter with the API's server settings (docs/adr/0032-fastify-adapter.md): Express' routing
@@ -36,14 +39,18 @@ const REQUEST_TIMEOUT_MS = 300_000;
  * sees them.
  */
 export class ApiHttpAdapter extends FastifyAdapter {
-  constructor(late: LateEdge) {
+  constructor(late: LateEdge, timeouts: TransportTimeouts = HTTP_TIMEOUT_DEFAULTS) {
     super({
       logger: false,
       trustProxy: false,
       requestIdHeader: false,
       genReqId: (req: IncomingMessage) => requestId(req),
-      requestTimeout: REQUEST_TIMEOUT_MS,
+      // Node's 300 s by default (Fastify would turn it off); a timed-out request is answered 408 (clientErrorHandler).
+      requestTimeout: timeouts.requestTimeoutMs,
       keepAliveTimeout: KEEP_ALIVE_IDLE_MS,
+      // Timeouts are checked every 30 s by default: an expired sender could stay up to 30 s longer than its limit.
+      // requireHostHeader off: Node's own refusal is a bare 400; requestGuard refuses a missing Host as problem+json.
+      http: { connectionsCheckingInterval: Math.min(30_000, Math.floor(timeouts.headersTimeoutMs / 2)), requireHostHeader: false },
       return503OnClosing: false,
       // No Nest middleware: the API's per-request steps are one hook (configureHttpServer).
       skipMiddie: true,
@@ -61,7 +68,13 @@ export class ApiHttpAdapter extends FastifyAdapter {
       },
     });
     const server = (this.getInstance() as unknown as FastifyInstance).server;
+    server.headersTimeout = timeouts.headersTimeoutMs;
     server.on('checkExpectation', routeUnmetExpectation(server));
+    // CONNECT (authority-form): Node would drop the socket without a word; answered like any unparseable request.
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      if (late.edge) clientErrorHandler(late.edge, late.logger)(Object.assign(new Error('CONNECT is not served'), { code: 'HPE_CONNECT' }), socket);
+      else socket.destroy();
+    });
   }
 
   override setErrorHandler(handler: Parameters<FastifyAdapter['setErrorHandler']>[0]) {

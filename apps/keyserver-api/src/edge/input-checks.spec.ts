@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { EdgeRefusal } from '../common/api-error';
-import { checkJsonValue, checkRequestTarget, isStorableText } from './input-checks';
+import { checkHeaderSection, checkJsonValue, checkRequestTarget, isStorableText } from './input-checks';
 
 const codeOf = (fn: () => void): string => {
   try {
@@ -83,6 +83,42 @@ describe('checkJsonValue', () => {
         expect(codeOf(() => checkJsonValue({ s }, 64))).toBe(isStorableText(s) ? 'ok' : 'invalid_input_encoding');
       }),
       { seed: 13, numRuns: 300 },
+    );
+  });
+});
+
+describe(checkHeaderSection.name, () => {
+  const req = (raw: string[], minor = 1) => {
+    const headers: { host?: string } = {};
+    for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === 'host' && headers.host === undefined) headers.host = raw[i + 1];
+    return { httpVersionMajor: 1, httpVersionMinor: minor, headers, rawHeaders: raw };
+  };
+
+  it.each([
+    ['ok one of each', ['Host', 'a', 'Authorization', 'Bearer x', 'Content-Type', 'application/json', 'Idempotency-Key', 'k'], 1, 'ok'],
+    ['ok repeated headers that may repeat', ['Host', 'a', 'Accept', 'a', 'accept', 'b', 'X-Forwarded-For', '1', 'X-Forwarded-For', '2'], 1, 'ok'],
+    ['ok HTTP/1.0 without Host', [], 0, 'ok'],
+    ['fail HTTP/1.1 without Host', ['Authorization', 'Bearer x'], 1, 'malformed_request'],
+    ['fail two Host headers', ['Host', 'a', 'host', 'b'], 1, 'malformed_request'],
+    ['fail two Authorization headers in different case', ['Host', 'a', 'Authorization', 'Bearer x', 'AUTHORIZATION', 'Bearer y'], 1, 'malformed_request'],
+    ['fail two Content-Type headers', ['Host', 'a', 'Content-Type', 'application/json', 'content-type', 'text/plain'], 1, 'malformed_request'],
+    ['fail two Idempotency-Key headers', ['Host', 'a', 'Idempotency-Key', 'a', 'Idempotency-Key', 'a'], 1, 'malformed_request'],
+  ])('%s', (_n, raw, minor, code) => {
+    expect(codeOf(() => checkHeaderSection(req(raw, minor)))).toBe(code);
+  });
+
+  it('refuses exactly the sections that repeat a single header, whatever else they hold', () => {
+    const single = ['Host', 'Authorization', 'Content-Type', 'Idempotency-Key'];
+    const name = fc.oneof(fc.constantFrom(...single, ...single.map((s) => s.toUpperCase()), 'Accept', 'Hosts', 'X-Host'), fc.stringMatching(/^[A-Za-z-]{1,16}$/));
+    fc.assert(
+      fc.property(fc.array(name, { maxLength: 12 }), (names) => {
+        const raw = ['Host', 'h', ...names.flatMap((n) => [n, 'v'])];
+        const counts = new Map<string, number>();
+        for (let i = 0; i < raw.length; i += 2) counts.set(raw[i].toLowerCase(), (counts.get(raw[i].toLowerCase()) ?? 0) + 1);
+        const repeated = single.some((s) => (counts.get(s.toLowerCase()) ?? 0) > 1);
+        expect(codeOf(() => checkHeaderSection(req(raw)))).toBe(repeated ? 'malformed_request' : 'ok');
+      }),
+      { seed: 7, numRuns: 500 },
     );
   });
 });

@@ -91,3 +91,39 @@ export function checkJsonValue(root: unknown, maxDepth: number): void {
     }
   }
 }
+
+/** Bits of the headers a request may carry at most once (by name length first: one compare for most headers). */
+function singleHeaderBit(name: string): number {
+  switch (name.length) {
+    case 4:
+      return name.toLowerCase() === 'host' ? 1 : 0;
+    case 12:
+      return name.toLowerCase() === 'content-type' ? 2 : 0;
+    case 13:
+      return name.toLowerCase() === 'authorization' ? 4 : 0;
+    case 15:
+      return name.toLowerCase() === 'idempotency-key' ? 8 : 0;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Refuses a header section that parsers read differently (400 malformed_request): an HTTP/1.1 request without
+ * Host (Node would answer a bare 400), and a second Host, Content-Type, Authorization or Idempotency-Key. Node keeps
+ * the first of these and drops the rest; a proxy or WAF in front may have judged the last, so which token, type or
+ * key counted would depend on who reads. Duplicate Content-Length and Transfer-Encoding are the parser's own refusals.
+ */
+export function checkHeaderSection(req: { httpVersionMajor: number; httpVersionMinor: number; headers: { host?: string }; rawHeaders: string[] }): void {
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+    throw new EdgeRefusal(ApiErrorCode.MalformedRequest, 'an HTTP/1.1 request must carry a Host header');
+  }
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const bit = singleHeaderBit(raw[i]);
+    if (bit === 0) continue;
+    if (seen & bit) throw new EdgeRefusal(ApiErrorCode.MalformedRequest, `the ${raw[i]} header must not be repeated`);
+    seen |= bit;
+  }
+}

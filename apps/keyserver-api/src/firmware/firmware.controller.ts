@@ -13,7 +13,7 @@ import { ApiError, ApiErrorCode } from '../common/api-error';
 import { ApiProblems, DATA_ACCESS_PROBLEMS, problemSource } from '../app/openapi-problems';
 
 @ApiTags('sign orders')
-@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(TsaError, [TsaErrorCode.TimestampUnavailable, TsaErrorCode.TimestampReplyInvalid, TsaErrorCode.TimestampTsaUntrusted, TsaErrorCode.TimestampTsaRevoked, TsaErrorCode.TimestampTsaCrlStale, TsaErrorCode.TimestampClockSkew]), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
+@ApiProblems(problemSource(ApiError, [ApiErrorCode.KeyNotFound, ApiErrorCode.KeyNotUsable, ApiErrorCode.KeyNotPermitted, ApiErrorCode.OperationNotFound, ApiErrorCode.RequestAborted]), problemSource(PkiError, PKI_ERROR_CODES), problemSource(TsaError, [TsaErrorCode.TimestampUnavailable, TsaErrorCode.TimestampReplyInvalid, TsaErrorCode.TimestampTsaUntrusted, TsaErrorCode.TimestampTsaRevoked, TsaErrorCode.TimestampTsaCrlStale, TsaErrorCode.TimestampClockSkew]), problemSource(HsmError, HSM_ERROR_CODES), DATA_ACCESS_PROBLEMS)
 @Controller('api/v1/firmware')
 export class FirmwareController {
   constructor(private readonly service: FirmwareService) {}

@@ -6,7 +6,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
 import { KeyLifecycleRepository, KeyRepository, SignOrderRepository } from '@keyserver/data-access';
 import { HASHES, signCms } from '@keyserver/pki';
-import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiError, ApiErrorCode, transportRefusal } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
@@ -132,7 +132,8 @@ function countReceived(bytes: number): void {
 
 /**
  * Hashes a stream chunk by chunk in constant memory. More than `cap` bytes is a 413 at once; the stream is
- * left flowing (not destroyed, which would kill the socket before the answer is written).
+ * left flowing (not destroyed, which would kill the socket before the answer is written). A body that ends early
+ * is the transport's refusal (request_timeout) or the client's abort (request_aborted), audited as such.
  */
 export function hashStream(stream: Readable, nodeHash: string, cap: number): Promise<{ digest: Uint8Array; bytes: number }> {
   return new Promise((resolve, reject) => {
@@ -154,11 +155,15 @@ export function hashStream(stream: Readable, nodeHash: string, cap: number): Pro
     stream.once('end', () => {
       if (!failed) resolve({ digest: new Uint8Array(h.digest()), bytes });
     });
-    stream.once('error', (err) => {
-      if (!failed) {
-        failed = true;
-        reject(new ApiError(ApiErrorCode.ValidationFailed, `the upload failed: ${err.message}`));
-      }
+    // The body ended early: the client went away (request_aborted) or the server stopped reading (request_timeout).
+    const ended = () => {
+      if (failed) return;
+      failed = true;
+      reject(transportRefusal(stream));
+    };
+    stream.once('error', ended);
+    stream.once('close', () => {
+      if (!stream.readableEnded) ended();
     });
   });
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
 import { SCAVENGE_EVERY_BYTES, hashStream } from './firmware.service';
 
 describe(hashStream.name, () => {
@@ -20,15 +21,32 @@ describe(hashStream.name, () => {
     expect(stream.errored).toBeNull();
   });
 
-  it('turns a failing upload into validation_failed', async () => {
-    const stream = new Readable({
+  const idle = () =>
+    new Readable({
       read() {
-        // nothing to produce: the test destroys the stream
+        // nothing to produce: the test ends the stream
       },
     });
+
+  it.each([
+    ['fail a client that goes away mid-body', (s: Readable) => s.destroy(new Error('aborted')), 'request_aborted', 400],
+    ['fail a stream closed without an error or an end', (s: Readable) => s.destroy(), 'request_aborted', 400],
+    [
+      'fail a body the server stopped reading (timed out)',
+      (s: Readable) => {
+        markTransportRefusal(s, ApiErrorCode.RequestTimeout);
+        s.destroy(new Error('aborted'));
+      },
+      'request_timeout',
+      408,
+    ],
+  ] as const)('%s', async (_n, end, code, status) => {
+    const stream = idle();
     const p = hashStream(stream, 'sha256', 100);
-    stream.destroy(new Error('aborted'));
-    await expect(p).rejects.toMatchObject({ code: 'validation_failed' });
+    stream.push(Buffer.alloc(10));
+    await new Promise((r) => setImmediate(r));
+    end(stream);
+    await expect(p).rejects.toMatchObject({ code, status });
   });
 
   it('frees the body Buffers of a large HTTP upload while it streams: 256 MiB leave under 32 MiB of them alive at once', async () => {

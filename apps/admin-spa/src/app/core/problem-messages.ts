@@ -31,6 +31,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   invalid_state: 'This is not possible in its current state. Reload the page to see what changed.',
   invalid_input: 'Some values do not fit together. Check the form and try again.',
   request_aborted: 'The request was interrupted before it arrived. Try again.',
+  request_timeout: 'The request took too long to arrive. Check your connection and try again.',
   request_size_invalid: 'The request could not be read (its size did not match).',
   too_many_parameters: 'The request has too many parameters.',
   unsupported_charset: 'The request format is not supported (it must be UTF-8).',

@@ -1,0 +1,411 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import fc from 'fast-check';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { sql } from './admin-helpers';
+import { call, ciToken, operationBody } from './operations-support';
+
+// An attacker who controls the bytes on the socket (security.md sections 4 and 7, ADR 0011 addendum "the
+// transport"): every refusal the server can still answer is a 4xx problem+json with a stable code, otherwise a
+// clean close; never a hang, never a 5xx; an aborted firmware upload leaves nothing half-written, its usage is
+// consumed at most once, the attempt is audited, and the server answers the next request.
+
+const PROBLEM = 'application/problem+json';
+const MiB = 1024 * 1024;
+/** Tables are built before the token exists: `@CI@` in what a test writes stands for it. */
+let CI = '';
+const withToken = (part: Buffer | string): Buffer | string => (typeof part === 'string' ? part.replace('@CI@', CI) : part);
+
+interface Response {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  code?: string;
+}
+
+interface Exchange {
+  responses: Response[];
+  /** The server closed the connection (rather than the test giving up waiting). */
+  closed: boolean;
+  ms: number;
+}
+
+/** Splits what the server wrote into responses (status line, headers, body by Content-Length). */
+function parseResponses(raw: Buffer): Response[] {
+  const out: Response[] = [];
+  let at = 0;
+  while (at < raw.length) {
+    const end = raw.indexOf('\r\n\r\n', at);
+    if (end < 0) break;
+    const head = raw.subarray(at, end).toString('latin1').split('\r\n');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head[0])?.[1] ?? 0);
+    const headers: Record<string, string> = {};
+    for (const line of head.slice(1)) {
+      const i = line.indexOf(':');
+      headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    }
+    const len = Number(headers['content-length'] ?? 0);
+    const body = raw.subarray(end + 4, end + 4 + len).toString('utf8');
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(body) as { code?: string }).code;
+    } catch {
+      code = undefined;
+    }
+    out.push({ status, headers, body, code });
+    at = end + 4 + len;
+  }
+  return out;
+}
+
+/**
+ * Writes `parts` onto one socket (pausing `gapMs` between them), then waits until the server closes or `waitMs`
+ * passes; `abortAfter` destroys the socket after the last part instead of waiting.
+ */
+function exchange(port: number, parts: (Buffer | string)[], o: { gapMs?: number; waitMs?: number; half?: boolean } = {}): Promise<Exchange> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ responses: parseResponses(Buffer.concat(chunks)), closed, ms: Date.now() - started });
+    };
+    const timer = setTimeout(() => finish(false), o.waitMs ?? 5_000);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('connect', async () => {
+      for (const [i, part] of parts.entries()) {
+        if (i > 0 && o.gapMs) await new Promise((r) => setTimeout(r, o.gapMs));
+        if (s.destroyed) return;
+        s.write(withToken(part));
+      }
+      if (o.half) s.end();
+    });
+  });
+}
+
+/** Opens a socket and writes `head` plus `body` (the upload stays open: the caller decides how it ends). */
+function openUpload(port: number, head: string, body: Buffer): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.write(withToken(head));
+      if (body.length === 0) return resolve(s);
+      s.write(body, () => resolve(s));
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('the HTTP transport under a hostile client', () => {
+  let p: RunningPlatform;
+  let port: number;
+  let ci: string;
+
+  const reqLine = (method: string, target: string, headers: string[], body = ''): string =>
+    `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`;
+  const auth = () => 'Authorization: Bearer @CI@';
+  /** Never a 5xx; every answer a refusal is problem+json with a code. */
+  const expectClean = (x: Exchange) => {
+    for (const r of x.responses) {
+      expect(r.status).toBeLessThan(500);
+      if (r.status >= 400) expect([r.headers['content-type']?.split(';')[0], typeof r.code]).toEqual([PROBLEM, 'string']);
+    }
+  };
+  const healthy = async () => {
+    const r = await exchange(port, [reqLine('GET', '/healthz', ['Connection: close'])]);
+    expect(r.responses.map((x) => x.status)).toEqual([200]);
+  };
+
+  beforeAll(async () => {
+    p = await startPlatform({
+      extraApiEnv: {
+        FIRMWARE_MAX_BYTES: String(64 * MiB),
+        // Short so the timeouts can be watched: a slow sender's headers, a slow body (ADR 0011 addendum).
+        HTTP_HEADERS_TIMEOUT_MS: '3000',
+        HTTP_REQUEST_TIMEOUT_MS: '6000',
+      },
+    });
+    port = Number(new URL(p.env.urls.api).port);
+    ci = await ciToken(p);
+    CI = ci;
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  describe('framing', () => {
+    it.each([
+      ['fail Content-Length plus Transfer-Encoding', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: 4', 'Transfer-Encoding: chunked'], '0\r\n\r\n'), [400], 'malformed_request'],
+      ['fail two different Content-Lengths', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: 2', 'Content-Length: 3'], '{}'), [400], 'malformed_request'],
+      ['fail a chunk size that is not hex', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Transfer-Encoding: chunked'], 'zz\r\n{}\r\n0\r\n\r\n'), [400], 'malformed_request'],
+      ['fail a negative Content-Length', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: -1'], '{}'), [400], 'malformed_request'],
+      ['fail a Transfer-Encoding other than chunked', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Transfer-Encoding: gzip, chunked'], '0\r\n\r\n'), [415], 'unsupported_content_encoding'],
+      ['fail a repeated chunked Transfer-Encoding', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'], '0\r\n\r\n'), [400, 415], undefined],
+      ['fail a chunk extension of 20 KiB', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Transfer-Encoding: chunked'], `2;x=${'a'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`), [400, 413], undefined],
+      ['fail a header line without a colon', reqLine('GET', '/api/v1/me', [auth(), 'Bogus header']), [400], 'malformed_request'],
+      ['fail a space before the colon', reqLine('GET', '/api/v1/me', [auth(), 'X-A : b']), [400], 'malformed_request'],
+      ['fail an obs-fold continuation line', reqLine('GET', '/api/v1/me', [auth(), 'X-A: b', ' folded']), [400], 'malformed_request'],
+      ['fail HTTP/1.1 without Host', `GET /api/v1/me HTTP/1.1\r\n${auth()}\r\n\r\n`, [400], 'malformed_request'],
+      ['fail an unknown HTTP version', 'GET /healthz HTTP/3.7\r\nHost: x\r\n\r\n', [400, 505], undefined],
+      ['fail 3000 headers', reqLine('GET', '/api/v1/me', Array.from({ length: 3000 }, (_, i) => `X-${i}: ${i}`)), [431], 'header_too_large'],
+      ['fail one 40 KiB header', reqLine('GET', '/api/v1/me', [`X-Big: ${'b'.repeat(40_000)}`]), [431], 'header_too_large'],
+    ] as const)('%s, then a clean close', async (_n, bytes, statuses, code) => {
+      const x = await exchange(port, [bytes]);
+      expect(x.closed).toBe(true);
+      expect(x.responses).toHaveLength(1);
+      expect(statuses as readonly number[]).toContain(x.responses[0].status);
+      if (code) expect(x.responses[0].code).toBe(code);
+      expectClean(x);
+    });
+
+    it.each([
+      ['ok chunk extensions and trailers on a JSON body', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Transfer-Encoding: chunked'], '2;ext=1\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n'), 400, 'validation_failed'],
+      ['ok HTTP/1.0 without Host to the liveness probe', 'GET /healthz HTTP/1.0\r\n\r\n', 200, undefined],
+      ['ok HTTP/1.0 without Host and without a token', 'GET /api/v1/me HTTP/1.0\r\n\r\n', 401, 'invalid_token'],
+      // Node parses the rest as the next request and refuses it before the first is answered: one 400, then closed.
+      ['fail a body longer than its Content-Length: the rest is a second request', reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: 2'], '{}garbage garbage\r\n\r\n'), 400, 'malformed_request'],
+    ] as const)('%s', async (_n, bytes, status, code) => {
+      const x = await exchange(port, [bytes], { half: false, waitMs: 3_000 });
+      expect(x.responses.length).toBeGreaterThanOrEqual(1);
+      expect([x.responses[0].status, x.responses[0].code]).toEqual([status, code]);
+      expectClean(x);
+    });
+
+    it('fail a body shorter than its Content-Length from a client that then half-closes: no answer hangs', async () => {
+      const x = await exchange(port, [reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: 100'], '{"a":')], { half: true, waitMs: 5_000 });
+      expect(x.closed).toBe(true);
+      expectClean(x);
+      await healthy();
+    });
+
+    it('keeps generated hostile request lines and headers to a 4xx problem+json or a clean close (property)', async () => {
+      const token = fc.constantFrom('GET', 'POST', 'OPTIONS', 'G\u0000T', 'get', 'CONNECT', 'PRI', 'TRACE', '');
+      const target = fc.constantFrom('/healthz', '*', 'http://127.0.0.1/api/v1/me', '//api/v1/me', '/api/v1/keys/%2e%2e', '/api/v1/keys/..%2fme', '/api/v1//keys', '/%2e%2e/%2e%2e/etc/passwd', '/api/v1/crl/%', 'example.com:443', '/api/v1/keys/\u00ff', '');
+      const header = fc.oneof(
+        fc.constantFrom('Content-Type: application/json', 'Content-Type: text/plain', 'Content-Length: 2', 'Content-Length: 1e3', 'Transfer-Encoding: chunked', 'Transfer-Encoding: identity', auth(), 'Authorization: Bearer x', 'Authorization: Basic Zm9vOmJhcg==', 'Idempotency-Key: a', 'Expect: 100-continue', 'Connection: close', 'Connection: keep-alive, upgrade', 'Upgrade: h2c', 'Host: other'),
+        fc.tuple(fc.stringMatching(/^[A-Za-z-]{1,12}$/), fc.string({ maxLength: 40 })).map(([n, v]) => `${n}: ${v.replace(/[\r\n]/g, '')}`),
+      );
+      const body = fc.constantFrom('', '{}', '0\r\n\r\n', '2\r\n{}\r\n0\r\n\r\n', 'zz\r\n', '{"a":');
+      await fc.assert(
+        fc.asyncProperty(token, target, fc.array(header, { maxLength: 6 }), body, async (m, t, hs, b) => {
+          const x = await exchange(port, [`${m} ${t} HTTP/1.1\r\nHost: 127.0.0.1\r\n${hs.map((h) => `${h}\r\n`).join('')}\r\n${b}`], { waitMs: 4_000, half: true });
+          expectClean(x);
+          // Answered or closed well before the request timeout: nothing waits for bytes the client said it would not send.
+          expect(x.closed).toBe(true);
+        }),
+        { numRuns: 60, seed: 20261207 },
+      );
+      await healthy();
+    });
+  });
+
+  describe('request targets', () => {
+    it.each([
+      // RFC 9112 §3.2.2: a server must accept absolute-form; the router and every check see the same target.
+      ['ok absolute-form is routed by its path', 'GET', 'http://127.0.0.1:PORT/api/v1/me', true, 200, undefined],
+      ['ok absolute-form naming another host is this server\'s path, no proxying', 'GET', 'http://evil.example/api/v1/me', true, 200, undefined],
+      ['fail absolute-form without a token', 'GET', 'http://127.0.0.1:PORT/api/v1/me', false, 401, 'invalid_token'],
+      ['fail asterisk-form', 'OPTIONS', '*', true, 404, 'not_found'],
+      ['fail authority-form (CONNECT)', 'CONNECT', '127.0.0.1:443', true, 400, 'malformed_request'],
+      ['fail a double slash', 'GET', '//api/v1/me', true, 404, 'not_found'],
+      ['fail an encoded dot-dot segment', 'GET', '/api/v1/keys/%2e%2e/%2e%2e/me', true, 404, 'not_found'],
+      ['fail a raw dot-dot segment', 'GET', '/api/v1/keys/../../healthz', true, 404, 'not_found'],
+      ['fail an encoded slash in a key id', 'GET', '/api/v1/keys/demo-fw-dev%2f..%2f..%2fme', true, 404, 'key_not_found'],
+    ] as const)('%s', async (_n, method, target, token, status, code) => {
+      const x = await exchange(port, [reqLine(method, target.replace('PORT', String(port)), [...(token ? [auth()] : []), 'Connection: close'])]);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[status, code]]);
+      expectClean(x);
+    });
+  });
+
+  describe('duplicate headers', () => {
+    it.each([
+      ['fail two Authorization headers', ['Authorization: Bearer x', auth()]],
+      ['fail two Authorization headers, the valid one first', [auth(), 'Authorization: Bearer x']],
+      ['fail two Content-Type headers', [auth(), 'Content-Type: application/json', 'Content-Type: text/plain']],
+      ['fail two Host headers', [auth(), 'Host: other.example']],
+    ])('%s: 400 malformed_request', async (_n, headers) => {
+      const x = await exchange(port, [reqLine('POST', '/api/v1/operations', [...headers, 'Content-Length: 2', 'Connection: close'], '{}')]);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[400, 'malformed_request']]);
+      expectClean(x);
+    });
+
+    it('fail two Idempotency-Key headers: 400 idempotency_key_invalid, no usage spent', async () => {
+      const op = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1));
+      const body = JSON.stringify({ operationid: op.body.id, keyid: 'demo-fw-dev', inputdata: 'ab'.repeat(32), inputformat: 'hex', inputpadding: 'none', signatureformat: 'asn1', description: 'dup idem' });
+      const x = await exchange(port, [reqLine('POST', '/api/signorders', [auth(), 'Content-Type: application/json', 'Idempotency-Key: a', 'Idempotency-Key: b', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'], body)]);
+      expect(x.responses.map((r) => r.status)).toEqual([400]);
+      expect(['idempotency_key_invalid', 'malformed_request']).toContain(x.responses[0].code);
+      const used = await sql<{ n: number }>(p, 'SELECT "usagesUsed" AS n FROM operation_key WHERE "operationId" = $1', [op.body.id]);
+      expect(used.map((r) => r.n)).toEqual([0]);
+    });
+  });
+
+  describe('pipelining', () => {
+    it('fail then ok: a refused request with a body closes the connection; what follows is never read as a request', async () => {
+      const first = reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: text/plain', 'Content-Length: 47'], 'GET /api/v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      const x = await exchange(port, [first + reqLine('GET', '/healthz', [])]);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[415, 'unsupported_media_type']]);
+      expect(x.closed).toBe(true);
+    });
+
+    it('fail then ok: a refusal without a body keeps the connection and answers the next request', async () => {
+      const x = await exchange(port, [reqLine('GET', '/api/v1/crl/a%00b', []) + reqLine('GET', '/healthz', ['Connection: close'])]);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([
+        [400, 'invalid_input_encoding'],
+        [200, undefined],
+      ]);
+    });
+  });
+
+  describe('slow clients', () => {
+    it('fail headers sent one byte at a time (slowloris): 408 request_timeout problem+json, then closed', async () => {
+      const head = reqLine('GET', '/api/v1/me', [auth(), ...Array.from({ length: 20 }, (_, i) => `X-Slow-${i}: ${i}`)]);
+      const x = await exchange(port, String(withToken(head)).split(''), { gapMs: 100, waitMs: 15_000 });
+      expect(x.closed).toBe(true);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[408, 'request_timeout']]);
+      expect(x.ms).toBeLessThan(12_000);
+      await healthy();
+    });
+
+    it('fail a connection that never sends a byte: closed (with a 408) once the headers timeout passes', async () => {
+      const x = await exchange(port, [], { waitMs: 15_000 });
+      expect(x.closed).toBe(true);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[408, 'request_timeout']]);
+      expect(x.ms).toBeLessThan(12_000);
+    });
+
+    it('fail a JSON body that never completes: 408 request_timeout problem+json, then closed', async () => {
+      const x = await exchange(port, [reqLine('POST', '/api/v1/operations', [auth(), 'Content-Type: application/json', 'Content-Length: 100'], '{"a":')], { waitMs: 20_000 });
+      expect(x.closed).toBe(true);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[408, 'request_timeout']]);
+      await healthy();
+    });
+  });
+
+  describe('firmware uploads that end early', () => {
+    const newOp = async (usages: number) => {
+      const r = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', usages));
+      expect(r.status).toBe(201);
+      return r.body.id;
+    };
+    const head = (operationid: string, requestId: string, length: number) =>
+      reqLine('POST', `/api/v1/firmware/signatures?operationid=${operationid}&keyid=demo-fw-dev&description=hostile%20upload`, [auth(), 'Content-Type: application/octet-stream', `Content-Length: ${length}`, `X-Request-Id: ${requestId}`]);
+    /** What the database holds for an operation: spent usages, sign orders, open reservations. */
+    const stateOf = async (operationid: string) => {
+      const [r] = await sql<{ used: number; orders: number; reservations: number }>(
+        p,
+        `SELECT (SELECT "usagesUsed" FROM operation_key WHERE "operationId" = $1) AS used,
+                (SELECT count(*)::int FROM sign_order WHERE "operationId" = $1) AS orders,
+                (SELECT count(*)::int FROM usage_reservation WHERE "operationId" = $1) AS reservations`,
+        [operationid],
+      );
+      return r;
+    };
+    const auditOfRequest = (requestId: string) => sql<{ action: string; outcome: string; errorCode: string | null }>(p, 'SELECT action, outcome, "errorCode" FROM audit_event WHERE "requestId" = $1 ORDER BY seq', [requestId]);
+    const until = async <T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
+      const end = Date.now() + ms;
+      for (;;) {
+        const v = await f();
+        if (ok(v) || Date.now() > end) return v;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.api.child.pid}/status`, 'utf8'))?.[1] ?? 0);
+
+    it('fail a client that aborts after the headers: nothing written, the attempt audited, the next request answered', async () => {
+      const op = await newOp(2);
+      const rid = randomUUID();
+      const s = await openUpload(port, head(op, rid, 4 * MiB), Buffer.alloc(0));
+      await new Promise((r) => setTimeout(r, 300));
+      s.destroy();
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      expect(audit.map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['firmware.sign', 'DENIED', 'request_aborted']]);
+      expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
+      await healthy();
+    });
+
+    it('fail a client that aborts mid-body: nothing written, the attempt audited once, the next request answered', async () => {
+      const op = await newOp(2);
+      const rid = randomUUID();
+      const s = await openUpload(port, head(op, rid, 8 * MiB), Buffer.alloc(3 * MiB, 1));
+      await new Promise((r) => setTimeout(r, 300));
+      s.destroy();
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(audit).toHaveLength(1);
+      expect((await auditOfRequest(rid)).map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['firmware.sign', 'DENIED', 'request_aborted']]);
+      expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
+      await healthy();
+    });
+
+    it('ok a client that aborts after the last byte, before the answer: the usage is spent exactly once, with its order and its audit', async () => {
+      const op = await newOp(2);
+      const rid = randomUUID();
+      const s = await openUpload(port, head(op, rid, 2 * MiB), Buffer.alloc(2 * MiB, 2));
+      s.destroy();
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      await new Promise((r) => setTimeout(r, 500));
+      const state = await stateOf(op);
+      // The body was complete: the server may have signed (the order and its usage, committed together) or not
+      // (nothing); never a usage without its order, nor a reservation left open.
+      expect(state.reservations).toBe(0);
+      expect(state.used).toBe(state.orders);
+      expect((await auditOfRequest(rid)).map((a) => a.action)).toEqual(['firmware.sign']);
+      expect(audit[0].outcome).toBe(state.orders === 1 ? 'SUCCESS' : 'DENIED');
+      await healthy();
+    });
+
+    it('fail a slow body: holds no reservation and no database session while it trickles; timed out with 408 and audited', async () => {
+      const op = await newOp(2);
+      const rid = randomUUID();
+      const s = await openUpload(port, head(op, rid, 4 * MiB), Buffer.alloc(MiB, 3));
+      const got: Buffer[] = [];
+      s.on('data', (c: Buffer) => got.push(c));
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      s.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
+      const busy = await sql<{ n: number }>(p, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`);
+      expect(busy[0].n).toBe(0);
+      // Another upload on the same operation goes through meanwhile.
+      const other = await newOp(1);
+      const ok = await exchange(port, [head(other, randomUUID(), 16) + 'sixteen bytes!!!'], { waitMs: 10_000 });
+      expect(ok.responses.map((r) => r.status)).toEqual([201]);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 15_000))]);
+      s.destroy();
+      const answers = parseResponses(Buffer.concat(got));
+      expect(answers.map((r) => [r.status, r.code])).toEqual([[408, 'request_timeout']]);
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      expect(audit.map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['firmware.sign', 'DENIED', 'request_timeout']]);
+      expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
+    });
+
+    it('fail 24 concurrent uploads aborted at random points: no reservation left, RSS back near its baseline, the server answers', async () => {
+      const op = await newOp(24);
+      await healthy();
+      const before = rssKb();
+      await Promise.all(
+        Array.from({ length: 24 }, async (_, i) => {
+          const s = await openUpload(port, head(op, randomUUID(), 16 * MiB), Buffer.alloc(((i % 6) + 1) * MiB, i));
+          s.on('error', () => undefined);
+          await new Promise((r) => setTimeout(r, 50 * (i % 4)));
+          s.destroy();
+        }),
+      );
+      const state = await until(() => stateOf(op), (v) => v.reservations === 0);
+      expect(state).toEqual({ used: 0, orders: 0, reservations: 0 });
+      await healthy();
+      await new Promise((r) => setTimeout(r, 500));
+      expect((rssKb() - before) / 1024).toBeLessThan(64);
+    });
+  });
+});
