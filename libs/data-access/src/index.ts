@@ -101,6 +101,7 @@ export {
   type NotificationSettings,
   type OperationNotice,
   type OperationNoticePayload,
+  RECIPIENT_HOURLY_LIMIT,
 } from './lib/repositories/notification.repository';
 export { TimestampRepository, type TimestampRecord } from './lib/repositories/timestamp.repository';
 export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';

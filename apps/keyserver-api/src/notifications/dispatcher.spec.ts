@@ -123,6 +123,7 @@ describe(NotificationDispatcher.name, () => {
       leaseMs: 60_000,
       dbPoolSize: 2,
       retentionDays: 90,
+      recipientHourlyMax: 20,
       ...over,
     };
   }
@@ -302,6 +303,32 @@ describe(NotificationDispatcher.name, () => {
     const hookIds = calls.map((c) => c.headers['x-keyserver-delivery']);
     expect(hookIds).toHaveLength(8);
     expect(new Set(hookIds).size).toBe(8);
+  });
+
+  it('holds a flood of approval requests to one approver at the hourly cap, sends one short notice instead, and still tells the orderer', async () => {
+    // The attack: an orderer allowed on the key creates operations in a loop; each asks the approver again.
+    const s = await scene(1);
+    const flood = [];
+    for (let i = 0; i < 6; i++) flood.push(await s.order(`flood ${i} <b>[click](https://evil.example)</b>`));
+    const d = new NotificationDispatcherFor([], db, { recipientHourlyMax: 2 });
+    expect(await d.drain()).toMatchObject({ sent: 3, skipped: 3, dead: 0 });
+    const toApprover = mails.filter((m) => m.to[0] === s.approvers[0].email);
+    expect(toApprover).toHaveLength(3);
+    const notice = toApprover.filter((m) => m.raw.includes('Subject: [Keyserver] Further approval requests held back'));
+    expect(notice).toHaveLength(1);
+    expect(notice[0].raw).toContain('https://keyserver.example.test/operations');
+    expect(notice[0].raw).not.toMatch(/flood|evil|click/);
+    const rows = (await Promise.all(flood.map((op) => repos.notifications.deliveriesOf(op.id)))).flat();
+    expect(rows.filter((r) => r.state === 'SKIPPED').map((r) => r.lastError)).toEqual(['recipient_hourly_limit', 'recipient_hourly_limit', 'recipient_hourly_limit']);
+    // Another kind of notice is not capped: the orderer hears that an operation became usable.
+    mails.length = 0;
+    await repos.operations.addApproval(flood[0].id, s.key.keyid, s.approvers[0].id);
+    expect(await d.drain()).toMatchObject({ sent: 1 });
+    expect(mails.map((m) => m.to)).toEqual([[(await repos.notifications.settings(s.orderer.id)).email]]);
+    // The metric counts what was held back in the last hour (the same on every replica).
+    const m = new ApiMetrics();
+    m.attach({ db, logger: quiet });
+    expect(await m.registry.metrics()).toMatch(/^keyserver_notification_held_last_hour [1-9]\d*$/m);
   });
 
   it('reports pending and dead deliveries to a metrics scrape', async () => {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ClaimedDelivery, NotificationRepository } from '@keyserver/data-access';
 import { PeriodicJob } from '../common/periodic-job';
 import type { NotifyConfig } from './notify-config';
-import { aboutId, emailText, notificationBody, title, webhookBody } from './render';
+import { aboutId, emailText, HELD_NOTICE_TITLE, heldNoticeText, notificationBody, title, webhookBody } from './render';
 import { EmailSender, postWebhook, SendFailure } from './senders';
 
 /** What one pass did (tests and logs). */
@@ -79,7 +79,7 @@ export class NotificationDispatcher {
             this.logger.warn({ event: e.event, about: e.about }, 'an approval is needed but nobody can give it (no enabled user with the right): nobody was notified');
           }
         }
-        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10);
+        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10, this.cfg.recipientHourlyMax);
         await Promise.all(claimed.map((d) => this.deliver(d, result)));
         if (batch.length === 0 && claimed.length === 0) break;
       }
@@ -91,7 +91,8 @@ export class NotificationDispatcher {
 
   private async deliver(d: ClaimedDelivery, result: DispatchPass): Promise<void> {
     if (d.staleReason) {
-      // A retry (or an old backlog) that no longer applies: the operation was decided, or the recipient opted out.
+      // A retry (or an old backlog) that no longer applies: the operation was decided, or the recipient opted out;
+      // or an approval request over its recipient's hourly cap (the notice of that hour went or goes instead).
       if (await this.repo.markSkipped(d.id, d.leaseToken, d.staleReason)) result.skipped += 1;
       return;
     }
@@ -133,8 +134,8 @@ export class NotificationDispatcher {
       if (!d.address) throw new SendFailure('no address', true);
       await this.email.send({
         to: d.address,
-        subject: title(d.payload),
-        text: emailText(d.payload, d.recipients[0], this.cfg.spaUrl, d.id),
+        subject: d.heldNotice ? HELD_NOTICE_TITLE : title(d.payload),
+        text: d.heldNotice ? heldNoticeText(d.recipients[0], this.cfg.spaUrl, this.cfg.recipientHourlyMax, d.id) : emailText(d.payload, d.recipients[0], this.cfg.spaUrl, d.id),
         deliveryId: d.id,
         event: d.payload.type,
       });

@@ -28,7 +28,7 @@ function variableOf(env: Record<string, string>): string {
 
 describe(notifyConfig.name, () => {
   it('sends nothing when nothing is configured, and takes empty values (compose pass-through) as unset', () => {
-    expect(load({})).toMatchObject({ smtp: null, webhooks: [], maxAttempts: 8, spaUrl: null });
+    expect(load({})).toMatchObject({ smtp: null, webhooks: [], maxAttempts: 8, spaUrl: null, recipientHourlyMax: 20 });
     const empty = Object.fromEntries(Object.keys(notifyEnvSchema).map((k) => [k, '']));
     expect(load(empty)).toEqual(load({}));
     expect(load({ SMTP_HOST: 'smtp.example.test', SMTP_FROM: 'ks@example.test', SMTP_PORT: '' }).smtp?.port).toBe(587);
@@ -48,6 +48,10 @@ describe(notifyConfig.name, () => {
     ['fail an unknown webhook field', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'a', url: 'https://h.example.test/1', secret: SECRET, headers: {} }]) }, 'NOTIFY_WEBHOOKS[0]'],
     ['ok a Slack webhook without a secret (its URL is the secret)', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'slack', url: 'https://hooks.slack.example/services/T/B/X', format: 'slack' }]) }, 'ok'],
     ['ok a secret read from a file', { NOTIFY_WEBHOOKS: JSON.stringify([{ name: 'a', url: 'https://h.example.test/1', secretFile }]) }, 'ok'],
+    ['ok a recipient hourly cap within bounds', { NOTIFY_RECIPIENT_HOURLY_MAX: '100' }, 'ok'],
+    ['fail a recipient hourly cap of 0 (it would mail no approval request at all)', { NOTIFY_RECIPIENT_HOURLY_MAX: '0' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
+    ['fail a recipient hourly cap above 10000 (no cap)', { NOTIFY_RECIPIENT_HOURLY_MAX: '10001' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
+    ['fail a recipient hourly cap that is not an integer', { NOTIFY_RECIPIENT_HOURLY_MAX: '2.5' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
     ['fail a retry maximum below the base', { NOTIFY_RETRY_BASE_MS: '1000', NOTIFY_RETRY_MAX_MS: '10' }, 'NOTIFY_RETRY_MAX_MS'],
   ])('%s', (_n, env, expected) => {
     expect(variableOf(env)).toBe(expected);

@@ -28,6 +28,8 @@ export const notifyEnvSchema = {
   NOTIFY_DB_POOL_SIZE: unsetIfEmpty(z.coerce.number().int().min(1).max(10).default(2)),
   // Finished events (every delivery SENT, SKIPPED or DEAD) are deleted after this many days.
   NOTIFY_RETENTION_DAYS: unsetIfEmpty(z.coerce.number().int().min(1).max(3650).default(90)),
+  // Approval-request emails per recipient address and hour, across replicas; past it, one notice, the rest held back.
+  NOTIFY_RECIPIENT_HOURLY_MAX: unsetIfEmpty(z.coerce.number().int().min(1).max(10_000).default(20)),
 };
 
 export type WebhookFormat = 'keyserver' | 'slack' | 'teams';
@@ -61,6 +63,8 @@ export interface NotifyConfig {
   leaseMs: number;
   dbPoolSize: number;
   retentionDays: number;
+  /** Approval-request emails per recipient address and hour (ADR 0023 addendum); one notice past it, the rest SKIPPED. */
+  recipientHourlyMax: number;
 }
 
 const Webhook = z.strictObject({
@@ -103,6 +107,7 @@ export function notifyConfig(raw: NotifyEnv): NotifyConfig {
     leaseMs: Math.max(60_000, 3 * raw.NOTIFY_SEND_TIMEOUT_MS),
     dbPoolSize: raw.NOTIFY_DB_POOL_SIZE,
     retentionDays: raw.NOTIFY_RETENTION_DAYS,
+    recipientHourlyMax: raw.NOTIFY_RECIPIENT_HOURLY_MAX,
   };
 }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { OperationNoticePayload } from '@keyserver/data-access';
-import { emailText, notificationBody, oneLine, signature, title, webhookBody } from './render';
+import { emailText, HELD_NOTICE_TITLE, heldNoticeText, notificationBody, oneLine, signature, title, webhookBody } from './render';
 
 const HOSTILE = 'Release 4.2\r\nBcc: victim@example.test <!channel> [approve](https://evil.example/approve) <b>x</b>';
 
@@ -38,6 +38,15 @@ describe(webhookBody.name, () => {
     // Outside the orderer's quoted description, the only URL is the SPA page's.
     const own = text.split('\n').filter((l) => !l.startsWith('Description (written by the orderer)'));
     expect(own.join('\n').match(/https?:\/\/\S+/g)).toEqual(['https://ks.example.test/operations/11111111-2222-4333-8444-555555555555']);
+    expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
+  });
+
+  it('writes the held-back notice with the cap and the console link only: no operation, nothing the orderer wrote', () => {
+    const text = heldNoticeText({ subjectId: 'a', displayName: 'Alice\r\nBcc: x@example.test' }, 'https://ks.example.test', 20, 'd-2');
+    expect(HELD_NOTICE_TITLE).toBe('[Keyserver] Further approval requests held back');
+    expect(text).toContain('20 approval(s) within the last hour');
+    expect(text.match(/https?:\/\/\S+/g)).toEqual(['https://ks.example.test/operations']);
+    expect(text).not.toMatch(/token|code=|secret|Release|evil/i);
     expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
   });
 

@@ -161,3 +161,27 @@ export function webhookBody(format: 'keyserver' | 'slack' | 'teams', body: Notif
 function slackEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
+
+/** The subject of the hour's one notice that further approval requests to a recipient were held back. */
+export const HELD_NOTICE_TITLE = '[Keyserver] Further approval requests held back';
+
+/**
+ * The short notice sent instead of the first approval request over the recipient's hourly cap. It names no
+ * operation and quotes nothing an orderer wrote (a flood's descriptions are the attacker's text): only the cap and
+ * the console's operations page.
+ */
+export function heldNoticeText(recipient: NotificationRecipient | undefined, spaUrl: string | null, hourlyMax: number, deliveryId: string): string {
+  return [
+    `Hello ${oneLine(recipient?.displayName ?? '', 200)},`,
+    '',
+    `You were asked for ${hourlyMax} approval(s) within the last hour. Further approval requests to you are held back (not mailed) until fewer than ${hourlyMax} were mailed to you in the past hour.`,
+    'Nothing is lost: every operation waiting for your approval is listed in the Keyserver console. Many requests in a short time may be a mistake or abuse by an orderer; check them before approving.',
+    '',
+    spaUrl ? `Open the console (sign-in required): ${spaUrl}/operations` : 'Open the Keyserver admin UI to review them (sign-in required).',
+    '',
+    '--',
+    'You get this because you may approve operations on Keyserver keys.',
+    'You can turn these messages off in the Keyserver (My notifications) or with PUT /api/v1/me/notifications.',
+    `Delivery ${deliveryId}`,
+  ].join('\n');
+}

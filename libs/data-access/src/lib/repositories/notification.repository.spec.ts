@@ -1,8 +1,9 @@
+import fc from 'fast-check';
 import { sql, type TempDatabase } from '../../spec/temp-database';
 import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
-import { NotificationRepository } from './notification.repository';
+import { NotificationRepository, type ClaimedDelivery } from './notification.repository';
 
 const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
 
@@ -193,6 +194,76 @@ describe(NotificationRepository.name, () => {
         ['WEBHOOK', 'teams', null],
       ].sort(),
     );
+  });
+
+  /** Every delivery due now, marked SENT, so the next claims see only the case's own. */
+  const settleOthers = () => sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT', "leaseToken" = NULL, "leaseUntil" = NULL WHERE "state" = 'PENDING'`);
+  const kinds = (claimed: ClaimedDelivery[]) => ({
+    admitted: claimed.filter((d) => d.staleReason === null && !d.heldNotice).length,
+    notices: claimed.filter((d) => d.staleReason === null && d.heldNotice).length,
+    held: claimed.filter((d) => d.staleReason === 'recipient_hourly_limit').length,
+  });
+
+  it('caps approval-request emails per recipient and hour exactly, with one held-back notice, while two replicas race to claim', async () => {
+    // An orderer allowed on the key orders (and cancels) in a loop: each approver's mailbox gets at most `cap`
+    // requests an hour, then one notice that more are waiting in the console, then nothing more that hour.
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), async (cap, n, batchA, batchB) => {
+        await settleOthers();
+        const s = await scene(1, 1);
+        for (let i = 0; i < n; i++) await order(s, `flood ${i}`);
+        while ((await a.notifications.expand({ email: true, webhooks: [] }, 50)).length > 0);
+        const claimed: ClaimedDelivery[] = [];
+        for (let round = 0; round < 40; round++) {
+          const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, batchA, cap), b.notifications.claim(60_000, 5, batchB, cap)]);
+          claimed.push(...x, ...y);
+          if (x.length + y.length === 0) break;
+        }
+        await settleOthers();
+        expect(claimed.length).toBe(n);
+        expect(new Set(claimed.map((d) => d.id)).size).toBe(n);
+        expect(kinds(claimed)).toEqual({ admitted: Math.min(n, cap), notices: n > cap ? 1 : 0, held: Math.max(0, n - cap - 1) });
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it('counts the hour from the claims: requests admitted more than an hour ago no longer count, and a new notice may follow', async () => {
+    await settleOthers();
+    const s = await scene(1, 1);
+    for (let i = 0; i < 4; i++) await order(s, `first hour ${i}`);
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    expect(kinds(await a.notifications.claim(60_000, 5, 10, 2))).toEqual({ admitted: 2, notices: 1, held: 1 });
+    await settleOthers();
+    // Cancelled requests are stale before the cap is counted: they use none of it.
+    const cancelled = await order(s, 'cancelled at once');
+    await a.operations.cancel(cancelled.id, AUDIT);
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    const [stale] = await a.notifications.claim(60_000, 5, 10, 2);
+    expect(stale).toMatchObject({ staleReason: 'the operation no longer awaits approval', heldNotice: false });
+    await settleOthers();
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "admittedAt" = "admittedAt" - interval '61 minutes', "heldAt" = "heldAt" - interval '61 minutes' WHERE "address" = $1`, [
+      (await a.notifications.settings(s.approvers[0].id)).email,
+    ]);
+    for (let i = 0; i < 4; i++) await order(s, `second hour ${i}`);
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    expect(kinds(await a.notifications.claim(60_000, 5, 10, 2))).toEqual({ admitted: 2, notices: 1, held: 1 });
+    await settleOthers();
+  });
+
+  it('does not cap the notices to the orderer (usable, rejected), nor count them against the cap', async () => {
+    await settleOthers();
+    const s = await scene(1, 1);
+    await a.notifications.setAddress(s.orderer.id, `orderer-${hex(2)}@example.test`, AUDIT);
+    for (let i = 0; i < 3; i++) {
+      const op = await order(s, `ok ${i}`);
+      await a.operations.reject(op.id, 'no', AUDIT);
+    }
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    const claimed = await a.notifications.claim(60_000, 5, 20, 1);
+    const toOrderer = claimed.filter((d) => d.target === s.orderer.id);
+    expect(toOrderer.map((d) => [d.payload.type, d.staleReason, d.heldNotice])).toEqual(Array.from({ length: 3 }, () => ['operation.rejected', null, false]));
+    await settleOthers();
   });
 
   it('asks the other enabled administrators to authorize a four-eyes session opened PENDING, and only those', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
 import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput } from '../types';
@@ -153,7 +154,15 @@ export interface ClaimedDelivery {
    * request whose operation left REQUESTED or expired; an email whose recipient turned email off or was disabled.
    */
   staleReason: string | null;
+  /**
+   * The recipient's hourly cap on approval requests was reached: instead of this request, send the one short notice
+   * of that hour saying that further requests are held back and wait in the console (no orderer-written text).
+   */
+  heldNotice: boolean;
 }
+
+/** `lastError` of an approval request held back over its recipient's hourly cap (NOTIFY_RECIPIENT_HOURLY_MAX). */
+export const RECIPIENT_HOURLY_LIMIT = 'recipient_hourly_limit';
 
 export interface DeliveryRow {
   id: string;
@@ -189,6 +198,23 @@ export interface NotificationSettings {
 }
 
 const MAX_ERROR = 500;
+
+/** A claimed row as the claim's UPDATE returns it. */
+interface ClaimRow {
+  id: string;
+  outboxId: string;
+  event: string;
+  channel: 'EMAIL' | 'WEBHOOK';
+  target: string;
+  address: string | null;
+  recipientIds: string[] | null;
+  attempts: number;
+  payload: NoticePayload;
+  createdAt: Date;
+  admitted: boolean;
+  heldNotice: boolean;
+  staleReason: string | null;
+}
 
 /** Notices that ask their recipients to act as approvers or administrators: sent to proven member accounts only. */
 const MEMBERS_ONLY = ['operation.approval_requested', 'admin_session.authorization_requested'];
@@ -260,45 +286,13 @@ export class NotificationRepository {
    * dispatchers never hold the same row; a row whose lease ran out is due again). Counts the attempt at claim, so
    * a dispatcher that dies mid-send still uses one up.
    */
-  async claim(leaseMs: number, maxAttempts: number, limit = 10): Promise<ClaimedDelivery[]> {
+  async claim(leaseMs: number, maxAttempts: number, limit = 10, recipientHourlyMax = 20): Promise<ClaimedDelivery[]> {
     const leaseToken = randomUUID();
-    const rows = await sqlQuery<{
-      id: string;
-      outboxId: string;
-      channel: 'EMAIL' | 'WEBHOOK';
-      target: string;
-      address: string | null;
-      recipientIds: string[] | null;
-      attempts: number;
-      payload: NoticePayload;
-      staleReason: string | null;
-    }>(
-      this.db,
-      `UPDATE "notification_delivery" d
-          SET "leaseToken" = $1::uuid, "leaseUntil" = now() + make_interval(secs => $2::double precision / 1000), "attempts" = d."attempts" + 1
-         FROM "notification_outbox" o
-        WHERE o."id" = d."outboxId" AND d."id" IN (
-              SELECT "id" FROM "notification_delivery"
-               WHERE "state" = 'PENDING' AND "nextAttemptAt" <= now() AND ("leaseUntil" IS NULL OR "leaseUntil" < now()) AND "attempts" < $3
-               ORDER BY "nextAttemptAt", "id" LIMIT $4 FOR UPDATE SKIP LOCKED)
-        RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload",
-                  CASE
-                    WHEN o."event" = 'operation.approval_requested' AND NOT EXISTS (
-                           SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
-                      THEN 'the operation no longer awaits approval'
-                    WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
-                           SELECT 1 FROM "admin_session" a WHERE a."id" = o."adminSessionId" AND a."state" = 'PENDING' AND a."expiresAt" > now())
-                      THEN 'the administrative session no longer awaits authorization'
-                    WHEN d."channel" = 'EMAIL' AND NOT EXISTS (
-                           SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
-                            WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
-                      THEN 'the recipient turned email off or was disabled'
-                    WHEN d."channel" = 'EMAIL' AND o."event" = ANY($5::text[]) AND NOT EXISTS (
-                           SELECT 1 FROM "subject" s WHERE s."id"::text = d."target" AND s."account" = 'MEMBER')
-                      THEN 'the recipient is no longer a proven member account'
-                  END AS "staleReason"`,
-      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY],
-    );
+    const rows = await sqlTransaction(this.db, async (c) => {
+      const claimed = await this.claimRows(c, leaseToken, leaseMs, maxAttempts, limit);
+      await this.applyRecipientCap(c, claimed, recipientHourlyMax);
+      return claimed;
+    });
     if (rows.length === 0) return [];
     const ids = [...new Set(rows.flatMap((r) => r.recipientIds ?? []))];
     const names = new Map(
@@ -318,7 +312,80 @@ export class NotificationRepository {
       leaseToken,
       payload: r.payload,
       staleReason: r.staleReason,
+      heldNotice: r.heldNotice,
     }));
+  }
+
+  /**
+   * The per-recipient cap on approval-request emails (ADR 0023 addendum): an orderer may create operations in a loop,
+   * and each would mail every approver. In the claim's transaction, per address (sorted, so two claims cannot
+   * deadlock) under a transaction-level advisory lock: requests admitted for that address in the last hour are
+   * counted; up to `max` are admitted (`admittedAt`), the next one becomes the hour's one notice (`heldNotice`), the
+   * rest are held (`staleReason` recipient_hourly_limit, then SKIPPED by the dispatcher). The lock makes a second
+   * replica's count wait for the first's commit (READ COMMITTED: the count statement sees it), so racing
+   * dispatchers never exceed the cap. A retry of an admitted request or of the notice is not counted again.
+   */
+  private async applyRecipientCap(c: PoolClient, claimed: ClaimRow[], max: number): Promise<void> {
+    const capped = claimed
+      .filter((r) => r.event === 'operation.approval_requested' && r.channel === 'EMAIL' && r.address && r.staleReason === null && !r.admitted && !r.heldNotice)
+      .sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime() || x.id.localeCompare(y.id));
+    const addresses = [...new Set(capped.map((r) => r.address as string))].sort();
+    for (const address of addresses) {
+      await sqlQuery(c, `SELECT pg_advisory_xact_lock(hashtextextended('notification-recipient:' || $1::text, 0))`, [address]);
+      const [seen] = await sqlQuery<{ admitted: number; noticed: boolean }>(
+        c,
+        `SELECT (SELECT count(*)::int FROM "notification_delivery" WHERE "address" = $1 AND "admittedAt" > now() - interval '1 hour') AS "admitted",
+                EXISTS (SELECT 1 FROM "notification_delivery" WHERE "address" = $1 AND "heldAt" > now() - interval '1 hour' AND "heldNotice") AS "noticed"`,
+        [address],
+      );
+      let admitted = seen.admitted;
+      let noticed = seen.noticed;
+      for (const r of capped.filter((x) => x.address === address)) {
+        if (admitted < max) {
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "admittedAt" = now() WHERE "id" = $1::uuid`, [r.id]);
+          admitted += 1;
+        } else if (!noticed) {
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now(), "heldNotice" = true WHERE "id" = $1::uuid`, [r.id]);
+          r.heldNotice = true;
+          noticed = true;
+        } else {
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now() WHERE "id" = $1::uuid`, [r.id]);
+          r.staleReason = RECIPIENT_HOURLY_LIMIT;
+        }
+      }
+    }
+  }
+
+  private claimRows(c: PoolClient, leaseToken: string, leaseMs: number, maxAttempts: number, limit: number): Promise<ClaimRow[]> {
+    return sqlQuery<ClaimRow>(
+      c,
+      `UPDATE "notification_delivery" d
+          SET "leaseToken" = $1::uuid, "leaseUntil" = now() + make_interval(secs => $2::double precision / 1000), "attempts" = d."attempts" + 1
+         FROM "notification_outbox" o
+        WHERE o."id" = d."outboxId" AND d."id" IN (
+              SELECT "id" FROM "notification_delivery"
+               WHERE "state" = 'PENDING' AND "nextAttemptAt" <= now() AND ("leaseUntil" IS NULL OR "leaseUntil" < now()) AND "attempts" < $3
+               ORDER BY "nextAttemptAt", "id" LIMIT $4 FOR UPDATE SKIP LOCKED)
+        RETURNING d."id", d."outboxId", d."channel"::text AS "channel", d."target", d."address", d."recipientIds", d."attempts", o."payload",
+                  o."event", d."createdAt", d."admittedAt" IS NOT NULL AS "admitted", d."heldNotice",
+                  CASE
+                    -- The hour's held-back notice is about requests still waiting, not about its own operation.
+                    WHEN o."event" = 'operation.approval_requested' AND NOT d."heldNotice" AND NOT EXISTS (
+                           SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
+                      THEN 'the operation no longer awaits approval'
+                    WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
+                           SELECT 1 FROM "admin_session" a WHERE a."id" = o."adminSessionId" AND a."state" = 'PENDING' AND a."expiresAt" > now())
+                      THEN 'the administrative session no longer awaits authorization'
+                    WHEN d."channel" = 'EMAIL' AND NOT EXISTS (
+                           SELECT 1 FROM "subject" s LEFT JOIN "notification_preference" p ON p."subjectId" = s."id"
+                            WHERE s."id"::text = d."target" AND s."enabled" AND COALESCE(p."emailEnabled", true))
+                      THEN 'the recipient turned email off or was disabled'
+                    WHEN d."channel" = 'EMAIL' AND o."event" = ANY($5::text[]) AND NOT EXISTS (
+                           SELECT 1 FROM "subject" s WHERE s."id"::text = d."target" AND s."account" = 'MEMBER')
+                      THEN 'the recipient is no longer a proven member account'
+                  END AS "staleReason"`,
+      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY],
+    );
   }
 
   /** SENT, if this claim still holds the lease; false when it was lost (the row was claimed again meanwhile). */
@@ -387,15 +454,19 @@ export class NotificationRepository {
     return rows.length;
   }
 
-  /** What a metrics scrape reports: deliveries still due or being retried, DEAD ones, and the oldest due one's age. */
-  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number }> {
-    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number }>(
+  /**
+   * What a metrics scrape reports: deliveries still due or being retried, DEAD ones, the oldest due one's age, and
+   * the approval requests held back over their recipient's hourly cap in the last hour.
+   */
+  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number; heldLastHour: number }> {
+    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number; held: number }>(
       this.db,
       `SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead",
-              COALESCE(EXTRACT(EPOCH FROM now() - min("createdAt") FILTER (WHERE "state" = 'PENDING')), 0)::float8 AS "oldest"
+              COALESCE(EXTRACT(EPOCH FROM now() - min("createdAt") FILTER (WHERE "state" = 'PENDING')), 0)::float8 AS "oldest",
+              (SELECT count(*)::int FROM "notification_delivery" WHERE "heldAt" > now() - interval '1 hour' AND NOT "heldNotice" AND "state" = 'SKIPPED') AS "held"
          FROM "notification_delivery" WHERE "state" IN ('PENDING', 'DEAD')`,
     );
-    return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0) };
+    return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0), heldLastHour: row?.held ?? 0 };
   }
 
   /** The deliveries of the events about one operation or admin session, oldest first (operators, tests). */
