@@ -199,21 +199,12 @@ export interface NotificationSettings {
 
 const MAX_ERROR = 500;
 
-/** A claimed row as the claim's UPDATE returns it. */
-interface ClaimRow {
-  id: string;
-  outboxId: string;
+/** A claimed row as the claim's UPDATE returns it: a {@link ClaimedDelivery} before its recipients' names are read. */
+interface ClaimRow extends Omit<ClaimedDelivery, 'recipients' | 'leaseToken'> {
   event: string;
-  channel: 'EMAIL' | 'WEBHOOK';
-  target: string;
-  address: string | null;
   recipientIds: string[] | null;
-  attempts: number;
-  payload: NoticePayload;
   createdAt: Date;
   admitted: boolean;
-  heldNotice: boolean;
-  staleReason: string | null;
 }
 
 /** Notices that ask their recipients to act as approvers or administrators: sent to proven member accounts only. */
