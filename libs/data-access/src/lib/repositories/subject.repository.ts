@@ -88,12 +88,6 @@ const rolePowers = (r: RoleGrants): string[] => [
   ...r.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT)).map((k) => approveOn(k.keyid)),
 ];
 
-/** The keys a role grants APPROVE on after a change and did not before. */
-const approveGained = (before: RoleGrants, after: RoleGrants): string[] => {
-  const had = new Set(before.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT)).map((k) => k.keyid));
-  return after.keys.filter((k) => k.permissions.includes(GUEST_REFUSED_GRANT) && !had.has(k.keyid)).map((k) => approveOn(k.keyid));
-};
-
 /**
  * Refuses a change that gives a subject recorded as a guest a human-only nature or an APPROVE grant it did not hold
  * (`before` -> `after`, as {@link powersHeld} lists them): it would be inert (the guard ignores it for guests)
@@ -369,7 +363,8 @@ export class SubjectRepository {
           await this.grantKeys(tx, id, input.keys);
         }
         const after = await roleGrants(tx, id);
-        const gained = [...humanOnlyOf(after.natures).filter((n) => !before.natures.includes(n as Nature)), ...approveGained(before, after)];
+        const had = rolePowers(before);
+        const gained = rolePowers(after).filter((p) => !had.includes(p));
         if (gained.length) {
           // Holders are locked by the role's FOR UPDATE against new assignments; a guest among them refuses the gain.
           const guests = await tx.$queryRaw<{ id: string }[]>`
