@@ -102,6 +102,10 @@ export {
   type OperationNotice,
   type OperationNoticePayload,
   RECIPIENT_HOURLY_LIMIT,
+  ENDPOINT_HOURLY_LIMIT,
+  type NotificationCaps,
+  canonicalMailbox,
+  storedAddress,
 } from './lib/repositories/notification.repository';
 export { TimestampRepository, type TimestampRecord } from './lib/repositories/timestamp.repository';
 export { MetricsRepository, type AwaitingApproval } from './lib/repositories/metrics.repository';

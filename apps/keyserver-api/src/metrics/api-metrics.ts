@@ -207,7 +207,7 @@ export class ApiMetrics {
       },
     });
     // Approver notifications (docs/notifications.md): one statement per scrape, on the notification tables only.
-    let backlog: Promise<{ pending: number; dead: number; oldestPendingSeconds: number; heldLastHour: number } | undefined> | undefined;
+    let backlog: Promise<{ pending: number; dead: number; oldestPendingSeconds: number; heldLastHour: number; webhookHeldLastHour: number } | undefined> | undefined;
     const notificationBacklog = () => {
       const repos = self.repos;
       if (!repos) return Promise.resolve(undefined);
@@ -251,6 +251,16 @@ export class ApiMetrics {
         const b = await notificationBacklog();
         this.reset();
         if (b) this.set(b.heldLastHour);
+      },
+    });
+    new Gauge({
+      name: 'keyserver_notification_webhook_held_last_hour',
+      help: "Approval-request webhook calls held back in the last hour because their endpoint had NOTIFY_WEBHOOK_HOURLY_MAX already (SKIPPED endpoint_hourly_limit; an orderer's flood). The same on every replica.",
+      registers: r,
+      async collect() {
+        const b = await notificationBacklog();
+        this.reset();
+        if (b) this.set(b.webhookHeldLastHour);
       },
     });
     new Gauge({

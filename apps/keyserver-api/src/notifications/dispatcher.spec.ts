@@ -124,6 +124,7 @@ describe(NotificationDispatcher.name, () => {
       dbPoolSize: 2,
       retentionDays: 90,
       recipientHourlyMax: 20,
+      webhookHourlyMax: 60,
       ...over,
     };
   }
@@ -329,6 +330,74 @@ describe(NotificationDispatcher.name, () => {
     const m = new ApiMetrics();
     m.attach({ db, logger: quiet });
     expect(await m.registry.metrics()).toMatch(/^keyserver_notification_held_last_hour [1-9]\d*$/m);
+  });
+
+  it('holds a flood of approval requests to each webhook endpoint at its hourly cap across two dispatchers, posts one signed summary instead, and still posts the outcome', async () => {
+    // The attack through a chat channel: one call per event and endpoint, so every operation the orderer creates
+    // in a loop lands in the channel, whoever the approvers are (their own email cap does not apply to it).
+    const s = await scene(2);
+    for (const p of s.approvers) await repos.notifications.setOptOuts(p.id, { emailEnabled: false }, AUDIT);
+    const flood = [];
+    for (let i = 0; i < 6; i++) flood.push(await s.order(`flood ${i} <!channel> [click](https://evil.example)`));
+    const hooks = [hook('capped-ks'), hook('capped-slack', { format: 'slack', secret: undefined })];
+    while ((await repos.notifications.expand({ email: true, webhooks: hooks.map((h) => h.name) })).length > 0);
+    const one = new NotificationDispatcherFor(hooks, db, { webhookHourlyMax: 2 });
+    const two = new NotificationDispatcherFor(hooks, db2, { webhookHourlyMax: 2 });
+    const [x, y] = await Promise.all([one.drain(), two.drain()]);
+    expect({ sent: x.sent + y.sent, skipped: x.skipped + y.skipped, dead: x.dead + y.dead }).toEqual({ sent: 6, skipped: 6, dead: 0 });
+    for (const h of hooks) {
+      const got = calls.filter((c) => c.path === `/${h.name}`);
+      expect(got).toHaveLength(3);
+      const summaries = got.filter((c) => c.headers['x-keyserver-event'] === 'notification.approval_requests_held');
+      expect(summaries).toHaveLength(1);
+      // The summary names no operation and carries nothing the orderer wrote: the cap and the console's page.
+      expect(summaries[0].body).toContain('https://keyserver.example.test/operations');
+      expect(summaries[0].body).not.toMatch(/flood|evil|click|channel>|operations\/[0-9a-f]/);
+    }
+    const [ks] = calls.filter((c) => c.path === '/capped-ks' && c.headers['x-keyserver-event'] === 'notification.approval_requests_held');
+    const ts = Number(ks.headers['x-keyserver-timestamp']);
+    const mac = execFileSync('openssl', ['dgst', '-sha256', '-hmac', SECRET, '-r'], { input: `${ts}.${ks.body}` }).toString().split(' ')[0];
+    expect(ks.headers['x-keyserver-signature']).toBe(`v1=${mac}`);
+    expect(JSON.parse(ks.body)).toEqual({
+      deliveryId: ks.headers['x-keyserver-delivery'],
+      hourlyMax: 2,
+      occurredAt: expect.any(String),
+      type: 'notification.approval_requests_held',
+      url: 'https://keyserver.example.test/operations',
+      version: 1,
+    });
+    const rows = (await Promise.all(flood.map((op) => repos.notifications.deliveriesOf(op.id)))).flat();
+    expect(rows.filter((r) => r.state === 'SKIPPED').map((r) => [r.target, r.lastError]).sort()).toEqual(
+      [...Array.from({ length: 3 }, () => ['capped-ks', 'endpoint_hourly_limit']), ...Array.from({ length: 3 }, () => ['capped-slack', 'endpoint_hourly_limit'])].sort(),
+    );
+    // The outcome is not capped: the channel hears that an operation became usable (and the orderer by email).
+    calls.length = 0;
+    await repos.operations.addApproval(flood[0].id, s.key.keyid, s.approvers[0].id);
+    expect(await one.drain()).toMatchObject({ sent: 3, skipped: 0 });
+    expect(calls.map((c) => [c.path, c.headers['x-keyserver-event']]).sort()).toEqual([
+      ['/capped-ks', 'operation.approved'],
+      ['/capped-slack', 'operation.approved'],
+    ]);
+    // A sibling gauge counts the calls held back in the last hour (the same on every replica).
+    const m = new ApiMetrics();
+    m.attach({ db, logger: quiet });
+    const [held] = (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "notification_delivery" WHERE "channel" = 'WEBHOOK' AND "lastError" = 'endpoint_hourly_limit'`)).rows;
+    expect(held.n).toBe(6);
+    expect(await m.registry.metrics()).toContain(`keyserver_notification_webhook_held_last_hour ${held.n}`);
+  });
+
+  it('caps approval-request emails per mailbox whatever the case of the addresses on file, with one notice to that mailbox', async () => {
+    // One mailbox on file for three approvers under three spellings: before, each spelling had its own cap.
+    const s = await scene(3);
+    const mailbox = `ada.${hex(3)}@example.test`;
+    const spellings = [mailbox, mailbox.toUpperCase(), `${mailbox.split('@')[0]}@EXAMPLE.test`];
+    for (const [i, p] of s.approvers.entries()) await repos.notifications.setAddress(p.id, spellings[i], AUDIT);
+    for (let i = 0; i < 2; i++) await s.order(`flood ${i}`);
+    const d = new NotificationDispatcherFor([], db, { recipientHourlyMax: 2 });
+    expect(await d.drain()).toMatchObject({ sent: 3, skipped: 3, dead: 0 });
+    const toMailbox = mails.filter((m) => m.to[0].toLowerCase() === mailbox);
+    expect(toMailbox).toHaveLength(3);
+    expect(toMailbox.filter((m) => m.raw.includes('Subject: [Keyserver] Further approval requests held back'))).toHaveLength(1);
   });
 
   it('reports pending and dead deliveries to a metrics scrape', async () => {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ClaimedDelivery, NotificationRepository } from '@keyserver/data-access';
 import { PeriodicJob } from '../common/periodic-job';
 import type { NotifyConfig } from './notify-config';
-import { aboutId, emailText, HELD_NOTICE_TITLE, heldNoticeText, notificationBody, title, webhookBody } from './render';
+import { aboutId, emailText, HELD_NOTICE_TITLE, HELD_WEBHOOK_EVENT, heldNoticeText, heldWebhookBody, notificationBody, title, webhookBody } from './render';
 import { EmailSender, postWebhook, SendFailure } from './senders';
 
 /** What one pass did (tests and logs). */
@@ -79,7 +79,7 @@ export class NotificationDispatcher {
             this.logger.warn({ event: e.event, about: e.about }, 'an approval is needed but nobody can give it (no enabled user with the right): nobody was notified');
           }
         }
-        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10, this.cfg.recipientHourlyMax);
+        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10, this.cfg.recipientHourlyMax, this.cfg.webhookHourlyMax);
         await Promise.all(claimed.map((d) => this.deliver(d, result)));
         if (batch.length === 0 && claimed.length === 0) break;
       }
@@ -92,7 +92,7 @@ export class NotificationDispatcher {
   private async deliver(d: ClaimedDelivery, result: DispatchPass): Promise<void> {
     if (d.staleReason) {
       // A retry (or an old backlog) that no longer applies: the operation was decided, or the recipient opted out;
-      // or an approval request over its recipient's hourly cap (the notice of that hour went or goes instead).
+      // or an approval request over its recipient's or endpoint's hourly cap (the notice of that hour went or goes instead).
       if (await this.repo.markSkipped(d.id, d.leaseToken, d.staleReason)) result.skipped += 1;
       return;
     }
@@ -143,6 +143,12 @@ export class NotificationDispatcher {
     }
     const endpoint = this.cfg.webhooks.find((w) => w.name === d.target);
     if (!endpoint) throw new SendFailure(`webhook endpoint "${d.target}" is no longer configured`, true);
+    if (d.heldNotice) {
+      // The endpoint's hourly cap was reached: the one summary of that hour instead of this request.
+      const body = heldWebhookBody(endpoint.format, d.id, d.payload.occurredAt, this.cfg.spaUrl, this.cfg.webhookHourlyMax);
+      await postWebhook(endpoint, body, { deliveryId: d.id, event: HELD_WEBHOOK_EVENT, timeoutMs: this.cfg.sendTimeoutMs });
+      return;
+    }
     const body = webhookBody(endpoint.format, notificationBody(d.id, d.payload, d.recipients, this.cfg.spaUrl));
     await postWebhook(endpoint, body, { deliveryId: d.id, event: d.payload.type, timeoutMs: this.cfg.sendTimeoutMs });
   }

@@ -28,7 +28,7 @@ function variableOf(env: Record<string, string>): string {
 
 describe(notifyConfig.name, () => {
   it('sends nothing when nothing is configured, and takes empty values (compose pass-through) as unset', () => {
-    expect(load({})).toMatchObject({ smtp: null, webhooks: [], maxAttempts: 8, spaUrl: null, recipientHourlyMax: 20 });
+    expect(load({})).toMatchObject({ smtp: null, webhooks: [], maxAttempts: 8, spaUrl: null, recipientHourlyMax: 20, webhookHourlyMax: 60 });
     const empty = Object.fromEntries(Object.keys(notifyEnvSchema).map((k) => [k, '']));
     expect(load(empty)).toEqual(load({}));
     expect(load({ SMTP_HOST: 'smtp.example.test', SMTP_FROM: 'ks@example.test', SMTP_PORT: '' }).smtp?.port).toBe(587);
@@ -52,6 +52,10 @@ describe(notifyConfig.name, () => {
     ['fail a recipient hourly cap of 0 (it would mail no approval request at all)', { NOTIFY_RECIPIENT_HOURLY_MAX: '0' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
     ['fail a recipient hourly cap above 10000 (no cap)', { NOTIFY_RECIPIENT_HOURLY_MAX: '10001' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
     ['fail a recipient hourly cap that is not an integer', { NOTIFY_RECIPIENT_HOURLY_MAX: '2.5' }, 'NOTIFY_RECIPIENT_HOURLY_MAX'],
+    ['ok a webhook endpoint hourly cap within bounds', { NOTIFY_WEBHOOK_HOURLY_MAX: '500' }, 'ok'],
+    ['fail a webhook endpoint hourly cap of 0 (it would post no approval request at all)', { NOTIFY_WEBHOOK_HOURLY_MAX: '0' }, 'NOTIFY_WEBHOOK_HOURLY_MAX'],
+    ['fail a webhook endpoint hourly cap above 10000 (no cap)', { NOTIFY_WEBHOOK_HOURLY_MAX: '10001' }, 'NOTIFY_WEBHOOK_HOURLY_MAX'],
+    ['fail a webhook endpoint hourly cap that is not a number', { NOTIFY_WEBHOOK_HOURLY_MAX: 'lots' }, 'NOTIFY_WEBHOOK_HOURLY_MAX'],
     ['fail a retry maximum below the base', { NOTIFY_RETRY_BASE_MS: '1000', NOTIFY_RETRY_MAX_MS: '10' }, 'NOTIFY_RETRY_MAX_MS'],
   ])('%s', (_n, env, expected) => {
     expect(variableOf(env)).toBe(expected);

@@ -30,6 +30,8 @@ export const notifyEnvSchema = {
   NOTIFY_RETENTION_DAYS: unsetIfEmpty(z.coerce.number().int().min(1).max(3650).default(90)),
   // Approval-request emails per recipient address and hour, across replicas; past it, one notice, the rest held back.
   NOTIFY_RECIPIENT_HOURLY_MAX: unsetIfEmpty(z.coerce.number().int().min(1).max(10_000).default(20)),
+  // Approval-request calls per webhook endpoint and hour, across replicas; past it, one summary call, the rest held back.
+  NOTIFY_WEBHOOK_HOURLY_MAX: unsetIfEmpty(z.coerce.number().int().min(1).max(10_000).default(60)),
 };
 
 export type WebhookFormat = 'keyserver' | 'slack' | 'teams';
@@ -65,6 +67,8 @@ export interface NotifyConfig {
   retentionDays: number;
   /** Approval-request emails per recipient address and hour (ADR 0023 addendum); one notice past it, the rest SKIPPED. */
   recipientHourlyMax: number;
+  /** Approval-request calls per webhook endpoint and hour (ADR 0023 addendum); one summary call past it, the rest SKIPPED. */
+  webhookHourlyMax: number;
 }
 
 const Webhook = z.strictObject({
@@ -108,6 +112,7 @@ export function notifyConfig(raw: NotifyEnv): NotifyConfig {
     dbPoolSize: raw.NOTIFY_DB_POOL_SIZE,
     retentionDays: raw.NOTIFY_RETENTION_DAYS,
     recipientHourlyMax: raw.NOTIFY_RECIPIENT_HOURLY_MAX,
+    webhookHourlyMax: raw.NOTIFY_WEBHOOK_HOURLY_MAX,
   };
 }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { OperationNoticePayload } from '@keyserver/data-access';
-import { emailText, HELD_NOTICE_TITLE, heldNoticeText, notificationBody, oneLine, signature, title, webhookBody } from './render';
+import { emailText, HELD_NOTICE_TITLE, HELD_WEBHOOK_EVENT, heldNoticeText, heldWebhookBody, notificationBody, oneLine, signature, title, webhookBody } from './render';
 
 const HOSTILE = 'Release 4.2\r\nBcc: victim@example.test <!channel> [approve](https://evil.example/approve) <b>x</b>';
 
@@ -48,6 +48,20 @@ describe(webhookBody.name, () => {
     expect(text.match(/https?:\/\/\S+/g)).toEqual(['https://ks.example.test/operations']);
     expect(text).not.toMatch(/token|code=|secret|Release|evil/i);
     expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
+  });
+
+  it.each(['keyserver', 'slack', 'teams'] as const)('writes the %s endpoint\'s held-back summary with the cap and the console link only: no operation, nothing the orderer wrote', (format) => {
+    const body = heldWebhookBody(format, 'delivery-1', '2026-12-05T10:00:00.000Z', 'https://ks.example.test', 7);
+    expect(body).toContain('https://ks.example.test/operations');
+    expect(body).not.toMatch(/operations\/[0-9a-f]|evil|approve\)|channel>|Release/);
+    if (format === 'keyserver') {
+      expect(body).toBe('{"deliveryId":"delivery-1","hourlyMax":7,"occurredAt":"2026-12-05T10:00:00.000Z","type":"' + HELD_WEBHOOK_EVENT + '","url":"https://ks.example.test/operations","version":1}');
+    } else {
+      expect(body).toContain(HELD_NOTICE_TITLE);
+      expect(body).toContain('7 approval request(s)');
+    }
+    // The same bytes on every retry (receivers dedupe on the delivery id; the body does not change).
+    expect(heldWebhookBody(format, 'delivery-1', '2026-12-05T10:00:00.000Z', 'https://ks.example.test', 7)).toBe(body);
   });
 
   it('gives the keyserver format one canonical body (sorted keys, no whitespace) that the signature covers', () => {

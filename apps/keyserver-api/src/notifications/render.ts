@@ -121,18 +121,21 @@ export function emailText(p: NoticePayload, recipient: NotificationRecipient | u
  */
 export function webhookBody(format: 'keyserver' | 'slack' | 'teams', body: NotificationBody): string {
   if (format === 'keyserver') return canonicalJson(body);
-  const heading = title(body);
   const who = body.recipients.map((r) => oneLine(r.displayName, 100)).join(', ');
   const label = body.type === 'operation.approval_requested' ? 'Approvers' : body.type === 'admin_session.authorization_requested' ? 'Administrators asked' : 'For';
-  const lines = [...summaryLines(body), `${label}: ${who}`];
+  return chatBody(format, title(body), [...summaryLines(body), `${label}: ${who}`], body.url);
+}
+
+/** A Slack or Teams message: a heading, plain-text lines, and at most one button to the SPA. */
+function chatBody(format: 'slack' | 'teams', heading: string, lines: string[], url: string | null): string {
   if (format === 'slack') {
-    const text = [heading, ...lines, body.url ? `Review (sign-in required): ${body.url}` : ''].filter(Boolean).join('\n');
+    const text = [heading, ...lines, url ? `Review (sign-in required): ${url}` : ''].filter(Boolean).join('\n');
     return canonicalJson({
       text: slackEscape(text),
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: oneLine(heading, 150) } },
         { type: 'section', text: { type: 'plain_text', text: lines.join('\n') } },
-        ...(body.url ? [{ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in Keyserver' }, url: body.url }] }] : []),
+        ...(url ? [{ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Open in Keyserver' }, url }] }] : []),
       ],
     });
   }
@@ -150,7 +153,7 @@ export function webhookBody(format: 'keyserver' | 'slack' | 'teams', body: Notif
             // RichTextBlock/TextRun text is never parsed as markdown: a description cannot become a link or markup.
             { type: 'RichTextBlock', inlines: lines.map((l) => ({ type: 'TextRun', text: `${l}\n` })) },
           ],
-          actions: body.url ? [{ type: 'Action.OpenUrl', title: 'Open in Keyserver', url: body.url }] : [],
+          actions: url ? [{ type: 'Action.OpenUrl', title: 'Open in Keyserver', url }] : [],
         },
       },
     ],
@@ -184,4 +187,23 @@ export function heldNoticeText(recipient: NotificationRecipient | undefined, spa
     'You can turn these messages off in the Keyserver (My notifications) or with PUT /api/v1/me/notifications.',
     `Delivery ${deliveryId}`,
   ].join('\n');
+}
+
+/** `X-Keyserver-Event` and `type` of the one summary call per endpoint and hour past NOTIFY_WEBHOOK_HOURLY_MAX. */
+export const HELD_WEBHOOK_EVENT = 'notification.approval_requests_held';
+
+/**
+ * The body of the summary call sent instead of the first approval request over an endpoint's hourly cap. Like the
+ * email notice it names no operation and carries nothing an orderer wrote (the flood's descriptions are the
+ * attacker's text): the cap and the console's operations page. keyserver format: canonical JSON
+ * `{deliveryId, hourlyMax, occurredAt, type, url, version}` (`occurredAt`: the held request's event, so a retry has
+ * the same body).
+ */
+export function heldWebhookBody(format: 'keyserver' | 'slack' | 'teams', deliveryId: string, occurredAt: string, spaUrl: string | null, hourlyMax: number): string {
+  const url = spaUrl ? `${spaUrl}/operations` : null;
+  if (format === 'keyserver') return canonicalJson({ deliveryId, hourlyMax, occurredAt, type: HELD_WEBHOOK_EVENT, url, version: 1 });
+  return chatBody(format, HELD_NOTICE_TITLE, [
+    `${hourlyMax} approval request(s) were posted here within the last hour. Further approval requests are held back (not posted here) until fewer than ${hourlyMax} were posted in the past hour.`,
+    'Nothing is lost: every operation waiting for approval is listed in the Keyserver console,. Many requests in a short time may be a mistake or abuse by an orderer; check them before approving.',
+  ], url);
 }

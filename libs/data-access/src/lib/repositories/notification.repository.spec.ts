@@ -3,7 +3,7 @@ import { sql, type TempDatabase } from '../../spec/temp-database';
 import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
-import { NotificationRepository, type ClaimedDelivery } from './notification.repository';
+import { canonicalMailbox, NotificationRepository, type ClaimedDelivery } from './notification.repository';
 
 const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
 
@@ -201,7 +201,7 @@ describe(NotificationRepository.name, () => {
   const kinds = (claimed: ClaimedDelivery[]) => ({
     admitted: claimed.filter((d) => d.staleReason === null && !d.heldNotice).length,
     notices: claimed.filter((d) => d.staleReason === null && d.heldNotice).length,
-    held: claimed.filter((d) => d.staleReason === 'recipient_hourly_limit').length,
+    held: claimed.filter((d) => d.staleReason === 'recipient_hourly_limit' || d.staleReason === 'endpoint_hourly_limit').length,
   });
 
   it('caps approval-request emails per recipient and hour exactly, with one held-back notice, while two replicas race to claim', async () => {
@@ -263,6 +263,122 @@ describe(NotificationRepository.name, () => {
     const claimed = await a.notifications.claim(60_000, 5, 20, 1);
     const toOrderer = claimed.filter((d) => d.target === s.orderer.id);
     expect(toOrderer.map((d) => [d.payload.type, d.staleReason, d.heldNotice])).toEqual(Array.from({ length: 3 }, () => ['operation.rejected', null, false]));
+    await settleOthers();
+  });
+
+  /** `local@domain` with each letter's case chosen by `upper` (cycled): one mailbox, spelled another way. */
+  const spelled = (address: string, upper: boolean[]) =>
+    [...address].map((ch, i) => (upper[i % upper.length] ? ch.toUpperCase() : ch.toLowerCase())).join('');
+
+  it('counts the hourly cap per mailbox, not per spelling: case variants of one address share it exactly while two replicas race', async () => {
+    // The attack on the cap itself: one mailbox on file under several spellings (Ada@Example.com, ada@example.com,
+    // ada@EXAMPLE.COM) for several approvers would get the cap once per spelling.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), { minLength: 2, maxLength: 4 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 3 }),
+        async (cap, spellings, orders, batch) => {
+          await settleOthers();
+          const s = await scene(1, spellings.length);
+          const mailbox = `ada.${hex(3)}@example.test`;
+          for (const [i, p] of s.approvers.entries()) await a.notifications.setAddress(p.id, spelled(mailbox, spellings[i]), AUDIT);
+          for (let i = 0; i < orders; i++) await order(s, `flood ${i}`);
+          while ((await a.notifications.expand({ email: true, webhooks: [] }, 50)).length > 0);
+          const claimed: ClaimedDelivery[] = [];
+          for (let round = 0; round < 40; round++) {
+            const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, batch, cap), b.notifications.claim(60_000, 5, batch, cap)]);
+            claimed.push(...x, ...y);
+            if (x.length + y.length === 0) break;
+          }
+          await settleOthers();
+          const n = spellings.length * orders;
+          expect(claimed.length).toBe(n);
+          expect(kinds(claimed)).toEqual({ admitted: Math.min(n, cap), notices: n > cap ? 1 : 0, held: Math.max(0, n - cap - 1) });
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it.each([
+    ['ok the domain is stored lower-cased (case-insensitive, RFC 5321 2.4), the local part as typed', 'Ada.Lovelace@Mail.EXAMPLE.Test', 'Ada.Lovelace@mail.example.test'],
+    ['ok an address already canonical is kept', 'ada@example.test', 'ada@example.test'],
+    ['ok surrounding whitespace never reaches the table', '  ada@Example.test\t', 'ada@example.test'],
+  ])('%s', async (_n, typed, stored) => {
+    const s = await seedSubject(a);
+    expect((await a.notifications.setAddress(s.id, typed, AUDIT)).email).toBe(stored);
+    expect((await a.notifications.settings(s.id)).email).toBe(stored);
+  });
+
+  it.each([
+    ['ok case variants are one mailbox', ['Ada@Example.com', 'ada@example.com', 'ada@EXAMPLE.COM', 'ADA@example.COM'], 'ada@example.com'],
+    ['ok surrounding whitespace is dropped', [' ada@example.com', 'ada@example.com\t'], 'ada@example.com'],
+    ['ok a U-label domain and its A-label are one domain (IDNA)', ['ada@B\u00fccher.example', 'ada@xn--bcher-kva.EXAMPLE'], 'ada@xn--bcher-kva.example'],
+    ['ok a local part differing only by Unicode normalisation is one', ['Jos\u00e9@example.com', 'jose\u0301@example.com'], 'jos\u00e9@example.com'],
+  ])('%s', (_n, spellings, mailbox) => {
+    expect(spellings.map(canonicalMailbox)).toEqual(spellings.map(() => mailbox));
+  });
+
+  it('caps approval-request webhook calls per endpoint and hour exactly, with one held-back summary, while two replicas race to claim', async () => {
+    // The same flood through a chat channel: one call per event and endpoint, whoever the approvers are.
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), async (cap, n, batchA, batchB) => {
+        await settleOthers();
+        const endpoint = `chat-${hex(3)}`;
+        const s = await scene(1, 2);
+        for (let i = 0; i < n; i++) await order(s, `flood ${i}`);
+        while ((await a.notifications.expand({ email: false, webhooks: [endpoint] }, 50)).length > 0);
+        const claimed: ClaimedDelivery[] = [];
+        for (let round = 0; round < 40; round++) {
+          const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, batchA, 20, cap), b.notifications.claim(60_000, 5, batchB, 20, cap)]);
+          claimed.push(...x, ...y);
+          if (x.length + y.length === 0) break;
+        }
+        await settleOthers();
+        expect(claimed.map((d) => d.target)).toEqual(Array.from({ length: n }, () => endpoint));
+        expect(new Set(claimed.map((d) => d.id)).size).toBe(n);
+        expect(kinds(claimed)).toEqual({ admitted: Math.min(n, cap), notices: n > cap ? 1 : 0, held: Math.max(0, n - cap - 1) });
+        expect(claimed.filter((d) => d.staleReason !== null).map((d) => d.staleReason)).toEqual(Array.from({ length: Math.max(0, n - cap - 1) }, () => 'endpoint_hourly_limit'));
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it('caps each endpoint on its own, and counts neither emails against an endpoint nor webhook calls against a mailbox', async () => {
+    await settleOthers();
+    const [chat, other] = [`chat-${hex(3)}`, `chat-${hex(3)}`];
+    const s = await scene(1, 1);
+    for (let i = 0; i < 3; i++) await order(s, `flood ${i}`);
+    await a.notifications.expand({ email: true, webhooks: [chat, other] }, 50);
+    const claimed = await a.notifications.claim(60_000, 5, 50, 2, 1);
+    const by = (f: (d: ClaimedDelivery) => boolean) => kinds(claimed.filter(f));
+    expect(by((d) => d.target === chat)).toEqual({ admitted: 1, notices: 1, held: 1 });
+    expect(by((d) => d.target === other)).toEqual({ admitted: 1, notices: 1, held: 1 });
+    expect(by((d) => d.channel === 'EMAIL')).toEqual({ admitted: 2, notices: 1, held: 0 });
+    await settleOthers();
+  });
+
+  it('does not cap outcome webhook calls (usable, rejected), nor count them, nor stale requests, against the endpoint cap', async () => {
+    await settleOthers();
+    const endpoint = `chat-${hex(3)}`;
+    const s = await scene(1, 1);
+    for (let i = 0; i < 3; i++) await a.operations.reject((await order(s, `rejected ${i}`)).id, 'no', AUDIT);
+    const usable = await order(s, 'usable');
+    await a.operations.addApproval(usable.id, s.key.keyid, s.approvers[0].id);
+    await a.notifications.expand({ email: false, webhooks: [endpoint] }, 50);
+    const claimed = await a.notifications.claim(60_000, 5, 50, 20, 1);
+    expect(claimed.filter((d) => d.payload.type !== 'operation.approval_requested').map((d) => [d.payload.type, d.staleReason, d.heldNotice]).sort()).toEqual(
+      [...Array.from({ length: 3 }, () => ['operation.rejected', null, false]), ['operation.approved', null, false]].sort(),
+    );
+    // The requests were decided before the claim: stale, skipped before they count.
+    expect(new Set(claimed.filter((d) => d.payload.type === 'operation.approval_requested').map((d) => d.staleReason))).toEqual(new Set(['the operation no longer awaits approval']));
+    await settleOthers();
+    // So the hour's one admission is still free for the next real request.
+    await order(s, 'next');
+    await a.notifications.expand({ email: false, webhooks: [endpoint] }, 50);
+    expect(kinds(await a.notifications.claim(60_000, 5, 50, 20, 1))).toEqual({ admitted: 1, notices: 0, held: 0 });
     await settleOthers();
   });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { domainToASCII } from 'node:url';
 import type { PoolClient } from 'pg';
 import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
@@ -155,14 +156,52 @@ export interface ClaimedDelivery {
    */
   staleReason: string | null;
   /**
-   * The recipient's hourly cap on approval requests was reached: instead of this request, send the one short notice
-   * of that hour saying that further requests are held back and wait in the console (no orderer-written text).
+   * The recipient's (EMAIL) or the endpoint's (WEBHOOK) hourly cap on approval requests was reached: instead of this
+   * request, send the one short notice or summary call of that hour saying that further requests are held back and
+   * wait in the console (no operation, no orderer-written text).
    */
   heldNotice: boolean;
 }
 
 /** `lastError` of an approval request held back over its recipient's hourly cap (NOTIFY_RECIPIENT_HOURLY_MAX). */
 export const RECIPIENT_HOURLY_LIMIT = 'recipient_hourly_limit';
+
+/** `lastError` of an approval-request webhook call held back over its endpoint's hourly cap (NOTIFY_WEBHOOK_HOURLY_MAX). */
+export const ENDPOINT_HOURLY_LIMIT = 'endpoint_hourly_limit';
+
+/** The hourly caps on approval requests (ADR 0023 addenda): per mailbox, and per webhook endpoint. */
+export interface NotificationCaps {
+  recipientHourlyMax: number;
+  webhookHourlyMax: number;
+}
+
+/** The domain of an address as RFC 5321 compares it: IDNA to A-labels (UTS 46 mapping, lower case), else lower case. */
+function canonicalDomain(domain: string): string {
+  return (domainToASCII(domain) || domain).toLowerCase();
+}
+
+/**
+ * An address as it is stored (administrators' input): surrounding whitespace dropped, the domain lower-cased (domain
+ * names are case-insensitive, RFC 5321 2.4 and RFC 1035; A-labels compare case-insensitively, RFC 5890), the local
+ * part kept as typed (RFC 5321 2.4: only the receiving host may interpret its case, so mail goes where it was typed).
+ */
+export function storedAddress(address: string): string {
+  const a = address.trim();
+  const at = a.lastIndexOf('@');
+  return at < 1 ? a : `${a.slice(0, at)}@${canonicalDomain(a.slice(at + 1))}`;
+}
+
+/**
+ * The mailbox an address reaches, as the per-recipient cap counts it: Unicode NFC, whitespace dropped, domain as
+ * {@link storedAddress}, and the local part case-folded too. Mailbox providers treat local parts case-insensitively
+ * almost without exception, and for a cap merging two spellings that might be two mailboxes only makes it stricter,
+ * while keeping them apart would let one mailbox get the cap once per spelling.
+ */
+export function canonicalMailbox(address: string): string {
+  const a = address.trim().normalize('NFC');
+  const at = a.lastIndexOf('@');
+  return at < 1 ? a.toLowerCase() : `${a.slice(0, at).toLowerCase()}@${canonicalDomain(a.slice(at + 1))}`;
+}
 
 export interface DeliveryRow {
   id: string;
@@ -277,11 +316,11 @@ export class NotificationRepository {
    * dispatchers never hold the same row; a row whose lease ran out is due again). Counts the attempt at claim, so
    * a dispatcher that dies mid-send still uses one up.
    */
-  async claim(leaseMs: number, maxAttempts: number, limit = 10, recipientHourlyMax = 20): Promise<ClaimedDelivery[]> {
+  async claim(leaseMs: number, maxAttempts: number, limit = 10, recipientHourlyMax = 20, webhookHourlyMax = 60): Promise<ClaimedDelivery[]> {
     const leaseToken = randomUUID();
     const rows = await sqlTransaction(this.db, async (c) => {
       const claimed = await this.claimRows(c, leaseToken, leaseMs, maxAttempts, limit);
-      await this.applyRecipientCap(c, claimed, recipientHourlyMax);
+      await this.applyCaps(c, claimed, { recipientHourlyMax, webhookHourlyMax });
       return claimed;
     });
     if (rows.length === 0) return [];
@@ -308,40 +347,45 @@ export class NotificationRepository {
   }
 
   /**
-   * The per-recipient cap on approval-request emails (ADR 0023 addendum): an orderer may create operations in a loop,
-   * and each would mail every approver. In the claim's transaction, per address (sorted, so two claims cannot
-   * deadlock) under a transaction-level advisory lock: requests admitted for that address in the last hour are
-   * counted; up to `max` are admitted (`admittedAt`), the next one becomes the hour's one notice (`heldNotice`), the
-   * rest are held (`staleReason` recipient_hourly_limit, then SKIPPED by the dispatcher). The lock makes a second
-   * replica's count wait for the first's commit (READ COMMITTED: the count statement sees it), so racing
-   * dispatchers never exceed the cap. A retry of an admitted request or of the notice is not counted again.
+   * The hourly caps on approval requests (ADR 0023 addenda): an orderer may create operations in a loop, and each
+   * would mail every approver and post to every webhook endpoint. Each approval request still due is counted against
+   * one key: an email against its canonical mailbox (`email:` + {@link canonicalMailbox}, so spellings of one mailbox
+   * share a cap), a webhook call against its endpoint (`webhook:` + name). In the claim's transaction, per key
+   * (sorted, so two claims cannot deadlock) under a transaction-level advisory lock: requests admitted under that key
+   * in the last hour are counted; up to the cap are admitted (`admittedAt`), the next one becomes the hour's one
+   * notice or summary (`heldNotice`), the rest are held (`staleReason` recipient_hourly_limit or
+   * endpoint_hourly_limit, then SKIPPED by the dispatcher). The lock makes a second replica's count wait for the
+   * first's commit (READ COMMITTED: the count statement sees it), so racing dispatchers never exceed a cap. A retry of
+   * an admitted request or of the notice is not counted again; stale requests are not counted at all.
    */
-  private async applyRecipientCap(c: PoolClient, claimed: ClaimRow[], max: number): Promise<void> {
+  private async applyCaps(c: PoolClient, claimed: ClaimRow[], caps: NotificationCaps): Promise<void> {
+    const keyOf = (r: ClaimRow) => (r.channel === 'EMAIL' ? `email:${canonicalMailbox(r.address as string)}` : `webhook:${r.target}`);
     const capped = claimed
-      .filter((r) => r.event === 'operation.approval_requested' && r.channel === 'EMAIL' && r.address && r.staleReason === null && !r.admitted && !r.heldNotice)
+      .filter((r) => r.event === 'operation.approval_requested' && (r.channel === 'WEBHOOK' || r.address) && r.staleReason === null && !r.admitted && !r.heldNotice)
       .sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime() || x.id.localeCompare(y.id));
-    const addresses = [...new Set(capped.map((r) => r.address as string))].sort();
-    for (const address of addresses) {
-      await sqlQuery(c, `SELECT pg_advisory_xact_lock(hashtextextended('notification-recipient:' || $1::text, 0))`, [address]);
+    const keys = [...new Set(capped.map(keyOf))].sort();
+    for (const key of keys) {
+      const [max, reason] = key.startsWith('email:') ? [caps.recipientHourlyMax, RECIPIENT_HOURLY_LIMIT] : [caps.webhookHourlyMax, ENDPOINT_HOURLY_LIMIT];
+      await sqlQuery(c, `SELECT pg_advisory_xact_lock(hashtextextended('notification-cap:' || $1::text, 0))`, [key]);
       const [seen] = await sqlQuery<{ admitted: number; noticed: boolean }>(
         c,
-        `SELECT (SELECT count(*)::int FROM "notification_delivery" WHERE "address" = $1 AND "admittedAt" > now() - interval '1 hour') AS "admitted",
-                EXISTS (SELECT 1 FROM "notification_delivery" WHERE "address" = $1 AND "heldAt" > now() - interval '1 hour' AND "heldNotice") AS "noticed"`,
-        [address],
+        `SELECT (SELECT count(*)::int FROM "notification_delivery" WHERE "capKey" = $1 AND "admittedAt" > now() - interval '1 hour') AS "admitted",
+                EXISTS (SELECT 1 FROM "notification_delivery" WHERE "capKey" = $1 AND "heldAt" > now() - interval '1 hour' AND "heldNotice") AS "noticed"`,
+        [key],
       );
       let admitted = seen.admitted;
       let noticed = seen.noticed;
-      for (const r of capped.filter((x) => x.address === address)) {
+      for (const r of capped.filter((x) => keyOf(x) === key)) {
         if (admitted < max) {
-          await sqlQuery(c, `UPDATE "notification_delivery" SET "admittedAt" = now() WHERE "id" = $1::uuid`, [r.id]);
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "admittedAt" = now(), "capKey" = $2 WHERE "id" = $1::uuid`, [r.id, key]);
           admitted += 1;
         } else if (!noticed) {
-          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now(), "heldNotice" = true WHERE "id" = $1::uuid`, [r.id]);
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now(), "heldNotice" = true, "capKey" = $2 WHERE "id" = $1::uuid`, [r.id, key]);
           r.heldNotice = true;
           noticed = true;
         } else {
-          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now() WHERE "id" = $1::uuid`, [r.id]);
-          r.staleReason = RECIPIENT_HOURLY_LIMIT;
+          await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now(), "capKey" = $2 WHERE "id" = $1::uuid`, [r.id, key]);
+          r.staleReason = reason;
         }
       }
     }
@@ -449,15 +493,23 @@ export class NotificationRepository {
    * What a metrics scrape reports: deliveries still due or being retried, DEAD ones, the oldest due one's age, and
    * the approval requests held back over their recipient's hourly cap in the last hour.
    */
-  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number; heldLastHour: number }> {
-    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number; held: number }>(
+  async backlog(): Promise<{ pending: number; dead: number; oldestPendingSeconds: number; heldLastHour: number; webhookHeldLastHour: number }> {
+    const [row] = await sqlQuery<{ pending: number; dead: number; oldest: number; held: number; webhookHeld: number }>(
       this.db,
-      `SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead",
+      `WITH held AS (SELECT "channel" FROM "notification_delivery" WHERE "heldAt" > now() - interval '1 hour' AND NOT "heldNotice" AND "state" = 'SKIPPED')
+       SELECT count(*) FILTER (WHERE "state" = 'PENDING')::int AS "pending", count(*) FILTER (WHERE "state" = 'DEAD')::int AS "dead",
               COALESCE(EXTRACT(EPOCH FROM now() - min("createdAt") FILTER (WHERE "state" = 'PENDING')), 0)::float8 AS "oldest",
-              (SELECT count(*)::int FROM "notification_delivery" WHERE "heldAt" > now() - interval '1 hour' AND NOT "heldNotice" AND "state" = 'SKIPPED') AS "held"
+              (SELECT count(*)::int FROM held WHERE "channel" = 'EMAIL') AS "held",
+              (SELECT count(*)::int FROM held WHERE "channel" = 'WEBHOOK') AS "webhookHeld"
          FROM "notification_delivery" WHERE "state" IN ('PENDING', 'DEAD')`,
     );
-    return { pending: row?.pending ?? 0, dead: row?.dead ?? 0, oldestPendingSeconds: Math.max(0, row?.oldest ?? 0), heldLastHour: row?.held ?? 0 };
+    return {
+      pending: row?.pending ?? 0,
+      dead: row?.dead ?? 0,
+      oldestPendingSeconds: Math.max(0, row?.oldest ?? 0),
+      heldLastHour: row?.held ?? 0,
+      webhookHeldLastHour: row?.webhookHeld ?? 0,
+    };
   }
 
   /** The deliveries of the events about one operation or admin session, oldest first (operators, tests). */
@@ -503,7 +555,7 @@ export class NotificationRepository {
 
   /** The address administrators keep on file for the subject (null removes it), audited in the same transaction. */
   setAddress(subjectId: string, email: string | null, audit: AuditInput): Promise<NotificationSettings> {
-    return this.upsert(subjectId, { email }, audit);
+    return this.upsert(subjectId, { email: email === null ? null : storedAddress(email) }, audit);
   }
 
   private async upsert(
