@@ -85,6 +85,24 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     expect([after.state, after.keys.map((k) => k.approverIds.length)]).toEqual(['REQUESTED', [0, 0]]);
   });
 
+  it('fail an approver disabled after the guard checked him (a stale Actor): 403 not_an_approver, audited DENIED, nothing counted; an approval withdrawn shows as missing again', async () => {
+    const { keyids, op } = await twoKeyOperation();
+    const bob = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    const carol = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+    expect((await service.approve(carol, op.id, 'req-carol')).state).toBe('APPROVED');
+    await subjects.update(bob.subjectId, { enabled: false });
+    const requestId = `req-${randomBytes(4).toString('hex')}`;
+    expect(await codeOf(service.approve(bob, op.id, requestId))).toBe('operation_closed');
+    // Carol disabled too: her approvals are withdrawn, the operation needs approval again, and Bob's stale Actor counts nothing.
+    await subjects.update(carol.subjectId, { enabled: false });
+    const view = await service.get(await actor(['AUDITOR'], [], [], Permission.OperationsRead), op.id);
+    expect([view.state, view.keys.map((k) => [k.approvals, k.approvalsMissing, k.approvedBy])]).toEqual(['REQUESTED', [[0, 1, []], [0, 1, []]]]);
+    expect(await codeOf(service.approve(bob, op.id, requestId))).toBe('not_an_approver');
+    const events = (await audit.list({ action: 'operation.approve', requestId })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'not_an_approver'], ['DENIED', 'operation_closed']]);
+    expect((await operations.get(op.id)).keys.map((k) => k.approverIds)).toEqual([[], []]);
+  });
+
   it('never names an operation the caller may not see in a cursor, even after scanning thousands of them', async () => {
     // A signer of the key (operations:read, SIGN, no APPROVE): others' operations on it do not exist for him, yet a
     // sign order only needs an operation id, so an id would be worth having.

@@ -117,6 +117,8 @@ export class OperationsService {
         if (!(err instanceof DataAccessError)) throw err;
         // A concurrent request of the same approver got there first: counted once, answered alike.
         if (err.code === 'already_approved') throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
+        // Disabled, or APPROVE taken, since the (cached) grants this request was checked with: re-checked at the approval.
+        if (err.code === 'not_an_approver') throw new OperationError(OperationErrorCode.NotAnApprover, 'you may no longer approve the keys of this operation');
         if (err.code === 'invalid_state') {
           const now = await this.operations.get(op.id);
           if (now.keys.some((x) => pending.some((k) => k.keyid === x.keyid) && x.approverIds.includes(actor.subjectId))) {

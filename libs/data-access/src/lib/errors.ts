@@ -26,6 +26,7 @@ export const DataAccessErrorCode = {
   start_too_far_ahead: 'start_too_far_ahead',
   admin_session_scope: 'admin_session_scope',
   subject_is_guest: 'subject_is_guest',
+  not_an_approver: 'not_an_approver',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -61,6 +62,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   admin_session_scope: 403,
   // The change would give the administrator or approver nature to a subject whose last sign-in proved a guest account (ADR 0040).
   subject_is_guest: 409,
+  // The approver is disabled or holds no APPROVE on the key now (re-checked in the approval's transaction).
+  not_an_approver: 403,
 };
 
 /** Error raised by repositories and the migrator. */

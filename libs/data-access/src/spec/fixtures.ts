@@ -12,6 +12,17 @@ export async function seedSubject(repos: Repositories, name = `user-${hex(3)}`):
   return repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test` });
 }
 
+/**
+ * A USER subject entitled to approve `keyids`: the APPROVER nature and the APPROVE grant on each through a role of its
+ * own (`approvers-<hex>`), as the approval route and the repository's re-check require.
+ */
+export async function seedApprover(repos: Repositories, keyids: readonly string[], name = `approver-${hex(3)}`): Promise<Subject & { role: string }> {
+  const role = `approvers-${hex(4)}`;
+  await repos.subjects.createRole({ name: role, natures: ['APPROVER'], keys: keyids.map((keyid) => ({ keyid, permissions: ['APPROVE'] })) });
+  const s = await repos.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: name, username: `${name}@example.test`, roles: [role] });
+  return { ...s, role };
+}
+
 /** A USER subject holding the administrator nature (role `fixture-administrators`), signed in once as a member. */
 export async function seedAdmin(repos: Repositories, name = `admin-${hex(3)}`): Promise<Subject> {
   await repos.subjects.upsertRole('fixture-administrators', ['ADMINISTRATOR']);

@@ -1,4 +1,4 @@
-import { approvalComplete, effectiveState, isUsable, needsApproval, usability, type PolicyOperation } from './operation-policy';
+import { approvalComplete, effectiveState, isUsable, needsApproval, stateAfterWithdrawal, usability, type PolicyOperation } from './operation-policy';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
 const at = (ms: number) => new Date(NOW.getTime() + ms);
@@ -58,5 +58,16 @@ describe(usability.name, () => {
   ] as const)('%s', (_n, o, keyid, digest, expected) => {
     expect(usability(o, keyid, digest, NOW)).toBe(expected);
     expect(isUsable(o, keyid, digest, NOW)).toBe(expected === null);
+  });
+});
+
+describe(stateAfterWithdrawal.name, () => {
+  it.each([
+    ['fail APPROVED no longer complete: REQUESTED again, not usable', 'APPROVED', false, 'REQUESTED'],
+    ['ok APPROVED still complete (more approvers than required) stays APPROVED', 'APPROVED', true, 'APPROVED'],
+    ['ok REQUESTED stays REQUESTED', 'REQUESTED', false, 'REQUESTED'],
+  ] as const)('%s', (_n, state, complete, expected) => {
+    expect(stateAfterWithdrawal(state, complete)).toBe(expected);
+    if (expected === 'REQUESTED') expect(usability(op({ state: expected }), 'fw', null, NOW)).toBe('operation_not_usable');
   });
 });

@@ -24,7 +24,10 @@ export interface PolicyOperationKey {
   usagesAllowed: number;
   usagesUsed: number;
   requiredApprovers: number;
-  /** How many distinct approvers approved this key. */
+  /**
+   * How many distinct approvers approved this key and may still approve it: an approval whose approver was disabled
+   * or lost APPROVE on the key since is withdrawn (moved to withdrawn_approval) and counts for nothing.
+   */
   approvals: number;
 }
 
@@ -50,6 +53,15 @@ export function needsApproval(keys: readonly Pick<PolicyOperationKey, 'requiredA
 /** True when every key has at least its required number of approvals (REQUESTED -> APPROVED). */
 export function approvalComplete(keys: readonly Pick<PolicyOperationKey, 'requiredApprovers' | 'approvals'>[]): boolean {
   return keys.every((k) => k.approvals >= k.requiredApprovers);
+}
+
+/**
+ * The state of an open operation after approvals were withdrawn (an approver disabled or his APPROVE taken): an
+ * APPROVED one whose remaining approvals are not complete is REQUESTED again, so it is not used until enough
+ * currently entitled approvers approve; any other state stays (ADR 0017 addendum 2026-12-07).
+ */
+export function stateAfterWithdrawal(state: OperationState, stillComplete: boolean): OperationState {
+  return state === 'APPROVED' && !stillComplete ? 'REQUESTED' : state;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type TempDatabase } from '../../spec/temp-database';
-import { outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { outcome, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { signRequest } from '../../spec/sign-path';
 import { type Db } from '../db';
 import type { Repositories } from '.';
@@ -48,7 +48,7 @@ describe(OperationRepository.name, () => {
     ['fail an APPROVED operation one approval short of the raised number: REQUESTED again', 1, 1, 2, 'REQUESTED', 'operation_not_usable', true],
   ] as const)('%s', async (_n, before, approvals, after, state, use, reopened) => {
     const { orderer, key, op } = await operationNeeding(before);
-    for (let i = 0; i < approvals; i++) await a.operations.addApproval(op.id, key.keyid, (await seedSubject(a)).id);
+    for (let i = 0; i < approvals; i++) await a.operations.addApproval(op.id, key.keyid, (await seedApprover(a, [key.keyid])).id);
     const requestId = `raise-${op.id}`;
     await a.keys.setRequiredApprovers(key.keyid, after, { action: 'key.update', outcome: 'SUCCESS', requestId });
     const now = await a.operations.get(op.id);
@@ -60,7 +60,7 @@ describe(OperationRepository.name, () => {
 
   it('ok an APPROVED operation that already has the raised number of approvals stays usable', async () => {
     const { orderer, key, op } = await operationNeeding(2);
-    for (let i = 0; i < 2; i++) await a.operations.addApproval(op.id, key.keyid, (await seedSubject(a)).id);
+    for (let i = 0; i < 2; i++) await a.operations.addApproval(op.id, key.keyid, (await seedApprover(a, [key.keyid])).id);
     await a.keys.setRequiredApprovers(key.keyid, 1);
     await a.keys.setRequiredApprovers(key.keyid, 2);
     const now = await a.operations.get(op.id);
@@ -71,7 +71,7 @@ describe(OperationRepository.name, () => {
   it('ok a raise and approvals racing on two replicas: APPROVED exactly when every key has its approvals', async () => {
     for (let round = 0; round < 8; round++) {
       const { key, op } = await operationNeeding(1);
-      const approvers = await Promise.all([1, 2].map(() => seedSubject(a)));
+      const approvers = await Promise.all([1, 2].map(() => seedApprover(a, [key.keyid])));
       await Promise.all([
         (round % 2 ? a : b).keys.setRequiredApprovers(key.keyid, 2),
         ...approvers.map((ap, i) => ((round + i) % 2 ? b : a).operations.addApproval(op.id, key.keyid, ap.id).catch((e: { code: string }) => e.code)),
@@ -105,7 +105,7 @@ describe(OperationRepository.name, () => {
 
   it('lets exactly one of many concurrent approvals perform the REQUESTED -> APPROVED transition', async () => {
     const { key, op } = await operationNeeding(2);
-    const approvers = await Promise.all([1, 2, 3, 4, 5, 6].map(() => seedSubject(a)));
+    const approvers = await Promise.all([1, 2, 3, 4, 5, 6].map(() => seedApprover(a, [key.keyid])));
     const results = await Promise.all(
       approvers.map((ap, i) =>
         (i % 2 ? a : b).operations.addApproval(op.id, key.keyid, ap.id).then(
@@ -124,7 +124,7 @@ describe(OperationRepository.name, () => {
 
   it('counts the same approver once even when the approval races with itself', async () => {
     const { key, op } = await operationNeeding(2);
-    const approver = await seedSubject(a);
+    const approver = await seedApprover(a, [key.keyid]);
     const results = await Promise.all([a, b, a, b].map((r) => outcome(r.operations.addApproval(op.id, key.keyid, approver.id))));
     expect(results.sort()).toEqual(['already_approved', 'already_approved', 'already_approved', 'ok']);
     const after = await a.operations.get(op.id);
@@ -134,7 +134,7 @@ describe(OperationRepository.name, () => {
   it('refuses approvals for a key outside the operation and of unknown operations', async () => {
     const { op } = await operationNeeding(1);
     const other = await seedKey(a);
-    const approver = await seedSubject(a);
+    const approver = await seedApprover(a, [other.keyid]);
     expect(await outcome(a.operations.addApproval(op.id, other.keyid, approver.id))).toBe('key_not_in_operation');
     expect(await outcome(a.operations.addApproval('00000000-0000-0000-0000-000000000000', other.keyid, approver.id))).toBe('not_found');
     expect(await outcome(a.operations.get('not-a-uuid'))).toBe('not_found');
@@ -157,7 +157,7 @@ describe(OperationRepository.name, () => {
     for (let i = 0; i < 5; i++) {
       ids.push((await a.operations.create({ description: `op${i}`, ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 1 }] })).id);
     }
-    const approver = await seedSubject(a);
+    const approver = await seedApprover(a, [key.keyid]);
     await a.operations.addApproval(ids[0], key.keyid, approver.id);
     const seen: string[] = [];
     let cursor: string | undefined;

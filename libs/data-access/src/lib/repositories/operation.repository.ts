@@ -6,6 +6,7 @@ import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
 import { approvalComplete } from '../policy/operation-policy';
 import { enqueueOperationNotice } from './notification.repository';
+import { approvableKeyIds, lockApprover } from './approval-withdrawal';
 
 export interface CreateOperationInput {
   description: string;
@@ -191,17 +192,25 @@ export class OperationRepository {
    * row is locked (SELECT ... FOR UPDATE) so concurrent approvals see each other and exactly one of them performs
    * the REQUESTED -> APPROVED transition (when `approvalComplete` holds). A repeated approval of any key is
    * `already_approved` and nothing is counted. Each key's approval gets its own audit event (`keyid` set).
+   * The approver's right is re-checked here, under locks a disable or a role or grant change must wait for (the
+   * Actor the service checked may come from a cache a moment old): a key he may not approve now is `not_an_approver`
+   * and nothing is counted (ADR 0017 addendum 2026-12-07).
    */
   async approve(operationId: string, keyids: readonly string[], approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
     try {
       return await this.db.transaction(async (tx) => {
+        // The approver before the operation: the order in which a withdrawal locks them (approval-withdrawal.ts).
+        if (!UUID.test(approverId)) throw new DataAccessError('not_an_approver', 'no such approver');
+        await lockApprover(tx, approverId);
         await lockOperation(tx, operationId);
         const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
+        const entitled = await approvableKeyIds(tx, approverId);
         const approvals = op.approvals.map((a) => ({ keyId: a.keyId, approverId: a.approverId }));
         for (const keyid of keyids) {
           const opKey = op.keys.find((k) => k.key.keyid === keyid);
           if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
+          if (!entitled.has(opKey.keyId)) throw new DataAccessError('not_an_approver', `the approver may not approve key ${keyid} (disabled, or no APPROVE on it)`);
           if (approvals.some((a) => a.keyId === opKey.keyId && a.approverId === approverId)) {
             throw new DataAccessError('already_approved', 'this approver already approved this key');
           }

@@ -1,5 +1,5 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedApprover, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation, signRequest as request } from '../../spec/sign-path';
 import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
@@ -108,7 +108,7 @@ describe(SignOrderRepository.name, () => {
 
   it('uses an APPROVED operation and records the audit event in the same transaction', async () => {
     const { orderer, key, op } = await setup({ approvers: 1 });
-    const approver = await seedSubject(a);
+    const approver = await seedApprover(a, [key.keyid]);
     await a.operations.addApproval(op.id, key.keyid, approver.id);
     const r = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { requestId: 'req-1' }), async () => 'aa');
     expect(r.audit).toMatchObject({ action: 'sign', operationId: op.id, keyid: key.keyid, requestId: 'req-1', digest: 'ab'.repeat(32) });

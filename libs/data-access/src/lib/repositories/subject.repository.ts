@@ -3,6 +3,7 @@ import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
+import { withdrawLostApprovals } from './approval-withdrawal';
 import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
@@ -98,6 +99,11 @@ function assertNoGuestGain(account: SubjectAccount, before: readonly string[], a
   if (account !== 'GUEST') return;
   const gained = after.filter((n) => !before.includes(n));
   if (gained.length) throw new DataAccessError('subject_is_guest', `${what} would give ${gained.join(', ')} to a guest account (its last sign-in proved acct=1)`);
+}
+
+/** The subjects holding a role (locked FOR UPDATE by the caller, so no assignment slips in). */
+async function holdersOf(tx: Tx, roleId: string): Promise<string[]> {
+  return (await tx.subjectRole.findMany({ where: { roleId }, select: { subjectId: true }, orderBy: { subjectId: 'asc' } })).map((h) => h.subjectId);
 }
 
 const toSubject = (s: SubjectRow): Subject => ({
@@ -301,6 +307,8 @@ export class SubjectRepository {
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
         if (input.enabled === false || input.roles) {
           await endSessionsOfLostAdministrators(tx, [id], s.enabled ? 'participant_lost_administrator' : 'participant_disabled', audit);
+          // Approvals it may no longer give stop counting on every open operation, in this transaction (ADR 0017 addendum).
+          await withdrawLostApprovals(tx, [id], audit);
         }
         return toSubject(s);
       });
@@ -377,6 +385,8 @@ export class SubjectRepository {
           const holders = await tx.subjectRole.findMany({ where: { roleId: id }, select: { subjectId: true } });
           await endSessionsOfLostAdministrators(tx, holders.map((h) => h.subjectId), 'participant_lost_administrator', audit);
         }
+        // A grant of APPROVE taken: its holders' approvals of that key stop counting (ADR 0017 addendum).
+        if (input.keys) await withdrawLostApprovals(tx, await holdersOf(tx, id), audit);
         return { before, after };
       });
     } catch (err) {
@@ -388,21 +398,26 @@ export class SubjectRepository {
     return (await this.db.prisma.role.findMany({ orderBy: { name: 'asc' } })).map(toRole);
   }
 
-  /** Sets the permissions a role has on one key (an empty list removes them). */
+  /**
+   * Sets the permissions a role has on one key (an empty list removes them), under the role's lock; approvals its
+   * holders may no longer give are withdrawn in the same transaction (ADR 0017 addendum).
+   */
   async setRoleKeyPermissions(roleName: string, keyid: string, permissions: KeyPermission[]): Promise<void> {
-    const role = await this.db.prisma.role.findUnique({ where: { name: roleName } });
-    const key = await this.db.prisma.key.findUnique({ where: { keyid } });
-    if (!role || !key) throw new DataAccessError('not_found', !role ? 'role not found' : 'key not found');
-    const where = { roleId_keyId: { roleId: role.id, keyId: key.id } };
-    if (permissions.length === 0) {
-      await this.db.prisma.roleKeyPermission.deleteMany({ where: { roleId: role.id, keyId: key.id } });
-      return;
-    }
-    const perms = [...new Set(permissions)];
-    await this.db.prisma.roleKeyPermission.upsert({
-      where,
-      create: { roleId: role.id, keyId: key.id, permissions: perms },
-      update: { permissions: perms },
+    await this.db.transaction(async (tx) => {
+      const [role] = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "role" WHERE "name" = ${roleName} FOR UPDATE`;
+      const key = await tx.key.findUnique({ where: { keyid } });
+      if (!role || !key) throw new DataAccessError('not_found', !role ? 'role not found' : 'key not found');
+      if (permissions.length === 0) {
+        await tx.roleKeyPermission.deleteMany({ where: { roleId: role.id, keyId: key.id } });
+      } else {
+        const perms = [...new Set(permissions)];
+        await tx.roleKeyPermission.upsert({
+          where: { roleId_keyId: { roleId: role.id, keyId: key.id } },
+          create: { roleId: role.id, keyId: key.id, permissions: perms },
+          update: { permissions: perms },
+        });
+      }
+      await withdrawLostApprovals(tx, await holdersOf(tx, role.id));
     });
   }
 

@@ -1,0 +1,125 @@
+import type { Tx } from '../db';
+import type { AuditInput } from '../types';
+import { approvalComplete, stateAfterWithdrawal } from '../policy/operation-policy';
+import { appendAuditTx } from './audit.repository';
+
+// An approval counts only while its approver may give it (ADR 0017 addendum 2026-12-07, docs/security.md §6a): an
+// enabled subject one of whose roles grants APPROVE on the key (the grant alone opens the approval route, ADR 0016).
+// The hot path never asks: the reservation statement reads the operation's stored state. So every change that can
+// take that right away (disabling a subject, changing its roles, changing a role's key grants) calls
+// `withdrawLostApprovals` in ITS transaction, and `lockApprover` + `approvableKeyIds` make an approval re-check the
+// right under the same locks, whatever the (cached) Actor said.
+
+/** Why an approval was withdrawn (`withdrawn_approval.reason`, the audit event's `reason`). */
+export type WithdrawalReason = 'approver_disabled' | 'approve_grant_lost';
+
+/** SQL: the approver of approval `a` may approve its key now (enabled, a role with APPROVE on it). */
+const ENTITLED = `EXISTS (
+  SELECT 1 FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role_key_permission" g ON g."roleId" = sr."roleId"
+   WHERE s."id" = a."approverId" AND s."enabled" AND g."keyId" = a."keyId" AND 'APPROVE'::"KeyPermission" = ANY(g."permissions"))`;
+
+/**
+ * Locks the approver's subject row and its roles FOR SHARE, in that order, before an approval locks its operation: a
+ * disable or role change (subject FOR UPDATE) and a change of a role's grants (role FOR UPDATE) either committed before
+ * and is read by {@link approvableKeyIds}, or waits for the approval and then withdraws it. Changes take the subject or
+ * role first and operations after, so the order is the same everywhere (no deadlock).
+ */
+export async function lockApprover(tx: Tx, approverId: string): Promise<void> {
+  await tx.$queryRaw`SELECT "id" FROM "subject" WHERE "id" = ${approverId}::uuid FOR SHARE`;
+  await tx.$queryRaw`
+    SELECT r."id" FROM "role" r JOIN "subject_role" sr ON sr."roleId" = r."id" WHERE sr."subjectId" = ${approverId}::uuid ORDER BY r."id" FOR SHARE OF r`;
+}
+
+/** The key ids (key.id) the subject may approve now, as this transaction sees it (call {@link lockApprover} first). */
+export async function approvableKeyIds(tx: Tx, approverId: string): Promise<Set<string>> {
+  const rows = await tx.$queryRaw<{ keyId: string }[]>`
+    SELECT DISTINCT g."keyId"::text AS "keyId"
+      FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role_key_permission" g ON g."roleId" = sr."roleId"
+     WHERE s."id" = ${approverId}::uuid AND s."enabled" AND 'APPROVE'::"KeyPermission" = ANY(g."permissions")`;
+  return new Set(rows.map((r) => r.keyId));
+}
+
+/** One withdrawn approval, as {@link withdrawLostApprovals} recorded it. */
+export interface WithdrawnApprovalRow {
+  operationId: string;
+  keyid: string;
+  approverId: string;
+  approvedAt: Date;
+  reason: WithdrawalReason;
+}
+
+/**
+ * Withdraws, in the caller's transaction (the admin change that may have taken the right), every approval by
+ * `subjectIds` that its approver may no longer give, on every operation still open (REQUESTED or APPROVED, window not
+ * passed; finished operations keep their history as it was). Each approval row moves to `withdrawn_approval` with its
+ * reason and gets an `operation.approval_withdrawn` audit event (actor, request and session of `audit`, the change);
+ * an APPROVED operation that is no longer complete (`approvalComplete`) is REQUESTED again, so the next reservation
+ * is refused `operation_not_usable`. Usages already reserved finish. Call it after the change, with the subjects (or
+ * the role) already locked FOR UPDATE; the operations are locked here in id order, as approvals and
+ * `setRequiredApprovers` lock them.
+ */
+export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[], audit?: AuditInput): Promise<WithdrawnApprovalRow[]> {
+  if (subjectIds.length === 0) return [];
+  const ids = [...subjectIds];
+  const ops = await tx.$queryRawUnsafe<{ id: string }[]>(
+    `SELECT o."id"::text AS "id" FROM "operation" o
+      WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now()
+        AND o."id" IN (SELECT a."operationId" FROM "approval" a WHERE a."approverId" = ANY($1::uuid[]) AND NOT ${ENTITLED})
+      ORDER BY o."id" FOR UPDATE OF o`,
+    ids,
+  );
+  if (ops.length === 0) return [];
+  const opIds = ops.map((o) => o.id);
+  const gone = await tx.$queryRawUnsafe<(WithdrawnApprovalRow & { id: string })[]>(
+    `WITH gone AS (
+       DELETE FROM "approval" a
+        WHERE a."operationId" = ANY($2::uuid[]) AND a."approverId" = ANY($1::uuid[]) AND NOT ${ENTITLED}
+       RETURNING a."id", a."operationId", a."keyId", a."approverId", a."createdAt",
+         (SELECT CASE WHEN s."enabled" THEN 'approve_grant_lost' ELSE 'approver_disabled' END FROM "subject" s WHERE s."id" = a."approverId") AS "reason"
+     ), kept AS (
+       INSERT INTO "withdrawn_approval" ("id", "operationId", "keyId", "approverId", "approvedAt", "reason")
+       SELECT "id", "operationId", "keyId", "approverId", "createdAt", "reason" FROM gone
+       RETURNING "id"
+     )
+     SELECT g."id"::text AS "id", g."operationId"::text AS "operationId", k."keyid", g."approverId"::text AS "approverId",
+            g."createdAt" AS "approvedAt", g."reason"
+       FROM gone g JOIN "key" k ON k."id" = g."keyId"
+      ORDER BY g."operationId", k."keyid", g."approverId"`,
+    ids,
+    opIds,
+  );
+  const reopened = new Set<string>();
+  for (const id of opIds) {
+    const keys = await tx.$queryRaw<{ requiredApprovers: number; approvals: number }[]>`
+      SELECT ok."requiredApprovers", (SELECT count(*)::int FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId") AS "approvals"
+        FROM "operation_key" ok WHERE ok."operationId" = ${id}::uuid`;
+    const [op] = await tx.$queryRaw<{ state: 'REQUESTED' | 'APPROVED' }[]>`SELECT "state"::text AS "state" FROM "operation" WHERE "id" = ${id}::uuid`;
+    if (stateAfterWithdrawal(op.state, approvalComplete(keys)) !== op.state) {
+      await tx.$executeRaw`UPDATE "operation" SET "state" = 'REQUESTED', "updatedAt" = now() WHERE "id" = ${id}::uuid`;
+      reopened.add(id);
+    }
+  }
+  for (const w of gone) {
+    await appendAuditTx(tx, {
+      action: 'operation.approval_withdrawn',
+      outcome: 'SUCCESS',
+      actorTid: audit?.actorTid ?? null,
+      actorOid: audit?.actorOid ?? null,
+      actorName: audit?.actorName ?? null,
+      actorClient: audit?.actorClient ?? null,
+      actorSubjectId: audit?.actorSubjectId ?? null,
+      adminSessionId: audit?.adminSessionId ?? null,
+      requestId: audit?.requestId ?? null,
+      operationId: w.operationId,
+      keyid: w.keyid,
+      details: {
+        approverId: w.approverId,
+        approvedAt: w.approvedAt.toISOString(),
+        reason: w.reason,
+        ...(audit ? { by: audit.action } : {}),
+        reopened: reopened.has(w.operationId),
+      },
+    });
+  }
+  return gone.map(({ operationId, keyid, approverId, approvedAt, reason }) => ({ operationId, keyid, approverId, approvedAt, reason }));
+}
