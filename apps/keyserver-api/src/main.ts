@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -24,6 +24,7 @@ import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
 import { EDGE, type EdgeServices } from './edge/edge';
 import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
+import { descriptorWarning } from './edge/connections';
 import { bootstrapCommand } from './bootstrap/bootstrap';
 import { InstallationRepository, KeyLifecycleRepository, NotificationRepository } from '@keyserver/data-access';
 import { ApiMetrics } from './metrics/api-metrics';
@@ -71,10 +72,11 @@ async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics
   return { config, logger, db, signer: metrics.instrumentSigner(pkcs11), validator };
 }
 
-async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFastifyApplication> {
+async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<{ app: NestFastifyApplication; adapter: ApiHttpAdapter }> {
   // Counted first, so refusals at the edge are counted too (under the route "(unmatched)").
-  const late: LateEdge = { logger: deps.logger, metrics: metrics ? requestMetrics(metrics.registry) : undefined };
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(deps), new ApiHttpAdapter(late, deps.config.edge), {
+  const late: LateEdge = { logger: deps.logger, metrics: metrics ? requestMetrics(metrics.registry) : undefined, registry: metrics?.registry };
+  const adapter = new ApiHttpAdapter(late, deps.config.edge);
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(deps), adapter, {
     bodyParser: false,
     logger: new PinoNestLogger(deps.logger),
   });
@@ -84,12 +86,15 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<NestFasti
   // runs the shutdown hooks).
   await app.init();
   app.get<{ current: object | null }>(OPENAPI_DOCUMENT).current = buildOpenApi(app);
-  return app;
+  return { app, adapter };
 }
 
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
   for (const warning of tsaTrustWarnings(config)) logger.warn(warning);
+  // HTTP_MAX_CONNECTIONS protects only if the descriptors do not run out first (ADR 0011 addendum "connections").
+  const descriptors = existsSync('/proc/self/limits') ? descriptorWarning(config.edge.maxConnections, readFileSync('/proc/self/limits', 'utf8')) : undefined;
+  if (descriptors) logger.warn(descriptors);
   try {
     const threads = lowerV8ThreadPriority(config.v8BackgroundNice);
     if (threads > 0) logger.info({ threads, nice: config.v8BackgroundNice }, 'V8 background threads run at a lower priority');
@@ -107,7 +112,7 @@ async function serve(config: ApiConfig, logger: Logger) {
     onError: (err) => logger.warn({ err: err.message }, 'access cache listener lost; lookups go to the database until it is back'),
   });
   // Keep-alive and the transport's timeouts are the adapter's (ApiHttpAdapter, from the config).
-  const app = await createApp(deps, metrics);
+  const { app, adapter } = await createApp(deps, metrics);
   await app.listen(config.port, config.host);
   logger.info({ event: 'listening', url: `http://${config.host}:${config.port}`, version: PRODUCT_VERSION }, 'keyserver-api listening');
   const metricsConfig = config.metrics;
@@ -130,6 +135,11 @@ async function serve(config: ApiConfig, logger: Logger) {
   const dispatcher = new NotificationDispatcher(new NotificationRepository(notifyDb), logger, config.notify);
   dispatcher.start();
   exitOnSignals(logger, async () => {
+    // First, and bounded (ADR 0011 addendum "connections"): no new connections; idle and not-yet-routed ones closed
+    // at once; requests in flight finish within HTTP_SHUTDOWN_GRACE_MS while the database and the HSM are still open.
+    const openAtSignal = adapter.connections.openConnections;
+    await adapter.connections.shutdown(app.getHttpServer());
+    logger.info({ event: 'connections_closed', openAtSignal }, 'HTTP connections closed');
     await reaper.stop();
     await crlRefresher.stop();
     await disposer.stop();
@@ -162,7 +172,7 @@ async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
   };
   const signer: HsmSigner = { generateKey: offline, getKey: offline, sign: offline, destroyKey: offline, health: offline, close: async () => undefined };
   const deps = { config, logger, db: createDb(config.databaseUrl), signer, validator: { authenticate: offline } } as unknown as ApiDeps;
-  const app = await createApp(deps);
+  const { app } = await createApp(deps);
   writeFileSync(file, JSON.stringify(app.get<{ current: object }>(OPENAPI_DOCUMENT).current, null, 2) + '\n');
   await app.close();
 }

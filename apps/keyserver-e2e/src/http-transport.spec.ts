@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { composeCommand, freePort, startPlatform, startService, waitForOk, type RunningPlatform } from '@keyserver/testing';
 import { sql } from './admin-helpers';
+import { parseExposition, scrape, valueOf } from './metrics-support';
 import { call, ciToken, operationBody } from './operations-support';
 
 // An attacker who controls the bytes on the socket (security.md sections 4 and 7, ADR 0011 addendum "the
@@ -102,6 +103,16 @@ function openUpload(port: number, head: string, body: Buffer): Promise<Socket> {
     s.on('error', reject);
   });
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async <T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > end) return v;
+    await sleep(100);
+  }
+};
 
 describe('the HTTP transport under a hostile client', () => {
   let p: RunningPlatform;
@@ -291,6 +302,33 @@ describe('the HTTP transport under a hostile client', () => {
     });
   });
 
+  const auditOfRequest = (requestId: string) => sql<{ action: string; outcome: string; errorCode: string | null }>(p, 'SELECT action, outcome, "errorCode" FROM audit_event WHERE "requestId" = $1 ORDER BY seq', [requestId]);
+
+  describe('time-stamp queries that end early', () => {
+    const head = (requestId: string) => reqLine('POST', '/api/v1/tsa', ['Content-Type: application/timestamp-query', 'Content-Length: 200', `X-Request-Id: ${requestId}`]);
+
+    it('fail a query the client aborts mid-body: audited request_aborted (as on every other route), the next request answered', async () => {
+      const rid = randomUUID();
+      const s = await openUpload(port, head(rid), Buffer.alloc(20, 0x30));
+      await new Promise((r) => setTimeout(r, 300));
+      s.destroy();
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await auditOfRequest(rid)).map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['timestamp.rejected', 'DENIED', 'request_aborted']]);
+      expect(audit).toHaveLength(1);
+      await healthy();
+    });
+
+    it('fail a query that trickles past the request timeout: 408 request_timeout problem+json, audited request_timeout', async () => {
+      const rid = randomUUID();
+      const x = await exchange(port, [head(rid), Buffer.alloc(20, 0x30)], { waitMs: 15_000 });
+      expect(x.closed).toBe(true);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[408, 'request_timeout']]);
+      const audit = await until(() => auditOfRequest(rid), (a) => a.length > 0);
+      expect(audit.map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['timestamp.rejected', 'DENIED', 'request_timeout']]);
+    });
+  });
+
   describe('firmware uploads that end early', () => {
     const newOp = async (usages: number) => {
       const r = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', usages));
@@ -309,15 +347,6 @@ describe('the HTTP transport under a hostile client', () => {
         [operationid],
       );
       return r;
-    };
-    const auditOfRequest = (requestId: string) => sql<{ action: string; outcome: string; errorCode: string | null }>(p, 'SELECT action, outcome, "errorCode" FROM audit_event WHERE "requestId" = $1 ORDER BY seq', [requestId]);
-    const until = async <T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> => {
-      const end = Date.now() + ms;
-      for (;;) {
-        const v = await f();
-        if (ok(v) || Date.now() > end) return v;
-        await new Promise((r) => setTimeout(r, 100));
-      }
     };
     const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.api.child.pid}/status`, 'utf8'))?.[1] ?? 0);
 
@@ -408,4 +437,211 @@ describe('the HTTP transport under a hostile client', () => {
       expect((rssKb() - before) / 1024).toBeLessThan(64);
     });
   });
+});
+
+/** One raw connection from a chosen loopback address (127.0.0.0/8 is all loopback on Linux): what it got, whether it closed. */
+interface Conn {
+  socket: Socket;
+  responses(): Response[];
+  closed(): boolean;
+  /** Sends `bytes` and waits for the next whole response (or the close). */
+  request(bytes: string, ms?: number): Promise<Response | undefined>;
+}
+
+function openConn(port: number, localAddress: string): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let closed = false;
+    const s = connect({ port, host: '127.0.0.1', localAddress });
+    const responses = () => parseResponses(Buffer.concat(chunks));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('close', () => (closed = true));
+    s.once('error', reject);
+    s.once('connect', () => {
+      s.removeListener('error', reject);
+      s.on('error', () => undefined);
+      resolve({
+        socket: s,
+        responses,
+        closed: () => closed,
+        async request(bytes, ms = 5_000) {
+          const before = responses().length;
+          s.write(withToken(bytes));
+          const end = Date.now() + ms;
+          while (responses().length === before && !closed && Date.now() < end) await sleep(10);
+          return responses()[before];
+        },
+      });
+    });
+  });
+}
+
+/** Opens a connection and waits long enough to see whether the server refused it (answered and closed) or kept it. */
+async function admitted(port: number, localAddress: string): Promise<{ conn: Conn; refusal?: Response }> {
+  const conn = await openConn(port, localAddress);
+  const end = Date.now() + 400;
+  while (!conn.closed() && Date.now() < end) await sleep(10);
+  return { conn, refusal: conn.closed() ? (conn.responses()[0] ?? { status: 0, headers: {}, body: '' }) : undefined };
+}
+
+// Connection limits and a bounded shutdown (ADR 0011 addendum "connections"): a client opening idle or half-sent
+// connections exhausts neither the file descriptors nor the memory of a replica, and SIGTERM does not wait for it.
+describe('the HTTP transport: connection limits and shutdown', () => {
+  let p: RunningPlatform;
+  let port: number;
+  let metricsUrl: string;
+  const open: Conn[] = [];
+  const hold = (c: Conn) => (open.push(c), c);
+  const get = (extra: string[] = []) => `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`;
+  const samples = async () => parseExposition(await scrape(metricsUrl));
+
+  beforeAll(async () => {
+    const metricsPort = await freePort();
+    p = await startPlatform({
+      extraApiEnv: {
+        HTTP_MAX_CONNECTIONS: '10',
+        HTTP_MAX_CONNECTIONS_PER_IP: '4',
+        METRICS_PORT: String(metricsPort),
+        // Refusals of one caller: two audited one by one per window, the rest counted (ADR 0011 item 5).
+        REFUSAL_AUDIT_PER_KEY: '2',
+        REFUSAL_AUDIT_WINDOW_SECONDS: '2',
+      },
+    });
+    port = Number(new URL(p.env.urls.api).port);
+    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  });
+
+  afterEach(async () => {
+    for (const c of open.splice(0)) c.socket.destroy();
+    // The server sees the closes before the next test counts.
+    await until(async () => valueOf(await samples(), 'http_connections_open'), (n) => n <= 1, 3_000);
+  });
+
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('fail the connection over HTTP_MAX_CONNECTIONS while the others sit idle: 503 connection_limit_reached, closed; requests on open connections unaffected; a freed slot is usable again', async () => {
+    // Whatever the harness left open (a pooled keep-alive connection from 127.0.0.1) counts too.
+    const already = valueOf(await samples(), 'http_connections_open');
+    const first = hold((await admitted(port, '127.0.0.2')).conn);
+    expect((await first.request(get()))?.status).toBe(200);
+    const fillers: Conn[] = [];
+    for (let i = 1; i < 10 - already; i++) {
+      const r = await admitted(port, `127.0.0.${3 + (i % 3)}`);
+      expect(r.refusal).toBeUndefined();
+      fillers.push(hold(r.conn));
+    }
+    const over = await admitted(port, '127.0.0.9');
+    expect([over.refusal?.status, over.refusal?.code, over.refusal?.headers['connection'], over.refusal?.headers['content-type']?.split(';')[0]]).toEqual([503, 'connection_limit_reached', 'close', PROBLEM]);
+    expect(Number(over.refusal?.headers['retry-after'])).toBeGreaterThan(0);
+    // The connections already open are served as before.
+    expect((await first.request(get()))?.status).toBe(200);
+    fillers[0].socket.destroy();
+    await sleep(200);
+    const again = await admitted(port, '127.0.0.9');
+    expect(again.refusal).toBeUndefined();
+    expect((await hold(again.conn).request(get()))?.status).toBe(200);
+    expect((await admitted(port, '127.0.0.10')).refusal?.code).toBe('connection_limit_reached');
+    expect(valueOf(await samples(), 'http_connections_refused_total', { reason: 'total' })).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fail the connection over HTTP_MAX_CONNECTIONS_PER_IP from one address, independent of the total: another address still gets in', async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await admitted(port, '127.0.0.20');
+      expect(r.refusal).toBeUndefined();
+      hold(r.conn);
+    }
+    const over = await admitted(port, '127.0.0.20');
+    expect([over.refusal?.status, over.refusal?.code, over.refusal?.headers['connection']]).toEqual([503, 'client_connection_limit_reached', 'close']);
+    const other = await admitted(port, '127.0.0.21');
+    expect(other.refusal).toBeUndefined();
+    expect((await hold(other.conn).request(get()))?.status).toBe(200);
+    // A freed slot of that address is usable again.
+    open[0].socket.destroy();
+    await sleep(200);
+    const again = await admitted(port, '127.0.0.20');
+    expect(again.refusal).toBeUndefined();
+    expect((await hold(again.conn).request(get(['Connection: close'])))?.status).toBe(200);
+    expect(valueOf(await samples(), 'http_connections_refused_total', { reason: 'per_ip' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fail a flood of refused connections: audited as request.refused, two one by one, the rest in one aggregated event', async () => {
+    for (let i = 0; i < 4; i++) hold((await admitted(port, '127.0.0.30')).conn);
+    const refused = await Promise.all(Array.from({ length: 8 }, () => admitted(port, '127.0.0.30')));
+    expect(refused.map((r) => r.refusal?.code)).toEqual(Array(8).fill('client_connection_limit_reached'));
+    const one = () => sql<{ n: number }>(p, `SELECT count(*)::int AS n FROM audit_event WHERE action = 'request.refused' AND "errorCode" = 'client_connection_limit_reached' AND details->>'ip' = '127.0.0.30'`);
+    const counted = () =>
+      sql<{ n: number }>(p, `SELECT coalesce(sum((details->>'count')::int), 0)::int AS n FROM audit_event WHERE action = 'audit.refusals_aggregated' AND "errorCode" = 'client_connection_limit_reached' AND details->'first'->>'ip' = '127.0.0.30'`);
+    const total = await until(async () => (await one())[0].n + (await counted())[0].n, (n) => n >= 8, 8_000);
+    expect(total).toBe(8);
+    expect((await one())[0].n).toBeLessThanOrEqual(4);
+    expect((await counted())[0].n).toBeGreaterThanOrEqual(4);
+  });
+
+  it('ok SIGTERM closes idle and not-yet-routed connections at once, lets an in-flight request finish, and cuts a slow sender off after HTTP_SHUTDOWN_GRACE_MS, not HTTP_REQUEST_TIMEOUT_MS', async () => {
+    const replicaPort = await freePort();
+    const replica = startService('keyserver-api-shutdown', composeCommand('keyserver-api'), {
+      ...p.apiEnv,
+      KEYSERVER_API_PORT: String(replicaPort),
+      METRICS_PORT: String(await freePort()),
+      HTTP_HEADERS_TIMEOUT_MS: '60000',
+      HTTP_REQUEST_TIMEOUT_MS: '60000',
+      HTTP_SHUTDOWN_GRACE_MS: '3000',
+    });
+    try {
+      await waitForOk(`http://127.0.0.1:${replicaPort}/readyz`);
+      const ci = await ciToken(p);
+      const post = (length: number) => `POST /api/v1/operations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ci}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+      const idle = await openConn(replicaPort, '127.0.0.40');
+      expect((await idle.request(get()))?.status).toBe(200);
+      const slowHeaders = await openConn(replicaPort, '127.0.0.41');
+      slowHeaders.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      const finishing = await openConn(replicaPort, '127.0.0.42');
+      finishing.socket.write(post(2) + '{');
+      // A firmware upload whose body trickles: access decided, nothing reserved until its last byte (addendum above).
+      const op = await call<{ id: string }>(p.env.urls.api, ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1));
+      const rid = randomUUID();
+      const trickler = await openConn(replicaPort, '127.0.0.43');
+      trickler.socket.write(
+        `POST /api/v1/firmware/signatures?operationid=${op.body.id}&keyid=demo-fw-dev&description=shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ci}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\nX-Request-Id: ${rid}\r\n\r\nab`,
+      );
+      const trickle = setInterval(() => {
+        if (!slowHeaders.closed()) slowHeaders.socket.write('X-Slow: 1\r\n');
+        if (!trickler.closed()) trickler.socket.write('a');
+      }, 200);
+      await sleep(500);
+      const t0 = Date.now();
+      const exited = replica.stop('SIGTERM');
+      try {
+        // Idle and not-yet-routed: closed at once, nothing to answer.
+        await until(async () => idle.closed() && slowHeaders.closed(), (ok) => ok, 2_000);
+        expect([idle.closed(), slowHeaders.closed(), Date.now() - t0 < 2_000]).toEqual([true, true, true]);
+        expect(slowHeaders.responses()).toEqual([]);
+        // In flight: its body completes during the grace and it gets its real answer, then the connection closes.
+        await sleep(500);
+        finishing.socket.write('}');
+        await until(async () => finishing.closed(), (ok) => ok, 3_000);
+        expect(finishing.responses().map((r) => [r.status, r.code, r.headers['connection']])).toEqual([[400, 'validation_failed', 'close']]);
+        // Still sending after the grace: answered 503 and closed, and the process exits, long before the request timeout.
+        const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+        const ms = Date.now() - t0;
+        expect(code).toBe(0);
+        expect(ms).toBeGreaterThanOrEqual(2_500);
+        expect(ms).toBeLessThan(10_000);
+        expect(trickler.closed()).toBe(true);
+        expect(trickler.responses().map((r) => [r.status, r.code])).toEqual([[503, 'service_unavailable']]);
+        // Its handler saw why the body ended (the server's doing: FAILED), audited before the database closed; nothing reserved.
+        const audit = await sql<{ action: string; outcome: string; errorCode: string | null }>(p, 'SELECT action, outcome, "errorCode" FROM audit_event WHERE "requestId" = $1', [rid]);
+        expect(audit.map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['firmware.sign', 'FAILED', 'service_unavailable']]);
+        const [state] = await sql<{ used: number; reservations: number }>(p, 'SELECT (SELECT "usagesUsed" FROM operation_key WHERE "operationId" = $1) AS used, (SELECT count(*)::int FROM usage_reservation WHERE "operationId" = $1) AS reservations', [op.body.id]);
+        expect(state).toEqual({ used: 0, reservations: 0 });
+      } finally {
+        clearInterval(trickle);
+        for (const c of [idle, slowHeaders, finishing, trickler]) c.socket.destroy();
+      }
+    } finally {
+      await replica.stop('SIGKILL');
+    }
+  }, 60_000);
 });

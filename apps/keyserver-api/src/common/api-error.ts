@@ -26,6 +26,10 @@ export enum ApiErrorCode {
   /** The client closed the connection before its body ended (recorded in the audit; nobody is left to answer). */
   RequestAborted = 'request_aborted',
   RateLimited = 'rate_limited',
+  /** The API process holds HTTP_MAX_CONNECTIONS connections: a new one is answered 503 and closed. */
+  ConnectionLimitReached = 'connection_limit_reached',
+  /** The client's address (an IPv6 /64) holds HTTP_MAX_CONNECTIONS_PER_IP connections: a new one is answered 503 and closed. */
+  ClientConnectionLimitReached = 'client_connection_limit_reached',
 }
 
 const STATUS: Record<ApiErrorCode, number> = {
@@ -49,6 +53,8 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.RequestTimeout]: 408,
   [ApiErrorCode.RequestAborted]: 400,
   [ApiErrorCode.RateLimited]: 429,
+  [ApiErrorCode.ConnectionLimitReached]: 503,
+  [ApiErrorCode.ClientConnectionLimitReached]: 503,
 };
 
 export class ApiError extends errorClass(STATUS) {}

@@ -63,6 +63,15 @@ describe(loadApiConfig.name, () => {
   });
 
   it.each([
+    ['ok the defaults: 4096 per process, 1024 per address, 30 s of grace', {}, [4096, 1024, 30_000]],
+    ['ok a total under the per-address default caps the per-address limit', { HTTP_MAX_CONNECTIONS: '500' }, [500, 500, 30_000]],
+    ['ok behind a load balancer: the per-address limit raised to the total', { HTTP_MAX_CONNECTIONS: '8000', HTTP_MAX_CONNECTIONS_PER_IP: '8000', HTTP_SHUTDOWN_GRACE_MS: '0' }, [8000, 8000, 0]],
+  ])('%s', (_name, patch, limits) => {
+    const edge = loadApiConfig({ ...VALID, ...patch }).edge;
+    expect([edge.maxConnections, edge.maxConnectionsPerIp, edge.shutdownGraceMs]).toEqual(limits);
+  });
+
+  it.each([
     ['fail a multi-host DATABASE_URL (node-postgres connects to one endpoint)', { DATABASE_URL: 'postgresql://u@db1:5432,db2:5432/ks?target_session_attrs=read-write' }, 'DATABASE_URL'],
     ['fail target_session_attrs the pool cannot honour', { DATABASE_URL: 'postgresql://u@db/ks?target_session_attrs=standby' }, 'DATABASE_URL'],
     ['fail a connect timeout below 100 ms', { DATABASE_CONNECT_TIMEOUT_MS: '10' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
@@ -76,6 +85,10 @@ describe(loadApiConfig.name, () => {
     ['fail a negative V8 background nice (a raised priority needs privileges)', { V8_BACKGROUND_NICE: '-5' }, 'V8_BACKGROUND_NICE'],
     ['fail a request timeout shorter than the headers timeout (Node refuses the server)', { HTTP_HEADERS_TIMEOUT_MS: '10000', HTTP_REQUEST_TIMEOUT_MS: '5000' }, 'HTTP_REQUEST_TIMEOUT_MS'],
     ['fail a headers timeout under a second', { HTTP_HEADERS_TIMEOUT_MS: '10' }, 'HTTP_HEADERS_TIMEOUT_MS'],
+    ['fail a per-address connection limit above the total (it would never apply)', { HTTP_MAX_CONNECTIONS: '100', HTTP_MAX_CONNECTIONS_PER_IP: '200' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
+    ['fail no connections at all', { HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS'],
+    ['fail a per-address connection limit that is not a number', { HTTP_MAX_CONNECTIONS_PER_IP: 'many' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
+    ['fail a shutdown grace above ten minutes', { HTTP_SHUTDOWN_GRACE_MS: '600001' }, 'HTTP_SHUTDOWN_GRACE_MS'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
   });

@@ -12,6 +12,13 @@ export const DEFAULT_TSA_POLICY_OID = '2.25.714646605869110678040084732574683276
 
 /** The transport's timeouts unless configured: Node's request timeout; headers outlast the keep-alive idle time. */
 export const HTTP_TIMEOUT_DEFAULTS = { headersTimeoutMs: KEEP_ALIVE_IDLE_MS + 1_000, requestTimeoutMs: 300_000 };
+/**
+ * Connections per API process and per client address unless configured (ADR 0011 addendum "connections"). Behind a
+ * load balancer every connection comes from its address: the per-address default leaves room for an Envoy-style
+ * upstream pool of 1024 connections, far above what a replica can serve at once (DATABASE_POOL_SIZE,
+ * PKCS11_POOL_SIZE); the total stays well under the file descriptors Node raises its limit to.
+ */
+export const HTTP_CONNECTION_DEFAULTS = { maxConnections: 4096, maxConnectionsPerIp: 1024, shutdownGraceMs: 30_000 };
 
 const schema = z
   .object({
@@ -68,6 +75,13 @@ const schema = z
     // request_timeout and closed, ADR 0011 addendum). Node's request default; headers outlast the keep-alive idle time.
     HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs),
     HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs),
+    // Open connections per process and per client address (an IPv6 client is its /64); one over either is answered
+    // 503 connection_limit_reached / client_connection_limit_reached and closed. The address is the socket's peer
+    // (X-Forwarded-For is never believed): behind a load balancer it is the balancer's (ADR 0011 addendum).
+    HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(HTTP_CONNECTION_DEFAULTS.maxConnections),
+    HTTP_MAX_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).max(1_000_000).optional(),
+    // On SIGTERM: idle and not-yet-routed connections close at once; requests in flight get this long to finish.
+    HTTP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(HTTP_CONNECTION_DEFAULTS.shutdownGraceMs),
     // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
     TSA_POLICY_OID: z.string().regex(/^[0-2](\.(0|[1-9][0-9]{0,38})){1,20}$/, 'must be a dotted OID').default(DEFAULT_TSA_POLICY_OID),
     TSA_ACCURACY_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
@@ -118,6 +132,9 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   }
   // Node refuses a server whose request timeout is shorter than its headers timeout.
   if (raw.HTTP_REQUEST_TIMEOUT_MS < raw.HTTP_HEADERS_TIMEOUT_MS) throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS');
+  if (raw.HTTP_MAX_CONNECTIONS_PER_IP !== undefined && raw.HTTP_MAX_CONNECTIONS_PER_IP > raw.HTTP_MAX_CONNECTIONS) {
+    throw new ConfigError('HTTP_MAX_CONNECTIONS_PER_IP', 'must not be larger than HTTP_MAX_CONNECTIONS');
+  }
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
   if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');
@@ -183,6 +200,9 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       auditPerWindow: raw.REFUSAL_AUDIT_PER_WINDOW,
       headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
+      maxConnections: raw.HTTP_MAX_CONNECTIONS,
+      maxConnectionsPerIp: raw.HTTP_MAX_CONNECTIONS_PER_IP ?? Math.min(HTTP_CONNECTION_DEFAULTS.maxConnectionsPerIp, raw.HTTP_MAX_CONNECTIONS),
+      shutdownGraceMs: raw.HTTP_SHUTDOWN_GRACE_MS,
     },
   };
 }

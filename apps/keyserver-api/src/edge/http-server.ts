@@ -4,17 +4,19 @@ import { performance } from 'node:perf_hooks';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
 import type { Db } from '@keyserver/data-access';
 import { UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
 import { installBodyParser } from '../common/body-limits';
 import { logRequest, requestId } from '../common/logging';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
-import { HTTP_TIMEOUT_DEFAULTS, type ApiConfig } from '../config/api-config';
+import { HTTP_CONNECTION_DEFAULTS, HTTP_TIMEOUT_DEFAULTS, type ApiConfig } from '../config/api-config';
 import { bootstrapGate } from '../bootstrap/bootstrap-gate';
 import { PUBLIC_ROUTES } from '../app/public-routes';
 import { installEdgeRoutes } from '../health/liveness';
 import { clientErrorHandler } from './client-error';
+import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from './connections';
 import { requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
 
 /** What the server needs that exists only once Nest has built its providers (the edge's limiter and audit). */
@@ -22,6 +24,8 @@ export interface LateEdge {
   edge?: EdgeServices;
   logger: Logger;
   metrics?: RequestMetrics;
+  /** Where the connection metrics go (the API's registry; none when metrics are off). */
+  registry?: Registry;
 }
 
 /** How long a client may take to send its headers and its whole request (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS). */
@@ -39,7 +43,10 @@ export interface TransportTimeouts {
  * sees them.
  */
 export class ApiHttpAdapter extends FastifyAdapter {
-  constructor(late: LateEdge, timeouts: TransportTimeouts = HTTP_TIMEOUT_DEFAULTS) {
+  /** The connection limits and the bounded shutdown of this server ({@link ConnectionGate}). */
+  readonly connections: ConnectionGate;
+
+  constructor(late: LateEdge, timeouts: TransportTimeouts & Partial<ConnectionLimits> = HTTP_TIMEOUT_DEFAULTS) {
     super({
       logger: false,
       trustProxy: false,
@@ -69,6 +76,9 @@ export class ApiHttpAdapter extends FastifyAdapter {
     });
     const server = (this.getInstance() as unknown as FastifyInstance).server;
     server.headersTimeout = timeouts.headersTimeoutMs;
+    this.connections = new ConnectionGate({ ...HTTP_CONNECTION_DEFAULTS, ...stripUndefined(timeouts) });
+    this.connections.install(server);
+    this.connections.onRefused = connectionRefusals(late, this.connections);
     server.on('checkExpectation', routeUnmetExpectation(server));
     // CONNECT (authority-form): Node would drop the socket without a word; answered like any unparseable request.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
@@ -82,6 +92,46 @@ export class ApiHttpAdapter extends FastifyAdapter {
       (handler as (e: unknown, q: FastifyRequest, r: FastifyReply) => unknown)(fromServerError(err), request, reply);
     return super.setErrorHandler(wrapped as Parameters<FastifyAdapter['setErrorHandler']>[0]);
   }
+}
+
+const stripUndefined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+const REFUSAL_CODES: Record<Exclude<ConnectionRefusal, 'shutdown'>, ApiErrorCode> = {
+  total: ApiErrorCode.ConnectionLimitReached,
+  per_ip: ApiErrorCode.ClientConnectionLimitReached,
+};
+/** At most one log line about refused connections per this many ms (a flood would otherwise be a flood of lines). */
+const REFUSAL_LOG_EVERY_MS = 10_000;
+
+/**
+ * What a refused connection leaves behind: `http_connections_refused_total{reason}`, a `request.refused` audit through
+ * the bounded refusal audit (identical refusals of one address aggregated per window; none for a shutdown, which is
+ * not the client's doing) and at most one warn line per {@link REFUSAL_LOG_EVERY_MS} with the count since the last.
+ * `http_connections_open` is read from the gate when scraped.
+ */
+function connectionRefusals(late: LateEdge, gate: ConnectionGate): (reason: ConnectionRefusal, ip: string) => void {
+  let refused: Counter<'reason'> | undefined;
+  if (late.registry) {
+    refused = new Counter({ name: 'http_connections_refused_total', help: 'Connections refused at accept: over HTTP_MAX_CONNECTIONS (total), over HTTP_MAX_CONNECTIONS_PER_IP (per_ip), or while shutting down.', labelNames: ['reason'] as const, registers: [late.registry] });
+    for (const reason of ['total', 'per_ip', 'shutdown']) refused.labels(reason).inc(0);
+    new Gauge({ name: 'http_connections_open', help: 'Open HTTP connections of the API listener (admitted ones).', registers: [late.registry], collect() { this.set(gate.openConnections); } });
+  }
+  let lastLine = 0;
+  let sinceLine = 0;
+  return (reason, ip) => {
+    refused?.labels(reason).inc();
+    if (reason === 'shutdown') return;
+    const code = REFUSAL_CODES[reason];
+    sinceLine++;
+    const now = Date.now();
+    if (now - lastLine >= REFUSAL_LOG_EVERY_MS) {
+      late.logger.warn({ event: 'connection_refused', code, ip, refused: sinceLine }, 'connection refused: limit reached');
+      lastLine = now;
+      sinceLine = 0;
+    }
+    const req = { method: '', url: '', headers: {}, socket: { remoteAddress: ip } } as unknown as IncomingMessage;
+    void late.edge?.auditEdgeRefusal(req, code, 503);
+  };
 }
 
 /** Fastify refuses a Content-Type it cannot parse (`a b`, no subtype) before any parser: the API's 415. */

@@ -14,7 +14,7 @@ import {
   type TimeStampQuery,
   type HsmSigner,
 } from '@keyserver/pki';
-import { ApiError, ApiErrorCode } from '../common/api-error';
+import { ApiError, ApiErrorCode, transportRefusal } from '../common/api-error';
 import { errorCodeOf, outcomeOf } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
@@ -69,6 +69,12 @@ export class TsaService {
       const issued = await this.issue(query, 'public', requestId);
       return { der: Buffer.from(grantedResponse(issued.token)), granted: true };
     } catch (err) {
+      // The body ended early: the client went away (request_aborted) or the server stopped reading it (request_timeout,
+      // already answered 408). Audited as such, like the firmware upload; nobody is left to read a TimeStampResp.
+      if (err instanceof ApiError && (err.code === ApiErrorCode.RequestAborted || err.code === ApiErrorCode.RequestTimeout || err.code === ApiErrorCode.ServiceUnavailable)) {
+        await this.auditRefusal(req, requestId, err, { status: err.status });
+        throw err;
+      }
       if (!(err instanceof TsaError)) throw err;
       if (!req.readableEnded) {
         if (req.res && !req.res.headersSent) req.res.setHeader('connection', 'close');
@@ -142,7 +148,11 @@ export class TsaService {
   }
 }
 
-/** The whole body when it is at most `cap` bytes; a longer one is refused as soon as it is seen (nothing more is kept). */
+/**
+ * The whole body when it is at most `cap` bytes; a longer one is refused as soon as it is seen (nothing more is kept).
+ * A body that ends early is the transport's refusal or the client's abort ({@link transportRefusal}), never a
+ * malformed query: nothing was there to parse.
+ */
 function readCapped(req: StreamedRequest, cap: number): Promise<Uint8Array> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > cap) return Promise.reject(new TsaError(TsaErrorCode.QueryTooLarge, `queries are at most ${cap} bytes`));
@@ -165,9 +175,13 @@ function readCapped(req: StreamedRequest, cap: number): Promise<Uint8Array> {
       if (!done) resolve(new Uint8Array(Buffer.concat(chunks)));
       done = true;
     });
-    req.once('error', () => {
-      if (!done) reject(new TsaError(TsaErrorCode.QueryMalformed, 'the upload failed'));
+    const ended = () => {
+      if (!done) reject(transportRefusal(req));
       done = true;
+    };
+    req.once('error', ended);
+    req.once('close', () => {
+      if (!req.readableEnded) ended();
     });
   });
 }
