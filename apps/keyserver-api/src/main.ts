@@ -26,7 +26,9 @@ import { EDGE, type EdgeServices } from './edge/edge';
 import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
 import { descriptorWarning } from './edge/connections';
 import { bootstrapCommand } from './bootstrap/bootstrap';
-import { InstallationRepository, KeyLifecycleRepository, NotificationRepository } from '@keyserver/data-access';
+import { AuditCheckpointRepository, InstallationRepository, KeyLifecycleRepository, NotificationRepository } from '@keyserver/data-access';
+import { AuditSealer } from './audit/audit-seal';
+import { TsaService } from './tsa/tsa.service';
 import { ApiMetrics } from './metrics/api-metrics';
 import { lowerV8ThreadPriority } from './common/thread-priority';
 import { PRODUCT_VERSION } from '@keyserver/api-contract/version';
@@ -127,6 +129,9 @@ async function serve(config: ApiConfig, logger: Logger) {
   reaper.start();
   const crlRefresher = new CrlRefresher(app.get(CrlService), logger, config.crlRefreshMs);
   crlRefresher.start();
+  // Seals the audit chain's head with the TSA (ADR 0048); every replica runs one, one checkpoint per seq.
+  const sealer = new AuditSealer(app.get(AuditCheckpointRepository), app.get(TsaService), logger, config.auditCheckpointIntervalMs);
+  sealer.start();
   // Key pairs whose cancellation was interrupted before the HSM destroyed them (ADR 0042 addendum).
   const disposer = new HsmKeyDisposer(app.get(KeyLifecycleRepository), deps.signer, logger);
   disposer.start();
@@ -142,6 +147,7 @@ async function serve(config: ApiConfig, logger: Logger) {
     logger.info({ event: 'connections_closed', openAtSignal }, 'HTTP connections closed');
     await reaper.stop();
     await crlRefresher.stop();
+    await sealer.stop();
     await disposer.stop();
     await dispatcher.stop();
     await notifyDb.close();
@@ -179,7 +185,7 @@ async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
 
 void runOrExit('keyserver-api', async () => {
   // Offline: verifies an audit export without config, database or HSM.
-  if (process.argv[2] === 'audit-verify') process.exit(auditVerifyCommand(process.argv[3]));
+  if (process.argv[2] === 'audit-verify') process.exit(auditVerifyCommand(process.argv[3], process.argv.slice(4)));
   const config = loadApiConfig(process.env);
   const logger = createLogger(config.logLevel);
   const [command = 'serve', arg] = process.argv.slice(2);

@@ -110,6 +110,7 @@ export {
   AuditProblem,
   AuditProblemKind,
   AuditQuery,
+  AuditSeal,
   AuditVerification,
 } from './lib/audit';
 export { MeView } from './lib/me';

@@ -11,6 +11,7 @@ export {
   AuditChainVerifier,
   auditEventHash,
   auditEventHashV1,
+  auditHashedText,
   auditHashParts,
   canonicalAuditContent,
   canonicalJson,
@@ -26,3 +27,13 @@ export {
   type ExportVerification,
   type StoredAuditEntry,
 } from './lib/audit-chain';
+export {
+  anchoredCheckpointTrust,
+  auditCheckpointImprintDer,
+  AuditCheckpointVerifier,
+  entryHashOfImprint,
+  type AuditCheckpoint,
+  type AuditCheckpointProblemKind,
+  type AuditSealReport,
+  type CheckpointTrust,
+} from './lib/audit-checkpoints';

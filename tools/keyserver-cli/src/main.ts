@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 import { jsonEscapeHidden } from '@keyserver/api-contract/visible-text';
-import { verifyAuditExport } from '@keyserver/audit-chain';
+import { anchoredCheckpointTrust, verifyAuditExport } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
@@ -46,7 +46,9 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
                                               files (DER or PEM) and/or downloaded from the
                                               certificates' CRL distribution points (the only online part)
   audit export [--out FILE.jsonl]             the whole audit log as JSON lines (auditors)
-  audit verify FILE.jsonl                     offline: every entry's hash and link
+  audit verify FILE.jsonl [--root ROOT.pem] [--tsa-cert TSA.pem]
+                                              offline: every entry's hash and link, and the signed
+                                              checkpoints against the ROOT (and TSA certificate) given
   admin session|root-ceremony|key|role|subject ...
                                               administrators: sessions, the ROOT ceremony, key lifecycle,
                                               roles and subjects
@@ -332,11 +334,23 @@ async function verifyCommand(v: Values): Promise<unknown> {
   };
 }
 
-/** `ksctl audit verify FILE`: the export's hash chain, offline; every bad entry is listed (link_broken / content_changed). */
-function auditVerifyCommand(file: string | undefined): unknown {
-  if (!file) throw new CliError('usage: ksctl audit verify FILE.jsonl', Exit.Usage);
+/**
+ * `ksctl audit verify FILE [--root ROOT.pem [--tsa-cert TSA.pem]]`: the export's hash chain, offline; every bad entry
+ * is listed (link_broken / content_changed). The export's signed checkpoints (docs/adr/0048) are checked against the
+ * ROOT (and TSA certificate) given out of band: a rewritten entry at or before one is checkpoint_mismatch even when
+ * every later hash was recomputed. Without --root they are checked against the certificate each token carries only.
+ */
+function auditVerifyCommand(file: string | undefined, v: Values): unknown {
+  if (!file) throw new CliError('usage: ksctl audit verify FILE.jsonl [--root ROOT.pem] [--tsa-cert TSA.pem]', Exit.Usage);
   existingFile(file);
-  const r = verifyAuditExport(readFileSync(file, 'utf8'));
+  if (v['tsa-cert'] && !v['root']) throw new CliError('--tsa-cert needs --root (the ROOT the TSA certificate chains to)', Exit.Usage);
+  const trust = v['root']
+    ? anchoredCheckpointTrust({
+        roots: readPemCertificates(String(v['root']), '--root'),
+        tsaCerts: v['tsa-cert'] ? readPemCertificates(String(v['tsa-cert']), '--tsa-cert') : undefined,
+      })
+    : undefined;
+  const r = verifyAuditExport(readFileSync(file, 'utf8'), trust);
   if (!r.ok) {
     throw new CliError(
       `audit chain broken at ${r.firstBadSeq?.startsWith('line') ? '' : 'seq '}${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it; ${r.problemCount} problem(s): ${r.problems
@@ -348,11 +362,11 @@ function auditVerifyCommand(file: string | undefined): unknown {
       undefined,
       {
         firstBadSeq: r.firstBadSeq, reason: r.reason, checked: r.checked, total: r.total,
-        problems: r.problems, problemCount: r.problemCount, legacy: r.legacy, legacyCount: r.legacyCount,
+        problems: r.problems, problemCount: r.problemCount, legacy: r.legacy, legacyCount: r.legacyCount, seal: r.seal,
       },
     );
   }
-  return { verified: true, checked: r.checked, total: r.total, lastHash: r.lastHash, legacy: r.legacy, legacyCount: r.legacyCount };
+  return { verified: true, checked: r.checked, total: r.total, lastHash: r.lastHash, legacy: r.legacy, legacyCount: r.legacyCount, seal: r.seal };
 }
 
 interface OperationView {
@@ -410,6 +424,8 @@ async function run(argv: string[]): Promise<unknown> {
       reason: { type: 'string' },
       signature: { type: 'string' },
       ca: { type: 'string' },
+      root: { type: 'string' },
+      'tsa-cert': { type: 'string' },
       at: { type: 'string' },
       crl: { type: 'string', multiple: true },
       'crl-fetch': { type: 'boolean' },
@@ -461,7 +477,7 @@ async function run(argv: string[]): Promise<unknown> {
   }
   // Offline commands: no connection, no token.
   if (cmd === 'verify') return verifyCommand(v);
-  if (cmd === 'audit' && sub === 'verify') return auditVerifyCommand(arg);
+  if (cmd === 'audit' && sub === 'verify') return auditVerifyCommand(arg, v);
 
   const c = connection(v);
   if (cmd === 'login') {

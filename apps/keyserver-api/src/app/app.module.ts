@@ -34,6 +34,7 @@ import { KeyLimitsController } from '../key-limits/key-limits.controller';
 import { KeyLimitsService } from '../key-limits/key-limits.service';
 import { AuditController } from '../audit/audit.controller';
 import { AuditService } from '../audit/audit.service';
+import { AuditSeals } from '../audit/audit-seal';
 import { MeController } from '../me/me.controller';
 import { MeService } from '../me/me.service';
 import { NotificationsController } from '../notifications/notifications.controller';
@@ -94,7 +95,7 @@ export class AppModule {
         NotificationsController,
       ],
       providers: [KeysService, SignOrderService, OperationsService, CertificatesService, DeviceProfileService, CrlService, FirmwareService,
-        AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, MeService,
+        AdminSessionGate, AdminSessionsService, SubjectsService, KeyAdminService, AuditService, AuditSeals, MeService,
         KeyLimitsService, Audited, TsaService, SignatureTimestamps,
         NotificationsService,
         KeyLifecycleService,

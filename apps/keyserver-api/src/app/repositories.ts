@@ -1,6 +1,7 @@
 import type { FactoryProvider } from '@nestjs/common';
 import {
   AdminSessionRepository,
+  AuditCheckpointRepository,
   AuditRepository,
   CertificateIssuanceRepository,
   CertificateRepository,
@@ -37,6 +38,7 @@ const onDb = <T>(provide: new (db: Db) => T): FactoryProvider => ({ provide, use
 export const repositoryProviders: FactoryProvider[] = [
   onDb(AdminSessionRepository),
   onDb(AuditRepository),
+  onDb(AuditCheckpointRepository),
   onDb(CertificateRepository),
   onDb(CrlRepository),
   onDb(DeviceProfileRepository),

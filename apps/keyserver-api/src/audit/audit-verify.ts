@@ -1,5 +1,7 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { verifyAuditExport, type AuditChainReport } from '@keyserver/audit-chain';
+import { anchoredCheckpointTrust, verifyAuditExport, type AuditChainReport, type CheckpointTrust } from '@keyserver/audit-chain';
+import { splitPemCertificates } from '@keyserver/pki';
 import { AuditRepository, createDb, DataAccessError } from '@keyserver/data-access';
 
 /** The report as lines: the verdict, then one line per problem and per legacy (rule v1) entry. */
@@ -12,23 +14,43 @@ export function auditReportText(tool: string, r: AuditChainReport): string {
   if (r.problemCount > r.problems.length) lines.push(`  … ${r.problemCount - r.problems.length} more problem(s)`);
   for (const e of r.legacy) lines.push(`  ${e.kind} ${at(e.seq)}: ${e.reason}`);
   if (r.legacyCount > r.legacy.length) lines.push(`  … ${r.legacyCount - r.legacy.length} more legacy entries`);
+  if (r.seal) {
+    lines.push(
+      r.seal.sealed
+        ? `  sealed through seq ${r.seal.lastSealedSeq} at ${r.seal.lastSealedAt} (${r.seal.checkpoints} checkpoint(s); ${r.seal.unsealedEntries} later entries unsealed)${r.seal.anchored ? '' : '; checked against the certificates the tokens carry only: give --root to anchor them'}`
+        : `  unsealed: no signed checkpoint verifies (${r.seal.checkpoints} checkpoint(s))`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
-/** `keyserver-api audit-verify FILE` (the verifier itself is shared with `ksctl audit verify`): prints the outcome; exit code 0 when the whole file verifies, 1 otherwise, 2 on usage errors. */
-export function auditVerifyCommand(file: string | undefined): number {
+/**
+ * `keyserver-api audit-verify FILE [--root ROOT.pem [--tsa-cert TSA.pem]]` (the verifier itself is shared with `ksctl
+ * audit verify`): prints the outcome; exit code 0 when the whole file verifies (entries and signed checkpoints, the
+ * latter against --root when given), 1 otherwise, 2 on usage errors.
+ */
+export function auditVerifyCommand(file: string | undefined, options: string[] = []): number {
   if (!file) {
-    process.stderr.write('usage: keyserver-api audit-verify <export.jsonl>\n');
+    process.stderr.write('usage: keyserver-api audit-verify <export.jsonl> [--root ROOT.pem [--tsa-cert TSA.pem]]\n');
     return 2;
   }
   let text: string;
+  let trust: CheckpointTrust | undefined;
   try {
     text = readFileSync(file, 'utf8');
+    const opt = (name: string) => {
+      const i = options.indexOf(name);
+      return i >= 0 ? options[i + 1] : undefined;
+    };
+    const certs = (path: string) => splitPemCertificates(readFileSync(path, 'utf8')).map((p) => new X509Certificate(p));
+    const root = opt('--root');
+    const tsaCert = opt('--tsa-cert');
+    if (root) trust = anchoredCheckpointTrust({ roots: certs(root), tsaCerts: tsaCert ? certs(tsaCert) : undefined });
   } catch (err) {
-    process.stderr.write(`audit-verify: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    process.stderr.write(`audit-verify: cannot read ${file} or a certificate: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
     return 2;
   }
-  const r = verifyAuditExport(text);
+  const r = verifyAuditExport(text, trust);
   process.stdout.write(auditReportText('audit-verify', r));
   return r.ok ? 0 : 1;
 }

@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification } from '@keyserver/api-contract';
+import type { AuditCheckpoint } from '@keyserver/audit-chain';
 import { AuditRepository, type AuditEvent, type AuditInput } from '@keyserver/data-access';
+import { AuditSeals } from './audit-seal';
 import { actorAudit, type Actor } from '../common/actor';
 
 import { validateBody } from '../admin-sessions/admin-request';
@@ -22,6 +24,11 @@ export function auditExportLine(e: AuditEvent): string {
   return JSON.stringify(auditView(e)).replace(RAW_LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** An export line holding a signed checkpoint (docs/adr/0048): `{"checkpoint":{seq, entryHash, token, genTime, tsaKeyid, tsaKeyVersion}}`. */
+export function auditCheckpointLine(c: AuditCheckpoint): string {
+  return JSON.stringify({ checkpoint: c });
+}
+
 /** Reading, verifying and exporting the hash-chained audit log (auditors and administrators). */
 @Injectable()
 export class AuditService {
@@ -29,6 +36,8 @@ export class AuditService {
   constructor(
     private readonly audit: AuditRepository,
     private readonly audited: Audited,
+    // Always there in the app (AppModule); a unit of the service without checkpoints verifies the chain alone.
+    @Optional() private readonly seals?: AuditSeals,
   ) {}
 
   async list(actor: Actor, query: unknown, requestId: string): Promise<AuditPage> {
@@ -50,16 +59,21 @@ export class AuditService {
   }
 
   async verify(actor: Actor, requestId: string): Promise<AuditVerification> {
-    const r = await this.audit.verifyChain();
+    // Every signed checkpoint too: a rewritten entry at or before one is found even with every later hash recomputed.
+    const r = await this.audit.verifyChain(undefined, await this.seals?.verifier());
     // The event records the outcome, not the (possibly long) lists: the chain itself holds the evidence.
     const { problems: _p, legacy: _l, ...summary } = r;
     await this.audit.append({ ...actorAudit(actor), action: 'audit.verify', outcome: 'SUCCESS', requestId, details: summary });
     return r;
   }
 
-  /** The whole chain oldest first, one JSON entry per line (verifiable offline with `audit-verify`). */
+  /**
+   * The whole chain oldest first, one JSON entry per line, then one line per signed checkpoint (read first, so each
+   * seals an exported entry); verifiable offline with `audit-verify` / `ksctl audit verify --root`.
+   */
   async export(actor: Actor, requestId: string): Promise<string> {
     const base: AuditInput = { ...actorAudit(actor), action: 'audit.export', outcome: 'SUCCESS', requestId };
+    const checkpoints = (await this.seals?.list()) ?? [];
     const pages: AuditEvent[][] = [];
     let cursor: string | undefined;
     do {
@@ -68,7 +82,8 @@ export class AuditService {
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
     const events = pages.flat().reverse();
-    await this.audit.append({ ...base, details: { entries: events.length, lastSeq: events.at(-1)?.seq ?? null } });
-    return events.map(auditExportLine).join('\n') + (events.length ? '\n' : '');
+    await this.audit.append({ ...base, details: { entries: events.length, lastSeq: events.at(-1)?.seq ?? null, checkpoints: checkpoints.length } });
+    const lines = [...events.map(auditExportLine), ...checkpoints.map(auditCheckpointLine)];
+    return lines.join('\n') + (lines.length ? '\n' : '');
   }
 }

@@ -89,8 +89,19 @@ describe(loadApiConfig.name, () => {
     ['fail no connections at all', { HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS'],
     ['fail a per-address connection limit that is not a number', { HTTP_MAX_CONNECTIONS_PER_IP: 'many' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
     ['fail a shutdown grace above ten minutes', { HTTP_SHUTDOWN_GRACE_MS: '600001' }, 'HTTP_SHUTDOWN_GRACE_MS'],
+    ['fail an audit checkpoint interval under 100 ms (0 turns sealing off)', { AUDIT_CHECKPOINT_INTERVAL_MS: '50' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],
+    ['fail a negative audit checkpoint interval', { AUDIT_CHECKPOINT_INTERVAL_MS: '-1' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],
+    ['fail an audit checkpoint interval above a day', { AUDIT_CHECKPOINT_INTERVAL_MS: '86400001' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+
+  it.each([
+    ['ok the default: a checkpoint a minute', {}, 60_000],
+    ['ok 0: no checkpoints', { AUDIT_CHECKPOINT_INTERVAL_MS: '0' }, 0],
+    ['ok 100 ms', { AUDIT_CHECKPOINT_INTERVAL_MS: '100' }, 100],
+  ])('%s (AUDIT_CHECKPOINT_INTERVAL_MS)', (_n, patch, ms) => {
+    expect(loadApiConfig({ ...VALID, ...patch }).auditCheckpointIntervalMs).toBe(ms);
   });
 });
 

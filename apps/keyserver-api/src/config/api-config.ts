@@ -58,6 +58,14 @@ const schema = z
     USAGE_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     // How often each replica checks every live CA key version's CRL (re-signed when an hour old or changed; ADR 0029).
     CRL_REFRESH_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+    // How often each replica seals the audit chain's head with the TSA when it moved (ADR 0048); 0 = no checkpoints.
+    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(86_400_000)
+      .refine((v) => v === 0 || v >= 100, 'is 0 (off) or at least 100 ms')
+      .default(60_000),
     // Subject and key lookups cached per process, flushed on every change via LISTEN/NOTIFY (ADR 0028); 0 = off.
     // The listener holds a session on DATABASE_DIRECT_URL (DATABASE_URL without a pooler).
     ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
@@ -182,6 +190,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     firmwareMaxBytes: raw.FIRMWARE_MAX_BYTES,
     usageLeaseMs: raw.USAGE_LEASE_SECONDS * 1000,
     crlRefreshMs: raw.CRL_REFRESH_SECONDS * 1000,
+    auditCheckpointIntervalMs: raw.AUDIT_CHECKPOINT_INTERVAL_MS,
     accessCacheTtlMs: raw.ACCESS_CACHE_TTL_MS,
     logLevel: raw.LOG_LEVEL,
     v8BackgroundNice: raw.V8_BACKGROUND_NICE,

@@ -98,6 +98,20 @@ export class TsaService {
     return (query, requestId) => this.issueWith(current, query, 'firmware', requestId);
   }
 
+  /**
+   * The current TSA for the audit sealer (docs/adr/0048): signs a token over the given MessageImprint, with the TSA
+   * certificate in it (certReq), and writes nothing: the caller stores the token and its register row together, or
+   * discards it unissued. Undefined when there is no usable TSA key (the chain then stays unsealed).
+   */
+  async forAuditCheckpoint(): Promise<{ key: Key; policy: string; sign: (messageImprintDer: Uint8Array) => Promise<IssuedTimeStamp> } | undefined> {
+    const current = await this.authority().catch((err: unknown) => {
+      if (err instanceof TsaError && err.code === TsaErrorCode.TsaNotAvailable) return undefined;
+      throw err;
+    });
+    if (!current) return undefined;
+    return { key: current.key, policy: current.tsa.policy, sign: (messageImprintDer) => createTimeStampToken(this.signer, current.tsa, { messageImprintDer, certReq: true }) };
+  }
+
   private async issue(query: TimeStampQuery, source: 'public' | 'firmware', requestId: string): Promise<IssuedTimeStamp> {
     return this.issueWith(await this.authority(), query, source, requestId);
   }

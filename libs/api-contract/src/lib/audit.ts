@@ -53,7 +53,18 @@ export type AuditPage = z.infer<typeof AuditPage>;
  * or reordered before it); `content_changed` = its own hash does not match its content; `not_an_entry` (offline
  * verification of an export only) = a line that is no audit entry.
  */
-export const AuditProblemKind = z.enum(['link_broken', 'content_changed', 'not_an_entry']);
+export const AuditProblemKind = z.enum([
+  'link_broken',
+  'content_changed',
+  'not_an_entry',
+  // A signed checkpoint (docs/adr/0048-signed-audit-checkpoints.md) whose imprint is not the stored entry hash at its
+  // seq (the entry or one before it was rewritten, or the sealed entry deleted), whose token does not verify, whose
+  // signer is not this Keyserver's TSA key version, or that is out of order.
+  'checkpoint_mismatch',
+  'checkpoint_signature_invalid',
+  'checkpoint_untrusted',
+  'checkpoint_out_of_order',
+]);
 export const AuditProblem = z.object({
   seq: z.string(),
   kind: AuditProblemKind,
@@ -68,6 +79,22 @@ export type AuditProblem = z.infer<typeof AuditProblem>;
  * operator acknowledged (docs/adr/0009). */
 export const AuditLegacyEntry = z.object({ seq: z.string(), kind: z.literal('legacy_hash_v1'), reason: z.string() });
 export type AuditLegacyEntry = z.infer<typeof AuditLegacyEntry>;
+
+/** The signed checkpoints of the chain (docs/adr/0048-signed-audit-checkpoints.md). */
+export const AuditSeal = z.object({
+  /** true when at least one checkpoint verified; false: the chain is unsealed (no TSA key, or sealing disabled). */
+  sealed: z.boolean(),
+  /** true: checked against a trust anchor (the API: the TSA key version in this Keyserver's HSM). */
+  anchored: z.boolean(),
+  /** Checkpoints examined. */
+  checkpoints: z.number().int(),
+  /** seq and genTime of the last checkpoint that verified: every entry up to it is sealed. */
+  lastSealedSeq: z.string().nullable(),
+  lastSealedAt: z.string().nullable(),
+  /** Entries after the last verified checkpoint (verified by the hash chain alone). */
+  unsealedEntries: z.number().int(),
+});
+export type AuditSeal = z.infer<typeof AuditSeal>;
 
 export const AuditVerification = z.object({
   /** true when no entry has a problem. */
@@ -87,5 +114,7 @@ export const AuditVerification = z.object({
   legacyCount: z.number().int(),
   /** hash of the last entry: the chain head (64 zeros for an empty log). */
   lastHash: z.string(),
+  /** How far the chain is sealed by signed checkpoints of this Keyserver's TSA (docs/adr/0048). */
+  seal: AuditSeal.optional(),
 });
 export type AuditVerification = z.infer<typeof AuditVerification>;

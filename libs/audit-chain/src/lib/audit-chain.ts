@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { AuditCheckpointVerifier, type AuditCheckpoint, type AuditCheckpointProblemKind, type AuditSealReport, type CheckpointTrust } from './audit-checkpoints';
 
 /** prevHash of the first event in the chain. */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
@@ -158,7 +159,16 @@ export function canonicalJson(value: unknown): string {
  * {@link canonicalAuditContent}, which is what the database stores.
  */
 export function auditEventHash(e: AuditHashInput): string {
-  return sha256(canonicalJson(hashedContent(e, AUDIT_HASH_RULE)));
+  return sha256(auditHashedText(e));
+}
+
+/**
+ * The exact text an entry's hash (rule v2) is the SHA-256 of, UTF-8 encoded: the canonical JSON of its content, its
+ * prevHash and `"v":2`. A checkpoint's token imprint (sha256, entry hash) is a timestamp of these bytes
+ * (docs/adr/0048-signed-audit-checkpoints.md): `openssl ts -verify -data` accepts them.
+ */
+export function auditHashedText(e: AuditHashInput): string {
+  return canonicalJson(hashedContent(e, AUDIT_HASH_RULE));
 }
 
 /** The retired v1 rule (no `"v"` member), for entries written before the v2 cutover. */
@@ -212,7 +222,7 @@ export type StoredAuditEntry = AuditHashInput & { seq: string; hash: string };
 
 /** `link_broken`: prevHash is not the previous entry's hash (rows deleted, inserted or reordered);
  * `content_changed`: the entry's own hash does not match its content; `not_an_entry`: an export line that is no entry. */
-export type AuditProblemKind = 'link_broken' | 'content_changed' | 'not_an_entry';
+export type AuditProblemKind = 'link_broken' | 'content_changed' | 'not_an_entry' | AuditCheckpointProblemKind;
 
 export interface AuditProblem {
   /** seq of the entry (or `line N` for an export line that is not an entry). */
@@ -254,6 +264,8 @@ export interface AuditChainReport {
   legacyCount: number;
   /** hash of the last entry examined: the chain head (the genesis hash for an empty chain). */
   lastHash: string;
+  /** The signed checkpoints (docs/adr/0048), when the verifier was given them: how far the chain is sealed. */
+  seal?: AuditSealReport;
 }
 
 /** @deprecated name kept for callers of the offline verifier. */
@@ -276,7 +288,10 @@ export class AuditChainVerifier {
    * the v1 entry it names (by seq and stored hash, link intact, earlier than the acknowledgement) from the problems to
    * `legacy`. The acknowledgements are entries of the chain and are verified as every entry is.
    */
-  constructor(acknowledgements: readonly StoredAuditEntry[] = []) {
+  constructor(
+    acknowledgements: readonly StoredAuditEntry[] = [],
+    private readonly seals?: AuditCheckpointVerifier,
+  ) {
     for (const a of acknowledgements) {
       const d = a.details ?? {};
       if (a.action !== AUDIT_LEGACY_ACK_ACTION || a.outcome !== 'SUCCESS' || typeof d['seq'] !== 'string' || typeof d['hash'] !== 'string') continue;
@@ -325,6 +340,7 @@ export class AuditChainVerifier {
       }
     }
     if (this.problemCount === before && this.problemCount === 0) this.checked++;
+    this.seals?.entry(e.seq, e.hash, e.at);
     this.prev = e.hash;
     this.prevSeq = e.seq;
   }
@@ -341,6 +357,8 @@ export class AuditChainVerifier {
   }
 
   report(): AuditChainReport {
+    const sealed = this.seals?.finish();
+    for (const p of sealed?.problems ?? []) this.problem(p.seq, p.kind, p.reason);
     const first = this.problems[0];
     return {
       ok: this.problemCount === 0,
@@ -352,6 +370,7 @@ export class AuditChainVerifier {
       legacy: [...this.legacy],
       legacyCount: this.legacyCount,
       lastHash: this.prev,
+      ...(sealed ? { seal: sealed.seal } : {}),
     };
   }
 }
@@ -407,8 +426,17 @@ const HASHED = ['id', 'at', 'action', 'outcome', 'prevHash', 'hash'] as const;
  * Verifies a JSON-lines export of `GET /api/v1/audit/export` offline: each entry's hash is recomputed from its
  * content and must link to the previous one, from the genesis hash on; every bad entry is reported. Needs no database.
  */
-export function verifyAuditExport(text: string): AuditChainReport {
+export function verifyAuditExport(text: string, trust?: CheckpointTrust): AuditChainReport {
   const lines = text.split('\n');
+  const checkpoints = lines.flatMap((l) => {
+    if (!l.startsWith('{"checkpoint":')) return [];
+    try {
+      const raw = (JSON.parse(l) as { checkpoint?: AuditCheckpoint }).checkpoint;
+      return raw && typeof raw === 'object' ? [raw] : [];
+    } catch {
+      return [];
+    }
+  });
   const acks = lines.flatMap((l) => {
     if (!l.includes(AUDIT_LEGACY_ACK_ACTION)) return [];
     try {
@@ -418,10 +446,11 @@ export function verifyAuditExport(text: string): AuditChainReport {
       return [];
     }
   });
-  const v = new AuditChainVerifier(acks);
+  // Without a trust anchor a checkpoint is checked against the certificate its token carries (seal.anchored false).
+  const v = new AuditChainVerifier(acks, checkpoints.length || trust ? AuditCheckpointVerifier.of(checkpoints, trust ?? (() => null), trust !== undefined) : undefined);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
-    if (!line) continue;
+    if (!line || line.startsWith('{"checkpoint":')) continue;
     let raw: Record<string, unknown>;
     try {
       raw = JSON.parse(line) as Record<string, unknown>;

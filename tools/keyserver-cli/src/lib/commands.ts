@@ -121,12 +121,16 @@ Exit 6 when anything does not verify.`,
   {
     name: 'audit',
     subcommands: ['export', 'verify'],
-    options: ['--out'],
+    options: ['--out', '--root', '--tsa-cert'],
     help: `Usage: ksctl audit export [--out FILE.jsonl]
-       ksctl audit verify FILE.jsonl
+       ksctl audit verify FILE.jsonl [--root ROOT.pem] [--tsa-cert TSA.pem]
 
-export: the whole audit log as JSON lines (auditors; stdout without --out).
-verify: offline, every entry's hash and link (exit 6 and every bad entry when the chain is broken).`,
+export: the whole audit log as JSON lines (auditors; stdout without --out), then its signed checkpoints.
+verify: offline, every entry's hash and link, and every signed checkpoint (an RFC 3161 token of the Keyserver's TSA
+over an entry hash) against the ROOT and TSA certificate you obtained out of band: the token verifies, chains to
+--root, is signed by --tsa-cert, and asserts the entry hash at its seq (exit 6 and every problem otherwise:
+link_broken, content_changed, checkpoint_mismatch, checkpoint_signature_invalid, checkpoint_untrusted,
+checkpoint_out_of_order). Without --root the checkpoints are checked against the certificate each token carries.`,
   },
   {
     name: 'admin',

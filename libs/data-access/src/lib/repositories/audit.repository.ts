@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
-import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport } from '@keyserver/audit-chain';
+import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport, type AuditCheckpointVerifier } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
 import { sqlQuery, type Db, type Tx } from '../db';
@@ -171,11 +171,12 @@ export class AuditRepository {
 
   /**
    * Recomputes every hash and link in seq order, in batches, and reports every bad entry (link_broken: rows deleted,
-   * inserted or reordered; content_changed: an entry's content does not match its hash) and the v1 entries.
+   * inserted or reordered; content_changed: an entry's content does not match its hash) and the v1 entries; with
+   * `seals` (the chain's signed checkpoints, docs/adr/0048) also every checkpoint against the entry at its seq.
    */
-  async verifyChain(batchSize = 1000): Promise<ChainVerification> {
+  async verifyChain(batchSize = 1000, seals?: AuditCheckpointVerifier): Promise<ChainVerification> {
     const acks = await this.db.prisma.auditEvent.findMany({ where: { action: AUDIT_LEGACY_ACK_ACTION, outcome: 'SUCCESS' }, orderBy: { seq: 'asc' } });
-    const verifier = new AuditChainVerifier(acks.map(toAuditEvent));
+    const verifier = new AuditChainVerifier(acks.map(toAuditEvent), seals);
     let after: bigint | undefined;
     for (;;) {
       const rows = await this.db.prisma.auditEvent.findMany({

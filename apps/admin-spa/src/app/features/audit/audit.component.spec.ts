@@ -27,6 +27,14 @@ describe(AuditComponent.name, () => {
     expect((f.nativeElement as HTMLElement).querySelector('.ok')?.textContent).toContain('Intact: 1200 entries checked');
   });
 
+  it.each([
+    ['ok a sealed chain: up to which entry, and how many are not sealed yet', { sealed: true, anchored: true, checkpoints: 3, lastSealedSeq: '1190', lastSealedAt: '2026-12-07T09:00:00.000Z', unsealedEntries: 10 }, 'up to entry 1190'],
+    ['fail an unsealed chain: says so', { sealed: false, anchored: true, checkpoints: 0, lastSealedSeq: null, lastSealedAt: null, unsealedEntries: 1200 }, 'Not sealed'],
+  ])('%s (signed checkpoints)', async (_n, seal, text) => {
+    const f = await render({ ok: true, checked: 1200, seal });
+    expect((f.nativeElement as HTMLElement).querySelector('.seal')?.textContent).toContain(text);
+  });
+
   it('reports where the hash chain breaks', async () => {
     const f = await render({ ok: false, checked: 41, firstBadSeq: '42' });
     expect((f.nativeElement as HTMLElement).querySelector('.bad')?.textContent).toContain('at entry 42');

@@ -40,6 +40,16 @@ const GUID = /^\s*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
               <button mat-stroked-button type="button" (click)="showEntry(v.firstBadSeq)">Show entry {{ v.firstBadSeq }}</button>
             }
           }
+          @if (v.seal; as seal) {
+            @if (seal.sealed) {
+              <p class="seal">
+                Sealed by the Keyserver's timestamp authority up to entry {{ seal.lastSealedSeq }} (<app-datetime [value]="seal.lastSealedAt" />);
+                {{ seal.unsealedEntries }} later {{ seal.unsealedEntries === 1 ? 'entry is' : 'entries are' }} not sealed yet.
+              </p>
+            } @else {
+              <p class="seal">Not sealed: no signed checkpoint verifies (is there an active TSA key?). The chain alone cannot show a rewrite by someone with database access.</p>
+            }
+          }
         }
       </div>
       <app-problem-message [problem]="verifyProblem()" />

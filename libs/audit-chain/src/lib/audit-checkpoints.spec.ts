@@ -1,0 +1,170 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomUUID, type X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testTsas, timestampToken, type OpensslPki } from '@keyserver/timestamp-token/testing';
+import { AUDIT_GENESIS_HASH, auditEventHash, auditHashedText, verifyAuditExport, type AuditHashInput } from './audit-chain';
+import { anchoredCheckpointTrust, auditCheckpointImprintDer, AuditCheckpointVerifier, entryHashOfImprint, type AuditCheckpoint } from './audit-checkpoints';
+
+// Signed checkpoints (docs/adr/0048): tokens made by a TSA that is not the Keyserver (openssl certificates, pkijs
+// tokens), checked by the verifier and by openssl ts.
+
+type Entry = AuditHashInput & { seq: string; hash: string };
+
+let dir: string;
+let pki: OpensslPki;
+let root: X509Certificate;
+let tsa: X509Certificate;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'audit-cp-'));
+  pki = testTsas(dir);
+  root = pki.pem('root');
+  tsa = pki.pem('tsa');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// After the test certificates were made (they are valid from now for 30 days), whole seconds as TSAs state them.
+const T0 = Math.floor(Date.now() / 1000) * 1000 + 60_000;
+
+/** A valid chain of `n` entries, one a minute. */
+function chain(n: number): Entry[] {
+  const out: Entry[] = [];
+  let prev = AUDIT_GENESIS_HASH;
+  for (let i = 1; i <= n; i++) {
+    const e: AuditHashInput & { seq: string } = {
+      seq: String(i), id: randomUUID(), at: new Date(T0 + i * 60_000), action: 'key.update', outcome: i === 2 ? 'DENIED' : 'SUCCESS',
+      errorCode: null, actorTid: 't', actorOid: 'o', actorName: 'Ada', actorClient: 'c', actorSubjectId: null, keyid: 'fw',
+      operationId: null, adminSessionId: null, digest: null, requestId: `r${i}`, details: { n: i }, prevHash: prev,
+    };
+    out.push({ ...e, hash: auditEventHash(e) });
+    prev = out[i - 1].hash;
+  }
+  return out;
+}
+
+/** The insider: changes entry `seq` and recomputes the hash and link of it and of every later entry. */
+function rewrite(entries: Entry[], seq: string, change: (e: Entry) => void): Entry[] {
+  const out = entries.map((e) => ({ ...e }));
+  let prev = AUDIT_GENESIS_HASH;
+  for (const e of out) {
+    if (e.seq === seq) change(e);
+    e.prevHash = prev;
+    e.hash = auditEventHash(e);
+    prev = e.hash;
+  }
+  return out;
+}
+
+/** A checkpoint of `e` signed by `signer` (default the TSA under `root`) at `genTime` (default a second after the entry). */
+function checkpoint(e: Entry, opts: { signer?: string; genTime?: Date } = {}): AuditCheckpoint {
+  const name = opts.signer ?? 'tsa';
+  const genTime = opts.genTime ?? new Date(e.at.getTime() + 1000);
+  // The imprint is SHA-256 over the entry's hashed bytes: exactly its hash.
+  const token = timestampToken({ signer: { cert: pki.pem(name), key: pki.key(name) }, over: new Uint8Array(Buffer.from(auditHashedText(e), 'utf8')), genTime });
+  return { seq: e.seq, entryHash: e.hash, token: Buffer.from(token).toString('base64'), genTime: genTime.toISOString(), tsaKeyid: 'tsa', tsaKeyVersion: 1 };
+}
+
+const exportText = (entries: Entry[], cps: AuditCheckpoint[]) =>
+  [...entries.map((e) => JSON.stringify({ ...e, at: e.at.toISOString() })), ...cps.map((c) => JSON.stringify({ checkpoint: c }))].join('\n') + '\n';
+const anchored = () => anchoredCheckpointTrust({ roots: [root], tsaCerts: [tsa] });
+
+describe(AuditCheckpointVerifier.name, () => {
+  it('ok a chain sealed at seq 3 and 5: sealed through 5, anchored, no unsealed entries', () => {
+    const c = chain(5);
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[2]), checkpoint(c[4])]), anchored());
+    expect(r).toMatchObject({ ok: true, problems: [], seal: { sealed: true, anchored: true, checkpoints: 2, lastSealedSeq: '5', unsealedEntries: 0 } });
+  });
+
+  it('fail an entry rewritten before a checkpoint with every later hash recomputed: the chain alone verifies, each later checkpoint is checkpoint_mismatch', () => {
+    const c = chain(6);
+    const cps = [checkpoint(c[2]), checkpoint(c[4])];
+    const forged = rewrite(c, '2', (e) => {
+      e.outcome = 'SUCCESS';
+    });
+    expect(verifyAuditExport(exportText(forged, [])).ok).toBe(true); // what the hash chain alone says
+    const r = verifyAuditExport(exportText(forged, cps), anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['3', 'checkpoint_mismatch'], ['5', 'checkpoint_mismatch']]);
+    expect(r.seal).toMatchObject({ sealed: false, lastSealedSeq: null });
+  });
+
+  it('ok a rewrite after the last checkpoint is not caught by it: the unsealed tail is reported', () => {
+    const c = chain(6);
+    const forged = rewrite(c, '5', (e) => {
+      e.actorName = 'Mallory';
+    });
+    const r = verifyAuditExport(exportText(forged, [checkpoint(c[2])]), anchored());
+    expect(r).toMatchObject({ ok: true, seal: { sealed: true, lastSealedSeq: '3', unsealedEntries: 3 } });
+  });
+
+  it.each([
+    ['fail a token of a TSA under another ROOT', 'checkpoint_untrusted', () => ({ signer: 'foreign-tsa' })],
+    ['fail a token of another TSA under the ROOT than the one given', 'checkpoint_untrusted', () => ({ signer: 'tsa2' })],
+    ['fail a genTime before the entry was written', 'checkpoint_mismatch', () => ({ genTime: new Date(T0) })],
+  ] as const)('%s: %s', (_n, kind, opts) => {
+    const c = chain(3);
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[2], opts())]), anchored());
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['3', kind]]);
+    expect(r.ok).toBe(false);
+  });
+
+  it('fail a token changed in its signature: checkpoint_signature_invalid', () => {
+    const c = chain(3);
+    const cp = checkpoint(c[2]);
+    const der = Buffer.from(cp.token, 'base64');
+    der[der.length - 3] ^= 0x01;
+    const r = verifyAuditExport(exportText(c, [{ ...cp, token: der.toString('base64') }]), anchored());
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['3', 'checkpoint_signature_invalid']]);
+  });
+
+  it("fail a checkpoint row whose entryHash was changed to the rewritten chain's: checkpoint_mismatch", () => {
+    const c = chain(3);
+    const cp = checkpoint(c[2]);
+    const forged = rewrite(c, '1', (e) => {
+      e.actorName = 'Mallory';
+    });
+    const r = verifyAuditExport(exportText(forged, [{ ...cp, entryHash: forged[2].hash }]), anchored());
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['3', 'checkpoint_mismatch']]);
+  });
+
+  it('fail checkpoints whose genTime goes backwards: checkpoint_out_of_order', () => {
+    const c = chain(5);
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[2], { genTime: new Date(T0 + 10 * 60_000) }), checkpoint(c[4])]), anchored());
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['5', 'checkpoint_out_of_order']]);
+  });
+
+  it('fail the sealed entry deleted: link_broken at the next entry and checkpoint_mismatch', () => {
+    const c = chain(4);
+    const r = verifyAuditExport(exportText([c[0], c[1], c[3]], [checkpoint(c[2])]), anchored());
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['4', 'link_broken'], ['3', 'checkpoint_mismatch']]);
+  });
+
+  it('ok no checkpoint: unsealed; without a trust anchor a good token verifies against its own certificate (anchored false)', () => {
+    const c = chain(3);
+    expect(verifyAuditExport(exportText(c, []), anchored()).seal).toMatchObject({ sealed: false, checkpoints: 0 });
+    expect(verifyAuditExport(exportText(c, [checkpoint(c[2], { signer: 'foreign-tsa' })])).seal).toMatchObject({ sealed: true, anchored: false });
+  });
+
+  it('ok openssl ts -verify accepts a checkpoint over the entry hash (-digest) and over its hashed bytes (-data), and refuses a rewritten hash', () => {
+    const c = chain(3);
+    const cp = checkpoint(c[2]);
+    writeFileSync(join(dir, 'cp.tst'), Buffer.from(cp.token, 'base64'));
+    writeFileSync(join(dir, 'entry.json'), auditHashedText(c[2]));
+    const verify = (...input: string[]) =>
+      execFileSync('openssl', ['ts', '-verify', ...input, '-token_in', '-in', 'cp.tst', '-CAfile', 'root.pem', '-untrusted', 'tsa.pem'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    expect(verify('-digest', c[2].hash)).toContain('Verification: OK');
+    expect(verify('-data', 'entry.json')).toContain('Verification: OK');
+    expect(createHash('sha256').update(auditHashedText(c[2])).digest('hex')).toBe(c[2].hash);
+    expect(() => verify('-digest', rewrite(c, '1', (e) => (e.actorName = 'Mallory'))[2].hash)).toThrow();
+  });
+});
+
+describe(auditCheckpointImprintDer.name, () => {
+  it('ok round-trips an entry hash; fail anything that is no SHA-256 imprint', () => {
+    const h = 'ab'.repeat(32);
+    expect(entryHashOfImprint(auditCheckpointImprintDer(h))).toBe(h);
+    expect(entryHashOfImprint(new Uint8Array(10))).toBeNull();
+    expect(() => auditCheckpointImprintDer('AB'.repeat(32))).toThrow();
+  });
+});
