@@ -6,22 +6,33 @@
 # from the npm registry (docs/containers.md).
 ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 ARG DEBIAN_IMAGE=debian:bookworm-slim
+# The product version ("version" in package.json; docs/operations.md §9), the images' org.opencontainers.image.version.
+# The build stage refuses to build when the two differ, so a label never names another version than the code's.
+ARG KEYSERVER_VERSION=1.0.0
 
 FROM ${NODE_IMAGE} AS build
 # The npm that wrote package-lock.json (packageManager in package.json): older npm refuses the lockfile.
 ARG NPM_VERSION=11.19.1
+ARG KEYSERVER_VERSION
 WORKDIR /src
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 make g++ ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
-RUN [ "$(npm --version)" = "$NPM_VERSION" ] || npm install -g --no-audit --no-fund "npm@$NPM_VERSION"
+# Another npm than the image's comes only as the tarball pinned in scripts/toolchain-integrity.txt (checked before
+# it is installed; the registry's own integrity field is not trusted).
+COPY scripts/pinned-pack.sh scripts/toolchain-integrity.txt scripts/
+RUN [ "$(npm --version)" = "$NPM_VERSION" ] \
+ || { tgz="$(bash scripts/pinned-pack.sh "npm@$NPM_VERSION" /tmp/pinned-npm)" \
+      && npm install -g --no-audit --no-fund "$tgz" && rm -rf /tmp/pinned-npm; }
 # node-gyp (pkcs11js) uses the headers of this Node instead of downloading them.
 ENV npm_config_nodedir=/usr/local NX_NO_CLOUD=true NX_DAEMON=false NX_TUI=false
 COPY package.json package-lock.json ./
 COPY tools/keyserver-cli/package.json tools/keyserver-cli/
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run -s db:generate \
+RUN v="$(node -p 'require("./package.json").version')" \
+ && { [ "$v" = "$KEYSERVER_VERSION" ] || { echo "package.json is version $v, the Dockerfile's KEYSERVER_VERSION $KEYSERVER_VERSION" >&2; exit 1; }; } \
+ && npm run -s db:generate \
  && npx nx run-many -t build -p entra-emulator keyserver-api keyclient admin-spa --parallel=2
 # Runtime modules only: no devDependencies (Angular, Nx, the Prisma CLI, TypeScript, jest) and none of the
 # optional peers the Prisma CLI brings (marked devOptional in the lockfile).
@@ -29,8 +40,13 @@ RUN npm prune --omit=dev --omit=optional --no-audit --no-fund \
  && rm -rf node_modules/.cache node_modules/@keyserver
 
 FROM ${DEBIAN_IMAGE} AS runtime
+ARG KEYSERVER_VERSION
+LABEL org.opencontainers.image.title="Keyserver" org.opencontainers.image.version="${KEYSERVER_VERSION}"
+# uid/gid 1000 fixed (the Kubernetes manifests' runAsUser); no setuid/setgid programs (su, mount, passwd, ...): no
+# way back to root even where no-new-privileges is not set.
 RUN groupadd --gid 1000 node \
- && useradd --uid 1000 --gid node --home-dir /app --no-create-home --shell /usr/sbin/nologin node
+ && useradd --uid 1000 --gid node --home-dir /app --no-create-home --shell /usr/sbin/nologin node \
+ && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 ENV NODE_ENV=production
@@ -42,7 +58,8 @@ FROM runtime AS keyserver-api
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
- && mkdir -p /var/lib/keyserver/hsm && chown -R node:node /var/lib/keyserver
+ && mkdir -p /var/lib/keyserver/hsm && chown -R node:node /var/lib/keyserver && chmod 700 /var/lib/keyserver/hsm \
+ && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 COPY --from=build /src/scripts/softhsm-init.sh ./scripts/softhsm-init.sh
 COPY --from=build /src/dist/apps/keyserver-api ./dist/apps/keyserver-api
 USER node

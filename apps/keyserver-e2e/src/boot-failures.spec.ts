@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { composeCommand, freePort, platformEnv, repoRoot, runStep, startService, waitForOk, type Service } from '@keyserver/testing';
+import { parse as parseYaml } from 'yaml';
 
 /** Runs the API's image command with `env` and returns its exit code and stderr lines. */
 function bootApi(env: Record<string, string | undefined>) {
@@ -114,12 +115,13 @@ describe('keyserver-api boot', () => {
 
 describe('docker-compose.yml', () => {
   // Validated the way a user runs it, but with an empty env file: a developer's own .env must not decide the result.
-  const compose = (env: Record<string, string>) => {
+  const compose = (env: Record<string, string>, quiet = true) => {
     const dir = mkdtempSync(join(tmpdir(), 'ks-compose-'));
     const envFile = join(dir, 'empty.env');
     writeFileSync(envFile, '');
     const v2 = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
-    const [cmd, args] = v2.status === 0 ? ['docker', ['compose', '--env-file', envFile, 'config', '-q']] : ['docker-compose', ['--env-file', envFile, 'config', '-q']];
+    const q = quiet ? ['-q'] : [];
+    const [cmd, args] = v2.status === 0 ? ['docker', ['compose', '--env-file', envFile, 'config', ...q]] : ['docker-compose', ['--env-file', envFile, 'config', ...q]];
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['POSTGRES_PASSWORD', 'SESSION_ENCRYPTION_KEY', 'CLIENT_SECRET', 'KEYCLIENT_DB_PASSWORD'].includes(k)));
     const r = spawnSync(cmd, args, { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
     rmSync(dir, { recursive: true, force: true });
@@ -131,6 +133,20 @@ describe('docker-compose.yml', () => {
     const r = compose(secrets);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  // The file as Compose resolves it (anchors merged): what the engine is told, checked without an engine.
+  // scripts/test-containers.sh checks the same on the running containers.
+  it.each(['entra-emulator', 'keyserver-init', 'keyserver-api', 'keyclient'])('ok %s runs with a read-only root filesystem, a /tmp tmpfs, no capabilities and no-new-privileges', (service) => {
+    const r = compose(secrets, false);
+    expect(r.status).toBe(0);
+    const svc = (parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> }).services[service];
+    expect({ read_only: svc['read_only'], cap_drop: svc['cap_drop'], security_opt: svc['security_opt'], tmp: (svc['tmpfs'] as string[] | undefined)?.some((t) => t.split(':')[0] === '/tmp') }).toEqual({
+      read_only: true,
+      cap_drop: ['ALL'],
+      security_opt: ['no-new-privileges:true'],
+      tmp: true,
+    });
   });
 
   it.each(Object.keys(secrets))('fail without the secret %s (no default secret in the file)', (name) => {

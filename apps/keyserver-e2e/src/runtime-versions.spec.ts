@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { repoRoot } from '@keyserver/testing';
 
 const read = (file: string) => readFileSync(join(repoRoot, file), 'utf8');
-const pkg = JSON.parse(read('package.json')) as { engines: { node: string; npm: string }; packageManager: string };
+const pkg = JSON.parse(read('package.json')) as { version: string; engines: { node: string; npm: string }; packageManager: string };
 const nvmrc = read('.nvmrc').trim();
 const [major, minor] = nvmrc.split('.').map(Number);
 const npmPin = /^npm@(\d+\.\d+\.\d+)$/.exec(pkg.packageManager)?.[1] ?? '';
@@ -31,6 +31,11 @@ describe('runtime versions', () => {
     expect(dockerfile).toContain(`ARG NODE_IMAGE=node:${nvmrc}-bookworm-slim`);
     expect(dockerfile).toContain(`ARG NPM_VERSION=${npmPin}`);
     expect(read('docker-compose.yml')).toContain(`NODE_IMAGE: \${NODE_IMAGE:-node:${nvmrc}-bookworm-slim}`);
+  });
+
+  it('the images carry the product version: the Dockerfile\'s KEYSERVER_VERSION (the org.opencontainers.image.version label) is package.json\'s version', () => {
+    // The build stage also refuses to build when they differ (scripts/test-containers.sh reads the built labels).
+    expect(read('Dockerfile')).toContain(`ARG KEYSERVER_VERSION=${pkg.version}\n`);
   });
 
   it('the README names the same Node line as the prerequisite', () => {

@@ -146,6 +146,16 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
   });
 
+  it('ok prod: every image is the product version\'s tag (package.json, docs/operations.md §9), never latest', () => {
+    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    const ours = checks
+      .workloads(rendered.prod)
+      .flatMap((w) => checks.allContainers(w).map((c) => c.image))
+      .filter((i) => i.startsWith('keyserver/'));
+    expect(ours.length).toBeGreaterThanOrEqual(2);
+    expect(ours.filter((i) => !i.endsWith(`:${version}`) && !/@sha256:[0-9a-f]{64}$/.test(i))).toEqual([]);
+  });
+
   it('ok prod: three API replicas, a PodDisruptionBudget, rolling updates that never go below the wanted count', () => {
     const d = apiDeployment(rendered.prod);
     expect(d.spec.replicas).toBeGreaterThanOrEqual(3);
