@@ -29,6 +29,7 @@ export {
 } from './lib/audit-chain';
 export {
   anchoredCheckpointTrust,
+  AUDIT_CHECKPOINT_POLICY_OID,
   auditCheckpointImprintDer,
   AuditCheckpointVerifier,
   entryHashOfImprint,

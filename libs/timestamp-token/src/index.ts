@@ -3,6 +3,7 @@ export {
   checkEssSigningCertificate,
   checkTsaCertificateProfile,
   issuerSerialNames,
+  objectIdentifierText,
   readTimeStampToken,
   TIMESTAMP_TOKEN_OID,
   type TimeStampTokenInfo,

@@ -89,6 +89,7 @@ describe(loadApiConfig.name, () => {
     ['fail no connections at all', { HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS'],
     ['fail a per-address connection limit that is not a number', { HTTP_MAX_CONNECTIONS_PER_IP: 'many' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
     ['fail a shutdown grace above ten minutes', { HTTP_SHUTDOWN_GRACE_MS: '600001' }, 'HTTP_SHUTDOWN_GRACE_MS'],
+    ['fail the audit checkpoint policy as the public TSA policy (anyone could then have a checkpoint stamped)', { TSA_POLICY_OID: '2.25.71213305904928989567330069075920600616' }, 'TSA_POLICY_OID'],
     ['fail an audit checkpoint interval under 100 ms (0 turns sealing off)', { AUDIT_CHECKPOINT_INTERVAL_MS: '50' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],
     ['fail a negative audit checkpoint interval', { AUDIT_CHECKPOINT_INTERVAL_MS: '-1' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],
     ['fail an audit checkpoint interval above a day', { AUDIT_CHECKPOINT_INTERVAL_MS: '86400001' }, 'AUDIT_CHECKPOINT_INTERVAL_MS'],

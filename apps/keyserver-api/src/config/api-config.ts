@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { AUDIT_CHECKPOINT_POLICY_OID } from '@keyserver/audit-chain';
 import { ConfigError, csv, guid, KEEP_ALIVE_IDLE_MS, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
@@ -91,7 +92,11 @@ const schema = z
     // On SIGTERM: idle and not-yet-routed connections close at once; requests in flight get this long to finish.
     HTTP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(HTTP_CONNECTION_DEFAULTS.shutdownGraceMs),
     // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
-    TSA_POLICY_OID: z.string().regex(/^[0-2](\.(0|[1-9][0-9]{0,38})){1,20}$/, 'must be a dotted OID').default(DEFAULT_TSA_POLICY_OID),
+    TSA_POLICY_OID: z
+      .string()
+      .regex(/^[0-2](\.(0|[1-9][0-9]{0,38})){1,20}$/, 'must be a dotted OID')
+      .refine((v) => v !== AUDIT_CHECKPOINT_POLICY_OID, 'is the audit checkpoint policy, which only the sealer may issue (docs/adr/0048)')
+      .default(DEFAULT_TSA_POLICY_OID),
     TSA_ACCURACY_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
     TSA_KEYID: z.string().min(1).max(64).optional(),
     // Signature timestamps of CMS firmware signatures: unset URL = this Keyserver's own TSA when a TSA key exists.

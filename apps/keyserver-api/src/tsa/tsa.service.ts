@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { AUDIT_CHECKPOINT_POLICY_OID } from '@keyserver/audit-chain';
 import { DataAccessError, KeyLifecycleRepository, KeyRepository, TimestampRepository, type AuditInput, type Key } from '@keyserver/data-access';
 import {
   createTimeStampToken,
@@ -109,7 +110,9 @@ export class TsaService {
       throw err;
     });
     if (!current) return undefined;
-    return { key: current.key, policy: current.tsa.policy, sign: (messageImprintDer) => createTimeStampToken(this.signer, current.tsa, { messageImprintDer, certReq: true }) };
+    // Under the checkpoint policy, which the anonymous route never issues (ADR 0048 addendum).
+    const sealing = { ...current.tsa, policy: AUDIT_CHECKPOINT_POLICY_OID };
+    return { key: current.key, policy: sealing.policy, sign: (messageImprintDer) => createTimeStampToken(this.signer, sealing, { messageImprintDer, certReq: true }) };
   }
 
   private async issue(query: TimeStampQuery, source: 'public' | 'firmware', requestId: string): Promise<IssuedTimeStamp> {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testTsas, timestampToken, type OpensslPki } from '@keyserver/timestamp-token/testing';
 import { AUDIT_GENESIS_HASH, auditEventHash, auditHashedText, verifyAuditExport, type AuditHashInput } from './audit-chain';
-import { anchoredCheckpointTrust, auditCheckpointImprintDer, AuditCheckpointVerifier, entryHashOfImprint, type AuditCheckpoint } from './audit-checkpoints';
+import { anchoredCheckpointTrust, AUDIT_CHECKPOINT_POLICY_OID, auditCheckpointImprintDer, AuditCheckpointVerifier, entryHashOfImprint, type AuditCheckpoint } from './audit-checkpoints';
 
 // Signed checkpoints (docs/adr/0048): tokens made by a TSA that is not the Keyserver (openssl certificates, pkijs
 // tokens), checked by the verifier and by openssl ts.
@@ -57,11 +57,11 @@ function rewrite(entries: Entry[], seq: string, change: (e: Entry) => void): Ent
 }
 
 /** A checkpoint of `e` signed by `signer` (default the TSA under `root`) at `genTime` (default a second after the entry). */
-function checkpoint(e: Entry, opts: { signer?: string; genTime?: Date } = {}): AuditCheckpoint {
+function checkpoint(e: Entry, opts: { signer?: string; genTime?: Date; policy?: string } = {}): AuditCheckpoint {
   const name = opts.signer ?? 'tsa';
   const genTime = opts.genTime ?? new Date(e.at.getTime() + 1000);
   // The imprint is SHA-256 over the entry's hashed bytes: exactly its hash.
-  const token = timestampToken({ signer: { cert: pki.pem(name), key: pki.key(name) }, over: new Uint8Array(Buffer.from(auditHashedText(e), 'utf8')), genTime });
+  const token = timestampToken({ signer: { cert: pki.pem(name), key: pki.key(name) }, over: new Uint8Array(Buffer.from(auditHashedText(e), 'utf8')), genTime, policy: opts.policy ?? AUDIT_CHECKPOINT_POLICY_OID });
   return { seq: e.seq, entryHash: e.hash, token: Buffer.from(token).toString('base64'), genTime: genTime.toISOString(), tsaKeyid: 'tsa', tsaKeyVersion: 1 };
 }
 
@@ -87,6 +87,13 @@ describe(AuditCheckpointVerifier.name, () => {
     expect(r.ok).toBe(false);
     expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['3', 'checkpoint_mismatch'], ['5', 'checkpoint_mismatch']]);
     expect(r.seal).toMatchObject({ sealed: false, lastSealedSeq: null });
+  });
+
+  it('fail a token of the right TSA over the right hash under another policy (what the anonymous TSA route issues to anyone): checkpoint_untrusted', () => {
+    const c = chain(3);
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[1], { policy: '2.25.71464660586911067804008473257468327654' })]), anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['2', 'checkpoint_untrusted']]);
   });
 
   it('ok a rewrite after the last checkpoint is not caught by it: the unsealed tail is reported', () => {

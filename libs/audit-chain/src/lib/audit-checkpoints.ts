@@ -7,6 +7,14 @@ import { TimestampTokenError, verifyTimeStampToken, type VerifiedTimeStampToken 
 // rewrites an entry at or before a checkpoint's seq must change that entry's hash (or leave a content_changed
 // entry), and cannot make the TSA key in the HSM sign the new one for the old time.
 
+/**
+ * The TSTInfo policy of every checkpoint token, fixed by the product (X.667 UUID arc): the Keyserver's TSA issues it
+ * only to its sealer, never on the anonymous route (`TSA_POLICY_OID` may not be this one; a query asking for it is
+ * refused `policy_not_accepted`). Without it, anyone could have the public TSA stamp a recomputed entry hash, and an
+ * insider could store that token as a checkpoint.
+ */
+export const AUDIT_CHECKPOINT_POLICY_OID = '2.25.71213305904928989567330069075920600616';
+
 /** DER prefix of MessageImprint { AlgorithmIdentifier { id-sha256 } (parameters absent), OCTET STRING (32) }. */
 const IMPRINT_PREFIX = Buffer.from('302f300b06096086480165030402010420', 'hex');
 /** The same with parameters NULL (RFC 5754 allows both; our TSA echoes what was asked, we ask without). */
@@ -128,6 +136,10 @@ export class AuditCheckpointVerifier {
     } catch (err) {
       const why = err instanceof TimestampTokenError ? err.message : `token_malformed: ${(err as Error).message}`;
       this.problem(cp.seq, 'checkpoint_signature_invalid', `the checkpoint token does not verify (${why})`);
+      return null;
+    }
+    if (verified.info.policy !== AUDIT_CHECKPOINT_POLICY_OID) {
+      this.problem(cp.seq, 'checkpoint_untrusted', `the token was issued under policy ${verified.info.policy}, not the audit checkpoint policy: a time-stamp anyone could ask for is no checkpoint`);
       return null;
     }
     const untrusted = trust(verified, cp);

@@ -128,6 +128,11 @@ describe('RFC 3161 time-stamping', () => {
   const oid = (o: string) => new Uint8Array(new asn1js.ObjectIdentifier({ value: o }).toBER(false));
   const imprint = (alg: string, len: number, params?: Uint8Array) => derTlv(0x30, derTlv(0x30, oid(alg), ...(params ? [params] : [])), derTlv(0x04, new Uint8Array(len)));
   const SHA256 = '2.16.840.1.101.3.4.2.1';
+  it('ok a query asking for the policy when it is an X.667 UUID OID (arcs beyond 2^53)', () => {
+    const policy = '2.25.71464660586911067804008473257468327654';
+    expect(parseTimeStampQuery(query([int(1), imprint(SHA256, 32), oid(policy)]), { policy }).reqPolicy).toBe(policy);
+  });
+
   it.each([
     ['fail garbage bytes', new Uint8Array([1, 2, 3, 4]), TsaErrorCode.QueryNotDer, 5],
     ['fail a BER indefinite length', new Uint8Array([0x30, 0x80, 0x02, 0x01, 0x01, 0, 0]), TsaErrorCode.QueryNotDer, 5],

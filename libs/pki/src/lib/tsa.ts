@@ -11,6 +11,7 @@ import {
   TimestampTokenErrorCode,
   type TimeStampTokenInfo,
   verifyTimeStampToken,
+  objectIdentifierText,
 } from '@keyserver/timestamp-token';
 import { HashName, HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { HASHES, OID, bytesEqual, derTlv, digest, hashByOid, hex, isStrictDer, pemBlocks, randomSerial, toAb } from './der';
@@ -190,7 +191,7 @@ export function parseTimeStampQuery(der: Uint8Array, opts: { policy: string }): 
   const { hash, hashedMessage } = readImprint(imprintEl);
   const q: TimeStampQuery = { hash, hashedMessage, messageImprintDer: bytesOf(imprintEl), certReq: false };
   if (fields[i] && isUniversal(fields[i], 6)) {
-    q.reqPolicy = (fields[i++] as asn1js.ObjectIdentifier).valueBlock.toString();
+    q.reqPolicy = objectIdentifierText(fields[i++] as asn1js.ObjectIdentifier);
     if (q.reqPolicy !== opts.policy) throw new TsaError(TsaErrorCode.PolicyNotAccepted, `this TSA issues under policy ${opts.policy} only`);
   }
   if (fields[i] && isUniversal(fields[i], 2)) {

@@ -177,6 +177,13 @@ describe(readTimeStampToken.name, () => {
     expect(readTimeStampToken(token)).not.toHaveProperty('nonceDer');
   });
 
+  it('ok a policy with arcs beyond 2^53 (an X.667 UUID OID) reads as its dotted decimal form (asn1js writes {hex})', () => {
+    for (const policy of ['2.25.71464660586911067804008473257468327654', '2.25.340282366920938463463374607431768211455', '1.3.6.1.4.1.9007199254740993.1']) {
+      const token = timestampToken({ signer: { cert: pki.pem('tsa'), key: pki.key('tsa') }, over: signature, policy });
+      expect(readTimeStampToken(token).policy).toBe(policy);
+    }
+  });
+
   it('fail bytes that are not a token: token_malformed', () => {
     expect(codeOf(() => readTimeStampToken(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])))).toBe(Code.Malformed);
   });

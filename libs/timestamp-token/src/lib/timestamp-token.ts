@@ -43,6 +43,34 @@ const SIGNATURES: Record<string, string | null | undefined> = {
 };
 
 /** What a TimeStampToken says of itself. */
+/**
+ * The dotted decimal form of an OBJECT IDENTIFIER, read from its DER content (arcs of any size, as BigInt). asn1js's
+ * own `valueBlock.toString()` writes an arc beyond 2^53 as `{hex}`, so an X.667 UUID OID (2.25.<128 bits>), the
+ * usual private policy, would never equal its configured text.
+ */
+export function objectIdentifierText(oid: asn1js.ObjectIdentifier): string {
+  const der = new Uint8Array(oid.toBER(false));
+  let at = 1;
+  let length = der[at++];
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    length = 0;
+    for (let k = 0; k < n; k++) length = length * 256 + der[at++];
+  }
+  const arcs: string[] = [];
+  let v = 0n;
+  for (let i = at; i < at + length; i++) {
+    v = v * 128n + BigInt(der[i] & 0x7f);
+    if (der[i] & 0x80) continue;
+    if (arcs.length === 0) {
+      const first = v < 40n ? 0n : v < 80n ? 1n : 2n;
+      arcs.push(String(first), String(v - first * 40n));
+    } else arcs.push(String(v));
+    v = 0n;
+  }
+  return arcs.join('.');
+}
+
 export interface TimeStampTokenInfo {
   tstInfoDer: Uint8Array;
   policy: string;
@@ -108,7 +136,7 @@ function parseToken(token: Uint8Array): { sd: pkijs.SignedData; tst: pkijs.TSTIn
   const accuracyMs = isUniversal(f[5], 16) ? readAccuracy(f[5] as asn1js.Sequence) : undefined;
   const info: TimeStampTokenInfo = {
     tstInfoDer,
-    policy: (f[1] as asn1js.ObjectIdentifier).valueBlock.toString(),
+    policy: objectIdentifierText(f[1] as asn1js.ObjectIdentifier),
     messageImprintDer: bytesOf(f[2]),
     serialHex: Buffer.from((f[3] as asn1js.Integer).valueBlock.valueHexView).toString('hex'),
     genTime: (f[4] as asn1js.GeneralizedTime).toDate(),

@@ -102,6 +102,8 @@ export interface TokenSpec {
   over: Uint8Array;
   genTime?: Date;
   version?: number;
+  /** The TSTInfo policy (default 1.2.3.4). */
+  policy?: string;
   /** The nonce INTEGER the token echoes, if any. */
   nonce?: number;
   /** ESS attributes among the signed ones (default: one signing-certificate-v2 naming the signer). */
@@ -114,7 +116,7 @@ export interface TokenSpec {
 export function timestampToken(spec: TokenSpec): Uint8Array {
   const tst = new pkijs.TSTInfo({
     version: spec.version ?? 1,
-    policy: '1.2.3.4',
+    policy: spec.policy ?? '1.2.3.4',
     messageImprint: new pkijs.MessageImprint({
       hashAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: '2.16.840.1.101.3.4.2.1' }),
       hashedMessage: new asn1js.OctetString({ valueHex: ab(new Uint8Array(createHash('sha256').update(spec.over).digest())) }),
