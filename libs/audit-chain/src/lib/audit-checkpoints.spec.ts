@@ -96,6 +96,20 @@ describe(AuditCheckpointVerifier.name, () => {
     expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['2', 'checkpoint_untrusted']]);
   });
 
+  it('fail a checkpoint made long after later entries were written (an old seq sealed again: the chain cut back to it, then restored): checkpoint_mismatch', () => {
+    const c = chain(4);
+    const late = checkpoint(c[1], { genTime: new Date(c[1].at.getTime() + 3_600_000) });
+    const r = verifyAuditExport(exportText(c, [late]), anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['2', 'checkpoint_mismatch']]);
+  });
+
+  it('ok a checkpoint whose next entry was written while it was being signed (within AUDIT_CHECKPOINT_HEAD_SLACK_MS)', () => {
+    const c = chain(3);
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[1], { genTime: new Date(c[2].at.getTime() + 60_000) })]), anchored());
+    expect(r).toMatchObject({ ok: true, seal: { lastSealedSeq: '2' } });
+  });
+
   it('ok a rewrite after the last checkpoint is not caught by it: the unsealed tail is reported', () => {
     const c = chain(6);
     const forged = rewrite(c, '5', (e) => {
@@ -137,7 +151,7 @@ describe(AuditCheckpointVerifier.name, () => {
 
   it('fail checkpoints whose genTime goes backwards: checkpoint_out_of_order', () => {
     const c = chain(5);
-    const r = verifyAuditExport(exportText(c, [checkpoint(c[2], { genTime: new Date(T0 + 10 * 60_000) }), checkpoint(c[4])]), anchored());
+    const r = verifyAuditExport(exportText(c, [checkpoint(c[2], { genTime: new Date(T0 + 6 * 60_000) }), checkpoint(c[4])]), anchored());
     expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([['5', 'checkpoint_out_of_order']]);
   });
 

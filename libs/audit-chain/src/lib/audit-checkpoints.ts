@@ -15,6 +15,14 @@ import { TimestampTokenError, verifyTimeStampToken, type VerifiedTimeStampToken 
  */
 export const AUDIT_CHECKPOINT_POLICY_OID = '2.25.71213305904928989567330069075920600616';
 
+/**
+ * How long before a checkpoint's genTime the entry after the sealed one may have been written: the sealer reads the
+ * head, then signs, and entries appended meanwhile come before genTime; plus clock skew between the database and the
+ * API. A checkpoint whose next entry is older than that was not made of the head (ADR 0048): an insider who cut the
+ * chain back to an old entry, had it sealed anew and restored the rest.
+ */
+export const AUDIT_CHECKPOINT_HEAD_SLACK_MS = 5 * 60_000;
+
 /** DER prefix of MessageImprint { AlgorithmIdentifier { id-sha256 } (parameters absent), OCTET STRING (32) }. */
 const IMPRINT_PREFIX = Buffer.from('302f300b06096086480165030402010420', 'hex');
 /** The same with parameters NULL (RFC 5754 allows both; our TSA echoes what was asked, we ask without). */
@@ -101,6 +109,8 @@ export class AuditCheckpointVerifier {
   private seen = 0;
   private entriesAfter = 0;
   private lastOk: PendingCheckpoint | null = null;
+  /** The checkpoint the previous entry matched: the next entry must not be older than it by more than the slack. */
+  private justSealed: PendingCheckpoint | null = null;
 
   private constructor(
     private readonly count: number,
@@ -162,6 +172,11 @@ export class AuditCheckpointVerifier {
   /** Called by the chain verifier for every stored entry in seq order. */
   entry(seq: string, hash: string, at: Date): void {
     this.entriesAfter++;
+    const sealed = this.justSealed;
+    this.justSealed = null;
+    if (sealed && at.getTime() < sealed.genTime.getTime() - sealed.accuracyMs - AUDIT_CHECKPOINT_HEAD_SLACK_MS) {
+      this.problem(sealed.seqText, 'checkpoint_mismatch', `sealed at ${sealed.genTime.toISOString()}, but entry seq ${seq} was already written at ${at.toISOString()}: a checkpoint seals the head, this one was made of an older entry`);
+    }
     const p = this.pending.get(seq);
     if (!p) return;
     this.pending.delete(seq);
@@ -175,6 +190,7 @@ export class AuditCheckpointVerifier {
       return;
     }
     this.lastOk = p;
+    this.justSealed = p;
     this.entriesAfter = 0;
   }
 
