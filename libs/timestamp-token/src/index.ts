@@ -4,6 +4,7 @@ export {
   checkTsaCertificateProfile,
   issuerSerialNames,
   objectIdentifierText,
+  oidText,
   readTimeStampToken,
   TIMESTAMP_TOKEN_OID,
   type TimeStampTokenInfo,

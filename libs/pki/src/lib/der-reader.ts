@@ -1,4 +1,5 @@
 import * as asn1js from 'asn1js';
+import { oidText } from '@keyserver/timestamp-token';
 import { isStrictDer, toAb } from './der';
 
 /**
@@ -59,26 +60,8 @@ export function children(b: Uint8Array, t: Tlv): Tlv[] {
 export const bytesOf = (b: Uint8Array, t: Tlv): Uint8Array => b.subarray(t.start, t.end);
 export const contentsOf = (b: Uint8Array, t: Tlv): Uint8Array => b.subarray(t.body, t.end);
 
-/** Dotted form of an OBJECT IDENTIFIER element (minimal arcs: DER). Arcs above 2^53 come out as their hex. */
-export function oidString(b: Uint8Array, t: Tlv): string {
-  const arcs: string[] = [];
-  let v = 0;
-  let big: bigint | undefined;
-  for (let i = t.body; i < t.end; i++) {
-    const x = b[i] & 0x7f;
-    if (big !== undefined || v > 2 ** 45) big = (big ?? BigInt(v)) * 128n + BigInt(x);
-    else v = v * 128 + x;
-    if (b[i] & 0x80) continue;
-    const arc = big ?? BigInt(v);
-    if (arcs.length === 0) {
-      const first = arc < 40n ? 0n : arc < 80n ? 1n : 2n;
-      arcs.push(String(first), String(arc - first * 40n));
-    } else arcs.push(String(arc));
-    v = 0;
-    big = undefined;
-  }
-  return arcs.join('.');
-}
+/** Dotted form of an OBJECT IDENTIFIER element (the one OID decoder, {@link oidText}; arcs of any size). */
+export const oidString = (b: Uint8Array, t: Tlv): string => oidText(contentsOf(b, t));
 
 /**
  * Universal types whose contents asn1js decodes without ever failing on strict DER (SEQUENCE/SET, BOOLEAN,

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import fc from 'fast-check';
 import { directoryName, essAttribute, issuerAndSerialOf, issuerSerial, type OpensslPki, testTsas, type TokenSpec, timestampToken, uriName } from '../testing';
-import { checkTsaCertificateProfile, readTimeStampToken, type TokenExpectations, verifyTimeStampToken } from './timestamp-token';
+import { checkTsaCertificateProfile, oidText, readTimeStampToken, type TokenExpectations, verifyTimeStampToken } from './timestamp-token';
 import { TimestampTokenError, TimestampTokenErrorCode as Code } from './timestamp-token-error';
 
 // The one verifier of RFC 3161 tokens (the API's external TSA replies, ksctl's signature timestamps), tested on
@@ -186,6 +186,51 @@ describe(readTimeStampToken.name, () => {
 
   it('fail bytes that are not a token: token_malformed', () => {
     expect(codeOf(() => readTimeStampToken(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])))).toBe(Code.Malformed);
+  });
+});
+
+describe(oidText.name, () => {
+  // The one OID decoder (libs/pki's DER reader calls it): openssl's encoder is the reference, arcs of any size.
+  const opensslContents = (dotted: string): Uint8Array => {
+    execFileSync('openssl', ['asn1parse', '-genstr', `OID:${dotted}`, '-noout', '-out', f('oid.der')], { stdio: 'pipe' });
+    const der = readFileSync(f('oid.der'));
+    return new Uint8Array(der.subarray(der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2));
+  };
+  const arc = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 20n }), fc.bigInt({ min: 2n ** 44n, max: 2n ** 54n }), fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }));
+  const oid = fc.oneof(
+    fc.tuple(fc.constantFrom(0n, 1n), fc.bigInt({ min: 0n, max: 39n }), fc.array(arc, { maxLength: 6 })),
+    fc.tuple(fc.constant(2n), arc, fc.array(arc, { maxLength: 6 })),
+  );
+
+  it.each([
+    ['ok a short OID', '1.2.840.10045.4.3.2'],
+    ['ok an X.667 UUID arc', '2.25.340282366920938463463374607431768211455'],
+    ['ok the audit checkpoint policy', '2.25.71213305904928989567330069075920600616'],
+    ['ok an arc just past 2^53', '1.3.6.1.4.1.9007199254740993.1'],
+    ['ok an arc at the 2^45 switch', '1.3.35184372088832.35184372088831.35184372088833'],
+    ['ok a huge second arc under 2', '2.999999999999999999999.3'],
+  ])('%s', (_, dotted) => {
+    expect(oidText(opensslContents(dotted))).toBe(dotted);
+  });
+
+  it('ok reads back what openssl encodes, for any arcs', () => {
+    fc.assert(
+      fc.property(oid, ([a, b, rest]) => {
+        const dotted = [a, b, ...rest].join('.');
+        expect(oidText(opensslContents(dotted))).toBe(dotted);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('ok agrees with asn1js on every OID asn1js can write exactly', () => {
+    fc.assert(
+      fc.property(oid, ([a, b, rest]) => {
+        const small = [a, b, ...rest].map((x) => x % 2n ** 40n).join('.');
+        const node = new asn1js.ObjectIdentifier({ value: small });
+        expect(oidText(new Uint8Array(node.valueBlock.toBER(false)))).toBe(node.valueBlock.toString());
+      }),
+    );
   });
 });
 

@@ -42,12 +42,38 @@ const SIGNATURES: Record<string, string | null | undefined> = {
   '1.3.101.112': null, // Ed25519
 };
 
-/** What a TimeStampToken says of itself. */
 /**
- * The dotted decimal form of an OBJECT IDENTIFIER, read from its DER content (arcs of any size, as BigInt). asn1js's
- * own `valueBlock.toString()` writes an arc beyond 2^53 as `{hex}`, so an X.667 UUID OID (2.25.<128 bits>), the
- * usual private policy, would never equal its configured text.
+ * The dotted decimal form of OBJECT IDENTIFIER content octets (the one OID decoder: libs/pki's DER reader calls
+ * it). Arcs of any size, as BigInt: asn1js's own `valueBlock.toString()` writes an arc beyond 2^53 as `{hex}`, so an
+ * X.667 UUID OID (2.25.<128 bits>), the usual private policy, would never equal its configured text. The caller has
+ * checked the contents are DER (minimal arcs, the last byte ends an arc).
  */
+export function oidText(contents: Uint8Array): string {
+  const arcs: string[] = [];
+  // Numbers while exact (below 2^52 after the next shift), BigInt beyond: CSRs on the issuance path carry a dozen OIDs.
+  let v = 0;
+  let big: bigint | undefined;
+  for (const byte of contents) {
+    const x = byte & 0x7f;
+    if (big !== undefined || v >= 2 ** 45) big = (big ?? BigInt(v)) * 128n + BigInt(x);
+    else v = v * 128 + x;
+    if (byte & 0x80) continue;
+    if (big === undefined) {
+      if (arcs.length === 0) {
+        const first = v < 40 ? 0 : v < 80 ? 1 : 2;
+        arcs.push(String(first), String(v - first * 40));
+      } else arcs.push(String(v));
+    } else {
+      if (arcs.length === 0) arcs.push('2', String(big - 80n));
+      else arcs.push(String(big));
+    }
+    v = 0;
+    big = undefined;
+  }
+  return arcs.join('.');
+}
+
+/** {@link oidText} of an asn1js OBJECT IDENTIFIER (read from its own DER). */
 export function objectIdentifierText(oid: asn1js.ObjectIdentifier): string {
   const der = new Uint8Array(oid.toBER(false));
   let at = 1;
@@ -57,20 +83,10 @@ export function objectIdentifierText(oid: asn1js.ObjectIdentifier): string {
     length = 0;
     for (let k = 0; k < n; k++) length = length * 256 + der[at++];
   }
-  const arcs: string[] = [];
-  let v = 0n;
-  for (let i = at; i < at + length; i++) {
-    v = v * 128n + BigInt(der[i] & 0x7f);
-    if (der[i] & 0x80) continue;
-    if (arcs.length === 0) {
-      const first = v < 40n ? 0n : v < 80n ? 1n : 2n;
-      arcs.push(String(first), String(v - first * 40n));
-    } else arcs.push(String(v));
-    v = 0n;
-  }
-  return arcs.join('.');
+  return oidText(der.subarray(at, at + length));
 }
 
+/** What a TimeStampToken says of itself. */
 export interface TimeStampTokenInfo {
   tstInfoDer: Uint8Array;
   policy: string;
