@@ -1,5 +1,5 @@
 import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedAdmin, seedKey, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, proveAccount, seedAdmin, seedKey, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
 import type { AuditInput } from '../types';
@@ -172,6 +172,42 @@ describe(`${AdminSessionRepository.name} ends sessions that lose an administrato
       expect(await outcome(a.adminSessions.authorize(s.id, ivy.id))).toBe('invalid_state');
       expect(await stateOf(s.id)).toBe('PENDING');
     }
+  });
+
+  // ADR 0040 addendum (2026-12-13): a token proving that an administrator's account became a guest ends his sessions
+  // in the transaction that records it, like a disable; an older member token of his can no longer authorize.
+  it('ends the ACTIVE session when the authorizer\'s token proves a guest account, with an audit event in the same transaction', async () => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    const session = await activeSession(ada.id, ivy.id);
+    const other = await activeSession((await seedAdmin(a)).id, (await seedAdmin(a)).id);
+    expect(await b.subjects.recordAccount(ivy.id, 'GUEST', new Date(Date.now() + 1000), { action: 'subject.account', outcome: 'SUCCESS', actorSubjectId: ivy.id })).toBe(true);
+    expect([await stateOf(session), await stateOf(other)]).toEqual(['CLOSED', 'ACTIVE']);
+    const [ended] = (await a.audit.list({ action: 'admin_session.ended', adminSessionId: session, limit: 5 })).items;
+    expect(ended).toMatchObject({ outcome: 'SUCCESS', actorSubjectId: ivy.id, details: { reason: 'participant_became_guest', subjectId: ivy.id, previousState: 'ACTIVE', cause: 'subject.account' } });
+  });
+
+  it.each([
+    ['fail opening by an administrator recorded as a guest', 'open'],
+    ['fail authorizing by an administrator recorded as a guest', 'authorize'],
+  ] as const)('%s (a member token older than the proof): invalid_state', async (_n, how) => {
+    const ada = await seedAdmin(a);
+    const ivy = await seedAdmin(a);
+    await proveAccount(b, ivy.id, 'GUEST', new Date(Date.now() + 1000));
+    if (how === 'open') {
+      expect(await outcome(a.adminSessions.open({ description: 'x', creatorId: ivy.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) }))).toBe('invalid_state');
+    } else {
+      const s = await a.adminSessions.open({ description: 'x', creatorId: ada.id, requiredApprovals: 1, expiresAt: new Date(Date.now() + 600_000) });
+      expect(await outcome(a.adminSessions.authorize(s.id, ivy.id))).toBe('invalid_state');
+      expect(await stateOf(s.id)).toBe('PENDING');
+    }
+  });
+
+  it('does not count a session ACTIVE once an administrator of it is recorded as a guest behind the repositories\' back', async () => {
+    const session = await activeSession((await seedAdmin(a)).id, (await seedAdmin(a)).id);
+    const [{ id: ivy }] = await sql<{ id: string }>(tmp.url, `SELECT "adminId"::text AS "id" FROM "admin_session_approval" WHERE "sessionId" = $1::uuid`, [session]);
+    await sql(tmp.url, `UPDATE "subject" SET "account" = 'GUEST' WHERE "id" = $1::uuid`, [ivy]);
+    expect(await a.adminSessions.getActive(session)).toBeNull();
   });
 
   it('never leaves an ACTIVE session authorized by a disabled administrator when the disable and the authorization race', async () => {

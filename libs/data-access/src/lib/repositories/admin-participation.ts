@@ -8,7 +8,7 @@ import { appendAuditTx } from './audit.repository';
 const humanOnly = (natures: readonly string[]): string[] => natures.filter((n) => (HUMAN_ONLY_NATURES as readonly string[]).includes(n));
 
 /** Why an administrative session was ended by a change of one of its administrators. */
-export type SessionEndReason = 'participant_disabled' | 'participant_lost_administrator';
+export type SessionEndReason = 'participant_disabled' | 'participant_lost_administrator' | 'participant_became_guest';
 
 /**
  * Locks the named roles FOR SHARE (a concurrent role change that adds a human-only nature waits for this
@@ -83,10 +83,13 @@ export function assertPowersInScope(scope: SessionScope | undefined, before: rea
   if (changed.length) throw new DataAccessError('admin_session_scope', `${what} would give or take ${changed.join(', ')}: only a session opened with powers may`);
 }
 
-/** True when the subject is enabled and holds the administrator nature, as this transaction sees it. */
+/**
+ * True when the subject is enabled, not recorded as a guest account (ADR 0040 addendum 2026-12-13: a member token older
+ * than the guest proof must not open or authorize) and holds the administrator nature, as this transaction sees it.
+ */
 async function isEnabledAdministrator(tx: Tx, subjectId: string): Promise<boolean> {
   const rows = await tx.$queryRaw<{ ok: boolean }[]>`
-    SELECT s."enabled" AND EXISTS (
+    SELECT s."enabled" AND s."account" <> 'GUEST' AND EXISTS (
       SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
       WHERE sr."subjectId" = s."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures")) AS "ok"
     FROM "subject" s WHERE s."id" = ${subjectId}::uuid`;

@@ -134,8 +134,9 @@ export class AdminSessionRepository {
 
   /**
    * The session if it is ACTIVE, not past its expiry and every administrator who opened or authorized it is still an
-   * enabled administrator, else null. Changes of those administrators end the session in their own transaction;
-   * this second check also covers a change made behind the repositories' back.
+   * enabled administrator not recorded as a guest account (ADR 0040 addendum 2026-12-13), else null. Changes of those
+   * administrators end the session in their own transaction; this second check also covers a change made behind the
+   * repositories' back.
    */
   async getActive(id: string, now = new Date()): Promise<AdminSession | null> {
     if (!UUID.test(id)) return null;
@@ -144,7 +145,7 @@ export class AdminSessionRepository {
     const participants = [s.creatorId, ...s.approvals.map((a) => a.adminId)];
     const [row] = await this.db.prisma.$queryRaw<{ n: number }[]>`
       SELECT count(*)::int AS "n" FROM "subject" x
-      WHERE x."id" = ANY(${participants}::uuid[]) AND x."enabled" AND EXISTS (
+      WHERE x."id" = ANY(${participants}::uuid[]) AND x."enabled" AND x."account" <> 'GUEST' AND EXISTS (
         SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
         WHERE sr."subjectId" = x."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures"))`;
     return row?.n === new Set(participants).size ? toSession(s) : null;

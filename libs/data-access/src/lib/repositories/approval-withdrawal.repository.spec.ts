@@ -1,5 +1,5 @@
 import { type TempDatabase, sql } from '../../spec/temp-database';
-import { hex, outcome, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, proveAccount, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
 import { hsmGate, signRequest } from '../../spec/sign-path';
 import { type Db } from '../db';
 import type { Repositories } from '.';
@@ -191,6 +191,106 @@ describe(`${SubjectRepository.name} withdrawing approvals`, () => {
       expect([now.state, now.keys[0].approverIds]).toEqual(['REQUESTED', []]);
       expect(await sign(b, op.id, key.keyid, orderer.id)).toBe('operation_not_usable');
       // Counted first and then withdrawn, audited; or refused and nothing to withdraw.
+      expect((await withdrawals(requestId)).length).toBe(approval === 'ok' ? 1 : 0);
+    }
+  });
+
+  // ADR 0040 addendum (2026-12-13): a member whose token proves a guest account (acct 1, recorded by the guard)
+  // loses his approvals on open operations in the transaction that records it, not at the next admin change.
+  const becameGuest = (subjectId: string, requestId: string, at = new Date()) =>
+    b.subjects.recordAccount(subjectId, 'GUEST', at, { action: 'subject.account', outcome: 'SUCCESS', actorSubjectId: subjectId, requestId });
+  const withdrawnRows = (opId: string) =>
+    sql<{ approverId: string; reason: string }>(tmp.url, `SELECT "approverId"::text, "reason" FROM "withdrawn_approval" WHERE "operationId" = $1::uuid`, [opId]);
+
+  it('fail an operation approved by a member recorded as a guest since: REQUESTED again, operation_not_usable, withdrawn approver_became_guest by subject.account', async () => {
+    const { key, orderer, op, bob } = await approved({ usages: 3 });
+    await proveAccount(a, bob.id, 'MEMBER', new Date(Date.now() - 60_000));
+    expect(await sign(a, op.id, key.keyid, orderer.id)).toBe('ok');
+    const requestId = `guest-${hex(4)}`;
+    expect(await becameGuest(bob.id, requestId)).toBe(true);
+    const now = await a.operations.get(op.id);
+    expect([now.state, now.keys[0].approverIds]).toEqual(['REQUESTED', []]);
+    expect(await sign(a, op.id, key.keyid, orderer.id)).toBe('operation_not_usable');
+    expect(await withdrawals(requestId)).toEqual([{ operationId: op.id, keyid: key.keyid, approverId: bob.id, reason: 'approver_became_guest' }]);
+    const [event] = (await a.audit.list({ action: 'operation.approval_withdrawn', requestId })).items;
+    expect(event).toMatchObject({ actorSubjectId: bob.id, details: { by: 'subject.account', reopened: true } });
+    expect(await withdrawnRows(op.id)).toEqual([{ approverId: bob.id, reason: 'approver_became_guest' }]);
+  });
+
+  it('ok only the guest\'s approvals on open operations go: other approvers stay, finished operations keep their history', async () => {
+    const two = await approved({ required: 2 });
+    const exhausted = await approved({ usages: 1 });
+    expect(await sign(a, exhausted.op.id, exhausted.key.keyid, exhausted.orderer.id)).toBe('ok');
+    const requestId = `guest-${hex(4)}`;
+    await becameGuest(two.bob.id, requestId);
+    await becameGuest(exhausted.bob.id, requestId);
+    const [open, done] = [await a.operations.get(two.op.id), await a.operations.get(exhausted.op.id)];
+    expect([open.state, open.keys[0].approverIds]).toEqual(['REQUESTED', [two.approvers[1].id]]);
+    expect([done.state, done.keys[0].approverIds]).toEqual(['EXHAUSTED', [exhausted.bob.id]]);
+    expect((await withdrawals(requestId)).map((w) => w.approverId)).toEqual([two.bob.id]);
+  });
+
+  it('ok recorded once under concurrency: eight guest proofs on two replicas withdraw each approval once', async () => {
+    const k1 = await seedKey(a, { requiredApprovers: 1 });
+    const k2 = await seedKey(a, { requiredApprovers: 1 });
+    const orderer = await seedSubject(a);
+    const bob = await seedApprover(a, [k1.keyid, k2.keyid]);
+    const ops = [];
+    for (const k of [k1, k2]) {
+      const op = await a.operations.create({ description: 'twice', ordererId: orderer.id, ...window(), keys: [{ keyid: k.keyid, usagesAllowed: 2 }] });
+      await a.operations.addApproval(op.id, k.keyid, bob.id);
+      ops.push(op);
+    }
+    const requestId = `guest-${hex(4)}`;
+    const at = new Date();
+    const wrote = await Promise.all(Array.from({ length: 8 }, (_x, i) =>
+      (i % 2 ? a : b).subjects.recordAccount(bob.id, 'GUEST', at, { action: 'subject.account', outcome: 'SUCCESS', actorSubjectId: bob.id, requestId })));
+    expect(wrote.filter(Boolean)).toHaveLength(1);
+    expect((await withdrawals(requestId)).map((w) => w.operationId).sort()).toEqual(ops.map((o) => o.id).sort());
+    for (const op of ops) expect(await withdrawnRows(op.id)).toEqual([{ approverId: bob.id, reason: 'approver_became_guest' }]);
+    // A newer guest proof finds nothing to change and withdraws nothing more.
+    expect(await becameGuest(bob.id, requestId, new Date(at.getTime() + 60_000))).toBe(false);
+    expect(await withdrawals(requestId)).toHaveLength(2);
+  });
+
+  it('fail approving after the guest status was recorded (an older member token, a stale cache): not_an_approver, nothing counted', async () => {
+    const key = await seedKey(a, { requiredApprovers: 1 });
+    const orderer = await seedSubject(a);
+    const op = await a.operations.create({ description: 'late', ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 1 }] });
+    const bob = await seedApprover(a, [key.keyid]);
+    await becameGuest(bob.id, `guest-${hex(4)}`);
+    expect(await outcome(a.operations.addApproval(op.id, key.keyid, bob.id))).toBe('not_an_approver');
+    expect((await a.operations.get(op.id)).keys[0].approverIds).toEqual([]);
+  });
+
+  it('ok a guest proven a member again gets nothing back; he approves anew; a member proof withdraws nothing', async () => {
+    const { key, orderer, op, bob } = await approved({ usages: 2 });
+    const t = Date.now();
+    const requestId = `member-${hex(4)}`;
+    expect(await proveAccount(a, bob.id, 'MEMBER', new Date(t - 60_000))).toBe(true);
+    expect((await a.operations.get(op.id)).state).toBe('APPROVED');
+    await becameGuest(bob.id, requestId, new Date(t - 30_000));
+    expect(await proveAccount(a, bob.id, 'MEMBER', new Date(t))).toBe(true);
+    expect([(await a.operations.get(op.id)).state, await sign(a, op.id, key.keyid, orderer.id)]).toEqual(['REQUESTED', 'operation_not_usable']);
+    expect((await a.operations.addApproval(op.id, key.keyid, bob.id)).transitioned).toBe(true);
+    expect(await sign(a, op.id, key.keyid, orderer.id)).toBe('ok');
+  });
+
+  it('ok an approval racing the guest recording on two replicas: either refused or withdrawn, never counted after', async () => {
+    for (let round = 0; round < 12; round++) {
+      const key = await seedKey(a, { requiredApprovers: 1 });
+      const orderer = await seedSubject(a);
+      const op = await a.operations.create({ description: `guest race ${round}`, ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 1 }] });
+      const bob = await seedApprover(a, [key.keyid]);
+      const requestId = `guest-race-${hex(4)}`;
+      const [approval, wrote] = await Promise.all([
+        outcome((round % 2 ? a : b).operations.addApproval(op.id, key.keyid, bob.id)),
+        (round % 2 ? b : a).subjects.recordAccount(bob.id, 'GUEST', new Date(), { action: 'subject.account', outcome: 'SUCCESS', actorSubjectId: bob.id, requestId }),
+      ]);
+      expect([['ok', 'not_an_approver'].includes(approval), wrote]).toEqual([true, true]);
+      const now = await a.operations.get(op.id);
+      expect([now.state, now.keys[0].approverIds]).toEqual(['REQUESTED', []]);
+      expect(await sign(b, op.id, key.keyid, orderer.id)).toBe('operation_not_usable');
       expect((await withdrawals(requestId)).length).toBe(approval === 'ok' ? 1 : 0);
     }
   });

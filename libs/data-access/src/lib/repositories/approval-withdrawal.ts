@@ -6,17 +6,22 @@ import { appendAuditTx } from './audit.repository';
 // An approval counts only while its approver may give it (ADR 0017 addendum 2026-12-07, docs/security.md §6a): an
 // enabled subject one of whose roles grants APPROVE on the key (the grant alone opens the approval route, ADR 0016).
 // The hot path never asks: the reservation statement reads the operation's stored state. So every change that can
-// take that right away (disabling a subject, changing its roles, changing a role's key grants) calls
-// `withdrawLostApprovals` in ITS transaction, and `lockApprover` + `approvableKeyIds` make an approval re-check the
-// right under the same locks, whatever the (cached) Actor said.
+// take that right away (disabling a subject, changing its roles, changing a role's key grants, and a token proving
+// that the subject's account became a guest, recorded by `SubjectRepository.recordAccount`: ADR 0040 addendum
+// 2026-12-13) calls `withdrawLostApprovals` in ITS transaction, and `lockApprover` + `approvableKeyIds` make an
+// approval re-check the right under the same locks, whatever the (cached) Actor or the request's token said.
 
 /** Why an approval was withdrawn (`withdrawn_approval.reason`, the audit event's `reason`). */
-export type WithdrawalReason = 'approver_disabled' | 'approve_grant_lost';
+export type WithdrawalReason = 'approver_disabled' | 'approver_became_guest' | 'approve_grant_lost';
 
-/** SQL: the approver of approval `a` may approve its key now (enabled, a role with APPROVE on it). */
+/**
+ * SQL: the approver of approval `a` may approve its key now (enabled, not recorded as a guest account, a role with
+ * APPROVE on it). A subject recorded `GUEST` can hold no approval: his last token proved a partner tenant's account,
+ * and a member token older than that proof must not count either (ADR 0040 addendum 2026-12-13).
+ */
 const ENTITLED = `EXISTS (
   SELECT 1 FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role_key_permission" g ON g."roleId" = sr."roleId"
-   WHERE s."id" = a."approverId" AND s."enabled" AND g."keyId" = a."keyId" AND 'APPROVE'::"KeyPermission" = ANY(g."permissions"))`;
+   WHERE s."id" = a."approverId" AND s."enabled" AND s."account" <> 'GUEST' AND g."keyId" = a."keyId" AND 'APPROVE'::"KeyPermission" = ANY(g."permissions"))`;
 
 /**
  * Locks the approver's subject row and its roles FOR SHARE, in that order, before an approval locks its operation: a
@@ -30,12 +35,16 @@ export async function lockApprover(tx: Tx, approverId: string): Promise<void> {
     SELECT r."id" FROM "role" r JOIN "subject_role" sr ON sr."roleId" = r."id" WHERE sr."subjectId" = ${approverId}::uuid ORDER BY r."id" FOR SHARE OF r`;
 }
 
-/** The key ids (key.id) the subject may approve now, as this transaction sees it (call {@link lockApprover} first). */
+/**
+ * The key ids (key.id) the subject may approve now, as this transaction sees it (call {@link lockApprover} first): none
+ * while he is disabled or recorded as a guest account (the guard's recording locks the row FOR UPDATE, so it either
+ * committed before and is read here, or waits for the approval and then withdraws it).
+ */
 export async function approvableKeyIds(tx: Tx, approverId: string): Promise<Set<string>> {
   const rows = await tx.$queryRaw<{ keyId: string }[]>`
     SELECT DISTINCT g."keyId"::text AS "keyId"
       FROM "subject" s JOIN "subject_role" sr ON sr."subjectId" = s."id" JOIN "role_key_permission" g ON g."roleId" = sr."roleId"
-     WHERE s."id" = ${approverId}::uuid AND s."enabled" AND 'APPROVE'::"KeyPermission" = ANY(g."permissions")`;
+     WHERE s."id" = ${approverId}::uuid AND s."enabled" AND s."account" <> 'GUEST' AND 'APPROVE'::"KeyPermission" = ANY(g."permissions")`;
   return new Set(rows.map((r) => r.keyId));
 }
 
@@ -49,7 +58,8 @@ export interface WithdrawnApprovalRow {
 }
 
 /**
- * Withdraws, in the caller's transaction (the admin change that may have taken the right), every approval by
+ * Withdraws, in the caller's transaction (the admin change that may have taken the right, or the recording of a guest
+ * account), every approval by
  * `subjectIds` that its approver may no longer give, on every operation still open (REQUESTED or APPROVED, window not
  * passed; finished operations keep their history as it was). Each approval row moves to `withdrawn_approval` with its
  * reason and gets an `operation.approval_withdrawn` audit event (actor, request and session of `audit`, the change);
@@ -75,7 +85,8 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
        DELETE FROM "approval" a
         WHERE a."operationId" = ANY($2::uuid[]) AND a."approverId" = ANY($1::uuid[]) AND NOT ${ENTITLED}
        RETURNING a."id", a."operationId", a."keyId", a."approverId", a."createdAt",
-         (SELECT CASE WHEN s."enabled" THEN 'approve_grant_lost' ELSE 'approver_disabled' END FROM "subject" s WHERE s."id" = a."approverId") AS "reason"
+         (SELECT CASE WHEN NOT s."enabled" THEN 'approver_disabled' WHEN s."account" = 'GUEST' THEN 'approver_became_guest' ELSE 'approve_grant_lost' END
+            FROM "subject" s WHERE s."id" = a."approverId") AS "reason"
      ), kept AS (
        INSERT INTO "withdrawn_approval" ("id", "operationId", "keyId", "approverId", "approvedAt", "reason")
        SELECT "id", "operationId", "keyId", "approverId", "createdAt", "reason" FROM gone

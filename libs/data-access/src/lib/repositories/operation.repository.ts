@@ -193,8 +193,9 @@ export class OperationRepository {
    * the REQUESTED -> APPROVED transition (when `approvalComplete` holds). A repeated approval of any key is
    * `already_approved` and nothing is counted. Each key's approval gets its own audit event (`keyid` set).
    * The approver's right is re-checked here, under locks a disable or a role or grant change must wait for (the
-   * Actor the service checked may come from a cache a moment old): a key he may not approve now is `not_an_approver`
-   * and nothing is counted (ADR 0017 addendum 2026-12-07).
+   * Actor the service checked may come from a cache a moment old, the token older than a recorded guest proof): a key
+   * he may not approve now is `not_an_approver` and nothing is counted (ADR 0017 addendum 2026-12-07, ADR 0040
+   * addendum 2026-12-13).
    */
   async approve(operationId: string, keyids: readonly string[], approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
     try {
@@ -210,7 +211,7 @@ export class OperationRepository {
         for (const keyid of keyids) {
           const opKey = op.keys.find((k) => k.key.keyid === keyid);
           if (!opKey) throw new DataAccessError('key_not_in_operation', `key ${keyid} is not part of the operation`);
-          if (!entitled.has(opKey.keyId)) throw new DataAccessError('not_an_approver', `the approver may not approve key ${keyid} (disabled, or no APPROVE on it)`);
+          if (!entitled.has(opKey.keyId)) throw new DataAccessError('not_an_approver', `the approver may not approve key ${keyid} (disabled, recorded as a guest account, or no APPROVE on it)`);
           if (approvals.some((a) => a.keyId === opKey.keyId && a.approverId === approverId)) {
             throw new DataAccessError('already_approved', 'this approver already approved this key');
           }

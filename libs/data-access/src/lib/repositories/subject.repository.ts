@@ -432,7 +432,11 @@ export class SubjectRepository {
    * snapshot shows a different kind, so it is no write per request. Conditional: nothing changes unless the kind
    * differs and the token (`provenAt`, its `iat`) is not older than the proof recorded, so concurrent requests write
    * once, and an older token still in flight never overwrites a newer proof. A change is audited
-   * (`subject.account`) in the same transaction. Resolves to whether it wrote.
+   * (`subject.account`) in the same transaction. Becoming a guest also ends, in this transaction, the administrative
+   * sessions he opened or authorized (`participant_became_guest`) and withdraws his approvals on every open operation
+   * (`operation.approval_withdrawn`, reason `approver_became_guest`), as disabling him would (ADR 0040 addendum
+   * 2026-12-13): the row lock orders it with approvals (`lockApprover`) and authorizations, and only the one writer
+   * does it. Resolves to whether it wrote.
    */
   async recordAccount(subjectId: string, account: 'MEMBER' | 'GUEST', provenAt: Date, audit: AuditInput): Promise<boolean> {
     return this.db.transaction(async (tx) => {
@@ -444,6 +448,10 @@ export class SubjectRepository {
         RETURNING old."account"::text AS "before"`;
       if (rows.length === 0) return false;
       await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId, before: rows[0].before, account, provenAt: provenAt.toISOString() } });
+      if (account === 'GUEST') {
+        await endSessionsOfLostAdministrators(tx, [subjectId], 'participant_became_guest', audit);
+        await withdrawLostApprovals(tx, [subjectId], audit);
+      }
       return true;
     });
   }
