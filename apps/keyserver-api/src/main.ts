@@ -26,7 +26,7 @@ import { EDGE, type EdgeServices } from './edge/edge';
 import { ApiHttpAdapter, configureHttpServer, type LateEdge } from './edge/http-server';
 import { descriptorWarning } from './edge/connections';
 import { bootstrapCommand } from './bootstrap/bootstrap';
-import { AuditCheckpointRepository, InstallationRepository, KeyLifecycleRepository, NotificationRepository } from '@keyserver/data-access';
+import { AuditCheckpointRepository, InstallationRepository, KeyLifecycleRepository, NotificationRepository, SubjectRepository } from '@keyserver/data-access';
 import { AuditSealer } from './audit/audit-seal';
 import { TsaService } from './tsa/tsa.service';
 import { ApiMetrics } from './metrics/api-metrics';
@@ -125,7 +125,7 @@ async function serve(config: ApiConfig, logger: Logger) {
           return startMetricsServer(metricsConfig, metrics.registry, logger);
         })
       : undefined;
-  const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs);
+  const reaper = new UsageReaper(deps.db, logger, config.usageLeaseMs, app.get(SubjectRepository));
   reaper.start();
   const crlRefresher = new CrlRefresher(app.get(CrlService), logger, config.crlRefreshMs);
   crlRefresher.start();

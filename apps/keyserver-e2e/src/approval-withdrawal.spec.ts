@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { composeCommand, freePort, startPlatform, startService, waitForOk, type DemoTenant, type RunningPlatform, type Service } from '@keyserver/testing';
-import { activeSession, apiAs, auditOf, bffUserToken, type Api } from './admin-helpers';
+import { activeSession, apiAs, auditOf, bffUserToken, sql, type Api } from './admin-helpers';
 import { ciToken, operationBody, signOrderBody, userToken } from './operations-support';
 
 // ADR 0017 addendum (2026-12-07), docs/security.md §6a: an approver disabled by the administrators loses his
@@ -14,6 +14,17 @@ interface Op {
   keys: { keyid: string; approvals: number; approvalsMissing: number; approvedBy: { displayName: string }[] }[];
 }
 
+/** Another API process on the same database and HSM token (it reads the emulator's signing keys at boot). */
+async function startReplica(p: RunningPlatform, extra: Service[]): Promise<string> {
+  const port = await freePort();
+  const url = `http://${new URL(p.env.urls.api).hostname}:${port}`;
+  const metricsPort: Record<string, string> = p.apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
+  const replica = startService(`keyserver-api-${extra.length + 2}`, composeCommand('keyserver-api'), { ...p.apiEnv, KEYSERVER_API_PORT: String(port), ...metricsPort });
+  extra.push(replica);
+  await waitForOk(`${url}/readyz`);
+  return url;
+}
+
 describe('approvals of an approver disabled since', () => {
   let p: RunningPlatform;
   let ada: Api;
@@ -23,6 +34,7 @@ describe('approvals of an approver disabled since', () => {
   let ann: Api;
   let arno: Api;
   let ci: Api;
+  const extra: Service[] = [];
   const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 
   beforeAll(async () => {
@@ -37,6 +49,7 @@ describe('approvals of an approver disabled since', () => {
   });
 
   afterAll(async () => {
+    for (const s of extra.reverse()) await s.stop();
     await p?.stop();
   });
 
@@ -68,6 +81,30 @@ describe('approvals of an approver disabled since', () => {
     const again = await ann<Op>('POST', `/api/v1/operations/${id}/approvals`);
     expect([again.status, again.body.state]).toEqual([201, 'APPROVED']);
     expect((await ci('POST', '/api/signorders', { body: signOrderBody(id, 'demo-fw-prod', digest('approved anew')) })).status).toBe(201);
+  });
+
+  // ADR 0017 addendum (2026-12-13): approvals left behind by a change that withdrew nothing (a release before the
+  // withdrawal, a hand edit of the database) are withdrawn by the reaper's reconciler, whose first pass runs at boot.
+  it('fail a sign order after an approver was disabled outside the API: a replica\'s reconciler withdraws at boot, audited by approval.reconcile', async () => {
+    const created = await otto<Op>('POST', '/api/v1/operations', { body: operationBody('demo-fw-prod', 3) });
+    const id = created.body.id;
+    expect((await ann<Op>('POST', `/api/v1/operations/${id}/approvals`)).status).toBe(201);
+    expect((await arno<Op>('POST', `/api/v1/operations/${id}/approvals`)).body.state).toBe('APPROVED');
+    const arnoId = (await arno<{ subjectId: string }>('GET', '/api/v1/me')).body.subjectId;
+    await sql(p, `UPDATE "subject" SET "enabled" = false WHERE "id" = $1::uuid`, [arnoId]);
+
+    await startReplica(p, extra);
+    // Its first pass runs as it starts (not before /readyz): the operation is REQUESTED again within a moment.
+    for (const deadline = Date.now() + 15_000; (await ann<Op>('GET', `/api/v1/operations/${id}`)).body.state !== 'REQUESTED'; ) {
+      if (Date.now() > deadline) throw new Error('the reconciler did not withdraw the approval');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const refused = await ci<{ code: string }>('POST', '/api/signorders', { body: signOrderBody(id, 'demo-fw-prod', digest('reconciled')) });
+    expect([refused.status, refused.body.code]).toEqual([409, 'operation_not_usable']);
+    const withdrawn = await auditOf(aude, `action=operation.approval_withdrawn&operationId=${id}`);
+    expect(withdrawn).toHaveLength(1);
+    expect(withdrawn[0]).toMatchObject({ outcome: 'SUCCESS', operationId: id, keyid: 'demo-fw-prod', details: { approverId: arnoId, reason: 'approver_disabled', by: 'approval.reconcile', reopened: true } });
+    await sql(p, `UPDATE "subject" SET "enabled" = true WHERE "id" = $1::uuid`, [arnoId]);
   });
 });
 
@@ -123,15 +160,7 @@ describe('approvals of an approver whose account became a guest', () => {
   }
 
   /** A second API process, started after the conversion: it reads the emulator's new signing keys at boot. */
-  async function secondReplica(): Promise<string> {
-    const port = await freePort();
-    const url = `http://${new URL(p.env.urls.api).hostname}:${port}`;
-    const metricsPort: Record<string, string> = p.apiEnv['METRICS_PORT'] ? { METRICS_PORT: String(await freePort()) } : {};
-    const replica = startService('keyserver-api-2', composeCommand('keyserver-api'), { ...p.apiEnv, KEYSERVER_API_PORT: String(port), ...metricsPort });
-    extra.push(replica);
-    await waitForOk(`${url}/readyz`);
-    return url;
-  }
+  const secondReplica = (): Promise<string> => startReplica(p, extra);
 
   it('fail a sign order after an approver\'s token proves a guest account: 409 operation_not_usable, withdrawn once (approver_became_guest); his older member token approves nothing', async () => {
     const created = await otto<Op>('POST', '/api/v1/operations', { body: operationBody('demo-fw-prod', 3) });

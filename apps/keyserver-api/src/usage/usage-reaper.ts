@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
-import { releaseExpiredReservations, type Db } from '@keyserver/data-access';
+import { releaseExpiredReservations, type Db, type SubjectRepository } from '@keyserver/data-access';
 import { PeriodicJob } from '../common/periodic-job';
 
 /**
  * Gives back usages whose reservation outlived its lease: the replica that took them died (kill -9, OOM) or
  * hung between reserving and storing. Every replica runs one; SKIP LOCKED lets them run at the same time.
+ * The same pass withdraws approvals whose approver lost the right without a withdrawing change (an earlier release
+ * disabled him or recorded him as a guest, a hand edit: ADR 0017 addendum 2026-12-13); the first pass runs at boot.
  */
 export class UsageReaper {
   private readonly job = new PeriodicJob(() => this.run());
@@ -13,6 +15,7 @@ export class UsageReaper {
     private readonly db: Db,
     private readonly logger: Logger,
     private readonly leaseMs: number,
+    private readonly subjects?: Pick<SubjectRepository, 'withdrawStaleApprovals'>,
   ) {}
 
   /** Sweeps now and then every quarter lease (at least every second, at most every 15 s). */
@@ -38,6 +41,12 @@ export class UsageReaper {
       }
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'usage reaper could not sweep; will retry');
+    }
+    try {
+      const withdrawn = (await this.subjects?.withdrawStaleApprovals()) ?? [];
+      for (const w of withdrawn) this.logger.warn({ approval: w }, 'approval of an approver who lost the right withdrawn by the reconciler');
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'approval reconciler could not run; will retry');
     }
     return released;
   }

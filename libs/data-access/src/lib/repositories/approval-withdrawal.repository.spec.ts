@@ -294,4 +294,34 @@ describe(`${SubjectRepository.name} withdrawing approvals`, () => {
       expect((await withdrawals(requestId)).length).toBe(approval === 'ok' ? 1 : 0);
     }
   });
+
+  // Approvals left behind by a change that withdrew nothing: an earlier release (a subject recorded as a guest, or
+  // disabled, before withdrawal existed) or a row edited outside the API. Every replica's reaper reconciles them.
+  it('fail approvals whose approver lost the right outside a withdrawing change: the reconciler withdraws each once across replicas', async () => {
+    const asGuest = await approved();
+    const asDisabled = await approved({ required: 2 });
+    const untouched = await approved();
+    const finished = await approved({ usages: 1 });
+    expect(await sign(a, finished.op.id, finished.key.keyid, finished.orderer.id)).toBe('ok');
+    await sql(tmp.url, `UPDATE "subject" SET "account" = 'GUEST' WHERE "id" = $1::uuid`, [asGuest.bob.id]);
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = false WHERE "id" = ANY($1::uuid[])`, [[asDisabled.bob.id, finished.bob.id]]);
+    expect((await a.operations.get(asGuest.op.id)).state).toBe('APPROVED');
+
+    const swept = await Promise.all([a.subjects.withdrawStaleApprovals(), b.subjects.withdrawStaleApprovals(), a.subjects.withdrawStaleApprovals()]);
+    const all = swept.flat().map((w) => [w.operationId, w.approverId, w.reason]);
+    expect(all.sort()).toEqual(
+      [
+        [asGuest.op.id, asGuest.bob.id, 'approver_became_guest'],
+        [asDisabled.op.id, asDisabled.bob.id, 'approver_disabled'],
+      ].sort(),
+    );
+    expect(await b.subjects.withdrawStaleApprovals()).toEqual([]);
+    expect([(await a.operations.get(asGuest.op.id)).state, (await a.operations.get(asDisabled.op.id)).state, (await a.operations.get(untouched.op.id)).state]).toEqual(['REQUESTED', 'REQUESTED', 'APPROVED']);
+    expect(await sign(b, asGuest.op.id, asGuest.key.keyid, asGuest.orderer.id)).toBe('operation_not_usable');
+    expect(await sign(b, untouched.op.id, untouched.key.keyid, untouched.orderer.id)).toBe('ok');
+    expect((await a.operations.get(finished.op.id)).keys[0].approverIds).toEqual([finished.bob.id]);
+    const events = (await a.audit.list({ action: 'operation.approval_withdrawn', operationId: asGuest.op.id })).items;
+    expect(events.map((e) => [e.details['reason'], e.details['by'], e.details['reopened']])).toEqual([['approver_became_guest', 'approval.reconcile', true]]);
+    expect(await withdrawnRows(asDisabled.op.id)).toEqual([{ approverId: asDisabled.bob.id, reason: 'approver_disabled' }]);
+  });
 });

@@ -75,7 +75,7 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
     `SELECT o."id"::text AS "id" FROM "operation" o
       WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now()
         AND o."id" IN (SELECT a."operationId" FROM "approval" a WHERE a."approverId" = ANY($1::uuid[]) AND NOT ${ENTITLED})
-      ORDER BY o."id" FOR UPDATE OF o`,
+      ORDER BY o."id" FOR NO KEY UPDATE OF o`,
     ids,
   );
   if (ops.length === 0) return [];
@@ -133,4 +133,14 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
     });
   }
   return gone.map(({ operationId, keyid, approverId, approvedAt, reason }) => ({ operationId, keyid, approverId, approvedAt, reason }));
+}
+
+/** The approvers holding an approval on an open operation that they may no longer give (the reconciler's query). */
+export async function staleApproverIds(tx: Tx): Promise<string[]> {
+  const rows = await tx.$queryRawUnsafe<{ id: string }[]>(
+    `SELECT DISTINCT a."approverId"::text AS "id" FROM "approval" a JOIN "operation" o ON o."id" = a."operationId"
+      WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now() AND NOT ${ENTITLED}
+      ORDER BY 1`,
+  );
+  return rows.map((r) => r.id);
 }

@@ -17,7 +17,7 @@ export class DeviceProfileRepository {
     try {
       return await this.db.transaction(async (tx) => {
         const rows = await tx.$queryRaw<{ type: string; profile: unknown }[]>`
-          SELECT "type"::text AS "type", "profile" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+          SELECT "type"::text AS "type", "profile" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
         if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
         if (rows[0].type !== 'CA') throw new DataAccessError('invalid_state', `key ${keyid} is a ${rows[0].type} key; only CA keys issue device certificates`);
         const k = await tx.key.update({ where: { keyid }, data: { profile: profile as Prisma.InputJsonObject }, include: { parent: { select: { keyid: true } } } });

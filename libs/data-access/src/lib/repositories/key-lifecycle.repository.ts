@@ -112,7 +112,7 @@ async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, versi
 /** Locks the key row; refuses a missing key. */
 async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }> {
   const rows = await tx.$queryRaw<{ id: string; state: string; currentVersion: number; destroyedAt: Date | null }[]>`
-    SELECT "id", "state"::text AS "state", "currentVersion", "destroyedAt" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+    SELECT "id", "state"::text AS "state", "currentVersion", "destroyedAt" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
   if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
   return rows[0];
 }
@@ -368,7 +368,7 @@ export class KeyLifecycleRepository {
           cancelled = { keyid, version: 1, hsmKeyId: p.hsmKeyId, createdAt: p.createdAt, cancelledAt: new Date() };
         } else {
           // The key row too, in the order of the lifecycle's other changes: a destruction deleting the pending version waits.
-          const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+          const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
           const pv = rows.length ? await tx.pendingKeyVersion.findUnique({ where: { keyId: rows[0].id } }) : null;
           if (!pv) throw new DataAccessError('invalid_state', `key ${keyid} is not waiting for a certificate`);
           if (version !== undefined && version !== pv.version) throw new DataAccessError('invalid_state', `version ${version} of ${keyid} is not pending (version ${pv.version} is)`);

@@ -102,7 +102,7 @@ export class KeyLimitsRepository {
     try {
       return await this.db.transaction(async (tx) => {
         const [key] = await tx.$queryRaw<{ id: string; requiredApprovers: number }[]>`
-          SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+          SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
         if (!key) throw new DataAccessError('not_found', `key ${keyid} not found`);
         const before = effectiveLimits(key, await tx.keyOperationLimit.findUnique({ where: { keyId: key.id } }));
         const data = {

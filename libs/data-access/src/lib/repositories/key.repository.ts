@@ -66,7 +66,7 @@ function assertApprovers(n: number): void {
 /** Locks the key row for the rest of the transaction and returns what it held when locked. */
 async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; requiredApprovers: number }> {
   const rows = await tx.$queryRaw<{ id: string; requiredApprovers: number }[]>`
-    SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR UPDATE`;
+    SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
   if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);
   return rows[0];
 }
@@ -289,7 +289,7 @@ export class KeyRepository {
           SELECT o."id" FROM "operation" o
           WHERE o."state" IN ('REQUESTED', 'APPROVED')
             AND o."id" IN (SELECT ok."operationId" FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE k."keyid" = ${keyid})
-          ORDER BY o."id" FOR UPDATE OF o`;
+          ORDER BY o."id" FOR NO KEY UPDATE OF o`;
         const before = await lockKey(tx, keyid);
         // A lowering undoes the four-eyes rule of every later operation on the key, as unmaking an approver does:
         // only a session opened with powers may (ADR 0044 addendum). Read under the key's lock, so no race.

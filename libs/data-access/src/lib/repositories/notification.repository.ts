@@ -565,7 +565,7 @@ export class NotificationRepository {
   ): Promise<NotificationSettings> {
     if (!UUID.test(subjectId)) throw new DataAccessError('not_found', 'subject not found');
     return this.db.transaction(async (tx) => {
-      const subject = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR UPDATE`;
+      const subject = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR NO KEY UPDATE`;
       if (subject.length === 0) throw new DataAccessError('not_found', 'subject not found');
       const before = await tx.notificationPreference.findUnique({ where: { subjectId } });
       const row = await tx.notificationPreference.upsert({

@@ -82,7 +82,7 @@ const HEX = /^[0-9a-fA-F]+$/;
 /** Locks the operation row for the rest of the transaction. */
 export async function lockOperation(tx: Tx, id: string): Promise<void> {
   if (!UUID.test(id)) throw new DataAccessError('not_found', 'operation not found');
-  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "operation" WHERE "id" = ${id}::uuid FOR UPDATE`;
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "operation" WHERE "id" = ${id}::uuid FOR NO KEY UPDATE`;
   if (rows.length === 0) throw new DataAccessError('not_found', 'operation not found');
 }
 

@@ -3,7 +3,7 @@ import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { withdrawLostApprovals } from './approval-withdrawal';
+import { staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
 import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
@@ -281,7 +281,7 @@ export class SubjectRepository {
         // Locked, so the audit event's `before` is what this change replaced, even when admins change it at once.
         // The row lock also orders this change after (or before) the guard's recording of the account kind.
         const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean; account: SubjectAccount }[]>`
-          SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR UPDATE`;
+          SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR NO KEY UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
         const powersBefore = await powersHeld(tx, id);
         const before: Record<string, unknown> = {};
@@ -428,6 +428,22 @@ export class SubjectRepository {
   }
 
   /**
+   * The reconciler (every replica's UsageReaper pass, ADR 0017 addendum 2026-12-13): withdraws every approval on an open
+   * operation whose approver may no longer give it although no withdrawing change ran: a subject disabled or recorded as
+   * a guest by a release before withdrawal existed, a row edited outside the API. Approvers locked FOR NO KEY UPDATE in id order
+   * (as admin changes lock them), then `withdrawLostApprovals`; a replica that comes second finds nothing. Audited
+   * `operation.approval_withdrawn` with `by: approval.reconcile`.
+   */
+  async withdrawStaleApprovals(): Promise<WithdrawnApprovalRow[]> {
+    return this.db.transaction(async (tx) => {
+      const ids = await staleApproverIds(tx);
+      if (ids.length === 0) return [];
+      await tx.$queryRaw`SELECT "id" FROM "subject" WHERE "id" = ANY(${ids}::uuid[]) ORDER BY "id" FOR NO KEY UPDATE`;
+      return withdrawLostApprovals(tx, ids, { action: 'approval.reconcile', outcome: 'SUCCESS' });
+    });
+  }
+
+  /**
    * Records the account kind a user token proved (ADR 0040 addendum); the guard calls it only when its cached
    * snapshot shows a different kind, so it is no write per request. Conditional: nothing changes unless the kind
    * differs and the token (`provenAt`, its `iat`) is not older than the proof recorded, so concurrent requests write
@@ -442,7 +458,7 @@ export class SubjectRepository {
     return this.db.transaction(async (tx) => {
       const rows = await tx.$queryRaw<{ before: SubjectAccount }[]>`
         UPDATE "subject" s SET "account" = ${account}::"SubjectAccount", "accountProvenAt" = ${provenAt}
-          FROM (SELECT "id", "account" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR UPDATE) old
+          FROM (SELECT "id", "account" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR NO KEY UPDATE) old
          WHERE s."id" = old."id" AND s."kind" = 'USER' AND s."account" <> ${account}::"SubjectAccount"
            AND (s."accountProvenAt" IS NULL OR s."accountProvenAt" <= ${provenAt})
         RETURNING old."account"::text AS "before"`;
