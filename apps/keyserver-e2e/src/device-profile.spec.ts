@@ -128,6 +128,9 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     ['fail the DN of the development CA', '/C=DK/O=Demo Devices Ltd/CN=Demo Devices Development Device CA', [], 'csr_subject_reserved'],
     ['fail the DN of the ROOT, in upper case and another order', '/CN=DEMO DEVICES ROOT CA/O=demo devices ltd/C=DK', [], 'csr_subject_reserved'],
     ['fail a right-to-left override in the CN', '/CN=device\u202egpj.exe', [], 'csr_subject_invalid'],
+    ['fail the CN of the development CA under another organisation (UIs show the CN alone)', '/CN=Demo Devices Development Device CA/O=Other Ltd', [], 'csr_subject_reserved'],
+    ['fail the DN of the ROOT with an invisible soft hyphen in its CN', '/C=DK/O=Demo Devices Ltd/CN=Demo Devices\u00ad Root CA', [], 'csr_subject_invalid'],
+    ['fail a fake A-label (xn-- that is not Punycode) in a dNSName', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn--abc.devices.demo.test'], 'csr_san_invalid'],
   ])('%s: 400 with the pki code', async (_n, subject, extra, code) => {
     const r = await issue(csr('refused', subject, ['-utf8', ...extra]));
     expect(r.status).toBe(400);

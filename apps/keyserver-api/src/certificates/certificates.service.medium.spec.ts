@@ -15,13 +15,14 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
   let service: CertificatesService;
   let caKeyid: string;
   let caKey: HsmKeyInfo;
+  let caCertificatePem: string;
 
   beforeAll(async () => {
     db = pg.db;
     operations = new OperationRepository(db);
     audit = new AuditRepository(db);
     service = mediumCertificates(db, hsm.signer).certificates;
-    ({ caKeyid, caKey } = await seedCaChain(db, hsm.signer));
+    ({ caKeyid, caKey, caCertificatePem } = await seedCaChain(db, hsm.signer));
   });
 
   const issuingSetup = () => mediumIssuer(db, caKeyid);
@@ -61,6 +62,18 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
+  });
+
+  it('fail a CSR whose CN is the CA name with an invisible soft hyphen: csr_subject_invalid, no usage spent, one DENIED event', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    // Drawn exactly as the CA's name, but NFKC keeps U+00AD, so the reserved-name comparison saw another name.
+    const caName = new X509Certificate(caCertificatePem).subject.replace(/^CN=/, '');
+    const lookAlike = caName.replace(' ', '\u00ad ');
+    const rid = requestId();
+    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr(lookAlike) }, rid))).toBe('csr_subject_invalid');
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'csr_subject_invalid', caKeyid]]);
   });
 
   it('never names a certificate the caller may not see in a cursor, even after scanning thousands of them', async () => {

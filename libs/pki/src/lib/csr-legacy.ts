@@ -3,7 +3,7 @@ import * as pkijs from 'pkijs';
 import { verify as nodeVerify } from 'node:crypto';
 import { OID, isStrictDer, toAb } from './der';
 import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CanonicalPublicKey } from './public-key';
-import { deviceSans, deviceSubject, normalizedName, type SanPolicy } from './device-names';
+import { deviceSans, deviceSubject, directoryString, isReservedSubject, normalizedName, type SanPolicy } from './device-names';
 import { PkiError } from './pki-error';
 import {
   akiExtension,
@@ -112,7 +112,8 @@ export function legacyCheckPolicy(
   }
   const rdns = deviceSubject(p.csr.subject, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber']);
   const subject = nameOf(rdns);
-  if (profile.reservedNames?.has(normalizedName(subject))) throw new PkiError('csr_subject_reserved', 'the subject is the name of a Keyserver key');
+  const commonName = directoryString(rdns.find((atv) => atv.type === OID.commonName)?.value) ?? '';
+  if (isReservedSubject(profile.reservedNames, normalizedName(subject), commonName)) throw new PkiError('csr_subject_reserved', 'the subject or its CN is the name of a Keyserver key');
 
   let sans: pkijs.GeneralName[] = [];
   const attributes = p.csr.attributes ?? [];

@@ -5,7 +5,7 @@ import { HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { OID, derTlv, isStrictDer, keyIdentifier, pemBlocks, toPem } from './der';
 import { DerShapeError, bytesOf, children, contentsOf, hasAsn1jsHazard, oidString, readTlv, type Tlv } from './der-reader';
 import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CsrKeyType } from './public-key';
-import { deviceSanDer, deviceSubjectDer, type RawAttribute, type SanType, type SubjectAttribute } from './device-names';
+import { deviceSanDer, deviceSubjectDer, isReservedSubject, type RawAttribute, type SanType, type SubjectAttribute } from './device-names';
 import { PkiError } from './pki-error';
 import {
   CertificateParts,
@@ -50,7 +50,7 @@ export interface DeviceCertificateProfile {
   dnsDomains?: string[];
   /** Schemes a URI SAN may have (lower case; default {@link DEFAULT_URI_SCHEMES}). */
   uriSchemes?: string[];
-  /** Normalised DNs (see {@link reservedNames}) a device certificate may never carry: those of the Keyserver's own keys. */
+  /** Names (see {@link reservedNames}) a device certificate may never carry: the DNs and CNs of the Keyserver's own keys. */
   reservedNames?: ReadonlySet<string>;
   /** Clock for notBefore; defaults to now. */
   now?: Date;
@@ -324,7 +324,7 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
     checkRsaStrength(v.rsa);
   }
   const subject = deviceSubjectDer(v.view.subject, v.view.subjectLength, profile.allowedSubjectAttributes ?? ['CN', 'O', 'OU', 'C', 'serialNumber']);
-  if (profile.reservedNames?.has(subject.normalized)) throw new PkiError('csr_subject_reserved', 'the subject is the name of a Keyserver key');
+  if (isReservedSubject(profile.reservedNames, subject.normalized, subject.commonName)) throw new PkiError('csr_subject_reserved', 'the subject or its CN is the name of a Keyserver key');
 
   let san: Uint8Array | undefined;
   const attributes = v.view.attributes;

@@ -2,13 +2,14 @@ import * as fc from 'fast-check';
 import { X509Certificate } from 'node:crypto';
 import { buildCsr, extensionRequest, generalName, generateTestKey, nameDer, sanExtension, type NameEntry } from '../testing/csr-builder';
 import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
-import { OID } from './der';
+import { hasHiddenCharacters } from '@keyserver/api-contract/visible-text';
+import { derTlv, OID } from './der';
 import { deviceDnsName, hasForbiddenCharacter } from './device-names';
 
 const key = generateTestKey('EC-P256');
 const csrWith = (subject: NameEntry[], ...sans: Uint8Array[]) =>
   buildCsr({ subject: nameDer(subject), spki: key.spki, attributes: sans.length ? [extensionRequest(sanExtension(...sans))] : [], signatureAlgorithm: key.signatureAlgorithm, sign: key.sign });
-const CN = (v: string): NameEntry => [OID.commonName, v];
+const CN = (v: string, tag?: number): NameEntry => [OID.commonName, v, tag];
 const dns = (v: string) => generalName(2, v);
 const uri = (v: string) => generalName(6, v);
 const email = (v: string) => generalName(1, v);
@@ -28,6 +29,10 @@ describe('device certificate subject and SAN policy', () => {
       ['fail the CA DN', [[OID.organization, 'Acme'], CN('Test Device CA')] as NameEntry[], 'csr_subject_reserved'],
       ['fail the root DN in another order, case and spacing', [CN('test  ROOT'), [OID.organization, 'ACME']] as NameEntry[], 'csr_subject_reserved'],
       ['fail the root DN in full-width letters (NFKC)', [CN('Ｔｅｓｔ Root'), [OID.organization, 'Acme']] as NameEntry[], 'csr_subject_reserved'],
+      // UIs and CN-keyed authorisation show and match the CN alone: a key's CN is reserved whatever the rest of the DN.
+      ['fail the CA common name alone', [CN('Test Device CA')], 'csr_subject_reserved'],
+      ['fail the root common name with more attributes, in other case and width', [CN('ＴＥＳＴ root'), [OID.organization, 'Acme'], [OID.organizationalUnit, 'Devices']] as NameEntry[], 'csr_subject_reserved'],
+      ['fail the CA common name as a PrintableString with another O', [CN('Test Device CA', 0x13), [OID.organization, 'Evil']] as NameEntry[], 'csr_subject_reserved'],
       ['fail NUL', [CN('dev\u0000ice')], 'csr_subject_invalid'],
       ['fail DEL', [CN('dev\u007fice')], 'csr_subject_invalid'],
       ['fail C1 control', [CN('dev\u0085ice')], 'csr_subject_invalid'],
@@ -47,6 +52,21 @@ describe('device certificate subject and SAN policy', () => {
       ['fail TeletexString', [[OID.commonName, 'device', 0x14]] as NameEntry[], 'csr_subject_invalid'],
       ['fail PrintableString country with UTF-8 bytes', [CN('d'), [OID.country, 'DÉ', 0x13]] as NameEntry[], 'csr_subject_invalid'],
       ['fail an attribute outside the profile (email in the DN)', [CN('d'), ['1.2.840.113549.1.9.1', 'a@b.c', 0x16]] as NameEntry[], 'csr_subject_attribute_not_allowed'],
+      // Characters a reader does not see (the console names them \u{...}, ADR 0047) and NFKC keeps.
+      ['fail a soft hyphen', [CN('dev\u00adice')], 'csr_subject_invalid'],
+      ['fail the CA DN with a soft hyphen (drawn as the CA name, compares as another)', [[OID.organization, 'Acme'], CN('Test Device CA\u00ad')] as NameEntry[], 'csr_subject_invalid'],
+      ['fail the root DN with a Hangul filler for its space (a letter drawn blank)', [CN('Test\u3164Root'), [OID.organization, 'Acme']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail a tag character', [CN('device\u{e0041}')], 'csr_subject_invalid'],
+      ['fail the Mongolian vowel separator', [CN('dev\u180eice')], 'csr_subject_invalid'],
+      ['fail an interlinear annotation anchor', [CN('a\ufff9b')], 'csr_subject_invalid'],
+      ['fail a variation selector', [CN('device\ufe00')], 'csr_subject_invalid'],
+      ['fail the combining grapheme joiner', [CN('dev\u034fice')], 'csr_subject_invalid'],
+      ['fail a noncharacter outside the BMP', [CN('device\u{1fffe}')], 'csr_subject_invalid'],
+      ['fail a private-use character', [CN('device\ue000')], 'csr_subject_invalid'],
+      ['fail an unassigned code point (its normalisation may change with Unicode)', [CN('device\u0378')], 'csr_subject_invalid'],
+      ['fail a value that starts with a combining mark (drawn over the "=" before it)', [CN('\u0338x')], 'csr_subject_invalid'],
+      ['fail a PrintableString with a character outside its set', [CN('dev@ice', 0x13)], 'csr_subject_invalid'],
+      ['fail a PrintableString serialNumber with an underscore', [CN('d'), [OID.serialNumber, 'SN_1', 0x13]] as NameEntry[], 'csr_subject_invalid'],
     ])('%s', async (_n, subject, code) => {
       expect(await tryIssue(t, csrWith(subject as NameEntry[]))).toEqual({ code });
     });
@@ -55,6 +75,28 @@ describe('device certificate subject and SAN policy', () => {
       const bad = nameDer([CN('devicé')]);
       bad[Buffer.from(bad).indexOf(0xc3)] = 0xff;
       expect(await tryIssue(t, buildCsr({ subject: bad, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_invalid' });
+    });
+
+    it('fail a soft hyphen in a BMPString (the pkijs reading)', async () => {
+      const bmp = Buffer.from('dev\u00adice', 'utf16le').swap16();
+      const subject = derTlv(0x30, derTlv(0x31, derTlv(0x30, derTlv(0x06, new Uint8Array([0x55, 0x04, 0x03])), derTlv(0x1e, new Uint8Array(bmp)))));
+      expect(await tryIssue(t, buildCsr({ subject, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_invalid' });
+    });
+
+    it('ok a key\'s common name as another attribute (only the CN names the holder)', async () => {
+      const out = await tryIssue(t, csrWith([[OID.organization, 'Test Root'], CN('device-7')]));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('O=Test Root\nCN=device-7');
+    });
+
+    it('fail the CA common name alone in a BMPString (the pkijs reading)', async () => {
+      const bmp = Buffer.from('Test Device CA', 'utf16le').swap16();
+      const subject = derTlv(0x30, derTlv(0x31, derTlv(0x30, derTlv(0x06, new Uint8Array([0x55, 0x04, 0x03])), derTlv(0x1e, new Uint8Array(bmp)))));
+      expect(await tryIssue(t, buildCsr({ subject, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_reserved' });
+    });
+
+    it('ok a PrintableString of its whole set, an IA5String with @, both re-encoded', async () => {
+      const out = await tryIssue(t, csrWith([CN("A-z 0'()+,./:=?", 0x13), [OID.organizationalUnit, 'ops@line-7', 0x16]]));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe("CN=A-z 0'()\\+\\,./:=?\nOU=ops@line-7");
     });
 
     it('ok non-BMP and accented names (NFC), several OUs, re-encoded as UTF8String one per RDN', async () => {
@@ -71,6 +113,40 @@ describe('device certificate subject and SAN policy', () => {
           expect(new X509Certificate(out.certificatePem).subject).toBe(`CN=${cn}`);
         }),
         { seed: 1305, numRuns: 150 },
+      );
+    });
+
+    // The console's hidden characters (api-contract visible-text), private use, unassigned code points and every
+    // default-ignorable code point: the oracle is Unicode's own classes, not the rule under test.
+    const unseen = (c: string) => hasHiddenCharacters(c) || /[\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]/u.test(c);
+    const unseenChar = fc
+      .oneof(
+        fc.integer({ min: 0, max: 0x10ffff }),
+        fc.integer({ min: 0, max: 0x24f }),
+        fc.integer({ min: 0x2000, max: 0x206f }),
+        fc.integer({ min: 0xfe00, max: 0xffff }),
+        fc.integer({ min: 0xe0000, max: 0xe0fff }),
+        fc.constantFrom(0x00ad, 0x034f, 0x115f, 0x1160, 0x17b4, 0x180e, 0x3164, 0xffa0, 0x1d173, 0x1bca0),
+      )
+      .map((cp) => String.fromCodePoint(cp))
+      .filter(unseen);
+
+    it('a character a reader does not see is never issued, anywhere in a value (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 20 }), unseenChar, fc.string({ unit: 'grapheme', maxLength: 20 }), async (before, c, after) => {
+          expect(await tryIssue(t, csrWith([CN(`d${before}${c}${after}`)]))).toHaveProperty('code');
+        }),
+        { seed: 1305, numRuns: 200 },
+      );
+    });
+
+    it('the CA DN with such a character inserted anywhere is refused, not issued as a look-alike (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 14 }), unseenChar, async (at, c) => {
+          const cn = `Test Device CA`.slice(0, at) + c + `Test Device CA`.slice(at);
+          expect(await tryIssue(t, csrWith([[OID.organization, 'Acme'], CN(cn)]))).toHaveProperty('code');
+        }),
+        { seed: 1305, numRuns: 200 },
       );
     });
   });
@@ -102,6 +178,14 @@ describe('device certificate subject and SAN policy', () => {
       ['fail an rfc822Name outside the profile', [email('a@b.example')], 'csr_san_not_allowed'],
       ['fail an iPAddress outside the profile', [ip(192, 0, 2, 1)], 'csr_san_not_allowed'],
       ['fail a registeredID', [generalName(8, new Uint8Array([0x2a, 0x03]))], 'csr_san_not_allowed'],
+      // RFC 5890 fake A-labels: xn-- that is not the Punycode of a U-label (RFC 5280 7.2 / RFC 9549 carry A-labels).
+      ['fail a dNSName with a fake A-label', [dns('xn--abc.example')], 'csr_san_invalid'],
+      ['fail a dNSName with an upper-case fake A-label', [dns('XN--A-ECP.example')], 'csr_san_invalid'],
+      ['fail a URI host with a fake A-label', [uri('https://xn--abc.example/')], 'csr_san_invalid'],
+      // The authority as written (RFC 3986 readers) must be the host a URL parser reads (WHATWG: Node, browsers).
+      ['fail a URI with an empty authority a URL parser reads a host after', [uri('https:///evil.example/')], 'csr_san_invalid'],
+      ['fail a URI with a percent-encoded host', [uri('https://%65vil.example/')], 'csr_san_invalid'],
+      ['fail a URI with an empty user info', [uri('https://@a.example/')], 'csr_san_invalid'],
       ['fail nine entries (cap 8)', Array.from({ length: 9 }, (_, i) => dns(`d${i}.example`)), 'csr_san_too_many'],
     ])('%s', async (_n, sans, code) => {
       expect(await tryIssue(t, csrWith([CN('device')], ...sans))).toEqual({ code });
@@ -115,12 +199,25 @@ describe('device certificate subject and SAN policy', () => {
       ['fail a URI host outside the allowed domains that a URL parser finds after one slash', [uri('https:/evil.example/x')], 'csr_san_invalid'],
       ['fail a URI host inside the allowed domains without //', [uri('https:x.devices.example')], 'csr_san_invalid'],
       ['fail an rfc822Name domain outside the allowed domains', [email('a@evil.example')], 'csr_san_not_allowed'],
+      ['fail an rfc822Name domain with a fake A-label', [email('a@xn--abc.devices.example')], 'csr_san_invalid'],
+      ['fail a URI with an empty authority a URL parser reads an allowed host after', [uri('https:///x.devices.example/')], 'csr_san_invalid'],
+      ['fail a URI with a percent-encoded allowed host', [uri('https://%78.devices.example/')], 'csr_san_invalid'],
       ['fail a bad rfc822Name', [email('a@@devices.example')], 'csr_san_invalid'],
       ['fail an iPAddress of 5 bytes', [ip(1, 2, 3, 4, 5)], 'csr_san_invalid'],
       ['fail two entries over a cap of one', [dns('a.devices.example'), dns('b.devices.example')], 'csr_san_too_many'],
     ])('%s (configured profile)', async (_n, sans, code) => {
       const profile = { allowedSanTypes: ['dns', 'uri', 'email', 'ip'] as const, dnsDomains: ['devices.example'], maxSanCount: 1 };
       expect(await tryIssue(t, csrWith([CN('device')], ...sans), { ...profile, allowedSanTypes: [...profile.allowedSanTypes] })).toEqual({ code });
+    });
+
+    it('ok IDN A-labels, a URI host in upper case with a port', async () => {
+      const out = await tryIssue(t, csrWith([CN('device')], dns('xn--bcher-kva.devices.example'), uri('https://X.Devices.Example:8443/d'), email('ops@xn--55qx5d.devices.example')), {
+        allowedSanTypes: ['dns', 'uri', 'email'],
+        dnsDomains: ['devices.example'],
+      });
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(
+        'DNS:xn--bcher-kva.devices.example, URI:https://X.Devices.Example:8443/d, email:ops@xn--55qx5d.devices.example',
+      );
     });
 
     it('ok every allowed type within the profile, dNSNames lower-cased', async () => {
@@ -138,6 +235,9 @@ describe('device certificate subject and SAN policy', () => {
     it.each([
       ['ok', 'a.example', 'a.example'],
       ['ok xn-- label', 'xn--bcher-kva.example', 'xn--bcher-kva.example'],
+      ['ok upper-case A-label, lower-cased', 'XN--BCHER-KVA.example', 'xn--bcher-kva.example'],
+      ['fail fake A-label (not Punycode)', 'xn--abc.example', undefined],
+      ['fail fake A-label (Punycode of nothing a URL parser maps)', 'xn--a-ecp', undefined],
       ['ok single label', 'device-7', 'device-7'],
       ['fail IPv4', '10.0.0.1', undefined],
       ['fail IPv6', '::1', undefined],

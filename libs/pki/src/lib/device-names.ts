@@ -1,6 +1,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { isIP } from 'node:net';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
 import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
@@ -8,17 +9,24 @@ import { PkiError } from './pki-error';
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
 
 /**
- * Characters never allowed in a certificate name: C0/C1 controls and DEL, bidi controls (U+061C, U+200E/F,
- * U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060, U+FEFF), line and paragraph
- * separators, lone surrogates, noncharacters and U+FFFD (the trace of a bad decoding).
+ * Characters never allowed in a certificate name: every character a reader does not see as itself (controls,
+ * format characters such as bidi controls, zero-width characters, soft hyphen and tags, line and paragraph
+ * separators, every default-ignorable code point such as variation selectors and the Hangul fillers: a superset of
+ * what the console names with \u{...}, ADR 0047), lone surrogates, private use, unassigned code points and
+ * noncharacters (their normalisation is not fixed by the Unicode version we check with), and U+FFFD (the trace of a
+ * bad decoding). NFKC keeps most of them, so without this rule a look-alike of a reserved name compared as another.
  */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufdd0-\ufdef\ufffd-\uffff]|\p{Cs}/u;
+const FORBIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\ufffd]/u;
+/** A combining mark first in a value is drawn over what precedes it when the DN is printed (e.g. U+0338 over "="). */
+const LEADING_MARK = /^\p{M}/u;
 
-/** True when a name value contains a character a certificate name may never carry (see above). */
+/** True when a name value contains a character a certificate name may never carry, or starts with a combining mark. */
 export function hasForbiddenCharacter(s: string): boolean {
-  return FORBIDDEN.test(s);
+  return FORBIDDEN.test(s) || LEADING_MARK.test(s);
 }
+
+/** PrintableString's character set (X.680 41.4); a request's PrintableString holding anything else is malformed. */
+const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -32,9 +40,19 @@ export function deviceDnsName(s: string): string | undefined {
   const name = s.toLowerCase();
   if (isIP(name) || isIP(name.replace(/^\[|\]$/g, ''))) return undefined;
   const labels = name.split('.');
-  if (!labels.every((l) => LDH_LABEL.test(l))) return undefined;
+  if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || isALabel(l)))) return undefined;
   if (/^[0-9]+$/.test(labels[labels.length - 1])) return undefined;
   return name;
+}
+
+/**
+ * An xn-- label that is the Punycode of a U-label (UTS #46, as URL parsers read it): decoding changes it and the
+ * result encodes back to exactly it. Anything else is an RFC 5890 fake A-label, which readers show as itself, as
+ * garbage or as another name; RFC 5280 7.2 (and RFC 9549) put only A-labels in certificates.
+ */
+function isALabel(label: string): boolean {
+  const u = domainToUnicode(label);
+  return u !== '' && u !== label && domainToASCII(u) === label;
 }
 
 function inDomains(host: string, domains: string[] | undefined): boolean {
@@ -131,6 +149,11 @@ function sanValue(t: SanType, v: unknown, policy: SanPolicy): string | Uint8Arra
   // host that RFC 3986 sees no authority for would pass no host check here and still name a host to such readers.
   if (!m[2].startsWith('//') && url.host !== '') throw new PkiError('csr_san_invalid', 'URI names a host without an authority (//)');
   if (m[2].startsWith('//')) {
+    // The authority as written (what RFC 3986 readers and name-constraint checks take) must be the host the URL parser
+    // read, with at most a port: no empty authority (`https:///host`, read as https://host/), no user info (even
+    // empty), no percent-encoded or otherwise rewritten host.
+    const written = /^\/\/([^/?#]*)/.exec(m[2])?.[1].replace(/:[0-9]*$/, '').toLowerCase();
+    if (written !== url.hostname) throw new PkiError('csr_san_invalid', 'URI authority is not exactly its host');
     const host = deviceDnsName(url.hostname);
     if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
     if (!inDomains(host, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'URI host outside the allowed domains');
@@ -185,7 +208,11 @@ export function directoryString(v: unknown): string | undefined {
     // Invalid UTF-8 would decode to U+FFFD: the text must re-encode to exactly the bytes sent.
     return Buffer.from(s, 'utf8').equals(raw) ? s : undefined;
   }
-  if (v instanceof asn1js.PrintableString || v instanceof asn1js.IA5String) {
+  if (v instanceof asn1js.PrintableString) {
+    const s = v.valueBlock.value;
+    return PRINTABLE.test(s) ? s : undefined;
+  }
+  if (v instanceof asn1js.IA5String) {
     const s = v.valueBlock.value;
     return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
   }
@@ -215,9 +242,36 @@ export function normalizedPairs(pairs: { type: string; text: string }[]): string
     .join('\n');
 }
 
-/** The normalised subject DNs of the given certificates (PEM or DER): the names no device certificate may take. */
+/**
+ * The names no device certificate may take, from the given certificates (PEM or DER): each one's normalised subject
+ * DN ({@link normalizedName}) and, as {@link reservedCommonName}, each common name in it.
+ */
 export function reservedNames(certificates: (string | Uint8Array)[]): ReadonlySet<string> {
-  return new Set(certificates.map((c) => normalizedName(pkijs.Certificate.fromBER(toAb(certDer(c))).subject)));
+  const names = new Set<string>();
+  for (const c of certificates) {
+    const subject = pkijs.Certificate.fromBER(toAb(certDer(c))).subject;
+    names.add(normalizedName(subject));
+    for (const atv of subject.typesAndValues) {
+      if (atv.type !== OID.commonName) continue;
+      const v = atv.value as { valueBlock?: { value?: unknown } } | undefined;
+      names.add(reservedCommonName(directoryString(v) ?? String(v?.valueBlock?.value ?? '')));
+    }
+  }
+  return names;
+}
+
+/**
+ * A common name as {@link reservedNames} holds it (folded like {@link normalizedName}; the prefix never starts a
+ * normalised DN, whose lines start with an OID). UIs and CN-keyed authorisation show and match the CN alone, so a
+ * device may not take a key's CN whatever the rest of its DN.
+ */
+export function reservedCommonName(text: string): string {
+  return `cn:${fold(text)}`;
+}
+
+/** Whether a subject (its {@link normalizedName} and its CN) is a name no device may take: a key's DN or a key's CN. */
+export function isReservedSubject(reserved: ReadonlySet<string> | undefined, normalized: string, commonName: string): boolean {
+  return !!reserved && (reserved.has(normalized) || reserved.has(reservedCommonName(commonName)));
 }
 
 /**
@@ -241,7 +295,7 @@ export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed
     if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
     if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
     if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
-    if (spec.printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    if (spec.printable && !PRINTABLE.test(s)) throw new PkiError('csr_subject_invalid', name);
     rdns.push(new pkijs.AttributeTypeAndValue({ type: atv.type, value: spec.printable ? new asn1js.PrintableString({ value: s }) : new asn1js.Utf8String({ value: s }) }));
   }
   if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
@@ -259,7 +313,8 @@ export interface RawAttribute {
 
 /**
  * {@link directoryString} over a raw element: UTF8String (0x0c) whose text re-encodes to exactly its bytes,
- * PrintableString (0x13) and IA5String (0x16) read byte per character (as asn1js does) and printable ASCII.
+ * PrintableString (0x13, its X.680 character set) and IA5String (0x16, printable ASCII) read byte per character
+ * (as asn1js does).
  * The reader hands over no other string type (BMPString and the rest go to the pkijs reading).
  */
 function rawDirectoryString(tag: number, value: Uint8Array): string | undefined {
@@ -270,16 +325,16 @@ function rawDirectoryString(tag: number, value: Uint8Array): string | undefined 
   }
   if (tag === 0x13 || tag === 0x16) {
     const s = raw.toString('latin1');
-    return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
+    return (tag === 0x13 ? PRINTABLE : /^[\x20-\x7e]*$/).test(s) ? s : undefined;
   }
   return undefined;
 }
 
 /**
  * {@link deviceSubject} over the attributes the DER reader found, with the same rules in the same order, written
- * straight to DER: the certificate's subject and its {@link normalizedName} for the reserved-name check.
+ * straight to DER: the certificate's subject, and its {@link normalizedName} and CN for the reserved-name check.
  */
-export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: number, allowed: SubjectAttribute[]): { der: Uint8Array; normalized: string } {
+export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: number, allowed: SubjectAttribute[]): { der: Uint8Array; normalized: string; commonName: string } {
   if (subjectLength > 1024) throw new PkiError('csr_subject_too_long');
   const counts = new Map<SubjectAttribute, number>();
   const rdns: Uint8Array[] = [];
@@ -295,13 +350,14 @@ export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: numb
     if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
     if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
     if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
-    if (spec.printable && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(s)) throw new PkiError('csr_subject_invalid', name);
+    if (spec.printable && !PRINTABLE.test(s)) throw new PkiError('csr_subject_invalid', name);
     // One attribute per RDN, PrintableString or UTF8String: the bytes nameOf(deviceSubject(...)) writes.
     rdns.push(derTlv(0x31, derTlv(0x30, atv.typeDer, derTlv(spec.printable ? 0x13 : 0x0c, new Uint8Array(Buffer.from(s, spec.printable ? 'latin1' : 'utf8'))))));
     pairs.push({ type: atv.type, text: s });
   }
-  if (!counts.get('CN')) throw new PkiError('csr_subject_invalid', 'commonName is required');
-  return { der: derTlv(0x30, ...rdns), normalized: normalizedPairs(pairs) };
+  const commonName = pairs.find((p) => p.type === OID.commonName)?.text;
+  if (commonName === undefined) throw new PkiError('csr_subject_invalid', 'commonName is required');
+  return { der: derTlv(0x30, ...rdns), normalized: normalizedPairs(pairs), commonName };
 }
 
 const ATTRIBUTE_BY_OID = new Map<string, SubjectAttribute>((Object.keys(SUBJECT_ATTRIBUTES) as SubjectAttribute[]).map((k) => [SUBJECT_ATTRIBUTES[k].oid, k]));
