@@ -83,7 +83,7 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<{ app: Ne
     logger: new PinoNestLogger(deps.logger),
   });
   late.edge = app.get<EdgeServices>(EDGE);
-  configureHttpServer(app, { edge: late.edge, db: deps.db, logger: deps.logger, config: deps.config, metrics: late.metrics });
+  configureHttpServer(app, { edge: late.edge, db: deps.db, logger: deps.logger, config: deps.config, metrics: late.metrics, connections: adapter.connections });
   // No enableShutdownHooks: serve() handles the signals, logs them and closes everything in order (app.close()
   // runs the shutdown hooks).
   await app.init();
@@ -140,8 +140,9 @@ async function serve(config: ApiConfig, logger: Logger) {
   const dispatcher = new NotificationDispatcher(new NotificationRepository(notifyDb), logger, config.notify);
   dispatcher.start();
   exitOnSignals(logger, async () => {
-    // First, and bounded (ADR 0011 addendum "connections"): no new connections; idle and not-yet-routed ones closed
-    // at once; requests in flight finish within HTTP_SHUTDOWN_GRACE_MS while the database and the HSM are still open.
+    // First, and bounded (ADR 0011 addenda "connections", "a request already started"): no new connections; idle ones
+    // closed at once; a request whose headers are still arriving answered 503 shutting_down once they are complete;
+    // requests in flight finish within HTTP_SHUTDOWN_GRACE_MS while the database and the HSM are still open.
     const openAtSignal = adapter.connections.openConnections;
     await adapter.connections.shutdown(app.getHttpServer());
     logger.info({ event: 'connections_closed', openAtSignal }, 'HTTP connections closed');

@@ -579,7 +579,7 @@ describe('the HTTP transport: connection limits and shutdown', () => {
     expect((await counted())[0].n).toBeGreaterThanOrEqual(4);
   });
 
-  it('ok SIGTERM closes idle and not-yet-routed connections at once, lets an in-flight request finish, and cuts a slow sender off after HTTP_SHUTDOWN_GRACE_MS, not HTTP_REQUEST_TIMEOUT_MS', async () => {
+  it('ok SIGTERM closes idle connections at once, answers a request whose header section was still arriving 503 shutting_down (never routed), lets an in-flight request finish, and cuts a slow sender off after HTTP_SHUTDOWN_GRACE_MS, not HTTP_REQUEST_TIMEOUT_MS', async () => {
     const replicaPort = await freePort();
     const replica = startService('keyserver-api-shutdown', composeCommand('keyserver-api'), {
       ...p.apiEnv,
@@ -595,8 +595,17 @@ describe('the HTTP transport: connection limits and shutdown', () => {
       const post = (length: number) => `POST /api/v1/operations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ci}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
       const idle = await openConn(replicaPort, '127.0.0.40');
       expect((await idle.request(get()))?.status).toBe(200);
+      // Connected, not a byte sent (a client's pre-opened connection): nothing started, closed like an idle one.
+      const silent = await openConn(replicaPort, '127.0.0.44');
+      // A header section still arriving at SIGTERM, on a new connection and on a kept-alive one after its first answer.
       const slowHeaders = await openConn(replicaPort, '127.0.0.41');
       slowHeaders.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      const reused = await openConn(replicaPort, '127.0.0.45');
+      expect((await reused.request(get()))?.status).toBe(200);
+      reused.socket.write(`GET /api/v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ci}\r\n`);
+      // One that never completes its header section.
+      const stalled = await openConn(replicaPort, '127.0.0.46');
+      stalled.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
       const finishing = await openConn(replicaPort, '127.0.0.42');
       finishing.socket.write(post(2) + '{');
       // A firmware upload whose body trickles: access decided, nothing reserved until its last byte (addendum above).
@@ -606,20 +615,34 @@ describe('the HTTP transport: connection limits and shutdown', () => {
       trickler.socket.write(
         `POST /api/v1/firmware/signatures?operationid=${op.body.id}&keyid=demo-fw-dev&description=shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ci}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\nX-Request-Id: ${rid}\r\n\r\nab`,
       );
+      const heading = new Set([slowHeaders, reused, stalled]);
       const trickle = setInterval(() => {
-        if (!slowHeaders.closed()) slowHeaders.socket.write('X-Slow: 1\r\n');
+        for (const c of heading) if (!c.closed()) c.socket.write('X-Slow: 1\r\n');
         if (!trickler.closed()) trickler.socket.write('a');
       }, 200);
       await sleep(500);
       const t0 = Date.now();
       const exited = replica.stop('SIGTERM');
       try {
-        // Idle and not-yet-routed: closed at once, nothing to answer.
-        await until(async () => idle.closed() && slowHeaders.closed(), (ok) => ok, 2_000);
-        expect([idle.closed(), slowHeaders.closed(), Date.now() - t0 < 2_000]).toEqual([true, true, true]);
-        expect(slowHeaders.responses()).toEqual([]);
+        // Idle, or connected without a byte: closed at once, nothing to answer.
+        await until(async () => idle.closed() && silent.closed(), (ok) => ok, 2_000);
+        expect([idle.closed(), silent.closed(), Date.now() - t0 < 2_000]).toEqual([true, true, true]);
+        expect([idle.responses().length, silent.responses()]).toEqual([1, []]);
+        // A request already started is not dropped: while its header section arrives the connection stays open; once
+        // it is complete the request is answered 503 shutting_down, Connection: close, without running (no new work
+        // after SIGTERM; nothing was done, so any client may retry it elsewhere), with its request id.
+        expect([slowHeaders.closed(), reused.closed(), stalled.closed()]).toEqual([false, false, false]);
+        await sleep(300);
+        for (const c of [slowHeaders, reused]) {
+          heading.delete(c);
+          c.socket.write('\r\n');
+        }
+        await until(async () => slowHeaders.closed() && reused.closed(), (ok) => ok, 2_000);
+        const shuttingDown = (c: Conn) => c.responses().map((r) => [r.status, r.code, r.headers['connection'], r.headers['content-type']?.split(';')[0], typeof r.headers['x-request-id'], Number(r.headers['retry-after']) > 0]);
+        expect(shuttingDown(slowHeaders)).toEqual([[503, 'shutting_down', 'close', PROBLEM, 'string', true]]);
+        expect(shuttingDown(reused).slice(1)).toEqual([[503, 'shutting_down', 'close', PROBLEM, 'string', true]]);
         // In flight: its body completes during the grace and it gets its real answer, then the connection closes.
-        await sleep(500);
+        await sleep(200);
         finishing.socket.write('}');
         await until(async () => finishing.closed(), (ok) => ok, 3_000);
         expect(finishing.responses().map((r) => [r.status, r.code, r.headers['connection']])).toEqual([[400, 'validation_failed', 'close']]);
@@ -631,6 +654,9 @@ describe('the HTTP transport: connection limits and shutdown', () => {
         expect(ms).toBeLessThan(10_000);
         expect(trickler.closed()).toBe(true);
         expect(trickler.responses().map((r) => [r.status, r.code])).toEqual([[503, 'service_unavailable']]);
+        // A header section still arriving after the grace: answered 503 shutting_down at the socket (never routed), closed.
+        expect(stalled.closed()).toBe(true);
+        expect(stalled.responses().map((r) => [r.status, r.code, r.headers['connection']])).toEqual([[503, 'shutting_down', 'close']]);
         // Its handler saw why the body ended (the server's doing: FAILED), audited before the database closed; nothing reserved.
         const audit = await sql<{ action: string; outcome: string; errorCode: string | null }>(p, 'SELECT action, outcome, "errorCode" FROM audit_event WHERE "requestId" = $1', [rid]);
         expect(audit.map((a) => [a.action, a.outcome, a.errorCode])).toEqual([['firmware.sign', 'FAILED', 'service_unavailable']]);
@@ -638,7 +664,7 @@ describe('the HTTP transport: connection limits and shutdown', () => {
         expect(state).toEqual({ used: 0, reservations: 0 });
       } finally {
         clearInterval(trickle);
-        for (const c of [idle, slowHeaders, finishing, trickler]) c.socket.destroy();
+        for (const c of [idle, silent, slowHeaders, reused, stalled, finishing, trickler]) c.socket.destroy();
       }
     } finally {
       await replica.stop('SIGKILL');

@@ -46,7 +46,7 @@ const code = (c: string, status: number) => ({ code: c, status });
 
 /** Any route: the request id / query / path validation and availability codes. */
 const ANY_ROUTE: ProblemSource[] = [
-  problemSource(ApiError, [ApiErrorCode.ValidationFailed, ApiErrorCode.InvalidInputEncoding, ApiErrorCode.ServiceUnavailable]),
+  problemSource(ApiError, [ApiErrorCode.ValidationFailed, ApiErrorCode.InvalidInputEncoding, ApiErrorCode.ServiceUnavailable, ApiErrorCode.ShuttingDown]),
   // The HTTP edge, before any route runs (ADR 0011): encodings, the parser's refusals, an unmet Expect, a slow sender, the rate limit.
   problemSource(ApiError, [ApiErrorCode.UnsupportedContentEncoding, ApiErrorCode.MalformedRequest, ApiErrorCode.HeaderTooLarge, ApiErrorCode.ExpectationFailed, ApiErrorCode.RequestTimeout, ApiErrorCode.RateLimited]),
   // What the problem filter answers for anything else (an unexpected failure never leaks its message).

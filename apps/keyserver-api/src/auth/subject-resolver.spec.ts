@@ -5,7 +5,7 @@ import type { SubjectRepository, SubjectWithAccess } from '@keyserver/data-acces
 import type { Principal } from '@keyserver/entra-token';
 import pino from 'pino';
 import type { EdgeServices } from '../edge/edge';
-import { DbSubjectResolver } from './subject-resolver';
+import { AuditAuthEventSink, DbSubjectResolver } from './subject-resolver';
 
 const ISSUED = 1_796_600_000;
 const request = { method: 'GET', path: '/api/v1/me' };
@@ -73,5 +73,24 @@ describe(DbSubjectResolver.name, () => {
     expect((await r.resolve(principal({ account: 'guest' }), request))?.subjectId).toBe('0b0b0b0b-0000-4000-8000-000000000001');
     await r.resolve(principal({ account: 'guest' }), request);
     expect(writes).toHaveLength(2);
+  });
+});
+
+describe(AuditAuthEventSink.name, () => {
+  it.each([
+    ['fail two addresses of one IPv6 /64', '2001:db8:1:2::a', '2001:db8:1:2:ffff::b'],
+    ['fail one IPv4 caller seen plain and IPv4-mapped', '203.0.113.7', '::ffff:203.0.113.7'],
+  ])('%s: invalid tokens are one caller in the bounded audit (one aggregation key)', async (_n, first, second) => {
+    const keys: string[] = [];
+    const sink = new AuditAuthEventSink(pino({ level: 'silent' }), { refusals: { record: async (key: string) => void keys.push(key) } } as unknown as EdgeServices);
+    for (const ip of [first, second]) await sink.authFailed({ status: 401, code: 'invalid_token', method: 'GET', path: '/api/v1/me', ip });
+    expect(keys[0]).toBe(keys[1]);
+  });
+
+  it('ok two /64s are two callers', async () => {
+    const keys: string[] = [];
+    const sink = new AuditAuthEventSink(pino({ level: 'silent' }), { refusals: { record: async (key: string) => void keys.push(key) } } as unknown as EdgeServices);
+    for (const ip of ['2001:db8:1:2::a', '2001:db8:1:3::a']) await sink.authFailed({ status: 401, code: 'invalid_token', method: 'GET', path: '/api/v1/me', ip });
+    expect(keys[0]).not.toBe(keys[1]);
   });
 });

@@ -4,6 +4,7 @@ import { SubjectRepository, type SubjectWithAccess } from '@keyserver/data-acces
 import type { Principal } from '@keyserver/entra-token';
 import type { Logger } from 'pino';
 import { LOGGER } from '../app/tokens';
+import { clientKey } from '../edge/client-key';
 import { EDGE, type EdgeServices } from '../edge/edge';
 
 /** Maps a token's (tid, oid) to the registered subject; unknown principals are recorded for admins and audited. */
@@ -103,7 +104,8 @@ export class AuditAuthEventSink implements AuthEventSink {
   async authFailed(e: AuthFailureEvent): Promise<void> {
     if (e.code === 'unknown_subject') return; // already audited by the resolver with more detail
     const action = e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden';
-    const caller = e.principal ? `principal:${e.principal.tid}/${e.principal.oid}` : `ip:${e.ip ?? 'unknown'}`;
+    // A caller without a valid token is its client (an IPv6 one per /64), as at the rate limit (edge/client-key.ts).
+    const caller = e.principal ? `principal:${e.principal.tid}/${e.principal.oid}` : `ip:${clientKey(e.ip)}`;
     try {
       await this.edge.refusals.record(`${action}|${e.code}|${caller}`, {
         action,

@@ -30,6 +30,11 @@ export enum ApiErrorCode {
   ConnectionLimitReached = 'connection_limit_reached',
   /** The client's address (an IPv6 /64) holds HTTP_MAX_CONNECTIONS_PER_IP connections: a new one is answered 503 and closed. */
   ClientConnectionLimitReached = 'client_connection_limit_reached',
+  /**
+   * The process is shutting down (SIGTERM): a request whose header section was still arriving is answered without
+   * running (nothing was done: safe to retry elsewhere) and its connection closed.
+   */
+  ShuttingDown = 'shutting_down',
 }
 
 const STATUS: Record<ApiErrorCode, number> = {
@@ -55,6 +60,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.RateLimited]: 429,
   [ApiErrorCode.ConnectionLimitReached]: 503,
   [ApiErrorCode.ClientConnectionLimitReached]: 503,
+  [ApiErrorCode.ShuttingDown]: 503,
 };
 
 export class ApiError extends errorClass(STATUS) {}

@@ -1,35 +1,6 @@
-import fc from 'fast-check';
-import { clientKey, descriptorWarning } from './connections';
-
-describe(clientKey.name, () => {
-  it.each([
-    ['ok an IPv4 address is itself', '203.0.113.7', '203.0.113.7'],
-    ['ok an IPv4-mapped IPv6 address is the IPv4 address (a dual-stack listener)', '::ffff:203.0.113.7', '203.0.113.7'],
-    ['ok an IPv6 address is its /64', '2001:db8:1:2:a:b:c:d', '2001:db8:1:2::/64'],
-    ['ok a compressed IPv6 address is expanded first', '2001:db8::1', '2001:db8:0:0::/64'],
-    ['ok leading zeros and case do not make another client', '2001:0DB8:0001:0002::ff', '2001:db8:1:2::/64'],
-    ['ok a zone id is dropped', 'fe80::1%eth0', 'fe80:0:0:0::/64'],
-    ['ok IPv6 loopback', '::1', '0:0:0:0::/64'],
-    ['ok no address (a socket already gone) is one client', undefined, 'unknown'],
-  ])('%s', (_n, address, key) => {
-    expect(clientKey(address)).toBe(key);
-  });
-
-  it('ok every address of one /64 is the same client, addresses of another /64 are not (property)', () => {
-    const hextet = fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16));
-    const half = fc.tuple(hextet, hextet, hextet, hextet);
-    fc.assert(
-      fc.property(half, half, half, (prefix, a, b) => {
-        const key = clientKey([...prefix, ...a].join(':'));
-        expect(clientKey([...prefix, ...b].join(':'))).toBe(key);
-        const other = [...prefix];
-        other[3] = ((parseInt(other[3], 16) + 1) % 0x10000).toString(16);
-        expect(clientKey([...other, ...a].join(':'))).not.toBe(key);
-      }),
-      { seed: 20261207, numRuns: 500 },
-    );
-  });
-});
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { ConnectionGate, descriptorWarning } from './connections';
 
 describe(descriptorWarning.name, () => {
   const limits = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax processes             62987                62987                processes\nMax open files            ${soft}              1048576              files\n`;
@@ -41,5 +12,76 @@ describe(descriptorWarning.name, () => {
     ['fail room for the connections but not for the rest', limits('4200'), 4096, true],
   ])('%s', (_n, text, max, warned) => {
     expect(descriptorWarning(max, text) !== undefined).toBe(warned);
+  });
+});
+
+describe(ConnectionGate.name, () => {
+  /** A raw client: what it received, whether the server closed. */
+  function client(port: number): Promise<{ socket: Socket; received: () => string; closed: () => boolean }> {
+    return new Promise((resolve) => {
+      let data = '';
+      let closed = false;
+      const socket = connect(port, '127.0.0.1', () => resolve({ socket, received: () => data, closed: () => closed }));
+      socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => (closed = true));
+    });
+  }
+  const statuses = (raw: string) => [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  const codes = (raw: string) => [...raw.matchAll(/"code":"([a-z_]+)"/g)].map((m) => m[1]);
+
+  let server: Server;
+  let gate: ConnectionGate;
+  let port: number;
+  beforeEach(async () => {
+    gate = new ConnectionGate({ maxConnections: 10, maxConnectionsPerIp: 10, shutdownGraceMs: 400 });
+    // Answers at once, without reading the body (as a refusal does): Node then reads and drops the body itself.
+    server = createServer((_req, res) => res.end('ok'));
+    gate.install(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterEach(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('fail a header section still arriving when the grace ends: 503 shutting_down at the socket, then closed', async () => {
+    const c = await client(port);
+    c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await gate.shutdown(server);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([statuses(c.received()), codes(c.received()), c.closed()]).toEqual([[503], ['shutting_down'], true]);
+  });
+
+  it('ok the body of a request already answered that ends during the grace: no second answer, closed', async () => {
+    const c = await client(port);
+    c.socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = gate.shutdown(server);
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.write('67890');
+    await closed;
+    await new Promise((r) => setTimeout(r, 50));
+    expect([statuses(c.received()), c.closed()]).toEqual([[200], true]);
+  });
+
+  it('ok the body of a request already answered still arriving when the grace ends: closed, no second answer', async () => {
+    const c = await client(port);
+    c.socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+    await new Promise((r) => setTimeout(r, 50));
+    await gate.shutdown(server);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([statuses(c.received()), c.closed()]).toEqual([[200], true]);
+  });
+
+  it('ok a connection that never sent a byte is closed at once, without an answer', async () => {
+    const c = await client(port);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await gate.shutdown(server);
+    expect(Date.now() - t0).toBeLessThan(300);
+    await new Promise((r) => setTimeout(r, 20));
+    expect([c.received(), c.closed()]).toEqual(['', true]);
   });
 });

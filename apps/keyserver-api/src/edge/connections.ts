@@ -1,7 +1,8 @@
-import type { Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { rawProblemResponse } from '@keyserver/errors';
 import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
+import { clientKey } from './client-key';
 
 /** Bounds of {@link ConnectionGate} (HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_IP, HTTP_SHUTDOWN_GRACE_MS). */
 export interface ConnectionLimits {
@@ -31,32 +32,18 @@ const REFUSALS: Record<Exclude<ConnectionRefusal, 'shutdown'>, string> = {
   total: withRetryAfter(rawProblemResponse(503, ApiErrorCode.ConnectionLimitReached, 'Service Unavailable')),
   per_ip: withRetryAfter(rawProblemResponse(503, ApiErrorCode.ClientConnectionLimitReached, 'Service Unavailable')),
 };
-const SHUTTING_DOWN = rawProblemResponse(503, ApiErrorCode.ServiceUnavailable, 'Service Unavailable');
+const SERVICE_UNAVAILABLE = rawProblemResponse(503, ApiErrorCode.ServiceUnavailable, 'Service Unavailable');
+/** After the grace, for a request whose header section is still arriving (never routed: nothing ran). */
+const SHUTTING_DOWN = withRetryAfter(rawProblemResponse(503, ApiErrorCode.ShuttingDown, 'Service Unavailable'));
 
-/**
- * What counts as one client: an IPv4 address (an IPv4-mapped IPv6 one is the IPv4 address), or the /64 of an IPv6
- * address (one subscriber, one host, holds a whole /64: counting single addresses would count nothing).
- */
-export function clientKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  if (!address.includes(':')) return address;
-  const a = address.split('%')[0].toLowerCase();
-  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
-  const gap = a.indexOf('::');
-  let groups: string[];
-  if (gap < 0) groups = a.split(':');
-  else {
-    const head = gap > 0 ? a.slice(0, gap).split(':') : [];
-    const tail = a.slice(gap + 2) ? a.slice(gap + 2).split(':') : [];
-    groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
-  }
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
-}
+/** Node's fields on an HTTP server's socket: the response being written, and the parser with the message it reads. */
+type Tracked = Socket & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
 
-type Tracked = Socket & { _httpMessage?: ServerResponse | null };
+/** The body of a request already answered is still arriving (Node reads and drops it): the client has its answer. */
+const answeredBodyArriving = (socket: Tracked): boolean => {
+  const incoming = socket.parser?.incoming;
+  return !!incoming && !incoming.complete;
+};
 
 /**
  * Connection limits and a bounded shutdown for one HTTP server (ADR 0011 addendum "connections"). It sits in front
@@ -70,11 +57,16 @@ export class ConnectionGate {
   private readonly perClient = new Map<string, number>();
   private readonly sockets = new Set<Tracked>();
   private lingering = 0;
-  private closing = false;
+  private isClosing = false;
   private drained?: () => void;
   onRefused?: RefusalListener;
 
   constructor(private readonly limits: ConnectionLimits) {}
+
+  /** Whether the bounded shutdown has begun: a request routed from now on is answered 503 shutting_down, not run. */
+  get closing(): boolean {
+    return this.isClosing;
+  }
 
   /** Connections open now (admitted ones). */
   get openConnections(): number {
@@ -95,7 +87,7 @@ export class ConnectionGate {
     const key = clientKey(socket.remoteAddress);
     let reason: ConnectionRefusal | undefined;
     const n = this.perClient.get(key) ?? 0;
-    if (this.closing) reason = 'shutdown';
+    if (this.isClosing) reason = 'shutdown';
     else if (this.open >= this.limits.maxConnections) reason = 'total';
     else if (n >= this.limits.maxConnectionsPerIp) reason = 'per_ip';
     if (reason) {
@@ -111,7 +103,7 @@ export class ConnectionGate {
       if (left > 0) this.perClient.set(key, left);
       else this.perClient.delete(key);
       this.sockets.delete(socket);
-      if (this.closing && this.sockets.size === 0) this.drained?.();
+      if (this.isClosing && this.sockets.size === 0) this.drained?.();
     });
     return true;
   }
@@ -137,23 +129,30 @@ export class ConnectionGate {
   }
 
   /**
-   * The bounded shutdown: stops accepting, closes at once every connection without a request in flight (idle
-   * keep-alive connections, and requests whose header section is still arriving: nothing was routed, a client may
-   * retry them elsewhere), answers the requests in flight with `Connection: close`, and after `shutdownGraceMs`
-   * answers whatever is still receiving its request 503 service_unavailable (its handler sees the body end and
-   * records why) and closes the rest. Resolves once every connection is closed.
+   * The bounded shutdown (ADR 0011 addenda "connections" and "one client, and a request already started"): stops accepting; closes
+   * at once every connection on which no request has started (idle keep-alive ones, and those that never sent a
+   * byte); answers the requests in flight with `Connection: close`; a request whose header section is still
+   * arriving is not dropped: once its headers are complete (within `shutdownGraceMs`) it is answered `503
+   * shutting_down` without running (the server's request hook asks {@link closing}). After `shutdownGraceMs` a
+   * request still receiving its body is answered 503 service_unavailable (its handler sees the body end and records
+   * why), a header section still arriving 503 shutting_down, and the rest is closed. Resolves once every connection
+   * is closed.
    */
   shutdown(server: Server): Promise<void> {
-    this.closing = true;
+    this.isClosing = true;
+    // Node closes the connections that are neither receiving a request nor waiting for a response (its "idle" ones).
     server.close(() => undefined);
+    server.closeIdleConnections();
     const done = new Promise<void>((resolve) => {
       this.drained = resolve;
       if (this.sockets.size === 0) resolve();
     });
     for (const socket of [...this.sockets]) {
+      if (socket.destroyed) continue;
       const res = socket._httpMessage;
       if (!res) {
-        socket.destroy();
+        // Connected but not a byte sent: nothing started. Otherwise a header section is arriving: kept for the grace.
+        if (socket.bytesRead === 0) socket.destroy();
         continue;
       }
       if (!res.headersSent) res.shouldKeepAlive = false;
@@ -161,19 +160,28 @@ export class ConnectionGate {
     }
     if (this.sockets.size === 0) return Promise.resolve();
     const timer = setTimeout(() => {
+      // Connections that went idle during the grace (a dropped body that ended) have nothing to be answered.
+      server.closeIdleConnections();
       for (const socket of [...this.sockets]) {
+        if (socket.destroyed) continue;
         const res = socket._httpMessage;
         if (res && !res.headersSent && socket.writable) {
           markTransportRefusal(res.req, ApiErrorCode.ServiceUnavailable);
-          socket.end(SHUTTING_DOWN);
-          socket.destroySoon();
-          // A client that does not read its answer keeps nothing open.
-          setTimeout(() => socket.destroy(), LINGER_MS).unref();
+          this.answerAndClose(socket, SERVICE_UNAVAILABLE);
+        } else if (!res && socket.writable && socket.bytesRead > 0 && !answeredBodyArriving(socket)) {
+          this.answerAndClose(socket, SHUTTING_DOWN);
         } else socket.destroy();
       }
     }, this.limits.shutdownGraceMs);
     timer.unref();
     return done.finally(() => clearTimeout(timer));
+  }
+
+  private answerAndClose(socket: Socket, raw: string): void {
+    socket.end(raw);
+    socket.destroySoon();
+    // A client that does not read its answer keeps nothing open.
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   }
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
+import { clientKey } from './client-key';
 import { checkHeaderSection, checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
 import { RefusalAudit } from './refusal-audit';
@@ -42,7 +43,11 @@ const chargeable = (status: number): boolean => status >= 400 && status < 500 &&
 /** The caller's address as the socket sees it (`trust proxy` is off: X-Forwarded-For is never believed). */
 export const remoteIp = (req: IncomingMessage): string => req.socket?.remoteAddress ?? 'unknown';
 const principalKey = (p: Pick<Principal, 'tid' | 'oid'>): string => `principal:${p.tid}/${p.oid}`;
-const ipKey = (req: IncomingMessage): string => `ip:${remoteIp(req)}`;
+/**
+ * The key of a caller without a valid token: its {@link clientKey}, the connection gate's notion of one client (an
+ * IPv6 caller per /64), so that rotating addresses inside a /64 escapes neither the rate limit nor the aggregation.
+ */
+export const ipKey = (req: IncomingMessage): string => `ip:${clientKey(remoteIp(req))}`;
 /** The path for audit details: never the query (it may hold credentials), capped. */
 const auditPath = (req: IncomingMessage & { originalUrl?: string }): string => (req.originalUrl ?? req.url ?? '').split('?')[0].slice(0, 256);
 
@@ -55,8 +60,8 @@ function isParserError(e: unknown): boolean {
 
 /**
  * The per-process limits and bounded audit of refusals (docs/adr/0011-edge-refusals-and-rate-limits.md): token
- * buckets per IP (unauthenticated and failing callers) and per principal (failing authenticated callers), and
- * the aggregating refusal audit every refusal path writes through.
+ * buckets per client (`clientKey`: an IPv4 address or an IPv6 /64; unauthenticated and failing callers) and per
+ * principal (failing authenticated callers), and the aggregating refusal audit every refusal path writes through.
  */
 export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
   readonly limiter: RefusalLimiter;
@@ -101,7 +106,7 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
       requestId: typeof req.id === 'string' ? req.id : null,
       details: { method: (req.method ?? '').slice(0, 16), path: auditPath(req), status, ip },
     };
-    return this.refusals.record(`request.refused|${code}|${principal ? principalKey(principal) : `ip:${ip}`}`, input);
+    return this.refusals.record(`request.refused|${code}|${principal ? principalKey(principal) : ipKey(req)}`, input);
   }
 
   /** Charges a refusal to its caller: the principal when the token was valid, else the IP (once per request). */
@@ -191,6 +196,16 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
     return false;
   }
   return true;
+}
+
+/**
+ * A request routed after SIGTERM began the bounded shutdown (its header section was still arriving then): answered
+ * `503 shutting_down` with `Connection: close` before anything runs, its body (if any) unread. Nothing was done, so a
+ * client may retry any method elsewhere; not charged nor audited (the server's doing, not the caller's).
+ */
+export function refuseWhileShuttingDown(edge: EdgeServices, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('connection', 'close');
+  edge.sendRefusal(request, reply, new EdgeRefusal(ApiErrorCode.ShuttingDown, 'the server is shutting down; send the request again'));
 }
 
 /** After authentication (the guard's {@link PrincipalGate}): a principal over its limit of refusals gets 429 until its bucket refills. */

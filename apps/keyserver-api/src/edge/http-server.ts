@@ -17,7 +17,7 @@ import { PUBLIC_ROUTES } from '../app/public-routes';
 import { installEdgeRoutes } from '../health/liveness';
 import { clientErrorHandler } from './client-error';
 import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from './connections';
-import { requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
+import { refuseWhileShuttingDown, requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
 
 /** What the server needs that exists only once Nest has built its providers (the edge's limiter and audit). */
 export interface LateEdge {
@@ -166,19 +166,28 @@ function track(logger: Logger, metrics: RequestMetrics | undefined, request: Fas
 }
 
 /**
- * The API's per-request path in front of Nest, as one `onRequest` hook: {@link track}, then the edge checks
+ * The API's per-request path in front of Nest, as one `onRequest` hook: {@link track}, a request routed during the
+ * bounded shutdown answered 503 shutting_down (`connections`, the adapter's gate), then the edge checks
  * ({@link requestGuard}: Content-Encoding, the request target, anonymous rate limits), then the bootstrap gate;
  * then the body parser ({@link installBodyParser}), then Nest (the global guard, the handler, the problem filter);
  * the registry's edge routes (the liveness probe, {@link installEdgeRoutes}) are answered without Nest.
  */
-export function configureHttpServer(app: NestFastifyApplication, o: { edge: EdgeServices; db: Db; logger: Logger; config: ApiConfig; metrics?: RequestMetrics }): void {
+export function configureHttpServer(
+  app: NestFastifyApplication,
+  o: { edge: EdgeServices; db: Db; logger: Logger; config: ApiConfig; metrics?: RequestMetrics; connections?: Pick<ConnectionGate, 'closing'> },
+): void {
   const server = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
   installBodyParser(server, o.config);
   installEdgeRoutes(server, PUBLIC_ROUTES);
   const gate = bootstrapGate(o.db, o.edge);
-  const { edge, logger, metrics } = o;
+  const { edge, logger, metrics, connections } = o;
   server.addHook('onRequest', (request, reply, done) => {
     track(logger, metrics, request, reply, false);
+    // Routed after SIGTERM (its header section was still arriving): nothing new starts (ConnectionGate.shutdown).
+    if (connections?.closing) {
+      refuseWhileShuttingDown(edge, request, reply);
+      return markAnswered(request);
+    }
     if (!requestGuard(edge, request, reply)) return markAnswered(request);
     gate(request, reply, done, markAnswered);
   });

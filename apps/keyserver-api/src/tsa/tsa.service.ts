@@ -21,7 +21,7 @@ import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { KeyChainCache } from '../certificates/key-chain';
 import { cmsHashOf } from '../keys/key-algorithms';
-import { EDGE, remoteIp, type EdgeServices } from '../edge/edge';
+import { EDGE, ipKey, remoteIp, type EdgeServices } from '../edge/edge';
 import type { StreamedRequest } from '../firmware/firmware.service';
 
 /** What the public route answers: always a TimeStampResp, granted or rejected (RFC 3161 3.4). */
@@ -157,11 +157,12 @@ export class TsaService {
 
   /** The anonymous route's refusals, with the outcome rule of every audited request (common/audited.ts). */
   private auditRefusal(req: StreamedRequest, requestId: string, err: ApiError | TsaError, details: Record<string, unknown>): Promise<void> {
-    const ip = remoteIp(req as unknown as Parameters<typeof remoteIp>[0]);
+    const raw = req as unknown as Parameters<typeof remoteIp>[0];
+    const ip = remoteIp(raw);
     const code = errorCodeOf(err);
     const input: AuditInput = { action: 'timestamp.rejected', outcome: outcomeOf(err), errorCode: code, requestId: requestId || null, details: { ip, ...details } };
     // Bounded like every anonymous refusal: identical ones per caller are aggregated (ADR 0011).
-    return this.edge.refusals.record(`timestamp.rejected|${code}|ip:${ip}`, input);
+    return this.edge.refusals.record(`timestamp.rejected|${code}|${ipKey(raw)}`, input);
   }
 }
 

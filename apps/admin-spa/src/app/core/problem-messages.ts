@@ -25,6 +25,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   not_found: 'It does not exist, or you may not see it.',
   forbidden: 'You do not have the permission to do this.',
   service_unavailable: 'The Keyserver is temporarily unavailable. Try again in a moment.',
+  shutting_down: 'The Keyserver was restarting and did not run the request. Try again.',
   database_unavailable: 'The database is switching over or restarting. Try again in a few seconds.',
   idempotency_key_invalid: 'The request could not be repeated safely.',
   conflict: 'The same request is still being processed. Wait a moment and try again.',
