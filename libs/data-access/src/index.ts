@@ -106,6 +106,10 @@ export {
   ENDPOINT_HOURLY_LIMIT,
   type NotificationCaps,
   canonicalMailbox,
+  canonicalEndpoint,
+  endpointCapKey,
+  SUPERSEDED,
+  type WebhookCapTarget,
   storedAddress,
 } from './lib/repositories/notification.repository';
 export { TimestampRepository, type TimestampRecord } from './lib/repositories/timestamp.repository';

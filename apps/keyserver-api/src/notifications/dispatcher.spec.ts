@@ -332,6 +332,64 @@ describe(NotificationDispatcher.name, () => {
     expect(await m.registry.metrics()).toMatch(/^keyserver_notification_held_last_hour [1-9]\d*$/m);
   });
 
+  it('caps webhook calls per endpoint URL, not per name: two names configured with spellings of one URL share one cap across two dispatchers', async () => {
+    // The same receiver under two names (scheme and host case, the default port spelled out, hex IPv4, an encoded
+    // unreserved character, a fragment) got the cap twice.
+    const s = await scene(1);
+    await repos.notifications.setOptOuts(s.approvers[0].id, { emailEnabled: false }, AUDIT);
+    const flood = [];
+    for (let i = 0; i < 4; i++) flood.push((await s.order(`flood ${i}`)).id);
+    const hooks = [
+      hook('same-a', { url: `http://127.0.0.1:${httpPort}/same` }),
+      hook('same-b', { url: `HTTP://0x7F.0.0.1:${httpPort}/%73ame#chat` }),
+      hook('other', { url: `http://127.0.0.1:${httpPort}/other` }),
+    ];
+    while ((await repos.notifications.expand({ email: true, webhooks: hooks.map((h) => h.name) })).length > 0);
+    const one = new NotificationDispatcherFor(hooks, db, { webhookHourlyMax: 2 });
+    const two = new NotificationDispatcherFor(hooks, db2, { webhookHourlyMax: 2 });
+    const [x, y] = await Promise.all([one.drain(), two.drain()]);
+    expect({ sent: x.sent + y.sent, dead: x.dead + y.dead }).toEqual({ sent: 6, dead: 0 });
+    const at = (path: string[]) => calls.filter((c) => path.includes(c.path)).map((c) => c.headers['x-keyserver-event']);
+    // Eight requests to one receiver: two posted, one summary, five held. The other endpoint keeps its own cap.
+    expect(at(['/same', '/%73ame']).sort()).toEqual(['notification.approval_requests_held', 'operation.approval_requested', 'operation.approval_requested']);
+    expect(at(['/other']).sort()).toEqual(['notification.approval_requests_held', 'operation.approval_requested', 'operation.approval_requested']);
+    // The metrics case below counts every held call in the table: this case's go.
+    await db.pool.query(`DELETE FROM "notification_outbox" WHERE "operationId" = ANY($1::uuid[])`, [flood]);
+  });
+
+  it('asks the approvers who may still approve again when a withdrawal sends an approved operation back to REQUESTED, once across two dispatchers', async () => {
+    const s = await scene(3);
+    const op = await s.order('Release 4.3');
+    const hooks = [hook('again')];
+    expect(await new NotificationDispatcherFor(hooks, db).drain()).toMatchObject({ sent: 4, dead: 0 });
+    await repos.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    expect(await new NotificationDispatcherFor(hooks, db).drain()).toMatchObject({ sent: 2, dead: 0 });
+    mails.length = 0;
+    calls.length = 0;
+    // Approver 0 leaves: his approval is withdrawn, the operation awaits one approval again.
+    await repos.subjects.update(s.approvers[0].id, { enabled: false });
+    const [x, y] = await Promise.all([new NotificationDispatcherFor(hooks, db).drain(), new NotificationDispatcherFor(hooks, db2).drain()]);
+    expect({ sent: x.sent + y.sent, dead: x.dead + y.dead }).toEqual({ sent: 3, dead: 0 });
+    const requests = mails.filter((m) => m.raw.includes('Approval requested again'));
+    expect(requests.map((m) => m.to).flat().sort()).toEqual([s.approvers[1].email, s.approvers[2].email].sort());
+    for (const m of requests) {
+      expect(m.raw).toContain('withdrawn');
+      expect(m.raw).toContain(`https://keyserver.example.test/operations/${op.id}`);
+    }
+    // Not the approver who left, nor the orderer; the channel gets the new round, signed.
+    expect(mails.length).toBe(2);
+    const [call] = calls.filter((c) => c.headers['x-keyserver-event'] === 'operation.approval_requested');
+    const body = JSON.parse(call.body);
+    expect([body.round, body.operation.id, body.recipients.map((r: { subjectId: string }) => r.subjectId).sort()]).toEqual([2, op.id, [s.approvers[1].id, s.approvers[2].id].sort()]);
+    const mac = execFileSync('openssl', ['dgst', '-sha256', '-hmac', SECRET, '-r'], { input: `${call.headers['x-keyserver-timestamp']}.${call.body}` }).toString().split(' ')[0];
+    expect(call.headers['x-keyserver-signature']).toBe(`v1=${mac}`);
+    // Approved again: the orderer is told again (round 2).
+    await repos.operations.addApproval(op.id, s.key.keyid, s.approvers[1].id);
+    mails.length = 0;
+    await new NotificationDispatcherFor(hooks, db).drain();
+    expect(mails.map((m) => m.to).flat()).toEqual([(await repos.notifications.settings(s.orderer.id)).email]);
+  });
+
   it('holds a flood of approval requests to each webhook endpoint at its hourly cap across two dispatchers, posts one signed summary instead, and still posts the outcome', async () => {
     // The attack through a chat channel: one call per event and endpoint, so every operation the orderer creates
     // in a loop lands in the channel, whoever the approvers are (their own email cap does not apply to it).

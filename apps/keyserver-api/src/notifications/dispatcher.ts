@@ -79,7 +79,8 @@ export class NotificationDispatcher {
             this.logger.warn({ event: e.event, about: e.about }, 'an approval is needed but nobody can give it (no enabled user with the right): nobody was notified');
           }
         }
-        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10, this.cfg.recipientHourlyMax, this.cfg.webhookHourlyMax);
+        // Webhook calls are capped per endpoint URL (canonical), not per name: two names for one receiver share its cap.
+        const claimed = await this.repo.claim(this.cfg.leaseMs, this.cfg.maxAttempts, 10, this.cfg.recipientHourlyMax, this.cfg.webhookHourlyMax, this.cfg.webhooks);
         await Promise.all(claimed.map((d) => this.deliver(d, result)));
         if (batch.length === 0 && claimed.length === 0) break;
       }

@@ -41,6 +41,18 @@ describe(webhookBody.name, () => {
     expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
   });
 
+  it.each([
+    ['ok round 1 as it always was: no round member, the first title', undefined, 'Approval requested:', false],
+    ['ok a later round names itself and why it came', 2, 'Approval requested again:', true],
+  ])('%s', (_n, round, heading, again) => {
+    const p = payload(round ? { round } : {});
+    expect(title(p)).toContain(heading);
+    expect(emailText(p, recipients[0], 'https://ks.example.test', 'd-3').includes('was withdrawn')).toBe(again);
+    const body = webhookBody('keyserver', notificationBody('d-3', p, recipients, 'https://ks.example.test'));
+    expect(JSON.parse(body).round).toBe(round);
+    expect(webhookBody('slack', notificationBody('d-3', p, recipients, null))).toContain(`[Keyserver] ${heading}`);
+  });
+
   it('writes the held-back notice with the cap and the console link only: no operation, nothing the orderer wrote', () => {
     const text = heldNoticeText({ subjectId: 'a', displayName: 'Alice\r\nBcc: x@example.test' }, 'https://ks.example.test', 20, 'd-2');
     expect(HELD_NOTICE_TITLE).toBe('[Keyserver] Further approval requests held back');

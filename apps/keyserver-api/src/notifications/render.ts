@@ -56,9 +56,12 @@ const TITLES: Record<NoticePayload['type'], string> = {
   'admin_session.authorization_requested': 'Administrative session needs your authorization',
 };
 
+/** A later round of approval requests: the operation fell back to REQUESTED when an approval was withdrawn. */
+const askedAgain = (p: NoticePayload): boolean => p.type === 'operation.approval_requested' && (p.round ?? 1) > 1;
+
 export function title(p: NoticePayload): string {
   const description = 'operation' in p ? p.operation.description : p.adminSession.description;
-  return `[Keyserver] ${TITLES[p.type]}: ${oneLine(description, 80)}`;
+  return `[Keyserver] ${askedAgain(p) ? 'Approval requested again' : TITLES[p.type]}: ${oneLine(description, 80)}`;
 }
 
 /** The lines every format shows (plain text; user-written text is quoted as data, never as markup). */
@@ -94,13 +97,16 @@ const ACTION: Record<NoticePayload['type'], string> = {
     'An administrator opened a four-eyes session that needs another administrator. If you expected it, authorize it in the Keyserver after signing in; this message cannot authorize anything.',
 };
 
+const ASKED_AGAIN =
+  'An approval this operation had was withdrawn (its approver lost the right to approve), so it needs approval again. Review it in the Keyserver after signing in; this message cannot approve anything.';
+
 /** The plain-text email to one recipient. */
 export function emailText(p: NoticePayload, recipient: NotificationRecipient | undefined, spaUrl: string | null, deliveryId: string): string {
   const url = pageUrl(spaUrl, p);
   return [
     `Hello ${oneLine(recipient?.displayName ?? '', 200)},`,
     '',
-    ACTION[p.type],
+    askedAgain(p) ? ASKED_AGAIN : ACTION[p.type],
     '',
     ...summaryLines(p),
     '',

@@ -2,6 +2,7 @@ import type { Tx } from '../db';
 import type { AuditInput } from '../types';
 import { approvalComplete, stateAfterWithdrawal } from '../policy/operation-policy';
 import { appendAuditTx } from './audit.repository';
+import { enqueueOperationNotice } from './notification.repository';
 
 // An approval counts only while its approver may give it (ADR 0017 addendum 2026-12-07, docs/security.md §6a): an
 // enabled subject one of whose roles grants APPROVE on the key (the grant alone opens the approval route, ADR 0016).
@@ -64,7 +65,9 @@ export interface WithdrawnApprovalRow {
  * passed; finished operations keep their history as it was). Each approval row moves to `withdrawn_approval` with its
  * reason and gets an `operation.approval_withdrawn` audit event (actor, request and session of `audit`, the change);
  * an APPROVED operation that is no longer complete (`approvalComplete`) is REQUESTED again, so the next reservation
- * is refused `operation_not_usable`. Usages already reserved finish. Call it after the change, with the subjects (or
+ * is refused `operation_not_usable`, and its approvers who may still approve and have not are asked again in a new
+ * round of approval requests (ADR 0023 addendum "a new round"; the round is named in the withdrawal's audit events as
+ * `approvalRequestRound`). Usages already reserved finish. Call it after the change, with the subjects (or
  * the role) already locked FOR UPDATE; the operations are locked here in id order, as approvals and
  * `setRequiredApprovers` lock them.
  */
@@ -99,7 +102,7 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
     ids,
     opIds,
   );
-  const reopened = new Set<string>();
+  const reopened = new Map<string, number | null>();
   for (const id of opIds) {
     const keys = await tx.$queryRaw<{ requiredApprovers: number; approvals: number }[]>`
       SELECT ok."requiredApprovers", (SELECT count(*)::int FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId") AS "approvals"
@@ -107,7 +110,9 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
     const [op] = await tx.$queryRaw<{ state: 'REQUESTED' | 'APPROVED' }[]>`SELECT "state"::text AS "state" FROM "operation" WHERE "id" = ${id}::uuid`;
     if (stateAfterWithdrawal(op.state, approvalComplete(keys)) !== op.state) {
       await tx.$executeRaw`UPDATE "operation" SET "state" = 'REQUESTED', "updatedAt" = now() WHERE "id" = ${id}::uuid`;
-      reopened.add(id);
+      // The first round's requests were decided by the approvals just withdrawn: without a new round nobody who can
+      // still approve would hear of it (the outbox writes one event per operation, event and round).
+      reopened.set(id, await enqueueOperationNotice(tx, 'operation.approval_requested', id, { again: true }));
     }
   }
   for (const w of gone) {
@@ -129,6 +134,7 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
         reason: w.reason,
         ...(audit ? { by: audit.action } : {}),
         reopened: reopened.has(w.operationId),
+        ...(reopened.get(w.operationId) ? { approvalRequestRound: reopened.get(w.operationId) } : {}),
       },
     });
   }

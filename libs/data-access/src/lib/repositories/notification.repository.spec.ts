@@ -3,7 +3,7 @@ import { sql, type TempDatabase } from '../../spec/temp-database';
 import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
 import { type Db } from '../db';
 import type { Repositories } from '.';
-import { canonicalMailbox, NotificationRepository, type ClaimedDelivery } from './notification.repository';
+import { canonicalEndpoint, canonicalMailbox, NotificationRepository, SUPERSEDED, type ClaimedDelivery } from './notification.repository';
 
 const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
 
@@ -379,6 +379,207 @@ describe(NotificationRepository.name, () => {
     await order(s, 'next');
     await a.notifications.expand({ email: false, webhooks: [endpoint] }, 50);
     expect(kinds(await a.notifications.claim(60_000, 5, 50, 20, 1))).toEqual({ admitted: 1, notices: 0, held: 0 });
+    await settleOthers();
+  });
+
+  /** `url` with each letter of its host cased by `upper` (cycled). */
+  const hostCased = (host: string, upper: boolean[]) => [...host].map((ch, i) => (upper[i % upper.length] ? ch.toUpperCase() : ch.toLowerCase())).join('');
+  /** `text` with the unreserved characters chosen by `pick` percent-encoded (hex case by `lower`): one resource to RFC 3986 6.2.2.2. */
+  const encoded = (text: string, pick: boolean[], lower: boolean) =>
+    [...text]
+      .map((ch, i) => {
+        if (!pick[i % pick.length] || !/[A-Za-z0-9._~-]/.test(ch)) return ch;
+        const h = ch.charCodeAt(0).toString(16).toUpperCase();
+        return `%${lower ? h.toLowerCase() : h}`;
+      })
+      .join('');
+  /** One spelling of `https://<host>/<path>?<query>` as an operator might configure it. */
+  const spelling = fc.record({
+    upper: fc.array(fc.boolean(), { minLength: 1, maxLength: 6 }),
+    pick: fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }),
+    lowerHex: fc.boolean(),
+    port: fc.boolean(),
+    trailingDot: fc.boolean(),
+    unicodeHost: fc.boolean(),
+    fragment: fc.boolean(),
+    emptyQuery: fc.boolean(),
+  });
+  const spell = (v: { upper: boolean[]; pick: boolean[]; lowerHex: boolean; port: boolean; trailingDot: boolean; unicodeHost: boolean; fragment: boolean; emptyQuery: boolean }, path: string, query = '') => {
+    const host = `${v.unicodeHost ? 'b\u00fccher' : 'xn--bcher-kva'}.${hostCased('hooks.example', v.upper)}${v.trailingDot ? '.' : ''}`;
+    const q = query ? `?${encoded(query, v.pick, v.lowerHex)}` : v.emptyQuery ? '?' : '';
+    return `${hostCased('HTTPS', v.upper)}://${host}${v.port ? ':443' : ''}/${encoded(path, v.pick, v.lowerHex)}${q}${v.fragment ? '#channel' : ''}`;
+  };
+
+  it('ok spellings of one endpoint URL are one endpoint: scheme and host case, default port, IDNA, trailing dot, percent-encoding, fragment', () => {
+    fc.assert(
+      fc.property(spelling, spelling, fc.stringMatching(/^[A-Za-z][A-Za-z0-9._~-]{0,11}$/), (x, y, token) => {
+        // A token of unreserved characters (not `.` or `..`: WHATWG resolves those as dot segments).
+        const path = `services/T0/B1/${token}`;
+        expect(canonicalEndpoint(spell(x, path, `sig=${token}`))).toBe(canonicalEndpoint(spell(y, path, `sig=${token}`)));
+        expect(canonicalEndpoint(spell(x, path))).toBe(`https://xn--bcher-kva.hooks.example/${path}`);
+        expect(canonicalEndpoint(canonicalEndpoint(spell(x, path)))).toBe(canonicalEndpoint(spell(x, path)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it.each([
+    ['fail another path case (paths are case-sensitive: a Slack token)', 'https://hooks.example/services/T0/B1/abc', 'https://hooks.example/services/T0/B1/ABC'],
+    ['fail another query (a Teams sig)', 'https://hooks.example/wf?sig=a', 'https://hooks.example/wf?sig=b'],
+    ['fail another port', 'https://hooks.example/x', 'https://hooks.example:8443/x'],
+    ['fail another scheme', 'http://127.0.0.1/x', 'https://127.0.0.1/x'],
+    ['fail an encoded slash is not a slash (reserved, RFC 3986 6.2.2.2)', 'https://hooks.example/a/b', 'https://hooks.example/a%2Fb'],
+    ['fail another host', 'https://hooks.example/x', 'https://hooks2.example/x'],
+  ])('%s: two endpoints', (_n, x, y) => {
+    expect(canonicalEndpoint(x)).not.toBe(canonicalEndpoint(y));
+  });
+
+  it.each([
+    ['ok dot segments resolved (WHATWG)', 'https://hooks.example/a/./b/../c', 'https://hooks.example/a/c'],
+    ['ok IPv4 written in hex is the address (WHATWG)', 'http://0x7f.0.0.1:80/x', 'http://127.0.0.1/x'],
+    ['ok userinfo does not change the receiver', 'https://user:pw@hooks.example/x', 'https://hooks.example/x'],
+    ['ok an empty path is /', 'https://Hooks.Example', 'https://hooks.example/'],
+    ['ok a non-ASCII path is UTF-8 percent-encoded, hex upper-cased', 'https://hooks.example/caf\u00e9?x=%c3%a9', 'https://hooks.example/caf%C3%A9?x=%C3%A9'],
+  ])('%s', (_n, url, canonical) => {
+    expect(canonicalEndpoint(url)).toBe(canonical);
+  });
+
+  it('counts the webhook cap per endpoint URL, not per configured name: names spelling one URL share one cap exactly while two replicas race', async () => {
+    // Two (or more) names configured with one URL got one cap each: the channel behind it got the cap times the names.
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.array(spelling, { minLength: 2, maxLength: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), async (cap, spellings, orders, batch) => {
+        await settleOthers();
+        const path = `services/T0/B1/${hex(6)}`;
+        const endpoints = spellings.map((v, i) => ({ name: `chat-${i}-${hex(2)}`, url: spell(v, path) }));
+        // A third endpoint of its own keeps its own cap.
+        const own = { name: `own-${hex(2)}`, url: `https://hooks.example/${hex(6)}` };
+        const s = await scene(1, 1);
+        for (let i = 0; i < orders; i++) await order(s, `flood ${i}`);
+        while ((await a.notifications.expand({ email: false, webhooks: [...endpoints, own].map((e) => e.name) }, 50)).length > 0);
+        const claimed: ClaimedDelivery[] = [];
+        for (let round = 0; round < 40; round++) {
+          const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, batch, 20, cap, [...endpoints, own]), b.notifications.claim(60_000, 5, batch, 20, cap, [own, ...endpoints])]);
+          claimed.push(...x, ...y);
+          if (x.length + y.length === 0) break;
+        }
+        await settleOthers();
+        const n = spellings.length * orders;
+        expect(kinds(claimed.filter((d) => d.target !== own.name))).toEqual({ admitted: Math.min(n, cap), notices: n > cap ? 1 : 0, held: Math.max(0, n - cap - 1) });
+        expect(kinds(claimed.filter((d) => d.target === own.name))).toEqual({ admitted: Math.min(orders, cap), notices: orders > cap ? 1 : 0, held: Math.max(0, orders - cap - 1) });
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  it('keeps the endpoint URL out of the database: the cap key is a digest of the canonical URL (Slack and Teams URLs are bearer secrets)', async () => {
+    await settleOthers();
+    const endpoint = { name: `chat-${hex(2)}`, url: `https://hooks.example/services/T0/B1/${hex(12)}` };
+    const s = await scene(1, 1);
+    const op = await order(s);
+    await a.notifications.expand({ email: false, webhooks: [endpoint.name] }, 50);
+    expect(kinds(await a.notifications.claim(60_000, 5, 10, 20, 5, [endpoint]))).toEqual({ admitted: 1, notices: 0, held: 0 });
+    const [row] = await sql<{ capKey: string }>(tmp.url, `SELECT d."capKey" FROM "notification_delivery" d JOIN "notification_outbox" o ON o."id" = d."outboxId" WHERE o."operationId" = $1::uuid`, [op.id]);
+    expect(row.capKey).toMatch(/^webhook:sha256:[0-9a-f]{64}$/);
+    expect(row.capKey).not.toContain(endpoint.url.split('/').pop());
+    await settleOthers();
+  });
+
+  /** The approval-request rounds written about `opId`: [round, recipients sorted]. */
+  const rounds = async (opId: string) =>
+    (await a.notifications.eventsOf(opId)).filter((e) => e.event === 'operation.approval_requested').map((e) => [e.round, [...e.recipientIds].sort()]);
+  const ids = (...people: { id: string }[]) => people.map((p) => p.id).sort();
+
+  it('asks again, in a new round, the approvers who can still approve and have not approved, when a withdrawal sends the operation back to REQUESTED', async () => {
+    await settleOthers();
+    // Two approvals required; approvers 0 and 1 approve, 2 and 3 do not; 4 is disabled; the orderer may approve too.
+    const s = await scene(2, 5);
+    await a.subjects.update(s.approvers[4].id, { enabled: false });
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: ['chat'] }, 50);
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[1].id);
+    expect((await a.operations.get(op.id)).state).toBe('APPROVED');
+    const requestId = `withdraw-${hex(4)}`;
+    await b.subjects.update(s.approvers[0].id, { enabled: false }, { action: 'subject.update', outcome: 'SUCCESS', actorName: 'admin', requestId });
+    expect((await a.operations.get(op.id)).state).toBe('REQUESTED');
+    // Round 2 asks 2 and 3: not 0 (disabled), not 1 (approved, still counted), not 4 (disabled).
+    expect(await rounds(op.id)).toEqual([
+      [1, ids(s.approvers[0], s.approvers[1], s.approvers[2], s.approvers[3])],
+      [2, ids(s.approvers[2], s.approvers[3])],
+    ]);
+    // Audited with the change that reopened it: the withdrawal names the new round.
+    const [withdrawn] = (await a.audit.list({ action: 'operation.approval_withdrawn', requestId })).items;
+    expect(withdrawn.details).toMatchObject({ reopened: true, approvalRequestRound: 2 });
+    // Both replicas expand and claim at once: one delivery per recipient and endpoint for the round, sent once.
+    await Promise.all([a.notifications.expand({ email: true, webhooks: ['chat'] }, 50), b.notifications.expand({ email: true, webhooks: ['chat'] }, 50)]);
+    const [x, y] = await Promise.all([a.notifications.claim(60_000, 5, 50), b.notifications.claim(60_000, 5, 50)]);
+    const claimed = [...x, ...y].filter((d) => d.payload.type === 'operation.approval_requested' && 'operation' in d.payload && d.payload.operation.id === op.id);
+    expect(new Set(claimed.map((d) => d.id)).size).toBe(claimed.length);
+    const live = claimed.filter((d) => d.staleReason === null);
+    expect(live.map((d) => [d.channel, d.channel === 'EMAIL' ? d.target : d.recipients.map((r) => r.subjectId).sort()]).sort()).toEqual(
+      [['EMAIL', s.approvers[2].id], ['EMAIL', s.approvers[3].id], ['WEBHOOK', ids(s.approvers[2], s.approvers[3])]].sort(),
+    );
+    expect(live.every((d) => 'operation' in d.payload && d.payload.round === 2)).toBe(true);
+    // The first round's requests still queued are superseded, not sent a second time.
+    expect(new Set(claimed.filter((d) => d.staleReason !== null).map((d) => d.staleReason))).toEqual(new Set([SUPERSEDED]));
+    await settleOthers();
+  });
+
+  it('asks once per round when two replicas withdraw approvals of one operation at once, and again on each later fall back', async () => {
+    for (let cycle = 0; cycle < 6; cycle++) {
+      await settleOthers();
+      const s = await scene(2, 6);
+      const op = await order(s);
+      await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+      await a.operations.addApproval(op.id, s.key.keyid, s.approvers[1].id);
+      // Replica a disables approver 0 while replica b takes approver 1's role: one fall back, one round.
+      await Promise.all([
+        (cycle % 2 ? a : b).subjects.update(s.approvers[0].id, { enabled: false }),
+        (cycle % 2 ? b : a).subjects.update(s.approvers[1].id, { roles: [] }),
+      ]);
+      expect((await a.operations.get(op.id)).state).toBe('REQUESTED');
+      const second = await rounds(op.id);
+      expect(second.map(([r]) => r)).toEqual([1, 2]);
+      // Whichever committed first decided the round: the other's approver may still count (approved) or be gone.
+      expect(second[1][1]).toEqual(ids(s.approvers[2], s.approvers[3], s.approvers[4], s.approvers[5]));
+      // Approved again by 2 and 3 (the orderer told again), then 2 loses APPROVE: round 3 asks 4 and 5.
+      await b.operations.addApproval(op.id, s.key.keyid, s.approvers[2].id);
+      await a.operations.addApproval(op.id, s.key.keyid, s.approvers[3].id);
+      expect((await a.notifications.eventsOf(op.id)).filter((e) => e.event === 'operation.approved').map((e) => e.round)).toEqual([1, 2]);
+      await b.subjects.update(s.approvers[2].id, { enabled: false });
+      expect(await rounds(op.id)).toEqual([...second, [3, ids(s.approvers[4], s.approvers[5])]]);
+    }
+  });
+
+  it('ok no new round while the operation stays REQUESTED, nor for a withdrawal from an operation already finished', async () => {
+    await settleOthers();
+    const s = await scene(2, 3);
+    const op = await order(s);
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    await a.subjects.update(s.approvers[0].id, { enabled: false });
+    // Still REQUESTED: everyone who may approve was asked in round 1 and still is.
+    expect((await rounds(op.id)).map(([r]) => r)).toEqual([1]);
+    const cancelled = await order(s);
+    await a.operations.addApproval(cancelled.id, s.key.keyid, s.approvers[1].id);
+    await a.operations.addApproval(cancelled.id, s.key.keyid, s.approvers[2].id);
+    await a.operations.cancel(cancelled.id, AUDIT);
+    await a.subjects.update(s.approvers[1].id, { enabled: false });
+    expect((await rounds(cancelled.id)).map(([r]) => r)).toEqual([1]);
+  });
+
+  it('counts a new round against the hourly caps like the first', async () => {
+    await settleOthers();
+    const s = await scene(1, 2);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    // Approver 1's one request of the hour is used by round 1.
+    expect(kinds((await a.notifications.claim(60_000, 5, 50, 1)).filter((d) => d.target === s.approvers[1].id))).toEqual({ admitted: 1, notices: 0, held: 0 });
+    await settleOthers();
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    await a.subjects.update(s.approvers[0].id, { enabled: false });
+    await a.notifications.expand({ email: true, webhooks: [] }, 50);
+    const again = await a.notifications.claim(60_000, 5, 50, 1);
+    expect(again.map((d) => [d.target, d.heldNotice, d.staleReason])).toEqual([[s.approvers[1].id, true, null]]);
     await settleOthers();
   });
 

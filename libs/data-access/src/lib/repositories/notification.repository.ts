@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import type { PoolClient } from 'pg';
 import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
@@ -25,6 +25,12 @@ export interface OperationNoticePayload {
     keys: { keyid: string; usagesAllowed: number; requiredApprovers: number }[];
     rejectionReason: string | null;
   };
+  /**
+   * The approval-request round, present from round 2 on: the operation fell back to REQUESTED because an approval was
+   * withdrawn (its approver lost the right), and the approvers who may still approve are asked again. Absent in round
+   * 1, so the first round's bodies are as they always were.
+   */
+  round?: number;
 }
 
 /** A four-eyes administrative session waiting for other administrators' authorizations. */
@@ -50,9 +56,17 @@ export type NoticePayload = OperationNoticePayload | AdminSessionNoticePayload;
  * The outbox hook: called INSIDE the transaction that changes the operation (OperationRepository), so the event
  * exists exactly when the change committed. Decides who to tell from the grants in force in that transaction:
  * approval requests go to the enabled USER subjects holding APPROVE on a key that needs approvals (never the
- * orderer); `approved` and `rejected` go to the orderer. A second call for the same event and operation is a no-op.
+ * orderer); `approved` and `rejected` go to the orderer. A second call for the same event, operation and round is a
+ * no-op.
+ *
+ * `again`: a new round of approval requests (ADR 0023 addendum "a new round"), written by `withdrawLostApprovals` in
+ * the transaction of the admin change that sent the operation back to REQUESTED (the operation row locked FOR UPDATE
+ * there, so two replicas' withdrawals write one round between them; the unique (operation, event, round) makes it
+ * once regardless). It asks only who can still make a difference: per key still short of approvals, the subjects
+ * who may approve it and have not. `approved` and `rejected` carry the current round, so an operation approved
+ * again after a fall back tells its orderer again. Returns the round written, or null when nothing was written.
  */
-export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, operationId: string): Promise<void> {
+export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, operationId: string, opts: { again?: boolean } = {}): Promise<number | null> {
   const [op] = await tx.$queryRaw<
     { id: string; description: string; state: string; ordererId: string; ordererName: string; validFrom: Date; validTo: Date; rejectionReason: string | null; now: Date }[]
   >`SELECT o."id", o."description", o."state"::text AS "state", o."ordererId", s."displayName" AS "ordererName", o."validFrom", o."validTo",
@@ -62,10 +76,26 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
   const keys = await tx.$queryRaw<{ keyid: string; usagesAllowed: number; requiredApprovers: number }[]>`
     SELECT k."keyid", ok."usagesAllowed", ok."requiredApprovers" FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId"
      WHERE ok."operationId" = ${operationId}::uuid ORDER BY k."keyid"`;
+  const [{ current }] = await tx.$queryRaw<{ current: number | null }[]>`
+    SELECT max("round")::int AS "current" FROM "notification_outbox" WHERE "operationId" = ${operationId}::uuid AND "event" = 'operation.approval_requested'`;
+  let round = current ?? 1;
   let recipientIds: string[];
-  if (type === 'operation.approval_requested') {
+  if (type === 'operation.approval_requested' && opts.again) {
+    round = (current ?? 0) + 1;
+    const rows = await tx.$queryRaw<{ id: string }[]>`
+      SELECT DISTINCT s."id" FROM "operation_key" ok
+        JOIN "role_key_permission" rkp ON rkp."keyId" = ok."keyId" AND 'APPROVE' = ANY(rkp."permissions")
+        JOIN "subject_role" sr ON sr."roleId" = rkp."roleId"
+        JOIN "subject" s ON s."id" = sr."subjectId"
+       WHERE ok."operationId" = ${operationId}::uuid
+         AND ok."requiredApprovers" > (SELECT count(*) FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId")
+         AND NOT EXISTS (SELECT 1 FROM "approval" a WHERE a."operationId" = ok."operationId" AND a."keyId" = ok."keyId" AND a."approverId" = s."id")
+         AND s."kind" = 'USER' AND s."enabled" AND s."account" = 'MEMBER' AND s."id" <> ${op.ordererId}::uuid
+       ORDER BY s."id"`;
+    recipientIds = rows.map((r) => r.id);
+  } else if (type === 'operation.approval_requested') {
     // An operation whose keys need no approval is usable at once: nobody is asked anything.
-    if (!needsApproval(keys)) return;
+    if (!needsApproval(keys)) return null;
     const rows = await tx.$queryRaw<{ id: string }[]>`
       SELECT DISTINCT s."id" FROM "operation_key" ok
         JOIN "role_key_permission" rkp ON rkp."keyId" = ok."keyId" AND 'APPROVE' = ANY(rkp."permissions")
@@ -92,11 +122,13 @@ export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, oper
       keys: keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usagesAllowed, requiredApprovers: k.requiredApprovers })),
       rejectionReason: op.rejectionReason,
     },
+    ...(round > 1 ? { round } : {}),
   };
-  await tx.$executeRaw`
-    INSERT INTO "notification_outbox" ("id", "event", "operationId", "recipientIds", "payload")
-    VALUES (gen_random_uuid(), ${type}, ${operationId}::uuid, ${recipientIds}::uuid[], ${JSON.stringify(payload)}::jsonb)
-    ON CONFLICT ("operationId", "event") DO NOTHING`;
+  const written = await tx.$executeRaw`
+    INSERT INTO "notification_outbox" ("id", "event", "operationId", "recipientIds", "payload", "round")
+    VALUES (gen_random_uuid(), ${type}, ${operationId}::uuid, ${recipientIds}::uuid[], ${JSON.stringify(payload)}::jsonb, ${round}::int)
+    ON CONFLICT ("operationId", "event", "round") DO NOTHING`;
+  return written === 1 ? round : null;
 }
 
 /**
@@ -169,6 +201,9 @@ export const RECIPIENT_HOURLY_LIMIT = 'recipient_hourly_limit';
 /** `lastError` of an approval-request webhook call held back over its endpoint's hourly cap (NOTIFY_WEBHOOK_HOURLY_MAX). */
 export const ENDPOINT_HOURLY_LIMIT = 'endpoint_hourly_limit';
 
+/** `lastError` of an approval request of an earlier round, still queued when the operation was asked about again. */
+export const SUPERSEDED = 'superseded by a later approval-request round';
+
 /** The hourly caps on approval requests (ADR 0023 addenda): per mailbox, and per webhook endpoint. */
 export interface NotificationCaps {
   recipientHourlyMax: number;
@@ -201,6 +236,49 @@ export function canonicalMailbox(address: string): string {
   const a = address.trim().normalize('NFC');
   const at = a.lastIndexOf('@');
   return at < 1 ? a.toLowerCase() : `${a.slice(0, at).toLowerCase()}@${canonicalDomain(a.slice(at + 1))}`;
+}
+
+/** RFC 3986 unreserved characters: percent-encoding one of them changes nothing (6.2.2.2). */
+const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+
+/** Percent-encodings of unreserved characters decoded, the others' hex upper-cased (RFC 3986 6.2.2.1, 6.2.2.2). */
+function normalisedEncodings(text: string): string {
+  return text.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => {
+    const ch = String.fromCharCode(parseInt(h, 16));
+    return UNRESERVED.test(ch) ? ch : `%${h.toUpperCase()}`;
+  });
+}
+
+/**
+ * The endpoint a webhook URL reaches, as the per-endpoint cap counts it (ADR 0023 addendum "one endpoint, one cap"):
+ * the WHATWG URL parse (scheme and host lower-cased, the host through IDNA to A-labels and percent-decoded, IPv4 in
+ * any notation as dotted decimal, the default port dropped, dot segments resolved, an empty path as `/`, non-ASCII
+ * percent-encoded as UTF-8), then: trailing dots of the host dropped (`example.com.` is `example.com`), percent-
+ * encodings normalised (unreserved characters decoded, hex upper-cased), the fragment (never sent), the userinfo
+ * (credentials, not a place) and an empty query (`?`) dropped. Path and query are otherwise kept as they are:
+ * their case and their reserved characters (`%2F` is not `/`) tell endpoints apart (a Slack token, a Teams `sig`).
+ */
+export function canonicalEndpoint(url: string): string {
+  let text = url.trim();
+  // Twice: decoding `%2E` may make a dot segment that only the next parse resolves; after that it is a fixed point.
+  for (let i = 0; i < 2; i++) {
+    const u = new URL(text);
+    const host = u.hostname.replace(/\.+$/, '');
+    const port = u.port ? `:${u.port}` : '';
+    text = `${u.protocol}//${host}${port}${normalisedEncodings(u.pathname)}${normalisedEncodings(u.search)}`;
+  }
+  return text;
+}
+
+/** The cap key of a webhook endpoint: a digest of its canonical URL, so the URL (a bearer secret for Slack and Teams) never reaches the table. */
+export function endpointCapKey(url: string): string {
+  return `webhook:sha256:${createHash('sha256').update(canonicalEndpoint(url), 'utf8').digest('hex')}`;
+}
+
+/** A configured webhook endpoint as the claim counts it: its name (the delivery's target) and its URL. */
+export interface WebhookCapTarget {
+  name: string;
+  url: string;
 }
 
 export interface DeliveryRow {
@@ -316,11 +394,19 @@ export class NotificationRepository {
    * dispatchers never hold the same row; a row whose lease ran out is due again). Counts the attempt at claim, so
    * a dispatcher that dies mid-send still uses one up.
    */
-  async claim(leaseMs: number, maxAttempts: number, limit = 10, recipientHourlyMax = 20, webhookHourlyMax = 60): Promise<ClaimedDelivery[]> {
+  async claim(
+    leaseMs: number,
+    maxAttempts: number,
+    limit = 10,
+    recipientHourlyMax = 20,
+    webhookHourlyMax = 60,
+    endpoints: readonly WebhookCapTarget[] = [],
+  ): Promise<ClaimedDelivery[]> {
     const leaseToken = randomUUID();
+    const endpointKeys = new Map(endpoints.map((e) => [e.name, endpointCapKey(e.url)]));
     const rows = await sqlTransaction(this.db, async (c) => {
       const claimed = await this.claimRows(c, leaseToken, leaseMs, maxAttempts, limit);
-      await this.applyCaps(c, claimed, { recipientHourlyMax, webhookHourlyMax });
+      await this.applyCaps(c, claimed, { recipientHourlyMax, webhookHourlyMax }, endpointKeys);
       return claimed;
     });
     if (rows.length === 0) return [];
@@ -350,7 +436,8 @@ export class NotificationRepository {
    * The hourly caps on approval requests (ADR 0023 addenda): an orderer may create operations in a loop, and each
    * would mail every approver and post to every webhook endpoint. Each approval request still due is counted against
    * one key: an email against its canonical mailbox (`email:` + {@link canonicalMailbox}, so spellings of one mailbox
-   * share a cap), a webhook call against its endpoint (`webhook:` + name). In the claim's transaction, per key
+   * share a cap), a webhook call against its endpoint ({@link endpointCapKey} of its URL, so names configured with
+   * spellings of one URL share a cap; `webhook:` + name for a name this replica does not know). In the claim's transaction, per key
    * (sorted, so two claims cannot deadlock) under a transaction-level advisory lock: requests admitted under that key
    * in the last hour are counted; up to the cap are admitted (`admittedAt`), the next one becomes the hour's one
    * notice or summary (`heldNotice`), the rest are held (`staleReason` recipient_hourly_limit or
@@ -358,8 +445,8 @@ export class NotificationRepository {
    * first's commit (READ COMMITTED: the count statement sees it), so racing dispatchers never exceed a cap. A retry of
    * an admitted request or of the notice is not counted again; stale requests are not counted at all.
    */
-  private async applyCaps(c: PoolClient, claimed: ClaimRow[], caps: NotificationCaps): Promise<void> {
-    const keyOf = (r: ClaimRow) => (r.channel === 'EMAIL' ? `email:${canonicalMailbox(r.address as string)}` : `webhook:${r.target}`);
+  private async applyCaps(c: PoolClient, claimed: ClaimRow[], caps: NotificationCaps, endpointKeys: ReadonlyMap<string, string>): Promise<void> {
+    const keyOf = (r: ClaimRow) => (r.channel === 'EMAIL' ? `email:${canonicalMailbox(r.address as string)}` : (endpointKeys.get(r.target) ?? `webhook:${r.target}`));
     const capped = claimed
       .filter((r) => r.event === 'operation.approval_requested' && (r.channel === 'WEBHOOK' || r.address) && r.staleReason === null && !r.admitted && !r.heldNotice)
       .sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime() || x.id.localeCompare(y.id));
@@ -408,6 +495,10 @@ export class NotificationRepository {
                     WHEN o."event" = 'operation.approval_requested' AND NOT d."heldNotice" AND NOT EXISTS (
                            SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
                       THEN 'the operation no longer awaits approval'
+                    -- The operation fell back to REQUESTED and its approvers were asked again: that round replaces this one.
+                    WHEN o."event" = 'operation.approval_requested' AND NOT d."heldNotice" AND EXISTS (
+                           SELECT 1 FROM "notification_outbox" n WHERE n."operationId" = o."operationId" AND n."event" = o."event" AND n."round" > o."round")
+                      THEN $6::text
                     WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
                            SELECT 1 FROM "admin_session" a WHERE a."id" = o."adminSessionId" AND a."state" = 'PENDING' AND a."expiresAt" > now())
                       THEN 'the administrative session no longer awaits authorization'
@@ -419,7 +510,7 @@ export class NotificationRepository {
                            SELECT 1 FROM "subject" s WHERE s."id"::text = d."target" AND s."account" = 'MEMBER')
                       THEN 'the recipient is no longer a proven member account'
                   END AS "staleReason"`,
-      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY],
+      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY, SUPERSEDED],
     );
   }
 
@@ -526,11 +617,11 @@ export class NotificationRepository {
   }
 
   /** The events written about one operation or admin session (tests, operators). */
-  async eventsOf(operationId: string): Promise<{ id: string; event: string; recipientIds: string[]; expanded: boolean }[]> {
+  async eventsOf(operationId: string): Promise<{ id: string; event: string; round: number; recipientIds: string[]; expanded: boolean }[]> {
     if (!UUID.test(operationId)) return [];
     return sqlQuery(
       this.db,
-      `SELECT "id", "event", COALESCE("recipientIds", '{}') AS "recipientIds", "expandedAt" IS NOT NULL AS "expanded"
+      `SELECT "id", "event", "round", COALESCE("recipientIds", '{}') AS "recipientIds", "expandedAt" IS NOT NULL AS "expanded"
          FROM "notification_outbox" WHERE ("operationId" = $1::uuid OR "adminSessionId" = $1::uuid) ORDER BY "createdAt", "id"`,
       [operationId],
     );
