@@ -186,7 +186,7 @@ async function writeOpenApi(config: ApiConfig, logger: Logger, file: string) {
 
 void runOrExit('keyserver-api', async () => {
   // Offline: verifies an audit export without config, database or HSM.
-  if (process.argv[2] === 'audit-verify') process.exit(auditVerifyCommand(process.argv[3], process.argv.slice(4)));
+  if (process.argv[2] === 'audit-verify') process.exit(await auditVerifyCommand(process.argv[3], process.argv.slice(4)));
   const config = loadApiConfig(process.env);
   const logger = createLogger(config.logLevel);
   const [command = 'serve', arg] = process.argv.slice(2);
@@ -202,7 +202,7 @@ void runOrExit('keyserver-api', async () => {
       process.exit(0);
       return;
     case 'audit-verify':
-      process.exit(auditVerifyCommand(arg));
+      process.exit(await auditVerifyCommand(arg));
       return;
     case 'bootstrap':
       await step(`cannot migrate the database at ${directUrlVariable(config)}`, () => migrateDatabase(config.databaseDirectUrl, undefined, { migrationsDir: migrationsDir() }));

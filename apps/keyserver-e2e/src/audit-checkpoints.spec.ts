@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { auditEventHash, auditHashedText, type StoredAuditEntry } from '@keyserver/audit-chain';
+import { AUDIT_CHECKPOINT_POLICY_OID, auditEventHash, auditHashedText, type StoredAuditEntry } from '@keyserver/audit-chain';
+import { testTsas, timestampToken } from '@keyserver/timestamp-token/testing';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
 
@@ -53,7 +55,16 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 20_0
 }
 
 const checkpoints = (p: RunningPlatform) =>
-  sql<CheckpointRow & Record<string, unknown>>(p, `SELECT seq::text AS seq, "entryHash", "tokenDer", "genTime", "serialHex" FROM audit_checkpoint ORDER BY seq`);
+  sql<CheckpointRow & Record<string, unknown>>(p, `SELECT seq::text AS seq, "entryHash", "tokenDer", "genTime", "serialHex" FROM audit_checkpoint ORDER BY audit_checkpoint.seq`);
+
+/**
+ * The last entry a checkpoint must seal: the head, unless it is the audit.checkpoint entry recording the last
+ * checkpoint (that record alone is sealed by the next checkpoint, not on its own: ADR 0048 addendum).
+ */
+async function sealableHead(p: RunningPlatform): Promise<{ seq: string }> {
+  const [head] = await sql<{ seq: string }>(p, `SELECT max(seq)::text AS seq FROM audit_event WHERE action <> 'audit.checkpoint'`);
+  return head;
+}
 
 /** Every entry as a verifier sees it. */
 async function entries(p: RunningPlatform): Promise<StoredAuditEntry[]> {
@@ -95,6 +106,21 @@ async function rewriteAndRechain(p: RunningPlatform, seq: string, change: (e: St
   }
 }
 
+/** The insider deletes the checkpoint rows with seq in [from, to] (to null: every later one), triggers disabled. */
+async function deleteCheckpoints(p: RunningPlatform, from: string, to: string | null): Promise<void> {
+  const c = new Client({ connectionString: p.databaseUrl });
+  await c.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('ALTER TABLE audit_checkpoint DISABLE TRIGGER USER');
+    await c.query(`DELETE FROM audit_checkpoint WHERE seq >= $1::bigint AND ($2::bigint IS NULL OR seq <= $2::bigint)`, [from, to]);
+    await c.query('ALTER TABLE audit_checkpoint ENABLE TRIGGER USER');
+    await c.query('COMMIT');
+  } finally {
+    await c.end();
+  }
+}
+
 describe('signed audit checkpoints', () => {
   let p: RunningPlatform;
   let ada: Api;
@@ -123,7 +149,7 @@ describe('signed audit checkpoints', () => {
   });
 
   it('seals the head with the TSA once per seq across two replicas; each token is in the register and openssl ts verifies it over the entry hash and over the hashed bytes', async () => {
-    const [head] = await sql<{ seq: string }>(p, `SELECT max(seq)::text AS seq FROM audit_event`);
+    const head = await sealableHead(p);
     const rows = await until(() => checkpoints(p), (cs) => cs.some((c) => BigInt(c.seq) >= BigInt(head.seq)));
     expect(rows.some((c) => BigInt(c.seq) >= BigInt(head.seq))).toBe(true);
     // No token issued for a checkpoint that was not stored: the register's audit tokens are exactly the checkpoints.
@@ -212,6 +238,44 @@ describe('signed audit checkpoints', () => {
     expect(out.status).toBe(6);
     expect(out.stderr + JSON.stringify(out.json ?? {})).toContain('checkpoint_mismatch');
   });
+  it('fail a deleted checkpoint (its audit.checkpoint entry is in the chain, sealed by the next checkpoint): verify reports checkpoint_missing at its seq', async () => {
+    // Activity after the earlier rewrites, each sealed, so that a checkpoint with a later one exists.
+    for (let i = 0; i < 3; i++) {
+      await aude('GET', '/api/v1/audit/verify');
+      const head = await sealableHead(p);
+      await until(() => checkpoints(p), (cs) => cs.some((c) => BigInt(c.seq) >= BigInt(head.seq)), 5_000);
+    }
+    const all = await checkpoints(p);
+    const victim = all[all.length - 2];
+    await deleteCheckpoints(p, victim.seq, victim.seq);
+    const v = await aude<Verification>('GET', '/api/v1/audit/verify');
+    expect(v.body.ok).toBe(false);
+    expect(v.body.problems).toContainEqual(expect.objectContaining({ seq: victim.seq, kind: 'checkpoint_missing' }));
+  });
+
+  it('fail every checkpoint after an entry deleted, the entry rewritten and every later hash recomputed: checkpoint_missing for each, online and ksctl audit verify (exit 6)', async () => {
+    const target = await sealableHead(p);
+    for (let i = 0; i < 2; i++) {
+      await aude('GET', '/api/v1/audit/verify');
+      const head = await sealableHead(p);
+      await until(() => checkpoints(p), (cs) => cs.some((c) => BigInt(c.seq) >= BigInt(head.seq)), 5_000);
+    }
+    const deleted = (await checkpoints(p)).filter((c) => BigInt(c.seq) >= BigInt(target.seq));
+    expect(deleted.length).toBeGreaterThanOrEqual(2);
+    await deleteCheckpoints(p, target.seq, null);
+    await rewriteAndRechain(p, target.seq, (e) => {
+      e.actorName = 'Someone Else';
+    });
+    const v = await aude<Verification>('GET', '/api/v1/audit/verify');
+    expect(v.body.ok).toBe(false);
+    for (const c of deleted) expect(v.body.problems).toContainEqual(expect.objectContaining({ seq: c.seq, kind: 'checkpoint_missing' }));
+
+    writeFileSync(f('deleted.jsonl'), (await aude('GET', '/api/v1/audit/export')).text);
+    const out = ksctl('audit', 'verify', f('deleted.jsonl'), '--root', f('root.pem'), '--tsa-cert', f('tsa.pem'));
+    expect(out.status).toBe(6);
+    expect(out.json?.code).toBe('audit_chain_broken');
+    for (const c of deleted) expect(out.json?.problems).toContainEqual(expect.objectContaining({ seq: c.seq, kind: 'checkpoint_missing' }));
+  });
 });
 
 describe('signed audit checkpoints without a usable TSA key', () => {
@@ -230,4 +294,61 @@ describe('signed audit checkpoints without a usable TSA key', () => {
     expect(v.body).toMatchObject({ ok: true, seal: { sealed: false, checkpoints: 0, lastSealedSeq: null } });
     expect(await checkpoints(p)).toEqual([]);
   });
+});
+
+describe('ksctl audit verify of a large export', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'ks-audit-big-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('ok streams: an export of 40000 entries and their checkpoints (about 70 MB) verifies within a 48 MB heap', () => {
+    const pki = testTsas(work);
+    const signer = { cert: pki.pem('tsa'), key: pki.key('tsa') };
+    const t0 = Math.floor(Date.now() / 1000) * 1000 + 60_000;
+    const fd = openSync(join(work, 'big.jsonl'), 'w');
+    const checkpointLines: string[] = [];
+    let prev = '0'.repeat(64);
+    let seq = 0;
+    let buf: string[] = [];
+    const push = (e: Omit<StoredAuditEntry, 'seq' | 'hash' | 'prevHash'>) => {
+      seq++;
+      const full = { ...e, seq: String(seq), prevHash: prev };
+      const hash = auditEventHash(full);
+      buf.push(JSON.stringify({ ...full, at: full.at.toISOString(), hash }));
+      if (buf.length >= 5000) {
+        writeSync(fd, `${buf.join('\n')}\n`);
+        buf = [];
+      }
+      prev = hash;
+      return { ...full, hash };
+    };
+    const base = { errorCode: null, actorTid: 't', actorOid: 'o', actorSubjectId: null, operationId: null, adminSessionId: null, digest: null, requestId: null };
+    for (let i = 1; seq < 40_000; i++) {
+      const at = new Date(t0 + seq * 1000);
+      const e = push({ ...base, id: randomUUID(), at, action: 'key.update', outcome: 'SUCCESS', actorName: 'Ada Lovelace', actorClient: 'keyclient', keyid: 'demo-fw-dev', details: { note: 'x'.repeat(1500), n: i } });
+      if (i % 400 !== 0) continue;
+      const genTime = new Date(at.getTime() + 1000);
+      const token = Buffer.from(timestampToken({ signer, over: Buffer.from(auditHashedText(e), 'utf8'), genTime, policy: AUDIT_CHECKPOINT_POLICY_OID }));
+      checkpointLines.push(JSON.stringify({ checkpoint: { seq: e.seq, entryHash: e.hash, token: token.toString('base64'), genTime: genTime.toISOString(), tsaKeyid: 'demo-tsa', tsaKeyVersion: 1 } }));
+      push({
+        ...base, id: randomUUID(), at: new Date(genTime.getTime() + 1000), action: 'audit.checkpoint', outcome: 'SUCCESS', actorName: null, actorClient: 'keyserver-api audit sealer', keyid: 'demo-tsa',
+        details: { checkpointSeq: e.seq, entryHash: e.hash, tokenSha256: createHash('sha256').update(token).digest('hex') },
+      });
+    }
+    writeSync(fd, `${[...buf, ...checkpointLines].join('\n')}\n`);
+    closeSync(fd);
+    const file = join(work, 'big.jsonl');
+    // The control: the file read whole (what verification did before it streamed) does not fit in that heap.
+    const whole = spawnSync(process.execPath, ['--max-old-space-size=48', '-e', `const l = require('node:fs').readFileSync(${JSON.stringify(file)}, 'utf8').split('\\n'); console.log(l.length)`], { encoding: 'utf8', timeout: 120_000 });
+    expect(whole.status).not.toBe(0);
+    const r = spawnSync(process.execPath, ['--max-old-space-size=48', KSCTL, '--json', 'audit', 'verify', file, '--root', join(work, 'root.pem'), '--tsa-cert', join(work, 'tsa.pem')], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'] ?? '' },
+      timeout: 240_000,
+    });
+    expect([r.status, r.stderr.slice(0, 300)]).toEqual([0, '']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ verified: true, total: 40_000, seal: { sealed: true, anchored: true, checkpoints: checkpointLines.length } });
+  }, 300_000);
 });

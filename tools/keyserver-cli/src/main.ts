@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 import { jsonEscapeHidden } from '@keyserver/api-contract/visible-text';
-import { anchoredCheckpointTrust, verifyAuditExport } from '@keyserver/audit-chain';
+import { anchoredCheckpointTrust, verifyAuditExportFile } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
@@ -338,9 +338,9 @@ async function verifyCommand(v: Values): Promise<unknown> {
  * `ksctl audit verify FILE [--root ROOT.pem [--tsa-cert TSA.pem]]`: the export's hash chain, offline; every bad entry
  * is listed (link_broken / content_changed). The export's signed checkpoints (docs/adr/0048) are checked against the
  * ROOT (and TSA certificate) given out of band: a rewritten entry at or before one is checkpoint_mismatch even when
- * every later hash was recomputed. Without --root they are checked against the certificate each token carries only.
+ * every later hash was recomputed, a deleted checkpoint whose record is in the chain checkpoint_missing. Without --root they are checked against the certificate each token carries only.
  */
-function auditVerifyCommand(file: string | undefined, v: Values): unknown {
+async function auditVerifyCommand(file: string | undefined, v: Values): Promise<unknown> {
   if (!file) throw new CliError('usage: ksctl audit verify FILE.jsonl [--root ROOT.pem] [--tsa-cert TSA.pem]', Exit.Usage);
   existingFile(file);
   if (v['tsa-cert'] && !v['root']) throw new CliError('--tsa-cert needs --root (the ROOT the TSA certificate chains to)', Exit.Usage);
@@ -350,7 +350,8 @@ function auditVerifyCommand(file: string | undefined, v: Values): unknown {
         tsaCerts: v['tsa-cert'] ? readPemCertificates(String(v['tsa-cert']), '--tsa-cert') : undefined,
       })
     : undefined;
-  const r = verifyAuditExport(readFileSync(file, 'utf8'), trust);
+  // Streams the file: bounded memory whatever the export's size (ADR 0048 addendum).
+  const r = await verifyAuditExportFile(file, trust);
   if (!r.ok) {
     throw new CliError(
       `audit chain broken at ${r.firstBadSeq?.startsWith('line') ? '' : 'seq '}${r.firstBadSeq}: ${r.reason} (${r.checked} entries verified before it; ${r.problemCount} problem(s): ${r.problems

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AuditCheckpointVerifier, auditCheckpointImprintDer, type AuditCheckpoint, type CheckpointTrust } from '@keyserver/audit-chain';
 import { Inject, Injectable } from '@nestjs/common';
-import { AuditCheckpointRepository, DataAccessError, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
+import { AuditCheckpointRepository, DataAccessError, KeyLifecycleRepository, KeyRepository, type ChainSeals } from '@keyserver/data-access';
 import { HSM_SIGNER } from '../app/tokens';
 import { hex, type HsmSigner } from '@keyserver/pki';
 import { PeriodicJob } from '../common/periodic-job';
@@ -16,8 +16,9 @@ export type SealOutcome = 'sealed' | 'unchanged' | 'no_tsa' | 'lost' | 'failed';
  * Seals the audit chain's head with the Keyserver's own TSA (docs/adr/0048-signed-audit-checkpoints.md). Every replica
  * runs one: every `everyMs` (0: never), when the head moved past the last checkpoint and a TSA key is usable, it signs
  * (sha256, head hash) in the HSM with no database lock held, then stores the checkpoint and its register row in one
- * short transaction; a replica that meets another's checkpoint at the same or a later seq stores nothing. No audit
- * entry per checkpoint: it would move the head it seals.
+ * short transaction with its `audit.checkpoint` entry (seq and token hash: a deleted checkpoint is then
+ * checkpoint_missing, ADR 0048 addendum); a replica that meets another's checkpoint at the same or a later seq, or a
+ * record after its seq, stores nothing. The record alone is not a head to seal.
  */
 export class AuditSealer {
   private readonly job = new PeriodicJob(() => this.run());
@@ -54,10 +55,9 @@ export class AuditSealer {
   }
 
   private async seal(): Promise<SealOutcome> {
-    const head = await this.checkpoints.head();
+    // Something after the last checkpoint other than its record (sealing a record alone would make a checkpoint every pass).
+    const head = await this.checkpoints.headToSeal();
     if (!head) return 'unchanged';
-    const last = await this.checkpoints.lastSealedSeq();
-    if (last !== null && BigInt(last) >= BigInt(head.seq)) return 'unchanged';
     const tsa = await this.tsa.forAuditCheckpoint();
     if (!tsa) return 'no_tsa';
     const imprint = auditCheckpointImprintDer(head.hash);
@@ -86,22 +86,27 @@ export class AuditSealer {
  * The API's trust in a checkpoint token: its signer is the certificate of the TSA key version the checkpoint names,
  * valid at genTime, whose chain (each link's signature) leads to a ROOT key whose key pair is in this Keyserver's HSM
  * (the top certificate's public key is the HSM's): rows an insider adds or edits cannot make a certificate the HSM's
- * ROOT did not sign. Looked up once per key version, before the checkpoints are verified.
+ * ROOT did not sign. Each key version is looked up once, by `prepare` before the checkpoints naming it are verified
+ * (a batch at a time: verification streams).
  */
-export async function hsmAnchoredTrust(keys: KeyRepository, lifecycle: KeyLifecycleRepository, signer: HsmSigner, checkpoints: readonly AuditCheckpoint[]): Promise<CheckpointTrust> {
+export function hsmAnchoredTrust(keys: KeyRepository, lifecycle: KeyLifecycleRepository, signer: HsmSigner): { trust: CheckpointTrust; prepare(checkpoints: readonly AuditCheckpoint[]): Promise<void> } {
   const versions = new Map<string, { cert: X509Certificate } | { problem: string }>();
-  for (const cp of checkpoints) {
-    const id = `${cp.tsaKeyid}\n${cp.tsaKeyVersion}`;
-    if (!versions.has(id)) versions.set(id, await tsaVersion(keys, lifecycle, signer, cp.tsaKeyid, cp.tsaKeyVersion).catch((err: Error) => ({ problem: `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion}: ${err.message}` })));
-  }
-  return (token, cp) => {
-    const v = versions.get(`${cp.tsaKeyid}\n${cp.tsaKeyVersion}`);
-    if (!v) return 'no TSA key version for this checkpoint';
-    if ('problem' in v) return v.problem;
-    if (!token.signer.raw.equals(v.cert.raw)) return `the token is not signed by TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion}`;
-    const at = token.info.genTime.getTime();
-    if (at < new Date(v.cert.validFrom).getTime() || at > new Date(v.cert.validTo).getTime()) return `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion} was not valid at genTime ${token.info.genTime.toISOString()}`;
-    return null;
+  return {
+    async prepare(checkpoints) {
+      for (const cp of checkpoints) {
+        const id = `${cp.tsaKeyid}\n${cp.tsaKeyVersion}`;
+        if (!versions.has(id)) versions.set(id, await tsaVersion(keys, lifecycle, signer, cp.tsaKeyid, cp.tsaKeyVersion).catch((err: Error) => ({ problem: `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion}: ${err.message}` })));
+      }
+    },
+    trust: (token, cp) => {
+      const v = versions.get(`${cp.tsaKeyid}\n${cp.tsaKeyVersion}`);
+      if (!v) return 'no TSA key version for this checkpoint';
+      if ('problem' in v) return v.problem;
+      if (!token.signer.raw.equals(v.cert.raw)) return `the token is not signed by TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion}`;
+      const at = token.info.genTime.getTime();
+      if (at < new Date(v.cert.validFrom).getTime() || at > new Date(v.cert.validTo).getTime()) return `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion} was not valid at genTime ${token.info.genTime.toISOString()}`;
+      return null;
+    },
   };
 }
 
@@ -150,9 +155,9 @@ export class AuditSeals {
     return this.checkpoints.list();
   }
 
-  /** A verifier of every stored checkpoint, trusted as {@link hsmAnchoredTrust} says. */
-  async verifier(): Promise<AuditCheckpointVerifier> {
-    const all = await this.checkpoints.list();
-    return AuditCheckpointVerifier.of(all, await hsmAnchoredTrust(this.keys, this.lifecycle, this.signer, all));
+  /** The stored checkpoints as the chain verification streams them, trusted as {@link hsmAnchoredTrust} says. */
+  forVerification(): ChainSeals {
+    const { trust, prepare } = hsmAnchoredTrust(this.keys, this.lifecycle, this.signer);
+    return { verifier: new AuditCheckpointVerifier(trust), prepare };
   }
 }

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { anchoredCheckpointTrust, verifyAuditExport, type AuditChainReport, type CheckpointTrust } from '@keyserver/audit-chain';
+import { readFileSync, statSync } from 'node:fs';
+import { anchoredCheckpointTrust, verifyAuditExportFile, type AuditChainReport, type CheckpointTrust } from '@keyserver/audit-chain';
 import { splitPemCertificates } from '@keyserver/pki';
 import { AuditRepository, createDb, DataAccessError } from '@keyserver/data-access';
 
@@ -29,15 +29,14 @@ export function auditReportText(tool: string, r: AuditChainReport): string {
  * audit verify`): prints the outcome; exit code 0 when the whole file verifies (entries and signed checkpoints, the
  * latter against --root when given), 1 otherwise, 2 on usage errors.
  */
-export function auditVerifyCommand(file: string | undefined, options: string[] = []): number {
+export async function auditVerifyCommand(file: string | undefined, options: string[] = []): Promise<number> {
   if (!file) {
     process.stderr.write('usage: keyserver-api audit-verify <export.jsonl> [--root ROOT.pem [--tsa-cert TSA.pem]]\n');
     return 2;
   }
-  let text: string;
   let trust: CheckpointTrust | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    statSync(file);
     const opt = (name: string) => {
       const i = options.indexOf(name);
       return i >= 0 ? options[i + 1] : undefined;
@@ -50,7 +49,8 @@ export function auditVerifyCommand(file: string | undefined, options: string[] =
     process.stderr.write(`audit-verify: cannot read ${file} or a certificate: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
     return 2;
   }
-  const r = verifyAuditExport(text, trust);
+  // Streams the file: bounded memory whatever the export's size.
+  const r = await verifyAuditExportFile(file, trust);
   process.stdout.write(auditReportText('audit-verify', r));
   return r.ok ? 0 : 1;
 }

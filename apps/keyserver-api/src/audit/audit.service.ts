@@ -60,7 +60,7 @@ export class AuditService {
 
   async verify(actor: Actor, requestId: string): Promise<AuditVerification> {
     // Every signed checkpoint too: a rewritten entry at or before one is found even with every later hash recomputed.
-    const r = await this.audit.verifyChain(undefined, await this.seals?.verifier());
+    const r = await this.audit.verifyChain(undefined, this.seals?.forVerification());
     // The event records the outcome, not the (possibly long) lists: the chain itself holds the evidence.
     const { problems: _p, legacy: _l, ...summary } = r;
     await this.audit.append({ ...actorAudit(actor), action: 'audit.verify', outcome: 'SUCCESS', requestId, details: summary });

@@ -64,6 +64,9 @@ export const AuditProblemKind = z.enum([
   'checkpoint_signature_invalid',
   'checkpoint_untrusted',
   'checkpoint_out_of_order',
+  // An audit.checkpoint entry of the chain names a checkpoint (seq, token hash) that is not there: it was deleted or
+  // replaced (docs/adr/0048 addendum); seq is the missing checkpoint's.
+  'checkpoint_missing',
 ]);
 export const AuditProblem = z.object({
   seq: z.string(),

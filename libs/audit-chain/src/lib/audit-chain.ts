@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { AuditCheckpointVerifier, type AuditCheckpoint, type AuditCheckpointProblemKind, type AuditSealReport, type CheckpointTrust } from './audit-checkpoints';
 
 /** prevHash of the first event in the chain. */
@@ -291,6 +292,8 @@ export class AuditChainVerifier {
   constructor(
     acknowledgements: readonly StoredAuditEntry[] = [],
     private readonly seals?: AuditCheckpointVerifier,
+    /** Report `seal` only when a checkpoint or a checkpoint record was seen (an export verified without a trust anchor). */
+    private readonly sealOnlyWhenSeen = false,
   ) {
     for (const a of acknowledgements) {
       const d = a.details ?? {};
@@ -340,7 +343,7 @@ export class AuditChainVerifier {
       }
     }
     if (this.problemCount === before && this.problemCount === 0) this.checked++;
-    this.seals?.entry(e.seq, e.hash, e.at);
+    this.seals?.entry(e);
     this.prev = e.hash;
     this.prevSeq = e.seq;
   }
@@ -357,8 +360,10 @@ export class AuditChainVerifier {
   }
 
   report(): AuditChainReport {
-    const sealed = this.seals?.finish();
+    const sealed = this.seals && (!this.sealOnlyWhenSeen || this.seals.seen) ? this.seals.finish() : undefined;
     for (const p of sealed?.problems ?? []) this.problem(p.seq, p.kind, p.reason);
+    // Checkpoint problems beyond those the checkpoint verifier kept are counted all the same.
+    this.problemCount += (sealed?.problemCount ?? 0) - (sealed?.problems.length ?? 0);
     const first = this.problems[0];
     return {
       ok: this.problemCount === 0,
@@ -421,53 +426,154 @@ export function legacyV1Reason(e: StoredAuditEntry): string | null {
 }
 
 const HASHED = ['id', 'at', 'action', 'outcome', 'prevHash', 'hash'] as const;
+const CHECKPOINT_LINE = '{"checkpoint":';
+
+/** Lines of an export as a verifier reads them: any iterable (a string split at `\n`) or a stream of lines. */
+export type ExportLines = Iterable<string> | AsyncIterable<string>;
+
+/**
+ * An export read as two streams of its lines (the same file twice, or two iterators): `entries` yields every line (the
+ * checkpoint lines are skipped), `checkpoints` every line too (only the checkpoint lines are read), and the chain's
+ * acknowledgements ({@link AUDIT_LEGACY_ACK_ACTION} entries) read beforehand ({@link exportAcknowledgement}).
+ */
+export interface AuditExportSource {
+  entries: ExportLines;
+  checkpoints: ExportLines;
+  acknowledgements: readonly StoredAuditEntry[];
+}
+
+/** The acknowledgement entry an export line holds, or null: collect them in a first pass for {@link verifyAuditExportStream}. */
+export function exportAcknowledgement(line: string): StoredAuditEntry | null {
+  if (!line.includes(AUDIT_LEGACY_ACK_ACTION)) return null;
+  try {
+    const raw = JSON.parse(line) as StoredAuditEntry | null;
+    return raw && typeof raw === 'object' && typeof raw.seq === 'string' ? raw : null;
+  } catch {
+    return null;
+  }
+}
+
+function exportCheckpoint(line: string): AuditCheckpoint | null {
+  if (!line.startsWith(CHECKPOINT_LINE)) return null;
+  try {
+    const raw = (JSON.parse(line) as { checkpoint?: AuditCheckpoint }).checkpoint;
+    return raw && typeof raw === 'object' ? raw : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One export line for the chain verifier: an entry (with its seq when it has a decimal one), a non-entry, or nothing. */
+function exportEntry(v: AuditChainVerifier, text: string, lineNo: number): { entry: StoredAuditEntry; seq: bigint | null } | null {
+  const line = text.trim();
+  if (!line || line.startsWith(CHECKPOINT_LINE)) return null;
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    v.notAnEntry(`line ${lineNo}`, 'not JSON');
+    return null;
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    v.notAnEntry(`line ${lineNo}`, 'not an audit entry');
+    return null;
+  }
+  const seq = typeof raw['seq'] === 'string' ? raw['seq'] : `line ${lineNo}`;
+  if (HASHED.some((f) => typeof raw[f] !== 'string') || isNaN(Date.parse(String(raw['at'])))) {
+    v.notAnEntry(seq, 'not an audit entry');
+    return null;
+  }
+  return { entry: { ...raw, seq, at: new Date(String(raw['at'])) } as unknown as StoredAuditEntry, seq: /^\d{1,19}$/.test(seq) ? BigInt(seq) : null };
+}
+
+const cpSeq = (cp: AuditCheckpoint): bigint => (typeof cp.seq === 'string' && /^\d{1,19}$/.test(cp.seq) ? BigInt(cp.seq) : -1n);
+
+function exportVerifiers(acks: readonly StoredAuditEntry[], trust?: CheckpointTrust): { chain: AuditChainVerifier; seals: AuditCheckpointVerifier } {
+  // Without a trust anchor a checkpoint is checked against the certificate its token carries (seal.anchored false).
+  const seals = new AuditCheckpointVerifier(trust ?? (() => null), trust !== undefined);
+  return { chain: new AuditChainVerifier(acks, seals, trust === undefined), seals };
+}
 
 /**
  * Verifies a JSON-lines export of `GET /api/v1/audit/export` offline: each entry's hash is recomputed from its
- * content and must link to the previous one, from the genesis hash on; every bad entry is reported. Needs no database.
+ * content and must link to the previous one, from the genesis hash on; every bad entry is reported; the checkpoint
+ * lines as {@link AuditCheckpointVerifier} says. Needs no database. The whole text in memory: for a file use
+ * {@link verifyAuditExportFile}, which streams.
  */
 export function verifyAuditExport(text: string, trust?: CheckpointTrust): AuditChainReport {
   const lines = text.split('\n');
-  const checkpoints = lines.flatMap((l) => {
-    if (!l.startsWith('{"checkpoint":')) return [];
-    try {
-      const raw = (JSON.parse(l) as { checkpoint?: AuditCheckpoint }).checkpoint;
-      return raw && typeof raw === 'object' ? [raw] : [];
-    } catch {
-      return [];
-    }
+  const { chain, seals } = exportVerifiers(lines.flatMap((l) => exportAcknowledgement(l) ?? []), trust);
+  const checkpoints = lines.flatMap((l) => exportCheckpoint(l) ?? []);
+  let next = 0;
+  lines.forEach((line, i) => {
+    const e = exportEntry(chain, line, i + 1);
+    if (!e) return;
+    // Each checkpoint is offered just before the entry at its seq (or the first after it): memory for one.
+    while (e.seq !== null && next < checkpoints.length && cpSeq(checkpoints[next]) <= e.seq) seals.offer(checkpoints[next++]);
+    chain.add(e.entry);
   });
-  const acks = lines.flatMap((l) => {
-    if (!l.includes(AUDIT_LEGACY_ACK_ACTION)) return [];
-    try {
-      const raw = JSON.parse(l) as StoredAuditEntry | null;
-      return raw && typeof raw === 'object' && typeof raw.seq === 'string' ? [raw] : [];
-    } catch {
-      return [];
+  while (next < checkpoints.length) seals.offer(checkpoints[next++]);
+  return chain.report();
+}
+
+/**
+ * {@link verifyAuditExport} over streams of lines, with bounded memory whatever the export's size: entries are read
+ * one at a time and each checkpoint line just before the entry it seals (the checkpoint lines may be anywhere in the
+ * export, in seq order; the export puts them last).
+ */
+export async function verifyAuditExportStream(src: AuditExportSource, trust?: CheckpointTrust): Promise<AuditChainReport> {
+  const { chain, seals } = exportVerifiers(src.acknowledgements, trust);
+  const cpLines = iterate(src.checkpoints);
+  const nextCheckpoint = async (): Promise<AuditCheckpoint | null> => {
+    for (;;) {
+      const r = await cpLines.next();
+      if (r.done) return null;
+      const cp = exportCheckpoint(r.value);
+      if (cp) return cp;
     }
-  });
-  // Without a trust anchor a checkpoint is checked against the certificate its token carries (seal.anchored false).
-  const v = new AuditChainVerifier(acks, checkpoints.length || trust ? AuditCheckpointVerifier.of(checkpoints, trust ?? (() => null), trust !== undefined) : undefined);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (!line || line.startsWith('{"checkpoint":')) continue;
-    let raw: Record<string, unknown>;
-    try {
-      raw = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      v.notAnEntry(`line ${i + 1}`, 'not JSON');
-      continue;
+  };
+  let next = await nextCheckpoint();
+  let lineNo = 0;
+  for await (const line of src.entries) {
+    const e = exportEntry(chain, line, ++lineNo);
+    if (!e) continue;
+    while (e.seq !== null && next && cpSeq(next) <= e.seq) {
+      seals.offer(next);
+      next = await nextCheckpoint();
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      v.notAnEntry(`line ${i + 1}`, 'not an audit entry');
-      continue;
-    }
-    const seq = typeof raw['seq'] === 'string' ? raw['seq'] : `line ${i + 1}`;
-    if (HASHED.some((f) => typeof raw[f] !== 'string') || isNaN(Date.parse(String(raw['at'])))) {
-      v.notAnEntry(seq, 'not an audit entry');
-      continue;
-    }
-    v.add({ ...raw, seq, at: new Date(String(raw['at'])) } as unknown as StoredAuditEntry);
+    chain.add(e.entry);
   }
-  return v.report();
+  while (next) {
+    seals.offer(next);
+    next = await nextCheckpoint();
+  }
+  return chain.report();
+}
+
+function iterate(lines: ExportLines): AsyncIterator<string> | Iterator<string> {
+  return Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : lines[Symbol.iterator]();
+}
+
+/** The lines of a file (split at `\n` like {@link verifyAuditExport}), read in chunks. */
+export async function* fileLines(path: string): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 })) {
+    const parts = (rest + (chunk as string)).split('\n');
+    rest = parts.pop() as string;
+    yield* parts;
+  }
+  yield rest;
+}
+
+/**
+ * Verifies an export file with bounded memory (`ksctl audit verify`, `keyserver-api audit-verify`): one pass for the
+ * acknowledgements, then the entries and the checkpoint lines as two streams of the same file.
+ */
+export async function verifyAuditExportFile(path: string, trust?: CheckpointTrust): Promise<AuditChainReport> {
+  const acknowledgements: StoredAuditEntry[] = [];
+  for await (const line of fileLines(path)) {
+    const ack = exportAcknowledgement(line);
+    if (ack) acknowledgements.push(ack);
+  }
+  return verifyAuditExportStream({ entries: fileLines(path), checkpoints: fileLines(path), acknowledgements }, trust);
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testTsas, timestampToken, type OpensslPki } from '@keyserver/timestamp-token/testing';
-import { AUDIT_GENESIS_HASH, auditEventHash, auditHashedText, verifyAuditExport, type AuditHashInput } from './audit-chain';
+import { AUDIT_GENESIS_HASH, auditEventHash, auditHashedText, verifyAuditExport, verifyAuditExportStream, type AuditHashInput } from './audit-chain';
 import { anchoredCheckpointTrust, AUDIT_CHECKPOINT_POLICY_OID, auditCheckpointImprintDer, AuditCheckpointVerifier, entryHashOfImprint, type AuditCheckpoint } from './audit-checkpoints';
 
 // Signed checkpoints (docs/adr/0048): tokens made by a TSA that is not the Keyserver (openssl certificates, pkijs
@@ -178,6 +178,104 @@ describe(AuditCheckpointVerifier.name, () => {
     expect(verify('-data', 'entry.json')).toContain('Verification: OK');
     expect(createHash('sha256').update(auditHashedText(c[2])).digest('hex')).toBe(c[2].hash);
     expect(() => verify('-digest', rewrite(c, '1', (e) => (e.actorName = 'Mallory'))[2].hash)).toThrow();
+  });
+});
+
+/**
+ * A chain as the sealer writes it: `n` ordinary entries, each of `sealAt` (an ordinary entry's number) sealed by a
+ * checkpoint and recorded by the `audit.checkpoint` entry that follows it (its seq and its token's SHA-256).
+ */
+function sealedChain(n: number, sealAt: number[]): { entries: Entry[]; cps: AuditCheckpoint[]; seqOf: (i: number) => string } {
+  const entries: Entry[] = [];
+  const cps: AuditCheckpoint[] = [];
+  const seqs = new Map<number, string>();
+  const push = (e: Omit<AuditHashInput, 'prevHash'>) => {
+    const seq = String(entries.length + 1);
+    const full = { ...e, seq, prevHash: entries.at(-1)?.hash ?? AUDIT_GENESIS_HASH };
+    entries.push({ ...full, hash: auditEventHash(full) });
+    return entries[entries.length - 1];
+  };
+  for (let i = 1; i <= n; i++) {
+    const at = new Date(T0 + entries.length * 60_000);
+    const e = push({
+      id: randomUUID(), at, action: 'key.update', outcome: 'SUCCESS', errorCode: null, actorTid: 't', actorOid: 'o', actorName: 'Ada',
+      actorClient: 'c', actorSubjectId: null, keyid: 'fw', operationId: null, adminSessionId: null, digest: null, requestId: `r${i}`, details: { n: i },
+    });
+    seqs.set(i, e.seq);
+    if (!sealAt.includes(i)) continue;
+    const cp = checkpoint(e);
+    cps.push(cp);
+    push({
+      id: randomUUID(), at: new Date(at.getTime() + 2000), action: 'audit.checkpoint', outcome: 'SUCCESS', errorCode: null, actorTid: null, actorOid: null,
+      actorName: null, actorClient: 'keyserver-api audit sealer', actorSubjectId: null, keyid: 'tsa', operationId: null, adminSessionId: null, digest: null,
+      requestId: null, details: { checkpointSeq: cp.seq, entryHash: cp.entryHash, tokenSha256: createHash('sha256').update(Buffer.from(cp.token, 'base64')).digest('hex') },
+    });
+  }
+  return { entries, cps, seqOf: (i) => seqs.get(i) as string };
+}
+
+describe(`${AuditCheckpointVerifier.name} (deleted checkpoints)`, () => {
+  it('ok a chain whose checkpoints are each recorded by an audit.checkpoint entry, which the next checkpoint seals', () => {
+    const { entries, cps, seqOf } = sealedChain(8, [2, 4, 7]);
+    const r = verifyAuditExport(exportText(entries, cps), anchored());
+    expect(r).toMatchObject({ ok: true, problems: [], seal: { sealed: true, checkpoints: 3, lastSealedSeq: seqOf(7) } });
+  });
+
+  it.each([
+    ['fail a checkpoint in the middle deleted (the next one seals its record)', [1]],
+    ['fail the last checkpoint deleted while its record is in the chain', [2]],
+    ['fail every checkpoint after the first deleted', [1, 2]],
+  ] as const)('%s: checkpoint_missing', (_n, deleted) => {
+    const { entries, cps } = sealedChain(8, [2, 4, 7]);
+    const kept = cps.filter((_c, i) => !(deleted as readonly number[]).includes(i));
+    const r = verifyAuditExport(exportText(entries, kept), anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual(deleted.map((i) => [cps[i].seq, 'checkpoint_missing']));
+  });
+
+  it('fail every checkpoint after an entry deleted, that entry rewritten and every later hash recomputed: the chain alone verifies, each deleted checkpoint is checkpoint_missing', () => {
+    const { entries, cps, seqOf } = sealedChain(8, [2, 4, 7]);
+    const forged = rewrite(entries, seqOf(3), (e) => {
+      e.actorName = 'Mallory';
+    });
+    const kept = cps.filter((c) => BigInt(c.seq) < BigInt(seqOf(3)));
+    // What the hash chain alone says: every link and hash holds.
+    expect(verifyAuditExport(exportText(forged, kept), anchored()).problems.filter((p) => p.kind === 'link_broken' || p.kind === 'content_changed')).toEqual([]);
+    const r = verifyAuditExport(exportText(forged, kept), anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => [p.seq, p.kind])).toEqual([[cps[1].seq, 'checkpoint_missing'], [cps[2].seq, 'checkpoint_missing']]);
+    expect(r.seal).toMatchObject({ lastSealedSeq: cps[0].seq });
+  });
+
+  it('fail a checkpoint row whose token is not the one its record names (a token swapped in): checkpoint_missing', () => {
+    const { entries, cps } = sealedChain(5, [2, 4]);
+    const other = sealedChain(5, [2, 4]).cps[0];
+    const swapped = [{ ...cps[0], token: other.token }, cps[1]];
+    const r = verifyAuditExport(exportText(entries, swapped), anchored());
+    expect(r.problems.map((p) => p.kind)).toContain('checkpoint_missing');
+    expect(r.ok).toBe(false);
+  });
+
+  it('ok streams an export: checkpoint lines are read at most one ahead of the entries they seal, whatever their place in the file', async () => {
+    const { entries, cps } = sealedChain(400, Array.from({ length: 80 }, (_v, i) => 5 * i + 3));
+    let entryRead = 0;
+    let lead = 0;
+    async function* entryLines() {
+      for (const e of entries) {
+        entryRead = Number(e.seq);
+        yield JSON.stringify({ ...e, at: e.at.toISOString() });
+      }
+    }
+    async function* checkpointLines() {
+      for (const c of cps) {
+        lead = Math.max(lead, Number(c.seq) - entryRead);
+        yield JSON.stringify({ checkpoint: c });
+      }
+    }
+    const r = await verifyAuditExportStream({ entries: entryLines(), checkpoints: checkpointLines(), acknowledgements: [] }, anchored());
+    expect(r).toMatchObject({ ok: true, total: entries.length, seal: { checkpoints: 80, lastSealedSeq: cps[79].seq } });
+    // The next checkpoint is held until the entry it seals arrives: never more than the one about to be matched.
+    expect(lead).toBeLessThanOrEqual(6);
   });
 });
 

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { TimestampTokenError, verifyTimeStampToken, type VerifiedTimeStampToken } from '@keyserver/timestamp-token';
 
 // Signed checkpoints of the audit chain (docs/adr/0048-signed-audit-checkpoints.md). An entry's hash is
@@ -58,12 +58,37 @@ export interface AuditCheckpoint {
   tsaKeyVersion: number;
 }
 
+/**
+ * Action of the entry the sealer appends in the transaction that stores a checkpoint (docs/adr/0048 addendum): its
+ * details name the checkpoint (`checkpointSeq`, `tokenSha256`: SHA-256 of the token's DER, lower-case hex). The next
+ * checkpoint seals that entry, so every checkpoint commits, under the TSA's signature, to every earlier one: a deleted
+ * checkpoint is `checkpoint_missing`. The entry does not count as a new head for the sealer (no checkpoint of a record
+ * alone), and a checkpoint is only stored at or after the last record, so records and checkpoints alternate.
+ */
+export const AUDIT_CHECKPOINT_ACTION = 'audit.checkpoint';
+
+/** The details of the {@link AUDIT_CHECKPOINT_ACTION} entry of a checkpoint. */
+export function auditCheckpointRecordDetails(cp: { seq: string; entryHash: string; tokenDer: Uint8Array; genTime: Date; serialHex: string; tsaKeyid: string; tsaKeyVersion: number }) {
+  return {
+    checkpointSeq: cp.seq,
+    entryHash: cp.entryHash,
+    tokenSha256: tokenSha256(cp.tokenDer),
+    genTime: cp.genTime.toISOString(),
+    serialHex: cp.serialHex,
+    tsaKeyid: cp.tsaKeyid,
+    tsaKeyVersion: cp.tsaKeyVersion,
+  };
+}
+
+const tokenSha256 = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex');
+
 /** Why a checkpoint does not hold (stable codes): see {@link AuditCheckpointVerifier}. */
 export type AuditCheckpointProblemKind =
   | 'checkpoint_mismatch'
   | 'checkpoint_signature_invalid'
   | 'checkpoint_untrusted'
-  | 'checkpoint_out_of_order';
+  | 'checkpoint_out_of_order'
+  | 'checkpoint_missing';
 
 /**
  * Whether the token's signer is trusted at the token's genTime: null when it is, else why not. The API trusts the
@@ -87,62 +112,97 @@ export interface AuditSealReport {
   unsealedEntries: number;
 }
 
-interface PendingCheckpoint {
+/** A checkpoint problem: the checkpoint's seq (for checkpoint_missing the seq its record names). */
+export interface AuditCheckpointProblem {
+  seq: string;
+  kind: AuditCheckpointProblemKind;
+  reason: string;
+}
+
+interface OfferedCheckpoint {
   seq: bigint;
   seqText: string;
-  /** The entry hash the verified token asserts, or null when its token did not verify. */
+  tokenSha256: string;
+  /** The entry hash the verified token asserts, or null when its token did not verify (nothing to match). */
   imprintHash: string | null;
   genTime: Date;
   accuracyMs: number;
 }
 
+/** What the checkpoint verifier needs of an entry: its place, hash and time, and for a record its action and details. */
+export type AuditCheckpointEntry = { seq: string; hash: string; at: Date; action?: string; outcome?: string; details?: Record<string, unknown> | null };
+
+/** How many checkpoint problems a verifier keeps (the count goes on), as the chain verifier lists its own. */
+const PROBLEMS_KEPT = 1000;
+
 /**
- * Checks the checkpoints of a chain against the entries the chain verifier walks: each token verifies
- * (@keyserver/timestamp-token) and is trusted (`trust`), asserts a SHA-256 imprint equal to the stored entry hash at
- * its seq (and to the checkpoint's own entryHash), its genTime (plus the token's accuracy) is not before that entry's
- * `at`, and checkpoints are strictly increasing in seq and non-decreasing in genTime. Problems carry the checkpoint's
- * seq and one of {@link AuditCheckpointProblemKind}.
+ * Checks the checkpoints of a chain against the entries the chain verifier walks, streaming: checkpoints are offered
+ * in seq order ({@link offer}) no later than the entry they seal arrives ({@link entry}), and the verifier keeps only
+ * those not yet matched (one, for a chain as the sealer writes it). Each token verifies (@keyserver/timestamp-token)
+ * and is trusted (`trust`), asserts a SHA-256 imprint equal to the stored entry hash at its seq (and to the
+ * checkpoint's own entryHash), its genTime (plus the token's accuracy) is not before that entry's `at`, checkpoints are
+ * strictly increasing in seq and non-decreasing in genTime, and every {@link AUDIT_CHECKPOINT_ACTION} entry names the
+ * last checkpoint before it by seq and token hash (else `checkpoint_missing`). Problems carry the checkpoint's seq and
+ * one of {@link AuditCheckpointProblemKind}.
  */
 export class AuditCheckpointVerifier {
-  private readonly pending = new Map<string, PendingCheckpoint>();
-  private readonly problems: { seq: string; kind: AuditCheckpointProblemKind; reason: string }[] = [];
-  private seen = 0;
+  /** Offered checkpoints whose entry has not come yet, in seq order. */
+  private readonly queue: OfferedCheckpoint[] = [];
+  private readonly problems: AuditCheckpointProblem[] = [];
+  private problemCount = 0;
+  private count = 0;
+  private records = 0;
   private entriesAfter = 0;
-  private lastOk: PendingCheckpoint | null = null;
+  private lastOfferedSeq: bigint | null = null;
+  private lastVerified: OfferedCheckpoint | null = null;
+  private lastOk: OfferedCheckpoint | null = null;
+  /** The last checkpoint whose seq the entries have reached or passed: the one the next record must name. */
+  private lastPassed: OfferedCheckpoint | null = null;
   /** The checkpoint the previous entry matched: the next entry must not be older than it by more than the slack. */
-  private justSealed: PendingCheckpoint | null = null;
+  private justSealed: OfferedCheckpoint | null = null;
 
-  private constructor(
-    private readonly count: number,
-    private readonly anchored: boolean,
+  constructor(
+    private readonly trust: CheckpointTrust,
+    private readonly anchored = true,
   ) {}
 
-  /** Verifies every token first (signature, trust), then waits for the entries. */
-  static of(checkpoints: readonly AuditCheckpoint[], trust: CheckpointTrust, anchored = true): AuditCheckpointVerifier {
-    const v = new AuditCheckpointVerifier(checkpoints.length, anchored);
-    const ordered = [...checkpoints].sort((a, b) => compareSeq(a.seq, b.seq));
-    let previous: PendingCheckpoint | null = null;
-    for (const cp of ordered) {
-      const p = v.verifyToken(cp, trust);
-      if (!p) continue;
-      if (previous && (p.seq === previous.seq || p.genTime.getTime() < previous.genTime.getTime())) {
-        v.problem(cp.seq, 'checkpoint_out_of_order', `checkpoint seq ${cp.seq} (genTime ${p.genTime.toISOString()}) is not after checkpoint seq ${previous.seqText} (genTime ${previous.genTime.toISOString()})`);
-        continue;
-      }
-      previous = p;
-      v.pending.set(p.seqText, p);
-    }
-    return v;
+  /** true once a checkpoint or a checkpoint record was seen: the report then has something to say about sealing. */
+  get seen(): boolean {
+    return this.count > 0 || this.records > 0;
   }
 
-  private verifyToken(cp: AuditCheckpoint, trust: CheckpointTrust): PendingCheckpoint | null {
+  /** The next checkpoint in seq order; call before the entry at its seq. */
+  offer(cp: AuditCheckpoint): void {
+    this.count++;
     if (typeof cp.seq !== 'string' || !/^\d{1,19}$/.test(cp.seq)) {
       this.problem(String(cp.seq), 'checkpoint_mismatch', 'a checkpoint without a valid seq');
-      return null;
+      return;
     }
+    const seq = BigInt(cp.seq);
+    if (this.lastOfferedSeq !== null && seq <= this.lastOfferedSeq) {
+      this.problem(cp.seq, 'checkpoint_out_of_order', `checkpoint seq ${cp.seq} does not come after checkpoint seq ${this.lastOfferedSeq}`);
+      return;
+    }
+    this.lastOfferedSeq = seq;
+    const der = Buffer.from(typeof cp.token === 'string' ? cp.token : '', 'base64');
+    const offered: OfferedCheckpoint = { seq, seqText: cp.seq, tokenSha256: tokenSha256(der), imprintHash: null, genTime: new Date(NaN), accuracyMs: 0 };
+    const verified = this.verifyToken(cp, der);
+    if (verified) {
+      const previous = this.lastVerified;
+      if (previous && verified.genTime.getTime() < previous.genTime.getTime()) {
+        this.problem(cp.seq, 'checkpoint_out_of_order', `checkpoint seq ${cp.seq} (genTime ${verified.genTime.toISOString()}) is not after checkpoint seq ${previous.seqText} (genTime ${previous.genTime.toISOString()})`);
+      } else {
+        Object.assign(offered, verified);
+        this.lastVerified = offered;
+      }
+    }
+    this.queue.push(offered);
+  }
+
+  private verifyToken(cp: AuditCheckpoint, der: Buffer): Pick<OfferedCheckpoint, 'imprintHash' | 'genTime' | 'accuracyMs'> | null {
     let verified: VerifiedTimeStampToken;
     try {
-      verified = verifyTimeStampToken(new Uint8Array(Buffer.from(typeof cp.token === 'string' ? cp.token : '', 'base64')));
+      verified = verifyTimeStampToken(new Uint8Array(der));
     } catch (err) {
       const why = err instanceof TimestampTokenError ? err.message : `token_malformed: ${(err as Error).message}`;
       this.problem(cp.seq, 'checkpoint_signature_invalid', `the checkpoint token does not verify (${why})`);
@@ -152,7 +212,7 @@ export class AuditCheckpointVerifier {
       this.problem(cp.seq, 'checkpoint_untrusted', `the token was issued under policy ${verified.info.policy}, not the audit checkpoint policy: a time-stamp anyone could ask for is no checkpoint`);
       return null;
     }
-    const untrusted = trust(verified, cp);
+    const untrusted = this.trust(verified, cp);
     if (untrusted) {
       this.problem(cp.seq, 'checkpoint_untrusted', untrusted);
       return null;
@@ -166,27 +226,31 @@ export class AuditCheckpointVerifier {
       this.problem(cp.seq, 'checkpoint_mismatch', `the checkpoint's entryHash is not the hash its token asserts (${imprintHash})`);
       return null;
     }
-    return { seq: BigInt(cp.seq), seqText: cp.seq, imprintHash, genTime: verified.info.genTime, accuracyMs: verified.info.accuracyMs ?? 0 };
+    return { imprintHash, genTime: verified.info.genTime, accuracyMs: verified.info.accuracyMs ?? 0 };
   }
 
   /** Called by the chain verifier for every stored entry in seq order. */
-  entry(seq: string, hash: string, at: Date): void {
+  entry(e: AuditCheckpointEntry): void {
+    const seq = /^\d{1,19}$/.test(e.seq) ? BigInt(e.seq) : null;
     this.entriesAfter++;
     const sealed = this.justSealed;
     this.justSealed = null;
-    if (sealed && at.getTime() < sealed.genTime.getTime() - sealed.accuracyMs - AUDIT_CHECKPOINT_HEAD_SLACK_MS) {
-      this.problem(sealed.seqText, 'checkpoint_mismatch', `sealed at ${sealed.genTime.toISOString()}, but entry seq ${seq} was already written at ${at.toISOString()}: a checkpoint seals the head, this one was made of an older entry`);
+    if (sealed && e.at.getTime() < sealed.genTime.getTime() - sealed.accuracyMs - AUDIT_CHECKPOINT_HEAD_SLACK_MS) {
+      this.problem(sealed.seqText, 'checkpoint_mismatch', `sealed at ${sealed.genTime.toISOString()}, but entry seq ${e.seq} was already written at ${e.at.toISOString()}: a checkpoint seals the head, this one was made of an older entry`);
     }
-    const p = this.pending.get(seq);
-    if (!p) return;
-    this.pending.delete(seq);
-    this.seen++;
-    if (p.imprintHash !== hash) {
-      this.problem(seq, 'checkpoint_mismatch', `the entry's stored hash is not the one sealed at ${p.genTime.toISOString()} (${p.imprintHash}): the entry or one before it was rewritten`);
+    if (seq === null) return;
+    while (this.queue.length > 0 && this.queue[0].seq < seq) this.passed(this.queue.shift() as OfferedCheckpoint, true);
+    if (e.action === AUDIT_CHECKPOINT_ACTION && e.outcome === 'SUCCESS') this.record(e);
+    if (this.queue.length === 0 || this.queue[0].seq !== seq) return;
+    const p = this.queue.shift() as OfferedCheckpoint;
+    this.passed(p, false);
+    if (p.imprintHash === null) return;
+    if (p.imprintHash !== e.hash) {
+      this.problem(e.seq, 'checkpoint_mismatch', `the entry's stored hash is not the one sealed at ${p.genTime.toISOString()} (${p.imprintHash}): the entry or one before it was rewritten`);
       return;
     }
-    if (p.genTime.getTime() + p.accuracyMs < at.getTime()) {
-      this.problem(seq, 'checkpoint_mismatch', `sealed at ${p.genTime.toISOString()}, before the entry's time ${at.toISOString()}`);
+    if (p.genTime.getTime() + p.accuracyMs < e.at.getTime()) {
+      this.problem(e.seq, 'checkpoint_mismatch', `sealed at ${p.genTime.toISOString()}, before the entry's time ${e.at.toISOString()}`);
       return;
     }
     this.lastOk = p;
@@ -194,10 +258,36 @@ export class AuditCheckpointVerifier {
     this.entriesAfter = 0;
   }
 
-  /** The checkpoints whose entry never came (deleted entries), then the summary and every problem. */
-  finish(): { seal: AuditSealReport; problems: { seq: string; kind: AuditCheckpointProblemKind; reason: string }[] } {
-    for (const p of this.pending.values()) this.problem(p.seqText, 'checkpoint_mismatch', `no entry seq ${p.seqText} in the chain: the sealed entry was deleted`);
-    this.pending.clear();
+  /** A checkpoint the entries reached (matched) or went past (its entry is not in the chain). */
+  private passed(p: OfferedCheckpoint, entryMissing: boolean): void {
+    this.lastPassed = p;
+    if (entryMissing && p.imprintHash !== null) this.problem(p.seqText, 'checkpoint_mismatch', `no entry seq ${p.seqText} in the chain: the sealed entry was deleted`);
+  }
+
+  /** An audit.checkpoint entry: it must name the last checkpoint before it, by seq and token hash. */
+  private record(e: AuditCheckpointEntry): void {
+    this.records++;
+    const d = e.details ?? {};
+    const named = typeof d['checkpointSeq'] === 'string' ? d['checkpointSeq'] : null;
+    const hash = typeof d['tokenSha256'] === 'string' ? d['tokenSha256'] : null;
+    if (named === null || hash === null) {
+      this.problem(e.seq, 'checkpoint_missing', `entry seq ${e.seq} records a checkpoint without naming its seq and token hash`);
+      return;
+    }
+    const last = this.lastPassed;
+    if (last && last.seqText === named && last.tokenSha256 === hash) return;
+    this.problem(
+      named,
+      'checkpoint_missing',
+      last?.seqText === named
+        ? `entry seq ${e.seq} records checkpoint seq ${named} with token sha256 ${hash}, but the checkpoint at that seq holds another token: the recorded checkpoint was replaced`
+        : `entry seq ${e.seq} records checkpoint seq ${named} (token sha256 ${hash}), which is not there: the checkpoint was deleted`,
+    );
+  }
+
+  /** The checkpoints whose entry never came (deleted entries), then the summary and the problems (the first 1000, in seq order; problemCount counts all). */
+  finish(): { seal: AuditSealReport; problems: AuditCheckpointProblem[]; problemCount: number } {
+    for (const p of this.queue.splice(0)) this.passed(p, true);
     return {
       seal: {
         sealed: this.lastOk !== null,
@@ -208,11 +298,13 @@ export class AuditCheckpointVerifier {
         unsealedEntries: this.entriesAfter,
       },
       problems: [...this.problems].sort((a, b) => compareSeq(a.seq, b.seq)),
+      problemCount: this.problemCount,
     };
   }
 
   private problem(seq: string, kind: AuditCheckpointProblemKind, reason: string): void {
-    this.problems.push({ seq, kind, reason });
+    this.problemCount++;
+    if (this.problems.length < PROBLEMS_KEPT) this.problems.push({ seq, kind, reason });
   }
 }
 

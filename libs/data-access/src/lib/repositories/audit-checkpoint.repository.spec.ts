@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type TempDatabase } from '../../spec/temp-database';
 import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedKey } from '../../spec/fixtures';
 import { type Db } from '../db';
@@ -58,6 +59,59 @@ describe(AuditCheckpointRepository.name, () => {
     expect(await repo.record(older)).toBe(false);
     await appendEntry();
     expect(await repo.record(await checkpoint(tsa, new Date(newer.genTime.getTime() - 1000)))).toBe(false);
+  });
+
+  it('appends an audit.checkpoint entry naming the checkpoint (seq, token sha256) in the transaction that stores it; that entry alone leaves nothing to seal', async () => {
+    const tsa = await tsaKey();
+    await appendEntry();
+    const cp = await checkpoint(tsa);
+    const repo = new AuditCheckpointRepository(dbA);
+    expect((await repo.headToSeal())?.seq).toBe(cp.seq);
+    expect(await repo.record(cp)).toBe(true);
+    const [rec] = (await dbA.pool.query(`SELECT seq::text AS seq, action, outcome, keyid, details FROM audit_event WHERE seq > $1::bigint ORDER BY audit_event.seq`, [cp.seq])).rows;
+    expect(rec).toMatchObject({
+      action: 'audit.checkpoint',
+      outcome: 'SUCCESS',
+      keyid: tsa,
+      details: { checkpointSeq: cp.seq, entryHash: cp.entryHash, tokenSha256: createHash('sha256').update(cp.tokenDer).digest('hex'), serialHex: cp.serialHex },
+    });
+    // The record is the head, but sealing it alone would make a checkpoint every pass, forever.
+    expect(await repo.headToSeal()).toBeNull();
+    const next = await appendEntry();
+    expect((await repo.headToSeal())?.seq).toBe(next.seq);
+    expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
+  });
+
+  it('seals entries written while the last checkpoint was signed, through its record (they come before the record)', async () => {
+    const tsa = await tsaKey();
+    await appendEntry();
+    const cp = await checkpoint(tsa);
+    const during = await appendEntry();
+    const repo = new AuditCheckpointRepository(dbA);
+    expect(await repo.record(cp)).toBe(true);
+    const head = await repo.headToSeal();
+    expect(BigInt(head?.seq ?? '0')).toBeGreaterThan(BigInt(during.seq));
+    expect(await repo.record(await checkpoint(tsa))).toBe(true);
+    expect(await repo.headToSeal()).toBeNull();
+  });
+
+  it('stores nothing before the last checkpoint record (a checkpoint signed earlier, stored after another was): each checkpoint seals the record of the one before', async () => {
+    const tsa = await tsaKey();
+    await appendEntry();
+    const first = await checkpoint(tsa);
+    await appendEntry();
+    const second = await checkpoint(tsa);
+    const repo = new AuditCheckpointRepository(dbB);
+    expect(await repo.record(first)).toBe(true);
+    // first's record now follows second's seq: second would not seal it.
+    expect(await repo.record(second)).toBe(false);
+    expect((await dbA.pool.query(`SELECT 1 FROM audit_checkpoint WHERE seq = $1`, [second.seq])).rowCount).toBe(0);
+  });
+
+  it('reads the head by seq as a number: seq 10 comes after seq 9 (it was ordered as text)', async () => {
+    let last = await appendEntry();
+    while (Number(last.seq) < 10) last = await appendEntry();
+    expect((await new AuditCheckpointRepository(dbB).head())?.seq).toBe(last.seq);
   });
 
   it.each([

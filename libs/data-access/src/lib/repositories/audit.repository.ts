@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
-import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport, type AuditCheckpointVerifier } from '@keyserver/audit-chain';
+import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport, type AuditCheckpoint, type AuditCheckpointVerifier } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
 import { sqlQuery, type Db, type Tx } from '../db';
@@ -27,6 +27,15 @@ export interface AuditFilter {
 
 /** Result of {@link AuditRepository.verifyChain}: every bad entry, told apart as link_broken or content_changed. */
 export type ChainVerification = AuditChainReport;
+
+/**
+ * The signed checkpoints {@link AuditRepository.verifyChain} checks (docs/adr/0048): the verifier they are offered to,
+ * and what must be ready before a batch of them is (the API's trust looks up each TSA key version once).
+ */
+export interface ChainSeals {
+  verifier: AuditCheckpointVerifier;
+  prepare?(checkpoints: readonly AuditCheckpoint[]): Promise<void>;
+}
 
 export function toAuditEvent(r: AuditRow): AuditEvent {
   return {
@@ -131,6 +140,29 @@ export async function appendAuditSql(client: PoolClient | Db, input: AuditInput)
   return auditFromCall(call.fields, rows[0].r);
 }
 
+/**
+ * The checkpoints with seq in (after, through] (null: unbounded) in seq order, at most `limit`: the streaming
+ * verifier reads them a batch of entries at a time.
+ */
+export async function auditCheckpointsBetween(db: Db, after: string | null, through: string | null, limit?: number): Promise<AuditCheckpoint[]> {
+  const rows = await sqlQuery<{ seq: string; entryHash: string; tokenDer: Buffer; genTime: Date; tsaKeyid: string; tsaKeyVersion: number }>(
+    db,
+    `SELECT c.seq::text AS seq, c."entryHash", c."tokenDer", c."genTime", k.keyid AS "tsaKeyid", c."tsaKeyVersion"
+     FROM audit_checkpoint c JOIN "key" k ON k.id = c."tsaKeyId"
+     WHERE ($1::bigint IS NULL OR c.seq > $1::bigint) AND ($2::bigint IS NULL OR c.seq <= $2::bigint)
+     ORDER BY c.seq LIMIT $3::bigint`,
+    [after, through, limit ?? null],
+  );
+  return rows.map((r) => ({
+    seq: r.seq,
+    entryHash: r.entryHash,
+    token: Buffer.from(r.tokenDer).toString('base64'),
+    genTime: r.genTime.toISOString(),
+    tsaKeyid: r.tsaKeyid,
+    tsaKeyVersion: r.tsaKeyVersion,
+  }));
+}
+
 /** Append-only, hash-chained audit log. */
 export class AuditRepository {
   constructor(private readonly db: Db) {}
@@ -172,22 +204,50 @@ export class AuditRepository {
   /**
    * Recomputes every hash and link in seq order, in batches, and reports every bad entry (link_broken: rows deleted,
    * inserted or reordered; content_changed: an entry's content does not match its hash) and the v1 entries; with
-   * `seals` (the chain's signed checkpoints, docs/adr/0048) also every checkpoint against the entry at its seq.
+   * `seals` (the chain's signed checkpoints, docs/adr/0048) also every checkpoint against the entry at its seq and
+   * every checkpoint record against its checkpoint. Streams: a batch of entries and the checkpoints up to its last seq
+   * at a time. The chain and its checkpoints are verified as they stood when verification began.
    */
-  async verifyChain(batchSize = 1000, seals?: AuditCheckpointVerifier): Promise<ChainVerification> {
+  async verifyChain(batchSize = 1000, seals?: ChainSeals): Promise<ChainVerification> {
     const acks = await this.db.prisma.auditEvent.findMany({ where: { action: AUDIT_LEGACY_ACK_ACTION, outcome: 'SUCCESS' }, orderBy: { seq: 'asc' } });
-    const verifier = new AuditChainVerifier(acks.map(toAuditEvent), seals);
+    const verifier = new AuditChainVerifier(acks.map(toAuditEvent), seals?.verifier);
+    // One snapshot: the chain's head and its last checkpoint when verification began. Checkpoints are stored in seq
+    // order (one lock), each with its record, so those up to `sealed` are all there and their records come up to
+    // `head`; a later one, stored while this runs, is left out with its record.
+    const [{ head, sealed }] = await sqlQuery<{ head: string | null; sealed: string | null }>(
+      this.db,
+      `SELECT (SELECT max(seq) FROM audit_event)::text AS head, (SELECT max(seq) FROM audit_checkpoint)::text AS sealed`,
+      [],
+    );
+    let checkpointsAfter: string | null = null;
+    const offerThrough = async (upTo: string | null) => {
+      if (!seals || sealed === null) return;
+      const through = upTo !== null && BigInt(upTo) < BigInt(sealed) ? upTo : sealed;
+      for (;;) {
+        const cps = await auditCheckpointsBetween(this.db, checkpointsAfter, through, batchSize);
+        if (cps.length === 0) return;
+        await seals.prepare?.(cps);
+        for (const cp of cps) seals.verifier.offer(cp);
+        checkpointsAfter = cps[cps.length - 1].seq;
+        if (cps.length < batchSize) return;
+      }
+    };
     let after: bigint | undefined;
     for (;;) {
+      if (head === null) break;
       const rows = await this.db.prisma.auditEvent.findMany({
-        where: after !== undefined ? { seq: { gt: after } } : undefined,
+        where: { seq: { gt: after, lte: BigInt(head) } },
         orderBy: { seq: 'asc' },
         take: batchSize,
       });
-      if (rows.length === 0) return verifier.report();
-      for (const row of rows) verifier.add(toAuditEvent(row));
+      if (rows.length === 0) break;
       after = rows[rows.length - 1].seq;
+      await offerThrough(after.toString());
+      for (const row of rows) verifier.add(toAuditEvent(row));
     }
+    // Checkpoints past the last entry: their entries were deleted.
+    await offerThrough(null);
+    return verifier.report();
   }
 
   /** The documented repair step for a v1 entry verification cannot reconstruct (see acknowledgeLegacyAudit). */
