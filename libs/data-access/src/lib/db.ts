@@ -132,13 +132,18 @@ function asUnavailable(err: unknown): unknown {
     : err;
 }
 
-/** True when PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01), wherever the driver put it. */
-export function isDeadlock(err: unknown, depth = 0): boolean {
+/** True when `err` carries SQLSTATE `state`, wherever the driver put it (Prisma's meta, the adapter's error, a cause). */
+function hasSqlState(err: unknown, state: string, depth = 0): boolean {
   if (depth > 5 || typeof err !== 'object' || err === null) return false;
   const e = err as Record<string, unknown>;
   const meta = e['meta'] as Record<string, unknown> | undefined;
-  if ([e['code'], e['originalCode'], meta?.['code']].includes('40P01')) return true;
-  return isDeadlock(e['cause'], depth + 1) || isDeadlock(meta?.['driverAdapterError'], depth + 1);
+  if ([e['code'], e['originalCode'], meta?.['code']].includes(state)) return true;
+  return hasSqlState(e['cause'], state, depth + 1) || hasSqlState(meta?.['driverAdapterError'], state, depth + 1);
+}
+
+/** True when PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01), wherever the driver put it. */
+export function isDeadlock(err: unknown): boolean {
+  return hasSqlState(err, '40P01');
 }
 
 /**
@@ -152,6 +157,28 @@ export async function retryDeadlocks<T>(transaction: () => Promise<T>, attempts 
       return await transaction();
     } catch (err) {
       if (attempt >= attempts || !isDeadlock(err)) throw err;
+    }
+  }
+}
+
+/** Attempts of {@link retryBusyRows} and the pause before each further one (ms, growing by the attempt). */
+export const BUSY_ROW_ATTEMPTS = 20;
+const BUSY_ROW_PAUSE_MS = 10;
+
+/**
+ * Runs `transaction` again, after a short pause, when a row lock it asked for with NOWAIT was held (SQLSTATE 55P03):
+ * for a lock that must not be waited for while the audit append lock is held (a rotation's key row, ADR 0045
+ * addendum "the lock-order review"). The attempt was rolled back whole, so the next one reads and decides everything
+ * again. Still busy after `attempts`: `conflict` (nothing was changed).
+ */
+export async function retryBusyRows<T>(transaction: () => Promise<T>, what: string, attempts = BUSY_ROW_ATTEMPTS): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if (!hasSqlState(err, '55P03')) throw err;
+      if (attempt >= attempts) throw new DataAccessError('conflict', `${what} is busy; try again`, { cause: err });
+      await new Promise((r) => setTimeout(r, BUSY_ROW_PAUSE_MS * attempt));
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, PendingKeyVersion as PendingKeyVersionRow } from '../../generated/prisma/client';
-import { mapPrismaError, retryDeadlocks, type Db, type Tx } from '../db';
+import { mapPrismaError, retryBusyRows, retryDeadlocks, type Db, type Tx } from '../db';
+import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
@@ -94,8 +95,25 @@ export interface HsmKeyDisposal {
   lastError: string | null;
 }
 
+/**
+ * Before a rotation changes the key row's "hsmKeyId" (a column of a unique index, so the UPDATE takes the row's FOR
+ * UPDATE strength, which the foreign-key checks of sign orders and certificates being stored wait for): the audit append
+ * lock first, then that row lock without waiting (ADR 0045 addendum "the lock-order review"). Holding the row while it
+ * waited for the append lock deadlocked with a finish (the append lock, then its KEY SHARE on the key); waiting for the
+ * row while holding the append lock would deadlock with an approval (its KEY SHARE, then the append lock). A row still
+ * held is 55P03, and the caller runs the transaction again ({@link retryBusyRows}). A renewal (same key pair) changes no
+ * key column and needs neither.
+ */
+async function lockKeyColumns(tx: Tx, id: string, hsmKeyId: string): Promise<void> {
+  const [row] = await tx.$queryRaw<{ hsmKeyId: string }[]>`SELECT "hsmKeyId" FROM "key" WHERE "id" = ${id}::uuid`;
+  if (row.hsmKeyId === hsmKeyId) return;
+  await tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(${AUDIT_APPEND_LOCK}::bigint)`;
+  await tx.$queryRaw`SELECT 1 AS "locked" FROM "key" WHERE "id" = ${id}::uuid FOR UPDATE NOWAIT`;
+}
+
 /** Makes `version` (= the current one + 1) the key's current version; the versions it supersedes become RETIRED. */
 async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, version: number, v: NewKeyVersion, extra: { issuerChainPem?: string; pathLen?: number | null }) {
+  await lockKeyColumns(tx, locked.id, v.hsmKeyId.toLowerCase());
   const now = new Date();
   await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
   const row = await tx.keyVersion.create({
@@ -173,7 +191,7 @@ export class KeyLifecycleRepository {
    */
   async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
-      return await retryDeadlocks(() => this.db.transaction(async (tx) => {
+      return await retryBusyRows(() => retryDeadlocks(() => this.db.transaction(async (tx) => {
         await lockKeyid(tx, keyid);
         // The issuer FOR SHARE until the commit (ADR 0045): its retirement, revocation or destruction waits for this
         // version, or this waits for it and is refused; `invalid_state` either way (the key's own state is checked first).
@@ -186,7 +204,7 @@ export class KeyLifecycleRepository {
         const added = await addVersionTx(tx, keyid, locked, version, v, {});
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: expectedVersion } });
         return added;
-      }));
+      })), `key ${keyid}`);
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }
@@ -330,7 +348,7 @@ export class KeyLifecycleRepository {
    */
   async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string; pathLen?: number | null }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
     try {
-      return await this.db.transaction(async (tx) => {
+      return await retryBusyRows(() => this.db.transaction(async (tx) => {
         await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         const n = await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), cancelledAt: null } });
@@ -341,7 +359,7 @@ export class KeyLifecycleRepository {
         const added = await addVersionTx(tx, keyid, locked, version, nv, { issuerChainPem, ...(pathLen !== undefined ? { pathLen } : {}) });
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: locked.currentVersion } });
         return added;
-      });
+      }), `key ${keyid}`);
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }

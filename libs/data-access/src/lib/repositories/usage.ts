@@ -399,13 +399,20 @@ export async function releaseExpiredReservations(db: Db, now = new Date(), limit
     // a reaper that locked that reservation first and then waited for the lock deadlocked with it (a second's stall
     // of every append until PostgreSQL broke it). Holding the lock, the reaper skips (SKIP LOCKED) every reservation a
     // finisher holds, and a finisher waiting for the lock holds no row the reaper waits for.
+    // Their counters too (SKIP LOCKED, ADR 0045 addendum "the lock-order review"): holding the append lock, the reaper
+    // waits for no row at all. A raise of a key's required approvers updates its operations' counters and then waits
+    // for the append lock, and a reservation batch holds counters while it waits for a finish's idempotency key (the
+    // finish waiting for the append lock): a reaper waiting for such a counter deadlocked with them. A reservation
+    // whose counter is busy stays, still expired, for the next pass: it is released once, with its usage, or finished.
     await sqlQuery(client, `SELECT pg_advisory_xact_lock($1::bigint) IS NULL AS "locked"`, [AUDIT_APPEND_LOCK]);
     const rows = await sqlQuery<ReleasedReservation>(
       client,
       `WITH expired AS (
-         SELECT "id" FROM "usage_reservation" WHERE "leaseUntil" < $1::timestamptz ORDER BY "leaseUntil" LIMIT $2 FOR UPDATE SKIP LOCKED
+         SELECT "id", "operationKeyId" FROM "usage_reservation" WHERE "leaseUntil" < $1::timestamptz ORDER BY "leaseUntil" LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), counters AS (
+         SELECT ok."id" FROM "operation_key" ok WHERE ok."id" IN (SELECT "operationKeyId" FROM expired) ORDER BY ok."id" FOR NO KEY UPDATE SKIP LOCKED
        ), d AS (
-         DELETE FROM "usage_reservation" r USING expired WHERE r."id" = expired."id"
+         DELETE FROM "usage_reservation" r USING expired WHERE r."id" = expired."id" AND expired."operationKeyId" IN (SELECT "id" FROM counters)
          RETURNING r."id", r."operationId", r."operationKeyId", r."keyId", r."subjectId", r."kind", r."requestId", r."createdAt"
        ), back AS (
          UPDATE "operation_key" ok SET "usagesUsed" = ok."usagesUsed" - c."n"
