@@ -197,7 +197,12 @@ describe(NotificationRepository.name, () => {
   });
 
   /** Every delivery due now, marked SENT, so the next claims see only the case's own. */
-  const settleOthers = () => sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT', "leaseToken" = NULL, "leaseUntil" = NULL WHERE "state" = 'PENDING'`);
+  // Earlier tests' events still unexpanded (a property's random number of them) would take an expand's batch, and
+  // their deliveries a claim's: both settled, so a test's own expand and claim see only its own.
+  const settleOthers = async () => {
+    await sql(tmp.url, `UPDATE "notification_outbox" SET "expandedAt" = now() WHERE "expandedAt" IS NULL`);
+    await sql(tmp.url, `UPDATE "notification_delivery" SET "state" = 'SENT', "leaseToken" = NULL, "leaseUntil" = NULL WHERE "state" = 'PENDING'`);
+  };
   const kinds = (claimed: ClaimedDelivery[]) => ({
     admitted: claimed.filter((d) => d.staleReason === null && !d.heldNotice).length,
     notices: claimed.filter((d) => d.staleReason === null && d.heldNotice).length,
