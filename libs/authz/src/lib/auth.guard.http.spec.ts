@@ -289,6 +289,8 @@ describe(EntraAuthGuard.name, () => {
     ['fail token only in the query string', () => call(base, 'GET', `/keys?access_token=${tok(bff())}`), 'token_in_query'],
     ['fail two segments', () => get(['Bearer eyJhbGciOiJSUzI1NiJ9.eyJ9']), 'malformed_token'],
     ['fail non-base64url segment', () => get([`Bearer ${tok(bff()).replace('.', '.+/=')}`]), 'malformed_token'],
+    // RS256 signatures are 342 characters: 4 unused bits, which decoders ignore; one valid token has one spelling.
+    ['fail a valid token with its signature respelled (unused bits set)', () => { const t = tok(bff()); const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'; return get([`Bearer ${t.slice(0, -1)}${A[A.indexOf(t.slice(-1)) | 1]}`]); }, 'malformed_token'],
     ['fail header that is not JSON', () => get([`Bearer ${Buffer.from('{not json').toString('base64url')}.e30.c2ln`]), 'malformed_token'],
     ['fail JWE (5 segments)', () => get(['Bearer eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn']), 'encrypted_token_not_supported'],
     ['fail oversize token (13 KiB)', () => get([`Bearer ${tok(bff({ pad: 'x'.repeat(10 * 1024) }))}`]), 'token_too_large'],

@@ -5,6 +5,18 @@ import { FetchLike, fetchJson, isRecord, parseTrustedUrl } from './http-fetch';
 /** `kid` values we accept: Entra uses base64url thumbprints. Anything else never reaches a lookup. */
 export const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 
+/**
+ * A key an RS256 signature can be trusted under: modulus of 2048 bits or more (jose refuses smaller ones only when
+ * verifying, which would answer malformed_token), public exponent odd with 2^16 < e < 2^256 (FIPS 186-5 §A.1.1;
+ * with e = 1 anyone can write a valid signature). Entra publishes 2048-bit keys with e = 65537.
+ */
+function strongRsaKey(key: CryptoKey): boolean {
+  const { modulusLength, publicExponent } = key.algorithm as RsaHashedKeyAlgorithm;
+  if (!(modulusLength >= 2048)) return false;
+  const e = BigInt(`0x${Buffer.from(publicExponent).toString('hex') || '0'}`);
+  return e % 2n === 1n && e > 0x10000n && e < 1n << 256n;
+}
+
 export interface JwksKeyStoreOptions {
   jwksUri: string;
   /** Expected issuer; JWKS entries with an `issuer` member must match it (template substituted). */
@@ -105,9 +117,10 @@ export class JwksKeyStore {
     const seen = new Set<string>();
     for (const jwk of doc['keys'] as unknown[]) {
       if (!isRecord(jwk)) continue;
-      const { kty, kid, use, alg, n, e, issuer } = jwk;
+      const { kty, kid, use, alg, n, e, issuer, key_ops: keyOps } = jwk;
       if (kty !== 'RSA' || typeof kid !== 'string' || !KID_PATTERN.test(kid)) continue;
       if (use !== undefined && use !== 'sig') continue;
+      if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes('verify'))) continue;
       if (alg !== undefined && alg !== 'RS256') continue;
       if (typeof n !== 'string' || typeof e !== 'string') continue;
       if (issuer !== undefined && !this.issuerMatches(issuer)) continue;
@@ -119,9 +132,10 @@ export class JwksKeyStore {
       seen.add(kid);
       try {
         // Only n and e: x5c, x5t and friends are never used.
-        out.set(kid, (await importJWK({ kty: 'RSA', n, e }, 'RS256')) as CryptoKey);
+        const key = (await importJWK({ kty: 'RSA', n, e }, 'RS256')) as CryptoKey;
+        if (strongRsaKey(key)) out.set(kid, key);
       } catch {
-        // Weak (< 2048 bit) or malformed key: skip it.
+        // Malformed key: skip it.
       }
     }
     return out;

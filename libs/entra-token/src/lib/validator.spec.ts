@@ -1,8 +1,9 @@
+import { createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import fc from 'fast-check';
 import { createEntraTokenValidator, EntraTokenValidator, EntraTokenValidatorConfig } from './validator';
 import { loadEntraMetadata, EntraMetadata } from './metadata';
 import { TokenError, TokenErrorCode } from './errors';
-import { startTestIssuer, TestIssuer, TestSignOptions } from './testing/test-issuer';
+import { startTestIssuer, TestIssuer, TestSigningKey, TestSignOptions } from './testing/test-issuer';
 
 const TENANT = '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01';
 const APP = '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60';
@@ -213,6 +214,10 @@ describe(createEntraTokenValidator.name, () => {
     ['fail jku to an attacker key set with an unknown kid', () => validator().authenticate(bearer(userClaims(), { key: issuer.newUnpublishedKey(), header: { jku: 'http://127.0.0.1:1/keys' } })), 'unknown_key'],
     ['fail x5u and x5c with the real kid', () => validator().authenticate(bearer(userClaims(), { key: { ...issuer.newUnpublishedKey(), kid: issuer.keys[0].kid }, header: { x5u: 'http://127.0.0.1:1/c.pem', x5c: ['MIIB'] } })), 'invalid_signature'],
     ['fail crit empty array', () => validator().authenticate(bearer(userClaims(), { header: { crit: [] } })), 'unsupported_crit'],
+    ['fail a tab after Bearer', () => validator().authenticate(`Bearer\t${issuer.sign(userClaims())}`), 'invalid_scheme'],
+    ['fail a space after the token (HTTP parsers trim it; a raw value keeps it)', () => validator().authenticate(`${bearer(userClaims())} `), 'invalid_scheme'],
+    ['fail two tokens in one header', () => validator().authenticate(`${bearer(userClaims())}, ${bearer(userClaims())}`), 'invalid_scheme'],
+    ['fail two tokens joined by a comma', () => validator().authenticate(`${bearer(userClaims())},${issuer.sign(userClaims())}`), 'malformed_token'],
     ['fail crit b64 (RFC 7797 unencoded payload)', () => validator().authenticate(bearer(userClaims(), { header: { crit: ['b64'], b64: false } })), 'unsupported_crit'],
   ];
   it.each(table)('%s', async (_name, run, code) => {
@@ -374,6 +379,109 @@ describe(createEntraTokenValidator.name, () => {
     });
   });
 
+  // RFC 4648 §3.5: the bits after the last full octet must be zero. Decoders ignore them, so without this check one
+  // signed token has several spellings (16 for an RS256 signature): different texts, different SHA-256, one token.
+  describe('canonical base64url segments', () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    /** The other spellings of a segment's last character (same decoded bytes, non-zero unused bits). */
+    const respellings = (segment: string): string[] => {
+      const unused = segment.length % 4 === 2 ? 0b1111 : segment.length % 4 === 3 ? 0b11 : 0;
+      const base = ALPHABET.indexOf(segment.at(-1) as string) & ~unused;
+      const out: string[] = [];
+      for (let bits = 1; bits <= unused; bits++) out.push(segment.slice(0, -1) + ALPHABET[base | bits]);
+      return out;
+    };
+    /** A token whose header and payload segments are given as text, signed over exactly that text. */
+    const signText = (h: string, p: string): string => `${h}.${p}.${cryptoSign('sha256', Buffer.from(`${h}.${p}`), issuer.keys[0].privateKey).toString('base64url')}`;
+    /** A header or payload as a segment whose length leaves unused bits (4 when 2 = length % 4). */
+    const segment = (json: Record<string, unknown>): string => {
+      for (let pad = 0; ; pad++) {
+        const s = Buffer.from(JSON.stringify({ ...json, ...(pad ? { x: 'x'.repeat(pad) } : {}) })).toString('base64url');
+        if (s.length % 4 === 2) return s;
+      }
+    };
+    const header = (): Record<string, unknown> => ({ typ: 'JWT', alg: 'RS256', kid: issuer.keys[0].kid });
+
+    it.each([
+      ['fail the signature respelled (a second text of a valid token)', () => { const [h, p, s] = issuer.sign(userClaims()).split('.'); return `${h}.${p}.${respellings(s)[0]}`; }, 'malformed_token'],
+      ['fail a signed header segment with non-zero unused bits', () => { const h = segment(header()); return signText(respellings(h)[0], segment(userClaims())); }, 'malformed_token'],
+      ['fail a signed payload segment with non-zero unused bits', () => { const p = segment(userClaims()); return signText(segment(header()), respellings(p)[0]); }, 'malformed_token'],
+      ['fail a segment of 4k+1 characters (no octet ends there)', () => { const [h, p, s] = issuer.sign(userClaims()).split('.'); return `${h}.${p}.${s}${s.length % 4 === 0 ? 'A' : s.length % 4 === 2 ? 'AAA' : 'AA'}`; }, 'malformed_token'],
+      ['fail a padded signature', () => `${issuer.sign(userClaims())}==`, 'malformed_token'],
+      ['fail a trailing dot', () => `${issuer.sign(userClaims())}.`, 'malformed_token'],
+      ['fail four segments', () => `${issuer.sign(userClaims())}.e30`, 'malformed_token'],
+      ['fail base64 (not url) characters', () => issuer.sign(userClaims()).replace(/-/g, '+').replace(/_/g, '/').replace(/^([^+/]*)$/, '$1+'), 'malformed_token'],
+      ['ok canonical segments whose length leaves unused bits', () => signText(segment(header()), segment(userClaims())), 'accepted'],
+    ] as const)('%s', async (_n, make, expected) => {
+      expect(await codeOf(validator({ verifiedTokenCacheSize: 0 }).authenticate(`Bearer ${make()}`))).toBe(expected);
+    });
+
+    it('accepts a token in exactly one spelling, also once it is remembered as verified (property)', async () => {
+      const v = validator();
+      await fc.assert(
+        fc.asyncProperty(fc.string({ minLength: 1, maxLength: 40 }), fc.nat(), async (uti, pick) => {
+          const token = issuer.sign(userClaims({ uti }));
+          const [h, p, s] = token.split('.');
+          expect(await codeOf(v.authenticate(`Bearer ${token}`))).toBe('accepted');
+          const variants = [...respellings(s).map((x) => `${h}.${p}.${x}`), ...respellings(p).map((x) => `${h}.${x}.${s}`), ...respellings(h).map((x) => `${x}.${p}.${s}`)];
+          expect(variants.length).toBeGreaterThan(0);
+          expect(await codeOf(v.authenticate(`Bearer ${variants[pick % variants.length]}`))).toBe('malformed_token');
+        }),
+        { numRuns: 100 },
+      );
+    });
+  });
+
+  // Keys come only from the tenant's JWKS, but a key the set publishes is trusted for everything it verifies: one that
+  // cannot carry an RS256 signature safely must select nothing (FIPS 186-5 §A.1.1: 2^16 < e < 2^256, e odd; RFC 8725
+  // §3.2 / jose: modulus >= 2048 bits; RFC 7517 §4.3: key_ops without "verify" is not a verification key).
+  describe('which published keys can verify', () => {
+    const rsaKey = (opts: { bits?: number; exponent?: number; jwk?: Record<string, unknown> } = {}): TestSigningKey => {
+      const pair = generateKeyPairSync('rsa', { modulusLength: opts.bits ?? 2048, publicExponent: opts.exponent ?? 65537 });
+      const kid = `extra${Math.random().toString(36).slice(2)}`;
+      const jwk = { ...(pair.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, use: 'sig', alg: 'RS256', ...opts.jwk };
+      return { kid, privateKey: pair.privateKey, publicKey: pair.publicKey, jwk };
+    };
+    /** With e = 1, s^e mod n = s: the EMSA-PKCS1-v1_5 encoding of the hash is a "signature" anyone can write. */
+    const forgeForExponentOne = (claims: Record<string, unknown>, kid: string): string => {
+      const b = (x: string): string => Buffer.from(x).toString('base64url');
+      const input = `${b(JSON.stringify({ typ: 'JWT', alg: 'RS256', kid }))}.${b(JSON.stringify(claims))}`;
+      const t = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(input).digest()]);
+      const em = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - t.length - 3, 0xff), Buffer.from([0]), t]);
+      return `${input}.${em.toString('base64url')}`;
+    };
+    const published = async (extra: TestSigningKey[], token: (keys: TestSigningKey[]) => string): Promise<TokenErrorCode | 'accepted'> => {
+      issuer.keys.push(...extra);
+      try {
+        const v = validator({ verifiedTokenCacheSize: 0 });
+        await v.refreshKeys();
+        return await codeOf(v.authenticate(`Bearer ${token(extra)}`));
+      } finally {
+        issuer.keys.splice(1);
+      }
+    };
+
+    it.each([
+      ['fail a key with exponent 1 (a token forged without any private key)', () => { const k = rsaKey(); return [{ ...k, jwk: { ...k.jwk, e: 'AQ' } }]; }, (k: TestSigningKey[]) => forgeForExponentOne(userClaims(), k[0].kid), 'unknown_key'],
+      ['fail a key with exponent 3', () => [rsaKey({ exponent: 3 })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a 1024-bit key (an unknown key, not a malformed token)', () => [rsaKey({ bits: 1024 })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail key_ops without verify', () => [rsaKey({ jwk: { key_ops: ['encrypt'] } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail key_ops not an array', () => [rsaKey({ jwk: { key_ops: 'verify' } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail use enc', () => [rsaKey({ jwk: { use: 'enc' } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a key for RS384', () => [rsaKey({ jwk: { alg: 'RS384' } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a kid published twice (ambiguous: selects nothing)', () => { const k = rsaKey(); return [k, { ...rsaKey(), kid: k.kid, jwk: { ...rsaKey().jwk, kid: k.kid } }]; }, (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['ok key_ops ["verify"]', () => [rsaKey({ jwk: { key_ops: ['verify'] } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
+      ['ok a 4096-bit key without use and alg', () => [rsaKey({ bits: 4096, jwk: { use: undefined, alg: undefined } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
+    ] as const)('%s', async (_n, keys, token, expected) => {
+      expect(await published(keys(), token)).toBe(expected);
+    });
+
+    it('still verifies with the other keys of a set that also publishes unusable ones', async () => {
+      const bad = rsaKey({ exponent: 3 });
+      expect(await published([bad], () => issuer.sign(userClaims()))).toBe('accepted');
+    });
+  });
+
   describe('JWKS cache', () => {
     it('fetches once, then refetches an unknown kid at most once per cooldown', async () => {
       const v = validator();
@@ -388,6 +496,16 @@ describe(createEntraTokenValidator.name, () => {
       clock += 5 * 60_000;
       expect(await codeOf(v.authenticate(bearer(userClaims({ exp: clock / 1000 + 600 }), unknown)))).toBe('unknown_key');
       expect(issuer.jwksRequests - before).toBe(2);
+    });
+
+    it('fetches once for a burst of concurrent unknown kids, however many arrive', async () => {
+      const v = validator();
+      await v.authenticate(bearer(userClaims()));
+      clock += 5 * 60_000;
+      const before = issuer.jwksRequests;
+      const codes = await Promise.all(Array.from({ length: 50 }, (_, i) => codeOf(v.authenticate(bearer(userClaims(), { header: { kid: `unknownKid${i}` } })))));
+      expect(new Set(codes)).toEqual(new Set(['unknown_key']));
+      expect(issuer.jwksRequests - before).toBe(1);
     });
 
     it('keeps last-known-good keys when the JWKS endpoint fails after the cache expired', async () => {
@@ -437,6 +555,24 @@ describe(createEntraTokenValidator.name, () => {
       } finally {
         issuer.keys.splice(0, 1, oldKey);
         clock = start;
+      }
+    });
+
+    it('verifies a remembered token again when its kid now names other key material', async () => {
+      const v = validator();
+      const oldKey = issuer.keys[0];
+      const s = clock / 1000;
+      const token = bearer(userClaims({ iat: s, nbf: s, exp: s + 3600 }));
+      expect(await codeOf(v.authenticate(token))).toBe('accepted');
+      const other = issuer.newUnpublishedKey();
+      issuer.keys.splice(0, 1, { ...other, kid: oldKey.kid, jwk: { ...other.jwk, kid: oldKey.kid } });
+      try {
+        clock += 5 * 60_000;
+        // An unknown kid after the cooldown makes the validator fetch the set: same kid, new key.
+        expect(await codeOf(v.authenticate(bearer(userClaims(), { header: { kid: 'unknownKid123' } })))).toBe('unknown_key');
+        expect(await codeOf(v.authenticate(token))).toBe('invalid_signature');
+      } finally {
+        issuer.keys.splice(0, 1, oldKey);
       }
     });
 

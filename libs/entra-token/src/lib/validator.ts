@@ -61,6 +61,19 @@ export interface EntraTokenValidator {
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
+const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * RFC 4648 §3.5: a canonical segment ends on an octet (length % 4 is never 1) with its unused bits zero. Decoders
+ * ignore those bits, so without this one signed token has several texts (16 for an RS256 signature).
+ */
+function canonicalSegment(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 0) return true;
+  if (rest === 1) return false;
+  return (B64URL_ALPHABET.indexOf(segment[segment.length - 1]) & (rest === 2 ? 0b1111 : 0b11)) === 0;
+}
+
 /**
  * oid and azp as Entra writes them: a lower-case GUID. One spelling per principal and client, so that (tid, oid) is
  * one key and the exact comparisons with the configured client ids (lower-cased) cannot be sidestepped by case.
@@ -144,8 +157,9 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
   function parseHeader(token: string): ProtectedHeaderParameters & Record<string, unknown> {
     if (token.length > maxTokenBytes) throw new TokenError('token_too_large');
     const parts = token.split('.');
-    if (parts.length === 5) throw new TokenError('encrypted_token_not_supported');
-    if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) throw new TokenError('malformed_token');
+    // Only a JWE-shaped token (5 base64url segments) is named one: the audit code of anything else is malformed_token.
+    if (parts.length === 5 && parts.every((p) => B64URL.test(p))) throw new TokenError('encrypted_token_not_supported');
+    if (parts.length !== 3 || !parts.every((p) => B64URL.test(p) && canonicalSegment(p))) throw new TokenError('malformed_token');
     let header: ProtectedHeaderParameters & Record<string, unknown>;
     try {
       header = decodeProtectedHeader(token) as ProtectedHeaderParameters & Record<string, unknown>;
@@ -185,7 +199,9 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
 
   // Verified tokens by SHA-256 of their exact text: a forged or altered token never matches an entry.
   const verifiedMax = cfg.verifiedTokenCacheSize ?? 10_000;
-  const verified = new Map<string, { kid: string; principal: Principal; until: number }>();
+  // `key`: the key it verified under. A refresh that publishes other material under the same kid (or re-imports it)
+  // sends the token through the full verification again.
+  const verified = new Map<string, { kid: string; key: CryptoKey; principal: Principal; until: number }>();
   const VERIFIED_MAX_AGE_MS = 10 * 60_000;
 
   async function validateToken(token: string): Promise<Principal> {
@@ -194,20 +210,23 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
     const id = hash('sha256', token, 'base64');
     const hit = verified.get(id);
     if (hit) {
-      // The same rules as jose's exp check (with the clock tolerance), and the key must still be published.
-      if (now() < hit.until && now() / 1000 - tolerance < hit.principal.expiresAt) {
-        await keys.getKey(hit.kid);
+      // The same rules as jose's exp check (with the clock tolerance), and its kid must still name the key it verified under.
+      if (now() < hit.until && now() / 1000 - tolerance < hit.principal.expiresAt && (await keys.getKey(hit.kid)) === hit.key) {
         return { ...hit.principal, roles: [...hit.principal.roles], scopes: [...hit.principal.scopes] };
       }
       verified.delete(id);
     }
-    const principal = await verify(token);
-    verified.set(id, { kid: parseHeader(token).kid as string, principal, until: now() + VERIFIED_MAX_AGE_MS });
+    const { principal, key } = await verifyWithKey(token);
+    verified.set(id, { kid: parseHeader(token).kid as string, key, principal, until: now() + VERIFIED_MAX_AGE_MS });
     if (verified.size > verifiedMax) verified.delete(verified.keys().next().value as string);
     return { ...principal, roles: [...principal.roles], scopes: [...principal.scopes] };
   }
 
   async function verify(token: string): Promise<Principal> {
+    return (await verifyWithKey(token)).principal;
+  }
+
+  async function verifyWithKey(token: string): Promise<{ principal: Principal; key: CryptoKey }> {
     const header = parseHeader(token);
     const key = await keys.getKey(header.kid as string);
     let claims: Claims;
@@ -224,7 +243,7 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
     } catch (e) {
       throw mapJoseError(e);
     }
-    return classify(claims);
+    return { principal: classify(claims), key };
   }
 
   function classify(c: Claims): Principal {
