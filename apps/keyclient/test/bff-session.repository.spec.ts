@@ -79,6 +79,19 @@ describe(BffSessionRepository.name, () => {
     await expect(repo.ping()).resolves.toBeUndefined();
   });
 
+  it('keeps the newest sessions of one user up to the cap, never the one just created, never another user\'s', async () => {
+    const mine = { tid: 'tid-cap', oid: 'oid-cap' };
+    for (const [n, minute] of [['1', 1], ['2', 2], ['3', 3]] as const) await session(n.repeat(64), { ...mine, createdAt: at(minute) });
+    await session('9'.repeat(64), { tid: 'tid-cap', oid: 'someone-else', createdAt: at(0) });
+    // Created by a replica whose clock is behind: still kept, it is the session the user just signed in with.
+    await repo.create(
+      { id: '0'.repeat(64), ...mine, displayName: null, username: null, tokenCiphertext: Buffer.from([1]), accessTokenExpiresAt: at(60), createdAt: at(0), idleExpiresAt: at(30), absoluteExpiresAt: at(480) },
+      { keepPerIdentity: 2 },
+    );
+    const left = (await db.prisma.bffSession.findMany()).filter((r) => r.tid === 'tid-cap').map((r) => r.id[0]).sort();
+    expect(left).toEqual(['0', '3', '9']);
+  });
+
   it('refuses a duplicate id with the conflict code', async () => {
     await session('e'.repeat(64));
     await expect(session('e'.repeat(64))).rejects.toMatchObject({ code: 'conflict' });

@@ -208,6 +208,28 @@ describe('keyclient proxy headers', () => {
     else expect(got).toEqual([]);
   });
 
+  // The API refuses a repeated Idempotency-Key or Content-Type (ADR 0011: which one counted would depend on who
+  // reads); through the keyclient Node kept the first Content-Type and joined the keys into one "a, b", so the API
+  // saw a single header it accepted. The keyclient refuses them itself, as the API would.
+  it.each([
+    ['fail a repeated Idempotency-Key', ['Idempotency-Key: key-one-0001', 'Idempotency-Key: key-two-0002']],
+    ['fail Idempotency-Key in two spellings', ['Idempotency-Key: key-one-0001', 'idempotency-key: key-two-0002']],
+    ['fail a repeated X-Admin-Session', ['X-Admin-Session: 00000000-0000-4000-8000-000000000001', 'X-Admin-Session: 00000000-0000-4000-8000-000000000002']],
+    ['fail a second Content-Type', ['Content-Type: text/plain']],
+  ])('%s is 400 malformed_request and never forwarded', async (_name, extra) => {
+    const before = h.upstream.received.length;
+    const a = await raw(request('POST', '/api/v1/operations', extra));
+    expect({ status: a.status, code: codeOf(a), forwarded: h.upstream.received.length - before }).toEqual({ status: 400, code: 'malformed_request', forwarded: 0 });
+  });
+
+  it('ok one Idempotency-Key and one X-Admin-Session are forwarded as sent', async () => {
+    const before = h.upstream.received.length;
+    const a = await raw(request('POST', '/api/v1/operations', ['Idempotency-Key: key-one-0001', 'X-Admin-Session: 00000000-0000-4000-8000-000000000001']));
+    expect(a.status).toBe(201);
+    const [got] = h.upstream.received.slice(before);
+    expect([got.headers['idempotency-key'], got.headers['x-admin-session'], got.headers['content-type']]).toEqual(['key-one-0001', '00000000-0000-4000-8000-000000000001', 'application/json']);
+  });
+
   it("fail the API's credentials, CORS grants and security headers never reach the browser", async () => {
     h.upstream.respond = (_req, res) => {
       res.writeHead(200, {

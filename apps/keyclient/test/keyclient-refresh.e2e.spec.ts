@@ -1,4 +1,5 @@
 import { createKeyclientApp, type KeyclientApp } from '../src/app/create-keyclient-app';
+import { KeyclientError, KeyclientErrorCode } from '../src/errors/keyclient-error';
 import type { TokenSet } from '../src/oidc/oidc.service';
 import { sessionIdFromCookie } from '../src/session/session.service';
 import type { Browser, SeenResponse } from './browser';
@@ -119,6 +120,78 @@ describe('keyclient token refresh', () => {
       expect(lastBearer()).toBe(after.accessToken);
     } finally {
       await replica?.close();
+    }
+  });
+
+  it.each([
+    ['ok the current token still usable: the other replica sends it meanwhile', 70_000, false],
+    ['ok the current token about to expire: the other replica waits for the new one', 117_000, true],
+  ])('uses a refresh token once when two replicas refresh one session at the same moment (two tabs): %s', async (_case, advanceMs, bothNew) => {
+    const { browser, cookie } = await signedIn();
+    let replica: KeyclientApp | undefined;
+    const spies: jest.SpyInstance[] = [];
+    try {
+      replica = await createKeyclientApp(h.config, { now: h.now, logDestination: { write: (l: string) => h.logs.push(l) > 0 } });
+      await replica.app.listen(0, '127.0.0.1');
+      const other = `http://localhost:${(replica.app.getHttpServer().address() as { port: number }).port}`;
+      const used: string[] = [];
+      // A slow provider, so each replica's refresh is under way while the other's starts (one tab per replica).
+      for (const oidc of [h.keyclient.context.oidc, replica.context.oidc]) {
+        const original = oidc.refresh.bind(oidc);
+        spies.push(
+          jest.spyOn(oidc, 'refresh').mockImplementation(async (previous: TokenSet) => {
+            used.push(previous.refreshToken ?? '');
+            await new Promise((r) => setTimeout(r, 400));
+            return original(previous);
+          }),
+        );
+      }
+      const before = await storedTokens(cookie);
+      h.clockOffsetMs += advanceMs;
+      const start = h.upstream.received.length;
+      const both = await Promise.all([
+        h.spa(browser, 'GET', '/api/keys'),
+        browser.request(`${other}/api/keys`, { initiator: other }),
+      ]);
+      expect(both.map((r) => r.status)).toEqual([200, 200]);
+      expect(used).toEqual([before.refreshToken]);
+      expect(h.upstream.received.length).toBe(start + 2);
+      const after = await storedTokens(cookie);
+      expect(after.accessToken).not.toBe(before.accessToken);
+      expect(after.refreshLeaseUntil).toBeUndefined();
+      const sent = h.upstream.received.slice(start).map((r) => String(r.headers.authorization).replace(/^Bearer /, ''));
+      if (bothNew) expect(sent).toEqual([after.accessToken, after.accessToken]);
+      else expect(sent.sort()).toEqual([before.accessToken, after.accessToken].sort());
+      // Once the refresh is stored, both replicas send the one new token.
+      await h.spa(browser, 'GET', '/api/keys');
+      expect(lastBearer()).toBe(after.accessToken);
+      await browser.request(`${other}/api/keys`, { initiator: other });
+      expect(lastBearer()).toBe(after.accessToken);
+    } finally {
+      for (const s of spies) s.mockRestore();
+      await replica?.close();
+    }
+  });
+
+  it('gives the refresh lease back when the provider cannot be reached, so the next request refreshes at once', async () => {
+    const { browser, cookie } = await signedIn();
+    const before = await storedTokens(cookie);
+    advanceIntoRefreshWindow();
+    const refreshes = jest
+      .spyOn(h.keyclient.context.oidc, 'refresh')
+      .mockRejectedValueOnce(new KeyclientError(KeyclientErrorCode.ProviderUnavailable));
+    try {
+      expect((await h.spa(browser, 'GET', '/api/keys')).status).toBe(200);
+      expect(lastBearer()).toBe(before.accessToken);
+      const kept = await storedTokens(cookie);
+      expect(kept.refreshLeaseUntil).toBeUndefined();
+      expect(kept.accessToken).toBe(before.accessToken);
+      expect((await h.spa(browser, 'GET', '/api/keys')).status).toBe(200);
+      expect(refreshes).toHaveBeenCalledTimes(2);
+      expect(lastBearer()).toBe((await storedTokens(cookie)).accessToken);
+      expect(lastBearer()).not.toBe(before.accessToken);
+    } finally {
+      refreshes.mockRestore();
     }
   });
 

@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createKeyclientApp } from '../src/app/create-keyclient-app';
 import { SpaController } from '../src/app/spa.controller';
 import { ProxyService } from '../src/proxy/proxy.service';
 import { CALLBACK_PATH } from '../src/config/keyclient-config';
-import { sessionIdFromCookie } from '../src/session/session.service';
+import { MAX_SESSIONS_PER_IDENTITY, sessionIdFromCookie } from '../src/session/session.service';
 import type { Browser, SeenResponse } from './browser';
 import { DEMO_TENANT, Harness } from './harness';
 import { expectNoSecretsLeaked } from './leak-scan';
@@ -290,6 +290,25 @@ describe('keyclient sessions', () => {
     expect(JSON.parse((await h.spa(browser, 'GET', '/me')).body)).toMatchObject({ username: 'nora.nobody@demo.test' });
   });
 
+  it('keeps at most MAX_SESSIONS_PER_IDENTITY sessions per user: a script signing in again and again ends the oldest', async () => {
+    const user = 'otto.orderer@demo.test';
+    const other = await signedIn('ann.approver@demo.test');
+    const browsers: Browser[] = [];
+    for (let i = 0; i < MAX_SESSIONS_PER_IDENTITY + 3; i++) {
+      // A fresh cookie jar each time: no session cookie comes back to be ended by the callback.
+      const b = h.browser();
+      await h.login(b, { user });
+      browsers.push(b);
+    }
+    const oid = (JSON.parse((await h.spa(browsers[browsers.length - 1], 'GET', '/me')).body) as { oid: string }).oid;
+    const rows = (await h.db.prisma.bffSession.findMany()).filter((r) => r.oid === oid);
+    expect(rows).toHaveLength(MAX_SESSIONS_PER_IDENTITY);
+    const statuses = await Promise.all(browsers.map(async (b) => (await h.spa(b, 'GET', '/me')).status));
+    expect(statuses).toEqual([...Array(3).fill(401), ...Array(MAX_SESSIONS_PER_IDENTITY).fill(200)]);
+    // Another user's session is not touched.
+    expect((await h.spa(other.browser, 'GET', '/me')).status).toBe(200);
+  });
+
   it('stores only the hash of the cookie value and keeps tokens encrypted at rest', async () => {
     const { cookie } = await signedIn();
     const row = await h.db.prisma.bffSession.findUnique({ where: { id: sessionIdFromCookie(cookie) } });
@@ -570,6 +589,44 @@ describe('keyclient API proxy', () => {
     expect(problemCode(res)).toBe('payload_too_large');
     // The upstream request was aborted mid-body: the API never saw a complete request.
     expect(h.upstream.received.slice(before).some((r) => r.body.length > 4096)).toBe(false);
+  });
+
+  it.each([
+    ['fail a POST without the CSRF header (403 csrf_rejected)', '/api/v1/operations', {}, 403],
+    ['fail a POST without a session (401 unauthenticated)', '/api/v1/operations', { 'x-keyserver-csrf': '1', origin: 'KC' }, 401],
+    ['fail a POST to a route off the list (403 proxy_route_forbidden)', '/api/v1/signorders', { 'x-keyserver-csrf': '1', origin: 'KC' }, 403],
+    ['fail a POST to /logout without the CSRF header', '/logout', {}, 403],
+  ])('%s whose body never ends: answered, then the connection closed within a second, not drained for minutes', async (_name, path, extra, status) => {
+    const port = Number(new URL(h.kc).port);
+    const headers = Object.entries(extra as Record<string, string>).map(([k, v]) => `${k}: ${v === 'KC' ? h.kc : v}\r\n`).join('');
+    const socket = createConnection(port, '127.0.0.1');
+    let answer = '';
+    let sent = 0;
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    const closedAfter = new Promise<number>((resolve) => {
+      const started = Date.now();
+      socket.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => resolve(Infinity), 4_000);
+    });
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: ${new URL(h.kc).host}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n${headers}\r\n`);
+    const chunk = Buffer.alloc(16_384, 0x20);
+    const pump = setInterval(() => {
+      if (socket.destroyed) return;
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      socket.write('\r\n');
+      sent += chunk.length;
+    }, 5);
+    try {
+      expect(await closedAfter).toBeLessThan(3_000);
+      expect(answer.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}`);
+      expect(answer).toMatch(/content-type: application\/problem\+json/i);
+    } finally {
+      clearInterval(pump);
+      socket.destroy();
+    }
+    expect(sent).toBeGreaterThan(0);
   });
 
   it.each([

@@ -18,6 +18,7 @@ import {
   pathGuardMiddleware,
   requestIdMiddleware,
   securityHeadersMiddleware,
+  unreadBodyMiddleware,
 } from '../http/middleware';
 import { createLogger } from '../logging/logger';
 import { OidcService } from '../oidc/oidc.service';
@@ -101,6 +102,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   const metrics = config.metrics ? keyclientMetrics(repo) : undefined;
   if (metrics) app.use(httpMetrics(metrics));
   app.use(requestIdMiddleware);
+  app.use(unreadBodyMiddleware);
   app.use(
     pinoHttp({
       logger: log,

@@ -22,6 +22,27 @@ export function requestIdMiddleware(req: Request, res: Response, next: NextFunct
   next();
 }
 
+/** How long a request body may still arrive after its answer went out (a refusal, an early answer of the API). */
+export const UNREAD_BODY_GRACE_MS = 1_000;
+
+/**
+ * A body the keyclient did not read (a refused request: CSRF, no session, a route off the list) would otherwise be
+ * read and dropped by Node for as long as the client sends it, up to its request timeout (minutes, unbounded bytes).
+ * The answer goes out as usual; a body still arriving a second later ends the connection. Not at once: closing a
+ * socket with unread bytes resets it, and the client could lose the answer it has not read yet.
+ */
+export function unreadBodyMiddleware(req: Request, res: Response, next: NextFunction): void {
+  res.on('finish', () => {
+    if (req.complete) return;
+    const timer = setTimeout(() => {
+      if (!req.complete) req.socket.destroy();
+    }, UNREAD_BODY_GRACE_MS);
+    timer.unref();
+    req.socket.once('close', () => clearTimeout(timer));
+  });
+  next();
+}
+
 /**
  * The Content-Security-Policy. Scripts only from 'self'; inline styles only with the per-response
  * nonce that the SPA's index.html receives (Angular's ngCspNonce), never 'unsafe-inline'.

@@ -9,6 +9,8 @@ import { safeReturnPath } from './return-path';
 export const LOGIN_TRANSACTION_TTL_MS = 10 * 60_000;
 const TX_AAD = 'login-transaction';
 const PROVIDER_TIMEOUT_S = 10;
+/** The longest a call to the provider may take (discovery, token endpoint). */
+export const PROVIDER_TIMEOUT_MS = PROVIDER_TIMEOUT_S * 1000;
 
 /** What the short-lived transaction cookie carries between /login and the callback. */
 export interface LoginTransaction {
@@ -25,6 +27,11 @@ export interface TokenSet {
   refreshToken?: string;
   idToken: string;
   accessTokenExpiresAt: number;
+  /**
+   * Set while one replica refreshes these tokens (ms since epoch): the others do not spend the same refresh token
+   * meanwhile (a provider that rotates refresh tokens takes a second use as theft and revokes them all).
+   */
+  refreshLeaseUntil?: number;
 }
 
 /** The facts of a verified ID token the keyclient keeps in clear. */

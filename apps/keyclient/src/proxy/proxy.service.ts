@@ -19,6 +19,25 @@ const FORWARDED_REQUEST_HEADERS = [
   'x-admin-session',
 ];
 
+/**
+ * Forwarded headers that name one value. Node keeps the first Content-Type and joins repeated other headers into one
+ * ("a, b"), so the API, which refuses a repeated Idempotency-Key or Content-Type (ADR 0011), would see one header it
+ * accepts: the keyclient refuses the repetition itself. Content-Length is Node's parser's own refusal.
+ */
+const SINGLE_VALUED_REQUEST_HEADERS = new Set(['content-type', 'idempotency-key', 'x-admin-session']);
+
+/** The first forwarded single-valued header the request repeats, if any (any spelling of its name). */
+function repeatedHeader(rawHeaders: string[]): string | undefined {
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    if (!SINGLE_VALUED_REQUEST_HEADERS.has(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
 /** Response headers passed back to the browser; Set-Cookie and hop-by-hop headers never are. */
 const FORWARDED_RESPONSE_HEADERS = [
   'content-type',
@@ -100,6 +119,10 @@ export class ProxyService {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.config.proxyMaxBodyBytes) {
       return Promise.reject(new KeyclientError(KeyclientErrorCode.PayloadTooLarge));
+    }
+    const repeated = repeatedHeader(req.rawHeaders);
+    if (repeated !== undefined) {
+      return Promise.reject(new KeyclientError(KeyclientErrorCode.MalformedRequest, `the ${repeated} header must not be repeated`));
     }
     const headers: http.OutgoingHttpHeaders = {};
     for (const name of FORWARDED_REQUEST_HEADERS) {

@@ -94,8 +94,22 @@ export class BffSessionRepository {
     this.pool.on('error', () => undefined);
   }
 
-  /** Inserts a new session; `conflict` if the id already exists. */
-  async create(session: NewBffSession): Promise<BffSessionRecord> {
+  /**
+   * Inserts a new session; `conflict` if the id already exists. With `keepPerIdentity`, the same user's (tid, oid)
+   * oldest sessions beyond that many are deleted (never the new one).
+   */
+  async create(session: NewBffSession, options: { keepPerIdentity?: number } = {}): Promise<BffSessionRecord> {
+    const created = await this.insert(session);
+    if (options.keepPerIdentity !== undefined) {
+      await this.run(
+        `DELETE FROM ${TABLE} WHERE "id" IN (SELECT "id" FROM ${TABLE} WHERE "tid" = $1 AND "oid" = $2 AND "id" <> $3 ORDER BY "createdAt" DESC, "id" DESC OFFSET $4)`,
+        [created.tid, created.oid, created.id, Math.max(0, options.keepPerIdentity - 1)],
+      );
+    }
+    return created;
+  }
+
+  private async insert(session: NewBffSession): Promise<BffSessionRecord> {
     const s = { ...session, lastSeenAt: session.lastSeenAt ?? session.createdAt };
     try {
       const r = await this.run<BffSessionRecord>(

@@ -5,10 +5,22 @@ import type { KeyclientConfig } from '../config/keyclient-config';
 import { SealedBox } from '../crypto/sealed-box';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
 import type { LoginIdentity, OidcService, TokenSet } from '../oidc/oidc.service';
-import { RefreshRejected } from '../oidc/oidc.service';
+import { PROVIDER_TIMEOUT_MS, RefreshRejected } from '../oidc/oidc.service';
 
 /** Activity is written back at most this often, to keep a DB write off most requests. */
 const TOUCH_INTERVAL_MS = 15_000;
+/**
+ * Sessions one user (tid, oid) may hold; a new login ends the oldest beyond it. Without it one account (a script with
+ * the provider's single sign-on) could fill the session table at the provider's pace, one row per login.
+ */
+export const MAX_SESSIONS_PER_IDENTITY = 10;
+/** A refresh lease outlives the provider call it covers (a replica that died mid-refresh holds it no longer). */
+const REFRESH_LEASE_MS = PROVIDER_TIMEOUT_MS + 2_000;
+const LEASE_POLL_MS = 100;
+/** Claims lost to other writers (touches do not count: they leave the tokens alone) before giving up. */
+const CLAIM_ATTEMPTS = 5;
+/** An access token this close to its expiry is not sent any more. */
+const USABLE_MARGIN_MS = 5_000;
 
 /** A live session as the request handlers see it. */
 export interface ActiveSession {
@@ -58,7 +70,7 @@ export class SessionService {
       lastSeenAt: new Date(now),
       idleExpiresAt: new Date(Math.min(now + this.config.sessionIdleMs, absolute)),
       absoluteExpiresAt: new Date(absolute),
-    });
+    }, { keepPerIdentity: MAX_SESSIONS_PER_IDENTITY });
     return { cookieValue, session };
   }
 
@@ -94,8 +106,7 @@ export class SessionService {
 
   /**
    * A valid access token for the session, refreshing it first when it expires within the skew.
-   * Concurrent callers on this replica share one refresh; across replicas a compare-and-set on the
-   * ciphertext decides the winner and losers adopt the winner's tokens.
+   * Concurrent callers on this replica share one refresh; across replicas the first claims a lease (see refresh).
    * A refused refresh deletes the session and throws session_refresh_failed.
    */
   async accessToken(session: ActiveSession): Promise<string> {
@@ -109,46 +120,80 @@ export class SessionService {
     return pending;
   }
 
+  /**
+   * One refresh per session across replicas: the refreshing replica first claims the session by a compare-and-set of
+   * its sealed tokens with a lease (`refreshLeaseUntil`); another replica meanwhile keeps using the current access
+   * token while it is valid, else waits for the new one (or for the lease to run out). A refresh token is never sent
+   * twice, which a provider rotating refresh tokens would answer by revoking them all (RFC 9700 §4.14.2).
+   */
   private async refresh(session: ActiveSession, current: TokenSet): Promise<string> {
-    // Another request on this replica may have refreshed since this session was read.
-    const fresh = await this.repo.findActive(session.id, new Date(this.now()));
-    if (!fresh) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
-    const stored = this.tokenBox.openJson<TokenSet>(fresh.tokenCiphertext, session.id);
-    if (!stored) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
-    if (stored.accessTokenExpiresAt - this.now() > this.config.refreshSkewMs) {
-      session.record = fresh;
-      return stored.accessToken;
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      // Another request may have refreshed since this session was read.
+      const fresh = await this.repo.findActive(session.id, new Date(this.now()));
+      if (!fresh) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
+      const stored = this.tokenBox.openJson<TokenSet>(fresh.tokenCiphertext, session.id);
+      if (!stored) throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
+      if (stored.accessTokenExpiresAt - this.now() > this.config.refreshSkewMs) {
+        session.record = fresh;
+        return stored.accessToken;
+      }
+      const leaseUntil = stored.refreshLeaseUntil ?? 0;
+      // A lease further ahead than any lease is long comes from a replica whose clock is wrong: not honoured.
+      if (leaseUntil > this.now() && leaseUntil - this.now() <= REFRESH_LEASE_MS) {
+        // Another replica is refreshing: the token in hand is still good, or wait for the new one.
+        if (stored.accessTokenExpiresAt - this.now() > USABLE_MARGIN_MS) return stored.accessToken;
+        await this.waitForChange(session, fresh.tokenCiphertext, leaseUntil);
+        continue;
+      }
+      const tokens: TokenSet = { ...stored };
+      delete tokens.refreshLeaseUntil;
+      const claimed = this.sealTokens(session.id, { ...tokens, refreshLeaseUntil: this.now() + REFRESH_LEASE_MS });
+      if (!(await this.repo.replaceTokens(session.id, fresh.tokenCiphertext, claimed, new Date(tokens.accessTokenExpiresAt)))) continue;
+      return this.refreshClaimed(session, current, tokens, claimed);
     }
+    throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
+  }
+
+  /** The refresh itself, by the replica holding the lease (`claimed` is the stored ciphertext). */
+  private async refreshClaimed(session: ActiveSession, current: TokenSet, tokens: TokenSet, claimed: Buffer): Promise<string> {
     let next: TokenSet;
     try {
-      next = await this.oidc.refresh(stored);
+      next = await this.oidc.refresh(tokens);
     } catch (err) {
       if (!(err instanceof RefreshRejected)) {
-        // Provider unreachable: keep the session and use the old token while it is still valid.
-        if (current.accessTokenExpiresAt - this.now() > 5_000) return current.accessToken;
+        // Provider unreachable: give the lease back, keep the session and use the old token while it is still valid.
+        const released = this.sealTokens(session.id, tokens);
+        await this.repo.replaceTokens(session.id, claimed, released, new Date(tokens.accessTokenExpiresAt)).catch(() => false);
+        if (current.accessTokenExpiresAt - this.now() > USABLE_MARGIN_MS) return current.accessToken;
         throw err;
       }
-      const winner = await this.adoptIfChanged(session, fresh.tokenCiphertext);
+      const winner = await this.adoptIfChanged(session, claimed);
       if (winner) return winner;
       this.log.info({ event: 'session_refresh_failed', sessionOid: session.identity.oid }, 'refresh refused; session ended');
       await this.repo.delete(session.id);
       throw new KeyclientError(KeyclientErrorCode.SessionRefreshFailed);
     }
     const ciphertext = this.sealTokens(session.id, next);
-    const won = await this.repo.replaceTokens(
-      session.id,
-      fresh.tokenCiphertext,
-      ciphertext,
-      new Date(next.accessTokenExpiresAt),
-    );
+    const won = await this.repo.replaceTokens(session.id, claimed, ciphertext, new Date(next.accessTokenExpiresAt));
     if (!won) {
-      const winner = await this.adoptIfChanged(session, fresh.tokenCiphertext);
+      const winner = await this.adoptIfChanged(session, claimed);
       if (winner) return winner;
       throw new KeyclientError(KeyclientErrorCode.Unauthenticated);
     }
-    session.record = { ...fresh, tokenCiphertext: ciphertext, accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) };
+    session.record = { ...session.record, tokenCiphertext: ciphertext, accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) };
     this.log.debug({ event: 'session_refreshed' }, 'access token refreshed');
     return next.accessToken;
+  }
+
+  /** Polls until the stored tokens are no longer `seen` or the other replica's lease has run out. */
+  private async waitForChange(session: ActiveSession, seen: Buffer, leaseUntil: number): Promise<void> {
+    // Wall time for the wait itself; the lease is in the session clock's time.
+    const deadline = Date.now() + Math.min(leaseUntil - this.now(), REFRESH_LEASE_MS);
+    while (Date.now() < deadline && this.now() < leaseUntil) {
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+      const latest = await this.repo.findActive(session.id, new Date(this.now()));
+      if (!latest || !latest.tokenCiphertext.equals(seen)) return;
+    }
   }
 
   /** If another replica replaced the tokens meanwhile, use its access token. */
