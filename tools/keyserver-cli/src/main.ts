@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -495,14 +495,30 @@ async function run(argv: string[]): Promise<unknown> {
     const r = await apiRaw(c, 'GET', '/api/v1/audit/export');
     if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
     const body = Readable.fromWeb(r.body as Parameters<typeof Readable.fromWeb>[0]);
+    // The export streams (ADR 0048 addendum): a Keyserver that fails after the headers cuts the response without its
+    // last chunk, and a body that ends so is a truncated export, never a shorter valid-looking one.
+    let cut: Error | undefined;
+    body.once('error', (err) => (cut = err));
+    const truncated = (err: unknown, written: string) =>
+      cut ? new CliError(`the audit export was cut short (${(cut.cause as Error | undefined)?.message ?? cut.message}): ${written}; export again`, Exit.Unavailable, 'audit_export_truncated') : err;
     if (!v.out) {
       // JSON lines to a terminal or a pipe: the same values, no raw character a terminal obeys or hides (ADR 0047).
       await pipeline(body.setEncoding('utf8'), async function* (lines: AsyncIterable<string>) {
         for await (const chunk of lines) yield jsonEscapeHidden(chunk);
-      }, process.stdout, { end: false });
+      }, process.stdout, { end: false }).catch((err: unknown) => {
+        throw truncated(err, 'what was written to stdout is incomplete');
+      });
       return undefined;
     }
-    await pipeline(body, createWriteStream(v.out));
+    // Written beside the file and renamed when whole: --out names a complete export or nothing new.
+    const partial = `${v.out}.partial`;
+    try {
+      await pipeline(body, createWriteStream(partial));
+    } catch (err) {
+      rmSync(partial, { force: true });
+      throw truncated(err, `nothing written to ${v.out}`);
+    }
+    renameSync(partial, v.out);
     return { out: v.out, bytes: statSync(v.out).size };
   }
   if (cmd === 'cert' && sub === 'issue') {

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { Controller, Get, Header, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { AuditPage, AuditVerification } from '@keyserver/api-contract';
@@ -30,11 +31,11 @@ export class AuditController {
   }
 
   @RequirePermission(Permission.AuditRead)
-  @ApiOperation({ summary: 'The whole audit log oldest first as JSON lines (verify offline: keyserver-api audit-verify FILE)' })
+  @ApiOperation({ summary: 'The whole audit log oldest first as JSON lines, then its signed checkpoints, streamed from the chain as it stood when the export began (verify offline: keyserver-api audit-verify FILE); a response cut short has no final chunk' })
   @ApiProduces('application/x-ndjson')
   @Header('content-type', 'application/x-ndjson; charset=utf-8')
   @Get('export')
-  export(@Caller() actor: Actor, @RequestId() requestId: string) {
+  export(@Caller() actor: Actor, @RequestId() requestId: string): Promise<Readable> {
     return this.service.export(actor, requestId);
   }
 }

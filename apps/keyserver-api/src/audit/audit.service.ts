@@ -1,14 +1,20 @@
-import { Injectable, Optional } from '@nestjs/common';
+import { Readable } from 'node:stream';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification } from '@keyserver/api-contract';
 import type { AuditCheckpoint } from '@keyserver/audit-chain';
-import { AuditRepository, type AuditEvent, type AuditInput } from '@keyserver/data-access';
+import { AuditRepository, type AuditEvent, type AuditExportSnapshot } from '@keyserver/data-access';
 import { AuditSeals } from './audit-seal';
 import { actorAudit, type Actor } from '../common/actor';
+import { LOGGER } from '../app/tokens';
 
 import { validateBody } from '../admin-sessions/admin-request';
 import { Audited, auditEvent } from '../common/audited';
 
+/** Entries (and checkpoints) read per statement while an export streams. */
 const EXPORT_PAGE = 500;
+/** Characters the export stream holds ahead of the socket; past them it reads the next batch only when the client read. */
+const EXPORT_BUFFER = 64 * 1024;
 
 export const auditView = (e: AuditEvent): AuditEventView => ({ ...e, at: e.at.toISOString() });
 
@@ -38,6 +44,7 @@ export class AuditService {
     private readonly audited: Audited,
     // Always there in the app (AppModule); a unit of the service without checkpoints verifies the chain alone.
     @Optional() private readonly seals?: AuditSeals,
+    @Optional() @Inject(LOGGER) private readonly logger?: Logger,
   ) {}
 
   async list(actor: Actor, query: unknown, requestId: string): Promise<AuditPage> {
@@ -68,22 +75,49 @@ export class AuditService {
   }
 
   /**
-   * The whole chain oldest first, one JSON entry per line, then one line per signed checkpoint (read first, so each
-   * seals an exported entry); verifiable offline with `audit-verify` / `ksctl audit verify --root`.
+   * The whole chain oldest first, one JSON entry per line, then one line per signed checkpoint; verifiable offline with
+   * `audit-verify` / `ksctl audit verify --root`. Streams (ADR 0048 addendum "the export streams"): the chain as it
+   * stood when the export began ({@link AuditRepository.exportSnapshot}), read a batch at a time and only as fast as
+   * the client reads; the bytes are those the in-memory export wrote. A client that goes away stops the reads; a
+   * failure after the headers went out cuts the response without its last chunk, which ksctl reports as truncated.
    */
-  async export(actor: Actor, requestId: string): Promise<string> {
-    const base: AuditInput = { ...actorAudit(actor), action: 'audit.export', outcome: 'SUCCESS', requestId };
-    const checkpoints = (await this.seals?.list()) ?? [];
-    const pages: AuditEvent[][] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.audit.list({ cursor, limit: EXPORT_PAGE });
-      pages.push(page.items);
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
-    const events = pages.flat().reverse();
-    await this.audit.append({ ...base, details: { entries: events.length, lastSeq: events.at(-1)?.seq ?? null, checkpoints: checkpoints.length } });
-    const lines = [...events.map(auditExportLine), ...checkpoints.map(auditCheckpointLine)];
-    return lines.join('\n') + (lines.length ? '\n' : '');
+  async export(actor: Actor, requestId: string): Promise<Readable> {
+    const snapshot = await this.audit.exportSnapshot();
+    await this.audit.append({
+      ...actorAudit(actor), action: 'audit.export', outcome: 'SUCCESS', requestId,
+      details: { entries: snapshot.entries, lastSeq: snapshot.head, checkpoints: snapshot.checkpoints },
+    });
+    // Text chunks, not Buffers: the socket encodes each as it writes it and frees it then, where a Buffer per batch
+    // would live off the heap until a garbage collection (tens of MB of resident memory).
+    return Readable.from(this.exportChunks(snapshot, requestId), { objectMode: false, encoding: 'utf8', highWaterMark: EXPORT_BUFFER });
+  }
+
+  private async *exportChunks(snapshot: AuditExportSnapshot, requestId: string): AsyncGenerator<string> {
+    const lines = <T>(items: T[], line: (x: T) => string) => items.map((x) => `${line(x)}\n`).join('');
+    let entries = 0;
+    let done = false;
+    try {
+      // Checkpoints up to `sealed` seal entries up to `head` (ADR 0048): the checkpoint lines come last.
+      for (let after: string | null = null; snapshot.head !== null; ) {
+        const batch = await this.audit.entriesBetween(after, snapshot.head, EXPORT_PAGE);
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1].seq;
+        entries += batch.length;
+        yield lines(batch, auditExportLine);
+      }
+      for (let after: string | null = null; snapshot.sealed !== null; ) {
+        const batch = await this.audit.checkpointsBetween(after, snapshot.sealed, EXPORT_PAGE);
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1].seq;
+        yield lines(batch, auditCheckpointLine);
+      }
+      done = true;
+    } catch (err) {
+      this.logger?.warn({ requestId, entries, err: (err as Error).message }, 'audit export failed while streaming: the response is cut short (clients see it truncated)');
+      throw err;
+    } finally {
+      // Reached when the client went away too: the stream is destroyed and no further batch is read.
+      if (!done) this.logger?.info({ requestId, entries, of: snapshot.entries }, 'audit export stopped before its end');
+    }
   }
 }

@@ -247,6 +247,20 @@ describe(`${AuditCheckpointVerifier.name} (deleted checkpoints)`, () => {
     expect(r.seal).toMatchObject({ lastSealedSeq: cps[0].seq });
   });
 
+  // A streamed export the Keyserver could not finish ends at any line (ADR 0048 addendum "the export streams"): the
+  // checkpoint lines come last, so the records before the cut name checkpoints the file lacks.
+  it.each([
+    ['fail an export cut short in its entries, after a checkpoint record', 'entries'],
+    ['fail an export cut short between its checkpoint lines', 'checkpoints'],
+  ] as const)('%s: checkpoint_missing', (_n, where) => {
+    const { entries, cps, seqOf } = sealedChain(8, [2, 4, 7]);
+    const lines = exportText(entries, cps).trimEnd().split('\n');
+    const cut = where === 'entries' ? entries.findIndex((e) => e.seq === seqOf(5)) : entries.length + 1;
+    const r = verifyAuditExport(`${lines.slice(0, cut).join('\n')}\n`, anchored());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => p.kind)).toContain('checkpoint_missing');
+  });
+
   it('fail a checkpoint row whose token is not the one its record names (a token swapped in): checkpoint_missing', () => {
     const { entries, cps } = sealedChain(5, [2, 4]);
     const other = sealedChain(5, [2, 4]).cps[0];

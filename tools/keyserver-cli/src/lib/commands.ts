@@ -125,7 +125,9 @@ Exit 6 when anything does not verify.`,
     help: `Usage: ksctl audit export [--out FILE.jsonl]
        ksctl audit verify FILE.jsonl [--root ROOT.pem] [--tsa-cert TSA.pem]
 
-export: the whole audit log as JSON lines (auditors; stdout without --out), then its signed checkpoints.
+export: the whole audit log as JSON lines (auditors; stdout without --out), then its signed checkpoints, as the
+chain stood when the export began. An export the Keyserver cut short is exit 5 audit_export_truncated: --out is
+written only when the export arrived whole (through FILE.partial), stdout's copy is incomplete.
 verify: offline, every entry's hash and link, and every signed checkpoint (an RFC 3161 token of the Keyserver's TSA
 over an entry hash) against the ROOT and TSA certificate you obtained out of band: the token verifies, chains to
 --root, is signed by --tsa-cert, and asserts the entry hash at its seq (exit 6 and every problem otherwise:

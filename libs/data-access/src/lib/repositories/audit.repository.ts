@@ -25,6 +25,17 @@ export interface AuditFilter {
   limit?: number;
 }
 
+/**
+ * The chain as an export streams it ({@link AuditRepository.exportSnapshot}): its head and last checkpoint when the
+ * export began (null: none) and how many entries and checkpoints lie up to them.
+ */
+export interface AuditExportSnapshot {
+  head: string | null;
+  sealed: string | null;
+  entries: number;
+  checkpoints: number;
+}
+
 /** Result of {@link AuditRepository.verifyChain}: every bad entry, told apart as link_broken or content_changed. */
 export type ChainVerification = AuditChainReport;
 
@@ -199,6 +210,40 @@ export class AuditRepository {
     });
     const items = rows.slice(0, limit).map(toAuditEvent);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].seq : null };
+  }
+
+  /**
+   * The snapshot an export streams, the rule of {@link verifyChain}: the chain's head and its last checkpoint, read
+   * in one statement. Appends and checkpoints are stored in seq order under one lock, each checkpoint with its record,
+   * so every entry up to `head` and every checkpoint up to `sealed` (and its record) is there and stays so; what is
+   * stored while the export streams lies past them and is left out.
+   */
+  async exportSnapshot(): Promise<AuditExportSnapshot> {
+    const [r] = await sqlQuery<{ head: string | null; sealed: string | null; entries: string; checkpoints: string }>(
+      this.db,
+      `WITH s AS (SELECT (SELECT max(seq) FROM audit_event) AS head, (SELECT max(seq) FROM audit_checkpoint) AS sealed)
+       SELECT s.head::text AS head, s.sealed::text AS sealed,
+              (SELECT count(*) FROM audit_event e WHERE e.seq <= s.head)::text AS entries,
+              (SELECT count(*) FROM audit_checkpoint c WHERE c.seq <= s.sealed)::text AS checkpoints
+       FROM s`,
+      [],
+    );
+    return { head: r.head, sealed: r.sealed, entries: Number(r.entries), checkpoints: Number(r.checkpoints) };
+  }
+
+  /** Entries with seq in (after, through] oldest first, at most `limit` (after null: from the first). */
+  async entriesBetween(after: string | null, through: string, limit: number): Promise<AuditEvent[]> {
+    const rows = await this.db.prisma.auditEvent.findMany({
+      where: { seq: { gt: after === null ? undefined : BigInt(after), lte: BigInt(through) } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+    });
+    return rows.map(toAuditEvent);
+  }
+
+  /** The checkpoints with seq in (after, through] in seq order, at most `limit` (see {@link auditCheckpointsBetween}). */
+  checkpointsBetween(after: string | null, through: string, limit: number): Promise<AuditCheckpoint[]> {
+    return auditCheckpointsBetween(this.db, after, through, limit);
   }
 
   /**
