@@ -10,6 +10,22 @@ import { SignOrderRepository } from './sign-order.repository';
 import { KeyLifecycleRepository, type NewKeyVersion } from './key-lifecycle.repository';
 import { releaseExpiredReservations, reserveUsage } from './usage';
 
+
+/** Sessions waiting for the audit append lock (an advisory lock) now. */
+async function waitersForTheAppendLock(url: string): Promise<number> {
+  const [row] = await sql<{ n: number }>(url, `SELECT count(*)::int AS "n" FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+  return row.n;
+}
+
+/** Until `n` sessions wait for the audit append lock (10 s at most). */
+async function untilWaiting(url: string, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await waitersForTheAppendLock(url)) < n) {
+    if (Date.now() > deadline) throw new Error(`never ${n} waiters for the audit append lock`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 // A sign order's finish takes the audit append lock and then, at the end of its statement, the foreign-key checks of
 // the rows it inserts take FOR KEY SHARE on the operation, key and subject rows. An administrative change that locked
 // one of those rows FOR UPDATE and then waited for the append lock deadlocked with it: PostgreSQL broke the cycle
@@ -29,17 +45,7 @@ describe(`${SignOrderRepository.name} finishing while an administrative change h
 
   const admin = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'admin', requestId: `admin-${hex(4)}` });
 
-  async function advisoryWaiters(): Promise<number> {
-    const [row] = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS "n" FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
-    return row.n;
-  }
-  async function until(n: number): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while ((await advisoryWaiters()) < n) {
-      if (Date.now() > deadline) throw new Error(`never ${n} waiters for the audit append lock`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const until = (n: number) => untilWaiting(tmp.url, n);
 
   /**
    * An approved operation, a sign order of it held in the HSM; then, with the append lock held by a bystander, the
@@ -125,17 +131,8 @@ describe(`${KeyLifecycleRepository.name} and ${releaseExpiredReservations.name} 
     issuerVersion: null,
   });
 
-  async function advisoryWaiters(): Promise<number> {
-    const [row] = await sql<{ n: number }>(tmp.url, `SELECT count(*)::int AS "n" FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
-    return row.n;
-  }
-  async function until(n: number): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while ((await advisoryWaiters()) < n) {
-      if (Date.now() > deadline) throw new Error(`never ${n} waiters for the audit append lock`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const advisoryWaiters = () => waitersForTheAppendLock(tmp.url);
+  const until = (n: number) => untilWaiting(tmp.url, n);
 
   /**
    * With the append lock held by a bystander: `first` queues for it, then `second` (which holds its rows by then);
