@@ -26,7 +26,7 @@ const ENTITLED = `EXISTS (
 
 /**
  * Locks the approver's subject row and its roles FOR SHARE, in that order, before an approval locks its operation: a
- * disable or role change (subject FOR UPDATE) and a change of a role's grants (role FOR UPDATE) either committed before
+ * disable or role change (subject FOR NO KEY UPDATE) and a change of a role's grants (role FOR UPDATE) either committed before
  * and is read by {@link approvableKeyIds}, or waits for the approval and then withdraws it. Changes take the subject or
  * role first and operations after, so the order is the same everywhere (no deadlock).
  */
@@ -38,7 +38,7 @@ export async function lockApprover(tx: Tx, approverId: string): Promise<void> {
 
 /**
  * The key ids (key.id) the subject may approve now, as this transaction sees it (call {@link lockApprover} first): none
- * while he is disabled or recorded as a guest account (the guard's recording locks the row FOR UPDATE, so it either
+ * while he is disabled or recorded as a guest account (the guard's recording locks the row FOR NO KEY UPDATE, so it either
  * committed before and is read here, or waits for the approval and then withdraws it).
  */
 export async function approvableKeyIds(tx: Tx, approverId: string): Promise<Set<string>> {
@@ -68,7 +68,7 @@ export interface WithdrawnApprovalRow {
  * is refused `operation_not_usable`, and its approvers who may still approve and have not are asked again in a new
  * round of approval requests (ADR 0023 addendum "a new round"; the round is named in the withdrawal's audit events as
  * `approvalRequestRound`). Usages already reserved finish. Call it after the change, with the subjects (or
- * the role) already locked FOR UPDATE; the operations are locked here in id order, as approvals and
+ * the role) already locked (FOR NO KEY UPDATE, FOR UPDATE for a role); the operations are locked here in id order, as approvals and
  * `setRequiredApprovers` lock them.
  */
 export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[], audit?: AuditInput): Promise<WithdrawnApprovalRow[]> {

@@ -136,7 +136,7 @@ async function lockKey(tx: Tx, keyid: string): Promise<{ id: string; state: stri
 }
 
 /**
- * Locks a key row FOR UPDATE and its issuer's FOR SHARE, in id order (the order of a revocation's tree and of operation
+ * Locks a key row FOR NO KEY UPDATE and its issuer's FOR SHARE, in id order (the order of a revocation's tree and of operation
  * creation, ADR 0045); returns both as they were when locked (issuer null for a key without one).
  */
 async function lockKeyAndIssuer(tx: Tx, keyid: string): Promise<{ key: Awaited<ReturnType<typeof lockKey>>; issuer: LockedIssuer | null }> {
@@ -228,7 +228,7 @@ export class KeyLifecycleRepository {
   }
 
   /**
-   * What a destruction checks before it deletes anything, read under the key's lock (FOR UPDATE: a creation below it,
+   * What a destruction checks before it deletes anything, read under the key's lock (FOR NO KEY UPDATE: a creation below it,
    * which locks it FOR SHARE, has committed or waits and then finds it not ACTIVE): its state, the ACTIVE keys at
    * any depth below it (a destroyed CA would leave them unverifiable) and the HSM keys to delete. Once the key is not
    * ACTIVE nothing new is created, renewed or rotated below it and no key below becomes ACTIVE again, so an empty

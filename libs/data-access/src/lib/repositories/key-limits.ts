@@ -93,7 +93,7 @@ export class KeyLimitsRepository {
   }
 
   /**
-   * Sets a key's limits. The key row is locked (FOR UPDATE) while the limits in force are read, so with `audit` the
+   * Sets a key's limits. The key row is locked (FOR NO KEY UPDATE) while the limits in force are read, so with `audit` the
    * event's `limits: { before, after }` is true even when administrators change them concurrently; the event is
    * written in the same transaction.
    */

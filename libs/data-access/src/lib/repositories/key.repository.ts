@@ -114,7 +114,7 @@ type TreeRow = { id: string; keyid: string; type: KeyType; state: KeyState; pare
 /**
  * Locks the key `keyid` and every key below it, in id order (the order operation creation locks keys in), and
  * returns them top-down (by depth, then keyid; empty when there is no such key). FOR NO KEY UPDATE: it conflicts with
- * every other key lock (FOR SHARE of a key creation on its issuer, FOR UPDATE of a new version, a retirement or a
+ * every other key lock (FOR SHARE of a key creation on its issuer, FOR NO KEY UPDATE of a new version, a retirement or a
  * destruction) but not with the foreign-key checks of sign orders and certificates being stored. Creation locks its
  * issuer FOR SHARE before it inserts ({@link insertKeyTx}), so once a key is locked nothing can be created below it;
  * a key committed below between the read of the tree and its lock is found by the next read and locked in turn. That
@@ -270,7 +270,7 @@ export class KeyRepository {
   }
 
   /**
-   * Sets how many approvers each operation on the key needs. The key row is locked (SELECT ... FOR UPDATE) while the
+   * Sets how many approvers each operation on the key needs. The key row is locked (SELECT ... FOR NO KEY UPDATE) while the
    * old value is read, so with `audit` the event's `requiredApprovers: { before, after }` is true even when
    * administrators change it concurrently; the event is written in the same transaction.
    * A raise applies to the key's open operations at once (ADR 0012): each REQUESTED or APPROVED operation on the key

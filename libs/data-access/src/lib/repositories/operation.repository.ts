@@ -104,7 +104,7 @@ export class OperationRepository {
     try {
       const now = input.now ?? new Date();
       return await this.db.transaction(async (tx) => {
-        // FOR SHARE: a concurrent change of a key's limits or approvers (FOR UPDATE) is either seen whole or waits.
+        // FOR SHARE: a concurrent change of a key's limits or approvers (FOR NO KEY UPDATE) is either seen whole or waits.
         await tx.$queryRaw`SELECT "id" FROM "key" WHERE "keyid" = ANY(${keyids}::text[]) ORDER BY "id" FOR SHARE`;
         const keys = await tx.key.findMany({ where: { keyid: { in: keyids } }, include: { operationLimit: true } });
         for (const k of input.keys) {
@@ -189,7 +189,7 @@ export class OperationRepository {
 
   /**
    * Records `approverId`'s approval of every key in `keyids`, all or nothing, in ONE transaction. The operation
-   * row is locked (SELECT ... FOR UPDATE) so concurrent approvals see each other and exactly one of them performs
+   * row is locked (SELECT ... FOR NO KEY UPDATE) so concurrent approvals see each other and exactly one of them performs
    * the REQUESTED -> APPROVED transition (when `approvalComplete` holds). A repeated approval of any key is
    * `already_approved` and nothing is counted. Each key's approval gets its own audit event (`keyid` set).
    * The approver's right is re-checked here, under locks a disable or a role or grant change must wait for (the
