@@ -114,8 +114,8 @@ type TreeRow = { id: string; keyid: string; type: KeyType; state: KeyState; pare
 /**
  * Locks the key `keyid` and every key below it, in id order (the order operation creation locks keys in), and
  * returns them top-down (by depth, then keyid; empty when there is no such key). FOR NO KEY UPDATE: it conflicts with
- * every other key lock (FOR SHARE of a key creation on its issuer, FOR NO KEY UPDATE of a new version, a retirement or a
- * destruction) but not with the foreign-key checks of sign orders and certificates being stored. Creation locks its
+ * every other key lock (FOR SHARE of a key creation on its issuer, FOR NO KEY UPDATE of a renewal, a retirement or a
+ * destruction, FOR UPDATE NOWAIT of a new key pair) but not with the foreign-key checks of sign orders and certificates being stored. Creation locks its
  * issuer FOR SHARE before it inserts ({@link insertKeyTx}), so once a key is locked nothing can be created below it;
  * a key committed below between the read of the tree and its lock is found by the next read and locked in turn. That
  * second round is out of id order: against another transaction locking in id order it may deadlock, and PostgreSQL
