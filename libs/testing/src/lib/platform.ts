@@ -51,16 +51,30 @@ export const platformEnv = (o: Record<string, unknown>): PlatformEnv => platform
 export const demoTenant: DemoTenant = platform.demoTenant;
 
 /** A TCP port that was free a moment ago. */
+/** Ports this process has handed out: the kernel may offer a port again once it is closed, before its taker binds it. */
+const handedOut = new Set<number>();
+
+/**
+ * A port free now that this process has not handed out before. Without the second rule two services of one platform
+ * could get the same port (the first binds it, the second fails EADDRINUSE, and the first answers in its place: seen
+ * in CI as the emulator answering /readyz and /api/signorders for an API that never started).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        const p = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export async function waitForOk(url: string, timeoutMs = 60_000): Promise<void> {
