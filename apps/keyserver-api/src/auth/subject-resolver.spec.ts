@@ -4,7 +4,7 @@
 import type { SubjectRepository, SubjectWithAccess } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
 import pino from 'pino';
-import type { EdgeServices } from '../edge/edge';
+import { addressKey, principalKey, type EdgeServices } from '../edge/edge';
 import { AuditAuthEventSink, DbSubjectResolver } from './subject-resolver';
 
 const ISSUED = 1_796_600_000;
@@ -92,5 +92,30 @@ describe(AuditAuthEventSink.name, () => {
     const sink = new AuditAuthEventSink(pino({ level: 'silent' }), { refusals: { record: async (key: string) => void keys.push(key) } } as unknown as EdgeServices);
     for (const ip of ['2001:db8:1:2::a', '2001:db8:1:3::a']) await sink.authFailed({ status: 401, code: 'invalid_token', method: 'GET', path: '/api/v1/me', ip });
     expect(keys[0]).not.toBe(keys[1]);
+  });
+
+  it.each([
+    ['fail an invalid token is keyed by its address', { status: 401, code: 'invalid_token', method: 'GET', path: '/p', ip: '2001:db8:1:2::a' }, `auth.invalid_token|invalid_token|${addressKey('2001:db8:1:2::a')}`],
+    [
+      'fail a forbidden principal is keyed by its principal',
+      { status: 403, code: 'insufficient_scope', method: 'GET', path: '/p', ip: '203.0.113.7', principal: { tid: 't', oid: 'o' } as Principal },
+      `auth.forbidden|insufficient_scope|${principalKey('t', 'o')}`,
+    ],
+  ] as const)('%s: the edge caller key (one definition)', async (_n, event, key) => {
+    const keys: string[] = [];
+    const sink = new AuditAuthEventSink(pino({ level: 'silent' }), { refusals: { record: async (k: string) => void keys.push(k) } } as unknown as EdgeServices);
+    await sink.authFailed(event);
+    expect(keys).toEqual([key]);
+  });
+});
+
+describe(`${DbSubjectResolver.name} (unknown principals)`, () => {
+  it('fail an unknown principal is audited under its edge caller key', async () => {
+    const keys: string[] = [];
+    const repo = { findAccess: async () => null, recordUnknownPrincipal: async () => undefined } as unknown as SubjectRepository;
+    const r = new DbSubjectResolver(repo, { refusals: { record: async (k: string) => void keys.push(k) } } as unknown as EdgeServices, pino({ level: 'silent' }));
+    const principal = { kind: 'user', channel: 'bff', tid: 't', oid: 'o', sub: 's', azp: 'a', scopes: [], roles: [], expiresAt: 0 } as unknown as Principal;
+    expect(await r.resolve(principal, request)).toBeNull();
+    expect(keys).toEqual([`auth.unknown_subject|unknown_subject|${principalKey('t', 'o')}`]);
   });
 });

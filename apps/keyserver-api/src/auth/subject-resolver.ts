@@ -4,8 +4,7 @@ import { SubjectRepository, type SubjectWithAccess } from '@keyserver/data-acces
 import type { Principal } from '@keyserver/entra-token';
 import type { Logger } from 'pino';
 import { LOGGER } from '../app/tokens';
-import { clientKey } from '../edge/client-key';
-import { EDGE, type EdgeServices } from '../edge/edge';
+import { addressKey, EDGE, principalKey, type EdgeServices } from '../edge/edge';
 
 /** Maps a token's (tid, oid) to the registered subject; unknown principals are recorded for admins and audited. */
 @Injectable()
@@ -30,7 +29,7 @@ export class DbSubjectResolver implements SubjectResolver {
         azp: principal.azp,
       });
       // Bounded: a principal retrying in a loop is aggregated (src/edge/refusal-audit.ts).
-      await this.edge.refusals.record(`auth.unknown_subject|unknown_subject|principal:${principal.tid}/${principal.oid}`, {
+      await this.edge.refusals.record(`auth.unknown_subject|unknown_subject|${principalKey(principal.tid, principal.oid)}`, {
         action: 'auth.unknown_subject',
         outcome: 'DENIED',
         errorCode: 'unknown_subject',
@@ -105,7 +104,7 @@ export class AuditAuthEventSink implements AuthEventSink {
     if (e.code === 'unknown_subject') return; // already audited by the resolver with more detail
     const action = e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden';
     // A caller without a valid token is its client (an IPv6 one per /64), as at the rate limit (edge/client-key.ts).
-    const caller = e.principal ? `principal:${e.principal.tid}/${e.principal.oid}` : `ip:${clientKey(e.ip)}`;
+    const caller = e.principal ? principalKey(e.principal.tid, e.principal.oid) : addressKey(e.ip);
     try {
       await this.edge.refusals.record(`${action}|${e.code}|${caller}`, {
         action,

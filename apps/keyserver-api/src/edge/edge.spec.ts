@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { AuditInput, AuditRepository } from '@keyserver/data-access';
 import type { ApiConfig } from '../config/api-config';
-import { EdgeServices, requestGuard } from './edge';
+import { addressKey, EdgeServices, ipKey, principalKey, requestGuard } from './edge';
 import { ApiHttpAdapter } from './http-server';
 
 /** EdgeServices with a burst of `burst` refusals per caller and one refusal per caller audited one by one. */
@@ -102,5 +102,24 @@ describe(EdgeServices.name, () => {
       expect(statuses).toEqual([200, 200, 200, 429]);
       expect(admitted(edge, sibling)).toBe(false);
     });
+  });
+});
+
+// The caller keys are the one definition every rate limit and the bounded refusal audit key by (the resolver's and the
+// auth sink's included): a change of format here is a change of who counts as one caller, so it is pinned.
+describe('caller keys', () => {
+  it('ok a principal is principal:<tid>/<oid>', () => {
+    expect(principalKey('72f988bf-0000-4000-8000-000000000001', '0b0b0b0b-0000-4000-8000-000000000002')).toBe('principal:72f988bf-0000-4000-8000-000000000001/0b0b0b0b-0000-4000-8000-000000000002');
+  });
+
+  it.each([
+    ['ok an IPv4 address', '203.0.113.7', 'ip:203.0.113.7'],
+    ['ok an IPv4-mapped IPv6 address is the IPv4 address', '::ffff:203.0.113.7', 'ip:203.0.113.7'],
+    ['ok an IPv6 address is its /64', '2001:DB8:1:2::a%eth0', 'ip:2001:db8:1:2::/64'],
+    ['fail text that is no address is one unknown caller', 'not-an-address', 'ip:unknown'],
+    ['fail no address is the unknown caller', undefined, 'ip:unknown'],
+  ])('%s: %s -> %s', (_n, address, key) => {
+    expect(addressKey(address)).toBe(key);
+    expect(ipKey(anonymous(address as string))).toBe(key);
   });
 });

@@ -42,12 +42,20 @@ const chargeable = (status: number): boolean => status >= 400 && status < 500 &&
 
 /** The caller's address as the socket sees it (`trust proxy` is off: X-Forwarded-For is never believed). */
 export const remoteIp = (req: IncomingMessage): string => req.socket?.remoteAddress ?? 'unknown';
-const principalKey = (p: Pick<Principal, 'tid' | 'oid'>): string => `principal:${p.tid}/${p.oid}`;
 /**
- * The key of a caller without a valid token: its {@link clientKey}, the connection gate's notion of one client (an
- * IPv6 caller per /64), so that rotating addresses inside a /64 escapes neither the rate limit nor the aggregation.
+ * The caller keys of the rate limits and of the bounded refusal audit: the one definition of each format (every place
+ * that keys by caller imports these, so that one caller is one key wherever it is counted).
+ * An authenticated caller (a valid token) is its principal.
  */
-export const ipKey = (req: IncomingMessage): string => `ip:${clientKey(remoteIp(req))}`;
+export const principalKey = (tid: string, oid: string): string => `principal:${tid}/${oid}`;
+/**
+ * The key of a caller without a valid token, from its address: its {@link clientKey}, the connection gate's notion of
+ * one client (an IPv6 caller per /64), so that rotating addresses inside a /64 escapes neither the rate limit nor the
+ * aggregation.
+ */
+export const addressKey = (address: string | undefined): string => `ip:${clientKey(address)}`;
+/** {@link addressKey} of the request's socket address. */
+export const ipKey = (req: IncomingMessage): string => addressKey(remoteIp(req));
 /** The path for audit details: never the query (it may hold credentials), capped. */
 const auditPath = (req: IncomingMessage & { originalUrl?: string }): string => (req.originalUrl ?? req.url ?? '').split('?')[0].slice(0, 256);
 
@@ -106,13 +114,13 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
       requestId: typeof req.id === 'string' ? req.id : null,
       details: { method: (req.method ?? '').slice(0, 16), path: auditPath(req), status, ip },
     };
-    return this.refusals.record(`request.refused|${code}|${principal ? principalKey(principal) : ipKey(req)}`, input);
+    return this.refusals.record(`request.refused|${code}|${principal ? principalKey(principal.tid, principal.oid) : ipKey(req)}`, input);
   }
 
   /** Charges a refusal to its caller: the principal when the token was valid, else the IP (once per request). */
   chargeRefusal(req: IncomingMessage, status: number, principal?: Pick<Principal, 'tid' | 'oid'>): { ok: boolean; retryAfterSeconds: number } {
     if (!chargeable(status)) return { ok: true, retryAfterSeconds: 0 };
-    if (principal) return this.limiter.take(principalKey(principal));
+    if (principal) return this.limiter.take(principalKey(principal.tid, principal.oid));
     if ((req as unknown as Record<symbol, boolean>)[ANON_CHARGED]) return { ok: true, retryAfterSeconds: 0 };
     return this.limiter.take(ipKey(req));
   }
@@ -154,7 +162,7 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
 
   /** Whether an authenticated principal is over its limit of refusals. */
   principalAllowed(principal: Pick<Principal, 'tid' | 'oid'>) {
-    return this.limiter.peek(principalKey(principal));
+    return this.limiter.peek(principalKey(principal.tid, principal.oid));
   }
 }
 

@@ -21,7 +21,7 @@ interface Bucket {
 
 /**
  * Token buckets per caller key (`ip:<clientKey>` for unauthenticated and failing callers, `principal:tid/oid` for
- * authenticated ones), in memory per replica (docs/adr/0011-edge-refusals-and-rate-limits.md). A full bucket
+ * authenticated ones: `ipKey` and `principalKey` of edge.ts), in memory per replica (docs/adr/0011-edge-refusals-and-rate-limits.md). A full bucket
  * and an unknown key are the same thing, so forgetting full buckets under memory pressure loses nothing.
  */
 export class RefusalLimiter {

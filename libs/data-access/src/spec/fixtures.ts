@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '../lib/db';
 import { migrateDatabase } from '../lib/migrate/migrator';
-import { createEmptyDatabase, type TempDatabase } from './temp-database';
+import { createEmptyDatabase, planDatabase, type TempDatabase } from './temp-database';
 import { createRepositories, type Repositories } from '../lib/repositories';
 import type { Key, KeyType, Subject } from '../lib/types';
 
@@ -106,6 +106,25 @@ export async function closeTwoReplicas(r: Partial<TwoReplicas>): Promise<void> {
   await r.dbA?.close();
   await r.dbB?.close();
   await r.tmp?.drop();
+}
+
+/**
+ * The two-replica set-up of a spec (or of its describe block) in one line: `const { tmp, a, b } = twoReplicas('tag')`.
+ * The handles exist at once (their pools connect on first use) and their database is created and migrated by the
+ * `beforeAll` this registers; the `afterAll` it registers closes both pools and drops the database. A hook the spec
+ * registers after this call runs after the opening, and its `afterAll` after the closing.
+ */
+export function twoReplicas(tag: string, poolSize = 4): TwoReplicas {
+  const planned = planDatabase(tag);
+  const tmp: TempDatabase = { url: planned.url, drop: planned.drop };
+  const dbA = createDb(tmp.url, { poolSize });
+  const dbB = createDb(tmp.url, { poolSize });
+  beforeAll(async () => {
+    await planned.create();
+    await migrateDatabase(tmp.url);
+  });
+  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  return { tmp, dbA, dbB, a: repositories(dbA), b: repositories(dbB) };
 }
 
 /** A key (EC P-256, fake certificate) certified by `parent`'s current version (no parent: a self-signed ROOT), with a key.create event. */

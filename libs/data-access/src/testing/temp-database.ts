@@ -19,12 +19,24 @@ function databaseUrl(name: string): string {
   return u.toString();
 }
 
-/** Creates an EMPTY database named `<prefix>_<random>` (not migrated). `drop()` terminates leftover connections. */
-export async function createEmptyDatabase(prefix: string): Promise<TempDatabase> {
+/** A database named now, created by `create()`: its URL is known before it exists (for handles made at describe time). */
+export interface PlannedDatabase extends TempDatabase {
+  /** Creates it, EMPTY (not migrated). */
+  create(): Promise<void>;
+}
+
+/** Names a database `<prefix>_<random>` without creating it. `drop()` (safe before `create()`) terminates leftover connections. */
+export function planDatabase(prefix: string): PlannedDatabase {
   if (!/^[a-z][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid database prefix ${prefix}`);
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE "${name}"`);
-  return { url: databaseUrl(name), drop: () => dropDatabase(name) };
+  return { url: databaseUrl(name), create: () => adminQuery(`CREATE DATABASE "${name}"`), drop: () => dropDatabase(name) };
+}
+
+/** Creates an EMPTY database named `<prefix>_<random>` (not migrated). `drop()` terminates leftover connections. */
+export async function createEmptyDatabase(prefix: string): Promise<TempDatabase> {
+  const { url, create, drop } = planDatabase(prefix);
+  await create();
+  return { url, drop };
 }
 
 /**

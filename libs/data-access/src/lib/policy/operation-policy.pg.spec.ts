@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { closeTwoReplicas, openTwoReplicas, outcome, seedKey, seedSubject, window, type TwoReplicas } from '../../spec/fixtures';
+import { outcome, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { sqlQuery } from '../db';
 import { reserveUsage } from '../repositories/usage';
 import type { Key, OperationState, Subject } from '../types';
@@ -35,20 +35,18 @@ const opCase = fc.record({
 });
 
 describe('RESERVE_SQL agrees with the operation policy', () => {
-  let r: TwoReplicas;
   let orderer: Subject;
   let subject: Subject;
   let keys: Key[];
   let absent: Key;
 
+  const r = twoReplicas('policy');
   beforeAll(async () => {
-    r = await openTwoReplicas('policy');
     orderer = await seedSubject(r.a);
     subject = await seedSubject(r.a);
     keys = [await seedKey(r.a), await seedKey(r.a)];
     absent = await seedKey(r.a);
   });
-  afterAll(() => closeTwoReplicas(r));
 
   it('takes a usage exactly when the policy allows it, and names the same refusal', async () => {
     await fc.assert(

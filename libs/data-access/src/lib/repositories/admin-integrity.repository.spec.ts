@@ -1,7 +1,5 @@
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, proveAccount, seedAdmin, seedKey, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, proveAccount, seedAdmin, seedKey, twoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
@@ -9,17 +7,8 @@ import { SubjectRepository } from './subject.repository';
 import { AdminSessionRepository } from './admin-session.repository';
 import { KeyRepository } from './key.repository';
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
-let b: Repositories;
-
 // Two handles = two independent pools, like two API replicas.
-beforeAll(async () => {
-  ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('admintegrity'));
-});
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+const { tmp, a, b } = twoReplicas('admintegrity');
 
 const audit = (action: string, adminSessionId: string | null = null): AuditInput => ({ action, outcome: 'SUCCESS', actorOid: 'admin-oid', requestId: hex(4), adminSessionId, details: {} });
 

@@ -1,5 +1,5 @@
-import { type TempDatabase, sql } from '../../spec/temp-database';
-import { hex, outcome, proveAccount, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, proveAccount, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { hsmGate, signRequest } from '../../spec/sign-path';
 import { type Db } from '../db';
 import type { Repositories } from '.';
@@ -10,16 +10,7 @@ import { SubjectRepository } from './subject.repository';
 // role change, a grant taken from his role) loses his influence on every operation still open, in the transaction of
 // that change; the hot path (the reservation statement) reads the operation's state as before.
 describe(`${SubjectRepository.name} withdrawing approvals`, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
-
-  beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('withdraw'));
-  });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  const { tmp, dbA, dbB, a, b } = twoReplicas('withdraw');
 
   const adminChange = (requestId: string): AuditInput => ({ action: 'subject.update', outcome: 'SUCCESS', actorName: 'admin', requestId });
 
@@ -323,5 +314,34 @@ describe(`${SubjectRepository.name} withdrawing approvals`, () => {
     const events = (await a.audit.list({ action: 'operation.approval_withdrawn', operationId: asGuest.op.id })).items;
     expect(events.map((e) => [e.details['reason'], e.details['by'], e.details['reopened']])).toEqual([['approver_became_guest', 'approval.reconcile', true]]);
     expect(await withdrawnRows(asDisabled.op.id)).toEqual([{ approverId: asDisabled.bob.id, reason: 'approver_disabled' }]);
+  });
+
+  /** `db` counting what the reconciler runs: transactions, and statements outside them (pool and Prisma). */
+  function counted(db: Db) {
+    const n = { transactions: 0, statements: 0 };
+    const pool = new Proxy(db.pool, {
+      get: (t, p) => {
+        const v = Reflect.get(t, p) as unknown;
+        if (p === 'query') return (...args: unknown[]) => (n.statements++, (t.query as (...a: unknown[]) => unknown)(...args));
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const prisma = db.prisma.$extends({ query: { $allOperations: ({ args, query }) => (n.statements++, query(args)) } }) as unknown as Db['prisma'];
+    const wrapped: Db = { ...db, pool, prisma, transaction: (fn, o) => (n.transactions++, db.transaction(fn, o)) };
+    return { subjects: new SubjectRepository(wrapped), n };
+  }
+
+  // Every replica's reaper runs the reconciler every pass: a pass with nothing stale is one read, no transaction.
+  it('ok a pass with nothing stale runs one plain read and opens no transaction; a stale approval still takes one', async () => {
+    await a.subjects.withdrawStaleApprovals();
+    const idle = counted(dbA);
+    expect(await idle.subjects.withdrawStaleApprovals()).toEqual([]);
+    expect(idle.n).toEqual({ transactions: 0, statements: 1 });
+
+    const { op, bob } = await approved();
+    await sql(tmp.url, `UPDATE "subject" SET "enabled" = false WHERE "id" = $1::uuid`, [bob.id]);
+    const busy = counted(dbB);
+    expect((await busy.subjects.withdrawStaleApprovals()).map((w) => [w.operationId, w.approverId, w.reason])).toEqual([[op.id, bob.id, 'approver_disabled']]);
+    expect(busy.n.transactions).toBe(1);
   });
 });

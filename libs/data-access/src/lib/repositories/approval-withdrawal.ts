@@ -1,4 +1,4 @@
-import type { Tx } from '../db';
+import { sqlQuery, type Db, type Tx } from '../db';
 import type { AuditInput } from '../types';
 import { approvalComplete, stateAfterWithdrawal } from '../policy/operation-policy';
 import { appendAuditTx } from './audit.repository';
@@ -141,12 +141,20 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
   return gone.map(({ operationId, keyid, approverId, approvedAt, reason }) => ({ operationId, keyid, approverId, approvedAt, reason }));
 }
 
+/** SQL: the approvals on an open operation that their approver may no longer give (the reconciler's subject). */
+const STALE_APPROVALS = `FROM "approval" a JOIN "operation" o ON o."id" = a."operationId"
+  WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now() AND NOT ${ENTITLED}`;
+
 /** The approvers holding an approval on an open operation that they may no longer give (the reconciler's query). */
 export async function staleApproverIds(tx: Tx): Promise<string[]> {
-  const rows = await tx.$queryRawUnsafe<{ id: string }[]>(
-    `SELECT DISTINCT a."approverId"::text AS "id" FROM "approval" a JOIN "operation" o ON o."id" = a."operationId"
-      WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now() AND NOT ${ENTITLED}
-      ORDER BY 1`,
-  );
+  const rows = await tx.$queryRawUnsafe<{ id: string }[]>(`SELECT DISTINCT a."approverId"::text AS "id" ${STALE_APPROVALS} ORDER BY 1`);
   return rows.map((r) => r.id);
+}
+
+/**
+ * Whether any approval is stale, read outside a transaction: the reconciler's cheap first look (nearly every pass
+ * finds nothing). Only a hint: {@link staleApproverIds} decides again in the transaction, under the approvers' locks.
+ */
+export async function anyStaleApproval(db: Db): Promise<boolean> {
+  return (await sqlQuery(db, `SELECT 1 ${STALE_APPROVALS} LIMIT 1`)).length > 0;
 }

@@ -1,21 +1,9 @@
-import { type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedKey, seedAdmin, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { hex, outcome, seedKey, seedAdmin, twoReplicas } from '../../spec/fixtures';
 import { AdminSessionRepository } from './admin-session.repository';
 import { CertificateRepository } from './certificate.repository';
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
-let b: Repositories;
-
 // Two handles = two independent pools, like two API replicas.
-beforeAll(async () => {
-  ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('certadm'));
-});
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+const { a, b } = twoReplicas('certadm');
 
 describe(CertificateRepository.name, () => {
   const cert = (issuerKeyid: string, serialHex: string, subjectDn = 'CN=device-1,O=Demo') => ({

@@ -1,34 +1,12 @@
-import { createEmptyDatabase, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, repositories, seedKey, seedSubject, window } from '../../spec/fixtures';
-import { createDb, type Db } from '../db';
-import { migrateDatabase } from '../migrate/migrator';
-import type { Repositories } from '.';
+import { hex, outcome, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { AuditRepository } from './audit.repository';
 import { CertificateIssuanceRepository, type IssuedCertificateRecord } from './certificate-issuance.repository';
 
 describe(CertificateIssuanceRepository.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let issuanceA: CertificateIssuanceRepository;
-  let issuanceB: CertificateIssuanceRepository;
-
-  beforeAll(async () => {
-    tmp = await createEmptyDatabase('issue');
-    await migrateDatabase(tmp.url);
-    // Two pools on one database, like two API replicas.
-    dbA = createDb(tmp.url, { poolSize: 5 });
-    dbB = createDb(tmp.url, { poolSize: 5 });
-    a = repositories(dbA);
-    issuanceA = new CertificateIssuanceRepository(dbA);
-    issuanceB = new CertificateIssuanceRepository(dbB);
-  });
-  afterAll(async () => {
-    await dbA?.close();
-    await dbB?.close();
-    await tmp?.drop();
-  });
+  // Two pools on one database, like two API replicas.
+  const { dbA, dbB, a } = twoReplicas('issue', 5);
+  const issuanceA = new CertificateIssuanceRepository(dbA);
+  const issuanceB = new CertificateIssuanceRepository(dbB);
 
   async function setup(opts: { usages?: number; approvers?: number; digests?: readonly string[]; validTo?: Date } = {}) {
     const requester = await seedSubject(a);

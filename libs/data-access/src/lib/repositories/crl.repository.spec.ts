@@ -1,4 +1,4 @@
-import { hex, closeTwoReplicas, openTwoReplicas, outcome, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, twoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput, Key } from '../types';
 import { CrlRepository, crlEntriesSha256, type CrlScope, type CrlSigner } from './crl.repository';
@@ -8,11 +8,7 @@ const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', act
 const PEM = '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n';
 
 describe(CrlRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('crl', 4);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('crl', 4);
 
   const ca = async (): Promise<Key> =>
     r.a.keys.create({ keyid: `ca-${hex(4)}`, type: 'CA', algorithm: 'EC_P256', hash: 'SHA256', hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 86_400_000) });

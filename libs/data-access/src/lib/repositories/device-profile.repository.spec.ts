@@ -1,24 +1,17 @@
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedKey } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, seedKey, twoReplicas } from '../../spec/fixtures';
 import type { AuditInput, Key } from '../types';
 import { DeviceProfileRepository } from './device-profile.repository';
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
 let profilesA: DeviceProfileRepository;
 let profilesB: DeviceProfileRepository;
 
 // Two handles = two independent pools, like two API replicas.
+const { tmp, dbA, dbB, a } = twoReplicas('devprofile');
 beforeAll(async () => {
-  ({ tmp, dbA, dbB, a } = await openTwoReplicas('devprofile'));
   profilesA = new DeviceProfileRepository(dbA);
   profilesB = new DeviceProfileRepository(dbB);
 });
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
 const audit = (): AuditInput => ({ action: 'key.device_profile', outcome: 'SUCCESS', actorOid: 'admin-oid', requestId: hex(4) });
 const profile = (validityDays: number) => ({ validityDays, allowedSanTypes: ['dns'], maxSanCount: 1, dnsDomains: [], uriSchemes: [], keyAgreement: false });

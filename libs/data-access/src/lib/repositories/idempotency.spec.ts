@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { hex, outcome, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { requestFingerprint } from './idempotency';
 import { SignOrderRepository, type SignRequest } from './sign-order.repository';
 
@@ -50,11 +50,7 @@ describe(requestFingerprint.name, () => {
 });
 
 describe(`${SignOrderRepository.name} Idempotency-Key`, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('idem', 4);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('idem', 4);
 
   it('answers a retry that differs in any single field with idempotency_key_reused and uses nothing', async () => {
     const orderer = await seedSubject(r.a);

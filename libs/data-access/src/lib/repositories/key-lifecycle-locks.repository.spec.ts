@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { hex, outcome, seedKeyBelow, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKeyBelow, twoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { AuditInput, Key } from '../types';
@@ -44,11 +44,7 @@ function finalSigner(): { sign: CrlSigner; entered: Promise<void>; open: () => v
 }
 
 describe(KeyRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('key_locks', 6);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('key_locks', 6);
 
   /** Waits until `n` backends of the test database wait for a lock (row or advisory). */
   const waiting = async (n: number) => {

@@ -1,4 +1,4 @@
-import { hex, outcome, seedKey, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKey, twoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput } from '../types';
 import { InstallationRepository } from './installation.repository';
@@ -21,11 +21,7 @@ const version = (hsmKeyId = hex(8)): NewKeyVersion => ({
 });
 
 describe(InstallationRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('install', 4);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('install', 4);
 
   it('ok of two concurrent bootstraps on two replicas exactly one commits; the other is refused and nothing is doubled', async () => {
     const [a, b] = [new InstallationRepository(r.dbA), new InstallationRepository(r.dbB)];
@@ -44,11 +40,7 @@ describe(InstallationRepository.name, () => {
 });
 
 describe(KeyLifecycleRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('lifecycle', 4);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('lifecycle', 4);
 
   it('ok a key is created with its version 1', async () => {
     const k = await seedKey(r.a);

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { hex, outcome, seedKey, seedSubject, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKey, seedSubject, twoReplicas } from '../../spec/fixtures';
 import { DEFAULT_KEY_LIMITS, KeyLimitsRepository, operationLimitViolation, type KeyOperationLimits } from './key-limits';
 
 const FC = { seed: 1306, numRuns: 300 } as const;
@@ -44,11 +44,7 @@ describe(operationLimitViolation.name, () => {
 });
 
 describe(KeyLimitsRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('keylimits', 4);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('keylimits', 4);
 
   const create = async (keyids: string[], start: number, window: number, usages: number) => {
     const orderer = await seedSubject(r.a);

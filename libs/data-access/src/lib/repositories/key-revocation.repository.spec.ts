@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { hex, outcome, seedKeyBelow, seedSubject, window, closeTwoReplicas, openTwoReplicas, type TwoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedKeyBelow, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { signRequest } from '../../spec/sign-path';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput, Key } from '../types';
@@ -39,11 +39,7 @@ async function newVersion(repos: Repositories, lifecycle: KeyLifecycleRepository
 type Row = { keyid: string; state: string; reason: string | null; revokedAt: Date | null; destroyed: boolean; versions: string[]; versionReasons: (string | null)[] };
 
 describe(KeyRepository.name, () => {
-  let r: TwoReplicas;
-  beforeAll(async () => {
-    r = await openTwoReplicas('revoke_below', 6);
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('revoke_below', 6);
 
   const rows = async (keyids: string[]): Promise<Record<string, Row>> => {
     const found = await sql<Row>(

@@ -1,21 +1,13 @@
 import fc from 'fast-check';
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { canonicalEndpoint, canonicalMailbox, NotificationRepository, SUPERSEDED, type ClaimedDelivery } from './notification.repository';
 
 const AUDIT = { action: 'test.notifications', outcome: 'SUCCESS' as const };
 
 describe(NotificationRepository.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
-
+  const { tmp, a, b } = twoReplicas('notify');
   beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('notify'));
     // A change that fails at COMMIT, after the outbox row was written in the same transaction.
     await sql(
       tmp.url,
@@ -24,7 +16,6 @@ describe(NotificationRepository.name, () => {
     );
     await sql(tmp.url, `CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON "operation" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit()`);
   });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   /** A key needing `approvers` approvals, `n` USER approvers holding APPROVE on it (with addresses), and an orderer. */
   async function scene(approvers = 1, n = 2) {

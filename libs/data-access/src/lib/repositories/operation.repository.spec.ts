@@ -1,22 +1,11 @@
-import { type TempDatabase } from '../../spec/temp-database';
-import { outcome, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { outcome, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { signRequest } from '../../spec/sign-path';
-import { type Db } from '../db';
-import type { Repositories } from '.';
 import { OperationRepository } from './operation.repository';
 
 describe(OperationRepository.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
 
   // Two handles = two independent pools, like two API replicas.
-  beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('op'));
-  });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  const { a, b } = twoReplicas('op');
 
   async function operationNeeding(approvers: number) {
     const orderer = await seedSubject(a);

@@ -1,12 +1,11 @@
-import { closeTwoReplicas, openTwoReplicas, outcome, seedKey, seedSubject, window, type TwoReplicas } from '../../spec/fixtures';
+import { outcome, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { observeReservations, releaseUsage, reserveUsage, type ReservationKind } from './usage';
 
 describe(observeReservations.name, () => {
-  let r: TwoReplicas;
   const seen: { kind: ReservationKind; seconds: number; outcome: string }[] = [];
 
+  const r = twoReplicas('reservation_observer');
   beforeAll(async () => {
-    r = await openTwoReplicas('reservation_observer');
     const subject = await seedSubject(r.a);
     const key = await seedKey(r.a);
     const op = await r.a.operations.create({ description: 'observed', ordererId: (await seedSubject(r.a)).id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 1 }] });
@@ -19,7 +18,6 @@ describe(observeReservations.name, () => {
     observeReservations(undefined);
     await reserveUsage(r.dbA, { ...req, kind: 'certificate' });
   });
-  afterAll(() => closeTwoReplicas(r));
 
   it.each([
     ['ok a usage taken', 'signorder', 'reserved'],

@@ -1,15 +1,13 @@
 import { Client } from 'pg';
-import { type TempDatabase, sql } from '../../spec/temp-database';
-import { hex, outcome, seedApprover, seedKey, seedSubject, window, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { hsmGate, signRequest } from '../../spec/sign-path';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
-import { sqlQuery, type Db } from '../db';
-import type { Repositories } from '.';
+import { sqlQuery } from '../db';
 import type { AuditInput, Key } from '../types';
 import { SignOrderRepository } from './sign-order.repository';
 import { KeyLifecycleRepository, type NewKeyVersion } from './key-lifecycle.repository';
 import { releaseExpiredReservations, reserveUsage } from './usage';
-
 
 /** Sessions waiting for the audit append lock (an advisory lock) now. */
 async function waitersForTheAppendLock(url: string): Promise<number> {
@@ -32,16 +30,7 @@ async function untilWaiting(url: string, n: number): Promise<void> {
 // after a second and one side (the sign order, or the change) answered 500. Admin changes lock these rows FOR NO KEY
 // UPDATE (they never change a key column), which conflicts with every writer and locker but a foreign-key check.
 describe(`${SignOrderRepository.name} finishing while an administrative change holds its rows`, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
-
-  beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('rowlocks'));
-  });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  const { tmp, a, b } = twoReplicas('rowlocks');
 
   const admin = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'admin', requestId: `admin-${hex(4)}` });
 
@@ -101,24 +90,18 @@ describe(`${SignOrderRepository.name} finishing while an administrative change h
 // and the rotation then waited for the append lock the finish held. A deadlock shows as a stall of deadlock_timeout
 // (1 s) whichever side PostgreSQL aborts: a rotation retried after it (retryDeadlocks) answers ok all the same.
 describe(`${KeyLifecycleRepository.name} and ${releaseExpiredReservations.name} against the audit append lock`, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
   /**
    * This database's deadlock_timeout: no cycle is broken sooner. Raised from PostgreSQL's 1 s so that a slow but
    * deadlock-free run on a loaded CI machine is never taken for a stall (its sessions open after the setting).
    */
   const DEADLOCK_TIMEOUT_MS = 5_000;
 
+  const { tmp, dbA, dbB, a, b } = twoReplicas('lockorder');
   beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('lockorder'));
     const name = new URL(tmp.url).pathname.slice(1);
     await sql(tmp.url, `ALTER DATABASE "${name}" SET deadlock_timeout = '${DEADLOCK_TIMEOUT_MS}ms'`);
     for (const db of [dbA, dbB]) expect(await sqlQuery<{ deadlock_timeout: string }>(db, 'SHOW deadlock_timeout', [])).toEqual([{ deadlock_timeout: '5s' }]);
   });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   const admin = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'admin', requestId: `admin-${hex(4)}` });
   const newPair = (): NewKeyVersion => ({

@@ -1,25 +1,16 @@
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedApprover, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, seedApprover, twoReplicas } from '../../spec/fixtures';
 import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation, signRequest as request } from '../../spec/sign-path';
 import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { createDb, type Db } from '../db';
-import type { Repositories } from '.';
 import { SignOrderRepository } from './sign-order.repository';
 import { releaseExpiredReservations } from './usage';
 
 describe(SignOrderRepository.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
 
   // Two handles = two independent pools, like two API replicas.
-  beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('sign', 5));
-  });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  const { tmp, dbA, dbB, a, b } = twoReplicas('sign', 5);
 
   const setup = (opts: Parameters<typeof seedOperation>[1] = {}) => seedOperation(a, opts);
 

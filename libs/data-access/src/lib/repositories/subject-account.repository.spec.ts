@@ -2,29 +2,20 @@
 // once per change under concurrency, never by an older token; guests are refused the human-only natures and get no
 // approval or session notice; subjects never proven a member get none either.
 import fc from 'fast-check';
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window } from '../../spec/fixtures';
-import type { Db } from '../db';
-import type { Repositories } from '.';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, proveAccount, seedAdmin, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { SubjectRepository } from './subject.repository';
 
 const AUDIT = { action: 'test.subjects', outcome: 'SUCCESS' as const };
 const accountEvent = (subjectId: string) => ({ action: 'subject.account', outcome: 'SUCCESS' as const, actorSubjectId: subjectId });
 
 describe(`${SubjectRepository.name} account kind`, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
-
+  const { tmp, a, b } = twoReplicas('subject_account', 6);
   beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('subject_account', 6));
     await a.subjects.upsertRole('acct-admins', ['ADMINISTRATOR']);
     await a.subjects.upsertRole('acct-approvers', ['APPROVER']);
     await a.subjects.upsertRole('acct-orderers', ['ORDERER']);
   });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   const accountOf = async (id: string) => {
     const s = await a.subjects.getById(id);

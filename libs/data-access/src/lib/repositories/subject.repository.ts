@@ -3,7 +3,7 @@ import { UUID, mapPrismaError, sqlQuery, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
-import { staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
+import { anyStaleApproval, staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
 import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
@@ -432,9 +432,11 @@ export class SubjectRepository {
    * operation whose approver may no longer give it although no withdrawing change ran: a subject disabled or recorded as
    * a guest by a release before withdrawal existed, a row edited outside the API. Approvers locked FOR NO KEY UPDATE in id order
    * (as admin changes lock them), then `withdrawLostApprovals`; a replica that comes second finds nothing. Audited
-   * `operation.approval_withdrawn` with `by: approval.reconcile`.
+   * `operation.approval_withdrawn` with `by: approval.reconcile`. A pass that finds nothing stale is one plain read
+   * and no transaction (`anyStaleApproval`); the transaction reads again, so a stale look costs nothing but a pass.
    */
   async withdrawStaleApprovals(): Promise<WithdrawnApprovalRow[]> {
+    if (!(await anyStaleApproval(this.db))) return [];
     return this.db.transaction(async (tx) => {
       const ids = await staleApproverIds(tx);
       if (ids.length === 0) return [];

@@ -1,18 +1,7 @@
-import { type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedKey } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { hex, outcome, seedKey, twoReplicas } from '../../spec/fixtures';
 import { TimestampRepository, type TimestampRecord } from './timestamp.repository';
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
-
-beforeAll(async () => {
-  ({ tmp, dbA, dbB, a } = await openTwoReplicas('tsreg'));
-});
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+const { dbA, dbB, a } = twoReplicas('tsreg');
 
 describe(TimestampRepository.name, () => {
   const record = (tsaKeyid: string, serialHex = hex(16)): TimestampRecord => ({
