@@ -12,6 +12,7 @@ import { CrlRefresher } from './crl/crl-refresher';
 import { CrlService } from './crl/crl.service';
 import { HsmKeyDisposer } from './key-admin/hsm-key-disposer';
 import { NotificationDispatcher } from './notifications/dispatcher';
+import { notifyConfigWarnings } from './notifications/notify-config';
 import { createEntraTokenValidator, loadEntraMetadata } from '@keyserver/entra-token';
 import { createPkcs11Signer } from '@keyserver/pkcs11-signer';
 import type { HsmSigner } from '@keyserver/pki';
@@ -94,6 +95,7 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<{ app: Ne
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
   for (const warning of tsaTrustWarnings(config)) logger.warn(warning);
+  for (const warning of notifyConfigWarnings(config.notify)) logger.warn(warning);
   // HTTP_MAX_CONNECTIONS protects only if the descriptors do not run out first (ADR 0011 addendum "connections").
   const descriptors = existsSync('/proc/self/limits') ? descriptorWarning(config.edge.maxConnections, readFileSync('/proc/self/limits', 'utf8')) : undefined;
   if (descriptors) logger.warn(descriptors);

@@ -369,15 +369,16 @@ describe(NotificationDispatcher.name, () => {
     // Approver 0 leaves: his approval is withdrawn, the operation awaits one approval again.
     await repos.subjects.update(s.approvers[0].id, { enabled: false });
     const [x, y] = await Promise.all([new NotificationDispatcherFor(hooks, db).drain(), new NotificationDispatcherFor(hooks, db2).drain()]);
-    expect({ sent: x.sent + y.sent, dead: x.dead + y.dead }).toEqual({ sent: 3, dead: 0 });
+    // Two emails and one call asking again; the orderer's notice of the fall back (email, call: the case below).
+    expect({ sent: x.sent + y.sent, dead: x.dead + y.dead }).toEqual({ sent: 5, dead: 0 });
     const requests = mails.filter((m) => m.raw.includes('Approval requested again'));
     expect(requests.map((m) => m.to).flat().sort()).toEqual([s.approvers[1].email, s.approvers[2].email].sort());
     for (const m of requests) {
       expect(m.raw).toContain('withdrawn');
       expect(m.raw).toContain(`https://keyserver.example.test/operations/${op.id}`);
     }
-    // Not the approver who left, nor the orderer; the channel gets the new round, signed.
-    expect(mails.length).toBe(2);
+    // Not the approver who left; the channel gets the new round, signed.
+    expect(mails.filter((m) => m.raw.includes('X-Keyserver-Event: operation.approval_requested')).length).toBe(2);
     const [call] = calls.filter((c) => c.headers['x-keyserver-event'] === 'operation.approval_requested');
     const body = JSON.parse(call.body);
     expect([body.round, body.operation.id, body.recipients.map((r: { subjectId: string }) => r.subjectId).sort()]).toEqual([2, op.id, [s.approvers[1].id, s.approvers[2].id].sort()]);
@@ -388,6 +389,62 @@ describe(NotificationDispatcher.name, () => {
     mails.length = 0;
     await new NotificationDispatcherFor(hooks, db).drain();
     expect(mails.map((m) => m.to).flat()).toEqual([(await repos.notifications.settings(s.orderer.id)).email]);
+  });
+
+  it('tells the orderer once per fall back, by email and by webhook, when a withdrawal sends his approved operation back to REQUESTED, across two dispatchers', async () => {
+    const s = await scene(3);
+    const op = await s.order('Release 4.4');
+    const hooks = [hook('reopened'), hook('reopened-slack', { format: 'slack', secret: undefined })];
+    const one = new NotificationDispatcherFor(hooks, db);
+    const two = new NotificationDispatcherFor(hooks, db2);
+    await one.drain();
+    await repos.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    await one.drain();
+    const ordererEmail = (await repos.notifications.settings(s.orderer.id)).email as string;
+    for (const [round, leaving] of [[2, s.approvers[0]], [3, s.approvers[1]]] as const) {
+      mails.length = 0;
+      calls.length = 0;
+      // The approver leaves: his approval is withdrawn and the operation the orderer may be waiting to use is REQUESTED again.
+      await repos.subjects.update(leaving.id, { enabled: false });
+      const [x, y] = await Promise.all([one.drain(), two.drain()]);
+      expect(x.dead + y.dead).toBe(0);
+      const toOrderer = mails.filter((m) => m.to[0] === ordererEmail);
+      expect(toOrderer).toHaveLength(1);
+      expect(toOrderer[0].raw).toContain('Subject: [Keyserver] Operation needs approval again: Release 4.4');
+      expect(toOrderer[0].raw).toContain('X-Keyserver-Event: operation.reopened');
+      expect(toOrderer[0].raw).toContain('withdrawn');
+      expect(toOrderer[0].raw).toContain(`https://keyserver.example.test/operations/${op.id}`);
+      // Each endpoint gets one call of its own event type, which a receiver can route; the keyserver body is signed.
+      const reopened = calls.filter((c) => c.headers['x-keyserver-event'] === 'operation.reopened');
+      expect(reopened.map((c) => c.path).sort()).toEqual(['/reopened', '/reopened-slack']);
+      const ks = reopened.find((c) => c.path === '/reopened') as Call;
+      const body = JSON.parse(ks.body);
+      expect([body.type, body.round, body.operation.id, body.operation.state, body.recipients.map((r: { subjectId: string }) => r.subjectId)]).toEqual([
+        'operation.reopened',
+        round,
+        op.id,
+        'REQUESTED',
+        [s.orderer.id],
+      ]);
+      const mac = execFileSync('openssl', ['dgst', '-sha256', '-hmac', SECRET, '-r'], { input: `${ks.headers['x-keyserver-timestamp']}.${ks.body}` }).toString().split(' ')[0];
+      expect(ks.headers['x-keyserver-signature']).toBe(`v1=${mac}`);
+      expect(JSON.parse((reopened.find((c) => c.path === '/reopened-slack') as Call).body).text).toContain('[Keyserver] Operation needs approval again: Release 4.4');
+      // Approved again by the next approver: the orderer hears it is usable (and of the next fall back, next turn).
+      if (round === 2) {
+        await repos.operations.addApproval(op.id, s.key.keyid, s.approvers[1].id);
+        await one.drain();
+      }
+    }
+    // Once per fall back: one event per round, each delivery SENT once.
+    const events = (await repos.notifications.eventsOf(op.id)).filter((e) => e.event === 'operation.reopened');
+    expect(events.map((e) => [e.round, e.recipientIds])).toEqual([
+      [2, [s.orderer.id]],
+      [3, [s.orderer.id]],
+    ]);
+    const rows = (await repos.notifications.deliveriesOf(op.id)).filter((r) => r.event === 'operation.reopened');
+    expect(rows.map((r) => [r.channel, r.target, r.state, r.attempts]).sort()).toEqual(
+      [...[1, 2].flatMap(() => [['EMAIL', s.orderer.id, 'SENT', 1], ['WEBHOOK', 'reopened', 'SENT', 1], ['WEBHOOK', 'reopened-slack', 'SENT', 1]])].sort(),
+    );
   });
 
   it('holds a flood of approval requests to each webhook endpoint at its hourly cap across two dispatchers, posts one signed summary instead, and still posts the outcome', async () => {

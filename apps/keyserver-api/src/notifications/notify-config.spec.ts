@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from '@keyserver/config';
 import { describeConfig, type ApiConfig } from '../config/api-config';
-import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from './notify-config';
+import { describeNotifyConfig, duplicateWebhookEndpoints, notifyConfig, notifyConfigWarnings, notifyEnvSchema } from './notify-config';
 
 const schema = z.object(notifyEnvSchema);
 const load = (env: Record<string, string>) => notifyConfig(loadConfig(schema, env));
@@ -79,5 +79,43 @@ describe(notifyConfig.name, () => {
     // The API's one config log line goes through the same masking.
     const api = { pkcs11: { pin: '1234' }, databaseUrl: 'postgresql://u:pw@h/db', databaseDirectUrl: 'postgresql://u:directpw@h/db', metrics: null, notify: c, cmsTimestamp: { url: null, trust: null } } as unknown as ApiConfig;
     expect(JSON.stringify(describeConfig(api))).not.toMatch(new RegExp(`${SECRET}|SECRETPATH|SECRETSIG|/in/abc|pw@`));
+  });
+});
+
+describe(duplicateWebhookEndpoints.name, () => {
+  const hooks = (...entries: [string, string][]) => ({
+    NOTIFY_WEBHOOKS: JSON.stringify(entries.map(([name, url]) => ({ name, url, format: 'slack' }))),
+  });
+
+  // Two names for one receiver post every notification to it once per name (two delivery ids: receivers cannot
+  // dedupe) and share one hourly cap: almost surely a mistake, but one that used to boot (a rename in progress), so a warning.
+  it.each([
+    ['ok no webhooks', {}, []],
+    ['ok different paths on one host', hooks(['a', 'https://h.example.test/1'], ['b', 'https://h.example.test/2']), []],
+    ['ok different ports', hooks(['a', 'https://h.example.test/1'], ['b', 'https://h.example.test:8443/1']), []],
+    ['ok path case differs (a Slack token is case-sensitive)', hooks(['a', 'https://h.example.test/T/B/x'], ['b', 'https://h.example.test/T/B/X']), []],
+    ['warn one URL under two names', hooks(['a', 'https://h.example.test/1'], ['b', 'https://h.example.test/1']), [['a', 'b']]],
+    [
+      'warn spellings of one URL (host case, default port, encoded unreserved character, fragment, empty query)',
+      hooks(['a', 'https://h.example.test/in'], ['b', 'HTTPS://H.Example.Test:443/%69n#x'], ['c', 'https://h.example.test./in?']),
+      [['a', 'b', 'c']],
+    ],
+    [
+      'warn each shared URL once, naming its entries',
+      hooks(['a', 'https://h.example.test/1'], ['b', 'https://h.example.test/2'], ['c', 'https://h.example.test/1'], ['d', 'https://h.example.test/2'], ['e', 'https://h.example.test/3']),
+      [['a', 'c'], ['b', 'd']],
+    ],
+  ])('%s', (_n, env, expected) => {
+    expect(duplicateWebhookEndpoints(load(env)).map((d) => d.names)).toEqual(expected);
+  });
+
+  it('logs one warning line per shared URL, naming the entries with the URL masked as in the config line', () => {
+    const c = load(hooks(['teams', 'https://prod.example.test/workflows/SECRETPATH?sig=SECRETSIG'], ['teams-ops', 'https://PROD.example.test/workflows/SECRETPATH?sig=SECRETSIG#x']));
+    const lines = notifyConfigWarnings(c);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('NOTIFY_WEBHOOKS[0] "teams", NOTIFY_WEBHOOKS[1] "teams-ops"');
+    expect(lines[0]).toContain('https://prod.example.test/***');
+    expect(lines[0]).not.toMatch(/SECRETPATH|SECRETSIG|workflows|\n/);
+    expect(notifyConfigWarnings(load({}))).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, isLoopbackHost, port, secureUrl } from '@keyserver/config';
+import { canonicalEndpoint } from '@keyserver/data-access';
 
 /** An empty value counts as unset (compose files pass `${SMTP_HOST:-}` through as ""). */
 const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
@@ -147,11 +148,42 @@ function readSecretFile(variable: string, file: string, min: number): string {
   return value;
 }
 
+/** A webhook URL as it may appear in logs: its origin only (a Slack or Teams URL's path and query are bearer secrets). */
+const maskedUrl = (url: string): string => `${new URL(url).origin}/***`;
+
+/**
+ * NOTIFY_WEBHOOKS entries that reach one endpoint (one canonical URL, as the per-endpoint cap counts it: ADR 0023
+ * addendum "one endpoint, one cap"), in the order configured; one group per shared URL with its masked URL.
+ */
+export function duplicateWebhookEndpoints(c: NotifyConfig): { names: string[]; entries: string[]; url: string }[] {
+  const groups = new Map<string, { names: string[]; entries: string[]; url: string }>();
+  c.webhooks.forEach((w, i) => {
+    const canonical = canonicalEndpoint(w.url);
+    const g = groups.get(canonical) ?? { names: [], entries: [], url: maskedUrl(canonical) };
+    g.names.push(w.name);
+    g.entries.push(`NOTIFY_WEBHOOKS[${i}] "${w.name}"`);
+    groups.set(canonical, g);
+  });
+  return [...groups.values()].filter((g) => g.names.length > 1);
+}
+
+/**
+ * What the boot logs as warnings (one line each): webhook names sharing an endpoint. Not refused: it booted before
+ * (a rename rolled out in two steps keeps both names a while), but every notification is posted there once per name,
+ * under different delivery ids (the receiver cannot dedupe them), and the names share one hourly cap.
+ */
+export function notifyConfigWarnings(c: NotifyConfig): string[] {
+  return duplicateWebhookEndpoints(c).map(
+    (g) =>
+      `${g.entries.join(', ')} have the same endpoint URL ${g.url}: every notification is posted to it ${g.names.length} times (once per name, each with its own delivery id) and they share one hourly cap (NOTIFY_WEBHOOK_HOURLY_MAX); keep one of them`,
+  );
+}
+
 /** The notification config as it may appear in logs: secrets, credentials and webhook paths (Slack/Teams URLs are bearer secrets) masked. */
 export function describeNotifyConfig(c: NotifyConfig): Record<string, unknown> {
   return {
     ...c,
     smtp: c.smtp ? { ...c.smtp, password: c.smtp.password ? '***' : null, ca: c.smtp.ca ? '(file)' : null } : null,
-    webhooks: c.webhooks.map((w) => ({ name: w.name, format: w.format, url: `${new URL(w.url).origin}/***`, secret: w.secret ? '***' : null })),
+    webhooks: c.webhooks.map((w) => ({ name: w.name, format: w.format, url: maskedUrl(w.url), secret: w.secret ? '***' : null })),
   };
 }

@@ -41,11 +41,12 @@ describe(webhookBody.name, () => {
     expect(text.split('\n').filter((l) => l.startsWith('Bcc:'))).toEqual([]);
   });
 
-  it.each([
-    ['ok round 1 as it always was: no round member, the first title', undefined, 'Approval requested:', false],
-    ['ok a later round names itself and why it came', 2, 'Approval requested again:', true],
-  ])('%s', (_n, round, heading, again) => {
-    const p = payload(round ? { round } : {});
+  it.each<[string, number | undefined, string, boolean, OperationNoticePayload['type']]>([
+    ['ok round 1 as it always was: no round member, the first title', undefined, 'Approval requested:', false, 'operation.approval_requested'],
+    ['ok a later round names itself and why it came', 2, 'Approval requested again:', true, 'operation.approval_requested'],
+    ['ok the orderer\'s notice of a fall back names itself, why it came and its round', 3, 'Operation needs approval again:', true, 'operation.reopened'],
+  ])('%s', (_n, round, heading, again, type) => {
+    const p = payload({ type, ...(round ? { round } : {}) });
     expect(title(p)).toContain(heading);
     expect(emailText(p, recipients[0], 'https://ks.example.test', 'd-3').includes('was withdrawn')).toBe(again);
     const body = webhookBody('keyserver', notificationBody('d-3', p, recipients, 'https://ks.example.test'));

@@ -53,6 +53,7 @@ const TITLES: Record<NoticePayload['type'], string> = {
   'operation.approval_requested': 'Approval requested',
   'operation.approved': 'Operation approved: it can be used now',
   'operation.rejected': 'Operation rejected',
+  'operation.reopened': 'Operation needs approval again',
   'admin_session.authorization_requested': 'Administrative session needs your authorization',
 };
 
@@ -93,6 +94,8 @@ const ACTION: Record<NoticePayload['type'], string> = {
   'operation.approval_requested': 'Your approval is requested. Review it in the Keyserver after signing in; this message cannot approve anything.',
   'operation.approved': 'Every key has its approvals: the operation can be used within its window.',
   'operation.rejected': 'The operation was rejected and cannot be used.',
+  'operation.reopened':
+    'An approval your operation had was withdrawn (its approver lost the right to approve), so it cannot be used until it is approved again. The approvers who may still approve it were asked; you will be told when it is approved.',
   'admin_session.authorization_requested':
     'An administrator opened a four-eyes session that needs another administrator. If you expected it, authorize it in the Keyserver after signing in; this message cannot authorize anything.',
 };

@@ -67,7 +67,7 @@ export interface WithdrawnApprovalRow {
  * an APPROVED operation that is no longer complete (`approvalComplete`) is REQUESTED again, so the next reservation
  * is refused `operation_not_usable`, and its approvers who may still approve and have not are asked again in a new
  * round of approval requests (ADR 0023 addendum "a new round"; the round is named in the withdrawal's audit events as
- * `approvalRequestRound`). Usages already reserved finish. Call it after the change, with the subjects (or
+ * `approvalRequestRound`), and its orderer is told (`operation.reopened`, same round). Usages already reserved finish. Call it after the change, with the subjects (or
  * the role) already locked (FOR NO KEY UPDATE, FOR UPDATE for a role); the operations are locked here in id order, as approvals and
  * `setRequiredApprovers` lock them.
  */
@@ -113,6 +113,9 @@ export async function withdrawLostApprovals(tx: Tx, subjectIds: readonly string[
       // The first round's requests were decided by the approvals just withdrawn: without a new round nobody who can
       // still approve would hear of it (the outbox writes one event per operation, event and round).
       reopened.set(id, await enqueueOperationNotice(tx, 'operation.approval_requested', id, { again: true }));
+      // The orderer may be waiting to use it: he is told it is not usable any more, once per fall back (the round just
+      // written; unique per operation, event and round like the requests).
+      await enqueueOperationNotice(tx, 'operation.reopened', id);
     }
   }
   for (const w of gone) {

@@ -484,6 +484,9 @@ describe(NotificationRepository.name, () => {
   const rounds = async (opId: string) =>
     (await a.notifications.eventsOf(opId)).filter((e) => e.event === 'operation.approval_requested').map((e) => [e.round, [...e.recipientIds].sort()]);
   const ids = (...people: { id: string }[]) => people.map((p) => p.id).sort();
+  /** The orderer's notices of a fall back written about `opId`: [round, recipients]. */
+  const reopened = async (opId: string) =>
+    (await a.notifications.eventsOf(opId)).filter((e) => e.event === 'operation.reopened').map((e) => [e.round, e.recipientIds]);
 
   it('asks again, in a new round, the approvers who can still approve and have not approved, when a withdrawal sends the operation back to REQUESTED', async () => {
     await settleOthers();
@@ -538,13 +541,56 @@ describe(NotificationRepository.name, () => {
       expect(second.map(([r]) => r)).toEqual([1, 2]);
       // Whichever committed first decided the round: the other's approver may still count (approved) or be gone.
       expect(second[1][1]).toEqual(ids(s.approvers[2], s.approvers[3], s.approvers[4], s.approvers[5]));
+      // The orderer is told of the fall back once, in the same round, whichever replica withdrew what.
+      expect(await reopened(op.id)).toEqual([[2, [s.orderer.id]]]);
       // Approved again by 2 and 3 (the orderer told again), then 2 loses APPROVE: round 3 asks 4 and 5.
       await b.operations.addApproval(op.id, s.key.keyid, s.approvers[2].id);
       await a.operations.addApproval(op.id, s.key.keyid, s.approvers[3].id);
       expect((await a.notifications.eventsOf(op.id)).filter((e) => e.event === 'operation.approved').map((e) => e.round)).toEqual([1, 2]);
       await b.subjects.update(s.approvers[2].id, { enabled: false });
       expect(await rounds(op.id)).toEqual([...second, [3, ids(s.approvers[4], s.approvers[5])]]);
+      expect(await reopened(op.id)).toEqual([
+        [2, [s.orderer.id]],
+        [3, [s.orderer.id]],
+      ]);
     }
+  });
+
+  it('tells the orderer of a fall back within the hourly caps (never as the hour\'s notice), and not once the operation no longer awaits approval', async () => {
+    await settleOthers();
+    const s = await scene(1, 3);
+    const chat = [{ name: 'chat', url: `https://chat-${hex(3)}.example.test/in` }];
+    const claim = () => a.notifications.claim(60_000, 5, 50, 1, 1, chat);
+    // The orderer's mailbox is approver 1's too (another spelling): one cap between them.
+    const shared = (await a.notifications.settings(s.approvers[1].id)).email as string;
+    await a.notifications.setAddress(s.orderer.id, shared.toUpperCase(), AUDIT);
+    const op = await order(s);
+    await a.notifications.expand({ email: true, webhooks: ['chat'] }, 50);
+    expect(kinds(await claim())).toEqual({ admitted: 4, notices: 0, held: 0 });
+    await a.operations.addApproval(op.id, s.key.keyid, s.approvers[0].id);
+    await settleOthers();
+    await a.subjects.update(s.approvers[0].id, { enabled: false });
+    await a.notifications.expand({ email: true, webhooks: ['chat'] }, 50);
+    const claimed = await claim();
+    // The mailbox and the endpoint had their one request of the hour: the orderer's notices are held like a request,
+    // and the hour's one notice or summary is an approval request's (its text is about approval requests).
+    const toOrderer = claimed.filter((d) => d.payload.type === 'operation.reopened');
+    expect(toOrderer.map((d) => [d.channel, d.heldNotice, d.staleReason]).sort()).toEqual([
+      ['EMAIL', false, 'recipient_hourly_limit'],
+      ['WEBHOOK', false, 'endpoint_hourly_limit'],
+    ]);
+    expect(claimed.filter((d) => d.heldNotice).every((d) => d.payload.type === 'operation.approval_requested')).toBe(true);
+    await settleOthers();
+    // Approved again before the orderer's notice went: it is stale (the approved notice tells him what counts).
+    const again = await order(s);
+    await a.operations.addApproval(again.id, s.key.keyid, s.approvers[1].id);
+    await a.subjects.update(s.approvers[1].id, { enabled: false });
+    await a.operations.addApproval(again.id, s.key.keyid, s.approvers[2].id);
+    expect((await a.operations.get(again.id)).state).toBe('APPROVED');
+    await a.notifications.expand({ email: true, webhooks: ['chat'] }, 50);
+    const late = (await a.notifications.claim(60_000, 5, 50, 100, 100, chat)).filter((d) => d.payload.type === 'operation.reopened');
+    expect(late.map((d) => d.staleReason)).toEqual(['the operation no longer awaits approval', 'the operation no longer awaits approval']);
+    await settleOthers();
   });
 
   it('ok no new round while the operation stays REQUESTED, nor for a withdrawal from an operation already finished', async () => {

@@ -7,8 +7,14 @@ import type { AuditInput } from '../types';
 import { needsApproval } from '../policy/operation-policy';
 import { appendAuditTx } from './audit.repository';
 
-/** The operation events that notify someone (docs/notifications.md). */
-export type OperationNotice = 'operation.approval_requested' | 'operation.approved' | 'operation.rejected';
+/**
+ * The operation events that notify someone (docs/notifications.md). `operation.reopened`: a withdrawal of approvals
+ * sent the orderer's APPROVED operation back to REQUESTED (ADR 0023 addendum "the orderer hears of a fall back").
+ */
+export type OperationNotice = 'operation.approval_requested' | 'operation.approved' | 'operation.rejected' | 'operation.reopened';
+
+/** The events counted against the hourly caps (per mailbox, per webhook endpoint): what a burst can multiply. */
+const CAPPED = ['operation.approval_requested', 'operation.reopened'];
 
 /** The event as frozen in the state change's transaction: what was asked, never a token or an acting link. */
 export interface OperationNoticePayload {
@@ -28,7 +34,7 @@ export interface OperationNoticePayload {
   /**
    * The approval-request round, present from round 2 on: the operation fell back to REQUESTED because an approval was
    * withdrawn (its approver lost the right), and the approvers who may still approve are asked again. Absent in round
-   * 1, so the first round's bodies are as they always were.
+   * 1, so the first round's bodies are as they always were. `operation.reopened` always has it (the round it opened).
    */
   round?: number;
 }
@@ -64,7 +70,9 @@ export type NoticePayload = OperationNoticePayload | AdminSessionNoticePayload;
  * there, so two replicas' withdrawals write one round between them; the unique (operation, event, round) makes it
  * once regardless). It asks only who can still make a difference: per key still short of approvals, the subjects
  * who may approve it and have not. `approved` and `rejected` carry the current round, so an operation approved
- * again after a fall back tells its orderer again. Returns the round written, or null when nothing was written.
+ * again after a fall back tells its orderer again; `reopened` (written right after the new round, same transaction)
+ * carries that new round, so the orderer hears of each fall back once. Returns the round written, or null when
+ * nothing was written.
  */
 export async function enqueueOperationNotice(tx: Tx, type: OperationNotice, operationId: string, opts: { again?: boolean } = {}): Promise<number | null> {
   const [op] = await tx.$queryRaw<
@@ -443,12 +451,14 @@ export class NotificationRepository {
    * notice or summary (`heldNotice`), the rest are held (`staleReason` recipient_hourly_limit or
    * endpoint_hourly_limit, then SKIPPED by the dispatcher). The lock makes a second replica's count wait for the
    * first's commit (READ COMMITTED: the count statement sees it), so racing dispatchers never exceed a cap. A retry of
-   * an admitted request or of the notice is not counted again; stale requests are not counted at all.
+   * an admitted request or of the notice is not counted again; stale requests are not counted at all. The orderer's
+   * notice of a fall back (`operation.reopened`) is counted the same way (one admin change can reopen many operations
+   * at once) but never becomes the hour's notice: over the cap it is held.
    */
   private async applyCaps(c: PoolClient, claimed: ClaimRow[], caps: NotificationCaps, endpointKeys: ReadonlyMap<string, string>): Promise<void> {
     const keyOf = (r: ClaimRow) => (r.channel === 'EMAIL' ? `email:${canonicalMailbox(r.address as string)}` : (endpointKeys.get(r.target) ?? `webhook:${r.target}`));
     const capped = claimed
-      .filter((r) => r.event === 'operation.approval_requested' && (r.channel === 'WEBHOOK' || r.address) && r.staleReason === null && !r.admitted && !r.heldNotice)
+      .filter((r) => CAPPED.includes(r.event) && (r.channel === 'WEBHOOK' || r.address) && r.staleReason === null && !r.admitted && !r.heldNotice)
       .sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime() || x.id.localeCompare(y.id));
     const keys = [...new Set(capped.map(keyOf))].sort();
     for (const key of keys) {
@@ -466,7 +476,8 @@ export class NotificationRepository {
         if (admitted < max) {
           await sqlQuery(c, `UPDATE "notification_delivery" SET "admittedAt" = now(), "capKey" = $2 WHERE "id" = $1::uuid`, [r.id, key]);
           admitted += 1;
-        } else if (!noticed) {
+        } else if (!noticed && r.event === 'operation.approval_requested') {
+          // The hour's one notice or summary says approval requests are held: only a request becomes it.
           await sqlQuery(c, `UPDATE "notification_delivery" SET "heldAt" = now(), "heldNotice" = true, "capKey" = $2 WHERE "id" = $1::uuid`, [r.id, key]);
           r.heldNotice = true;
           noticed = true;
@@ -492,11 +503,12 @@ export class NotificationRepository {
                   o."event", d."createdAt", d."admittedAt" IS NOT NULL AS "admitted", d."heldNotice",
                   CASE
                     -- The hour's held-back notice is about requests still waiting, not about its own operation.
-                    WHEN o."event" = 'operation.approval_requested' AND NOT d."heldNotice" AND NOT EXISTS (
+                    -- The orderer's notice of a fall back too: once approved again (or finished) the later notice tells him.
+                    WHEN o."event" = ANY($7::text[]) AND NOT d."heldNotice" AND NOT EXISTS (
                            SELECT 1 FROM "operation" op WHERE op."id" = o."operationId" AND op."state" = 'REQUESTED' AND op."validTo" > now())
                       THEN 'the operation no longer awaits approval'
                     -- The operation fell back to REQUESTED and its approvers were asked again: that round replaces this one.
-                    WHEN o."event" = 'operation.approval_requested' AND NOT d."heldNotice" AND EXISTS (
+                    WHEN o."event" = ANY($7::text[]) AND NOT d."heldNotice" AND EXISTS (
                            SELECT 1 FROM "notification_outbox" n WHERE n."operationId" = o."operationId" AND n."event" = o."event" AND n."round" > o."round")
                       THEN $6::text
                     WHEN o."event" = 'admin_session.authorization_requested' AND NOT EXISTS (
@@ -510,7 +522,7 @@ export class NotificationRepository {
                            SELECT 1 FROM "subject" s WHERE s."id"::text = d."target" AND s."account" = 'MEMBER')
                       THEN 'the recipient is no longer a proven member account'
                   END AS "staleReason"`,
-      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY, SUPERSEDED],
+      [leaseToken, leaseMs, maxAttempts, limit, MEMBERS_ONLY, SUPERSEDED, CAPPED],
     );
   }
 
