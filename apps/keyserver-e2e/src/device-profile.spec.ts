@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { domainToASCII } from 'node:url';
 import * as asn1js from 'asn1js';
 import { OID, derTlv, toPem } from '@keyserver/pki';
 import { clientCredentialsToken, demoTenant, startPlatform, type RunningPlatform } from '@keyserver/testing';
@@ -48,7 +49,7 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-subj', subject, ...extra, '-out', f(`${name}.csr`)]);
     return readFileSync(f(`${name}.csr`), 'utf8');
   }
-  const issue = (pem: string) => ci<Problem & { certificate: string }>('POST', '/api/v1/certificates', { body: { operationid, keyid: 'demo-ca-dev', csr: pem } });
+  const issue = (pem: string) => ci<Problem & { certificate: string; ignoredExtensions: string[] }>('POST', '/api/v1/certificates', { body: { operationid, keyid: 'demo-ca-dev', csr: pem } });
 
   const tight = { validityDays: 30, allowedSanTypes: ['dns'], maxSanCount: 1, dnsDomains: ['devices.demo.test'], uriSchemes: [], keyAgreement: false };
 
@@ -131,6 +132,13 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     ['fail the CN of the development CA under another organisation (UIs show the CN alone)', '/CN=Demo Devices Development Device CA/O=Other Ltd', [], 'csr_subject_reserved'],
     ['fail the DN of the ROOT with an invisible soft hyphen in its CN', '/C=DK/O=Demo Devices Ltd/CN=Demo Devices\u00ad Root CA', [], 'csr_subject_invalid'],
     ['fail a fake A-label (xn-- that is not Punycode) in a dNSName', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn--abc.devices.demo.test'], 'csr_san_invalid'],
+    // Look-alike letters: UTS #39 Highly Restrictive per subject value and per IDN label (ADR 0010 addendum).
+    ['fail mixed Latin+Cyrillic: the CN of the development CA with a Cyrillic е', '/CN=Demo D\u0435vices Development Device CA/O=Other Ltd', [], 'csr_subject_invalid'],
+    ['fail mixed Latin+Greek: a Greek omicron in a Latin CN', '/CN=R\u03bfot device', [], 'csr_subject_invalid'],
+    ['fail mixed Latin+Cyrillic in an IDN label of a dNSName', '/CN=device-a', ['-addext', `subjectAltName=DNS:${domainToASCII('p\u0430ypal')}.devices.demo.test`], 'csr_san_invalid'],
+    // Requested extensions: a critical one the profile does not honour refuses the request.
+    ['fail a critical extKeyUsage asking for serverAuth', '/CN=device-a', ['-addext', 'extendedKeyUsage=critical,serverAuth'], 'csr_extension_unsupported'],
+    ['fail a critical keyUsage asking for keyEncipherment', '/CN=device-a', ['-addext', 'keyUsage=critical,digitalSignature,keyEncipherment'], 'csr_extension_unsupported'],
   ])('%s: 400 with the pki code', async (_n, subject, extra, code) => {
     const r = await issue(csr('refused', subject, ['-utf8', ...extra]));
     expect(r.status).toBe(400);
@@ -151,6 +159,23 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     const x = new X509Certificate(r.body.certificate);
     expect(x.subjectAltName).toBe('DNS:device-ok.devices.demo.test');
     expect(new Date(x.validTo).getTime() - new Date(x.validFrom).getTime()).toBe(30 * 86_400_000);
+  });
+
+  it('records a refused critical extension as DENIED csr_extension_unsupported', async () => {
+    const events = await auditOf(ada, 'action=certificate.issue');
+    expect(events.some((e) => e.outcome === 'DENIED' && e.errorCode === 'csr_extension_unsupported')).toBe(true);
+  });
+
+  it('ok an all-Cyrillic CN, a Latin+Han+Katakana O, non-critical extensions not honoured: issued without them, named in the answer and the audit', async () => {
+    const r = await issue(csr('ok-scripts', '/CN=Устройство 7/O=Acme 装置 デバイス', ['-utf8', '-addext', 'extendedKeyUsage=serverAuth,clientAuth', '-addext', 'nsComment=factory line 7']));
+    expect(r.status).toBe(201);
+    expect(r.body.ignoredExtensions).toEqual(['2.5.29.37', '2.16.840.1.113730.1.13']);
+    const x = new X509Certificate(r.body.certificate);
+    expect(x.subject).toBe('CN=Устройство 7\nO=Acme 装置 デバイス');
+    expect(x.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+    expect(x.toString()).not.toContain('factory line 7');
+    const events = await auditOf(ada, 'action=certificate.issue');
+    expect(events.find((e) => e.outcome === 'SUCCESS' && (e.details as { ignoredExtensions?: string[] }).ignoredExtensions)?.details).toMatchObject({ ignoredExtensions: ['2.5.29.37', '2.16.840.1.113730.1.13'] });
   });
 
   it('serialises concurrent changes: each audit event\'s "before" is the previous change\'s "after"', async () => {

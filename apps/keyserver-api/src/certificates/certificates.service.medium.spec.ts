@@ -2,7 +2,8 @@
 // throwaway SoftHSM token (ROOT -> CA generated in it), wired by constructor exactly as the composition root wires it.
 import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { AuditRepository, OperationRepository, type Db } from '@keyserver/data-access';
-import type { HsmKeyInfo } from '@keyserver/pki';
+import { derTlv, OID, type HsmKeyInfo } from '@keyserver/pki';
+import { extensionDer } from '@keyserver/pki/testing';
 import { codeOf, deviceCsr, mediumCertificates, mediumIssuer, mediumDatabase, mediumSigner, seedCaChain } from '../testing/medium';
 import { CertificatesService } from './certificates.service';
 
@@ -74,6 +75,54 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     expect(await usagesUsed(operationId)).toEqual([0]);
     const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'csr_subject_invalid', caKeyid]]);
+  });
+
+  it('fail a CSR whose CN is the CA name with a Cyrillic е (mixed scripts): csr_subject_invalid, no usage spent, one DENIED event', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    const caName = new X509Certificate(caCertificatePem).subject.replace(/^CN=/, '');
+    expect(caName).toMatch(/e/);
+    const lookAlike = caName.replace('e', '\u0435');
+    const rid = requestId();
+    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr(lookAlike) }, rid))).toBe('csr_subject_invalid');
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'csr_subject_invalid', caKeyid]]);
+  });
+
+  // extKeyUsage { serverAuth }: a purpose device certificates never carry (they carry clientAuth only).
+  const serverAuth = derTlv(0x30, derTlv(0x06, new Uint8Array([0x2b, 6, 1, 5, 5, 7, 3, 1])));
+
+  it('fail a CSR with a critical extension the profile does not honour: csr_extension_unsupported, no usage spent, one DENIED event', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    const rid = requestId();
+    const csr = deviceCsr('device-crit', false, { extensions: [extensionDer(OID.extKeyUsage, serverAuth, true)] });
+    expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, rid))).toBe('csr_extension_unsupported');
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'csr_extension_unsupported', caKeyid]]);
+  });
+
+  it('ok non-critical extensions the profile does not honour: issued without them, named in the answer and in the audit event', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    const rid = requestId();
+    const csr = deviceCsr('device-ignored', false, { extensions: [extensionDer(OID.extKeyUsage, serverAuth), extensionDer('1.2.3.4', new Uint8Array([5, 0]))] });
+    const res = await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, rid);
+    expect(res.ignoredExtensions).toEqual([OID.extKeyUsage, '1.2.3.4']);
+    const cert = new X509Certificate(res.certificate);
+    expect(cert.verify(createPublicKey({ key: Buffer.from(caKey.spki), format: 'der', type: 'spki' }))).toBe(true);
+    expect(cert.keyUsage).toEqual([OID.clientAuth]);
+    expect(cert.toString()).not.toContain('1.2.3.4');
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, (e.details as { ignoredExtensions?: string[] }).ignoredExtensions])).toEqual([['SUCCESS', [OID.extKeyUsage, '1.2.3.4']]]);
+  });
+
+  it('ok a CSR whose extensions are all honoured: an empty ignoredExtensions, none in the audit event', async () => {
+    const { provisioner, operationId } = await issuingSetup();
+    const rid = requestId();
+    const res = await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-plain') }, rid);
+    expect(res.ignoredExtensions).toEqual([]);
+    const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, 'ignoredExtensions' in (e.details as object)])).toEqual([['SUCCESS', false]]);
   });
 
   it('never names a certificate the caller may not see in a cursor, even after scanning thousands of them', async () => {

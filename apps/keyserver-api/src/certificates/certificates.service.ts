@@ -103,13 +103,14 @@ export class CertificatesService {
       const digest = createHash('sha256').update(csr.der).digest('hex');
       // Only the HSM signature and the assembly around it run inside the usage transaction.
       const { certificate } = await this.issuance.issueWithUsage(
-        { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest } } },
+        { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest, ...(prepared.ignoredExtensions.length ? { ignoredExtensions: prepared.ignoredExtensions } : {}) } } },
         async () => {
           const issued = await signDeviceCertificate(this.signer, prepared);
           return { serialHex: issued.serialHex, ...(prepared.fields ?? certificateFieldsOf(issued.certificatePem)), pem: issued.certificatePem };
         },
       );
-      return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex };
+      // Requested non-critical extensions the profile did not honour: the caller learns what it did not get.
+      return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex, ignoredExtensions: prepared.ignoredExtensions };
     }, REFUSAL);
   }
 

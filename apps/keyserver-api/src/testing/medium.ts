@@ -298,10 +298,11 @@ export async function mediumIssuer(db: Db, caKeyid: string, usages = 1): Promise
 }
 
 /** A device CSR (PEM, CN only) signed by its own fresh EC P-256 key, or by another key when `forged`. */
-export function deviceCsr(cn: string, forged = false, o: { caRequested?: boolean } = {}): string {
+export function deviceCsr(cn: string, forged = false, o: { caRequested?: boolean; extensions?: Uint8Array[] } = {}): string {
   const device = generateTestKey('EC-P256');
   const signer = forged ? generateTestKey('EC-P256') : device;
   // basicConstraints cA TRUE: refused by the policy (csr_ca_requested).
-  const attributes = o.caRequested ? [extensionRequest(extensionDer(OID.basicConstraints, new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]), true))] : undefined;
+  const extensions = [...(o.caRequested ? [extensionDer(OID.basicConstraints, new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]), true)] : []), ...(o.extensions ?? [])];
+  const attributes = extensions.length ? [extensionRequest(...extensions)] : undefined;
   return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, attributes, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
 }

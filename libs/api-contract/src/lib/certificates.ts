@@ -16,6 +16,9 @@ export const IssueCertificateResponse = z.object({
   certificate: z.string().describe('The device certificate, PEM'),
   chain: z.array(z.string()).describe('PEM: the issuing CA first, up to the ROOT'),
   serial: z.string().describe('Serial number, lower-case hex'),
+  ignoredExtensions: z
+    .array(z.string())
+    .describe('OIDs of the non-critical extensions the CSR requested that the certificate does not carry as asked (the device profile decides every extension; a critical one it does not honour refuses the request: csr_extension_unsupported)'),
 });
 export type IssueCertificateResponse = z.infer<typeof IssueCertificateResponse>;
 

@@ -33,7 +33,7 @@ const SEED = Number(process.env['FUZZ_SEED'] ?? 2033);
 const TYPES: TestKeyType[] = ['RSA-2048', 'EC-P256', 'EC-P384', 'EC-P521', 'Ed25519'];
 const SERIAL = new Uint8Array([0x3a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]);
 
-type Outcome = { code: string } | { tbs: string };
+type Outcome = { code: string } | { tbs: string; ignored: string[] };
 
 describe('device certificates: DER reader and writer vs the pkijs path', () => {
   let t: TestCa;
@@ -57,9 +57,10 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
     if (process.env['FUZZ_REPORT']) console.log(paths);
   });
 
-  const outcome = (run: () => Uint8Array): Outcome => {
+  const outcome = (run: () => { tbs: Uint8Array; ignored: string[] }): Outcome => {
     try {
-      return { tbs: Buffer.from(run()).toString('hex') };
+      const { tbs, ignored } = run();
+      return { tbs: Buffer.from(tbs).toString('hex'), ignored };
     } catch (e) {
       if (e instanceof PkiError) return { code: e.code };
       throw e;
@@ -70,7 +71,8 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
     outcome(() => {
       const parsed = parseCsr(csr);
       paths[parsed.view ? 'reader' : 'pkijs']++;
-      return prepareDeviceCertificate(t.issuer, verifyCsrPossession(parsed), profile, SERIAL).tbs;
+      const prepared = prepareDeviceCertificate(t.issuer, verifyCsrPossession(parsed), profile, SERIAL);
+      return { tbs: prepared.tbs, ignored: prepared.ignoredExtensions };
     });
   /** The previous path, end to end: asn1js/pkijs objects, pkijs extension builders, prepareCertificate. */
   const oracle = (csr: Uint8Array): Outcome =>
@@ -80,7 +82,7 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
       const v = legacyVerifyPossession(parsed);
       const accepted = legacyCheckPolicy(parsed, v, profile);
       const parts = legacyApplyDeviceProfile({ spki: v.spki, keyType: v.keyType, ...accepted }, t.issuer.parsed, profile);
-      return prepareCertificate(t.issuer.key, parts, SERIAL).tbs;
+      return { tbs: prepareCertificate(t.issuer.key, parts, SERIAL).tbs, ignored: accepted.ignoredExtensions };
     });
   const same = (csr: Uint8Array) => expect(ours(csr)).toEqual(oracle(csr));
 
@@ -149,6 +151,10 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
     ['same keyUsage that is not DER at all', () => csrOf('EC-P256', { attributes: [ext(OID.keyUsage, new Uint8Array([0x06]))] })],
     ['fail unknown critical extension', () => csrOf('EC-P256', { attributes: [ext('1.2.3.4', new Uint8Array([5, 0]), true)] })],
     ['ok unknown non-critical extension', () => csrOf('EC-P256', { attributes: [ext('1.2.3.4', new Uint8Array([5, 0]))] })],
+    ['fail critical extKeyUsage serverAuth (known, not granted)', () => csrOf('EC-P256', { attributes: [ext(OID.extKeyUsage, derTlv(0x30, derTlv(0x06, new Uint8Array([0x2b, 6, 1, 5, 5, 7, 3, 1]))), true)] })],
+    ['fail critical extKeyUsage that is not DER', () => csrOf('EC-P256', { attributes: [ext(OID.extKeyUsage, new Uint8Array([0x30, 0x81, 0x02, 0x05, 0x00]), true)] })],
+    ['ok non-critical extKeyUsage that is not a SEQUENCE of OIDs (ignored)', () => csrOf('EC-P256', { attributes: [ext(OID.extKeyUsage, derTlv(0x30, new Uint8Array([5, 0])))] })],
+    ['fail critical keyUsage keyEncipherment', () => csrOf('EC-P256', { attributes: [ext(OID.keyUsage, new Uint8Array([3, 2, 5, 0x20]), true)] })],
     ['ok extension with a fourth element (pkijs ignores it)', () => csrOf('EC-P256', { attributes: [extensionRequest(derTlv(0x30, derTlv(0x06, new Uint8Array([0x2a, 0x03])), derTlv(0x04, new Uint8Array([5, 0])), new Uint8Array([5, 0])))] })],
     ['fail SAN otherName', () => csrOf('EC-P256', { attributes: [extensionRequest(sanExtension(derTlv(0xa0, derTlv(0x06, new Uint8Array([0x2a, 0x03])), derTlv(0xa0, new Uint8Array([5, 0])))))] })],
     ['fail SAN primitive [0]', () => csrOf('EC-P256', { attributes: [extensionRequest(sanExtension(generalName(0, 'x')))] })],
@@ -192,6 +198,13 @@ describe('device certificates: DER reader and writer vs the pkijs path', () => {
     [extensionDer(OID.keyUsage, new Uint8Array([3, 1, 0]))],
     [extensionDer('1.2.3.4', new Uint8Array([5, 0]), true)],
     [extensionDer(OID.subjectKeyIdentifier, derTlv(0x04, new Uint8Array(20)))],
+    [extensionDer(OID.subjectKeyIdentifier, derTlv(0x04, new Uint8Array(20)), true)],
+    [extensionDer(OID.extKeyUsage, derTlv(0x30, derTlv(0x06, new Uint8Array([0x2b, 6, 1, 5, 5, 7, 3, 1]))))],
+    [extensionDer(OID.extKeyUsage, derTlv(0x30, derTlv(0x06, new Uint8Array([0x2b, 6, 1, 5, 5, 7, 3, 2]))), true)],
+    [extensionDer(OID.extKeyUsage, derTlv(0x30, derTlv(0x06, new Uint8Array([0x2b, 6, 1, 5, 5, 7, 3, 1]))), true)],
+    [extensionDer(OID.keyUsage, new Uint8Array([3, 2, 5, 0x20]), true)],
+    [extensionDer(OID.keyUsage, new Uint8Array([3, 2, 3, 0x08]))],
+    [extensionDer('1.2.3.4', new Uint8Array([5, 0])), extensionDer('2.5.29.32', derTlv(0x30))],
   );
 
   it('re-signed requests with arbitrary subjects, SANs, extensions and algorithms: same code or same TBS bytes', () => {

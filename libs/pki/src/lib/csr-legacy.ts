@@ -5,6 +5,7 @@ import { OID, isStrictDer, toAb } from './der';
 import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CanonicalPublicKey } from './public-key';
 import { deviceSans, deviceSubject, directoryString, isReservedSubject, normalizedName, type SanPolicy } from './device-names';
 import { PkiError } from './pki-error';
+import { judgeRequestedExtension } from './requested-extensions';
 import {
   akiExtension,
   basicConstraintsExtension,
@@ -104,7 +105,7 @@ export function legacyCheckPolicy(
   p: LegacyParsedCsr,
   v: CanonicalPublicKey & { signatureAlgorithm: string },
   profile: DeviceCertificateProfile,
-): { subject: pkijs.RelativeDistinguishedNames; sans: pkijs.GeneralName[] } {
+): { subject: pkijs.RelativeDistinguishedNames; sans: pkijs.GeneralName[]; ignoredExtensions: string[] } {
   if (SIG_ALGS[v.signatureAlgorithm].weak) throw new PkiError('csr_signature_algorithm_not_allowed', 'MD5 and SHA-1 are refused');
   if (v.keyType === 'RSA') {
     if (!v.rsa) throw new PkiError('csr_public_key_invalid');
@@ -116,6 +117,8 @@ export function legacyCheckPolicy(
   if (isReservedSubject(profile.reservedNames, normalizedName(subject), commonName)) throw new PkiError('csr_subject_reserved', 'the subject or its CN is the name of a Keyserver key');
 
   let sans: pkijs.GeneralName[] = [];
+  const ignoredExtensions: string[] = [];
+  const granted = { spki: v.spki, keyAgreement: v.keyType.startsWith('EC-') && !!profile.keyAgreementForEc };
   const attributes = p.csr.attributes ?? [];
   if (attributes.some((a) => a.type !== OID.extensionRequest)) throw new PkiError('csr_attribute_not_allowed');
   if (attributes.length > 1 || attributes.some((a) => a.values.length !== 1)) throw new PkiError('csr_duplicate_extension', 'more than one extensionRequest');
@@ -131,6 +134,7 @@ export function legacyCheckPolicy(
       if (seen.has(x.extnID)) throw new PkiError('csr_duplicate_extension', x.extnID);
       seen.add(x.extnID);
       const value = new Uint8Array(x.extnValue.valueBlock.valueHexView);
+      let keyUsage: Uint8Array | undefined;
       switch (x.extnID) {
         case OID.basicConstraints: {
           if ((x.parsedValue as pkijs.BasicConstraints | undefined)?.cA) throw new PkiError('csr_ca_requested');
@@ -139,20 +143,17 @@ export function legacyCheckPolicy(
         case OID.keyUsage: {
           const bits = new Uint8Array((x.parsedValue as asn1js.BitString | undefined)?.valueBlock.valueHexView ?? value);
           if (bits[0] & 0x06) throw new PkiError('csr_key_cert_sign_requested');
+          keyUsage = bits;
           break;
         }
         case OID.subjectAltName:
           sans = deviceSans(value, sanPolicy(profile));
           break;
-        case OID.extKeyUsage:
-        case OID.subjectKeyIdentifier:
-          break;
-        default:
-          if (x.critical) throw new PkiError('csr_unknown_critical_extension', x.extnID);
       }
+      judgeRequestedExtension({ id: x.extnID, critical: !!x.critical, value, keyUsage }, granted, ignoredExtensions);
     }
   }
-  return { subject, sans };
+  return { subject, sans, ignoredExtensions };
 }
 
 export const DEFAULT_MAX_SAN_COUNT = 8;

@@ -114,6 +114,47 @@ describe(issueFromVerifiedCsr.name, () => {
     }
   });
 
+  describe('requested extensions the profile does not honour', () => {
+    // The extensions a certificate carries, by OID, in order (what a verifier sees, whatever was requested).
+    const extensionIds = (pem: string) =>
+      (pkijs.Certificate.fromBER(toAb(new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64')))).extensions ?? []).map((x) => `${x.extnID}${x.critical ? '!' : ''}`);
+    const FIXED = ['2.5.29.19!', '2.5.29.15!', '2.5.29.37', '2.5.29.14', '2.5.29.35'];
+
+    it.each([
+      ['fail a critical extKeyUsage asking for serverAuth (we issue clientAuth only)', ['-addext', 'extendedKeyUsage=critical,serverAuth,clientAuth'], 'csr_extension_unsupported'],
+      ['fail a critical keyUsage asking for keyEncipherment (we issue digitalSignature)', ['-addext', 'keyUsage=critical,digitalSignature,keyEncipherment'], 'csr_extension_unsupported'],
+      ['fail a critical keyUsage asking for keyAgreement when the profile does not add it', ['-addext', 'keyUsage=critical,keyAgreement'], 'csr_extension_unsupported'],
+      ['fail a critical subjectKeyIdentifier of another value than our key identifier', ['-addext', 'subjectKeyIdentifier=critical,0102030405'], 'csr_extension_unsupported'],
+      ['fail a critical extension we do not know (unchanged code)', ['-addext', '1.2.3.4=critical,DER:0500'], 'csr_unknown_critical_extension'],
+    ])('%s: refused before any signature', (_n, extra, code) => {
+      const before = signer.signCalls;
+      const csr = verifyCsrPossession(parseCsr(deviceCsr(extra)));
+      expect(() => prepareDeviceCertificate(issuer, csr, profile)).toThrow(expect.objectContaining({ code, status: 400 }));
+      expect(signer.signCalls).toBe(before);
+    });
+
+    it.each([
+      ['ok nothing ignored when every request is honoured (critical CA:false, digitalSignature, clientAuth, SAN, our SKI)', ['-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=critical,clientAuth', '-addext', 'subjectAltName=DNS:d.example', '-addext', 'subjectKeyIdentifier=hash'], {}, [], true],
+      ['ok keyAgreement honoured for an EC key when the profile adds it', ['-addext', 'keyUsage=critical,digitalSignature,keyAgreement'], { keyAgreementForEc: true }, [], false],
+      ['ok a non-critical extKeyUsage asking for serverAuth: issued without it, reported', ['-addext', 'extendedKeyUsage=serverAuth,clientAuth'], {}, ['2.5.29.37'], false],
+      ['ok a non-critical keyUsage asking for nonRepudiation: issued without it, reported', ['-addext', 'keyUsage=digitalSignature,nonRepudiation'], {}, ['2.5.29.15'], false],
+      ['ok a non-critical subjectKeyIdentifier of another value: ours, reported', ['-addext', 'subjectKeyIdentifier=0102030405'], {}, ['2.5.29.14'], false],
+      ['ok non-critical extensions we do not know: issued without them, reported in request order', ['-addext', '1.2.3.4=DER:0500', '-addext', 'certificatePolicies=1.2.3.5', '-addext', 'nsComment=hello'], {}, ['1.2.3.4', '2.5.29.32', '2.16.840.1.113730.1.13'], false],
+    ] as [string, string[], { keyAgreementForEc?: boolean }, string[], boolean][])('%s', async (_n, extra, more, ignored, san) => {
+      const prepared = prepareDeviceCertificate(issuer, verifyCsrPossession(parseCsr(deviceCsr(extra))), { ...profile, ...more });
+      expect(prepared.ignoredExtensions).toEqual(ignored);
+      const issued = await signDeviceCertificate(signer, prepared);
+      const x = new X509Certificate(issued.certificatePem);
+      expect(x.verify(new X509Certificate(ca.certificatePem).publicKey)).toBe(true);
+      // Node's keyUsage is the extKeyUsage purposes: clientAuth only, whatever was asked.
+      expect(x.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+      expect(extensionIds(issued.certificatePem)).toEqual([...FIXED, ...(san ? ['2.5.29.17'] : []), '2.5.29.31']);
+      const text = openssl(['x509', '-noout', '-ext', 'keyUsage'], issued.certificatePem);
+      expect(text).toContain(more.keyAgreementForEc ? 'Digital Signature, Key Agreement' : 'Digital Signature');
+      expect(text).not.toMatch(/Non Repudiation|Key Encipherment/);
+    });
+  });
+
   it('refuses a CSR whose contents asn1js cannot read as csr_malformed (a 400, not a crash)', () => {
     const good = parseCsr(deviceCsr()).der;
     const unreadable = derTlv(0x30, good, derTlv(0x18, new Uint8Array(Buffer.from('20500101000000z', 'latin1'))));

@@ -7,6 +7,7 @@ import { DerShapeError, bytesOf, children, contentsOf, hasAsn1jsHazard, oidStrin
 import { canonicalPublicKey, checkRsaStrength, ed25519SignatureProblem, type CsrKeyType } from './public-key';
 import { deviceSanDer, deviceSubjectDer, isReservedSubject, type RawAttribute, type SanType, type SubjectAttribute } from './device-names';
 import { PkiError } from './pki-error';
+import { judgeRequestedExtension } from './requested-extensions';
 import {
   CertificateParts,
   IssuerRef,
@@ -111,6 +112,8 @@ export interface AcceptedCsrValues {
   subject: Uint8Array;
   /** The SAN entries checked and re-encoded, as GeneralNames DER (absent: no SAN extension). */
   san?: Uint8Array;
+  /** OIDs of the requested non-critical extensions the certificate does not honour, in request order. */
+  ignoredExtensions: string[];
 }
 
 export interface DeviceCertificateResult {
@@ -310,13 +313,14 @@ export function verifyCsrPossession(p: ParsedCsr): VerifiedCsr {
 
 /**
  * Stage 3: the CA policy (docs/device-profile.md). The key's strength, the subject and the SANs are checked and
- * re-encoded by us; requested extensions are only inspected, never copied.
+ * re-encoded by us; requested extensions are only inspected, never copied: one the certificate does not honour is
+ * refused when critical and reported in `ignoredExtensions` otherwise ({@link judgeRequestedExtension}).
  */
 export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile): AcceptedCsrValues {
   if (!v.view) {
     const accepted = legacyCheckPolicy(v.legacy as LegacyParsedCsr, v, profile);
     const san = accepted.sans.length ? new Uint8Array(new pkijs.GeneralNames({ names: accepted.sans }).toSchema().toBER(false)) : undefined;
-    return { spki: v.spki, keyType: v.keyType, subject: nameDer(accepted.subject), san };
+    return { spki: v.spki, keyType: v.keyType, subject: nameDer(accepted.subject), san, ignoredExtensions: accepted.ignoredExtensions };
   }
   if (SIG_ALGS[v.signatureAlgorithm].weak) throw new PkiError('csr_signature_algorithm_not_allowed', 'MD5 and SHA-1 are refused');
   if (v.keyType === 'RSA') {
@@ -327,6 +331,8 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
   if (isReservedSubject(profile.reservedNames, subject.normalized, subject.commonName)) throw new PkiError('csr_subject_reserved', 'the subject or its CN is the name of a Keyserver key');
 
   let san: Uint8Array | undefined;
+  const ignoredExtensions: string[] = [];
+  const granted = grantedExtensions(v, profile);
   const attributes = v.view.attributes;
   if (attributes.some((a) => a.type !== OID.extensionRequest)) throw new PkiError('csr_attribute_not_allowed');
   if (attributes.length > 1 || attributes.some((a) => a.values !== 1)) throw new PkiError('csr_duplicate_extension', 'more than one extensionRequest');
@@ -345,15 +351,16 @@ export function checkCsrPolicy(v: VerifiedCsr, profile: DeviceCertificateProfile
         case OID.subjectAltName:
           san = deviceSanDer(x.value, sanPolicy(profile));
           break;
-        case OID.extKeyUsage:
-        case OID.subjectKeyIdentifier:
-          break;
-        default:
-          if (x.critical) throw new PkiError('csr_unknown_critical_extension', x.id);
       }
+      judgeRequestedExtension(x, granted, ignoredExtensions);
     }
   }
-  return { spki: v.spki, keyType: v.keyType, subject: subject.der, san };
+  return { spki: v.spki, keyType: v.keyType, subject: subject.der, san, ignoredExtensions };
+}
+
+/** What a certificate for this key under this profile carries, for {@link judgeRequestedExtension}. */
+export function grantedExtensions(v: Pick<VerifiedCsr, 'spki' | 'keyType'>, profile: DeviceCertificateProfile) {
+  return { spki: v.spki, keyAgreement: v.keyType.startsWith('EC-') && !!profile.keyAgreementForEc };
 }
 
 /** An issuing CA parsed once for any number of device certificates (see {@link prepareIssuer}). */
@@ -371,6 +378,8 @@ export interface PreparedDeviceCertificate extends PreparedCertificate {
   chainPems: string[];
   /** The certificate table's subject, SANs and validity as Node prints them; undefined for a shape only Node prints. */
   fields?: CertificateFields;
+  /** OIDs of the requested non-critical extensions the certificate does not honour (the caller is told). */
+  ignoredExtensions: string[];
 }
 
 /** Parses and checks the issuing CA (CA:true, keyCertSign, certificate of this key); the result is immutable. */
@@ -467,7 +476,7 @@ export function prepareDeviceCertificate(issuer: DeviceCertificateIssuer, csr: V
   const subjectDn = subjectText(values.subject);
   const sans = values.san ? subjectAltNameTexts(values.san) : [];
   const fields = subjectDn !== undefined && sans !== undefined ? { subjectDn, sans, notBefore: parts.validity.notBefore, notAfter: parts.validity.notAfter } : undefined;
-  return { ...writeTbs(issuer.key, parts, serial), chainPems: [...issuer.chainPems], fields };
+  return { ...writeTbs(issuer.key, parts, serial), chainPems: [...issuer.chainPems], fields, ignoredExtensions: values.ignoredExtensions };
 }
 
 /** Stage 5: the HSM signs the prepared TBS and the certificate is assembled around the signature. */

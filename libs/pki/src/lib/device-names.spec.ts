@@ -1,5 +1,6 @@
 import * as fc from 'fast-check';
 import { X509Certificate } from 'node:crypto';
+import { domainToASCII } from 'node:url';
 import { buildCsr, extensionRequest, generalName, generateTestKey, nameDer, sanExtension, type NameEntry } from '../testing/csr-builder';
 import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
 import { hasHiddenCharacters } from '@keyserver/api-contract/visible-text';
@@ -67,6 +68,11 @@ describe('device certificate subject and SAN policy', () => {
       ['fail a value that starts with a combining mark (drawn over the "=" before it)', [CN('\u0338x')], 'csr_subject_invalid'],
       ['fail a PrintableString with a character outside its set', [CN('dev@ice', 0x13)], 'csr_subject_invalid'],
       ['fail a PrintableString serialNumber with an underscore', [CN('d'), [OID.serialNumber, 'SN_1', 0x13]] as NameEntry[], 'csr_subject_invalid'],
+      // Look-alike letters: UTS #39 Highly Restrictive per value (ADR 0010 addendum "look-alike letters").
+      ['fail mixed Latin+Cyrillic (the CA name with a Cyrillic е U+0435: drawn as it, compares as another)', [[OID.organization, 'Acme'], CN('T\u0435st Device CA')] as NameEntry[], 'csr_subject_invalid'],
+      ['fail mixed Latin+Greek (a Greek omicron in the root CN)', [CN('Test R\u03bfot')], 'csr_subject_invalid'],
+      ['fail mixed Latin+Cyrillic in an O beside a Latin CN', [CN('device-7'), [OID.organization, 'Ac\u043ce']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail mixed Latin+Cyrillic in an OU', [CN('device-7'), [OID.organizationalUnit, 'Line \u0421']] as NameEntry[], 'csr_subject_invalid'],
     ])('%s', async (_n, subject, code) => {
       expect(await tryIssue(t, csrWith(subject as NameEntry[]))).toEqual({ code });
     });
@@ -100,8 +106,60 @@ describe('device certificate subject and SAN policy', () => {
     });
 
     it('ok non-BMP and accented names (NFC), several OUs, re-encoded as UTF8String one per RDN', async () => {
-      const out = await tryIssue(t, csrWith([CN('Gerät 🔐 Ω'), [OID.organizationalUnit, 'a', 0x13], [OID.organizationalUnit, 'b']]));
-      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('CN=Gerät 🔐 Ω\nOU=a\nOU=b');
+      const out = await tryIssue(t, csrWith([CN('Gerät 🔐 µ'), [OID.organizationalUnit, 'a', 0x13], [OID.organizationalUnit, 'b']]));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('CN=Gerät 🔐 µ\nOU=a\nOU=b');
+    });
+
+    it.each([
+      ['ok all-Cyrillic', [CN('Устройство 7')]],
+      ['ok Latin+Han+Katakana', [CN('Device 装置 デバイス')]],
+      ['ok Latin+Han+Hangul', [CN('Acme 漢字 한국어')]],
+      ['ok digits and punctuation with any one script (Greek)', [CN('Συσκευή-0001 (7)')]],
+      ['ok one script per value, another in the next value (Cyrillic CN, Latin O)', [CN('Устройство'), [OID.organization, 'Acme']]],
+    ] as [string, NameEntry[]][])('%s', async (_n, subject) => {
+      const out = await tryIssue(t, csrWith(subject));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe(subject.map(([oid, v]) => `${oid === OID.commonName ? 'CN' : 'O'}=${v}`).join('\n'));
+    });
+
+    it('fail mixed Latin+Cyrillic in a BMPString (the pkijs reading)', async () => {
+      const bmp = Buffer.from('T\u0435st Device CA', 'utf16le').swap16();
+      const subject = derTlv(0x30, derTlv(0x31, derTlv(0x30, derTlv(0x06, new Uint8Array([0x55, 0x04, 0x03])), derTlv(0x1e, new Uint8Array(bmp)))));
+      expect(await tryIssue(t, buildCsr({ subject, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_invalid' });
+    });
+
+    it('subject values drawn from two incompatible scripts are refused; one script plus Common characters is issued as itself (property)', async () => {
+      const letters = (from: number, to: number, script: string) =>
+        fc
+          .integer({ min: from, max: to })
+          .map((cp) => String.fromCodePoint(cp))
+          .filter((c) => /^\p{L}$/u.test(c) && new RegExp(`^\\p{sc=${script}}$`, 'u').test(c) && c.normalize('NFC') === c);
+      const SCRIPT = { Latin: letters(0x41, 0x24f, 'Latin'), Cyrillic: letters(0x400, 0x4ff, 'Cyrillic'), Greek: letters(0x391, 0x3ce, 'Greek'), Armenian: letters(0x531, 0x587, 'Armenian') };
+      const common = fc.constantFrom(...'0123456789-.:/()# '.split(''));
+      const names = Object.keys(SCRIPT) as (keyof typeof SCRIPT)[];
+      const pairs = names.flatMap((a) => names.filter((b) => b !== a).map((b) => [a, b] as const));
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...pairs).chain(([a, b]) =>
+            fc.record({
+              first: SCRIPT[a],
+              other: SCRIPT[b],
+              rest: fc.array(fc.oneof(SCRIPT[a], SCRIPT[b], common), { maxLength: 16 }),
+              single: fc.array(fc.oneof(SCRIPT[a], common), { maxLength: 16 }),
+              last: SCRIPT[a],
+              at: fc.nat(),
+            }),
+          ),
+          async ({ first, other, rest, single, last, at }) => {
+            const mixed = [first, ...rest];
+            mixed.splice(1 + (at % mixed.length), 0, other);
+            expect(await tryIssue(t, csrWith([CN([...mixed, last].join(''))]))).toEqual({ code: 'csr_subject_invalid' });
+            const cn = [first, ...single, last].join('');
+            const out = await tryIssue(t, csrWith([CN(cn)]));
+            expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe(`CN=${cn}`);
+          },
+        ),
+        { seed: 1305, numRuns: 60 },
+      );
     });
 
     it('hostile Unicode never reaches a certificate: it is refused or carried unchanged (property)', async () => {
@@ -187,6 +245,9 @@ describe('device certificate subject and SAN policy', () => {
       ['fail a URI with a percent-encoded host', [uri('https://%65vil.example/')], 'csr_san_invalid'],
       ['fail a URI with an empty user info', [uri('https://@a.example/')], 'csr_san_invalid'],
       ['fail nine entries (cap 8)', Array.from({ length: 9 }, (_, i) => dns(`d${i}.example`)), 'csr_san_too_many'],
+      // Look-alike letters in IDN labels, judged after ToUnicode, label by label (UTS #39 Highly Restrictive).
+      ['fail mixed Latin+Cyrillic in a dNSName label (pаypal with a Cyrillic а)', [dns(`${domainToASCII('p\u0430ypal')}.example`)], 'csr_san_invalid'],
+      ['fail mixed Latin+Greek in a URI host label', [uri(`https://${domainToASCII('g\u03bfogle')}.example/`)], 'csr_san_invalid'],
     ])('%s', async (_n, sans, code) => {
       expect(await tryIssue(t, csrWith([CN('device')], ...sans))).toEqual({ code });
     });
@@ -205,6 +266,7 @@ describe('device certificate subject and SAN policy', () => {
       ['fail a bad rfc822Name', [email('a@@devices.example')], 'csr_san_invalid'],
       ['fail an iPAddress of 5 bytes', [ip(1, 2, 3, 4, 5)], 'csr_san_invalid'],
       ['fail two entries over a cap of one', [dns('a.devices.example'), dns('b.devices.example')], 'csr_san_too_many'],
+      ['fail mixed Latin+Cyrillic in an rfc822Name domain label', [email(`ops@${domainToASCII('\u0430pple')}.devices.example`)], 'csr_san_invalid'],
     ])('%s (configured profile)', async (_n, sans, code) => {
       const profile = { allowedSanTypes: ['dns', 'uri', 'email', 'ip'] as const, dnsDomains: ['devices.example'], maxSanCount: 1 };
       expect(await tryIssue(t, csrWith([CN('device')], ...sans), { ...profile, allowedSanTypes: [...profile.allowedSanTypes] })).toEqual({ code });
@@ -218,6 +280,13 @@ describe('device certificate subject and SAN policy', () => {
       expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(
         'DNS:xn--bcher-kva.devices.example, URI:https://X.Devices.Example:8443/d, email:ops@xn--55qx5d.devices.example',
       );
+    });
+
+    it('ok an all-Cyrillic IDN label under a Latin domain, a Latin+Han+Katakana label (each label judged alone)', async () => {
+      const cyrillic = domainToASCII('пример');
+      const japanese = domainToASCII('acme装置デバイス');
+      const out = await tryIssue(t, csrWith([CN('device')], dns(`${cyrillic}.devices.example`), uri(`https://${japanese}.devices.example/`)));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(`DNS:${cyrillic}.devices.example, URI:https://${japanese}.devices.example/`);
     });
 
     it('ok every allowed type within the profile, dNSNames lower-cased', async () => {

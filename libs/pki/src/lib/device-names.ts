@@ -5,6 +5,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
 import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
+import { isHighlyRestrictive } from './scripts';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
 
@@ -25,6 +26,16 @@ export function hasForbiddenCharacter(s: string): boolean {
   return FORBIDDEN.test(s) || LEADING_MARK.test(s);
 }
 
+/**
+ * Whether a subject value is one a device may carry: no forbidden character, NFC, no leading or trailing space, and
+ * not mixing scripts (UTS #39 Highly Restrictive: one script, or Latin with Han and Japanese kana, Bopomofo or
+ * Hangul; digits, punctuation and other Common characters go with any). A Cyrillic `е` or a Greek omicron in Latin
+ * text is drawn as the Latin letter and compares as another name (ADR 0010 addendum "look-alike letters").
+ */
+function isValidValue(s: string): boolean {
+  return s.length > 0 && !hasForbiddenCharacter(s) && s.normalize('NFC') === s && s.trim() === s && isHighlyRestrictive(s);
+}
+
 /** PrintableString's character set (X.680 41.4); a request's PrintableString holding anything else is malformed. */
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
@@ -32,7 +43,9 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * A host name as a device certificate carries it: lower-cased ("fixed"), LDH labels of 1-63 characters, at most
- * 253 characters, no trailing dot, no wildcard, and not an IP literal (nor a name whose last label is numeric).
+ * 253 characters, no trailing dot, no wildcard, and not an IP literal (nor a name whose last label is numeric); an
+ * xn-- label a real A-label whose U-label does not mix scripts (UTS #39 Highly Restrictive, label by label as
+ * browsers judge IDNs: an all-Cyrillic label under a Latin domain is one script per label).
  * Returns the lower-cased name or undefined.
  */
 export function deviceDnsName(s: string): string | undefined {
@@ -40,7 +53,7 @@ export function deviceDnsName(s: string): string | undefined {
   const name = s.toLowerCase();
   if (isIP(name) || isIP(name.replace(/^\[|\]$/g, ''))) return undefined;
   const labels = name.split('.');
-  if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || isALabel(l)))) return undefined;
+  if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || (isALabel(l) && isHighlyRestrictive(domainToUnicode(l)))))) return undefined;
   if (/^[0-9]+$/.test(labels[labels.length - 1])) return undefined;
   return name;
 }
@@ -292,7 +305,7 @@ export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed
     counts.set(name, count);
     if (count > spec.max) throw new PkiError('csr_subject_duplicate_attribute', `${name} at most ${spec.max}`);
     const s = directoryString(atv.value);
-    if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
+    if (s === undefined || !isValidValue(s)) throw new PkiError('csr_subject_invalid', name);
     if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
     if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
     if (spec.printable && !PRINTABLE.test(s)) throw new PkiError('csr_subject_invalid', name);
@@ -347,7 +360,7 @@ export function deviceSubjectDer(attributes: RawAttribute[], subjectLength: numb
     counts.set(name, count);
     if (count > spec.max) throw new PkiError('csr_subject_duplicate_attribute', `${name} at most ${spec.max}`);
     const s = rawDirectoryString(atv.tag, atv.value);
-    if (s === undefined || s.length === 0 || hasForbiddenCharacter(s) || s.normalize('NFC') !== s || s.trim() !== s) throw new PkiError('csr_subject_invalid', name);
+    if (s === undefined || !isValidValue(s)) throw new PkiError('csr_subject_invalid', name);
     if ([...s].length > 64) throw new PkiError('csr_subject_too_long', name);
     if (name === 'C' && !/^[A-Z]{2}$/.test(s)) throw new PkiError('csr_subject_invalid', name);
     if (spec.printable && !PRINTABLE.test(s)) throw new PkiError('csr_subject_invalid', name);

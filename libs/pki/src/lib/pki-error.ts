@@ -44,6 +44,7 @@ export const PKI_ERROR_CODES = [
   'csr_weak_key',
   'csr_subject_duplicate_attribute',
   'csr_subject_reserved',
+  'csr_extension_unsupported',
 ] as const;
 
 export type PkiErrorCode = (typeof PKI_ERROR_CODES)[number];
@@ -96,6 +97,9 @@ const STATUS: Record<PkiErrorCode, number> = {
   csr_weak_key: 400,
   csr_subject_duplicate_attribute: 400,
   csr_subject_reserved: 400,
+  // A critical requested extension the profile knows but does not grant as asked (e.g. EKU serverAuth, keyUsage
+  // keyEncipherment): issuing without it would hand out a certificate its requester said must not be used so.
+  csr_extension_unsupported: 400,
 };
 
 /** Refusal of PKI input (digests, CSRs, certificate parameters). Every code maps to a 4xx. */

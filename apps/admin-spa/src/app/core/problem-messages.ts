@@ -168,6 +168,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   csr_attribute_not_allowed: 'The certificate signing request has an attribute that is not allowed.',
   csr_duplicate_extension: 'The certificate signing request repeats an extension.',
   csr_unknown_critical_extension: 'The certificate signing request has a critical extension the Keyserver does not know.',
+  csr_extension_unsupported: 'The certificate signing request has a critical extension the device profile does not grant as asked.',
   csr_ca_requested: 'The certificate signing request asks for a CA certificate, which is not allowed here.',
   csr_key_cert_sign_requested: 'The certificate signing request asks for certificate signing, which is not allowed here.',
   // administrative sessions
