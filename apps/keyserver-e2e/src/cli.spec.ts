@@ -472,8 +472,13 @@ describe('ksctl', () => {
     const ok = offline('audit', 'verify', file);
     expect([ok.status, ok.json]).toEqual([
       0,
-      { verified: true, checked: lines.length, total: lines.length, lastHash: (JSON.parse(lines[lines.length - 1]) as { hash: string }).hash, legacy: [], legacyCount: 0 },
+      {
+        verified: true, status: 'valid_unsealed_tail', checked: lines.length, total: lines.length, lastHash: (JSON.parse(lines[lines.length - 1]) as { hash: string }).hash,
+        unsealedTail: { entries: lines.length, afterSeq: null }, legacy: [], legacyCount: 0,
+      },
     ]);
+    // No checkpoint covers any of it (this platform seals nothing): valid, and said not to be proven whole.
+    expect(ok.stderr).toContain('warning: audit_tail_unsealed');
 
     const victim = JSON.parse(lines[2]) as { seq: string; action: string };
     const edited = join(work, 'audit-edited.jsonl');

@@ -83,7 +83,7 @@ export {
 } from './lib/repositories/key-limits';
 export { type CertificateFilter, CertificateRepository, type InsertCertificateInput } from './lib/repositories/certificate.repository';
 export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInput } from './lib/repositories/admin-session.repository';
-export { AuditRepository, type AuditExportSnapshot, type AuditFilter, type ChainSeals, type ChainVerification } from './lib/repositories/audit.repository';
+export { AuditRepository, type AuditChainSnapshot, type AuditFilter, type ChainSeals, type ChainVerification } from './lib/repositories/audit.repository';
 export { AUDIT_CHECKPOINT_LOCK, AuditCheckpointRepository, type AuditHead, type NewAuditCheckpoint } from './lib/repositories/audit-checkpoint.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
 export { CertificateIssuanceRepository, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';

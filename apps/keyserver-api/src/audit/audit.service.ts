@@ -3,7 +3,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { AuditQuery, type AuditEventView, type AuditPage, type AuditVerification } from '@keyserver/api-contract';
 import type { AuditCheckpoint } from '@keyserver/audit-chain';
-import { AuditRepository, type AuditEvent, type AuditExportSnapshot } from '@keyserver/data-access';
+import { AuditRepository, type AuditEvent, type AuditChainSnapshot } from '@keyserver/data-access';
 import { AuditSeals } from './audit-seal';
 import { actorAudit, type Actor } from '../common/actor';
 import { LOGGER } from '../app/tokens';
@@ -77,47 +77,72 @@ export class AuditService {
   /**
    * The whole chain oldest first, one JSON entry per line, then one line per signed checkpoint; verifiable offline with
    * `audit-verify` / `ksctl audit verify --root`. Streams (ADR 0048 addendum "the export streams"): the chain as it
-   * stood when the export began ({@link AuditRepository.exportSnapshot}), read a batch at a time and only as fast as
+   * stood when the export began ({@link AuditRepository.chainSnapshot}), read a batch at a time and only as fast as
    * the client reads; the bytes are those the in-memory export wrote. A client that goes away stops the reads; a
    * failure after the headers went out cuts the response without its last chunk, which ksctl reports as truncated.
+   * The first chunk is read here, before the handler returns: a failure before any byte went out (the snapshot, the
+   * first batch, the event) is the route's error like any other (problem+json with its code, audited FAILED), not an
+   * error of a stream the server had already begun to answer with.
    */
-  async export(actor: Actor, requestId: string): Promise<Readable> {
-    const snapshot = await this.audit.exportSnapshot();
-    await this.audit.append({
-      ...actorAudit(actor), action: 'audit.export', outcome: 'SUCCESS', requestId,
-      details: { entries: snapshot.entries, lastSeq: snapshot.head, checkpoints: snapshot.checkpoints },
+  export(actor: Actor, requestId: string): Promise<Readable> {
+    return this.audited.run(auditEvent('audit.export', actor, requestId), async (scope) => {
+      const snapshot = await this.audit.chainSnapshot();
+      const chunks = this.exportChunks(snapshot, requestId);
+      try {
+        const first = await chunks.next();
+        await this.audit.append({ ...scope.event, details: { entries: snapshot.entries, lastSeq: snapshot.head, checkpoints: snapshot.checkpoints } });
+        scope.committed();
+        // Text chunks, not Buffers: the socket encodes each as it writes it and frees it then, where a Buffer per
+        // batch would live off the heap until a garbage collection (tens of MB of resident memory).
+        return Readable.from(startedWith(first, chunks), { objectMode: false, encoding: 'utf8', highWaterMark: EXPORT_BUFFER });
+      } catch (err) {
+        await chunks.return(undefined);
+        throw err;
+      }
     });
-    // Text chunks, not Buffers: the socket encodes each as it writes it and frees it then, where a Buffer per batch
-    // would live off the heap until a garbage collection (tens of MB of resident memory).
-    return Readable.from(this.exportChunks(snapshot, requestId), { objectMode: false, encoding: 'utf8', highWaterMark: EXPORT_BUFFER });
   }
 
-  private async *exportChunks(snapshot: AuditExportSnapshot, requestId: string): AsyncGenerator<string> {
+  private async *exportChunks(snapshot: AuditChainSnapshot, requestId: string): AsyncGenerator<string> {
     const lines = <T>(items: T[], line: (x: T) => string) => items.map((x) => `${line(x)}\n`).join('');
     let entries = 0;
+    let sent = false;
     let done = false;
     try {
       // Checkpoints up to `sealed` seal entries up to `head` (ADR 0048): the checkpoint lines come last.
-      for (let after: string | null = null; snapshot.head !== null; ) {
-        const batch = await this.audit.entriesBetween(after, snapshot.head, EXPORT_PAGE);
-        if (batch.length === 0) break;
-        after = batch[batch.length - 1].seq;
+      for await (const batch of this.audit.entryBatches(snapshot.head, EXPORT_PAGE)) {
         entries += batch.length;
+        sent = true;
         yield lines(batch, auditExportLine);
       }
       for (let after: string | null = null; snapshot.sealed !== null; ) {
         const batch = await this.audit.checkpointsBetween(after, snapshot.sealed, EXPORT_PAGE);
         if (batch.length === 0) break;
         after = batch[batch.length - 1].seq;
+        sent = true;
         yield lines(batch, auditCheckpointLine);
       }
       done = true;
     } catch (err) {
-      this.logger?.warn({ requestId, entries, err: (err as Error).message }, 'audit export failed while streaming: the response is cut short (clients see it truncated)');
+      // Before the first chunk the route answers the error itself (export()).
+      if (sent) this.logger?.warn({ requestId, entries, err: (err as Error).message }, 'audit export failed while streaming: the response is cut short (clients see it truncated)');
       throw err;
     } finally {
       // Reached when the client went away too: the stream is destroyed and no further batch is read.
-      if (!done) this.logger?.info({ requestId, entries, of: snapshot.entries }, 'audit export stopped before its end');
+      if (!done && sent) this.logger?.info({ requestId, entries, of: snapshot.entries }, 'audit export stopped before its end');
     }
+  }
+}
+
+/**
+ * `rest` with the chunk already read from it in front; returning it (a client that went away) returns `rest` too,
+ * even before its first chunk was taken.
+ */
+async function* startedWith(first: IteratorResult<string>, rest: AsyncGenerator<string>): AsyncGenerator<string> {
+  try {
+    if (first.done) return;
+    yield first.value;
+    yield* rest;
+  } finally {
+    await rest.return(undefined);
   }
 }

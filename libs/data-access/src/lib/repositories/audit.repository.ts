@@ -26,10 +26,10 @@ export interface AuditFilter {
 }
 
 /**
- * The chain as an export streams it ({@link AuditRepository.exportSnapshot}): its head and last checkpoint when the
- * export began (null: none) and how many entries and checkpoints lie up to them.
+ * The chain as it stood at one moment ({@link AuditRepository.chainSnapshot}), what an export streams and a
+ * verification checks: its head and last checkpoint (null: none) and how many entries and checkpoints lie up to them.
  */
-export interface AuditExportSnapshot {
+export interface AuditChainSnapshot {
   head: string | null;
   sealed: string | null;
   entries: number;
@@ -213,12 +213,12 @@ export class AuditRepository {
   }
 
   /**
-   * The snapshot an export streams, the rule of {@link verifyChain}: the chain's head and its last checkpoint, read
-   * in one statement. Appends and checkpoints are stored in seq order under one lock, each checkpoint with its record,
-   * so every entry up to `head` and every checkpoint up to `sealed` (and its record) is there and stays so; what is
-   * stored while the export streams lies past them and is left out.
+   * The chain as it stood when an export or a verification began: its head and its last checkpoint, and the counts up
+   * to them, read in one statement. Appends and checkpoints are stored in seq order under one lock, each checkpoint
+   * with its record, so every entry up to `head` and every checkpoint up to `sealed` (and its record) is there and
+   * stays so; what is stored afterwards lies past them and is left out.
    */
-  async exportSnapshot(): Promise<AuditExportSnapshot> {
+  async chainSnapshot(): Promise<AuditChainSnapshot> {
     const [r] = await sqlQuery<{ head: string | null; sealed: string | null; entries: string; checkpoints: string }>(
       this.db,
       `WITH s AS (SELECT (SELECT max(seq) FROM audit_event) AS head, (SELECT max(seq) FROM audit_checkpoint) AS sealed)
@@ -241,6 +241,20 @@ export class AuditRepository {
     return rows.map(toAuditEvent);
   }
 
+  /**
+   * Every entry up to `through` (a snapshot's head; null: none) oldest first, `batchSize` per statement
+   * ({@link entriesBetween}): the one reader of the export and of {@link verifyChain}. A batch is read only when the
+   * consumer asks for it, so a consumer that stops stops the reads.
+   */
+  async *entryBatches(through: string | null, batchSize: number): AsyncGenerator<AuditEvent[]> {
+    for (let after: string | null = null; through !== null; ) {
+      const batch = await this.entriesBetween(after, through, batchSize);
+      if (batch.length === 0) return;
+      after = batch[batch.length - 1].seq;
+      yield batch;
+    }
+  }
+
   /** The checkpoints with seq in (after, through] in seq order, at most `limit` (see {@link auditCheckpointsBetween}). */
   checkpointsBetween(after: string | null, through: string, limit: number): Promise<AuditCheckpoint[]> {
     return auditCheckpointsBetween(this.db, after, through, limit);
@@ -256,14 +270,9 @@ export class AuditRepository {
   async verifyChain(batchSize = 1000, seals?: ChainSeals): Promise<ChainVerification> {
     const acks = await this.db.prisma.auditEvent.findMany({ where: { action: AUDIT_LEGACY_ACK_ACTION, outcome: 'SUCCESS' }, orderBy: { seq: 'asc' } });
     const verifier = new AuditChainVerifier(acks.map(toAuditEvent), seals?.verifier);
-    // One snapshot: the chain's head and its last checkpoint when verification began. Checkpoints are stored in seq
-    // order (one lock), each with its record, so those up to `sealed` are all there and their records come up to
-    // `head`; a later one, stored while this runs, is left out with its record.
-    const [{ head, sealed }] = await sqlQuery<{ head: string | null; sealed: string | null }>(
-      this.db,
-      `SELECT (SELECT max(seq) FROM audit_event)::text AS head, (SELECT max(seq) FROM audit_checkpoint)::text AS sealed`,
-      [],
-    );
+    // One snapshot ({@link chainSnapshot}): the chain's head and its last checkpoint when verification began; a
+    // checkpoint stored while this runs is left out with its record.
+    const { head, sealed } = await this.chainSnapshot();
     let checkpointsAfter: string | null = null;
     const offerThrough = async (upTo: string | null) => {
       if (!seals || sealed === null) return;
@@ -277,18 +286,9 @@ export class AuditRepository {
         if (cps.length < batchSize) return;
       }
     };
-    let after: bigint | undefined;
-    for (;;) {
-      if (head === null) break;
-      const rows = await this.db.prisma.auditEvent.findMany({
-        where: { seq: { gt: after, lte: BigInt(head) } },
-        orderBy: { seq: 'asc' },
-        take: batchSize,
-      });
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1].seq;
-      await offerThrough(after.toString());
-      for (const row of rows) verifier.add(toAuditEvent(row));
+    for await (const batch of this.entryBatches(head, batchSize)) {
+      await offerThrough(batch[batch.length - 1].seq);
+      for (const e of batch) verifier.add(e);
     }
     // Checkpoints past the last entry: their entries were deleted.
     await offerThrough(null);
