@@ -66,6 +66,8 @@ function platformEnv(o = {}) {
       ADMIN_SESSION_APPROVALS: '2',
       // npm start and the tests run the demo tenant; production leaves this unset (docs/operations.md).
       KEYSERVER_MODE: 'demo',
+      // The emulator speaks plain http on loopback; production leaves this unset and uses Entra ID over https.
+      OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true',
     },
     keyclient: {
       ...common,

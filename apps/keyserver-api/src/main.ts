@@ -19,7 +19,7 @@ import type { HsmSigner } from '@keyserver/pki';
 import { AppModule } from './app/app.module';
 import { buildOpenApi, OPENAPI_DOCUMENT } from './app/openapi';
 import type { ApiDeps } from './app/tokens';
-import { describeConfig, loadApiConfig, tsaTrustWarnings, type ApiConfig } from './config/api-config';
+import { describeConfig, insecureLoopbackWarnings, loadApiConfig, tsaTrustWarnings, type ApiConfig } from './config/api-config';
 import { createLogger, PinoNestLogger } from './common/logging';
 import { seedDemoTenant } from './seed/seed-demo';
 import { auditAcknowledgeCommand, auditVerifyCommand } from './audit/audit-verify';
@@ -49,7 +49,7 @@ function migrationsDir(): string | undefined {
 
 async function buildDeps(config: ApiConfig, logger: Logger, metrics?: ApiMetrics): Promise<ApiDeps> {
   const metadata = await step(`cannot use OPENID_CONNECT_METADATA_DOCUMENT ${config.metadataUrl}`, () =>
-    loadEntraMetadata(config.metadataUrl, { tenantId: config.tenantId, allowInsecureLoopback: true }),
+    loadEntraMetadata(config.metadataUrl, { tenantId: config.tenantId, allowInsecureLoopback: config.allowInsecureLoopback }),
   );
   const validator = createEntraTokenValidator({
     tenantId: config.tenantId,
@@ -94,8 +94,7 @@ async function createApp(deps: ApiDeps, metrics?: ApiMetrics): Promise<{ app: Ne
 
 async function serve(config: ApiConfig, logger: Logger) {
   logger.info({ config: describeConfig(config) }, 'keyserver-api starting');
-  for (const warning of tsaTrustWarnings(config)) logger.warn(warning);
-  for (const warning of notifyConfigWarnings(config.notify)) logger.warn(warning);
+  for (const warning of [...insecureLoopbackWarnings(config), ...tsaTrustWarnings(config), ...notifyConfigWarnings(config.notify)]) logger.warn(warning);
   // HTTP_MAX_CONNECTIONS protects only if the descriptors do not run out first (ADR 0011 addendum "connections").
   const descriptors = existsSync('/proc/self/limits') ? descriptorWarning(config.edge.maxConnections, readFileSync('/proc/self/limits', 'utf8')) : undefined;
   if (descriptors) logger.warn(descriptors);

@@ -51,6 +51,9 @@ describe('keyserver-api boot', () => {
     ['fail TENANT_ID not a GUID', { TENANT_ID: 'common' }, 'TENANT_ID'],
     ['fail APPLICATION_ID missing', { APPLICATION_ID: undefined }, 'APPLICATION_ID'],
     ['fail metadata over plain http to a remote host', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://login.example.com/t/v2.0/.well-known/openid-configuration' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    // The emulator's plain-http loopback URL only with the explicit setting: production never fetches keys over http.
+    ['fail metadata over plain http to loopback without OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', { OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: undefined }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK with an https metadata URL', { OPENID_CONNECT_METADATA_DOCUMENT: 'https://login.microsoftonline.com/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration', OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true' }, 'OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK'],
     ['fail DATABASE_URL not postgres', { DATABASE_URL: 'mysql://x@y/z' }, 'DATABASE_URL'],
     ['fail PKCS11_MODULE missing file', { PKCS11_MODULE: '/nonexistent/libsofthsm2.so' }, 'PKCS11_MODULE'],
     ['fail no PIN at all', { PKCS11_PIN_FILE: undefined, PKCS11_PIN: undefined }, 'PKCS11_PIN'],

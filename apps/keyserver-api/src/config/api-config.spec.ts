@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { ConfigError } from '@keyserver/config';
-import { describeConfig, loadApiConfig, tsaTrustWarnings } from './api-config';
+import { describeConfig, insecureLoopbackWarnings, loadApiConfig, tsaTrustWarnings } from './api-config';
 
 const VALID: Record<string, string> = {
   TENANT_ID: '7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01',
@@ -103,6 +103,36 @@ describe(loadApiConfig.name, () => {
     ['ok 100 ms', { AUDIT_CHECKPOINT_INTERVAL_MS: '100' }, 100],
   ])('%s (AUDIT_CHECKPOINT_INTERVAL_MS)', (_n, patch, ms) => {
     expect(loadApiConfig({ ...VALID, ...patch }).auditCheckpointIntervalMs).toBe(ms);
+  });
+});
+
+describe(`${loadApiConfig.name}: plain-http OpenID metadata (ADR 0011 addendum "insecure loopback")`, () => {
+  const EMULATOR = 'http://127.0.0.1:4011/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration';
+  const FLAG = 'OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK';
+
+  it.each([
+    ['ok the default: https only, plain http refused for the metadata, its issuer and its JWKS', {}, false],
+    ['ok explicitly off with https', { [FLAG]: 'false' }, false],
+    ['ok the emulator on loopback, explicitly allowed (npm start, compose, the dev overlay, the tests)', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true' }, true],
+    ['ok the emulator on [::1], allowed with 1', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://[::1]:4011/t/v2.0/.well-known/openid-configuration', [FLAG]: '1' }, true],
+  ])('%s', (_name, patch, allowed) => {
+    expect(loadApiConfig({ ...VALID, ...patch }).allowInsecureLoopback).toBe(allowed);
+  });
+
+  it.each([
+    ['fail a plain-http loopback metadata URL without the setting (production never trusts keys fetched over http)', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail a plain-http loopback metadata URL with the setting off', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'false' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail the setting with an https metadata URL (it would only let the document name http loopback keys)', { [FLAG]: 'true' }, FLAG],
+    ['fail the setting with plain http to a remote host', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://login.example.com/t/v2.0/.well-known/openid-configuration', [FLAG]: 'true' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail a setting that is not true or false', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'yes' }, FLAG],
+  ])('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+
+  it('ok a production installation on the emulator is warned about at boot; https or demo mode is not', () => {
+    expect(insecureLoopbackWarnings(loadApiConfig({ ...VALID, OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true' }))).toEqual([expect.stringContaining(FLAG)]);
+    expect(insecureLoopbackWarnings(loadApiConfig({ ...VALID, OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true', KEYSERVER_MODE: 'demo', ADMIN_SESSION_APPROVALS: '2' }))).toEqual([]);
+    expect(insecureLoopbackWarnings(loadApiConfig(VALID))).toEqual([]);
   });
 });
 

@@ -26,6 +26,13 @@ const schema = z
     TENANT_ID: guid(),
     APPLICATION_ID: guid(),
     OPENID_CONNECT_METADATA_DOCUMENT: secureUrl(),
+    // Plain http on a loopback host for the metadata, its issuer and its JWKS: the Entra emulator only (npm start,
+    // compose, the dev overlay, the tests set it). Off by default; refused with an https metadata URL (ADR 0011
+    // addendum "insecure loopback").
+    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: z
+      .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+      .default('false')
+      .transform((v) => v === 'true' || v === '1'),
     APP_ROLE: z.string().min(1).optional(),
     APP_ROLES: csv(),
     KEYCLIENT_CLIENT_ID: guid().optional(),
@@ -148,6 +155,14 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   if (raw.HTTP_MAX_CONNECTIONS_PER_IP !== undefined && raw.HTTP_MAX_CONNECTIONS_PER_IP > raw.HTTP_MAX_CONNECTIONS) {
     throw new ConfigError('HTTP_MAX_CONNECTIONS_PER_IP', 'must not be larger than HTTP_MAX_CONNECTIONS');
   }
+  // secureUrl() let plain http through for a loopback host; the setting decides whether that is meant.
+  const httpMetadata = new URL(raw.OPENID_CONNECT_METADATA_DOCUMENT).protocol === 'http:';
+  if (httpMetadata && !raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
+    throw new ConfigError('OPENID_CONNECT_METADATA_DOCUMENT', 'must use https (plain http on a loopback host is for the Entra emulator only: set OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true)');
+  }
+  if (!httpMetadata && raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
+    throw new ConfigError('OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 'is only for a plain-http loopback OPENID_CONNECT_METADATA_DOCUMENT (the Entra emulator); with https it would only let the document name keys fetched over http');
+  }
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
   if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');
@@ -170,6 +185,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
     tenantId: raw.TENANT_ID,
     applicationId: raw.APPLICATION_ID,
     metadataUrl: raw.OPENID_CONNECT_METADATA_DOCUMENT,
+    allowInsecureLoopback: raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK,
     appRoles,
     keyclientClientId: raw.KEYCLIENT_CLIENT_ID ?? raw.APPLICATION_ID,
     provisioningClientIds,
@@ -274,6 +290,12 @@ export function tsaTrustWarnings(c: ApiConfig, now = new Date()): string[] {
   const without = trust.anchors.filter((a) => !trust.crls?.some((crl) => crl.issuer === a));
   if (without.length) warnings.push(`CMS_TSA_CRL holds no CRL of ${without.map((a) => a.subject.replace(/\n/g, ', ')).join('; ')}: TSA certificates they issue are refused (timestamp_tsa_untrusted)`);
   return warnings;
+}
+
+/** What the boot log warns about trusting the provider over plain http (ADR 0011 addendum "insecure loopback"). */
+export function insecureLoopbackWarnings(c: ApiConfig): string[] {
+  if (!c.allowInsecureLoopback || c.mode !== 'production') return [];
+  return ['OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true with KEYSERVER_MODE=production: tokens are checked with keys fetched over plain http from a loopback provider (the Entra emulator); a real installation uses Entra ID over https'];
 }
 
 /** SHA-256 of a certificate's DER, lower-case hex (as a pin is written). */

@@ -1,8 +1,8 @@
-import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { rawProblemResponse } from '@keyserver/errors';
 import type { Logger } from 'pino';
 import { ApiError, ApiErrorCode, markTransportRefusal } from '../common/api-error';
+import { responseInFlight } from './connections';
 import type { EdgeServices } from './edge';
 
 /** Node's error codes for a request it stops reading: the header section too large (431), a slow sender (408). */
@@ -29,7 +29,7 @@ export function clientErrorResponse(parserCode: string | undefined): { status: n
  */
 export function clientErrorHandler(edge: EdgeServices, logger: Logger): (err: Error & { code?: string }, socket: Duplex) => void {
   return (err, socket) => {
-    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+    const inFlight = responseInFlight(socket);
     if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;

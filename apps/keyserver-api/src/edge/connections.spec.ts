@@ -85,3 +85,89 @@ describe(ConnectionGate.name, () => {
     expect([c.received(), c.closed()]).toEqual(['', true]);
   });
 });
+
+describe(`${ConnectionGate.name}: a refusal answered while the body is still arriving`, () => {
+  let server: Server;
+  let port: number;
+  let served: number;
+  let gate: ConnectionGate;
+  beforeEach(async () => {
+    gate = new ConnectionGate({ maxConnections: 10, maxConnectionsPerIp: 10, shutdownGraceMs: 400 });
+    // A 413 at once, the body never read, the connection not reused (as the firmware route's declared size over its cap).
+    served = 0;
+    server = createServer((_req, res) => {
+      served++;
+      res.writeHead(413, { 'content-type': 'application/problem+json', connection: 'close' });
+      res.end(JSON.stringify({ status: 413, code: 'payload_too_large' }));
+    });
+    gate.install(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterEach(() => new Promise<void>((r) => server.close(() => r())));
+
+  /**
+   * Sends 8 MiB in 64 KiB pieces, 2 ms apart, and reads its answer once the body is sent (as most clients do): what
+   * it received before the close. A reset while it sends destroys the socket with the answer unread.
+   */
+  function slowUpload(): Promise<string> {
+    return new Promise((resolve) => {
+      let data = '';
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.pause();
+        socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${8 << 20}\r\n\r\n`);
+        const piece = Buffer.alloc(64 * 1024, 0x61);
+        let sent = 0;
+        const send = () => {
+          if (!socket.writable) return;
+          if (sent++ === 128) return void socket.resume();
+          socket.write(piece);
+          setTimeout(send, 2);
+        };
+        send();
+      });
+      socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(data));
+    });
+  }
+
+  it('ok a client still sending a large body slowly receives the 413 problem+json every time (no reset before it is read)', async () => {
+    const answers: string[] = [];
+    for (let i = 0; i < 8; i++) answers.push(/"code":"([a-z_]+)"/.exec(await slowUpload())?.[1] ?? 'lost');
+    expect(answers).toEqual(Array(8).fill('payload_too_large'));
+  });
+
+  it('fail a body that keeps trickling: the lingering ends after 5 s, the answer still read', async () => {
+    // Half-open: it keeps sending after the server's FIN, as an uploading client does.
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let data = '';
+    let closed = false;
+    socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => (closed = true));
+    socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${8 << 20}\r\n\r\n`);
+    const trickle = setInterval(() => socket.writable && socket.write('a'.repeat(100)), 20);
+    const t0 = Date.now();
+    while (!closed && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    clearInterval(trickle);
+    const took = Date.now() - t0;
+    expect([/"code":"([a-z_]+)"/.exec(data)?.[1], closed, took > 4_500 && took < 7_500]).toEqual(['payload_too_large', true, true]);
+  });
+
+  it('fail a request pipelined behind the refused body: never answered, the connection closed', async () => {
+    // Half-open: it keeps sending after the server's FIN, as an uploading client does.
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let data = '';
+    socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('67890GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    const t0 = Date.now();
+    while (gate.openConnections > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 20));
+    expect([[...data.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])), gate.openConnections, Date.now() - t0 < 500]).toEqual([[413], 0, true]);
+    expect(served).toBe(1);
+    socket.destroy();
+  });
+});

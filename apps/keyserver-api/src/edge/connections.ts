@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { rawProblemResponse } from '@keyserver/errors';
 import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
 import { clientKey } from './client-key';
@@ -25,6 +26,13 @@ export type RefusalListener = (reason: ConnectionRefusal, remoteAddress: string)
  */
 const MAX_LINGERING = 256;
 const LINGER_MS = 1_000;
+/**
+ * How long, and how much of, an answered request's body is read and dropped before its connection is closed anyway
+ * (a client on a slow link needs more than a refused connection's second to send what it already queued); during
+ * the bounded shutdown {@link LINGER_MS}.
+ */
+const ANSWERED_LINGER_MS = 5_000;
+const ANSWERED_LINGER_BYTES = 16 * 1024 * 1024;
 
 const withRetryAfter = (raw: string): string => raw.replace('connection: close\r\n', 'connection: close\r\nretry-after: 1\r\n');
 /** Written before the client's request is read: the same bytes for every refusal, rendered once. */
@@ -36,14 +44,89 @@ const SERVICE_UNAVAILABLE = rawProblemResponse(503, ApiErrorCode.ServiceUnavaila
 /** After the grace, for a request whose header section is still arriving (never routed: nothing ran). */
 const SHUTTING_DOWN = withRetryAfter(rawProblemResponse(503, ApiErrorCode.ShuttingDown, 'Service Unavailable'));
 
-/** Node's fields on an HTTP server's socket: the response being written, and the parser with the message it reads. */
-type Tracked = Socket & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
+/**
+ * What the server's public events tell about one connection: the responses not finished yet (oldest first; more than
+ * one only when requests are pipelined, and the first is the one being written) and the last request routed on it.
+ * Kept from the server's `request` event and each response's `finish`/`close`, so no Node internal of the socket is
+ * read (`_httpMessage`, `parser.incoming`).
+ */
+interface Exchange {
+  pending: ServerResponse[];
+  last?: IncomingMessage;
+  /** Answered with `Connection: close` while the body still arrives: read and dropped until it ends, then closed. */
+  lingering?: boolean;
+}
+const exchanges = new WeakMap<Socket | Duplex, Exchange>();
+/** Node's own destroySoon of each admitted socket (the gate's answers after the grace close as before). */
+const nodeDestroySoon = new WeakMap<Socket, () => void>();
 
-/** The body of a request already answered is still arriving (Node reads and drops it): the client has its answer. */
-const answeredBodyArriving = (socket: Tracked): boolean => {
-  const incoming = socket.parser?.incoming;
-  return !!incoming && !incoming.complete;
+/**
+ * Records a routed request until its response is finished (or its connection closed); false for a request pipelined
+ * behind a body whose answer closed the connection (see {@link lingerAfterAnswer}): never served, the socket closed.
+ */
+function trackExchange(req: IncomingMessage, res: ServerResponse): boolean {
+  let exchange = exchanges.get(req.socket);
+  if (!exchange) exchanges.set(req.socket, (exchange = { pending: [] }));
+  if (exchange.lingering) {
+    req.socket.destroy();
+    return false;
+  }
+  exchange.pending.push(res);
+  exchange.last = req;
+  // Nothing of a request is kept past its exchange (an idle keep-alive connection must not hold its parsed body).
+  const forget = () => {
+    if (exchange.last === req && req.complete && !exchange.pending.includes(res)) exchange.last = undefined;
+  };
+  const settle = () => {
+    const at = exchange.pending.indexOf(res);
+    if (at >= 0) exchange.pending.splice(at, 1);
+    forget();
+  };
+  res.once('finish', settle);
+  res.once('close', settle);
+  req.once('end', forget);
+  return true;
+}
+
+/** The response being written on a connection of a server the gate is installed on; none between requests. */
+export function responseInFlight(socket: Socket | Duplex): ServerResponse | undefined {
+  return exchanges.get(socket)?.pending[0];
+}
+
+/**
+ * The body of a request already answered is still arriving (Node reads and drops it): the client has its answer.
+ * Otherwise a connection with no response in flight that is not idle is receiving a new request's header section.
+ */
+const answeredBodyArriving = (socket: Socket): boolean => {
+  const last = exchanges.get(socket)?.last;
+  return !!last && !last.complete;
 };
+
+/**
+ * A lingering close of a connection whose answer is written while the request's body still arrives: our side ends
+ * (FIN after the answer), the rest of the body is read and dropped (Node's parser drops an answered request's body)
+ * until it ends, {@link ANSWERED_LINGER_BYTES} were dropped or `ms` passed, then the socket is destroyed with
+ * nothing unread, so the client reads its answer rather than a reset. A request pipelined behind that body is not
+ * served ({@link trackExchange}).
+ */
+function lingerAfterAnswer(socket: Socket, ms: number): void {
+  const exchange = exchanges.get(socket);
+  const req = exchange?.last;
+  if (!exchange || !req || exchange.lingering) return;
+  exchange.lingering = true;
+  let dropped = 0;
+  const close = () => socket.destroy();
+  const timer = setTimeout(close, ms);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > ANSWERED_LINGER_BYTES) close();
+  });
+  req.once('end', close);
+  req.once('error', close);
+  socket.end();
+}
 
 /**
  * Connection limits and a bounded shutdown for one HTTP server (ADR 0011 addendum "connections"). It sits in front
@@ -55,7 +138,7 @@ const answeredBodyArriving = (socket: Tracked): boolean => {
 export class ConnectionGate {
   private open = 0;
   private readonly perClient = new Map<string, number>();
-  private readonly sockets = new Set<Tracked>();
+  private readonly sockets = new Set<Socket>();
   private lingering = 0;
   private isClosing = false;
   private drained?: () => void;
@@ -81,9 +164,17 @@ export class ConnectionGate {
       if (!this.admit(socket)) return;
       for (const listener of listeners) listener.call(server, socket);
     });
+    // Likewise in front of the `request` listeners (the application's): each request is tracked before it can be
+    // answered, and one pipelined behind a lingering close never reaches them.
+    const handlers = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (!trackExchange(req, res)) return;
+      for (const handler of handlers) handler.call(server, req, res);
+    });
   }
 
-  private admit(socket: Tracked): boolean {
+  private admit(socket: Socket): boolean {
     const key = clientKey(socket.remoteAddress);
     let reason: ConnectionRefusal | undefined;
     const n = this.perClient.get(key) ?? 0;
@@ -97,6 +188,13 @@ export class ConnectionGate {
     this.open++;
     this.perClient.set(key, n + 1);
     this.sockets.add(socket);
+    // Node closes a connection after an answer with `Connection: close` through destroySoon(): the answer flushed,
+    // then the socket destroyed. With the client still sending a body, that close leaves unread bytes and the kernel
+    // resets the connection, which can discard the answer before the client reads it (a 413 or 401 while uploading).
+    // Such a connection lingers instead; there is no public hook for Node's close, hence the socket's own method.
+    const destroySoon = socket.destroySoon.bind(socket);
+    nodeDestroySoon.set(socket, destroySoon);
+    socket.destroySoon = () => (answeredBodyArriving(socket) ? lingerAfterAnswer(socket, this.isClosing ? LINGER_MS : ANSWERED_LINGER_MS) : destroySoon());
     socket.once('close', () => {
       this.open--;
       const left = (this.perClient.get(key) ?? 1) - 1;
@@ -149,7 +247,7 @@ export class ConnectionGate {
     });
     for (const socket of [...this.sockets]) {
       if (socket.destroyed) continue;
-      const res = socket._httpMessage;
+      const res = responseInFlight(socket);
       if (!res) {
         // Connected but not a byte sent: nothing started. Otherwise a header section is arriving: kept for the grace.
         if (socket.bytesRead === 0) socket.destroy();
@@ -164,7 +262,7 @@ export class ConnectionGate {
       server.closeIdleConnections();
       for (const socket of [...this.sockets]) {
         if (socket.destroyed) continue;
-        const res = socket._httpMessage;
+        const res = responseInFlight(socket);
         if (res && !res.headersSent && socket.writable) {
           markTransportRefusal(res.req, ApiErrorCode.ServiceUnavailable);
           this.answerAndClose(socket, SERVICE_UNAVAILABLE);
@@ -179,7 +277,7 @@ export class ConnectionGate {
 
   private answerAndClose(socket: Socket, raw: string): void {
     socket.end(raw);
-    socket.destroySoon();
+    (nodeDestroySoon.get(socket) ?? (() => socket.destroySoon()))();
     // A client that does not read its answer keeps nothing open.
     setTimeout(() => socket.destroy(), LINGER_MS).unref();
   }
