@@ -11,12 +11,18 @@ import { repoRoot } from '@keyserver/testing';
 // unsealed tail"): the chain verifies, but nothing proves the copy holds every entry of that tail, so a copy cut
 // within it looks the same. verify says so: status valid_unsealed_tail and a warning line, exit 0 as before.
 
-const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
+// `keyserver-api audit-verify` (the API's offline verifier) says the same with the same words: a `status` line on
+// stdout and the warning `audit-verify: warning: audit_tail_unsealed: …` on stderr, its exit codes unchanged.
 
-const ksctl = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [KSCTL, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 });
+const KSCTL = join(repoRoot, 'dist', 'tools', 'keyserver-cli', 'main.js');
+const API = join(repoRoot, 'dist', 'apps', 'keyserver-api', 'main.js');
+
+const run = (main: string, ...args: string[]) => {
+  const r = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
+const ksctl = (...args: string[]) => run(KSCTL, ...args);
+const auditVerify = (file: string) => run(API, 'audit-verify', file);
 
 interface Chain {
   /** One export line per entry, then the checkpoint lines. */
@@ -61,26 +67,28 @@ function chain(work: string, entries: number, sealAt: number[] = [], records = t
   return { lines, checkpointLines };
 }
 
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ks-audit-tail-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const write = (name: string, lines: string[]) => {
+  const file = join(work, name);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+};
+
+const unsealed = () => chain(work, 10);
+const sealedThenTail = () => chain(work, 7, [5]);
+const tails = [
+  ['warn an unsealed chain, whole', () => unsealed().lines, 10, null],
+  ['warn an unsealed chain cut before its end: it verifies like a shorter chain, and says that nothing proves it whole', () => unsealed().lines.slice(0, 6), 6, null],
+  ['warn a sealed chain with entries after its last checkpoint (its record and two more)', () => { const c = sealedThenTail(); return [...c.lines, ...c.checkpointLines]; }, 3, '5'],
+] as const;
+
 describe('ksctl audit verify: the unsealed tail', () => {
-  let work: string;
-  beforeAll(() => {
-    work = mkdtempSync(join(tmpdir(), 'ks-audit-tail-'));
-  });
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-  const write = (name: string, lines: string[]) => {
-    const file = join(work, name);
-    writeFileSync(file, `${lines.join('\n')}\n`);
-    return file;
-  };
-
-  const unsealed = () => chain(work, 10);
-  const sealedThenTail = () => chain(work, 7, [5]);
-  it.each([
-    ['warn an unsealed chain, whole', () => unsealed().lines, 10, null],
-    ['warn an unsealed chain cut before its end: it verifies like a shorter chain, and says that nothing proves it whole', () => unsealed().lines.slice(0, 6), 6, null],
-    ['warn a sealed chain with entries after its last checkpoint (its record and two more)', () => { const c = sealedThenTail(); return [...c.lines, ...c.checkpointLines]; }, 3, '5'],
-  ])('%s: exit 0, status valid_unsealed_tail, warning audit_tail_unsealed', (_name, lines, tail, lastSealedSeq) => {
+  it.each(tails)('%s: exit 0, status valid_unsealed_tail, warning audit_tail_unsealed', (_name, lines, tail, lastSealedSeq) => {
     const file = write(`${randomUUID()}.jsonl`, lines());
     const json = ksctl('--json', 'audit', 'verify', file);
     const out = JSON.parse(json.stdout) as { verified: boolean; status: string; unsealedTail: { entries: number; afterSeq: string | null } };
@@ -103,5 +111,31 @@ describe('ksctl audit verify: the unsealed tail', () => {
     const file = write('broken.jsonl', c.lines.filter((_l, i) => i !== 3));
     const r = ksctl('--json', 'audit', 'verify', file);
     expect([r.status, (JSON.parse(r.stdout) as { code: string }).code]).toEqual([6, 'audit_chain_broken']);
+  });
+});
+
+describe('keyserver-api audit-verify: the unsealed tail', () => {
+  it.each(tails)('%s: exit 0, status valid_unsealed_tail, warning audit_tail_unsealed', (_name, lines, tail, lastSealedSeq) => {
+    const c = lines();
+    const file = write(`${randomUUID()}.jsonl`, [...c]);
+    const r = auditVerify(file);
+    const where = lastSealedSeq === null ? 'no entry is covered by a signed checkpoint' : `the last ${tail} entries come after the last signed checkpoint (seq ${lastSealedSeq})`;
+    const lastHash = (JSON.parse(c.filter((l) => !l.startsWith('{"checkpoint"')).at(-1) ?? '{}') as { hash: string }).hash;
+    expect([r.status, r.stdout.split('\n').filter((l) => l.startsWith('  status') || l.startsWith('  lastHash'))]).toEqual([
+      0,
+      [`  status valid_unsealed_tail: unsealedTail entries=${tail} afterSeq=${lastSealedSeq ?? 'null'}`, `  lastHash ${lastHash}`],
+    ]);
+    expect(r.stderr).toMatch(new RegExp(`^audit-verify: warning: audit_tail_unsealed: the chain verifies, but ${where.replace(/[()]/g, '\\$&')}: .*\n$`));
+  });
+
+  it('ok a chain whose last entry a checkpoint covers: status valid_sealed, no warning', () => {
+    const c = chain(work, 6, [6], false);
+    const r = auditVerify(write('sealed-api.jsonl', [...c.lines, ...c.checkpointLines]));
+    expect([r.status, r.stdout.split('\n').filter((l) => l.startsWith('  status')), r.stderr]).toEqual([0, ['  status valid_sealed'], '']);
+  });
+
+  it('fail a broken chain stays exit 1 with no status and no warning, whatever its tail', () => {
+    const r = auditVerify(write('broken-api.jsonl', unsealed().lines.filter((_l, i) => i !== 3)));
+    expect([r.status, /^audit-verify: FAILED at seq 5/.test(r.stdout), r.stdout.includes('  status'), r.stderr]).toEqual([1, true, false, '']);
   });
 });

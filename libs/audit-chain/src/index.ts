@@ -48,3 +48,12 @@ export {
   type AuditSealReport,
   type CheckpointTrust,
 } from './lib/audit-checkpoints';
+export {
+  AUDIT_TAIL_UNSEALED,
+  AUDIT_VERIFY_STATUSES,
+  auditVerifyStatus,
+  unsealedTail,
+  unsealedTailWarning,
+  type AuditVerifyStatus,
+  type UnsealedTail,
+} from './lib/audit-tail';

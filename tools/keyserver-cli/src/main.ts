@@ -6,8 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { MAX_SIGN_MESSAGE_BYTES } from '@keyserver/api-contract/limits';
 import { jsonEscapeHidden } from '@keyserver/api-contract/visible-text';
-import { anchoredCheckpointTrust, verifyAuditExportFile } from '@keyserver/audit-chain';
-import { unsealedTail, unsealedTailWarning } from './lib/audit-tail';
+import { anchoredCheckpointTrust, auditVerifyStatus, unsealedTail, unsealedTailWarning, verifyAuditExportFile } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
@@ -372,9 +371,9 @@ async function auditVerifyCommand(file: string | undefined, v: Values): Promise<
   // a copy cut within them looks like a shorter valid chain (ADR 0048 addendum "the unsealed tail"). Said on stderr and
   // in the result; the exit stays 0 (the chain verifies), so scripts that read 0 as "valid" keep their meaning.
   const tail = unsealedTail(r);
-  if (tail) process.stderr.write(`${unsealedTailWarning(tail)}\n`);
+  if (tail) process.stderr.write(`${unsealedTailWarning('ksctl', tail)}\n`);
   return {
-    verified: true, status: tail ? 'valid_unsealed_tail' : 'valid_sealed', checked: r.checked, total: r.total, lastHash: r.lastHash, unsealedTail: tail,
+    verified: true, status: auditVerifyStatus(tail), checked: r.checked, total: r.total, lastHash: r.lastHash, unsealedTail: tail,
     legacy: r.legacy, legacyCount: r.legacyCount, seal: r.seal,
   };
 }

@@ -1,14 +1,30 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { anchoredCheckpointTrust, verifyAuditExportFile, type AuditChainReport, type CheckpointTrust } from '@keyserver/audit-chain';
+import {
+  anchoredCheckpointTrust,
+  auditVerifyStatus,
+  unsealedTail,
+  unsealedTailWarning,
+  verifyAuditExportFile,
+  type AuditChainReport,
+  type CheckpointTrust,
+} from '@keyserver/audit-chain';
 import { splitPemCertificates } from '@keyserver/pki';
 import { AuditRepository, createDb, DataAccessError } from '@keyserver/data-access';
 
-/** The report as lines: the verdict, then one line per problem and per legacy (rule v1) entry. */
+/**
+ * The report as lines: the verdict (when the chain verifies, its status and lastHash, the words and fields of `ksctl
+ * audit verify`), then one line per problem and per legacy (rule v1) entry.
+ */
 export function auditReportText(tool: string, r: AuditChainReport): string {
   const at = (seq: string) => (seq.startsWith('line') ? seq : `seq ${seq}`);
+  const tail = unsealedTail(r);
   const lines = r.ok
-    ? [`${tool}: OK, ${r.checked} entries verified`]
+    ? [
+        `${tool}: OK, ${r.checked} entries verified`,
+        `  status ${auditVerifyStatus(tail)}${tail ? `: unsealedTail entries=${tail.entries} afterSeq=${tail.afterSeq ?? 'null'}` : ''}`,
+        `  lastHash ${r.lastHash}`,
+      ]
     : [`${tool}: FAILED at ${at(r.firstBadSeq ?? '?')}: ${r.reason} (${r.checked} entries verified before it; ${r.problemCount} problem(s) in ${r.total} entries)`];
   for (const p of r.problems) lines.push(`  ${p.kind} ${at(p.seq)}: ${p.reason}`);
   if (r.problemCount > r.problems.length) lines.push(`  … ${r.problemCount - r.problems.length} more problem(s)`);
@@ -27,7 +43,8 @@ export function auditReportText(tool: string, r: AuditChainReport): string {
 /**
  * `keyserver-api audit-verify FILE [--root ROOT.pem [--tsa-cert TSA.pem]]` (the verifier itself is shared with `ksctl
  * audit verify`): prints the outcome; exit code 0 when the whole file verifies (entries and signed checkpoints, the
- * latter against --root when given), 1 otherwise, 2 on usage errors.
+ * latter against --root when given), 1 otherwise, 2 on usage errors. A valid chain with an unsealed tail also gets the
+ * warning `audit-verify: warning: audit_tail_unsealed: …` on stderr.
  */
 export async function auditVerifyCommand(file: string | undefined, options: string[] = []): Promise<number> {
   if (!file) {
@@ -52,6 +69,10 @@ export async function auditVerifyCommand(file: string | undefined, options: stri
   // Streams the file: bounded memory whatever the export's size.
   const r = await verifyAuditExportFile(file, trust);
   process.stdout.write(auditReportText('audit-verify', r));
+  // A valid chain is not a proven complete one (ADR 0048 addendum "export errors and the unsealed tail"): warned as
+  // ksctl does, exit 0 still.
+  const tail = r.ok ? unsealedTail(r) : null;
+  if (tail) process.stderr.write(`${unsealedTailWarning('audit-verify', tail)}\n`);
   return r.ok ? 0 : 1;
 }
 

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '../lib/db';
 import { migrateDatabase } from '../lib/migrate/migrator';
-import { createEmptyDatabase, planDatabase, type TempDatabase } from './temp-database';
+import { planDatabase, type TempDatabase } from './temp-database';
 import { createRepositories, type Repositories } from '../lib/repositories';
 import type { Key, KeyType, Subject } from '../lib/types';
 
@@ -94,15 +94,8 @@ export interface TwoReplicas {
   b: Repositories;
 }
 
-export async function openTwoReplicas(tag: string, poolSize = 4): Promise<TwoReplicas> {
-  const tmp = await createEmptyDatabase(tag);
-  await migrateDatabase(tmp.url);
-  const dbA = createDb(tmp.url, { poolSize });
-  const dbB = createDb(tmp.url, { poolSize });
-  return { tmp, dbA, dbB, a: repositories(dbA), b: repositories(dbB) };
-}
-
-export async function closeTwoReplicas(r: Partial<TwoReplicas>): Promise<void> {
+// Private: every spec sets up through twoReplicas, whose hooks pair the opening with this closing.
+async function closeTwoReplicas(r: Partial<TwoReplicas>): Promise<void> {
   await r.dbA?.close();
   await r.dbB?.close();
   await r.tmp?.drop();

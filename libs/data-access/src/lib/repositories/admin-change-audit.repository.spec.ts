@@ -1,20 +1,9 @@
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { hex, outcome, seedKey, seedSubject, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { sql } from '../../spec/temp-database';
+import { hex, outcome, seedKey, seedSubject, twoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
-let b: Repositories;
-
 // Two handles = two independent pools, like two API replicas.
-beforeAll(async () => {
-  ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('admaudit'));
-});
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+const { tmp, a, b } = twoReplicas('admaudit');
 
 const audit = (action: string, details: Record<string, unknown> = {}): AuditInput => ({ action, outcome: 'SUCCESS', actorOid: 'admin-oid', requestId: hex(4), details });
 

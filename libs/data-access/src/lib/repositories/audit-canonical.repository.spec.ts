@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { Client } from 'pg';
 import { AUDIT_GENESIS_HASH, auditEventHash, auditEventHashV1, auditHashParts, canonicalAuditContent, type AuditHashInput } from '@keyserver/audit-chain';
 import { sql } from '../../spec/temp-database';
-import { closeTwoReplicas, openTwoReplicas, outcome, type TwoReplicas } from '../../spec/fixtures';
+import { outcome, twoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 import { AuditRepository, appendAuditTx, toAuditEvent } from './audit.repository';
 
@@ -59,12 +59,7 @@ const auditInput: fc.Arbitrary<AuditInput> = fc.record({
 });
 
 describe(`${AuditRepository.name} canonical form`, () => {
-  let r: TwoReplicas;
-
-  beforeAll(async () => {
-    r = await openTwoReplicas('audit_canon');
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('audit_canon');
 
   async function storedRows() {
     return (await r.dbA.prisma.auditEvent.findMany({ orderBy: { seq: 'asc' } })).map(toAuditEvent);
@@ -108,12 +103,7 @@ describe(`${AuditRepository.name} canonical form`, () => {
 });
 
 describe(`${AuditRepository.name} database guard`, () => {
-  let r: TwoReplicas;
-
-  beforeAll(async () => {
-    r = await openTwoReplicas('audit_guard');
-  });
-  afterAll(() => closeTwoReplicas(r));
+  const r = twoReplicas('audit_guard');
 
   const content = (over: Partial<AuditHashInput> = {}) =>
     canonicalAuditContent({
@@ -151,16 +141,9 @@ describe(`${AuditRepository.name} database guard`, () => {
 });
 
 describe(`${AuditRepository.name} verification report`, () => {
-  let r: TwoReplicas;
-
-  beforeEach(async () => {
-    r = await openTwoReplicas('audit_report');
-  });
-  afterEach(() => closeTwoReplicas(r));
-
   /** Runs statements as the superuser past the append-only trigger. */
-  async function tamper(...statements: string[]): Promise<void> {
-    const c = new Client({ connectionString: r.tmp.url });
+  async function tamper(url: string, ...statements: string[]): Promise<void> {
+    const c = new Client({ connectionString: url });
     await c.connect();
     try {
       await c.query('SET session_replication_role = replica');
@@ -170,72 +153,82 @@ describe(`${AuditRepository.name} verification report`, () => {
     }
   }
 
-  it('reports every bad entry and tells a link break (deleted, reordered rows) from a content change', async () => {
-    const seqs: string[] = [];
-    for (let i = 1; i <= 8; i++) seqs.push((await r.a.audit.append({ action: `e${i}`, outcome: 'SUCCESS' })).seq);
-    await tamper(
-      `UPDATE audit_event SET outcome = 'DENIED' WHERE seq = ${seqs[1]}`,
-      `DELETE FROM audit_event WHERE seq = ${seqs[3]}`,
-      `UPDATE audit_event SET action = 'forged' WHERE seq = ${seqs[6]}`,
-    );
-    const v = await r.a.audit.verifyChain(3);
-    expect(v).toMatchObject({ ok: false, checked: 1, total: 7, firstBadSeq: seqs[1], problemCount: 3, legacyCount: 0 });
-    expect(v.problems.map((p) => [p.seq, p.kind])).toEqual([
-      [seqs[1], 'content_changed'],
-      [seqs[4], 'link_broken'],
-      [seqs[6], 'content_changed'],
-    ]);
+  // A database of its own for each case (each reads the whole chain).
+  describe('of a tampered chain', () => {
+    const r = twoReplicas('audit_report');
+
+    it('reports every bad entry and tells a link break (deleted, reordered rows) from a content change', async () => {
+      const seqs: string[] = [];
+      for (let i = 1; i <= 8; i++) seqs.push((await r.a.audit.append({ action: `e${i}`, outcome: 'SUCCESS' })).seq);
+      await tamper(
+        r.tmp.url,
+        `UPDATE audit_event SET outcome = 'DENIED' WHERE seq = ${seqs[1]}`,
+        `DELETE FROM audit_event WHERE seq = ${seqs[3]}`,
+        `UPDATE audit_event SET action = 'forged' WHERE seq = ${seqs[6]}`,
+      );
+      const v = await r.a.audit.verifyChain(3);
+      expect(v).toMatchObject({ ok: false, checked: 1, total: 7, firstBadSeq: seqs[1], problemCount: 3, legacyCount: 0 });
+      expect(v.problems.map((p) => [p.seq, p.kind])).toEqual([
+        [seqs[1], 'content_changed'],
+        [seqs[4], 'link_broken'],
+        [seqs[6], 'content_changed'],
+      ]);
+    });
   });
 
-  it('lists entries of the v1 writer that verify over the request bytes as legacy_hash_v1, and never accepts v1 after v2', async () => {
-    // Rows exactly as the v1 function wrote them: the hash over the request's value, the column holding PostgreSQL's.
-    let prev = AUDIT_GENESIS_HASH;
-    const upper = randomUUID().toUpperCase();
-    const mixed = randomUUID().replace(/[a-f]/, (c) => c.toUpperCase());
-    const v1 = (requested: Partial<AuditHashInput>, stored: Partial<AuditHashInput> = requested, rule = auditEventHashV1) => {
-      const base: AuditHashInput = {
-        id: randomUUID(), at: new Date(Date.UTC(2026, 11, 1)), action: 'signorder.create', outcome: 'DENIED', errorCode: 'key_not_found', actorTid: 't',
-        actorOid: 'o', actorName: 'Ada', actorClient: 'c', actorSubjectId: null, keyid: null, operationId: null, adminSessionId: null, digest: null,
-        requestId: 'r', details: {}, prevHash: prev,
+  describe('of a chain with v1 entries', () => {
+    const r = twoReplicas('audit_report_v1');
+
+    it('lists entries of the v1 writer that verify over the request bytes as legacy_hash_v1, and never accepts v1 after v2', async () => {
+      // Rows exactly as the v1 function wrote them: the hash over the request's value, the column holding PostgreSQL's.
+      let prev = AUDIT_GENESIS_HASH;
+      const upper = randomUUID().toUpperCase();
+      const mixed = randomUUID().replace(/[a-f]/, (c) => c.toUpperCase());
+      const v1 = (requested: Partial<AuditHashInput>, stored: Partial<AuditHashInput> = requested, rule = auditEventHashV1) => {
+        const base: AuditHashInput = {
+          id: randomUUID(), at: new Date(Date.UTC(2026, 11, 1)), action: 'signorder.create', outcome: 'DENIED', errorCode: 'key_not_found', actorTid: 't',
+          actorOid: 'o', actorName: 'Ada', actorClient: 'c', actorSubjectId: null, keyid: null, operationId: null, adminSessionId: null, digest: null,
+          requestId: 'r', details: {}, prevHash: prev,
+        };
+        const hash = rule({ ...base, ...requested });
+        const row = { ...base, ...stored, hash };
+        prev = hash;
+        return sql(r.tmp.url, `INSERT INTO audit_event (id, at, action, outcome, "errorCode", "actorTid", "actorOid", "actorName", "actorClient",
+          "actorSubjectId", keyid, "operationId", "adminSessionId", digest, "requestId", details, "prevHash", hash)
+          VALUES ($1, $2, $3, $4::"AuditOutcome", $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING seq::text`, [
+          row.id, row.at, row.action, row.outcome, row.errorCode, row.actorTid, row.actorOid, row.actorName, row.actorClient, row.actorSubjectId,
+          row.keyid, row.operationId, row.adminSessionId, row.digest, row.requestId, JSON.stringify(row.details), row.prevHash, row.hash,
+        ]).then((rows) => (rows[0] as { seq: string }).seq);
       };
-      const hash = rule({ ...base, ...requested });
-      const row = { ...base, ...stored, hash };
-      prev = hash;
-      return sql(r.tmp.url, `INSERT INTO audit_event (id, at, action, outcome, "errorCode", "actorTid", "actorOid", "actorName", "actorClient",
-        "actorSubjectId", keyid, "operationId", "adminSessionId", digest, "requestId", details, "prevHash", hash)
-        VALUES ($1, $2, $3, $4::"AuditOutcome", $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING seq::text`, [
-        row.id, row.at, row.action, row.outcome, row.errorCode, row.actorTid, row.actorOid, row.actorName, row.actorClient, row.actorSubjectId,
-        row.keyid, row.operationId, row.adminSessionId, row.digest, row.requestId, JSON.stringify(row.details), row.prevHash, row.hash,
-      ]).then((rows) => (rows[0] as { seq: string }).seq);
-    };
-    const clean = await v1({ keyid: 'fw-dev' });
-    const upperOp = await v1({ operationId: upper }, { operationId: upper.toLowerCase() });
-    const surrogate = await v1({ keyid: 'fw-\udbff' }, { keyid: 'fw-\ufffd' });
-    const both = await v1({ adminSessionId: upper, keyid: '\udc00' }, { adminSessionId: upper.toLowerCase(), keyid: '\ufffd' });
-    const mixedCase = await v1({ operationId: mixed }, { operationId: mixed.toLowerCase() });
-    const head = await sql<{ hash: string }>(r.tmp.url, 'SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
-    expect(head[0].hash).toBe(prev);
-    const v2 = await r.a.audit.append({ action: 'x', outcome: 'SUCCESS', operationId: upper });
-    prev = v2.hash;
-    const late = await v1({ keyid: 'late' });
+      const clean = await v1({ keyid: 'fw-dev' });
+      const upperOp = await v1({ operationId: upper }, { operationId: upper.toLowerCase() });
+      const surrogate = await v1({ keyid: 'fw-\udbff' }, { keyid: 'fw-\ufffd' });
+      const both = await v1({ adminSessionId: upper, keyid: '\udc00' }, { adminSessionId: upper.toLowerCase(), keyid: '\ufffd' });
+      const mixedCase = await v1({ operationId: mixed }, { operationId: mixed.toLowerCase() });
+      const head = await sql<{ hash: string }>(r.tmp.url, 'SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
+      expect(head[0].hash).toBe(prev);
+      const v2 = await r.a.audit.append({ action: 'x', outcome: 'SUCCESS', operationId: upper });
+      prev = v2.hash;
+      const late = await v1({ keyid: 'late' });
 
-    const v = await r.a.audit.verifyChain();
-    expect(v).toMatchObject({ ok: false, total: 7, checked: 4, legacyCount: 3, problemCount: 2 });
-    expect(v.legacy.map((e) => [e.seq, e.kind])).toEqual([[upperOp, 'legacy_hash_v1'], [surrogate, 'legacy_hash_v1'], [both, 'legacy_hash_v1']]);
-    expect(v.legacy[0].reason).toContain('upper-case operationId');
-    expect(v.legacy[1].reason).toContain('U+DBFF in keyid');
-    expect(v.problems.map((p) => [p.seq, p.kind, p.acknowledgeable])).toEqual([[mixedCase, 'content_changed', true], [late, 'content_changed', undefined]]);
-    expect(v.problems.map((p) => p.seq)).not.toContain(clean);
+      const v = await r.a.audit.verifyChain();
+      expect(v).toMatchObject({ ok: false, total: 7, checked: 4, legacyCount: 3, problemCount: 2 });
+      expect(v.legacy.map((e) => [e.seq, e.kind])).toEqual([[upperOp, 'legacy_hash_v1'], [surrogate, 'legacy_hash_v1'], [both, 'legacy_hash_v1']]);
+      expect(v.legacy[0].reason).toContain('upper-case operationId');
+      expect(v.legacy[1].reason).toContain('U+DBFF in keyid');
+      expect(v.problems.map((p) => [p.seq, p.kind, p.acknowledgeable])).toEqual([[mixedCase, 'content_changed', true], [late, 'content_changed', undefined]]);
+      expect(v.problems.map((p) => p.seq)).not.toContain(clean);
 
-    // The repair step: an operator acknowledges the v1 entry that cannot be reconstructed, never a later one.
-    expect(await outcome(r.a.audit.acknowledgeLegacy(late, 'Olga Operator', 'checked'))).toBe('invalid_state');
-    expect(await outcome(r.a.audit.acknowledgeLegacy(clean, 'Olga Operator', 'checked'))).toBe('invalid_state');
-    expect(await outcome(r.a.audit.acknowledgeLegacy('999999', 'Olga Operator', 'checked'))).toBe('not_found');
-    expect(await outcome(r.a.audit.acknowledgeLegacy(mixedCase, ' ', 'checked'))).toBe('invalid_input');
-    const ack = await r.a.audit.acknowledgeLegacy(mixedCase, 'Olga Operator', 'request log shows a mixed-case operationid');
-    expect(ack).toMatchObject({ action: 'audit.legacy_acknowledged', actorName: 'Olga Operator', details: { seq: mixedCase } });
-    const after = await r.a.audit.verifyChain();
-    expect(after).toMatchObject({ legacyCount: 4, problemCount: 1, problems: [{ seq: late, kind: 'content_changed' }] });
-    expect(after.legacy[3]).toEqual({ seq: mixedCase, kind: 'legacy_hash_v1', reason: `acknowledged by entry seq ${ack.seq} (Olga Operator): request log shows a mixed-case operationid` });
+      // The repair step: an operator acknowledges the v1 entry that cannot be reconstructed, never a later one.
+      expect(await outcome(r.a.audit.acknowledgeLegacy(late, 'Olga Operator', 'checked'))).toBe('invalid_state');
+      expect(await outcome(r.a.audit.acknowledgeLegacy(clean, 'Olga Operator', 'checked'))).toBe('invalid_state');
+      expect(await outcome(r.a.audit.acknowledgeLegacy('999999', 'Olga Operator', 'checked'))).toBe('not_found');
+      expect(await outcome(r.a.audit.acknowledgeLegacy(mixedCase, ' ', 'checked'))).toBe('invalid_input');
+      const ack = await r.a.audit.acknowledgeLegacy(mixedCase, 'Olga Operator', 'request log shows a mixed-case operationid');
+      expect(ack).toMatchObject({ action: 'audit.legacy_acknowledged', actorName: 'Olga Operator', details: { seq: mixedCase } });
+      const after = await r.a.audit.verifyChain();
+      expect(after).toMatchObject({ legacyCount: 4, problemCount: 1, problems: [{ seq: late, kind: 'content_changed' }] });
+      expect(after.legacy[3]).toEqual({ seq: mixedCase, kind: 'legacy_hash_v1', reason: `acknowledged by entry seq ${ack.seq} (Olga Operator): request log shows a mixed-case operationid` });
+    });
   });
 });

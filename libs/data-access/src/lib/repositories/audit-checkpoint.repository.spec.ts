@@ -1,22 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type TempDatabase } from '../../spec/temp-database';
-import { closeTwoReplicas, hex, openTwoReplicas, outcome, seedKey } from '../../spec/fixtures';
-import { type Db } from '../db';
-import type { Repositories } from '.';
+import { hex, outcome, seedKey, twoReplicas } from '../../spec/fixtures';
 import { AuditCheckpointRepository, type NewAuditCheckpoint } from './audit-checkpoint.repository';
 
 // Signed audit checkpoints (docs/adr/0048): one per sealed seq across replicas, increasing, append-only, each token in
 // the TSA's register. The tokens' cryptography is @keyserver/audit-chain's and the e2e spec's; here the storage.
 
-let tmp: TempDatabase;
-let dbA: Db;
-let dbB: Db;
-let a: Repositories;
-
-beforeAll(async () => {
-  ({ tmp, dbA, dbB, a } = await openTwoReplicas('auditcp'));
-});
-afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+const { dbA, dbB, a } = twoReplicas('auditcp');
 
 describe(AuditCheckpointRepository.name, () => {
   const tsaKey = async () => {

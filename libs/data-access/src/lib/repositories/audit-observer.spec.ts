@@ -1,19 +1,13 @@
-import { closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
-import type { TempDatabase } from '../../spec/temp-database';
-import type { Db } from '../db';
+import { twoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 import { observeAuditAppends, type AuditAppendPath } from './audit-observer';
 import { appendAuditTx } from './audit.repository';
 
 describe(observeAuditAppends.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
+  const { dbA, a } = twoReplicas('audit_observer');
   const seen: { input: AuditInput; seconds: number; path: AuditAppendPath; written: boolean }[] = [];
 
   beforeAll(async () => {
-    let a;
-    ({ tmp, dbA, dbB, a } = await openTwoReplicas('audit_observer'));
     observeAuditAppends((input, seconds, path, written) => seen.push({ input, seconds, path, written }));
     await a.audit.append({ action: 'observed.statement', outcome: 'DENIED', errorCode: 'key_not_found', keyid: 'k1' });
     await dbA.transaction((tx) => appendAuditTx(tx, { action: 'observed.transaction', outcome: 'SUCCESS' }));
@@ -21,7 +15,6 @@ describe(observeAuditAppends.name, () => {
     observeAuditAppends(undefined);
     await a.audit.append({ action: 'not.observed', outcome: 'SUCCESS' });
   });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
 
   it.each([
     ['ok a single append', 'observed.statement', 'statement', true],

@@ -1,23 +1,12 @@
 import { Client } from 'pg';
-import { sql, type TempDatabase } from '../../spec/temp-database';
-import { outcome, closeTwoReplicas, openTwoReplicas } from '../../spec/fixtures';
+import { sql } from '../../spec/temp-database';
+import { outcome, twoReplicas } from '../../spec/fixtures';
 import { AUDIT_GENESIS_HASH, auditEventHash, canonicalJson } from '../audit-hash';
-import { type Db } from '../db';
-import type { Repositories } from '.';
 import { AuditRepository, appendAuditTx } from './audit.repository';
 
 describe(AuditRepository.name, () => {
-  let tmp: TempDatabase;
-  let dbA: Db;
-  let dbB: Db;
-  let a: Repositories;
-  let b: Repositories;
-
   // Two handles = two independent pools, like two API replicas.
-  beforeAll(async () => {
-    ({ tmp, dbA, dbB, a, b } = await openTwoReplicas('audit'));
-  });
-  afterAll(() => closeTwoReplicas({ tmp, dbA, dbB }));
+  const { tmp, dbA, a, b } = twoReplicas('audit');
 
   it('canonicalizes JSON independently of key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: null, y: 'x' }], c: undefined } })).toBe('{"a":{"d":[1,{"y":"x","z":null}]},"b":1}');
