@@ -23,7 +23,10 @@ export interface JwksKeyStoreOptions {
   issuer: string;
   tenantId: string;
   allowInsecureLoopback: boolean;
-  /** Minimum time between two fetches, whatever triggers them (Microsoft: no more than every 5 min). */
+  /**
+   * Minimum time between two fetches, whatever triggers them (an unknown kid, a stale set, a retry after a failure):
+   * a flood of made-up kids causes at most one fetch per cooldown and holds a genuine new kid back for at most one.
+   */
   cooldownMs: number;
   /** After this age the key set is refreshed on the next use (kept if the refresh fails). */
   cacheMaxAgeMs: number;
@@ -44,12 +47,17 @@ export interface JwksKeyStoreStats {
 /**
  * RS256 verification keys from the tenant JWKS, cached by `kid`. Refetches at most once per
  * cooldown (on an unknown `kid` or a stale set), keeps the last-known-good keys when the endpoint
- * fails, and fails closed when a `kid` is not known.
+ * fails, and fails closed when a `kid` is not known. Concurrent lookups share one fetch.
+ *
+ * There is no separate negative cache of unknown kids: the one cooldown for every trigger already makes every kid
+ * "unknown until the next allowed fetch", and remembering a kid as absent for longer could refuse a key Entra has
+ * just published but one of its front ends did not serve yet.
  */
 export class JwksKeyStore {
   private keys = new Map<string, CryptoKey>();
   private fetchedAt: number | null = null;
   private lastAttemptAt: number | null = null;
+  private lastAttemptFailed = false;
   private inflight: Promise<void> | null = null;
   private fetches = 0;
   private failures = 0;
@@ -83,6 +91,13 @@ export class JwksKeyStore {
     const stale = this.fetchedAt === null || now - this.fetchedAt >= this.opts.cacheMaxAgeMs;
     if (known && !stale) return known;
     const mayFetch = this.lastAttemptAt === null || now - this.lastAttemptAt >= this.opts.cooldownMs;
+    if (known && this.lastAttemptFailed) {
+      // An outage: retry in the background and answer from the last-known-good keys, so that a hanging endpoint does
+      // not hold every request for the fetch timeout once per cooldown. Normally (the last fetch worked) a stale set
+      // is refreshed before answering, so that a key Entra withdrew stops verifying.
+      if (mayFetch) void this.refresh().catch(() => undefined);
+      return known;
+    }
     if (mayFetch || this.inflight) {
       // A failed refresh keeps the last-known-good keys; the lookup below decides.
       await this.refresh().catch(() => undefined);
@@ -105,8 +120,10 @@ export class JwksKeyStore {
       if (next.size === 0) throw new EntraMetadataError('jwks_invalid', 'the key set has no usable RS256 key');
       this.keys = next;
       this.fetchedAt = this.opts.now();
+      this.lastAttemptFailed = false;
     } catch (e) {
       this.failures++;
+      this.lastAttemptFailed = true;
       throw e;
     }
   }

@@ -293,6 +293,24 @@ describe(createEntraTokenValidator.name, () => {
     expect(() => validator({ clockToleranceSec: 61 })).toThrow(RangeError);
   });
 
+  it.each([
+    ['fail a JWKS cooldown under 1 s (no bound on the fetches an attacker causes)', { jwksCooldownMs: 999 }],
+    ['fail a JWKS cooldown over 5 min (a new kid held back longer)', { jwksCooldownMs: 5 * 60_000 + 1 }],
+    ['fail a JWKS cooldown that is not a number', { jwksCooldownMs: Number.NaN }],
+    ['fail a JWKS cache age under the cooldown', { jwksCooldownMs: 60_000, jwksCacheMaxAgeMs: 59_999 }],
+    ['fail a JWKS cache age over 24 h', { jwksCacheMaxAgeMs: 24 * 3600_000 + 1 }],
+  ] as const)('%s', (_n, extra) => {
+    expect(() => validator(extra)).toThrow(RangeError);
+  });
+
+  it.each([
+    ['ok the defaults', { jwksCooldownMs: undefined, jwksCacheMaxAgeMs: undefined }],
+    ['ok 1 s and 24 h', { jwksCooldownMs: 1000, jwksCacheMaxAgeMs: 24 * 3600_000 }],
+    ['ok 5 min and 5 min', { jwksCooldownMs: 5 * 60_000, jwksCacheMaxAgeMs: 5 * 60_000 }],
+  ] as const)('%s', (_n, extra) => {
+    expect(() => validator(extra)).not.toThrow();
+  });
+
   // The `acct` optional claim (0 member, 1 guest): only a proven member may later use the human-only natures (authz).
   describe('acct (member or B2B guest) on user tokens', () => {
     /** A user token whose payload is `userClaims()` with `"acct":<raw JSON text>` written as is. */
@@ -508,6 +526,76 @@ describe(createEntraTokenValidator.name, () => {
       expect(issuer.jwksRequests - before).toBe(1);
     });
 
+    // Entra publishes new keys ahead of use, but an emergency rotation signs with a kid the cache has never seen. An
+    // attacker's made-up kids spend the refresh too; with the defaults they may hold a genuine new kid back for one
+    // short interval (30 s), not for Microsoft's 5-minute cooldown, and still cause at most one fetch per interval.
+    it('verifies a genuine new kid within 30 s of its publication through a flood of made-up kids, one fetch per 30 s (defaults)', async () => {
+      const v = validator({ jwksCooldownMs: undefined, jwksCacheMaxAgeMs: undefined, verifiedTokenCacheSize: 0 });
+      await v.refreshKeys();
+      const before = issuer.jwksRequests;
+      const fresh = issuer.newUnpublishedKey();
+      const publishAt = 47;
+      let firstOk: number | null = null;
+      try {
+        for (let t = 0; t < 300; t++) {
+          clock = T0 + t * 1000;
+          const s = clock / 1000;
+          const claims = userClaims({ iat: s, nbf: s, exp: s + 600 });
+          const burst = await Promise.all(Array.from({ length: 5 }, (_, i) => codeOf(v.authenticate(bearer(claims, { header: { kid: `madeUp${t}x${i}` } })))));
+          expect(new Set(burst)).toEqual(new Set(['unknown_key']));
+          if (t === publishAt) issuer.keys.push(fresh);
+          if (t >= publishAt && firstOk === null) {
+            const code = await codeOf(v.authenticate(bearer(claims, { key: fresh })));
+            if (code === 'accepted') firstOk = t;
+            else expect(code).toBe('unknown_key');
+          }
+        }
+      } finally {
+        issuer.keys.splice(1);
+      }
+      expect(firstOk).not.toBeNull();
+      expect((firstOk as number) - publishAt).toBeLessThanOrEqual(30);
+      expect(issuer.jwksRequests - before).toBeLessThanOrEqual(300 / 30);
+    });
+
+    it('whatever kids a flood spells and whenever the new key appears: one fetch per 30 s at most, the new kid verifies 30 s after publication (property)', async () => {
+      const fresh = issuer.newUnpublishedKey();
+      const real = issuer.keys[0].kid;
+      const kid = fc.oneof(
+        fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/),
+        fc.constantFrom(fresh.kid.toUpperCase(), fresh.kid.toLowerCase(), `${fresh.kid}A`, fresh.kid.slice(1), `${real}A`, real.slice(0, -1)),
+        fc.string({ maxLength: 200 }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 4000 }), kid), { minLength: 1, maxLength: 60 }), fc.integer({ min: 0, max: 120_000 }), async (flood, publishAt) => {
+          clock = T0;
+          const v = validator({ jwksCooldownMs: undefined, jwksCacheMaxAgeMs: undefined, verifiedTokenCacheSize: 0 });
+          await v.refreshKeys();
+          const before = issuer.jwksRequests;
+          const genuine = async (): Promise<TokenErrorCode | 'accepted'> => {
+            const s = clock / 1000;
+            return codeOf(v.authenticate(bearer(userClaims({ iat: s, nbf: s, exp: s + 600 }), { key: fresh })));
+          };
+          try {
+            for (const [dt, k] of flood) {
+              clock += dt;
+              if (clock - T0 >= publishAt && issuer.keys.length === 1) issuer.keys.push(fresh);
+              await codeOf(v.authenticate(bearer(userClaims(), { header: { kid: k } })));
+              if (clock - T0 >= publishAt + 30_000) expect(await genuine()).toBe('accepted');
+            }
+            clock = Math.max(clock, T0 + publishAt + 30_000);
+            if (issuer.keys.length === 1) issuer.keys.push(fresh);
+            expect(await genuine()).toBe('accepted');
+            expect(issuer.jwksRequests - before).toBeLessThanOrEqual(Math.floor((clock - T0) / 30_000));
+          } finally {
+            issuer.keys.splice(1);
+            clock = T0;
+          }
+        }),
+        { numRuns: 40 },
+      );
+    });
+
     it('keeps last-known-good keys when the JWKS endpoint fails after the cache expired', async () => {
       const v = validator();
       await v.authenticate(bearer(userClaims()));
@@ -517,6 +605,36 @@ describe(createEntraTokenValidator.name, () => {
       const p = await v.authenticate(bearer(userClaims({ iat: s, nbf: s, exp: s + 600 })));
       expect(p.oid).toBe(USER_OID);
       expect(v.keyStats().failures).toBe(1);
+    });
+
+    // The cooldown also paces retries while the endpoint fails: a retry that hangs must not hold every request that
+    // names a known kid for the fetch timeout, once per interval, for as long as the outage lasts.
+    it('during a JWKS outage, answers a known kid from the last-known-good keys without waiting for a hanging retry', async () => {
+      const v = validator({ jwksCooldownMs: undefined, jwksCacheMaxAgeMs: undefined, verifiedTokenCacheSize: 0 });
+      await v.refreshKeys();
+      issuer.setJwksAvailable(false);
+      const at = (ms: number): string => {
+        clock = T0 + ms;
+        const s = clock / 1000;
+        return bearer(userClaims({ iat: s, nbf: s, exp: s + 600 }));
+      };
+      expect(await codeOf(v.authenticate(at(60 * 60_000)))).toBe('accepted');
+      expect(v.keyStats().failures).toBe(1);
+      issuer.setJwksStalled(true);
+      const before = issuer.jwksRequests;
+      try {
+        const outcome = await Promise.race([
+          codeOf(v.authenticate(at(60 * 60_000 + 5 * 60_000))),
+          new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 1000)),
+        ]);
+        expect(outcome).toBe('accepted');
+        // The retry did go out, in the background.
+        for (let i = 0; i < 50 && issuer.jwksRequests === before; i++) await new Promise((r) => setTimeout(r, 10));
+        expect(issuer.jwksRequests - before).toBe(1);
+      } finally {
+        issuer.setJwksStalled(false);
+        await v.refreshKeys().catch(() => undefined);
+      }
     });
 
     it('fails closed when the endpoint is down and no key was ever fetched', async () => {

@@ -22,9 +22,13 @@ export interface EntraTokenValidatorConfig {
   provisioningClientIds?: string[];
   /** Clock skew tolerance for exp/nbf/iat, at most 60 s (default 30). */
   clockToleranceSec?: number;
-  /** Minimum delay between two JWKS fetches (default 5 min). */
+  /**
+   * Minimum delay between two JWKS fetches, whatever triggers them (default 30 s, 1 s to 5 min). It bounds both the
+   * load a flood of made-up kids puts on Entra (one fetch per interval) and how long such a flood can hold back a
+   * genuine new kid (one interval). ADR 0001 addendum "unknown kids".
+   */
   jwksCooldownMs?: number;
-  /** Age after which the JWKS is refreshed on next use (default 1 h). */
+  /** Age after which the JWKS is refreshed on next use (default 1 h; from the cooldown to 24 h). */
   jwksCacheMaxAgeMs?: number;
   /** Cap on the token size (default 12 KiB: below Node's 16 KiB total header limit, so the cap is what answers). */
   maxTokenBytes?: number;
@@ -59,6 +63,14 @@ export interface EntraTokenValidator {
   refreshKeys(): Promise<void>;
   keyStats(): JwksKeyStoreStats;
 }
+
+/**
+ * Default minimum delay between two JWKS fetches. Nothing tells a made-up kid from a key Entra has just started using
+ * before the set is fetched, so whoever sends an unknown kid first spends the fetch: this is the longest a genuine new
+ * kid waits behind an attacker, and one fetch per 30 s is the most load a flood of kids puts on Entra (jose's
+ * createRemoteJWKSet uses the same default; Microsoft's 5 minutes would hold a new kid back for 5 minutes).
+ */
+const JWKS_COOLDOWN_MS = 30_000;
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -142,14 +154,20 @@ export function createEntraTokenValidator(config: EntraTokenValidatorConfig): En
   const appRoles = new Set(cfg.appRoles);
   const maxTokenBytes = cfg.maxTokenBytes ?? 12 * 1024;
   const maxLifetime = cfg.maxTokenLifetimeSec ?? 28 * 3600;
+  const jwksCooldownMs = cfg.jwksCooldownMs ?? JWKS_COOLDOWN_MS;
+  const jwksCacheMaxAgeMs = cfg.jwksCacheMaxAgeMs ?? 60 * 60_000;
+  if (!(jwksCooldownMs >= 1000 && jwksCooldownMs <= 5 * 60_000)) throw new RangeError('jwksCooldownMs must be between 1 s and 5 min');
+  if (!(jwksCacheMaxAgeMs >= jwksCooldownMs && jwksCacheMaxAgeMs <= 24 * 3600_000)) {
+    throw new RangeError('jwksCacheMaxAgeMs must be between jwksCooldownMs and 24 h');
+  }
   const issuer = cfg.metadata.issuer;
   const keys = new JwksKeyStore({
     jwksUri: cfg.metadata.jwksUri,
     issuer,
     tenantId: cfg.tenantId,
     allowInsecureLoopback: cfg.metadata.allowInsecureLoopback,
-    cooldownMs: cfg.jwksCooldownMs ?? 5 * 60_000,
-    cacheMaxAgeMs: cfg.jwksCacheMaxAgeMs ?? 60 * 60_000,
+    cooldownMs: jwksCooldownMs,
+    cacheMaxAgeMs: jwksCacheMaxAgeMs,
     now,
     fetch: cfg.fetch,
   });

@@ -44,6 +44,8 @@ export interface TestIssuer {
   readonly jwksRequests: number;
   /** When false the JWKS endpoint answers 503. */
   setJwksAvailable(available: boolean): void;
+  /** While true the JWKS endpoint holds its requests unanswered (a hanging IdP); false answers them. */
+  setJwksStalled(stalled: boolean): void;
   /** Replace the metadata document served (null restores the default). */
   setMetadata(doc: Record<string, unknown> | null): void;
   /** Publish a fresh key set with one new key (old keys are dropped); returns it. */
@@ -73,6 +75,7 @@ export async function startTestIssuer(options: { tenantId: string }): Promise<Te
   let keys: TestSigningKey[] = [makeKey()];
   let jwksAvailable = true;
   let jwksRequests = 0;
+  let stalled: (() => void)[] | null = null;
   let metadataOverride: Record<string, unknown> | null = null;
   let baseUrl = '';
 
@@ -93,8 +96,12 @@ export async function startTestIssuer(options: { tenantId: string }): Promise<Te
     if (path === `/${tenantId}/v2.0/.well-known/openid-configuration`) return send(200, metadataOverride ?? defaultMetadata());
     if (path === `/${tenantId}/discovery/v2.0/keys`) {
       jwksRequests++;
-      if (!jwksAvailable) return send(503, { error: 'unavailable' });
-      return send(200, { keys: keys.map((k) => ({ ...k.jwk, issuer: `${baseUrl}/${tenantId}/v2.0` })) });
+      const answer = (): void => {
+        if (!jwksAvailable) return send(503, { error: 'unavailable' });
+        send(200, { keys: keys.map((k) => ({ ...k.jwk, issuer: `${baseUrl}/${tenantId}/v2.0` })) });
+      };
+      if (stalled) return void stalled.push(answer);
+      return answer();
     }
     send(404, { error: 'not_found' });
   });
@@ -151,6 +158,11 @@ export async function startTestIssuer(options: { tenantId: string }): Promise<Te
     },
     setJwksAvailable: (a) => {
       jwksAvailable = a;
+    },
+    setJwksStalled: (on) => {
+      const held = stalled ?? [];
+      stalled = on ? held : null;
+      if (!on) held.forEach((answer) => answer());
     },
     setMetadata: (doc) => {
       metadataOverride = doc;
