@@ -74,6 +74,8 @@ function platformEnv(o = {}) {
       // Its own role: the keyclient's session schema and nothing of the Keyserver's tables (docs/adr/0018).
       DATABASE_URL: process.env.KEYCLIENT_DATABASE_URL ?? asRole(common.DATABASE_URL, 'keyserver_keyclient'),
       CLIENT_SECRET: app.clientSecret,
+      // The emulator speaks plain http on loopback, as for the API above.
+      OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true',
       REDIRECT_URI: `${keyclientUrl}/login/oauth2/code/keyserver-client`,
       KEYSERVER_API_URL: `http://${host}:${apiPort}`,
       KEYCLIENT_HOST: host,

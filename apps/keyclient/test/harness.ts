@@ -97,6 +97,8 @@ export class Harness {
       APPLICATION_ID: DEMO_TENANT.keyserverApp.clientId,
       CLIENT_SECRET: DEMO_TENANT.keyserverApp.clientSecret,
       OPENID_CONNECT_METADATA_DOCUMENT: this.emulator.metadataUrl,
+      // The emulator speaks plain http on loopback.
+      OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true',
       REDIRECT_URI: `${this.kc}${CALLBACK_PATH}`,
       KEYSERVER_API_URL: this.upstream.url,
       // The keyclient runs as its own role, which reaches only its session schema (ADR 0018).

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { composeCommand, freePort, platformEnv, repoRoot, runStep, startService, waitForOk, type Service } from '@keyserver/testing';
 import { parse as parseYaml } from 'yaml';
 
-/** Runs the API's image command with `env` and returns its exit code and stderr lines. */
-function bootApi(env: Record<string, string | undefined>) {
-  const [program, ...args] = composeCommand('keyserver-api');
+/** Runs a service's image command (the API's unless told) with `env` and returns its exit code and stderr lines. */
+function bootApi(env: Record<string, string | undefined>, service = 'keyserver-api', timeout = 60_000) {
+  const [program, ...args] = composeCommand(service);
   const clean: Record<string, string> = { PATH: process.env['PATH'] ?? '' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
-  const r = spawnSync(program === 'node' ? process.execPath : program, args, { cwd: repoRoot, env: clean, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(program === 'node' ? process.execPath : program, args, { cwd: repoRoot, env: clean, encoding: 'utf8', timeout, killSignal: 'SIGKILL' });
   const lines = r.stderr.split('\n').filter((l) => l.trim() && !/ExperimentalWarning|--trace-warnings|Unsupported runtime/.test(l));
   return { status: r.status, lines, stdout: r.stdout };
 }
@@ -113,6 +113,23 @@ describe('keyserver-api boot', () => {
       expect(r.status).not.toBe(0);
       expect([variable, `${r.lines.join('\n')}${r.stdout}`.match(/db.secret-9/g)]).toEqual([variable, null]);
     }
+  });
+});
+
+describe('keyclient boot', () => {
+  // The environment `npm start` and the tests give it (scripts/platform.cjs): the emulator on plain-http loopback. The
+  // configuration is refused before the keyclient opens its database or asks the provider, so neither runs here.
+  const base = (): Record<string, string> => platformEnv({ emulatorPort: 1, apiPort: 2, keyclientPort: 3, sessionKey: Buffer.alloc(32, 1).toString('base64') }).keyclient;
+
+  it.each([
+    // Same setting and meaning as the API's (ADR 0043 addendum "insecure loopback").
+    ['fail metadata over plain http to loopback without OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', { OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: undefined }, 'OPENID_CONNECT_METADATA_DOCUMENT', 78],
+    ['fail OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK with an https metadata URL', { OPENID_CONNECT_METADATA_DOCUMENT: 'https://login.microsoftonline.com/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration', OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true' }, 'OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 78],
+  ])('%s: exits non-zero with one line naming the variable', (_name, change, variable, status) => {
+    // A keyclient that accepted the configuration would listen: killed after 15 s (status null).
+    const r = bootApi({ ...base(), ...change }, 'keyclient', 15_000);
+    expect([r.status, r.lines.length, r.lines[0]?.includes(variable), r.lines[0]?.startsWith('keyclient: ')]).toEqual([status, 1, true, true]);
+    expect(`${r.lines.join('\n')}${r.stdout}`).not.toContain(base()['CLIENT_SECRET']);
   });
 });
 

@@ -8,7 +8,7 @@ import { logTarget } from '@keyserver/config';
 import { httpMetrics } from '@keyserver/observability';
 import type { Registry } from 'prom-client';
 import { keyclientMetrics } from '../metrics/keyclient-metrics';
-import { type KeyclientConfig, describeKeyclientConfig } from '../config/keyclient-config';
+import { type KeyclientConfig, describeKeyclientConfig, insecureLoopbackWarnings } from '../config/keyclient-config';
 import { answerClientErrors } from '../http/client-error';
 import { cookieNames } from '../http/cookies';
 import {
@@ -125,6 +125,7 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   // No enableShutdownHooks: main.ts handles the signals, logs them and calls close() below.
 
   log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');
+  for (const warning of insecureLoopbackWarnings(config)) log.warn({ event: 'insecure_loopback' }, warning);
 
   // Expired rows are never served (queries check the deadlines); this only keeps the table small.
   const sweeper = setInterval(() => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { ConfigError } from '@keyserver/config';
-import { describeKeyclientConfig, loadKeyclientConfig } from './keyclient-config';
+import { describeKeyclientConfig, insecureLoopbackWarnings, loadKeyclientConfig } from './keyclient-config';
 
 const KEY = Buffer.alloc(32, 7).toString('base64');
 
@@ -40,10 +40,11 @@ describe(loadKeyclientConfig.name, () => {
     expect(c.sessionAbsoluteMs).toBe(12 * 3_600_000);
   });
 
-  it('ok accepts plain http for loopback hosts', () => {
+  it('ok accepts plain http for loopback hosts (the metadata with OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK)', () => {
     const c = loadKeyclientConfig({
       ...VALID,
       OPENID_CONNECT_METADATA_DOCUMENT: 'http://127.0.0.1:4011/t/v2.0/.well-known/openid-configuration',
+      OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true',
       REDIRECT_URI: 'http://localhost:8080/login/oauth2/code/keyserver-client',
       KEYCLIENT_PUBLIC_URL: 'http://localhost:8080',
     });
@@ -127,6 +128,40 @@ describe(loadKeyclientConfig.name, () => {
     expect(text).not.toContain('super-secret-value');
     expect(text).not.toContain(':pw@');
     expect(text).not.toContain(KEY);
+  });
+});
+
+describe(`${loadKeyclientConfig.name}: plain-http OpenID metadata (ADR 0043 addendum "insecure loopback")`, () => {
+  // The same setting, with the same meaning, as the API's (ADR 0011 addendum "the process edge").
+  const EMULATOR = 'http://127.0.0.1:4011/7d5c8c1e-3b0a-4c59-9d1e-2f6b8a4e1c01/v2.0/.well-known/openid-configuration';
+  const FLAG = 'OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK';
+  const LOCAL = { REDIRECT_URI: 'http://localhost:8080/login/oauth2/code/keyserver-client', KEYCLIENT_PUBLIC_URL: 'http://localhost:8080' };
+
+  it.each([
+    ['ok the default: https only, plain http refused for the metadata, its issuer and the token endpoint', {}, false],
+    ['ok explicitly off with https', { [FLAG]: 'false' }, false],
+    ['ok the emulator on loopback, explicitly allowed (npm start, compose, the dev overlay, the tests)', { ...LOCAL, OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true' }, true],
+    ['ok the emulator on [::1], allowed with 1', { ...LOCAL, OPENID_CONNECT_METADATA_DOCUMENT: 'http://[::1]:4011/t/v2.0/.well-known/openid-configuration', [FLAG]: '1' }, true],
+  ])('%s', (_name, patch, allowed) => {
+    expect(loadKeyclientConfig({ ...VALID, ...patch }).allowInsecureLoopback).toBe(allowed);
+  });
+
+  it.each([
+    ['fail a plain-http loopback metadata URL without the setting (a local process could pose as the provider)', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail a plain-http localhost metadata URL without the setting', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://localhost:4011/t/v2.0/.well-known/openid-configuration' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail a plain-http loopback metadata URL with the setting off', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'false' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail the setting with an https metadata URL (it would only let the document name http endpoints)', { [FLAG]: 'true' }, FLAG],
+    ['fail the setting with plain http to a remote host', { OPENID_CONNECT_METADATA_DOCUMENT: 'http://login.example.com/t/v2.0/.well-known/openid-configuration', [FLAG]: 'true' }, 'OPENID_CONNECT_METADATA_DOCUMENT'],
+    ['fail a setting that is not true or false', { OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'yes' }, FLAG],
+  ])('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+
+  it('ok a keyclient served to other hosts on the emulator is warned about at boot; a loopback public URL or https is not', () => {
+    // The keyclient has no KEYSERVER_MODE: a public URL off loopback is its "production" (real browsers elsewhere).
+    expect(insecureLoopbackWarnings(loadKeyclientConfig({ ...VALID, OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true' }))).toEqual([expect.stringContaining(FLAG)]);
+    expect(insecureLoopbackWarnings(loadKeyclientConfig({ ...VALID, ...LOCAL, OPENID_CONNECT_METADATA_DOCUMENT: EMULATOR, [FLAG]: 'true' }))).toEqual([]);
+    expect(insecureLoopbackWarnings(loadKeyclientConfig(VALID))).toEqual([]);
   });
 });
 

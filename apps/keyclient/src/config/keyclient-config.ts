@@ -76,6 +76,10 @@ const keyclientEnvSchema = z
     APPLICATION_ID: guid(),
     CLIENT_SECRET: z.string().min(1, 'must not be empty'),
     OPENID_CONNECT_METADATA_DOCUMENT: secureUrl(),
+    // Plain http on a loopback host for the metadata, its issuer and the provider's endpoints: the Entra emulator only
+    // (npm start, compose, the dev overlay, the tests set it). The API's setting, same meaning: off by default, refused
+    // with an https metadata URL (ADR 0043 addendum "insecure loopback").
+    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: booleanFlag(false),
     REDIRECT_URI: redirectUri(),
     KEYSERVER_API_URL: upstreamUrl(),
     DATABASE_URL: postgresUrl(),
@@ -116,6 +120,8 @@ export interface KeyclientConfig {
   clientId: string;
   clientSecret: string;
   metadataDocumentUrl: string;
+  /** OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: plain http to a loopback provider (the emulator) is meant. */
+  allowInsecureLoopback: boolean;
   redirectUri: string;
   keyserverApiUrl: string;
   databaseUrl: string;
@@ -144,11 +150,21 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
   if (/^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?[^/?#]*,/.test(e.DATABASE_URL)) {
     throw new ConfigError('DATABASE_URL', 'lists several hosts; point it at one endpoint that always reaches the primary (HAProxy with Patroni checks, or the CloudNativePG -rw Service)');
   }
+  // secureUrl() let plain http through for a loopback host; the setting decides whether that is meant (a local
+  // process posing as the provider would otherwise receive the client secret and issue the ID tokens).
+  const httpMetadata = new URL(e.OPENID_CONNECT_METADATA_DOCUMENT).protocol === 'http:';
+  if (httpMetadata && !e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
+    throw new ConfigError('OPENID_CONNECT_METADATA_DOCUMENT', 'must use https (plain http on a loopback host is for the Entra emulator only: set OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true)');
+  }
+  if (!httpMetadata && e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
+    throw new ConfigError('OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 'is only for a plain-http loopback OPENID_CONNECT_METADATA_DOCUMENT (the Entra emulator); with https it would only let the document name endpoints reached over http');
+  }
   return {
     tenantId: e.TENANT_ID,
     clientId: e.APPLICATION_ID,
     clientSecret: e.CLIENT_SECRET,
     metadataDocumentUrl: e.OPENID_CONNECT_METADATA_DOCUMENT,
+    allowInsecureLoopback: e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK,
     redirectUri: e.REDIRECT_URI,
     keyserverApiUrl: e.KEYSERVER_API_URL,
     databaseUrl: e.DATABASE_URL,
@@ -175,6 +191,7 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
     APPLICATION_ID: config.clientId,
     CLIENT_SECRET: config.clientSecret,
     OPENID_CONNECT_METADATA_DOCUMENT: config.metadataDocumentUrl,
+    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: config.allowInsecureLoopback,
     REDIRECT_URI: config.redirectUri,
     KEYSERVER_API_URL: config.keyserverApiUrl,
     DATABASE_URL: config.databaseUrl,
@@ -192,7 +209,16 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
   });
 }
 
-/** True when the URL's host is a loopback address, where plain http is tolerated. */
+/**
+ * What the boot log warns about trusting the provider over plain http (ADR 0043 addendum "insecure loopback"). The
+ * keyclient has no KEYSERVER_MODE; a public URL off loopback means browsers elsewhere, its "production".
+ */
+export function insecureLoopbackWarnings(c: KeyclientConfig): string[] {
+  if (!c.allowInsecureLoopback || isLoopbackUrl(c.publicOrigin)) return [];
+  return [`OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true with KEYCLIENT_PUBLIC_URL ${c.publicOrigin}: logins are checked against a provider reached over plain http on loopback (the Entra emulator); a real installation uses Entra ID over https`];
+}
+
+/** True when the URL's host is a loopback address, where plain http is tolerated (with the setting above). */
 export function isLoopbackUrl(url: string): boolean {
   return isLoopbackHost(new URL(url).hostname);
 }

@@ -40,6 +40,7 @@ describe(`${OidcService.name} refresh`, () => {
         APPLICATION_ID: '5b0f3c2a-8e7d-4f61-a9c3-1d2e3f4a5b60',
         CLIENT_SECRET: 'super-secret-value',
         OPENID_CONNECT_METADATA_DOCUMENT: `${p.origin}/.well-known/openid-configuration`,
+        OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: 'true',
         REDIRECT_URI: 'http://localhost:8080/login/oauth2/code/keyserver-client',
         KEYSERVER_API_URL: 'http://127.0.0.1:3000',
         DATABASE_URL: 'postgresql://app@127.0.0.1:5432/keyserver',

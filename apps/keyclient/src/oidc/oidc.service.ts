@@ -114,7 +114,8 @@ export class OidcService {
     private readonly now: () => number = Date.now,
   ) {
     this.txBox = new SealedBox(config.sessionEncryptionKey, 'login-transaction');
-    this.insecureAllowed = isLoopbackUrl(config.metadataDocumentUrl);
+    // Only with OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK (the config refuses it without a plain-http loopback metadata URL).
+    this.insecureAllowed = config.allowInsecureLoopback;
   }
 
   get scope(): string {
