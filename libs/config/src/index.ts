@@ -1,7 +1,9 @@
 export {
+  checkInsecureLoopback,
   ConfigError,
   csv,
   guid,
+  insecureLoopbackFlag,
   isLoopbackHost,
   KEEP_ALIVE_IDLE_MS,
   keepIdleConnections,

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ConfigError, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { checkInsecureLoopback, ConfigError, insecureLoopbackFlag, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
 import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
@@ -79,7 +79,7 @@ const keyclientEnvSchema = z
     // Plain http on a loopback host for the metadata, its issuer and the provider's endpoints: the Entra emulator only
     // (npm start, compose, the dev overlay, the tests set it). The API's setting, same meaning: off by default, refused
     // with an https metadata URL (ADR 0043 addendum "insecure loopback").
-    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: booleanFlag(false),
+    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: insecureLoopbackFlag(),
     REDIRECT_URI: redirectUri(),
     KEYSERVER_API_URL: upstreamUrl(),
     DATABASE_URL: postgresUrl(),
@@ -150,15 +150,7 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
   if (/^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?[^/?#]*,/.test(e.DATABASE_URL)) {
     throw new ConfigError('DATABASE_URL', 'lists several hosts; point it at one endpoint that always reaches the primary (HAProxy with Patroni checks, or the CloudNativePG -rw Service)');
   }
-  // secureUrl() let plain http through for a loopback host; the setting decides whether that is meant (a local
-  // process posing as the provider would otherwise receive the client secret and issue the ID tokens).
-  const httpMetadata = new URL(e.OPENID_CONNECT_METADATA_DOCUMENT).protocol === 'http:';
-  if (httpMetadata && !e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
-    throw new ConfigError('OPENID_CONNECT_METADATA_DOCUMENT', 'must use https (plain http on a loopback host is for the Entra emulator only: set OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true)');
-  }
-  if (!httpMetadata && e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
-    throw new ConfigError('OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 'is only for a plain-http loopback OPENID_CONNECT_METADATA_DOCUMENT (the Entra emulator); with https it would only let the document name endpoints reached over http');
-  }
+  checkInsecureLoopback(e.OPENID_CONNECT_METADATA_DOCUMENT, e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK);
   return {
     tenantId: e.TENANT_ID,
     clientId: e.APPLICATION_ID,

@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AUDIT_CHECKPOINT_POLICY_OID } from '@keyserver/audit-chain';
-import { ConfigError, csv, guid, KEEP_ALIVE_IDLE_MS, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { checkInsecureLoopback, ConfigError, csv, guid, insecureLoopbackFlag, KEEP_ALIVE_IDLE_MS, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
@@ -29,10 +29,7 @@ const schema = z
     // Plain http on a loopback host for the metadata, its issuer and its JWKS: the Entra emulator only (npm start,
     // compose, the dev overlay, the tests set it). Off by default; refused with an https metadata URL (ADR 0011
     // addendum "insecure loopback").
-    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: z
-      .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
-      .default('false')
-      .transform((v) => v === 'true' || v === '1'),
+    OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK: insecureLoopbackFlag(),
     APP_ROLE: z.string().min(1).optional(),
     APP_ROLES: csv(),
     KEYCLIENT_CLIENT_ID: guid().optional(),
@@ -155,14 +152,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
   if (raw.HTTP_MAX_CONNECTIONS_PER_IP !== undefined && raw.HTTP_MAX_CONNECTIONS_PER_IP > raw.HTTP_MAX_CONNECTIONS) {
     throw new ConfigError('HTTP_MAX_CONNECTIONS_PER_IP', 'must not be larger than HTTP_MAX_CONNECTIONS');
   }
-  // secureUrl() let plain http through for a loopback host; the setting decides whether that is meant.
-  const httpMetadata = new URL(raw.OPENID_CONNECT_METADATA_DOCUMENT).protocol === 'http:';
-  if (httpMetadata && !raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
-    throw new ConfigError('OPENID_CONNECT_METADATA_DOCUMENT', 'must use https (plain http on a loopback host is for the Entra emulator only: set OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true)');
-  }
-  if (!httpMetadata && raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK) {
-    throw new ConfigError('OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 'is only for a plain-http loopback OPENID_CONNECT_METADATA_DOCUMENT (the Entra emulator); with https it would only let the document name keys fetched over http');
-  }
+  checkInsecureLoopback(raw.OPENID_CONNECT_METADATA_DOCUMENT, raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK);
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
   if (pooled && !raw.DATABASE_DIRECT_URL) throw new ConfigError('DATABASE_DIRECT_URL', 'is required with DATABASE_POOLER=transaction (a session connection to the primary for migrations and the access cache listener)');

@@ -38,6 +38,32 @@ export const secureUrl = () =>
   });
 
 /** A GUID as Entra writes tenant and application ids. */
+/**
+ * OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK, read alike by the API and the keyclient: plain http to a loopback OpenID
+ * provider (the Entra emulator) is meant. Off unless set; `true`/`false`/`1`/`0`.
+ */
+export const insecureLoopbackFlag = () =>
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true' || v === '1');
+
+/**
+ * The one rule for that setting (ADR 0011 and ADR 0043 addenda "insecure loopback"): secureUrl() lets plain http
+ * through for a loopback host, and the setting says whether that is meant (a local process posing as the provider
+ * would otherwise publish the keys, or receive the client secret). Required with an http metadata URL, refused with
+ * an https one (there it would only let the document name endpoints reached over plain http).
+ */
+export function checkInsecureLoopback(metadataUrl: string, allowInsecureLoopback: boolean): void {
+  const httpMetadata = new URL(metadataUrl).protocol === 'http:';
+  if (httpMetadata && !allowInsecureLoopback) {
+    throw new ConfigError('OPENID_CONNECT_METADATA_DOCUMENT', 'must use https (plain http on a loopback host is for the Entra emulator only: set OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK=true)');
+  }
+  if (!httpMetadata && allowInsecureLoopback) {
+    throw new ConfigError('OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK', 'is only for a plain-http loopback OPENID_CONNECT_METADATA_DOCUMENT (the Entra emulator); with https it would only let the document name endpoints reached over plain http');
+  }
+}
+
 export const guid = () =>
   z
     .string()
