@@ -173,6 +173,49 @@ describe('keyclient token refresh', () => {
     }
   });
 
+  it.each([
+    ['ok the current token not expired yet: the other replica sends it', 115_500, 200],
+    ['fail the current token expired: the other replica answers 503 provider_unavailable at once', 121_000, 503],
+  ])('holds no request of another replica for a refresh stuck on a stalled provider beyond a short wait: %s', async (_case, advanceMs, status) => {
+    const { browser, cookie } = await signedIn();
+    let replica: KeyclientApp | undefined;
+    let release: () => void = () => undefined;
+    const stalled = new Promise<void>((r) => (release = r));
+    const original = h.keyclient.context.oidc.refresh.bind(h.keyclient.context.oidc);
+    // The replica that claims the lease waits on a provider that does not answer (until released below).
+    const refreshes = jest.spyOn(h.keyclient.context.oidc, 'refresh').mockImplementation(async (previous: TokenSet) => {
+      await stalled;
+      return original(previous);
+    });
+    try {
+      replica = await createKeyclientApp(h.config, { now: h.now, logDestination: { write: (l: string) => h.logs.push(l) > 0 } });
+      await replica.app.listen(0, '127.0.0.1');
+      const other = `http://localhost:${(replica.app.getHttpServer().address() as { port: number }).port}`;
+      const before = await storedTokens(cookie);
+      const theirs = jest.spyOn(replica.context.oidc, 'refresh');
+      h.clockOffsetMs += advanceMs;
+      const first = h.spa(browser, 'GET', '/api/keys');
+      for (let i = 0; i < 100 && (await storedTokens(cookie)).refreshLeaseUntil === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+      expect((await storedTokens(cookie)).refreshLeaseUntil).toBeDefined();
+      const started = Date.now();
+      const second = await browser.request(`${other}/api/keys`, { initiator: other });
+      const waited = Date.now() - started;
+      release();
+      expect(second.status).toBe(status);
+      if (status === 200) expect(lastBearer()).toBe(before.accessToken);
+      else expect(problemCode(second)).toBe('provider_unavailable');
+      // A short wait for the replica holding the lease, not its provider timeout; and no second provider call.
+      expect(waited).toBeLessThan(4_000);
+      expect(theirs).not.toHaveBeenCalled();
+      expect((await first).status).toBe(200);
+      expect(refreshes).toHaveBeenCalledTimes(1);
+    } finally {
+      release();
+      refreshes.mockRestore();
+      await replica?.close();
+    }
+  });
+
   it('gives the refresh lease back when the provider cannot be reached, so the next request refreshes at once', async () => {
     const { browser, cookie } = await signedIn();
     const before = await storedTokens(cookie);

@@ -17,6 +17,12 @@ export const MAX_SESSIONS_PER_IDENTITY = 10;
 /** A refresh lease outlives the provider call it covers (a replica that died mid-refresh holds it no longer). */
 const REFRESH_LEASE_MS = PROVIDER_TIMEOUT_MS + 2_000;
 const LEASE_POLL_MS = 100;
+/**
+ * Longest a request waits for another replica's refresh (a healthy one takes well under a second). Beyond it the
+ * provider is stalled: waiting out the lease (up to the provider timeout) and then calling the provider again held a
+ * request ~20 s.
+ */
+const LEASE_WAIT_MS = 2_000;
 /** Claims lost to other writers (touches do not count: they leave the tokens alone) before giving up. */
 const CLAIM_ATTEMPTS = 5;
 /** An access token this close to its expiry is not sent any more. */
@@ -142,8 +148,11 @@ export class SessionService {
       if (leaseUntil > this.now() && leaseUntil - this.now() <= REFRESH_LEASE_MS) {
         // Another replica is refreshing: the token in hand is still good, or wait for the new one.
         if (stored.accessTokenExpiresAt - this.now() > USABLE_MARGIN_MS) return stored.accessToken;
-        await this.waitForChange(session, fresh.tokenCiphertext, leaseUntil);
-        continue;
+        if (await this.waitForChange(session, fresh.tokenCiphertext, leaseUntil)) continue;
+        // The other replica's refresh is stuck (a stalled provider): this request waits no longer than a healthy
+        // refresh takes and does not call the provider a second time; the token in hand while it is valid, else 503.
+        if (stored.accessTokenExpiresAt > this.now()) return stored.accessToken;
+        throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable);
       }
       const tokens: TokenSet = { ...stored };
       delete tokens.refreshLeaseUntil;
@@ -185,15 +194,19 @@ export class SessionService {
     return next.accessToken;
   }
 
-  /** Polls until the stored tokens are no longer `seen` or the other replica's lease has run out. */
-  private async waitForChange(session: ActiveSession, seen: Buffer, leaseUntil: number): Promise<void> {
+  /**
+   * Polls until the stored tokens are no longer `seen` (true), or for at most {@link LEASE_WAIT_MS} while the other
+   * replica's lease lasts (false: its refresh is slow or its lease ran out unchanged).
+   */
+  private async waitForChange(session: ActiveSession, seen: Buffer, leaseUntil: number): Promise<boolean> {
     // Wall time for the wait itself; the lease is in the session clock's time.
-    const deadline = Date.now() + Math.min(leaseUntil - this.now(), REFRESH_LEASE_MS);
+    const deadline = Date.now() + Math.min(leaseUntil - this.now(), LEASE_WAIT_MS);
     while (Date.now() < deadline && this.now() < leaseUntil) {
       await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
       const latest = await this.repo.findActive(session.id, new Date(this.now()));
-      if (!latest || !latest.tokenCiphertext.equals(seen)) return;
+      if (!latest || !latest.tokenCiphertext.equals(seen)) return true;
     }
+    return false;
   }
 
   /** If another replica replaced the tokens meanwhile, use its access token. */
