@@ -40,6 +40,14 @@ describe(AuditRepository.name, () => {
     expect(stored[0].n).toBe('30');
   });
 
+  it('names the same head for an export (with its counts) and a verification (without them)', async () => {
+    await a.audit.append({ action: 'ends', outcome: 'SUCCESS' });
+    const [snapshot, ends] = [await a.audit.chainSnapshot(), await b.audit.chainEnds()];
+    const [stored] = await sql<{ head: string; n: string }>(tmp.url, 'SELECT max(seq)::text AS head, count(*)::text AS n FROM audit_event');
+    expect(snapshot).toEqual({ head: stored.head, sealed: null, entries: Number(stored.n), checkpoints: 0 });
+    expect(ends).toEqual({ head: stored.head, sealed: null });
+  });
+
   it('stores the hash over the canonical content so it can be recomputed', async () => {
     const e = await a.audit.append({ action: 'key.create', outcome: 'SUCCESS', keyid: 'k1', details: { when: new Date(0), n: 1 } });
     expect(e.details).toEqual({ when: '1970-01-01T00:00:00.000Z', n: 1 });
