@@ -320,10 +320,22 @@ static CK_RV federated_assertion(const struct ks_config *c, char **out) {
   return rv;
 }
 
-/* ksctl's cache: {"accessToken","expiresAt" (ms since the epoch),"refreshToken"}. */
-static int read_cache(const char *path, char **access, double *expires_ms, char **refresh) {
-  FILE *f = fopen(path, "re");
-  if (!f) return -1;
+/* ksctl's cache: {"accessToken","expiresAt" (ms since the epoch),"refreshToken"}. Like ksctl (client.ts readCache),
+ * only a regular file of this user that no one else may read or write is a login: a symlink, another user's file or
+ * group/other bits mean it may have been planted (another identity's token) or read. */
+int ks_read_ksctl_cache(const char *path, char **access, double *expires_ms, char **refresh) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+    close(fd);
+    return -1;
+  }
+  FILE *f = fdopen(fd, "r");
+  if (!f) {
+    close(fd);
+    return -1;
+  }
   char *buf = calloc(1, 262145);
   size_t n = buf ? fread(buf, 1, 262144, f) : 0;
   fclose(f);
@@ -362,7 +374,9 @@ static void write_cache(const char *path, const struct grant *g, const char *old
     wipe_free(text);
     return;
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  /* A fresh file only (O_EXCL): never into a file or link someone left under that name. */
+  unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) {
     size_t len = strlen(text);
     int ok = write(fd, text, len) == (ssize_t)len;
@@ -426,7 +440,7 @@ static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, 
       char path[4200];
       char *access = NULL, *refresh = NULL;
       double expires_ms = 0;
-      if (ks_ksctl_cache_file(c, path, sizeof path) || read_cache(path, &access, &expires_ms, &refresh)) {
+      if (ks_ksctl_cache_file(c, path, sizeof path) || ks_read_ksctl_cache(path, &access, &expires_ms, &refresh)) {
         ks_log(KS_LOG_ERROR, "not logged in: run `ksctl --pkce login` with the same token endpoint, client id and scope");
         return CKR_USER_NOT_LOGGED_IN;
       }

@@ -101,6 +101,8 @@ int ks_token_usable(const char *t);
 long ks_refresh_margin(long lifetime_seconds);
 /* The ksctl token cache file of (token endpoint, client id, scope). */
 int ks_ksctl_cache_file(const struct ks_config *c, char *out, size_t outsz);
+/* Reads ksctl's cache file (malloc'd access and refresh token, expiry in ms); 0, or -1 when it is no usable login. */
+int ks_read_ksctl_cache(const char *path, char **access, double *expires_ms, char **refresh);
 /* An RFC 7523 private_key_jwt assertion, PS256 with x5t#S256 (what ksctl sends). Returns malloc'd or NULL. */
 char *ks_certificate_assertion(const char *cert_file, const char *key_file, const char *passphrase, const char *client_id,
                                const char *audience, time_t now, char *err, size_t errsz);

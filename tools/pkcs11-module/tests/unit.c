@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -481,6 +482,55 @@ static void test_tokens(void) {
     char path[4200];
     CHECK(ks_ksctl_cache_file(&c, path, sizeof path) == 0, "rc");
     CHECK(!strcmp(path, "/cache/token-a102c440eac7103b2e5b6e4f808bcb15.json"), "%s", path);
+  }
+  /* ksctl's rule (client.ts readCache): only a regular file of this user that no one else may read or write is a
+   * login; a symlink or a file with group/other bits may have been planted (another identity's token) or read. */
+  {
+    char dir[] = "/tmp/ks-cache-XXXXXX";
+    if (!mkdtemp(dir)) perror("mkdtemp");
+    char file[128], planted[128], link_[128];
+    snprintf(file, sizeof file, "%s/token.json", dir);
+    snprintf(planted, sizeof planted, "%s/planted.json", dir);
+    snprintf(link_, sizeof link_, "%s/link.json", dir);
+    const char *login = "{\"accessToken\":\"at\",\"expiresAt\":1,\"refreshToken\":\"rt\"}";
+    FILE *f = fopen(file, "w");
+    if (f) {
+      fputs(login, f);
+      fclose(f);
+    }
+    f = fopen(planted, "w");
+    if (f) {
+      fputs(login, f);
+      fclose(f);
+    }
+    chmod(planted, 0600);
+    if (symlink(planted, link_) != 0) perror("symlink");
+    struct {
+      const char *name;
+      const char *path;
+      mode_t mode;
+      int want;
+    } cases[] = {
+        {"ok a 0600 cache file is ksctl's login", file, 0600, 0},
+        {"fail a cache file readable by others (0644) is no login", file, 0644, -1},
+        {"fail a cache file writable by the group (0620) is no login", file, 0620, -1},
+        {"fail a symlink to a 0600 login elsewhere is no login", link_, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      TEST(cases[i].name) {
+        if (cases[i].mode) chmod(cases[i].path, cases[i].mode);
+        char *access = NULL, *refresh = NULL;
+        double expires = 0;
+        int rc = ks_read_ksctl_cache(cases[i].path, &access, &expires, &refresh);
+        CHECK(rc == cases[i].want, "rc %d", rc);
+        free(access);
+        free(refresh);
+      }
+    }
+    unlink(link_);
+    unlink(planted);
+    unlink(file);
+    rmdir(dir);
   }
 }
 

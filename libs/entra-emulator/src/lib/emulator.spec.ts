@@ -471,7 +471,8 @@ describe(startEmulator.name, () => {
       expect(res.body['token_type']).toBe('Bearer');
 
       const at = await verifyWithJwks(emu, String(res.body['access_token']), t.keyserverApp.clientId);
-      expect(at.protectedHeader.typ).toBe('JWT');
+      // A v2.0 header as Entra writes it: typ JWT (never at+jwt), RS256, the kid only (x5t is a v1.0 member).
+      expect(at.protectedHeader).toEqual({ alg: 'RS256', typ: 'JWT', kid: emu.currentSigningKid() });
       expect(at.payload).toEqual({
         aud: t.keyserverApp.clientId,
         iss: emu.issuer,

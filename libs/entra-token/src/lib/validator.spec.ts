@@ -137,7 +137,7 @@ describe(createEntraTokenValidator.name, () => {
     expect(await codeOf(v.authenticate(bearer(userClaims())))).toBe('client_not_allowed');
   });
 
-  const table: Array<[string, () => Promise<unknown>, TokenErrorCode]> = [
+  const table: Array<[string, () => Promise<unknown>, TokenErrorCode | 'accepted']> = [
     ['fail missing header', () => validator().authenticate(undefined), 'missing_token'],
     ['fail two headers', () => validator().authenticate([bearer(userClaims()), bearer(userClaims())]), 'multiple_authorization_headers'],
     ['fail Basic scheme', () => validator().authenticate('Basic dXNlcjpwYXNz'), 'invalid_scheme'],
@@ -219,6 +219,11 @@ describe(createEntraTokenValidator.name, () => {
     ['fail two tokens in one header', () => validator().authenticate(`${bearer(userClaims())}, ${bearer(userClaims())}`), 'invalid_scheme'],
     ['fail two tokens joined by a comma', () => validator().authenticate(`${bearer(userClaims())},${issuer.sign(userClaims())}`), 'malformed_token'],
     ['fail crit b64 (RFC 7797 unencoded payload)', () => validator().authenticate(bearer(userClaims(), { header: { crit: ['b64'], b64: false } })), 'unsupported_crit'],
+    // x5t is a v1.0 header member (v2.0 tokens carry only kid): it never selects a key, whatever it names.
+    ['fail x5t naming the published key while kid names none', () => validator().authenticate(bearer(userClaims(), { header: { kid: 'not-a-published-kid', x5t: issuer.keys[0].kid } })), 'unknown_key'],
+    ['fail no kid, only an x5t naming the published key', () => validator().authenticate(bearer(userClaims(), { header: { kid: undefined, x5t: issuer.keys[0].kid } })), 'invalid_kid'],
+    ['fail x5t#S256 naming the published key while kid names none', () => validator().authenticate(bearer(userClaims(), { header: { kid: 'not-a-published-kid', 'x5t#S256': issuer.keys[0].kid } })), 'unknown_key'],
+    ['ok an x5t beside the kid (a v1-style header) is ignored, not trusted', () => validator().authenticate(bearer(userClaims(), { header: { x5t: 'anything' } })), 'accepted'],
   ];
   it.each(table)('%s', async (_name, run, code) => {
     expect(await codeOf(run())).toBe(code);
@@ -488,6 +493,16 @@ describe(createEntraTokenValidator.name, () => {
       ['fail use enc', () => [rsaKey({ jwk: { use: 'enc' } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
       ['fail a key for RS384', () => [rsaKey({ jwk: { alg: 'RS384' } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
       ['fail a kid published twice (ambiguous: selects nothing)', () => { const k = rsaKey(); return [k, { ...rsaKey(), kid: k.kid, jwk: { ...rsaKey().jwk, kid: k.kid } }]; }, (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      // A JWKS entry's issuer member (Entra's /discovery/v2.0/keys): a templated one counts with our tenant substituted,
+      // a concrete one only on exact match; a key published for another issuer never verifies our tokens.
+      ['fail a key whose JWKS issuer is another tenant', () => [rsaKey({ jwk: { issuer: issuer.issuer.replace(TENANT, '11111111-2222-4333-8444-555555555555') } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a key whose JWKS issuer is the v1 issuer of our tenant', () => [rsaKey({ jwk: { issuer: `https://sts.windows.net/${TENANT}/` } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a key whose JWKS issuer is not a string', () => [rsaKey({ jwk: { issuer: [issuer.issuer] } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['ok a key whose JWKS issuer is the {tenantid} template', () => [rsaKey({ jwk: { issuer: issuer.issuer.replace(TENANT, '{tenantid}') } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
+      ['ok a key whose JWKS issuer is ours exactly', () => [rsaKey({ jwk: { issuer: issuer.issuer } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
+      // One key type per kid (RFC 8725 §3.1: each key with exactly one algorithm): only RSA keys enter the set.
+      ['fail a kid whose published key is an EC key', () => { const k = rsaKey(); const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }); return [{ ...k, jwk: { ...ec, kid: k.kid, use: 'sig' } }]; }, (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
+      ['fail a kid whose published key claims kty RSA for EC material', () => { const k = rsaKey(); const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }); return [{ ...k, jwk: { ...ec, kty: 'RSA', kid: k.kid, use: 'sig' } }]; }, (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'unknown_key'],
       ['ok key_ops ["verify"]', () => [rsaKey({ jwk: { key_ops: ['verify'] } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
       ['ok a 4096-bit key without use and alg', () => [rsaKey({ bits: 4096, jwk: { use: undefined, alg: undefined } })], (k: TestSigningKey[]) => issuer.sign(userClaims(), { key: k[0] }), 'accepted'],
     ] as const)('%s', async (_n, keys, token, expected) => {

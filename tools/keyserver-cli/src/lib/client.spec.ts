@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accessToken, apiRaw, type Connection } from './client';
+import { accessToken, apiRaw, cacheFile, writeCache, type CachedToken, type Connection } from './client';
 import { CliError, Exit } from './errors';
 
 // Which API failures a pipeline should retry (exit 5) and which it should not (ADR 0046): a real HTTP server
@@ -134,5 +134,110 @@ describe(accessToken.name, () => {
       return;
     }
     expect(await accessToken(c)).toBe('stolen-flow');
+  });
+});
+
+// ksctl's token cache (~/.cache/ksctl or KSCTL_CACHE_DIR), shared with the PKCS#11 module: a PKCE login's refresh token
+// survives a refresh answer that carries none (RFC 6749 §6: only a new one replaces it), and the cache file is only
+// ever a fresh 0600 file of ours: a planted symlink or another link to the old file never receives a token, and a file
+// someone else could have written or read (a symlink, group/other mode bits) is not taken as a login.
+describe(writeCache.name, () => {
+  let server: Server;
+  let answer: Record<string, unknown> = {};
+  let bodies: URLSearchParams[] = [];
+  let dir = '';
+  let c: Connection;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => {
+        bodies.push(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ksctl-cache-spec-'));
+    bodies = [];
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    c = { apiUrl: origin, method: 'pkce', tokenEndpoint: `${origin}/token`, clientId: '9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d', scope: 'api://app/keyserver', cacheDir: join(dir, 'cache') };
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cached = (): CachedToken => JSON.parse(readFileSync(cacheFile(c), 'utf8')) as CachedToken;
+  const expiredLogin = (): void => writeCache(c, { accessToken: 'at-old', expiresAt: Date.now() - 1000, refreshToken: 'rt-1' });
+
+  it.each([
+    ['ok a refresh answer without a refresh token keeps the login\'s one', { access_token: 'at-2', expires_in: 3600 }, 'rt-1'],
+    ['ok a refresh answer with a new refresh token replaces the old one (rotation)', { access_token: 'at-2', refresh_token: 'rt-2', expires_in: 3600 }, 'rt-2'],
+  ])('%s', async (_n, reply, refreshToken) => {
+    expiredLogin();
+    answer = reply;
+    expect(await accessToken(c)).toBe('at-2');
+    expect(bodies.map((b) => [b.get('grant_type'), b.get('refresh_token')])).toEqual([['refresh_token', 'rt-1']]);
+    expect(cached()).toMatchObject({ accessToken: 'at-2', refreshToken });
+  });
+
+  it('ok a cache file is a regular 0600 file in a 0700 directory', () => {
+    expiredLogin();
+    expect(lstatSync(cacheFile(c)).mode & 0o777).toBe(0o600);
+    expect(lstatSync(c.cacheDir ?? '').mode & 0o777).toBe(0o700);
+  });
+
+  it('fail a symlink planted at the cache file: its target is neither written nor chmodded', () => {
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'unchanged', { mode: 0o644 });
+    mkdirSync(c.cacheDir ?? '', { recursive: true });
+    symlinkSync(victim, cacheFile(c));
+    expiredLogin();
+    expect(readFileSync(victim, 'utf8')).toBe('unchanged');
+    expect(lstatSync(victim).mode & 0o777).toBe(0o644);
+    expect(lstatSync(cacheFile(c)).isSymbolicLink()).toBe(false);
+    expect(cached()).toMatchObject({ refreshToken: 'rt-1' });
+  });
+
+  it('fail another link to the old cache file: the new token is never written into it', () => {
+    writeCache(c, { accessToken: 'at-0', expiresAt: 0 });
+    const other = join(dir, 'other-link.json');
+    linkSync(cacheFile(c), other);
+    chmodSync(other, 0o644);
+    expiredLogin();
+    expect(readFileSync(other, 'utf8')).not.toContain('rt-1');
+    expect(lstatSync(cacheFile(c)).mode & 0o777).toBe(0o600);
+  });
+
+  it.each([
+    ['fail a cache file readable by others (0644)', 0o644],
+    ['fail a cache file writable by the group (0620)', 0o620],
+  ])('%s: not taken as a login', async (_n, mode) => {
+    writeCache(c, { accessToken: 'at-planted', expiresAt: Date.now() + 3600_000, refreshToken: 'rt-planted' });
+    chmodSync(cacheFile(c), mode);
+    const err = await accessToken(c).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Auth, code: 'login_required' });
+    expect(bodies).toEqual([]);
+  });
+
+  it.each([
+    ['fail an access token that is not a string', { accessToken: { bearer: 'x' }, expiresAt: Date.now() + 3600_000 }],
+    ['fail an expiry that is not a number', { accessToken: 'at-x', expiresAt: '9999999999999' }],
+    ['fail JSON null', null],
+  ])('%s: a damaged cache is no login', async (_n, content) => {
+    mkdirSync(c.cacheDir ?? '', { recursive: true, mode: 0o700 });
+    writeFileSync(cacheFile(c), JSON.stringify(content), { mode: 0o600 });
+    const err = await accessToken(c).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Auth, code: 'login_required' });
+  });
+
+  it('fail a symlink to a valid-looking login elsewhere: not taken as a login', async () => {
+    const planted = join(dir, 'planted.json');
+    writeFileSync(planted, JSON.stringify({ accessToken: 'at-planted', expiresAt: Date.now() + 3600_000 }), { mode: 0o600 });
+    mkdirSync(c.cacheDir ?? '', { recursive: true, mode: 0o700 });
+    symlinkSync(planted, cacheFile(c));
+    const err = await accessToken(c).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Auth, code: 'login_required' });
   });
 });

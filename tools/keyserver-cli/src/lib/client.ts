@@ -1,5 +1,5 @@
-import { createHash, scryptSync, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, scryptSync, X509Certificate } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
@@ -74,20 +74,40 @@ export function cacheFile(c: Connection): string {
   return join(c.cacheDir ?? join(homedir(), '.cache', 'ksctl'), `token-${id}.json`);
 }
 
+/**
+ * Writes the cache as a fresh 0600 file (random name, O_EXCL: never through a symlink or into an existing file) renamed
+ * over the old one, as the PKCS#11 module does (auth.c write_cache): a symlink planted at the name, or another link to
+ * the old file, never receives the token, and no reader ever sees it half-written or under looser permissions.
+ */
 export function writeCache(c: Connection, t: CachedToken): void {
   const file = cacheFile(c);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, JSON.stringify(t), { mode: 0o600 });
-  chmodSync(file, 0o600);
+  const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(t), { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
+/**
+ * The cached login, or undefined (a miss): only a regular file of this user that no one else may read or write counts
+ * (as ssh treats its keys). A symlink, another user's file or one with group/other bits may have been planted (another
+ * identity's token) or read; the next login replaces it with a fresh 0600 file.
+ */
 function readCache(c: Connection): CachedToken | undefined {
   const file = cacheFile(c);
-  if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as CachedToken;
+    const st = lstatSync(file);
+    if (!st.isFile() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return undefined;
+    const t = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<keyof CachedToken, unknown>> | null;
+    // The shape the PKCS#11 module also requires (auth.c): anything else is no login.
+    if (typeof t?.accessToken !== 'string' || typeof t.expiresAt !== 'number' || !Number.isFinite(t.expiresAt)) return undefined;
+    return { accessToken: t.accessToken, expiresAt: t.expiresAt, ...(typeof t.refreshToken === 'string' ? { refreshToken: t.refreshToken } : {}) };
   } catch {
-    return undefined; // a damaged cache is a cache miss, not a failure
+    return undefined; // absent or damaged: a cache miss, not a failure
   }
 }
 
@@ -163,6 +183,8 @@ export async function accessToken(c: Connection): Promise<string> {
   if (c.method === 'pkce') {
     if (!cached?.refreshToken) throw new CliError('not logged in: run `ksctl login --pkce` first', Exit.Auth, 'login_required');
     fresh = await tokenRequest(c, { grant_type: 'refresh_token', client_id: c.clientId, refresh_token: cached.refreshToken, scope: c.scope });
+    // RFC 6749 §6: only a new refresh token replaces the old one; an answer without one keeps the login alive.
+    fresh.refreshToken ??= cached.refreshToken;
   } else if (c.method === 'wif') {
     fresh = await tokenRequest(c, {
       grant_type: 'client_credentials',

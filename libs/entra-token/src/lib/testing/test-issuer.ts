@@ -98,7 +98,8 @@ export async function startTestIssuer(options: { tenantId: string }): Promise<Te
       jwksRequests++;
       const answer = (): void => {
         if (!jwksAvailable) return send(503, { error: 'unavailable' });
-        send(200, { keys: keys.map((k) => ({ ...k.jwk, issuer: `${baseUrl}/${tenantId}/v2.0` })) });
+        // Entra-style issuer member on every key, unless a test key publishes its own.
+        send(200, { keys: keys.map((k) => ({ issuer: `${baseUrl}/${tenantId}/v2.0`, ...k.jwk })) });
       };
       if (stalled) return void stalled.push(answer);
       return answer();
