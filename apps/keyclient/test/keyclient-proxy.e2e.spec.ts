@@ -222,6 +222,24 @@ describe('keyclient proxy headers', () => {
     expect({ status: a.status, code: codeOf(a), forwarded: h.upstream.received.length - before }).toEqual({ status: 400, code: 'malformed_request', forwarded: 0 });
   });
 
+  // Node undoes only `chunked`, and neither coding header is forwarded: the API, which refuses both (415, ADR 0011),
+  // would have judged the still-coded bytes as a plain body.
+  it.each<[string, string[], boolean, number, string | null]>([
+    ['fail Content-Encoding gzip', ['Content-Encoding: gzip'], false, 415, 'unsupported_content_encoding'],
+    ['fail Content-Encoding in upper case', ['Content-Encoding: GZIP'], false, 415, 'unsupported_content_encoding'],
+    ['fail Transfer-Encoding gzip, chunked', ['Transfer-Encoding: gzip, chunked'], true, 415, 'unsupported_content_encoding'],
+    ['fail Transfer-Encoding deflate, chunked', ['Transfer-Encoding: deflate,chunked'], true, 415, 'unsupported_content_encoding'],
+    ['ok Content-Encoding identity', ['Content-Encoding: identity'], false, 201, null],
+    ['ok Transfer-Encoding chunked', ['Transfer-Encoding: chunked'], true, 201, null],
+  ])('%s', async (_name, extra, chunked, status, code) => {
+    const before = h.upstream.received.length;
+    let bytes = request('POST', '/api/v1/operations', extra, chunked ? '2\r\n{}\r\n0\r\n\r\n' : '{}');
+    if (chunked) bytes = bytes.replace(/Content-Length: \d+\r\n/, '');
+    const a = await raw(bytes);
+    const got = h.upstream.received.slice(before);
+    expect({ status: a.status, code: codeOf(a) ?? null, forwarded: got.length }).toEqual({ status, code, forwarded: status === 201 ? 1 : 0 });
+  });
+
   it('ok one Idempotency-Key and one X-Admin-Session are forwarded as sent', async () => {
     const before = h.upstream.received.length;
     const a = await raw(request('POST', '/api/v1/operations', ['Idempotency-Key: key-one-0001', 'X-Admin-Session: 00000000-0000-4000-8000-000000000001']));
@@ -390,6 +408,28 @@ describe(`keyclient proxy answers (${ProxyService.name})`, () => {
     const started = Date.now();
     const a = await raw(request('GET', '/api/v1/keys'));
     expect([a.status, codeOf(a), Date.now() - started < 5_000]).toEqual([504, 'upstream_timeout', true]);
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['chunked', {}],
+    ['with a Content-Length', { 'content-length': '1000000' }],
+  ])('fail an API that dies in the middle of a streamed export (%s): the browser sees it cut off, never a clean end', async (_name, headers) => {
+    h.upstream.respond = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', ...headers });
+      res.write('{"seq":1}\n');
+      setTimeout(() => res.socket?.destroy(), 100);
+    };
+    const port = Number(new URL(h.kc).port);
+    const outcome = await new Promise<string>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/v1/audit/export', headers: { cookie: sessionCookie }, agent: false }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve('complete'));
+        res.on('aborted', () => resolve('cut off'));
+        res.on('error', () => resolve('cut off'));
+      });
+      req.on('error', () => resolve('cut off'));
+    });
+    expect(outcome).toBe('cut off');
   });
 
   it('fail an API that stalls in the middle of its answer: the browser is cut off, not left hanging', async () => {

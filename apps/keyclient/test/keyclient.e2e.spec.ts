@@ -6,6 +6,7 @@ import { createKeyclientApp } from '../src/app/create-keyclient-app';
 import { SpaController } from '../src/app/spa.controller';
 import { ProxyService } from '../src/proxy/proxy.service';
 import { CALLBACK_PATH } from '../src/config/keyclient-config';
+import { MAX_PENDING_LOGINS } from '../src/oidc/oidc.service';
 import { MAX_SESSIONS_PER_IDENTITY, sessionIdFromCookie } from '../src/session/session.service';
 import type { Browser, SeenResponse } from './browser';
 import { DEMO_TENANT, Harness } from './harness';
@@ -138,31 +139,24 @@ describe('keyclient sign-in', () => {
 });
 
 describe('keyclient callback attacks', () => {
-  it('rejects a callback without state and clears the transaction cookie (used once)', async () => {
+  it.each([
+    ['fail a callback without state', (u: URL) => u.searchParams.delete('state')],
+    ['fail a callback with another state (a link on another site)', (u: URL) => u.searchParams.set('state', 'forged-state-value')],
+    ['fail a callback with the state twice', (u: URL) => u.searchParams.append('state', 'forged-state-value')],
+  ])('%s is refused and spends no flow of this browser: its own callback still completes, once', async (_name, forge) => {
     const browser = h.browser();
     const cb = await h.login(browser, { stopAtCallback: true });
     const url = new URL(cb.stoppedBefore!);
-    url.searchParams.delete('state');
-    const res = await browser.navigate(url.href, { initiator: h.emulator.baseUrl });
-    expect(res.status).toBe(400);
-    expect(res.body).toContain('state_mismatch');
+    forge(url);
+    const res = await browser.navigate(url.href, { initiator: 'https://evil.example' });
+    expect([res.status, res.body.includes('state_mismatch')]).toEqual([400, true]);
+    expect(browser.cookie(h.kcHost, h.sessionCookieName)).toBeUndefined();
+    const genuine = await browser.navigate(cb.stoppedBefore!, { initiator: h.emulator.baseUrl, stopBefore: () => true });
+    expect(genuine.status).toBe(302);
+    // Used once: the genuine callback spent its flow.
     expect(browser.cookie(h.kcHost, h.txCookieName)).toBeUndefined();
-    expect(browser.cookie(h.kcHost, h.sessionCookieName)).toBeUndefined();
-    // The genuine response is now useless too: the transaction is gone.
-    const genuine = await browser.navigate(cb.stoppedBefore!, { initiator: h.emulator.baseUrl });
-    expect(genuine.status).toBe(400);
-    expect(genuine.body).toContain('missing_transaction');
-  });
-
-  it('rejects a callback with a wrong state', async () => {
-    const browser = h.browser();
-    const cb = await h.login(browser, { stopAtCallback: true });
-    const url = new URL(cb.stoppedBefore!);
-    url.searchParams.set('state', 'forged-state-value');
-    const res = await browser.navigate(url.href, { initiator: h.emulator.baseUrl });
-    expect(res.status).toBe(400);
-    expect(res.body).toContain('state_mismatch');
-    expect(browser.cookie(h.kcHost, h.sessionCookieName)).toBeUndefined();
+    const replay = await browser.navigate(cb.stoppedBefore!, { initiator: h.emulator.baseUrl });
+    expect([replay.status, replay.body.includes('missing_transaction')]).toEqual([400, true]);
   });
 
   it('rejects a replayed callback after a successful sign-in', async () => {
@@ -249,6 +243,48 @@ describe('keyclient callback attacks', () => {
       expect(res.body).not.toContain(needle);
     }
     expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+  });
+});
+
+describe('keyclient sign-ins in two tabs of one browser', () => {
+  // Two tabs whose session ended both go to /login (the console does on a 401): each flow has its own state, PKCE
+  // verifier and nonce, and the browser has one cookie jar.
+  it.each([
+    ['ok the first tab completes first', [0, 1]],
+    ['ok the second tab completes first', [1, 0]],
+  ])('%s: both callbacks sign in, each to its own return path', async (_name, order) => {
+    const browser = h.browser();
+    const callbacks = [
+      (await h.login(browser, { returnTo: '/keys/k1', stopAtCallback: true })).stoppedBefore!,
+      (await h.login(browser, { returnTo: '/operations/42', stopAtCallback: true })).stoppedBefore!,
+    ];
+    const returns = ['/keys/k1', '/operations/42'];
+    const outcomes = [];
+    for (const i of order) {
+      const done = await browser.navigate(callbacks[i], { initiator: h.emulator.baseUrl, stopBefore: () => true });
+      outcomes.push([done.status, done.headers.location ?? done.body.match(/<code>([a-z_]+)<\/code>/)?.[1]]);
+    }
+    expect(outcomes).toEqual(order.map((i) => [302, returns[i]]));
+    expect((await h.spa(browser, 'GET', '/me')).status).toBe(200);
+    // Both flows spent: a replay of either finds nothing.
+    const replay = await browser.navigate(callbacks[order[0]], { initiator: h.emulator.baseUrl });
+    expect([replay.status, replay.body.includes('missing_transaction')]).toEqual([400, true]);
+  });
+
+  it(`fail a page that sends the browser to /login again and again keeps at most ${MAX_PENDING_LOGINS} flows in one bounded cookie`, async () => {
+    const browser = h.browser();
+    const callbacks: string[] = [];
+    for (let i = 0; i < MAX_PENDING_LOGINS + 2; i++) {
+      callbacks.push((await h.login(browser, { returnTo: `/keys/${'k'.repeat(120)}${i}`, stopAtCallback: true })).stoppedBefore!);
+    }
+    const txCookies = browser.cookies.filter((c) => c.name.includes('keyclient-tx'));
+    expect(txCookies.map((c) => c.name)).toEqual([h.txCookieName]);
+    expect(txCookies[0].value.length).toBeLessThan(4000);
+    // The oldest flow was dropped; the newest still completes.
+    const oldest = await browser.navigate(callbacks[0], { initiator: h.emulator.baseUrl, stopBefore: () => true });
+    expect([oldest.status, oldest.body.includes('state_mismatch')]).toEqual([400, true]);
+    const newest = await browser.navigate(callbacks[callbacks.length - 1], { initiator: h.emulator.baseUrl, stopBefore: () => true });
+    expect([newest.status, newest.headers.location]).toEqual([302, `/keys/${'k'.repeat(120)}${MAX_PENDING_LOGINS + 1}`]);
   });
 });
 

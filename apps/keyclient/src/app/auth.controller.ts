@@ -56,7 +56,8 @@ export class AuthController {
     }
     let started: { authorizationUrl: string; transactionCookie: string };
     try {
-      started = await this.ctx.oidc.startLogin(returnTo);
+      // Another tab's flow still under way stays in the cookie with this one (two tabs whose session ended).
+      started = await this.ctx.oidc.startLogin(returnTo, readCookie(req, this.ctx.cookies.transaction));
     } catch (cause) {
       this.ctx.log.error({ event: 'login_start_failed', requestId: req.requestId, err: String(cause) }, 'discovery failed');
       throw new KeyclientError(KeyclientErrorCode.ProviderUnavailable);
@@ -69,18 +70,21 @@ export class AuthController {
   }
 
   /**
-   * The redirect URI. The transaction cookie is cleared whatever the outcome (used once); a request that is no
-   * top-level navigation (an image on a same-site page) is refused before it can use it up.
+   * The redirect URI. The flow the response names by its state is spent whatever the outcome (used once); other flows
+   * of this browser (another tab's) stay, and a response that names none of them spends nothing. A request that is
+   * no top-level navigation (an image on a same-site page) is refused before it can use anything up.
    */
   @Get(CALLBACK_PATH.slice(1))
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
     requireTopLevelNavigation(req);
     const { cookies, config, oidc, sessions, log } = this.ctx;
     const txCookie = readCookie(req, cookies.transaction);
-    clearCookie(res, config, cookies.transaction, 'lax');
     res.setHeader('cache-control', 'no-store');
     try {
-      const result = await oidc.completeLogin(rawQuery(req), txCookie);
+      const { tx, remaining } = oidc.takeTransaction(rawQuery(req), txCookie);
+      if (remaining === null) clearCookie(res, config, cookies.transaction, 'lax');
+      else setCookie(res, config, cookies.transaction, remaining, { sameSite: 'lax', maxAgeMs: LOGIN_TRANSACTION_TTL_MS });
+      const result = await oidc.completeLogin(rawQuery(req), tx);
       // Anti-fixation: whatever session id the browser had is destroyed and a new one is minted.
       await sessions.destroyByCookie(readCookie(req, cookies.session));
       const { cookieValue } = await sessions.create(result.identity, result.tokens);
@@ -89,6 +93,8 @@ export class AuthController {
       res.redirect(302, result.returnTo);
     } catch (err) {
       const reason: LoginFailureReason = err instanceof LoginFailure ? err.reason : 'provider_unavailable';
+      // A cookie no flow can be read from (another key, tampered, expired flows only) is of no use to keep.
+      if (reason === 'missing_transaction' && txCookie !== undefined) clearCookie(res, config, cookies.transaction, 'lax');
       log.warn({ event: 'login_failed', requestId: req.requestId, reason }, 'sign-in refused');
       // Styled like the console: its inline style only under this response's nonce (no 'unsafe-inline').
       const nonce = randomBytes(16).toString('base64');

@@ -24,6 +24,8 @@ export enum KeyclientErrorCode {
   /** An `Expect` other than 100-continue: nothing here can meet it (Node would answer a bare 417). */
   ExpectationFailed = 'expectation_failed',
   MalformedRequest = 'malformed_request',
+  /** A proxied body under a Content-Encoding or a transfer coding other than chunked, which the API refuses too. */
+  UnsupportedContentEncoding = 'unsupported_content_encoding',
   InternalError = 'internal_error',
 }
 
@@ -47,6 +49,7 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.HeaderTooLarge]: 431,
   [KeyclientErrorCode.ExpectationFailed]: 417,
   [KeyclientErrorCode.MalformedRequest]: 400,
+  [KeyclientErrorCode.UnsupportedContentEncoding]: 415,
   [KeyclientErrorCode.InternalError]: 500,
 };
 
@@ -70,6 +73,7 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.HeaderTooLarge]: 'Request headers too large',
   [KeyclientErrorCode.ExpectationFailed]: 'Expectation failed',
   [KeyclientErrorCode.MalformedRequest]: 'Malformed request',
+  [KeyclientErrorCode.UnsupportedContentEncoding]: 'Unsupported content encoding',
   [KeyclientErrorCode.InternalError]: 'Internal error',
 };
 

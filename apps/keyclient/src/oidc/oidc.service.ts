@@ -7,7 +7,11 @@ import { safeReturnPath } from './return-path';
 
 /** How long a started login may take before its transaction cookie is refused. */
 export const LOGIN_TRANSACTION_TTL_MS = 10 * 60_000;
+/** Logins one browser may have under way at once (tabs); a new one beyond it drops the oldest. */
+export const MAX_PENDING_LOGINS = 3;
 const TX_AAD = 'login-transaction';
+/** A cookie's name and value must stay under 4096 bytes (RFC 6265 §6.1, what browsers keep). */
+const MAX_TX_COOKIE_CHARS = 3_900;
 const PROVIDER_TIMEOUT_S = 10;
 /** The longest a call to the provider may take (discovery, token endpoint). */
 export const PROVIDER_TIMEOUT_MS = PROVIDER_TIMEOUT_S * 1000;
@@ -19,6 +23,12 @@ export interface LoginTransaction {
   codeVerifier: string;
   returnTo: string;
   createdAt: number;
+}
+
+function isTransaction(tx: unknown): tx is LoginTransaction {
+  if (tx === null || typeof tx !== 'object') return false;
+  const t = tx as Record<string, unknown>;
+  return typeof t['state'] === 'string' && typeof t['nonce'] === 'string' && typeof t['codeVerifier'] === 'string' && typeof t['createdAt'] === 'number';
 }
 
 /** Tokens from the token endpoint; only ever held server-side (encrypted at rest). */
@@ -175,8 +185,12 @@ export class OidcService {
     return [...origins];
   }
 
-  /** Builds the authorization URL and the sealed transaction cookie value for a new login. */
-  async startLogin(returnTo: unknown): Promise<{ authorizationUrl: string; transactionCookie: string }> {
+  /**
+   * Builds the authorization URL and the sealed transaction cookie value for a new login. The cookie keeps the flows
+   * of this browser still under way (another tab's, from `pendingCookie`), at most {@link MAX_PENDING_LOGINS}, newest
+   * last: one cookie for one jar, so a page sending the browser to /login again and again grows nothing.
+   */
+  async startLogin(returnTo: unknown, pendingCookie?: string): Promise<{ authorizationUrl: string; transactionCookie: string }> {
     const configuration = await this.getConfiguration();
     const tx: LoginTransaction = {
       state: client.randomState(),
@@ -195,39 +209,60 @@ export class OidcService {
       code_challenge: await client.calculatePKCECodeChallenge(tx.codeVerifier),
       code_challenge_method: 'S256',
     });
-    return { authorizationUrl: url.href, transactionCookie: this.sealTransaction(tx) };
+    const pending = this.openTransactions(pendingCookie).filter((t) => this.isLive(t));
+    // Never null with a flow to seal; this flow alone is the floor.
+    const transactionCookie = this.sealTransactions([...pending, tx]) ?? this.txBox.sealJson([tx], TX_AAD).toString('base64url');
+    return { authorizationUrl: url.href, transactionCookie };
   }
 
-  sealTransaction(tx: LoginTransaction): string {
-    return this.txBox.sealJson(tx, TX_AAD).toString('base64url');
-  }
-
-  /** The transaction inside a cookie value, or null if it was not sealed by this keyclient's key. */
-  openTransaction(cookieValue: string | undefined): LoginTransaction | null {
-    if (!cookieValue || !/^[A-Za-z0-9_-]{1,4096}$/.test(cookieValue)) return null;
-    const tx = this.txBox.openJson<LoginTransaction>(Buffer.from(cookieValue, 'base64url'), TX_AAD);
-    if (
-      !tx ||
-      typeof tx.state !== 'string' ||
-      typeof tx.nonce !== 'string' ||
-      typeof tx.codeVerifier !== 'string' ||
-      typeof tx.createdAt !== 'number'
-    ) {
-      return null;
+  /** Seals the newest flows that fit ({@link MAX_PENDING_LOGINS}, one cookie under 4 KiB); null for none. */
+  sealTransactions(txs: LoginTransaction[]): string | null {
+    for (let kept = txs.slice(-MAX_PENDING_LOGINS); kept.length > 0; kept = kept.slice(1)) {
+      const sealed = this.txBox.sealJson(kept, TX_AAD).toString('base64url');
+      if (sealed.length <= MAX_TX_COOKIE_CHARS || kept.length === 1) return sealed;
     }
-    return { ...tx, returnTo: safeReturnPath(tx.returnTo) };
+    return null;
+  }
+
+  /** The flows sealed in a cookie value (oldest first), or [] if it was not sealed by this keyclient's key. */
+  openTransactions(cookieValue: string | undefined): LoginTransaction[] {
+    if (!cookieValue || !/^[A-Za-z0-9_-]{1,4096}$/.test(cookieValue)) return [];
+    const opened = this.txBox.openJson<unknown>(Buffer.from(cookieValue, 'base64url'), TX_AAD);
+    // A cookie of a single flow (set before a browser could hold several) reads as a list of one.
+    const list = Array.isArray(opened) ? opened : opened ? [opened] : [];
+    if (list.length === 0 || list.length > MAX_PENDING_LOGINS || !list.every(isTransaction)) return [];
+    return list.map((tx) => ({ ...tx, returnTo: safeReturnPath(tx.returnTo) }));
+  }
+
+  /** The newest flow inside a cookie value, or null. */
+  openTransaction(cookieValue: string | undefined): LoginTransaction | null {
+    return this.openTransactions(cookieValue).at(-1) ?? null;
+  }
+
+  private isLive(tx: LoginTransaction): boolean {
+    return this.now() - tx.createdAt <= LOGIN_TRANSACTION_TTL_MS && tx.createdAt <= this.now() + 60_000;
   }
 
   /**
-   * Validates the authorization response against the transaction (state), redeems the code with
+   * The flow an authorization response belongs to, by its one `state`, and the cookie value of the flows left (null:
+   * none). A response naming no flow of this browser (no state, two, another browser's, a forged one) is refused and
+   * spends none of them: a link on another site to the callback cannot abort a sign-in under way.
+   */
+  takeTransaction(rawQuery: string, transactionCookie: string | undefined): { tx: LoginTransaction; remaining: string | null } {
+    const txs = this.openTransactions(transactionCookie);
+    if (txs.length === 0) throw new LoginFailure('missing_transaction');
+    const states = new URLSearchParams(rawQuery).getAll('state');
+    const tx = states.length === 1 ? txs.find((t) => t.state === states[0]) : undefined;
+    if (!tx) throw new LoginFailure('state_mismatch');
+    return { tx, remaining: this.sealTransactions(txs.filter((t) => t !== tx && this.isLive(t))) };
+  }
+
+  /**
+   * Validates the authorization response against its transaction (from {@link takeTransaction}), redeems the code with
    * the PKCE verifier and checks the ID token (iss, aud, exp, nonce by openid-client; tid and oid here).
    */
-  async completeLogin(rawQuery: string, transactionCookie: string | undefined): Promise<LoginResult> {
-    const tx = this.openTransaction(transactionCookie);
-    if (!tx) throw new LoginFailure('missing_transaction');
-    if (this.now() - tx.createdAt > LOGIN_TRANSACTION_TTL_MS || tx.createdAt > this.now() + 60_000) {
-      throw new LoginFailure('expired_transaction');
-    }
+  async completeLogin(rawQuery: string, tx: LoginTransaction): Promise<LoginResult> {
+    if (!this.isLive(tx)) throw new LoginFailure('expired_transaction');
     const params = new URLSearchParams(rawQuery);
     if (params.getAll('state').length !== 1 || params.get('state') !== tx.state) {
       throw new LoginFailure('state_mismatch');

@@ -74,6 +74,17 @@ function isApiAnswer(up: http.IncomingMessage): boolean {
   return (up.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === 'application/problem+json';
 }
 
+/**
+ * A body under a Content-Encoding, or a transfer coding other than chunked: Node undoes only `chunked` and neither
+ * header is forwarded, so the API, which refuses both (415, ADR 0011), would judge the still-coded bytes as a plain
+ * body. Refused here as the API would. `identity` is no coding.
+ */
+function codedBody(headers: http.IncomingHttpHeaders): boolean {
+  const content = headers['content-encoding'];
+  const transfer = headers['transfer-encoding'];
+  return (content !== undefined && content.trim().toLowerCase() !== 'identity') || (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked');
+}
+
 export interface UpstreamResult {
   status: number;
   headers: Record<string, string>;
@@ -120,6 +131,7 @@ export class ProxyService {
     if (declared !== undefined && Number(declared) > this.config.proxyMaxBodyBytes) {
       return Promise.reject(new KeyclientError(KeyclientErrorCode.PayloadTooLarge));
     }
+    if (codedBody(req.headers)) return Promise.reject(new KeyclientError(KeyclientErrorCode.UnsupportedContentEncoding));
     const repeated = repeatedHeader(req.rawHeaders);
     if (repeated !== undefined) {
       return Promise.reject(new KeyclientError(KeyclientErrorCode.MalformedRequest, `the ${repeated} header must not be repeated`));
