@@ -197,6 +197,10 @@ describe('device certificates and CRLs', () => {
       ['fail not PEM', 400, 'csr_pem_invalid', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: 'hello' })],
       ['fail broken signature', 400, 'csr_signature_invalid', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: tamper(pem) })],
       ['fail CA requested', 400, 'csr_ca_requested', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: csr('ca', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=evil', ['-addext', 'basicConstraints=critical,CA:TRUE']) })],
+      // Names that read as another (ADR 0010 addendum "whole-script look-alikes, mixed numbers, percent-encoded text").
+      ['fail a CN written only in Cyrillic look-alikes of Latin letters (СА)', 400, 'csr_subject_invalid', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: csr('wsc', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=\u0421\u0410', ['-utf8']) })],
+      ['fail a CN with digits of two systems (ASCII 0, Arabic-Indic ٣)', 400, 'csr_subject_invalid', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: csr('mixnum', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=\u062c\u0647\u0627\u0632 0\u0663', ['-utf8']) })],
+      ['fail a URI SAN whose path hides a Cyrillic е as %D0%B5', 400, 'csr_san_invalid', () => ({ operationid: badOp, keyid: 'demo-ca-dev', csr: csr('pct', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], '/CN=device-pct', ['-addext', 'subjectAltName=URI:https://devices.demo.test/t%D0%B5st']) })],
       ['fail firmware key', 409, 'key_not_usable', () => ({ operationid: badOp, keyid: 'demo-fw-dev', csr: pem })],
       ['fail key without ISSUE grant', 403, 'key_not_permitted', () => ({ operationid: badOp, keyid: 'demo-ca-prod', csr: pem })],
     ])('%s: refuses with %i %s', async (_n, status, code, body) => {

@@ -136,6 +136,10 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     ['fail mixed Latin+Cyrillic: the CN of the development CA with a Cyrillic е', '/CN=Demo D\u0435vices Development Device CA/O=Other Ltd', [], 'csr_subject_invalid'],
     ['fail mixed Latin+Greek: a Greek omicron in a Latin CN', '/CN=R\u03bfot device', [], 'csr_subject_invalid'],
     ['fail mixed Latin+Cyrillic in an IDN label of a dNSName', '/CN=device-a', ['-addext', `subjectAltName=DNS:${domainToASCII('p\u0430ypal')}.devices.demo.test`], 'csr_san_invalid'],
+    // Whole-script look-alikes and mixed numbers (ADR 0010 addendum "whole-script look-alikes, mixed numbers, ...").
+    ['fail a CN written only in Cyrillic look-alikes of Latin letters (СА)', '/CN=\u0421\u0410', [], 'csr_subject_invalid'],
+    ['fail an all-Cyrillic look-alike IDN label (рауре)', '/CN=device-a', ['-addext', `subjectAltName=DNS:${domainToASCII('\u0440\u0430\u0443\u0440\u0435')}.devices.demo.test`], 'csr_san_invalid'],
+    ['fail ASCII and fullwidth digits in one CN', '/CN=device-1\uff12', [], 'csr_subject_invalid'],
     // Requested extensions: a critical one the profile does not honour refuses the request.
     ['fail a critical extKeyUsage asking for serverAuth', '/CN=device-a', ['-addext', 'extendedKeyUsage=critical,serverAuth'], 'csr_extension_unsupported'],
     ['fail a critical keyUsage asking for keyEncipherment', '/CN=device-a', ['-addext', 'keyUsage=critical,digitalSignature,keyEncipherment'], 'csr_extension_unsupported'],

@@ -6,6 +6,7 @@ import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
 import { hasHiddenCharacters } from '@keyserver/api-contract/visible-text';
 import { derTlv, OID } from './der';
 import { deviceDnsName, hasForbiddenCharacter } from './device-names';
+import { LATIN_LOOKALIKES } from './latin-lookalikes.generated';
 
 const key = generateTestKey('EC-P256');
 const csrWith = (subject: NameEntry[], ...sans: Uint8Array[]) =>
@@ -15,6 +16,8 @@ const dns = (v: string) => generalName(2, v);
 const uri = (v: string) => generalName(6, v);
 const email = (v: string) => generalName(1, v);
 const ip = (...b: number[]) => generalName(7, new Uint8Array(b));
+/** Whether a case variant is still made of look-alikes (a lower-case Cherokee letter mostly is not). */
+const hasLookalikeCase = (v: string) => [...v.normalize('NFD')].every((c) => /\p{M}/u.test(c) || LATIN_LOOKALIKES.has(c.codePointAt(0) as number));
 
 describe('device certificate subject and SAN policy', () => {
   let t: TestCa;
@@ -73,6 +76,16 @@ describe('device certificate subject and SAN policy', () => {
       ['fail mixed Latin+Greek (a Greek omicron in the root CN)', [CN('Test R\u03bfot')], 'csr_subject_invalid'],
       ['fail mixed Latin+Cyrillic in an O beside a Latin CN', [CN('device-7'), [OID.organization, 'Ac\u043ce']] as NameEntry[], 'csr_subject_invalid'],
       ['fail mixed Latin+Cyrillic in an OU', [CN('device-7'), [OID.organizationalUnit, 'Line \u0421']] as NameEntry[], 'csr_subject_invalid'],
+      // Whole-script look-alikes (UTS #39 4): one non-Latin script, every letter drawn as an ASCII letter.
+      ['fail an all-Cyrillic CA (С U+0421, А U+0410)', [CN('\u0421\u0410')], 'csr_subject_invalid'],
+      ['fail the CA name written only in Cyrillic capitals (ТЕЅТ)', [CN('\u0422\u0415\u0405\u0422')], 'csr_subject_invalid'],
+      ['fail an all-Cyrillic рауре in an O', [CN('device-7'), [OID.organization, '\u0440\u0430\u0443\u0440\u0435']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail an all-Greek ΑΒΕ in an OU, with digits', [CN('device-7'), [OID.organizationalUnit, '\u0391\u0392\u0395 7']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail an all-Cyrillic look-alike in NFD (ё as е + U+0308)', [CN('\u0451\u0441')], 'csr_subject_invalid'],
+      // Mixed numbers (UTS #39 5.4): digits of two decimal systems in one value.
+      ['fail ASCII 0 with an Arabic-Indic ٣ in Arabic text (one script, two digit systems)', [CN('\u062c\u0647\u0627\u0632 0\u0663')], 'csr_subject_invalid'],
+      ['fail ASCII digits with a fullwidth digit', [CN('device-1\uff12')], 'csr_subject_invalid'],
+      ['fail ASCII digits with a Devanagari digit in Devanagari text', [CN('\u0909\u092a\u0915\u0930\u0923 7\u0967')], 'csr_subject_invalid'],
     ])('%s', async (_n, subject, code) => {
       expect(await tryIssue(t, csrWith(subject as NameEntry[]))).toEqual({ code });
     });
@@ -116,6 +129,10 @@ describe('device certificate subject and SAN policy', () => {
       ['ok Latin+Han+Hangul', [CN('Acme 漢字 한국어')]],
       ['ok digits and punctuation with any one script (Greek)', [CN('Συσκευή-0001 (7)')]],
       ['ok one script per value, another in the next value (Cyrillic CN, Latin O)', [CN('Устройство'), [OID.organization, 'Acme']]],
+      ['ok a real Cyrillic word some of whose letters look Latin (Москва)', [CN('Москва')]],
+      ['ok a real Greek word (Σ, κ, η have no ASCII look-alike)', [CN('Συσκευή')]],
+      ['ok Arabic with Arabic-Indic digits only (one decimal system)', [CN('جهاز ١٢٣')]],
+      ['ok Devanagari with Devanagari digits only', [CN('उपकरण १२')]],
     ] as [string, NameEntry[]][])('%s', async (_n, subject) => {
       const out = await tryIssue(t, csrWith(subject));
       expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe(subject.map(([oid, v]) => `${oid === OID.commonName ? 'CN' : 'O'}=${v}`).join('\n'));
@@ -127,7 +144,7 @@ describe('device certificate subject and SAN policy', () => {
       expect(await tryIssue(t, buildCsr({ subject, spki: key.spki, signatureAlgorithm: key.signatureAlgorithm, sign: key.sign }))).toEqual({ code: 'csr_subject_invalid' });
     });
 
-    it('subject values drawn from two incompatible scripts are refused; one script plus Common characters is issued as itself (property)', async () => {
+    it('subject values drawn from two incompatible scripts are refused; one script plus Common characters, with a letter that has no ASCII look-alike, is issued as itself (property)', async () => {
       const letters = (from: number, to: number, script: string) =>
         fc
           .integer({ min: from, max: to })
@@ -145,15 +162,17 @@ describe('device certificate subject and SAN policy', () => {
               other: SCRIPT[b],
               rest: fc.array(fc.oneof(SCRIPT[a], SCRIPT[b], common), { maxLength: 16 }),
               single: fc.array(fc.oneof(SCRIPT[a], common), { maxLength: 16 }),
+              // Without it, a value of look-alikes only (`ΑΑ`) is a whole-script confusable, refused by its own rule.
+              own: SCRIPT[a].filter((c) => !LATIN_LOOKALIKES.has(c.normalize('NFD').codePointAt(0) as number)),
               last: SCRIPT[a],
               at: fc.nat(),
             }),
           ),
-          async ({ first, other, rest, single, last, at }) => {
+          async ({ first, other, rest, single, own, last, at }) => {
             const mixed = [first, ...rest];
             mixed.splice(1 + (at % mixed.length), 0, other);
             expect(await tryIssue(t, csrWith([CN([...mixed, last].join(''))]))).toEqual({ code: 'csr_subject_invalid' });
-            const cn = [first, ...single, last].join('');
+            const cn = [first, own, ...single, last].join('');
             const out = await tryIssue(t, csrWith([CN(cn)]));
             expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe(`CN=${cn}`);
           },
@@ -194,6 +213,59 @@ describe('device certificate subject and SAN policy', () => {
         fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 20 }), unseenChar, fc.string({ unit: 'grapheme', maxLength: 20 }), async (before, c, after) => {
           expect(await tryIssue(t, csrWith([CN(`d${before}${c}${after}`)]))).toHaveProperty('code');
         }),
+        { seed: 1305, numRuns: 200 },
+      );
+    });
+
+    // Whole-script look-alikes in hostile spellings: any case, NFC or NFD, fullwidth digits beside ASCII ones, a
+    // zero-width or bidi character inserted. Each spelling is refused; none is issued.
+    const LOOKALIKES = ['аеорсхуіјѕАВЕКМНОРСТХЅІЈ', 'αοιρνΑΒΕΖΗΙΚΜΝΟΡΤΥΧ', 'օսոհցզՕՍ', 'ᎪᏴᏟᎠᎬᎻᏦᎷᏢᏚᎢᏙᎳᎩᏃ'];
+    const hostileSpelling = fc
+      .tuple(
+        fc.constantFrom(...LOOKALIKES).chain((set) => fc.array(fc.constantFrom(...set), { minLength: 1, maxLength: 10 })),
+        fc.constantFrom('upper', 'lower', 'as is'),
+        fc.constantFrom('NFC', 'NFD'),
+        fc.option(fc.constantFrom('\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u202e', '\u2066', '\u200e', '\u061c')),
+        fc.option(fc.constantFrom('7\uff17', '\uff10', '1')),
+        fc.nat(),
+      )
+      .map(([letters, c, form, inserted, digits, at]) => {
+        const cased = letters.map((l) => {
+          const v = c === 'upper' ? l.toUpperCase() : c === 'lower' ? l.toLowerCase() : l;
+          return hasLookalikeCase(v) ? v : l;
+        });
+        if (inserted) cased.splice(1 + (at % cased.length), 0, inserted);
+        return `${cased.join('')}${digits ?? ''}`.normalize(form as 'NFC' | 'NFD');
+      });
+
+    it('a value written only in one script\'s Latin look-alikes is refused in every hostile spelling (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(hostileSpelling, async (cn) => {
+          expect(await tryIssue(t, csrWith([CN('device-7'), [OID.organization, cn]]))).toEqual({ code: 'csr_subject_invalid' });
+        }),
+        { seed: 1305, numRuns: 150 },
+      );
+    });
+
+    it('the same spellings, percent-encoded in a URI path segment, are refused (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(hostileSpelling, async (text) => {
+          expect(await tryIssue(t, csrWith([CN('device')], uri(`https://a.example/d/${encodeURIComponent(text)}`)))).toEqual({ code: 'csr_san_invalid' });
+        }),
+        { seed: 1305, numRuns: 150 },
+      );
+    });
+
+    it('a percent-encoded URI path segment is issued exactly when the same text is a valid subject value (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((s) => s.trim() === s && [...s].length <= 64),
+          async (text) => {
+            const asUri = await tryIssue(t, csrWith([CN('device')], uri(`https://a.example/d/${encodeURIComponent(text)}`)));
+            const asSubject = await tryIssue(t, csrWith([CN('device-7'), [OID.organizationalUnit, text]]));
+            expect('code' in asUri ? asUri.code : 'issued').toBe('code' in asSubject ? 'csr_san_invalid' : 'issued');
+          },
+        ),
         { seed: 1305, numRuns: 200 },
       );
     });
@@ -248,6 +320,29 @@ describe('device certificate subject and SAN policy', () => {
       // Look-alike letters in IDN labels, judged after ToUnicode, label by label (UTS #39 Highly Restrictive).
       ['fail mixed Latin+Cyrillic in a dNSName label (pаypal with a Cyrillic а)', [dns(`${domainToASCII('p\u0430ypal')}.example`)], 'csr_san_invalid'],
       ['fail mixed Latin+Greek in a URI host label', [uri(`https://${domainToASCII('g\u03bfogle')}.example/`)], 'csr_san_invalid'],
+      // Whole-script look-alikes and mixed numbers in IDN labels, judged after ToUnicode, label by label.
+      ['fail an all-Cyrillic рауре dNSName label', [dns(`${domainToASCII('\u0440\u0430\u0443\u0440\u0435')}.example`)], 'csr_san_invalid'],
+      ['fail an all-Greek URI host label (ορια)', [uri(`https://${domainToASCII('\u03bf\u03c1\u03b9\u03b1')}.example/`)], 'csr_san_invalid'],
+      ['fail a dNSName label with ASCII and Devanagari digits', [dns(`${domainToASCII('\u0909\u092a\u0915\u0930\u09237\u0967')}.example`)], 'csr_san_invalid'],
+      // Percent-encoded text in a URI's path, query and fragment: decoded (strict UTF-8) and judged as literal text.
+      ['fail a URI path with an encoded Cyrillic е in a Latin segment', [uri('https://a.example/t%D0%B5st')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded all-Cyrillic look-alike segment', [uri('https://a.example/d/%D1%80%D0%B0%D1%83%D1%80%D0%B5')], 'csr_san_invalid'],
+      ['fail a URI path with encoded invalid UTF-8', [uri('https://a.example/%C3%28')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded overlong slash', [uri('https://a.example/%C0%AF')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded UTF-8 surrogate', [uri('https://a.example/%ED%A0%80')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded NUL', [uri('https://a.example/a%00b')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded newline', [uri('https://a.example/a%0Ab')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded right-to-left override', [uri('https://a.example/device%E2%80%AEgpj.exe')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded zero-width space', [uri('https://a.example/dev%E2%80%8Bice')], 'csr_san_invalid'],
+      ['fail a URI path with an encoded soft hyphen', [uri('https://a.example/dev%C2%ADice')], 'csr_san_invalid'],
+      ['fail a URI path with text not in NFC (e + encoded combining acute)', [uri('https://a.example/cafe%CC%81')], 'csr_san_invalid'],
+      ['fail a URI path segment starting with an encoded combining mark', [uri('https://a.example/%CC%B8x')], 'csr_san_invalid'],
+      ['fail a URI path with encoded mixed numbers', [uri('https://a.example/line-0%D9%A3')], 'csr_san_invalid'],
+      ['fail a URI query value with an encoded Greek omicron in Latin text', [uri('https://a.example/d?name=R%CE%BFot')], 'csr_san_invalid'],
+      ['fail a URI fragment with an encoded bidi isolate', [uri('https://a.example/d#x%E2%81%A8y')], 'csr_san_invalid'],
+      ['fail a URN with an encoded all-Cyrillic look-alike', [uri('urn:example:%D0%A1%D0%90')], 'csr_san_invalid'],
+      ['fail a URI with a percent sign that is not an escape', [uri('https://a.example/100%')], 'csr_san_invalid'],
+      ['fail a URI with a truncated escape', [uri('https://a.example/a%4')], 'csr_san_invalid'],
     ])('%s', async (_n, sans, code) => {
       expect(await tryIssue(t, csrWith([CN('device')], ...sans))).toEqual({ code });
     });
@@ -287,6 +382,12 @@ describe('device certificate subject and SAN policy', () => {
       const japanese = domainToASCII('acme装置デバイス');
       const out = await tryIssue(t, csrWith([CN('device')], dns(`${cyrillic}.devices.example`), uri(`https://${japanese}.devices.example/`)));
       expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(`DNS:${cyrillic}.devices.example, URI:https://${japanese}.devices.example/`);
+    });
+
+    it('ok percent-encoded text a reader reads as itself: an all-Cyrillic segment, accented Latin, encoded ASCII and delimiters (no path rule in the profile)', async () => {
+      const uris = ['https://a.example/d/%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0/line-7', 'https://a.example/Ger%C3%A4t?n=%E6%9D%B1%E4%BA%AC#%C3%B1', 'https://a.example/a%2Fb/%2E%2E/%41%20b', 'urn:example:%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0'];
+      const out = await tryIssue(t, csrWith([CN('device')], ...uris.map(uri)));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subjectAltName).toBe(uris.map((u) => `URI:${u}`).join(', '));
     });
 
     it('ok every allowed type within the profile, dNSNames lower-cased', async () => {

@@ -5,7 +5,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
 import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
-import { isHighlyRestrictive } from './scripts';
+import { hasMixedNumbers, isHighlyRestrictive, isWholeScriptConfusable } from './scripts';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
 
@@ -27,13 +27,20 @@ export function hasForbiddenCharacter(s: string): boolean {
 }
 
 /**
- * Whether a subject value is one a device may carry: no forbidden character, NFC, no leading or trailing space, and
- * not mixing scripts (UTS #39 Highly Restrictive: one script, or Latin with Han and Japanese kana, Bopomofo or
- * Hangul; digits, punctuation and other Common characters go with any). A Cyrillic `е` or a Greek omicron in Latin
- * text is drawn as the Latin letter and compares as another name (ADR 0010 addendum "look-alike letters").
+ * Whether text reads as itself (the rule for a subject value, an IDN label and a URI's decoded path segment): no
+ * forbidden character, NFC, not mixing scripts (UTS #39 Highly Restrictive: one script, or Latin with Han and
+ * Japanese kana, Bopomofo or Hangul; digits, punctuation and other Common characters go with any), not written only
+ * in another script's look-alikes of ASCII letters (UTS #39 4: an all-Cyrillic `СА`) and digits of one decimal system
+ * (UTS #39 5.4). A Cyrillic `е` in Latin text, or an all-Cyrillic `рауре`, is drawn as a Latin name and compares as
+ * another (ADR 0010 addenda "look-alike letters" and "whole-script look-alikes, mixed numbers, percent-encoded text").
  */
+function readsAsItself(s: string): boolean {
+  return !hasForbiddenCharacter(s) && s.normalize('NFC') === s && isHighlyRestrictive(s) && !isWholeScriptConfusable(s) && !hasMixedNumbers(s);
+}
+
+/** Whether a subject value is one a device may carry: {@link readsAsItself}, not empty, no leading or trailing space. */
 function isValidValue(s: string): boolean {
-  return s.length > 0 && !hasForbiddenCharacter(s) && s.normalize('NFC') === s && s.trim() === s && isHighlyRestrictive(s);
+  return s.length > 0 && s.trim() === s && readsAsItself(s);
 }
 
 /** PrintableString's character set (X.680 41.4); a request's PrintableString holding anything else is malformed. */
@@ -44,8 +51,8 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /**
  * A host name as a device certificate carries it: lower-cased ("fixed"), LDH labels of 1-63 characters, at most
  * 253 characters, no trailing dot, no wildcard, and not an IP literal (nor a name whose last label is numeric); an
- * xn-- label a real A-label whose U-label does not mix scripts (UTS #39 Highly Restrictive, label by label as
- * browsers judge IDNs: an all-Cyrillic label under a Latin domain is one script per label).
+ * xn-- label a real A-label whose U-label reads as itself (the subject's script, look-alike and digit rules, label by
+ * label as browsers judge IDNs: an all-Cyrillic label under a Latin domain is fine, an all-Cyrillic `рауре` is not).
  * Returns the lower-cased name or undefined.
  */
 export function deviceDnsName(s: string): string | undefined {
@@ -53,7 +60,7 @@ export function deviceDnsName(s: string): string | undefined {
   const name = s.toLowerCase();
   if (isIP(name) || isIP(name.replace(/^\[|\]$/g, ''))) return undefined;
   const labels = name.split('.');
-  if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || (isALabel(l) && isHighlyRestrictive(domainToUnicode(l)))))) return undefined;
+  if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || (isALabel(l) && readsAsItself(domainToUnicode(l)))))) return undefined;
   if (/^[0-9]+$/.test(labels[labels.length - 1])) return undefined;
   return name;
 }
@@ -171,7 +178,38 @@ function sanValue(t: SanType, v: unknown, policy: SanPolicy): string | Uint8Arra
     if (!host) throw new PkiError('csr_san_invalid', 'URI host is not a host name');
     if (!inDomains(host, policy.dnsDomains)) throw new PkiError('csr_san_not_allowed', 'URI host outside the allowed domains');
   }
+  if (!uriTextReadsAsItself(m[2].startsWith('//') ? m[2].replace(/^\/\/[^/?#]*/, '') : m[2])) throw new PkiError('csr_san_invalid', 'URI path, query or fragment does not read as itself');
   return s;
+}
+
+/** A percent sign that does not start an escape (RFC 3986 pct-encoded: "%" HEXDIG HEXDIG). */
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
+/** The delimiters a URI's text is judged between: path segments, query parameters and their values, URN parts. */
+const URI_UNIT = /[/?#&=:]/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A URI's path, query and fragment (or a URN's text) as a reader shows it: percent-escapes decoded as UTF-8 (invalid,
+ * overlong or surrogate sequences refused), each part between delimiters judged as a subject value is
+ * ({@link readsAsItself}: no control, bidi or zero-width character, NFC, one script, no whole-script look-alike, one
+ * digit system). Browsers and log viewers show `%D0%B5` as `е`, so `/t%D0%B5st` is drawn as `/test`. Encoded ASCII
+ * (`%2F`, `%2E`) is allowed: the profile has no rule on path text.
+ */
+function uriTextReadsAsItself(text: string): boolean {
+  if (BAD_ESCAPE.test(text)) return false;
+  // Literal text is printable ASCII (the IA5 check): only escapes can bring anything else.
+  if (!text.includes('%')) return true;
+  return text.split(URI_UNIT).every((unit) => {
+    if (!unit.includes('%')) return true;
+    const bytes = Buffer.from(unit.replace(/%([0-9A-Fa-f]{2})/g, (_e, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+    let decoded: string;
+    try {
+      decoded = STRICT_UTF8.decode(bytes);
+    } catch {
+      return false;
+    }
+    return readsAsItself(decoded);
+  });
 }
 
 const SAN_TYPE_OF_ID: Record<number, SanType> = { 0x81: 'email', 0x82: 'dns', 0x86: 'uri', 0x87: 'ip' };

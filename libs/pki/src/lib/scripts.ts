@@ -1,8 +1,10 @@
 /**
  * UTS #39 (Unicode Security Mechanisms) 5.1 resolved script sets and the 5.2 "Highly Restrictive" restriction
- * level, with the runtime's Unicode property escapes (no confusables data: a script mix is refused, a whole-script
- * look-alike such as an all-Cyrillic `СА` is not detected; ADR 0010 addendum "look-alike letters").
+ * level, with the runtime's Unicode property escapes (ADR 0010 addendum "look-alike letters"); 4 whole-script
+ * confusables against Latin, from a table generated from confusables.txt, and 5.4 mixed numbers (ADR 0010 addendum
+ * "whole-script look-alikes, mixed numbers, percent-encoded text").
  */
+import { LATIN_LOOKALIKES } from './latin-lookalikes.generated';
 
 /**
  * Every Unicode script (Script_Extensions values) except Common, Inherited and Unknown, as of Unicode 17 (Node 24).
@@ -102,4 +104,68 @@ export function isHighlyRestrictive(s: string): boolean {
   if (COVERS.some((c) => c.test(s))) return true;
   const r = resolvedScripts(s);
   return r === 'ALL' || r.size > 0;
+}
+
+/** Printable ASCII, or nothing: Latin and Common only, one digit system, no other script. Such a value skips the tables. */
+const ASCII = /^\p{ASCII}*$/u;
+const LETTER = /^\p{L}$/u;
+const ASCII_LETTER = /[A-Za-z]/;
+const MARK = /^\p{M}$/u;
+
+/**
+ * UTS #39 4 whole-script confusable with Latin: the value is written in scripts other than Latin, holds a letter,
+ * and every character that is not Common or Inherited (after NFD: a precomposed `ё` is `е` and a mark) has an ASCII
+ * prototype in confusables.txt (combining marks aside), at least one letter's prototype being an ASCII letter. So its skeleton is ASCII
+ * text: an all-Cyrillic `СА` or `рауре` is drawn as the Latin name. Only ASCII prototypes count (as Chromium's IDN
+ * display lists of Latin look-alikes): letters whose prototype is another Latin letter (Cyrillic `к` -> `ĸ`, `т` ->
+ * `ᴛ`) are not read as plain Latin, and counting them would refuse ordinary words such as `Москва` or `Συσκευή`.
+ */
+export function isWholeScriptConfusable(s: string): boolean {
+  if (ASCII.test(s)) return false;
+  let letter = false;
+  for (const c of s.normalize('NFD')) {
+    const proto = LATIN_LOOKALIKES.get(c.codePointAt(0) as number);
+    if (proto === undefined) {
+      // Marks (Inherited, or with a Script_Extensions such as U+0308's) sit on a letter the rule judges already.
+      if (ANY_SCRIPT.test(c) || MARK.test(c)) continue;
+      return false;
+    }
+    if (LETTER.test(c) && ASCII_LETTER.test(proto)) letter = true;
+  }
+  return letter;
+}
+
+const DECIMAL = /^\p{Nd}$/u;
+const ZEROS = new Map<number, number>();
+
+/**
+ * The code point of the zero of a decimal digit's system (UTS #39 5.4). Unicode encodes each set of decimal digits
+ * (General_Category Nd) as ten contiguous code points from 0 to 9; adjacent sets (the mathematical digits) follow
+ * each other directly, so the zero is the digit's offset within its run of Nd code points, modulo ten.
+ */
+export function decimalZero(cp: number): number {
+  let zero = ZEROS.get(cp);
+  if (zero === undefined) {
+    let start = cp;
+    while (start > 0 && DECIMAL.test(String.fromCodePoint(start - 1))) start--;
+    zero = cp - ((cp - start) % 10);
+    ZEROS.set(cp, zero);
+  }
+  return zero;
+}
+
+/**
+ * UTS #39 5.4 mixed numbers: the value holds decimal digits of more than one system (`0` with an Arabic-Indic `٣`,
+ * ASCII with fullwidth or Devanagari digits), which read as one number and compare as another.
+ */
+export function hasMixedNumbers(s: string): boolean {
+  if (ASCII.test(s)) return false;
+  let zero: number | undefined;
+  for (const c of s) {
+    if (!DECIMAL.test(c)) continue;
+    const z = c.charCodeAt(0) <= 0x39 ? 0x30 : decimalZero(c.codePointAt(0) as number);
+    if (zero !== undefined && z !== zero) return true;
+    zero = z;
+  }
+  return false;
 }
