@@ -171,7 +171,8 @@ export class KeyAdminService {
   /** An explicitly named issuer: an ACTIVE ROOT or CA key whose HSM objects exist. */
   private async issuer(keyid: string): Promise<Key> {
     const k = await this.find(keyid);
-    if (k.type === 'FW' || k.state !== 'ACTIVE' || k.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${keyid} is a ${k.state} ${k.type} key: the issuer must be an ACTIVE ROOT or CA key`);
+    // FW and TSA keys are end entities (CA:false, no keyCertSign): refused here, before the HSM generates a key pair.
+    if ((k.type !== 'ROOT' && k.type !== 'CA') || k.state !== 'ACTIVE' || k.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `${keyid} is a ${k.state} ${k.type} key: the issuer must be an ACTIVE ROOT or CA key`);
     return k;
   }
 

@@ -265,6 +265,29 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
     });
   });
 
+  describe('only a ROOT or CA issues keys (RFC 5280 4.2.1.9: keyCertSign and CA:true)', () => {
+    it.each([
+      ['fail a CA below a TSA key', 'TSA', 'CA'],
+      ['fail an FW key below a TSA key', 'TSA', 'FW'],
+      ['fail a CA below an FW key', 'FW', 'CA'],
+    ] as const)('%s: issuer_not_usable before the HSM generates anything, audited, no key row', async (_n, issuerType, type) => {
+      const root = await selfSignedRoot();
+      const ee = newKeyid(issuerType.toLowerCase());
+      await admin.create(ada, session, { keyid: ee, type: issuerType, algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 365, commonName: `${issuerType} ${ee}`, issuer: root }, requestId());
+      let generated = 0;
+      const counting: HsmSigner = Object.assign(Object.create(hsm.signer) as HsmSigner, {
+        generateKey: (spec: Parameters<HsmSigner['generateKey']>[0]) => (generated++, hsm.signer.generateKey(spec)),
+      });
+      const { admin: countingAdmin } = build(new KeyLifecycleRepository(db), counting);
+      const keyid = newKeyid('below');
+      const id = requestId();
+      expect(await codeOf(countingAdmin.create(ada, session, { keyid, type, algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 30, commonName: `Below ${keyid}`, issuer: ee }, id))).toBe('issuer_not_usable');
+      expect(generated).toBe(0);
+      expect(await eventsOf(id)).toEqual([['key.create', 'DENIED', 'issuer_not_usable']]);
+      expect(await keys.findByKeyid(keyid)).toBeNull();
+    });
+  });
+
   describe('an external ceremony or rotation waiting for its certificate can be cancelled (ADR 0042)', () => {
     const now = Date.now();
     let anchorKey: HsmKeyInfo;

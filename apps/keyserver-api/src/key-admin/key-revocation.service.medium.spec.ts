@@ -1,6 +1,7 @@
 // Medium tier: revoking a CA revokes every key below it (docs/adr/0041-revocation-below-a-revoked-ca.md), with the
 // real repositories on a real PostgreSQL and a real SoftHSM token (src/testing/medium.ts); CRLs are read with openssl.
-import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, CrlRepository, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
@@ -72,6 +73,66 @@ describe(`${KeyAdminService.name} revocation (medium: real PostgreSQL and SoftHS
     return r.out.replace(/\s/g, '');
   };
   const serialOnCrl = (serialHex: string) => serialHex.toUpperCase().replace(/^0+/, '');
+
+  it('ok the hierarchy the services make passes RFC 5280 checks of tools we did not write: openssl -x509_strict, certtool, the extensions per role, validity nested, CRL numbers increasing', async () => {
+    const k = await chain();
+    const fw2 = newKeyid('fw2');
+    await create(admin, fw2, 'FW', k.sub, 50);
+    const [root, ca, sub, fw] = await Promise.all([k.root, k.ca, k.sub, k.fw].map((x) => keys.getByKeyid(x)));
+    const f = (name: string, pem: string) => openssl.write(`${k.root}-${name}.pem`, pem);
+    const untrusted = f('untrusted', ca.certificatePem + sub.certificatePem);
+    expect(openssl.run('verify', '-x509_strict', '-purpose', 'any', '-CAfile', f('root', root.certificatePem), '-untrusted', untrusted, f('fw', fw.certificatePem)).out).toMatch(/: OK\s*$/);
+    const gnutls = spawnSync('certtool', ['--verify-chain', '--infile', f('chain', fw.certificatePem + sub.certificatePem + ca.certificatePem + root.certificatePem)], { encoding: 'utf8' });
+    expect(gnutls.stdout).toMatch(/Chain verification output: Verified/);
+    const text = (pem: string) => openssl.run('x509', '-noout', '-text', '-in', f(`t-${randomBytes(3).toString('hex')}`, pem)).out;
+    const ids = (pem: string) => {
+      const t = text(pem);
+      return { ski: /Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(t)?.[1], aki: /Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(t)?.[1], t };
+    };
+    const levels = [root, ca, sub, fw];
+    for (let i = 0; i < levels.length; i++) {
+      const { ski, aki, t } = ids(levels[i].certificatePem);
+      const x = new X509Certificate(levels[i].certificatePem);
+      // Serial: positive, at most 20 octets, at least 64 bits of entropy, DER-minimal.
+      expect(levels[i].certificateSerial).toMatch(/^(?:0[1-9a-f]|[1-7][0-9a-f])(?:[0-9a-f]{2}){7,19}$/);
+      // No extension twice.
+      const names = [...t.matchAll(/^\s{12}(X509v3 [A-Za-z ]+):/gm)].map((m) => m[1]);
+      expect(new Set(names).size).toBe(names.length);
+      expect(t).toMatch(i < 3 ? /X509v3 Basic Constraints: critical\s*\n\s*CA:TRUE/ : /X509v3 Basic Constraints: critical\s*\n\s*CA:FALSE/);
+      expect(t).toMatch(i < 3 ? /X509v3 Key Usage: critical\s*\n\s*Certificate Sign, CRL Sign\s*\n/ : /X509v3 Key Usage: critical\s*\n\s*Digital Signature\s*\n/);
+      expect(x.ca).toBe(i < 3);
+      if (i === 1) expect(t).toMatch(/CA:TRUE, pathlen:1/);
+      if (i === 2) expect(t).toMatch(/CA:TRUE, pathlen:0/);
+      if (i === 3) expect(t).toMatch(/X509v3 Extended Key Usage:\s*\n\s*Code Signing\s*\n/);
+      if (i > 0) {
+        const parent = new X509Certificate(levels[i - 1].certificatePem);
+        expect(aki).toMatch(/^[0-9A-F]{2}(?::[0-9A-F]{2}){7,}$/);
+        expect(aki).toBe(ids(levels[i - 1].certificatePem).ski);
+        expect(x.issuer).toBe(parent.subject);
+        expect(x.checkIssued(parent)).toBe(true);
+        expect(+new Date(x.validFrom) >= +new Date(parent.validFrom) && +new Date(x.validTo) <= +new Date(parent.validTo)).toBe(true);
+      } else {
+        expect(ski).toBeDefined();
+      }
+    }
+    // pathLen 0 below the sub-CA: no CA can be made there.
+    expect(await codeOf(create(admin, newKeyid('ca3'), 'CA', k.sub, 10))).toBe('issuer_not_usable');
+    // The sub-CA's CRL: its number goes up with each revocation, AKI = its SKI, nextUpdate after thisUpdate, each serial once.
+    const numbers: bigint[] = [];
+    for (const [keyid, reason] of [[k.fw, 'superseded'], [fw2, 'keyCompromise']] as const) {
+      await admin.revoke(ada, session, keyid, { reason }, requestId());
+      const scope = await new CrlRepository(db).scope(k.sub, 1);
+      const stored = scope && (await new CrlRepository(db).stored(scope.versionId));
+      if (!stored) throw new Error('no CRL');
+      const out = openssl.run('crl', '-inform', 'DER', '-in', openssl.write(`${keyid}.crl`, stored.der), '-CAfile', f('sub', sub.certificatePem), '-verify', '-noout', '-text').out;
+      expect(out).toContain('verify OK');
+      numbers.push(BigInt(`0x${/X509v3 CRL Number:\s*\n\s*(?:0x)?([0-9A-Fa-f]+)/.exec(out)?.[1] ?? 'x'}`));
+      expect(/Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(out)?.[1]).toBe(ids(sub.certificatePem).ski);
+      expect(stored.nextUpdate.getTime()).toBeGreaterThan(stored.thisUpdate.getTime());
+      expect(out.split(serialOnCrl(fw.certificateSerial)).length - 1).toBe(1);
+    }
+    expect(numbers[1]).toBeGreaterThan(numbers[0]);
+  });
 
   it('ok revoking a CA: the answer lists the sub-CA and the FW key revoked with it, one event each, and every issuer\'s CRL lists them at once', async () => {
     const k = await chain();

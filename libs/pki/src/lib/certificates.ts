@@ -129,7 +129,7 @@ export interface ParsedIssuer {
   cert: pkijs.Certificate;
   der: Uint8Array;
   spki: Uint8Array;
-  /** Key identifier of the issuer key (RFC 5280 method 1): the AKI of everything it issues. */
+  /** Key identifier of the issuer: its certificate's SKI (method 1 when it has none); the AKI of everything it issues. */
   keyIdentifier: Uint8Array;
   pathLen?: number;
 }
@@ -150,7 +150,12 @@ export function parseIssuer(issuer: IssuerRef): ParsedIssuer {
   const ku = kuExt ? new Uint8Array((kuExt.parsedValue as asn1js.BitString).valueBlock.valueHexView) : undefined;
   if (!bc?.cA || !ku || !(ku[0] & 0x04)) throw new PkiError('issuer_not_ca');
   const pathLen = bc.pathLenConstraint === undefined ? undefined : Number(bc.pathLenConstraint);
-  return { cert, der, spki, keyIdentifier: keyIdentifier(spki), pathLen };
+  // RFC 5280 4.2.1.1: children name the issuer by its certificate's SKI, whatever method made it (an external
+  // root's may be method 2 or its own); only an issuer certificate without SKI falls back to method 1.
+  const skiExt = cert.extensions?.find((e) => e.extnID === OID.subjectKeyIdentifier);
+  const ski = skiExt ? (asn1js.fromBER(skiExt.extnValue.valueBlock.valueHexView).result as asn1js.OctetString) : undefined;
+  if (skiExt && (!(ski instanceof asn1js.OctetString) || ski.valueBlock.valueHexView.byteLength === 0)) throw new PkiError('invalid_certificate', 'issuer SKI is not a non-empty OCTET STRING');
+  return { cert, der, spki, keyIdentifier: ski ? new Uint8Array(ski.valueBlock.valueHexView) : keyIdentifier(spki), pathLen };
 }
 
 export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {

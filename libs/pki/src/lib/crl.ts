@@ -84,7 +84,7 @@ export async function createCrl(
   if (nHex.length % 2) nHex = `0${nHex}`;
   if (parseInt(nHex.slice(0, 2), 16) & 0x80) nHex = `00${nHex}`;
   crl.crlExtensions = new pkijs.Extensions({
-    extensions: [akiExtension(issuer.spki), ext(OID.crlNumber, false, new asn1js.Integer({ valueHex: toAb(new Uint8Array(Buffer.from(nHex, 'hex'))) }))],
+    extensions: [akiExtension(issuer.spki, issuer.keyIdentifier), ext(OID.crlNumber, false, new asn1js.Integer({ valueHex: toAb(new Uint8Array(Buffer.from(nHex, 'hex'))) }))],
   });
   // toSchema(true) re-encodes the TBS part from the fields set above.
   crl.tbsView = new Uint8Array((crl.toSchema(true) as asn1js.Sequence).valueBlock.value[0].toBER(false));

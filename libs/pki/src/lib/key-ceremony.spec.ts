@@ -3,13 +3,16 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as asn1js from 'asn1js';
 import { SoftwareSigner } from '../testing/software-signer';
+import { OID } from './der';
 import {
   basicConstraintsExtension,
   buildName,
   createCaCertificate,
   createFirmwareSigningCertificate,
   createRootCertificate,
+  ext,
   keyUsageExtension,
   signCertificate,
   skiExtension,
@@ -92,6 +95,20 @@ describe(verifyImportedCaCertificate.name, () => {
           extensions: [basicConstraintsExtension(true, 0), keyUsageExtension(['keyCertSign', 'cRLSign']), skiExtension(online.spki)],
         });
         return { cert: cert.certificatePem, chain: [strict.certificatePem] };
+      },
+    ],
+    [
+      'fail an empty SKI (it would become the AKI of everything the key issues)',
+      'invalid_certificate',
+      async () => {
+        const cert = await signCertificate(signer, offline, {
+          issuerName: buildName({ commonName: 'Offline Root' }),
+          subject: buildName({ commonName: 'Online Root' }),
+          spki: online.spki,
+          validity,
+          extensions: [basicConstraintsExtension(true, 0), keyUsageExtension(['keyCertSign', 'cRLSign']), ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: new ArrayBuffer(0) }))],
+        });
+        return { cert: cert.certificatePem, chain: [offlineCert.certificatePem] };
       },
     ],
     ['fail at a time the certificate has expired', 'chain_invalid', async () => ({ cert: (await caFor(online)).certificatePem, chain: [offlineCert.certificatePem], at: new Date(now + 400 * DAY) })],

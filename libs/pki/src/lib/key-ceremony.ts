@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { buildName, type NameSpec } from './certificates';
+import { buildName, parseIssuer, type NameSpec } from './certificates';
 import { OID, bytesEqual, certDer, derTlv, hex, isStrictDer, pemBlocks, toAb, toPem } from './der';
 import type { HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { PkiError } from './pki-error';
@@ -89,6 +89,8 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
   if (!bytesEqual(leafSpki, key.spki)) throw new PkiError('certificate_key_mismatch', 'the certificate is not for this key (its public key differs from the HSM key)');
   const facts = caFacts(leaf.cert);
   if (!facts.ca || !facts.keyCertSign) throw new PkiError('issuer_not_ca', 'the certificate does not make this key a CA (CA:true and keyCertSign are required)');
+  // What issuance will read from it (its SKI becomes the AKI of all it issues): refused now, not at every issuance.
+  parseIssuer({ key, certificate: leaf.der });
   if (chain.length === 0 || chain.length > 8) throw new PkiError('chain_invalid', 'give the chain above the certificate, issuer first, up to the self-signed root (1-8 certificates)');
   const path = [leaf, ...chain.map((p, i) => parse(p, `chain certificate ${i + 1}`))];
   let pathLen = facts.pathLen;
