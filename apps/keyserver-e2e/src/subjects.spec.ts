@@ -7,6 +7,7 @@ interface Problem {
 }
 interface SubjectView {
   id: string;
+  oid: string;
   kind: string;
   displayName: string;
   enabled: boolean;
@@ -253,6 +254,29 @@ describe('subjects, roles and /me', () => {
       expect(ended).toMatchObject({ outcome: 'SUCCESS', actorOid: userOid('ada.admin@demo.test'), details: { reason: 'participant_disabled', subjectId: otto.id, previousState: 'ACTIVE', cause: 'subject.disable' } });
       // The session of Ada and Alan is untouched.
       expect((await ada<{ state: string }>('GET', `/api/v1/admin-sessions/${session}`)).body.state).toBe('ACTIVE');
+    });
+  });
+
+  describe('the last administrators (ADR 0012 addendum)', () => {
+    it('fail disabling the co-authorizer when only the two of them are administrators: 409 too_few_administrators, audited, nothing written', async () => {
+      const all = (await ada<{ items: SubjectView[] }>('GET', '/api/v1/subjects')).body.items;
+      const ids = { ada: userOid('ada.admin@demo.test'), alan: userOid('alan.admin@demo.test') };
+      const byOid = (oid: string) => all.find((x) => x.oid === oid);
+      const alanSubject = byOid(ids.alan);
+      if (!alanSubject) throw new Error('Alan missing');
+      // Every other enabled administrator goes first (each allowed while two remain), in the session with powers.
+      for (const other of all.filter((x) => x.enabled && x.natures.includes('ADMINISTRATOR') && x.id !== alanSubject.id && x.id !== byOid(ids.ada)?.id)) {
+        expect((await ada('PATCH', `/api/v1/subjects/${other.id}`, { session: powerSession, body: { enabled: false } })).status).toBe(200);
+      }
+      for (const body of [{ enabled: false }, { roles: [] }]) {
+        const refused = await ada<Problem>('PATCH', `/api/v1/subjects/${alanSubject.id}`, { session: powerSession, body });
+        expect([refused.status, refused.body.code]).toEqual([409, 'too_few_administrators']);
+      }
+      const after = (await ada<SubjectView>('GET', `/api/v1/subjects/${alanSubject.id}`)).body;
+      expect([after.enabled, after.natures.includes('ADMINISTRATOR')]).toEqual([true, true]);
+      expect((await ada<{ state: string }>('GET', `/api/v1/admin-sessions/${powerSession}`)).body.state).toBe('ACTIVE');
+      const denied = await auditOf(aude, 'outcome=DENIED&limit=50');
+      expect(denied.filter((e) => e.errorCode === 'too_few_administrators' && e.adminSessionId === powerSession)).toHaveLength(2);
     });
   });
 });

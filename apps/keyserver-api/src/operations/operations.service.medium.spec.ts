@@ -133,6 +133,24 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     expect(first.items.every((o) => o.orderer.subjectId === orderer.subjectId && o.id !== mine.id)).toBe(true);
   });
 
+  it('fail an operation id the caller may not see as cursor: answered exactly as an id that does not exist, so it proves neither existence nor age', async () => {
+    // Olga's operation is newer than Carl's; a cursor is "everything older than this row". Before the fix, her id
+    // as cursor gave Carl his own older operation and a made-up id an empty page: an existence (and age) oracle.
+    const keyid = await seedKey(db, { requiredApprovers: 1 });
+    const carl = await actor(['ORDERER'], ['ORDER'], [keyid], Permission.OperationsCreate);
+    const olga = await actor(['ORDERER'], ['ORDER'], [keyid], Permission.OperationsCreate);
+    const his = await service.create(carl, { description: 'carl', ...window(), digests: [], keys: [{ keyid, usages: 1 }] }, 'req-carl');
+    await new Promise((r) => setTimeout(r, 5));
+    const hers = await service.create(olga, { description: 'olga', ...window(), digests: [], keys: [{ keyid, usages: 1 }] }, 'req-olga');
+    const unknown = await service.list(carl, { cursor: randomUUID() });
+    expect(await service.list(carl, { cursor: hers.id })).toEqual(unknown);
+    expect(await service.list(carl, { key: keyid, cursor: hers.id })).toEqual(await service.list(carl, { key: keyid, cursor: randomUUID() }));
+    // Administrators see hers, so for them her id is a cursor like any other; Carl's own ids still page.
+    const admin = await actor(['ADMINISTRATOR'], [], [], Permission.OperationsRead);
+    expect((await service.list(admin, { key: keyid, cursor: hers.id })).items.map((o) => o.id)).toEqual([his.id]);
+    expect((await service.list(carl, { key: keyid, cursor: his.id })).items).toEqual([]);
+  });
+
   it('lists as awaiting me only operations I may still approve: never my own, never one I approved every key of', async () => {
     const { keyids, orderer, op } = await twoKeyOperation(['ORDER', 'APPROVE']);
     const other = await actor(['APPROVER'], ['APPROVE'], [keyids[0]], Permission.OperationsRead);

@@ -84,3 +84,31 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
     expect(await eventsOf(id)).toEqual([['role.create', 'DENIED', 'admin_session_not_participant']]);
   });
 });
+
+// An insider in a session both administrators opened with powers must not leave the installation with fewer
+// administrators than a session needs: nobody could open one again (ADR 0012 addendum "the last administrators").
+describe(`${SubjectsService.name} keeps the administrators a session needs (medium: real PostgreSQL)`, () => {
+  const pg = mediumDatabase('ks_api_medium_lastadmins');
+
+  it('fail disabling the co-authorizer or taking her role when the two of them are the only administrators: 409 too_few_administrators, audited DENIED, nothing written', async () => {
+    const db = pg.db;
+    const subjects = new SubjectRepository(db);
+    const audit = new AuditRepository(db);
+    const sessions = new AdminSessionRepository(db);
+    const service = new SubjectsService(subjects, new KeyRepository(db), new AdminSessionGate(sessions), new Audited(audit));
+    const ada = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+    const ivy = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+    const s = await sessions.open({ description: 'powers', creatorId: ada.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000), powers: true });
+    await sessions.authorize(s.id, ivy.subjectId);
+    for (const change of [{ enabled: false }, { roles: [] }]) {
+      const id = `req-${randomBytes(4).toString('hex')}`;
+      expect(await codeOf(service.update(ada, s.id, ivy.subjectId, change, id))).toBe('too_few_administrators');
+      expect((await audit.list({ requestId: id })).items.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'too_few_administrators']]);
+      expect((await service.get(ivy.subjectId)).natures).toEqual(['ADMINISTRATOR']);
+      expect((await sessions.get(s.id)).state).toBe('ACTIVE');
+    }
+    // A third administrator registered first: then one of them may go.
+    const eve = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+    expect((await service.update(ada, s.id, eve.subjectId, { enabled: false }, 'req-ok')).enabled).toBe(false);
+  });
+});

@@ -27,6 +27,7 @@ export const DataAccessErrorCode = {
   admin_session_scope: 'admin_session_scope',
   subject_is_guest: 'subject_is_guest',
   not_an_approver: 'not_an_approver',
+  too_few_administrators: 'too_few_administrators',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -64,6 +65,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   subject_is_guest: 409,
   // The approver is disabled or holds no APPROVE on the key now (re-checked in the approval's transaction).
   not_an_approver: 403,
+  // The change would leave fewer enabled administrators than an administrative session needs (ADR 0012 addendum).
+  too_few_administrators: 409,
 };
 
 /** Error raised by repositories and the migrator. */

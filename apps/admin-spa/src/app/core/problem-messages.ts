@@ -185,6 +185,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   role_exists: 'A role with this name already exists.',
   role_not_found: 'This role does not exist.',
   human_only_nature: 'This nature can only be given to people, not to applications.',
+  too_few_administrators: 'This change would leave fewer administrators than an administrative session needs, so nobody could open one again. Register and enable another administrator first.',
   subject_is_guest: 'This person signed in with a guest account of another organisation: guests cannot be made administrators or approvers, nor be allowed to approve for a key. They need a member account.',
   // client side
   network_error: 'The server could not be reached. Check your connection and try again.',

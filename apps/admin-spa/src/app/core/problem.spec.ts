@@ -57,6 +57,8 @@ describe('problemMessage', () => {
     // Added 2026-12-07: the keyclient's and the API's answer to an unmet Expect, a grant refused to a guest, a
     // change of who administers or approves in a session not opened with powers (ADR 0044).
     'expectation_failed', 'subject_is_guest', 'admin_session_scope',
+    // Added 2026-12-07: a change that would leave fewer administrators than a session needs (ADR 0012 addendum).
+    'too_few_administrators',
   ])('ok the table words %s', (code) => {
     expect(PROBLEM_MESSAGES[code]).toMatch(/^[A-Z].+\.$/);
   });

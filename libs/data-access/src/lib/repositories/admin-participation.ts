@@ -44,6 +44,12 @@ export async function assertNoClientHolder(tx: Tx, roleId: string, roleName: str
 export interface SessionScope {
   /** Opened to give or take the human-only natures, and authorized as such. */
   powers: boolean;
+  /**
+   * Authorizations beyond the creator a session needs (the session's own `requiredApprovals`): the installation must
+   * keep that many plus one enabled member administrators, or nobody could open a session again. Absent (fixtures,
+   * scopes built by hand): not checked.
+   */
+  requiredApprovals?: number;
 }
 
 /** The human-only natures among `natures`. */
@@ -87,7 +93,7 @@ export function assertPowersInScope(scope: SessionScope | undefined, before: rea
  * True when the subject is enabled, not recorded as a guest account (ADR 0040 addendum 2026-12-13: a member token older
  * than the guest proof must not open or authorize) and holds the administrator nature, as this transaction sees it.
  */
-async function isEnabledAdministrator(tx: Tx, subjectId: string): Promise<boolean> {
+export async function isEnabledAdministrator(tx: Tx, subjectId: string): Promise<boolean> {
   const rows = await tx.$queryRaw<{ ok: boolean }[]>`
     SELECT s."enabled" AND s."account" <> 'GUEST' AND EXISTS (
       SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
@@ -148,4 +154,27 @@ export async function endSessionsOfLostAdministrators(
     }
   }
   return ended;
+}
+
+/**
+ * Refuses a change that takes the administrator nature from someone (`lost`) when it would leave fewer enabled
+ * administrators not recorded as guests than a session needs (`scope.requiredApprovals` + 1): no session could be
+ * opened again, and the bootstrap runs once, so one administrator alone (or both, by mistake) would lock every key,
+ * subject and role change for good (ADR 0012 addendum "the last administrators"). Called after the change's own
+ * writes, before its audit event. A transaction-scoped advisory lock orders every such change across replicas, and
+ * the count is a statement that starts after it was granted, so it sees what the previous holder committed: two
+ * disables racing on two replicas cannot each count the other's victim.
+ */
+export async function assertAdministratorsRemain(tx: Tx, scope: SessionScope | undefined, lost: boolean, what: string): Promise<void> {
+  if (!lost || scope?.requiredApprovals === undefined) return;
+  const needed = scope.requiredApprovals + 1;
+  await tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended('administrators', 0))`;
+  const [row] = await tx.$queryRaw<{ n: number }[]>`
+    SELECT count(*)::int AS "n" FROM "subject" s
+    WHERE s."enabled" AND s."account" <> 'GUEST' AND EXISTS (
+      SELECT 1 FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId"
+      WHERE sr."subjectId" = s."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures"))`;
+  if ((row?.n ?? 0) < needed) {
+    throw new DataAccessError('too_few_administrators', `${what} would leave ${row?.n ?? 0} administrators; a session needs ${needed}`);
+  }
 }

@@ -4,7 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { anyStaleApproval, staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
-import { assertNoClientHolder, assertPowersInScope, enabledHolder, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
+import { assertAdministratorsRemain, assertNoClientHolder, assertPowersInScope, enabledHolder, isEnabledAdministrator, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -284,6 +284,7 @@ export class SubjectRepository {
           SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR NO KEY UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
         const powersBefore = await powersHeld(tx, id);
+        const wasAdministrator = await isEnabledAdministrator(tx, id);
         const before: Record<string, unknown> = {};
         if (input.displayName !== undefined) before['displayName'] = old.displayName;
         if (input.username !== undefined) before['username'] = old.username;
@@ -303,6 +304,8 @@ export class SubjectRepository {
         const powersAfter = await powersHeld(tx, id);
         if (old.account === 'GUEST') assertNoGuestGain(old.account, powersBefore, powersAfter, `this change of subject ${id}`);
         if (scope) assertPowersInScope(scope, powersBefore, powersAfter, `this change of subject ${id}`);
+        const lost = wasAdministrator && !(await isEnabledAdministrator(tx, id));
+        await assertAdministratorsRemain(tx, scope, lost, `this change of subject ${id}`);
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before } });
         // Sessions this subject opened or authorized end with its administrator powers, in this transaction.
         if (input.enabled === false || input.roles) {
@@ -380,6 +383,15 @@ export class SubjectRepository {
           if (guests.length) assertNoGuestGain('GUEST', [], gained, `role ${name} (held by guest subject ${guests[0].id})`);
         }
         if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, rolePowers(before), rolePowers(after), `role ${name}`);
+        if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
+          // A holder that was an administrator through this role (enabled, not a guest) and is none now.
+          let lost = false;
+          for (const h of await holdersOf(tx, id)) {
+            const [x] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT "enabled" AND "account" <> 'GUEST' AS "ok" FROM "subject" WHERE "id" = ${h}::uuid`;
+            if (x?.ok && !(await isEnabledAdministrator(tx, h))) lost = true;
+          }
+          await assertAdministratorsRemain(tx, scope, lost, `role ${name}`);
+        }
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
           const holders = await tx.subjectRole.findMany({ where: { roleId: id }, select: { subjectId: true } });
