@@ -75,6 +75,8 @@ describe('per-key operation limits', () => {
       ['fail a start a month ahead', 30 * DAY, 3_600, 1, 'start_too_far_ahead'],
       ['fail 1,000,000 usages', 0, 3_600, 1_000_000, 'too_many_usages'],
       ['fail 1,001 usages', 0, 3_600, 1_001, 'too_many_usages'],
+      // Inside the back-dating skew, but over before it is ordered (ADR 0017 addendum "time").
+      ['fail a window that ended before it was ordered', -240, 120, 1, 'window_ended'],
     ] as const)('%s: 400, nothing stored, audited', async (_n, start, window, usages, code) => {
       const before = await operationsOn('demo-fw-prod');
       const r = await otto<Problem>('POST', '/api/v1/operations', { body: body('demo-fw-prod', Math.round(start), Math.round(window), usages) });

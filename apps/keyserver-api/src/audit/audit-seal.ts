@@ -104,7 +104,7 @@ export function hsmAnchoredTrust(keys: KeyRepository, lifecycle: KeyLifecycleRep
       if ('problem' in v) return v.problem;
       if (!token.signer.raw.equals(v.cert.raw)) return `the token is not signed by TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion}`;
       const at = token.info.genTime.getTime();
-      if (at < new Date(v.cert.validFrom).getTime() || at > new Date(v.cert.validTo).getTime()) return `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion} was not valid at genTime ${token.info.genTime.toISOString()}`;
+      if (at < v.cert.validFromDate.getTime() || at > v.cert.validToDate.getTime()) return `TSA key ${cp.tsaKeyid} version ${cp.tsaKeyVersion} was not valid at genTime ${token.info.genTime.toISOString()}`;
       return null;
     },
   };

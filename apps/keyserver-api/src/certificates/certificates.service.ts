@@ -64,7 +64,7 @@ export function deviceProfile(key: Key, publicUrl: string, reserved?: ReadonlySe
 /** The certificate table's description of a certificate, as Node prints it (the shapes prepareDeviceCertificate does not print itself). */
 function certificateFieldsOf(pem: string): CertificateFields {
   const x = new X509Certificate(pem);
-  return { subjectDn: x.subject.split('\n').join(', '), sans: x.subjectAltName ? x.subjectAltName.split(', ') : [], notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo) };
+  return { subjectDn: x.subject.split('\n').join(', '), sans: x.subjectAltName ? x.subjectAltName.split(', ') : [], notBefore: x.validFromDate, notAfter: x.validToDate };
 }
 
 /**

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Key, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
 import type { HsmKeyInfo, HsmSigner } from '@keyserver/pki';
-import { KeyChainCache } from './key-chain';
+import { ApiError } from '../common/api-error';
+import { assertCertificateValidNow, KeyChainCache } from './key-chain';
 
 /** A root and a CA under it made by openssl, as the keys table would hold them. */
 function opensslCa(dir: string): { root: string; ca: string } {
@@ -115,5 +116,28 @@ describe(KeyChainCache.name, () => {
     await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });
     await expect(cache.deviceIssuer(mismatched)).rejects.toMatchObject({ code: 'invalid_certificate' });
     expect(getKeys).toBe(2);
+  });
+});
+
+describe(assertCertificateValidNow.name, () => {
+  const key = { keyid: 'fw', notBefore: new Date('2026-12-01T00:00:00Z'), notAfter: new Date('2027-12-01T00:00:00Z') };
+  const codeAt = (iso: string): string => {
+    try {
+      assertCertificateValidNow(key, Date.parse(iso));
+      return 'ok';
+    } catch (e) {
+      if (e instanceof ApiError) return e.code;
+      throw e;
+    }
+  };
+
+  it.each([
+    ['fail a millisecond before notBefore', '2026-11-30T23:59:59.999Z', 'key_not_usable'],
+    ['ok at notBefore', '2026-12-01T00:00:00.000Z', 'ok'],
+    ['ok a millisecond before notAfter', '2027-11-30T23:59:59.999Z', 'ok'],
+    ['fail at notAfter (as the TSA picks its keys)', '2027-12-01T00:00:00.000Z', 'key_not_usable'],
+    ['fail a year after notAfter', '2028-12-01T00:00:00.000Z', 'key_not_usable'],
+  ] as const)('%s', (_n, at, code) => {
+    expect(codeAt(at)).toBe(code);
   });
 });

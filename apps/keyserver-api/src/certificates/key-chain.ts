@@ -9,7 +9,19 @@ export async function usableKey(keys: KeyRepository, keyid: string, type: KeyTyp
   if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
   if (key.type !== type) throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; ${use} use ${type} keys`);
   if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
+  assertCertificateValidNow(key);
   return key;
+}
+
+/**
+ * A key signs only inside its certificate's validity (RFC 5280 4.1.2.5): what it signed outside it nobody can verify,
+ * and a key past its notAfter must stop being used. From notBefore up to the notAfter instant, exclusive, as the TSA
+ * picks its keys (tsa.service.ts); checked before any usage is reserved.
+ */
+export function assertCertificateValidNow(key: Pick<Key, 'keyid' | 'notBefore' | 'notAfter'>, now = Date.now()): void {
+  if (now < key.notBefore.getTime() || now >= key.notAfter.getTime()) {
+    throw new ApiError(ApiErrorCode.KeyNotUsable, `the certificate of ${key.keyid} is valid from ${key.notBefore.toISOString()} until ${key.notAfter.toISOString()}, not now`);
+  }
 }
 
 /**

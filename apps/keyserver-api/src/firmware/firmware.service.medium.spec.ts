@@ -110,4 +110,16 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
   });
+
+  it('fail an image for a key whose certificate has expired: 409 key_not_usable, no usage spent, one DENIED event', async () => {
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const expired = await seedKey(db, { certificate: { pem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n', serialHex: randomBytes(8).toString('hex'), notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 1_000) } });
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [expired] }, Permission.SignOrdersCreate);
+    const op = await operations.create({ description: 'medium firmware', ordererId: signer.subjectId, validFrom: new Date(now - 60_000), validTo: new Date(now + 3_600_000), keys: [{ keyid: expired, usagesAllowed: 1 }] });
+    const rid = requestId();
+    expect(await codeOf(service.sign(signer, { operationid: op.id, keyid: expired, description: 'medium firmware image' }, upload(randomBytes(1024)), rid))).toBe('key_not_usable');
+    expect(await usagesUsed(op.id)).toEqual([0]);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'key_not_usable', expired]]);
+  });
 });

@@ -1,6 +1,6 @@
 // Medium tier: the key lifecycle with its real repositories on a real PostgreSQL and a real SoftHSM token
 // (src/testing/medium.ts); certificates are checked with openssl.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
 import {
@@ -221,6 +221,43 @@ describe(`${KeyLifecycleService.name} (medium: real PostgreSQL and SoftHSM)`, ()
       const r = openssl.run('verify', '-purpose', 'any', '-CAfile', openssl.write('probe-anchor.pem', anchor.pem), '-untrusted', openssl.write('probe-chain.pem', subPem + onlinePem), openssl.write('probe-leaf.pem', leafPem));
       expect(r.status).not.toBe(0);
       expect(r.out).toMatch(/path length constraint exceeded/);
+    });
+  });
+
+  describe('time in certificates and CRLs (RFC 5280 4.1.2.5, 5.1.2.4-5)', () => {
+    /** The time types of a DER file as openssl's asn1parse names them, in order. */
+    const timeTypes = (name: string, der: Uint8Array) => openssl.run('asn1parse', '-inform', 'DER', '-in', openssl.write(name, der)).out.match(/(UTCTIME|GENERALIZEDTIME)\s*:\S+/g) ?? [];
+
+    it('ok a ROOT valid a century: notBefore UTCTime, notAfter GeneralizedTime without a fraction; a CA ends no later than it; its final CRL\'s nextUpdate is GeneralizedTime', async () => {
+      const root = newKeyid('root');
+      await service.rootCeremony(ada, session, { keyid: root, algorithm: 'EC_P256', subject: { commonName: `Century ${root}` }, validityDays: 36_500, mode: 'self-signed' }, requestId());
+      const stored = (await keys.findByKeyid(root)) as Key;
+      const x = new X509Certificate(stored.certificatePem);
+      expect(new Date(x.validTo).getTime()).toBe(stored.notAfter.getTime());
+      expect(stored.notAfter.getUTCFullYear()).toBeGreaterThanOrEqual(2050);
+      expect(timeTypes(`${root}.der`, x.raw)).toEqual([expect.stringMatching(/^UTCTIME\s*:\d{12}Z$/), expect.stringMatching(/^GENERALIZEDTIME\s*:\d{14}Z$/)]);
+
+      // A CA may not outlive its issuer by a second: the day that would take it past the ROOT's notAfter is refused.
+      const tooLong = newKeyid('ca');
+      expect(await codeOf(admin.create(ada, session, { keyid: tooLong, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 36_500, commonName: `CA ${tooLong}`, issuer: root }, requestId()))).toBe('validity_exceeds_root');
+      const ca = newKeyid('ca');
+      const detail = await admin.create(ada, session, { keyid: ca, type: 'CA', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 36_499, commonName: `CA ${ca}`, issuer: root }, requestId());
+      const caCert = new X509Certificate(detail.chain[0]);
+      expect(Date.parse(caCert.validTo)).toBeLessThanOrEqual(Date.parse(x.validTo));
+      expect(Date.parse(caCert.validFrom)).toBeGreaterThanOrEqual(Date.parse(x.validFrom));
+      expect(timeTypes(`${ca}.der`, caCert.raw)).toEqual([expect.stringMatching(/^UTCTIME/), expect.stringMatching(/^GENERALIZEDTIME\s*:\d{14}Z$/)]);
+      expect(openssl.run('verify', '-x509_strict', '-CAfile', openssl.write(`${root}.pem`, stored.certificatePem), openssl.write(`${ca}.pem`, detail.chain[0]))).toEqual({ status: 0, out: expect.stringContaining(': OK') });
+
+      const crls = new CrlService(new CrlRepository(db), hsm.signer, pino({ level: 'silent' }));
+      const daily = await crls.current(root);
+      // thisUpdate and nextUpdate (a day on) are in UTCTime's years: UTCTime, whole seconds, Z.
+      expect(timeTypes(`${root}-daily.crl`, daily)).toEqual([expect.stringMatching(/^UTCTIME\s*:\d{12}Z$/), expect.stringMatching(/^UTCTIME\s*:\d{12}Z$/)]);
+      await crls.finalCrls(root);
+      const last = await crls.current(root);
+      expect(timeTypes(`${root}-final.crl`, last)).toEqual([expect.stringMatching(/^UTCTIME\s*:\d{12}Z$/), expect.stringMatching(/^GENERALIZEDTIME\s*:\d{14}Z$/)]);
+      const text = openssl.run('crl', '-inform', 'DER', '-noout', '-text', '-in', openssl.write(`${root}-final.crl`, last));
+      expect(text.out).toContain(`Next Update: ${x.validTo}`);
+      expect(openssl.run('crl', '-inform', 'DER', '-noout', '-in', openssl.write(`${root}-final2.crl`, last), '-CAfile', openssl.write(`${root}-anchor.pem`, stored.certificatePem))).toEqual({ status: 0, out: expect.stringContaining('verify OK') });
     });
   });
 

@@ -103,6 +103,31 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     expect((await operations.get(op.id)).keys.map((k) => k.approverIds)).toEqual([[], []]);
   });
 
+  it('fail an approval that waited on the operation\'s lock until its window ended: 409 operation_expired, audited DENIED, nothing counted', async () => {
+    const keyid = await seedKey(db, { requiredApprovers: 1 });
+    const orderer = await actor(['ORDERER'], ['ORDER'], [keyid], Permission.OperationsCreate);
+    const validTo = new Date(Date.now() + 1_500);
+    const op = await operations.create({ description: 'ends soon', ordererId: orderer.subjectId, validFrom: new Date(Date.now() - 1_000), validTo, keys: [{ keyid, usagesAllowed: 1 }] });
+    const approver = await actor(['APPROVER'], ['APPROVE'], [keyid], Permission.OperationsApprove);
+    // Another transaction holds the operation's row (an admin change, a slow approval) past the window's end.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM "operation" WHERE "id" = $1::uuid FOR UPDATE', [op.id]);
+      const requestId = `req-${randomBytes(4).toString('hex')}`;
+      const approval = codeOf(service.approve(approver, op.id, requestId));
+      await new Promise((r) => setTimeout(r, Math.max(0, validTo.getTime() - Date.now()) + 50));
+      await holder.query('COMMIT');
+      expect(await approval).toBe('operation_expired');
+      const events = (await audit.list({ action: 'operation.approve', requestId })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'operation_expired']]);
+    } finally {
+      holder.release();
+    }
+    const after = await operations.get(op.id);
+    expect([after.state, after.keys[0].approverIds]).toEqual(['REQUESTED', []]);
+  });
+
   it('never names an operation the caller may not see in a cursor, even after scanning thousands of them', async () => {
     // A signer of the key (operations:read, SIGN, no APPROVE): others' operations on it do not exist for him, yet a
     // sign order only needs an operation id, so an id would be worth having.

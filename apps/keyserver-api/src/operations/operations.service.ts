@@ -124,7 +124,10 @@ export class OperationsService {
           if (now.keys.some((x) => pending.some((k) => k.keyid === x.keyid) && x.approverIds.includes(actor.subjectId))) {
             throw new OperationError(OperationErrorCode.AlreadyApproved, 'you already approved this operation');
           }
-          throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${effectiveState(now, new Date())}`);
+          // The window may have ended while the approval waited for the operation's lock (judged there, ADR 0017).
+          const state = effectiveState(now, new Date());
+          if (state === 'EXPIRED') throw new OperationError(OperationErrorCode.OperationExpired, 'the operation window has passed');
+          throw new OperationError(OperationErrorCode.OperationClosed, `operation is ${state}`);
         }
         throw err;
       }

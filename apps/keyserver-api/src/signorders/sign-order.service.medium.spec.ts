@@ -26,9 +26,10 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   const firmware = (n: number) => createHash('sha256').update(`firmware image ${n}`).digest();
 
   /** A new FW key on the token, a signer holding SIGN on it, and an operation for it with `usages` (approved unless said). */
-  async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[]; rsa?: boolean } = {}) {
+  async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[]; rsa?: boolean; certificate?: { notBefore: Date; notAfter: Date } } = {}) {
     const fwKey: HsmKeyInfo = await hsm.signer.generateKey({ algorithm: opts.rsa ? 'RSA-2048' : 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` });
-    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId, ...(opts.rsa ? { algorithm: 'RSA_2048' as const } : {}) });
+    const certificate = opts.certificate ? { pem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n', serialHex: randomBytes(8).toString('hex'), ...opts.certificate } : undefined;
+    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId, ...(opts.rsa ? { algorithm: 'RSA_2048' as const } : {}), ...(certificate ? { certificate } : {}) });
     const orderer = await mediumActor(db, { natures: ['ORDERER'], grants: ['ORDER'], keyids: [keyid] }, Permission.OperationsCreate);
     const approver = await mediumActor(db, { natures: ['APPROVER'], grants: ['APPROVE'], keyids: [keyid] }, Permission.OperationsApprove);
     const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid, ...(opts.alsoSignWith ?? [])] }, Permission.SignOrdersCreate);
@@ -110,6 +111,26 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await usagesUsed(operationId)).toEqual([0]);
     const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', code]]);
+  });
+
+  it.each([
+    ['fail a key whose certificate expired a second ago', -86_400_000, -1_000],
+    ['fail a key whose certificate is valid only from tomorrow', 86_400_000, 2 * 86_400_000],
+  ] as const)('%s: 409 key_not_usable before any usage is reserved, one DENIED event, nothing signed', async (_n, from, to) => {
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const { keyid, signer, operationId } = await signingSetup({ certificate: { notBefore: new Date(now + from), notAfter: new Date(now + to) } });
+    const seen: unknown[] = [];
+    observeReservations((_kind, _s, outcome) => seen.push(outcome));
+    const rid = requestId();
+    try {
+      expect(await codeOf(service.create(signer, order(operationId, keyid, firmware(7)), undefined, rid))).toBe('key_not_usable');
+    } finally {
+      observeReservations(undefined);
+    }
+    expect(seen).toEqual([]);
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'key_not_usable']]);
   });
 
   it('ok an RSA key signs asn1 with none, digestinfo and pss: Node verifies each', async () => {

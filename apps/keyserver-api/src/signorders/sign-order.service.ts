@@ -4,6 +4,7 @@ import type { SignDigestOrderRequest, SignMessageOrderRequest, SignOrderRequest,
 import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
 import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
+import { assertCertificateValidNow } from '../certificates/key-chain';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditScope } from '../common/audited';
 import { HSM_SIGNER } from '../app/tokens';
@@ -135,6 +136,7 @@ export class SignOrderService {
     // Raw signatures only with firmware keys: a raw signature by a CA or ROOT key could forge certificates.
     if (key.type !== 'FW') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; sign orders use FW keys`);
     if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
+    assertCertificateValidNow(key);
     return key;
   }
 

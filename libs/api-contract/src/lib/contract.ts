@@ -15,12 +15,17 @@ export const Uuid = z.uuid();
 
 /**
  * An RFC 3339 date-time with an offset whose UTC year is 0001-9999: the range JavaScript, ISO 8601 and PostgreSQL
- * timestamptz all read the same way (PostgreSQL has no year 0000, so it would fail deep inside a query).
+ * timestamptz all read the same way (PostgreSQL has no year 0000, so it would fail deep inside a query). At most
+ * millisecond precision (more digits only when they are zeros): JavaScript cuts further digits off, which would move a
+ * window's start earlier than asked without a word (ADR 0017 addendum "time").
  */
-export const IsoDateTime = z.iso.datetime({ offset: true }).refine((s) => {
-  const year = new Date(s).getUTCFullYear();
-  return year >= 1 && year <= 9999;
-}, 'the year must be between 0001 and 9999');
+export const IsoDateTime = z.iso
+  .datetime({ offset: true })
+  .refine((s) => {
+    const year = new Date(s).getUTCFullYear();
+    return year >= 1 && year <= 9999;
+  }, 'the year must be between 0001 and 9999')
+  .refine((s) => !/\.\d{3}\d*[1-9]/.test(s), 'at most millisecond precision (digits after the third fraction digit must be 0)');
 
 export const KeyType = z.enum(['ROOT', 'CA', 'FW', 'TSA']);
 export const KeyAlgorithm = z.enum(['RSA_2048', 'RSA_3072', 'RSA_4096', 'EC_P256', 'EC_P384', 'EC_P521', 'ED25519']);

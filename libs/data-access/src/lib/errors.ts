@@ -24,6 +24,7 @@ export const DataAccessErrorCode = {
   too_many_usages: 'too_many_usages',
   start_backdated: 'start_backdated',
   start_too_far_ahead: 'start_too_far_ahead',
+  window_ended: 'window_ended',
   admin_session_scope: 'admin_session_scope',
   subject_is_guest: 'subject_is_guest',
   not_an_approver: 'not_an_approver',
@@ -59,6 +60,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   too_many_usages: 400,
   start_backdated: 400,
   start_too_far_ahead: 400,
+  // An operation whose window has already ended when it is ordered: nobody could ever use it (ADR 0017 addendum).
+  window_ended: 400,
   // The change gives or takes the administrator or approver nature in a session not opened for that (ADR 0044).
   admin_session_scope: 403,
   // The change would give the administrator or approver nature to a subject whose last sign-in proved a guest account (ADR 0040).

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { HsmKeyInfo, HsmSigner } from './hsm-signer';
@@ -68,10 +69,24 @@ export function nameOf(atvs: pkijs.AttributeTypeAndValue[]): pkijs.RelativeDisti
   return pkijs.RelativeDistinguishedNames.fromBER(der);
 }
 
-/** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5); whole seconds only. */
+/**
+ * RFC 5280 4.1.2.5: UTCTime for 1950 through 2049, GeneralizedTime before and after (a UTCTime's two-digit year
+ * 49 reads as 2049, so 1949 written as UTCTime would be read a century late); years 0001-9999 only.
+ */
+export function isUtcTimeYear(year: number): boolean {
+  return year >= 1950 && year <= 2049;
+}
+
+function assertTimeYear(d: Date): number {
+  const year = d.getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) throw new PkiError('invalid_validity');
+  return year;
+}
+
+/** UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5); whole seconds only, always Z. */
 export function x509Time(d: Date): pkijs.Time {
   const value = new Date(Math.floor(d.getTime() / 1000) * 1000);
-  return new pkijs.Time({ type: value.getUTCFullYear() >= 2050 ? 1 : 0, value });
+  return new pkijs.Time({ type: isUtcTimeYear(assertTimeYear(value)) ? 0 : 1, value });
 }
 
 /** KeyUsage bits as a DER named-bit BIT STRING (trailing zero bits dropped). */
@@ -132,6 +147,13 @@ export interface ParsedIssuer {
   /** Key identifier of the issuer: its certificate's SKI (method 1 when it has none); the AKI of everything it issues. */
   keyIdentifier: Uint8Array;
   pathLen?: number;
+  /**
+   * The issuer's validity as OpenSSL reads it (Node's `validFromDate`/`validToDate`). Not pkijs' `Time.value`: asn1js
+   * builds it with `Date.UTC`, which takes a GeneralizedTime year 0-99 for 1900-1999; nor `new Date(x.validTo)`,
+   * which reads Node's "... 0049 GMT" as 2049.
+   */
+  notBefore: Date;
+  notAfter: Date;
 }
 
 export function parseIssuer(issuer: IssuerRef): ParsedIssuer {
@@ -155,7 +177,8 @@ export function parseIssuer(issuer: IssuerRef): ParsedIssuer {
   const skiExt = cert.extensions?.find((e) => e.extnID === OID.subjectKeyIdentifier);
   const ski = skiExt ? (asn1js.fromBER(skiExt.extnValue.valueBlock.valueHexView).result as asn1js.OctetString) : undefined;
   if (skiExt && (!(ski instanceof asn1js.OctetString) || ski.valueBlock.valueHexView.byteLength === 0)) throw new PkiError('invalid_certificate', 'issuer SKI is not a non-empty OCTET STRING');
-  return { cert, der, spki, keyIdentifier: ski ? new Uint8Array(ski.valueBlock.valueHexView) : keyIdentifier(spki), pathLen };
+  const x = new X509Certificate(der);
+  return { cert, der, spki, keyIdentifier: ski ? new Uint8Array(ski.valueBlock.valueHexView) : keyIdentifier(spki), pathLen, notBefore: x.validFromDate, notAfter: x.validToDate };
 }
 
 export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {
@@ -163,8 +186,8 @@ export function checkValidity(v: ValiditySpec, issuer?: ParsedIssuer): void {
     throw new PkiError('invalid_validity');
   }
   if (issuer) {
-    const nb = issuer.cert.notBefore.value;
-    const na = issuer.cert.notAfter.value;
+    const nb = issuer.notBefore;
+    const na = issuer.notAfter;
     if (Math.floor(+v.notBefore / 1000) < Math.floor(+nb / 1000) || Math.floor(+v.notAfter / 1000) > Math.floor(+na / 1000)) {
       throw new PkiError('validity_exceeds_issuer');
     }
@@ -210,11 +233,10 @@ export function extensionDer(e: pkijs.Extension): Uint8Array {
   return new Uint8Array(e.toSchema().toBER(false));
 }
 
-/** The DER of {@link x509Time}: UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050. */
+/** The DER of {@link x509Time}: UTCTime YYMMDDHHMMSSZ for 1950-2049, GeneralizedTime YYYYMMDDHHMMSSZ otherwise. */
 export function timeDer(d: Date): Uint8Array {
-  const year = d.getUTCFullYear();
-  if (year < 0 || year > 9999) throw new PkiError('invalid_validity');
-  const utc = year < 2050;
+  const year = assertTimeYear(d);
+  const utc = isUtcTimeYear(year);
   // Digits written straight into the element (two per field; the year two or four), then 'Z'.
   const fields = [utc ? year % 100 : year, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
   const out = new Uint8Array(utc ? 15 : 17);

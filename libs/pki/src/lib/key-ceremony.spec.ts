@@ -113,6 +113,22 @@ describe(verifyImportedCaCertificate.name, () => {
     ],
     ['fail at a time the certificate has expired', 'chain_invalid', async () => ({ cert: (await caFor(online)).certificatePem, chain: [offlineCert.certificatePem], at: new Date(now + 400 * DAY) })],
     ['fail text that is not a certificate', 'invalid_certificate', async () => ({ cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', chain: [offlineCert.certificatePem] })],
+    [
+      // GeneralizedTime 00491231235959Z: Node prints "Dec 31 23:59:59 0049 GMT", which Date reads as 2049.
+      'fail a certificate that expired in the year 49 (not read as 2049)',
+      'chain_invalid',
+      async () => {
+        const ancient = { notBefore: new Date('0001-01-01T00:00:00Z'), notAfter: new Date(now + 3650 * DAY) };
+        const anchor = await createRootCertificate(signer, offline, { subject: { commonName: 'Ancient Root' }, ...ancient, pathLen: 1 });
+        const cert = await createCaCertificate(signer, { key: offline, certificate: anchor.certificatePem }, online, {
+          subject: { commonName: 'Online Root' },
+          notBefore: new Date('0010-01-01T00:00:00Z'),
+          notAfter: new Date('0049-12-31T23:59:59Z'),
+          pathLen: 0,
+        });
+        return { cert: cert.certificatePem, chain: [anchor.certificatePem] };
+      },
+    ],
   ])('%s (%s)', async (_name, code, make) => {
     const c = (await make()) as { cert: string; chain: string[]; at?: Date };
     expect(() => verifyImportedCaCertificate(online, c.cert, c.chain, c.at)).toThrow(expect.objectContaining({ code }));

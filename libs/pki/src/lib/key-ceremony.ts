@@ -96,7 +96,7 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
   let pathLen = facts.pathLen;
   for (let i = 0; i < path.length; i++) {
     const c = path[i];
-    if (new Date(c.x.validFrom) > now || new Date(c.x.validTo) < now) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not valid now`);
+    if (c.x.validFromDate.getTime() > now.getTime() || c.x.validToDate.getTime() < now.getTime()) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not valid now`);
     const issuer = path[i + 1] ?? c;
     if (i === path.length - 1 && !(c.x.checkIssued(c.x) && c.x.verify(c.x.publicKey))) throw new PkiError('chain_invalid', 'the last chain certificate is not a self-signed root');
     if (!c.x.checkIssued(issuer.x) || !c.x.verify(issuer.x.publicKey)) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not signed by the next certificate of the chain`);
@@ -113,8 +113,9 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
   return {
     certificatePem: toPem('CERTIFICATE', leaf.der),
     serialHex: hex(serial),
-    notBefore: new Date(leaf.x.validFrom),
-    notAfter: new Date(leaf.x.validTo),
+    // validFromDate, not new Date(validFrom): Date reads Node's "... 0049 GMT" as 2049.
+    notBefore: leaf.x.validFromDate,
+    notAfter: leaf.x.validToDate,
     pathLen,
     chainPem: path.slice(1).map((c) => toPem('CERTIFICATE', c.der)).join(''),
   };

@@ -486,7 +486,7 @@ export function checkTsaTrust(signer: X509Certificate, carried: X509Certificate[
   }
   for (const c of path) {
     for (const at of times) {
-      if (at.getTime() < Date.parse(c.validFrom) || at.getTime() > Date.parse(c.validTo)) throw untrusted(`${name(c)} is not valid at ${at.toISOString()}`);
+      if (at.getTime() < c.validFromDate.getTime() || at.getTime() > c.validToDate.getTime()) throw untrusted(`${name(c)} is not valid at ${at.toISOString()}`);
     }
   }
   // A pin alone names one certificate (its revocation is a change of the pin); a path to an anchor is checked on the anchors' CRLs.

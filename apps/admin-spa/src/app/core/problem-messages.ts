@@ -132,6 +132,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   too_many_usages: 'More usages than the limits of one of its keys allow.',
   start_backdated: 'The start lies too far in the past for the limits of one of its keys.',
   start_too_far_ahead: 'The start lies too far in the future for the limits of one of its keys.',
+  window_ended: 'The validity window has already ended: choose an end in the future.',
   idempotency_key_reused: 'This request id was already used for a different request.',
   operation_not_usable: 'This operation cannot be used now (not approved, closed or exhausted).',
   outside_window: 'The operation is not valid at this time.',

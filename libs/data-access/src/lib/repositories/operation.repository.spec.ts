@@ -92,6 +92,41 @@ describe(OperationRepository.name, () => {
     expect(await outcome(a.operations.create(input))).toBe(expected);
   });
 
+  describe('time: the window against a frozen clock', () => {
+    const NOW = new Date('2026-12-07T12:00:00.000Z');
+    const at = (ms: number) => new Date(NOW.getTime() + ms);
+
+    it.each([
+      ['fail window_ended a window that ended before it was ordered (inside the backdating skew)', -200_000, -100_000, 'window_ended'],
+      ['fail window_ended a window ending at the instant it is ordered (validTo is exclusive)', -200_000, 0, 'window_ended'],
+      ['ok a window ending one ms after the order', -200_000, 1, 'ok'],
+    ] as const)('%s', async (_n, from, to, expected) => {
+      const orderer = await seedSubject(a);
+      const key = await seedKey(a, { requiredApprovers: 1 });
+      const create = a.operations.create({ description: 'd', ordererId: orderer.id, validFrom: at(from), validTo: at(to), keys: [{ keyid: key.keyid, usagesAllowed: 1 }], now: NOW });
+      expect(await outcome(create)).toBe(expected);
+      // Refused: no operation, so no approval request goes to anyone for a window nobody can use.
+      expect((await a.operations.list({ keyid: key.keyid })).items.length).toBe(expected === 'ok' ? 1 : 0);
+    });
+
+    it.each([
+      ['ok an approval one ms before the window ends', -1, 'ok', 'APPROVED'],
+      ['fail an approval at the instant the window ends (checked under the operation lock)', 0, 'invalid_state', 'REQUESTED'],
+      ['fail an approval a minute after the window ended', 60_000, 'invalid_state', 'REQUESTED'],
+    ] as const)('%s', async (_n, afterEnd, expected, state) => {
+      const orderer = await seedSubject(a);
+      const key = await seedKey(a, { requiredApprovers: 1 });
+      const op = await a.operations.create({ description: 'd', ordererId: orderer.id, validFrom: NOW, validTo: at(60_000), keys: [{ keyid: key.keyid, usagesAllowed: 1 }], now: NOW });
+      const approver = await seedApprover(a, [key.keyid]);
+      const requestId = `late-${op.id}`;
+      const approval = a.operations.approve(op.id, [key.keyid], approver.id, { action: 'operation.approve', outcome: 'SUCCESS', requestId }, () => at(60_000 + afterEnd));
+      expect(await outcome(approval)).toBe(expected);
+      const after = await a.operations.get(op.id);
+      expect([after.state, after.keys[0].approverIds.length]).toEqual([state, expected === 'ok' ? 1 : 0]);
+      expect((await a.audit.list({ action: 'operation.approve', requestId })).items.length).toBe(expected === 'ok' ? 1 : 0);
+    });
+  });
+
   it('lets exactly one of many concurrent approvals perform the REQUESTED -> APPROVED transition', async () => {
     const { key, op } = await operationNeeding(2);
     const approvers = await Promise.all([1, 2, 3, 4, 5, 6].map(() => seedApprover(a, [key.keyid])));

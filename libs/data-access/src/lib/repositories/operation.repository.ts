@@ -4,7 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationProvenance, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
-import { approvalComplete } from '../policy/operation-policy';
+import { approvalComplete, effectiveState } from '../policy/operation-policy';
 import { enqueueOperationNotice } from './notification.repository';
 import { approvableKeyIds, lockApprover } from './approval-withdrawal';
 
@@ -114,6 +114,9 @@ export class OperationRepository {
           const broken = operationLimitViolation(effectiveLimits(key, key.operationLimit), { validFrom: input.validFrom, validTo: input.validTo, usages: k.usagesAllowed }, now);
           if (broken) throw new DataAccessError(broken.code, `${k.keyid}: ${broken.detail}`);
         }
+        // Backdating (maxBackdateSeconds) allows a start in the past, not a window already over: such an operation would
+        // be born EXPIRED and still ask its approvers to approve it. validTo is exclusive (policy `usability`).
+        if (input.validTo.getTime() <= now.getTime()) throw new DataAccessError('window_ended', 'validTo is not after now: the window has already ended');
         const op = await tx.operation.create({
           data: {
             description: input.description,
@@ -197,7 +200,11 @@ export class OperationRepository {
    * he may not approve now is `not_an_approver` and nothing is counted (ADR 0017 addendum 2026-12-07, ADR 0040
    * addendum 2026-12-13).
    */
-  async approve(operationId: string, keyids: readonly string[], approverId: string, audit?: AuditInput): Promise<ApprovalResult> {
+  /**
+   * `clock` is read after the operation's lock is held: the window is judged when the approval commits, not when the
+   * request arrived (an approval that waited on the lock past the window's end counts for nothing).
+   */
+  async approve(operationId: string, keyids: readonly string[], approverId: string, audit?: AuditInput, clock: () => Date = () => new Date()): Promise<ApprovalResult> {
     try {
       return await this.db.transaction(async (tx) => {
         // The approver before the operation: the order in which a withdrawal locks them (approval-withdrawal.ts).
@@ -206,6 +213,7 @@ export class OperationRepository {
         await lockOperation(tx, operationId);
         const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
+        if (effectiveState(op, clock()) === 'EXPIRED') throw new DataAccessError('invalid_state', 'the operation window has passed');
         const entitled = await approvableKeyIds(tx, approverId);
         const approvals = op.approvals.map((a) => ({ keyId: a.keyId, approverId: a.approverId }));
         for (const keyid of keyids) {

@@ -1,5 +1,5 @@
 import { sql } from '../../spec/temp-database';
-import { hex, outcome, seedApprover, twoReplicas } from '../../spec/fixtures';
+import { hex, outcome, seedApprover, seedKey, seedSubject, twoReplicas } from '../../spec/fixtures';
 import { expectHostileOrdersStored, hostileText, hsmGate as gate, ordersReservedTogether, seedOperation, signRequest as request } from '../../spec/sign-path';
 import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
@@ -75,6 +75,24 @@ describe(SignOrderRepository.name, () => {
     const { orderer, key, op } = await setup(setupOpts as { digests?: string[]; approvers?: number });
     const req = { ...request(op.id, key.keyid, orderer.id), ...extra };
     expect(await outcome(a.signOrders.recordWithUsage(req, async () => 'aa'))).toBe(expected);
+  });
+
+  it('ok a usage reserved in the window\'s last millisecond is stored when its signature comes after the window ended; the window\'s end itself is refused (ADR 0007, ADR 0017 addendum "time")', async () => {
+    const orderer = await seedSubject(a);
+    const key = await seedKey(a, { requiredApprovers: 0 });
+    const validTo = new Date(Date.now() + 300);
+    const op = await a.operations.create({ description: 'ends soon', ordererId: orderer.id, validFrom: new Date(Date.now() - 1_000), validTo, keys: [{ keyid: key.keyid, usagesAllowed: 3 }] });
+    const lastMs = new Date(validTo.getTime() - 1);
+    const done = await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { now: lastMs }), async () => {
+      // The HSM answers after the window has ended (the lease, not the window, bounds the signature).
+      await new Promise((r) => setTimeout(r, Math.max(0, validTo.getTime() - Date.now()) + 50));
+      return 'aa';
+    });
+    expect(Date.now()).toBeGreaterThan(validTo.getTime());
+    expect([done.signOrder.result, done.usagesLeft]).toEqual(['aa', 2]);
+    expect(await outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id, { now: validTo }), async () => 'bb'))).toBe('outside_window');
+    expect(await outcome(a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'cc'))).toBe('outside_window');
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
   });
 
   it('refuses a cancelled operation and a revoked key', async () => {
