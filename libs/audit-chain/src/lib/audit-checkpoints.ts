@@ -313,7 +313,8 @@ function compareSeq(a: string, b: string): number {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 }
 
-const validAt = (c: X509Certificate, at: Date): boolean => new Date(c.validFrom).getTime() <= at.getTime() && at.getTime() <= new Date(c.validTo).getTime();
+// validFromDate/validToDate, not new Date(validTo): Date reads Node's "... 49 GMT" (the year 49) as 2049.
+const validAt = (c: X509Certificate, at: Date): boolean => c.validFromDate.getTime() <= at.getTime() && at.getTime() <= c.validToDate.getTime();
 
 /**
  * Trust for an auditor (`ksctl audit verify --root FILE [--tsa-cert FILE]`): the signer is one of `tsaCerts` when any

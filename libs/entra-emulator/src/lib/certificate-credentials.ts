@@ -70,7 +70,7 @@ export class CertificateCredentials {
       );
     }
     const now = this.clock();
-    if (now < Date.parse(registered.cert.validFrom) || now > Date.parse(registered.cert.validTo)) {
+    if (now < registered.cert.validFromDate.getTime() || now > registered.cert.validToDate.getTime()) {
       return fail('AADSTS700027', 'The certificate used to sign the client assertion is outside its validity period.');
     }
     try {

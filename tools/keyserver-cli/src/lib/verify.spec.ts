@@ -47,6 +47,14 @@ beforeAll(() => {
   cert('not-ca', 'root', 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign');
   cert('under-not-ca', 'not-ca', FW);
   writeFileSync(f('image.bin'), Buffer.alloc(100_000, 9));
+  // A root valid from the year 10 to the end of the year 49 (GeneralizedTime; `openssl ca` takes explicit dates): Node
+  // prints its notAfter as "... 49 GMT", which Date reads as 2049.
+  writeFileSync(f('ca.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n[ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,digitalSignature\n');
+  writeFileSync(f('index.txt'), '');
+  writeFileSync(f('serial'), '01\n');
+  ecKey('year49');
+  openssl('req', '-new', '-key', 'year49.key', '-subj', '/CN=year49', '-out', 'year49.csr');
+  openssl('ca', '-batch', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'year49.key', '-in', 'year49.csr', '-startdate', '00100101000000Z', '-enddate', '00491231235959Z', '-extensions', 'ext', '-out', 'year49.pem');
 });
 
 afterAll(() => {
@@ -67,6 +75,7 @@ describe(verifyChain.name, () => {
     ['fail issuer that is not a CA', () => verifyChain(one('under-not-ca'), [one('not-ca')], [one('root')]), 'chain_invalid'],
     ['fail end entity without codeSigning', () => verifyChain(one('tls'), [one('inter')], [one('root')], { codeSigning: true }), 'not_code_signing'],
     ['fail checked after the leaf expired', () => verifyChain(one('fw'), [one('inter')], [one('root')], { at: new Date(Date.now() + 60 * 86_400_000) }), 'certificate_expired'],
+    ['fail a certificate that expired in the year 49 (not read as 2049)', () => verifyChain(one('year49'), [], [one('year49')]), 'certificate_expired'],
     ['fail checked before the certificates existed', () => verifyChain(one('fw'), [one('inter')], [one('root')], { at: new Date(Date.now() - 86_400_000) }), 'certificate_not_yet_valid'],
   ])('%s', (_n, fn, code) => {
     expectInvalid(fn, code);

@@ -120,8 +120,9 @@ export function verifyChain(leaf: X509Certificate, pool: X509Certificate[], anch
     current = issuer;
   }
   for (const c of path) {
-    if (at.getTime() < Date.parse(c.validFrom)) throw invalid(`${describe(c)} is not valid before ${c.validFrom}`, 'certificate_not_yet_valid');
-    if (at.getTime() > Date.parse(c.validTo)) throw invalid(`${describe(c)} expired ${c.validTo}`, 'certificate_expired');
+    // validFromDate/validToDate, not Date.parse: Date reads Node's "... 49 GMT" (the year 49) as 2049.
+    if (at.getTime() < c.validFromDate.getTime()) throw invalid(`${describe(c)} is not valid before ${c.validFrom}`, 'certificate_not_yet_valid');
+    if (at.getTime() > c.validToDate.getTime()) throw invalid(`${describe(c)} expired ${c.validTo}`, 'certificate_expired');
   }
   const ku = keyUsage(leaf);
   if (ku !== undefined && !(ku & KU_DIGITAL_SIGNATURE)) throw invalid(`${describe(leaf)} may not make signatures (keyUsage)`, 'not_signing_certificate');
