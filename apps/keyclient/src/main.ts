@@ -1,4 +1,4 @@
-import { bootStep, keepIdleConnections, runOrExit } from '@keyserver/config';
+import { bootStep, runOrExit } from '@keyserver/config';
 import { exitOnSignals, startMetricsServer } from '@keyserver/observability';
 import { createKeyclientApp } from './app/create-keyclient-app';
 import { loadKeyclientConfig } from './config/keyclient-config';
@@ -7,7 +7,6 @@ void runOrExit('keyclient', async () => {
   const config = loadKeyclientConfig(process.env);
   const keyclient = await createKeyclientApp(config);
   const { app, context } = keyclient;
-  keepIdleConnections(app.getHttpServer());
   await app.listen(config.port, config.host);
   context.log.info({ event: 'listening', host: config.host, port: config.port, publicUrl: config.publicOrigin }, 'keyclient listening');
   const m = config.metrics;

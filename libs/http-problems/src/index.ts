@@ -9,3 +9,17 @@ export {
   type RefusalObserver,
   type RenderedProblem,
 } from './lib/problem.filter';
+// The HTTP edge shared by the API and the keyclient: one notion of a client, one connection gate (ADR 0011, ADR 0043).
+export { clientKey } from './lib/client-key';
+export {
+  ConnectionGate,
+  DEFAULT_GATE_CODES,
+  descriptorWarning,
+  OTHER_DESCRIPTORS,
+  responseInFlight,
+  type ConnectionLimits,
+  type ConnectionRefusal,
+  type GateCodes,
+  type RefusalListener,
+  type TransportRefusalMark,
+} from './lib/connections';

@@ -4,12 +4,15 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
-import { logTarget } from '@keyserver/config';
+import { applyHttpTimeouts, logTarget } from '@keyserver/config';
+import { ConnectionGate, DEFAULT_GATE_CODES, type ConnectionRefusal } from '@keyserver/http-problems';
+import type { Server } from 'node:http';
 import { httpMetrics } from '@keyserver/observability';
 import type { Registry } from 'prom-client';
 import { keyclientMetrics } from '../metrics/keyclient-metrics';
 import { type KeyclientConfig, describeKeyclientConfig, insecureLoopbackWarnings } from '../config/keyclient-config';
 import { answerClientErrors } from '../http/client-error';
+import { KeyclientErrorCode } from '../errors/keyclient-error';
 import { cookieNames } from '../http/cookies';
 import {
   contentSecurityPolicy,
@@ -33,6 +36,22 @@ import { ProxyController } from './proxy.controller';
 import { SpaController } from './spa.controller';
 
 const SWEEP_INTERVAL_MS = 10 * 60_000;
+/** At most one log line about refused connections per this many ms (a flood would otherwise be a flood of lines). */
+const REFUSAL_LOG_EVERY_MS = 10_000;
+
+/** A throttled warn line for refused connections, with the count since the last line (as the API logs them). */
+function connectionRefusalLog(log: Logger): (reason: ConnectionRefusal, ip: string) => void {
+  let last = 0;
+  let count = 0;
+  return (reason, ip) => {
+    count++;
+    const now = Date.now();
+    if (now - last < REFUSAL_LOG_EVERY_MS) return;
+    log.warn({ event: 'connection_refused', reason, ip, refused: count }, 'connections refused at the connection limit');
+    last = now;
+    count = 0;
+  };
+}
 
 export interface KeyclientAppOptions {
   /** Where JSON logs go (default stdout); tests pass a sink to inspect them. */
@@ -121,7 +140,17 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   app.use(pathGuardMiddleware);
   app.use(csrfMiddleware(config));
   app.useGlobalFilters(new ProblemFilter(log));
-  answerClientErrors(app.getHttpServer(), log);
+  const server = app.getHttpServer() as Server;
+  // The API's transport (ADR 0043 addendum "the keyclient's transport"): its timeouts and keep-alive, set before
+  // listen (Node fixes the timeout check interval then), and its connection gate in front of Node's parser.
+  applyHttpTimeouts(server, config.transport);
+  const connections = new ConnectionGate(
+    { ...config.transport, shutdownGraceMs: 0 },
+    { ...DEFAULT_GATE_CODES, total: KeyclientErrorCode.ConnectionLimitReached, perIp: KeyclientErrorCode.ClientConnectionLimitReached },
+  );
+  connections.install(server);
+  connections.onRefused = connectionRefusalLog(log);
+  answerClientErrors(server, log);
   // No enableShutdownHooks: main.ts handles the signals, logs them and calls close() below.
 
   log.info({ event: 'config', config: describeKeyclientConfig(config) }, 'keyclient configured');

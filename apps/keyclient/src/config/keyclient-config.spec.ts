@@ -186,3 +186,23 @@ describe(describeKeyclientConfig.name, () => {
     expect(describeKeyclientConfig(config)['DATABASE_URL']).toBe('postgresql://***@db/keyserver?sslmode=verify-full&application_name=keyclient');
   });
 });
+
+describe(`${loadKeyclientConfig.name}: the transport (ADR 0043 addendum "the keyclient's transport")`, () => {
+  it("ok the API's defaults: 66 s for headers, 300 s for a request, 4096 connections, 1024 per client address", () => {
+    expect(loadKeyclientConfig(VALID).transport).toEqual({ headersTimeoutMs: 66_000, requestTimeoutMs: 300_000, maxConnections: 4096, maxConnectionsPerIp: 1024 });
+  });
+
+  it('ok a per-address limit defaults to the total when the total is lower', () => {
+    expect(loadKeyclientConfig({ ...VALID, HTTP_MAX_CONNECTIONS: '100' }).transport.maxConnectionsPerIp).toBe(100);
+  });
+
+  it.each([
+    ['fail a headers timeout under a second', { HTTP_HEADERS_TIMEOUT_MS: '999' }, 'HTTP_HEADERS_TIMEOUT_MS'],
+    ['fail a request timeout shorter than the headers timeout', { HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '4000' }, 'HTTP_REQUEST_TIMEOUT_MS'],
+    ['fail a per-address limit above the total', { HTTP_MAX_CONNECTIONS: '10', HTTP_MAX_CONNECTIONS_PER_IP: '11' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
+    ['fail no connection at all', { HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS'],
+    ['ok both timeouts set', { HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_REQUEST_TIMEOUT_MS: '1000' }, '(accepted)'],
+  ])('%s', (_name, patch, variable) => {
+    expect(variableOf({ ...VALID, ...patch })).toBe(variable);
+  });
+});

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { checkInsecureLoopback, ConfigError, insecureLoopbackFlag, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
+import { checkInsecureLoopback, ConfigError, httpEdgeEnvShape, httpEdgeSettings, insecureLoopbackFlag, type HttpEdgeSettings, isLoopbackHost, loadConfig, maskSecrets, port, postgresUrl, secureUrl, guid } from '@keyserver/config';
 import { metricsConfig, metricsEnvShape, type MetricsConfig } from '@keyserver/observability';
 
 /** The only callback path the keyclient registers with Entra (integration guide, REDIRECT_URI). */
@@ -97,6 +97,9 @@ const keyclientEnvSchema = z
     PROXY_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
     PROXY_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // The API's transport settings, same names, meanings and defaults: slow senders answered 408 request_timeout,
+    // connections per process and per client address (ADR 0043 addendum "the keyclient's transport").
+    ...httpEdgeEnvShape,
     // Prometheus metrics on their own listener, never through the public port or the proxy (docs/adr/0022-metrics-endpoint.md).
     ...metricsEnvShape,
   })
@@ -140,6 +143,8 @@ export interface KeyclientConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The metrics listener (METRICS_PORT, METRICS_HOST, METRICS_TOKEN_FILE); undefined = none. */
   metrics?: MetricsConfig;
+  /** Timeouts and connection limits of the public listener (HTTP_HEADERS_TIMEOUT_MS, …, HTTP_MAX_CONNECTIONS_PER_IP). */
+  transport: HttpEdgeSettings;
 }
 
 /** Reads and validates the keyclient environment; throws ConfigError naming the first bad variable. */
@@ -151,6 +156,7 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
     throw new ConfigError('DATABASE_URL', 'lists several hosts; point it at one endpoint that always reaches the primary (HAProxy with Patroni checks, or the CloudNativePG -rw Service)');
   }
   checkInsecureLoopback(e.OPENID_CONNECT_METADATA_DOCUMENT, e.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK);
+  const transport = httpEdgeSettings(e);
   return {
     tenantId: e.TENANT_ID,
     clientId: e.APPLICATION_ID,
@@ -173,6 +179,7 @@ export function loadKeyclientConfig(env: Record<string, string | undefined>): Ke
     proxyTimeoutMs: e.PROXY_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     metrics: metricsConfig(e),
+    transport,
   };
 }
 
@@ -198,6 +205,10 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
     METRICS_HOST: config.metrics?.host,
     METRICS_PORT: config.metrics?.port,
     METRICS_TOKEN: config.metrics?.token,
+    HTTP_HEADERS_TIMEOUT_MS: config.transport.headersTimeoutMs,
+    HTTP_REQUEST_TIMEOUT_MS: config.transport.requestTimeoutMs,
+    HTTP_MAX_CONNECTIONS: config.transport.maxConnections,
+    HTTP_MAX_CONNECTIONS_PER_IP: config.transport.maxConnectionsPerIp,
   });
 }
 

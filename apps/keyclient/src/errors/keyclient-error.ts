@@ -24,6 +24,12 @@ export enum KeyclientErrorCode {
   /** An `Expect` other than 100-continue: nothing here can meet it (Node would answer a bare 417). */
   ExpectationFailed = 'expectation_failed',
   MalformedRequest = 'malformed_request',
+  /** Headers or the whole request slower than HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS: answered and closed. */
+  RequestTimeout = 'request_timeout',
+  /** The keyclient process holds HTTP_MAX_CONNECTIONS connections: a new one is answered 503 and closed. */
+  ConnectionLimitReached = 'connection_limit_reached',
+  /** The client's address (an IPv6 /64) holds HTTP_MAX_CONNECTIONS_PER_IP connections: a new one is answered 503 and closed. */
+  ClientConnectionLimitReached = 'client_connection_limit_reached',
   /** A proxied body under a Content-Encoding or a transfer coding other than chunked, which the API refuses too. */
   UnsupportedContentEncoding = 'unsupported_content_encoding',
   InternalError = 'internal_error',
@@ -49,6 +55,9 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.HeaderTooLarge]: 431,
   [KeyclientErrorCode.ExpectationFailed]: 417,
   [KeyclientErrorCode.MalformedRequest]: 400,
+  [KeyclientErrorCode.RequestTimeout]: 408,
+  [KeyclientErrorCode.ConnectionLimitReached]: 503,
+  [KeyclientErrorCode.ClientConnectionLimitReached]: 503,
   [KeyclientErrorCode.UnsupportedContentEncoding]: 415,
   [KeyclientErrorCode.InternalError]: 500,
 };
@@ -73,6 +82,9 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.HeaderTooLarge]: 'Request headers too large',
   [KeyclientErrorCode.ExpectationFailed]: 'Expectation failed',
   [KeyclientErrorCode.MalformedRequest]: 'Malformed request',
+  [KeyclientErrorCode.RequestTimeout]: 'Request timeout',
+  [KeyclientErrorCode.ConnectionLimitReached]: 'Too many connections',
+  [KeyclientErrorCode.ClientConnectionLimitReached]: 'Too many connections from this client',
   [KeyclientErrorCode.UnsupportedContentEncoding]: 'Unsupported content encoding',
   [KeyclientErrorCode.InternalError]: 'Internal error',
 };

@@ -103,7 +103,7 @@ export class AuditAuthEventSink implements AuthEventSink {
   async authFailed(e: AuthFailureEvent): Promise<void> {
     if (e.code === 'unknown_subject') return; // already audited by the resolver with more detail
     const action = e.status === 401 ? 'auth.invalid_token' : 'auth.forbidden';
-    // A caller without a valid token is its client (an IPv6 one per /64), as at the rate limit (edge/client-key.ts).
+    // A caller without a valid token is its client (an IPv6 one per /64), as at the rate limit (clientKey, @keyserver/http-problems).
     const caller = e.principal ? principalKey(e.principal.tid, e.principal.oid) : addressKey(e.ip);
     try {
       await this.edge.refusals.record(`${action}|${e.code}|${caller}`, {

@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AUDIT_CHECKPOINT_POLICY_OID } from '@keyserver/audit-chain';
-import { checkInsecureLoopback, ConfigError, csv, guid, insecureLoopbackFlag, KEEP_ALIVE_IDLE_MS, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
+import { checkInsecureLoopback, ConfigError, csv, guid, httpEdgeEnvShape, httpEdgeSettings, insecureLoopbackFlag, loadConfig, maskUrlCredentials, port, postgresUrl, secureUrl } from '@keyserver/config';
 import { describeNotifyConfig, notifyConfig, notifyEnvSchema } from '../notifications/notify-config';
 import { CONNECTION_DEFAULTS, parseDatabaseUrl, type DatabasePooler } from '@keyserver/data-access';
 import { metricsConfig, metricsEnvShape } from '@keyserver/observability';
@@ -11,15 +11,9 @@ import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, PkiError, readTsaCrls, type TsaCrl,
 /** A UUID-based OID (ITU-T X.667, arc 2.25): the demo policy; production sets its own TSA_POLICY_OID. */
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
 
-/** The transport's timeouts unless configured: Node's request timeout; headers outlast the keep-alive idle time. */
-export const HTTP_TIMEOUT_DEFAULTS = { headersTimeoutMs: KEEP_ALIVE_IDLE_MS + 1_000, requestTimeoutMs: 300_000 };
-/**
- * Connections per API process and per client address unless configured (ADR 0011 addendum "connections"). Behind a
- * load balancer every connection comes from its address: the per-address default leaves room for an Envoy-style
- * upstream pool of 1024 connections, far above what a replica can serve at once (DATABASE_POOL_SIZE,
- * PKCS11_POOL_SIZE); the total stays well under the file descriptors Node raises its limit to.
- */
-export const HTTP_CONNECTION_DEFAULTS = { maxConnections: 4096, maxConnectionsPerIp: 1024, shutdownGraceMs: 30_000 };
+/** The transport's defaults, shared with the keyclient (libs/config http-edge). */
+import { HTTP_CONNECTION_DEFAULTS } from '@keyserver/config';
+export { HTTP_CONNECTION_DEFAULTS, HTTP_TIMEOUT_DEFAULTS } from '@keyserver/config';
 
 const schema = z
   .object({
@@ -84,15 +78,8 @@ const schema = z
     REFUSAL_AUDIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
-    // How long a client may take to send its header section, and its whole request (a slow sender is answered 408
-    // request_timeout and closed, ADR 0011 addendum). Node's request default; headers outlast the keep-alive idle time.
-    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs),
-    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs),
-    // Open connections per process and per client address (an IPv6 client is its /64); one over either is answered
-    // 503 connection_limit_reached / client_connection_limit_reached and closed. The address is the socket's peer
-    // (X-Forwarded-For is never believed): behind a load balancer it is the balancer's (ADR 0011 addendum).
-    HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(HTTP_CONNECTION_DEFAULTS.maxConnections),
-    HTTP_MAX_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).max(1_000_000).optional(),
+    // Timeouts and connection limits of the transport (ADR 0011 addenda), one meaning with the keyclient's.
+    ...httpEdgeEnvShape,
     // On SIGTERM: idle and not-yet-routed connections close at once; requests in flight get this long to finish.
     HTTP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(HTTP_CONNECTION_DEFAULTS.shutdownGraceMs),
     // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
@@ -147,11 +134,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       throw new ConfigError(variable, (err as Error).message);
     }
   }
-  // Node refuses a server whose request timeout is shorter than its headers timeout.
-  if (raw.HTTP_REQUEST_TIMEOUT_MS < raw.HTTP_HEADERS_TIMEOUT_MS) throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS');
-  if (raw.HTTP_MAX_CONNECTIONS_PER_IP !== undefined && raw.HTTP_MAX_CONNECTIONS_PER_IP > raw.HTTP_MAX_CONNECTIONS) {
-    throw new ConfigError('HTTP_MAX_CONNECTIONS_PER_IP', 'must not be larger than HTTP_MAX_CONNECTIONS');
-  }
+  const transport = httpEdgeSettings(raw);
   checkInsecureLoopback(raw.OPENID_CONNECT_METADATA_DOCUMENT, raw.OPENID_CONNECT_ALLOW_INSECURE_LOOPBACK);
   const pooled = raw.DATABASE_POOLER === 'transaction';
   // The migrator's session advisory lock would be taken in one server session and released in another.
@@ -218,10 +201,7 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       auditWindowMs: raw.REFUSAL_AUDIT_WINDOW_SECONDS * 1000,
       auditPerKey: raw.REFUSAL_AUDIT_PER_KEY,
       auditPerWindow: raw.REFUSAL_AUDIT_PER_WINDOW,
-      headersTimeoutMs: raw.HTTP_HEADERS_TIMEOUT_MS,
-      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
-      maxConnections: raw.HTTP_MAX_CONNECTIONS,
-      maxConnectionsPerIp: raw.HTTP_MAX_CONNECTIONS_PER_IP ?? Math.min(HTTP_CONNECTION_DEFAULTS.maxConnectionsPerIp, raw.HTTP_MAX_CONNECTIONS),
+      ...transport,
       shutdownGraceMs: raw.HTTP_SHUTDOWN_GRACE_MS,
     },
   };

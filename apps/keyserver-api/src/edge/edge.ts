@@ -1,6 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { getActor, getRefusedPrincipal, type Actor, type PrincipalGate } from '@keyserver/authz';
-import { renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
+import { clientKey, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
-import { clientKey } from './client-key';
 import { checkHeaderSection, checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
 import { RefusalAudit } from './refusal-audit';

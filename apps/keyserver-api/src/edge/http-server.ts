@@ -5,7 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
+import { connectionsCheckingInterval, KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
 import type { Db } from '@keyserver/data-access';
 import { UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
 import { installBodyParser } from '../common/body-limits';
@@ -57,7 +57,7 @@ export class ApiHttpAdapter extends FastifyAdapter {
       keepAliveTimeout: KEEP_ALIVE_IDLE_MS,
       // Timeouts are checked every 30 s by default: an expired sender could stay up to 30 s longer than its limit.
       // requireHostHeader off: Node's own refusal is a bare 400; requestGuard refuses a missing Host as problem+json.
-      http: { connectionsCheckingInterval: Math.min(30_000, Math.floor(timeouts.headersTimeoutMs / 2)), requireHostHeader: false },
+      http: { connectionsCheckingInterval: connectionsCheckingInterval(timeouts.headersTimeoutMs), requireHostHeader: false },
       return503OnClosing: false,
       // No Nest middleware: the API's per-request steps are one hook (configureHttpServer).
       skipMiddie: true,
