@@ -3,13 +3,18 @@ import { prepareCmsSigner, prepareIssuer, splitPemCertificates, type CmsSigner, 
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Key, KeyLifecycleRepository, KeyRepository, KeyType } from '@keyserver/data-access';
 
-/** An ACTIVE key of the given type, or a 404/409 with a code (the usage reservation re-checks the state in the database). */
-export async function usableKey(keys: KeyRepository, keyid: string, type: KeyType, use: string): Promise<Key> {
+/**
+ * An ACTIVE key of the given type inside its certificate's validity, or a 404/409 with a code (the usage reservation
+ * re-checks the state in the database). Outside [notBefore, notAfter) the key signs nothing: a bootloader without a
+ * clock cannot tell a firmware signature made after its FW certificate expired from one made while it was valid, and
+ * a CA past its notAfter would certify devices beyond it (security.md, ADR 0007 addendum).
+ */
+export async function usableKey(keys: KeyRepository, keyid: string, type: KeyType, use: string, now = Date.now()): Promise<Key> {
   const key = await keys.findByKeyidCached(keyid);
   if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
   if (key.type !== type) throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; ${use} use ${type} keys`);
   if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
-  assertCertificateValidNow(key);
+  assertCertificateValidNow(key, now);
   return key;
 }
 

@@ -89,12 +89,46 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     const verify = (content: Buffer, name: string) =>
       openssl.run('cms', '-verify', '-binary', '-content', openssl.write(name, content), '-inform', 'DER', '-in', p7s, '-CAfile', chainFile, '-purpose', 'any', '-out', '/dev/null');
     expect(verify(image, 'fw.bin')).toMatchObject({ status: 0, out: expect.stringContaining('Verification successful') });
+    // The PKCS#7 view of the same bytes (what older factory tools call): openssl smime accepts it too.
+    const smime = openssl.run('smime', '-verify', '-binary', '-inform', 'DER', '-in', p7s, '-content', openssl.write('fw-smime.bin', image), '-CAfile', chainFile, '-purpose', 'any', '-out', '/dev/null');
+    expect(smime).toMatchObject({ status: 0, out: expect.stringContaining('Verification successful') });
     const other = Buffer.from(image);
     other[other.length - 1] ^= 1;
     expect(verify(other, 'other.bin').status).not.toBe(0);
     expect(await usagesUsed(operationId)).toEqual([1]);
     const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.keyid, e.operationId])).toEqual([['SUCCESS', keyid, operationId]]);
+  });
+
+  it.each([
+    ['fail an image for a CA key (a CA signs certificates, never firmware)', 'CA'],
+    ['fail an image for a ROOT key', 'ROOT'],
+  ] as const)('%s: key_not_usable, no usage spent, one DENIED event', async (_n, type) => {
+    const chain = await seedCaChain(db, hsm.signer);
+    const wrong = type === 'CA' ? chain.caKeyid : ((await new KeyRepository(db).findByKeyid(chain.caKeyid))?.parentKeyid as string);
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [wrong] }, Permission.SignOrdersCreate);
+    const op = await operations.create({ description: 'medium wrong key type', ordererId: signer.subjectId, validFrom: new Date(Date.now() - 60_000), validTo: new Date(Date.now() + 3_600_000), keys: [{ keyid: wrong, usagesAllowed: 1 }] });
+    const rid = requestId();
+    expect(await codeOf(service.sign(signer, { operationid: op.id, keyid: wrong, description: 'not firmware' }, upload(randomBytes(1024)), rid))).toBe('key_not_usable');
+    expect(await usagesUsed(op.id)).toEqual([0]);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'key_not_usable', wrong]]);
+  });
+
+  it.each([
+    ['fail an image for an FW key whose certificate expired a second ago', -2 * 86_400_000, -1_000],
+    ['fail an image for an FW key whose certificate is valid only from tomorrow', 86_400_000, 365 * 86_400_000],
+  ] as const)('%s: key_not_usable before the image is read, no usage spent, one DENIED event', async (_n, from, to) => {
+    const chain = await seedCaChain(db, hsm.signer);
+    const { keyid: outside } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid);
+    await db.prisma.key.update({ where: { keyid: outside }, data: { notBefore: new Date(Date.now() + from), notAfter: new Date(Date.now() + to) } });
+    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [outside] }, Permission.SignOrdersCreate);
+    const op = await operations.create({ description: 'medium expired fw', ordererId: signer.subjectId, validFrom: new Date(Date.now() - 60_000), validTo: new Date(Date.now() + 3_600_000), keys: [{ keyid: outside, usagesAllowed: 1 }] });
+    const rid = requestId();
+    expect(await codeOf(service.sign(signer, { operationid: op.id, keyid: outside, description: 'late image' }, upload(randomBytes(1024)), rid))).toBe('key_not_usable');
+    expect(await usagesUsed(op.id)).toEqual([0]);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'key_not_usable', outside]]);
   });
 
   it.each([
@@ -109,17 +143,5 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
-  });
-
-  it('fail an image for a key whose certificate has expired: 409 key_not_usable, no usage spent, one DENIED event', async () => {
-    const now = Math.floor(Date.now() / 1000) * 1000;
-    const expired = await seedKey(db, { certificate: { pem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n', serialHex: randomBytes(8).toString('hex'), notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 1_000) } });
-    const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [expired] }, Permission.SignOrdersCreate);
-    const op = await operations.create({ description: 'medium firmware', ordererId: signer.subjectId, validFrom: new Date(now - 60_000), validTo: new Date(now + 3_600_000), keys: [{ keyid: expired, usagesAllowed: 1 }] });
-    const rid = requestId();
-    expect(await codeOf(service.sign(signer, { operationid: op.id, keyid: expired, description: 'medium firmware image' }, upload(randomBytes(1024)), rid))).toBe('key_not_usable');
-    expect(await usagesUsed(op.id)).toEqual([0]);
-    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
-    expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'key_not_usable', expired]]);
   });
 });

@@ -5,12 +5,13 @@ import { Permission, type SignDigestOrderRequest } from '@keyserver/api-contract
 import { AuditRepository, KeyRepository, OperationRepository, SignOrderRepository, observeReservations, type Db } from '@keyserver/data-access';
 import { encodeDigestInfo, type HsmKeyInfo } from '@keyserver/pki';
 import { Audited } from '../common/audited';
-import { codeOf, mediumActor, mediumDatabase, mediumSigner, seedKey } from '../testing/medium';
+import { codeOf, mediumActor, mediumDatabase, mediumOpenssl, mediumSigner, seedKey } from '../testing/medium';
 import { SignOrderService } from './sign-order.service';
 
 describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   const pg = mediumDatabase('ks_api_medium_signorders');
   const hsm = mediumSigner('medium-signorders');
+  const openssl = mediumOpenssl('medium-signorders');
   let db: Db;
   let operations: OperationRepository;
   let audit: AuditRepository;
@@ -133,14 +134,21 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'key_not_usable']]);
   });
 
-  it('ok an RSA key signs asn1 with none, digestinfo and pss: Node verifies each', async () => {
+  it('ok an RSA key signs asn1 with none, digestinfo and pss (salt = hash length, MGF1 with the same hash): Node and openssl pkeyutl verify each', async () => {
     const { keyid, fwKey, signer, operationId } = await signingSetup({ rsa: true, usages: 3 });
     const publicKey = createPublicKey({ key: Buffer.from(fwKey.spki), format: 'der', type: 'spki' });
+    const pub = openssl.write('rsa-pub.der', fwKey.spki);
     const digest = firmware(6);
+    const digestFile = openssl.write('digest.bin', digest);
     for (const [inputpadding, inputdata] of [['none', digest], ['digestinfo', Buffer.from(encodeDigestInfo('SHA-256', digest))], ['pss', digest]] as const) {
       const res = await service.create(signer, { ...order(operationId, keyid, digest), inputpadding, inputdata: Buffer.from(inputdata).toString('hex') }, undefined, requestId());
-      const padding = inputpadding === 'pss' ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO } : {};
+      // The salt length is pinned (a verifier told "digest" refuses any other), not left to AUTO detection.
+      const padding = inputpadding === 'pss' ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : {};
       expect([inputpadding, verify('sha256', Buffer.from('firmware image 6'), { key: publicKey, ...padding }, Buffer.from(res.result, 'hex'))]).toEqual([inputpadding, true]);
+      const pss = inputpadding === 'pss' ? ['-pkeyopt', 'rsa_padding_mode:pss', '-pkeyopt', 'rsa_pss_saltlen:32', '-pkeyopt', 'rsa_mgf1_md:sha256'] : [];
+      const sigFile = openssl.write(`sig-${inputpadding}.bin`, Buffer.from(res.result, 'hex'));
+      const checked = openssl.run('pkeyutl', '-verify', '-pubin', '-keyform', 'DER', '-inkey', pub, '-in', digestFile, '-sigfile', sigFile, '-pkeyopt', 'digest:sha256', ...pss);
+      expect([inputpadding, checked.status, checked.out]).toEqual([inputpadding, 0, expect.stringContaining('Signature Verified Successfully')]);
     }
     expect(await usagesUsed(operationId)).toEqual([3]);
   });

@@ -4,11 +4,11 @@ import type { SignDigestOrderRequest, SignMessageOrderRequest, SignOrderRequest,
 import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
 import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import { assertCertificateValidNow } from '../certificates/key-chain';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditScope } from '../common/audited';
 import { HSM_SIGNER } from '../app/tokens';
 import { toHashName, toPkiAlgorithm } from '../keys/key-algorithms';
+import { usableKey } from '../certificates/key-chain';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 
@@ -20,8 +20,10 @@ const MESSAGE_PADDING = 'message';
 /** Decodes sign-order input data; undefined when the text is not valid in its format. */
 export function decodeInput(data: string, format: 'hex' | 'base64'): Uint8Array | undefined {
   if (format === 'hex') return /^(?:[0-9a-fA-F]{2})+$/.test(data) ? new Uint8Array(Buffer.from(data, 'hex')) : undefined;
-  const ok = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(data) && data.length > 0;
-  return ok ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(data) || data.length === 0) return undefined;
+  const bytes = Buffer.from(data, 'base64');
+  // Canonical only (RFC 4648 3.5): pad bits set ('AB==' beside 'AA==') would be a second text for the same bytes.
+  return bytes.toString('base64') === data ? new Uint8Array(bytes) : undefined;
 }
 
 /**
@@ -130,14 +132,10 @@ export class SignOrderService {
     requireAccess(actor, 'SIGN', keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${keyid}`));
   }
 
-  private async usableKey(keyid: string): Promise<Key> {
-    const key = await this.keys.findByKeyidCached(keyid);
-    if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
-    // Raw signatures only with firmware keys: a raw signature by a CA or ROOT key could forge certificates.
-    if (key.type !== 'FW') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; sign orders use FW keys`);
-    if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
-    assertCertificateValidNow(key);
-    return key;
+  // Raw signatures only with firmware keys (a raw signature by a CA or ROOT key could forge certificates), ACTIVE and
+  // inside their certificate's validity: the one check firmware signatures and certificates make too.
+  private usableKey(keyid: string): Promise<Key> {
+    return usableKey(this.keys, keyid, 'FW', 'sign orders');
   }
 
   /** Operations list the digests that may be signed; for a DigestInfo that is the digest inside it. */

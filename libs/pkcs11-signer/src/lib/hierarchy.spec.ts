@@ -1,4 +1,5 @@
-import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto';
+import * as asn1js from 'asn1js';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import {
@@ -12,6 +13,7 @@ import {
   createFirmwareSigningCertificate,
   createRootCertificate,
   digestStream,
+  isStrictDer,
 } from '@keyserver/pki';
 import { createTempToken } from '../testing/temp-token';
 import { Scratch, run } from '../testing/tools';
@@ -199,10 +201,90 @@ describe('key hierarchy, CMS and CRL signed in the HSM', () => {
       expect(printed).toMatch(/eContent: <ABSENT>/);
     });
 
+    // What a bootloader author's strict parser meets, read independently of pkijs (asn1js trees, Node crypto verifying
+    // the signature over the signed attributes): one canonical DER form, versions and choices of RFC 5652, and the
+    // parameter encodings of RFC 4055 (NULL for RSA PKCS#1 v1.5), RFC 5758 (absent for ECDSA) and RFC 8419 (absent, SHA-512).
+    it.each(names)('ok %s CMS is canonical DER and each field is the RFC 5652 choice for its signer; Node verifies the signed attributes', async (name) => {
+      const { fwKey, fw, ca, root } = h(name);
+      const hash = fwKey.algorithm === 'Ed25519' || fwKey.algorithm === 'EC-P521' ? 'SHA-512' : fwKey.algorithm === 'EC-P384' ? 'SHA-384' : 'SHA-256';
+      const node = hash.replace('-', '').toLowerCase();
+      const image = randomBytes(3000);
+      const digest = new Uint8Array(createHash(node).update(image).digest());
+      const before = Math.floor(Date.now() / 1000) * 1000;
+      // The chain as the firmware service passes it: the signer's certificate first, up to the root.
+      const cms = await createCmsSignature(signer, fwKey, [fw.certificatePem, ca.certificatePem, root.certificatePem], { digest, hash });
+      expect(isStrictDer(cms)).toBe(true);
+      const der = (v: asn1js.AsnType) => Buffer.from(v.toBER(false));
+      const kids = (v: asn1js.AsnType) => (v as asn1js.Constructed).valueBlock.value;
+      const oid = (v: asn1js.AsnType) => (v as asn1js.ObjectIdentifier).valueBlock.toString();
+      const sortedSet = (els: asn1js.AsnType[]) => els.map(der).every((e, i, all) => i === 0 || Buffer.compare(all[i - 1], e) <= 0);
+      const top = asn1js.fromBER(new Uint8Array(cms).buffer).result;
+      expect(oid(kids(top)[0])).toBe('1.2.840.113549.1.7.2');
+      const [version, digestAlgorithms, encap, certificates, signerInfos, ...rest] = kids(kids(kids(top)[1])[0]);
+      expect(rest).toEqual([]);
+      // RFC 5652 5.1: id-data content, no attribute certificates, only version-1 SignerInfos: version 1.
+      expect((version as asn1js.Integer).valueBlock.valueDec).toBe(1);
+      // Detached: eContentType id-data, no eContent.
+      expect(kids(encap).map(oid)).toEqual(['1.2.840.113549.1.7.1']);
+      // The chain as documented: the signer's certificate up to the root, each byte for byte, SET OF in DER order.
+      expect(certificates.idBlock).toMatchObject({ tagClass: 3, tagNumber: 0 });
+      const embedded = kids(certificates).map(der);
+      expect([...embedded].sort(Buffer.compare)).toEqual([fw, ca, root].map((c) => Buffer.from(c.certificateDer)).sort(Buffer.compare));
+      expect(sortedSet(kids(certificates))).toBe(true);
+      const [info, ...others] = kids(signerInfos);
+      expect(others).toEqual([]);
+      const [siVersion, sid, digestAlg, signedAttrs, sigAlg, signature, ...unsigned] = kids(info);
+      expect(unsigned).toEqual([]);
+      // Version 1 goes with IssuerAndSerialNumber, naming the embedded signer certificate.
+      expect((siVersion as asn1js.Integer).valueBlock.valueDec).toBe(1);
+      const tbs = kids(kids(asn1js.fromBER(new Uint8Array(fw.certificateDer).buffer).result)[0]);
+      expect(kids(sid)).toHaveLength(2);
+      expect(der(kids(sid)[0])).toEqual(der(tbs[3]));
+      expect(der(kids(sid)[1])).toEqual(der(tbs[1]));
+      // digestAlgorithms is exactly the signer's digest algorithm, parameters absent (RFC 5754 2).
+      const hashOid = { 'SHA-256': '2.16.840.1.101.3.4.2.1', 'SHA-384': '2.16.840.1.101.3.4.2.2', 'SHA-512': '2.16.840.1.101.3.4.2.3' }[hash];
+      expect(kids(digestAlgorithms).map(der)).toEqual([der(digestAlg)]);
+      expect(kids(digestAlg).map(oid)).toEqual([hashOid]);
+      // Signed attributes: [0] IMPLICIT SET OF in DER order, one value each, content-type id-data, the digest, a UTCTime now.
+      expect(signedAttrs.idBlock).toMatchObject({ tagClass: 3, tagNumber: 0 });
+      expect(sortedSet(kids(signedAttrs))).toBe(true);
+      const attrs = new Map(kids(signedAttrs).map((a) => [oid(kids(a)[0]), kids(kids(a)[1])] as const));
+      expect(attrs.size).toBe(kids(signedAttrs).length);
+      for (const values of attrs.values()) expect(values).toHaveLength(1);
+      expect(oid(attrs.get('1.2.840.113549.1.9.3')?.[0] as asn1js.AsnType)).toBe('1.2.840.113549.1.7.1');
+      expect(Buffer.from((attrs.get('1.2.840.113549.1.9.4')?.[0] as asn1js.OctetString).valueBlock.valueHexView)).toEqual(Buffer.from(digest));
+      const signingTime = attrs.get('1.2.840.113549.1.9.5')?.[0] as asn1js.UTCTime;
+      expect(signingTime).toBeInstanceOf(asn1js.UTCTime);
+      expect(+signingTime.toDate()).toBeGreaterThanOrEqual(before);
+      expect(+signingTime.toDate()).toBeLessThanOrEqual(Date.now());
+      // The signature algorithm and its parameters for the signer's key type.
+      const sigAlgParts = kids(sigAlg);
+      const rsa = fwKey.algorithm.startsWith('RSA-');
+      if (fwKey.algorithm === 'Ed25519') expect(sigAlgParts.map(oid)).toEqual(['1.3.101.112']);
+      else if (rsa) {
+        expect(oid(sigAlgParts[0])).toBe({ 'SHA-256': '1.2.840.113549.1.1.11', 'SHA-384': '1.2.840.113549.1.1.12', 'SHA-512': '1.2.840.113549.1.1.13' }[hash]);
+        expect(sigAlgParts.slice(1).map(der)).toEqual([Buffer.from([5, 0])]);
+      } else expect(sigAlgParts.map(oid)).toEqual([{ 'SHA-256': '1.2.840.10045.4.3.2', 'SHA-384': '1.2.840.10045.4.3.3', 'SHA-512': '1.2.840.10045.4.3.4' }[hash]]);
+      // A second implementation: Node verifies the signature over the attributes as an explicit SET OF (0x31).
+      const tbsAttrs = der(signedAttrs);
+      tbsAttrs[0] = 0x31;
+      const sig = Buffer.from((signature as asn1js.OctetString).valueBlock.valueHexView);
+      if (!rsa && fwKey.algorithm !== 'Ed25519') expect(isStrictDer(sig)).toBe(true);
+      expect(nodeVerify(fwKey.algorithm === 'Ed25519' ? null : node, tbsAttrs, { key: createPublicKey({ key: Buffer.from(fwKey.spki), format: 'der', type: 'spki' }), dsaEncoding: 'der' }, sig)).toBe(true);
+    });
+
     it('refuses a digest of the wrong length and a certificate of another key', async () => {
       const { fwKey, fw, ca } = h('ec-rsa');
       await expect(createCmsSignature(signer, fwKey, [fw.certificatePem], { digest: new Uint8Array(20) })).rejects.toMatchObject({ code: 'digest_length_mismatch' });
       await expect(createCmsSignature(signer, fwKey, [ca.certificatePem], { digest: new Uint8Array(32) })).rejects.toMatchObject({ code: 'invalid_certificate' });
+    });
+
+    it('refuses an Ed25519 CMS digested with anything but SHA-512 (RFC 8419 3.1): hash_not_supported', async () => {
+      const { fwKey, fw } = h('ed25519');
+      for (const hash of ['SHA-256', 'SHA-384'] as const) {
+        const digest = new Uint8Array(createHash(hash.replace('-', '').toLowerCase()).update('image').digest());
+        await expect(createCmsSignature(signer, fwKey, [fw.certificatePem], { digest, hash })).rejects.toMatchObject({ code: 'hash_not_supported' });
+      }
     });
 
     it('hashes a stream in constant memory', async () => {

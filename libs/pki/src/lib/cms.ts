@@ -60,10 +60,12 @@ function sortForSetOf(attrs: pkijs.Attribute[]): pkijs.Attribute[] {
 /** A signing key with its certificate chain parsed for CMS, reusable for any number of signatures. */
 export interface CmsSigner {
   key: HsmKeyInfo;
-  /** `certs[0]` is the signer's certificate; all are embedded. */
+  /** `certs[0]` is the signer's certificate; all are embedded (in {@link sortedCerts} order). */
   certs: pkijs.Certificate[];
   /** SHA-256 of the signer certificate's DER (ESS signing-certificate-v2). */
   signerCertSha256: Uint8Array;
+  /** `certs` in DER SET OF order (by their encodings), as SignedData.certificates carries them. */
+  sortedCerts: pkijs.Certificate[];
 }
 
 /** Parses the chain once and checks that `chain[0]` certifies `key` (see {@link signCms}). */
@@ -80,7 +82,8 @@ export function prepareCmsSigner(key: HsmKeyInfo, chain: (string | Uint8Array)[]
   if (!bytesEqual(new Uint8Array(certs[0].subjectPublicKeyInfo.toSchema().toBER(false)), key.spki)) {
     throw new PkiError('invalid_certificate', 'signer certificate is not for this key');
   }
-  return { key, certs, signerCertSha256: new Uint8Array(createHash('sha256').update(ders[0]).digest()) };
+  const sortedCerts = certs.map((c, i) => ({ c, der: Buffer.from(ders[i]) })).sort((x, y) => Buffer.compare(x.der, y.der)).map((e) => e.c);
+  return { key, certs, signerCertSha256: new Uint8Array(createHash('sha256').update(ders[0]).digest()), sortedCerts };
 }
 
 /**
@@ -125,6 +128,9 @@ export async function signSignedData(signer: HsmSigner, cms: CmsSigner, opts: Si
   const key = cms.key;
   const hash = opts.hash ?? defaultHashFor(key.algorithm);
   if (!HASHES[hash]) throw new PkiError('hash_not_supported');
+  // RFC 8419 3.1: with signed attributes an Ed25519 SignerInfo digests with SHA-512 (MUST); a verifier that follows it
+  // refuses another digest. The API maps keys declaring another hash with cmsHashOf; this holds for every caller.
+  if (key.algorithm === 'Ed25519' && hash !== 'SHA-512') throw new PkiError('hash_not_supported', `Ed25519 CMS signatures digest with SHA-512, not ${hash}`);
   if (!(opts.digest instanceof Uint8Array) || opts.digest.length !== HASHES[hash].length) throw new PkiError('digest_length_mismatch');
   const certs = cms.certs;
   const signerCert = certs[0];
@@ -177,7 +183,9 @@ export async function signSignedData(signer: HsmSigner, cms: CmsSigner, opts: Si
       ? { unsignedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 1, attributes: [attr(TIMESTAMP_TOKEN_ATTRIBUTE, parseToken(token))] }) }
       : {}),
   });
-  const included = opts.certificates === 'none' ? [] : opts.certificates === 'signer' ? [signerCert] : certs;
+  // certificates is a SET OF: DER (and OpenSSL, re-encoding any CMS) orders it by encoding, so the signer's certificate
+  // need not come first; verifiers find it by the SignerInfo's sid (RFC 5652 5.3), never by position.
+  const included = opts.certificates === 'none' ? [] : opts.certificates === 'signer' ? [signerCert] : cms.sortedCerts;
   const signedData = new pkijs.SignedData({
     // RFC 5652 5.1: version 3 when the content is not id-data.
     version: opts.contentType === OID.data ? 1 : 3,

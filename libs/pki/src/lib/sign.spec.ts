@@ -60,6 +60,21 @@ describe(signDigest.name, () => {
   });
 
   it.each([
+    ['fail an ECDSA token answer of 63 bytes for P-256', 63],
+    ['fail an ECDSA token answer of 96 bytes for P-256 (r and s of P-384 size)', 96],
+    ['fail an empty ECDSA token answer', 0],
+  ])('%s: never handed out, in asn1 or p1363', async (_n, size) => {
+    const s = new (class extends RecordingSigner {
+      override async sign(): Promise<Uint8Array> {
+        return new Uint8Array(size).fill(0x7f);
+      }
+    })();
+    for (const signatureFormat of ['asn1', 'p1363'] as const) {
+      await expect(signDigest(s, ecKey, { input: d256, inputPadding: 'none', signatureFormat })).rejects.toThrow('bad ECDSA signature');
+    }
+  });
+
+  it.each([
     ['fail SHA-512 DigestInfo for a SHA-256 key', rsaKey, { input: encodeDigestInfo('SHA-512', d512), inputPadding: 'digestinfo' }, 'digestinfo_hash_mismatch'],
     ['fail 31-byte digest', ecKey, { input: d256.subarray(1), inputPadding: 'none' }, 'digest_length_mismatch'],
     ['fail PSS on EC', ecKey, { input: d256, inputPadding: 'pss' }, 'padding_not_supported_for_key'],

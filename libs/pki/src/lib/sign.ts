@@ -69,8 +69,27 @@ export async function signDigest(signer: HsmSigner, key: HsmKeyInfo, req: SignDi
     if (req.inputPadding === 'pss') return signer.sign(key.hsmKeyId, { kind: 'rsa-pss', hash }, req.input);
     return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, req.input));
   }
-  const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input);
+  const raw = ecdsaOutput(key.algorithm, await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, req.input));
   return (req.signatureFormat ?? 'asn1') === 'p1363' ? raw : p1363ToDer(raw);
+}
+
+/**
+ * A token's CKM_ECDSA answer checked and put in its one form: r || s, each exactly the curve's size. An answer that
+ * is empty, odd, or whose r or s (leading zeros aside) exceeds the curve is a faulty token: never handed out.
+ */
+function ecdsaOutput(algorithm: HsmKeyInfo['algorithm'], raw: Uint8Array): Uint8Array {
+  const size = curveSize(algorithm);
+  const half = raw.length / 2;
+  if (raw.length === 0 || raw.length % 2 !== 0) throw new Error('bad ECDSA signature');
+  const out = new Uint8Array(2 * size);
+  for (const [from, to] of [[0, 0], [half, size]]) {
+    let i = from;
+    while (i < from + half - 1 && raw[i] === 0) i++;
+    const len = from + half - i;
+    if (len > size) throw new Error('bad ECDSA signature');
+    out.set(raw.subarray(i, from + half), to + size - len);
+  }
+  return out;
 }
 
 // The cap is the API's (one vocabulary): PureEdDSA needs the whole message in one HSM call.
@@ -122,16 +141,6 @@ export async function signData(
   if (key.algorithm === 'Ed25519') return signer.sign(key.hsmKeyId, { kind: 'eddsa' }, data);
   const d = digest(hash, data);
   if (isRsa(key.algorithm)) return signer.sign(key.hsmKeyId, { kind: 'rsa-pkcs1' }, encodeDigestInfo(hash, d));
-  const raw = await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, d);
-  // Validate the token's output size before wrapping it: r and s, leading zeros aside, fit the curve's size
-  // (what a derToP1363 round trip checked, without building asn1js objects on every certificate).
-  const size = curveSize(key.algorithm);
-  const half = raw.length / 2;
-  const fits = (from: number) => {
-    let i = from;
-    while (i < from + half - 1 && raw[i] === 0) i++;
-    return from + half - i <= size;
-  };
-  if (raw.length === 0 || raw.length % 2 !== 0 || !fits(0) || !fits(half)) throw new Error('bad ECDSA signature');
-  return p1363ToDer(raw);
+  // The token's output is checked before it is wrapped (r and s, leading zeros aside, fit the curve's size).
+  return p1363ToDer(ecdsaOutput(key.algorithm, await signer.sign(key.hsmKeyId, { kind: 'ecdsa' }, d)));
 }
