@@ -99,13 +99,15 @@ export class CertificatesService {
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
       const profile = deviceProfile(key, this.config.publicUrl, await this.reserved.current());
       const csr = verifyCsrPossession(parseCsr(dto.csr));
-      const prepared = prepareDeviceCertificate(await this.chains.deviceIssuer(key), csr, profile);
+      const deviceIssuer = await this.chains.deviceIssuer(key);
+      const prepared = prepareDeviceCertificate(deviceIssuer, csr, profile);
       const digest = createHash('sha256').update(csr.der).digest('hex');
       // Only the HSM signature and the assembly around it run inside the usage transaction.
       const { certificate } = await this.issuance.issueWithUsage(
         { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest, ...(prepared.ignoredExtensions.length ? { ignoredExtensions: prepared.ignoredExtensions } : {}) } } },
-        async () => {
-          const issued = await signDeviceCertificate(this.signer, prepared);
+        async (attempt) => {
+          // The issuer already used the serial (another replica, or a key certificate): a fresh TBS, a fresh serial.
+          const issued = await signDeviceCertificate(this.signer, attempt === 0 ? prepared : prepareDeviceCertificate(deviceIssuer, csr, profile));
           return { serialHex: issued.serialHex, ...(prepared.fields ?? certificateFieldsOf(issued.certificatePem)), pem: issued.certificatePem };
         },
       );

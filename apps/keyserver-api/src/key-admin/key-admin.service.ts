@@ -14,6 +14,7 @@ import { CrlService } from '../crl/crl.service';
 import { crlUrl } from '../crl/crl-url';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import { assertCaFitsBelow } from './ca-path';
+import { retrySerial } from './serial-retry';
 import { discardUnlessNamed } from './discard';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
@@ -67,59 +68,64 @@ export class KeyAdminService {
         notAfter,
         crlDistributionPointUrl: crlUrl(this.config.publicUrl, root.keyid, root.currentVersion),
       };
-      const cert: IssuedCertificate =
-        dto.type === 'CA'
-          ? await createCaCertificate(this.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 })
-          : dto.type === 'TSA'
-            ? await createTimestampingCertificate(this.signer, issuer, hsmKey, opts)
-            : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
       const hash = dto.hash ?? hashForAlgorithm(dto.algorithm);
       // A product names the firmware an FW key signs; a TSA key stamps anything.
       const product = dto.type === 'TSA' ? null : (dto.product ?? null);
-      const success: AuditInput = {
-        ...a.event,
-        adminSessionId: session.id,
-        details: {
-          type: dto.type,
-          algorithm: dto.algorithm,
-          hash,
-          requiredApprovers: dto.requiredApprovers,
-          issuer: root.keyid,
-          pathLen,
-          serial: cert.serialHex,
-          notBefore: notBefore.toISOString(),
-          notAfter: notAfter.toISOString(),
-          product,
-        },
-      };
-      // The key and its audit event are written in one transaction: no unaudited key, no key without its event.
-      const key = await this.keys
-        .create(
-          {
-            keyid: dto.keyid,
+      // The database refuses a serial the issuer already used (serial_in_use, ADR 0020 addendum "serial numbers per
+      // issuer"): the same key pair is certified again with a fresh serial, a few times at most.
+      const store = async (): Promise<Key> => {
+        const cert: IssuedCertificate =
+          dto.type === 'CA'
+            ? await createCaCertificate(this.signer, issuer, hsmKey, { ...opts, pathLen: pathLen ?? 0 })
+            : dto.type === 'TSA'
+              ? await createTimestampingCertificate(this.signer, issuer, hsmKey, opts)
+              : await createFirmwareSigningCertificate(this.signer, issuer, hsmKey, opts);
+        const success: AuditInput = {
+          ...a.event,
+          adminSessionId: session.id,
+          details: {
             type: dto.type,
             algorithm: dto.algorithm,
             hash,
             requiredApprovers: dto.requiredApprovers,
-            hsmKeyId: hsmKey.hsmKeyId,
-            parentKeyid: root.keyid,
-            parentVersion: root.currentVersion,
-            certificatePem: cert.certificatePem,
-            certificateSerial: cert.serialHex,
-            notBefore,
-            notAfter,
-            product,
-            profile: dto.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
+            issuer: root.keyid,
             pathLen,
+            serial: cert.serialHex,
+            notBefore: notBefore.toISOString(),
+            notAfter: notAfter.toISOString(),
+            product,
           },
-          success,
-        )
-        .catch((err: unknown) => {
-          if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
-          // The issuer was revoked (or retired) after the check above: decided again under its lock (ADR 0041).
-          if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, err.detail);
-          throw err;
-        });
+        };
+        // The key and its audit event are written in one transaction: no unaudited key, no key without its event.
+        return this.keys
+          .create(
+            {
+              keyid: dto.keyid,
+              type: dto.type,
+              algorithm: dto.algorithm,
+              hash,
+              requiredApprovers: dto.requiredApprovers,
+              hsmKeyId: hsmKey.hsmKeyId,
+              parentKeyid: root.keyid,
+              parentVersion: root.currentVersion,
+              certificatePem: cert.certificatePem,
+              certificateSerial: cert.serialHex,
+              notBefore,
+              notAfter,
+              product,
+              profile: dto.type === 'CA' ? { ...DEFAULT_DEVICE_PROFILE } : {},
+              pathLen,
+            },
+            success,
+          )
+          .catch((err: unknown) => {
+            if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
+            // The issuer was revoked (or retired) after the check above: decided again under its lock (ADR 0041).
+            if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, err.detail);
+            throw err;
+          });
+      };
+      const key = await retrySerial(store);
       a.committed();
       return await this.keyViews.detail(actor, key.keyid);
     }, { refusal });

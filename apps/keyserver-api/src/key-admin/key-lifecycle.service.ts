@@ -38,6 +38,7 @@ import { AdminSessionGate, auditableSessionId } from '../admin-sessions/admin-se
 import { hashForAlgorithm, toPkiAlgorithm } from '../keys/key-algorithms';
 import { KeysService } from '../keys/keys.service';
 import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
+import { retrySerial } from './serial-retry';
 import { assertCaFitsBelow } from './ca-path';
 import { discardUnlessNamed } from './discard';
 import { disposeCancelledKeyPairs } from './hsm-key-disposer';
@@ -327,26 +328,29 @@ export class KeyLifecycleService {
       } else {
         hsmKey = await this.signer.getKey(key.hsmKeyId);
       }
-      const cert = await this.certify(key, issuer, hsmKey, dto.validityDays);
-      await this.lifecycle
-        .addVersion(
-          keyid,
-          key.currentVersion,
-          { hsmKeyId: hsmKey.hsmKeyId, certificatePem: cert.certificatePem, certificateSerial: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter, issuerKeyid: issuer?.keyid ?? null, issuerVersion: issuer?.currentVersion ?? null },
-          {
-            ...audit,
-            adminSessionId: session.id,
-            details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate', ...(administrators ? { administrators } : {}) },
-          },
-        )
-        .catch(async (err: unknown) => {
-          if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
-          // Refused under the locks (ADR 0045): the key left ACTIVE (never to return), or else its issuer did.
-          if (err instanceof DataAccessError && err.code === 'invalid_state') {
-            throw new KeyAdminError((await this.find(keyid)).state === 'ACTIVE' ? KeyAdminErrorCode.IssuerNotUsable : KeyAdminErrorCode.KeyNotActive, err.detail);
-          }
-          throw err;
-        });
+      // A serial the issuer already used is refused by the database (serial_in_use): certified again, fresh serial.
+      await retrySerial(async () => {
+        const cert = await this.certify(key, issuer, hsmKey, dto.validityDays);
+        await this.lifecycle
+          .addVersion(
+            keyid,
+            key.currentVersion,
+            { hsmKeyId: hsmKey.hsmKeyId, certificatePem: cert.certificatePem, certificateSerial: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter, issuerKeyid: issuer?.keyid ?? null, issuerVersion: issuer?.currentVersion ?? null },
+            {
+              ...audit,
+              adminSessionId: session.id,
+              details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate', ...(administrators ? { administrators } : {}) },
+            },
+          )
+          .catch(async (err: unknown) => {
+            if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
+            // Refused under the locks (ADR 0045): the key left ACTIVE (never to return), or else its issuer did.
+            if (err instanceof DataAccessError && err.code === 'invalid_state') {
+              throw new KeyAdminError((await this.find(keyid)).state === 'ACTIVE' ? KeyAdminErrorCode.IssuerNotUsable : KeyAdminErrorCode.KeyNotActive, err.detail);
+            }
+            throw err;
+          });
+      });
     });
     return this.keyViews.detail(actor, keyid);
   }

@@ -183,10 +183,27 @@ export async function retryBusyRows<T>(transaction: () => Promise<T>, what: stri
   }
 }
 
+/** The unique constraints of a serial per issuer (ADR 0020 addendum "serial numbers per issuer"). */
+const SERIAL_CONSTRAINTS = ['issued_serial_pkey', 'certificate_issuerKeyId_serialHex_key'];
+
+function mentionsSerialConstraint(err: unknown, depth = 0): boolean {
+  if (depth > 6 || typeof err !== 'object' || err === null) return false;
+  return Object.values(err as Record<string, unknown>).some((v) =>
+    typeof v === 'string' ? SERIAL_CONSTRAINTS.some((c) => v.includes(c)) : mentionsSerialConstraint(v, depth + 1),
+  );
+}
+
+/** True when a statement failed because the issuer already used the serial (23505 on a serial constraint). */
+export function isSerialInUse(err: unknown): boolean {
+  const unique = hasSqlState(err, '23505') || (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002');
+  return unique && (mentionsSerialConstraint(err) || (err instanceof Error && SERIAL_CONSTRAINTS.some((c) => err.message.includes(c))));
+}
+
 /** Maps Prisma's known request errors to stable data-access codes. */
 export function mapPrismaError(err: unknown, what: string): never {
   if (err instanceof DataAccessError) throw err;
   if (isDatabaseUnavailable(err)) throw asUnavailable(err);
+  if (isSerialInUse(err)) throw new DataAccessError('serial_in_use', `the issuer of ${what} already used this serial number`, { cause: err });
   if (err instanceof Prisma.PrismaClientKnownRequestError) {
     if (err.code === 'P2002') throw new DataAccessError('conflict', `${what} already exists`, { cause: err });
     if (err.code === 'P2025') throw new DataAccessError('not_found', `${what} not found`, { cause: err });

@@ -29,6 +29,7 @@ export const DataAccessErrorCode = {
   subject_is_guest: 'subject_is_guest',
   not_an_approver: 'not_an_approver',
   too_few_administrators: 'too_few_administrators',
+  serial_in_use: 'serial_in_use',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -70,6 +71,8 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   not_an_approver: 403,
   // The change would leave fewer enabled administrators than an administrative session needs (ADR 0012 addendum).
   too_few_administrators: 409,
+  // The issuer already used the serial (RFC 5280: one per issuer): nothing stored; a retry signs with a fresh one.
+  serial_in_use: 409,
 };
 
 /** Error raised by repositories and the migrator. */

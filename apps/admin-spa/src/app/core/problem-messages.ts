@@ -140,6 +140,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   key_not_in_operation: 'This key is not part of the operation.',
   digest_not_allowed: 'The operation does not allow this digest.',
   reservation_expired: 'The signature took too long and was not kept. Try again.',
+  serial_in_use: 'The issuer picked a serial number it had used already three times in a row; nothing was stored. Try again.',
   invalid_input_encoding: 'Some text or a digest could not be read (invalid characters or encoding).',
   // certificates
   certificate_not_found: 'This certificate does not exist.',

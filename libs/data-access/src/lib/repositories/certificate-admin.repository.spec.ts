@@ -21,7 +21,7 @@ describe(CertificateRepository.name, () => {
     const other = await seedKey(a);
     const c = await a.certificates.insert(cert(ca.keyid, '0x0A1B'), { action: 'cert.issue', outcome: 'SUCCESS' });
     expect(c).toMatchObject({ issuerKeyid: ca.keyid, serialHex: '0a1b', sans: ['device-1.example.test'] });
-    expect(await outcome(a.certificates.insert(cert(ca.keyid, '0A1B')))).toBe('conflict');
+    expect(await outcome(a.certificates.insert(cert(ca.keyid, '0A1B')))).toBe('serial_in_use');
     expect(await outcome(a.certificates.insert(cert(other.keyid, '0a1b')))).toBe('ok');
     expect(await outcome(a.certificates.insert(cert('missing', '01')))).toBe('not_found');
     expect((await a.audit.list({ action: 'cert.issue' })).items[0]).toMatchObject({ keyid: ca.keyid, details: { serialHex: '0a1b' } });

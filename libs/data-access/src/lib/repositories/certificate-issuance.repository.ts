@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { UUID, sqlState, type Db } from '../db';
+import { UUID, isSerialInUse, sqlState, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, Certificate } from '../types';
 import { toCertificate } from './certificate-row';
 import type { UsageOptions } from './sign-order.repository';
-import { finishReservation, releaseUsage, reserveUsage } from './usage';
+import { finishReservation, releaseUsage, reserveUsage, type Reservation } from './usage';
 
 /** What the issuing callback of {@link CertificateIssuanceRepository.issueWithUsage} returns. */
 export interface IssuedCertificateRecord {
@@ -30,6 +30,12 @@ export interface IssueRequest {
   now?: Date;
 }
 
+/**
+ * Signings per issuance when the serial is already the issuer's: 127 random bits make a second collision in a row
+ * impossible in practice, so a third means a broken serial source, refused (`serial_in_use`) rather than looped on.
+ */
+export const SERIAL_ATTEMPTS = 3;
+
 /** Certificate issuance under an operation: one usage, the certificate row and its audit event, atomically. */
 export class CertificateIssuanceRepository {
   constructor(
@@ -38,11 +44,14 @@ export class CertificateIssuanceRepository {
   ) {}
 
   /**
-   * Takes one usage of (operation, issuer key), calls `issue()` (the HSM signs) with NO lock held, then stores
-   * the certificate and its audit event in one transaction (see usage.ts). If `issue()` or storing throws
-   * (e.g. a serial collision), the usage is given back and the error rethrown: nothing is stored.
+   * Takes one usage of (operation, issuer key), calls `issue(attempt)` (the HSM signs) with NO lock held, then stores
+   * the certificate and its audit event in one transaction (see usage.ts). A serial the issuer already used (another
+   * replica's certificate, or a key certificate of the same issuer) is refused by the database; `issue` is then called
+   * again (attempt 1, 2) and must sign with a fresh serial, under the same reservation: one usage whatever the tries.
+   * If `issue()` or storing throws otherwise, or every attempt collides (`serial_in_use`), the usage is given back and
+   * the error rethrown: nothing is stored.
    */
-  async issueWithUsage(req: IssueRequest, issue: () => Promise<IssuedCertificateRecord>): Promise<{ certificate: Certificate; audit: AuditEvent }> {
+  async issueWithUsage(req: IssueRequest, issue: (attempt: number) => Promise<IssuedCertificateRecord>): Promise<{ certificate: Certificate; audit: AuditEvent }> {
     const reservation = await reserveUsage(this.db, {
       operationId: req.operationId,
       keyid: req.issuerKeyid,
@@ -54,46 +63,56 @@ export class CertificateIssuanceRepository {
       leaseMs: this.options.leaseMs,
     });
     try {
-      const issued = await issue();
-      const id = randomUUID();
-      const serialHex = issued.serialHex.toLowerCase().replace(/^0x/, '');
-      const done = await finishReservation(
-        this.db,
-        reservation,
-        (p) => `INSERT INTO "certificate" ("id", "issuerKeyId", "issuerVersion", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
-                SELECT ${p(id, 'uuid')}, d."keyId", ${p(req.issuerVersion, 'int4')}, ${p(serialHex)}, ${p(issued.subjectDn)}, ${p(issued.sans, 'text[]')}, ${p(issued.notBefore, 'timestamptz')},
-                  ${p(issued.notAfter, 'timestamptz')}, ${p(issued.pem)}, d."operationId", ${p(req.requesterId, 'uuid')}
-                FROM d RETURNING "createdAt"`,
-        {
-          ...req.audit,
-          operationId: req.operationId,
-          keyid: req.issuerKeyid,
-          digest: req.digest,
-          details: { ...req.audit.details, certificateId: id, serialHex },
-        },
-      );
-      const certificate: Certificate = {
-        id,
-        issuerKeyid: req.issuerKeyid,
-        issuerVersion: req.issuerVersion,
-        serialHex,
-        subjectDn: issued.subjectDn,
-        sans: issued.sans,
-        notBefore: issued.notBefore,
-        notAfter: issued.notAfter,
-        pem: issued.pem,
-        operationId: req.operationId,
-        requesterId: req.requesterId,
-        revokedAt: null,
-        revocationReason: null,
-        createdAt: done.createdAt,
-      };
-      return { certificate, audit: done.audit };
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.store(req, reservation, await issue(attempt));
+        } catch (err) {
+          if (!isSerialInUse(err)) throw err;
+          if (attempt + 1 >= SERIAL_ATTEMPTS) throw new DataAccessError('serial_in_use', `the issuer already used ${SERIAL_ATTEMPTS} serial numbers in a row`, { cause: err });
+        }
+      }
     } catch (err) {
       await releaseUsage(this.db, reservation).catch(() => undefined);
       if (sqlState(err) === '23505') throw new DataAccessError('conflict', 'certificate already exists', { cause: err });
       throw err;
     }
+  }
+
+  private async store(req: IssueRequest, reservation: Reservation, issued: IssuedCertificateRecord): Promise<{ certificate: Certificate; audit: AuditEvent }> {
+    const id = randomUUID();
+    const serialHex = issued.serialHex.toLowerCase().replace(/^0x/, '');
+    const done = await finishReservation(
+      this.db,
+      reservation,
+      (p) => `INSERT INTO "certificate" ("id", "issuerKeyId", "issuerVersion", "serialHex", "subjectDn", "sans", "notBefore", "notAfter", "pem", "operationId", "requesterId")
+              SELECT ${p(id, 'uuid')}, d."keyId", ${p(req.issuerVersion, 'int4')}, ${p(serialHex)}, ${p(issued.subjectDn)}, ${p(issued.sans, 'text[]')}, ${p(issued.notBefore, 'timestamptz')},
+                ${p(issued.notAfter, 'timestamptz')}, ${p(issued.pem)}, d."operationId", ${p(req.requesterId, 'uuid')}
+              FROM d RETURNING "createdAt"`,
+      {
+        ...req.audit,
+        operationId: req.operationId,
+        keyid: req.issuerKeyid,
+        digest: req.digest,
+        details: { ...req.audit.details, certificateId: id, serialHex },
+      },
+    );
+    const certificate: Certificate = {
+      id,
+      issuerKeyid: req.issuerKeyid,
+      issuerVersion: req.issuerVersion,
+      serialHex,
+      subjectDn: issued.subjectDn,
+      sans: issued.sans,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      pem: issued.pem,
+      operationId: req.operationId,
+      requesterId: req.requesterId,
+      revokedAt: null,
+      revocationReason: null,
+      createdAt: done.createdAt,
+    };
+    return { certificate, audit: done.audit };
   }
 
   /** One certificate by its id; a malformed or unknown id is `not_found`. */

@@ -69,6 +69,23 @@ describe(CrlRepository.name, () => {
     expect((await crls.liveScopes()).filter((s) => s.keyid === k.keyid).map((s) => s.version)).toEqual([1, 2, 3]);
   });
 
+  it('ok a CRL lists only its issuer\'s revocations, also when another issuer revoked the same serials (devices and keys)', async () => {
+    const [x, y] = [await ca(), await ca()];
+    const [deviceSerial, keySerial] = [hex(8), hex(8)];
+    for (const issuer of [x, y]) {
+      await r.a.certificates.insert({ issuerKeyid: issuer.keyid, issuerVersion: 1, serialHex: deviceSerial, subjectDn: 'CN=d', notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000), pem: PEM });
+      const fw = await r.b.keys.create({ keyid: `fw-${hex(4)}`, type: 'FW', algorithm: 'EC_P256', hash: 'SHA256', hsmKeyId: hex(8), parentKeyid: issuer.keyid, certificatePem: PEM, certificateSerial: keySerial, notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000) });
+      if (issuer === y) {
+        await r.a.certificates.revoke(y.keyid, deviceSerial, 'keyCompromise');
+        await r.b.keys.revoke(fw.keyid, 'keyCompromise');
+      }
+    }
+    const [a, b] = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+    const listed = async (c: CrlRepository, k: Key) => (await c.entries((await c.scope(k.keyid, null)) as CrlScope)).map((e) => e.serialHex).sort();
+    expect(await listed(a, x)).toEqual([]);
+    expect(await listed(b, y)).toEqual([deviceSerial, keySerial].sort());
+  });
+
   /** The signer of a key's last CRLs before destruction (crl.service finalCrls), held `delayMs` inside the lock. */
   const finalSigner = (delayMs = 0): CrlSigner => async (_s, _e, _sha, takeNumber) => {
     await new Promise((res) => setTimeout(res, delayMs));

@@ -86,8 +86,9 @@ describe(KeyRepository.name, () => {
     const fw = await seedKey(r, { keyid: `a-${tag}-fw` });
     const base = await r.keys.getByKeyid(fw.keyid);
     const root = await r.keys.create({ ...base, keyid: `c-${tag}-root`, type: 'ROOT', hsmKeyId: hex(8), parentKeyid: null, profile: {} });
-    const ca = await r.keys.create({ ...base, keyid: `b-${tag}-ca`, type: 'CA', hsmKeyId: hex(8), parentKeyid: root.keyid, profile: {} });
-    const fw2 = await r.keys.create({ ...base, keyid: `a-${tag}-fw2`, hsmKeyId: hex(8), parentKeyid: root.keyid, profile: {} });
+    // Each certificate of one issuer has its own serial (the issuer's serial register, ADR 0020 addendum).
+    const ca = await r.keys.create({ ...base, keyid: `b-${tag}-ca`, type: 'CA', hsmKeyId: hex(8), certificateSerial: hex(8), parentKeyid: root.keyid, profile: {} });
+    const fw2 = await r.keys.create({ ...base, keyid: `a-${tag}-fw2`, hsmKeyId: hex(8), certificateSerial: hex(8), parentKeyid: root.keyid, profile: {} });
     await r.keys.revoke(fw2.keyid, 'superseded');
     const mine = (keys: { keyid: string }[]) => keys.map((k) => k.keyid).filter((id) => id.includes(tag));
     expect(mine(await r.keys.list())).toEqual([fw.keyid, fw2.keyid, ca.keyid, root.keyid]);
