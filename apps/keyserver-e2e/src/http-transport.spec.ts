@@ -235,6 +235,22 @@ describe('the HTTP transport under a hostile client', () => {
       expect(x.responses.map((r) => [r.status, r.code])).toEqual([[status, code]]);
       expectClean(x);
     });
+
+    it.each([
+      ['fail an empty segment, with a token', true, (t: string) => `/api/v1/keys//${t}`],
+      ['fail a raw dot-dot segment, anonymous', false, (t: string) => `/api/v1/keys/../../${t}`],
+    ])('%s: 404 not_found, audited request.refused not_found by address, no actor (ADR 0011 addendum "routes that do not exist")', async (_n, token, target) => {
+      const path = target(`probe-${randomUUID()}`);
+      const x = await exchange(port, [reqLine('GET', path, [...(token ? [auth()] : []), 'Connection: close'])]);
+      expect(x.responses.map((r) => [r.status, r.code])).toEqual([[404, 'not_found']]);
+      // Refusals are audited after the answer is sent (RefusalAudit): wait for the row.
+      let rows: { errorCode: string; actorOid: string | null; ip: string }[] = [];
+      for (let i = 0; i < 50 && rows.length === 0; i++) {
+        if (i) await new Promise((done) => setTimeout(done, 100));
+        rows = await sql(p, `SELECT "errorCode", "actorOid", details->>'ip' AS ip FROM audit_event WHERE action = 'request.refused' AND details->>'path' = $1`, [path]);
+      }
+      expect(rows).toEqual([{ errorCode: 'not_found', actorOid: null, ip: '127.0.0.1' }]);
+    });
   });
 
   describe('duplicate headers', () => {

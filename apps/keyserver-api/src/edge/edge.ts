@@ -66,6 +66,14 @@ function isParserError(e: unknown): boolean {
 }
 
 /**
+ * True when the request matched no route (Fastify's not-found handler answers it: `request.is404`). Nothing ran for it,
+ * no guard and no service, so nothing else would audit it; a 404 a handler raises is the handler's to audit.
+ */
+function matchedNoRoute(req: IncomingMessage): boolean {
+  return (req as IncomingMessage & { is404?: unknown }).is404 === true;
+}
+
+/**
  * The per-process limits and bounded audit of refusals (docs/adr/0011-edge-refusals-and-rate-limits.md): token
  * buckets per client (`clientKey`: an IPv4 address or an IPv6 /64; unauthenticated and failing callers) and per
  * principal (failing authenticated callers), and the aggregating refusal audit every refusal path writes through.
@@ -128,13 +136,16 @@ export class EdgeServices implements OnModuleInit, OnApplicationShutdown {
    * What every 4xx goes through (the problem filter's observer, and {@link requestGuard}): charges the caller's
    * bucket, answers the refusal of a caller already over its limit with 429 + Retry-After instead (what was refused
    * stays refused and audited; an authenticated principal's next requests get 429 from PrincipalLimitGate
-   * before they run), and audits refusals raised at the edge, which nothing else would audit.
+   * before they run), and audits refusals raised at the edge and requests that matched no route, which nothing else
+   * would audit.
    */
   observe(req: IncomingMessage, exception: unknown, problem: RenderedProblem): RenderedProblem | undefined {
     const principal = getActor(req)?.principal ?? getRefusedPrincipal(req);
     const charged = this.chargeRefusal(req, problem.status, principal);
     let out: RenderedProblem | undefined;
-    let auditable = exception instanceof EdgeRefusal || isParserError(exception);
+    // A path no route matches (`//`, `..`, a typo, a scanner's guesses) is audited like a refusal at the edge, keyed
+    // by address (no guard ran: a token it carried was never checked, so nothing of it is recorded), ADR 0011 addendum.
+    let auditable = exception instanceof EdgeRefusal || isParserError(exception) || matchedNoRoute(req);
     if (!charged.ok) {
       out = renderProblem(rateLimited(charged.retryAfterSeconds));
       auditable = true;

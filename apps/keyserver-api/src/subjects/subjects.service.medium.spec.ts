@@ -70,6 +70,26 @@ describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
     expect(await eventsOf(id)).toEqual([['subject.create', 'DENIED', 'subject_exists']]);
   });
 
+  it.each([
+    ['fail a role name an existing role has in lower case', (n: string) => n.toLowerCase()],
+    ['fail a role name an existing role has in upper case', (n: string) => n.toUpperCase()],
+  ])('%s: 409 role_exists, audited DENIED, nothing stored (ADR 0016 addendum)', async (_n, variant) => {
+    const name = `Demo-Administrators-${randomBytes(3).toString('hex')}`;
+    await service.createRole(admin, session, { name, natures: ['ADMINISTRATOR'] }, requestId());
+    const id = requestId();
+    expect(await codeOf(service.createRole(admin, session, { name: variant(name), natures: ['ADMINISTRATOR'] }, id))).toBe('role_exists');
+    expect(await eventsOf(id)).toEqual([['role.create', 'DENIED', 'role_exists']]);
+    expect((await subjects.listRoles()).filter((r) => r.name.toLowerCase() === name.toLowerCase()).map((r) => r.name)).toEqual([name]);
+  });
+
+  it('fail two creates of one role name in two cases at once: one SUCCESS, the other 409 role_exists (the database decides)', async () => {
+    const name = `Race-Admins-${randomBytes(3).toString('hex')}`;
+    const ids = [requestId(), requestId()];
+    const codes = await Promise.all([name, name.toLowerCase()].map((n, i) => codeOf(service.createRole(admin, session, { name: n, natures: ['ORDERER'] }, ids[i]))));
+    expect([...codes].sort()).toEqual(['ok', 'role_exists']);
+    expect((await subjects.listRoles()).filter((r) => r.name.toLowerCase() === name.toLowerCase())).toHaveLength(1);
+  });
+
   it('fail an update naming a malformed id: DENIED invalid_id, the id kept out of the event', async () => {
     const id = requestId();
     expect(await codeOf(service.update(admin, session, 'not-a-uuid', { displayName: 'y' }, id))).toBe('invalid_id');

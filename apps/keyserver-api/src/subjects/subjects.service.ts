@@ -82,11 +82,14 @@ export class SubjectsService {
     return this.audited.run(auditEvent('role.create', actor, requestId, { adminSessionId: auditableSessionId(sessionId) }), async (a) => {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(CreateRoleRequest, body);
-      if ((await this.subjects.listRoles()).some((r) => r.name === dto.name)) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`);
+      // Whatever the case: two roles that read the same to an approver are refused (ADR 0016 addendum); the
+      // database's unique index on lower(name) decides a race between replicas (the catch below).
+      const existing = (await this.subjects.listRoles()).find((r) => r.name.toLowerCase() === dto.name.toLowerCase());
+      if (existing) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${existing.name} exists`);
       await this.checkKeys(dto.keys.map((k) => k.keyid));
       // The role, its grants and its event (details.role: the stored role) in one transaction.
       const role = await this.subjects.createRole(dto, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
-        throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists`) : err;
+        throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists (in this or another case)`) : err;
       });
       a.committed();
       return role;

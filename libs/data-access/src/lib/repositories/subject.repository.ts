@@ -324,18 +324,26 @@ export class SubjectRepository {
     return this.update(id, { enabled: false });
   }
 
-  /** Creates or updates a role (by unique name). */
+  /**
+   * Creates or updates a role (by unique name); a name another role has in another case is `conflict` (the unique
+   * index on lower(name), ADR 0016 addendum), never an update of that role.
+   */
   async upsertRole(name: string, natures: Nature[], description = ''): Promise<Role> {
-    const r = await this.db.prisma.role.upsert({
-      where: { name },
-      create: { name, natures, description },
-      update: { natures, description },
-    });
-    return toRole(r);
+    try {
+      const r = await this.db.prisma.role.upsert({
+        where: { name },
+        create: { name, natures, description },
+        update: { natures, description },
+      });
+      return toRole(r);
+    } catch (err) {
+      return mapPrismaError(err, `role ${name} (or a role of that name in another case)`);
+    }
   }
 
   /**
-   * Creates a role with its per-key grants in one transaction; an existing name is `conflict`, an unknown key
+   * Creates a role with its per-key grants in one transaction; an existing name, in any case, is `conflict` (the
+   * database's unique index on lower(name): two replicas cannot both create it), an unknown key
    * `not_found`. With `audit`, its event (details + `role`: the stored role) is written in the same transaction.
    */
   async createRole(input: CreateRoleInput, audit?: AuditInput): Promise<RoleGrants> {
@@ -348,7 +356,7 @@ export class SubjectRepository {
         return role;
       });
     } catch (err) {
-      return mapPrismaError(err, `role ${input.name}`);
+      return mapPrismaError(err, `role ${input.name} (or a role of that name in another case)`);
     }
   }
 
