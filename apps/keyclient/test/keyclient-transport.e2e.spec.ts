@@ -126,7 +126,8 @@ describe('keyclient transport: connection limits', () => {
   let port = 0;
   let host = '';
   beforeAll(async () => {
-    await h.start({ env: { HTTP_MAX_CONNECTIONS: '8', HTTP_MAX_CONNECTIONS_PER_IP: '4' } });
+    // METRICS_PORT set: the registry exists (main.ts would serve it on its own listener).
+    await h.start({ env: { HTTP_MAX_CONNECTIONS: '8', HTTP_MAX_CONNECTIONS_PER_IP: '4', METRICS_PORT: '0' } });
     port = Number(new URL(h.kc).port);
     host = new URL(h.kc).host;
   }, 60_000);
@@ -141,6 +142,12 @@ describe('keyclient transport: connection limits', () => {
       expect(statusLine(extra.text())).toMatch(/^HTTP\/1\.1 503 /);
       expect(extra.text()).toMatch(/retry-after: 1/i);
       expect(problemCode(extra.text())).toBe('client_connection_limit_reached');
+      // Counted as at the API, by reason.
+      expect(h.keyclient.metrics).toBeDefined();
+      const scraped = (await h.keyclient.metrics?.metrics()) ?? '';
+      expect(scraped).toMatch(/^http_connections_refused_total\{reason="per_ip"\} 1$/m);
+      expect(scraped).toMatch(/^http_connections_refused_total\{reason="total"\} 0$/m);
+      expect(scraped).toMatch(/^http_connections_open \d+$/m);
       // The held connections still serve requests.
       held[0].socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nconnection: close\r\n\r\n`);
       await held[0].closed(3_000);
@@ -154,4 +161,63 @@ describe('keyclient transport: connection limits', () => {
       for (const c of held) c.socket.destroy();
     }
   });
+});
+
+describe('keyclient transport: bounded shutdown', () => {
+  const h = new Harness();
+  let port = 0;
+  let host = '';
+  beforeAll(async () => {
+    // A header section may take 20 s; the shutdown may not.
+    await h.start({ env: { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '20000', HTTP_SHUTDOWN_GRACE_MS: '1000' } });
+    port = Number(new URL(h.kc).port);
+    host = new URL(h.kc).host;
+  }, 60_000);
+  afterAll(() => h.stop(), 30_000);
+
+  it('ok close() with a client trickling its header section finishes within HTTP_SHUTDOWN_GRACE_MS, not HTTP_HEADERS_TIMEOUT_MS: 503 shutting_down, closed', async () => {
+    const idle = await open(port);
+    idle.socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    const c = await open(port);
+    c.socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
+    const pump = setInterval(() => !c.socket.destroyed && c.socket.write('x-slow: 1\r\n'), 100);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    try {
+      const closed = await Promise.race([h.keyclient.close().then(() => Date.now() - started), new Promise<number>((r) => setTimeout(() => r(Infinity), 8_000))]);
+      expect(closed).toBeLessThan(4_000);
+      expect(await c.closed(2_000)).toBeLessThan(Infinity);
+      expect(await idle.closed(1_000)).toBeLessThan(Infinity);
+    } finally {
+      clearInterval(pump);
+      c.socket.destroy();
+      idle.socket.destroy();
+    }
+    expect(statusLine(c.text())).toMatch(/^HTTP\/1\.1 503 /);
+    expect(problemCode(c.text())).toBe('shutting_down');
+  }, 30_000);
+
+  it('fail a header section completed during the shutdown grace: 503 shutting_down, never routed', async () => {
+    // The keyclient of this describe is closed by the case above; this one uses a fresh one.
+    const k = new Harness();
+    await k.start({ env: { HTTP_SHUTDOWN_GRACE_MS: '3000' } });
+    try {
+      const kPort = Number(new URL(k.kc).port);
+      const kHost = new URL(k.kc).host;
+      const before = k.upstream.received.length;
+      const c = await open(kPort);
+      c.socket.write(`GET /api/v1/me HTTP/1.1\r\nHost: ${kHost}\r\n`);
+      await new Promise((r) => setTimeout(r, 200));
+      const closing = k.keyclient.close();
+      await new Promise((r) => setTimeout(r, 200));
+      c.socket.write('\r\n');
+      expect(await c.closed(5_000)).toBeLessThan(Infinity);
+      await closing;
+      expect(statusLine(c.text())).toMatch(/^HTTP\/1\.1 503 /);
+      expect(problemCode(c.text())).toBe('shutting_down');
+      expect(k.upstream.received.length).toBe(before);
+    } finally {
+      await k.stop();
+    }
+  }, 60_000);
 });

@@ -12,3 +12,4 @@ export { metricsConfig, type MetricsConfig, metricsEnvShape } from './lib/metric
 export { hasBearer, type MetricsServer, startMetricsServer } from './lib/metrics-server';
 export { exitOnSignals } from './lib/shutdown';
 export { collectProcessMetrics } from './lib/process-metrics';
+export { connectionMetrics } from './lib/connection-metrics';

@@ -5,14 +5,16 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { DestinationStream, Logger } from 'pino';
 import pinoHttp from 'pino-http';
 import { applyHttpTimeouts, logTarget } from '@keyserver/config';
-import { ConnectionGate, DEFAULT_GATE_CODES, type ConnectionRefusal } from '@keyserver/http-problems';
+import { ConnectionGate, type ConnectionRefusal } from '@keyserver/http-problems';
+import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
-import { httpMetrics } from '@keyserver/observability';
+import { connectionMetrics, httpMetrics } from '@keyserver/observability';
 import type { Registry } from 'prom-client';
 import { keyclientMetrics } from '../metrics/keyclient-metrics';
 import { type KeyclientConfig, describeKeyclientConfig, insecureLoopbackWarnings } from '../config/keyclient-config';
 import { answerClientErrors } from '../http/client-error';
-import { KeyclientErrorCode } from '../errors/keyclient-error';
+import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { sendProblem } from '../http/problem';
 import { cookieNames } from '../http/cookies';
 import {
   contentSecurityPolicy,
@@ -40,10 +42,13 @@ const SWEEP_INTERVAL_MS = 10 * 60_000;
 const REFUSAL_LOG_EVERY_MS = 10_000;
 
 /** A throttled warn line for refused connections, with the count since the last line (as the API logs them). */
-function connectionRefusalLog(log: Logger): (reason: ConnectionRefusal, ip: string) => void {
+function connectionRefusalLog(log: Logger, counted?: (reason: ConnectionRefusal) => void): (reason: ConnectionRefusal, ip: string) => void {
   let last = 0;
   let count = 0;
   return (reason, ip) => {
+    counted?.(reason);
+    // A refusal while shutting down is the keyclient's doing, not the client's: counted, not logged.
+    if (reason === 'shutdown') return;
     count++;
     const now = Date.now();
     if (now - last < REFUSAL_LOG_EVERY_MS) return;
@@ -66,7 +71,7 @@ export interface KeyclientApp {
   context: KeyclientContext;
   /** The metrics registry when METRICS_PORT is set (main.ts serves it on its own listener). */
   metrics?: Registry;
-  /** Closes the HTTP server, the upstream agent and the database pool. */
+  /** The bounded shutdown of the HTTP server (the connection gate, HTTP_SHUTDOWN_GRACE_MS), then the upstream agent and the database pool; once. */
   close(): Promise<void>;
 }
 
@@ -117,10 +122,30 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   });
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  const server = app.getHttpServer() as Server;
+  // The API's transport (ADR 0043 addendum "the keyclient's transport"): its timeouts and keep-alive, set before
+  // listen (Node fixes the timeout check interval then), and its connection gate in front of Node's parser, with its
+  // bounded shutdown (close() below).
+  applyHttpTimeouts(server, config.transport);
+  const connections = new ConnectionGate(config.transport, {
+    total: KeyclientErrorCode.ConnectionLimitReached,
+    perIp: KeyclientErrorCode.ClientConnectionLimitReached,
+    serviceUnavailable: KeyclientErrorCode.ServiceUnavailable,
+    shuttingDown: KeyclientErrorCode.ShuttingDown,
+  });
+  connections.install(server);
   // First, so requests refused by the guards below are counted too (route "(unmatched)").
   const metrics = config.metrics ? keyclientMetrics(repo) : undefined;
   if (metrics) app.use(httpMetrics(metrics));
+  connections.onRefused = connectionRefusalLog(log, metrics && connectionMetrics(metrics, () => connections.openConnections));
   app.use(requestIdMiddleware);
+  // Routed after close() began the bounded shutdown (its header section was still arriving): nothing runs, nothing
+  // is proxied; the client may send it again to another replica (as the API's refuseWhileShuttingDown).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!connections.closing) return next();
+    res.setHeader('connection', 'close');
+    sendProblem(res, new KeyclientError(KeyclientErrorCode.ShuttingDown, 'the keyclient is shutting down; send the request again'), req.requestId);
+  });
   app.use(unreadBodyMiddleware);
   app.use(
     pinoHttp({
@@ -140,16 +165,6 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   app.use(pathGuardMiddleware);
   app.use(csrfMiddleware(config));
   app.useGlobalFilters(new ProblemFilter(log));
-  const server = app.getHttpServer() as Server;
-  // The API's transport (ADR 0043 addendum "the keyclient's transport"): its timeouts and keep-alive, set before
-  // listen (Node fixes the timeout check interval then), and its connection gate in front of Node's parser.
-  applyHttpTimeouts(server, config.transport);
-  const connections = new ConnectionGate(
-    { ...config.transport, shutdownGraceMs: 0 },
-    { ...DEFAULT_GATE_CODES, total: KeyclientErrorCode.ConnectionLimitReached, perIp: KeyclientErrorCode.ClientConnectionLimitReached },
-  );
-  connections.install(server);
-  connections.onRefused = connectionRefusalLog(log);
   answerClientErrors(server, log);
   // No enableShutdownHooks: main.ts handles the signals, logs them and calls close() below.
 
@@ -165,15 +180,25 @@ export async function createKeyclientApp(config: KeyclientConfig, options: Keycl
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
 
+  let closed: Promise<void> | undefined;
+  const close = async () => {
+    clearInterval(sweeper);
+    // First, and bounded as at the API (ADR 0011 addendum "connections"): no new connections, idle ones closed at
+    // once, a header section still arriving answered 503 shutting_down once complete or after HTTP_SHUTDOWN_GRACE_MS,
+    // requests in flight given the grace. Nest's app.close() alone waited for every connection (a client trickling
+    // headers held the shutdown up to HTTP_HEADERS_TIMEOUT_MS).
+    const openAtSignal = connections.openConnections;
+    if (server.listening) await connections.shutdown(server);
+    log.info({ event: 'connections_closed', openAtSignal }, 'HTTP connections closed');
+    await app.close();
+    context.proxy.close();
+    await repo.close();
+  };
   return {
     app,
     context,
     metrics,
-    close: async () => {
-      clearInterval(sweeper);
-      await app.close();
-      context.proxy.close();
-      await repo.close();
-    },
+    // Once: main.ts's signal handler and a test may both call it.
+    close: () => (closed ??= close()),
   };
 }

@@ -188,8 +188,8 @@ describe(describeKeyclientConfig.name, () => {
 });
 
 describe(`${loadKeyclientConfig.name}: the transport (ADR 0043 addendum "the keyclient's transport")`, () => {
-  it("ok the API's defaults: 66 s for headers, 300 s for a request, 4096 connections, 1024 per client address", () => {
-    expect(loadKeyclientConfig(VALID).transport).toEqual({ headersTimeoutMs: 66_000, requestTimeoutMs: 300_000, maxConnections: 4096, maxConnectionsPerIp: 1024 });
+  it("ok the API's defaults: 66 s for headers, 300 s for a request, 4096 connections, 1024 per client address, a 30 s shutdown grace", () => {
+    expect(loadKeyclientConfig(VALID).transport).toEqual({ headersTimeoutMs: 66_000, requestTimeoutMs: 300_000, maxConnections: 4096, maxConnectionsPerIp: 1024, shutdownGraceMs: 30_000 });
   });
 
   it('ok a per-address limit defaults to the total when the total is lower', () => {
@@ -201,6 +201,9 @@ describe(`${loadKeyclientConfig.name}: the transport (ADR 0043 addendum "the key
     ['fail a request timeout shorter than the headers timeout', { HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '4000' }, 'HTTP_REQUEST_TIMEOUT_MS'],
     ['fail a per-address limit above the total', { HTTP_MAX_CONNECTIONS: '10', HTTP_MAX_CONNECTIONS_PER_IP: '11' }, 'HTTP_MAX_CONNECTIONS_PER_IP'],
     ['fail no connection at all', { HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS'],
+    ['fail a shutdown grace above ten minutes', { HTTP_SHUTDOWN_GRACE_MS: '600001' }, 'HTTP_SHUTDOWN_GRACE_MS'],
+    ['fail a negative shutdown grace', { HTTP_SHUTDOWN_GRACE_MS: '-1' }, 'HTTP_SHUTDOWN_GRACE_MS'],
+    ['ok no shutdown grace', { HTTP_SHUTDOWN_GRACE_MS: '0' }, '(accepted)'],
     ['ok both timeouts set', { HTTP_HEADERS_TIMEOUT_MS: '1000', HTTP_REQUEST_TIMEOUT_MS: '1000' }, '(accepted)'],
   ])('%s', (_name, patch, variable) => {
     expect(variableOf({ ...VALID, ...patch })).toBe(variable);

@@ -209,6 +209,7 @@ export function describeKeyclientConfig(config: KeyclientConfig): Record<string,
     HTTP_REQUEST_TIMEOUT_MS: config.transport.requestTimeoutMs,
     HTTP_MAX_CONNECTIONS: config.transport.maxConnections,
     HTTP_MAX_CONNECTIONS_PER_IP: config.transport.maxConnectionsPerIp,
+    HTTP_SHUTDOWN_GRACE_MS: config.transport.shutdownGraceMs,
   });
 }
 

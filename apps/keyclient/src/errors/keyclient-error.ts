@@ -30,6 +30,10 @@ export enum KeyclientErrorCode {
   ConnectionLimitReached = 'connection_limit_reached',
   /** The client's address (an IPv6 /64) holds HTTP_MAX_CONNECTIONS_PER_IP connections: a new one is answered 503 and closed. */
   ClientConnectionLimitReached = 'client_connection_limit_reached',
+  /** Routed after SIGTERM began the bounded shutdown (its header section was still arriving): nothing ran, retry. */
+  ShuttingDown = 'shutting_down',
+  /** After HTTP_SHUTDOWN_GRACE_MS, a request still receiving its body: cut off, never completed upstream. */
+  ServiceUnavailable = 'service_unavailable',
   /** A proxied body under a Content-Encoding or a transfer coding other than chunked, which the API refuses too. */
   UnsupportedContentEncoding = 'unsupported_content_encoding',
   InternalError = 'internal_error',
@@ -58,6 +62,8 @@ const STATUS: Record<KeyclientErrorCode, number> = {
   [KeyclientErrorCode.RequestTimeout]: 408,
   [KeyclientErrorCode.ConnectionLimitReached]: 503,
   [KeyclientErrorCode.ClientConnectionLimitReached]: 503,
+  [KeyclientErrorCode.ShuttingDown]: 503,
+  [KeyclientErrorCode.ServiceUnavailable]: 503,
   [KeyclientErrorCode.UnsupportedContentEncoding]: 415,
   [KeyclientErrorCode.InternalError]: 500,
 };
@@ -85,6 +91,8 @@ const TITLE: Record<KeyclientErrorCode, string> = {
   [KeyclientErrorCode.RequestTimeout]: 'Request timeout',
   [KeyclientErrorCode.ConnectionLimitReached]: 'Too many connections',
   [KeyclientErrorCode.ClientConnectionLimitReached]: 'Too many connections from this client',
+  [KeyclientErrorCode.ShuttingDown]: 'Shutting down',
+  [KeyclientErrorCode.ServiceUnavailable]: 'Service unavailable',
   [KeyclientErrorCode.UnsupportedContentEncoding]: 'Unsupported content encoding',
   [KeyclientErrorCode.InternalError]: 'Internal error',
 };

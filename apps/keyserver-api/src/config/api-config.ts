@@ -12,7 +12,6 @@ import { DEFAULT_TSA_MAX_SKEW_MS, pemBlocks, PkiError, readTsaCrls, type TsaCrl,
 export const DEFAULT_TSA_POLICY_OID = '2.25.71464660586911067804008473257468327654';
 
 /** The transport's defaults, shared with the keyclient (libs/config http-edge). */
-import { HTTP_CONNECTION_DEFAULTS } from '@keyserver/config';
 export { HTTP_CONNECTION_DEFAULTS, HTTP_TIMEOUT_DEFAULTS } from '@keyserver/config';
 
 const schema = z
@@ -79,9 +78,8 @@ const schema = z
     REFUSAL_AUDIT_PER_KEY: z.coerce.number().int().min(1).max(1_000_000).default(5),
     REFUSAL_AUDIT_PER_WINDOW: z.coerce.number().int().min(1).max(1_000_000).default(200),
     // Timeouts and connection limits of the transport (ADR 0011 addenda), one meaning with the keyclient's.
+    // (HTTP_SHUTDOWN_GRACE_MS among them: the bounded shutdown.)
     ...httpEdgeEnvShape,
-    // On SIGTERM: idle and not-yet-routed connections close at once; requests in flight get this long to finish.
-    HTTP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(HTTP_CONNECTION_DEFAULTS.shutdownGraceMs),
     // RFC 3161 (docs/adr/0024): the policy every token names, the accuracy it states, and which TSA key signs.
     TSA_POLICY_OID: z
       .string()
@@ -202,7 +200,6 @@ export function loadApiConfig(env: Record<string, string | undefined>) {
       auditPerKey: raw.REFUSAL_AUDIT_PER_KEY,
       auditPerWindow: raw.REFUSAL_AUDIT_PER_WINDOW,
       ...transport,
-      shutdownGraceMs: raw.HTTP_SHUTDOWN_GRACE_MS,
     },
   };
 }

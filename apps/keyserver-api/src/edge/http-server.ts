@@ -4,10 +4,10 @@ import { performance } from 'node:perf_hooks';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { connectionsCheckingInterval, KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
 import type { Db } from '@keyserver/data-access';
-import { UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
+import { connectionMetrics, UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
 import { installBodyParser } from '../common/body-limits';
 import { logRequest, requestId } from '../common/logging';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
@@ -110,16 +110,11 @@ const REFUSAL_LOG_EVERY_MS = 10_000;
  * `http_connections_open` is read from the gate when scraped.
  */
 function connectionRefusals(late: LateEdge, gate: ConnectionGate): (reason: ConnectionRefusal, ip: string) => void {
-  let refused: Counter<'reason'> | undefined;
-  if (late.registry) {
-    refused = new Counter({ name: 'http_connections_refused_total', help: 'Connections refused at accept: over HTTP_MAX_CONNECTIONS (total), over HTTP_MAX_CONNECTIONS_PER_IP (per_ip), or while shutting down.', labelNames: ['reason'] as const, registers: [late.registry] });
-    for (const reason of ['total', 'per_ip', 'shutdown']) refused.labels(reason).inc(0);
-    new Gauge({ name: 'http_connections_open', help: 'Open HTTP connections of the API listener (admitted ones).', registers: [late.registry], collect() { this.set(gate.openConnections); } });
-  }
+  const refused = late.registry ? connectionMetrics(late.registry, () => gate.openConnections) : undefined;
   let lastLine = 0;
   let sinceLine = 0;
   return (reason, ip) => {
-    refused?.labels(reason).inc();
+    refused?.(reason);
     if (reason === 'shutdown') return;
     const code = REFUSAL_CODES[reason];
     sinceLine++;

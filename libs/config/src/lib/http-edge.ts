@@ -27,6 +27,8 @@ export const httpEdgeEnvShape = {
   // (X-Forwarded-For is never believed): behind a load balancer it is the balancer's.
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(HTTP_CONNECTION_DEFAULTS.maxConnections),
   HTTP_MAX_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  // On SIGTERM: idle and not-yet-routed connections close at once; requests in flight get this long to finish.
+  HTTP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(HTTP_CONNECTION_DEFAULTS.shutdownGraceMs),
 };
 
 /** Validated transport settings. */
@@ -35,6 +37,8 @@ export interface HttpEdgeSettings {
   requestTimeoutMs: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** The connection gate's bounded shutdown (HTTP_SHUTDOWN_GRACE_MS). */
+  shutdownGraceMs: number;
 }
 
 /** The transport settings from parsed {@link httpEdgeEnvShape} values; throws ConfigError naming the bad variable. */
@@ -43,6 +47,7 @@ export function httpEdgeSettings(raw: {
   HTTP_REQUEST_TIMEOUT_MS: number;
   HTTP_MAX_CONNECTIONS: number;
   HTTP_MAX_CONNECTIONS_PER_IP?: number;
+  HTTP_SHUTDOWN_GRACE_MS: number;
 }): HttpEdgeSettings {
   // Node refuses a server whose request timeout is shorter than its headers timeout.
   if (raw.HTTP_REQUEST_TIMEOUT_MS < raw.HTTP_HEADERS_TIMEOUT_MS) throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS');
@@ -54,6 +59,7 @@ export function httpEdgeSettings(raw: {
     requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
     maxConnections: raw.HTTP_MAX_CONNECTIONS,
     maxConnectionsPerIp: raw.HTTP_MAX_CONNECTIONS_PER_IP ?? Math.min(HTTP_CONNECTION_DEFAULTS.maxConnectionsPerIp, raw.HTTP_MAX_CONNECTIONS),
+    shutdownGraceMs: raw.HTTP_SHUTDOWN_GRACE_MS,
   };
 }
 

@@ -45,6 +45,8 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   malformed_request: 'The request could not be read.',
   header_too_large: 'The request headers are too large. Signing out and in again may help.',
   rate_limited: 'Too many refused requests. Wait a moment and try again.',
+  connection_limit_reached: 'The server is busy (too many open connections). Wait a moment and try again.',
+  client_connection_limit_reached: 'Too many connections come from your network. Close other Keyserver tabs or wait a moment and try again.',
   expectation_failed: 'The request asked for something the server cannot do (an Expect header). Reload the page and try again.',
   // authorization (who you are to the Keyserver)
   unknown_subject: 'Your account is signed in but not registered in the Keyserver. Ask an administrator to register it.',

@@ -59,7 +59,19 @@ describe('problemMessage', () => {
     'expectation_failed', 'subject_is_guest', 'admin_session_scope',
     // Added 2026-12-07: a change that would leave fewer administrators than a session needs (ADR 0012 addendum).
     'too_few_administrators',
+    // Added 2026-12-07: the connection gate of the API and the keyclient (ADR 0011 addendum "connections", ADR 0043
+    // addendum "the keyclient's transport"), answered at accept with Retry-After: 1.
+    'connection_limit_reached', 'client_connection_limit_reached',
   ])('ok the table words %s', (code) => {
     expect(PROBLEM_MESSAGES[code]).toMatch(/^[A-Z].+\.$/);
+  });
+
+  it.each([
+    ['ok connection_limit_reached says the server is busy and to retry', 'connection_limit_reached'],
+    ['ok client_connection_limit_reached says this network holds too many connections and to retry', 'client_connection_limit_reached'],
+  ])('%s', (_name, code) => {
+    const words = problemMessage({ type: 'x', title: 'Service Unavailable', status: 503, code });
+    expect(words).not.toBe('Service Unavailable');
+    expect(words).toMatch(/try again/i);
   });
 });
