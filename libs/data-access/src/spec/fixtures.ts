@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '../lib/db';
 import { migrateDatabase } from '../lib/migrate/migrator';
-import { planDatabase, type TempDatabase } from './temp-database';
+import { planDatabase, sql, type TempDatabase } from './temp-database';
 import { createRepositories, type Repositories } from '../lib/repositories';
 import type { Key, KeyType, Subject } from '../lib/types';
 
@@ -139,4 +139,14 @@ export function seedKeyBelow(repos: Repositories, type: KeyType, parent: Key | n
     },
     { action: 'key.create', outcome: 'SUCCESS', actorName: 'test', requestId: null },
   );
+}
+
+/** Waits until `n` backends of the database at `url` wait for a lock (row or advisory): a race is set up. */
+export async function lockWaiters(url: string, n: number, tries = 250): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const rows = await sql<{ n: string }>(url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+    if (Number(rows[0].n) >= n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`never ${n} waiting for a lock`);
 }

@@ -1,5 +1,5 @@
 import { sql } from '../../spec/temp-database';
-import { hex, outcome, proveAccount, seedAdmin, seedKey, twoReplicas } from '../../spec/fixtures';
+import { hex, lockWaiters, outcome, proveAccount, seedAdmin, seedKey, twoReplicas } from '../../spec/fixtures';
 import type { AuditInput } from '../types';
 import { Client } from 'pg';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
@@ -263,14 +263,7 @@ describe(`${SubjectRepository.name} in a session without powers (ADR 0044)`, () 
     // Enabling a subject whose role is made an administrators role at once: each alone needs no powers. Another
     // appender holds the audit lock, so both changes have passed their checks before either commits, unless the
     // second waits for the first on the role's lock (the fix): then it sees the first's result and is refused.
-    const lockWaits = async (n: number) => {
-      for (let i = 0; i < 250; i++) {
-        const rows = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
-        if (Number(rows[0].n) >= n) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`never ${n} waiting for a lock`);
-    };
+    const lockWaits = (n: number) => lockWaiters(tmp.url, n);
     for (const [first, second] of [['enable', 'promote'], ['promote', 'enable']] as const) {
       const r = await role(['SIGNER']);
       const u = await user([r], false);

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { hex, outcome, seedKeyBelow, twoReplicas } from '../../spec/fixtures';
+import { hex, lockWaiters, outcome, seedKeyBelow, twoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { AuditInput, Key } from '../types';
@@ -47,14 +47,7 @@ describe(KeyRepository.name, () => {
   const r = twoReplicas('key_locks', 6);
 
   /** Waits until `n` backends of the test database wait for a lock (row or advisory). */
-  const waiting = async (n: number) => {
-    for (let i = 0; i < 500; i++) {
-      const rows = await sql<{ n: string }>(r.tmp.url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
-      if (Number(rows[0].n) >= n) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    throw new Error(`never ${n} waiting for a lock`);
-  };
+  const waiting = (n: number) => lockWaiters(r.tmp.url, n, 500);
   const settledOrWaiting = (p: Promise<unknown>, n: number) => Promise.race([p.then(() => undefined, () => undefined), waiting(n)]);
   const state = async (keyid: string) => (await sql<{ state: string }>(r.tmp.url, `SELECT "state"::text AS "state" FROM "key" WHERE "keyid" = $1`, [keyid]))[0].state;
   /** Whether the issuer's stored CRL of `version` lists exactly what its scope holds now. */

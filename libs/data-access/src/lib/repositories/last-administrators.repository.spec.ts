@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { sql } from '../../spec/temp-database';
-import { hex, outcome, proveAccount, seedAdmin, twoReplicas } from '../../spec/fixtures';
+import { hex, lockWaiters, outcome, proveAccount, seedAdmin, twoReplicas } from '../../spec/fixtures';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { AuditInput } from '../types';
 import { SubjectRepository } from './subject.repository';
@@ -83,14 +83,7 @@ describe(`${SubjectRepository.name} keeps the administrators a session needs`, (
   it('never leaves fewer administrators than a session needs when two replicas each disable one at once', async () => {
     // Another appender holds the audit lock, so both disables have passed every check before either commits, unless
     // the second counts the administrators only after the first committed (the fix): then it is refused.
-    const lockWaits = async (n: number) => {
-      for (let i = 0; i < 250; i++) {
-        const rows = await sql<{ n: string }>(tmp.url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
-        if (Number(rows[0].n) >= n) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`never ${n} waiting for a lock`);
-    };
+    const lockWaits = (n: number) => lockWaiters(tmp.url, n);
     const [, ivy, eve] = [await seedAdmin(a), await seedAdmin(a), await seedAdmin(a)];
     const holder = new Client({ connectionString: tmp.url });
     await holder.connect();
