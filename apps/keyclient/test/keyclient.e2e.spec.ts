@@ -41,7 +41,7 @@ async function signedIn(user?: string): Promise<{ browser: Browser; cookie: stri
 /** The transaction the keyclient sealed into the browser's cookie (the test knows the key). */
 function transactionOf(browser: Browser) {
   const value = browser.cookie(h.kcHost, h.txCookieName)?.value;
-  return h.keyclient.context.oidc.openTransaction(value);
+  return h.keyclient.context.oidc.openTransactions(value).at(-1) ?? null;
 }
 
 beforeAll(async () => {

@@ -11,6 +11,7 @@ export {
 } from './lib/problem.filter';
 // The HTTP edge shared by the API and the keyclient: one notion of a client, one connection gate (ADR 0011, ADR 0043).
 export { clientKey } from './lib/client-key';
+export { bodyCoding } from './lib/body-coding';
 export {
   ConnectionGate,
   DEFAULT_GATE_CODES,

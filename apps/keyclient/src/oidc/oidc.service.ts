@@ -210,8 +210,8 @@ export class OidcService {
       code_challenge_method: 'S256',
     });
     const pending = this.openTransactions(pendingCookie).filter((t) => this.isLive(t));
-    // Never null with a flow to seal; this flow alone is the floor.
-    const transactionCookie = this.sealTransactions([...pending, tx]) ?? this.txBox.sealJson([tx], TX_AAD).toString('base64url');
+    // Never null: the list holds this flow.
+    const transactionCookie = this.sealTransactions([...pending, tx]) as string;
     return { authorizationUrl: url.href, transactionCookie };
   }
 
@@ -232,11 +232,6 @@ export class OidcService {
     const list = Array.isArray(opened) ? opened : opened ? [opened] : [];
     if (list.length === 0 || list.length > MAX_PENDING_LOGINS || !list.every(isTransaction)) return [];
     return list.map((tx) => ({ ...tx, returnTo: safeReturnPath(tx.returnTo) }));
-  }
-
-  /** The newest flow inside a cookie value, or null. */
-  openTransaction(cookieValue: string | undefined): LoginTransaction | null {
-    return this.openTransactions(cookieValue).at(-1) ?? null;
   }
 
   private isLive(tx: LoginTransaction): boolean {

@@ -5,6 +5,7 @@ import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { KeyclientConfig } from '../config/keyclient-config';
 import { KeyclientError, KeyclientErrorCode } from '../errors/keyclient-error';
+import { bodyCoding } from '@keyserver/http-problems';
 
 /** Request headers passed to the API; everything else (Authorization, Cookie, Forwarded, X-Forwarded-*, hop-by-hop) is dropped. */
 const FORWARDED_REQUEST_HEADERS = [
@@ -74,17 +75,6 @@ function isApiAnswer(up: http.IncomingMessage): boolean {
   return (up.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === 'application/problem+json';
 }
 
-/**
- * A body under a Content-Encoding, or a transfer coding other than chunked: Node undoes only `chunked` and neither
- * header is forwarded, so the API, which refuses both (415, ADR 0011), would judge the still-coded bytes as a plain
- * body. Refused here as the API would. `identity` is no coding.
- */
-function codedBody(headers: http.IncomingHttpHeaders): boolean {
-  const content = headers['content-encoding'];
-  const transfer = headers['transfer-encoding'];
-  return (content !== undefined && content.trim().toLowerCase() !== 'identity') || (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked');
-}
-
 export interface UpstreamResult {
   status: number;
   headers: Record<string, string>;
@@ -131,7 +121,8 @@ export class ProxyService {
     if (declared !== undefined && Number(declared) > this.config.proxyMaxBodyBytes) {
       return Promise.reject(new KeyclientError(KeyclientErrorCode.PayloadTooLarge));
     }
-    if (codedBody(req.headers)) return Promise.reject(new KeyclientError(KeyclientErrorCode.UnsupportedContentEncoding));
+    // Neither coding header is forwarded: the API would read the still-coded bytes as a plain body (bodyCoding).
+    if (bodyCoding(req.headers)) return Promise.reject(new KeyclientError(KeyclientErrorCode.UnsupportedContentEncoding));
     const repeated = repeatedHeader(req.rawHeaders);
     if (repeated !== undefined) {
       return Promise.reject(new KeyclientError(KeyclientErrorCode.MalformedRequest, `the ${repeated} header must not be repeated`));

@@ -1,6 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { getActor, getRefusedPrincipal, type Actor, type PrincipalGate } from '@keyserver/authz';
-import { clientKey, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
+import { bodyCoding, clientKey, renderProblem, type RefusalObserver, type RenderedProblem } from '@keyserver/http-problems';
 import type { AuditInput } from '@keyserver/data-access';
 import { AuditRepository } from '@keyserver/data-access';
 import type { Principal } from '@keyserver/entra-token';
@@ -197,15 +197,9 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
       throw new EdgeRefusal(ApiErrorCode.ExpectationFailed, 'no expectation other than 100-continue can be met');
     }
     checkHeaderSection(request.raw);
-    const encoding = request.headers['content-encoding'];
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
-    }
-    // Node undoes only `chunked`: a body under `gzip, chunked` would reach a parser (or the firmware hash) still coded.
-    const transfer = request.headers['transfer-encoding'];
-    if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
-      throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a transfer coding other than chunked');
-    }
+    const coding = bodyCoding(request.headers);
+    if (coding === 'content-encoding') throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a Content-Encoding');
+    if (coding === 'transfer-encoding') throw new EdgeRefusal(ApiErrorCode.UnsupportedContentEncoding, 'request bodies must not carry a transfer coding other than chunked');
     // The Fastify request, not the raw one: the charge is remembered on the object the problem filter sees.
     edge.admitAnonymous(request as unknown as IncomingMessage);
     checkRequestTarget(request.raw.url ?? '');

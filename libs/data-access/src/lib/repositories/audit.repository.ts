@@ -219,28 +219,6 @@ export class AuditRepository {
    * stays so; what is stored afterwards lies past them and is left out.
    */
   async chainSnapshot(): Promise<AuditChainSnapshot> {
-    return this.chainAt(true);
-  }
-
-  /**
-   * {@link chainSnapshot} without the counts, what a verification needs: it reads every entry anyway, and two
-   * count(*) over a long chain are work it would throw away.
-   */
-  chainEnds(): Promise<Pick<AuditChainSnapshot, 'head' | 'sealed'>> {
-    return this.chainAt(false);
-  }
-
-  private async chainAt(counts: true): Promise<AuditChainSnapshot>;
-  private async chainAt(counts: false): Promise<Pick<AuditChainSnapshot, 'head' | 'sealed'>>;
-  private async chainAt(counts: boolean): Promise<Pick<AuditChainSnapshot, 'head' | 'sealed'> | AuditChainSnapshot> {
-    if (!counts) {
-      const [e] = await sqlQuery<{ head: string | null; sealed: string | null }>(
-        this.db,
-        `SELECT (SELECT max(seq) FROM audit_event)::text AS head, (SELECT max(seq) FROM audit_checkpoint)::text AS sealed`,
-        [],
-      );
-      return { head: e.head, sealed: e.sealed };
-    }
     const [r] = await sqlQuery<{ head: string | null; sealed: string | null; entries: string; checkpoints: string }>(
       this.db,
       `WITH s AS (SELECT (SELECT max(seq) FROM audit_event) AS head, (SELECT max(seq) FROM audit_checkpoint) AS sealed)
@@ -251,6 +229,19 @@ export class AuditRepository {
       [],
     );
     return { head: r.head, sealed: r.sealed, entries: Number(r.entries), checkpoints: Number(r.checkpoints) };
+  }
+
+  /**
+   * {@link chainSnapshot} without the counts, what a verification needs: it reads every entry anyway, and two
+   * count(*) over a long chain are work it would throw away.
+   */
+  async chainEnds(): Promise<Pick<AuditChainSnapshot, 'head' | 'sealed'>> {
+    const [e] = await sqlQuery<{ head: string | null; sealed: string | null }>(
+      this.db,
+      `SELECT (SELECT max(seq) FROM audit_event)::text AS head, (SELECT max(seq) FROM audit_checkpoint)::text AS sealed`,
+      [],
+    );
+    return { head: e.head, sealed: e.sealed };
   }
 
   /** Entries with seq in (after, through] oldest first, at most `limit` (after null: from the first). */
