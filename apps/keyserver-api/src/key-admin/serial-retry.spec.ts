@@ -1,5 +1,6 @@
 import { DataAccessError } from '@keyserver/data-access';
-import { KEY_SERIAL_ATTEMPTS, retrySerial } from './serial-retry';
+import { SERIAL_ATTEMPTS } from '@keyserver/data-access';
+import { retrySerial } from './serial-retry';
 
 describe(retrySerial.name, () => {
   /** A certify-and-store step that fails with `errors` in turn, then answers 'stored'. */
@@ -17,8 +18,8 @@ describe(retrySerial.name, () => {
   it.each([
     ['ok stored at once', [], 'stored', 1],
     ['ok a collision, then a fresh serial stored', [inUse()], 'stored', 2],
-    ['ok two collisions, then stored on the last try', [inUse(), inUse()], 'stored', KEY_SERIAL_ATTEMPTS],
-    ['fail a collision on every try: serial_in_use', [inUse(), inUse(), inUse()], 'serial_in_use', KEY_SERIAL_ATTEMPTS],
+    ['ok two collisions, then stored on the last try', [inUse(), inUse()], 'stored', SERIAL_ATTEMPTS],
+    ['fail a collision on every try: serial_in_use', [inUse(), inUse(), inUse()], 'serial_in_use', SERIAL_ATTEMPTS],
     ['fail another refusal: not tried again', [new DataAccessError('conflict', 'exists')], 'conflict', 1],
   ] as const)('%s', async (_name, errors, expected, calls) => {
     const s = step([...errors]);
