@@ -80,6 +80,28 @@ describe(`${SubjectRepository.name} keeps the administrators a session needs`, (
     expect(await outcome(a.subjects.updateRole('fixture-administrators', { natures: ['ADMINISTRATOR', 'AUDITOR'] }, audit('role.update'), FOUR_EYES))).toBe('ok');
   });
 
+  it('ok taking ADMINISTRATOR from a second role whose holders stay administrators or never counted, short of administrators', async () => {
+    const ada = await seedAdmin(a);
+    const side = `side-${hex(3)}`;
+    await a.subjects.upsertRole(side, ['ADMINISTRATOR']);
+    const off = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'off', roles: [side] });
+    await a.subjects.update(off.id, { enabled: false });
+    const guest = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'guest', roles: [side] });
+    await proveAccount(a, guest.id, 'GUEST');
+    await a.subjects.update(ada.id, { roles: ['fixture-administrators', side] });
+    // Ada keeps the nature through fixture-administrators; the disabled holder and the guest were never counted.
+    expect(await outcome(a.subjects.updateRole(side, { natures: ['AUDITOR'] }, audit('role.update'), FOUR_EYES))).toBe('ok');
+    // A role of the same holders plus a second administrator who has no other: she is lost, and one is left.
+    const third = `third-${hex(3)}`;
+    await a.subjects.upsertRole(third, ['ADMINISTRATOR']);
+    const ivy = await a.subjects.create({ kind: 'USER', tid: 'tenant-1', oid: hex(16), displayName: 'ivy', roles: [third] });
+    await proveAccount(a, ivy.id, 'MEMBER');
+    await a.subjects.update(ada.id, { roles: ['fixture-administrators', side, third] });
+    await a.subjects.update(off.id, { roles: [side, third] });
+    expect(await enabledAdministrators()).toBe(2);
+    expect(await outcome(a.subjects.updateRole(third, { natures: ['AUDITOR'] }, audit('role.update'), FOUR_EYES))).toBe('too_few_administrators');
+  });
+
   it('never leaves fewer administrators than a session needs when two replicas each disable one at once', async () => {
     // Another appender holds the audit lock, so both disables have passed every check before either commits, unless
     // the second counts the administrators only after the first committed (the fix): then it is refused.

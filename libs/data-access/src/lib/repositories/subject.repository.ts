@@ -392,13 +392,15 @@ export class SubjectRepository {
         }
         if (scope && !scope.powers && (await enabledHolder(tx, id))) assertPowersInScope(scope, rolePowers(before), rolePowers(after), `role ${name}`);
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
-          // A holder that was an administrator through this role (enabled, not a guest) and is none now.
-          let lost = false;
-          for (const h of await holdersOf(tx, id)) {
-            const [x] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT "enabled" AND "account" <> 'GUEST' AS "ok" FROM "subject" WHERE "id" = ${h}::uuid`;
-            if (x?.ok && !(await isEnabledAdministrator(tx, h))) lost = true;
-          }
-          await assertAdministratorsRemain(tx, scope, lost, `role ${name}`);
+          // A holder that was an administrator through this role (enabled, not a guest) and is none now: one statement
+          // for all holders, as isEnabledAdministrator reads each.
+          const [x] = await tx.$queryRaw<{ lost: boolean }[]>`
+            SELECT EXISTS (
+              SELECT 1 FROM "subject_role" sr JOIN "subject" s ON s."id" = sr."subjectId"
+              WHERE sr."roleId" = ${id}::uuid AND s."enabled" AND s."account" <> 'GUEST' AND NOT EXISTS (
+                SELECT 1 FROM "subject_role" o JOIN "role" r ON r."id" = o."roleId"
+                WHERE o."subjectId" = s."id" AND 'ADMINISTRATOR'::"Nature" = ANY(r."natures"))) AS "lost"`;
+          await assertAdministratorsRemain(tx, scope, x?.lost === true, `role ${name}`);
         }
         if (audit) await appendAuditTx(tx, { ...audit, details: { ...audit.details, before, after } });
         if (before.natures.includes('ADMINISTRATOR') && !after.natures.includes('ADMINISTRATOR')) {
