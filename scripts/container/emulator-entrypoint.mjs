@@ -2,7 +2,8 @@
 // runs the image's command (node dist/tools/entra-emulator/main.js).
 // The demo tenant registers http://localhost:8080; a stack on other ports (KEYCLIENT_PORT, see
 // docs/containers.md) sets EMULATOR_KEYCLIENT_URL so the emulator accepts that keyclient's redirect URI,
-// and EMULATOR_PUBLIC_URL moves the Azure DevOps-style issuer of the demo federated credential with it.
+// and EMULATOR_PUBLIC_URL moves the issuers of the demo federated credentials (the tenant's own for new-format Azure
+// DevOps tokens, the legacy Azure DevOps-style one) with it.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,10 +23,13 @@ if (keyclientUrl || publicUrl) {
     tenant.keyserverApp.postLogoutRedirectUris = [`${origin}/`];
   }
   if (publicUrl && tenant.adoIssuer?.path) {
-    const issuer = `${new URL(publicUrl).origin}${tenant.adoIssuer.path}`;
+    // The emulator binds these by path anyway; rewriting keeps the file showing the issuers clients really see.
+    const origin = new URL(publicUrl).origin;
+    const tenantIssuerPath = `/${tenant.tenant.id}/v2.0`;
     for (const client of tenant.ciClients ?? []) {
       for (const fc of client.federatedCredentials ?? []) {
-        if (new URL(fc.issuer).pathname === tenant.adoIssuer.path) fc.issuer = issuer;
+        const path = new URL(fc.issuer).pathname;
+        if (path === tenant.adoIssuer.path || path === tenantIssuerPath) fc.issuer = `${origin}${path}`;
       }
     }
   }

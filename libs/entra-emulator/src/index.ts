@@ -9,7 +9,15 @@ export {
   type TenantCiClient,
   type TenantUser,
 } from './lib/tenant';
-export { TOKEN_EXCHANGE_AUDIENCE, type MintAdoTokenOptions } from './lib/ado-issuer';
+export {
+  AZURE_DEVOPS_APP_ID,
+  entraFederationSubject,
+  guidToBase64Url,
+  TOKEN_EXCHANGE_APP_ID,
+  TOKEN_EXCHANGE_AUDIENCE,
+  type AdoIssuerFormat,
+  type MintAdoTokenOptions,
+} from './lib/ado-issuer';
 export type { RotateOptions, PublishedJwk } from './lib/signing-keys';
 export {
   type AuthorizationResult,

@@ -69,6 +69,7 @@ async function main(logger: pino.Logger): Promise<void> {
       url: emulator.baseUrl,
       metadata: emulator.metadataUrl,
       adoIssuer: emulator.adoIssuer,
+      adoServiceConnections: emulator.tenant.adoIssuer.serviceConnections.map((c) => `${c.id} (${c.issuerFormat})`),
       adoTokenEndpoint: `POST ${emulator.adoOidcRequestUri}?serviceConnectionId=...`,
     },
     `Entra emulator for tenant ${emulator.tenantId} listening on ${emulator.baseUrl}`,

@@ -271,8 +271,10 @@ describe(startEmulator.name, () => {
       expect(payload).not.toHaveProperty('scp');
     });
 
-    it('serves ADO OIDC tokens the way SYSTEM_OIDCREQUESTURI does, verifiable with its discovery and JWKS', async () => {
-      const res = await fetch(`${emu.adoOidcRequestUri}?api-version=7.1&serviceConnectionId=${t.adoIssuer.serviceConnectionId}`, {
+    it('serves legacy-format ADO OIDC tokens the way SYSTEM_OIDCREQUESTURI does, verifiable with its discovery and JWKS', async () => {
+      // The demo tenant's second connection keeps the legacy format; both formats in detail: ado-wif.spec.ts.
+      const legacy = t.adoIssuer.serviceConnections.find((c) => c.issuerFormat === 'ado');
+      const res = await fetch(`${emu.adoOidcRequestUri}?api-version=7.1&serviceConnectionId=${legacy?.id ?? ''}`, {
         method: 'POST',
         headers: { authorization: 'Bearer system-access-token' },
       });

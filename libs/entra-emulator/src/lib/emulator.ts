@@ -62,7 +62,10 @@ export interface RunningEmulator {
   endSessionEndpoint: string;
   /** `<baseUrl>/<tenantId>/discovery/v2.0/keys`. */
   jwksUri: string;
-  /** Issuer URL of the emulated Azure DevOps organisation (`<baseUrl><adoIssuer.path>`). */
+  /**
+   * Issuer URL of the emulated Azure DevOps organisation in the legacy format (`<baseUrl><adoIssuer.path>`). New-format
+   * tokens (the default) are issued by `issuer` itself.
+   */
   adoIssuer: string;
   /** SYSTEM_OIDCREQUESTURI equivalent: `<adoIssuer>/oidctoken`. */
   adoOidcRequestUri: string;
@@ -74,8 +77,10 @@ export interface RunningEmulator {
   currentSigningKid(): string;
   /** While false the JWKS endpoint answers 503. */
   setJwksAvailable(ok: boolean): void;
-  /** An Azure DevOps-style OIDC token (client assertion for workload identity federation). */
+  /** An Azure DevOps OIDC token (client assertion for workload identity federation), in the connection's format. */
   mintAdoToken(options?: MintAdoTokenOptions): Promise<string>;
+  /** Subject of a configured service connection in its issuer format (undefined for an unknown id). */
+  adoSubject(serviceConnectionId: string): string | undefined;
   /** The pairwise `sub` Entra would give `oid` in tokens issued to `clientId`. */
   pairwiseSubject(oid: string, clientId: string): string;
   close(): Promise<void>;
@@ -270,7 +275,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
 
   const mod = loadOidcProvider();
   const ring = await SigningKeyRing.create(mod);
-  const ado = new AdoIssuer(baseUrl, tenant, clock);
+  const ado = new AdoIssuer(baseUrl, tenant, clock, { issuer, ring });
   await ado.init();
   const certificateCredentials = new CertificateCredentials(urls.token, clock);
   const store = new MemoryStore();
@@ -519,7 +524,8 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
     res.set('Cache-Control', 'max-age=86400, private').json(ring.jwks(issuer));
   });
 
-  // --- Emulated Azure DevOps organisation (OIDC issuer for workload identity federation) ---
+  // --- Emulated Azure DevOps organisation (workload identity federation): the legacy issuer's discovery and keys, and
+  // the OIDC-token endpoint, which answers in each service connection's format (new: issued by this tenant) ---
   const adoPath = tenant.adoIssuer.path;
   web.get(`${adoPath}/.well-known/openid-configuration`, (_req, res) => {
     res.json(ado.discovery());
@@ -800,6 +806,7 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Ru
       jwksAvailable = ok;
     },
     mintAdoToken: (options?: MintAdoTokenOptions) => ado.mint(options),
+    adoSubject: (serviceConnectionId: string) => ado.subjectFor(serviceConnectionId),
     pairwiseSubject,
     close: () =>
       new Promise<void>((ok, fail) => {

@@ -74,10 +74,25 @@ export const demoTenantSchema = z
     ciClients: z.array(ciClientSchema).default([]),
     users: z.array(userSchema).min(1),
     adoIssuer: z.object({
+      /** Path of the emulated legacy Azure DevOps issuer (`https://vstoken.dev.azure.com/<org id>` in Azure). */
       path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, 'must be an absolute path without trailing slash'),
-      serviceConnectionId: guid,
-      /** Subject of tokens minted for `serviceConnectionId`; defaults to the first matching federated credential. */
-      subject: z.string().min(1).optional(),
+      /** The Azure DevOps organization id (the `/sc/<organization id>/` part of new-format subjects). */
+      organizationId: guid,
+      /** Service connections the OIDC-token endpoint issues for; the first is `mintAdoToken`'s default. */
+      serviceConnections: z
+        .array(
+          z.object({
+            id: guid,
+            /** `entra` (Azure DevOps since 2025, the default) or `ado` (the legacy vstoken issuer and `sc://` subject). */
+            issuerFormat: z.enum(['entra', 'ado']).default('entra'),
+            /** Legacy format only: `sc://<organization>/<project>/<service connection>`. */
+            subject: z.string().min(1).optional(),
+          }),
+        )
+        .min(1),
+      /** The single-connection shape used before 2026-12-07; refused so that an old file does not silently lose it. */
+      serviceConnectionId: z.never({ message: 'replaced by serviceConnections: [{ id, issuerFormat, subject }]' }).optional(),
+      subject: z.never({ message: 'replaced by serviceConnections[].subject' }).optional(),
     }),
   })
   .superRefine((t, ctx) => {
@@ -92,6 +107,19 @@ export const demoTenantSchema = z
       }
       for (const r of c.appRoles) {
         if (!known.has(r)) ctx.addIssue({ code: 'custom', message: `ci client ${c.name}: unknown app role ${r}` });
+      }
+    }
+    const connectionIds = new Set<string>();
+    for (const [i, c] of t.adoIssuer.serviceConnections.entries()) {
+      if (connectionIds.has(c.id.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: ['adoIssuer', 'serviceConnections', i, 'id'], message: `duplicate service connection ${c.id}` });
+      }
+      connectionIds.add(c.id.toLowerCase());
+      if (c.issuerFormat === 'ado' && !c.subject) {
+        ctx.addIssue({ code: 'custom', path: ['adoIssuer', 'serviceConnections', i, 'subject'], message: 'a legacy (ado) connection needs its sc:// subject' });
+      }
+      if (c.issuerFormat === 'entra' && c.subject) {
+        ctx.addIssue({ code: 'custom', path: ['adoIssuer', 'serviceConnections', i, 'subject'], message: 'an entra connection\'s subject is derived (/eid1/…/sc/<organization id>/<id>); remove it' });
       }
     }
     const usernames = new Set<string>();
