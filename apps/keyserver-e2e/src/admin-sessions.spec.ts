@@ -275,6 +275,10 @@ describe('administrative sessions (four-eyes)', () => {
       ['fail ROOT as a new key type', 'POST', '/api/v1/keys', { ...key, type: 'ROOT' }, 400, 'validation_failed', 'key.create'],
       ['fail key outliving the ROOT', 'POST', '/api/v1/keys', { ...key, validityDays: 36_500 }, 400, 'validity_exceeds_root', 'key.create'],
       ['fail control character in a name', 'POST', '/api/v1/keys', { ...key, commonName: 'Bad\u0007' }, 400, 'validation_failed', 'key.create'],
+      // A key's certificate name follows the device subject rule (api-contract name-text, ADR 0047 addendum).
+      ['fail a name in mathematical bold letters', 'POST', '/api/v1/keys', { ...key, commonName: '\u{1d403}\u{1d41e}\u{1d426}\u{1d428} Firmware' }, 400, 'validation_failed', 'key.create'],
+      ['fail a name with a Cyrillic е among Latin letters', 'POST', '/api/v1/keys', { ...key, organization: 'D\u0435mo Devices Ltd' }, 400, 'validation_failed', 'key.create'],
+      ['fail a name with a right-to-left override', 'POST', '/api/v1/keys', { ...key, commonName: 'Firmware \u202egpj.exe' }, 400, 'validation_failed', 'key.create'],
       ['fail existing keyid', 'POST', '/api/v1/keys', { ...key, keyid: 'demo-fw-dev' }, 409, 'key_exists', 'key.create'],
       ['fail unknown key', 'PATCH', '/api/v1/keys/no-such-key', { requiredApprovers: 1 }, 404, 'key_not_found', 'key.update'],
       ['fail negative approvers', 'PATCH', '/api/v1/keys/demo-fw-dev', { requiredApprovers: -1 }, 400, 'validation_failed', 'key.update'],

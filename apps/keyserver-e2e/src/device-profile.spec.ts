@@ -140,6 +140,11 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     ['fail a CN written only in Cyrillic look-alikes of Latin letters (СА)', '/CN=\u0421\u0410', [], 'csr_subject_invalid'],
     ['fail an all-Cyrillic look-alike IDN label (рауре)', '/CN=device-a', ['-addext', `subjectAltName=DNS:${domainToASCII('\u0440\u0430\u0443\u0440\u0435')}.devices.demo.test`], 'csr_san_invalid'],
     ['fail ASCII and fullwidth digits in one CN', '/CN=device-1\uff12', [], 'csr_subject_invalid'],
+    // Compatibility characters: a value must be its own NFKC form (ADR 0010 addendum of session 25).
+    ['fail the CN of the ROOT in mathematical bold letters', '/CN=\u{1d403}\u{1d41e}\u{1d426}\u{1d428} Devices Root CA/O=Other Ltd', [], 'csr_subject_invalid'],
+    ['fail the CN of the ROOT in full-width letters (before: csr_subject_reserved)', '/CN=\uff24\uff45\uff4d\uff4f Devices Root CA/O=Other Ltd', [], 'csr_subject_invalid'],
+    ['fail a ligature in the CN', '/CN=\ufb01rmware-7', [], 'csr_subject_invalid'],
+    ['fail an IDN label whose U-label starts with a hyphen (xn----eha)', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn----eha.devices.demo.test'], 'csr_san_invalid'],
     // Requested extensions: a critical one the profile does not honour refuses the request.
     ['fail a critical extKeyUsage asking for serverAuth', '/CN=device-a', ['-addext', 'extendedKeyUsage=critical,serverAuth'], 'csr_extension_unsupported'],
     ['fail a critical keyUsage asking for keyEncipherment', '/CN=device-a', ['-addext', 'keyUsage=critical,digitalSignature,keyEncipherment'], 'csr_extension_unsupported'],

@@ -2,10 +2,23 @@ import { z } from 'zod';
 import { RevocationReason } from './certificates';
 import { HashAlgorithm, KEY_HASH_RULE, KeyAlgorithm, KeyDetail, keyHashFits, KeyState, KeyType } from './contract';
 import { KeyIdRef, NEW_KEYID_PATTERN } from './ids';
+import { NAME_TEXT_RULE, readsAsItself } from './name-text';
 
-// Certificate name attributes: no control characters (the DN is built from them).
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const NameText = z.string().trim().min(1).max(64).regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters');
+/**
+ * A key's certificate name attribute (CN, O, OU): its certificate's subject, the name relying parties and approvers
+ * read (ADR 0047) and a name reserved against device CSRs (ADR 0010). The rule of a device subject value
+ * (`name-text`: no control, bidi or invisible character, its own NFKC form, one script, no whole-script look-alike,
+ * one digit system), after trimming; the console's forms check the same function.
+ */
+const NameText = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  // eslint-disable-next-line no-control-regex -- the part of the rule a JSON Schema pattern can state
+  .regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters')
+  .refine(readsAsItself, NAME_TEXT_RULE)
+  .describe(`A certificate name attribute (ADR 0010, ADR 0047); ${NAME_TEXT_RULE}`);
 
 /** The keyid of a new key (a ROOT from the ceremony, a CA, FW or TSA key). */
 export const NewKeyId = z.string().regex(NEW_KEYID_PATTERN, 'keyid is 3-64 characters [a-z0-9._-]');

@@ -1,12 +1,13 @@
 import * as fc from 'fast-check';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { buildCsr, extensionRequest, generalName, generateTestKey, nameDer, sanExtension, type NameEntry } from '../testing/csr-builder';
 import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
 import { hasHiddenCharacters } from '@keyserver/api-contract/visible-text';
 import { derTlv, OID } from './der';
 import { deviceDnsName, hasForbiddenCharacter } from './device-names';
-import { LATIN_LOOKALIKES } from './latin-lookalikes.generated';
+import { isHighlyRestrictive, LATIN_LOOKALIKES } from '@keyserver/api-contract/name-text';
 
 const key = generateTestKey('EC-P256');
 const csrWith = (subject: NameEntry[], ...sans: Uint8Array[]) =>
@@ -32,10 +33,12 @@ describe('device certificate subject and SAN policy', () => {
       ['fail no CN', [[OID.organization, 'Acme']] as NameEntry[], 'csr_subject_invalid'],
       ['fail the CA DN', [[OID.organization, 'Acme'], CN('Test Device CA')] as NameEntry[], 'csr_subject_reserved'],
       ['fail the root DN in another order, case and spacing', [CN('test  ROOT'), [OID.organization, 'ACME']] as NameEntry[], 'csr_subject_reserved'],
-      ['fail the root DN in full-width letters (NFKC)', [CN('Ｔｅｓｔ Root'), [OID.organization, 'Acme']] as NameEntry[], 'csr_subject_reserved'],
+      // Full-width letters are not their NFKC form: refused as themselves before any reserved-name comparison.
+      ['fail the root DN in full-width letters (not NFKC-stable)', [CN('Ｔｅｓｔ Root'), [OID.organization, 'Acme']] as NameEntry[], 'csr_subject_invalid'],
       // UIs and CN-keyed authorisation show and match the CN alone: a key's CN is reserved whatever the rest of the DN.
       ['fail the CA common name alone', [CN('Test Device CA')], 'csr_subject_reserved'],
-      ['fail the root common name with more attributes, in other case and width', [CN('ＴＥＳＴ root'), [OID.organization, 'Acme'], [OID.organizationalUnit, 'Devices']] as NameEntry[], 'csr_subject_reserved'],
+      ['fail the root common name with more attributes, in other case', [CN('TEST root'), [OID.organization, 'Acme'], [OID.organizationalUnit, 'Devices']] as NameEntry[], 'csr_subject_reserved'],
+      ['fail the root common name with more attributes, in full-width letters (not NFKC-stable)', [CN('ＴＥＳＴ root'), [OID.organization, 'Acme'], [OID.organizationalUnit, 'Devices']] as NameEntry[], 'csr_subject_invalid'],
       ['fail the CA common name as a PrintableString with another O', [CN('Test Device CA', 0x13), [OID.organization, 'Evil']] as NameEntry[], 'csr_subject_reserved'],
       ['fail NUL', [CN('dev\u0000ice')], 'csr_subject_invalid'],
       ['fail DEL', [CN('dev\u007fice')], 'csr_subject_invalid'],
@@ -86,6 +89,28 @@ describe('device certificate subject and SAN policy', () => {
       ['fail ASCII 0 with an Arabic-Indic ٣ in Arabic text (one script, two digit systems)', [CN('\u062c\u0647\u0627\u0632 0\u0663')], 'csr_subject_invalid'],
       ['fail ASCII digits with a fullwidth digit', [CN('device-1\uff12')], 'csr_subject_invalid'],
       ['fail ASCII digits with a Devanagari digit in Devanagari text', [CN('\u0909\u092a\u0915\u0930\u0923 7\u0967')], 'csr_subject_invalid'],
+      // Compatibility characters (a value must be its own NFKC form, ADR 0010 addendum "compatibility look-alikes"):
+      // Common (or Latin) characters drawn as ASCII letters, which a relying party compares as other code points.
+      ['fail mathematical bold letters only (𝐃𝐞𝐯𝐢𝐜𝐞)', [CN('\u{1d403}\u{1d41e}\u{1d42f}\u{1d422}\u{1d41c}\u{1d41e}')], 'csr_subject_invalid'],
+      ['fail mathematical monospace letters only (𝙳𝚎𝚟)', [CN('\u{1d673}\u{1d68e}\u{1d69f}')], 'csr_subject_invalid'],
+      ['fail the CA common name in mathematical bold (was compared as the CA name after NFKC)', [CN('\u{1d413}\u{1d41e}\u{1d42c}\u{1d42d} Device CA')], 'csr_subject_invalid'],
+      ['fail mathematical bold letters in an O beside a Latin CN', [CN('device-7'), [OID.organization, 'Ac\u{1d426}e']] as NameEntry[], 'csr_subject_invalid'],
+      ['fail full-width letters only (ｄｅｖｉｃｅ)', [CN('\uff44\uff45\uff56\uff49\uff43\uff45')], 'csr_subject_invalid'],
+      ['fail full-width digits only (１２３)', [CN('\uff11\uff12\uff13')], 'csr_subject_invalid'],
+      ['fail circled letters (ⓓⓔⓥ)', [CN('\u24d3\u24d4\u24e5')], 'csr_subject_invalid'],
+      ['fail parenthesised letters (⒟⒠⒱)', [CN('\u249f\u24a0\u24b1')], 'csr_subject_invalid'],
+      ['fail a superscript digit (device²)', [CN('device\u00b2')], 'csr_subject_invalid'],
+      ['fail superscript letters (ᵈᵉᵛ)', [CN('\u1d48\u1d49\u1d5b')], 'csr_subject_invalid'],
+      ['fail a ligature (ﬁrmware)', [CN('\ufb01rmware')], 'csr_subject_invalid'],
+      ['fail a roman numeral (device Ⅸ)', [CN('device \u2168')], 'csr_subject_invalid'],
+      ['fail the Kelvin sign (K)', [CN('dev\u212a')], 'csr_subject_invalid'],
+      ['fail the Ohm sign (Ω)', [CN('\u2126mega')], 'csr_subject_invalid'],
+      ['fail a long s (ſtore)', [CN('\u017ftore')], 'csr_subject_invalid'],
+      ['fail the micro sign (a Greek μ to NFKC)', [CN('5 \u00b5m')], 'csr_subject_invalid'],
+      ['fail a no-break space for a space (drawn as Test Root)', [CN('Test\u00a0Root')], 'csr_subject_invalid'],
+      ['fail a trade mark sign (™)', [CN('Acme\u2122')], 'csr_subject_invalid'],
+      ['fail a half-width katakana (ﾃﾞﾊﾞｲｽ)', [CN('\uff83\uff9e\uff8a\uff9e\uff72\uff7d')], 'csr_subject_invalid'],
+      ['fail an Arabic presentation form', [CN('\ufe8d\ufedf')], 'csr_subject_invalid'],
     ])('%s', async (_n, subject, code) => {
       expect(await tryIssue(t, csrWith(subject as NameEntry[]))).toEqual({ code });
     });
@@ -118,9 +143,9 @@ describe('device certificate subject and SAN policy', () => {
       expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe("CN=A-z 0'()\\+\\,./:=?\nOU=ops@line-7");
     });
 
-    it('ok non-BMP and accented names (NFC), several OUs, re-encoded as UTF8String one per RDN', async () => {
-      const out = await tryIssue(t, csrWith([CN('Gerät 🔐 µ'), [OID.organizationalUnit, 'a', 0x13], [OID.organizationalUnit, 'b']]));
-      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('CN=Gerät 🔐 µ\nOU=a\nOU=b');
+    it('ok non-BMP and accented names (NFKC), several OUs, re-encoded as UTF8String one per RDN', async () => {
+      const out = await tryIssue(t, csrWith([CN('Gerät 🔐 ✓ 5°C'), [OID.organizationalUnit, 'a', 0x13], [OID.organizationalUnit, 'b']]));
+      expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe('CN=Gerät 🔐 ✓ 5°C\nOU=a\nOU=b');
     });
 
     it.each([
@@ -133,6 +158,9 @@ describe('device certificate subject and SAN policy', () => {
       ['ok a real Greek word (Σ, κ, η have no ASCII look-alike)', [CN('Συσκευή')]],
       ['ok Arabic with Arabic-Indic digits only (one decimal system)', [CN('جهاز ١٢٣')]],
       ['ok Devanagari with Devanagari digits only', [CN('उपकरण १२')]],
+      ['ok a Japanese place name (東京)', [CN('東京')]],
+      ['ok a Korean place name (서울)', [CN('서울')]],
+      ['ok a Hangul word and Han (서울 漢字)', [CN('서울 漢字')]],
     ] as [string, NameEntry[]][])('%s', async (_n, subject) => {
       const out = await tryIssue(t, csrWith(subject));
       expect('certificatePem' in out && new X509Certificate(out.certificatePem).subject).toBe(subject.map(([oid, v]) => `${oid === OID.commonName ? 'CN' : 'O'}=${v}`).join('\n'));
@@ -149,7 +177,7 @@ describe('device certificate subject and SAN policy', () => {
         fc
           .integer({ min: from, max: to })
           .map((cp) => String.fromCodePoint(cp))
-          .filter((c) => /^\p{L}$/u.test(c) && new RegExp(`^\\p{sc=${script}}$`, 'u').test(c) && c.normalize('NFC') === c);
+          .filter((c) => /^\p{L}$/u.test(c) && new RegExp(`^\\p{sc=${script}}$`, 'u').test(c) && c.normalize('NFKC') === c);
       const SCRIPT = { Latin: letters(0x41, 0x24f, 'Latin'), Cyrillic: letters(0x400, 0x4ff, 'Cyrillic'), Greek: letters(0x391, 0x3ce, 'Greek'), Armenian: letters(0x531, 0x587, 'Armenian') };
       const common = fc.constantFrom(...'0123456789-.:/()# '.split(''));
       const names = Object.keys(SCRIPT) as (keyof typeof SCRIPT)[];
@@ -191,6 +219,70 @@ describe('device certificate subject and SAN policy', () => {
         }),
         { seed: 1305, numRuns: 150 },
       );
+    });
+
+    // Characters NFKC folds to something else, as the hostile spellings an attacker draws ASCII names with: the
+    // mathematical alphanumerics, full-width and half-width forms, enclosed and parenthesised letters, superscripts
+    // and subscripts, letter-like symbols, number forms, ligatures and presentation forms.
+    const compatChar = fc
+      .oneof(
+        fc.integer({ min: 0x1d400, max: 0x1d7ff }),
+        fc.integer({ min: 0xff00, max: 0xffef }),
+        fc.integer({ min: 0x2460, max: 0x24ff }),
+        fc.integer({ min: 0x2070, max: 0x209f }),
+        fc.integer({ min: 0x2100, max: 0x218f }),
+        fc.integer({ min: 0x1d2c, max: 0x1d6a }),
+        fc.integer({ min: 0xfb00, max: 0xfb4f }),
+        fc.integer({ min: 0xfe70, max: 0xfeff }),
+        fc.integer({ min: 0x3300, max: 0x33ff }),
+        fc.constantFrom(0x00a0, 0x00aa, 0x00b2, 0x00b5, 0x00ba, 0x00bd, 0x017f, 0x2126, 0x212a, 0x212b, 0x2024, 0x2025, 0x2026),
+      )
+      .map((cp) => String.fromCodePoint(cp));
+    const hostileName = fc.array(fc.oneof(fc.constantFrom(...'Device-7 CA'.split('')), compatChar, fc.string({ unit: 'grapheme', maxLength: 2 })), { minLength: 1, maxLength: 12 }).map((a) => a.join(''));
+    /** Single-script in UTS #39's sense (its resolved script set is not empty, or a CJK cover): the oracle is scripts.ts, tested on its own. */
+    const nfkcStableAndSingleScript = (s: string) => s.normalize('NFKC') === s && isHighlyRestrictive(s);
+
+    it('for any value s: issued(s) implies s is its own NFKC form and single-script; any compatibility character is refused (property)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(hostileName, fc.string({ unit: 'binary', minLength: 1, maxLength: 20 })), async (cn) => {
+          const out = await tryIssue(t, csrWith([CN('device-7'), [OID.organizationalUnit, cn]]));
+          if ('code' in out) return;
+          expect(nfkcStableAndSingleScript(cn)).toBe(true);
+          expect(new X509Certificate(out.certificatePem).subject).toBe(`CN=device-7\nOU=${cn}`);
+        }),
+        { seed: 1305, numRuns: 200 },
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 6 }), compatChar.filter((c) => c.normalize('NFKC') !== c), fc.string({ unit: 'grapheme', maxLength: 6 }), async (before, c, after) => {
+          expect(await tryIssue(t, csrWith([CN(`d${before}${c}${after}`)]))).toHaveProperty('code');
+        }),
+        { seed: 1305, numRuns: 150 },
+      );
+    });
+
+    it('the same property for a percent-encoded URI path segment and an IDN label (after ToUnicode)', async () => {
+      await fc.assert(
+        fc.asyncProperty(hostileName, async (text) => {
+          const out = await tryIssue(t, csrWith([CN('device')], uri(`https://a.example/d/${encodeURIComponent(text)}`)));
+          if (!('code' in out)) expect(nfkcStableAndSingleScript(text)).toBe(true);
+          const label = domainToASCII(text);
+          if (label === '' || label.length > 63 || label.includes('.')) return;
+          const asDns = await tryIssue(t, csrWith([CN('device')], dns(`${label}.example`)));
+          if (!('code' in asDns)) for (const l of label.split('.')) expect(nfkcStableAndSingleScript(domainToUnicode(l))).toBe(true);
+        }),
+        { seed: 1305, numRuns: 150 },
+      );
+    });
+
+    it('issued non-Latin and symbol names parse with openssl and Node as written', async () => {
+      const names = ['Москва', 'Συσκευή', '東京', '서울', 'Gerät 🔐 ✓ 5°C', 'جهاز ١٢٣'];
+      for (const cn of names) {
+        const out = await tryIssue(t, csrWith([CN(cn)], dns(`${domainToASCII(cn === '東京' ? '東京' : 'device')}.example`)));
+        if (!('certificatePem' in out)) throw new Error(`not issued: ${cn} ${JSON.stringify(out)}`);
+        expect(new X509Certificate(out.certificatePem).subject).toBe(`CN=${cn}`);
+        const text = execFileSync('openssl', ['x509', '-noout', '-subject', '-ext', 'subjectAltName', '-nameopt', 'utf8,sep_comma_plus,space_eq'], { input: out.certificatePem, encoding: 'utf8' });
+        expect(text).toContain(`subject=CN = ${cn}`);
+      }
     });
 
     // The console's hidden characters (api-contract visible-text), private use, unassigned code points and every
@@ -343,6 +435,21 @@ describe('device certificate subject and SAN policy', () => {
       ['fail a URN with an encoded all-Cyrillic look-alike', [uri('urn:example:%D0%A1%D0%90')], 'csr_san_invalid'],
       ['fail a URI with a percent sign that is not an escape', [uri('https://a.example/100%')], 'csr_san_invalid'],
       ['fail a URI with a truncated escape', [uri('https://a.example/a%4')], 'csr_san_invalid'],
+      // Compatibility characters in percent-encoded text: drawn as ASCII, compared as other code points.
+      ['fail a URI path with encoded mathematical bold letters (𝐃ev)', [uri(`https://a.example/${encodeURIComponent('\u{1d403}ev')}`)], 'csr_san_invalid'],
+      ['fail a URI path with encoded full-width letters', [uri(`https://a.example/d/${encodeURIComponent('\uff44\uff45\uff56')}`)], 'csr_san_invalid'],
+      ['fail a URI query with an encoded ligature', [uri(`https://a.example/d?f=${encodeURIComponent('\ufb01rmware')}`)], 'csr_san_invalid'],
+      ['fail a URI path with an encoded no-break space', [uri('https://a.example/a%C2%A0b')], 'csr_san_invalid'],
+      // IDNA: A-labels only (RFC 5890/5891): a U-label may not start or end with a hyphen nor have -- in positions 3-4.
+      ['fail an A-label whose U-label starts with a hyphen (xn----eha: -ü)', [dns('xn----eha.example')], 'csr_san_invalid'],
+      ['fail an A-label whose U-label ends with a hyphen (xn----dha: ü-)', [dns('xn----dha.example')], 'csr_san_invalid'],
+      ['fail an A-label whose U-label has -- in positions 3-4 (ab--ü)', [dns('xn--ab---3ra.example')], 'csr_san_invalid'],
+      ['fail a URI host whose U-label starts with a hyphen', [uri('https://xn----eha.example/')], 'csr_san_invalid'],
+      ['fail an upper-case A-label whose U-label mixes scripts (XN--: pаypal)', [dns(`${domainToASCII('p\u0430ypal').toUpperCase()}.example`)], 'csr_san_invalid'],
+      ['fail an upper-case URI host A-label whose U-label is a whole-script look-alike', [uri(`https://${domainToASCII('\u0440\u0430\u0443\u0440\u0435').toUpperCase()}.example/`)], 'csr_san_invalid'],
+      ['fail an A-label of mathematical bold letters (not a UTS #46 A-label)', [dns('xn--sy1hsbfbs1f.example')], 'csr_san_invalid'],
+      ['fail an A-label of a ligature (ﬁle)', [dns('xn--le-1b1n.example')], 'csr_san_invalid'],
+      ['fail an xn-- label with nothing after it', [dns('xn--.example')], 'csr_san_invalid'],
     ])('%s', async (_n, sans, code) => {
       expect(await tryIssue(t, csrWith([CN('device')], ...sans))).toEqual({ code });
     });
@@ -362,6 +469,9 @@ describe('device certificate subject and SAN policy', () => {
       ['fail an iPAddress of 5 bytes', [ip(1, 2, 3, 4, 5)], 'csr_san_invalid'],
       ['fail two entries over a cap of one', [dns('a.devices.example'), dns('b.devices.example')], 'csr_san_too_many'],
       ['fail mixed Latin+Cyrillic in an rfc822Name domain label', [email(`ops@${domainToASCII('\u0430pple')}.devices.example`)], 'csr_san_invalid'],
+      ['fail an upper-case rfc822Name domain A-label that mixes scripts', [email(`ops@${domainToASCII('\u0430pple').toUpperCase()}.devices.example`)], 'csr_san_invalid'],
+      ['fail an rfc822Name domain whose U-label ends with a hyphen', [email('ops@xn----dha.devices.example')], 'csr_san_invalid'],
+      ['fail an rfc822Name local part that is not ASCII (SmtpUTF8Mailbox is not offered)', [email('dév@devices.example')], 'csr_san_invalid'],
     ])('%s (configured profile)', async (_n, sans, code) => {
       const profile = { allowedSanTypes: ['dns', 'uri', 'email', 'ip'] as const, dnsDomains: ['devices.example'], maxSanCount: 1 };
       expect(await tryIssue(t, csrWith([CN('device')], ...sans), { ...profile, allowedSanTypes: [...profile.allowedSanTypes] })).toEqual({ code });

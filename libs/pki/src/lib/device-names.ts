@@ -5,38 +5,17 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
 import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
-import { hasMixedNumbers, isHighlyRestrictive, isWholeScriptConfusable } from './scripts';
+import { hasForbiddenCharacter, readsAsItself } from '@keyserver/api-contract/name-text';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
 
 /**
- * Characters never allowed in a certificate name: every character a reader does not see as itself (controls,
- * format characters such as bidi controls, zero-width characters, soft hyphen and tags, line and paragraph
- * separators, every default-ignorable code point such as variation selectors and the Hangul fillers: a superset of
- * what the console names with \u{...}, ADR 0047), lone surrogates, private use, unassigned code points and
- * noncharacters (their normalisation is not fixed by the Unicode version we check with), and U+FFFD (the trace of a
- * bad decoding). NFKC keeps most of them, so without this rule a look-alike of a reserved name compared as another.
+ * A certificate name reads as itself by api-contract's one rule ({@link readsAsItself},
+ * `@keyserver/api-contract/name-text`): no forbidden character (controls, format, default-ignorable, private use, unassigned, U+FFFD, a leading mark), its own
+ * NFKC form, UTS #39 Highly Restrictive, no whole-script look-alike of Latin, one digit system (ADR 0010 addenda). The
+ * same rule judges a key's own certificate name (`CertificateNameText`) in the API and the console.
  */
-const FORBIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\ufffd]/u;
-/** A combining mark first in a value is drawn over what precedes it when the DN is printed (e.g. U+0338 over "="). */
-const LEADING_MARK = /^\p{M}/u;
-
-/** True when a name value contains a character a certificate name may never carry, or starts with a combining mark. */
-export function hasForbiddenCharacter(s: string): boolean {
-  return FORBIDDEN.test(s) || LEADING_MARK.test(s);
-}
-
-/**
- * Whether text reads as itself (the rule for a subject value, an IDN label and a URI's decoded path segment): no
- * forbidden character, NFC, not mixing scripts (UTS #39 Highly Restrictive: one script, or Latin with Han and
- * Japanese kana, Bopomofo or Hangul; digits, punctuation and other Common characters go with any), not written only
- * in another script's look-alikes of ASCII letters (UTS #39 4: an all-Cyrillic `СА`) and digits of one decimal system
- * (UTS #39 5.4). A Cyrillic `е` in Latin text, or an all-Cyrillic `рауре`, is drawn as a Latin name and compares as
- * another (ADR 0010 addenda "look-alike letters" and "whole-script look-alikes, mixed numbers, percent-encoded text").
- */
-function readsAsItself(s: string): boolean {
-  return !hasForbiddenCharacter(s) && s.normalize('NFC') === s && isHighlyRestrictive(s) && !isWholeScriptConfusable(s) && !hasMixedNumbers(s);
-}
+export { hasForbiddenCharacter };
 
 /** Whether a subject value is one a device may carry: {@link readsAsItself}, not empty, no leading or trailing space. */
 function isValidValue(s: string): boolean {
@@ -67,12 +46,15 @@ export function deviceDnsName(s: string): string | undefined {
 
 /**
  * An xn-- label that is the Punycode of a U-label (UTS #46, as URL parsers read it): decoding changes it and the
- * result encodes back to exactly it. Anything else is an RFC 5890 fake A-label, which readers show as itself, as
- * garbage or as another name; RFC 5280 7.2 (and RFC 9549) put only A-labels in certificates.
+ * result encodes back to exactly it, and the U-label keeps IDNA2008's hyphen rules (RFC 5891 4.2.3.1: no hyphen first
+ * or last, no `--` in the third and fourth positions), which Node's UTS #46 reading does not check. Anything else is an
+ * RFC 5890 fake A-label, which readers show as itself, as garbage or as another name, or refuse; RFC 5280 7.2 (and
+ * RFC 9549) put only A-labels in certificates. UTS #46 maps compatibility characters, so the Punycode of a U-label
+ * holding one (`𝐃ev`, `ﬁle`) does not encode back to itself and is refused here.
  */
 function isALabel(label: string): boolean {
   const u = domainToUnicode(label);
-  return u !== '' && u !== label && domainToASCII(u) === label;
+  return u !== '' && u !== label && domainToASCII(u) === label && !u.startsWith('-') && !u.endsWith('-') && u.slice(2, 4) !== '--';
 }
 
 function inDomains(host: string, domains: string[] | undefined): boolean {
@@ -191,8 +173,8 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /**
  * A URI's path, query and fragment (or a URN's text) as a reader shows it: percent-escapes decoded as UTF-8 (invalid,
  * overlong or surrogate sequences refused), each part between delimiters judged as a subject value is
- * ({@link readsAsItself}: no control, bidi or zero-width character, NFC, one script, no whole-script look-alike, one
- * digit system). Browsers and log viewers show `%D0%B5` as `е`, so `/t%D0%B5st` is drawn as `/test`. Encoded ASCII
+ * ({@link readsAsItself}: no control, bidi or zero-width character, its own NFKC form, one script, no whole-script
+ * look-alike, one digit system). Browsers and log viewers show `%D0%B5` as `е`, so `/t%D0%B5st` is drawn as `/test`. Encoded ASCII
  * (`%2F`, `%2E`) is allowed: the profile has no rule on path text.
  */
 function uriTextReadsAsItself(text: string): boolean {
@@ -327,9 +309,10 @@ export function isReservedSubject(reserved: ReadonlySet<string> | undefined, nor
 
 /**
  * The request's subject checked and re-encoded: only the profile's attribute types, each at most its count (one
- * CN at most, and one is required), 1-64 characters, no forbidden character, NFC, no leading or trailing space,
- * C two upper-case letters and serialNumber printable (both PrintableString), everything else UTF8String, one
- * attribute per RDN in the request's order. (The caller compares the result with the reserved names.)
+ * CN at most, and one is required), 1-64 characters that read as themselves ({@link readsAsItself}: no forbidden
+ * character, their own NFKC form, one script, ...), no leading or trailing space, C two upper-case letters and
+ * serialNumber printable (both PrintableString), everything else UTF8String, one attribute per RDN in the request's
+ * order. (The caller compares the result with the reserved names.)
  */
 export function deviceSubject(subject: pkijs.RelativeDistinguishedNames, allowed: SubjectAttribute[]): pkijs.AttributeTypeAndValue[] {
   if (subject.toSchema().toBER(false).byteLength > 1024) throw new PkiError('csr_subject_too_long');

@@ -100,13 +100,13 @@ const TYPE_LABEL: Record<CreateKeyBody['type'], string> = { FW: 'FW: firmware si
           @if (c.commonName.hasError('required')) {
             <mat-error>A common name is required.</mat-error>
           } @else {
-            <mat-error>At most 64 characters, no control characters.</mat-error>
+            <mat-error>At most 64 characters, one script, no hidden, full-width or styled letters.</mat-error>
           }
         </mat-form-field>
         <mat-form-field appearance="outline" subscriptSizing="dynamic">
           <mat-label>Organization (optional)</mat-label>
           <input matInput formControlName="organization" autocomplete="off" />
-          <mat-error>At most 64 characters, no control characters.</mat-error>
+          <mat-error>At most 64 characters, one script, no hidden, full-width or styled letters.</mat-error>
         </mat-form-field>
         <mat-form-field appearance="outline" subscriptSizing="dynamic">
           <mat-label>Country (optional)</mat-label>

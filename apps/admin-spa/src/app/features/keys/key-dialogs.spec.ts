@@ -78,7 +78,7 @@ describe('key dialogs', () => {
       set(el, 'commonName', 'Bad\u0007name');
       await submit(f, el);
       expect(closed).toEqual([]);
-      expect(errors(el)).toEqual(['3 to 64 lower-case letters, digits, . _ -, starting with a letter or digit.', 'At most 64 characters, no control characters.']);
+      expect(errors(el)).toEqual(['3 to 64 lower-case letters, digits, . _ -, starting with a letter or digit.', 'At most 64 characters, one script, no hidden, full-width or styled letters.']);
     });
 
     it('ok closes with the request body', async () => {

@@ -41,6 +41,7 @@ describe('key form', () => {
     ['ok every name attribute', { product: 'gadget-x', organization: long(64), country: 'DK', commonName: long(64) }],
     ['ok names with blanks around them', { commonName: '  Firmware  ', organization: ' Demo Ltd ' }],
     ['ok Unicode name', { commonName: 'Ærø Firmware – 2026' }],
+    ['ok names in other scripts', { commonName: 'Москва', organization: '東京 서울' }],
   ])('%s', (_name, over) => {
     const form = formWith(over);
     expect(form.valid).toBe(true);
@@ -68,6 +69,13 @@ describe('key form', () => {
     ['fail common name of 65 characters', { commonName: long(65) }, 'commonName'],
     ['fail control character in the common name', { commonName: 'Bad\u0007' }, 'commonName'],
     ['fail C1 control character in the organization', { organization: 'Bad\u0085Ltd' }, 'organization'],
+    // The rule of a certificate subject value (api-contract name-text, ADR 0010), shared with the API.
+    ['fail mathematical bold letters in the common name (𝐓𝐞𝐬𝐭)', { commonName: '\u{1d413}\u{1d41e}\u{1d42c}\u{1d42d} Root' }, 'commonName'],
+    ['fail full-width letters in the common name', { commonName: '\uff34\uff45\uff53\uff54' }, 'commonName'],
+    ['fail a ligature in the organization', { organization: '\ufb01rmware Ltd' }, 'organization'],
+    ['fail a Cyrillic е in a Latin common name', { commonName: 'T\u0435st Root' }, 'commonName'],
+    ['fail a right-to-left override in the common name', { commonName: 'Firmware \u202egpj.exe' }, 'commonName'],
+    ['fail a zero-width space in the organization', { organization: 'Ac\u200bme' }, 'organization'],
     ['fail organization of 65 characters', { organization: long(65) }, 'organization'],
     ['fail three-letter country', { country: 'DNK' }, 'country'],
     ['fail digit in the country', { country: 'D1' }, 'country'],

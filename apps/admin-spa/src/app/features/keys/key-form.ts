@@ -1,11 +1,9 @@
 import { AbstractControl, FormControl, FormGroup, ValidationErrors, ValidatorFn, Validators } from '@angular/forms';
+import { readsAsItself } from '@keyserver/api-contract/name-text';
 import type { CreateKeyBody, HashAlgorithmName, KeyAlgorithmName } from '../../core/api-types';
 
 // The rules of CreateKeyRequest (libs/api-contract key-admin.ts), checked before sending.
 export const KEYID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
-// Certificate name attributes: no control characters (the API builds the DN from them).
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const COUNTRY = /^[A-Z]{2}$/;
 const WHOLE = /^\d+$/;
 export const MAX_APPROVERS = 10;
@@ -25,13 +23,16 @@ export type KeyForm = FormGroup<{
   country: FormControl<string>;
 }>;
 
-/** A certificate name attribute: 1..64 characters once trimmed, no control characters; '' passes when optional. */
+/**
+ * A certificate name attribute: 1..64 characters once trimmed that read as themselves (the API's rule, one function:
+ * `@keyserver/api-contract/name-text`); '' passes when optional.
+ */
 export function nameText(required: boolean): ValidatorFn {
   return (c: AbstractControl<string>): ValidationErrors | null => {
     const v = (c.value ?? '').trim();
     if (!v) return required ? { required: true } : null;
     if (v.length > 64) return { maxlength: { requiredLength: 64, actualLength: v.length } };
-    return CONTROL.test(v) ? { controlCharacter: true } : null;
+    return readsAsItself(v) ? null : { nameText: true };
   };
 }
 

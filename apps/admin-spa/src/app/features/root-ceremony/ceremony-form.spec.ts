@@ -9,6 +9,11 @@ describe(ceremonyForm.name, () => {
     ['fail keyid in upper case', { keyid: 'Acme-Root', commonName: 'Acme' }, false],
     ['fail no common name', { keyid: 'acme-root', commonName: '  ' }, false],
     ['fail a control character in the organization', { keyid: 'acme-root', commonName: 'Acme', organization: 'A\u0000B' }, false],
+    // The API's rule for a certificate name (api-contract name-text): the console checks the same function.
+    ['fail a common name in mathematical bold letters (𝐀𝐜𝐦𝐞)', { keyid: 'acme-root', commonName: '\u{1d400}\u{1d41c}\u{1d426}\u{1d41e} Root' }, false],
+    ['fail an organizational unit with a ligature (ﬁ)', { keyid: 'acme-root', commonName: 'Acme', organizationalUnit: '\ufb01rmware' }, false],
+    ['fail a common name mixing Latin and Cyrillic', { keyid: 'acme-root', commonName: 'Ac\u043ce Root' }, false],
+    ['ok a Cyrillic common name, a Japanese organization', { keyid: 'acme-root', commonName: 'Москва', organization: '東京' }, true],
     ['fail a three-letter country', { keyid: 'acme-root', commonName: 'Acme', country: 'DNK' }, false],
     ['fail a path length above 8', { keyid: 'acme-root', commonName: 'Acme', pathLen: 9 }, false],
     ['fail a fractional validity', { keyid: 'acme-root', commonName: 'Acme', validityDays: 1.5 }, false],

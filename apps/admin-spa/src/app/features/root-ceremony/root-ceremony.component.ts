@@ -143,17 +143,17 @@ import { MAX_PATH_LEN, ceremonyForm, colonHex, splitPemCertificates, subjectText
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
             <mat-label>Common name (CN)</mat-label>
             <input matInput formControlName="commonName" required autocomplete="off" />
-            <mat-error>1 to 64 characters, no control characters.</mat-error>
+            <mat-error>1 to 64 characters, one script, no hidden, full-width or styled letters.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
             <mat-label>Organization (O, optional)</mat-label>
             <input matInput formControlName="organization" autocomplete="off" />
-            <mat-error>Up to 64 characters, no control characters.</mat-error>
+            <mat-error>Up to 64 characters, one script, no hidden, full-width or styled letters.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
             <mat-label>Organizational unit (OU, optional)</mat-label>
             <input matInput formControlName="organizationalUnit" autocomplete="off" />
-            <mat-error>Up to 64 characters, no control characters.</mat-error>
+            <mat-error>Up to 64 characters, one script, no hidden, full-width or styled letters.</mat-error>
           </mat-form-field>
           <mat-form-field appearance="outline" subscriptSizing="dynamic">
             <mat-label>Country (C, optional)</mat-label>
