@@ -24,10 +24,14 @@ void ks_auth_init(struct ks_auth *a) {
   pthread_mutex_init(&a->lock, NULL);
 }
 
+/* Zeroes a string that held a secret where the compiler cannot drop it (a memset before free may be dropped). */
+static void wipe_str(char *s) {
+  if (s) explicit_bzero(s, strlen(s));
+}
+
 static void wipe_free(char *s) {
   if (!s) return;
-  volatile char *p = s;
-  while (*p) *p++ = 0;
+  explicit_bzero(s, strlen(s));
   free(s);
 }
 
@@ -78,6 +82,7 @@ char *ks_certificate_assertion(const char *cert_file, const char *key_file, cons
                                const char *audience, time_t now, char *err, size_t errsz) {
   char *result = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL, *hjson = NULL, *cjson = NULL, *thumb = NULL;
   unsigned char *der = NULL, *sig = NULL;
+  size_t siglen = 0;
   X509 *cert = NULL;
   EVP_PKEY *key = NULL;
   EVP_MD_CTX *md = NULL;
@@ -148,7 +153,6 @@ char *ks_certificate_assertion(const char *cert_file, const char *key_file, cons
   snprintf(input, ilen + 1, "%s.%s", h64, c64);
   md = EVP_MD_CTX_new();
   EVP_PKEY_CTX *pctx = NULL;
-  size_t siglen = 0;
   if (!md || EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, key) != 1) goto fail;
   if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1) goto fail;
   if (EVP_DigestSign(md, NULL, &siglen, (unsigned char *)input, ilen) != 1) goto fail;
@@ -172,8 +176,9 @@ done:
   free(cjson);
   free(h64);
   free(c64);
-  free(s64);
+  wipe_free(s64); /* the assertion's signature: with `input` it is a credential for ten minutes */
   free(input);
+  if (sig) explicit_bzero(sig, siglen);
   free(sig);
   free(thumb);
   return result;
@@ -216,6 +221,33 @@ static void grant_free(struct grant *g) {
   memset(g, 0, sizeof *g);
 }
 
+CK_RV ks_token_answer(const char *method, long status, const char *body, size_t len, char **access, char **refresh, long *expires_in) {
+  *access = *refresh = NULL;
+  *expires_in = 0;
+  CK_RV rv = CKR_OK;
+  cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+  cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
+  cJSON *rt = cJSON_GetObjectItemCaseSensitive(j, "refresh_token");
+  if (status != 200 || !cJSON_IsString(at) || !ks_token_usable(at->valuestring)) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    char code[80];
+    ks_sanitize(code, sizeof code, cJSON_IsString(e) ? e->valuestring : status == 200 ? "no usable access_token" : "no error code", 64);
+    ks_log(KS_LOG_ERROR, "the token endpoint refused the %s credentials: HTTP %ld %s", method, status, code);
+    rv = status >= 500 ? CKR_DEVICE_ERROR : CKR_USER_NOT_LOGGED_IN;
+  } else {
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
+    *access = strdup(at->valuestring);
+    *refresh = cJSON_IsString(rt) ? strdup(rt->valuestring) : NULL;
+    *expires_in = lifetime_of(cJSON_IsNumber(ex) ? ex->valuedouble : cJSON_IsString(ex) ? strtod(ex->valuestring, NULL) : 0);
+    if (!*access) rv = CKR_HOST_MEMORY;
+  }
+  /* cJSON frees its strings as they are: the tokens' copies in the parsed tree are zeroed first. */
+  if (cJSON_IsString(at)) wipe_str(at->valuestring);
+  if (cJSON_IsString(rt)) wipe_str(rt->valuestring);
+  cJSON_Delete(j);
+  return rv;
+}
+
 /* POSTs a form (pairs of name, value; NULL-terminated) to the token endpoint. */
 static CK_RV token_request(const struct ks_config *c, const char **pairs, struct grant *g) {
   if (!c->token_endpoint) {
@@ -238,27 +270,13 @@ static CK_RV token_request(const struct ks_config *c, const char **pairs, struct
   struct ks_http_result r;
   ks_http_request(c, "POST", c->token_endpoint, NULL, "application/x-www-form-urlencoded", form, NULL, &r);
   wipe_free(form);
-  CK_RV rv = CKR_OK;
-  cJSON *j = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
-  const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
+  CK_RV rv;
   if (r.status == 0) {
     ks_log(KS_LOG_ERROR, "token endpoint unreachable%s: %s", r.timed_out ? " (timeout)" : "", r.error);
     rv = CKR_DEVICE_ERROR;
-  } else if (r.status != 200 || !cJSON_IsString(at) || !ks_token_usable(at->valuestring)) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    char code[80];
-    ks_sanitize(code, sizeof code, cJSON_IsString(e) ? e->valuestring : r.status == 200 ? "no usable access_token" : "no error code", 64);
-    ks_log(KS_LOG_ERROR, "the token endpoint refused the %s credentials: HTTP %ld %s", ks_auth_name(c->auth), r.status, code);
-    rv = r.status >= 500 ? CKR_DEVICE_ERROR : CKR_USER_NOT_LOGGED_IN;
   } else {
-    const cJSON *rt = cJSON_GetObjectItemCaseSensitive(j, "refresh_token");
-    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
-    g->access_token = strdup(at->valuestring);
-    g->refresh_token = cJSON_IsString(rt) ? strdup(rt->valuestring) : NULL;
-    g->expires_in = lifetime_of(cJSON_IsNumber(ex) ? ex->valuedouble : cJSON_IsString(ex) ? strtod(ex->valuestring, NULL) : 0);
-    if (!g->access_token) rv = CKR_HOST_MEMORY;
+    rv = ks_token_answer(ks_auth_name(c->auth), r.status, r.body.data, r.body.len, &g->access_token, &g->refresh_token, &g->expires_in);
   }
-  cJSON_Delete(j);
   ks_http_result_free(&r);
   return rv;
 }
@@ -277,6 +295,7 @@ static CK_RV federated_assertion(const struct ks_config *c, char **out) {
     if (!buf) return CKR_HOST_MEMORY;
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = 0;
     if (!n) {
+      explicit_bzero(buf, 65537);
       free(buf);
       ks_log(KS_LOG_ERROR, "the federated token file is empty");
       return CKR_USER_NOT_LOGGED_IN;
@@ -304,7 +323,7 @@ static CK_RV federated_assertion(const struct ks_config *c, char **out) {
   ks_http_request(c, "POST", url, c->system_access_token, "application/json", "", NULL, &r);
   free(url);
   cJSON *j = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "oidcToken");
+  cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "oidcToken");
   CK_RV rv = CKR_OK;
   if (r.status == 0) {
     ks_log(KS_LOG_ERROR, "the pipeline's OIDC endpoint is unreachable: %s", r.error);
@@ -315,9 +334,31 @@ static CK_RV federated_assertion(const struct ks_config *c, char **out) {
   } else if (!(*out = strdup(t->valuestring))) {
     rv = CKR_HOST_MEMORY;
   }
+  if (cJSON_IsString(t)) wipe_str(t->valuestring);
   cJSON_Delete(j);
   ks_http_result_free(&r);
   return rv;
+}
+
+int ks_parse_ksctl_cache(const char *text, size_t len, char **access, double *expires_ms, char **refresh) {
+  *access = *refresh = NULL;
+  cJSON *j = cJSON_ParseWithLength(text, len);
+  cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accessToken");
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
+  cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "refreshToken");
+  int rc = -1;
+  /* expiresAt in ms since the epoch, in a range a time_t holds whatever the file says. */
+  if (cJSON_IsString(a) && cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e15) {
+    *access = strdup(a->valuestring);
+    *expires_ms = e->valuedouble;
+    *refresh = cJSON_IsString(r) ? strdup(r->valuestring) : NULL;
+    rc = *access ? 0 : -1;
+    if (rc) wipe_free(*refresh), *refresh = NULL;
+  }
+  if (cJSON_IsString(a)) wipe_str(a->valuestring);
+  if (cJSON_IsString(r)) wipe_str(r->valuestring);
+  cJSON_Delete(j);
+  return rc;
 }
 
 /* ksctl's cache: {"accessToken","expiresAt" (ms since the epoch),"refreshToken"}. Like ksctl (client.ts readCache),
@@ -340,21 +381,9 @@ int ks_read_ksctl_cache(const char *path, char **access, double *expires_ms, cha
   size_t n = buf ? fread(buf, 1, 262144, f) : 0;
   fclose(f);
   if (!buf) return -1;
-  cJSON *j = cJSON_ParseWithLength(buf, n);
-  memset(buf, 0, n);
+  int rc = ks_parse_ksctl_cache(buf, n, access, expires_ms, refresh);
+  explicit_bzero(buf, n);
   free(buf);
-  const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accessToken");
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expiresAt");
-  const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "refreshToken");
-  int rc = -1;
-  /* expiresAt in ms since the epoch, in a range a time_t holds whatever the file says. */
-  if (cJSON_IsString(a) && cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e15) {
-    *access = strdup(a->valuestring);
-    *expires_ms = e->valuedouble;
-    *refresh = cJSON_IsString(r) ? strdup(r->valuestring) : NULL;
-    rc = *access ? 0 : -1;
-  }
-  cJSON_Delete(j);
   return rc;
 }
 

@@ -51,6 +51,13 @@ static const struct field FIELDS[] = {
 static const char *EXTRA[] = {"KEYSERVER_AUTH", "KEYSERVER_PKCS11_TIMEOUT", "AZURESUBSCRIPTION_CLIENT_ID", "KEYSERVER_PKCS11_EDDSA"};
 #define NEXTRA (sizeof EXTRA / sizeof EXTRA[0])
 
+/* Frees a value that may be a secret, zeroed first (explicit_bzero: a memset right before free may be dropped). */
+static void wipe_free(char *s) {
+  if (!s) return;
+  explicit_bzero(s, strlen(s));
+  free(s);
+}
+
 static char **slot(struct ks_config *c, size_t i) { return (char **)((char *)c + FIELDS[i].offset); }
 
 const char *ks_auth_name(enum ks_auth_method m) {
@@ -121,7 +128,7 @@ int ks_config_set(struct ks_config *c, const char *key, const char *value, char 
     if (strcmp(FIELDS[i].name, name)) continue;
     /* KEYSERVER_CLIENT_ID wins over the Azure DevOps variable whatever the order. */
     if (name != key && *slot(c, i) && c->client_id_explicit) return 0;
-    free(*slot(c, i));
+    wipe_free(*slot(c, i)); /* the environment overriding the file's secret */
     *slot(c, i) = *value ? strdup(value) : NULL;
     if (*value && !*slot(c, i)) {
       snprintf(err, errsz, "out of memory");
@@ -185,7 +192,7 @@ int ks_config_parse_text(struct ks_config *c, const char *text, size_t len, char
     value[vlen] = 0;
     char inner[200];
     int rc = ks_config_set(c, key, value, inner, sizeof inner);
-    free(value);
+    wipe_free(value);
     if (rc) {
       snprintf(err, errsz, "line %d: %s", line, inner);
       return -1;
@@ -240,6 +247,33 @@ static int loopback_or_https(const char *url) {
   return ok;
 }
 
+/* A user name or password in a URL: it would be logged with the URL and sent next to the bearer token. */
+static int has_userinfo(const char *url) {
+  CURLU *u = curl_url();
+  char *user = NULL, *password = NULL;
+  int has = 0;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
+    has = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK || curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK;
+  }
+  curl_free(user);
+  curl_free(password);
+  curl_url_cleanup(u);
+  return has;
+}
+
+/* The URLs a bearer token (or SYSTEM_ACCESSTOKEN) goes to: https, or plain http to loopback; no user or password. */
+static int url_check(const char *name, const char *url, char *err, size_t errsz) {
+  if (!loopback_or_https(url)) {
+    snprintf(err, errsz, "%s must be https (plain http only for loopback hosts)", name);
+    return -1;
+  }
+  if (has_userinfo(url)) {
+    snprintf(err, errsz, "%s must not hold a user name or password", name);
+    return -1;
+  }
+  return 0;
+}
+
 int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), char *err, size_t errsz) {
   memset(c, 0, sizeof *c);
   c->timeout_seconds = 30;
@@ -250,6 +284,7 @@ int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), 
     if (read_file(file, &text, &len, err, errsz)) return -1;
     char inner[300];
     int rc = ks_config_parse_text(c, text, len, inner, sizeof inner);
+    explicit_bzero(text, len); /* the file may hold a client secret */
     free(text);
     if (rc) {
       char shown[200];
@@ -270,14 +305,10 @@ int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), 
   }
   size_t n = strlen(c->api_url);
   while (n > 0 && c->api_url[n - 1] == '/') c->api_url[--n] = 0;
-  if (!loopback_or_https(c->api_url)) {
-    snprintf(err, errsz, "KEYSERVER_URL must be https (plain http only for loopback hosts)");
-    return -1;
-  }
-  if (c->token_endpoint && !loopback_or_https(c->token_endpoint)) {
-    snprintf(err, errsz, "KEYSERVER_TOKEN_ENDPOINT must be https (plain http only for loopback hosts)");
-    return -1;
-  }
+  if (url_check("KEYSERVER_URL", c->api_url, err, errsz)) return -1;
+  if (c->token_endpoint && url_check("KEYSERVER_TOKEN_ENDPOINT", c->token_endpoint, err, errsz)) return -1;
+  /* SYSTEM_ACCESSTOKEN goes there as a bearer token. */
+  if (c->oidc_request_uri && url_check("SYSTEM_OIDCREQUESTURI", c->oidc_request_uri, err, errsz)) return -1;
   if (!c->auth_set) c->auth = c->token ? KS_AUTH_TOKEN : c->client_certificate ? KS_AUTH_CERTIFICATE : KS_AUTH_SECRET;
   if (!c->token_label) c->token_label = strdup("Keyserver");
   return c->token_label ? 0 : -1;
@@ -286,12 +317,7 @@ int ks_config_load(struct ks_config *c, const char *(*getenv_fn)(const char *), 
 void ks_config_free(struct ks_config *c) {
   for (size_t i = 0; i < NFIELDS; i++) {
     char **s = slot(c, i);
-    if (*s) {
-      /* Secrets do not linger in freed memory. */
-      volatile char *p = *s;
-      while (*p) *p++ = 0;
-      free(*s);
-      *s = NULL;
-    }
+    wipe_free(*s); /* secrets do not linger in freed memory */
+    *s = NULL;
   }
 }

@@ -61,7 +61,7 @@ void ks_http_request(const struct ks_config *c, const char *method, const char *
   if (bearer) {
     snprintf(line, sizeof line, "Authorization: Bearer %s", bearer);
     headers = curl_slist_append(headers, line);
-    memset(line, 0, sizeof line);
+    explicit_bzero(line, sizeof line);
   }
   if (content_type) {
     snprintf(line, sizeof line, "Content-Type: %s", content_type);
@@ -102,13 +102,16 @@ void ks_http_request(const struct ks_config *c, const char *method, const char *
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
   if (rc != CURLE_OK) out->status = 0;
+  /* The Authorization line's copy in the list: zeroed before it is freed (libcurl frees it as it is). */
+  for (struct curl_slist *l = headers; l; l = l->next)
+    if (l->data) explicit_bzero(l->data, strlen(l->data));
   curl_slist_free_all(headers);
   curl_easy_cleanup(h);
 }
 
 void ks_http_result_free(struct ks_http_result *r) {
   if (r->body.data) {
-    memset(r->body.data, 0, r->body.len);
+    explicit_bzero(r->body.data, r->body.len); /* token answers; a memset before free may be dropped */
     free(r->body.data);
   }
   r->body.data = NULL;

@@ -103,6 +103,11 @@ long ks_refresh_margin(long lifetime_seconds);
 int ks_ksctl_cache_file(const struct ks_config *c, char *out, size_t outsz);
 /* Reads ksctl's cache file (malloc'd access and refresh token, expiry in ms); 0, or -1 when it is no usable login. */
 int ks_read_ksctl_cache(const char *path, char **access, double *expires_ms, char **refresh);
+/* Parses ksctl's cache text (the same result as ks_read_ksctl_cache); the tokens' copies in the parse tree are zeroed. */
+int ks_parse_ksctl_cache(const char *text, size_t len, char **access, double *expires_ms, char **refresh);
+/* Parses a token endpoint's answer: CKR_OK with a malloc'd usable access token (and refresh token, lifetime in seconds),
+ * else the CKR_ of the refusal (logged, `method` names the credentials). */
+CK_RV ks_token_answer(const char *method, long status, const char *body, size_t len, char **access, char **refresh, long *expires_in);
 /* An RFC 7523 private_key_jwt assertion, PS256 with x5t#S256 (what ksctl sends). Returns malloc'd or NULL. */
 char *ks_certificate_assertion(const char *cert_file, const char *key_file, const char *passphrase, const char *client_id,
                                const char *audience, time_t now, char *err, size_t errsz);
@@ -189,6 +194,11 @@ CK_RV ks_problem_to_rv(long status, const char *code);
 /* A digest order (`inputdata`) or, for a message plan, a message order (`message`, base64). */
 CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct ks_key *key, const struct ks_mech_plan *plan,
                     const unsigned char *input, size_t inlen, unsigned char *sig, size_t siglen);
+/* A sign order's 200/201 answer: the signature (exactly siglen bytes, verified with the key's certificate) into `sig`. */
+CK_RV ks_sign_answer(const struct ks_key *key, const struct ks_mech_plan *plan, const unsigned char *input, size_t inlen,
+                     const char *body, size_t bodylen, unsigned char *sig, size_t siglen);
+/* Logs a refused or failed request (status, problem code, detail, request id) and returns its CKR_. */
+CK_RV ks_refusal(const char *what, const struct ks_http_result *r);
 /* Fetches GET /api/keys. */
 CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keylist *out);
 

@@ -2,7 +2,8 @@
  * (CKA_SIGN, never extractable), its public key and its certificate. C_Sign becomes a Keyserver sign order.
  *
  * Locking: g_lock guards the session table and login state, g_keys_lock the one-time key list load, the
- * token cache has its own lock. No lock is held during a sign order, so sessions sign in parallel. */
+ * token cache has its own lock. No lock is held during a sign order, so sessions sign in parallel. Calls that use the
+ * key list, the configuration or the token outside g_lock are counted (enter/leave): C_Finalize waits for them. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +44,19 @@ struct session {
   struct op signing, verifying;
 };
 
+#ifndef CKR_OPERATION_CANCEL_FAILED
+#define CKR_OPERATION_CANCEL_FAILED 0x202UL /* PKCS#11 3.0 */
+#endif
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_keys_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Written under g_lock by C_Initialize and C_Finalize, read by every function without it: atomically. */
 static int g_initialized;
+#define INITIALIZED() __atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE)
+/* Calls that use the key list, the configuration or the token outside g_lock (a sign order, a verification, an
+ * attribute read) are counted; C_Finalize lets no new one in and waits for them before it frees what they use. */
+static int g_calls, g_finalizing;
+static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER;
 static int g_logged_in;
 static struct ks_config g_cfg;
 static struct ks_auth g_auth;
@@ -55,6 +66,29 @@ static struct session *g_sessions[MAX_SESSIONS];
 static CK_SESSION_HANDLE g_next_handle = 1;
 
 static const CK_BBOOL T = CK_TRUE, F = CK_FALSE;
+
+static int enter(void) {
+  pthread_mutex_lock(&g_lock);
+  int ok = g_initialized && !g_finalizing;
+  if (ok) g_calls++;
+  pthread_mutex_unlock(&g_lock);
+  return ok;
+}
+
+static void leave(void) {
+  pthread_mutex_lock(&g_lock);
+  if (--g_calls == 0) pthread_cond_broadcast(&g_idle);
+  pthread_mutex_unlock(&g_lock);
+}
+
+/* The body of a C_ function that uses global state outside g_lock, between enter() and leave(). */
+#define GUARDED(call)                                           \
+  do {                                                          \
+    if (!enter()) return CKR_CRYPTOKI_NOT_INITIALIZED;          \
+    CK_RV rv_ = (call);                                         \
+    leave();                                                    \
+    return rv_;                                                 \
+  } while (0)
 
 static void pad(unsigned char *dst, size_t n, const char *src) {
   memset(dst, ' ', n);
@@ -95,7 +129,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
   ks_auth_init(&g_auth);
   g_keys_loaded = 0;
   g_logged_in = 0;
-  g_initialized = 1;
+  __atomic_store_n(&g_initialized, 1, __ATOMIC_RELEASE);
   ks_log(KS_LOG_INFO, "initialized: Keyserver %s, login %s", g_cfg.api_url, ks_auth_name(g_cfg.auth));
   pthread_mutex_unlock(&g_lock);
   return CKR_OK;
@@ -124,10 +158,14 @@ static void session_free(struct session *s) {
 CK_RV C_Finalize(CK_VOID_PTR pReserved) {
   if (pReserved) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
-  if (!g_initialized) {
+  if (!g_initialized || g_finalizing) {
     pthread_mutex_unlock(&g_lock);
     return CKR_CRYPTOKI_NOT_INITIALIZED;
   }
+  /* A sign order or verification of another thread still uses the keys, the configuration and the token: no new one
+   * starts, and those under way end (each within its HTTP timeouts) before anything is freed. */
+  g_finalizing = 1;
+  while (g_calls) pthread_cond_wait(&g_idle, &g_lock);
   for (int i = 0; i < MAX_SESSIONS; i++) {
     if (g_sessions[i] && !g_sessions[i]->busy) session_free(g_sessions[i]);
     else if (g_sessions[i]) g_sessions[i]->closing = 1;
@@ -139,14 +177,15 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved) {
   pthread_mutex_unlock(&g_keys_lock);
   ks_auth_free(&g_auth);
   ks_config_free(&g_cfg);
-  g_initialized = 0;
+  __atomic_store_n(&g_initialized, 0, __ATOMIC_RELEASE);
+  g_finalizing = 0;
   ks_log_close();
   pthread_mutex_unlock(&g_lock);
   return CKR_OK;
 }
 
 CK_RV C_GetInfo(CK_INFO_PTR pInfo) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!pInfo) return CKR_ARGUMENTS_BAD;
   memset(pInfo, 0, sizeof *pInfo);
   pInfo->cryptokiVersion.major = 2;
@@ -162,7 +201,7 @@ CK_RV C_GetInfo(CK_INFO_PTR pInfo) {
 
 CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount) {
   (void)tokenPresent;
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!pulCount) return CKR_ARGUMENTS_BAD;
   if (pSlotList) {
     if (*pulCount < 1) {
@@ -176,7 +215,7 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PT
 }
 
 CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pInfo) return CKR_ARGUMENTS_BAD;
   memset(pInfo, 0, sizeof *pInfo);
@@ -188,8 +227,8 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo) {
   return CKR_OK;
 }
 
-CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+static CK_RV get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pInfo) return CKR_ARGUMENTS_BAD;
   memset(pInfo, 0, sizeof *pInfo);
@@ -219,8 +258,12 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) {
   return CKR_OK;
 }
 
-CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) {
+  GUARDED(get_token_info(slotID, pInfo));
+}
+
+static CK_RV get_mechanism_list(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pulCount) return CKR_ARGUMENTS_BAD;
   /* CKM_EDDSA (the last one) only when Ed25519 keys are listed. */
@@ -236,8 +279,12 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
   return CKR_OK;
 }
 
-CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) {
+  GUARDED(get_mechanism_list(slotID, pMechanismList, pulCount));
+}
+
+static CK_RV get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!pInfo) return CKR_ARGUMENTS_BAD;
   size_t i = 0;
@@ -258,6 +305,10 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
   return CKR_OK;
 }
 
+CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) {
+  GUARDED(get_mechanism_info(slotID, type, pInfo));
+}
+
 /* ---- sessions ---- */
 
 static struct session *find_session(CK_SESSION_HANDLE h) {
@@ -269,7 +320,7 @@ static struct session *find_session(CK_SESSION_HANDLE h) {
 CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication, CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) {
   (void)pApplication;
   (void)Notify;
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
   if (!phSession) return CKR_ARGUMENTS_BAD;
@@ -300,7 +351,7 @@ static void drop(int i) {
 }
 
 CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   CK_RV rv = CKR_SESSION_HANDLE_INVALID;
   int open = 0;
@@ -317,7 +368,7 @@ CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) {
 }
 
 CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (slotID != SLOT_ID) return CKR_SLOT_ID_INVALID;
   pthread_mutex_lock(&g_lock);
   for (int i = 0; i < MAX_SESSIONS; i++)
@@ -328,7 +379,7 @@ CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) {
 }
 
 CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!pInfo) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
   struct session *s = find_session(hSession);
@@ -348,7 +399,7 @@ CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) {
 CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) {
   (void)pPin;
   (void)ulPinLen;
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   CK_RV rv = CKR_OK;
   struct session *s = find_session(hSession);
@@ -363,7 +414,7 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
 }
 
 CK_RV C_Logout(CK_SESSION_HANDLE hSession) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   CK_RV rv = !find_session(hSession) ? CKR_SESSION_HANDLE_INVALID : !g_logged_in ? CKR_USER_NOT_LOGGED_IN : CKR_OK;
   if (rv == CKR_OK) g_logged_in = 0;
@@ -496,8 +547,8 @@ static int attribute(const struct ks_key *k, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_T
 #undef BOOL
 }
 
-CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+static CK_RV get_attribute_value(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!pTemplate && ulCount) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
   int ok = find_session(hSession) != NULL;
@@ -530,6 +581,10 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, 
   return rv;
 }
 
+CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
+  GUARDED(get_attribute_value(hSession, hObject, pTemplate, ulCount));
+}
+
 static int matches(const struct ks_key *k, CK_OBJECT_CLASS cls, const CK_ATTRIBUTE *t, CK_ULONG n) {
   for (CK_ULONG i = 0; i < n; i++) {
     unsigned char scratch[64];
@@ -541,8 +596,8 @@ static int matches(const struct ks_key *k, CK_OBJECT_CLASS cls, const CK_ATTRIBU
   return 1;
 }
 
-CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+static CK_RV find_objects_init(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!pTemplate && ulCount) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
   struct session *s = find_session(hSession);
@@ -574,8 +629,12 @@ CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, 
   return rv;
 }
 
+CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
+  GUARDED(find_objects_init(hSession, pTemplate, ulCount));
+}
+
 CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!phObject || !pulObjectCount) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
   struct session *s = find_session(hSession);
@@ -590,7 +649,7 @@ CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, C
 }
 
 CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   struct session *s = find_session(hSession);
   CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID : !s->find_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OK;
@@ -603,8 +662,8 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) {
   return rv;
 }
 
-CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+static CK_RV get_object_size(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) {
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   pthread_mutex_lock(&g_lock);
   int open = find_session(hSession) != NULL;
   pthread_mutex_unlock(&g_lock);
@@ -614,6 +673,10 @@ CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_U
   if (!pulSize) return CKR_ARGUMENTS_BAD;
   *pulSize = CK_UNAVAILABLE_INFORMATION;
   return CKR_OK;
+}
+
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) {
+  GUARDED(get_object_size(hSession, hObject, pulSize));
 }
 
 /* ---- signing and verifying ---- */
@@ -643,9 +706,24 @@ static struct session *lock_started(CK_SESSION_HANDLE h, int is_sign, CK_RV *rv)
   return NULL;
 }
 
+/* C_SignInit and C_VerifyInit with a NULL mechanism (PKCS#11 3.0): the session's active operation ends, so a caller that
+ * gives up on a signature can use the session again; a sign order under way cannot be called back. Without an active
+ * operation a NULL mechanism stays CKR_ARGUMENTS_BAD (PKCS#11 2.40). */
+static CK_RV cancel_op(CK_SESSION_HANDLE h, int is_sign) {
+  pthread_mutex_lock(&g_lock);
+  struct session *s = find_session(h);
+  CK_RV rv = !s                          ? CKR_SESSION_HANDLE_INVALID
+             : is_sign && s->busy        ? CKR_OPERATION_CANCEL_FAILED
+             : !op_of(s, is_sign)->active ? CKR_ARGUMENTS_BAD
+                                          : CKR_OK;
+  if (rv == CKR_OK) end_op(op_of(s, is_sign));
+  pthread_mutex_unlock(&g_lock);
+  return rv;
+}
+
 /* C_SignInit and C_VerifyInit first: a session that cannot start fails before the key is looked at. */
 static CK_RV init_check(CK_SESSION_HANDLE h, int is_sign, CK_MECHANISM_PTR m) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!m) return CKR_ARGUMENTS_BAD;
   pthread_mutex_lock(&g_lock);
   CK_RV rv = startable(find_session(h), is_sign);
@@ -693,7 +771,7 @@ static CK_RV init_op(const char *fn, CK_SESSION_HANDLE h, int is_sign, const str
 /* C_SignUpdate and C_VerifyUpdate: one more part into the digest (the session's own context, under g_lock), or
  * gathered: raw input up to MAX_RAW_INPUT, a CKM_EDDSA message up to the Keyserver's cap. A failure ends the operation. */
 static CK_RV update_op(CK_SESSION_HANDLE h, int is_sign, const unsigned char *part, size_t len) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (!part && len) return CKR_ARGUMENTS_BAD;
   CK_RV rv;
   struct session *s = lock_started(h, is_sign, &rv);
@@ -715,7 +793,7 @@ static CK_RV update_op(CK_SESSION_HANDLE h, int is_sign, const unsigned char *pa
       o->msg = grown;
       o->msglen += len;
     }
-  } else if (o->rawlen + len > MAX_RAW_INPUT) {
+  } else if (len > MAX_RAW_INPUT - o->rawlen) { /* not rawlen + len: a part length near 2^64 would wrap past the bound */
     rv = CKR_DATA_LEN_RANGE;
   } else {
     memcpy(o->raw + o->rawlen, part, len);
@@ -728,7 +806,8 @@ static CK_RV update_op(CK_SESSION_HANDLE h, int is_sign, const unsigned char *pa
 
 /* ---- signing ---- */
 
-CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+static CK_RV sign_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  if (!pMechanism) return cancel_op(hSession, 1);
   CK_RV rv = init_check(hSession, 1, pMechanism);
   if (rv != CKR_OK) return rv;
   CK_OBJECT_CLASS cls;
@@ -737,6 +816,10 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
   /* A public key is a key, but it does not sign (as C_VerifyInit refuses a private key). */
   if (cls != CKO_PRIVATE_KEY) return CKR_KEY_FUNCTION_NOT_PERMITTED;
   return init_op("C_SignInit", hSession, 1, k, hKey, pMechanism);
+}
+
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  GUARDED(sign_init(hSession, pMechanism, hKey));
 }
 
 CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
@@ -754,7 +837,7 @@ static void release(struct session *s) {
 /* C_Sign (data given) and C_SignFinal (data NULL: what C_SignUpdate gathered). */
 static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t len, int final, CK_BYTE_PTR pSignature,
                   CK_ULONG_PTR pulSignatureLen) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   CK_RV rv;
   struct session *s = lock_started(hSession, 1, &rv);
   if (!s) return rv;
@@ -833,16 +916,17 @@ static CK_RV sign(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t 
 }
 
 CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) {
-  return sign(hSession, pData, ulDataLen, 0, pSignature, pulSignatureLen);
+  GUARDED(sign(hSession, pData, ulDataLen, 0, pSignature, pulSignatureLen));
 }
 
 CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) {
-  return sign(hSession, NULL, 0, 1, pSignature, pulSignatureLen);
+  GUARDED(sign(hSession, NULL, 0, 1, pSignature, pulSignatureLen));
 }
 
 /* ---- verifying (local: the public key of the key's certificate, no sign order) ---- */
 
-CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+static CK_RV verify_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  if (!pMechanism) return cancel_op(hSession, 0);
   CK_RV rv = init_check(hSession, 0, pMechanism);
   if (rv != CKR_OK) return rv;
   CK_OBJECT_CLASS cls;
@@ -853,6 +937,10 @@ CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_O
   return init_op("C_VerifyInit", hSession, 0, k, hKey, pMechanism);
 }
 
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) {
+  GUARDED(verify_init(hSession, pMechanism, hKey));
+}
+
 CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
   return update_op(hSession, 0, pPart, ulPartLen);
 }
@@ -860,7 +948,7 @@ CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulP
 /* C_Verify (data given) and C_VerifyFinal (data NULL: what C_VerifyUpdate gathered); either ends the operation. */
 static CK_RV verify(CK_SESSION_HANDLE hSession, const unsigned char *data, size_t len, int final, const unsigned char *sig,
                     size_t siglen) {
-  if (!g_initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!INITIALIZED()) return CKR_CRYPTOKI_NOT_INITIALIZED;
   CK_RV rv;
   struct session *s = lock_started(hSession, 0, &rv);
   if (!s) return rv;
@@ -899,11 +987,11 @@ static CK_RV verify(CK_SESSION_HANDLE hSession, const unsigned char *data, size_
 }
 
 CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) {
-  return verify(hSession, pData, ulDataLen, 0, pSignature, ulSignatureLen);
+  GUARDED(verify(hSession, pData, ulDataLen, 0, pSignature, ulSignatureLen));
 }
 
 CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) {
-  return verify(hSession, NULL, 0, 1, pSignature, ulSignatureLen);
+  GUARDED(verify(hSession, NULL, 0, 1, pSignature, ulSignatureLen));
 }
 
 /* ---- everything a signing token does not do ---- */
@@ -911,7 +999,7 @@ CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #define NOT_SUPPORTED(name, args) \
-  CK_RV name args { return g_initialized ? CKR_FUNCTION_NOT_SUPPORTED : CKR_CRYPTOKI_NOT_INITIALIZED; }
+  CK_RV name args { return INITIALIZED() ? CKR_FUNCTION_NOT_SUPPORTED : CKR_CRYPTOKI_NOT_INITIALIZED; }
 NOT_SUPPORTED(C_WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved))
 NOT_SUPPORTED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d))
 NOT_SUPPORTED(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c))
@@ -956,11 +1044,11 @@ NOT_SUPPORTED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
 
 CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession) {
   (void)hSession;
-  return g_initialized ? CKR_FUNCTION_NOT_PARALLEL : CKR_CRYPTOKI_NOT_INITIALIZED;
+  return INITIALIZED() ? CKR_FUNCTION_NOT_PARALLEL : CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession) {
   (void)hSession;
-  return g_initialized ? CKR_FUNCTION_NOT_PARALLEL : CKR_CRYPTOKI_NOT_INITIALIZED;
+  return INITIALIZED() ? CKR_FUNCTION_NOT_PARALLEL : CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 static CK_FUNCTION_LIST g_functions = {

@@ -64,7 +64,7 @@ static int is_uuid(const char *s) {
 }
 
 /* Logs a refusal (status, problem code, detail, request id) and returns its CKR_. */
-static CK_RV refusal(const char *what, const struct ks_http_result *r) {
+CK_RV ks_refusal(const char *what, const struct ks_http_result *r) {
   if (r->status == 0 && r->too_large) {
     ks_log(KS_LOG_ERROR, "%s: refused the Keyserver's answer: %s -> CKR_DEVICE_ERROR", what, r->error);
     return CKR_DEVICE_ERROR;
@@ -104,7 +104,7 @@ static CK_RV call(const struct ks_config *c, struct ks_auth *a, const char *meth
     if (attempt > 0) ks_http_result_free(r);
     if (rv != CKR_OK) return rv;
     ks_http_request(c, method, url, token, body ? "application/json" : NULL, body, idem, r);
-    memset(token, 0, strlen(token));
+    explicit_bzero(token, strlen(token)); /* a memset before free may be dropped by the compiler */
     free(token);
     if (attempt >= 2) return CKR_OK;
     if (r->status == 401 && attempt == 0) {
@@ -129,7 +129,7 @@ CK_RV ks_fetch_keys(const struct ks_config *c, struct ks_auth *a, struct ks_keyl
   CK_RV rv = call(c, a, "GET", "/api/keys", NULL, NULL, &r);
   if (rv != CKR_OK) return rv;
   if (r.status != 200) {
-    rv = refusal("GET /api/keys", &r);
+    rv = ks_refusal("GET /api/keys", &r);
   } else {
     char err[200];
     if (ks_keys_parse(r.body.data ? r.body.data : "", r.body.len, out, err, sizeof err)) {
@@ -153,6 +153,35 @@ static void description(const struct ks_config *c, CK_MECHANISM_TYPE m, char *ou
   size_t n = strlen(out);
   while (n && out[n - 1] == ' ') out[--n] = 0;
   if (n < 8) snprintf(out, outsz, "PKCS#11 signature");
+}
+
+/* The signature in a sign order's answer ({"result": hex}): exactly `siglen` bytes that verify over `input` with the key's
+ * certificate, copied to `sig`; CKR_DEVICE_ERROR (logged) for anything else. The answer is the server's (or a proxy's):
+ * any bytes, any length, NUL included. */
+CK_RV ks_sign_answer(const struct ks_key *key, const struct ks_mech_plan *plan, const unsigned char *input, size_t inlen,
+                     const char *body, size_t bodylen, unsigned char *sig, size_t siglen) {
+  char keyshown[140];
+  ks_sanitize(keyshown, sizeof keyshown, key->keyid, 128);
+  cJSON *ans = body ? cJSON_ParseWithLength(body, bodylen) : NULL;
+  const cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "result");
+  size_t got = 0;
+  unsigned char buf[1024];
+  CK_RV rv = CKR_OK, checked = CKR_OK;
+  if (!cJSON_IsString(res) || ks_unhex(res->valuestring, buf, sizeof buf, &got) || got != siglen) {
+    ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature -> CKR_DEVICE_ERROR", keyshown, siglen);
+    rv = CKR_DEVICE_ERROR;
+  } else if ((checked = ks_verify(key, plan, input, inlen, buf, got)) != CKR_OK) {
+    /* Never CKR_OK with bytes that are not this key's signature of this input (a proxy, a bug, a rotated key
+     * whose certificate the token does not hold): the caller would ship a signature nobody can verify. */
+    ks_log(KS_LOG_ERROR, "sign order with key %s: the answer's signature does not verify with the key's certificate (%s) -> "
+           "CKR_DEVICE_ERROR", keyshown, ks_rv_name(checked));
+    rv = CKR_DEVICE_ERROR;
+  } else {
+    memcpy(sig, buf, siglen);
+    ks_log(KS_LOG_INFO, "signed with key %s (%s)", keyshown, ks_mech_name(plan->mech));
+  }
+  cJSON_Delete(ans);
+  return rv;
 }
 
 CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct ks_key *key, const struct ks_mech_plan *plan,
@@ -203,27 +232,9 @@ CK_RV ks_sign_order(const struct ks_config *c, struct ks_auth *a, const struct k
     if (r.status != 201 && r.status != 200) {
       char what[200];
       snprintf(what, sizeof what, "sign order with key %s", keyshown);
-      rv = refusal(what, &r);
+      rv = ks_refusal(what, &r);
     } else {
-      cJSON *ans = r.body.data ? cJSON_ParseWithLength(r.body.data, r.body.len) : NULL;
-      const cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "result");
-      size_t got = 0;
-      unsigned char buf[1024];
-      CK_RV checked = CKR_OK;
-      if (!cJSON_IsString(res) || ks_unhex(res->valuestring, buf, sizeof buf, &got) || got != siglen) {
-        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer holds no %zu-byte signature -> CKR_DEVICE_ERROR", keyshown, siglen);
-        rv = CKR_DEVICE_ERROR;
-      } else if ((checked = ks_verify(key, plan, input, inlen, buf, got)) != CKR_OK) {
-        /* Never CKR_OK with bytes that are not this key's signature of this input (a proxy, a bug, a rotated key
-         * whose certificate the token does not hold): the caller would ship a signature nobody can verify. */
-        ks_log(KS_LOG_ERROR, "sign order with key %s: the answer's signature does not verify with the key's certificate (%s) -> "
-               "CKR_DEVICE_ERROR", keyshown, ks_rv_name(checked));
-        rv = CKR_DEVICE_ERROR;
-      } else {
-        memcpy(sig, buf, siglen);
-        ks_log(KS_LOG_INFO, "signed with key %s (%s)", keyshown, ks_mech_name(plan->mech));
-      }
-      cJSON_Delete(ans);
+      rv = ks_sign_answer(key, plan, input, inlen, r.body.data, r.body.len, sig, siglen);
     }
   }
   ks_http_result_free(&r);
