@@ -141,7 +141,7 @@ describe('message sign orders (Ed25519)', () => {
     expect(denied.map((e) => [e.errorCode, e.digest])).toEqual([['digest_not_allowed', sha256(other)]]);
   });
 
-  it('answers a retry with the same Idempotency-Key with the same signature and one usage; another message under that key is 409', async () => {
+  it('answers a retry with the same Idempotency-Key with the same signature and one usage; another message under that key is 422', async () => {
     const message = Buffer.from('idempotent message');
     const op = await newOperation(ED, 5);
     const headers = { 'idempotency-key': 'msg-retry-1' };
@@ -149,7 +149,7 @@ describe('message sign orders (Ed25519)', () => {
     const again = await api<{ result: string }>('POST', '/api/signorders', order(op, message), headers);
     expect([first.status, again.status, again.body.result]).toEqual([201, 201, first.body.result]);
     const changed = await api('POST', '/api/signorders', order(op, 'another message'), headers);
-    expect([changed.status, changed.body['code']]).toEqual([409, 'idempotency_key_reused']);
+    expect([changed.status, changed.body['code']]).toEqual([422, 'idempotency_key_reused']);
     expect(await used(op)).toBe(1);
   });
 

@@ -87,9 +87,9 @@ describe('walking skeleton', () => {
     expect(detail.chain).toHaveLength(2);
     expect(detail.usage.signOrders).toBeGreaterThanOrEqual(1);
     expect(detail.usage.lastUsedAt).not.toBeNull();
-    // The same key with another request is a conflict, not a silent replay.
+    // The same key with another request is 422 (never retry it), not a silent replay.
     const other = await order(createHash('sha256').update('something else').digest('hex'), 'build-77-attempt');
-    expect([other.status, ((await other.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+    expect([other.status, ((await other.json()) as { code: string }).code]).toEqual([422, 'idempotency_key_reused']);
   });
 
   describe('an Idempotency-Key reused with any other field', () => {
@@ -120,7 +120,7 @@ describe('walking skeleton', () => {
       ['fail the same bytes as base64', { inputformat: 'base64', inputdata: () => Buffer.from(digest, 'hex').toString('base64') }],
       ['fail the same hex in upper case', { inputdata: () => digest.toUpperCase() }],
       ['fail another operation', { operationid: () => otherOperation }],
-    ] as const)('%s: 409 idempotency_key_reused, no usage taken', async (_n, change) => {
+    ] as const)('%s: 422 idempotency_key_reused, no usage taken', async (_n, change) => {
       const key = `fp-${Math.random().toString(36).slice(2, 10)}`;
       const first = await order(base(), key);
       expect(first.status).toBe(201);
@@ -129,14 +129,14 @@ describe('walking skeleton', () => {
       const used = async () => ((await (await api(`/api/v1/operations/${changed['operationid']}`)).json()) as { keys: { usagesUsed: number }[] }).keys[0].usagesUsed;
       const before = await used();
       const r = await order(changed, key);
-      expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'idempotency_key_reused']);
+      expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([422, 'idempotency_key_reused']);
       expect(await used()).toBe(before);
       // The identical retry is still answered from the store.
       const replay = await order(base(), key);
       expect([replay.status, ((await replay.json()) as { result: string }).result]).toEqual([201, firstResult]);
     });
 
-    it('answers any other description (hostile unicode included) with 409 idempotency_key_reused, or 400 invalid_input_encoding for text that cannot be stored (property, fixed seed)', async () => {
+    it('answers any other description (hostile unicode included) with 422 idempotency_key_reused, or 400 invalid_input_encoding for text that cannot be stored (property, fixed seed)', async () => {
       const key = `fp-prop-${Math.random().toString(36).slice(2, 10)}`;
       expect((await order(base(), key)).status).toBe(201);
       const text = fc.oneof(
@@ -149,7 +149,7 @@ describe('walking skeleton', () => {
           const r = await order({ ...base(), description }, key);
           // NUL and lone surrogates are refused at the HTTP edge before the idempotency check (ADR 0011).
           const storable = !description.includes('\u0000') && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(description);
-          const expected = storable ? [409, 'idempotency_key_reused'] : [400, 'invalid_input_encoding'];
+          const expected = storable ? [422, 'idempotency_key_reused'] : [400, 'invalid_input_encoding'];
           expect([r.status, ((await r.json()) as { code: string }).code]).toEqual(expected);
         }),
         { seed: 1307, numRuns: 25 },

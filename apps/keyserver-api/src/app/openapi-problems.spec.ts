@@ -96,6 +96,21 @@ describe('docs/openapi.json', () => {
     expect(codesOf(doc.paths[path][method], 403)).not.toContain('admin_session_required');
   });
 
+  it('documents idempotency_key_not_supported on every POST, PUT, PATCH and DELETE but the sign order, which documents its own key codes', () => {
+    const bodyOps = ops.filter((o) => ['post', 'put', 'patch', 'delete'].includes(o.method));
+    for (const { path, method, op } of bodyOps) {
+      const signOrder = method === 'post' && path === '/api/signorders';
+      expect({ path, method, refused: codesOf(op, 400).includes('idempotency_key_not_supported') }).toEqual({ path, method, refused: !signOrder });
+    }
+    const signOrder = doc.paths['/api/signorders']['post'];
+    expect([codesOf(signOrder, 400).includes('idempotency_key_invalid'), codesOf(signOrder, 422), codesOf(signOrder, 409).includes('idempotency_key_reused'), codesOf(signOrder, 409).includes('conflict')]).toEqual([
+      true,
+      ['idempotency_key_reused'],
+      false,
+      true,
+    ]);
+  });
+
   it('gives public routes no security requirement and the others a 401', () => {
     expect(doc.paths['/api/v1/crl/{keyid}']['get'].security).toEqual([]);
     expect(doc.paths['/api/v1/crl/{keyid}']['get'].responses['401']).toBeUndefined();

@@ -10,6 +10,7 @@ import { ApiError, ApiErrorCode } from '../common/api-error';
 import { BootstrapError, BootstrapErrorCode } from '../bootstrap/bootstrap-error';
 import { adminSessionHeaderValue } from '../admin-sessions/admin-request';
 import { AdminSessionError, AdminSessionErrorCode } from '../admin-sessions/admin-session-error';
+import { IDEMPOTENT_ROUTES } from '../edge/input-checks';
 
 /** Codes of one error class with the status each maps to (taken from the class itself, never copied). */
 export interface ProblemSource {
@@ -136,9 +137,19 @@ interface Operation {
  */
 const PATH_PARAM_ROUTE: ProblemSource[] = [problemSource(ApiError, [ApiErrorCode.NotFound])];
 
+/** A state-changing route that does not honour Idempotency-Key: the edge refuses the header (ADR 0012 addendum "idempotency, session 25"). */
+const NO_IDEMPOTENCY_ROUTE: ProblemSource[] = [problemSource(ApiError, [ApiErrorCode.IdempotencyKeyNotSupported])];
+
 /** The codes a route can answer with, grouped by status (sorted, without duplicates). */
-export function problemCodes(facts: RouteFacts, hasBody: boolean, hasPathParams = false): Map<number, string[]> {
-  const sources = [...ANY_ROUTE, ...(hasBody ? BODY_ROUTE : []), ...(hasPathParams ? PATH_PARAM_ROUTE : []), ...(facts.isPublic ? [] : SECURED_ROUTE), ...facts.sources];
+export function problemCodes(facts: RouteFacts, hasBody: boolean, hasPathParams = false, refusesIdempotencyKey = false): Map<number, string[]> {
+  const sources = [
+    ...ANY_ROUTE,
+    ...(hasBody ? BODY_ROUTE : []),
+    ...(hasPathParams ? PATH_PARAM_ROUTE : []),
+    ...(refusesIdempotencyKey ? NO_IDEMPOTENCY_ROUTE : []),
+    ...(facts.isPublic ? [] : SECURED_ROUTE),
+    ...facts.sources,
+  ];
   const byStatus = new Map<number, Set<string>>();
   for (const s of sources) {
     for (const c of s.codes) {
@@ -161,6 +172,7 @@ const REASON: Record<number, string> = {
   409: 'Conflict with the current state',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  422: 'Unprocessable: the Idempotency-Key was first used with a different request (never retry it unchanged)',
   429: 'Too many requests',
   500: 'Internal error (no detail)',
   502: 'Bad gateway (the HSM failed)',
@@ -177,7 +189,8 @@ export function documentProblems(app: INestApplication, doc: { paths: Record<str
     for (const [method, op] of Object.entries(ops)) {
       const f = (op.operationId && facts.get(op.operationId)) || { isPublic: false, sources: [] };
       if (f.isPublic) op.security = [];
-      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined || BODY_METHODS.has(method), path.includes('{'))) {
+      const refusesKey = BODY_METHODS.has(method) && !IDEMPOTENT_ROUTES.has(`${method.toUpperCase()} ${path}`);
+      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined || BODY_METHODS.has(method), path.includes('{'), refusesKey)) {
         op.responses[String(status)] = {
           description: `${REASON[status] ?? 'Error'}. \`code\`: ${codes.map((c) => `\`${c}\``).join(', ')}.`,
           content: {

@@ -13,6 +13,8 @@ export enum ApiErrorCode {
   KeyNotPermitted = 'key_not_permitted',
   OperationNotFound = 'operation_not_found',
   IdempotencyKeyInvalid = 'idempotency_key_invalid',
+  /** An Idempotency-Key on a state-changing route that does not honour it: its retry would not be exactly-once. */
+  IdempotencyKeyNotSupported = 'idempotency_key_not_supported',
   ServiceUnavailable = 'service_unavailable',
   // Refusals at the HTTP edge (before any handler runs): see src/edge.
   JsonTooDeep = 'json_too_deep',
@@ -49,6 +51,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   [ApiErrorCode.KeyNotPermitted]: 403,
   [ApiErrorCode.OperationNotFound]: 404,
   [ApiErrorCode.IdempotencyKeyInvalid]: 400,
+  [ApiErrorCode.IdempotencyKeyNotSupported]: 400,
   [ApiErrorCode.ServiceUnavailable]: 503,
   [ApiErrorCode.JsonTooDeep]: 400,
   [ApiErrorCode.UnsupportedContentEncoding]: 415,

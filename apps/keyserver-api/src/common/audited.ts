@@ -45,6 +45,14 @@ export function auditEvent(action: string, actor: Actor, requestId: string, extr
 export class Audited {
   constructor(private readonly audit: AuditRepository) {}
 
+  /**
+   * Appends an event that goes with no change of its own (e.g. a stored answer handed out again for a repeated
+   * Idempotency-Key). Inside {@link run}: when it fails, the request fails and its refusal is recorded instead.
+   */
+  async record(event: AuditInput): Promise<void> {
+    await this.audit.append(event);
+  }
+
   async run<T>(event: AuditInput, fn: (scope: AuditScope) => Promise<T>, opts: AuditedOptions = {}): Promise<T> {
     let done = false;
     const scope: AuditScope = {

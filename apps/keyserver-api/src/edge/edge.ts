@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { API_CONFIG, LOGGER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
-import { checkHeaderSection, checkRequestTarget } from './input-checks';
+import { checkHeaderSection, checkIdempotencyKeyRoute, checkRequestTarget } from './input-checks';
 import { RefusalLimiter } from './rate-limiter';
 import { RefusalAudit } from './refusal-audit';
 import { LIVENESS_PATH, READINESS_PATH } from '../health/liveness';
@@ -188,7 +188,8 @@ function rateLimited(retryAfterSeconds: number): EdgeRefusal {
  * Host, a repeated Host/Authorization/Content-Type/Idempotency-Key: 400 malformed_request), compressed bodies and
  * transfer codings other than chunked (415: nothing here inflates, so no
  * zip bomb and no corrupt stream reaches a parser), request targets that decode to control characters or invalid
- * UTF-8 (400 invalid_input_encoding) and anonymous callers over their limit (429). Returns false when it answered
+ * UTF-8 (400 invalid_input_encoding), an Idempotency-Key on a state-changing route that does not honour it (400
+ * idempotency_key_not_supported) and anonymous callers over their limit (429). Returns false when it answered
  * the request with a refusal.
  */
 export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply: FastifyReply): boolean {
@@ -203,6 +204,7 @@ export function requestGuard(edge: EdgeServices, request: FastifyRequest, reply:
     // The Fastify request, not the raw one: the charge is remembered on the object the problem filter sees.
     edge.admitAnonymous(request as unknown as IncomingMessage);
     checkRequestTarget(request.raw.url ?? '');
+    checkIdempotencyKeyRoute(request.raw.method ?? '', request.raw.url ?? '', request.raw.headers);
   } catch (e) {
     edge.sendRefusal(request, reply, e);
     return false;

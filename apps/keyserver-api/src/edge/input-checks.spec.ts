@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { EdgeRefusal } from '../common/api-error';
-import { checkHeaderSection, checkJsonValue, checkRequestTarget, isStorableText } from './input-checks';
+import { checkHeaderSection, checkIdempotencyKeyRoute, checkJsonValue, checkRequestTarget, isStorableText } from './input-checks';
 
 const codeOf = (fn: () => void): string => {
   try {
@@ -120,5 +120,29 @@ describe(checkHeaderSection.name, () => {
       }),
       { seed: 7, numRuns: 500 },
     );
+  });
+});
+
+describe(checkIdempotencyKeyRoute.name, () => {
+  const withKey = { 'idempotency-key': 'k-1' };
+
+  it.each([
+    ['ok a sign order with a key', 'POST', '/api/signorders', withKey, 'ok'],
+    ['ok a sign order with a key and a query', 'POST', '/api/signorders?x=1', withKey, 'ok'],
+    ['ok a certificate without a key', 'POST', '/api/v1/certificates', {}, 'ok'],
+    ['ok a read with a key (safe to repeat anyway)', 'GET', '/api/v1/operations', withKey, 'ok'],
+    ['ok HEAD with a key', 'HEAD', '/api/v1/operations', withKey, 'ok'],
+    ['fail a certificate with a key', 'POST', '/api/v1/certificates', withKey, 'idempotency_key_not_supported'],
+    ['fail a firmware signature with a key', 'POST', '/api/v1/firmware/signatures?operationid=x', withKey, 'idempotency_key_not_supported'],
+    ['fail an approval with a key', 'POST', '/api/v1/operations/1/approvals', withKey, 'idempotency_key_not_supported'],
+    ['fail an operation with a key', 'POST', '/api/v1/operations', withKey, 'idempotency_key_not_supported'],
+    ['fail an admin change with a key', 'PATCH', '/api/v1/subjects/1', withKey, 'idempotency_key_not_supported'],
+    ['fail PUT with a key', 'PUT', '/api/v1/keys/k/limits', withKey, 'idempotency_key_not_supported'],
+    ['fail DELETE with a key', 'DELETE', '/api/signorders', withKey, 'idempotency_key_not_supported'],
+    ['fail an empty key on another route', 'POST', '/api/v1/certificates', { 'idempotency-key': '' }, 'idempotency_key_not_supported'],
+    ['fail a sign-order look-alike path', 'POST', '/api/signorders/', withKey, 'idempotency_key_not_supported'],
+    ['fail a sign-order path in another case', 'POST', '/API/signorders', withKey, 'idempotency_key_not_supported'],
+  ] as const)('%s', (_n, method, url, headers, code) => {
+    expect(codeOf(() => checkIdempotencyKeyRoute(method, url, headers))).toBe(code);
   });
 });

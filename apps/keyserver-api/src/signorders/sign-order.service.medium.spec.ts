@@ -163,6 +163,70 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await usagesUsed(operationId)).toEqual([1]);
   });
 
+  it('ok a replay is audited once as signorder.replayed under the retry\'s request id, naming the stored order; signorder.create stays one event', async () => {
+    const { keyid, signer, operationId } = await signingSetup({ usages: 2 });
+    const dto = order(operationId, keyid, firmware(5));
+    const [r1, r2] = [requestId(), requestId()];
+    await service.create(signer, dto, 'audit-me-1', r1);
+    await service.create(signer, dto, 'audit-me-1', r2);
+    const created = (await audit.list({ action: 'signorder.create', operationId })).items;
+    const replayed = (await audit.list({ action: 'signorder.replayed', operationId })).items;
+    expect(created.map((e) => [e.outcome, e.requestId])).toEqual([['SUCCESS', r1]]);
+    expect(replayed.map((e) => ({ outcome: e.outcome, requestId: e.requestId, keyid: e.keyid, actor: e.actorSubjectId, of: e.details['signOrderId'], first: e.details['firstRequestId'] }))).toEqual([
+      { outcome: 'SUCCESS', requestId: r2, keyid, actor: signer.subjectId, of: created[0].details['signOrderId'], first: r1 },
+    ]);
+    expect(await usagesUsed(operationId)).toEqual([1]);
+  });
+
+  // One canonical form, and no normalisation: a key is 1-128 of [A-Za-z0-9._:-], compared byte for byte (case counts).
+  it.each([
+    ['fail empty', ''],
+    ['fail 129 characters', 'k'.repeat(129)],
+    ['fail NUL', 'build\u0000'],
+    ['fail TAB inside', 'build\t1'],
+    ['fail a space inside', 'build 1'],
+    ['fail NFC e-acute', 'caf\u00e9'],
+    ['fail NFD e + combining acute', 'cafe\u0301'],
+    ['fail fullwidth letters', '\uff21\uff22\uff23'],
+    ['fail Kelvin sign (lower-cases to k)', '\u212a1'],
+    ['fail dotted capital I', '\u0130d'],
+    ['fail zero-width space', 'a\u200bb'],
+    ['fail right-to-left override', '\u202eabc'],
+    ['fail a lone surrogate', 'a\ud800'],
+    ['fail UTF-8 bytes read as latin1 (what Node hands on for raw non-ASCII)', 'caf\u00c3\u00a9'],
+  ])('%s: 400 idempotency_key_invalid, no usage spent, audited DENIED', async (_n, key) => {
+    const { keyid, signer, operationId } = await signingSetup({ usages: 1 });
+    const rid = requestId();
+    expect(await codeOf(service.create(signer, order(operationId, keyid, firmware(6)), key, rid))).toBe('idempotency_key_invalid');
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    const events = (await audit.list({ action: 'signorder.create', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'idempotency_key_invalid']]);
+    // The hostile key itself is stored nowhere, the audit included.
+    expect(JSON.stringify(events[0]).includes(key.length > 0 ? key : '\u0000never')).toBe(false);
+  });
+
+  it('ok ABC and abc are two keys (case counts): two orders, two usages, two signatures', async () => {
+    const { keyid, signer, operationId } = await signingSetup({ usages: 2 });
+    const dto = order(operationId, keyid, firmware(7));
+    const upper = await service.create(signer, dto, 'ABC', requestId());
+    const lower = await service.create(signer, dto, 'abc', requestId());
+    expect(lower.result).not.toBe(upper.result);
+    expect(await usagesUsed(operationId)).toEqual([2]);
+  });
+
+  it('ok one caller\'s key is never another\'s: the same key and body from a second signer get their own signature and usage', async () => {
+    const { keyid, signer, operationId } = await signingSetup({ usages: 2 });
+    const other = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid] }, Permission.SignOrdersCreate);
+    const dto = order(operationId, keyid, firmware(8));
+    const mine = await service.create(signer, dto, 'shared-key', requestId());
+    const theirs = await service.create(other, dto, 'shared-key', requestId());
+    expect(theirs.result).not.toBe(mine.result);
+    expect(await usagesUsed(operationId)).toEqual([2]);
+    // And each one's retry replays its own.
+    expect((await service.create(other, dto, 'shared-key', requestId())).result).toBe(theirs.result);
+    expect((await service.create(signer, dto, 'shared-key', requestId())).result).toBe(mine.result);
+  });
+
   it('lets exactly 3 of 8 concurrent orders through an operation with 3 usages, the rest usage_exhausted', async () => {
     const { keyid, signer, operationId } = await signingSetup({ usages: 3 });
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => codeOf(service.create(signer, order(operationId, keyid, firmware(10 + i)), undefined, requestId()))));

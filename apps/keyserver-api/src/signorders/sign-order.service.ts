@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { SignDigestOrderRequest, SignMessageOrderRequest, SignOrderRequest, SignOrderResponse } from '@keyserver/api-contract';
-import { KeyRepository, SignOrderRepository, requestFingerprint, type Key } from '@keyserver/data-access';
+import { KeyRepository, SignOrderRepository, requestFingerprint, type Key, type SignOrder } from '@keyserver/data-access';
 import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessage } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
@@ -65,6 +65,7 @@ export class SignOrderService {
     checkDigestOrder(toPkiAlgorithm(key.algorithm), form);
     const hsmKey = await this.signer.getKey(key.hsmKeyId);
     const inputHex = Buffer.from(input).toString('hex');
+    const digest = this.digestOf(dto.inputpadding, input);
     const recorded = await this.orders.recordWithUsage(
       {
         operationId: dto.operationid,
@@ -75,7 +76,7 @@ export class SignOrderService {
         inputformat: dto.inputformat,
         inputpadding: dto.inputpadding,
         signatureformat: dto.signatureformat,
-        digest: this.digestOf(dto.inputpadding, input),
+        digest,
         idempotencyKey: idempotencyKey ?? null,
         // The key is bound to every field of the validated body: any difference on a retry is a 409.
         requestHash: idempotencyKey ? requestFingerprint(ROUTE, idempotencyKey, dto) : null,
@@ -87,6 +88,7 @@ export class SignOrderService {
         return Buffer.from(sig).toString('hex');
       },
     );
+    if (recorded.replayed) await this.auditReplay(a, recorded.signOrder, digest);
     return { keyid: dto.keyid, inputdata: dto.inputdata, signatureformat: dto.signatureformat, result: recorded.signOrder.result };
   }
 
@@ -119,7 +121,22 @@ export class SignOrderService {
       },
       async () => Buffer.from(await signMessage(this.signer, hsmKey, message)).toString('hex'),
     );
+    if (recorded.replayed) await this.auditReplay(a, recorded.signOrder, sha256);
     return { keyid: dto.keyid, messageSha256: sha256, result: recorded.signOrder.result };
+  }
+
+  /**
+   * A stored signature handed out again (a repeated Idempotency-Key, nothing signed, no usage): one
+   * `signorder.replayed` SUCCESS event under this request's id, naming the stored order and the request that made it,
+   * so every delivery of a signature is in the audit log. Not a sign order: the sign-order metrics do not count it.
+   */
+  private async auditReplay(a: AuditScope, order: SignOrder, digest: string): Promise<void> {
+    await this.audited.record({
+      ...a.event,
+      action: 'signorder.replayed',
+      digest,
+      details: { ...a.event.details, signOrderId: order.id, firstRequestId: order.requestId },
+    });
   }
 
   private decode(dto: SignDigestOrderRequest): Uint8Array {

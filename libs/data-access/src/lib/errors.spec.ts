@@ -13,4 +13,13 @@ describe(DataAccessError.name, () => {
     expect(new DataAccessError('usage_exhausted').status).toBe(409);
     expect(new DataAccessError('not_found').status).toBe(404);
   });
+
+  // draft-ietf-httpapi-idempotency-key-header section 2.7: a key reused with another payload is 422 (never retry it),
+  // a key whose first request is still in flight is 409 (retry later).
+  it.each([
+    ['fail idempotency_key_reused is 422: a different request, retrying cannot help', 'idempotency_key_reused', 422],
+    ['fail conflict is 409: the first request with the key is still in flight, retry', 'conflict', 409],
+  ] as const)('%s', (_n, code, status) => {
+    expect(new DataAccessError(code).status).toBe(status);
+  });
 });

@@ -54,8 +54,9 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   reservation_expired: 503,
   // A CLIENT subject would hold a nature only people may hold (administrator, approver).
   human_only_nature: 400,
-  // The Idempotency-Key names an earlier request that differs from this one in some field.
-  idempotency_key_reused: 409,
+  // The Idempotency-Key names an earlier request that differs from this one in some field: 422, never the old result
+  // (draft-ietf-httpapi-idempotency-key-header 2.7; 409 stays `conflict`, the first request still in flight: retry).
+  idempotency_key_reused: 422,
   // An operation outside the per-key limits the administrators set (key_operation_limit).
   window_too_long: 400,
   too_many_usages: 400,

@@ -28,6 +28,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   shutting_down: 'The Keyserver was restarting and did not run the request. Try again.',
   database_unavailable: 'The database is switching over or restarting. Try again in a few seconds.',
   idempotency_key_invalid: 'The request could not be repeated safely.',
+  idempotency_key_not_supported: 'This change does not take a retry key (Idempotency-Key). Send it without one.',
   conflict: 'The same request is still being processed. Wait a moment and try again.',
   invalid_state: 'This is not possible in its current state. Reload the page to see what changed.',
   invalid_input: 'Some values do not fit together. Check the form and try again.',

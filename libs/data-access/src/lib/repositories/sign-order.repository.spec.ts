@@ -244,6 +244,97 @@ describe(SignOrderRepository.name, () => {
     expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
   });
 
+  it.each([
+    ['the HSM failed', 'hsm'],
+    ['its replica hung past the lease and the reaper gave the usage back', 'lease'],
+  ] as const)('ok a retry with the same key after the first attempt failed half-way (%s) signs afresh: one usage, one order, nothing half-written', async (_n, how) => {
+    const { orderer, key, op } = await setup({ usages: 1 });
+    const req = request(op.id, key.keyid, orderer.id, { idempotencyKey: `half-${how}` });
+    if (how === 'hsm') {
+      expect(await outcome(a.signOrders.recordWithUsage(req, () => Promise.reject(Object.assign(new Error('CKR_DEVICE_ERROR'), { code: 'hsm_error' }))))).toBe('hsm_error');
+    } else {
+      const stuck = gate('late');
+      const late = outcome(new SignOrderRepository(dbA, { leaseMs: 50 }).recordWithUsage(req, stuck.wait));
+      await stuck.entered;
+      // While the hung attempt holds the key, a retry is told to retry, not refused for the usage it holds.
+      expect(await outcome(b.signOrders.recordWithUsage(req, async () => 'too-early'))).toBe('conflict');
+      await new Promise((r) => setTimeout(r, 80));
+      expect(await releaseExpiredReservations(dbB)).toHaveLength(1);
+      stuck.open();
+      expect(await late).toBe('reservation_expired');
+    }
+    expect(await a.signOrders.listByOperation(op.id)).toEqual([]);
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(0);
+    const retry = await b.signOrders.recordWithUsage(req, async () => 'fresh');
+    expect([retry.replayed, retry.signOrder.result]).toEqual([false, 'fresh']);
+    expect((await b.signOrders.recordWithUsage(req, () => Promise.reject(new Error('must not sign')))).signOrder.result).toBe('fresh');
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+    expect(await a.signOrders.listByOperation(op.id)).toHaveLength(1);
+  });
+
+  it('ok the last usage held by the first request, still signing: a retry on another replica is conflict (retry), never usage_exhausted', async () => {
+    const { orderer, key, op } = await setup({ usages: 1 });
+    const slow = gate('sig-last');
+    const req = request(op.id, key.keyid, orderer.id, { idempotencyKey: 'last-usage' });
+    const first = a.signOrders.recordWithUsage(req, slow.wait);
+    await slow.entered;
+    expect(await outcome(b.signOrders.recordWithUsage(req, async () => 'sig-2'))).toBe('conflict');
+    // Another request (another key, or none) is refused for the usage it cannot have.
+    expect(await outcome(b.signOrders.recordWithUsage({ ...req, idempotencyKey: 'other-key' }, async () => 'sig-3'))).toBe('usage_exhausted');
+    slow.open();
+    await first;
+    expect(await b.signOrders.recordWithUsage(req, () => Promise.reject(new Error('must not sign')))).toMatchObject({ replayed: true, usagesLeft: 0 });
+  });
+
+  // Replica B reads "no order with this key yet" just before replica A's order commits, and reserves just after: B's
+  // retry must still get A's answer, never a usage of its own, a second HSM signature, or a refusal A's usage caused.
+  it.each([
+    ['ok the last usage taken by the first request: the retry is its replay, not usage_exhausted', 1],
+    ['ok usages left: the retry is its replay, signs nothing and holds no usage', 3],
+  ] as const)('%s', async (_name, usages) => {
+    const { orderer, key, op } = await setup({ usages });
+    const req = request(op.id, key.keyid, orderer.id, { idempotencyKey: `race-${usages}` });
+    const slow = gate('sig-a');
+    const first = a.signOrders.recordWithUsage(req, slow.wait);
+    await slow.entered;
+    let heldRead!: () => void;
+    const readDone = new Promise<void>((r) => (heldRead = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const query = dbB.pool.query.bind(dbB.pool) as (...args: unknown[]) => unknown;
+    let held = false;
+    const spy = jest.spyOn(dbB.pool, 'query').mockImplementation(((...args: unknown[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : '';
+      const cb = args[args.length - 1];
+      if (held || !text.includes('FROM "sign_order" s JOIN') || typeof cb !== 'function') return query(...args);
+      held = true;
+      // The replay read of B: answered from its snapshot before A's commit, handed to B only after A has finished.
+      return query(...args.slice(0, -1), (err: unknown, res: unknown) => {
+        heldRead();
+        void released.then(() => (cb as (e: unknown, r: unknown) => void)(err, res));
+      });
+    }) as never);
+    let signedByB = 0;
+    let again: Awaited<ReturnType<SignOrderRepository['recordWithUsage']>>;
+    let done: typeof again;
+    try {
+      const retry = b.signOrders.recordWithUsage(req, async () => {
+        signedByB++;
+        return 'sig-b';
+      });
+      await readDone;
+      slow.open();
+      done = await first;
+      release();
+      again = await retry;
+    } finally {
+      spy.mockRestore();
+    }
+    expect({ replayed: again.replayed, result: again.signOrder.result, id: again.signOrder.id, signedByB }).toEqual({ replayed: true, result: 'sig-a', id: done.signOrder.id, signedByB: 0 });
+    expect((await a.operations.get(op.id)).keys[0].usagesUsed).toBe(1);
+    expect(await a.signOrders.listByOperation(op.id)).toHaveLength(1);
+  });
+
   it('gives the usage back when a lease runs out (a dead replica) and never stores the late result', async () => {
     const { orderer, key, op } = await setup({ usages: 1 });
     const shortLease = new SignOrderRepository(dbA, { leaseMs: 50 });

@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { AuditRepository, createDb, type Db } from '@keyserver/data-access';
+import { startPlatform, type RunningPlatform } from '@keyserver/testing';
+import { call, ciToken, operationBody, run, signOrderBody } from './operations-support';
+
+// Idempotency-Key over real HTTP, two API processes on one database and SoftHSM (ADR 0012 addendum "idempotency, session 25"):
+// hostile keys, keys on routes that do not honour them, the same key on both replicas at once.
+
+const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('Idempotency-Key across two API processes', () => {
+  let p: RunningPlatform;
+  let db: Db;
+  let ci: string;
+  let urls: string[];
+  let work: string;
+
+  beforeAll(async () => {
+    p = await startPlatform({ replicas: 2 });
+    urls = p.apiReplicas.map((r) => r.url);
+    db = createDb(p.databaseUrl, { poolSize: 2 });
+    ci = await ciToken(p);
+    work = mkdtempSync(join(tmpdir(), 'ks-idem-'));
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await p?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const newOperation = async (keyid: string, usages: number) => {
+    const r = await call<{ id: string }>(urls[0], ci, 'POST', '/api/v1/operations', operationBody(keyid, usages));
+    expect(r.status).toBe(201);
+    return r.body.id;
+  };
+  const used = async (op: string) => (await call<{ keys: { usagesUsed: number }[] }>(urls[1], ci, 'GET', `/api/v1/operations/${op}`)).body.keys[0].usagesUsed;
+
+  it('ok the same key sent to both replicas at once on a one-usage operation: one usage, every final answer the same signature, never usage_exhausted', async () => {
+    for (let round = 0; round < 6; round++) {
+      const op = await newOperation('demo-fw-dev', 1);
+      const body = signOrderBody(op, 'demo-fw-dev', sha(`race ${round}`));
+      const key = `race-${round}-${Date.now()}`;
+      // Retries on 409 conflict (the first request is still signing) until a final answer, as a client does.
+      const attempt = async (url: string) => {
+        for (let i = 0; i < 50; i++) {
+          const r = await call<{ result?: string; code?: string }>(url, ci, 'POST', '/api/signorders', body, { 'idempotency-key': key });
+          if (r.status !== 409 || r.body.code !== 'conflict') return r;
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        throw new Error('still in conflict after 50 attempts');
+      };
+      const answers = await Promise.all([attempt(urls[0]), attempt(urls[1]), attempt(urls[0]), attempt(urls[1])]);
+      expect(answers.map((a) => [a.status, a.body.code])).toEqual(Array(4).fill([201, undefined]));
+      expect(new Set(answers.map((a) => a.body.result)).size).toBe(1);
+      expect(await used(op)).toBe(1);
+    }
+  });
+
+  it('ok a client that hangs up right after sending gets, on its retries with the same key, one signature from one usage', async () => {
+    for (let round = 0; round < 3; round++) {
+      const op = await newOperation('demo-fw-dev', 2);
+      const body = signOrderBody(op, 'demo-fw-dev', sha(`hang-up ${round}`));
+      const key = `hang-up-${round}-${Date.now()}`;
+      const abort = new AbortController();
+      const first = fetch(`${urls[round % 2]}/api/signorders`, {
+        method: 'POST',
+        signal: abort.signal,
+        headers: { authorization: `Bearer ${ci}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+      }).catch(() => undefined);
+      setTimeout(() => abort.abort(), round * 5);
+      await first;
+      let last: { status: number; body: { result?: string; code?: string } } | undefined;
+      for (let i = 0; i < 50; i++) {
+        last = await call<{ result?: string; code?: string }>(urls[(round + 1) % 2], ci, 'POST', '/api/signorders', body, { 'idempotency-key': key });
+        if (last.status !== 409 || last.body.code !== 'conflict') break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      const again = await call<{ result?: string }>(urls[round % 2], ci, 'POST', '/api/signorders', body, { 'idempotency-key': key });
+      expect([last?.status, again.status, again.body.result]).toEqual([201, 201, last?.body.result]);
+      expect(await used(op)).toBe(1);
+      const created = (await new AuditRepository(db).list({ operationId: op, action: 'signorder.create', limit: 20 })).items;
+      expect(created.filter((e) => e.outcome === 'SUCCESS')).toHaveLength(1);
+    }
+  });
+
+  it('keeps any Idempotency-Key value to 201 (a key of 1-128 [A-Za-z0-9._:-], compared exactly: case counts) or 400 idempotency_key_invalid; usages spent = distinct accepted keys (property)', async () => {
+    const op = await newOperation('demo-fw-dev', 200);
+    const body = signOrderBody(op, 'demo-fw-dev', sha('hostile keys'));
+    const chars = fc.constantFrom(...'aAbBzZ09._:-'.split(''), '/', '+', '=', '"', ',', ';', '\\', '~', '\u00e9', '\u00ff', '\u00a0', '\u0085');
+    const key = fc.oneof(
+      fc.string({ unit: chars, minLength: 0, maxLength: 12 }),
+      fc.constantFrom('k'.repeat(128), 'k'.repeat(129), 'k'.repeat(4000), 'ABC', 'abc', 'Abc', 'caf\u00e9', '\u00c9T\u00c9'),
+    );
+    const accepted = new Set<string>();
+    await fc.assert(
+      fc.asyncProperty(key, fc.integer({ min: 0, max: 1 }), async (k, replica) => {
+        const r = await call<{ code?: string }>(urls[replica], ci, 'POST', '/api/signorders', body, { 'idempotency-key': k });
+        if (KEY.test(k)) {
+          expect(r.status).toBe(201);
+          accepted.add(k);
+        } else {
+          expect([r.status, r.body.code]).toEqual([400, 'idempotency_key_invalid']);
+        }
+      }),
+      { seed: 20261217, numRuns: 60 },
+    );
+    expect(await used(op)).toBe(accepted.size);
+  });
+
+  it('fail the same key with another body: 422 idempotency_key_reused, never the stored signature, no usage', async () => {
+    const op = await newOperation('demo-fw-dev', 3);
+    const key = `reuse-${Date.now()}`;
+    const first = await call<{ result: string }>(urls[0], ci, 'POST', '/api/signorders', signOrderBody(op, 'demo-fw-dev', sha('one')), { 'idempotency-key': key });
+    const other = await call<{ code: string; result?: string }>(urls[1], ci, 'POST', '/api/signorders', signOrderBody(op, 'demo-fw-dev', sha('two')), { 'idempotency-key': key });
+    expect([first.status, other.status, other.body.code, other.body.result]).toEqual([201, 422, 'idempotency_key_reused', undefined]);
+    expect(await used(op)).toBe(1);
+  });
+
+  it('ok a replay is audited as signorder.replayed under its own request id', async () => {
+    const op = await newOperation('demo-fw-dev', 2);
+    const key = `audit-${Date.now()}`;
+    const body = signOrderBody(op, 'demo-fw-dev', sha('audited replay'));
+    await call(urls[0], ci, 'POST', '/api/signorders', body, { 'idempotency-key': key });
+    const again = await call(urls[1], ci, 'POST', '/api/signorders', body, { 'idempotency-key': key });
+    const events = (await new AuditRepository(db).list({ operationId: op, limit: 20 })).items.filter((e) => e.action.startsWith('signorder.'));
+    expect(events.map((e) => e.action).sort()).toEqual(['signorder.create', 'signorder.replayed']);
+    expect(events.find((e) => e.action === 'signorder.replayed')?.requestId).toBe(again.headers.get('x-request-id'));
+  });
+
+  describe('a route that does not honour Idempotency-Key refuses it: nothing is done twice by a client that believes it would be', () => {
+    const csr = () => {
+      const f = (n: string) => join(work, n);
+      run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('d.key'), '-subj', '/CN=device-idem', '-out', f('d.csr')]);
+      return readFileSync(f('d.csr'), 'utf8');
+    };
+
+    it('fail POST /api/v1/certificates with a key: 400 idempotency_key_not_supported, no usage spent; without a key: 201', async () => {
+      const op = await newOperation('demo-ca-dev', 1);
+      const body = { operationid: op, keyid: 'demo-ca-dev', csr: csr() };
+      const keyed = await call<{ code: string }>(urls[0], ci, 'POST', '/api/v1/certificates', body, { 'idempotency-key': 'cert-1' });
+      expect([keyed.status, keyed.body.code]).toEqual([400, 'idempotency_key_not_supported']);
+      expect(await used(op)).toBe(0);
+      expect((await call(urls[1], ci, 'POST', '/api/v1/certificates', body)).status).toBe(201);
+    });
+
+    it.each([
+      ['fail an operation', '/api/v1/operations', 'operation'],
+      ['fail a firmware signature', '/api/v1/firmware/signatures?operationid=00000000-0000-4000-8000-000000000000&keyid=demo-fw-dev', 'firmware'],
+      ['fail an empty key on an operation', '/api/v1/operations', 'operation'],
+    ] as const)('%s: 400 idempotency_key_not_supported', async (name, path, kind) => {
+      const before = await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation');
+      const r = await call<{ code: string }>(urls[0], ci, 'POST', path, kind === 'operation' ? operationBody('demo-fw-dev', 1) : 'firmware image', {
+        'idempotency-key': name.includes('empty') ? '' : 'k-1',
+        ...(path.includes('firmware') ? { 'content-type': 'application/octet-stream' } : {}),
+      });
+      expect([r.status, r.body.code]).toEqual([400, 'idempotency_key_not_supported']);
+      expect((await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation')).rows[0].n).toBe(before.rows[0].n);
+    });
+  });
+});
