@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,8 +139,10 @@ describe('GET /api/v1/audit/export (streaming)', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     // Once the export is under way, the table's lock held past the API's lock timeout: its next batch read fails.
-    const partial = `${file}.partial`;
-    for (let i = 0; i < 600 && !(existsSync(partial) && statSync(partial).size > 0) && !existsSync(file); i++) await sleep(10);
+    // ksctl writes into a new temporary file beside --out (`.cut.jsonl.<random>.tmp`, ADR 0015 addendum 2026-12-07).
+    const temporary = () => readdirSync(work).filter((f) => f.startsWith('.cut.jsonl.') && f.endsWith('.tmp'));
+    const started = () => temporary().some((f) => (statSync(join(work, f), { throwIfNoEntry: false })?.size ?? 0) > 0);
+    for (let i = 0; i < 600 && !started() && !existsSync(file); i++) await sleep(10);
     const c = new Client({ connectionString: p.databaseUrl });
     await c.connect();
     try {
@@ -150,7 +152,7 @@ describe('GET /api/v1/audit/export (streaming)', () => {
       await c.query('ROLLBACK');
       const out = JSON.parse(stdout || stderr) as { code?: string };
       expect([code, out.code]).toEqual([5, 'audit_export_truncated']);
-      expect([existsSync(file), existsSync(partial)]).toEqual([false, false]);
+      expect([existsSync(file), temporary()]).toEqual([false, []]);
     } finally {
       await c.end();
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -9,10 +9,12 @@ import { jsonEscapeHidden } from '@keyserver/api-contract/visible-text';
 import { anchoredCheckpointTrust, auditVerifyStatus, unsealedTail, unsealedTailWarning, verifyAuditExportFile } from '@keyserver/audit-chain';
 import type { AssertionAlgorithm } from './lib/assertion';
 import { adminCommand } from './lib/admin';
+import { answerShape, boundedBody, MAX_ANSWER_BYTES } from './lib/answer';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
 import { commandSpec, completionScript } from './lib/commands';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
 import { certificateOutput, errorText, jsonOutput, outputMode, renderTable, type OutputMode } from './lib/output';
+import { checkOutputPath, outputStream, writeOutputFile } from './lib/output-file';
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
@@ -70,8 +72,13 @@ AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, or --federated-token-file / AZURE_FEDER
 client_assertion; --pkce: a user signs in on a loopback redirect (--redirect-uri, default PKCE_REDIRECT_URI or
 http://127.0.0.1:0/callback). Tokens are cached in ~/.cache/ksctl (KSCTL_CACHE_DIR), one 0600 file per
 token endpoint (tenant), client, scope and credential (a changed secret or certificate gets a new token).
-Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 refused by the Keyserver, 5 unavailable,
-6 verification failed (signature, certificate chain, revocation or audit chain).`;
+Exit codes: 0 ok, 1 failure (also an answer that is not the API's: unexpected_answer, answer_too_large), 2 usage
+(also insecure_url, tls_verification_disabled, output_not_regular_file, output_directory_missing), 3 authentication,
+4 refused by the Keyserver (also redirect_refused), 5 unavailable, 6 verification failed (signature, certificate
+chain, revocation or audit chain).
+Files (--out, --chain-out, --chain, FILE.p7s): a regular file or nothing, never a symlink; checked before the request,
+written whole (a new file renamed over the name). No redirect is followed; NODE_TLS_REJECT_UNAUTHORIZED=0 is refused
+(trust a private CA with NODE_EXTRA_CA_CERTS).`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -500,6 +507,7 @@ async function run(argv: string[]): Promise<unknown> {
   }
   if (cmd === 'admin') return adminCommand((method, path, body, headers) => api(c, method, path, body, headers), pos.slice(1), v);
   if (cmd === 'audit' && sub === 'export') {
+    if (v.out) checkOutputPath(v.out, '--out');
     const r = await apiRaw(c, 'GET', '/api/v1/audit/export');
     if (!r.body) throw new CliError('the Keyserver sent an empty export', Exit.Failure);
     const body = Readable.fromWeb(r.body as Parameters<typeof Readable.fromWeb>[0]);
@@ -518,27 +526,32 @@ async function run(argv: string[]): Promise<unknown> {
       });
       return undefined;
     }
-    // Written beside the file and renamed when whole: --out names a complete export or nothing new.
-    const partial = `${v.out}.partial`;
+    // Written to a new file beside it and renamed when whole: --out names a complete export or nothing new.
+    const file = outputStream(v.out, '--out');
     try {
-      await pipeline(body, createWriteStream(partial));
+      await pipeline(body, file.stream);
     } catch (err) {
-      rmSync(partial, { force: true });
+      file.discard();
       throw truncated(err, `nothing written to ${v.out}`);
     }
-    renameSync(partial, v.out);
+    file.commit();
     return { out: v.out, bytes: statSync(v.out).size };
   }
   if (cmd === 'cert' && sub === 'issue') {
     const csrFile = need(v, 'csr');
     if (!existsSync(csrFile)) throw new CliError(`no such file: ${csrFile}`, Exit.Usage);
+    if (v.out) checkOutputPath(v.out, '--out');
+    if (v['chain-out']) checkOutputPath(v['chain-out'], '--chain-out');
     const r = await api<{ id: string; certificate: string; chain: string[]; serial: string }>(c, 'POST', '/api/v1/certificates', {
       operationid: need(v, 'operation'),
       keyid: single(v.key, 'key'),
       csr: readFileSync(csrFile, 'utf8'),
     });
-    if (v.out) writeFileSync(v.out, r.certificate);
-    if (v['chain-out']) writeFileSync(v['chain-out'], pemBundle([r.certificate, ...r.chain]));
+    // Both checked before either file is written: a bad chain leaves no certificate file behind either.
+    const certificate = answerShape.pem(r?.certificate, 'certificate');
+    const chain = v['chain-out'] ? answerShape.pemList(r.chain, 'chain') : [];
+    if (v.out) writeOutputFile(v.out, certificate, '--out');
+    if (v['chain-out']) writeOutputFile(v['chain-out'], pemBundle([certificate, ...chain]), '--chain-out');
     return r;
   }
   if (cmd === 'cert' && sub === 'revoke' && arg) {
@@ -547,6 +560,8 @@ async function run(argv: string[]): Promise<unknown> {
   if (cmd === 'sign' && v.cms) {
     const file = need(v, 'file');
     const size = existingFile(file);
+    const out = v.out ?? `${file}.p7s`;
+    checkOutputPath(out, v.out ? '--out' : `${file}.p7s`);
     const query = new URLSearchParams({ operationid: need(v, 'operation'), keyid: single(v.key, 'key'), description: v.description ?? `ksctl sign ${file}`.slice(0, 1000) });
     // Authenticate before the bar starts, so a login failure is not drawn over.
     await accessToken(c);
@@ -572,15 +587,20 @@ async function run(argv: string[]): Promise<unknown> {
     } finally {
       bar?.finish();
     }
-    const der = Buffer.from(await r.arrayBuffer());
-    const out = v.out ?? `${file}.p7s`;
-    writeFileSync(out, der);
+    if ((r.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase() !== 'application/pkcs7-signature') {
+      throw new CliError('POST /api/v1/firmware/signatures: the answer is no CMS signature (content type)', Exit.Failure, 'unexpected_answer', r.status);
+    }
+    const der = await boundedBody(r, MAX_ANSWER_BYTES);
+    // DER SignedData is one SEQUENCE: an empty or other answer is not written as a .p7s.
+    if (der.length < 2 || der[0] !== 0x30) throw new CliError('POST /api/v1/firmware/signatures: the answer is no CMS signature', Exit.Failure, 'unexpected_answer', r.status);
+    writeOutputFile(out, der, v.out ? '--out' : `${file}.p7s`);
     return { out, bytes: der.length, imageBytes: size };
   }
   if (cmd === 'keys' && sub === 'list') return api(c, 'GET', '/api/keys');
   if (cmd === 'keys' && sub === 'show' && arg) {
+    if (v.chain) checkOutputPath(v.chain, '--chain');
     const key = await api<{ chain: string[] }>(c, 'GET', `/api/v1/keys/${encodeURIComponent(arg)}`);
-    if (v.chain) writeFileSync(v.chain, pemBundle(key.chain));
+    if (v.chain) writeOutputFile(v.chain, pemBundle(answerShape.pemList(key?.chain, 'chain')), '--chain');
     return key;
   }
   if (cmd === 'operations' && sub === 'create') {
@@ -620,6 +640,7 @@ async function run(argv: string[]): Promise<unknown> {
     // Ed25519 (PureEdDSA) signs the message itself: the file goes whole, base64 (the API caps it at 64 KiB).
     if (v.file || v.digest || v.padding || v.format || v.hash) throw new CliError('--message takes no --file, --digest, --hash, --padding or --format', Exit.Usage);
     const size = existingFile(v.message);
+    if (v.out) checkOutputPath(v.out, '--out');
     if (size > MAX_SIGN_MESSAGE_BYTES) throw new CliError(`--message: ${v.message} is ${size} bytes; a message sign order takes at most ${MAX_SIGN_MESSAGE_BYTES} (sign larger files with --cms)`, Exit.Usage);
     const message = readFileSync(v.message);
     const order = await api<{ result: string; messageSha256: string }>(
@@ -634,7 +655,8 @@ async function run(argv: string[]): Promise<unknown> {
       },
       v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
     );
-    if (v.out) writeFileSync(v.out, Buffer.from(order.result, 'hex'));
+    const signature = answerShape.hex(order?.result, 'signature');
+    if (v.out) writeOutputFile(v.out, signature, '--out');
     return { ...order, ...(v.out ? { out: v.out } : {}) };
   }
   if (cmd === 'sign') {
@@ -642,6 +664,7 @@ async function run(argv: string[]): Promise<unknown> {
     const padding = v.padding ?? 'none';
     const given = hexDigestOption(v);
     if (!v.file && !given) throw new CliError('--file or --digest is required', Exit.Usage);
+    if (v.out) checkOutputPath(v.out, '--out');
     // Without --hash: a --digest tells its hash by its length; a file is hashed with the key's own hash (a P-384
     // key signs SHA-384 digests, and the API refuses any other length).
     const hash = hashOption(v) ?? (given ? hashOfDigest(given) : await keyHash(c, keyid));
@@ -662,7 +685,8 @@ async function run(argv: string[]): Promise<unknown> {
       },
       v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
     );
-    if (v.out) writeFileSync(v.out, Buffer.from(order.result, 'hex'));
+    const signature = answerShape.hex(order?.result, 'signature');
+    if (v.out) writeOutputFile(v.out, signature, '--out');
     return { ...order, digest: digest.toString('hex'), ...(v.out ? { out: v.out } : {}) };
   }
   throw new CliError(`unknown command: ${pos.join(' ')} (see ksctl --help)`, Exit.Usage);

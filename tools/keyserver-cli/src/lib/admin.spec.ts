@@ -11,6 +11,9 @@ interface Call {
   headers?: Record<string, string>;
 }
 
+/** CSRs as the API answers them: one PEM block (ksctl refuses to write anything else, answer.ts). */
+const CSR_V2 = '-----BEGIN CERTIFICATE REQUEST-----\nVjI=\n-----END CERTIFICATE REQUEST-----\n';
+const CSR_PEM = '-----BEGIN CERTIFICATE REQUEST-----\nUEVN\n-----END CERTIFICATE REQUEST-----\n';
 describe(adminCommand.name, () => {
   let calls: Call[];
   let answer: unknown;
@@ -73,11 +76,11 @@ describe(adminCommand.name, () => {
     const dir = mkdtempSync(join(tmpdir(), 'ksctl-admin-'));
     try {
       calls = [];
-      answer = { pendingVersion: 2, version: 2, csr: 'CSR-V2' };
+      answer = { pendingVersion: 2, version: 2, csr: CSR_V2 };
       const r = await adminCommand(api, ['key', 'rotate', 'ext-root'], { session: 'sess-1', days: '90', out: join(dir, 'v2.csr') });
       expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /api/v1/keys/ext-root/rotation', 'GET /api/v1/keys/ext-root/versions', 'GET /api/v1/keys/ext-root/csr']);
-      expect(readFileSync(join(dir, 'v2.csr'), 'utf8')).toBe('CSR-V2');
-      expect(r).toMatchObject({ pendingVersion: 2, csr: 'CSR-V2' });
+      expect(readFileSync(join(dir, 'v2.csr'), 'utf8')).toBe(CSR_V2);
+      expect(r).toMatchObject({ pendingVersion: 2, csr: CSR_V2 });
       calls = [];
       writeFileSync(join(dir, 'cert.pem'), 'CERT');
       writeFileSync(join(dir, 'chain.pem'), '');
@@ -96,9 +99,9 @@ describe(adminCommand.name, () => {
       writeFileSync(join(dir, 'chain.pem'), `${pem('BBBB')}${pem('CCCC')}`);
       await adminCommand(api, ['key', 'import-cert', 'online-root'], { session: 'sess-1', 'cert-file': join(dir, 'cert.pem'), chain: join(dir, 'chain.pem') });
       expect(calls[0]).toEqual({ method: 'POST', path: '/api/v1/keys/online-root/certificate', body: { certificate: pem('AAAA'), chain: [pem('BBBB'), pem('CCCC')] }, headers: S });
-      answer = { certificate: null, csr: 'CSR-PEM' };
+      answer = { certificate: null, csr: CSR_PEM };
       await adminCommand(api, ['root-ceremony'], { session: 's', keyid: 'k-1', algorithm: 'EC_P256', cn: 'X', days: '10', external: true, out: join(dir, 'k.csr') });
-      expect(readFileSync(join(dir, 'k.csr'), 'utf8')).toBe('CSR-PEM');
+      expect(readFileSync(join(dir, 'k.csr'), 'utf8')).toBe(CSR_PEM);
       expect((calls[1].body as { mode: string }).mode).toBe('external');
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { answerShape } from './answer';
 import { CliError, Exit } from './errors';
+import { checkOutputPath, writeOutputFile } from './output-file';
 
 /** The API calls ksctl admin makes (the connection's `api` bound), so the command logic stays testable. */
 export type AdminApi = <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
@@ -57,6 +59,9 @@ const seg = (s: string) => encodeURIComponent(s);
 export async function adminCommand(api: AdminApi, pos: string[], v: Values): Promise<unknown> {
   const [area, action, arg] = pos;
   const session = () => ({ 'x-admin-session': need(v, 'session') });
+  // --out is checked before the request: a ceremony or a rotation is never done only to be refused at writing.
+  const out = typeof v['out'] === 'string' ? v['out'] : undefined;
+  if (out) checkOutputPath(out, '--out');
   if (area === 'session') {
     if (action === 'open') return api('POST', '/api/v1/admin-sessions', { description: need(v, 'description'), powers: v['powers'] === true });
     if (action === 'show' && arg) return api('GET', `/api/v1/admin-sessions/${seg(arg)}`);
@@ -94,7 +99,7 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
       },
       session(),
     );
-    if (typeof v['out'] === 'string') writeFileSync(v['out'], (r.certificate ?? r.csr) as string);
+    if (out) writeOutputFile(out, typeof r?.certificate === 'string' ? answerShape.pem(r.certificate, 'certificate') : answerShape.pem(r?.csr, 'CSR', 'CERTIFICATE REQUEST'), '--out');
     return r;
   }
   if (area === 'key') {
@@ -126,7 +131,7 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
         return api('GET', `${k}/versions`);
       case 'csr': {
         const r = await api<{ csr: string }>('GET', `${k}/csr`);
-        if (typeof v['out'] === 'string') writeFileSync(v['out'], r.csr);
+        if (out) writeOutputFile(out, answerShape.pem(r?.csr, 'CSR', 'CERTIFICATE REQUEST'), '--out');
         return r;
       }
       case 'import-cert': {
@@ -147,7 +152,7 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
         const versions = await api<{ pendingVersion: number | null }>('GET', `${k}/versions`);
         if (!versions.pendingVersion) return r;
         const pending = await api<{ csr: string; version: number }>('GET', `${k}/csr`);
-        if (typeof v['out'] === 'string') writeFileSync(v['out'], pending.csr);
+        if (out) writeOutputFile(out, answerShape.pem(pending?.csr, 'CSR', 'CERTIFICATE REQUEST'), '--out');
         return { ...(r as object), pendingVersion: pending.version, csr: pending.csr };
       }
       case 'retire':

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accessToken, apiRaw, cacheFile, writeCache, type CachedToken, type Connection } from './client';
+import { accessToken, apiRaw, cacheFile, tokenRequest, writeCache, type CachedToken, type Connection } from './client';
 import { CliError, Exit } from './errors';
 
 // Which API failures a pipeline should retry (exit 5) and which it should not (ADR 0046): a real HTTP server
@@ -141,6 +141,64 @@ describe(accessToken.name, () => {
 // survives a refresh answer that carries none (RFC 6749 §6: only a new one replaces it), and the cache file is only
 // ever a fresh 0600 file of ours: a planted symlink or another link to the old file never receives a token, and a file
 // someone else could have written or read (a symlink, group/other mode bits) is not taken as a login.
+// A token endpoint in the hands of someone else (or a proxy in front of it): what it answers reaches the terminal and
+// the --json output only as an OAuth error code of RFC 6749's shape, and is read only up to 64 KiB.
+describe(tokenRequest.name, () => {
+  let server: Server;
+  let endpoint = '';
+  let reply: (res: import('node:http').ServerResponse) => void = (res) => res.end();
+  let written = 0;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      reply(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  const c = (): Connection => ({ apiUrl: 'http://127.0.0.1:1', method: 'secret', tokenEndpoint: endpoint, clientId: 'c', scope: 's' });
+  const json = (status: number, body: unknown) => (res: import('node:http').ServerResponse) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+
+  it.each<[string, (res: import('node:http').ServerResponse) => void, string | undefined]>([
+    ['ok an OAuth error code: taken as the code', json(400, { error: 'invalid_client' }), 'invalid_client'],
+    ['fail an error with escape sequences: no code', json(400, { error: '\u001b]0;pwned\u0007\u001b[2J' }), undefined],
+    ['fail an error that is an object: no code', json(400, { error: { nested: true } }), undefined],
+    ['fail an error of 10 000 characters: no code', json(400, { error: 'a'.repeat(10_000) }), undefined],
+  ])('%s', async (_name, r, code) => {
+    reply = r;
+    const err = await tokenRequest(c(), { grant_type: 'client_credentials' }).catch((e: unknown) => e);
+    expect([(err as CliError).exit, (err as CliError).code]).toEqual([Exit.Auth, code]);
+  });
+
+  it('fail an endless answer: refused without reading it to its end', async () => {
+    written = 0;
+    reply = (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      const more = () => {
+        while (written < 256 << 20) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    };
+    const err = await tokenRequest(c(), { grant_type: 'client_credentials' }).catch((e: unknown) => e);
+    expect((err as CliError).exit).toBe(Exit.Auth);
+    expect(written).toBeLessThan(64 << 20);
+  });
+
+  it('ok a token with a hostile expires_in (a string): the default lifetime, not NaN', async () => {
+    reply = json(200, { access_token: 'at', expires_in: 'forever' });
+    const t = await tokenRequest(c(), { grant_type: 'client_credentials' });
+    expect(Number.isFinite(t.expiresAt)).toBe(true);
+  });
+});
+
 describe(writeCache.name, () => {
   let server: Server;
   let answer: Record<string, unknown> = {};

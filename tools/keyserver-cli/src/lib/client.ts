@@ -2,6 +2,7 @@ import { createHash, randomBytes, scryptSync, X509Certificate } from 'node:crypt
 import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { jsonAnswer, problemOf, smallJsonObject } from './answer';
 import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
 import { CliError, Exit, exitForStatus } from './errors';
 
@@ -114,9 +115,18 @@ function readCache(c: Connection): CachedToken | undefined {
 /**
  * A URL ksctl may send a credential to (bearer token, client secret or assertion, System.AccessToken): https, or plain
  * http to a loopback host (demo, tests), never with userinfo. The PKCS#11 module applies the same rule (config.c).
- * @throws CliError(insecure_url, exit 2) before anything is sent
+ * TLS is verified always: NODE_TLS_REJECT_UNAUTHORIZED=0 (which turns Node's verification off for every connection of
+ * the process) is refused rather than obeyed; a private CA is trusted with NODE_EXTRA_CA_CERTS.
+ * @throws CliError(insecure_url | tls_verification_disabled, exit 2) before anything is sent
  */
 export function credentialUrl(raw: string, what: string): URL {
+  if (process.env['NODE_TLS_REJECT_UNAUTHORIZED'] === '0') {
+    throw new CliError(
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns TLS verification off: ksctl sends no credential so (trust a private CA with NODE_EXTRA_CA_CERTS instead)',
+      Exit.Usage,
+      'tls_verification_disabled',
+    );
+  }
   let u: URL;
   try {
     u = new URL(raw);
@@ -141,9 +151,13 @@ export async function tokenRequest(c: Connection, params: Record<string, string>
   } catch (err) {
     throw new CliError(`token endpoint unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
-  const body = (await r.json().catch(() => ({}))) as { access_token?: string; refresh_token?: string; expires_in?: number; error?: string };
-  if (!r.ok || !body.access_token) throw new CliError(`token request refused (${body.error ?? r.status})`, Exit.Auth, body.error, r.status);
-  return { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: Date.now() + (body.expires_in ?? 300) * 1000 };
+  const body = await smallJsonObject(r);
+  // An OAuth error code has this shape (RFC 6749 §5.2); anything else from the endpoint is not printed.
+  const error = typeof body['error'] === 'string' && /^[a-z_]{1,64}$/.test(body['error']) ? body['error'] : undefined;
+  const token = body['access_token'];
+  if (!r.ok || typeof token !== 'string' || !token) throw new CliError(`token request refused (${error ?? r.status})`, Exit.Auth, error, r.status);
+  const expiresIn = typeof body['expires_in'] === 'number' && Number.isFinite(body['expires_in']) && body['expires_in'] > 0 ? body['expires_in'] : 300;
+  return { accessToken: token, refreshToken: typeof body['refresh_token'] === 'string' ? body['refresh_token'] : undefined, expiresAt: Date.now() + expiresIn * 1000 };
 }
 
 /** The pipeline's OIDC token: a file (AZURE_FEDERATED_TOKEN_FILE) or Azure DevOps' SYSTEM_OIDCREQUESTURI. */
@@ -165,9 +179,9 @@ async function federatedAssertion(c: Connection): Promise<string> {
   } catch (err) {
     throw new CliError(`OIDC token request unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
-  const body = (await r.json().catch(() => ({}))) as { oidcToken?: string };
-  if (!r.ok || !body.oidcToken) throw new CliError(`the pipeline's OIDC token was refused (${r.status})`, Exit.Auth, undefined, r.status);
-  return body.oidcToken;
+  const oidcToken = (await smallJsonObject(r))['oidcToken'];
+  if (!r.ok || typeof oidcToken !== 'string' || !oidcToken) throw new CliError(`the pipeline's OIDC token was refused (${r.status})`, Exit.Auth, undefined, r.status);
+  return oidcToken;
 }
 
 /** A token for the Keyserver, from the 0600 cache while it lasts (refreshed for PKCE logins). */
@@ -213,25 +227,35 @@ export async function accessToken(c: Connection): Promise<string> {
   return fresh.accessToken;
 }
 
-/** Calls the Keyserver API; problem+json answers become CliErrors carrying their code. */
+/**
+ * Calls the Keyserver API; problem+json answers become CliErrors carrying their code. The answer must be JSON (by
+ * its content type) of at most MAX_ANSWER_BYTES (answer.ts).
+ */
 export async function api<T>(c: Connection, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   const r = await apiRaw(c, method, path, body === undefined ? headers : { 'content-type': 'application/json', ...headers }, body === undefined ? undefined : JSON.stringify(body));
-  const text = Buffer.from(await r.arrayBuffer()).toString('utf8');
-  return (text ? JSON.parse(text) : undefined) as T;
+  return (await jsonAnswer(r, `${method} ${path.split('?')[0]}`)) as T;
 }
 
-/** Sends a request with the bearer token and returns the successful Response (errors become CliErrors). */
+/**
+ * Sends a request with the bearer token and returns the successful Response (errors become CliErrors). No redirect is
+ * followed: the API answers none, and fetch would send the request (a sign order, a CSR, a firmware image) again to
+ * wherever one points, the token too when it is the same origin, and trust what that place answers.
+ */
 export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: BodyInit, extra: RequestInit = {}): Promise<Response> {
   credentialUrl(c.apiUrl, 'the Keyserver URL (KEYSERVER_URL, --api)');
   const token = await accessToken(c);
   let r: Response;
   try {
-    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra });
+    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra, redirect: 'manual' });
   } catch (err) {
     throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message}`, Exit.Unavailable);
   }
   if (r.ok) return r;
-  const problem = (await r.json().catch(() => ({}))) as { code?: string; detail?: string };
+  if (r.status >= 300 && r.status < 400) {
+    await r.body?.cancel().catch(() => undefined);
+    throw new CliError(`${method} ${path.split('?')[0]} answered a redirect (${r.status}): ksctl follows none; check --api / KEYSERVER_URL`, Exit.Refused, 'redirect_refused', r.status);
+  }
+  const problem = await problemOf(r);
   const exit = exitForStatus(r.status, problem.code);
   throw new CliError(`${method} ${path.split('?')[0]} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
 }

@@ -86,7 +86,9 @@ A raw signature: the file is hashed locally as it streams (--hash defaults to th
 a retry return the same signature without using another usage.
 --message: an Ed25519 key signs the file itself (PureEdDSA, at most 64 KiB; an operation's --digest
 must then list its SHA-256); --out writes the 64-byte signature.
---cms: the file streams to the Keyserver, which returns a detached CMS (default FILE.p7s).`,
+--cms: the file streams to the Keyserver, which returns a detached CMS (default FILE.p7s).
+--out (and FILE.p7s) must be a regular file or nothing, never a symlink, in an existing directory (exit 2
+otherwise, before anything is signed); it is written whole, a new file renamed over the name.`,
   },
   {
     name: 'cert',
@@ -127,7 +129,7 @@ Exit 6 when anything does not verify.`,
 
 export: the whole audit log as JSON lines (auditors; stdout without --out), then its signed checkpoints, as the
 chain stood when the export began. An export the Keyserver cut short is exit 5 audit_export_truncated: --out is
-written only when the export arrived whole (through FILE.partial), stdout's copy is incomplete.
+written only when the export arrived whole (a new file beside it, renamed), stdout's copy is incomplete.
 verify: offline, every entry's hash and link, and every signed checkpoint (an RFC 3161 token of the Keyserver's TSA
 over an entry hash) against the ROOT and TSA certificate you obtained out of band: the token verifies, chains to
 --root, is signed by --tsa-cert, and asserts the entry hash at its seq (exit 6 and every problem otherwise:

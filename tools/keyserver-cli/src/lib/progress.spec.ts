@@ -15,6 +15,19 @@ describe(renderProgress.name, () => {
   });
 });
 
+// A file name is whoever made the file's (a CI artifact named by a pull request): drawn on the operator's terminal,
+// it is shown, never obeyed (ADR 0047).
+describe(`${renderProgress.name} with a hostile file name`, () => {
+  it.each([
+    ['fail an erase-line and a carriage return', 'fw\u001b[2K\r.bin', 'hashing fw\\u{1b}[2K\\u{d}.bin'],
+    ['fail a right-to-left override', 'fw\u202enib.exe', 'hashing fw\\u{202e}nib.exe'],
+    ['fail an OSC 52 clipboard write', 'a\u001b]52;c;ZXZpbA==\u0007', 'hashing a\\u{1b}]52;c;ZXZpbA==\\u{7}'],
+    ['fail an 8-bit CSI', 'a\u009b2J', 'hashing a\\u{9b}2J'],
+  ])('%s', (_name, file, shown) => {
+    expect(renderProgress(`hashing ${file}`, 0, MIB, 0).startsWith(`${shown} [`)).toBe(true);
+  });
+});
+
 describe(wantsProgress.name, () => {
   const big = PROGRESS_MIN_BYTES;
   it.each([

@@ -1,3 +1,5 @@
+import { visibleText } from '@keyserver/api-contract/visible-text';
+
 /** Files smaller than this are done before a bar would be worth drawing. */
 export const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
 
@@ -24,7 +26,8 @@ export function renderProgress(label: string, done: number, total: number, elaps
   const filled = Math.round(fraction * width);
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate = elapsedMs > 0 ? done / (elapsedMs / 1000) : 0;
-  let line = `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}  ${mib(done)}/${mib(total)} MiB`;
+  // The label holds a file name, which anyone who made the file chose: hidden and control characters named (ADR 0047).
+  let line = `${visibleText(label)} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}  ${mib(done)}/${mib(total)} MiB`;
   if (rate > 0) line += `  ${mib(rate)} MiB/s`;
   if (rate > 0 && done < total) line += `  ETA ${clock((total - done) / rate)}`;
   return line;

@@ -76,6 +76,18 @@ describe(AuthService.name, () => {
     expect(assigned).toEqual(['https://login.example/logout?x=1']);
     expect(auth.status()).toBe('anonymous');
   });
+
+  // The end-session URL comes from the keyclient (the provider's discovery document): only an http(s) URL or a path
+  // is navigated to; anything else (javascript:, data:) lands on the start page. The CSP blocks javascript: URLs too.
+  it.each(['javascript:alert(document.domain)', 'data:text/html,<script>alert(1)</script>', 'vbscript:msgbox(1)', ' javascript:alert(1)', 'JAVASCRIPT:alert(1)'])(
+    'fail an end-session URL %s: the start page instead',
+    async (redirectTo) => {
+      const done = auth.logout();
+      ctrl.expectOne({ method: 'POST', url: '/logout' }).flush({ redirectTo });
+      await done;
+      expect(assigned).toEqual(['/']);
+    },
+  );
 });
 
 describe('normalizeMe', () => {

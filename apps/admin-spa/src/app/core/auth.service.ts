@@ -4,6 +4,7 @@ import { firstValueFrom } from 'rxjs';
 import { BrowserNavigation } from './browser-navigation';
 import type { PermName } from './permissions';
 import { toProblem, type Problem } from './problem';
+import { navigableUrl } from './safe-url';
 
 /** The signed-in user as the SPA needs it (never a token). */
 export interface Me {
@@ -104,7 +105,8 @@ export class AuthService {
     let redirectTo = '/';
     try {
       const res = await firstValueFrom(this.http.post<{ redirectTo?: unknown }>('/logout', null, { headers: { Accept: 'application/json' } }));
-      if (typeof res?.redirectTo === 'string') redirectTo = res.redirectTo;
+      // Only an http(s) end-session URL is followed (core/safe-url.ts): a javascript: or data: one lands on the start page.
+      if (typeof res?.redirectTo === 'string') redirectTo = navigableUrl(res.redirectTo, document.baseURI) ?? '/';
     } finally {
       this.state.set({ status: 'anonymous' });
       this.nav.assign(redirectTo);

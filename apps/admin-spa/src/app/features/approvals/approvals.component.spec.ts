@@ -87,6 +87,21 @@ describe(ApprovalsComponent.name, () => {
     expect((f.nativeElement as HTMLElement).querySelector('.provenance a')?.getAttribute('href')).toBe('https://ci.example.test/run/42');
   });
 
+  // The API takes only https provenance URLs (contract.ts); the console binds no other scheme as a link either
+  // (a row written before that rule, or by another writer): Angular's sanitiser stops only javascript:, not data: or
+  // vbscript:, and an http link would take an approver off TLS. Such a URL is shown as the orderer's text.
+  it.each([
+    ['fail javascript:', 'javascript:alert(document.domain)'],
+    ['fail data:', 'data:text/html,<script>alert(1)</script>'],
+    ['fail vbscript:', 'vbscript:msgbox(1)'],
+    ['fail plain http', 'http://ci.example.test/run/42'],
+    ['fail a relative URL', '/api/v1/keys'],
+  ])('%s provenance URL: no link, the URL shown as text', async (_name, url) => {
+    const f = await render([operation({ provenance: { project: 'demo/fw', url } })]);
+    expect((f.nativeElement as HTMLElement).querySelector('.provenance a')).toBeNull();
+    expect((f.nativeElement as HTMLElement).querySelector('.provenance .url')?.textContent).toBe(url);
+  });
+
   it('shows the limits each key holds operations to, and whether administrators set them', async () => {
     const set = { maxWindowSeconds: 7_200, maxUsagesPerOperation: 3, maxBackdateSeconds: 90, maxStartAheadSeconds: 3_600, source: 'set', updatedAt: '2026-12-05T08:00:00.000Z' } as const;
     const f = await render([

@@ -1,6 +1,7 @@
 import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
 import type { OperationView } from '../../core/api-types';
 import { formatSpan } from '../../core/datetime';
+import { httpsUrl } from '../../core/safe-url';
 import { CopyButtonComponent } from '../../shared/copy-button.component';
 import { DateTimeComponent } from '../../shared/datetime.component';
 
@@ -60,7 +61,11 @@ export function nextCommands(op: OperationView): string[] {
           @if (pv.pipeline) { <span>pipeline <strong>{{ pv.pipeline }}</strong></span> }
           @if (pv.run) { <span>run <strong>{{ pv.run }}</strong></span> }
           @if (pv.commit) { <span>commit <code>{{ pv.commit }}</code></span> }
-          @if (pv.url) { <a [href]="pv.url" rel="noopener noreferrer" target="_blank">open the run</a> }
+          <!-- Only an https URL becomes a link (core/safe-url.ts); any other is the orderer's text. -->
+          @if (pv.url) {
+            @if (link(pv.url); as href) { <a [href]="href" rel="noopener noreferrer" target="_blank">open the run</a> }
+            @else { <span>link <code class="url">{{ pv.url }}</code></span> }
+          }
           <span class="muted small">(declared by the orderer, not verified)</span>
         </dd>
       }
@@ -157,6 +162,8 @@ export function nextCommands(op: OperationView): string[] {
 })
 export class OperationSummaryComponent {
   readonly operation = input.required<OperationView>();
+  /** The provenance URL as a link target: https only (core/safe-url.ts). */
+  protected readonly link = httpsUrl;
   /** The "what happens next" section (the detail page shows it; the approval cards link there). */
   readonly showNext = input(false);
   /** Level of the section headings: 3 under a card's h2, 2 on the detail page under its h1. */
