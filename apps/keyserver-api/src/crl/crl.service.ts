@@ -27,18 +27,28 @@ export class CrlService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
+  /** The DER of {@link currentCrl}. */
+  async current(keyid: string): Promise<Buffer> {
+    return (await this.currentCrl(keyid)).der;
+  }
+
+  /** The DER of {@link versionCrl}. */
+  ofVersion(keyid: string, version: string): Promise<Buffer> {
+    return this.versionCrl(keyid, version).then((c) => c.der);
+  }
+
   /** `GET /api/v1/crl/{keyid}`: the CRL of the key's current version (what certificates issued before versions name). */
-  current(keyid: string): Promise<Buffer> {
+  currentCrl(keyid: string): Promise<StoredCrl> {
     return this.serve(keyid, null);
   }
 
   /** `GET /api/v1/crl/{keyid}/versions/{version}`: the CRL named in the certificates that version signed. */
-  ofVersion(keyid: string, version: string): Promise<Buffer> {
+  versionCrl(keyid: string, version: string): Promise<StoredCrl> {
     if (!VERSION.test(version)) throw new CrlError(CrlErrorCode.CrlVersionInvalid, 'the version must be a whole number from 1 to 999999');
     return this.serve(keyid, Number(version));
   }
 
-  private async serve(keyid: string, version: number | null): Promise<Buffer> {
+  private async serve(keyid: string, version: number | null): Promise<StoredCrl> {
     const scope = keyid.length <= 128 ? await this.crls.scope(keyid, version) : null;
     if (!scope) {
       if (version !== null && keyid.length <= 128 && (await this.crls.scope(keyid, null))) throw new CrlError(CrlErrorCode.KeyVersionNotFound, `key ${keyid} has no version ${version}`);
@@ -48,11 +58,11 @@ export class CrlService {
     const stored = await this.crls.stored(scope.versionId);
     if (scope.destroyedAt) {
       // The HSM key is gone: the final CRL signed before destruction is served until its certificates have expired.
-      if (stored?.final && stored.nextUpdate.getTime() > now) return stored.der;
+      if (stored?.final && stored.nextUpdate.getTime() > now) return stored;
       throw new CrlError(CrlErrorCode.CrlNotAvailable, `key ${keyid} version ${scope.version} was destroyed and its last CRL has expired`);
     }
-    if (stored && fresh(stored, now) && stored.entriesSha256 === (await this.entriesSha256(scope))) return stored.der;
-    return (await this.refresh(scope)).der;
+    if (stored && fresh(stored, now) && stored.entriesSha256 === (await this.entriesSha256(scope))) return stored;
+    return this.refresh(scope);
   }
 
   private async entriesSha256(scope: CrlScope): Promise<string> {
@@ -69,7 +79,9 @@ export class CrlService {
       const nowMs = Date.now();
       if (!final && previous && fresh(previous, nowMs) && previous.entriesSha256 === entriesSha256) return null;
       const hsmKey = await this.signer.getKey(scope.hsmKeyId);
-      const thisUpdate = new Date(Math.floor(nowMs / 1000) * 1000);
+      // Never dated before the CRL it replaces: a replica whose clock is behind the one that signed that CRL
+      // reuses its thisUpdate (the number still goes up), so thisUpdate and cRLNumber order CRLs alike.
+      const thisUpdate = new Date(Math.max(Math.floor(nowMs / 1000) * 1000, previous?.thisUpdate.getTime() ?? 0));
       const nextUpdate = new Date(Math.max(thisUpdate.getTime() + CRL_NEXT_UPDATE_MS, final ? scope.notAfter.getTime() : 0));
       const crlNumber = await takeNumber();
       const seen = new Set<string>();
@@ -79,7 +91,7 @@ export class CrlService {
         scope.certificatePem,
         entries
           .filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex))
-          .map((e) => ({ serialHex: e.serialHex, revocationDate: e.revokedAt, reason: e.revocationReason && e.revocationReason in CRL_REASONS ? (e.revocationReason as CrlReason) : undefined })),
+          .map((e) => ({ serialHex: e.serialHex, revocationDate: e.revokedAt, reason: e.revocationReason && Object.hasOwn(CRL_REASONS, e.revocationReason) ? (e.revocationReason as CrlReason) : undefined })),
         crlNumber,
         thisUpdate,
         nextUpdate,

@@ -112,7 +112,7 @@ export async function seedKey(
   db: Db,
   opts: {
     requiredApprovers?: number;
-    type?: 'FW' | 'CA' | 'ROOT';
+    type?: 'FW' | 'CA' | 'ROOT' | 'TSA';
     prefix?: string;
     hsmKeyId?: string;
     algorithm?: KeyAlgorithm;

@@ -31,16 +31,30 @@ export interface CrlResult {
   crlPem: string;
 }
 
-function positiveInteger(hexValue: string, maxBytes: number): asn1js.Integer {
+/**
+ * The DER INTEGER content of a positive serial: a leading zero byte only before a byte with its high bit (X.690
+ * 8.3.2), so that the CRL is DER and lists the integer the certificate carries, not another spelling of it.
+ */
+function positiveInteger(hexValue: string, maxBytes: number): Uint8Array {
   if (typeof hexValue !== 'string' || !/^(?:[0-9a-f]{2})+$/.test(hexValue) || hexValue.length / 2 > maxBytes) {
     throw new PkiError('invalid_crl_input', 'serial must be even-length lower-case hex of at most 20 bytes');
   }
   const b = new Uint8Array(Buffer.from(hexValue, 'hex'));
   if (b[0] & 0x80 || b.every((x) => x === 0)) throw new PkiError('invalid_crl_input', 'serial must be positive');
-  return new asn1js.Integer({ valueHex: toAb(b) });
+  if (b.length > 1 && b[0] === 0 && !(b[1] & 0x80)) throw new PkiError('invalid_crl_input', 'serial must be the minimal DER INTEGER content (no leading zero byte it does not need)');
+  return b;
 }
 
-/** v2 CRL for `caCert` with AKI and cRLNumber, signed in the HSM by `caKey`. */
+/** Ascending integer order of minimal positive INTEGER contents: shorter first, then byte by byte. */
+function compareSerials(a: Uint8Array, b: Uint8Array): number {
+  return a.length - b.length || Buffer.compare(a, b);
+}
+
+/**
+ * v2 CRL for `caCert` with AKI and cRLNumber, signed in the HSM by `caKey`: DER, one encoding per revoked set
+ * (entries in ascending serial order, times in whole seconds, UTCTime to 2049 and GeneralizedTime after, a reasonCode
+ * except for unspecified, no invalidityDate: docs/adr/0029 addendum of session 25).
+ */
 export async function createCrl(
   signer: HsmSigner,
   caKey: HsmKeyInfo,
@@ -57,21 +71,31 @@ export async function createCrl(
   if (!(ku[0] & 0x02)) throw new PkiError('issuer_not_ca', 'CA certificate lacks cRLSign');
   const n = BigInt(crlNumber);
   if (n < 0n || n >= 1n << 159n) throw new PkiError('invalid_crl_input', 'crlNumber out of range');
-  if (!(thisUpdate instanceof Date) || !(nextUpdate instanceof Date) || !(nextUpdate > thisUpdate)) throw new PkiError('invalid_validity');
+  // Compared as written (whole seconds): a nextUpdate in thisUpdate's second would be equal to it in the CRL.
+  const second = (d: Date) => Math.floor(d.getTime() / 1000);
+  if (!(thisUpdate instanceof Date) || !(nextUpdate instanceof Date) || !(second(nextUpdate) > second(thisUpdate))) throw new PkiError('invalid_validity');
   const seen = new Set<string>();
-  const entries = revoked.map((r) => {
+  const checked = revoked.map((r) => {
     if (seen.has(r.serialHex)) throw new PkiError('invalid_crl_input', 'duplicate serial');
     seen.add(r.serialHex);
     if (!(r.revocationDate instanceof Date) || isNaN(+r.revocationDate)) throw new PkiError('invalid_crl_input', 'bad revocation date');
-    if (r.reason !== undefined && !(r.reason in CRL_REASONS)) throw new PkiError('invalid_crl_input', 'bad reason');
-    return new pkijs.RevokedCertificate({
-      userCertificate: positiveInteger(r.serialHex, 20),
-      revocationDate: x509Time(r.revocationDate),
-      ...(r.reason !== undefined && r.reason !== 'unspecified'
-        ? { crlEntryExtensions: new pkijs.Extensions({ extensions: [ext(OID.crlReason, false, new asn1js.Enumerated({ value: CRL_REASONS[r.reason] }))] }) }
-        : {}),
-    });
+    // Own keys only: `in` would take toString, constructor or __proto__ for a reason.
+    if (r.reason !== undefined && !(typeof r.reason === 'string' && Object.hasOwn(CRL_REASONS, r.reason))) throw new PkiError('invalid_crl_input', 'bad reason');
+    return { serial: positiveInteger(r.serialHex, 20), revocationDate: r.revocationDate, reason: r.reason };
   });
+  // One DER per revoked set: entries in ascending serial order, whatever order the caller read them in.
+  const entries = checked
+    .sort((a, b) => compareSerials(a.serial, b.serial))
+    .map(
+      (r) =>
+        new pkijs.RevokedCertificate({
+          userCertificate: new asn1js.Integer({ valueHex: toAb(r.serial) }),
+          revocationDate: x509Time(r.revocationDate),
+          ...(r.reason !== undefined && r.reason !== 'unspecified'
+            ? { crlEntryExtensions: new pkijs.Extensions({ extensions: [ext(OID.crlReason, false, new asn1js.Enumerated({ value: CRL_REASONS[r.reason] }))] }) }
+            : {}),
+        }),
+    );
   const crl = new pkijs.CertificateRevocationList();
   crl.version = 1;
   crl.signature = signatureAlgorithm(caKey);

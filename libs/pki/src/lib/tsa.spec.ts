@@ -20,6 +20,7 @@ import {
   createTimeStampToken,
   createTimestampingCertificate,
   grantedResponse,
+  messageImprintOf,
   parseTimeStampQuery,
   readTimeStampToken,
   readTsaCrls,
@@ -164,6 +165,161 @@ describe('RFC 3161 time-stamping', () => {
     const names = ['unrecognized or unsupported algorithm', '', 'transaction not permitted or supported', '', '', 'the data submitted has the wrong format'];
     if (bit <= 5) expect(text).toContain(names[bit]);
     else expect(text).toMatch(bit === 15 ? /requested TSA policy is not supported/ : /requested extension is not supported/);
+  });
+
+  describe('hostile queries (fast-check): every one is accepted as the DER a DER encoder writes for it, or refused with a TsaError that answers as a DER rejection', () => {
+    const QUERY_CODES: string[] = [
+      TsaErrorCode.QueryTooLarge,
+      TsaErrorCode.QueryNotDer,
+      TsaErrorCode.QueryMalformed,
+      TsaErrorCode.VersionNotSupported,
+      TsaErrorCode.HashNotAccepted,
+      TsaErrorCode.ImprintLengthMismatch,
+      TsaErrorCode.PolicyNotAccepted,
+      TsaErrorCode.ExtensionNotAccepted,
+    ];
+    const TRUE = new Uint8Array([0x01, 0x01, 0xff]);
+    /** The DER INTEGER of `n` (two's complement, minimal). */
+    const bigIntDer = (n: bigint): Uint8Array => {
+      let k = 1;
+      while (n >= 1n << BigInt(8 * k - 1) || n < -(1n << BigInt(8 * k - 1))) k++;
+      const v = n < 0n ? (1n << BigInt(8 * k)) + n : n;
+      return derTlv(0x02, new Uint8Array(Buffer.from(v.toString(16).padStart(2 * k, '0'), 'hex')));
+    };
+    /** What a DER encoder writes for a parsed query (certReq FALSE is the DEFAULT: left out, X.690 11.5). */
+    const canonical = (q: ReturnType<typeof parseTimeStampQuery>) =>
+      query([int(1), q.messageImprintDer, ...(q.reqPolicy ? [oid(q.reqPolicy)] : []), ...(q.nonceDer ? [q.nonceDer] : []), ...(q.certReq ? [TRUE] : [])]);
+    /** The property: accepted and canonical, or a query refusal whose rejection TimeStampResp is DER and says so. */
+    const judged = (der: Uint8Array): void => {
+      let q: ReturnType<typeof parseTimeStampQuery> | undefined;
+      try {
+        q = parseTimeStampQuery(der, { policy: POLICY });
+      } catch (e) {
+        if (!(e instanceof TsaError)) throw e;
+        expect(QUERY_CODES).toContain(e.code);
+        const reply = rejectionResponse(e);
+        expect(isStrictDer(reply)).toBe(true);
+        expect(Buffer.from(reply).includes(Buffer.from([0x02, 0x01, 0x02]))).toBe(true);
+        return;
+      }
+      expect(Buffer.from(canonical(q)).equals(Buffer.from(der))).toBe(true);
+      expect(q.nonceDer === undefined || q.nonceDer.length <= 66).toBe(true);
+    };
+    const HASH_OIDS = ['2.16.840.1.101.3.4.2.1', '2.16.840.1.101.3.4.2.2', '2.16.840.1.101.3.4.2.3', '1.3.14.3.2.26', '1.2.840.113549.2.5', '2.16.840.1.101.3.4.2.8', '1.2.3.4'];
+    const field = {
+      version: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(int(1)) },
+        { weight: 1, arbitrary: fc.bigInt(-(1n << 70n), 1n << 70n).map(bigIntDer) },
+        { weight: 1, arbitrary: fc.constant(new Uint8Array([0x02, 0x02, 0x00, 0x01])) },
+      ),
+      imprint: fc
+        .tuple(
+          fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...HASH_OIDS.slice(0, 3)) }, { weight: 1, arbitrary: fc.constantFrom(...HASH_OIDS.slice(3)) }),
+          fc.constantFrom<Uint8Array | undefined>(undefined, undefined, new Uint8Array([5, 0]), int(0)),
+          fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(0, 20, 31, 32, 33, 48, 64, 65) }),
+          fc.oneof({ weight: 7, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+        )
+        .map(([alg, params, odd, constructed]) => [alg, params, odd ?? ({ '2.16.840.1.101.3.4.2.2': 48, '2.16.840.1.101.3.4.2.3': 64 } as Record<string, number>)[alg] ?? 32, constructed] as const)
+        .map(([alg, params, len, constructed]) =>
+          derTlv(0x30, derTlv(0x30, oid(alg), ...(params ? [params] : [])), constructed ? derTlv(0x24, derTlv(0x04, new Uint8Array(len))) : derTlv(0x04, new Uint8Array(len))),
+        ),
+      policy: fc.constantFrom(POLICY, '1.2.3', '2.25.71464660586911067804008473257468327654').map(oid),
+      nonce: fc.oneof(
+        fc.bigInt(-(1n << 64n), 1n << 64n).map(bigIntDer),
+        fc.bigInt(-(1n << 520n), 1n << 520n).map(bigIntDer),
+        fc.constantFrom(int(0), int(-1), new Uint8Array([0x02, 0x02, 0x00, 0x05]), new Uint8Array([0x02, 0x00])),
+      ),
+      certReq: fc.constantFrom(TRUE, new Uint8Array([0x01, 0x01, 0x00]), new Uint8Array([0x01, 0x01, 0x01])),
+      extensions: fc.constantFrom(
+        derTlv(0xa0, derTlv(0x30, derTlv(0x30, oid('1.2.3.4'), derTlv(0x04)))),
+        derTlv(0xa0, derTlv(0x30, derTlv(0x30, oid('1.2.3.4'), TRUE, derTlv(0x04)))),
+        derTlv(0xa1, derTlv(0x30)),
+        derTlv(0x80),
+      ),
+    };
+    const structured = fc
+      .record(
+        {
+          version: field.version,
+          imprint: field.imprint,
+          policy: field.policy,
+          nonce: field.nonce,
+          certReq: field.certReq,
+          extensions: fc.option(field.extensions, { freq: 4, nil: undefined }),
+        },
+        { requiredKeys: ['version', 'imprint', 'extensions'] },
+      )
+      .chain((r) => {
+        const parts = [r.version, r.imprint, r.policy, r.nonce, r.certReq, r.extensions].filter((p): p is Uint8Array => p !== undefined);
+        return fc.oneof(
+          { weight: 6, arbitrary: fc.constant(query(parts)) },
+          { weight: 1, arbitrary: fc.shuffledSubarray(parts, { minLength: 0 }).map((p) => query(p)) },
+          {
+            weight: 2,
+            arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })).map(([at, x]) => {
+              const der = new Uint8Array(query(parts));
+              der[at % der.length] ^= x;
+              return der;
+            }),
+          },
+          { weight: 1, arbitrary: fc.nat().map((n) => query(parts).subarray(0, n % query(parts).length)) },
+        );
+      });
+
+    it('ok or refused, never anything else: structured queries, field by field hostile, shuffled, flipped and truncated', () => {
+      fc.assert(fc.property(structured, judged), { numRuns: 3000 });
+    });
+
+    it('ok or refused, never anything else: arbitrary bytes, also inside a SEQUENCE', () => {
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, wrap) => judged(wrap ? derTlv(0x30, bytes) : bytes)), { numRuns: 3000 });
+    });
+
+    it.each<[string, Uint8Array, TsaErrorCode]>([
+      ['fail certReq FALSE written out (a DEFAULT value: BER, not DER)', query([int(1), imprint(SHA256, 32), new Uint8Array([0x01, 0x01, 0x00])]), TsaErrorCode.QueryNotDer],
+      ['fail certReq TRUE written as 01 (BER, not DER)', query([int(1), imprint(SHA256, 32), new Uint8Array([0x01, 0x01, 0x01])]), TsaErrorCode.QueryNotDer],
+      ['fail a nonce with a leading zero byte it does not need', query([int(1), imprint(SHA256, 32), new Uint8Array([0x02, 0x02, 0x00, 0x05])]), TsaErrorCode.QueryNotDer],
+      ['fail an imprint as a constructed OCTET STRING (BER)', query([int(1), derTlv(0x30, derTlv(0x30, oid(SHA256)), derTlv(0x24, derTlv(0x04, new Uint8Array(32))))]), TsaErrorCode.QueryNotDer],
+      ['fail nesting 80 deep', [...Array(80)].reduce<Uint8Array>((inner) => derTlv(0x30, inner), new Uint8Array([0x05, 0x00])), TsaErrorCode.QueryNotDer],
+      ['fail an empty body', new Uint8Array(0), TsaErrorCode.QueryNotDer],
+      ['fail version 0', query([int(0), imprint(SHA256, 32)]), TsaErrorCode.VersionNotSupported],
+      ['fail version -1', query([int(-1), imprint(SHA256, 32)]), TsaErrorCode.VersionNotSupported],
+      ['fail version 2^64 + 1', query([new Uint8Array([0x02, 0x09, 1, 0, 0, 0, 0, 0, 0, 0, 1]), imprint(SHA256, 32)]), TsaErrorCode.VersionNotSupported],
+      ['fail a SHA-256 OID with a SHA-512-long digest', query([int(1), imprint(SHA256, 64)]), TsaErrorCode.ImprintLengthMismatch],
+      ['fail a SHA-512 OID with a SHA-256-long digest', query([int(1), imprint('2.16.840.1.101.3.4.2.3', 32)]), TsaErrorCode.ImprintLengthMismatch],
+      ['fail SHA-512/256 (a hash we do not accept)', query([int(1), imprint('2.16.840.1.101.3.4.2.6', 32)]), TsaErrorCode.HashNotAccepted],
+      ['fail a critical extension', query([int(1), imprint(SHA256, 32), derTlv(0xa0, derTlv(0x30, derTlv(0x30, oid('1.2.3.4'), new Uint8Array([1, 1, 0xff]), derTlv(0x04))))]), TsaErrorCode.ExtensionNotAccepted],
+      ['fail a non-critical extension', query([int(1), imprint(SHA256, 32), derTlv(0xa0, derTlv(0x30, derTlv(0x30, oid('1.2.3.4'), derTlv(0x04))))]), TsaErrorCode.ExtensionNotAccepted],
+      ['fail another context tag after the fields', query([int(1), imprint(SHA256, 32), derTlv(0xa1, derTlv(0x30))]), TsaErrorCode.QueryMalformed],
+      ['fail a nonce of 65 bytes of magnitude (and its 00 sign byte)', query([int(1), imprint(SHA256, 32), bigIntDer(1n << 519n)]), TsaErrorCode.QueryMalformed],
+      ['fail a negative nonce of 65 bytes of magnitude (and its ff sign byte)', query([int(1), imprint(SHA256, 32), bigIntDer(-(1n << 519n) - 1n)]), TsaErrorCode.QueryMalformed],
+    ])('%s', (_n, der, code) => {
+      expect(() => parseTimeStampQuery(der, { policy: POLICY })).toThrow(expect.objectContaining({ code }));
+    });
+
+    it.each<[string, Uint8Array]>([
+      ['ok a nonce of 0', int(0)],
+      ['ok a negative nonce', bigIntDer(-0x1234567890n)],
+      ['ok a 64-byte nonce', bigIntDer((1n << 510n) + 12345n)],
+      ['ok a 512-bit nonce whose top bit is set (65 bytes with its sign byte: 64 bytes of magnitude)', bigIntDer((1n << 511n) + 12345n)],
+      ['ok a negative 64-byte nonce', bigIntDer(-(1n << 511n))],
+      ['ok a negative nonce of 64 bytes of magnitude whose sign takes a 65th byte (ff)', bigIntDer(-(1n << 511n) - 1n)],
+    ])('%s: echoed byte for byte; openssl ts -verify -queryfile and pkijs (a second verifier) accept the reply', async (_n, nonceDer) => {
+      const data = randomBytes(100);
+      const der = query([int(1), messageImprintOf('SHA-256', data), nonceDer, TRUE]);
+      const q = parseTimeStampQuery(der, { policy: POLICY });
+      expect(Buffer.from(q.nonceDer as Uint8Array).equals(Buffer.from(nonceDer))).toBe(true);
+      const issued = await createTimeStampToken(signer, tsa, q);
+      const reply = grantedResponse(issued.token);
+      writeFileSync(f('nonce.tsq'), der);
+      writeFileSync(f('nonce.tsr'), reply);
+      expect(openssl(['ts', '-verify', '-in', f('nonce.tsr'), '-queryfile', f('nonce.tsq'), '-CAfile', f('root.pem')])).toMatch(/Verification: OK/);
+      const resp = pkijs.TimeStampResp.fromBER(toAb(reply));
+      expect(resp.status.status).toBe(pkijs.PKIStatus.granted);
+      const verified = await resp.verify({ signer: 0, data: toAb(data), trustedCerts: [pkijs.Certificate.fromBER(toAb(new Uint8Array(new X509Certificate(rootPem).raw)))] });
+      expect(verified).toBe(true);
+      const info = new pkijs.TSTInfo({ schema: asn1js.fromBER(new pkijs.SignedData({ schema: resp.timeStampToken?.content }).encapContentInfo.eContent?.valueBlock.valueHexView ?? new ArrayBuffer(0)).result });
+      expect(Buffer.from(info.nonce?.toBER(false) ?? new ArrayBuffer(0)).equals(Buffer.from(nonceDer))).toBe(true);
+    });
   });
 
   it('checks an external reply: imprint, nonce and signature, and refuses a reply to another query', async () => {

@@ -37,7 +37,7 @@ export const DEFAULT_TSA_MAX_SKEW_MS = 5 * 60_000;
 
 /** Largest query the TSA reads: a SHA-512 query with a 64-byte nonce and a policy is under 200 bytes. */
 export const MAX_TIMESTAMP_QUERY_BYTES = 1024;
-/** Largest nonce echoed (openssl sends 8 bytes; RFC 3161 sets no bound, we do). */
+/** Largest nonce echoed, in bytes of magnitude (openssl sends 8 bytes; RFC 3161 sets no bound, we do). */
 const MAX_NONCE_BYTES = 64;
 
 export enum TsaErrorCode {
@@ -174,7 +174,8 @@ function readImprint(el: asn1js.AsnType): { hash: HashName; hashedMessage: Uint8
 /**
  * Parses a TimeStampReq strictly: at most {@link MAX_TIMESTAMP_QUERY_BYTES}, exactly one DER element (checked
  * before any parser sees it), version 1, an accepted hash with a digest of its length, a policy only if it is
- * ours, a nonce of at most 64 bytes, no extensions (we support none). Anything else is a {@link TsaError}.
+ * ours, a nonce of at most 64 bytes of magnitude (any sign, zero too: echoed byte for byte), certReq only when TRUE
+ * (its DEFAULT FALSE written out is not DER), no extensions (we support none). Anything else is a {@link TsaError}.
  */
 export function parseTimeStampQuery(der: Uint8Array, opts: { policy: string }): TimeStampQuery {
   if (der.length > MAX_TIMESTAMP_QUERY_BYTES) throw new TsaError(TsaErrorCode.QueryTooLarge, `queries are at most ${MAX_TIMESTAMP_QUERY_BYTES} bytes`);
@@ -196,10 +197,18 @@ export function parseTimeStampQuery(der: Uint8Array, opts: { policy: string }): 
   }
   if (fields[i] && isUniversal(fields[i], 2)) {
     const nonce = fields[i++];
-    if ((nonce as asn1js.Integer).valueBlock.valueHexView.length > MAX_NONCE_BYTES) throw malformed(`the nonce is longer than ${MAX_NONCE_BYTES} bytes`);
+    // The magnitude counts: a 512-bit nonce may take a sign byte more (00, or ff for a negative one; DER writes one
+    // only when needed). Any sign is echoed as sent.
+    const content = (nonce as asn1js.Integer).valueBlock.valueHexView;
+    const signByte = content.length > 1 && (content[0] === 0 || content[0] === 0xff) ? 1 : 0;
+    if (content.length - signByte > MAX_NONCE_BYTES) throw malformed(`the nonce is longer than ${MAX_NONCE_BYTES} bytes`);
     q.nonceDer = bytesOf(nonce);
   }
-  if (fields[i] && isUniversal(fields[i], 1)) q.certReq = (fields[i++] as asn1js.Boolean).valueBlock.value;
+  if (fields[i] && isUniversal(fields[i], 1)) {
+    q.certReq = (fields[i++] as asn1js.Boolean).valueBlock.value;
+    // certReq BOOLEAN DEFAULT FALSE: DER leaves the default out (X.690 11.5), so only TRUE may be written.
+    if (!q.certReq) throw new TsaError(TsaErrorCode.QueryNotDer, 'certReq FALSE is the default and is left out in DER');
+  }
   if (fields[i] && fields[i].idBlock.tagClass === 3 && fields[i].idBlock.tagNumber === 0) {
     throw new TsaError(TsaErrorCode.ExtensionNotAccepted, 'this TSA supports no request extensions');
   }

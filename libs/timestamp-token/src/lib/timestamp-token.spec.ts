@@ -137,6 +137,29 @@ describe(verifyTimeStampToken.name, () => {
     expect(codeOf(() => verifyTimeStampToken(token(), want))).toBe(code);
   });
 
+  it.each<[string, string, string | undefined]>([
+    ['ok whole seconds', '20260101120000Z', '2026-01-01T12:00:00.000Z'],
+    ['ok a fraction', '20260101120000.5Z', '2026-01-01T12:00:00.500Z'],
+    ['ok milliseconds', '20260101120000.123Z', '2026-01-01T12:00:00.123Z'],
+    ['fail no Z (a local time: read in the reader\'s time zone)', '20260101120000', undefined],
+    ['fail an offset instead of Z', '20260101120000+0100', undefined],
+    ['fail no seconds', '202601011200Z', undefined],
+    ['fail a comma before the fraction', '20260101120000,5Z', undefined],
+    ['fail a fraction with a trailing zero', '20260101120000.50Z', undefined],
+    ['fail an empty fraction', '20260101120000.Z', undefined],
+    ['fail a month 13', '20261301120000Z', undefined],
+    ['fail a second 60', '20260101235960Z', undefined],
+  ])('%s in genTime (RFC 3161 2.4.2: YYYYMMDDhhmmss[.s…]Z, DER)', (_n, text, iso) => {
+    const token = tokenOf('tsa', { genTimeText: text });
+    if (iso === undefined) {
+      expect(codeOf(() => readTimeStampToken(token))).toBe(Code.Malformed);
+      expect(codeOf(() => verifyTimeStampToken(token))).toBe(Code.Malformed);
+    } else {
+      expect(readTimeStampToken(token).genTime.toISOString()).toBe(iso);
+      expect(verifyTimeStampToken(token).info.genTime.toISOString()).toBe(iso);
+    }
+  });
+
   it.each<[string, Parameters<typeof issuerSerialOf>[0], boolean]>([
     ['fail an issuerSerial with another serial number (openssl ts -verify refuses it too)', 'other-serial', true],
     ['fail an issuerSerial naming another issuer (openssl ts -verify refuses it too)', 'other-issuer', true],

@@ -155,11 +155,32 @@ function parseToken(token: Uint8Array): { sd: pkijs.SignedData; tst: pkijs.TSTIn
     policy: objectIdentifierText(f[1] as asn1js.ObjectIdentifier),
     messageImprintDer: bytesOf(f[2]),
     serialHex: Buffer.from((f[3] as asn1js.Integer).valueBlock.valueHexView).toString('hex'),
-    genTime: (f[4] as asn1js.GeneralizedTime).toDate(),
+    genTime: genTimeOf(f[4]),
     ...(accuracyMs !== undefined ? { accuracyMs } : {}),
     ...(nonce ? { nonceDer: bytesOf(nonce) } : {}),
   };
   return { sd, tst, info };
+}
+
+/** GeneralizedTime as RFC 3161 2.4.2 and DER write it: YYYYMMDDhhmmss, a fraction without trailing zeros, Z. */
+const GEN_TIME = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(?:\.(\d*[1-9]))?Z$/;
+
+/**
+ * The genTime of a TSTInfo, read from its bytes: anything but {@link GEN_TIME} with a real calendar time is malformed
+ * (asn1js would read a time without Z in the reader's time zone, and roll month 13 or second 60 over). A fraction
+ * finer than milliseconds is cut to the millisecond.
+ */
+function genTimeOf(el: asn1js.AsnType): Date {
+  const text = Buffer.from((el as asn1js.BaseBlock & { valueBlock: { valueHexView: Uint8Array } }).valueBlock.valueHexView).toString('latin1');
+  const m = GEN_TIME.exec(text);
+  const bad = () => fail(Code.Malformed, `the TSTInfo genTime ${JSON.stringify(text.slice(0, 40))} is not YYYYMMDDhhmmss[.fraction]Z`);
+  if (!m) throw bad();
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second, Number((m[7] ?? '').padEnd(3, '0').slice(0, 3)));
+  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day || d.getUTCHours() !== hour || d.getUTCMinutes() !== minute || d.getUTCSeconds() !== second) throw bad();
+  return d;
 }
 
 /** Accuracy ::= SEQUENCE { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL, micros [1] INTEGER OPTIONAL }, in ms (micros rounded up). */

@@ -101,6 +101,8 @@ export interface TokenSpec {
   /** What the imprint is over (SHA-256). */
   over: Uint8Array;
   genTime?: Date;
+  /** The genTime element's content as written, instead of `genTime` (a hostile TSA's spelling). */
+  genTimeText?: string;
   version?: number;
   /** The TSTInfo policy (default 1.2.3.4). */
   policy?: string;
@@ -126,7 +128,11 @@ export function timestampToken(spec: TokenSpec): Uint8Array {
     accuracy: new pkijs.Accuracy({ seconds: 1 }),
     ...(spec.nonce !== undefined ? { nonce: new asn1js.Integer({ value: spec.nonce }) } : {}),
   });
-  const tstDer = new Uint8Array(tst.toSchema().toBER(false));
+  const tstSchema = tst.toSchema() as asn1js.Sequence;
+  if (spec.genTimeText !== undefined) {
+    tstSchema.valueBlock.value[4] = new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 24 }, valueHex: ab(new Uint8Array(Buffer.from(spec.genTimeText, 'latin1'))) });
+  }
+  const tstDer = new Uint8Array(tstSchema.toBER(false));
   const attribute = (a: RawAttribute) => new pkijs.Attribute({ type: a.type, values: [asn1js.fromBER(ab(a.value)).result] });
   const signedAttrs = new pkijs.SignedAndUnsignedAttributes({
     type: 0,
