@@ -6,7 +6,8 @@ import { Client } from 'pg';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, type Api } from './admin-helpers';
 
-// Property over the key routes (POST /api/v1/keys and the lifecycle and revocation routes, ADR 0020 addendum "serial
+// Property over the key routes (POST /api/v1/keys, the ROOT ceremony (its fields and its subject's), the lifecycle and
+// revocation routes, ADR 0020 addendum "serial
 // numbers per issuer"): an administrator in an ACTIVE session sends bodies that are valid but for hostile field
 // values (unicode edges, wrong types, huge and deep values, extra fields) to real and hostile key ids. Never a 5xx;
 // every 4xx problem+json with a code docs/openapi.json lists for the operation and status; a refused request leaves
@@ -26,7 +27,10 @@ const hostile: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** Values of the right type that the service, not the schema, must refuse (or accept): they reach the HSM step. */
-const plausible: fc.Arbitrary<unknown> = fc.constantFrom<unknown>('fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'demo-fw-dev', 'CA', 'TSA', 'ROOT', 'ED25519', 'RSA_2048', 'EC_P384', 'SHA512', 1, 0, 5, 3650, 100_000, 'keyCompromise', 'cACompromise', 'removeFromCRL', 'fz-new-1');
+const plausible: fc.Arbitrary<unknown> = fc.constantFrom<unknown>(
+  'fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'demo-fw-dev', 'CA', 'TSA', 'ROOT', 'ED25519', 'RSA_2048', 'EC_P384', 'SHA512', 'SHA256', 1, 0, 5, 8, 9, 3650,
+  36_500, 100_000, 'keyCompromise', 'cACompromise', 'removeFromCRL', 'fz-new-1', 'fz-root-1', 'self-signed', 'external', 'DE', 'D', 'DEU', 'de',
+);
 
 /** Ids a path takes: the keys made for the test (states change as cases succeed), the ROOT, hostile strings. */
 const PATH_IDS = ['fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'fz-ca\u200b', 'nope', '...', '%2e%2e', 'a'.repeat(200)];
@@ -34,8 +38,15 @@ const PATH_IDS = ['fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'fz-ca\u200b
 interface KeyRoute {
   method: string;
   template: string;
+  /** The valid body, or (with `wrap`) the fields the case edits. */
   base: (n: number) => Record<string, unknown>;
+  /** Builds the body around the edited fields (a nested object such as the ceremony's subject). */
+  wrap?: (edited: Record<string, unknown>, n: number) => Record<string, unknown>;
 }
+
+/** The ROOT ceremony (ADR 0020): a self-signed ROOT or a pending key awaiting its external certificate. */
+const ceremonySubject = (n: number) => ({ commonName: `Fuzz Root ${n}`, organization: 'Fuzz', organizationalUnit: 'Keys', country: 'DE' });
+const ceremony = (n: number) => ({ keyid: `fz-root-${n}`, algorithm: 'EC_P256', subject: ceremonySubject(n), validityDays: 3650, pathLen: 1, requiredApprovers: 2, mode: n % 2 ? 'self-signed' : 'external' });
 const ROUTES: KeyRoute[] = [
   {
     method: 'POST',
@@ -48,6 +59,8 @@ const ROUTES: KeyRoute[] = [
   { method: 'POST', template: '/api/v1/keys/{keyid}/retirement', base: () => ({}) },
   { method: 'POST', template: '/api/v1/keys/{keyid}/revocation', base: () => ({ reason: 'keyCompromise' }) },
   { method: 'POST', template: '/api/v1/keys/{keyid}/destruction', base: () => ({}) },
+  { method: 'POST', template: '/api/v1/keys/root-ceremony', base: ceremony },
+  { method: 'POST', template: '/api/v1/keys/root-ceremony', base: ceremonySubject, wrap: (subject, n) => ({ ...ceremony(n), subject }) },
 ];
 
 describe('fuzz: the key routes', () => {
@@ -115,13 +128,14 @@ describe('fuzz: the key routes', () => {
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
         n++;
-        const body: Record<string, unknown> = c.route.base(n);
-        const fields = Object.keys(body);
+        const edited: Record<string, unknown> = c.route.base(n);
+        const fields = Object.keys(edited);
         for (const [i, e] of c.edits) {
           const field = fields.length ? fields[i % fields.length] : 'x';
-          if (e === 'drop') delete body[field];
-          else body[field] = e.v;
+          if (e === 'drop') delete edited[field];
+          else edited[field] = e.v;
         }
+        const body = c.route.wrap ? c.route.wrap(edited, n) : edited;
         // Extra fields spliced into the JSON text, so that "__proto__" arrives as a field of its own.
         const extra = c.extra && Object.keys(c.extra).length ? JSON.stringify(c.extra).slice(1, -1) : '';
         const raw = extra ? `${JSON.stringify(body).slice(0, -1)}${Object.keys(body).length ? ',' : ''}${extra}}` : JSON.stringify(body);

@@ -37,9 +37,11 @@ export {
 export {
   approvalComplete,
   effectiveState,
+  certificateCoversWindow,
   isUsable,
   needsApproval,
   usability,
+  type CertificateValidity,
   type PolicyOperation,
   type PolicyOperationKey,
   type UsabilityRefusal,

@@ -29,8 +29,7 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
   /** A new FW key on the token, a signer holding SIGN on it, and an operation for it with `usages` (approved unless said). */
   async function signingSetup(opts: { usages?: number; approved?: boolean; alsoSignWith?: string[]; rsa?: boolean; certificate?: { notBefore: Date; notAfter: Date } } = {}) {
     const fwKey: HsmKeyInfo = await hsm.signer.generateKey({ algorithm: opts.rsa ? 'RSA-2048' : 'EC-P256', label: `medium-fw-${randomBytes(4).toString('hex')}` });
-    const certificate = opts.certificate ? { pem: '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n', serialHex: randomBytes(8).toString('hex'), ...opts.certificate } : undefined;
-    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId, ...(opts.rsa ? { algorithm: 'RSA_2048' as const } : {}), ...(certificate ? { certificate } : {}) });
+    const keyid = await seedKey(db, { requiredApprovers: 1, hsmKeyId: fwKey.hsmKeyId, ...(opts.rsa ? { algorithm: 'RSA_2048' as const } : {}) });
     const orderer = await mediumActor(db, { natures: ['ORDERER'], grants: ['ORDER'], keyids: [keyid] }, Permission.OperationsCreate);
     const approver = await mediumActor(db, { natures: ['APPROVER'], grants: ['APPROVE'], keyids: [keyid] }, Permission.OperationsApprove);
     const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid, ...(opts.alsoSignWith ?? [])] }, Permission.SignOrdersCreate);
@@ -42,6 +41,9 @@ describe(`${SignOrderService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
       keys: [{ keyid, usagesAllowed: opts.usages ?? 1 }],
     });
     if (opts.approved ?? true) await operations.approve(op.id, [keyid], approver.subjectId);
+    // A certificate that changes after the order and the approval (both refuse a window it does not cover: ADR 0017
+    // addendum session 25): the sign path judges the instant of use.
+    if (opts.certificate) await db.prisma.key.update({ where: { keyid }, data: opts.certificate });
     return { keyid, fwKey, signer, operationId: op.id };
   }
 

@@ -30,6 +30,7 @@ export const DataAccessErrorCode = {
   not_an_approver: 'not_an_approver',
   too_few_administrators: 'too_few_administrators',
   serial_in_use: 'serial_in_use',
+  window_outside_certificate: 'window_outside_certificate',
 } as const;
 export type DataAccessErrorCode = (typeof DataAccessErrorCode)[keyof typeof DataAccessErrorCode];
 
@@ -74,6 +75,9 @@ export const DATA_ACCESS_ERROR_STATUS: Record<DataAccessErrorCode, number> = {
   too_few_administrators: 409,
   // The issuer already used the serial (RFC 5280: one per issuer): nothing stored; a retry signs with a fresh one.
   serial_in_use: 409,
+  // The window reaches outside the validity of a key's certificate (or of a certificate above it): the key could not
+  // sign there (key_not_usable); refused at creation and at each approval (ADR 0017 addendum, session 25).
+  window_outside_certificate: 409,
 };
 
 /** Error raised by repositories and the migrator. */

@@ -136,6 +136,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   start_backdated: 'The start lies too far in the past for the limits of one of its keys.',
   start_too_far_ahead: 'The start lies too far in the future for the limits of one of its keys.',
   window_ended: 'The validity window has already ended: choose an end in the future.',
+  window_outside_certificate: "The validity window is not inside a requested key's certificate (its notBefore to notAfter): shorten the window, or renew the key's certificate first. The detail names the key.",
   idempotency_key_reused: 'This request id was already used for a different request.',
   operation_not_usable: 'This operation cannot be used now (not approved, closed or exhausted).',
   outside_window: 'The operation is not valid at this time.',

@@ -1,4 +1,4 @@
-import { approvalComplete, effectiveState, isUsable, needsApproval, stateAfterWithdrawal, usability, type PolicyOperation } from './operation-policy';
+import { approvalComplete, certificateCoversWindow, effectiveState, isUsable, needsApproval, stateAfterWithdrawal, usability, type PolicyOperation } from './operation-policy';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
 const at = (ms: number) => new Date(NOW.getTime() + ms);
@@ -70,4 +70,19 @@ describe(stateAfterWithdrawal.name, () => {
     expect(stateAfterWithdrawal(state, complete)).toBe(expected);
     if (expected === 'REQUESTED') expect(usability(op({ state: expected }), 'fw', null, NOW)).toBe('operation_not_usable');
   });
+});
+
+describe(certificateCoversWindow.name, () => {
+  const cert = { notBefore: at(-3_600_000), notAfter: at(3_600_000) };
+  it.each([
+    ['ok a window inside the certificate', at(-60_000), at(60_000), cert, true],
+    ['ok validTo exactly notAfter (both ends exclusive)', at(0), at(3_600_000), cert, true],
+    ['fail validTo 1 ms after notAfter', at(0), at(3_600_001), cert, false],
+    ['ok validFrom exactly notBefore, in the future', at(3_600_000), at(7_200_000), { notBefore: at(3_600_000), notAfter: at(9_000_000) }, true],
+    ['fail validFrom 1 ms before a future notBefore', at(3_599_999), at(7_200_000), { notBefore: at(3_600_000), notAfter: at(9_000_000) }, false],
+    ['fail a window starting now on a certificate valid only from later', at(0), at(60_000), { notBefore: at(1), notAfter: at(9_000_000) }, false],
+    ['ok a backdated validFrom before a notBefore already passed: only the window still ahead counts', at(-300_000), at(60_000), { notBefore: at(-10_000), notAfter: at(9_000_000) }, true],
+    ['ok a notBefore exactly now', at(-300_000), at(60_000), { notBefore: at(0), notAfter: at(9_000_000) }, true],
+    ['fail a certificate that already expired', at(-300_000), at(60_000), { notBefore: at(-9_000_000), notAfter: at(-1) }, false],
+  ] as const)('%s', (_n, validFrom, validTo, validity, expected) => expect(certificateCoversWindow({ validFrom, validTo }, validity, NOW)).toBe(expected));
 });

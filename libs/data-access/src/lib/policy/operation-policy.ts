@@ -84,3 +84,22 @@ export function usability(op: PolicyOperation, keyid: string, digest: string | n
 export function isUsable(op: PolicyOperation, keyid: string, digest: string | null, now: Date): boolean {
   return usability(op, keyid, digest, now) === null;
 }
+
+/** When a key's certificate, and every certificate above it, may be used: from notBefore up to notAfter, exclusive. */
+export interface CertificateValidity {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * Whether every instant at which the operation could still use the key lies inside the key's certificate validity:
+ * `[max(validFrom, now), validTo)` inside `[notBefore, notAfter)`. validTo is exclusive like notAfter, so a window
+ * ending exactly at notAfter is covered. The part of a backdated window that lies before now is never used (nothing
+ * signs in the past), so only the window still ahead counts; a window whose start still lies ahead must not start
+ * before notBefore. The sign path checks the instant itself (`assertCertificateValidNow`); this refuses, at creation
+ * and at each approval, an operation that could only end in `key_not_usable` (ADR 0017 addendum, session 25).
+ */
+export function certificateCoversWindow(window: { validFrom: Date; validTo: Date }, validity: CertificateValidity, now: Date): boolean {
+  const start = Math.max(window.validFrom.getTime(), now.getTime());
+  return start >= validity.notBefore.getTime() && window.validTo.getTime() <= validity.notAfter.getTime();
+}

@@ -1,10 +1,11 @@
+import { X509Certificate } from 'node:crypto';
 import type { Prisma } from '../../generated/prisma/client';
 import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationProvenance, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
-import { approvalComplete, effectiveState } from '../policy/operation-policy';
+import { approvalComplete, certificateCoversWindow, effectiveState, type CertificateValidity } from '../policy/operation-policy';
 import { enqueueOperationNotice } from './notification.repository';
 import { approvableKeyIds, lockApprover } from './approval-withdrawal';
 
@@ -86,6 +87,51 @@ export async function lockOperation(tx: Tx, id: string): Promise<void> {
   if (rows.length === 0) throw new DataAccessError('not_found', 'operation not found');
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Refuses (`window_outside_certificate`, naming the key) a window that reaches outside the validity of a key's current
+ * certificate or of a certificate above it. The certificates the Keyserver issues nest inside the issuer version that
+ * signed them (libs/pki `checkValidity`), so only two things bound a key: its own certificate (the key row describes
+ * the current version: a renewal or rotation in between counts as it is when this runs) and the external chain above
+ * the ROOT at the top of its path (an offline intermediate may expire before the ROOT certificate it issued, and then
+ * before every key below it). `keys` are rows the caller has locked FOR SHARE, so a concurrent renewal is seen whole.
+ */
+export async function assertCertificatesCover(
+  tx: Tx,
+  keys: readonly { id: string; keyid: string; notBefore: Date; notAfter: Date }[],
+  window: { validFrom: Date; validTo: Date },
+  now: Date,
+): Promise<void> {
+  if (keys.length === 0) return;
+  const chains = await tx.$queryRaw<{ start: string; chain: string }[]>`
+    WITH RECURSIVE up AS (
+      SELECT k."id" AS "start", k."id", k."parentId", k."issuerChainPem", 0 AS "depth" FROM "key" k WHERE k."id" = ANY(${keys.map((k) => k.id)}::uuid[])
+      UNION ALL
+      SELECT up."start", p."id", p."parentId", p."issuerChainPem", up."depth" + 1 FROM up JOIN "key" p ON p."id" = up."parentId" WHERE up."depth" < 16
+    )
+    SELECT "start"::text AS "start", "issuerChainPem" AS "chain" FROM up WHERE "parentId" IS NULL AND "issuerChainPem" IS NOT NULL`;
+  for (const key of keys) {
+    const validity: CertificateValidity = { notBefore: key.notBefore, notAfter: key.notAfter };
+    let bound = `its certificate (${key.notBefore.toISOString()} to ${key.notAfter.toISOString()})`;
+    for (const pem of chains.find((c) => c.start === key.id)?.chain.match(PEM_CERTIFICATE) ?? []) {
+      const x = new X509Certificate(pem);
+      if (x.validFromDate > validity.notBefore) validity.notBefore = x.validFromDate;
+      if (x.validToDate < validity.notAfter) {
+        validity.notAfter = x.validToDate;
+        bound = `the external chain above its ROOT (${x.subject.replace(/\n/g, ', ')} until ${x.validToDate.toISOString()})`;
+      }
+    }
+    if (!certificateCoversWindow(window, validity, now)) {
+      throw new DataAccessError(
+        'window_outside_certificate',
+        `${key.keyid}: the window ${window.validFrom.toISOString()} to ${window.validTo.toISOString()} is not inside the validity of ${bound}: ` +
+          `the key can sign from ${validity.notBefore.toISOString()} until ${validity.notAfter.toISOString()} only`,
+      );
+    }
+  }
+}
+
 /** Signing/issuing operations, their keys with usage budgets, and approvals. */
 export class OperationRepository {
   constructor(private readonly db: Db) {}
@@ -117,6 +163,7 @@ export class OperationRepository {
         // Backdating (maxBackdateSeconds) allows a start in the past, not a window already over: such an operation would
         // be born EXPIRED and still ask its approvers to approve it. validTo is exclusive (policy `usability`).
         if (input.validTo.getTime() <= now.getTime()) throw new DataAccessError('window_ended', 'validTo is not after now: the window has already ended');
+        await assertCertificatesCover(tx, input.keys.map((k) => keys.find((x) => x.keyid === k.keyid)).filter((k) => k !== undefined), input, now);
         const op = await tx.operation.create({
           data: {
             description: input.description,
@@ -213,7 +260,17 @@ export class OperationRepository {
         await lockOperation(tx, operationId);
         const op = await tx.operation.findUniqueOrThrow({ where: { id: operationId }, include: operationInclude });
         if (op.state !== 'REQUESTED') throw new DataAccessError('invalid_state', `operation is ${op.state}`);
-        if (effectiveState(op, clock()) === 'EXPIRED') throw new DataAccessError('invalid_state', 'the operation window has passed');
+        const now = clock();
+        if (effectiveState(op, now) === 'EXPIRED') throw new DataAccessError('invalid_state', 'the operation window has passed');
+        // Every key as it is now (FOR SHARE, in id order after the operation, as a change of required approvers locks
+        // them): one retired or revoked since the order (as a new order would be: key_revoked), or whose certificate
+        // was renewed or re-issued with a validity that no longer covers the window. An approval must not make usable
+        // what could only end in key_not_usable.
+        const keyRows = await tx.$queryRaw<{ id: string; keyid: string; state: string; notBefore: Date; notAfter: Date }[]>`
+          SELECT "id"::text AS "id", "keyid", "state"::text AS "state", "notBefore", "notAfter" FROM "key" WHERE "id" = ANY(${op.keys.map((k) => k.keyId)}::uuid[]) ORDER BY "id" FOR SHARE`;
+        const gone = keyRows.find((k) => k.state !== 'ACTIVE');
+        if (gone) throw new DataAccessError('key_revoked', `key ${gone.keyid} is ${gone.state}`);
+        await assertCertificatesCover(tx, keyRows, op, now);
         const entitled = await approvableKeyIds(tx, approverId);
         const approvals = op.approvals.map((a) => ({ keyId: a.keyId, approverId: a.approverId }));
         for (const keyid of keyids) {

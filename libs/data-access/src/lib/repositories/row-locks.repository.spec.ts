@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { sql } from '../../spec/temp-database';
-import { hex, outcome, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
+import { hex, lockWaiters, outcome, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { hsmGate, signRequest } from '../../spec/sign-path';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { sqlQuery } from '../db';
@@ -243,18 +243,31 @@ describe(`${KeyLifecycleRepository.name} and ${releaseExpiredReservations.name} 
     expect(await finishDuringRotation(change)).toEqual({ outcomes: ['ok', 'ok'], stalled: false });
   });
 
-  it('ok rotating while an approval of the key waits for the append lock: the rotation, first to hold it, finds the key row held, steps back and runs again after the approval', async () => {
+  it('ok rotating while an approval of the key is ordered after it: the approval waits for the rotation\'s key row (it judges the key\'s current certificate, ADR 0017 addendum session 25), then counts; no deadlock', async () => {
     const key = await seedKey(a, { requiredApprovers: 1 });
     const orderer = await seedSubject(a);
     const op = await a.operations.create({ description: 'release', ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 5 }] });
     const approver = await seedApprover(a, [key.keyid]);
     const life = new KeyLifecycleRepository(dbB);
-    const raced = await queued(
-      () => life.addVersion(key.keyid, 1, newPair(), admin('key.rotate')),
-      () => a.operations.addApproval(op.id, key.keyid, approver.id, admin('operation.approve')),
-    );
-    expect(raced).toEqual({ outcomes: ['ok', 'ok'], stalled: false });
+    const bystander = new Client({ connectionString: tmp.url });
+    await bystander.connect();
+    try {
+      // The rotation holds the key row and waits for the append lock; the approval then waits for the key row.
+      await bystander.query('BEGIN');
+      await bystander.query('SELECT pg_advisory_xact_lock($1::bigint)', [AUDIT_APPEND_LOCK]);
+      const rotating = outcome(life.addVersion(key.keyid, 1, newPair(), admin('key.rotate')));
+      await until(1);
+      const approving = outcome(a.operations.addApproval(op.id, key.keyid, approver.id, admin('operation.approve')));
+      await lockWaiters(tmp.url, 2);
+      const released = Date.now();
+      await bystander.query('COMMIT');
+      expect([await rotating, await approving]).toEqual(['ok', 'ok']);
+      expect(Date.now() - released).toBeLessThan(DEADLOCK_TIMEOUT_MS);
+    } finally {
+      await bystander.end();
+    }
     expect((await a.keys.getByKeyid(key.keyid)).currentVersion).toBe(2);
+    expect((await a.operations.get(op.id)).state).toBe('APPROVED');
   });
 
   it('fail a rotation while its key row stays held past every attempt: conflict, the key unchanged', async () => {
