@@ -271,6 +271,18 @@ describe('ksctl', () => {
     }
   });
 
+  it('fail --cms with --idempotency-key: usage (exit 2) before anything is sent (the firmware route replays nothing, so the key would promise a safe retry it does not give)', () => {
+    const image = join(work, 'idem-cms.bin');
+    writeFileSync(image, 'firmware');
+    const r = spawnSync(process.execPath, [KSCTL, 'sign', '--cms', '--file', image, '--operation', 'op', '--key', 'k', '--idempotency-key', 'retry-1'], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'] ?? '', KEYSERVER_URL: 'http://127.0.0.1:1', KEYSERVER_TOKEN: 'x' },
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--idempotency-key');
+  });
+
   describe('output for people and for scripts', () => {
     /** ksctl without --json: what a person sees (stdout as bytes). */
     const human = (...args: string[]) => spawnSync(process.execPath, [KSCTL, '--demo', demoFile, ...args], { env: ksctlEnv('cache-human'), timeout: 60_000 });

@@ -558,6 +558,8 @@ async function run(argv: string[]): Promise<unknown> {
     return api(c, 'POST', `/api/v1/certificates/${encodeURIComponent(arg)}/revocation`, { reason: v.reason ?? 'unspecified' });
   }
   if (cmd === 'sign' && v.cms) {
+    // The firmware route stores no answer to replay (the API refuses the header there): no false promise of a safe retry.
+    if (v['idempotency-key']) throw new CliError('--cms takes no --idempotency-key: a CMS signature is not replayed; a retry signs again and uses another usage', Exit.Usage);
     const file = need(v, 'file');
     const size = existingFile(file);
     const out = v.out ?? `${file}.p7s`;

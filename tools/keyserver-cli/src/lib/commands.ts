@@ -83,7 +83,8 @@ commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rej
 
 A raw signature: the file is hashed locally as it streams (--hash defaults to the key's hash; a
 --digest tells its hash by its length); --out writes the signature (binary). --idempotency-key makes
-a retry return the same signature without using another usage.
+a retry return the same signature without using another usage (raw signatures and --message only; --cms
+takes none).
 --message: an Ed25519 key signs the file itself (PureEdDSA, at most 64 KiB; an operation's --digest
 must then list its SHA-256); --out writes the 64-byte signature.
 --cms: the file streams to the Keyserver, which returns a detached CMS (default FILE.p7s).
