@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Key, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
 import type { HsmKeyInfo, HsmSigner } from '@keyserver/pki';
 import { ApiError } from '../common/api-error';
-import { assertCertificateValidNow, KeyChainCache } from './key-chain';
+import { assertCertificateValidNow, externalChainAbove, externalChainValidity, KeyChainCache } from './key-chain';
 
 /** A root and a CA under it made by openssl, as the keys table would hold them. */
 function opensslCa(dir: string): { root: string; ca: string } {
@@ -139,5 +139,67 @@ describe(assertCertificateValidNow.name, () => {
     ['fail a year after notAfter', '2028-12-01T00:00:00.000Z', 'key_not_usable'],
   ] as const)('%s', (_n, at, code) => {
     expect(codeAt(at)).toBe(code);
+  });
+});
+
+describe(`${assertCertificateValidNow.name} with the external chain above the ROOT`, () => {
+  const key = { keyid: 'fw', notBefore: new Date('2026-12-01T00:00:00Z'), notAfter: new Date('2030-12-01T00:00:00Z') };
+  // An offline intermediate that starts after the key and ends years before it.
+  const above = { notBefore: new Date('2026-12-02T00:00:00Z'), notAfter: new Date('2027-06-01T00:00:00Z'), bound: 'CN=Intermediate until 2027-06-01T00:00:00.000Z' };
+  const codeAt = (iso: string): string => {
+    try {
+      assertCertificateValidNow(key, Date.parse(iso), above);
+      return 'ok';
+    } catch (e) {
+      if (e instanceof ApiError) return e.code;
+      throw e;
+    }
+  };
+
+  it.each([
+    ['fail inside the key\'s certificate, a millisecond before the chain starts', '2026-12-01T23:59:59.999Z', 'key_not_usable'],
+    ['ok when the chain starts', '2026-12-02T00:00:00.000Z', 'ok'],
+    ['ok a millisecond before the chain ends', '2027-05-31T23:59:59.999Z', 'ok'],
+    ['fail when the chain ends, years before the key\'s certificate', '2027-06-01T00:00:00.000Z', 'key_not_usable'],
+  ] as const)('%s', (_n, at, code) => {
+    expect(codeAt(at)).toBe(code);
+  });
+});
+
+describe(externalChainValidity.name, () => {
+  let dir: string;
+  let pems: { root: string; ca: string };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'key-chain-external-'));
+    pems = opensslCa(dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ok the intersection of every certificate, the one ending first named, in either order', () => {
+    const ca = new X509Certificate(pems.ca);
+    const root = new X509Certificate(pems.root);
+    for (const chain of [pems.ca + pems.root, pems.root + pems.ca]) {
+      const v = externalChainValidity(chain);
+      expect(v?.notAfter.getTime()).toBe(ca.validToDate.getTime());
+      expect(v?.notBefore.getTime()).toBe(Math.max(ca.validFromDate.getTime(), root.validFromDate.getTime()));
+      expect(v?.bound).toContain('Device CA');
+    }
+  });
+
+  it('ok no chain: nothing narrows the key', () => {
+    expect(externalChainValidity(null)).toBeNull();
+    expect(externalChainValidity('')).toBeNull();
+  });
+
+  it('ok the chain is found on the ROOT at the top of the path, from any depth; a missing parent narrows nothing', async () => {
+    const rows = new Map<string, Pick<Key, 'parentKeyid' | 'issuerChainPem'>>([
+      ['root', { parentKeyid: null, issuerChainPem: pems.ca + pems.root }],
+      ['ca', { parentKeyid: 'root', issuerChainPem: null }],
+    ]);
+    const keys = { findByKeyidCached: async (keyid: string) => (rows.get(keyid) ?? null) as Key | null };
+    const end = new X509Certificate(pems.ca).validToDate.getTime();
+    expect((await externalChainAbove(keys, { parentKeyid: 'ca', issuerChainPem: null }))?.notAfter.getTime()).toBe(end);
+    expect((await externalChainAbove(keys, rows.get('root') as Key))?.notAfter.getTime()).toBe(end);
+    expect(await externalChainAbove(keys, { parentKeyid: 'gone', issuerChainPem: null })).toBeNull();
   });
 });

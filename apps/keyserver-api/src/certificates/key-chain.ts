@@ -4,29 +4,103 @@ import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Key, KeyLifecycleRepository, KeyRepository, KeyType } from '@keyserver/data-access';
 
 /**
- * An ACTIVE key of the given type inside its certificate's validity, or a 404/409 with a code (the usage reservation
- * re-checks the state in the database). Outside [notBefore, notAfter) the key signs nothing: a bootloader without a
- * clock cannot tell a firmware signature made after its FW certificate expired from one made while it was valid, and
- * a CA past its notAfter would certify devices beyond it (security.md, ADR 0007 addendum).
+ * An ACTIVE key of the given type inside its certificate's validity and that of the external chain above its ROOT, or
+ * a 404/409 with a code (the usage reservation re-checks the state in the database). Outside [notBefore, notAfter)
+ * the key signs nothing: a bootloader without a clock cannot tell a firmware signature made after its FW certificate
+ * expired from one made while it was valid, and a CA past its notAfter would certify devices beyond it (security.md,
+ * ADR 0007 addendum). The one check of every signing route: sign orders, firmware CMS, device certificates (the TSA
+ * picks its key with {@link usableNow}).
  */
 export async function usableKey(keys: KeyRepository, keyid: string, type: KeyType, use: string, now = Date.now()): Promise<Key> {
   const key = await keys.findByKeyidCached(keyid);
   if (!key) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
   if (key.type !== type) throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is a ${key.type} key; ${use} use ${type} keys`);
   if (key.state !== 'ACTIVE') throw new ApiError(ApiErrorCode.KeyNotUsable, `${keyid} is ${key.state}`);
-  assertCertificateValidNow(key, now);
+  assertCertificateValidNow(key, now, await externalChainAbove(keys, key));
   return key;
 }
 
 /**
  * A key signs only inside its certificate's validity (RFC 5280 4.1.2.5): what it signed outside it nobody can verify,
  * and a key past its notAfter must stop being used. From notBefore up to the notAfter instant, exclusive, as the TSA
- * picks its keys (tsa.service.ts); checked before any usage is reserved.
+ * picks its keys (tsa.service.ts); checked before any usage is reserved. `above`: the validity of the external chain
+ * above the key's ROOT ({@link externalChainAbove}), which narrows it: an offline intermediate that expired leaves no
+ * valid path from any relying party's anchor to the key (ADR 0020 addendum, session 25).
  */
-export function assertCertificateValidNow(key: Pick<Key, 'keyid' | 'notBefore' | 'notAfter'>, now = Date.now()): void {
+export function assertCertificateValidNow(key: Pick<Key, 'keyid' | 'notBefore' | 'notAfter'>, now = Date.now(), above: ExternalChainValidity | null = null): void {
   if (now < key.notBefore.getTime() || now >= key.notAfter.getTime()) {
     throw new ApiError(ApiErrorCode.KeyNotUsable, `the certificate of ${key.keyid} is valid from ${key.notBefore.toISOString()} until ${key.notAfter.toISOString()}, not now`);
   }
+  if (above && (now < above.notBefore.getTime() || now >= above.notAfter.getTime())) {
+    throw new ApiError(ApiErrorCode.KeyNotUsable, `the external chain above the ROOT of ${key.keyid} is valid from ${above.notBefore.toISOString()} until ${above.notAfter.toISOString()} (${above.bound}), not now`);
+  }
+}
+
+/** {@link assertCertificateValidNow} as a yes/no, for a caller that picks among keys (the TSA). */
+export async function usableNow(keys: KeyRepository, key: Key, now = Date.now()): Promise<boolean> {
+  try {
+    assertCertificateValidNow(key, now, await externalChainAbove(keys, key));
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError) return false;
+    throw err;
+  }
+}
+
+/**
+ * The intersection of the validity periods of the external chain above a ROOT (an offline intermediate, the
+ * customer's root), `bound` naming the certificate that ends first. The certificates the Keyserver issues nest
+ * inside their issuer's (libs/pki `checkValidity`); an imported ROOT certificate may outlive its own issuer (RFC 5280
+ * allows it, the import accepts it), and then this, not the ROOT's notAfter, ends everything below it.
+ */
+export interface ExternalChainValidity {
+  notBefore: Date;
+  notAfter: Date;
+  bound: string;
+}
+
+const MAX_ENTRIES = 256;
+
+const parsedChains = new Map<string, ExternalChainValidity | null>();
+
+export function externalChainValidity(chainPem: string | null | undefined): ExternalChainValidity | null {
+  if (!chainPem) return null;
+  const hit = parsedChains.get(chainPem);
+  if (hit !== undefined) return hit;
+  let v: ExternalChainValidity | null = null;
+  for (const pem of splitPemCertificates(chainPem)) {
+    const x = new X509Certificate(pem);
+    if (!v) v = { notBefore: x.validFromDate, notAfter: x.validToDate, bound: '' };
+    if (x.validFromDate > v.notBefore) v.notBefore = x.validFromDate;
+    if (!v.bound || x.validToDate < v.notAfter) {
+      v.notAfter = x.validToDate;
+      v.bound = `${x.subject.replace(/\n/g, ', ')} until ${x.validToDate.toISOString()}`;
+    }
+  }
+  if (parsedChains.size >= MAX_ENTRIES) parsedChains.delete(parsedChains.keys().next().value as string);
+  parsedChains.set(chainPem, v);
+  return v;
+}
+
+/** The validity of the external chain above the ROOT at the top of `key`'s path (the key itself if a ROOT), if any. */
+export async function externalChainAbove(keys: Pick<KeyRepository, 'findByKeyidCached'>, key: Pick<Key, 'parentKeyid' | 'issuerChainPem'>): Promise<ExternalChainValidity | null> {
+  let top: Pick<Key, 'parentKeyid' | 'issuerChainPem'> = key;
+  for (let depth = 0; top.parentKeyid && depth < 16; depth++) {
+    const parent = await keys.findByKeyidCached(top.parentKeyid);
+    if (!parent) return null;
+    top = parent;
+  }
+  return externalChainValidity(top.issuerChainPem);
+}
+
+/**
+ * The last instant a certificate issued by `issuer` may reach: the issuer's notAfter, or the end of the external
+ * chain above its ROOT when that comes first, with the words for a refusal (`validity_exceeds_root`).
+ */
+export async function issuerEnd(keys: Pick<KeyRepository, 'findByKeyidCached'>, issuer: Key): Promise<{ notAfter: Date; bound: string }> {
+  const above = await externalChainAbove(keys, issuer);
+  if (above && above.notAfter < issuer.notAfter) return { notAfter: above.notAfter, bound: `the external chain above the ROOT of ${issuer.keyid} (${above.bound})` };
+  return { notAfter: issuer.notAfter, bound: `${issuer.keyid} (until ${issuer.notAfter.toISOString()})` };
 }
 
 /**
@@ -55,7 +129,6 @@ export async function certificateChain(keys: KeyRepository, lifecycle: KeyLifecy
   return chain;
 }
 
-const MAX_ENTRIES = 256;
 
 /**
  * What a key's certificate and its issuers parse into, built once per process: the chain above a certificate never

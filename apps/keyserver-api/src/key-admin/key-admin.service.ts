@@ -16,6 +16,7 @@ import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import { assertCaFitsBelow } from './ca-path';
 import { retrySerial } from './serial-retry';
 import { discardUnlessNamed } from './discard';
+import { issuerEnd } from '../certificates/key-chain';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
 import type { Logger } from 'pino';
@@ -56,7 +57,10 @@ export class KeyAdminService {
       // Start a second after the ROOT at the earliest, so the chain nests; refuse before touching the HSM.
       const notBefore = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000 - 60_000, root.notBefore.getTime() + 1000));
       const notAfter = new Date(notBefore.getTime() + dto.validityDays * 86_400_000);
-      if (notAfter > root.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive the ROOT (until ${root.notAfter.toISOString()})`);
+      // The issuer's notAfter, or the end of the external chain above its ROOT when that comes first (ADR 0020
+      // addendum, session 25): a certificate reaching past it would be unusable for its tail.
+      const end = await issuerEnd(this.keys, root);
+      if (notAfter > end.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the key would outlive its issuer: ${end.bound}`);
 
       const hsmKey = await this.signer.generateKey({ algorithm: toPkiAlgorithm(dto.algorithm), label: dto.keyid });
       generated = { hsmKeyId: hsmKey.hsmKeyId, keyid: dto.keyid };

@@ -41,6 +41,7 @@ import { KeyAdminError, KeyAdminErrorCode } from './key-admin-error';
 import { retrySerial } from './serial-retry';
 import { assertCaFitsBelow } from './ca-path';
 import { discardUnlessNamed } from './discard';
+import { issuerEnd } from '../certificates/key-chain';
 import { disposeCancelledKeyPairs } from './hsm-key-disposer';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
@@ -387,7 +388,9 @@ export class KeyLifecycleService {
     const notBefore = new Date(issuer ? Math.max(earliest, issuer.notBefore.getTime() + 1000) : earliest);
     const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
     if (!issuer) return { ...(await createRootCertificate(this.signer, hsmKey, { subject, notBefore, notAfter, pathLen: key.pathLen ?? undefined })), notBefore, notAfter };
-    if (notAfter > issuer.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer ${issuer.keyid} (until ${issuer.notAfter.toISOString()})`);
+    // Narrowed by the external chain above the issuer's ROOT (ADR 0020 addendum, session 25).
+    const end = await issuerEnd(this.keys, issuer);
+    if (notAfter > end.notAfter) throw new KeyAdminError(KeyAdminErrorCode.ValidityExceedsRoot, `the certificate would outlive its issuer: ${end.bound}`);
     // The issuer's stored pathLen may be tighter than when this CA was made (an external issuer's imported chain).
     if (key.type === 'CA') assertCaFitsBelow(issuer, key.pathLen ?? 0);
     const ref = { key: await this.signer.getKey(issuer.hsmKeyId), certificate: issuer.certificatePem };

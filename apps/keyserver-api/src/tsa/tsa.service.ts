@@ -19,7 +19,7 @@ import { ApiError, ApiErrorCode, transportRefusal } from '../common/api-error';
 import { errorCodeOf, outcomeOf } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import type { ApiConfig } from '../config/api-config';
-import { KeyChainCache } from '../certificates/key-chain';
+import { KeyChainCache, usableNow } from '../certificates/key-chain';
 import { cmsHashOf } from '../keys/key-algorithms';
 import { EDGE, ipKey, remoteIp, type EdgeServices } from '../edge/edge';
 import type { StreamedRequest } from '../firmware/firmware.service';
@@ -142,14 +142,23 @@ export class TsaService {
     }
   }
 
-  /** The signing TSA: TSA_KEYID's key, else the ACTIVE TSA key certified most recently, valid now. */
+  /**
+   * The signing TSA: TSA_KEYID's key, else the ACTIVE TSA key certified most recently, valid now: its certificate and
+   * the external chain above its ROOT (the check of every signing route, certificates/key-chain.ts).
+   */
   private async authority(): Promise<{ key: Key; tsa: TimeStampAuthority }> {
     const now = Date.now();
     const wanted = this.config.tsa.keyid;
     const candidates = (await this.keys.list({ type: 'TSA', state: 'ACTIVE' }))
-      .filter((k) => (!wanted || k.keyid === wanted) && k.notBefore.getTime() <= now && now < k.notAfter.getTime())
+      .filter((k) => !wanted || k.keyid === wanted)
       .sort((a, b) => b.notBefore.getTime() - a.notBefore.getTime() || b.createdAt.getTime() - a.createdAt.getTime());
-    const key = candidates[0];
+    let key: Key | undefined;
+    for (const k of candidates) {
+      if (await usableNow(this.keys, k, now)) {
+        key = k;
+        break;
+      }
+    }
     if (!key) throw new TsaError(TsaErrorCode.TsaNotAvailable, wanted ? `TSA key ${wanted} is not ACTIVE and valid now` : 'this Keyserver has no ACTIVE TSA key valid now');
     const cms = await this.chains.cmsSigner(key);
     return { key, tsa: { cms, hash: cmsHashOf(key), policy: this.config.tsa.policy, accuracyMs: this.config.tsa.accuracyMs } };

@@ -69,7 +69,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   // keys
   key_not_found: 'This key does not exist.',
   key_not_permitted: 'You are not allowed to use this key.',
-  key_not_usable: 'This key cannot be used (revoked or outside its validity).',
+  key_not_usable: 'This key cannot be used (revoked, or outside its validity or that of the external chain above its root).',
   key_exists: 'A key with this id already exists.',
   ceremony_needs_two_administrators: 'The ROOT ceremony needs an active administrative session that two different administrators opened and authorized.',
   not_awaiting_certificate: 'This key is not waiting for a certificate.',
@@ -79,7 +79,7 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   key_already_revoked: 'This key is already revoked.',
   root_not_available: 'The root key is not available.',
   root_not_revocable: 'The root key cannot be revoked.',
-  validity_exceeds_root: 'The requested validity goes beyond the root certificate.',
+  validity_exceeds_root: "The requested validity goes beyond the issuing key's certificate or a certificate of the external chain above its root: choose fewer days (the detail names the bound).",
   validity_exceeds_issuer: 'The requested validity goes beyond the certificate of the issuing key.',
   invalid_validity: 'The validity period is not possible. Choose fewer days.',
   invalid_name: 'A name in the certificate is not valid (only the characters a certificate name allows).',
