@@ -134,22 +134,72 @@ describe('Idempotency-Key across two API processes', () => {
     expect(events.find((e) => e.action === 'signorder.replayed')?.requestId).toBe(again.headers.get('x-request-id'));
   });
 
-  describe('a route that does not honour Idempotency-Key refuses it: nothing is done twice by a client that believes it would be', () => {
+  // POST /api/v1/certificates honours a key like sign orders (ADR 0012 addendum "idempotency, session 25"): a factory
+  // line retrying after a network glitch gets its certificate again, never a second one for a second usage.
+  describe('POST /api/v1/certificates', () => {
+    let n = 0;
     const csr = () => {
-      const f = (n: string) => join(work, n);
-      run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('d.key'), '-subj', '/CN=device-idem', '-out', f('d.csr')]);
+      const f = (name: string) => join(work, `${n}-${name}`);
+      n++;
+      run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('d.key'), '-subj', `/CN=device-idem-${n}`, '-out', f('d.csr')]);
       return readFileSync(f('d.csr'), 'utf8');
     };
+    type Issued = { id?: string; certificate?: string; chain?: string[]; serial?: string; ignoredExtensions?: string[]; code?: string };
 
-    it('fail POST /api/v1/certificates with a key: 400 idempotency_key_not_supported, no usage spent; without a key: 201', async () => {
-      const op = await newOperation('demo-ca-dev', 1);
-      const body = { operationid: op, keyid: 'demo-ca-dev', csr: csr() };
-      const keyed = await call<{ code: string }>(urls[0], ci, 'POST', '/api/v1/certificates', body, { 'idempotency-key': 'cert-1' });
-      expect([keyed.status, keyed.body.code]).toEqual([400, 'idempotency_key_not_supported']);
-      expect(await used(op)).toBe(0);
-      expect((await call(urls[1], ci, 'POST', '/api/v1/certificates', body)).status).toBe(201);
+    it('ok the same key sent to both replicas at once on a one-usage operation: one usage, one certificate, every final answer byte-identical, never usage_exhausted', async () => {
+      for (let round = 0; round < 4; round++) {
+        const op = await newOperation('demo-ca-dev', 1);
+        const body = { operationid: op, keyid: 'demo-ca-dev', csr: csr() };
+        const key = `unit-${round}-${Date.now()}`;
+        const attempt = async (url: string) => {
+          for (let i = 0; i < 50; i++) {
+            const r = await fetch(`${url}/api/v1/certificates`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${ci}`, 'content-type': 'application/json', 'idempotency-key': key },
+              body: JSON.stringify(body),
+            });
+            const text = await r.text();
+            if (r.status !== 409 || (JSON.parse(text) as Issued).code !== 'conflict') return { status: r.status, text };
+            await new Promise((res) => setTimeout(res, 20));
+          }
+          throw new Error('still in conflict after 50 attempts');
+        };
+        const answers = await Promise.all([attempt(urls[0]), attempt(urls[1]), attempt(urls[0]), attempt(urls[1])]);
+        expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+        expect(new Set(answers.map((a) => a.text)).size).toBe(1);
+        expect(await used(op)).toBe(1);
+        const rows = await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM certificate WHERE "operationId" = $1::uuid', [op]);
+        expect(rows.rows[0].n).toBe('1');
+        const events = (await new AuditRepository(db).list({ operationId: op, limit: 20 })).items.filter((e) => e.action.startsWith('certificate.'));
+        // One issuance; the retries told to wait (409 conflict, audited DENIED) issued nothing.
+        const issues = events.filter((e) => e.action === 'certificate.issue');
+        expect(issues.filter((e) => e.outcome === 'SUCCESS')).toHaveLength(1);
+        expect(issues.filter((e) => e.outcome !== 'SUCCESS').every((e) => e.outcome === 'DENIED' && e.errorCode === 'conflict')).toBe(true);
+        expect(events.filter((e) => e.action === 'certificate.replayed')).toHaveLength(3);
+      }
     });
 
+    it('fail the same key with another CSR: 422 idempotency_key_reused, never the stored certificate, no usage', async () => {
+      const op = await newOperation('demo-ca-dev', 3);
+      const key = `cert-reuse-${Date.now()}`;
+      const first = await call<Issued>(urls[0], ci, 'POST', '/api/v1/certificates', { operationid: op, keyid: 'demo-ca-dev', csr: csr() }, { 'idempotency-key': key });
+      const other = await call<Issued>(urls[1], ci, 'POST', '/api/v1/certificates', { operationid: op, keyid: 'demo-ca-dev', csr: csr() }, { 'idempotency-key': key });
+      expect([first.status, other.status, other.body.code, other.body.certificate]).toEqual([201, 422, 'idempotency_key_reused', undefined]);
+      expect(await used(op)).toBe(1);
+    });
+
+    it('fail a hostile key: 400 idempotency_key_invalid, no usage; the revocation route still refuses a key', async () => {
+      const op = await newOperation('demo-ca-dev', 1);
+      const body = { operationid: op, keyid: 'demo-ca-dev', csr: csr() };
+      const bad = await call<Issued>(urls[0], ci, 'POST', '/api/v1/certificates', body, { 'idempotency-key': 'caf\u00e9' });
+      expect([bad.status, bad.body.code]).toEqual([400, 'idempotency_key_invalid']);
+      expect(await used(op)).toBe(0);
+      const revoke = await call<Issued>(urls[1], ci, 'POST', '/api/v1/certificates/00000000-0000-4000-8000-000000000000/revocation', { reason: 'keyCompromise' }, { 'idempotency-key': 'k-1' });
+      expect([revoke.status, revoke.body.code]).toEqual([400, 'idempotency_key_not_supported']);
+    });
+  });
+
+  describe('a route that does not honour Idempotency-Key refuses it: nothing is done twice by a client that believes it would be', () => {
     it.each([
       ['fail an operation', '/api/v1/operations', 'operation'],
       ['fail a firmware signature', '/api/v1/firmware/signatures?operationid=00000000-0000-4000-8000-000000000000&keyid=demo-fw-dev', 'firmware'],

@@ -88,7 +88,7 @@ export { AdminSessionRepository, type AuthorizeResult, type OpenAdminSessionInpu
 export { AuditRepository, type AuditChainSnapshot, type AuditFilter, type ChainSeals, type ChainVerification } from './lib/repositories/audit.repository';
 export { AUDIT_CHECKPOINT_LOCK, AuditCheckpointRepository, type AuditHead, type NewAuditCheckpoint } from './lib/repositories/audit-checkpoint.repository';
 export { createRepositories, type Repositories } from './lib/repositories';
-export { CertificateIssuanceRepository, SERIAL_ATTEMPTS, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
+export { CertificateIssuanceRepository, SERIAL_ATTEMPTS, type CertificateAnswer, type IssuedCertificate, type IssuedCertificateRecord, type IssueRequest } from './lib/repositories/certificate-issuance.repository';
 export { releaseExpiredReservations, observeReservations, DEFAULT_USAGE_LEASE_MS, type ReleasedReservation, type ReservationKind, type ReservationObserver } from './lib/repositories/usage';
 export { DeviceProfileRepository } from './lib/repositories/device-profile.repository';
 export {

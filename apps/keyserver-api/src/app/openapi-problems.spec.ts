@@ -96,19 +96,22 @@ describe('docs/openapi.json', () => {
     expect(codesOf(doc.paths[path][method], 403)).not.toContain('admin_session_required');
   });
 
-  it('documents idempotency_key_not_supported on every POST, PUT, PATCH and DELETE but the sign order, which documents its own key codes', () => {
+  it('documents idempotency_key_not_supported on every POST, PUT, PATCH and DELETE but the sign order and the certificate, which document their own key codes', () => {
+    const honouring = new Set(['post /api/signorders', 'post /api/v1/certificates']);
     const bodyOps = ops.filter((o) => ['post', 'put', 'patch', 'delete'].includes(o.method));
     for (const { path, method, op } of bodyOps) {
-      const signOrder = method === 'post' && path === '/api/signorders';
-      expect({ path, method, refused: codesOf(op, 400).includes('idempotency_key_not_supported') }).toEqual({ path, method, refused: !signOrder });
+      expect({ path, method, refused: codesOf(op, 400).includes('idempotency_key_not_supported') }).toEqual({ path, method, refused: !honouring.has(`${method} ${path}`) });
     }
-    const signOrder = doc.paths['/api/signorders']['post'];
-    expect([codesOf(signOrder, 400).includes('idempotency_key_invalid'), codesOf(signOrder, 422), codesOf(signOrder, 409).includes('idempotency_key_reused'), codesOf(signOrder, 409).includes('conflict')]).toEqual([
-      true,
-      ['idempotency_key_reused'],
-      false,
-      true,
-    ]);
+    for (const path of ['/api/signorders', '/api/v1/certificates']) {
+      const op = doc.paths[path]['post'];
+      expect([path, codesOf(op, 400).includes('idempotency_key_invalid'), codesOf(op, 422), codesOf(op, 409).includes('idempotency_key_reused'), codesOf(op, 409).includes('conflict')]).toEqual([
+        path,
+        true,
+        ['idempotency_key_reused'],
+        false,
+        true,
+      ]);
+    }
   });
 
   it('gives public routes no security requirement and the others a 401', () => {

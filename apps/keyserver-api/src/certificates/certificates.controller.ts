@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import {
   CertificateListQuery,
   CertificatePage,
@@ -29,10 +29,17 @@ export class CertificatesController {
   @ApiOperation({ summary: 'Issue a device certificate from a CSR with a CA key under an operation (uses one usage)' })
   @ApiBody({ schema: jsonSchema(IssueCertificateRequest) })
   @ApiCreatedResponse({ schema: jsonSchema(IssueCertificateResponse) })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retry with the same key returns the same certificate without using another usage' })
+  @ApiProblems(problemSource(ApiError, [ApiErrorCode.IdempotencyKeyInvalid]))
   @Post()
   @HttpCode(201)
-  issue(@Caller() actor: Actor, @Body(new ZodBody(IssueCertificateRequest)) dto: IssueCertificateRequest, @RequestId() requestId: string) {
-    return this.service.issue(actor, dto, requestId);
+  issue(
+    @Caller() actor: Actor,
+    @Body(new ZodBody(IssueCertificateRequest)) dto: IssueCertificateRequest,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
+  ) {
+    return this.service.issue(actor, dto, requestId, idempotencyKey);
   }
 
   @RequirePermission(Permission.OperationsRead)

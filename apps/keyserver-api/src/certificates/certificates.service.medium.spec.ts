@@ -5,6 +5,7 @@ import { AuditRepository, OperationRepository, type Db } from '@keyserver/data-a
 import { derTlv, OID, type HsmKeyInfo } from '@keyserver/pki';
 import { extensionDer } from '@keyserver/pki/testing';
 import { codeOf, deviceCsr, mediumCertificates, mediumIssuer, mediumDatabase, mediumSigner, seedCaChain } from '../testing/medium';
+import { HOSTILE_IDEMPOTENCY_KEYS } from '../testing/idempotency-keys';
 import { CertificatesService } from './certificates.service';
 
 describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
@@ -148,5 +149,57 @@ describe(`${CertificatesService.name} (medium: real PostgreSQL, SoftHSM)`, () =>
     const outcomes = await Promise.all(csrs.map((csr) => codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, requestId()))));
     expect(outcomes).toEqual(csrs.map((_, i) => (i % 3 === 0 ? 'csr_signature_invalid' : 'ok')));
     expect(await usagesUsed(operationId)).toEqual([8]);
+  });
+  // ADR 0012 addendum "idempotency, session 25": a factory line retrying POST /api/v1/certificates after a network glitch.
+  describe('Idempotency-Key', () => {
+    it('ok a retry with the same key is the identical answer (certificate DER, serial, chain, ignored extensions): one usage, one certificate.replayed event naming the first', async () => {
+      const { provisioner, operationId } = await mediumIssuer(db, caKeyid, 2);
+      const csr = deviceCsr('device-retry', false, { extensions: [extensionDer('1.2.3.4', new Uint8Array([5, 0]))] });
+      const [r1, r2] = [requestId(), requestId()];
+      const first = await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, r1, 'line-7:unit-0001');
+      const retry = await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr }, r2, 'line-7:unit-0001');
+      expect(JSON.stringify(retry)).toBe(JSON.stringify(first));
+      expect(new X509Certificate(retry.certificate).raw.equals(new X509Certificate(first.certificate).raw)).toBe(true);
+      expect(first.ignoredExtensions).toEqual(['1.2.3.4']);
+      expect(await usagesUsed(operationId)).toEqual([1]);
+      const issued = (await audit.list({ action: 'certificate.issue', operationId })).items;
+      const replayed = (await audit.list({ action: 'certificate.replayed', operationId })).items;
+      expect(issued.map((e) => [e.outcome, e.requestId])).toEqual([['SUCCESS', r1]]);
+      expect(replayed.map((e) => ({ outcome: e.outcome, requestId: e.requestId, keyid: e.keyid, actor: e.actorSubjectId, of: e.details['certificateId'], serial: e.details['serialHex'], first: e.details['firstRequestId'] }))).toEqual([
+        { outcome: 'SUCCESS', requestId: r2, keyid: caKeyid, actor: provisioner.subjectId, of: first.id, serial: first.serial, first: r1 },
+      ]);
+    });
+
+    it('fail the same key with another CSR: 422 idempotency_key_reused, no usage spent, audited DENIED', async () => {
+      const { provisioner, operationId } = await mediumIssuer(db, caKeyid, 2);
+      await service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-a') }, requestId(), 'reused-key');
+      const rid = requestId();
+      expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-b') }, rid, 'reused-key'))).toBe('idempotency_key_reused');
+      expect(await usagesUsed(operationId)).toEqual([1]);
+      const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'idempotency_key_reused']]);
+    });
+
+    it('ok another caller\'s equal key is its own: its own certificate and usage; each retry replays its own', async () => {
+      const { provisioner, operationId } = await mediumIssuer(db, caKeyid, 2);
+      const other = (await mediumIssuer(db, caKeyid)).provisioner;
+      const dto = { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-shared') };
+      const mine = await service.issue(provisioner, dto, requestId(), 'shared-key');
+      const theirs = await service.issue(other, dto, requestId(), 'shared-key');
+      expect(theirs.serial).not.toBe(mine.serial);
+      expect(await usagesUsed(operationId)).toEqual([2]);
+      expect((await service.issue(other, dto, requestId(), 'shared-key')).serial).toBe(theirs.serial);
+      expect((await service.issue(provisioner, dto, requestId(), 'shared-key')).serial).toBe(mine.serial);
+    });
+
+    it.each(HOSTILE_IDEMPOTENCY_KEYS)('%s: 400 idempotency_key_invalid, no usage spent, audited DENIED', async (_n, key) => {
+      const { provisioner, operationId } = await issuingSetup();
+      const rid = requestId();
+      expect(await codeOf(service.issue(provisioner, { operationid: operationId, keyid: caKeyid, csr: deviceCsr('device-hostile') }, rid, key))).toBe('idempotency_key_invalid');
+      expect(await usagesUsed(operationId)).toEqual([0]);
+      const events = (await audit.list({ action: 'certificate.issue', requestId: rid })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'idempotency_key_invalid']]);
+      expect(JSON.stringify(events[0]).includes(key.length > 0 ? key : '\u0000never')).toBe(false);
+    });
   });
 });

@@ -16,6 +16,7 @@ import {
   DeviceProfileRepository,
   KeyLifecycleRepository,
   KeyRepository,
+  requestFingerprint,
   type AuditInput,
   type Certificate,
   type Key,
@@ -24,6 +25,7 @@ import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPos
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
+import { auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
@@ -34,6 +36,9 @@ import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
+
+/** The route an Idempotency-Key's fingerprint names (ADR 0012 addendum "idempotency, session 25"). */
+const ROUTE = 'POST /api/v1/certificates';
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the
@@ -93,8 +98,14 @@ export class CertificatesService {
     this.reserved = new ReservedNames(this.profiles);
   }
 
-  async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string): Promise<IssueCertificateResponse> {
+  /**
+   * With an Idempotency-Key (ADR 0012 addendum "idempotency, session 25", the same code path as sign orders): a retry
+   * with the same key and body is the stored answer, byte for byte (certificate, serial, chain, ignored extensions),
+   * without a usage or a signature, audited `certificate.replayed`; access, the key and the CSR are checked first.
+   */
+  async issue(actor: Actor, dto: IssueCertificateRequest, requestId: string, idempotencyKey?: string): Promise<IssueCertificateResponse> {
     return this.audited.run(auditEvent('certificate.issue', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
+      checkIdempotencyKey(idempotencyKey);
       requireAccess(actor, 'ISSUE', dto.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to issue with ${dto.keyid}`));
       const key = await usableKey(this.keys, dto.keyid, 'CA', 'device certificates');
       const profile = deviceProfile(key, this.config.publicUrl, await this.reserved.current());
@@ -103,16 +114,29 @@ export class CertificatesService {
       const prepared = prepareDeviceCertificate(deviceIssuer, csr, profile);
       const digest = createHash('sha256').update(csr.der).digest('hex');
       // Only the HSM signature and the assembly around it run inside the usage transaction.
-      const { certificate } = await this.issuance.issueWithUsage(
-        { operationId: dto.operationid, issuerKeyid: dto.keyid, issuerVersion: key.currentVersion, requesterId: actor.subjectId, digest, audit: { ...a.event, details: { csrSha256: digest, ...(prepared.ignoredExtensions.length ? { ignoredExtensions: prepared.ignoredExtensions } : {}) } } },
+      const issued = await this.issuance.issueWithUsage(
+        {
+          operationId: dto.operationid,
+          issuerKeyid: dto.keyid,
+          issuerVersion: key.currentVersion,
+          requesterId: actor.subjectId,
+          digest,
+          idempotencyKey: idempotencyKey ?? null,
+          // The key is bound to every field of the validated body: any difference on a retry is a 422.
+          requestHash: idempotencyKey ? requestFingerprint(ROUTE, idempotencyKey, dto) : null,
+          answer: { chain: prepared.chainPems, ignoredExtensions: prepared.ignoredExtensions },
+          audit: { ...a.event, details: { csrSha256: digest, ...(prepared.ignoredExtensions.length ? { ignoredExtensions: prepared.ignoredExtensions } : {}) } },
+        },
         async (attempt) => {
           // The issuer already used the serial (another replica, or a key certificate): a fresh TBS, a fresh serial.
-          const issued = await signDeviceCertificate(this.signer, attempt === 0 ? prepared : prepareDeviceCertificate(deviceIssuer, csr, profile));
-          return { serialHex: issued.serialHex, ...(prepared.fields ?? certificateFieldsOf(issued.certificatePem)), pem: issued.certificatePem };
+          const signed = await signDeviceCertificate(this.signer, attempt === 0 ? prepared : prepareDeviceCertificate(deviceIssuer, csr, profile));
+          return { serialHex: signed.serialHex, ...(prepared.fields ?? certificateFieldsOf(signed.certificatePem)), pem: signed.certificatePem };
         },
       );
+      const { certificate, answer } = issued;
+      if (issued.replayed) await auditReplay(this.audited, a, 'certificate', issued.firstRequestId, { digest, details: { certificateId: certificate.id, serialHex: certificate.serialHex } });
       // Requested non-critical extensions the profile did not honour: the caller learns what it did not get.
-      return { id: certificate.id, certificate: certificate.pem, chain: prepared.chainPems, serial: certificate.serialHex, ignoredExtensions: prepared.ignoredExtensions };
+      return { id: certificate.id, certificate: certificate.pem, chain: answer.chain, serial: certificate.serialHex, ignoredExtensions: answer.ignoredExtensions };
     }, REFUSAL);
   }
 

@@ -129,21 +129,21 @@ export function checkHeaderSection(req: { httpVersionMajor: number; httpVersionM
 }
 
 /** The routes that honour an Idempotency-Key (method and path exactly as routed; ADR 0012 addendum "idempotency, session 25"). */
-export const IDEMPOTENT_ROUTES: ReadonlySet<string> = new Set(['POST /api/signorders']);
+export const IDEMPOTENT_ROUTES: ReadonlySet<string> = new Set(['POST /api/signorders', 'POST /api/v1/certificates']);
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Refuses an Idempotency-Key (present, even empty) on a state-changing request to any route but
  * {@link IDEMPOTENT_ROUTES} (400 idempotency_key_not_supported), before anything runs: such a route would ignore
- * the key, and a client retrying it in the belief that the key makes it exactly-once would issue a second
- * certificate, sign a second firmware or create a second operation. Safe methods repeat harmlessly and keep it.
+ * the key, and a client retrying it in the belief that the key makes it exactly-once would sign a second firmware
+ * or create a second operation. Safe methods repeat harmlessly and keep it.
  */
 export function checkIdempotencyKeyRoute(method: string, url: string, headers: Record<string, string | string[] | undefined>): void {
   if (headers['idempotency-key'] === undefined || SAFE_METHODS.has(method)) return;
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   if (!IDEMPOTENT_ROUTES.has(`${method} ${path}`)) {
-    throw new EdgeRefusal(ApiErrorCode.IdempotencyKeyNotSupported, `${method} ${path} does not honour Idempotency-Key; only POST /api/signorders does`);
+    throw new EdgeRefusal(ApiErrorCode.IdempotencyKeyNotSupported, `${method} ${path} does not honour Idempotency-Key; only ${[...IDEMPOTENT_ROUTES].join(' and ')} do`);
   }
 }

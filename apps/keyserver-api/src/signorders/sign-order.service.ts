@@ -6,13 +6,13 @@ import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessa
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditScope } from '../common/audited';
+import { auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
 import { HSM_SIGNER } from '../app/tokens';
 import { toHashName, toPkiAlgorithm } from '../keys/key-algorithms';
 import { usableKey } from '../certificates/key-chain';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const ROUTE = 'POST /api/signorders';
 /** The sign_order row's inputpadding of a message order (its inputdata is the message's SHA-256). */
 const MESSAGE_PADDING = 'message';
@@ -49,7 +49,7 @@ export class SignOrderService {
 
   async create(actor: Actor, dto: SignOrderRequest, idempotencyKey: string | undefined, requestId: string): Promise<SignOrderResponse> {
     return this.audited.run(auditEvent('signorder.create', actor, requestId, { keyid: dto.keyid, operationId: dto.operationid }), async (a) => {
-      if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) throw new ApiError(ApiErrorCode.IdempotencyKeyInvalid, 'Idempotency-Key must be 1-128 characters [A-Za-z0-9._:-]');
+      checkIdempotencyKey(idempotencyKey);
       return 'message' in dto ? this.signMessageOrder(a, actor, dto, idempotencyKey, requestId) : this.signDigestOrder(a, actor, dto, idempotencyKey, requestId);
     });
   }
@@ -125,18 +125,9 @@ export class SignOrderService {
     return { keyid: dto.keyid, messageSha256: sha256, result: recorded.signOrder.result };
   }
 
-  /**
-   * A stored signature handed out again (a repeated Idempotency-Key, nothing signed, no usage): one
-   * `signorder.replayed` SUCCESS event under this request's id, naming the stored order and the request that made it,
-   * so every delivery of a signature is in the audit log. Not a sign order: the sign-order metrics do not count it.
-   */
+  /** A stored signature handed out again: one `signorder.replayed` event ({@link auditReplay}, shared with certificates). */
   private async auditReplay(a: AuditScope, order: SignOrder, digest: string): Promise<void> {
-    await this.audited.record({
-      ...a.event,
-      action: 'signorder.replayed',
-      digest,
-      details: { ...a.event.details, signOrderId: order.id, firstRequestId: order.requestId },
-    });
+    await auditReplay(this.audited, a, 'signorder', order.requestId, { digest, details: { signOrderId: order.id } });
   }
 
   private decode(dto: SignDigestOrderRequest): Uint8Array {

@@ -1,4 +1,6 @@
 import { hex, outcome, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
+import { hsmGate as gate } from '../../spec/sign-path';
+import { requestFingerprint } from './idempotency';
 import { AuditRepository } from './audit.repository';
 import { CertificateIssuanceRepository, type IssuedCertificateRecord } from './certificate-issuance.repository';
 
@@ -45,7 +47,7 @@ describe(CertificateIssuanceRepository.name, () => {
     const s = await setup({ usages: 2 });
     const { certificate, audit } = await issuanceA.issueWithUsage(request(s), async () => record());
     expect(certificate).toMatchObject({ issuerKeyid: s.ca.keyid, issuerVersion: 1, operationId: s.op.id, requesterId: s.requester.id });
-    expect(audit.details).toMatchObject({ certificateId: certificate.id, serialHex: certificate.serialHex });
+    expect(audit?.details).toMatchObject({ certificateId: certificate.id, serialHex: certificate.serialHex });
     const op = await a.operations.get(s.op.id);
     expect(op).toMatchObject({ state: 'REQUESTED', keys: [{ usagesUsed: 1 }] });
     expect(await issuanceA.getById(certificate.id)).toEqual(certificate);
@@ -95,5 +97,93 @@ describe(CertificateIssuanceRepository.name, () => {
     expect(await a.operations.get(s.op.id)).toMatchObject({ state: 'EXHAUSTED', keys: [{ usagesUsed: 4 }] });
     expect((await a.certificates.list({ operationId: s.op.id })).items).toHaveLength(4);
     expect(await new AuditRepository(dbA).verifyChain()).toMatchObject({ ok: true });
+  });
+  // ADR 0012 addendum "idempotency, session 25": a factory line retrying after a network glitch.
+  const ROUTE = 'POST /api/v1/certificates';
+  const answer = { chain: ['-----BEGIN CERTIFICATE-----\nMQ==\n-----END CERTIFICATE-----\n'], ignoredExtensions: ['1.2.3.4'] };
+  const keyed = (s: Awaited<ReturnType<typeof setup>>, key: string, csr = 'csr-1', requesterId = s.requester.id) => ({
+    ...request(s),
+    requesterId,
+    idempotencyKey: key,
+    requestHash: requestFingerprint(ROUTE, key, { operationid: s.op.id, keyid: s.ca.keyid, csr }),
+    answer,
+    audit: { action: 'certificate.issue', outcome: 'SUCCESS' as const, requestId: `rid-${csr}` },
+  });
+  const answerOf = (r: Awaited<ReturnType<CertificateIssuanceRepository['issueWithUsage']>>) => ({ ...r.certificate, ...r.answer });
+  const mustNotSign = async (): Promise<IssuedCertificateRecord> => {
+    throw new Error('must not sign');
+  };
+
+  it('ok the last usage held by the first request, still signing: a retry on the other replica is conflict, then the identical answer without a usage', async () => {
+    const s = await setup({ usages: 1 });
+    const slow = gate(record());
+    const first = issuanceA.issueWithUsage(keyed(s, 'line-7:unit-1'), slow.wait);
+    await slow.entered;
+    expect(await outcome(issuanceB.issueWithUsage(keyed(s, 'line-7:unit-1'), async () => record()))).toBe('conflict');
+    slow.open();
+    const done = await first;
+    const again = await issuanceB.issueWithUsage(keyed(s, 'line-7:unit-1'), mustNotSign);
+    expect([done.replayed, again.replayed, again.audit, again.firstRequestId]).toEqual([false, true, null, 'rid-csr-1']);
+    expect(answerOf(again)).toEqual(answerOf(done));
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(1);
+    expect((await a.certificates.list({ operationId: s.op.id })).items).toHaveLength(1);
+  });
+
+  it('ok the same key sent to both replicas at once: one usage, one certificate, every answer identical or conflict', async () => {
+    const s = await setup({ usages: 3 });
+    let signed = 0;
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? issuanceA : issuanceB)
+          .issueWithUsage(keyed(s, 'burst'), async () => {
+            signed++;
+            return record();
+          })
+          .then(answerOf, (err: { code?: string }) => err.code),
+      ),
+    );
+    const answers = results.filter((r) => typeof r !== 'string');
+    expect(results.filter((r) => typeof r === 'string').every((r) => r === 'conflict')).toBe(true);
+    const replay = answerOf(await issuanceA.issueWithUsage(keyed(s, 'burst'), mustNotSign));
+    expect(answers.length).toBeGreaterThan(0);
+    for (const x of answers) expect(x).toEqual(replay);
+    expect(signed).toBe(1);
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(1);
+    expect((await a.certificates.list({ operationId: s.op.id })).items).toHaveLength(1);
+  });
+
+  it('ok a retry after the HSM failed signs afresh: the usage was given back, one certificate, then replayed', async () => {
+    const s = await setup({ usages: 1 });
+    const failed = issuanceA.issueWithUsage(keyed(s, 'hsm-glitch'), () => Promise.reject(Object.assign(new Error('CKR_DEVICE_ERROR'), { code: 'hsm_error' })));
+    expect(await outcome(failed)).toBe('hsm_error');
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(0);
+    const retry = await issuanceB.issueWithUsage(keyed(s, 'hsm-glitch'), async () => record());
+    expect(retry.replayed).toBe(false);
+    expect(answerOf(await issuanceA.issueWithUsage(keyed(s, 'hsm-glitch'), mustNotSign))).toEqual(answerOf(retry));
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(1);
+  });
+
+  it('fail the same key with another CSR: idempotency_key_reused, nothing signed, no usage spent', async () => {
+    const s = await setup({ usages: 3 });
+    await issuanceA.issueWithUsage(keyed(s, 'reused', 'csr-1'), async () => record());
+    expect(await outcome(issuanceB.issueWithUsage(keyed(s, 'reused', 'csr-2'), mustNotSign))).toBe('idempotency_key_reused');
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(1);
+  });
+
+  it('ok another caller\'s equal key is its own key: its own usage and certificate, never the first caller\'s', async () => {
+    const s = await setup({ usages: 3 });
+    const other = await seedSubject(a);
+    const mine = await issuanceA.issueWithUsage(keyed(s, 'shared-name'), async () => record());
+    const theirs = await issuanceB.issueWithUsage(keyed(s, 'shared-name', 'csr-1', other.id), async () => record());
+    expect([theirs.replayed, theirs.certificate.requesterId]).toEqual([false, other.id]);
+    expect(theirs.certificate.id).not.toBe(mine.certificate.id);
+    expect((await a.operations.get(s.op.id)).keys[0].usagesUsed).toBe(2);
+  });
+
+  it('ok byte-exact keys: a key differing only in case is another key', async () => {
+    const s = await setup({ usages: 3 });
+    const upper = await issuanceA.issueWithUsage(keyed(s, 'ABC'), async () => record());
+    const lower = await issuanceA.issueWithUsage(keyed(s, 'abc'), async () => record());
+    expect([upper.replayed, lower.replayed, lower.certificate.id === upper.certificate.id]).toEqual([false, false, false]);
   });
 });

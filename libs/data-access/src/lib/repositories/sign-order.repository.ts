@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { SignOrder as SignOrderRow } from '../../generated/prisma/client';
-import { sqlQuery, sqlState, type Db } from '../db';
+import { sqlQuery, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, SignOrder } from '../types';
-import { finishReservation, releaseUsage, reserveUsage, type Reservation } from './usage';
+import { withIdempotentUsage } from './idempotency';
+import { finishReservation } from './usage';
 
 export interface SignRequest {
   operationId: string;
@@ -80,19 +81,12 @@ export class SignOrderRepository {
    * needs approvers), inside its window, with usages left and the digest allowed, else a DataAccessError says
    * why and nothing is signed. If `sign()` or storing throws, the usage is given back and the error rethrown.
    * A repeated (subjectId, idempotencyKey) returns the stored order without signing; one still in flight is
-   * `conflict`. The stored order is read before the reservation, again after it (an order committed in between is
-   * the answer: the usage goes back, nothing is signed twice) and after a refused reservation (the refusal the first
-   * request caused, e.g. its last usage, is not the retry's answer).
+   * `conflict` ({@link withIdempotentUsage}, shared with certificates).
    */
   async recordWithUsage(req: SignRequest, sign: () => Promise<string>): Promise<RecordedSignOrder> {
     const digest = req.digest.toLowerCase();
-    if (req.idempotencyKey) {
-      const prior = await this.replay(req);
-      if (prior) return prior;
-    }
-    let reservation: Reservation;
-    try {
-      reservation = await reserveUsage(this.db, {
+    const done = await withIdempotentUsage<RecordedSignOrder>(this.db, {
+      reserve: {
         operationId: req.operationId,
         keyid: req.keyid,
         subjectId: req.subjectId,
@@ -102,82 +96,48 @@ export class SignOrderRepository {
         requestId: req.requestId,
         now: req.now,
         leaseMs: this.options.leaseMs,
-      });
-    } catch (err) {
-      // A refusal the first request with this key may have caused (it holds or took the last usage, or exhausted the
-      // operation): while it still signs, the retry is `conflict` (retry); once it committed (between the read above
-      // and this reservation), its order is the answer. Read in that order: its finish swaps the reservation for the
-      // order in one commit, so a reservation gone is an order visible.
-      if (req.idempotencyKey && err instanceof DataAccessError && err.code !== 'conflict') {
-        if (await this.inFlight(req)) throw new DataAccessError('conflict', 'a request with this idempotency key is in progress', { cause: err });
-        const prior = await this.replay(req);
-        if (prior) return prior;
-      }
-      throw err;
-    }
-    let stored: { order: SignOrder; audit: AuditEvent };
-    try {
-      if (req.idempotencyKey) {
-        // Read again now that the usage is held: an order with this key committed before the reservation (which the
-        // unique reservation of the key then no longer blocked) is the answer; the usage goes back, nothing is signed.
-        const prior = await this.replay(req);
-        if (prior) {
-          await releaseUsage(this.db, reservation);
-          return prior;
-        }
-      }
-      const result = await sign();
-      const id = randomUUID();
-      const done = await finishReservation(
-        this.db,
-        reservation,
-        (p) => `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat",
+      },
+      replay: () => this.replay(req),
+      perform: async (reservation) => {
+        const result = await sign();
+        const id = randomUUID();
+        const stored = await finishReservation(
+          this.db,
+          reservation,
+          (p) => `INSERT INTO "sign_order" ("id", "operationId", "keyId", "subjectId", "description", "inputdata", "inputformat",
                   "inputpadding", "signatureformat", "result", "idempotencyKey", "requestHash", "requestId")
                 SELECT ${p(id, 'uuid')}, d."operationId", d."keyId", ${p(req.subjectId, 'uuid')}, ${p(req.description)}, ${p(req.inputdata)},
                   ${p(req.inputformat)}, ${p(req.inputpadding)}, ${p(req.signatureformat)}, ${p(result)}, ${p(req.idempotencyKey ?? null)},
                   ${p(req.idempotencyKey ? (req.requestHash ?? null) : null)}, ${p(req.requestId ?? null)}
                 FROM d RETURNING "createdAt"`,
-        {
-          ...req.audit,
+          {
+            ...req.audit,
+            operationId: req.operationId,
+            keyid: req.keyid,
+            digest,
+            requestId: req.requestId ?? req.audit.requestId ?? null,
+            details: { ...req.audit.details, signOrderId: id },
+          },
+        );
+        const order: SignOrder = {
+          id,
           operationId: req.operationId,
           keyid: req.keyid,
-          digest,
-          requestId: req.requestId ?? req.audit.requestId ?? null,
-          details: { ...req.audit.details, signOrderId: id },
-        },
-      );
-      const order: SignOrder = {
-        id,
-        operationId: req.operationId,
-        keyid: req.keyid,
-        subjectId: req.subjectId,
-        description: req.description,
-        inputdata: req.inputdata,
-        inputformat: req.inputformat,
-        inputpadding: req.inputpadding,
-        signatureformat: req.signatureformat,
-        result,
-        idempotencyKey: req.idempotencyKey ?? null,
-        requestId: req.requestId ?? null,
-        createdAt: done.createdAt,
-      };
-      stored = { order, audit: done.audit };
-    } catch (err) {
-      await releaseUsage(this.db, reservation).catch(() => undefined);
-      // The same idempotency key finished by a concurrent request between our replay check and our insert.
-      if (req.idempotencyKey && sqlState(err) === '23505') {
-        const prior = await this.replay(req);
-        if (prior) return prior;
-      }
-      throw err;
-    }
-    return { signOrder: stored.order, replayed: false, usagesLeft: reservation.usagesAllowed - reservation.usagesUsed, audit: stored.audit };
-  }
-
-  /** Whether a request with this (subject, idempotency key) holds a usage reservation (it is still signing). */
-  private async inFlight(req: SignRequest): Promise<boolean> {
-    const rows = await sqlQuery(this.db, `SELECT 1 FROM "usage_reservation" WHERE "subjectId" = $1::uuid AND "idempotencyKey" = $2`, [req.subjectId, req.idempotencyKey]);
-    return rows.length > 0;
+          subjectId: req.subjectId,
+          description: req.description,
+          inputdata: req.inputdata,
+          inputformat: req.inputformat,
+          inputpadding: req.inputpadding,
+          signatureformat: req.signatureformat,
+          result,
+          idempotencyKey: req.idempotencyKey ?? null,
+          requestId: req.requestId ?? null,
+          createdAt: stored.createdAt,
+        };
+        return { signOrder: order, replayed: false, usagesLeft: reservation.usagesAllowed - reservation.usagesUsed, audit: stored.audit };
+      },
+    });
+    return done.value;
   }
 
   /** The stored answer for a repeated idempotency key, or null when there is none yet. */
