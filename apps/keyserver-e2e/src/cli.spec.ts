@@ -149,6 +149,21 @@ describe('ksctl', () => {
     expect(revoked.status).toBe(0);
   });
 
+  it('cert issue --idempotency-key: a retry after a lost answer gets the same certificate without a second usage', () => {
+    const key = join(work, 'idem-device.key');
+    const csr = join(work, 'idem-device.csr');
+    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/CN=device-idem-1', '-out', csr], { stdio: 'ignore' });
+    const id = newOperation('demo-ca-dev', 1);
+    const issue = (out: string) => ksctl('cert', 'issue', '--operation', id, '--key', 'demo-ca-dev', '--csr', csr, '--out', join(work, out), '--idempotency-key', 'line-7.device-idem-1');
+    const first = issue('idem-1.pem');
+    expect(first.status).toBe(0);
+    // The operation had one usage: only a replay can answer the retry.
+    const retry = issue('idem-2.pem');
+    expect(retry.status).toBe(0);
+    expect((retry.json as { serial: string }).serial).toBe((first.json as { serial: string }).serial);
+    expect(readFileSync(join(work, 'idem-2.pem'), 'utf8')).toBe(readFileSync(join(work, 'idem-1.pem'), 'utf8'));
+  });
+
   it('logs in with Azure DevOps workload identity (SYSTEM_OIDCREQUESTURI) and lists keys', () => {
     const env = ksctlEnv('cache-wif', {
       SYSTEM_OIDCREQUESTURI: `${p.env.urls.emulator}/_ado/demo-org/oidctoken`,

@@ -39,6 +39,7 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
   sign --cms --operation ID --key KEYID --file PATH --out FILE.p7s
                                               the image streams to the Keyserver, which returns CMS
   cert issue --operation ID --key CA_KEYID --csr FILE [--out CERT.pem] [--chain-out CHAIN.pem]
+       [--idempotency-key K]                  a retry returns the same certificate, no second usage
   cert revoke CERTIFICATE_ID [--reason keyCompromise|superseded|...]
   verify --signature FILE.sig (--file PATH | --digest HEX) --chain CHAIN.pem --ca ROOT.pem
        [--hash H] [--padding none|digestinfo|pss] [--format asn1|p1363] [--at ISO-TIME]
@@ -542,11 +543,13 @@ async function run(argv: string[]): Promise<unknown> {
     if (!existsSync(csrFile)) throw new CliError(`no such file: ${csrFile}`, Exit.Usage);
     if (v.out) checkOutputPath(v.out, '--out');
     if (v['chain-out']) checkOutputPath(v['chain-out'], '--chain-out');
-    const r = await api<{ id: string; certificate: string; chain: string[]; serial: string }>(c, 'POST', '/api/v1/certificates', {
-      operationid: need(v, 'operation'),
-      keyid: single(v.key, 'key'),
-      csr: readFileSync(csrFile, 'utf8'),
-    });
+    const r = await api<{ id: string; certificate: string; chain: string[]; serial: string }>(
+      c,
+      'POST',
+      '/api/v1/certificates',
+      { operationid: need(v, 'operation'), keyid: single(v.key, 'key'), csr: readFileSync(csrFile, 'utf8') },
+      v['idempotency-key'] ? { 'idempotency-key': v['idempotency-key'] } : {},
+    );
     // Both checked before either file is written: a bad chain leaves no certificate file behind either.
     const certificate = answerShape.pem(r?.certificate, 'certificate');
     const chain = v['chain-out'] ? answerShape.pemList(r.chain, 'chain') : [];

@@ -94,14 +94,15 @@ otherwise, before anything is signed); it is written whole, a new file renamed o
   {
     name: 'cert',
     subcommands: ['issue', 'revoke'],
-    options: ['--operation', '--key', '--csr', '--out', '--chain-out', '--reason'],
+    options: ['--operation', '--key', '--csr', '--out', '--chain-out', '--reason', '--idempotency-key'],
     help: `Usage: ksctl cert issue --operation ID --key CA_KEYID --csr FILE [--out CERT.pem] [--chain-out CHAIN.pem]
-                        [--output pem|der]
+                        [--output pem|der] [--idempotency-key K]
        ksctl cert revoke CERTIFICATE_ID [--reason keyCompromise|superseded|...]
 
 issue: a device certificate from a PKCS#10 CSR (one usage of the operation); --out writes the
 certificate, --chain-out certificate + chain; --output pem prints certificate and chain, --output der
-the certificate alone. revoke: the CRL lists it.`,
+the certificate alone; --idempotency-key makes a retry return the same certificate without using
+another usage (the same key with another CSR is refused). revoke: the CRL lists it.`,
   },
   {
     name: 'verify',
