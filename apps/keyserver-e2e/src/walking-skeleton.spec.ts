@@ -157,33 +157,6 @@ describe('walking skeleton', () => {
     });
   });
 
-  it('accepts an Azure DevOps workload-identity token exchanged at the emulator (client_assertion)', async () => {
-    const wif = demoTenant.ciClients.find((c) => c.name === 'demo-ado-wif');
-    const ado = `${p.env.urls.emulator}/_ado/demo-org`;
-    const oidc = await fetch(`${ado}/oidctoken?serviceConnectionId=f0e1d2c3-b4a5-4968-8778-695a4b3c2d1e`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer pipeline-system-access-token' },
-    });
-    expect(oidc.status).toBe(200);
-    const { oidcToken } = (await oidc.json()) as { oidcToken: string };
-    const exchanged = await fetch(p.facts.tokenEndpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: wif?.clientId ?? '',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: oidcToken,
-        scope: p.facts.defaultScope,
-      }),
-    });
-    expect(exchanged.status).toBe(200);
-    const { access_token } = (await exchanged.json()) as { access_token: string };
-    const keys = await fetch(`${p.env.urls.api}/api/keys`, { headers: { authorization: `Bearer ${access_token}` } });
-    expect(keys.status).toBe(200);
-    expect(((await keys.json()) as { keyid: string }[]).map((k) => k.keyid)).toContain('demo-fw-dev');
-  });
-
   it('refuses a request without a token with 401 invalid_token', async () => {
     const r = await fetch(`${p.env.urls.api}/api/keys`);
     expect(r.status).toBe(401);
