@@ -46,6 +46,7 @@ export {
   type PolicyOperationKey,
   type UsabilityRefusal,
 } from './lib/policy/operation-policy';
+export { externalChainValidity, type ExternalChainValidity } from './lib/policy/chain-validity';
 export { createDb, isDatabaseUnavailable, type Db, type Isolation } from './lib/db';
 export { CONNECTION_DEFAULTS, parseDatabaseUrl, poolConfig, type ConnectionOptions, type DatabasePooler } from './lib/connection';
 export { migrateDatabase, readMigrations, defaultMigrationsDir, PRISMA_MIGRATE_ADVISORY_LOCK } from './lib/migrate/migrator';

@@ -3,10 +3,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Key, KeyLifecycleRepository, KeyRepository } from '@keyserver/data-access';
+import { externalChainValidity, type Key, type KeyLifecycleRepository, type KeyRepository } from '@keyserver/data-access';
 import type { HsmKeyInfo, HsmSigner } from '@keyserver/pki';
 import { ApiError } from '../common/api-error';
-import { assertCertificateValidNow, externalChainAbove, externalChainValidity, KeyChainCache } from './key-chain';
+import { assertCertificateValidNow, externalChainAbove, KeyChainCache } from './key-chain';
 
 /** A root and a CA under it made by openssl, as the keys table would hold them. */
 function opensslCa(dir: string): { root: string; ca: string } {

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { prepareCmsSigner, prepareIssuer, splitPemCertificates, type CmsSigner, type DeviceCertificateIssuer, type HsmSigner } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
-import type { Key, KeyLifecycleRepository, KeyRepository, KeyType } from '@keyserver/data-access';
+import { externalChainValidity, type ExternalChainValidity, type Key, type KeyLifecycleRepository, type KeyRepository, type KeyType } from '@keyserver/data-access';
 
 /**
  * An ACTIVE key of the given type inside its certificate's validity and that of the external chain above its ROOT, or
@@ -45,41 +45,6 @@ export async function usableNow(keys: KeyRepository, key: Key, now = Date.now())
     if (err instanceof ApiError) return false;
     throw err;
   }
-}
-
-/**
- * The intersection of the validity periods of the external chain above a ROOT (an offline intermediate, the
- * customer's root), `bound` naming the certificate that ends first. The certificates the Keyserver issues nest
- * inside their issuer's (libs/pki `checkValidity`); an imported ROOT certificate may outlive its own issuer (RFC 5280
- * allows it, the import accepts it), and then this, not the ROOT's notAfter, ends everything below it.
- */
-export interface ExternalChainValidity {
-  notBefore: Date;
-  notAfter: Date;
-  bound: string;
-}
-
-const MAX_ENTRIES = 256;
-
-const parsedChains = new Map<string, ExternalChainValidity | null>();
-
-export function externalChainValidity(chainPem: string | null | undefined): ExternalChainValidity | null {
-  if (!chainPem) return null;
-  const hit = parsedChains.get(chainPem);
-  if (hit !== undefined) return hit;
-  let v: ExternalChainValidity | null = null;
-  for (const pem of splitPemCertificates(chainPem)) {
-    const x = new X509Certificate(pem);
-    if (!v) v = { notBefore: x.validFromDate, notAfter: x.validToDate, bound: '' };
-    if (x.validFromDate > v.notBefore) v.notBefore = x.validFromDate;
-    if (!v.bound || x.validToDate < v.notAfter) {
-      v.notAfter = x.validToDate;
-      v.bound = `${x.subject.replace(/\n/g, ', ')} until ${x.validToDate.toISOString()}`;
-    }
-  }
-  if (parsedChains.size >= MAX_ENTRIES) parsedChains.delete(parsedChains.keys().next().value as string);
-  parsedChains.set(chainPem, v);
-  return v;
 }
 
 /** The validity of the external chain above the ROOT at the top of `key`'s path (the key itself if a ROOT), if any. */
@@ -129,6 +94,8 @@ export async function certificateChain(keys: KeyRepository, lifecycle: KeyLifecy
   return chain;
 }
 
+
+const MAX_ENTRIES = 256;
 
 /**
  * What a key's certificate and its issuers parse into, built once per process: the chain above a certificate never

@@ -1,10 +1,10 @@
-import { X509Certificate } from 'node:crypto';
 import type { Prisma } from '../../generated/prisma/client';
 import { UUID, mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Operation, OperationProvenance, OperationState, Page } from '../types';
 import { appendAuditTx, clampLimit } from './audit.repository';
 import { effectiveLimits, operationLimitViolation } from './key-limits';
+import { externalChainValidity } from '../policy/chain-validity';
 import { approvalComplete, certificateCoversWindow, effectiveState, type CertificateValidity } from '../policy/operation-policy';
 import { enqueueOperationNotice } from './notification.repository';
 import { approvableKeyIds, lockApprover } from './approval-withdrawal';
@@ -87,7 +87,6 @@ export async function lockOperation(tx: Tx, id: string): Promise<void> {
   if (rows.length === 0) throw new DataAccessError('not_found', 'operation not found');
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /**
  * Refuses (`window_outside_certificate`, naming the key) a window that reaches outside the validity of a key's current
@@ -114,12 +113,12 @@ export async function assertCertificatesCover(
   for (const key of keys) {
     const validity: CertificateValidity = { notBefore: key.notBefore, notAfter: key.notAfter };
     let bound = `its certificate (${key.notBefore.toISOString()} to ${key.notAfter.toISOString()})`;
-    for (const pem of chains.find((c) => c.start === key.id)?.chain.match(PEM_CERTIFICATE) ?? []) {
-      const x = new X509Certificate(pem);
-      if (x.validFromDate > validity.notBefore) validity.notBefore = x.validFromDate;
-      if (x.validToDate < validity.notAfter) {
-        validity.notAfter = x.validToDate;
-        bound = `the external chain above its ROOT (${x.subject.replace(/\n/g, ', ')} until ${x.validToDate.toISOString()})`;
+    const above = externalChainValidity(chains.find((c) => c.start === key.id)?.chain);
+    if (above) {
+      if (above.notBefore > validity.notBefore) validity.notBefore = above.notBefore;
+      if (above.notAfter < validity.notAfter) {
+        validity.notAfter = above.notAfter;
+        bound = `the external chain above its ROOT (${above.bound})`;
       }
     }
     if (!certificateCoversWindow(window, validity, now)) {
