@@ -25,7 +25,7 @@ import { parseCsr, prepareDeviceCertificate, signDeviceCertificate, verifyCsrPos
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
-import { auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
+import { IDEMPOTENT_ROUTE, auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
 import { visiblePage } from '../operations/paging';
 import { CertificateError, CertificateErrorCode } from './certificate-error';
@@ -37,8 +37,7 @@ import type { ApiConfig } from '../config/api-config';
 import { crlUrl } from '../crl/crl-url';
 import { CrlService } from '../crl/crl.service';
 
-/** The route an Idempotency-Key's fingerprint names (ADR 0012 addendum "idempotency, session 25"). */
-const ROUTE = 'POST /api/v1/certificates';
+const ROUTE = IDEMPOTENT_ROUTE.certificates;
 
 /**
  * The pki profile of a CA key: its stored device profile (docs/device-profile.md), the validity cut to what the

@@ -3,6 +3,12 @@ import { ApiError, ApiErrorCode } from './api-error';
 import type { Audited, AuditScope } from './audited';
 
 /**
+ * The routes that honour an Idempotency-Key, as method and path exactly as routed: the edge lets the header through on
+ * these only (`idempotency_key_not_supported` elsewhere), and each names its fingerprint (`requestFingerprint`) with it.
+ */
+export const IDEMPOTENT_ROUTE = { signOrders: 'POST /api/signorders', certificates: 'POST /api/v1/certificates' } as const;
+
+/**
  * The one form of an Idempotency-Key on every route that honours it (ADR 0012 addendum "idempotency, session 25"):
  * 1-128 characters of [A-Za-z0-9._:-], compared byte for byte. No case folding, no Unicode normalisation.
  */

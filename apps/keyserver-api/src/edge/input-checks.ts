@@ -1,4 +1,5 @@
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
+import { IDEMPOTENT_ROUTE } from '../common/idempotency-key';
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // eslint-disable-next-line no-control-regex -- C0 controls and DEL never belong in a path segment or a query value (NUL cannot even be stored in PostgreSQL text).
@@ -129,7 +130,7 @@ export function checkHeaderSection(req: { httpVersionMajor: number; httpVersionM
 }
 
 /** The routes that honour an Idempotency-Key (method and path exactly as routed; ADR 0012 addendum "idempotency, session 25"). */
-export const IDEMPOTENT_ROUTES: ReadonlySet<string> = new Set(['POST /api/signorders', 'POST /api/v1/certificates']);
+export const IDEMPOTENT_ROUTES: ReadonlySet<string> = new Set(Object.values(IDEMPOTENT_ROUTE));
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 

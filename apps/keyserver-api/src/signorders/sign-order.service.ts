@@ -6,14 +6,14 @@ import { checkDigestOrder, checkMessage, decodeDigestInfo, signDigest, signMessa
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditScope } from '../common/audited';
-import { auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
+import { IDEMPOTENT_ROUTE, auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
 import { HSM_SIGNER } from '../app/tokens';
 import { toHashName, toPkiAlgorithm } from '../keys/key-algorithms';
 import { usableKey } from '../certificates/key-chain';
 import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 
-const ROUTE = 'POST /api/signorders';
+const ROUTE = IDEMPOTENT_ROUTE.signOrders;
 /** The sign_order row's inputpadding of a message order (its inputdata is the message's SHA-256). */
 const MESSAGE_PADDING = 'message';
 
@@ -78,7 +78,7 @@ export class SignOrderService {
         signatureformat: dto.signatureformat,
         digest,
         idempotencyKey: idempotencyKey ?? null,
-        // The key is bound to every field of the validated body: any difference on a retry is a 409.
+        // The key is bound to every field of the validated body: any difference on a retry is a 422.
         requestHash: idempotencyKey ? requestFingerprint(ROUTE, idempotencyKey, dto) : null,
         requestId,
         audit: { ...a.event, details: { inputpadding: dto.inputpadding, signatureformat: dto.signatureformat } },

@@ -1,10 +1,11 @@
-import { createHash, randomBytes, scryptSync, X509Certificate } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, scryptSync, X509Certificate } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jsonAnswer, problemOf, smallJsonObject } from './answer';
 import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
 import { CliError, Exit, exitForStatus } from './errors';
+import { replaceFile } from './output-file';
 
 export { CliError, Exit } from './errors';
 
@@ -76,21 +77,14 @@ export function cacheFile(c: Connection): string {
 }
 
 /**
- * Writes the cache as a fresh 0600 file (random name, O_EXCL: never through a symlink or into an existing file) renamed
- * over the old one, as the PKCS#11 module does (auth.c write_cache): a symlink planted at the name, or another link to
- * the old file, never receives the token, and no reader ever sees it half-written or under looser permissions.
+ * Writes the cache as a fresh 0600 file renamed over the old one ({@link replaceFile}), as the PKCS#11 module does
+ * (auth.c write_cache): a symlink planted at the name, or another link to the old file, never receives the token, and
+ * no reader ever sees it half-written or under looser permissions.
  */
 export function writeCache(c: Connection, t: CachedToken): void {
   const file = cacheFile(c);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, JSON.stringify(t), { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  replaceFile(file, JSON.stringify(t), 0o600);
 }
 
 /**

@@ -34,15 +34,14 @@ function temporaryBeside(path: string): string {
 
 /**
  * Writes `data` to `path` whole or not at all: into a new file beside it (O_EXCL, so never through a link planted at
- * the temporary name), flushed to disk, then renamed over `path`. A rename replaces a symlink that appeared at `path`
- * since {@link checkOutputPath} instead of following it; a reader (or another hard link) sees the old file or the new
- * one, never a half-written signature or certificate.
+ * the temporary name), flushed to disk, then renamed over `path`. A rename replaces a symlink at `path` instead of
+ * following it; a reader (or another hard link) sees the old file or the new one, never a half-written one. The one
+ * way ksctl writes a file: outputs ({@link writeOutputFile}) and the 0600 token cache (client.ts `writeCache`).
  */
-export function writeOutputFile(path: string, data: string | Buffer, option: string): void {
-  checkOutputPath(path, option);
+export function replaceFile(path: string, data: string | Buffer, mode: number): void {
   const tmp = temporaryBeside(path);
   try {
-    const fd = openSync(tmp, 'wx', 0o666);
+    const fd = openSync(tmp, 'wx', mode);
     try {
       const bytes = typeof data === 'string' ? Buffer.from(data) : data;
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
@@ -55,6 +54,12 @@ export function writeOutputFile(path: string, data: string | Buffer, option: str
     rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+/** An output the user asked for: its path checked ({@link checkOutputPath}), then {@link replaceFile}. */
+export function writeOutputFile(path: string, data: string | Buffer, option: string): void {
+  checkOutputPath(path, option);
+  replaceFile(path, data, 0o666);
 }
 
 /**
