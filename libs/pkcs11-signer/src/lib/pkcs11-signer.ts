@@ -34,6 +34,8 @@ export interface Pkcs11SignerOptions {
    * libuv pool, for every signature.
    */
   signWorkers?: number;
+  /** How long open() tries again while the token is missing or unreadable (ms). Default {@link OPEN_RETRY_MS}. */
+  openRetryMs?: number;
 }
 
 // Constants pkcs11js 2.1.7 does not export (PKCS#11 3.0).
@@ -50,6 +52,25 @@ const RECOVERABLE = new Set<number>([
   pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
   pkcs11js.CKR_USER_NOT_LOGGED_IN,
   pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_SLOT_ID_INVALID,
+]);
+
+/**
+ * How long open() tries again while the token is missing or unreadable. Replicas started at once on one SoftHSM
+ * token see it so for a moment: C_Login rewrites the token's file (its PIN-count flags), and a process reading the
+ * token directory then finds the token absent (token_not_found) or unreadable (CKR_GENERAL_ERROR,
+ * CKR_USER_PIN_NOT_INITIALIZED at C_Login). A network HSM's slots can also appear a moment after its client starts.
+ */
+export const OPEN_RETRY_MS = 10_000;
+
+/** Return values of a token read while another process rewrites it: worth another try at open. */
+const UNREADABLE_AT_OPEN = new Set<number>([
+  pkcs11js.CKR_GENERAL_ERROR,
+  pkcs11js.CKR_FUNCTION_FAILED,
+  pkcs11js.CKR_USER_PIN_NOT_INITIALIZED,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
   pkcs11js.CKR_DEVICE_ERROR,
   pkcs11js.CKR_SLOT_ID_INVALID,
 ]);
@@ -200,7 +221,7 @@ export class Pkcs11Signer implements HsmSigner {
     } catch (e) {
       throw new HsmError('hsm_unavailable', 'cannot load the PKCS#11 module', { cause: e });
     }
-    this.connect();
+    await this.connectAtOpen();
     if (this.laneCount > 0) {
       const data = { pkcs11js: pkcs11jsPath(), module: this.opts.module };
       for (let i = 0; i < this.laneCount; i++) this.lanes.push(new SignLane(data));
@@ -208,15 +229,48 @@ export class Pkcs11Signer implements HsmSigner {
     }
   }
 
-  private connect(): void {
+  /**
+   * connect(), tried again with growing pauses while the token is missing or unreadable ({@link OPEN_RETRY_MS}). Only
+   * when this signer initialised the module: finalising a module another signer of this process uses would end that
+   * signer's sessions (tests open several). A wrong or locked PIN is never tried again: each try counts.
+   */
+  private async connectAtOpen(): Promise<void> {
+    const deadline = Date.now() + (this.opts.openRetryMs ?? OPEN_RETRY_MS);
+    for (let attempt = 0; ; attempt++) {
+      let initialised = false;
+      try {
+        initialised = this.initialize();
+        this.connect(false);
+        return;
+      } catch (e) {
+        const unreadable = e instanceof HsmError && (e.code === 'token_not_found' || (e.code === 'hsm_unavailable' && UNREADABLE_AT_OPEN.has(ckr(e.cause) ?? -1)));
+        if (!initialised || !unreadable || Date.now() >= deadline) throw e;
+        this.safe(() => this.p11.C_Finalize());
+        const pause = Math.min(500, 25 * 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
+      }
+    }
+  }
+
+  /** C_Initialize; true when this call initialised the module, false when it already was. */
+  private initialize(): boolean {
     try {
       this.p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      return true;
     } catch (e) {
       if (ckr(e) !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw new HsmError('hsm_unavailable', 'C_Initialize failed', { cause: e });
+      return false;
     }
-    const slot = this.p11
-      .C_GetSlotList(true)
-      .find((s) => this.p11.C_GetTokenInfo(s).label.trim() === this.opts.tokenLabel);
+  }
+
+  private connect(initialize = true): void {
+    if (initialize) this.initialize();
+    let slot: Buffer | undefined;
+    try {
+      slot = this.p11.C_GetSlotList(true).find((s) => this.p11.C_GetTokenInfo(s).label.trim() === this.opts.tokenLabel);
+    } catch (e) {
+      throw new HsmError('hsm_unavailable', 'cannot list the tokens', { cause: e });
+    }
     if (!slot) throw new HsmError('token_not_found', `no token labelled ${this.opts.tokenLabel}`);
     this.slot = slot;
     const sessions: Session[] = [];
