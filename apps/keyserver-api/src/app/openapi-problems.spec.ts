@@ -114,6 +114,11 @@ describe('docs/openapi.json', () => {
     }
   });
 
+  it('documents 422 idempotency_key_reused on the two routes that honour Idempotency-Key only', () => {
+    const with422 = ops.filter((o) => codesOf(o.op, 422).includes('idempotency_key_reused')).map((o) => `${o.method} ${o.path}`);
+    expect(with422.sort()).toEqual(['post /api/signorders', 'post /api/v1/certificates']);
+  });
+
   it('gives public routes no security requirement and the others a 401', () => {
     expect(doc.paths['/api/v1/crl/{keyid}']['get'].security).toEqual([]);
     expect(doc.paths['/api/v1/crl/{keyid}']['get'].responses['401']).toBeUndefined();

@@ -37,10 +37,15 @@ export const API_PROBLEMS_KEY = 'keyserver:api-problems';
  */
 export const ApiProblems = (...sources: ProblemSource[]) => SetMetadata(API_PROBLEMS_KEY, sources);
 
-/** The data layer's codes a request can meet (the migrator's run at boot, never in a response). */
+/**
+ * The data layer's codes a request can meet: not the migrator's (a run at boot, never in a response), and not
+ * `idempotency_key_reused`, which only the routes that honour Idempotency-Key can answer ({@link IDEMPOTENT_ROUTE_PROBLEMS}).
+ */
 export const DATA_ACCESS_PROBLEMS = problemSource(
   DataAccessError,
-  Object.values(DataAccessErrorCode).filter((c) => c !== DataAccessErrorCode.migration_failed && c !== DataAccessErrorCode.migration_checksum_mismatch),
+  Object.values(DataAccessErrorCode).filter(
+    (c) => c !== DataAccessErrorCode.migration_failed && c !== DataAccessErrorCode.migration_checksum_mismatch && c !== DataAccessErrorCode.idempotency_key_reused,
+  ),
 );
 
 const code = (c: string, status: number) => ({ code: c, status });
@@ -140,13 +145,19 @@ const PATH_PARAM_ROUTE: ProblemSource[] = [problemSource(ApiError, [ApiErrorCode
 /** A state-changing route that does not honour Idempotency-Key: the edge refuses the header (ADR 0012 addendum "idempotency, session 25"). */
 const NO_IDEMPOTENCY_ROUTE: ProblemSource[] = [problemSource(ApiError, [ApiErrorCode.IdempotencyKeyNotSupported])];
 
+/** A route that honours Idempotency-Key: the key first used with another request. */
+const IDEMPOTENT_ROUTE_PROBLEMS: ProblemSource[] = [problemSource(DataAccessError, [DataAccessErrorCode.idempotency_key_reused])];
+
+/** What a route does with an Idempotency-Key: refuses it (a state-changing route), honours it, or has no body (none). */
+export type IdempotencyKeyUse = 'refused' | 'honoured' | 'none';
+
 /** The codes a route can answer with, grouped by status (sorted, without duplicates). */
-export function problemCodes(facts: RouteFacts, hasBody: boolean, hasPathParams = false, refusesIdempotencyKey = false): Map<number, string[]> {
+export function problemCodes(facts: RouteFacts, hasBody: boolean, hasPathParams = false, idempotencyKey: IdempotencyKeyUse = 'none'): Map<number, string[]> {
   const sources = [
     ...ANY_ROUTE,
     ...(hasBody ? BODY_ROUTE : []),
     ...(hasPathParams ? PATH_PARAM_ROUTE : []),
-    ...(refusesIdempotencyKey ? NO_IDEMPOTENCY_ROUTE : []),
+    ...(idempotencyKey === 'refused' ? NO_IDEMPOTENCY_ROUTE : idempotencyKey === 'honoured' ? IDEMPOTENT_ROUTE_PROBLEMS : []),
     ...(facts.isPublic ? [] : SECURED_ROUTE),
     ...facts.sources,
   ];
@@ -189,8 +200,8 @@ export function documentProblems(app: INestApplication, doc: { paths: Record<str
     for (const [method, op] of Object.entries(ops)) {
       const f = (op.operationId && facts.get(op.operationId)) || { isPublic: false, sources: [] };
       if (f.isPublic) op.security = [];
-      const refusesKey = BODY_METHODS.has(method) && !IDEMPOTENT_ROUTES.has(`${method.toUpperCase()} ${path}`);
-      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined || BODY_METHODS.has(method), path.includes('{'), refusesKey)) {
+      const keyUse: IdempotencyKeyUse = IDEMPOTENT_ROUTES.has(`${method.toUpperCase()} ${path}`) ? 'honoured' : BODY_METHODS.has(method) ? 'refused' : 'none';
+      for (const [status, codes] of problemCodes(f, op.requestBody !== undefined || BODY_METHODS.has(method), path.includes('{'), keyUse)) {
         op.responses[String(status)] = {
           description: `${REASON[status] ?? 'Error'}. \`code\`: ${codes.map((c) => `\`${c}\``).join(', ')}.`,
           content: {
