@@ -11,12 +11,19 @@ export const CRL_NEXT_UPDATE_MS = 24 * 3_600_000;
 export const CRL_REUSE_MS = 3_600_000;
 const VERSION = /^[1-9][0-9]{0,5}$/;
 
+/** The longest a fetch waits for the second after the newest CRL's thisUpdate, so that a new one is dated after it. */
+export const CRL_SECOND_WAIT_MS = 1_500;
+
 const fresh = (c: StoredCrl, now: number) => now - c.thisUpdate.getTime() < CRL_REUSE_MS && c.nextUpdate.getTime() > now;
+const wholeSecond = (ms: number) => Math.floor(ms / 1000) * 1000;
 
 /**
  * The public CRLs of ROOT and CA keys, one per key version (ADR 0029): each signed in the HSM by that version's key
  * pair over the certificates it signed, stored, and served from the database, so anonymous GETs cost no HSM work
- * unless the stored CRL is stale. Every replica's {@link CrlRefresher} keeps the live versions' CRLs fresh; a
+ * unless the stored CRL is stale. The versions sharing a key pair (renewals) are one CRL issuer (one name, one key):
+ * they publish one sequence, every CRL with a larger number than the one before and, when it lists another revoked
+ * set, a later thisUpdate, so relying parties that order CRLs by number (RFC 5280) and by thisUpdate (openssl,
+ * GnuTLS) take the same one as newest (ADR 0029 addendum). Every replica's {@link CrlRefresher} keeps the live versions' CRLs fresh; a
  * revocation refreshes its issuer's at once; a destroyed version serves the final CRL signed before destruction.
  */
 @Injectable()
@@ -55,6 +62,7 @@ export class CrlService {
       throw new ApiError(ApiErrorCode.KeyNotFound, `no CA key ${keyid.slice(0, 128)}`);
     }
     const now = Date.now();
+    // The newest CRL of the version's key pair, whichever version signed it.
     const stored = await this.crls.stored(scope.versionId);
     if (scope.destroyedAt) {
       // The HSM key is gone: the final CRL signed before destruction is served until its certificates have expired.
@@ -65,24 +73,45 @@ export class CrlService {
     return this.refresh(scope);
   }
 
+  /**
+   * When the key pair's revoked set changed in the second its newest CRL is dated: waits (no lock held) for the next
+   * second, so that the new CRL is dated after it and not ahead of this clock. Not when another replica's clock is
+   * ahead by more than {@link CRL_SECOND_WAIT_MS} (the new CRL is then dated a second after that one's).
+   */
+  private async secondAfterNewest(scope: CrlScope): Promise<void> {
+    const stored = await this.crls.stored(scope.versionId);
+    if (!stored) return;
+    const wait = wholeSecond(stored.thisUpdate.getTime()) + 1000 - Date.now();
+    if (wait <= 0 || wait > CRL_SECOND_WAIT_MS || stored.entriesSha256 === (await this.entriesSha256(scope))) return;
+    await new Promise((res) => setTimeout(res, wait));
+  }
+
   private async entriesSha256(scope: CrlScope): Promise<string> {
     return crlEntriesSha256(await this.crls.entries(scope));
   }
 
   /**
-   * Signs a new CRL for the version when the stored one is stale or lists another revoked set (decided again under
-   * the version's lock, so replicas racing here sign once). `final`: the last one before the HSM key is destroyed,
-   * valid until every certificate the version signed has expired (none outlives the version's own certificate).
+   * Signs a new CRL for the version's key pair when its newest one is stale or lists another revoked set (decided
+   * again under the locks of every version sharing the key pair, so replicas racing here sign once). `final`: the
+   * last one before the HSM key is destroyed, valid until every certificate the key pair signed has expired (none
+   * outlives its versions' own certificates). A fetch and a revocation wait for the second after the newest CRL's
+   * when the revoked set changed in it ({@link secondAfterNewest}, so at most one CRL with another set per second and
+   * key pair); the background pass (`wait` false) keeps the stored CRL instead, for the next fetch or pass to sign.
    */
-  async refresh(scope: CrlScope, final = false): Promise<StoredCrl> {
-    const stored = await this.crls.refresh(scope, async (previous, entries, entriesSha256, takeNumber) => {
+  async refresh(scope: CrlScope, final = false, wait = true): Promise<StoredCrl> {
+    if (!final && wait) await this.secondAfterNewest(scope);
+    const stored = await this.crls.refresh(scope, async (previous, entries, entriesSha256, takeNumber, latestThisUpdate) => {
       const nowMs = Date.now();
-      if (!final && previous && fresh(previous, nowMs) && previous.entriesSha256 === entriesSha256) return null;
+      const changed = previous?.entriesSha256 !== entriesSha256;
+      if (!final && previous && fresh(previous, nowMs) && !changed) return null;
+      // Never dated before any CRL of the key pair (a replica whose clock is behind the one that signed it reuses its
+      // thisUpdate), and after it when the revoked set differs: two CRLs of one issuer and key dated alike list the
+      // same certificates, so whichever a relying party takes as newest by thisUpdate is the one with the larger number.
+      const floor = latestThisUpdate ? latestThisUpdate.getTime() + (changed ? 1000 : 0) : 0;
+      if (!final && !wait && floor > wholeSecond(nowMs)) return null;
       const hsmKey = await this.signer.getKey(scope.hsmKeyId);
-      // Never dated before the CRL it replaces: a replica whose clock is behind the one that signed that CRL
-      // reuses its thisUpdate (the number still goes up), so thisUpdate and cRLNumber order CRLs alike.
-      const thisUpdate = new Date(Math.max(Math.floor(nowMs / 1000) * 1000, previous?.thisUpdate.getTime() ?? 0));
-      const nextUpdate = new Date(Math.max(thisUpdate.getTime() + CRL_NEXT_UPDATE_MS, final ? scope.notAfter.getTime() : 0));
+      const thisUpdate = new Date(Math.max(wholeSecond(nowMs), floor));
+      const nextUpdate = new Date(Math.max(thisUpdate.getTime() + CRL_NEXT_UPDATE_MS, final ? scope.keyPairNotAfter.getTime() : 0));
       const crlNumber = await takeNumber();
       const seen = new Set<string>();
       const { crlDer } = await createCrl(
@@ -112,7 +141,7 @@ export class CrlService {
     }
   }
 
-  /** Before a ROOT/CA key's HSM objects are destroyed: each unexpired version signs its final CRL. */
+  /** Before a ROOT/CA key's HSM objects are destroyed: each unexpired key pair signs its final CRL (every version sharing it serves it). */
   async finalCrls(keyid: string): Promise<number[]> {
     const versions: number[] = [];
     for (const scope of (await this.crls.liveScopes()).filter((s) => s.keyid === keyid)) {
@@ -127,7 +156,7 @@ export class CrlService {
     let signed = 0;
     for (const scope of await this.crls.liveScopes()) {
       const before = await this.crls.stored(scope.versionId);
-      const after = await this.refresh(scope).catch((err: unknown) => {
+      const after = await this.refresh(scope, false, false).catch((err: unknown) => {
         this.logger.warn({ err: (err as Error).message, keyid: scope.keyid, version: scope.version }, 'could not refresh a CRL; will retry');
         return before;
       });

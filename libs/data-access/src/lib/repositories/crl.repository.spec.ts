@@ -135,4 +135,102 @@ describe(CrlRepository.name, () => {
     await sql(r.tmp.url, `UPDATE "key_version" SET "destroyedAt" = now() WHERE "id" = $1`, [scope.versionId]);
     expect((await crls.liveScopes()).some((s) => s.keyid === k.keyid)).toBe(false);
   });
+
+  describe('one CRL issuer per key pair: the versions a renewal made (one name, one key pair) publish one CRL sequence', () => {
+    /** A CA with versions 1..n sharing its key pair (renewals: the same name and key, new certificates). */
+    const renewed = async (n: number) => {
+      const k = await ca();
+      const life = new KeyLifecycleRepository(r.dbA);
+      for (let v = 1; v < n; v++) await life.addVersion(k.keyid, v, { hsmKeyId: k.hsmKeyId, certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + (v + 1) * 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.renew'));
+      return k;
+    };
+    const numbers = (keyid: string) =>
+      sql(r.tmp.url, `SELECT v."version", c."crlNumber"::text AS "n", encode(sha256(c."der"), 'hex') AS "der" FROM "crl" c JOIN "key_version" v ON v."id" = c."keyVersionId" JOIN "key" k ON k."id" = v."keyId" WHERE k."keyid" = $1 ORDER BY 1`, [keyid]);
+
+    it('ok whichever version refreshes, one CRL is signed and every version serves it: the numbers a relying party fetches from that issuer and key never go back', async () => {
+      const k = await renewed(2);
+      const [a, b] = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+      const [v1, v2] = [(await a.scope(k.keyid, 1)) as CrlScope, (await b.scope(k.keyid, 2)) as CrlScope];
+      const calls = { n: 0 };
+      const fetched: bigint[] = [];
+      const fetchBoth = async () => {
+        for (const [c, s] of [[a, v2], [b, v1]] as const) fetched.push((await c.stored(s.versionId))?.crlNumber ?? -1n);
+      };
+      await a.refresh(v1, countingSigner(calls));
+      // Version 2 lists the same set under the same name and key: version 1's CRL is its CRL (before: it signed another).
+      await b.refresh(v2, countingSigner(calls));
+      await fetchBoth();
+      const c = await device(k.keyid, 1);
+      await r.a.certificates.revoke(k.keyid, c.serialHex, 'keyCompromise');
+      await b.refresh(v2, countingSigner(calls));
+      // Version 1 serves the CRL version 2 just signed (before: its own older one, a lower number after a higher one).
+      await fetchBoth();
+      await a.refresh(v1, countingSigner(calls));
+      await fetchBoth();
+      expect({ signed: calls.n, fetched }).toEqual({ signed: 2, fetched: [1n, 1n, 2n, 2n, 2n, 2n] });
+      const rows = await numbers(k.keyid);
+      expect(rows.map((x) => [x['version'], x['n']])).toEqual([[1, '2'], [2, '2']]);
+      expect(new Set(rows.map((x) => x['der'])).size).toBe(1);
+    });
+
+    it('ok two replicas refreshing every version of one key pair at once sign one CRL per revoked set, numbers handed out once and increasing', async () => {
+      const k = await renewed(3);
+      const crls = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+      const calls = { n: 0 };
+      const signedInOrder: bigint[] = [];
+      const recording = (inner: CrlSigner): CrlSigner => async (...args) => {
+        const signed = await inner(...args);
+        if (signed) signedInOrder.push(signed.crlNumber);
+        return signed;
+      };
+      for (let round = 0; round < 3; round++) {
+        const c = await device(k.keyid, 1 + (round % 3));
+        await r.b.certificates.revoke(k.keyid, c.serialHex, 'superseded');
+        await Promise.all([1, 2, 3].flatMap((v) => crls.map(async (x) => x.refresh((await x.scope(k.keyid, v)) as CrlScope, recording(countingSigner(calls, 30))))));
+      }
+      expect({ signed: calls.n, numbers: signedInOrder }).toEqual({ signed: 3, numbers: [1n, 2n, 3n] });
+      expect((await numbers(k.keyid)).map((x) => x['n'])).toEqual(['3', '3', '3']);
+    });
+
+    it('ok the signer is given the newest CRL of the key pair and the latest thisUpdate of any of its CRLs, also from rows stored per version before (interleaved)', async () => {
+      const k = await renewed(2);
+      const crls = new CrlRepository(r.dbA);
+      const [v1, v2] = [(await crls.scope(k.keyid, 1)) as CrlScope, (await crls.scope(k.keyid, 2)) as CrlScope];
+      const t = Math.floor(Date.now() / 1000) * 1000;
+      // As versions stored them before: version 1's CRL number 5 dated by a replica 5 s ahead, version 2's number 6 after it.
+      for (const [v, n, at] of [[v1, 5, t + 5_000], [v2, 6, t]] as const) {
+        await sql(r.tmp.url, `INSERT INTO "crl" ("keyVersionId", "crlNumber", "der", "entriesSha256", "thisUpdate", "nextUpdate") VALUES ($1, $2, $3, $4, $5, $6)`, [v.versionId, n, Buffer.from(`crl ${n}`), crlEntriesSha256([]), new Date(at), new Date(at + 86_400_000)]);
+      }
+      expect((await crls.stored(v1.versionId))?.crlNumber).toBe(6n);
+      const given: unknown[] = [];
+      await crls.refresh(v1, async (stored, _e, _sha, _take, latest) => {
+        given.push(stored?.crlNumber, (latest as Date | undefined)?.getTime());
+        return null;
+      });
+      expect(given).toEqual([6n, t + 5_000]);
+      // Kept (null): version 1's row now holds the newest CRL too.
+      expect((await numbers(k.keyid)).map((x) => x['n'])).toEqual(['6', '6']);
+    });
+
+    it('ok a final CRL of one version is the final CRL of every version sharing its key pair; none is signed after it', async () => {
+      const k = await renewed(2);
+      const crls = new CrlRepository(r.dbA);
+      await crls.refresh((await crls.scope(k.keyid, 1)) as CrlScope, finalSigner());
+      const calls = { n: 0 };
+      const after = await crls.refresh((await crls.scope(k.keyid, 2)) as CrlScope, countingSigner(calls));
+      expect({ calls: calls.n, final: after?.final, der: after?.der.toString() }).toEqual({ calls: 0, final: true, der: 'final' });
+      expect((await numbers(k.keyid)).map((x) => x['n'])).toEqual(['1', '1']);
+    });
+
+    it('ok a rotation is another CRL issuer (another key): its versions keep their own CRL', async () => {
+      const k = await renewed(1);
+      const life = new KeyLifecycleRepository(r.dbA);
+      await life.addVersion(k.keyid, 1, { hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.rotate'));
+      const crls = new CrlRepository(r.dbA);
+      const calls = { n: 0 };
+      for (const v of [1, 2]) await crls.refresh((await crls.scope(k.keyid, v)) as CrlScope, countingSigner(calls));
+      expect(calls.n).toBe(2);
+      expect((await numbers(k.keyid)).map((x) => [x['version'], x['n']])).toEqual([[1, '1'], [2, '2']]);
+    });
+  });
 });

@@ -4,7 +4,11 @@ import { mapPrismaError, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { KeyState, KeyType } from '../types';
 
-/** The key version a CRL belongs to (ADR 0029): a version of a ROOT or CA key. */
+/**
+ * The key version a CRL belongs to (ADR 0029): a version of a ROOT or CA key. The versions sharing its key pair (its
+ * renewals: the same name, the same key) are one CRL issuer for relying parties and publish one CRL sequence (ADR 0029
+ * addendum "one CRL issuer per key pair"): a refresh of any of them signs for all, and each serves the newest.
+ */
 export interface CrlScope {
   keyid: string;
   keyId: string;
@@ -18,6 +22,8 @@ export interface CrlScope {
   destroyedAt: Date | null;
   /** The versions sharing this version's key pair (renewals): their certificates are this CRL's scope. */
   keyPairVersions: number[];
+  /** The latest notAfter of those versions: a final CRL of the key pair is valid until then. */
+  keyPairNotAfter: Date;
 }
 
 /** One revoked serial on a CRL. */
@@ -46,8 +52,18 @@ export interface SignedCrl {
   final: boolean;
 }
 
-/** The decision of a refresh: null keeps the stored CRL; otherwise the new one is signed (with the number given). */
-export type CrlSigner = (stored: StoredCrl | null, entries: CrlEntry[], entriesSha256: string, takeNumber: () => Promise<bigint>) => Promise<SignedCrl | null>;
+/**
+ * The decision of a refresh: null keeps the stored CRL; otherwise the new one is signed (with the number given).
+ * `stored` is the newest CRL the key pair signed (the largest number, whichever version stored it); `latestThisUpdate`
+ * the latest thisUpdate of any CRL stored for the key pair's versions (null: none), which a new one may not precede.
+ */
+export type CrlSigner = (
+  stored: StoredCrl | null,
+  entries: CrlEntry[],
+  entriesSha256: string,
+  takeNumber: () => Promise<bigint>,
+  latestThisUpdate: Date | null,
+) => Promise<SignedCrl | null>;
 
 /** The canonical fingerprint of a revoked set: a different set needs a new CRL. */
 export function crlEntriesSha256(entries: CrlEntry[]): string {
@@ -66,6 +82,13 @@ const toStored = (c: CrlRow): StoredCrl => ({
 
 /** Keys of the advisory locks one per key version (the 'crl:' namespace, hashed by PostgreSQL). */
 const lockCrl = (tx: Tx, versionId: string) => tx.$queryRaw`SELECT 1 AS "locked" FROM pg_advisory_xact_lock(hashtextextended(${`crl:${versionId}`}, 0))`;
+
+/** The ids of a key's versions sharing one key pair, in the one order every taker of their CRL locks uses. */
+const keyPairVersionIds = async (tx: Tx, keyId: string, hsmKeyId: string): Promise<string[]> =>
+  (await tx.$queryRaw<{ id: string }[]>`SELECT "id"::text AS "id" FROM "key_version" WHERE "keyId" = ${keyId}::uuid AND "hsmKeyId" = ${hsmKeyId} ORDER BY 1`).map((v) => v.id);
+
+/** The newest of a key pair's stored CRLs: the largest number (a final one first: it is never replaced). */
+const newest = (rows: CrlRow[]): CrlRow | null => rows.reduce<CrlRow | null>((best, c) => (!best || (c.final && !best.final) || (c.final === best.final && c.crlNumber > best.crlNumber) ? c : best), null);
 
 /**
  * For a revocation in `tx` of what (issuerKeyId, issuerVersions) signed: takes the CRL lock of every version whose
@@ -114,6 +137,7 @@ export class CrlRepository {
       notAfter: v.notAfter,
       destroyedAt: v.destroyedAt,
       keyPairVersions: key.versions.filter((x) => x.hsmKeyId === v.hsmKeyId).map((x) => x.version),
+      keyPairNotAfter: new Date(Math.max(...key.versions.filter((x) => x.hsmKeyId === v.hsmKeyId).map((x) => x.notAfter.getTime()))),
     };
   }
 
@@ -128,8 +152,11 @@ export class CrlRepository {
     return scopes.filter((s): s is CrlScope => s !== null);
   }
 
+  /** The CRL the version serves: the newest its key pair signed (stored under any version sharing it). */
   async stored(versionId: string): Promise<StoredCrl | null> {
-    const c = await this.db.prisma.crl.findUnique({ where: { keyVersionId: versionId } });
+    const v = await this.db.prisma.keyVersion.findUnique({ where: { id: versionId }, select: { keyId: true, hsmKeyId: true } });
+    if (!v) return null;
+    const c = newest(await this.db.prisma.crl.findMany({ where: { keyVersion: { keyId: v.keyId, hsmKeyId: v.hsmKeyId } } }));
     return c ? toStored(c) : null;
   }
 
@@ -153,9 +180,11 @@ export class CrlRepository {
   }
 
   /**
-   * Under the key's row lock and the version's advisory lock: reads the stored CRL and the revoked set again, lets `sign` decide (and sign
-   * in the HSM, with a CRL number taken from the key's counter in this transaction) and stores the result. A final
-   * CRL is never replaced: the version's key is gone.
+   * Under the key's row lock and the advisory locks of every version sharing the scope's key pair (one CRL issuer):
+   * reads the key pair's newest CRL and the revoked set again, lets `sign` decide (and sign in the HSM, with a CRL
+   * number taken from the key's counter in this transaction) and stores the result for every one of those versions,
+   * so each serves it. Kept (null), the newest is copied to a version whose row is older (rows stored per version
+   * before). A final CRL is never replaced: the key pair is gone.
    */
   async refresh(scope: CrlScope, sign: CrlSigner): Promise<StoredCrl | null> {
     try {
@@ -164,20 +193,29 @@ export class CrlRepository {
         // so that no refresh holds a CRL lock while it waits for a key row a revocation holds (ADR 0045). It also
         // waits for a revocation below this key (a cascade) and then lists it.
         await tx.$queryRaw`SELECT 1 AS "locked" FROM "key" WHERE "id" = ${scope.keyId}::uuid FOR NO KEY UPDATE`;
-        await lockCrl(tx, scope.versionId);
-        const row = await tx.crl.findUnique({ where: { keyVersionId: scope.versionId } });
+        const ids = await keyPairVersionIds(tx, scope.keyId, scope.hsmKeyId);
+        for (const id of ids) await lockCrl(tx, id);
+        const rows = await tx.crl.findMany({ where: { keyVersionId: { in: ids } } });
+        const row = newest(rows);
         const stored = row ? toStored(row) : null;
         if (stored?.final) return stored;
+        const latest = rows.reduce<Date | null>((at, c) => (!at || c.thisUpdate > at ? c.thisUpdate : at), null);
         const entries = await this.entries(scope, tx);
         const takeNumber = async () => {
           const rows = await tx.$queryRaw<{ crlNumber: bigint }[]>`UPDATE "key" SET "crlNumber" = "crlNumber" + 1 WHERE "id" = ${scope.keyId}::uuid RETURNING "crlNumber"`;
           return BigInt(rows[0].crlNumber);
         };
-        const signed = await sign(stored, entries, crlEntriesSha256(entries), takeNumber);
-        if (!signed) return stored;
-        const data = { crlNumber: signed.crlNumber, der: new Uint8Array(signed.der), entriesSha256: crlEntriesSha256(entries), thisUpdate: signed.thisUpdate, nextUpdate: signed.nextUpdate, final: signed.final };
-        const saved = await tx.crl.upsert({ where: { keyVersionId: scope.versionId }, create: { keyVersionId: scope.versionId, ...data }, update: data });
-        return toStored(saved);
+        const signed = await sign(stored, entries, crlEntriesSha256(entries), takeNumber, latest);
+        const data = signed
+          ? { crlNumber: signed.crlNumber, der: new Uint8Array(signed.der), entriesSha256: crlEntriesSha256(entries), thisUpdate: signed.thisUpdate, nextUpdate: signed.nextUpdate, final: signed.final }
+          : row && { crlNumber: row.crlNumber, der: row.der, entriesSha256: row.entriesSha256, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, final: row.final };
+        if (!data) return null;
+        const have = new Map(rows.map((c) => [c.keyVersionId, c.crlNumber]));
+        for (const id of ids) {
+          if (have.get(id) === data.crlNumber) continue;
+          await tx.crl.upsert({ where: { keyVersionId: id }, create: { keyVersionId: id, ...data }, update: data });
+        }
+        return toStored({ keyVersionId: scope.versionId, ...data });
       });
     } catch (err) {
       return mapPrismaError(err, `CRL of ${scope.keyid} version ${scope.version}`);
