@@ -1,4 +1,9 @@
 export {
+  AUDIT_ACKNOWLEDGEMENTS_MAX,
+  AUDIT_DETAILS_CIRCULAR,
+  AUDIT_DETAILS_MAX_DEPTH,
+  AUDIT_DETAILS_TOO_DEEP,
+  AUDIT_EXPORT_LINE_MAX,
   AUDIT_GENESIS_HASH,
   AUDIT_HASH_RULE,
   AUDIT_INDEXED_TEXT_FIELDS,
@@ -18,6 +23,7 @@ export {
   legacyV1Reason,
   storableText,
   exportAcknowledgement,
+  fileAcknowledgements,
   fileLines,
   verifyAuditExport,
   verifyAuditExportFile,

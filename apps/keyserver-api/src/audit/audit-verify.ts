@@ -9,12 +9,15 @@ import {
   type AuditChainReport,
   type CheckpointTrust,
 } from '@keyserver/audit-chain';
+import { visibleText } from '@keyserver/api-contract/visible-text';
 import { splitPemCertificates } from '@keyserver/pki';
 import { AuditRepository, createDb, DataAccessError } from '@keyserver/data-access';
 
 /**
  * The report as lines: the verdict (when the chain verifies, its status and lastHash, the words and fields of `ksctl
- * audit verify`), then one line per problem and per legacy (rule v1) entry.
+ * audit verify`), then one line per problem and per legacy (rule v1) entry. Seqs, reasons and hashes come from the file
+ * verified, which anyone may have written: each line goes through `visibleText` (ADR 0047), so an escape sequence, a
+ * CR or a bidi override in them is shown as `\u{…}`, never obeyed by the terminal, and a report line stays one line.
  */
 export function auditReportText(tool: string, r: AuditChainReport): string {
   const at = (seq: string) => (seq.startsWith('line') ? seq : `seq ${seq}`);
@@ -37,7 +40,32 @@ export function auditReportText(tool: string, r: AuditChainReport): string {
         : `  unsealed: no signed checkpoint verifies (${r.seal.checkpoints} checkpoint(s))`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(visibleText).join('\n')}\n`;
+}
+
+const VERIFY_USAGE = 'usage: keyserver-api audit-verify <export.jsonl> [--root ROOT.pem [--tsa-cert TSA.pem]]\n';
+
+/**
+ * `--name VALUE` pairs of the given names, each at most once, values not starting with `--`, nothing else; null when the
+ * arguments are not that (usage). An option ignored or a value taken from the next option would change what a command
+ * checks or records without a word (`--rooot` verified unanchored, `--by --reason x` signed by "--reason").
+ */
+function strictOptions(args: string[], names: readonly string[]): Record<string, string> | null {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const [name, value] = [args[i], args[i + 1]];
+    if (!names.includes(name) || Object.hasOwn(out, name) || value === undefined || value.startsWith('--')) return null;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** `--root FILE` and `--tsa-cert FILE`, each at most once, nothing else; null when the options are not that. */
+function verifyOptions(options: string[]): { root?: string; tsaCert?: string } | null {
+  const out = strictOptions(options, ['--root', '--tsa-cert']);
+  // A TSA certificate without a ROOT anchors nothing: refused rather than verified unanchored.
+  if (!out || (out['--tsa-cert'] !== undefined && out['--root'] === undefined)) return null;
+  return { root: out['--root'], tsaCert: out['--tsa-cert'] };
 }
 
 /**
@@ -47,32 +75,36 @@ export function auditReportText(tool: string, r: AuditChainReport): string {
  * warning `audit-verify: warning: audit_tail_unsealed: …` on stderr.
  */
 export async function auditVerifyCommand(file: string | undefined, options: string[] = []): Promise<number> {
-  if (!file) {
-    process.stderr.write('usage: keyserver-api audit-verify <export.jsonl> [--root ROOT.pem [--tsa-cert TSA.pem]]\n');
+  // An unknown option (a typo of --root), a missing value or --tsa-cert alone would verify unanchored: usage.
+  const opts = file ? verifyOptions(options) : null;
+  if (!file || !opts) {
+    process.stderr.write(VERIFY_USAGE);
     return 2;
   }
   let trust: CheckpointTrust | undefined;
   try {
-    statSync(file);
-    const opt = (name: string) => {
-      const i = options.indexOf(name);
-      return i >= 0 ? options[i + 1] : undefined;
-    };
+    // A regular file only: a directory fails mid-read, a device or FIFO (/dev/zero, a pipe) may never end.
+    if (!statSync(file).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     const certs = (path: string) => splitPemCertificates(readFileSync(path, 'utf8')).map((p) => new X509Certificate(p));
-    const root = opt('--root');
-    const tsaCert = opt('--tsa-cert');
-    if (root) trust = anchoredCheckpointTrust({ roots: certs(root), tsaCerts: tsaCert ? certs(tsaCert) : undefined });
+    if (opts.root) trust = anchoredCheckpointTrust({ roots: certs(opts.root), tsaCerts: opts.tsaCert ? certs(opts.tsaCert) : undefined });
   } catch (err) {
-    process.stderr.write(`audit-verify: cannot read ${file} or a certificate: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    process.stderr.write(`audit-verify: cannot read ${visibleText(file)} or a certificate: ${visibleText((err as NodeJS.ErrnoException).code ?? String(err))}\n`);
     return 2;
   }
   // Streams the file: bounded memory whatever the export's size.
-  const r = await verifyAuditExportFile(file, trust);
+  let r: AuditChainReport;
+  try {
+    r = await verifyAuditExportFile(file, trust);
+  } catch (err) {
+    // Read errors only (the verifier reports every content problem in its report).
+    process.stderr.write(`audit-verify: cannot read ${visibleText(file)}: ${visibleText((err as NodeJS.ErrnoException).code ?? String(err))}\n`);
+    return 2;
+  }
   process.stdout.write(auditReportText('audit-verify', r));
   // A valid chain is not a proven complete one (ADR 0048 addendum "export errors and the unsealed tail"): warned as
   // ksctl does, exit 0 still.
   const tail = r.ok ? unsealedTail(r) : null;
-  if (tail) process.stderr.write(`${unsealedTailWarning('audit-verify', tail)}\n`);
+  if (tail) process.stderr.write(`${visibleText(unsealedTailWarning('audit-verify', tail))}\n`);
   return r.ok ? 0 : 1;
 }
 
@@ -85,13 +117,10 @@ const ACK_USAGE = 'usage: keyserver-api audit-acknowledge SEQ --by NAME --reason
  */
 export async function auditAcknowledgeCommand(databaseUrl: string, args: string[]): Promise<number> {
   const [seq, ...rest] = args;
-  const opt = (name: string) => {
-    const i = rest.indexOf(name);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  const by = opt('--by');
-  const reason = opt('--reason');
-  if (!seq || !by || !reason) {
+  const opts = strictOptions(rest, ['--by', '--reason']);
+  const by = opts?.['--by'];
+  const reason = opts?.['--reason'];
+  if (!seq || seq.startsWith('--') || !by || !reason) {
     process.stderr.write(ACK_USAGE);
     return 2;
   }

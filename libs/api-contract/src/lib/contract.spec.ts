@@ -86,7 +86,38 @@ describe('time fields of requests', () => {
     ['fail a from that a query string turned + into a space', { from: '2026-01-01T00:00:00 14:00' }, false],
     ['fail a to below the millisecond', { to: '2026-01-01T00:00:00.0001Z' }, false],
     ['fail a from of year 0000', { from: '0000-01-01T00:00:00Z' }, false],
+    ['ok a cursor of the largest seq PostgreSQL holds', { cursor: '9223372036854775807' }, true],
+    ['fail a cursor past bigint (a 500 from the database before)', { cursor: '9223372036854775808' }, false],
+    ['fail the largest 19-digit cursor', { cursor: '9999999999999999999' }, false],
+    ['fail a cursor in other digits', { cursor: '\u0661\u0662' }, false],
   ] as const)('%s', (_n, query, ok) => {
     expect(AuditQuery.safeParse(query).success).toBe(ok);
+  });
+});
+
+describe('AuditQuery (hostile query strings)', () => {
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 30 }),
+    fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String),
+    fc.array(fc.constantFrom('0', '9', '-', '+', 'e', '.', ' ', '\u0661', '\uff19', '\u0000', 'x'), { maxLength: 22 }).map((a) => a.join('')),
+  );
+  it('ok any cursor either is refused (400) or names a seq PostgreSQL can hold; nothing throws (property)', () => {
+    fc.assert(
+      fc.property(text, (cursor) => {
+        const r = AuditQuery.safeParse({ cursor });
+        expect(r.success).toBe(/^\d{1,19}$/.test(cursor) && BigInt(cursor) <= 2n ** 63n - 1n);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('ok any query of strings (repeated parameters as arrays) parses or is refused without throwing (property)', () => {
+    const key = fc.constantFrom('action', 'outcome', 'actor', 'keyid', 'operationId', 'adminSessionId', 'from', 'to', 'cursor', 'limit', '__proto__', 'constructor');
+    fc.assert(
+      fc.property(fc.dictionary(key, fc.oneof(text, fc.array(text, { maxLength: 3 }))), (q) => {
+        expect(() => AuditQuery.safeParse(q)).not.toThrow();
+      }),
+      { numRuns: 500 },
+    );
   });
 });

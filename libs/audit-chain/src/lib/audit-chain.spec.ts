@@ -257,6 +257,44 @@ describe(canonicalAuditContent.name, () => {
     expect(auditEventHash({ ...forged, prevHash: '0'.repeat(64) })).not.toBe(auditEventHash({ ...honest, prevHash: '0'.repeat(64) }));
   });
 
+  it('ok details of any value JSON.stringify takes store exactly as JSON reads them back (the depth bound changes nothing there)', () => {
+    const [row] = chain(1);
+    const base = { ...row, details: {}, at: new Date(String(row['at'])) } as unknown as AuditHashInput;
+    const asJson = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? 'null') as unknown;
+    fc.assert(
+      fc.property(
+        fc.anything({ maxDepth: 5, withBigInt: true, withBoxedValues: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true, withSparseArray: true, withObjectString: true }),
+        (v) => {
+          expect(canonicalAuditContent({ ...base, details: { v } }).details).toEqual(canonicalAuditContent({ ...base, details: asJson({ v }) }).details);
+        },
+      ),
+      { seed: 13_004, numRuns: 500 },
+    );
+  });
+
+  it.each([
+    ['ok a value nested deeper than the bound is stored as a marker text', () => {
+      const top: Record<string, unknown> = {};
+      let at = top;
+      for (let i = 0; i < 10_000; i++) at = (at['a'] = {}) as Record<string, unknown>;
+      return top;
+    }],
+    ['ok a value that contains itself is stored as a marker text', () => {
+      const o: Record<string, unknown> = { list: [] };
+      o['self'] = o;
+      (o['list'] as unknown[]).push(o, { shared: 1 });
+      return o;
+    }],
+  ])('%s: the writer is total', (_name, details) => {
+    const [row] = chain(1);
+    const base = { ...row, at: new Date(String(row['at'])) } as unknown as AuditHashInput;
+    const canon = { ...canonicalAuditContent({ ...base, details: details() }), prevHash: AUDIT_GENESIS_HASH };
+    const text = JSON.stringify(canon.details);
+    expect(text).toMatch(/…(nested deeper than 100 levels|circular)/);
+    const line = JSON.stringify({ ...canon, seq: '1', at: canon.at.toISOString(), hash: auditEventHash(canon) });
+    expect(verifyAuditExport(line)).toMatchObject({ ok: true, checked: 1 });
+  });
+
   it('is the identity on already storable strings', () => {
     fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (s) => storableText(s) === s), { seed: 13_003 });
   });

@@ -112,8 +112,40 @@ function escapedDetails(details: Record<string, unknown>): Record<string, unknow
 
 const reserved = (key: string): boolean => key.startsWith(AUDIT_MOVED_PREFIX) || key.startsWith(AUDIT_ESCAPED_PREFIX);
 
+/** Deepest nesting of details the writer keeps; a value below it is stored as {@link AUDIT_DETAILS_TOO_DEEP}. */
+export const AUDIT_DETAILS_MAX_DEPTH = 100;
+/** Stored in place of a details value nested deeper than {@link AUDIT_DETAILS_MAX_DEPTH}. */
+export const AUDIT_DETAILS_TOO_DEEP = `…nested deeper than ${AUDIT_DETAILS_MAX_DEPTH} levels`;
+/** Stored in place of a details value that contains itself. */
+export const AUDIT_DETAILS_CIRCULAR = '…circular';
+
+/**
+ * The value JSON.stringify would serialize (toJSON applied once, boxed primitives unwrapped, bigint as decimal text), with
+ * every value nested deeper than {@link AUDIT_DETAILS_MAX_DEPTH} or containing itself replaced by a marker text: on those
+ * JSON.stringify throws (RangeError, TypeError), and the writer must be total (ADR 0009). Identity in effect on anything
+ * JSON.stringify serialized before.
+ */
+function boundedJson(v: unknown, key: string, depth: number, open: Set<object>, toJson = true): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (v === null || typeof v !== 'object') return v;
+  const withToJson = v as { toJSON?: (k: string) => unknown };
+  if (toJson && typeof withToJson.toJSON === 'function') return boundedJson(withToJson.toJSON(key), key, depth, open, false);
+  if (v instanceof Number || v instanceof String || v instanceof Boolean) return v.valueOf();
+  if (open.has(v)) return AUDIT_DETAILS_CIRCULAR;
+  if (depth >= AUDIT_DETAILS_MAX_DEPTH) return AUDIT_DETAILS_TOO_DEEP;
+  open.add(v);
+  try {
+    if (Array.isArray(v)) return v.map((x: unknown, i) => boundedJson(x, String(i), depth + 1, open));
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) defineMember(out, k, boundedJson((v as Record<string, unknown>)[k], k, depth + 1, open));
+    return out;
+  } finally {
+    open.delete(v);
+  }
+}
+
 function storableDetails(details: unknown): Record<string, unknown> {
-  const json = JSON.stringify(details ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  const json = JSON.stringify(boundedJson(details ?? {}, '', 0, new Set()), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   const plain = storableJson(json === undefined ? {} : JSON.parse(json));
   return plain !== null && typeof plain === 'object' && !Array.isArray(plain) ? (plain as Record<string, unknown>) : { value: plain };
 }
@@ -282,7 +314,11 @@ export const AUDIT_PROBLEMS_LISTED = 1000;
  */
 export class AuditChainVerifier {
   /** Acknowledgements by `${seq} ${hash}` of the entry they acknowledge. */
-  private readonly acks = new Map<string, { ackSeq: string; by: string | null; reason: string }>();
+  private readonly acks = new Map<string, { ackSeq: string; ackHash: string; by: string | null; reason: string }>();
+  /** `${seq} ${hash}` of each acknowledgement met in the chain as a verified entry (linked, hash rule v2). */
+  private readonly verifiedAcks = new Set<string>();
+  /** Entries moved to `legacy` by an acknowledgement: undone in {@link report} unless the chain holds it verified. */
+  private readonly acknowledged: { seq: string; ack: string; problemAt: number; checked: number; legacyAt: number }[] = [];
 
   /**
    * @param acknowledgements the chain's {@link AUDIT_LEGACY_ACK_ACTION} entries (SUCCESS), read beforehand: each moves
@@ -298,7 +334,7 @@ export class AuditChainVerifier {
     for (const a of acknowledgements) {
       const d = a.details ?? {};
       if (a.action !== AUDIT_LEGACY_ACK_ACTION || a.outcome !== 'SUCCESS' || typeof d['seq'] !== 'string' || typeof d['hash'] !== 'string') continue;
-      this.acks.set(`${d['seq']} ${d['hash']}`, { ackSeq: a.seq, by: a.actorName, reason: typeof d['reason'] === 'string' ? d['reason'] : '' });
+      this.acks.set(`${d['seq']} ${d['hash']}`, { ackSeq: a.seq, ackHash: a.hash, by: a.actorName, reason: typeof d['reason'] === 'string' ? d['reason'] : '' });
     }
   }
 
@@ -320,15 +356,24 @@ export class AuditChainVerifier {
       this.problem(e.seq, 'link_broken', this.prevSeq === null
         ? 'prevHash is not the genesis hash: entries before it were deleted'
         : `prevHash is not the hash of the previous entry (seq ${this.prevSeq}): entries were deleted, inserted or reordered`);
+    } else if (this.prevSeq !== null && !isLater(e.seq, this.prevSeq)) {
+      // seq is no part of the hash: an export whose entries are linked but numbered out of order names entries falsely.
+      this.problem(e.seq, 'link_broken', `seq is not after the previous entry's seq ${this.prevSeq}: the entries are renumbered or out of order`);
     }
     if (auditEventHash(e) === e.hash) {
       this.v2Seen = true;
+      if (linked && this.problemCount === before && e.action === AUDIT_LEGACY_ACK_ACTION && e.outcome === 'SUCCESS') this.verifiedAcks.add(`${e.seq} ${e.hash}`);
     } else if (auditEventHashV1(e) === e.hash) {
       if (this.v2Seen) this.problem(e.seq, 'content_changed', 'hashed under the retired v1 rule after the chain moved to v2');
     } else {
       const ack = this.v2Seen || !linked ? undefined : this.acks.get(`${e.seq} ${e.hash}`);
-      const legacy = this.v2Seen ? null : legacyV1Reason(e) ?? (ack && isLater(ack.ackSeq, e.seq) ? `acknowledged by entry seq ${ack.ackSeq} (${ack.by ?? 'unnamed'}): ${ack.reason}` : null);
+      const reconstructed = this.v2Seen ? null : legacyV1Reason(e);
+      const byAck = !this.v2Seen && !reconstructed && ack && isLater(ack.ackSeq, e.seq) ? ack : undefined;
+      const legacy = reconstructed ?? (byAck ? `acknowledged by entry seq ${byAck.ackSeq} (${byAck.by ?? 'unnamed'}): ${byAck.reason}` : null);
       if (legacy) {
+        if (byAck) {
+          this.acknowledged.push({ seq: e.seq, ack: `${byAck.ackSeq} ${byAck.ackHash}`, problemAt: this.problems.length, checked: this.checked, legacyAt: this.legacy.length });
+        }
         this.legacyCount++;
         if (this.legacy.length < AUDIT_PROBLEMS_LISTED) this.legacy.push({ seq: e.seq, kind: 'legacy_hash_v1', reason: legacy });
       } else if (this.v2Seen) {
@@ -348,6 +393,28 @@ export class AuditChainVerifier {
     this.prevSeq = e.seq;
   }
 
+  /**
+   * An acknowledgement counts only as an entry of the chain that verifies (linked, its own hash right): one that is not
+   * (a forged line of an export, a line that is no entry) leaves the entry it names the problem it was, in its place.
+   */
+  private withdrawUnverifiedAcknowledgements(): void {
+    for (const a of [...this.acknowledged].reverse()) {
+      if (this.verifiedAcks.has(a.ack)) continue;
+      this.problemCount++;
+      if (a.problemAt < AUDIT_PROBLEMS_LISTED) this.problems.splice(a.problemAt, 0, {
+        seq: a.seq,
+        kind: 'content_changed',
+        reason: `content does not match its hash under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised; the acknowledgement naming it (seq ${a.ack.split(' ')[0]}) is not a verified entry of this chain`,
+        acknowledgeable: true,
+      });
+      if (this.problems.length > AUDIT_PROBLEMS_LISTED) this.problems.pop();
+      this.checked = Math.min(this.checked, a.checked);
+      this.legacyCount--;
+      if (a.legacyAt < this.legacy.length && this.legacy[a.legacyAt].seq === a.seq) this.legacy.splice(a.legacyAt, 1);
+    }
+    this.acknowledged.length = 0;
+  }
+
   /** An export line that is not an entry (the chain continues from the last entry). */
   notAnEntry(seq: string, reason: string): void {
     this.total++;
@@ -360,6 +427,7 @@ export class AuditChainVerifier {
   }
 
   report(): AuditChainReport {
+    this.withdrawUnverifiedAcknowledgements();
     const sealed = this.seals && (!this.sealOnlyWhenSeen || this.seals.seen) ? this.seals.finish() : undefined;
     for (const p of sealed?.problems ?? []) this.problem(p.seq, p.kind, p.reason);
     // Checkpoint problems beyond those the checkpoint verifier kept are counted all the same.
@@ -425,8 +493,61 @@ export function legacyV1Reason(e: StoredAuditEntry): string | null {
   return null;
 }
 
+/** Longest export line (UTF-16 code units) a verifier reads: far above any entry the API writes (a request body is at
+ * most 1 MiB), so that a file without line breaks cannot fill the verifier's memory. */
+export const AUDIT_EXPORT_LINE_MAX = 16 * 1024 * 1024;
+/** Acknowledgements the first pass over an export keeps (each names one entry of the v1 writer: real chains hold few). */
+export const AUDIT_ACKNOWLEDGEMENTS_MAX = 10_000;
+/** Characters of an acknowledgement's reason the first pass keeps (`audit-acknowledge` takes at most 1000). */
+const ACK_REASON_MAX = 1000;
+
+/** What {@link fileLines} yields in place of a line longer than {@link AUDIT_EXPORT_LINE_MAX} (no JSON starts with NUL). */
+const LINE_TOO_LONG = '\u0000line too long';
+
 const HASHED = ['id', 'at', 'action', 'outcome', 'prevHash', 'hash'] as const;
+/** The members of an export's entry line (`auditExportLine`): seq and hash, and the content {@link auditEventHash} covers. */
+const EXPORT_MEMBERS: ReadonlySet<string> = new Set([
+  'seq', 'id', 'at', 'action', 'outcome', 'errorCode', 'actorTid', 'actorOid', 'actorName', 'actorClient', 'actorSubjectId', 'keyid',
+  'operationId', 'adminSessionId', 'digest', 'requestId', 'details', 'prevHash', 'hash',
+]);
+/** A seq as the export writes it (PostgreSQL bigint, decimal, no sign, no leading zero). */
+const EXPORT_SEQ = /^(0|[1-9]\d{0,18})$/;
 const CHECKPOINT_LINE = '{"checkpoint":';
+
+/**
+ * Whether a JSON text (one that JSON.parse accepts) names a member twice in one object, under any spelling (`"a"`,
+ * `"\u0061"`). JSON.parse keeps the last; other readers keep the first or refuse: such a line reads differently to
+ * different readers, so a verifier that accepted it would vouch for text an auditor may read otherwise.
+ */
+export function hasDuplicateMember(json: string): boolean {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      if (expectKey) {
+        const keys = stack[stack.length - 1] as Set<string>;
+        const key = JSON.parse(json.slice(i, j + 1)) as string;
+        if (keys.has(key)) return true;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === '[') {
+      stack.push(null);
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',') {
+      expectKey = stack[stack.length - 1] instanceof Set;
+    }
+  }
+  return false;
+}
 
 /** Lines of an export as a verifier reads them: any iterable (a string split at `\n`) or a stream of lines. */
 export type ExportLines = Iterable<string> | AsyncIterable<string>;
@@ -444,20 +565,34 @@ export interface AuditExportSource {
 
 /** The acknowledgement entry an export line holds, or null: collect them in a first pass for {@link verifyAuditExportStream}. */
 export function exportAcknowledgement(line: string): StoredAuditEntry | null {
-  if (!line.includes(AUDIT_LEGACY_ACK_ACTION)) return null;
+  if (!line.includes(AUDIT_LEGACY_ACK_ACTION) || line.length > AUDIT_EXPORT_LINE_MAX || line.trim().startsWith(CHECKPOINT_LINE)) return null;
   try {
     const raw = JSON.parse(line) as StoredAuditEntry | null;
-    return raw && typeof raw === 'object' && typeof raw.seq === 'string' ? raw : null;
+    if (!raw || typeof raw !== 'object' || typeof raw.seq !== 'string' || raw.action !== AUDIT_LEGACY_ACK_ACTION) return null;
+    // Only the members AuditChainVerifier reads, each bounded: a line of megabytes is not held whole until the end.
+    const d = raw.details && typeof raw.details === 'object' ? raw.details : {};
+    const text = (v: unknown, max: number) => (typeof v === 'string' && v.length <= max ? v : undefined);
+    const reason = typeof d['reason'] === 'string' ? d['reason'].slice(0, ACK_REASON_MAX) : undefined;
+    return {
+      seq: raw.seq.slice(0, 20),
+      hash: text(raw.hash, 64),
+      action: raw.action,
+      outcome: text(raw.outcome, 16),
+      actorName: typeof raw.actorName === 'string' ? raw.actorName.slice(0, ACK_REASON_MAX) : null,
+      details: { seq: text(d['seq'], 20), hash: text(d['hash'], 64), reason },
+    } as unknown as StoredAuditEntry;
   } catch {
     return null;
   }
 }
 
-function exportCheckpoint(line: string): AuditCheckpoint | null {
-  if (!line.startsWith(CHECKPOINT_LINE)) return null;
+function exportCheckpoint(text: string): AuditCheckpoint | null {
+  const line = text.trim();
+  if (!line.startsWith(CHECKPOINT_LINE) || line.length > AUDIT_EXPORT_LINE_MAX) return null;
   try {
-    const raw = (JSON.parse(line) as { checkpoint?: AuditCheckpoint }).checkpoint;
-    return raw && typeof raw === 'object' ? raw : null;
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    const raw = parsed['checkpoint'] as AuditCheckpoint | null;
+    return raw && typeof raw === 'object' && !Array.isArray(raw) && Object.keys(parsed).length === 1 ? raw : null;
   } catch {
     return null;
   }
@@ -465,25 +600,50 @@ function exportCheckpoint(line: string): AuditCheckpoint | null {
 
 /** One export line for the chain verifier: an entry (with its seq when it has a decimal one), a non-entry, or nothing. */
 function exportEntry(v: AuditChainVerifier, text: string, lineNo: number): { entry: StoredAuditEntry; seq: bigint | null } | null {
+  // trim: a byte order mark before the first line and CR of CRLF line ends change no member.
   const line = text.trim();
-  if (!line || line.startsWith(CHECKPOINT_LINE)) return null;
+  if (!line) return null;
+  if (line === LINE_TOO_LONG || line.length > AUDIT_EXPORT_LINE_MAX) {
+    v.notAnEntry(`line ${lineNo}`, `longer than ${AUDIT_EXPORT_LINE_MAX} characters: not read`);
+    return null;
+  }
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    v.notAnEntry(`line ${lineNo}`, 'not JSON');
+    v.notAnEntry(`line ${lineNo}`, line.startsWith(CHECKPOINT_LINE) ? 'not a checkpoint line: not JSON' : 'not JSON');
     return null;
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     v.notAnEntry(`line ${lineNo}`, 'not an audit entry');
     return null;
   }
-  const seq = typeof raw['seq'] === 'string' ? raw['seq'] : `line ${lineNo}`;
-  if (HASHED.some((f) => typeof raw[f] !== 'string') || isNaN(Date.parse(String(raw['at'])))) {
-    v.notAnEntry(seq, 'not an audit entry');
+  const duplicate = hasDuplicateMember(line);
+  if (line.startsWith(CHECKPOINT_LINE)) {
+    // The checkpoint stream reads it; here it must be one, else it is a line no verifier would look at.
+    if (!exportCheckpoint(line) || duplicate) v.notAnEntry(`line ${lineNo}`, duplicate ? 'a checkpoint line naming a member twice' : 'not a checkpoint line');
     return null;
   }
-  return { entry: { ...raw, seq, at: new Date(String(raw['at'])) } as unknown as StoredAuditEntry, seq: /^\d{1,19}$/.test(seq) ? BigInt(seq) : null };
+  const named = typeof raw['seq'] === 'string' && raw['seq'].length <= 19 ? raw['seq'] : null;
+  const seq = named ?? `line ${lineNo}`;
+  // One reading only: what the export writes, nothing a reader could take otherwise (ADR 0009 addendum).
+  const why =
+    HASHED.some((f) => typeof raw[f] !== 'string') || isNaN(Date.parse(String(raw['at'])))
+      ? 'not an audit entry'
+      : named === null || !EXPORT_SEQ.test(named)
+        ? 'seq is not a decimal string as the export writes it'
+        : duplicate
+          ? 'a member is named twice: JSON readers disagree on its value'
+          : Object.keys(raw).some((k) => !EXPORT_MEMBERS.has(k))
+            ? `a member the export does not write: ${Object.keys(raw).filter((k) => !EXPORT_MEMBERS.has(k)).slice(0, 3).map((k) => JSON.stringify(k)).join(', ')}`
+            : new Date(String(raw['at'])).toISOString() !== raw['at']
+              ? 'at is not the ISO 8601 UTC form the export writes (YYYY-MM-DDTHH:mm:ss.sssZ)'
+              : null;
+  if (why) {
+    v.notAnEntry(seq, why);
+    return null;
+  }
+  return { entry: { ...raw, seq, at: new Date(String(raw['at'])) } as unknown as StoredAuditEntry, seq: BigInt(seq) };
 }
 
 const cpSeq = (cp: AuditCheckpoint): bigint => (typeof cp.seq === 'string' && /^\d{1,19}$/.test(cp.seq) ? BigInt(cp.seq) : -1n);
@@ -554,15 +714,31 @@ function iterate(lines: ExportLines): AsyncIterator<string> | Iterator<string> {
   return Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : lines[Symbol.iterator]();
 }
 
-/** The lines of a file (split at `\n` like {@link verifyAuditExport}), read in chunks. */
-export async function* fileLines(path: string): AsyncGenerator<string> {
+/**
+ * The lines of a file (split at `\n` like {@link verifyAuditExport}), read in chunks. A line longer than `max`
+ * characters is never held: it is skipped to its end and a marker the verifiers report as `not_an_entry` stands in
+ * for it, so a file without line breaks (or an endless one) cannot fill the memory.
+ */
+export async function* fileLines(path: string, max = AUDIT_EXPORT_LINE_MAX): AsyncGenerator<string> {
   let rest = '';
+  let tooLong = false;
   for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 })) {
-    const parts = (rest + (chunk as string)).split('\n');
-    rest = parts.pop() as string;
-    yield* parts;
+    const text = chunk as string;
+    let from = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+      if (tooLong || rest.length + nl - from > max) yield LINE_TOO_LONG;
+      else yield rest + text.slice(from, nl);
+      rest = '';
+      tooLong = false;
+      from = nl + 1;
+    }
+    if (!tooLong && rest.length + text.length - from > max) {
+      tooLong = true;
+      rest = '';
+    }
+    if (!tooLong) rest += text.slice(from);
   }
-  yield rest;
+  yield tooLong ? LINE_TOO_LONG : rest;
 }
 
 /**
@@ -570,10 +746,20 @@ export async function* fileLines(path: string): AsyncGenerator<string> {
  * acknowledgements, then the entries and the checkpoint lines as two streams of the same file.
  */
 export async function verifyAuditExportFile(path: string, trust?: CheckpointTrust): Promise<AuditChainReport> {
+  const acknowledgements = await fileAcknowledgements(path);
+  return verifyAuditExportStream({ entries: fileLines(path), checkpoints: fileLines(path), acknowledgements }, trust);
+}
+
+/**
+ * The first pass of {@link verifyAuditExportFile}: the file's acknowledgements ({@link exportAcknowledgement}), at most
+ * {@link AUDIT_ACKNOWLEDGEMENTS_MAX} of them, so a file of acknowledgement lines cannot fill the memory. One beyond is
+ * not kept, so the entry it names stays a problem: the verifier errs towards reporting.
+ */
+export async function fileAcknowledgements(path: string): Promise<StoredAuditEntry[]> {
   const acknowledgements: StoredAuditEntry[] = [];
   for await (const line of fileLines(path)) {
-    const ack = exportAcknowledgement(line);
+    const ack = acknowledgements.length < AUDIT_ACKNOWLEDGEMENTS_MAX ? exportAcknowledgement(line) : null;
     if (ack) acknowledgements.push(ack);
   }
-  return verifyAuditExportStream({ entries: fileLines(path), checkpoints: fileLines(path), acknowledgements }, trust);
+  return acknowledgements;
 }

@@ -58,6 +58,20 @@ const auditInput: fc.Arbitrary<AuditInput> = fc.record({
   details: fc.dictionary(hostileString, jsonish, { maxKeys: 5 }),
 });
 
+/** An object nested `n` levels deep. */
+function nested(n: number): Record<string, unknown> {
+  const top: Record<string, unknown> = {};
+  let at = top;
+  for (let i = 0; i < n; i++) at = (at['a'] = {}) as Record<string, unknown>;
+  return top;
+}
+function cyclic(): Record<string, unknown> {
+  const o: Record<string, unknown> = { name: 'loop', list: [1] };
+  o['self'] = o;
+  (o['list'] as unknown[]).push(o);
+  return o;
+}
+
 describe(`${AuditRepository.name} canonical form`, () => {
   const r = twoReplicas('audit_canon');
 
@@ -76,6 +90,11 @@ describe(`${AuditRepository.name} canonical form`, () => {
     ['ok not a UUID in a uuid field', { action: 'x', outcome: 'DENIED', operationId: 'nope', adminSessionId: '{0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}' }],
     ['ok huge keyid', { action: 'x', outcome: 'DENIED', keyid: 'k'.repeat(100_000) }],
     ['ok numbers jsonb re-formats', { action: 'x', outcome: 'SUCCESS', details: { big: 1e21, tiny: 5e-324, neg: -0, frac: 0.1 + 0.2, exp: 1.5e300 } }],
+    // The writer is total (ADR 0009 addendum "one reading per export line"): JSON.stringify throws on these.
+    ['ok details nested 1000 deep', { action: 'x', outcome: 'DENIED', details: { deep: nested(1000) } }],
+    ['ok details nested 10000 deep', { action: 'x', outcome: 'DENIED', details: { deep: nested(10_000) } }],
+    ['ok details holding a cycle', { action: 'x', outcome: 'DENIED', details: cyclic() }],
+    ['ok details holding a bigint and a Date deep down', { action: 'x', outcome: 'DENIED', details: { a: [{ n: 2n ** 70n, at: new Date(0), gone: undefined }] } }],
   ])('%s: appends and verifies', async (_name, input) => {
     const appended = await r.a.audit.append(input);
     const [row] = (await storedRows()).filter((e) => e.id === appended.id);

@@ -98,4 +98,25 @@ describe(AuditRepository.name, () => {
     expect(await outcome(a.audit.list({ cursor: 'abc' }))).toBe('invalid_input');
     expect(await outcome(a.audit.list({ limit: 0 }))).toBe('invalid_input');
   });
+
+  it.each([
+    ['ok a cursor of the largest seq PostgreSQL holds', '9223372036854775807', 'ok'],
+    ['ok a cursor with leading zeros', '0009', 'ok'],
+    ['fail a cursor past bigint (19 digits pass the contract)', '9223372036854775808', 'invalid_input'],
+    ['fail the largest 19-digit cursor', '9999999999999999999', 'invalid_input'],
+    ['fail a cursor of 40 digits', '1'.repeat(40), 'invalid_input'],
+    ['fail a cursor in other digits', '\u0661\u0662', 'invalid_input'],
+  ])('%s: %s', async (_name, cursor, expected) => {
+    expect(await outcome(a.audit.list({ cursor, limit: 1 }))).toBe(expected);
+  });
+
+  it.each([
+    ['fail a seq past bigint', '9223372036854775808', 'invalid_input'],
+    ['fail the largest 19-digit seq', '9999999999999999999', 'invalid_input'],
+    ['fail a seq with a sign', '+1', 'invalid_input'],
+    ['fail a seq in other digits', '\u0661', 'invalid_input'],
+    ['fail the largest seq PostgreSQL holds (no such entry)', '9223372036854775807', 'not_found'],
+  ])('audit-acknowledge %s: %s', async (_name, seq, expected) => {
+    expect(await outcome(a.audit.acknowledgeLegacy(seq, 'Olga Operator', 'checked'))).toBe(expected);
+  });
 });

@@ -187,10 +187,7 @@ export class AuditRepository {
   async list(filter: AuditFilter = {}): Promise<Page<AuditEvent>> {
     const limit = clampLimit(filter.limit);
     let before: bigint | undefined;
-    if (filter.cursor !== undefined) {
-      if (!/^\d+$/.test(filter.cursor)) throw new DataAccessError('invalid_input', 'bad cursor');
-      before = BigInt(filter.cursor);
-    }
+    if (filter.cursor !== undefined) before = seqOf(filter.cursor, 'bad cursor');
     const rows = await this.db.prisma.auditEvent.findMany({
       where: {
         action: filter.action,
@@ -314,6 +311,16 @@ export class AuditRepository {
   }
 }
 
+/** Largest seq (PostgreSQL bigint): past it the database refuses the parameter (Prisma P2020, a 500 on a route). */
+const MAX_SEQ = 9223372036854775807n;
+
+/** A seq given as text (a cursor, a command's argument): ASCII decimal digits within bigint, else invalid_input. */
+function seqOf(text: string, message: string): bigint {
+  const seq = /^\d{1,19}$/.test(text) ? BigInt(text) : null;
+  if (seq === null || seq > MAX_SEQ) throw new DataAccessError('invalid_input', message);
+  return seq;
+}
+
 /**
  * The repair step for an entry of the v1 writer that verification cannot reconstruct (docs/adr/0009): after an
  * operator has checked it (request logs by requestId), an {@link AUDIT_LEGACY_ACK_ACTION} entry names it by seq and
@@ -322,19 +329,19 @@ export class AuditRepository {
  * for no such entry. Nothing is rewritten.
  */
 async function acknowledgeLegacyAudit(repo: AuditRepository, db: Db, seq: string, by: string, reason: string): Promise<AuditEvent> {
-  if (!/^\d{1,19}$/.test(seq)) throw new DataAccessError('invalid_input', 'seq must be a decimal number');
+  const at = seqOf(seq, 'seq must be a decimal number');
   if (!by.trim() || !reason.trim() || reason.length > 1000) throw new DataAccessError('invalid_input', 'name who acknowledges (--by) and why (--reason, at most 1000 characters)');
-  const row = await db.prisma.auditEvent.findUnique({ where: { seq: BigInt(seq) } });
+  const row = await db.prisma.auditEvent.findUnique({ where: { seq: at } });
   if (!row) throw new DataAccessError('not_found', `no audit entry seq ${seq}`);
   const report = await repo.verifyChain();
-  const problem = report.problems.find((p) => p.seq === seq && p.acknowledgeable);
-  if (!problem) throw new DataAccessError('invalid_state', `audit entry seq ${seq} is not an unverifiable entry of the v1 writer with an intact link`);
+  const problem = report.problems.find((p) => p.seq === row.seq.toString() && p.acknowledgeable);
+  if (!problem) throw new DataAccessError('invalid_state', `audit entry seq ${row.seq} is not an unverifiable entry of the v1 writer with an intact link`);
   return repo.append({
     action: AUDIT_LEGACY_ACK_ACTION,
     outcome: 'SUCCESS',
     actorName: by,
     actorClient: 'keyserver-api audit-acknowledge',
-    details: { seq, hash: row.hash, reason, problem: problem.reason },
+    details: { seq: row.seq.toString(), hash: row.hash, reason, problem: problem.reason },
   });
 }
 
