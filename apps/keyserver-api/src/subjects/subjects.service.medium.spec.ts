@@ -132,3 +132,59 @@ describe(`${SubjectsService.name} keeps the administrators a session needs (medi
     expect((await service.update(ada, s.id, eve.subjectId, { enabled: false }, 'req-ok')).enabled).toBe(false);
   });
 });
+
+// The gate reads the session before the change's transaction starts; another replica may close it, or end it by
+// disabling its authorizer, in between. The change is then refused in its transaction (ADR 0012 addendum "a change
+// holds its session"): 409 session_not_active, audited DENIED, nothing written.
+describe(`${SubjectsService.name} holds the session a change runs in (medium: real PostgreSQL)`, () => {
+  const pg = mediumDatabase('ks_api_medium_sessionhold');
+
+  /** The gate, then `between` (another replica's change) before the service goes on. */
+  class LateGate extends AdminSessionGate {
+    constructor(
+      sessions: AdminSessionRepository,
+      private readonly between: (sessionId: string) => Promise<unknown>,
+    ) {
+      super(sessions);
+    }
+    override async require(actor: Actor, sessionId: string | undefined) {
+      const s = await super.require(actor, sessionId);
+      await this.between(s.id);
+      return s;
+    }
+  }
+
+  it.each<[string, (x: { sessions: AdminSessionRepository; subjects: SubjectRepository; ivy: string }, sessionId: string) => Promise<unknown>]>([
+    ['fail a change in a session closed after the gate let it through', ({ sessions }, id) => sessions.close(id)],
+    ['fail a change in a session whose authorizer was disabled after the gate let it through', ({ subjects, ivy }) => subjects.update(ivy, { enabled: false })],
+  ])('%s: 409 session_not_active, audited DENIED, nothing written', async (_n, between) => {
+    const db = pg.db;
+    const subjects = new SubjectRepository(db);
+    const audit = new AuditRepository(db);
+    const sessions = new AdminSessionRepository(db);
+    const ada = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+    const changes: [string, (svc: SubjectsService, sessionId: string, id: string) => Promise<unknown>][] = [
+      ['subject.create', (svc, s, id) => svc.create(ada, s, { kind: 'USER', tid: MEDIUM_TENANT, oid: randomUUID(), displayName: 'late' }, id)],
+      ['subject.update', (svc, s, id) => svc.update(ada, s, ada.subjectId, { displayName: 'late' }, id)],
+      ['role.create', (svc, s, id) => svc.createRole(ada, s, { name: `late-${randomBytes(3).toString('hex')}`, natures: ['SIGNER'] }, id)],
+      ['role.update', (svc, s, id) => svc.updateRole(ada, s, 'medium-late', { description: 'late' }, id)],
+    ];
+    await subjects.upsertRole('medium-late', ['SIGNER'], 'before');
+    for (const [action, change] of changes) {
+      const ivy = await mediumActor(db, { natures: ['ADMINISTRATOR'] }, Permission.SubjectsAdmin);
+      const s = await sessions.open({ description: 'late', creatorId: ada.subjectId, requiredApprovals: 1, expiresAt: new Date(Date.now() + 3_600_000), powers: true });
+      await sessions.authorize(s.id, ivy.subjectId);
+      // What is stored once the other replica's change committed: the refused change must add nothing to it.
+      let stored: unknown;
+      const late = async (sid: string) => {
+        await between({ sessions, subjects, ivy: ivy.subjectId }, sid);
+        stored = [await subjects.list(), await subjects.listRoleGrants()];
+      };
+      const service = new SubjectsService(subjects, new KeyRepository(db), new LateGate(sessions, late), new Audited(audit));
+      const id = `req-${randomBytes(4).toString('hex')}`;
+      expect([action, await codeOf(change(service, s.id, id))]).toEqual([action, 'session_not_active']);
+      expect((await audit.list({ requestId: id })).items.map((e) => [e.action, e.outcome, e.errorCode])).toEqual([[action, 'DENIED', 'session_not_active']]);
+      expect([await subjects.list(), await subjects.listRoleGrants()]).toEqual(stored);
+    }
+  });
+});

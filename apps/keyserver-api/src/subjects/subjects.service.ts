@@ -88,7 +88,7 @@ export class SubjectsService {
       if (existing) throw new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${existing.name} exists`);
       await this.checkKeys(dto.keys.map((k) => k.keyid));
       // The role, its grants and its event (details.role: the stored role) in one transaction.
-      const role = await this.subjects.createRole(dto, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
+      const role = await this.subjects.createRole(dto, { ...a.event, adminSessionId: session.id }, session).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'conflict' ? new SubjectAdminError(SubjectAdminErrorCode.RoleExists, `role ${dto.name} exists (in this or another case)`) : err;
       });
       a.committed();

@@ -11,6 +11,15 @@ const NatureName = NatureSchema;
 const KeyGrant = KeyGrantSchema;
 export const RoleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'role names are 1-64 characters [A-Za-z0-9._-]');
 const KeyId = KeyIdRef;
+/**
+ * A list of words from the vocabulary, each at most once: a nature, grant or role named twice is refused (as a key
+ * named twice is), never stored twice nor folded silently into something other than the request an approver read.
+ */
+const distinct = <T extends z.ZodType<string>>(item: T, max: number, min = 0) =>
+  (min > 0 ? z.array(item).min(min) : z.array(item))
+    .max(max)
+    .refine((xs) => new Set(xs).size === xs.length, { message: 'a value appears twice' })
+    .meta({ uniqueItems: true });
 const DisplayName = z.string().trim().min(1).max(200);
 const Username = z.string().trim().min(1).max(256).nullable();
 
@@ -28,7 +37,7 @@ export const CreateSubjectRequest = z.strictObject({
   oid: EntraId,
   displayName: DisplayName,
   username: Username.optional(),
-  roles: z.array(RoleName).max(32).default([]),
+  roles: distinct(RoleName, 32).default([]),
 });
 export type CreateSubjectRequest = z.infer<typeof CreateSubjectRequest>;
 
@@ -38,7 +47,7 @@ export const UpdateSubjectRequest = z
     displayName: DisplayName.optional(),
     username: Username.optional(),
     enabled: z.boolean().optional(),
-    roles: z.array(RoleName).max(32).optional(),
+    roles: distinct(RoleName, 32).optional(),
   })
   .refine((o) => Object.keys(o).length > 0, { message: 'nothing to change' });
 export type UpdateSubjectRequest = z.infer<typeof UpdateSubjectRequest>;
@@ -65,7 +74,7 @@ export type SubjectView = z.infer<typeof SubjectView>;
 export const SubjectList = z.object({ items: z.array(SubjectView) });
 export type SubjectList = z.infer<typeof SubjectList>;
 
-export const RoleKeyGrant = z.strictObject({ keyid: KeyId, permissions: z.array(KeyGrant).min(1).max(4) });
+export const RoleKeyGrant = z.strictObject({ keyid: KeyId, permissions: distinct(KeyGrant, 4, 1) });
 
 const uniqueKeys = (keys: { keyid: string }[] | undefined) => !keys || new Set(keys.map((k) => k.keyid)).size === keys.length;
 
@@ -74,7 +83,7 @@ export const CreateRoleRequest = z
   .strictObject({
     name: RoleName,
     description: z.string().trim().max(500).default(''),
-    natures: z.array(NatureName).max(6),
+    natures: distinct(NatureName, 6),
     keys: z.array(RoleKeyGrant).max(256).default([]),
   })
   .refine((o) => uniqueKeys(o.keys), { message: 'a key appears twice', path: ['keys'] });
@@ -84,7 +93,7 @@ export type CreateRoleRequest = z.infer<typeof CreateRoleRequest>;
 export const UpdateRoleRequest = z
   .strictObject({
     description: z.string().trim().max(500).optional(),
-    natures: z.array(NatureName).max(6).optional(),
+    natures: distinct(NatureName, 6).optional(),
     keys: z.array(RoleKeyGrant).max(256).optional(),
   })
   .refine((o) => Object.keys(o).length > 0, { message: 'nothing to change' })

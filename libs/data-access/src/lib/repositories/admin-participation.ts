@@ -1,4 +1,4 @@
-import type { Tx } from '../db';
+import { UUID, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import { HUMAN_ONLY_NATURES } from '@keyserver/api-contract';
 import type { AuditInput, SubjectKind } from '../types';
@@ -50,6 +50,44 @@ export interface SessionScope {
    * scopes built by hand): not checked.
    */
   requiredApprovals?: number;
+  /**
+   * The session itself, as the gate handed it over (an `AdminSession` is a scope): with `id` and `creatorId` the
+   * change's transaction holds it ({@link holdSession}). Absent (fixtures, scopes built by hand): not held.
+   */
+  id?: string;
+  creatorId?: string;
+  approverIds?: readonly string[];
+}
+
+/**
+ * Holds the session a change runs in for the change's transaction (ADR 0012 addendum "a change holds its session").
+ * The gate reads the session before the transaction starts; between that read and the commit the session may be
+ * closed, expire, or lose an administrator who opened or authorized it (disabled, role taken, recorded as a guest), on
+ * this replica or another. So, first in the transaction: the subject rows of the session's administrators and of
+ * `subjectIds` (the subjects the change writes or whose administrator nature it may take) are locked FOR NO KEY
+ * UPDATE in id order, the order every such change takes them in, then the session is read again and the change is
+ * refused `session_not_active` unless it is ACTIVE, not past its expiry (read after the locks were granted, to the
+ * millisecond: `expiresAt` is the first instant it is not) and every one of those administrators is still an enabled
+ * administrator not recorded as a guest. Every change that ends a session by taking the administrator nature from a
+ * participant writes that participant's row or its role, so a change of the same session either committed before
+ * (and is read here) or waits for this one: two participants disabling each other on two replicas cannot both
+ * commit. The session row is read, not locked: a close or an expiry only ever follows a change that read it ACTIVE.
+ */
+export async function holdSession(tx: Tx, scope: SessionScope | undefined, subjectIds: readonly string[] = [], clock: () => Date = () => new Date()): Promise<void> {
+  const participants = scope?.id && scope.creatorId ? [...new Set([scope.creatorId, ...(scope.approverIds ?? [])])] : [];
+  const ids = [...new Set([...participants, ...subjectIds])].filter((x) => UUID.test(x)).sort();
+  if (ids.length) await tx.$queryRaw`SELECT "id" FROM "subject" WHERE "id" = ANY(${ids}::uuid[]) ORDER BY "id" FOR NO KEY UPDATE`;
+  if (!scope?.id || participants.length === 0) return;
+  const refuse = (why: string) => new DataAccessError('session_not_active', `the administrative session this change runs in ${why}`);
+  if (!UUID.test(scope.id)) throw refuse('is unknown');
+  const [s] = await tx.$queryRaw<{ state: string; expiresAt: Date }[]>`
+    SELECT "state"::text AS "state", "expiresAt" FROM "admin_session" WHERE "id" = ${scope.id}::uuid`;
+  if (!s) throw refuse('is unknown');
+  if (s.state !== 'ACTIVE') throw refuse(`is ${s.state}`);
+  if (s.expiresAt.getTime() <= clock().getTime()) throw refuse('expired');
+  for (const p of participants) {
+    if (!(await isEnabledAdministrator(tx, p))) throw refuse('lost an administrator who opened or authorized it');
+  }
 }
 
 /** The human-only natures among `natures`. */

@@ -4,7 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { anyStaleApproval, staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
-import { assertAdministratorsRemain, assertNoClientHolder, assertPowersInScope, enabledHolder, isEnabledAdministrator, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
+import { assertAdministratorsRemain, assertNoClientHolder, assertPowersInScope, enabledHolder, holdSession, isEnabledAdministrator, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -245,6 +245,7 @@ export class SubjectRepository {
   async create(input: CreateSubjectInput, audit?: AuditInput, scope?: SessionScope): Promise<Subject> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope);
         // A principal that tried before being registered brings what its token proved (a guest is known as one).
         const seen = input.kind === 'USER' ? await tx.unknownPrincipal.findUnique({ where: { tid_oid: { tid: input.tid, oid: input.oid } }, select: { account: true } }) : null;
         const s = await tx.subject.create({
@@ -278,6 +279,8 @@ export class SubjectRepository {
     try {
       return await this.db.transaction(async (tx) => {
         if (!UUID.test(id)) throw new DataAccessError('not_found', 'subject not found');
+        // The session's administrators and this subject, in id order, then the session read again (ADR 0012 addendum).
+        await holdSession(tx, scope, [id]);
         // Locked, so the audit event's `before` is what this change replaced, even when admins change it at once.
         // The row lock also orders this change after (or before) the guard's recording of the account kind.
         const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean; account: SubjectAccount }[]>`
@@ -346,9 +349,10 @@ export class SubjectRepository {
    * database's unique index on lower(name): two replicas cannot both create it), an unknown key
    * `not_found`. With `audit`, its event (details + `role`: the stored role) is written in the same transaction.
    */
-  async createRole(input: CreateRoleInput, audit?: AuditInput): Promise<RoleGrants> {
+  async createRole(input: CreateRoleInput, audit?: AuditInput, scope?: SessionScope): Promise<RoleGrants> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope);
         const r = await tx.role.create({ data: { name: input.name, natures: input.natures, description: input.description ?? '' } });
         await this.grantKeys(tx, r.id, input.keys ?? []);
         const role = await roleGrants(tx, r.id);
@@ -370,6 +374,12 @@ export class SubjectRepository {
   async updateRole(name: string, input: UpdateRoleInput, audit?: AuditInput, scope?: SessionScope): Promise<{ before: RoleGrants; after: RoleGrants }> {
     try {
       return await this.db.transaction(async (tx) => {
+        // Subjects before the role (ADR 0012): the session's administrators and the role's holders, whose administrator
+        // nature this change may take, so a change of a holder's own session waits for this one or commits first.
+        if (scope) {
+          const holders = await tx.$queryRaw<{ id: string }[]>`SELECT sr."subjectId"::text AS "id" FROM "subject_role" sr JOIN "role" r ON r."id" = sr."roleId" WHERE r."name" = ${name}`;
+          await holdSession(tx, scope, holders.map((h) => h.id));
+        }
         const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "role" WHERE "name" = ${name} FOR UPDATE`;
         if (rows.length === 0) throw new DataAccessError('not_found', 'role not found');
         const id = rows[0].id;
