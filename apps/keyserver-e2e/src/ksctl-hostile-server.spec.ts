@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@keyserver/testing';
@@ -23,6 +23,8 @@ interface Run {
   stdout: string;
   stderr: string;
   json: { code?: string; status?: number } & Record<string, unknown>;
+  /** Wall time of the ksctl process, start to exit. */
+  ms: number;
 }
 
 function listen(handler: Handler): Promise<{ server: Server; url: string }> {
@@ -43,6 +45,7 @@ describe('ksctl against a hostile Keyserver', () => {
 
   const ksctl = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
     new Promise((resolve) => {
+      const started = Date.now();
       execFile(
         process.execPath,
         [KSCTL, '--api', api.url, ...args],
@@ -55,7 +58,7 @@ describe('ksctl against a hostile Keyserver', () => {
           } catch {
             // a table, or nothing
           }
-          resolve({ status: typeof status === 'number' ? status : -1, stdout, stderr, json });
+          resolve({ status: typeof status === 'number' ? status : -1, stdout, stderr, json, ms: Date.now() - started });
         },
       );
     });
@@ -97,6 +100,7 @@ describe('ksctl against a hostile Keyserver', () => {
     await ksctl(['--version']);
   });
   afterAll(async () => {
+    api.server.closeAllConnections();
     await new Promise((r) => api.server.close(r));
     await new Promise((r) => other.server.close(r));
     rmSync(work, { recursive: true, force: true });
@@ -275,6 +279,261 @@ describe('ksctl against a hostile Keyserver', () => {
       handler = (_q, s) => json(s, [{ keyid: 'k' }]);
       const r = await ksctl(['--json', 'keys', 'list'], { NODE_TLS_REJECT_UNAUTHORIZED: '1' });
       expect(r.status).toBe(0);
+    });
+  });
+
+  // A Keyserver or identity provider that accepts the connection and then holds it (never answers, answers one byte a
+  // second, stops in the middle of the body) must not hold a production line: ksctl ends by its deadline (--timeout,
+  // KSCTL_TIMEOUT) with exit 7 deadline_exceeded, leaves no file, and sends no request twice.
+  describe('deadlines (--timeout, KSCTL_TIMEOUT)', () => {
+    let idp: { server: Server; url: string };
+    let idpHandler: Handler = (_req, res) => res.writeHead(500).end();
+    let silent: { server: ReturnType<typeof createTcpServer>; url: string; sockets: Socket[] };
+    let seen: string[] = [];
+    let n = 0;
+    const fresh = () => {
+      const dir = join(work, `deadline-${++n}`);
+      mkdirSync(dir);
+      return dir;
+    };
+    /** A secret login at the hostile identity provider instead of a ready token. */
+    const viaIdp = (extra: Record<string, string> = {}): Record<string, string> => ({
+      KEYSERVER_TOKEN: '',
+      KEYSERVER_TOKEN_ENDPOINT: `${idp.url}/token`,
+      KEYSERVER_CLIENT_ID: 'client',
+      KEYSERVER_CLIENT_SECRET: 'secret',
+      KEYSERVER_SCOPE: 'api://keyserver/.default',
+      KSCTL_CACHE_DIR: join(work, `cache-${++n}`),
+      ...extra,
+    });
+    const never: Handler = () => undefined;
+    /** Headers, then one byte a second, never the end. */
+    const trickle = (type: string, first: string | Buffer): Handler => (_q, s) => {
+      s.writeHead(200, { 'content-type': type });
+      s.write(first);
+      const t = setInterval(() => s.write(' '), 1000);
+      s.on('close', () => clearInterval(t));
+    };
+    /** Headers promising 100 bytes, 50 of them, then nothing. */
+    const stall = (type: string): Handler => (_q, s) => {
+      s.writeHead(200, { 'content-type': type, 'content-length': '100' });
+      s.write(`[${' '.repeat(49)}`);
+    };
+    const quick = (r: Run) => expect(r.ms).toBeLessThan(6000);
+    const timedOut = (r: Run) => {
+      expect([r.status, r.json.code]).toEqual([7, 'deadline_exceeded']);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      quick(r);
+      neverPrintsToken(r);
+    };
+
+    beforeAll(async () => {
+      idp = await listen((req, res) => {
+        req.resume();
+        idpHandler(req, res);
+      });
+      const sockets: Socket[] = [];
+      const server = createTcpServer((sock) => void sockets.push(sock));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      silent = { server, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, sockets };
+      writeFileSync(join(work, 'big.bin'), Buffer.alloc(16 * MiB, 7));
+    });
+    afterAll(async () => {
+      idp.server.closeAllConnections();
+      await new Promise((r) => idp.server.close(r));
+      for (const s of silent.sockets) s.destroy();
+      await new Promise((r) => silent.server.close(r));
+    });
+    beforeEach(() => {
+      seen = [];
+      api.server.closeAllConnections();
+    });
+    const counting = (h: Handler): Handler => (q, s) => {
+      seen.push(`${q.method} ${q.url?.split('?')[0]}`);
+      h(q, s);
+    };
+
+    it.each<[string, Handler]>([
+      ['fail the API never answers the headers', never],
+      ['fail the API trickles its JSON answer one byte a second', trickle('application/json', '[')],
+      ['fail the API stops in the middle of its body', stall('application/json')],
+    ])('%s: exit 7 deadline_exceeded by --timeout', async (_name, h) => {
+      handler = h;
+      timedOut(await ksctl(['--json', '--timeout', '1', 'keys', 'list']));
+    });
+
+    it('fail a TLS server that accepts the connection and never says hello: exit 7 by --timeout', async () => {
+      const r = await ksctl(['--json', '--api', silent.url, '--timeout', '1', 'keys', 'list']);
+      timedOut(r);
+    });
+
+    it('fail KSCTL_TIMEOUT without --timeout: the deadline from the environment', async () => {
+      handler = trickle('application/json', '[');
+      timedOut(await ksctl(['--json', 'keys', 'list'], { KSCTL_TIMEOUT: '1' }));
+    });
+
+    it('fail --timeout wins over KSCTL_TIMEOUT', async () => {
+      handler = never;
+      timedOut(await ksctl(['--json', '--timeout', '1', 'keys', 'list'], { KSCTL_TIMEOUT: '600' }));
+    });
+
+    it.each<[string, string[], Record<string, string>]>([
+      ['fail --timeout 0', ['--timeout', '0'], {}],
+      ['fail --timeout -5', ['--timeout=-5'], {}],
+      ['fail --timeout that is no number', ['--timeout', 'soon'], {}],
+      ['fail KSCTL_TIMEOUT that is no number', [], { KSCTL_TIMEOUT: '1e3' }],
+    ])('%s: exit 2 before any request', async (_name, extra, env) => {
+      handler = counting((_q, s) => json(s, []));
+      const r = await ksctl(['--json', ...extra, 'keys', 'list'], env);
+      expect([r.status, seen]).toEqual([2, []]);
+    });
+
+    it('ok an answer that is slow but within the deadline', async () => {
+      handler = (_q, s) => void setTimeout(() => json(s, [{ keyid: 'k' }]), 300);
+      const r = await ksctl(['--json', '--timeout', '3', 'keys', 'list']);
+      expect(r.status).toBe(0);
+    });
+
+    it('fail a sign order without Idempotency-Key that is never answered: exit 7, sent once, no --out file', async () => {
+      handler = counting(never);
+      const dir = fresh();
+      const r = await ksctl(['--json', '--timeout', '1', 'sign', '--operation', 'o', '--key', 'k', '--digest', 'ab'.repeat(32), '--out', join(dir, 'sig')]);
+      timedOut(r);
+      expect(seen).toEqual(['POST /api/signorders']);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('fail sign --cms whose upload the server stops reading: exit 7, sent once, no .p7s', async () => {
+      handler = counting((q) => void q.pause());
+      const dir = fresh();
+      const r = await ksctl(['--json', '--timeout', '1', 'sign', '--cms', '--operation', 'o', '--key', 'k', '--file', 'big.bin', '--out', join(dir, 'big.p7s')]);
+      timedOut(r);
+      expect(seen).toEqual(['POST /api/v1/firmware/signatures']);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('fail sign --cms whose CMS answer trickles: exit 7, no .p7s, no temporary file', async () => {
+      handler = trickle('application/pkcs7-signature', Buffer.from([0x30, 0x82]));
+      const dir = fresh();
+      const r = await ksctl(['--json', '--timeout', '1', 'sign', '--cms', '--operation', 'o', '--key', 'k', '--file', 'image.bin', '--out', join(dir, 'image.p7s')]);
+      timedOut(r);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it.each<[string, boolean]>([
+      ['fail audit export --out that stops in the middle: exit 7 (not a truncated export), no file, no temporary file', true],
+      ['fail audit export to stdout that stops in the middle: exit 7', false],
+    ])('%s', async (_name, toFile) => {
+      handler = (_q, s) => {
+        s.writeHead(200, { 'content-type': 'application/jsonl' });
+        s.write('{"seq":1}\n');
+      };
+      const dir = fresh();
+      const r = await ksctl(['--json', '--timeout', '1', 'audit', 'export', ...(toFile ? ['--out', join(dir, 'audit.jsonl')] : [])]);
+      expect([r.status, r.json.code ?? JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}').code]).toEqual([7, 'deadline_exceeded']);
+      quick(r);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('fail operations wait whose poll is never answered: each request is bounded by KSCTL_TIMEOUT, exit 7', async () => {
+      handler = never;
+      timedOut(await ksctl(['--json', 'operations', 'wait', 'op1', '--timeout', '60'], { KSCTL_TIMEOUT: '1' }));
+    });
+
+    it('fail operations wait for an approval that does not come: exit 1 timeout, as before', async () => {
+      handler = (_q, s) => json(s, { id: 'op1', state: 'REQUESTED', description: 'd', keys: [{ keyid: 'k', usagesAllowed: 1, usagesUsed: 0, requiredApprovers: 1, approvals: 0 }] });
+      const r = await ksctl(['--json', 'operations', 'wait', 'op1', '--timeout', '1']);
+      expect([r.status, r.json.code]).toEqual([1, 'timeout']);
+      quick(r);
+    });
+
+    it.each<[string, Handler]>([
+      ['fail the token endpoint never answers', never],
+      ['fail the token endpoint trickles its answer', trickle('application/json', '{"access_token":')],
+      ['fail the token endpoint stops in the middle of its body', stall('application/json')],
+    ])('%s: exit 7, the API gets no request', async (_name, h) => {
+      idpHandler = h;
+      handler = counting((_q, s) => json(s, []));
+      timedOut(await ksctl(['--json', '--timeout', '1', 'keys', 'list'], viaIdp()));
+      expect(seen).toEqual([]);
+    });
+
+    it('fail ksctl login while the token endpoint never answers: exit 7', async () => {
+      idpHandler = never;
+      timedOut(await ksctl(['--json', '--timeout', '1', 'login'], viaIdp()));
+    });
+
+    it("fail the pipeline's OIDC endpoint (--wif) never answers: exit 7", async () => {
+      idpHandler = never;
+      const env = viaIdp({ KEYSERVER_CLIENT_SECRET: '', SYSTEM_OIDCREQUESTURI: `${idp.url}/oidc`, SYSTEM_ACCESSTOKEN: 'ado', AZURESUBSCRIPTION_SERVICE_CONNECTION_ID: 'sc' });
+      timedOut(await ksctl(['--json', '--wif', '--timeout', '1', 'keys', 'list'], env));
+    });
+
+    // Found in the review that came with the deadline (ADR 0015 addendum 2026-12-08).
+    describe('the identity provider and the token', () => {
+      it.each<[string, number]>([
+        ['fail the token endpoint answers 302 to another origin: redirect_refused (exit 4), the other origin gets nothing', 302],
+        ['fail the token endpoint answers 307 to another origin: redirect_refused (exit 4), the other origin gets nothing', 307],
+      ])('%s', async (_name, status) => {
+        idpHandler = (_q, s) => s.writeHead(status, { location: `${other.url}/token` }).end();
+        const r = await ksctl(['--json', 'keys', 'list'], viaIdp());
+        expect([r.status, r.json.code, otherSeen]).toEqual([4, 'redirect_refused', []]);
+      });
+
+      it("fail the pipeline's OIDC endpoint answers 302: redirect_refused (exit 4)", async () => {
+        idpHandler = (_q, s) => s.writeHead(302, { location: `${other.url}/oidc` }).end();
+        const env = viaIdp({ KEYSERVER_CLIENT_SECRET: '', SYSTEM_OIDCREQUESTURI: `${idp.url}/oidc`, SYSTEM_ACCESSTOKEN: 'ado', AZURESUBSCRIPTION_SERVICE_CONNECTION_ID: 'sc' });
+        const r = await ksctl(['--json', '--wif', 'keys', 'list'], env);
+        expect([r.status, r.json.code, otherSeen]).toEqual([4, 'redirect_refused', []]);
+      });
+
+      it('fail KEYSERVER_TOKEN with a line break inside: token_malformed (exit 2), the token never printed, nothing sent', async () => {
+        handler = counting((_q, s) => json(s, []));
+        const r = await ksctl(['--json', 'keys', 'list'], { KEYSERVER_TOKEN: `${TOKEN}\nX-Injected: 1` });
+        expect([r.status, r.json.code, seen]).toEqual([2, 'token_malformed', []]);
+        neverPrintsToken(r);
+      });
+
+      it('ok KEYSERVER_TOKEN with a trailing line break (read from a file): used without it', async () => {
+        handler = (q, s) => json(s, [{ keyid: q.headers.authorization === `Bearer ${TOKEN}` ? 'ok' : 'wrong' }]);
+        const r = await ksctl(['--json', 'keys', 'list'], { KEYSERVER_TOKEN: `${TOKEN}\r\n` });
+        expect([r.status, r.stdout]).toEqual([0, expect.stringContaining('"ok"')]);
+      });
+
+      it('fail an access_token with a line break and escapes from the token endpoint: token_malformed (exit 3), not printed, not cached', async () => {
+        const evil = `${TOKEN}\n\u001b]0;pwned\u0007`;
+        idpHandler = (_q, s) => json(s, { access_token: evil, expires_in: 3600, token_type: 'Bearer' });
+        handler = counting((_q, s) => json(s, []));
+        const env = viaIdp();
+        const r = await ksctl(['--json', 'keys', 'list'], env);
+        expect([r.status, r.json.code, seen]).toEqual([3, 'token_malformed', []]);
+        neverPrintsToken(r);
+        expect(existsSync(env['KSCTL_CACHE_DIR']) ? readdirSync(env['KSCTL_CACHE_DIR']) : []).toEqual([]);
+      });
+    });
+  });
+
+  describe('answers of the wrong shape', () => {
+    it('fail operations wait on a state that is no state (escapes): unexpected_answer (exit 1), not a code made of it', async () => {
+      handler = (_q, s) => json(s, { id: 'op1', state: '\u001b]0;pwned\u0007', description: 'd', keys: [] });
+      const r = await ksctl(['--json', 'operations', 'wait', 'op1', '--timeout', '5']);
+      expect([r.status, r.json.code]).toEqual([1, 'unexpected_answer']);
+    });
+
+    it("fail sign --file when the key's hash is no string: unexpected_answer (exit 1), nothing signed", async () => {
+      let orders = 0;
+      handler = (q, s) => {
+        if (q.method === 'POST') orders++;
+        json(s, { keyid: 'k', hash: { toLowerCase: 1 } });
+      };
+      const r = await ksctl(['--json', 'sign', '--operation', 'o', '--key', 'k', '--file', 'image.bin']);
+      expect([r.status, r.json.code, orders]).toEqual([1, 'unexpected_answer', 0]);
+    });
+
+    it('fail a JSON answer nested a million deep: unexpected_answer (exit 1), not a stack overflow', async () => {
+      handler = (_q, s) => s.writeHead(200, { 'content-type': 'application/json' }).end(`${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`);
+      const r = await ksctl(['--json', 'keys', 'list']);
+      expect([r.status, r.json.code]).toEqual([1, 'unexpected_answer']);
     });
   });
 });

@@ -12,9 +12,10 @@ import { adminCommand } from './lib/admin';
 import { answerShape, boundedBody, MAX_ANSWER_BYTES } from './lib/answer';
 import { api, apiRaw, accessToken, CliError, Exit, type Connection, type LoginMethod } from './lib/client';
 import { commandSpec, completionScript } from './lib/commands';
+import { APPROVAL_WAIT_SECONDS, Deadline, DEFAULT_TIMEOUT_SECONDS, isDeadlineError, parseTimeout, SECONDS_PER_MIB, SIGN_IN_SECONDS, timeoutFor } from './lib/deadline';
 import { DIGEST_INFO_PREFIX, HASH_LENGTH, type DigestHash } from './lib/digest-signatures';
 import { certificateOutput, errorText, jsonOutput, outputMode, renderTable, type OutputMode } from './lib/output';
-import { checkOutputPath, outputStream, writeOutputFile } from './lib/output-file';
+import { checkOutputPath, discardOpenTemporaries, outputStream, writeOutputFile } from './lib/output-file';
 import { pkceLogin } from './lib/pkce-login';
 import { ProgressBar, wantsProgress } from './lib/progress';
 import { checkRevocation, CrlFetcher, readCrlFile, type Crl, type CrlUse } from './lib/revocation';
@@ -61,7 +62,11 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
 Options: --api URL (KEYSERVER_URL), --token-endpoint URL (KEYSERVER_TOKEN_ENDPOINT), --client-id ID
 (KEYSERVER_CLIENT_ID), --client-secret S (KEYSERVER_CLIENT_SECRET), --scope S (KEYSERVER_SCOPE), a ready
 token in KEYSERVER_TOKEN, --demo [FILE.json] (use .keyserver/demo.json and its demo clients), --no-progress
-(no progress bar on stderr for large files), --version.
+(no progress bar on stderr for large files), --timeout SECONDS (KSCTL_TIMEOUT), --version.
+Deadline: every command that goes online ends within --timeout (else KSCTL_TIMEOUT, else 120 s; sign --file/--cms:
+120 s + 1 s per MiB of the file; audit export: + 1 s per MiB received), token request included: exit 7
+deadline_exceeded, no file written. operations wait and login --pkce: --timeout is the time for the approval (600 s)
+or the sign-in (300 s); each of their requests ends by KSCTL_TIMEOUT (120 s). ksctl retries nothing itself.
 Output: tables for people by default; --json (or --output json) for scripts: one JSON document on stdout,
 errors too ({"error","code","status"}); --output pem|der prints the certificate of cert issue / keys show
 (pem: with its chain).
@@ -75,8 +80,11 @@ http://127.0.0.1:0/callback). Tokens are cached in ~/.cache/ksctl (KSCTL_CACHE_D
 token endpoint (tenant), client, scope and credential (a changed secret or certificate gets a new token).
 Exit codes: 0 ok, 1 failure (also an answer that is not the API's: unexpected_answer, answer_too_large), 2 usage
 (also insecure_url, tls_verification_disabled, output_not_regular_file, output_directory_missing), 3 authentication,
-4 refused by the Keyserver (also redirect_refused), 5 unavailable, 6 verification failed (signature, certificate
-chain, revocation or audit chain).
+4 refused by the Keyserver (also redirect_refused: the API, the token endpoint or the OIDC endpoint redirected),
+5 unavailable, 6 verification failed (signature, certificate chain, revocation or audit chain), 7 deadline passed
+(deadline_exceeded: the Keyserver or the identity provider did not answer in time; a request without an
+Idempotency-Key may have been carried out). token_malformed: KEYSERVER_TOKEN (exit 2) or the token endpoint's token
+(exit 3) is no RFC 6750 bearer token.
 Files (--out, --chain-out, --chain, FILE.p7s): a regular file or nothing, never a symlink; checked before the request,
 written whole (a new file renamed over the name). No redirect is followed; NODE_TLS_REJECT_UNAUTHORIZED=0 is refused
 (trust a private CA with NODE_EXTRA_CA_CERTS).`;
@@ -185,7 +193,8 @@ function hashOfDigest(digest: Buffer): DigestHash {
 }
 
 async function keyHash(c: Connection, keyid: string): Promise<DigestHash> {
-  const key = await api<{ hash: string }>(c, 'GET', `/api/v1/keys/${encodeURIComponent(keyid)}`);
+  const key = await api<{ hash: unknown }>(c, 'GET', `/api/v1/keys/${encodeURIComponent(keyid)}`);
+  if (typeof key?.hash !== 'string') throw new CliError(`GET /api/v1/keys/${keyid}: the answer names no hash`, Exit.Failure, 'unexpected_answer');
   const hash = key.hash.toLowerCase() as DigestHash;
   if (!HASHES.includes(hash)) throw new CliError(`key ${keyid} signs with ${key.hash}, which ksctl cannot hash`, Exit.Failure);
   return hash;
@@ -220,11 +229,15 @@ function existingFile(path: string): number {
 async function hashFile(v: Values, path: string, algorithm: DigestHash): Promise<Buffer> {
   const bar = progressFor(v, `hashing ${path}`, existingFile(path));
   const h = createHash(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    bar?.tick((chunk as Buffer).length);
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+      deadline?.signal.throwIfAborted();
+      h.update(chunk as Buffer);
+      bar?.tick((chunk as Buffer).length);
+    }
+  } finally {
+    bar?.finish();
   }
-  bar?.finish();
   return h.digest();
 }
 
@@ -241,7 +254,7 @@ const subjectLine = (s: string) => s.replace(/\n/g, ', ');
 function revocationOptions(v: Values): { crls: Crl[]; fetcher?: CrlFetcher } | undefined {
   const files = (v['crl'] as string[] | undefined) ?? [];
   if (files.length === 0 && !v['crl-fetch']) return undefined;
-  return { crls: files.flatMap((f) => readCrlFile(f)), ...(v['crl-fetch'] ? { fetcher: new CrlFetcher() } : {}) };
+  return { crls: files.flatMap((f) => readCrlFile(f)), ...(v['crl-fetch'] ? { fetcher: new CrlFetcher({ deadline: deadline?.signal }) } : {}) };
 }
 
 /** `ksctl verify`: a raw signature or a detached CMS, offline, against a chain leading to --ca. */
@@ -386,6 +399,46 @@ async function auditVerifyCommand(file: string | undefined, v: Values): Promise<
   };
 }
 
+/** The states an operation has (api-contract OperationState): anything else is no answer of the API. */
+const OPERATION_STATES = ['REQUESTED', 'APPROVED', 'EXHAUSTED', 'EXPIRED', 'REJECTED', 'CANCELLED'];
+
+/** The command's deadline (lib/deadline.ts), once it has one; `deadlineExplicit` when --timeout or KSCTL_TIMEOUT set it. */
+let deadline: Deadline | undefined;
+let deadlineExplicit = false;
+/** How long after its deadline a command that did not end is ended by the watchdog (exit 7). */
+const WATCHDOG_GRACE_MS = 2000;
+
+/** Starts the command's deadline and its watchdog: --timeout, KSCTL_TIMEOUT, or the default for `payloadBytes`. */
+function startDeadline(v: Values, payloadBytes = 0): Deadline {
+  const t = timeoutFor({ option: v['timeout'] as string | undefined, env: process.env['KSCTL_TIMEOUT'], payloadBytes });
+  deadlineExplicit = t.explicit;
+  return watched(new Deadline(t.seconds));
+}
+
+function watched(d: Deadline): Deadline {
+  deadline = d;
+  d.watchdog(WATCHDOG_GRACE_MS, (err) => {
+    discardOpenTemporaries();
+    report(err);
+    process.exit(err.exit);
+  });
+  return d;
+}
+
+/** The size of an existing regular file, else 0 (the command refuses a missing one itself). */
+function sizeOf(path: unknown): number {
+  try {
+    return typeof path === 'string' && statSync(path).isFile() ? statSync(path).size : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Without an explicit --timeout, a download that keeps coming moves the deadline by SECONDS_PER_MIB per MiB. */
+function extendFor(bytes: number): void {
+  if (!deadlineExplicit) deadline?.extend((bytes / (1 << 20)) * SECONDS_PER_MIB * 1000);
+}
+
 interface OperationView {
   id: string;
   state: string;
@@ -492,15 +545,26 @@ async function run(argv: string[]): Promise<unknown> {
     process.stdout.write(completionScript(sub));
     return undefined;
   }
-  // Offline commands: no connection, no token.
-  if (cmd === 'verify') return verifyCommand(v);
+  // Offline commands: no connection, no token (verify --crl-fetch downloads CRLs: by the deadline).
+  if (cmd === 'verify') {
+    if (v['crl-fetch']) startDeadline(v, sizeOf(v.file));
+    return verifyCommand(v);
+  }
   if (cmd === 'audit' && sub === 'verify') return auditVerifyCommand(arg, v);
 
   const c = connection(v);
+  // Every request to the Keyserver and the identity provider ends by the command's deadline (ADR 0015 addendum
+  // 2026-12-08). A command that waits for a person (an approval, a sign-in) has --timeout for that wait, and each of
+  // its requests is bounded by KSCTL_TIMEOUT (default 120 s) alone.
+  const requestSeconds = parseTimeout(process.env['KSCTL_TIMEOUT'], 'KSCTL_TIMEOUT') ?? DEFAULT_TIMEOUT_SECONDS;
+  const waitsForPerson = (cmd === 'operations' && sub === 'wait') || (cmd === 'login' && c.method === 'pkce');
+  if (!waitsForPerson) c.deadline = startDeadline(v, cmd === 'sign' && !v.message ? sizeOf(v.file) : 0);
   if (cmd === 'login') {
     if (c.method === 'pkce') {
       if (!c.authorizationEndpoint) throw new CliError('set KEYSERVER_AUTHORIZATION_ENDPOINT (or use --demo)', Exit.Usage);
-      const r = await pkceLogin(c, { authorizationEndpoint: c.authorizationEndpoint, redirectUri: c.redirectUri, openBrowser: !v['no-browser'], timeoutMs: Number(v.timeout ?? '300') * 1000 });
+      const signIn = parseTimeout(v.timeout, '--timeout') ?? SIGN_IN_SECONDS;
+      watched(new Deadline(signIn + requestSeconds));
+      const r = await pkceLogin(c, { authorizationEndpoint: c.authorizationEndpoint, redirectUri: c.redirectUri, openBrowser: !v['no-browser'], timeoutMs: signIn * 1000, requestTimeoutSeconds: requestSeconds });
       return { loggedIn: true, method: c.method, expiresAt: new Date(r.expiresAt).toISOString() };
     }
     await accessToken(c);
@@ -516,12 +580,20 @@ async function run(argv: string[]): Promise<unknown> {
     // last chunk, and a body that ends so is a truncated export, never a shorter valid-looking one.
     let cut: Error | undefined;
     body.once('error', (err) => (cut = err));
+    // A passed deadline is reported as itself (exit 7), not as an export the Keyserver cut (exit 5).
     const truncated = (err: unknown, written: string) =>
-      cut ? new CliError(`the audit export was cut short (${(cut.cause as Error | undefined)?.message ?? cut.message}): ${written}; export again`, Exit.Unavailable, 'audit_export_truncated') : err;
+      isDeadlineError(err) || isDeadlineError(cut)
+        ? (isDeadlineError(err) ? err : cut)
+        : cut
+          ? new CliError(`the audit export was cut short (${(cut.cause as Error | undefined)?.message ?? cut.message}): ${written}; export again`, Exit.Unavailable, 'audit_export_truncated')
+          : err;
     if (!v.out) {
       // JSON lines to a terminal or a pipe: the same values, no raw character a terminal obeys or hides (ADR 0047).
       await pipeline(body.setEncoding('utf8'), async function* (lines: AsyncIterable<string>) {
-        for await (const chunk of lines) yield jsonEscapeHidden(chunk);
+        for await (const chunk of lines) {
+          extendFor(Buffer.byteLength(chunk));
+          yield jsonEscapeHidden(chunk);
+        }
       }, process.stdout, { end: false }).catch((err: unknown) => {
         throw truncated(err, 'what was written to stdout is incomplete');
       });
@@ -530,7 +602,12 @@ async function run(argv: string[]): Promise<unknown> {
     // Written to a new file beside it and renamed when whole: --out names a complete export or nothing new.
     const file = outputStream(v.out, '--out');
     try {
-      await pipeline(body, file.stream);
+      await pipeline(body, async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          extendFor(chunk.length);
+          yield chunk;
+        }
+      }, file.stream);
     } catch (err) {
       file.discard();
       throw truncated(err, `nothing written to ${v.out}`);
@@ -630,15 +707,25 @@ async function run(argv: string[]): Promise<unknown> {
   }
   if (cmd === 'operations' && sub === 'show' && arg) return api<OperationView>(c, 'GET', `/api/v1/operations/${encodeURIComponent(arg)}`);
   if (cmd === 'operations' && sub === 'wait' && arg) {
-    const deadline = Date.now() + Number(v.timeout ?? '600') * 1000;
+    // --timeout: how long to wait for the approval (exit 1 `timeout`); each poll ends by KSCTL_TIMEOUT (exit 7). The
+    // last poll may start as the wait ends: the command ends at most one request's deadline after --timeout.
+    const waitSeconds = parseTimeout(v.timeout, '--timeout') ?? APPROVAL_WAIT_SECONDS;
+    const end = Date.now() + waitSeconds * 1000;
+    watched(new Deadline(waitSeconds + requestSeconds));
     for (;;) {
+      c.deadline = new Deadline(requestSeconds);
       const op = await api<OperationView>(c, 'GET', `/api/v1/operations/${encodeURIComponent(arg)}`);
+      c.deadline.clear();
+      // The state becomes an exit code and a code: only one of the API's states does.
+      if (typeof op?.state !== 'string' || !OPERATION_STATES.includes(op.state) || !Array.isArray(op.keys)) {
+        throw new CliError(`GET /api/v1/operations/${arg}: the answer is no operation`, Exit.Failure, 'unexpected_answer');
+      }
       if (op.state === 'APPROVED' || op.state === 'EXHAUSTED') return op;
-      const usableNow = op.state === 'REQUESTED' && op.keys.every((k) => k.requiredApprovers === 0);
+      const usableNow = op.state === 'REQUESTED' && op.keys.every((k) => k?.requiredApprovers === 0);
       if (usableNow) return op;
-      if (op.state !== 'REQUESTED') throw new CliError(`operation ${op.id} is ${op.state}`, Exit.Refused, `operation_${op.state.toLowerCase()}`);
-      if (Date.now() > deadline) throw new CliError(`operation ${op.id} still waiting for approval`, Exit.Failure, 'timeout');
-      await new Promise((r) => setTimeout(r, 2000));
+      if (op.state !== 'REQUESTED') throw new CliError(`operation ${arg} is ${op.state}`, Exit.Refused, `operation_${op.state.toLowerCase()}`);
+      if (Date.now() >= end) throw new CliError(`operation ${arg} still waiting for approval`, Exit.Failure, 'timeout');
+      await new Promise((r) => setTimeout(r, Math.min(2000, end - Date.now())));
     }
   }
   if (cmd === 'sign' && v.message) {
@@ -709,11 +796,22 @@ function print(result: unknown): void {
 
 const argv = process.argv.slice(2);
 mode = argv.includes('--json') ? 'json' : 'table';
+/** A failure on stderr (and stdout with --json), one line. */
+function report(e: CliError): void {
+  if (mode === 'json') process.stdout.write(jsonOutput({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }));
+  process.stderr.write(errorText(e));
+}
+
 run(argv)
   .then(print)
   .catch((err: unknown) => {
-    const e = err instanceof CliError ? err : new CliError((err as Error).message, /Unknown option|Unexpected argument|argument missing/.test(String(err)) ? Exit.Usage : Exit.Failure);
-    if (mode === 'json') process.stdout.write(jsonOutput({ error: e.message, code: e.code ?? null, status: e.status ?? null, ...e.details }));
-    process.stderr.write(errorText(e));
+    // Whatever an aborted read surfaced as (fetch's own TypeError, a stream's AbortError), a passed deadline is the cause.
+    const failed = !(err instanceof CliError) && deadline?.signal.aborted ? deadline.signal.reason : err;
+    const e = failed instanceof CliError ? failed : new CliError((failed as Error).message, /Unknown option|Unexpected argument|argument missing/.test(String(failed)) ? Exit.Usage : Exit.Failure);
+    report(e);
     process.exitCode = e.exit;
-  });
+    // An aborted connect (a TLS handshake that never comes) lingers in undici until its own connect timeout (10 s):
+    // a passed deadline ends ksctl now (stdout and stderr are written synchronously to files and pipes on Linux).
+    if (e.exit === Exit.Timeout) process.exit(e.exit);
+  })
+  .finally(() => deadline?.clear());

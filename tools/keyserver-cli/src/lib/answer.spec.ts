@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { answerShape, boundedBody, jsonAnswer, MAX_DETAIL_CHARS, problemOf } from './answer';
+import { answerShape, boundedBody, jsonAnswer, MAX_DETAIL_CHARS, nestsDeeperThan, problemOf } from './answer';
 import { CliError, Exit } from './errors';
 
 // What ksctl takes from a Keyserver's answer when the Keyserver may be hostile (a compromised host, a proxy, a portal):
@@ -98,5 +98,29 @@ describe('answerShape', () => {
       err = e;
     }
     expect(err === undefined ? 'ok' : [(err as CliError).exit, (err as CliError).code]).toEqual(ok ? 'ok' : [Exit.Failure, 'unexpected_answer']);
+  });
+});
+
+describe(nestsDeeperThan.name, () => {
+  const depth = (v: unknown): number => (v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0);
+
+  it('property: it tells the nesting of any JSON text, brackets inside strings and escaped quotes included', () => {
+    const tricky = fc.constantFrom('[', ']', '{', '}', '"', '\\', '\\"', '[[{"');
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, fc.array(fc.oneof(tricky, fc.string()), { maxLength: 4 }).map((xs) => xs.join('')), fc.integer(), fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(fc.string(), tie('v'), { maxKeys: 3 })),
+    })).v;
+    fc.assert(
+      fc.property(value, fc.integer({ min: 0, max: 8 }), (v, max) => {
+        expect(nestsDeeperThan(JSON.stringify(v), max)).toBe(depth(v) > max);
+      }),
+    );
+  });
+
+  it.each<[string, string, Exit | 'ok']>([
+    ['fail a million levels: unexpected_answer, not parsed', `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`, Exit.Failure],
+    ['ok 64 levels', `${'['.repeat(64)}${']'.repeat(64)}`, 'ok'],
+  ])('%s', async (_name, body, expected) => {
+    const got = await codeOf(jsonAnswer(answer(body, 200, JSON_HEADERS), 'GET /api/keys'));
+    expect(got).toEqual(expected === 'ok' ? 'ok' : [expected, 'unexpected_answer']);
   });
 });

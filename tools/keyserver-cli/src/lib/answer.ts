@@ -1,3 +1,4 @@
+import { isDeadlineError } from './deadline';
 import { CliError, Exit } from './errors';
 
 /**
@@ -13,6 +14,29 @@ export const MAX_DETAIL_CHARS = 500;
 
 /** A problem code as the API writes them (`usage_exhausted`): anything else is not taken as a code. */
 const PROBLEM_CODE = /^[a-z][a-z0-9_]{0,79}$/;
+
+/**
+ * The deepest nesting a JSON answer may have: the API's answers are a few levels deep; a million `[` fit in 16 MiB and
+ * JSON.parse takes them, but printing them (JSON.stringify, the table) overflows the stack.
+ */
+export const MAX_ANSWER_DEPTH = 64;
+
+/** Whether `text` (JSON) nests deeper than `max` arrays and objects, counted outside strings, without parsing it. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > max) return true;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return false;
+}
 
 /** JSON media types: `application/json`, `application/problem+json` and other `+json`. */
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i;
@@ -57,8 +81,10 @@ export async function jsonAnswer(r: Response, what: string): Promise<unknown> {
   if (!JSON_TYPE.test(r.headers.get('content-type') ?? '')) {
     throw new CliError(`${what}: the answer is not JSON (content type ${r.headers.get('content-type') ?? 'none'})`, Exit.Failure, 'unexpected_answer', r.status);
   }
+  const text = body.toString('utf8');
+  if (nestsDeeperThan(text, MAX_ANSWER_DEPTH)) throw new CliError(`${what}: the answer nests deeper than ${MAX_ANSWER_DEPTH} levels`, Exit.Failure, 'unexpected_answer', r.status);
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new CliError(`${what}: the answer is not valid JSON`, Exit.Failure, 'unexpected_answer', r.status);
   }
@@ -79,7 +105,8 @@ export async function problemOf(r: Response): Promise<ProblemSummary> {
   try {
     const body = await boundedBody(r, MAX_PROBLEM_BYTES);
     parsed = JSON_TYPE.test(r.headers.get('content-type') ?? '') ? JSON.parse(body.toString('utf8')) : undefined;
-  } catch {
+  } catch (err) {
+    if (isDeadlineError(err)) throw err; // the deadline passed while the body came: that is the failure
     return {};
   }
   if (typeof parsed !== 'object' || parsed === null) return {};
@@ -97,7 +124,8 @@ export async function smallJsonObject(r: Response): Promise<Record<string, unkno
   try {
     const parsed: unknown = JSON.parse((await boundedBody(r, MAX_PROBLEM_BYTES)).toString('utf8'));
     return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
-  } catch {
+  } catch (err) {
+    if (isDeadlineError(err)) throw err; // a trickling identity provider is a passed deadline, not a refused login
     return {};
   }
 }

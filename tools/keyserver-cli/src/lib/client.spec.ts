@@ -3,7 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accessToken, apiRaw, cacheFile, tokenRequest, writeCache, type CachedToken, type Connection } from './client';
+import fc from 'fast-check';
+import { accessToken, apiRaw, bearerToken, cacheFile, tokenRequest, writeCache, type CachedToken, type Connection } from './client';
 import { CliError, Exit } from './errors';
 
 // Which API failures a pipeline should retry (exit 5) and which it should not (ADR 0046): a real HTTP server
@@ -192,6 +193,31 @@ describe(tokenRequest.name, () => {
     expect(written).toBeLessThan(64 << 20);
   });
 
+  it('fail a redirect: redirect_refused (exit 4: the URL must change, a retry does not help), not "unreachable"', async () => {
+    reply = (res) => res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }).end();
+    const err = await tokenRequest(c(), { grant_type: 'client_credentials' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Refused, code: 'redirect_refused', status: 302 });
+  });
+
+  it.each<[string, string]>([
+    ['fail a line break inside (a header injection)', 'abc\nX-Injected: 1'],
+    ['fail an escape sequence', 'abc\u001b]0;x\u0007'],
+    ['fail a space inside', 'abc def'],
+    ['fail a non-ASCII character', 'abc\u20ac'],
+  ])('%s in access_token: token_malformed (exit 3)', async (_name, token) => {
+    reply = json(200, { access_token: token, expires_in: 3600 });
+    const err = await tokenRequest(c(), { grant_type: 'client_credentials' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exit: Exit.Auth, code: 'token_malformed' });
+  });
+
+  it('ok an expires_in of a thousand years: cached for a day at most', async () => {
+    reply = json(200, { access_token: 'eyJ.a-b_c.d~+/==', expires_in: 3.2e10 });
+    const before = Date.now();
+    const t = await tokenRequest(c(), { grant_type: 'client_credentials' });
+    expect(t.expiresAt).toBeLessThanOrEqual(Date.now() + 86_400_000);
+    expect(t.expiresAt).toBeGreaterThanOrEqual(before + 86_400_000);
+  });
+
   it('ok a token with a hostile expires_in (a string): the default lifetime, not NaN', async () => {
     reply = json(200, { access_token: 'at', expires_in: 'forever' });
     const t = await tokenRequest(c(), { grant_type: 'client_credentials' });
@@ -297,5 +323,19 @@ describe(writeCache.name, () => {
     symlinkSync(planted, cacheFile(c));
     const err = await accessToken(c).catch((e: unknown) => e);
     expect(err).toMatchObject({ exit: Exit.Auth, code: 'login_required' });
+  });
+});
+
+// What may reach the Authorization header (RFC 6750 §2.1 b64token): never a byte fetch refuses (and quotes in its
+// message) or a header could be split with, whatever the environment or the token endpoint gives.
+describe(bearerToken.name, () => {
+  it('property: a token taken is only b64token characters; one from a JWT alphabet is taken as it is', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (raw) => {
+        const t = bearerToken(raw);
+        if (t !== undefined) expect(t).toMatch(/^[A-Za-z0-9\-._~+/]+=*$/);
+      }),
+    );
+    fc.assert(fc.property(fc.base64String({ minLength: 4 }).map((b) => b.replace(/=+$/, '')), (b64) => expect(bearerToken(`eyJ.${b64}.sig\n`)).toBe(`eyJ.${b64}.sig`)));
   });
 });

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jsonAnswer, problemOf, smallJsonObject } from './answer';
 import { certificateAssertion, loadCertificateCredential, type AssertionAlgorithm } from './assertion';
+import { isDeadlineError, type Deadline } from './deadline';
 import { CliError, Exit, exitForStatus } from './errors';
 import { replaceFile } from './output-file';
 
@@ -25,6 +26,37 @@ export interface Connection {
   wif?: { tokenFile?: string; requestUri?: string; systemAccessToken?: string; serviceConnectionId?: string };
   /** Certificate credential: PEM files of the registered certificate and its private key. */
   certificate?: { certificateFile: string; privateKeyFile?: string; passphrase?: string; algorithm?: AssertionAlgorithm };
+  /** The command's deadline (deadline.ts): every request to the Keyserver and the identity provider ends by it. */
+  deadline?: Deadline;
+}
+
+/** The longest a token from the token endpoint is cached, whatever its `expires_in` says (Entra's longest is a day). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+
+/**
+ * A bearer token as RFC 6750 §2.1 writes it (b64token; a JWT is one). Anything else would reach the Authorization header:
+ * a line break makes fetch refuse the header with a message that quotes it (the token in a CI log), other characters
+ * are no token of any identity provider.
+ */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** `token` without surrounding whitespace (a token read from a file ends with a line break), when it is a b64token. */
+export function bearerToken(token: string): string | undefined {
+  const t = token.trim();
+  return B64TOKEN.test(t) ? t : undefined;
+}
+
+/** The signal of `c`'s deadline, after naming what is waited for (the message of a passed deadline says it). */
+function waitFor(c: Connection, what: string, note?: string): AbortSignal | undefined {
+  if (!c.deadline) return undefined;
+  c.deadline.waitingFor = what;
+  c.deadline.note = note;
+  return c.deadline.signal;
+}
+
+/** A passed deadline is reported as itself, never as the failure it caused (an aborted read, an empty answer). */
+function rethrowDeadline(err: unknown): void {
+  if (isDeadlineError(err)) throw err;
 }
 
 export interface CachedToken {
@@ -99,7 +131,7 @@ function readCache(c: Connection): CachedToken | undefined {
     if (!st.isFile() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return undefined;
     const t = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<keyof CachedToken, unknown>> | null;
     // The shape the PKCS#11 module also requires (auth.c): anything else is no login.
-    if (typeof t?.accessToken !== 'string' || typeof t.expiresAt !== 'number' || !Number.isFinite(t.expiresAt)) return undefined;
+    if (typeof t?.accessToken !== 'string' || !bearerToken(t.accessToken) || typeof t.expiresAt !== 'number' || !Number.isFinite(t.expiresAt)) return undefined;
     return { accessToken: t.accessToken, expiresAt: t.expiresAt, ...(typeof t.refreshToken === 'string' ? { refreshToken: t.refreshToken } : {}) };
   } catch {
     return undefined; // absent or damaged: a cache miss, not a failure
@@ -141,17 +173,32 @@ export async function tokenRequest(c: Connection, params: Record<string, string>
   let r: Response;
   try {
     // A redirect is never followed: fetch would send the secret or code in the body again, to wherever it points.
-    r = await fetch(endpoint, { method: 'POST', redirect: 'error', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    r = await fetch(endpoint, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params), signal: waitFor(c, 'the token request to the identity provider') });
   } catch (err) {
+    rethrowDeadline(err);
     throw new CliError(`token endpoint unreachable: ${(err as Error).message}`, Exit.Unavailable);
   }
+  await refuseRedirect(r, 'the token endpoint', 'check --token-endpoint / KEYSERVER_TOKEN_ENDPOINT');
   const body = await smallJsonObject(r);
   // An OAuth error code has this shape (RFC 6749 §5.2); anything else from the endpoint is not printed.
   const error = typeof body['error'] === 'string' && /^[a-z_]{1,64}$/.test(body['error']) ? body['error'] : undefined;
   const token = body['access_token'];
   if (!r.ok || typeof token !== 'string' || !token) throw new CliError(`token request refused (${error ?? r.status})`, Exit.Auth, error, r.status);
-  const expiresIn = typeof body['expires_in'] === 'number' && Number.isFinite(body['expires_in']) && body['expires_in'] > 0 ? body['expires_in'] : 300;
-  return { accessToken: token, refreshToken: typeof body['refresh_token'] === 'string' ? body['refresh_token'] : undefined, expiresAt: Date.now() + expiresIn * 1000 };
+  const accessToken = bearerToken(token);
+  if (!accessToken) throw new CliError('the token endpoint answered an access_token that is no bearer token (RFC 6750): not used, not cached', Exit.Auth, 'token_malformed', r.status);
+  const given = typeof body['expires_in'] === 'number' && Number.isFinite(body['expires_in']) && body['expires_in'] > 0 ? body['expires_in'] : 300;
+  const expiresIn = Math.min(given, MAX_TOKEN_LIFETIME_SECONDS);
+  return { accessToken, refreshToken: typeof body['refresh_token'] === 'string' ? body['refresh_token'] : undefined, expiresAt: Date.now() + expiresIn * 1000 };
+}
+
+/**
+ * A 3xx from a place ksctl sends a credential to is refused, not followed (fetch runs with `redirect: 'manual'`): exit
+ * 4, the URL must change. (`redirect: 'error'` made it a network error: exit 5 "unreachable", and scripts retried.)
+ */
+async function refuseRedirect(r: Response, what: string, hint: string): Promise<void> {
+  if (r.status < 300 || r.status >= 400) return;
+  await r.body?.cancel().catch(() => undefined);
+  throw new CliError(`${what} answered a redirect (${r.status}): ksctl follows none; ${hint}`, Exit.Refused, 'redirect_refused', r.status);
 }
 
 /** The pipeline's OIDC token: a file (AZURE_FEDERATED_TOKEN_FILE) or Azure DevOps' SYSTEM_OIDCREQUESTURI. */
@@ -169,10 +216,12 @@ async function federatedAssertion(c: Connection): Promise<string> {
   url.searchParams.set('serviceConnectionId', w.serviceConnectionId);
   let r: Response;
   try {
-    r = await fetch(url, { method: 'POST', redirect: 'error', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' } });
+    r = await fetch(url, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' }, signal: waitFor(c, "the pipeline's OIDC token request") });
   } catch (err) {
-    throw new CliError(`OIDC token request unreachable: ${(err as Error).message}`, Exit.Unavailable);
+    rethrowDeadline(err);
+    throw new CliError(`OIDC token request unreachable: ${(err as Error).message.split(w.systemAccessToken).join('***')}`, Exit.Unavailable);
   }
+  await refuseRedirect(r, 'SYSTEM_OIDCREQUESTURI', 'check the pipeline');
   const oidcToken = (await smallJsonObject(r))['oidcToken'];
   if (!r.ok || typeof oidcToken !== 'string' || !oidcToken) throw new CliError(`the pipeline's OIDC token was refused (${r.status})`, Exit.Auth, undefined, r.status);
   return oidcToken;
@@ -182,7 +231,9 @@ async function federatedAssertion(c: Connection): Promise<string> {
 export async function accessToken(c: Connection): Promise<string> {
   if (c.method === 'token') {
     if (!c.token) throw new CliError('KEYSERVER_TOKEN is empty', Exit.Usage);
-    return c.token;
+    const token = bearerToken(c.token);
+    if (!token) throw new CliError('KEYSERVER_TOKEN is no bearer token (RFC 6750: letters, digits, -._~+/ and a trailing =; no line break inside): not sent', Exit.Usage, 'token_malformed');
+    return token;
   }
   if (!c.clientId || !c.scope) throw new CliError('set KEYSERVER_CLIENT_ID and KEYSERVER_SCOPE (or use --demo)', Exit.Usage);
   const cached = readCache(c);
@@ -238,11 +289,17 @@ export async function api<T>(c: Connection, method: string, path: string, body?:
 export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: BodyInit, extra: RequestInit = {}): Promise<Response> {
   credentialUrl(c.apiUrl, 'the Keyserver URL (KEYSERVER_URL, --api)');
   const token = await accessToken(c);
+  const what = `${method} ${path.split('?')[0]}`;
+  // A request that changes something and carries no Idempotency-Key may have been carried out when the deadline cuts it.
+  const lower = Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  const note = method !== 'GET' && !lower['idempotency-key'] ? 'the Keyserver may have carried it out: check before running it again' : undefined;
   let r: Response;
   try {
-    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra, redirect: 'manual' });
+    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra, redirect: 'manual', signal: waitFor(c, what, note) });
   } catch (err) {
-    throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message}`, Exit.Unavailable);
+    rethrowDeadline(err);
+    // The token is never part of a message, whatever fetch's own error quotes.
+    throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message.split(token).join('***')}`, Exit.Unavailable);
   }
   if (r.ok) return r;
   if (r.status >= 300 && r.status < 400) {

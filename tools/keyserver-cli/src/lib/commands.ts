@@ -14,7 +14,7 @@ export interface CommandSpec {
 export const GLOBAL_OPTIONS = [
   '--api', '--token-endpoint', '--client-id', '--client-secret', '--scope', '--demo', '--json', '--output', '--no-progress',
   '--certificate', '--private-key', '--assertion-alg', '--wif', '--federated-token-file', '--service-connection-id', '--pkce',
-  '--redirect-uri', '--help', '--version',
+  '--redirect-uri', '--timeout', '--help', '--version',
 ];
 
 /** Options whose value is a file name (completion offers files). */
@@ -40,13 +40,14 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'login',
     subcommands: [],
-    options: ['--no-browser', '--timeout'],
+    options: ['--no-browser'],
     help: `Usage: ksctl login [--pkce [--no-browser] [--timeout SECONDS]]
 
 Gets a token and caches it (0600 file in ~/.cache/ksctl or KSCTL_CACHE_DIR), one file per token
 endpoint, client, scope and credential: a changed secret or certificate never reuses another's token.
 --pkce: a user signs in in the browser on a loopback redirect (--redirect-uri); the refresh token is
-kept and used silently.`,
+kept and used silently. --timeout: with --pkce the time for the sign-in (default 300 s; exit 3 login_timeout),
+the code exchange after it ends by KSCTL_TIMEOUT (default 120 s); without --pkce the token request's deadline.`,
   },
   {
     name: 'keys',
@@ -62,14 +63,16 @@ show: one key; --chain FILE writes its PEM chain (key certificate first, root la
   {
     name: 'operations',
     subcommands: ['create', 'show', 'wait'],
-    options: ['--key', '--description', '--hours', '--digest', '--timeout'],
+    options: ['--key', '--description', '--hours', '--digest'],
     help: `Usage: ksctl operations create --key KEYID=N... --description TEXT [--hours H] [--digest HEX...]
        ksctl operations show ID
        ksctl operations wait ID [--timeout SECONDS]
 
 create: orders an operation (N usages per key, valid for H hours, default 24; --digest limits it to
 those digests; inside Azure Pipelines or GitHub Actions it declares the run's project, pipeline, run,
-commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).`,
+commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).
+wait --timeout: how long to wait for the approval (default 600 s, then exit 1 timeout); each poll ends by
+KSCTL_TIMEOUT (default 120 s, then exit 7 deadline_exceeded).`,
   },
   {
     name: 'sign',
@@ -88,6 +91,9 @@ takes none).
 --message: an Ed25519 key signs the file itself (PureEdDSA, at most 64 KiB; an operation's --digest
 must then list its SHA-256); --out writes the 64-byte signature.
 --cms: the file streams to the Keyserver, which returns a detached CMS (default FILE.p7s).
+Deadline: --timeout / KSCTL_TIMEOUT, else 120 s plus 1 s per MiB of --file (a 1 GiB image: 1144 s); on expiry
+exit 7 deadline_exceeded and no file. A sign order cut by it may have been signed: rerun it with the same
+--idempotency-key to get that signature without another usage (--cms: check the operation's usages first).
 --out (and FILE.p7s) must be a regular file or nothing, never a symlink, in an existing directory (exit 2
 otherwise, before anything is signed); it is written whole, a new file renamed over the name.`,
   },

@@ -10,6 +10,12 @@ export enum Exit {
   Unavailable = 5,
   /** Verification failed: a signature, a certificate chain (revoked included) or the audit chain does not verify. */
   Invalid = 6,
+  /**
+   * The command's deadline passed (`deadline_exceeded`, --timeout / KSCTL_TIMEOUT): a server held the connection. Worth
+   * a retry like 5, but a request that was sent may have been carried out (a retry of a sign order needs its
+   * Idempotency-Key to be safe).
+   */
+  Timeout = 7,
 }
 
 /** The user-info of every URL in a text (`scheme://user:password@`): what a CI log must never show. */

@@ -70,9 +70,28 @@ export function outputStream(path: string, option: string): { stream: WriteStrea
   checkOutputPath(path, option);
   const tmp = temporaryBeside(path);
   const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o666, flush: true });
+  openTemporaries.add(tmp);
   return {
     stream,
-    commit: () => renameSync(tmp, path),
-    discard: () => rmSync(tmp, { force: true }),
+    commit: () => {
+      renameSync(tmp, path);
+      openTemporaries.delete(tmp);
+    },
+    discard: () => {
+      rmSync(tmp, { force: true });
+      openTemporaries.delete(tmp);
+    },
   };
+}
+
+/** Temporary files of {@link outputStream}s neither committed nor discarded yet. */
+const openTemporaries = new Set<string>();
+
+/**
+ * Removes every temporary file still open: for an exit that does not unwind (the deadline's watchdog), so no partial
+ * file stays beside an output. ({@link replaceFile} is synchronous: its temporary never outlives the call.)
+ */
+export function discardOpenTemporaries(): void {
+  for (const tmp of openTemporaries) rmSync(tmp, { force: true });
+  openTemporaries.clear();
 }

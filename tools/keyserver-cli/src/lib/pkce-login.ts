@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CliError, Exit, tokenRequest, writeCache, type Connection } from './client';
+import { Deadline } from './deadline';
 
 export interface PkceLoginOptions {
   authorizationEndpoint: string;
@@ -10,6 +11,8 @@ export interface PkceLoginOptions {
   redirectUri: string;
   openBrowser: boolean;
   timeoutMs: number;
+  /** The code exchange after the sign-in ends by this deadline (KSCTL_TIMEOUT), as every request of ksctl does. */
+  requestTimeoutSeconds?: number;
   /** Where the sign-in URL is printed (stderr by default, so --json output stays clean). */
   print?: (line: string) => void;
 }
@@ -73,7 +76,8 @@ export async function pkceLogin(c: Connection, o: PkceLoginOptions): Promise<{ e
         reject(new CliError(`sign-in failed (${reason})`, Exit.Auth, reason));
       });
     });
-    const t = await tokenRequest(c, { grant_type: 'authorization_code', client_id: c.clientId, code, redirect_uri: redirectUri, code_verifier: verifier });
+    const exchange = o.requestTimeoutSeconds ? { ...c, deadline: new Deadline(o.requestTimeoutSeconds) } : c;
+    const t = await tokenRequest(exchange, { grant_type: 'authorization_code', client_id: c.clientId, code, redirect_uri: redirectUri, code_verifier: verifier });
     writeCache(c, t);
     return { expiresAt: t.expiresAt };
   } finally {

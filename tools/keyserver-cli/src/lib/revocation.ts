@@ -3,6 +3,7 @@ import * as pkijs from 'pkijs';
 import { constants, verify as nodeVerify, type KeyObject, type X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { DigestHash } from './digest-signatures';
+import { isDeadlineError } from './deadline';
 import { CliError, Exit } from './errors';
 import { keyUsage } from './verify';
 
@@ -169,10 +170,13 @@ export class CrlFetcher {
   private readonly cache = new Map<string, Promise<Crl[]>>();
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
+  /** The command's deadline (deadline.ts): a download ends by it too, and it is reported as itself (exit 7). */
+  private readonly deadline?: AbortSignal;
 
-  constructor(o: { timeoutMs?: number; maxBytes?: number } = {}) {
+  constructor(o: { timeoutMs?: number; maxBytes?: number; deadline?: AbortSignal } = {}) {
     this.timeoutMs = o.timeoutMs ?? CRL_FETCH_TIMEOUT_MS;
     this.maxBytes = o.maxBytes ?? CRL_FETCH_MAX_BYTES;
+    this.deadline = o.deadline;
   }
 
   /** The CRLs at the first of `cert`'s distribution points that answers; `error` when every one failed. */
@@ -183,6 +187,7 @@ export class CrlFetcher {
       try {
         return { crls: await this.get(url), urls };
       } catch (err) {
+        if (isDeadlineError(err)) throw err; // not a CRL that is unreachable: no time is left for any
         error ??= err instanceof CliError ? err : new CliError(`${url}: ${(err as Error).message}`, Exit.Unavailable, 'crl_unreachable', undefined, { url });
       }
     }
@@ -200,7 +205,8 @@ export class CrlFetcher {
 
   private async download(url: string): Promise<Buffer> {
     const unreachable = (why: string) => new CliError(`cannot download the CRL at ${url}: ${why}`, Exit.Unavailable, 'crl_unreachable', undefined, { url });
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    const perCrl = AbortSignal.timeout(this.timeoutMs);
+    const signal = this.deadline ? AbortSignal.any([perCrl, this.deadline]) : perCrl;
     try {
       const res = await fetch(url, { signal, redirect: 'follow', headers: { accept: 'application/pkix-crl, */*' } });
       if (!res.ok) {
@@ -224,6 +230,7 @@ export class CrlFetcher {
       return Buffer.concat(chunks);
     } catch (err) {
       if (err instanceof CliError) throw err;
+      if (this.deadline?.aborted) throw this.deadline.reason;
       if (signal.aborted) throw unreachable(`no complete answer within ${this.timeoutMs} ms`);
       const cause = (err as Error & { cause?: Error }).cause;
       throw unreachable(cause?.message ?? (err as Error).message);
