@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { repoRoot, startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, type Api } from './admin-helpers';
 
-// Property over the key routes (POST /api/v1/keys, the ROOT ceremony (its fields and its subject's), the lifecycle and
+// Property over the key routes (POST /api/v1/keys, the ROOT ceremony (its fields and its subject's), the external chain, the lifecycle and
 // revocation routes, ADR 0020 addendum "serial
 // numbers per issuer"): an administrator in an ACTIVE session sends bodies that are valid but for hostile field
 // values (unicode edges, wrong types, huge and deep values, extra fields) to real and hostile key ids. Never a 5xx;
@@ -31,6 +31,9 @@ const plausible: fc.Arbitrary<unknown> = fc.constantFrom<unknown>(
   'fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'demo-fw-dev', 'CA', 'TSA', 'ROOT', 'ED25519', 'RSA_2048', 'EC_P384', 'SHA512', 'SHA256', 1, 0, 5, 8, 9, 3650,
   36_500, 100_000, 'keyCompromise', 'cACompromise', 'removeFromCRL', 'fz-new-1', 'fz-root-1', 'self-signed', 'external', 'DE', 'D', 'DEU', 'de',
 );
+
+/** A PEM armour around bytes that are no certificate (DER of a SEQUENCE holding a short INTEGER). */
+const FAKE_PEM = `-----BEGIN CERTIFICATE-----\n${Buffer.from([0x30, 0x03, 0x02, 0x01, 0x05]).toString('base64')}\n-----END CERTIFICATE-----\n`;
 
 /** Ids a path takes: the keys made for the test (states change as cases succeed), the ROOT, hostile strings. */
 const PATH_IDS = ['fz-ca', 'fz-fw', 'fz-tsa', 'demo-root', 'FZ-CA', 'fz-ca\u200b', 'nope', '...', '%2e%2e', 'a'.repeat(200)];
@@ -59,6 +62,8 @@ const ROUTES: KeyRoute[] = [
   { method: 'POST', template: '/api/v1/keys/{keyid}/retirement', base: () => ({}) },
   { method: 'POST', template: '/api/v1/keys/{keyid}/revocation', base: () => ({ reason: 'keyCompromise' }) },
   { method: 'POST', template: '/api/v1/keys/{keyid}/destruction', base: () => ({}) },
+  // The renewed external chain (ADR 0020 addendum): PEM-shaped text the verifier must refuse, never a 5xx.
+  { method: 'POST', template: '/api/v1/keys/{keyid}/external-chain', base: () => ({ certificate: FAKE_PEM, chain: [FAKE_PEM, FAKE_PEM] }) },
   { method: 'POST', template: '/api/v1/keys/root-ceremony', base: ceremony },
   { method: 'POST', template: '/api/v1/keys/root-ceremony', base: ceremonySubject, wrap: (subject, n) => ({ ...ceremony(n), subject }) },
 ];

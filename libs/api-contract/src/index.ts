@@ -92,6 +92,7 @@ export { CertificateNameText, CreateKeyRequest, KeyRevocationReason, KeyRevocati
 export {
   CancelPendingRequest,
   CertificateSubject,
+  ExternalChainRequest,
   ImportCertificateRequest,
   KeyVersionList,
   KeyVersionView,

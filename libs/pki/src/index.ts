@@ -147,6 +147,7 @@ export {
   spkiSha256,
   splitPemCertificates,
   type VerifiedCaCertificate,
+  subjectAndKeyOf,
   verifyImportedCaCertificate,
 } from './lib/key-ceremony';
 export {

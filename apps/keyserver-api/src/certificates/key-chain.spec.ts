@@ -29,7 +29,8 @@ describe(KeyChainCache.name, () => {
   let getKeys: number;
   let failNextGetKey: boolean;
   let versions: Map<string, string[]>;
-  const keys = { findByKeyid: async (keyid: string) => (queries++, rows.get(keyid) ?? null) } as unknown as KeyRepository;
+  // findByKeyidCached: the access cache the sign path warmed before (usableKey), not counted as a query.
+  const keys = { findByKeyid: async (keyid: string) => (queries++, rows.get(keyid) ?? null), findByKeyidCached: async (keyid: string) => rows.get(keyid) ?? null } as unknown as KeyRepository;
   // The published certificates of a key's versions, oldest first (its current one when no other is set).
   const lifecycle = { versions: async (keyid: string) => (versions.get(keyid) ?? [rows.get(keyid)?.certificatePem ?? '']).map((certificatePem) => ({ certificatePem })) } as unknown as KeyLifecycleRepository;
   const signer = {
@@ -79,6 +80,27 @@ describe(KeyChainCache.name, () => {
     rows.set('root', key('root', other.root, null));
     const rebuilt = await cache.deviceIssuer(rows.get('ca') as Key);
     expect(rebuilt.chainPems[1]).toBe(other.root);
+    expect(getKeys).toBe(2);
+  });
+
+  it('builds again when the external chain above the ROOT was replaced, the CA unchanged (ADR 0020 addendum "the renewed external chain")', async () => {
+    const [first, renewed] = [opensslCa(dir).root, opensslCa(dir).root];
+    rows.set('root', { ...key('root', pems.root, null), currentVersion: 1, issuerChainPem: first } as Key);
+    const cache = new KeyChainCache(keys, lifecycle, signer);
+    const fp = (list: string[]) => list.map((p) => new X509Certificate(p).fingerprint256);
+    expect(fp((await cache.deviceIssuer(rows.get('ca') as Key)).chainPems)).toEqual(fp([pems.ca, pems.root, first]));
+    expect((await cache.cmsSigner(rows.get('ca') as Key)).certs).toHaveLength(3);
+    rows.set('root', { ...key('root', pems.root, null), currentVersion: 1, issuerChainPem: renewed } as Key);
+    expect(fp((await cache.deviceIssuer(rows.get('ca') as Key)).chainPems)).toEqual(fp([pems.ca, pems.root, renewed]));
+    const cms = await cache.cmsSigner(rows.get('ca') as Key);
+    expect(new X509Certificate(Buffer.from(cms.certs[2].toSchema().toBER(false))).fingerprint256).toBe(new X509Certificate(renewed).fingerprint256);
+  });
+
+  it('builds again when the issuer got a new version (a re-issued certificate for the same key pair chains in its place)', async () => {
+    const cache = new KeyChainCache(keys, lifecycle, signer);
+    await cache.deviceIssuer(rows.get('ca') as Key);
+    rows.set('root', { ...key('root', pems.root, null), currentVersion: 2 } as Key);
+    await cache.deviceIssuer(rows.get('ca') as Key);
     expect(getKeys).toBe(2);
   });
 
@@ -192,14 +214,16 @@ describe(externalChainValidity.name, () => {
   });
 
   it('ok the chain is found on the ROOT at the top of the path, from any depth; a missing parent narrows nothing', async () => {
-    const rows = new Map<string, Pick<Key, 'parentKeyid' | 'issuerChainPem'>>([
-      ['root', { parentKeyid: null, issuerChainPem: pems.ca + pems.root }],
-      ['ca', { parentKeyid: 'root', issuerChainPem: null }],
+    // Placeholder certificates: no version is found to have certified the path, so the ROOT's current chain bounds it.
+    const row = (keyid: string, parentKeyid: string | null, issuerChainPem: string | null) => ({ keyid, parentKeyid, issuerChainPem, certificatePem: `placeholder ${keyid}` });
+    const rows = new Map<string, Pick<Key, 'keyid' | 'parentKeyid' | 'issuerChainPem' | 'certificatePem'>>([
+      ['root', row('root', null, pems.ca + pems.root)],
+      ['ca', row('ca', 'root', null)],
     ]);
-    const keys = { findByKeyidCached: async (keyid: string) => (rows.get(keyid) ?? null) as Key | null };
+    const keys = { findByKeyidCached: async (keyid: string) => (rows.get(keyid) ?? null) as Key | null, versionChains: async () => [] };
     const end = new X509Certificate(pems.ca).validToDate.getTime();
-    expect((await externalChainAbove(keys, { parentKeyid: 'ca', issuerChainPem: null }))?.notAfter.getTime()).toBe(end);
+    expect((await externalChainAbove(keys, row('fw', 'ca', null)))?.notAfter.getTime()).toBe(end);
     expect((await externalChainAbove(keys, rows.get('root') as Key))?.notAfter.getTime()).toBe(end);
-    expect(await externalChainAbove(keys, { parentKeyid: 'gone', issuerChainPem: null })).toBeNull();
+    expect(await externalChainAbove(keys, row('fw', 'gone', null))).toBeNull();
   });
 });

@@ -47,22 +47,75 @@ export async function usableNow(keys: KeyRepository, key: Key, now = Date.now())
   }
 }
 
-/** The validity of the external chain above the ROOT at the top of `key`'s path (the key itself if a ROOT), if any. */
-export async function externalChainAbove(keys: Pick<KeyRepository, 'findByKeyidCached'>, key: Pick<Key, 'parentKeyid' | 'issuerChainPem'>): Promise<ExternalChainValidity | null> {
-  let top: Pick<Key, 'parentKeyid' | 'issuerChainPem'> = key;
+/** The key lookups {@link externalChainAbove} makes: the cached row, and a ROOT's versions in the rare case it needs them. */
+export type ChainLookups = Pick<KeyRepository, 'findByKeyidCached' | 'versionChains'>;
+
+const MEMO_ENTRIES = 256;
+const remember = <V>(map: Map<string, V>, id: string, value: V): V => {
+  if (map.size >= MEMO_ENTRIES) map.delete(map.keys().next().value as string);
+  map.set(id, value);
+  return value;
+};
+/** Whether the certificate `below` was signed by the key of `issuer` under its name (per pair of PEMs, once per process). */
+const issuedMemo = new Map<string, boolean>();
+function issued(below: string, issuer: string): boolean {
+  const id = `${below}\n${issuer}`;
+  const hit = issuedMemo.get(id);
+  if (hit !== undefined) return hit;
+  let yes = false;
+  try {
+    const [b, i] = [new X509Certificate(below), new X509Certificate(issuer)];
+    yes = b.checkIssued(i) && b.verify(i.publicKey);
+  } catch {
+    yes = false; // not a certificate (a placeholder row): judged by the ROOT's current chain, as before
+  }
+  return remember(issuedMemo, id, yes);
+}
+/** The chain of the earlier ROOT version that certified a key, by (ROOT keyid, that key's certificate): a superseded version's chain never changes. */
+const earlierChains = new Map<string, string | null>();
+
+/**
+ * The external chain that bounds a key certified by the ROOT `top` (its certificate `below`): that of the ROOT version
+ * that certified it (ADR 0020 addendum "the renewed external chain"). The current version's (the key row's) when its
+ * certificate certified `below`, which is the case but after a rotation of the ROOT: one memoised signature check;
+ * else the chain kept with the earlier version found by signature, or the current one when that version's chain is
+ * not known (superseded before chains were kept per version).
+ */
+async function chainOfCertifyingVersion(keys: ChainLookups, top: Pick<Key, 'keyid' | 'certificatePem' | 'issuerChainPem'>, below: string): Promise<string | null> {
+  if (issued(below, top.certificatePem)) return top.issuerChainPem;
+  const id = `${top.keyid}\n${below}`;
+  let chain = earlierChains.get(id);
+  if (chain === undefined) {
+    // Remembered found or not: a version added later is a re-issue for the current key pair (checked first above),
+    // never one that certified an older certificate.
+    const found = (await keys.versionChains(top.keyid)).find((v) => v.certificatePem !== top.certificatePem && issued(below, v.certificatePem));
+    chain = remember(earlierChains, id, found?.issuerChainPem ?? null);
+  }
+  return chain ?? top.issuerChainPem;
+}
+
+/**
+ * The validity of the external chain above the ROOT at the top of `key`'s path (the key itself if a ROOT), if any:
+ * the chain of the ROOT version that certified the path (see {@link chainOfCertifyingVersion}).
+ */
+export async function externalChainAbove(keys: ChainLookups, key: Pick<Key, 'keyid' | 'parentKeyid' | 'issuerChainPem' | 'certificatePem'>): Promise<ExternalChainValidity | null> {
+  let top: Pick<Key, 'keyid' | 'parentKeyid' | 'issuerChainPem' | 'certificatePem'> = key;
+  let below: string | null = null;
   for (let depth = 0; top.parentKeyid && depth < 16; depth++) {
     const parent = await keys.findByKeyidCached(top.parentKeyid);
     if (!parent) return null;
+    below = top.certificatePem;
     top = parent;
   }
-  return externalChainValidity(top.issuerChainPem);
+  if (!top.issuerChainPem) return null;
+  return externalChainValidity(below === null ? top.issuerChainPem : await chainOfCertifyingVersion(keys, top, below));
 }
 
 /**
  * The last instant a certificate issued by `issuer` may reach: the issuer's notAfter, or the end of the external
  * chain above its ROOT when that comes first, with the words for a refusal (`validity_exceeds_root`).
  */
-export async function issuerEnd(keys: Pick<KeyRepository, 'findByKeyidCached'>, issuer: Key): Promise<{ notAfter: Date; bound: string }> {
+export async function issuerEnd(keys: ChainLookups, issuer: Key): Promise<{ notAfter: Date; bound: string }> {
   const above = await externalChainAbove(keys, issuer);
   if (above && above.notAfter < issuer.notAfter) return { notAfter: above.notAfter, bound: `the external chain above the ROOT of ${issuer.keyid} (${above.bound})` };
   return { notAfter: issuer.notAfter, bound: `${issuer.keyid} (until ${issuer.notAfter.toISOString()})` };
@@ -77,20 +130,24 @@ export async function issuerEnd(keys: Pick<KeyRepository, 'findByKeyidCached'>, 
 export async function certificateChain(keys: KeyRepository, lifecycle: KeyLifecycleRepository, key: Key): Promise<string[]> {
   const chain = [key.certificatePem];
   let top = key;
+  // The external chain above the top: the ROOT version's that certified the path (its own current one for a ROOT).
+  let external = key.issuerChainPem;
   for (let below = new X509Certificate(key.certificatePem); top.parentKeyid && chain.length < 10; ) {
     const parent = await keys.findByKeyid(top.parentKeyid);
     if (!parent) break;
     const versions = (await lifecycle.versions(parent.keyid)).reverse();
-    const pem =
-      versions.map((v) => v.certificatePem).find((p) => {
-        const x = new X509Certificate(p);
-        return below.checkIssued(x) && below.verify(x.publicKey);
-      }) ?? parent.certificatePem;
+    const signer = versions.find((v) => {
+      const x = new X509Certificate(v.certificatePem);
+      return below.checkIssued(x) && below.verify(x.publicKey);
+    });
+    const pem = signer?.certificatePem ?? parent.certificatePem;
     chain.push(pem);
     below = new X509Certificate(pem);
     top = parent;
+    // A version superseded before chains were kept per version has none: the key row's (current) chain, as before.
+    external = (signer && signer.version !== parent.currentVersion ? signer.issuerChainPem : null) ?? parent.issuerChainPem;
   }
-  if (top.issuerChainPem) chain.push(...splitPemCertificates(top.issuerChainPem));
+  if (external) chain.push(...splitPemCertificates(external));
   return chain;
 }
 
@@ -98,9 +155,11 @@ export async function certificateChain(keys: KeyRepository, lifecycle: KeyLifecy
 const MAX_ENTRIES = 256;
 
 /**
- * What a key's certificate and its issuers parse into, built once per process: the chain above a certificate never
- * changes (the issuer versions that signed it stay published), so the entry is keyed by (key id, HSM key id,
- * certificate) and never goes stale. The key's state is not part of it: callers check it on every request (usableKey, the usage
+ * What a key's certificate and its issuers parse into, built once per process. The entry is keyed by (key id, HSM key
+ * id, certificate) and by what the chain depends on above it: each issuer's current version (a re-issued certificate
+ * for the same key pair chains in place of the older one) and the external chain above the ROOT (replaced when the
+ * offline CA renews, ADR 0020 addendum "the renewed external chain"); those are read through the access cache the sign
+ * path warmed in usableKey, so a warm entry costs no round trip. The key's state is not part of it: callers check it on every request (usableKey, the usage
  * reservation), so a revoked key is refused even with a warm entry. Failed builds are not kept.
  */
 export class KeyChainCache {
@@ -125,8 +184,20 @@ export class KeyChainCache {
     return this.memo('cms', key, async () => prepareCmsSigner(await this.signer.getKey(key.hsmKeyId), await certificateChain(this.keys, this.lifecycle, key)));
   }
 
-  private memo<T>(kind: string, key: Key, build: () => Promise<T>): Promise<T> {
-    const id = `${kind}\n${key.keyid}\n${key.hsmKeyId}\n${key.certificatePem}`;
+  /** What the chain built for `key` depends on above it: every issuer's current version, then the external chain above the top. */
+  private async above(key: Key): Promise<string> {
+    const parts: string[] = [];
+    let top: Pick<Key, 'keyid' | 'parentKeyid' | 'currentVersion' | 'issuerChainPem'> | null = key;
+    for (let depth = 0; top?.parentKeyid && depth < 16; depth++) {
+      top = await this.keys.findByKeyidCached(top.parentKeyid);
+      if (top) parts.push(`${top.keyid}@${top.currentVersion}`);
+    }
+    parts.push(top?.issuerChainPem ?? '');
+    return parts.join('\n');
+  }
+
+  private async memo<T>(kind: string, key: Key, build: () => Promise<T>): Promise<T> {
+    const id = `${kind}\n${key.keyid}\n${key.hsmKeyId}\n${key.certificatePem}\n${await this.above(key)}`;
     const hit = this.entries.get(id);
     if (hit) return hit as Promise<T>;
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);

@@ -26,6 +26,15 @@ export enum KeyAdminErrorCode {
   SubjectMismatch = 'subject_mismatch',
   /** The final CRLs could not be signed before destruction: nothing was destroyed. */
   FinalCrlFailed = 'final_crl_failed',
+  // The renewed external chain of an imported ROOT (ADR 0020 addendum "the renewed external chain")
+  /** Only an ACTIVE ROOT certified by an external root has an external chain to replace. */
+  NotExternallyCertified = 'not_externally_certified',
+  /** The certificate and chain given are the ones stored: nothing to replace. */
+  ExternalChainUnchanged = 'external_chain_unchanged',
+  /** An ACTIVE key below the ROOT would end after the new certificate or chain: its tail would have no valid path. */
+  KeysBelowOutliveChain = 'keys_below_outlive_chain',
+  /** The new certificate or chain allows fewer CA levels below the ROOT than the CA keys there already use. */
+  ChainPathLenTooSmall = 'chain_path_len_too_small',
 }
 
 const STATUS: Record<KeyAdminErrorCode, number> = {
@@ -48,6 +57,10 @@ const STATUS: Record<KeyAdminErrorCode, number> = {
   [KeyAdminErrorCode.AnchorMismatch]: 400,
   [KeyAdminErrorCode.SubjectMismatch]: 400,
   [KeyAdminErrorCode.FinalCrlFailed]: 503,
+  [KeyAdminErrorCode.NotExternallyCertified]: 409,
+  [KeyAdminErrorCode.ExternalChainUnchanged]: 409,
+  [KeyAdminErrorCode.KeysBelowOutliveChain]: 409,
+  [KeyAdminErrorCode.ChainPathLenTooSmall]: 409,
 };
 
 /** Refusals of key administration. */

@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   CancelPendingRequest,
+  ExternalChainRequest,
   ImportCertificateRequest,
   KeyDetail,
   KeyVersionList,
@@ -65,6 +66,20 @@ export class KeyLifecycleController {
   @HttpCode(200)
   importCertificate(@Caller() actor: Actor, @AdminSessionHeader() session: string | undefined, @Param('keyid') keyid: string, @Body() body: unknown, @RequestId() requestId: string) {
     return this.service.importCertificate(actor, session, keyid, body, requestId);
+  }
+
+  @RequirePermission(Permission.KeysAdmin)
+  @ApiOperation({
+    summary:
+      "Replace an externally certified ROOT's external chain (the offline CA renewed, same key pair) and, when given, its certificate re-issued for the same key pair and subject (a new version): verified before it is stored (ACTIVE session of two or more administrators)",
+  })
+  @ApiHeader(SESSION_HEADER)
+  @ApiBody({ schema: jsonSchema(ExternalChainRequest) })
+  @ApiOkResponse({ schema: jsonSchema(KeyDetail) })
+  @Post(':keyid/external-chain')
+  @HttpCode(200)
+  replaceExternalChain(@Caller() actor: Actor, @AdminSessionHeader() session: string | undefined, @Param('keyid') keyid: string, @Body() body: unknown, @RequestId() requestId: string) {
+    return this.service.replaceExternalChain(actor, session, keyid, body, requestId);
   }
 
   @RequirePermission(Permission.KeysAdmin)

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import {
   CancelPendingRequest,
+  ExternalChainRequest,
   ImportCertificateRequest,
   isNewKeyId,
   NewKeyVersionRequest,
@@ -13,7 +14,7 @@ import {
   type PendingKeyView,
   type RootCeremonyResult,
 } from '@keyserver/api-contract';
-import { DataAccessError, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key } from '@keyserver/data-access';
+import { DataAccessError, externalChainValidity, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key, type KeyBelow } from '@keyserver/data-access';
 import {
   createCaCertificate,
   createFirmwareSigningCertificate,
@@ -21,6 +22,8 @@ import {
   createRootCertificate,
   nameSpecOf,
   spkiSha256,
+  splitPemCertificates,
+  subjectAndKeyOf,
   verifyImportedCaCertificate,
   type HsmKeyInfo,
   type HsmSigner,
@@ -53,6 +56,16 @@ const anchorOf = (chainPem: string): X509Certificate | null => {
 };
 
 const DAY_MS = 86_400_000;
+
+/**
+ * How far ahead of this clock a renewed external certificate's notBefore may be (the offline CA's clock running
+ * ahead): accepted, and the sign path waits for it (usableKey), as relying parties with a correct clock would.
+ */
+const EXTERNAL_NOT_BEFORE_SKEW_MS = 5 * 60_000;
+
+const sha256Of = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+const derList = (pems: string[]) => pems.map((p) => new X509Certificate(p).raw.toString('base64')).join(',');
 
 /** A pending row the earlier three-step cancellation marked (before ADR 0042's addendum): repeating it finishes it. */
 const cancelling = (keyid: string) =>
@@ -156,6 +169,90 @@ export class KeyLifecycleService {
         });
       return { keyid: dto.keyid, state: 'ACTIVE' as const, algorithm: dto.algorithm, spkiSha256: fingerprint, certificate: cert.certificatePem, csr: null, administrators, adminSessionId: session.id };
     });
+  }
+
+  /**
+   * The external CA above an imported ROOT renewed (ADR 0020 addendum "the renewed external chain"): a new chain
+   * (the offline intermediate re-certified, same key pair) and, when given, the ROOT's certificate re-issued for the
+   * same key pair and subject, which becomes its next version. Verified before anything is stored: the certificate is
+   * for the ROOT's HSM key, names the same subject (the same bytes: the keys below carry them as their issuer), chains
+   * with every signature, CA flag and pathLen up to the anchor the ROOT was imported under (same name and public key),
+   * each certificate valid now (notBefore at most {@link EXTERNAL_NOT_BEFORE_SKEW_MS} ahead); then, under the ROOT's
+   * lock, every ACTIVE key below it must still end inside the new path and fit its pathLen. A ROOT is a trust anchor
+   * for the keys below it: the session needs two administrators, as for its ceremony.
+   */
+  async replaceExternalChain(actor: Actor, sessionId: string | undefined, keyid: string, body: unknown, requestId: string): Promise<z.infer<typeof KeyDetail>> {
+    await this.audited(actor, sessionId, 'key.external_chain_replace', keyid, requestId, async (audit) => {
+      const session = await this.gate.require(actor, sessionId);
+      const administrators = await this.administrators(session);
+      const dto = validateBody(ExternalChainRequest, body);
+      const key = await this.find(keyid);
+      if (key.parentKeyid || !key.issuerChainPem) throw new KeyAdminError(KeyAdminErrorCode.NotExternallyCertified, `key ${keyid} is not a ROOT certified by an external root: it has no external chain`);
+      if (key.state !== 'ACTIVE' || key.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}`);
+      const hsmKey = await this.signer.getKey(key.hsmKeyId);
+      const v = verifyImportedCaCertificate(hsmKey, dto.certificate ?? key.certificatePem, dto.chain, new Date(), { notBeforeSkewMs: EXTERNAL_NOT_BEFORE_SKEW_MS });
+      if (!sameBytes(subjectAndKeyOf(v.certificatePem).subject, subjectAndKeyOf(key.certificatePem).subject)) {
+        throw new KeyAdminError(KeyAdminErrorCode.SubjectMismatch, `the certificate must name the subject of ${keyid}'s current certificate, encoded the same way`);
+      }
+      const newChain = splitPemCertificates(v.chainPem);
+      const oldChain = splitPemCertificates(key.issuerChainPem);
+      const [known, anchor] = [subjectAndKeyOf(oldChain[oldChain.length - 1]), subjectAndKeyOf(newChain[newChain.length - 1])];
+      if (!sameBytes(known.subject, anchor.subject) || !sameBytes(known.spki, anchor.spki)) {
+        throw new KeyAdminError(KeyAdminErrorCode.AnchorMismatch, `the chain must end at the external root ${keyid} was imported under (${new X509Certificate(oldChain[oldChain.length - 1]).subject.replace(/\n/g, ', ')}, same public key)`);
+      }
+      const reissued = !new X509Certificate(v.certificatePem).raw.equals(new X509Certificate(key.certificatePem).raw);
+      if (!reissued && derList(newChain) === derList(oldChain)) throw new KeyAdminError(KeyAdminErrorCode.ExternalChainUnchanged, `key ${keyid} already has this certificate and chain`);
+      if (reissued && (await this.lifecycle.findPendingVersion(keyid))) throw new KeyAdminError(KeyAdminErrorCode.VersionPending, `key ${keyid} has a rotation waiting for its certificate: import or cancel it first`);
+      // The end of every path through the new certificate and chain (ADR 0020 addendum, session 25).
+      const chainValidity = externalChainValidity(v.chainPem);
+      const end = chainValidity && chainValidity.notAfter < v.notAfter ? { at: chainValidity.notAfter, bound: chainValidity.bound } : { at: v.notAfter, bound: `the certificate of ${keyid} until ${v.notAfter.toISOString()}` };
+      const pathLen = v.pathLen ?? null;
+      const assertBelow = (below: KeyBelow[]) => {
+        const outliving = below.filter((k) => k.notAfter > end.at);
+        if (outliving.length) {
+          const named = outliving.slice(0, 10).map((k) => `${k.keyid} (until ${k.notAfter.toISOString()})`).join(', ');
+          throw new KeyAdminError(KeyAdminErrorCode.KeysBelowOutliveChain, `${outliving.length} ACTIVE key(s) below ${keyid} would end after ${end.bound}: ${named}; retire them or ask for a longer certificate`);
+        }
+        // A CA at depth d needs d CA levels below the ROOT, and the ROOT one more than the pathLen of each CA it certified.
+        const needed = Math.max(0, ...below.filter((k) => k.type === 'CA').map((k) => (k.depth === 1 ? Math.max(1, (k.pathLen ?? 0) + 1) : k.depth)));
+        if (pathLen !== null && pathLen < needed) throw new KeyAdminError(KeyAdminErrorCode.ChainPathLenTooSmall, `the new certificate and chain allow ${pathLen} CA level(s) below ${keyid}; the CA keys there need ${needed}`);
+      };
+      const previous = { version: key.currentVersion, certificateSha256: sha256Of(key.certificatePem), chainSha256: oldChain.map(sha256Of) };
+      await this.lifecycle
+        .replaceExternalChain(
+          keyid,
+          {
+            expected: { version: key.currentVersion, certificatePem: key.certificatePem, issuerChainPem: key.issuerChainPem },
+            certificate: reissued ? { certificatePem: v.certificatePem, certificateSerial: v.serialHex, notBefore: v.notBefore, notAfter: v.notAfter } : null,
+            issuerChainPem: v.chainPem,
+            pathLen,
+          },
+          assertBelow,
+          {
+            ...audit,
+            adminSessionId: session.id,
+            details: {
+              administrators,
+              spkiSha256: spkiSha256(hsmKey.spki),
+              reissued,
+              ...(reissued ? { serial: v.serialHex, certificate: v.certificatePem, notBefore: v.notBefore.toISOString(), notAfter: v.notAfter.toISOString() } : {}),
+              certificateSha256: sha256Of(v.certificatePem),
+              chainSha256: newChain.map(sha256Of),
+              chain: v.chainPem,
+              anchorSubject: new X509Certificate(newChain[newChain.length - 1]).subject,
+              pathEnd: end.at.toISOString(),
+              pathLen,
+              previous,
+            },
+          },
+        )
+        .catch(async (err: unknown) => {
+          if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError((await this.lifecycle.findPendingVersion(keyid)) && reissued ? KeyAdminErrorCode.VersionPending : KeyAdminErrorCode.VersionConflict, err.detail);
+          if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail);
+          throw err;
+        });
+    });
+    return this.keyViews.detail(actor, keyid);
   }
 
   /** The CSR of a key awaiting its first certificate, or of an externally certified key's pending rotation. */

@@ -51,6 +51,17 @@ export const ImportCertificateRequest = z.strictObject({
 });
 export type ImportCertificateRequest = z.infer<typeof ImportCertificateRequest>;
 
+/**
+ * `POST /api/v1/keys/{keyid}/external-chain`: the external CA above an imported ROOT renewed its own certificate (the
+ * offline intermediate, same key pair) and/or re-issued the ROOT's certificate (same key pair, same subject): the new
+ * chain, and the re-issued certificate if there is one, replace what is stored (ADR 0020 addendum).
+ */
+export const ExternalChainRequest = z.strictObject({
+  certificate: Pem.optional().describe("The ROOT's certificate re-issued by the external CA (same public key and subject); omitted: the current one stays"),
+  chain: z.array(Pem).min(1).max(8).describe('The certificates above it, issuer first, ending with the self-signed root the ROOT was imported under'),
+});
+export type ExternalChainRequest = z.infer<typeof ExternalChainRequest>;
+
 /** `GET /api/v1/keys/{keyid}/csr`. */
 export const PendingKeyView = z.object({
   keyid: z.string(),

@@ -112,6 +112,8 @@ export interface KeyVersion {
   revokedAt: Date | null;
   revocationReason: string | null;
   destroyedAt: Date | null;
+  /** An externally certified ROOT's version: the chain above its certificate (null: none, or not known for a version superseded before it was kept). */
+  issuerChainPem: string | null;
 }
 
 /** A ROOT or CA key waiting for the certificate an external CA issues for its CSR. */

@@ -19,7 +19,7 @@ import {
   type IssuedCertificate,
 } from './certificates';
 import type { HsmKeyInfo } from './hsm-signer';
-import { createKeyCsr, nameSpecOf, spkiSha256, verifyImportedCaCertificate } from './key-ceremony';
+import { createKeyCsr, nameSpecOf, spkiSha256, subjectAndKeyOf, verifyImportedCaCertificate } from './key-ceremony';
 
 const DAY = 86_400_000;
 
@@ -132,6 +132,29 @@ describe(verifyImportedCaCertificate.name, () => {
   ])('%s (%s)', async (_name, code, make) => {
     const c = (await make()) as { cert: string; chain: string[]; at?: Date };
     expect(() => verifyImportedCaCertificate(online, c.cert, c.chain, c.at)).toThrow(expect.objectContaining({ code }));
+  });
+
+  // notBeforeSkewMs (the renewed external chain, ADR 0020 addendum): an issuing clock running ahead, up to the skew.
+  it.each([
+    ['fail a notBefore a minute ahead without skew (the import)', 60_000, undefined, 'chain_invalid'],
+    ['ok a notBefore a minute ahead with 5 minutes of skew', 60_000, 300_000, 'ok'],
+    ['fail a notBefore 6 minutes ahead with 5 minutes of skew', 360_000, 300_000, 'chain_invalid'],
+  ] as const)('%s', async (_name, ahead, skew, expected) => {
+    const cert = await createCaCertificate(signer, { key: offline, certificate: offlineCert.certificatePem }, online, { subject: { commonName: 'Online Root' }, notBefore: new Date(now + ahead), notAfter: validity.notAfter, pathLen: 0 });
+    const at = new Date(Math.floor(now / 1000) * 1000);
+    const outcome = () => verifyImportedCaCertificate(online, cert.certificatePem, [offlineCert.certificatePem], at, skew === undefined ? undefined : { notBeforeSkewMs: skew });
+    if (expected === 'ok') expect(outcome().notBefore.getTime()).toBeGreaterThan(at.getTime());
+    else expect(outcome).toThrow(expect.objectContaining({ code: expected }));
+  });
+
+  it('ok subjectAndKeyOf: the subject bytes as encoded and the SubjectPublicKeyInfo; garbage is invalid_certificate', async () => {
+    const cert = await caFor(online);
+    const x = new X509Certificate(cert.certificatePem);
+    const { subject, spki } = subjectAndKeyOf(cert.certificatePem);
+    expect(Buffer.from(spki).equals(x.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+    // The DER of Name SEQUENCE { SET { SEQUENCE { cn, UTF8String "Online Root" } } } as written.
+    expect(Buffer.from(subject).toString('hex')).toBe('3016311430120603550403' + '0c0b' + Buffer.from('Online Root').toString('hex'));
+    expect(() => subjectAndKeyOf('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')).toThrow(expect.objectContaining({ code: 'invalid_certificate' }));
   });
 
   // The CA levels the key may have below it: what every constraint on its path leaves (RFC 5280 6.1.4 (l)-(m)).

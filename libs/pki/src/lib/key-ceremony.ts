@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { buildName, parseIssuer, type NameSpec } from './certificates';
+import { buildName, nameDer, parseIssuer, type NameSpec } from './certificates';
 import { OID, bytesEqual, certDer, derTlv, hex, isStrictDer, pemBlocks, toAb, toPem } from './der';
 import type { HsmKeyInfo, HsmSigner } from './hsm-signer';
 import { PkiError } from './pki-error';
@@ -83,7 +83,9 @@ export function splitPemCertificates(text: string): string[] {
  * `chain` (issuer first) to a self-signed anchor: every signature, issuer name, CA flag, keyCertSign bit, validity
  * period and pathLenConstraint along the way. Nothing here trusts the anchor: the administrators chose it.
  */
-export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: string, chain: string[], now = new Date()): VerifiedCaCertificate {
+export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: string, chain: string[], now = new Date(), opts: { notBeforeSkewMs?: number } = {}): VerifiedCaCertificate {
+  // A notBefore this far ahead of `now` is taken as the issuing machine's clock running ahead (default: none).
+  const skew = opts.notBeforeSkewMs ?? 0;
   const leaf = parse(certificatePem, 'the certificate');
   const leafSpki = new Uint8Array(leaf.cert.subjectPublicKeyInfo.toSchema().toBER(false));
   if (!bytesEqual(leafSpki, key.spki)) throw new PkiError('certificate_key_mismatch', 'the certificate is not for this key (its public key differs from the HSM key)');
@@ -96,7 +98,7 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
   let pathLen = facts.pathLen;
   for (let i = 0; i < path.length; i++) {
     const c = path[i];
-    if (c.x.validFromDate.getTime() > now.getTime() || c.x.validToDate.getTime() < now.getTime()) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not valid now`);
+    if (c.x.validFromDate.getTime() > now.getTime() + skew || c.x.validToDate.getTime() < now.getTime()) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not valid now`);
     const issuer = path[i + 1] ?? c;
     if (i === path.length - 1 && !(c.x.checkIssued(c.x) && c.x.verify(c.x.publicKey))) throw new PkiError('chain_invalid', 'the last chain certificate is not a self-signed root');
     if (!c.x.checkIssued(issuer.x) || !c.x.verify(issuer.x.publicKey)) throw new PkiError('chain_invalid', `${i === 0 ? 'the certificate' : `chain certificate ${i}`} is not signed by the next certificate of the chain`);
@@ -119,6 +121,17 @@ export function verifyImportedCaCertificate(key: HsmKeyInfo, certificatePem: str
     pathLen,
     chainPem: path.slice(1).map((c) => toPem('CERTIFICATE', c.der)).join(''),
   };
+}
+
+/**
+ * What names a certificate's key for path building (RFC 5280 6.1.1 (d): a trust anchor is a name and a public key):
+ * its subject Name exactly as encoded (string types kept: the keys it certified carry these bytes as their issuer,
+ * and path builders compare them) and its SubjectPublicKeyInfo, both DER. `invalid_certificate` if it does not parse.
+ */
+export function subjectAndKeyOf(certificatePem: string): { subject: Uint8Array; spki: Uint8Array } {
+  const { cert } = parse(certificatePem, 'the certificate');
+  // The Name as decoded: valueBeforeDecode holds its bytes as they were in the certificate (not re-encoded).
+  return { subject: nameDer(cert.subject), spki: new Uint8Array(cert.subjectPublicKeyInfo.toSchema().toBER(false)) };
 }
 
 /** The subject of a certificate as a {@link NameSpec} (C, O, OU, CN, serialNumber), to certify the same name again. */

@@ -60,6 +60,8 @@ describe(adminCommand.name, () => {
     ['fail a malformed grant', ['role', 'create'], { session: 's', name: 'r', natures: 'SIGNER', grant: ['fw-1'] }],
     ['fail a key action without a keyid', ['key', 'destroy'], { session: 's' }],
     ['fail cancel-csr without --session', ['key', 'cancel-csr', 'online-root'], {}],
+    ['fail replace-chain without --chain', ['key', 'replace-chain', 'online-root'], { session: 's' }],
+    ['fail replace-chain without --session', ['key', 'replace-chain', 'online-root'], { chain: 'chain.pem' }],
     ['fail cancel-csr with a version that is not a whole number', ['key', 'cancel-csr', 'online-root'], { session: 's', 'key-version': 'two' }],
     ['fail an unknown area', ['frobnicate'], {}],
   ])('%s: usage (exit 2), nothing sent', async (_n, pos, values) => {
@@ -86,6 +88,27 @@ describe(adminCommand.name, () => {
       writeFileSync(join(dir, 'chain.pem'), '');
       await adminCommand(api, ['key', 'import-cert', 'ext-root'], { session: 'sess-1', 'cert-file': join(dir, 'cert.pem'), chain: join(dir, 'chain.pem'), 'key-version': '2' });
       expect(calls[0].body).toEqual({ certificate: 'CERT', chain: [], version: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ok replace-chain sends each certificate of the chain file and, with --cert-file, the re-issued certificate; a chain file without certificates is refused before sending', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ksctl-admin-'));
+    try {
+      const pem = (n: string) => `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`;
+      writeFileSync(join(dir, 'cert.pem'), pem('AAAA'));
+      writeFileSync(join(dir, 'chain.pem'), `${pem('BBBB')}${pem('CCCC')}`);
+      writeFileSync(join(dir, 'empty.pem'), 'no certificate here');
+      await adminCommand(api, ['key', 'replace-chain', 'online-root'], { session: 'sess-1', chain: join(dir, 'chain.pem') });
+      await adminCommand(api, ['key', 'replace-chain', 'online-root'], { session: 'sess-1', chain: join(dir, 'chain.pem'), 'cert-file': join(dir, 'cert.pem') });
+      expect(calls).toEqual([
+        { method: 'POST', path: '/api/v1/keys/online-root/external-chain', body: { chain: [pem('BBBB'), pem('CCCC')] }, headers: S },
+        { method: 'POST', path: '/api/v1/keys/online-root/external-chain', body: { certificate: pem('AAAA'), chain: [pem('BBBB'), pem('CCCC')] }, headers: S },
+      ]);
+      calls = [];
+      await expect(adminCommand(api, ['key', 'replace-chain', 'online-root'], { session: 'sess-1', chain: join(dir, 'empty.pem') })).rejects.toMatchObject({ exit: Exit.Usage });
+      expect(calls).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -15,6 +15,7 @@ export const ADMIN_HELP = `Usage: ksctl admin session open --description TEXT [-
        ksctl admin key create --session ID --keyid KEYID --type CA|FW --algorithm ALG --cn NAME [--org O]
                               [--country CC] --days N --approvers N [--issuer KEYID] [--path-len N] [--product P]
        ksctl admin key import-cert KEYID --session ID --cert-file CERT.pem --chain CHAIN.pem [--key-version N]
+       ksctl admin key replace-chain KEYID --session ID --chain CHAIN.pem [--cert-file CERT.pem]
        ksctl admin key csr KEYID [--out FILE.csr]
        ksctl admin key cancel-csr KEYID --session ID [--key-version N]
        ksctl admin key renew|rotate KEYID --session ID --days N [--out FILE.csr]
@@ -32,7 +33,9 @@ roles that carry those natures) and lower a key's required approvers.
 root-ceremony: a ROOT key pair in the HSM, self-signed (--out writes its certificate), or with --external a
 CSR for your offline root (--out writes the CSR; then key import-cert). Rotating an externally certified ROOT
 makes a pending version: --out writes its CSR, key import-cert [--key-version N] activates it. key cancel-csr ends an
-external ceremony or a pending rotation that will not get its certificate: its HSM key pair is destroyed. ALG: EC_P256, EC_P384, EC_P521,
+external ceremony or a pending rotation that will not get its certificate: its HSM key pair is destroyed. key
+replace-chain installs the renewed chain above an externally certified ROOT (the offline CA renewed, same key pair)
+and, with --cert-file, the ROOT's certificate the offline CA re-issued (same key pair and subject: a new version). ALG: EC_P256, EC_P384, EC_P521,
 RSA_2048, RSA_3072, RSA_4096, ED25519. See docs/operations.md.`;
 
 export const ADMIN_OPTIONS = ['--name', '--natures', '--grant', '--kind', '--tid', '--oid', '--display-name', '--roles', '--session', '--keyid', '--algorithm', '--cn', '--org', '--ou', '--country', '--days', '--path-len', '--approvers', '--external', '--type', '--issuer', '--product', '--cert-file', '--chain', '--out', '--reason', '--description', '--key-version', '--powers'];
@@ -139,6 +142,14 @@ export async function adminCommand(api: AdminApi, pos: string[], v: Values): Pro
         const chain = chainText.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
         const version = int(v, 'key-version', false);
         return api('POST', `${k}/certificate`, { certificate: readFileSync(need(v, 'cert-file'), 'utf8'), chain, ...(version !== undefined ? { version } : {}) }, session());
+      }
+      case 'replace-chain': {
+        const chainFile = need(v, 'chain');
+        session();
+        const chain = readFileSync(chainFile, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+        if (chain.length === 0) throw new CliError(`--chain ${chainFile} holds no PEM certificate`, Exit.Usage);
+        const certificate = typeof v['cert-file'] === 'string' ? readFileSync(v['cert-file'], 'utf8') : undefined;
+        return api('POST', `${k}/external-chain`, { ...(certificate !== undefined ? { certificate } : {}), chain }, session());
       }
       case 'cancel-csr': {
         const version = int(v, 'key-version', false);

@@ -98,6 +98,10 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   key_version_not_found: 'This version of the key does not exist.',
   key_revoked: 'This key is revoked.',
   final_crl_failed: 'The final revocation list could not be signed, so nothing was destroyed. Try again in a moment.',
+  not_externally_certified: 'This key is not a root certified by an external root: it has no external chain to replace.',
+  external_chain_unchanged: 'The root already has this certificate and chain: nothing was changed.',
+  keys_below_outlive_chain: 'Active keys below this root would outlive the new certificate or chain: retire them or ask the external root for a longer certificate (the detail names them).',
+  chain_path_len_too_small: 'The new certificate or chain allows fewer CA levels below this root than the CA keys there use.',
   device_profile_invalid: 'The stored device certificate profile of this key is not valid. Save the profile again.',
   device_profile_not_applicable: 'Only CA keys have a device certificate profile.',
   // the HSM

@@ -2,7 +2,7 @@ import type { KeyVersion as KeyVersionRow, PendingKey as PendingKeyRow, PendingK
 import { mapPrismaError, retryBusyRows, retryDeadlocks, type Db, type Tx } from '../db';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { DataAccessError } from '../errors';
-import type { AuditInput, Key, KeyVersion, PendingKey } from '../types';
+import type { AuditInput, Key, KeyType, KeyVersion, PendingKey } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { assertIssuerCertifies, insertKeyTx, lockIssuer, lockKeyid, toKey, withParent, type CreateKeyInput, type LockedIssuer } from './key.repository';
 
@@ -23,6 +23,7 @@ const toVersion = (keyid: string, v: KeyVersionRow): KeyVersion => ({
   revokedAt: v.revokedAt,
   revocationReason: v.revocationReason,
   destroyedAt: v.destroyedAt,
+  issuerChainPem: v.issuerChainPem,
 });
 
 const toPending = (p: PendingKeyRow): PendingKey => ({
@@ -117,7 +118,18 @@ async function addVersionTx(tx: Tx, keyid: string, locked: { id: string }, versi
   const now = new Date();
   await tx.keyVersion.updateMany({ where: { keyId: locked.id, state: 'ACTIVE' }, data: { state: 'RETIRED', retiredAt: now } });
   const row = await tx.keyVersion.create({
-    data: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), certificatePem: v.certificatePem, certificateSerial: v.certificateSerial, notBefore: v.notBefore, notAfter: v.notAfter, issuerKeyid: v.issuerKeyid, issuerVersion: v.issuerVersion },
+    data: {
+      keyId: locked.id,
+      version,
+      hsmKeyId: v.hsmKeyId.toLowerCase(),
+      certificatePem: v.certificatePem,
+      certificateSerial: v.certificateSerial,
+      notBefore: v.notBefore,
+      notAfter: v.notAfter,
+      issuerKeyid: v.issuerKeyid,
+      issuerVersion: v.issuerVersion,
+      issuerChainPem: extra.issuerChainPem ?? null,
+    },
   });
   const k = await tx.key.update({
     where: { id: locked.id },
@@ -156,6 +168,39 @@ async function activeBelow(tx: Tx, id: string): Promise<string[]> {
     WITH RECURSIVE t AS (SELECT "id" FROM "key" WHERE "parentId" = ${id}::uuid UNION SELECT c."id" FROM "key" c JOIN t ON c."parentId" = t."id")
     SELECT k."keyid" FROM t JOIN "key" k ON k."id" = t."id" WHERE k."state" = 'ACTIVE' AND k."destroyedAt" IS NULL ORDER BY k."keyid"`;
   return rows.map((r) => r.keyid);
+}
+
+/** An ACTIVE key below an externally certified ROOT, read under the ROOT's lock: what a new external chain must still cover. */
+export interface KeyBelow {
+  keyid: string;
+  type: KeyType;
+  notAfter: Date;
+  pathLen: number | null;
+  /** 1: certified by the ROOT itself; 2: by a CA the ROOT certified; ... */
+  depth: number;
+}
+
+/** Every ACTIVE key below the key `id`, at any depth, with its depth (1 = certified by it). */
+async function keysBelow(tx: Tx, id: string): Promise<KeyBelow[]> {
+  return tx.$queryRaw<KeyBelow[]>`
+    WITH RECURSIVE t AS (SELECT "id", 1 AS "depth" FROM "key" WHERE "parentId" = ${id}::uuid
+                         UNION SELECT c."id", t."depth" + 1 FROM "key" c JOIN t ON c."parentId" = t."id" WHERE t."depth" < 16)
+    SELECT k."keyid", k."type"::text AS "type", k."notAfter", k."pathLen", t."depth"
+      FROM t JOIN "key" k ON k."id" = t."id" WHERE k."state" = 'ACTIVE' AND k."destroyedAt" IS NULL ORDER BY t."depth", k."keyid"`;
+}
+
+/**
+ * A new external chain (and possibly a re-issued certificate for the same key pair) for an externally certified ROOT
+ * (ADR 0020 addendum "the renewed external chain").
+ */
+export interface ExternalChainChange {
+  /** The state the caller verified the change against: anything committed since is `conflict`. */
+  expected: { version: number; certificatePem: string; issuerChainPem: string };
+  /** The ROOT's certificate re-issued for its current key pair: it becomes the next version (null: the certificate stays). */
+  certificate: { certificatePem: string; certificateSerial: string; notBefore: Date; notAfter: Date } | null;
+  issuerChainPem: string;
+  /** The CA levels the certificate and the new chain allow below the ROOT (null: no constraint). */
+  pathLen: number | null;
 }
 
 /** What a destruction of a key has to know, read under the key's lock ({@link KeyLifecycleRepository.destructionPlan}). */
@@ -205,6 +250,50 @@ export class KeyLifecycleRepository {
         await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: expectedVersion } });
         return added;
       })), `key ${keyid}`);
+    } catch (err) {
+      return mapPrismaError(err, `key ${keyid}`);
+    }
+  }
+
+  /**
+   * Replaces the external chain above an ACTIVE externally certified ROOT and, when the external CA re-issued the
+   * ROOT's certificate (same key pair), adds that certificate as the next version (the versions it supersedes become
+   * RETIRED, their certificates stay published). One transaction under the keyid's lock and the key row's (FOR NO KEY
+   * UPDATE: a key being created below the ROOT, which locks it FOR SHARE, commits first or waits); `assertBelow` is
+   * called with the ACTIVE keys below the ROOT as they are under that lock and throws to refuse. Exactly once:
+   * `conflict` when the key's version, certificate or chain is no longer `expected` (another change committed since
+   * the caller verified), or a re-issued certificate meets a pending rotation; `invalid_state` when the key is not an
+   * ACTIVE externally certified ROOT.
+   */
+  async replaceExternalChain(keyid: string, change: ExternalChainChange, assertBelow: (below: KeyBelow[]) => void, audit: AuditInput): Promise<{ key: Key; version: number }> {
+    try {
+      return await retryDeadlocks(() => this.db.transaction(async (tx) => {
+        await lockKeyid(tx, keyid);
+        const locked = await lockKey(tx, keyid);
+        if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.destroyedAt ? 'destroyed' : locked.state}`);
+        const [row] = await tx.$queryRaw<{ hsmKeyId: string; certificatePem: string; issuerChainPem: string | null; parentId: string | null }[]>`
+          SELECT "hsmKeyId", "certificatePem", "issuerChainPem", "parentId"::text AS "parentId" FROM "key" WHERE "id" = ${locked.id}::uuid`;
+        if (row.parentId !== null || row.issuerChainPem === null) throw new DataAccessError('invalid_state', `key ${keyid} is not certified by an external root`);
+        const { expected } = change;
+        if (locked.currentVersion !== expected.version || row.certificatePem !== expected.certificatePem || row.issuerChainPem !== expected.issuerChainPem) {
+          throw new DataAccessError('conflict', `the certificate or external chain of ${keyid} changed since this change was verified (version ${locked.currentVersion})`);
+        }
+        if (change.certificate && (await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { id: true } }))) {
+          throw new DataAccessError('conflict', `key ${keyid} has a pending version`);
+        }
+        assertBelow(await keysBelow(tx, locked.id));
+        let version = locked.currentVersion;
+        if (change.certificate) {
+          version = locked.currentVersion + 1;
+          await addVersionTx(tx, keyid, locked, version, { ...change.certificate, hsmKeyId: row.hsmKeyId, issuerKeyid: null, issuerVersion: null }, { issuerChainPem: change.issuerChainPem, pathLen: change.pathLen });
+        } else {
+          await tx.key.update({ where: { id: locked.id }, data: { issuerChainPem: change.issuerChainPem, pathLen: change.pathLen } });
+          await tx.keyVersion.updateMany({ where: { keyId: locked.id, version: locked.currentVersion }, data: { issuerChainPem: change.issuerChainPem } });
+        }
+        await appendAuditTx(tx, { ...audit, keyid, details: { ...audit.details, version, previousVersion: locked.currentVersion } });
+        const k = await tx.key.findUniqueOrThrow({ where: { id: locked.id }, include: withParent });
+        return { key: toKey(k), version };
+      }));
     } catch (err) {
       return mapPrismaError(err, `key ${keyid}`);
     }

@@ -178,6 +178,19 @@ export class KeyRepository {
     return this.db.access.through('key', keyid, () => this.findByKeyid(keyid));
   }
 
+  /**
+   * The certificates of a ROOT's versions with the external chain above each (ADR 0020 addendum "the renewed external
+   * chain"), newest first: what a key certified by an earlier version of a rotated external ROOT is judged by.
+   * Only read when the ROOT's current certificate did not certify that key (after a rotation); not cached here.
+   */
+  async versionChains(keyid: string): Promise<{ version: number; certificatePem: string; issuerChainPem: string | null }[]> {
+    return sqlQuery<{ version: number; certificatePem: string; issuerChainPem: string | null }>(
+      this.db,
+      `SELECT v."version", v."certificatePem", v."issuerChainPem" FROM "key_version" v JOIN "key" k ON k."id" = v."keyId" WHERE k."keyid" = $1 ORDER BY v."version" DESC`,
+      [keyid],
+    );
+  }
+
   async findByKeyid(keyid: string): Promise<Key | null> {
     // On every sign order and certificate: one statement on the raw pool.
     const rows = await sqlQuery<Omit<Key, 'crlNumber'> & { crlNumber: string }>(
@@ -438,6 +451,7 @@ export async function insertKeyTx(tx: Tx, input: CreateKeyInput) {
           notAfter: input.notAfter,
           issuerKeyid: input.parentKeyid ?? null,
           issuerVersion: parentVersion,
+          issuerChainPem: input.issuerChainPem ?? null,
         },
       },
     },
