@@ -84,6 +84,15 @@ export function markTransportRefusal(req: object, code: ApiErrorCode): void {
   (req as Record<symbol, ApiErrorCode>)[TRANSPORT_REFUSAL] = code;
 }
 
+/**
+ * Whether the request can no longer be answered: the transport refused the connection ({@link markTransportRefusal},
+ * e.g. bytes after its body did not parse), or its socket is gone or ended (Node ends the connection of a client
+ * that half-closes: the server is not half-open).
+ */
+export function transportGone(req: { socket?: { destroyed: boolean; writable: boolean } | null }): boolean {
+  return (req as Record<symbol, ApiErrorCode | undefined>)[TRANSPORT_REFUSAL] !== undefined || (req.socket != null && (req.socket.destroyed || !req.socket.writable));
+}
+
 /** Why a request's body ended early: the server's refusal when it stopped reading, else the client went away. */
 export function transportRefusal(req: object): ApiError {
   const code = (req as Record<symbol, ApiErrorCode | undefined>)[TRANSPORT_REFUSAL];

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Permission } from '@keyserver/api-contract';
 import { AuditRepository, KeyLifecycleRepository, KeyRepository, OperationRepository, SignOrderRepository, TimestampRepository, type Db } from '@keyserver/data-access';
+import { HsmError } from '@keyserver/pkcs11-signer';
 import pino from 'pino';
+import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
 import { Audited } from '../common/audited';
 import { EdgeServices } from '../edge/edge';
 import { SignatureTimestamps } from '../tsa/signature-timestamps';
@@ -145,5 +147,94 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await usagesUsed(operationId)).toEqual(before);
     const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', code, keyid]]);
+  });
+
+  /**
+   * An upload may stream for up to HTTP_REQUEST_TIMEOUT_MS (300 s): the key is chosen before the first byte, but
+   * what happens to it meanwhile must count at the instant of signing, as for a sign order decided in milliseconds.
+   */
+  describe('a key that changes while the image streams', () => {
+    const life = () => new KeyLifecycleRepository(db);
+    const byAdmin = (action: string) => ({ action, outcome: 'SUCCESS' as const, actorName: 'medium admin', requestId: null });
+
+    /** A stream that yields half the image, runs `meanwhile` (the key changes), then yields the rest. */
+    function uploadWith(image: Buffer, meanwhile: () => Promise<unknown>): StreamedRequest {
+      const half = image.length >> 1;
+      async function* body() {
+        yield image.subarray(0, half);
+        await meanwhile();
+        yield image.subarray(half);
+      }
+      return Object.assign(Readable.from(body()), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(image.length) } });
+    }
+
+    async function fwSetup() {
+      const chain = await seedCaChain(db, hsm.signer);
+      const { keyid: fw } = await seedFirmwareKey(db, hsm.signer, chain.caKeyid);
+      const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [fw] }, Permission.SignOrdersCreate);
+      const op = await operations.create({ description: 'medium changing key', ordererId: signer.subjectId, validFrom: new Date(Date.now() - 60_000), validTo: new Date(Date.now() + 3_600_000), keys: [{ keyid: fw, usagesAllowed: 1 }] });
+      return { fw, signer, operationId: op.id };
+    }
+
+    it.each([
+      [
+        'fail an image whose FW certificate expires while it streams',
+        async (fw: string) => {
+          // The certificate ends 1.5 s from now; the stream pauses past that instant.
+          const notAfter = new Date(Date.now() + 1_500);
+          await db.prisma.key.update({ where: { keyid: fw }, data: { notAfter } });
+          return async () => new Promise((r) => setTimeout(r, notAfter.getTime() - Date.now() + 100));
+        },
+      ],
+      ['fail an image whose key is retired while it streams', async (fw: string) => async () => life().retire(fw, byAdmin('key.retire'))],
+      ['fail an image whose key is revoked while it streams', async (fw: string) => async () => new KeyRepository(db).revoke(fw, 'keyCompromise', new Date(), byAdmin('key.revoke'))],
+    ] as const)('%s: key_not_usable, no signature, no usage spent, one DENIED event', async (_n, arrange) => {
+      const { fw, signer, operationId } = await fwSetup();
+      const meanwhile = await arrange(fw);
+      const rid = requestId();
+      expect(await codeOf(service.sign(signer, { operationid: operationId, keyid: fw, description: 'changing key image' }, uploadWith(randomBytes(128 * 1024), meanwhile), rid))).toBe('key_not_usable');
+      expect(await usagesUsed(operationId)).toEqual([0]);
+      expect(await db.prisma.signOrder.count({ where: { operationId } })).toBe(0);
+      const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode, e.keyid])).toEqual([['DENIED', 'key_not_usable', fw]]);
+    });
+  });
+
+  it.each([
+    ['fail a client that left after the last byte, before the signature was made', 'request_aborted', undefined],
+    ['fail an upload whose connection the transport refused after the last byte (bytes after the body did not parse)', 'malformed_request', 'malformed_request'],
+  ] as const)('%s: %s, no usage spent for a signature nobody receives, one DENIED event', async (_n, code, mark) => {
+    const { signer, operationId } = await signingSetup();
+    const req = Object.assign(upload(randomBytes(64 * 1024)), { socket: { destroyed: false, writable: true } });
+    req.once('end', () => {
+      if (mark) markTransportRefusal(req, mark as ApiErrorCode);
+      else req.socket.writable = false;
+    });
+    const rid = requestId();
+    expect(await codeOf(service.sign(signer, query(operationId), req, rid))).toBe(code);
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    expect(await db.prisma.signOrder.count({ where: { operationId } })).toBe(0);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', code]]);
+  });
+
+  it('fail an image when the HSM fails while signing it: an HSM code, the usage given back, no order, one FAILED event', async () => {
+    const { signer, operationId } = await signingSetup();
+    const keys = new KeyRepository(db);
+    const config = mediumConfig();
+    const broken = Object.assign(Object.create(hsm.signer) as typeof hsm.signer, {
+      sign: async () => {
+        throw new HsmError('hsm_unavailable', 'token removed');
+      },
+    });
+    const tsa = new TsaService(keys, new TimestampRepository(db), broken, config, new EdgeServices(config, audit, pino({ level: 'silent' })), new KeyLifecycleRepository(db));
+    const failing = new FirmwareService(keys, new SignOrderRepository(db, { leaseMs: config.usageLeaseMs }), broken, config, new Audited(audit), new SignatureTimestamps(config, tsa), new KeyLifecycleRepository(db));
+    const rid = requestId();
+    expect(await codeOf(failing.sign(signer, query(operationId), upload(randomBytes(64 * 1024)), rid))).toBe('hsm_unavailable');
+    expect(await usagesUsed(operationId)).toEqual([0]);
+    expect(await db.prisma.usageReservation.count({ where: { operationId } })).toBe(0);
+    expect(await db.prisma.signOrder.count({ where: { operationId } })).toBe(0);
+    const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+    expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['FAILED', 'hsm_unavailable']]);
   });
 });

@@ -6,7 +6,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { FirmwareSignatureQuery } from '@keyserver/api-contract';
 import { KeyLifecycleRepository, KeyRepository, SignOrderRepository } from '@keyserver/data-access';
 import { HASHES, signCms } from '@keyserver/pki';
-import { ApiError, ApiErrorCode, transportRefusal } from '../common/api-error';
+import { ApiError, ApiErrorCode, transportGone, transportRefusal } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent } from '../common/audited';
 import { API_CONFIG, HSM_SIGNER } from '../app/tokens';
@@ -22,6 +22,8 @@ export type StreamedRequest = Readable & {
   headers: Record<string, string | string[] | undefined>;
   /** The response (streamedRequest links it): used to close a connection whose body was not read to the end. */
   res?: { headersSent: boolean; setHeader(name: string, value: string): unknown };
+  /** The connection (an HTTP request's socket): destroyed, or no longer writable, once the client is gone. */
+  socket?: { destroyed: boolean; writable: boolean } | null;
 };
 
 /**
@@ -61,10 +63,18 @@ export class FirmwareService {
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
       requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
-      const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
-      const hash = cmsHashOf(key);
+      const hash = cmsHashOf(await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures'));
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
+      // The body may have streamed for minutes (up to HTTP_REQUEST_TIMEOUT_MS): the key is judged again at the
+      // instant of signing, so a certificate that expired, or a key retired, revoked or rotated meanwhile, counts
+      // as it would for a sign order decided in milliseconds (ADR 0007 addendum "a key that changes while the image
+      // streams"). The row read now is the one the HSM key id and the certificate come from.
+      const key = await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures');
+      if (cmsHashOf(key) !== hash) throw new ApiError(ApiErrorCode.KeyNotUsable, `${q.keyid} changed its digest algorithm while the image was sent`);
+      // Nobody could receive the signature: the client left after its last byte, or the transport refused what it sent
+      // after the body (a Content-Length shorter than the body) and answered 400. No usage for it (ADR 0011 addendum).
+      if (transportGone(req)) throw transportRefusal(req);
       const digestHex = Buffer.from(digest).toString('hex');
       const cms = await this.chains.cmsSigner(key);
       const details: Record<string, unknown> = { bytes, hash };
@@ -165,5 +175,8 @@ export function hashStream(stream: Readable, nodeHash: string, cap: number): Pro
     stream.once('close', () => {
       if (!stream.readableEnded) ended();
     });
+    // Gone before the route was reached (the client left, or the transport refused what followed, while the token
+    // and the key were checked): its 'error' and 'close' were emitted already and will not come again.
+    if (stream.destroyed && !stream.readableEnded) ended();
   });
 }

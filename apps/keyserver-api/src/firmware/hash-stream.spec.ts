@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
 import { SCAVENGE_EVERY_BYTES, hashStream } from './firmware.service';
 
@@ -47,6 +48,45 @@ describe(hashStream.name, () => {
     await new Promise((r) => setImmediate(r));
     end(stream);
     await expect(p).rejects.toMatchObject({ code, status });
+  });
+
+  // The route is reached only after the token and the access cache were checked (milliseconds, or longer under
+  // load): a client that left meanwhile has a request whose stream already closed. Nothing will be emitted again.
+  it.each([
+    ['fail a stream destroyed by an abort before it is hashed', (s: Readable) => s.destroy(new Error('aborted')), 'request_aborted', 400],
+    ['fail a stream closed without an error before it is hashed', (s: Readable) => s.destroy(), 'request_aborted', 400],
+    [
+      'fail a stream the transport refused before it is hashed (its next bytes did not parse)',
+      (s: Readable) => {
+        markTransportRefusal(s, ApiErrorCode.MalformedRequest);
+        s.destroy(new Error('aborted'));
+      },
+      'malformed_request',
+      400,
+    ],
+  ] as const)('%s: settles at once with its code, never waits', async (_n, end, code, status) => {
+    const stream = idle();
+    stream.on('error', () => undefined);
+    stream.push(Buffer.alloc(10));
+    end(stream);
+    await new Promise((r) => setImmediate(r));
+    const settled = await Promise.race([hashStream(stream, 'sha256', 100).then(() => 'resolved', (e: unknown) => e), new Promise((r) => setTimeout(() => r('pending'), 500))]);
+    expect(settled).toMatchObject({ code, status });
+  });
+
+  it('property: any split of any image, cap at, below or above its size: the digest of exactly its bytes, or payload_too_large iff longer than the cap', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), fc.integer({ min: -2, max: 2 }), async (parts, delta) => {
+        const image = Buffer.concat(parts.map((p) => Buffer.from(p)));
+        const cap = Math.max(0, image.length + delta);
+        const r = await hashStream(Readable.from(parts.map((p) => Buffer.from(p))), 'sha512', cap).then(
+          (v) => ({ digest: Buffer.from(v.digest).toString('hex'), bytes: v.bytes }),
+          (e: { code?: string }) => ({ code: e.code }),
+        );
+        expect(r).toEqual(image.length > cap ? { code: 'payload_too_large' } : { digest: createHash('sha512').update(image).digest('hex'), bytes: image.length });
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('frees the body Buffers of a large HTTP upload while it streams: 256 MiB leave under 32 MiB of them alive at once', async () => {

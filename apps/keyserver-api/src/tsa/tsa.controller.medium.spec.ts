@@ -196,6 +196,16 @@ describe(`${TsaController.name} (medium: real HTTP, PostgreSQL, SoftHSM)`, () =>
     );
   });
 
+  it('fail a query whose client left before the route read it (its stream already closed): request_aborted at once, audited, never waits', async () => {
+    const req = Object.assign(new PassThrough(), { headers: { 'content-type': 'application/timestamp-query' } });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(10));
+    req.destroy(new Error('aborted'));
+    await new Promise((r) => setImmediate(r));
+    const settled = await Promise.race([service(db, hsm.signer, new EdgeServices(config, new AuditRepository(db), pino({ level: 'silent' }))).answer(req as never, 'req-gone-before').then(() => 'answered', (e: unknown) => e), new Promise((r) => setTimeout(() => r('pending'), 1_000))]);
+    expect(settled).toMatchObject({ code: 'request_aborted' });
+  });
+
   it('ok two replicas (two services, two connection pools) stamping at once: every token has its own serial, each in the register once, genTime within the stated accuracy of the request', async () => {
     const edge = new EdgeServices(config, new AuditRepository(replicaDb), pino({ level: 'silent' }));
     const replicas = [service(db, hsm.signer, edge), service(replicaDb, hsm.signer, edge)];

@@ -210,5 +210,7 @@ function readCapped(req: StreamedRequest, cap: number): Promise<Uint8Array> {
     req.once('close', () => {
       if (!req.readableEnded) ended();
     });
+    // Gone before the route was reached: its 'error' and 'close' were emitted already and will not come again.
+    if (req.destroyed && !req.readableEnded) ended();
   });
 }
