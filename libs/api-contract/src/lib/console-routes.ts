@@ -18,11 +18,13 @@ export const CONSOLE_ROUTES: ReadonlyArray<readonly [HttpMethod, string]> = [
   ['PATCH', '/api/v1/keys/:id'],
   ['POST', '/api/v1/keys/:id/revocation'],
   // The key lifecycle (ADR 0020): the ROOT ceremony, the CSR of a key awaiting its external certificate, its
-  // import or its cancellation (ADR 0042), versions, renewal, rotation, retirement, destruction. None of them signs data or issues device certificates.
+  // import or its cancellation (ADR 0042), versions, renewal, rotation, retirement, destruction, the renewed external
+  // chain of an imported ROOT (ADR 0020 addendum). None of them signs data or issues device certificates.
   ['POST', '/api/v1/keys/root-ceremony'],
   ['GET', '/api/v1/keys/:id/csr'],
   ['POST', '/api/v1/keys/:id/csr/cancellation'],
   ['POST', '/api/v1/keys/:id/certificate'],
+  ['POST', '/api/v1/keys/:id/external-chain'],
   ['GET', '/api/v1/keys/:id/versions'],
   ['POST', '/api/v1/keys/:id/renewal'],
   ['POST', '/api/v1/keys/:id/rotation'],

@@ -83,7 +83,8 @@ export const PROBLEM_MESSAGES: Readonly<Record<string, string>> = {
   validity_exceeds_issuer: 'The requested validity goes beyond the certificate of the issuing key.',
   invalid_validity: 'The validity period is not possible. Choose fewer days.',
   invalid_name: 'A name in the certificate is not valid (only the characters a certificate name allows).',
-  invalid_certificate: 'The issuing key\'s certificate cannot be used: it does not match the key in the HSM.',
+  // Answered for an issuing key whose stored certificate does not match its HSM key, and for a pasted block that is not one X.509 certificate (the external chain).
+  invalid_certificate: 'A certificate cannot be used: it is not one valid X.509 certificate, or it does not match the key in the HSM (the detail says which).',
   anchor_mismatch: 'The new certificate does not lead to the same root as the key\'s current one.',
   subject_mismatch: 'The new certificate names a different subject than the key\'s current one.',
   externally_certified: 'This key is certified by an external root: it gets a new version through a certificate signing request instead.',

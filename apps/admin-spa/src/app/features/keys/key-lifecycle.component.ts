@@ -74,6 +74,8 @@ export class KeyLifecycleComponent {
   readonly keyid = input.required<string>();
   /** The key's state as the page shows it: a change made elsewhere (a revocation) reloads the versions. */
   readonly keyState = input<string>('');
+  /** The key's current certificate as the page shows it: a re-issued one (the renewed external chain) reloads them too. */
+  readonly keyCertificate = input<string>('');
   readonly canEdit = input(false);
   /** After a change: the key's new detail (the parent shows it and reloads its list). */
   readonly changed = output<void>();
@@ -87,6 +89,7 @@ export class KeyLifecycleComponent {
   constructor() {
     effect(() => {
       this.keyState();
+      this.keyCertificate();
       void this.load(this.keyid());
     });
   }

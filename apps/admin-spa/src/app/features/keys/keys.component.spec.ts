@@ -10,6 +10,8 @@ import type { KeyDetailView, KeySummaryView } from '../../core/api-types';
 import { AuthService } from '../../core/auth.service';
 import { csrfInterceptor } from '../../core/csrf.interceptor';
 import { ME, adminSession, keyclientMe } from '../../../testing/fixtures';
+import { CERT_A, CERT_B, CERT_C, CERT_D } from '../../../testing/certificates';
+import { provideWebCrypto } from '../../../testing/webcrypto';
 import { KeysComponent } from './keys.component';
 
 const ADMIN_PERMS = ['keys:read', 'keys:admin', 'admin-sessions:manage'];
@@ -308,5 +310,63 @@ describe(KeysComponent.name, () => {
     expect(problem?.textContent).toContain('This key is already revoked.');
     ctrl.expectNone(ACTIVE_KEYS);
     expect(button(el, 'Revoke fw-1')).not.toBeNull();
+  });
+  describe('the external chain of an imported ROOT', () => {
+    beforeAll(provideWebCrypto);
+    const EXT = summary({ keyid: 'ext-root', type: 'ROOT', requiredApprovers: 0, product: null, parentKeyid: null, certificate: CERT_A });
+    const extDetail = (over: Partial<KeyDetailView> = {}) => detail({ keyid: 'ext-root', type: 'ROOT', requiredApprovers: 0, certificate: CERT_A, chain: [CERT_A, CERT_B, CERT_C], ...over });
+    const section = (el: HTMLElement) => el.querySelector('app-external-chain');
+    const textButton = (el: HTMLElement, text: string) => [...el.querySelectorAll('button')].find((b) => b.textContent?.trim() === text) ?? null;
+    const versions = (keyid: string, currentVersion = 1) => ({ keyid, state: 'ACTIVE', currentVersion, pendingVersion: null, destroyedAt: null, items: [] });
+
+    async function open(permissions: string[], d: KeyDetailView) {
+      const r = await setup(permissions, [adminSession()], [EXT, FW]);
+      button(r.el, `Details of ${d.keyid}`)?.click();
+      await settle(r.f);
+      ctrl.expectOne(`/api/v1/keys/${d.keyid}`).flush(d);
+      await settle(r.f);
+      ctrl.expectOne(`/api/v1/keys/${d.keyid}/versions`).flush(versions(d.keyid));
+      await settle(r.f);
+      return r;
+    }
+
+    it.each([
+      ['ok an ACTIVE ROOT with an external chain, to a key administrator', ADMIN_PERMS, extDetail(), true],
+      ['fail a self-signed ROOT (no chain above it)', ADMIN_PERMS, extDetail({ chain: [CERT_A] }), false],
+      ['fail a retired ROOT', ADMIN_PERMS, extDetail({ state: 'RETIRED' }), false],
+      ['fail a CA key below the ROOT', ADMIN_PERMS, extDetail({ keyid: 'fw-1', type: 'CA' }), false],
+      ['fail a reader', ['keys:read'], extDetail(), false],
+    ] as const)('%s: the replacement is offered accordingly', async (_n, permissions, d, shown) => {
+      const { el } = await open([...permissions], d);
+      expect(section(el) !== null).toBe(shown);
+    });
+
+    it('ok replaces the chain in the active session, then shows the new detail and reloads the versions and the list', async () => {
+      const { f, el } = await open(ADMIN_PERMS, extDetail());
+      const chain = el.querySelector('textarea[formcontrolname="chain"]') as HTMLTextAreaElement;
+      chain.value = CERT_B + CERT_C;
+      chain.dispatchEvent(new Event('input'));
+      const cert = el.querySelector('textarea[formcontrolname="certificate"]') as HTMLTextAreaElement;
+      cert.value = CERT_D;
+      cert.dispatchEvent(new Event('input'));
+      textButton(el, 'Review the change')?.click();
+      for (let i = 0; i < 50 && !textButton(el, 'Replace the chain'); i++) await settle(f);
+      textButton(el, 'Replace the chain')?.click();
+      await settle(f);
+      const req = ctrl.expectOne({ method: 'POST', url: '/api/v1/keys/ext-root/external-chain' });
+      expect(req.request.headers.get(ADMIN_SESSION_HEADER)).toBe(adminSession().id);
+      expect(req.request.headers.get('X-Keyserver-CSRF')).toBe('1');
+      const after = extDetail({ certificate: CERT_D, chain: [CERT_D, CERT_B, CERT_C], notAfter: '2029-01-01T00:00:00.000Z' });
+      req.flush(after);
+      await settle(f);
+      ctrl.expectOne('/api/v1/keys/ext-root').flush(after);
+      await settle(f);
+      ctrl.expectOne(ACTIVE_KEYS).flush({ items: [EXT, FW] });
+      await settle(f);
+      // A re-issued certificate is the ROOT's next version: the versions table reloads.
+      ctrl.expectOne('/api/v1/keys/ext-root/versions').flush(versions('ext-root', 2));
+      await settle(f);
+      expect(el.querySelector('[role="status"]')?.textContent).toContain('External chain of ext-root replaced');
+    });
   });
 });

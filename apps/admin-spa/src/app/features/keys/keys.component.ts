@@ -17,17 +17,19 @@ import { ListStateComponent } from '../../shared/list-state.component';
 import { ProblemMessageComponent } from '../../shared/problem-message.component';
 import { ApproversDialogComponent, type ApproversDialogData } from './approvers-dialog.component';
 import { KeyDialogComponent } from './key-dialog.component';
+import { ExternalChainComponent } from './external-chain.component';
 import { KeyLifecycleComponent } from './key-lifecycle.component';
 import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revoke-dialog.component';
 
 /**
  * `/keys`: the keys I may see (ACTIVE ones, or every state with "Show revoked keys"), with certificate and chain
  * downloads (PEM). Key administrators create keys, change their approvers and revoke them, only inside an ACTIVE
- * admin session they take part in; a revoked key and the ROOT are never offered for revocation.
+ * admin session they take part in; a revoked key and the ROOT are never offered for revocation. The detail of an
+ * imported ROOT takes the renewed external chain (ExternalChainComponent).
  */
 @Component({
   selector: 'app-keys',
-  imports: [DateTimeComponent, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent, KeyLifecycleComponent],
+  imports: [DateTimeComponent, RouterLink, MatButtonModule, MatCheckboxModule, ListStateComponent, ProblemMessageComponent, KeyLifecycleComponent, ExternalChainComponent],
   changeDetection: ChangeDetectionStrategy.OnPush,
   // A key id is read as one word: never broken inside; narrower cells keep seven columns and the actions in 1280 px.
   styles: `
@@ -108,7 +110,11 @@ import { RevokeDialogComponent, type RevokeDialogData } from '../../shared/revok
           <dt>Chain</dt><dd>{{ d.chain.length }} certificate{{ d.chain.length === 1 ? '' : 's' }}</dd>
         </dl>
       </section>
-      <app-key-lifecycle [keyid]="d.keyid" [keyState]="d.state" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
+      <app-key-lifecycle [keyid]="d.keyid" [keyState]="d.state" [keyCertificate]="d.certificate" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
+      <!-- An imported ROOT: the chain above it (and its certificate) as the offline CA renews them (ADR 0020 addendum). -->
+      @if (isAdmin() && d.type === 'ROOT' && d.state === 'ACTIVE' && d.chain.length > 1) {
+        <app-external-chain [key]="d" [canEdit]="canEdit()" (changed)="refresh(d.keyid)" />
+      }
     }
   `,
 })

@@ -64,3 +64,16 @@ describe(colonHex.name, () => {
     expect(colonHex('0a1bff')).toBe('0A:1B:FF');
   });
 });
+
+describe(`${splitPemCertificates.name} with hostile text`, () => {
+  // A paste must not freeze the page: the split is one pass over the text, whatever it holds.
+  const cases: Array<[string, string]> = [
+    ['fail 1 MiB of BEGIN lines with no END', '-----BEGIN CERTIFICATE-----\n'.repeat(37_450)],
+    ['fail 1 MiB of BEGIN lines then one END', '-----BEGIN CERTIFICATE-----'.repeat(38_000) + '-----END CERTIFICATE-----'],
+  ];
+  it.each(cases)('%s: answers within 250 ms', (_name, text) => {
+    const started = performance.now();
+    splitPemCertificates(text);
+    expect(performance.now() - started).toBeLessThan(250);
+  });
+});

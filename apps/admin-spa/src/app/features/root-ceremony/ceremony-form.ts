@@ -71,14 +71,5 @@ export function subjectText(subject: RootCeremonyBody['subject']): string {
     .join(', ');
 }
 
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-
-/** The certificate PEM blocks of pasted text, in order (anything between them is ignored). */
-export function splitPemCertificates(text: string): string[] {
-  return (text.match(PEM_BLOCK) ?? []).map((b) => b.trim() + '\n');
-}
-
-/** `0123abcd…` -> `01:23:AB:CD…`, as fingerprints are read aloud and compared with openssl's output. */
-export function colonHex(hex: string): string {
-  return (hex.toUpperCase().match(/../g) ?? []).join(':');
-}
+// The PEM helpers moved to core/pem.ts (one linear splitter for every form that takes pasted certificates).
+export { colonHex, splitPemCertificates } from '../../core/pem';
