@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
@@ -500,6 +501,18 @@ describe('ksctl against a hostile Keyserver', () => {
         expect([r.status, r.stdout]).toEqual([0, expect.stringContaining('"ok"')]);
       });
 
+      it("fail SYSTEM_ACCESSTOKEN with a line break (--wif): token_malformed (exit 2), not sent to the pipeline's OIDC endpoint, not printed", async () => {
+        const oidcSeen: string[] = [];
+        idpHandler = (q, s) => {
+          oidcSeen.push(q.url ?? '');
+          json(s, { oidcToken: 'x' });
+        };
+        const env = viaIdp({ KEYSERVER_CLIENT_SECRET: '', SYSTEM_OIDCREQUESTURI: `${idp.url}/oidc`, SYSTEM_ACCESSTOKEN: `${TOKEN}\r\nX-Injected: 1`, AZURESUBSCRIPTION_SERVICE_CONNECTION_ID: 'sc' });
+        const r = await ksctl(['--json', '--wif', 'keys', 'list'], env);
+        expect([r.status, r.json.code, oidcSeen]).toEqual([2, 'token_malformed', []]);
+        neverPrintsToken(r);
+      });
+
       it('fail an access_token with a line break and escapes from the token endpoint: token_malformed (exit 3), not printed, not cached', async () => {
         const evil = `${TOKEN}\n\u001b]0;pwned\u0007`;
         idpHandler = (_q, s) => json(s, { access_token: evil, expires_in: 3600, token_type: 'Bearer' });
@@ -509,6 +522,160 @@ describe('ksctl against a hostile Keyserver', () => {
         expect([r.status, r.json.code, seen]).toEqual([3, 'token_malformed', []]);
         neverPrintsToken(r);
         expect(existsSync(env['KSCTL_CACHE_DIR']) ? readdirSync(env['KSCTL_CACHE_DIR']) : []).toEqual([]);
+      });
+    });
+    // A cached token the API refuses (revoked, its signing key rolled, clock skew) was reused until it expired: every
+    // run failed until then. The API answers 401 invalid_token only from its guard, before any handler (docs/security.md
+    // "Token handling"), so the request was not carried out: ksctl drops the entry, gets one fresh token, sends once more.
+    describe('a cached token the API refuses (401 invalid_token)', () => {
+      let issued = 0;
+      let grants: string[] = [];
+      /** Bodies (bytes) and tokens the API saw, in order. */
+      let calls: { auth: string; bytes: number; idem?: string }[] = [];
+      const unauthorized: Handler = (_q, s) =>
+        s.writeHead(401, { 'content-type': 'application/problem+json', 'www-authenticate': 'Bearer error="invalid_token"' }).end(JSON.stringify({ status: 401, code: 'invalid_token', title: 'Unauthorized' }));
+      /** The identity provider issues fresh-1, fresh-2, …; refresh grants are recorded. */
+      const issuing: Handler = (q, s) => {
+        let body = '';
+        q.on('data', (d: Buffer) => (body += d.toString()));
+        q.on('end', () => {
+          grants.push(new URLSearchParams(body).get('grant_type') ?? '');
+          json(s, { access_token: `fresh-${++issued}`, expires_in: 3600, token_type: 'Bearer', refresh_token: `rt-${issued}` });
+        });
+      };
+      /** The API: refuses the tokens in `refused`, else answers `ok`; records each request once its body has ended. */
+      const apiRefusing = (refused: string[], ok: Handler = (_q, s) => json(s, [{ keyid: 'k' }])): Handler => (q, s) => {
+        let bytes = 0;
+        q.on('data', (d: Buffer) => (bytes += d.length));
+        q.on('end', () => {
+          const auth = q.headers.authorization ?? '';
+          calls.push({ auth, bytes, idem: q.headers['idempotency-key'] as string | undefined });
+          (refused.includes(auth.replace(/^Bearer /, '')) ? unauthorized : ok)(q, s);
+        });
+      };
+      const cached = (dir: string) => readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { accessToken: string; refreshToken?: string });
+      const wif = { KEYSERVER_CLIENT_SECRET: '', SYSTEM_OIDCREQUESTURI: '', SYSTEM_ACCESSTOKEN: 'ado', AZURESUBSCRIPTION_SERVICE_CONNECTION_ID: 'sc' };
+      beforeEach(() => {
+        issued = 0;
+        grants = [];
+        calls = [];
+        idpHandler = (q, s) => (q.url?.startsWith('/oidc') ? json(s, { oidcToken: 'pipeline-oidc' }) : issuing(q, s));
+      });
+
+      it.each<[string, string[], Record<string, string>]>([
+        ['ok client secret: the refused cached token is dropped, one fresh token, the request sent once more (exit 0)', [], {}],
+        ['ok workload identity (--wif): the same, through the pipeline\'s OIDC token', ['--wif'], wif],
+      ])('%s', async (_name, flags, extra) => {
+        const env = viaIdp({ ...extra, ...(extra['SYSTEM_OIDCREQUESTURI'] === '' ? { SYSTEM_OIDCREQUESTURI: `${idp.url}/oidc` } : {}) });
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', ...flags, 'keys', 'list'], env)).status).toBe(0); // caches fresh-1
+        handler = apiRefusing(['fresh-1']);
+        calls = [];
+        const r = await ksctl(['--json', ...flags, 'keys', 'list'], env);
+        expect([r.status, calls.map((x) => x.auth), issued]).toEqual([0, ['Bearer fresh-1', 'Bearer fresh-2'], 2]);
+        expect(cached(env['KSCTL_CACHE_DIR']).map((t) => t.accessToken)).toEqual(['fresh-2']);
+        neverPrintsToken(r);
+        calls = [];
+        expect((await ksctl(['--json', ...flags, 'keys', 'list'], env)).status).toBe(0); // the fresh token is cached
+        expect([calls.map((x) => x.auth), issued]).toEqual([['Bearer fresh-2'], 2]);
+      });
+
+      it('ok a PKCE login: the refused access token is refreshed with the refresh token (the login kept), the request sent once more', async () => {
+        const env = viaIdp({ KEYSERVER_CLIENT_SECRET: '' });
+        const dir = env['KSCTL_CACHE_DIR'];
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        // ksctl's PKCE cache file: keyed by endpoint, client and scope (client.ts cacheFile, as the PKCS#11 module finds it).
+        const id = createHash('sha256').update(`${env['KEYSERVER_TOKEN_ENDPOINT']}|client|${env['KEYSERVER_SCOPE']}`).digest('hex').slice(0, 32);
+        writeFileSync(join(dir, `token-${id}.json`), JSON.stringify({ accessToken: 'revoked-1', expiresAt: Date.now() + 3_600_000, refreshToken: 'rt-0' }), { mode: 0o600 });
+        handler = apiRefusing(['revoked-1']);
+        const r = await ksctl(['--json', '--pkce', 'keys', 'list'], env);
+        expect([r.status, calls.map((x) => x.auth), grants]).toEqual([0, ['Bearer revoked-1', 'Bearer fresh-1'], ['refresh_token']]);
+        expect(cached(dir)).toEqual([expect.objectContaining({ accessToken: 'fresh-1', refreshToken: 'rt-1' })]);
+      });
+
+      it('ok sign --cms: the streamed image is sent whole once more, after the refusal', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = apiRefusing(['fresh-1'], (_q, s) => s.writeHead(201, { 'content-type': 'application/pkcs7-signature' }).end(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01])));
+        const r = await ksctl(['--json', 'sign', '--cms', '--operation', 'o', '--key', 'k', '--file', 'image.bin', '--out', 'image-401.p7s'], env);
+        expect([r.status, calls]).toEqual([0, [{ auth: 'Bearer fresh-1', bytes: expect.any(Number) }, { auth: 'Bearer fresh-2', bytes: 1024 }]]);
+        expect(readFileSync(join(work, 'image-401.p7s'))).toEqual(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]));
+      });
+
+      it('ok a sign order with an Idempotency-Key: sent once more with the same key', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = apiRefusing(['fresh-1'], (_q, s) => json(s, { result: 'ab'.repeat(32) }, 201));
+        const r = await ksctl(['--json', 'sign', '--operation', 'o', '--key', 'k', '--digest', 'ab'.repeat(32), '--idempotency-key', 'idem-401'], env);
+        expect([r.status, calls.map((x) => [x.auth, x.idem])]).toEqual([0, [['Bearer fresh-1', 'idem-401'], ['Bearer fresh-2', 'idem-401']]]);
+      });
+
+      it('fail the fresh token is refused as well: exit 3 invalid_token after two requests and one token request (never a loop), nothing cached', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = apiRefusing(['fresh-1', 'fresh-2', 'fresh-3']);
+        const r = await ksctl(['--json', 'keys', 'list'], env);
+        expect([r.status, r.json.code, calls.length, issued]).toEqual([3, 'invalid_token', 2, 2]);
+        expect(cached(env['KSCTL_CACHE_DIR'])).toEqual([]);
+      });
+
+      it('fail a token fetched in this run is refused: exit 3, sent once (a fresh token is not fetched again), not cached', async () => {
+        const env = viaIdp();
+        handler = apiRefusing(['fresh-1', 'fresh-2']);
+        const r = await ksctl(['--json', 'keys', 'list'], env);
+        expect([r.status, r.json.code, calls.length, issued]).toEqual([3, 'invalid_token', 1, 1]);
+        expect(cached(env['KSCTL_CACHE_DIR'])).toEqual([]);
+      });
+
+      it('fail KEYSERVER_TOKEN refused: exit 3, sent once, no token requested (the user gave it)', async () => {
+        handler = apiRefusing([TOKEN]);
+        const r = await ksctl(['--json', 'keys', 'list'], { KEYSERVER_TOKEN_ENDPOINT: `${idp.url}/token`, KEYSERVER_CLIENT_ID: 'client', KEYSERVER_SCOPE: 's' });
+        expect([r.status, r.json.code, calls.length, issued]).toEqual([3, 'invalid_token', 1, 0]);
+      });
+
+      it.each<[string, Handler]>([
+        ["fail a 401 that is not the API's (a proxy's HTML page)", (_q, s) => s.writeHead(401, { 'content-type': 'text/html' }).end('<h1>401</h1>')],
+        ['fail a 401 problem with another code', (_q, s) => json(s, { status: 401, code: 'proxy_auth_required' }, 401, 'application/problem+json')],
+        ['fail a 403 invalid_token', (_q, s) => json(s, { status: 403, code: 'invalid_token' }, 403, 'application/problem+json')],
+      ])('%s: not sent again, no token requested, the cache kept', async (_name, refusal) => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = (q, s) => {
+          calls.push({ auth: q.headers.authorization ?? '', bytes: 0 });
+          refusal(q, s);
+        };
+        const r = await ksctl(['--json', 'keys', 'list'], env);
+        expect([r.status === 0, calls.length, issued]).toEqual([false, 1, 1]);
+        expect(cached(env['KSCTL_CACHE_DIR']).map((t) => t.accessToken)).toEqual(['fresh-1']);
+      });
+
+      it('fail the identity provider refuses the new token: exit 3, the refused token dropped all the same (the next run does not send it)', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = apiRefusing(['fresh-1']);
+        idpHandler = (_q, s) => json(s, { error: 'invalid_client' }, 401);
+        const r = await ksctl(['--json', 'keys', 'list'], env);
+        expect([r.status, r.json.code, calls.length]).toEqual([3, 'invalid_client', 1]);
+        expect(cached(env['KSCTL_CACHE_DIR'])).toEqual([]);
+      });
+
+      it('fail the identity provider never answers the new token request: exit 7 by the one deadline', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        handler = apiRefusing(['fresh-1']);
+        idpHandler = never;
+        timedOut(await ksctl(['--json', '--timeout', '1', 'keys', 'list'], env));
       });
     });
   });

@@ -623,7 +623,7 @@ describe('keyserver-pkcs11 module', () => {
     const lines = readFileSync(log, 'utf8').split('\n');
     // One token before the wait, a renewed one after it; never a 401 (the renewal comes before expiry).
     expect(lines.filter((l) => l.includes('token obtained')).length).toBeGreaterThanOrEqual(2);
-    // The status as the module logs it (": 401, renewing", "HTTP 401"), not a port that happens to contain 401.
+    // The status as the module logs it (": 401 invalid_token, renewing", "HTTP 401"), not a port that happens to contain 401.
     expect(lines.filter((l) => /(: |HTTP )401\b/.test(l))).toEqual([]);
     // The length query asked the Keyserver nothing: 8 signatures, 8 sign orders.
     expect(lines.filter((l) => l.includes('signed with key demo-fw-dev'))).toHaveLength(8);

@@ -66,7 +66,9 @@ token in KEYSERVER_TOKEN, --demo [FILE.json] (use .keyserver/demo.json and its d
 Deadline: every command that goes online ends within --timeout (else KSCTL_TIMEOUT, else 120 s; sign --file/--cms:
 120 s + 1 s per MiB of the file; audit export: + 1 s per MiB received), token request included: exit 7
 deadline_exceeded, no file written. operations wait and login --pkce: --timeout is the time for the approval (600 s)
-or the sign-in (300 s); each of their requests ends by KSCTL_TIMEOUT (120 s). ksctl retries nothing itself.
+or the sign-in (300 s); each of their requests ends by KSCTL_TIMEOUT (120 s). ksctl retries nothing itself, but
+for one case: a cached token the API refuses (401 invalid_token, never carried out) is renewed once and the request
+sent once more.
 Output: tables for people by default; --json (or --output json) for scripts: one JSON document on stdout,
 errors too ({"error","code","status"}); --output pem|der prints the certificate of cert issue / keys show
 (pem: with its chain).
@@ -648,14 +650,25 @@ async function run(argv: string[]): Promise<unknown> {
     // Authenticate before the bar starts, so a login failure is not drawn over.
     await accessToken(c);
     const bar = progressFor(v, `uploading ${file}`, size);
-    const counted = Readable.from(
-      (async function* () {
-        for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-          bar?.tick((chunk as Buffer).length);
-          yield chunk as Buffer;
-        }
-      })(),
-    );
+    // A function that opens the file again: apiRaw sends the image once more after a refused cached token (a 401 comes
+    // before the API reads any of it). The bar counts each byte once.
+    let shown = 0;
+    const upload = () => {
+      let sent = 0;
+      const counted = Readable.from(
+        (async function* () {
+          for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+            sent += (chunk as Buffer).length;
+            if (sent > shown) {
+              bar?.tick(sent - shown);
+              shown = sent;
+            }
+            yield chunk as Buffer;
+          }
+        })(),
+      );
+      return Readable.toWeb(counted) as unknown as BodyInit;
+    };
     let r: Response;
     try {
       r = await apiRaw(
@@ -663,7 +676,7 @@ async function run(argv: string[]): Promise<unknown> {
         'POST',
         `/api/v1/firmware/signatures?${query}`,
         { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-        Readable.toWeb(counted) as unknown as BodyInit,
+        upload,
         { duplex: 'half' } as RequestInit,
       );
     } finally {

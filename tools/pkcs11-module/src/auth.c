@@ -41,18 +41,26 @@ void ks_auth_free(struct ks_auth *a) {
   pthread_mutex_destroy(&a->lock);
 }
 
-/* A bearer token goes into an HTTP header as it is: visible ASCII only (RFC 6750's b64token is narrower), at most
- * 8 KiB, so a token endpoint or a cache file cannot add a header (CR LF) or have it cut. */
+/* A bearer token goes into an HTTP header as it is (libcurl sends a header unchanged): RFC 6750 §2.1's b64token only
+ * (letters, digits, -._~+/ then '=' padding at the end; a JWT is one), at most 8 KiB, the rule ksctl applies
+ * (client.ts bearerToken). CR LF would add a header; a quote, comma or semicolon is no token of any identity provider. */
 int ks_token_usable(const char *t) {
   size_t n = 0;
-  for (; t && t[n]; n++)
-    if ((unsigned char)t[n] < 0x21 || (unsigned char)t[n] > 0x7e) return 0;
-  return n >= 1 && n <= 8192;
+  if (!t) return 0;
+  for (; t[n]; n++) {
+    unsigned char ch = (unsigned char)t[n];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+          ch == '~' || ch == '+' || ch == '/'))
+      break;
+  }
+  if (n == 0) return 0;
+  while (t[n] == '=') n++;
+  return t[n] == 0 && n <= 8192;
 }
 
 /* A lifetime in seconds from a JSON number (any double: 1e300, -inf, NaN), 300 when it is not 1 s to 1 day. */
 static long lifetime_of(double seconds) {
-  return seconds >= 1 && seconds <= 86400 ? (long)seconds : 300;
+  return seconds >= 1 && seconds <= KS_MAX_TOKEN_LIFETIME ? (long)seconds : 300;
 }
 
 long ks_refresh_margin(long lifetime) {
@@ -308,6 +316,10 @@ static CK_RV federated_assertion(const struct ks_config *c, char **out) {
                          "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, or AZURE_FEDERATED_TOKEN_FILE");
     return CKR_USER_NOT_LOGGED_IN;
   }
+  if (!ks_token_usable(c->system_access_token)) {
+    ks_log(KS_LOG_ERROR, "SYSTEM_ACCESSTOKEN is no bearer token (RFC 6750 b64token): not sent");
+    return CKR_USER_NOT_LOGGED_IN;
+  }
   char *sc = ks_form_escape(c->service_connection_id);
   if (!sc) return CKR_HOST_MEMORY;
   size_t cap = strlen(c->oidc_request_uri) + strlen(sc) + 64;
@@ -387,12 +399,15 @@ int ks_read_ksctl_cache(const char *path, char **access, double *expires_ms, cha
   return rc;
 }
 
-/* Writes ksctl's cache back (0600, replaced atomically) so ksctl and the module share one login. */
+/* Writes ksctl's cache back (0600, replaced atomically) so ksctl and the module share one login. An empty access token
+ * with expiresAt 0 is a login whose access token the Keyserver refused: ksctl and the module refresh it (client.ts
+ * readCache). */
 static void write_cache(const char *path, const struct grant *g, const char *old_refresh, time_t now) {
   cJSON *j = cJSON_CreateObject();
   if (!j) return;
-  cJSON_AddStringToObject(j, "accessToken", g->access_token);
-  cJSON_AddNumberToObject(j, "expiresAt", ((double)now + (double)g->expires_in) * 1000.0);
+  int dropped = !g->access_token || !g->access_token[0];
+  cJSON_AddStringToObject(j, "accessToken", dropped ? "" : g->access_token);
+  cJSON_AddNumberToObject(j, "expiresAt", dropped ? 0 : ((double)now + (double)g->expires_in) * 1000.0);
   const char *rt = g->refresh_token ? g->refresh_token : old_refresh;
   if (rt) cJSON_AddStringToObject(j, "refreshToken", rt);
   char *text = cJSON_PrintUnformatted(j);
@@ -419,7 +434,7 @@ static void write_cache(const char *path, const struct grant *g, const char *old
   wipe_free(text);
 }
 
-static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, time_t now) {
+static CK_RV fetch_token(const struct ks_config *c, struct grant *g, time_t now) {
   if (!c->client_id || !c->scope) {
     ks_log(KS_LOG_ERROR, "set KEYSERVER_CLIENT_ID and KEYSERVER_SCOPE (api://<APPLICATION_ID>/.default)");
     return CKR_USER_NOT_LOGGED_IN;
@@ -474,7 +489,10 @@ static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, 
         return CKR_USER_NOT_LOGGED_IN;
       }
       long left = (long)(expires_ms / 1000.0 - (double)now);
-      if (!force && left > 60 && ks_token_usable(access)) { /* else refreshed: a token that cannot be sent is no login */
+      /* Refreshed instead: a token that cannot be sent is no login, and ksctl caches a token for a day at most (an expiry
+       * further ahead was not written by ksctl or by this module). A token the Keyserver refused is no longer in the file
+       * (ks_auth_refused): one found there after a 401 is another process's renewal. */
+      if (left > 60 && left <= KS_MAX_TOKEN_LIFETIME + 60 && ks_token_usable(access)) {
         g->access_token = access;
         g->expires_in = left;
         wipe_free(refresh);
@@ -497,11 +515,38 @@ static CK_RV fetch_token(const struct ks_config *c, int force, struct grant *g, 
   return CKR_GENERAL_ERROR;
 }
 
+void ks_auth_refused(struct ks_auth *a, const struct ks_config *c, const char *token) {
+  if (c->auth == KS_AUTH_TOKEN || !token) return;
+  pthread_mutex_lock(&a->lock);
+  if (a->access_token && !strcmp(a->access_token, token)) {
+    wipe_free(a->access_token);
+    a->access_token = NULL;
+    a->expires_at = a->obtained_at = 0;
+  }
+  if (c->auth == KS_AUTH_PKCE) {
+    /* ksctl's login: the refused access token leaves the file, its refresh token stays (the login survives); only when
+     * the file still holds that token (ksctl or another process may have renewed it since). */
+    char path[4200];
+    char *access = NULL, *refresh = NULL;
+    double expires_ms = 0;
+    if (!ks_ksctl_cache_file(c, path, sizeof path) && !ks_read_ksctl_cache(path, &access, &expires_ms, &refresh) &&
+        !strcmp(access, token)) {
+      struct grant none = {0};
+      if (refresh) write_cache(path, &none, refresh, 0);
+      else if (unlink(path) != 0) ks_log(KS_LOG_WARN, "could not remove the refused token from ksctl's cache");
+      ks_log(KS_LOG_INFO, "the Keyserver refused ksctl's cached token: dropped from its cache");
+    }
+    wipe_free(access);
+    wipe_free(refresh);
+  }
+  pthread_mutex_unlock(&a->lock);
+}
+
 CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, char **token_out) {
   *token_out = NULL;
   if (c->auth == KS_AUTH_TOKEN) {
     if (!ks_token_usable(c->token)) {
-      ks_log(KS_LOG_ERROR, "KEYSERVER_TOKEN is empty, or not 1 to 8192 visible ASCII characters");
+      ks_log(KS_LOG_ERROR, "KEYSERVER_TOKEN is empty, or no RFC 6750 bearer token (letters, digits, -._~+/ and a trailing =; at most 8192)");
       return CKR_USER_NOT_LOGGED_IN;
     }
     if (force) {
@@ -517,7 +562,7 @@ CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, cha
   long lifetime = (long)(a->expires_at - a->obtained_at);
   if (force || !a->access_token || now >= a->expires_at - ks_refresh_margin(lifetime)) {
     struct grant g = {0};
-    rv = fetch_token(c, force, &g, now);
+    rv = fetch_token(c, &g, now);
     if (rv == CKR_OK) {
       wipe_free(a->access_token);
       a->access_token = g.access_token;

@@ -49,6 +49,12 @@ void ks_http_request(const struct ks_config *c, const char *method, const char *
                      const char *content_type, const char *body, const char *idempotency_key,
                      struct ks_http_result *out) {
   memset(out, 0, sizeof *out);
+  /* The last guard: a bearer token is sent only when it is a b64token (auth.c ks_token_usable), whoever gave it. */
+  if (bearer && !ks_token_usable(bearer)) {
+    out->transport = CURLE_BAD_FUNCTION_ARGUMENT;
+    snprintf(out->error, sizeof out->error, "the bearer token is no RFC 6750 b64token: not sent");
+    return;
+  }
   CURL *h = curl_easy_init();
   if (!h) {
     out->transport = CURLE_FAILED_INIT;

@@ -95,8 +95,13 @@ void ks_auth_init(struct ks_auth *a);
 void ks_auth_free(struct ks_auth *a);
 /* A valid bearer token (malloc'd copy) refreshed before it expires; `force` fetches a new one (after a 401). */
 CK_RV ks_auth_token(struct ks_auth *a, const struct ks_config *c, int force, char **token_out);
-/* 1 if `t` can be sent as a bearer token: 1 to 8192 visible ASCII characters (no space, no CR LF). */
+/* 1 if `t` can be sent as a bearer token: an RFC 6750 b64token of 1 to 8192 characters (no space, no CR LF, no quote). */
 int ks_token_usable(const char *t);
+/* The longest a token is cached or taken from ksctl's cache, in seconds (ksctl's MAX_TOKEN_LIFETIME_SECONDS). */
+#define KS_MAX_TOKEN_LIFETIME 86400
+/* The Keyserver answered 401 invalid_token to `token`: it is dropped (the module's copy, and ksctl's cache entry of a
+ * PKCE login, whose refresh token stays) when they still hold it, so the next ks_auth_token gets a fresh one. */
+void ks_auth_refused(struct ks_auth *a, const struct ks_config *c, const char *token);
 /* Seconds before expiry when a token is renewed: a quarter of its lifetime, 30 s to 5 min. */
 long ks_refresh_margin(long lifetime_seconds);
 /* The ksctl token cache file of (token endpoint, client id, scope). */

@@ -93,22 +93,43 @@ CK_RV ks_refusal(const char *what, const struct ks_http_result *r) {
   return rv;
 }
 
-/* One authenticated request; a 401 renews the token once. */
+/* A 401 with the API's one refusal body (`invalid_token`): its guard refused the token before any handler ran, so the
+ * request was not carried out (docs/security.md "Token handling"). Any other 401 (a proxy's page) proves nothing. */
+static int invalid_token(const struct ks_http_result *r) {
+  if (r->status != 401 || !r->body.data) return 0;
+  cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+  int yes = cJSON_IsString(code) && !strcmp(code->valuestring, "invalid_token");
+  cJSON_Delete(j);
+  return yes;
+}
+
+/* One authenticated request. A 401 invalid_token drops the token (ks_auth_refused: the module's copy and ksctl's cache
+ * entry) and, for a token the module obtained (not KEYSERVER_TOKEN), sends the request once more with a fresh one. */
 static CK_RV call(const struct ks_config *c, struct ks_auth *a, const char *method, const char *path, const char *body,
                   const char *idem, struct ks_http_result *r) {
   char url[4300];
   snprintf(url, sizeof url, "%s%s", c->api_url, path);
+  int renew = 0;
   for (int attempt = 0;; attempt++) {
     char *token = NULL;
-    CK_RV rv = ks_auth_token(a, c, attempt > 0 && r->status == 401, &token);
+    CK_RV rv = ks_auth_token(a, c, renew, &token);
     if (attempt > 0) ks_http_result_free(r);
     if (rv != CKR_OK) return rv;
     ks_http_request(c, method, url, token, body ? "application/json" : NULL, body, idem, r);
+    int refused = invalid_token(r);
+    if (refused) ks_auth_refused(a, c, token);
     explicit_bzero(token, strlen(token)); /* a memset before free may be dropped by the compiler */
     free(token);
+    renew = 0;
     if (attempt >= 2) return CKR_OK;
-    if (r->status == 401 && attempt == 0) {
-      ks_log(KS_LOG_INFO, "%s %s: 401, renewing the token", method, path);
+    if (refused && attempt == 0) {
+      if (c->auth == KS_AUTH_TOKEN) {
+        ks_log(KS_LOG_ERROR, "%s %s: the Keyserver refused KEYSERVER_TOKEN (expired?) and a ready token cannot be renewed", method, path);
+        return CKR_OK;
+      }
+      ks_log(KS_LOG_INFO, "%s %s: 401 invalid_token, renewing the token", method, path);
+      renew = 1;
       continue;
     }
     /* A lost answer, or a reservation the server gave back: the same Idempotency-Key is safe to send again. */
@@ -117,7 +138,6 @@ static CK_RV call(const struct ks_config *c, struct ks_auth *a, const char *meth
     if ((lost || expired) && attempt == 0) {
       ks_log(KS_LOG_WARN, "%s %s: %s, sending it again", method, path, lost ? "no answer" : "reservation expired");
       sleep(1);
-      r->status = 0; /* not a 401: no forced renewal */
       continue;
     }
     return CKR_OK;

@@ -21,6 +21,14 @@
 
 #include "../src/ks.h"
 
+/* RFC 6750 §2.1 b64token, written independently of ks_token_usable: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
+ * *"=", at most 8192 characters. A token the module takes must be one (it goes into an HTTP header as it is). */
+static int b64token(const char *t) {
+  size_t body = strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+  size_t pad = strspn(t + body, "=");
+  return body > 0 && t[body + pad] == 0 && body + pad <= 8192;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -219,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       double expires = 0;
       if (!ks_parse_ksctl_cache(exact, n, &access, &expires, &refresh)) {
         if (!access || expires < 0 || expires >= 1e15) abort();
-        ks_token_usable(access);
+        if (ks_token_usable(access) && !b64token(access)) abort();
       } else if (access || refresh) {
         abort();
       }
@@ -232,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       char *access = NULL, *refresh = NULL;
       long expires = 0;
       CK_RV rv = ks_token_answer("secret", statuses[arg % 8], n > 1 ? exact + 1 : NULL, n > 1 ? n - 1 : 0, &access, &refresh, &expires);
-      if (rv == CKR_OK && (!access || !ks_token_usable(access) || expires < 1 || expires > 86400)) abort();
+      if (rv == CKR_OK && (!access || !ks_token_usable(access) || !b64token(access) || expires < 1 || expires > 86400)) abort();
       if (rv != CKR_OK && (access || refresh)) abort();
       free(access);
       free(refresh);

@@ -496,6 +496,58 @@ static void test_tokens(void) {
     CHECK(ks_ksctl_cache_file(&c, path, sizeof path) == 0, "rc");
     CHECK(!strcmp(path, "/cache/token-a102c440eac7103b2e5b6e4f808bcb15.json"), "%s", path);
   }
+  /* RFC 6750 §2.1 b64token, as ksctl (client.ts bearerToken): letters, digits, -._~+/ and '=' only at the end. Anything else
+   * would reach the Authorization header as it is (libcurl sends it unchanged). */
+  {
+    char longest[8194], too_long[8194];
+    memset(longest, 'a', 8192);
+    longest[8192] = 0;
+    memset(too_long, 'a', 8193);
+    too_long[8193] = 0;
+    struct {
+      const char *name, *token;
+      int want;
+    } cases[] = {
+        {"ok a JWT (three base64url segments)", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_", 1},
+        {"ok base64 with + / and padding", "ab+c/d==", 1},
+        {"ok the b64token punctuation -._~", "a-b.c_d~e", 1},
+        {"ok 8192 characters", longest, 1},
+        {"fail empty", "", 0},
+        {"fail 8193 characters", too_long, 0},
+        {"fail CR LF inside (a header it would add)", "tok\r\nX-Injected: 1", 0},
+        {"fail a space", "tok en", 0},
+        {"fail a tab", "tok\ten", 0},
+        {"fail a double quote (visible ASCII, no b64token)", "tok\"en", 0},
+        {"fail a comma", "tok,en", 0},
+        {"fail a semicolon", "tok;en", 0},
+        {"fail '=' inside (padding only at the end)", "a=b", 0},
+        {"fail '=' alone", "==", 0},
+        {"fail a non-ASCII byte", "tok\xc3\xa9", 0},
+        {"fail DEL", "tok\x7f", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      char name[200];
+      snprintf(name, sizeof name, "%s: ks_token_usable is %d", cases[i].name, cases[i].want);
+      TEST(name) CHECK(ks_token_usable(cases[i].token) == cases[i].want, "got %d", ks_token_usable(cases[i].token));
+    }
+    TEST("property: a token ks_token_usable takes holds only b64token characters, '=' only at its end (seeded random strings)") {
+      const char alphabet[] = "aZ09-._~+/= \"\r\n\t,;:\\\x7f\x80\xff";
+      int taken = 0, wrong = 0;
+      char first[16] = "";
+      for (int n = 0; n < 20000; n++) {
+        char t[16];
+        size_t len = 1 + rnd() % (sizeof t - 1);
+        for (size_t k = 0; k < len; k++) t[k] = alphabet[rnd() % (sizeof alphabet - 1)];
+        t[len] = 0;
+        if (!ks_token_usable(t)) continue;
+        taken++;
+        size_t eq = strspn(t, "aZ09-._~+/");
+        if (!(eq > 0 && strspn(t + eq, "=") == len - eq) && !wrong++) memcpy(first, t, sizeof first);
+      }
+      CHECK(taken > 0, "none taken");
+      CHECK(!wrong, "%d of %d taken are no b64token, first: %s", wrong, taken, first);
+    }
+  }
   /* ksctl's rule (client.ts readCache): only a regular file of this user that no one else may read or write is a
    * login; a symlink or a file with group/other bits may have been planted (another identity's token) or read. */
   {
@@ -951,7 +1003,11 @@ static struct {
   char raw[8192]; /* FAKE_RAW: the whole answer, status line to body */
   size_t rawlen;
   int orders, others; /* POST /api/signorders seen; requests for any other path than the two */
-  char token_answer[512]; /* what POST /token answers (200) */
+  char token_answer[512]; /* what POST /token answers (200, or token_status when set) */
+  int token_status;
+  int token_requests;     /* POST /token seen */
+  char refused[128];      /* a bearer token the sign order route answers 401 invalid_token (as the API's guard) */
+  char last_auth[300];    /* the Authorization value of the last sign order */
   int injected;           /* requests that carried a header named X-Injected */
   int conns;              /* connection threads still running */
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -1049,9 +1105,35 @@ static void *fake_conn(void *arg) {
     char grant[sizeof fake.token_answer];
     pthread_mutex_lock(&fake.lock); /* the next case may set another answer while this one is sent */
     memcpy(grant, fake.token_answer, sizeof grant);
+    int tstatus = fake.token_status ? fake.token_status : 200;
+    fake.token_requests++;
     pthread_mutex_unlock(&fake.lock);
-    fake_answer(fd, 200, grant);
+    fake_answer(fd, tstatus, grant);
     goto out;
+  }
+  if (!strncmp(req, "POST /api/signorders ", 21)) {
+    char auth[sizeof fake.last_auth] = "";
+    const char *ah = strcasestr(req, "\r\nAuthorization: ");
+    if (ah) {
+      ah += 17;
+      size_t al = strcspn(ah, "\r\n");
+      if (al >= sizeof auth) al = sizeof auth - 1;
+      memcpy(auth, ah, al);
+      auth[al] = 0;
+    }
+    pthread_mutex_lock(&fake.lock);
+    memcpy(fake.last_auth, auth, sizeof auth);
+    /* fake.refused: tokens separated by spaces */
+    char one[sizeof auth + 2], all[sizeof fake.refused + 2];
+    snprintf(one, sizeof one, " %s ", strncmp(auth, "Bearer ", 7) ? "" : auth + 7);
+    snprintf(all, sizeof all, " %s ", fake.refused);
+    int refuse = fake.refused[0] && strlen(one) > 3 && strstr(all, one) != NULL;
+    if (refuse) fake.orders++;
+    pthread_mutex_unlock(&fake.lock);
+    if (refuse) { /* the API's guard: one body for every refused token, before any handler */
+      fake_answer(fd, 401, "{\"type\":\"about:blank\",\"status\":401,\"code\":\"invalid_token\",\"title\":\"Unauthorized\"}");
+      goto out;
+    }
   }
   if (!strncmp(req, "GET /api/keys ", 14)) {
     fake_answer(fd, 200, fake.keys_json);
@@ -1617,6 +1699,11 @@ static void test_hostile_keyserver(void) {
        "{\"access_token\":\"t0k3n\\r\\nX-Injected: 1\",\"expires_in\":3600}", CKR_USER_NOT_LOGGED_IN},
       {"fail an access token holding a space or a non-ASCII byte is refused", "{\"access_token\":\"t0k en\\u00e9\",\"expires_in\":3600}",
        CKR_USER_NOT_LOGGED_IN},
+      {"fail an access token with a quote, a comma or a semicolon (visible ASCII, no RFC 6750 b64token) is refused",
+       "{\"access_token\":\"t0k\\\"en,x;y\",\"expires_in\":3600}", CKR_USER_NOT_LOGGED_IN},
+      {"fail an access token with '=' inside (padding only at its end) is refused", "{\"access_token\":\"a=b\",\"expires_in\":3600}",
+       CKR_USER_NOT_LOGGED_IN},
+      {"ok an access token that is a JWT with + / and padding", "{\"access_token\":\"eyJ0.eyJ1+/.c2ln==\",\"expires_in\":3600}", CKR_OK},
   };
   for (size_t i = 0; i < sizeof grants / sizeof grants[0]; i++) {
     TEST(grants[i].name) {
@@ -1644,6 +1731,106 @@ static void test_hostile_keyserver(void) {
       f->C_Finalize(NULL);
     }
   }
+  /* ---- ksctl's PKCE login (its token cache) and a 401 from the Keyserver ---- */
+  unsetenv("KEYSERVER_CLIENT_SECRET");
+  setenv("KEYSERVER_AUTH", "pkce", 1);
+  setenv("KSCTL_CACHE_DIR", tmpdir_, 1);
+  {
+    struct ks_config pc;
+    memset(&pc, 0, sizeof pc);
+    pc.token_endpoint = token_url;
+    pc.client_id = (char *)"c";
+    pc.scope = (char *)"s";
+    pc.cache_dir = tmpdir_;
+    char cache[4200] = "";
+    ks_ksctl_cache_file(&pc, cache, sizeof cache);
+    const double day_ms = 86400e3;
+    struct {
+      const char *name;
+      const char *access;   /* the cached access token */
+      double ahead_ms;      /* its expiresAt, from now */
+      const char *refused;  /* the tokens (separated by spaces) the Keyserver answers 401 invalid_token */
+      int token_status;     /* the token endpoint's status (0: 200 with a fresh token) */
+      const char *raw;      /* FAKE_RAW answer to sign orders instead of signing */
+      CK_RV want;
+      int orders, token_requests;
+      const char *sent;     /* the last sign order's Authorization */
+      const char *cached;   /* ksctl's cache file's accessToken afterwards */
+    } logins[] = {
+        {"ok ksctl's cached PKCE token is used as it is", "cached-ok", 3600e3, "", 0, NULL, CKR_OK, 1, 0, "Bearer cached-ok", "cached-ok"},
+        {"ok a cached PKCE token the Keyserver refuses (401 invalid_token): refreshed once, the order sent once more, the cache updated",
+         "revoked", 3600e3, "revoked", 0, NULL, CKR_OK, 2, 1, "Bearer fresh", "fresh"},
+        {"fail the refresh is refused after a 401: CKR_USER_NOT_LOGGED_IN, the refused token dropped from ksctl's cache (the refresh "
+         "token kept), never sent again by ksctl",
+         "revoked", 3600e3, "revoked", 400, NULL, CKR_USER_NOT_LOGGED_IN, 1, 1, "Bearer revoked", ""},
+        {"fail the fresh token is refused as well: CKR_USER_NOT_LOGGED_IN after two orders and one refresh (never a loop), dropped too",
+         "revoked", 3600e3, "revoked fresh", 0, NULL, CKR_USER_NOT_LOGGED_IN, 2, 1, "Bearer fresh", ""},
+        {"fail a 401 that is not invalid_token (a proxy's page): not renewed, not sent again, the cache kept", "cached-ok", 3600e3, "", 0,
+         "HTTP/1.1 401 X\r\nContent-Type: text/html\r\nContent-Length: 5\r\nConnection: close\r\n\r\n<h1/>", CKR_USER_NOT_LOGGED_IN, 1, 0,
+         "Bearer cached-ok", "cached-ok"},
+        {"fail a cached token that expires more than a day ahead (ksctl caches a day at most) is not used: refreshed", "forever", 30 * day_ms,
+         "", 0, NULL, CKR_OK, 1, 1, "Bearer fresh", "fresh"},
+        {"fail a cached token with a character outside b64token (a quote) is never sent: refreshed", "cached\\\"x", 3600e3, "", 0, NULL, CKR_OK,
+         1, 1, "Bearer fresh", "fresh"},
+    };
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+      TEST(logins[i].name) {
+        FILE *cf = fopen(cache, "w");
+        if (cf) {
+          fprintf(cf, "{\"accessToken\":\"%s\",\"expiresAt\":%.0f,\"refreshToken\":\"rt-old\"}", logins[i].access,
+                  (double)time(NULL) * 1000.0 + logins[i].ahead_ms);
+          fclose(cf);
+        }
+        chmod(cache, 0600);
+        fake_set(logins[i].raw ? FAKE_RAW : FAKE_SIGN, logins[i].raw);
+        pthread_mutex_lock(&fake.lock);
+        snprintf(fake.token_answer, sizeof fake.token_answer, "%s",
+                 logins[i].token_status ? "{\"error\":\"invalid_grant\"}" : "{\"access_token\":\"fresh\",\"expires_in\":3600}");
+        fake.token_status = logins[i].token_status;
+        fake.token_requests = 0;
+        snprintf(fake.refused, sizeof fake.refused, "%s", logins[i].refused);
+        fake.last_auth[0] = 0;
+        pthread_mutex_unlock(&fake.lock);
+        CHECK(f->C_Initialize(NULL) == CKR_OK, "init");
+        CHECK(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h) == CKR_OK, "open");
+        CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}};
+        CK_RV rv = f->C_FindObjectsInit(h, t, 1);
+        if (rv == CKR_OK) {
+          f->C_FindObjectsFinal(h);
+          unsigned char sig[64];
+          CK_ULONG sl = sizeof sig;
+          rv = sign_once(h, ec, &ecdsa, msg, strlen(msg), sig, &sl);
+        }
+        pthread_mutex_lock(&fake.lock);
+        int orders = fake.orders, treq = fake.token_requests;
+        char sent[sizeof fake.last_auth];
+        memcpy(sent, fake.last_auth, sizeof sent);
+        pthread_mutex_unlock(&fake.lock);
+        CHECK(rv == logins[i].want, "got %s want %s", ks_rv_name(rv), ks_rv_name(logins[i].want));
+        CHECK(orders == logins[i].orders, "%d sign orders", orders);
+        CHECK(treq == logins[i].token_requests, "%d token requests", treq);
+        CHECK(!strcmp(sent, logins[i].sent), "sent %s", sent);
+        char *access = NULL, *refresh = NULL;
+        double expires = 0;
+        CHECK(ks_read_ksctl_cache(cache, &access, &expires, &refresh) == 0, "ksctl's cache is no login any more");
+        CHECK(access && !strcmp(access, logins[i].cached), "cached %s", access ? access : "(none)");
+        CHECK(refresh && !strcmp(refresh, "rt-old"), "refresh token %s", refresh ? refresh : "(none)");
+        /* What the module writes expires within a day (the cap); an untouched entry keeps its expiry. */
+        if (access && strcmp(access, logins[i].access)) CHECK(expires <= ((double)time(NULL) + 86400) * 1000.0, "expiry %.0f", expires);
+        free(access);
+        free(refresh);
+        f->C_CloseSession(h);
+        f->C_Finalize(NULL);
+      }
+    }
+    pthread_mutex_lock(&fake.lock);
+    fake.token_status = 0;
+    fake.refused[0] = 0;
+    pthread_mutex_unlock(&fake.lock);
+    unlink(cache);
+  }
+  unsetenv("KSCTL_CACHE_DIR");
   unsetenv("KEYSERVER_AUTH");
   unsetenv("KEYSERVER_TOKEN_ENDPOINT");
   unsetenv("KEYSERVER_CLIENT_SECRET");

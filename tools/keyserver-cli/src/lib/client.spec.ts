@@ -98,6 +98,16 @@ describe(accessToken.name, () => {
     ...o,
   });
 
+  it.each<[string, number, string]>([
+    ['ok a cached token that expires within a day is used as it is', 3_600_000, 'cached-token'],
+    ['fail a cached token that expires more than a day ahead (ksctl caches a day at most) is not used: a fresh one is fetched', 30 * 86_400_000, 'stolen-flow'],
+  ])('%s', async (_n, ahead, want) => {
+    const port = (capture.address() as AddressInfo).port;
+    const c = secret({ tokenEndpoint: `http://127.0.0.1:${port}/token` });
+    writeCache(c, { accessToken: 'cached-token', expiresAt: Date.now() + ahead });
+    expect(await accessToken(c)).toBe(want);
+  });
+
   it('fail a token endpoint that redirects: the secret is not sent again elsewhere', async () => {
     const err = await accessToken(secret()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliError);

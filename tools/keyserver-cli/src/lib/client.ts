@@ -1,5 +1,5 @@
 import { createHash, scryptSync, X509Certificate } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jsonAnswer, problemOf, smallJsonObject } from './answer';
@@ -130,9 +130,15 @@ function readCache(c: Connection): CachedToken | undefined {
     const st = lstatSync(file);
     if (!st.isFile() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return undefined;
     const t = JSON.parse(readFileSync(file, 'utf8')) as Partial<Record<keyof CachedToken, unknown>> | null;
-    // The shape the PKCS#11 module also requires (auth.c): anything else is no login.
-    if (typeof t?.accessToken !== 'string' || !bearerToken(t.accessToken) || typeof t.expiresAt !== 'number' || !Number.isFinite(t.expiresAt)) return undefined;
-    return { accessToken: t.accessToken, expiresAt: t.expiresAt, ...(typeof t.refreshToken === 'string' ? { refreshToken: t.refreshToken } : {}) };
+    // The shape the PKCS#11 module also requires (auth.c): anything else is no login. An empty accessToken is a PKCE
+    // login whose access token the API refused (dropRefusedToken): its refresh token still counts.
+    if (typeof t?.accessToken !== 'string' || typeof t.expiresAt !== 'number' || !Number.isFinite(t.expiresAt)) return undefined;
+    const refreshToken = typeof t.refreshToken === 'string' ? t.refreshToken : undefined;
+    if (!bearerToken(t.accessToken) && !(t.accessToken === '' && refreshToken)) return undefined;
+    // ksctl caches a token for a day at most (MAX_TOKEN_LIFETIME_SECONDS): a later expiry was not written by it, and the
+    // token is renewed (the PKCS#11 module does the same).
+    const expiresAt = t.accessToken === '' || t.expiresAt > Date.now() + (MAX_TOKEN_LIFETIME_SECONDS + 60) * 1000 ? 0 : t.expiresAt;
+    return { accessToken: t.accessToken, expiresAt, ...(refreshToken ? { refreshToken } : {}) };
   } catch {
     return undefined; // absent or damaged: a cache miss, not a failure
   }
@@ -211,15 +217,18 @@ async function federatedAssertion(c: Connection): Promise<string> {
   if (!w.requestUri || !w.systemAccessToken || !w.serviceConnectionId) {
     throw new CliError('workload identity needs SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection id, or a federated token file', Exit.Usage);
   }
+  // Sent as a bearer token too: the same syntax rule as ours (a line break would reach the header, and fetch's message).
+  const systemAccessToken = bearerToken(w.systemAccessToken);
+  if (!systemAccessToken) throw new CliError('SYSTEM_ACCESSTOKEN is no bearer token (RFC 6750): not sent', Exit.Usage, 'token_malformed');
   const url = credentialUrl(w.requestUri, 'SYSTEM_OIDCREQUESTURI');
   url.searchParams.set('api-version', '7.1');
   url.searchParams.set('serviceConnectionId', w.serviceConnectionId);
   let r: Response;
   try {
-    r = await fetch(url, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${w.systemAccessToken}`, 'content-type': 'application/json' }, signal: waitFor(c, "the pipeline's OIDC token request") });
+    r = await fetch(url, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${systemAccessToken}`, 'content-type': 'application/json' }, signal: waitFor(c, "the pipeline's OIDC token request") });
   } catch (err) {
     rethrowDeadline(err);
-    throw new CliError(`OIDC token request unreachable: ${(err as Error).message.split(w.systemAccessToken).join('***')}`, Exit.Unavailable);
+    throw new CliError(`OIDC token request unreachable: ${(err as Error).message.split(systemAccessToken).join('***')}`, Exit.Unavailable);
   }
   await refuseRedirect(r, 'SYSTEM_OIDCREQUESTURI', 'check the pipeline');
   const oidcToken = (await smallJsonObject(r))['oidcToken'];
@@ -227,17 +236,43 @@ async function federatedAssertion(c: Connection): Promise<string> {
   return oidcToken;
 }
 
+/**
+ * The API refused `refused` (401 invalid_token): the cache no longer offers it. Client credentials: the entry is removed;
+ * a PKCE login keeps its refresh token with the access token emptied (the login survives, the next use refreshes it).
+ * Only when the entry still holds that token: a concurrent ksctl (or the PKCS#11 module) may have renewed it already.
+ */
+function dropRefusedToken(c: Connection, refused: string): void {
+  const cached = readCache(c);
+  if (!cached || cached.accessToken !== refused) return;
+  try {
+    if (c.method === 'pkce' && cached.refreshToken) writeCache(c, { accessToken: '', expiresAt: 0, refreshToken: cached.refreshToken });
+    else unlinkSync(cacheFile(c));
+  } catch {
+    // a cache that cannot be changed is no failure of the command; the next run meets the same 401 and tries again
+  }
+}
+
+/** A token for a request, and whether it came from ksctl's cache (only such a token is renewed after a 401). */
+interface RequestToken {
+  token: string;
+  fromCache: boolean;
+}
+
 /** A token for the Keyserver, from the 0600 cache while it lasts (refreshed for PKCE logins). */
 export async function accessToken(c: Connection): Promise<string> {
+  return (await requestToken(c)).token;
+}
+
+async function requestToken(c: Connection): Promise<RequestToken> {
   if (c.method === 'token') {
     if (!c.token) throw new CliError('KEYSERVER_TOKEN is empty', Exit.Usage);
     const token = bearerToken(c.token);
     if (!token) throw new CliError('KEYSERVER_TOKEN is no bearer token (RFC 6750: letters, digits, -._~+/ and a trailing =; no line break inside): not sent', Exit.Usage, 'token_malformed');
-    return token;
+    return { token, fromCache: false };
   }
   if (!c.clientId || !c.scope) throw new CliError('set KEYSERVER_CLIENT_ID and KEYSERVER_SCOPE (or use --demo)', Exit.Usage);
   const cached = readCache(c);
-  if (cached && cached.expiresAt - 60_000 > Date.now()) return cached.accessToken;
+  if (cached?.accessToken && cached.expiresAt - 60_000 > Date.now()) return { token: cached.accessToken, fromCache: true };
   let fresh: CachedToken;
   if (c.method === 'pkce') {
     if (!cached?.refreshToken) throw new CliError('not logged in: run `ksctl login --pkce` first', Exit.Auth, 'login_required');
@@ -269,7 +304,7 @@ export async function accessToken(c: Connection): Promise<string> {
     fresh = await tokenRequest(c, { grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: c.scope });
   }
   writeCache(c, fresh);
-  return fresh.accessToken;
+  return { token: fresh.accessToken, fromCache: false };
 }
 
 /**
@@ -281,32 +316,56 @@ export async function api<T>(c: Connection, method: string, path: string, body?:
   return (await jsonAnswer(r, `${method} ${path.split('?')[0]}`)) as T;
 }
 
+/** A body that can be sent again: none, bytes, a string, or a function that makes a fresh one (a file's stream). */
+export type ApiBody = BodyInit | (() => BodyInit);
+
+function replayable(body: ApiBody | undefined): boolean {
+  return body === undefined || typeof body === 'function' || typeof body === 'string' || body instanceof Uint8Array || body instanceof URLSearchParams;
+}
+
 /**
  * Sends a request with the bearer token and returns the successful Response (errors become CliErrors). No redirect is
  * followed: the API answers none, and fetch would send the request (a sign order, a CSR, a firmware image) again to
  * wherever one points, the token too when it is the same origin, and trust what that place answers.
+ *
+ * A 401 `invalid_token` for a token from ksctl's cache (revoked, signing key rolled, clock skew) drops it from the cache,
+ * and the request is sent once more with one fresh token: the API answers 401 only from its guard, before any handler
+ * (docs/security.md "Token handling"), so the first request was not carried out. Never more than once, within the
+ * command's deadline; a token fetched in this run, or KEYSERVER_TOKEN (the user's), is not renewed; a stream body
+ * (not a function that makes one) cannot be sent again.
  */
-export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: BodyInit, extra: RequestInit = {}): Promise<Response> {
+export async function apiRaw(c: Connection, method: string, path: string, headers?: Record<string, string>, body?: ApiBody, extra: RequestInit = {}): Promise<Response> {
   credentialUrl(c.apiUrl, 'the Keyserver URL (KEYSERVER_URL, --api)');
-  const token = await accessToken(c);
   const what = `${method} ${path.split('?')[0]}`;
   // A request that changes something and carries no Idempotency-Key may have been carried out when the deadline cuts it.
   const lower = Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   const note = method !== 'GET' && !lower['idempotency-key'] ? 'the Keyserver may have carried it out: check before running it again' : undefined;
-  let r: Response;
-  try {
-    r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body, ...extra, redirect: 'manual', signal: waitFor(c, what, note) });
-  } catch (err) {
-    rethrowDeadline(err);
-    // The token is never part of a message, whatever fetch's own error quotes.
-    throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message.split(token).join('***')}`, Exit.Unavailable);
+  let use = await requestToken(c);
+  for (let attempt = 0; ; attempt++) {
+    const token = use.token;
+    let r: Response;
+    try {
+      const payload = typeof body === 'function' ? body() : body;
+      r = await fetch(`${c.apiUrl.replace(/\/$/, '')}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body: payload, ...extra, redirect: 'manual', signal: waitFor(c, what, note) });
+    } catch (err) {
+      rethrowDeadline(err);
+      // The token is never part of a message, whatever fetch's own error quotes.
+      throw new CliError(`Keyserver unreachable at ${c.apiUrl}: ${(err as Error).message.split(token).join('***')}`, Exit.Unavailable);
+    }
+    if (r.ok) return r;
+    if (r.status >= 300 && r.status < 400) {
+      await r.body?.cancel().catch(() => undefined);
+      throw new CliError(`${what} answered a redirect (${r.status}): ksctl follows none; check --api / KEYSERVER_URL`, Exit.Refused, 'redirect_refused', r.status);
+    }
+    const problem = await problemOf(r);
+    if (r.status === 401 && problem.code === 'invalid_token' && c.method !== 'token') {
+      dropRefusedToken(c, token);
+      if (attempt === 0 && use.fromCache && replayable(body)) {
+        use = await requestToken(c);
+        continue;
+      }
+    }
+    const exit = exitForStatus(r.status, problem.code);
+    throw new CliError(`${what} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
   }
-  if (r.ok) return r;
-  if (r.status >= 300 && r.status < 400) {
-    await r.body?.cancel().catch(() => undefined);
-    throw new CliError(`${method} ${path.split('?')[0]} answered a redirect (${r.status}): ksctl follows none; check --api / KEYSERVER_URL`, Exit.Refused, 'redirect_refused', r.status);
-  }
-  const problem = await problemOf(r);
-  const exit = exitForStatus(r.status, problem.code);
-  throw new CliError(`${method} ${path.split('?')[0]} failed: ${r.status} ${problem.code ?? ''}${problem.detail ? ` (${problem.detail})` : ''}`.trim(), exit, problem.code, r.status);
 }
