@@ -63,7 +63,7 @@ export {
 } from './lib/repositories/subject.repository';
 export { cascadeReason, type CreateKeyInput, type KeyRevocation, KeyRepository, REVOKE_CASCADE_ACTION, type RevokedBelow, toKey } from './lib/repositories/key.repository';
 export { type CancelledPending, type CreatePendingKeyInput, type DestructionPlan, type ExternalChainChange, type HsmKeyDisposal, type KeyBelow, KeyLifecycleRepository, type NewKeyVersion, type PendingKeyVersion } from './lib/repositories/key-lifecycle.repository';
-export { CrlRepository, crlEntriesSha256, type CrlEntry, type CrlScope, type CrlSigner, type SignedCrl, type StoredCrl } from './lib/repositories/crl.repository';
+export { CRL_NUMBER_SECOND_BITS, CrlRepository, crlEntriesSha256, crlNumberFloor, crlNumberSecond, type CrlEntry, type CrlScope, type CrlSigner, type SignedCrl, type StoredCrl } from './lib/repositories/crl.repository';
 export { BOOTSTRAP_ADMIN_ROLE, type BootstrapAdmin, InstallationRepository } from './lib/repositories/installation.repository';
 export {
   type ApprovalResult,

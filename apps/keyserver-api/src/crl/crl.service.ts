@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { crlEntriesSha256, CrlRepository, type CrlScope, type StoredCrl } from '@keyserver/data-access';
+import { crlEntriesSha256, crlNumberSecond, CrlRepository, type CrlScope, type StoredCrl } from '@keyserver/data-access';
 import { createCrl, CRL_REASONS, type CrlReason, type HsmSigner } from '@keyserver/pki';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import { HSM_SIGNER, LOGGER } from '../app/tokens';
@@ -23,7 +23,9 @@ const wholeSecond = (ms: number) => Math.floor(ms / 1000) * 1000;
  * unless the stored CRL is stale. The versions sharing a key pair (renewals) are one CRL issuer (one name, one key):
  * they publish one sequence, every CRL with a larger number than the one before and, when it lists another revoked
  * set, a later thisUpdate, so relying parties that order CRLs by number (RFC 5280) and by thisUpdate (openssl,
- * GnuTLS) take the same one as newest (ADR 0029 addendum). Every replica's {@link CrlRefresher} keeps the live versions' CRLs fresh; a
+ * GnuTLS) take the same one as newest (ADR 0029 addendum). A CRL number is bound to its thisUpdate (its second
+ * shifted left 20 bits, plus a count within it), so a restore of a backup, which rewinds the key's counter, never
+ * hands out a number already published (ADR 0029 addendum "CRL numbers survive a restore"). Every replica's {@link CrlRefresher} keeps the live versions' CRLs fresh; a
  * revocation refreshes its issuer's at once; a destroyed version serves the final CRL signed before destruction.
  */
 @Injectable()
@@ -100,7 +102,7 @@ export class CrlService {
    */
   async refresh(scope: CrlScope, final = false, wait = true): Promise<StoredCrl> {
     if (!final && wait) await this.secondAfterNewest(scope);
-    const stored = await this.crls.refresh(scope, async (previous, entries, entriesSha256, takeNumber, latestThisUpdate) => {
+    const stored = await this.crls.refresh(scope, async (previous, entries, entriesSha256, takeNumber, latestThisUpdate, recordedUntil) => {
       const nowMs = Date.now();
       const changed = previous?.entriesSha256 !== entriesSha256;
       if (!final && previous && fresh(previous, nowMs) && !changed) return null;
@@ -110,9 +112,15 @@ export class CrlService {
       const floor = latestThisUpdate ? latestThisUpdate.getTime() + (changed ? 1000 : 0) : 0;
       if (!final && !wait && floor > wholeSecond(nowMs)) return null;
       const hsmKey = await this.signer.getKey(scope.hsmKeyId);
-      const thisUpdate = new Date(Math.max(wholeSecond(nowMs), floor));
+      // The number is bound to thisUpdate (at least its second shifted, ADR 0029 addendum "CRL numbers survive a
+      // restore"); the counter within a second runs past it only after 2^20 CRLs in that second, and the CRL is then
+      // dated in the number's second, so a number always names its CRL's thisUpdate.
+      // Nor before the newest moment the database records (the audit chain's head): after a restore, the backup's time
+      // at the latest, so a restored system whose clock is behind it does not date its CRLs before the backup.
+      const taken = new Date(Math.max(wholeSecond(nowMs), floor, recordedUntil ? wholeSecond(recordedUntil.getTime()) : 0));
+      const crlNumber = await takeNumber(taken);
+      const thisUpdate = new Date(Math.max(taken.getTime(), crlNumberSecond(crlNumber).getTime()));
       const nextUpdate = new Date(Math.max(thisUpdate.getTime() + CRL_NEXT_UPDATE_MS, final ? scope.keyPairNotAfter.getTime() : 0));
-      const crlNumber = await takeNumber();
       const seen = new Set<string>();
       const { crlDer } = await createCrl(
         this.signer,

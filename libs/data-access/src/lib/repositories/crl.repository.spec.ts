@@ -1,11 +1,13 @@
 import { hex, outcome, twoReplicas } from '../../spec/fixtures';
 import { sql } from '../../spec/temp-database';
 import type { AuditInput, Key } from '../types';
-import { CrlRepository, crlEntriesSha256, type CrlScope, type CrlSigner } from './crl.repository';
+import { CRL_NUMBER_SECOND_BITS, CrlRepository, crlEntriesSha256, crlNumberFloor, crlNumberSecond, type CrlScope, type CrlSigner } from './crl.repository';
 import { KeyLifecycleRepository } from './key-lifecycle.repository';
 
 const event = (action: string): AuditInput => ({ action, outcome: 'SUCCESS', actorName: 'test' });
 const PEM = '-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n';
+/** A signer that binds no time: the bare counter (the number's time part is tested in "a restore of a backup"). */
+const EPOCH = new Date(0);
 
 describe(CrlRepository.name, () => {
   const r = twoReplicas('crl', 4);
@@ -17,7 +19,7 @@ describe(CrlRepository.name, () => {
     if (stored && stored.entriesSha256 === sha) return null;
     calls.n++;
     await new Promise((res) => setTimeout(res, delayMs));
-    const crlNumber = await takeNumber();
+    const crlNumber = await takeNumber(EPOCH);
     return { crlNumber, der: Buffer.from(`crl ${crlNumber}`), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false };
   };
 
@@ -39,7 +41,7 @@ describe(CrlRepository.name, () => {
     const life = new KeyLifecycleRepository(r.dbA);
     for (const v of [1, 2, 3]) await life.addVersion(k.keyid, v, { hsmKeyId: hex(8), certificatePem: PEM, certificateSerial: hex(8), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuerKeyid: null, issuerVersion: null }, event('key.rotate'));
     const crls = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
-    const always: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(), der: Buffer.from('x'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false });
+    const always: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(EPOCH), der: Buffer.from('x'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3_600_000), final: false });
     const results = await Promise.all([1, 2, 3, 4].flatMap((v) => crls.map(async (c) => c.refresh((await c.scope(k.keyid, v)) as CrlScope, always))));
     expect(results.map((x) => Number(x?.crlNumber)).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
@@ -89,7 +91,7 @@ describe(CrlRepository.name, () => {
   /** The signer of a key's last CRLs before destruction (crl.service finalCrls), held `delayMs` inside the lock. */
   const finalSigner = (delayMs = 0): CrlSigner => async (_s, _e, _sha, takeNumber) => {
     await new Promise((res) => setTimeout(res, delayMs));
-    return { crlNumber: await takeNumber(), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true };
+    return { crlNumber: await takeNumber(EPOCH), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true };
   };
   const device = (issuerKeyid: string, issuerVersion: number, serialHex = hex(8)) =>
     r.a.certificates.insert({ issuerKeyid, issuerVersion, serialHex, subjectDn: 'CN=d', notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000), pem: PEM });
@@ -127,7 +129,7 @@ describe(CrlRepository.name, () => {
     const crls = new CrlRepository(r.dbA);
     const scope = await crls.scope(k.keyid, 1);
     if (!scope) throw new Error('no scope');
-    const final: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true });
+    const final: CrlSigner = async (_s, _e, _sha, takeNumber) => ({ crlNumber: await takeNumber(EPOCH), der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), final: true });
     expect((await crls.refresh(scope, final))?.final).toBe(true);
     const calls = { n: 0 };
     expect((await crls.refresh(scope, countingSigner(calls)))?.der.toString()).toBe('final');
@@ -231,6 +233,84 @@ describe(CrlRepository.name, () => {
       for (const v of [1, 2]) await crls.refresh((await crls.scope(k.keyid, v)) as CrlScope, countingSigner(calls));
       expect(calls.n).toBe(2);
       expect((await numbers(k.keyid)).map((x) => [x['version'], x['n']])).toEqual([[1, '1'], [2, '2']]);
+    });
+  });
+
+  describe('a restore of a backup rewinds the key\'s counter: CRL numbers are bound to thisUpdate, so none published is handed out again', () => {
+    const SECOND = 1000;
+    /** The service's rule in short: thisUpdate in whole seconds, the number taken for it, thisUpdate moved to the number's second. */
+    const timed = (at: number, published: { n: bigint; at: number }[]): CrlSigner => async (_s, _e, _sha, takeNumber) => {
+      const thisUpdate = new Date(Math.floor(at / SECOND) * SECOND);
+      const crlNumber = await takeNumber(thisUpdate);
+      const dated = new Date(Math.max(thisUpdate.getTime(), crlNumberSecond(crlNumber).getTime()));
+      published.push({ n: crlNumber, at: dated.getTime() });
+      return { crlNumber, der: Buffer.from(`crl ${crlNumber}`), thisUpdate: dated, nextUpdate: new Date(dated.getTime() + 86_400_000), final: false };
+    };
+    const counter = async (keyid: string) => BigInt((await sql(r.tmp.url, `SELECT "crlNumber"::text AS "n" FROM "key" WHERE "keyid" = $1`, [keyid]))[0]['n'] as string);
+    /** What pg_restore of an earlier dump does to the CRL state: the counter and the stored CRLs as they were. */
+    const restore = async (keyid: string, backup: { counter: bigint; rows: Record<string, unknown>[] }) => {
+      await sql(r.tmp.url, `UPDATE "key" SET "crlNumber" = $2 WHERE "keyid" = $1`, [keyid, backup.counter.toString()]);
+      await sql(r.tmp.url, `DELETE FROM "crl" c USING "key_version" v, "key" k WHERE v."id" = c."keyVersionId" AND k."id" = v."keyId" AND k."keyid" = $1`, [keyid]);
+      for (const row of backup.rows) await sql(r.tmp.url, `INSERT INTO "crl" SELECT * FROM json_populate_record(NULL::"crl", $1::json)`, [JSON.stringify(row)]);
+    };
+    const rows = (keyid: string) => sql(r.tmp.url, `SELECT row_to_json(c) AS "row" FROM "crl" c JOIN "key_version" v ON v."id" = c."keyVersionId" JOIN "key" k ON k."id" = v."keyId" WHERE k."keyid" = $1`, [keyid]).then((x) => x.map((y) => y['row'] as Record<string, unknown>));
+
+    it('ok numbers taken, the counter and CRLs restored to an earlier backup, numbers taken again minutes later: every new number is larger than every one published (before: the counter handed them out again)', async () => {
+      const k = await ca();
+      const crls = new CrlRepository(r.dbA);
+      const scope = (await crls.scope(k.keyid, null)) as CrlScope;
+      const t0 = Math.floor(Date.now() / SECOND) * SECOND - 3_600_000;
+      const published: { n: bigint; at: number }[] = [];
+      await crls.refresh(scope, timed(t0, published));
+      const backup = { counter: await counter(k.keyid), rows: await rows(k.keyid) };
+      // After the backup: several CRLs, three of them in one second (a counter within the second), then later ones.
+      const c = await device(k.keyid, 1);
+      await r.a.certificates.revoke(k.keyid, c.serialHex, 'keyCompromise');
+      for (const at of [t0 + 60_000, t0 + 60_000, t0 + 60_400, t0 + 600_000]) await crls.refresh(scope, timed(at, published));
+      const highest = published.reduce((m, p) => (p.n > m ? p.n : m), 0n);
+      await restore(k.keyid, backup);
+      const after: { n: bigint; at: number }[] = [];
+      // The restore took ten minutes; then one CRL, and two more in one second.
+      for (const at of [t0 + 1_200_000, t0 + 1_200_000, t0 + 1_200_500]) await crls.refresh(scope, timed(at, after));
+      expect(after.map((p) => p.n > highest)).toEqual([true, true, true]);
+      expect(after.map((p, i) => i === 0 || p.n > after[i - 1].n)).toEqual([true, true, true]);
+      // Published numbers are all different, and each names its thisUpdate's second.
+      const all = [...published, ...after];
+      expect(new Set(all.map((p) => p.n)).size).toBe(all.length);
+      expect(all.map((p) => crlNumberSecond(p.n).getTime() === p.at)).toEqual(all.map(() => true));
+    });
+
+    it('ok a replica whose clock is behind takes a number larger than the one a replica ahead took; within one second the numbers count up', async () => {
+      const k = await ca();
+      const [a, b] = [new CrlRepository(r.dbA), new CrlRepository(r.dbB)];
+      const scope = (await a.scope(k.keyid, null)) as CrlScope;
+      const t = Math.floor(Date.now() / SECOND) * SECOND;
+      const published: { n: bigint; at: number }[] = [];
+      await a.refresh(scope, timed(t + 5_000, published)); // 5 s ahead
+      await b.refresh(scope, timed(t, published)); // on time: the counter within A's second
+      await b.refresh(scope, timed(t + 1_000, published));
+      expect(published.map((p) => p.n - crlNumberFloor(new Date(t + 5_000)))).toEqual([0n, 1n, 2n]);
+      expect(published.map((p) => p.at)).toEqual([t + 5_000, t + 5_000, t + 5_000]);
+    });
+
+    it('ok the signer is given the time of the audit chain\'s head (the newest moment the restored database records), which a new CRL may not precede', async () => {
+      const k = await ca();
+      const crls = new CrlRepository(r.dbA);
+      await r.a.audit.append({ action: 'test.head', outcome: 'SUCCESS', actorName: 'test' });
+      const head = (await sql(r.tmp.url, `SELECT max("at") AS "at" FROM "audit_event"`))[0]['at'] as Date;
+      const given: unknown[] = [];
+      await crls.refresh((await crls.scope(k.keyid, null)) as CrlScope, async (_s, _e, _sha, _take, _latest, recorded) => {
+        given.push(recorded?.getTime());
+        return null;
+      });
+      expect(given).toEqual([head.getTime()]);
+    });
+
+    it('ok a number fits the 20 octets of RFC 5280 5.2.3 and the bigint column for any thisUpdate a certificate can carry (through 9999)', () => {
+      const last = crlNumberFloor(new Date(Date.UTC(9999, 11, 31, 23, 59, 59))) + (1n << BigInt(CRL_NUMBER_SECOND_BITS)) - 1n;
+      expect(last < 1n << 63n).toBe(true);
+      expect(crlNumberSecond(last).getTime()).toBe(Date.UTC(9999, 11, 31, 23, 59, 59));
+      expect(crlNumberFloor(new Date(1_000_999))).toBe(1000n << BigInt(CRL_NUMBER_SECOND_BITS));
     });
   });
 });

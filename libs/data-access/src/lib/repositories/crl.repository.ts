@@ -53,16 +53,39 @@ export interface SignedCrl {
 }
 
 /**
+ * CRL numbers are bound to time (ADR 0029 addendum "CRL numbers survive a restore"): a number is its thisUpdate in
+ * seconds since 1970 shifted left by these bits, plus a count within that second. The key's counter (`key.crlNumber`)
+ * hands each out once under the key's row lock, never below the floor of the thisUpdate it is taken for, so a restore
+ * of a backup, which rewinds the counter, cannot hand out a number already published: every published number is below
+ * the floor of a later second. 2^20 numbers a second; today a number has 51 bits (7 octets as a DER INTEGER), through
+ * the year 9999 at most 58 (8 octets; the bigint column holds 63 bits, RFC 5280 5.2.3 allows 20 octets).
+ */
+export const CRL_NUMBER_SECOND_BITS = 20;
+
+/** The smallest CRL number of a CRL dated `thisUpdate` (its second, milliseconds dropped). */
+export function crlNumberFloor(thisUpdate: Date): bigint {
+  return BigInt(Math.max(0, Math.floor(thisUpdate.getTime() / 1000))) << BigInt(CRL_NUMBER_SECOND_BITS);
+}
+
+/** The second a CRL number belongs to: a CRL with this number is dated no earlier. */
+export function crlNumberSecond(crlNumber: bigint): Date {
+  return new Date(Number(crlNumber >> BigInt(CRL_NUMBER_SECOND_BITS)) * 1000);
+}
+
+/**
  * The decision of a refresh: null keeps the stored CRL; otherwise the new one is signed (with the number given).
  * `stored` is the newest CRL the key pair signed (the largest number, whichever version stored it); `latestThisUpdate`
  * the latest thisUpdate of any CRL stored for the key pair's versions (null: none), which a new one may not precede.
+ * `recordedUntil` the time of the audit chain's head, the newest moment the database records (null: an empty chain):
+ * after a restore, the time of the backup at the latest, which a new CRL may not precede either (its second).
  */
 export type CrlSigner = (
   stored: StoredCrl | null,
   entries: CrlEntry[],
   entriesSha256: string,
-  takeNumber: () => Promise<bigint>,
+  takeNumber: (thisUpdate: Date) => Promise<bigint>,
   latestThisUpdate: Date | null,
+  recordedUntil: Date | null,
 ) => Promise<SignedCrl | null>;
 
 /** The canonical fingerprint of a revoked set: a different set needs a new CRL. */
@@ -182,7 +205,8 @@ export class CrlRepository {
   /**
    * Under the key's row lock and the advisory locks of every version sharing the scope's key pair (one CRL issuer):
    * reads the key pair's newest CRL and the revoked set again, lets `sign` decide (and sign in the HSM, with a CRL
-   * number taken from the key's counter in this transaction) and stores the result for every one of those versions,
+   * number taken from the key's counter in this transaction, at least {@link crlNumberFloor} of its thisUpdate; the
+   * signer dates the CRL no earlier than {@link crlNumberSecond} of the number) and stores the result for every one of those versions,
    * so each serves it. Kept (null), the newest is copied to a version whose row is older (rows stored per version
    * before). A final CRL is never replaced: the key pair is gone.
    */
@@ -201,11 +225,15 @@ export class CrlRepository {
         if (stored?.final) return stored;
         const latest = rows.reduce<Date | null>((at, c) => (!at || c.thisUpdate > at ? c.thisUpdate : at), null);
         const entries = await this.entries(scope, tx);
-        const takeNumber = async () => {
-          const rows = await tx.$queryRaw<{ crlNumber: bigint }[]>`UPDATE "key" SET "crlNumber" = "crlNumber" + 1 WHERE "id" = ${scope.keyId}::uuid RETURNING "crlNumber"`;
+        // The audit chain's head (the index on "at"): a restored database's newest moment, a floor for thisUpdate.
+        const [head] = await tx.$queryRaw<{ at: Date | null }[]>`SELECT max("at") AS "at" FROM "audit_event"`;
+        // The key's counter, never below the floor of the thisUpdate the number is for (a restored counter jumps to it).
+        const takeNumber = async (thisUpdate: Date) => {
+          const floor = crlNumberFloor(thisUpdate).toString();
+          const rows = await tx.$queryRaw<{ crlNumber: bigint }[]>`UPDATE "key" SET "crlNumber" = GREATEST("crlNumber" + 1, ${floor}::bigint) WHERE "id" = ${scope.keyId}::uuid RETURNING "crlNumber"`;
           return BigInt(rows[0].crlNumber);
         };
-        const signed = await sign(stored, entries, crlEntriesSha256(entries), takeNumber, latest);
+        const signed = await sign(stored, entries, crlEntriesSha256(entries), takeNumber, latest, head?.at ?? null);
         const data = signed
           ? { crlNumber: signed.crlNumber, der: new Uint8Array(signed.der), entriesSha256: crlEntriesSha256(entries), thisUpdate: signed.thisUpdate, nextUpdate: signed.nextUpdate, final: signed.final }
           : row && { crlNumber: row.crlNumber, der: row.der, entriesSha256: row.entriesSha256, thisUpdate: row.thisUpdate, nextUpdate: row.nextUpdate, final: row.final };

@@ -35,7 +35,7 @@ function finalSigner(): { sign: CrlSigner; entered: Promise<void>; open: () => v
   const opened = new Promise<void>((res) => (open = res));
   const entered = new Promise<void>((res) => (enter = res));
   const sign: CrlSigner = async (_stored, _entries, _sha, takeNumber) => {
-    const crlNumber = await takeNumber();
+    const crlNumber = await takeNumber(new Date());
     enter();
     await opened;
     return { crlNumber, der: Buffer.from('final'), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + DAY), final: true };
