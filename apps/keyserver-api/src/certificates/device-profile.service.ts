@@ -49,7 +49,7 @@ export class DeviceProfileService {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(DeviceProfile, body);
       if (keyid.length > 128) throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid.slice(0, 128)}`);
-      const key = await this.profiles.set(keyid, dto, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
+      const key = await this.profiles.set(keyid, dto, { ...a.event, adminSessionId: session.id }, session).catch((err: unknown) => {
         if (err instanceof DataAccessError && err.code === 'not_found') throw new ApiError(ApiErrorCode.KeyNotFound, `no key ${keyid}`);
         if (err instanceof DataAccessError && err.code === 'invalid_state') throw new CertificateError(CertificateErrorCode.DeviceProfileNotApplicable, err.message);
         throw err;

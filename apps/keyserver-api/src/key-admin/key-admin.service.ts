@@ -121,6 +121,7 @@ export class KeyAdminService {
               pathLen,
             },
             success,
+            session,
           )
           .catch((err: unknown) => {
             if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`);
@@ -164,7 +165,7 @@ export class KeyAdminService {
       const parent = key.parentKeyid ? await this.keys.findByKeyid(key.parentKeyid) : null;
       if (parent?.destroyedAt) throw new KeyAdminError(KeyAdminErrorCode.IssuerNotUsable, `the issuer ${parent.keyid} was destroyed: its final CRL cannot list ${keyid}`);
       // The key, every key below it and their events in one transaction; a concurrent revocation that lost is refused, not audited twice.
-      const revoked = await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }).catch(async (err: unknown) => {
+      const revoked = await this.keys.revoke(keyid, dto.reason, undefined, { ...a.event, adminSessionId: session.id, details: { reason: dto.reason } }, session).catch(async (err: unknown) => {
         if (!(err instanceof DataAccessError && err.code === 'invalid_state')) throw err;
         // Revoked by another change (REVOKED stays), or else its issuer signed its final CRL meanwhile (ADR 0045).
         if ((await this.find(keyid)).state === 'REVOKED') throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyRevoked, `key ${keyid} is already revoked`);

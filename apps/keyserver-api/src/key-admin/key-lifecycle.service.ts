@@ -137,6 +137,7 @@ export class KeyLifecycleService {
           .createPending(
             { keyid: dto.keyid, type: 'ROOT', algorithm: dto.algorithm, hash, requiredApprovers: dto.requiredApprovers, hsmKeyId: hsmKey.hsmKeyId, csrPem, adminSessionId: session.id },
             { ...base, details: { ...common, csr: csrPem } },
+            session,
           )
           .catch((err: unknown) => {
             throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
@@ -163,6 +164,7 @@ export class KeyLifecycleService {
             pathLen: dto.pathLen ?? null,
           },
           { ...base, details: { ...common, serial: cert.serialHex, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), certificate: cert.certificatePem } },
+          session,
         )
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'conflict' ? new KeyAdminError(KeyAdminErrorCode.KeyExists, `key ${dto.keyid} exists`) : err;
@@ -245,6 +247,7 @@ export class KeyLifecycleService {
               previous,
             },
           },
+          session,
         )
         .catch(async (err: unknown) => {
           if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError((await this.lifecycle.findPendingVersion(keyid)) && reissued ? KeyAdminErrorCode.VersionPending : KeyAdminErrorCode.VersionConflict, err.detail);
@@ -306,6 +309,7 @@ export class KeyLifecycleService {
             adminSessionId: session.id,
             details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), serial: v.serialHex, certificate: v.certificatePem, anchorSubject: anchor.subject, anchorSha256: anchor.fingerprint256 },
           },
+          session,
         )
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
@@ -341,6 +345,7 @@ export class KeyLifecycleService {
           adminSessionId: session.id,
           details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), serial: v.serialHex, certificate: v.certificatePem, anchorSubject: anchor.subject, anchorSha256: anchor.fingerprint256, rotation: true },
         },
+        session,
       )
       .catch((err: unknown) => {
         if (err instanceof DataAccessError && err.code === 'invalid_state') throw new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail);
@@ -373,7 +378,7 @@ export class KeyLifecycleService {
           ...audit,
           adminSessionId: session.id,
           details: { version: c.version, hsmKeyId: c.hsmKeyId, spkiSha256: c.hsmKeyId === waiting ? fingerprint : null, pendingSince: c.createdAt.toISOString(), administrators },
-        }))
+        }), session)
         .catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.NotAwaitingCertificate, err.detail) : err;
         });
@@ -439,6 +444,7 @@ export class KeyLifecycleService {
               adminSessionId: session.id,
               details: { spkiSha256: spkiSha256(hsmKey.spki), serial: cert.serialHex, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), issuer: issuer?.keyid ?? keyid, newKeyPair: kind === 'rotate', ...(administrators ? { administrators } : {}) },
             },
+            session,
           )
           .catch(async (err: unknown) => {
             if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError(KeyAdminErrorCode.VersionConflict, err.detail);
@@ -469,7 +475,7 @@ export class KeyLifecycleService {
         ...audit,
         adminSessionId: session.id,
         details: { administrators, spkiSha256: spkiSha256(hsmKey.spki), csr: csrPem, newKeyPair: true, external: true },
-      })
+      }, session)
       .catch(async (err: unknown) => {
         // Of two rotations at once one commits; the other finds its pending version (or a newer current one).
         if (err instanceof DataAccessError && err.code === 'conflict') throw new KeyAdminError((await this.lifecycle.findPendingVersion(key.keyid)) ? KeyAdminErrorCode.VersionPending : KeyAdminErrorCode.VersionConflict, err.detail);
@@ -502,7 +508,7 @@ export class KeyLifecycleService {
       validateBody(NoBodyRequest, body);
       const key = await this.find(keyid);
       if (key.state !== 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyNotActive, `key ${keyid} is ${key.state}`);
-      await this.lifecycle.retire(keyid, { ...audit, adminSessionId: session.id, details: { version: key.currentVersion } }).catch((err: unknown) => {
+      await this.lifecycle.retire(keyid, { ...audit, adminSessionId: session.id, details: { version: key.currentVersion } }, session).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyNotActive, err.detail) : err;
       });
     });
@@ -514,8 +520,9 @@ export class KeyLifecycleService {
       const session = await this.gate.require(actor, sessionId);
       validateBody(NoBodyRequest, body);
       const key = await this.find(keyid);
-      // Decided under the key's lock, against every key below it (ADR 0045); stays true until markDestroyed.
-      const plan = await this.lifecycle.destructionPlan(keyid);
+      // Decided under the key's lock, against every key below it (ADR 0045), in the session held (ADR 0012 addendum):
+      // the last point at which the session is read; once the HSM objects are gone, markDestroyed records the fact.
+      const plan = await this.lifecycle.destructionPlan(keyid, session);
       if (plan.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
       if (plan.destroyed) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
       if (plan.activeBelow.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `ACTIVE keys below ${keyid} (${plan.activeBelow.join(', ')}) would become unverifiable: retire or revoke them first`);

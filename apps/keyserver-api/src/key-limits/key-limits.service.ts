@@ -40,7 +40,7 @@ export class KeyLimitsService {
       const session = await this.gate.require(actor, sessionId);
       const dto = validateBody(SetKeyLimitsRequest, body);
       if (!wellFormed || !(await this.keys.findByKeyid(keyid))) throw new KeyAdminError(KeyAdminErrorCode.KeyNotFound, wellFormed ? `no key ${keyid}` : 'no such key');
-      await this.limits.set(keyid, dto, { ...a.event, adminSessionId: session.id });
+      await this.limits.set(keyid, dto, { ...a.event, adminSessionId: session.id }, undefined, session);
       a.committed();
       return await this.keyViews.detail(actor, keyid);
     });

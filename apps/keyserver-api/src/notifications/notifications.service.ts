@@ -39,7 +39,7 @@ export class NotificationsService {
         const session = await this.gate.require(actor, sessionId);
         const dto = validateBody(SetNotificationAddressRequest, body);
         if (!isUuid(id)) throw new NotificationError(NotificationErrorCode.SubjectNotFound, 'no such subject');
-        const s = await this.notifications.setAddress(id, dto.email, { ...a.event, adminSessionId: session.id }).catch((err: unknown) => {
+        const s = await this.notifications.setAddress(id, dto.email, { ...a.event, adminSessionId: session.id }, session).catch((err: unknown) => {
           throw err instanceof DataAccessError && err.code === 'not_found' ? new NotificationError(NotificationErrorCode.SubjectNotFound, 'no such subject') : err;
         });
         a.committed();

@@ -72,6 +72,9 @@ export interface SessionScope {
  * participant writes that participant's row or its role, so a change of the same session either committed before
  * (and is read here) or waits for this one: two participants disabling each other on two replicas cannot both
  * commit. The session row is read, not locked: a close or an expiry only ever follows a change that read it ACTIVE.
+ * Every change that needs a session calls it first in its transaction, before any role, keyid, operation, key, CRL or
+ * advisory lock: subject rows are the head of the one lock order (ADR 0012 addendum "every change that needs a
+ * session holds it").
  */
 export async function holdSession(tx: Tx, scope: SessionScope | undefined, subjectIds: readonly string[] = [], clock: () => Date = () => new Date()): Promise<void> {
   const participants = scope?.id && scope.creatorId ? [...new Set([scope.creatorId, ...(scope.approverIds ?? [])])] : [];
@@ -152,6 +155,31 @@ export async function assertEnabledAdministrator(tx: Tx, subjectId: string): Pro
   if (!(await isEnabledAdministrator(tx, subjectId))) {
     throw new DataAccessError('invalid_state', 'only an enabled administrator opens or authorizes an administrative session');
   }
+}
+
+/**
+ * Locks, before the change's first audit append, what a change that may take rights from `subjectIds` (disabling,
+ * roles, a role's natures or grants, a guest recording) later ends or withdraws: the PENDING or ACTIVE sessions they
+ * opened or authorized (FOR UPDATE, id order, as {@link endSessionsOfLostAdministrators} locks them) and the open
+ * operations they approved (FOR NO KEY UPDATE, id order, as `withdrawLostApprovals` locks them). Taken after, they
+ * closed a cycle with the audit append lock: a session close or an approval holds its row and waits for the append
+ * lock, which the change held while it waited for that row (PostgreSQL broke it, one side answered 500). The caller
+ * holds the subjects' rows (or the role's), so no new session authorization or approval of theirs can join the sets.
+ * Part of the one lock order (ADR 0012 addendum "every change that needs a session holds it").
+ */
+export async function lockWhatALossEnds(tx: Tx, subjectIds: readonly string[]): Promise<void> {
+  const ids = [...new Set(subjectIds)].filter((x) => UUID.test(x)).sort();
+  if (ids.length === 0) return;
+  await tx.$queryRaw`
+    SELECT "id" FROM "admin_session"
+    WHERE "state" IN ('PENDING', 'ACTIVE')
+      AND ("creatorId" = ANY(${ids}::uuid[]) OR "id" IN (SELECT "sessionId" FROM "admin_session_approval" WHERE "adminId" = ANY(${ids}::uuid[])))
+    ORDER BY "id" FOR UPDATE`;
+  await tx.$queryRaw`
+    SELECT o."id" FROM "operation" o
+    WHERE o."state" IN ('REQUESTED', 'APPROVED') AND o."validTo" > now()
+      AND o."id" IN (SELECT a."operationId" FROM "approval" a WHERE a."approverId" = ANY(${ids}::uuid[]))
+    ORDER BY o."id" FOR NO KEY UPDATE OF o`;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Prisma } from '../../generated/prisma/client';
 import { mapPrismaError, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key } from '../types';
+import { holdSession, type SessionScope } from './admin-participation';
 import { appendAuditTx } from './audit.repository';
 import { toKey } from './key.repository';
 
@@ -13,9 +14,11 @@ export class DeviceProfileRepository {
    * Replaces a CA key's device profile: the row is locked, the change and its audit event (profile before and
    * after) are written in one transaction. Not a CA key: invalid_state; no such key: not_found.
    */
-  async set(keyid: string, profile: Record<string, unknown>, audit: AuditInput): Promise<Key> {
+  async set(keyid: string, profile: Record<string, unknown>, audit: AuditInput, scope?: SessionScope): Promise<Key> {
     try {
       return await this.db.transaction(async (tx) => {
+        // First, before any key, operation or CRL lock: the session's administrators, then the session read again (ADR 0012 addendum).
+        await holdSession(tx, scope);
         const rows = await tx.$queryRaw<{ type: string; profile: unknown }[]>`
           SELECT "type"::text AS "type", "profile" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
         if (rows.length === 0) throw new DataAccessError('not_found', `key ${keyid} not found`);

@@ -3,6 +3,7 @@ import { mapPrismaError, retryBusyRows, retryDeadlocks, type Db, type Tx } from 
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import { DataAccessError } from '../errors';
 import type { AuditInput, Key, KeyType, KeyVersion, PendingKey } from '../types';
+import { holdSession, type SessionScope } from './admin-participation';
 import { appendAuditTx } from './audit.repository';
 import { assertIssuerCertifies, insertKeyTx, lockIssuer, lockKeyid, toKey, withParent, type CreateKeyInput, type LockedIssuer } from './key.repository';
 
@@ -234,9 +235,10 @@ export class KeyLifecycleRepository {
    * certificate, validity) describe it from the commit on, so new sign orders use it; the versions it supersedes
    * become RETIRED (their certificates stay published). `conflict` when another change made a version first.
    */
-  async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+  async addVersion(keyid: string, expectedVersion: number, v: NewKeyVersion, audit: AuditInput, scope?: SessionScope): Promise<{ key: Key; version: KeyVersion }> {
     try {
       return await retryBusyRows(() => retryDeadlocks(() => this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         // The issuer FOR SHARE until the commit (ADR 0045): its retirement, revocation or destruction waits for this
         // version, or this waits for it and is refused; `invalid_state` either way (the key's own state is checked first).
@@ -265,9 +267,10 @@ export class KeyLifecycleRepository {
    * the caller verified), or a re-issued certificate meets a pending rotation; `invalid_state` when the key is not an
    * ACTIVE externally certified ROOT.
    */
-  async replaceExternalChain(keyid: string, change: ExternalChainChange, assertBelow: (below: KeyBelow[]) => void, audit: AuditInput): Promise<{ key: Key; version: number }> {
+  async replaceExternalChain(keyid: string, change: ExternalChainChange, assertBelow: (below: KeyBelow[]) => void, audit: AuditInput, scope?: SessionScope): Promise<{ key: Key; version: number }> {
     try {
       return await retryDeadlocks(() => this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.destroyedAt ? 'destroyed' : locked.state}`);
@@ -300,9 +303,10 @@ export class KeyLifecycleRepository {
   }
 
   /** ACTIVE -> RETIRED (every version): no new use; certificates stay published until they expire. */
-  async retire(keyid: string, audit: AuditInput): Promise<Key> {
+  async retire(keyid: string, audit: AuditInput, scope?: SessionScope): Promise<Key> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE') throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
         const now = new Date();
@@ -323,9 +327,10 @@ export class KeyLifecycleRepository {
    * ACTIVE nothing new is created, renewed or rotated below it and no key below becomes ACTIVE again, so an empty
    * `activeBelow` stays true until the destruction is marked (ADR 0045).
    */
-  async destructionPlan(keyid: string): Promise<DestructionPlan> {
+  async destructionPlan(keyid: string, scope?: SessionScope): Promise<DestructionPlan> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         const locked = await lockKey(tx, keyid);
         const versions = await tx.keyVersion.findMany({ where: { keyId: locked.id }, select: { hsmKeyId: true }, orderBy: { version: 'asc' } });
         const pending = await tx.pendingKeyVersion.findUnique({ where: { keyId: locked.id }, select: { hsmKeyId: true } });
@@ -370,9 +375,10 @@ export class KeyLifecycleRepository {
   }
 
   /** Records a key generated in the HSM whose certificate an external CA will issue; `conflict` if the keyid is taken. */
-  async createPending(input: CreatePendingKeyInput, audit: AuditInput): Promise<PendingKey> {
+  async createPending(input: CreatePendingKeyInput, audit: AuditInput, scope?: SessionScope): Promise<PendingKey> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         // The keyid's lock first: a key being created with this keyid commits before the check below, or waits.
         await lockKeyid(tx, input.keyid);
         if (await tx.key.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) throw new DataAccessError('conflict', `key ${input.keyid} exists`);
@@ -386,9 +392,10 @@ export class KeyLifecycleRepository {
   }
 
   /** The pending key becomes an ACTIVE key with its imported certificate (once: the pending row is deleted). */
-  async activatePending(keyid: string, input: CreateKeyInput, audit: AuditInput): Promise<Key> {
+  async activatePending(keyid: string, input: CreateKeyInput, audit: AuditInput, scope?: SessionScope): Promise<Key> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         // A cancelled one is not imported: its key pair is being destroyed (ADR 0042).
         const n = await tx.pendingKey.deleteMany({ where: { keyid, cancelledAt: null } });
@@ -412,9 +419,10 @@ export class KeyLifecycleRepository {
    * until its certificate is imported: the key keeps using its current version. `conflict` when the key moved on
    * or already has a pending version, `invalid_state` when it is not ACTIVE.
    */
-  async createPendingVersion(keyid: string, expectedVersion: number, input: { hsmKeyId: string; csrPem: string; adminSessionId: string }, audit: AuditInput): Promise<PendingKeyVersion> {
+  async createPendingVersion(keyid: string, expectedVersion: number, input: { hsmKeyId: string; csrPem: string; adminSessionId: string }, audit: AuditInput, scope?: SessionScope): Promise<PendingKeyVersion> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         if (locked.state !== 'ACTIVE' || locked.destroyedAt) throw new DataAccessError('invalid_state', `key ${keyid} is ${locked.state}`);
@@ -435,9 +443,10 @@ export class KeyLifecycleRepository {
    * or is no longer ACTIVE. `pathLen` (the CA levels the new certificate and its chain allow below the key) replaces
    * the key's, so keys created below it from now on fit the current version's certificate.
    */
-  async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string; pathLen?: number | null }, audit: AuditInput): Promise<{ key: Key; version: KeyVersion }> {
+  async activatePendingVersion(keyid: string, version: number, v: NewKeyVersion & { issuerChainPem: string; pathLen?: number | null }, audit: AuditInput, scope?: SessionScope): Promise<{ key: Key; version: KeyVersion }> {
     try {
       return await retryBusyRows(() => this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         const locked = await lockKey(tx, keyid);
         const n = await tx.pendingKeyVersion.deleteMany({ where: { keyId: locked.id, version, hsmKeyId: v.hsmKeyId.toLowerCase(), cancelledAt: null } });
@@ -463,9 +472,10 @@ export class KeyLifecycleRepository {
    * holds is named by the disposal row until it is destroyed. A row marked by the earlier three-step cancellation is
    * taken the same way. `invalid_state` when nothing waits, or not `version`; of two cancellations one decides.
    */
-  async cancelPending(keyid: string, version: number | undefined, audit: (p: CancelledPending) => AuditInput): Promise<CancelledPending> {
+  async cancelPending(keyid: string, version: number | undefined, audit: (p: CancelledPending) => AuditInput, scope?: SessionScope): Promise<CancelledPending> {
     try {
       return await this.db.transaction(async (tx) => {
+        await holdSession(tx, scope); // first: the session's administrators, the session read again (ADR 0012 addendum)
         await lockKeyid(tx, keyid);
         let cancelled: CancelledPending;
         const p = await tx.pendingKey.findUnique({ where: { keyid } });

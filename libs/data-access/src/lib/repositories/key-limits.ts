@@ -3,6 +3,7 @@ import type { KeyOperationLimit as LimitRow } from '../../generated/prisma/clien
 import { mapPrismaError, type Db } from '../db';
 import { DataAccessError, type DataAccessErrorCode } from '../errors';
 import type { AuditInput, KeyType } from '../types';
+import { holdSession, type SessionScope } from './admin-participation';
 import { appendAuditTx } from './audit.repository';
 
 /** What every operation on a key must stay within (seconds and counts). */
@@ -95,12 +96,16 @@ export class KeyLimitsRepository {
   /**
    * Sets a key's limits. The key row is locked (FOR NO KEY UPDATE) while the limits in force are read, so with `audit` the
    * event's `limits: { before, after }` is true even when administrators change them concurrently; the event is
-   * written in the same transaction.
+   * written in the same transaction. With `scope` (the session it runs in) the transaction holds that session
+   * ({@link holdSession}): refused `session_not_active` once it is closed, expired or lost an administrator.
    */
-  async set(keyid: string, limits: KeyOperationLimits, audit?: AuditInput, now = new Date()): Promise<{ before: EffectiveKeyLimits; after: EffectiveKeyLimits }> {
+  async set(keyid: string, limits: KeyOperationLimits, audit?: AuditInput, now?: Date, scope?: SessionScope): Promise<{ before: EffectiveKeyLimits; after: EffectiveKeyLimits }> {
     assertLimits(limits);
     try {
       return await this.db.transaction(async (tx) => {
+        // First, before the key's lock: the session's administrators, then the session read again at `now` (a frozen
+        // clock) or once the locks were granted (ADR 0012 addendum).
+        await holdSession(tx, scope, [], () => now ?? new Date());
         const [key] = await tx.$queryRaw<{ id: string; requiredApprovers: number }[]>`
           SELECT "id", "requiredApprovers" FROM "key" WHERE "keyid" = ${keyid} FOR NO KEY UPDATE`;
         if (!key) throw new DataAccessError('not_found', `key ${keyid} not found`);
@@ -110,7 +115,7 @@ export class KeyLimitsRepository {
           maxUsagesPerOperation: limits.maxUsagesPerOperation,
           maxBackdateSeconds: limits.maxBackdateSeconds,
           maxStartAheadSeconds: limits.maxStartAheadSeconds,
-          updatedAt: now,
+          updatedAt: now ?? new Date(),
         };
         const row = await tx.keyOperationLimit.upsert({ where: { keyId: key.id }, create: { keyId: key.id, ...data }, update: data });
         const after = effectiveLimits(key, row);

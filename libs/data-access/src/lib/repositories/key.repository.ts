@@ -4,7 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, HashAlgorithm, Key, KeyAlgorithm, KeyState, KeyType } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { lockCrlScopeForRevocation } from './crl.repository';
-import type { SessionScope } from './admin-participation';
+import { holdSession, type SessionScope } from './admin-participation';
 
 export interface CreateKeyInput {
   keyid: string;
@@ -211,10 +211,12 @@ export class KeyRepository {
    * Stores a key and its version 1 (issued by the parent's current version); with `audit`, its event is written in
    * the same transaction (keyid set to the new key's).
    */
-  async create(input: CreateKeyInput, audit?: AuditInput): Promise<Key> {
+  async create(input: CreateKeyInput, audit?: AuditInput, scope?: SessionScope): Promise<Key> {
     assertApprovers(input.requiredApprovers ?? 0);
     try {
       return await this.db.transaction(async (tx) => {
+        // First, before any key, operation or CRL lock: the session's administrators, then the session read again (ADR 0012 addendum).
+        await holdSession(tx, scope);
         await lockKeyid(tx, input.keyid);
         if (await tx.pendingKey.findUnique({ where: { keyid: input.keyid }, select: { id: true } })) {
           throw new DataAccessError('conflict', `key ${input.keyid} exists (waiting for its certificate)`);
@@ -238,9 +240,11 @@ export class KeyRepository {
    * revocation writes its event (`details.revokedBelow` names the keys revoked with it) and one
    * {@link REVOKE_CASCADE_ACTION} event per key below, in the same transaction.
    */
-  async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput): Promise<KeyRevocation> {
+  async revoke(keyid: string, reason: string, at = new Date(), audit?: AuditInput, scope?: SessionScope): Promise<KeyRevocation> {
     try {
       return await retryDeadlocks(() => this.db.transaction(async (tx) => {
+        // First, before any key, operation or CRL lock: the session's administrators, then the session read again (ADR 0012 addendum).
+        await holdSession(tx, scope);
         const [top, ...below] = await lockTree(tx, keyid);
         if (!top) throw new DataAccessError('not_found', `key ${keyid} not found`);
         // A retired key can still be revoked (its certificates are still published until they expire).
@@ -296,7 +300,9 @@ export class KeyRepository {
     assertApprovers(requiredApprovers);
     try {
       return await this.db.transaction(async (tx) => {
-        // The open operations first, in id order, as an approval locks its operation before anything of the key
+        // First, before any key, operation or CRL lock: the session's administrators, then the session read again (ADR 0012 addendum).
+        await holdSession(tx, scope);
+        // The open operations next, in id order, as an approval locks its operation before anything of the key
         // (its approval row's foreign key): a concurrent approval is seen whole or waits for this change.
         await tx.$queryRaw`
           SELECT o."id" FROM "operation" o

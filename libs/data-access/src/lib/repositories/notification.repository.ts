@@ -5,6 +5,7 @@ import { UUID, sqlQuery, sqlTransaction, type Db, type Tx } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditInput } from '../types';
 import { needsApproval } from '../policy/operation-policy';
+import { holdSession, type SessionScope } from './admin-participation';
 import { appendAuditTx } from './audit.repository';
 
 /**
@@ -656,18 +657,24 @@ export class NotificationRepository {
     return this.upsert(subjectId, { emailEnabled: change.emailEnabled, webhookEnabled: change.webhookEnabled }, audit);
   }
 
-  /** The address administrators keep on file for the subject (null removes it), audited in the same transaction. */
-  setAddress(subjectId: string, email: string | null, audit: AuditInput): Promise<NotificationSettings> {
-    return this.upsert(subjectId, { email: email === null ? null : storedAddress(email) }, audit);
+  /**
+   * The address administrators keep on file for the subject (null removes it), audited in the same transaction. With
+   * `scope` (the session it runs in) the transaction holds that session, the subject's row locked with its
+   * administrators' in id order ({@link holdSession}).
+   */
+  setAddress(subjectId: string, email: string | null, audit: AuditInput, scope?: SessionScope): Promise<NotificationSettings> {
+    return this.upsert(subjectId, { email: email === null ? null : storedAddress(email) }, audit, scope);
   }
 
   private async upsert(
     subjectId: string,
     change: { email?: string | null; emailEnabled?: boolean; webhookEnabled?: boolean },
     audit: AuditInput,
+    scope?: SessionScope,
   ): Promise<NotificationSettings> {
     if (!UUID.test(subjectId)) throw new DataAccessError('not_found', 'subject not found');
     return this.db.transaction(async (tx) => {
+      await holdSession(tx, scope, [subjectId]);
       const subject = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "subject" WHERE "id" = ${subjectId}::uuid FOR NO KEY UPDATE`;
       if (subject.length === 0) throw new DataAccessError('not_found', 'subject not found');
       const before = await tx.notificationPreference.findUnique({ where: { subjectId } });

@@ -4,7 +4,7 @@ import { DataAccessError } from '../errors';
 import type { AuditInput, KeyPermission, Nature, Role, Subject, SubjectAccount, SubjectKind, SubjectWithAccess, UnknownPrincipal } from '../types';
 import { appendAuditTx } from './audit.repository';
 import { anyStaleApproval, staleApproverIds, withdrawLostApprovals, type WithdrawnApprovalRow } from './approval-withdrawal';
-import { assertAdministratorsRemain, assertNoClientHolder, assertPowersInScope, enabledHolder, holdSession, isEnabledAdministrator, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, type SessionScope } from './admin-participation';
+import { assertAdministratorsRemain, assertNoClientHolder, assertPowersInScope, enabledHolder, holdSession, isEnabledAdministrator, endSessionsOfLostAdministrators, humanOnlyHeld, humanOnlyOf, lockRolesForSubject, lockWhatALossEnds, type SessionScope } from './admin-participation';
 
 export interface CreateSubjectInput {
   kind: SubjectKind;
@@ -286,6 +286,8 @@ export class SubjectRepository {
         const [old] = await tx.$queryRaw<{ kind: SubjectKind; displayName: string; username: string | null; enabled: boolean; account: SubjectAccount }[]>`
           SELECT "kind"::text AS "kind", "displayName", "username", "enabled", "account"::text AS "account" FROM "subject" WHERE "id" = ${id}::uuid FOR NO KEY UPDATE`;
         if (!old) throw new DataAccessError('not_found', 'subject not found');
+        // The sessions and operations this change may end or withdraw, before the audit append lock (ADR 0012 addendum).
+        if (input.enabled === false || input.roles) await lockWhatALossEnds(tx, [id]);
         const powersBefore = await powersHeld(tx, id);
         const wasAdministrator = await isEnabledAdministrator(tx, id);
         const before: Record<string, unknown> = {};
@@ -383,6 +385,8 @@ export class SubjectRepository {
         const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "role" WHERE "name" = ${name} FOR UPDATE`;
         if (rows.length === 0) throw new DataAccessError('not_found', 'role not found');
         const id = rows[0].id;
+        // The sessions and operations of its holders this change may end or withdraw, before the audit append lock.
+        if (input.keys || input.natures) await lockWhatALossEnds(tx, await holdersOf(tx, id));
         const before = await roleGrants(tx, id);
         // Same rule as assigning roles to subjects: no human-only nature on a role a CLIENT holds.
         if (input.natures) await assertNoClientHolder(tx, id, name, input.natures);
@@ -497,6 +501,7 @@ export class SubjectRepository {
            AND (s."accountProvenAt" IS NULL OR s."accountProvenAt" <= ${provenAt})
         RETURNING old."account"::text AS "before"`;
       if (rows.length === 0) return false;
+      if (account === 'GUEST') await lockWhatALossEnds(tx, [subjectId]);
       await appendAuditTx(tx, { ...audit, details: { ...audit.details, subjectId, before: rows[0].before, account, provenAt: provenAt.toISOString() } });
       if (account === 'GUEST') {
         await endSessionsOfLostAdministrators(tx, [subjectId], 'participant_became_guest', audit);
