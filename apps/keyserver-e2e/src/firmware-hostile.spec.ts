@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -8,6 +7,7 @@ import { KeyRepository, createDb, type Db } from '@keyserver/data-access';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { sql } from './admin-helpers';
 import { call, ciToken, operationBody, run } from './operations-support';
+import { rawExchange, type RawExchange, type RawResponse } from './raw-http';
 
 // An attacker with a valid orderer token and an approved operation, and a broken factory network, against the built
 // API's firmware route over raw sockets (ADR 0011 addendum "the transport", ADR 0007): every answer a 2xx with a
@@ -17,63 +17,11 @@ import { call, ciToken, operationBody, run } from './operations-support';
 const CAP = 1024 * 1024;
 const PROBLEM = 'application/problem+json';
 
-interface Answer {
-  status: number;
-  type: string;
-  body: Buffer;
-  code?: string;
-}
-interface Exchange {
-  answers: Answer[];
-  closed: boolean;
-}
+type Answer = RawResponse;
 
-/** Splits what the server wrote into answers (status line, headers, body by Content-Length). */
-function parse(raw: Buffer): Answer[] {
-  const out: Answer[] = [];
-  let at = 0;
-  while (at < raw.length) {
-    const end = raw.indexOf('\r\n\r\n', at);
-    if (end < 0) break;
-    const head = raw.subarray(at, end).toString('latin1').split('\r\n');
-    const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-    const len = Number(headers['content-length'] ?? 0);
-    const body = raw.subarray(end + 4, end + 4 + len);
-    let code: string | undefined;
-    try {
-      code = (JSON.parse(body.toString('utf8')) as { code?: string }).code;
-    } catch {
-      code = undefined;
-    }
-    out.push({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head[0])?.[1] ?? 0), type: String(headers['content-type'] ?? '').split(';')[0], body, code });
-    at = end + 4 + len;
-  }
-  return out;
-}
-
-/** Writes `parts` on one socket (`half`: then half-closes it) and waits for the close or `waitMs`. */
-function exchange(url: string, parts: (string | Buffer)[], o: { half?: boolean; waitMs?: number } = {}): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const s = connect(Number(new URL(url).port), '127.0.0.1');
-    const got: Buffer[] = [];
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.destroy();
-      resolve({ answers: parse(Buffer.concat(got)), closed });
-    };
-    const timer = setTimeout(() => finish(false), o.waitMs ?? 10_000);
-    s.on('data', (c: Buffer) => got.push(c));
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.on('connect', () => {
-      for (const part of parts) s.write(part);
-      if (o.half) s.end();
-    });
-  });
-}
+/** {@link rawExchange} to the replica at `url`, waiting up to 10 s by default. */
+const exchange = (url: string, parts: (string | Buffer)[], o: { half?: boolean; waitMs?: number } = {}): Promise<RawExchange> =>
+  rawExchange(Number(new URL(url).port), parts, { waitMs: 10_000, ...o });
 
 describe('firmware signatures under a hostile client (two API processes)', () => {
   let p: RunningPlatform;
@@ -142,16 +90,16 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const op = await newOp(1);
       const image = randomBytes(CAP);
       const x = await exchange(urls[0], [upload(op, randomUUID(), [`Content-Length: ${CAP}`, 'Connection: close']), image]);
-      expect(x.answers.map((a) => [a.status, a.type])).toEqual([[201, 'application/pkcs7-signature']]);
-      expect(verifies(x.answers[0].body, image)).toBe(true);
+      expect(x.responses.map((a) => [a.status, a.type])).toEqual([[201, 'application/pkcs7-signature']]);
+      expect(verifies(x.responses[0].body, image)).toBe(true);
       expect(await stateOf(op)).toEqual({ used: 1, orders: 1, reservations: 0 });
     });
 
     it('ok an image of one byte', async () => {
       const op = await newOp(1);
       const x = await exchange(urls[1], [upload(op, randomUUID(), ['Content-Length: 1', 'Connection: close']), 'x']);
-      expect(x.answers.map((a) => a.status)).toEqual([201]);
-      expect(verifies(x.answers[0].body, Buffer.from('x'))).toBe(true);
+      expect(x.responses.map((a) => a.status)).toEqual([201]);
+      expect(verifies(x.responses[0].body, Buffer.from('x'))).toBe(true);
     });
 
     it.each([
@@ -165,7 +113,7 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const op = await newOp(1);
       const rid = randomUUID();
       const x = await exchange(urls[0], [upload(op, rid, [...headers, 'Connection: close']), ...body]);
-      expect(x.answers.map(problem)).toEqual([[status, PROBLEM, code]]);
+      expect(x.responses.map(problem)).toEqual([[status, PROBLEM, code]]);
       expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
       expect(await until(() => auditOf(rid), (a) => a.length > 0)).toEqual([['DENIED', code]]);
     });
@@ -176,7 +124,7 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const op = await newOp(2);
       const rid = randomUUID();
       const x = await exchange(urls[0], [upload(op, rid, ['Content-Length: 600']), randomBytes(1000)]);
-      expect(x.answers.map(problem)).toEqual([[400, PROBLEM, 'malformed_request']]);
+      expect(x.responses.map(problem)).toEqual([[400, PROBLEM, 'malformed_request']]);
       expect(x.closed).toBe(true);
       expect(await until(() => auditOf(rid), (a) => a.length > 0)).toEqual([['DENIED', 'malformed_request']]);
       expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
@@ -205,7 +153,7 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const rid = randomUUID();
       const x = await exchange(urls[1], [upload(op, rid, ['Content-Length: 5000']), randomBytes(1000)], { half: true, waitMs: 15_000 });
       expect(x.closed).toBe(true);
-      for (const a of x.answers) expect(problem(a)).toEqual([400, PROBLEM, 'request_aborted']);
+      for (const a of x.responses) expect(problem(a)).toEqual([400, PROBLEM, 'request_aborted']);
       expect(await until(() => auditOf(rid), (a) => a.length > 0)).toEqual([['DENIED', 'request_aborted']]);
       expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
     });
@@ -220,12 +168,12 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
     ])('%s: refused 4xx problem+json or closed, nothing written', async (_n, body) => {
       const op = await newOp(1);
       const x = await exchange(urls[0], [upload(op, randomUUID(), ['Transfer-Encoding: chunked']), body], { waitMs: 8_000 });
-      for (const a of x.answers) {
+      for (const a of x.responses) {
         expect(a.status).toBeGreaterThanOrEqual(400);
         expect(a.status).toBeLessThan(500);
         expect([a.type, typeof a.code]).toEqual([PROBLEM, 'string']);
       }
-      expect(x.answers.length > 0 || x.closed).toBe(true);
+      expect(x.responses.length > 0 || x.closed).toBe(true);
       expect(await until(() => stateOf(op), (s) => s.reservations === 0)).toEqual({ used: 0, orders: 0, reservations: 0 });
     });
 
@@ -254,8 +202,8 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
             if (at < image.length) parts.push(`${(image.length - at).toString(16)}\r\n`, image.subarray(at), '\r\n');
             parts.push(`0${exts[12]}\r\n${trailers.map(([k, v]) => `X-${k}: ${v}\r\n`).join('')}\r\n`);
             const x = await exchange(urls[replica], [upload(op, randomUUID(), ['Transfer-Encoding: chunked', 'Connection: close']), ...parts]);
-            expect(x.answers.map((a) => a.status)).toEqual([201]);
-            expect(verifies(x.answers[0].body, image)).toBe(true);
+            expect(x.responses.map((a) => a.status)).toEqual([201]);
+            expect(verifies(x.responses[0].body, image)).toBe(true);
           },
         ),
         { numRuns: 12 },
@@ -289,12 +237,12 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const image = Buffer.from('factory image bytes');
       const path = target(op, extra).replace('description=hostile%20factory&description=', 'description=');
       const x = await exchange(urls[0], [head(path, [...headers, `X-Request-Id: ${rid}`, `Content-Length: ${image.length}`, 'Connection: close']), image]);
-      expect(x.answers.map((a) => [a.status, a.code])).toEqual([[status, code]]);
+      expect(x.responses.map((a) => [a.status, a.code])).toEqual([[status, code]]);
       if (status === 201) {
-        expect(verifies(x.answers[0].body, image)).toBe(true);
+        expect(verifies(x.responses[0].body, image)).toBe(true);
         expect(await stateOf(op)).toEqual({ used: 1, orders: 1, reservations: 0 });
       } else {
-        expect(x.answers[0].type).toBe(PROBLEM);
+        expect(x.responses[0].type).toBe(PROBLEM);
         expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
       }
     });
@@ -307,7 +255,7 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
       const op = await newOp(1);
       const path = `/api/v1/firmware/signatures?operationid=${op}&keyid=${encodeURIComponent(keyid)}&description=hostile%20factory`;
       const x = await exchange(urls[1], [head(path, ['Content-Type: application/octet-stream', 'Content-Length: 5', 'Connection: close']), 'hello']);
-      expect(x.answers.map(problem)).toEqual([[status, PROBLEM, code]]);
+      expect(x.responses.map(problem)).toEqual([[status, PROBLEM, code]]);
       expect(await stateOf(op)).toEqual({ used: 0, orders: 0, reservations: 0 });
     });
   });
@@ -318,10 +266,10 @@ describe('firmware signatures under a hostile client (two API processes)', () =>
         const op = await newOp(1);
         const images = [randomBytes(256 * 1024), randomBytes(256 * 1024)];
         const xs = await Promise.all(urls.map((u, i) => exchange(u, [upload(op, randomUUID(), [`Content-Length: ${images[i].length}`, 'Connection: close']), images[i]])));
-        const statuses = xs.map((x) => x.answers.map((a) => [a.status, a.code]));
+        const statuses = xs.map((x) => x.responses.map((a) => [a.status, a.code]));
         expect(statuses.sort()).toEqual([[[201, undefined]], [[409, 'usage_exhausted']]]);
-        const won = xs.findIndex((x) => x.answers[0].status === 201);
-        expect(verifies(xs[won].answers[0].body, images[won])).toBe(true);
+        const won = xs.findIndex((x) => x.responses[0].status === 201);
+        expect(verifies(xs[won].responses[0].body, images[won])).toBe(true);
         expect(await stateOf(op)).toEqual({ used: 1, orders: 1, reservations: 0 });
       }
     });

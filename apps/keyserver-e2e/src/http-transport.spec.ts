@@ -6,6 +6,7 @@ import { composeCommand, freePort, startPlatform, startService, waitForOk, type 
 import { sql } from './admin-helpers';
 import { parseExposition, scrape, valueOf } from './metrics-support';
 import { call, ciToken, operationBody } from './operations-support';
+import { parseResponses, rawExchange, type RawExchange, type RawResponse } from './raw-http';
 
 // An attacker who controls the bytes on the socket (security.md sections 4 and 7, ADR 0011 addendum "the
 // transport"): every refusal the server can still answer is a 4xx problem+json with a stable code, otherwise a
@@ -18,79 +19,11 @@ const MiB = 1024 * 1024;
 let CI = '';
 const withToken = (part: Buffer | string): Buffer | string => (typeof part === 'string' ? part.replace('@CI@', CI) : part);
 
-interface Response {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  code?: string;
-}
+type Response = RawResponse;
 
-interface Exchange {
-  responses: Response[];
-  /** The server closed the connection (rather than the test giving up waiting). */
-  closed: boolean;
-  ms: number;
-}
-
-/** Splits what the server wrote into responses (status line, headers, body by Content-Length). */
-function parseResponses(raw: Buffer): Response[] {
-  const out: Response[] = [];
-  let at = 0;
-  while (at < raw.length) {
-    const end = raw.indexOf('\r\n\r\n', at);
-    if (end < 0) break;
-    const head = raw.subarray(at, end).toString('latin1').split('\r\n');
-    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head[0])?.[1] ?? 0);
-    const headers: Record<string, string> = {};
-    for (const line of head.slice(1)) {
-      const i = line.indexOf(':');
-      headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-    }
-    const len = Number(headers['content-length'] ?? 0);
-    const body = raw.subarray(end + 4, end + 4 + len).toString('utf8');
-    let code: string | undefined;
-    try {
-      code = (JSON.parse(body) as { code?: string }).code;
-    } catch {
-      code = undefined;
-    }
-    out.push({ status, headers, body, code });
-    at = end + 4 + len;
-  }
-  return out;
-}
-
-/**
- * Writes `parts` onto one socket (pausing `gapMs` between them), then waits until the server closes or `waitMs`
- * passes; `abortAfter` destroys the socket after the last part instead of waiting.
- */
-function exchange(port: number, parts: (Buffer | string)[], o: { gapMs?: number; waitMs?: number; half?: boolean } = {}): Promise<Exchange> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let done = false;
-    const finish = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.destroy();
-      resolve({ responses: parseResponses(Buffer.concat(chunks)), closed, ms: Date.now() - started });
-    };
-    const timer = setTimeout(() => finish(false), o.waitMs ?? 5_000);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.on('connect', async () => {
-      for (const [i, part] of parts.entries()) {
-        if (i > 0 && o.gapMs) await new Promise((r) => setTimeout(r, o.gapMs));
-        if (s.destroyed) return;
-        s.write(withToken(part));
-      }
-      if (o.half) s.end();
-    });
-  });
-}
+/** {@link rawExchange} with the token put in for `@CI@`. */
+const exchange = (port: number, parts: (Buffer | string)[], o: { gapMs?: number; waitMs?: number; half?: boolean } = {}): Promise<RawExchange> =>
+  rawExchange(port, parts.map(withToken), o);
 
 /** Opens a socket and writes `head` plus `body` (the upload stays open: the caller decides how it ends). */
 function openUpload(port: number, head: string, body: Buffer): Promise<Socket> {
@@ -123,7 +56,7 @@ describe('the HTTP transport under a hostile client', () => {
     `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`;
   const auth = () => 'Authorization: Bearer @CI@';
   /** Never a 5xx; every answer a refusal is problem+json with a code. */
-  const expectClean = (x: Exchange) => {
+  const expectClean = (x: RawExchange) => {
     for (const r of x.responses) {
       expect(r.status).toBeLessThan(500);
       if (r.status >= 400) expect([r.headers['content-type']?.split(';')[0], typeof r.code]).toEqual([PROBLEM, 'string']);
