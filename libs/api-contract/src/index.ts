@@ -113,6 +113,7 @@ export {
   AuditQuery,
   AuditSeal,
   AuditVerification,
+  parseSeq,
 } from './lib/audit';
 export { MeView } from './lib/me';
 export { DEFAULT_DEVICE_PROFILE, DeviceProfile, DeviceProfileView, DeviceSanType } from './lib/device-profile';

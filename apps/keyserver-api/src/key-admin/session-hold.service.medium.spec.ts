@@ -1,7 +1,6 @@
 // Medium tier: the services with their real repositories on a real PostgreSQL and SoftHSM (src/testing/medium.ts).
 import { randomBytes } from 'node:crypto';
 import { Permission } from '@keyserver/api-contract';
-import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, CrlRepository, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, SubjectRepository } from '@keyserver/data-access';
 import pino from 'pino';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
@@ -9,7 +8,7 @@ import { Audited } from '../common/audited';
 import { CrlService } from '../crl/crl.service';
 import { KeysService } from '../keys/keys.service';
 import { KeyLimitsService } from '../key-limits/key-limits.service';
-import { codeOf, mediumActor, mediumConfig, mediumDatabase, mediumSigner, seedKey } from '../testing/medium';
+import { codeOf, LateGate, mediumActor, mediumConfig, mediumDatabase, mediumSigner, seedKey } from '../testing/medium';
 import { KeyAdminService } from './key-admin.service';
 import { KeyLifecycleService } from './key-lifecycle.service';
 
@@ -21,20 +20,6 @@ describe(`${KeyLifecycleService.name}, ${KeyAdminService.name} and ${KeyLimitsSe
   const pg = mediumDatabase('ks_api_medium_keysessionhold');
   const hsm = mediumSigner('ks-key-session-hold');
 
-  /** The gate, then `between` (another replica's change) before the service goes on. */
-  class LateGate extends AdminSessionGate {
-    constructor(
-      sessions: AdminSessionRepository,
-      private readonly between: (sessionId: string) => Promise<unknown>,
-    ) {
-      super(sessions);
-    }
-    override async require(actor: Actor, sessionId: string | undefined) {
-      const s = await super.require(actor, sessionId);
-      await this.between(s.id);
-      return s;
-    }
-  }
 
   it.each<[string, (x: { sessions: AdminSessionRepository; subjects: SubjectRepository; ivy: string }, sessionId: string) => Promise<unknown>]>([
     ['fail a change in a session closed after the gate let it through', ({ sessions }, id) => sessions.close(id)],

@@ -5,7 +5,7 @@ import type { Actor } from '@keyserver/authz';
 import { AdminSessionRepository, AuditRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
-import { adminInSession, codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
+import { adminInSession, codeOf, LateGate, MEDIUM_TENANT, mediumActor, mediumDatabase } from '../testing/medium';
 import { SubjectsService } from './subjects.service';
 
 describe(`${SubjectsService.name} (medium: real PostgreSQL)`, () => {
@@ -139,20 +139,6 @@ describe(`${SubjectsService.name} keeps the administrators a session needs (medi
 describe(`${SubjectsService.name} holds the session a change runs in (medium: real PostgreSQL)`, () => {
   const pg = mediumDatabase('ks_api_medium_sessionhold');
 
-  /** The gate, then `between` (another replica's change) before the service goes on. */
-  class LateGate extends AdminSessionGate {
-    constructor(
-      sessions: AdminSessionRepository,
-      private readonly between: (sessionId: string) => Promise<unknown>,
-    ) {
-      super(sessions);
-    }
-    override async require(actor: Actor, sessionId: string | undefined) {
-      const s = await super.require(actor, sessionId);
-      await this.between(s.id);
-      return s;
-    }
-  }
 
   it.each<[string, (x: { sessions: AdminSessionRepository; subjects: SubjectRepository; ivy: string }, sessionId: string) => Promise<unknown>]>([
     ['fail a change in a session closed after the gate let it through', ({ sessions }, id) => sessions.close(id)],

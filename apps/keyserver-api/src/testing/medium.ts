@@ -31,6 +31,7 @@ import { createCaCertificate, createFirmwareSigningCertificate, createRootCertif
 import { buildCsr, csrPem, extensionDer, extensionRequest, generateTestKey, nameDer } from '@keyserver/pki/testing';
 import pino from 'pino';
 import { CertificatesService } from '../certificates/certificates.service';
+import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
 import { Audited } from '../common/audited';
 import { loadApiConfig, type ApiConfig } from '../config/api-config';
 import { CrlService } from '../crl/crl.service';
@@ -305,4 +306,22 @@ export function deviceCsr(cn: string, forged = false, o: { caRequested?: boolean
   const extensions = [...(o.caRequested ? [extensionDer(OID.basicConstraints, new Uint8Array([0x30, 0x03, 0x01, 0x01, 0xff]), true)] : []), ...(o.extensions ?? [])];
   const attributes = extensions.length ? [extensionRequest(...extensions)] : undefined;
   return csrPem(buildCsr({ subject: nameDer([[OID.commonName, cn]]), spki: device.spki, attributes, signatureAlgorithm: signer.signatureAlgorithm, sign: signer.sign }));
+}
+
+/**
+ * The four-eyes gate, then `between` (another replica's change: a close, a disable) before the service goes on: the
+ * window between the gate's read of the session and the change's transaction.
+ */
+export class LateGate extends AdminSessionGate {
+  constructor(
+    sessions: AdminSessionRepository,
+    private readonly between: (sessionId: string) => Promise<unknown>,
+  ) {
+    super(sessions);
+  }
+  override async require(actor: Actor, sessionId: string | undefined) {
+    const s = await super.require(actor, sessionId);
+    await this.between(s.id);
+    return s;
+  }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent as AuditRow } from '../../generated/prisma/client';
+import { parseSeq } from '@keyserver/api-contract';
 import { AUDIT_LEGACY_ACK_ACTION, AuditChainVerifier, auditHashParts, canonicalAuditContent, type AuditChainReport, type AuditCheckpoint, type AuditCheckpointVerifier } from '@keyserver/audit-chain';
 import { AUDIT_APPEND_LOCK } from '../audit-hash';
 import type { PoolClient } from 'pg';
@@ -311,13 +312,10 @@ export class AuditRepository {
   }
 }
 
-/** Largest seq (PostgreSQL bigint): past it the database refuses the parameter (Prisma P2020, a 500 on a route). */
-const MAX_SEQ = 9223372036854775807n;
-
-/** A seq given as text (a cursor, a command's argument): ASCII decimal digits within bigint, else invalid_input. */
+/** A seq given as text (a cursor, a command's argument), read by the contract's {@link parseSeq}; else invalid_input. */
 function seqOf(text: string, message: string): bigint {
-  const seq = /^\d{1,19}$/.test(text) ? BigInt(text) : null;
-  if (seq === null || seq > MAX_SEQ) throw new DataAccessError('invalid_input', message);
+  const seq = parseSeq(text);
+  if (seq === null) throw new DataAccessError('invalid_input', message);
   return seq;
 }
 
