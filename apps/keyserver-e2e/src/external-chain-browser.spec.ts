@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { activeSession, apiAs, bffUserToken, sql, type Api } from './admin-helpers';
-import { launchChromium, navigate, newSession, openActiveSessionInConsole, screenshot, allAxeViolations, signIn, type UserSession } from './browser-support';
+import { launchChromium, navigate, newSession, openActiveSessionInConsole, screenshot, allAxeViolations, signIn, waitUntil, type UserSession } from './browser-support';
 import { offlineRoot, run } from './operations-support';
 
 // The renewed external chain of an imported ROOT (ADR 0020 addendum "the renewed external chain") in the admin
@@ -92,7 +92,9 @@ describe('replacing the external chain of an imported ROOT in the admin console 
     const form = section.getByRole('form', { name: 'Replace the external chain' });
     await form.getByLabel('New chain (PEM)').fill(`subject=CN=Acme Offline Intermediate\n${pem('int-v2.pem')}${pem('offline.pem')}`);
     await form.getByLabel('Re-issued certificate file').setInputFiles(f('root-v2.pem'));
-    expect(await form.getByLabel('Re-issued ROOT certificate (PEM, optional)').inputValue()).toBe(pem('root-v2.pem'));
+    // The console reads the chosen file asynchronously: wait for the text, then review (CI once read it too early).
+    const reissued = form.getByLabel('Re-issued ROOT certificate (PEM, optional)');
+    expect(await waitUntil(() => reissued.inputValue(), (v) => v !== '')).toBe(pem('root-v2.pem'));
     await form.getByRole('button', { name: 'Review the change' }).click();
 
     const changes = section.getByRole('table', { name: 'What the replacement changes' });
