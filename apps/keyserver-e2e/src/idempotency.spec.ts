@@ -7,8 +7,9 @@ import { AuditRepository, createDb, type Db } from '@keyserver/data-access';
 import { startPlatform, type RunningPlatform } from '@keyserver/testing';
 import { call, ciToken, operationBody, run, signOrderBody } from './operations-support';
 
-// Idempotency-Key over real HTTP, two API processes on one database and SoftHSM (ADR 0012 addendum "idempotency, session 25"):
-// hostile keys, keys on routes that do not honour them, the same key on both replicas at once.
+// Idempotency-Key over real HTTP, two API processes on one database and SoftHSM (ADR 0012 addendum "idempotency, session 25",
+// ADR 0007 addendum "operations and Idempotency-Key"): hostile keys, keys on routes that do not honour them, the same key
+// on both replicas at once.
 
 const KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -199,14 +200,62 @@ describe('Idempotency-Key across two API processes', () => {
     });
   });
 
+  // POST /api/v1/operations honours a key too (ADR 0007 addendum "operations and Idempotency-Key"): a CI pipeline
+  // retrying a timed-out order gets its operation again; approvers never see it twice.
+  describe('POST /api/v1/operations', () => {
+    const ordered = async (key: string) => Number((await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation WHERE "idempotencyKey" = $1', [key])).rows[0].n);
+
+    it('ok the same key sent to both replicas at once: one operation, one operation.create event, every answer byte-identical 201', async () => {
+      for (let round = 0; round < 4; round++) {
+        const body = operationBody('demo-fw-dev', 2, { description: `idempotent order ${round}` });
+        const key = `pipeline-${round}-${Date.now()}`;
+        const attempt = async (url: string) => {
+          const r = await fetch(`${url}/api/v1/operations`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${ci}`, 'content-type': 'application/json', 'idempotency-key': key },
+            body: JSON.stringify(body),
+          });
+          return { status: r.status, text: await r.text() };
+        };
+        const answers = await Promise.all([attempt(urls[0]), attempt(urls[1]), attempt(urls[0]), attempt(urls[1])]);
+        expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+        expect(new Set(answers.map((a) => a.text)).size).toBe(1);
+        expect(await ordered(key)).toBe(1);
+        const op = (JSON.parse(answers[0].text) as { id: string }).id;
+        const events = (await new AuditRepository(db).list({ operationId: op, limit: 20 })).items.filter((e) => e.action.startsWith('operation.'));
+        expect(events.filter((e) => e.action === 'operation.create').map((e) => e.outcome)).toEqual(['SUCCESS']);
+        expect(events.filter((e) => e.action === 'operation.replayed')).toHaveLength(3);
+      }
+    });
+
+    it('fail the same key with another body: 422 idempotency_key_reused, no second operation', async () => {
+      const key = `order-reuse-${Date.now()}`;
+      const first = await call<{ id: string }>(urls[0], ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1), { 'idempotency-key': key });
+      const other = await call<{ code: string; id?: string }>(urls[1], ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 2), { 'idempotency-key': key });
+      expect([first.status, other.status, other.body.code, other.body.id]).toEqual([201, 422, 'idempotency_key_reused', undefined]);
+      expect(await ordered(key)).toBe(1);
+    });
+
+    it.each([
+      ['fail a key with a space', 'build 1'],
+      ['fail an empty key', ''],
+      ['fail a non-ASCII key', 'caf\u00e9'],
+    ])('%s: 400 idempotency_key_invalid, no operation', async (_n, key) => {
+      const before = await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation');
+      const r = await call<{ code: string }>(urls[1], ci, 'POST', '/api/v1/operations', operationBody('demo-fw-dev', 1), { 'idempotency-key': key });
+      expect([r.status, r.body.code]).toEqual([400, 'idempotency_key_invalid']);
+      expect((await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation')).rows[0].n).toBe(before.rows[0].n);
+    });
+  });
+
   describe('a route that does not honour Idempotency-Key refuses it: nothing is done twice by a client that believes it would be', () => {
     it.each([
-      ['fail an operation', '/api/v1/operations', 'operation'],
+      ['fail an operation cancellation', '/api/v1/operations/00000000-0000-4000-8000-000000000000/cancellation', 'empty'],
       ['fail a firmware signature', '/api/v1/firmware/signatures?operationid=00000000-0000-4000-8000-000000000000&keyid=demo-fw-dev', 'firmware'],
-      ['fail an empty key on an operation', '/api/v1/operations', 'operation'],
+      ['fail an empty key on an operation approval', '/api/v1/operations/00000000-0000-4000-8000-000000000000/approvals', 'empty'],
     ] as const)('%s: 400 idempotency_key_not_supported', async (name, path, kind) => {
       const before = await db.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM operation');
-      const r = await call<{ code: string }>(urls[0], ci, 'POST', path, kind === 'operation' ? operationBody('demo-fw-dev', 1) : 'firmware image', {
+      const r = await call<{ code: string }>(urls[0], ci, 'POST', path, kind === 'empty' ? {} : 'firmware image', {
         'idempotency-key': name.includes('empty') ? '' : 'k-1',
         ...(path.includes('firmware') ? { 'content-type': 'application/octet-stream' } : {}),
       });

@@ -614,6 +614,32 @@ describe('ksctl against a hostile Keyserver', () => {
         expect([r.status, calls.map((x) => [x.auth, x.idem])]).toEqual([0, [['Bearer fresh-1', 'idem-401'], ['Bearer fresh-2', 'idem-401']]]);
       });
 
+      it('ok operations create with --idempotency-key and --valid-from: sent once more with the same key and the same body', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        expect((await ksctl(['--json', 'keys', 'list'], env)).status).toBe(0);
+        calls = [];
+        handler = apiRefusing(['fresh-1'], (_q, s) => json(s, { id: 'op-1', state: 'REQUESTED', keys: [] }, 201));
+        const order = ['--json', 'operations', 'create', '--key', 'k=2', '--description', 'release 3.1', '--valid-from', '2026-12-08T10:00:00Z', '--idempotency-key', 'ado-1234:order'];
+        const r = await ksctl(order, env);
+        expect([r.status, calls.map((x) => [x.auth, x.idem])]).toEqual([0, [['Bearer fresh-1', 'ado-1234:order'], ['Bearer fresh-2', 'ado-1234:order']]]);
+        const sent = calls[0].bytes;
+        expect(calls[1].bytes).toBe(sent);
+        // A rerun of the same command later sends the same body again: the Keyserver replays its first answer.
+        calls = [];
+        handler = apiRefusing([], (_q, s) => json(s, { id: 'op-1', state: 'REQUESTED', keys: [] }, 201));
+        await new Promise((res) => setTimeout(res, 1_100));
+        expect((await ksctl(order, env)).status).toBe(0);
+        expect(calls.map((x) => [x.bytes, x.idem])).toEqual([[sent, 'ado-1234:order']]);
+      });
+
+      it('fail operations create --idempotency-key without --valid-from: exit 2, nothing sent (a rerun would send another window)', async () => {
+        const env = viaIdp();
+        handler = apiRefusing([]);
+        const r = await ksctl(['--json', 'operations', 'create', '--key', 'k=2', '--description', 'release 3.1', '--idempotency-key', 'ado-1234:order'], env);
+        expect([r.status, calls]).toEqual([2, []]);
+      });
+
       it('fail the fresh token is refused as well: exit 3 invalid_token after two requests and one token request (never a loop), nothing cached', async () => {
         const env = viaIdp();
         handler = apiRefusing([]);

@@ -68,6 +68,8 @@ export { BOOTSTRAP_ADMIN_ROLE, type BootstrapAdmin, InstallationRepository } fro
 export {
   type ApprovalResult,
   type CreateOperationInput,
+  type CreatedOperation,
+  type OperationIdempotency,
   lockOperation,
   type OperationFilter,
   OperationRepository,

@@ -31,6 +31,9 @@ Usage: ksctl [options] <command>        ksctl <command> --help (or ksctl help <c
   keys list                                   keys you may use
   keys show KEYID [--chain FILE]              one key; --chain writes its PEM chain (key certificate first)
   operations create --key KEYID=N... --description TEXT [--hours H] [--digest HEX...]
+       [--valid-from ISO-TIME --idempotency-key K]
+                                              a rerun with the same key and window returns the
+                                              same operation, never a second one
   operations show ID
   operations wait ID [--timeout SECONDS]      until APPROVED (exit 4 if rejected, cancelled or expired)
   sign --operation ID --key KEYID (--digest HEX | --file PATH) [--hash sha256|sha384|sha512]
@@ -480,6 +483,7 @@ async function run(argv: string[]): Promise<unknown> {
       format: { type: 'string' },
       out: { type: 'string' },
       'idempotency-key': { type: 'string' },
+      'valid-from': { type: 'string' },
       wif: { type: 'boolean' },
       pkce: { type: 'boolean' },
       certificate: { type: 'string' },
@@ -707,16 +711,29 @@ async function run(argv: string[]): Promise<unknown> {
     if (keys.length === 0) throw new CliError('at least one --key KEYID=USAGES is required', Exit.Usage);
     const hours = Number(v.hours ?? '24');
     if (!(hours > 0)) throw new CliError('--hours must be a positive number', Exit.Usage);
-    const now = Date.now();
-    return api<OperationView>(c, 'POST', '/api/v1/operations', {
-      description: need(v, 'description'),
-      validFrom: new Date(now - 60_000).toISOString(),
-      validTo: new Date(now + hours * 3_600_000).toISOString(),
-      keys,
-      ...(v.digest ? { digests: v.digest.map((d) => d.toLowerCase()) } : {}),
-      // In Azure Pipelines or GitHub Actions: project, pipeline, run, commit and link, shown to the approvers.
-      ...((prov) => (prov ? { provenance: prov } : {}))(ciProvenance(process.env)),
-    });
+    // An Idempotency-Key is bound to the whole body (ADR 0007 addendum "operations and Idempotency-Key"): a rerun with
+    // the key must send the same window, so the key needs a fixed --valid-from rather than one taken from the clock.
+    const idempotencyKey = v['idempotency-key'];
+    if (idempotencyKey !== undefined && v['valid-from'] === undefined) {
+      throw new CliError('--idempotency-key needs --valid-from ISO-TIME: a rerun must send the same window, or the Keyserver answers 422 idempotency_key_reused', Exit.Usage);
+    }
+    const from = v['valid-from'] === undefined ? Date.now() - 60_000 : new Date(v['valid-from']).getTime();
+    if (isNaN(from)) throw new CliError('--valid-from must be an ISO 8601 time', Exit.Usage);
+    return api<OperationView>(
+      c,
+      'POST',
+      '/api/v1/operations',
+      {
+        description: need(v, 'description'),
+        validFrom: new Date(from).toISOString(),
+        validTo: new Date(from + hours * 3_600_000).toISOString(),
+        keys,
+        ...(v.digest ? { digests: v.digest.map((d) => d.toLowerCase()) } : {}),
+        // In Azure Pipelines or GitHub Actions: project, pipeline, run, commit and link, shown to the approvers.
+        ...((prov) => (prov ? { provenance: prov } : {}))(ciProvenance(process.env)),
+      },
+      idempotencyKey ? { 'idempotency-key': idempotencyKey } : {},
+    );
   }
   if (cmd === 'operations' && sub === 'show' && arg) return api<OperationView>(c, 'GET', `/api/v1/operations/${encodeURIComponent(arg)}`);
   if (cmd === 'operations' && sub === 'wait' && arg) {

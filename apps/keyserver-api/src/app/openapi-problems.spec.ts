@@ -51,6 +51,7 @@ describe(problemCodes.name, () => {
 describe('docs/openapi.json', () => {
   interface Op {
     security?: unknown[];
+    parameters?: { name?: string; in?: string }[];
     responses: Record<string, { content?: Record<string, { schema: { allOf: [{ $ref: string }, { properties: { code: { enum: string[] } } }] } }> }>;
   }
   const doc = JSON.parse(readFileSync(join(__dirname, '../../../../docs/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, Op>> };
@@ -96,14 +97,15 @@ describe('docs/openapi.json', () => {
     expect(codesOf(doc.paths[path][method], 403)).not.toContain('admin_session_required');
   });
 
-  it('documents idempotency_key_not_supported on every POST, PUT, PATCH and DELETE but the sign order and the certificate, which document their own key codes', () => {
-    const honouring = new Set(['post /api/signorders', 'post /api/v1/certificates']);
+  it('documents idempotency_key_not_supported on every POST, PUT, PATCH and DELETE but the sign order, the certificate and the operation, which document their own key codes', () => {
+    const honouring = new Set(['post /api/signorders', 'post /api/v1/certificates', 'post /api/v1/operations']);
     const bodyOps = ops.filter((o) => ['post', 'put', 'patch', 'delete'].includes(o.method));
     for (const { path, method, op } of bodyOps) {
       expect({ path, method, refused: codesOf(op, 400).includes('idempotency_key_not_supported') }).toEqual({ path, method, refused: !honouring.has(`${method} ${path}`) });
     }
-    for (const path of ['/api/signorders', '/api/v1/certificates']) {
+    for (const path of ['/api/signorders', '/api/v1/certificates', '/api/v1/operations']) {
       const op = doc.paths[path]['post'];
+      expect([path, op.parameters?.some((x) => x.in === 'header' && x.name === 'Idempotency-Key')]).toEqual([path, true]);
       expect([path, codesOf(op, 400).includes('idempotency_key_invalid'), codesOf(op, 422), codesOf(op, 409).includes('idempotency_key_reused'), codesOf(op, 409).includes('conflict')]).toEqual([
         path,
         true,
@@ -114,9 +116,9 @@ describe('docs/openapi.json', () => {
     }
   });
 
-  it('documents 422 idempotency_key_reused on the two routes that honour Idempotency-Key only', () => {
+  it('documents 422 idempotency_key_reused on the three routes that honour Idempotency-Key only', () => {
     const with422 = ops.filter((o) => codesOf(o.op, 422).includes('idempotency_key_reused')).map((o) => `${o.method} ${o.path}`);
-    expect(with422.sort()).toEqual(['post /api/signorders', 'post /api/v1/certificates']);
+    expect(with422.sort()).toEqual(['post /api/signorders', 'post /api/v1/certificates', 'post /api/v1/operations']);
   });
 
   it('gives public routes no security requirement and the others a 401', () => {

@@ -6,7 +6,7 @@ import type { Audited, AuditScope } from './audited';
  * The routes that honour an Idempotency-Key, as method and path exactly as routed: the edge lets the header through on
  * these only (`idempotency_key_not_supported` elsewhere), and each names its fingerprint (`requestFingerprint`) with it.
  */
-export const IDEMPOTENT_ROUTE = { signOrders: 'POST /api/signorders', certificates: 'POST /api/v1/certificates' } as const;
+export const IDEMPOTENT_ROUTE = { signOrders: 'POST /api/signorders', certificates: 'POST /api/v1/certificates', operations: 'POST /api/v1/operations' } as const;
 
 /**
  * The one form of an Idempotency-Key on every route that honours it (ADR 0012 addendum "idempotency, session 25"):
@@ -21,9 +21,10 @@ export function checkIdempotencyKey(key: string | undefined): string | undefined
 }
 
 /**
- * A stored answer handed out again (a repeated Idempotency-Key, nothing signed, no usage): one `<action>.replayed`
- * SUCCESS event under this request's id, with `details` naming the stored row and `firstRequestId` the request that
- * made it, so every delivery of a signature or certificate is in the audit log. Not counted in the route's metrics.
+ * A stored answer handed out again (a repeated Idempotency-Key, nothing signed, no usage, no operation created): one
+ * `<action>.replayed` SUCCESS event under this request's id, with `details` naming the stored row and `firstRequestId`
+ * the request that made it, so every delivery of a signature, certificate or operation is in the audit log. Not
+ * counted in the route's metrics.
  */
 export async function auditReplay(audited: Audited, a: AuditScope, action: string, firstRequestId: string | null, extra: Partial<AuditInput> & { details: Record<string, unknown> }): Promise<void> {
   await audited.record({ ...a.event, ...extra, action: `${action}.replayed`, details: { ...a.event.details, ...extra.details, firstRequestId } });

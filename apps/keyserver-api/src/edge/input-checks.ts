@@ -145,6 +145,6 @@ export function checkIdempotencyKeyRoute(method: string, url: string, headers: R
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   if (!IDEMPOTENT_ROUTES.has(`${method} ${path}`)) {
-    throw new EdgeRefusal(ApiErrorCode.IdempotencyKeyNotSupported, `${method} ${path} does not honour Idempotency-Key; only ${[...IDEMPOTENT_ROUTES].join(' and ')} do`);
+    throw new EdgeRefusal(ApiErrorCode.IdempotencyKeyNotSupported, `${method} ${path} does not honour Idempotency-Key; only ${[...IDEMPOTENT_ROUTES].join(', ')} do`);
   }
 }

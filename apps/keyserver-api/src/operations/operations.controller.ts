@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { CreateOperationRequest, EmptyRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
 import { Permission, RequirePermission } from '@keyserver/authz';
 import type { Actor } from '../common/actor';
@@ -20,10 +20,17 @@ export class OperationsController {
   @ApiOperation({ summary: 'Order the use of keys N times inside a validity window' })
   @ApiBody({ schema: jsonSchema(CreateOperationRequest) })
   @ApiCreatedResponse({ schema: jsonSchema(OperationView) })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'A retry with the same key and body returns the first answer without creating a second operation' })
+  @ApiProblems(problemSource(ApiError, [ApiErrorCode.IdempotencyKeyInvalid]))
   @Post()
   @HttpCode(201)
-  create(@Caller() actor: Actor, @Body(new ZodBody(CreateOperationRequest)) dto: CreateOperationRequest, @RequestId() requestId: string) {
-    return this.service.create(actor, dto, requestId);
+  create(
+    @Caller() actor: Actor,
+    @Body(new ZodBody(CreateOperationRequest)) dto: CreateOperationRequest,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
+  ) {
+    return this.service.create(actor, dto, requestId, idempotencyKey);
   }
 
   @RequirePermission(Permission.OperationsRead)

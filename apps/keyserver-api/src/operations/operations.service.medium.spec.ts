@@ -8,6 +8,7 @@ import type { Principal } from '@keyserver/entra-token';
 import { AuditService } from '../audit/audit.service';
 import { Audited } from '../common/audited';
 import { codeOf, MEDIUM_TENANT, mediumActor, mediumDatabase, seedKey } from '../testing/medium';
+import { HOSTILE_IDEMPOTENCY_KEYS } from '../testing/idempotency-keys';
 import { OperationsService } from './operations.service';
 
 describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
@@ -224,6 +225,73 @@ describe(`${OperationsService.name} (medium: real PostgreSQL)`, () => {
     const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
     expect(await codeOf(operations.approve(op.id, [keyids[0], 'not-in-this-operation'], approver.subjectId))).toBe('key_not_in_operation');
     expect((await operations.get(op.id)).keys.map((k) => k.approverIds.length)).toEqual([0, 0]);
+  });
+
+  // ADR 0007 addendum "operations and Idempotency-Key": a CI pipeline retrying a timed-out POST /api/v1/operations.
+  describe('Idempotency-Key', () => {
+    const rid = () => `req-${randomBytes(4).toString('hex')}`;
+    async function ordering() {
+      const keyids = [await seedKey(db, { requiredApprovers: 1 })];
+      const orderer = await actor(['ORDERER'], ['ORDER'], keyids, Permission.OperationsCreate);
+      const dto = { description: 'release 2.0', ...window(), digests: [], keys: keyids.map((keyid) => ({ keyid, usages: 2 })) };
+      return { keyids, orderer, dto };
+    }
+
+    it('ok a retry with the same key is the identical answer: one operation, one create event, one operation.replayed event naming the first', async () => {
+      const { keyids, orderer, dto } = await ordering();
+      const [r1, r2] = [rid(), rid()];
+      const first = await service.create(orderer, dto, r1, 'pipeline-77:order');
+      const approver = await actor(['APPROVER'], ['APPROVE'], keyids, Permission.OperationsApprove);
+      await service.approve(approver, first.id, rid());
+      const retry = await service.create(orderer, dto, r2, 'pipeline-77:order');
+      // The first answer, as the other routes replay theirs: not the operation's state since.
+      expect(JSON.stringify(retry)).toBe(JSON.stringify(first));
+      expect((await operations.list({ ordererId: orderer.subjectId })).items.map((o) => o.id)).toEqual([first.id]);
+      const created = (await audit.list({ action: 'operation.create', operationId: first.id })).items;
+      const replayed = (await audit.list({ action: 'operation.replayed', operationId: first.id })).items;
+      expect(created.map((e) => [e.outcome, e.requestId])).toEqual([['SUCCESS', r1]]);
+      expect(replayed.map((e) => ({ outcome: e.outcome, requestId: e.requestId, actor: e.actorSubjectId, first: e.details['firstRequestId'] }))).toEqual([
+        { outcome: 'SUCCESS', requestId: r2, actor: orderer.subjectId, first: r1 },
+      ]);
+    });
+
+    it('fail the same key with another request: 422 idempotency_key_reused, no second operation, audited DENIED', async () => {
+      const { orderer, dto } = await ordering();
+      await service.create(orderer, dto, rid(), 'reused-key');
+      const r = rid();
+      expect(await codeOf(service.create(orderer, { ...dto, keys: dto.keys.map((k) => ({ ...k, usages: 3 })) }, r, 'reused-key'))).toBe('idempotency_key_reused');
+      expect((await operations.list({ ordererId: orderer.subjectId })).items).toHaveLength(1);
+      const events = (await audit.list({ action: 'operation.create', requestId: r })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'idempotency_key_reused']]);
+    });
+
+    it('ok another orderer\'s equal key is its own operation; each retry replays its own', async () => {
+      const { keyids, orderer, dto } = await ordering();
+      const other = await actor(['ORDERER'], ['ORDER'], keyids, Permission.OperationsCreate);
+      const mine = await service.create(orderer, dto, rid(), 'shared-key');
+      const theirs = await service.create(other, dto, rid(), 'shared-key');
+      expect(theirs.id).not.toBe(mine.id);
+      expect((await service.create(other, dto, rid(), 'shared-key')).id).toBe(theirs.id);
+      expect((await service.create(orderer, dto, rid(), 'shared-key')).id).toBe(mine.id);
+    });
+
+    it('fail a retry by a caller who may no longer order the key: key_not_permitted before any replay', async () => {
+      const { keyids, orderer, dto } = await ordering();
+      const first = await service.create(orderer, dto, rid(), 'grant-gone');
+      const without: Actor = { ...orderer, keyGrants: new Map([[keyids[0], new Set<KeyGrant>()]]) };
+      expect(await codeOf(service.create(without, dto, rid(), 'grant-gone'))).toBe('key_not_permitted');
+      expect((await audit.list({ action: 'operation.replayed', operationId: first.id })).items).toHaveLength(0);
+    });
+
+    it.each(HOSTILE_IDEMPOTENCY_KEYS)('%s: 400 idempotency_key_invalid, nothing created, audited DENIED', async (_n, key) => {
+      const { orderer, dto } = await ordering();
+      const r = rid();
+      expect(await codeOf(service.create(orderer, dto, r, key))).toBe('idempotency_key_invalid');
+      expect((await operations.list({ ordererId: orderer.subjectId })).items).toHaveLength(0);
+      const events = (await audit.list({ action: 'operation.create', requestId: r })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', 'idempotency_key_invalid']]);
+      expect(JSON.stringify(events[0]).includes(key.length > 0 ? key : '\u0000never')).toBe(false);
+    });
   });
 });
 

@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { CreateOperationRequest, OperationListQuery, OperationPage, OperationView, RejectOperationRequest } from '@keyserver/api-contract';
 import { UUID_PATTERN } from '@keyserver/api-contract';
-import { DataAccessError, effectiveState, KeyLimitsRepository, keyClass, OperationRepository, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
+import { DataAccessError, effectiveState, KeyLimitsRepository, keyClass, OperationRepository, requestFingerprint, SubjectRepository, type AuditInput, type EffectiveKeyLimits, type Operation } from '@keyserver/data-access';
 import { ApiError, ApiErrorCode } from '../common/api-error';
 import type { Actor } from '../common/actor';
 import { Audited, auditEvent, type AuditedOptions } from '../common/audited';
+import { IDEMPOTENT_ROUTE, auditReplay, checkIdempotencyKey } from '../common/idempotency-key';
 
 import { OperationError, OperationErrorCode } from './operation-error';
 import { visiblePage } from './paging';
@@ -14,6 +15,8 @@ import { holds, isAdministrator, requireAccess, visibility } from '@keyserver/au
 type LimitsByKey = Map<string, EffectiveKeyLimits>;
 
 const PAGE_SCAN = 100;
+
+const ROUTE = IDEMPOTENT_ROUTE.operations;
 
 @Injectable()
 export class OperationsService {
@@ -25,30 +28,49 @@ export class OperationsService {
     private readonly audited: Audited,
   ) {}
 
-  /** An orderer asks to use keys N times in a window; every key needs the ORDER permission. */
-  async create(actor: Actor, dto: CreateOperationRequest, requestId: string): Promise<OperationView> {
+  /**
+   * An orderer asks to use keys N times in a window; every key needs the ORDER permission. With an Idempotency-Key
+   * (ADR 0007 addendum "operations and Idempotency-Key", the parsing and fingerprint of sign orders and certificates):
+   * a retry with the same key and body is the first answer as it was sent, no second operation, audited
+   * `operation.replayed`; another body is `422 idempotency_key_reused`. Access is checked first, a replay too.
+   */
+  async create(actor: Actor, dto: CreateOperationRequest, requestId: string, idempotencyKey?: string): Promise<OperationView> {
     const event = auditEvent('operation.create', actor, requestId, {
       details: { keys: dto.keys, validFrom: dto.validFrom, validTo: dto.validTo, ...(dto.provenance ? { provenance: dto.provenance } : {}) },
     });
     return this.audited.run(event, async (a) => {
+      checkIdempotencyKey(idempotencyKey);
       for (const k of dto.keys) {
         requireAccess(actor, 'ORDER', k.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to order ${k.keyid}`));
       }
-      const op = await this.operations.create(
-        {
-          description: dto.description,
-          ordererId: actor.subjectId,
-          validFrom: new Date(dto.validFrom),
-          validTo: new Date(dto.validTo),
-          digests: dto.digests,
-          provenance: dto.provenance,
-          keys: dto.keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usages })),
-        },
-        a.event,
-      );
-      // Committed with its SUCCESS event: a failure reading the answer must not add a FAILED event beside it.
+      const input = {
+        description: dto.description,
+        ordererId: actor.subjectId,
+        validFrom: new Date(dto.validFrom),
+        validTo: new Date(dto.validTo),
+        digests: dto.digests,
+        provenance: dto.provenance,
+        keys: dto.keys.map((k) => ({ keyid: k.keyid, usagesAllowed: k.usages })),
+      };
+      if (!idempotencyKey) {
+        const op = await this.operations.create(input, a.event);
+        // Committed with its SUCCESS event: a failure reading the answer must not add a FAILED event beside it.
+        a.committed();
+        return this.view(op, actor.displayName, await this.limitsOf([op]));
+      }
+      // The answer is built in the creating transaction and stored with the row, so a replay is the same bytes.
+      const limits = await this.limits.getMany(dto.keys.map((k) => k.keyid));
+      const created = await this.operations.createIdempotent(input, a.event, {
+        key: idempotencyKey,
+        // The key is bound to every field of the validated body: any difference on a retry is a 422.
+        requestHash: requestFingerprint(ROUTE, idempotencyKey, dto),
+        requestId,
+        answer: (op) => this.view(op, actor.displayName, limits),
+      });
+      a.event.operationId = created.operationId;
+      if (created.replayed) await auditReplay(this.audited, a, 'operation', created.firstRequestId, { operationId: created.operationId, details: { operationId: created.operationId } });
       a.committed();
-      return this.view(op, actor.displayName, await this.limitsOf([op]));
+      return created.answer as OperationView;
     });
   }
 

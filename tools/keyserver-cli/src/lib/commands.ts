@@ -63,14 +63,18 @@ show: one key; --chain FILE writes its PEM chain (key certificate first, root la
   {
     name: 'operations',
     subcommands: ['create', 'show', 'wait'],
-    options: ['--key', '--description', '--hours', '--digest'],
+    options: ['--key', '--description', '--hours', '--digest', '--valid-from', '--idempotency-key'],
     help: `Usage: ksctl operations create --key KEYID=N... --description TEXT [--hours H] [--digest HEX...]
+                                [--valid-from ISO-TIME --idempotency-key K]
        ksctl operations show ID
        ksctl operations wait ID [--timeout SECONDS]
 
 create: orders an operation (N usages per key, valid for H hours, default 24; --digest limits it to
 those digests; inside Azure Pipelines or GitHub Actions it declares the run's project, pipeline, run,
-commit and link, which approvers see). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).
+commit and link, which approvers see). --valid-from: the window starts there (default a minute ago) and
+lasts H hours. --idempotency-key (with --valid-from, so a rerun sends the same window): a rerun of the same
+command returns the same operation, never a second one for the approvers; the same key with anything else
+changed is refused (exit 4, idempotency_key_reused). wait: until it is APPROVED (exit 4 if rejected, cancelled or expired; 1 on timeout).
 wait --timeout: how long to wait for the approval (default 600 s, then exit 1 timeout); each poll ends by
 KSCTL_TIMEOUT (default 120 s, then exit 7 deadline_exceeded).`,
   },

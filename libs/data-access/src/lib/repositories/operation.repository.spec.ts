@@ -1,6 +1,7 @@
 import { outcome, seedApprover, seedKey, seedSubject, window, twoReplicas } from '../../spec/fixtures';
 import { signRequest } from '../../spec/sign-path';
-import { OperationRepository } from './operation.repository';
+import { requestFingerprint } from './idempotency';
+import { OperationRepository, type CreateOperationInput } from './operation.repository';
 
 describe(OperationRepository.name, () => {
 
@@ -196,5 +197,66 @@ describe(OperationRepository.name, () => {
     const awaiting = await a.operations.list({ awaitingApprovalBy: approver.id, keyid: key.keyid });
     expect(awaiting.items.map((o) => o.id).sort()).toEqual(ids.slice(1).sort());
     expect(await outcome(a.operations.list({ cursor: 'nope' }))).toBe('invalid_input');
+  });
+
+  // ADR 0007 addendum "operations and Idempotency-Key": a CI pipeline retrying a timed-out POST /api/v1/operations.
+  describe('createIdempotent', () => {
+    const ROUTE = 'POST /api/v1/operations';
+    async function keyed() {
+      const orderer = await seedSubject(a);
+      const key = await seedKey(a, { requiredApprovers: 1 });
+      const input: CreateOperationInput = { description: 'release 1.0', ordererId: orderer.id, ...window(), keys: [{ keyid: key.keyid, usagesAllowed: 3 }] };
+      const body = { description: input.description, keys: [{ keyid: key.keyid, usages: 3 }] };
+      const idem = (idempotencyKey: string, requestId: string, b: Record<string, unknown> = body) => ({
+        key: idempotencyKey,
+        requestHash: requestFingerprint(ROUTE, idempotencyKey, b),
+        requestId,
+        answer: (op: { id: string; createdAt: Date }) => ({ id: op.id, z: 'last', a: 'first', at: op.createdAt.toISOString() }),
+      });
+      return { orderer, key, input, idem };
+    }
+    const audit = (requestId: string) => ({ action: 'operation.create', outcome: 'SUCCESS' as const, actorName: 't', requestId });
+
+    it('ok a retry is the stored answer (member order kept), names the first request, adds no operation or create event', async () => {
+      const s = await keyed();
+      const first = await a.operations.createIdempotent(s.input, audit('rid-1'), s.idem('ci-run-1', 'rid-1'));
+      const again = await b.operations.createIdempotent(s.input, audit('rid-2'), s.idem('ci-run-1', 'rid-2'));
+      expect([first.replayed, again.replayed, again.firstRequestId, again.operationId]).toEqual([false, true, 'rid-1', first.operationId]);
+      expect(JSON.stringify(again.answer)).toBe(JSON.stringify(first.answer));
+      expect(Object.keys(again.answer as object)).toEqual(['id', 'z', 'a', 'at']);
+      expect((await a.operations.list({ ordererId: s.orderer.id })).items.map((o) => o.id)).toEqual([first.operationId]);
+      expect((await a.audit.list({ action: 'operation.create', operationId: first.operationId })).items.map((e) => e.requestId)).toEqual(['rid-1']);
+    });
+
+    it.each([
+      ['fail another body under the same key', 'other-body'],
+      ['fail the same body after a field changed', 'description'],
+    ] as const)('%s: idempotency_key_reused, nothing created', async (_n, kind) => {
+      const s = await keyed();
+      await a.operations.createIdempotent(s.input, audit('rid-1'), s.idem('ci-run-2', 'rid-1'));
+      const other = kind === 'other-body' ? { keys: [] } : { description: 'release 1.1', keys: [{ keyid: s.key.keyid, usages: 3 }] };
+      expect(await outcome(b.operations.createIdempotent(s.input, audit('rid-2'), s.idem('ci-run-2', 'rid-2', other)))).toBe('idempotency_key_reused');
+      expect((await a.operations.list({ ordererId: s.orderer.id })).items).toHaveLength(1);
+    });
+
+    it('ok another orderer\'s equal key is its own operation', async () => {
+      const s = await keyed();
+      const other = await seedSubject(a);
+      const mine = await a.operations.createIdempotent(s.input, audit('rid-1'), s.idem('shared', 'rid-1'));
+      const theirs = await a.operations.createIdempotent({ ...s.input, ordererId: other.id }, audit('rid-2'), s.idem('shared', 'rid-2'));
+      expect([mine.replayed, theirs.replayed]).toEqual([false, false]);
+      expect(theirs.operationId).not.toBe(mine.operationId);
+    });
+
+    it('ok the same key sent to both replicas at once: exactly one operation, one create event, every answer identical', async () => {
+      const s = await keyed();
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).operations.createIdempotent(s.input, audit(`rid-${i}`), s.idem('burst', `rid-${i}`))));
+      const ops = (await a.operations.list({ ordererId: s.orderer.id })).items;
+      expect(ops).toHaveLength(1);
+      expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+      for (const r of results) expect(JSON.stringify(r.answer)).toBe(JSON.stringify(results[0].answer));
+      expect(new Set(results.map((r) => r.operationId))).toEqual(new Set([ops[0].id]));
+      expect((await a.audit.list({ action: 'operation.create', operationId: ops[0].id })).items).toHaveLength(1);
+    });
   });
 });

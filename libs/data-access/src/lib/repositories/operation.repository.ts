@@ -39,6 +39,29 @@ export interface OperationFilter {
   limit?: number;
 }
 
+/**
+ * An Idempotency-Key on POST /api/v1/operations (ADR 0007 addendum "operations and Idempotency-Key"): unique per
+ * orderer, bound to the whole request by `requestHash` ({@link requestFingerprint}), its first answer kept for a retry.
+ */
+export interface OperationIdempotency {
+  key: string;
+  requestHash: string;
+  requestId: string;
+  /** The route's answer for the new operation, built in its transaction and stored with it (as JSON text). */
+  answer: (op: Operation) => unknown;
+}
+
+/** Result of {@link OperationRepository.createIdempotent}. */
+export interface CreatedOperation {
+  operationId: string;
+  /** The answer built for this request (fresh), or the stored first answer (a replay). */
+  answer: unknown;
+  /** True when an earlier request with the same (orderer, key) made it: nothing was created or audited here. */
+  replayed: boolean;
+  /** The request that created it. */
+  firstRequestId: string | null;
+}
+
 /** Result of {@link OperationRepository.addApproval}. */
 export interface ApprovalResult {
   operation: Operation;
@@ -137,6 +160,43 @@ export class OperationRepository {
 
   /** Creates a REQUESTED operation; each key's requiredApprovers is snapshotted from the key. */
   async create(input: CreateOperationInput, audit?: AuditInput): Promise<Operation> {
+    return this.insert(input, audit);
+  }
+
+  /**
+   * {@link create} under an Idempotency-Key: a repeated (orderer, key) is the stored first answer, nothing created,
+   * notified or audited (`idempotency_key_reused` when it was stored for another request). Read before the insert (a
+   * retry of a finished request is answered even if the key's limits changed since), and again after a unique
+   * violation: a concurrent request with the same key (another replica) committed first, its answer is this one's.
+   */
+  async createIdempotent(input: CreateOperationInput, audit: AuditInput, idem: OperationIdempotency): Promise<CreatedOperation> {
+    const prior = await this.replay(input.ordererId, idem);
+    if (prior) return prior;
+    let answer: unknown;
+    try {
+      const op = await this.insert(input, audit, idem, (a) => (answer = a));
+      return { operationId: op.id, answer, replayed: false, firstRequestId: idem.requestId };
+    } catch (err) {
+      if (err instanceof DataAccessError && err.code === 'conflict') {
+        const raced = await this.replay(input.ordererId, idem);
+        if (raced) return raced;
+      }
+      throw err;
+    }
+  }
+
+  /** The stored answer of (orderer, key), or null when there is none; another request under the key is refused. */
+  private async replay(ordererId: string, idem: OperationIdempotency): Promise<CreatedOperation | null> {
+    const row = await this.db.prisma.operation
+      .findUnique({ where: { ordererId_idempotencyKey: { ordererId, idempotencyKey: idem.key } }, select: { id: true, requestHash: true, requestId: true, replayAnswer: true } })
+      .catch((err: unknown) => mapPrismaError(err, 'operation'));
+    if (!row) return null;
+    if (row.requestHash !== idem.requestHash) throw new DataAccessError('idempotency_key_reused', 'this Idempotency-Key was used for a different request');
+    // Stored in the transaction that created the row: a keyed row always has its answer.
+    return { operationId: row.id, answer: JSON.parse(row.replayAnswer ?? 'null'), replayed: true, firstRequestId: row.requestId };
+  }
+
+  private async insert(input: CreateOperationInput, audit?: AuditInput, idem?: OperationIdempotency, answered?: (answer: unknown) => void): Promise<Operation> {
     if (input.keys.length === 0) throw new DataAccessError('invalid_input', 'an operation needs at least one key');
     if (!(input.validFrom < input.validTo)) throw new DataAccessError('invalid_input', 'validFrom must be before validTo');
     const digests = (input.digests ?? []).map((d) => d.toLowerCase());
@@ -171,6 +231,7 @@ export class OperationRepository {
             validTo: input.validTo,
             digests,
             ...(input.provenance ? { provenance: input.provenance as Prisma.InputJsonObject } : {}),
+            ...(idem ? { idempotencyKey: idem.key, requestHash: idem.requestHash, requestId: idem.requestId } : {}),
             keys: {
               create: input.keys.map((k) => {
                 const key = keys.find((x) => x.keyid === k.keyid);
@@ -180,9 +241,16 @@ export class OperationRepository {
           },
           include: operationInclude,
         });
+        const created = toOperation(op);
+        if (idem) {
+          // Text, not jsonb: a replay must be the same bytes, and jsonb reorders members.
+          const answer = idem.answer(created);
+          await tx.$executeRaw`UPDATE "operation" SET "replayAnswer" = ${JSON.stringify(answer)} WHERE "id" = ${op.id}::uuid`;
+          answered?.(answer);
+        }
         if (audit) await appendAuditTx(tx, { ...audit, operationId: op.id });
         await enqueueOperationNotice(tx, 'operation.approval_requested', op.id);
-        return toOperation(op);
+        return created;
       });
     } catch (err) {
       return mapPrismaError(err, 'operation');
