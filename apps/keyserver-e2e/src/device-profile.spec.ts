@@ -145,6 +145,14 @@ describe('device profile of CA keys (PUT/GET /api/v1/keys/{keyid}/device-profile
     ['fail the CN of the ROOT in full-width letters (before: csr_subject_reserved)', '/CN=\uff24\uff45\uff4d\uff4f Devices Root CA/O=Other Ltd', [], 'csr_subject_invalid'],
     ['fail a ligature in the CN', '/CN=\ufb01rmware-7', [], 'csr_subject_invalid'],
     ['fail an IDN label whose U-label starts with a hyphen (xn----eha)', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn----eha.devices.demo.test'], 'csr_san_invalid'],
+    // NFKC-stable look-alikes, IDNA2008 and the Bidi Rule (ADR 0010 addendum of session 26).
+    ['fail the CN of the ROOT in Latin small capitals', '/CN=\u1d05\u1d07\u1d0d\u1d0f Devices Root CA/O=Other Ltd', [], 'csr_subject_invalid'],
+    ['fail an IPA script g in the CN', '/CN=\u0261ateway-7', [], 'csr_subject_invalid'],
+    ['fail a modifier letter apostrophe in the CN', '/CN=O\u02bcBrien device', [], 'csr_subject_invalid'],
+    ['fail an estimated sign drawn as e in the CN', '/CN=D\u212emo device', [], 'csr_subject_invalid'],
+    ['fail an emoji IDN label in a dNSName (IDNA2008 DISALLOWED)', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn--ls8h.devices.demo.test'], 'csr_san_invalid'],
+    ['fail a middle dot not between two l in an IDN label (CONTEXTO)', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn--ab-0ea.devices.demo.test'], 'csr_san_invalid'],
+    ['fail a Hebrew label beside a label starting with a digit (Bidi Rule)', '/CN=device-a', ['-addext', 'subjectAltName=DNS:xn--9dbne9b.1device.devices.demo.test'], 'csr_san_invalid'],
     // Requested extensions: a critical one the profile does not honour refuses the request.
     ['fail a critical extKeyUsage asking for serverAuth', '/CN=device-a', ['-addext', 'extendedKeyUsage=critical,serverAuth'], 'csr_extension_unsupported'],
     ['fail a critical keyUsage asking for keyEncipherment', '/CN=device-a', ['-addext', 'keyUsage=critical,digitalSignature,keyEncipherment'], 'csr_extension_unsupported'],

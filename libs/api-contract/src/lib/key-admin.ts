@@ -7,7 +7,7 @@ import { NAME_TEXT_RULE, readsAsItself } from './name-text';
 /**
  * A key's certificate name attribute (CN, O, OU): its certificate's subject, the name relying parties and approvers
  * read (ADR 0047) and a name reserved against device CSRs (ADR 0010). The rule of a device subject value
- * (`name-text`: no control, bidi or invisible character, its own NFKC form, one script, no whole-script look-alike,
+ * (`name-text`: no control, bidi or invisible character, its own NFKC form, everyday characters, one script, no whole-script look-alike,
  * one digit system), after trimming; the console's forms check the same function.
  */
 const NameText = z

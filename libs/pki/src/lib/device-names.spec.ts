@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { domainToASCII, domainToUnicode } from 'node:url';
 import { buildCsr, extensionRequest, generalName, generateTestKey, nameDer, sanExtension, type NameEntry } from '../testing/csr-builder';
+import { rawALabel } from '../testing/punycode';
 import { createTestCa, tryIssue, type TestCa } from '../testing/test-ca';
 import { hasHiddenCharacters } from '@keyserver/api-contract/visible-text';
 import { derTlv, OID } from './der';
@@ -177,7 +178,8 @@ describe('device certificate subject and SAN policy', () => {
         fc
           .integer({ min: from, max: to })
           .map((cp) => String.fromCodePoint(cp))
-          .filter((c) => /^\p{L}$/u.test(c) && new RegExp(`^\\p{sc=${script}}$`, 'u').test(c) && c.normalize('NFKC') === c);
+          // The Latin clicks (U+01C0-01C3, drawn as `l`, `‖`, `ǂ`, `!`) are refused as technical characters.
+          .filter((c) => /^\p{L}$/u.test(c) && new RegExp(`^\\p{sc=${script}}$`, 'u').test(c) && c.normalize('NFKC') === c && !/[\u01c0-\u01c3]/u.test(c));
       const SCRIPT = { Latin: letters(0x41, 0x24f, 'Latin'), Cyrillic: letters(0x400, 0x4ff, 'Cyrillic'), Greek: letters(0x391, 0x3ce, 'Greek'), Armenian: letters(0x531, 0x587, 'Armenian') };
       const common = fc.constantFrom(...'0123456789-.:/()# '.split(''));
       const names = Object.keys(SCRIPT) as (keyof typeof SCRIPT)[];
@@ -472,6 +474,9 @@ describe('device certificate subject and SAN policy', () => {
       ['fail an upper-case rfc822Name domain A-label that mixes scripts', [email(`ops@${domainToASCII('\u0430pple').toUpperCase()}.devices.example`)], 'csr_san_invalid'],
       ['fail an rfc822Name domain whose U-label ends with a hyphen', [email('ops@xn----dha.devices.example')], 'csr_san_invalid'],
       ['fail an rfc822Name local part that is not ASCII (SmtpUTF8Mailbox is not offered)', [email('dév@devices.example')], 'csr_san_invalid'],
+      ['fail an emoji U-label in a dNSName (IDNA2008 DISALLOWED)', [dns('xn--ls8h.devices.example')], 'csr_san_invalid'],
+      ['fail a middle dot not between two l in a URI host (CONTEXTO)', [uri('https://xn--ab-0ea.devices.example/')], 'csr_san_invalid'],
+      ['fail a Hebrew label beside a label starting with a digit in an rfc822Name domain (Bidi Rule)', [email(`ops@${rawALabel('שלום')}.7.devices.example`)], 'csr_san_invalid'],
     ])('%s (configured profile)', async (_n, sans, code) => {
       const profile = { allowedSanTypes: ['dns', 'uri', 'email', 'ip'] as const, dnsDomains: ['devices.example'], maxSanCount: 1 };
       expect(await tryIssue(t, csrWith([CN('device')], ...sans), { ...profile, allowedSanTypes: [...profile.allowedSanTypes] })).toEqual({ code });
@@ -522,6 +527,25 @@ describe('device certificate subject and SAN policy', () => {
       ['fail IPv4', '10.0.0.1', undefined],
       ['fail IPv6', '::1', undefined],
       ['fail 254 characters', `${'a.'.repeat(126)}ab`, undefined],
+      // IDNA2008 (RFC 5892) on the decoded U-label, and RFC 5893's Bidi Rule over the name (ADR 0010, session 26).
+      ['ok Catalan middle dot between two l (CONTEXTO)', `${rawALabel('col·lecció')}.example`, `${rawALabel('col·lecció')}.example`],
+      ['ok Hebrew label under Latin labels', `${rawALabel('שלום')}.devices.example`, `${rawALabel('שלום')}.devices.example`],
+      ['ok Arabic label with Arabic-Indic digits', `${rawALabel('مثال١')}.example`, `${rawALabel('مثال١')}.example`],
+      ['fail an emoji U-label (DISALLOWED symbol)', 'xn--ls8h.example', undefined],
+      ['fail a check mark in a U-label (DISALLOWED symbol)', `${rawALabel('ok✓')}.example`, undefined],
+      ['fail a middle dot not between two l (CONTEXTO)', 'xn--ab-0ea.example', undefined],
+      ['fail a leading middle dot (CONTEXTO)', 'xn--l-fda.example', undefined],
+      ['fail a Greek keraia before a Latin letter (CONTEXTO)', `${rawALabel('͵a')}.example`, undefined],
+      ['fail a Hebrew geresh first (CONTEXTO)', `${rawALabel('׳א')}.example`, undefined],
+      ['fail a Katakana middle dot without kana or Han (CONTEXTO)', `${rawALabel('a・b')}.example`, undefined],
+      ['fail Arabic-Indic digits mixed with extended ones (CONTEXTO)', `${rawALabel('مثال١۲')}.example`, undefined],
+      ['fail a tatweel (DISALLOWED)', `${rawALabel('مـثال')}.example`, undefined],
+      ['fail an old Hangul jamo (DISALLOWED)', `${rawALabel('\u1100\u1161')}.example`, undefined],
+      ['fail a small-capital U-label (the name rule)', `${rawALabel('\u1d05\u1d07\u1d20')}.example`, undefined],
+      ['fail Latin letters inside a Hebrew label (Bidi Rule)', `${rawALabel('שלוםabc')}.example`, undefined],
+      ['fail a Latin label that starts with a digit beside a Hebrew label (Bidi Rule)', `${rawALabel('שלום')}.1device.example`, undefined],
+      ['fail a right-to-left label that starts with a digit (Bidi Rule)', `${rawALabel('1שלום')}.example`, undefined],
+      ['fail ASCII and Arabic-Indic digits in one right-to-left label (Bidi Rule)', `${rawALabel('א1٢')}.example`, undefined],
     ])('%s %s', (_n, input, expected) => {
       expect(deviceDnsName(input)).toBe(expected);
     });

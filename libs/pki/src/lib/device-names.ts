@@ -5,7 +5,7 @@ import { domainToASCII, domainToUnicode } from 'node:url';
 import { OID, certDer, derTlv, isStrictDer, parseStrictDer, toAb } from './der';
 import { children, contentsOf, hasAsn1jsHazard, readTlv } from './der-reader';
 import { PkiError } from './pki-error';
-import { hasForbiddenCharacter, readsAsItself } from '@keyserver/api-contract/name-text';
+import { hasForbiddenCharacter, isULabel, readsAsItself, satisfiesBidiRule } from '@keyserver/api-contract/name-text';
 
 export type SanType = 'dns' | 'uri' | 'email' | 'ip';
 
@@ -31,7 +31,8 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
  * A host name as a device certificate carries it: lower-cased ("fixed"), LDH labels of 1-63 characters, at most
  * 253 characters, no trailing dot, no wildcard, and not an IP literal (nor a name whose last label is numeric); an
  * xn-- label a real A-label whose U-label reads as itself (the subject's script, look-alike and digit rules, label by
- * label as browsers judge IDNs: an all-Cyrillic label under a Latin domain is fine, an all-Cyrillic `рауре` is not).
+ * label as browsers judge IDNs: an all-Cyrillic label under a Latin domain is fine, an all-Cyrillic `рауре` is not)
+ * and an IDNA2008 U-label; with a right-to-left label, every label keeps RFC 5893's Bidi Rule.
  * Returns the lower-cased name or undefined.
  */
 export function deviceDnsName(s: string): string | undefined {
@@ -41,20 +42,23 @@ export function deviceDnsName(s: string): string | undefined {
   const labels = name.split('.');
   if (!labels.every((l) => LDH_LABEL.test(l) && (!l.startsWith('xn--') || (isALabel(l) && readsAsItself(domainToUnicode(l)))))) return undefined;
   if (/^[0-9]+$/.test(labels[labels.length - 1])) return undefined;
+  // RFC 5893: a name with a right-to-left U-label is displayed in one order only if every label keeps the Bidi Rule.
+  if (!satisfiesBidiRule(labels.map((l) => (l.startsWith('xn--') ? domainToUnicode(l) : l)))) return undefined;
   return name;
 }
 
 /**
  * An xn-- label that is the Punycode of a U-label (UTS #46, as URL parsers read it): decoding changes it and the
- * result encodes back to exactly it, and the U-label keeps IDNA2008's hyphen rules (RFC 5891 4.2.3.1: no hyphen first
- * or last, no `--` in the third and fourth positions), which Node's UTS #46 reading does not check. Anything else is an
+ * result encodes back to exactly it, and the U-label is one by IDNA2008 ({@link isULabel}: RFC 5892's DISALLOWED
+ * code points such as symbols, emoji and upper case, CONTEXTJ and CONTEXTO rules, and RFC 5891 4.2.3.1's hyphen rules),
+ * which Node's UTS #46 reading does not check. Anything else is an
  * RFC 5890 fake A-label, which readers show as itself, as garbage or as another name, or refuse; RFC 5280 7.2 (and
  * RFC 9549) put only A-labels in certificates. UTS #46 maps compatibility characters, so the Punycode of a U-label
  * holding one (`𝐃ev`, `ﬁle`) does not encode back to itself and is refused here.
  */
 function isALabel(label: string): boolean {
   const u = domainToUnicode(label);
-  return u !== '' && u !== label && domainToASCII(u) === label && !u.startsWith('-') && !u.endsWith('-') && u.slice(2, 4) !== '--';
+  return u !== '' && u !== label && domainToASCII(u) === label && isULabel(u);
 }
 
 function inDomains(host: string, domains: string[] | undefined): boolean {

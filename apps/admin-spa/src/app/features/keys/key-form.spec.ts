@@ -42,6 +42,7 @@ describe('key form', () => {
     ['ok names with blanks around them', { commonName: '  Firmware  ', organization: ' Demo Ltd ' }],
     ['ok Unicode name', { commonName: 'Ærø Firmware – 2026' }],
     ['ok names in other scripts', { commonName: 'Москва', organization: '東京 서울' }],
+    ['ok Danish, German, Arabic and Azerbaijani names', { commonName: 'Ærø Straße ə', organization: 'جهاز الرياض' }],
   ])('%s', (_name, over) => {
     const form = formWith(over);
     expect(form.valid).toBe(true);
@@ -76,6 +77,9 @@ describe('key form', () => {
     ['fail a Cyrillic е in a Latin common name', { commonName: 'T\u0435st Root' }, 'commonName'],
     ['fail a right-to-left override in the common name', { commonName: 'Firmware \u202egpj.exe' }, 'commonName'],
     ['fail a zero-width space in the organization', { organization: 'Ac\u200bme' }, 'organization'],
+    ['fail Latin small capitals in the common name (ᴅᴇᴠɪᴄᴇ)', { commonName: '\u1d05\u1d07\u1d20\u026a\u1d04\u1d07' }, 'commonName'],
+    ['fail an IPA script a in the organization (ɑcme)', { organization: '\u0251cme Ltd' }, 'organization'],
+    ['fail an estimated sign drawn as e in the common name (℮)', { commonName: 'D\u212emo' }, 'commonName'],
     ['fail organization of 65 characters', { organization: long(65) }, 'organization'],
     ['fail three-letter country', { country: 'DNK' }, 'country'],
     ['fail digit in the country', { country: 'D1' }, 'country'],
