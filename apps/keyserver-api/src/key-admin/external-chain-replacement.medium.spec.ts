@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import * as pkijs from 'pkijs';
 import { Permission } from '@keyserver/api-contract';
 import type { Actor } from '@keyserver/authz';
-import { AdminSessionRepository, AuditRepository, CrlRepository, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, SubjectRepository, type Db } from '@keyserver/data-access';
+import { AdminSessionRepository, AuditRepository, CrlRepository, KeyLifecycleRepository, KeyLimitsRepository, KeyRepository, OperationRepository, SubjectRepository, type Db } from '@keyserver/data-access';
 import { akiExtension, basicConstraintsExtension, buildName, createRootCertificate, keyUsageExtension, nameOf, OID, signCertificate, skiExtension, splitPemCertificates, type HsmKeyInfo } from '@keyserver/pki';
 import pino from 'pino';
 import { AdminSessionGate } from '../admin-sessions/admin-session-gate';
@@ -210,8 +210,62 @@ describe(`${KeyLifecycleService.name} replacing the external chain of an importe
       expect(await codeOf(admin.create(ada, session, { keyid: fw, type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 8, commonName: `FW ${fw}`, issuer: ca }, requestId()))).toBe('ok');
     });
 
+    // The operation-window check (SQL, at ordering and approval) reads the chain of the ROOT version that certified
+    // the path, as the sign path does: a window both allow is one the key can sign in (ADR 0017, ADR 0020 addenda).
+    // The clock is frozen `at` days from now so that a window of hours lies past version 2's chain (5 days).
+    const windowOf = (keyid: string, from: number, to: number) =>
+      codeOf(new OperationRepository(db).create({ description: 'past the newer chain', ordererId: ada.subjectId, validFrom: new Date(now + from * DAY), validTo: new Date(now + to * DAY), keys: [{ keyid, usagesAllowed: 1 }], now: new Date(now + from * DAY) }));
+    it.each<[string, () => Promise<string>, string, number, number, string]>([
+      ["ok an operation of the CA in its own path, after version 2's chain ended (6 to 7 days)", async () => ca, 'CA', 6, 7, 'ok'],
+      ['ok an operation of an FW key below that CA, after version 2\'s chain ended (6 to 7.5 days)', async () => {
+        const fw = newKeyid('fw');
+        await admin.create(ada, session, { keyid: fw, type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 8, commonName: `FW ${fw}`, issuer: ca }, requestId());
+        return fw;
+      }, 'FW', 6, 7.5, 'ok'],
+      ["fail an operation of the CA past its own certificate (9 days; version 1's chain ends at 10)", async () => ca, 'CA', 8.5, 9.5, 'window_outside_certificate'],
+      ["fail an operation of the ROOT itself past its current version's chain (5 days; its certificate ends in 3000)", async () => root.keyid, 'ROOT', 4.5, 5.5, 'window_outside_certificate'],
+    ])('%s', async (_n, keyOf, type, from, to, expected) => {
+      const keyid = await keyOf();
+      expect(await windowOf(keyid, from, to)).toBe(expected);
+      // The sign path agrees: usable at the window's end exactly when the window was allowed.
+      expect(await codeOf(usableKey(keys, keyid, type as 'ROOT' | 'CA' | 'FW', 'operations', now + to * DAY - 1000))).toBe(expected === 'ok' ? 'ok' : 'key_not_usable');
+    });
+
+    it("ok an approval of the CA's operation after version 2's chain ended (6 to 7 days): judged again by the same rule", async () => {
+      const approver = await mediumActor(db, { natures: ['APPROVER'], grants: ['APPROVE'], keyids: [ca] }, Permission.OperationsApprove);
+      const operations = new OperationRepository(db);
+      await db.prisma.key.update({ where: { keyid: ca }, data: { requiredApprovers: 1 } });
+      try {
+        const op = await operations.create({ description: 'approved past the newer chain', ordererId: ada.subjectId, validFrom: new Date(now + 6 * DAY), validTo: new Date(now + 7 * DAY), keys: [{ keyid: ca, usagesAllowed: 1 }], now: new Date(now + 6 * DAY) });
+        const approved = await operations.approve(op.id, [ca], approver.subjectId, undefined, () => new Date(now + 6.5 * DAY));
+        expect(approved.operation.state).toBe('APPROVED');
+      } finally {
+        await db.prisma.key.update({ where: { keyid: ca }, data: { requiredApprovers: 0 } });
+      }
+    });
+
     it('fail a key issued by the ROOT now (version 2) past its chain: validity_exceeds_root', async () => {
       expect(await codeOf(admin.create(ada, session, { keyid: newKeyid('fw'), type: 'FW', algorithm: 'EC_P256', requiredApprovers: 0, validityDays: 6, commonName: 'FW six', issuer: root.keyid }, requestId()))).toBe('validity_exceeds_root');
+    });
+  });
+
+  describe('a key below an earlier ROOT version whose chain is not known (superseded before chains were kept per version)', () => {
+    // As above, then version 1's recorded chain removed, as the migration left versions superseded before it: both the
+    // operation-window check and the sign path fall back to the ROOT's current chain (5 days), as before.
+    it('fail an operation of the CA after the current chain ended; the sign path refuses the same instant', async () => {
+      const root = await externalRoot();
+      const ca = await caBelow(root.keyid, 9);
+      const otherKey = await hsm.signer.generateKey({ algorithm: 'EC-P256', label: `rep-unknown-intermediate-${randomBytes(3).toString('hex')}` });
+      const other = { key: otherKey, name: `Unknown Intermediate ${randomBytes(3).toString('hex')}` };
+      const otherPem = await certify(anchor, other.name, otherKey.spki, whole(now - DAY), whole(now + 5 * DAY));
+      await lifecycle.rotate(ada, session, root.keyid, { validityDays: 365 }, requestId());
+      const pending = await hsm.signer.getKey((await versions.findPendingVersion(root.keyid))?.hsmKeyId ?? '');
+      await lifecycle.importCertificate(ada, session, root.keyid, { certificate: await certify(other, root.name, pending.spki, whole(now - DAY), whole(now + 3000 * DAY)), chain: [otherPem, anchor.pem] }, requestId());
+      await db.prisma.$executeRaw`UPDATE "key_version" SET "issuerChainPem" = NULL WHERE "version" = 1 AND "keyId" = (SELECT "id" FROM "key" WHERE "keyid" = ${root.keyid})`;
+      const window = { description: 'unknown chain', ordererId: ada.subjectId, validFrom: new Date(now + 6 * DAY), validTo: new Date(now + 7 * DAY), keys: [{ keyid: ca, usagesAllowed: 1 }], now: new Date(now + 6 * DAY) };
+      expect(await codeOf(new OperationRepository(db).create(window))).toBe('window_outside_certificate');
+      expect(await codeOf(usableKey(keys, ca, 'CA', 'operations', now + 6 * DAY))).toBe('key_not_usable');
+      expect(await codeOf(new OperationRepository(db).create({ ...window, validFrom: new Date(now + 4 * DAY), validTo: new Date(now + 4.9 * DAY), now: new Date(now + 4 * DAY) }))).toBe('ok');
     });
   });
 

@@ -14,7 +14,7 @@ import {
   type PendingKeyView,
   type RootCeremonyResult,
 } from '@keyserver/api-contract';
-import { DataAccessError, externalChainValidity, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type Key, type KeyBelow } from '@keyserver/data-access';
+import { DataAccessError, externalChainValidity, KeyLifecycleRepository, KeyRepository, SubjectRepository, type AdminSession, type AuditInput, type DestructionPlan, type Key, type KeyBelow } from '@keyserver/data-access';
 import {
   createCaCertificate,
   createFirmwareSigningCertificate,
@@ -520,13 +520,9 @@ export class KeyLifecycleService {
       const session = await this.gate.require(actor, sessionId);
       validateBody(NoBodyRequest, body);
       const key = await this.find(keyid);
-      // Decided under the key's lock, against every key below it (ADR 0045), in the session held (ADR 0012 addendum):
-      // the last point at which the session is read; once the HSM objects are gone, markDestroyed records the fact.
-      const plan = await this.lifecycle.destructionPlan(keyid, session);
-      if (plan.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
-      if (plan.destroyed) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
-      if (plan.activeBelow.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `ACTIVE keys below ${keyid} (${plan.activeBelow.join(', ')}) would become unverifiable: retire or revoke them first`);
-      const { hsmKeyIds } = plan;
+      // Decided under the key's lock, against every key below it (ADR 0045), in the session held (ADR 0012 addendum),
+      // before anything is signed or deleted.
+      await this.destructionDecision(keyid, session);
       // Each unexpired version of a ROOT/CA signs its last CRL first (served until its certificates expired); a
       // failure here destroys nothing.
       const finalCrls =
@@ -535,13 +531,29 @@ export class KeyLifecycleService {
               throw new KeyAdminError(KeyAdminErrorCode.FinalCrlFailed, `the final CRLs of ${keyid} could not be signed: ${(err as Error).message}`);
             })
           : [];
+      // Decided again, the session held again, at the last point a refusal leaves the key material intact: a session
+      // closed or a co-authorizer disabled on another replica while the final CRLs were signed stops it here (what is
+      // left, final CRLs and a RETIRED or REVOKED key, is what a failed HSM deletion leaves: a retry finishes it).
+      const { hsmKeyIds, state } = await this.destructionDecision(keyid, session);
       // HSM first: deleting an object that is gone is a no-op, so a failure below leaves a state a retry finishes.
       for (const id of hsmKeyIds) await this.signer.destroyKey(id);
-      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state: plan.state, finalCrlVersions: finalCrls } }).catch((err: unknown) => {
+      // Not held: the key material is gone, so the record is made whatever became of the session since (refusing it
+      // would leave the database naming keys that no longer exist). Of two destructions at once one records it; the
+      // other, whose deletions were no-ops, is `key_already_destroyed`.
+      await this.lifecycle.markDestroyed(keyid, hsmKeyIds, { ...audit, adminSessionId: session.id, details: { state, finalCrlVersions: finalCrls } }).catch((err: unknown) => {
         throw err instanceof DataAccessError && err.code === 'invalid_state' ? new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, err.detail) : err;
       });
     });
     return this.keyViews.detail(actor, keyid);
+  }
+
+  /** A destruction's decision in the session held: refused (4xx) unless the key may be destroyed now; what to delete. */
+  private async destructionDecision(keyid: string, session: AdminSession): Promise<DestructionPlan> {
+    const plan = await this.lifecycle.destructionPlan(keyid, session);
+    if (plan.state === 'ACTIVE') throw new KeyAdminError(KeyAdminErrorCode.KeyStillActive, `key ${keyid} is ACTIVE: retire or revoke it before destroying it`);
+    if (plan.destroyed) throw new KeyAdminError(KeyAdminErrorCode.KeyAlreadyDestroyed, `key ${keyid} was destroyed`);
+    if (plan.activeBelow.length) throw new KeyAdminError(KeyAdminErrorCode.KeyHasActiveChildren, `ACTIVE keys below ${keyid} (${plan.activeBelow.join(', ')}) would become unverifiable: retire or revoke them first`);
+    return plan;
   }
 
   /** Every version's verification material (anyone who may see the key). */

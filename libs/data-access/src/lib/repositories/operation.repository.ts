@@ -117,7 +117,8 @@ export async function lockOperation(tx: Tx, id: string): Promise<void> {
  * signed them (libs/pki `checkValidity`), so only two things bound a key: its own certificate (the key row describes
  * the current version: a renewal or rotation in between counts as it is when this runs) and the external chain above
  * the ROOT at the top of its path (an offline intermediate may expire before the ROOT certificate it issued, and then
- * before every key below it). `keys` are rows the caller has locked FOR SHARE, so a concurrent renewal is seen whole.
+ * before every key below it): the chain of the ROOT version that certified the path, as on the sign path. `keys` are
+ * rows the caller has locked FOR SHARE, so a concurrent renewal is seen whole.
  */
 export async function assertCertificatesCover(
   tx: Tx,
@@ -126,13 +127,29 @@ export async function assertCertificatesCover(
   now: Date,
 ): Promise<void> {
   if (keys.length === 0) return;
+  // The chain of the ROOT key pair that certified the path (ADR 0020 addendum "one rule for the chain above a key"):
+  // `via` is the issuer version named by the current version of the key just below the ROOT; when that version has
+  // the ROOT's current key pair (no rotation since, or a re-issue) the current chain (key row), else the chain of the
+  // newest version of that key pair, and the current chain when that one is not known (superseded before chains were
+  // kept per version). `externalChainAbove` in the API finds the same version by signature.
   const chains = await tx.$queryRaw<{ start: string; chain: string }[]>`
     WITH RECURSIVE up AS (
-      SELECT k."id" AS "start", k."id", k."parentId", k."issuerChainPem", 0 AS "depth" FROM "key" k WHERE k."id" = ANY(${keys.map((k) => k.id)}::uuid[])
+      SELECT k."id" AS "start", k."id", k."parentId", NULL::int AS "via", 0 AS "depth" FROM "key" k WHERE k."id" = ANY(${keys.map((k) => k.id)}::uuid[])
       UNION ALL
-      SELECT up."start", p."id", p."parentId", p."issuerChainPem", up."depth" + 1 FROM up JOIN "key" p ON p."id" = up."parentId" WHERE up."depth" < 16
+      SELECT up."start", p."id", p."parentId", cv."issuerVersion", up."depth" + 1
+        FROM up
+        JOIN "key" c ON c."id" = up."id"
+        LEFT JOIN "key_version" cv ON cv."keyId" = c."id" AND cv."version" = c."currentVersion"
+        JOIN "key" p ON p."id" = up."parentId"
+       WHERE up."depth" < 16
     )
-    SELECT "start"::text AS "start", "issuerChainPem" AS "chain" FROM up WHERE "parentId" IS NULL AND "issuerChainPem" IS NOT NULL`;
+    SELECT up."start"::text AS "start",
+           COALESCE((SELECT n."issuerChainPem"
+                       FROM "key_version" s JOIN "key_version" n ON n."keyId" = s."keyId" AND n."hsmKeyId" = s."hsmKeyId"
+                      WHERE s."keyId" = r."id" AND s."version" = up."via" AND s."hsmKeyId" <> r."hsmKeyId"
+                      ORDER BY n."version" DESC LIMIT 1), r."issuerChainPem") AS "chain"
+      FROM up JOIN "key" r ON r."id" = up."id"
+     WHERE up."parentId" IS NULL AND r."issuerChainPem" IS NOT NULL`;
   for (const key of keys) {
     const validity: CertificateValidity = { notBefore: key.notBefore, notAfter: key.notAfter };
     let bound = `its certificate (${key.notBefore.toISOString()} to ${key.notAfter.toISOString()})`;
