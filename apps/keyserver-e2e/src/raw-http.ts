@@ -78,3 +78,43 @@ export function rawExchange(port: number, parts: (Buffer | string)[], o: { gapMs
     });
   });
 }
+
+/** {@link RawExchange} of a request sent with `Expect: 100-continue`. */
+export interface ContinueExchange extends RawExchange {
+  /** The body was sent: the server answered 100 Continue first. */
+  bodySent: boolean;
+}
+
+/**
+ * Writes `head` (a header section with `Expect: 100-continue`) onto one socket to 127.0.0.1:`port` and waits for the
+ * server's first answer: the body is written only after a `100 Continue`, never after a final status. Then waits
+ * until the server closes or `waitMs` passes.
+ */
+export function continueExchange(port: number, head: string, body: Buffer, o: { waitMs?: number } = {}): Promise<ContinueExchange> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    let bodySent = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ responses: parseResponses(Buffer.concat(chunks)), closed, ms: Date.now() - started, bodySent });
+    };
+    const timer = setTimeout(() => finish(false), o.waitMs ?? 5_000);
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      const first = parseResponses(Buffer.concat(chunks))[0];
+      if (!bodySent && first?.status === 100) {
+        bodySent = true;
+        s.write(body);
+      }
+    });
+    s.on('error', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('connect', () => s.write(head));
+  });
+}

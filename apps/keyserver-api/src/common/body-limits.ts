@@ -13,6 +13,12 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const LARGE_BODY_ROUTES = new Map([['/api/signorders', 96 * 1024]]);
 /** Routes that stream their own (non-JSON) body; their handler checks the type and the size. */
 export const STREAMED_BODY_ROUTES = new Set(['/api/v1/firmware/signatures', '/api/v1/tsa']);
+/**
+ * Streamed routes that authorise the caller and check what the body is for before they read it: an `Expect:
+ * 100-continue` is met by the handler (proceedToBody) only once those checks pass (ADR 0011 addendum "refused before
+ * the image"); every other route gets its 100 before its body is parsed.
+ */
+export const CONTINUE_AFTER_CHECKS_ROUTES = new Set(['/api/v1/firmware/signatures']);
 
 type Done = (err: Error | null, body?: unknown) => void;
 

@@ -36,6 +36,55 @@ export function routeUnmetExpectation(server: { emit(event: 'request', req: Inco
   };
 }
 
+const AWAITING_BODY = Symbol('keyserverAwaitingBody');
+type AwaitingBody = { res: ServerResponse; expectsContinue: boolean };
+
+/** Marks a request whose body is not to be read yet: until {@link proceedToBody}, its answer closes the connection. */
+function awaitBody(req: object, res: ServerResponse, expectsContinue: boolean): void {
+  const marked = req as Record<symbol, AwaitingBody | undefined>;
+  marked[AWAITING_BODY] = { res, expectsContinue: expectsContinue || marked[AWAITING_BODY]?.expectsContinue === true };
+  // A final status before the body: the body is left unsent (the client waits for a 100) or unread, so the
+  // connection cannot carry another request (RFC 9110 §10.1.1); Node then closes it once the answer is written.
+  res.setHeader('connection', 'close');
+}
+
+/**
+ * The server's `checkContinue` listener (a request with `Expect: 100-continue`): Node sends no `100 Continue` while
+ * this listener exists, so the request takes the usual path, marked, and {@link proceedToBody} sends the 100 once
+ * the request may go on to its body: every route in the server's `preParsing` hook, except a route that decides
+ * first (the firmware route, after its checks: ADR 0011 addendum "refused before the image").
+ */
+export function deferContinue(server: { emit(event: 'request', req: IncomingMessage, res: ServerResponse): boolean }) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    awaitBody(req, res, true);
+    server.emit('request', req, res);
+  };
+}
+
+/**
+ * A route that decides before it reads its body (CONTINUE_AFTER_CHECKS_ROUTES): any refusal until the handler calls
+ * {@link proceedToBody}, the guard's 401/403 included, closes the connection instead of reading (discarding) a body
+ * that may be gigabytes long.
+ */
+export function holdBody(req: IncomingMessage, res: ServerResponse): void {
+  awaitBody(req, res, false);
+}
+
+/**
+ * The request may send and have its body read now: the `100 Continue` its `Expect` waits for, and the connection kept
+ * as usual. Nothing for a request not marked ({@link deferContinue}, {@link holdBody}); once.
+ */
+export function proceedToBody(req: object): void {
+  const marked = req as Record<symbol, AwaitingBody | undefined>;
+  const waiting = marked[AWAITING_BODY];
+  if (!waiting) return;
+  marked[AWAITING_BODY] = undefined;
+  const { res, expectsContinue } = waiting;
+  if (res.headersSent || res.writableEnded) return;
+  res.removeHeader('connection');
+  if (expectsContinue) res.writeContinue();
+}
+
 /** Statuses that charge a caller's bucket: refusals, except conflicts (normal under concurrency) and 429 itself. */
 const chargeable = (status: number): boolean => status >= 400 && status < 500 && status !== 409 && status !== 429;
 

@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { connectionsCheckingInterval, KEEP_ALIVE_IDLE_MS } from '@keyserver/config';
 import type { Db } from '@keyserver/data-access';
 import { connectionMetrics, UNMATCHED_ROUTE, type RequestMetrics } from '@keyserver/observability';
-import { installBodyParser } from '../common/body-limits';
+import { CONTINUE_AFTER_CHECKS_ROUTES, installBodyParser } from '../common/body-limits';
 import { logRequest, requestId } from '../common/logging';
 import { ApiErrorCode, EdgeRefusal } from '../common/api-error';
 import { HTTP_CONNECTION_DEFAULTS, HTTP_TIMEOUT_DEFAULTS, type ApiConfig } from '../config/api-config';
@@ -17,7 +17,7 @@ import { PUBLIC_ROUTES } from '../app/public-routes';
 import { installEdgeRoutes } from '../health/liveness';
 import { clientErrorHandler } from './client-error';
 import { ConnectionGate, type ConnectionLimits, type ConnectionRefusal } from './connections';
-import { refuseWhileShuttingDown, requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
+import { deferContinue, holdBody, proceedToBody, refuseWhileShuttingDown, requestGuard, routeUnmetExpectation, type EdgeServices } from './edge';
 
 /** What the server needs that exists only once Nest has built its providers (the edge's limiter and audit). */
 export interface LateEdge {
@@ -80,6 +80,7 @@ export class ApiHttpAdapter extends FastifyAdapter {
     this.connections.install(server);
     this.connections.onRefused = connectionRefusals(late, this.connections);
     server.on('checkExpectation', routeUnmetExpectation(server));
+    server.on('checkContinue', deferContinue(server));
     // CONNECT (authority-form): Node would drop the socket without a word; answered like any unparseable request.
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       if (late.edge) clientErrorHandler(late.edge, late.logger)(Object.assign(new Error('CONNECT is not served'), { code: 'HPE_CONNECT' }), socket);
@@ -185,5 +186,14 @@ export function configureHttpServer(
     }
     if (!requestGuard(edge, request, reply)) return markAnswered(request);
     gate(request, reply, done, markAnswered);
+  });
+  // `Expect: 100-continue` (deferContinue): met once the request passed the edge and the gate, as Node met it before
+  // any route ran; a route that checks its caller and what the body is for first (CONTINUE_AFTER_CHECKS_ROUTES)
+  // meets it in its handler, and until then any answer closes the connection rather than read the body (holdBody).
+  server.addHook('preParsing', (request, reply, payload, done) => {
+    const route = request.is404 ? '' : (request.routeOptions.url ?? '');
+    if (CONTINUE_AFTER_CHECKS_ROUTES.has(route)) holdBody(request.raw, reply.raw);
+    else proceedToBody(request.raw);
+    done(null, payload);
   });
 }

@@ -3,14 +3,16 @@
 // wires it; the image is a stream, as the controller hands the request over. No HTTP, no processes.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { Permission } from '@keyserver/api-contract';
 import { AuditRepository, KeyLifecycleRepository, KeyRepository, OperationRepository, SignOrderRepository, TimestampRepository, type Db } from '@keyserver/data-access';
 import { HsmError } from '@keyserver/pkcs11-signer';
 import pino from 'pino';
+import type { Actor } from '../common/actor';
 import { ApiErrorCode, markTransportRefusal } from '../common/api-error';
 import { Audited } from '../common/audited';
-import { EdgeServices } from '../edge/edge';
+import { deferContinue, EdgeServices } from '../edge/edge';
 import { SignatureTimestamps } from '../tsa/signature-timestamps';
 import { TsaService } from '../tsa/tsa.service';
 import { codeOf, mediumActor, mediumConfig, mediumDatabase, mediumOpenssl, mediumSigner, seedCaChain, seedFirmwareKey, seedKey } from '../testing/medium';
@@ -236,5 +238,79 @@ describe(`${FirmwareService.name} (medium: real PostgreSQL, SoftHSM)`, () => {
     expect(await db.prisma.signOrder.count({ where: { operationId } })).toBe(0);
     const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
     expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['FAILED', 'hsm_unavailable']]);
+  });
+
+  describe('decided before the image (ADR 0011 addendum "refused before the image")', () => {
+    /** A response as Node's: what the service and the edge do to it before the body. */
+    const response = () => {
+      const r = { headersSent: false, writableEnded: false, headers: new Map<string, string>(), continued: 0, setHeader: (k: string, v: string) => r.headers.set(k, v), removeHeader: (k: string) => r.headers.delete(k), writeContinue: () => void r.continued++ };
+      return r;
+    };
+    /** A request with `Expect: 100-continue` whose image arrives only after the 100 (as a client sends it), marked as the server marks it. */
+    const expecting = (image: Buffer) => {
+      const res = response();
+      let sent = false;
+      const req: StreamedRequest = Object.assign(
+        new Readable({
+          read() {
+            if (res.continued > 0 && !sent) {
+              sent = true;
+              this.push(image);
+              this.push(null);
+            }
+          },
+        }),
+        { headers: { 'content-type': 'application/octet-stream', 'content-length': String(image.length) }, res },
+      );
+      res.writeContinue = () => {
+        res.continued++;
+        req.read(0);
+      };
+      deferContinue({ emit: () => true })(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+      return { req, res };
+    };
+
+    it.each<[string, () => Promise<{ signer: Actor; query: { operationid: string; keyid: string; description: string } }>, string]>([
+      ['fail an operation without a usage left', async () => {
+        const { signer, operationId } = await signingSetup();
+        await service.sign(signer, query(operationId), upload(randomBytes(1024)), requestId());
+        return { signer, query: query(operationId) };
+      }, 'usage_exhausted'],
+      ['fail an operation whose window has not begun', async () => {
+        const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid] }, Permission.SignOrdersCreate);
+        const op = await operations.create({ description: 'medium later', ordererId: signer.subjectId, validFrom: new Date(Date.now() + 3_600_000), validTo: new Date(Date.now() + 7_200_000), keys: [{ keyid, usagesAllowed: 1 }] });
+        return { signer, query: query(op.id) };
+      }, 'outside_window'],
+      ['fail an operation that does not hold the key', async () => {
+        const signer = await mediumActor(db, { natures: ['ORDERER'], grants: ['SIGN'], keyids: [keyid, edKeyid] }, Permission.SignOrdersCreate);
+        const op = await operations.create({ description: 'medium other key', ordererId: signer.subjectId, validFrom: new Date(Date.now() - 60_000), validTo: new Date(Date.now() + 3_600_000), keys: [{ keyid: edKeyid, usagesAllowed: 1 }] });
+        return { signer, query: query(op.id) };
+      }, 'key_not_in_operation'],
+      ['fail an operation that does not exist', async () => ({ signer: (await signingSetup()).signer, query: query('00000000-0000-4000-8000-000000000000') }), 'not_found'],
+      ['fail a caller without SIGN on the key', async () => {
+        const { signer, operationId } = await signingSetup(false);
+        return { signer, query: query(operationId) };
+      }, 'key_not_permitted'],
+    ])('%s: refused with no image byte sent, no 100, Connection: close, one DENIED event', async (_n, arrange, code) => {
+      const { signer, query: q } = await arrange();
+      const { req, res } = expecting(randomBytes(1024));
+      const rid = requestId();
+      // Before the change the service waited for an image that never comes (the client waits for the 100).
+      expect(await codeOf(service.sign(signer, q, req, rid))).toBe(code);
+      expect([res.continued, res.headers.get('connection')]).toEqual([0, 'close']);
+      const events = (await audit.list({ action: 'firmware.sign', requestId: rid })).items;
+      expect(events.map((e) => [e.outcome, e.errorCode])).toEqual([['DENIED', code]]);
+    });
+
+    it('ok a usable operation: one 100, then the image is read and signed (openssl verifies it), the connection kept', async () => {
+      const { signer, operationId } = await signingSetup();
+      const image = randomBytes(200 * 1024);
+      const { req, res } = expecting(image);
+      const cms = await service.sign(signer, query(operationId), req, requestId());
+      expect([res.continued, res.headers.has('connection')]).toEqual([1, false]);
+      const p7s = openssl.write('continued.p7s', cms);
+      expect(openssl.run('cms', '-verify', '-binary', '-content', openssl.write('continued.bin', image), '-inform', 'DER', '-in', p7s, '-CAfile', chainFile, '-purpose', 'any', '-out', '/dev/null')).toMatchObject({ status: 0 });
+      expect(await usagesUsed(operationId)).toEqual([1]);
+    });
   });
 });

@@ -16,6 +16,7 @@ import { requireAccess } from '@keyserver/authz';
 import type { HsmSigner } from '@keyserver/pki';
 import type { ApiConfig } from '../config/api-config';
 import { SignatureTimestamps } from '../tsa/signature-timestamps';
+import { proceedToBody } from '../edge/edge';
 
 /** The request itself: its headers, and the body as a stream that is never buffered. */
 export type StreamedRequest = Readable & {
@@ -28,6 +29,7 @@ export type StreamedRequest = Readable & {
 
 /**
  * POST /api/v1/firmware/signatures as stages: content type -> authorize (SIGN on an FW key) -> check the key ->
+ * check the operation could give the key a usage now (no reservation) -> `100 Continue` when the caller expects it ->
  * hash the image while it streams (constant memory, capped) -> reserve one usage, sign the CMS in the HSM, add the
  * signature timestamp (ADR 0024), persist and audit (one transaction, the digest checked against the operation)
  * -> the CMS SignedData DER.
@@ -64,6 +66,13 @@ export class FirmwareService {
       if (declared !== undefined && Number(declared) > cap) throw new ApiError(ApiErrorCode.PayloadTooLarge, `the image exceeds ${cap} bytes`);
       requireAccess(actor, 'SIGN', q.keyid, () => new ApiError(ApiErrorCode.KeyNotPermitted, `not allowed to sign with ${q.keyid}`));
       const hash = cmsHashOf(await usableKey(this.keys, q.keyid, 'FW', 'firmware signatures'));
+      // Before a byte of the image is read (ADR 0011 addendum "refused before the image"): an operation that could not
+      // give this key a usage now is refused at once, so a caller with a valid token and nothing to sign cannot make
+      // the server read and hash gigabytes. Nothing is reserved here; the reservation after the body decides again.
+      await this.orders.assertUsableNow(q.operationid, q.keyid);
+      // The caller may send the image now: the `100 Continue` its `Expect` waits for (none was sent before the checks),
+      // and the connection no longer closed on an answer (a refusal until here left the image unread).
+      proceedToBody(req);
       const { digest, bytes } = await hashStream(req, HASHES[hash].node, cap);
       if (bytes === 0) throw new ApiError(ApiErrorCode.ValidationFailed, 'the firmware image is empty');
       // The body may have streamed for minutes (up to HTTP_REQUEST_TIMEOUT_MS): the key is judged again at the

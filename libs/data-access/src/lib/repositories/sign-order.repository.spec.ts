@@ -441,4 +441,48 @@ describe(SignOrderRepository.name, () => {
     expect(await a.signOrders.listByOperation(op.id)).toEqual([]);
     expect(await a.audit.verifyChain()).toMatchObject({ ok: true });
   });
+
+  describe('assertUsableNow', () => {
+    type Arranged = { operationId: string; keyid: string; now: Date };
+    const at = (op: { validFrom: Date }, ms: number) => new Date(op.validFrom.getTime() + ms);
+    it.each<[string, () => Promise<Arranged>, string]>([
+      ['ok a usable operation', async () => {
+        const { key, op } = await setup({ usages: 1 });
+        return { operationId: op.id, keyid: key.keyid, now: at(op, 1000) };
+      }, 'ok'],
+      ['ok the digest is not judged before the input is known', async () => {
+        const { key, op } = await setup({ usages: 1, digests: ['aa'.repeat(32)] });
+        return { operationId: op.id, keyid: key.keyid, now: at(op, 1000) };
+      }, 'ok'],
+      ['fail no usage left', async () => {
+        const { orderer, key, op } = await setup({ usages: 1 });
+        await a.signOrders.recordWithUsage(request(op.id, key.keyid, orderer.id), async () => 'cafe');
+        return { operationId: op.id, keyid: key.keyid, now: at(op, 1000) };
+      }, 'usage_exhausted'],
+      ['fail waiting for its approvals', async () => {
+        const { key, op } = await setup({ usages: 1, approvers: 1 });
+        return { operationId: op.id, keyid: key.keyid, now: at(op, 1000) };
+      }, 'operation_not_usable'],
+      ['fail before its window', async () => {
+        const { key, op } = await setup({ usages: 1 });
+        return { operationId: op.id, keyid: key.keyid, now: at(op, -1) };
+      }, 'outside_window'],
+      ['fail at the end of its window', async () => {
+        const { key, op } = await setup({ usages: 1 });
+        return { operationId: op.id, keyid: key.keyid, now: op.validTo };
+      }, 'outside_window'],
+      ['fail a key the operation does not hold', async () => {
+        const { op } = await setup({ usages: 1 });
+        return { operationId: op.id, keyid: 'not-in-it', now: at(op, 1000) };
+      }, 'key_not_in_operation'],
+      ['fail an operation that does not exist', async () => ({ operationId: '00000000-0000-4000-8000-000000000000', keyid: 'k', now: new Date(0) }), 'not_found'],
+      ['fail an operation id that is not a UUID', async () => ({ operationId: 'op-1', keyid: 'k', now: new Date(0) }), 'not_found'],
+    ])('%s', async (_n, arrange, code) => {
+      const { operationId, keyid, now } = await arrange();
+      const before = await sql<{ used: number; reservations: number }>(tmp.url, `SELECT (SELECT coalesce(sum("usagesUsed"), 0)::int FROM operation_key) AS used, (SELECT count(*)::int FROM usage_reservation) AS reservations`);
+      expect(await outcome(b.signOrders.assertUsableNow(operationId, keyid, now))).toBe(code);
+      // Nothing is taken either way.
+      expect(await sql(tmp.url, `SELECT (SELECT coalesce(sum("usagesUsed"), 0)::int FROM operation_key) AS used, (SELECT count(*)::int FROM usage_reservation) AS reservations`)).toEqual(before);
+    });
+  });
 });

@@ -4,7 +4,7 @@ import { sqlQuery, type Db } from '../db';
 import { DataAccessError } from '../errors';
 import type { AuditEvent, AuditInput, SignOrder } from '../types';
 import { withIdempotentUsage } from './idempotency';
-import { finishReservation } from './usage';
+import { finishReservation, usageRefusalNow } from './usage';
 
 export interface SignRequest {
   operationId: string;
@@ -138,6 +138,16 @@ export class SignOrderRepository {
       },
     });
     return done.value;
+  }
+
+  /**
+   * Throws the DataAccessError {@link recordWithUsage} would throw for (operation, keyid) now, the digest aside, or
+   * returns when a usage could be taken. Takes nothing (no usage, no lock): a route that reads a large input first
+   * asks this before it reads a byte, and {@link recordWithUsage} decides again afterwards.
+   */
+  async assertUsableNow(operationId: string, keyid: string, now?: Date): Promise<void> {
+    const refusal = await usageRefusalNow(this.db, operationId, keyid, now);
+    if (refusal) throw refusal;
   }
 
   /** The stored answer for a repeated idempotency key, or null when there is none yet. */

@@ -144,6 +144,22 @@ async function reserve(db: Db, req: ReserveRequest): Promise<Reservation> {
 
 /** Slow path after a refused reservation: reads the rows once more and lets the policy name the reason. */
 async function whyNotUsable(db: Db, operationId: string, keyid: string, digest: string | null, now: Date): Promise<DataAccessError> {
+  // No reason left: the guarded increment found no usage left a moment ago (taken by a concurrent request).
+  return (await refusalNow(db, operationId, keyid, digest, now, false)) ?? new DataAccessError('usage_exhausted', REFUSAL_DETAIL.usage_exhausted(keyid, 'APPROVED'));
+}
+
+/**
+ * Whether key `keyid` of the operation could take a usage now, the digest aside (it is not known yet): null when it
+ * could, else the {@link DataAccessError} {@link reserveUsage} would throw. Reads only: nothing is taken or held, so
+ * the answer may be out of date a moment later and the reservation decides again (ADR 0011 addendum "refused before
+ * the image"). The firmware route asks it before it reads an image.
+ */
+export async function usageRefusalNow(db: Db, operationId: string, keyid: string, now = new Date()): Promise<DataAccessError | null> {
+  if (!UUID.test(operationId)) return new DataAccessError('not_found', 'operation not found');
+  return refusalNow(db, operationId, keyid, null, now, true);
+}
+
+async function refusalNow(db: Db, operationId: string, keyid: string, digest: string | null, now: Date, anyDigest: boolean): Promise<DataAccessError | null> {
   const ops = await sqlQuery<{ state: OperationState; validFrom: Date; validTo: Date; digests: string[] }>(
     db,
     `SELECT o."state"::text AS "state", o."validFrom", o."validTo", o."digests" FROM "operation" o WHERE o."id" = $1::uuid`,
@@ -157,9 +173,8 @@ async function whyNotUsable(db: Db, operationId: string, keyid: string, digest: 
      FROM "operation_key" ok JOIN "key" k ON k."id" = ok."keyId" WHERE ok."operationId" = $1::uuid`,
     [operationId],
   );
-  const reason = usability({ ...op, keys: keys.map((k) => ({ ...k, approvals: 0 })) }, keyid, digest, now);
-  // No reason left: the guarded increment found no usage left a moment ago (taken by a concurrent request).
-  return new DataAccessError(reason ?? 'usage_exhausted', REFUSAL_DETAIL[reason ?? 'usage_exhausted'](keyid, op.state));
+  const reason = usability({ ...op, digests: anyDigest ? [] : op.digests, keys: keys.map((k) => ({ ...k, approvals: 0 })) }, keyid, digest, now);
+  return reason === null ? null : new DataAccessError(reason, REFUSAL_DETAIL[reason](keyid, op.state));
 }
 
 const REFUSAL_DETAIL: Record<UsabilityRefusal, (keyid: string, state: string) => string> = {
