@@ -44,13 +44,13 @@ describe('ksctl against a hostile Keyserver', () => {
   let written = 0;
   let certPem = '';
 
-  const ksctl = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
+  const ksctl = (args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Run> =>
     new Promise((resolve) => {
       const started = Date.now();
       execFile(
         process.execPath,
         [KSCTL, '--api', api.url, ...args],
-        { encoding: 'utf8', cwd: work, env: { PATH: process.env['PATH'] ?? '', HOME: work, KEYSERVER_TOKEN: TOKEN, ...env }, timeout: 90_000, maxBuffer: 64 * MiB },
+        { encoding: 'utf8', cwd: work, env: { PATH: process.env['PATH'] ?? '', HOME: work, KEYSERVER_TOKEN: TOKEN, ...env }, timeout: timeoutMs, maxBuffer: 64 * MiB },
         (err, stdout, stderr) => {
           const status = err ? ((err as { code?: number }).code ?? -1) : 0;
           let json = {};
@@ -436,6 +436,19 @@ describe('ksctl against a hostile Keyserver', () => {
       expect(readdirSync(dir)).toEqual([]);
     });
 
+    it('fail audit export --out that keeps coming at 0.5 MiB/s past an explicit --timeout: a hard bound, no allowance; exit 7, no file, no temporary file', async () => {
+      handler = (_q, s) => {
+        s.writeHead(200, { 'content-type': 'application/jsonl' });
+        let i = 0;
+        const t = setInterval(() => (++i === 40 ? (clearInterval(t), s.end()) : s.write(Buffer.alloc(64 * 1024, '{"seq":"1"}\n'))), 125);
+        s.on('close', () => clearInterval(t));
+      };
+      const dir = fresh();
+      const r = await ksctl(['--json', '--timeout', '1', 'audit', 'export', '--out', join(dir, 'audit.jsonl')]);
+      timedOut(r);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
     it('fail operations wait whose poll is never answered: each request is bounded by KSCTL_TIMEOUT, exit 7', async () => {
       handler = never;
       timedOut(await ksctl(['--json', 'operations', 'wait', 'op1', '--timeout', '60'], { KSCTL_TIMEOUT: '1' }));
@@ -704,6 +717,85 @@ describe('ksctl against a hostile Keyserver', () => {
         timedOut(await ksctl(['--json', '--timeout', '1', 'keys', 'list'], env));
       });
     });
+  });
+
+  // The audit export's size is unknown beforehand: without --timeout/KSCTL_TIMEOUT its deadline is 120 s, moved 1 s
+  // later per MiB as it arrives (ADR 0015 addendum 2026-12-08), so only an export that keeps coming outlasts 120 s.
+  // Both runs take the default deadline, so each lasts about two minutes: they run side by side against their own
+  // servers, started in beforeAll and judged by the cases.
+  describe('audit export: the deadline and its per-MiB allowance (the default, no --timeout)', () => {
+    const CHUNK = 64 * 1024;
+    /** 0.5 MiB/s for 130 s: past the 120 s base, within the allowance (at 130 s the deadline is 120 + 65 s). */
+    const STEADY_CHUNKS = 1040;
+    const BASE_MS = 120_000;
+    const servers: Server[] = [];
+    let steady: Promise<Run>;
+    let trickling: Promise<Run>;
+    let steadySent: Buffer;
+    let dirs: { steady: string; trickle: string };
+
+    /** `chunks` of 64 KiB every 125 ms, then the end: a large export that keeps coming. */
+    const steadyExport = (chunks: number): Handler => (_q, s) => {
+      s.writeHead(200, { 'content-type': 'application/jsonl' });
+      let i = 0;
+      const t = setInterval(() => {
+        s.write(steadySent.subarray(i * CHUNK, (i + 1) * CHUNK));
+        if (++i === chunks) {
+          clearInterval(t);
+          s.end();
+        }
+      }, 125);
+      s.on('close', () => clearInterval(t));
+    };
+    /** 1 MiB at once (1 s of allowance earned), then one byte a second, never the end. */
+    const tricklingExport: Handler = (_q, s) => {
+      s.writeHead(200, { 'content-type': 'application/jsonl' });
+      s.write(Buffer.alloc(MiB, 0x20));
+      const t = setInterval(() => s.write(' '), 1000);
+      s.on('close', () => clearInterval(t));
+    };
+    const serve = async (h: Handler) => {
+      const l = await listen((req, res) => {
+        req.resume();
+        h(req, res);
+      });
+      servers.push(l.server);
+      return l.url;
+    };
+
+    beforeAll(async () => {
+      steadySent = Buffer.alloc(STEADY_CHUNKS * CHUNK, '{"seq":"1"}\n');
+      dirs = { steady: join(work, 'export-steady'), trickle: join(work, 'export-trickle') };
+      for (const d of Object.values(dirs)) mkdirSync(d);
+      const [steadyUrl, trickleUrl] = await Promise.all([serve(steadyExport(STEADY_CHUNKS)), serve(tricklingExport)]);
+      steady = ksctl(['--json', '--api', steadyUrl, 'audit', 'export', '--out', join(dirs.steady, 'audit.jsonl')], {}, 200_000);
+      trickling = ksctl(['--json', '--api', trickleUrl, 'audit', 'export', '--out', join(dirs.trickle, 'audit.jsonl')], {}, 200_000);
+    });
+    afterAll(async () => {
+      await Promise.allSettled([steady, trickling]);
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
+    });
+
+    it('ok a large export that keeps coming at 0.5 MiB/s completes past the 120 s base: the allowance moved the deadline, the file whole', async () => {
+      const r = await steady;
+      expect([r.status, r.json['bytes']]).toEqual([0, steadySent.length]);
+      expect(r.ms).toBeGreaterThan(BASE_MS);
+      expect(readdirSync(dirs.steady)).toEqual(['audit.jsonl']);
+      expect(createHash('sha256').update(readFileSync(join(dirs.steady, 'audit.jsonl'))).digest('hex')).toBe(createHash('sha256').update(steadySent).digest('hex'));
+    }, 200_000);
+
+    it('fail an export that trickles one byte a second after its first MiB: exit 7 deadline_exceeded at 120 s + 1 s (a trickle earns nothing), no file, no temporary file', async () => {
+      const r = await trickling;
+      expect([r.status, r.json.code]).toEqual([7, 'deadline_exceeded']);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.ms).toBeGreaterThan(BASE_MS + 1000);
+      expect(r.ms).toBeLessThan(BASE_MS + 1000 + 6000);
+      expect(readdirSync(dirs.trickle)).toEqual([]);
+      neverPrintsToken(r);
+    }, 200_000);
   });
 
   describe('answers of the wrong shape', () => {

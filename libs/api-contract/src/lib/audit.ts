@@ -81,6 +81,9 @@ export const AuditProblemKind = z.enum([
   // An audit.checkpoint entry of the chain names a checkpoint (seq, token hash) that is not there: it was deleted or
   // replaced (docs/adr/0048 addendum); seq is the missing checkpoint's.
   'checkpoint_missing',
+  // Offline verification of an export only: an entry of the v1 writer whose acknowledgement no verified signed
+  // checkpoint covers (in the copy's unsealed tail, anyone can append one by the public hash rule; docs/adr/0048 addendum).
+  'acknowledgement_unsealed',
 ]);
 export const AuditProblem = z.object({
   seq: z.string(),

@@ -254,8 +254,10 @@ export function auditHashParts(e: Omit<AuditHashInput, 'prevHash'>): { prefix: s
 export type StoredAuditEntry = AuditHashInput & { seq: string; hash: string };
 
 /** `link_broken`: prevHash is not the previous entry's hash (rows deleted, inserted or reordered);
- * `content_changed`: the entry's own hash does not match its content; `not_an_entry`: an export line that is no entry. */
-export type AuditProblemKind = 'link_broken' | 'content_changed' | 'not_an_entry' | AuditCheckpointProblemKind;
+ * `content_changed`: the entry's own hash does not match its content; `not_an_entry`: an export line that is no entry;
+ * `acknowledgement_unsealed` (exports only): an entry of the v1 writer whose acknowledgement no verified signed
+ * checkpoint covers (ADR 0048 addendum "acknowledgements need a seal"). */
+export type AuditProblemKind = 'link_broken' | 'content_changed' | 'not_an_entry' | 'acknowledgement_unsealed' | AuditCheckpointProblemKind;
 
 export interface AuditProblem {
   /** seq of the entry (or `line N` for an export line that is not an entry). */
@@ -328,8 +330,16 @@ export class AuditChainVerifier {
   constructor(
     acknowledgements: readonly StoredAuditEntry[] = [],
     private readonly seals?: AuditCheckpointVerifier,
-    /** Report `seal` only when a checkpoint or a checkpoint record was seen (an export verified without a trust anchor). */
-    private readonly sealOnlyWhenSeen = false,
+    private readonly opts: {
+      /** Report `seal` only when a checkpoint or a checkpoint record was seen (an export verified without a trust anchor). */
+      sealOnlyWhenSeen?: boolean;
+      /**
+       * An acknowledgement counts only when a checkpoint that verified (in `seals`) covers it; otherwise its entry is
+       * `acknowledgement_unsealed`. For copies (exports): whoever holds one can append an acknowledgement to its unsealed
+       * tail by the public hash rule. Not online: the sealer seals the database's head whatever it holds (ADR 0048 addendum).
+       */
+      acknowledgementsNeedSeal?: boolean;
+    } = {},
   ) {
     for (const a of acknowledgements) {
       const d = a.details ?? {};
@@ -396,15 +406,27 @@ export class AuditChainVerifier {
   /**
    * An acknowledgement counts only as an entry of the chain that verifies (linked, its own hash right): one that is not
    * (a forged line of an export, a line that is no entry) leaves the entry it names the problem it was, in its place.
+   * With `acknowledgementsNeedSeal` it must also lie at or before the last checkpoint that verified, else the entry is
+   * `acknowledgement_unsealed` in its place: the hash chain alone does not vouch for an acknowledgement.
    */
   private withdrawUnverifiedAcknowledgements(): void {
+    const sealedThrough = this.seals?.sealedThrough ?? null;
     for (const a of [...this.acknowledged].reverse()) {
-      if (this.verifiedAcks.has(a.ack)) continue;
+      const ackSeq = a.ack.split(' ')[0];
+      const verified = this.verifiedAcks.has(a.ack);
+      // A verified acknowledgement's seq passed the export's seq check: decimal.
+      const unsealed = verified && this.opts.acknowledgementsNeedSeal === true && (sealedThrough === null || BigInt(ackSeq) > sealedThrough);
+      if (verified && !unsealed) continue;
+      const changed = 'content does not match its hash under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised';
       this.problemCount++;
-      if (a.problemAt < AUDIT_PROBLEMS_LISTED) this.problems.splice(a.problemAt, 0, {
+      if (a.problemAt < AUDIT_PROBLEMS_LISTED) this.problems.splice(a.problemAt, 0, unsealed ? {
+        seq: a.seq,
+        kind: 'acknowledgement_unsealed',
+        reason: `${changed}; the acknowledgement naming it (seq ${ackSeq}) comes after the last signed checkpoint that verified (${sealedThrough === null ? 'none' : `seq ${sealedThrough}`}): anyone holding a copy can append one by the public hash rule, so nothing vouches for it. Verify an export taken after the next checkpoint`,
+      } : {
         seq: a.seq,
         kind: 'content_changed',
-        reason: `content does not match its hash under rule v2, rule v1, or v1 over the request bytes PostgreSQL normalised; the acknowledgement naming it (seq ${a.ack.split(' ')[0]}) is not a verified entry of this chain`,
+        reason: `${changed}; the acknowledgement naming it (seq ${ackSeq}) is not a verified entry of this chain`,
         acknowledgeable: true,
       });
       if (this.problems.length > AUDIT_PROBLEMS_LISTED) this.problems.pop();
@@ -428,7 +450,7 @@ export class AuditChainVerifier {
 
   report(): AuditChainReport {
     this.withdrawUnverifiedAcknowledgements();
-    const sealed = this.seals && (!this.sealOnlyWhenSeen || this.seals.seen) ? this.seals.finish() : undefined;
+    const sealed = this.seals && (!this.opts.sealOnlyWhenSeen || this.seals.seen) ? this.seals.finish() : undefined;
     for (const p of sealed?.problems ?? []) this.problem(p.seq, p.kind, p.reason);
     // Checkpoint problems beyond those the checkpoint verifier kept are counted all the same.
     this.problemCount += (sealed?.problemCount ?? 0) - (sealed?.problems.length ?? 0);
@@ -651,7 +673,7 @@ const cpSeq = (cp: AuditCheckpoint): bigint => (typeof cp.seq === 'string' && /^
 function exportVerifiers(acks: readonly StoredAuditEntry[], trust?: CheckpointTrust): { chain: AuditChainVerifier; seals: AuditCheckpointVerifier } {
   // Without a trust anchor a checkpoint is checked against the certificate its token carries (seal.anchored false).
   const seals = new AuditCheckpointVerifier(trust ?? (() => null), trust !== undefined);
-  return { chain: new AuditChainVerifier(acks, seals, trust === undefined), seals };
+  return { chain: new AuditChainVerifier(acks, seals, { sealOnlyWhenSeen: trust === undefined, acknowledgementsNeedSeal: true }), seals };
 }
 
 /**

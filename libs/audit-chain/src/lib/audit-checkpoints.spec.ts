@@ -4,7 +4,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testTsas, timestampToken, type OpensslPki } from '@keyserver/timestamp-token/testing';
-import { AUDIT_GENESIS_HASH, auditEventHash, auditHashedText, verifyAuditExport, verifyAuditExportStream, type AuditHashInput } from './audit-chain';
+import {
+  AUDIT_GENESIS_HASH,
+  AUDIT_LEGACY_ACK_ACTION,
+  AuditChainVerifier,
+  auditEventHash,
+  auditEventHashV1,
+  auditHashedText,
+  verifyAuditExport,
+  verifyAuditExportFile,
+  verifyAuditExportStream,
+  type AuditChainReport,
+  type AuditHashInput,
+} from './audit-chain';
 import { anchoredCheckpointTrust, AUDIT_CHECKPOINT_POLICY_OID, auditCheckpointImprintDer, AuditCheckpointVerifier, entryHashOfImprint, type AuditCheckpoint } from './audit-checkpoints';
 
 // Signed checkpoints (docs/adr/0048): tokens made by a TSA that is not the Keyserver (openssl certificates, pkijs
@@ -301,3 +313,94 @@ describe(auditCheckpointImprintDer.name, () => {
     expect(() => auditCheckpointImprintDer('AB'.repeat(32))).toThrow();
   });
 });
+
+/**
+ * A chain of an installation that has entries of the v1 writer: entry 1 (v1), entry 2 (v1) whose hash no rule reproduces
+ * (the v1 writer hashed a mixed-case operationId, PostgreSQL stored it lower-case), then rule v2 entries as `steps` say:
+ * `entry` an ordinary one, `ack` the audit.legacy_acknowledged entry naming entry 2 (what `audit-acknowledge` appends),
+ * `seal` a checkpoint of the last entry (signed by `signer`) and its audit.checkpoint record.
+ */
+function v1Chain(steps: readonly ('entry' | 'ack' | 'seal')[], signer = 'tsa'): { entries: Entry[]; cps: AuditCheckpoint[] } {
+  const entries: Entry[] = [];
+  const cps: AuditCheckpoint[] = [];
+  const push = (e: Partial<AuditHashInput>, rule: (x: AuditHashInput) => string = auditEventHash) => {
+    const seq = String(entries.length + 1);
+    const full = {
+      id: randomUUID(), at: new Date(T0 + entries.length * 60_000), action: 'key.update', outcome: 'SUCCESS', errorCode: null, actorTid: 't', actorOid: 'o',
+      actorName: 'Ada', actorClient: 'c', actorSubjectId: null, keyid: 'fw', operationId: null, adminSessionId: null, digest: null, requestId: `r${seq}`,
+      details: { n: seq }, ...e, seq, prevHash: entries.at(-1)?.hash ?? AUDIT_GENESIS_HASH,
+    } as AuditHashInput & { seq: string };
+    entries.push({ ...full, hash: rule(full) });
+    return entries[entries.length - 1];
+  };
+  push({}, auditEventHashV1);
+  const mixed = '0A1b2c3d-4e5f-4a6b-8c7d-9e0fabcdef12';
+  const v1 = push({ operationId: mixed }, auditEventHashV1);
+  v1.operationId = mixed.toLowerCase();
+  for (const step of steps) {
+    if (step === 'entry') push({});
+    if (step === 'ack') push({ action: AUDIT_LEGACY_ACK_ACTION, actorName: 'Olga Operator', details: { seq: v1.seq, hash: v1.hash, reason: 'request log: mixed-case operationid' } });
+    if (step !== 'seal') continue;
+    const cp = checkpoint(entries[entries.length - 1], { signer });
+    cps.push(cp);
+    push({
+      action: 'audit.checkpoint', actorName: null, actorClient: 'keyserver-api audit sealer', keyid: 'tsa',
+      details: { checkpointSeq: cp.seq, entryHash: cp.entryHash, tokenSha256: createHash('sha256').update(Buffer.from(cp.token, 'base64')).digest('hex') },
+    });
+  }
+  return { entries, cps };
+}
+
+describe(`${AuditChainVerifier.name} (acknowledgements and the seal)`, () => {
+  const trusts = { anchored: () => anchored(), 'no trust anchor': () => undefined };
+  const kinds = (r: AuditChainReport) => r.problems.map((p) => [p.seq, p.kind]);
+
+  it.each([
+    ['ok an acknowledgement a later signed checkpoint covers', ['entry', 'ack', 'entry', 'seal'], 'anchored'],
+    ['ok an acknowledgement that is itself the sealed head', ['entry', 'ack', 'seal', 'entry'], 'anchored'],
+    ['ok an acknowledgement a checkpoint covers, verified without a trust anchor (seal.anchored false)', ['ack', 'seal'], 'no trust anchor'],
+  ] as const)('%s: the v1 entry is listed under legacy', (_n, steps, trust) => {
+    const { entries, cps } = v1Chain(steps);
+    const r = verifyAuditExport(exportText(entries, cps), trusts[trust]());
+    expect([r.ok, kinds(r), r.legacy.map((l) => [l.seq, l.kind])]).toEqual([true, [], [['2', 'legacy_hash_v1']]]);
+  });
+
+  it.each([
+    ['fail an acknowledgement appended after the last signed checkpoint (the unsealed tail of a copy)', ['entry', 'seal'], 'tsa', 'anchored', []],
+    ['fail the same verified without a trust anchor', ['entry', 'seal'], 'tsa', 'no trust anchor', []],
+    ['fail an acknowledgement in a chain no checkpoint seals', ['entry'], 'tsa', 'anchored', []],
+    ['fail an acknowledgement whose only checkpoint is of a foreign TSA', ['entry', 'ack', 'seal'], 'foreign-tsa', 'anchored', [['4', 'checkpoint_untrusted']]],
+  ] as const)('%s: acknowledgement_unsealed at the entry it names, not legacy', (_n, steps, signer, trust, more) => {
+    const built = v1Chain(steps, signer);
+    // The copy's holder appends the acknowledgement by the public hash rule, linked to the copy's last entry.
+    const { entries, cps } = (steps as readonly string[]).includes('ack') ? built : { entries: appendAck(built.entries), cps: built.cps };
+    const r = verifyAuditExport(exportText(entries, cps), trusts[trust]());
+    expect([r.ok, kinds(r), r.legacy]).toEqual([false, [['2', 'acknowledgement_unsealed'], ...more], []]);
+    expect([r.firstBadSeq, r.checked]).toEqual(['2', 1]);
+  });
+
+  it('fail an acknowledgement appended to the unsealed tail of an export file: both offline tools (the streaming verifier) report it', async () => {
+    const { entries, cps } = v1Chain(['entry', 'ack', 'entry', 'seal']);
+    const sealed = join(dir, 'sealed-ack.jsonl');
+    writeFileSync(sealed, exportText(entries, cps));
+    expect(await verifyAuditExportFile(sealed, anchored())).toMatchObject({ ok: true, legacyCount: 1, problemCount: 0 });
+    // The same installation before the acknowledgement, copied; the holder of the copy appends one after its checkpoint.
+    const copy = v1Chain(['entry', 'seal']);
+    const forged = join(dir, 'forged-ack.jsonl');
+    writeFileSync(forged, exportText(appendAck(copy.entries), copy.cps));
+    const r = await verifyAuditExportFile(forged, anchored());
+    expect([r.ok, kinds(r), r.legacyCount]).toEqual([false, [['2', 'acknowledgement_unsealed']], 0]);
+  });
+});
+
+/** The forger: an acknowledgement of entry 2 appended after `entries`, linked to the last and hashed by the public rule v2. */
+function appendAck(entries: Entry[]): Entry[] {
+  const v1 = entries[1];
+  const last = entries[entries.length - 1];
+  const e: AuditHashInput & { seq: string } = {
+    seq: String(Number(last.seq) + 1), id: randomUUID(), at: new Date(last.at.getTime() + 60_000), action: AUDIT_LEGACY_ACK_ACTION, outcome: 'SUCCESS',
+    errorCode: null, actorTid: 't', actorOid: 'o', actorName: 'Olga Operator', actorClient: 'c', actorSubjectId: null, keyid: null, operationId: null,
+    adminSessionId: null, digest: null, requestId: null, details: { seq: v1.seq, hash: v1.hash, reason: 'checked' }, prevHash: last.hash,
+  };
+  return [...entries, { ...e, hash: auditEventHash(e) }];
+}

@@ -171,6 +171,11 @@ export class AuditCheckpointVerifier {
     return this.count > 0 || this.records > 0;
   }
 
+  /** seq of the last checkpoint that verified and matched its entry so far (every entry up to it is sealed), or null. */
+  get sealedThrough(): bigint | null {
+    return this.lastOk?.seq ?? null;
+  }
+
   /** The next checkpoint in seq order; call before the entry at its seq. */
   offer(cp: AuditCheckpoint): void {
     this.count++;

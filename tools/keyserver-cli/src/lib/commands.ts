@@ -146,7 +146,8 @@ verify: offline, every entry's hash and link, and every signed checkpoint (an RF
 over an entry hash) against the ROOT and TSA certificate you obtained out of band: the token verifies, chains to
 --root, is signed by --tsa-cert, and asserts the entry hash at its seq (exit 6 and every problem otherwise:
 link_broken, content_changed, checkpoint_mismatch, checkpoint_signature_invalid, checkpoint_untrusted,
-checkpoint_out_of_order, checkpoint_missing: an audit.checkpoint entry names a checkpoint the export lacks). Without
+checkpoint_out_of_order, checkpoint_missing: an audit.checkpoint entry names a checkpoint the export lacks;
+acknowledgement_unsealed: a v1 entry's acknowledgement comes after the last signed checkpoint). Without
 --root the checkpoints are checked against the certificate each token carries. The file is read as a stream.`,
   },
   {

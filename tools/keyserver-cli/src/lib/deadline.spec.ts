@@ -1,5 +1,5 @@
 import { CliError, Exit } from './errors';
-import { Deadline, isDeadlineError, parseTimeout, timeoutFor } from './deadline';
+import { Deadline, isDeadlineError, MAX_TIMEOUT_SECONDS, parseTimeout, timeoutFor } from './deadline';
 
 const MiB = 1 << 20;
 
@@ -36,6 +36,7 @@ describe(timeoutFor.name, () => {
     ['ok KSCTL_TIMEOUT', { env: '30' }, { seconds: 30, explicit: true }],
     ['ok --timeout wins over KSCTL_TIMEOUT', { option: '5', env: '30' }, { seconds: 5, explicit: true }],
     ['ok --timeout is a hard bound, whatever the payload', { option: '5', payloadBytes: 1024 * MiB }, { seconds: 5, explicit: true }],
+    ['ok a payload whose allowance passes 7 days: 7 days (MAX_TIMEOUT_SECONDS)', { payloadBytes: 1024 * 1024 * MiB }, { seconds: 604_800, explicit: false }],
   ])('%s', (_name, o, expected) => {
     expect(timeoutFor(o)).toEqual(expected);
   });
@@ -67,6 +68,22 @@ describe(Deadline.name, () => {
     expect(d.remainingMs()).toBe(100);
     jest.advanceTimersByTime(100);
     expect(d.signal.aborted).toBe(true);
+  });
+
+  it.each<[string, number, number]>([
+    ['fail an endless download that keeps coming at 2 MiB/s (1 s of allowance per MiB)', 100_000, 200_000],
+    ['fail an endless download that keeps coming at 1 GiB/s', 1000, 1024 * 1000],
+  ])('%s: the allowance never moves the deadline past MAX_TIMEOUT_SECONDS after the start', (_name, everyMs, byMs) => {
+    const d = new Deadline(120);
+    const limit = MAX_TIMEOUT_SECONDS * 1000;
+    let elapsed = 0;
+    while (!d.signal.aborted && elapsed <= limit + everyMs) {
+      jest.advanceTimersByTime(everyMs);
+      elapsed += everyMs;
+      d.extend(byMs);
+    }
+    expect([d.signal.aborted, elapsed]).toEqual([true, limit]);
+    expect(d.signal.reason).toMatchObject({ code: 'deadline_exceeded' });
   });
 
   it('ok the watchdog runs only when the process outlives the deadline by the grace', () => {

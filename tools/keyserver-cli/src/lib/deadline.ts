@@ -35,12 +35,14 @@ export function parseTimeout(raw: string | undefined, source: string): number | 
 
 /**
  * A command's deadline: `--timeout`, else `KSCTL_TIMEOUT` (both hard bounds), else {@link DEFAULT_TIMEOUT_SECONDS}
- * plus {@link SECONDS_PER_MIB} per MiB of the payload the command moves.
+ * plus {@link SECONDS_PER_MIB} per MiB of the payload the command moves, at most {@link MAX_TIMEOUT_SECONDS}.
  */
 export function timeoutFor(o: { option?: string; env?: string; payloadBytes?: number }): { seconds: number; explicit: boolean } {
   const given = parseTimeout(o.option, '--timeout') ?? parseTimeout(o.env, 'KSCTL_TIMEOUT');
   if (given !== undefined) return { seconds: given, explicit: true };
-  return { seconds: DEFAULT_TIMEOUT_SECONDS + Math.ceil(((o.payloadBytes ?? 0) / (1 << 20)) * SECONDS_PER_MIB), explicit: false };
+  const seconds = DEFAULT_TIMEOUT_SECONDS + Math.ceil(((o.payloadBytes ?? 0) / (1 << 20)) * SECONDS_PER_MIB);
+  // The allowance never goes past what --timeout may say (and setTimeout's bound).
+  return { seconds: Math.min(seconds, MAX_TIMEOUT_SECONDS), explicit: false };
 }
 
 /** The error of a passed deadline: exit 7, `deadline_exceeded`. */
@@ -80,10 +82,14 @@ export class Deadline {
     return Math.max(0, this.at - Date.now());
   }
 
-  /** Moves the deadline later by `ms` (a download that keeps arriving at the expected rate). */
+  /**
+   * Moves the deadline later by `ms` (a download that keeps arriving at the expected rate), never past
+   * {@link MAX_TIMEOUT_SECONDS} after the start: an endless answer that keeps coming fast would otherwise never end,
+   * and a timer past setTimeout's bound (~24.8 days) fires at once.
+   */
   extend(ms: number): void {
     if (this.signal.aborted) return;
-    this.at += ms;
+    this.at = Math.max(this.at, Math.min(this.at + ms, this.started + MAX_TIMEOUT_SECONDS * 1000));
     this.arm();
   }
 
