@@ -10,6 +10,7 @@ import {
   allAxeViolations,
   horizontalOverflow,
   launchChromium,
+  listsLoaded,
   navigate,
   newSession,
   openedDialog,
@@ -76,6 +77,8 @@ describe('admin console for real people (desktop and phone)', () => {
   /** Full-page screenshot, axe-core (every impact), and no sideways scrolling, for the screen shown now. */
   async function capture(page: Page, width: string, name: string): Promise<void> {
     await page.waitForLoadState('networkidle').catch(() => undefined);
+    // networkidle fires once per document (the sign-in's page): on a screen opened later the lists may still load.
+    await listsLoaded(page);
     // Let finite transitions end (an error text fading in is not yet its final colour); spinners run forever.
     await page.evaluate(`Promise.all(document.getAnimations().filter((a) => a.effect && a.effect.getTiming().iterations !== Infinity).map((a) => a.finished.catch(() => undefined)))`);
     const file = join(SCREENSHOT_DIR, 'console', width, `${name}.png`);

@@ -149,6 +149,16 @@ export async function readableSecrets(page: Page): Promise<{ localStorage: numbe
 
 export { JWT };
 
+/**
+ * Waits until the lists of the screen shown have answered: each shows a progress bar while it loads
+ * (ListStateComponent), rendered with the screen's heading. `waitForLoadState('networkidle')` cannot say this in the
+ * console: Playwright fires networkidle once per document, so after the sign-in's page it returns at once.
+ */
+export async function listsLoaded(page: Page): Promise<void> {
+  // A locator, not waitForFunction: the console's CSP (no unsafe-eval) refuses a polled string predicate.
+  await page.locator('mat-progress-bar').first().waitFor({ state: 'detached' });
+}
+
 /** Polls `read` until `ok` holds of its value (or the timeout passes), then returns the last value. */
 export async function waitUntil<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = UI_TIMEOUT): Promise<T> {
   const end = Date.now() + timeoutMs;

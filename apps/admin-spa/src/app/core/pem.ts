@@ -39,7 +39,7 @@ export interface PemCertificate {
   der: Uint8Array;
 }
 
-export type PemProblem = 'too_large' | 'no_certificate' | 'too_many' | 'not_base64' | 'not_der';
+export type PemProblem = 'too_large' | 'no_certificate' | 'too_many' | 'not_base64' | 'not_der' | 'unreadable';
 export type PemReading = { ok: true; certificates: PemCertificate[] } | { ok: false; problem: PemProblem };
 
 /** Plain words for a {@link PemProblem}, shown under the field. */
@@ -49,6 +49,7 @@ export const PEM_PROBLEMS: Readonly<Record<PemProblem, string>> = {
   too_many: 'Too many certificates.',
   not_base64: 'A certificate block holds characters that are not base64, or is longer than 64 KiB.',
   not_der: 'A certificate block does not decode to a DER certificate.',
+  unreadable: 'The file could not be read: choose it again.',
 };
 
 /**

@@ -193,4 +193,36 @@ describe(ExternalChainComponent.name, () => {
     expect(text).not.toHaveBeenCalled();
     expect(el.querySelector('mat-error')?.textContent).toContain('too large');
   });
+
+  it.each(['Chain file', 'Re-issued certificate file'] as const)('fail the review cannot start while the %s is still being read (the browser reads it asynchronously): enabled again with the text in place', async (label) => {
+    const { f, el } = await setup();
+    type(el, 'chain', CERT_D + CERT_C);
+    const input = el.querySelector(`input[type="file"][aria-label="${label}"]`) as HTMLInputElement;
+    let done: (text: string) => void = () => undefined;
+    const slow = { name: 'cert.pem', size: 2000, text: () => new Promise<string>((r) => (done = r)) } as unknown as File;
+    Object.defineProperty(input, 'files', { value: [slow], configurable: true });
+    input.dispatchEvent(new Event('change'));
+    await settle(f);
+    expect(button(el, 'Review the change')?.disabled).toBe(true);
+    // Enter in a field submits the form without the button: not reviewed either.
+    el.querySelector('form')?.dispatchEvent(new Event('submit'));
+    await settle(f);
+    expect(rows(el)).toEqual([]);
+    done(label === 'Chain file' ? CERT_B + CERT_C : CERT_D);
+    await settle(f);
+    expect(button(el, 'Review the change')?.disabled).toBe(false);
+    expect(field(el, label === 'Chain file' ? 'chain' : 'certificate').value).toBe(label === 'Chain file' ? CERT_B + CERT_C : CERT_D);
+  });
+
+  it('fail a file that cannot be read is said under its field and does not keep the review disabled', async () => {
+    const { f, el } = await setup();
+    const input = el.querySelector('input[type="file"][aria-label="Chain file"]') as HTMLInputElement;
+    const unreadable = { name: 'chain.pem', size: 2000, text: () => Promise.reject(new DOMException('gone', 'NotReadableError')) } as unknown as File;
+    Object.defineProperty(input, 'files', { value: [unreadable], configurable: true });
+    input.dispatchEvent(new Event('change'));
+    await settle(f);
+    expect(button(el, 'Review the change')?.disabled).toBe(false);
+    expect(field(el, 'chain').value).toBe('');
+    expect(el.querySelector('mat-error')?.textContent).toContain('could not be read');
+  });
 });

@@ -118,7 +118,7 @@ interface Review {
           </mat-form-field>
           <label class="file">Or read it from a file: <input type="file" accept=".pem,.crt,.cer,application/x-pem-file" aria-label="Re-issued certificate file" (change)="upload($event, certificate)" /></label>
           <div class="actions">
-            <button mat-stroked-button type="submit" [disabled]="busy() || !canEdit()" [attr.aria-describedby]="canEdit() ? null : 'external-chain-hint'">Review the change</button>
+            <button mat-stroked-button type="submit" [disabled]="busy() || reading() > 0 || !canEdit()" [attr.aria-describedby]="canEdit() ? null : 'external-chain-hint'">Review the change</button>
           </div>
         </form>
       }
@@ -147,6 +147,8 @@ export class ExternalChainComponent {
   protected readonly done = signal<KeyDetailView | null>(null);
   protected readonly problem = signal<Problem | null>(null);
   protected readonly busy = signal(false);
+  /** Files still being read: the review waits for their text (a review before it would leave a chosen file out). */
+  protected readonly reading = signal(0);
 
   constructor() {
     // A paste over the largest chain is not kept: the browser would lay out megabytes of text on every change (ADR 0027 addendum).
@@ -178,8 +180,15 @@ export class ExternalChainComponent {
       this.refuse(control, 'too_large');
       return;
     }
-    control.setValue(await file.text());
-    control.markAsTouched();
+    this.reading.update((n) => n + 1);
+    try {
+      control.setValue(await file.text());
+      control.markAsTouched();
+    } catch {
+      this.refuse(control, 'unreadable');
+    } finally {
+      this.reading.update((n) => n - 1);
+    }
   }
 
   private refuse(control: FormControl<string>, problem: PemProblem): void {
@@ -188,6 +197,8 @@ export class ExternalChainComponent {
   }
 
   protected async toReview(): Promise<void> {
+    // Enter in a field submits without the (disabled) button.
+    if (this.reading() > 0) return;
     this.problem.set(null);
     this.done.set(null);
     const chain = readPemCertificates(this.chain.value, MAX_EXTERNAL_CHAIN);

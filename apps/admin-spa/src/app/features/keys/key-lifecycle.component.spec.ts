@@ -138,6 +138,33 @@ describe(KeyLifecycleComponent.name, () => {
     expect([...el.querySelectorAll('.state')].map((s) => s.textContent?.trim())).toEqual(['REVOKED', 'REVOKED']);
   });
 
+  it('fail another key chosen: the first key\'s versions and actions go at once, not shown as the new key\'s while its versions load', async () => {
+    const { f, el } = await setup(true, list({ state: 'RETIRED' }));
+    expect(buttonNamed(el, 'Destroy in the HSM')).not.toBeNull();
+    f.componentRef.setInput('keyid', 'fw-2');
+    await settle(f);
+    expect({ rows: rows(el), group: el.querySelector('[role="group"]') }).toEqual({ rows: [], group: null });
+    ctrl.expectOne('/api/v1/keys/fw-2/versions').flush(list({ keyid: 'fw-2', items: [version(1)] }));
+    await settle(f);
+    expect(rows(el)).toEqual(['1 (current)']);
+    expect(buttonNamed(el, 'Rotate')).not.toBeNull();
+  });
+
+  it('fail answers out of order: only the versions of the key chosen last are shown', async () => {
+    const { f, el } = await setup(true, list());
+    f.componentRef.setInput('keyid', 'fw-2');
+    await settle(f);
+    f.componentRef.setInput('keyid', 'fw-3');
+    await settle(f);
+    const [second, third] = [ctrl.expectOne('/api/v1/keys/fw-2/versions'), ctrl.expectOne('/api/v1/keys/fw-3/versions')];
+    third.flush(list({ keyid: 'fw-3', items: [version(1), version(2, { current: false }), version(3, { current: false })] }));
+    await settle(f);
+    second.flush(list({ keyid: 'fw-2', items: [version(1)] }));
+    await settle(f);
+    expect(el.querySelector('caption')?.textContent).toContain('fw-3');
+    expect(rows(el)).toEqual(['1 (current)', '2', '3']);
+  });
+
   it('offers nothing for a destroyed key', async () => {
     const { el } = await setup(true, list({ state: 'REVOKED', destroyedAt: '2026-06-01T00:00:00.000Z' }));
     expect(el.querySelector('[role="group"]')).toBeNull();

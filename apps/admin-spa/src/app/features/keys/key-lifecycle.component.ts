@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, effect, inject, input, output, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, effect, inject, input, output, signal, untracked } from '@angular/core';
 import { firstValueFrom } from 'rxjs';
 import { MatButtonModule } from '@angular/material/button';
 import { MatSnackBar } from '@angular/material/snack-bar';
@@ -90,16 +90,25 @@ export class KeyLifecycleComponent {
     effect(() => {
       this.keyState();
       this.keyCertificate();
-      void this.load(this.keyid());
+      const keyid = this.keyid();
+      // The load reads the list shown: not a reason to load again.
+      untracked(() => void this.load(keyid));
     });
   }
 
+  /** Only the answer to the latest load is shown (another key can be chosen while one is on its way). */
+  private loadSeq = 0;
+
   private async load(keyid: string): Promise<void> {
+    const seq = ++this.loadSeq;
     this.problem.set(null);
+    // Another key's versions and actions must not stand for this key's while they load.
+    if (this.list()?.keyid !== keyid) this.list.set(null);
     try {
-      this.list.set(await firstValueFrom(this.api.versions(keyid)));
+      const list = await firstValueFrom(this.api.versions(keyid));
+      if (seq === this.loadSeq) this.list.set(list);
     } catch (err) {
-      this.problem.set(toProblem(err));
+      if (seq === this.loadSeq) this.problem.set(toProblem(err));
     }
   }
 
